@@ -1,0 +1,15 @@
+"""Run the suite as it is on a hosting platform: ``python -m tunesmith_suite.app``."""
+
+from __future__ import annotations
+
+import os
+
+from tunesmith_suite.suite import build_suite
+
+demo = build_suite()
+
+if __name__ == "__main__":
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+    )

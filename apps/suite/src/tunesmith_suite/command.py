@@ -1,0 +1,22 @@
+"""``tunesmith ui``: serve the suite on 127.0.0.1 unless told otherwise."""
+
+from __future__ import annotations
+
+import typer
+
+
+def ui_command(
+    host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes it to others."),
+    port: int = typer.Option(7860, help="Port to listen on."),
+    only: str = typer.Option("", help="Comma-separated demo names to show (default: all)."),
+    share: bool = typer.Option(
+        False, "--share", help="Open a public Gradio share link (off unless asked)."
+    ),
+) -> None:
+    """Serve one tab per registered demo. Models load on first use, not at start."""
+    from tunesmith_suite.suite import build_suite, parse_only
+
+    names = parse_only(only)
+    app = build_suite(only=names)
+    typer.echo(f"tunesmith suite on http://{host}:{port}", err=True)
+    app.launch(server_name=host, server_port=port, share=share, inbrowser=False, quiet=True)

@@ -1,0 +1,101 @@
+"""The root ``tunesmith`` command. Heavy libraries are imported inside commands, never here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from tunesmith import __version__
+from tunesmith.errors import TunesmithError
+
+
+class _TunesmithGroup(TyperGroup):
+    """Turns a :class:`TunesmithError` from any command into one line and an exit code."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except TunesmithError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"tunesmith {__version__}")
+        raise typer.Exit()
+
+
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_version_callback,
+        is_eager=True,
+    ),
+) -> None:
+    """Fine-tune, explain and serve small transformer models on your own text."""
+
+
+def plugins_command(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+) -> None:
+    """List installed plugins, the hooks each implements, and any that failed to load."""
+    from tunesmith.plugins import plugin_records
+
+    records = [r.to_dict() for r in plugin_records()]
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    headers = ["name", "distribution", "version", "hooks", "error"]
+    rows = [
+        [
+            r["name"],
+            r["distribution"] or "-",
+            r["version"] or "-",
+            ", ".join(h.removeprefix("tunesmith_") for h in r["hooks"]) or "-",
+            r["error"] or "",
+        ]
+        for r in records
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def build_app() -> typer.Typer:
+    """The root app with the core commands and every plugin's commands."""
+    from tunesmith.plugins import get_plugin_manager
+
+    app = typer.Typer(
+        cls=_TunesmithGroup,
+        name="tunesmith",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    app.command("plugins")(plugins_command)
+    get_plugin_manager().hook.tunesmith_cli(app=app)
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    # No network unless a command is told otherwise (``--allow-network``).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    try:
+        app = build_app()
+    except TunesmithError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""The core's CLI commands, one module per concern; each module has ``register(app)``."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register_core_commands(app: typer.Typer) -> None:
+    """Add the core commands (train, evaluate, predict, explain, calibrate, ...) to ``app``."""
+    from tunesmith.commands import calibrate, engine, explain, sample
+
+    for module in (engine, calibrate, explain, sample):
+        module.register(app)

@@ -1,0 +1,1 @@
+"""Reading, validating, cleaning and augmenting labelled text."""

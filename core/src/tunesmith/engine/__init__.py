@@ -1,0 +1,1 @@
+"""Fine-tuning, evaluation and prediction. Modules import torch/transformers inside functions."""

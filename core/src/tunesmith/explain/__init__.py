@@ -1,0 +1,1 @@
+"""Attributions (Captum), faithfulness scores, aggregation and rendering."""

@@ -1,0 +1,172 @@
+"""The plugin manager: built-ins first, then entry points of the group ``tunesmith``, one by one.
+
+A plugin that fails to import or register is reported on stderr and skipped, and the rest work.
+``TUNESMITH_STRICT_PLUGINS=1`` re-raises instead (CI sets it). ``TUNESMITH_DISABLE_PLUGINS=a,b``
+blocks plugins by entry-point name. ``TUNESMITH_TRACE_PLUGINS=1`` prints every hook call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from tunesmith import hookspecs
+from tunesmith.errors import PluginError
+
+GROUP = "tunesmith"
+BUILTINS = ("tunesmith.builtins",)
+
+
+@dataclass
+class PluginRecord:
+    """What ``tunesmith plugins`` shows for one plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_pm: pluggy.PluginManager | None = None
+_records: dict[str, PluginRecord] = {}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def disabled_plugins() -> set[str]:
+    """Names listed in ``TUNESMITH_DISABLE_PLUGINS`` (comma-separated)."""
+    raw = os.environ.get("TUNESMITH_DISABLE_PLUGINS", "")
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _hook_names(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    return sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+
+
+def _register_builtins(pm: pluggy.PluginManager) -> None:
+    import importlib
+
+    for modname in BUILTINS:
+        module = importlib.import_module(modname)
+        pm.register(module, name=modname)
+        _records[modname] = PluginRecord(
+            name=modname,
+            distribution="tunesmith",
+            version=_version("tunesmith"),
+            hooks=_hook_names(pm, module),
+        )
+
+
+def _version(distribution: str | None) -> str | None:
+    if not distribution:
+        return None
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _load_entry_point(pm: pluggy.PluginManager, ep: metadata.EntryPoint, strict: bool) -> None:
+    dist = ep.dist.name if ep.dist is not None else None
+    record = PluginRecord(name=ep.name, distribution=dist, version=_version(dist))
+    _records[ep.name] = record
+    try:
+        plugin = ep.load()
+        if pm.get_plugin(ep.name) is not None:
+            raise PluginError(f"a plugin named {ep.name!r} is registered already")
+        pm.register(plugin, name=ep.name)
+        record.hooks = _hook_names(pm, plugin)
+    except Exception as exc:  # a broken plugin must not take the others down
+        record.error = f"{type(exc).__name__}: {exc}"
+        if strict:
+            raise
+        print(
+            f"tunesmith: plugin {ep.name!r} ({dist or 'unknown distribution'}) failed to load "
+            f"and was skipped: {record.error}",
+            file=sys.stderr,
+        )
+
+
+def _drop_unknown_hooks(pm: pluggy.PluginManager, strict: bool) -> None:
+    """Reject a plugin whose hook names match no spec (usually a typo), after all have loaded.
+
+    Checked only now because a plugin may add hookspecs of its own for another to implement.
+    """
+    for name, record in _records.items():
+        plugin = pm.get_plugin(name)
+        if plugin is None or record.error or name in BUILTINS:
+            continue
+        unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or [] if not c.has_spec())
+        if not unknown:
+            continue
+        pm.unregister(plugin)
+        record.error = f"PluginError: unknown hook(s) {', '.join(unknown)}"
+        if strict:
+            raise PluginError(f"plugin {name!r}: {record.error}")
+        print(f"tunesmith: plugin {name!r} skipped: {record.error}", file=sys.stderr)
+
+
+def _trace(pm: pluggy.PluginManager) -> None:
+    def before(hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
+        names = ", ".join(impl.plugin_name for impl in hook_impls)
+        print(f"tunesmith trace: {hook_name}({', '.join(kwargs)}) -> [{names}]", file=sys.stderr)
+
+    def after(outcome: Any, hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
+        return None
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def build_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
+    """Build a fresh manager: hookspecs, built-ins, then the installed plugins."""
+    _records.clear()
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    _register_builtins(pm)
+    if load_entry_points:
+        strict = _flag("TUNESMITH_STRICT_PLUGINS")
+        blocked = disabled_plugins()
+        seen: set[str] = set()
+        for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
+            if ep.name in blocked or ep.name in seen:
+                continue
+            seen.add(ep.name)
+            _load_entry_point(pm, ep, strict)
+        _drop_unknown_hooks(pm, strict)
+    # A misspelled @hookimpl fails here, at once, not silently later.
+    pm.check_pending()
+    if _flag("TUNESMITH_TRACE_PLUGINS"):
+        _trace(pm)
+    return pm
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide manager, built on first use."""
+    global _pm
+    if _pm is None:
+        _pm = build_plugin_manager()
+    return _pm
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide manager (tests use this after changing the environment)."""
+    global _pm
+    _pm = None
+    _records.clear()
+
+
+def plugin_records() -> list[PluginRecord]:
+    """One record per plugin, built-ins first, including those that failed to load."""
+    get_plugin_manager()
+    return list(_records.values())

@@ -1,0 +1,1 @@
+"""Text encoder and FAISS index with a sidecar table of ids and payloads."""

@@ -1,0 +1,174 @@
+"""Helpers for tests, ours and plugin authors': tiny models built in-process, and a contract test.
+
+Nothing here downloads. A tiny BERT (2 layers, hidden size 32) with a word-level vocabulary
+trains in a second on a CPU, which is all a test needs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+#: Words every tiny vocabulary has, so that sample texts rarely hit [UNK].
+BASE_WORDS = (
+    "the a an i my me you your we it is are was be to of in on for with and or not no yes "
+    "can do does how what when where why please help card account money transfer refund "
+    "payment balance password login app order delivery late broken good bad great terrible "
+    "stock price shares market up down rise fall profit loss bank loan buy sell movie film "
+    "love hate like watch new old open close thanks hello"
+).split()
+
+
+def _words(texts: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for text in texts:
+        for word in re.findall(r"\w+|[^\w\s]", text.lower()):
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def make_tiny_tokenizer(directory: str | Path, texts: Iterable[str] = ()) -> Any:
+    """Build a word-level BERT tokenizer for ``texts`` (plus common words) and save it."""
+    from transformers import BertTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = SPECIAL_TOKENS + [w for w in _words([*BASE_WORDS, *texts]) if w not in SPECIAL_TOKENS]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.model_max_length = 128
+    tokenizer.save_pretrained(directory)
+    return tokenizer
+
+
+def tiny_bert_config(vocab_size: int, **overrides: Any) -> Any:
+    """A BertConfig small enough to train in a test: 2 layers, hidden 32, 2 heads."""
+    from transformers import BertConfig
+
+    settings: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 128,
+    }
+    settings.update(overrides)
+    return BertConfig(**settings)
+
+
+def make_tiny_base_model(directory: str | Path, texts: Iterable[str] = (), seed: int = 0) -> Path:
+    """Save a tiny randomly initialised BERT encoder and its tokenizer: a stand-in for ``default``.
+
+    Pass the directory wherever a base model is expected (``tunesmith train --model DIR``).
+    """
+    import torch
+    from transformers import BertModel
+
+    directory = Path(directory)
+    tokenizer = make_tiny_tokenizer(directory, texts)
+    torch.manual_seed(seed)
+    model = BertModel(tiny_bert_config(len(tokenizer)))
+    model.save_pretrained(directory)
+    return directory
+
+
+def make_tiny_classifier(
+    directory: str | Path,
+    labels: Sequence[str],
+    texts: Iterable[str] = (),
+    *,
+    multilabel: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Save a tiny, untrained sequence classifier with label names, ready for predict/explain."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    directory = Path(directory)
+    tokenizer = make_tiny_tokenizer(directory, texts)
+    torch.manual_seed(seed)
+    config = tiny_bert_config(
+        len(tokenizer),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification" if multilabel else "single_label_classification",
+    )
+    BertForSequenceClassification(config).save_pretrained(directory)
+    return directory
+
+
+def make_tiny_tagger(directory: str | Path, tags: Sequence[str], texts: Iterable[str] = ()) -> Path:
+    """Save a tiny, untrained token classifier (NER) with tag names."""
+    import torch
+    from transformers import BertForTokenClassification
+
+    directory = Path(directory)
+    tokenizer = make_tiny_tokenizer(directory, texts)
+    torch.manual_seed(0)
+    config = tiny_bert_config(
+        len(tokenizer),
+        num_labels=len(tags),
+        id2label=dict(enumerate(tags)),
+        label2id={tag: i for i, tag in enumerate(tags)},
+    )
+    BertForTokenClassification(config).save_pretrained(directory)
+    return directory
+
+
+def check_plugin_contract(plugin: object) -> list[str]:
+    """Check what a plugin's hooks return, the way the suite will use it.
+
+    Returns a list of problems (empty when the plugin keeps the contract). A plugin author's test::
+
+        def test_my_plugin_keeps_the_contract():
+            assert check_plugin_contract(my_plugin) == []
+    """
+    import typer
+
+    from tunesmith.hooktypes import Demo, SampleData
+
+    problems: list[str] = []
+
+    def call(name: str, **kwargs: Any) -> Any:
+        return getattr(plugin, name)(**kwargs)
+
+    if hasattr(plugin, "tunesmith_cli"):
+        app = typer.Typer()
+        before = len(app.registered_commands) + len(app.registered_groups)
+        call("tunesmith_cli", app=app)
+        if len(app.registered_commands) + len(app.registered_groups) == before:
+            problems.append("tunesmith_cli added no command or group")
+    if hasattr(plugin, "tunesmith_demos"):
+        demos = call("tunesmith_demos")
+        if not isinstance(demos, list) or not all(isinstance(d, Demo) for d in demos):
+            problems.append("tunesmith_demos must return a list of tunesmith.hooktypes.Demo")
+        else:
+            for demo in demos:
+                if not re.fullmatch(r"[a-z][a-z0-9_-]*", demo.name):
+                    problems.append(f"demo name {demo.name!r} must be lower-case, like 'support'")
+                if not callable(demo.build):
+                    problems.append(f"demo {demo.name!r}: build is not callable")
+    if hasattr(plugin, "tunesmith_sample_data"):
+        sets = call("tunesmith_sample_data")
+        for sample in sets:
+            if not isinstance(sample, SampleData):
+                problems.append("tunesmith_sample_data must return SampleData objects")
+                continue
+            for split, path in sample.paths.items():
+                if not Path(path).exists():
+                    problems.append(f"sample data {sample.name!r} {split}: {path} does not exist")
+    for hook, kind in (
+        ("tunesmith_data_readers", dict),
+        ("tunesmith_attribution_methods", dict),
+        ("tunesmith_event_sinks", dict),
+        ("tunesmith_augmenters", list),
+    ):
+        if hasattr(plugin, hook) and not isinstance(call(hook), kind):
+            problems.append(f"{hook} must return a {kind.__name__}")
+    return problems

@@ -1,0 +1,144 @@
+"""The core's own demo: train a model on sample data (or open one), then classify and explain.
+
+Nothing heavy happens when the tab is built: the model is trained or loaded on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from tunesmith.hooktypes import Demo
+
+_cache: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def demo_models_dir() -> Path:
+    """Where the demo keeps the models it trains (``TUNESMITH_HOME`` or ``~/.cache/tunesmith``)."""
+    home = os.environ.get("TUNESMITH_HOME") or Path.home() / ".cache" / "tunesmith"
+    return Path(home) / "demo-models"
+
+
+def sample_sets() -> dict[str, Any]:
+    """Classification sample data sets from every plugin, by name."""
+    from tunesmith.plugins import get_plugin_manager
+
+    found: dict[str, Any] = {}
+    for group in get_plugin_manager().hook.tunesmith_sample_data():
+        for sample in group:
+            if sample.task == "classification":
+                found[sample.name] = sample
+    return found
+
+
+def load_cached(model_dir: str) -> Any:
+    """Load a model directory once per process."""
+    from tunesmith.engine.loading import load_model
+
+    with _lock:
+        if model_dir not in _cache:
+            _cache[model_dir] = load_model(model_dir)
+        return _cache[model_dir]
+
+
+def train_on_sample(name: str, base_model: str = "default") -> str:
+    """Train a quick head-only model on a sample set (once) and return its directory."""
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.train import train
+
+    sample = sample_sets()[name]
+    out = demo_models_dir() / name
+    if (out / "config.json").exists():
+        return str(out)
+    run = RunConfig(
+        data=str(sample.paths["train"]),
+        eval=str(sample.paths["eval"]) if "eval" in sample.paths else None,
+        out=str(out),
+        model=base_model,
+        strategy="head",
+        force=True,
+    )
+    return str(train(run))
+
+
+def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
+    """Label probabilities, highlighted words and a one-line note for one text."""
+    from tunesmith.engine.predict import predict_texts
+    from tunesmith.explain.attribute import explain_texts
+    from tunesmith.ui.highlight import explanation_to_highlight
+
+    if not model_dir:
+        raise ValueError("Train a model on sample data first, or enter a model directory.")
+    if not text.strip():
+        raise ValueError("Type a text to classify.")
+    loaded = load_cached(model_dir)
+    prediction = predict_texts(loaded, [text])[0]
+    explanation = explain_texts(
+        loaded.model,
+        loaded.tokenizer,
+        [text],
+        labels=loaded.labels,
+        temperature=loaded.temperature,
+    )[0]
+    note = (
+        f"Predicted **{prediction['label']}** ({prediction['score']:.0%}). Highlighted words "
+        f"pushed towards it (positive) or away from it (negative)."
+    )
+    return prediction["probabilities"], explanation_to_highlight(explanation), note
+
+
+def build_playground() -> Any:
+    """The 'Classify & explain' tab."""
+    import gradio as gr
+
+    sets = sorted(sample_sets())
+    with gr.Blocks() as blocks:
+        gr.Markdown(
+            "### Classify & explain\nTrain a quick model on built-in sample data (head-only "
+            "fine-tuning of the default model, under a minute on a laptop CPU), or enter the "
+            "directory of a model you trained with `tunesmith train`. Then type a text."
+        )
+        with gr.Row():
+            sample = gr.Dropdown(sets, value=sets[0] if sets else None, label="Sample data")
+            train_button = gr.Button("Train on sample data")
+        model_dir = gr.Textbox(label="Model directory", placeholder="path/to/model")
+        text = gr.Textbox(label="Text", placeholder="My card has not arrived yet", lines=2)
+        go = gr.Button("Classify", variant="primary")
+        note = gr.Markdown()
+        probabilities = gr.Label(label="Probabilities", num_top_classes=5)
+        from tunesmith.ui.highlight import highlight_component
+
+        words = highlight_component(label="Why")
+
+        def on_train(name: str) -> str:
+            if not name:
+                raise gr.Error("No sample data set is installed.")
+            try:
+                return train_on_sample(name)
+            except Exception as exc:
+                raise gr.Error(str(exc)) from exc
+
+        def on_classify(directory: str, value: str) -> tuple[Any, Any, str]:
+            try:
+                return classify(directory, value)
+            except Exception as exc:
+                raise gr.Error(str(exc)) from exc
+
+        train_button.click(on_train, inputs=sample, outputs=model_dir)
+        go.click(on_classify, inputs=[model_dir, text], outputs=[probabilities, words, note])
+    return blocks
+
+
+def core_demos() -> list[Demo]:
+    """The core's demos, registered through ``tunesmith_demos`` like any plugin's."""
+    return [
+        Demo(
+            name="playground",
+            title="Classify & explain",
+            build=build_playground,
+            description="Train on sample data or open a model; classify and explain a text.",
+        )
+    ]

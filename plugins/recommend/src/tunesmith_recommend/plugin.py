@@ -1,0 +1,27 @@
+"""Hook implementations of the recommend plugin; the work lives in modules beside this one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from tunesmith import hookimpl
+
+
+@hookimpl
+def tunesmith_cli(app: typer.Typer) -> None:
+    from tunesmith_recommend.roadmap import ROADMAP
+
+    app.add_typer(ROADMAP.typer_group(), name="recommend")
+
+
+@hookimpl
+def tunesmith_demos() -> list[Any]:
+    from tunesmith.hooktypes import Demo
+
+    from tunesmith_recommend.roadmap import ROADMAP
+
+    return [
+        Demo(name="recommend", title=ROADMAP.title, build=ROADMAP.build_demo, description=ROADMAP.summary)
+    ]

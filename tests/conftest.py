@@ -1,0 +1,55 @@
+"""Shared fixtures: an isolated plugin manager per test that changes plugins or environment."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def fresh_plugins(monkeypatch):
+    """Rebuild the plugin manager after the test has changed the environment, and after it."""
+    from tunesmith.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    yield monkeypatch
+    reset_plugin_manager()
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process: ``cli("plugins", "--json")`` returns a click Result."""
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import build_app
+
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(build_app(), list(args), input=input)
+
+    return invoke
+
+
+@pytest.fixture
+def register_plugin():
+    """Register throw-away plugin objects on the live manager; unregister them afterwards."""
+    from tunesmith.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    names: list[str] = []
+
+    def register(plugin: object, name: str) -> object:
+        pm.register(plugin, name=name)
+        names.append(name)
+        return plugin
+
+    yield register
+    for name in names:
+        if pm.get_plugin(name) is not None:
+            pm.unregister(name=name)

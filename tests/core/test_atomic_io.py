@@ -1,0 +1,49 @@
+"""Atomic writes: a failed write leaves what was there; nothing is replaced without force."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunesmith.errors import OutputExistsError
+from tunesmith.io import atomic_directory, atomic_write_json, atomic_write_text
+
+
+def test_atomic_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old", encoding="utf-8")
+    atomic_write_text(target, "new")
+    assert target.read_text(encoding="utf-8") == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_atomic_write_json_is_readable_json(tmp_path):
+    import json
+
+    atomic_write_json(tmp_path / "m.json", {"é": 1})
+    assert json.loads((tmp_path / "m.json").read_text(encoding="utf-8")) == {"é": 1}
+
+
+def test_failed_atomic_directory_leaves_the_existing_one_untouched(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "weights").write_text("precious", encoding="utf-8")
+    with pytest.raises(RuntimeError), atomic_directory(target, force=True) as tmp:
+        (tmp / "weights").write_text("half", encoding="utf-8")
+        raise RuntimeError("crash mid-write")
+    assert (target / "weights").read_text(encoding="utf-8") == "precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_existing_directory_is_not_replaced_without_force(tmp_path):
+    (tmp_path / "model").mkdir()
+    with pytest.raises(OutputExistsError, match="--force"), atomic_directory(tmp_path / "model"):
+        pass
+
+
+def test_forced_atomic_directory_replaces_the_old_content(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old").write_text("x", encoding="utf-8")
+    with atomic_directory(target, force=True) as tmp:
+        (tmp / "new").write_text("y", encoding="utf-8")
+    assert sorted(p.name for p in target.iterdir()) == ["new"]

@@ -1,0 +1,124 @@
+"""The plugin manager: built-ins, entry points one by one, broken plugins, disable list."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import tunesmith
+from tunesmith.plugins import build_plugin_manager, get_plugin_manager, plugin_records
+
+
+def write_entry_point_plugin(root: Path, name: str, module_source: str) -> None:
+    """Make an importable module plus a dist-info folder declaring it in group ``tunesmith``."""
+    (root / f"{name}_mod.py").write_text(module_source, encoding="utf-8")
+    info = root / f"tunesmith_{name}-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: tunesmith-{name}\nVersion: 0.0.1\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text(
+        f"[tunesmith]\n{name} = {name}_mod\n", encoding="utf-8"
+    )
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, fresh_plugins):
+    fresh_plugins.syspath_prepend(str(tmp_path))
+    # CI runs strict; these tests are about the forgiving default unless they say otherwise.
+    fresh_plugins.delenv("TUNESMITH_STRICT_PLUGINS", raising=False)
+    yield tmp_path
+    for mod in [m for m in sys.modules if m.endswith("_mod")]:
+        sys.modules.pop(mod, None)
+
+
+GOOD = """
+import tunesmith
+
+@tunesmith.hookimpl
+def tunesmith_sample_data():
+    return []
+"""
+
+
+def test_hookimpl_is_reexported_from_tunesmith():
+    import pluggy
+
+    assert isinstance(tunesmith.hookimpl, pluggy.HookimplMarker)
+    assert tunesmith.hookimpl.project_name == "tunesmith"
+
+
+def test_builtins_and_installed_domain_plugins_are_registered(fresh_plugins):
+    names = {r.name for r in plugin_records()}
+    assert {"tunesmith.builtins", "support", "finance", "recommend", "suite"} <= names
+    assert all(r.error is None for r in plugin_records())
+
+
+def test_plugin_that_fails_to_import_is_reported_and_others_still_work(plugin_dir, capsys):
+    write_entry_point_plugin(plugin_dir, "broken", "raise RuntimeError('boom at import')\n")
+    write_entry_point_plugin(plugin_dir, "good", GOOD)
+    pm = build_plugin_manager()
+    records = {r.name: r for r in plugin_records()}
+    assert "boom at import" in records["broken"].error
+    assert records["good"].error is None
+    assert pm.get_plugin("good") is not None
+    assert "plugin 'broken'" in capsys.readouterr().err
+
+
+def test_strict_mode_reraises_a_broken_plugin(plugin_dir, monkeypatch):
+    write_entry_point_plugin(plugin_dir, "broken", "raise RuntimeError('boom at import')\n")
+    monkeypatch.setenv("TUNESMITH_STRICT_PLUGINS", "1")
+    with pytest.raises(RuntimeError, match="boom at import"):
+        build_plugin_manager()
+
+
+def test_plugin_with_a_misspelled_hook_is_rejected(plugin_dir):
+    source = "import tunesmith\n\n@tunesmith.hookimpl\ndef tunesmith_demo():\n    return []\n"
+    write_entry_point_plugin(plugin_dir, "typo", source)
+    pm = build_plugin_manager()
+    records = {r.name: r for r in plugin_records()}
+    assert "unknown hook(s) tunesmith_demo" in records["typo"].error
+    assert pm.get_plugin("typo") is None
+
+
+def test_disable_list_blocks_named_plugins(fresh_plugins):
+    fresh_plugins.setenv("TUNESMITH_DISABLE_PLUGINS", "finance, recommend")
+    pm = get_plugin_manager()
+    assert pm.get_plugin("finance") is None
+    assert pm.get_plugin("recommend") is None
+    assert pm.get_plugin("support") is not None
+
+
+def test_trace_prints_each_hook_call(fresh_plugins, capsys):
+    fresh_plugins.setenv("TUNESMITH_TRACE_PLUGINS", "1")
+    get_plugin_manager().hook.tunesmith_event_sinks()
+    assert "tunesmith trace: tunesmith_event_sinks() -> [tunesmith.builtins]" in capsys.readouterr().err
+
+
+def test_plugins_json_lists_name_distribution_version_hooks_error(fresh_plugins, cli):
+    result = cli("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert records and all(
+        set(r) == {"name", "distribution", "version", "hooks", "error"} for r in records
+    )
+    support = next(r for r in records if r["name"] == "support")
+    assert support["distribution"] == "tunesmith-support"
+    assert "tunesmith_cli" in support["hooks"] and support["error"] is None
+
+
+def test_plugins_json_shows_a_broken_plugins_error(plugin_dir, cli):
+    write_entry_point_plugin(plugin_dir, "broken", "raise ImportError('no such thing')\n")
+    records = {r["name"]: r for r in json.loads(cli("plugins", "--json").stdout)}
+    assert records["broken"]["error"] == "ImportError: no such thing"
+
+
+def test_plugins_without_json_prints_a_table(fresh_plugins, cli):
+    result = cli("plugins")
+    assert result.exit_code == 0
+    header = result.stdout.splitlines()[0].split()
+    assert header == ["name", "distribution", "version", "hooks", "error"]
+    assert "tunesmith-support" in result.stdout
