@@ -27,6 +27,8 @@ run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/tunesmith ui --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	TUNESMITH_STRICT_PLUGINS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout 600 $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -12,9 +12,7 @@ from tunesmith import hookspecs
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = sorted(
-    name
-    for name, obj in vars(hookspecs).items()
-    if name.startswith("tunesmith_") and callable(obj)
+    name for name, obj in vars(hookspecs).items() if name.startswith("tunesmith_") and callable(obj)
 )
 
 

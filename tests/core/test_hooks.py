@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from tunesmith import hookimpl
@@ -88,7 +90,7 @@ def test_hook_tunesmith_sample_data_lists_plugin_sets_beside_the_builtin_ones(
     assert builtin, "the core ships at least one sample data set"
     for sample in builtin:
         for file in sample["paths"].values():
-            assert open(file, encoding="utf-8").read().strip()
+            assert Path(file).read_text(encoding="utf-8").strip()
 
 
 class ReaderPlugin:

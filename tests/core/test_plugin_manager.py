@@ -20,9 +20,7 @@ def write_entry_point_plugin(root: Path, name: str, module_source: str) -> None:
     (info / "METADATA").write_text(
         f"Metadata-Version: 2.1\nName: tunesmith-{name}\nVersion: 0.0.1\n", encoding="utf-8"
     )
-    (info / "entry_points.txt").write_text(
-        f"[tunesmith]\n{name} = {name}_mod\n", encoding="utf-8"
-    )
+    (info / "entry_points.txt").write_text(f"[tunesmith]\n{name} = {name}_mod\n", encoding="utf-8")
 
 
 @pytest.fixture
@@ -95,7 +93,10 @@ def test_disable_list_blocks_named_plugins(fresh_plugins):
 def test_trace_prints_each_hook_call(fresh_plugins, capsys):
     fresh_plugins.setenv("TUNESMITH_TRACE_PLUGINS", "1")
     get_plugin_manager().hook.tunesmith_event_sinks()
-    assert "tunesmith trace: tunesmith_event_sinks() -> [tunesmith.builtins]" in capsys.readouterr().err
+    assert (
+        "tunesmith trace: tunesmith_event_sinks() -> [tunesmith.builtins]"
+        in capsys.readouterr().err
+    )
 
 
 def test_plugins_json_lists_name_distribution_version_hooks_error(fresh_plugins, cli):

@@ -24,7 +24,9 @@ print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)))
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--json"], ["support", "about"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["plugins"], ["plugins", "--json"], ["support", "about"]]
+)
 def test_light_commands_import_no_heavy_library(args):
     env = {**os.environ, "TUNESMITH_STRICT_PLUGINS": "1"}
     code = PROBE.format(heavy=HEAVY)

@@ -19,9 +19,13 @@ def tunesmith_cli(app: typer.Typer) -> None:
 @hookimpl
 def tunesmith_demos() -> list[Any]:
     from tunesmith.hooktypes import Demo
-
     from tunesmith_support.roadmap import ROADMAP
 
     return [
-        Demo(name="support", title=ROADMAP.title, build=ROADMAP.build_demo, description=ROADMAP.summary)
+        Demo(
+            name="support",
+            title=ROADMAP.title,
+            build=ROADMAP.build_demo,
+            description=ROADMAP.summary,
+        )
     ]
