@@ -113,7 +113,8 @@ def make_tiny_tokenizer(directory: str | Path, texts: Iterable[str] = ()) -> Any
     directory.mkdir(parents=True, exist_ok=True)
     vocab = SPECIAL_TOKENS + [w for w in _words([*BASE_WORDS, *texts]) if w not in SPECIAL_TOKENS]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    # transformers 5 ignores ``vocab_file`` for the fast tokenizer; pass the mapping itself.
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     tokenizer.model_max_length = 128
     tokenizer.save_pretrained(directory)
     return tokenizer

@@ -1,0 +1,337 @@
+"""Load and validate data files: every bad input is one ``DataError`` naming file, row, column."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tunesmith.data.readers import ROW_KEY, reader_for
+from tunesmith.data.records import TextDataset, TokenDataset
+from tunesmith.errors import DataError, UserInputError
+
+#: Strings that are a missing value written out by pandas or Python, not real text.
+MISSING_STRINGS = frozenset({"nan", "NaN", "NAN", "None"})
+SCHEMES = ("BIO", "IO")
+_TAG = re.compile(r"^(?:O|([BI])-(\S+))$")
+
+
+class _Problems:
+    """Collects problems so the one line shown is the first, with a count of the rest."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.first: DataError | None = None
+        self.count = 0
+
+    def add(self, message: str, row: int | None, column: str | None) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = DataError(message, path=self.path, row=row, column=column)
+
+    def raise_if_any(self) -> None:
+        if self.first is None:
+            return
+        first = self.first
+        if self.count > 1:
+            more = self.count - 1
+            first = DataError(
+                f"{first.message} (and {more} more problem{'s' if more > 1 else ''} in this file)",
+                path=first.path,
+                row=first.row,
+                column=first.column,
+            )
+        raise first
+
+
+def _existing_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path=path)
+    if path.is_dir():
+        raise DataError("this is a folder; give a data file", path=path)
+    return path
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    rows = [row for row in reader_for(path)(path)]
+    if not rows:
+        raise DataError("the file has no data rows", path=path)
+    for i, row in enumerate(rows):
+        row.setdefault(ROW_KEY, i + 1)
+    return rows
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows[:1000]:  # enough to list what a file has, cheap on big files
+        for key in row:
+            if key != ROW_KEY:
+                seen.setdefault(str(key), None)
+    return list(seen)
+
+
+def _check_column(rows: Sequence[dict[str, Any]], column: str, path: Path) -> None:
+    if any(column in row for row in rows):
+        return
+    columns = ", ".join(_columns(rows)) or "none"
+    raise DataError(
+        f"there is no column '{column}'; the columns are: {columns}",
+        path=path,
+        row=rows[0][ROW_KEY],
+        column=column,
+    )
+
+
+def _missing(value: Any) -> str | None:
+    """Why ``value`` is a missing value, or None when it is present."""
+    if value is None:
+        return "missing value (null)"
+    if isinstance(value, float) and math.isnan(value):
+        return "missing value (NaN)"
+    if isinstance(value, str):
+        if not value.strip():
+            return "empty value"
+        if value.strip() in MISSING_STRINGS:
+            return f"missing value written as '{value.strip()}'"
+    return None
+
+
+def _as_label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _text_of(row: dict[str, Any], column: str, problems: _Problems) -> str | None:
+    if column not in row:
+        problems.add("this row has no such field", row[ROW_KEY], column)
+        return None
+    value = row[column]
+    reason = _missing(value)
+    if reason is not None:
+        problems.add(f"{reason} where a text is needed", row[ROW_KEY], column)
+        return None
+    if not isinstance(value, str):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        problems.add(f"expected text, found {type(value).__name__}", row[ROW_KEY], column)
+        return None
+    return value
+
+
+def _labels_of(
+    row: dict[str, Any], column: str, sep: str | None, required: bool, problems: _Problems
+) -> tuple[list[str], bool]:
+    """The row's labels, and whether the value was a list (which makes the data multi-label)."""
+    where = (row[ROW_KEY], column)
+    if column not in row:
+        if required:
+            problems.add("this row has no such field", *where)
+        return [], False
+    value = row[column]
+    if isinstance(value, list | tuple):
+        labels = []
+        for item in value:
+            if _missing(item) is not None:
+                problems.add(f"{_missing(item)} inside the label list", *where)
+                return [], True
+            labels.append(_as_label(item))
+        if not labels and required:
+            problems.add("empty label list", *where)
+        return labels, True
+    reason = _missing(value)
+    if reason is not None:
+        if required:
+            problems.add(f"{reason} where a label is needed", *where)
+        return [], False
+    text = _as_label(value)
+    if sep is None:
+        return [text], False
+    parts = [part.strip() for part in text.split(sep)]
+    if any(not part for part in parts):
+        problems.add(f"empty label between '{sep}' separators in '{text}'", *where)
+        return [], True
+    # Order kept, repeats dropped: "a|b|a" is {a, b}.
+    return list(dict.fromkeys(parts)), True
+
+
+def load_text_dataset(
+    path: str | Path,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    label_sep: str | None = None,
+    require_labels: bool = True,
+) -> TextDataset:
+    """Read and validate a labelled text file (any suffix a reader is registered for).
+
+    ``label_sep`` splits multi-label values (``"billing|refund"``) and makes the data set
+    multi-label, as do JSON list values. With ``require_labels=False`` a missing label column
+    gives an unlabelled data set. Raises ``DataError`` naming file, row and column.
+    """
+    path = _existing_file(path)
+    rows = _read_rows(path)
+    _check_column(rows, text_col, path)
+    has_label_col = any(label_col in row for row in rows)
+    if require_labels:
+        _check_column(rows, label_col, path)
+    problems = _Problems(path)
+    texts: list[str] = []
+    labels: list[list[str]] = []
+    line_numbers: list[int] = []
+    multilabel = label_sep is not None
+    for row in rows:
+        text = _text_of(row, text_col, problems)
+        row_labels: list[str] = []
+        if has_label_col:
+            row_labels, listed = _labels_of(row, label_col, label_sep, require_labels, problems)
+            multilabel = multilabel or listed
+        if text is None:
+            continue
+        texts.append(text)
+        labels.append(row_labels)
+        line_numbers.append(row[ROW_KEY])
+    problems.raise_if_any()
+    names = sorted({label for row_labels in labels for label in row_labels})
+    return TextDataset(
+        texts=texts,
+        labels=labels,
+        label_names=names,
+        multilabel=multilabel,
+        source=str(path),
+        rows=line_numbers,
+    )
+
+
+def read_texts(path: str | Path, *, text_col: str = "text") -> list[str]:
+    """Just the texts of a file, for prediction; token files give their tokens joined by spaces."""
+    path = _existing_file(path)
+    rows = _read_rows(path)
+    if "tokens" in rows[0] and text_col not in rows[0]:
+        return [" ".join(row["tokens"]) for row in rows]
+    _check_column(rows, text_col, path)
+    problems = _Problems(path)
+    texts = [_text_of(row, text_col, problems) for row in rows]
+    problems.raise_if_any()
+    return [text for text in texts if text is not None]
+
+
+def _detect_scheme(tags: Iterable[str]) -> str:
+    return "BIO" if any(tag.startswith("B-") for tag in tags) else "IO"
+
+
+def load_token_dataset(path: str | Path, *, scheme: str | None = None) -> TokenDataset:
+    """Read a token file (CoNLL style) with ``BIO`` or ``IO`` tags, detected when ``scheme`` is
+    None. A BIO entity that starts with ``I-`` is accepted and reported in ``notes``."""
+    if scheme is not None:
+        scheme = scheme.upper()
+        if scheme not in SCHEMES:
+            raise UserInputError(f"unknown tag scheme {scheme!r}; use one of: {', '.join(SCHEMES)}")
+    path = _existing_file(path)
+    sentences = _read_rows(path)
+    if "tokens" not in sentences[0]:
+        raise DataError(
+            "not a token file: expected lines of 'token<TAB>tag' with blank lines between "
+            "sentences (use a .conll file)",
+            path=path,
+        )
+    problems = _Problems(path)
+    for sentence in sentences:
+        for tag, line in zip(sentence["tags"], sentence["token_rows"], strict=True):
+            if tag is None:
+                problems.add("this token has no tag (expected 'token<TAB>tag')", line, "tag")
+            elif _TAG.match(tag) is None:
+                problems.add(
+                    f"tag '{tag}' is not O, B-TYPE or I-TYPE (only BIO and IO are supported)",
+                    line,
+                    "tag",
+                )
+    problems.raise_if_any()
+    all_tags = [tag for s in sentences for tag in s["tags"]]
+    detected = _detect_scheme(all_tags)
+    if scheme is None:
+        scheme = detected
+    elif scheme == "IO" and detected == "BIO":
+        first = next(
+            (line, tag)
+            for s in sentences
+            for tag, line in zip(s["tags"], s["token_rows"], strict=True)
+            if tag.startswith("B-")
+        )
+        raise DataError(
+            f"tag '{first[1]}' is a B- tag but the scheme is IO",
+            path=path,
+            row=first[0],
+            column="tag",
+        )
+    notes: list[str] = []
+    if scheme == "BIO":
+        notes.extend(_bio_notes(sentences))
+    return TokenDataset(
+        tokens=[list(s["tokens"]) for s in sentences],
+        tags=[list(s["tags"]) for s in sentences],
+        label_names=sorted(set(all_tags)),
+        scheme=scheme,
+        source=str(path),
+        rows=[s[ROW_KEY] for s in sentences],
+        notes=notes,
+    )
+
+
+def _bio_notes(sentences: Sequence[dict[str, Any]]) -> list[str]:
+    """Entities that start with I- (after O or another type): accepted, as seqeval does."""
+    lines: list[int] = []
+    for s in sentences:
+        previous = "O"
+        for tag, line in zip(s["tags"], s["token_rows"], strict=True):
+            if tag.startswith("I-") and previous[2:] != tag[2:]:
+                lines.append(line)
+            previous = tag
+    if not lines:
+        return []
+    shown = ", ".join(str(n) for n in lines[:5]) + (", ..." if len(lines) > 5 else "")
+    return [
+        f"{len(lines)} entit{'ies start' if len(lines) > 1 else 'y starts'} with I- instead of B- "
+        f"(lines {shown}); read as the start of an entity"
+    ]
+
+
+def validate_labels_known(
+    dataset: TextDataset | TokenDataset,
+    known_labels: Iterable[str],
+    path: str | Path | None = None,
+    *,
+    label_col: str = "label",
+) -> None:
+    """Fail on the first row whose label the model never saw (for evaluation files)."""
+    known = set(known_labels)
+    where = path if path is not None else dataset.source
+    shown = sorted(known)
+    listing = ", ".join(shown[:12]) + (f", ... ({len(shown)} in all)" if len(shown) > 12 else "")
+    if isinstance(dataset, TokenDataset):
+        for tags, row in zip(dataset.tags, dataset.rows, strict=True):
+            for tag in tags:
+                if tag not in known:
+                    raise DataError(
+                        f"tag '{tag}' is not one the model knows ({listing})",
+                        path=where,
+                        row=row,
+                        column="tag",
+                    )
+        return
+    unknown = {lab for labels in dataset.labels for lab in labels} - known
+    if not unknown:
+        return
+    for labels, row in zip(dataset.labels, dataset.rows, strict=True):
+        for label in labels:
+            if label in unknown:
+                extra = f"; {len(unknown)} unknown labels in all" if len(unknown) > 1 else ""
+                raise DataError(
+                    f"label '{label}' is not one the model knows{extra} (known: {listing})",
+                    path=where,
+                    row=row,
+                    column=label_col,
+                )
