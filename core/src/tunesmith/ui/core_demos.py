@@ -55,7 +55,7 @@ def train_on_sample(name: str, base_model: str = "default") -> str:
         return str(out)
     run = RunConfig(
         data=str(sample.paths["train"]),
-        eval=str(sample.paths["eval"]) if "eval" in sample.paths else None,
+        eval_data=str(sample.paths["eval"]) if "eval" in sample.paths else None,
         out=str(out),
         model=base_model,
         strategy="head",

@@ -1,0 +1,276 @@
+"""Accuracy of tunesmith's default recipe against what a user gets in a minute without it.
+
+Runs, in one process and on the shared data sets:
+
+* banking77 with all training data, 10 and 5 examples per intent (several random draws each,
+  mean and spread): ``tunesmith train`` with the default model and defaults, scored on the full
+  test split; and the frozen-embedding baseline in the same run: mean-pooled, L2-normalised
+  embeddings of the default model with a logistic regression whose C is tuned on a slice of the
+  training data;
+* FIN (SEC filings, IO tags) and WNUT-17 entity F1 on their test splits, per entity type (WNUT's
+  dev split is the --eval file used for early stopping; FIN has none, so 10 % of train is held
+  out).
+
+Prints a table and ends with ONE JSON line. ``--quick`` runs one draw of 5 per intent and FIN
+with a test subset, for a smoke check. Example::
+
+    python benchmarks/accuracy.py --data-root ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["text", "label"])
+        writer.writeheader()
+        writer.writerows({"text": r["text"], "label": r["label"]} for r in rows)
+    return path
+
+
+def draw_per_label(rows: list[dict[str, str]], k: int, seed: int) -> list[dict[str, str]]:
+    """``k`` random examples of every label (the few-shot setting)."""
+    by_label: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_label[row["label"]].append(row)
+    rng = random.Random(seed)
+    return [row for label in sorted(by_label) for row in rng.sample(by_label[label], k)]
+
+
+# --- the frozen-embedding baseline ---------------------------------------------------------------
+
+
+def embed(texts: list[str], cache: Path) -> Any:
+    """Mean-pooled, L2-normalised embeddings of the default model (cached on disk by text hash)."""
+    import numpy as np
+
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:24]
+    path = cache / f"baseline-embeddings-{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from tunesmith.engine.modeling import mean_pool, quiet_transformers
+    from tunesmith.models import resolve_model
+
+    quiet_transformers()
+    location = resolve_model("default").location
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    model = AutoModel.from_pretrained(location).eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), 64):
+            idx = order[start : start + 64]
+            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                              max_length=256, return_tensors="pt")  # fmt: skip
+            hidden = model(**batch).last_hidden_state
+            vectors = torch.nn.functional.normalize(
+                mean_pool(hidden, batch["attention_mask"]), dim=-1
+            )
+            out[idx] = vectors.numpy()
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def baseline_accuracy(train: list[dict[str, str]], test: list[dict[str, str]], cache: Path) -> dict:
+    """Logistic regression on frozen embeddings, C tuned on a 20 % slice of train."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    started = time.perf_counter()
+    x_train = embed([r["text"] for r in train], cache)
+    x_test = embed([r["text"] for r in test], cache)
+    labels = sorted({r["label"] for r in train})
+    index = {label: i for i, label in enumerate(labels)}
+    y_train = np.array([index[r["label"]] for r in train])
+    y_test = np.array([index[r["label"]] for r in test])
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(train))
+    cut = max(len(labels), len(train) // 5)
+    val, fit = order[:cut], order[cut:]
+    best_c, best = 1.0, -1.0
+    for c in (0.3, 1.0, 3.0, 10.0, 30.0, 100.0):
+        clf = LogisticRegression(C=c, max_iter=2000).fit(x_train[fit], y_train[fit])
+        score = float((clf.predict(x_train[val]) == y_train[val]).mean())
+        if score > best:
+            best_c, best = c, score
+    clf = LogisticRegression(C=best_c, max_iter=2000).fit(x_train, y_train)
+    accuracy = float((clf.predict(x_test) == y_test).mean())
+    return {"accuracy": accuracy, "C": best_c, "seconds": time.perf_counter() - started}
+
+
+# --- tunesmith ----------------------------------------------------------------------------------
+
+
+def tunesmith_run(data: Path, test: Path, work: Path, name: str, eval_data: Path | None = None,
+                  **settings: Any) -> dict[str, Any]:  # fmt: skip
+    """Train with tunesmith's defaults (plus ``settings``) and evaluate on ``test``."""
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.metrics import evaluate_model, load_eval_dataset
+    from tunesmith.engine.train import train
+
+    out = work / name
+    run = RunConfig(data=str(data), eval_data=str(eval_data) if eval_data else None,
+                    out=str(out), force=True, **settings)  # fmt: skip
+    started = time.perf_counter()
+    train(run, log=lambda m: None)
+    seconds = time.perf_counter() - started
+    loaded = load_model(out)
+    report = evaluate_model(loaded, load_eval_dataset(loaded, test), batch_size=64)
+    result = {
+        "seconds": round(seconds, 1),
+        "epochs": run.resolved.get("epochs"),
+        "epochs_run": run.resolved.get("epochs_run"),
+        "lr": run.resolved.get("lr"),
+    }
+    if report.get("task") == "ner":
+        result.update({
+            "f1": report["f1"], "precision": report["precision"], "recall": report["recall"],
+            "per_type": {t: m["f1"] for t, m in report["per_type"].items()},
+        })  # fmt: skip
+    else:
+        result.update({"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+                       "ece": report["ece"]})  # fmt: skip
+    return result
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": round(statistics.fmean(values), 4),
+        "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+        "n": len(values),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--quick", action="store_true", help="One 5-per-intent draw and FIN.")
+    parser.add_argument("--draws", type=int, default=5, help="Random draws per few-shot setting.")
+    parser.add_argument(
+        "--only", default="", help="Comma-separated subset: b77_full,b77_10,b77_5,fin,wnut."
+    )
+    parser.add_argument("--work-dir", type=Path, default=None, help="Where models go (temp).")
+    args = parser.parse_args()
+
+    from tunesmith.engine.feature_cache import cache_root
+
+    root = args.data_root
+    banking = root / "banking77"
+    if not (banking / "train.csv").is_file():
+        log(f"banking77 not found under {root}; pass --data-root")
+        return 2
+    settings = ["b77_5", "fin"] if args.quick else ["b77_full", "b77_10", "b77_5", "fin", "wnut"]
+    if args.only:
+        settings = [s.strip() for s in args.only.split(",") if s.strip()]
+    draws = 1 if args.quick else args.draws
+    cache = cache_root() / "benchmarks"
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="tunesmith-accuracy-"))
+    train_rows = read_csv(banking / "train.csv")
+    test_path = banking / "test.csv"
+    test_rows = read_csv(test_path)
+    if args.quick:
+        test_rows = random.Random(0).sample(test_rows, 1000)
+        test_path = write_csv(work / "test_subset.csv", test_rows)
+    results: dict[str, Any] = {}
+    table: list[list[str]] = []
+    wall = time.perf_counter()
+
+    for setting in settings:
+        if setting.startswith("b77"):
+            k = None if setting == "b77_full" else int(setting.split("_")[1])
+            ours, base, times = [], [], []
+            for draw in range(1 if k is None else draws):
+                rows = train_rows if k is None else draw_per_label(train_rows, k, 1000 * k + draw)
+                data = write_csv(work / f"{setting}_{draw}.csv", rows)
+                log(f"{setting} draw {draw}: {len(rows)} training texts")
+                b = baseline_accuracy(rows, test_rows, cache)
+                r = tunesmith_run(data, test_path, work, f"{setting}_{draw}")
+                log(f"  tunesmith {r['accuracy']:.4f} ({r['seconds']:.0f} s), "
+                    f"baseline {b['accuracy']:.4f} (C {b['C']})")  # fmt: skip
+                ours.append(r["accuracy"])
+                base.append(b["accuracy"])
+                times.append(r["seconds"])
+                results.setdefault(setting, {"runs": []})["runs"].append(
+                    {"tunesmith": r, "baseline": b}
+                )
+            results[setting]["tunesmith"] = summarise(ours)
+            results[setting]["baseline"] = summarise(base)
+            results[setting]["train_seconds_mean"] = round(statistics.fmean(times), 1)
+            s, b_ = results[setting]["tunesmith"], results[setting]["baseline"]
+            table.append([setting, f"{s['mean']:.4f} ± {s['sd']:.4f} (n={s['n']})",
+                          f"{b_['mean']:.4f} ± {b_['sd']:.4f}", f"{statistics.fmean(times):.0f}"])  # fmt: skip
+        elif setting in ("fin", "wnut"):
+            folder = root / ("fin_ner" if setting == "fin" else "wnut17")
+            test = folder / "test.conll"
+            eval_file = folder / "dev.conll" if (folder / "dev.conll").is_file() else None
+            log(f"{setting}: training on {folder / 'train.conll'}")
+            r = tunesmith_run(folder / "train.conll", test, work, setting, eval_data=eval_file)
+            results[setting] = r
+            per_type = ", ".join(f"{t} {f:.3f}" for t, f in sorted(r["per_type"].items()))
+            table.append(
+                [setting, f"entity F1 {r['f1']:.4f} ({per_type})", "-", f"{r['seconds']:.0f}"]
+            )
+        else:
+            log(f"unknown setting {setting!r}")
+            return 2
+
+    headers = ["setting", "tunesmith (test)", "frozen-embedding LR", "train s"]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    summary = {
+        "benchmark": "accuracy",
+        "quick": args.quick,
+        "wall_seconds": round(time.perf_counter() - wall, 1),
+        "results": {
+            key: (
+                {k: v for k, v in value.items() if k != "runs"}
+                if isinstance(value, dict)
+                else value
+            )
+            for key, value in results.items()
+        },
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

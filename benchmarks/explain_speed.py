@@ -1,0 +1,248 @@
+"""Explanation speed: tunesmith's batched integrated gradients vs one-by-one Captum.
+
+Both sides explain the same texts with the same model, the same explained quantity (the
+predicted label's probability), the same [PAD] baseline at the same embedding layer and the
+same 50-step Gauss-Legendre rule, so their attributions and convergence deltas agree to float
+rounding; the only difference is how the work is batched. The peer is Captum's
+``LayerIntegratedGradients`` called once per text, as its tutorials do.
+
+The model is the default checkpoint with a mean-pooling classification head fitted on frozen
+embeddings (a head-only model), unless ``--model DIR`` names a trained model directory. Texts
+are the finance tweets from ../shared/data when present, else the bundled sample data.
+
+    python benchmarks/explain_speed.py [--quick] [--model DIR] [--texts N] [--repeats R]
+
+Prints a table, then one JSON line with ``speedup`` and both sides' mean |delta|.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+FINANCE = SHARED / "twitter_financial_news_sentiment"
+
+
+def read_csv(path: Path, text_col: str = "text", label_col: str = "label") -> list[tuple[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(row[text_col], row[label_col]) for row in csv.DictReader(handle)]
+
+
+def benchmark_data() -> tuple[list[tuple[str, str]], list[tuple[str, str]], str]:
+    """(train rows, evaluation rows, source name): finance tweets, else the sample data."""
+    if (FINANCE / "train.csv").exists():
+        return read_csv(FINANCE / "train.csv"), read_csv(FINANCE / "valid.csv"), "finance tweets"
+    from tunesmith.data.sample import builtin_sample_data
+
+    sample = builtin_sample_data()[0]
+    rows = read_csv(Path(sample.paths["train"]), sample.text_col, sample.label_col)
+    held = sample.paths.get("eval") or sample.paths.get("test") or sample.paths["train"]
+    return rows, read_csv(Path(held), sample.text_col, sample.label_col), sample.name
+
+
+def build_probe_model(rows: list[tuple[str, str]], *, max_length: int = 64) -> tuple[Any, Any]:
+    """The default model with a mean-pooling head fitted by logistic regression on its
+    frozen embeddings (head-only training, done the fast way). Returns (model, tokenizer)."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoTokenizer
+
+    from tunesmith.engine.modeling import build_classifier, mean_pool, set_head_weights
+    from tunesmith.models import default_model_path
+
+    labels = sorted({label for _, label in rows})
+    location = default_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    model = build_classifier(location, task="classification", labels=labels, pooling="mean")
+    model.eval()
+    backbone = getattr(model, model.base_model_prefix)
+    features = []
+    texts = [text for text, _ in rows]
+    with torch.inference_mode():
+        for start in range(0, len(texts), 64):
+            batch = tokenizer(
+                texts[start : start + 64],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            hidden = backbone(**batch).last_hidden_state
+            features.append(mean_pool(hidden, batch["attention_mask"]).numpy())
+    x = np.concatenate(features)
+    y = np.array([labels.index(label) for _, label in rows])
+    probe = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
+    set_head_weights(model, probe.coef_, probe.intercept_)
+    return model, tokenizer
+
+
+def captum_one_by_one(model: Any, tokenizer: Any, encoded: list[Any], targets: list[int]) -> Any:
+    """Captum LayerIntegratedGradients, 50 steps, one call per text. Returns (seconds, deltas)."""
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    from tunesmith.explain.encoding import baseline_ids
+
+    def forward(input_ids: Any, attention_mask: Any) -> Any:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return torch.softmax(logits, dim=-1)
+
+    lig = LayerIntegratedGradients(forward, model.get_input_embeddings())
+    deltas = []
+    started = time.perf_counter()
+    for enc, target in zip(encoded, targets, strict=True):
+        ids = torch.tensor([enc.input_ids])
+        base = torch.tensor([baseline_ids(enc, tokenizer.pad_token_id)])
+        _, delta = lig.attribute(
+            ids,
+            baselines=base,
+            target=target,
+            additional_forward_args=(torch.ones_like(ids),),
+            n_steps=50,
+            return_convergence_delta=True,
+        )
+        deltas.append(abs(float(delta)))
+    return time.perf_counter() - started, deltas
+
+
+def tunesmith_batched(
+    model: Any, tokenizer: Any, encoded: list[Any], targets: list[int], *, n_steps: int = 50,
+    max_tokens: int | None = None,
+) -> Any:
+    """tunesmith's batched IG on the same inputs. Returns (seconds, deltas)."""
+    from tunesmith.explain.ig import DEFAULT_MAX_TOKENS, IGTask, integrated_gradients
+    from tunesmith.explain.scoring import classifier_score_fn
+
+    tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
+    started = time.perf_counter()
+    results = integrated_gradients(
+        model,
+        tasks,
+        classifier_score_fn(targets),
+        pad_id=tokenizer.pad_token_id,
+        n_steps=n_steps,
+        vocab_size=len(tokenizer),
+        max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+    )
+    return time.perf_counter() - started, [abs(r.delta) for r in results]
+
+
+def flops_per_token(model: Any, length: float) -> float:
+    """Forward FLOPs per token: 2 per weight of the encoder's matrices, plus attention."""
+    config = model.config
+    h, layers = config.hidden_size, config.num_hidden_layers
+    inter = getattr(config, "intermediate_size", 4 * h)
+    return layers * (2 * (4 * h * h + 2 * h * inter) + 4 * length * h)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few texts, one repeat (< 5 min)")
+    parser.add_argument("--model", type=Path, help="a trained model directory to explain")
+    parser.add_argument("--texts", type=int, help="texts to explain (default 12 quick, 64 full)")
+    parser.add_argument("--repeats", type=int, help="timed repeats per side (default 1 / 3)")
+    parser.add_argument("--max-tokens", type=int, help="tunesmith: padded tokens per pass")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    from tunesmith.engine.threads import configure_threads
+    from tunesmith.explain.encoding import encode_texts
+    from tunesmith.explain.scoring import classifier_probabilities
+
+    threads = configure_threads()
+    n_texts = args.texts or (12 if args.quick else 64)
+    repeats = args.repeats or (1 if args.quick else 3)
+    train_rows, eval_rows, source = benchmark_data()
+    rng = random.Random(args.seed)
+    if args.model is not None:
+        from tunesmith.engine.loading import load_model
+
+        loaded = load_model(args.model)
+        model, tokenizer, model_name = loaded.model, loaded.tokenizer, str(args.model)
+    else:
+        started = time.perf_counter()
+        model, tokenizer = build_probe_model(rng.sample(train_rows, min(400 if args.quick else 2000, len(train_rows))))
+        model_name = "default + head-only probe"
+        print(f"fitted the head in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    model.eval()
+    texts = [text for text, _ in rng.sample(eval_rows, min(n_texts, len(eval_rows)))]
+    encoded = encode_texts(tokenizer, texts, max_length=128, warn=False)
+    probs = classifier_probabilities(
+        model, [e.input_ids for e in encoded], pad_id=tokenizer.pad_token_id or 0
+    )
+    targets = [int(row.argmax()) for row in probs]
+    mean_len = statistics.mean(len(e.input_ids) for e in encoded)
+
+    # Warm-up (first calls allocate and pick kernels), then alternate the sides.
+    tunesmith_batched(model, tokenizer, encoded[:2], targets[:2], n_steps=4)
+    captum_one_by_one(model, tokenizer, encoded[:1], targets[:1])
+    captum_times, ours_times = [], []
+    captum_deltas: list[float] = []
+    ours_deltas: list[float] = []
+    for _ in range(repeats):
+        seconds, captum_deltas = captum_one_by_one(model, tokenizer, encoded, targets)
+        captum_times.append(seconds)
+        seconds, ours_deltas = tunesmith_batched(
+            model, tokenizer, encoded, targets, max_tokens=args.max_tokens
+        )
+        ours_times.append(seconds)
+    captum_s, ours_s = min(captum_times), min(ours_times)
+    # Forward + input-gradient backward is about twice a forward pass.
+    work = 2 * flops_per_token(model, mean_len) * mean_len * 50 * len(texts)
+
+    rows = [
+        ("captum LIG one-by-one", captum_s, float(np.mean(captum_deltas)), max(captum_deltas)),
+        ("tunesmith batched IG", ours_s, float(np.mean(ours_deltas)), max(ours_deltas)),
+    ]
+    print(
+        f"model: {model_name}; data: {source}; {len(texts)} texts, mean {mean_len:.1f} tokens; "
+        f"50 Gauss-Legendre steps; {threads} threads; best of {repeats}"
+    )
+    print(f"{'side':24} {'s/text':>8} {'texts/s':>8} {'GFLOP/s':>8} {'mean|delta|':>12} "
+          f"{'max|delta|':>11}")
+    for name, seconds, mean_delta, max_delta in rows:
+        print(
+            f"{name:24} {seconds / len(texts):8.3f} {len(texts) / seconds:8.2f} "
+            f"{work / seconds / 1e9:8.1f} {mean_delta:12.2e} {max_delta:11.2e}"
+        )
+    speedup = captum_s / ours_s
+    print(f"speedup {speedup:.2f}x (goal 5x at an equal or smaller delta)")
+    result = {
+        "benchmark": "explain_speed",
+        "quick": args.quick,
+        "model": model_name,
+        "data": source,
+        "texts": len(texts),
+        "mean_tokens": round(mean_len, 1),
+        "n_steps": 50,
+        "threads": threads,
+        "torch": torch.__version__,
+        "captum_s_per_text": round(captum_s / len(texts), 4),
+        "tunesmith_s_per_text": round(ours_s / len(texts), 4),
+        "speedup": round(speedup, 3),
+        "captum_mean_delta": float(np.mean(captum_deltas)),
+        "tunesmith_mean_delta": float(np.mean(ours_deltas)),
+        "tunesmith_gflops": round(work / ours_s / 1e9, 1),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

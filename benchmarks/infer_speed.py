@@ -1,0 +1,239 @@
+"""Inference speed: tunesmith predict (fp32 and int8) against the transformers pipeline.
+
+Both sides run the same model on the same texts in one process with the same thread settings:
+the banking77 test set from the shared data folder when present, the sample data otherwise.
+tunesmith sorts texts by token length and pads each batch only to its own longest text, under
+``torch.inference_mode``; ``--quantize int8`` adds dynamic int8 linear layers. The peer is
+``pipeline("text-classification", batch_size=32)`` given the very same in-memory model.
+
+Without ``--model`` a model is built in a minute: the default encoder with mean pooling and a
+linear head fitted by logistic regression on frozen embeddings of a few examples per label (a
+real, trained model, so the accuracies are meaningful; its accuracy is below a fine-tuned one).
+
+Usage: python benchmarks/infer_speed.py [--quick] [--model DIR] [--data F] [--batch-size 32]
+Prints a table and ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """The read-only shared data folder: $TUNESMITH_DATA_DIR, ../shared/data, /work/shared/data."""
+    for candidate in (
+        os.environ.get("TUNESMITH_DATA_DIR"),
+        REPO.parent / "shared" / "data",
+        "/work/shared/data",
+    ):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def default_files() -> tuple[Path, Path, str]:
+    """(train, test, name): banking77 when the shared data is there, else the sample data."""
+    shared = shared_data_dir()
+    if shared and (shared / "banking77" / "test.csv").exists():
+        return shared / "banking77" / "train.csv", shared / "banking77" / "test.csv", "banking77"
+    sample = REPO / "core" / "src" / "tunesmith" / "sample_data"
+    return sample / "support_intents.csv", sample / "support_intents_eval.csv", "sample"
+
+
+def per_label_subset(texts: list[str], labels: list[str], k: int, seed: int = 0):
+    """At most ``k`` examples of each label, drawn with a fixed seed."""
+    import random
+
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    chosen = sorted(i for idx in by_label.values() for i in rng.sample(idx, min(k, len(idx))))
+    return [texts[i] for i in chosen], [labels[i] for i in chosen]
+
+
+def mean_pooled_embeddings(model, tokenizer, texts: list[str], batch_size: int = 64):
+    """Mean-pooled last hidden states of the model's encoder, length-sorted batches."""
+    import numpy as np
+    import torch
+
+    from tunesmith.engine.modeling import mean_pool
+
+    encoder = getattr(model, model.base_model_prefix)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+            )
+            hidden = encoder(**batch).last_hidden_state
+            out[idx] = mean_pool(hidden, batch["attention_mask"]).numpy()
+    return out
+
+
+def build_probe_model(train_file: Path, per_label: int, out_dir: Path) -> Path:
+    """Default encoder + mean pooling + a logistic-regression head on frozen embeddings."""
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoTokenizer
+
+    from tunesmith.data.load import load_text_dataset
+    from tunesmith.engine.modeling import build_classifier, set_head_weights
+    from tunesmith.models import resolve_model
+
+    data = load_text_dataset(train_file)
+    texts, labels = per_label_subset(data.texts, data.first_labels, per_label)
+    names = sorted(set(labels))
+    location = resolve_model("default").location
+    model = build_classifier(location, task="classification", labels=names, pooling="mean")
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    features = mean_pooled_embeddings(model, tokenizer, texts)
+    probe = LogisticRegression(C=10.0, max_iter=2000)
+    probe.fit(features, [names.index(label) for label in labels])
+    set_head_weights(model, probe.coef_, probe.intercept_)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def timed(fn, repeats: int = 1):
+    """Best wall time of ``repeats`` runs and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer texts; under 5 minutes")
+    parser.add_argument("--model", type=Path, help="a trained model directory")
+    parser.add_argument("--data", type=Path, help="labelled test file (default: banking77 test)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--limit", type=int, help="use at most this many test texts")
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from tunesmith.data.load import load_text_dataset
+    from tunesmith.engine.loading import load_model, quiet_transformers
+    from tunesmith.engine.predict import predict_texts
+    from tunesmith.engine.threads import configure_threads
+
+    threads = configure_threads()
+    train_file, test_file, data_name = default_files()
+    if args.data:
+        test_file, data_name = args.data, args.data.stem
+    tmp = None
+    model_note = "given"
+    if args.model is None:
+        tmp = tempfile.TemporaryDirectory(prefix="tunesmith-bench-")
+        per_label = 10 if args.quick else 30
+        print(
+            f"building a probe model: default encoder, mean pooling, logistic regression on "
+            f"{per_label} examples per label of {train_file}",
+            file=sys.stderr,
+        )
+        started = time.perf_counter()
+        model_dir = build_probe_model(train_file, per_label, Path(tmp.name) / "model")
+        print(f"  built in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        model_note = f"probe ({per_label}/label, frozen encoder + LR head)"
+    else:
+        model_dir = args.model
+
+    test = load_text_dataset(test_file)
+    texts, gold = test.texts, test.first_labels
+    limit = args.limit or (800 if args.quick else None)
+    if limit and limit < len(texts):
+        rng = np.random.default_rng(0)
+        keep = sorted(rng.choice(len(texts), limit, replace=False).tolist())
+        texts, gold = [texts[i] for i in keep], [gold[i] for i in keep]
+
+    fp32 = load_model(model_dir)
+    int8 = load_model(model_dir, quantize="int8")
+    from transformers import pipeline
+
+    with quiet_transformers():
+        # The peer gets the very same in-memory model and tokenizer.
+        peer = pipeline(
+            "text-classification", model=fp32.model, tokenizer=fp32.tokenizer, device=-1
+        )
+
+    def run_pipeline():
+        out = peer(texts, batch_size=args.batch_size, truncation=True)
+        return [r["label"] for r in out]
+
+    def run_tunesmith(loaded):
+        return lambda: [
+            r["label"] for r in predict_texts(loaded, texts, batch_size=args.batch_size)
+        ]
+
+    warm = texts[: args.batch_size]
+    peer(warm, batch_size=args.batch_size, truncation=True)
+    predict_texts(fp32, warm)
+    predict_texts(int8, warm)
+    repeats = 1
+    rows = []
+    for name, fn in (
+        ("transformers pipeline (fp32)", run_pipeline),
+        ("tunesmith predict (fp32)", run_tunesmith(fp32)),
+        ("tunesmith predict --quantize int8", run_tunesmith(int8)),
+    ):
+        seconds, predicted = timed(fn, repeats)
+        accuracy = float(np.mean([p == g for p, g in zip(predicted, gold, strict=True)]))
+        rows.append((name, seconds, len(texts) / seconds, accuracy))
+        print(f"  {name}: {seconds:.1f} s", file=sys.stderr)
+
+    base = rows[0][2]
+    print(
+        f"\ninference on {len(texts)} {data_name} texts, batch {args.batch_size}, "
+        f"{threads} torch threads; model: {model_note}"
+    )
+    header = f"{'runner':36} {'seconds':>8} {'texts/s':>8} {'speedup':>8} {'accuracy':>9}"
+    print(header)
+    print("-" * len(header))
+    for name, seconds, rate, accuracy in rows:
+        print(f"{name:36} {seconds:8.2f} {rate:8.1f} {rate / base:7.2f}x {accuracy:9.4f}")
+    result = {
+        "benchmark": "infer_speed",
+        "data": data_name,
+        "texts": len(texts),
+        "batch_size": args.batch_size,
+        "threads": threads,
+        "model": model_note,
+        "pipeline_texts_per_s": round(rows[0][2], 1),
+        "fp32_texts_per_s": round(rows[1][2], 1),
+        "int8_texts_per_s": round(rows[2][2], 1),
+        "speedup": round(rows[2][2] / base, 2),
+        "speedup_fp32": round(rows[1][2] / base, 2),
+        "pipeline_accuracy": round(rows[0][3], 4),
+        "fp32_accuracy": round(rows[1][3], 4),
+        "int8_accuracy": round(rows[2][3], 4),
+        "int8_drop_points": round(100 * (rows[1][3] - rows[2][3]), 2),
+        "quick": args.quick,
+    }
+    print(json.dumps(result))
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+"""``tunesmith train``, ``evaluate`` and ``predict``: the engine's commands.
+
+Heavy libraries are imported inside the command bodies, so ``tunesmith --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and paths in reports become plain JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _clean_nan(value: Any) -> Any:
+    """NaN (a metric with nothing to measure) becomes null, so the output is valid JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_nan(v) for v in value]
+    return value
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-" if value is None else str(value)
+
+
+def _print_table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _print_evaluation(report: dict[str, Any]) -> None:
+    if report.get("task") == "ner":
+        typer.echo(
+            f"entity F1 {_fmt(report['f1'])}  precision {_fmt(report['precision'])}  "
+            f"recall {_fmt(report['recall'])}  (strict, {report['scheme']} tags, "
+            f"{report['n_sentences']} sentences)"
+        )
+        rows = [
+            [t, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), str(m["support"])]
+            for t, m in report["per_type"].items()
+        ]
+        for name in ("micro", "macro"):
+            m = report[name]
+            rows.append(
+                [
+                    f"{name} avg",
+                    _fmt(m["precision"]),
+                    _fmt(m["recall"]),
+                    _fmt(m["f1"]),
+                    str(m["support"]),
+                ]
+            )
+        _print_table(["type", "precision", "recall", "f1", "support"], rows)
+        return
+    head = [
+        f"accuracy {_fmt(report['accuracy'])}",
+        f"macro F1 {_fmt(report['macro_f1'])}",
+        f"weighted F1 {_fmt(report['weighted_f1'])}",
+    ]
+    if report.get("task") == "multilabel":
+        head.insert(1, f"micro F1 {_fmt(report['micro_f1'])}")
+    typer.echo("  ".join(head) + f"  ({report['n_examples']} examples)")
+    cal = report.get("calibration", {})
+    if cal.get("applied"):
+        typer.echo(
+            f"calibration: ECE {_fmt(cal['ece_before'])} -> {_fmt(cal['ece_after'])}, "
+            f"NLL {_fmt(cal['nll_before'])} -> {_fmt(cal['nll_after'])} (15 equal-width bins)"
+        )
+    else:
+        typer.echo(
+            f"ECE {_fmt(report['ece'])}  NLL {_fmt(report['nll'])} (not calibrated; "
+            "`tunesmith calibrate` fits a temperature)"
+        )
+    rows = [
+        [label, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), str(m["support"])]
+        for label, m in report["per_label"].items()
+    ]
+    _print_table(["label", "precision", "recall", "f1", "support"], rows)
+    for name, path in (report.get("plots") or {}).items():
+        typer.echo(f"{name.replace('_', ' ')}: {path}", err=True)
+
+
+def evaluate_command(
+    model: Path = typer.Option(..., "--model", help="A model directory (from `tunesmith train`)."),
+    data: Path = typer.Option(..., "--data", help="Labelled evaluation file (.csv/.jsonl/...)."),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    label_col: str = typer.Option("label", "--label-col", help="Column holding the label(s)."),
+    label_sep: str | None = typer.Option(
+        None, "--label-sep", help="Separator of several labels in one cell (multi-label)."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Texts per forward pass."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON document."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Folder for confusion_matrix.png and reliability.png."
+    ),
+) -> None:
+    """Measure a model on labelled data: accuracy, F1, per-label scores, calibration (ECE/NLL).
+
+    NER models get strict entity-level precision, recall and F1 per entity type.
+    """
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.metrics import evaluate_model, load_eval_dataset
+
+    loaded = load_model(model)
+    dataset = load_eval_dataset(loaded, data, text_col, label_col, label_sep)
+    report = evaluate_model(
+        loaded, dataset, batch_size=batch_size, plot_dir=plot, data_path=data, label_col=label_col
+    )
+    report = _clean_nan(report)
+    if as_json:
+        _echo_json(report)
+    else:
+        _print_evaluation(report)
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def predict_command(
+    model: Path = typer.Option(..., "--model", help="A model directory (from `tunesmith train`)."),
+    data: Path | None = typer.Option(None, "--data", help="File of texts to label."),
+    text: list[str] | None = typer.Option(
+        None, "--text", help="A text to label; repeat for several."
+    ),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    as_json: bool = typer.Option(
+        False, "--json", help="JSON lines for --data; one JSON document for --text."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Texts per forward pass."),
+    quantize: str | None = typer.Option(
+        None, "--quantize", help="'int8': dynamic int8 linear layers, faster on a CPU."
+    ),
+    no_calibrate: bool = typer.Option(
+        False, "--no-calibrate", help="Raw probabilities, without the fitted temperature."
+    ),
+    top_k: int | None = typer.Option(
+        None, "--top-k", min=1, help="Also list the k most probable labels."
+    ),
+) -> None:
+    """Label texts with a model: the label, its probability, and every label's probability.
+
+    With --json, --data prints one JSON line per text, in file order; --text prints one JSON
+    document (an object for one text, a list for several).
+    """
+    from tunesmith.errors import UserInputError
+
+    if (data is None) == (not text):
+        raise UserInputError("pass either --data FILE or --text TEXT (not both)")
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_texts
+
+    loaded = load_model(model, quantize=quantize)
+    if data is not None:
+        from tunesmith.data.load import read_texts
+
+        texts = read_texts(data, text_col=text_col)
+    else:
+        texts = list(text or [])
+    started = time.perf_counter()
+    results = predict_texts(
+        loaded, texts, calibrated=not no_calibrate, top_k=top_k, batch_size=batch_size
+    )
+    elapsed = time.perf_counter() - started
+    records = [{"text": t, **r} for t, r in zip(texts, results, strict=True)]
+    if as_json:
+        if data is not None:
+            for record in records:
+                typer.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            _echo_json(records[0] if len(records) == 1 else records)
+        return
+    if loaded.task == "ner":
+        rows = [
+            [
+                _short(r["text"]),
+                "; ".join(f"{e['type']}: {e['text']}" for e in r["entities"]) or "-",
+            ]
+            for r in records
+        ]
+        _print_table(["text", "entities"], rows)
+    elif loaded.task == "multilabel":
+        rows = [
+            [
+                _short(r["text"]),
+                ", ".join(f"{lab} {s:.3f}" for lab, s in zip(r["labels"], r["scores"], strict=True))
+                or "-",
+            ]
+            for r in records
+        ]
+        _print_table(["text", "labels"], rows)
+    else:
+        rows = [[_short(r["text"]), r["label"], f"{r['score']:.3f}"] for r in records]
+        _print_table(["text", "label", "score"], rows)
+    rate = len(texts) / elapsed if elapsed > 0 else 0.0
+    typer.echo(f"{len(texts)} texts in {elapsed:.2f} s ({rate:.0f}/s)", err=True)
+
+
+def _split_names(values: list[str] | None) -> list[str]:
+    names: list[str] = []
+    for value in values or []:
+        names.extend(part.strip() for part in value.split(",") if part.strip())
+    return names
+
+
+def train_command(
+    data: Path = typer.Option(
+        ..., "--data", help="Labelled training file (.csv/.jsonl/.parquet/.conll)."
+    ),
+    eval_data: Path | None = typer.Option(
+        None, "--eval", help="Labelled evaluation file; else a slice of --data is held out."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Model directory to write (models/<data>)."
+    ),
+    model: str = typer.Option(
+        "default", "--model", help="Base model: 'default', a local directory or a hub id."
+    ),
+    allow_network: bool = typer.Option(
+        False, "--allow-network", help="Allow downloading a hub model (off by default)."
+    ),
+    task: str = typer.Option("auto", "--task", help="auto | classification | multilabel | ner."),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    label_col: str = typer.Option("label", "--label-col", help="Column holding the label(s)."),
+    label_sep: str | None = typer.Option(
+        None, "--label-sep", help="Separator of several labels in one cell (multi-label)."
+    ),
+    strategy: str = typer.Option(
+        "full", "--strategy", help="full | freeze:K (bottom K layers frozen) | head | lora."
+    ),
+    epochs: float | None = typer.Option(None, "--epochs", help="Epochs (default: from the data)."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate (default: from the model)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Training batch size."),
+    max_length: int | None = typer.Option(
+        None, "--max-length", help="Max tokens per text (default: 99th percentile of the data)."
+    ),
+    seed: int = typer.Option(42, "--seed", help="Random seed (split, initialisation, order)."),
+    class_weights: str = typer.Option(
+        "none", "--class-weights", help="none | auto (inverse class frequency in the loss)."
+    ),
+    early_stopping: int | None = typer.Option(
+        None, "--early-stopping", help="Stop after N evaluations without improvement (0: off)."
+    ),
+    eval_fraction: float | None = typer.Option(
+        None, "--eval-fraction", help="Share of --data held out when there is no --eval."
+    ),
+    no_calibrate: bool = typer.Option(
+        False, "--no-calibrate", help="Do not fit a temperature on the held-out data."
+    ),
+    clean: bool = typer.Option(
+        False, "--clean", help="Apply the safe fixes of the cleaning report first."
+    ),
+    augment: list[str] | None = typer.Option(
+        None, "--augment", help="Augmenter(s) for the training split; repeat or comma-separate."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
+    save_steps: int | None = typer.Option(
+        None, "--save-steps", help="Checkpoint every N steps (default: every epoch)."
+    ),
+    tensorboard: bool = typer.Option(
+        False, "--tensorboard", help="Write TensorBoard logs into the model directory."
+    ),
+    data_license: str | None = typer.Option(
+        None, "--data-license", help="Licence of the training data, for the model card."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out directory."),
+    pooling: str = typer.Option(
+        "auto", "--pooling", help="auto | mean | cls: what the classifier head reads."
+    ),
+    head_init: str = typer.Option(
+        "auto", "--head-init", help="auto | probe (linear probe first) | random."
+    ),
+    no_feature_cache: bool = typer.Option(
+        False, "--no-feature-cache", help="head/freeze:K: rerun the frozen part every epoch."
+    ),
+    cache_dir: Path | None = typer.Option(
+        None,
+        "--cache-dir",
+        help="Cache folder (default $TUNESMITH_CACHE_DIR or ~/.cache/tunesmith).",
+    ),
+    work_dir: Path | None = typer.Option(
+        None, "--work-dir", help="Checkpoint folder for --resume (default <out>.work)."
+    ),
+    lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
+    lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
+) -> None:
+    """Fine-tune a model on labelled text (or CoNLL token files) and save it with its metrics.
+
+    Writes a Hugging Face model directory plus run_config.json, metrics.json, the cleaning
+    report, calibration.json and a model card. Checks flags and data before any heavy work.
+    """
+    from tunesmith.engine.config import RunConfig
+
+    run = RunConfig(
+        data=str(data),
+        eval_data=str(eval_data) if eval_data else None,
+        out=str(out) if out else None,
+        model=model,
+        allow_network=allow_network,
+        task=task,
+        text_col=text_col,
+        label_col=label_col,
+        label_sep=label_sep,
+        strategy=strategy,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+        class_weights=class_weights,
+        early_stopping=early_stopping,
+        eval_fraction=eval_fraction,
+        calibrate=not no_calibrate,
+        clean=clean,
+        augment=_split_names(augment),
+        resume=resume,
+        save_steps=save_steps,
+        tensorboard=tensorboard,
+        data_license=data_license,
+        force=force,
+        pooling=pooling,
+        head_init=head_init,
+        feature_cache=not no_feature_cache,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        work_dir=str(work_dir) if work_dir else None,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+    ).validate()
+    from tunesmith.engine.train import headline, train
+
+    path = train(run)
+    metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    if as_json:
+        _echo_json(
+            _clean_nan(
+                {
+                    "model_dir": str(path),
+                    "task": run.resolved.get("task"),
+                    "strategy": run.strategy,
+                    "metrics": metrics,
+                    "resolved": run.resolved,
+                }
+            )
+        )
+        return
+    typer.echo(f"saved {path}: {headline(metrics)} on {metrics.get('eval_source')}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("predict")(predict_command)

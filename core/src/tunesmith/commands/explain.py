@@ -1,0 +1,267 @@
+"""``tunesmith explain``: why a model decided, word by word, with faithfulness scores.
+
+Heavy libraries are imported inside the command body, so ``tunesmith --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import typer
+
+#: Texts explained per chunk with --data: bounds memory whatever the file's size.
+CHUNK = 32
+
+
+@contextlib.contextmanager
+def _atomic_stream(path: Path, *, force: bool) -> Iterator[TextIO]:
+    """A text file written through a temporary sibling and renamed into place on success."""
+    from tunesmith.io import check_writable_dir
+
+    check_writable_dir(path, force=force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _record(item: Any, index: int | None = None) -> dict[str, Any]:
+    """The JSON shape of one explained text (a classifier's, or a tagger's entity list)."""
+    if isinstance(item, list):  # NER: the entities of one text
+        data: dict[str, Any] = {"entities": [e.to_dict() for e in item]}
+    else:
+        data = item.to_dict()
+    if index is not None:
+        data = {"index": index, **data}
+    return data
+
+
+def _summary(item: Any, text: str) -> str:
+    """A few readable lines for one explanation (without --json)."""
+    if isinstance(item, list):
+        if not item:
+            return f"{text!r}: no entities predicted"
+        lines = []
+        for entity in item:
+            words = sorted(entity.tokens, key=lambda t: -t.score)[:5]
+            drivers = ", ".join(f"{w.word} {w.score:+.3f}" for w in words)
+            lines.append(
+                f"{entity.label} {entity.entity!r} (p={entity.probability:.3f}): {drivers}"
+            )
+        return "\n".join(lines)
+    words = sorted(item.tokens, key=lambda t: -t.score)[:8]
+    lines = [
+        f"predicted {item.label} (p={item.probability:.3f}); explaining {item.target} "
+        f"(p={item.target_probability:.3f}) with {item.method}",
+        "words towards it: " + ", ".join(f"{w.word} {w.score:+.4f}" for w in words),
+    ]
+    scores = []
+    if item.delta is not None:
+        scores.append(f"delta {item.delta:+.5f}")
+    if item.comprehensiveness is not None:
+        scores.append(f"comprehensiveness {item.comprehensiveness:.3f}")
+        scores.append(f"sufficiency {item.sufficiency:.3f} (top {item.k} words)")
+    if scores:
+        lines.append(", ".join(scores))
+    return "\n".join(lines)
+
+
+def _explain_chunk(
+    loaded: Any, texts: list[str], *, target: str | None, method: str, steps: int, progress: Any
+) -> list[Any]:
+    from tunesmith.explain.attribute import explain_loaded
+
+    options: dict[str, Any] = {"n_steps": steps, "progress": progress, "warn": None}
+    if loaded.task != "ner":
+        options.update(target=target, method=method)
+    return list(explain_loaded(loaded, texts, **options))
+
+
+def _check_options(loaded: Any, target: str | None, method: str) -> None:
+    from tunesmith.errors import UserInputError
+
+    if loaded.task == "ner":
+        if target is not None:
+            raise UserInputError(
+                "--target applies to classifiers; a NER model is explained per predicted entity"
+            )
+        if method != "ig":
+            raise UserInputError("NER models are explained with integrated gradients (--method ig)")
+    elif target is not None and target not in loaded.labels:
+        raise UserInputError(
+            f"unknown target label {target!r}; the model's labels are: {', '.join(loaded.labels)}"
+        )
+
+
+def explain_command(
+    model: Path = typer.Option(..., "--model", help="A model directory (from `tunesmith train`)."),
+    text: str | None = typer.Option(None, "--text", help="One text to explain."),
+    data: Path | None = typer.Option(None, "--data", help="A file of texts: writes JSON lines."),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    target: str | None = typer.Option(
+        None, "--target", help="Label to explain (default: the predicted one)."
+    ),
+    method: str = typer.Option(
+        "ig", "--method", help="Attribution method: ig (integrated gradients) or occlusion."
+    ),
+    steps: int = typer.Option(50, "--steps", min=1, help="Integrated-gradient steps."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (with --text)."),
+    html: Path | None = typer.Option(None, "--html", help="Also write an HTML heatmap page."),
+    out: Path | None = typer.Option(
+        None, "--out", help="With --data: write the JSON lines here instead of stdout."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out / --html if they exist."),
+) -> None:
+    """Explain predictions: each word's attribution, the IG convergence delta, and how faithful
+    the explanation is (comprehensiveness: the probability drop when the top 20% words are
+    removed; sufficiency: the drop when only they are kept).
+
+    Classifiers are explained per text (the predicted label, or --target); NER models per
+    predicted entity.
+    """
+    from tunesmith.errors import DataError, UserInputError
+
+    if (data is None) == (text is None):
+        raise UserInputError("pass either --text TEXT or --data FILE (one of them)")
+    if out is not None and data is None:
+        raise UserInputError("--out goes with --data; with --text the result is printed")
+    if text is not None and not text.strip():
+        raise UserInputError("the text is empty; there is nothing to explain")
+    for path in (out, html):
+        if path is not None and path.exists() and not force:
+            raise UserInputError(f"{path} exists already; pass --force to replace it")
+
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.threads import configure_threads
+    from tunesmith.explain.methods import get_method
+
+    get_method(method)  # an unknown method fails before the model loads
+    configure_threads()
+    loaded = load_model(model)
+    _check_options(loaded, target, method)
+    limit = loaded.max_length
+
+    if text is not None:
+        items = _explain_chunk(
+            loaded, [text], target=target, method=method, steps=steps, progress=None
+        )
+        _report_truncation(items, 0, limit, single=True)
+        if html is not None:
+            _write_html(html, items, force=force)
+        if as_json:
+            typer.echo(json.dumps(_record(items[0]), indent=2, ensure_ascii=False))
+        else:
+            typer.echo(_summary(items[0], text))
+        return
+
+    from tunesmith.data.load import read_texts
+
+    assert data is not None
+    texts = read_texts(data, text_col=text_col)
+    for i, value in enumerate(texts):
+        if not value.strip():
+            raise DataError(
+                f"text {i + 1} is empty; there is nothing to explain", path=data, column=text_col
+            )
+    _explain_file(loaded, texts, target, method, steps, out, html, force, limit)
+
+
+def _report_truncation(items: list[Any], offset: int, limit: int, *, single: bool = False) -> None:
+    for i, item in enumerate(items):
+        truncated = (
+            any(getattr(e, "truncated", False) for e in item)
+            if isinstance(item, list)
+            else item.truncated
+        )
+        if truncated:
+            where = "the text" if single else f"text {offset + i + 1}"
+            typer.echo(
+                f"warning: {where} is longer than the model's limit of {limit} tokens; only its "
+                "first tokens were explained",
+                err=True,
+            )
+
+
+def _write_html(path: Path, items: list[Any], *, force: bool) -> None:
+    from tunesmith.explain.html import render_html
+    from tunesmith.io import atomic_write_text
+
+    flat: list[Any] = []
+    for item in items:
+        flat.extend(item if isinstance(item, list) else [item])
+    atomic_write_text(path, render_html(flat))
+    typer.echo(f"wrote {path}", err=True)
+
+
+def _explain_file(
+    loaded: Any,
+    texts: list[str],
+    target: str | None,
+    method: str,
+    steps: int,
+    out: Path | None,
+    html: Path | None,
+    force: bool,
+    limit: int,
+) -> None:
+    """Explain a file chunk by chunk, streaming JSON lines (and HTML cards) as they come."""
+    from tqdm import tqdm
+
+    from tunesmith.explain.html import page_footer, page_header, render_card
+
+    with contextlib.ExitStack() as stack:
+        sink: TextIO = (
+            stack.enter_context(_atomic_stream(out, force=force)) if out is not None else sys.stdout
+        )
+        page = stack.enter_context(_atomic_stream(html, force=force)) if html is not None else None
+        if page is not None:
+            page.write(page_header())
+        bar = stack.enter_context(
+            tqdm(total=len(texts), desc="explaining", unit="text", file=sys.stderr, disable=None)
+        )
+        for start in range(0, len(texts), CHUNK):
+            chunk = texts[start : start + CHUNK]
+            done = [0.0]
+
+            def progress(amount: float, done: list[float] = done, size: int = len(chunk)) -> None:
+                # Methods report fractional texts (IG rows / steps); cap at the chunk's size.
+                step = min(amount, size - done[0])
+                done[0] += step
+                bar.update(step)
+
+            items = _explain_chunk(
+                loaded, chunk, target=target, method=method, steps=steps, progress=progress
+            )
+            bar.update(len(chunk) - done[0])
+            _report_truncation(items, start, limit)
+            for offset, item in enumerate(items):
+                sink.write(json.dumps(_record(item, start + offset), ensure_ascii=False) + "\n")
+                if page is not None:
+                    for card in item if isinstance(item, list) else [item]:
+                        page.write(render_card(card) + "\n")
+            sink.flush()
+        if page is not None:
+            page.write(page_footer())
+    for path in (out, html):
+        if path is not None:
+            typer.echo(f"wrote {path}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``tunesmith explain`` to ``app``."""
+    app.command("explain")(explain_command)

@@ -1,0 +1,335 @@
+"""Temperature scaling: calibrated probabilities without changing a single prediction.
+
+A fine-tuned classifier's softmax is usually over-confident. Dividing the logits by one fitted
+temperature ``T`` (Guo et al., 2017) fixes most of that while keeping the argmax, so accuracy is
+unchanged. ``T`` minimises the negative log-likelihood on held-out data. The NLL of
+``softmax(beta * z)`` is convex in ``beta = 1/T``, hence unimodal in ``log T``, so a bounded
+golden-section search on ``log T`` finds the global minimum with no step size to tune and no
+dependence on a starting point.
+
+The temperatures live in ``calibration.json`` beside the weights; they are applied by
+:func:`tunesmith.engine.predict.probabilities` and so by every command and plugin that loads a
+model through the core.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CALIBRATION_FILE = "calibration.json"
+#: Temperatures are searched in [1/20, 20]: wide enough for any sane model, bounded for safety.
+T_MIN, T_MAX = 0.05, 20.0
+
+
+def _golden_min(func: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5) -> float:
+    """Minimise a unimodal ``func`` on ``[lo, hi]`` by golden-section search."""
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = func(c), func(d)
+    while b - a > tol:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = func(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = func(d)
+    best = (a + b) / 2
+    # The ends are candidates too: a minimum at the boundary is reported as the boundary.
+    candidates = [(func(best), best), (func(lo), lo), (func(hi), hi)]
+    return min(candidates)[1]
+
+
+def _softmax_nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
+    scaled = logits / temperature
+    scaled = scaled - scaled.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(scaled).sum(axis=1))
+    return float(np.mean(log_norm - scaled[np.arange(len(y)), y]))
+
+
+def _binary_nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
+    z = logits / temperature
+    # log(1 + exp(-z)) for positives, log(1 + exp(z)) for negatives, computed stably.
+    signed = np.where(y > 0.5, z, -z)
+    return float(np.mean(np.logaddexp(0.0, -signed)))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising the NLL of ``softmax(logits / T)`` for the true labels ``y``.
+
+    Returns 1.0 when there is nothing to fit (no rows, or a single class in the logits).
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if logits.ndim != 2 or len(logits) != len(y):
+        raise ValueError("logits must be (n, classes) and y must have n entries")
+    if len(y) == 0 or logits.shape[1] < 2:
+        return 1.0
+    log_t = _golden_min(
+        lambda s: _softmax_nll(logits, y, math.exp(s)), math.log(T_MIN), math.log(T_MAX)
+    )
+    return float(math.exp(log_t))
+
+
+def fit_label_temperatures(logits: np.ndarray, Y: np.ndarray) -> list[float]:  # noqa: N803
+    """One temperature per label for a multi-label model, each minimising that label's NLL.
+
+    Why per-label temperature rather than per-label Platt scaling (``sigmoid(a*z + b)``):
+    a temperature keeps the sign of every logit, so the 0.5 decision threshold, and hence every
+    predicted label set, stays exactly as trained (calibration never changes predictions), and
+    with one parameter per label it does not over-fit labels that have few positives in the
+    held-out data, where Platt's bias term would. A label whose held-out column has only one
+    class keeps T = 1.0, since its NLL would push T to an extreme.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)  # noqa: N806
+    if logits.shape != Y.shape or logits.ndim != 2:
+        raise ValueError("logits and Y must both be (n, labels)")
+    temperatures = []
+    for j in range(logits.shape[1]):
+        column, target = logits[:, j], Y[:, j]
+        if len(target) == 0 or target.min() == target.max():
+            temperatures.append(1.0)
+            continue
+        log_t = _golden_min(
+            lambda s, z=column, t=target: _binary_nll(z, t, math.exp(s)),
+            math.log(T_MIN),
+            math.log(T_MAX),
+        )
+        temperatures.append(float(math.exp(log_t)))
+    return temperatures
+
+
+def apply_temperature(logits: np.ndarray, temperature: float | Sequence[float] | None) -> Any:
+    """Divide ``logits`` by one temperature, or column-wise by one per label. ``None``: as is."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature is None:
+        return logits
+    if isinstance(temperature, (int, float)):
+        return logits / float(temperature)
+    temps = np.asarray(list(temperature), dtype=np.float64)
+    if temps.shape[0] != logits.shape[-1]:
+        raise ValueError(f"{len(temps)} temperatures for {logits.shape[-1]} labels")
+    return logits / temps
+
+
+def save_calibration(model_dir: str | Path, data: dict[str, Any]) -> Path:
+    """Write ``calibration.json`` beside the weights, atomically (the weights are not touched)."""
+    from tunesmith.io import atomic_write_json
+
+    return atomic_write_json(Path(model_dir) / CALIBRATION_FILE, data)
+
+
+def load_calibration(model_dir: str | Path) -> dict[str, Any] | None:
+    """The ``calibration.json`` of ``model_dir``, or ``None`` when the model was not calibrated."""
+    import json
+
+    from tunesmith.errors import DataError
+
+    path = Path(model_dir) / CALIBRATION_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"not valid JSON ({exc})", path=path) from None
+    if not isinstance(data, dict):
+        raise DataError("expected a JSON object", path=path)
+    return data
+
+
+def save_reliability_diagram(
+    probs: np.ndarray,
+    y: np.ndarray,
+    path: str | Path,
+    *,
+    title: str = "Reliability diagram",
+    probs_after: np.ndarray | None = None,
+    n_bins: int = 15,
+) -> Path:
+    """Save a reliability diagram PNG; with ``probs_after``, before and after side by side.
+
+    Bars show the accuracy in each of ``n_bins`` equal-width confidence bins, the diagonal is
+    perfect calibration, and each panel's title holds its ECE.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tunesmith.engine.metrics import expected_calibration_error, reliability_bins
+
+    panels = [("before calibration" if probs_after is not None else "", probs)]
+    if probs_after is not None:
+        panels.append(("after calibration", probs_after))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.0), squeeze=False)
+    for ax, (name, panel_probs) in zip(axes[0], panels, strict=True):
+        bins = reliability_bins(panel_probs, y, n_bins)
+        width = 1.0 / n_bins
+        centres = bins["edges"][:-1] + width / 2
+        filled = bins["count"] > 0
+        ax.bar(
+            centres[filled],
+            bins["accuracy"][filled],
+            width=width * 0.95,
+            color="#4c72b0",
+            edgecolor="#2a4a80",
+            label="accuracy",
+        )
+        # Hatched outline from the accuracy to the mean confidence of the bin: the miscalibration.
+        ax.bar(
+            centres[filled],
+            (bins["confidence"] - bins["accuracy"])[filled],
+            bottom=bins["accuracy"][filled],
+            width=width * 0.95,
+            fill=False,
+            edgecolor="#c44e52",
+            hatch="//",
+            label="gap to mean confidence",
+        )
+        ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
+        ece = expected_calibration_error(panel_probs, y, n_bins=n_bins)
+        ax.set_title(f"{name + ', ' if name else ''}ECE {ece:.3f}")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence" if np.asarray(y).ndim == 1 else "predicted probability")
+        ax.set_ylabel("accuracy" if np.asarray(y).ndim == 1 else "fraction positive")
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save a matplotlib figure as PNG through a temporary file and a rename."""
+    import os
+    import tempfile
+
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def calibration_summary(
+    logits: np.ndarray, y: np.ndarray, temperature: float | list[float] | None, multilabel: bool
+) -> dict[str, Any]:
+    """ECE and NLL of ``logits`` before (T = 1) and after dividing by ``temperature``."""
+    from tunesmith.engine.metrics import expected_calibration_error, multilabel_ece, nll
+
+    raw = calibration_probs(logits, None, multilabel)
+    after = calibration_probs(logits, temperature, multilabel)
+    ece = multilabel_ece if multilabel else expected_calibration_error
+    return {
+        "ece_before": round(float(ece(raw, y)), 6),
+        "ece_after": round(float(ece(after, y)), 6),
+        "nll_before": round(float(nll(raw, y, multilabel=multilabel)), 6),
+        "nll_after": round(float(nll(after, y, multilabel=multilabel)), 6),
+        "ece_bins": 15,
+    }
+
+
+def fit_calibration(
+    logits: np.ndarray, y: np.ndarray, *, multilabel: bool, source: str | None = None
+) -> dict[str, Any]:
+    """Fit temperature(s) on held-out ``logits`` and return the ``calibration.json`` document."""
+    from datetime import UTC, datetime
+
+    if multilabel:
+        temps: float | list[float] = fit_label_temperatures(logits, y)
+        data: dict[str, Any] = {"method": "per_label_temperature", "temperatures": temps}
+    else:
+        temps = fit_temperature(logits, y)
+        data = {"method": "temperature", "temperature": temps}
+    data.update(calibration_summary(logits, y, temps, multilabel))
+    data["n_examples"] = int(len(y))
+    data["fitted_on"] = source
+    data["fitted_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return data
+
+
+def calibrate_model(
+    model_dir: str | Path,
+    data_path: str | Path,
+    text_col: str = "text",
+    label_col: str = "label",
+    *,
+    label_sep: str | None = None,
+    batch_size: int = 32,
+    plot_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Refit the temperature(s) of a saved model on the held-out file ``data_path``.
+
+    Only ``calibration.json`` is (atomically) rewritten; the weights are not touched. Returns the
+    new calibration document plus ``accuracy`` and the previous temperature, if any.
+    """
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.metrics import label_targets, load_eval_dataset
+    from tunesmith.engine.predict import predict_logits
+    from tunesmith.errors import UserInputError
+
+    loaded = load_model(model_dir)
+    if loaded.task == "ner":
+        raise UserInputError(
+            f"{loaded.path} is a token classifier; calibration applies to sequence classifiers"
+        )
+    dataset = load_eval_dataset(loaded, data_path, text_col, label_col, label_sep)
+    y = label_targets(loaded, dataset, data_path, label_col)
+    logits = predict_logits(loaded, dataset.texts, batch_size=batch_size)
+    multilabel = loaded.task == "multilabel"
+    data = fit_calibration(logits, y, multilabel=multilabel, source=str(data_path))
+    previous = loaded.temperature
+    save_calibration(loaded.path, data)
+    result = dict(data)
+    result["previous_temperature"] = previous
+    if multilabel:
+        predicted = logits > 0
+        result["accuracy"] = round(float(np.mean(np.all(predicted == (y > 0.5), axis=1))), 6)
+    else:
+        result["accuracy"] = round(float(np.mean(logits.argmax(axis=1) == y)), 6)
+    result["model"] = str(loaded.path)
+    if plot_path is not None:
+        probs_before = calibration_probs(logits, None, multilabel)
+        probs_after = calibration_probs(
+            logits, data.get("temperature", data.get("temperatures")), multilabel
+        )
+        save_reliability_diagram(
+            probs_before,
+            y,
+            plot_path,
+            title=f"{loaded.path.name}: reliability",
+            probs_after=probs_after,
+        )
+        result["reliability_diagram"] = str(plot_path)
+    return result
+
+
+def calibration_probs(
+    logits: np.ndarray, temperature: float | list[float] | None, multilabel: bool
+) -> np.ndarray:
+    """Probabilities from ``logits`` after ``temperature`` (softmax, or sigmoid for multi-label)."""
+    values = apply_temperature(logits, temperature)
+    if multilabel:
+        return 1.0 / (1.0 + np.exp(-np.clip(values, -60, 60)))
+    shifted = values - values.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)

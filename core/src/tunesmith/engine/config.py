@@ -1,0 +1,153 @@
+"""``RunConfig``: every setting of a training run, validated before any heavy work.
+
+The model directory keeps it as ``run_config.json`` (``to_dict()``), with the values that
+``auto`` settings resolved to under ``resolved``. Light module: no torch, no transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserInputError
+
+TASKS = ("auto", "classification", "multilabel", "ner")
+POOLINGS = ("auto", "mean", "cls")
+HEAD_INITS = ("auto", "probe", "random")
+CLASS_WEIGHTS = ("none", "auto")
+_STRATEGY_RE = re.compile(r"^(full|head|lora|freeze:(\d+))$")
+
+
+@dataclass
+class RunConfig:
+    """The settings of one ``tunesmith train`` run; ``None`` means "choose from the data"."""
+
+    data: str
+    eval_data: str | None = None
+    out: str | None = None
+    model: str = "default"
+    allow_network: bool = False
+    task: str = "auto"
+    text_col: str = "text"
+    label_col: str = "label"
+    label_sep: str | None = None
+    strategy: str = "full"
+    epochs: float | None = None
+    lr: float | None = None
+    batch_size: int = 16
+    max_length: int | None = None
+    seed: int = 42
+    class_weights: str = "none"
+    early_stopping: int | None = None
+    eval_fraction: float | None = None
+    calibrate: bool = True
+    clean: bool = False
+    augment: list[str] = field(default_factory=list)
+    resume: bool = False
+    save_steps: int | None = None
+    tensorboard: bool = False
+    data_license: str | None = None
+    force: bool = False
+    pooling: str = "auto"
+    head_init: str = "auto"
+    feature_cache: bool = True
+    cache_dir: str | None = None
+    work_dir: str | None = None
+    lora_r: int = 8
+    lora_alpha: int = 16
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    #: What the ``auto``/``None`` settings resolved to; filled in by ``train``.
+    resolved: dict[str, Any] = field(default_factory=dict)
+
+    # -- derived ---------------------------------------------------------------------------
+
+    @property
+    def out_dir(self) -> Path:
+        """Where the model directory goes: ``--out``, or ``models/<data file stem>``."""
+        if self.out:
+            return Path(self.out)
+        return Path("models") / Path(self.data).stem
+
+    @property
+    def work_path(self) -> Path:
+        """Checkpoints for ``--resume``: ``--work-dir`` or ``<out>.work`` beside the output."""
+        if self.work_dir:
+            return Path(self.work_dir)
+        out = self.out_dir
+        return out.with_name(out.name + ".work")
+
+    @property
+    def strategy_kind(self) -> str:
+        """``full``, ``freeze``, ``head`` or ``lora``."""
+        return self.strategy.split(":", 1)[0]
+
+    @property
+    def freeze_layers(self) -> int | None:
+        """K of ``freeze:K``, else ``None``."""
+        if self.strategy.startswith("freeze:"):
+            return int(self.strategy.split(":", 1)[1])
+        return None
+
+    # -- checks and (de)serialisation ----------------------------------------------------------
+
+    def validate(self) -> RunConfig:
+        """Raise :class:`UserInputError` for any impossible setting; cheap, touches no model."""
+
+        def bad(flag: str, value: Any, expected: str) -> UserInputError:
+            return UserInputError(f"{flag} {value!r} is not valid; expected {expected}")
+
+        if not self.data:
+            raise UserInputError("--data is required")
+        if self.task not in TASKS:
+            raise bad("--task", self.task, " | ".join(TASKS))
+        if not _STRATEGY_RE.match(self.strategy):
+            raise bad("--strategy", self.strategy, "full | freeze:K | head | lora")
+        if self.pooling not in POOLINGS:
+            raise bad("--pooling", self.pooling, " | ".join(POOLINGS))
+        if self.head_init not in HEAD_INITS:
+            raise bad("--head-init", self.head_init, " | ".join(HEAD_INITS))
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise bad("--class-weights", self.class_weights, "none | auto")
+        if self.epochs is not None and not self.epochs > 0:
+            raise bad("--epochs", self.epochs, "a number above 0")
+        if self.lr is not None and not 0 < self.lr < 1:
+            raise bad("--lr", self.lr, "a number between 0 and 1")
+        if self.batch_size < 1:
+            raise bad("--batch-size", self.batch_size, "a whole number of at least 1")
+        if self.max_length is not None and self.max_length < 4:
+            raise bad("--max-length", self.max_length, "a whole number of at least 4")
+        if self.early_stopping is not None and self.early_stopping < 0:
+            raise bad("--early-stopping", self.early_stopping, "0 (off) or a patience of 1 or more")
+        if self.eval_fraction is not None and not 0 <= self.eval_fraction < 0.5:
+            raise bad("--eval-fraction", self.eval_fraction, "a fraction from 0 up to 0.5")
+        if self.save_steps is not None and self.save_steps < 1:
+            raise bad("--save-steps", self.save_steps, "a whole number of at least 1")
+        if self.lora_r < 1 or self.lora_alpha < 1:
+            raise UserInputError("--lora-r and --lora-alpha must be at least 1")
+        if self.label_sep == "":
+            raise bad("--label-sep", self.label_sep, "a non-empty separator such as '|'")
+        if self.strategy_kind == "lora" and self.task == "ner":
+            # PEFT handles token classification, but the saved adapter is not tested for it.
+            raise UserInputError(
+                "--strategy lora is not supported for --task ner; use full or freeze:K"
+            )
+        if self.eval_data and self.eval_fraction:
+            raise UserInputError("give either --eval or --eval-fraction, not both")
+        for path, flag in ((self.data, "--data"), (self.eval_data, "--eval")):
+            if path is not None and not Path(path).is_file():
+                raise UserInputError(f"{flag} {path}: no such file")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every setting (``run_config.json``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Rebuild from ``to_dict()`` output; keys written by newer versions are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

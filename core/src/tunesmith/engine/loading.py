@@ -1,0 +1,320 @@
+"""Load a saved model directory for prediction, evaluation, explanation and calibration.
+
+Three layouts are understood:
+
+* a plain Hugging Face sequence or token classification directory (``config.json`` + weights);
+* tunesmith's mean-pooling head (``"tunesmith_pooling": "mean"`` in ``config.json``) and
+  adapter directories saved by ``tunesmith train``, both rebuilt by
+  :func:`tunesmith.engine.modeling.load_classifier`;
+* a bare PEFT adapter directory (``adapter_config.json`` only): the base model named there is
+  resolved through :func:`tunesmith.models.resolve_model` and the adapter (with the classifier
+  head saved through ``modules_to_save``) applied.
+
+Adapters are merged into their base, so inference runs at base-model speed.
+
+``calibration.json`` beside the weights, when present, supplies the temperature(s); a directory
+without it loads with ``temperature=None``. ``trust_remote_code`` is never turned on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import DataError, ModelNotFoundError
+
+TASKS = ("classification", "multilabel", "ner")
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with everything needed to read its outputs.
+
+    ``temperature`` is a float (single-label), a list with one float per label (multi-label), or
+    ``None`` when the model was never calibrated. ``calibration`` is the whole
+    ``calibration.json`` document (or ``None``).
+    """
+
+    model: Any
+    tokenizer: Any
+    task: str
+    labels: list[str]
+    temperature: float | list[float] | None
+    calibration: dict[str, Any] | None
+    path: Path
+    run_config: dict[str, Any] | None
+    max_length: int = 512
+    quantized: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        """Label name to output index."""
+        return {label: i for i, label in enumerate(self.labels)}
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' progress bars and load reports while loading, for clean CLI output."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            # Deprecation notices from inside transformers/peft are not the user's business.
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"not valid JSON ({exc})", path=path) from None
+    if not isinstance(data, dict):
+        raise DataError("expected a JSON object", path=path)
+    return data
+
+
+def _check_model_dir(path: str | Path) -> Path:
+    directory = Path(path).expanduser()
+    if not directory.exists():
+        raise ModelNotFoundError(f"model directory {directory} does not exist")
+    if not directory.is_dir():
+        raise ModelNotFoundError(f"{directory} is a file; a model is a directory with config.json")
+    if (directory / "adapter_config.json").exists():
+        return directory
+    if not (directory / "config.json").exists():
+        raise ModelNotFoundError(
+            f"{directory} has no config.json or adapter_config.json; it is not a model directory"
+        )
+    if not any((directory / name).exists() for name in _WEIGHT_FILES):
+        raise ModelNotFoundError(
+            f"{directory} has a config.json but no weights (model.safetensors); "
+            "it is not a trained model directory"
+        )
+    return directory
+
+
+def _task_from_config(config: Any, run_config: dict[str, Any] | None) -> str:
+    saved = getattr(config, "tunesmith_task", None)
+    if saved in TASKS:
+        return str(saved)
+    if run_config and run_config.get("task") in TASKS:
+        return str(run_config["task"])
+    architectures = " ".join(getattr(config, "architectures", None) or [])
+    if "TokenClassification" in architectures:
+        return "ner"
+    if getattr(config, "problem_type", None) == "multi_label_classification":
+        return "multilabel"
+    return "classification"
+
+
+def _labels_from_config(config: Any) -> list[str]:
+    id2label = getattr(config, "id2label", None) or {}
+    return [str(id2label[k]) for k in sorted(id2label, key=int)]
+
+
+def _max_length(tokenizer: Any, config: Any, run_config: dict[str, Any] | None) -> int:
+    limits = [512]
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        limits.append(positions)
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < 100_000:
+        limits.append(tok_max)
+    if run_config and isinstance(run_config.get("max_length"), int) and run_config["max_length"]:
+        limits.append(int(run_config["max_length"]))
+    return min(limits)
+
+
+def _temperature_from(calibration: dict[str, Any] | None, labels: list[str], path: Path) -> Any:
+    if not calibration:
+        return None
+    source = path / "calibration.json"
+    if "temperatures" in calibration:
+        temps = calibration["temperatures"]
+        if not isinstance(temps, list) or len(temps) != len(labels):
+            raise DataError(
+                f"'temperatures' must list one number per label ({len(labels)})", path=source
+            )
+        return [float(t) for t in temps]
+    if "temperature" in calibration:
+        value = float(calibration["temperature"])
+        if not value > 0:
+            raise DataError("'temperature' must be a positive number", path=source)
+        return value
+    return None
+
+
+def _auto_class(task: str) -> Any:
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    return AutoModelForTokenClassification if task == "ner" else AutoModelForSequenceClassification
+
+
+def _merged(model: Any) -> Any:
+    """Fold a PEFT adapter into its base: no adapter overhead at inference, and the merged
+    ``nn.Linear`` layers can be quantised like any other."""
+    from peft import PeftModel
+
+    return model.merge_and_unload() if isinstance(model, PeftModel) else model
+
+
+def _load_with_config(directory: Path, run_config: dict[str, Any] | None) -> tuple[Any, Any, str]:
+    """A directory with ``config.json`` (plain, pooled, or adapter saved by ``tunesmith train``).
+
+    The trainer's :func:`tunesmith.engine.modeling.load_classifier` knows its own layouts (the
+    mean-pooling flag, adapters with their base); the model it returns is merged here.
+    """
+    from transformers import AutoConfig
+
+    from tunesmith.engine.modeling import load_classifier
+
+    config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
+    architectures = getattr(config, "architectures", None) or []
+    heads = ("ForSequenceClassification", "ForTokenClassification")
+    if (
+        not getattr(config, "tunesmith_task", None)
+        and architectures
+        and not any(a.endswith(heads) for a in architectures)
+    ):
+        # A bare encoder would load with a random head and print confident nonsense.
+        raise ModelNotFoundError(
+            f"{directory} is a base model ({architectures[0]}), not a trained classifier; "
+            f"fine-tune it first with `tunesmith train --model {directory} --data FILE`"
+        )
+    task = _task_from_config(config, run_config)
+    model = _merged(load_classifier(directory))
+    return model, config, task
+
+
+def _adapter_head_size(directory: Path) -> int | None:
+    """Number of outputs of the classifier head stored with a PEFT adapter, if it is there."""
+    weights = directory / "adapter_model.safetensors"
+    if not weights.exists():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as handle:
+        for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+            if key.endswith(("classifier.weight", "score.weight", "out_proj.weight")):
+                return int(handle.get_slice(key).get_shape()[0])
+    return None
+
+
+def _load_bare_adapter(directory: Path, run_config: dict[str, Any] | None) -> tuple[Any, Any, str]:
+    """A PEFT adapter directory without ``config.json`` (saved by PEFT itself, not by us)."""
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoConfig
+
+    from tunesmith.models import resolve_model
+
+    adapter = PeftConfig.from_pretrained(str(directory))
+    base_name = adapter.base_model_name_or_path
+    if not base_name:
+        raise ModelNotFoundError(f"{directory}/adapter_config.json names no base model")
+    base = resolve_model(base_name)
+    config = AutoConfig.from_pretrained(base.location, trust_remote_code=False)
+    labels = (run_config or {}).get("labels") or (run_config or {}).get("label_names")
+    if not labels:
+        size = _adapter_head_size(directory)
+        if size is None:
+            raise ModelNotFoundError(
+                f"{directory} is an adapter without label names (no config.json, no labels "
+                "in run_config.json)"
+            )
+        labels = [f"LABEL_{i}" for i in range(size)]
+    config.num_labels = len(labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: i for i, label in enumerate(labels)}
+    task = _task_from_config(config, run_config)
+    if str(getattr(adapter, "task_type", "") or "").endswith("TOKEN_CLS"):
+        task = "ner"
+    if task == "multilabel":
+        config.problem_type = "multi_label_classification"
+    base_model = _auto_class(task).from_pretrained(
+        base.location, config=config, trust_remote_code=False
+    )
+    model = _merged(PeftModel.from_pretrained(base_model, str(directory)))
+    return model, config, task
+
+
+def _load_tokenizer(directory: Path, run_config: dict[str, Any] | None) -> Any:
+    from transformers import AutoTokenizer
+
+    if (directory / "tokenizer_config.json").exists() or (directory / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+    adapter = _read_json(directory / "adapter_config.json") or {}
+    config = _read_json(directory / "config.json") or {}
+    base_name = (
+        config.get("tunesmith_base_model")
+        or adapter.get("base_model_name_or_path")
+        or (run_config or {}).get("model")
+    )
+    if not base_name:
+        raise ModelNotFoundError(f"{directory} has no tokenizer files")
+    from tunesmith.models import resolve_model
+
+    return AutoTokenizer.from_pretrained(resolve_model(base_name).location, trust_remote_code=False)
+
+
+def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
+    """Load the model directory ``path`` in eval mode, with its labels, task and calibration.
+
+    ``quantize="int8"`` applies dynamic int8 quantisation of the linear layers (CPU serving).
+    Raises :class:`ModelNotFoundError` when ``path`` is missing or is not a model directory.
+    """
+    if quantize not in (None, "int8"):
+        from tunesmith.errors import UserInputError
+
+        raise UserInputError(f"unknown quantisation {quantize!r}; the choice is 'int8'")
+    directory = _check_model_dir(path)
+    run_config = _read_json(directory / "run_config.json")
+    calibration = _read_json(directory / "calibration.json")
+    with quiet_transformers():
+        try:
+            if (directory / "config.json").exists():
+                model, config, task = _load_with_config(directory, run_config)
+            else:
+                model, config, task = _load_bare_adapter(directory, run_config)
+            tokenizer = _load_tokenizer(directory, run_config)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"{directory} could not be loaded as a model: {exc}") from exc
+    model.eval()
+    labels = _labels_from_config(config)
+    if task == "ner" and calibration:
+        calibration = None  # temperatures are fitted for sequence classifiers only
+    loaded = LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        task=task,
+        labels=labels,
+        temperature=_temperature_from(calibration, labels, directory),
+        calibration=calibration,
+        path=directory,
+        run_config=run_config,
+        max_length=_max_length(tokenizer, config, run_config),
+    )
+    if quantize == "int8":
+        from tunesmith.engine.predict import quantize_int8
+
+        loaded.model = quantize_int8(loaded.model)
+        loaded.quantized = True
+    return loaded

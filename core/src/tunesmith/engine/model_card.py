@@ -1,0 +1,135 @@
+"""The model card (``README.md`` in the model directory): what was trained, on what, how well."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunesmith import __version__
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def _metrics_table(metrics: dict[str, Any]) -> list[str]:
+    report = metrics.get("report") or {}
+    if not report:
+        return [metrics.get("note") or "No held-out data: no metrics were measured."]
+    lines = []
+    if report.get("task") == "ner":
+        lines += ["| entity type | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for name, row in sorted(report.get("per_type", {}).items()):
+            lines.append(
+                f"| {name} | {_fmt(row['precision'])} | {_fmt(row['recall'])} | "
+                f"{_fmt(row['f1'])} | {row['support']} |"
+            )
+        micro = report.get("micro", {})
+        lines.append(
+            f"| **micro** | {_fmt(micro.get('precision'))} | {_fmt(micro.get('recall'))} | "
+            f"{_fmt(micro.get('f1'))} | {micro.get('support', '-')} |"
+        )
+        return lines
+    keys = [
+        ("accuracy", "accuracy"),
+        ("micro_f1", "micro F1"),
+        ("macro_f1", "macro F1"),
+        ("weighted_f1", "weighted F1"),
+        ("ece", "expected calibration error (15 bins)"),
+        ("nll", "negative log-likelihood"),
+    ]
+    lines += ["| metric | value |", "|---|---|"]
+    for key, label in keys:
+        if key in report:
+            lines.append(f"| {label} | {_fmt(report[key])} |")
+    calibration = metrics.get("calibration") or {}
+    if calibration:
+        temp = calibration.get("temperature", calibration.get("temperatures"))
+        if isinstance(temp, list):
+            temp = f"{len(temp)} per-label temperatures"
+        lines.append(f"| temperature | {_fmt(temp)} |")
+        lines.append(
+            f"| ECE before / after calibration | {_fmt(calibration.get('ece_before'))} / "
+            f"{_fmt(calibration.get('ece_after'))} |"
+        )
+    return lines
+
+
+def render_model_card(
+    run: dict[str, Any], metrics: dict[str, Any], cleaning: dict[str, Any] | None = None
+) -> str:
+    """Markdown for the model card, from ``run_config.json``, ``metrics.json`` and the cleaning
+    report's dict."""
+    resolved = run.get("resolved", {})
+    labels = resolved.get("labels", [])
+    task = resolved.get("task", run.get("task"))
+    data_files = [f"`{Path(run['data']).name}` (training)"]
+    if run.get("eval_data"):
+        data_files.append(f"`{Path(run['eval_data']).name}` (evaluation and calibration)")
+    licence = run.get("data_license") or "not stated (pass `--data-license` to record it)"
+    shown_labels = ", ".join(f"`{x}`" for x in labels[:30])
+    if len(labels) > 30:
+        shown_labels += f", ... ({len(labels)} in all)"
+    lines = [
+        "---",
+        "library_name: transformers",
+        f"base_model: {resolved.get('base_model_name', run.get('model'))}",
+        "tags: [tunesmith]",
+        "---",
+        "",
+        f"# {Path(run.get('out') or 'model').name}",
+        "",
+        f"A {task} model fine-tuned with tunesmith {__version__}.",
+        "",
+        "## Training",
+        "",
+        f"- **Base model:** {resolved.get('base_model_name', run.get('model'))}",
+        f"- **Strategy:** `{run.get('strategy')}`"
+        + (f" ({resolved['strategy_note']})" if resolved.get("strategy_note") else ""),
+        f"- **Pooling:** {resolved.get('pooling', '-')}",
+        f"- **Head initialisation:** {resolved.get('head_init', '-')}",
+        f"- **Data:** {', '.join(data_files)}; {resolved.get('n_train', '?')} training examples,"
+        f" {resolved.get('n_eval', 0)} held out ({resolved.get('eval_source', 'none')})",
+        f"- **Data licence:** {licence}",
+        f"- **Labels ({len(labels)}):** {shown_labels}",
+        f"- **Epochs / learning rate / batch size:** {_fmt(resolved.get('epochs'))} / "
+        f"{_fmt(resolved.get('lr'))} / {run.get('batch_size')}",
+        f"- **Max length:** {resolved.get('max_length')} tokens "
+        f"({resolved.get('max_length_source', '')})",
+        f"- **Class weights:** {run.get('class_weights')}; **seed:** {run.get('seed')}",
+        f"- **Training time:** {_fmt(resolved.get('train_seconds'))} s",
+    ]
+    if run.get("augment"):
+        lines.append(
+            f"- **Augmentation:** {', '.join(run['augment'])} "
+            f"({resolved.get('n_augmented', 0)} extra training examples)"
+        )
+    if resolved.get("few_shot"):
+        lines += [
+            "",
+            "**Few-shot defaults** were used because the data is small: "
+            + resolved.get("few_shot_note", ""),
+        ]
+    for note in resolved.get("notes", []):
+        lines.append(f"- {note}")
+    lines += ["", "## Evaluation", "", f"Measured on {resolved.get('eval_source', 'no data')}.", ""]
+    lines += _metrics_table(metrics)
+    if cleaning:
+        summary = cleaning.get("summary_lines") or []
+        if summary:
+            lines += ["", "## Data cleaning report", "", "```", *summary, "```"]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```",
+        f'tunesmith predict --model {run.get("out") or "MODEL_DIR"} --text "..." --json',
+        "```",
+        "",
+        "Load it through tunesmith (`tunesmith.engine.loading.load_model`) so that the pooling"
+        " flag and the calibration temperature in this directory are applied.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,241 @@
+"""Building and reloading tunesmith's models: plain Hugging Face classes plus a pooling flag.
+
+The default checkpoint is a sentence-embedding model trained with mean pooling; its ``[CLS]``
+pooler never trained. A classifier on mean-pooled tokens is therefore the better start (see
+``benchmarks/accuracy.py``). To keep the saved directory a plain Hugging Face directory, the
+model stays e.g. a ``BertForSequenceClassification`` with the usual weight names; tunesmith
+only replaces its ``forward`` so that the ``classifier`` reads the masked mean of the last
+hidden states instead of the pooler output, and records ``"tunesmith_pooling": "mean"`` in
+``config.json``. :func:`load_classifier` honours the flag; plain ``transformers`` loads the
+same weights but would pool with ``[CLS]``.
+
+A LoRA model directory holds the adapter (``adapter_config.json``, ``adapter_model.safetensors``
+with the classifier head as a module to save) beside a ``config.json`` with the label names and
+``"tunesmith_base_model"``, the name the base was resolved from.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import warnings
+from pathlib import Path
+from typing import Any
+
+POOLING_KEY = "tunesmith_pooling"
+TASK_KEY = "tunesmith_task"
+BASE_MODEL_KEY = "tunesmith_base_model"
+ADAPTER_KEY = "tunesmith_adapter"
+
+PROBLEM_TYPES = {
+    "classification": "single_label_classification",
+    "multilabel": "multi_label_classification",
+}
+
+
+def quiet_transformers() -> None:
+    """Silence load reports and weight-loading progress bars; our own progress goes to stderr."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def sentence_pooling_mode(location: str | Path) -> str | None:
+    """The pooling a sentence-transformers checkpoint was trained with (``mean``/``cls``), if any."""
+    path = Path(location) / "1_Pooling" / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if settings.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if settings.get("pooling_mode_cls_token"):
+        return "cls"
+    return None
+
+
+def supports_mean_pooling(model: Any) -> bool:
+    """True when the head is a single linear layer on the hidden size (BERT-style models)."""
+    import torch
+
+    classifier = getattr(model, "classifier", None)
+    hidden = getattr(model.config, "hidden_size", None)
+    return (
+        isinstance(classifier, torch.nn.Linear)
+        and classifier.in_features == hidden
+        and hasattr(model, "dropout")
+        and hasattr(model, model.base_model_prefix)
+    )
+
+
+def mean_pool(hidden: Any, attention_mask: Any) -> Any:
+    """Masked mean over the sequence: the pooling the sentence-embedding model trained with."""
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+
+def sequence_loss(logits: Any, labels: Any, problem_type: str, weight: Any = None) -> Any:
+    """Cross-entropy (single-label) or binary cross-entropy (multi-label), optionally weighted."""
+    import torch.nn.functional as F
+
+    if problem_type == "multi_label_classification":
+        return F.binary_cross_entropy_with_logits(
+            logits, labels.to(logits.dtype), pos_weight=weight
+        )
+    return F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), weight=weight)
+
+
+def _mean_pooling_forward(
+    self: Any,
+    input_ids: Any = None,
+    attention_mask: Any = None,
+    token_type_ids: Any = None,
+    position_ids: Any = None,
+    inputs_embeds: Any = None,
+    labels: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """``forward`` of a sequence classifier whose head reads mean-pooled tokens."""
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    kwargs.pop("return_dict", None)
+    backbone = getattr(self, self.base_model_prefix)
+    extra = {k: v for k, v in kwargs.items() if k in ("output_attentions", "output_hidden_states")}
+    if token_type_ids is not None:
+        extra["token_type_ids"] = token_type_ids
+    outputs = backbone(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        inputs_embeds=inputs_embeds,
+        return_dict=True,
+        **extra,
+    )
+    pooled = mean_pool(outputs.last_hidden_state, attention_mask)
+    logits = self.classifier(self.dropout(pooled))
+    loss = None
+    if labels is not None:
+        loss = sequence_loss(logits, labels, self.config.problem_type)
+    return SequenceClassifierOutput(
+        loss=loss,
+        logits=logits,
+        hidden_states=getattr(outputs, "hidden_states", None),
+        attentions=getattr(outputs, "attentions", None),
+    )
+
+
+def enable_mean_pooling(model: Any) -> Any:
+    """Make ``model``'s head read the masked mean of the last hidden states (in place)."""
+    if not supports_mean_pooling(model):
+        raise ValueError(f"{type(model).__name__} has no linear head that mean pooling can feed")
+    model.forward = types.MethodType(_mean_pooling_forward, model)
+    model.config.update({POOLING_KEY: "mean"})
+    return model
+
+
+def pooling_of(model: Any) -> str:
+    """``mean`` or ``cls``: how a sequence classifier pools (``cls`` for the stock models)."""
+    return getattr(model.config, POOLING_KEY, None) or "cls"
+
+
+def build_classifier(
+    location: str | Path,
+    *,
+    task: str,
+    labels: list[str],
+    pooling: str = "auto",
+    base_name: str | None = None,
+) -> Any:
+    """A fresh classifier (``task`` classification/multilabel) or tagger (``ner``) on a base model.
+
+    ``pooling`` ``auto`` means mean pooling when the base is a mean-pooling sentence-embedding
+    checkpoint and its head allows it, else the model's own ``[CLS]`` head.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    quiet_transformers()
+    mapping = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
+    if task == "ner":
+        model = AutoModelForTokenClassification.from_pretrained(str(location), **mapping)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(location), problem_type=PROBLEM_TYPES[task], **mapping
+        )
+    model.config.update({TASK_KEY: task, BASE_MODEL_KEY: base_name or str(location)})
+    if task != "ner":
+        if pooling == "auto":
+            wanted = sentence_pooling_mode(location) == "mean"
+            pooling = "mean" if wanted and supports_mean_pooling(model) else "cls"
+        if pooling == "mean":
+            enable_mean_pooling(model)
+        else:
+            model.config.update({POOLING_KEY: "cls"})
+    return model
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    """True for a directory holding a PEFT adapter rather than full weights."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def load_classifier(path: str | Path) -> Any:
+    """Load a model directory written by ``tunesmith train`` (or any plain HF classifier).
+
+    Honours ``tunesmith_pooling`` and rebuilds LoRA adapters on their base model. Returns the
+    model in eval mode; for an adapter directory it is a ``peft.PeftModel``.
+    """
+    from transformers import (
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
+
+    quiet_transformers()
+    path = Path(path)
+    config = AutoConfig.from_pretrained(str(path))
+    task = getattr(config, TASK_KEY, None)
+    arch = " ".join(getattr(config, "architectures", None) or [])
+    token_level = task == "ner" or (task is None and "TokenClassification" in arch)
+    auto_cls = (
+        AutoModelForTokenClassification if token_level else AutoModelForSequenceClassification
+    )
+    if is_adapter_dir(path):
+        from peft import PeftModel
+
+        from tunesmith.models import resolve_model
+
+        adapter = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+        base = getattr(config, BASE_MODEL_KEY, None) or adapter["base_model_name_or_path"]
+        # The saved config is the base's own plus the label names and tunesmith's keys.
+        model = auto_cls.from_pretrained(resolve_model(base).location, config=config)
+        if not token_level and getattr(config, POOLING_KEY, None) == "mean":
+            enable_mean_pooling(model)
+        with warnings.catch_warnings():
+            # peft 0.21 calls a transformers method that transformers 5 marks deprecated.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            model = PeftModel.from_pretrained(model, str(path))
+    else:
+        model = auto_cls.from_pretrained(str(path))
+        if not token_level and getattr(config, POOLING_KEY, None) == "mean":
+            enable_mean_pooling(model)
+    model.eval()
+    return model
+
+
+def set_head_weights(model: Any, weight: Any, bias: Any) -> None:
+    """Copy a linear probe's coefficients into the classifier head."""
+    import torch
+
+    head = model.classifier
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))
+        head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))

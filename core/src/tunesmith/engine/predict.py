@@ -1,0 +1,335 @@
+"""Fast batched inference: length-sorted batches, dynamic padding, ``torch.inference_mode``.
+
+Sorting texts by token length before batching means each batch is padded only to its own longest
+text, so little compute is spent on padding; results are put back in input order. On a 2-core
+CPU this runs about twice as fast as the transformers ``pipeline`` (see
+``benchmarks/infer_speed.py``), and dynamic int8 quantisation of the linear layers adds more.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tunesmith.engine.loading import LoadedModel
+
+_WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
+
+
+def quantize_int8(model: Any) -> Any:
+    """Return a copy of ``model`` with every ``nn.Linear`` dynamically quantised to int8 (CPU).
+
+    Weights are quantised per output channel: on banking77 that kept 96% of the fp32 model's
+    predictions and lost 0.4 accuracy points, where one scale per tensor kept 92% and lost 1.1.
+    """
+    import torch
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization is marked deprecated but remains the stock way to do this on CPU.
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        spec = {
+            name: per_channel_dynamic_qconfig
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear)
+        }
+        quantized = quantize_dynamic(model, spec, dtype=torch.qint8)
+    quantized.eval()
+    return quantized
+
+
+def _input_names(loaded: LoadedModel) -> list[str]:
+    """Tokenizer outputs the model's forward accepts (DistilBERT takes no token_type_ids)."""
+    cached = loaded.extra.get("input_names")
+    if cached is not None:
+        return cached
+    names = list(getattr(loaded.tokenizer, "model_input_names", None) or [])
+    names = names or ["input_ids", "attention_mask"]
+    try:
+        params = inspect.signature(loaded.model.forward).parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        if not takes_kwargs:
+            names = [n for n in names if n in params]
+    except (TypeError, ValueError):  # pragma: no cover - forward without a signature
+        pass
+    if "input_ids" not in names:
+        names.insert(0, "input_ids")
+    loaded.extra["input_names"] = names
+    return names
+
+
+def _pad_batch(encodings: list[dict[str, list[int]]], names: list[str], pad_id: int) -> dict:
+    """Pad a batch to its own longest member; returns torch tensors."""
+    import torch
+
+    width = max(len(e["input_ids"]) for e in encodings)
+    batch: dict[str, Any] = {}
+    for name in names:
+        fill = pad_id if name == "input_ids" else 0
+        rows = np.full((len(encodings), width), fill, dtype=np.int64)
+        for i, enc in enumerate(encodings):
+            values = enc.get(name)
+            if values is None:
+                values = [1] * len(enc["input_ids"]) if name == "attention_mask" else []
+            rows[i, : len(values)] = values
+        batch[name] = torch.from_numpy(rows)
+    return batch
+
+
+def _logits_of(output: Any) -> Any:
+    if hasattr(output, "logits"):
+        return output.logits
+    if isinstance(output, (tuple, list)):
+        return output[0]
+    return output
+
+
+def _run_sorted(
+    loaded: LoadedModel, encodings: list[dict[str, list[int]]], batch_size: int
+) -> list[np.ndarray]:
+    """Run the model over ``encodings`` in length-sorted batches; outputs in input order."""
+    import torch
+
+    from tunesmith.engine.threads import configure_threads
+
+    configure_threads()
+    names = _input_names(loaded)
+    pad_id = loaded.tokenizer.pad_token_id
+    pad_id = 0 if pad_id is None else int(pad_id)
+    # Longest first: the peak memory shows up in the first batch rather than the last.
+    order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i]["input_ids"]))
+    results: list[np.ndarray] = [np.empty(0)] * len(encodings)
+    model = loaded.model
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = _pad_batch([encodings[i] for i in chunk], names, pad_id)
+            logits = _logits_of(model(**batch)).float().numpy()
+            for row, index in enumerate(chunk):
+                results[index] = logits[row]
+    return results
+
+
+def _encode_texts(loaded: LoadedModel, texts: Sequence[str], max_length: int | None) -> list[dict]:
+    limit = max_length or loaded.max_length
+    encoded = loaded.tokenizer(
+        list(texts), truncation=True, max_length=limit, padding=False, return_attention_mask=True
+    )
+    keys = list(encoded.keys())
+    return [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
+
+
+def predict_logits(
+    loaded: LoadedModel,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 32,
+    max_length: int | None = None,
+) -> np.ndarray:
+    """Raw logits of a sequence classifier, shape ``(len(texts), len(labels))``, input order."""
+    if loaded.task == "ner":
+        raise ValueError("predict_logits is for sequence classifiers; use predict_word_logits")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not texts:
+        return np.zeros((0, len(loaded.labels)), dtype=np.float32)
+    rows = _run_sorted(loaded, _encode_texts(loaded, texts, max_length), max(1, batch_size))
+    return np.stack(rows).astype(np.float32)
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """Split ``text`` into CoNLL-like words (punctuation apart) with character offsets."""
+    return [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+def predict_word_logits(
+    loaded: LoadedModel,
+    words: Sequence[Sequence[str]],
+    *,
+    batch_size: int = 32,
+    max_length: int | None = None,
+) -> list[np.ndarray]:
+    """Logits of a token classifier per word (its first sub-token), one array per sentence.
+
+    Words cut off by ``max_length`` get NaN logits; :func:`predict_tags` tags them ``O``.
+    """
+    if not words:
+        return []
+    limit = max_length or loaded.max_length
+    encoded = loaded.tokenizer(
+        [list(w) for w in words],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=limit,
+        padding=False,
+    )
+    keys = list(encoded.keys())
+    encodings = [{k: encoded[k][i] for k in keys} for i in range(len(words))]
+    token_logits = _run_sorted(loaded, encodings, max(1, batch_size))
+    n_tags = len(loaded.labels)
+    out: list[np.ndarray] = []
+    for i, sentence in enumerate(words):
+        word_logits = np.zeros((len(sentence), n_tags), dtype=np.float32)
+        seen: set[int] = set()
+        for position, word_id in enumerate(encoded.word_ids(i)):
+            if word_id is None or word_id in seen:
+                continue
+            seen.add(word_id)
+            word_logits[word_id] = token_logits[i][position]
+        word_logits[[w for w in range(len(sentence)) if w not in seen]] = np.nan
+        out.append(word_logits)
+    return out
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+def probabilities(loaded: LoadedModel, logits: np.ndarray, *, calibrated: bool = True) -> Any:
+    """Turn logits into probabilities, dividing by the fitted temperature(s) when asked."""
+    from tunesmith.engine.calibration import apply_temperature
+
+    logits = np.asarray(logits, dtype=np.float64)
+    if calibrated and loaded.temperature is not None:
+        logits = apply_temperature(logits, loaded.temperature)
+    if loaded.task == "multilabel":
+        return _sigmoid(logits)
+    return _softmax(logits)
+
+
+def scheme_of(loaded: LoadedModel) -> str:
+    """``"BIO"`` when any tag starts with ``B-``, else ``"IO"`` (unless the run config says)."""
+    scheme = (loaded.run_config or {}).get("scheme")
+    if isinstance(scheme, str) and scheme.upper() in ("BIO", "IO"):
+        return scheme.upper()
+    return "BIO" if any(t.startswith("B-") for t in loaded.labels) else "IO"
+
+
+def predict_tags(
+    loaded: LoadedModel, words: Sequence[Sequence[str]], *, batch_size: int = 32
+) -> tuple[list[list[str]], list[np.ndarray]]:
+    """Tag each word; returns the tags and each word's probability of its tag."""
+    tags: list[list[str]] = []
+    scores: list[np.ndarray] = []
+    outside = "O" if "O" in loaded.labels else loaded.labels[0]
+    for logits in predict_word_logits(loaded, words, batch_size=batch_size):
+        missing = np.isnan(logits).any(axis=-1)
+        probs = _softmax(np.nan_to_num(logits))
+        best = probs.argmax(axis=-1)
+        sentence = [outside if missing[j] else loaded.labels[best[j]] for j in range(len(best))]
+        tags.append(sentence)
+        scores.append(np.where(missing, 1.0, probs.max(axis=-1)))
+    return tags, scores
+
+
+def decode_entities(tags: Sequence[str], scheme: str = "BIO") -> list[tuple[str, int, int]]:
+    """Entity spans ``(type, first_word, end_word_exclusive)`` from a tag sequence.
+
+    BIO: ``B-X`` starts an entity and ``I-X`` continues one of the same type (a stray ``I-X``
+    starts one, leniently, as most taggers' users expect). IO: an entity starts wherever the
+    type changes, so two adjacent entities of one type read as one (IO cannot tell them apart).
+    """
+    spans: list[tuple[str, int, int]] = []
+    current: list[Any] | None = None
+    for i, tag in enumerate(tags):
+        prefix, _, kind = tag.partition("-")
+        if tag == "O" or not kind:
+            current = None
+            continue
+        starts = current is None or current[0] != kind or (scheme == "BIO" and prefix == "B")
+        if starts:
+            current = [kind, i, i + 1]
+            spans.append(current)  # type: ignore[arg-type]
+        else:
+            current[2] = i + 1  # type: ignore[index]
+    return [(s[0], s[1], s[2]) for s in spans]
+
+
+def _predict_entities(loaded: LoadedModel, texts: Sequence[str], batch_size: int) -> list[dict]:
+    split = [split_words(t) for t in texts]
+    words = [[w for w, _, _ in sentence] for sentence in split]
+    tags, scores = predict_tags(loaded, words, batch_size=batch_size)
+    scheme = scheme_of(loaded)
+    results = []
+    for text, sentence, sentence_tags, sentence_scores in zip(
+        texts, split, tags, scores, strict=True
+    ):
+        entities = []
+        for kind, first, end in decode_entities(sentence_tags, scheme):
+            start_char, end_char = sentence[first][1], sentence[end - 1][2]
+            entities.append(
+                {
+                    "type": kind,
+                    "text": text[start_char:end_char],
+                    "start": start_char,
+                    "end": end_char,
+                    "word_start": first,
+                    "word_end": end,
+                    "score": round(float(np.mean(sentence_scores[first:end])), 6),
+                }
+            )
+        results.append(
+            {"entities": entities, "words": [w for w, _, _ in sentence], "tags": sentence_tags}
+        )
+    return results
+
+
+def predict_texts(
+    loaded: LoadedModel,
+    texts: Sequence[str],
+    *,
+    calibrated: bool = True,
+    top_k: int | None = None,
+    batch_size: int = 32,
+) -> list[dict]:
+    """Predictions as plain dicts, in input order.
+
+    * single-label: ``label``, ``score`` and ``probabilities`` (every label);
+    * multi-label: ``labels`` (probability above 0.5, highest first), ``scores``, ``probabilities``;
+    * NER: ``entities`` (``type``, ``text``, character ``start``/``end``, ``word_start``/
+      ``word_end``, ``score``), ``words`` and ``tags``.
+
+    ``top_k`` adds ``top``: the k most probable labels with their probabilities. ``calibrated``
+    applies the model's fitted temperature when it has one; each result says if it was applied.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    if loaded.task == "ner":
+        return _predict_entities(loaded, texts, batch_size)
+    logits = predict_logits(loaded, texts, batch_size=batch_size)
+    probs = probabilities(loaded, logits, calibrated=calibrated)
+    applied = bool(calibrated and loaded.temperature is not None)
+    results = []
+    for row in probs:
+        ranked = np.argsort(-row, kind="stable")
+        mapping = {loaded.labels[j]: round(float(row[j]), 6) for j in range(len(row))}
+        if loaded.task == "multilabel":
+            chosen = [int(j) for j in ranked if row[j] > 0.5]
+            result: dict[str, Any] = {
+                "labels": [loaded.labels[j] for j in chosen],
+                "scores": [round(float(row[j]), 6) for j in chosen],
+            }
+        else:
+            best = int(ranked[0])
+            result = {"label": loaded.labels[best], "score": round(float(row[best]), 6)}
+        result["probabilities"] = mapping
+        if top_k:
+            result["top"] = [
+                {"label": loaded.labels[j], "score": round(float(row[j]), 6)}
+                for j in ranked[:top_k]
+            ]
+        result["calibrated"] = applied
+        results.append(result)
+    return results

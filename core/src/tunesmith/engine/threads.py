@@ -1,0 +1,59 @@
+"""CPU thread settings for inference.
+
+Matrix multiplication on a CPU gains nothing from hyper-threads and loses to oversubscription, so
+torch gets one thread per *physical* core unless the user chose: ``TUNESMITH_THREADS`` wins, then
+``OMP_NUM_THREADS`` (which torch already honours, so it is left alone).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_configured: int | None = None
+
+
+def physical_cores() -> int:
+    """Physical cores available to this process (hyper-threads counted once), at least 1."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # pragma: no cover - not Linux
+        allowed = set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        processor = physical = None
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "processor":
+                processor, physical = int(value), "0"
+            elif key == "physical id":
+                physical = value
+            elif key == "core id" and processor in allowed:
+                cores.add((physical or "0", value))
+    except (OSError, ValueError):
+        cores = set()
+    return max(1, len(cores) if cores else len(allowed))
+
+
+def configure_threads() -> int:
+    """Set torch's intra-op threads once per process and return the number in force."""
+    global _configured
+    import torch
+
+    if _configured is not None:
+        return torch.get_num_threads()
+    requested = os.environ.get("TUNESMITH_THREADS", "").strip()
+    if requested:
+        try:
+            torch.set_num_threads(max(1, int(requested)))
+        except ValueError:
+            from tunesmith.errors import UserInputError
+
+            raise UserInputError(
+                f"TUNESMITH_THREADS must be a whole number, not {requested!r}"
+            ) from None
+    elif not os.environ.get("OMP_NUM_THREADS", "").strip():
+        torch.set_num_threads(physical_cores())
+    _configured = torch.get_num_threads()
+    return _configured

@@ -1,0 +1,896 @@
+"""``train(run)``: data file in, fine-tuned, measured, documented model directory out.
+
+Order matters for the user: every cheap check (flags, output directory, model name, the data
+files) runs before torch is imported, so a mistake costs a second, not a training run. The model
+directory is written to a temporary sibling and renamed into place at the very end, so a failed
+or interrupted run never touches an existing directory. Checkpoints live in a work directory
+(``<out>.work``) that ``--resume`` continues from and a finished run removes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.engine.config import RunConfig
+from tunesmith.errors import DataError, OutputExistsError, TunesmithError, UserInputError
+
+WORK_MARKER = "tunesmith-work.json"
+TOKEN_SUFFIXES = (".conll", ".bio", ".iob")
+#: Settings that must match for ``--resume`` to continue a run rather than mix two.
+RESUME_KEYS = (
+    "data", "eval_data", "model", "task", "text_col", "label_col", "label_sep", "strategy",
+    "epochs", "lr", "batch_size", "max_length", "seed", "class_weights", "eval_fraction",
+    "clean", "augment", "pooling", "head_init", "feature_cache", "lora_r", "lora_alpha",
+    "save_steps",
+)  # fmt: skip
+#: Below this many examples per label (median) the data counts as few-shot.
+FEW_SHOT_PER_LABEL = 20
+FEW_SHOT_SENTENCES = 300
+
+
+class TrainingInterrupted(TunesmithError):
+    """Ctrl-C during training: checkpoints are kept for ``--resume``."""
+
+    exit_code = 130
+
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedData:
+    """Validated, cleaned, split and augmented data, ready to encode."""
+
+    task: str
+    labels: list[str]
+    train: Any
+    held: Any | None
+    eval_source: str
+    cleaning: dict[str, Any]
+    few_shot: bool
+    eval_fraction: float
+    n_augmented: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_token_task(run: RunConfig) -> bool:
+    if run.task == "ner":
+        return True
+    return run.task == "auto" and Path(run.data).suffix.lower() in TOKEN_SUFFIXES
+
+
+def _few_shot(task: str, dataset: Any) -> bool:
+    if task == "ner":
+        return len(dataset) < FEW_SHOT_SENTENCES
+    counts = list(dataset.label_counts().values())
+    return len(dataset) < 100 or statistics.median(counts) < FEW_SHOT_PER_LABEL
+
+
+def _check_single_label(dataset: Any, run: RunConfig) -> None:
+    for labels, row in zip(dataset.labels, dataset.rows, strict=True):
+        if len(labels) > 1:
+            raise DataError(
+                f"this row has {len(labels)} labels but --task is classification (one label per "
+                "row); use --task multilabel with --label-sep",
+                path=dataset.source,
+                row=row,
+                column=run.label_col,
+            )
+
+
+def _load_token_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any]]:
+    from tunesmith.data.load import load_token_dataset, validate_labels_known
+
+    if run.augment:
+        raise UserInputError("--augment works on text classification data, not on token files")
+    train = load_token_dataset(run.data)
+    held = None
+    if run.eval_data:
+        held = load_token_dataset(run.eval_data, scheme=train.scheme)
+        validate_labels_known(held, train.label_names, run.eval_data)
+    summary = [
+        f"{Path(run.data).name}: {len(train):,} sentences, "
+        f"{sum(len(t) for t in train.tokens):,} tokens, scheme {train.scheme}, "
+        f"entity types {', '.join(train.entity_types()) or 'none'}",
+        *(f"  note: {note}" for note in train.notes),
+    ]
+    for line in summary:
+        log(line)
+    cleaning = {
+        "task": "ner",
+        "source": str(run.data),
+        "sentences": len(train),
+        "tokens": sum(len(t) for t in train.tokens),
+        "scheme": train.scheme,
+        "tag_counts": train.label_counts(),
+        "notes": list(train.notes),
+        "summary_lines": summary,
+    }
+    if run.clean:
+        cleaning["fixes_applied"] = None
+        log("  --clean: token files are used as they are (cleaning applies to text data)")
+    return train, held, cleaning
+
+
+def _load_text_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any], str]:
+    from tunesmith.data.cleaning import apply_safe_fixes, cleaning_report
+    from tunesmith.data.load import load_text_dataset, validate_labels_known
+
+    train = load_text_dataset(
+        run.data, text_col=run.text_col, label_col=run.label_col, label_sep=run.label_sep
+    )
+    task = (
+        run.task if run.task != "auto" else ("multilabel" if train.multilabel else "classification")
+    )
+    if task == "classification":
+        _check_single_label(train, run)
+    held = None
+    if run.eval_data:
+        held = load_text_dataset(
+            run.eval_data, text_col=run.text_col, label_col=run.label_col, label_sep=run.label_sep
+        )
+        if task == "classification":
+            _check_single_label(held, run)
+    report = cleaning_report(train, held)
+    summary = report.summary_lines()
+    for line in summary:
+        log(line)
+    cleaning = report.to_dict()
+    cleaning["summary_lines"] = summary
+    if run.clean:
+        train, changes = apply_safe_fixes(train)
+        cleaning["fixes_applied"] = changes
+        log(
+            f"  --clean: {changes['texts_normalised']} texts normalised, "
+            f"{changes['duplicates_dropped']} repeats and {changes['conflicts_dropped']} "
+            f"conflicting rows dropped"
+        )
+    if len(train.label_names) < 2:
+        only = train.label_names[0] if train.label_names else "none"
+        raise DataError(
+            f"only one label ('{only}') in the data; a classifier needs at least two",
+            path=run.data,
+            column=run.label_col,
+        )
+    if held is not None:
+        validate_labels_known(held, train.label_names, run.eval_data, label_col=run.label_col)
+    return train, held, cleaning, task
+
+
+def prepare_data(
+    run: RunConfig, *, model_location: str | None = None, log: Log = _stderr
+) -> PreparedData:
+    """Load and validate the files, report on them, clean, split and augment (train part only)."""
+    from tunesmith.data.split import stratified_split
+
+    if _is_token_task(run):
+        train, held, cleaning = _load_token_data(run, log)
+        task = "ner"
+    else:
+        train, held, cleaning, task = _load_text_data(run, log)
+    few_shot = _few_shot(task, train)
+    name = Path(run.data).name
+    fraction = 0.0
+    if held is not None:
+        eval_source = f"{Path(run.eval_data or '').name} ({len(held):,} rows)"
+    else:
+        fraction = (
+            run.eval_fraction if run.eval_fraction is not None else (0.0 if few_shot else 0.1)
+        )
+        if fraction > 0:
+            train, held = stratified_split(train, fraction, run.seed)
+            eval_source = (
+                f"{fraction:.0%} of {name} held out ({len(held):,} rows, stratified, "
+                f"seed {run.seed})"
+            )
+        else:
+            eval_source = "no held-out data"
+    prepared = PreparedData(
+        task=task,
+        labels=list(train.label_names),
+        train=train,
+        held=held,
+        eval_source=eval_source,
+        cleaning=cleaning,
+        few_shot=few_shot,
+        eval_fraction=fraction,
+    )
+    if run.augment:
+        from tunesmith.data.augment import augment_dataset
+        from tunesmith.engine.feature_cache import cache_root
+
+        before = len(train)
+        prepared.train = augment_dataset(
+            train,
+            run.augment,
+            seed=run.seed,
+            cache_dir=cache_root(run.cache_dir) / "augment",
+            model=model_location,
+        )
+        prepared.n_augmented = len(prepared.train) - before
+        prepared.labels = list(prepared.train.label_names)
+        log(
+            f"  augmentation: {prepared.n_augmented:,} extra training examples ({', '.join(run.augment)})"
+        )
+    if task == "ner" and "O" not in prepared.labels:
+        prepared.labels = sorted([*prepared.labels, "O"])
+    return prepared
+
+
+def _targets(task: str, dataset: Any, labels: list[str]) -> list[Any]:
+    index = {label: i for i, label in enumerate(labels)}
+    if task == "ner":
+        return [[index[t] for t in tags] for tags in dataset.tags]
+    if task == "multilabel":
+        rows = []
+        for row_labels in dataset.labels:
+            hot = [0.0] * len(labels)
+            for label in row_labels:
+                hot[index[label]] = 1.0
+            rows.append(hot)
+        return rows
+    return [index[row_labels[0]] for row_labels in dataset.labels]
+
+
+# --- settings chosen from the data --------------------------------------------------------------
+
+
+def resolve_hyperparameters(
+    run: RunConfig, task: str, n_train: int, few_shot: bool, hidden_size: int
+) -> dict[str, Any]:
+    """Epochs and learning rate when not given, by strategy, data size and model size.
+
+    Small models need a higher learning rate than BERT-base defaults (one epoch of banking77 at
+    5e-5 reaches only 0.45), and few-shot data needs many more epochs to take enough steps.
+    """
+    kind = run.strategy_kind
+    small = hidden_size <= 512
+    if kind == "head":
+        lr, epochs = 2e-3, 20.0
+    elif kind == "lora":
+        lr = 1e-3
+        epochs = 30.0 if few_shot else (8.0 if n_train < 5000 else 5.0)
+    else:
+        lr = (1e-4 if small else 3e-5) if task != "ner" else (1e-4 if small else 5e-5)
+        if few_shot:
+            epochs = 20.0
+        elif n_train < 2000:
+            epochs = 10.0
+        elif n_train < 5000:
+            epochs = 6.0
+        else:
+            epochs = 4.0
+    return {
+        "epochs": float(run.epochs) if run.epochs is not None else epochs,
+        "lr": float(run.lr) if run.lr is not None else lr,
+        "epochs_source": "--epochs" if run.epochs is not None else "auto",
+        "lr_source": "--lr" if run.lr is not None else "auto",
+    }
+
+
+# --- the work directory (checkpoints for --resume) ----------------------------------------------
+
+
+def _resume_settings(run: RunConfig) -> dict[str, Any]:
+    data = run.to_dict()
+    return {key: data[key] for key in RESUME_KEYS}
+
+
+def check_work_dir(run: RunConfig) -> None:
+    """Fail early when a work directory is in the way or ``--resume`` settings differ."""
+    work = run.work_path
+    if not work.exists():
+        return
+    marker = work / WORK_MARKER
+    if not marker.is_file():
+        raise OutputExistsError(
+            f"{work} exists and is not a tunesmith work directory; remove it or pass --work-dir"
+        )
+    if run.resume:
+        saved = json.loads(marker.read_text(encoding="utf-8")).get("settings", {})
+        current = _resume_settings(run)
+        changed = [k for k in RESUME_KEYS if saved.get(k) != current[k]]
+        if changed:
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise UserInputError(
+                f"--resume: the interrupted run in {work} used other settings ({flags}); "
+                "repeat its exact flags, or pass --force instead of --resume to start over"
+            )
+    elif not run.force:
+        raise OutputExistsError(
+            f"an interrupted run left checkpoints in {work}; pass --resume to continue it or "
+            "--force to start over"
+        )
+
+
+def open_work_dir(run: RunConfig, log: Log) -> str | None:
+    """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from."""
+    from tunesmith.io import atomic_write_json
+
+    work = run.work_path
+    if work.exists() and run.resume:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        checkpoints = work / "checkpoints"
+        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        if last is None:
+            log(f"--resume: no checkpoint in {work} yet; training from the start")
+        else:
+            log(f"--resume: continuing from {last}")
+        return last
+    if work.exists():
+        shutil.rmtree(work)
+    elif run.resume:
+        log(f"--resume: nothing to resume in {work}; training from the start")
+    work.mkdir(parents=True)
+    atomic_write_json(
+        work / WORK_MARKER, {"settings": _resume_settings(run), "out": str(run.out_dir)}
+    )
+    return None
+
+
+# --- linear probe ---------------------------------------------------------------------------
+
+
+def fit_linear_probe(
+    features: Any, targets: Any, task: str, *, l2: float | None = None, seed: int = 0
+) -> tuple[Any, Any, float]:
+    """Logistic regression on frozen features (full-batch L-BFGS); returns (weight, bias, l2).
+
+    With ``l2=None`` the penalty is chosen from a small grid on a 20 % slice of the data (when
+    there are at least 200 examples), the way the frozen-embedding baseline tunes C.
+    """
+    import torch
+
+    x = features.float()
+    multilabel = task == "multilabel"
+    y = torch.as_tensor(targets, dtype=torch.float32 if multilabel else torch.long)
+    k = y.shape[1] if multilabel else int(y.max()) + 1
+
+    def fit(xs: Any, ys: Any, penalty: float, classes: int) -> tuple[Any, Any]:
+        w = torch.zeros(classes, xs.shape[1], requires_grad=True)
+        b = torch.zeros(classes, requires_grad=True)
+        opt = torch.optim.LBFGS(
+            [w, b], lr=1.0, max_iter=300, history_size=20, line_search_fn="strong_wolfe"
+        )
+
+        def closure() -> Any:
+            opt.zero_grad()
+            logits = xs @ w.T + b
+            if multilabel:
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, ys)
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, ys)
+            loss = loss + penalty * (w * w).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return w.detach(), b.detach()
+
+    def score(w: Any, b: Any, xs: Any, ys: Any) -> float:
+        logits = xs @ w.T + b
+        if multilabel:
+            return -float(torch.nn.functional.binary_cross_entropy_with_logits(logits, ys))
+        return float((logits.argmax(-1) == ys).float().mean())
+
+    grid = (1e-5, 1e-4, 1e-3)
+    if l2 is None:
+        if len(x) >= 200:
+            gen = torch.Generator().manual_seed(seed)
+            order = torch.randperm(len(x), generator=gen)
+            cut = len(x) // 5
+            val, fit_idx = order[:cut], order[cut:]
+            scores = []
+            for penalty in grid:
+                w, b = fit(x[fit_idx], y[fit_idx], penalty, k)
+                scores.append(score(w, b, x[val], y[val]))
+            l2 = grid[max(range(len(grid)), key=lambda i: (scores[i], grid[i]))]
+        else:
+            l2 = 1e-4
+    w, b = fit(x, y, l2, k)
+    return w, b, l2
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainOutcome:
+    """What training produced, for writing the model directory."""
+
+    model: Any
+    tokenizer: Any
+    held_logits: Any | None
+    held_firsts: list[list[int]] | None
+    resolved: dict[str, Any]
+    tensorboard_dir: Path | None = None
+
+
+def _encode(task: str, tokenizer: Any, dataset: Any, targets: list[Any], max_length: int) -> tuple:
+    from tunesmith.engine.trainer_utils import EncodedDataset, encode_texts, encode_words
+
+    if task == "ner":
+        items, firsts = encode_words(tokenizer, dataset.tokens, targets, max_length)
+        return EncodedDataset(items), firsts
+    return EncodedDataset(encode_texts(tokenizer, dataset.texts, max_length), targets), None
+
+
+def _fit(
+    run: RunConfig,
+    prepared: PreparedData,
+    location: str,
+    base_name: str,
+    resume_from: str | None,
+    log: Log,
+) -> TrainOutcome:
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        EarlyStoppingCallback,
+        PrinterCallback,
+        ProgressCallback,
+        TrainingArguments,
+    )
+
+    from tunesmith.engine import feature_cache as fc
+    from tunesmith.engine.modeling import (
+        build_classifier,
+        pooling_of,
+        quiet_transformers,
+        set_head_weights,
+    )
+    from tunesmith.engine.strategies import apply_strategy, parse_strategy, trainable_parameters
+    from tunesmith.engine.threads import configure_threads
+    from tunesmith.engine.trainer_utils import (
+        choose_max_length,
+        class_weights,
+        make_progress_callback,
+        make_trainer_class,
+        model_max_length,
+        score_metrics,
+        token_lengths,
+    )
+    from tunesmith.plugins import get_plugin_manager
+
+    threads = configure_threads()
+    quiet_transformers()
+    task, labels = prepared.task, prepared.labels
+    strategy = parse_strategy(run.strategy)
+    resolved: dict[str, Any] = {"notes": list(prepared.notes), "threads": threads}
+
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    if task == "ner" and not getattr(tokenizer, "is_fast", False):
+        raise UserInputError(f"--task ner needs a fast tokenizer; {base_name} has none")
+    torch.manual_seed(run.seed)
+    model = build_classifier(
+        location, task=task, labels=labels, pooling=run.pooling, base_name=base_name
+    )
+    if task != "ner":
+        resolved["pooling"] = pooling_of(model)
+        if run.pooling == "mean" and resolved["pooling"] != "mean":
+            raise UserInputError(
+                f"--pooling mean: {type(model).__name__} has no linear head to feed"
+            )
+
+    # Max length from the data: most texts are far shorter than the model's limit.
+    limit = model_max_length(tokenizer, model.config)
+    sample = prepared.train.texts if task != "ner" else [" ".join(t) for t in prepared.train.tokens]
+    lengths = token_lengths(tokenizer, sample)
+    max_length = choose_max_length(lengths, limit, run.max_length)
+    resolved["max_length"] = max_length
+    resolved["max_length_source"] = (
+        "--max-length"
+        if run.max_length
+        else f"99th percentile of the training texts, limit {limit}"
+    )
+
+    train_y = _targets(task, prepared.train, labels)
+    held_y = _targets(task, prepared.held, labels) if prepared.held is not None else None
+    train_ds, _ = _encode(task, tokenizer, prepared.train, train_y, max_length)
+    held_ds, held_firsts = (None, None)
+    if prepared.held is not None:
+        held_ds, held_firsts = _encode(task, tokenizer, prepared.held, held_y, max_length)
+
+    hparams = resolve_hyperparameters(
+        run, task, len(train_ds), prepared.few_shot, int(model.config.hidden_size)
+    )
+    resolved.update(hparams)
+
+    # The frozen bottom (head, freeze:K) is computed once and cached.
+    use_cache = False
+    if strategy.cacheable and run.feature_cache:
+        use_cache = fc.cache_supported(model, task)
+        if not use_cache:
+            resolved["notes"].append("frozen-feature cache not available for this architecture")
+    model_fp = fc.model_fingerprint(location)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def features_for(items: list[dict[str, Any]], depth: int, pooled: bool) -> Any:
+        features, hit = fc.load_or_compute(
+            model,
+            items,
+            model_fp=model_fp,
+            depth=depth,
+            pooled=pooled,
+            pad_id=pad_id,
+            cache_dir=run.cache_dir,
+        )
+        resolved.setdefault("feature_cache_hits", []).append(hit)
+        return features
+
+    # Head initialised from a linear probe on frozen pooled features (LP-FT).
+    head_init = run.head_init
+    probe_ok = task != "ner" and fc.cache_supported(model, task)
+    if head_init == "auto":
+        head_init = "probe" if probe_ok else "random"
+    elif head_init == "probe" and not probe_ok:
+        resolved["notes"].append("--head-init probe needs a BERT-style encoder; used random")
+        head_init = "random"
+    pooled_train = None
+    if head_init == "probe":
+        started = time.perf_counter()
+        pooled_train = features_for(train_ds.items, fc.num_layers(model), True)
+        weight, bias, l2 = fit_linear_probe(pooled_train.values, train_y, task, seed=run.seed)
+        set_head_weights(model, weight, bias)
+        resolved["probe"] = {"l2": l2, "seconds": round(time.perf_counter() - started, 2)}
+        log(f"head initialised from a linear probe (l2 {l2:g})")
+    resolved["head_init"] = head_init
+
+    # Few-shot runs go here with no held-out data: say what was chosen.
+    if prepared.few_shot:
+        resolved["few_shot"] = True
+        resolved["few_shot_note"] = (
+            f"{hparams['epochs']:g} epochs at learning rate {hparams['lr']:g}, "
+            + ("no held-out split (every example trains), " if prepared.held is None else "")
+            + ("head initialised from a linear probe" if head_init == "probe" else "")
+        ).rstrip(", ")
+
+    model = apply_strategy(model, strategy, lora_r=run.lora_r, lora_alpha=run.lora_alpha)
+    trainable, total = trainable_parameters(model)
+    resolved["trainable_parameters"], resolved["total_parameters"] = trainable, total
+
+    if use_cache:
+        depth, pooled = fc.cache_plan(model, task, strategy.kind, strategy.k)
+        started = time.perf_counter()
+        if pooled and pooled_train is not None:
+            train_features = pooled_train
+        else:
+            train_features = features_for(train_ds.items, depth, pooled)
+        held_features = features_for(held_ds.items, depth, pooled) if held_ds is not None else None
+        resolved["feature_cache_seconds"] = round(time.perf_counter() - started, 2)
+        trainer_model = fc.frozen_top(model, depth=depth, pooled=pooled, task=task)
+        train_set = fc.FeatureDataset(
+            train_features, train_y_labels(task, train_ds, train_y), train_ds.lengths
+        )
+        held_set = (
+            fc.FeatureDataset(held_features, train_y_labels(task, held_ds, held_y), held_ds.lengths)
+            if held_ds is not None
+            else None
+        )
+        collator = fc.FeatureCollator(pooled=pooled, task=task)
+        resolved["strategy_note"] = (
+            f"frozen part cached ({'pooled vectors' if pooled else f'hidden states after layer {depth}'})"
+        )
+    else:
+        from tunesmith.engine.trainer_utils import PaddingCollator
+
+        trainer_model = model
+        train_set, held_set = train_ds, held_ds
+        collator = PaddingCollator(pad_id, task)
+    resolved["feature_cache"] = use_cache
+
+    has_eval = held_set is not None and len(held_set) > 0
+    patience = run.early_stopping if run.early_stopping is not None else 3
+    resolved["early_stopping"] = patience if has_eval else None
+    steps_mode = run.save_steps is not None
+    save_steps = run.save_steps
+    if not steps_mode and not has_eval:
+        # Without evaluation a checkpoint serves only --resume: save about every 200 steps
+        # (and at least once an epoch), not after every short few-shot epoch.
+        per_epoch = math.ceil(len(train_set) / run.batch_size)
+        save_steps = per_epoch * max(1, 200 // max(per_epoch, 1))
+        steps_mode = True
+    work = run.work_path
+    args = TrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        per_device_train_batch_size=run.batch_size,
+        per_device_eval_batch_size=max(64, run.batch_size),
+        num_train_epochs=hparams["epochs"],
+        learning_rate=hparams["lr"],
+        weight_decay=run.weight_decay,
+        warmup_steps=run.warmup_ratio,
+        lr_scheduler_type="linear",
+        eval_strategy=("steps" if steps_mode else "epoch") if has_eval else "no",
+        eval_steps=save_steps if (steps_mode and has_eval) else None,
+        save_strategy="steps" if steps_mode else "epoch",
+        save_steps=save_steps or 500,
+        save_total_limit=2,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="score" if has_eval else None,
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=50,
+        report_to="none",
+        disable_tqdm=True,
+        seed=run.seed,
+        data_seed=run.seed,
+        # Both paths group by token length, so cached and uncached runs see the same batches.
+        train_sampling_strategy="group_by_length",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    weights = None
+    if run.class_weights == "auto" and task != "ner":
+        weights = torch.tensor(class_weights(train_y, len(labels), task), dtype=torch.float32)
+    trainer = make_trainer_class()(
+        model=trainer_model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=held_set if has_eval else None,
+        data_collator=collator,
+        compute_metrics=score_metrics(task, labels) if has_eval else None,
+        task=task,
+        loss_weights=weights,
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(make_progress_callback(sys.stderr.isatty()))
+    if has_eval and patience > 0:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
+    tb_dir = None
+    if run.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        tb_dir = work / "runs"
+        trainer.add_callback(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(tb_dir))))
+    for callbacks in get_plugin_manager().hook.tunesmith_train_callbacks(run=run):
+        for callback in callbacks or []:
+            trainer.add_callback(callback)
+
+    log(
+        f"training {task} model: {len(train_set):,} examples, {len(labels)} labels, "
+        f"strategy {run.strategy}, {hparams['epochs']:g} epochs at lr {hparams['lr']:g}, "
+        f"max length {max_length}, {trainable:,} of {total:,} parameters trainable"
+    )
+    started = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=resume_from)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"training interrupted; checkpoints are kept in {work}; run the same command with "
+            "--resume to continue"
+        ) from None
+    seconds = time.perf_counter() - started
+    resolved["train_seconds"] = round(seconds, 2)
+    resolved["train_loss"] = round(float(result.training_loss), 6)
+    resolved["global_steps"] = int(result.global_step)
+    resolved["epochs_run"] = round(float(trainer.state.epoch or 0), 3)
+    if trainer.state.best_model_checkpoint:
+        resolved["best_checkpoint_metric"] = trainer.state.best_metric
+        resolved["best_checkpoint_step"] = int(
+            Path(trainer.state.best_model_checkpoint).name.split("-")[-1]
+        )
+
+    held_logits = None
+    if has_eval:
+        prediction = trainer.predict(held_set)
+        held_logits = prediction.predictions
+        if isinstance(held_logits, tuple):
+            held_logits = held_logits[0]
+    return TrainOutcome(
+        model=model,
+        tokenizer=tokenizer,
+        held_logits=held_logits,
+        held_firsts=held_firsts,
+        resolved=resolved,
+        tensorboard_dir=tb_dir,
+    )
+
+
+def train_y_labels(task: str, dataset: Any, targets: list[Any]) -> list[Any]:
+    """Labels as the feature datasets need them: token tags come aligned to sub-tokens."""
+    if task == "ner":
+        return [item["labels"] for item in dataset.items]
+    return targets
+
+
+# --- measuring and writing -----------------------------------------------------------------------
+
+
+def _evaluate(
+    run: RunConfig, prepared: PreparedData, outcome: TrainOutcome, log: Log
+) -> tuple[dict[str, Any], dict[str, Any] | None, Any]:
+    """(metrics.json, calibration.json or None, data for the plots)."""
+    import numpy as np
+
+    from tunesmith.engine.metrics import classification_report, ner_report
+
+    metrics: dict[str, Any] = {"eval_source": prepared.eval_source}
+    if outcome.held_logits is None:
+        metrics["report"] = None
+        metrics["note"] = "No held-out data (few-shot run without --eval): nothing was measured."
+        return metrics, None, None
+    logits = np.asarray(outcome.held_logits, dtype=np.float64)
+    task, labels = prepared.task, prepared.labels
+    if task == "ner":
+        true_tags = prepared.held.tags
+        pred_tags = []
+        for i, firsts in enumerate(outcome.held_firsts or []):
+            row = logits[i]
+            pred_tags.append([labels[int(row[p].argmax())] if p >= 0 else "O" for p in firsts])
+        metrics["report"] = ner_report(true_tags, pred_tags, scheme=prepared.train.scheme)
+        truncated = sum(1 for firsts in outcome.held_firsts or [] for p in firsts if p < 0)
+        if truncated:
+            metrics["truncated_words"] = truncated
+        return metrics, None, None
+    from tunesmith.engine.calibration import calibration_probs, fit_calibration
+
+    multilabel = task == "multilabel"
+    y = np.asarray(_targets(task, prepared.held, labels))
+    calibration = None
+    temperature = None
+    if run.calibrate:
+        calibration = fit_calibration(logits, y, multilabel=multilabel, source=prepared.eval_source)
+        temperature = calibration.get("temperature", calibration.get("temperatures"))
+        metrics["calibration"] = {k: v for k, v in calibration.items() if k not in ("fitted_at",)}
+        if not run.eval_data:
+            metrics["calibration"]["note"] = (
+                "fitted and measured on the same held-out slice; evaluate on a separate file for "
+                "an unbiased ECE"
+            )
+    probs_before = calibration_probs(logits, None, multilabel)
+    probs = calibration_probs(logits, temperature, multilabel)
+    metrics["report"] = classification_report(y, probs, labels, multilabel=multilabel)
+    return metrics, calibration, (probs_before, probs, y)
+
+
+def _write_model_dir(
+    run: RunConfig,
+    prepared: PreparedData,
+    outcome: TrainOutcome,
+    metrics: dict[str, Any],
+    calibration: dict[str, Any] | None,
+    plots: Any,
+    log: Log,
+) -> Path:
+    from tunesmith.engine.model_card import render_model_card
+    from tunesmith.engine.modeling import ADAPTER_KEY
+    from tunesmith.io import atomic_directory, atomic_write_json, atomic_write_text
+
+    out = run.out_dir
+    run_dict = run.to_dict()
+    with atomic_directory(out, force=run.force) as tmp:
+        model = outcome.model
+        if hasattr(model, "peft_config"):
+            model.save_pretrained(str(tmp))
+            base = model.get_base_model()
+            base.config.update({ADAPTER_KEY: "lora"})
+            base.config.architectures = [type(base).__name__]
+            base.config.save_pretrained(str(tmp))
+        else:
+            model.save_pretrained(str(tmp))
+        outcome.tokenizer.save_pretrained(str(tmp))
+        atomic_write_json(tmp / "run_config.json", run_dict)
+        atomic_write_json(tmp / "metrics.json", metrics)
+        atomic_write_json(tmp / "cleaning_report.json", prepared.cleaning)
+        if calibration is not None:
+            from tunesmith.engine.calibration import save_calibration
+
+            save_calibration(tmp, calibration)
+        report = metrics.get("report") or {}
+        if plots is not None:
+            try:
+                if report.get("confusion_matrix"):
+                    from tunesmith.engine.metrics import save_confusion_matrix_png
+
+                    save_confusion_matrix_png(report, tmp / "confusion_matrix.png")
+                if calibration is not None:
+                    from tunesmith.engine.calibration import save_reliability_diagram
+
+                    before, after, y = plots
+                    save_reliability_diagram(
+                        before,
+                        y,
+                        tmp / "reliability.png",
+                        title="Reliability (held-out data)",
+                        probs_after=after,
+                    )
+            except Exception as exc:  # a plot must never cost the user a trained model
+                log(f"warning: could not draw the plots ({type(exc).__name__}: {exc})")
+        if outcome.tensorboard_dir is not None and outcome.tensorboard_dir.is_dir():
+            shutil.copytree(outcome.tensorboard_dir, tmp / "runs")
+        atomic_write_text(
+            tmp / "README.md", render_model_card(run_dict, metrics, prepared.cleaning)
+        )
+    return out
+
+
+def train(run: RunConfig, *, log: Log = _stderr) -> Path:
+    """Train a model as ``run`` says and write its directory; returns the directory's path.
+
+    Raises :class:`~tunesmith.errors.UserInputError` (bad flags, data, model name or an existing
+    output) before any heavy work, and :class:`TrainingInterrupted` on Ctrl-C.
+    """
+    from tunesmith.io import check_writable_dir
+    from tunesmith.models import allow_network, resolve_model
+
+    run.validate()
+    check_writable_dir(run.out_dir, force=run.force)
+    check_work_dir(run)
+    allow_network(run.allow_network)
+    base = resolve_model(run.model)
+    prepared = prepare_data(run, model_location=base.location, log=log)
+    base_name = run.model if run.model == "default" else base.location
+    resume_from = open_work_dir(run, log)
+    outcome = _fit(run, prepared, base.location, base_name, resume_from, log)
+    resolved = outcome.resolved
+    resolved.update(
+        {
+            "task": prepared.task,
+            "labels": prepared.labels,
+            "base_model_name": base.display_name,
+            "base_model_location": base.location,
+            "n_train": len(prepared.train),
+            "n_eval": len(prepared.held) if prepared.held is not None else 0,
+            "eval_source": prepared.eval_source,
+            "eval_fraction": prepared.eval_fraction,
+            "n_augmented": prepared.n_augmented,
+            "few_shot": prepared.few_shot,
+            "calibration": "temperature" if (run.calibrate and prepared.task != "ner") else None,
+            "versions": _versions(),
+        }
+    )
+    if prepared.task == "ner":
+        resolved["scheme"] = prepared.train.scheme
+    run.resolved = resolved
+    metrics, calibration, plots = _evaluate(run, prepared, outcome, log)
+    out = _write_model_dir(run, prepared, outcome, metrics, calibration, plots, log)
+    shutil.rmtree(run.work_path, ignore_errors=True)
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for name in ("tunesmith", "torch", "transformers", "peft"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def headline(metrics: dict[str, Any]) -> str:
+    """One line for the terminal: the metric a user looks at first."""
+    report = metrics.get("report") or {}
+    if not report:
+        return "no held-out data, no metrics"
+    if report.get("task") == "ner":
+        return f"entity F1 {report.get('f1', math.nan):.4f}"
+    parts = [f"accuracy {report.get('accuracy', math.nan):.4f}"]
+    if "macro_f1" in report:
+        parts.append(f"macro F1 {report['macro_f1']:.4f}")
+    if "ece" in report:
+        parts.append(f"ECE {report['ece']:.4f}")
+    return ", ".join(parts)

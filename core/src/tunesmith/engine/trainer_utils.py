@@ -1,0 +1,284 @@
+"""Pieces around the transformers ``Trainer``: encoding, dynamic padding, the loss, progress.
+
+The Trainer stays the training loop (so ``accelerate launch`` and ``torchrun`` work); tunesmith
+adds a weighted loss, length-grouped batches from precomputed lengths, and quiet progress on
+stderr instead of the Trainer's printing to stdout.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+from tunesmith.engine.modeling import sequence_loss
+
+
+def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Token counts with special tokens, without truncation."""
+    encoded = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+    return [len(ids) for ids in encoded]
+
+
+def choose_max_length(lengths: list[int], model_limit: int, requested: int | None) -> int:
+    """``requested``, or the 99th percentile of the data's lengths; never above the model's limit.
+
+    The 99th percentile keeps batches short for the common case; the 1 % longest texts lose
+    their tail, which rarely decides a label.
+    """
+    if requested is not None:
+        return min(requested, model_limit)
+    if not lengths:
+        return min(128, model_limit)
+    ordered = sorted(lengths)
+    p99 = ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+    return max(8, min(p99, model_limit))
+
+
+def model_max_length(tokenizer: Any, config: Any) -> int:
+    """The longest input the model takes (position embeddings, tokenizer limit)."""
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    usable = [int(x) for x in limits if isinstance(x, int) and 0 < x < 100_000]
+    return min(usable) if usable else 512
+
+
+def encode_texts(tokenizer: Any, texts: list[str], max_length: int) -> list[dict[str, list[int]]]:
+    """Token ids per text, truncated to ``max_length``, unpadded (padding happens per batch)."""
+    encoded = tokenizer(texts, truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+    return [{k: list(encoded[k][i]) for k in keys} for i in range(len(texts))]
+
+
+def encode_words(
+    tokenizer: Any, sentences: list[list[str]], tags: list[list[int]] | None, max_length: int
+) -> tuple[list[dict[str, list[int]]], list[list[int]]]:
+    """Tokenise pre-split words; each word's tag goes on its first sub-token, -100 elsewhere.
+
+    Returns the encodings and, per sentence, the index of each word's first sub-token (-1 when
+    truncation cut the word off) so that predictions map back to words.
+    """
+    encoded = tokenizer(sentences, is_split_into_words=True, truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+    items: list[dict[str, list[int]]] = []
+    firsts: list[list[int]] = []
+    for i, words in enumerate(sentences):
+        item = {k: list(encoded[k][i]) for k in keys}
+        word_ids = encoded.word_ids(i)
+        first = [-1] * len(words)
+        aligned = []
+        previous = None
+        for pos, word in enumerate(word_ids):
+            if word is None or word == previous:
+                aligned.append(-100)
+            else:
+                first[word] = pos
+                aligned.append(tags[i][word] if tags is not None else 0)
+            previous = word
+        item["labels"] = aligned
+        items.append(item)
+        firsts.append(first)
+    return items, firsts
+
+
+class EncodedDataset:
+    """Token-id items with labels; ``lengths`` feed the length-grouped sampler."""
+
+    def __init__(self, items: list[dict[str, Any]], labels: list[Any] | None = None) -> None:
+        self.items = items
+        self.labels = labels
+        self.lengths = [len(item["input_ids"]) for item in items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = dict(self.items[index])
+        if self.labels is not None:
+            item["labels"] = self.labels[index]
+        return item
+
+
+class PaddingCollator:
+    """Pads each batch to its own longest item (dynamic padding)."""
+
+    def __init__(self, pad_id: int, task: str) -> None:
+        self.pad_id = pad_id
+        self.task = task
+
+    def __call__(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(b["input_ids"]) for b in batch)
+        out: dict[str, Any] = {}
+        for name in ("input_ids", "attention_mask", "token_type_ids"):
+            if name in batch[0]:
+                fill = self.pad_id if name == "input_ids" else 0
+                out[name] = torch.tensor([b[name] + [fill] * (width - len(b[name])) for b in batch])
+        if "labels" in batch[0]:
+            labels = [b["labels"] for b in batch]
+            if self.task == "ner":
+                out["labels"] = torch.tensor([t + [-100] * (width - len(t)) for t in labels])
+            elif self.task == "multilabel":
+                out["labels"] = torch.tensor(labels, dtype=torch.float32)
+            else:
+                out["labels"] = torch.tensor(labels, dtype=torch.long)
+        return out
+
+
+def class_weights(label_ids: list[Any], num_labels: int, task: str) -> list[float]:
+    """Inverse-frequency weights (``n / (k * count)``), or BCE positive weights for multi-label.
+
+    Weights are capped at 10 so that a class with one example cannot dominate the loss.
+    """
+    if task == "multilabel":
+        n = len(label_ids)
+        positives = [sum(row[j] for row in label_ids) for j in range(num_labels)]
+        return [min(10.0, (n - p) / p) if p else 1.0 for p in positives]
+    counts = [0] * num_labels
+    for y in label_ids:
+        counts[y] += 1
+    n = len(label_ids)
+    present = sum(1 for c in counts if c)
+    return [min(10.0, n / (present * c)) if c else 1.0 for c in counts]
+
+
+def make_trainer_class() -> Any:
+    """The Trainer subclass (built lazily so that importing this module stays light)."""
+    import torch
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class TunesmithTrainer(Trainer):
+        """Weighted task loss; length-grouped training batches; evaluation in dataset order."""
+
+        def __init__(self, *args: Any, task: str, loss_weights: Any = None, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.task = task
+            self.loss_weights = loss_weights
+
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+            weight = self.loss_weights
+            if weight is not None:
+                weight = weight.to(logits.device)
+            if self.task == "ner":
+                loss = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]),
+                    labels.reshape(-1),
+                    weight=weight,
+                    ignore_index=-100,
+                )
+            else:
+                problem = (
+                    "multi_label_classification"
+                    if self.task == "multilabel"
+                    else "single_label_classification"
+                )
+                loss = sequence_loss(logits, labels, problem, weight)
+            return (loss, outputs) if return_outputs else loss
+
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            lengths = getattr(dataset, "lengths", None)
+            if self.args.train_sampling_strategy == "group_by_length" and lengths is not None:
+                return LengthGroupedSampler(
+                    self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                    lengths=list(lengths),
+                )
+            return super()._get_train_sampler(train_dataset)
+
+        def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+            # Keep dataset order: predictions map back to rows and words.
+            return SequentialSampler(eval_dataset)
+
+    return TunesmithTrainer
+
+
+def make_progress_callback(show_bar: bool) -> Any:
+    """A callback that draws a tqdm bar on stderr (terminal only) and logs evaluations there."""
+    from transformers import TrainerCallback
+
+    class StderrProgress(TrainerCallback):
+        def __init__(self) -> None:
+            self.bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if show_bar and state.is_world_process_zero:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(
+                    total=state.max_steps,
+                    initial=state.global_step,
+                    file=sys.stderr,
+                    desc="training",
+                    unit="step",
+                    dynamic_ncols=True,
+                )
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_evaluate(
+            self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any
+        ) -> None:
+            if not state.is_world_process_zero or not metrics:
+                return
+            shown = ", ".join(
+                f"{k.removeprefix('eval_')} {v:.4f}"
+                for k, v in metrics.items()
+                if k in ("eval_loss", "eval_score") and isinstance(v, float)
+            )
+            line = f"epoch {state.epoch:.2f}: {shown}"
+            if self.bar is not None:
+                self.bar.write(line, file=sys.stderr)
+            else:
+                print(line, file=sys.stderr, flush=True)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return StderrProgress()
+
+
+def score_metrics(task: str, label_names: list[str]) -> Any:
+    """``compute_metrics`` for the Trainer: one ``score`` for best-checkpoint selection.
+
+    Accuracy for single-label, micro-F1 at 0.5 for multi-label, strict entity F1 for NER.
+    """
+
+    def compute(prediction: Any) -> dict[str, float]:
+        logits = prediction.predictions
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        labels = prediction.label_ids
+        if task == "classification":
+            return {"score": float((logits.argmax(-1) == labels).mean())}
+        if task == "multilabel":
+            predicted = logits > 0
+            truth = labels > 0.5
+            tp = float((predicted & truth).sum())
+            denominator = float(predicted.sum() + truth.sum())
+            return {"score": 2 * tp / denominator if denominator else 1.0}
+        from seqeval.metrics import f1_score
+
+        predicted = logits.argmax(-1)
+        true_tags, pred_tags = [], []
+        for row_pred, row_true in zip(predicted, labels, strict=True):
+            keep = row_true != -100
+            true_tags.append([label_names[i] for i in row_true[keep]])
+            pred_tags.append([label_names[i] for i in row_pred[keep]])
+        return {"score": float(f1_score(true_tags, pred_tags, zero_division=0))}
+
+    return compute

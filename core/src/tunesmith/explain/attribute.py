@@ -1,0 +1,206 @@
+"""Explain a sequence classifier's predictions: word attributions plus faithfulness scores.
+
+``explain_texts`` takes a model and tokenizer (so it works before and without the engine's
+loader); ``explain_loaded`` takes what ``tunesmith.engine.loading.load_model`` returns.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tunesmith.errors import UserInputError
+from tunesmith.explain.types import EntityExplanation, Explanation, WordScore
+
+#: Task names under which a loaded model is a token classifier (NER).
+TOKEN_TASKS = {"ner", "token-classification", "token_classification", "tagging"}
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def check_texts(texts: Sequence[str]) -> None:
+    """Reject empty texts with a message naming which one."""
+    for index, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            where = "the text" if len(texts) == 1 else f"text {index + 1}"
+            raise UserInputError(f"{where} is empty; there is nothing to explain")
+
+
+def resolve_targets(
+    target: str | Sequence[str | None] | None, names: Sequence[str], n_texts: int
+) -> list[int | None]:
+    """Target label names to indices (``None`` means the predicted label)."""
+    if target is None or isinstance(target, str):
+        wanted: list[str | None] = [target] * n_texts
+    else:
+        wanted = list(target)
+        if len(wanted) != n_texts:
+            raise UserInputError(f"got {len(wanted)} targets for {n_texts} texts")
+    lookup = {name: i for i, name in enumerate(names)}
+    resolved: list[int | None] = []
+    for name in wanted:
+        if name is None or name == "":
+            resolved.append(None)
+            continue
+        if name not in lookup:
+            raise UserInputError(
+                f"unknown target label {name!r}; the model's labels are: {', '.join(names)}"
+            )
+        resolved.append(lookup[name])
+    return resolved
+
+
+def explain_texts(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str] | str,
+    *,
+    labels: Sequence[str] | None = None,
+    target: str | Sequence[str | None] | None = None,
+    method: str = "ig",
+    temperature: Any = None,
+    n_steps: int = 50,
+    max_tokens: int | None = None,
+    max_length: int | None = None,
+    with_faithfulness: bool = True,
+    progress: Callable[[float], None] | None = None,
+    warn: Callable[[str], None] | None = _warn,
+) -> list[Explanation]:
+    """Explain a sequence classifier's prediction (or ``target``) for each text.
+
+    ``labels`` defaults to the model's ``id2label``; ``temperature`` (a float, or one per label
+    for multi-label models) makes the explained probability the calibrated one. Texts longer
+    than the model's limit are truncated, with a warning through ``warn``. ``max_tokens``
+    bounds the padded tokens per forward pass (memory); ``progress`` gets texts done.
+    """
+    from tunesmith.explain.encoding import encode_texts, max_input_length
+    from tunesmith.explain.faithfulness import faithfulness
+    from tunesmith.explain.methods import get_method
+    from tunesmith.explain.model_io import is_multilabel, label_names
+    from tunesmith.explain.scoring import classifier_probabilities, classifier_score_fn
+
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        return []
+    check_texts(texts)
+    if n_steps < 1:
+        raise UserInputError("the number of integrated-gradient steps must be at least 1")
+    names = label_names(model, labels)
+    if not names:
+        raise UserInputError("the model has no label names (id2label); cannot explain it")
+    wanted = resolve_targets(target, names, len(texts))
+    attribution = get_method(method)
+    multilabel = is_multilabel(model)
+    model.eval()
+
+    limit = max_length or max_input_length(model, tokenizer)
+    encoded = encode_texts(tokenizer, texts, max_length=limit, warn=False)
+    if warn is not None:
+        for index, enc in enumerate(encoded):
+            if enc.truncated:
+                where = "the text" if len(texts) == 1 else f"text {index + 1}"
+                warn(
+                    f"warning: {where} is longer than the model's limit of {limit} tokens; "
+                    "only its beginning is explained"
+                )
+    pad_for_batches = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    probs = classifier_probabilities(
+        model,
+        [e.input_ids for e in encoded],
+        pad_id=pad_for_batches,
+        multilabel=multilabel,
+        temperature=temperature,
+    )
+    predicted = [int(row.argmax()) for row in probs]
+    targets = [p if w is None else w for p, w in zip(predicted, wanted, strict=True)]
+    score_fn = classifier_score_fn(targets, multilabel=multilabel, temperature=temperature)
+
+    token_attr = attribution.attribute(
+        model,
+        tokenizer,
+        texts,
+        encoded=encoded,
+        score_fn=score_fn,
+        pad_id=tokenizer.pad_token_id,
+        n_steps=n_steps,
+        max_tokens=max_tokens,
+        progress=progress,
+    )
+    word_scores = [enc.merge(a.scores) for enc, a in zip(encoded, token_attr, strict=True)]
+    full = [float(probs[i, targets[i]]) for i in range(len(texts))]
+    if with_faithfulness:
+        faith = faithfulness(
+            model,
+            encoded,
+            word_scores,
+            full,
+            score_fn,
+            pad_id=pad_for_batches,
+            max_tokens=max_tokens,
+        )
+    else:
+        faith = [(None, None, 0)] * len(texts)
+
+    explanations = []
+    for i, enc in enumerate(encoded):
+        comp, suff, k = faith[i]
+        delta = token_attr[i].delta
+        explanations.append(
+            Explanation(
+                text=enc.text,
+                label=names[predicted[i]],
+                probability=float(probs[i, predicted[i]]),
+                target=names[targets[i]],
+                target_probability=full[i],
+                tokens=[
+                    WordScore(word, score, start, end)
+                    for word, score, (start, end) in zip(
+                        enc.words, word_scores[i], enc.spans, strict=True
+                    )
+                ],
+                method=method,
+                delta=None if delta is None else float(delta),
+                comprehensiveness=comp,
+                sufficiency=suff,
+                k=k,
+                truncated=enc.truncated,
+                n_steps=n_steps if delta is not None else None,
+            )
+        )
+    return explanations
+
+
+def explain_loaded(
+    loaded: Any, texts: Sequence[str] | str, **options: Any
+) -> list[Explanation] | list[list[EntityExplanation]]:
+    """Explain with a ``LoadedModel``: classifiers per text, taggers per predicted entity."""
+    task = str(getattr(loaded, "task", "") or "").lower()
+    if getattr(loaded, "max_length", None):
+        # Explain exactly what ``tunesmith predict`` sees: the same truncation.
+        options.setdefault("max_length", loaded.max_length)
+    if task in TOKEN_TASKS:
+        from tunesmith.explain.ner import explain_entities
+
+        options.pop("target", None)
+        options.pop("method", None)
+        options.pop("with_faithfulness", None)
+        return explain_entities(
+            loaded.model,
+            loaded.tokenizer,
+            [texts] if isinstance(texts, str) else texts,
+            labels=getattr(loaded, "labels", None),
+            **options,
+        )
+    return explain_texts(
+        loaded.model,
+        loaded.tokenizer,
+        texts,
+        labels=getattr(loaded, "labels", None),
+        temperature=getattr(loaded, "temperature", None),
+        **options,
+    )

@@ -1,0 +1,98 @@
+"""Faithfulness of an explanation: does removing its top words change the model's mind?
+
+ERASER-style scores (DeYoung et al., 2020), with words deleted from the token sequence:
+
+- comprehensiveness = p(target | text) - p(target | text without the top-k words); high when
+  the explanation found words the prediction depends on.
+- sufficiency = p(target | text) - p(target | only the top-k words); low when those words alone
+  carry the prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tunesmith.explain.encoding import EncodedText
+
+#: Share of a text's words counted as its "top" words.
+TOP_FRACTION = 0.2
+
+
+def top_k_count(n_words: int, fraction: float = TOP_FRACTION) -> int:
+    """How many words are the top words: ``fraction`` of them, rounded, at least one."""
+    if n_words <= 0:
+        return 0
+    return min(n_words, max(1, int(math.floor(fraction * n_words + 0.5))))
+
+
+def top_words(scores: Sequence[float], k: int) -> list[int]:
+    """Indices of the ``k`` highest-scoring words (ties broken by position)."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    return sorted(order[:k])
+
+
+def removal_scores(
+    model: Any,
+    encoded: Sequence[EncodedText],
+    word_sets: Sequence[Sequence[int]],
+    score_fn: Callable[[Any, Any], Any],
+    *,
+    pad_id: int,
+    keep: bool = False,
+    max_tokens: int | None = None,
+) -> list[float]:
+    """The explained score of each text with its word set removed (or, with ``keep``, kept alone)."""
+    from tunesmith.explain.scoring import DEFAULT_MAX_TOKENS, score_sequences
+
+    sequences = [
+        enc.ids_keeping(words) if keep else enc.ids_without(words)
+        for enc, words in zip(encoded, word_sets, strict=True)
+    ]
+    return score_sequences(
+        model,
+        sequences,
+        list(range(len(encoded))),
+        score_fn,
+        pad_id=pad_id,
+        max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+    )
+
+
+def faithfulness(
+    model: Any,
+    encoded: Sequence[EncodedText],
+    word_scores: Sequence[Sequence[float]],
+    full_scores: Sequence[float],
+    score_fn: Callable[[Any, Any], Any],
+    *,
+    pad_id: int,
+    fraction: float = TOP_FRACTION,
+    max_tokens: int | None = None,
+) -> list[tuple[float | None, float | None, int]]:
+    """``(comprehensiveness, sufficiency, k)`` per text; ``None`` for a text with no words."""
+    ks = [top_k_count(enc.n_words, fraction) for enc in encoded]
+    tops = [top_words(scores, k) for scores, k in zip(word_scores, ks, strict=True)]
+    # One batch for both: removed variants first, kept-only variants after.
+    from tunesmith.explain.scoring import DEFAULT_MAX_TOKENS, score_sequences
+
+    sequences = [enc.ids_without(top) for enc, top in zip(encoded, tops, strict=True)]
+    sequences += [enc.ids_keeping(top) for enc, top in zip(encoded, tops, strict=True)]
+    owners = list(range(len(encoded))) * 2
+    values = score_sequences(
+        model,
+        sequences,
+        owners,
+        score_fn,
+        pad_id=pad_id,
+        max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+    )
+    n = len(encoded)
+    out: list[tuple[float | None, float | None, int]] = []
+    for i in range(n):
+        if ks[i] == 0:
+            out.append((None, None, 0))
+            continue
+        out.append((full_scores[i] - values[i], full_scores[i] - values[n + i], ks[i]))
+    return out

@@ -1,0 +1,143 @@
+"""The built-in attribution methods, ``ig`` and ``occlusion``, behind one small protocol.
+
+A method (``tunesmith.hooktypes.AttributionMethod``) is called as
+``method.attribute(model, tokenizer, texts, encoded=..., score_fn=..., pad_id=..., **options)``
+and returns one :class:`~tunesmith.explain.types.TokenAttribution` per text, a score per token
+of ``encoded[i].input_ids``. ``score_fn(model_outputs, task_index)`` gives the scalar being
+explained for each row of a batch (the target label's probability, an entity's tag
+probability, ...), so one method serves classifiers and taggers alike. Plugins add methods
+through the ``tunesmith_attribution_methods`` hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tunesmith.errors import UserInputError
+from tunesmith.explain.encoding import EncodedText
+from tunesmith.explain.types import TokenAttribution
+
+
+class IntegratedGradients:
+    """Integrated gradients on the input embeddings, [PAD] baseline, batched over texts and steps."""
+
+    name = "ig"
+    description = "integrated gradients at the input embeddings, [PAD] baseline"
+
+    def attribute(
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        *,
+        encoded: Sequence[EncodedText],
+        score_fn: Callable[[Any, Any], Any],
+        pad_id: int | None = None,
+        n_steps: int = 50,
+        max_tokens: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        **_: Any,
+    ) -> list[TokenAttribution]:
+        from tunesmith.explain.ig import DEFAULT_MAX_TOKENS, IGTask, integrated_gradients
+
+        tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
+        return list(
+            integrated_gradients(
+                model,
+                tasks,
+                score_fn,
+                pad_id=pad_id if pad_id is not None else tokenizer.pad_token_id,
+                n_steps=n_steps,
+                vocab_size=len(tokenizer),
+                max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+                progress=(lambda rows: progress(rows / n_steps)) if progress else None,
+            )
+        )
+
+
+class WordOcclusion:
+    """Leave-one-word-out: a word's score is how much the explained score drops without it.
+
+    The drop is shared evenly between the word's pieces, so merging pieces back into words
+    gives the drop itself. All occluded variants of all texts run in shared batches.
+    """
+
+    name = "occlusion"
+    description = "drop in the explained score when each word is removed"
+
+    def attribute(
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        *,
+        encoded: Sequence[EncodedText],
+        score_fn: Callable[[Any, Any], Any],
+        pad_id: int | None = None,
+        max_tokens: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        **_: Any,
+    ) -> list[TokenAttribution]:
+        from tunesmith.explain.scoring import DEFAULT_MAX_TOKENS, score_sequences
+
+        pad = pad_id if pad_id is not None else (tokenizer.pad_token_id or 0)
+        sequences: list[list[int]] = []
+        owners: list[int] = []
+        for t, enc in enumerate(encoded):
+            sequences.append(list(enc.input_ids))
+            owners.append(t)
+            for word in range(enc.n_words):
+                sequences.append(enc.ids_without([word]))
+                owners.append(t)
+        scores = score_sequences(
+            model,
+            sequences,
+            owners,
+            score_fn,
+            pad_id=pad,
+            max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+        )
+        results = []
+        at = 0
+        for enc in encoded:
+            full = scores[at]
+            drops = [full - s for s in scores[at + 1 : at + 1 + enc.n_words]]
+            at += 1 + enc.n_words
+            pieces = [0] * enc.n_words
+            for w in enc.word_ids:
+                if w is not None:
+                    pieces[w] += 1
+            token_scores = [0.0 if w is None else drops[w] / pieces[w] for w in enc.word_ids]
+            results.append(TokenAttribution(scores=token_scores, delta=None))
+            if progress is not None:
+                progress(1)
+        return results
+
+
+def builtin_methods() -> dict[str, Any]:
+    """The core's attribution methods by name (registered through the plugin hook)."""
+    return {"ig": IntegratedGradients(), "occlusion": WordOcclusion()}
+
+
+def available_methods() -> dict[str, Any]:
+    """Every attribution method the installed plugins offer, built-ins included."""
+    from tunesmith.plugins import get_plugin_manager
+
+    methods: dict[str, Any] = {}
+    # pluggy returns the last-registered plugin's result first; let later plugins win a name.
+    for result in reversed(get_plugin_manager().hook.tunesmith_attribution_methods()):
+        methods.update(result or {})
+    if not methods:  # the plugin manager was built without the built-ins (some tests do)
+        methods = builtin_methods()
+    return methods
+
+
+def get_method(name: str) -> Any:
+    """The attribution method called ``name``, or a clear error listing the known ones."""
+    methods = available_methods()
+    if name not in methods:
+        raise UserInputError(
+            f"unknown attribution method {name!r}; available: {', '.join(sorted(methods))}"
+        )
+    return methods[name]

@@ -1,0 +1,107 @@
+"""Score many token sequences in length-sorted, token-bounded batches, without gradients.
+
+Occlusion and the faithfulness scores both ask one question many times: what does the model
+say about this text with some words taken out?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tunesmith.explain.encoding import pad_batch
+from tunesmith.explain.model_io import model_device, probabilities, run_model
+
+#: ``score_fn(model_outputs, task_index) -> one scalar per row``.
+ScoreFn = Callable[[Any, Any], Any]
+
+DEFAULT_MAX_TOKENS = 8192
+
+
+def score_sequences(
+    model: Any,
+    sequences: Sequence[Sequence[int]],
+    tasks: Sequence[int],
+    score_fn: ScoreFn,
+    *,
+    pad_id: int,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> list[float]:
+    """``score_fn`` for every sequence; ``tasks[i]`` tells it which text sequence ``i`` belongs to."""
+    import torch
+
+    results = [0.0] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    device = model_device(model)
+    start = 0
+    with torch.inference_mode():
+        while start < len(order):
+            end = start + 1
+            width = len(sequences[order[start]])
+            while end < len(order):
+                new_width = max(width, len(sequences[order[end]]))
+                if new_width * (end - start + 1) > max_tokens:
+                    break
+                width, end = new_width, end + 1
+            which = order[start:end]
+            ids, mask = pad_batch([sequences[i] for i in which], pad_id)
+            outputs = run_model(model, ids.to(device), mask.to(device))
+            values = score_fn(outputs, torch.tensor([tasks[i] for i in which]))
+            for i, value in zip(which, values.float().cpu().tolist(), strict=True):
+                results[i] = value
+            start = end
+    return results
+
+
+def classifier_score_fn(
+    targets: Sequence[int], *, multilabel: bool = False, temperature: Any = None
+) -> ScoreFn:
+    """The probability of each task's target label (softmax, or sigmoid for multi-label)."""
+    import torch
+
+    target_tensor = torch.as_tensor(list(targets), dtype=torch.long)
+
+    def score(outputs: Any, task_index: Any) -> Any:
+        from tunesmith.explain.model_io import output_tensor
+
+        logits = output_tensor(outputs)
+        probs = probabilities(logits, multilabel=multilabel, temperature=temperature)
+        rows = torch.arange(probs.shape[0], device=probs.device)
+        return probs[rows, target_tensor[task_index.cpu()].to(probs.device)]
+
+    return score
+
+
+def classifier_probabilities(
+    model: Any,
+    sequences: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    multilabel: bool = False,
+    temperature: Any = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> Any:
+    """Every label's probability for every sequence, as a ``(n, labels)`` numpy array."""
+    import numpy as np
+    import torch
+
+    from tunesmith.explain.model_io import output_tensor
+
+    rows: dict[int, Any] = {}
+
+    def capture(outputs: Any, task_index: Any) -> Any:
+        logits = output_tensor(outputs)
+        probs = probabilities(logits, multilabel=multilabel, temperature=temperature)
+        for row, task in enumerate(task_index.tolist()):
+            rows[task] = probs[row].float().cpu().numpy()
+        return torch.zeros(probs.shape[0])
+
+    score_sequences(
+        model,
+        sequences,
+        list(range(len(sequences))),
+        capture,
+        pad_id=pad_id,
+        max_tokens=max_tokens,
+    )
+    return np.stack([rows[i] for i in range(len(sequences))]) if rows else np.zeros((0, 0))

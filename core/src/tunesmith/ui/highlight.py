@@ -1,0 +1,64 @@
+"""The one Gradio component every demo uses to show an explanation: highlighted text on a
+continuous colour scale (positive scores towards the label, negative against).
+
+Gradio is imported inside the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def explanation_to_highlights(
+    explanation: Any, *, side: str = "text"
+) -> list[tuple[str, float | None]]:
+    """The ``gr.HighlightedText`` value for an explanation: ``(piece, score)`` pairs.
+
+    Scores are scaled into [-1, 1] by the largest absolute score in the text (Gradio draws
+    such floats on a continuous scale); text between words gets ``None``. For a pair
+    explanation, ``side`` is ``"query"`` or ``"passage"``.
+    """
+    if side == "query":
+        text, tokens = explanation.query, explanation.query_tokens
+    elif side == "passage":
+        text, tokens = explanation.passage, explanation.passage_tokens
+    else:
+        text, tokens = explanation.text, explanation.tokens
+    return scores_to_highlights(text, tokens)
+
+
+def scores_to_highlights(text: str, tokens: Sequence[Any]) -> list[tuple[str, float | None]]:
+    """``(piece, score)`` pairs covering ``text``; words located by their character offsets."""
+    scale = max((abs(t.score) for t in tokens), default=0.0) or 1.0
+    pieces: list[tuple[str, float | None]] = []
+    cursor = 0
+    located = all(getattr(t, "start", -1) >= 0 for t in tokens)
+    for token in tokens:
+        value = round(float(token.score) / scale, 4)
+        if not located:
+            if pieces:
+                pieces.append((" ", None))
+            pieces.append((token.word, value))
+            continue
+        if token.start > cursor:
+            pieces.append((text[cursor : token.start], None))
+        pieces.append((text[token.start : token.end], value))
+        cursor = max(cursor, token.end)
+    if located and cursor < len(text):
+        pieces.append((text[cursor:], None))
+    return pieces
+
+
+def highlight_component(label: str = "Why the model decided", **kwargs: Any) -> Any:
+    """A ``gr.HighlightedText`` set up for explanation values (call inside a Blocks context)."""
+    import gradio as gr
+
+    options: dict[str, Any] = {
+        "label": label,
+        "combine_adjacent": False,
+        "show_legend": True,
+        "show_inline_category": False,
+    }
+    options.update(kwargs)
+    return gr.HighlightedText(**options)

@@ -1,0 +1,408 @@
+"""``tunesmith train``: strategies, saving, resume, the frozen-feature cache, tasks and errors.
+
+Every run uses a tiny BERT built in-process and a few dozen examples, so each trains in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tunesmith import hookimpl
+
+SUBJECTS = ["i", "we", "my wife", "my son", "the user", "a friend"]
+INTENTS = {
+    "card_lost": ["lost my card", "cannot find my card", "had my card stolen"],
+    "refund": ["want a refund", "need my money back", "ask for a refund now"],
+    "delivery": ["order is late", "delivery never came", "order did not arrive"],
+}
+_NER = [
+    ("Maria works for Northwind in Madrid", "B-PER O O B-ORG O B-LOC"),
+    ("John flew to Boston", "B-PER O O B-LOC"),
+    ("Acme hired Paul in Paris", "B-ORG O B-PER O B-LOC"),
+    ("Anna visited Globex in Berlin", "B-PER O B-ORG O B-LOC"),
+]
+NER_SENTENCES = [(words.split(" "), tags.split(" ")) for words, tags in _NER]
+
+
+def _rows() -> list[tuple[str, str]]:
+    return [
+        (f"{subject} {phrase}", label)
+        for label, phrases in INTENTS.items()
+        for phrase in phrases
+        for subject in SUBJECTS[:4]
+    ]
+
+
+def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def _write_conll(path: Path, sentences) -> Path:
+    blocks = [
+        "\n".join(f"{w}\t{t}" for w, t in zip(words, tags, strict=True))
+        for words, tags in sentences
+    ]
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A tiny base model and small training files shared by the module's tests."""
+    from tunesmith.testing import make_tiny_base_model
+
+    root = tmp_path_factory.mktemp("engine_train")
+    rows = _rows()
+    texts = [t for t, _ in rows] + [" ".join(w) for w, _ in NER_SENTENCES]
+    base = make_tiny_base_model(root / "base", texts)
+    eval_rows = [
+        (f"{s} {p}", label) for label, ps in INTENTS.items() for p in ps for s in SUBJECTS[4:]
+    ]
+    multi = [(t, f"{label}|urgent" if i % 2 else label) for i, (t, label) in enumerate(rows)]
+    return {
+        "base": base,
+        "train": _write_csv(root / "train.csv", rows),
+        "eval": _write_csv(root / "eval.csv", eval_rows),
+        "multi": _write_csv(root / "multi.csv", multi),
+        "ner": _write_conll(root / "ner.conll", NER_SENTENCES * 6),
+    }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models train several times faster on one thread than on a busy shared CPU."""
+    import os
+
+    import torch
+
+    from tunesmith.engine import threads
+
+    before, saved = torch.get_num_threads(), threads._configured
+    old_env = os.environ.get("TUNESMITH_THREADS")
+    os.environ["TUNESMITH_THREADS"] = "1"
+    threads._configured = None
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+    threads._configured = saved
+    if old_env is None:
+        os.environ.pop("TUNESMITH_THREADS", None)
+    else:
+        os.environ["TUNESMITH_THREADS"] = old_env
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _train(cli, files, out: Path, *extra: str):
+    return cli(
+        "train", "--data", str(files["train"]), "--model", str(files["base"]), "--out", str(out),
+        "--epochs", "2", "--lr", "0.01", "--batch-size", "8", *extra,
+    )  # fmt: skip
+
+
+def _logits(model_dir: Path, texts: list[str]):
+    import torch
+    from transformers import AutoTokenizer
+
+    from tunesmith.engine.modeling import load_classifier
+
+    model = load_classifier(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with torch.inference_mode():
+        return model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+
+
+PROBE_TEXTS = ["i lost my card", "we want a refund", "my son order is late"]
+
+
+def _assert_complete_model_dir(out: Path, strategy: str) -> None:
+    names = ["config.json", "run_config.json", "metrics.json", "cleaning_report.json",
+             "README.md", "calibration.json", "confusion_matrix.png", "tokenizer.json"]  # fmt: skip
+    names.append("adapter_model.safetensors" if strategy == "lora" else "model.safetensors")
+    for name in names:
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["id2label"].values()) == sorted(INTENTS)
+    run = json.loads((out / "run_config.json").read_text())
+    assert run["strategy"] == strategy and run["resolved"]["n_eval"] == 18
+    card = (out / "README.md").read_text()
+    assert strategy in card and "CC BY 4.0" in card and "train.csv" in card
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["report"]["accuracy"] <= 1.0
+    assert metrics["calibration"]["ece_bins"] == 15
+    assert not out.with_name(out.name + ".work").exists()  # removed once training succeeds
+    assert _logits(out, PROBE_TEXTS).shape == (3, 3)
+
+
+@pytest.mark.parametrize("strategy", ["freeze:1", "head"])
+def test_each_strategy_trains_and_saves_a_complete_model_directory(cli, files, tmp_path, strategy):
+    out = tmp_path / "model"
+    result = _train(cli, files, out, "--strategy", strategy, "--eval", str(files["eval"]),
+                    "--data-license", "CC BY 4.0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    _assert_complete_model_dir(out, strategy)
+
+
+def test_full_fine_tuning_learns_the_training_data(cli, files, tmp_path):
+    out = tmp_path / "model"
+    result = _train(cli, files, out, "--epochs", "6", "--eval", str(files["eval"]), "--json",
+                    "--data-license", "CC BY 4.0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    _assert_complete_model_dir(out, "full")
+    summary = json.loads(result.stdout)
+    assert summary["metrics"]["report"]["accuracy"] >= 0.8
+    predicted = _logits(out, PROBE_TEXTS).argmax(-1).tolist()
+    labels = json.loads((out / "config.json").read_text())["id2label"]
+    assert [labels[str(i)] for i in predicted] == ["card_lost", "refund", "delivery"]
+
+
+def test_mean_pooling_is_recorded_in_config_and_honoured_on_reload(cli, files, tmp_path):
+    import torch
+    from transformers import AutoTokenizer
+
+    from tunesmith.engine.modeling import load_classifier, mean_pool
+
+    out = tmp_path / "model"
+    assert _train(cli, files, out, "--pooling", "mean", "--epochs", "1").exit_code == 0
+    assert json.loads((out / "config.json").read_text())["tunesmith_pooling"] == "mean"
+    model = load_classifier(out)
+    batch = AutoTokenizer.from_pretrained(out)(PROBE_TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model.bert(**batch).last_hidden_state
+        expected = model.classifier(mean_pool(hidden, batch["attention_mask"]))
+        assert torch.allclose(model(**batch).logits, expected, atol=1e-6)
+
+
+def test_lora_adapter_reloads_with_identical_logits(cli, files, tmp_path, monkeypatch):
+    import numpy as np
+
+    from tunesmith.engine import train as train_module
+
+    seen = {}
+    original = train_module._evaluate
+
+    def spy(run, prepared, outcome, log):
+        seen["logits"] = np.asarray(outcome.held_logits)
+        seen["texts"] = prepared.held.texts
+        return original(run, prepared, outcome, log)
+
+    monkeypatch.setattr(train_module, "_evaluate", spy)
+    out = tmp_path / "model"
+    result = _train(cli, files, out, "--strategy", "lora", "--eval", str(files["eval"]),
+                    "--data-license", "CC BY 4.0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    _assert_complete_model_dir(out, "lora")
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert "classifier" in config["modules_to_save"]
+    reloaded = _logits(out, seen["texts"]).numpy()
+    np.testing.assert_allclose(reloaded, seen["logits"], atol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["head", "freeze:1"])
+def test_feature_cache_gives_the_same_model_as_training_without_it(cli, files, tmp_path, strategy):
+    cached, plain = tmp_path / "cached", tmp_path / "plain"
+    common = ("--strategy", strategy, "--pooling", "mean", "--eval", str(files["eval"]))
+    assert _train(cli, files, cached, *common).exit_code == 0
+    assert _train(cli, files, plain, *common, "--no-feature-cache").exit_code == 0
+    assert json.loads((cached / "run_config.json").read_text())["resolved"]["feature_cache"]
+    assert not json.loads((plain / "run_config.json").read_text())["resolved"]["feature_cache"]
+    diff = (_logits(cached, PROBE_TEXTS) - _logits(plain, PROBE_TEXTS)).abs().max()
+    assert float(diff) < 1e-4
+    # A second run with the same model, data and settings reads the cache instead of computing.
+    again = tmp_path / "again"
+    assert _train(cli, files, again, *common).exit_code == 0
+    hits = json.loads((again / "run_config.json").read_text())["resolved"]["feature_cache_hits"]
+    assert hits and all(hits)
+
+
+class _StopAfter:
+    """A plugin whose callback presses Ctrl-C after ``steps`` steps."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.runs = []
+
+    @hookimpl
+    def tunesmith_train_callbacks(self, run):
+        from transformers import TrainerCallback
+
+        self.runs.append(run)
+        steps = self.steps
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step >= steps:
+                    raise KeyboardInterrupt
+
+        return [Stop()]
+
+
+def test_hook_tunesmith_train_callbacks_interrupted_run_resumes_to_the_end(
+    cli, files, tmp_path, register_plugin
+):
+    plugin = _StopAfter(steps=5)
+    register_plugin(plugin, "stop-after")
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("old model")
+    args = ("--save-steps", "2", "--eval", str(files["eval"]), "--epochs", "3", "--force")
+    result = _train(cli, files, out, *args)
+    assert result.exit_code == 130
+    assert "--resume" in result.stderr
+    assert plugin.runs and plugin.runs[0].strategy == "full"  # the hook got the RunConfig
+    assert (out / "keep.txt").read_text() == "old model"  # an interrupted run touches nothing
+    assert (tmp_path / "model.work" / "checkpoints" / "checkpoint-4").is_dir()
+
+    plugin.steps = 10_000
+    resumed = _train(cli, files, out, *args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "continuing from" in resumed.stderr and "checkpoint-4" in resumed.stderr
+    run = json.loads((out / "run_config.json").read_text())
+    assert run["resolved"]["global_steps"] == 3 * 5  # 36 examples, batch 8: 5 steps an epoch
+    assert not (out / "keep.txt").exists()
+    assert not (tmp_path / "model.work").exists()
+
+
+def test_interrupted_run_needs_resume_or_force_and_the_same_settings(
+    cli, files, tmp_path, register_plugin
+):
+    plugin = _StopAfter(steps=1)
+    register_plugin(plugin, "stop-after-one")
+    out = tmp_path / "model"
+    assert _train(cli, files, out, "--save-steps", "1").exit_code == 130
+    refused = _train(cli, files, out, "--save-steps", "1")
+    assert refused.exit_code == 2 and "--resume" in refused.stderr
+    result = _train(cli, files, out, "--save-steps", "1", "--resume", "--seed", "7")
+    assert result.exit_code == 2
+    assert "--seed" in result.stderr
+
+
+def test_existing_output_is_refused_without_force_and_left_untouched(cli, files, tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    result = _train(cli, files, out)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ") and "--force" in result.stderr
+    assert (out / "keep.txt").read_text() == "old"
+    assert not (tmp_path / "model.work").exists()
+
+
+def test_multilabel_trains_and_fits_one_temperature_per_label(cli, files, tmp_path):
+    out = tmp_path / "model"
+    result = cli(
+        "train", "--data", str(files["multi"]), "--label-sep", "|", "--model", str(files["base"]),
+        "--out", str(out), "--epochs", "2", "--lr", "0.01", "--eval-fraction", "0.25",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
+    assert sorted(config["id2label"].values()) == sorted([*INTENTS, "urgent"])
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert len(calibration["temperatures"]) == 4
+    report = json.loads((out / "metrics.json").read_text())["report"]
+    assert "micro_f1" in report
+
+
+def test_ner_trains_and_reports_entity_f1_per_type(cli, files, tmp_path):
+    out = tmp_path / "tagger"
+    result = cli(
+        "train", "--data", str(files["ner"]), "--model", str(files["base"]), "--out", str(out),
+        "--epochs", "3", "--lr", "0.01", "--eval-fraction", "0.25",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertForTokenClassification"]
+    assert {"B-PER", "B-ORG", "B-LOC", "O"} <= set(config["id2label"].values())
+    report = json.loads((out / "metrics.json").read_text())["report"]
+    assert report["task"] == "ner" and set(report["per_type"]) == {"PER", "ORG", "LOC"}
+    assert not (out / "calibration.json").exists()
+
+
+def test_few_shot_data_trains_on_everything_and_says_so_in_the_card(cli, files, tmp_path):
+    out = tmp_path / "model"
+    assert _train(cli, files, out, "--epochs", "1").exit_code == 0
+    run = json.loads((out / "run_config.json").read_text())["resolved"]
+    assert run["few_shot"] and run["n_eval"] == 0 and run["n_train"] == 36
+    assert "Few-shot defaults" in (out / "README.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["report"] is None
+
+
+def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
+    rows = [*_rows(), ("i  lost my card", "card_lost"), (_rows()[0][0], "card_lost")]
+    data = _write_csv(tmp_path / "dirty.csv", rows)
+    out = tmp_path / "model"
+    result = cli(
+        "train", "--data", str(data), "--model", str(files["base"]), "--out", str(out),
+        "--epochs", "1", "--clean", "--class-weights", "auto", "--augment", "token_edits",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    fixes = json.loads((out / "cleaning_report.json").read_text())["fixes_applied"]
+    assert fixes["duplicates_dropped"] >= 1
+    resolved = json.loads((out / "run_config.json").read_text())["resolved"]
+    assert resolved["n_augmented"] > 0
+    dropped = fixes["duplicates_dropped"] + fixes["conflicts_dropped"]
+    assert resolved["n_train"] == len(rows) - dropped + resolved["n_augmented"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (("--strategy", "freeze"), "--strategy"),
+        (("--epochs", "0"), "--epochs"),
+        (("--class-weights", "balanced"), "--class-weights"),
+        (("--label-col", "intent"), "intent"),
+        (("--model", "/no/such/model"), "/no/such/model"),
+        (("--augment", "no_such_augmenter"), "no_such_augmenter"),
+    ],
+)
+def test_bad_input_exits_2_with_one_error_line(cli, files, tmp_path, extra, needle):
+    result = _train(cli, files, tmp_path / "model", *extra)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and needle in lines[-1]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "model").exists() and not (tmp_path / "model.work").exists()
+
+
+def test_eval_file_with_an_unseen_label_names_file_row_and_column(cli, files, tmp_path):
+    bad = _write_csv(tmp_path / "eval.csv", [("i lost my card", "card_lost"), ("hi", "greeting")])
+    result = _train(cli, files, tmp_path / "model", "--eval", str(bad))
+    assert result.exit_code == 2
+    assert "eval.csv:3" in result.stderr and "greeting" in result.stderr
+
+
+def test_run_config_round_trips_through_its_dict():
+    from tunesmith.engine.config import RunConfig
+
+    run = RunConfig(data="x.csv", strategy="freeze:3", augment=["token_edits"], epochs=2.5)
+    again = RunConfig.from_dict(json.loads(json.dumps(run.to_dict())) | {"unknown": 1})
+    assert again == run and again.freeze_layers == 3 and again.strategy_kind == "freeze"
+
+
+def test_max_length_comes_from_the_data_within_the_model_limit():
+    from tunesmith.engine.trainer_utils import choose_max_length
+
+    lengths = [10] * 98 + [40, 900]
+    assert choose_max_length(lengths, 512, None) == 40
+    assert choose_max_length([600] * 10, 512, None) == 512
+    assert choose_max_length(lengths, 512, 24) == 24
+
+
+def test_auto_class_weights_are_inverse_frequency_and_capped():
+    from tunesmith.engine.trainer_utils import class_weights
+
+    weights = class_weights([0, 0, 0, 1], 2, "classification")
+    assert weights == pytest.approx([4 / 6, 2.0])
+    assert class_weights([0] * 100 + [1], 2, "classification")[1] == 10.0

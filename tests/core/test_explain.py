@@ -1,0 +1,411 @@
+"""Attributions: word merging, integrated gradients (batched, vs Captum), occlusion, faithfulness,
+targets and bad input, pair similarity, NER entities, PEFT and mean-pooling heads, plugins."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+LABELS = ["negative", "positive"]
+TEXTS = [
+    "the app is great thanks",
+    "great card and great app",
+    "i love the new app",
+    "good help with my account",
+    "the refund is terrible",
+    "bad app and a broken card",
+    "i hate the late delivery",
+    "terrible help my money is lost",
+]
+TRUE = [1, 1, 1, 1, 0, 0, 0, 0]
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    """A tiny BERT classifier trained for a few full-batch steps, and its tokenizer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunesmith.testing import make_tiny_classifier
+
+    directory = tmp_path_factory.mktemp("clf")
+    make_tiny_classifier(directory, LABELS, TEXTS)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForSequenceClassification.from_pretrained(directory)
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.eval()
+    torch.manual_seed(0)
+    for _ in range(60):
+        loss = model(**batch, labels=torch.tensor(TRUE)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    return model, tokenizer
+
+
+class BagOfWords(torch.nn.Module):
+    """A hand-checkable classifier: p(positive) = sigmoid(sum of the words' weights).
+
+    Each token's one-number embedding is its weight; [PAD] and special tokens weigh 0.
+    """
+
+    def __init__(self, tokenizer, weights: dict[str, float]) -> None:
+        super().__init__()
+        self.embeddings = torch.nn.Embedding(len(tokenizer), 1)
+        with torch.no_grad():
+            self.embeddings.weight.zero_()
+            for word, weight in weights.items():
+                self.embeddings.weight[tokenizer.convert_tokens_to_ids(word)] = weight
+        self.config = SimpleNamespace(
+            id2label=dict(enumerate(LABELS)), problem_type=None, max_position_embeddings=64
+        )
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def forward(self, input_ids=None, attention_mask=None):
+        total = (self.embeddings(input_ids)[..., 0] * attention_mask).sum(-1)
+        return SimpleNamespace(logits=torch.stack([-total / 2, total / 2], dim=-1))
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory):
+    from tunesmith.testing import make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer(tmp_path_factory.mktemp("bow"), ["good great movie film"])
+    model = BagOfWords(tokenizer, {"good": 2.0, "great": 3.0, "bad": -2.0})
+    return model, tokenizer
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_word_pieces_are_summed_into_the_words_of_the_text():
+    from transformers import AutoTokenizer
+
+    from tunesmith.explain.encoding import encode_texts
+    from tunesmith.models import default_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+    text = "Unbelievably nice, truly"
+    (enc,) = encode_texts(tokenizer, [text], max_length=64)
+    assert enc.words == ["Unbelievably", "nice", ",", "truly"]
+    assert [text[s:e] for s, e in enc.spans] == enc.words
+    pieces = [w for w in enc.word_ids if w == 0]
+    assert len(pieces) > 1  # the first word really is split into several pieces
+    scores = [float(i) for i in range(len(enc.input_ids))]
+    merged = enc.merge(scores)
+    expected_first = sum(s for s, w in zip(scores, enc.word_ids, strict=True) if w == 0)
+    assert merged[0] == pytest.approx(expected_first)
+    assert len(merged) == 4
+
+
+def test_explanation_has_prediction_one_score_per_word_and_faithfulness(classifier):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = classifier
+    (exp,) = explain_texts(model, tokenizer, ["the app is great thanks"])
+    assert exp.label == "positive" and exp.target == "positive"
+    assert 0.5 < exp.probability <= 1.0
+    assert [t.word for t in exp.tokens] == ["the", "app", "is", "great", "thanks"]
+    assert exp.k == 1 and exp.comprehensiveness is not None and exp.sufficiency is not None
+    data = exp.to_dict()
+    for key in (
+        "label",
+        "probability",
+        "tokens",
+        "delta",
+        "comprehensiveness",
+        "sufficiency",
+        "method",
+        "target",
+    ):
+        assert key in data
+    assert data["tokens"][3] == {"word": "great", "score": exp.tokens[3].score}
+
+
+def test_ig_delta_is_small_with_enough_steps_and_larger_with_few(classifier):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = classifier
+    texts = ["bad app and a broken card", "i love the new app"]
+    coarse = explain_texts(model, tokenizer, texts, n_steps=1, with_faithfulness=False)
+    # This tiny model's score jumps right next to its all-zero [PAD] baseline: it needs steps.
+    fine = explain_texts(model, tokenizer, texts, n_steps=400, with_faithfulness=False)
+    for c, f in zip(coarse, fine, strict=True):
+        assert abs(f.delta) < 1e-3
+        assert abs(f.delta) < abs(c.delta)
+
+
+def test_batched_ig_equals_one_text_at_a_time(classifier):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = classifier
+    texts = ["terrible help my money is lost", "great", "i hate the late delivery", "good help"]
+    together = explain_texts(
+        model, tokenizer, texts, n_steps=20, with_faithfulness=False, max_tokens=64
+    )
+    for text, batched in zip(texts, together, strict=True):
+        (alone,) = explain_texts(model, tokenizer, [text], n_steps=20, with_faithfulness=False)
+        assert [t.word for t in alone.tokens] == [t.word for t in batched.tokens]
+        for a, b in zip(alone.tokens, batched.tokens, strict=True):
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+        assert alone.delta == pytest.approx(batched.delta, abs=1e-5)
+
+
+def test_ig_equals_captum_layer_integrated_gradients(classifier):
+    from captum.attr import LayerIntegratedGradients
+
+    from tunesmith.explain.encoding import baseline_ids, encode_texts
+    from tunesmith.explain.ig import IGTask, integrated_gradients
+    from tunesmith.explain.scoring import classifier_score_fn
+
+    model, tokenizer = classifier
+    (enc,) = encode_texts(tokenizer, ["bad app and a broken card"], max_length=64)
+    ids = torch.tensor([enc.input_ids])
+    mask = torch.ones_like(ids)
+
+    def forward(input_ids, attention_mask):
+        return torch.softmax(model(input_ids=input_ids, attention_mask=attention_mask).logits, -1)
+
+    lig = LayerIntegratedGradients(forward, model.get_input_embeddings())
+    base = torch.tensor([baseline_ids(enc, tokenizer.pad_token_id)])
+    expected, expected_delta = lig.attribute(
+        ids,
+        baselines=base,
+        target=0,
+        additional_forward_args=(mask,),
+        n_steps=30,
+        return_convergence_delta=True,
+    )
+    (ours,) = integrated_gradients(
+        model,
+        [IGTask(enc.input_ids, [w is not None for w in enc.word_ids])],
+        classifier_score_fn([0]),
+        pad_id=tokenizer.pad_token_id,
+        n_steps=30,
+    )
+    assert ours.scores == pytest.approx(expected.sum(-1)[0].tolist(), abs=1e-5)
+    assert ours.delta == pytest.approx(float(expected_delta), abs=1e-5)
+
+
+def test_ig_on_a_bag_of_words_model_matches_the_closed_form(bag):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    (exp,) = explain_texts(model, tokenizer, ["good great movie"], n_steps=50)
+    # f(a) = sigmoid(a * 5) along the path, so word i gets w_i * (sigmoid(5) - sigmoid(0)) / 5.
+    scale = (sigmoid(5.0) - 0.5) / 5.0
+    assert [t.score for t in exp.tokens] == pytest.approx([2 * scale, 3 * scale, 0.0], abs=1e-6)
+    assert abs(exp.delta) < 1e-6
+
+
+def test_occlusion_scores_are_the_probability_drop_without_each_word(bag):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    (exp,) = explain_texts(model, tokenizer, ["good great movie"], method="occlusion")
+    full = sigmoid(5.0)
+    expected = [full - sigmoid(3.0), full - sigmoid(2.0), 0.0]
+    assert [t.score for t in exp.tokens] == pytest.approx(expected, abs=1e-6)
+    assert exp.delta is None and exp.method == "occlusion"
+
+
+def test_comprehensiveness_and_sufficiency_remove_or_keep_the_top_words(bag):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    (exp,) = explain_texts(model, tokenizer, ["good great movie the film"])
+    # 5 words -> k = 1, the top word is "great" (weight 3).
+    assert exp.k == 1
+    assert exp.comprehensiveness == pytest.approx(sigmoid(5.0) - sigmoid(2.0), abs=1e-6)
+    assert exp.sufficiency == pytest.approx(sigmoid(5.0) - sigmoid(3.0), abs=1e-6)
+
+
+def test_top_k_is_a_fifth_of_the_words_and_at_least_one():
+    from tunesmith.explain.faithfulness import top_k_count
+
+    assert [top_k_count(n) for n in (0, 1, 2, 4, 5, 10, 12)] == [0, 1, 1, 1, 1, 2, 2]
+
+
+def test_target_label_is_explained_instead_of_the_prediction(bag):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    (exp,) = explain_texts(model, tokenizer, ["good great movie"], target="negative")
+    assert exp.label == "positive" and exp.target == "negative"
+    assert exp.target_probability == pytest.approx(1 - sigmoid(5.0), abs=1e-6)
+    assert exp.tokens[1].score < 0  # "great" speaks against "negative"
+
+
+def test_unknown_target_label_is_a_clear_error_listing_the_labels(bag):
+    from tunesmith.errors import UserInputError
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    with pytest.raises(UserInputError, match="unknown target label 'neutral'.*negative, positive"):
+        explain_texts(model, tokenizer, ["good"], target="neutral")
+
+
+def test_empty_text_is_rejected_with_its_position(bag):
+    from tunesmith.errors import UserInputError
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    with pytest.raises(UserInputError, match="text 2 is empty"):
+        explain_texts(model, tokenizer, ["good", "   "])
+
+
+def test_text_longer_than_the_model_limit_is_truncated_with_a_warning(bag):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    warnings: list[str] = []
+    (exp,) = explain_texts(model, tokenizer, ["good " * 100], max_length=16, warn=warnings.append)
+    assert exp.truncated and len(exp.tokens) == 14  # 16 tokens minus [CLS] and [SEP]
+    assert len(warnings) == 1 and "limit of 16 tokens" in warnings[0]
+
+
+def test_unknown_method_lists_the_available_ones(bag):
+    from tunesmith.errors import UserInputError
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    with pytest.raises(UserInputError, match="available: ig, occlusion"):
+        explain_texts(model, tokenizer, ["good"], method="shap")
+
+
+def test_a_plugin_attribution_method_is_used_by_name(bag, register_plugin):
+    from tunesmith import hookimpl
+    from tunesmith.explain.attribute import explain_texts
+    from tunesmith.explain.types import TokenAttribution
+
+    class FirstWord:
+        name = "first-word"
+
+        def attribute(self, model, tokenizer, texts, *, encoded, **kwargs):
+            out = []
+            for enc in encoded:
+                first = next(i for i, w in enumerate(enc.word_ids) if w is not None)
+                out.append(
+                    TokenAttribution(
+                        [1.0 if i == first else 0.0 for i in range(len(enc.input_ids))]
+                    )
+                )
+            return out
+
+    class Plugin:
+        @hookimpl
+        def tunesmith_attribution_methods(self):
+            return {"first-word": FirstWord()}
+
+    register_plugin(Plugin(), "first-word-plugin")
+    model, tokenizer = bag
+    (exp,) = explain_texts(model, tokenizer, ["movie good great"], method="first-word")
+    assert [t.score for t in exp.tokens] == [1.0, 0.0, 0.0]
+    assert exp.comprehensiveness == pytest.approx(0.0, abs=1e-6)  # "movie" weighs nothing
+
+
+def test_mean_pooling_head_is_explained_through_its_own_forward(classifier):
+    import copy
+
+    from tunesmith.engine.modeling import enable_mean_pooling
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = classifier
+    pooled = enable_mean_pooling(copy.deepcopy(model))
+    (exp,) = explain_texts(pooled, tokenizer, ["great card and great app"], n_steps=50)
+    with torch.no_grad():
+        ids = tokenizer(["great card and great app"], return_tensors="pt")
+        probs = torch.softmax(pooled(**ids).logits, -1)[0]
+    assert exp.probability == pytest.approx(float(probs.max()), abs=1e-5)
+    assert abs(exp.delta) < 1e-3
+
+
+def test_peft_wrapped_classifier_is_explained_at_its_embeddings(classifier):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = classifier
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], task_type="SEQ_CLS")
+    wrapped = get_peft_model(copy.deepcopy(model), config)
+    (plain,) = explain_texts(model, tokenizer, ["i love the new app"], n_steps=20)
+    (peft,) = explain_texts(wrapped, tokenizer, ["i love the new app"], n_steps=20)
+    # LoRA's B matrices start at zero, so the wrapped model computes the same function.
+    assert [t.score for t in peft.tokens] == pytest.approx(
+        [t.score for t in plain.tokens], abs=1e-5
+    )
+
+
+def test_pair_attributions_add_up_to_the_similarity_change(tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    from tunesmith.explain.pair import explain_pair
+    from tunesmith.testing import make_tiny_base_model
+
+    make_tiny_base_model(tmp_path, ["card payment failed", "refund money to my card"])
+    model = AutoModel.from_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    exp = explain_pair(model, tokenizer, "card payment failed", "refund money to my card")
+    assert [t.word for t in exp.query_tokens] == ["card", "payment", "failed"]
+    assert [t.word for t in exp.passage_tokens] == ["refund", "money", "to", "my", "card"]
+    total = sum(t.score for t in exp.query_tokens + exp.passage_tokens)
+    assert total == pytest.approx(exp.similarity - exp.baseline_similarity, abs=1e-3)
+    assert abs(exp.delta) < 1e-3
+    with torch.no_grad():
+        batch = tokenizer(
+            ["card payment failed", "refund money to my card"], padding=True, return_tensors="pt"
+        )
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    assert exp.similarity == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
+
+
+def test_ner_model_is_explained_per_predicted_entity(tmp_path):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from tunesmith.explain.ner import explain_entities
+    from tunesmith.testing import make_tiny_tagger
+
+    tags = ["O", "B-ORG", "I-ORG", "B-LOC"]
+    sentences = [
+        (["apple", "bank", "opened", "in", "paris"], [1, 2, 0, 0, 3]),
+        (["the", "bank", "in", "london"], [0, 0, 0, 3]),
+        (["acme", "bank", "is", "new"], [1, 2, 0, 0]),
+    ]
+    make_tiny_tagger(tmp_path, tags, [" ".join(w) for w, _ in sentences])
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    model = AutoModelForTokenClassification.from_pretrained(tmp_path)
+    batch = tokenizer(
+        [w for w, _ in sentences], is_split_into_words=True, padding=True, return_tensors="pt"
+    )
+    labels = torch.full(batch["input_ids"].shape, -100)
+    for i, (_, tag_ids) in enumerate(sentences):
+        for pos, word in enumerate(batch.word_ids(i)):
+            if word is not None:
+                labels[i, pos] = tag_ids[word]
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    model.eval()
+    for _ in range(80):
+        loss = model(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    (entities,) = explain_entities(model, tokenizer, ["apple bank opened in paris"], n_steps=30)
+    assert [(e.label, e.entity) for e in entities] == [("ORG", "apple bank"), ("LOC", "paris")]
+    for entity in entities:
+        assert [t.word for t in entity.tokens] == ["apple", "bank", "opened", "in", "paris"]
+        assert abs(entity.delta) < 1e-2
+        assert entity.entity == "apple bank opened in paris"[entity.start : entity.end]
+    assert entities[0].tokens[0].score != entities[1].tokens[0].score

@@ -1,0 +1,237 @@
+"""``tunesmith explain``: one JSON object for --text, JSON lines for --data, HTML, and bad input
+as one clear error line (exit code 2), never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+LABELS = ["negative", "positive"]
+TEXTS = [
+    "the app is great thanks",
+    "great card and great app",
+    "i love the new app",
+    "the refund is terrible",
+    "bad app and a broken card",
+    "i hate the late delivery",
+]
+TRUE = [1, 1, 1, 0, 0, 0]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny classifier trained a few steps, saved as a plain Hugging Face directory."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunesmith.testing import make_tiny_classifier
+
+    directory = tmp_path_factory.mktemp("clf")
+    make_tiny_classifier(directory, LABELS, TEXTS)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForSequenceClassification.from_pretrained(directory)
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.eval()
+    torch.manual_seed(0)
+    for _ in range(40):
+        loss = model(**batch, labels=torch.tensor(TRUE)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.save_pretrained(directory)
+    return directory
+
+
+def test_text_json_prints_one_object_with_words_delta_and_faithfulness(cli, model_dir):
+    result = cli(
+        "explain",
+        "--model",
+        str(model_dir),
+        "--text",
+        "great card and great app",
+        "--json",
+        "--steps",
+        "20",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["label"] == "positive" and data["target"] == "positive"
+    assert data["method"] == "ig" and isinstance(data["delta"], float)
+    assert [t["word"] for t in data["tokens"]] == ["great", "card", "and", "great", "app"]
+    assert all(isinstance(t["score"], float) for t in data["tokens"])
+    assert isinstance(data["comprehensiveness"], float) and isinstance(data["sufficiency"], float)
+    assert data["k"] == 1
+
+
+def test_target_and_occlusion_options_are_honoured(cli, model_dir):
+    result = cli(
+        "explain",
+        "--model",
+        str(model_dir),
+        "--text",
+        "great app",
+        "--json",
+        "--target",
+        "negative",
+        "--method",
+        "occlusion",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["target"] == "negative" and data["label"] == "positive"
+    assert data["method"] == "occlusion" and data["delta"] is None
+
+
+def test_text_without_json_prints_a_readable_summary(cli, model_dir):
+    result = cli(
+        "explain", "--model", str(model_dir), "--text", "i hate the late delivery", "--steps", "10"
+    )
+    assert result.exit_code == 0, result.output
+    assert "predicted negative" in result.stdout and "comprehensiveness" in result.stdout
+
+
+def test_data_writes_one_json_line_per_text_in_file_order(cli, model_dir, tmp_path):
+    data = tmp_path / "texts.csv"
+    texts = ["great app", "bad card", "i love the new app", "the refund is terrible"]
+    data.write_text("text\n" + "\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / "explained.jsonl"
+    result = cli(
+        "explain", "--model", str(model_dir), "--data", str(data), "--out", str(out), "--steps", "8"
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line["text"] for line in lines] == texts
+    assert [line["index"] for line in lines] == [0, 1, 2, 3]
+    assert all("tokens" in line and "delta" in line for line in lines)
+    assert result.stdout == ""
+
+
+def test_data_without_out_streams_json_lines_to_stdout(cli, model_dir, tmp_path, monkeypatch):
+    import tunesmith.commands.explain as command
+
+    monkeypatch.setattr(command, "CHUNK", 2)  # several chunks: memory stays bounded
+    data = tmp_path / "texts.jsonl"
+    texts = ["great app", "bad card", "good help", "late delivery", "thanks"]
+    data.write_text("\n".join(json.dumps({"body": t}) for t in texts) + "\n", encoding="utf-8")
+    result = cli(
+        "explain",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--text-col",
+        "body",
+        "--steps",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["text"] for line in lines] == texts
+
+
+def test_html_page_is_written_with_user_text_escaped(cli, model_dir, tmp_path):
+    page = tmp_path / "why.html"
+    result = cli(
+        "explain",
+        "--model",
+        str(model_dir),
+        "--text",
+        "great <script>alert(1)</script>",
+        "--html",
+        str(page),
+        "--steps",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    html = page.read_text(encoding="utf-8")
+    assert "<script>" not in html and "&lt;" in html
+
+
+def test_existing_output_is_not_overwritten_without_force(cli, model_dir, tmp_path):
+    data = tmp_path / "texts.csv"
+    data.write_text("text\ngreat app\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    out.write_text("keep me\n", encoding="utf-8")
+    result = cli("explain", "--model", str(model_dir), "--data", str(data), "--out", str(out))
+    assert result.exit_code == 2 and "--force" in result.stderr
+    assert out.read_text(encoding="utf-8") == "keep me\n"
+    result = cli(
+        "explain",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--force",
+        "--steps",
+        "4",
+    )
+    assert result.exit_code == 0 and json.loads(out.read_text())["text"] == "great app"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--text", "   "], "the text is empty"),
+        (
+            ["--text", "great", "--target", "neutral"],
+            "unknown target label 'neutral'; the model's labels are: negative, positive",
+        ),
+        (["--text", "great", "--method", "shap"], "unknown attribution method 'shap'"),
+        ([], "pass either --text TEXT or --data FILE"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_code_2(cli, model_dir, args, message):
+    result = cli("explain", "--model", str(model_dir), *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output and result.stderr.count("\n") == 1
+
+
+def test_empty_row_in_data_names_the_file(cli, model_dir, tmp_path):
+    data = tmp_path / "texts.jsonl"
+    data.write_text('{"text": "great"}\n{"text": ""}\n', encoding="utf-8")
+    result = cli("explain", "--model", str(model_dir), "--data", str(data))
+    assert result.exit_code == 2 and str(data) in result.stderr
+
+
+def test_missing_model_directory_is_a_clear_error(cli, tmp_path):
+    result = cli("explain", "--model", str(tmp_path / "nope"), "--text", "great")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_long_text_is_truncated_and_the_user_is_told(cli, model_dir):
+    result = cli(
+        "explain", "--model", str(model_dir), "--text", "great " * 300, "--json", "--steps", "2"
+    )
+    assert result.exit_code == 0, result.output
+    assert "longer than the model's limit" in result.stderr
+    data = json.loads(result.stdout)
+    assert data["truncated"] is True and len(data["tokens"]) == 126
+
+
+def test_ner_model_is_explained_per_entity(cli, tmp_path):
+    from tunesmith.testing import make_tiny_tagger
+
+    make_tiny_tagger(tmp_path / "ner", ["O", "B-ORG", "I-ORG"], ["acme bank opened"])
+    result = cli(
+        "explain",
+        "--model",
+        str(tmp_path / "ner"),
+        "--text",
+        "acme bank opened",
+        "--json",
+        "--steps",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert isinstance(data["entities"], list)
+    for entity in data["entities"]:
+        assert {"entity", "label", "start", "end", "tokens", "delta"} <= set(entity)
+    result = cli("explain", "--model", str(tmp_path / "ner"), "--text", "acme", "--target", "ORG")
+    assert result.exit_code == 2 and "per predicted entity" in result.stderr
