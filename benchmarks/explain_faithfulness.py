@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -68,8 +67,10 @@ def train_model(work: Path, *, quick: bool, seed: int) -> tuple[Path | None, str
         print(f"trained ({strategy}) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         return Path(out), f"{strategy} fine-tune on {len(subset)} {source}"
     except Exception as exc:  # the engine is optional here; fall back to a probe
-        print(f"engine training failed ({type(exc).__name__}: {exc}); using a head-only probe",
-              file=sys.stderr)
+        print(
+            f"engine training failed ({type(exc).__name__}: {exc}); using a head-only probe",
+            file=sys.stderr,
+        )
         return None, ""
 
 
@@ -118,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
             description, limit = "head-only probe on frozen default embeddings", 128
 
-        options = {"labels": labels, "temperature": temperature, "max_length": limit,
-                   "warn": None}
+        options = {"labels": labels, "temperature": temperature, "max_length": limit, "warn": None}
         started = time.perf_counter()
         ig = explain_texts(model, tokenizer, texts, method="ig", n_steps=50, **options)
         ig_seconds = time.perf_counter() - started
@@ -136,17 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         random_comp, random_suff = [], []
         for _ in range(args.random_draws):
             picks = [
-                sorted(rng.sample(range(enc.n_words), top_k_count(enc.n_words)))
-                for enc in encoded
+                sorted(rng.sample(range(enc.n_words), top_k_count(enc.n_words))) for enc in encoded
             ]
             removed = removal_scores(model, encoded, picks, score_fn, pad_id=pad)
             kept = removal_scores(model, encoded, picks, score_fn, pad_id=pad, keep=True)
             random_comp.append(full - np.array(removed))
             random_suff.append(full - np.array(kept))
         # The same removal for IG's ranking, computed again independently as a cross-check.
-        ig_picks = [
-            top_words([t.score for t in e.tokens], top_k_count(len(e.tokens))) for e in ig
-        ]
+        ig_picks = [top_words([t.score for t in e.tokens], top_k_count(len(e.tokens))) for e in ig]
         check = full - np.array(removal_scores(model, encoded, ig_picks, score_fn, pad_id=pad))
 
     def mean(values: list[float | None]) -> float:
@@ -155,10 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     ig_comp = mean([e.comprehensiveness for e in ig])
     assert abs(ig_comp - float(check.mean())) < 1e-5, "comprehensiveness cross-check failed"
     rows = [
-        ("integrated gradients", ig_comp, mean([e.sufficiency for e in ig]),
-         ig_seconds / len(texts)),
-        ("occlusion", mean([e.comprehensiveness for e in occ]),
-         mean([e.sufficiency for e in occ]), occ_seconds / len(texts)),
+        (
+            "integrated gradients",
+            ig_comp,
+            mean([e.sufficiency for e in ig]),
+            ig_seconds / len(texts),
+        ),
+        (
+            "occlusion",
+            mean([e.comprehensiveness for e in occ]),
+            mean([e.sufficiency for e in occ]),
+            occ_seconds / len(texts),
+        ),
         ("random words", float(np.mean(random_comp)), float(np.mean(random_suff)), 0.0),
     ]
     print(f"model: {description}; data: {source}; {len(texts)} held-out texts; top 20% words")

@@ -87,6 +87,8 @@ class TestClock:
     def accuracy(self, model: Any, label_names: list[str]) -> float:
         import torch
 
+        # With a cached frozen part the Trainer holds only the trainable top.
+        model = getattr(model, "full_model", model)
         was_training = model.training
         model.eval()
         correct = 0
@@ -135,6 +137,7 @@ def plain_recipe(train_rows, test_rows, epochs, work, *, head_only=False) -> dic
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
+        PrinterCallback,
         Trainer,
         TrainingArguments,
     )
@@ -176,6 +179,7 @@ def plain_recipe(train_rows, test_rows, epochs, work, *, head_only=False) -> dic
         dataloader_pin_memory=False,
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset)
+    trainer.remove_callback(PrinterCallback)  # it prints to stdout; the JSON line goes there
     trainer.add_callback(clock_callback(clock, labels, at_begin=False))
     trainer.train()
     total = time.perf_counter() - started - clock.paused
@@ -313,8 +317,10 @@ def main() -> int:
     log("plain Trainer, head only (encoder frozen), 1 epoch:")
     plain_head = plain_recipe(train_rows, test_rows, 1, work, head_only=True)
     log("tunesmith --strategy head, first epoch (builds the cache), then a cached epoch:")
-    first = tunesmith_recipe(data, test_rows, 1, work, strategy="head", head_init="random")
-    cached = tunesmith_recipe(data, test_rows, 1, work, strategy="head", head_init="random")
+    # A cache folder of its own, so that the first run really builds the cache.
+    head = {"strategy": "head", "head_init": "random", "cache_dir": str(work / "head-cache")}
+    first = tunesmith_recipe(data, test_rows, 1, work, **head)
+    cached = tunesmith_recipe(data, test_rows, 1, work, **head)
     cached_epoch = cached["loop_seconds"]
     head_speedup = plain_head["seconds"] / cached_epoch
     result.update({

@@ -409,3 +409,20 @@ def test_ner_model_is_explained_per_predicted_entity(tmp_path):
         assert abs(entity.delta) < 1e-2
         assert entity.entity == "apple bank opened in paris"[entity.start : entity.end]
     assert entities[0].tokens[0].score != entities[1].tokens[0].score
+
+
+def test_multilabel_model_explains_the_sigmoid_probability_of_a_label(tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunesmith.explain.attribute import explain_texts
+    from tunesmith.testing import make_tiny_classifier
+
+    make_tiny_classifier(tmp_path, ["a", "b", "c"], ["card money"], multilabel=True, seed=3)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    (exp,) = explain_texts(model, tokenizer, ["card money"], target="b", n_steps=20)
+    with torch.no_grad():
+        logits = model(**tokenizer(["card money"], return_tensors="pt")).logits[0]
+    assert exp.target_probability == pytest.approx(float(torch.sigmoid(logits[1])), abs=1e-5)
+    total = sum(t.score for t in exp.tokens)
+    assert abs(exp.delta) < 1e-3 and total != 0.0

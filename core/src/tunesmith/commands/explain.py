@@ -40,10 +40,10 @@ def _atomic_stream(path: Path, *, force: bool) -> Iterator[TextIO]:
         raise
 
 
-def _record(item: Any, index: int | None = None) -> dict[str, Any]:
+def _record(item: Any, text: str, index: int | None = None) -> dict[str, Any]:
     """The JSON shape of one explained text (a classifier's, or a tagger's entity list)."""
     if isinstance(item, list):  # NER: the entities of one text
-        data: dict[str, Any] = {"entities": [e.to_dict() for e in item]}
+        data: dict[str, Any] = {"text": text, "entities": [e.to_dict() for e in item]}
     else:
         data = item.to_dict()
     if index is not None:
@@ -131,8 +131,7 @@ def explain_command(
     the explanation is (comprehensiveness: the probability drop when the top 20% words are
     removed; sufficiency: the drop when only they are kept).
 
-    Classifiers are explained per text (the predicted label, or --target); NER models per
-    predicted entity.
+    Classifiers: per text (the predicted label, or --target). NER models: per entity.
     """
     from tunesmith.errors import DataError, UserInputError
 
@@ -142,9 +141,11 @@ def explain_command(
         raise UserInputError("--out goes with --data; with --text the result is printed")
     if text is not None and not text.strip():
         raise UserInputError("the text is empty; there is nothing to explain")
+    from tunesmith.io import check_writable_dir
+
     for path in (out, html):
-        if path is not None and path.exists() and not force:
-            raise UserInputError(f"{path} exists already; pass --force to replace it")
+        if path is not None:
+            check_writable_dir(path, force=force)  # fail before the model loads
 
     from tunesmith.engine.loading import load_model
     from tunesmith.engine.threads import configure_threads
@@ -164,7 +165,7 @@ def explain_command(
         if html is not None:
             _write_html(html, items, force=force)
         if as_json:
-            typer.echo(json.dumps(_record(items[0]), indent=2, ensure_ascii=False))
+            typer.echo(json.dumps(_record(items[0], text), indent=2, ensure_ascii=False))
         else:
             typer.echo(_summary(items[0], text))
         return
@@ -250,7 +251,10 @@ def _explain_file(
             bar.update(len(chunk) - done[0])
             _report_truncation(items, start, limit)
             for offset, item in enumerate(items):
-                sink.write(json.dumps(_record(item, start + offset), ensure_ascii=False) + "\n")
+                sink.write(
+                    json.dumps(_record(item, chunk[offset], start + offset), ensure_ascii=False)
+                    + "\n"
+                )
                 if page is not None:
                     for card in item if isinstance(item, list) else [item]:
                         page.write(render_card(card) + "\n")

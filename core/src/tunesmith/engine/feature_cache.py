@@ -207,6 +207,9 @@ def _frozen_top_class() -> Any:
             self.dropout = model.dropout
             self.classifier = model.classifier
             self._backbone_config = backbone.config
+            # The whole model, for callbacks that want to run it on text; kept out of the
+            # module tree so that checkpoints hold only the trainable top.
+            self.__dict__["full_model"] = model
 
         def forward(
             self,

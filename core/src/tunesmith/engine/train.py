@@ -639,6 +639,8 @@ def _fit(
         dataloader_pin_memory=torch.cuda.is_available(),
     )
     weights = None
+    if run.class_weights == "auto" and task == "ner":
+        resolved["notes"].append("--class-weights auto applies to classification; NER ignored it")
     if run.class_weights == "auto" and task != "ner":
         weights = torch.tensor(class_weights(train_y, len(labels), task), dtype=torch.float32)
     trainer = make_trainer_class()(
@@ -753,11 +755,10 @@ def _evaluate(
         calibration = fit_calibration(logits, y, multilabel=multilabel, source=prepared.eval_source)
         temperature = calibration.get("temperature", calibration.get("temperatures"))
         metrics["calibration"] = {k: v for k, v in calibration.items() if k not in ("fitted_at",)}
-        if not run.eval_data:
-            metrics["calibration"]["note"] = (
-                "fitted and measured on the same held-out slice; evaluate on a separate file for "
-                "an unbiased ECE"
-            )
+        metrics["calibration"]["note"] = (
+            "fitted and measured on the same held-out data; `tunesmith evaluate` on another "
+            "file gives an unbiased ECE"
+        )
     probs_before = calibration_probs(logits, None, multilabel)
     probs = calibration_probs(logits, temperature, multilabel)
     metrics["report"] = classification_report(y, probs, labels, multilabel=multilabel)

@@ -66,13 +66,15 @@ def explain_texts(
     max_tokens: int | None = None,
     max_length: int | None = None,
     with_faithfulness: bool = True,
+    multilabel: bool | None = None,
     progress: Callable[[float], None] | None = None,
     warn: Callable[[str], None] | None = _warn,
 ) -> list[Explanation]:
     """Explain a sequence classifier's prediction (or ``target``) for each text.
 
     ``labels`` defaults to the model's ``id2label``; ``temperature`` (a float, or one per label
-    for multi-label models) makes the explained probability the calibrated one. Texts longer
+    for multi-label models) makes the explained probability the calibrated one; ``multilabel``
+    (sigmoid instead of softmax) defaults to the model config's ``problem_type``. Texts longer
     than the model's limit are truncated, with a warning through ``warn``. ``max_tokens``
     bounds the padded tokens per forward pass (memory); ``progress`` gets texts done.
     """
@@ -95,7 +97,8 @@ def explain_texts(
         raise UserInputError("the model has no label names (id2label); cannot explain it")
     wanted = resolve_targets(target, names, len(texts))
     attribution = get_method(method)
-    multilabel = is_multilabel(model)
+    if multilabel is None:
+        multilabel = is_multilabel(model)
     model.eval()
 
     limit = max_length or max_input_length(model, tokenizer)
@@ -196,6 +199,8 @@ def explain_loaded(
             labels=getattr(loaded, "labels", None),
             **options,
         )
+    if task in {"classification", "multilabel"}:
+        options.setdefault("multilabel", task == "multilabel")
     return explain_texts(
         loaded.model,
         loaded.tokenizer,

@@ -23,7 +23,7 @@ from tunesmith.explain.model_io import (
     replaced_embeddings,
     run_model,
 )
-from tunesmith.explain.scoring import ScoreFn
+from tunesmith.explain.scoring import ScoreFn, length_batches
 from tunesmith.explain.types import TokenAttribution
 
 #: Rows x padded length per forward pass; large passes keep a 2-core CPU's matmuls efficient.
@@ -96,21 +96,8 @@ class _PathRunner:
 
     def _chunks(self, rows: Sequence[tuple]) -> list[list[tuple]]:
         """Pack rows (first item: task index) into passes of at most ``max_tokens`` tokens."""
-        ordered = sorted(rows, key=lambda r: (len(self.tasks[r[0]].input_ids), r[0]))
-        chunks: list[list[tuple]] = []
-        current: list[tuple] = []
-        width = 0
-        for row in ordered:
-            length = len(self.tasks[row[0]].input_ids)
-            new_width = max(width, length)
-            if current and new_width * (len(current) + 1) > self.max_tokens:
-                chunks.append(current)
-                current, new_width = [], length
-            current.append(row)
-            width = new_width
-        if current:
-            chunks.append(current)
-        return chunks
+        lengths = [len(self.tasks[row[0]].input_ids) for row in rows]
+        return [[rows[i] for i in batch] for batch in length_batches(lengths, self.max_tokens)]
 
     def _embed(self, which: Sequence[int]) -> tuple[Any, Any, Any, Any]:
         """``(ids, mask, input_embeds, baseline_embeds)`` for the given task indices."""

@@ -18,6 +18,24 @@ ScoreFn = Callable[[Any, Any], Any]
 DEFAULT_MAX_TOKENS = 8192
 
 
+def length_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, each at most ``max_tokens`` padded tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for i in order:
+        new_width = max(width, lengths[i])
+        if current and new_width * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, new_width = [], lengths[i]
+        current.append(i)
+        width = new_width
+    if current:
+        batches.append(current)
+    return batches
+
+
 def score_sequences(
     model: Any,
     sequences: Sequence[Sequence[int]],
@@ -31,25 +49,14 @@ def score_sequences(
     import torch
 
     results = [0.0] * len(sequences)
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     device = model_device(model)
-    start = 0
     with torch.inference_mode():
-        while start < len(order):
-            end = start + 1
-            width = len(sequences[order[start]])
-            while end < len(order):
-                new_width = max(width, len(sequences[order[end]]))
-                if new_width * (end - start + 1) > max_tokens:
-                    break
-                width, end = new_width, end + 1
-            which = order[start:end]
+        for which in length_batches([len(s) for s in sequences], max_tokens):
             ids, mask = pad_batch([sequences[i] for i in which], pad_id)
             outputs = run_model(model, ids.to(device), mask.to(device))
             values = score_fn(outputs, torch.tensor([tasks[i] for i in which]))
             for i, value in zip(which, values.float().cpu().tolist(), strict=True):
                 results[i] = value
-            start = end
     return results
 
 
@@ -87,21 +94,13 @@ def classifier_probabilities(
 
     from tunesmith.explain.model_io import output_tensor
 
-    rows: dict[int, Any] = {}
-
-    def capture(outputs: Any, task_index: Any) -> Any:
-        logits = output_tensor(outputs)
-        probs = probabilities(logits, multilabel=multilabel, temperature=temperature)
-        for row, task in enumerate(task_index.tolist()):
-            rows[task] = probs[row].float().cpu().numpy()
-        return torch.zeros(probs.shape[0])
-
-    score_sequences(
-        model,
-        sequences,
-        list(range(len(sequences))),
-        capture,
-        pad_id=pad_id,
-        max_tokens=max_tokens,
-    )
-    return np.stack([rows[i] for i in range(len(sequences))]) if rows else np.zeros((0, 0))
+    rows: list[Any] = [None] * len(sequences)
+    device = model_device(model)
+    with torch.inference_mode():
+        for which in length_batches([len(s) for s in sequences], max_tokens):
+            ids, mask = pad_batch([sequences[i] for i in which], pad_id)
+            logits = output_tensor(run_model(model, ids.to(device), mask.to(device)))
+            probs = probabilities(logits.float(), multilabel=multilabel, temperature=temperature)
+            for i, row in zip(which, probs.cpu().numpy(), strict=True):
+                rows[i] = row
+    return np.stack(rows) if rows else np.zeros((0, 0))

@@ -67,8 +67,8 @@ def train_on_sample(name: str, base_model: str = "default") -> str:
 def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
     """Label probabilities, highlighted words and a one-line note for one text."""
     from tunesmith.engine.predict import predict_texts
-    from tunesmith.explain.attribute import explain_texts
-    from tunesmith.ui.highlight import explanation_to_highlight
+    from tunesmith.explain.attribute import explain_loaded
+    from tunesmith.ui.highlight import explanation_to_highlights
 
     if not model_dir:
         raise ValueError("Train a model on sample data first, or enter a model directory.")
@@ -76,18 +76,12 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
         raise ValueError("Type a text to classify.")
     loaded = load_cached(model_dir)
     prediction = predict_texts(loaded, [text])[0]
-    explanation = explain_texts(
-        loaded.model,
-        loaded.tokenizer,
-        [text],
-        labels=loaded.labels,
-        temperature=loaded.temperature,
-    )[0]
+    explanation = explain_loaded(loaded, [text])[0]
     note = (
         f"Predicted **{prediction['label']}** ({prediction['score']:.0%}). Highlighted words "
         f"pushed towards it (positive) or away from it (negative)."
     )
-    return prediction["probabilities"], explanation_to_highlight(explanation), note
+    return prediction["probabilities"], explanation_to_highlights(explanation), note
 
 
 def build_playground() -> Any:
