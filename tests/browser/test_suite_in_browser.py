@@ -68,3 +68,23 @@ def test_clicking_a_plugin_tab_shows_its_content(suite_url, page):
     page.goto(url)
     page.get_by_role("tab", name="Finance sentiment").click(timeout=60_000)
     page.get_by_text("per-topic sentiment trends").wait_for(timeout=30_000)
+
+
+def test_playground_classifies_and_explains_a_text_with_a_model_directory(
+    suite_url, page, tmp_path_factory
+):
+    from tunesmith.testing import make_tiny_classifier
+
+    texts = ["my card is lost", "i want a refund"]
+    model_dir = make_tiny_classifier(
+        tmp_path_factory.mktemp("ui_model"), ["card_lost", "refund"], texts
+    )
+    url, _ = suite_url
+    page.goto(url)
+    page.get_by_role("tab", name="Classify & explain").click(timeout=60_000)
+    page.get_by_label("Model directory").fill(str(model_dir))
+    page.get_by_label("Text").fill("my card is lost")
+    page.get_by_role("button", name="Classify").click()
+    page.get_by_text("Predicted").wait_for(timeout=60_000)
+    note = page.get_by_text("Predicted").inner_text()
+    assert "card_lost" in note or "refund" in note

@@ -281,7 +281,7 @@ def test_unknown_method_lists_the_available_ones(bag):
         explain_texts(model, tokenizer, ["good"], method="shap")
 
 
-def test_a_plugin_attribution_method_is_used_by_name(bag, register_plugin):
+def test_hook_tunesmith_attribution_methods_plugin_method_is_used_by_name(bag, register_plugin):
     from tunesmith import hookimpl
     from tunesmith.explain.attribute import explain_texts
     from tunesmith.explain.types import TokenAttribution
