@@ -6,8 +6,8 @@ the held-out file H in memory (the model directory is not written). ECE uses 15 
 confidence bins over the top-label confidence.
 
 Without ``--model`` it builds a model to measure: the default encoder with mean pooling and a
-logistic-regression head on frozen embeddings of the finance tweets (a slice of train), fits the
-temperature on another slice of train and measures on the validation split (sample data when
+logistic-regression head on frozen embeddings of a stratified slice of the finance tweets' train
+split, fits the temperature on other train rows and measures on the validation split (sample data when
 the shared data folder is absent). A fine-tuned model is usually far more over-confident than
 this probe, so run it on real trained models for the figures that matter.
 
@@ -41,30 +41,23 @@ def default_files() -> tuple[Path, Path, str]:
     return sample / "support_intents.csv", sample / "support_intents_eval.csv", "sample intents"
 
 
-def held_out_slice(train_file: Path, exclude_per_label: int, n: int, out: Path) -> Path:
-    """Write ``n`` training rows not among the probe's first examples, for fitting T."""
+def held_out_slice(train_file: Path, fraction: float, n: int, out: Path) -> Path:
+    """Write up to ``n`` training rows that the probe did not train on, for fitting T."""
     import csv
     import random
+
+    from infer_speed import per_label_subset
 
     from tunesmith.data.load import load_text_dataset
 
     data = load_text_dataset(train_file)
-    rng = random.Random(1)
-    order = list(range(len(data)))
-    rng.shuffle(order)
-    seen: dict[str, int] = {}
-    rows = []
-    for i in order:
-        label = data.first_labels[i]
-        seen[label] = seen.get(label, 0) + 1
-        if seen[label] > exclude_per_label * 3:  # well clear of the probe's draw
-            rows.append((data.texts[i], label))
-        if len(rows) >= n:
-            break
+    used = set(per_label_subset(data.texts, data.first_labels, None, fraction=fraction)[0])
+    rest = [(t, lab) for t, lab in zip(data.texts, data.first_labels, strict=True) if t not in used]
+    random.Random(1).shuffle(rest)
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["text", "label"])
-        writer.writerows(rows)
+        writer.writerows(rest[:n])
     return out
 
 
@@ -96,18 +89,18 @@ def main() -> None:
     fit_file = args.fit
     if args.model is None:
         train_file, test_file, name = default_files()
-        per_label = 100 if args.quick else 300
+        fraction = 0.05 if args.quick else 0.2
         print(
-            f"building a probe model on {per_label} examples per label of {train_file}",
+            f"building a probe model on a stratified {fraction:.0%} of {train_file}",
             file=sys.stderr,
         )
         started = time.perf_counter()
-        model_dir = build_probe_model(train_file, per_label, Path(tmp.name) / "model")
+        model_dir = build_probe_model(train_file, None, Path(tmp.name) / "model", fraction=fraction)
         print(f"  built in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         fit_file = held_out_slice(
-            train_file, per_label, 500 if args.quick else 1500, Path(tmp.name) / "fit.csv"
+            train_file, fraction, 500 if args.quick else 1500, Path(tmp.name) / "fit.csv"
         )
-        data_file, model_note = test_file, f"probe ({per_label}/label) on {name}"
+        data_file, model_note = test_file, f"probe ({fraction:.0%} of train) on {name}"
     else:
         if args.data is None:
             parser.error("--model needs --data")

@@ -4,7 +4,8 @@ Both sides run the same model on the same texts in one process with the same thr
 the banking77 test set from the shared data folder when present, the sample data otherwise.
 tunesmith sorts texts by token length and pads each batch only to its own longest text, under
 ``torch.inference_mode``; ``--quantize int8`` adds dynamic int8 linear layers. The peer is
-``pipeline("text-classification", batch_size=32)`` given the very same in-memory model.
+``pipeline("text-classification", batch_size=32)`` given the very same in-memory model. The three
+runners take turns on chunks of the texts, so a shift in machine load hits them alike.
 
 Without ``--model`` a model is built in a minute: the default encoder with mean pooling and a
 linear head fitted by logistic regression on frozen embeddings of a few examples per label (a
@@ -50,15 +51,21 @@ def default_files() -> tuple[Path, Path, str]:
     return sample / "support_intents.csv", sample / "support_intents_eval.csv", "sample"
 
 
-def per_label_subset(texts: list[str], labels: list[str], k: int, seed: int = 0):
-    """At most ``k`` examples of each label, drawn with a fixed seed."""
+def per_label_subset(
+    texts: list[str], labels: list[str], k: int | None, seed: int = 0, fraction: float | None = None
+):
+    """At most ``k`` examples of each label (or a ``fraction`` of each), drawn with a fixed seed."""
     import random
 
     rng = random.Random(seed)
     by_label: dict[str, list[int]] = {}
     for i, label in enumerate(labels):
         by_label.setdefault(label, []).append(i)
-    chosen = sorted(i for idx in by_label.values() for i in rng.sample(idx, min(k, len(idx))))
+    chosen = []
+    for idx in by_label.values():
+        n = max(1, round(fraction * len(idx))) if fraction else min(k or len(idx), len(idx))
+        chosen.extend(rng.sample(idx, n))
+    chosen.sort()
     return [texts[i] for i in chosen], [labels[i] for i in chosen]
 
 
@@ -87,8 +94,13 @@ def mean_pooled_embeddings(model, tokenizer, texts: list[str], batch_size: int =
     return out
 
 
-def build_probe_model(train_file: Path, per_label: int, out_dir: Path) -> Path:
-    """Default encoder + mean pooling + a logistic-regression head on frozen embeddings."""
+def build_probe_model(
+    train_file: Path, per_label: int | None, out_dir: Path, *, fraction: float | None = None
+) -> Path:
+    """Default encoder + mean pooling + a logistic-regression head on frozen embeddings.
+
+    Trained on ``per_label`` examples of each label, or on a stratified ``fraction`` of the file.
+    """
     from sklearn.linear_model import LogisticRegression
     from transformers import AutoTokenizer
 
@@ -97,7 +109,7 @@ def build_probe_model(train_file: Path, per_label: int, out_dir: Path) -> Path:
     from tunesmith.models import resolve_model
 
     data = load_text_dataset(train_file)
-    texts, labels = per_label_subset(data.texts, data.first_labels, per_label)
+    texts, labels = per_label_subset(data.texts, data.first_labels, per_label, fraction=fraction)
     names = sorted(set(labels))
     location = resolve_model("default").location
     model = build_classifier(location, task="classification", labels=names, pooling="mean")
@@ -119,6 +131,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="labelled test file (default: banking77 test)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, help="use at most this many test texts")
+    parser.add_argument(
+        "--probe-dir", type=Path, help="keep the built probe model here (reused when present)"
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -134,6 +149,8 @@ def main() -> None:
         test_file, data_name = args.data, args.data.stem
     tmp = None
     model_note = "given"
+    if args.model is None and args.probe_dir and (args.probe_dir / "config.json").exists():
+        args.model, model_note = args.probe_dir, f"probe reused from {args.probe_dir}"
     if args.model is None:
         tmp = tempfile.TemporaryDirectory(prefix="tunesmith-bench-")
         per_label = 10 if args.quick else 30
@@ -143,7 +160,9 @@ def main() -> None:
             file=sys.stderr,
         )
         started = time.perf_counter()
-        model_dir = build_probe_model(train_file, per_label, Path(tmp.name) / "model")
+        model_dir = build_probe_model(
+            train_file, per_label, args.probe_dir or Path(tmp.name) / "model"
+        )
         print(f"  built in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         model_note = f"probe ({per_label}/label, frozen encoder + LR head)"
     else:
@@ -225,6 +244,7 @@ def main() -> None:
         "texts": len(texts),
         "batch_size": args.batch_size,
         "threads": threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "model": model_note,
         "pipeline_texts_per_s": round(rows[0][2], 1),
         "fp32_texts_per_s": round(rows[1][2], 1),

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from tunesmith.cli import build_app
 from tunesmith.engine.calibration import (
     T_MAX,
-    T_MIN,
     apply_temperature,
     fit_label_temperatures,
     fit_temperature,
@@ -77,10 +76,11 @@ def test_fit_temperature_recovers_the_temperature_that_generated_the_labels():
 
 def test_fit_temperature_stays_in_bounds_on_degenerate_input():
     assert fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int)) == 1.0
-    # Separable, correct data: the NLL keeps falling as T shrinks; the answer is the bound.
+    # Separable, correct data: the NLL keeps falling as T shrinks; that fit is degenerate and
+    # sharpening every output to certainty would be wrong, so T stays 1.
     logits = np.array([[5.0, 0.0], [0.0, 5.0]] * 10)
     y = np.array([0, 1] * 10)
-    assert fit_temperature(logits, y) == pytest.approx(T_MIN, rel=1e-3)
+    assert fit_temperature(logits, y) == 1.0
     # Always wrong: T grows to the upper bound, probabilities flatten.
     assert fit_temperature(logits, 1 - y) == pytest.approx(T_MAX, rel=1e-3)
 
@@ -116,15 +116,20 @@ def train_overconfident(directory: Path, scale: float = 20.0) -> Path:
     batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
     target = torch.tensor(TRUE)
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small trains fastest on one thread
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.eval()  # no dropout: fewer steps
-    for _ in range(80):
-        output = model(**batch, labels=target)
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
-        if bool((output.logits.argmax(-1) == target).all()) and output.loss.item() < 0.3:
-            break
+    try:
+        for _ in range(80):
+            output = model(**batch, labels=target)
+            optimizer.zero_grad()
+            output.loss.backward()
+            optimizer.step()
+            if bool((output.logits.argmax(-1) == target).all()) and output.loss.item() < 0.3:
+                break
+    finally:
+        torch.set_num_threads(threads)
     with torch.no_grad():
         model.classifier.weight.mul_(scale)
         model.classifier.bias.mul_(scale)
@@ -287,3 +292,15 @@ def test_reliability_diagram_draws_before_and_after_panels(tmp_path):
     from PIL import Image
 
     assert Image.open(both).size[0] > 1.5 * Image.open(small).size[0]
+
+
+def test_perfectly_separated_held_out_data_keeps_temperature_one():
+    import numpy as np
+
+    from tunesmith.engine.calibration import fit_label_temperatures, fit_temperature
+
+    logits = np.array([[4.0, 0.0], [0.0, 4.0], [5.0, 1.0], [1.0, 6.0]])
+    y = np.array([0, 1, 0, 1])
+    # Without the guard the NLL would drive T to its lower bound and every output to 1.0.
+    assert fit_temperature(logits, y) == 1.0
+    assert fit_label_temperatures(logits[:, :1] - 2, (y[:, None] == 0).astype(float)) == [1.0]

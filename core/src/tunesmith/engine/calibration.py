@@ -64,7 +64,10 @@ def _binary_nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     """The temperature minimising the NLL of ``softmax(logits / T)`` for the true labels ``y``.
 
-    Returns 1.0 when there is nothing to fit (no rows, or a single class in the logits).
+    Returns 1.0 when there is nothing to fit (no rows, or a single class in the logits), and
+    when the optimum lies at the lower bound of the search: held-out data that the model separates
+    perfectly pushes T towards 0 (every prediction sharpened to certainty), which says nothing
+    about new data, so the raw probabilities are kept rather than made over-confident.
     """
     logits = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
@@ -75,7 +78,15 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     log_t = _golden_min(
         lambda s: _softmax_nll(logits, y, math.exp(s)), math.log(T_MIN), math.log(T_MAX)
     )
-    return float(math.exp(log_t))
+    return _unless_at_bound(float(math.exp(log_t)))
+
+
+def _unless_at_bound(temperature: float) -> float:
+    """``temperature``, or 1.0 when the search ran into the lower bound (a degenerate fit).
+
+    The upper bound is kept: a model no better than chance on held-out data should say so.
+    """
+    return 1.0 if temperature <= T_MIN * 1.01 else temperature
 
 
 def fit_label_temperatures(logits: np.ndarray, Y: np.ndarray) -> list[float]:  # noqa: N803
@@ -103,7 +114,7 @@ def fit_label_temperatures(logits: np.ndarray, Y: np.ndarray) -> list[float]:  #
             math.log(T_MIN),
             math.log(T_MAX),
         )
-        temperatures.append(float(math.exp(log_t)))
+        temperatures.append(_unless_at_bound(float(math.exp(log_t))))
     return temperatures
 
 

@@ -154,9 +154,18 @@ def _temperature_from(calibration: dict[str, Any] | None, labels: list[str], pat
             raise DataError(
                 f"'temperatures' must list one number per label ({len(labels)})", path=source
             )
-        return [float(t) for t in temps]
+        try:
+            values = [float(t) for t in temps]
+        except (TypeError, ValueError):
+            values = [float("nan")]
+        if not all(v > 0 for v in values):
+            raise DataError("'temperatures' must be positive numbers", path=source)
+        return values
     if "temperature" in calibration:
-        value = float(calibration["temperature"])
+        try:
+            value = float(calibration["temperature"])
+        except (TypeError, ValueError):
+            value = float("nan")
         if not value > 0:
             raise DataError("'temperature' must be a positive number", path=source)
         return value
@@ -286,6 +295,9 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
 
         raise UserInputError(f"unknown quantisation {quantize!r}; the choice is 'int8'")
     directory = _check_model_dir(path)
+    from tunesmith.engine.threads import configure_threads
+
+    configure_threads()  # before transformers imports torch: see threads.py
     run_config = _read_json(directory / "run_config.json")
     calibration = _read_json(directory / "calibration.json")
     with quiet_transformers():
