@@ -11,6 +11,21 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_caches(tmp_path_factory):
+    """Keep every cache and demo model a test makes out of the user's home directory."""
+    root = tmp_path_factory.mktemp("tunesmith_home")
+    saved = {k: os.environ.get(k) for k in ("TUNESMITH_CACHE_DIR", "TUNESMITH_HOME")}
+    os.environ["TUNESMITH_CACHE_DIR"] = str(root / "cache")
+    os.environ["TUNESMITH_HOME"] = str(root / "home")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture
 def fresh_plugins(monkeypatch):
     """Rebuild the plugin manager after the test has changed the environment, and after it."""
