@@ -426,3 +426,44 @@ def test_multilabel_model_explains_the_sigmoid_probability_of_a_label(tmp_path):
     assert exp.target_probability == pytest.approx(float(torch.sigmoid(logits[1])), abs=1e-5)
     total = sum(t.score for t in exp.tokens)
     assert abs(exp.delta) < 1e-3 and total != 0.0
+
+
+def test_adaptive_ig_is_no_worse_than_a_fine_fixed_rule_within_its_row_cap(classifier):
+    from tunesmith.explain.encoding import encode_texts
+    from tunesmith.explain.ig import ADAPTIVE_PANELS, IGTask, integrated_gradients
+    from tunesmith.explain.scoring import classifier_score_fn
+
+    model, tokenizer = classifier
+    encoded = encode_texts(tokenizer, ["bad app and a broken card", "great"], max_length=64)
+    tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
+    score_fn = classifier_score_fn([0, 0])
+    fine = integrated_gradients(model, tasks, score_fn, pad_id=tokenizer.pad_token_id, n_steps=200)
+    adaptive = integrated_gradients(
+        model, tasks, score_fn, pad_id=tokenizer.pad_token_id, rule="adaptive", tolerance=1e-4
+    )
+    for a, f in zip(adaptive, fine, strict=True):
+        # Each panel's gap is within tolerance, unless the text ran into its 4 * 50 row cap.
+        assert abs(a.delta) <= ADAPTIVE_PANELS * 1e-4 or a.rows > 100
+        # No worse than 200 fixed points; on "great" (one word, so its score must be the whole
+        # change f(x) - f(b)) the tiny model's near-step path leaves the fixed rule 0.18 off.
+        assert abs(a.delta) <= abs(f.delta) + 1e-4
+        assert 2 * ADAPTIVE_PANELS <= a.rows <= 200
+        assert a.f_input == pytest.approx(f.f_input, abs=1e-6)
+    assert adaptive[0].scores == pytest.approx(fine[0].scores, abs=5e-3)
+    change = adaptive[1].f_input - adaptive[1].f_baseline
+    assert adaptive[1].scores[1] == pytest.approx(change, abs=0.01)
+
+
+def test_unknown_ig_rule_is_refused(classifier):
+    from tunesmith.explain.ig import IGTask, integrated_gradients
+    from tunesmith.explain.scoring import classifier_score_fn
+
+    model, tokenizer = classifier
+    with pytest.raises(ValueError, match="unknown integration rule"):
+        integrated_gradients(
+            model,
+            [IGTask([101, 102], [False, False])],
+            classifier_score_fn([0]),
+            pad_id=0,
+            rule="simpson",
+        )
