@@ -13,19 +13,20 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from tunesmith.errors import OutputExistsError
+from tunesmith.errors import DataError, OutputExistsError
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+@contextlib.contextmanager
+def atomic_open(path: str | Path) -> Iterator[TextIO]:
+    """A text file written through a temporary sibling, renamed into place only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -33,7 +34,27 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    with atomic_open(path) as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def read_json_object(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object stored at ``path``; ``None`` when there is no such file."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"not valid JSON ({exc})", path=path) from None
+    if not isinstance(data, dict):
+        raise DataError("expected a JSON object", path=path)
+    return data
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,21 +21,11 @@ CHUNK = 32
 @contextlib.contextmanager
 def _atomic_stream(path: Path, *, force: bool) -> Iterator[TextIO]:
     """A text file written through a temporary sibling and renamed into place on success."""
-    from tunesmith.io import check_writable_dir
+    from tunesmith.io import atomic_open, check_writable_dir
 
     check_writable_dir(path, force=force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as handle:
+        yield handle
 
 
 def _record(item: Any, text: str, index: int | None = None) -> dict[str, Any]:

@@ -140,20 +140,9 @@ def save_calibration(model_dir: str | Path, data: dict[str, Any]) -> Path:
 
 def load_calibration(model_dir: str | Path) -> dict[str, Any] | None:
     """The ``calibration.json`` of ``model_dir``, or ``None`` when the model was not calibrated."""
-    import json
+    from tunesmith.io import read_json_object
 
-    from tunesmith.errors import DataError
-
-    path = Path(model_dir) / CALIBRATION_FILE
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"not valid JSON ({exc})", path=path) from None
-    if not isinstance(data, dict):
-        raise DataError("expected a JSON object", path=path)
-    return data
+    return read_json_object(Path(model_dir) / CALIBRATION_FILE)
 
 
 def save_reliability_diagram(

@@ -19,7 +19,6 @@ without it loads with ``temperature=None``. ``trust_remote_code`` is never turne
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import DataError, ModelNotFoundError
+from tunesmith.io import read_json_object
 
 TASKS = ("classification", "multilabel", "ner")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
@@ -78,18 +78,6 @@ def quiet_transformers() -> Iterator[None]:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"not valid JSON ({exc})", path=path) from None
-    if not isinstance(data, dict):
-        raise DataError("expected a JSON object", path=path)
-    return data
 
 
 def _check_model_dir(path: str | Path) -> Path:
@@ -270,8 +258,8 @@ def _load_tokenizer(directory: Path, run_config: dict[str, Any] | None) -> Any:
 
     if (directory / "tokenizer_config.json").exists() or (directory / "tokenizer.json").exists():
         return AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
-    adapter = _read_json(directory / "adapter_config.json") or {}
-    config = _read_json(directory / "config.json") or {}
+    adapter = read_json_object(directory / "adapter_config.json") or {}
+    config = read_json_object(directory / "config.json") or {}
     base_name = (
         config.get("tunesmith_base_model")
         or adapter.get("base_model_name_or_path")
@@ -298,8 +286,8 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
     from tunesmith.engine.threads import configure_threads
 
     configure_threads()  # before transformers imports torch: see threads.py
-    run_config = _read_json(directory / "run_config.json")
-    calibration = _read_json(directory / "calibration.json")
+    run_config = read_json_object(directory / "run_config.json")
+    calibration = read_json_object(directory / "calibration.json")
     with quiet_transformers():
         try:
             if (directory / "config.json").exists():
