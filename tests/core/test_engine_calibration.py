@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
@@ -23,6 +22,7 @@ from tunesmith.engine.calibration import (
     save_reliability_diagram,
 )
 from tunesmith.errors import DataError
+from tunesmith.testing import write_csv
 
 LABELS = ["card", "transfer", "refund"]
 KEYWORD_TEXTS = {
@@ -151,14 +151,6 @@ def noisy_rows(seed: int, n: int = 60, right: float = 0.6) -> list[tuple[str, st
         label = LABELS[TRUE[i]] if rng.random() < right else LABELS[int(rng.integers(3))]
         rows.append((TEXTS[i], label))
     return rows
-
-
-def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
-    return path
 
 
 def snapshot(directory: Path) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from tunesmith.engine.metrics import (
     save_confusion_matrix_png,
     to_strict_bio,
 )
+from tunesmith.testing import write_csv
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -148,14 +148,6 @@ def model_dir(tmp_path_factory) -> Path:
     from tunesmith.testing import make_tiny_classifier
 
     return make_tiny_classifier(tmp_path_factory.mktemp("m") / "clf", LABELS, TEXTS)
-
-
-def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
-    return path
 
 
 def eval_rows() -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from tunesmith.cli import build_app
 from tunesmith.errors import ModelNotFoundError
+from tunesmith.testing import write_csv
 
 LABELS = ["card", "transfer", "refund"]
 KEYWORDS = {"card": "card", "transfer": "transfer", "refund": "refund"}
@@ -326,16 +327,6 @@ def test_openmp_waits_passively_only_when_other_work_keeps_the_cores_busy():
     assert machine_is_busy(1.0, 2)
     assert not machine_is_busy(0.3, 2)
     assert not machine_is_busy(3.0, 16)
-
-
-def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
-    import csv
-
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
-    return path
 
 
 def test_predict_command_prints_json_lines_in_file_order(trained, tmp_path):

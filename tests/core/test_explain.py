@@ -29,23 +29,12 @@ def classifier(tmp_path_factory):
     """A tiny BERT classifier trained for a few full-batch steps, and its tokenizer."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from tunesmith.testing import make_tiny_classifier
+    from tunesmith.testing import make_tiny_trained_classifier
 
     directory = tmp_path_factory.mktemp("clf")
-    make_tiny_classifier(directory, LABELS, TEXTS)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    model = AutoModelForSequenceClassification.from_pretrained(directory)
-    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.eval()
-    torch.manual_seed(0)
-    for _ in range(60):
-        loss = model(**batch, labels=torch.tensor(TRUE)).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    return model, tokenizer
+    make_tiny_trained_classifier(directory, LABELS, TEXTS, TRUE, steps=60)
+    model = AutoModelForSequenceClassification.from_pretrained(directory).eval()
+    return model, AutoTokenizer.from_pretrained(directory)
 
 
 class BagOfWords(torch.nn.Module):

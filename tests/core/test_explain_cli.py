@@ -24,25 +24,9 @@ TRUE = [1, 1, 1, 0, 0, 0]
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny classifier trained a few steps, saved as a plain Hugging Face directory."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from tunesmith.testing import make_tiny_trained_classifier
 
-    from tunesmith.testing import make_tiny_classifier
-
-    directory = tmp_path_factory.mktemp("clf")
-    make_tiny_classifier(directory, LABELS, TEXTS)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    model = AutoModelForSequenceClassification.from_pretrained(directory)
-    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.eval()
-    torch.manual_seed(0)
-    for _ in range(40):
-        loss = model(**batch, labels=torch.tensor(TRUE)).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.save_pretrained(directory)
-    return directory
+    return make_tiny_trained_classifier(tmp_path_factory.mktemp("clf"), LABELS, TEXTS, TRUE)
 
 
 def test_text_json_prints_one_object_with_words_delta_and_faithfulness(cli, model_dir):

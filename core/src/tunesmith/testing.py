@@ -178,6 +178,52 @@ def make_tiny_classifier(
     return directory
 
 
+def make_tiny_trained_classifier(
+    directory: str | Path,
+    labels: Sequence[str],
+    texts: Sequence[str],
+    targets: Sequence[int],
+    *,
+    steps: int = 40,
+    lr: float = 3e-3,
+) -> Path:
+    """Save a tiny classifier fitted for a few full-batch steps on ``texts``/``targets``.
+
+    Dropout is off while fitting, so the result is the same on every run.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    directory = make_tiny_classifier(directory, labels, texts)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForSequenceClassification.from_pretrained(directory)
+    batch = tokenizer(list(texts), padding=True, return_tensors="pt")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.eval()
+    torch.manual_seed(0)
+    for _ in range(steps):
+        loss = model(**batch, labels=torch.tensor(list(targets))).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.save_pretrained(directory)
+    return directory
+
+
+def write_csv(
+    path: str | Path, rows: Iterable[Sequence[Any]], header: Sequence[str] = ("text", "label")
+) -> Path:
+    """Write ``rows`` under ``header`` as an RFC 4180 CSV file (for tests and examples)."""
+    import csv
+
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(header))
+        writer.writerows(rows)
+    return path
+
+
 def make_tiny_tagger(directory: str | Path, tags: Sequence[str], texts: Iterable[str] = ()) -> Path:
     """Save a tiny, untrained token classifier (NER) with tag names."""
     import torch
