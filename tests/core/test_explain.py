@@ -184,6 +184,19 @@ def test_ig_equals_captum_layer_integrated_gradients(classifier):
     assert ours.delta == pytest.approx(float(expected_delta), abs=1e-5)
 
 
+def test_captum_ig_method_gives_the_same_explanation_as_batched_ig(classifier):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = classifier
+    texts = ["bad app and a broken card", "i love the great app"]
+    ours = explain_texts(model, tokenizer, texts, method="ig", n_steps=30)
+    captum = explain_texts(model, tokenizer, texts, method="captum-ig", n_steps=30)
+    for a, b in zip(ours, captum, strict=True):
+        assert a.label == b.label
+        assert [w.score for w in a.tokens] == pytest.approx([w.score for w in b.tokens], abs=1e-5)
+        assert a.delta == pytest.approx(b.delta, abs=1e-5)
+
+
 def test_ig_on_a_bag_of_words_model_matches_the_closed_form(bag):
     from tunesmith.explain.attribute import explain_texts
 

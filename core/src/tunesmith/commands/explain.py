@@ -105,7 +105,9 @@ def explain_command(
         None, "--target", help="Label to explain (default: the predicted one)."
     ),
     method: str = typer.Option(
-        "ig", "--method", help="Attribution method: ig (integrated gradients) or occlusion."
+        "ig",
+        "--method",
+        help="ig (batched integrated gradients), occlusion, captum-ig (Captum, one text at a time), or a plugin's.",
     ),
     steps: int = typer.Option(50, "--steps", min=1, help="Integrated-gradient steps."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (with --text)."),

@@ -115,9 +115,69 @@ class WordOcclusion:
         return results
 
 
+class CaptumIntegratedGradients:
+    """Captum's own ``LayerIntegratedGradients``, one text per call: the reference for ``ig``.
+
+    Same baseline, path and quadrature as ``ig`` (which matches it within 1e-5, tested), but
+    without sharing passes across texts, so slower; useful to check ``ig`` or to compare with
+    Captum-based tooling.
+    """
+
+    name = "captum-ig"
+    description = "Captum LayerIntegratedGradients at the input embeddings, one text at a time"
+
+    def attribute(
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        *,
+        encoded: Sequence[EncodedText],
+        score_fn: Callable[[Any, Any], Any],
+        pad_id: int | None = None,
+        n_steps: int = 50,
+        progress: Callable[[int], None] | None = None,
+        **_: Any,
+    ) -> list[TokenAttribution]:
+        import torch
+        from captum.attr import LayerIntegratedGradients
+
+        from tunesmith.explain.encoding import baseline_ids
+        from tunesmith.explain.model_io import input_embeddings, model_device, run_model
+
+        pad = pad_id if pad_id is not None else (tokenizer.pad_token_id or 0)
+        device = model_device(model)
+        layer = input_embeddings(model, len(tokenizer))
+        results = []
+        for index, enc in enumerate(encoded):
+
+            def forward(ids: Any, mask: Any, _index: int = index) -> Any:
+                which = torch.full((ids.shape[0],), _index, dtype=torch.long)
+                return score_fn(run_model(model, ids, mask), which)
+
+            ids = torch.tensor([list(enc.input_ids)], device=device)
+            base = torch.tensor([baseline_ids(enc, pad)], device=device)
+            attributions, delta = LayerIntegratedGradients(forward, layer).attribute(
+                ids,
+                baselines=base,
+                additional_forward_args=(torch.ones_like(ids),),
+                n_steps=n_steps,
+                return_convergence_delta=True,
+            )
+            scores = attributions.sum(-1)[0].detach().to("cpu", torch.float64).tolist()
+            results.append(TokenAttribution(scores=scores, delta=float(delta.reshape(-1)[0])))
+            if progress is not None:
+                progress(1)
+        return results
+
+
 def builtin_methods() -> dict[str, Any]:
     """The core's attribution methods by name (registered through the plugin hook)."""
-    return {"ig": IntegratedGradients(), "occlusion": WordOcclusion()}
+    return {
+        "ig": IntegratedGradients(),
+        "occlusion": WordOcclusion(),
+        "captum-ig": CaptumIntegratedGradients(),
+    }
 
 
 def available_methods() -> dict[str, Any]:
