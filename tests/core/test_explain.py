@@ -279,7 +279,7 @@ def test_unknown_method_lists_the_available_ones(bag):
     from tunesmith.explain.attribute import explain_texts
 
     model, tokenizer = bag
-    with pytest.raises(UserInputError, match="available: ig, occlusion"):
+    with pytest.raises(UserInputError, match="available: captum-ig, ig, occlusion"):
         explain_texts(model, tokenizer, ["good"], method="shap")
 
 

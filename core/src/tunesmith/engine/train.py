@@ -9,243 +9,25 @@ or interrupted run never touches an existing directory. Checkpoints live in a wo
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
-import statistics
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.config import RunConfig
-from tunesmith.errors import DataError, OutputExistsError, TunesmithError, UserInputError
-
-WORK_MARKER = "tunesmith-work.json"
-TOKEN_SUFFIXES = (".conll", ".bio", ".iob")
-#: Settings that must match for ``--resume`` to continue a run rather than mix two.
-RESUME_KEYS = (
-    "data", "eval_data", "model", "task", "text_col", "label_col", "label_sep", "strategy",
-    "epochs", "lr", "batch_size", "max_length", "seed", "class_weights", "eval_fraction",
-    "clean", "augment", "pooling", "head_init", "feature_cache", "contrastive", "lora_r",
-    "lora_alpha", "save_steps",
-)  # fmt: skip
-#: Below this many examples per label (median) the data counts as few-shot.
-FEW_SHOT_PER_LABEL = 20
-FEW_SHOT_SENTENCES = 300
+from tunesmith.engine.prepare import Log, PreparedData, prepare_data, stderr_log, targets
+from tunesmith.engine.probe import fit_linear_probe
+from tunesmith.engine.workdir import check_work_dir, open_work_dir
+from tunesmith.errors import TunesmithError, UserInputError
 
 
 class TrainingInterrupted(TunesmithError):
     """Ctrl-C during training: checkpoints are kept for ``--resume``."""
 
     exit_code = 130
-
-
-Log = Callable[[str], None]
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# --- data --------------------------------------------------------------------------------------
-
-
-@dataclass
-class PreparedData:
-    """Validated, cleaned, split and augmented data, ready to encode."""
-
-    task: str
-    labels: list[str]
-    train: Any
-    held: Any | None
-    eval_source: str
-    cleaning: dict[str, Any]
-    few_shot: bool
-    eval_fraction: float
-    n_augmented: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
-def _is_token_task(run: RunConfig) -> bool:
-    if run.task == "ner":
-        return True
-    return run.task == "auto" and Path(run.data).suffix.lower() in TOKEN_SUFFIXES
-
-
-def _few_shot(task: str, dataset: Any) -> bool:
-    if task == "ner":
-        return len(dataset) < FEW_SHOT_SENTENCES
-    counts = list(dataset.label_counts().values())
-    return len(dataset) < 100 or statistics.median(counts) < FEW_SHOT_PER_LABEL
-
-
-def _check_single_label(dataset: Any, run: RunConfig) -> None:
-    for labels, row in zip(dataset.labels, dataset.rows, strict=True):
-        if len(labels) > 1:
-            raise DataError(
-                f"this row has {len(labels)} labels but --task is classification (one label per "
-                "row); use --task multilabel with --label-sep",
-                path=dataset.source,
-                row=row,
-                column=run.label_col,
-            )
-
-
-def _load_token_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any]]:
-    from tunesmith.data.load import load_token_dataset, validate_labels_known
-
-    if run.augment:
-        raise UserInputError("--augment works on text classification data, not on token files")
-    train = load_token_dataset(run.data)
-    held = None
-    if run.eval_data:
-        held = load_token_dataset(run.eval_data, scheme=train.scheme)
-        validate_labels_known(held, train.label_names, run.eval_data)
-    summary = [
-        f"{Path(run.data).name}: {len(train):,} sentences, "
-        f"{sum(len(t) for t in train.tokens):,} tokens, scheme {train.scheme}, "
-        f"entity types {', '.join(train.entity_types()) or 'none'}",
-        *(f"  note: {note}" for note in train.notes),
-    ]
-    for line in summary:
-        log(line)
-    cleaning = {
-        "task": "ner",
-        "source": str(run.data),
-        "sentences": len(train),
-        "tokens": sum(len(t) for t in train.tokens),
-        "scheme": train.scheme,
-        "tag_counts": train.label_counts(),
-        "notes": list(train.notes),
-        "summary_lines": summary,
-    }
-    if run.clean:
-        cleaning["fixes_applied"] = None
-        log("  --clean: token files are used as they are (cleaning applies to text data)")
-    return train, held, cleaning
-
-
-def _load_text_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any], str]:
-    from tunesmith.data.cleaning import apply_safe_fixes, cleaning_report
-    from tunesmith.data.load import load_text_dataset, validate_labels_known
-
-    train = load_text_dataset(
-        run.data, text_col=run.text_col, label_col=run.label_col, label_sep=run.label_sep
-    )
-    task = (
-        run.task if run.task != "auto" else ("multilabel" if train.multilabel else "classification")
-    )
-    if task == "classification":
-        _check_single_label(train, run)
-    held = None
-    if run.eval_data:
-        held = load_text_dataset(
-            run.eval_data, text_col=run.text_col, label_col=run.label_col, label_sep=run.label_sep
-        )
-        if task == "classification":
-            _check_single_label(held, run)
-    report = cleaning_report(train, held)
-    summary = report.summary_lines()
-    for line in summary:
-        log(line)
-    cleaning = report.to_dict()
-    cleaning["summary_lines"] = summary
-    if run.clean:
-        train, changes = apply_safe_fixes(train)
-        cleaning["fixes_applied"] = changes
-        log(
-            f"  --clean: {changes['texts_normalised']} texts normalised, "
-            f"{changes['duplicates_dropped']} repeats and {changes['conflicts_dropped']} "
-            f"conflicting rows dropped"
-        )
-    if len(train.label_names) < 2:
-        only = train.label_names[0] if train.label_names else "none"
-        raise DataError(
-            f"only one label ('{only}') in the data; a classifier needs at least two",
-            path=run.data,
-            column=run.label_col,
-        )
-    if held is not None:
-        validate_labels_known(held, train.label_names, run.eval_data, label_col=run.label_col)
-    return train, held, cleaning, task
-
-
-def prepare_data(
-    run: RunConfig, *, model_location: str | None = None, log: Log = _stderr
-) -> PreparedData:
-    """Load and validate the files, report on them, clean, split and augment (train part only)."""
-    from tunesmith.data.split import stratified_split
-
-    if _is_token_task(run):
-        train, held, cleaning = _load_token_data(run, log)
-        task = "ner"
-    else:
-        train, held, cleaning, task = _load_text_data(run, log)
-    few_shot = _few_shot(task, train)
-    name = Path(run.data).name
-    fraction = 0.0
-    if held is not None:
-        eval_source = f"{Path(run.eval_data or '').name} ({len(held):,} rows)"
-    else:
-        fraction = (
-            run.eval_fraction if run.eval_fraction is not None else (0.0 if few_shot else 0.1)
-        )
-        if fraction > 0:
-            train, held = stratified_split(train, fraction, run.seed)
-            eval_source = (
-                f"{fraction:.0%} of {name} held out ({len(held):,} rows, stratified, "
-                f"seed {run.seed})"
-            )
-        else:
-            eval_source = "no held-out data"
-    prepared = PreparedData(
-        task=task,
-        labels=list(train.label_names),
-        train=train,
-        held=held,
-        eval_source=eval_source,
-        cleaning=cleaning,
-        few_shot=few_shot,
-        eval_fraction=fraction,
-    )
-    if run.augment:
-        from tunesmith.data.augment import augment_dataset
-        from tunesmith.engine.feature_cache import cache_root
-
-        before = len(train)
-        prepared.train = augment_dataset(
-            train,
-            run.augment,
-            seed=run.seed,
-            cache_dir=cache_root(run.cache_dir) / "augment",
-            model=model_location,
-        )
-        prepared.n_augmented = len(prepared.train) - before
-        prepared.labels = list(prepared.train.label_names)
-        log(
-            f"  augmentation: {prepared.n_augmented:,} extra training examples ({', '.join(run.augment)})"
-        )
-    if task == "ner" and "O" not in prepared.labels:
-        prepared.labels = sorted([*prepared.labels, "O"])
-    return prepared
-
-
-def _targets(task: str, dataset: Any, labels: list[str]) -> list[Any]:
-    index = {label: i for i, label in enumerate(labels)}
-    if task == "ner":
-        return [[index[t] for t in tags] for tags in dataset.tags]
-    if task == "multilabel":
-        rows = []
-        for row_labels in dataset.labels:
-            hot = [0.0] * len(labels)
-            for label in row_labels:
-                hot[index[label]] = 1.0
-            rows.append(hot)
-        return rows
-    return [index[row_labels[0]] for row_labels in dataset.labels]
 
 
 # --- settings chosen from the data --------------------------------------------------------------
@@ -282,136 +64,6 @@ def resolve_hyperparameters(
         "epochs_source": "--epochs" if run.epochs is not None else "auto",
         "lr_source": "--lr" if run.lr is not None else "auto",
     }
-
-
-# --- the work directory (checkpoints for --resume) ----------------------------------------------
-
-
-def _resume_settings(run: RunConfig) -> dict[str, Any]:
-    data = run.to_dict()
-    return {key: data[key] for key in RESUME_KEYS}
-
-
-def check_work_dir(run: RunConfig) -> None:
-    """Fail early when a work directory is in the way or ``--resume`` settings differ."""
-    work = run.work_path
-    if not work.exists():
-        return
-    marker = work / WORK_MARKER
-    if not marker.is_file():
-        raise OutputExistsError(
-            f"{work} exists and is not a tunesmith work directory; remove it or pass --work-dir"
-        )
-    if run.resume:
-        saved = json.loads(marker.read_text(encoding="utf-8")).get("settings", {})
-        current = _resume_settings(run)
-        changed = [k for k in RESUME_KEYS if saved.get(k) != current[k]]
-        if changed:
-            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
-            raise UserInputError(
-                f"--resume: the interrupted run in {work} used other settings ({flags}); "
-                "repeat its exact flags, or pass --force instead of --resume to start over"
-            )
-    elif not run.force:
-        raise OutputExistsError(
-            f"an interrupted run left checkpoints in {work}; pass --resume to continue it or "
-            "--force to start over"
-        )
-
-
-def open_work_dir(run: RunConfig, log: Log) -> str | None:
-    """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from."""
-    from tunesmith.io import atomic_write_json
-
-    work = run.work_path
-    if work.exists() and run.resume:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        checkpoints = work / "checkpoints"
-        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-        if last is None:
-            log(f"--resume: no checkpoint in {work} yet; training from the start")
-        else:
-            log(f"--resume: continuing from {last}")
-        return last
-    if work.exists():
-        shutil.rmtree(work)
-    elif run.resume:
-        log(f"--resume: nothing to resume in {work}; training from the start")
-    work.mkdir(parents=True)
-    atomic_write_json(
-        work / WORK_MARKER, {"settings": _resume_settings(run), "out": str(run.out_dir)}
-    )
-    return None
-
-
-# --- linear probe ---------------------------------------------------------------------------
-
-
-def fit_linear_probe(
-    features: Any,
-    targets: Any,
-    task: str,
-    *,
-    num_labels: int | None = None,
-    l2: float | None = None,
-    seed: int = 0,
-) -> tuple[Any, Any, float]:
-    """Logistic regression on frozen features (full-batch L-BFGS); returns (weight, bias, l2).
-
-    With ``l2=None`` the penalty is chosen from a small grid on a 20 % slice of the data (when
-    there are at least 200 examples), the way the frozen-embedding baseline tunes C.
-    """
-    import torch
-
-    x = features.float()
-    multilabel = task == "multilabel"
-    y = torch.as_tensor(targets, dtype=torch.float32 if multilabel else torch.long)
-    k = y.shape[1] if multilabel else (num_labels or int(y.max()) + 1)
-
-    def fit(xs: Any, ys: Any, penalty: float, classes: int) -> tuple[Any, Any]:
-        w = torch.zeros(classes, xs.shape[1], requires_grad=True)
-        b = torch.zeros(classes, requires_grad=True)
-        opt = torch.optim.LBFGS(
-            [w, b], lr=1.0, max_iter=300, history_size=20, line_search_fn="strong_wolfe"
-        )
-
-        def closure() -> Any:
-            opt.zero_grad()
-            logits = xs @ w.T + b
-            if multilabel:
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, ys)
-            else:
-                loss = torch.nn.functional.cross_entropy(logits, ys)
-            loss = loss + penalty * (w * w).sum()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        return w.detach(), b.detach()
-
-    def score(w: Any, b: Any, xs: Any, ys: Any) -> float:
-        logits = xs @ w.T + b
-        if multilabel:
-            return -float(torch.nn.functional.binary_cross_entropy_with_logits(logits, ys))
-        return float((logits.argmax(-1) == ys).float().mean())
-
-    grid = (1e-5, 1e-4, 1e-3)
-    if l2 is None:
-        if len(x) >= 200:
-            gen = torch.Generator().manual_seed(seed)
-            order = torch.randperm(len(x), generator=gen)
-            cut = len(x) // 5
-            val, fit_idx = order[:cut], order[cut:]
-            scores = []
-            for penalty in grid:
-                w, b = fit(x[fit_idx], y[fit_idx], penalty, k)
-                scores.append(score(w, b, x[val], y[val]))
-            l2 = grid[max(range(len(grid)), key=lambda i: (scores[i], grid[i]))]
-        else:
-            l2 = 1e-4
-    w, b = fit(x, y, l2, k)
-    return w, b, l2
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -507,8 +159,8 @@ def _fit(
         else f"99th percentile of the training texts, limit {limit}"
     )
 
-    train_y = _targets(task, prepared.train, labels)
-    held_y = _targets(task, prepared.held, labels) if prepared.held is not None else None
+    train_y = targets(task, prepared.train, labels)
+    held_y = targets(task, prepared.held, labels) if prepared.held is not None else None
     train_ds, _ = _encode(task, tokenizer, prepared.train, train_y, max_length)
     held_ds, held_firsts = (None, None)
     if prepared.held is not None:
@@ -779,7 +431,7 @@ def _evaluate(
     from tunesmith.engine.calibration import calibration_probs, fit_calibration
 
     multilabel = task == "multilabel"
-    y = np.asarray(_targets(task, prepared.held, labels))
+    y = np.asarray(targets(task, prepared.held, labels))
     calibration = None
     temperature = None
     if run.calibrate:
@@ -857,7 +509,7 @@ def _write_model_dir(
     return out
 
 
-def train(run: RunConfig, *, log: Log = _stderr) -> Path:
+def train(run: RunConfig, *, log: Log = stderr_log) -> Path:
     """Train a model as ``run`` says and write its directory; returns the directory's path.
 
     Raises :class:`~tunesmith.errors.UserInputError` (bad flags, data, model name or an existing

@@ -1,0 +1,224 @@
+"""Training data, ready to encode: loaded, validated, reported on, cleaned, split, augmented.
+
+Nothing here imports torch; every data error surfaces before any heavy work starts.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.engine.config import RunConfig
+from tunesmith.errors import DataError, UserInputError
+
+TOKEN_SUFFIXES = (".conll", ".bio", ".iob")
+#: Below this many examples per label (median) the data counts as few-shot.
+FEW_SHOT_PER_LABEL = 20
+FEW_SHOT_SENTENCES = 300
+
+Log = Callable[[str], None]
+
+
+def stderr_log(message: str) -> None:
+    """The default progress log: one line on stderr (stdout stays free for ``--json``)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class PreparedData:
+    """Validated, cleaned, split and augmented data, ready to encode."""
+
+    task: str
+    labels: list[str]
+    train: Any
+    held: Any | None
+    eval_source: str
+    cleaning: dict[str, Any]
+    few_shot: bool
+    eval_fraction: float
+    n_augmented: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_token_task(run: RunConfig) -> bool:
+    if run.task == "ner":
+        return True
+    return run.task == "auto" and Path(run.data).suffix.lower() in TOKEN_SUFFIXES
+
+
+def _few_shot(task: str, dataset: Any) -> bool:
+    if task == "ner":
+        return len(dataset) < FEW_SHOT_SENTENCES
+    counts = list(dataset.label_counts().values())
+    return len(dataset) < 100 or statistics.median(counts) < FEW_SHOT_PER_LABEL
+
+
+def _check_single_label(dataset: Any, run: RunConfig) -> None:
+    for labels, row in zip(dataset.labels, dataset.rows, strict=True):
+        if len(labels) > 1:
+            raise DataError(
+                f"this row has {len(labels)} labels but --task is classification (one label per "
+                "row); use --task multilabel with --label-sep",
+                path=dataset.source,
+                row=row,
+                column=run.label_col,
+            )
+
+
+def _load_token_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any]]:
+    from tunesmith.data.load import load_token_dataset, validate_labels_known
+
+    if run.augment:
+        raise UserInputError("--augment works on text classification data, not on token files")
+    train = load_token_dataset(run.data)
+    held = None
+    if run.eval_data:
+        held = load_token_dataset(run.eval_data, scheme=train.scheme)
+        validate_labels_known(held, train.label_names, run.eval_data)
+    summary = [
+        f"{Path(run.data).name}: {len(train):,} sentences, "
+        f"{sum(len(t) for t in train.tokens):,} tokens, scheme {train.scheme}, "
+        f"entity types {', '.join(train.entity_types()) or 'none'}",
+        *(f"  note: {note}" for note in train.notes),
+    ]
+    for line in summary:
+        log(line)
+    cleaning = {
+        "task": "ner",
+        "source": str(run.data),
+        "sentences": len(train),
+        "tokens": sum(len(t) for t in train.tokens),
+        "scheme": train.scheme,
+        "tag_counts": train.label_counts(),
+        "notes": list(train.notes),
+        "summary_lines": summary,
+    }
+    if run.clean:
+        cleaning["fixes_applied"] = None
+        log("  --clean: token files are used as they are (cleaning applies to text data)")
+    return train, held, cleaning
+
+
+def _load_text_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any], str]:
+    from tunesmith.data.cleaning import apply_safe_fixes, cleaning_report
+    from tunesmith.data.load import load_text_dataset, validate_labels_known
+
+    train = load_text_dataset(
+        run.data, text_col=run.text_col, label_col=run.label_col, label_sep=run.label_sep
+    )
+    task = (
+        run.task if run.task != "auto" else ("multilabel" if train.multilabel else "classification")
+    )
+    if task == "classification":
+        _check_single_label(train, run)
+    held = None
+    if run.eval_data:
+        held = load_text_dataset(
+            run.eval_data, text_col=run.text_col, label_col=run.label_col, label_sep=run.label_sep
+        )
+        if task == "classification":
+            _check_single_label(held, run)
+    report = cleaning_report(train, held)
+    summary = report.summary_lines()
+    for line in summary:
+        log(line)
+    cleaning = report.to_dict()
+    cleaning["summary_lines"] = summary
+    if run.clean:
+        train, changes = apply_safe_fixes(train)
+        cleaning["fixes_applied"] = changes
+        log(
+            f"  --clean: {changes['texts_normalised']} texts normalised, "
+            f"{changes['duplicates_dropped']} repeats and {changes['conflicts_dropped']} "
+            f"conflicting rows dropped"
+        )
+    if len(train.label_names) < 2:
+        only = train.label_names[0] if train.label_names else "none"
+        raise DataError(
+            f"only one label ('{only}') in the data; a classifier needs at least two",
+            path=run.data,
+            column=run.label_col,
+        )
+    if held is not None:
+        validate_labels_known(held, train.label_names, run.eval_data, label_col=run.label_col)
+    return train, held, cleaning, task
+
+
+def prepare_data(
+    run: RunConfig, *, model_location: str | None = None, log: Log = stderr_log
+) -> PreparedData:
+    """Load and validate the files, report on them, clean, split and augment (train part only)."""
+    from tunesmith.data.split import stratified_split
+
+    if _is_token_task(run):
+        train, held, cleaning = _load_token_data(run, log)
+        task = "ner"
+    else:
+        train, held, cleaning, task = _load_text_data(run, log)
+    few_shot = _few_shot(task, train)
+    name = Path(run.data).name
+    fraction = 0.0
+    if held is not None:
+        eval_source = f"{Path(run.eval_data or '').name} ({len(held):,} rows)"
+    else:
+        fraction = (
+            run.eval_fraction if run.eval_fraction is not None else (0.0 if few_shot else 0.1)
+        )
+        if fraction > 0:
+            train, held = stratified_split(train, fraction, run.seed)
+            eval_source = (
+                f"{fraction:.0%} of {name} held out ({len(held):,} rows, stratified, "
+                f"seed {run.seed})"
+            )
+        else:
+            eval_source = "no held-out data"
+    prepared = PreparedData(
+        task=task,
+        labels=list(train.label_names),
+        train=train,
+        held=held,
+        eval_source=eval_source,
+        cleaning=cleaning,
+        few_shot=few_shot,
+        eval_fraction=fraction,
+    )
+    if run.augment:
+        from tunesmith.data.augment import augment_dataset
+        from tunesmith.engine.feature_cache import cache_root
+
+        before = len(train)
+        prepared.train = augment_dataset(
+            train,
+            run.augment,
+            seed=run.seed,
+            cache_dir=cache_root(run.cache_dir) / "augment",
+            model=model_location,
+        )
+        prepared.n_augmented = len(prepared.train) - before
+        prepared.labels = list(prepared.train.label_names)
+        log(
+            f"  augmentation: {prepared.n_augmented:,} extra training examples ({', '.join(run.augment)})"
+        )
+    if task == "ner" and "O" not in prepared.labels:
+        prepared.labels = sorted([*prepared.labels, "O"])
+    return prepared
+
+
+def targets(task: str, dataset: Any, labels: list[str]) -> list[Any]:
+    """Label ids: one per row, a 0/1 row per text (multi-label), or one per word (NER)."""
+    index = {label: i for i, label in enumerate(labels)}
+    if task == "ner":
+        return [[index[t] for t in tags] for tags in dataset.tags]
+    if task == "multilabel":
+        rows = []
+        for row_labels in dataset.labels:
+            hot = [0.0] * len(labels)
+            for label in row_labels:
+                hot[index[label]] = 1.0
+            rows.append(hot)
+        return rows
+    return [index[row_labels[0]] for row_labels in dataset.labels]
