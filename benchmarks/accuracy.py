@@ -20,7 +20,6 @@ with a test subset, for a smoke check. Example::
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -36,25 +35,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, ["text", "label"])
-        writer.writeheader()
-        writer.writerows({"text": r["text"], "label": r["label"]} for r in rows)
-    return path
+from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
 
 
 def draw_per_label(rows: list[dict[str, str]], k: int, seed: int) -> list[dict[str, str]]:
