@@ -219,3 +219,32 @@ def test_ner_model_is_explained_per_entity(cli, tmp_path):
         assert {"entity", "label", "start", "end", "tokens", "delta"} <= set(entity)
     result = cli("explain", "--model", str(tmp_path / "ner"), "--text", "acme", "--target", "ORG")
     assert result.exit_code == 2 and "per predicted entity" in result.stderr
+
+
+@pytest.mark.parametrize("strategy", ["full", "freeze:1", "head", "lora"])
+def test_model_trained_with_each_strategy_is_explained_from_the_cli(cli, tmp_path, strategy):
+    from tunesmith.testing import make_tiny_base_model, write_csv
+
+    rows = [
+        (f"{who} {what}", label)
+        for label, phrases in {
+            "card": ["lost my card", "card was stolen"],
+            "refund": ["want a refund", "need my money back"],
+        }.items()
+        for what in phrases
+        for who in ["i", "we", "my wife", "a friend", "the user"]
+    ]
+    data = write_csv(tmp_path / "train.csv", rows)
+    base = make_tiny_base_model(tmp_path / "base", [t for t, _ in rows])
+    out = tmp_path / "model"
+    trained = cli(
+        "train", "--data", str(data), "--model", str(base), "--out", str(out),
+        "--strategy", strategy, "--epochs", "1", "--batch-size", "8",
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    result = cli("explain", "--model", str(out), "--text", "i lost my card", "--json")
+    assert result.exit_code == 0, result.output
+    explanation = json.loads(result.stdout)
+    assert explanation["label"] in {"card", "refund"}
+    assert [t["word"] for t in explanation["tokens"]] == ["i", "lost", "my", "card"]
+    assert explanation["delta"] is not None
