@@ -197,6 +197,18 @@ def test_captum_ig_method_gives_the_same_explanation_as_batched_ig(classifier):
         assert a.delta == pytest.approx(b.delta, abs=1e-5)
 
 
+def test_ig_adaptive_method_adds_up_at_least_as_well_as_the_fixed_rule(classifier):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = classifier
+    texts = ["bad app and a broken card", "i love the great app", "card"]
+    fixed = explain_texts(model, tokenizer, texts, method="ig", n_steps=8)
+    adaptive = explain_texts(model, tokenizer, texts, method="ig-adaptive", n_steps=8)
+    for a, b in zip(fixed, adaptive, strict=True):
+        assert a.label == b.label and len(a.tokens) == len(b.tokens)
+        assert abs(b.delta) <= max(abs(a.delta), 3e-4) + 1e-9
+
+
 def test_ig_on_a_bag_of_words_model_matches_the_closed_form(bag):
     from tunesmith.explain.attribute import explain_texts
 
@@ -279,7 +291,7 @@ def test_unknown_method_lists_the_available_ones(bag):
     from tunesmith.explain.attribute import explain_texts
 
     model, tokenizer = bag
-    with pytest.raises(UserInputError, match="available: captum-ig, ig, occlusion"):
+    with pytest.raises(UserInputError, match="available: captum-ig, ig, ig-adaptive, occlusion"):
         explain_texts(model, tokenizer, ["good"], method="shap")
 
 

@@ -107,7 +107,7 @@ def explain_command(
     method: str = typer.Option(
         "ig",
         "--method",
-        help="ig (batched integrated gradients), occlusion, captum-ig (Captum, one text at a time), or a plugin's.",
+        help="ig (batched integrated gradients), ig-adaptive (path rule refined per text until it adds up), occlusion, captum-ig (Captum, one text at a time), or a plugin's.",
     ),
     steps: int = typer.Option(50, "--steps", min=1, help="Integrated-gradient steps."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (with --text)."),

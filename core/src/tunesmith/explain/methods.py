@@ -24,6 +24,8 @@ class IntegratedGradients:
 
     name = "ig"
     description = "integrated gradients at the input embeddings, [PAD] baseline"
+    #: The path rule (see :mod:`tunesmith.explain.ig`): Captum's global Gauss-Legendre rule.
+    rule = "gauss-legendre"
 
     def attribute(
         self,
@@ -37,9 +39,15 @@ class IntegratedGradients:
         n_steps: int = 50,
         max_tokens: int | None = None,
         progress: Callable[[int], None] | None = None,
+        tolerance: float | None = None,
         **_: Any,
     ) -> list[TokenAttribution]:
-        from tunesmith.explain.ig import DEFAULT_MAX_TOKENS, IGTask, integrated_gradients
+        from tunesmith.explain.ig import (
+            DEFAULT_MAX_TOKENS,
+            DEFAULT_TOLERANCE,
+            IGTask,
+            integrated_gradients,
+        )
 
         tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
         return list(
@@ -52,8 +60,22 @@ class IntegratedGradients:
                 vocab_size=len(tokenizer),
                 max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
                 progress=(lambda rows: progress(rows / n_steps)) if progress else None,
+                rule=self.rule,
+                tolerance=tolerance if tolerance is not None else DEFAULT_TOLERANCE,
             )
         )
+
+
+class AdaptiveIntegratedGradients(IntegratedGradients):
+    """Integrated gradients with a per-text composite rule refined until every panel of the
+    path adds up (completeness gap at most ``tolerance``); at most ``4 * n_steps`` rows a text.
+
+    Measured on finance tweets: a tenth of the 50-step rule's mean |delta| with fewer rows.
+    """
+
+    name = "ig-adaptive"
+    description = "integrated gradients, path rule refined per text until each panel adds up"
+    rule = "adaptive"
 
 
 class WordOcclusion:
@@ -175,6 +197,7 @@ def builtin_methods() -> dict[str, Any]:
     """The core's attribution methods by name (registered through the plugin hook)."""
     return {
         "ig": IntegratedGradients(),
+        "ig-adaptive": AdaptiveIntegratedGradients(),
         "occlusion": WordOcclusion(),
         "captum-ig": CaptumIntegratedGradients(),
     }
