@@ -352,6 +352,70 @@ def test_few_shot_data_trains_on_everything_with_contrastive_loss_and_says_so(cl
     assert json.loads((out / "metrics.json").read_text())["report"] is None
 
 
+def test_few_shot_full_fine_tune_is_blended_with_its_start_at_the_default_weight(
+    cli, files, tmp_path
+):
+    out = tmp_path / "model"
+    assert _train(cli, files, out, "--epochs", "1", "--pooling", "mean").exit_code == 0
+    run = json.loads((out / "run_config.json").read_text())["resolved"]
+    assert run["wise_ft"]["weight"] == 0.7 and "few-shot" in run["wise_ft"]["source"]
+    assert "WiSE-FT" in (out / "README.md").read_text()
+
+
+def test_wise_ft_weight_is_chosen_on_held_out_data_from_the_grid(cli, files, tmp_path):
+    from tunesmith.engine.wise import WEIGHT_GRID
+
+    out = tmp_path / "model"
+    result = _train(cli, files, out, "--eval", str(files["eval"]), "--pooling", "mean")
+    assert result.exit_code == 0, result.output
+    wise = json.loads((out / "run_config.json").read_text())["resolved"]["wise_ft"]
+    assert wise["source"] == "held-out score"
+    assert [float(w) for w in wise["scores"]] == list(WEIGHT_GRID)
+    best = max(wise["scores"].values())
+    assert wise["scores"][f"{wise['weight']:g}"] == best
+    # Ties go to the larger weight, the one closest to plain fine-tuning.
+    assert all(float(w) <= wise["weight"] for w, v in wise["scores"].items() if v == best)
+
+
+def test_wise_ft_zero_gives_back_the_pretrained_encoder_with_the_probed_head(
+    cli, files, tmp_path
+):
+    import torch
+    from transformers import AutoModel
+
+    out = tmp_path / "model"
+    assert _train(cli, files, out, "--pooling", "mean", "--wise-ft", "0").exit_code == 0
+    from tunesmith.engine.modeling import load_classifier
+
+    tuned = load_classifier(out)
+    base = AutoModel.from_pretrained(files["base"])
+    encoder = getattr(tuned, tuned.base_model_prefix).state_dict()
+    for name, value in base.state_dict().items():
+        if value.is_floating_point() and name in encoder:
+            assert torch.allclose(encoder[name], value, atol=1e-6), name
+    resolved = json.loads((out / "run_config.json").read_text())["resolved"]
+    assert resolved["wise_ft"] == {"weight": 0.0, "source": "--wise-ft"}
+
+
+def test_wise_ft_one_and_other_strategies_keep_the_fine_tuned_weights(cli, files, tmp_path):
+    from tunesmith.engine.wise import blend, choose_weight
+
+    out = tmp_path / "model"
+    assert _train(cli, files, out, "--wise-ft", "1").exit_code == 0
+    assert json.loads((out / "run_config.json").read_text())["resolved"]["wise_ft"] == {
+        "weight": 1.0,
+        "source": "off",
+    }
+    assert choose_weight(lambda w: 1.0, (0.5, 1.0)) == (1.0, {0.5: 1.0, 1.0: 1.0})
+    import torch
+
+    layer = torch.nn.Linear(2, 2)
+    start = {k: torch.zeros_like(v) for k, v in layer.state_dict().items()}
+    tuned = {k: torch.ones_like(v) for k, v in layer.state_dict().items()}
+    blend(layer, start, tuned, 0.25)
+    assert torch.allclose(layer.weight, torch.full((2, 2), 0.25))
+
+
 def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
     rows = [*_rows(), ("i  lost my card", "card_lost"), (_rows()[0][0], "card_lost")]
     data = _write_csv(tmp_path / "dirty.csv", rows)
@@ -378,6 +442,7 @@ def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
         (("--label-col", "intent"), "intent"),
         (("--model", "/no/such/model"), "/no/such/model"),
         (("--augment", "no_such_augmenter"), "no_such_augmenter"),
+        (("--wise-ft", "1.5"), "--wise-ft"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(cli, files, tmp_path, extra, needle):

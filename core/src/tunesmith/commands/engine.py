@@ -309,6 +309,12 @@ def train_command(
         help="Weight of a supervised contrastive loss on the pooled embeddings "
         "(default: 1 for few-shot single-label data, else 0).",
     ),
+    wise_ft: float | None = typer.Option(
+        None,
+        "--wise-ft",
+        help="Weight-space ensemble with the starting weights after full fine-tuning: 1 keeps "
+        "the fine-tuned weights (default: chosen on held-out data; 0.7 for few-shot data).",
+    ),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
@@ -353,6 +359,7 @@ def train_command(
         cache_dir=str(cache_dir) if cache_dir else None,
         work_dir=str(work_dir) if work_dir else None,
         contrastive=contrastive,
+        wise_ft=wise_ft,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
     ).validate()

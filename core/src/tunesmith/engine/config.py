@@ -59,6 +59,10 @@ class RunConfig:
     #: Weight of a supervised contrastive loss on the pooled embeddings; None: 1 for few-shot
     #: single-label data with a mean-pooling head, else 0.
     contrastive: float | None = None
+    #: Weight-space ensemble (WiSE-FT) of the fine-tuned weights with the starting point
+    #: (pretrained encoder + probed head): 1 keeps the fine-tuned weights, 0 the start.
+    #: None: chosen on the held-out data, or 0.7 for few-shot runs without any.
+    wise_ft: float | None = None
     lora_r: int = 8
     lora_alpha: int = 16
     weight_decay: float = 0.01
@@ -131,6 +135,8 @@ class RunConfig:
             raise bad("--save-steps", self.save_steps, "a whole number of at least 1")
         if self.contrastive is not None and self.contrastive < 0:
             raise bad("--contrastive", self.contrastive, "a weight of 0 (off) or more")
+        if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
+            raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
         if self.lora_r < 1 or self.lora_alpha < 1:
             raise UserInputError("--lora-r and --lora-alpha must be at least 1")
         if self.label_sep == "":

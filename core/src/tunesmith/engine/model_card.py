@@ -106,6 +106,12 @@ def render_model_card(
             f"- **Augmentation:** {', '.join(run['augment'])} "
             f"({resolved.get('n_augmented', 0)} extra training examples)"
         )
+    wise = resolved.get("wise_ft") or {}
+    if wise.get("weight", 1) < 1:
+        lines.append(
+            f"- **Weight-space ensemble (WiSE-FT):** {wise['weight']:g} of the fine-tuned "
+            f"weights, the rest from the starting point ({wise.get('source', '')})"
+        )
     if resolved.get("few_shot"):
         lines += [
             "",

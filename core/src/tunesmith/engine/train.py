@@ -212,6 +212,12 @@ def _fit(
         resolved["probe"] = {"l2": l2, "seconds": round(time.perf_counter() - started, 2)}
         log(f"head initialised from a linear probe (l2 {l2:g})")
     resolved["head_init"] = head_init
+    # WiSE-FT needs the start point: only full fine-tuning from a probed head has a good one.
+    wise_start = None
+    if strategy.kind == "full" and head_init == "probe" and run.wise_ft != 1:
+        from tunesmith.engine.wise import snapshot
+
+        wise_start = snapshot(model)
 
     model = apply_strategy(model, strategy, lora_r=run.lora_r, lora_alpha=run.lora_alpha)
     trainable, total = trainable_parameters(model)
@@ -272,6 +278,8 @@ def _fit(
             parts.append("no held-out split (every example trains)")
         if head_init == "probe":
             parts.append("head initialised from a linear probe")
+        if wise_start is not None and run.wise_ft is None and prepared.held is None:
+            parts.append("weights blended with the start (WiSE-FT, 0.7)")
         if contrastive:
             parts.append(
                 f"a supervised contrastive loss (weight {contrastive:g}) on same-label pairs"
@@ -376,6 +384,13 @@ def _fit(
             Path(trainer.state.best_model_checkpoint).name.split("-")[-1]
         )
 
+    if wise_start is not None:
+        resolved["wise_ft"] = _weight_space_ensemble(
+            run, trainer, model, wise_start, held_set if has_eval else None, log
+        )
+    elif strategy.kind == "full":
+        resolved["wise_ft"] = {"weight": 1.0, "source": "off"}
+
     held_logits = None
     if has_eval:
         prediction = trainer.predict(held_set)
@@ -390,6 +405,36 @@ def _fit(
         resolved=resolved,
         tensorboard_dir=tb_dir,
     )
+
+
+def _weight_space_ensemble(
+    run: RunConfig, trainer: Any, model: Any, start: dict[str, Any], held_set: Any, log: Log
+) -> dict[str, Any]:
+    """Blend the fine-tuned weights with the start (WiSE-FT), weight chosen on held-out data;
+    returns what was done, for ``run_config.json``."""
+    from tunesmith.engine.wise import FEW_SHOT_WEIGHT, blend, choose_weight, snapshot
+
+    finetuned = snapshot(model)
+    record: dict[str, Any]
+    if run.wise_ft is not None:
+        weight, record = run.wise_ft, {"source": "--wise-ft"}
+    elif held_set is not None and len(held_set) > 0:
+
+        def score(candidate: float) -> float:
+            blend(model, start, finetuned, candidate)
+            return trainer.predict(held_set).metrics["test_score"]
+
+        weight, scores = choose_weight(score)
+        record = {
+            "source": "held-out score",
+            "scores": {f"{w:g}": round(v, 6) for w, v in scores.items()},
+        }
+    else:
+        weight, record = FEW_SHOT_WEIGHT, {"source": "few-shot default (no held-out data)"}
+    blend(model, start, finetuned, weight)
+    if weight < 1:
+        log(f"weights blended with the starting point (WiSE-FT, weight {weight:g})")
+    return {"weight": weight, **record}
 
 
 def train_y_labels(task: str, dataset: Any, targets: list[Any]) -> list[Any]:
