@@ -377,9 +377,7 @@ def test_wise_ft_weight_is_chosen_on_held_out_data_from_the_grid(cli, files, tmp
     assert all(float(w) <= wise["weight"] for w, v in wise["scores"].items() if v == best)
 
 
-def test_wise_ft_zero_gives_back_the_pretrained_encoder_with_the_probed_head(
-    cli, files, tmp_path
-):
+def test_wise_ft_zero_gives_back_the_pretrained_encoder_with_the_probed_head(cli, files, tmp_path):
     import torch
     from transformers import AutoModel
 
