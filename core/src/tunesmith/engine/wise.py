@@ -3,8 +3,9 @@
 The final weights are ``(1 - a) * start + a * fine_tuned``, where ``start`` is the pretrained
 encoder with the head fitted by the linear probe. Because LP-FT starts from a good head, the
 straight line between the two models stays good, and its middle generalises better than either
-end when data is scarce (banking77, 5 per intent, one draw: 0.8075 fine-tuned, 0.7945 at the
-start, 0.8172 at a = 0.5, 0.8205 at a = 0.7).
+end (banking77 test accuracy; 5 per intent, one draw: 0.8075 fine-tuned, 0.7945 at the start,
+0.8172 at a = 0.5, 0.8205 at a = 0.7; all 10,003 training texts: 0.9292 fine-tuned, 0.9367 at
+a = 0.3, 0.9396 at 0.4, 0.9367 at 0.5, 0.9334 at 0.7).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 #: Weights tried on held-out data; ties go to the larger (closer to plain fine-tuning).
-WEIGHT_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+WEIGHT_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 #: The weight used when there is no held-out data to choose one (few-shot runs).
 FEW_SHOT_WEIGHT = 0.7
