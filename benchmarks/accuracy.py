@@ -167,6 +167,9 @@ def main() -> int:
         "--only", default="", help="Comma-separated subset: b77_full,b77_10,b77_5,fin,wnut."
     )
     parser.add_argument("--work-dir", type=Path, default=None, help="Where models go (temp).")
+    parser.add_argument(
+        "--augment", default="", help="Augmenter(s) for the banking77 runs, comma-separated."
+    )
     args = parser.parse_args()
 
     from tunesmith.engine.feature_cache import cache_root
@@ -180,6 +183,7 @@ def main() -> int:
     if args.only:
         settings = [s.strip() for s in args.only.split(",") if s.strip()]
     draws = 1 if args.quick else args.draws
+    augment = [name.strip() for name in args.augment.split(",") if name.strip()]
     cache = cache_root() / "benchmarks"
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="tunesmith-accuracy-"))
     train_rows = read_csv(banking / "train.csv")
@@ -201,7 +205,7 @@ def main() -> int:
                 data = write_csv(work / f"{setting}_{draw}.csv", rows)
                 log(f"{setting} draw {draw}: {len(rows)} training texts")
                 b = baseline_accuracy(rows, test_rows, cache)
-                r = tunesmith_run(data, test_path, work, f"{setting}_{draw}")
+                r = tunesmith_run(data, test_path, work, f"{setting}_{draw}", augment=augment)
                 log(f"  tunesmith {r['accuracy']:.4f} ({r['seconds']:.0f} s), "
                     f"baseline {b['accuracy']:.4f} (C {b['C']})")  # fmt: skip
                 ours.append(r["accuracy"])
@@ -239,6 +243,7 @@ def main() -> int:
     summary = {
         "benchmark": "accuracy",
         "quick": args.quick,
+        "augment": augment,
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "results": {
             key: (
