@@ -137,12 +137,7 @@ def tunesmith_batched(
     tolerance: float | None = None,
 ) -> Any:
     """tunesmith's batched IG on the same inputs. Returns (seconds, deltas, gradient rows)."""
-    from tunesmith.explain.ig import (
-        DEFAULT_MAX_TOKENS,
-        DEFAULT_TOLERANCE,
-        IGTask,
-        integrated_gradients,
-    )
+    from tunesmith.explain.ig import DEFAULT_MAX_TOKENS, IGTask, integrated_gradients
     from tunesmith.explain.scoring import classifier_score_fn
 
     tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
@@ -156,7 +151,7 @@ def tunesmith_batched(
         vocab_size=len(tokenizer),
         max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
         rule=rule,
-        tolerance=tolerance or DEFAULT_TOLERANCE,
+        tolerance=tolerance,
     )
     seconds = time.perf_counter() - started
     return seconds, [abs(r.delta) for r in results], sum(r.rows for r in results)

@@ -279,7 +279,9 @@ def _fit(
         if head_init == "probe":
             parts.append("head initialised from a linear probe")
         if wise_start is not None and run.wise_ft is None and prepared.held is None:
-            parts.append("weights blended with the start (WiSE-FT, 0.7)")
+            from tunesmith.engine.wise import FEW_SHOT_WEIGHT
+
+            parts.append(f"weights blended with the start (WiSE-FT, {FEW_SHOT_WEIGHT:g})")
         if contrastive:
             parts.append(
                 f"a supervised contrastive loss (weight {contrastive:g}) on same-label pairs"

@@ -199,7 +199,7 @@ def integrated_gradients(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     progress: Callable[[int], None] | None = None,
     rule: str = "gauss-legendre",
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float | None = None,
 ) -> list[IGResult]:
     """Integrated gradients for every task, with the convergence delta of each.
 
@@ -207,8 +207,9 @@ def integrated_gradients(
     summed over the embedding dimension; ``delta = sum_i attr_i - (f(x) - f(b))``.
     ``rule="gauss-legendre"`` uses one ``n_steps``-point rule (Captum's); ``rule="adaptive"``
     a per-text composite rule refined until each panel's completeness gap is at most
-    ``tolerance`` (at most ``4 * n_steps`` gradient rows per text). ``progress`` gets the rows
-    done after each pass; ``IGResult.rows`` says how many gradient rows each text took.
+    ``tolerance`` (``None``: ``DEFAULT_TOLERANCE``), at most ``4 * n_steps`` gradient rows per
+    text. ``progress`` gets the rows done after each pass; ``IGResult.rows`` says how many
+    gradient rows each text took.
     """
     if rule not in RULES:
         raise ValueError(f"unknown integration rule {rule!r}; expected one of {', '.join(RULES)}")
@@ -219,7 +220,8 @@ def integrated_gradients(
     runner = _PathRunner(model, tasks, score_fn, pad_id, vocab_size, max_tokens, progress)
     with frozen_parameters(model):
         if rule == "adaptive":
-            return _adaptive(runner, len(tasks), tolerance, max_rows=4 * n_steps)
+            limit = DEFAULT_TOLERANCE if tolerance is None else tolerance
+            return _adaptive(runner, len(tasks), limit, max_rows=4 * n_steps)
         ends = runner.values([(t, a) for t in range(len(tasks)) for a in (0.0, 1.0)])
         alphas, weights = gauss_legendre(n_steps)
         sums = runner.gradients(

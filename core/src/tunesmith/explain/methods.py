@@ -42,12 +42,7 @@ class IntegratedGradients:
         tolerance: float | None = None,
         **_: Any,
     ) -> list[TokenAttribution]:
-        from tunesmith.explain.ig import (
-            DEFAULT_MAX_TOKENS,
-            DEFAULT_TOLERANCE,
-            IGTask,
-            integrated_gradients,
-        )
+        from tunesmith.explain.ig import DEFAULT_MAX_TOKENS, IGTask, integrated_gradients
 
         tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
         return list(
@@ -61,7 +56,7 @@ class IntegratedGradients:
                 max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
                 progress=(lambda rows: progress(rows / n_steps)) if progress else None,
                 rule=self.rule,
-                tolerance=tolerance if tolerance is not None else DEFAULT_TOLERANCE,
+                tolerance=tolerance,
             )
         )
 
