@@ -345,11 +345,34 @@ def test_few_shot_data_trains_on_everything_with_contrastive_loss_and_says_so(cl
     out = tmp_path / "model"
     assert _train(cli, files, out, "--epochs", "1", "--pooling", "mean").exit_code == 0
     run = json.loads((out / "run_config.json").read_text())["resolved"]
-    assert run["few_shot"] and run["n_eval"] == 0 and run["n_train"] == 36
+    # 36 rows plus the 3 label names ("card lost", "refund", "delivery") as examples.
+    assert run["few_shot"] and run["n_eval"] == 0 and run["n_train"] == 39
+    assert run["n_label_examples"] == 3
     assert run["contrastive"] == 1.0 and run["head_init"] == "probe"
     card = (out / "README.md").read_text()
     assert "Few-shot defaults" in card and "contrastive" in card
+    assert "Label names as examples:** 3" in card
     assert json.loads((out / "metrics.json").read_text())["report"] is None
+
+
+def test_label_examples_off_trains_on_the_rows_alone_and_on_adds_them_to_larger_data(
+    cli, files, tmp_path
+):
+    off = tmp_path / "off"
+    assert _train(cli, files, off, "--epochs", "1", "--label-examples", "off").exit_code == 0
+    resolved = json.loads((off / "run_config.json").read_text())["resolved"]
+    assert resolved["n_train"] == 36 and resolved["n_label_examples"] == 0
+    # 144 rows (48 per label) are not few-shot: "on" adds the names anyway, to train only.
+    larger = _write_csv(tmp_path / "larger.csv", _rows() * 4)
+    on = tmp_path / "on"
+    result = cli(
+        "train", "--data", str(larger), "--model", str(files["base"]), "--out", str(on),
+        "--epochs", "1", "--label-examples", "on",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    resolved = json.loads((on / "run_config.json").read_text())["resolved"]
+    assert not resolved["few_shot"] and resolved["n_label_examples"] == 3
+    assert resolved["n_train"] + resolved["n_eval"] == 144 + 3
 
 
 def test_few_shot_full_fine_tune_is_blended_with_its_start_at_the_default_weight(
@@ -428,7 +451,8 @@ def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
     resolved = json.loads((out / "run_config.json").read_text())["resolved"]
     assert resolved["n_augmented"] > 0
     dropped = fixes["duplicates_dropped"] + fixes["conflicts_dropped"]
-    assert resolved["n_train"] == len(rows) - dropped + resolved["n_augmented"]
+    added = resolved["n_augmented"] + resolved["n_label_examples"]
+    assert resolved["n_train"] == len(rows) - dropped + added
 
 
 @pytest.mark.parametrize(
@@ -441,6 +465,7 @@ def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
         (("--model", "/no/such/model"), "/no/such/model"),
         (("--augment", "no_such_augmenter"), "no_such_augmenter"),
         (("--wise-ft", "1.5"), "--wise-ft"),
+        (("--label-examples", "maybe"), "--label-examples"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(cli, files, tmp_path, extra, needle):

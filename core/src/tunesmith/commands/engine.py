@@ -275,6 +275,12 @@ def train_command(
     augment: list[str] | None = typer.Option(
         None, "--augment", help="Augmenter(s) for the training split; repeat or comma-separate."
     ),
+    label_examples: str = typer.Option(
+        "auto",
+        "--label-examples",
+        help="auto | on | off: add each label's name as a training example "
+        "(auto: few-shot single-label data whose label names read as words).",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
     save_steps: int | None = typer.Option(
         None, "--save-steps", help="Checkpoint every N steps (default: every epoch)."
@@ -348,6 +354,7 @@ def train_command(
         calibrate=not no_calibrate,
         clean=clean,
         augment=_split_names(augment),
+        label_examples=label_examples,
         resume=resume,
         save_steps=save_steps,
         tensorboard=tensorboard,

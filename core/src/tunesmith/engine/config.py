@@ -18,6 +18,7 @@ TASKS = ("auto", "classification", "multilabel", "ner")
 POOLINGS = ("auto", "mean", "cls")
 HEAD_INITS = ("auto", "probe", "random")
 CLASS_WEIGHTS = ("none", "auto")
+LABEL_EXAMPLES = ("auto", "on", "off")
 _STRATEGY_RE = re.compile(r"^(full|head|lora|freeze:(\d+))$")
 
 
@@ -46,6 +47,9 @@ class RunConfig:
     calibrate: bool = True
     clean: bool = False
     augment: list[str] = field(default_factory=list)
+    #: Add each label's name as a training example: ``auto`` for few-shot single-label data
+    #: whose label names read as words, ``on``, or ``off``.
+    label_examples: str = "auto"
     resume: bool = False
     save_steps: int | None = None
     tensorboard: bool = False
@@ -117,6 +121,8 @@ class RunConfig:
             raise bad("--pooling", self.pooling, " | ".join(POOLINGS))
         if self.head_init not in HEAD_INITS:
             raise bad("--head-init", self.head_init, " | ".join(HEAD_INITS))
+        if self.label_examples not in LABEL_EXAMPLES:
+            raise bad("--label-examples", self.label_examples, " | ".join(LABEL_EXAMPLES))
         if self.class_weights not in CLASS_WEIGHTS:
             raise bad("--class-weights", self.class_weights, "none | auto")
         if self.epochs is not None and not self.epochs > 0:

@@ -106,6 +106,11 @@ def render_model_card(
             f"- **Augmentation:** {', '.join(run['augment'])} "
             f"({resolved.get('n_augmented', 0)} extra training examples)"
         )
+    if resolved.get("n_label_examples"):
+        lines.append(
+            f"- **Label names as examples:** {resolved['n_label_examples']} "
+            "(each label's name, as words, is one more training text)"
+        )
     wise = resolved.get("wise_ft") or {}
     if wise.get("weight", 1) < 1:
         lines.append(

@@ -41,6 +41,8 @@ class PreparedData:
     few_shot: bool
     eval_fraction: float
     n_augmented: int = 0
+    #: How many label names were added as training examples (``--label-examples``).
+    n_label_examples: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -203,9 +205,31 @@ def prepare_data(
         log(
             f"  augmentation: {prepared.n_augmented:,} extra training examples ({', '.join(run.augment)})"
         )
+    _add_label_examples(run, prepared, log)
     if task == "ner" and "O" not in prepared.labels:
         prepared.labels = sorted([*prepared.labels, "O"])
     return prepared
+
+
+def _add_label_examples(run: RunConfig, prepared: PreparedData, log: Log) -> None:
+    """``--label-examples``: each label's name joins the training split as one example."""
+    wanted = run.label_examples == "on" or (run.label_examples == "auto" and prepared.few_shot)
+    if not wanted:
+        return
+    if prepared.task != "classification":
+        if run.label_examples == "on":
+            prepared.notes.append("--label-examples applies to single-label data; not used")
+        return
+    from tunesmith.data.label_examples import add_label_examples
+
+    prepared.train, added = add_label_examples(prepared.train)
+    prepared.n_label_examples = added
+    if added:
+        log(f"  label names: {added:,} extra training examples (each label's name as its text)")
+    elif run.label_examples == "on":
+        prepared.notes.append(
+            "--label-examples on: the label names do not all read as words; none added"
+        )
 
 
 def targets(task: str, dataset: Any, labels: list[str]) -> list[Any]:

@@ -276,6 +276,8 @@ def _fit(
         parts = [f"{hparams['epochs']:g} epochs at learning rate {hparams['lr']:g}"]
         if prepared.held is None:
             parts.append("no held-out split (every example trains)")
+        if prepared.n_label_examples:
+            parts.append(f"the {prepared.n_label_examples} label names added as examples")
         if head_init == "probe":
             parts.append("head initialised from a linear probe")
         if wise_start is not None and run.wise_ft is None and prepared.held is None:
@@ -586,6 +588,7 @@ def train(run: RunConfig, *, log: Log = stderr_log) -> Path:
             "eval_source": prepared.eval_source,
             "eval_fraction": prepared.eval_fraction,
             "n_augmented": prepared.n_augmented,
+            "n_label_examples": prepared.n_label_examples,
             "few_shot": prepared.few_shot,
             "calibration": "temperature" if (run.calibrate and prepared.task != "ner") else None,
             "versions": _versions(),
