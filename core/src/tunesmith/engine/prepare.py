@@ -220,13 +220,13 @@ def _add_label_examples(run: RunConfig, prepared: PreparedData, log: Log) -> Non
         if run.label_examples == "on":
             prepared.notes.append("--label-examples applies to single-label data; not used")
         return
-    from tunesmith.data.label_examples import add_label_examples
+    from tunesmith.data.label_examples import add_label_examples, label_texts
 
     prepared.train, added = add_label_examples(prepared.train)
     prepared.n_label_examples = added
     if added:
         log(f"  label names: {added:,} extra training examples (each label's name as its text)")
-    elif run.label_examples == "on":
+    elif run.label_examples == "on" and label_texts(list(prepared.train.label_names)) is None:
         prepared.notes.append(
             "--label-examples on: the label names do not all read as words; none added"
         )
