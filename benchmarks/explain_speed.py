@@ -137,7 +137,7 @@ def tunesmith_batched(
     tolerance: float | None = None,
 ) -> Any:
     """tunesmith's batched IG on the same inputs. Returns (seconds, deltas, gradient rows)."""
-    from tunesmith.explain.ig import DEFAULT_MAX_TOKENS, IGTask, integrated_gradients
+    from tunesmith.explain.ig import IGTask, integrated_gradients
     from tunesmith.explain.scoring import classifier_score_fn
 
     tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
@@ -149,7 +149,7 @@ def tunesmith_batched(
         pad_id=tokenizer.pad_token_id,
         n_steps=n_steps,
         vocab_size=len(tokenizer),
-        max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+        max_tokens=max_tokens,
         rule=rule,
         tolerance=tolerance,
     )

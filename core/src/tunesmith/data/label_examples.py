@@ -39,10 +39,16 @@ def label_texts(labels: list[str]) -> dict[str, str] | None:
     return {label: text for label, text in texts.items() if text is not None}
 
 
-def add_label_examples(dataset: TextDataset) -> tuple[TextDataset, int]:
+def add_label_examples(
+    dataset: TextDataset, texts: dict[str, str] | None = None
+) -> tuple[TextDataset, int]:
     """The data set plus one example per label made from its name (row 0), and how many were
-    added; texts already in the data are not repeated. Unchanged when a name is not words."""
-    texts = label_texts(list(dataset.label_names))
+    added; texts already in the data are not repeated. Unchanged when a name is not words.
+
+    ``texts`` is :func:`label_texts` of the data's labels, when the caller already has it.
+    """
+    if texts is None:
+        texts = label_texts(list(dataset.label_names))
     if texts is None:
         return dataset, 0
     seen = {normalise(text).lower() for text in dataset.texts}

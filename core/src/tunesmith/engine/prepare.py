@@ -222,14 +222,17 @@ def _add_label_examples(run: RunConfig, prepared: PreparedData, log: Log) -> Non
         return
     from tunesmith.data.label_examples import add_label_examples, label_texts
 
-    prepared.train, added = add_label_examples(prepared.train)
+    texts = label_texts(list(prepared.train.label_names))
+    if texts is None:
+        if run.label_examples == "on":
+            prepared.notes.append(
+                "--label-examples on: the label names do not all read as words; none added"
+            )
+        return
+    prepared.train, added = add_label_examples(prepared.train, texts)
     prepared.n_label_examples = added
     if added:
         log(f"  label names: {added:,} extra training examples (each label's name as its text)")
-    elif run.label_examples == "on" and label_texts(list(prepared.train.label_names)) is None:
-        prepared.notes.append(
-            "--label-examples on: the label names do not all read as words; none added"
-        )
 
 
 def targets(task: str, dataset: Any, labels: list[str]) -> list[Any]:

@@ -198,7 +198,7 @@ def integrated_gradients(
     pad_id: int | None,
     n_steps: int = 50,
     vocab_size: int | None = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_tokens: int | None = None,
     progress: Callable[[int], None] | None = None,
     rule: str = "gauss-legendre",
     tolerance: float | None = None,
@@ -210,7 +210,8 @@ def integrated_gradients(
     ``rule="gauss-legendre"`` uses one ``n_steps``-point rule (Captum's); ``rule="adaptive"``
     a per-text composite rule refined until each panel's completeness gap is at most
     ``tolerance`` (``None``: ``DEFAULT_TOLERANCE``), at most ``4 * n_steps`` gradient rows per
-    text. ``progress`` gets the rows done after each pass; ``IGResult.rows`` says how many
+    text. Passes hold at most ``max_tokens`` padded tokens (``None``: ``DEFAULT_MAX_TOKENS``).
+    ``progress`` gets the rows done after each pass; ``IGResult.rows`` says how many
     gradient rows each text took.
     """
     if rule not in RULES:
@@ -219,7 +220,8 @@ def integrated_gradients(
         raise ValueError("n_steps must be at least 1")
     if not tasks:
         return []
-    runner = _PathRunner(model, tasks, score_fn, pad_id, vocab_size, max_tokens, progress)
+    per_pass = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+    runner = _PathRunner(model, tasks, score_fn, pad_id, vocab_size, per_pass, progress)
     with frozen_parameters(model):
         if rule == "adaptive":
             limit = DEFAULT_TOLERANCE if tolerance is None else tolerance

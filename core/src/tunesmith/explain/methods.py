@@ -42,7 +42,7 @@ class IntegratedGradients:
         tolerance: float | None = None,
         **_: Any,
     ) -> list[TokenAttribution]:
-        from tunesmith.explain.ig import DEFAULT_MAX_TOKENS, IGTask, integrated_gradients
+        from tunesmith.explain.ig import IGTask, integrated_gradients
 
         tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
         return list(
@@ -53,7 +53,7 @@ class IntegratedGradients:
                 pad_id=pad_id if pad_id is not None else tokenizer.pad_token_id,
                 n_steps=n_steps,
                 vocab_size=len(tokenizer),
-                max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+                max_tokens=max_tokens,
                 progress=(lambda rows: progress(rows / n_steps)) if progress else None,
                 rule=self.rule,
                 tolerance=tolerance,

@@ -117,7 +117,7 @@ def explain_entities(
         pad_id=tokenizer.pad_token_id,
         n_steps=n_steps,
         vocab_size=len(tokenizer),
-        **({"max_tokens": max_tokens} if max_tokens else {}),
+        max_tokens=max_tokens,
         progress=(lambda rows: progress(rows / n_steps)) if progress else None,
     )
     for (t, entity_words, kind, _, _, probability), attr in zip(found, attributions, strict=True):
