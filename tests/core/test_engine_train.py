@@ -281,10 +281,86 @@ def test_hook_tunesmith_train_callbacks_interrupted_run_resumes_to_the_end(
     assert resumed.exit_code == 0, resumed.output
     assert "continuing from" in resumed.stderr and "checkpoint-4" in resumed.stderr
     run = json.loads((out / "run_config.json").read_text())
-    # 36 examples and 3 label names, batch 8: 5 steps an epoch
-    assert run["resolved"]["global_steps"] == 3 * 5
+    # 36 examples and 3 label names, batch 8: 5 steps an epoch, 3 epochs, and the few-shot
+    # default soup of 3 runs: the interrupted first run resumed, then the other two.
+    assert run["resolved"]["soup"]["members"] == 3
+    assert run["resolved"]["global_steps"] == 3 * 3 * 5
     assert not (out / "keep.txt").exists()
     assert not (tmp_path / "model.work").exists()
+
+
+class _StopInSoupRun:
+    """A plugin that presses Ctrl-C after ``steps`` steps of the soup's run number ``run``."""
+
+    def __init__(self, run: int, steps: int) -> None:
+        self.run, self.steps, self.calls = run, steps, 0
+
+    @hookimpl
+    def tunesmith_train_callbacks(self, run):
+        from transformers import TrainerCallback
+
+        self.calls += 1
+        if self.calls != self.run:
+            return []
+        steps = self.steps
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step >= steps:
+                    raise KeyboardInterrupt
+
+        return [Stop()]
+
+
+def test_interrupted_soup_resumes_the_unfinished_run_and_keeps_the_finished_one(
+    cli, files, tmp_path, register_plugin
+):
+    plugin = _StopInSoupRun(run=2, steps=3)
+    register_plugin(plugin, "stop-in-second-run")
+    out = tmp_path / "model"
+    args = ("--soup", "2", "--save-steps", "2")
+    assert _train(cli, files, out, *args).exit_code == 130
+    work = tmp_path / "model.work"
+    assert (work / "soup-member-0.safetensors").is_file()
+    assert (work / "soup-member-0.json").is_file()
+    assert not (work / "soup-member-1.safetensors").exists()
+    assert (work / "checkpoints-member-1" / "checkpoint-2").is_dir()
+
+    plugin.run = 0  # no more interruptions
+    resumed = _train(cli, files, out, *args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "run 1 of 2 had finished" in resumed.stderr
+    assert "continuing run 2 of 2" in resumed.stderr and "checkpoint-2" in resumed.stderr
+    resolved = json.loads((out / "run_config.json").read_text())["resolved"]
+    assert [r["seed"] for r in resolved["soup"]["runs"]] == [42, 43]
+    assert resolved["global_steps"] == 2 * 2 * 5  # two runs of 2 epochs of 5 steps
+    assert not work.exists()
+
+
+def test_soup_is_the_weight_average_of_the_runs_trained_alone(cli, files, tmp_path):
+    import torch
+
+    from tunesmith.engine.modeling import load_classifier
+
+    alone = []
+    for seed in ("42", "43"):
+        out = tmp_path / f"seed{seed}"
+        result = _train(cli, files, out, "--soup", "1", "--wise-ft", "1", "--seed", seed)
+        assert result.exit_code == 0, result.output
+        alone.append(load_classifier(out).state_dict())
+    assert "soup" not in json.loads((out / "run_config.json").read_text())["resolved"]
+    soup_dir = tmp_path / "soup"
+    result = _train(cli, files, soup_dir, "--soup", "2", "--wise-ft", "1")
+    assert result.exit_code == 0, result.output
+    assert "averaged (model soup)" in result.stderr
+    soup = load_classifier(soup_dir).state_dict()
+    differs = False
+    for name, value in soup.items():
+        if value.is_floating_point():
+            expected = (alone[0][name] + alone[1][name]) / 2
+            assert torch.allclose(value, expected, atol=1e-5), name
+            differs |= not torch.allclose(alone[0][name], alone[1][name])
+    assert differs  # the two seeds trained different models, so the average means something
 
 
 def test_interrupted_run_needs_resume_or_force_and_the_same_settings(
@@ -351,8 +427,9 @@ def test_few_shot_data_trains_on_everything_with_contrastive_loss_and_says_so(cl
     assert run["few_shot"] and run["n_eval"] == 0 and run["n_train"] == 39
     assert run["n_label_examples"] == 3
     assert run["contrastive"] == 1.0 and run["head_init"] == "probe"
+    assert run["soup"]["members"] == 3 and [r["seed"] for r in run["soup"]["runs"]] == [42, 43, 44]
     card = (out / "README.md").read_text()
-    assert "Few-shot defaults" in card and "contrastive" in card
+    assert "Few-shot defaults" in card and "contrastive" in card and "soup" in card
     assert "Label names as examples:** 3" in card
     assert json.loads((out / "metrics.json").read_text())["report"] is None
 
@@ -468,6 +545,7 @@ def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
         (("--augment", "no_such_augmenter"), "no_such_augmenter"),
         (("--wise-ft", "1.5"), "--wise-ft"),
         (("--label-examples", "maybe"), "--label-examples"),
+        (("--soup", "0"), "--soup"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(cli, files, tmp_path, extra, needle):

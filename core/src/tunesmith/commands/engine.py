@@ -321,6 +321,12 @@ def train_command(
         help="Weight-space ensemble with the starting weights after full fine-tuning: 1 keeps "
         "the fine-tuned weights (default: chosen on held-out data; 0.7 for few-shot data).",
     ),
+    soup: int | None = typer.Option(
+        None,
+        "--soup",
+        help="Full fine-tuning runs with seeds --seed, --seed+1, ... whose weights are averaged "
+        "(default: 3 for few-shot single-label data, else 1).",
+    ),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
@@ -367,6 +373,7 @@ def train_command(
         work_dir=str(work_dir) if work_dir else None,
         contrastive=contrastive,
         wise_ft=wise_ft,
+        soup=soup,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
     ).validate()

@@ -67,6 +67,9 @@ class RunConfig:
     #: (pretrained encoder + probed head): 1 keeps the fine-tuned weights, 0 the start.
     #: None: chosen on the held-out data, or 0.7 for few-shot runs without any.
     wise_ft: float | None = None
+    #: Full fine-tuning runs (seeds ``seed``, ``seed + 1``, ...) from the same start whose
+    #: weights are averaged (a model soup). None: 3 for few-shot single-label data, else 1.
+    soup: int | None = None
     lora_r: int = 8
     lora_alpha: int = 16
     weight_decay: float = 0.01
@@ -143,6 +146,8 @@ class RunConfig:
             raise bad("--contrastive", self.contrastive, "a weight of 0 (off) or more")
         if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
             raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
+        if self.soup is not None and self.soup < 1:
+            raise bad("--soup", self.soup, "a whole number of runs, at least 1")
         if self.lora_r < 1 or self.lora_alpha < 1:
             raise UserInputError("--lora-r and --lora-alpha must be at least 1")
         if self.label_sep == "":

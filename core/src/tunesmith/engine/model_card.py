@@ -111,6 +111,13 @@ def render_model_card(
             f"- **Label names as examples:** {resolved['n_label_examples']} "
             "(each label's name, as words, is one more training text)"
         )
+    soup = resolved.get("soup") or {}
+    if soup.get("members", 1) > 1:
+        seeds = ", ".join(str(r.get("seed")) for r in soup.get("runs", []))
+        lines.append(
+            f"- **Model soup:** the weights of {soup['members']} fine-tuning runs from the same "
+            f"start, seeds {seeds}, averaged"
+        )
     wise = resolved.get("wise_ft") or {}
     if wise.get("weight", 1) < 1:
         lines.append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -212,12 +213,23 @@ def _fit(
         resolved["probe"] = {"l2": l2, "seconds": round(time.perf_counter() - started, 2)}
         log(f"head initialised from a linear probe (l2 {l2:g})")
     resolved["head_init"] = head_init
-    # WiSE-FT needs the start point: only full fine-tuning from a probed head has a good one.
-    wise_start = None
-    if strategy.kind == "full" and head_init == "probe" and run.wise_ft != 1:
+    # Soup members restart from this point, and WiSE-FT blends back towards it: only full
+    # fine-tuning has one (WiSE-FT needs the probed head to make it a good one).
+    from tunesmith.engine.soup import resolve_members
+
+    members = resolve_members(
+        run.soup, strategy=strategy.kind, task=task, few_shot=prepared.few_shot
+    )
+    if members > 1 and strategy.kind != "full":
+        resolved["notes"].append(f"--soup needs --strategy full; trained one model, not {members}")
+        members = 1
+    wants_wise = strategy.kind == "full" and head_init == "probe" and run.wise_ft != 1
+    start = None
+    if wants_wise or members > 1:
         from tunesmith.engine.wise import snapshot
 
-        wise_start = snapshot(model)
+        start = snapshot(model)
+    wise_start = start if wants_wise else None
 
     model = apply_strategy(model, strategy, lora_r=run.lora_r, lora_alpha=run.lora_alpha)
     trainable, total = trainable_parameters(model)
@@ -280,6 +292,8 @@ def _fit(
             parts.append(f"the {prepared.n_label_examples} label names added as examples")
         if head_init == "probe":
             parts.append("head initialised from a linear probe")
+        if members > 1:
+            parts.append(f"the weights of {members} runs with different seeds averaged (a soup)")
         if wise_start is not None and run.wise_ft is None and prepared.held is None:
             from tunesmith.engine.wise import FEW_SHOT_WEIGHT
 
@@ -302,91 +316,106 @@ def _fit(
         save_steps = per_epoch * max(1, 200 // max(per_epoch, 1))
         steps_mode = True
     work = run.work_path
-    args = TrainingArguments(
-        output_dir=str(work / "checkpoints"),
-        per_device_train_batch_size=run.batch_size,
-        per_device_eval_batch_size=max(64, run.batch_size),
-        num_train_epochs=hparams["epochs"],
-        learning_rate=hparams["lr"],
-        weight_decay=run.weight_decay,
-        warmup_steps=run.warmup_ratio,
-        lr_scheduler_type="linear",
-        eval_strategy=("steps" if steps_mode else "epoch") if has_eval else "no",
-        eval_steps=save_steps if (steps_mode and has_eval) else None,
-        save_strategy="steps" if steps_mode else "epoch",
-        save_steps=save_steps or 500,
-        save_total_limit=2,
-        load_best_model_at_end=has_eval,
-        metric_for_best_model="score" if has_eval else None,
-        greater_is_better=True,
-        logging_strategy="steps",
-        logging_steps=50,
-        report_to="none",
-        disable_tqdm=True,
-        seed=run.seed,
-        data_seed=run.seed,
-        # Both paths group by token length, so cached and uncached runs see the same batches.
-        train_sampling_strategy="group_by_length",
-        remove_unused_columns=False,
-        label_names=["labels"],
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-    )
+
+    def training_args(output_dir: Path, seed: int) -> Any:
+        return TrainingArguments(
+            output_dir=str(output_dir),
+            per_device_train_batch_size=run.batch_size,
+            per_device_eval_batch_size=max(64, run.batch_size),
+            num_train_epochs=hparams["epochs"],
+            learning_rate=hparams["lr"],
+            weight_decay=run.weight_decay,
+            warmup_steps=run.warmup_ratio,
+            lr_scheduler_type="linear",
+            eval_strategy=("steps" if steps_mode else "epoch") if has_eval else "no",
+            eval_steps=save_steps if (steps_mode and has_eval) else None,
+            save_strategy="steps" if steps_mode else "epoch",
+            save_steps=save_steps or 500,
+            save_total_limit=2,
+            load_best_model_at_end=has_eval,
+            metric_for_best_model="score" if has_eval else None,
+            greater_is_better=True,
+            logging_strategy="steps",
+            logging_steps=50,
+            report_to="none",
+            disable_tqdm=True,
+            seed=seed,
+            data_seed=seed,
+            # Both paths group by token length, so cached and uncached runs see the same batches.
+            train_sampling_strategy="group_by_length",
+            remove_unused_columns=False,
+            label_names=["labels"],
+            dataloader_num_workers=0,
+            dataloader_pin_memory=torch.cuda.is_available(),
+        )
+
     weights = None
     if run.class_weights == "auto" and task == "ner":
         resolved["notes"].append("--class-weights auto applies to classification; NER ignored it")
     if run.class_weights == "auto" and task != "ner":
         weights = torch.tensor(class_weights(train_y, len(labels), task), dtype=torch.float32)
-    trainer = make_trainer_class()(
-        model=trainer_model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=held_set if has_eval else None,
-        data_collator=collator,
-        compute_metrics=score_metrics(task, labels) if has_eval else None,
-        task=task,
-        loss_weights=weights,
-        contrastive_weight=contrastive,
-    )
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(make_progress_callback(sys.stderr.isatty()))
-    if has_eval and patience > 0:
-        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
-    tb_dir = None
-    if run.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-        from transformers.integrations import TensorBoardCallback
+    tb_dir = work / "runs" if run.tensorboard else None
 
-        tb_dir = work / "runs"
-        trainer.add_callback(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(tb_dir))))
-    for callbacks in get_plugin_manager().hook.tunesmith_train_callbacks(run=run):
-        for callback in callbacks or []:
-            trainer.add_callback(callback)
+    def make_trainer(member: int) -> Any:
+        from tunesmith.engine.soup import member_checkpoints, member_seed
+
+        seed = member_seed(run.seed, member)
+        member_args = training_args(member_checkpoints(work, member), seed)
+        trainer = make_trainer_class()(
+            model=trainer_model,
+            args=member_args,
+            train_dataset=train_set,
+            eval_dataset=held_set if has_eval else None,
+            data_collator=collator,
+            compute_metrics=score_metrics(task, labels) if has_eval else None,
+            task=task,
+            loss_weights=weights,
+            contrastive_weight=contrastive,
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(make_progress_callback(sys.stderr.isatty()))
+        if has_eval and patience > 0:
+            trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
+        if tb_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+            from transformers.integrations import TensorBoardCallback
+
+            writer = SummaryWriter(
+                log_dir=str(tb_dir if member == 0 else tb_dir / f"member-{member}")
+            )
+            trainer.add_callback(TensorBoardCallback(tb_writer=writer))
+        for callbacks in get_plugin_manager().hook.tunesmith_train_callbacks(run=run):
+            for callback in callbacks or []:
+                trainer.add_callback(callback)
+        return trainer
 
     log(
         f"training {task} model: {len(train_set):,} examples, {len(labels)} labels, "
         f"strategy {run.strategy}, {hparams['epochs']:g} epochs at lr {hparams['lr']:g}, "
         f"max length {max_length}, {trainable:,} of {total:,} parameters trainable"
-    )
-    started = time.perf_counter()
-    try:
-        result = trainer.train(resume_from_checkpoint=resume_from)
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(
-            f"training interrupted; checkpoints are kept in {work}; run the same command with "
-            "--resume to continue"
-        ) from None
-    seconds = time.perf_counter() - started
-    resolved["train_seconds"] = round(seconds, 2)
-    resolved["train_loss"] = round(float(result.training_loss), 6)
-    resolved["global_steps"] = int(result.global_step)
-    resolved["epochs_run"] = round(float(trainer.state.epoch or 0), 3)
-    if trainer.state.best_model_checkpoint:
-        resolved["best_checkpoint_metric"] = trainer.state.best_metric
-        resolved["best_checkpoint_step"] = int(
-            Path(trainer.state.best_model_checkpoint).name.split("-")[-1]
+        + (
+            f", a soup of {members} runs (seeds {run.seed}-{run.seed + members - 1})"
+            if members > 1
+            else ""
         )
+    )
+    trainer, stats, finished = _train_members(
+        run, model, start, members, make_trainer, resume_from, work, log
+    )
+    resolved["train_seconds"] = round(sum(s["seconds"] for s in stats), 2)
+    resolved["train_loss"] = round(statistics.fmean(s["train_loss"] for s in stats), 6)
+    resolved["global_steps"] = sum(s["global_steps"] for s in stats)
+    resolved["epochs_run"] = stats[-1]["epochs_run"]
+    if stats[-1].get("best_checkpoint_step") is not None:
+        resolved["best_checkpoint_metric"] = stats[-1]["best_checkpoint_metric"]
+        resolved["best_checkpoint_step"] = stats[-1]["best_checkpoint_step"]
+    if members > 1:
+        from tunesmith.engine.soup import average, load_weights
+
+        load_weights(model, average(finished))
+        resolved["soup"] = {"members": members, "runs": stats}
+        log(f"weights of the {members} runs averaged (model soup)")
 
     if wise_start is not None:
         resolved["wise_ft"] = _weight_space_ensemble(
@@ -409,6 +438,84 @@ def _fit(
         resolved=resolved,
         tensorboard_dir=tb_dir,
     )
+
+
+def _train_members(
+    run: RunConfig,
+    model: Any,
+    start: dict[str, Any] | None,
+    members: int,
+    make_trainer: Any,
+    resume_from: str | None,
+    work: Path,
+    log: Log,
+) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Train ``members`` runs from ``start`` (one: the plain run); returns the last trainer,
+    each run's figures and, for a soup, each member's final weights."""
+    from tunesmith.engine.soup import (
+        load_member,
+        member_checkpoints,
+        member_file,
+        member_seed,
+        save_member,
+    )
+    from tunesmith.engine.wise import snapshot
+    from tunesmith.io import atomic_write_json, read_json_object
+
+    trainer = None
+    stats: list[dict[str, Any]] = []
+    finished: list[dict[str, Any]] = []
+    for member in range(members):
+        kept = member_file(work, member)
+        record_file = kept.with_suffix(".json")
+        if members > 1 and run.resume and kept.is_file() and record_file.is_file():
+            finished.append(load_member(kept))
+            stats.append(read_json_object(record_file) or {})
+            log(f"--resume: run {member + 1} of {members} had finished; kept its weights")
+            continue
+        resume = resume_from if member == 0 else None
+        if member > 0:
+            from tunesmith.engine.soup import load_weights
+
+            load_weights(model, start)
+            if run.resume:
+                from transformers.trainer_utils import get_last_checkpoint
+
+                folder = member_checkpoints(work, member)
+                resume = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+                if resume:
+                    log(f"--resume: continuing run {member + 1} of {members} from {resume}")
+            log(f"soup: run {member + 1} of {members} (seed {member_seed(run.seed, member)})")
+        trainer = make_trainer(member)
+        started = time.perf_counter()
+        try:
+            result = trainer.train(resume_from_checkpoint=resume)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(
+                f"training interrupted; checkpoints are kept in {work}; run the same command "
+                "with --resume to continue"
+            ) from None
+        record: dict[str, Any] = {
+            "seed": member_seed(run.seed, member),
+            "seconds": round(time.perf_counter() - started, 2),
+            "train_loss": round(float(result.training_loss), 6),
+            "global_steps": int(result.global_step),
+            "epochs_run": round(float(trainer.state.epoch or 0), 3),
+        }
+        if trainer.state.best_model_checkpoint:
+            record["best_checkpoint_metric"] = trainer.state.best_metric
+            record["best_checkpoint_step"] = int(
+                Path(trainer.state.best_model_checkpoint).name.split("-")[-1]
+            )
+        stats.append(record)
+        if members > 1:
+            weights = snapshot(model)
+            save_member(weights, kept)
+            atomic_write_json(record_file, record)  # written last: it marks the member done
+            finished.append(weights)
+    if trainer is None:  # every member had finished before --resume: rebuild one for predict
+        trainer = make_trainer(members - 1)
+    return trainer, stats, finished
 
 
 def _weight_space_ensemble(

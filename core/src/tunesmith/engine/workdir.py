@@ -19,7 +19,7 @@ WORK_MARKER = "tunesmith-work.json"
 RESUME_KEYS = (
     "data", "eval_data", "model", "task", "text_col", "label_col", "label_sep", "strategy",
     "epochs", "lr", "batch_size", "max_length", "seed", "class_weights", "eval_fraction",
-    "clean", "augment", "label_examples", "pooling", "head_init", "feature_cache", "contrastive", "lora_r",
+    "clean", "augment", "label_examples", "pooling", "head_init", "feature_cache", "contrastive", "soup", "lora_r",
     "lora_alpha", "save_steps",
 )  # fmt: skip
 
