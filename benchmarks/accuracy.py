@@ -136,6 +136,7 @@ def tunesmith_run(data: Path, test: Path, work: Path, name: str, eval_data: Path
         "epochs": run.resolved.get("epochs"),
         "epochs_run": run.resolved.get("epochs_run"),
         "lr": run.resolved.get("lr"),
+        "soup": (run.resolved.get("soup") or {}).get("members", 1),
     }
     if report.get("task") == "ner":
         result.update({
@@ -169,6 +170,9 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=None, help="Where models go (temp).")
     parser.add_argument(
         "--augment", default="", help="Augmenter(s) for the banking77 runs, comma-separated."
+    )
+    parser.add_argument(
+        "--soup", type=int, default=None, help="--soup for the banking77 runs (default: auto)."
     )
     args = parser.parse_args()
 
@@ -205,7 +209,9 @@ def main() -> int:
                 data = write_csv(work / f"{setting}_{draw}.csv", rows)
                 log(f"{setting} draw {draw}: {len(rows)} training texts")
                 b = baseline_accuracy(rows, test_rows, cache)
-                r = tunesmith_run(data, test_path, work, f"{setting}_{draw}", augment=augment)
+                r = tunesmith_run(
+                    data, test_path, work, f"{setting}_{draw}", augment=augment, soup=args.soup
+                )
                 log(f"  tunesmith {r['accuracy']:.4f} ({r['seconds']:.0f} s), "
                     f"baseline {b['accuracy']:.4f} (C {b['C']})")  # fmt: skip
                 ours.append(r["accuracy"])
@@ -244,6 +250,7 @@ def main() -> int:
         "benchmark": "accuracy",
         "quick": args.quick,
         "augment": augment,
+        "soup": args.soup,
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "results": {
             key: (
