@@ -172,7 +172,7 @@ def main() -> int:
         "--augment", default="", help="Augmenter(s) for the banking77 runs, comma-separated."
     )
     parser.add_argument(
-        "--soup", type=int, default=None, help="--soup for the banking77 runs (default: auto)."
+        "--soup", type=int, default=1, help="--soup for the banking77 runs (default 1)."
     )
     args = parser.parse_args()
 

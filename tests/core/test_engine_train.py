@@ -185,14 +185,65 @@ def test_mean_pooling_is_recorded_in_config_and_honoured_on_reload(cli, files, t
     from tunesmith.engine.modeling import load_classifier, mean_pool
 
     out = tmp_path / "model"
-    assert _train(cli, files, out, "--pooling", "mean", "--epochs", "1").exit_code == 0
+    args = ("--pooling", "mean", "--epochs", "1", "--nearest", "off")
+    assert _train(cli, files, out, *args).exit_code == 0
     assert json.loads((out / "config.json").read_text())["tunesmith_pooling"] == "mean"
+    assert not (out / "nearest_examples.safetensors").exists()
     model = load_classifier(out)
     batch = AutoTokenizer.from_pretrained(out)(PROBE_TEXTS, padding=True, return_tensors="pt")
     with torch.inference_mode():
         hidden = model.bert(**batch).last_hidden_state
         expected = model.classifier(mean_pool(hidden, batch["attention_mask"]))
         assert torch.allclose(model(**batch).logits, expected, atol=1e-6)
+
+
+def test_few_shot_model_mixes_nearest_example_scores_into_its_reloaded_logits(cli, files, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from tunesmith.engine.modeling import load_classifier, mean_pool
+    from tunesmith.engine.nearest import FEW_SHOT_WEIGHT, TEMPERATURE
+
+    out = tmp_path / "model"
+    assert _train(cli, files, out, "--epochs", "1", "--pooling", "mean").exit_code == 0
+    resolved = json.loads((out / "run_config.json").read_text())["resolved"]
+    assert resolved["nearest"]["weight"] == FEW_SHOT_WEIGHT
+    config = json.loads((out / "config.json").read_text())["tunesmith_nearest"]
+    assert config["examples"] == resolved["n_train"] == 39  # 36 rows and 3 label names
+    assert "Nearest-example scores" in (out / "README.md").read_text()
+    saved = load_file(str(out / "nearest_examples.safetensors"))
+    model = load_classifier(out)
+    batch = AutoTokenizer.from_pretrained(out)(PROBE_TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        pooled = mean_pool(model.bert(**batch).last_hidden_state, batch["attention_mask"])
+        head = torch.softmax(model.classifier(pooled), -1)
+        sims = torch.nn.functional.normalize(pooled, dim=-1) @ saved["keys"].T
+        best = torch.stack(
+            [sims[:, saved["labels"] == c].max(-1).values for c in range(head.shape[1])], -1
+        )
+        near = torch.softmax(best / TEMPERATURE, -1)
+        expected = torch.log(FEW_SHOT_WEIGHT * head + (1 - FEW_SHOT_WEIGHT) * near)
+        assert torch.allclose(model(**batch).logits, expected, atol=1e-5)
+        assert not torch.allclose(torch.log_softmax(model.classifier(pooled), -1), expected)
+
+    (out / "nearest_examples.safetensors").unlink()
+    broken = cli("predict", "--model", str(out), "--text", "i lost my card")
+    assert broken.exit_code == 2
+    assert "nearest_examples.safetensors: missing" in broken.stderr.strip().splitlines()[-1]
+
+
+def test_nearest_share_is_chosen_on_held_out_data_from_the_grid(cli, files, tmp_path):
+    from tunesmith.engine.nearest import WEIGHT_GRID
+
+    out = tmp_path / "model"
+    args = ("--eval", str(files["eval"]), "--nearest", "on", "--pooling", "mean")
+    result = _train(cli, files, out, *args)
+    assert result.exit_code == 0, result.output
+    nearest = json.loads((out / "run_config.json").read_text())["resolved"]["nearest"]
+    assert nearest["source"] == "held-out score"
+    assert [float(w) for w in nearest["scores"]] == list(WEIGHT_GRID)
+    assert nearest["scores"][f"{nearest['weight']:g}"] == max(nearest["scores"].values())
 
 
 def test_lora_adapter_reloads_with_identical_logits(cli, files, tmp_path, monkeypatch):
@@ -281,10 +332,8 @@ def test_hook_tunesmith_train_callbacks_interrupted_run_resumes_to_the_end(
     assert resumed.exit_code == 0, resumed.output
     assert "continuing from" in resumed.stderr and "checkpoint-4" in resumed.stderr
     run = json.loads((out / "run_config.json").read_text())
-    # 36 examples and 3 label names, batch 8: 5 steps an epoch, 3 epochs, and the few-shot
-    # default soup of 3 runs: the interrupted first run resumed, then the other two.
-    assert run["resolved"]["soup"]["members"] == 3
-    assert run["resolved"]["global_steps"] == 3 * 3 * 5
+    # 36 examples and 3 label names, batch 8: 5 steps an epoch
+    assert run["resolved"]["global_steps"] == 3 * 5
     assert not (out / "keep.txt").exists()
     assert not (tmp_path / "model.work").exists()
 
@@ -345,7 +394,7 @@ def test_soup_is_the_weight_average_of_the_runs_trained_alone(cli, files, tmp_pa
     alone = []
     for seed in ("42", "43"):
         out = tmp_path / f"seed{seed}"
-        result = _train(cli, files, out, "--soup", "1", "--wise-ft", "1", "--seed", seed)
+        result = _train(cli, files, out, "--wise-ft", "1", "--seed", seed)
         assert result.exit_code == 0, result.output
         alone.append(load_classifier(out).state_dict())
     assert "soup" not in json.loads((out / "run_config.json").read_text())["resolved"]
@@ -427,9 +476,9 @@ def test_few_shot_data_trains_on_everything_with_contrastive_loss_and_says_so(cl
     assert run["few_shot"] and run["n_eval"] == 0 and run["n_train"] == 39
     assert run["n_label_examples"] == 3
     assert run["contrastive"] == 1.0 and run["head_init"] == "probe"
-    assert run["soup"]["members"] == 3 and [r["seed"] for r in run["soup"]["runs"]] == [42, 43, 44]
+    assert "soup" not in run and run["nearest"]["weight"] == 0.5
     card = (out / "README.md").read_text()
-    assert "Few-shot defaults" in card and "contrastive" in card and "soup" in card
+    assert "Few-shot defaults" in card and "contrastive" in card and "nearest" in card
     assert "Label names as examples:** 3" in card
     assert json.loads((out / "metrics.json").read_text())["report"] is None
 
@@ -546,6 +595,7 @@ def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
         (("--wise-ft", "1.5"), "--wise-ft"),
         (("--label-examples", "maybe"), "--label-examples"),
         (("--soup", "0"), "--soup"),
+        (("--nearest", "maybe"), "--nearest"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(cli, files, tmp_path, extra, needle):

@@ -221,7 +221,7 @@ def test_ner_model_is_explained_per_entity(cli, tmp_path):
     assert result.exit_code == 2 and "per predicted entity" in result.stderr
 
 
-@pytest.mark.parametrize("strategy", ["full", "freeze:1", "head", "lora"])
+@pytest.mark.parametrize("strategy", ["full", "freeze:1", "head", "lora", "full+nearest"])
 def test_model_trained_with_each_strategy_is_explained_from_the_cli(cli, tmp_path, strategy):
     from tunesmith.testing import make_tiny_base_model, write_csv
 
@@ -237,14 +237,19 @@ def test_model_trained_with_each_strategy_is_explained_from_the_cli(cli, tmp_pat
     data = write_csv(tmp_path / "train.csv", rows)
     base = make_tiny_base_model(tmp_path / "base", [t for t, _ in rows])
     out = tmp_path / "model"
+    # "full+nearest": mean pooling, so the few-shot default mixes in nearest-example scores.
+    extra = ["--pooling", "mean"] if strategy == "full+nearest" else []
     trained = cli(
         "train", "--data", str(data), "--model", str(base), "--out", str(out),
-        "--strategy", strategy, "--epochs", "1", "--batch-size", "8",
+        "--strategy", strategy.split("+")[0], "--epochs", "1", "--batch-size", "8", *extra,
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
+    assert (out / "nearest_examples.safetensors").is_file() == (strategy == "full+nearest")
     result = cli("explain", "--model", str(out), "--text", "i lost my card", "--json")
     assert result.exit_code == 0, result.output
     explanation = json.loads(result.stdout)
     assert explanation["label"] in {"card", "refund"}
     assert [t["word"] for t in explanation["tokens"]] == ["i", "lost", "my", "card"]
     assert explanation["delta"] is not None
+    # Completeness holds through the nearest-example mixture too (it is differentiable).
+    assert abs(explanation["delta"]) < 0.05

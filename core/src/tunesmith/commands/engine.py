@@ -321,11 +321,17 @@ def train_command(
         help="Weight-space ensemble with the starting weights after full fine-tuning: 1 keeps "
         "the fine-tuned weights (default: chosen on held-out data; 0.7 for few-shot data).",
     ),
-    soup: int | None = typer.Option(
-        None,
+    soup: int = typer.Option(
+        1,
         "--soup",
         help="Full fine-tuning runs with seeds --seed, --seed+1, ... whose weights are averaged "
-        "(default: 3 for few-shot single-label data, else 1).",
+        "(a model soup; N times the training time).",
+    ),
+    nearest: str = typer.Option(
+        "auto",
+        "--nearest",
+        help="Mix nearest-training-example scores into the saved model's probabilities: "
+        "auto (few-shot single-label data) | on | off.",
     ),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
@@ -374,6 +380,7 @@ def train_command(
         contrastive=contrastive,
         wise_ft=wise_ft,
         soup=soup,
+        nearest=nearest,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
     ).validate()

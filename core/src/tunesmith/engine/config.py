@@ -19,6 +19,7 @@ POOLINGS = ("auto", "mean", "cls")
 HEAD_INITS = ("auto", "probe", "random")
 CLASS_WEIGHTS = ("none", "auto")
 LABEL_EXAMPLES = ("auto", "on", "off")
+NEAREST = ("auto", "on", "off")
 _STRATEGY_RE = re.compile(r"^(full|head|lora|freeze:(\d+))$")
 
 
@@ -68,8 +69,11 @@ class RunConfig:
     #: None: chosen on the held-out data, or 0.7 for few-shot runs without any.
     wise_ft: float | None = None
     #: Full fine-tuning runs (seeds ``seed``, ``seed + 1``, ...) from the same start whose
-    #: weights are averaged (a model soup). None: 3 for few-shot single-label data, else 1.
-    soup: int | None = None
+    #: weights are averaged (a model soup); 1 trains one model.
+    soup: int = 1
+    #: Mix nearest-training-example scores into the saved model's probabilities: ``auto`` for
+    #: few-shot single-label full fine-tuning with mean pooling, ``on``, or ``off``.
+    nearest: str = "auto"
     lora_r: int = 8
     lora_alpha: int = 16
     weight_decay: float = 0.01
@@ -126,6 +130,8 @@ class RunConfig:
             raise bad("--head-init", self.head_init, " | ".join(HEAD_INITS))
         if self.label_examples not in LABEL_EXAMPLES:
             raise bad("--label-examples", self.label_examples, " | ".join(LABEL_EXAMPLES))
+        if self.nearest not in NEAREST:
+            raise bad("--nearest", self.nearest, " | ".join(NEAREST))
         if self.class_weights not in CLASS_WEIGHTS:
             raise bad("--class-weights", self.class_weights, "none | auto")
         if self.epochs is not None and not self.epochs > 0:
@@ -146,7 +152,7 @@ class RunConfig:
             raise bad("--contrastive", self.contrastive, "a weight of 0 (off) or more")
         if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
             raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
-        if self.soup is not None and self.soup < 1:
+        if self.soup < 1:
             raise bad("--soup", self.soup, "a whole number of runs, at least 1")
         if self.lora_r < 1 or self.lora_alpha < 1:
             raise UserInputError("--lora-r and --lora-alpha must be at least 1")

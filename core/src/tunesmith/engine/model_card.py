@@ -118,6 +118,13 @@ def render_model_card(
             f"- **Model soup:** the weights of {soup['members']} fine-tuning runs from the same "
             f"start, seeds {seeds}, averaged"
         )
+    nearest = resolved.get("nearest") or {}
+    if nearest.get("weight", 1) < 1:
+        lines.append(
+            f"- **Nearest-example scores:** the probabilities are {nearest['weight']:g} the head's "
+            f"and {1 - nearest['weight']:g} from the most similar training text of each label "
+            f"(temperature {nearest.get('temperature', 0):g}; {nearest.get('source', '')})"
+        )
     wise = resolved.get("wise_ft") or {}
     if wise.get("weight", 1) < 1:
         lines.append(

@@ -123,6 +123,9 @@ def _mean_pooling_forward(
     # outside the module tree and only while training, so nothing leaks into inference.
     self.__dict__[POOLED_ATTR] = pooled if self.training else None
     logits = self.classifier(self.dropout(pooled))
+    nearest = self.__dict__.get("_tunesmith_nearest")
+    if nearest is not None and not self.training:
+        logits = nearest.mix(logits, pooled)
     loss = None
     if labels is not None:
         loss = sequence_loss(logits, labels, self.config.problem_type)
@@ -232,6 +235,9 @@ def load_classifier(path: str | Path) -> Any:
         model = auto_cls.from_pretrained(str(path))
         if not token_level and getattr(config, POOLING_KEY, None) == "mean":
             enable_mean_pooling(model)
+            from tunesmith.engine.nearest import load_for
+
+            load_for(model, path)
     model.eval()
     return model
 

@@ -7,6 +7,10 @@ the run-to-run spread is large (banking77, 5 per intent, one draw, seeds 42/43/4
 basin and behaves like the average of their predictions (0.8224 for both) at the cost of one
 model. WiSE-FT is applied to the soup afterwards, exactly as to a single fine-tuned model.
 
+It is opt-in (``--soup N``): over draws 0-2 of 5 per intent a soup of 3 gained +0.32 points on
+average over one run (0.8195, 0.8156, 0.8240 against 0.8153, 0.8149, 0.8192), for three times
+the training time.
+
 Finished members are kept in the work directory, so ``--resume`` continues with the member that
 was interrupted instead of starting the soup again.
 """
@@ -16,17 +20,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-
-#: Members of the default soup for few-shot single-label full fine-tuning.
-FEW_SHOT_MEMBERS = 3
-
-
-def resolve_members(requested: int | None, *, strategy: str, task: str, few_shot: bool) -> int:
-    """How many members to train: ``--soup`` when given, else 3 for few-shot single-label
-    full fine-tuning (where it was measured to help) and 1 otherwise."""
-    if requested is not None:
-        return requested
-    return FEW_SHOT_MEMBERS if (strategy == "full" and task == "classification" and few_shot) else 1
 
 
 def member_seed(seed: int, member: int) -> int:

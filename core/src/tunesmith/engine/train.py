@@ -215,11 +215,7 @@ def _fit(
     resolved["head_init"] = head_init
     # Soup members restart from this point, and WiSE-FT blends back towards it: only full
     # fine-tuning has one (WiSE-FT needs the probed head to make it a good one).
-    from tunesmith.engine.soup import resolve_members
-
-    members = resolve_members(
-        run.soup, strategy=strategy.kind, task=task, few_shot=prepared.few_shot
-    )
+    members = run.soup
     if members > 1 and strategy.kind != "full":
         resolved["notes"].append(f"--soup needs --strategy full; trained one model, not {members}")
         members = 1
@@ -294,6 +290,14 @@ def _fit(
             parts.append("head initialised from a linear probe")
         if members > 1:
             parts.append(f"the weights of {members} runs with different seeds averaged (a soup)")
+        if run.nearest != "off" and prepared.task == "classification" and strategy.kind == "full":
+            from tunesmith.engine.nearest import FEW_SHOT_WEIGHT as NEAREST_WEIGHT
+
+            if prepared.held is None and resolved.get("pooling") == "mean":
+                parts.append(
+                    "nearest-training-example scores mixed into the probabilities "
+                    f"(head share {NEAREST_WEIGHT:g})"
+                )
         if wise_start is not None and run.wise_ft is None and prepared.held is None:
             from tunesmith.engine.wise import FEW_SHOT_WEIGHT
 
@@ -424,6 +428,15 @@ def _fit(
     elif strategy.kind == "full":
         resolved["wise_ft"] = {"weight": 1.0, "source": "off"}
 
+    resolved["nearest"] = _nearest_examples(
+        run, prepared, model, trainer, train_ds, train_y, pad_id, held_set if has_eval else None,
+        strategy.kind, log,
+    )  # fmt: skip
+    if run.nearest == "on" and resolved["nearest"]["source"] == "not used":
+        resolved["notes"].append(
+            "--nearest on needs single-label data, mean pooling and --strategy full; not used"
+        )
+
     held_logits = None
     if has_eval:
         prediction = trainer.predict(held_set)
@@ -516,6 +529,57 @@ def _train_members(
     if trainer is None:  # every member had finished before --resume: rebuild one for predict
         trainer = make_trainer(members - 1)
     return trainer, stats, finished
+
+
+def _nearest_examples(
+    run: RunConfig,
+    prepared: PreparedData,
+    model: Any,
+    trainer: Any,
+    train_ds: Any,
+    train_y: list[Any],
+    pad_id: int,
+    held_set: Any,
+    strategy: str,
+    log: Log,
+) -> dict[str, Any]:
+    """Attach nearest-example scores to the final model when wanted; what was done."""
+    from tunesmith.engine import nearest as nx
+    from tunesmith.engine.modeling import pooling_of
+
+    wanted = nx.resolve_mode(
+        run.nearest,
+        task=prepared.task,
+        pooling=pooling_of(model) if prepared.task != "ner" else None,
+        strategy=strategy,
+        few_shot=prepared.few_shot,
+    )
+    if not wanted:
+        return {"weight": 1.0, "source": "off" if run.nearest == "off" else "not used"}
+    memory = nx.build(model, train_ds.items, list(train_y), pad_id=pad_id, weight=1.0)
+    record: dict[str, Any]
+    if held_set is not None and len(held_set) > 0:
+        nx.attach(model, memory)
+        scores = {}
+        for weight in nx.WEIGHT_GRID:
+            memory.weight = weight
+            scores[weight] = trainer.predict(held_set).metrics["test_score"]
+        best = max(scores, key=lambda w: (scores[w], w))
+        record = {
+            "source": "held-out score",
+            "scores": {f"{w:g}": round(v, 6) for w, v in scores.items()},
+        }
+    else:
+        best = nx.FEW_SHOT_WEIGHT
+        record = {"source": "few-shot default (no held-out data)"}
+    memory.weight = best
+    nx.attach(model, memory if best < 1 else None)
+    if best < 1:
+        log(
+            f"nearest-example scores mixed in (head share {best:g}, "
+            f"{memory.keys.shape[0]:,} training texts)"
+        )
+    return {"weight": best, "temperature": memory.temperature, **record}
 
 
 def _weight_space_ensemble(
@@ -621,6 +685,11 @@ def _write_model_dir(
     run_dict = run.to_dict()
     with atomic_directory(out, force=run.force) as tmp:
         model = outcome.model
+        from tunesmith.engine.nearest import attached
+
+        memory = attached(model)
+        if memory is not None:
+            memory.save(tmp)
         if hasattr(model, "peft_config"):
             model.save_pretrained(str(tmp))
             base = model.get_base_model()

@@ -1,0 +1,168 @@
+"""Nearest-example scores mixed into a classifier's probabilities.
+
+After few-shot fine-tuning with the contrastive loss, the pooled sentence space clusters tightly
+around the training texts, and "which training text is this closest to" becomes a classifier of
+its own that makes different mistakes from the linear head. The saved model keeps the normalised
+pooled embeddings of its training texts (``nearest_examples.safetensors``, beside the weights) and
+its output becomes::
+
+    p = w * softmax(head logits) + (1 - w) * softmax(s / t)
+
+where ``s[c]`` is the highest cosine similarity to any training text of label ``c``. The model
+returns ``log p`` as its logits, so prediction, calibration, evaluation and explanations see one
+ordinary differentiable classifier. Measured on banking77, 5 per intent (seven models from two
+draws and several seeds; test accuracy of the head alone -> the mixture at w 0.5, t 0.05):
+0.8149 -> 0.8237, 0.8195 -> 0.8263, 0.8227 -> 0.8276, 0.8182 -> 0.8269, 0.8156 -> 0.8211,
+0.8182 -> 0.8214, 0.8081 -> 0.8185: +0.69 points on average, better on every model.
+
+With held-out data the head's share ``w`` is chosen on it (1 switches the scores off).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserInputError
+
+NEAREST_KEY = "tunesmith_nearest"
+NEAREST_FILE = "nearest_examples.safetensors"
+#: Where the model keeps its :class:`NearestExamples` (outside the module tree, so the saved
+#: weights stay a plain Hugging Face classifier).
+NEAREST_ATTR = "_tunesmith_nearest"
+#: The head's share of the mixture without held-out data to choose one (few-shot runs).
+FEW_SHOT_WEIGHT = 0.5
+TEMPERATURE = 0.05
+#: Head shares tried on held-out data; ties go to the larger (closer to the head alone).
+WEIGHT_GRID = (0.3, 0.5, 0.7, 1.0)
+MODES = ("auto", "on", "off")
+
+
+class NearestExamples:
+    """The training texts' normalised pooled embeddings (``keys``) and their label ids."""
+
+    def __init__(
+        self, keys: Any, labels: Any, num_labels: int, weight: float, temperature: float
+    ) -> None:
+        import torch
+
+        self.keys = torch.nn.functional.normalize(keys.float(), dim=-1)
+        self.labels = labels.long()
+        self.num_labels = int(num_labels)
+        self.weight = float(weight)
+        self.temperature = float(temperature)
+
+    def scores(self, pooled: Any) -> Any:
+        """Per label, the highest cosine similarity of each pooled row to its training texts."""
+        import torch
+
+        keys = self.keys.to(device=pooled.device, dtype=pooled.dtype)
+        sims = torch.nn.functional.normalize(pooled, dim=-1) @ keys.T
+        index = self.labels.to(pooled.device).expand(sims.shape[0], -1)
+        start = torch.full(
+            (sims.shape[0], self.num_labels), -1.0, dtype=sims.dtype, device=sims.device
+        )
+        return start.scatter_reduce(1, index, sims, "amax", include_self=True)
+
+    def mix(self, logits: Any, pooled: Any) -> Any:
+        """``log(w * softmax(logits) + (1 - w) * softmax(scores / t))``, computed stably."""
+        import math
+
+        import torch
+
+        if self.weight >= 1.0:
+            return logits
+        head = torch.log_softmax(logits, dim=-1) + math.log(self.weight)
+        near = torch.log_softmax(self.scores(pooled) / self.temperature, dim=-1)
+        if self.weight <= 0.0:
+            return near
+        return torch.logaddexp(head, near + math.log1p(-self.weight))
+
+    def settings(self) -> dict[str, Any]:
+        """What ``config.json`` records under ``tunesmith_nearest``."""
+        return {
+            "weight": self.weight,
+            "temperature": self.temperature,
+            "examples": int(self.keys.shape[0]),
+            "file": NEAREST_FILE,
+        }
+
+    def save(self, directory: Path) -> Path:
+        """Write the keys and label ids beside the model's weights."""
+        from safetensors.torch import save_file
+
+        path = Path(directory) / NEAREST_FILE
+        save_file({"keys": self.keys.contiguous(), "labels": self.labels.contiguous()}, str(path))
+        return path
+
+
+def resolve_mode(
+    mode: str, *, task: str, pooling: str | None, strategy: str, few_shot: bool
+) -> bool:
+    """Whether to keep nearest-example scores: only for single-label full fine-tuning with mean
+    pooling; ``auto`` for few-shot data (where it was measured), ``on`` for any size."""
+    possible = task == "classification" and pooling == "mean" and strategy == "full"
+    if mode == "off" or not possible:
+        return False
+    return mode == "on" or few_shot
+
+
+def attach(model: Any, nearest: NearestExamples | None) -> None:
+    """Make ``model``'s inference logits mix in ``nearest`` (``None`` removes it)."""
+    if nearest is None:
+        model.__dict__.pop(NEAREST_ATTR, None)
+        config = getattr(model, "config", None)
+        if config is not None and hasattr(config, NEAREST_KEY):
+            delattr(config, NEAREST_KEY)
+        return
+    model.__dict__[NEAREST_ATTR] = nearest
+    model.config.update({NEAREST_KEY: nearest.settings()})
+
+
+def attached(model: Any) -> NearestExamples | None:
+    """The model's nearest-example scores, if it has them."""
+    return model.__dict__.get(NEAREST_ATTR)
+
+
+def build(model: Any, encodings: list[dict[str, Any]], labels: list[int], *, pad_id: int,
+          weight: float) -> NearestExamples:  # fmt: skip
+    """Embed the training texts with ``model`` (pooled as its head reads them)."""
+    import torch
+
+    from tunesmith.engine.feature_cache import compute_frozen_features, num_layers
+
+    features = compute_frozen_features(
+        model, encodings, depth=num_layers(model), pooled=True, pad_id=pad_id
+    )
+    return NearestExamples(
+        features.values,
+        torch.as_tensor(labels, dtype=torch.long),
+        num_labels=int(model.config.num_labels),
+        weight=weight,
+        temperature=TEMPERATURE,
+    )
+
+
+def load_for(model: Any, directory: Path) -> None:
+    """Attach the scores a saved model directory records in its ``config.json``, if any."""
+    settings = getattr(model.config, NEAREST_KEY, None)
+    if not settings:
+        return
+    path = Path(directory) / settings.get("file", NEAREST_FILE)
+    if not path.is_file():
+        raise UserInputError(
+            f"{path}: missing; config.json says the model mixes in nearest-example scores"
+        )
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    attach(
+        model,
+        NearestExamples(
+            tensors["keys"],
+            tensors["labels"],
+            num_labels=int(model.config.num_labels),
+            weight=float(settings["weight"]),
+            temperature=float(settings["temperature"]),
+        ),
+    )
