@@ -289,10 +289,11 @@ def test_feature_cache_gives_the_same_model_as_training_without_it(cli, files, t
 
 
 class _StopAfter:
-    """A plugin whose callback presses Ctrl-C after ``steps`` steps."""
+    """A plugin whose callback presses Ctrl-C after ``steps`` steps (of the soup's run number
+    ``in_run`` only, when given)."""
 
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
+    def __init__(self, steps: int, in_run: int | None = None) -> None:
+        self.steps, self.in_run = steps, in_run
         self.runs = []
 
     @hookimpl
@@ -300,6 +301,8 @@ class _StopAfter:
         from transformers import TrainerCallback
 
         self.runs.append(run)
+        if self.in_run is not None and len(self.runs) != self.in_run:
+            return []
         steps = self.steps
 
         class Stop(TrainerCallback):
@@ -338,33 +341,10 @@ def test_hook_tunesmith_train_callbacks_interrupted_run_resumes_to_the_end(
     assert not (tmp_path / "model.work").exists()
 
 
-class _StopInSoupRun:
-    """A plugin that presses Ctrl-C after ``steps`` steps of the soup's run number ``run``."""
-
-    def __init__(self, run: int, steps: int) -> None:
-        self.run, self.steps, self.calls = run, steps, 0
-
-    @hookimpl
-    def tunesmith_train_callbacks(self, run):
-        from transformers import TrainerCallback
-
-        self.calls += 1
-        if self.calls != self.run:
-            return []
-        steps = self.steps
-
-        class Stop(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step >= steps:
-                    raise KeyboardInterrupt
-
-        return [Stop()]
-
-
 def test_interrupted_soup_resumes_the_unfinished_run_and_keeps_the_finished_one(
     cli, files, tmp_path, register_plugin
 ):
-    plugin = _StopInSoupRun(run=2, steps=3)
+    plugin = _StopAfter(steps=3, in_run=2)
     register_plugin(plugin, "stop-in-second-run")
     out = tmp_path / "model"
     args = ("--soup", "2", "--save-steps", "2")
@@ -375,7 +355,7 @@ def test_interrupted_soup_resumes_the_unfinished_run_and_keeps_the_finished_one(
     assert not (work / "soup-member-1.safetensors").exists()
     assert (work / "checkpoints-member-1" / "checkpoint-2").is_dir()
 
-    plugin.run = 0  # no more interruptions
+    plugin.in_run = 0  # no more interruptions
     resumed = _train(cli, files, out, *args, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert "run 1 of 2 had finished" in resumed.stderr
