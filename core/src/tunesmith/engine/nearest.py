@@ -17,7 +17,9 @@ draws and several seeds; test accuracy of the head alone -> the mixture at w 0.5
 were picked on those). Over draws 0-4 with the default recipe: 0.8196 -> 0.8244 (+0.48; draws
 2-4, not used to pick w and t: +0.87, -0.68, +0.78), and the test ECE fell from ~0.11 to ~0.07.
 
-With held-out data the head's share ``w`` is chosen on it (1 switches the scores off).
+With held-out data the head's share ``w`` is chosen on it (1 switches the scores off). All
+10,003 banking77 training texts (10 % held out; one run): the head alone 0.9364 test accuracy,
+with the scores at the held-out choice w 0.7: 0.9396.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ TEMPERATURE = 0.05
 #: Head shares tried on held-out data; ties go to the larger (closer to the head alone).
 WEIGHT_GRID = (0.3, 0.5, 0.7, 1.0)
 MODES = ("auto", "on", "off")
+#: ``auto`` keeps at most this many training texts (memory and per-text cost grow with them).
+AUTO_MAX_EXAMPLES = 50_000
 
 
 class NearestExamples:
@@ -99,14 +103,22 @@ class NearestExamples:
 
 
 def resolve_mode(
-    mode: str, *, task: str, pooling: str | None, strategy: str, few_shot: bool
+    mode: str,
+    *,
+    task: str,
+    pooling: str | None,
+    strategy: str,
+    few_shot: bool,
+    held_out: bool = False,
+    n_train: int = 0,
 ) -> bool:
     """Whether to keep nearest-example scores: only for single-label full fine-tuning with mean
-    pooling; ``auto`` for few-shot data (where it was measured), ``on`` for any size."""
+    pooling; ``auto`` for few-shot data, and for data with a held-out split to choose the
+    head's share on (up to ``AUTO_MAX_EXAMPLES`` training texts); ``on`` for any size."""
     possible = task == "classification" and pooling == "mean" and strategy == "full"
     if mode == "off" or not possible:
         return False
-    return mode == "on" or few_shot
+    return mode == "on" or few_shot or (held_out and n_train <= AUTO_MAX_EXAMPLES)
 
 
 def attach(model: Any, nearest: NearestExamples | None) -> None:

@@ -553,6 +553,8 @@ def _nearest_examples(
         pooling=pooling_of(model) if prepared.task != "ner" else None,
         strategy=strategy,
         few_shot=prepared.few_shot,
+        held_out=held_set is not None and len(held_set) > 0,
+        n_train=len(train_ds),
     )
     if not wanted:
         return {"weight": 1.0, "source": "off" if run.nearest == "off" else "not used"}
