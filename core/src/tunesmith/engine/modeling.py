@@ -28,6 +28,9 @@ BASE_MODEL_KEY = "tunesmith_base_model"
 ADAPTER_KEY = "tunesmith_adapter"
 #: Where the mean-pooling forward leaves the pooled embeddings of the last training batch.
 POOLED_ATTR = "_tunesmith_pooled"
+#: Where a model keeps its nearest-example scores (``tunesmith.engine.nearest``), likewise
+#: outside the module tree so that the saved weights stay a plain classifier.
+NEAREST_ATTR = "_tunesmith_nearest"
 
 PROBLEM_TYPES = {
     "classification": "single_label_classification",
@@ -123,7 +126,7 @@ def _mean_pooling_forward(
     # outside the module tree and only while training, so nothing leaks into inference.
     self.__dict__[POOLED_ATTR] = pooled if self.training else None
     logits = self.classifier(self.dropout(pooled))
-    nearest = self.__dict__.get("_tunesmith_nearest")
+    nearest = self.__dict__.get(NEAREST_ATTR)
     if nearest is not None and not self.training:
         logits = nearest.mix(logits, pooled)
     loss = None

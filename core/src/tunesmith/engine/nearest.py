@@ -27,13 +27,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.modeling import NEAREST_ATTR
 from tunesmith.errors import UserInputError
 
 NEAREST_KEY = "tunesmith_nearest"
 NEAREST_FILE = "nearest_examples.safetensors"
-#: Where the model keeps its :class:`NearestExamples` (outside the module tree, so the saved
-#: weights stay a plain Hugging Face classifier).
-NEAREST_ATTR = "_tunesmith_nearest"
 #: The head's share of the mixture without held-out data to choose one (few-shot runs).
 FEW_SHOT_WEIGHT = 0.5
 TEMPERATURE = 0.05

@@ -290,14 +290,20 @@ def _fit(
             parts.append("head initialised from a linear probe")
         if members > 1:
             parts.append(f"the weights of {members} runs with different seeds averaged (a soup)")
-        if run.nearest != "off" and prepared.task == "classification" and strategy.kind == "full":
-            from tunesmith.engine.nearest import FEW_SHOT_WEIGHT as NEAREST_WEIGHT
+        from tunesmith.engine import nearest as nx
 
-            if prepared.held is None and resolved.get("pooling") == "mean":
-                parts.append(
-                    "nearest-training-example scores mixed into the probabilities "
-                    f"(head share {NEAREST_WEIGHT:g})"
-                )
+        uses_nearest = nx.resolve_mode(
+            run.nearest,
+            task=task,
+            pooling=resolved.get("pooling"),
+            strategy=strategy.kind,
+            few_shot=True,
+        )
+        if uses_nearest and prepared.held is None:
+            parts.append(
+                "nearest-training-example scores mixed into the probabilities "
+                f"(head share {nx.FEW_SHOT_WEIGHT:g})"
+            )
         if wise_start is not None and run.wise_ft is None and prepared.held is None:
             from tunesmith.engine.wise import FEW_SHOT_WEIGHT
 
