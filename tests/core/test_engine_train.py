@@ -244,6 +244,29 @@ def test_nearest_share_is_chosen_on_held_out_data_from_the_grid(cli, files, tmp_
     assert nearest["source"] == "held-out score"
     assert [float(w) for w in nearest["scores"]] == list(WEIGHT_GRID)
     assert nearest["scores"][f"{nearest['weight']:g}"] == max(nearest["scores"].values())
+    # A separate --eval file is the user's to measure with: it never joins the stored examples.
+    assert "held_out_added" not in nearest
+
+
+def test_held_out_split_carved_from_training_data_joins_the_nearest_examples(
+    cli, files, tmp_path, monkeypatch
+):
+    from safetensors.torch import load_file
+
+    from tunesmith.engine import nearest
+
+    monkeypatch.setattr(nearest, "WEIGHT_GRID", (0.5,))  # so the scores are surely kept
+    out = tmp_path / "model"
+    args = ("--eval-fraction", "0.25", "--nearest", "on", "--pooling", "mean")
+    result = _train(cli, files, out, *args)
+    assert result.exit_code == 0, result.output
+    resolved = json.loads((out / "run_config.json").read_text())["resolved"]
+    held = resolved["nearest"]["held_out_added"]
+    assert held == resolved["n_eval"] == 9 and resolved["n_train"] == 27 + 3  # 3 label names
+    saved = load_file(str(out / "nearest_examples.safetensors"))
+    config = json.loads((out / "config.json").read_text())["tunesmith_nearest"]
+    assert saved["keys"].shape[0] == config["examples"] == resolved["n_train"] + held
+    assert "held-out texts joined the stored examples" in (out / "README.md").read_text()
 
 
 def test_lora_adapter_reloads_with_identical_logits(cli, files, tmp_path, monkeypatch):

@@ -124,6 +124,12 @@ def render_model_card(
             f"- **Nearest-example scores:** the probabilities are {nearest['weight']:g} the head's "
             f"and {1 - nearest['weight']:g} from the most similar training text of each label "
             f"(temperature {nearest.get('temperature', 0):g}; {nearest.get('source', '')})"
+            + (
+                f"; the {nearest['held_out_added']:,} held-out texts joined the stored examples "
+                "after the metrics below were measured on them"
+                if nearest.get("held_out_added")
+                else ""
+            )
         )
     wise = resolved.get("wise_ft") or {}
     if wise.get("weight", 1) < 1:

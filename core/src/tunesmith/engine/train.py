@@ -449,6 +449,8 @@ def _fit(
         held_logits = prediction.predictions
         if isinstance(held_logits, tuple):
             held_logits = held_logits[0]
+        if not run.eval_data:
+            _remember_held_out(model, resolved["nearest"], held_ds, held_y, pad_id, log)
     return TrainOutcome(
         model=model,
         tokenizer=tokenizer,
@@ -567,12 +569,15 @@ def _nearest_examples(
     memory = nx.build(model, train_ds.items, list(train_y), pad_id=pad_id, weight=1.0)
     record: dict[str, Any]
     if held_set is not None and len(held_set) > 0:
+        from tunesmith.engine.wise import choose_weight
+
         nx.attach(model, memory)
-        scores = {}
-        for weight in nx.WEIGHT_GRID:
+
+        def score(weight: float) -> float:
             memory.weight = weight
-            scores[weight] = trainer.predict(held_set).metrics["test_score"]
-        best = max(scores, key=lambda w: (scores[w], w))
+            return trainer.predict(held_set).metrics["test_score"]
+
+        best, scores = choose_weight(score, nx.WEIGHT_GRID)
         record = {
             "source": "held-out score",
             "scores": {f"{w:g}": round(v, 6) for w, v in scores.items()},
@@ -588,6 +593,22 @@ def _nearest_examples(
             f"{memory.keys.shape[0]:,} training texts)"
         )
     return {"weight": best, "temperature": memory.temperature, **record}
+
+
+def _remember_held_out(
+    model: Any, record: dict[str, Any], held_ds: Any, held_y: list[Any], pad_id: int, log: Log
+) -> None:
+    """Add the held-out split carved from the training file to the stored examples, after
+    everything chosen or measured on it (``metrics.json`` describes the model before)."""
+    from tunesmith.engine import nearest as nx
+
+    memory = nx.attached(model)
+    if memory is None or held_ds is None or not len(held_ds):
+        return
+    memory.extend(nx.build(model, held_ds.items, list(held_y), pad_id=pad_id, weight=1.0))
+    nx.attach(model, memory)  # refreshes the example count in config.json
+    record["held_out_added"] = len(held_ds)
+    log(f"the {len(held_ds):,} held-out texts joined the nearest examples")
 
 
 def _weight_space_ensemble(
