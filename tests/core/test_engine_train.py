@@ -509,10 +509,12 @@ def test_label_examples_off_trains_on_the_rows_alone_and_on_adds_them_to_larger_
 def test_few_shot_full_fine_tune_is_blended_with_its_start_at_the_default_weight(
     cli, files, tmp_path
 ):
+    from tunesmith.engine.wise import FEW_SHOT_WEIGHT
+
     out = tmp_path / "model"
     assert _train(cli, files, out, "--epochs", "1", "--pooling", "mean").exit_code == 0
     run = json.loads((out / "run_config.json").read_text())["resolved"]
-    assert run["wise_ft"]["weight"] == 0.7 and "few-shot" in run["wise_ft"]["source"]
+    assert run["wise_ft"]["weight"] == FEW_SHOT_WEIGHT and "few-shot" in run["wise_ft"]["source"]
     assert "WiSE-FT" in (out / "README.md").read_text()
 
 

@@ -66,7 +66,7 @@ class RunConfig:
     contrastive: float | None = None
     #: Weight-space ensemble (WiSE-FT) of the fine-tuned weights with the starting point
     #: (pretrained encoder + probed head): 1 keeps the fine-tuned weights, 0 the start.
-    #: None: chosen on the held-out data, or 0.7 for few-shot runs without any.
+    #: None: chosen on the held-out data, or 0.4 for few-shot runs without any.
     wise_ft: float | None = None
     #: Full fine-tuning runs (seeds ``seed``, ``seed + 1``, ...) from the same start whose
     #: weights are averaged (a model soup); 1 trains one model.
