@@ -150,18 +150,26 @@ def attached(model: Any) -> NearestExamples | None:
     return model.__dict__.get(NEAREST_ATTR)
 
 
-def build(model: Any, encodings: list[dict[str, Any]], labels: list[int], *, pad_id: int,
-          weight: float) -> NearestExamples:  # fmt: skip
-    """Embed the training texts with ``model`` (pooled as its head reads them)."""
-    import torch
-
+def pooled_embeddings(model: Any, encodings: list[dict[str, Any]], *, pad_id: int) -> Any:
+    """The pooled embeddings of ``encodings`` as ``model``'s head reads them (not normalised)."""
     from tunesmith.engine.feature_cache import compute_frozen_features, num_layers
 
     features = compute_frozen_features(
         model, encodings, depth=num_layers(model), pooled=True, pad_id=pad_id
     )
+    return features.values
+
+
+def build(model: Any, encodings: list[dict[str, Any]], labels: list[int], *, pad_id: int,
+          weight: float, pooled: Any = None) -> NearestExamples:  # fmt: skip
+    """Embed the training texts with ``model`` (pooled as its head reads them), or store
+    ``pooled`` when the embeddings are already at hand."""
+    import torch
+
+    if pooled is None:
+        pooled = pooled_embeddings(model, encodings, pad_id=pad_id)
     return NearestExamples(
-        features.values,
+        pooled,
         torch.as_tensor(labels, dtype=torch.long),
         num_labels=int(model.config.num_labels),
         weight=weight,

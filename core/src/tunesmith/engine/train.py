@@ -434,8 +434,8 @@ def _fit(
     elif strategy.kind == "full":
         resolved["wise_ft"] = {"weight": 1.0, "source": "off"}
 
-    resolved["nearest"] = _nearest_examples(
-        run, prepared, model, trainer, train_ds, train_y, pad_id, held_set if has_eval else None,
+    resolved["nearest"], held_examples = _nearest_examples(
+        run, prepared, model, train_ds, train_y, pad_id, held_ds if has_eval else None, held_y,
         strategy.kind, log,
     )  # fmt: skip
     if run.nearest == "on" and resolved["nearest"]["source"] == "not used":
@@ -449,8 +449,8 @@ def _fit(
         held_logits = prediction.predictions
         if isinstance(held_logits, tuple):
             held_logits = held_logits[0]
-        if not run.eval_data:
-            _remember_held_out(model, resolved["nearest"], held_ds, held_y, pad_id, log)
+        if held_examples is not None and not run.eval_data:
+            _remember_held_out(model, resolved["nearest"], held_examples, log)
     return TrainOutcome(
         model=model,
         tokenizer=tokenizer,
@@ -543,45 +543,58 @@ def _nearest_examples(
     run: RunConfig,
     prepared: PreparedData,
     model: Any,
-    trainer: Any,
     train_ds: Any,
     train_y: list[Any],
     pad_id: int,
-    held_set: Any,
+    held_ds: Any,
+    held_y: list[Any] | None,
     strategy: str,
     log: Log,
-) -> dict[str, Any]:
-    """Attach nearest-example scores to the final model when wanted; what was done."""
+) -> tuple[dict[str, Any], Any]:
+    """Attach nearest-example scores to the final model when wanted; what was done, and the
+    held-out texts as stored examples (``None`` without them) for :func:`_remember_held_out`."""
     from tunesmith.engine import nearest as nx
     from tunesmith.engine.modeling import pooling_of
 
+    has_held = held_ds is not None and len(held_ds) > 0
     wanted = nx.resolve_mode(
         run.nearest,
         task=prepared.task,
         pooling=pooling_of(model) if prepared.task != "ner" else None,
         strategy=strategy,
         few_shot=prepared.few_shot,
-        held_out=held_set is not None and len(held_set) > 0,
+        held_out=has_held,
         n_train=len(train_ds),
     )
     if not wanted:
-        return {"weight": 1.0, "source": "off" if run.nearest == "off" else "not used"}
+        return {"weight": 1.0, "source": "off" if run.nearest == "off" else "not used"}, None
     memory = nx.build(model, train_ds.items, list(train_y), pad_id=pad_id, weight=1.0)
     record: dict[str, Any]
-    if held_set is not None and len(held_set) > 0:
+    held_examples = None
+    if has_held:
+        import torch
+
         from tunesmith.engine.wise import choose_weight
 
-        nx.attach(model, memory)
+        # The encoder is the same for every share: embed the held-out texts once and score
+        # each share on the mixture alone (the held-out score is accuracy for this task).
+        pooled = nx.pooled_embeddings(model, held_ds.items, pad_id=pad_id)
+        truth = torch.as_tensor(list(held_y or []), dtype=torch.long, device=pooled.device)
+        with torch.inference_mode():
+            head = model.classifier(pooled)
 
-        def score(weight: float) -> float:
-            memory.weight = weight
-            return trainer.predict(held_set).metrics["test_score"]
+            def score(weight: float) -> float:
+                memory.weight = weight
+                return float((memory.mix(head, pooled).argmax(-1) == truth).float().mean())
 
-        best, scores = choose_weight(score, nx.WEIGHT_GRID)
+            best, scores = choose_weight(score, nx.WEIGHT_GRID)
         record = {
             "source": "held-out score",
             "scores": {f"{w:g}": round(v, 6) for w, v in scores.items()},
         }
+        held_examples = nx.build(
+            model, held_ds.items, truth.tolist(), pad_id=pad_id, weight=1.0, pooled=pooled
+        )
     else:
         best = nx.FEW_SHOT_WEIGHT
         record = {"source": "few-shot default (no held-out data)"}
@@ -592,23 +605,22 @@ def _nearest_examples(
             f"nearest-example scores mixed in (head share {best:g}, "
             f"{memory.keys.shape[0]:,} training texts)"
         )
-    return {"weight": best, "temperature": memory.temperature, **record}
+    return {"weight": best, "temperature": memory.temperature, **record}, held_examples
 
 
-def _remember_held_out(
-    model: Any, record: dict[str, Any], held_ds: Any, held_y: list[Any], pad_id: int, log: Log
-) -> None:
+def _remember_held_out(model: Any, record: dict[str, Any], held: Any, log: Log) -> None:
     """Add the held-out split carved from the training file to the stored examples, after
     everything chosen or measured on it (``metrics.json`` describes the model before)."""
     from tunesmith.engine import nearest as nx
 
     memory = nx.attached(model)
-    if memory is None or held_ds is None or not len(held_ds):
+    if memory is None:  # the held-out split chose the head alone
         return
-    memory.extend(nx.build(model, held_ds.items, list(held_y), pad_id=pad_id, weight=1.0))
+    memory.extend(held)
     nx.attach(model, memory)  # refreshes the example count in config.json
-    record["held_out_added"] = len(held_ds)
-    log(f"the {len(held_ds):,} held-out texts joined the nearest examples")
+    count = int(held.keys.shape[0])
+    record["held_out_added"] = count
+    log(f"the {count:,} held-out texts joined the nearest examples")
 
 
 def _weight_space_ensemble(
