@@ -97,8 +97,11 @@ def make_recorder(folder: Path) -> Any:
     return WeightRecorder()
 
 
-def train_draw(data: Path, out: Path, folder: Path, settings: dict[str, Any]) -> float:
-    """Train one draw with the recorder attached; returns the training seconds."""
+def train_draw(
+    data: Path, out: Path, folder: Path, settings: dict[str, Any], recorder: Any = None
+) -> float:
+    """Train one draw with the recorder (``make_recorder`` or a wrapper) attached; returns the
+    training seconds."""
     import tunesmith
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
@@ -107,7 +110,7 @@ def train_draw(data: Path, out: Path, folder: Path, settings: dict[str, Any]) ->
     class Recorder:
         @tunesmith.hookimpl
         def tunesmith_train_callbacks(self, run: Any) -> list[Any]:
-            return [make_recorder(folder)]
+            return [(recorder or make_recorder)(folder)]
 
     manager = get_plugin_manager()
     plugin = Recorder()
@@ -226,6 +229,8 @@ def main() -> int:
     parser.add_argument("--tag", default="base", help="Name of this recipe (a subfolder).")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="A RunConfig override, e.g. epochs=30 (repeatable).")  # fmt: skip
+    parser.add_argument("--experiment", default=None, metavar="NAME[=VALUE]",
+                        help="A recipe change patched in (see fewshot_experiments.py).")  # fmt: skip
     parser.add_argument("--dev-size", type=int, default=2000)
     parser.add_argument("--wise", default=",".join(f"{w:g}" for w in WISE),
                         help="WiSE-FT weights to replay (comma-separated).")  # fmt: skip
@@ -245,6 +250,11 @@ def main() -> int:
             log(f"--set {item!r}: expected NAME=VALUE")
             return 2
         settings[name.replace("-", "_")] = parse_value(value)
+    recorder = None
+    if args.experiment:
+        from fewshot_experiments import apply
+
+        recorder = apply(args.experiment, make_recorder)
     rows = read_csv(banking / "train.csv")
     test = read_csv(banking / "test.csv")
     tag_dir = args.work_dir / args.tag
@@ -258,7 +268,7 @@ def main() -> int:
         if not (folder / "final.pt").is_file() or not model_dir.is_dir():
             data = write_csv(tag_dir / f"k{args.k}-draw{draw}.csv", drawn)
             log(f"{args.tag}: training {args.k} per intent, draw {draw} ({settings or 'defaults'})")
-            seconds.append(train_draw(data, model_dir, folder, settings))
+            seconds.append(train_draw(data, model_dir, folder, settings, recorder))
             log(f"  {seconds[-1]:.0f} s")
         scores_file = folder / "scores.json"
         if scores_file.is_file():
@@ -286,7 +296,7 @@ def main() -> int:
         print(f"{key:<58} {mean[key][0]:7.4f} {mean[key][1]:7.4f}")
     print(json.dumps({
         "benchmark": "fewshot_dev", "k": args.k, "draws": args.draws, "tag": args.tag,
-        "settings": settings, "train_seconds": [round(s, 1) for s in seconds],
+        "settings": settings, "experiment": args.experiment, "train_seconds": [round(s, 1) for s in seconds],
         "default": {"dev": round(mean[default][0], 4), "test": round(mean[default][1], 4)},
         "best_dev": {"choice": ranked[0], "dev": round(mean[ranked[0]][0], 4),
                      "test": round(mean[ranked[0]][1], 4)},
