@@ -14,7 +14,8 @@ the test accuracy beside it for the record only. Two steps, both resumable:
    share of the nearest-example mixture and its temperature, and a head refitted on the
    blended encoder. Prints mean development and test accuracy per choice and one JSON line.
 
-Example (10 per intent, draws 0 and 1)::
+``--quick`` trains one 5-per-intent draw for 2 epochs and replays a small grid (a smoke check of
+a few minutes). Example (10 per intent, draws 0 and 1)::
 
     python benchmarks/fewshot_dev.py --k 10 --draws 0,1 --work-dir /tmp/dev --tag base
     python benchmarks/fewshot_dev.py --k 10 --draws 0,1 --work-dir /tmp/dev --tag e30 \\
@@ -225,7 +226,10 @@ def main() -> int:
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--k", type=int, default=10, help="Examples per intent.")
     parser.add_argument("--draws", default="0,1", help="Comma-separated draw numbers.")
-    parser.add_argument("--work-dir", type=Path, required=True, help="Weights and models go here.")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="Weights and models go here (default: a temporary folder).")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help="Smoke run: one 5-per-intent draw, 2 epochs, a small grid.")  # fmt: skip
     parser.add_argument("--tag", default="base", help="Name of this recipe (a subfolder).")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="A RunConfig override, e.g. epochs=30 (repeatable).")  # fmt: skip
@@ -239,6 +243,13 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=15, help="Choices printed, best dev first.")
     args = parser.parse_args()
 
+    if args.quick:
+        args.k, args.draws, args.dev_size, args.wise, args.no_averages = 5, "0", 300, "0.4", True
+        args.set = ["epochs=2", *args.set]
+    if args.work_dir is None:
+        import tempfile
+
+        args.work_dir = Path(tempfile.mkdtemp(prefix="tunesmith-fewshot-dev-"))
     banking = args.data_root / "banking77"
     if not (banking / "train.csv").is_file():
         log(f"banking77 not found under {args.data_root}; pass --data-root")
