@@ -164,7 +164,7 @@ def score_draw(
     import torch
 
     from tunesmith.engine.loading import load_model
-    from tunesmith.engine.nearest import NearestExamples, attach
+    from tunesmith.engine.nearest import TEMPERATURE, NearestExamples, attach
     from tunesmith.engine.probe import fit_linear_probe
     from tunesmith.engine.trainer_utils import encode_texts
     from tunesmith.engine.wise import blend
@@ -198,9 +198,9 @@ def score_draw(
         blend(model, start, end, wise)
         encoded = embed_and_score(model, pad_id, sets)
         train_pooled = encoded["train"][0]
-        memory = NearestExamples(train_pooled, train_y, len(loaded.labels), 1.0, 0.05)
+        memory = NearestExamples(train_pooled, train_y, len(loaded.labels), 1.0, TEMPERATURE)
         heads = {"head": None}
-        weight, bias, l2 = fit_linear_probe(
+        weight, bias, _ = fit_linear_probe(
             train_pooled, train_y.tolist(), "classification", num_labels=len(loaded.labels),
             seed=42,
         )  # fmt: skip
@@ -219,6 +219,16 @@ def score_draw(
                 key = f"{end_name} wise={wise:g} {head_name} share={share:g} t={temperature:g}"
                 results[key] = (pair[0], pair[1])
     return results
+
+
+def default_choice() -> str:
+    """The key of what a few-shot run does today, from the engine's own constants."""
+    from tunesmith.engine import nearest, wise
+
+    return (
+        f"final wise={wise.FEW_SHOT_WEIGHT:g} head share={nearest.FEW_SHOT_WEIGHT:g} "
+        f"t={nearest.TEMPERATURE:g}"
+    )
 
 
 def main() -> int:
@@ -300,15 +310,20 @@ def main() -> int:
         )
         for k in keys
     }
-    default = "final wise=0.4 head share=0.5 t=0.05"
+    default = default_choice()
     ranked = sorted(keys, key=lambda k: -mean[k][0])
     print(f"{'choice':<58} {'dev':>7} {'test':>7}")
-    for key in [default, *[k for k in ranked[: args.top] if k != default]]:
+    shown = [default] if default in mean else []  # absent when --wise leaves it out
+    for key in [*shown, *[k for k in ranked[: args.top] if k != default]]:
         print(f"{key:<58} {mean[key][0]:7.4f} {mean[key][1]:7.4f}")
     print(json.dumps({
         "benchmark": "fewshot_dev", "k": args.k, "draws": args.draws, "tag": args.tag,
-        "settings": settings, "experiment": args.experiment, "train_seconds": [round(s, 1) for s in seconds],
-        "default": {"dev": round(mean[default][0], 4), "test": round(mean[default][1], 4)},
+        "settings": settings, "experiment": args.experiment,
+        "train_seconds": [round(s, 1) for s in seconds],
+        "default": (
+            {"dev": round(mean[default][0], 4), "test": round(mean[default][1], 4)}
+            if shown else None
+        ),
         "best_dev": {"choice": ranked[0], "dev": round(mean[ranked[0]][0], 4),
                      "test": round(mean[ranked[0]][1], 4)},
     }))  # fmt: skip
