@@ -25,6 +25,7 @@ a few minutes). Example (10 per intent, draws 0 and 1)::
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -70,8 +71,9 @@ def development_rows(
 # --- step 1: train and keep the weights ---------------------------------------------------------
 
 
-def make_recorder(folder: Path) -> Any:
-    """A TrainerCallback keeping the start, the second half's epoch ends and the final weights."""
+def make_recorder(folder: Path, keep_epochs: bool = True) -> Any:
+    """A TrainerCallback keeping the start, the second half's epoch ends (when
+    ``keep_epochs``: only the weight averages need them) and the final weights."""
     import pickle
 
     import torch
@@ -89,7 +91,7 @@ def make_recorder(folder: Path) -> Any:
 
         def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             epoch = round(float(state.epoch or 0))
-            if epoch * 2 >= args.num_train_epochs:
+            if keep_epochs and epoch * 2 >= args.num_train_epochs:
                 torch.save(snapshot(kwargs["model"]), folder / f"epoch-{epoch:03d}.pt")
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -99,10 +101,10 @@ def make_recorder(folder: Path) -> Any:
 
 
 def train_draw(
-    data: Path, out: Path, folder: Path, settings: dict[str, Any], recorder: Any = None
+    data: Path, out: Path, folder: Path, settings: dict[str, Any], recorder: Any = make_recorder
 ) -> float:
-    """Train one draw with the recorder (``make_recorder`` or a wrapper) attached; returns the
-    training seconds."""
+    """Train one draw with ``recorder(folder)`` (``make_recorder`` or a wrapper) attached;
+    returns the training seconds."""
     import tunesmith
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
@@ -111,7 +113,7 @@ def train_draw(
     class Recorder:
         @tunesmith.hookimpl
         def tunesmith_train_callbacks(self, run: Any) -> list[Any]:
-            return [(recorder or make_recorder)(folder)]
+            return [recorder(folder)]
 
     manager = get_plugin_manager()
     plugin = Recorder()
@@ -139,15 +141,6 @@ def embed_and_score(model: Any, pad_id: int, sets: dict[str, Any]) -> dict[str, 
         with torch.inference_mode():
             out[name] = (pooled, model.classifier(pooled))
     return out
-
-
-def mixture_accuracy(head: Any, pooled: Any, truth: Any, memory: Any, share: float) -> float:
-    """Accuracy of ``share * head + (1 - share) * nearest`` (share 1: the head alone)."""
-    import torch
-
-    memory.weight = share
-    with torch.inference_mode():
-        return float((memory.mix(head, pooled).argmax(-1) == truth).float().mean())
 
 
 def score_draw(
@@ -199,25 +192,28 @@ def score_draw(
         encoded = embed_and_score(model, pad_id, sets)
         train_pooled = encoded["train"][0]
         memory = NearestExamples(train_pooled, train_y, len(loaded.labels), 1.0, TEMPERATURE)
-        heads = {"head": None}
         weight, bias, _ = fit_linear_probe(
             train_pooled, train_y.tolist(), "classification", num_labels=len(loaded.labels),
             seed=42,
         )  # fmt: skip
-        heads["refit"] = (weight, bias)
-        for head_name, refit in heads.items():
+        weight, bias = torch.as_tensor(weight), torch.as_tensor(bias)
+        # Logits per head and split, computed once for every share and temperature below.
+        heads: dict[str, dict[str, tuple[Any, Any]]] = {"head": {}, "refit": {}}
+        for split in ("dev", "test"):
+            pooled, logits = encoded[split]
+            heads["head"][split] = (pooled, logits)
+            heads["refit"][split] = (pooled, pooled @ weight.T + bias)
+        for head_name, splits in heads.items():
             for share, temperature in itertools.product(SHARES, TEMPERATURES):
                 if share == 1.0 and temperature != TEMPERATURES[0]:
-                    continue
+                    continue  # the head alone: the temperature plays no part
                 memory.temperature = temperature
-                pair = []
-                for split in ("dev", "test"):
-                    pooled, logits = encoded[split]
-                    if refit is not None:
-                        logits = pooled @ torch.as_tensor(refit[0]).T + torch.as_tensor(refit[1])
-                    pair.append(mixture_accuracy(logits, pooled, truth[split], memory, share))
+                dev_score, test_score = (
+                    memory.accuracy(logits, pooled, truth[split], share)
+                    for split, (pooled, logits) in splits.items()
+                )
                 key = f"{end_name} wise={wise:g} {head_name} share={share:g} t={temperature:g}"
-                results[key] = (pair[0], pair[1])
+                results[key] = (dev_score, test_score)
     return results
 
 
@@ -271,15 +267,16 @@ def main() -> int:
             log(f"--set {item!r}: expected NAME=VALUE")
             return 2
         settings[name.replace("-", "_")] = parse_value(value)
-    recorder = None
+    recorder = functools.partial(make_recorder, keep_epochs=not args.no_averages)
     if args.experiment:
         from fewshot_experiments import apply
 
-        recorder = apply(args.experiment, make_recorder)
+        recorder = apply(args.experiment, recorder)
     rows = read_csv(banking / "train.csv")
     test = read_csv(banking / "test.csv")
     tag_dir = args.work_dir / args.tag
     tag_dir.mkdir(parents=True, exist_ok=True)
+    wise_grid = [float(w) for w in args.wise.split(",")]
     per_draw: list[dict[str, tuple[float, float]]] = []
     seconds: list[float] = []
     for draw in (int(d) for d in args.draws.split(",")):
@@ -291,15 +288,17 @@ def main() -> int:
             log(f"{args.tag}: training {args.k} per intent, draw {draw} ({settings or 'defaults'})")
             seconds.append(train_draw(data, model_dir, folder, settings, recorder))
             log(f"  {seconds[-1]:.0f} s")
+        # Scores are reused only for the same grid: another --wise or --dev-size rescores.
+        grid = {"wise": wise_grid, "averages": not args.no_averages, "dev_size": args.dev_size}
         scores_file = folder / "scores.json"
-        if scores_file.is_file():
-            per_draw.append({k: tuple(v) for k, v in json.loads(scores_file.read_text()).items()})
+        kept = json.loads(scores_file.read_text()) if scores_file.is_file() else {}
+        if kept.get("grid") == grid:
+            per_draw.append({k: tuple(v) for k, v in kept["scores"].items()})
             continue
         log(f"{args.tag}: scoring draw {draw}")
         dev = development_rows(rows, drawn, args.dev_size)
-        wise_grid = tuple(float(w) for w in args.wise.split(","))
-        scores = score_draw(folder, model_dir, dev, test, wise_grid, not args.no_averages)
-        scores_file.write_text(json.dumps(scores))
+        scores = score_draw(folder, model_dir, dev, test, tuple(wise_grid), grid["averages"])
+        scores_file.write_text(json.dumps({"grid": grid, "scores": scores}))
         per_draw.append(scores)
 
     keys = list(per_draw[0])

@@ -27,20 +27,17 @@ def hard_negative_order(
 ) -> list[int]:
     """Same-label pairs as in ``paired_order``, each batch's labels drawn near a random seed
     label (from its ``HARD_POOL`` most similar labels that still have pairs)."""
-    by_label: dict[int, list[list[int]]] = {}
-    members: dict[int, list[int]] = {}
-    for index, label in enumerate(labels):
-        members.setdefault(label, []).append(index)
-    for label, items in members.items():
-        rng.shuffle(items)
-        by_label[label] = [items[k : k + 2] for k in range(0, len(items), 2)]
+    from tunesmith.engine.trainer_utils import same_label_pairs
+
+    by_label = same_label_pairs(labels, rng)
     per_batch = max(1, batch_size // 2)
     batches: list[list[int]] = []
     while any(by_label.values()):
         live = [label for label, pairs in by_label.items() if pairs]
         seed = rng.choice(live)
         near = sorted((x for x in live if x != seed), key=lambda x: -similarity[seed][x])
-        chosen = [seed, *rng.sample(near[:HARD_POOL], min(per_batch - 1, len(near[:HARD_POOL])))]
+        pool = near[:HARD_POOL]
+        chosen = [seed, *rng.sample(pool, min(per_batch - 1, len(pool)))]
         batches.append([i for label in chosen for i in by_label[label].pop()])
     rng.shuffle(batches)
     return [i for batch in batches for i in batch]

@@ -89,6 +89,16 @@ class NearestExamples:
             return near
         return torch.logaddexp(head, near + math.log1p(-self.weight))
 
+    def accuracy(self, logits: Any, pooled: Any, truth: Any, weight: float) -> float:
+        """Accuracy of the mixture at head share ``weight`` (kept as the share afterwards), from
+        head ``logits`` and ``pooled`` embeddings already computed: choosing a share needs no
+        encoder pass of its own."""
+        import torch
+
+        self.weight = float(weight)
+        with torch.inference_mode():
+            return float((self.mix(logits, pooled).argmax(-1) == truth).float().mean())
+
     def extend(self, other: NearestExamples) -> None:
         """Remember ``other``'s texts as well (the held-out split once it has been used)."""
         import torch

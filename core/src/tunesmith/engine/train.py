@@ -582,12 +582,9 @@ def _nearest_examples(
         truth = torch.as_tensor(list(held_y or []), dtype=torch.long, device=pooled.device)
         with torch.inference_mode():
             head = model.classifier(pooled)
-
-            def score(weight: float) -> float:
-                memory.weight = weight
-                return float((memory.mix(head, pooled).argmax(-1) == truth).float().mean())
-
-            best, scores = choose_weight(score, nx.WEIGHT_GRID)
+        best, scores = choose_weight(
+            lambda weight: memory.accuracy(head, pooled, truth, weight), nx.WEIGHT_GRID
+        )
         record = {
             "source": "held-out score",
             "scores": {f"{w:g}": round(v, 6) for w, v in scores.items()},

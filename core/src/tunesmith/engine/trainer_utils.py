@@ -166,17 +166,22 @@ def supervised_contrastive_loss(embeddings: Any, labels: Any, temperature: float
     return -per_anchor.mean()
 
 
-def paired_order(labels: list[int], lengths: list[int], batch_size: int, rng: Any) -> list[int]:
-    """An epoch's order in which examples come in same-label pairs (so every batch has
-    positives for the contrastive loss), pairs grouped by length to keep padding low."""
+def same_label_pairs(labels: list[int], rng: Any) -> dict[int, list[list[int]]]:
+    """Per label, its example indices shuffled and cut into pairs (a last single when odd)."""
     by_label: dict[int, list[int]] = {}
     for index, label in enumerate(labels):
         by_label.setdefault(label, []).append(index)
-    pairs: list[list[int]] = []
-    for members in by_label.values():
-        members = list(members)
+    pairs: dict[int, list[list[int]]] = {}
+    for label, members in by_label.items():
         rng.shuffle(members)
-        pairs.extend(members[k : k + 2] for k in range(0, len(members), 2))
+        pairs[label] = [members[k : k + 2] for k in range(0, len(members), 2)]
+    return pairs
+
+
+def paired_order(labels: list[int], lengths: list[int], batch_size: int, rng: Any) -> list[int]:
+    """An epoch's order in which examples come in same-label pairs (so every batch has
+    positives for the contrastive loss), pairs grouped by length to keep padding low."""
+    pairs = [pair for group in same_label_pairs(labels, rng).values() for pair in group]
     rng.shuffle(pairs)
     # Length grouping as the Trainer does it: sort inside mega-batches of 50 batches.
     chunk = max(1, batch_size // 2) * 50
