@@ -269,6 +269,97 @@ def test_held_out_split_carved_from_training_data_joins_the_nearest_examples(
     assert "held-out texts joined the stored examples" in (out / "README.md").read_text()
 
 
+def _write_texts(path: Path, texts: list[str], column: str = "text") -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([column])
+        writer.writerows([t] for t in texts)
+    return path
+
+
+def test_unlabelled_texts_are_pseudo_labelled_and_join_the_nearest_examples(cli, files, tmp_path):
+    from safetensors.torch import load_file
+
+    texts = [f"{s} {p}" for ps in INTENTS.values() for p in ps for s in SUBJECTS[4:]]
+    pool = _write_texts(tmp_path / "pool.csv", texts)
+    out = tmp_path / "model"
+    # Every top probability of 3 labels is at least 1/3, so 0.3 keeps every text: a known count.
+    args = ("--epochs", "1", "--pooling", "mean", "--unlabelled", str(pool))
+    result = _train(cli, files, out, *args, "--pseudo-threshold", "0.3")
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "run_config.json").read_text())["resolved"]["self_training"]
+    assert record["file"] == "pool.csv" and record["unlabelled_texts"] == len(texts) == 18
+    assert [r["pseudo_labelled"] for r in record["rounds"]] == [18, 18] and record["kept"]
+    config = json.loads((out / "config.json").read_text())["tunesmith_nearest"]
+    assert config["examples"] == 39 + 18  # 36 rows, 3 label names, 18 pseudo-labelled texts
+    assert load_file(str(out / "nearest_examples.safetensors"))["keys"].shape[0] == 57
+    assert "Self-training:** 18 unlabelled texts from pool.csv" in (out / "README.md").read_text()
+    assert cli("predict", "--model", str(out), "--text", "i lost my card").exit_code == 0
+
+
+def test_self_training_that_lowers_held_out_accuracy_is_undone(cli, files, tmp_path, monkeypatch):
+    from tunesmith.engine import self_training
+
+    calls = iter([1.0, 0.5])  # held-out accuracy before, then after self-training
+    real = self_training.self_train
+
+    def worse(*args, score=None, **kwargs):
+        return real(*args, score=lambda: next(calls), **kwargs)
+
+    monkeypatch.setattr(self_training, "self_train", worse)
+    pool = _write_texts(tmp_path / "pool.csv", ["i lost my card", "we want a refund"])
+    out, plain = tmp_path / "model", tmp_path / "plain"
+    extra = ("--eval", str(files["eval"]), "--pooling", "mean", "--nearest", "on")
+    assert _train(cli, files, out, *extra, "--unlabelled", str(pool)).exit_code == 0
+    assert _train(cli, files, plain, *extra).exit_code == 0
+    record = json.loads((out / "run_config.json").read_text())["resolved"]["self_training"]
+    assert record["kept"] is False and record["held_out_accuracy"] == {"before": 1.0, "after": 0.5}
+    assert "undone" in (out / "README.md").read_text()
+    import torch
+
+    assert torch.equal(_logits(out, PROBE_TEXTS), _logits(plain, PROBE_TEXTS))
+
+
+def test_self_train_pseudo_labels_confident_texts_and_refits_the_head():
+    import torch
+
+    from tunesmith.engine.nearest import NearestExamples
+    from tunesmith.engine.self_training import self_train
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = torch.nn.Linear(2, 2)
+            self.config = type("Config", (), {"num_labels": 2})()
+
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[3.0, 0.0], [0.0, 3.0]])
+    pool_y = torch.arange(200) % 2
+    pool = centres[pool_y] + 0.8 * torch.randn(200, 2, generator=generator)
+    train_x, train_y = centres.clone(), torch.tensor([0, 1])
+    model = Tiny()
+    with torch.no_grad():  # a head that leans towards label 0
+        model.classifier.weight.copy_(torch.tensor([[1.0, 0.2], [0.0, 1.0]]))
+        model.classifier.bias.copy_(torch.tensor([3.0, 0.0]))
+    memory = NearestExamples(train_x, train_y, 2, weight=0.5, temperature=0.05)
+
+    def accuracy() -> float:  # of the head alone: the refit is what should improve it
+        with torch.inference_mode():
+            return float((model.classifier(pool).argmax(-1) == pool_y).float().mean())
+
+    before = accuracy()
+    assert before < 0.8
+    record = self_train(model, memory, train_x, train_y.tolist(), pool, threshold=0.9, rounds=2)
+    kept = record["rounds"][-1]["pseudo_labelled"]
+    assert 0 < kept < 200 and record["kept"]
+    assert memory.keys.shape[0] == 2 + kept and memory.labels[:2].tolist() == [0, 1]
+    assert accuracy() > 0.95
+
+    untouched = Tiny()
+    none = self_train(untouched, None, train_x, [0, 1], pool[:0], threshold=0.9, rounds=1)
+    assert none["rounds"] == [{"round": 1, "pseudo_labelled": 0}] and none["kept"] is False
+
+
 def test_lora_adapter_reloads_with_identical_logits(cli, files, tmp_path, monkeypatch):
     import numpy as np
 
@@ -601,9 +692,16 @@ def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
         (("--label-examples", "maybe"), "--label-examples"),
         (("--soup", "0"), "--soup"),
         (("--nearest", "maybe"), "--nearest"),
+        (("--unlabelled", "/no/such/pool.csv"), "/no/such/pool.csv"),
+        (("--unlabelled", "TRAIN", "--pseudo-threshold", "0"), "--pseudo-threshold"),
+        (("--unlabelled", "TRAIN", "--pseudo-rounds", "0"), "--pseudo-rounds"),
+        (("--unlabelled", "TRAIN", "--strategy", "lora"), "--strategy lora"),
+        (("--unlabelled", "TRAIN", "--label-sep", "|"), "single-label"),
+        (("--unlabelled", "TRAIN", "--text-col", "body"), "body"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(cli, files, tmp_path, extra, needle):
+    extra = tuple(str(files["train"]) if arg == "TRAIN" else arg for arg in extra)
     result = _train(cli, files, tmp_path / "model", *extra)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()

@@ -319,7 +319,7 @@ def train_command(
         None,
         "--wise-ft",
         help="Weight-space ensemble with the starting weights after full fine-tuning: 1 keeps "
-        "the fine-tuned weights (default: chosen on held-out data; 0.7 for few-shot data).",
+        "the fine-tuned weights (default: chosen on held-out data; 0.4 for few-shot data).",
     ),
     soup: int = typer.Option(
         1,
@@ -332,6 +332,20 @@ def train_command(
         "--nearest",
         help="Mix nearest-training-example scores into the saved model's probabilities: "
         "auto (few-shot single-label data) | on | off.",
+    ),
+    unlabelled: Path | None = typer.Option(
+        None,
+        "--unlabelled",
+        help="CSV/JSONL/Parquet of unlabelled texts (column --text-col) for self-training: "
+        "confident predictions join the stored examples and the head is refitted with them.",
+    ),
+    pseudo_threshold: float = typer.Option(
+        0.8,
+        "--pseudo-threshold",
+        help="--unlabelled: lowest predicted probability that makes a text a pseudo-label.",
+    ),
+    pseudo_rounds: int = typer.Option(
+        2, "--pseudo-rounds", help="--unlabelled: self-training rounds."
     ),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
@@ -381,6 +395,9 @@ def train_command(
         wise_ft=wise_ft,
         soup=soup,
         nearest=nearest,
+        unlabelled=str(unlabelled) if unlabelled else None,
+        pseudo_threshold=pseudo_threshold,
+        pseudo_rounds=pseudo_rounds,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
     ).validate()

@@ -74,6 +74,13 @@ class RunConfig:
     #: Mix nearest-training-example scores into the saved model's probabilities: ``auto`` for
     #: few-shot single-label full fine-tuning with mean pooling, ``on``, or ``off``.
     nearest: str = "auto"
+    #: A file of unlabelled texts (``text_col``) for self-training after fine-tuning: its
+    #: confident predictions join the stored examples and the head is refitted with them.
+    unlabelled: str | None = None
+    #: Lowest predicted probability that makes an unlabelled text a pseudo-labelled example.
+    pseudo_threshold: float = 0.8
+    #: Self-training rounds (each predicts again with the refitted head).
+    pseudo_rounds: int = 2
     lora_r: int = 8
     lora_alpha: int = 16
     weight_decay: float = 0.01
@@ -154,6 +161,20 @@ class RunConfig:
             raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
         if self.soup < 1:
             raise bad("--soup", self.soup, "a whole number of runs, at least 1")
+        if not 0 < self.pseudo_threshold <= 1:
+            raise bad(
+                "--pseudo-threshold", self.pseudo_threshold, "a probability above 0, at most 1"
+            )
+        if self.pseudo_rounds < 1:
+            raise bad("--pseudo-rounds", self.pseudo_rounds, "a whole number of rounds, at least 1")
+        if self.unlabelled is not None and (self.task in ("multilabel", "ner") or self.label_sep):
+            raise UserInputError(
+                "--unlabelled: self-training needs single-label classification data"
+            )
+        if self.unlabelled is not None and self.strategy_kind == "lora":
+            raise UserInputError(
+                "--unlabelled is not supported with --strategy lora; use full, freeze:K or head"
+            )
         if self.lora_r < 1 or self.lora_alpha < 1:
             raise UserInputError("--lora-r and --lora-alpha must be at least 1")
         if self.label_sep == "":
@@ -165,7 +186,11 @@ class RunConfig:
             )
         if self.eval_data and self.eval_fraction:
             raise UserInputError("give either --eval or --eval-fraction, not both")
-        for path, flag in ((self.data, "--data"), (self.eval_data, "--eval")):
+        for path, flag in (
+            (self.data, "--data"),
+            (self.eval_data, "--eval"),
+            (self.unlabelled, "--unlabelled"),
+        ):
             if path is not None and not Path(path).is_file():
                 raise UserInputError(f"{flag} {path}: no such file")
         return self

@@ -131,6 +131,7 @@ def render_model_card(
                 else ""
             )
         )
+    lines += _self_training_lines(resolved.get("self_training"))
     wise = resolved.get("wise_ft") or {}
     if wise.get("weight", 1) < 1:
         lines.append(
@@ -164,3 +165,23 @@ def render_model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _self_training_lines(record: dict[str, Any] | None) -> list[str]:
+    """The model card's line on ``--unlabelled`` self-training, if the run used it."""
+    if not record:
+        return []
+    rounds = record.get("rounds") or []
+    counts = ", ".join(f"{r.get('pseudo_labelled', 0):,}" for r in rounds)
+    outcome = (
+        "kept"
+        if record.get("kept")
+        else "undone (it did not help on the held-out data)"
+        if record.get("held_out_accuracy")
+        else "nothing kept"
+    )
+    return [
+        f"- **Self-training:** {record.get('unlabelled_texts', 0):,} unlabelled texts from "
+        f"{record.get('file', '')}; {len(rounds)} round(s) pseudo-labelled {counts} of them at "
+        f"probability >= {record.get('threshold', 0):g} and refitted the head; {outcome}"
+    ]

@@ -43,6 +43,8 @@ class PreparedData:
     n_augmented: int = 0
     #: How many label names were added as training examples (``--label-examples``).
     n_label_examples: int = 0
+    #: ``--unlabelled`` texts for self-training (``None`` without the flag).
+    unlabelled: list[str] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -161,6 +163,7 @@ def prepare_data(
         task = "ner"
     else:
         train, held, cleaning, task = _load_text_data(run, log)
+    unlabelled = _unlabelled_texts(run, task, log)
     few_shot = _few_shot(task, train)
     name = Path(run.data).name
     fraction = 0.0
@@ -187,6 +190,7 @@ def prepare_data(
         cleaning=cleaning,
         few_shot=few_shot,
         eval_fraction=fraction,
+        unlabelled=unlabelled,
     )
     if run.augment:
         from tunesmith.data.augment import augment_dataset
@@ -209,6 +213,19 @@ def prepare_data(
     if task == "ner" and "O" not in prepared.labels:
         prepared.labels = sorted([*prepared.labels, "O"])
     return prepared
+
+
+def _unlabelled_texts(run: RunConfig, task: str, log: Log) -> list[str] | None:
+    """The ``--unlabelled`` file's texts (column ``--text-col``; labels, if any, are ignored)."""
+    if run.unlabelled is None:
+        return None
+    if task != "classification":
+        raise UserInputError("--unlabelled: self-training needs single-label classification data")
+    from tunesmith.data.load import read_texts
+
+    texts = read_texts(run.unlabelled, text_col=run.text_col)
+    log(f"  unlabelled: {len(texts):,} texts from {Path(run.unlabelled).name} for self-training")
+    return texts
 
 
 def _add_label_examples(run: RunConfig, prepared: PreparedData, log: Log) -> None:

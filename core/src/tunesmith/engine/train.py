@@ -443,6 +443,12 @@ def _fit(
             "--nearest on needs single-label data, mean pooling and --strategy full; not used"
         )
 
+    if prepared.unlabelled:
+        resolved["self_training"] = _self_train(
+            run, prepared, model, tokenizer, train_ds, train_y, held_ds if has_eval else None,
+            held_y, pad_id, max_length, log,
+        )  # fmt: skip
+
     held_logits = None
     if has_eval:
         prediction = trainer.predict(held_set)
@@ -603,6 +609,54 @@ def _nearest_examples(
             f"{memory.keys.shape[0]:,} training texts)"
         )
     return {"weight": best, "temperature": memory.temperature, **record}, held_examples
+
+
+def _self_train(
+    run: RunConfig,
+    prepared: PreparedData,
+    model: Any,
+    tokenizer: Any,
+    train_ds: Any,
+    train_y: list[Any],
+    held_ds: Any,
+    held_y: list[Any] | None,
+    pad_id: int,
+    max_length: int,
+    log: Log,
+) -> dict[str, Any]:
+    """``--unlabelled``: pseudo-label the unlabelled texts and refit the head (and memory)."""
+    import torch
+
+    from tunesmith.engine import nearest as nx
+    from tunesmith.engine.self_training import self_train
+    from tunesmith.engine.trainer_utils import encode_texts
+
+    texts = prepared.unlabelled or []
+    unlabelled = nx.pooled_embeddings(
+        model, encode_texts(tokenizer, texts, max_length), pad_id=pad_id
+    )
+    train_pooled = nx.pooled_embeddings(model, train_ds.items, pad_id=pad_id)
+    memory = nx.attached(model)
+    score = None
+    if held_ds is not None and len(held_ds) > 0:
+        held_pooled = nx.pooled_embeddings(model, held_ds.items, pad_id=pad_id)
+        truth = torch.as_tensor(list(held_y or []), dtype=torch.long)
+
+        def score() -> float:
+            with torch.inference_mode():
+                logits = model.classifier(held_pooled)
+                if memory is not None:
+                    logits = memory.mix(logits, held_pooled)
+                return float((logits.argmax(-1).cpu() == truth).float().mean())
+
+    record = self_train(
+        model, memory, train_pooled, list(train_y), unlabelled,
+        threshold=run.pseudo_threshold, rounds=run.pseudo_rounds, seed=run.seed, score=score,
+        log=log,
+    )  # fmt: skip
+    if memory is not None:
+        nx.attach(model, memory)  # refreshes the example count in config.json
+    return {"file": Path(run.unlabelled or "").name, **record}
 
 
 def _remember_held_out(model: Any, record: dict[str, Any], held: Any, log: Log) -> None:

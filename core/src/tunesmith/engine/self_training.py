@@ -1,0 +1,123 @@
+"""Self-training on unlabelled text: confident predictions become extra examples.
+
+Labelled text is scarce, unlabelled text usually is not (the tickets nobody has tagged yet). After
+fine-tuning, the model predicts every unlabelled text; those it labels with probability at least
+``threshold`` join the nearest-example memory (when the model has one) and the classifier head is
+refitted by the linear probe on the labelled and the pseudo-labelled embeddings together. A second
+round predicts again with the refitted head and the larger memory, and starts from the labelled
+texts again (the pseudo-labels are re-chosen, not accumulated). The encoder is not trained again:
+this costs one encoder pass over the unlabelled texts, not another fine-tuning run.
+
+Measured on banking77, 10 labelled texts per intent (the five draws of ``benchmarks/accuracy.py``,
+their saved models, the other training texts as the unlabelled pool with their labels removed;
+choices made on 3,000 training texts kept out of the pool): development accuracy 0.8613 ->
+0.8739 (one round) -> 0.8751 (two rounds) at threshold 0.8; thresholds 0.6-0.9 all lay within
+0.8717-0.8751, and refitting the head beat only adding memory (0.8703).
+
+With held-out data the self-trained model is kept only if its held-out accuracy is at least the
+model's before; without any (few-shot runs) it is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+#: Defaults of ``--pseudo-threshold`` and ``--pseudo-rounds`` (see the module docstring).
+THRESHOLD = 0.8
+ROUNDS = 2
+
+
+def _predict(model: Any, memory: Any, pooled: Any) -> tuple[Any, Any]:
+    """Top probability and label of each pooled row, through the head and the memory."""
+    import torch
+
+    with torch.inference_mode():
+        logits = model.classifier(pooled)
+        if memory is not None:
+            logits = memory.mix(logits, pooled)
+        confidence, label = torch.softmax(logits.float(), dim=-1).max(dim=-1)
+    return confidence, label
+
+
+def self_train(
+    model: Any,
+    memory: Any,
+    train_pooled: Any,
+    train_labels: Any,
+    unlabelled_pooled: Any,
+    *,
+    threshold: float = THRESHOLD,
+    rounds: int = ROUNDS,
+    seed: int = 0,
+    score: Callable[[], float] | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
+    """Pseudo-label ``unlabelled_pooled`` and refit ``model``'s head (and ``memory``) in place.
+
+    ``train_pooled`` / ``train_labels`` are the labelled texts' pooled embeddings (as the head
+    reads them) and label ids; ``memory`` is the model's :class:`NearestExamples` or ``None``.
+    ``score()``, when given, measures the model on held-out data: if self-training lowers it,
+    the head and memory are put back. Returns what was done, for ``run_config.json``.
+    """
+    import torch
+
+    from tunesmith.engine.modeling import set_head_weights
+    from tunesmith.engine.probe import fit_linear_probe
+
+    head = model.classifier
+    saved_head = (head.weight.detach().clone(), head.bias.detach().clone())
+    saved_memory = (memory.keys, memory.labels) if memory is not None else None
+    labelled_keys = memory.keys if memory is not None else None
+    labels = torch.as_tensor(train_labels, dtype=torch.long)
+    before = score() if score is not None else None
+    record: dict[str, Any] = {
+        "unlabelled_texts": int(unlabelled_pooled.shape[0]),
+        "threshold": threshold,
+        "rounds": [],
+    }
+    for number in range(1, rounds + 1):
+        confidence, predicted = _predict(model, memory, unlabelled_pooled)
+        keep = confidence >= threshold
+        kept = int(keep.sum())
+        if kept == 0:
+            record["rounds"].append({"round": number, "pseudo_labelled": 0})
+            log(f"self-training round {number}: no unlabelled text reached {threshold:g}")
+            break
+        features = torch.cat([train_pooled.float(), unlabelled_pooled[keep].float()])
+        targets = torch.cat([labels, predicted[keep].cpu()])
+        weight, bias, l2 = fit_linear_probe(
+            features, targets.tolist(), "classification",
+            num_labels=int(model.config.num_labels), seed=seed,
+        )  # fmt: skip
+        set_head_weights(model, weight, bias)
+        if memory is not None:
+            extra = torch.nn.functional.normalize(unlabelled_pooled[keep].float(), dim=-1)
+            memory.keys = torch.cat([labelled_keys, extra.to(labelled_keys.dtype)])
+            memory.labels = torch.cat([saved_memory[1], predicted[keep].cpu().long()])
+        record["rounds"].append(
+            {
+                "round": number,
+                "pseudo_labelled": kept,
+                "labels_covered": int(predicted[keep].unique().numel()),
+                "l2": l2,
+            }
+        )
+        log(
+            f"self-training round {number}: {kept:,} of {record['unlabelled_texts']:,} "
+            f"unlabelled texts pseudo-labelled (probability >= {threshold:g}), head refitted"
+        )
+    if before is not None:
+        after = score()
+        record["held_out_accuracy"] = {"before": round(before, 6), "after": round(after, 6)}
+        if after < before:
+            with torch.no_grad():
+                head.weight.copy_(saved_head[0])
+                head.bias.copy_(saved_head[1])
+            if memory is not None:
+                memory.keys, memory.labels = saved_memory
+            record["kept"] = False
+            log(f"self-training lowered held-out accuracy ({before:.4f} -> {after:.4f}); undone")
+            return record
+    record["kept"] = bool(record["rounds"] and record["rounds"][0]["pseudo_labelled"])
+    return record
