@@ -290,6 +290,7 @@ def test_unlabelled_texts_are_pseudo_labelled_and_join_the_nearest_examples(cli,
     record = json.loads((out / "run_config.json").read_text())["resolved"]["self_training"]
     assert record["file"] == "pool.csv" and record["unlabelled_texts"] == len(texts) == 18
     assert [r["pseudo_labelled"] for r in record["rounds"]] == [18, 18] and record["kept"]
+    assert record["seconds"] >= 0
     config = json.loads((out / "config.json").read_text())["tunesmith_nearest"]
     assert config["examples"] == 39 + 18  # 36 rows, 3 label names, 18 pseudo-labelled texts
     assert load_file(str(out / "nearest_examples.safetensors"))["keys"].shape[0] == 57

@@ -631,6 +631,7 @@ def _self_train(
     from tunesmith.engine.self_training import self_train
     from tunesmith.engine.trainer_utils import encode_texts
 
+    started = time.perf_counter()
     texts = prepared.unlabelled or []
     unlabelled = nx.pooled_embeddings(
         model, encode_texts(tokenizer, texts, max_length), pad_id=pad_id
@@ -656,7 +657,8 @@ def _self_train(
     )  # fmt: skip
     if memory is not None:
         nx.attach(model, memory)  # refreshes the example count in config.json
-    return {"file": Path(run.unlabelled or "").name, **record}
+    seconds = round(time.perf_counter() - started, 1)
+    return {"file": Path(run.unlabelled or "").name, **record, "seconds": seconds}
 
 
 def _remember_held_out(model: Any, record: dict[str, Any], held: Any, log: Log) -> None:
