@@ -12,7 +12,10 @@ the test accuracy beside it for the record only. Two steps, both resumable:
 2. ``score``: every inference-time choice is replayed on those weights without retraining:
    which weights (final, or the average of the last epochs), the WiSE-FT weight, the head's
    share of the nearest-example mixture and its temperature, and a head refitted on the
-   blended encoder. Prints mean development and test accuracy per choice and one JSON line.
+   blended encoder; with ``--unlabelled``, self-training (``tunesmith train --unlabelled``) on
+   the training texts outside the draw and the development set, their labels unread, at every
+   threshold and number of rounds of a small grid. Prints mean development and test accuracy
+   per choice and one JSON line.
 
 ``--quick`` trains one 5-per-intent draw for 2 epochs and replays a small grid (a smoke check of
 a few minutes). Example (10 per intent, draws 0 and 1)::
@@ -43,6 +46,9 @@ from accuracy import draw_per_label  # noqa: E402
 from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
 
 WISE = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+#: ``--unlabelled``: self-training thresholds and rounds replayed at the default blend.
+PSEUDO_THRESHOLDS = (0.6, 0.7, 0.8, 0.9)
+PSEUDO_ROUNDS = (1, 2)
 SHARES = (0.3, 0.4, 0.5, 0.6, 0.7, 1.0)
 TEMPERATURES = (0.03, 0.05, 0.07)
 
@@ -150,8 +156,12 @@ def score_draw(
     test: list[dict],
     wise_grid: tuple[float, ...] = WISE,
     averages: bool = True,
+    pool: list[dict] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Development and test accuracy of every choice for one draw: ``{choice: (dev, test)}``."""
+    """Development and test accuracy of every choice for one draw: ``{choice: (dev, test)}``.
+
+    With ``pool`` (unlabelled rows: their labels are not read), self-training is replayed as
+    ``--unlabelled`` does it, at the final weights blended by the few-shot WiSE-FT weight."""
     import pickle
 
     import torch
@@ -160,7 +170,7 @@ def score_draw(
     from tunesmith.engine.nearest import TEMPERATURE, NearestExamples, attach
     from tunesmith.engine.probe import fit_linear_probe
     from tunesmith.engine.trainer_utils import encode_texts
-    from tunesmith.engine.wise import blend
+    from tunesmith.engine.wise import FEW_SHOT_WEIGHT, blend
 
     loaded = load_model(model_dir)
     model, tokenizer = loaded.model, loaded.tokenizer
@@ -214,6 +224,65 @@ def score_draw(
                 )
                 key = f"{end_name} wise={wise:g} {head_name} share={share:g} t={temperature:g}"
                 results[key] = (dev_score, test_score)
+        if pool is not None and end_name == "final" and wise == FEW_SHOT_WEIGHT:
+            unlabelled = encode_texts(tokenizer, [r["text"] for r in pool], loaded.max_length)
+            results.update(
+                self_training_scores(
+                    model, pad_id, unlabelled, encoded, truth, train_y, len(loaded.labels),
+                    f"{end_name} wise={wise:g}",
+                )
+            )  # fmt: skip
+    return results
+
+
+def self_training_scores(
+    model: Any,
+    pad_id: int,
+    unlabelled: list[dict],
+    encoded: dict[str, tuple],
+    truth: dict[str, Any],
+    train_y: Any,
+    num_labels: int,
+    prefix: str,
+) -> dict[str, tuple[float, float]]:
+    """Development and test accuracy after the engine's ``self_train`` at every threshold and
+    number of rounds of the grid, from the model's weights as they are (head put back after)."""
+    import torch
+
+    from tunesmith.engine.nearest import (
+        FEW_SHOT_WEIGHT,
+        TEMPERATURE,
+        NearestExamples,
+        pooled_embeddings,
+    )
+    from tunesmith.engine.self_training import self_train
+
+    pool_pooled = pooled_embeddings(model, unlabelled, pad_id=pad_id)
+    train_pooled = encoded["train"][0]
+    head = model.classifier
+    saved = head.weight.detach().clone(), head.bias.detach().clone()
+    results = {}
+    for threshold, rounds in itertools.product(PSEUDO_THRESHOLDS, PSEUDO_ROUNDS):
+        with torch.no_grad():
+            head.weight.copy_(saved[0])
+            head.bias.copy_(saved[1])
+        memory = NearestExamples(train_pooled, train_y, num_labels, FEW_SHOT_WEIGHT, TEMPERATURE)
+        self_train(model, memory, train_pooled, train_y.tolist(), pool_pooled,
+                   threshold=threshold, rounds=rounds)  # fmt: skip
+        scores = []
+        for split in ("dev", "test"):
+            pooled = encoded[split][0]
+            with torch.inference_mode():
+                logits = model.classifier(pooled)
+            scores.append(memory.accuracy(logits, pooled, truth[split], FEW_SHOT_WEIGHT))
+        key = (
+            f"{prefix} head self-train p={threshold:g} rounds={rounds} "
+            f"share={FEW_SHOT_WEIGHT:g} t={TEMPERATURE:g}"
+        )
+        results[key] = (scores[0], scores[1])
+    with torch.no_grad():
+        head.weight.copy_(saved[0])
+        head.bias.copy_(saved[1])
     return results
 
 
@@ -247,6 +316,9 @@ def main() -> int:
     parser.add_argument("--no-averages", action="store_true",
                         help="Skip the averages of the last epochs' weights.")  # fmt: skip
     parser.add_argument("--top", type=int, default=15, help="Choices printed, best dev first.")
+    parser.add_argument("--unlabelled", action="store_true",
+                        help="Replay self-training on the training texts outside the draw and "
+                        "the development set (labels not read).")  # fmt: skip
     args = parser.parse_args()
 
     if args.quick:
@@ -289,7 +361,8 @@ def main() -> int:
             seconds.append(train_draw(data, model_dir, folder, settings, recorder))
             log(f"  {seconds[-1]:.0f} s")
         # Scores are reused only for the same grid: another --wise or --dev-size rescores.
-        grid = {"wise": wise_grid, "averages": not args.no_averages, "dev_size": args.dev_size}
+        grid = {"wise": wise_grid, "averages": not args.no_averages, "dev_size": args.dev_size,
+                "unlabelled": args.unlabelled}  # fmt: skip
         scores_file = folder / "scores.json"
         kept = json.loads(scores_file.read_text()) if scores_file.is_file() else {}
         if kept.get("grid") == grid:
@@ -297,7 +370,15 @@ def main() -> int:
             continue
         log(f"{args.tag}: scoring draw {draw}")
         dev = development_rows(rows, drawn, args.dev_size)
-        scores = score_draw(folder, model_dir, dev, test, tuple(wise_grid), grid["averages"])
+        pool = None
+        if args.unlabelled:
+            taken = {r["text"] for r in drawn} | {r["text"] for r in dev}
+            pool = [r for r in rows if r["text"] not in taken]
+            if args.quick:
+                pool = random.Random(7).sample(pool, min(1000, len(pool)))
+        scores = score_draw(
+            folder, model_dir, dev, test, tuple(wise_grid), grid["averages"], pool=pool
+        )
         scores_file.write_text(json.dumps({"grid": grid, "scores": scores}))
         per_draw.append(scores)
 
@@ -311,10 +392,12 @@ def main() -> int:
     }
     default = default_choice()
     ranked = sorted(keys, key=lambda k: -mean[k][0])
-    print(f"{'choice':<58} {'dev':>7} {'test':>7}")
     shown = [default] if default in mean else []  # absent when --wise leaves it out
-    for key in [*shown, *[k for k in ranked[: args.top] if k != default]]:
-        print(f"{key:<58} {mean[key][0]:7.4f} {mean[key][1]:7.4f}")
+    listed = [*shown, *[k for k in ranked[: args.top] if k != default]]
+    width = max(len(k) for k in listed)
+    print(f"{'choice':<{width}} {'dev':>7} {'test':>7}")
+    for key in listed:
+        print(f"{key:<{width}} {mean[key][0]:7.4f} {mean[key][1]:7.4f}")
     print(json.dumps({
         "benchmark": "fewshot_dev", "k": args.k, "draws": args.draws, "tag": args.tag,
         "settings": settings, "experiment": args.experiment,
