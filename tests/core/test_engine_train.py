@@ -356,6 +356,12 @@ def test_self_train_pseudo_labels_confident_texts_and_refits_the_head():
     assert memory.keys.shape[0] == 2 + kept and memory.labels[:2].tolist() == [0, 1]
     assert accuracy() > 0.95
 
+    capped = Tiny()
+    small = NearestExamples(train_x, train_y, 2, weight=0.5, temperature=0.05)
+    record = self_train(capped, small, train_x, [0, 1], pool, threshold=0.6, rounds=1, max_memory=5)
+    assert record["rounds"][0]["joined_memory"] == 5 and small.keys.shape[0] == 2 + 5
+    assert record["rounds"][0]["pseudo_labelled"] > 5  # the head still learns from them all
+
     untouched = Tiny()
     none = self_train(untouched, None, train_x, [0, 1], pool[:0], threshold=0.9, rounds=1)
     assert none["rounds"] == [{"round": 1, "pseudo_labelled": 0}] and none["kept"] is False

@@ -51,6 +51,7 @@ def self_train(
     threshold: float = THRESHOLD,
     rounds: int = ROUNDS,
     seed: int = 0,
+    max_memory: int | None = None,
     score: Callable[[], float] | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
@@ -59,7 +60,9 @@ def self_train(
     ``train_pooled`` / ``train_labels`` are the labelled texts' pooled embeddings (as the head
     reads them) and label ids; ``memory`` is the model's :class:`NearestExamples` or ``None``.
     ``score()``, when given, measures the model on held-out data: if self-training lowers it,
-    the head and memory are put back. Returns what was done, for ``run_config.json``.
+    the head and memory are put back. At most ``max_memory`` pseudo-labelled texts (the most
+    confident) join the memory, so that a huge file does not make every prediction slow.
+    Returns what was done, for ``run_config.json``.
     """
     import torch
 
@@ -92,18 +95,21 @@ def self_train(
             num_labels=int(model.config.num_labels), seed=seed,
         )  # fmt: skip
         set_head_weights(model, weight, bias)
+        summary = {
+            "round": number,
+            "pseudo_labelled": kept,
+            "labels_covered": int(predicted[keep].unique().numel()),
+            "l2": l2,
+        }
         if memory is not None:
-            extra = torch.nn.functional.normalize(unlabelled_pooled[keep].float(), dim=-1)
+            chosen = keep.nonzero().squeeze(-1)
+            if max_memory is not None and chosen.numel() > max_memory:
+                chosen = chosen[confidence[chosen].argsort(descending=True)[:max_memory]]
+                summary["joined_memory"] = int(chosen.numel())
+            extra = torch.nn.functional.normalize(unlabelled_pooled[chosen].float(), dim=-1)
             memory.keys = torch.cat([labelled_keys, extra.to(labelled_keys.dtype)])
-            memory.labels = torch.cat([saved_memory[1], predicted[keep].cpu().long()])
-        record["rounds"].append(
-            {
-                "round": number,
-                "pseudo_labelled": kept,
-                "labels_covered": int(predicted[keep].unique().numel()),
-                "l2": l2,
-            }
-        )
+            memory.labels = torch.cat([saved_memory[1], predicted[chosen].cpu().long()])
+        record["rounds"].append(summary)
         log(
             f"self-training round {number}: {kept:,} of {record['unlabelled_texts']:,} "
             f"unlabelled texts pseudo-labelled (probability >= {threshold:g}), head refitted"

@@ -653,7 +653,7 @@ def _self_train(
     record = self_train(
         model, memory, train_pooled, list(train_y), unlabelled,
         threshold=run.pseudo_threshold, rounds=run.pseudo_rounds, seed=run.seed, score=score,
-        log=log,
+        max_memory=max(0, nx.AUTO_MAX_EXAMPLES - len(train_ds)), log=log,
     )  # fmt: skip
     if memory is not None:
         nx.attach(model, memory)  # refreshes the example count in config.json
