@@ -646,9 +646,9 @@ def _self_train(
         def score() -> float:
             with torch.inference_mode():
                 logits = model.classifier(held_pooled)
-                if memory is not None:
-                    logits = memory.mix(logits, held_pooled)
-                return float((logits.argmax(-1).cpu() == truth).float().mean())
+            if memory is not None:
+                return memory.accuracy(logits, held_pooled, truth, memory.weight)
+            return float((logits.argmax(-1).cpu() == truth).float().mean())
 
     record = self_train(
         model, memory, train_pooled, list(train_y), unlabelled,
