@@ -298,6 +298,16 @@ def test_unlabelled_texts_are_pseudo_labelled_and_join_the_nearest_examples(cli,
     assert cli("predict", "--model", str(out), "--text", "i lost my card").exit_code == 0
 
 
+def test_unlabelled_with_a_token_file_is_refused_in_one_line(cli, files, tmp_path):
+    result = cli(
+        "train", "--data", str(files["ner"]), "--model", str(files["base"]),
+        "--out", str(tmp_path / "model"), "--unlabelled", str(files["train"]),
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "single-label" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "model").exists()
+
+
 def test_self_training_that_lowers_held_out_accuracy_is_undone(cli, files, tmp_path, monkeypatch):
     from tunesmith.engine import self_training
 

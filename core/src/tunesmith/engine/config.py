@@ -20,6 +20,8 @@ HEAD_INITS = ("auto", "probe", "random")
 CLASS_WEIGHTS = ("none", "auto")
 LABEL_EXAMPLES = ("auto", "on", "off")
 NEAREST = ("auto", "on", "off")
+#: The one error for ``--unlabelled`` on data it cannot self-train on.
+UNLABELLED_NEEDS_SINGLE_LABEL = "--unlabelled: self-training needs single-label classification data"
 _STRATEGY_RE = re.compile(r"^(full|head|lora|freeze:(\d+))$")
 
 
@@ -168,9 +170,7 @@ class RunConfig:
         if self.pseudo_rounds < 1:
             raise bad("--pseudo-rounds", self.pseudo_rounds, "a whole number of rounds, at least 1")
         if self.unlabelled is not None and (self.task in ("multilabel", "ner") or self.label_sep):
-            raise UserInputError(
-                "--unlabelled: self-training needs single-label classification data"
-            )
+            raise UserInputError(UNLABELLED_NEEDS_SINGLE_LABEL)
         if self.unlabelled is not None and self.strategy_kind == "lora":
             raise UserInputError(
                 "--unlabelled is not supported with --strategy lora; use full, freeze:K or head"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.engine.config import RunConfig
+from tunesmith.engine.config import UNLABELLED_NEEDS_SINGLE_LABEL, RunConfig
 from tunesmith.errors import DataError, UserInputError
 
 TOKEN_SUFFIXES = (".conll", ".bio", ".iob")
@@ -220,7 +220,7 @@ def _unlabelled_texts(run: RunConfig, task: str, log: Log) -> list[str] | None:
     if run.unlabelled is None:
         return None
     if task != "classification":
-        raise UserInputError("--unlabelled: self-training needs single-label classification data")
+        raise UserInputError(UNLABELLED_NEEDS_SINGLE_LABEL)
     from tunesmith.data.load import read_texts
 
     texts = read_texts(run.unlabelled, text_col=run.text_col)
