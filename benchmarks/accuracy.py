@@ -87,8 +87,16 @@ def embed(texts: list[str], cache: Path) -> Any:
     return out
 
 
-def baseline_accuracy(train: list[dict[str, str]], test: list[dict[str, str]], cache: Path) -> dict:
-    """Logistic regression on frozen embeddings, C tuned on a 20 % slice of train."""
+def baseline_accuracy(
+    train: list[dict[str, str]],
+    test: list[dict[str, str]],
+    cache: Path,
+    pool: list[str] | None = None,
+) -> dict:
+    """Logistic regression on frozen embeddings, C tuned on a 20 % slice of train. With ``pool``
+    (unlabelled texts) it also self-trains as ``--unlabelled`` does: its confident predictions
+    (tunesmith's default threshold, as many rounds) join its training data, then it is refitted
+    with the same C; that result is under ``self_trained``."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -111,28 +119,23 @@ def baseline_accuracy(train: list[dict[str, str]], test: list[dict[str, str]], c
             best_c, best = c, score
     clf = LogisticRegression(C=best_c, max_iter=2000).fit(x_train, y_train)
     accuracy = float((clf.predict(x_test) == y_test).mean())
-    return {"accuracy": accuracy, "C": best_c, "seconds": time.perf_counter() - started}
+    result = {"accuracy": accuracy, "C": best_c, "seconds": time.perf_counter() - started}
+    if pool is not None:
+        result["self_trained"] = _self_train_baseline(clf, x_train, y_train, x_test, y_test,
+                                                      embed(pool, cache), best_c)  # fmt: skip
+    return result
 
 
-def baseline_self_trained(
-    train: list[dict[str, str]], pool: list[str], test: list[dict[str, str]], cache: Path, C: float
+def _self_train_baseline(
+    clf: Any, x_train: Any, y_train: Any, x_test: Any, y_test: Any, x_pool: Any, C: float
 ) -> dict:
-    """The baseline given the same unlabelled texts: its confident predictions (at tunesmith's
-    default threshold, for as many rounds) join its training data, then it is refitted."""
+    """The fitted baseline ``clf`` self-trained on ``x_pool`` (see :func:`baseline_accuracy`)."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     from tunesmith.engine.self_training import ROUNDS, THRESHOLD
 
     started = time.perf_counter()
-    x_train = embed([r["text"] for r in train], cache)
-    x_pool = embed(pool, cache)
-    x_test = embed([r["text"] for r in test], cache)
-    labels = sorted({r["label"] for r in train})
-    index = {label: i for i, label in enumerate(labels)}
-    y_train = np.array([index[r["label"]] for r in train])
-    y_test = np.array([index[r["label"]] for r in test])
-    clf = LogisticRegression(C=C, max_iter=2000).fit(x_train, y_train)
     kept = []
     for _ in range(ROUNDS):
         probs = clf.predict_proba(x_pool)
@@ -171,6 +174,8 @@ def tunesmith_run(data: Path, test: Path, work: Path, name: str, eval_data: Path
         "lr": run.resolved.get("lr"),
         "soup": (run.resolved.get("soup") or {}).get("members", 1),
     }
+    if run.resolved.get("self_training"):
+        result["self_training"] = run.resolved["self_training"]
     if report.get("task") == "ner":
         result.update({
             "f1": report["f1"], "precision": report["precision"], "recall": report["recall"],
@@ -180,12 +185,6 @@ def tunesmith_run(data: Path, test: Path, work: Path, name: str, eval_data: Path
         result.update({"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                        "ece": report["ece"]})  # fmt: skip
     return result
-
-
-def run_self_training(model_dir: Path) -> dict[str, Any]:
-    """What ``--unlabelled`` did in a trained model directory (from its run_config.json)."""
-    resolved = json.loads((model_dir / "run_config.json").read_text(encoding="utf-8"))["resolved"]
-    return resolved.get("self_training") or {}
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -253,8 +252,8 @@ def main() -> int:
                 rows = train_rows if k is None else draw_per_label(train_rows, k, 1000 * k + draw)
                 data = write_csv(work / f"{setting}_{draw}.csv", rows)
                 log(f"{setting} draw {draw}: {len(rows)} training texts")
-                b = baseline_accuracy(rows, test_rows, cache)
                 extra: dict[str, Any] = {}
+                pool = None
                 if args.unlabelled and k is not None:
                     drawn = {r["text"] for r in rows}
                     pool = [r["text"] for r in train_rows if r["text"] not in drawn]
@@ -262,7 +261,7 @@ def main() -> int:
                         write_csv(work / f"{setting}_{draw}_unlabelled.csv",
                                   [{"text": t, "label": ""} for t in pool])
                     )  # fmt: skip
-                    b["self_trained"] = baseline_self_trained(rows, pool, test_rows, cache, b["C"])
+                b = baseline_accuracy(rows, test_rows, cache, pool=pool)
                 r = tunesmith_run(
                     data, test_path, work, f"{setting}_{draw}", augment=augment, soup=args.soup,
                     **extra,
@@ -270,7 +269,6 @@ def main() -> int:
                 if "self_trained" in b:
                     b["plain_accuracy"] = b["accuracy"]
                     b["accuracy"] = b["self_trained"]["accuracy"]
-                    r["self_training"] = run_self_training(work / f"{setting}_{draw}")
                 log(f"  tunesmith {r['accuracy']:.4f} ({r['seconds']:.0f} s), "
                     f"baseline {b['accuracy']:.4f} (C {b['C']})")  # fmt: skip
                 ours.append(r["accuracy"])

@@ -249,6 +249,7 @@ def self_training_scores(
     number of rounds of the grid, from the model's weights as they are (head put back after)."""
     import torch
 
+    from tunesmith.engine.modeling import set_head_weights
     from tunesmith.engine.nearest import (
         FEW_SHOT_WEIGHT,
         TEMPERATURE,
@@ -263,9 +264,7 @@ def self_training_scores(
     saved = head.weight.detach().clone(), head.bias.detach().clone()
     results = {}
     for threshold, rounds in itertools.product(PSEUDO_THRESHOLDS, PSEUDO_ROUNDS):
-        with torch.no_grad():
-            head.weight.copy_(saved[0])
-            head.bias.copy_(saved[1])
+        set_head_weights(model, *saved)
         memory = NearestExamples(train_pooled, train_y, num_labels, FEW_SHOT_WEIGHT, TEMPERATURE)
         self_train(model, memory, train_pooled, train_y.tolist(), pool_pooled,
                    threshold=threshold, rounds=rounds)  # fmt: skip
@@ -280,9 +279,7 @@ def self_training_scores(
             f"share={FEW_SHOT_WEIGHT:g} t={TEMPERATURE:g}"
         )
         results[key] = (scores[0], scores[1])
-    with torch.no_grad():
-        head.weight.copy_(saved[0])
-        head.bias.copy_(saved[1])
+    set_head_weights(model, *saved)
     return results
 
 

@@ -13,6 +13,9 @@ from typing import Any
 
 import typer
 
+from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
+from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
+
 
 def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=_jsonable))
@@ -340,12 +343,12 @@ def train_command(
         "confident predictions join the stored examples and the head is refitted with them.",
     ),
     pseudo_threshold: float = typer.Option(
-        0.8,
+        PSEUDO_THRESHOLD,
         "--pseudo-threshold",
         help="--unlabelled: lowest predicted probability that makes a text a pseudo-label.",
     ),
     pseudo_rounds: int = typer.Option(
-        2, "--pseudo-rounds", help="--unlabelled: self-training rounds."
+        PSEUDO_ROUNDS, "--pseudo-rounds", help="--unlabelled: self-training rounds."
     ),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
+from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
 from tunesmith.errors import UserInputError
 
 TASKS = ("auto", "classification", "multilabel", "ner")
@@ -80,9 +82,9 @@ class RunConfig:
     #: confident predictions join the stored examples and the head is refitted with them.
     unlabelled: str | None = None
     #: Lowest predicted probability that makes an unlabelled text a pseudo-labelled example.
-    pseudo_threshold: float = 0.8
+    pseudo_threshold: float = PSEUDO_THRESHOLD
     #: Self-training rounds (each predicts again with the refitted head).
-    pseudo_rounds: int = 2
+    pseudo_rounds: int = PSEUDO_ROUNDS
     lora_r: int = 8
     lora_alpha: int = 16
     weight_decay: float = 0.01

@@ -71,8 +71,7 @@ def self_train(
 
     head = model.classifier
     saved_head = (head.weight.detach().clone(), head.bias.detach().clone())
-    saved_memory = (memory.keys, memory.labels) if memory is not None else None
-    labelled_keys = memory.keys if memory is not None else None
+    labelled = (memory.keys, memory.labels) if memory is not None else None
     labels = torch.as_tensor(train_labels, dtype=torch.long)
     before = score() if score is not None else None
     record: dict[str, Any] = {
@@ -107,8 +106,8 @@ def self_train(
                 chosen = chosen[confidence[chosen].argsort(descending=True)[:max_memory]]
                 summary["joined_memory"] = int(chosen.numel())
             extra = torch.nn.functional.normalize(unlabelled_pooled[chosen].float(), dim=-1)
-            memory.keys = torch.cat([labelled_keys, extra.to(labelled_keys.dtype)])
-            memory.labels = torch.cat([saved_memory[1], predicted[chosen].cpu().long()])
+            memory.keys = torch.cat([labelled[0], extra.to(labelled[0].dtype)])
+            memory.labels = torch.cat([labelled[1], predicted[chosen].cpu().long()])
         record["rounds"].append(summary)
         log(
             f"self-training round {number}: {kept:,} of {record['unlabelled_texts']:,} "
@@ -118,13 +117,11 @@ def self_train(
         after = score()
         record["held_out_accuracy"] = {"before": round(before, 6), "after": round(after, 6)}
         if after < before:
-            with torch.no_grad():
-                head.weight.copy_(saved_head[0])
-                head.bias.copy_(saved_head[1])
+            set_head_weights(model, *saved_head)
             if memory is not None:
-                memory.keys, memory.labels = saved_memory
+                memory.keys, memory.labels = labelled
             record["kept"] = False
             log(f"self-training lowered held-out accuracy ({before:.4f} -> {after:.4f}); undone")
             return record
-    record["kept"] = bool(record["rounds"] and record["rounds"][0]["pseudo_labelled"])
+    record["kept"] = record["rounds"][0]["pseudo_labelled"] > 0
     return record

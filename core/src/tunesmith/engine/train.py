@@ -434,9 +434,15 @@ def _fit(
     elif strategy.kind == "full":
         resolved["wise_ft"] = {"weight": 1.0, "source": "off"}
 
+    # Self-training reads the same pooled training texts as the nearest examples: embed once.
+    train_pooled = None
+    if prepared.unlabelled:
+        from tunesmith.engine.nearest import pooled_embeddings
+
+        train_pooled = pooled_embeddings(model, train_ds.items, pad_id=pad_id)
     resolved["nearest"], held_examples = _nearest_examples(
         run, prepared, model, train_ds, train_y, pad_id, held_ds if has_eval else None, held_y,
-        strategy.kind, log,
+        strategy.kind, log, train_pooled,
     )  # fmt: skip
     if run.nearest == "on" and resolved["nearest"]["source"] == "not used":
         resolved["notes"].append(
@@ -445,8 +451,8 @@ def _fit(
 
     if prepared.unlabelled:
         resolved["self_training"] = _self_train(
-            run, prepared, model, tokenizer, train_ds, train_y, held_ds if has_eval else None,
-            held_y, pad_id, max_length, log,
+            run, prepared, model, tokenizer, train_pooled, train_y, train_ds,
+            held_ds if has_eval else None, held_y, pad_id, max_length, log,
         )  # fmt: skip
 
     held_logits = None
@@ -556,9 +562,11 @@ def _nearest_examples(
     held_y: list[Any] | None,
     strategy: str,
     log: Log,
+    train_pooled: Any = None,
 ) -> tuple[dict[str, Any], Any]:
     """Attach nearest-example scores to the final model when wanted; what was done, and the
-    held-out texts as stored examples (``None`` without them) for :func:`_remember_held_out`."""
+    held-out texts as stored examples (``None`` without them) for :func:`_remember_held_out`.
+    ``train_pooled``: the training texts' pooled embeddings, when already computed."""
     from tunesmith.engine import nearest as nx
     from tunesmith.engine.modeling import pooling_of
 
@@ -574,7 +582,9 @@ def _nearest_examples(
     )
     if not wanted:
         return {"weight": 1.0, "source": "off" if run.nearest == "off" else "not used"}, None
-    memory = nx.build(model, train_ds.items, list(train_y), pad_id=pad_id, weight=1.0)
+    memory = nx.build(
+        model, train_ds.items, list(train_y), pad_id=pad_id, weight=1.0, pooled=train_pooled
+    )
     record: dict[str, Any]
     held_examples = None
     if has_held:
@@ -616,8 +626,9 @@ def _self_train(
     prepared: PreparedData,
     model: Any,
     tokenizer: Any,
-    train_ds: Any,
+    train_pooled: Any,
     train_y: list[Any],
+    train_ds: Any,
     held_ds: Any,
     held_y: list[Any] | None,
     pad_id: int,
@@ -636,7 +647,6 @@ def _self_train(
     unlabelled = nx.pooled_embeddings(
         model, encode_texts(tokenizer, texts, max_length), pad_id=pad_id
     )
-    train_pooled = nx.pooled_embeddings(model, train_ds.items, pad_id=pad_id)
     memory = nx.attached(model)
     score = None
     if held_ds is not None and len(held_ds) > 0:
