@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -327,6 +328,35 @@ def test_openmp_waits_passively_only_when_other_work_keeps_the_cores_busy():
     assert machine_is_busy(1.0, 2)
     assert not machine_is_busy(0.3, 2)
     assert not machine_is_busy(3.0, 16)
+
+
+def _proc_stat(user: int, idle: int, iowait: int) -> str:
+    return (
+        f"cpu  {user} 0 0 {idle} {iowait} 0 0 0 0 0\n"
+        "cpu0 1 0 0 1 0 0 0 0 0 0\ncpu1 1 0 0 1 0 0 0 0 0 0\nintr 5\n"
+    )
+
+
+def test_busy_cores_are_measured_from_cpu_time_now_not_from_the_load_average():
+    from tunesmith.engine.threads import busy_cores_between, cpu_snapshot
+
+    first = cpu_snapshot(_proc_stat(user=1000, idle=5000, iowait=0))
+    assert first == (5000, 6000, 2)
+    # 20 jiffies passed on 2 cores: 10 spent by others, 10 idle -> one core busy.
+    assert busy_cores_between(first, cpu_snapshot(_proc_stat(1010, 5010, 0))) == 1.0
+    # Waiting on the disk counts as free.
+    assert busy_cores_between(first, cpu_snapshot(_proc_stat(1000, 5010, 10))) == 0.0
+    assert busy_cores_between(first, first) is None
+    assert cpu_snapshot("not a stat file") is None
+
+
+def test_busy_cores_now_reads_this_machine():
+    from tunesmith.engine import threads
+
+    busy = threads.busy_cores_now(interval=0.05)
+    if busy is None:
+        pytest.skip("no /proc/stat here")
+    assert 0.0 <= busy <= (os.cpu_count() or 1) + 1e-9
 
 
 def test_predict_command_prints_json_lines_in_file_order(trained, tmp_path):
