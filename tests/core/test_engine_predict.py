@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -337,26 +336,45 @@ def _proc_stat(user: int, idle: int, iowait: int) -> str:
     )
 
 
-def test_busy_cores_are_measured_from_cpu_time_now_not_from_the_load_average():
-    from tunesmith.engine.threads import busy_cores_between, cpu_snapshot
+def test_busy_share_is_measured_from_cpu_time_now_not_from_the_load_average():
+    from tunesmith.engine.threads import busy_share_between, cpu_snapshot
 
     first = cpu_snapshot(_proc_stat(user=1000, idle=5000, iowait=0))
-    assert first == (5000, 6000, 2)
-    # 20 jiffies passed on 2 cores: 10 spent by others, 10 idle -> one core busy.
-    assert busy_cores_between(first, cpu_snapshot(_proc_stat(1010, 5010, 0))) == 1.0
+    assert first == (5000, 6000)
+    # 20 jiffies passed: 10 spent by others, 10 idle -> half the machine busy.
+    assert busy_share_between(first, cpu_snapshot(_proc_stat(1010, 5010, 0))) == 0.5
     # Waiting on the disk counts as free.
-    assert busy_cores_between(first, cpu_snapshot(_proc_stat(1000, 5010, 10))) == 0.0
-    assert busy_cores_between(first, first) is None
+    assert busy_share_between(first, cpu_snapshot(_proc_stat(1000, 5010, 10))) == 0.0
+    assert busy_share_between(first, first) is None
     assert cpu_snapshot("not a stat file") is None
 
 
-def test_busy_cores_now_reads_this_machine():
+@pytest.mark.parametrize(("share", "policy"), [(0.0, ""), (0.9, "PASSIVE")])
+def test_wait_policy_follows_cpu_use_now_even_when_the_load_average_is_stale(
+    monkeypatch, share, policy
+):
+    import sys
+
     from tunesmith.engine import threads
 
-    busy = threads.busy_cores_now(interval=0.05)
-    if busy is None:
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # as before torch is imported
+    monkeypatch.setenv(
+        "OMP_WAIT_POLICY", ""
+    )  # unset as far as tunesmith is concerned; undone after
+    monkeypatch.setattr(threads, "busy_share_now", lambda: share)
+    monkeypatch.setattr(threads, "physical_cores", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.7, 1.6, 1.5))  # a job just ended
+    threads._choose_wait_policy()
+    assert threads.os.environ.get("OMP_WAIT_POLICY") == policy
+
+
+def test_busy_share_now_reads_this_machine():
+    from tunesmith.engine import threads
+
+    share = threads.busy_share_now(interval=0.05)
+    if share is None:
         pytest.skip("no /proc/stat here")
-    assert 0.0 <= busy <= (os.cpu_count() or 1) + 1e-9
+    assert 0.0 <= share <= 1.0
 
 
 def test_predict_command_prints_json_lines_in_file_order(trained, tmp_path):

@@ -55,31 +55,33 @@ def machine_is_busy(busy_cores: float, cores: int) -> bool:
     return busy_cores >= 0.5 * cores
 
 
-def cpu_snapshot(stat_text: str) -> tuple[int, int, int] | None:
-    """``(idle, total, cpus)`` jiffies from the text of ``/proc/stat``; None if it is not that."""
-    lines = stat_text.splitlines()
+def cpu_snapshot(stat_text: str) -> tuple[int, int] | None:
+    """``(idle, total)`` jiffies from the text of ``/proc/stat``; None if it is not that."""
     try:
-        fields = [int(v) for v in lines[0].split()[1:9]]
+        fields = [int(v) for v in stat_text.splitlines()[0].split()[1:9]]
         idle = fields[3] + fields[4]  # idle + iowait: a core waiting on the disk is free for us
     except (IndexError, ValueError):
         return None
-    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
-    return idle, sum(fields), max(cpus, 1)
+    return idle, sum(fields)
 
 
-def busy_cores_between(first: tuple[int, int, int], second: tuple[int, int, int]) -> float | None:
-    """Cores kept busy between two :func:`cpu_snapshot` readings (None if no time passed)."""
+def busy_share_between(first: tuple[int, int], second: tuple[int, int]) -> float | None:
+    """Share (0-1) of CPU time spent busy between two :func:`cpu_snapshot` readings.
+
+    None if no time passed between them.
+    """
     idle, total = second[0] - first[0], second[1] - first[1]
     if total <= 0:
         return None
-    return max(0.0, 1.0 - idle / total) * second[2]
+    return min(1.0, max(0.0, 1.0 - idle / total))
 
 
-def busy_cores_now(interval: float = 0.1) -> float | None:
-    """How many cores other processes keep busy, measured over ``interval`` seconds.
+def busy_share_now(interval: float = 0.1) -> float | None:
+    """Share (0-1) of the machine's CPU time other processes use, over ``interval`` seconds.
 
-    This process sleeps meanwhile, so what is counted is other work. None when ``/proc/stat``
-    cannot be read (not Linux).
+    This process sleeps meanwhile, so what is counted is other work. A share, not a count of
+    cores: in a container ``/proc/stat`` can describe a host with many more CPUs than ours. None
+    when ``/proc/stat`` cannot be read (not Linux).
     """
     stat = Path("/proc/stat")
     try:
@@ -90,19 +92,22 @@ def busy_cores_now(interval: float = 0.1) -> float | None:
         return None
     if first is None or second is None:
         return None
-    return busy_cores_between(first, second)
+    return busy_share_between(first, second)
 
 
 def _choose_wait_policy() -> None:
     if "torch" in sys.modules or os.environ.get("OMP_WAIT_POLICY", "").strip():
         return  # too late (OpenMP reads it when torch loads), or the user's choice
-    busy = busy_cores_now()
-    if busy is None:
+    cores = physical_cores()
+    share = busy_share_now()
+    if share is not None:
+        busy = share * cores
+    else:
         try:
             busy = os.getloadavg()[0]
         except (AttributeError, OSError):  # pragma: no cover - not POSIX
             return
-    if machine_is_busy(busy, physical_cores()):
+    if machine_is_busy(busy, cores):
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
