@@ -234,8 +234,8 @@ def main() -> None:
     n_chunks = 4 if args.quick else 8
     size = -(-len(texts) // n_chunks)
     seconds = [float("inf")] * len(runners)
-    predicted: list[list[str]] = [[] for _ in runners]
-    for _ in range(args.repeats):
+    predicted: list[list[str]] = []
+    for _ in range(max(1, args.repeats)):
         passes = [0.0] * len(runners)
         predicted = [[] for _ in runners]
         for c in range(n_chunks):

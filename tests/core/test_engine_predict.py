@@ -358,9 +358,8 @@ def test_wait_policy_follows_cpu_use_now_even_when_the_load_average_is_stale(
     from tunesmith.engine import threads
 
     monkeypatch.delitem(sys.modules, "torch", raising=False)  # as before torch is imported
-    monkeypatch.setenv(
-        "OMP_WAIT_POLICY", ""
-    )  # unset as far as tunesmith is concerned; undone after
+    # Empty counts as unset for tunesmith, and monkeypatch restores the variable afterwards.
+    monkeypatch.setenv("OMP_WAIT_POLICY", "")
     monkeypatch.setattr(threads, "busy_share_now", lambda: share)
     monkeypatch.setattr(threads, "physical_cores", lambda: 2)
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.7, 1.6, 1.5))  # a job just ended

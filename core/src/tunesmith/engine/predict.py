@@ -144,14 +144,24 @@ def _run_sorted(
     return results
 
 
-def _encode_texts(loaded: LoadedModel, texts: Sequence[str], max_length: int | None) -> list[dict]:
-    limit = max_length or loaded.max_length
-    encoded = loaded.tokenizer(
-        list(texts), truncation=True, max_length=limit, padding=False, return_attention_mask=True
-    )
+def _rows(encoded: Any) -> list[dict[str, list[int]]]:
+    """A tokenizer's batch output split into one dict per text (column-wise, not item by item)."""
     keys = list(encoded.keys())
     columns = [encoded[k] for k in keys]
     return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _encode_texts(loaded: LoadedModel, texts: Sequence[str], max_length: int | None) -> list[dict]:
+    limit = max_length or loaded.max_length
+    return _rows(
+        loaded.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=limit,
+            padding=False,
+            return_attention_mask=True,
+        )
+    )
 
 
 def predict_logits(
@@ -198,9 +208,7 @@ def predict_word_logits(
         max_length=limit,
         padding=False,
     )
-    keys = list(encoded.keys())
-    encodings = [{k: encoded[k][i] for k in keys} for i in range(len(words))]
-    token_logits = _run_sorted(loaded, encodings, max(1, batch_size))
+    token_logits = _run_sorted(loaded, _rows(encoded), max(1, batch_size))
     n_tags = len(loaded.labels)
     out: list[np.ndarray] = []
     for i, sentence in enumerate(words):
