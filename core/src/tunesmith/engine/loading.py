@@ -313,7 +313,7 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
         max_length=_max_length(tokenizer, config, run_config),
     )
     if quantize == "int8":
-        from tunesmith.engine.predict import quantize_int8
+        from tunesmith.engine.quantize import quantize_int8
 
         loaded.model = quantize_int8(loaded.model)
         loaded.quantized = True

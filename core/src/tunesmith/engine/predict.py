@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,57 +18,6 @@ import numpy as np
 from tunesmith.engine.loading import LoadedModel
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
-
-
-def _has_vnni() -> bool:
-    """True when the CPU has VNNI, whose int8 dot products accumulate without saturating."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return any(f in flags for f in (" avx512_vnni", " avx_vnni", " amx_int8"))
-
-
-def _full_range_forward(self: Any, x: Any) -> Any:
-    """Dynamic int8 linear with 8-bit activations (PyTorch's module hard-codes 7 bits)."""
-    import torch
-
-    packed = self._packed_params._packed_params
-    return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
-
-
-def quantize_int8(model: Any) -> Any:
-    """Return a copy of ``model`` with every ``nn.Linear`` dynamically quantised to int8 (CPU).
-
-    Two choices keep the accuracy: weights get one scale per output channel, and on CPUs with
-    VNNI the activations use all 8 bits (PyTorch reserves one bit against an int16 overflow that
-    VNNI cannot have). Measured on 1,540 banking77 test texts against the fp32 model: one scale
-    per channel with 8-bit activations lost 0.32 accuracy points and kept 97.7% of predictions;
-    with PyTorch's 7-bit activations it lost 1.1; one scale per tensor lost 1.6.
-    """
-    import types
-
-    import torch
-
-    with warnings.catch_warnings():
-        # torch.ao.quantization is marked deprecated but remains the stock way to do this on CPU.
-        warnings.simplefilter("ignore")
-        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        spec = {
-            name: per_channel_dynamic_qconfig
-            for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear)
-        }
-        quantized = quantize_dynamic(model, spec, dtype=torch.qint8)
-    if _has_vnni():
-        for module in quantized.modules():
-            if isinstance(module, DynamicLinear):
-                module.forward = types.MethodType(_full_range_forward, module)
-    quantized.eval()
-    return quantized
 
 
 def _input_names(loaded: LoadedModel) -> list[str]:

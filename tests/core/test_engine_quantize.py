@@ -1,0 +1,142 @@
+"""int8 quantisation for CPU serving: the oneDNN and fbgemm kernels, and how one is chosen."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import numpy as np
+import pytest
+
+from tunesmith.engine import quantize
+from tunesmith.testing import make_tiny_trained_classifier
+
+LABELS = ["card", "transfer", "refund"]
+TEXTS = [
+    "my card is broken",
+    "where is my new card please help",
+    "transfer money to my account",
+    "the transfer is late and I want to know why it has not arrived",
+    "refund please",
+    "I want a refund for my order",
+]
+TARGETS = [0, 0, 1, 1, 2, 2]
+
+needs_onednn = pytest.mark.skipif(
+    not quantize.onednn_int8_available(), reason="this torch build has no oneDNN int8 linear"
+)
+
+
+@pytest.fixture(scope="module")
+def model_and_batch(tmp_path_factory):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    directory = make_tiny_trained_classifier(
+        tmp_path_factory.mktemp("quantize") / "clf", LABELS, TEXTS, TARGETS
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(directory).eval()
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    return model, tokenizer(TEXTS, padding=True, return_tensors="pt")
+
+
+def logits(model, batch) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return model(**batch).logits.float().numpy()
+
+
+@pytest.mark.parametrize("kernel", [pytest.param("onednn", marks=needs_onednn), "fbgemm"])
+def test_int8_kernel_keeps_logits_close_to_fp32_and_leaves_the_original_alone(
+    model_and_batch, kernel
+):
+    model, batch = model_and_batch
+    reference = logits(model, batch)
+    quantized = quantize.quantize_int8(model, kernel)
+    got = logits(quantized, batch)
+    spread = np.abs(reference).max()
+    assert np.abs(got - reference).max() < 0.1 * spread
+    assert (got.argmax(1) == reference.argmax(1)).all()
+    assert type(model.classifier).__name__ == "Linear"
+
+
+@needs_onednn
+def test_onednn_runs_the_intermediate_gelu_inside_the_int8_product(model_and_batch):
+    import torch
+
+    model, _ = model_and_batch
+    quantized = quantize.quantize_int8(model, "onednn")
+    block = quantized.bert.encoder.layer[0].intermediate
+    assert block.dense.post_op == "gelu"
+    assert isinstance(block.intermediate_act_fn, torch.nn.Identity)
+    # The fused product equals the plain int8 product followed by the exact GELU.
+    plain = quantize._onednn_linear_class()(
+        model.bert.encoder.layer[0].intermediate.dense, quantize._LastQuantized()
+    )
+    x = torch.randn(3, 5, model.config.hidden_size)
+    with torch.inference_mode():
+        expected = torch.nn.functional.gelu(plain(x))
+        assert torch.allclose(block.dense(x), expected, atol=1e-4)
+
+
+@needs_onednn
+def test_query_key_and_value_quantise_their_shared_input_once(model_and_batch, monkeypatch):
+    model, batch = model_and_batch
+    quantized = quantize.quantize_int8(model, "onednn")
+    calls = {"reused": 0, "quantised": 0}
+    original = quantize._quantize_activation
+
+    def counting(x, last):
+        calls["reused" if last.source is x else "quantised"] += 1
+        return original(x, last)
+
+    monkeypatch.setattr(quantize, "_quantize_activation", counting)
+    logits(quantized, batch)
+    layers = model.config.num_hidden_layers
+    assert calls["reused"] == 2 * layers  # key and value reuse the query's quantised input
+
+
+@needs_onednn
+def test_onednn_model_gives_the_same_answers_from_parallel_threads(model_and_batch):
+    model, batch = model_and_batch
+    quantized = quantize.quantize_int8(model, "onednn")
+    alone = [logits(quantized, {k: v[i : i + 1] for k, v in batch.items()}) for i in range(6)]
+    together: dict[int, np.ndarray] = {}
+
+    def run(i: int) -> None:
+        for _ in range(20):
+            together[i] = logits(quantized, {k: v[i : i + 1] for k, v in batch.items()})
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(6):
+        np.testing.assert_allclose(together[i], alone[i], atol=1e-6)
+
+
+@needs_onednn
+def test_a_copied_onednn_model_predicts_the_same(model_and_batch):
+    model, batch = model_and_batch
+    quantized = quantize.quantize_int8(model, "onednn")
+    np.testing.assert_allclose(
+        logits(copy.deepcopy(quantized), batch), logits(quantized, batch), atol=1e-6
+    )
+
+
+def test_kernel_follows_the_cpu_unless_asked_or_overridden(monkeypatch):
+    monkeypatch.delenv("TUNESMITH_INT8_KERNEL", raising=False)
+    monkeypatch.setattr(quantize, "onednn_int8_available", lambda: True)
+    monkeypatch.setattr(quantize, "_cpu_flags", lambda: "flags : avx512f amx_int8 amx_tile")
+    assert quantize.choose_kernel() == "onednn"
+    monkeypatch.setattr(quantize, "_cpu_flags", lambda: "flags : avx2 avx512_vnni")
+    assert quantize.choose_kernel() == "fbgemm"
+    assert quantize.choose_kernel("onednn") == "onednn"
+    monkeypatch.setenv("TUNESMITH_INT8_KERNEL", "onednn")
+    assert quantize.choose_kernel() == "onednn"
+    monkeypatch.setattr(quantize, "onednn_int8_available", lambda: False)
+    assert quantize.choose_kernel() == "fbgemm"  # a build without oneDNN falls back
+    monkeypatch.setenv("TUNESMITH_INT8_KERNEL", "tpu")
+    with pytest.raises(ValueError, match="unknown int8 kernel 'tpu'"):
+        quantize.choose_kernel()
