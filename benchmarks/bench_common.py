@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 #: ``../shared/data`` beside the checkout, unless ``--data-root`` says otherwise.
@@ -29,3 +30,10 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
         writer.writeheader()
         writer.writerows({"text": r["text"], "label": r["label"]} for r in rows)
     return path
+
+
+def forward_flops_per_token(config: Any, seq_len: float) -> float:
+    """Forward FLOPs per token: 2 per weight of the encoder's matrices, plus attention."""
+    d, layers = config.hidden_size, config.num_hidden_layers
+    ffn = getattr(config, "intermediate_size", 4 * d)
+    return layers * (2 * (4 * d * d + 2 * d * ffn) + 4 * d * seq_len)

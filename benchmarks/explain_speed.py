@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_common import forward_flops_per_token
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -159,14 +161,6 @@ def tunesmith_batched(
     return seconds, [abs(r.delta) for r in results], sum(r.rows for r in results)
 
 
-def flops_per_token(model: Any, length: float) -> float:
-    """Forward FLOPs per token: 2 per weight of the encoder's matrices, plus attention."""
-    config = model.config
-    h, layers = config.hidden_size, config.num_hidden_layers
-    inter = getattr(config, "intermediate_size", 4 * h)
-    return layers * (2 * (4 * h * h + 2 * h * inter) + 4 * length * h)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few texts, one repeat (< 5 min)")
@@ -277,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         grad_rows.update({side: rows_used[side] for side in ("adaptive", "adaptive-loose")})
     load_after = os.getloadavg()[0]
     best = {side: min(totals[side]) for side in sides}
-    token_flops = flops_per_token(model, mean_len) * mean_len
+    token_flops = forward_flops_per_token(model.config, mean_len) * mean_len
     # Work done: forward + input-gradient backward is about twice a forward pass per gradient
     # row; the two end points (and the adaptive rule's 9 probes) are forward passes.
     probes = {"captum": 2, "gauss-legendre": 2, "adaptive": 9, "adaptive-loose": 9}

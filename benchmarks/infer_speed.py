@@ -33,6 +33,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 REPO = Path(__file__).resolve().parents[1]
 
+from bench_common import forward_flops_per_token  # noqa: E402
+
 
 def shared_data_dir() -> Path | None:
     """The read-only shared data folder: $TUNESMITH_DATA_DIR, ../shared/data, /work/shared/data."""
@@ -126,6 +128,21 @@ def build_probe_model(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def executed_flops(config, lengths: list[int], batch_size: int, *, sort: bool) -> float:
+    """Forward FLOPs of one call on texts of these token lengths, padding included.
+
+    The pipeline pads each batch of ``batch_size`` texts, in the order given, to its longest;
+    tunesmith sorts the call's texts by length first.
+    """
+    ordered = sorted(lengths) if sort else list(lengths)
+    total = 0.0
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start : start + batch_size]
+        width = max(batch)
+        total += len(batch) * width * forward_flops_per_token(config, width)
+    return total
 
 
 def main() -> None:
@@ -246,10 +263,18 @@ def main() -> None:
                 predicted[r].extend(runners[r][1](chunk))
                 passes[r] += time.perf_counter() - start
         seconds = [min(best, took) for best, took in zip(seconds, passes, strict=True)]
+    # Achieved GFLOP/s (GOP/s for int8): the forward work each runner executes, padding
+    # included, chunk by chunk as it was called, over its best pass.
+    lengths = [len(ids) for ids in fp32.tokenizer(texts, truncation=True)["input_ids"]]
+    chunks = [lengths[c * size : (c + 1) * size] for c in range(n_chunks)]
+    work = [
+        sum(executed_flops(fp32.model.config, ch, args.batch_size, sort=k > 0) for ch in chunks)
+        for k in range(len(runners))
+    ]
     rows = []
-    for (name, _), secs, labels in zip(runners, seconds, predicted, strict=True):
+    for (name, _), secs, labels, flops in zip(runners, seconds, predicted, work, strict=True):
         accuracy = float(np.mean([p == g for p, g in zip(labels, gold, strict=True)]))
-        rows.append((name, secs, len(texts) / secs, accuracy))
+        rows.append((name, secs, len(texts) / secs, accuracy, flops / secs / 1e9))
         print(f"  {name}: {secs:.1f} s", file=sys.stderr)
 
     base = rows[0][2]
@@ -257,11 +282,15 @@ def main() -> None:
         f"\ninference on {len(texts)} {data_name} texts, batch {args.batch_size}, "
         f"{threads} torch threads, best of {args.repeats} passes; model: {model_note}"
     )
-    header = f"{'runner':36} {'seconds':>8} {'texts/s':>8} {'speedup':>8} {'accuracy':>9}"
+    header = (
+        f"{'runner':36} {'seconds':>8} {'texts/s':>8} {'speedup':>8} {'accuracy':>9} {'GFLOP/s':>8}"
+    )
     print(header)
     print("-" * len(header))
-    for name, seconds, rate, accuracy in rows:
-        print(f"{name:36} {seconds:8.2f} {rate:8.1f} {rate / base:7.2f}x {accuracy:9.4f}")
+    for name, seconds, rate, accuracy, gflops in rows:
+        print(
+            f"{name:36} {seconds:8.2f} {rate:8.1f} {rate / base:7.2f}x {accuracy:9.4f} {gflops:8.1f}"
+        )
     result = {
         "benchmark": "infer_speed",
         "data": data_name,
@@ -280,6 +309,10 @@ def main() -> None:
         "fp32_accuracy": round(rows[1][3], 4),
         "int8_accuracy": round(rows[2][3], 4),
         "int8_drop_points": round(100 * (rows[1][3] - rows[2][3]), 2),
+        "pipeline_gflops_per_s": round(rows[0][4], 1),
+        "fp32_gflops_per_s": round(rows[1][4], 1),
+        "int8_gops_per_s": round(rows[2][4], 1),
+        "mean_tokens": round(float(np.mean(lengths)), 1),
         "quick": args.quick,
     }
     print(json.dumps(result))

@@ -35,7 +35,13 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
+from bench_common import (  # noqa: E402
+    DEFAULT_DATA,
+    forward_flops_per_token,
+    log,
+    read_csv,
+    write_csv,
+)
 
 PLAIN_MAX_LENGTH = 64
 
@@ -51,10 +57,8 @@ def per_label(rows: list[dict[str, str]], k: int, seed: int = 0) -> list[dict[st
 
 
 def flops_per_token(config: Any, seq_len: float) -> float:
-    """Training FLOPs per token: 6 x non-embedding parameters plus attention scores and mixing."""
-    d, layers, ffn = config.hidden_size, config.num_hidden_layers, config.intermediate_size
-    params = layers * (4 * d * d + 2 * d * ffn)
-    return 6.0 * params + 12.0 * layers * d * seq_len
+    """Training FLOPs per token: a forward pass and a backward pass twice its cost."""
+    return 3.0 * forward_flops_per_token(config, seq_len)
 
 
 class TestClock:

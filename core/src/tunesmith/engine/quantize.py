@@ -42,13 +42,22 @@ def _has_vnni() -> bool:
     return any(f in flags for f in (" avx512_vnni", " avx_vnni", " amx_int8"))
 
 
+@functools.cache
 def onednn_int8_available() -> bool:
-    """True when this torch build has oneDNN's int8 linear (x86 builds do)."""
+    """True when this torch build runs oneDNN's int8 linear here (tried once on a tiny product)."""
     import torch
 
-    return bool(torch.backends.mkldnn.is_available()) and hasattr(
-        torch.ops.onednn, "qlinear_pointwise"
-    )
+    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.onednn, "qlinear_pointwise"):
+        return False
+    try:
+        packed = torch.ops.onednn.qlinear_prepack(torch.ones(2, 4, dtype=torch.int8), None)
+        out = torch.ops.onednn.qlinear_pointwise(
+            torch.full((1, 4), 3, dtype=torch.uint8), 1.0, 1, packed, torch.ones(2),
+            torch.zeros(2, dtype=torch.int32), None, 1.0, 0, torch.float32, "none", [], "none",
+        )  # fmt: skip
+    except (RuntimeError, NotImplementedError):
+        return False
+    return bool(torch.allclose(out, torch.full((1, 2), 8.0)))  # (3 - 1) * 1 * 4 terms
 
 
 def choose_kernel(kernel: str = "auto") -> str:
