@@ -47,7 +47,9 @@ def onednn_int8_available() -> bool:
     """True when this torch build runs oneDNN's int8 linear here (tried once on a tiny product)."""
     import torch
 
-    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.onednn, "qlinear_pointwise"):
+    if not torch.backends.mkldnn.is_available() or not hasattr(
+        torch.ops.onednn, "qlinear_pointwise"
+    ):
         return False
     try:
         packed = torch.ops.onednn.qlinear_prepack(torch.ones(2, 4, dtype=torch.int8), None)
