@@ -11,7 +11,7 @@ Two kernels do the int8 matrix products:
 
 ``auto`` picks ``onednn`` where the CPU has AMX int8 and ``fbgemm`` elsewhere; the environment
 variable ``TUNESMITH_INT8_KERNEL`` overrides. On a 2-core AMX Xeon the oneDNN path ran the
-model 1.35x faster than the fbgemm one (``docs/benchmarks.md``); elsewhere it is not measured,
+model 1.45x faster than the fbgemm one (``docs/benchmarks.md``); elsewhere it is not measured,
 so it is not the default there.
 """
 
@@ -92,6 +92,8 @@ def _quantize_activation(x: Any, last: _LastQuantized) -> tuple[Any, float, int]
     """``x`` as a 2-D uint8 tensor with its scale and zero point; reused when ``x`` comes again."""
     import torch
 
+    # Identity, not equality: the cache holds ``x`` itself, so no other tensor can share its id.
+    # The encoders' attention blocks pass one unchanged tensor to query, key and value.
     if last.source is x:
         return last.qx, last.scale, last.zero_point
     x2d = x.reshape(-1, x.shape[-1]).float()
