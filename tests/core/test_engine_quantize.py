@@ -140,3 +140,13 @@ def test_kernel_follows_the_cpu_unless_asked_or_overridden(monkeypatch):
     monkeypatch.setenv("TUNESMITH_INT8_KERNEL", "tpu")
     with pytest.raises(ValueError, match="unknown int8 kernel 'tpu'"):
         quantize.choose_kernel()
+
+
+def test_onednn_is_not_offered_on_a_cpu_without_vnni(monkeypatch):
+    # Without VNNI, 8-bit activations times int8 weights can saturate 16-bit partial sums.
+    monkeypatch.setattr(quantize, "_has_vnni", lambda: False)
+    quantize.onednn_int8_available.cache_clear()
+    try:
+        assert quantize.onednn_int8_available() is False
+    finally:
+        quantize.onednn_int8_available.cache_clear()

@@ -44,12 +44,16 @@ def _has_vnni() -> bool:
 
 @functools.cache
 def onednn_int8_available() -> bool:
-    """True when this torch build runs oneDNN's int8 linear here (tried once on a tiny product)."""
+    """True when this torch build runs oneDNN's int8 linear here (tried once on a tiny product).
+
+    Only on CPUs with VNNI: without it, 8-bit activations times int8 weights can saturate the
+    16-bit sums of the older instructions, the overflow fbgemm's 7-bit default avoids.
+    """
     import torch
 
-    if not torch.backends.mkldnn.is_available() or not hasattr(
-        torch.ops.onednn, "qlinear_pointwise"
-    ):
+    if not _has_vnni() or not torch.backends.mkldnn.is_available():
+        return False
+    if not hasattr(torch.ops.onednn, "qlinear_pointwise"):
         return False
     try:
         packed = torch.ops.onednn.qlinear_prepack(torch.ones(2, 4, dtype=torch.int8), None)
