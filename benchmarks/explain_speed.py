@@ -321,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         "texts": len(texts),
         "mean_tokens": round(mean_len, 1),
         "threads": threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "load_average": [round(load_before, 2), round(load_after, 2)],
         "torch": torch.__version__,
         "rule": chosen,

@@ -268,7 +268,8 @@ def main() -> int:
     rows: list[list[str]] = []
     result: dict[str, Any] = {"benchmark": "train_speed", "quick": args.quick,
                               "train_texts": len(train_rows), "test_texts": len(test_rows),
-                              "epochs": epochs, "threads": threads}  # fmt: skip
+                              "epochs": epochs, "threads": threads,
+                              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}  # fmt: skip
 
     if not args.skip_full:
         log("plain Trainer recipe (pad to 64, full fine-tune, lr 5e-5):")
