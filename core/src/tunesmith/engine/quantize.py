@@ -28,7 +28,9 @@ from typing import Any
 KERNELS = ("auto", "onednn", "fbgemm")
 
 
+@functools.cache
 def _cpu_flags() -> str:
+    """``/proc/cpuinfo``, read once per process (empty where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             return handle.read()
@@ -68,9 +70,9 @@ def onednn_int8_available() -> bool:
 
 def choose_kernel(kernel: str = "auto") -> str:
     """``onednn`` or ``fbgemm``: the asked-for kernel, ``$TUNESMITH_INT8_KERNEL``, or by CPU."""
-    kernel = (
-        kernel if kernel != "auto" else os.environ.get("TUNESMITH_INT8_KERNEL", "auto")
-    ).lower()
+    if kernel == "auto":
+        kernel = os.environ.get("TUNESMITH_INT8_KERNEL", "auto")
+    kernel = kernel.lower()
     if kernel not in KERNELS:
         raise ValueError(f"unknown int8 kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
     if kernel == "auto":
@@ -168,27 +170,33 @@ def _exact_gelu(module: Any) -> bool:
     return type(module).__name__ == "GELUActivation" and act is torch.nn.functional.gelu
 
 
+def _computes_gelu_of_dense(module: Any) -> bool:
+    """True for a BERT-style ``*Intermediate`` block: ``exact_gelu(dense(x))`` and nothing else."""
+    import torch
+
+    children = dict(module.named_children())
+    return (
+        type(module).__name__.endswith("Intermediate")
+        and set(children) == {"dense", "intermediate_act_fn"}
+        and isinstance(children["dense"], torch.nn.Linear)
+        and _exact_gelu(children["intermediate_act_fn"])
+    )
+
+
 def _quantize_onednn(model: Any) -> Any:
     import torch
 
     model = copy.deepcopy(model)
     last = _LastQuantized()
     linear_class = _onednn_linear_class()
-    # BERT-style blocks compute ``act(dense(x))``: the GELU then runs inside the int8 product.
-    for module in model.modules():
-        children = dict(module.named_children())
-        if (
-            type(module).__name__.endswith("Intermediate")
-            and set(children) == {"dense", "intermediate_act_fn"}
-            and isinstance(children["dense"], torch.nn.Linear)
-            and _exact_gelu(children["intermediate_act_fn"])
-        ):
-            module.dense = linear_class(children["dense"], last, post_op="gelu")
-            module.intermediate_act_fn = torch.nn.Identity()
     for module in list(model.modules()):
+        fuse_gelu = _computes_gelu_of_dense(module)
         for name, child in list(module.named_children()):
             if isinstance(child, torch.nn.Linear):
-                setattr(module, name, linear_class(child, last))
+                post_op = "gelu" if fuse_gelu and name == "dense" else "none"
+                setattr(module, name, linear_class(child, last, post_op=post_op))
+        if fuse_gelu:  # the GELU now runs inside the int8 product
+            module.intermediate_act_fn = torch.nn.Identity()
     model.eval()
     return model
 
