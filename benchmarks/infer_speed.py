@@ -3,7 +3,8 @@
 Both sides run the same model on the same texts in one process with the same thread settings:
 the banking77 test set from the shared data folder when present, the sample data otherwise.
 tunesmith sorts texts by token length and pads each batch only to its own longest text, under
-``torch.inference_mode``; ``--quantize int8`` adds dynamic int8 linear layers. The peer is
+``torch.inference_mode``; ``--quantize int8`` adds int8 linear layers, with the activation ranges
+recorded on the training texts as ``tunesmith train`` records them. The peer is
 ``pipeline("text-classification", batch_size=32)`` given the very same in-memory model. The three
 runners take turns on chunks of the texts, so a shift in machine load hits them alike, and each
 keeps its best of ``--repeats`` passes.
@@ -127,6 +128,12 @@ def build_probe_model(
     set_head_weights(model, probe.coef_, probe.intercept_)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    # The activation ranges int8 uses, recorded on the training texts as `tunesmith train` does.
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.quantize import RANGES_FILE, record_int8_ranges
+    from tunesmith.io import atomic_write_json
+
+    atomic_write_json(out_dir / RANGES_FILE, record_int8_ranges(load_model(out_dir), texts))
     return out_dir
 
 
@@ -277,6 +284,14 @@ def main() -> None:
         rows.append((name, secs, len(texts) / secs, accuracy, flops / secs / 1e9))
         print(f"  {name}: {secs:.1f} s", file=sys.stderr)
 
+    # Does a text get the same int8 label alone as in a batch? (Untimed, after the timing.)
+    from tunesmith.engine.quantize import read_int8_ranges
+
+    ranges_mode = "recorded" if read_int8_ranges(model_dir) else "per batch"
+    alone = texts[:200]
+    singles = [r["label"] for r in predict_texts(int8, alone, batch_size=1)]
+    same_alone = float(np.mean([a == b for a, b in zip(singles, predicted[2], strict=False)]))
+
     base = rows[0][2]
     print(
         f"\ninference on {len(texts)} {data_name} texts, batch {args.batch_size}, "
@@ -291,6 +306,10 @@ def main() -> None:
         print(
             f"{name:36} {seconds:8.2f} {rate:8.1f} {rate / base:7.2f}x {accuracy:9.4f} {gflops:8.1f}"
         )
+    print(
+        f"int8 activation ranges: {ranges_mode}; the same label alone as in a batch of "
+        f"{args.batch_size} for {100 * same_alone:.1f} % of {len(alone)} texts"
+    )
     result = {
         "benchmark": "infer_speed",
         "data": data_name,
@@ -309,6 +328,8 @@ def main() -> None:
         "fp32_accuracy": round(rows[1][3], 4),
         "int8_accuracy": round(rows[2][3], 4),
         "int8_drop_points": round(100 * (rows[1][3] - rows[2][3]), 2),
+        "int8_ranges": ranges_mode,
+        "int8_same_alone_as_batched": round(same_alone, 4),
         "pipeline_gflops_per_s": round(rows[0][4], 1),
         "fp32_gflops_per_s": round(rows[1][4], 1),
         "int8_gops_per_s": round(rows[2][4], 1),

@@ -28,14 +28,18 @@ needs_onednn = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def model_and_batch(tmp_path_factory):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    directory = make_tiny_trained_classifier(
+def model_dir(tmp_path_factory):
+    return make_tiny_trained_classifier(
         tmp_path_factory.mktemp("quantize") / "clf", LABELS, TEXTS, TARGETS
     )
-    model = AutoModelForSequenceClassification.from_pretrained(directory).eval()
-    tokenizer = AutoTokenizer.from_pretrained(directory)
+
+
+@pytest.fixture(scope="module")
+def model_and_batch(model_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return model, tokenizer(TEXTS, padding=True, return_tensors="pt")
 
 
@@ -86,9 +90,9 @@ def test_query_key_and_value_quantise_their_shared_input_once(model_and_batch, m
     calls = {"reused": 0, "quantised": 0}
     original = quantize._quantize_activation
 
-    def counting(x, last):
+    def counting(x, last, bounds=None):
         calls["reused" if last.source is x else "quantised"] += 1
-        return original(x, last)
+        return original(x, last, bounds)
 
     monkeypatch.setattr(quantize, "_quantize_activation", counting)
     logits(quantized, batch)
@@ -150,3 +154,81 @@ def test_onednn_is_not_offered_on_a_cpu_without_vnni(monkeypatch):
         assert quantize.onednn_int8_available() is False
     finally:
         quantize.onednn_int8_available.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "kernel, vnni",
+    [pytest.param("onednn", True, marks=needs_onednn), ("fbgemm", True), ("fbgemm", False)],
+)
+def test_recorded_ranges_give_a_text_the_same_int8_logits_alone_as_in_any_batch(
+    model_dir, tmp_path, monkeypatch, kernel, vnni
+):
+    import shutil
+
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_logits
+    from tunesmith.io import atomic_write_json
+
+    monkeypatch.setenv("TUNESMITH_INT8_KERNEL", kernel)
+    if not vnni:  # 7-bit activations, as on CPUs whose int8 sums could overflow
+        monkeypatch.setattr(quantize, "_has_vnni", lambda: False)
+    recorded_dir = tmp_path / "recorded"
+    shutil.copytree(model_dir, recorded_dir)
+    recorded = quantize.record_int8_ranges(load_model(recorded_dir), TEXTS)
+    atomic_write_json(recorded_dir / quantize.RANGES_FILE, recorded)
+    assert recorded["texts"] == len(TEXTS)
+
+    def alone_and_batched(directory):
+        loaded = load_model(directory, quantize="int8")
+        alone = np.stack([predict_logits(loaded, [t])[0] for t in TEXTS])
+        return alone, predict_logits(loaded, TEXTS, batch_size=len(TEXTS))
+
+    alone, batched = alone_and_batched(recorded_dir)
+    np.testing.assert_allclose(alone, batched, atol=1e-5)
+    # Without the file each batch is quantised by its own range, so the batch shows through.
+    alone, batched = alone_and_batched(model_dir)
+    assert np.abs(alone - batched).max() > 1e-4
+
+
+def test_activation_ranges_are_the_mean_over_calls_of_each_calls_min_and_max():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    inputs = [torch.tensor([[-1.0, 3.0]]), torch.tensor([[-3.0, 1.0], [0.0, 0.0]])]
+
+    def run():
+        with torch.inference_mode():
+            for x in inputs:
+                model(x)
+
+    ranges = quantize.measure_activation_ranges(model, run)
+    assert set(ranges) == {"0", "2"}
+    assert ranges["0"] == [-2.0, 2.0]
+    assert ranges["2"][0] >= 0.0  # after the ReLU
+    assert not model[0]._forward_hooks  # the hooks are gone afterwards
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("[1, 2]", "expected a JSON object"),
+        ('{"ranges": [1, 2]}', "an object of layer names"),
+        ('{"ranges": {"classifier": [2.0, 1.0]}}', "'classifier' must be [low, high]"),
+        ('{"ranges": {"classifier": ["a", 1.0]}}', "'classifier' must be [low, high]"),
+    ],
+)
+def test_a_malformed_int8_ranges_file_is_an_error_naming_the_file(
+    model_dir, tmp_path, content, needle
+):
+    import shutil
+
+    from tunesmith.engine.loading import load_model
+    from tunesmith.errors import DataError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / quantize.RANGES_FILE).write_text(content, encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_model(broken, quantize="int8")
+    assert needle in str(caught.value) and quantize.RANGES_FILE in str(caught.value)
+    load_model(broken)  # fp32 does not read the file

@@ -143,6 +143,20 @@ def _assert_complete_model_dir(out: Path, strategy: str) -> None:
     assert metrics["calibration"]["ece_bins"] == 15
     assert not out.with_name(out.name + ".work").exists()  # removed once training succeeds
     assert _logits(out, PROBE_TEXTS).shape == (3, 3)
+    _assert_int8_ranges_cover_every_linear_layer(out)
+
+
+def _assert_int8_ranges_cover_every_linear_layer(out: Path) -> None:
+    import torch
+
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.quantize import read_int8_ranges
+
+    ranges = read_int8_ranges(out)
+    model = load_model(out).model
+    linears = {name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert linears and set(ranges) == linears
+    assert all(low < high for low, high in ranges.values())
 
 
 @pytest.mark.parametrize("strategy", ["freeze:1", "head"])
@@ -577,6 +591,7 @@ def test_ner_trains_and_reports_entity_f1_per_type(cli, files, tmp_path):
     report = json.loads((out / "metrics.json").read_text())["report"]
     assert report["task"] == "ner" and set(report["per_type"]) == {"PER", "ORG", "LOC"}
     assert not (out / "calibration.json").exists()
+    _assert_int8_ranges_cover_every_linear_layer(out)
 
 
 def test_few_shot_data_trains_on_everything_with_contrastive_loss_and_says_so(cli, files, tmp_path):

@@ -154,7 +154,7 @@ def predict_command(
     ),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Texts per forward pass."),
     quantize: str | None = typer.Option(
-        None, "--quantize", help="'int8': dynamic int8 linear layers, faster on a CPU."
+        None, "--quantize", help="'int8': int8 linear layers, faster on a CPU."
     ),
     no_calibrate: bool = typer.Option(
         False, "--no-calibrate", help="Raw probabilities, without the fitted temperature."

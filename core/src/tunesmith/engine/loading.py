@@ -275,7 +275,8 @@ def _load_tokenizer(directory: Path, run_config: dict[str, Any] | None) -> Any:
 def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
     """Load the model directory ``path`` in eval mode, with its labels, task and calibration.
 
-    ``quantize="int8"`` applies dynamic int8 quantisation of the linear layers (CPU serving).
+    ``quantize="int8"`` quantises the linear layers to int8 (CPU serving), with the activation
+    ranges in ``int8_ranges.json`` when the directory has them.
     Raises :class:`ModelNotFoundError` when ``path`` is missing or is not a model directory.
     """
     if quantize not in (None, "int8"):
@@ -313,8 +314,8 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
         max_length=_max_length(tokenizer, config, run_config),
     )
     if quantize == "int8":
-        from tunesmith.engine.quantize import quantize_int8
+        from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 
-        loaded.model = quantize_int8(loaded.model)
+        loaded.model = quantize_int8(loaded.model, ranges=read_int8_ranges(directory))
         loaded.quantized = True
     return loaded

@@ -810,6 +810,7 @@ def _write_model_dir(
             from tunesmith.engine.calibration import save_calibration
 
             save_calibration(tmp, calibration)
+        _record_int8_ranges(tmp, prepared, log)
         report = metrics.get("report") or {}
         if plots is not None:
             try:
@@ -836,6 +837,22 @@ def _write_model_dir(
             tmp / "README.md", render_model_card(run_dict, metrics, prepared.cleaning)
         )
     return out
+
+
+def _record_int8_ranges(directory: Path, prepared: PreparedData, log: Log) -> None:
+    """Write ``int8_ranges.json`` from the saved model run on training texts (for --quantize)."""
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.quantize import RANGES_FILE, record_int8_ranges
+    from tunesmith.io import atomic_write_json
+
+    train_rows = prepared.train
+    texts = train_rows.tokens if prepared.task == "ner" else train_rows.texts
+    try:
+        recorded = record_int8_ranges(load_model(directory), texts)
+    except Exception as exc:  # int8 then quantises per batch; never cost the user a model
+        log(f"warning: could not record the int8 ranges ({type(exc).__name__}: {exc})")
+        return
+    atomic_write_json(directory / RANGES_FILE, recorded)
 
 
 def train(run: RunConfig, *, log: Log = stderr_log) -> Path:
