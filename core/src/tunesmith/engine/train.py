@@ -848,6 +848,8 @@ def _record_int8_ranges(directory: Path, prepared: PreparedData, log: Log) -> No
     train_rows = prepared.train
     texts = train_rows.tokens if prepared.task == "ner" else train_rows.texts
     try:
+        # From the directory as saved, not the model in memory: load_model merges a LoRA adapter,
+        # so the layer names are the ones `load_model(..., quantize="int8")` will look up.
         recorded = record_int8_ranges(load_model(directory), texts)
     except Exception as exc:  # int8 then quantises per batch; never cost the user a model
         log(f"warning: could not record the int8 ranges ({type(exc).__name__}: {exc})")
