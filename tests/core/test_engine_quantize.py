@@ -232,3 +232,48 @@ def test_a_malformed_int8_ranges_file_is_an_error_naming_the_file(
         load_model(broken, quantize="int8")
     assert needle in str(caught.value) and quantize.RANGES_FILE in str(caught.value)
     load_model(broken)  # fp32 does not read the file
+
+
+def test_int8_ranges_command_records_the_ranges_of_a_model_trained_elsewhere(model_dir, tmp_path):
+    import shutil
+
+    import torch
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import build_app
+    from tunesmith.engine.loading import load_model
+    from tunesmith.testing import write_csv
+
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    data = write_csv(
+        tmp_path / "texts.csv", [(t, LABELS[y]) for t, y in zip(TEXTS, TARGETS, strict=True)]
+    )
+    result = CliRunner().invoke(
+        build_app(), ["int8-ranges", "--model", str(model), "--data", str(data)]
+    )
+    assert result.exit_code == 0, result.output
+    linears = {
+        n for n, m in load_model(model).model.named_modules() if isinstance(m, torch.nn.Linear)
+    }
+    assert result.stdout.startswith(
+        f"recorded the int8 ranges of {len(linears)} linear layers from 6"
+    )
+    assert set(quantize.read_int8_ranges(model)) == linears
+    assert not [p for p in model.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_int8_ranges_command_with_a_missing_text_column_is_one_error_line(model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import build_app
+    from tunesmith.testing import write_csv
+
+    data = write_csv(tmp_path / "texts.csv", [("hello", "card")])
+    result = CliRunner().invoke(
+        build_app(),
+        ["int8-ranges", "--model", str(model_dir), "--data", str(data), "--text-col", "body"],
+    )
+    assert result.exit_code == 2
+    assert "texts.csv" in result.stderr and "body" in result.stderr
+    assert not (model_dir / quantize.RANGES_FILE).exists()

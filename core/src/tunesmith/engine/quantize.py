@@ -402,3 +402,23 @@ def record_int8_ranges(
         "texts": len(sample),
         "ranges": ranges,
     }
+
+
+def save_int8_ranges(
+    model_dir: str | os.PathLike, texts: Sequence[str] | Sequence[Sequence[str]], *, seed: int = 0
+) -> dict[str, Any]:
+    """Record the ranges of the fp32 model in ``model_dir`` on ``texts`` and write them, atomically,
+    as its ``int8_ranges.json``; returns the document. A tagger's texts may be plain strings
+    (split on spaces into words) or word lists."""
+    from tunesmith.engine.loading import load_model
+    from tunesmith.errors import UserInputError
+    from tunesmith.io import atomic_write_json
+
+    if not texts:
+        raise UserInputError("no texts to record the int8 ranges from")
+    loaded = load_model(model_dir)
+    if loaded.task == "ner":
+        texts = [text.split() if isinstance(text, str) else list(text) for text in texts]
+    recorded = record_int8_ranges(loaded, texts, seed=seed)
+    atomic_write_json(loaded.path / RANGES_FILE, recorded)
+    return recorded

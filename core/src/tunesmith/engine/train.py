@@ -841,20 +841,16 @@ def _write_model_dir(
 
 def _record_int8_ranges(directory: Path, prepared: PreparedData, log: Log) -> None:
     """Write ``int8_ranges.json`` from the saved model run on training texts (for --quantize)."""
-    from tunesmith.engine.loading import load_model
-    from tunesmith.engine.quantize import RANGES_FILE, record_int8_ranges
-    from tunesmith.io import atomic_write_json
+    from tunesmith.engine.quantize import save_int8_ranges
 
     train_rows = prepared.train
     texts = train_rows.tokens if prepared.task == "ner" else train_rows.texts
     try:
         # From the directory as saved, not the model in memory: load_model merges a LoRA adapter,
         # so the layer names are the ones `load_model(..., quantize="int8")` will look up.
-        recorded = record_int8_ranges(load_model(directory), texts)
+        save_int8_ranges(directory, texts)
     except Exception as exc:  # int8 then quantises per batch; never cost the user a model
         log(f"warning: could not record the int8 ranges ({type(exc).__name__}: {exc})")
-        return
-    atomic_write_json(directory / RANGES_FILE, recorded)
 
 
 def train(run: RunConfig, *, log: Log = stderr_log) -> Path:

@@ -1,0 +1,41 @@
+"""``tunesmith int8-ranges``: record the activation ranges ``--quantize int8`` uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def int8_ranges_command(
+    model: Path = typer.Option(..., "--model", help="A model directory."),
+    data: Path = typer.Option(
+        ..., "--data", help="Texts like those the model will serve (labels are ignored)."
+    ),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
+) -> None:
+    """Record each linear layer's activation range on up to 512 texts of --data.
+
+    Writes int8_ranges.json beside the weights, atomically; `--quantize int8` then quantises with
+    these ranges, so a text gets the same prediction alone as in any batch. `tunesmith train`
+    records them itself; this is for models trained elsewhere or before it did.
+    """
+    from tunesmith.data.load import read_texts
+    from tunesmith.engine.quantize import RANGES_FILE, save_int8_ranges
+
+    recorded = save_int8_ranges(model, read_texts(data, text_col=text_col))
+    if as_json:
+        typer.echo(json.dumps(recorded, indent=2))
+        return
+    typer.echo(
+        f"recorded the int8 ranges of {len(recorded['ranges'])} linear layers "
+        f"from {recorded['texts']} texts of {data}"
+    )
+    typer.echo(f"saved {model / RANGES_FILE}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``int8-ranges`` to ``app``."""
+    app.command("int8-ranges")(int8_ranges_command)
