@@ -129,11 +129,9 @@ def build_probe_model(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     # The activation ranges int8 uses, recorded on the training texts as `tunesmith train` does.
-    from tunesmith.engine.loading import load_model
-    from tunesmith.engine.quantize import RANGES_FILE, record_int8_ranges
-    from tunesmith.io import atomic_write_json
+    from tunesmith.engine.quantize import save_int8_ranges
 
-    atomic_write_json(out_dir / RANGES_FILE, record_int8_ranges(load_model(out_dir), texts))
+    save_int8_ranges(out_dir, texts)
     return out_dir
 
 

@@ -7,11 +7,11 @@ Recorded ranges make a text's prediction the same whatever batch it arrives in; 
 ranges change with the batch's other texts (measured: 1.5-2 % of banking77 predictions differed
 between batches of 1 and of 32). Two kernels do the int8 matrix products:
 
-* ``onednn``: oneDNN's int8 product, which runs on the AMX tiles of recent Xeons. Each batch's
-  activations are quantised by one fused pass; the intermediate GELU runs inside the product;
-  the query, key and value projections, which read the same tensor, quantise it once.
-* ``fbgemm``: PyTorch's stock dynamic quantised linear (with 8-bit activations on VNNI CPUs,
-  where PyTorch's default of 7 bits guards against an overflow VNNI cannot have).
+* ``onednn``: oneDNN's int8 product, which runs on the AMX tiles of recent Xeons. Activations
+  are quantised by one fused pass; the intermediate GELU runs inside the product; the query,
+  key and value projections, which read the same tensor, quantise it once.
+* ``fbgemm``: PyTorch's quantised linear (with 8-bit activations on VNNI CPUs, where PyTorch's
+  default of 7 bits guards against an overflow VNNI cannot have).
 
 ``auto`` picks ``onednn`` where the CPU has AMX int8 and ``fbgemm`` elsewhere; the environment
 variable ``TUNESMITH_INT8_KERNEL`` overrides. On a 2-core AMX Xeon the oneDNN path ran the
