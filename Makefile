@@ -8,7 +8,7 @@ MEMBERS := core/pyproject.toml plugins/support/pyproject.toml plugins/finance/py
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: run test lint format bench bench-quick clean install
+.PHONY: run test lint format bench bench-quick clean install chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,17 @@ install: $(STAMP)
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/tunesmith ui --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium; install it when it is missing (root on Debian, as CI
+# is). Elsewhere say what to do instead of failing later with three browser-test errors.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make test: the browser tests need Debian's chromium (apt-get install -y chromium)" >&2; exit 1; \
+	  fi; }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	TUNESMITH_STRICT_PLUGINS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout 600 $(PYTEST_ARGS)
