@@ -1,15 +1,20 @@
 """Attributions over many texts: the words that most drive each label.
 
 The finance plugin explains an alert ("negative tweets about X surged") with the words that
-pushed those tweets to their label.
+pushed those tweets to their label: ``aggregate_explanations(loaded, texts, target="negative")``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+#: Texts explained per call while aggregating: the progress bar moves at least this often, and
+#: memory stays bounded, while each call still fills the method's batches.
+AGGREGATE_CHUNK = 64
 
 
 @dataclass
@@ -63,4 +68,71 @@ def top_words_by_label(
         ]
         impacts.sort(key=lambda w: (-w.total, w.word))
         result[label] = impacts[:k]
+    return result
+
+
+def aggregate_explanations(
+    loaded: Any,
+    texts: Sequence[str],
+    *,
+    target: str | None = None,
+    k: int = 10,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, list[WordImpact]]:
+    """The ``k`` words that most drive each label across ``texts``, with the default method.
+
+    ``loaded`` is a classifier from ``tunesmith.engine.loading.load_model``. With ``target``
+    (a label name) every text is explained for that label's probability and the result has that
+    one key; without it each text is explained for its predicted label. ``progress`` gets the
+    number of texts done after each step; without it a tqdm bar is shown on a terminal.
+    """
+    from tunesmith.errors import UserInputError
+    from tunesmith.explain.attribute import TOKEN_TASKS, check_texts, explain_loaded
+    from tunesmith.explain.methods import DEFAULT_METHOD
+
+    if str(getattr(loaded, "task", "") or "").lower() in TOKEN_TASKS:
+        raise UserInputError("aggregate explanations need a classifier; this model is a tagger")
+    if target is not None and target not in list(getattr(loaded, "labels", None) or []):
+        raise UserInputError(
+            f"unknown target label {target!r}; the model's labels are: "
+            f"{', '.join(getattr(loaded, 'labels', None) or [])}"
+        )
+    texts = list(texts)
+    check_texts(texts)  # before any work, naming the empty text's position in the whole list
+    bar = None
+    if progress is None:
+        from tqdm import tqdm
+
+        # disable=None: the bar shows on a terminal and stays silent in logs and pipes.
+        bar = tqdm(total=len(texts), desc="explaining", unit="text", file=sys.stderr, disable=None)
+        progress = bar.update
+    explanations: list[Any] = []
+    try:
+        for start in range(0, len(texts), AGGREGATE_CHUNK):
+            chunk = texts[start : start + AGGREGATE_CHUNK]
+            done = [0.0]
+
+            def step(amount: float, done: list[float] = done, size: int = len(chunk)) -> None:
+                # Methods report fractional texts (IG rows / steps); never overshoot the chunk.
+                amount = min(amount, size - done[0])
+                done[0] += amount
+                if amount > 0:
+                    progress(amount)
+
+            explanations += explain_loaded(
+                loaded,
+                chunk,
+                target=target,
+                method=DEFAULT_METHOD,
+                with_faithfulness=False,
+                progress=step,
+                warn=None,
+            )
+            step(len(chunk) - done[0])
+    finally:
+        if bar is not None:
+            bar.close()
+    result = top_words_by_label(explanations, k=k)
+    if target is not None:
+        result.setdefault(target, [])  # the asked label is always a key, even with no words
     return result

@@ -60,7 +60,7 @@ def explain_texts(
     *,
     labels: Sequence[str] | None = None,
     target: str | Sequence[str | None] | None = None,
-    method: str = "ig",
+    method: str | None = None,
     temperature: Any = None,
     n_steps: int = 50,
     max_tokens: int | None = None,
@@ -73,14 +73,15 @@ def explain_texts(
     """Explain a sequence classifier's prediction (or ``target``) for each text.
 
     ``labels`` defaults to the model's ``id2label``; ``temperature`` (a float, or one per label
-    for multi-label models) makes the explained probability the calibrated one; ``multilabel``
+    for multi-label models) makes the explained probability the calibrated one; ``method``
+    defaults to :data:`~tunesmith.explain.methods.DEFAULT_METHOD`; ``multilabel``
     (sigmoid instead of softmax) defaults to the model config's ``problem_type``. Texts longer
     than the model's limit are truncated, with a warning through ``warn``. ``max_tokens``
     bounds the padded tokens per forward pass (memory); ``progress`` gets texts done.
     """
     from tunesmith.explain.encoding import encode_texts, max_input_length
     from tunesmith.explain.faithfulness import faithfulness
-    from tunesmith.explain.methods import get_method
+    from tunesmith.explain.methods import DEFAULT_METHOD, get_method
     from tunesmith.explain.model_io import is_multilabel, label_names
     from tunesmith.explain.scoring import classifier_probabilities, classifier_score_fn
 
@@ -96,6 +97,7 @@ def explain_texts(
     if not names:
         raise UserInputError("the model has no label names (id2label); cannot explain it")
     wanted = resolve_targets(target, names, len(texts))
+    method = method or DEFAULT_METHOD
     attribution = get_method(method)
     if multilabel is None:
         multilabel = is_multilabel(model)

@@ -18,6 +18,10 @@ from tunesmith.errors import UserInputError
 from tunesmith.explain.encoding import EncodedText
 from tunesmith.explain.types import TokenAttribution
 
+#: The method ``explain_texts``, ``tunesmith explain`` and ``aggregate_explanations`` use unless
+#: told otherwise (chosen by ``benchmarks/explain_speed.py``; see docs/benchmarks.md).
+DEFAULT_METHOD = "ig"
+
 
 class IntegratedGradients:
     """Integrated gradients on the input embeddings, [PAD] baseline, batched over texts and steps."""
