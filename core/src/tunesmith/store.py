@@ -1,0 +1,292 @@
+"""A small SQLite store that plugins keep their records in: one module, one narrow interface.
+
+``Store.open(path, namespace=, migrations=)`` opens (or creates) a database file in WAL mode with a
+busy timeout and foreign keys on, then brings the namespace's tables up to date: migration ``i``
+is applied once, in its own transaction, and ``schema_version(namespace, version)`` records how
+many have run. Several namespaces (plugins) may share one file. Writes go through
+``with db.transaction() as tx`` (one transaction per batch) or ``db.execute`` (a single write);
+reads through ``db.query``. Nothing else of SQLite is exposed, so that another database can stand
+behind the same methods later.
+
+One connection per ``Store``, guarded by a re-entrant lock: safe to share between threads of one
+process (writes are serialised; a thread's transaction holds the lock until it ends). Between
+processes SQLite's own file locks apply; a writer that waits longer than ``timeout`` gets
+:class:`StoreLockedError`. ``synchronous=NORMAL`` in WAL mode keeps every committed transaction
+when the process is killed (the WAL is in the OS page cache); only a power cut can lose the
+newest commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserInputError
+
+#: A migration: SQL (one or more statements separated by ``;``) or a function of a transaction.
+Migration = str | Callable[["Transaction"], None]
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class StoreError(UserInputError):
+    """A database file that cannot be used as it is; the message names the file."""
+
+
+class StoreLockedError(StoreError):
+    """Another process held a write lock on the database longer than the busy timeout."""
+
+
+class StoreCorruptError(StoreError):
+    """The file is not a SQLite database, or its pages are damaged."""
+
+
+class StoreVersionError(StoreError):
+    """The database was migrated by newer code than this one."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a single write did: rows changed and, after an ``INSERT``, the new row's id."""
+
+    rowcount: int
+    lastrowid: int | None
+
+
+def _split_statements(script: str) -> list[str]:
+    """``"A; B;"`` -> ``["A;", "B;"]``, keeping semicolons inside strings and triggers."""
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \t\r\n;"):
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip(" \t\r\n;"):
+        statements.append(buffer.strip())
+    return statements
+
+
+class Transaction:
+    """The handle ``db.transaction()`` yields: writes and reads inside one transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> ExecResult:
+        """Run one statement; returns rows changed and the last inserted row id."""
+        with self._store._translate():
+            cursor = self._store._conn.execute(sql, params)
+        return ExecResult(cursor.rowcount, cursor.lastrowid)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> int:
+        """Run one statement per row; returns the rows changed."""
+        with self._store._translate():
+            return self._store._conn.executemany(sql, rows).rowcount
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Read inside the transaction (sees its own uncommitted writes)."""
+        with self._store._translate():
+            return self._store._conn.execute(sql, params).fetchall()
+
+
+class Store:
+    """One SQLite file, opened for one namespace's tables (see the module docstring)."""
+
+    def __init__(self, path: str | Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Open the file without migrating; use :meth:`Store.open`."""
+        self.path = Path(path) if str(path) != ":memory:" else Path(":memory:")
+        self.timeout = timeout
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of transaction() in the thread that holds the lock
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: no implicit transactions; transaction() issues BEGIN itself.
+            self._conn = sqlite3.connect(
+                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
+        self._conn.row_factory = sqlite3.Row
+        try:
+            with self._translate():
+                self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                self._conn.execute("PRAGMA journal_mode = WAL").fetchall()
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        namespace: str = "main",
+        migrations: Sequence[Migration] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Store:
+        """Open ``path`` (created when missing) and apply ``namespace``'s pending migrations.
+
+        ``migrations`` is the whole ordered list, oldest first; never edit one that has shipped,
+        append a new one. A database whose version for ``namespace`` is higher than
+        ``len(migrations)`` raises :class:`StoreVersionError`.
+        """
+        store = cls(path, timeout=timeout)
+        try:
+            store.migrate(namespace, migrations)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def migrate(self, namespace: str, migrations: Sequence[Migration]) -> int:
+        """Apply ``namespace``'s pending migrations, each in its own transaction; the new version."""
+        self.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            "namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        while True:
+            with self.transaction() as tx:
+                # Read inside the write transaction so two processes never apply one step twice.
+                version = self._version(tx, namespace)
+                if version > len(migrations):
+                    raise StoreVersionError(
+                        f"{self.path}: namespace {namespace!r} is at schema version {version}, "
+                        f"newer than this code knows ({len(migrations)}); upgrade tunesmith "
+                        "or open another file"
+                    )
+                if version == len(migrations):
+                    return version
+                step = migrations[version]
+                if callable(step):
+                    step(tx)
+                else:
+                    for statement in _split_statements(step):
+                        tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO schema_version(namespace, version) VALUES (?, ?) "
+                    "ON CONFLICT(namespace) DO UPDATE SET version = excluded.version",
+                    (namespace, version + 1),
+                )
+
+    def schema_version(self, namespace: str = "main") -> int:
+        """How many of ``namespace``'s migrations have been applied (0 for none)."""
+        with self.transaction() as tx:
+            return self._version(tx, namespace)
+
+    @staticmethod
+    def _version(tx: Transaction, namespace: str) -> int:
+        rows = tx.query("SELECT version FROM schema_version WHERE namespace = ?", (namespace,))
+        return int(rows[0]["version"]) if rows else 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        Nested use in the same thread becomes a savepoint inside the outer transaction. The
+        write lock is taken at the start (``BEGIN IMMEDIATE``), so a busy database fails here,
+        before any work, rather than halfway through.
+        """
+        with self._lock:
+            self._check_open()
+            tx = Transaction(self)
+            if self._depth:
+                name = f"sp{self._depth}"
+                self._run(f"SAVEPOINT {name}")
+                self._depth += 1
+                try:
+                    yield tx
+                except BaseException:
+                    self._run(f"ROLLBACK TO {name}")
+                    self._run(f"RELEASE {name}")
+                    raise
+                else:
+                    self._run(f"RELEASE {name}")
+                finally:
+                    self._depth -= 1
+                return
+            self._run("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield tx
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._run("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                    raise
+            finally:
+                self._depth = 0
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> ExecResult:
+        """A single write in its own transaction (or in the caller's, when one is open)."""
+        with self.transaction() as tx:
+            return tx.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Rows of a read; each row is indexed by column name or position."""
+        with self._lock:
+            self._check_open()
+            with self._translate():
+                return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        """Close the connection (idempotent); committed data is already on disk."""
+        with self._lock:
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def _check_open(self) -> None:
+        if self._conn is None:
+            raise StoreError(f"{self.path}: the store is closed")
+
+    def _run(self, sql: str) -> None:
+        with self._translate():
+            self._conn.execute(sql)
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        """SQLite's lock and corruption errors become one line naming the file."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if "locked" in text or "busy" in text:
+                raise StoreLockedError(
+                    f"{self.path}: the database is locked by another process "
+                    f"(waited {self.timeout:g} s); try again when it has finished"
+                ) from None
+            if "unable to open" in text or "disk i/o" in text or "readonly" in text:
+                raise StoreError(f"{self.path}: {exc}") from None
+            raise
+        except sqlite3.DatabaseError as exc:
+            # IntegrityError and friends are DatabaseError subclasses; they are the caller's bug.
+            if type(exc) is sqlite3.DatabaseError:
+                raise StoreCorruptError(
+                    f"{self.path}: not a usable SQLite database ({exc})"
+                ) from None
+            raise
