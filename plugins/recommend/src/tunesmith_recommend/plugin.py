@@ -17,6 +17,26 @@ def tunesmith_cli(app: typer.Typer) -> None:
 
 
 @hookimpl
+def tunesmith_sample_data() -> list[Any]:
+    from tunesmith.hooktypes import SampleData
+    from tunesmith_recommend.data import sample_paths
+
+    return [
+        SampleData(
+            name="recommend_films",
+            description=(
+                "150 fictional films (title, genres, theme, description) and 588 viewing events "
+                "of 60 users simulated from stated tastes (users.csv)"
+            ),
+            paths=sample_paths(),
+            task="recommendation",
+            text_col="description",
+            label_col="item_id",
+        )
+    ]
+
+
+@hookimpl
 def tunesmith_demos() -> list[Any]:
     from tunesmith.hooktypes import Demo
     from tunesmith_recommend.roadmap import ROADMAP

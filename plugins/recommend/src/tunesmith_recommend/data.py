@@ -1,0 +1,264 @@
+"""Items and events: read from CSV, JSONL or Parquet (columns named by flags) and validated.
+
+Every problem a user can fix is one :class:`~tunesmith.errors.DataError` line naming the file,
+row and column. Decisions (documented in docs/recommend.md):
+
+- an item whose title and text fields are all empty is refused: a text recommender cannot place
+  it, and a silent skip would hide the problem;
+- a catalogue needs at least two items (there is nothing to rank with one);
+- times are unix seconds or ISO 8601 (a time without a zone is read as UTC); one file must use
+  one format, because a mix usually means two exports were pasted together; rows need not be in
+  time order (they are sorted per user).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.errors import DataError
+
+ROW = "__row__"
+
+
+@dataclass
+class Catalogue:
+    """The items: stable string ids, titles, and the text the encoder reads."""
+
+    ids: list[str]
+    titles: list[str]
+    texts: list[str]
+    path: str = ""
+    position: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.position:
+            self.position = {item: i for i, item in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Events:
+    """Positive events sorted by user, then time (then file order): parallel arrays."""
+
+    user_ids: list[str]  # one per distinct user; ``users`` indexes into it
+    users: np.ndarray  # int32 [n]
+    items: np.ndarray  # int32 [n], positions in the catalogue
+    times: np.ndarray  # float64 [n], unix seconds
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def sequences(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each user's (items, times), oldest first; the list is indexed like ``user_ids``."""
+        bounds = np.flatnonzero(np.diff(self.users)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(self.users)]])
+        return [(self.items[s:e], self.times[s:e]) for s, e in zip(starts, ends, strict=True)]
+
+
+def _read(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
+    from tunesmith.data.readers import reader_for
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError("no such file", path=path)
+    rows = list(reader_for(path)(path))
+    return path, rows
+
+
+def _check_columns(path: Path, rows: list[dict[str, Any]], needed: Sequence[str]) -> None:
+    if not rows:
+        raise DataError("the file has no rows", path=path)
+    present = set(rows[0]) - {ROW}
+    for name in needed:
+        if name not in present:
+            known = ", ".join(sorted(present))
+            raise DataError(f"no such column (columns: {known})", path=path, column=name)
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def item_text(title: str, fields: Sequence[str]) -> str:
+    """What the encoder reads: the title, then each non-empty field; ``a|b`` lists as ``a, b``."""
+    parts = [title] + [f.replace("|", ", ") for f in fields]
+    return ". ".join(p for p in parts if p)
+
+
+def load_items(
+    path: str | Path,
+    *,
+    id_col: str = "item_id",
+    title_col: str = "title",
+    text_cols: Sequence[str] = ("description", "genres"),
+) -> Catalogue:
+    """Read a catalogue; refuses duplicate ids, empty ids, items without any text, one item."""
+    path, rows = _read(path)
+    _check_columns(path, rows, [id_col, title_col, *text_cols])
+    ids: list[str] = []
+    titles: list[str] = []
+    texts: list[str] = []
+    first_row: dict[str, int] = {}
+    for row in rows:
+        item = _text(row.get(id_col))
+        if not item:
+            raise DataError("empty item id", path=path, row=row[ROW], column=id_col)
+        if item in first_row:
+            raise DataError(
+                f"duplicate item id {item!r} (first on row {first_row[item]})",
+                path=path,
+                row=row[ROW],
+                column=id_col,
+            )
+        first_row[item] = row[ROW]
+        title = _text(row.get(title_col))
+        text = item_text(title, [_text(row.get(c)) for c in text_cols])
+        if not text:
+            raise DataError(
+                f"item {item!r} has no text (empty {title_col} and {', '.join(text_cols)}); "
+                "a text recommender needs a title or description",
+                path=path,
+                row=row[ROW],
+                column=title_col,
+            )
+        ids.append(item)
+        titles.append(title or item)
+        texts.append(text)
+    if len(ids) < 2:
+        raise DataError(
+            "the catalogue has only one item; recommending needs at least two", path=path
+        )
+    return Catalogue(ids=ids, titles=titles, texts=texts, path=str(path))
+
+
+def parse_time(value: Any) -> tuple[float, str]:
+    """Unix seconds or ISO 8601 to (seconds, format name); ValueError when neither."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isnan(value):
+            raise ValueError("empty")
+        return float(value), "unix seconds"
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = _text(value)
+        if not text:
+            raise ValueError("empty")
+        try:
+            return float(text), "unix seconds"
+        except ValueError:
+            pass
+        moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp(), "ISO 8601"
+
+
+def load_events(
+    path: str | Path,
+    catalogue: Catalogue,
+    *,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str = "timestamp",
+    rating_col: str | None = None,
+    min_rating: float | None = None,
+    kind_col: str | None = None,
+    kinds: Sequence[str] | None = None,
+) -> Events:
+    """Read events; with ``min_rating`` only ratings at or above it count as positive events.
+
+    With ``kinds`` only events of those kinds count (``kind_col`` names the column).
+    """
+    path, rows = _read(path)
+    needed = [user_col, item_col, time_col]
+    if min_rating is not None:
+        if rating_col is None:
+            raise DataError("--min-rating needs --rating-col", path=path)
+        needed.append(rating_col)
+    if kinds:
+        if kind_col is None:
+            raise DataError("--kinds needs --kind-col", path=path)
+        needed.append(kind_col)
+    _check_columns(path, rows, needed)
+    wanted_kinds = set(kinds or ())
+    user_position: dict[str, int] = {}
+    users: list[int] = []
+    items: list[int] = []
+    times: list[float] = []
+    time_format: tuple[str, int] | None = None
+    for row in rows:
+        where = {"path": path, "row": row[ROW]}
+        user = _text(row.get(user_col))
+        if not user:
+            raise DataError("empty user id", column=user_col, **where)
+        item = _text(row.get(item_col))
+        if item not in catalogue.position:
+            shown = Path(catalogue.path).name if catalogue.path else "the catalogue"
+            raise DataError(f"item {item!r} is not in {shown}", column=item_col, **where)
+        raw_time = row.get(time_col)
+        try:
+            seconds, kind = parse_time(raw_time)
+        except (ValueError, TypeError, OverflowError):
+            shown = _text(raw_time)
+            problem = "missing time" if not shown else f"cannot read the time {shown!r}"
+            raise DataError(
+                f"{problem}; use unix seconds or ISO 8601 (2026-01-31T18:00:00Z)",
+                column=time_col,
+                **where,
+            ) from None
+        if time_format is None:
+            time_format = (kind, row[ROW])
+        elif kind != time_format[0]:
+            raise DataError(
+                f"mixed time formats: row {time_format[1]} is {time_format[0]}, this row is {kind}; "
+                "use one format for the whole file",
+                column=time_col,
+                **where,
+            )
+        if min_rating is not None:
+            try:
+                rating = float(_text(row.get(rating_col)))
+            except ValueError:
+                raise DataError(
+                    f"cannot read the rating {_text(row.get(rating_col))!r} as a number",
+                    column=rating_col,
+                    **where,
+                ) from None
+            if rating < min_rating:
+                continue
+        if wanted_kinds and _text(row.get(kind_col)) not in wanted_kinds:
+            continue
+        users.append(user_position.setdefault(user, len(user_position)))
+        items.append(catalogue.position[item])
+        times.append(seconds)
+    if not users:
+        raise DataError("no positive events left (check --min-rating or --kinds)", path=path)
+    user_arr = np.asarray(users, dtype=np.int32)
+    time_arr = np.asarray(times, dtype=np.float64)
+    order = np.lexsort((np.arange(len(users)), time_arr, user_arr))
+    return Events(
+        user_ids=list(user_position),
+        users=user_arr[order],
+        items=np.asarray(items, dtype=np.int32)[order],
+        times=time_arr[order],
+        path=str(path),
+    )
+
+
+def sample_paths() -> dict[str, Path]:
+    """The shipped sample catalogue, users and events."""
+    base = Path(__file__).resolve().parent / "sample_data"
+    return {"items": base / "items.csv", "events": base / "events.csv", "users": base / "users.csv"}

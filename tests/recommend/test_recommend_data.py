@@ -1,0 +1,146 @@
+"""Loading and validating items and events: every bad input is one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tunesmith.errors import DataError
+from tunesmith_recommend.data import load_events, load_items, parse_time, sample_paths
+from tunesmith_recommend.sample_gen import generate
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def items(tmp_path):
+    return write(
+        tmp_path / "items.csv",
+        "item_id,title,description,genres\n"
+        "a,Alpha,A space opera,sci-fi|drama\n"
+        "b,Beta,A quiet romance,romance\n"
+        "c,Gamma,,horror\n",
+    )
+
+
+def test_generator_reproduces_the_committed_sample_files(tmp_path):
+    written = generate(tmp_path)
+    for name, path in written.items():
+        assert path.read_bytes() == sample_paths()[name].read_bytes(), name
+
+
+def test_sample_catalogue_and_events_load():
+    paths = sample_paths()
+    catalogue = load_items(paths["items"], text_cols=["genres", "description"])
+    events = load_events(paths["events"], catalogue)
+    assert len(catalogue) == 150
+    assert len(events) == 588 and len(events.user_ids) == 60
+    # sorted per user, then time
+    seqs = events.sequences()
+    assert all((times[1:] >= times[:-1]).all() for _, times in seqs)
+
+
+def test_item_text_joins_title_and_fields(items):
+    catalogue = load_items(items)
+    assert catalogue.texts[0] == "Alpha. A space opera. sci-fi, drama"
+    assert catalogue.texts[2] == "Gamma. horror"
+
+
+def test_duplicate_item_id_is_refused_naming_both_rows(tmp_path):
+    path = write(tmp_path / "i.csv", "item_id,title\na,A\nb,B\na,C\n")
+    with pytest.raises(
+        DataError, match=r"i.csv:4, column 'item_id': duplicate item id 'a' \(first on row 2\)"
+    ):
+        load_items(path, text_cols=[])
+
+
+def test_item_without_any_text_is_refused(tmp_path):
+    path = write(tmp_path / "i.csv", "item_id,title,description\na,A,x\nb,,\n")
+    with pytest.raises(DataError, match=r"i.csv:3.*item 'b' has no text"):
+        load_items(path, text_cols=["description"])
+
+
+def test_catalogue_of_one_item_is_refused(tmp_path):
+    path = write(tmp_path / "i.csv", "item_id,title\na,A\n")
+    with pytest.raises(DataError, match="only one item"):
+        load_items(path, text_cols=[])
+
+
+def test_missing_column_is_named(items):
+    with pytest.raises(DataError, match=r"column 'blurb': no such column"):
+        load_items(items, text_cols=["blurb"])
+
+
+def test_unknown_item_in_events_names_file_row_and_column(items, tmp_path):
+    events = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu,a,1\nu,zz,2\n")
+    with pytest.raises(
+        DataError, match=r"e.csv:3, column 'item_id': item 'zz' is not in items.csv"
+    ):
+        load_events(events, load_items(items))
+
+
+def test_missing_and_unparsable_times_are_refused(items, tmp_path):
+    catalogue = load_items(items)
+    missing = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu,a,1\nu,b,\n")
+    with pytest.raises(DataError, match=r"e.csv:3, column 'timestamp': missing time"):
+        load_events(missing, catalogue)
+    bad = write(tmp_path / "f.csv", "user_id,item_id,timestamp\nu,a,yesterday\n")
+    with pytest.raises(DataError, match="cannot read the time 'yesterday'"):
+        load_events(bad, catalogue)
+
+
+def test_mixed_time_formats_are_refused_naming_both_rows(items, tmp_path):
+    path = write(
+        tmp_path / "e.csv", "user_id,item_id,timestamp\nu,a,1700000000\nu,b,2026-01-01T10:00:00Z\n"
+    )
+    with pytest.raises(DataError, match=r"e.csv:3.*row 2 is unix seconds, this row is ISO 8601"):
+        load_events(path, load_items(items))
+
+
+def test_out_of_order_times_are_sorted_per_user(items, tmp_path):
+    path = write(
+        tmp_path / "e.jsonl",
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"who": "u", "what": "b", "when": "2026-01-03"},
+                {"who": "u", "what": "a", "when": "2026-01-01T00:00:00+01:00"},
+                {"who": "v", "what": "c", "when": "2026-01-02"},
+            ]
+        ),
+    )
+    events = load_events(path, load_items(items), user_col="who", item_col="what", time_col="when")
+    items_u, times_u = events.sequences()[0]
+    assert events.user_ids == ["u", "v"]
+    assert list(items_u) == [0, 1] and times_u[0] < times_u[1]
+
+
+def test_min_rating_keeps_only_positive_events(items, tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp,stars\nu,a,1,5\nu,b,2,2\nv,c,3,4\n")
+    events = load_events(path, load_items(items), rating_col="stars", min_rating=4)
+    assert len(events) == 2 and sorted(events.items.tolist()) == [0, 2]
+    bad = write(tmp_path / "f.csv", "user_id,item_id,timestamp,stars\nu,a,1,five\n")
+    with pytest.raises(DataError, match=r"f.csv:2, column 'stars': cannot read the rating 'five'"):
+        load_events(bad, load_items(items), rating_col="stars", min_rating=4)
+
+
+def test_parquet_events_load(items, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "e.parquet"
+    pq.write_table(
+        pa.table({"user_id": ["u", "u"], "item_id": ["a", "c"], "timestamp": [10, 5]}), path
+    )
+    events = load_events(path, load_items(items))
+    assert events.items.tolist() == [2, 0]
+
+
+def test_parse_time_reads_unix_seconds_and_iso():
+    assert parse_time("86400") == (86400.0, "unix seconds")
+    assert parse_time("1970-01-02T00:00:00Z") == (86400.0, "ISO 8601")
+    assert parse_time("1970-01-02") == (86400.0, "ISO 8601")
