@@ -19,13 +19,27 @@ def tunesmith_cli(app: typer.Typer) -> None:
 @hookimpl
 def tunesmith_demos() -> list[Any]:
     from tunesmith.hooktypes import Demo
-    from tunesmith_support.roadmap import ROADMAP
+
+    def build() -> Any:
+        from tunesmith_support.roadmap import ROADMAP
+
+        return ROADMAP.build_demo()
 
     return [
         Demo(
             name="support",
-            title=ROADMAP.title,
-            build=ROADMAP.build_demo,
-            description=ROADMAP.summary,
+            title="Customer support",
+            build=build,
+            description=(
+                "Answers customer questions from a knowledge base with a calibrated confidence; "
+                "asks to clarify or hands off to a person when unsure."
+            ),
         )
     ]
+
+
+@hookimpl
+def tunesmith_sample_data() -> list[Any]:
+    from tunesmith_support.sample import support_sample_data
+
+    return support_sample_data()
