@@ -172,6 +172,9 @@ def predict_command(
 
     if (data is None) == (not text):
         raise UserInputError("pass either --data FILE or --text TEXT (not both)")
+    from tunesmith.data.limits import cli_texts
+
+    given = cli_texts(text)  # before the model loads: a bad argument costs no time
     from tunesmith.engine.loading import load_model
     from tunesmith.engine.predict import predict_texts
 
@@ -181,7 +184,7 @@ def predict_command(
 
         texts = read_texts(data, text_col=text_col)
     else:
-        texts = list(text or [])
+        texts = given
     started = time.perf_counter()
     results = predict_texts(
         loaded, texts, calibrated=not no_calibrate, top_k=top_k, batch_size=batch_size

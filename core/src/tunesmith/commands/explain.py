@@ -129,8 +129,12 @@ def explain_command(
         raise UserInputError("pass either --text TEXT or --data FILE (one of them)")
     if out is not None and data is None:
         raise UserInputError("--out goes with --data; with --text the result is printed")
-    if text is not None and not text.strip():
-        raise UserInputError("the text is empty; there is nothing to explain")
+    if text is not None:
+        from tunesmith.data.limits import cli_text
+
+        text = cli_text(text)  # not-UTF-8 argv bytes: one line, not the tokenizer's TypeError
+        if not text.strip():
+            raise UserInputError("the text is empty; there is nothing to explain")
     from tunesmith.io import check_writable_dir
 
     for path in (out, html):

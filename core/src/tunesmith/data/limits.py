@@ -1,0 +1,90 @@
+"""The limits every input obeys, and the checks that turn a value past them into one clear line.
+
+Files, fields, JSON nesting and texts have fixed upper bounds (stated in docs/cli.md, "Limits"),
+so a hostile or broken file ends in a ``DataError`` naming file, row and column instead of a
+``RecursionError``, a ``MemoryError`` or a tokenizer's ``TypeError``. Command-line texts
+(``--text``) go through :func:`cli_text`, the one place argv bytes are checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunesmith.errors import UserInputError
+
+#: Largest data file read (bytes). Files are read whole; past this, split the file.
+MAX_FILE_BYTES = 1 << 30
+#: Longest field (a CSV/TSV cell) and longest text, in characters. A model reads the first few
+#: hundred tokens only, so a longer text is almost certainly a broken file (an unclosed quote).
+MAX_FIELD_CHARS = 1_000_000
+#: Deepest nesting of JSON arrays and objects in one JSONL line or JSON record.
+MAX_JSON_DEPTH = 100
+#: Most digits in a JSON integer (Python's own limit on int/str conversion).
+MAX_INT_DIGITS = 4300
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be used as a text or a label, or ``None`` when it can."""
+    if len(value) > MAX_FIELD_CHARS:
+        return f"the text has {len(value):,} characters; the limit is {MAX_FIELD_CHARS:,}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        # A lone surrogate: either a JSON escape such as "\ud800" with no pair, or a byte of
+        # argv that was not UTF-8 (Python keeps it as U+DC80..U+DCFF, "surrogateescape").
+        return (
+            f"the text holds U+{code:04X} at character {exc.start + 1}, a lone surrogate "
+            "that is not a character; write the text as UTF-8"
+        )
+    return None
+
+
+def cli_text(value: str, option: str = "--text") -> str:
+    """``value`` from the command line, checked: not-UTF-8 bytes and oversized texts are refused.
+
+    Python turns argv bytes that are not UTF-8 into lone surrogates; the tokenizer then fails
+    with a ``TypeError``. They are refused here with the byte named, the same rule as for data
+    files (which must be UTF-8), rather than replaced, because a replaced character silently
+    changes what is classified.
+    """
+    if len(value) > MAX_FIELD_CHARS:
+        raise UserInputError(
+            f"{option}: the text has {len(value):,} characters; the limit is {MAX_FIELD_CHARS:,}"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        if 0xDC80 <= code <= 0xDCFF:
+            raise UserInputError(
+                f"{option} is not UTF-8 (byte 0x{code - 0xDC00:02x} at character "
+                f"{exc.start + 1}); set a UTF-8 locale or convert it, e.g. with `iconv -t utf-8`"
+            ) from None
+        raise UserInputError(
+            f"{option} holds U+{code:04X} at character {exc.start + 1}, a lone surrogate that "
+            "is not a character"
+        ) from None
+    return value
+
+
+def cli_texts(values: list[str] | None, option: str = "--text") -> list[str]:
+    """:func:`cli_text` for a repeated option."""
+    return [cli_text(value, option) for value in values or []]
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``value`` nests arrays/objects more than ``limit`` levels (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
