@@ -1,0 +1,925 @@
+"""VectorIndex: FAISS behind one small class, with stable string ids and a payload per id.
+
+On disk an index is a directory of immutable generations and a pointer to the current one::
+
+    my_index/
+      CURRENT              "gen-000003" (replaced atomically by rename)
+      gen-000003/
+        meta.json          encoder name, dim, metric, kind, count, format and tunesmith version
+        index.faiss        the FAISS index; its int64 ids are the rowids of the payload table
+        payloads.sqlite    items(rid, id, payload): the string id and JSON payload of each vector
+
+``save()`` writes a new generation into a temporary folder, renames it into place and only then
+renames a new ``CURRENT`` over the old one, so a crash at any point leaves the previous
+generation loadable and the directory is never half-written. While an index is open, its FAISS
+index and payload table live in memory (the table in an in-memory SQLite database), so both are
+always saved together, as one consistent snapshot.
+
+Two kinds of FAISS index, chosen by size:
+
+- ``flat`` (``IndexIDMap2(IndexFlatIP)``): exact search, used up to :data:`EXACT_LIMIT` vectors.
+- ``ivf`` (``IndexIVFFlat``, inner product, with a hashtable direct map): approximate search
+  above it. IVF removes and adds single vectors in place, so add, upsert and delete never need a
+  rebuild (unlike HNSW, which cannot remove). ``nprobe`` is tuned when the index is built: the
+  smallest value whose recall@10 against exact search reaches :data:`TUNE_RECALL` on a sample
+  of stored vectors. The coarse centroids are retrained on ``save()``/``optimize()`` once the
+  index has grown or shrunk 4x since they were trained.
+
+Search is top-k by inner product (cosine for normalised vectors). ``where`` filters on payload
+fields by equality (a list means "any of"); the filter becomes a FAISS ``IDSelector``, and for
+IVF ``nprobe`` grows until k matches are found or every list was searched, so a filter never
+loses results that exist.
+
+Thread safety: any number of concurrent searches; add/upsert/delete/save/optimize take an
+exclusive lock (a readers-writer lock, writers first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from tunesmith.errors import DataError, UserInputError
+from tunesmith.io import atomic_write_json, atomic_write_text, read_json_object
+
+#: Up to this many vectors the index is exact (flat); above it ``save()``/``optimize()`` switch
+#: to IVF. Exact search over 50,000 x 384 float32 takes about 5 ms per query on one core.
+EXACT_LIMIT = 50_000
+#: IVF turns back into flat only below half the limit, so a size near the limit does not flap.
+_FLAT_AGAIN_SHARE = 0.5
+#: recall@10 against exact search that the tuned ``nprobe`` must reach on stored vectors.
+TUNE_RECALL = 0.97
+#: Stored vectors used as queries when tuning ``nprobe``.
+_TUNE_QUERIES = 256
+#: Retrain the IVF centroids when the count moved this factor from the trained count.
+_RETRAIN_FACTOR = 4.0
+#: Training points per IVF list (FAISS warns below 39).
+_TRAIN_PER_LIST = 50
+FORMAT_VERSION = 1
+METRIC = "inner_product"
+
+_POINTER = "CURRENT"
+_GEN_RE = re.compile(r"^gen-(\d{6,})$")
+_SQL_CHUNK = 500
+_WHERE_CACHE_SIZE = 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    rid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class EncoderLike(Protocol):
+    """What the index needs of an encoder (``tunesmith.retrieval.Encoder`` fits)."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the string id, its inner-product score and its payload."""
+
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+_faiss_module: Any = None
+
+
+def _faiss() -> Any:
+    """faiss, imported on first use with its OpenMP threads set once for this process.
+
+    Threads default to the CPUs this process may use (2 here); ``TUNESMITH_FAISS_THREADS``
+    overrides. More threads than cores only adds OpenMP spin and contention.
+    """
+    global _faiss_module
+    if _faiss_module is None:
+        import faiss
+
+        wanted = os.environ.get("TUNESMITH_FAISS_THREADS")
+        try:
+            threads = int(wanted) if wanted else len(os.sched_getaffinity(0))
+        except (ValueError, AttributeError):
+            threads = os.cpu_count() or 1
+        faiss.omp_set_num_threads(max(1, threads))
+        _faiss_module = faiss
+    return _faiss_module
+
+
+class _RWLock:
+    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class VectorIndex:
+    """A FAISS index with stable string ids and a JSON payload per id, saved atomically.
+
+    Build one with :meth:`create`, open one with :meth:`load`. Nothing is written to disk
+    before :meth:`save`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        dim: int,
+        encoder_name: str,
+        encoder: EncoderLike | None,
+        exact_limit: int,
+        faiss_index: Any,
+        kind: str,
+        db: sqlite3.Connection,
+        ivf_info: dict[str, int] | None = None,
+        generation: int = 0,
+    ) -> None:
+        self.path = path
+        self.dim = dim
+        self.encoder_name = encoder_name
+        self.encoder = encoder
+        self.exact_limit = exact_limit
+        self._index = faiss_index
+        self._kind = kind
+        self._db = db
+        self._ivf = dict(ivf_info or {})
+        self._generation = generation
+        self._rw = _RWLock()
+        # One SQLite connection shared by threads: its calls are serialised by this mutex.
+        self._db_lock = threading.Lock()
+        # where-filter -> (matching rids, their FAISS selector); cleared by every write.
+        self._where_cache: dict[str, tuple[np.ndarray, Any]] = {}
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        encoder: EncoderLike | None = None,
+        dim: int | None = None,
+        encoder_name: str | None = None,
+        exact_limit: int = EXACT_LIMIT,
+        force: bool = False,
+    ) -> VectorIndex:
+        """A new, empty index that will be saved at ``path``.
+
+        Give an ``encoder`` (its ``name`` and ``dim`` are recorded, and texts are encoded with
+        it), or ``dim`` and ``encoder_name`` for vectors you encode yourself. An existing index
+        at ``path`` is an error unless ``force``; it is replaced only on :meth:`save`.
+        """
+        path = Path(path)
+        if encoder is not None:
+            if dim is not None and dim != encoder.dim:
+                raise UserInputError(
+                    f"dim={dim} differs from encoder '{encoder.name}' dim {encoder.dim}"
+                )
+            dim, encoder_name = int(encoder.dim), str(encoder.name)
+        if dim is None or encoder_name is None:
+            raise UserInputError(
+                "VectorIndex.create needs an encoder, or both dim and encoder_name"
+            )
+        if dim <= 0:
+            raise UserInputError(f"dim must be positive, got {dim}")
+        if exact_limit < 1:
+            raise UserInputError(f"exact_limit must be at least 1, got {exact_limit}")
+        if not force and (path / _POINTER).exists():
+            raise UserInputError(
+                f"{path} is an index already; load it, or pass force=True to replace it"
+            )
+        faiss = _faiss()
+        return cls(
+            path,
+            dim=int(dim),
+            encoder_name=encoder_name,
+            encoder=encoder,
+            exact_limit=exact_limit,
+            faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(int(dim))),
+            kind="flat",
+            db=_new_db(),
+        )
+
+    @classmethod
+    def exists(cls, path: str | Path) -> bool:
+        """Whether a saved index is at ``path``."""
+        return (Path(path) / _POINTER).is_file()
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        encoder: EncoderLike | None = None,
+        exact_limit: int | None = None,
+    ) -> VectorIndex:
+        """Open the index saved at ``path``.
+
+        With an ``encoder`` its name and dim must be those the index was built with (else one
+        :class:`UserInputError` naming the index and both encoders). A missing or damaged index
+        is a :class:`UserInputError`/:class:`DataError` naming the path.
+        """
+        path = Path(path)
+        pointer = path / _POINTER
+        if not pointer.is_file():
+            raise UserInputError(f"no vector index at {path} (no {_POINTER} file)")
+        gen_name = pointer.read_text(encoding="utf-8").strip()
+        match = _GEN_RE.match(gen_name)
+        gen_dir = path / gen_name
+        if not match or not gen_dir.is_dir():
+            raise DataError(f"points to a missing generation '{gen_name}'", path=pointer)
+        meta = read_json_object(gen_dir / "meta.json")
+        if meta is None:
+            raise DataError("missing meta.json", path=gen_dir)
+        try:
+            dim, name, kind, count = (
+                int(meta["dim"]),
+                str(meta["encoder"]),
+                str(meta["kind"]),
+                int(meta["count"]),
+            )
+            fmt = int(meta.get("format", 1))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(
+                f"meta.json lacks a valid field ({exc})", path=gen_dir / "meta.json"
+            ) from None
+        if fmt > FORMAT_VERSION:
+            raise UserInputError(
+                f"index {path} has format {fmt}; this tunesmith reads up to {FORMAT_VERSION}: upgrade tunesmith"
+            )
+        if encoder is not None and (str(encoder.name) != name or int(encoder.dim) != dim):
+            raise UserInputError(
+                f"index {path} was built with encoder '{name}' (dim {dim}), not '{encoder.name}' "
+                f"(dim {encoder.dim}): load it with that encoder or rebuild the index"
+            )
+        faiss = _faiss()
+        try:
+            index = faiss.read_index(str(gen_dir / "index.faiss"))
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+            raise DataError(
+                f"cannot read the FAISS index ({first})", path=gen_dir / "index.faiss"
+            ) from None
+        db = _load_db(gen_dir / "payloads.sqlite")
+        rows = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        if index.ntotal != count or rows != count or index.d != dim:
+            raise DataError(
+                f"damaged index: meta says {count} vectors of dim {dim}, FAISS holds "
+                f"{index.ntotal} of dim {index.d}, the payload table {rows}",
+                path=gen_dir,
+            )
+        ivf = {k: int(meta[k]) for k in ("nlist", "nprobe", "trained_count") if k in meta}
+        return cls(
+            path,
+            dim=dim,
+            encoder_name=name,
+            encoder=encoder,
+            exact_limit=int(
+                exact_limit if exact_limit is not None else meta.get("exact_limit", EXACT_LIMIT)
+            ),
+            faiss_index=index,
+            kind=kind,
+            db=db,
+            ivf_info=ivf,
+            generation=int(match.group(1)),
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def kind(self) -> str:
+        """``"flat"`` (exact) or ``"ivf"`` (approximate)."""
+        return self._kind
+
+    @property
+    def nprobe(self) -> int | None:
+        """IVF lists searched per query (tuned on build); ``None`` for a flat index."""
+        return self._ivf.get("nprobe") if self._kind == "ivf" else None
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        if self._kind != "ivf":
+            raise UserInputError(f"index {self.path} is {self._kind}: nprobe applies to ivf only")
+        with self._rw.write():
+            self._ivf["nprobe"] = max(1, min(int(value), self._ivf["nlist"]))
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def __contains__(self, item_id: object) -> bool:
+        if not isinstance(item_id, str):
+            return False
+        with self._rw.read(), self._db_lock:
+            return (
+                self._db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone()
+                is not None
+            )
+
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        """The payload stored for ``item_id`` (``None`` when absent)."""
+        with self._rw.read(), self._db_lock:
+            row = self._db.execute("SELECT payload FROM items WHERE id = ?", (item_id,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def vector(self, item_id: str) -> np.ndarray | None:
+        """The stored vector of ``item_id`` (``None`` when absent), e.g. to find similar items."""
+        with self._rw.read():
+            with self._db_lock:
+                row = self._db.execute("SELECT rid FROM items WHERE id = ?", (item_id,)).fetchone()
+            return (
+                None
+                if row is None
+                else np.asarray(self._index.reconstruct(int(row[0])), dtype=np.float32)
+            )
+
+    def ids(self) -> list[str]:
+        """Every id, in insertion order."""
+        with self._rw.read(), self._db_lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM items ORDER BY rid")]
+
+    def __repr__(self) -> str:
+        return f"VectorIndex({str(self.path)!r}, kind={self._kind}, count={len(self)}, encoder={self.encoder_name!r})"
+
+    # ------------------------------------------------------------------ writing
+
+    def add(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str] | None = None,
+        payloads: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        vectors: np.ndarray | None = None,
+    ) -> None:
+        """Add new items; an id already in the index is an error (use :meth:`upsert`)."""
+        self._write(ids, texts, payloads, vectors, replace=False)
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str] | None = None,
+        payloads: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        vectors: np.ndarray | None = None,
+    ) -> None:
+        """Add items or replace existing ones (vector and payload), without a rebuild.
+
+        ``texts`` are encoded with the attached encoder unless ``vectors`` (float32
+        ``[len(ids), dim]``) are given. A payload is a JSON-serialisable dict; when a text is
+        given it is stored in the payload as ``"text"`` unless the payload has that key.
+        """
+        self._write(ids, texts, payloads, vectors, replace=True)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove these ids (absent ones are ignored); returns how many were removed."""
+        wanted = list(dict.fromkeys(ids))
+        with self._rw.write():
+            found = self._rids_of(wanted)
+            if not found:
+                return 0
+            rids = np.fromiter(found.values(), dtype=np.int64, count=len(found))
+            with self._db_lock, self._db:
+                self._db.executemany("DELETE FROM items WHERE rid = ?", [(int(r),) for r in rids])
+                self._index.remove_ids(rids)
+            self._where_cache.clear()
+            return len(found)
+
+    def _write(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str] | None,
+        payloads: Sequence[Mapping[str, Any] | None] | None,
+        vectors: np.ndarray | None,
+        *,
+        replace: bool,
+    ) -> None:
+        ids = _check_ids(ids)
+        n = len(ids)
+        if texts is not None:
+            texts = list(texts)
+            if len(texts) != n:
+                raise UserInputError(f"{len(texts)} texts for {n} ids")
+        if payloads is not None:
+            payloads = list(payloads)
+            if len(payloads) != n:
+                raise UserInputError(f"{len(payloads)} payloads for {n} ids")
+        if vectors is None:
+            if texts is None:
+                raise UserInputError("give texts (encoded by the index's encoder) or vectors=")
+            vectors = self._encode(texts)
+        vectors = self._check_matrix(vectors, rows=n, what="vectors")
+        rows_json = [
+            _payload_json(ids[i], payloads[i] if payloads else None, texts[i] if texts else None)
+            for i in range(n)
+        ]
+        if n == 0:
+            return
+        with self._rw.write():
+            existing = self._rids_of(ids)
+            if existing and not replace:
+                shown = ", ".join(repr(i) for i in list(existing)[:5])
+                more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
+                raise UserInputError(
+                    f"ids already in index {self.path}: {shown}{more} (use upsert to replace)"
+                )
+            with self._db_lock:
+                start = self._next_rid()
+                rids = np.arange(start, start + n, dtype=np.int64)
+                try:
+                    # One SQLite transaction: rolled back if FAISS fails, so the table never
+                    # names vectors the index lacks.
+                    with self._db:
+                        if existing:
+                            old = np.fromiter(
+                                existing.values(), dtype=np.int64, count=len(existing)
+                            )
+                            self._db.executemany(
+                                "DELETE FROM items WHERE rid = ?", [(int(r),) for r in old]
+                            )
+                        self._db.executemany(
+                            "INSERT INTO items (rid, id, payload) VALUES (?, ?, ?)",
+                            zip(rids.tolist(), ids, rows_json, strict=True),
+                        )
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO state (key, value) VALUES ('next_rid', ?)",
+                            (start + n,),
+                        )
+                        if existing:
+                            self._index.remove_ids(old)
+                        self._index.add_with_ids(vectors, rids)
+                finally:
+                    self._where_cache.clear()
+
+    # ------------------------------------------------------------------ search
+
+    def search(
+        self, query: str | np.ndarray, k: int = 10, where: Mapping[str, Any] | None = None
+    ) -> list[Hit]:
+        """The ``k`` best items for one query (a text or a 1-d vector), best first."""
+        if isinstance(query, str):
+            return self.search_batch([query], k=k, where=where)[0]
+        vec = np.asarray(query)
+        if vec.ndim != 1:
+            raise UserInputError(f"search takes one text or a 1-d vector, got shape {vec.shape}")
+        return self.search_batch(vec[None, :], k=k, where=where)[0]
+
+    def search_batch(
+        self,
+        queries: Sequence[str] | np.ndarray,
+        k: int = 10,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[list[Hit]]:
+        """The ``k`` best items for each query (texts or a 2-d array), best first.
+
+        ``where={"field": value}`` keeps items whose payload field equals the value (a list or
+        tuple means any of them; several fields must all match). Fewer than ``k`` hits come back
+        only when fewer items match.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise UserInputError(f"k must be a positive integer, got {k!r}")
+        if isinstance(queries, np.ndarray):
+            matrix = self._check_matrix(queries, rows=None, what="queries")
+        else:
+            texts = list(queries)
+            if not all(isinstance(t, str) for t in texts):
+                raise UserInputError("queries must be texts or a 2-d array of vectors")
+            matrix = self._check_matrix(
+                self._encode(texts), rows=len(texts), what="encoded queries"
+            )
+        if len(matrix) == 0:
+            return []
+        with self._rw.read():
+            allowed, sel = self._allowed(where) if where else (None, None)
+            scores, rids = self._search_rids(matrix, k, allowed, sel)
+            return self._hits(scores, rids)
+
+    def _search_rids(
+        self, matrix: np.ndarray, k: int, allowed: np.ndarray | None, sel: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        faiss = _faiss()
+        total = len(self) if allowed is None else len(allowed)
+        k_eff = min(k, total)
+        if k_eff == 0:
+            empty = np.empty((len(matrix), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        if self._kind == "flat":
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+            return self._index.search(matrix, k_eff, params=params)
+        nlist = self._ivf["nlist"]
+        nprobe = self._ivf["nprobe"]
+        while True:
+            params = (
+                faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
+                if sel is not None
+                else faiss.SearchParametersIVF(nprobe=nprobe)
+            )
+            scores, rids = self._index.search(matrix, k_eff, params=params)
+            # The probed lists may hold fewer than k (matching) vectors: search more lists,
+            # up to all of them, which is exact.
+            if nprobe >= nlist or bool((rids[:, -1] >= 0).all()):
+                return scores, rids
+            nprobe = min(nlist, nprobe * 4)
+
+    def _allowed(self, where: Mapping[str, Any]) -> tuple[np.ndarray, Any]:
+        """Sorted rids whose payload matches ``where`` and their FAISS selector (cached)."""
+        if not isinstance(where, Mapping):
+            raise UserInputError(
+                f"where must be a dict of payload field -> value, got {type(where).__name__}"
+            )
+        key = json.dumps(where, sort_keys=True, default=str)
+        with self._db_lock:
+            cached = self._where_cache.get(key)
+        if cached is not None:
+            return cached
+        clauses, params = [], []
+        for name, value in where.items():
+            if not isinstance(name, str) or not name or '"' in name:
+                raise UserInputError(
+                    f"where field must be a non-empty name without '\"', got {name!r}"
+                )
+            values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+            for v in values:
+                if v is not None and not isinstance(v, str | int | float | bool):
+                    raise UserInputError(
+                        f"where['{name}'] values must be str, number, bool or None, got {v!r}"
+                    )
+            path = f'$."{name}"'
+            parts = []
+            plain = [v for v in values if v is not None]
+            if plain:
+                parts.append(f"json_extract(payload, ?) IN ({', '.join('?' * len(plain))})")
+                params.extend([path, *plain])
+            if len(plain) != len(values):
+                parts.append("json_extract(payload, ?) IS NULL")
+                params.append(path)
+            clauses.append("(" + " OR ".join(parts) + ")" if parts else "0")
+        sql = "SELECT rid FROM items WHERE " + " AND ".join(clauses) + " ORDER BY rid"
+        with self._db_lock:
+            rids = np.fromiter((r[0] for r in self._db.execute(sql, params)), dtype=np.int64)
+            entry = (rids, _faiss().IDSelectorBatch(rids))
+            if len(self._where_cache) >= _WHERE_CACHE_SIZE:
+                self._where_cache.pop(next(iter(self._where_cache)))
+            self._where_cache[key] = entry
+        return entry
+
+    def _hits(self, scores: np.ndarray, rids: np.ndarray) -> list[list[Hit]]:
+        wanted = sorted({int(r) for r in rids.ravel() if r >= 0})
+        rows: dict[int, tuple[str, str]] = {}
+        with self._db_lock:
+            for start in range(0, len(wanted), _SQL_CHUNK):
+                chunk = wanted[start : start + _SQL_CHUNK]
+                sql = f"SELECT rid, id, payload FROM items WHERE rid IN ({', '.join('?' * len(chunk))})"
+                for rid, item_id, payload in self._db.execute(sql, chunk):
+                    rows[rid] = (item_id, payload)
+        out = []
+        for row_scores, row_rids in zip(scores, rids, strict=True):
+            hits = []
+            for score, rid in zip(row_scores.tolist(), row_rids.tolist(), strict=True):
+                if rid < 0 or rid not in rows:
+                    continue
+                item_id, payload = rows[rid]
+                hits.append(Hit(item_id, float(score), json.loads(payload)))
+            out.append(hits)
+        return out
+
+    # ------------------------------------------------------------------ kind and save
+
+    def optimize(self) -> str:
+        """Switch to the kind the size calls for (flat up to ``exact_limit``, IVF above it).
+
+        An IVF index is also rebuilt when its count moved 4x from the count its centroids were
+        trained on. Returns the kind. ``save()`` calls this first.
+        """
+        with self._rw.write():
+            self._optimize_locked()
+            return self._kind
+
+    def _optimize_locked(self) -> None:
+        n = len(self)
+        if self._kind == "flat":
+            if n > self.exact_limit:
+                self._rebuild("ivf")
+            return
+        trained = max(1, self._ivf.get("trained_count", n))
+        if n < self.exact_limit * _FLAT_AGAIN_SHARE:
+            self._rebuild("flat")
+        elif n > trained * _RETRAIN_FACTOR or n * _RETRAIN_FACTOR < trained:
+            self._rebuild("ivf")
+
+    def _rebuild(self, kind: str) -> None:
+        faiss = _faiss()
+        rids, vectors = self._all_vectors()
+        if kind == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            index.add_with_ids(vectors, rids)
+            self._index, self._kind, self._ivf = index, "flat", {}
+            return
+        index, info = build_ivf(vectors, rids, self.dim)
+        self._index, self._kind, self._ivf = index, "ivf", info
+
+    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every (rid, vector) in the index, read straight from FAISS's storage."""
+        faiss = _faiss()
+        n = len(self)
+        if self._kind == "flat":
+            rids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            vectors = (
+                self._index.index.reconstruct_n(0, n) if n else np.empty((0, self.dim), np.float32)
+            )
+            return rids, np.ascontiguousarray(vectors, dtype=np.float32)
+        invlists = self._index.invlists
+        rids = np.empty(n, dtype=np.int64)
+        vectors = np.empty((n, self.dim), dtype=np.float32)
+        at = 0
+        for lst in range(invlists.nlist):
+            size = invlists.list_size(lst)
+            if not size:
+                continue
+            rids[at : at + size] = faiss.rev_swig_ptr(invlists.get_ids(lst), size)
+            codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * self.dim * 4)
+            vectors[at : at + size] = codes.view(np.float32).reshape(size, self.dim)
+            at += size
+        return rids, vectors
+
+    def save(self) -> Path:
+        """Write the index to its directory atomically (new generation, then pointer rename).
+
+        Switches kind first when the size calls for it (see :meth:`optimize`). If saving fails
+        midway, the previously saved index stays the one that loads.
+        """
+        faiss = _faiss()
+        with self._rw.write():
+            self._optimize_locked()
+            self.path.mkdir(parents=True, exist_ok=True)
+            generation = max(self._generation, _latest_generation(self.path)) + 1
+            name = f"gen-{generation:06d}"
+            tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=f".{name}.", suffix=".tmp"))
+            try:
+                faiss.write_index(self._index, str(tmp / "index.faiss"))
+                with self._db_lock:
+                    target = sqlite3.connect(tmp / "payloads.sqlite")
+                    try:
+                        self._db.backup(target)
+                    finally:
+                        target.close()
+                atomic_write_json(tmp / "meta.json", self._meta())
+                _fsync_dir(tmp)
+                os.replace(tmp, self.path / name)
+                _fsync_dir(self.path)
+                atomic_write_text(self.path / _POINTER, name + "\n")
+                _fsync_dir(self.path)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            self._generation = generation
+            _remove_old_generations(self.path, keep=name)
+            return self.path
+
+    def _meta(self) -> dict[str, Any]:
+        from tunesmith import __version__
+
+        meta: dict[str, Any] = {
+            "format": FORMAT_VERSION,
+            "tunesmith_version": __version__,
+            "encoder": self.encoder_name,
+            "dim": self.dim,
+            "metric": METRIC,
+            "kind": self._kind,
+            "count": len(self),
+            "exact_limit": self.exact_limit,
+        }
+        if self._kind == "ivf":
+            meta.update(self._ivf)
+        return meta
+
+    # ------------------------------------------------------------------ helpers
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.encoder is None:
+            raise UserInputError(
+                f"index {self.path} has no encoder attached: pass encoder= to create/load, or give vectors"
+            )
+        if not all(isinstance(t, str) for t in texts):
+            raise UserInputError("texts must be strings")
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.asarray(self.encoder.encode(texts), dtype=np.float32)
+
+    def _check_matrix(self, matrix: Any, *, rows: int | None, what: str) -> np.ndarray:
+        matrix = np.asarray(matrix)
+        if matrix.ndim != 2 or matrix.shape[1] != self.dim:
+            raise UserInputError(
+                f"{what} must have shape [n, {self.dim}], got {list(matrix.shape)}"
+            )
+        if rows is not None and len(matrix) != rows:
+            raise UserInputError(f"{len(matrix)} {what} for {rows} ids")
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if not np.isfinite(matrix).all():
+            raise UserInputError(f"{what} contain NaN or infinite values")
+        return matrix
+
+    def _rids_of(self, ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        with self._db_lock:
+            for start in range(0, len(ids), _SQL_CHUNK):
+                chunk = ids[start : start + _SQL_CHUNK]
+                sql = f"SELECT id, rid FROM items WHERE id IN ({', '.join('?' * len(chunk))})"
+                found.update(self._db.execute(sql, chunk).fetchall())
+        return found
+
+    def _next_rid(self) -> int:
+        # rids are never reused, so a stale rid can never name another item.
+        row = self._db.execute("SELECT value FROM state WHERE key = 'next_rid'").fetchone()
+        return int(row[0]) if row else 1
+
+
+def build_ivf(
+    vectors: np.ndarray, rids: np.ndarray, dim: int, *, seed: int = 0
+) -> tuple[Any, dict[str, int]]:
+    """An ``IndexIVFFlat`` (inner product) over ``vectors`` with ``nprobe`` tuned for recall.
+
+    nlist is about 4 sqrt(n) (a power of two, at most n / 39 so k-means has enough points),
+    trained on up to 50 points per list; ``nprobe`` is the smallest value whose recall@10
+    against exact search reaches :data:`TUNE_RECALL` on stored vectors used as queries (their
+    own id left out).
+    """
+    faiss = _faiss()
+    n = len(vectors)
+    nlist = 2 ** int(math.log2(max(1.0, 4 * math.sqrt(n))))
+    nlist = max(1, min(nlist, 65536, n // 39 or 1))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.own_fields = True
+    quantizer.this.disown()  # the IVF index frees its quantizer now
+    index.cp.niter = 10
+    index.cp.seed = seed
+    rng = np.random.default_rng(seed)
+    sample = vectors
+    if n > nlist * _TRAIN_PER_LIST:
+        sample = vectors[np.sort(rng.choice(n, nlist * _TRAIN_PER_LIST, replace=False))]
+    index.train(sample)
+    # A hashtable direct map lets remove_ids and reconstruct work on single ids in place.
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.add_with_ids(vectors, rids)
+    nprobe = tune_nprobe(index, vectors, rids, rng=rng)
+    return index, {"nlist": nlist, "nprobe": nprobe, "trained_count": n}
+
+
+def tune_nprobe(
+    index: Any, vectors: np.ndarray, rids: np.ndarray, *, rng: np.random.Generator, k: int = 10
+) -> int:
+    """The smallest nprobe with recall@k >= TUNE_RECALL on sampled stored vectors."""
+    faiss = _faiss()
+    n = len(vectors)
+    if n <= k + 1:
+        return index.nlist
+    picks = rng.choice(n, min(_TUNE_QUERIES, n), replace=False)
+    queries = np.ascontiguousarray(vectors[picks])
+    _, truth_pos = faiss.knn(queries, vectors, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    truth = [set(rids[row[row != p]][:k].tolist()) for row, p in zip(truth_pos, picks, strict=True)]
+    own = rids[picks]
+    candidates = sorted(
+        {1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512} | {index.nlist}
+    )
+    for nprobe in (c for c in candidates if c <= index.nlist):
+        _, found = index.search(queries, k + 1, params=faiss.SearchParametersIVF(nprobe=nprobe))
+        hits = sum(
+            len(t & set(row[row != o][:k].tolist()))
+            for t, row, o in zip(truth, found, own, strict=True)
+        )
+        if hits / sum(len(t) for t in truth) >= TUNE_RECALL:
+            return nprobe
+    return index.nlist
+
+
+def _new_db() -> sqlite3.Connection:
+    # check_same_thread=False: the index serialises access with its own lock.
+    db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    db.executescript(_SCHEMA)
+    db.isolation_level = ""  # back to implicit transactions, so `with db:` commits or rolls back
+    return db
+
+
+def _load_db(file: Path) -> sqlite3.Connection:
+    if not file.is_file():
+        raise DataError("missing payloads.sqlite", path=file.parent)
+    db = _new_db()
+    try:
+        source = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
+        try:
+            source.backup(db)
+        finally:
+            source.close()
+        db.execute("SELECT rid, id, payload FROM items LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise DataError(f"damaged payload table ({exc})", path=file) from None
+    return db
+
+
+def _check_ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise UserInputError("ids must be a list of strings, not one string")
+    ids = list(ids)
+    for item_id in ids:
+        if not isinstance(item_id, str) or not item_id:
+            raise UserInputError(f"ids must be non-empty strings, got {item_id!r}")
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dupes = [i for i in ids if i in seen or seen.add(i)]  # type: ignore[func-returns-value]
+        shown = ", ".join(repr(i) for i in list(dict.fromkeys(dupes))[:5])
+        raise UserInputError(f"duplicate ids in one call: {shown}")
+    return ids
+
+
+def _payload_json(item_id: str, payload: Mapping[str, Any] | None, text: str | None) -> str:
+    if payload is not None and not isinstance(payload, Mapping):
+        raise UserInputError(
+            f"payload for id {item_id!r} must be a dict, got {type(payload).__name__}"
+        )
+    data = dict(payload or {})
+    if text is not None:
+        data.setdefault("text", text)
+    try:
+        return json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(
+            f"payload for id {item_id!r} is not JSON-serialisable ({exc})"
+        ) from None
+
+
+def _latest_generation(path: Path) -> int:
+    numbers = [int(m.group(1)) for p in path.iterdir() if (m := _GEN_RE.match(p.name))]
+    return max(numbers, default=0)
+
+
+def _remove_old_generations(path: Path, *, keep: str) -> None:
+    """Best effort: older generations and temporary folders left by crashed saves."""
+    for entry in path.iterdir():
+        if entry.name == keep or not entry.is_dir():
+            continue
+        if _GEN_RE.match(entry.name) or (
+            entry.name.startswith(".gen-") and entry.name.endswith(".tmp")
+        ):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,302 @@
+"""VectorIndex: stable ids, payload filters, atomic save, encoder checks, exact and IVF kinds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from tunesmith.errors import DataError, UserInputError
+from tunesmith.retrieval import index as index_module
+from tunesmith.retrieval.index import Hit, VectorIndex
+
+DIM = 16
+
+
+class FakeEncoder:
+    """Bag of hashed words, L2-normalised: texts sharing words get similar vectors."""
+
+    def __init__(self, name: str = "fake-encoder", dim: int = DIM) -> None:
+        self.name = name
+        self.dim = dim
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                digest = hashlib.sha256(word.encode()).digest()
+                seed = int.from_bytes(digest[:4], "little")
+                out[row] += np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+def unit_rows(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    """Points around 20 fixed centres, normalised: a stand-in for topic-clustered embeddings.
+
+    The centres are the same for every seed, so another seed draws fresh points (queries)
+    from the same distribution.
+    """
+    centres = np.random.default_rng(12345).standard_normal((20, dim))
+    rng = np.random.default_rng(seed)
+    x = centres[rng.integers(0, 20, n)] + 0.6 * rng.standard_normal((n, dim))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_text_search_finds_the_matching_text_and_returns_its_payload(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", encoder=FakeEncoder())
+    index.add(
+        ["a", "b", "c"],
+        texts=["lost my card", "transfer money abroad", "change my pin"],
+        payloads=[{"category": "cards"}, {"category": "transfers"}, None],
+    )
+    hits = index.search("card my lost", k=2)
+    assert isinstance(hits[0], Hit)
+    assert hits[0].id == "a"
+    assert hits[0].payload == {"category": "cards", "text": "lost my card"}
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)  # same words, same normalised vector
+    assert len(hits) == 2 and hits[0].score >= hits[1].score
+    assert index.get("c") == {"text": "change my pin"}
+    assert index.get("zzz") is None
+    assert "b" in index and "zzz" not in index and len(index) == 3
+
+
+def test_ids_stay_stable_across_delete_upsert_save_and_load(tmp_path):
+    vectors = unit_rows(30)
+    ids = [f"item-{i}" for i in range(30)]
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add(ids, payloads=[{"n": i} for i in range(30)], vectors=vectors)
+    assert index.delete(["item-3", "item-7", "missing"]) == 2
+    moved = unit_rows(1, seed=99)[0]
+    index.upsert(["item-5"], payloads=[{"n": 500}], vectors=moved[None, :])
+    index.save()
+
+    loaded = VectorIndex.load(tmp_path / "ix")
+    assert len(loaded) == 28
+    assert "item-3" not in loaded and "item-7" not in loaded
+    for i in (0, 12, 29):
+        top = loaded.search(vectors[i], k=1)[0]
+        assert (top.id, top.payload) == (f"item-{i}", {"n": i})
+    top = loaded.search(moved, k=1)[0]
+    assert (top.id, top.payload) == ("item-5", {"n": 500})
+    np.testing.assert_allclose(loaded.vector("item-5"), moved, rtol=0, atol=1e-6)
+    assert loaded.ids() == [i for i in ids if i not in {"item-3", "item-5", "item-7"}] + ["item-5"]
+    # ids added after a load do not collide with the stored ones
+    loaded.add(["new"], vectors=vectors[:1])
+    assert {h.id for h in loaded.search(vectors[0], k=2)} == {"item-0", "new"}
+
+
+def test_add_rejects_an_existing_id_and_upsert_replaces_it(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add(["x"], vectors=unit_rows(1), payloads=[{"v": 1}])
+    with pytest.raises(UserInputError, match="already in index.*'x'.*upsert"):
+        index.add(["x", "y"], vectors=unit_rows(2))
+    assert len(index) == 1 and "y" not in index  # the failed call changed nothing
+    index.upsert(["x", "y"], vectors=unit_rows(2, seed=5), payloads=[{"v": 2}, {"v": 3}])
+    assert len(index) == 2 and index.get("x") == {"v": 2}
+
+
+def test_duplicate_ids_in_one_call_are_a_clear_error(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    with pytest.raises(UserInputError, match="duplicate ids in one call: 'a'"):
+        index.upsert(["a", "b", "a"], vectors=unit_rows(3))
+    assert len(index) == 0
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    with pytest.raises(UserInputError, match=r"shape \[n, 16\]"):
+        index.add(["a"], vectors=np.zeros((1, 8), np.float32))
+    with pytest.raises(UserInputError, match="no encoder attached"):
+        index.add(["a"], texts=["hello"])
+    with pytest.raises(UserInputError, match="not JSON-serialisable"):
+        index.add(["a"], vectors=unit_rows(1), payloads=[{"when": object()}])
+    with pytest.raises(UserInputError, match="NaN"):
+        index.add(["a"], vectors=np.full((1, DIM), np.nan, np.float32))
+    with pytest.raises(UserInputError, match="k must be"):
+        index.search(unit_rows(1)[0], k=0)
+
+
+def test_filter_returns_only_matching_payloads_and_still_k_results(tmp_path):
+    n = 400
+    vectors = unit_rows(n, seed=1)
+    categories = ["cards"] * 12 + ["loans"] * (n - 12)  # "cards" is rare: 3%
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add(
+        [f"i{i}" for i in range(n)],
+        payloads=[{"category": c, "tier": i % 3} for i, c in enumerate(categories)],
+        vectors=vectors,
+    )
+    query = vectors[200]  # a "loans" item: its neighbours are mostly loans
+    hits = index.search(query, k=10, where={"category": "cards"})
+    assert len(hits) == 10
+    assert all(h.payload["category"] == "cards" for h in hits)
+    exact = sorted(range(12), key=lambda i: -float(vectors[i] @ query))[:10]
+    assert [h.id for h in hits] == [f"i{i}" for i in exact]
+
+    any_of = index.search(query, k=50, where={"tier": [0, 2], "category": "loans"})
+    assert len(any_of) == 50
+    assert all(h.payload["tier"] in (0, 2) and h.payload["category"] == "loans" for h in any_of)
+    assert len(index.search(query, k=50, where={"category": "cards"})) == 12  # only 12 exist
+    assert index.search(query, k=5, where={"category": "nothing"}) == []
+    batch = index.search_batch(vectors[:3], k=4, where={"category": "cards"})
+    assert [len(b) for b in batch] == [4, 4, 4]
+
+
+def test_filter_sees_writes_made_after_a_cached_filter(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add(["a", "b"], vectors=unit_rows(2), payloads=[{"c": "x"}, {"c": "y"}])
+    assert [h.id for h in index.search(unit_rows(1)[0], where={"c": "x"})] == ["a"]
+    index.upsert(["b"], vectors=unit_rows(1, seed=3), payloads=[{"c": "x"}])
+    index.delete(["a"])
+    assert [h.id for h in index.search(unit_rows(1)[0], where={"c": "x"})] == ["b"]
+
+
+def test_failed_save_leaves_the_previous_index_loadable(tmp_path, monkeypatch):
+    path = tmp_path / "ix"
+    index = VectorIndex.create(path, dim=DIM, encoder_name="vecs")
+    index.add(["old"], vectors=unit_rows(1))
+    index.save()
+    index.add(["new"], vectors=unit_rows(1, seed=1))
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    # fails after index.faiss and payloads.sqlite of the new generation were written
+    monkeypatch.setattr(index_module, "atomic_write_json", crash)
+    with pytest.raises(OSError, match="disk full"):
+        index.save()
+    monkeypatch.undo()
+    assert VectorIndex.load(path).ids() == ["old"]
+    assert [p.name for p in path.iterdir() if p.name.startswith(".")] == []  # temp folder removed
+
+    index.save()
+    assert VectorIndex.load(path).ids() == ["old", "new"]
+    assert sorted(p.name for p in path.iterdir()) == ["CURRENT", "gen-000002"]
+
+
+def test_save_records_encoder_dim_kind_and_count(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", encoder=FakeEncoder("enc-a"))
+    index.add(["a", "b"], texts=["one", "two"])
+    index.save()
+    pointer = (tmp_path / "ix" / "CURRENT").read_text().strip()
+    meta = json.loads((tmp_path / "ix" / pointer / "meta.json").read_text())
+    assert meta["encoder"] == "enc-a" and meta["dim"] == DIM and meta["count"] == 2
+    assert meta["kind"] == "flat" and meta["metric"] == "inner_product" and meta["format"] == 1
+    assert "tunesmith_version" in meta
+
+
+def test_loading_with_another_encoder_is_one_clear_error(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", encoder=FakeEncoder("enc-a"))
+    index.add(["a"], texts=["hello"])
+    index.save()
+    with pytest.raises(UserInputError) as caught:
+        VectorIndex.load(tmp_path / "ix", encoder=FakeEncoder("enc-b"))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(tmp_path / "ix") in message and "'enc-a'" in message and "'enc-b'" in message
+    with pytest.raises(UserInputError, match=r"dim 16\).*dim 8\)"):
+        VectorIndex.load(tmp_path / "ix", encoder=FakeEncoder("enc-a", dim=8))
+    assert (
+        VectorIndex.load(tmp_path / "ix", encoder=FakeEncoder("enc-a")).search("hello")[0].id == "a"
+    )
+
+
+def test_missing_or_damaged_index_is_a_clear_error(tmp_path):
+    with pytest.raises(UserInputError, match="no vector index at"):
+        VectorIndex.load(tmp_path / "nothing")
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add(["a"], vectors=unit_rows(1))
+    index.save()
+    gen = tmp_path / "ix" / "gen-000001"
+    (gen / "index.faiss").write_bytes(b"not a faiss file")
+    with pytest.raises(DataError, match="cannot read the FAISS index"):
+        VectorIndex.load(tmp_path / "ix")
+    (gen / "payloads.sqlite").write_bytes(b"garbage" * 200)
+    index.save()  # a fresh generation repairs it
+    (tmp_path / "ix" / "gen-000002" / "payloads.sqlite").write_bytes(b"garbage" * 200)
+    with pytest.raises(DataError, match="damaged payload table"):
+        VectorIndex.load(tmp_path / "ix")
+    with pytest.raises(UserInputError, match="is an index already"):
+        VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+
+
+def test_above_the_threshold_the_index_is_ivf_with_recall_at_least_095(tmp_path):
+    dim, n = 32, 4000
+    data = clustered(n, dim, seed=0)
+    queries = clustered(200, dim, seed=1)  # fresh points, not the indexed ones
+    ids = [f"d{i}" for i in range(n)]
+    index = VectorIndex.create(tmp_path / "ix", dim=dim, encoder_name="vecs", exact_limit=1000)
+    index.add(ids, vectors=data)
+    assert index.kind == "flat"
+    exact = [[h.id for h in hits] for hits in index.search_batch(queries, k=10)]
+    assert index.optimize() == "ivf" and index.nprobe is not None
+
+    approx = [[h.id for h in hits] for hits in index.search_batch(queries, k=10)]
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.95
+
+    # add, upsert and delete keep working on the IVF index, and survive save and load
+    index.delete(["d0", "d1"])
+    index.upsert(["d2", "fresh"], vectors=queries[:2], payloads=[{"k": "moved"}, {"k": "new"}])
+    index.save()
+    loaded = VectorIndex.load(tmp_path / "ix")
+    assert loaded.kind == "ivf" and len(loaded) == n - 1
+    assert "d0" not in loaded and loaded.search(queries[0], k=1)[0].id == "d2"
+    assert loaded.search(queries[1], k=1)[0].payload == {"k": "new"}
+    hits = loaded.search(queries[5], k=10, where={"k": ["moved", "new"]})
+    assert {h.id for h in hits} == {"d2", "fresh"}  # a rare filter still finds every match
+
+
+def test_ivf_turns_back_into_flat_when_it_shrinks(tmp_path):
+    data = clustered(1500, DIM, seed=2)
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs", exact_limit=1000)
+    index.add([str(i) for i in range(1500)], vectors=data)
+    assert index.optimize() == "ivf"
+    index.delete([str(i) for i in range(1100)])
+    index.save()
+    loaded = VectorIndex.load(tmp_path / "ix")
+    assert loaded.kind == "flat" and len(loaded) == 400
+    assert loaded.search(data[1200], k=1)[0].id == "1200"
+
+
+def test_concurrent_searches_and_writes_do_not_corrupt_results(tmp_path):
+    data = unit_rows(300, seed=4)
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add([f"s{i}" for i in range(300)], vectors=data)
+    errors: list[BaseException] = []
+
+    def searcher() -> None:
+        try:
+            for i in range(150):
+                top = index.search(data[i], k=1)[0]
+                assert top.id == f"s{i}"
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def writer() -> None:
+        try:
+            for j in range(60):
+                index.upsert([f"w{j}"], vectors=-data[j : j + 1])
+                index.delete([f"w{j}"])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)] + [
+        threading.Thread(target=writer)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(index) == 300
