@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.limits import MAX_FIELD_CHARS, text_problem
 from tunesmith.data.readers import ROW_KEY, reader_for
 from tunesmith.data.records import TextDataset, TokenDataset
 from tunesmith.errors import DataError, UserInputError
@@ -99,10 +100,26 @@ def _missing(value: Any) -> str | None:
     return None
 
 
-def _as_label(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+def _kind(value: Any) -> str:
+    """A value's type in the user's words (JSON's names, not Python's)."""
+    names = {dict: "an object", list: "a list", tuple: "a list", bytes: "bytes"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _as_label(value: Any) -> tuple[str | None, str | None]:
+    """``(label, None)`` for text, a whole number or true/false; ``(None, why)`` for any other
+    value, so a dict or bytes is never trained as its Python repr."""
+    if isinstance(value, bool | int):
+        return str(value), None
+    if isinstance(value, float):
+        if value.is_integer():  # Parquet and pandas store an int column with gaps as floats
+            return str(int(value)), None
+        return None, f"label {value} is a fractional number; a label is a name or a whole number"
+    if isinstance(value, str):
+        label = value.strip()
+        problem = text_problem(label)
+        return (None, problem.replace("the text", "the label")) if problem else (label, None)
+    return None, f"a label must be text, a whole number or true/false, found {_kind(value)}"
 
 
 def _text_of(row: dict[str, Any], column: str, problems: _Problems) -> str | None:
@@ -117,45 +134,81 @@ def _text_of(row: dict[str, Any], column: str, problems: _Problems) -> str | Non
     if not isinstance(value, str):
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
-        problems.add(f"expected text, found {type(value).__name__}", row[ROW_KEY], column)
+        problems.add(f"expected text, found {_kind(value)}", row[ROW_KEY], column)
+        return None
+    problem = text_problem(value)
+    if problem is not None:
+        problems.add(problem, row[ROW_KEY], column)
         return None
     return value
 
 
 def _labels_of(
     row: dict[str, Any], column: str, sep: str | None, required: bool, problems: _Problems
-) -> tuple[list[str], bool]:
-    """The row's labels, and whether the value was a list (which makes the data multi-label)."""
+) -> tuple[list[str], str | None]:
+    """The row's labels, and how they were written: ``"list"`` (a JSON list or a ``sep``-split
+    cell, which make the data multi-label), ``"single"``, or None (missing)."""
     where = (row[ROW_KEY], column)
     if column not in row:
         if required:
             problems.add("this row has no such field", *where)
-        return [], False
+        return [], None
     value = row[column]
     if isinstance(value, list | tuple):
         labels = []
         for item in value:
             if _missing(item) is not None:
                 problems.add(f"{_missing(item)} inside the label list", *where)
-                return [], True
-            labels.append(_as_label(item))
+                return [], "list"
+            label, problem = _as_label(item)
+            if label is None:
+                problems.add(f"{problem} inside the label list", *where)
+                return [], "list"
+            labels.append(label)
         if not labels and required:
             problems.add("empty label list", *where)
-        return labels, True
+        return labels, "list"
     reason = _missing(value)
     if reason is not None:
         if required:
             problems.add(f"{reason} where a label is needed", *where)
-        return [], False
-    text = _as_label(value)
+        return [], None
+    text, problem = _as_label(value)
+    if text is None:
+        problems.add(str(problem), *where)
+        return [], None
     if sep is None:
-        return [text], False
+        return [text], "single"
     parts = [part.strip() for part in text.split(sep)]
     if any(not part for part in parts):
         problems.add(f"empty label between '{sep}' separators in '{text}'", *where)
-        return [], True
+        return [], "list"
     # Order kept, repeats dropped: "a|b|a" is {a, b}.
-    return list(dict.fromkeys(parts)), True
+    return list(dict.fromkeys(parts)), "list"
+
+
+def _check_label_forms(forms: dict[str, list[int]], column: str, problems: _Problems) -> None:
+    """Lists and single labels in one file: refused, naming the first row of the rarer form.
+
+    One list among single labels used to turn the whole set multi-label without a word; which
+    was meant cannot be known, so the user says it (every label a list, or none).
+    """
+    lists, singles = forms.get("list", []), forms.get("single", [])
+    if not lists or not singles:
+        return
+    if len(lists) <= len(singles):
+        row = lists[0]
+        message = (
+            f"this label is a list but {len(singles)} other rows have a single label; for "
+            'multi-label data write every label as a list (["a"]), else write one label'
+        )
+    else:
+        row = singles[0]
+        message = (
+            f"this label is a single value but {len(lists)} other rows have a list; for "
+            'multi-label data write every label as a list (["a"])'
+        )
+    problems.add(message, row, column)
 
 
 def load_text_dataset(
@@ -183,18 +236,22 @@ def load_text_dataset(
     labels: list[list[str]] = []
     line_numbers: list[int] = []
     multilabel = label_sep is not None
+    forms: dict[str, list[int]] = {}
     for row in rows:
         text = _text_of(row, text_col, problems)
         row_labels: list[str] = []
         if has_label_col:
-            row_labels, listed = _labels_of(row, label_col, label_sep, require_labels, problems)
-            multilabel = multilabel or listed
+            row_labels, form = _labels_of(row, label_col, label_sep, require_labels, problems)
+            if form is not None:
+                forms.setdefault(form, []).append(row[ROW_KEY])
         if text is None:
             continue
         texts.append(text)
         labels.append(row_labels)
         line_numbers.append(row[ROW_KEY])
+    _check_label_forms(forms, label_col, problems)
     problems.raise_if_any()
+    multilabel = multilabel or "list" in forms
     names = sorted({label for row_labels in labels for label in row_labels})
     return TextDataset(
         texts=texts,
@@ -240,6 +297,13 @@ def load_token_dataset(path: str | Path, *, scheme: str | None = None) -> TokenD
         )
     problems = _Problems(path)
     for sentence in sentences:
+        for token, line in zip(sentence["tokens"], sentence["token_rows"], strict=True):
+            if len(token) > MAX_FIELD_CHARS:
+                problems.add(
+                    f"the token has {len(token):,} characters; the limit is {MAX_FIELD_CHARS:,}",
+                    line,
+                    "token",
+                )
         for tag, line in zip(sentence["tags"], sentence["token_rows"], strict=True):
             if tag is None:
                 problems.add("this token has no tag (expected 'token<TAB>tag')", line, "tag")

@@ -16,15 +16,43 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.limits import (
+    MAX_FIELD_CHARS,
+    MAX_FILE_BYTES,
+    MAX_INT_DIGITS,
+    MAX_JSON_DEPTH,
+    json_depth_exceeds,
+)
 from tunesmith.errors import DataError
 
 ROW_KEY = "__row__"
 
 Row = dict[str, Any]
 
+#: Line breaks as editors and ``wc -l`` count them. Not ``str.splitlines()``: it also breaks at
+#: U+2028, U+0085 and other characters that are valid inside a JSON string or a token.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def check_file_size(path: Path) -> None:
+    """Refuse a file larger than ``MAX_FILE_BYTES`` before reading it into memory."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DataError(
+            f"the file is {size / 2**30:.1f} GiB; files up to {MAX_FILE_BYTES / 2**30:.0f} GiB "
+            "are read (split it into smaller files)",
+            path=path,
+        )
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` cut at CR LF, LF and CR only, so line numbers match the user's editor."""
+    return LINE_BREAK.split(text)
+
 
 def read_utf8(path: Path) -> str:
     """The file's text; a file that is not UTF-8 fails naming the line of the first bad byte."""
+    check_file_size(path)
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
@@ -40,15 +68,39 @@ def read_utf8(path: Path) -> str:
         ) from None
 
 
+def _csv_problem(exc: csv.Error) -> str:
+    """The csv module's message, said in terms of the file."""
+    message = str(exc)
+    if "unexpected end of data" in message:
+        return (
+            "a quoted field starts on this line and its closing quote never comes (an unclosed "
+            '"); close it, or write a quote inside a quoted field as ""'
+        )
+    if "expected after" in message:
+        return (
+            "text follows the closing quote of a quoted field; quote the whole field and "
+            'write each quote inside it as ""'
+        )
+    if "field larger than field limit" in message:
+        return f"a field is longer than {MAX_FIELD_CHARS:,} characters (an unclosed quote?)"
+    return f"cannot parse this row: {message}"
+
+
 def _delimited(path: Path, delimiter: str, quoting: int) -> Iterator[Row]:
     text = read_utf8(path)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    # Raised, never lowered: the default (131,072) is below the documented field limit.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+    # strict: an unclosed quote is an error at the line it opens on, not one merged text that
+    # swallows the rest of the file (which predict would label and train would call "missing").
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
+    )
     try:
         header = next(reader)
     except StopIteration:
         return
     except csv.Error as exc:
-        raise DataError(f"cannot parse the header: {exc}", path=path, row=1) from None
+        raise DataError(_csv_problem(exc), path=path, row=1) from None
     header = [name.strip() for name in header]
     last_line = reader.line_num
     while True:
@@ -60,7 +112,7 @@ def _delimited(path: Path, delimiter: str, quoting: int) -> Iterator[Row]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise DataError(f"cannot parse this row: {exc}", path=path, row=start) from None
+            raise DataError(_csv_problem(exc), path=path, row=start) from None
         last_line = reader.line_num
         if not fields:  # a blank line
             continue
@@ -88,16 +140,35 @@ def read_tsv(path: Path) -> Iterator[Row]:
     return _delimited(Path(path), "\t", csv.QUOTE_NONE)
 
 
+def _limits_problem(exc: Exception) -> str:
+    """The message for a JSON value past a limit (``RecursionError`` or ``ValueError``)."""
+    if isinstance(exc, RecursionError):
+        return f"a JSON value is nested more than {MAX_JSON_DEPTH} levels deep"
+    if "digits" in str(exc):
+        return f"a JSON number has more than {MAX_INT_DIGITS:,} digits"
+    return f"invalid JSON: {exc}"
+
+
+def _check_depth(value: Any, path: Path, row: int) -> None:
+    if json_depth_exceeds(value):
+        raise DataError(
+            f"a JSON value is nested more than {MAX_JSON_DEPTH} levels deep", path=path, row=row
+        )
+
+
 def read_jsonl(path: Path) -> Iterator[Row]:
     """One JSON object per line; blank lines are skipped."""
     path = Path(path)
-    for number, line in enumerate(read_utf8(path).splitlines(), start=1):
-        if not line.strip():
+    for number, line in enumerate(split_lines(read_utf8(path)), start=1):
+        if not line.strip(" \t"):  # JSON's own whitespace; U+2028 alone is not a blank line
             continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"invalid JSON: {exc.msg}", path=path, row=number) from None
+        except (RecursionError, ValueError) as exc:
+            raise DataError(_limits_problem(exc), path=path, row=number) from None
+        _check_depth(value, path, number)
         if not isinstance(value, dict):
             raise DataError(
                 f"expected a JSON object, found {type(value).__name__}", path=path, row=number
@@ -110,7 +181,7 @@ def read_json(path: Path) -> Iterator[Row]:
     """A JSON array of objects; each object's row is the line where it starts."""
     path = Path(path)
     text = read_utf8(path)
-    newlines = [m.start() for m in re.finditer("\n", text)]
+    newlines = [m.start() for m in LINE_BREAK.finditer(text)]
 
     def line_of(pos: int) -> int:
         return bisect.bisect_left(newlines, pos) + 1
@@ -130,6 +201,9 @@ def read_json(path: Path) -> Iterator[Row]:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise DataError(f"invalid JSON: {exc.msg}", path=path, row=line_of(exc.pos)) from None
+        except (RecursionError, ValueError) as exc:
+            raise DataError(_limits_problem(exc), path=path, row=line_of(pos)) from None
+        _check_depth(value, path, line_of(pos))
         if not isinstance(value, dict):
             raise DataError(
                 f"expected a JSON object, found {type(value).__name__}", path=path, row=line_of(pos)
@@ -152,6 +226,7 @@ def read_parquet(path: Path) -> Iterator[Row]:
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow is a core dependency
         raise DataError("reading Parquet needs pyarrow: pip install pyarrow", path=path) from None
+    check_file_size(path)
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
@@ -162,10 +237,19 @@ def read_parquet(path: Path) -> Iterator[Row]:
 
 
 def read_conll(path: Path) -> Iterator[Row]:
-    """Token files: ``token<TAB>tag`` (or space-separated, the tag last), blank lines between
-    sentences, ``-DOCSTART-`` lines skipped. A line without a tag has ``tag`` None in its place,
-    for the loader to report."""
+    """Token files: ``token<TAB>tag`` (more tab-separated columns allowed, the tag last), blank
+    lines between sentences, ``-DOCSTART-`` lines skipped.
+
+    A file with no tab at all is read as space-separated columns (CoNLL-2003's ``EU NNP B-NP
+    B-ORG``); there every token line must have as many columns as the first, so a token holding
+    a space (``New York B-LOC``) is an error at its line instead of a dropped word. In a file with
+    tabs, a token line without one is an error. A line with a token only has ``tag`` None, for
+    the loader to report.
+    """
     path = Path(path)
+    text = read_utf8(path)
+    tabbed = "\t" in text
+    width: tuple[int, int] | None = None  # space-separated: (columns, line) of the first token
     tokens: list[str] = []
     tags: list[str | None] = []
     token_rows: list[int] = []
@@ -173,21 +257,44 @@ def read_conll(path: Path) -> Iterator[Row]:
     def flush() -> Row:
         return {"tokens": tokens, "tags": tags, "token_rows": token_rows, ROW_KEY: token_rows[0]}
 
-    for number, line in enumerate(read_utf8(path).splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("-DOCSTART-"):
+    for number, line in enumerate(split_lines(text), start=1):
+        # Only spaces and tabs are blank: U+2028, U+0085 or U+00A0 may be a token.
+        if not line.strip(" \t") or line.lstrip(" \t").startswith("-DOCSTART-"):
             if tokens:
                 yield flush()
                 tokens, tags, token_rows = [], [], []
             continue
-        if "\t" in stripped:
-            parts = stripped.split("\t")
-            token, tag = parts[0], (parts[-1].strip() if len(parts) > 1 else None)
+        if tabbed:
+            if "\t" not in line:
+                one_word = " " not in line.strip(" ")
+                raise DataError(
+                    "this token has no tag (expected 'token<TAB>tag')"
+                    if one_word
+                    else "this line has no tab; expected 'token<TAB>tag' (a token may hold "
+                    "spaces, the tab separates it from its tag)",
+                    path=path,
+                    row=number,
+                    column="tag",
+                )
+            parts = [part.strip(" ") for part in line.split("\t")]
         else:
-            parts = stripped.split()
-            token, tag = parts[0], (parts[-1] if len(parts) > 1 else None)
+            parts = [part for part in line.split(" ") if part]
+            if width is None:
+                width = (len(parts), number)
+            elif len(parts) != width[0]:
+                raise DataError(
+                    f"this line has {len(parts)} space-separated columns but line {width[1]} "
+                    f"has {width[0]}; a token cannot hold a space here (separate token and tag "
+                    "with a tab)",
+                    path=path,
+                    row=number,
+                    column="tag",
+                )
+        token = parts[0]
+        if not token:
+            raise DataError("empty token before the tab", path=path, row=number, column="token")
         tokens.append(token)
-        tags.append(tag or None)
+        tags.append(parts[-1] if len(parts) > 1 and parts[-1] else None)
         token_rows.append(number)
     if tokens:
         yield flush()
