@@ -1,16 +1,20 @@
-"""Events and sinks: stdout, JSON lines and webhooks deliver; one failing sink spares the rest."""
+"""Events: ids, sinks, the outbox with retries, `tunesmith events`, the webhook deadline."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import pytest
 
 from tunesmith.errors import UserInputError
-from tunesmith.events import emit, make_sink
+from tunesmith.events import RetryPolicy, WebhookSink, emit, list_deliveries, make_sink, retry
 from tunesmith.hooktypes import Event
+from tunesmith.store import Store
 
 
 def test_stdout_sink_prints_one_json_line_with_a_timestamp(capsys):
@@ -71,3 +75,287 @@ def test_a_failing_sink_does_not_stop_the_others(tmp_path, capsys):
     emit(Event(kind="alert", message="x"), [Broken(), good])
     assert (tmp_path / "e.jsonl").read_text(encoding="utf-8").count("\n") == 1
     assert "down" in capsys.readouterr().err
+
+
+# --- ids, the outbox, retries -------------------------------------------------------------
+
+
+def fast(tries: int = 3) -> RetryPolicy:
+    return RetryPolicy(tries=tries, base_delay=0.01)
+
+
+class Flaky:
+    """Fails ``failures`` times, then delivers; records what the outbox said during each send."""
+
+    sink_url = "memory:flaky"
+
+    def __init__(self, failures: int, outbox=None) -> None:
+        self.failures = failures
+        self.outbox = outbox
+        self.calls = 0
+        self.seen_status: list[str] = []
+        self.got: list[Event] = []
+
+    def send(self, event: Event) -> None:
+        self.calls += 1
+        if self.outbox is not None:
+            rows = list_deliveries(self.outbox, event_ids=[event.id])
+            self.seen_status.append(rows[0].status if rows else "absent")
+        if self.calls <= self.failures:
+            raise ConnectionError(f"down {self.calls}")
+        self.got.append(event)
+
+
+def test_an_event_gets_a_uuid_hex_id_and_a_utc_time_at_creation():
+    first, second = Event(kind="k", message="m"), Event(kind="k", message="m")
+    assert re.fullmatch(r"[0-9a-f]{32}", first.id) and first.id != second.id
+    created = datetime.fromisoformat(first.created_at)
+    assert created.utcoffset() == timedelta(0)
+    assert abs((datetime.now(UTC) - created).total_seconds()) < 60
+
+
+def test_emit_records_the_event_in_the_outbox_before_delivering(tmp_path):
+    outbox = tmp_path / "out.sqlite"
+    sink = Flaky(0, outbox=outbox)
+    report = emit(Event(kind="alert", message="x", payload={"n": 1}), [sink], outbox=outbox)
+    assert sink.seen_status == ["pending"]
+    assert report.delivered == ["memory:flaky"] and report.ok
+    (row,) = list_deliveries(outbox)
+    assert (row.status, row.attempts, row.event.payload) == ("delivered", 1, {"n": 1})
+    assert row.delivered_at and row.last_error is None
+
+
+def test_a_failed_delivery_is_retried_with_backoff_until_it_succeeds(tmp_path):
+    sink = Flaky(2)
+    started = time.monotonic()
+    report = emit(
+        Event(kind="a", message="x"),
+        [sink],
+        outbox=tmp_path / "o.sqlite",
+        retry=RetryPolicy(tries=3, base_delay=0.1),
+    )
+    elapsed = time.monotonic() - started
+    assert report.ok and sink.calls == 3 and len(sink.got) == 1
+    assert elapsed >= 0.1 + 0.2  # waited 0.1 s, then 0.2 s
+    (row,) = list_deliveries(tmp_path / "o.sqlite")
+    assert (row.status, row.attempts, row.last_error) == ("delivered", 3, "ConnectionError: down 2")
+
+
+def test_the_default_retry_policy_is_bounded_and_short():
+    policy = RetryPolicy()
+    total_wait = sum(policy.delay(attempt) for attempt in range(1, policy.tries + 1))
+    assert policy.tries == 3 and total_wait <= 1.0
+
+
+def test_a_delivery_that_keeps_failing_stays_visible_as_failed(tmp_path, capsys):
+    outbox = tmp_path / "o.sqlite"
+    good = make_sink(f"jsonl:{tmp_path / 'ok.jsonl'}")
+    report = emit(Event(kind="a", message="x"), [Flaky(99), good], outbox=outbox, retry=fast())
+    assert report.failed == ["memory:flaky"] and report.delivered == [good.sink_url]
+    assert "down 3" in report.errors["memory:flaky"]
+    (failed,) = list_deliveries(outbox, status="failed")
+    assert (failed.sink, failed.attempts, failed.last_error) == (
+        "memory:flaky",
+        3,
+        "ConnectionError: down 3",
+    )
+    err = capsys.readouterr().err
+    assert "memory:flaky" in err and "events retry" in err
+
+
+def test_emit_with_a_bad_sink_url_records_nothing(tmp_path):
+    with pytest.raises(UserInputError, match="unknown event sink"):
+        emit(Event(kind="a", message="x"), ["nope:x"], outbox=tmp_path / "o.sqlite")
+    assert list_deliveries(tmp_path / "o.sqlite") == []
+
+
+def test_the_default_outbox_is_events_sqlite_in_tunesmith_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    emit(Event(kind="a", message="x"), [make_sink(f"jsonl:{tmp_path / 'e.jsonl'}")])
+    assert (tmp_path / "home" / "events.sqlite").exists()
+    assert [d.event.message for d in list_deliveries()] == ["x"]
+
+
+def test_a_plugin_can_keep_the_outbox_in_its_own_store(tmp_path):
+    db = Store.open(
+        tmp_path / "plugin.sqlite", namespace="finance", migrations=["CREATE TABLE t (x)"]
+    )
+    emit(Event(kind="finance.alert", message="x"), [Flaky(0)], outbox=db)
+    assert db.schema_version("finance") == 1 and db.schema_version("events") == 1
+    assert db.query("SELECT status FROM outbox_deliveries")[0][0] == "delivered"
+    db.close()
+
+
+def test_retry_resends_failed_deliveries_from_their_recorded_urls(tmp_path):
+    outbox = tmp_path / "o.sqlite"
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the sink wants a folder", encoding="utf-8")
+    url = f"jsonl:{blocked / 'events.jsonl'}"
+    event = Event(kind="support.handoff", message="call me")
+    assert emit(event, [url], outbox=outbox, retry=fast()).failed == [url]
+    blocked.unlink()
+    (report,) = retry(outbox, policy=fast())
+    assert report.delivered == [url] and report.event_id == event.id
+    line = json.loads((blocked / "events.jsonl").read_text(encoding="utf-8"))
+    assert (line["id"], line["message"]) == (event.id, "call me")
+    assert [d.status for d in list_deliveries(outbox)] == ["delivered"]
+    assert retry(outbox, policy=fast()) == []
+
+
+def test_retry_of_a_sink_without_a_url_reports_why(tmp_path):
+    class Anonymous:
+        def send(self, event):
+            raise OSError("gone")
+
+    outbox = tmp_path / "o.sqlite"
+    emit(Event(kind="a", message="x"), [Anonymous()], outbox=outbox, retry=fast(1))
+    (report,) = retry(outbox, policy=fast(1))
+    (name,) = report.failed
+    assert name.endswith("Anonymous") and "cannot rebuild the sink" in report.errors[name]
+    sink = Flaky(0)
+    (report,) = retry(outbox, sinks={name: sink}, policy=fast(1))
+    assert report.delivered == [name] and sink.got
+
+
+def test_events_cli_lists_tails_and_retries_failed_deliveries(tmp_path, cli):
+    outbox = tmp_path / "o.sqlite"
+    blocked = tmp_path / "blocked"
+    blocked.write_text("x", encoding="utf-8")
+    url = f"jsonl:{blocked / 'e.jsonl'}"
+    for i in range(3):
+        emit(Event(kind="alert", message=f"m{i}"), [url], outbox=outbox, retry=fast(1))
+    emit(Event(kind="alert", message="ok"), ["stdout"], outbox=outbox)
+
+    listed = cli("events", "list", "--outbox", str(outbox), "--status", "failed", "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [r["message"] for r in rows] == ["m0", "m1", "m2"]
+    assert {(r["sink"], r["status"], r["attempts"]) for r in rows} == {(url, "failed", 1)}
+    assert "FileExistsError" in rows[0]["last_error"]
+
+    tail = cli("events", "tail", "-n", "2", "--outbox", str(outbox))
+    assert tail.exit_code == 0, tail.output
+    table = tail.stdout.splitlines()
+    assert table[0].split() == [
+        "created_at",
+        "event",
+        "kind",
+        "sink",
+        "status",
+        "attempts",
+        "last_error",
+    ]
+    assert [line.split()[4] for line in table[1:]] == ["failed", "delivered"]
+
+    still = cli("events", "retry", "--outbox", str(outbox), "--tries", "1")
+    assert still.exit_code == 1 and "3 deliveries still failing" in still.output
+
+    blocked.unlink()
+    fixed = cli("events", "retry", "--outbox", str(outbox), "--tries", "1")
+    assert fixed.exit_code == 0, fixed.output
+    assert "re-sent 3 deliveries; 0 still failing" in fixed.stdout
+    lines = (blocked / "e.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["m0", "m1", "m2"]
+
+
+def test_events_cli_on_a_corrupt_outbox_is_one_error_line(tmp_path, cli):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"not sqlite at all\n" * 100)
+    result = cli("events", "list", "--outbox", str(bad))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {bad}: not a usable SQLite database (file is not a database)"
+    ]
+
+
+def test_threads_emitting_at_once_lose_no_event(tmp_path):
+    outbox = tmp_path / "o.sqlite"
+    url = f"jsonl:{tmp_path / 'e.jsonl'}"
+
+    def work(n):
+        for i in range(10):
+            emit(Event(kind="a", message=f"{n}-{i}"), [url], outbox=outbox)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(list_deliveries(outbox, status="delivered")) == 40
+    assert len((tmp_path / "e.jsonl").read_text(encoding="utf-8").splitlines()) == 40
+
+
+# --- the webhook's deadline ---------------------------------------------------------------
+
+
+def serve(handler_class):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_webhook_answering_an_error_status_is_a_failed_delivery(tmp_path):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = serve(Handler)
+    try:
+        url = f"webhook:http://127.0.0.1:{server.server_port}/hook"
+        report = emit(Event(kind="a", message="x"), [url], outbox=tmp_path / "o", retry=fast(2))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.failed == [url] and "answered 503" in report.errors[url]
+
+
+@pytest.mark.parametrize("phase", ["status line", "body"])
+def test_a_trickling_webhook_is_cut_off_at_the_total_deadline(phase):
+    stop = threading.Event()
+
+    class Trickle(BaseHTTPRequestHandler):
+        # One byte every 0.3 s: each read returns well inside the 1 s read timeout, so only a
+        # deadline for the whole call stops it (the whole answer would take about 30 s).
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["Content-Length"]))
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: 80\r\n\r\n"
+            if phase == "body":
+                self.wfile.write(head)
+                self.wfile.flush()
+                head = b""
+            try:
+                for byte in head + b"x" * 80:
+                    if stop.wait(0.3):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = serve(Trickle)
+    sink = WebhookSink(
+        f"http://127.0.0.1:{server.server_port}/hook",
+        connect_timeout=1.0,
+        read_timeout=1.0,
+        deadline=1.5,
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError, match="did not answer within the 1.5 s deadline"):
+            sink.send(Event(kind="a", message="x"))
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+    assert 1.4 <= elapsed < 2.5

@@ -1,39 +1,94 @@
-"""Events and the sinks that deliver them: alerts and hand-offs go through here.
+"""Events, the sinks that deliver them, and the outbox that makes delivery reliable.
 
 A sink is named by a URL: ``stdout``, ``jsonl:PATH``, ``webhook:https://...``. Plugins add schemes
-through the ``tunesmith_event_sinks`` hook.
+through the ``tunesmith_event_sinks`` hook. :func:`emit` first records the event and one delivery
+row per sink in an outbox (tables ``outbox_events`` and ``outbox_deliveries`` of a
+:class:`~tunesmith.store.Store`, by default ``$TUNESMITH_HOME/events.sqlite``), then delivers to
+each sink, retrying a failure with exponential backoff a bounded number of times. A delivery that
+still fails stays in the outbox as ``failed`` with its attempts and last error, until
+``tunesmith events retry`` (or :func:`retry`) delivers it. Delivery is at least once: receivers
+drop repeats by the event's ``id``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import sys
 import threading
-from dataclasses import asdict
-from datetime import UTC, datetime
+import time
+import weakref
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith.hooktypes import Event, EventSink
+from tunesmith.hooktypes import Event, EventSink, utc_now
+from tunesmith.store import Store
+
+STATUSES = ("pending", "delivered", "failed")
+
+OUTBOX_NAMESPACE = "events"
+OUTBOX_MIGRATIONS = [
+    """
+    CREATE TABLE outbox_events (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        message TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE outbox_deliveries (
+        event_id TEXT NOT NULL REFERENCES outbox_events(id) ON DELETE CASCADE,
+        sink TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_attempt_at TEXT,
+        delivered_at TEXT,
+        PRIMARY KEY (event_id, sink)
+    );
+    CREATE INDEX outbox_deliveries_status ON outbox_deliveries(status);
+    CREATE INDEX outbox_events_created ON outbox_events(created_at);
+    """,
+]
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays, paths and other objects in payloads become plain JSON."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready dict, with ``created_at`` filled in when it was empty."""
     data = asdict(event)
     if not data["created_at"]:
-        data["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        data["created_at"] = utc_now()
     return data
+
+
+def event_to_json(event: Event) -> str:
+    """The event as one line of JSON (what every built-in sink writes or posts)."""
+    return json.dumps(event_to_dict(event), ensure_ascii=False, default=_json_default)
 
 
 class StdoutSink:
     """Prints each event as one JSON line on stdout."""
 
+    sink_url = "stdout"
+
     def __init__(self, _rest: str = "") -> None:
         pass
 
     def send(self, event: Event) -> None:
-        print(json.dumps(event_to_dict(event), ensure_ascii=False), flush=True)
+        print(event_to_json(event), flush=True)
 
 
 class JsonlSink:
@@ -43,33 +98,98 @@ class JsonlSink:
         if not path:
             raise UserInputError("the jsonl sink needs a file: jsonl:PATH")
         self.path = Path(path)
+        self.sink_url = f"jsonl:{path}"
         self._lock = threading.Lock()
 
     def send(self, event: Event) -> None:
-        line = json.dumps(event_to_dict(event), ensure_ascii=False) + "\n"
+        line = event_to_json(event) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
 
 
 class WebhookSink:
-    """POSTs each event as JSON to a URL, with a timeout; a failure raises, so callers can retry."""
+    """POSTs each event as JSON to a URL; any failure (including a non-2xx status) raises.
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    ``connect_timeout`` bounds the TCP connect, ``read_timeout`` each wait for the server, and
+    ``deadline`` the whole call: a server that trickles a byte just inside the read timeout is cut
+    off at the deadline (a timer shuts the socket down, which wakes the blocked read).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 5.0,
+        deadline: float = 10.0,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise UserInputError(f"the webhook sink needs an http(s) URL, got {url!r}")
         self.url = url
-        self.timeout = timeout
+        self.sink_url = f"webhook:{url}"
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.deadline = deadline
 
     def send(self, event: Event) -> None:
-        import urllib.request
+        import httpx
 
-        body = json.dumps(event_to_dict(event)).encode("utf-8")
-        request = urllib.request.Request(
-            self.url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        body = event_to_json(event).encode("utf-8")
+        sockets: list[socket.socket] = []
+        expired = threading.Event()
+
+        def trace(name: str, info: dict[str, Any]) -> None:
+            # httpcore reports each stream it opens; keep its socket so the timer can cut it.
+            if name.endswith(("connect_tcp.complete", "start_tls.complete")):
+                sock = info["return_value"].get_extra_info("socket")
+                if sock is not None:
+                    sockets.append(sock)
+
+        def cut() -> None:
+            expired.set()
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        timeout = httpx.Timeout(
+            connect=min(self.connect_timeout, self.deadline),
+            read=self.read_timeout,
+            write=self.read_timeout,
+            pool=self.connect_timeout,
         )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-            response.read()
+        timer = threading.Timer(self.deadline, cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            with (
+                httpx.Client(timeout=timeout) as client,
+                client.stream(
+                    "POST",
+                    self.url,
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                    extensions={"trace": trace},
+                ) as response,
+            ):
+                cut_short = False
+                for _chunk in response.iter_raw():
+                    if expired.is_set():
+                        cut_short = True
+                        break
+                if cut_short:
+                    raise TimeoutError
+                response.raise_for_status()
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            if expired.is_set():
+                raise TimeoutError(
+                    f"{self.url} did not answer within the {self.deadline:g} s deadline"
+                ) from None
+            if isinstance(exc, httpx.HTTPStatusError):
+                raise RuntimeError(f"{self.url} answered {exc.response.status_code}") from None
+            raise
+        finally:
+            timer.cancel()
 
 
 BUILTIN_SINKS: dict[str, Any] = {
@@ -81,27 +201,300 @@ BUILTIN_SINKS: dict[str, Any] = {
 
 def make_sink(url: str) -> EventSink:
     """Build the sink a URL names, from the built-ins and every plugin's schemes."""
-    from tunesmith.plugins import get_plugin_manager
+    from tunesmith.plugins import collect_dict
 
-    factories: dict[str, Any] = {}
-    for group in get_plugin_manager().hook.tunesmith_event_sinks():
-        factories.update(group)
+    factories = collect_dict("tunesmith_event_sinks")
     scheme, _, rest = url.partition(":")
     if scheme == "webhook" and rest.startswith("//"):
         rest = "https:" + rest
     if scheme not in factories:
         known = ", ".join(sorted(factories))
         raise UserInputError(f"unknown event sink {scheme!r} in {url!r}; known: {known}")
-    return factories[scheme](rest)
+    sink = factories[scheme](rest)
+    # Remember the URL, so the outbox can record it and `events retry` can rebuild the sink.
+    with contextlib.suppress(AttributeError):
+        sink.sink_url = url
+    return sink
 
 
-def emit(event: Event, sinks: list[EventSink]) -> None:
-    """Send ``event`` to every sink; one failing sink does not stop the others."""
-    failures = []
-    for sink in sinks:
+def sink_name(sink: str | EventSink) -> str:
+    """The name a delivery is recorded under: the sink's URL, else its class."""
+    if isinstance(sink, str):
+        return sink
+    url = getattr(sink, "sink_url", None)
+    if isinstance(url, str) and url:
+        return url
+    return f"{type(sink).__module__}.{type(sink).__qualname__}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``tries`` attempts per delivery, waiting ``base_delay * 2**i`` (at most ``max_delay``)."""
+
+    tries: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """The wait before attempt ``attempt`` (1-based; the first attempt does not wait)."""
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 2)) if attempt > 1 else 0.0
+
+
+@dataclass
+class EmitReport:
+    """What one :func:`emit` (or one event's :func:`retry`) achieved, by sink name."""
+
+    event_id: str
+    delivered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One (event, sink) row of the outbox."""
+
+    event: Event
+    sink: str
+    status: str
+    attempts: int
+    last_error: str | None
+    last_attempt_at: str | None
+    delivered_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f"event_{k}" if k == "id" else k: v for k, v in event_to_dict(self.event).items()}
+        data.update(
+            sink=self.sink,
+            status=self.status,
+            attempts=self.attempts,
+            last_error=self.last_error,
+            last_attempt_at=self.last_attempt_at,
+            delivered_at=self.delivered_at,
+        )
+        return data
+
+
+def default_outbox_path() -> Path:
+    """``$TUNESMITH_HOME/events.sqlite`` (``~/.cache/tunesmith`` when the variable is unset)."""
+    home = os.environ.get("TUNESMITH_HOME") or Path.home() / ".cache" / "tunesmith"
+    return Path(home) / "events.sqlite"
+
+
+_open_outboxes: dict[str, Store] = {}
+_migrated: weakref.WeakSet[Store] = weakref.WeakSet()
+_outbox_lock = threading.Lock()
+
+
+def open_outbox(outbox: Store | str | Path | None = None) -> Store:
+    """The outbox store: a given Store (tables added to it), a path, or the default file.
+
+    Paths are opened once per process and kept open (a Store is thread-safe), so frequent
+    emits do not pay for opening and migrating each time.
+    """
+    with _outbox_lock:
+        if isinstance(outbox, Store):
+            if outbox not in _migrated:
+                outbox.migrate(OUTBOX_NAMESPACE, OUTBOX_MIGRATIONS)
+                _migrated.add(outbox)
+            return outbox
+        path = Path(outbox) if outbox is not None else default_outbox_path()
+        key = str(path.resolve())
+        store = _open_outboxes.get(key)
+        if store is None:
+            store = Store.open(path, namespace=OUTBOX_NAMESPACE, migrations=OUTBOX_MIGRATIONS)
+            _open_outboxes[key] = store
+            _migrated.add(store)
+        return store
+
+
+def _record(store: Store, event: Event, names: list[str]) -> None:
+    """Write the event and a pending delivery per sink in one transaction, before any send."""
+    with store.transaction() as tx:
+        tx.execute(
+            "INSERT INTO outbox_events(id, kind, source, message, payload, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+            (
+                event.id,
+                event.kind,
+                event.source,
+                event.message,
+                json.dumps(event.payload, ensure_ascii=False, default=_json_default),
+                event.created_at or utc_now(),
+            ),
+        )
+        tx.executemany(
+            "INSERT INTO outbox_deliveries(event_id, sink, status) VALUES (?, ?, 'pending') "
+            "ON CONFLICT(event_id, sink) DO UPDATE SET status = 'pending'",
+            [(event.id, name) for name in names],
+        )
+
+
+def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPolicy) -> str | None:
+    """Send with retries, recording every attempt; the last error, or None once delivered."""
+    error = None
+    for attempt in range(1, policy.tries + 1):
+        time.sleep(policy.delay(attempt))
         try:
             sink.send(event)
-        except Exception as exc:  # delivery problems are reported, not fatal
-            failures.append(f"{type(sink).__name__}: {exc}")
-    if failures:
-        print("tunesmith: event delivery failed: " + "; ".join(failures), file=sys.stderr)
+        except Exception as exc:  # any delivery failure is retried and recorded, never fatal
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            status = "failed" if attempt == policy.tries else "pending"
+            store.execute(
+                "UPDATE outbox_deliveries SET attempts = attempts + 1, last_error = ?, "
+                "last_attempt_at = ?, status = ? WHERE event_id = ? AND sink = ?",
+                (error, utc_now(), status, event.id, name),
+            )
+            continue
+        now = utc_now()
+        store.execute(
+            "UPDATE outbox_deliveries SET attempts = attempts + 1, status = 'delivered', "
+            "last_attempt_at = ?, delivered_at = ? WHERE event_id = ? AND sink = ?",
+            (now, now, event.id, name),
+        )
+        return None
+    return error
+
+
+def _send_all(
+    store: Store, event: Event, named: list[tuple[str, Any]], policy: RetryPolicy
+) -> EmitReport:
+    report = EmitReport(event.id)
+    for name, sink in named:
+        error = _deliver(store, event, name, sink, policy)
+        if error is None:
+            report.delivered.append(name)
+        else:
+            report.failed.append(name)
+            report.errors[name] = error
+    return report
+
+
+def _say_failed(report: EmitReport, store: Store) -> None:
+    if report.failed:
+        details = "; ".join(f"{name}: {report.errors[name]}" for name in report.failed)
+        print(
+            f"tunesmith: event {report.event_id} not delivered to {details} (kept in the outbox "
+            f"{store.path}; `tunesmith events retry` re-sends it)",
+            file=sys.stderr,
+        )
+
+
+def emit(
+    event: Event,
+    sinks: list[str | EventSink],
+    *,
+    outbox: Store | str | Path | None = None,
+    retry: RetryPolicy | None = None,
+) -> EmitReport:
+    """Record ``event`` in the outbox, then deliver it to every sink (URLs or sink objects).
+
+    One failing sink does not stop the others. A bad sink URL raises before anything is
+    recorded. Returns which sinks got the event; failures are also said on stderr.
+    """
+    named: list[tuple[str, Any]] = []
+    seen: set[str] = set()
+    for item in sinks:
+        sink = make_sink(item) if isinstance(item, str) else item
+        name = base = sink_name(item)
+        if name in seen and (isinstance(item, str) or getattr(item, "sink_url", None)):
+            continue  # the same URL twice in one call: deliver once
+        n = 2
+        while name in seen:  # two URL-less sink objects of one class: keep their rows apart
+            name, n = f"{base}#{n}", n + 1
+        seen.add(name)
+        named.append((name, sink))
+    store = open_outbox(outbox)
+    _record(store, event, [name for name, _sink in named])
+    report = _send_all(store, event, named, retry or RetryPolicy())
+    _say_failed(report, store)
+    return report
+
+
+def _row_to_delivery(row: Any) -> Delivery:
+    event = Event(
+        kind=row["kind"],
+        message=row["message"],
+        payload=json.loads(row["payload"]),
+        source=row["source"],
+        created_at=row["created_at"],
+        id=row["id"],
+    )
+    return Delivery(
+        event=event,
+        sink=row["sink"],
+        status=row["status"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        last_attempt_at=row["last_attempt_at"],
+        delivered_at=row["delivered_at"],
+    )
+
+
+def list_deliveries(
+    outbox: Store | str | Path | None = None,
+    *,
+    status: str | None = None,
+    event_ids: list[str] | None = None,
+    newest: int | None = None,
+) -> list[Delivery]:
+    """Deliveries in the outbox, oldest first; ``newest=N`` keeps the N most recent."""
+    if status is not None and status not in STATUSES:
+        raise UserInputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+    store = open_outbox(outbox)
+    where, params = [], []
+    if status is not None:
+        where.append("d.status = ?")
+        params.append(status)
+    if event_ids:
+        where.append(f"e.id IN ({', '.join('?' * len(event_ids))})")
+        params.extend(event_ids)
+    sql = (
+        "SELECT e.*, d.sink, d.status, d.attempts, d.last_error, d.last_attempt_at, "
+        "d.delivered_at FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY e.created_at DESC, e.rowid DESC, d.sink DESC"
+        + (f" LIMIT {int(newest)}" if newest is not None else "")
+    )
+    rows = store.query(sql, params)
+    return [_row_to_delivery(row) for row in reversed(rows)]
+
+
+def retry(
+    outbox: Store | str | Path | None = None,
+    *,
+    status: str = "failed",
+    event_ids: list[str] | None = None,
+    sinks: dict[str, EventSink] | None = None,
+    policy: RetryPolicy | None = None,
+) -> list[EmitReport]:
+    """Re-send the deliveries in ``status`` (``failed``, or ``pending`` left by a dead process).
+
+    Sinks are rebuilt from their recorded URLs; ``sinks`` supplies objects by recorded name for
+    those that have no URL. A sink that cannot be rebuilt counts as failed, with the reason.
+    """
+    store = open_outbox(outbox)
+    grouped: dict[str, tuple[Event, list[str]]] = {}
+    for delivery in list_deliveries(store, status=status, event_ids=event_ids):
+        grouped.setdefault(delivery.event.id, (delivery.event, []))[1].append(delivery.sink)
+    reports = []
+    for event, names in grouped.values():
+        named: list[tuple[str, Any]] = []
+        unbuildable: dict[str, str] = {}
+        for name in names:
+            try:
+                sink = (sinks or {}).get(name) or make_sink(name)
+            except UserInputError as exc:
+                unbuildable[name] = f"cannot rebuild the sink: {exc}"
+                continue
+            named.append((name, sink))
+        report = _send_all(store, event, named, policy or RetryPolicy())
+        for name, error in unbuildable.items():
+            report.failed.append(name)
+            report.errors[name] = error
+        reports.append(report)
+    return reports

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -65,18 +67,30 @@ class AttributionMethod(Protocol):
     def attribute(self, model: Any, tokenizer: Any, texts: Sequence[str], **kwargs: Any) -> Any: ...
 
 
+def _event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> str:
+    """The current time in UTC, ISO 8601 with milliseconds (``2026-12-06T01:22:57.123+00:00``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
 @dataclass
 class Event:
     """Something that happened and that people or systems should hear about.
 
-    Finance alerts and support hand-offs are events; sinks deliver them.
+    Finance alerts and support hand-offs are events; sinks deliver them. ``id`` (uuid4 hex) and
+    ``created_at`` (ISO UTC) are filled at creation; receivers can drop repeats by ``id``, since
+    delivery is at least once.
     """
 
     kind: str
     message: str
     payload: dict[str, Any] = field(default_factory=dict)
     source: str = "tunesmith"
-    created_at: str = ""
+    created_at: str = field(default_factory=utc_now)
+    id: str = field(default_factory=_event_id)
 
 
 class EventSink(Protocol):

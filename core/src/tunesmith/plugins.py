@@ -1,7 +1,13 @@
 """The plugin manager: built-ins first, then entry points of the group ``tunesmith``, one by one.
 
 A plugin that fails to import or register is reported on stderr and skipped, and the rest work.
-``TUNESMITH_STRICT_PLUGINS=1`` re-raises instead (CI sets it). ``TUNESMITH_DISABLE_PLUGINS=a,b``
+The same holds at run time: :func:`call_each` calls every plugin's implementation of a hook in its
+own ``try``, so one that raises is recorded (``tunesmith plugins`` shows it) and skipped.
+``TUNESMITH_STRICT_PLUGINS=1`` re-raises instead (CI sets it).
+
+Every caller merges hook results through :func:`collect_list` / :func:`collect_dict`, with one
+rule: results come in registration order (built-ins first, then installed plugins by entry-point
+name, then any registered later), and on a name clash the plugin registered last wins. ``TUNESMITH_DISABLE_PLUGINS=a,b``
 blocks plugins by entry-point name. ``TUNESMITH_TRACE_PLUGINS=1`` prints every hook call.
 """
 
@@ -9,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -38,6 +45,7 @@ class PluginRecord:
 
 _pm: pluggy.PluginManager | None = None
 _records: dict[str, PluginRecord] = {}
+_reported: set[tuple[str, str]] = set()  # (plugin, hook) failures already printed
 
 
 def _flag(name: str) -> bool:
@@ -131,6 +139,7 @@ def _trace(pm: pluggy.PluginManager) -> None:
 def build_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
     """Build a fresh manager: hookspecs, built-ins, then the installed plugins."""
     _records.clear()
+    _reported.clear()
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     _register_builtins(pm)
@@ -164,9 +173,69 @@ def reset_plugin_manager() -> None:
     global _pm
     _pm = None
     _records.clear()
+    _reported.clear()
 
 
 def plugin_records() -> list[PluginRecord]:
     """One record per plugin, built-ins first, including those that failed to load."""
     get_plugin_manager()
     return list(_records.values())
+
+
+def _record_failure(plugin_name: str, hook_name: str, exc: BaseException, plugin: object) -> None:
+    """Put a run-time hook failure on the plugin's record and say it once on stderr."""
+    error = f"{hook_name} raised {type(exc).__name__}: {exc}"
+    record = _records.get(plugin_name)
+    if record is None:  # registered by hand (``pm.register``), not through an entry point
+        pm = get_plugin_manager()
+        record = PluginRecord(plugin_name, None, None, hooks=_hook_names(pm, plugin))
+        _records[plugin_name] = record
+    record.error = error
+    if (plugin_name, hook_name) not in _reported:
+        _reported.add((plugin_name, hook_name))
+        print(f"tunesmith: plugin {plugin_name!r} skipped: {error}", file=sys.stderr)
+
+
+def call_each(hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+    """Call each plugin's ``hook_name`` on its own, in registration order: ``(plugin, result)``.
+
+    A plugin whose implementation raises is recorded and skipped (strict mode re-raises), so one
+    broken plugin never costs the others their commands, demos, readers or sinks. Calls go
+    through pluggy (``subset_hook_caller``), so ``TUNESMITH_TRACE_PLUGINS`` still shows them.
+    """
+    pm = get_plugin_manager()
+    hook = getattr(pm.hook, hook_name)
+    impls = [impl for impl in hook.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
+    everyone = [impl.plugin for impl in impls]
+    for impl in impls:
+        others = [plugin for plugin in everyone if plugin is not impl.plugin]
+        try:
+            results = pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+        except Exception as exc:  # one plugin's bug must not take the others down
+            if _flag("TUNESMITH_STRICT_PLUGINS"):
+                raise
+            _record_failure(impl.plugin_name, hook_name, exc, impl.plugin)
+            continue
+        for result in results:
+            yield impl.plugin_name, result
+
+
+def collect_list(hook_name: str, **kwargs: Any) -> list[Any]:
+    """Every plugin's list for ``hook_name``, concatenated: built-ins first, registration order."""
+    found: list[Any] = []
+    for _plugin, result in call_each(hook_name, **kwargs):
+        found.extend(result or [])
+    return found
+
+
+def collect_dict(hook_name: str, **kwargs: Any) -> dict[str, Any]:
+    """Every plugin's dict for ``hook_name``, merged; on a clash the last registered wins."""
+    found: dict[str, Any] = {}
+    for _plugin, result in call_each(hook_name, **kwargs):
+        found.update(result or {})
+    return found
+
+
+def collect_by_name(hook_name: str, **kwargs: Any) -> dict[str, Any]:
+    """A list hook's items (each with ``.name``) by name; on a clash the last registered wins."""
+    return {item.name: item for item in collect_list(hook_name, **kwargs)}

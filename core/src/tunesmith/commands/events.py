@@ -1,0 +1,132 @@
+"""``tunesmith events list | tail | retry``: show the event outbox and re-send what failed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tunesmith.errors import TunesmithError
+
+group = typer.Typer(
+    no_args_is_help=True,
+    help="Show the event outbox (every event emitted, per sink) and re-send failed deliveries.",
+)
+
+OUTBOX_HELP = "The outbox database (default $TUNESMITH_HOME/events.sqlite)."
+STATUS_HELP = "Only deliveries in this status: pending, delivered or failed."
+
+
+def _outbox(path: Path | None) -> Path | None:
+    """The outbox to read, or None when it does not exist (nothing was emitted yet)."""
+    from tunesmith.events import default_outbox_path
+
+    target = path if path is not None else default_outbox_path()
+    if not target.exists():
+        if path is not None:
+            raise TunesmithError(f"{target}: no such outbox")
+        return None
+    return target
+
+
+def _show(deliveries: list[Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([d.to_dict() for d in deliveries], indent=2, ensure_ascii=False))
+        return
+    if not deliveries:
+        typer.echo("no events", err=True)
+        return
+    headers = ["created_at", "event", "kind", "sink", "status", "attempts", "last_error"]
+    rows = [
+        [
+            d.event.created_at,
+            d.event.id[:12],
+            d.event.kind,
+            d.sink,
+            d.status,
+            str(d.attempts),
+            (d.last_error or "").replace("\n", " ")[:120],
+        ]
+        for d in deliveries
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@group.command("list")
+def list_command(
+    outbox: Path | None = typer.Option(None, "--outbox", help=OUTBOX_HELP),
+    status: str | None = typer.Option(None, "--status", help=STATUS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON list of deliveries."),
+) -> None:
+    """Every delivery in the outbox, oldest first: event, sink, status, attempts, last error."""
+    from tunesmith.events import list_deliveries
+
+    path = _outbox(outbox)
+    _show(list_deliveries(path, status=status) if path else [], as_json)
+
+
+@group.command("tail")
+def tail_command(
+    lines: int = typer.Option(10, "-n", "--lines", min=1, help="How many deliveries to show."),
+    outbox: Path | None = typer.Option(None, "--outbox", help=OUTBOX_HELP),
+    status: str | None = typer.Option(None, "--status", help=STATUS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON list of deliveries."),
+) -> None:
+    """The newest deliveries (default 10), oldest of them first."""
+    from tunesmith.events import list_deliveries
+
+    path = _outbox(outbox)
+    _show(list_deliveries(path, status=status, newest=lines) if path else [], as_json)
+
+
+@group.command("retry")
+def retry_command(
+    outbox: Path | None = typer.Option(None, "--outbox", help=OUTBOX_HELP),
+    status: str = typer.Option(
+        "failed",
+        "--status",
+        help="Re-send deliveries in this status: failed (default), or pending ones a killed "
+        "process left behind.",
+    ),
+    event_id: list[str] = typer.Option(
+        [], "--id", help="Only this event (repeat the option for several)."
+    ),
+    tries: int = typer.Option(3, "--tries", min=1, help="Attempts per delivery."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON list of results."),
+) -> None:
+    """Re-send failed deliveries to the sinks recorded for them; exit 1 if any still fail."""
+    from tunesmith.events import STATUSES, RetryPolicy, retry
+
+    if status not in STATUSES or status == "delivered":
+        raise TunesmithError(f"--status must be failed or pending, got {status!r}")
+    path = _outbox(outbox)
+    reports = (
+        retry(path, status=status, event_ids=event_id or None, policy=RetryPolicy(tries))
+        if path is not None
+        else []
+    )
+    delivered = sum(len(r.delivered) for r in reports)
+    failed = [(r.event_id, name, r.errors[name]) for r in reports for name in r.failed]
+    if as_json:
+        payload = [
+            {"event_id": r.event_id, "delivered": r.delivered, "failed": r.errors} for r in reports
+        ]
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(f"re-sent {delivered} deliveries; {len(failed)} still failing")
+        for event, sink, error in failed:
+            typer.echo(f"  {event[:12]} {sink}: {error}", err=True)
+    if failed:
+        raise TunesmithError(
+            f"{len(failed)} deliveries still failing; see `tunesmith events list --status failed`"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``events`` group to ``app``."""
+    app.add_typer(group, name="events")
