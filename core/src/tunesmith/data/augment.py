@@ -241,13 +241,9 @@ def builtin_augmenters() -> list[Any]:
 
 def available_augmenters() -> dict[str, Any]:
     """Augmenters from every plugin by name; a later-registered plugin wins for a name."""
-    from tunesmith.plugins import get_plugin_manager
+    from tunesmith.plugins import collect_by_name
 
-    found: dict[str, Any] = {}
-    for result in reversed(get_plugin_manager().hook.tunesmith_augmenters()):
-        for augmenter in result or []:
-            found[augmenter.name] = augmenter
-    return found
+    return collect_by_name("tunesmith_augmenters")
 
 
 def _cache_key(

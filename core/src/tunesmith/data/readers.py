@@ -313,13 +313,11 @@ BUILTIN_READERS: dict[str, Callable[[Path], Any]] = {
 
 def available_readers() -> dict[str, Callable[[Path], Any]]:
     """Readers from every plugin, by suffix; a later-registered plugin wins for a suffix."""
-    from tunesmith.plugins import get_plugin_manager
+    from tunesmith.plugins import collect_dict
 
     merged: dict[str, Callable[[Path], Any]] = {}
-    # pluggy returns results last-registered first; reverse so later plugins override.
-    for result in reversed(get_plugin_manager().hook.tunesmith_data_readers()):
-        for suffix, reader in (result or {}).items():
-            merged[suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"] = reader
+    for suffix, reader in collect_dict("tunesmith_data_readers").items():
+        merged[suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"] = reader
     return merged
 
 

@@ -204,12 +204,9 @@ def builtin_methods() -> dict[str, Any]:
 
 def available_methods() -> dict[str, Any]:
     """Every attribution method the installed plugins offer, built-ins included."""
-    from tunesmith.plugins import get_plugin_manager
+    from tunesmith.plugins import collect_dict
 
-    methods: dict[str, Any] = {}
-    # pluggy returns the last-registered plugin's result first; let later plugins win a name.
-    for result in reversed(get_plugin_manager().hook.tunesmith_attribution_methods()):
-        methods.update(result or {})
+    methods: dict[str, Any] = collect_dict("tunesmith_attribution_methods")
     if not methods:  # the plugin manager was built without the built-ins (some tests do)
         methods = builtin_methods()
     return methods
