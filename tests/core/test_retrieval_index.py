@@ -300,3 +300,27 @@ def test_concurrent_searches_and_writes_do_not_corrupt_results(tmp_path):
         t.join()
     assert errors == []
     assert len(index) == 300
+
+
+def test_single_queries_run_on_one_faiss_thread_and_batches_on_the_configured_number(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TUNESMITH_FAISS_THREADS", "2")
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add([str(i) for i in range(50)], vectors=unit_rows(50))
+    faiss = index_module._faiss()
+    seen: list[int] = []
+
+    def run() -> None:  # OpenMP threads are a per-thread setting: check in a fresh thread
+        index.search(unit_rows(1)[0], k=3)
+        seen.append(faiss.omp_get_max_threads())
+        index.search_batch(unit_rows(20), k=3)
+        seen.append(faiss.omp_get_max_threads())
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert seen == [1, 2]
+    monkeypatch.setenv("TUNESMITH_FAISS_THREADS", "two")
+    with pytest.raises(UserInputError, match="TUNESMITH_FAISS_THREADS must be a whole number"):
+        index.search_batch(unit_rows(20), k=3)

@@ -11,9 +11,9 @@ def sample_data_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the sample data sets that the core and plugins ship, with their file paths."""
-    from tunesmith.plugins import get_plugin_manager
+    from tunesmith.plugins import collect_by_name
 
-    sets = [s for group in get_plugin_manager().hook.tunesmith_sample_data() for s in group]
+    sets = list(collect_by_name("tunesmith_sample_data").values())
     if as_json:
         payload = [
             {

@@ -126,7 +126,7 @@ def _fit(
         score_metrics,
         token_lengths,
     )
-    from tunesmith.plugins import get_plugin_manager
+    from tunesmith.plugins import collect_list
 
     threads = configure_threads()
     quiet_transformers()
@@ -395,9 +395,8 @@ def _fit(
                 log_dir=str(tb_dir if member == 0 else tb_dir / f"member-{member}")
             )
             trainer.add_callback(TensorBoardCallback(tb_writer=writer))
-        for callbacks in get_plugin_manager().hook.tunesmith_train_callbacks(run=run):
-            for callback in callbacks or []:
-                trainer.add_callback(callback)
+        for callback in collect_list("tunesmith_train_callbacks", run=run):
+            trainer.add_callback(callback)
         return trainer
 
     log(

@@ -24,13 +24,12 @@ def demo_models_dir() -> Path:
 
 def sample_sets() -> dict[str, Any]:
     """Classification sample data sets from every plugin, by name."""
-    from tunesmith.plugins import get_plugin_manager
+    from tunesmith.plugins import collect_list
 
     found: dict[str, Any] = {}
-    for group in get_plugin_manager().hook.tunesmith_sample_data():
-        for sample in group:
-            if sample.task == "classification":
-                found[sample.name] = sample
+    for sample in collect_list("tunesmith_sample_data"):
+        if sample.task == "classification":
+            found[sample.name] = sample  # the plugin registered last wins a name
     return found
 
 
