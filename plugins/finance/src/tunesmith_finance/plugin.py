@@ -11,21 +11,21 @@ from tunesmith import hookimpl
 
 @hookimpl
 def tunesmith_cli(app: typer.Typer) -> None:
-    from tunesmith_finance.roadmap import ROADMAP
+    from tunesmith_finance.cli import app as finance_app
 
-    app.add_typer(ROADMAP.typer_group(), name="finance")
+    app.add_typer(finance_app, name="finance")
 
 
 @hookimpl
 def tunesmith_demos() -> list[Any]:
     from tunesmith.hooktypes import Demo
-    from tunesmith_finance.roadmap import ROADMAP
+    from tunesmith_finance.demo import DESCRIPTION, TITLE, build_demo
 
-    return [
-        Demo(
-            name="finance",
-            title=ROADMAP.title,
-            build=ROADMAP.build_demo,
-            description=ROADMAP.summary,
-        )
-    ]
+    return [Demo(name="finance", title=TITLE, build=build_demo, description=DESCRIPTION)]
+
+
+@hookimpl
+def tunesmith_sample_data() -> list[Any]:
+    from tunesmith_finance.sample import sample_data
+
+    return sample_data()

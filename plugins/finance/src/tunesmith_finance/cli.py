@@ -1,0 +1,568 @@
+"""``tunesmith finance``: train, score, ingest, watch, trends, alerts, replay, demo.
+
+Heavy libraries are imported inside the commands, so ``tunesmith --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    help="Financial news sentiment: score a stream, store it, follow trends per topic and "
+    "ticker, alert on negative surges and explain them.",
+    no_args_is_help=True,
+)
+
+MODEL_HELP = "Sentiment model directory (from `tunesmith finance train`)."
+DB_HELP = "The finance database (SQLite; created when missing)."
+RULES_HELP = "Topic and ticker rules (.toml or .json): keywords, cashtags, aliases, regexes."
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    _err(report.summary())
+    for issue in report.issues:
+        _err(f"  {issue}")
+    hidden = report.skipped + report.changed + report.truncated + report.unknown_topics
+    if hidden > len(report.issues):
+        _err(f"  ... {hidden - len(report.issues)} more (all are stored in finance_issues)")
+
+
+def _ingester(
+    db_path: Path,
+    model: Path,
+    rules: Path | None,
+    *,
+    batch_size: int,
+    max_chars: int,
+    naive_tz: str,
+    quantize: str | None,
+    topic_model: Path | None,
+    topic_threshold: float,
+    timeout: float,
+) -> Any:
+    from tunesmith_finance.documents import resolve_zone
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.scoring import SentimentModel, TopicModel
+    from tunesmith_finance.storage import open_store
+
+    zone = resolve_zone(naive_tz)
+    loaded_rules = load_rules(rules)
+    sentiment = SentimentModel.load(model, quantize=quantize)
+    topics = TopicModel.load(topic_model, threshold=topic_threshold) if topic_model else None
+    db = open_store(db_path, timeout=timeout)
+    return Ingester(
+        db,
+        sentiment,
+        loaded_rules,
+        batch_size=batch_size,
+        max_chars=max_chars,
+        naive_tz=zone,
+        topic_model=topics,
+        warn=_err,
+    )
+
+
+@app.command("train")
+def train_command(
+    data: Path = typer.Option(..., "--data", help="Labelled finance text (.csv/.jsonl/.parquet)."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write."),
+    eval_data: Path | None = typer.Option(None, "--eval", help="Labelled evaluation file."),
+    model: str = typer.Option("default", "--model", help="Base model: 'default' or a directory."),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    label_col: str = typer.Option("label", "--label-col", help="Column holding the label."),
+    strategy: str = typer.Option(
+        "full", "--strategy", help="full | freeze:K | head | lora (see `tunesmith train`)."
+    ),
+    epochs: float | None = typer.Option(None, "--epochs", help="Epochs (default: from the data)."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate (default: from the model)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Training batch size."),
+    topics: bool = typer.Option(
+        False,
+        "--topics",
+        help="Train a topic classifier (any labels) instead of a sentiment model; use it with "
+        "`ingest --topic-model`.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    allow_network: bool = typer.Option(False, "--allow-network", help="Allow a hub model."),
+) -> None:
+    """Fine-tune a sentiment classifier (negative / neutral / positive) on your finance text.
+
+    Runs the core engine (`tunesmith train`) with its defaults; the labels must include
+    negative and positive (neutral optional) unless --topics is given.
+    """
+    from tunesmith.data.load import load_text_dataset
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.train import train
+    from tunesmith_finance.scoring import sentiment_indices
+
+    if not topics:
+        dataset = load_text_dataset(data, text_col=text_col, label_col=label_col)
+        sentiment_indices(dataset.label_names, str(data))
+    run = RunConfig(
+        data=str(data),
+        eval_data=str(eval_data) if eval_data else None,
+        out=str(out),
+        model=model,
+        allow_network=allow_network,
+        task="classification",
+        text_col=text_col,
+        label_col=label_col,
+        strategy=strategy,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        force=force,
+    ).validate()
+    path = train(run)
+    typer.echo(str(path))
+
+
+@app.command("score")
+def score_command(
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    text: list[str] | None = typer.Option(None, "--text", help="A text to score; repeatable."),
+    file: Path | None = typer.Option(None, "--file", help="A file of texts (text column)."),
+    rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
+    explain: bool = typer.Option(False, "--explain", help="Add the words behind each label."),
+    quantize: str | None = typer.Option(None, "--quantize", help="'int8' for a faster model."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines, one per text."),
+) -> None:
+    """Score texts: P(positive) − P(negative), the label, topics and tickers."""
+    from tunesmith.errors import UserInputError
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.scoring import SentimentModel
+
+    if (file is None) == (not text):
+        raise UserInputError("pass either --text TEXT (repeatable) or --file FILE")
+    loaded_rules = load_rules(rules)
+    if file is not None:
+        from tunesmith.data.load import read_texts
+
+        texts = read_texts(file)
+    else:
+        texts = [t for t in text or [] if t.strip()]
+        if not texts:
+            raise UserInputError("--text is empty")
+    sentiment = SentimentModel.load(model, quantize=quantize)
+    scores = sentiment.score(texts)
+    words: list[Any] = [None] * len(texts)
+    if explain:
+        from tunesmith.explain.attribute import explain_loaded
+
+        words = [
+            [w.to_dict() for w in sorted(e.tokens, key=lambda t: -t.score)[:5] if w.score > 0]
+            for e in explain_loaded(sentiment.loaded, texts)
+        ]
+    for body, score, top in zip(texts, scores, words, strict=True):
+        assignment = loaded_rules.assign(body)
+        record = {"text": body, **score.to_dict(), "topics": assignment.topics}
+        record["tickers"] = assignment.tickers
+        if explain:
+            record["words"] = top
+        if as_json:
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            extra = f"  words: {', '.join(w['word'] for w in top)}" if explain and top else ""
+            typer.echo(
+                f"{score.score:+.3f}  {score.label:<8}  {body[:70]}"
+                f"  [{', '.join(assignment.topics + ['$' + t for t in assignment.tickers])}]{extra}"
+            )
+
+
+@app.command("ingest")
+def ingest_command(
+    files: list[str] = typer.Argument(..., help="JSONL or CSV files; '-' reads standard input."),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    db: Path = typer.Option(..., "--db", help=DB_HELP),
+    rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
+    fmt: str = typer.Option("jsonl", "--format", help="Format of standard input: jsonl | csv."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Documents per transaction."),
+    max_chars: int = typer.Option(5000, "--max-chars", help="Longer texts are cut (counted)."),
+    naive_tz: str = typer.Option("UTC", "--naive-tz", help="Zone of times without one."),
+    quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
+    topic_model: Path | None = typer.Option(
+        None, "--topic-model", help="A topic classifier (`finance train --topics`)."
+    ),
+    topic_threshold: float = typer.Option(0.5, "--topic-threshold", help="Its lowest score."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for a locked database."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Score documents in batches and store them; safe to run again and to kill.
+
+    Each document needs a time and a text (id, source, topic and tickers optional). A file is
+    resumed where its last committed batch ended; a known id adds nothing (the first stored
+    text stays). Skipped rows are reported with file and line.
+    """
+    from tunesmith_finance.ingest import Report
+
+    ingester = _ingester(
+        db,
+        model,
+        rules,
+        batch_size=batch_size,
+        max_chars=max_chars,
+        naive_tz=naive_tz,
+        quantize=quantize,
+        topic_model=topic_model,
+        topic_threshold=topic_threshold,
+        timeout=timeout,
+    )
+    total = Report()
+    try:
+        for name in files:
+            if name == "-":
+                report = ingester.ingest_stream(sys.stdin.buffer, fmt=fmt)
+            else:
+                report = ingester.ingest_file(name)
+            total.merge(report)
+    finally:
+        ingester.db.close()
+    _print_report(total, as_json)
+
+
+@app.command("watch")
+def watch_command(
+    folder: Path = typer.Argument(..., help="Folder to watch for .jsonl and .csv files."),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    db: Path = typer.Option(..., "--db", help=DB_HELP),
+    rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
+    batch_size: int = typer.Option(256, "--batch-size", help="Documents per transaction."),
+    max_chars: int = typer.Option(5000, "--max-chars", help="Longer texts are cut (counted)."),
+    naive_tz: str = typer.Option("UTC", "--naive-tz", help="Zone of times without one."),
+    quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for a locked database."),
+    alerts: bool = typer.Option(False, "--alerts", help="Run the alert detector after each pass."),
+    sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for --alerts."),
+    once: bool = typer.Option(False, "--once", help="Ingest what is there now, then exit."),
+) -> None:
+    """Ingest every file in a folder, then new files and appended lines as they arrive.
+
+    Restarted, it resumes each file where its last committed batch ended. Stop with Ctrl-C.
+    """
+    from tunesmith_finance.watch import watch_folder
+
+    ingester = _ingester(
+        db,
+        model,
+        rules,
+        batch_size=batch_size,
+        max_chars=max_chars,
+        naive_tz=naive_tz,
+        quantize=quantize,
+        topic_model=None,
+        topic_threshold=0.5,
+        timeout=timeout,
+    )
+
+    def after_pass(report: Any) -> None:
+        if report.read:
+            _print_report(report, False)
+        if alerts:
+            from tunesmith_finance.alerts import alert_message, run_alerts
+
+            for alert in run_alerts(ingester.db, model=ingester.model, sinks=list(sink or [])):
+                _err(alert_message(alert))
+
+    try:
+        watch_folder(ingester, folder, on_pass=after_pass, once=once, log=_err)
+    except KeyboardInterrupt:
+        _err("stopped")
+    finally:
+        ingester.db.close()
+
+
+def _parse_moment(value: str | None, flag: str) -> float | None:
+    if value is None:
+        return None
+    from tunesmith.errors import UserInputError
+    from tunesmith_finance.documents import RowError, parse_time
+
+    try:
+        return parse_time(value).timestamp()
+    except RowError as exc:
+        raise UserInputError(f"{flag}: {exc}") from None
+
+
+def _open_existing(db: Path) -> Any:
+    from tunesmith.errors import UserInputError
+    from tunesmith_finance.storage import open_store
+
+    if not db.is_file():
+        raise UserInputError(f"--db {db}: no such database; create it with `finance ingest`")
+    return open_store(db)
+
+
+@app.command("trends")
+def trends_command(
+    db: Path = typer.Option(..., "--db", help=DB_HELP),
+    by: str = typer.Option("topic", "--by", help="topic | ticker | all."),
+    bucket: str = typer.Option("1h", "--bucket", help="Bucket size: 15m, 1h, 1d, ..."),
+    key: str | None = typer.Option(None, "--key", help="Only this topic or ticker."),
+    since: str | None = typer.Option(None, "--since", help="From this time (ISO 8601)."),
+    until: str | None = typer.Option(None, "--until", help="Before this time (ISO 8601)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as one JSON list."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Also write the rows as CSV."),
+    chart: Path | None = typer.Option(
+        None, "--chart", help="Also draw a PNG chart (alerts marked)."
+    ),
+    top: int = typer.Option(6, "--top", help="Keys on the chart (most documents first)."),
+) -> None:
+    """Count, negative share (Wilson 95 % interval) and mean score per key and time bucket."""
+    from tunesmith_finance import trends as trend_mod
+
+    store = _open_existing(db)
+    try:
+        rows = trend_mod.trends(
+            store,
+            by=by,
+            bucket=bucket,
+            key=key,
+            since=_parse_moment(since, "--since"),
+            until=_parse_moment(until, "--until"),
+        )
+        alerts: list[dict[str, Any]] = []
+        if chart is not None:
+            from tunesmith_finance.alerts import list_alerts
+
+            alerts = [a for a in list_alerts(store) if a["kind"] == by]
+    finally:
+        store.close()
+    if csv_out is not None:
+        trend_mod.write_csv(rows, csv_out)
+        _err(f"wrote {csv_out}")
+    if chart is not None:
+        trend_mod.save_chart(rows, chart, alerts=alerts, keys=[key] if key else None, limit=top)
+        _err(f"wrote {chart}")
+    if as_json:
+        _echo_json([r.to_dict() for r in rows])
+        return
+    typer.echo(
+        f"{'key':<12} {'bucket':<21} {'n':>5} {'neg':>5} {'share':>6} {'95% CI':>13} {'mean':>7}"
+    )
+    for r in rows:
+        typer.echo(
+            f"{r.key:<12} {r.bucket_start:<21} {r.count:>5} {r.negatives:>5} "
+            f"{r.negative_share:>6.2f} {r.share_low:>6.2f}-{r.share_high:<6.2f} {r.mean_score:>+7.3f}"
+        )
+
+
+def _detector(
+    *,
+    bucket: str,
+    window: int,
+    half_life: str,
+    min_volume: int,
+    min_lift: float,
+    p_value: float,
+    cooldown: str,
+    prior: float | None,
+) -> Any:
+    from tunesmith.errors import UserInputError
+    from tunesmith_finance.detector import SurgeDetector
+    from tunesmith_finance.trends import parse_duration
+
+    if window < 1:
+        raise UserInputError("--window must be at least 1 bucket")
+    if not 0 < p_value < 1:
+        raise UserInputError("--p-value must be between 0 and 1")
+    return SurgeDetector(
+        bucket=parse_duration(bucket),
+        window=window,
+        half_life=parse_duration(half_life, "--half-life"),
+        min_volume=max(1, min_volume),
+        min_lift=min_lift,
+        p_value=p_value,
+        cooldown=parse_duration(cooldown, "--cooldown"),
+        prior=0.2 if prior is None else prior,
+    )
+
+
+def _load_model_for_alerts(store: Any, model: Path | None, explain: bool) -> Any:
+    if not explain:
+        return None
+    from tunesmith_finance.scoring import SentimentModel
+    from tunesmith_finance.storage import get_meta
+
+    where = model or get_meta(store, "model")
+    if not where or not Path(where).exists():
+        _err("note: no sentiment model found (--model); alerts carry no explaining words")
+        return None
+    return SentimentModel.load(where)
+
+
+def _print_alert(alert: dict[str, Any]) -> None:
+    from tunesmith_finance.alerts import alert_message
+
+    typer.echo(alert_message(alert))
+    for example in alert["examples"]:
+        typer.echo(f"    {example['score']:+.3f}  {example['time']}  {example['text'][:90]}")
+
+
+@app.command("alerts")
+def alerts_command(
+    db: Path = typer.Option(..., "--db", help=DB_HELP),
+    model: Path | None = typer.Option(
+        None, "--model", help="Model for the explanations (default: the one ingest used)."
+    ),
+    by: str = typer.Option("topic", "--by", help="topic | ticker | all."),
+    bucket: str = typer.Option("1h", "--bucket", help="Step of the rolling window."),
+    window: int = typer.Option(3, "--window", help="Window length in buckets."),
+    half_life: str = typer.Option("24h", "--half-life", help="Half-life of the EWMA baseline."),
+    min_volume: int = typer.Option(8, "--min-volume", help="Fewest documents in a window."),
+    min_lift: float = typer.Option(0.15, "--min-lift", help="Least share above the baseline."),
+    p_value: float = typer.Option(0.001, "--p-value", help="One-sided binomial test level."),
+    cooldown: str = typer.Option("6h", "--cooldown", help="Quiet time per key after an alert."),
+    prior: float | None = typer.Option(
+        None, "--prior", help="Starting baseline rate (default: the stored negative share)."
+    ),
+    sink: list[str] | None = typer.Option(
+        None, "--sink", help="Event sink, e.g. jsonl:alerts.jsonl, stdout, webhook:URL."
+    ),
+    explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
+    max_explain: int = typer.Option(100, "--max-explain", help="Most documents explained."),
+    list_only: bool = typer.Option(False, "--list", help="Only list the stored alerts."),
+    as_json: bool = typer.Option(False, "--json", help="Print alerts as one JSON list."),
+) -> None:
+    """Find negative surges over a rolling baseline, explain them, store and send them.
+
+    Only alerts not stored yet are sent, so it is safe to run again (e.g. from cron).
+    """
+    from tunesmith_finance.alerts import (
+        AlertOptions,
+        global_negative_share,
+        list_alerts,
+        run_alerts,
+    )
+
+    store = _open_existing(db)
+    try:
+        if list_only:
+            found = list_alerts(store)
+        else:
+            if prior is None:
+                prior = global_negative_share(store)
+            detector = _detector(
+                bucket=bucket,
+                window=window,
+                half_life=half_life,
+                min_volume=min_volume,
+                min_lift=min_lift,
+                p_value=p_value,
+                cooldown=cooldown,
+                prior=prior,
+            )
+            found = run_alerts(
+                store,
+                detector=detector,
+                options=AlertOptions(by=by, max_explain=max_explain),
+                model=_load_model_for_alerts(store, model, explain),
+                sinks=list(sink or []),
+            )
+    finally:
+        store.close()
+    if as_json:
+        _echo_json(found)
+        return
+    if not found:
+        _err("no new alerts" if not list_only else "no alerts stored")
+    for alert in found:
+        _print_alert(alert)
+
+
+@app.command("replay")
+def replay_command(
+    file: Path = typer.Argument(..., help="A JSONL or CSV stream to replay in time order."),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    db: Path = typer.Option(..., "--db", help=DB_HELP),
+    rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
+    step: str = typer.Option("1h", "--step", help="Simulated time per step (also the bucket)."),
+    speed: float = typer.Option(
+        0.0, "--speed", help="Wall-clock seconds per simulated step (0: as fast as possible)."
+    ),
+    by: str = typer.Option("topic", "--by", help="topic | ticker | all."),
+    window: int = typer.Option(3, "--window", help="Window length in steps."),
+    min_volume: int = typer.Option(8, "--min-volume", help="Fewest documents in a window."),
+    min_lift: float = typer.Option(0.15, "--min-lift", help="Least share above the baseline."),
+    p_value: float = typer.Option(0.001, "--p-value", help="One-sided binomial test level."),
+    cooldown: str = typer.Option("6h", "--cooldown", help="Quiet time per key after an alert."),
+    half_life: str = typer.Option("24h", "--half-life", help="Half-life of the EWMA baseline."),
+    prior: float = typer.Option(0.2, "--prior", help="Starting baseline rate."),
+    sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for the alerts."),
+    explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
+) -> None:
+    """Replay a file with simulated time: ingest step by step and show alerts as they fire."""
+    from tunesmith_finance.alerts import AlertOptions
+    from tunesmith_finance.replay import replay
+
+    detector = _detector(
+        bucket=step,
+        window=window,
+        half_life=half_life,
+        min_volume=min_volume,
+        min_lift=min_lift,
+        p_value=p_value,
+        cooldown=cooldown,
+        prior=prior,
+    )
+    ingester = _ingester(
+        db,
+        model,
+        rules,
+        batch_size=256,
+        max_chars=5000,
+        naive_tz="UTC",
+        quantize=None,
+        topic_model=None,
+        topic_threshold=0.5,
+        timeout=5.0,
+    )
+    try:
+        summary = replay(
+            ingester,
+            file,
+            detector=detector,
+            options=AlertOptions(by=by),
+            explain=explain,
+            sinks=list(sink or []),
+            speed=speed,
+            echo=typer.echo,
+        )
+    finally:
+        ingester.db.close()
+    _err(
+        f"replayed {summary['documents']} documents in {summary['steps']} steps; "
+        f"{summary['alerts']} alert(s)"
+    )
+
+
+@app.command("demo")
+def demo_command(
+    model: Path | None = typer.Option(
+        None, "--model", help="Sentiment model (default: one trained on the sample data)."
+    ),
+    db: Path | None = typer.Option(None, "--db", help="Database (default: the sample stream's)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(7860, "--port", help="Port to listen on."),
+) -> None:
+    """Start the finance dashboard on its own."""
+    from tunesmith_finance.demo import build_demo
+
+    blocks = build_demo(model=str(model) if model else None, db=str(db) if db else None)
+    blocks.launch(server_name=host, server_port=port)

@@ -1,0 +1,299 @@
+"""The finance dashboard: the suite's "Finance sentiment" tab and ``tunesmith finance demo``.
+
+Nothing heavy happens when the tab is built. The sample set-up (a small sentiment model trained
+once on the sample sentences, cached under ``demo_models_dir()``, and the sample stream replayed
+into a database there) starts when the user asks for it, or at once when a model is given or
+cached. A timer refreshes the chart and the alert list as documents arrive, whoever writes them
+(this page's replay, or a `finance ingest` / `finance watch` on the same database).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+TITLE = "Finance sentiment"
+DESCRIPTION = "Score finance news, follow per-topic sentiment trends, see surges explained."
+INTRO = (
+    "### Finance sentiment\n"
+    "Score financial news (P(positive) − P(negative)), follow **per-topic sentiment trends** and "
+    "ticker trends, and see negative surges alerted and explained. The sample stream is "
+    "fictional: 435 headlines over five days with a banking scare on day four."
+)
+REFRESH_SECONDS = 2.0
+
+
+def demo_paths() -> tuple[Path, Path]:
+    """Where the demo keeps its sample model and database."""
+    from tunesmith.ui.core_demos import demo_models_dir
+
+    root = demo_models_dir()
+    return root / "finance_sentiment", root / "finance_demo.sqlite"
+
+
+def train_sample_model(out: Path, base_model: str = "default") -> Path:
+    """Train (once) a head-only sentiment model on the sample sentences; returns its directory."""
+    if (out / "config.json").exists():
+        return out
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.train import train
+    from tunesmith_finance.sample import EVAL, TRAIN
+
+    run = RunConfig(
+        data=str(TRAIN),
+        eval_data=str(EVAL),
+        out=str(out),
+        model=base_model,
+        strategy="head",
+        force=True,
+    )
+    return Path(train(run))
+
+
+class Dashboard:
+    """The state behind one dashboard: model, database, a background set-up and replay."""
+
+    def __init__(self, model: str | None = None, db: str | None = None) -> None:
+        default_model, default_db = demo_paths()
+        self.model_dir = Path(model) if model else default_model
+        self.db_path = Path(db) if db else default_db
+        self.explicit = model is not None
+        self.status = "Not started: press **Start with the sample data**."
+        self.error: str | None = None
+        self._model: Any = None
+        self._db: Any = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._last_count = -1
+        self._plot_key: Any = None
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None and self._db is not None
+
+    def should_autostart(self) -> bool:
+        return self.explicit or (self.model_dir / "config.json").exists()
+
+    def start(self) -> str:
+        """Start the background set-up once; returns the status line."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._prepare, daemon=True)
+                self._thread.start()
+        return self.status
+
+    def _prepare(self) -> None:
+        from tunesmith_finance.ingest import Ingester
+        from tunesmith_finance.rules import load_rules
+        from tunesmith_finance.sample import RULES, STREAM
+        from tunesmith_finance.scoring import SentimentModel
+        from tunesmith_finance.storage import count_documents, open_store
+
+        try:
+            if not (self.model_dir / "config.json").exists():
+                self.status = "Training a small sentiment model on the sample sentences (once)..."
+                train_sample_model(self.model_dir)
+            self.status = "Loading the model..."
+            self._model = SentimentModel.load(self.model_dir)
+            self._db = open_store(self.db_path)
+            if count_documents(self._db) == 0:
+                self.status = "Replaying the sample stream..."
+                self._replay(
+                    Ingester(self._db, self._model, load_rules(RULES), warn=lambda _m: None), STREAM
+                )
+            self.status = "Ready."
+            self._monitor()
+        except Exception as exc:  # shown in the tab instead of a silent thread death
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status = f"Set-up failed: {self.error}"
+
+    def _replay(self, ingester: Any, stream: Path) -> None:
+        from tunesmith_finance.replay import replay
+
+        replay(
+            ingester,
+            stream,
+            detector=self.detector(),
+            explain=True,
+            echo=lambda _l: None,
+            speed=0.02,
+        )
+
+    def detector(self) -> Any:
+        from tunesmith_finance.detector import SurgeDetector
+
+        return SurgeDetector()
+
+    def _monitor(self) -> None:
+        """Run the detector whenever other writers add documents to the database."""
+        from tunesmith_finance.alerts import run_alerts
+        from tunesmith_finance.storage import count_documents
+
+        while True:
+            count = count_documents(self._db)
+            if count != self._last_count:
+                self._last_count = count
+                run_alerts(self._db, detector=self.detector(), model=self._model)
+            time.sleep(REFRESH_SECONDS * 2)
+
+    # -- views ----------------------------------------------------------------------------------
+
+    def score(self, text: str) -> tuple[dict[str, float], Any, str]:
+        """Probabilities, highlighted words and a one-line note for a pasted text."""
+        from tunesmith.explain.attribute import explain_loaded
+        from tunesmith.ui.highlight import explanation_to_highlights
+        from tunesmith_finance.rules import load_rules
+        from tunesmith_finance.sample import RULES
+
+        if not text or not text.strip():
+            raise ValueError("Paste a headline or a sentence to score.")
+        if self._model is None:
+            raise ValueError("The model is not ready yet; start the sample set-up first.")
+        score = self._model.score([text])[0]
+        explanation = explain_loaded(self._model.loaded, [text])[0]
+        found = load_rules(RULES).assign(text)
+        keys = ", ".join(found.topics + ["$" + t for t in found.tickers]) or "none"
+        note = (
+            f"Score **{score.score:+.3f}** (P(positive) − P(negative)); predicted "
+            f"**{score.label}**. Topics and tickers: {keys}. Highlighted words pushed towards "
+            "the predicted label (positive) or away from it (negative)."
+        )
+        probs = {
+            "negative": score.p_negative,
+            "neutral": score.p_neutral,
+            "positive": score.p_positive,
+        }
+        return probs, explanation_to_highlights(explanation), note
+
+    def snapshot(self, by: str, bucket: str, key: str) -> dict[str, Any]:
+        """Status, chart, alert table and alert details for the current selection."""
+        from tunesmith_finance.alerts import list_alerts
+        from tunesmith_finance.storage import count_documents
+        from tunesmith_finance.trends import plot, top_keys, trends
+
+        if self._db is None:
+            return {"status": self.status, "figure": None, "rows": [], "details": "", "keys": []}
+        count = count_documents(self._db)
+        rows = trends(self._db, by=by, bucket=bucket)
+        alerts = [a for a in list_alerts(self._db) if a["kind"] == by]
+        keys = top_keys(rows, 50)
+        chosen = [key] if key and key != "top 6" and key in keys else None
+        figure = plot(
+            rows,
+            alerts=alerts,
+            keys=chosen,
+            limit=6,
+            title=f"Negative share per {by}, {bucket} buckets",
+        )
+        table = [
+            [
+                a["window"],
+                a["key"],
+                a["n"],
+                a["share"],
+                a["baseline"],
+                ", ".join(w["word"] for w in a["words"][:6]),
+            ]
+            for a in alerts
+        ]
+        details = "\n\n".join(_alert_markdown(a) for a in alerts[:5]) or "No alerts yet."
+        status = f"{self.status} {count} documents stored, {len(alerts)} alert(s) by {by}."
+        return {"status": status, "figure": figure, "rows": table, "details": details, "keys": keys}
+
+
+def _alert_markdown(alert: dict[str, Any]) -> str:
+    words = ", ".join(f"**{w['word']}**" for w in alert["words"][:8]) or "(no explanation)"
+    lines = [
+        f"#### {alert['kind']} {alert['key']}: {alert['negatives']}/{alert['n']} negative "
+        f"({alert['share']:.0%}, baseline {alert['baseline']:.0%})",
+        f"Window {alert['window']}. Words behind the negative scores: {words}.",
+    ]
+    lines += [f"- {e['score']:+.2f} · {e['time']} · {e['text']}" for e in alert["examples"]]
+    return "\n".join(lines)
+
+
+def build_demo(
+    model: str | None = None, db: str | None = None, autostart: bool | None = None
+) -> Any:
+    """The Gradio Blocks of the dashboard (gradio imported here, when the UI starts)."""
+    import gradio as gr
+    import matplotlib.pyplot as plt
+
+    from tunesmith.ui.highlight import highlight_component
+
+    board = Dashboard(model, db)
+    with gr.Blocks() as blocks:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            start = gr.Button("Start with the sample data", variant="secondary")
+            status = gr.Markdown(board.status)
+        with gr.Tab("Trends and alerts"):
+            with gr.Row():
+                by = gr.Dropdown(["topic", "ticker"], value="topic", label="Group by")
+                bucket = gr.Dropdown(["1h", "3h", "6h", "1d"], value="3h", label="Bucket")
+                key = gr.Dropdown(
+                    ["top 6"], value="top 6", label="Topic or ticker", allow_custom_value=True
+                )
+            chart = gr.Plot(label="Negative share with 95% interval; alerts as red triangles")
+            table = gr.Dataframe(
+                headers=["window (UTC)", "key", "documents", "negative share", "baseline", "words"],
+                label="Alerts",
+                interactive=False,
+            )
+            details = gr.Markdown()
+        with gr.Tab("Score a text"):
+            text = gr.Textbox(
+                label="Headline or sentence",
+                lines=2,
+                placeholder="Helix Bank shares plunge on deposit worries",
+            )
+            go = gr.Button("Score", variant="primary")
+            note = gr.Markdown()
+            probabilities = gr.Label(label="Probabilities", num_top_classes=3)
+            words = highlight_component(label="Why")
+
+        def refresh(by_value: str, bucket_value: str, key_value: str) -> tuple[Any, ...]:
+            view = board.snapshot(by_value, bucket_value, key_value)
+            signature = (view["status"], by_value, bucket_value, key_value)
+            if view["figure"] is not None and signature == board._plot_key:
+                plt.close(view["figure"])
+                return (view["status"], gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            board._plot_key = signature
+            choices = ["top 6", *view["keys"]]
+            figure = view["figure"]
+            if figure is not None:
+                plt.close(figure)  # Gradio renders it; keep pyplot's registry small
+            return (
+                view["status"],
+                figure,
+                view["rows"],
+                view["details"],
+                gr.update(choices=choices),
+            )
+
+        def on_start() -> str:
+            return board.start()
+
+        def on_score(value: str) -> tuple[Any, Any, str]:
+            try:
+                return board.score(value)
+            except Exception as exc:
+                raise gr.Error(str(exc)) from exc
+
+        outputs = [status, chart, table, details, key]
+        start.click(on_start, outputs=status)
+        go.click(on_score, inputs=text, outputs=[probabilities, words, note])
+        for control in (by, bucket, key):
+            control.change(
+                lambda *v: (board.__setattr__("_plot_key", None), refresh(*v))[1],
+                inputs=[by, bucket, key],
+                outputs=outputs,
+            )
+        gr.Timer(REFRESH_SECONDS).tick(refresh, inputs=[by, bucket, key], outputs=outputs)
+        if autostart if autostart is not None else board.should_autostart():
+            blocks.load(on_start, outputs=status)
+    return blocks

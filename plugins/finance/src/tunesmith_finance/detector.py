@@ -1,0 +1,161 @@
+"""Surge detectors on per-bucket counts: pure functions, shared by ``alerts``, ``replay`` and the
+benchmark.
+
+:class:`SurgeDetector` (the default) compares the negative share of a rolling window (the last
+``window`` buckets) with a baseline rate: an exponentially weighted moving average of earlier
+buckets' counts (half-life ``half_life`` seconds), volume-weighted, started from a prior rate
+worth ``prior_weight`` documents. A window alerts when it has at least ``min_volume`` documents,
+its share is at least ``min_lift`` above the baseline, and the one-sided exact binomial test
+P(X ≥ negatives | n, baseline) is below ``p_value``. After an alert the key is quiet for
+``cooldown`` seconds (no alert whose window ends sooner). Buckets inside the window are not yet in the baseline, so a surge does not
+raise the bar it is measured against until it has left the window.
+
+:class:`ThresholdDetector` is the plain rule it is compared with: window share ≥ ``threshold``
+with the same minimum volume and cool-down.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A surge found in one key's series: the window and the figures that made it an alert."""
+
+    key: str
+    window_start: float
+    window_end: float
+    n: int
+    negatives: int
+    share: float
+    baseline: float
+    z: float
+    p_value: float
+    score_sum: float = 0.0
+
+    @property
+    def mean_score(self) -> float:
+        return self.score_sum / self.n if self.n else 0.0
+
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """P(X ≥ k) for X ~ Binomial(n, p), exact (log-space terms; n up to tens of thousands)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    lg = math.lgamma
+    base = lg(n + 1)
+    total = 0.0
+    for i in range(k, n + 1):
+        term = math.exp(base - lg(i + 1) - lg(n - i + 1) + i * log_p + (n - i) * log_q)
+        total += term
+        if term < 1e-17 * max(total, 1e-300) and i > n * p:
+            break
+    return min(1.0, total)
+
+
+def _series(counts: Iterable[tuple[int, int, int, float]]) -> dict[int, tuple[int, int, float]]:
+    return {b: (n, k, s) for b, n, k, s in counts}
+
+
+@dataclass
+class SurgeDetector:
+    """EWMA baseline + one-sided binomial test; see the module docstring."""
+
+    bucket: float = 3600.0
+    window: int = 3
+    half_life: float = 24 * 3600.0
+    min_volume: int = 8
+    min_lift: float = 0.15
+    p_value: float = 0.001
+    cooldown: float = 6 * 3600.0
+    prior: float = 0.2
+    prior_weight: float = 10.0
+    name: str = "ewma-binomial"
+
+    def detect(self, key: str, counts: Iterable[tuple[int, int, int, float]]) -> list[Detection]:
+        """Alerts in one key's ``(bucket index, count, negatives, score sum)`` rows."""
+        series = _series(counts)
+        if not series:
+            return []
+        first, last = min(series), max(series)
+        decay = 0.5 ** (self.bucket / self.half_life)
+        base_n, base_k = self.prior_weight, self.prior * self.prior_weight
+        found: list[Detection] = []
+        quiet_until = -math.inf
+        for end in range(first, last + 1):
+            start = end - self.window + 1
+            # The bucket leaving the window joins the baseline now (a lagging baseline).
+            leaving = series.get(start - 1)
+            base_n *= decay
+            base_k *= decay
+            if leaving:
+                base_n += leaving[0]
+                base_k += leaving[1]
+            n = k = 0
+            total = 0.0
+            for b in range(start, end + 1):
+                if b in series:
+                    n += series[b][0]
+                    k += series[b][1]
+                    total += series[b][2]
+            window_start = start * self.bucket
+            window_end = (end + 1) * self.bucket
+            if n < self.min_volume or window_end < quiet_until:
+                continue
+            rate = min(max(base_k / base_n, 0.01), 0.99)
+            share = k / n
+            if share - rate < self.min_lift:
+                continue
+            p = binomial_sf(k, n, rate)
+            if p >= self.p_value:
+                continue
+            z = (k - n * rate) / math.sqrt(n * rate * (1 - rate))
+            found.append(Detection(key, window_start, window_end, n, k, share, rate, z, p, total))
+            quiet_until = window_end + self.cooldown
+        return found
+
+
+@dataclass
+class ThresholdDetector:
+    """A fixed rule: alert when the window's negative share reaches ``threshold``."""
+
+    bucket: float = 3600.0
+    window: int = 3
+    threshold: float = 0.5
+    min_volume: int = 8
+    cooldown: float = 6 * 3600.0
+    name: str = "fixed-threshold"
+
+    def detect(self, key: str, counts: Iterable[tuple[int, int, int, float]]) -> list[Detection]:
+        series = _series(counts)
+        if not series:
+            return []
+        found: list[Detection] = []
+        quiet_until = -math.inf
+        for end in range(min(series), max(series) + 1):
+            start = end - self.window + 1
+            rows = [series[b] for b in range(start, end + 1) if b in series]
+            n = sum(r[0] for r in rows)
+            k = sum(r[1] for r in rows)
+            window_start = start * self.bucket
+            window_end = (end + 1) * self.bucket
+            if n < self.min_volume or window_end < quiet_until or k / n < self.threshold:
+                continue
+            total = sum(r[2] for r in rows)
+            found.append(
+                Detection(
+                    key, window_start, window_end, n, k, k / n, self.threshold, 0.0, 1.0, total
+                )
+            )
+            quiet_until = window_end + self.cooldown
+        return found

@@ -1,0 +1,165 @@
+"""One input row -> one document: field names, times (normalised to UTC), ids, texts.
+
+Rules, also in docs/finance.md:
+
+* fields: ``id`` (or ``doc_id``), ``time`` (or ``timestamp``, ``published``, ``date``,
+  ``created_at``), ``source``, ``text`` (or ``headline``, ``title``), optional ``topic`` (or
+  ``topics``) and ``tickers`` (or ``ticker``: a list, or one string split at ``,``, ``;`` or
+  spaces);
+* times: ISO 8601 (``2026-11-05T14:03:00+01:00``, ``...Z``, a date alone is midnight), or Unix
+  seconds (milliseconds when above 10^11). A time with a zone is converted to UTC; a **naive
+  time is read in** ``naive_tz`` (UTC unless ``--naive-tz`` says otherwise). A missing or
+  unparsable time skips the row: trends and alerts need it;
+* a row without an id gets one from its content: ``sha1:`` and the first 16 hex digits of
+  SHA-1 over source, time and text, so the same row read twice is still one document;
+* a text longer than ``max_chars`` is cut there and counted as truncated; an empty text skips
+  the row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from tunesmith.errors import UserInputError
+
+ID_FIELDS = ("id", "doc_id")
+TIME_FIELDS = ("time", "timestamp", "published", "date", "created_at")
+TEXT_FIELDS = ("text", "headline", "title")
+TOPIC_FIELDS = ("topic", "topics")
+TICKER_FIELDS = ("tickers", "ticker")
+DEFAULT_MAX_CHARS = 5000
+_SPLIT = re.compile(r"[,;\s]+")
+
+
+class RowError(ValueError):
+    """Why a row cannot be a document; becomes a skipped-row report with file and line."""
+
+
+@dataclass
+class Document:
+    """A parsed input document, before scoring."""
+
+    id: str
+    ts: float
+    time: str
+    source: str | None
+    text: str
+    text_hash: str
+    chars: int
+    truncated: bool
+    topic: list[str] = field(default_factory=list)
+    tickers: list[str] = field(default_factory=list)
+
+
+def resolve_zone(name: str) -> tzinfo:
+    """``UTC`` or an IANA zone name (``Europe/Berlin``) for naive times."""
+    if name.upper() in ("UTC", "Z"):
+        return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserInputError(
+            f"--naive-tz {name!r} is not a known time zone (e.g. UTC, Europe/London)"
+        ) from None
+
+
+def parse_time(value: Any, naive_tz: tzinfo = UTC) -> datetime:
+    """A timezone-aware UTC datetime from ISO 8601 text or Unix seconds; RowError if neither."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise RowError("missing time")
+    if isinstance(value, bool):
+        raise RowError(f"unparsable time {value!r}")
+    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
+        seconds = float(value)
+        if seconds > 1e11:  # milliseconds
+            seconds /= 1000.0
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise RowError(f"time {value!r} is out of range") from None
+    if not isinstance(value, str):
+        raise RowError(f"unparsable time {value!r}")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise RowError(f"unparsable time {value.strip()[:40]!r} (expected ISO 8601)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=naive_tz)
+    return moment.astimezone(UTC)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = row.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part for part in _SPLIT.split(str(value)) if part]
+
+
+def content_id(source: str | None, time: str, text: str) -> str:
+    """The id of a row that has none: a hash of its source, time and text."""
+    digest = hashlib.sha1(f"{source or ''}\x1f{time}\x1f{text}".encode()).hexdigest()
+    return f"sha1:{digest[:16]}"
+
+
+def text_hash(text: str) -> str:
+    """The hash stored to notice a changed text under a known id."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def to_document(
+    row: Any, *, naive_tz: tzinfo = UTC, max_chars: int = DEFAULT_MAX_CHARS
+) -> Document:
+    """Turn one input row (a dict) into a :class:`Document`; :class:`RowError` says why not."""
+    if not isinstance(row, dict):
+        raise RowError(f"expected an object with id, time, text; got {type(row).__name__}")
+    raw_text = _first(row, TEXT_FIELDS)
+    if raw_text is None or not str(raw_text).strip():
+        raise RowError("missing or empty text")
+    text = str(raw_text).strip()
+    moment = parse_time(_first(row, TIME_FIELDS), naive_tz)
+    iso = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    chars = len(text)
+    truncated = chars > max_chars
+    if truncated:
+        text = text[:max_chars]
+    source = _first(row, ("source",))
+    source = None if source is None else str(source).strip()
+    doc_id = _first(row, ID_FIELDS)
+    doc_id = content_id(source, iso, text) if doc_id is None else str(doc_id).strip()
+    if not doc_id:
+        raise RowError("empty id")
+    return Document(
+        id=doc_id,
+        ts=moment.timestamp(),
+        time=iso,
+        source=source,
+        text=text,
+        text_hash=text_hash(text),
+        chars=chars,
+        truncated=truncated,
+        topic=_list(_first(row, TOPIC_FIELDS)),
+        tickers=_list(_first(row, TICKER_FIELDS)),
+    )

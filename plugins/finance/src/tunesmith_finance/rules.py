@@ -1,0 +1,200 @@
+"""Topics and tickers from a small rules file: keywords, ``$AAPL`` cashtags, aliases, regexes.
+
+The file is TOML (or JSON with the same shape)::
+
+    [tickers.HLXB]
+    aliases = ["Helix Bank"]          # names that mean this ticker in a text
+
+    [topics.banking]
+    keywords = ["bank", "liquidity"]  # whole words or phrases, any case
+    cashtags = ["HLXB"]               # tickers that belong to the topic
+    regexes = ['\\bcredit line\\b']    # Python regular expressions, any case
+
+A ``$SYMBOL`` cashtag in a text is always a ticker, listed in the file or not. A document gets
+every topic whose rules match, plus the topic it names itself; a named topic that the file does
+not list is kept and reported as unknown (see :meth:`Rules.assign`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserInputError
+
+#: ``$AAPL``, ``$BRK.B``: a dollar sign not inside a word, a letter, then up to 9 more.
+CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z])?)\b")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _words_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern matching any of ``words`` as whole words; longest first."""
+    unique = sorted({w.strip() for w in words if w.strip()}, key=lambda w: (-len(w), w))
+    if not unique:
+        return None
+    body = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in unique)
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+
+
+@dataclass
+class TopicRule:
+    """How one topic is recognised."""
+
+    name: str
+    keywords: re.Pattern[str] | None = None
+    cashtags: frozenset[str] = frozenset()
+    regexes: list[re.Pattern[str]] = field(default_factory=list)
+
+    def matches(self, text: str, tickers: Iterable[str]) -> bool:
+        """True when a keyword, one of the topic's tickers or a regex is found."""
+        if self.cashtags and not self.cashtags.isdisjoint(tickers):
+            return True
+        if self.keywords is not None and self.keywords.search(text):
+            return True
+        return any(r.search(text) for r in self.regexes)
+
+
+@dataclass
+class Assignment:
+    """The topics and tickers of one document, and any topic it named that the rules lack."""
+
+    topics: list[str]
+    tickers: list[str]
+    unknown_topics: list[str]
+
+
+@dataclass
+class Rules:
+    """Topic and ticker rules; ``Rules()`` (no file) finds cashtags and keeps named topics."""
+
+    topics: dict[str, TopicRule] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        self._alias_pattern = _words_pattern(self.aliases)
+        self._alias_lookup = {a.lower(): t for a, t in self.aliases.items()}
+
+    @property
+    def known_topics(self) -> list[str]:
+        """Topic names the rules define."""
+        return sorted(self.topics)
+
+    def tickers(self, text: str, given: Iterable[str] = ()) -> list[str]:
+        """Tickers named by the document, by cashtag and by alias, upper-case, in first-seen order."""
+        found: dict[str, None] = {}
+        for ticker in given:
+            ticker = str(ticker).strip().lstrip("$").upper()
+            if ticker:
+                found.setdefault(ticker, None)
+        for match in CASHTAG.finditer(text):
+            found.setdefault(match.group(1).upper(), None)
+        if self._alias_pattern is not None:
+            for match in self._alias_pattern.finditer(text):
+                key = re.sub(r"\s+", " ", match.group(0)).lower()
+                found.setdefault(self._alias_lookup[key], None)
+        return list(found)
+
+    def assign(
+        self, text: str, *, topic: str | Iterable[str] | None = None, tickers: Iterable[str] = ()
+    ) -> Assignment:
+        """Topics and tickers of one document.
+
+        A topic the document names itself is always kept (lower-cased); when the rules define
+        topics and it is not one of them, it is also listed in ``unknown_topics`` so that ingest
+        can report it.
+        """
+        found_tickers = self.tickers(text, tickers)
+        named = [topic] if isinstance(topic, str) else list(topic or [])
+        topics: dict[str, None] = {}
+        unknown: list[str] = []
+        for name in named:
+            name = str(name).strip().lower()
+            if not name:
+                continue
+            topics.setdefault(name, None)
+            if self.topics and name not in self.topics:
+                unknown.append(name)
+        for name, rule in self.topics.items():
+            if name not in topics and rule.matches(text, found_tickers):
+                topics[name] = None
+        return Assignment(sorted(topics), found_tickers, unknown)
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserInputError(f"{where}: expected a list of strings")
+    return value
+
+
+def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
+    """Build :class:`Rules` from the parsed file; errors name the file and the entry."""
+    unknown = set(data) - {"topics", "tickers"}
+    if unknown:
+        raise UserInputError(
+            f"{source}: unknown section(s) {', '.join(sorted(unknown))}; expected topics, tickers"
+        )
+    aliases: dict[str, str] = {}
+    for ticker, entry in (data.get("tickers") or {}).items():
+        if not _NAME.match(ticker):
+            raise UserInputError(f"{source}: tickers.{ticker}: not a ticker symbol")
+        entry = entry if isinstance(entry, dict) else {"aliases": entry}
+        for alias in _strings(entry.get("aliases"), f"{source}: tickers.{ticker}.aliases"):
+            aliases[re.sub(r"\s+", " ", alias.strip())] = ticker.upper()
+    topics: dict[str, TopicRule] = {}
+    for name, entry in (data.get("topics") or {}).items():
+        where = f"{source}: topics.{name}"
+        if not isinstance(entry, dict):
+            raise UserInputError(f"{where}: expected a table with keywords, cashtags, regexes")
+        extra = set(entry) - {"keywords", "cashtags", "regexes"}
+        if extra:
+            raise UserInputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        regexes = []
+        for pattern in _strings(entry.get("regexes"), f"{where}.regexes"):
+            try:
+                regexes.append(re.compile(pattern, re.IGNORECASE))
+            except re.error as exc:
+                raise UserInputError(f"{where}.regexes: {pattern!r} is not valid: {exc}") from None
+        cashtags = frozenset(
+            t.strip().lstrip("$").upper()
+            for t in _strings(entry.get("cashtags"), f"{where}.cashtags")
+        )
+        topics[name.lower()] = TopicRule(
+            name=name.lower(),
+            keywords=_words_pattern(_strings(entry.get("keywords"), f"{where}.keywords")),
+            cashtags=cashtags,
+            regexes=regexes,
+        )
+    return Rules(topics=topics, aliases=aliases, source=source)
+
+
+def load_rules(path: str | Path | None) -> Rules:
+    """Read a rules file (``.toml`` or ``.json``); ``None`` gives empty rules."""
+    if path is None:
+        return Rules()
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"--rules {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise UserInputError(
+            f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}"
+        ) from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path}: expected a table with topics and tickers")
+    return rules_from_dict(data, source=str(path))

@@ -1,0 +1,134 @@
+"""Sentiment scores: P(positive) − P(negative) from a classifier whose labels are found by name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserInputError
+
+#: Label names a model may use for each sentiment, compared lower-cased.
+LABEL_NAMES = {
+    "negative": ("negative", "neg", "bearish"),
+    "neutral": ("neutral", "neu"),
+    "positive": ("positive", "pos", "bullish"),
+}
+
+
+def sentiment_indices(labels: Sequence[str], source: str = "the model") -> dict[str, int | None]:
+    """Output index of ``negative``, ``neutral`` and ``positive`` in ``labels``, found by name.
+
+    Negative and positive are required; a model without a neutral label gets ``None`` for it.
+    """
+    lowered = [str(label).strip().lower() for label in labels]
+    found: dict[str, int | None] = {}
+    for sentiment, names in LABEL_NAMES.items():
+        found[sentiment] = next((lowered.index(n) for n in names if n in lowered), None)
+    missing = [s for s in ("negative", "positive") if found[s] is None]
+    if missing:
+        raise UserInputError(
+            f"{source} has labels {list(labels)}; a sentiment model needs labels named "
+            f"negative and positive (and optionally neutral); missing: {', '.join(missing)}"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Score:
+    """One document's sentiment: probabilities, the predicted sentiment and the score."""
+
+    p_negative: float
+    p_neutral: float
+    p_positive: float
+    label: str
+
+    @property
+    def score(self) -> float:
+        """P(positive) − P(negative), in [-1, 1]."""
+        return self.p_positive - self.p_negative
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "score": round(self.score, 6),
+            "p_negative": round(self.p_negative, 6),
+            "p_neutral": round(self.p_neutral, 6),
+            "p_positive": round(self.p_positive, 6),
+        }
+
+
+class SentimentModel:
+    """A loaded sentiment classifier that scores texts in batches."""
+
+    def __init__(self, loaded: Any) -> None:
+        if loaded.task != "classification":
+            raise UserInputError(
+                f"{loaded.path}: a {loaded.task} model; sentiment needs a single-label classifier"
+            )
+        self.loaded = loaded
+        self.path = Path(loaded.path)
+        self.indices = sentiment_indices(loaded.labels, str(loaded.path))
+
+    @classmethod
+    def load(cls, path: str | Path, *, quantize: str | None = None) -> SentimentModel:
+        """Load a model directory (``quantize="int8"`` for the faster int8 copy)."""
+        from tunesmith.engine.loading import load_model
+
+        return cls(load_model(path, quantize=quantize))
+
+    def probabilities(self, texts: Sequence[str], *, batch_size: int = 32) -> Any:
+        """Calibrated class probabilities, ``(len(texts), len(labels))``."""
+        from tunesmith.engine.predict import predict_logits, probabilities
+
+        logits = predict_logits(self.loaded, list(texts), batch_size=batch_size)
+        return probabilities(self.loaded, logits)
+
+    def score(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Score]:
+        """One :class:`Score` per text, in input order."""
+        if not texts:
+            return []
+        probs = self.probabilities(texts, batch_size=batch_size)
+        neg, neu, pos = (self.indices[k] for k in ("negative", "neutral", "positive"))
+        names = {i: s for s, i in self.indices.items() if i is not None}
+        best = probs.argmax(axis=1).tolist()
+        rows = probs.tolist()
+        return [
+            Score(
+                p_negative=row[neg],
+                p_neutral=row[neu] if neu is not None else 0.0,
+                p_positive=row[pos],
+                # A label outside the three (e.g. "other") reads as neutral for trends.
+                label=names.get(b, "neutral"),
+            )
+            for row, b in zip(rows, best, strict=True)
+        ]
+
+
+class TopicModel:
+    """An optional user-trained topic classifier: its label becomes a topic when confident."""
+
+    def __init__(self, loaded: Any, threshold: float = 0.5) -> None:
+        self.loaded = loaded
+        self.threshold = threshold
+
+    @classmethod
+    def load(cls, path: str | Path, *, threshold: float = 0.5) -> TopicModel:
+        from tunesmith.engine.loading import load_model
+
+        return cls(load_model(path), threshold)
+
+    def topics(self, texts: Sequence[str], *, batch_size: int = 32) -> list[list[str]]:
+        """For each text, the predicted topic(s) at or above the threshold (lower-cased)."""
+        from tunesmith.engine.predict import predict_texts
+
+        out = []
+        for result in predict_texts(self.loaded, list(texts), batch_size=batch_size):
+            if "labels" in result:  # multi-label topic model
+                out.append([str(label).lower() for label in result["labels"]])
+            elif result["score"] >= self.threshold:
+                out.append([str(result["label"]).lower()])
+            else:
+                out.append([])
+        return out

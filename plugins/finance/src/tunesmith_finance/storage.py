@@ -1,0 +1,234 @@
+"""The finance tables in the core store: documents, their topics and tickers, ingest progress,
+reported issues and alerts. One module, so another database could stand behind it later.
+
+Rule for a known id: **the first stored version stays**. A later document with the same id and
+the same text adds nothing; one with a different text is not stored, and the change is recorded
+as an issue (``changed_text``) and reported by ingest as a warning. Scores, trends and alerts
+that were computed from a document therefore never change under it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+NAMESPACE = "finance"
+
+MIGRATIONS = [
+    """
+    CREATE TABLE finance_documents (
+        id TEXT PRIMARY KEY,
+        ts REAL NOT NULL,
+        time TEXT NOT NULL,
+        source TEXT,
+        text TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        chars INTEGER NOT NULL,
+        truncated INTEGER NOT NULL DEFAULT 0,
+        label TEXT NOT NULL,
+        score REAL NOT NULL,
+        p_negative REAL NOT NULL,
+        p_neutral REAL NOT NULL,
+        p_positive REAL NOT NULL,
+        model TEXT,
+        origin TEXT,
+        line INTEGER,
+        ingested_at TEXT NOT NULL
+    );
+    CREATE INDEX finance_documents_ts ON finance_documents(ts);
+    CREATE TABLE finance_keys (
+        doc_id TEXT NOT NULL REFERENCES finance_documents(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('topic', 'ticker')),
+        key TEXT NOT NULL,
+        PRIMARY KEY (doc_id, kind, key)
+    );
+    CREATE INDEX finance_keys_kind_key ON finance_keys(kind, key);
+    CREATE TABLE finance_progress (
+        path TEXT PRIMARY KEY,
+        offset INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        header TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE finance_issues (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        origin TEXT,
+        line INTEGER,
+        doc_id TEXT,
+        kind TEXT NOT NULL,
+        detail TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE finance_alerts (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        window_start REAL NOT NULL,
+        window_end REAL NOT NULL,
+        n INTEGER NOT NULL,
+        negatives INTEGER NOT NULL,
+        share REAL NOT NULL,
+        baseline REAL NOT NULL,
+        z REAL NOT NULL,
+        p_value REAL NOT NULL,
+        mean_score REAL NOT NULL,
+        words TEXT NOT NULL,
+        examples TEXT NOT NULL,
+        detector TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        event_id TEXT
+    );
+    CREATE INDEX finance_alerts_key ON finance_alerts(kind, key, window_start);
+    CREATE TABLE finance_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def open_store(path: str | Path, *, timeout: float | None = None) -> Any:
+    """Open (or create) the finance database at ``path``, migrated to the current schema."""
+    from tunesmith.store import DEFAULT_TIMEOUT, Store
+
+    return Store.open(
+        path,
+        namespace=NAMESPACE,
+        migrations=MIGRATIONS,
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+    )
+
+
+@dataclass
+class StoredDocument:
+    """One scored document as the store keeps it."""
+
+    id: str
+    ts: float
+    time: str
+    source: str | None
+    text: str
+    text_hash: str
+    chars: int
+    truncated: bool
+    label: str
+    score: float
+    p_negative: float
+    p_neutral: float
+    p_positive: float
+    topics: list[str]
+    tickers: list[str]
+    model: str | None = None
+    origin: str | None = None
+    line: int | None = None
+
+
+def known_hashes(db: Any, ids: Sequence[str]) -> dict[str, str]:
+    """``id -> text_hash`` of the ids among ``ids`` that are stored already."""
+    found: dict[str, str] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 500):  # SQLite's parameter limit
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in db.query(
+            f"SELECT id, text_hash FROM finance_documents WHERE id IN ({marks})", chunk
+        ):
+            found[row["id"]] = row["text_hash"]
+    return found
+
+
+def insert_documents(tx: Any, docs: Iterable[StoredDocument]) -> int:
+    """Insert documents and their keys inside ``tx``; an id already stored is left as it is."""
+    stamp = now_iso()
+    added = 0
+    for doc in docs:
+        result = tx.execute(
+            "INSERT OR IGNORE INTO finance_documents (id, ts, time, source, text, text_hash, "
+            "chars, truncated, label, score, p_negative, p_neutral, p_positive, model, origin, "
+            "line, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                doc.id,
+                doc.ts,
+                doc.time,
+                doc.source,
+                doc.text,
+                doc.text_hash,
+                doc.chars,
+                int(doc.truncated),
+                doc.label,
+                doc.score,
+                doc.p_negative,
+                doc.p_neutral,
+                doc.p_positive,
+                doc.model,
+                doc.origin,
+                doc.line,
+                stamp,
+            ),
+        )
+        if result.rowcount != 1:
+            continue
+        added += 1
+        keys = [(doc.id, "topic", t) for t in doc.topics]
+        keys += [(doc.id, "ticker", t) for t in doc.tickers]
+        if keys:
+            tx.executemany(
+                "INSERT OR IGNORE INTO finance_keys (doc_id, kind, key) VALUES (?, ?, ?)", keys
+            )
+    return added
+
+
+def record_issues(tx: Any, issues: Iterable[Any]) -> None:
+    """Store reported issues (skipped rows, changed texts, unknown topics, truncations)."""
+    stamp = now_iso()
+    tx.executemany(
+        "INSERT INTO finance_issues (origin, line, doc_id, kind, detail, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(i.origin, i.line, i.doc_id, i.kind, i.detail, stamp) for i in issues],
+    )
+
+
+def get_progress(db: Any, path: str) -> tuple[int, int, str | None] | None:
+    """``(byte offset, line number, CSV header)`` committed for a file, or ``None``."""
+    rows = db.query(
+        "SELECT offset, line, header FROM finance_progress WHERE path = ?", (str(path),)
+    )
+    if not rows:
+        return None
+    return int(rows[0]["offset"]), int(rows[0]["line"]), rows[0]["header"]
+
+
+def set_progress(tx: Any, path: str, offset: int, line: int, header: str | None) -> None:
+    """Record how far a file is ingested, in the same transaction as the batch it ends."""
+    tx.execute(
+        "INSERT INTO finance_progress (path, offset, line, header, updated_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET offset = excluded.offset, "
+        "line = excluded.line, header = excluded.header, updated_at = excluded.updated_at",
+        (str(path), offset, line, header, now_iso()),
+    )
+
+
+def set_meta(db: Any, name: str, value: Any) -> None:
+    """Remember a setting (e.g. the model that scored the documents)."""
+    db.execute(
+        "INSERT INTO finance_meta (name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (name, json.dumps(value)),
+    )
+
+
+def get_meta(db: Any, name: str) -> Any:
+    """A remembered setting, or ``None``."""
+    rows = db.query("SELECT value FROM finance_meta WHERE name = ?", (name,))
+    return json.loads(rows[0]["value"]) if rows else None
+
+
+def count_documents(db: Any) -> int:
+    """How many documents are stored."""
+    return int(db.query("SELECT COUNT(*) AS n FROM finance_documents")[0]["n"])

@@ -1,0 +1,223 @@
+"""Per-topic and per-ticker trends: count, negative share (Wilson 95 % interval), mean score per
+time bucket. "Negative" is a document whose predicted sentiment is negative."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserInputError
+
+BY = ("topic", "ticker", "all")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+Z95 = 1.959963984540054
+
+
+def parse_duration(text: str, flag: str = "--bucket") -> float:
+    """``15m``, ``1h``, ``1d`` -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise UserInputError(f"{flag} {text!r}: expected a duration such as 15m, 1h or 1d")
+    return float(match.group(1)) * _UNIT[match.group(2).lower()]
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a share ``k / n`` (95 % by default); ``(0, 1)`` when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def iso(ts: float) -> str:
+    """A Unix time as ISO 8601 UTC (``2026-11-05T13:00:00Z``)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class TrendRow:
+    """One key's figures in one time bucket."""
+
+    key: str
+    bucket_start: str
+    ts: float
+    count: int
+    negatives: int
+    negative_share: float
+    share_low: float
+    share_high: float
+    mean_score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("negative_share", "share_low", "share_high", "mean_score"):
+            data[name] = round(data[name], 4)
+        return data
+
+
+def bucket_counts(
+    db: Any,
+    *,
+    by: str,
+    bucket: float,
+    key: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[tuple[str, int, int, int, float]]:
+    """``(key, bucket index, count, negatives, score sum)`` rows, ordered by key and bucket."""
+    if by not in BY:
+        raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
+    where, params = [], []
+    if since is not None:
+        where.append("d.ts >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("d.ts < ?")
+        params.append(until)
+    if by == "all":
+        select_key, join = "'all'", ""
+    else:
+        select_key = "k.key"
+        join = "JOIN finance_keys k ON k.doc_id = d.id AND k.kind = ?"
+        params.insert(0, by)
+        if key is not None:
+            where.append("k.key = ?")
+            params.append(key.lower() if by == "topic" else key.upper().lstrip("$"))
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    rows = db.query(
+        f"SELECT {select_key} AS key, CAST(d.ts / ? AS INTEGER) AS b, COUNT(*) AS n, "
+        "SUM(d.label = 'negative') AS neg, SUM(d.score) AS total "
+        f"FROM finance_documents d {join} {clause} GROUP BY key, b ORDER BY key, b",
+        [bucket, *params],
+    )
+    return [(r["key"], int(r["b"]), int(r["n"]), int(r["neg"]), float(r["total"])) for r in rows]
+
+
+def trends(
+    db: Any,
+    *,
+    by: str = "topic",
+    bucket: str | float = "1h",
+    key: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[TrendRow]:
+    """Trend rows for every key (or one), every non-empty bucket, in time order per key."""
+    size = parse_duration(bucket) if isinstance(bucket, str) else float(bucket)
+    rows = []
+    for name, index, n, neg, total in bucket_counts(
+        db, by=by, bucket=size, key=key, since=since, until=until
+    ):
+        low, high = wilson(neg, n)
+        start = index * size
+        rows.append(TrendRow(name, iso(start), start, n, neg, neg / n, low, high, total / n))
+    return rows
+
+
+def write_csv(rows: list[TrendRow], path: str | Path) -> Path:
+    """The rows as CSV, written atomically."""
+    from tunesmith.io import atomic_open
+
+    fields = list(TrendRow.__dataclass_fields__)
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fields, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row.to_dict())
+    return Path(path)
+
+
+def top_keys(rows: list[TrendRow], limit: int) -> list[str]:
+    """The ``limit`` keys with the most documents."""
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row.key] = totals.get(row.key, 0) + row.count
+    return [k for k, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def plot(
+    rows: list[TrendRow],
+    *,
+    alerts: list[dict[str, Any]] | None = None,
+    keys: list[str] | None = None,
+    limit: int = 6,
+    title: str = "Negative share per bucket (95% Wilson interval)",
+) -> Any:
+    """A matplotlib figure: negative share per key over time with its interval; alerts as red
+    triangles at the end of their window."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    keys = keys or top_keys(rows, limit)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for name in keys:
+        series = [r for r in rows if r.key == name]
+        if not series:
+            continue
+        times = [datetime.fromtimestamp(r.ts, UTC) for r in series]
+        (line,) = ax.plot(times, [r.negative_share for r in series], marker=".", label=name)
+        ax.fill_between(
+            times,
+            [r.share_low for r in series],
+            [r.share_high for r in series],
+            color=line.get_color(),
+            alpha=0.12,
+        )
+    marked = False
+    for alert in alerts or []:
+        if alert.get("key") not in keys:
+            continue
+        when = datetime.fromtimestamp(alert["window_end"], UTC)
+        ax.plot(
+            [when],
+            [alert["share"]],
+            marker="v",
+            color="red",
+            markersize=11,
+            linestyle="none",
+            label=None if marked else "alert",
+        )
+        marked = True
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("negative share")
+    ax.set_title(title)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    fig.autofmt_xdate()
+    if keys:
+        ax.legend(loc="upper left", fontsize="small", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def save_chart(rows: list[TrendRow], path: str | Path, **options: Any) -> Path:
+    """Save :func:`plot` as a PNG (written to a temporary file, then renamed)."""
+    import os
+    import tempfile
+
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = plot(rows, **options)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
