@@ -11,9 +11,9 @@ from tunesmith import hookimpl
 
 @hookimpl
 def tunesmith_cli(app: typer.Typer) -> None:
-    from tunesmith_support.roadmap import ROADMAP
+    from tunesmith_support.cli import build_group
 
-    app.add_typer(ROADMAP.typer_group(), name="support")
+    app.add_typer(build_group(), name="support")
 
 
 @hookimpl

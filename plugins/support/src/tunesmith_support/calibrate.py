@@ -1,0 +1,282 @@
+"""Calibrated confidence and decision thresholds, fitted on held-out questions.
+
+Two logistic models (Platt scaling) read features of a question's candidates:
+
+- ``answer``: the probability that the top candidate is right (the confidence shown);
+- ``shortlist``: the probability that the right entry is among the top three (for clarifying).
+
+Out-of-scope questions count as wrong for both. Thresholds are chosen for a target precision on
+cross-validated probabilities (each question scored by models that did not see it), then the
+models are refitted on every question. The combination weights of lexical and intent scores are
+chosen first, by mean reciprocal rank on the same questions; a weight stays zero unless it helps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.errors import UserInputError
+from tunesmith.io import atomic_write_json, read_json_object
+from tunesmith_support.scoring import Candidate, Scorer, Weights, rank
+
+SHORTLIST = 3
+FEATURES = ["top", "margin", "second", "third", "intent"]
+
+
+def features(candidates: list[Candidate]) -> list[float]:
+    """Features of one question's ranked candidates (best first)."""
+    scores = [c.score for c in candidates] + [0.0] * 3
+    top = candidates[0] if candidates else None
+    return [
+        scores[0],
+        scores[0] - scores[1],
+        scores[1],
+        scores[2],
+        top.intent if top is not None else 0.0,
+    ]
+
+
+@dataclass
+class Logistic:
+    """``p = sigmoid(w . x + b)``."""
+
+    coef: list[float]
+    intercept: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        z = np.asarray(x, dtype=np.float64) @ np.asarray(self.coef) + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray) -> Logistic:
+        from sklearn.linear_model import LogisticRegression
+
+        if len(set(y.tolist())) < 2:
+            # All right (or all wrong): a constant confidence equal to the observed rate.
+            rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+            return cls([0.0] * x.shape[1], math.log(rate / (1 - rate)))
+        model = LogisticRegression(C=10.0, max_iter=1000)
+        model.fit(x, y)
+        return cls([float(v) for v in model.coef_[0]], float(model.intercept_[0]))
+
+
+@dataclass
+class Calibration:
+    """Everything `ask` needs to turn candidate scores into a decision."""
+
+    answer: Logistic
+    shortlist: Logistic
+    weights: Weights
+    answer_threshold: float
+    clarify_threshold: float
+    clarify_margin: float
+    out_of_scope_score: float
+    target_precision: float
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def confidence(self, candidates: list[Candidate]) -> tuple[float, float]:
+        """(P(top candidate right), P(right one in the top three))."""
+        x = np.asarray([features(candidates)])
+        return float(self.answer.predict(x)[0]), float(self.shortlist.predict(x)[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "features": FEATURES,
+            "answer": {"coef": self.answer.coef, "intercept": self.answer.intercept},
+            "shortlist": {"coef": self.shortlist.coef, "intercept": self.shortlist.intercept},
+            "weights": self.weights.to_dict(),
+            "answer_threshold": self.answer_threshold,
+            "clarify_threshold": self.clarify_threshold,
+            "clarify_margin": self.clarify_margin,
+            "out_of_scope_score": self.out_of_scope_score,
+            "target_precision": self.target_precision,
+            "report": self.report,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        return cls(
+            answer=Logistic(**data["answer"]),
+            shortlist=Logistic(**data["shortlist"]),
+            weights=Weights(**data.get("weights", {})),
+            answer_threshold=float(data["answer_threshold"]),
+            clarify_threshold=float(data["clarify_threshold"]),
+            clarify_margin=float(data["clarify_margin"]),
+            out_of_scope_score=float(data["out_of_scope_score"]),
+            target_precision=float(data["target_precision"]),
+            report=data.get("report", {}),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration | None:
+        data = read_json_object(path) if Path(path).exists() else None
+        return cls.from_dict(data) if data else None
+
+
+def threshold_for_precision(
+    probs: np.ndarray, correct: np.ndarray, target: float, *, min_count: int = 3
+) -> float:
+    """The lowest threshold whose accepted questions (``prob >= t``) are right at least
+    ``target`` of the time, with at least ``min_count`` accepted; 1.01 (accept nothing) if none."""
+    order = np.argsort(-probs)
+    hits = np.cumsum(correct[order])
+    counts = np.arange(1, len(order) + 1)
+    precision = hits / counts
+    best = 1.01
+    for i in range(len(order)):
+        # Only cut between different probabilities, so ties stay on one side.
+        if i + 1 < len(order) and probs[order[i + 1]] == probs[order[i]]:
+            continue
+        if counts[i] >= min_count and precision[i] >= target:
+            best = float(probs[order[i]])
+    return best
+
+
+def _mrr(ranked: list[list[Candidate]], expected: list[str]) -> float:
+    total = 0.0
+    in_scope = 0
+    for cands, want in zip(ranked, expected, strict=True):
+        if not want:
+            continue
+        in_scope += 1
+        for r, c in enumerate(cands, start=1):
+            if c.entry.id == want:
+                total += 1.0 / r
+                break
+    return total / max(1, in_scope)
+
+
+def choose_weights(
+    found: list[list[Candidate]], expected: list[str], scorer: Scorer
+) -> tuple[Weights, dict[str, Any]]:
+    """Lexical and intent weights by validation MRR; each measured against leaving it out."""
+    lexical_grid = [0.0, 0.05, 0.1, 0.2, 0.3] if scorer.lexical is not None else [0.0]
+    intent_grid = [0.0, 0.1, 0.25, 0.5, 1.0] if scorer.intent is not None else [0.0]
+    results = {}
+    for lex, intent in itertools.product(lexical_grid, intent_grid):
+        w = Weights(lex, intent)
+        results[(lex, intent)] = _mrr([rank(f, w, 10) for f in found], expected)
+    base = results[(0.0, 0.0)]
+    best_key = max(results, key=lambda key: (round(results[key], 6), -key[0] - key[1]))
+    if results[best_key] <= base + 1e-9:
+        best_key = (0.0, 0.0)
+    measured = {
+        "mrr_retrieval_only": round(base, 4),
+        "mrr_chosen": round(results[best_key], 4),
+    }
+    if scorer.lexical is not None:
+        measured["mrr_best_with_lexical"] = round(
+            max(v for k, v in results.items() if k[0] > 0 and k[1] == best_key[1]), 4
+        )
+    if scorer.intent is not None:
+        measured["mrr_best_with_intent"] = round(
+            max(v for k, v in results.items() if k[1] > 0 and k[0] == best_key[0]), 4
+        )
+    return Weights(*best_key), measured
+
+
+def _cross_val(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    fold_of = rng.permutation(len(y)) % folds
+    probs = np.zeros(len(y))
+    for f in range(folds):
+        test = fold_of == f
+        if not test.any():
+            continue
+        probs[test] = Logistic.fit(x[~test], y[~test]).predict(x[test])
+    return probs
+
+
+def fit_calibration(
+    scorer: Scorer,
+    questions: list[str],
+    expected: list[str],
+    *,
+    target_precision: float = 0.9,
+) -> Calibration:
+    """Fit weights, confidence models and thresholds on labelled held-out questions.
+
+    ``expected[i]`` is the right entry id, or ``""`` for an out-of-scope question.
+    """
+    from tunesmith.engine.metrics import expected_calibration_error
+
+    if not 0.0 < target_precision < 1.0:
+        raise UserInputError(f"--target-precision must be between 0 and 1, got {target_precision}")
+    known = set(scorer.position)
+    unknown = sorted({e for e in expected if e and e not in known})
+    if unknown:
+        raise UserInputError(
+            f"{len(unknown)} answer id(s) of the calibration questions are not in the KB, "
+            f"e.g. '{unknown[0]}'"
+        )
+    if len(questions) < 20:
+        raise UserInputError(
+            f"calibration needs at least 20 labelled questions, got {len(questions)}"
+        )
+    found = scorer.components(questions, everything=True)
+    weights, measured = choose_weights(found, expected, scorer)
+    ranked = [rank(f, weights, 10) for f in found]
+    x = np.asarray([features(r) for r in ranked], dtype=np.float64)
+    top_ids = [[c.entry.id for c in r] for r in ranked]
+    want = np.asarray(expected, dtype=object)
+    y1 = np.asarray([bool(w) and ids[:1] == [w] for ids, w in zip(top_ids, want, strict=True)])
+    y3 = np.asarray(
+        [bool(w) and w in ids[:SHORTLIST] for ids, w in zip(top_ids, want, strict=True)]
+    )
+    p1 = _cross_val(x, y1.astype(int))
+    p3 = _cross_val(x, y3.astype(int))
+    answer_t = threshold_for_precision(p1, y1, target_precision)
+    rest = p1 < answer_t
+    clarify_t = (
+        threshold_for_precision(p3[rest], y3[rest], target_precision) if rest.any() else 1.01
+    )
+    # How far below the top the right entry sits when it is in the shortlist but not first.
+    gaps = [
+        r[0].score - next(c.score for c in r if c.entry.id == w)
+        for r, w, a, b in zip(ranked, want, y1, y3, strict=True)
+        if b and not a
+    ]
+    margin = float(np.quantile(gaps, 0.9)) if gaps else 0.05
+    in_scope_top = [r[0].score for r, w in zip(ranked, want, strict=True) if w and r]
+    oos_score = float(np.quantile(in_scope_top, 0.05)) if in_scope_top else 0.0
+
+    answered = p1 >= answer_t
+    n_oos = int(sum(1 for w in want if not w))
+    report = {
+        "questions": len(questions),
+        "out_of_scope": n_oos,
+        "top1_accuracy_in_scope": round(
+            float(y1[want != ""].mean()) if len(want) > n_oos else 0.0, 4
+        ),
+        "top3_accuracy_in_scope": round(
+            float(y3[want != ""].mean()) if len(want) > n_oos else 0.0, 4
+        ),
+        "ece": round(expected_calibration_error(p1[:, None], np.where(y1, 0, 1)), 4),
+        "ece_uncalibrated_top_score": round(
+            expected_calibration_error(np.clip(x[:, :1], 0, 1), np.where(y1, 0, 1)), 4
+        ),
+        "answer_rate": round(float(answered.mean()), 4),
+        "answer_precision": round(float(y1[answered].mean()) if answered.any() else 0.0, 4),
+        **measured,
+    }
+    return Calibration(
+        answer=Logistic.fit(x, y1.astype(int)),
+        shortlist=Logistic.fit(x, y3.astype(int)),
+        weights=weights,
+        answer_threshold=answer_t,
+        clarify_threshold=clarify_t,
+        clarify_margin=max(margin, 1e-3),
+        out_of_scope_score=oos_score,
+        target_precision=target_precision,
+        report=report,
+    )

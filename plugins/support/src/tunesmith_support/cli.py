@@ -1,0 +1,414 @@
+"""`tunesmith support ...`: build a knowledge base, train, answer, serve and review."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+KB_OPTION = typer.Option(..., "--kb", help="Knowledge-base directory (from `support index`).")
+DB_HELP = "Conversation database (default: KB/conversations.sqlite)."
+SINK_HELP = "Where hand-offs go (repeatable): jsonl:PATH, stdout, webhook:URL (default: jsonl:KB/handoffs.jsonl)."
+
+
+def _bar(total_label: str) -> Any:
+    """A tqdm bar on stderr for terminals; a callable ``(done, total)``."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = tqdm(
+                total=total,
+                desc=total_label,
+                unit="entry",
+                file=sys.stderr,
+                leave=False,
+                disable=not sys.stderr.isatty(),
+            )
+        state["bar"].n = done
+        state["bar"].refresh()
+        if done >= total:
+            state["bar"].close()
+
+    return update
+
+
+def index_command(
+    kb: Path = typer.Option(..., "--kb", help="FAQ file, document or directory of both."),
+    out: Path = typer.Option(..., "--out", help="Knowledge-base directory to create or update."),
+    question_col: str = typer.Option("question", "--question-col", help="FAQ question column."),
+    answer_col: str = typer.Option("answer", "--answer-col", help="FAQ answer column."),
+    id_col: str | None = typer.Option(
+        None, "--id-col", help="FAQ id column (default 'id' when present, else ids from questions)."
+    ),
+    category_col: str | None = typer.Option(
+        None, "--category-col", help="FAQ category/intent column (default 'category' if present)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Encoder: 'default' or a model directory (default: the KB's own)."
+    ),
+) -> None:
+    """Import FAQ files and documents into a knowledge base; re-running updates only changes."""
+    from tunesmith_support.kb import FaqColumns
+    from tunesmith_support.kbindex import build_index
+
+    required = frozenset(
+        name for name, flag in (("id", id_col), ("category", category_col)) if flag
+    )
+    columns = FaqColumns(
+        question=question_col,
+        answer=answer_col,
+        id=id_col or "id",
+        category=category_col or "category",
+        required=required,
+    )
+    report = build_index(kb, out, columns=columns, model=model, progress=_bar("encoding"))
+    typer.echo(f"{out}: {report.summary()}")
+
+
+def calibrate_command(
+    kb: Path = KB_OPTION,
+    data: list[Path] = typer.Option(..., "--data", help="Held-out questions with answer ids."),
+    question_col: str = typer.Option("question", "--question-col"),
+    answer_col: str = typer.Option(
+        "answer_id", "--answer-col", help="Column of the right entry id (empty: out of scope)."
+    ),
+    target_precision: float = typer.Option(
+        0.9, "--target-precision", help="Share of answers that must be right (sets thresholds)."
+    ),
+    lexical: bool = typer.Option(
+        True, "--lexical/--no-lexical", help="Try BM25 scores (kept only if they help)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Fit the confidence and the answer/clarify thresholds on labelled held-out questions."""
+    from tunesmith_support.kbindex import load_encoder, open_index, stored_entries
+    from tunesmith_support.learning import calibrate_kb, read_labelled
+
+    entries = stored_entries(open_index(kb, load_encoder(kb)))
+    rows = read_labelled(
+        data, {e.id for e in entries}, question_col=question_col, answer_col=answer_col
+    )
+    calibration = calibrate_kb(kb, rows, target_precision=target_precision, lexical=lexical)
+    _print_calibration(calibration.to_dict(), as_json)
+
+
+def _print_calibration(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    report = data["report"]
+    typer.echo(
+        f"answer when confidence >= {data['answer_threshold']:.3f} "
+        f"(target precision {data['target_precision']}); clarify when the top 3 hold the answer "
+        f"with p >= {data['clarify_threshold']:.3f}"
+    )
+    typer.echo(
+        f"held-out: {report['questions']} questions ({report['out_of_scope']} out of scope), "
+        f"top-1 {report['top1_accuracy_in_scope']:.3f}, answer rate {report['answer_rate']:.3f} "
+        f"at precision {report['answer_precision']:.3f}, ECE {report['ece']:.4f} "
+        f"(raw top score {report['ece_uncalibrated_top_score']:.4f})"
+    )
+    weights = data["weights"]
+    line = f"weights: lexical {weights['lexical']}, intent {weights['intent']}; MRR retrieval only {report['mrr_retrieval_only']}"
+    if "mrr_best_with_lexical" in report:
+        line += f", best with BM25 {report['mrr_best_with_lexical']}"
+    if "mrr_best_with_intent" in report:
+        line += f", best with intent {report['mrr_best_with_intent']}"
+    typer.echo(line)
+
+
+def train_command(
+    kb: Path = KB_OPTION,
+    data: list[Path] = typer.Option(
+        ..., "--data", help="Past questions with the id of the entry that answered them."
+    ),
+    question_col: str = typer.Option("question", "--question-col"),
+    answer_col: str = typer.Option("answer_id", "--answer-col"),
+    encoder: bool = typer.Option(
+        True, "--encoder/--no-encoder", help="Fine-tune the encoder on question/entry pairs."
+    ),
+    classifier: bool = typer.Option(
+        False, "--classifier/--no-classifier", help="Also train an intent classifier over ids."
+    ),
+    held_out: float = typer.Option(0.3, "--held-out", help="Share kept for calibration."),
+    epochs: float = typer.Option(3.0, "--epochs", help="Pair-training epochs."),
+    target_precision: float = typer.Option(0.9, "--target-precision"),
+    seed: int = typer.Option(42, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Learn from past questions: tune the encoder and/or a classifier, re-encode, calibrate."""
+    from tunesmith_support.learning import train_kb
+
+    result = train_kb(
+        kb,
+        list(data),
+        question_col=question_col,
+        answer_col=answer_col,
+        encoder=encoder,
+        classifier=classifier,
+        held_out=held_out,
+        epochs=epochs,
+        target_precision=target_precision,
+        seed=seed,
+        log=lambda m: typer.echo(m, err=True),
+    )
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    if "pair_metrics" in result:
+        m = result["pair_metrics"]
+        typer.echo(
+            f"encoder: held-out MRR {m['untuned']['mrr']:.3f} -> {m['tuned']['mrr']:.3f}, "
+            f"recall@1 {m['untuned']['recall@1']:.3f} -> {m['tuned']['recall@1']:.3f}"
+        )
+    if "classifier" in result:
+        typer.echo(f"classifier: {result['classifier']}")
+    rep = result["calibration"]
+    typer.echo(
+        f"calibrated on {rep['questions']} held-out questions: top-1 "
+        f"{rep['top1_accuracy_in_scope']:.3f}, answer rate {rep['answer_rate']:.3f} at precision "
+        f"{rep['answer_precision']:.3f}, ECE {rep['ece']:.4f}"
+    )
+
+
+def _service(kb: Path, db: Path | None, sinks: list[str] | None) -> Any:
+    from tunesmith_support.service import SupportService
+
+    return SupportService(kb, db=db, sinks=sinks or None)
+
+
+def _print_turn(turn: Any) -> None:
+    a = turn.answer
+    for note in a.notes:
+        typer.echo(f"Note: {note}", err=True)
+    typer.echo(a.text)
+    detail = f"[{a.decision}"
+    if a.reason:
+        detail += f": {a.reason}"
+    detail += f", confidence {a.confidence:.2f}"
+    if a.entry:
+        where = a.entry["source"] + (f" > {a.entry['heading']}" if a.entry["heading"] else "")
+        detail += f", source {a.entry['id']} ({where})"
+    detail += f", turn {turn.turn_id}]"
+    typer.echo(detail, err=True)
+
+
+def ask_command(
+    question: str = typer.Argument(..., help="The customer's question."),
+    kb: Path = KB_OPTION,
+    conversation: str | None = typer.Option(
+        None, "--conversation", help="Continue this conversation (its id)."
+    ),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    sink: list[str] | None = typer.Option(None, "--sink", help=SINK_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+) -> None:
+    """Answer one question: the answer, its source, a confidence and the decision."""
+    service = _service(kb, db, sink)
+    try:
+        turn = service.ask(question, conversation, channel="cli")
+    finally:
+        service.close()
+    if as_json:
+        typer.echo(json.dumps(turn.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_turn(turn)
+
+
+def chat_command(
+    kb: Path = KB_OPTION,
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    sink: list[str] | None = typer.Option(None, "--sink", help=SINK_HELP),
+) -> None:
+    """A multi-turn conversation in the terminal (empty line or Ctrl-D ends it).
+
+    After an answer, type '+' (helpful), '-' (not helpful) or '=ID' (the right entry).
+    """
+    from tunesmith.errors import UserInputError
+
+    service = _service(kb, db, sink)
+    conversation = None
+    last = None
+    typer.echo("Ask a question (empty line to stop; + / - / =ID rate the last answer).")
+    try:
+        while True:
+            try:
+                line = input("you> ")
+            except EOFError:
+                break
+            if not line.strip():
+                break
+            text = line.strip()
+            if last is not None and (text in ("+", "-") or text.startswith("=")):
+                helpful = {"+": True, "-": False}.get(text)
+                correct = text[1:].strip() if text.startswith("=") else None
+                try:
+                    service.feedback(last, helpful=helpful, correct_id=correct)
+                    typer.echo("thanks, feedback stored")
+                except UserInputError as exc:
+                    typer.echo(f"Error: {exc}", err=True)
+                continue
+            try:
+                turn = service.ask(line, conversation, channel="chat")
+            except UserInputError as exc:
+                typer.echo(f"Error: {exc}", err=True)
+                continue
+            conversation, last = turn.conversation_id, turn.turn_id
+            _print_turn(turn)
+    finally:
+        service.close()
+
+
+def feedback_command(
+    kb: Path = KB_OPTION,
+    turn: int = typer.Option(..., "--turn", help="The turn id (shown by ask/chat)."),
+    helpful: bool | None = typer.Option(None, "--helpful/--not-helpful"),
+    correct_id: str | None = typer.Option(None, "--correct-id", help="The right entry id."),
+    note: str = typer.Option("", "--note"),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Record feedback on an answer: helpful or not, or the right entry picked by an agent."""
+    service = _service(kb, db, None)
+    try:
+        service.feedback(turn, helpful=helpful, correct_id=correct_id, note=note)
+    finally:
+        service.close()
+    typer.echo(f"feedback stored for turn {turn}")
+
+
+def eval_command(
+    kb: Path = KB_OPTION,
+    data: list[Path] = typer.Option(..., "--data", help="Questions with answer ids."),
+    question_col: str = typer.Option("question", "--question-col"),
+    answer_col: str = typer.Option("answer_id", "--answer-col"),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Retrieval (hit@1, hit@5, MRR), decisions and calibration on labelled questions."""
+    from tunesmith_support.answer import Answerer
+    from tunesmith_support.evaluate import evaluate
+    from tunesmith_support.learning import read_labelled
+
+    answerer = Answerer(kb)
+    rows = read_labelled(
+        data, set(answerer.scorer.position), question_col=question_col, answer_col=answer_col
+    )
+    result = evaluate(answerer, [r.question for r in rows], [r.answer_id for r in rows])
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        typer.echo(f"{key:22s} {value}")
+
+
+def export_feedback_command(
+    kb: Path = KB_OPTION,
+    out: Path = typer.Option(..., "--out", help="CSV to write (question,answer_id)."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Write confirmed (question, answer id) pairs from feedback, for the next `support train`."""
+    from tunesmith_support.conversations import Conversations
+    from tunesmith_support.kbindex import load_encoder, open_index, stored_entries
+    from tunesmith_support.service import default_db
+
+    known = {e.id for e in stored_entries(open_index(kb, load_encoder(kb)))}
+    log = Conversations.open(db or default_db(kb))
+    try:
+        n = log.export_feedback(out, known)
+    finally:
+        log.close()
+    typer.echo(f"{out}: {n} questions with confirmed answers")
+
+
+def stats_command(
+    kb: Path = KB_OPTION,
+    by: str = typer.Option("day", "--by", help="day, week or month."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
+) -> None:
+    """Answer rate, hand-off rate and feedback over time."""
+    from tunesmith_support.conversations import Conversations
+    from tunesmith_support.kbindex import read_meta
+    from tunesmith_support.service import default_db
+
+    read_meta(kb)
+    log = Conversations.open(db or default_db(kb))
+    try:
+        rows = log.stats(by)
+    finally:
+        log.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no conversations yet")
+        return
+    headers = [
+        "period",
+        "turns",
+        "answer_rate",
+        "clarify_rate",
+        "handoff_rate",
+        "feedback",
+        "helpful_rate",
+        "corrected",
+    ]
+    typer.echo("  ".join(f"{h:>12s}" for h in headers))
+    for row in rows:
+        cells = ["-" if row[h] is None else str(row[h]) for h in headers]
+        typer.echo("  ".join(f"{c:>12s}" for c in cells))
+
+
+def serve_command(
+    kb: Path = KB_OPTION,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: all)."),
+    port: int = typer.Option(8000, "--port"),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    sink: list[str] | None = typer.Option(None, "--sink", help=SINK_HELP),
+) -> None:
+    """HTTP JSON API: POST /v1/ask, POST /v1/feedback, GET /v1/health, /openapi.json."""
+    import uvicorn
+
+    from tunesmith_support.api import create_app
+
+    app = create_app(_service(kb, db, sink))
+    typer.echo(f"serving {kb} on http://{host}:{port} (OpenAPI: /docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def demo_command(
+    kb: Path | None = typer.Option(
+        None, "--kb", help="Knowledge base to open (default: the sample KB, built on first start)."
+    ),
+    port: int = typer.Option(7861, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+) -> None:
+    """The Gradio demo on its own: chat, sources, confidence, hand-off, feedback, why."""
+    from tunesmith_support.demo import build_demo
+
+    build_demo(kb).launch(server_name=host, server_port=port, share=False)
+
+
+def build_group() -> typer.Typer:
+    """The `support` command group."""
+    group = typer.Typer(
+        help="Customer support: answer from a knowledge base, clarify or hand off when unsure.",
+        no_args_is_help=True,
+    )
+    group.command("index")(index_command)
+    group.command("calibrate")(calibrate_command)
+    group.command("train")(train_command)
+    group.command("ask")(ask_command)
+    group.command("chat")(chat_command)
+    group.command("feedback")(feedback_command)
+    group.command("eval")(eval_command)
+    group.command("export-feedback")(export_feedback_command)
+    group.command("stats")(stats_command)
+    group.command("serve")(serve_command)
+    group.command("demo")(demo_command)
+    return group

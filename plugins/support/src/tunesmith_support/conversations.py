@@ -1,0 +1,232 @@
+"""Conversations in the core store: turns, decisions, hand-offs and feedback.
+
+Tables live in the ``support`` namespace of a :class:`tunesmith.store.Store` file (by default
+``KB/conversations.sqlite``; hand-off events share the file as their outbox). Feedback becomes
+training data for the next `support train` through :meth:`Conversations.export_feedback`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserInputError
+from tunesmith.io import atomic_write_text
+
+NAMESPACE = "support"
+
+MIGRATIONS = [
+    """
+    CREATE TABLE support_conversations (
+        id TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        channel TEXT NOT NULL DEFAULT 'cli'
+    );
+    CREATE TABLE support_turns (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT NOT NULL REFERENCES support_conversations(id),
+        created_at TEXT NOT NULL,
+        question TEXT NOT NULL,
+        query TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        confidence REAL NOT NULL,
+        entry_id TEXT,
+        answer TEXT NOT NULL DEFAULT '',
+        candidates TEXT NOT NULL DEFAULT '[]',
+        handoff_event TEXT
+    );
+    CREATE INDEX support_turns_by_conversation ON support_turns(conversation_id, id);
+    CREATE TABLE support_feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        turn_id INTEGER NOT NULL REFERENCES support_turns(id),
+        created_at TEXT NOT NULL,
+        helpful INTEGER,
+        correct_id TEXT,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX support_feedback_by_turn ON support_feedback(turn_id);
+    """,
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Conversations:
+    """The conversation log of one KB (thread-safe: the store serialises writes)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    @classmethod
+    def open(cls, path: str | Path) -> Conversations:
+        """Open (or create) the log at ``path``; a locked or damaged file is one error line."""
+        from tunesmith.store import Store
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return cls(Store.open(path, namespace=NAMESPACE, migrations=MIGRATIONS))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def start(self, channel: str = "cli") -> str:
+        """A new conversation's id."""
+        conversation_id = uuid.uuid4().hex
+        self.store.execute(
+            "INSERT INTO support_conversations (id, started_at, channel) VALUES (?, ?, ?)",
+            (conversation_id, _now(), channel),
+        )
+        return conversation_id
+
+    def exists(self, conversation_id: str) -> bool:
+        rows = self.store.query(
+            "SELECT 1 FROM support_conversations WHERE id = ?", (conversation_id,)
+        )
+        return bool(rows)
+
+    def turns(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The conversation's turns, oldest first."""
+        rows = self.store.query(
+            "SELECT id, created_at, question, decision, reason, confidence, entry_id, answer "
+            "FROM support_turns WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        )
+        return [dict(row) for row in rows]
+
+    def record_turn(self, conversation_id: str, answer: Any) -> int:
+        """Store one answered question; returns the turn id."""
+        entry_id = answer.entry["id"] if answer.entry else None
+        result = self.store.execute(
+            "INSERT INTO support_turns (conversation_id, created_at, question, query, decision, "
+            "reason, confidence, entry_id, answer, candidates) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                conversation_id,
+                _now(),
+                answer.question,
+                answer.query,
+                answer.decision,
+                answer.reason,
+                float(answer.confidence),
+                entry_id,
+                answer.text,
+                json.dumps(answer.candidates),
+            ),
+        )
+        return int(result.lastrowid)
+
+    def mark_handoff(self, turn_id: int, event_id: str) -> None:
+        self.store.execute(
+            "UPDATE support_turns SET handoff_event = ? WHERE id = ?", (event_id, turn_id)
+        )
+
+    def add_feedback(
+        self,
+        turn_id: int,
+        *,
+        helpful: bool | None = None,
+        correct_id: str | None = None,
+        note: str = "",
+    ) -> int:
+        """Store feedback on a turn: helpful or not, and/or the right entry id (from an agent)."""
+        if helpful is None and not correct_id:
+            raise UserInputError("feedback needs 'helpful' (true/false) or a correct answer id")
+        if not self.store.query("SELECT 1 FROM support_turns WHERE id = ?", (int(turn_id),)):
+            raise UserInputError(f"no turn {turn_id} in {self.store.path}")
+        result = self.store.execute(
+            "INSERT INTO support_feedback (turn_id, created_at, helpful, correct_id, note) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                int(turn_id),
+                _now(),
+                None if helpful is None else int(bool(helpful)),
+                correct_id or None,
+                note,
+            ),
+        )
+        return int(result.lastrowid)
+
+    def feedback(self) -> list[dict[str, Any]]:
+        rows = self.store.query(
+            "SELECT f.id, f.turn_id, f.created_at, f.helpful, f.correct_id, f.note, t.question, "
+            "t.entry_id, t.decision FROM support_feedback f JOIN support_turns t "
+            "ON t.id = f.turn_id ORDER BY f.id"
+        )
+        return [dict(row) for row in rows]
+
+    def training_rows(self, known_ids: set[str] | None = None) -> list[dict[str, str]]:
+        """``(question, answer_id)`` pairs that feedback confirms.
+
+        An agent's correct id wins; otherwise a turn marked helpful confirms the entry it
+        answered with. The newest feedback on a turn counts; ids no longer in the KB are left
+        out.
+        """
+        latest: dict[int, dict[str, Any]] = {}
+        for row in self.feedback():
+            latest[row["turn_id"]] = row
+        out = []
+        for row in latest.values():
+            answer_id = row["correct_id"] or (row["entry_id"] if row["helpful"] == 1 else None)
+            if not answer_id or (known_ids is not None and answer_id not in known_ids):
+                continue
+            out.append({"question": row["question"], "answer_id": answer_id})
+        return out
+
+    def export_feedback(self, out: str | Path, known_ids: set[str] | None = None) -> int:
+        """Write the training rows as CSV (``question,answer_id``); returns how many."""
+        rows = self.training_rows(known_ids)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, ["question", "answer_id"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out, buffer.getvalue())
+        return len(rows)
+
+    def stats(self, by: str = "day") -> list[dict[str, Any]]:
+        """Per period: turns, answer / clarify / hand-off rates, feedback and helpful rate."""
+        if by not in ("day", "week", "month"):
+            raise UserInputError(f"--by must be day, week or month, got {by!r}")
+        period = {
+            "day": "substr(created_at, 1, 10)",
+            "week": "strftime('%Y-W%W', substr(created_at, 1, 19))",
+            "month": "substr(created_at, 1, 7)",
+        }[by]
+        turns = self.store.query(
+            f"SELECT {period} AS period, COUNT(*) AS turns, "
+            "SUM(decision = 'answer') AS answered, SUM(decision = 'clarify') AS clarified, "
+            "SUM(decision = 'handoff') AS handed_off FROM support_turns GROUP BY period "
+            "ORDER BY period"
+        )
+        feedback = {
+            row["period"]: row
+            for row in self.store.query(
+                f"SELECT {period} AS period, COUNT(*) AS feedback, "
+                "SUM(helpful = 1) AS helpful, SUM(helpful = 0) AS not_helpful, "
+                "SUM(correct_id IS NOT NULL) AS corrected FROM support_feedback "
+                "GROUP BY period"
+            )
+        }
+        out = []
+        for row in turns:
+            n = int(row["turns"])
+            fb = feedback.get(row["period"])
+            rated = (int(fb["helpful"] or 0) + int(fb["not_helpful"] or 0)) if fb else 0
+            out.append(
+                {
+                    "period": row["period"],
+                    "turns": n,
+                    "answer_rate": round(int(row["answered"] or 0) / n, 4),
+                    "clarify_rate": round(int(row["clarified"] or 0) / n, 4),
+                    "handoff_rate": round(int(row["handed_off"] or 0) / n, 4),
+                    "feedback": int(fb["feedback"]) if fb else 0,
+                    "helpful_rate": round(int(fb["helpful"] or 0) / rated, 4) if rated else None,
+                    "corrected": int(fb["corrected"] or 0) if fb else 0,
+                }
+            )
+        return out

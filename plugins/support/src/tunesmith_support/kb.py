@@ -1,0 +1,221 @@
+"""Knowledge-base sources: FAQ files and documents read into entries with stable ids and hashes.
+
+An FAQ file (CSV, TSV, JSONL, JSON or Parquet, read by the core's readers) gives one entry per
+row: a question, its answer, and optionally an id and a category. A document (Markdown, plain
+text, HTML) gives one entry per passage (see :mod:`tunesmith_support.documents`). A directory
+mixes both. Each entry's content hash decides whether re-indexing must encode it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import DataError, UserInputError
+from tunesmith_support.documents import DOCUMENT_SUFFIXES, read_document
+
+FAQ_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One answerable unit: an FAQ row (``kind="faq"``) or a document passage (``"passage"``)."""
+
+    id: str
+    answer: str
+    question: str = ""
+    category: str = ""
+    source: str = ""
+    heading: str = ""
+    kind: str = "faq"
+    row: int = 0
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything that is indexed or shown (not the row, which moves freely)."""
+        data = [self.question, self.answer, self.category, self.heading, self.kind]
+        return hashlib.sha256(json.dumps(data).encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def title(self) -> str:
+        """How a clarifying question names this entry: its question, or its heading."""
+        return self.question or self.heading or self.answer[:60]
+
+    def vectors(self) -> list[tuple[str, str, str]]:
+        """``(vector id, field, text)`` for each indexed text: an FAQ entry's question and
+        answer, a passage's heading and text."""
+        if self.kind == "faq":
+            return [(f"{self.id}::q", "q", self.question), (f"{self.id}::a", "a", self.answer)]
+        text = f"{self.heading}. {self.answer}" if self.heading else self.answer
+        return [(f"{self.id}::a", "a", text)]
+
+    def payload(self, field_name: str) -> dict[str, Any]:
+        """The payload stored beside one of this entry's vectors."""
+        return {
+            "entry_id": self.id,
+            "field": field_name,
+            "question": self.question,
+            "answer": self.answer,
+            "category": self.category,
+            "source": self.source,
+            "heading": self.heading,
+            "kind": self.kind,
+            "hash": self.content_hash,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Entry:
+        """The entry a stored payload describes."""
+        return cls(
+            id=payload["entry_id"],
+            answer=payload.get("answer", ""),
+            question=payload.get("question", ""),
+            category=payload.get("category", ""),
+            source=payload.get("source", ""),
+            heading=payload.get("heading", ""),
+            kind=payload.get("kind", "faq"),
+        )
+
+
+@dataclass(frozen=True)
+class FaqColumns:
+    """Column names of FAQ files. ``id`` and ``category`` are optional unless named by a flag."""
+
+    question: str = "question"
+    answer: str = "answer"
+    id: str = "id"
+    category: str = "category"
+    required: frozenset[str] = field(default_factory=frozenset)
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "id": self.id,
+            "category": self.category,
+        }
+
+
+def _cell(row: dict[str, Any], name: str) -> str:
+    value = row.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def derived_id(question: str) -> str:
+    """An id for an FAQ row without one: stable while the question is unchanged."""
+    return "q-" + hashlib.sha1(" ".join(question.lower().split()).encode("utf-8")).hexdigest()[:10]
+
+
+def read_faq(
+    path: str | Path, columns: FaqColumns = FaqColumns(), *, source: str | None = None
+) -> list[Entry]:
+    """The entries of one FAQ file; a missing column or an empty question/answer is an error."""
+    from tunesmith.data.readers import ROW_KEY, reader_for
+
+    path = Path(path)
+    rows = list(reader_for(path)(path))
+    if not rows:
+        raise DataError("the FAQ file has no rows", path=path)
+    header = set(rows[0]) - {ROW_KEY}
+    for role in ("question", "answer"):
+        name = getattr(columns, role)
+        if name not in header:
+            raise DataError(
+                f"no {role} column '{name}' (columns: {', '.join(sorted(header))}); "
+                f"name it with --{role}-col",
+                path=path,
+            )
+    for role in ("id", "category"):
+        name = getattr(columns, role)
+        if role in columns.required and name not in header:
+            raise DataError(
+                f"no {role} column '{name}' (columns: {', '.join(sorted(header))})", path=path
+            )
+    entries = []
+    for row in rows:
+        line = int(row.get(ROW_KEY) or 0)
+        question, answer = _cell(row, columns.question), _cell(row, columns.answer)
+        for role, value in (("question", question), ("answer", answer)):
+            if not value:
+                raise DataError(f"empty {role}", path=path, row=line, column=getattr(columns, role))
+        entry_id = _cell(row, columns.id) or derived_id(question)
+        entries.append(
+            Entry(
+                id=entry_id,
+                question=question,
+                answer=answer,
+                category=_cell(row, columns.category),
+                source=source or str(path),
+                kind="faq",
+                row=line,
+            )
+        )
+    return entries
+
+
+def _passages(path: Path, source: str) -> list[Entry]:
+    return [
+        Entry(
+            id=p.id,
+            answer=p.text,
+            heading=p.heading,
+            source=source,
+            kind="passage",
+            row=p.line,
+        )
+        for p in read_document(path, source=source)
+    ]
+
+
+def source_files(path: str | Path) -> list[Path]:
+    """The KB files under ``path`` (itself if a file), sorted; hidden files are skipped."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"{path}: no such file or directory")
+    if path.is_file():
+        return [path]
+    known = FAQ_SUFFIXES + DOCUMENT_SUFFIXES
+    files = [
+        p
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+        and p.suffix.lower() in known
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    ]
+    if not files:
+        raise UserInputError(
+            f"{path}: no knowledge-base files (FAQ: {', '.join(FAQ_SUFFIXES)}; "
+            f"documents: {', '.join(DOCUMENT_SUFFIXES)})"
+        )
+    return files
+
+
+def read_sources(path: str | Path, columns: FaqColumns = FaqColumns()) -> list[Entry]:
+    """Every entry of a KB file or directory, in file order, with ids checked.
+
+    The same id twice with the same content is kept once; with different content it is an
+    error naming both places.
+    """
+    root = Path(path)
+    entries: dict[str, Entry] = {}
+    for file in source_files(root):
+        source = str(file.relative_to(root)) if root.is_dir() else file.name
+        if file.suffix.lower() in DOCUMENT_SUFFIXES:
+            found = _passages(file, source)
+        else:
+            found = read_faq(file, columns, source=source)
+        for entry in found:
+            first = entries.get(entry.id)
+            if first is None:
+                entries[entry.id] = entry
+            elif first.content_hash != entry.content_hash:
+                raise DataError(
+                    f"duplicate id '{entry.id}' with different content "
+                    f"(first at {first.source}:{first.row})",
+                    path=file,
+                    row=entry.row,
+                )
+    return list(entries.values())

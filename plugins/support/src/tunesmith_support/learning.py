@@ -1,0 +1,251 @@
+"""`support train` and `support calibrate`: learn from past questions and their answers.
+
+Past questions (a file with a question and the id of the entry that answered it; an empty id
+marks a question the KB cannot answer) are split into a training part and a held-out part. The
+training part fine-tunes the encoder on (question, entry text) pairs with the core's pair
+training and/or trains an intent classifier over entry ids with the core engine; the KB is then
+re-encoded with the tuned encoder; the held-out part fits the calibration and thresholds.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import DataError, UserInputError
+from tunesmith.io import atomic_write_json
+from tunesmith_support.calibrate import Calibration, fit_calibration
+from tunesmith_support.kbindex import (
+    CALIBRATION,
+    CLASSIFIER_DIR,
+    ENCODER_DIR,
+    META,
+    load_encoder,
+    model_location,
+    open_index,
+    read_meta,
+    reencode,
+    stored_entries,
+)
+from tunesmith_support.scoring import IntentModel, Lexical, Scorer
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A past question and the entry id that answers it (``""``: out of scope)."""
+
+    question: str
+    answer_id: str
+    source: str
+    row: int
+
+
+def read_labelled(
+    paths: list[str | Path],
+    known_ids: set[str],
+    *,
+    question_col: str = "question",
+    answer_col: str = "answer_id",
+) -> list[Labelled]:
+    """Labelled questions from CSV/JSONL/Parquet files; an unknown answer id is an error."""
+    from tunesmith.data.readers import ROW_KEY, reader_for
+
+    out: list[Labelled] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise UserInputError(f"{path}: no such file")
+        rows = list(reader_for(path)(path))
+        if not rows:
+            raise DataError("no rows", path=path)
+        header = set(rows[0]) - {ROW_KEY}
+        for name in (question_col, answer_col):
+            if name not in header:
+                raise DataError(
+                    f"no column '{name}' (columns: {', '.join(sorted(header))})", path=path
+                )
+        for row in rows:
+            line = int(row.get(ROW_KEY) or 0)
+            question = str(row.get(question_col) or "").strip()
+            answer_id = str(row.get(answer_col) or "").strip()
+            if not question:
+                raise DataError("empty question", path=path, row=line, column=question_col)
+            if answer_id and answer_id not in known_ids:
+                raise DataError(
+                    f"answer id '{answer_id}' is not in the knowledge base",
+                    path=path,
+                    row=line,
+                    column=answer_col,
+                )
+            out.append(Labelled(question, answer_id, str(path), line))
+    return out
+
+
+def split_held_out(
+    rows: list[Labelled], fraction: float, seed: int = 42
+) -> tuple[list[Labelled], list[Labelled]]:
+    """(training, held out): ``fraction`` of each answer id's questions held out (at least one
+    question stays in training for ids with two or more), out-of-scope ones likewise."""
+    by_id: dict[str, list[Labelled]] = {}
+    for row in rows:
+        by_id.setdefault(row.answer_id, []).append(row)
+    rng = random.Random(seed)
+    train, held = [], []
+    for answer_id in sorted(by_id):
+        group = by_id[answer_id][:]
+        rng.shuffle(group)
+        n = round(len(group) * fraction)
+        if answer_id and len(group) >= 2:
+            n = min(max(n, 1), len(group) - 1)
+        held += group[:n]
+        train += group[n:]
+    return train, held
+
+
+def scorer_for(kb_dir: str | Path, *, with_lexical: bool = True) -> Scorer:
+    """A scorer over the KB with every optional score loaded (to choose weights)."""
+    kb_dir = Path(kb_dir)
+    index = open_index(kb_dir, load_encoder(kb_dir))
+    entries = stored_entries(index)
+    lexical = Lexical(entries) if with_lexical else None
+    classifier = kb_dir / CLASSIFIER_DIR
+    intent = IntentModel(classifier) if classifier.exists() else None
+    return Scorer(index, entries, lexical, intent)
+
+
+def calibrate_kb(
+    kb_dir: str | Path,
+    questions: list[Labelled],
+    *,
+    target_precision: float = 0.9,
+    lexical: bool = True,
+) -> Calibration:
+    """Fit and save the KB's calibration on labelled held-out questions."""
+    scorer = scorer_for(kb_dir, with_lexical=lexical)
+    calibration = fit_calibration(
+        scorer,
+        [q.question for q in questions],
+        [q.answer_id for q in questions],
+        target_precision=target_precision,
+    )
+    calibration.save(Path(kb_dir) / CALIBRATION)
+    return calibration
+
+
+def pair_texts(rows: list[Labelled], entries: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(query, target) pairs: each question with its entry's indexed texts."""
+    queries, targets = [], []
+    for row in rows:
+        if not row.answer_id:
+            continue
+        for _vid, _field, text in entries[row.answer_id].vectors():
+            queries.append(row.question)
+            targets.append(text)
+    return queries, targets
+
+
+def train_kb(
+    kb_dir: str | Path,
+    data: list[str | Path],
+    *,
+    question_col: str = "question",
+    answer_col: str = "answer_id",
+    encoder: bool = True,
+    classifier: bool = False,
+    held_out: float = 0.3,
+    epochs: float = 3.0,
+    target_precision: float = 0.9,
+    seed: int = 42,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Fine-tune the KB's encoder and/or an intent classifier, then calibrate.
+
+    Returns what was done and measured (pair metrics, classifier path, calibration report).
+    """
+    kb_dir = Path(kb_dir)
+    meta = read_meta(kb_dir)
+    if not (encoder or classifier):
+        raise UserInputError("nothing to train: give --encoder and/or --classifier")
+    if not 0.0 < held_out < 1.0:
+        raise UserInputError(f"--held-out must be between 0 and 1, got {held_out}")
+    index = open_index(kb_dir, load_encoder(kb_dir))
+    entries = {e.id: e for e in stored_entries(index)}
+    rows = read_labelled(data, set(entries), question_col=question_col, answer_col=answer_col)
+    train_rows, held_rows = split_held_out(rows, held_out, seed)
+    if not any(r.answer_id for r in train_rows):
+        raise UserInputError("no training questions with an answer id after holding out")
+    result: dict[str, Any] = {
+        "questions": len(rows),
+        "train": len(train_rows),
+        "held_out": len(held_rows),
+    }
+    if encoder:
+        queries, targets = pair_texts(train_rows, entries)
+        eval_q, eval_t = pair_texts(held_rows, entries)
+        from tunesmith.retrieval import train_pair_encoder
+
+        new = kb_dir / (ENCODER_DIR + ".new")
+        log(f"fine-tuning the encoder on {len(queries)} pairs")
+        trained = train_pair_encoder(
+            queries,
+            targets,
+            new,
+            model=model_location(kb_dir, meta),
+            eval_queries=eval_q or None,
+            eval_targets=eval_t or None,
+            epochs=epochs,
+            seed=seed,
+            force=True,
+        )
+        result["pair_metrics"] = trained.metrics
+        # Swap the encoder in, then re-encode: the index records the encoder by its path.
+        old = kb_dir / (ENCODER_DIR + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if (kb_dir / ENCODER_DIR).exists():
+            (kb_dir / ENCODER_DIR).rename(old)
+        Path(trained.path).rename(kb_dir / ENCODER_DIR)
+        log("re-encoding the knowledge base with the tuned encoder")
+        reencode(kb_dir, list(entries.values()), kb_dir / ENCODER_DIR)
+        meta = read_meta(kb_dir)
+        meta["model"] = ENCODER_DIR
+        atomic_write_json(kb_dir / META, meta)
+        shutil.rmtree(old, ignore_errors=True)
+    if classifier:
+        result["classifier"] = str(train_classifier(kb_dir, train_rows, seed=seed, log=log))
+    log(f"calibrating on {len(held_rows)} held-out questions")
+    calibration = calibrate_kb(kb_dir, held_rows, target_precision=target_precision)
+    result["calibration"] = calibration.report
+    return result
+
+
+def train_classifier(
+    kb_dir: Path, rows: list[Labelled], *, seed: int = 42, log: Any = print
+) -> Path:
+    """An intent classifier over entry ids (the core engine), saved in ``KB/classifier``."""
+    import csv
+    import tempfile
+
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.train import train
+
+    labelled = [r for r in rows if r.answer_id]
+    if len({r.answer_id for r in labelled}) < 2:
+        raise UserInputError("an intent classifier needs questions for at least two answer ids")
+    log(f"training an intent classifier on {len(labelled)} questions")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "train.csv"
+        with data.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows([r.question, r.answer_id] for r in labelled)
+        base = kb_dir / ENCODER_DIR
+        run = RunConfig(
+            data=str(data),
+            out=str(kb_dir / CLASSIFIER_DIR),
+            model=str(base) if base.exists() else "default",
+            seed=seed,
+            force=True,
+        )
+        return Path(train(run))

@@ -1,0 +1,177 @@
+"""Candidate answers for a question, with the scores that calibration turns into a confidence.
+
+Each entry gets a retrieval score (cosine of the question with the entry's indexed question and
+with its answer text; the larger counts), optionally a lexical BM25 score (bm25s, scaled to
+[0, 1] per question) and optionally the probability an intent classifier gives the entry. The
+combined score is ``retrieval + w_lexical * lexical + w_intent * intent``; the weights are chosen
+on validation questions by `support calibrate` and are zero until then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith_support.kb import Entry
+
+
+@dataclass
+class Candidate:
+    """One entry considered for a question, with its scores."""
+
+    entry: Entry
+    score: float
+    retrieval: float
+    question_score: float
+    answer_score: float
+    lexical: float = 0.0
+    intent: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.entry.id,
+            "title": self.entry.title,
+            "category": self.entry.category,
+            "source": self.entry.source,
+            "heading": self.entry.heading,
+            "score": round(self.score, 4),
+            "retrieval": round(self.retrieval, 4),
+            "lexical": round(self.lexical, 4),
+            "intent": round(self.intent, 4),
+        }
+
+
+@dataclass
+class Weights:
+    """How the scores are combined (chosen on validation data)."""
+
+    lexical: float = 0.0
+    intent: float = 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {"lexical": self.lexical, "intent": self.intent}
+
+
+class Lexical:
+    """BM25 over the entries' question, heading and answer text (bm25s)."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        import bm25s
+        from bm25s.tokenization import Tokenizer
+
+        self.tokenizer = Tokenizer(stopwords="en", stemmer=None)
+        corpus = [" ".join(filter(None, [e.question, e.heading, e.answer])) for e in entries]
+        ids = self.tokenizer.tokenize(corpus, return_as="ids", show_progress=False)
+        self.retriever = bm25s.BM25()
+        self.retriever.index(ids, show_progress=False)
+
+    def scores(self, queries: list[str]) -> np.ndarray:
+        """``[n_queries, n_entries]`` BM25 scores, each row divided by its maximum."""
+        tokens = self.tokenizer.tokenize(
+            queries, update_vocab=False, return_as="ids", show_progress=False
+        )
+        rows = []
+        for query in tokens:
+            row = np.asarray(self.retriever.get_scores(list(query)), dtype=np.float32)
+            top = float(row.max()) if row.size else 0.0
+            rows.append(row / top if top > 0 else row)
+        return np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+class IntentModel:
+    """An intent classifier whose labels are entry ids (`support train --classifier`)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        from tunesmith.engine.loading import load_model
+
+        self.loaded = load_model(str(directory))
+        self.labels = list(self.loaded.labels)
+
+    def probabilities(self, queries: list[str]) -> np.ndarray:
+        """Calibrated label probabilities ``[n, labels]`` (the classifier's own temperature)."""
+        from tunesmith.engine.calibration import apply_temperature
+        from tunesmith.engine.predict import predict_logits
+
+        logits = predict_logits(self.loaded, queries)
+        return np.asarray(apply_temperature(logits, self.loaded.temperature), dtype=np.float32)
+
+
+@dataclass
+class Scorer:
+    """Scores the entries of one KB for questions."""
+
+    index: Any
+    entries: list[Entry]
+    lexical: Lexical | None = None
+    intent: IntentModel | None = None
+    weights: Weights = field(default_factory=Weights)
+
+    def __post_init__(self) -> None:
+        self.position = {e.id: i for i, e in enumerate(self.entries)}
+        self.intent_columns: dict[str, int] = {}
+        if self.intent is not None:
+            self.intent_columns = {label: i for i, label in enumerate(self.intent.labels)}
+
+    def candidates(self, queries: list[str], k: int = 5, depth: int = 50) -> list[list[Candidate]]:
+        """The ``k`` best entries for each query, best first."""
+        return [rank(c, self.weights, k) for c in self.components(queries, depth=depth)]
+
+    def components(
+        self, queries: list[str], *, depth: int = 50, everything: bool = False
+    ) -> list[list[Candidate]]:
+        """Every entry considered for each query, with its separate scores (unranked).
+
+        ``depth`` vectors are retrieved per query; an entry outside them gets the lowest
+        retrieved score for the missing field, so lexical and intent scores can still lift it.
+        ``everything`` computes the lexical and intent scores even when their weight is zero
+        (to choose the weights).
+        """
+        if not queries:
+            return []
+        queries = list(queries)
+        hits = self.index.search_batch(queries, k=max(1, min(depth, len(self.index))))
+        use_lexical = self.lexical is not None and (everything or self.weights.lexical != 0.0)
+        use_intent = self.intent is not None and (everything or self.weights.intent != 0.0)
+        lexical = self.lexical.scores(queries) if use_lexical else None
+        intent = self.intent.probabilities(queries) if use_intent else None
+        out = []
+        for qi, row in enumerate(hits):
+            floor = min((h.score for h in row), default=0.0)
+            q_scores: dict[str, float] = {}
+            a_scores: dict[str, float] = {}
+            for hit in row:
+                entry_id = hit.payload.get("entry_id", hit.id.rsplit("::", 1)[0])
+                target = q_scores if hit.payload.get("field") == "q" else a_scores
+                target[entry_id] = max(target.get(entry_id, -1.0), float(hit.score))
+            pool = set(q_scores) | set(a_scores)
+            if lexical is not None:
+                pool |= {self.entries[i].id for i in np.argsort(-lexical[qi])[:10]}
+            if intent is not None:
+                labels = self.intent.labels
+                pool |= {labels[i] for i in np.argsort(-intent[qi])[:10]}
+            found = []
+            for entry_id in pool:
+                position = self.position.get(entry_id)
+                if position is None:
+                    continue
+                entry = self.entries[position]
+                qs = q_scores.get(entry_id, floor if entry.kind == "faq" else -1.0)
+                as_ = a_scores.get(entry_id, floor)
+                lex = float(lexical[qi, position]) if lexical is not None else 0.0
+                column = self.intent_columns.get(entry_id)
+                prob = (
+                    float(intent[qi, column]) if intent is not None and column is not None else 0.0
+                )
+                found.append(Candidate(entry, 0.0, max(qs, as_), qs, as_, lex, prob))
+            out.append(found)
+        return out
+
+
+def rank(found: list[Candidate], weights: Weights, k: int = 5) -> list[Candidate]:
+    """The ``k`` best of ``found`` under ``weights``, best first (scores filled in)."""
+    for c in found:
+        c.score = c.retrieval + weights.lexical * c.lexical + weights.intent * c.intent
+    return sorted(found, key=lambda c: (-c.score, c.entry.id))[:k]

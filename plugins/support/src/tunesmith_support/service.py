@@ -1,0 +1,126 @@
+"""One KB at work: answer questions in conversations, log them, hand off, take feedback.
+
+The CLI (`ask`, `chat`), the HTTP API and the demo all go through :class:`SupportService`, so a
+turn is answered, stored and (for a hand-off) announced the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserInputError
+from tunesmith_support.answer import Answer, Answerer
+
+HANDOFF_KIND = "support.handoff"
+
+
+def default_db(kb_dir: str | Path) -> Path:
+    """Where a KB's conversations are kept unless told otherwise."""
+    return Path(kb_dir) / "conversations.sqlite"
+
+
+def default_sinks(kb_dir: str | Path) -> list[str]:
+    """Hand-offs go to ``KB/handoffs.jsonl`` unless other sinks are named."""
+    return [f"jsonl:{Path(kb_dir) / 'handoffs.jsonl'}"]
+
+
+@dataclass
+class Turn:
+    """One stored turn: the answer, its id and its conversation."""
+
+    answer: Answer
+    turn_id: int
+    conversation_id: str
+    handoff_event: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.answer.to_dict(),
+            "text": self.answer.text,
+            "turn_id": self.turn_id,
+            "conversation_id": self.conversation_id,
+            "handoff_event": self.handoff_event,
+        }
+
+
+class SupportService:
+    """An :class:`Answerer` with a conversation log and hand-off events."""
+
+    def __init__(
+        self,
+        kb_dir: str | Path,
+        *,
+        db: str | Path | None = None,
+        sinks: list[str] | None = None,
+        answerer: Answerer | None = None,
+    ) -> None:
+        from tunesmith_support.conversations import Conversations
+
+        self.kb_dir = Path(kb_dir)
+        self.answerer = answerer or Answerer(self.kb_dir)
+        self.conversations = Conversations.open(db or default_db(self.kb_dir))
+        self.sinks = sinks if sinks is not None else default_sinks(self.kb_dir)
+
+    def close(self) -> None:
+        self.conversations.close()
+
+    def ask(
+        self, question: str, conversation_id: str | None = None, *, channel: str = "cli"
+    ) -> Turn:
+        """Answer ``question`` in a conversation (a new one when ``conversation_id`` is None)."""
+        if conversation_id is None:
+            conversation_id = self.conversations.start(channel)
+        elif not self.conversations.exists(conversation_id):
+            raise UserInputError(f"no conversation {conversation_id!r}")
+        earlier = self.conversations.turns(conversation_id)
+        answer = self.answerer.ask(question, [t["question"] for t in earlier])
+        turn_id = self.conversations.record_turn(conversation_id, answer)
+        event_id = None
+        if answer.decision == "handoff":
+            event_id = self._hand_off(answer, earlier, conversation_id, turn_id)
+            self.conversations.mark_handoff(turn_id, event_id)
+        return Turn(answer, turn_id, conversation_id, event_id)
+
+    def _hand_off(
+        self, answer: Answer, earlier: list[dict[str, Any]], conversation_id: str, turn_id: int
+    ) -> str:
+        from tunesmith.events import Event, emit
+
+        conversation = [
+            {"question": t["question"], "decision": t["decision"], "answer": t["answer"]}
+            for t in earlier
+        ]
+        event = Event(
+            kind=HANDOFF_KIND,
+            message=f"hand-off ({answer.reason}): {answer.question[:200]}",
+            payload={
+                "question": answer.question,
+                "reason": answer.reason,
+                "confidence": round(answer.confidence, 4),
+                "conversation": conversation,
+                "candidates": answer.candidates,
+                "conversation_id": conversation_id,
+                "turn_id": turn_id,
+                "kb": str(self.kb_dir),
+            },
+            source="tunesmith-support",
+        )
+        emit(event, self.sinks, outbox=self.conversations.store)
+        return event.id
+
+    def feedback(
+        self,
+        turn_id: int,
+        *,
+        helpful: bool | None = None,
+        correct_id: str | None = None,
+        note: str = "",
+    ) -> int:
+        """Store feedback on a turn; a correct id must be an entry of the KB."""
+        if correct_id and correct_id not in self.answerer.scorer.position:
+            raise UserInputError(f"no entry {correct_id!r} in the knowledge base {self.kb_dir}")
+        return self.conversations.add_feedback(
+            turn_id, helpful=helpful, correct_id=correct_id, note=note
+        )
