@@ -100,6 +100,53 @@ def _check_model_dir(path: str | Path) -> Path:
     return directory
 
 
+def check_safetensors(file: Path) -> None:
+    """Refuse a ``.safetensors`` file that is cut short or has a broken header, in one line.
+
+    The header (8-byte length, then JSON naming each tensor's byte range) says how long the file
+    must be; a copy or a write killed midway is shorter. Checked before loading, because the
+    library's own error is a ``SafetensorError`` traceback that names no file.
+    """
+    import json
+    import struct
+
+    size = file.stat().st_size
+    problem = None
+    with file.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            problem = f"it is {size} bytes, too short to be a safetensors file"
+        else:
+            (length,) = struct.unpack("<Q", head)
+            if length > min(size - 8, 100 << 20):
+                problem = f"it is {size:,} bytes, shorter than its own header says"
+            else:
+                try:
+                    header = json.loads(handle.read(length))
+                    ends = [
+                        int(entry["data_offsets"][1])
+                        for name, entry in header.items()
+                        if name != "__metadata__"
+                    ]
+                except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                    problem = "its header is not valid safetensors JSON"
+                else:
+                    needed = 8 + length + max(ends, default=0)
+                    if size < needed:
+                        problem = f"it is {size:,} bytes but its tensors need {needed:,}"
+    if problem is not None:
+        raise DataError(
+            f"the weights file is damaged or incomplete ({problem}); copy the model again or "
+            "retrain it",
+            path=file,
+        )
+
+
+def _check_weights(directory: Path) -> None:
+    for file in sorted(directory.glob("*.safetensors")):
+        check_safetensors(file)
+
+
 def _task_from_config(config: Any, run_config: dict[str, Any] | None) -> str:
     saved = getattr(config, "tunesmith_task", None)
     if saved in TASKS:
@@ -284,11 +331,14 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
 
         raise UserInputError(f"unknown quantisation {quantize!r}; the choice is 'int8'")
     directory = _check_model_dir(path)
+    _check_weights(directory)
     from tunesmith.engine.threads import configure_threads
 
     configure_threads()  # before transformers imports torch: see threads.py
     run_config = read_json_object(directory / "run_config.json")
     calibration = read_json_object(directory / "calibration.json")
+    from safetensors import SafetensorError
+
     with quiet_transformers():
         try:
             if (directory / "config.json").exists():
@@ -296,8 +346,12 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
             else:
                 model, config, task = _load_bare_adapter(directory, run_config)
             tokenizer = _load_tokenizer(directory, run_config)
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(f"{directory} could not be loaded as a model: {exc}") from exc
+        except (OSError, ValueError, SafetensorError) as exc:
+            # One line: a library's message may span several (the CLI prints one Error line).
+            reason = " ".join(str(exc).split())
+            raise ModelNotFoundError(
+                f"{directory} could not be loaded as a model: {reason}"
+            ) from exc
     model.eval()
     labels = _labels_from_config(config)
     if task == "ner" and calibration:
