@@ -89,8 +89,10 @@ def test_hook_tunesmith_sample_data_lists_plugin_sets_beside_the_builtin_ones(
     builtin = [s for name, s in sets.items() if name != "throwaway"]
     assert builtin, "the core ships at least one sample data set"
     for sample in builtin:
-        for file in sample["paths"].values():
-            assert Path(file).read_text(encoding="utf-8").strip()
+        for file in map(Path, sample["paths"].values()):
+            # A split may be a folder of documents (the support plugin's knowledge base).
+            files = sorted(file.rglob("*.*")) if file.is_dir() else [file]
+            assert files and all(f.read_text(encoding="utf-8").strip() for f in files)
 
 
 class ReaderPlugin:
@@ -138,3 +140,144 @@ def test_hook_tunesmith_augmenters_adds_an_augmenter_chosen_by_name(register_plu
     path.write_text("text,label\nhello there,greeting\nlost card,card\n", encoding="utf-8")
     augmented = augment_dataset(load_text_dataset(path), ["shout"], seed=0, cache_dir=tmp_path)
     assert "HELLO THERE" in augmented.texts and "hello there" in augmented.texts
+
+
+# --- one precedence rule for every hook (docs/plugin_hooks.md, "How results are combined") ---
+#
+# Results come in registration order, built-ins first; on a name clash the plugin registered
+# last wins. Each test registers two throw-away plugins, "first" then "second", that clash.
+
+
+def named_plugin(hook: str, make):
+    """A plugin object whose ``hook`` (taking no arguments) returns ``make()``."""
+
+    class Plugin:
+        pass
+
+    def impl(self):
+        return make()
+
+    impl.__name__ = hook
+    setattr(Plugin, hook, hookimpl(impl))
+    return Plugin()
+
+
+def test_hook_tunesmith_cli_the_plugin_registered_last_wins_a_command_name(register_plugin, cli):
+    class Adds:
+        def __init__(self, word):
+            self.word = word
+
+        @hookimpl
+        def tunesmith_cli(self, app):
+            app.command("clash")(lambda: typer.echo(self.word))
+
+    register_plugin(Adds("first"), "first")
+    register_plugin(Adds("second"), "second")
+    assert cli("clash").stdout.strip() == "second"
+
+
+def test_hook_tunesmith_demos_builtins_first_and_last_registered_wins_a_name(register_plugin):
+    from tunesmith_suite.suite import collect_demos
+
+    def demo(title):
+        return lambda: [Demo(name="clash", title=title, build=lambda: None)]
+
+    register_plugin(named_plugin("tunesmith_demos", demo("first")), "first")
+    register_plugin(named_plugin("tunesmith_demos", demo("second")), "second")
+    demos = collect_demos()
+    assert demos[0].name == "playground"  # the core's own demo comes first
+    assert [d.title for d in demos if d.name == "clash"] == ["second"]
+
+
+def test_hook_tunesmith_data_readers_the_last_registered_reader_wins_a_suffix(register_plugin):
+    from tunesmith.data.readers import BUILTIN_READERS, available_readers, reader_for
+
+    def first(path):
+        return []
+
+    def second(path):
+        return []
+
+    assert available_readers()[".csv"] is BUILTIN_READERS[".csv"]
+    register_plugin(named_plugin("tunesmith_data_readers", lambda: {".csv": first}), "first")
+    register_plugin(named_plugin("tunesmith_data_readers", lambda: {"CSV": second}), "second")
+    assert reader_for("x.csv") is second
+
+
+def test_hook_tunesmith_augmenters_the_last_registered_wins_a_name(register_plugin):
+    from tunesmith.data.augment import available_augmenters
+
+    class Named:
+        def __init__(self, tag):
+            self.name, self.tag = "token_edits", tag
+
+        def augment(self, texts, labels, rng):
+            return [], []
+
+    assert type(available_augmenters()["token_edits"]).__name__ == "TokenEdits"
+    register_plugin(named_plugin("tunesmith_augmenters", lambda: [Named("first")]), "first")
+    register_plugin(named_plugin("tunesmith_augmenters", lambda: [Named("second")]), "second")
+    assert available_augmenters()["token_edits"].tag == "second"
+
+
+def test_hook_tunesmith_train_callbacks_come_in_registration_order(register_plugin):
+    from tunesmith.plugins import collect_list
+
+    class Callbacks:
+        def __init__(self, tag):
+            self.tag = tag
+
+        @hookimpl
+        def tunesmith_train_callbacks(self, run):
+            return [f"{self.tag}:{run}"]
+
+    register_plugin(Callbacks("a"), "first")
+    register_plugin(Callbacks("b"), "second")
+    assert collect_list("tunesmith_train_callbacks", run="R")[-2:] == ["a:R", "b:R"]
+
+
+def test_hook_tunesmith_attribution_methods_the_last_registered_wins_a_name(register_plugin):
+    from tunesmith.explain.methods import get_method
+
+    class Method:
+        def __init__(self, tag):
+            self.name, self.tag = "occlusion", tag
+
+    def methods(tag):
+        return lambda: {"occlusion": Method(tag)}
+
+    assert type(get_method("occlusion")).__name__ == "WordOcclusion"
+    register_plugin(named_plugin("tunesmith_attribution_methods", methods("first")), "first")
+    register_plugin(named_plugin("tunesmith_attribution_methods", methods("second")), "second")
+    assert get_method("occlusion").tag == "second"
+
+
+def test_hook_tunesmith_event_sinks_the_last_registered_wins_a_scheme(register_plugin):
+    from tunesmith.events import StdoutSink, make_sink
+
+    class Sink:
+        def __init__(self, rest, tag=""):
+            self.tag = tag
+
+        def send(self, event):
+            pass
+
+    assert isinstance(make_sink("stdout"), StdoutSink)
+    for tag in ("first", "second"):
+        factory = {"stdout": lambda rest, tag=tag: Sink(rest, tag)}
+        register_plugin(named_plugin("tunesmith_event_sinks", lambda f=factory: f), tag)
+    assert make_sink("stdout").tag == "second"
+
+
+def test_hook_tunesmith_sample_data_builtins_first_and_last_registered_wins_a_name(
+    register_plugin, tmp_path, cli
+):
+    import json
+
+    for tag in ("first", "second"):
+        path = tmp_path / f"{tag}.csv"
+        sample = SampleData(name="clash", description=tag, paths={"train": path})
+        register_plugin(named_plugin("tunesmith_sample_data", lambda s=sample: [s]), tag)
+    sets = json.loads(cli("sample-data", "--json").stdout)
+    assert sets[0]["name"] == "support_intents"  # the core's own sets come first
+    assert [s["description"] for s in sets if s["name"] == "clash"] == ["second"]

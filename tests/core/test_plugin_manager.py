@@ -123,3 +123,70 @@ def test_plugins_without_json_prints_a_table(fresh_plugins, cli):
     header = result.stdout.splitlines()[0].split()
     assert header == ["name", "distribution", "version", "hooks", "error"]
     assert "tunesmith-support" in result.stdout
+
+
+BROKEN_AT_RUN_TIME = """
+import tunesmith
+
+@tunesmith.hookimpl
+def tunesmith_cli(app):
+    raise RuntimeError("boom in cli")
+
+@tunesmith.hookimpl
+def tunesmith_demos():
+    raise RuntimeError("boom in demos")
+"""
+
+
+def test_a_plugin_whose_cli_hook_raises_is_listed_and_other_commands_work(plugin_dir, cli, capsys):
+    write_entry_point_plugin(plugin_dir, "brokencli", BROKEN_AT_RUN_TIME)
+    result = cli("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    assert "plugin 'brokencli' skipped: tunesmith_cli raised" in capsys.readouterr().err
+    records = {r["name"]: r for r in json.loads(result.stdout)}
+    error = records["brokencli"]["error"]
+    assert "tunesmith_cli raised RuntimeError: boom in cli" in error
+    assert "tunesmith_demos raised RuntimeError: boom in demos" in error
+    assert records["support"]["error"] is None
+    sample = cli("sample-data")
+    assert sample.exit_code == 0, sample.output
+    assert "support_intents" in sample.stdout
+
+
+def test_a_plugin_whose_demos_hook_raises_is_skipped_by_the_suite(plugin_dir):
+    from tunesmith_suite.suite import collect_demos
+
+    write_entry_point_plugin(plugin_dir, "brokendemos", BROKEN_AT_RUN_TIME)
+    names = [d.name for d in collect_demos()]
+    assert names[0] == "playground" and len(names) >= 2
+    records = {r.name: r for r in plugin_records()}
+    assert "tunesmith_demos raised RuntimeError: boom in demos" in records["brokendemos"].error
+
+
+def test_strict_mode_reraises_a_hook_that_raises_at_run_time(plugin_dir, monkeypatch, cli):
+    write_entry_point_plugin(plugin_dir, "brokenstrict", BROKEN_AT_RUN_TIME)
+    monkeypatch.setenv("TUNESMITH_STRICT_PLUGINS", "1")
+    from tunesmith.cli import build_app
+
+    with pytest.raises(RuntimeError, match="boom in cli"):
+        build_app()
+
+
+def test_a_registered_plugin_that_raises_gets_a_record_with_its_error(
+    fresh_plugins, register_plugin
+):
+    from tunesmith.plugins import collect_list
+
+    fresh_plugins.delenv("TUNESMITH_STRICT_PLUGINS", raising=False)
+
+    class Broken:
+        @tunesmith.hookimpl
+        def tunesmith_sample_data(self):
+            raise ValueError("bad sample")
+
+    register_plugin(Broken(), "by-hand")
+    names = [s.name for s in collect_list("tunesmith_sample_data")]
+    assert "support_intents" in names
+    records = {r.name: r for r in plugin_records()}
+    assert records["by-hand"].error == "tunesmith_sample_data raised ValueError: bad sample"
+    assert records["by-hand"].hooks == ["tunesmith_sample_data"]

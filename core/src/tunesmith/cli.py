@@ -45,9 +45,10 @@ def _root(
 def plugins_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
-    """List installed plugins, the hooks each implements, and any that failed to load."""
-    from tunesmith.plugins import plugin_records
+    """List installed plugins, the hooks each implements, and any that failed to load or run."""
+    from tunesmith.plugins import plugin_records, probe_hooks
 
+    probe_hooks()
     records = [r.to_dict() for r in plugin_records()]
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -70,8 +71,12 @@ def plugins_command(
 
 
 def build_app() -> typer.Typer:
-    """The root app with the core commands and every plugin's commands."""
-    from tunesmith.plugins import get_plugin_manager
+    """The root app with the core commands and every plugin's commands.
+
+    Each plugin's ``tunesmith_cli`` runs in its own ``try`` (``call_each``): one that raises is
+    listed with its error by ``tunesmith plugins`` and the other commands keep working.
+    """
+    from tunesmith.plugins import call_each
 
     app = typer.Typer(
         cls=_TunesmithGroup,
@@ -83,7 +88,8 @@ def build_app() -> typer.Typer:
     )
     app.callback()(_root)
     app.command("plugins")(plugins_command)
-    get_plugin_manager().hook.tunesmith_cli(app=app)
+    for _plugin, _result in call_each("tunesmith_cli", app=app):
+        pass
     return app
 
 

@@ -190,7 +190,10 @@ def _record_failure(plugin_name: str, hook_name: str, exc: BaseException, plugin
         pm = get_plugin_manager()
         record = PluginRecord(plugin_name, None, None, hooks=_hook_names(pm, plugin))
         _records[plugin_name] = record
-    record.error = error
+    if not record.error:
+        record.error = error
+    elif error not in record.error:
+        record.error += f"; {error}"
     if (plugin_name, hook_name) not in _reported:
         _reported.add((plugin_name, hook_name))
         print(f"tunesmith: plugin {plugin_name!r} skipped: {error}", file=sys.stderr)
@@ -239,3 +242,20 @@ def collect_dict(hook_name: str, **kwargs: Any) -> dict[str, Any]:
 def collect_by_name(hook_name: str, **kwargs: Any) -> dict[str, Any]:
     """A list hook's items (each with ``.name``) by name; on a clash the last registered wins."""
     return {item.name: item for item in collect_list(hook_name, **kwargs)}
+
+
+def probe_hooks() -> None:
+    """Call every hook that takes no arguments once, so run-time failures reach the records.
+
+    ``tunesmith plugins`` runs this before listing: a plugin whose ``tunesmith_demos`` (say)
+    raises is shown with its error even though no UI was started. Cheap: hooks return
+    descriptions, and demos build only when the UI starts.
+    """
+    import inspect
+
+    for name in sorted(vars(hookspecs)):
+        spec = getattr(hookspecs, name)
+        takes_nothing = callable(spec) and not inspect.signature(spec).parameters
+        if name.startswith("tunesmith_") and takes_nothing:
+            for _plugin, _result in call_each(name):
+                pass

@@ -29,13 +29,14 @@ def parse_only(value: str | None) -> list[str] | None:
 
 
 def collect_demos(only: list[str] | None = None) -> list[Demo]:
-    """Every registered demo, in registration order, optionally filtered by name."""
-    from tunesmith.plugins import get_plugin_manager
+    """Every registered demo, in registration order, optionally filtered by name.
 
-    demos: list[Demo] = []
-    # pluggy calls the last registered plugin first; reverse so built-ins come first.
-    for group in reversed(get_plugin_manager().hook.tunesmith_demos()):
-        demos.extend(group or [])
+    Two demos with one name: the plugin registered last wins. A plugin whose
+    ``tunesmith_demos`` raises is skipped (and listed by ``tunesmith plugins``).
+    """
+    from tunesmith.plugins import collect_by_name
+
+    demos: list[Demo] = list(collect_by_name("tunesmith_demos").values())
     if only is None:
         return demos
     known = {d.name for d in demos}
