@@ -320,12 +320,23 @@ def test_a_webhook_answering_an_error_status_is_a_failed_delivery(tmp_path):
 def test_a_trickling_webhook_is_cut_off_at_the_total_deadline(phase):
     stop = threading.Event()
 
+    calls: list[int] = []
+
     class Trickle(BaseHTTPRequestHandler):
-        # One byte every 0.3 s: each read returns well inside the 1 s read timeout, so only a
-        # deadline for the whole call stops it (the whole answer would take about 30 s).
+        # The first call is answered at once on a connection kept alive; the second trickles one
+        # byte every 0.3 s: each read returns well inside the 1 s read timeout, so only a deadline
+        # for the whole call stops it (the whole answer would take about 30 s), also when the
+        # client would reuse the first call's connection.
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self):  # noqa: N802 - http.server's naming
             self.rfile.read(int(self.headers["Content-Length"]))
+            calls.append(1)
             head = b"HTTP/1.1 200 OK\r\nContent-Length: 80\r\n\r\n"
+            if len(calls) == 1:
+                self.wfile.write(head + b"x" * 80)
+                self.wfile.flush()
+                return
             if phase == "body":
                 self.wfile.write(head)
                 self.wfile.flush()
@@ -349,8 +360,9 @@ def test_a_trickling_webhook_is_cut_off_at_the_total_deadline(phase):
         read_timeout=1.0,
         deadline=1.5,
     )
-    started = time.monotonic()
     try:
+        sink.send(Event(kind="a", message="answered at once"))
+        started = time.monotonic()
         with pytest.raises(TimeoutError, match="did not answer within the 1.5 s deadline"):
             sink.send(Event(kind="a", message="x"))
         elapsed = time.monotonic() - started

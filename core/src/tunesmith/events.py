@@ -131,6 +131,29 @@ class WebhookSink:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.deadline = deadline
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    def _http(self) -> Any:
+        """One client per sink (building one costs ~0.2 s: TLS context, certificates).
+
+        Keep-alive is off: every call opens its own connection, which the deadline timer can
+        cut (a reused pooled connection would not be reported to it).
+        """
+        import httpx
+
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(
+                        connect=min(self.connect_timeout, self.deadline),
+                        read=self.read_timeout,
+                        write=self.read_timeout,
+                        pool=self.connect_timeout,
+                    ),
+                    limits=httpx.Limits(max_keepalive_connections=0),
+                )
+            return self._client
 
     def send(self, event: Event) -> None:
         import httpx
@@ -152,26 +175,18 @@ class WebhookSink:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
-        timeout = httpx.Timeout(
-            connect=min(self.connect_timeout, self.deadline),
-            read=self.read_timeout,
-            write=self.read_timeout,
-            pool=self.connect_timeout,
-        )
+        client = self._http()
         timer = threading.Timer(self.deadline, cut)
         timer.daemon = True
         timer.start()
         try:
-            with (
-                httpx.Client(timeout=timeout) as client,
-                client.stream(
-                    "POST",
-                    self.url,
-                    content=body,
-                    headers={"Content-Type": "application/json"},
-                    extensions={"trace": trace},
-                ) as response,
-            ):
+            with client.stream(
+                "POST",
+                self.url,
+                content=body,
+                headers={"Content-Type": "application/json"},
+                extensions={"trace": trace},
+            ) as response:
                 cut_short = False
                 for _chunk in response.iter_raw():
                     if expired.is_set():

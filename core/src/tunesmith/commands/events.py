@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import TunesmithError, UserInputError
 
 group = typer.Typer(
     no_args_is_help=True,
@@ -26,7 +26,7 @@ def _outbox(path: Path | None) -> Path | None:
     target = path if path is not None else default_outbox_path()
     if not target.exists():
         if path is not None:
-            raise TunesmithError(f"{target}: no such outbox")
+            raise UserInputError(f"{target}: no such outbox")
         return None
     return target
 
@@ -103,7 +103,7 @@ def retry_command(
     from tunesmith.events import STATUSES, RetryPolicy, retry
 
     if status not in STATUSES or status == "delivered":
-        raise TunesmithError(f"--status must be failed or pending, got {status!r}")
+        raise UserInputError(f"--status must be failed or pending, got {status!r}")
     path = _outbox(outbox)
     reports = (
         retry(path, status=status, event_ids=event_id or None, policy=RetryPolicy(tries))
@@ -122,8 +122,9 @@ def retry_command(
         for event, sink, error in failed:
             typer.echo(f"  {event[:12]} {sink}: {error}", err=True)
     if failed:
+        noun = "delivery" if len(failed) == 1 else "deliveries"
         raise TunesmithError(
-            f"{len(failed)} deliveries still failing; see `tunesmith events list --status failed`"
+            f"{len(failed)} {noun} still failing; see `tunesmith events list --status failed`"
         )
 
 
