@@ -1,0 +1,197 @@
+"""Baselines, each fitted on the training events and scoring the whole catalogue per request.
+
+ID-based: popularity, recent popularity (exponential time decay, half-life chosen on validation),
+item-kNN co-occurrence (cosine between items' user sets), implicit ALS. Text-based: cosine between
+an item's pretrained embedding and the mean embedding of the user's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tunesmith_recommend.split import Requests, Split
+
+DAY = 86400.0
+
+
+def item_counts(split: Split) -> np.ndarray:
+    """Training events per item."""
+    return np.bincount(split.fit_items, minlength=split.n_items).astype(np.float64)
+
+
+def decayed_counts(split: Split, half_life: float) -> np.ndarray:
+    """Training events per item, each weighted by 0.5 ** (age / half_life) at the last event."""
+    weights = 0.5 ** ((split.end_time - split.fit_times) / half_life)
+    return np.bincount(split.fit_items, weights=weights, minlength=split.n_items)
+
+
+def history_matrix(histories: Sequence[np.ndarray], n_items: int) -> Any:
+    """A sparse [requests, items] matrix with a 1 for every item in each history."""
+    from scipy.sparse import csr_matrix
+
+    lengths = [len(h) for h in histories]
+    rows = np.repeat(np.arange(len(histories)), lengths)
+    cols = np.concatenate(histories) if histories else np.zeros(0, dtype=np.int64)
+    data = np.ones(len(cols), dtype=np.float32)
+    matrix = csr_matrix((data, (rows, cols)), shape=(len(histories), n_items))
+    matrix.data[:] = 1.0  # a repeated item counts once
+    return matrix
+
+
+def cooccurrence(split: Split) -> Any:
+    """Sparse item-item cosine of the items' training user sets, zero diagonal."""
+    from scipy.sparse import csr_matrix, diags
+
+    users = csr_matrix(
+        (np.ones(len(split.fit_items), dtype=np.float32), (split.fit_users, split.fit_items)),
+        shape=(split.n_users, split.n_items),
+    )
+    users.data[:] = 1.0
+    counts = np.asarray(users.sum(0)).ravel()
+    norm = diags(1.0 / np.sqrt(np.maximum(counts, 1.0)).astype(np.float32))
+    sim = (norm @ (users.T @ users) @ norm).tocsr()
+    sim.setdiag(0.0)
+    sim.eliminate_zeros()
+    return sim
+
+
+class Popularity:
+    """Most training events first."""
+
+    name = "popularity"
+    id_based = True
+
+    def fit(self, split: Split) -> Popularity:
+        self.scores = item_counts(split)
+        return self
+
+    def score(self, batch: Requests) -> np.ndarray:
+        return np.broadcast_to(self.scores, (len(batch), len(self.scores)))
+
+
+class RecentPopularity:
+    """Events weighted by recency; the half-life is chosen on the validation requests."""
+
+    name = "recent_popularity"
+    id_based = True
+    #: candidate half-lives as fractions of the training time span
+    FRACTIONS = (0.01, 0.03, 0.1, 0.3, 1.0)
+
+    def fit(self, split: Split) -> RecentPopularity:
+        from tunesmith_recommend.evaluate import per_request_metrics, rank_requests
+
+        span = max(split.end_time - float(split.fit_times.min()), DAY)
+        best = (-1.0, span)
+        for fraction in self.FRACTIONS:
+            self.scores = decayed_counts(split, span * fraction)
+            ranked = rank_requests(self.score, split.val, split.n_items)
+            ndcg = float(per_request_metrics(ranked.ranks)["ndcg10"].mean())
+            if ndcg > best[0]:
+                best = (ndcg, span * fraction)
+        self.half_life = best[1]
+        self.scores = decayed_counts(split, self.half_life)
+        return self
+
+    def score(self, batch: Requests) -> np.ndarray:
+        return np.broadcast_to(self.scores, (len(batch), len(self.scores)))
+
+
+class ItemKNN:
+    """Sum of co-occurrence cosines between each item and the user's history items."""
+
+    name = "item_knn"
+    id_based = True
+
+    def fit(self, split: Split) -> ItemKNN:
+        self.n_items = split.n_items
+        self.sim = cooccurrence(split)
+        return self
+
+    def score(self, batch: Requests) -> np.ndarray:
+        return np.asarray((history_matrix(batch.histories, self.n_items) @ self.sim).todense())
+
+
+class ALS:
+    """implicit's alternating least squares; the user's vector is solved from the given history.
+
+    Solving from the history (rather than reading the fitted user row) lets the test requests use
+    the validation event too, as every other model does. Factors are chosen on validation.
+    """
+
+    name = "implicit_als"
+    id_based = True
+    FACTORS = (16, 64)
+
+    def __init__(self, *, iterations: int = 15, regularization: float = 0.05, threads: int = 1):
+        self.iterations = iterations
+        self.regularization = regularization
+        self.threads = threads
+
+    def _fit(self, split: Split, factors: int) -> None:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from scipy.sparse import csr_matrix
+
+        user_items = csr_matrix(
+            (np.ones(len(split.fit_items), dtype=np.float32), (split.fit_users, split.fit_items)),
+            shape=(split.n_users, split.n_items),
+        )
+        user_items.data[:] = 1.0
+        model = AlternatingLeastSquares(
+            factors=factors,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            num_threads=self.threads,
+            random_state=42,
+        )
+        model.fit(user_items, show_progress=False)
+        self.items = np.asarray(model.item_factors, dtype=np.float64)
+        self.n_items = split.n_items
+        # Implicit ALS user solve with confidence 1 + alpha (alpha = 1, implicit's default):
+        # u = (Y^T Y + Y_h^T Y_h + reg I)^-1 Y_h^T 2.
+        self.gram = self.items.T @ self.items + self.regularization * np.eye(factors)
+
+    def fit(self, split: Split) -> ALS:
+        from tunesmith_recommend.evaluate import per_request_metrics, rank_requests
+
+        best = (-1.0, self.FACTORS[0])
+        for factors in self.FACTORS:
+            self._fit(split, factors)
+            ranked = rank_requests(self.score, split.val, split.n_items)
+            ndcg = float(per_request_metrics(ranked.ranks)["ndcg10"].mean())
+            if ndcg > best[0]:
+                best = (ndcg, factors)
+        self.factors = best[1]
+        self._fit(split, self.factors)
+        return self
+
+    def score(self, batch: Requests) -> np.ndarray:
+        vectors = np.empty((len(batch), self.items.shape[1]))
+        for row, history in enumerate(batch.histories):
+            y = self.items[np.unique(history)]
+            vectors[row] = np.linalg.solve(self.gram + y.T @ y, 2.0 * y.sum(0))
+        return vectors @ self.items.T
+
+
+def mean_history_vectors(item_vectors: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """The L2-normalised mean of each history's item vectors."""
+    out = np.stack([item_vectors[h].mean(0) for h in histories])
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+class EmbeddingSimilarity:
+    """Cosine between item text embeddings (a frozen pretrained encoder) and the history mean."""
+
+    name = "pretrained_embedding"
+    id_based = False
+
+    def __init__(self, item_vectors: np.ndarray):
+        self.vectors = np.asarray(item_vectors, dtype=np.float32)
+
+    def fit(self, split: Split) -> EmbeddingSimilarity:
+        return self
+
+    def score(self, batch: Requests) -> np.ndarray:
+        return mean_history_vectors(self.vectors, batch.histories) @ self.vectors.T

@@ -1,0 +1,101 @@
+"""Leave-last-out per user in time order: the last event is test, the one before it validation.
+
+Users with fewer than ``min_events`` events keep all of them for training (they have no history
+to be judged on). Models are fitted on the training events only. A validation request sees the
+user's training events as history; a test request sees those plus the validation event, as it
+would in use (the validation event is never a training example).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tunesmith_recommend.data import Events
+
+
+@dataclass
+class Requests:
+    """One recommendation request per user: who, the history so far, and the held-out item."""
+
+    users: np.ndarray  # int32 [m], indices into Events.user_ids
+    targets: np.ndarray  # int32 [m], catalogue positions
+    histories: list[np.ndarray]  # items seen before the target, oldest first
+    history_times: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def subset(self, mask: np.ndarray) -> Requests:
+        """The requests where ``mask`` is true."""
+        keep = np.flatnonzero(mask)
+        return Requests(
+            users=self.users[keep],
+            targets=self.targets[keep],
+            histories=[self.histories[i] for i in keep],
+            history_times=[self.history_times[i] for i in keep],
+        )
+
+
+@dataclass
+class Split:
+    """Training events, validation and test requests."""
+
+    n_items: int
+    n_users: int
+    fit_users: np.ndarray
+    fit_items: np.ndarray
+    fit_times: np.ndarray
+    fit_sequences: list[tuple[np.ndarray, np.ndarray]]  # per user, the training part only
+    val: Requests
+    test: Requests
+
+    @property
+    def end_time(self) -> float:
+        """The time of the last training event: "now" for recency features."""
+        return float(self.fit_times.max())
+
+
+def leave_last_out(events: Events, n_items: int, *, min_events: int = 3) -> Split:
+    """Split ``events`` per user in time order (see the module docstring)."""
+    if min_events < 3:
+        raise ValueError("min_events must be at least 3 (history, validation, test)")
+    fit_users: list[np.ndarray] = []
+    fit_items: list[np.ndarray] = []
+    fit_times: list[np.ndarray] = []
+    fit_sequences: list[tuple[np.ndarray, np.ndarray]] = []
+    val = ([], [], [], [])
+    test = ([], [], [], [])
+    for user, (items, times) in enumerate(events.sequences()):
+        cut = len(items) - 2 if len(items) >= min_events else len(items)
+        fit_sequences.append((items[:cut], times[:cut]))
+        fit_users.append(np.full(cut, user, dtype=np.int32))
+        fit_items.append(items[:cut])
+        fit_times.append(times[:cut])
+        if cut == len(items):
+            continue
+        for bucket, end in ((val, cut), (test, cut + 1)):
+            bucket[0].append(user)
+            bucket[1].append(items[end])
+            bucket[2].append(items[:end])
+            bucket[3].append(times[:end])
+
+    def requests(bucket: tuple[list, list, list, list]) -> Requests:
+        return Requests(
+            users=np.asarray(bucket[0], dtype=np.int32),
+            targets=np.asarray(bucket[1], dtype=np.int32),
+            histories=bucket[2],
+            history_times=bucket[3],
+        )
+
+    return Split(
+        n_items=n_items,
+        n_users=len(events.user_ids),
+        fit_users=np.concatenate(fit_users),
+        fit_items=np.concatenate(fit_items),
+        fit_times=np.concatenate(fit_times),
+        fit_sequences=fit_sequences,
+        val=requests(val),
+        test=requests(test),
+    )
