@@ -66,12 +66,20 @@ class Conversations:
         self.store = store
 
     @classmethod
-    def open(cls, path: str | Path) -> Conversations:
-        """Open (or create) the log at ``path``; a locked or damaged file is one error line."""
-        from tunesmith.store import Store
+    def open(cls, path: str | Path, timeout: float | None = None) -> Conversations:
+        """Open (or create) the log at ``path``; a locked or damaged file is one error line.
+
+        ``timeout``: seconds to wait for another writer (default: the store's)."""
+        from tunesmith.store import DEFAULT_TIMEOUT, Store
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return cls(Store.open(path, namespace=NAMESPACE, migrations=MIGRATIONS))
+        store = Store.open(
+            path,
+            namespace=NAMESPACE,
+            migrations=MIGRATIONS,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        )
+        return cls(store)
 
     def close(self) -> None:
         self.store.close()

@@ -1,0 +1,57 @@
+"""Fixtures of the support tests: a tiny encoder and the sample KB built with it (never the
+default model, never a download)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tunesmith_support.sample import sample_paths
+
+
+def sample_texts() -> list[str]:
+    """Every text of the sample data, so the tiny tokenizer knows their words."""
+    paths = sample_paths()
+    texts: list[str] = []
+    with paths["faq"].open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            texts += [row["question"], row["answer"]]
+    for name in ("history", "questions"):
+        with paths[name].open(encoding="utf-8") as handle:
+            texts += [row["question"] for row in csv.DictReader(handle)]
+    for doc in paths["docs"].iterdir():
+        texts.append(doc.read_text(encoding="utf-8"))
+    return texts
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from tunesmith.testing import make_tiny_base_model
+
+    return make_tiny_base_model(tmp_path_factory.mktemp("support_model") / "tiny", sample_texts())
+
+
+@pytest.fixture(scope="session")
+def built_kb(tiny_model, tmp_path_factory) -> Path:
+    """The sample KB indexed with the tiny model and calibrated on the sample history."""
+    from tunesmith_support.kbindex import build_index
+    from tunesmith_support.learning import calibrate_kb, read_labelled
+
+    out = tmp_path_factory.mktemp("support_kb") / "kb"
+    build_index(sample_paths()["kb"], out, model=str(tiny_model))
+    from tunesmith_support.kbindex import load_encoder, open_index, stored_entries
+
+    ids = {e.id for e in stored_entries(open_index(out, load_encoder(out)))}
+    calibrate_kb(out, read_labelled([sample_paths()["history"]], ids))
+    return out
+
+
+@pytest.fixture
+def kb_copy(built_kb, tmp_path) -> Path:
+    """A private copy of the built KB (a test may write conversations and hand-offs)."""
+    target = tmp_path / "kb"
+    shutil.copytree(built_kb, target)
+    return target

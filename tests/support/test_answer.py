@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tunesmith.errors import UserInputError
+from tunesmith_support.answer import (
+    MAX_QUESTION_CHARS,
+    Answerer,
+    asks_for_person,
+    clean_question,
+    contextual_query,
+)
+from tunesmith_support.calibrate import Calibration, Logistic, threshold_for_precision
+from tunesmith_support.kb import Entry
+from tunesmith_support.scoring import Candidate, Weights
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to talk to a human",
+        "can I speak with a real person?",
+        "agent please",
+        "connect me to a representative",
+        "Let me chat with someone from support staff",
+    ],
+)
+def test_requests_for_a_person_are_recognised(text):
+    assert asks_for_person(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["how much is shipping", "is a human-made tent covered", "what do people buy"]
+)
+def test_ordinary_questions_are_not_requests_for_a_person(text):
+    assert not asks_for_person(text)
+
+
+def test_follow_up_carries_the_previous_question():
+    history = ["how do I return my boots"]
+    assert contextual_query("and how long does that take?", history) == (
+        "how do I return my boots and how long does that take?"
+    )
+    assert contextual_query("what payment methods do you accept", history) == (
+        "what payment methods do you accept"
+    )
+    assert contextual_query("and how long does that take?", []) == "and how long does that take?"
+
+
+def test_empty_question_is_refused():
+    with pytest.raises(UserInputError, match="question is empty"):
+        clean_question("   \n ")
+
+
+def test_very_long_question_is_truncated_with_a_note():
+    text, notes = clean_question("a" * 100_000)
+    assert len(text) == MAX_QUESTION_CHARS
+    assert notes and "100,000 characters" in notes[0]
+
+
+def test_threshold_is_the_lowest_one_reaching_the_target_precision():
+    probs = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5])
+    right = np.array([1, 1, 1, 1, 0, 1, 0], dtype=bool)
+    assert threshold_for_precision(probs, right, 0.8) == pytest.approx(0.6)
+    assert threshold_for_precision(probs, right, 0.99) == pytest.approx(0.8)
+    assert threshold_for_precision(probs, np.zeros(7, dtype=bool), 0.5) > 1.0
+
+
+def _candidate(entry_id, score):
+    entry = Entry(id=entry_id, question=f"question {entry_id}", answer=f"answer {entry_id}")
+    return Candidate(entry, score, score, score, score)
+
+
+def _calibration():
+    # Confidence = sigmoid(20 * (top - 0.5) + 10 * margin): high for a clear winner.
+    return Calibration(
+        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0], -10.0),
+        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0], -8.0),
+        weights=Weights(),
+        answer_threshold=0.8,
+        clarify_threshold=0.7,
+        clarify_margin=0.05,
+        out_of_scope_score=0.3,
+        target_precision=0.9,
+    )
+
+
+def _answerer():
+    answerer = Answerer.__new__(Answerer)
+    answerer.calibration = _calibration()
+    return answerer
+
+
+def test_confident_top_candidate_is_answered():
+    result = _answerer().decide("q", "q", [_candidate("a", 0.9), _candidate("b", 0.5)], [])
+    assert result.decision == "answer" and result.entry["id"] == "a"
+    assert result.text == "answer a"
+
+
+def test_close_candidates_get_a_clarifying_question_listing_them():
+    cands = [_candidate("a", 0.56), _candidate("b", 0.55), _candidate("c", 0.2)]
+    result = _answerer().decide("q", "q", cands, [])
+    assert result.decision == "clarify"
+    assert result.clarify == 'Did you mean "question a" or "question b"?'
+
+
+def test_low_scores_are_handed_off_as_out_of_scope():
+    result = _answerer().decide("q", "q", [_candidate("a", 0.2), _candidate("b", 0.1)], [])
+    assert (result.decision, result.reason) == ("handoff", "out_of_scope")
+
+
+def test_asking_for_a_person_hands_off_even_when_confident():
+    result = _answerer().decide("talk to a human", "q", [_candidate("a", 0.99)], [])
+    assert (result.decision, result.reason) == ("handoff", "asked_for_person")
+
+
+def test_kb_without_calibration_says_how_to_calibrate(tmp_path, built_kb):
+    import shutil
+
+    kb = tmp_path / "kb"
+    shutil.copytree(built_kb, kb)
+    (kb / "calibration.json").unlink()
+    with pytest.raises(UserInputError, match="support calibrate"):
+        Answerer(kb)
+
+
+def test_calibration_reports_ece_and_meets_the_target_on_its_questions(built_kb):
+    data = json.loads((built_kb / "calibration.json").read_text())
+    report = data["report"]
+    assert 0.0 <= report["ece"] <= 1.0
+    assert report["questions"] == 155 and report["out_of_scope"] == 20
+    if report["answer_rate"] > 0:
+        assert report["answer_precision"] >= 0.9 - 0.1  # cross-validated choice, refitted
+    assert data["weights"]["lexical"] >= 0.0

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+
+import pytest
+
+from tunesmith.errors import UserInputError
+from tunesmith_support.service import SupportService
+
+
+@pytest.fixture
+def service(kb_copy):
+    svc = SupportService(kb_copy)
+    yield svc
+    svc.close()
+
+
+def read_handoffs(kb):
+    path = kb / "handoffs.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_handoff_is_an_event_with_the_question_conversation_candidates_and_reason(service, kb_copy):
+    first = service.ask("how much does shipping cost")
+    turn = service.ask("I want to talk to a human please", first.conversation_id)
+    assert turn.answer.decision == "handoff" and turn.handoff_event
+    events = read_handoffs(kb_copy)  # the tiny model may hand off the first question too
+    event = events[-1]
+    assert event["kind"] == "support.handoff" and event["id"] == turn.handoff_event
+    payload = event["payload"]
+    assert payload["question"] == "I want to talk to a human please"
+    assert payload["reason"] == "asked_for_person"
+    assert [t["question"] for t in payload["conversation"]] == ["how much does shipping cost"]
+    assert payload["candidates"] and "id" in payload["candidates"][0]
+    # The event also sits in the outbox of the same database file.
+    rows = service.conversations.store.query(
+        "SELECT handoff_event FROM support_turns WHERE id = ?", (turn.turn_id,)
+    )
+    assert rows[0]["handoff_event"] == event["id"]
+
+
+def test_turns_keep_decision_confidence_and_answer(service):
+    turn = service.ask("how much does shipping cost")
+    stored = service.conversations.turns(turn.conversation_id)
+    assert len(stored) == 1
+    row = stored[0]
+    assert row["decision"] == turn.answer.decision
+    assert row["confidence"] == pytest.approx(turn.answer.confidence)
+    assert row["answer"] == turn.answer.text
+
+
+def test_follow_up_in_a_conversation_searches_with_the_previous_question(service):
+    first = service.ask("how do I return an item")
+    second = service.ask("and how long does that take?", first.conversation_id)
+    assert second.answer.query == "how do I return an item and how long does that take?"
+
+
+def test_feedback_is_stored_and_exported_as_training_rows(service, kb_copy, tmp_path):
+    a = service.ask("how much does shipping cost")
+    b = service.ask("can I rent a kayak")
+    c = service.ask("do you price match")
+    service.feedback(a.turn_id, helpful=True)
+    service.feedback(b.turn_id, helpful=False, correct_id="ren-01")
+    service.feedback(c.turn_id, helpful=False)
+    out = tmp_path / "feedback.csv"
+    n = service.conversations.export_feedback(out, set(service.answerer.scorer.position))
+    rows = list(csv.DictReader(out.open()))
+    expected = [{"question": "can I rent a kayak", "answer_id": "ren-01"}]
+    if a.answer.entry:
+        expected.insert(
+            0, {"question": "how much does shipping cost", "answer_id": a.answer.entry["id"]}
+        )
+    assert rows == expected and n == len(expected)
+
+
+def test_feedback_with_an_unknown_entry_or_turn_is_refused(service):
+    turn = service.ask("how much does shipping cost")
+    with pytest.raises(UserInputError, match="no entry 'nope'"):
+        service.feedback(turn.turn_id, correct_id="nope")
+    with pytest.raises(UserInputError, match="no turn 999"):
+        service.feedback(999, helpful=True)
+    with pytest.raises(UserInputError, match="needs 'helpful'"):
+        service.feedback(turn.turn_id)
+
+
+def test_stats_show_answer_and_handoff_rates_and_feedback(service):
+    t = service.ask("how much does shipping cost")
+    service.ask("talk to a human")
+    service.feedback(t.turn_id, helpful=True)
+    (row,) = service.conversations.stats("day")
+    assert row["turns"] == 2
+    assert row["handoff_rate"] >= 0.5
+    assert row["answer_rate"] + row["clarify_rate"] + row["handoff_rate"] == pytest.approx(1.0)
+    assert row["feedback"] == 1 and row["helpful_rate"] == 1.0
+
+
+def test_locked_database_is_one_error_line_and_loses_nothing(kb_copy, cli):
+    assert cli("support", "ask", "--kb", str(kb_copy), "how much does shipping cost").exit_code == 0
+    db = kb_copy / "conversations.sqlite"
+    holder = sqlite3.connect(db, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        from tunesmith_support import conversations
+
+        original = conversations.Conversations.open.__func__
+
+        def quick_open(cls, path, timeout=0.2):
+            return original(cls, path, timeout=timeout)
+
+        conversations.Conversations.open = classmethod(quick_open)
+        try:
+            result = cli("support", "ask", "--kb", str(kb_copy), "can I rent a kayak")
+        finally:
+            conversations.Conversations.open = classmethod(original)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.exit_code == 2
+    assert result.output.startswith("Error:") and "conversations.sqlite" in result.output
+    assert result.output.count("\n") == 1
+    rows = sqlite3.connect(db).execute("SELECT question FROM support_turns").fetchall()
+    assert rows == [("how much does shipping cost",)]
