@@ -540,8 +540,8 @@ def test_soup_is_the_weight_average_of_the_runs_trained_alone(cli, files, tmp_pa
 def test_interrupted_run_needs_resume_or_force_and_the_same_settings(
     cli, files, tmp_path, register_plugin
 ):
-    plugin = _StopAfter(steps=1)
-    register_plugin(plugin, "stop-after-one")
+    plugin = _StopAfter(steps=2)  # after step 1's checkpoint: there is something to resume
+    register_plugin(plugin, "stop-after-two")
     out = tmp_path / "model"
     assert _train(cli, files, out, "--save-steps", "1").exit_code == 130
     refused = _train(cli, files, out, "--save-steps", "1")

@@ -6,7 +6,10 @@ Programming errors are not wrapped and keep their traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+\s*")
 
 
 class TunesmithError(Exception):
@@ -35,7 +38,9 @@ class DataError(UserInputError):
         row: int | None = None,
         column: str | None = None,
     ) -> None:
-        self.message = message
+        # One line, whatever the message quotes (a library's multi-line error, a text with a
+        # line break): the CLI prints it after "Error: " and a caller may log it as one line.
+        self.message = " ".join(_LINE_BREAKS.split(message.strip()))
         self.path = str(path) if path is not None else None
         self.row = row
         self.column = column

@@ -1,7 +1,9 @@
 """Atomic writes: stored data is never lost or half-written.
 
 Everything is written to a temporary sibling first and renamed into place, so a crash leaves
-either the old file or the new one, never a mix.
+either the old file or the new one, never a mix. A temporary sibling's name carries the writer's
+pid (``.<name>.<pid>-<random>.tmp``); the next write of the same path removes the ones whose
+process is gone, so ``kill -9`` leaves debris only until the next run.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,12 +21,69 @@ from typing import Any, TextIO
 from tunesmith.errors import DataError, OutputExistsError
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-"
+
+
+def remove_stale_temps(path: str | Path, *, any_owner: bool = False) -> list[Path]:
+    """Remove the temporary siblings of ``path`` that killed writers left; returns them.
+
+    A sibling is stale when the pid in its name is not a running process, or, with
+    ``any_owner`` (the caller holds the run lock for ``path``, so no one else writes it), any
+    sibling, including ones named before pids were recorded. A ``.<name>.old-<pid>`` folder is
+    the previous version moved aside by :func:`atomic_directory`: when ``path`` itself is
+    missing (killed between the two renames) it is put back, not removed.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    name = re.escape(path.name)
+    # mkstemp/mkdtemp add 8 characters of [a-z0-9_]; exact, so ".model.csv.*.tmp" (another
+    # file's temp) never matches the path "model".
+    temp = re.compile(rf"^\.{name}\.(?:(\d+)-)?[a-z0-9_]{{8}}\.tmp$")
+    old = re.compile(rf"^\.{name}\.old-(\d+)$")
+    removed: list[Path] = []
+    for sibling in path.parent.iterdir():
+        match = temp.match(sibling.name) or old.match(sibling.name)
+        if match is None:
+            continue
+        pid = match.group(1)
+        stale = (pid is not None and not _alive(int(pid))) or (
+            any_owner and pid != str(os.getpid())
+        )
+        if not stale:
+            continue
+        if match.re is old and not path.exists():
+            os.replace(sibling, path)
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                sibling.unlink()
+        removed.append(sibling)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path) -> Iterator[TextIO]:
     """A text file written through a temporary sibling, renamed into place only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
@@ -77,9 +137,10 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     On failure the temporary directory is removed and ``target`` is left as it was. With
     ``force`` an existing ``target`` is replaced; without it, an existing one is an error.
     """
+    remove_stale_temps(target)  # first: it may put back a model a killed swap moved aside
     target = check_writable_dir(target, force=force)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp"))
     try:
         yield tmp
     except BaseException:

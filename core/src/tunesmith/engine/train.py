@@ -511,10 +511,9 @@ def _train_members(
 
             load_weights(model, start)
             if run.resume:
-                from transformers.trainer_utils import get_last_checkpoint
+                from tunesmith.engine.workdir import last_complete_checkpoint
 
-                folder = member_checkpoints(work, member)
-                resume = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+                resume = last_complete_checkpoint(member_checkpoints(work, member), log)
                 if resume:
                     log(f"--resume: continuing run {member + 1} of {members} from {resume}")
             log(f"soup: run {member + 1} of {members} (seed {member_seed(run.seed, member)})")
@@ -523,10 +522,9 @@ def _train_members(
         try:
             result = trainer.train(resume_from_checkpoint=resume)
         except KeyboardInterrupt:
-            raise TrainingInterrupted(
-                f"training interrupted; checkpoints are kept in {work}; run the same command "
-                "with --resume to continue"
-            ) from None
+            from tunesmith.engine.workdir import interrupted_message
+
+            raise TrainingInterrupted(interrupted_message(work)) from None
         record: dict[str, Any] = {
             "seed": member_seed(run.seed, member),
             "seconds": round(time.perf_counter() - started, 2),
@@ -855,9 +853,27 @@ def _record_int8_ranges(directory: Path, prepared: PreparedData, log: Log) -> No
 def train(run: RunConfig, *, log: Log = stderr_log) -> Path:
     """Train a model as ``run`` says and write its directory; returns the directory's path.
 
-    Raises :class:`~tunesmith.errors.UserInputError` (bad flags, data, model name or an existing
-    output) before any heavy work, and :class:`TrainingInterrupted` on Ctrl-C.
+    Raises :class:`~tunesmith.errors.UserInputError` (bad flags, data, model name, an existing
+    output, or another run writing the same output) before any heavy work, and
+    :class:`TrainingInterrupted` on Ctrl-C.
     """
+    import contextlib
+
+    from tunesmith.engine.workdir import clean_after_killed_runs
+    from tunesmith.locks import run_lock
+
+    run.validate()
+    with contextlib.ExitStack() as held:
+        # One run per output (and work folder): a second one is refused, not interleaved.
+        held.enter_context(run_lock(run.out_dir))
+        if run.work_dir:
+            held.enter_context(run_lock(run.work_path, flag="--work-dir"))
+        clean_after_killed_runs(run, log)
+        return _train_locked(run, log)
+
+
+def _train_locked(run: RunConfig, log: Log) -> Path:
+    """:func:`train` with the output's lock held."""
     from tunesmith.io import check_writable_dir
     from tunesmith.models import allow_network, resolve_model
 

@@ -7,8 +7,10 @@ a resume with other settings is refused instead of mixing two runs.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.config import RunConfig
@@ -22,6 +24,83 @@ RESUME_KEYS = (
     "clean", "augment", "label_examples", "pooling", "head_init", "feature_cache", "contrastive", "soup", "lora_r",
     "lora_alpha", "save_steps",
 )  # fmt: skip
+
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+#: A checkpoint holds one of these weight files; ``trainer_state.json`` is written after them
+#: (and after the optimizer and RNG states), so its presence marks a finished checkpoint write.
+_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+)
+
+
+def checkpoint_is_complete(folder: Path) -> bool:
+    """True when ``folder`` holds weights that are whole and a readable ``trainer_state.json``.
+
+    A kill during a checkpoint write leaves a folder with ``config.json`` only, or weights cut
+    short; resuming from it would fail, or silently start from wrong weights.
+    """
+    from tunesmith.engine.loading import check_safetensors
+    from tunesmith.errors import DataError
+
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(state, dict):
+        return False
+    weights = [folder / name for name in _WEIGHTS if (folder / name).is_file()]
+    if not weights:
+        return False
+    try:
+        for file in weights:
+            if file.suffix == ".safetensors":
+                check_safetensors(file)
+    except DataError:
+        return False
+    return True
+
+
+def last_complete_checkpoint(folder: Path, log: Callable[[str], None] | None = None) -> str | None:
+    """The newest complete ``checkpoint-N`` in ``folder`` (None if there is none).
+
+    Newer incomplete ones are removed (with a line in the log): the resumed run writes those
+    steps again, and a half-written folder must not be mistaken for a checkpoint later.
+    """
+    if not folder.is_dir():
+        return None
+    found = sorted(
+        (int(m.group(1)), child)
+        for child in folder.iterdir()
+        if child.is_dir() and (m := _CHECKPOINT.match(child.name))
+    )
+    for _, child in reversed(found):
+        if checkpoint_is_complete(child):
+            return str(child)
+        if log is not None:
+            log(
+                f"--resume: {child.name} was not completely written (the run was stopped while "
+                "saving it); removed it"
+            )
+        shutil.rmtree(child, ignore_errors=True)
+    return None
+
+
+def has_resumable_work(work: Path) -> bool:
+    """True when ``work`` holds something ``--resume`` would continue from."""
+    if any(work.glob("soup-member-*.safetensors")):
+        return True
+    return any(
+        checkpoint_is_complete(child)
+        for folder in work.glob("checkpoints*")
+        if folder.is_dir()
+        for child in folder.iterdir()
+        if child.is_dir() and _CHECKPOINT.match(child.name)
+    )
 
 
 def _resume_settings(run: RunConfig) -> dict[str, Any]:
@@ -49,7 +128,7 @@ def check_work_dir(run: RunConfig) -> None:
                 f"--resume: the interrupted run in {work} used other settings ({flags}); "
                 "repeat its exact flags, or pass --force instead of --resume to start over"
             )
-    elif not run.force:
+    elif not run.force and has_resumable_work(work):
         raise OutputExistsError(
             f"an interrupted run left checkpoints in {work}; pass --resume to continue it or "
             "--force to start over"
@@ -62,16 +141,15 @@ def open_work_dir(run: RunConfig, log: Callable[[str], None]) -> str | None:
 
     work = run.work_path
     if work.exists() and run.resume:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        checkpoints = work / "checkpoints"
-        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        last = last_complete_checkpoint(work / "checkpoints", log)
         if last is None:
-            log(f"--resume: no checkpoint in {work} yet; training from the start")
+            log(f"--resume: no complete checkpoint in {work} yet; training from the start")
         else:
             log(f"--resume: continuing from {last}")
         return last
     if work.exists():
+        if not run.force:  # check_work_dir let it through: nothing in it could be resumed
+            log(f"an interrupted run left {work} without a complete checkpoint; starting over")
         shutil.rmtree(work)
     elif run.resume:
         log(f"--resume: nothing to resume in {work}; training from the start")
@@ -80,3 +158,33 @@ def open_work_dir(run: RunConfig, log: Callable[[str], None]) -> str | None:
         work / WORK_MARKER, {"settings": _resume_settings(run), "out": str(run.out_dir)}
     )
     return None
+
+
+def clean_after_killed_runs(run: RunConfig, log: Callable[[str], None]) -> None:
+    """Remove the temporary folders and files killed runs left beside the output, and say so.
+
+    Called with the output's run lock held, so every ``.<out>.*.tmp`` there is stale; a model
+    a killed swap had moved aside (``.<out>.old-<pid>``) is put back instead.
+    """
+    from tunesmith.io import remove_stale_temps
+
+    removed = remove_stale_temps(run.out_dir, any_owner=True)
+    if removed:
+        names = ", ".join(path.name for path in removed[:3]) + (", ..." if len(removed) > 3 else "")
+        log(
+            f"removed {len(removed)} temporary item(s) a stopped run left beside {run.out_dir}: "
+            f"{names}"
+        )
+
+
+def interrupted_message(work: Path) -> str:
+    """What to tell the user after Ctrl-C: resume only when a checkpoint was written."""
+    if has_resumable_work(work):
+        return (
+            f"training interrupted; checkpoints are kept in {work}; run the same command with "
+            "--resume to continue"
+        )
+    return (
+        "training interrupted before its first checkpoint was written; there is nothing to "
+        "resume, the next run starts over"
+    )
