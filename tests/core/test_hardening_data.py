@@ -213,3 +213,16 @@ def test_conll_empty_token_before_the_tab_is_a_data_error(tmp_path):
     path = write(tmp_path / "d.conll", "a\tO\n\tB-X\n")
     with pytest.raises(DataError, match=r"d\.conll:2, column 'token': empty token"):
         load_token_dataset(path)
+
+
+# --- a tagger with nothing to tag ----------------------------------------------------------------
+
+
+def test_ner_file_with_only_o_tags_is_refused_as_a_one_class_classifier_is(cli, tmp_path):
+    path = write(tmp_path / "d.conll", "I\tO\nlive\tO\n\nhere\tO\n")
+    result = cli("train", "--data", str(path), "--out", str(tmp_path / "model"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"Error: {path}, column 'tag': only 'O' tags in the data; a tagger needs at least one "
+        "entity type (B-TYPE/I-TYPE tags)"
+    )

@@ -79,6 +79,14 @@ def _load_token_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any]
     if run.augment:
         raise UserInputError("--augment works on text classification data, not on token files")
     train = load_token_dataset(run.data)
+    if not train.entity_types():
+        # As a one-class classifier is refused: a tagger that can only say "O" learns nothing.
+        raise DataError(
+            "only 'O' tags in the data; a tagger needs at least one entity type "
+            "(B-TYPE/I-TYPE tags)",
+            path=run.data,
+            column="tag",
+        )
     held = None
     if run.eval_data:
         held = load_token_dataset(run.eval_data, scheme=train.scheme)
