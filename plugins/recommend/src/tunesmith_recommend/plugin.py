@@ -11,9 +11,9 @@ from tunesmith import hookimpl
 
 @hookimpl
 def tunesmith_cli(app: typer.Typer) -> None:
-    from tunesmith_recommend.roadmap import ROADMAP
+    from tunesmith_recommend.cli import build_group
 
-    app.add_typer(ROADMAP.typer_group(), name="recommend")
+    app.add_typer(build_group(), name="recommend")
 
 
 @hookimpl
@@ -39,13 +39,8 @@ def tunesmith_sample_data() -> list[Any]:
 @hookimpl
 def tunesmith_demos() -> list[Any]:
     from tunesmith.hooktypes import Demo
-    from tunesmith_recommend.roadmap import ROADMAP
+    from tunesmith_recommend.demo import DESCRIPTION, build_demo
 
     return [
-        Demo(
-            name="recommend",
-            title=ROADMAP.title,
-            build=ROADMAP.build_demo,
-            description=ROADMAP.summary,
-        )
+        Demo(name="recommend", title="Recommendations", build=build_demo, description=DESCRIPTION)
     ]

@@ -1,0 +1,346 @@
+"""``tunesmith recommend``: train, eval, for-user, similar, search, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+ITEMS = typer.Option(None, "--items", help="Items file (CSV, JSONL or Parquet).")
+EVENTS = typer.Option(None, "--events", help="Events file (CSV, JSONL or Parquet).")
+SAMPLE = typer.Option(False, "--sample", help="Use the shipped sample films and events.")
+ID_COL = typer.Option("item_id", "--id-col", help="Items: the id column.")
+TITLE_COL = typer.Option("title", "--title-col", help="Items: the title column.")
+TEXT_COLS = typer.Option(
+    "description,genres", "--text-cols", help="Items: comma-separated text columns after the title."
+)
+USER_COL = typer.Option("user_id", "--user-col", help="Events: the user column.")
+ITEM_COL = typer.Option("item_id", "--item-col", help="Events: the item column.")
+TIME_COL = typer.Option("timestamp", "--time-col", help="Events: time (unix seconds or ISO 8601).")
+RATING_COL = typer.Option(None, "--rating-col", help="Events: a rating column.")
+MIN_RATING = typer.Option(
+    None, "--min-rating", help="Only ratings at or above this are positive events."
+)
+KIND_COL = typer.Option(None, "--kind-col", help="Events: an event-kind column.")
+KINDS = typer.Option(None, "--kinds", help="Comma-separated kinds that count as positive.")
+MODEL = typer.Option("default", "--model", help="Base encoder: 'default' or a directory.")
+NO_FINE_TUNE = typer.Option(
+    False, "--no-fine-tune", help="Use the pretrained encoder as the item tower (faster)."
+)
+ENCODER_EPOCHS = typer.Option(1.0, "--encoder-epochs", help="Pair fine-tuning epochs.")
+TOWER_EPOCHS = typer.Option(5, "--tower-epochs", help="User-tower training epochs.")
+MIN_EVENTS = typer.Option(3, "--min-events", help="Users with fewer events only train.")
+MODEL_DIR = typer.Option(..., "--model-dir", "-m", help="A model directory from `train`.")
+TOP_K = typer.Option(10, "-k", "--top", help="How many items to show.")
+AS_JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
+
+
+def _data(
+    items: Path | None,
+    events: Path | None,
+    sample: bool,
+    id_col: str,
+    title_col: str,
+    text_cols: str,
+    user_col: str,
+    item_col: str,
+    time_col: str,
+    rating_col: str | None,
+    min_rating: float | None,
+    kind_col: str | None,
+    kinds: str | None,
+) -> tuple[Any, Any]:
+    from tunesmith.errors import UserInputError
+    from tunesmith_recommend.data import load_events, load_items, sample_paths
+
+    if sample:
+        if items or events:
+            raise UserInputError("give --sample or --items/--events, not both")
+        items, events = sample_paths()["items"], sample_paths()["events"]
+    if items is None or events is None:
+        raise UserInputError("give --items and --events (or --sample for the shipped films)")
+    catalogue = load_items(
+        items,
+        id_col=id_col,
+        title_col=title_col,
+        text_cols=[c.strip() for c in text_cols.split(",") if c.strip()],
+    )
+    found = load_events(
+        events,
+        catalogue,
+        user_col=user_col,
+        item_col=item_col,
+        time_col=time_col,
+        rating_col=rating_col,
+        min_rating=min_rating,
+        kind_col=kind_col,
+        kinds=[k.strip() for k in kinds.split(",")] if kinds else None,
+    )
+    return catalogue, found
+
+
+def _settings(
+    model: str, no_fine_tune: bool, encoder_epochs: float, tower_epochs: int, min_events: int
+) -> Any:
+    from tunesmith_recommend.pipeline import Settings
+
+    return Settings(
+        model=model,
+        fine_tune=not no_fine_tune,
+        encoder_epochs=encoder_epochs,
+        tower_epochs=tower_epochs,
+        min_events=min_events,
+    )
+
+
+def train_command(
+    out: Path = typer.Option(..., "--out", help="Model directory to write."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+    items: Path | None = ITEMS,
+    events: Path | None = EVENTS,
+    sample: bool = SAMPLE,
+    id_col: str = ID_COL,
+    title_col: str = TITLE_COL,
+    text_cols: str = TEXT_COLS,
+    user_col: str = USER_COL,
+    item_col: str = ITEM_COL,
+    time_col: str = TIME_COL,
+    rating_col: str | None = RATING_COL,
+    min_rating: float | None = MIN_RATING,
+    kind_col: str | None = KIND_COL,
+    kinds: str | None = KINDS,
+    model: str = MODEL,
+    no_fine_tune: bool = NO_FINE_TUNE,
+    encoder_epochs: float = ENCODER_EPOCHS,
+    tower_epochs: int = TOWER_EPOCHS,
+    min_events: int = MIN_EVENTS,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Fit the two-tower model and the ranker; write a model directory (atomically)."""
+    from tunesmith.io import atomic_directory, check_writable_dir
+    from tunesmith_recommend import model as model_dir
+    from tunesmith_recommend.pipeline import fit
+
+    check_writable_dir(out, force=force)
+    catalogue, found = _data(
+        items,
+        events,
+        sample,
+        id_col,
+        title_col,
+        text_cols,
+        user_col,
+        item_col,
+        time_col,
+        rating_col,
+        min_rating,
+        kind_col,
+        kinds,
+    )
+    settings = _settings(model, no_fine_tune, encoder_epochs, tower_epochs, min_events)
+    with atomic_directory(out, force=force) as tmp:
+        fitted = fit(catalogue, found, tmp, settings)
+        model_dir.save(fitted, tmp)
+    summary = {
+        "out": str(out),
+        "items": len(catalogue),
+        "users": len(found.user_ids),
+        "events": len(found),
+        "validation_ndcg10": round(fitted.val_ndcg, 4),
+        "ranker_weights": fitted.ranker.weights,
+        "fine_tuned": fitted.encoder_dir != settings.model,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(
+            f"Wrote {out}: {len(catalogue)} items, {len(found.user_ids)} users; "
+            f"validation NDCG@10 {fitted.val_ndcg:.4f}"
+        )
+
+
+def _fmt_ci(row: dict[str, Any], name: str) -> str:
+    low, high = row[f"{name}_ci"]
+    return f"{row[name]:.4f} [{low:.3f}, {high:.3f}]"
+
+
+def report_table(models: dict[str, Any]) -> str:
+    """A plain-text table of every model: overall metrics with intervals, coverage, slices."""
+    lines = [
+        f"{'model':22s} {'NDCG@10 [95% CI]':26s} {'Recall@10 [95% CI]':26s} {'MRR':7s} "
+        f"{'cover':6s} {'cold R@10':10s} {'short NDCG':10s}"
+    ]
+    for name, summary in models.items():
+        overall = summary["all"]
+        lines.append(
+            f"{name:22s} {_fmt_ci(overall, 'ndcg10'):26s} {_fmt_ci(overall, 'recall10'):26s} "
+            f"{overall['mrr']:.4f}  {overall['coverage']:.3f}  "
+            f"{summary['cold_items']['recall10']:.4f}     {summary['short_users']['ndcg10']:.4f}"
+        )
+    return "\n".join(lines)
+
+
+def eval_command(
+    items: Path | None = ITEMS,
+    events: Path | None = EVENTS,
+    sample: bool = SAMPLE,
+    id_col: str = ID_COL,
+    title_col: str = TITLE_COL,
+    text_cols: str = TEXT_COLS,
+    user_col: str = USER_COL,
+    item_col: str = ITEM_COL,
+    time_col: str = TIME_COL,
+    rating_col: str | None = RATING_COL,
+    min_rating: float | None = MIN_RATING,
+    kind_col: str | None = KIND_COL,
+    kinds: str | None = KINDS,
+    model: str = MODEL,
+    no_fine_tune: bool = NO_FINE_TUNE,
+    encoder_epochs: float = ENCODER_EPOCHS,
+    tower_epochs: int = TOWER_EPOCHS,
+    min_events: int = MIN_EVENTS,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Leave-last-out evaluation of every baseline and the final ranker, full ranking."""
+    import tempfile
+
+    from tunesmith_recommend.pipeline import evaluate, fit, headline
+
+    catalogue, found = _data(
+        items,
+        events,
+        sample,
+        id_col,
+        title_col,
+        text_cols,
+        user_col,
+        item_col,
+        time_col,
+        rating_col,
+        min_rating,
+        kind_col,
+        kinds,
+    )
+    settings = _settings(model, no_fine_tune, encoder_epochs, tower_epochs, min_events)
+    with tempfile.TemporaryDirectory(prefix="tunesmith-recommend-") as work:
+        fitted = fit(catalogue, found, work, settings)
+        result = evaluate(fitted)
+    report = {"models": result["models"], **headline(result, len(catalogue))}
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(report_table(result["models"]))
+    typer.echo(
+        f"final ranker NDCG@10 {report['ndcg10']:.4f} vs best baseline "
+        f"{report['best_baseline']} {report['ndcg10_best_baseline']:.4f}; "
+        f"cold-item Recall@10 {report['cold_recall10']:.4f} (random {report['random_recall10']:.4f})"
+    )
+
+
+def _print(results: list[Any], as_json: bool, explanation: Any = None) -> None:
+    if as_json:
+        payload: dict[str, Any] = {"items": [r.to_json() for r in results]}
+        if explanation is not None:
+            payload["words"] = explanation.to_dict()
+        typer.echo(json.dumps(payload))
+        return
+    for rank, rec in enumerate(results, start=1):
+        reason = ""
+        if rec.because:
+            liked = ", ".join(f"{b['title']} ({b['share']:.0%})" for b in rec.because)
+            reason = f"  because you liked {liked}"
+        typer.echo(f"{rank:2d}. {rec.title} [{rec.item_id}] {rec.score:.3f}{reason}")
+    if explanation is not None:
+        words = sorted(explanation.passage_tokens, key=lambda w: -w.score)[:8]
+        typer.echo("words of the first item that matched: " + ", ".join(w.word for w in words))
+
+
+def _load(model_dir: Path) -> Any:
+    from tunesmith_recommend.model import Recommender
+
+    return Recommender(model_dir)
+
+
+def for_user_command(
+    user: str | None = typer.Argument(None, help="A user id from the training events."),
+    model_dir: Path = MODEL_DIR,
+    liked: list[str] | None = typer.Option(
+        None, "--liked", help="A liked item id (repeat): recommend for a new user."
+    ),
+    query: str | None = typer.Option(None, "--query", help="Describe what you want to watch."),
+    k: int = TOP_K,
+    explain: bool = typer.Option(
+        False, "--explain", help="Also attribute the first item's words (slower)."
+    ),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Recommend for a known user, a new user's liked items, or a text."""
+    from tunesmith.errors import UserInputError
+
+    given = sum(x is not None and x != [] for x in (user, liked, query))
+    if given != 1:
+        raise UserInputError("give exactly one of: a USER, --liked ITEM (repeatable), --query TEXT")
+    recommender = _load(model_dir)
+    if user is not None:
+        results = recommender.for_user(user, k)
+    elif liked:
+        results = recommender.for_liked(list(liked), k)
+    else:
+        results = recommender.for_query(query or "", k)
+    explanation = None
+    if explain and results and results[0].because:
+        from tunesmith_recommend.explain import explain_recommendation
+
+        explanation = explain_recommendation(recommender, results[0].because, results[0].item_id)
+    _print(results, as_json, explanation)
+
+
+def similar_command(
+    item: str = typer.Argument(..., help="An item id."),
+    model_dir: Path = MODEL_DIR,
+    k: int = TOP_K,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Items closest to this one in the item tower."""
+    _print(_load(model_dir).similar(item, k), as_json)
+
+
+def search_command(
+    text: str = typer.Argument(..., help="What to look for."),
+    model_dir: Path = MODEL_DIR,
+    k: int = TOP_K,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Items whose text matches a query (the item encoder alone)."""
+    _print(_load(model_dir).search(text, k), as_json)
+
+
+def demo_command(
+    model_dir: Path | None = typer.Option(
+        None, "--model-dir", "-m", help="A model directory (default: built from the sample data)."
+    ),
+    port: int = typer.Option(7860, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+) -> None:
+    """Open the recommendation demo in a browser tab."""
+    from tunesmith_recommend.demo import build_demo
+
+    print(f"Starting the demo on http://{host}:{port}/", file=sys.stderr)
+    build_demo(str(model_dir) if model_dir else None).launch(server_name=host, server_port=port)
+
+
+def build_group() -> typer.Typer:
+    """The ``recommend`` command group."""
+    group = typer.Typer(
+        help="Recommendations from item text and what users liked.", no_args_is_help=True
+    )
+    group.command("train")(train_command)
+    group.command("eval")(eval_command)
+    group.command("for-user")(for_user_command)
+    group.command("similar")(similar_command)
+    group.command("search")(search_command)
+    group.command("demo")(demo_command)
+    return group

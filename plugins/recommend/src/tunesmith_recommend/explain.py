@@ -1,0 +1,65 @@
+"""Why an item was recommended: which liked items led to it, and which of its words matched.
+
+"Because you liked X": the user vector is an attention-weighted mean of the history's item
+vectors, so the two-tower score splits (before the residual layer) into one share per history
+item: its attention weight times its cosine with the recommended item. The largest positive
+shares name the items. Word attributions come from the core's pair explanations
+(:func:`tunesmith.explain.pair.explain_pair`) between the history's text and the item's text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def because_you_liked(
+    item_vectors: np.ndarray,
+    history: np.ndarray,
+    weights: np.ndarray,
+    item: int,
+    ids: Sequence[str],
+    titles: Sequence[str],
+    *,
+    top: int = 3,
+) -> list[dict[str, Any]]:
+    """The history items that contributed most to ``item``'s score, with their share (0-1)."""
+    history = np.asarray(history)[-len(weights) :]
+    contributions = weights * (item_vectors[history] @ item_vectors[item])
+    positive = np.maximum(contributions, 0.0)
+    total = float(positive.sum())
+    if total <= 0:
+        return []
+    best: dict[int, float] = {}
+    for position, value in zip(history.tolist(), positive.tolist(), strict=True):
+        best[position] = best.get(position, 0.0) + value  # an item liked twice counts once
+    ranked = sorted(best.items(), key=lambda pair: -pair[1])[:top]
+    return [
+        {"item_id": ids[p], "title": titles[p], "share": round(v / total, 3)}
+        for p, v in ranked
+        if v > 0
+    ]
+
+
+def history_text(texts: Sequence[str], items: Sequence[int], *, limit: int = 3) -> str:
+    """The texts of (up to ``limit``) history items, joined: the query side of a pair explanation."""
+    return " | ".join(texts[i] for i in list(items)[:limit])
+
+
+def word_attributions(encoder: Any, query: str, passage: str, *, n_steps: int = 32) -> Any:
+    """Word attributions for the match between a history text and an item's text."""
+    from tunesmith.explain.pair import explain_pair
+
+    return explain_pair(encoder.model, encoder.tokenizer, query, passage, n_steps=n_steps)
+
+
+def explain_recommendation(recommender: Any, because: list[dict[str, Any]], item_id: str) -> Any:
+    """Pair explanation between the items a recommendation came from and the item itself."""
+    liked = [recommender.position[b["item_id"]] for b in because] or []
+    if not liked:
+        return None
+    query = history_text(recommender.texts, liked)
+    passage = recommender.texts[recommender.position[item_id]]
+    return word_attributions(recommender.encoder, query, passage)

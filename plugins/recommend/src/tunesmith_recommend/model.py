@@ -1,0 +1,271 @@
+"""The model directory ``tunesmith recommend train`` writes, and serving from it.
+
+Layout (written inside a temporary directory that replaces the target only when complete)::
+
+    meta.json        format, encoder (a sub-directory or a name), sizes, validation metrics
+    encoder/         the fine-tuned item encoder (absent when the pretrained one is used)
+    catalogue.json   item ids, titles, texts
+    vectors.npy      item tower output, float32 [n, dim]
+    index/           tunesmith.retrieval.VectorIndex of the same vectors (candidates)
+    user_tower.npz   user tower weights
+    signals.npz      training counts, recency-weighted counts, content prior
+    cooc.npz         item-item co-occurrence (scipy sparse)
+    ranker.json      the ranker's weights and scales
+    histories.json   each known user's items, oldest first
+
+Serving needs no torch: the user tower runs in numpy, candidates come from the FAISS index
+(two-tower neighbours) plus the best items by the ranker's item-only part plus the history's
+co-occurrence neighbours, and the ranker re-scores only those candidates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.errors import UserInputError
+
+FORMAT = "tunesmith-recommend/1"
+#: candidates taken from each source before re-ranking
+CANDIDATES = 200
+
+
+@dataclass
+class Recommendation:
+    """One recommended item, its score and why."""
+
+    item_id: str
+    title: str
+    score: float
+    because: list[dict[str, Any]] = field(default_factory=list)  # history items, share
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "title": self.title,
+            "score": round(self.score, 6),
+            "because": self.because,
+        }
+
+
+def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = None) -> Path:
+    """Write a fitted pipeline into ``out`` (an empty directory: the caller makes it atomic)."""
+    import shutil
+
+    from scipy.sparse import save_npz
+
+    from tunesmith.io import atomic_write_json
+    from tunesmith.retrieval import VectorIndex
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder_dir = Path(fitted.encoder_dir)
+    if encoder_dir.is_dir() and encoder_dir.resolve() != (out / "encoder").resolve():
+        shutil.copytree(encoder_dir, out / "encoder")
+    encoder = "encoder" if (out / "encoder").is_dir() else fitted.encoder_dir
+    catalogue = fitted.catalogue
+    signals = fitted.signals
+    atomic_write_json(
+        out / "catalogue.json",
+        {"ids": catalogue.ids, "titles": catalogue.titles, "texts": catalogue.texts},
+    )
+    vectors = np.ascontiguousarray(signals.item_vectors, dtype=np.float32)
+    np.save(out / "vectors.npy", vectors)
+    index = VectorIndex.create(out / "index", dim=vectors.shape[1], encoder_name=str(encoder))
+    index.add(catalogue.ids, payloads=[{"title": t} for t in catalogue.titles], vectors=vectors)
+    index.save()
+    signals.tower.save(out / "user_tower.npz")
+    np.savez(out / "signals.npz", counts=signals.counts, recent=signals.recent, prior=signals.prior)
+    save_npz(out / "cooc.npz", signals.cooc)
+    atomic_write_json(out / "ranker.json", fitted.ranker.to_json())
+    histories = {
+        user: [catalogue.ids[i] for i in items]
+        for user, (items, _) in zip(fitted.events.user_ids, fitted.events.sequences(), strict=True)
+    }
+    atomic_write_json(out / "histories.json", histories)
+    meta = {
+        "format": FORMAT,
+        "encoder": encoder,
+        "n_items": len(catalogue),
+        "n_users": len(histories),
+        "dim": int(vectors.shape[1]),
+        "validation_ndcg10": round(fitted.val_ndcg, 6),
+        "ranker_weights": fitted.ranker.weights,
+        "items_path": catalogue.path,
+        "events_path": fitted.events.path,
+        **(extra_meta or {}),
+    }
+    atomic_write_json(out / "meta.json", meta)
+    return out
+
+
+class Recommender:
+    """A loaded model directory: for-user, for liked items, for a text, similar items, search."""
+
+    def __init__(self, path: str | Path):
+        from scipy.sparse import load_npz
+
+        from tunesmith.io import read_json_object
+        from tunesmith.retrieval import VectorIndex
+        from tunesmith_recommend.ranker import Ranker, Signals
+        from tunesmith_recommend.two_tower import UserTower
+
+        self.path = Path(path)
+        meta = read_json_object(self.path / "meta.json")
+        if not meta or meta.get("format") != FORMAT:
+            raise UserInputError(
+                f"{self.path} is not a recommend model directory "
+                "(make one with `tunesmith recommend train`)"
+            )
+        self.meta = meta
+        catalogue = json.loads((self.path / "catalogue.json").read_text(encoding="utf-8"))
+        self.ids: list[str] = catalogue["ids"]
+        self.titles: list[str] = catalogue["titles"]
+        self.texts: list[str] = catalogue["texts"]
+        self.position = {item: i for i, item in enumerate(self.ids)}
+        self.histories: dict[str, list[str]] = json.loads(
+            (self.path / "histories.json").read_text(encoding="utf-8")
+        )
+        with np.load(self.path / "signals.npz") as data:
+            counts, recent, prior = data["counts"], data["recent"], data["prior"]
+        self.signals = Signals(
+            item_vectors=np.load(self.path / "vectors.npy"),
+            tower=UserTower.load(self.path / "user_tower.npz"),
+            counts=counts,
+            recent=recent,
+            prior=prior,
+            cooc=load_npz(self.path / "cooc.npz").tocsr(),
+        )
+        self.ranker = Ranker.from_json(
+            json.loads((self.path / "ranker.json").read_text(encoding="utf-8"))
+        )
+        self.item_part = self.ranker.item_part(self.signals.item_features())
+        top = min(CANDIDATES, len(self.ids))
+        self.top_items = np.argpartition(-self.item_part, top - 1)[:top]
+        self.index = VectorIndex.load(self.path / "index")
+        self._encoder: Any = None
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def encoder(self) -> Any:
+        """The item encoder, loaded on first use (only text queries need it)."""
+        if self._encoder is None:
+            from tunesmith.retrieval import Encoder
+
+            name = self.meta["encoder"]
+            location = self.path / name if (self.path / name).is_dir() else name
+            self._encoder = Encoder.load(str(location))
+        return self._encoder
+
+    def positions(self, item_ids: list[str]) -> np.ndarray:
+        """Catalogue positions; an unknown id is one clear error."""
+        missing = [i for i in item_ids if i not in self.position]
+        if missing:
+            raise UserInputError(f"item {missing[0]!r} is not in this model's catalogue")
+        return np.asarray([self.position[i] for i in item_ids], dtype=np.int64)
+
+    def history_of(self, user: str) -> np.ndarray:
+        """A known user's history; a user without events is one clear error."""
+        if user not in self.histories:
+            raise UserInputError(
+                f"user {user!r} has no events in this model; recommend from liked items "
+                "(--liked ITEM) or a text (--query TEXT) instead"
+            )
+        return self.positions(self.histories[user])
+
+    def _rank(
+        self, user_vector: np.ndarray, history: np.ndarray, k: int, exclude: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates from the index, the item prior and co-occurrence; re-ranked; top k."""
+        from tunesmith_recommend.baselines import history_matrix
+
+        hits = self.index.search(user_vector.astype(np.float32), k=min(CANDIDATES, len(self.ids)))
+        sources = [np.asarray([self.position[h.id] for h in hits], dtype=np.int64), self.top_items]
+        if len(history):
+            neighbours = self.signals.cooc[history[-20:]].indices
+            sources.append(neighbours[:CANDIDATES].astype(np.int64))
+        candidates = np.unique(np.concatenate(sources))
+        candidates = candidates[~np.isin(candidates, exclude)]
+        features = {"two_tower": self.signals.item_vectors[candidates] @ user_vector}
+        if len(history):
+            row = history_matrix([history], len(self.ids))
+            features["cooccurrence"] = np.log1p(
+                np.asarray((row @ self.signals.cooc[:, candidates]).todense()).ravel()
+            )
+        else:
+            features["cooccurrence"] = np.zeros(len(candidates))
+        scores = self.ranker.combine(features, self.item_part[candidates])
+        order = np.argsort(-scores)[:k]
+        return candidates[order], scores[order]
+
+    def _reasons(self, item: int, history: np.ndarray, weights: np.ndarray) -> list[dict[str, Any]]:
+        from tunesmith_recommend.explain import because_you_liked
+
+        return because_you_liked(
+            self.signals.item_vectors, history, weights, item, self.ids, self.titles
+        )
+
+    def _results(
+        self,
+        items: np.ndarray,
+        scores: np.ndarray,
+        history: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+    ) -> list[Recommendation]:
+        out = []
+        for item, score in zip(items.tolist(), scores.tolist(), strict=True):
+            because = (
+                self._reasons(item, history, weights)
+                if history is not None and weights is not None and len(history)
+                else []
+            )
+            out.append(Recommendation(self.ids[item], self.titles[item], float(score), because))
+        return out
+
+    # ------------------------------------------------------------------ public
+
+    def for_history(self, history: np.ndarray, k: int = 10) -> list[Recommendation]:
+        """Recommendations for a history of catalogue positions, oldest first."""
+        from tunesmith_recommend.two_tower import MAX_HISTORY
+
+        history = np.asarray(history, dtype=np.int64)
+        user, weights = self.signals.tower.encode_one(self.signals.item_vectors[history])
+        items, scores = self._rank(user, history, k, exclude=history)
+        return self._results(items, scores, history[-MAX_HISTORY:], weights)
+
+    def for_user(self, user: str, k: int = 10) -> list[Recommendation]:
+        """Recommendations for a known user."""
+        return self.for_history(self.history_of(user), k)
+
+    def for_liked(self, item_ids: list[str], k: int = 10) -> list[Recommendation]:
+        """Recommendations for a new user from a few liked items (in the order they were liked)."""
+        if not item_ids:
+            raise UserInputError("name at least one liked item")
+        return self.for_history(self.positions(item_ids), k)
+
+    def for_query(self, text: str, k: int = 10) -> list[Recommendation]:
+        """Recommendations for a new user who describes what they want."""
+        if not text.strip():
+            raise UserInputError("the query text is empty")
+        vector = self.encoder.encode([text])[0]
+        items, scores = self._rank(vector, np.zeros(0, dtype=np.int64), k, exclude=np.zeros(0))
+        return self._results(items, scores)
+
+    def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
+        """Items whose item-tower vectors are closest to this one's."""
+        position = int(self.positions([item_id])[0])
+        hits = self.index.search(self.signals.item_vectors[position], k=k + 1)
+        hits = [h for h in hits if h.id != item_id][:k]
+        return [Recommendation(h.id, self.titles[self.position[h.id]], h.score) for h in hits]
+
+    def search(self, text: str, k: int = 10) -> list[Recommendation]:
+        """Items whose text matches a query, by the item encoder alone."""
+        if not text.strip():
+            raise UserInputError("the search text is empty")
+        hits = self.index.search(self.encoder.encode([text])[0], k=k)
+        return [Recommendation(h.id, self.titles[self.position[h.id]], h.score) for h in hits]

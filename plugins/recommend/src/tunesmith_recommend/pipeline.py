@@ -1,0 +1,208 @@
+"""Fit everything on a leave-last-out split: baselines, the two-tower, the ranker; evaluate them.
+
+``fit`` is what ``tunesmith recommend train`` and ``eval`` and the benchmark share, so the
+numbers they print come from one code path.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith_recommend.data import Catalogue, Events
+from tunesmith_recommend.split import Requests, Split, leave_last_out
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Settings:
+    """Training choices (defaults are what the benchmark uses)."""
+
+    model: str = "default"
+    fine_tune: bool = True
+    encoder_epochs: float = 1.0
+    max_pairs: int | None = 20000
+    tower_epochs: int = 5
+    min_events: int = 3
+    baselines: bool = True
+    seed: int = 42
+
+
+@dataclass
+class Fitted:
+    """The fitted models and the data they were fitted on."""
+
+    catalogue: Catalogue
+    events: Events
+    split: Split
+    signals: Any
+    ranker: Any
+    val_ndcg: float
+    encoder_dir: str  # a model directory or "default": the item tower
+    pretrained_vectors: np.ndarray
+    half_life: float
+    baselines: dict[str, Any] = field(default_factory=dict)
+
+    def ranker_scores(self, batch: Requests) -> np.ndarray:
+        """The final ranker's score for every catalogue item."""
+        features = self.signals.user_features(batch.histories)
+        return self.ranker.combine(features, self.ranker.item_part(self.signals.item_features()))
+
+    def two_tower_scores(self, batch: Requests) -> np.ndarray:
+        """The two-tower score alone."""
+        users = self.signals.tower.encode(self.signals.item_vectors, batch.histories)
+        return users @ self.signals.item_vectors.T
+
+
+def encode_items(model: str, texts: list[str]) -> np.ndarray:
+    """Item vectors from an encoder (a name or a directory)."""
+    from tunesmith.retrieval import Encoder
+
+    return Encoder.load(model).encode(texts)
+
+
+def fit(
+    catalogue: Catalogue,
+    events: Events,
+    work_dir: str | Path,
+    settings: Settings | None = None,
+    say: Callable[[str], None] = _say,
+) -> Fitted:
+    """Split, fit the baselines, fine-tune the item tower, train the user tower, fit the ranker."""
+    from tunesmith.errors import DataError
+    from tunesmith_recommend import baselines as bl
+    from tunesmith_recommend.ranker import Signals, fit_ranker
+    from tunesmith_recommend.two_tower import (
+        fine_tune_item_encoder,
+        train_content_prior,
+        train_user_tower,
+    )
+
+    settings = settings or Settings()
+    split = leave_last_out(events, len(catalogue), min_events=settings.min_events)
+    if len(split.val) == 0:
+        raise DataError(
+            f"no user has {settings.min_events} or more events, so nothing can be validated",
+            path=events.path,
+        )
+    say(
+        f"split: {len(split.fit_items)} training events, {len(split.val)} validation and "
+        f"{len(split.test)} test requests, {len(catalogue)} items"
+    )
+    say("encoding items with the pretrained encoder")
+    pretrained = encode_items(settings.model, catalogue.texts)
+    found: dict[str, Any] = {}
+    if settings.baselines:
+        for model in (bl.Popularity(), bl.RecentPopularity(), bl.ItemKNN(), bl.ALS()):
+            say(f"fitting baseline {model.name}")
+            found[model.name] = model.fit(split)
+        found["pretrained_embedding"] = bl.EmbeddingSimilarity(pretrained).fit(split)
+    recent = found.get("recent_popularity") or bl.RecentPopularity().fit(split)
+    encoder_dir = settings.model
+    item_vectors = pretrained
+    if settings.fine_tune:
+        say("fine-tuning the item encoder on (previous item -> next item) text pairs")
+        tuned = fine_tune_item_encoder(
+            split.fit_sequences,
+            catalogue.texts,
+            Path(work_dir) / "encoder",
+            model=settings.model,
+            epochs=settings.encoder_epochs,
+            max_pairs=settings.max_pairs,
+            seed=settings.seed,
+        )
+        if tuned is not None:
+            encoder_dir = str(tuned)
+            item_vectors = encode_items(encoder_dir, catalogue.texts)
+    say("training the user tower")
+    tower = train_user_tower(
+        item_vectors, split.fit_sequences, epochs=settings.tower_epochs, seed=settings.seed
+    )
+    counts = bl.item_counts(split)
+    signals = Signals(
+        item_vectors=item_vectors,
+        tower=tower,
+        counts=counts,
+        recent=recent.scores,
+        prior=train_content_prior(item_vectors, recent.scores),
+        cooc=bl.cooccurrence(split),
+    )
+    say("choosing the ranker's weights on validation")
+    ranker, val_ndcg = fit_ranker(signals, split.val, seed=settings.seed)
+    return Fitted(
+        catalogue=catalogue,
+        events=events,
+        split=split,
+        signals=signals,
+        ranker=ranker,
+        val_ndcg=val_ndcg,
+        encoder_dir=encoder_dir,
+        pretrained_vectors=pretrained,
+        half_life=float(recent.half_life),
+        baselines=found,
+    )
+
+
+def evaluate(fitted: Fitted, *, n_boot: int = 1000) -> dict[str, Any]:
+    """Every model on the test requests: summaries with intervals, and the ranks behind them."""
+    from tunesmith_recommend.baselines import item_counts
+    from tunesmith_recommend.evaluate import rank_requests, standard_slices, summarise
+
+    split = fitted.split
+    slices = standard_slices(split.test, item_counts(split))
+    scorers: dict[str, Any] = {name: m.score for name, m in fitted.baselines.items()}
+    scorers["two_tower"] = fitted.two_tower_scores
+    scorers["final_ranker"] = fitted.ranker_scores
+    results: dict[str, Any] = {}
+    ranks: dict[str, np.ndarray] = {}
+    for name, score in scorers.items():
+        ranked = rank_requests(score, split.test, split.n_items)
+        ranks[name] = ranked.ranks
+        results[name] = summarise(ranked, slices, n_boot=n_boot)
+    return {"models": results, "ranks": ranks, "slices": slices}
+
+
+def headline(result: dict[str, Any], n_items: int, k: int = 10) -> dict[str, Any]:
+    """The benchmark's figures: the final ranker against the best baseline, and cold items."""
+    from tunesmith_recommend.evaluate import paired_ratio_interval, per_request_metrics
+
+    models = result["models"]
+    baselines = [name for name in models if name not in ("two_tower", "final_ranker")]
+    final = models["final_ranker"]["all"]
+    out: dict[str, Any] = {
+        "ndcg10": round(final["ndcg10"], 4),
+        "ndcg10_ci": [round(v, 4) for v in final["ndcg10_ci"]],
+        "cold_recall10": round(models["final_ranker"]["cold_items"]["recall10"], 4),
+        "two_tower_cold_recall10": round(models["two_tower"]["cold_items"]["recall10"], 4),
+        "random_recall10": round(k / n_items, 4),
+        "n_test": final["n"],
+        "n_cold": models["final_ranker"]["cold_items"]["n"],
+    }
+    if baselines:
+        best = max(baselines, key=lambda name: models[name]["all"]["ndcg10"])
+        ranks = result["ranks"]
+        ndcg = {name: per_request_metrics(ranks[name], k)[f"ndcg{k}"] for name in ranks}
+        out.update(
+            best_baseline=best,
+            ndcg10_best_baseline=round(models[best]["all"]["ndcg10"], 4),
+            ndcg10_best_baseline_ci=[round(v, 4) for v in models[best]["all"]["ndcg10_ci"]],
+            ratio=round(final["ndcg10"] / max(models[best]["all"]["ndcg10"], 1e-12), 3),
+            ratio_ci=[round(v, 3) for v in paired_ratio_interval(ndcg["final_ranker"], ndcg[best])],
+            best_id_baseline_cold_recall10=round(
+                max(
+                    models[name]["cold_items"]["recall10"]
+                    for name in baselines
+                    if name != "pretrained_embedding"
+                ),
+                4,
+            ),
+        )
+    return out

@@ -1,0 +1,238 @@
+"""The two-tower, the ranker, the model directory and the CLI, on the sample films with a tiny
+encoder built in-process (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tunesmith.errors import UserInputError
+from tunesmith_recommend.data import load_events, load_items, sample_paths
+from tunesmith_recommend.explain import because_you_liked
+from tunesmith_recommend.two_tower import MAX_HISTORY, UserTower, train_user_tower
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from tunesmith.testing import make_tiny_base_model
+
+    catalogue = load_items(sample_paths()["items"])
+    return str(make_tiny_base_model(tmp_path_factory.mktemp("tiny"), catalogue.texts))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model, tmp_path_factory):
+    from tunesmith.cli import build_app
+
+    out = tmp_path_factory.mktemp("rec") / "model"
+    result = CliRunner().invoke(
+        build_app(),
+        [
+            "recommend",
+            "train",
+            "--sample",
+            "--model",
+            tiny_model,
+            "--out",
+            str(out),
+            "--tower-epochs",
+            "3",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def run(*args):
+    from tunesmith.cli import build_app
+
+    return CliRunner().invoke(build_app(), list(args))
+
+
+def test_user_tower_learns_to_weight_the_latest_item():
+    # items come in near-copies (2i, 2i+1); the next item is the copy of the latest one
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(20, 8))
+    vectors = np.repeat(base, 2, axis=0) + 0.1 * rng.normal(size=(40, 8))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    sequences = []
+    for _ in range(150):
+        older = rng.choice(20, 3, replace=False) * 2
+        latest = int(rng.integers(20)) * 2
+        seq = np.array([*older, latest, latest + 1])
+        sequences.append((seq, np.arange(len(seq), dtype=float)))
+    tower = train_user_tower(vectors, sequences, epochs=10, lr=0.05)
+    assert tower.position_bias[0] > tower.position_bias[3]
+    weights = tower.attention(vectors[[0, 2, 4, 6]])
+    assert weights[-1] == weights.max()
+
+
+def test_user_tower_round_trips_through_its_file(tmp_path):
+    tower = UserTower(
+        position_bias=np.arange(MAX_HISTORY, dtype=np.float32),
+        query=np.ones(4, dtype=np.float32),
+        linear=np.eye(4, dtype=np.float32),
+    )
+    tower.save(tmp_path / "t.npz")
+    again = UserTower.load(tmp_path / "t.npz")
+    history = np.eye(4, dtype=np.float32)[:3]
+    assert np.allclose(tower.encode_one(history)[0], again.encode_one(history)[0])
+
+
+def test_because_you_liked_names_the_history_item_closest_to_the_recommendation():
+    vectors = np.eye(3, dtype=np.float32)
+    vectors[2] = [0.9, 0.1, 0.0]
+    reasons = because_you_liked(
+        vectors, np.array([0, 1]), np.array([0.5, 0.5]), 2, ["a", "b", "c"], ["A", "B", "C"]
+    )
+    assert reasons[0]["item_id"] == "a" and reasons[0]["share"] == pytest.approx(0.9)
+
+
+def test_train_writes_a_complete_model_directory(model_dir):
+    for name in (
+        "meta.json",
+        "catalogue.json",
+        "vectors.npy",
+        "index",
+        "user_tower.npz",
+        "ranker.json",
+        "histories.json",
+        "cooc.npz",
+        "signals.npz",
+    ):
+        assert (model_dir / name).exists(), name
+    meta = json.loads((model_dir / "meta.json").read_text())
+    assert meta["n_items"] == 150 and meta["encoder"] == "encoder"
+
+
+def test_for_user_excludes_seen_items_and_says_why(model_dir):
+    from tunesmith_recommend.model import Recommender
+
+    recommender = Recommender(model_dir)
+    seen = set(recommender.histories["u01"])
+    results = recommender.for_user("u01", k=10)
+    assert len(results) == 10 and not seen & {r.item_id for r in results}
+    assert all(r.because and r.because[0]["item_id"] in seen for r in results)
+    assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
+
+
+def test_unknown_user_is_one_clear_line(model_dir):
+    result = run("recommend", "for-user", "nobody", "-m", str(model_dir))
+    assert result.exit_code == 2
+    assert "user 'nobody' has no events in this model" in result.output
+
+
+def test_new_user_from_liked_items_and_from_a_text(model_dir):
+    liked = run(
+        "recommend",
+        "for-user",
+        "-m",
+        str(model_dir),
+        "--liked",
+        "f001",
+        "--liked",
+        "f002",
+        "--json",
+    )
+    assert liked.exit_code == 0, liked.output
+    items = [r["item_id"] for r in json.loads(liked.output)["items"]]
+    assert len(items) == 10 and not {"f001", "f002"} & set(items)
+    query = run(
+        "recommend",
+        "for-user",
+        "-m",
+        str(model_dir),
+        "--query",
+        "a haunted lake",
+        "--json",
+        "-k",
+        "5",
+    )
+    assert query.exit_code == 0, query.output
+    assert len(json.loads(query.output)["items"]) == 5
+
+
+def test_an_item_without_events_is_found_from_its_text(model_dir):
+    from tunesmith_recommend.model import Recommender
+
+    recommender = Recommender(model_dir)
+    cold = [i for i, c in enumerate(recommender.signals.counts) if c == 0]
+    assert cold, "the sample data should have items nobody has watched"
+    item = cold[0]
+    hits = recommender.search(recommender.texts[item], k=3)
+    assert hits[0].item_id == recommender.ids[item]
+    similar = run("recommend", "similar", recommender.ids[item], "-m", str(model_dir), "--json")
+    assert similar.exit_code == 0
+    assert recommender.ids[item] not in {r["item_id"] for r in json.loads(similar.output)["items"]}
+
+
+def test_liked_item_not_in_catalogue_is_refused(model_dir):
+    from tunesmith_recommend.model import Recommender
+
+    with pytest.raises(UserInputError, match="item 'zzz' is not in this model's catalogue"):
+        Recommender(model_dir).for_liked(["zzz"])
+
+
+def test_train_refuses_to_overwrite_without_force(model_dir):
+    result = run("recommend", "train", "--sample", "--out", str(model_dir))
+    assert result.exit_code == 2 and "--force" in result.output
+
+
+def test_eval_json_reports_every_model_with_intervals(tiny_model):
+    result = run(
+        "recommend",
+        "eval",
+        "--sample",
+        "--model",
+        tiny_model,
+        "--no-fine-tune",
+        "--tower-epochs",
+        "2",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert set(report["models"]) == {
+        "popularity",
+        "recent_popularity",
+        "item_knn",
+        "implicit_als",
+        "pretrained_embedding",
+        "two_tower",
+        "final_ranker",
+    }
+    low, high = report["models"]["final_ranker"]["all"]["ndcg10_ci"]
+    assert low <= report["ndcg10"] <= high
+    assert {"ndcg10_best_baseline", "best_baseline", "cold_recall10"} <= set(report)
+
+
+def test_bad_events_file_is_one_line_and_writes_nothing(tmp_path):
+    events = tmp_path / "e.csv"
+    events.write_text("user_id,item_id,timestamp\nu1,f001,2026-01-01\nu1,nope,2026-01-02\n")
+    out = tmp_path / "model"
+    result = run(
+        "recommend",
+        "train",
+        "--items",
+        str(sample_paths()["items"]),
+        "--events",
+        str(events),
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 2
+    assert "e.csv:3, column 'item_id': item 'nope' is not in items.csv" in result.output
+    assert not out.exists()
+
+
+def test_sample_events_load_for_the_demo_choices():
+    from tunesmith_recommend.demo import choices
+
+    users, items = choices(None)
+    assert len(users) == 60 and "likes" in users[0][0] and len(items) == 150
+    catalogue = load_items(sample_paths()["items"])
+    assert len(load_events(sample_paths()["events"], catalogue).user_ids) == 60
