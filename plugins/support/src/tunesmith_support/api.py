@@ -10,57 +10,68 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from tunesmith.errors import UserInputError
 from tunesmith_support.service import SupportService
+
+# This module is imported only by `support serve`, the demo and tests, never at CLI start-up,
+# so pydantic (and FastAPI below) may load at import time; the models must be module-level for
+# FastAPI to resolve their annotations.
+
+
+class AskRequest(BaseModel):
+    question: str = Field(..., description="The customer's question.")
+    conversation_id: str | None = Field(
+        None, description="Continue a conversation (from an earlier answer)."
+    )
+
+
+class Candidate(BaseModel):
+    id: str
+    title: str
+    category: str
+    source: str
+    heading: str
+    score: float
+
+
+class AskResponse(BaseModel):
+    decision: str = Field(..., description="answer, clarify or handoff")
+    reason: str = Field("", description="Why a clarify or hand-off happened.")
+    text: str = Field(..., description="What to show the customer.")
+    confidence: float = Field(..., description="Calibrated P(the top entry is right).")
+    entry: dict[str, Any] | None = Field(None, description="The entry answered from.")
+    candidates: list[Candidate]
+    notes: list[str]
+    conversation_id: str
+    turn_id: int
+    handoff_event: str | None = None
+
+
+class FeedbackRequest(BaseModel):
+    turn_id: int
+    helpful: bool | None = None
+    correct_id: str | None = Field(None, description="The right entry id (from an agent).")
+    note: str = ""
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: int
+
+
+class Health(BaseModel):
+    status: str
+    entries: int
+    encoder: str
+    version: str
 
 
 def create_app(service: SupportService) -> Any:
     """A FastAPI app answering from ``service``'s knowledge base."""
     from fastapi import FastAPI, HTTPException
-    from pydantic import BaseModel, Field
 
     from tunesmith_support import __version__
-
-    class AskRequest(BaseModel):
-        question: str = Field(..., description="The customer's question.")
-        conversation_id: str | None = Field(
-            None, description="Continue a conversation (from an earlier answer)."
-        )
-
-    class Candidate(BaseModel):
-        id: str
-        title: str
-        category: str
-        source: str
-        heading: str
-        score: float
-
-    class AskResponse(BaseModel):
-        decision: str = Field(..., description="answer, clarify or handoff")
-        reason: str = Field("", description="Why a clarify or hand-off happened.")
-        text: str = Field(..., description="What to show the customer.")
-        confidence: float = Field(..., description="Calibrated P(the top entry is right).")
-        entry: dict[str, Any] | None = Field(None, description="The entry answered from.")
-        candidates: list[Candidate]
-        notes: list[str]
-        conversation_id: str
-        turn_id: int
-        handoff_event: str | None = None
-
-    class FeedbackRequest(BaseModel):
-        turn_id: int
-        helpful: bool | None = None
-        correct_id: str | None = Field(None, description="The right entry id (from an agent).")
-        note: str = ""
-
-    class FeedbackResponse(BaseModel):
-        feedback_id: int
-
-    class Health(BaseModel):
-        status: str
-        entries: int
-        encoder: str
-        version: str
 
     app = FastAPI(
         title="tunesmith support API",

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import csv
+import json
+
+from tunesmith_support.sample import sample_paths
+
+
+def test_ask_json_gives_answer_source_confidence_and_decision(kb_copy, cli):
+    result = cli("support", "ask", "--kb", str(kb_copy), "--json", "how much does shipping cost")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["decision"] in {"answer", "clarify", "handoff"}
+    assert 0.0 <= data["confidence"] <= 1.0
+    assert data["candidates"] and {"id", "source", "score"} <= set(data["candidates"][0])
+    assert data["turn_id"] == 1 and data["conversation_id"]
+
+
+def test_ask_json_continues_a_conversation(kb_copy, cli):
+    first = json.loads(
+        cli("support", "ask", "--kb", str(kb_copy), "--json", "how do I return boots").stdout
+    )
+    second = cli(
+        "support",
+        "ask",
+        "--kb",
+        str(kb_copy),
+        "--json",
+        "--conversation",
+        first["conversation_id"],
+        "how long does that take?",
+    )
+    assert json.loads(second.stdout)["query"] == "how do I return boots how long does that take?"
+
+
+def test_empty_and_huge_questions(kb_copy, cli):
+    empty = cli("support", "ask", "--kb", str(kb_copy), "  ")
+    assert (
+        empty.exit_code == 2 and empty.output == "Error: the question is empty; type a question\n"
+    )
+    huge = cli("support", "ask", "--kb", str(kb_copy), "--json", "shipping " * 12_500)
+    assert huge.exit_code == 0
+    data = json.loads(huge.stdout)
+    assert len(data["question"]) == 2000 and "112,499 characters" in data["notes"][0]
+
+
+def test_chat_answers_several_turns_and_takes_feedback(kb_copy, cli):
+    script = "how much does shipping cost\n+\nand how long does that take?\n=shp-02\n\n"
+    result = cli("support", "chat", "--kb", str(kb_copy), input=script)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("feedback stored") == 2
+    stats = json.loads(cli("support", "stats", "--kb", str(kb_copy), "--json").stdout)
+    assert stats[0]["turns"] == 2 and stats[0]["feedback"] == 2
+
+
+def test_eval_json_reports_retrieval_decisions_and_ece(kb_copy, cli):
+    result = cli(
+        "support",
+        "eval",
+        "--kb",
+        str(kb_copy),
+        "--data",
+        str(sample_paths()["questions"]),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["questions"] == 88 and data["out_of_scope"] == 15
+    assert 0 <= data["hit@1"] <= data["hit@5"] <= 1
+    assert abs(data["answer_rate"] + data["clarify_rate"] + data["handoff_rate"] - 1) < 1e-3
+    assert 0 <= data["ece"] <= 1
+
+
+def test_export_feedback_writes_rows_train_can_read(kb_copy, cli, tmp_path):
+    turn = json.loads(
+        cli("support", "ask", "--kb", str(kb_copy), "--json", "can I rent a kayak").stdout
+    )
+    assert (
+        cli(
+            "support",
+            "feedback",
+            "--kb",
+            str(kb_copy),
+            "--turn",
+            str(turn["turn_id"]),
+            "--correct-id",
+            "ren-01",
+        ).exit_code
+        == 0
+    )
+    out = tmp_path / "fb.csv"
+    result = cli("support", "export-feedback", "--kb", str(kb_copy), "--out", str(out))
+    assert result.exit_code == 0 and "1 questions" in result.output
+    assert list(csv.DictReader(out.open())) == [
+        {"question": "can I rent a kayak", "answer_id": "ren-01"}
+    ]
+
+
+def test_calibrate_rejects_unknown_answer_ids_naming_the_row(kb_copy, cli, tmp_path):
+    data = tmp_path / "q.csv"
+    data.write_text(
+        "question,answer_id\nhow much is shipping,shp-01\nwhat,zzz-99\n", encoding="utf-8"
+    )
+    result = cli("support", "calibrate", "--kb", str(kb_copy), "--data", str(data))
+    assert result.exit_code == 2
+    assert (
+        "q.csv:3, column 'answer_id': answer id 'zzz-99' is not in the knowledge base"
+        in result.output
+    )
+
+
+def test_not_a_kb_is_one_error_line(tmp_path, cli):
+    result = cli("support", "ask", "--kb", str(tmp_path), "hello")
+    assert result.exit_code == 2 and "not a knowledge base" in result.output
