@@ -191,7 +191,7 @@ def main() -> None:
     )
 
     sweep = []
-    for nprobe in (4, 8, 12, 16, 24, 32, 48, 64, 96, 128):
+    for nprobe in (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256):
         approx.nprobe = nprobe
         qps, found = batched_qps(approx, val_q, repeats=1)
         sweep.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 
 import numpy as np
@@ -324,3 +325,23 @@ def test_single_queries_run_on_one_faiss_thread_and_batches_on_the_configured_nu
     monkeypatch.setenv("TUNESMITH_FAISS_THREADS", "two")
     with pytest.raises(UserInputError, match="TUNESMITH_FAISS_THREADS must be a whole number"):
         index.search_batch(unit_rows(20), k=3)
+
+
+def test_real_encoder_from_a_model_directory_indexes_texts_and_guards_loading(tmp_path):
+    from tunesmith.retrieval.encoder import Encoder
+    from tunesmith.testing import make_tiny_base_model
+
+    texts = ["my card is broken", "transfer money abroad", "refund please", "open an account"]
+    encoder = Encoder.load(make_tiny_base_model(tmp_path / "m1", texts))
+    index = VectorIndex.create(tmp_path / "ix", encoder=encoder)
+    index.upsert([f"t{i}" for i in range(4)], texts=texts)
+    assert [index.search(t, k=1)[0].id for t in texts] == ["t0", "t1", "t2", "t3"]
+    index.save()
+    assert VectorIndex.load(tmp_path / "ix", encoder=encoder).search(texts[2], k=1)[0].payload == {
+        "text": "refund please"
+    }
+    other = Encoder.load(make_tiny_base_model(tmp_path / "m2", texts))
+    with pytest.raises(
+        UserInputError, match=f"'{re.escape(encoder.name)}'.*'{re.escape(other.name)}'"
+    ):
+        VectorIndex.load(tmp_path / "ix", encoder=other)
