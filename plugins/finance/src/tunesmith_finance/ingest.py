@@ -145,7 +145,7 @@ class Ingester:
         self.score_batch_size = score_batch_size
         self.warn = warn or (lambda message: print(message, file=sys.stderr))
         self.model_name = str(getattr(model, "path", "") or "")
-        storage.set_meta(db, "model", self.model_name)
+        self._meta_written = False
 
     # -- sources -------------------------------------------------------------------------------
 
@@ -315,6 +315,10 @@ class Ingester:
                     storage.record_issues(tx, issues)
                     if progress_key is not None and end:
                         storage.set_progress(tx, progress_key, end, line, header)
+                    if not self._meta_written and stored:
+                        # The model that scored the documents, for `finance alerts`.
+                        storage.set_meta(tx, "model", self.model_name)
+                        self._meta_written = True
                 break
             except Exception as exc:
                 from tunesmith.store import StoreLockedError

@@ -215,7 +215,8 @@ def set_progress(tx: Any, path: str, offset: int, line: int, header: str | None)
 
 
 def set_meta(db: Any, name: str, value: Any) -> None:
-    """Remember a setting (e.g. the model that scored the documents)."""
+    """Remember a setting (e.g. the model that scored the documents); ``db`` may be a
+    transaction."""
     db.execute(
         "INSERT INTO finance_meta (name, value) VALUES (?, ?) "
         "ON CONFLICT(name) DO UPDATE SET value = excluded.value",

@@ -1,0 +1,69 @@
+"""Test helpers for the finance tests: a keyword sentiment model that needs no torch, so ingest,
+trends and alert tests are exact and fast (the real-model path has its own tests)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+from tunesmith_finance.scoring import Score
+
+NEGATIVE_WORDS = (
+    "plunge", "tumble", "falls", "fall", "slide", "sinks", "drops", "halted", "fears", "worries",
+    "misses", "cuts", "downgrade", "warns", "suspends", "lawsuit", "pull", "pile", "negative",
+)  # fmt: skip
+POSITIVE_WORDS = ("beats", "raises", "upgrade", "jumps", "buyback", "wins", "lifts", "rallies")
+
+
+class KeywordModel:
+    """Scores a text negative / positive by keywords, neutral otherwise; ``delay`` per batch."""
+
+    def __init__(self, delay: float = 0.0, path: str = "keyword-model") -> None:
+        self.delay = delay
+        self.path = path
+        self.calls = 0
+
+    def score(self, texts: list[str], *, batch_size: int = 32) -> list[Score]:
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        out = []
+        for text in texts:
+            lower = text.lower()
+            if any(w in lower for w in NEGATIVE_WORDS):
+                out.append(Score(0.8, 0.15, 0.05, "negative"))
+            elif any(w in lower for w in POSITIVE_WORDS):
+                out.append(Score(0.05, 0.15, 0.8, "positive"))
+            else:
+                out.append(Score(0.1, 0.8, 0.1, "neutral"))
+        return out
+
+
+def write_jsonl(path: Path, rows: list[object]) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def doc(
+    i: int, text: str | None = None, time: str = "2026-11-02T10:00:00Z", **extra: object
+) -> dict:
+    """A minimal valid document."""
+    return {
+        "id": f"d{i}",
+        "time": time,
+        "source": "test",
+        "text": text or f"note number {i}",
+        **extra,
+    }

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from finance_fakes import KeywordModel
+
+from tunesmith_finance.alerts import AlertOptions, list_alerts, run_alerts
+from tunesmith_finance.detector import SurgeDetector
+from tunesmith_finance.ingest import Ingester
+from tunesmith_finance.replay import replay
+from tunesmith_finance.sample import STREAM
+from tunesmith_finance.scoring import SentimentModel
+
+SURGE_START = 1793836800 + 13 * 3600  # 2026-11-05T13:00:00Z, see the sample data README
+SURGE_END = SURGE_START + 6 * 3600
+
+
+@pytest.fixture
+def sample_db(db, sample_rules):
+    Ingester(db, KeywordModel(), sample_rules, warn=lambda _m: None).ingest_file(STREAM)
+    return db
+
+
+def test_the_sample_surge_fires_one_banking_alert_sent_once(sample_db, tmp_path):
+    sink = tmp_path / "alerts.jsonl"
+    new = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
+    assert [(a["kind"], a["key"]) for a in new] == [("topic", "banking")]
+    alert = new[0]
+    assert SURGE_START < alert["window_end"] <= SURGE_END
+    assert alert["share"] > 0.5 > alert["baseline"]
+    events = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert [e["kind"] for e in events] == ["finance.alert"]
+    assert events[0]["payload"]["id"] == alert["id"]
+    again = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
+    assert again == [] and len(sink.read_text().splitlines()) == 1
+    assert [a["id"] for a in list_alerts(sample_db)] == [alert["id"]]
+
+
+def test_an_alert_carries_explaining_words_and_the_most_negative_examples(sample_db, tiny_model):
+    model = SentimentModel.load(tiny_model)
+    options = AlertOptions(by="topic", max_explain=5, examples=3)
+    alert = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), options=options, model=model)[
+        0
+    ]
+    assert alert["explained"] == 5
+    assert alert["words"] and all(w["total"] > 0 for w in alert["words"])
+    assert all(w["word"].isalnum() for w in alert["words"])
+    scores = [e["score"] for e in alert["examples"]]
+    assert len(scores) == 3 and scores == sorted(scores) and scores[0] < 0
+    stored = list_alerts(sample_db)[0]
+    assert stored["words"] == alert["words"] and stored["examples"] == alert["examples"]
+
+
+def test_ticker_alerts_group_by_ticker(sample_db):
+    new = run_alerts(
+        sample_db, detector=SurgeDetector(prior=0.2), options=AlertOptions(by="ticker")
+    )
+    assert {a["key"] for a in new} <= {"HLXB", "CRWN"} and new
+
+
+def test_replay_raises_the_alert_at_the_simulated_time_it_would_fire(db, sample_rules):
+    lines: list[str] = []
+    ingester = Ingester(db, KeywordModel(), sample_rules, warn=lambda _m: None)
+    summary = replay(
+        ingester, STREAM, detector=SurgeDetector(prior=0.2), explain=False, echo=lines.append
+    )
+    assert summary == {"documents": 435, "steps": 120, "alerts": 1}
+    fired = [i for i, line in enumerate(lines) if "ALERT" in line]
+    assert len(fired) == 1
+    assert lines[fired[0]].startswith("2026-11-05T1")  # the hour whose end fired it
+    assert "banking" in lines[fired[0] + 1]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tunesmith.errors import UserInputError
+from tunesmith_finance.rules import Rules, load_rules
+
+
+def test_cashtags_and_aliases_become_upper_case_tickers(sample_rules):
+    found = sample_rules.assign("Depositors pull funds from Helix Bank; $crwn and $BRK.B slide")
+    assert found.tickers == ["CRWN", "BRK.B", "HLXB"]
+
+
+def test_dollar_amounts_are_not_cashtags():
+    assert Rules().tickers("a $5 billion buyback and US$ 3 fee") == []
+
+
+def test_topics_come_from_keywords_tickers_and_regexes(sample_rules):
+    assert sample_rules.assign("Liquidity is thin").topics == ["banking"]
+    assert sample_rules.assign("$ORCN gains").topics == ["tech"]
+    assert sample_rules.assign("The firm drew on its credit line").topics == ["banking"]
+    assert sample_rules.assign("Analysts expect rate cuts").topics == ["macro"]
+
+
+def test_central_bank_is_macro_and_not_banking(sample_rules):
+    assert sample_rules.assign("Stocks climb as central bank signals rate cuts").topics == ["macro"]
+    assert sample_rules.assign("Bank stocks tumble").topics == ["banking"]
+
+
+def test_a_named_topic_the_rules_lack_is_kept_and_reported(sample_rules):
+    found = sample_rules.assign("Token prices swing", topic="Crypto")
+    assert found.topics == ["crypto"]
+    assert found.unknown_topics == ["crypto"]
+    assert sample_rules.assign("x", topic="banking").unknown_topics == []
+
+
+def test_without_rules_named_topics_are_never_unknown():
+    found = Rules().assign("$ABC up", topic="anything", tickers=["xyz"])
+    assert (found.topics, found.tickers, found.unknown_topics) == (["anything"], ["XYZ", "ABC"], [])
+
+
+def test_a_json_rules_file_works_like_toml(tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"topics": {"Energy": {"keywords": ["oil price"]}}}))
+    assert load_rules(path).assign("The OIL  price fell").topics == ["energy"]
+
+
+def test_a_bad_regex_is_one_error_naming_the_file_and_topic(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text("[topics.banking]\nregexes = ['(unclosed']\n")
+    with pytest.raises(UserInputError, match=r"rules.toml: topics.banking.regexes: '\(unclosed'"):
+        load_rules(path)
+
+
+def test_an_unknown_key_in_a_topic_is_refused(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text("[topics.banking]\nkeyword = ['bank']\n")
+    with pytest.raises(UserInputError, match="unknown key"):
+        load_rules(path)

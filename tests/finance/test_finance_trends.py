@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import csv
+
+import pytest
+from finance_fakes import KeywordModel, doc
+
+from tunesmith.errors import UserInputError
+from tunesmith_finance.ingest import Ingester
+from tunesmith_finance.trends import parse_duration, save_chart, trends, wilson, write_csv
+
+
+def test_wilson_interval_matches_known_values():
+    assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_durations_parse_and_bad_ones_are_refused():
+    assert [parse_duration(t) for t in ("15m", "1h", "1d", "90s")] == [900, 3600, 86400, 90]
+    with pytest.raises(UserInputError, match="--bucket 'hourly'"):
+        parse_duration("hourly")
+
+
+@pytest.fixture
+def filled(db):
+    rows = [
+        doc(
+            1, "Helix Bank shares plunge", "2026-11-02T10:05:00Z", topic="banking", tickers=["HLXB"]
+        ),
+        doc(
+            2,
+            "Helix Bank beats estimates",
+            "2026-11-02T10:40:00+00:00",
+            topic="banking",
+            tickers=["HLXB"],
+        ),
+        doc(3, "Helix Bank files report", "2026-11-02T12:59:00+01:00", topic="banking"),
+        doc(4, "Orcana falls", "2026-11-02T11:10:00Z", topic="tech"),
+    ]
+    Ingester(db, KeywordModel(), warn=lambda _m: None).ingest_records(rows)
+    return db
+
+
+def test_trends_count_negative_share_and_mean_score_per_bucket(filled):
+    rows = trends(filled, by="topic", bucket="1h")
+    got = [(r.key, r.bucket_start, r.count, r.negatives, round(r.mean_score, 3)) for r in rows]
+    assert got == [
+        ("banking", "2026-11-02T10:00:00Z", 2, 1, 0.0),
+        ("banking", "2026-11-02T11:00:00Z", 1, 0, 0.0),
+        ("tech", "2026-11-02T11:00:00Z", 1, 1, -0.75),
+    ]
+    assert rows[0].share_low < 0.5 < rows[0].share_high
+    assert [r.key for r in trends(filled, by="ticker", bucket="1d")] == ["HLXB"]
+    assert trends(filled, by="all", bucket="1d")[0].count == 4
+    assert len(trends(filled, by="topic", bucket="1d", key="Banking")) == 1
+
+
+def test_trends_export_as_csv_and_png(filled, tmp_path):
+    rows = trends(filled, by="topic", bucket="1h")
+    write_csv(rows, tmp_path / "t.csv")
+    with (tmp_path / "t.csv").open() as handle:
+        read = list(csv.DictReader(handle))
+    assert [r["key"] for r in read] == ["banking", "banking", "tech"]
+    assert read[0]["negative_share"] == "0.5"
+    alerts = [{"key": "banking", "window_end": rows[0].ts + 3600, "share": 0.5}]
+    save_chart(rows, tmp_path / "t.png", alerts=alerts)
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
