@@ -125,6 +125,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         index.add(["a"], vectors=np.full((1, DIM), np.nan, np.float32))
     with pytest.raises(UserInputError, match="k must be"):
         index.search(unit_rows(1)[0], k=0)
+    with pytest.raises(UserInputError, match="not one string"):
+        index.delete("abc")
 
 
 def test_filter_returns_only_matching_payloads_and_still_k_results(tmp_path):

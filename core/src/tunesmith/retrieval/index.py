@@ -460,6 +460,8 @@ class VectorIndex:
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove these ids (absent ones are ignored); returns how many were removed."""
+        if isinstance(ids, str):
+            raise UserInputError("delete takes a list of ids, not one string")
         wanted = list(dict.fromkeys(ids))
         with self._rw.write():
             found = self._rids_of(wanted)
