@@ -31,7 +31,11 @@ def test_the_sample_surge_fires_one_banking_alert_sent_once(sample_db, tmp_path)
     assert alert["share"] > 0.5 > alert["baseline"]
     events = [json.loads(line) for line in sink.read_text().splitlines()]
     assert [e["kind"] for e in events] == ["finance.alert"]
-    assert events[0]["payload"]["id"] == alert["id"]
+    assert events[0]["payload"]["id"] == alert["id"] and events[0]["id"] == alert["event_id"]
+    from tunesmith.events import list_deliveries
+
+    deliveries = list_deliveries(sample_db)  # the finance database is the outbox
+    assert [(d.event.id, d.status) for d in deliveries] == [(alert["event_id"], "delivered")]
     again = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
     assert again == [] and len(sink.read_text().splitlines()) == 1
     assert [a["id"] for a in list_alerts(sample_db)] == [alert["id"]]

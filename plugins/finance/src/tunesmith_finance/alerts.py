@@ -144,21 +144,14 @@ def alert_message(alert: dict[str, Any]) -> str:
     )
 
 
-def send_event(alert: dict[str, Any], sinks: list[str], outbox: Any = None) -> str | None:
-    """Send the alert as a ``finance.alert`` event to ``sinks``; returns the event id if any."""
-    from tunesmith import events
-    from tunesmith.hooktypes import Event
+def send_event(alert: dict[str, Any], sinks: list[str], outbox: Any) -> str:
+    """Send the alert as a ``finance.alert`` event through the core's outbox to ``sinks``;
+    returns the event id. Failed deliveries stay in the outbox (``tunesmith events``)."""
+    from tunesmith.events import Event, emit
 
     event = Event(kind=EVENT_KIND, message=alert_message(alert), payload=alert, source="finance")
-    if not sinks:
-        return getattr(event, "id", None)
-    import inspect
-
-    if "outbox" in inspect.signature(events.emit).parameters:
-        events.emit(event, sinks=sinks, outbox=outbox)
-    else:  # the first events module: sinks are objects
-        events.emit(event, [events.make_sink(url) for url in sinks])
-    return getattr(event, "id", None)
+    emit(event, sinks, outbox=outbox)
+    return event.id
 
 
 def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
@@ -208,7 +201,8 @@ def run_alerts(
     """Detect, explain, store and send the alerts not stored yet; returns them in time order.
 
     The alert is stored first and then sent: a crash in between leaves a stored alert whose
-    ``event_id`` is empty, and the core's outbox keeps delivery failures visible.
+    ``event_id`` is empty. The outbox is the finance database itself unless ``outbox`` names
+    another, so ``tunesmith events list --outbox DB`` shows every delivery of its alerts.
     """
     options = options or AlertOptions()
     if detector is None:
@@ -223,11 +217,12 @@ def run_alerts(
         if not store_alert(db, alert, None):
             continue
         try:
-            event_id = send_event(alert, sinks or [], outbox)
+            event_id = send_event(alert, sinks or [], db if outbox is None else outbox)
         except Exception as exc:  # a sink problem must not lose the stored alert
             print(f"tunesmith finance: alert {alert['id']} not sent: {exc}", file=sys.stderr)
             event_id = None
-        if event_id:
+        alert["event_id"] = event_id
+        if event_id is not None:
             db.execute(
                 "UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event_id, alert["id"])
             )
