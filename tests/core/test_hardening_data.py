@@ -226,3 +226,15 @@ def test_ner_file_with_only_o_tags_is_refused_as_a_one_class_classifier_is(cli, 
         f"Error: {path}, column 'tag': only 'O' tags in the data; a tagger needs at least one "
         "entity type (B-TYPE/I-TYPE tags)"
     )
+
+
+def test_parquet_string_that_is_not_utf8_is_a_data_error_at_its_row(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    raw = pa.array([b"ok", b"\xcf"], type=pa.binary())
+    strings = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())  # not validated
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"text": strings, "label": ["a", "b"]}), path)
+    with pytest.raises(DataError, match=r"d\.parquet:2: cannot read this row .*utf-8"):
+        read_texts(path)

@@ -231,9 +231,28 @@ def read_parquet(path: Path) -> Iterator[Row]:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise DataError(f"cannot read Parquet: {exc}", path=path) from None
-    for number, record in enumerate(table.to_pylist(), start=1):
-        record[ROW_KEY] = number
-        yield record
+    batch = 1024
+    for start in range(0, table.num_rows, batch):
+        for offset, record in enumerate(_parquet_records(table, start, batch, path)):
+            record[ROW_KEY] = start + offset + 1
+            yield record
+
+
+def _parquet_records(table: Any, start: int, length: int, path: Path) -> list[Row]:
+    """Rows ``start`` to ``start + length`` as dicts; a value that cannot be converted (a
+    damaged page, a string that is not UTF-8) is a DataError at its row."""
+    try:
+        return table.slice(start, length).to_pylist()
+    except Exception:  # pyarrow and the codecs raise several types; find the row, then say it
+        pass
+    for row in range(start, min(start + length, table.num_rows)):
+        try:
+            table.slice(row, 1).to_pylist()
+        except Exception as exc:
+            raise DataError(
+                f"cannot read this row of the Parquet file: {exc}", path=path, row=row + 1
+            ) from None
+    raise DataError("cannot read the Parquet file (damaged?)", path=path, row=start + 1)
 
 
 def read_conll(path: Path) -> Iterator[Row]:
