@@ -133,5 +133,6 @@ def test_calibration_reports_ece_and_meets_the_target_on_its_questions(built_kb)
     assert 0.0 <= report["ece"] <= 1.0
     assert report["questions"] == 155 and report["out_of_scope"] == 20
     if report["answer_rate"] > 0:
-        assert report["answer_precision"] >= 0.9 - 0.1  # cross-validated choice, refitted
+        # Chosen on cross-validated probabilities, then refitted: close to the target.
+        assert report["answer_precision"] >= data["target_precision"] - 0.1
     assert data["weights"]["lexical"] >= 0.0

@@ -21,9 +21,9 @@ def tunesmith_demos() -> list[Any]:
     from tunesmith.hooktypes import Demo
 
     def build() -> Any:
-        from tunesmith_support.roadmap import ROADMAP
+        from tunesmith_support.demo import build_demo
 
-        return ROADMAP.build_demo()
+        return build_demo()
 
     return [
         Demo(

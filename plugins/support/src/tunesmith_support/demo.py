@@ -1,0 +1,308 @@
+"""The support demo: a chat over a knowledge base, with sources, confidence, the decision, a
+visible hand-off, "Why this answer", feedback buttons and knowledge-base upload.
+
+Used as the suite's "Customer support" tab and by `tunesmith support demo`. Nothing heavy runs
+when the page is built: the sample KB is indexed with the default model on the first question
+(cached under the demo directory), and every text shown is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import TunesmithError, UserInputError
+
+_services: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def demo_dir() -> Path:
+    """Where the demo keeps the KBs it builds."""
+    from tunesmith.ui.core_demos import demo_models_dir
+
+    return demo_models_dir() / "support"
+
+
+def sample_kb(model: str = "default") -> Path:
+    """The sample KB, indexed and calibrated once (built in a temporary folder, then renamed)."""
+    from tunesmith_support.kbindex import (
+        CALIBRATION,
+        build_index,
+        load_encoder,
+        open_index,
+        stored_entries,
+    )
+    from tunesmith_support.learning import calibrate_kb, read_labelled
+    from tunesmith_support.sample import sample_paths
+
+    out = demo_dir() / "sample-kb"
+    if (out / CALIBRATION).exists():
+        return out
+    paths = sample_paths()
+    tmp = demo_dir() / f"sample-kb.tmp-{time.time_ns()}"
+    build_index(paths["kb"], tmp, model=model)
+    ids = {e.id for e in stored_entries(open_index(tmp, load_encoder(tmp)))}
+    calibrate_kb(tmp, read_labelled([paths["history"]], ids))
+    if not out.exists():
+        # The index records its encoder by name ('default' resolves to the same name), so the
+        # folder can move.
+        tmp.rename(out)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def service_for(kb_dir: str) -> Any:
+    """One :class:`SupportService` per KB directory, shared by every session."""
+    from tunesmith_support.service import SupportService
+
+    with _lock:
+        if kb_dir not in _services:
+            _services[kb_dir] = SupportService(kb_dir)
+        return _services[kb_dir]
+
+
+def _esc(text: str) -> str:
+    return html.escape(text or "", quote=True)
+
+
+def describe(turn: Any) -> tuple[str, str]:
+    """Markdown for the decision panel and the source panel (escaped)."""
+    a = turn.answer
+    notes = "".join(f"\n\n_Note: {_esc(n)}_" for n in a.notes)
+    if a.decision == "answer":
+        decision = f"**Decision: answer**, confidence {a.confidence:.0%}"
+    elif a.decision == "clarify":
+        decision = f"**Decision: clarify** (top answers are close), confidence {a.confidence:.0%}"
+    else:
+        reason = {
+            "asked_for_person": "you asked for a person",
+            "out_of_scope": "the question looks out of scope",
+            "low_confidence": "confidence too low",
+        }.get(a.reason, a.reason)
+        decision = (
+            f"### Handed off to a person\n**Decision: hand-off** ({_esc(reason)}), "
+            f"confidence {a.confidence:.0%}. Event `{_esc(turn.handoff_event or '')}` sent."
+        )
+    decision += notes
+    lines = []
+    if a.entry:
+        e = a.entry
+        where = _esc(e["source"]) + (f" › {_esc(e['heading'])}" if e["heading"] else "")
+        lines.append(f"**Source:** `{_esc(e['id'])}` — {where}")
+    if a.candidates:
+        lines.append("**Candidates:**")
+        for c in a.candidates[:3]:
+            lines.append(f"- `{_esc(c['id'])}` {_esc(c['title'])} (score {c['score']:.2f})")
+    return decision, "\n".join(lines) or "_No source_"
+
+
+def feedback_rows(kb_dir: str) -> list[list[Any]]:
+    """Stored feedback, newest first, for the table under the chat."""
+    rows = service_for(kb_dir).conversations.feedback()
+    return [
+        [
+            r["turn_id"],
+            _esc(r["question"]),
+            {1: "helpful", 0: "not helpful"}.get(r["helpful"], ""),
+            _esc(r["correct_id"] or ""),
+        ]
+        for r in reversed(rows)
+    ]
+
+
+def explain(kb_dir: str, last: dict[str, Any]) -> tuple[Any, Any, str]:
+    """Pair explanation of the last answer: words of the question and of the matched entry."""
+    from tunesmith.explain.pair import explain_pair
+    from tunesmith.ui.highlight import explanation_to_highlights
+
+    if not last or not last.get("entry_text"):
+        raise UserInputError("Ask a question that gets an answer first.")
+    service = service_for(kb_dir)
+    encoder = service.answerer.encoder
+    with service.answerer._lock:
+        result = explain_pair(
+            encoder.model, encoder.tokenizer, last["query"], last["entry_text"], n_steps=24
+        )
+    note = (
+        f"Similarity {result.similarity:.2f}. Highlighted words raised (positive) or lowered "
+        "(negative) the match between the question and the entry."
+    )
+    return (
+        explanation_to_highlights(result, side="query"),
+        explanation_to_highlights(result, side="passage"),
+        note,
+    )
+
+
+def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
+    """A KB from uploaded files. A CSV with ``question`` and ``answer_id`` columns is taken as
+    labelled questions and calibrates the KB; without one, the current KB's calibration is
+    borrowed (said in the status)."""
+    from tunesmith_support.kbindex import (
+        CALIBRATION,
+        build_index,
+        load_encoder,
+        open_index,
+        stored_entries,
+    )
+    from tunesmith_support.learning import calibrate_kb, read_labelled
+
+    if not files:
+        raise UserInputError("Choose FAQ files or documents to upload first.")
+    root = demo_dir() / "uploads" / str(time.time_ns())
+    src = root / "sources"
+    src.mkdir(parents=True)
+    labelled = []
+    for name in files:
+        path = Path(name)
+        target = src / path.name
+        if path.suffix.lower() == ".csv":
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                header = next(csv.reader(handle), [])
+            if {"question", "answer_id"} <= {h.strip() for h in header}:
+                target = root / path.name
+                labelled.append(target)
+        shutil.copyfile(path, target)
+    kb = root / "kb"
+    report = build_index(src, kb, model="default")
+    if labelled:
+        ids = {e.id for e in stored_entries(open_index(kb, load_encoder(kb)))}
+        calibration = calibrate_kb(kb, read_labelled(labelled, ids))
+        how = f"calibrated on {calibration.report['questions']} uploaded questions"
+    else:
+        shutil.copyfile(Path(current_kb) / CALIBRATION, kb / CALIBRATION)
+        how = (
+            "no labelled questions uploaded (a CSV with question,answer_id), so the confidence "
+            "uses the current knowledge base's calibration"
+        )
+    return kb, f"Built {_esc(str(kb))}: {_esc(report.summary())}; {how}."
+
+
+def build_demo(kb: str | Path | None = None) -> Any:
+    """The Gradio Blocks of the support demo (``kb``: a KB directory; default the sample KB)."""
+    import gradio as gr
+
+    from tunesmith.ui.highlight import highlight_component
+
+    fixed_kb = str(kb) if kb is not None else ""
+
+    def current(kb_dir: str) -> str:
+        return kb_dir or fixed_kb or str(sample_kb())
+
+    with gr.Blocks() as blocks:
+        gr.Markdown(
+            "### Customer support\nAsk the assistant of *Fernhill Outdoor Co.* (a fictional "
+            "shop; its FAQ and guides are the sample knowledge base). It answers with a "
+            "calibrated confidence, asks when two answers are close, and hands off to a person "
+            "when unsure or when asked to. The sample KB is indexed on the first question."
+        )
+        kb_state = gr.State(fixed_kb)
+        conversation = gr.State(None)
+        last = gr.State({})
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(label="Conversation", height=360)
+                question = gr.Textbox(
+                    label="Question", placeholder="How much does shipping cost?", lines=1
+                )
+                with gr.Row():
+                    ask = gr.Button("Ask", variant="primary")
+                    reset = gr.Button("New conversation")
+            with gr.Column(scale=2):
+                decision = gr.Markdown(elem_id="support-decision")
+                source = gr.Markdown(elem_id="support-source")
+                with gr.Row():
+                    helpful = gr.Button("Helpful")
+                    not_helpful = gr.Button("Not helpful")
+                feedback_note = gr.Markdown(elem_id="support-feedback-note")
+        with gr.Accordion("Why this answer", open=False):
+            why = gr.Button("Why this answer")
+            why_note = gr.Markdown()
+            query_words = highlight_component(label="Words in the question")
+            entry_words = highlight_component(label="Words in the matched entry")
+        with gr.Accordion("Stored feedback", open=False):
+            table = gr.Dataframe(
+                headers=["turn", "question", "rating", "correct id"],
+                label="Feedback in the conversation database",
+                elem_id="support-feedback-table",
+            )
+        with gr.Accordion("Knowledge base", open=False):
+            kb_note = gr.Markdown()
+            upload = gr.File(
+                label="FAQ files (CSV/JSONL/Parquet) and documents (Markdown/text/HTML); a CSV "
+                "with question,answer_id calibrates",
+                file_count="multiple",
+            )
+            build = gr.Button("Build knowledge base from upload")
+
+        def on_ask(text: str, history: list, kb_dir: str, conv: str | None) -> tuple:
+            try:
+                kb_dir = current(kb_dir)
+                turn = service_for(kb_dir).ask(text, conv, channel="demo")
+            except TunesmithError as exc:
+                raise gr.Error(str(exc)) from None
+            a = turn.answer
+            history = list(history or []) + [
+                {"role": "user", "content": _esc(a.question)},
+                {"role": "assistant", "content": _esc(a.text)},
+            ]
+            shown, src = describe(turn)
+            state = {
+                "turn_id": turn.turn_id,
+                "query": a.query,
+                "entry_text": (a.entry["answer"] if a.entry else ""),
+            }
+            return history, "", kb_dir, turn.conversation_id, state, shown, src, ""
+
+        outputs = [chat, question, kb_state, conversation, last, decision, source, feedback_note]
+        ask.click(on_ask, [question, chat, kb_state, conversation], outputs)
+        question.submit(on_ask, [question, chat, kb_state, conversation], outputs)
+
+        def on_reset() -> tuple:
+            return [], None, {}, "", "", ""
+
+        reset.click(on_reset, None, [chat, conversation, last, decision, source, feedback_note])
+
+        def rate(value: bool) -> Any:
+            def handler(kb_dir: str, state: dict) -> tuple[str, list]:
+                if not state or not state.get("turn_id"):
+                    raise gr.Error("Ask a question first.")
+                try:
+                    service_for(current(kb_dir)).feedback(state["turn_id"], helpful=value)
+                except TunesmithError as exc:
+                    raise gr.Error(str(exc)) from None
+                word = "helpful" if value else "not helpful"
+                note = f"Feedback stored: turn {state['turn_id']} rated {word}."
+                return note, feedback_rows(current(kb_dir))
+
+            return handler
+
+        helpful.click(rate(True), [kb_state, last], [feedback_note, table])
+        not_helpful.click(rate(False), [kb_state, last], [feedback_note, table])
+
+        def on_why(kb_dir: str, state: dict) -> tuple:
+            try:
+                q, p, note = explain(current(kb_dir), state)
+            except TunesmithError as exc:
+                raise gr.Error(str(exc)) from None
+            return q, p, note
+
+        why.click(on_why, [kb_state, last], [query_words, entry_words, why_note])
+
+        def on_build(files: list | None, kb_dir: str) -> tuple:
+            paths = [f if isinstance(f, str) else f.name for f in (files or [])]
+            try:
+                new_kb, note = build_uploaded_kb(paths, current(kb_dir))
+            except TunesmithError as exc:
+                raise gr.Error(str(exc)) from None
+            return str(new_kb), note, [], None, {}
+
+        build.click(on_build, [upload, kb_state], [kb_state, kb_note, chat, conversation, last])
+    return blocks

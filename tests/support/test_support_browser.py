@@ -1,0 +1,92 @@
+"""The support demo in a real browser: ask, see the answer and its source, trigger a hand-off,
+give feedback and see it stored."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sqlite3
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_url(built_kb, tmp_path_factory):
+    from tunesmith_support.demo import build_demo
+
+    kb = tmp_path_factory.mktemp("browser") / "kb"
+    shutil.copytree(built_kb, kb)
+    port = free_port()
+    app = build_demo(kb)
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False)
+    yield f"http://127.0.0.1:{port}/", kb
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page()
+        yield page
+        browser.close()
+
+
+def ask(page, text):
+    box = page.get_by_label("Question")
+    box.fill(text)
+    page.get_by_role("button", name="Ask", exact=True).click()
+
+
+def test_ask_handoff_and_feedback_in_the_browser(demo_url, page):
+    url, kb = demo_url
+    page.goto(url)
+    page.get_by_label("Question").wait_for(timeout=60_000)
+
+    # An FAQ question word for word: answered, with its source shown.
+    ask(page, "How much does shipping cost?")
+    page.locator("#support-decision").get_by_text("Decision: answer").wait_for(timeout=60_000)
+    page.locator("#support-source").get_by_text("shp-01").first.wait_for(timeout=10_000)
+    page.get_by_text("Standard shipping costs $6.95").first.wait_for(timeout=10_000)
+
+    page.get_by_role("button", name="Helpful", exact=True).click()
+    page.get_by_text("Feedback stored: turn 1 rated helpful").wait_for(timeout=30_000)
+
+    # Markup in a question is shown as text, not run.
+    ask(page, "<b>bold</b> I want to talk to a human")
+    page.get_by_text("Handed off to a person").wait_for(timeout=60_000)
+    page.get_by_text("<b>bold</b> I want to talk to a human").wait_for(timeout=10_000)
+
+    db = sqlite3.connect(kb / "conversations.sqlite")
+    feedback = db.execute("SELECT turn_id, helpful FROM support_feedback").fetchall()
+    decisions = db.execute("SELECT decision, reason FROM support_turns ORDER BY id").fetchall()
+    db.close()
+    assert feedback == [(1, 1)]
+    assert decisions == [("answer", ""), ("handoff", "asked_for_person")]
+    assert (kb / "handoffs.jsonl").read_text().count("support.handoff") == 1
