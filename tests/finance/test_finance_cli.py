@@ -87,3 +87,47 @@ def test_a_bad_naive_zone_is_refused_before_the_model_loads(cli, tmp_path):
     result = cli("finance", "ingest", "-", "--model", str(tmp_path / "nomodel"), "--db",
                  str(tmp_path / "f.sqlite"), "--naive-tz", "Nowhere/Land")  # fmt: skip
     assert result.exit_code == 2 and "Nowhere/Land" in result.output
+
+
+@pytest.mark.slow
+def test_train_fine_tunes_a_sentiment_model_that_score_can_use(cli, tmp_path):
+    from tunesmith.testing import make_tiny_base_model, write_csv
+
+    rows = [["shares plunge on losses", "negative"], ["profit beats estimates", "positive"],
+            ["results due on thursday", "neutral"]] * 8  # fmt: skip
+    data = write_csv(tmp_path / "train.csv", rows)
+    base = make_tiny_base_model(tmp_path / "base", [r[0] for r in rows])
+    out = tmp_path / "sentiment"
+    result = cli("finance", "train", "--data", str(data), "--out", str(out), "--model", str(base),
+                 "--epochs", "1", "--strategy", "head")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scored = cli("finance", "score", "--model", str(out), "--json", "--text", "shares plunge")
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout.strip().splitlines()[-1])["label"] in {
+        "negative",
+        "neutral",
+        "positive",
+    }
+
+
+def test_a_topic_model_adds_its_topics_at_ingest(cli, tiny_model, tmp_path):
+    from tunesmith.testing import make_tiny_trained_classifier
+
+    texts = ["oil output rises", "oil prices drop", "bank deposits fall", "bank lending grows"]
+    topics = make_tiny_trained_classifier(
+        tmp_path / "topics", ["energy", "banking"], texts, [0, 0, 1, 1]
+    )
+    stream = tmp_path / "s.jsonl"
+    stream.write_text(
+        json.dumps({"id": "1", "time": "2026-11-02T10:00:00Z", "text": "oil output rises"}) + "\n"
+    )
+    db = str(tmp_path / "f.sqlite")
+    result = cli("finance", "ingest", str(stream), "--model", str(tiny_model), "--db", db,
+                 "--topic-model", str(topics), "--topic-threshold", "0.0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from tunesmith_finance.storage import open_store
+
+    store = open_store(db)
+    keys = [r["key"] for r in store.query("SELECT key FROM finance_keys WHERE kind = 'topic'")]
+    store.close()
+    assert len(keys) == 1 and keys[0] in {"energy", "banking"}  # threshold 0: always one topic
