@@ -79,6 +79,9 @@ def test_playground_classifies_and_explains_a_text_with_a_model_directory(
     model_dir = make_tiny_classifier(
         tmp_path_factory.mktemp("ui_model"), ["card_lost", "refund"], texts
     )
+    from tunesmith.ui.model_access import set_model_roots
+
+    set_model_roots([model_dir.parent])  # as `tunesmith ui --models DIR` does
     url, _ = suite_url
     page.goto(url)
     page.get_by_role("tab", name="Classify & explain").click(timeout=60_000)
@@ -88,3 +91,19 @@ def test_playground_classifies_and_explains_a_text_with_a_model_directory(
     page.get_by_text("Predicted").wait_for(timeout=60_000)
     note = page.get_by_text("Predicted").inner_text()
     assert "card_lost" in note or "refund" in note
+
+
+def test_playground_refuses_a_model_path_outside_the_allowed_roots(suite_url, page):
+    from tunesmith.ui.model_access import OUTSIDE_ROOTS
+
+    url, _ = suite_url
+    page.goto(url)
+    page.get_by_role("tab", name="Classify & explain").click(timeout=60_000)
+    page.get_by_label("Model directory").fill("/etc/../etc/passwd")
+    page.get_by_label("Text").fill("hello")
+    page.get_by_role("button", name="Classify").click()
+    page.get_by_text("not in a folder the UI may open").first.wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    assert OUTSIDE_ROOTS.split(":")[0] in body
+    assert "passwd" not in body.replace("/etc/../etc/passwd", "")  # nothing said about the file
+    assert "Predicted" not in body

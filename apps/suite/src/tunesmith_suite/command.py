@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 
@@ -12,10 +14,18 @@ def ui_command(
     share: bool = typer.Option(
         False, "--share", help="Open a public Gradio share link (off unless asked)."
     ),
+    models: list[Path] | None = typer.Option(
+        None,
+        "--models",
+        help="A folder the UI may open model directories from (repeat for several); "
+        "besides it, only the demo's own trained models.",
+    ),
 ) -> None:
     """Serve one tab per registered demo. Models load on first use, not at start."""
+    from tunesmith.ui.model_access import set_model_roots
     from tunesmith_suite.suite import build_suite, parse_only
 
+    set_model_roots(models or [])
     names = parse_only(only)
     app = build_suite(only=names)
     typer.echo(f"tunesmith suite on http://{host}:{port}", err=True)

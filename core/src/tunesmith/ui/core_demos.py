@@ -1,25 +1,17 @@
 """The core's own demo: train a model on sample data (or open one), then classify and explain.
 
-Nothing heavy happens when the tab is built: the model is trained or loaded on first use.
+Nothing heavy happens when the tab is built: the model is trained or loaded on first use. Typed
+model directories are opened only inside the allowed roots (see ``ui/model_access.py``).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
 from typing import Any
 
 from tunesmith.hooktypes import Demo
+from tunesmith.ui.model_access import demo_models_dir, load_allowed
 
-_cache: dict[str, Any] = {}
-_lock = threading.Lock()
-
-
-def demo_models_dir() -> Path:
-    """Where the demo keeps the models it trains (``TUNESMITH_HOME`` or ``~/.cache/tunesmith``)."""
-    home = os.environ.get("TUNESMITH_HOME") or Path.home() / ".cache" / "tunesmith"
-    return Path(home) / "demo-models"
+__all__ = ["build_playground", "classify", "core_demos", "demo_models_dir", "train_on_sample"]
 
 
 def sample_sets() -> dict[str, Any]:
@@ -31,16 +23,6 @@ def sample_sets() -> dict[str, Any]:
         if sample.task == "classification":
             found[sample.name] = sample  # the plugin registered last wins a name
     return found
-
-
-def load_cached(model_dir: str) -> Any:
-    """Load a model directory once per process."""
-    from tunesmith.engine.loading import load_model
-
-    with _lock:
-        if model_dir not in _cache:
-            _cache[model_dir] = load_model(model_dir)
-        return _cache[model_dir]
 
 
 def train_on_sample(name: str, base_model: str = "default") -> str:
@@ -69,11 +51,14 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
     from tunesmith.explain.attribute import explain_loaded
     from tunesmith.ui.highlight import explanation_to_highlights
 
-    if not model_dir:
-        raise ValueError("Train a model on sample data first, or enter a model directory.")
     if not text.strip():
         raise ValueError("Type a text to classify.")
-    loaded = load_cached(model_dir)
+    from tunesmith.data.limits import text_problem
+
+    problem = text_problem(text)  # the same rule as --text: a lone surrogate, an endless text
+    if problem is not None:
+        raise ValueError(problem)
+    loaded = load_allowed(model_dir)  # inside the allowed roots only, from a bounded cache
     prediction = predict_texts(loaded, [text])[0]
     explanation = explain_loaded(loaded, [text])[0]
     note = (

@@ -1,0 +1,120 @@
+"""Which model directories the web UI may open, and a bounded cache of the models it loaded.
+
+The UI answers whoever can reach its port, so a typed path is untrusted: it is resolved
+(symlinks and ``..`` followed) and must then lie inside an allowed root, the demo's own model
+folder or a folder given with ``tunesmith ui --models DIR``. A path outside gets one fixed
+message, whether or not it exists, so the UI cannot be used to probe the server's files.
+Loaded models are kept in a small LRU keyed by the resolved path: every spelling of one
+directory shares one copy, and memory stays bounded however many are asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserInputError
+
+#: Loaded models kept at once (a small classifier is about 45 MB in memory).
+MAX_CACHED_MODELS = 3
+OUTSIDE_ROOTS = (
+    "This model directory is not in a folder the UI may open: the demo's trained models, and "
+    "the folders given with `tunesmith ui --models DIR`."
+)
+
+_extra_roots: list[Path] = []
+_cache: OrderedDict[tuple[str, int], Any] = OrderedDict()
+_lock = threading.Lock()
+
+
+def demo_models_dir() -> Path:
+    """Where the demo keeps the models it trains (``TUNESMITH_HOME`` or ``~/.cache/tunesmith``)."""
+    home = os.environ.get("TUNESMITH_HOME") or Path.home() / ".cache" / "tunesmith"
+    return Path(home) / "demo-models"
+
+
+def set_model_roots(folders: Iterable[str | Path]) -> list[Path]:
+    """Allow the UI to open models under ``folders`` too (``tunesmith ui --models DIR``).
+
+    Each must be an existing folder; they are resolved now, so a later change of the working
+    directory or of a symlink does not widen what is allowed.
+    """
+    roots = []
+    for folder in folders:
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise UserInputError(f"--models {folder}: not a folder")
+        roots.append(path.resolve())
+    _extra_roots[:] = roots
+    return list(roots)
+
+
+def model_roots() -> list[Path]:
+    """The folders models may be opened from: the demo's own first, then ``--models`` ones."""
+    return [demo_models_dir().resolve(), *_extra_roots]
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def resolve_model_dir(text: str) -> Path:
+    """The resolved directory ``text`` names, if it lies inside an allowed root.
+
+    A relative path is tried under each root (and the working directory); the first candidate
+    inside a root that is a directory wins. Raises ``ValueError`` with :data:`OUTSIDE_ROOTS`
+    for anything else, saying nothing about what exists there.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ValueError("Train a model on sample data first, or enter a model directory.")
+    if "\x00" in text:
+        raise ValueError(OUTSIDE_ROOTS)
+    roots = model_roots()
+    typed = Path(text)
+    bases = [Path()] if typed.is_absolute() else [*roots, Path.cwd()]
+    inside = []
+    for base in bases:
+        try:
+            candidate = (base / typed).resolve()
+        except (OSError, RuntimeError):  # a symlink loop, a name too long
+            continue
+        if _inside(candidate, roots):
+            inside.append(candidate)
+    if not inside:
+        raise ValueError(OUTSIDE_ROOTS)
+    return next((path for path in inside if path.is_dir()), inside[0])
+
+
+def load_allowed(text: str) -> Any:
+    """The loaded model at ``text`` (see :func:`resolve_model_dir`), from the LRU cache."""
+    from tunesmith.engine.loading import load_model
+
+    directory = resolve_model_dir(text)
+    try:
+        # A model retrained in place (the demo's "Train" button) is a new entry, not a stale one.
+        stamp = (directory / "config.json").stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    key = (str(directory), stamp)
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        loaded = load_model(directory)
+        for old in [k for k in _cache if k[0] == key[0]]:
+            del _cache[old]
+        _cache[key] = loaded
+        while len(_cache) > MAX_CACHED_MODELS:
+            _cache.popitem(last=False)
+        return loaded
+
+
+def cached_paths() -> list[str]:
+    """The resolved directories in the cache, least recently used first (for tests)."""
+    with _lock:
+        return [path for path, _ in _cache]

@@ -1,0 +1,138 @@
+"""The web UI opens models only inside the allowed roots, says nothing about other paths, and
+keeps a bounded cache keyed by the resolved path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tunesmith.errors import UserInputError
+from tunesmith.ui import model_access
+from tunesmith.ui.model_access import OUTSIDE_ROOTS, resolve_model_dir, set_model_roots
+
+
+@pytest.fixture(autouse=True)
+def _roots(tmp_path, monkeypatch):
+    """A private demo folder and no --models roots; the cache empty before and after."""
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "demo-models").mkdir(parents=True)
+    set_model_roots([])
+    model_access._cache.clear()
+    yield
+    set_model_roots([])
+    model_access._cache.clear()
+
+
+@pytest.mark.parametrize(
+    "typed", ["/etc/passwd", "/root/.ssh", "/no/such/dir", "/etc", "/", "\x00/etc"]
+)
+def test_paths_outside_the_roots_get_one_message_that_reveals_nothing(typed):
+    with pytest.raises(ValueError) as info:
+        resolve_model_dir(typed)
+    assert str(info.value) == OUTSIDE_ROOTS
+
+
+def test_dot_dot_out_of_a_root_is_refused_after_resolving(tmp_path):
+    root = tmp_path / "models"
+    (root / "m").mkdir(parents=True)
+    set_model_roots([root])
+    with pytest.raises(ValueError, match="not in a folder the UI may open"):
+        resolve_model_dir(str(root / ".." / ".." / ".." / "etc"))
+    with pytest.raises(ValueError, match="not in a folder the UI may open"):
+        resolve_model_dir("../../../../../../etc")
+    assert resolve_model_dir(str(root / "x" / ".." / "m")) == (root / "m").resolve()
+
+
+def test_symlink_inside_a_root_pointing_outside_is_refused(tmp_path):
+    root = tmp_path / "models"
+    root.mkdir()
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    os.symlink(outside, root / "link")
+    set_model_roots([root])
+    with pytest.raises(ValueError, match="not in a folder the UI may open"):
+        resolve_model_dir(str(root / "link"))
+
+
+def test_relative_names_are_found_under_the_roots(tmp_path):
+    root = tmp_path / "models"
+    (root / "banking").mkdir(parents=True)
+    set_model_roots([root])
+    assert resolve_model_dir("banking") == (root / "banking").resolve()
+    demo = model_access.demo_models_dir() / "support_intents"
+    demo.mkdir()
+    assert resolve_model_dir("support_intents") == demo.resolve()
+
+
+def test_models_option_must_name_a_folder(tmp_path):
+    with pytest.raises(UserInputError, match="--models .*: not a folder"):
+        set_model_roots([tmp_path / "missing"])
+
+
+def test_playground_refuses_a_path_outside_the_roots_with_the_fixed_message():
+    from tunesmith.ui.core_demos import classify
+
+    for typed in ("/etc/passwd", "/root/.ssh", "../../etc"):
+        with pytest.raises(ValueError) as info:
+            classify(typed, "hello")
+        assert str(info.value) == OUTSIDE_ROOTS
+
+
+def test_playground_refuses_a_text_with_a_lone_surrogate(tmp_path):
+    from tunesmith.ui.core_demos import classify
+
+    with pytest.raises(ValueError, match="lone surrogate"):
+        classify(str(model_access.demo_models_dir()), "bad \ud800")
+
+
+torch = pytest.importorskip("torch")
+
+
+def test_cache_is_keyed_by_resolved_path_and_bounded(tmp_path, monkeypatch):
+    from tunesmith.testing import make_tiny_classifier
+
+    root = tmp_path / "models"
+    first = make_tiny_classifier(root / "m0", ["a", "b"], ["x y", "z w"])
+    for i in range(1, model_access.MAX_CACHED_MODELS + 1):
+        shutil.copytree(first, root / f"m{i}")
+    set_model_roots([root])
+    loads = []
+    from tunesmith.engine import loading
+
+    original = loading.load_model
+
+    def counting(path, **kwargs):
+        loads.append(str(path))
+        return original(path, **kwargs)
+
+    monkeypatch.setattr(loading, "load_model", counting)
+    spellings = [str(first), f"{root}/./m0", f"{root}/m1/../m0", "m0"]
+    models = {id(model_access.load_allowed(s)) for s in spellings}
+    assert len(models) == 1 and loads == [str(first.resolve())]
+    for i in range(1, model_access.MAX_CACHED_MODELS + 1):
+        model_access.load_allowed(f"m{i}")
+    assert len(model_access.cached_paths()) == model_access.MAX_CACHED_MODELS
+    assert str(first.resolve()) not in model_access.cached_paths()  # least recently used
+
+
+def test_ui_models_option_sets_the_allowed_roots_before_serving(cli, tmp_path, monkeypatch):
+    pytest.importorskip("tunesmith_suite")
+    import tunesmith_suite.suite as suite
+
+    served = {}
+
+    class FakeApp:
+        def launch(self, **kwargs):
+            served["roots"] = model_access.model_roots()
+
+    monkeypatch.setattr(suite, "build_suite", lambda only=None: FakeApp())
+    folder = tmp_path / "models"
+    folder.mkdir()
+    result = cli("ui", "--models", str(folder), "--port", "0")
+    assert result.exit_code == 0, result.output
+    assert folder.resolve() in served["roots"]
+    refused = cli("ui", "--models", str(tmp_path / "missing"))
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == f"Error: --models {tmp_path / 'missing'}: not a folder"
