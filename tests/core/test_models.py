@@ -41,14 +41,19 @@ def test_hub_id_without_network_says_what_to_do(monkeypatch):
         resolve_model("bert-base-uncased")
 
 
-def test_hub_id_is_passed_through_when_network_is_allowed(monkeypatch):
+def test_hub_id_is_downloaded_when_network_is_allowed(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    # The download (with its total deadline) is the one network call; loads read its folder.
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **_: str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     allow_network(True)
     try:
         resolved = resolve_model("org/some-model")
     finally:
         allow_network(False)
-    assert not resolved.is_local and resolved.location == "org/some-model"
+    assert not resolved.is_local and resolved.location == str(tmp_path)
+    assert resolved.display_name == "org/some-model"
 
 
 def test_missing_relative_directory_is_named_in_the_error():

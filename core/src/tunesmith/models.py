@@ -70,4 +70,56 @@ def resolve_model(name: str | os.PathLike[str] | None = None) -> ResolvedModel:
             "--allow-network to download it from the Hugging Face Hub, or pass a local "
             "directory, or use 'default'"
         )
-    return ResolvedModel(requested, requested, False, requested)
+    return ResolvedModel(requested, str(download_model(requested)), False, requested)
+
+
+#: Total seconds a hub download may take (``TUNESMITH_DOWNLOAD_TIMEOUT`` overrides).
+DOWNLOAD_DEADLINE = 1800.0
+#: Formats no tunesmith code loads; a sentence-transformers repo can hold gigabytes of them.
+_SKIPPED_FILES = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite"]
+
+
+def download_deadline() -> float:
+    """The total time a hub download may take, in seconds."""
+    value = os.environ.get("TUNESMITH_DOWNLOAD_TIMEOUT", "").strip()
+    try:
+        return float(value) if value else DOWNLOAD_DEADLINE
+    except ValueError:
+        raise ModelNotFoundError(
+            f"TUNESMITH_DOWNLOAD_TIMEOUT={value!r} is not a number of seconds"
+        ) from None
+
+
+def download_model(repo_id: str) -> Path:
+    """Download (or find in the cache) the hub model ``repo_id``; its local folder.
+
+    Every later load reads this folder, so this is the only network call a model costs, and it
+    has a total deadline. The hub client's own timeouts are per socket read: a server that
+    sends a byte every few seconds could hold it for hours. The download runs in a daemon thread
+    and is abandoned at the deadline with one clear error.
+    """
+    import threading
+
+    deadline = download_deadline()
+    outcome: dict[str, object] = {}
+
+    def fetch() -> None:
+        try:
+            from huggingface_hub import snapshot_download
+
+            outcome["path"] = snapshot_download(repo_id, ignore_patterns=_SKIPPED_FILES)
+        except Exception as exc:  # reported below, in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=fetch, name=f"download {repo_id}", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        raise ModelNotFoundError(
+            f"downloading {repo_id!r} did not finish within {deadline:g} s; try again, or set "
+            "TUNESMITH_DOWNLOAD_TIMEOUT (seconds) for a slow connection"
+        )
+    if "error" in outcome:
+        reason = " ".join(str(outcome["error"]).split())[:300]
+        raise ModelNotFoundError(f"cannot download model {repo_id!r}: {reason}")
+    return Path(str(outcome["path"]))

@@ -883,7 +883,8 @@ def _train_locked(run: RunConfig, log: Log) -> Path:
     allow_network(run.allow_network)
     base = resolve_model(run.model)
     prepared = prepare_data(run, model_location=base.location, log=log)
-    base_name = run.model if run.model == "default" else base.location
+    # A hub model is recorded by its id, not the download folder on this machine.
+    base_name = base.location if base.is_local and run.model != "default" else run.model
     resume_from = open_work_dir(run, log)
     outcome = _fit(run, prepared, base.location, base_name, resume_from, log)
     resolved = outcome.resolved
