@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+
+from tunesmith_support.answer import Answerer
+from tunesmith_support.learning import Labelled, split_held_out, train_kb
+from tunesmith_support.sample import sample_paths
+
+
+def test_held_out_split_keeps_a_training_question_for_every_answer():
+    rows = [Labelled(f"q{i}", "a" if i < 3 else "b", "f", i) for i in range(5)]
+    rows.append(Labelled("single", "c", "f", 9))
+    train, held = split_held_out(rows, 0.5)
+    assert {r.answer_id for r in train} == {"a", "b", "c"}
+    assert held and len(train) + len(held) == len(rows)
+
+
+def test_train_tunes_the_encoder_reencodes_the_kb_and_calibrates(kb_copy, cli):
+    result = train_kb(
+        kb_copy,
+        [sample_paths()["history"]],
+        epochs=1.0,
+        target_precision=0.5,
+        log=lambda _m: None,
+    )
+    assert {"tuned", "untuned"} <= set(result["pair_metrics"])
+    meta = json.loads((kb_copy / "kb.json").read_text())
+    assert meta["model"] == "encoder" and (kb_copy / "encoder" / "modules.json").exists()
+    assert not (kb_copy / "encoder.new").exists() and not (kb_copy / "index.new").exists()
+    calibration = json.loads((kb_copy / "calibration.json").read_text())
+    assert calibration["report"]["questions"] == result["held_out"]
+    answerer = Answerer(kb_copy)
+    assert str(kb_copy / "encoder") in answerer.encoder.name
+    assert len(answerer.entries) == 75
+    # The CLI still answers from the retrained KB.
+    assert cli("support", "ask", "--kb", str(kb_copy), "how much is shipping").exit_code == 0
