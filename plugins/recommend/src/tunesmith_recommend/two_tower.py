@@ -117,11 +117,18 @@ def train_user_tower(
     lr: float = 3e-3,
     temperature: float = 0.05,
     seed: int = 42,
+    max_examples: int | None = None,
 ) -> UserTower:
-    """Fit the user tower to predict each next item with in-batch negatives."""
+    """Fit the user tower to predict each next item with in-batch negatives.
+
+    ``max_examples`` caps the (history, next item) examples with a seeded sample.
+    """
     import torch
 
     histories, targets = next_item_examples(sequences)
+    if max_examples is not None and len(targets) > max_examples:
+        keep = np.sort(np.random.default_rng(seed).choice(len(targets), max_examples, False))
+        histories, targets = [histories[i] for i in keep], targets[keep]
     dim = item_vectors.shape[1]
     if len(targets) < 2:
         # Nothing to learn from: plain mean pooling of the latest items.
