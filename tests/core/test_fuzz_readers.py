@@ -30,9 +30,11 @@ from tunesmith.data.readers import ROW_KEY, reader_for
 from tunesmith.data.records import TextDataset, TokenDataset
 from tunesmith.errors import DataError, TunesmithError, UserInputError
 
+pa = pytest.importorskip("pyarrow")
+
 FUZZ = settings(
     max_examples=30,
-    deadline=timedelta(seconds=5),
+    deadline=timedelta(seconds=10),
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -56,10 +58,16 @@ LOADERS: dict[str, Callable[[Path], Any]] = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _warm_up():
-    """Import pyarrow and load the plugins once, outside any example's deadline."""
-    pytest.importorskip("pyarrow.parquet")
-    reader_for("warm.csv")
+def _warm_up(tmp_path_factory):
+    """Run every loader once on a small valid file, outside any example's deadline: the first
+    call imports pyarrow's dataset module and loads the plugins, seconds on a busy machine."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    folder = tmp_path_factory.mktemp("warm")
+    pq.write_table(pa.table({"text": ["a", "b"], "label": ["x", "y"]}), folder / "w.parquet")
+    (folder / "w.csv").write_text("text,label\na,x\nb,y\n", encoding="utf-8")
+    (folder / "w.conll").write_text("a\tB-X\nb\tO\n", encoding="utf-8")
+    for name in ("w.parquet", "w.csv", "w.conll"):
+        _every_loader_ends_well((folder / name).read_bytes(), Path(name).suffix)
 
 
 def _check_valid(name: str, result: Any) -> None:
@@ -271,8 +279,6 @@ def test_conll_files_with_any_separators_and_tags_end_well(suffix, data):
 
 
 # --- structured but hostile: Parquet -------------------------------------------------------------
-
-pa = pytest.importorskip("pyarrow")
 
 columns = st.one_of(
     st.lists(st.none() | tricky_text, min_size=1, max_size=5),
