@@ -34,3 +34,32 @@ def test_train_tunes_the_encoder_reencodes_the_kb_and_calibrates(kb_copy, cli):
     assert len(answerer.entries) == 75
     # The CLI still answers from the retrained KB.
     assert cli("support", "ask", "--kb", str(kb_copy), "how much is shipping").exit_code == 0
+
+
+def test_intent_classifier_scores_join_the_candidates_and_weights_are_measured(kb_copy):
+    import csv
+
+    import numpy as np
+
+    from tunesmith.testing import make_tiny_trained_classifier
+    from tunesmith_support.learning import calibrate_kb, read_labelled, scorer_for
+
+    with sample_paths()["history"].open(encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["answer_id"]]
+    labels = sorted({r["answer_id"] for r in rows})
+    make_tiny_trained_classifier(
+        kb_copy / "classifier",
+        labels,
+        [r["question"] for r in rows],
+        [labels.index(r["answer_id"]) for r in rows],
+        steps=30,
+    )
+    scorer = scorer_for(kb_copy)
+    found = scorer.components(["can I rent a kayak"], everything=True)[0]
+    probs = np.array([c.intent for c in found])
+    assert probs.max() > 0 and probs.sum() <= 1.0 + 1e-5
+    ids = {e.id for e in scorer.entries}
+    calibration = calibrate_kb(kb_copy, read_labelled([sample_paths()["history"]], ids))
+    assert "mrr_best_with_intent" in calibration.report
+    answer = Answerer(kb_copy).ask("can I rent a kayak")
+    assert answer.decision in {"answer", "clarify", "handoff"}

@@ -92,11 +92,10 @@ class IntentModel:
 
     def probabilities(self, queries: list[str]) -> np.ndarray:
         """Calibrated label probabilities ``[n, labels]`` (the classifier's own temperature)."""
-        from tunesmith.engine.calibration import apply_temperature
-        from tunesmith.engine.predict import predict_logits
+        from tunesmith.engine.predict import predict_logits, probabilities
 
         logits = predict_logits(self.loaded, queries)
-        return np.asarray(apply_temperature(logits, self.loaded.temperature), dtype=np.float32)
+        return np.asarray(probabilities(self.loaded, logits), dtype=np.float32)
 
 
 @dataclass
