@@ -187,6 +187,10 @@ def _labels_of(
     return list(dict.fromkeys(parts)), "list"
 
 
+def _rows(count: int) -> str:
+    return "1 other row has" if count == 1 else f"{count:,} other rows have"
+
+
 def _check_label_forms(forms: dict[str, list[int]], column: str, problems: _Problems) -> None:
     """Lists and single labels in one file: refused, naming the first row of the rarer form.
 
@@ -199,13 +203,13 @@ def _check_label_forms(forms: dict[str, list[int]], column: str, problems: _Prob
     if len(lists) <= len(singles):
         row = lists[0]
         message = (
-            f"this label is a list but {len(singles)} other rows have a single label; for "
+            f"this label is a list but {_rows(len(singles))} a single label; for "
             'multi-label data write every label as a list (["a"]), else write one label'
         )
     else:
         row = singles[0]
         message = (
-            f"this label is a single value but {len(lists)} other rows have a list; for "
+            f"this label is a single value but {_rows(len(lists))} a list; for "
             'multi-label data write every label as a list (["a"])'
         )
     problems.add(message, row, column)
