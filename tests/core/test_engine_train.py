@@ -129,7 +129,7 @@ PROBE_TEXTS = ["i lost my card", "we want a refund", "my son order is late"]
 def _assert_complete_model_dir(out: Path, strategy: str) -> None:
     names = ["config.json", "run_config.json", "metrics.json", "cleaning_report.json",
              "README.md", "calibration.json", "confusion_matrix.png", "tokenizer.json"]  # fmt: skip
-    names.append("adapter_model.safetensors" if strategy == "lora" else "model.safetensors")
+    names.append("model.safetensors")  # LoRA too: the adapter is merged into it on save
     for name in names:
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
@@ -391,7 +391,7 @@ def test_self_train_pseudo_labels_confident_texts_and_refits_the_head():
     assert none["rounds"] == [{"round": 1, "pseudo_labelled": 0}] and none["kept"] is False
 
 
-def test_lora_adapter_reloads_with_identical_logits(cli, files, tmp_path, monkeypatch):
+def test_lora_model_saved_merged_reloads_with_identical_logits(cli, files, tmp_path, monkeypatch):
     import numpy as np
 
     from tunesmith.engine import train as train_module
@@ -410,8 +410,7 @@ def test_lora_adapter_reloads_with_identical_logits(cli, files, tmp_path, monkey
                     "--data-license", "CC BY 4.0")  # fmt: skip
     assert result.exit_code == 0, result.output
     _assert_complete_model_dir(out, "lora")
-    config = json.loads((out / "adapter_config.json").read_text())
-    assert "classifier" in config["modules_to_save"]
+    assert not (out / "adapter_config.json").exists()  # merged: the trained head included
     reloaded = _logits(out, seen["texts"]).numpy()
     np.testing.assert_allclose(reloaded, seen["logits"], atol=1e-5)
 

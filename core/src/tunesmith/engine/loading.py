@@ -3,8 +3,9 @@
 Three layouts are understood:
 
 * a plain Hugging Face sequence or token classification directory (``config.json`` + weights);
-* tunesmith's mean-pooling head (``"tunesmith_pooling": "mean"`` in ``config.json``) and
-  adapter directories saved by ``tunesmith train``, both rebuilt by
+* tunesmith's mean-pooling head (``"tunesmith_pooling": "mean"`` in ``config.json``, whose
+  ``model_type`` names a marker that plain transformers refuses) and adapter directories saved
+  by older ``tunesmith train`` versions, both rebuilt by
   :func:`tunesmith.engine.modeling.load_classifier`;
 * a bare PEFT adapter directory (``adapter_config.json`` only): the base model named there is
   resolved through :func:`tunesmith.models.resolve_model` and the adapter (with the classifier
@@ -227,11 +228,10 @@ def _load_with_config(directory: Path, run_config: dict[str, Any] | None) -> tup
     The trainer's :func:`tunesmith.engine.modeling.load_classifier` knows its own layouts (the
     mean-pooling flag, adapters with their base); the model it returns is merged here.
     """
-    from transformers import AutoConfig
+    from tunesmith.engine.modeling import load_classifier, read_config
 
-    from tunesmith.engine.modeling import load_classifier
-
-    config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
+    # read_config restores the real model type of a directory marked for plain transformers.
+    config = read_config(directory)
     architectures = getattr(config, "architectures", None) or []
     heads = ("ForSequenceClassification", "ForTokenClassification")
     if (

@@ -152,19 +152,112 @@ def render_model_card(
         summary = cleaning.get("summary_lines") or []
         if summary:
             lines += ["", "## Data cleaning report", "", "```", *summary, "```"]
+    out = str(run.get("out") or "MODEL_DIR")
     lines += [
         "",
         "## Use",
         "",
         "```",
-        f'tunesmith predict --model {run.get("out") or "MODEL_DIR"} --text "..." --json',
+        f'tunesmith predict --model {out} --text "..." --json',
         "```",
         "",
-        "Load it through tunesmith (`tunesmith.engine.loading.load_model`) so that the pooling"
-        " flag and the calibration temperature in this directory are applied.",
+        "Through tunesmith (`tunesmith.engine.loading.load_model`) the pooling, the nearest-example"
+        " scores and the calibration temperature in this directory are applied.",
         "",
+        *outside_tunesmith_lines(run, metrics),
     ]
     return "\n".join(lines)
+
+
+#: The heading of the card's section on using the model without tunesmith (tests look for it).
+OUTSIDE_HEADING = "## Use outside tunesmith"
+
+
+def outside_tunesmith_lines(run: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """The card's section on using the model without tunesmith: a ``pipeline`` snippet for a
+    plain Hugging Face directory, an ONNX export and onnxruntime snippet for one that plain
+    transformers refuses (mean pooling, nearest-example scores)."""
+    from tunesmith.engine.modeling import POOLING_KEY, plain_transformers_gaps
+
+    resolved = run.get("resolved", {})
+    task = resolved.get("task", run.get("task"))
+    out = str(run.get("out") or "MODEL_DIR")
+    nearest = resolved.get("nearest") or {}
+    gaps = plain_transformers_gaps(
+        {
+            POOLING_KEY: resolved.get("pooling") if task != "ner" else None,
+            "tunesmith_nearest": {"weight": nearest.get("weight", 1.0)},
+        }
+    )
+    calibrated = bool(metrics.get("calibration")) and task != "ner"
+    lines = [OUTSIDE_HEADING, ""]
+    if not gaps:
+        lines += [
+            "This is a plain Hugging Face directory: `transformers` computes the probabilities "
+            "`tunesmith predict --no-calibrate` gives.",
+            "",
+            "```python",
+            "from transformers import pipeline",
+            "",
+        ]
+        if task == "ner":
+            lines += [
+                f'tag = pipeline("token-classification", model="{out}", '
+                'aggregation_strategy="first")',
+                'entities = tag(["Maria works for Northwind in Madrid"])',
+            ]
+        else:
+            lines += [
+                f'classify = pipeline("text-classification", model="{out}", top_k=None)',
+                'scores = classify(["first text to label", "a second text"])',
+            ]
+        lines += ["```", ""]
+        if calibrated:
+            lines += [
+                "Those probabilities are uncalibrated; `calibration.json` holds the temperature"
+                " tunesmith divides the logits by. The ONNX export below includes it.",
+                "",
+            ]
+        lines += [
+            f"An ONNX file for other runtimes: `tunesmith export --model {out} --format onnx`.",
+            "",
+        ]
+        return lines
+    what = " and ".join(
+        {"mean_pooling": "reads mean-pooled tokens", "nearest_examples": "mixes in "
+         "nearest-training-example scores"}[g] for g in gaps
+    )  # fmt: skip
+    lines += [
+        f"This model's head {what}, which the standard `transformers` classes cannot compute: "
+        "`AutoModelForSequenceClassification` and `pipeline` refuse this directory (its "
+        "`model_type` names the reason) rather than answer wrongly. Export it to ONNX "
+        "(`pip install 'tunesmith[export]'`): the file computes what `tunesmith predict` does, "
+        + ("calibration included." if calibrated else "pooling and scores included."),
+        "",
+        "```bash",
+        f"tunesmith export --model {out} --format onnx --out {out}/model.onnx",
+        "```",
+        "",
+        "Then, with `onnxruntime` and `transformers` (for the tokenizer) only:",
+        "",
+        "```python",
+        "import json",
+        "",
+        "import onnxruntime",
+        "from transformers import PreTrainedTokenizerFast",
+        "",
+        f'tokenizer = PreTrainedTokenizerFast.from_pretrained("{out}")',
+        f'session = onnxruntime.InferenceSession("{out}/model.onnx")',
+        'texts = ["first text to label", "a second text"]',
+        f"batch = tokenizer(texts, padding=True, truncation=True, max_length="
+        f'{resolved.get("max_length") or 512}, return_tensors="np")',
+        'feeds = {name: batch[name] for name in ("input_ids", "attention_mask")}',
+        'probabilities = session.run(["probabilities"], feeds)[0]',
+        'labels = json.loads(session.get_modelmeta().custom_metadata_map["labels"])',
+        "```",
+        "",
+    ]
+    return lines
 
 
 def _self_training_lines(record: dict[str, Any] | None) -> list[str]:

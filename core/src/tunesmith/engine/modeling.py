@@ -1,17 +1,23 @@
-"""Building and reloading tunesmith's models: plain Hugging Face classes plus a pooling flag.
+"""Building, saving and reloading tunesmith's models: plain Hugging Face classes plus a pooling flag.
 
 The default checkpoint is a sentence-embedding model trained with mean pooling; its ``[CLS]``
 pooler never trained. A classifier on mean-pooled tokens is therefore the better start (see
-``benchmarks/accuracy.py``). To keep the saved directory a plain Hugging Face directory, the
-model stays e.g. a ``BertForSequenceClassification`` with the usual weight names; tunesmith
-only replaces its ``forward`` so that the ``classifier`` reads the masked mean of the last
-hidden states instead of the pooler output, and records ``"tunesmith_pooling": "mean"`` in
-``config.json``. :func:`load_classifier` honours the flag; plain ``transformers`` loads the
-same weights but would pool with ``[CLS]``.
+``benchmarks/accuracy.py``). The model stays e.g. a ``BertForSequenceClassification`` with the
+usual weight names; tunesmith only replaces its ``forward`` so that the ``classifier`` reads the
+masked mean of the last hidden states instead of the pooler output, and records
+``"tunesmith_pooling": "mean"`` in ``config.json``. :func:`load_classifier` honours the flag.
 
-A LoRA model directory holds the adapter (``adapter_config.json``, ``adapter_model.safetensors``
-with the classifier head as a module to save) beside a ``config.json`` with the label names and
-``"tunesmith_base_model"``, the name the base was resolved from.
+**Portable directories** (:func:`save_classifier`): a saved directory predicts the same wherever
+it is loaded, or refuses to load. Plain ``transformers`` cannot compute a mean-pooled head nor
+the nearest-example scores (``tunesmith.engine.nearest``), and would silently pool ``[CLS]``
+instead; so such a directory's ``config.json`` names a model type transformers does not know
+(:func:`marker_type`, e.g. ``tunesmith_mean_pooling__load_with_tunesmith_or_export_to_onnx``)
+and keeps the real one under ``tunesmith_base_model_type``: ``AutoConfig``,
+``AutoModelFor*`` and ``pipeline`` raise naming it, while :func:`read_config` restores the real
+type for tunesmith's loaders. Everything plain transformers does compute exactly (``[CLS]``
+pooling, taggers) stays a plain directory. LoRA adapters are merged into the weights on save, so
+the directory needs neither peft nor the base model's path on the training machine. Directories
+written before this (unmarked, or with an adapter beside the base's config) still load.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ POOLING_KEY = "tunesmith_pooling"
 TASK_KEY = "tunesmith_task"
 BASE_MODEL_KEY = "tunesmith_base_model"
 ADAPTER_KEY = "tunesmith_adapter"
+#: The real ``model_type`` of a directory whose ``config.json`` names a :func:`marker_type`.
+BASE_TYPE_KEY = "tunesmith_base_model_type"
+#: The end of every marker model type: what the user should do instead of plain loading.
+MARKER_SUFFIX = "__load_with_tunesmith_or_export_to_onnx"
 #: Where the mean-pooling forward leaves the pooled embeddings of the last training batch.
 POOLED_ATTR = "_tunesmith_pooled"
 #: Where a model keeps its nearest-example scores (``tunesmith.engine.nearest``), likewise
@@ -175,12 +185,21 @@ def build_classifier(
         "id2label": dict(enumerate(labels)),
         "label2id": {label: i for i, label in enumerate(labels)},
     }
-    if task == "ner":
-        model = AutoModelForTokenClassification.from_pretrained(str(location), **mapping)
+    if task != "ner":
+        mapping["problem_type"] = PROBLEM_TYPES[task]
+    auto_cls = (
+        AutoModelForTokenClassification if task == "ner" else AutoModelForSequenceClassification
+    )
+    marked = read_marked_config(location)
+    if marked is not None:
+        # A tunesmith directory as the base: transformers cannot read its marked config.json.
+        marked.update(mapping)
+        model = auto_cls.from_pretrained(str(location), config=marked)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(location), problem_type=PROBLEM_TYPES[task], **mapping
-        )
+        model = auto_cls.from_pretrained(str(location), **mapping)
+    from tunesmith.engine.nearest import attach
+
+    attach(model, None)  # a trained base's nearest-example settings do not belong to this model
     model.config.update({TASK_KEY: task, BASE_MODEL_KEY: base_name or str(location)})
     if task != "ner":
         if pooling == "auto":
@@ -193,6 +212,116 @@ def build_classifier(
     return model
 
 
+def plain_transformers_gaps(config: dict[str, Any]) -> list[str]:
+    """What plain ``transformers`` would leave out of a saved model's predictions, read from its
+    ``config.json`` dict: ``mean_pooling`` (the standard head reads the ``[CLS]`` pooler) and
+    ``nearest_examples`` (scores mixed into the probabilities). Empty: the standard classes
+    compute exactly what tunesmith computes."""
+    gaps = []
+    if config.get(POOLING_KEY) == "mean":
+        gaps.append("mean_pooling")
+    nearest = config.get("tunesmith_nearest") or {}  # tunesmith.engine.nearest.NEAREST_KEY
+    if isinstance(nearest, dict) and float(nearest.get("weight", 1.0)) < 1.0:
+        gaps.append("nearest_examples")
+    return gaps
+
+
+def marker_type(gaps: list[str]) -> str:
+    """The ``model_type`` that makes plain transformers refuse a directory, naming why and what
+    to do, e.g. ``tunesmith_mean_pooling__load_with_tunesmith_or_export_to_onnx``."""
+    return "tunesmith_" + "_and_".join(gaps) + MARKER_SUFFIX
+
+
+def is_marker(model_type: Any) -> bool:
+    """True for a model type written by :func:`marker_type`."""
+    return isinstance(model_type, str) and model_type.endswith(MARKER_SUFFIX)
+
+
+def mark_directory(directory: str | Path) -> list[str]:
+    """Set ``config.json``'s ``model_type`` to a marker when plain transformers would predict
+    differently from tunesmith (the real type kept under ``tunesmith_base_model_type``), or back
+    to the real type when it would not. Returns the gaps (empty: a plain directory)."""
+    from tunesmith.io import atomic_write_json, read_json_object
+
+    path = Path(directory) / "config.json"
+    original = read_json_object(path) or {}
+    config = dict(original)
+    current = config.get("model_type")
+    real = config.get(BASE_TYPE_KEY) if is_marker(current) else current
+    gaps = plain_transformers_gaps(config)
+    config.pop(BASE_TYPE_KEY, None)
+    if gaps:
+        config["model_type"] = marker_type(gaps)
+        config[BASE_TYPE_KEY] = real
+    else:
+        config["model_type"] = real
+    if config != original:
+        atomic_write_json(path, config)
+    return gaps
+
+
+def read_marked_config(location: str | Path) -> Any | None:
+    """The transformers config of a local directory whose ``config.json`` names a marker type,
+    with its real type restored; ``None`` for anything else (a hub id, a plain directory)."""
+    path = Path(location) / "config.json"
+    if not path.is_file():
+        return None
+    from tunesmith.io import read_json_object
+
+    raw = read_json_object(path) or {}
+    if not is_marker(raw.get("model_type")):
+        return None
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    real = raw.get(BASE_TYPE_KEY)
+    if not isinstance(real, str) or real not in CONFIG_MAPPING:
+        raise ValueError(
+            f"{path} names the base model type {real!r}, which this transformers does not know"
+        )
+    settings = {k: v for k, v in raw.items() if k != "model_type"}
+    return CONFIG_MAPPING[real].from_dict(settings)
+
+
+def read_config(path: str | Path) -> Any:
+    """A saved directory's transformers config: a marked one's real type restored
+    (:func:`read_marked_config`), any other read by ``AutoConfig`` (never remote code)."""
+    from transformers import AutoConfig
+
+    marked = read_marked_config(path)
+    if marked is not None:
+        return marked
+    return AutoConfig.from_pretrained(str(path), trust_remote_code=False)
+
+
+def merged_copy(model: Any) -> Any:
+    """A copy of a PEFT (LoRA) model with the adapter folded into the base weights; ``model``
+    itself is left as it is."""
+    import copy
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        merged = copy.deepcopy(model).merge_and_unload()
+    merged.config.update({ADAPTER_KEY: "lora-merged"})
+    return merged
+
+
+def save_classifier(model: Any, directory: str | Path) -> list[str]:
+    """Save ``model``'s weights and ``config.json`` (and its nearest examples) into ``directory``
+    so that it predicts the same wherever it is loaded: a LoRA adapter is merged into the
+    weights, and a model plain transformers would compute differently is marked
+    (:func:`mark_directory`). Returns the gaps marked (empty: a plain Hugging Face directory)."""
+    from tunesmith.engine.nearest import attached
+
+    directory = Path(directory)
+    if hasattr(model, "peft_config"):
+        model = merged_copy(model)
+    memory = attached(model)
+    if memory is not None:
+        memory.save(directory)
+    model.save_pretrained(str(directory))
+    return mark_directory(directory)
+
+
 def is_adapter_dir(path: str | Path) -> bool:
     """True for a directory holding a PEFT adapter rather than full weights."""
     return (Path(path) / "adapter_config.json").is_file()
@@ -201,18 +330,16 @@ def is_adapter_dir(path: str | Path) -> bool:
 def load_classifier(path: str | Path) -> Any:
     """Load a model directory written by ``tunesmith train`` (or any plain HF classifier).
 
-    Honours ``tunesmith_pooling`` and rebuilds LoRA adapters on their base model. Returns the
-    model in eval mode; for an adapter directory it is a ``peft.PeftModel``.
+    Honours ``tunesmith_pooling``, a marked ``model_type`` (:func:`read_config`) and the
+    nearest-example scores, and rebuilds LoRA adapters saved unmerged (before adapters were
+    merged on save) on their base model. Returns the model in eval mode; for such an adapter
+    directory it is a ``peft.PeftModel``.
     """
-    from transformers import (
-        AutoConfig,
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-    )
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     quiet_transformers()
     path = Path(path)
-    config = AutoConfig.from_pretrained(str(path))
+    config = read_config(path)
     task = getattr(config, TASK_KEY, None)
     arch = " ".join(getattr(config, "architectures", None) or [])
     token_level = task == "ner" or (task is None and "TokenClassification" in arch)
@@ -235,7 +362,7 @@ def load_classifier(path: str | Path) -> Any:
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
             model = PeftModel.from_pretrained(model, str(path))
     else:
-        model = auto_cls.from_pretrained(str(path))
+        model = auto_cls.from_pretrained(str(path), config=config)
         if not token_level and getattr(config, POOLING_KEY, None) == "mean":
             enable_mean_pooling(model)
             from tunesmith.engine.nearest import load_for

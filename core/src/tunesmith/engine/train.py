@@ -779,26 +779,14 @@ def _write_model_dir(
     log: Log,
 ) -> Path:
     from tunesmith.engine.model_card import render_model_card
-    from tunesmith.engine.modeling import ADAPTER_KEY
+    from tunesmith.engine.modeling import save_classifier
     from tunesmith.io import atomic_directory, atomic_write_json, atomic_write_text
 
     out = run.out_dir
     run_dict = run.to_dict()
     with atomic_directory(out, force=run.force) as tmp:
-        model = outcome.model
-        from tunesmith.engine.nearest import attached
-
-        memory = attached(model)
-        if memory is not None:
-            memory.save(tmp)
-        if hasattr(model, "peft_config"):
-            model.save_pretrained(str(tmp))
-            base = model.get_base_model()
-            base.config.update({ADAPTER_KEY: "lora"})
-            base.config.architectures = [type(base).__name__]
-            base.config.save_pretrained(str(tmp))
-        else:
-            model.save_pretrained(str(tmp))
+        # Merges a LoRA adapter and marks what plain transformers would compute differently.
+        save_classifier(outcome.model, tmp)
         outcome.tokenizer.save_pretrained(str(tmp))
         atomic_write_json(tmp / "run_config.json", run_dict)
         atomic_write_json(tmp / "metrics.json", metrics)
