@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,46 @@ def test_interrupt_after_a_checkpoint_says_how_to_resume(tmp_path):
     run = _work(tmp_path)
     _checkpoint(run.work_path / "checkpoints", 1, complete=True)
     assert "--resume" in interrupted_message(run.work_path)
+
+
+def test_two_trains_into_one_out_started_together_the_second_is_refused(tmp_path):
+    """The reproduction from the issue, with real processes (both used to print "saved"). The
+    run that holds the lock is killed once the other is refused: finishing it proves nothing
+    more and costs a minute on a busy machine."""
+    pytest.importorskip("torch")
+    from tunesmith.testing import make_tiny_base_model, write_csv
+
+    rows = [(f"{w} card lost", "card") for w in "abcdef"] + [
+        (f"{w} refund please", "refund") for w in "abcdef"
+    ]
+    base = make_tiny_base_model(tmp_path / "base", [t for t, _ in rows])
+    data = write_csv(tmp_path / "d.csv", rows)
+    out = tmp_path / "model"
+    command = [
+        str(Path(sys.executable).parent / "tunesmith"), "train", "--data", str(data),
+        "--model", str(base), "--out", str(out), "--strategy", "head", "--epochs", "50",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TUNESMITH_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 240
+        while all(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        done = next(p for p in procs if p.poll() is not None)
+        running = next(p for p in procs if p is not done)
+        _, refused = done.communicate()
+        assert done.returncode == 2, refused
+        assert f"another tunesmith run (pid {running.pid}) is writing {out}" in refused
+        assert running.poll() is None  # the other one is still training, alone
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    with run_lock(out):  # the killed run's lock is free again
+        pass
