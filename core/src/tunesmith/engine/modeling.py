@@ -313,6 +313,7 @@ def save_classifier(model: Any, directory: str | Path) -> list[str]:
     from tunesmith.engine.nearest import attached
 
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "peft_config"):
         model = merged_copy(model)
     memory = attached(model)
