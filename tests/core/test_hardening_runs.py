@@ -289,3 +289,14 @@ def test_two_trains_into_one_out_started_together_the_second_is_refused(tmp_path
             p.communicate()
     with run_lock(out):  # the killed run's lock is free again
         pass
+
+
+def test_calibrate_is_refused_while_another_run_writes_the_model(cli, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\na,x\n", encoding="utf-8")
+    with run_lock(model):
+        result = cli("calibrate", "--model", str(model), "--data", str(data))
+    assert result.exit_code == 2, result.output
+    assert f"is writing {model}; wait for it to finish or choose another --model" in result.stderr

@@ -30,16 +30,20 @@ def calibrate_command(
     ranking, so accuracy does not change. ECE uses 15 equal-width confidence bins.
     """
     from tunesmith.engine.calibration import calibrate_model
+    from tunesmith.locks import run_lock
 
-    result = calibrate_model(
-        model,
-        data,
-        text_col,
-        label_col,
-        label_sep=label_sep,
-        batch_size=batch_size,
-        plot_path=plot,
-    )
+    # The model directory is this command's output: not while a train --force replaces it, nor
+    # while another calibrate writes it.
+    with run_lock(model, flag="--model"):
+        result = calibrate_model(
+            model,
+            data,
+            text_col,
+            label_col,
+            label_sep=label_sep,
+            batch_size=batch_size,
+            plot_path=plot,
+        )
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
