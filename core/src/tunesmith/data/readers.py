@@ -303,8 +303,8 @@ def read_conll(path: Path) -> Iterator[Row]:
             elif len(parts) != width[0]:
                 raise DataError(
                     f"this line has {len(parts)} space-separated columns but line {width[1]} "
-                    f"has {width[0]}; a token cannot hold a space here (separate token and tag "
-                    "with a tab)",
+                    f"has {width[0]}; {path.suffix} files are read as CoNLL token files, where "
+                    "a token cannot hold a space (separate token and tag with a tab)",
                     path=path,
                     row=number,
                     column="tag",
