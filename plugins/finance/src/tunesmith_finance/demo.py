@@ -67,7 +67,6 @@ class Dashboard:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._last_count = -1
-        self._plot_key: Any = None
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -169,6 +168,19 @@ class Dashboard:
         }
         return probs, explanation_to_highlights(explanation), note
 
+    def signature(self, by: str, bucket: str, key: str) -> tuple[Any, ...]:
+        """What the page shows depends on: status, selection, document and alert counts.
+
+        Cheap (two counts), so each page's timer can ask every two seconds and redraw only when
+        it changed."""
+        from tunesmith_finance.storage import count_documents
+
+        seen: tuple[Any, ...] = (self.status, by, bucket, key)
+        if self._db is not None:
+            alerts = self._db.query("SELECT COUNT(*) AS n FROM finance_alerts")[0]["n"]
+            seen += (count_documents(self._db), alerts)
+        return seen
+
     def snapshot(self, by: str, bucket: str, key: str) -> dict[str, Any]:
         """Status, chart, alert table and alert details for the current selection."""
         from tunesmith_finance.alerts import list_alerts
@@ -256,14 +268,13 @@ def build_demo(
             probabilities = gr.Label(label="Probabilities", num_top_classes=3)
             words = highlight_component(label="Why")
 
-        def refresh(by_value: str, bucket_value: str, key_value: str) -> tuple[Any, ...]:
+        def refresh(
+            by_value: str, bucket_value: str, key_value: str, shown: Any
+        ) -> tuple[Any, ...]:
+            seen = list(board.signature(by_value, bucket_value, key_value))
+            if seen == shown:  # per page (gr.State), so every open page gets its own redraw
+                return (gr.skip(),) * 6
             view = board.snapshot(by_value, bucket_value, key_value)
-            signature = (view["status"], by_value, bucket_value, key_value)
-            if view["figure"] is not None and signature == board._plot_key:
-                plt.close(view["figure"])
-                return (view["status"], gr.skip(), gr.skip(), gr.skip(), gr.skip())
-            board._plot_key = signature
-            choices = ["top 6", *view["keys"]]
             figure = view["figure"]
             if figure is not None:
                 plt.close(figure)  # Gradio renders it; keep pyplot's registry small
@@ -272,7 +283,8 @@ def build_demo(
                 figure,
                 view["rows"],
                 view["details"],
-                gr.update(choices=choices),
+                gr.update(choices=["top 6", *view["keys"]]),
+                seen,
             )
 
         def on_start() -> str:
@@ -284,16 +296,13 @@ def build_demo(
             except Exception as exc:
                 raise gr.Error(str(exc)) from exc
 
-        outputs = [status, chart, table, details, key]
+        shown = gr.State(None)
+        outputs = [status, chart, table, details, key, shown]
         start.click(on_start, outputs=status)
         go.click(on_score, inputs=text, outputs=[probabilities, words, note])
         for control in (by, bucket, key):
-            control.change(
-                lambda *v: (board.__setattr__("_plot_key", None), refresh(*v))[1],
-                inputs=[by, bucket, key],
-                outputs=outputs,
-            )
-        gr.Timer(REFRESH_SECONDS).tick(refresh, inputs=[by, bucket, key], outputs=outputs)
+            control.change(refresh, inputs=[by, bucket, key, shown], outputs=outputs)
+        gr.Timer(REFRESH_SECONDS).tick(refresh, inputs=[by, bucket, key, shown], outputs=outputs)
         if autostart if autostart is not None else board.should_autostart():
             blocks.load(on_start, outputs=status)
     return blocks

@@ -152,8 +152,8 @@ def plot(
     limit: int = 6,
     title: str = "Negative share per bucket (95% Wilson interval)",
 ) -> Any:
-    """A matplotlib figure: negative share per key over time with its interval; alerts as red
-    triangles at the end of their window."""
+    """A matplotlib figure: negative share per key over time (with its 95 % interval band when
+    one or two keys are drawn); alerts as red triangles at the end of their window."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,13 +168,14 @@ def plot(
             continue
         times = [datetime.fromtimestamp(r.ts, UTC) for r in series]
         (line,) = ax.plot(times, [r.negative_share for r in series], marker=".", label=name)
-        ax.fill_between(
-            times,
-            [r.share_low for r in series],
-            [r.share_high for r in series],
-            color=line.get_color(),
-            alpha=0.12,
-        )
+        if len(keys) <= 2:  # more bands than two hide the lines
+            ax.fill_between(
+                times,
+                [r.share_low for r in series],
+                [r.share_high for r in series],
+                color=line.get_color(),
+                alpha=0.15,
+            )
     marked = False
     for alert in alerts or []:
         if alert.get("key") not in keys:
