@@ -300,3 +300,37 @@ def test_calibrate_is_refused_while_another_run_writes_the_model(cli, tmp_path):
         result = cli("calibrate", "--model", str(model), "--data", str(data))
     assert result.exit_code == 2, result.output
     assert f"is writing {model}; wait for it to finish or choose another --model" in result.stderr
+
+
+def test_calibrate_removes_what_a_killed_calibrate_left_and_says_so(cli, tmp_path):
+    pytest.importorskip("torch")
+    from tunesmith.testing import make_tiny_classifier
+
+    model = make_tiny_classifier(tmp_path / "model", ["a", "b"], ["x y", "z w"])
+    legacy = model / ".calibration.json.k2j4x9q1.tmp"  # named before pids were recorded
+    legacy.write_text("{")
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\nx y,a\nz w,b\nx w,a\n", encoding="utf-8")
+    result = cli("calibrate", "--model", str(model), "--data", str(data))
+    assert result.exit_code == 0, result.output
+    assert "removed 1 temporary file(s) a stopped run left" in result.stderr
+    assert not legacy.exists() and (model / "calibration.json").exists()
+
+
+def test_int8_ranges_is_refused_while_another_run_writes_the_model(cli, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    data = tmp_path / "d.csv"
+    data.write_text("text\na\n", encoding="utf-8")
+    with run_lock(model):
+        result = cli("int8-ranges", "--model", str(model), "--data", str(data))
+    assert result.exit_code == 2, result.output
+    assert "another tunesmith run (pid" in result.stderr
+
+
+def test_model_commands_on_a_missing_directory_create_nothing(cli, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\na,x\n", encoding="utf-8")
+    result = cli("calibrate", "--model", str(tmp_path / "no" / "model"), "--data", str(data))
+    assert result.exit_code == 2
+    assert not (tmp_path / "no").exists()

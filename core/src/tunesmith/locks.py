@@ -73,3 +73,23 @@ def run_lock(target: str | Path, *, flag: str = "--out") -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def writing_into(
+    directory: str | Path, names: list[str], *, flag: str = "--model"
+) -> Iterator[list[Path]]:
+    """Hold the run lock of ``directory`` (a command that rewrites files in a model directory)
+    and remove what killed writers of ``names`` left there; yields the removed paths."""
+    from tunesmith.io import remove_stale_temps
+
+    if not Path(directory).is_dir():  # nothing to protect; the command says what is wrong
+        yield []
+        return
+    with run_lock(directory, flag=flag):
+        removed = [
+            path
+            for name in names
+            for path in remove_stale_temps(Path(directory) / name, any_owner=True)
+        ]
+        yield removed

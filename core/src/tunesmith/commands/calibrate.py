@@ -29,12 +29,14 @@ def calibrate_command(
     Only calibration.json beside the weights is rewritten, atomically; predictions keep their
     ranking, so accuracy does not change. ECE uses 15 equal-width confidence bins.
     """
-    from tunesmith.engine.calibration import calibrate_model
-    from tunesmith.locks import run_lock
+    from tunesmith.engine.calibration import CALIBRATION_FILE, calibrate_model
+    from tunesmith.locks import writing_into
 
     # The model directory is this command's output: not while a train --force replaces it, nor
     # while another calibrate writes it.
-    with run_lock(model, flag="--model"):
+    with writing_into(model, [CALIBRATION_FILE]) as removed:
+        if removed:
+            typer.echo(f"removed {len(removed)} temporary file(s) a stopped run left", err=True)
         result = calibrate_model(
             model,
             data,

@@ -24,8 +24,13 @@ def int8_ranges_command(
     """
     from tunesmith.data.load import read_texts
     from tunesmith.engine.quantize import RANGES_FILE, save_int8_ranges
+    from tunesmith.locks import writing_into
 
-    recorded = save_int8_ranges(model, read_texts(data, text_col=text_col))
+    texts = read_texts(data, text_col=text_col)
+    with writing_into(model, [RANGES_FILE]) as removed:  # one writer of the model at a time
+        if removed:
+            typer.echo(f"removed {len(removed)} temporary file(s) a stopped run left", err=True)
+        recorded = save_int8_ranges(model, texts)
     if as_json:
         typer.echo(json.dumps(recorded, indent=2))
         return
