@@ -40,7 +40,7 @@ def synthetic_model(out: Path, n_items: int, n_users: int, dim: int = 384, seed:
     from tunesmith_recommend import baselines as bl
     from tunesmith_recommend.data import Catalogue, Events
     from tunesmith_recommend.model import save
-    from tunesmith_recommend.ranker import Ranker, Signals
+    from tunesmith_recommend.ranker import Ranker, Signals, item_ages
     from tunesmith_recommend.split import leave_last_out
     from tunesmith_recommend.two_tower import train_content_prior, train_user_tower
 
@@ -82,12 +82,15 @@ def synthetic_model(out: Path, n_items: int, n_users: int, dim: int = 384, seed:
         recent=recent,
         prior=train_content_prior(vectors, recent, steps=50),
         cooc=bl.cooccurrence(split),
+        age=item_ages(n_items, split.fit_items, split.fit_times),
     )
     weights = {
         "two_tower": 1.0,
+        "text_similarity": 0.25,
         "cooccurrence": 0.5,
         "popularity": 0.5,
         "recent_popularity": 0.25,
+        "freshness": 0.25,
         "content_prior": 0.25,
         "cold": 0.0,
     }

@@ -109,11 +109,13 @@ def main() -> None:
         f"best ID-based {head['best_id_baseline_cold_recall10']:.4f}; goal "
         f"{'met' if cold_goal else 'not met'})"
     )
+    print(f"item tower chosen on validation: {fitted.item_tower} {fitted.tower_scores}")
     print(f"ranker weights (chosen on validation): {fitted.ranker.weights}")
     line = {
         "benchmark": "recommend_movietweetings",
         "quick": args.quick,
-        "fine_tuned": fitted.encoder_dir != settings.model,
+        "item_tower": fitted.item_tower,
+        "item_tower_validation_ndcg10": fitted.tower_scores,
         **head,
         "ratio_goal_met": ratio_goal,
         "cold_goal_met": cold_goal,

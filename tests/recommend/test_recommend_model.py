@@ -60,12 +60,12 @@ def test_user_tower_learns_to_weight_the_latest_item():
     vectors = np.repeat(base, 2, axis=0) + 0.1 * rng.normal(size=(40, 8))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
     sequences = []
-    for _ in range(150):
+    for _ in range(100):
         older = rng.choice(20, 3, replace=False) * 2
         latest = int(rng.integers(20)) * 2
         seq = np.array([*older, latest, latest + 1])
         sequences.append((seq, np.arange(len(seq), dtype=float)))
-    tower = train_user_tower(vectors, sequences, epochs=10, lr=0.05)
+    tower = train_user_tower(vectors, sequences, epochs=8, lr=0.05)
     assert tower.position_bias[0] > tower.position_bias[3]
     weights = tower.attention(vectors[[0, 2, 4, 6]])
     assert weights[-1] == weights.max()
@@ -106,7 +106,13 @@ def test_train_writes_a_complete_model_directory(model_dir):
     ):
         assert (model_dir / name).exists(), name
     meta = json.loads((model_dir / "meta.json").read_text())
-    assert meta["n_items"] == 150 and meta["encoder"] == "encoder"
+    assert meta["n_items"] == 150
+    # both item towers were fitted and validation chose one; only a chosen fine-tuned one is kept
+    assert set(meta["item_tower_validation_ndcg10"]) == {"pretrained", "fine-tuned"}
+    chosen = max(meta["item_tower_validation_ndcg10"], key=meta["item_tower_validation_ndcg10"].get)
+    assert meta["item_tower"] == chosen
+    assert (meta["encoder"] == "encoder") == (chosen == "fine-tuned")
+    assert (model_dir / "encoder").is_dir() == (chosen == "fine-tuned")
 
 
 def test_for_user_excludes_seen_items_and_says_why(model_dir):

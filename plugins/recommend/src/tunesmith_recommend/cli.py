@@ -151,14 +151,15 @@ def train_command(
         "events": len(found),
         "validation_ndcg10": round(fitted.val_ndcg, 4),
         "ranker_weights": fitted.ranker.weights,
-        "fine_tuned": fitted.encoder_dir != settings.model,
+        "item_tower": fitted.item_tower,
+        "item_tower_validation_ndcg10": fitted.tower_scores,
     }
     if as_json:
         typer.echo(json.dumps(summary))
     else:
         typer.echo(
             f"Wrote {out}: {len(catalogue)} items, {len(found.user_ids)} users; "
-            f"validation NDCG@10 {fitted.val_ndcg:.4f}"
+            f"validation NDCG@10 {fitted.val_ndcg:.4f} ({fitted.item_tower} item tower)"
         )
 
 

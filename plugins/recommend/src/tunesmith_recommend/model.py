@@ -6,9 +6,10 @@ Layout (written inside a temporary directory that replaces the target only when 
     encoder/         the fine-tuned item encoder (absent when the pretrained one is used)
     catalogue.json   item ids, titles, texts
     vectors.npy      item tower output, float32 [n, dim]
+    base_vectors.npy the pretrained encoder's vectors (only when the item tower was fine-tuned)
     index/           tunesmith.retrieval.VectorIndex of the same vectors (candidates)
     user_tower.npz   user tower weights
-    signals.npz      training counts, recency-weighted counts, content prior
+    signals.npz      training counts, recency-weighted counts, item ages, content prior
     cooc.npz         item-item co-occurrence (scipy sparse)
     ranker.json      the ranker's weights and scales
     histories.json   each known user's items, oldest first
@@ -66,8 +67,12 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     encoder_dir = Path(fitted.encoder_dir)
-    if encoder_dir.is_dir() and encoder_dir.resolve() != (out / "encoder").resolve():
-        shutil.copytree(encoder_dir, out / "encoder")
+    kept = out / "encoder"
+    if getattr(fitted, "item_tower", "fine-tuned") == "pretrained" and kept.is_dir():
+        # a fine-tuned encoder that validation did not choose (fitted in this directory)
+        shutil.rmtree(kept)
+    elif encoder_dir.is_dir() and encoder_dir.resolve() != kept.resolve():
+        shutil.copytree(encoder_dir, kept)
     encoder = "encoder" if (out / "encoder").is_dir() else fitted.encoder_dir
     catalogue = fitted.catalogue
     signals = fitted.signals
@@ -81,7 +86,15 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
     index.add(catalogue.ids, payloads=[{"title": t} for t in catalogue.titles], vectors=vectors)
     index.save()
     signals.tower.save(out / "user_tower.npz")
-    np.savez(out / "signals.npz", counts=signals.counts, recent=signals.recent, prior=signals.prior)
+    if signals.base_vectors is not None:
+        np.save(out / "base_vectors.npy", np.asarray(signals.base_vectors, dtype=np.float32))
+    np.savez(
+        out / "signals.npz",
+        counts=signals.counts,
+        recent=signals.recent,
+        age=signals.age,
+        prior=signals.prior,
+    )
     save_npz(out / "cooc.npz", signals.cooc)
     atomic_write_json(out / "ranker.json", fitted.ranker.to_json())
     histories = {
@@ -96,6 +109,8 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         "n_users": len(histories),
         "dim": int(vectors.shape[1]),
         "validation_ndcg10": round(fitted.val_ndcg, 6),
+        "item_tower": getattr(fitted, "item_tower", "pretrained"),
+        "item_tower_validation_ndcg10": getattr(fitted, "tower_scores", {}),
         "ranker_weights": fitted.ranker.weights,
         "items_path": catalogue.path,
         "events_path": fitted.events.path,
@@ -133,7 +148,8 @@ class Recommender:
             (self.path / "histories.json").read_text(encoding="utf-8")
         )
         with np.load(self.path / "signals.npz") as data:
-            counts, recent, prior = data["counts"], data["recent"], data["prior"]
+            counts, recent, prior, age = data["counts"], data["recent"], data["prior"], data["age"]
+        base = self.path / "base_vectors.npy"
         self.signals = Signals(
             item_vectors=np.load(self.path / "vectors.npy"),
             tower=UserTower.load(self.path / "user_tower.npz"),
@@ -141,6 +157,8 @@ class Recommender:
             recent=recent,
             prior=prior,
             cooc=load_npz(self.path / "cooc.npz").tocsr(),
+            age=age,
+            base_vectors=np.load(base) if base.exists() else None,
         )
         self.ranker = Ranker.from_json(
             json.loads((self.path / "ranker.json").read_text(encoding="utf-8"))
@@ -201,7 +219,14 @@ class Recommender:
         features = {
             "two_tower": self.signals.item_vectors[candidates] @ user_vector,
             "cooccurrence": np.log1p(cooc[candidates]),
+            "text_similarity": np.zeros(len(candidates)),
         }
+        if len(history):
+            base = self.signals.base_vectors
+            base = self.signals.item_vectors if base is None else base
+            mean = base[history].mean(0)
+            mean /= max(float(np.linalg.norm(mean)), 1e-12)
+            features["text_similarity"] = base[candidates] @ mean
         scores = self.ranker.combine(features, self.item_part[candidates])
         order = np.argsort(-scores)[:k]
         return candidates[order], scores[order]

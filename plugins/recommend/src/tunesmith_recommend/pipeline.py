@@ -50,6 +50,8 @@ class Fitted:
     pretrained_vectors: np.ndarray
     half_life: float
     baselines: dict[str, Any] = field(default_factory=dict)
+    item_tower: str = "pretrained"  # or "fine-tuned": chosen on validation
+    tower_scores: dict[str, float] = field(default_factory=dict)  # validation NDCG@10 of each
 
     def ranker_scores(self, batch: Requests) -> np.ndarray:
         """The final ranker's score for every catalogue item."""
@@ -79,7 +81,7 @@ def fit(
     """Split, fit the baselines, fine-tune the item tower, train the user tower, fit the ranker."""
     from tunesmith.errors import DataError
     from tunesmith_recommend import baselines as bl
-    from tunesmith_recommend.ranker import Signals, fit_ranker
+    from tunesmith_recommend.ranker import Signals, fit_ranker, item_ages
     from tunesmith_recommend.two_tower import (
         fine_tune_item_encoder,
         train_content_prior,
@@ -106,8 +108,7 @@ def fit(
             found[model.name] = model.fit(split)
         found["pretrained_embedding"] = bl.EmbeddingSimilarity(pretrained).fit(split)
     recent = found.get("recent_popularity") or bl.RecentPopularity().fit(split)
-    encoder_dir = settings.model
-    item_vectors = pretrained
+    towers: list[tuple[str, str, np.ndarray]] = [("pretrained", settings.model, pretrained)]
     if settings.fine_tune:
         say("fine-tuning the item encoder on (previous item -> next item) text pairs")
         tuned = fine_tune_item_encoder(
@@ -120,23 +121,38 @@ def fit(
             seed=settings.seed,
         )
         if tuned is not None:
-            encoder_dir = str(tuned)
-            item_vectors = encode_items(encoder_dir, catalogue.texts)
-    say("training the user tower")
-    tower = train_user_tower(
-        item_vectors, split.fit_sequences, epochs=settings.tower_epochs, seed=settings.seed
-    )
+            towers.append(("fine-tuned", str(tuned), encode_items(str(tuned), catalogue.texts)))
     counts = bl.item_counts(split)
-    signals = Signals(
-        item_vectors=item_vectors,
-        tower=tower,
-        counts=counts,
-        recent=recent.scores,
-        prior=train_content_prior(item_vectors, recent.scores),
-        cooc=bl.cooccurrence(split),
-    )
-    say("choosing the ranker's weights on validation")
-    ranker, val_ndcg = fit_ranker(signals, split.val, seed=settings.seed)
+    cooc = bl.cooccurrence(split)
+    ages = item_ages(split.n_items, split.fit_items, split.fit_times)
+    # Each item tower gets its own user tower, content prior and ranker; the one with the better
+    # validation NDCG@10 is kept (fine-tuning on next-item pairs can pull item vectors towards
+    # popular items and lose the plain text match that new items depend on).
+    best: tuple[float, str, str, Any, Any] | None = None
+    tower_scores: dict[str, float] = {}
+    for label, encoder_dir, item_vectors in towers:
+        say(f"training the user tower on the {label} item vectors")
+        tower = train_user_tower(
+            item_vectors, split.fit_sequences, epochs=settings.tower_epochs, seed=settings.seed
+        )
+        signals = Signals(
+            item_vectors=item_vectors,
+            tower=tower,
+            counts=counts,
+            recent=recent.scores,
+            prior=train_content_prior(item_vectors, recent.scores),
+            cooc=cooc,
+            age=ages,
+            base_vectors=None if item_vectors is pretrained else pretrained,
+        )
+        say(f"choosing the ranker's weights on validation ({label} item tower)")
+        ranker, val_ndcg = fit_ranker(signals, split.val, seed=settings.seed)
+        tower_scores[label] = round(val_ndcg, 6)
+        if best is None or val_ndcg > best[0]:
+            best = (val_ndcg, label, encoder_dir, signals, ranker)
+    assert best is not None
+    val_ndcg, chosen, encoder_dir, signals, ranker = best
+    say(f"item tower chosen on validation: {chosen} ({tower_scores})")
     return Fitted(
         catalogue=catalogue,
         events=events,
@@ -148,6 +164,8 @@ def fit(
         pretrained_vectors=pretrained,
         half_life=float(recent.half_life),
         baselines=found,
+        item_tower=chosen,
+        tower_scores=tower_scores,
     )
 
 

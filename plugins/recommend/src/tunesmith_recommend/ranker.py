@@ -1,8 +1,11 @@
 """The final ranker: a weighted sum of standardised signals, weights chosen on validation.
 
-Signals per (user, item): the two-tower score, popularity, recent popularity, co-occurrence with
-the history, the text-learned content prior, and a "no events yet" indicator (it lets the
-validation data say how often new items are chosen, since popularity cannot). Weights are
+Signals per (user, item): the two-tower score, the pretrained encoder's cosine between the item
+and the history's mean (it keeps the plain text match when fine-tuning has pulled the item tower
+towards popular items), popularity, recent popularity, the item's freshness (how long ago its
+latest training event was), co-occurrence with the history, the text-learned content prior, and
+a "no events yet" indicator (it lets the validation data say how often new items are chosen,
+since popularity cannot). Weights are
 chosen by coordinate ascent over a grid, maximising NDCG@10 on the validation requests; the test
 requests are never looked at.
 """
@@ -18,8 +21,8 @@ import numpy as np
 from tunesmith_recommend.split import Requests
 from tunesmith_recommend.two_tower import UserTower
 
-USER_FEATURES = ("two_tower", "cooccurrence")
-ITEM_FEATURES = ("popularity", "recent_popularity", "content_prior", "cold")
+USER_FEATURES = ("two_tower", "text_similarity", "cooccurrence")
+ITEM_FEATURES = ("popularity", "recent_popularity", "freshness", "content_prior", "cold")
 FEATURES = USER_FEATURES + ITEM_FEATURES
 GRID = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -34,6 +37,8 @@ class Signals:
     recent: np.ndarray  # recency-weighted counts
     prior: np.ndarray  # [d] content-prior vector
     cooc: Any  # scipy sparse [n, n] item-item cosine
+    age: np.ndarray  # seconds from each item's latest training event to the last one (inf: none)
+    base_vectors: np.ndarray | None = None  # pretrained vectors; None = the item vectors
     _item_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def item_features(self) -> dict[str, np.ndarray]:
@@ -42,6 +47,7 @@ class Signals:
             self._item_cache.update(
                 popularity=np.log1p(self.counts),
                 recent_popularity=np.log1p(self.recent),
+                freshness=freshness(self.age),
                 content_prior=self.item_vectors @ self.prior,
                 cold=(self.counts == 0).astype(np.float64),
             )
@@ -51,17 +57,35 @@ class Signals:
         self, histories: Sequence[np.ndarray], items: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
         """Two-tower and co-occurrence scores [len(histories), n] (or only for ``items``)."""
-        from tunesmith_recommend.baselines import history_matrix
+        from tunesmith_recommend.baselines import history_matrix, mean_history_vectors
 
         users = self.tower.encode(self.item_vectors, histories)
         vectors = self.item_vectors if items is None else self.item_vectors[items]
+        base = self.item_vectors if self.base_vectors is None else self.base_vectors
         cooc = history_matrix(histories, len(self.counts)) @ (
             self.cooc if items is None else self.cooc[:, items]
         )
         return {
             "two_tower": users @ vectors.T,
+            "text_similarity": mean_history_vectors(base, histories)
+            @ (base if items is None else base[items]).T,
             "cooccurrence": np.log1p(np.asarray(cooc.todense())),
         }
+
+
+def item_ages(n_items: int, items: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Seconds from each item's latest event to the latest event overall (inf for none)."""
+    latest = np.full(n_items, -np.inf)
+    np.maximum.at(latest, items, times)
+    return float(times.max()) - latest
+
+
+def freshness(age: np.ndarray) -> np.ndarray:
+    """Minus log hours since the item's latest event; items without events rank as the stalest."""
+    hours = np.log1p(np.maximum(age, 0.0) / 3600.0)
+    finite = np.isfinite(hours)
+    stalest = float(hours[finite].max()) + 1.0 if finite.any() else 0.0
+    return -np.where(finite, hours, stalest)
 
 
 @dataclass
