@@ -368,3 +368,17 @@ def test_predict_with_any_argv_bytes_labels_the_text_or_prints_one_error(cli, mo
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, result.stderr
+
+
+@settings(FUZZ, max_examples=8, suppress_health_check=list(HealthCheck))
+@given(raw=st.binary(min_size=1, max_size=40))
+def test_explain_with_any_argv_bytes_explains_the_text_or_prints_one_error(cli, model_dir, raw):
+    args = ["explain", "--model", str(model_dir), "--text", os.fsdecode(raw), "--json"]
+    result = cli(*args, "--steps", "4")
+    if result.exit_code == 0:
+        assert "tokens" in json.loads(result.stdout)
+        return
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
