@@ -11,7 +11,7 @@ import pytest
 from tunesmith.data import readers
 from tunesmith.data.load import load_text_dataset, load_token_dataset, read_texts
 from tunesmith.data.readers import read_conll, read_jsonl
-from tunesmith.errors import DataError
+from tunesmith.errors import DataError, UserInputError
 
 
 def write(path: Path, text: str) -> Path:
@@ -238,3 +238,10 @@ def test_parquet_string_that_is_not_utf8_is_a_data_error_at_its_row(tmp_path):
     pq.write_table(pa.table({"text": strings, "label": ["a", "b"]}), path)
     with pytest.raises(DataError, match=r"d\.parquet:2: cannot read this row .*utf-8"):
         read_texts(path)
+
+
+def test_empty_label_separator_is_a_user_error_for_every_command_that_loads_labels(tmp_path):
+    # evaluate and calibrate pass --label-sep straight here (train checks it in RunConfig).
+    path = write(tmp_path / "d.csv", "text,label\na,x|y\nb,y\n")
+    with pytest.raises(UserInputError, match="--label-sep '' is not valid"):
+        load_text_dataset(path, label_sep="")

@@ -229,6 +229,11 @@ def load_text_dataset(
     multi-label, as do JSON list values. With ``require_labels=False`` a missing label column
     gives an unlabelled data set. Raises ``DataError`` naming file, row and column.
     """
+    if label_sep is not None and not label_sep:
+        # Every command passes --label-sep here; str.split("") would be a ValueError traceback.
+        raise UserInputError(
+            "--label-sep '' is not valid; expected a non-empty separator such as '|'"
+        )
     path = _existing_file(path)
     rows = _read_rows(path)
     _check_column(rows, text_col, path)
