@@ -245,3 +245,16 @@ def test_empty_label_separator_is_a_user_error_for_every_command_that_loads_labe
     path = write(tmp_path / "d.csv", "text,label\na,x|y\nb,y\n")
     with pytest.raises(UserInputError, match="--label-sep '' is not valid"):
         load_text_dataset(path, label_sep="")
+
+
+def test_device_or_pipe_given_as_data_is_refused_without_reading_it(tmp_path):
+    import os
+
+    zero = tmp_path / "zero.csv"
+    os.symlink("/dev/zero", zero)  # would be read forever
+    with pytest.raises(DataError, match=r"zero\.csv: not a regular file"):
+        read_texts(zero)
+    pipe = tmp_path / "pipe.jsonl"
+    os.mkfifo(pipe)  # would block forever
+    with pytest.raises(DataError, match=r"pipe\.jsonl: not a regular file"):
+        load_text_dataset(pipe)

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,15 @@ LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def check_file_size(path: Path) -> None:
-    """Refuse a file larger than ``MAX_FILE_BYTES`` before reading it into memory."""
-    size = path.stat().st_size
+    """Refuse what cannot be read whole before reading it: a file larger than ``MAX_FILE_BYTES``,
+    and anything that is not a regular file (``/dev/zero`` never ends, a pipe may never send)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise DataError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError("not a regular file (a device or a pipe?); give a data file", path=path)
+    size = info.st_size
     if size > MAX_FILE_BYTES:
         raise DataError(
             f"the file is {size / 2**30:.1f} GiB; files up to {MAX_FILE_BYTES / 2**30:.0f} GiB "
@@ -53,7 +61,10 @@ def split_lines(text: str) -> list[str]:
 def read_utf8(path: Path) -> str:
     """The file's text; a file that is not UTF-8 fails naming the line of the first bad byte."""
     check_file_size(path)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # no permission, a folder in the way, an I/O error
+        raise DataError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
