@@ -334,3 +334,14 @@ def test_model_commands_on_a_missing_directory_create_nothing(cli, tmp_path):
     result = cli("calibrate", "--model", str(tmp_path / "no" / "model"), "--data", str(data))
     assert result.exit_code == 2
     assert not (tmp_path / "no").exists()
+
+
+def test_an_out_that_cannot_be_created_is_one_error_line(cli, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\na,x\nb,y\n", encoding="utf-8")
+    result = cli("train", "--data", str(data), "--out", "/proc/no-such-folder/model")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        "Error: --out /proc/no-such-folder/model: cannot create its folder "
+        "(No such file or directory)"
+    )

@@ -44,10 +44,20 @@ def run_lock(target: str | Path, *, flag: str = "--out") -> Iterator[Path]:
     release (while still held, so a waiting run never locks an unlinked file).
     """
     target = Path(target)
-    path = lock_path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path = lock_path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(
+            f"{flag} {target}: cannot create its folder ({exc.strerror or exc})"
+        ) from None
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserInputError(
+                f"{flag} {target}: cannot write in {path.parent} ({exc.strerror or exc})"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
