@@ -67,3 +67,17 @@ def test_intact_weights_still_load(model_dir):
     from tunesmith.engine.loading import load_model
 
     assert load_model(model_dir).labels == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["[" * 100_000 + "]" * 100_000, '{"temperature": ' + "9" * 5000 + "}", "{oops"],
+)
+@pytest.mark.parametrize("name", ["config.json", "calibration.json", "run_config.json"])
+def test_hostile_json_in_a_model_directory_is_one_error_line(cli, damaged, name, content):
+    (damaged / name).write_text(content, encoding="utf-8")
+    result = cli("predict", "--model", str(damaged), "--text", "hello")
+    assert result.exit_code in (1, 2), result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr

@@ -110,7 +110,9 @@ def read_json_object(path: str | Path) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise DataError("not valid JSON (nested too deeply)", path=path) from None
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also a 5,000-digit number
         raise DataError(f"not valid JSON ({exc})", path=path) from None
     if not isinstance(data, dict):
         raise DataError("expected a JSON object", path=path)

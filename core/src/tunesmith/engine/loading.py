@@ -346,7 +346,7 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
             else:
                 model, config, task = _load_bare_adapter(directory, run_config)
             tokenizer = _load_tokenizer(directory, run_config)
-        except (OSError, ValueError, SafetensorError) as exc:
+        except (OSError, ValueError, RecursionError, SafetensorError) as exc:
             # One line: a library's message may span several (the CLI prints one Error line).
             reason = " ".join(str(exc).split())
             raise ModelNotFoundError(
