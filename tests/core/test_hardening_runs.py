@@ -345,3 +345,12 @@ def test_an_out_that_cannot_be_created_is_one_error_line(cli, tmp_path):
         "Error: --out /proc/no-such-folder/model: cannot create its folder "
         "(No such file or directory)"
     )
+
+
+def test_a_garbled_work_marker_is_one_error_line_on_resume(tmp_path):
+    from tunesmith.errors import DataError
+
+    run = _work(tmp_path, resume=True)
+    (run.work_path / WORK_MARKER).write_text("{" * 5 + "oops")
+    with pytest.raises(DataError, match=r"tunesmith-work\.json: not valid JSON"):
+        check_work_dir(run)

@@ -119,7 +119,10 @@ def check_work_dir(run: RunConfig) -> None:
             f"{work} exists and is not a tunesmith work directory; remove it or pass --work-dir"
         )
     if run.resume:
-        saved = json.loads(marker.read_text(encoding="utf-8")).get("settings", {})
+        from tunesmith.io import read_json_object
+
+        saved = (read_json_object(marker) or {}).get("settings")  # a broken one: one line
+        saved = saved if isinstance(saved, dict) else {}
         current = _resume_settings(run)
         changed = [k for k in RESUME_KEYS if saved.get(k) != current[k]]
         if changed:
