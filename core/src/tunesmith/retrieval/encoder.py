@@ -419,6 +419,32 @@ class Encoder:
         return vectors
 
 
+def record_int8_ranges(encoder: Encoder, texts: Sequence[str], *, seed: int = 0) -> dict[str, Any]:
+    """The contents of ``int8_ranges.json`` for the fp32 ``encoder``, recorded on up to
+    ``RANGE_TEXTS`` of ``texts`` (drawn with ``seed``) in length-sorted batches of
+    ``RANGE_BATCH``, as :func:`tunesmith.engine.quantize.record_int8_ranges` does for a
+    classifier. Write it beside the weights and ``Encoder.load(..., quantize="int8")`` uses it."""
+    import random
+
+    from tunesmith.engine.quantize import RANGE_BATCH, RANGE_TEXTS, measure_activation_ranges
+
+    if encoder.quantized:
+        raise UserInputError("int8 ranges are recorded on the fp32 model; load it without quantize")
+    sample = list(dict.fromkeys(texts))
+    if not sample:
+        raise UserInputError("no texts to record the int8 ranges from")
+    if len(sample) > RANGE_TEXTS:
+        sample = random.Random(seed).sample(sample, RANGE_TEXTS)
+    ranges = measure_activation_ranges(
+        encoder.model, lambda: encoder.encode(sample, batch_size=RANGE_BATCH, progress=False)
+    )
+    return {
+        "statistic": f"mean over batches of up to {RANGE_BATCH} texts of each input's min and max",
+        "texts": len(sample),
+        "ranges": ranges,
+    }
+
+
 def _show_progress(progress: bool | None, n: int) -> bool:
     if progress is not None:
         return bool(progress)

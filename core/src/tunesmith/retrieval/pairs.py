@@ -379,13 +379,9 @@ def _versions() -> dict[str, str]:
 def _save(encoder: Any, directory: Path, range_texts: Sequence[str], seed: int) -> None:
     """The weights, tokenizer and sentence-transformers files, plus recorded int8 ranges."""
     from tunesmith.engine.loading import quiet_transformers
-    from tunesmith.engine.quantize import (
-        RANGE_BATCH,
-        RANGE_TEXTS,
-        RANGES_FILE,
-        measure_activation_ranges,
-    )
+    from tunesmith.engine.quantize import RANGES_FILE
     from tunesmith.io import atomic_write_json
+    from tunesmith.retrieval.encoder import record_int8_ranges
 
     model = encoder.model
     # A classifier's encoder carries the classifier's keys; the saved encoder is a plain one.
@@ -396,21 +392,7 @@ def _save(encoder: Any, directory: Path, range_texts: Sequence[str], seed: int) 
         model.save_pretrained(directory, safe_serialization=True)
         encoder.tokenizer.save_pretrained(directory)
     _write_sentence_transformers_files(encoder, directory)
-    sample = list(dict.fromkeys(range_texts))
-    if len(sample) > RANGE_TEXTS:
-        sample = random.Random(seed).sample(sample, RANGE_TEXTS)
-    ranges = measure_activation_ranges(
-        model, lambda: encoder.encode(sample, batch_size=RANGE_BATCH, progress=False)
-    )
-    atomic_write_json(
-        directory / RANGES_FILE,
-        {
-            "statistic": f"mean over batches of up to {RANGE_BATCH} texts of each input's min "
-            "and max",
-            "texts": len(sample),
-            "ranges": ranges,
-        },
-    )
+    atomic_write_json(directory / RANGES_FILE, record_int8_ranges(encoder, range_texts, seed=seed))
 
 
 def read_pairs(
