@@ -347,3 +347,38 @@ def test_real_encoder_from_a_model_directory_indexes_texts_and_guards_loading(tm
         UserInputError, match=f"'{re.escape(encoder.name)}'.*'{re.escape(other.name)}'"
     ):
         VectorIndex.load(tmp_path / "ix", encoder=other)
+
+
+def test_batched_search_agrees_with_single_queries_on_both_kinds(tmp_path):
+    # batches of 8+ queries go through numpy's BLAS (and, for IVF, lists chosen by numpy);
+    # single queries through FAISS: the same hits either way
+    data = clustered(3000, 32, seed=7)
+    queries = clustered(40, 32, seed=8)
+    index = VectorIndex.create(tmp_path / "ix", dim=32, encoder_name="vecs", exact_limit=1000)
+    index.add([f"p{i}" for i in range(3000)], vectors=data)
+    for kind in ("flat", "ivf"):
+        if kind == "ivf":
+            assert index.optimize() == "ivf"
+        batched = index.search_batch(queries, k=7)
+        for query, hits in zip(queries, batched, strict=True):
+            single = index.search(query, k=7)
+            assert [h.id for h in hits] == [h.id for h in single]
+            np.testing.assert_allclose(
+                [h.score for h in hits], [h.score for h in single], atol=1e-5
+            )
+    brute = data @ queries[0]
+    assert [h.id for h in index.search_batch(queries, k=3)[0]][:1] == [f"p{int(brute.argmax())}"]
+
+
+def test_top_k_inner_product_matches_a_full_sort_across_tiles(monkeypatch):
+    monkeypatch.setattr(index_module, "_BASE_TILE", 64)  # many tiles and a short last one
+    monkeypatch.setattr(index_module, "_QUERY_TILE", 5)
+    base = unit_rows(1000, seed=11)
+    queries = unit_rows(12, seed=12)
+    scores, positions = index_module.top_k_inner_product(queries, base, 9)
+    full = queries @ base.T
+    expected = np.argsort(-full, axis=1)[:, :9]
+    np.testing.assert_array_equal(positions, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(full, expected, axis=1), atol=1e-6)
+    _, all_rows = index_module.top_k_inner_product(queries[:2], base[:5], 9)  # k above n
+    assert all_rows.shape == (2, 5)
