@@ -394,12 +394,26 @@ def demo_command(
     build_demo(kb).launch(server_name=host, server_port=port, share=False)
 
 
+def about_command() -> None:
+    """Say what the support plugin does and where its sample data and docs are."""
+    from tunesmith_support.sample import SAMPLE_DIR
+
+    typer.echo(
+        "Customer support: answers questions from a FAQ/document knowledge base with a "
+        "calibrated confidence; asks to clarify when two answers are close and hands off to a "
+        "person (a support.handoff event) when unsure or asked to."
+    )
+    typer.echo(f"Sample knowledge base: {SAMPLE_DIR}")
+    typer.echo("Start: tunesmith support index --kb $SAMPLE/kb --out kb; see docs/support.md")
+
+
 def build_group() -> typer.Typer:
     """The `support` command group."""
     group = typer.Typer(
         help="Customer support: answer from a knowledge base, clarify or hand off when unsure.",
         no_args_is_help=True,
     )
+    group.command("about")(about_command)
     group.command("index")(index_command)
     group.command("calibrate")(calibrate_command)
     group.command("train")(train_command)
