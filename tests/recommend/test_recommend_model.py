@@ -242,3 +242,22 @@ def test_sample_events_load_for_the_demo_choices():
     assert len(users) == 60 and "likes" in users[0][0] and len(items) == 150
     catalogue = load_items(sample_paths()["items"])
     assert len(load_events(sample_paths()["events"], catalogue).user_ids) == 60
+
+
+def test_explain_attributes_words_of_the_first_recommendation(model_dir):
+    result = run(
+        "recommend", "for-user", "u01", "-m", str(model_dir), "--explain", "--json", "-k", "3"
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    first = payload["items"][0]
+    words = payload["words"]
+    assert words["passage"].startswith(first["title"])
+    assert words["passage_tokens"] and all("score" in w for w in words["passage_tokens"])
+
+
+def test_plugin_keeps_the_hook_contract():
+    from tunesmith.testing import check_plugin_contract
+    from tunesmith_recommend import plugin
+
+    assert check_plugin_contract(plugin) == []

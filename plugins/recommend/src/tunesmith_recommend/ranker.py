@@ -137,6 +137,8 @@ def fit_ranker(
     """Choose the weights on validation requests; returns the ranker and its validation NDCG@10."""
     from tunesmith_recommend.evaluate import per_request_metrics, rank_requests
 
+    # dense [requests, items] matrices per feature: keep each under ~20M entries
+    max_requests = max(200, min(max_requests, 20_000_000 // max(len(signals.counts), 1)))
     if len(val) > max_requests:
         keep = np.zeros(len(val), dtype=bool)
         keep[np.random.default_rng(seed).choice(len(val), max_requests, replace=False)] = True
