@@ -156,33 +156,51 @@ def _mrr(ranked: list[list[Candidate]], expected: list[str]) -> float:
     return total / max(1, in_scope)
 
 
+#: Offsets tried for indexed questions (2.0: match on answer texts only, cosines are <= 1).
+QUESTION_OFFSETS = [0.0, 0.05, 0.1, 0.2, 2.0]
+
+
 def choose_weights(
     found: list[list[Candidate]], expected: list[str], scorer: Scorer
 ) -> tuple[Weights, dict[str, Any]]:
-    """Lexical and intent weights by validation MRR; each measured against leaving it out."""
+    """Question offset, lexical and intent weights by validation MRR; lexical and intent each
+    measured against leaving them out, and kept only when they raise MRR."""
     lexical_grid = [0.0, 0.05, 0.1, 0.2, 0.3] if scorer.lexical is not None else [0.0]
     intent_grid = [0.0, 0.1, 0.25, 0.5, 1.0] if scorer.intent is not None else [0.0]
     results = {}
-    for lex, intent in itertools.product(lexical_grid, intent_grid):
-        w = Weights(lex, intent)
-        results[(lex, intent)] = _mrr([rank(f, w, 10) for f in found], expected)
-    base = results[(0.0, 0.0)]
-    best_key = max(results, key=lambda key: (round(results[key], 6), -key[0] - key[1]))
+    for offset, lex, intent in itertools.product(QUESTION_OFFSETS, lexical_grid, intent_grid):
+        w = Weights(lex, intent, offset)
+        results[(offset, lex, intent)] = _mrr([rank(f, w, 10) for f in found], expected)
+    # The plain retrieval choice first, then extras only where they beat it.
+    offset = max(QUESTION_OFFSETS, key=lambda o: (round(results[(o, 0.0, 0.0)], 6), -o))
+    base = results[(offset, 0.0, 0.0)]
+    best_key = max(
+        (k for k in results if k[0] == offset),
+        key=lambda k: (round(results[k], 6), -k[1] - k[2]),
+    )
     if results[best_key] <= base + 1e-9:
-        best_key = (0.0, 0.0)
+        best_key = (offset, 0.0, 0.0)
     measured = {
         "mrr_retrieval_only": round(base, 4),
         "mrr_chosen": round(results[best_key], 4),
+        "mrr_questions_as_answers": round(results[(0.0, 0.0, 0.0)], 4),
+        "mrr_answers_only": round(results[(2.0, 0.0, 0.0)], 4),
     }
     if scorer.lexical is not None:
         measured["mrr_best_with_lexical"] = round(
-            max(v for k, v in results.items() if k[0] > 0 and k[1] == best_key[1]), 4
+            max(
+                v for k, v in results.items() if k[0] == offset and k[1] > 0 and k[2] == best_key[2]
+            ),
+            4,
         )
     if scorer.intent is not None:
         measured["mrr_best_with_intent"] = round(
-            max(v for k, v in results.items() if k[1] > 0 and k[0] == best_key[0]), 4
+            max(
+                v for k, v in results.items() if k[0] == offset and k[2] > 0 and k[1] == best_key[1]
+            ),
+            4,
         )
-    return Weights(*best_key), measured
+    return Weights(best_key[1], best_key[2], best_key[0]), measured
 
 
 def _cross_val(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:

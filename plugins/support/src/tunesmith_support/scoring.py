@@ -1,10 +1,12 @@
 """Candidate answers for a question, with the scores that calibration turns into a confidence.
 
-Each entry gets a retrieval score (cosine of the question with the entry's indexed question and
-with its answer text; the larger counts), optionally a lexical BM25 score (bm25s, scaled to
-[0, 1] per question) and optionally the probability an intent classifier gives the entry. The
-combined score is ``retrieval + w_lexical * lexical + w_intent * intent``; the weights are chosen
-on validation questions by `support calibrate` and are zero until then.
+Each entry gets a retrieval score: the larger of the question's cosine with the entry's answer
+text and its cosine with the entry's indexed question minus ``question_offset`` (an FAQ that
+repeats a question under several answers is better matched on answers: a large offset ignores
+indexed questions); optionally a lexical BM25 score (bm25s, scaled to [0, 1] per question) and
+optionally the probability an intent classifier gives the entry. The combined score is
+``retrieval + w_lexical * lexical + w_intent * intent``; the offset and weights are chosen on
+validation questions by `support calibrate` and are zero until then.
 """
 
 from __future__ import annotations
@@ -50,9 +52,18 @@ class Weights:
 
     lexical: float = 0.0
     intent: float = 0.0
+    question_offset: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
-        return {"lexical": self.lexical, "intent": self.intent}
+        return {
+            "lexical": self.lexical,
+            "intent": self.intent,
+            "question_offset": self.question_offset,
+        }
+
+    def retrieval(self, question_score: float, answer_score: float) -> float:
+        """The retrieval score of an entry from its two cosines."""
+        return max(answer_score, question_score - self.question_offset)
 
 
 class Lexical:
@@ -172,5 +183,6 @@ class Scorer:
 def rank(found: list[Candidate], weights: Weights, k: int = 5) -> list[Candidate]:
     """The ``k`` best of ``found`` under ``weights``, best first (scores filled in)."""
     for c in found:
+        c.retrieval = weights.retrieval(c.question_score, c.answer_score)
         c.score = c.retrieval + weights.lexical * c.lexical + weights.intent * c.intent
     return sorted(found, key=lambda c: (-c.score, c.entry.id))[:k]
