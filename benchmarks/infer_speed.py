@@ -1,4 +1,4 @@
-"""Inference speed: tunesmith predict (fp32 and int8) against the transformers pipeline.
+"""Inference speed: tunesmith predict (fp32 and int8) against the transformers pipeline and ONNX.
 
 Both sides run the same model on the same texts in one process with the same thread settings:
 the banking77 test set from the shared data folder when present, the sample data otherwise.
@@ -7,7 +7,10 @@ tunesmith sorts texts by token length and pads each batch only to its own longes
 recorded on the training texts as ``tunesmith train`` records them. The peer is
 ``pipeline("text-classification", batch_size=32)`` given the very same in-memory model. The three
 runners take turns on chunks of the texts, so a shift in machine load hits them alike, and each
-keeps its best of ``--repeats`` passes.
+keeps its best of ``--repeats`` passes. A fourth runner is the model exported with
+``tunesmith export --format onnx`` (pooling and calibration inside the graph) run by onnxruntime
+with the same threads and tunesmith's length-sorted batches (skipped, its keys null, without the
+``export`` extra).
 
 Without ``--model`` a model is built in a minute (in a child process, so that its scikit-learn
 fit leaves nothing behind in the timed one): the default encoder with mean pooling and a
@@ -112,7 +115,7 @@ def build_probe_model(
     from transformers import AutoTokenizer
 
     from tunesmith.data.load import load_text_dataset
-    from tunesmith.engine.modeling import build_classifier, set_head_weights
+    from tunesmith.engine.modeling import build_classifier, save_classifier, set_head_weights
     from tunesmith.models import resolve_model
 
     data = load_text_dataset(train_file)
@@ -126,7 +129,8 @@ def build_probe_model(
     probe = LogisticRegression(C=10.0, max_iter=2000)
     probe.fit(features, [names.index(label) for label in labels])
     set_head_weights(model, probe.coef_, probe.intercept_)
-    model.save_pretrained(out_dir)
+    # As `tunesmith train` saves: a mean-pooled head is marked so plain transformers refuses it.
+    save_classifier(model, out_dir)
     tokenizer.save_pretrained(out_dir)
     # The activation ranges int8 uses, recorded on the training texts as `tunesmith train` does.
     from tunesmith.engine.quantize import save_int8_ranges
@@ -148,6 +152,60 @@ def executed_flops(config, lengths: list[int], batch_size: int, *, sort: bool) -
         width = max(batch)
         total += len(batch) * width * forward_flops_per_token(config, width)
     return total
+
+
+def onnx_runner_for(model_dir: Path, loaded, threads: int, batch_size: int, tmp):
+    """(a runner labelling texts with the ONNX export of ``model_dir``, export seconds), or
+    (None, None) without onnxruntime. The export goes to a temporary folder."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        print("onnxruntime is not installed: no ONNX column", file=sys.stderr)
+        return None, None
+    import numpy as np
+    import onnxruntime
+
+    from tunesmith.engine.export_onnx import export_onnx
+
+    folder = Path(tmp.name) if tmp is not None else Path(tempfile.mkdtemp(prefix="tunesmith-"))
+    started = time.perf_counter()
+    report = export_onnx(model_dir, folder / "model.onnx", force=True)
+    took = round(time.perf_counter() - started, 1)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # As torch's threads wait passively on a busy machine (engine/threads.py), onnxruntime's
+    # must not spin: spinning halved its rate here with other processes on the cores.
+    passive = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0" if passive else "1")
+    session = onnxruntime.InferenceSession(
+        report["path"], options, providers=["CPUExecutionProvider"]
+    )
+    labels, tokenizer = loaded.labels, loaded.tokenizer
+
+    def run(chunk: list[str]) -> list[str]:
+        # tunesmith's batching: sorted by length, each batch padded to its own longest text.
+        ids = tokenizer(chunk, truncation=True, max_length=loaded.max_length)["input_ids"]
+        order = sorted(range(len(chunk)), key=lambda i: -len(ids[i]))
+        out = [""] * len(chunk)
+        for start in range(0, len(order), batch_size):
+            part = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in part)
+            input_ids = np.zeros((len(part), width), dtype=np.int64)
+            mask = np.zeros((len(part), width), dtype=np.int64)
+            for row, i in enumerate(part):
+                input_ids[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1
+            if tokenizer.pad_token_id:
+                input_ids[mask == 0] = tokenizer.pad_token_id
+            (probs,) = session.run(
+                ["probabilities"], {"input_ids": input_ids, "attention_mask": mask}
+            )
+            for row, i in enumerate(part):
+                out[i] = labels[int(probs[row].argmax())]
+        return out
+
+    return run, took
 
 
 def main() -> None:
@@ -246,6 +304,9 @@ def main() -> None:
             ],
         ),
     ]
+    onnx_runner, onnx_seconds = onnx_runner_for(model_dir, fp32, threads, args.batch_size, tmp)
+    if onnx_runner is not None:
+        runners.append(("onnxruntime (tunesmith export)", onnx_runner))
     warm = texts[: args.batch_size]
     for _, run in runners:
         run(warm)
@@ -290,6 +351,7 @@ def main() -> None:
     singles = [r["label"] for r in predict_texts(int8, alone, batch_size=1)]
     same_alone = float(np.mean([a == b for a, b in zip(singles, predicted[2], strict=False)]))
 
+    onnx_row = rows[3] if len(rows) > 3 else None
     base = rows[0][2]
     print(
         f"\ninference on {len(texts)} {data_name} texts, batch {args.batch_size}, "
@@ -332,6 +394,11 @@ def main() -> None:
         "fp32_gflops_per_s": round(rows[1][4], 1),
         "int8_gops_per_s": round(rows[2][4], 1),
         "mean_tokens": round(float(np.mean(lengths)), 1),
+        "onnx_texts_per_s": round(onnx_row[2], 1) if onnx_row else None,
+        "onnx_accuracy": round(onnx_row[3], 4) if onnx_row else None,
+        "onnx_speedup": round(onnx_row[2] / base, 2) if onnx_row else None,
+        "onnx_gflops_per_s": round(onnx_row[4], 1) if onnx_row else None,
+        "onnx_export_seconds": onnx_seconds,
         "quick": args.quick,
     }
     print(json.dumps(result))
