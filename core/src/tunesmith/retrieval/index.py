@@ -360,6 +360,10 @@ class VectorIndex:
                 path=gen_dir,
             )
         ivf = {k: int(meta[k]) for k in ("nlist", "nprobe", "trained_count") if k in meta}
+        if kind not in ("flat", "ivf") or (kind == "ivf" and len(ivf) != 3):
+            raise DataError(
+                f"meta.json: unknown kind '{kind}' or IVF settings missing", path=gen_dir
+            )
         return cls(
             path,
             dim=dim,
