@@ -28,10 +28,15 @@ Two kinds of FAISS index, chosen by size:
 Search is top-k by inner product (cosine for normalised vectors). ``where`` filters on payload
 fields by equality (a list means "any of"); the filter becomes a FAISS ``IDSelector``, and for
 IVF ``nprobe`` grows until k matches are found or every list was searched, so a filter never
-loses results that exist.
+loses results that exist. Values compare as SQLite's ``json_extract`` returns them: ``true``
+equals 1, and ``None`` matches a missing or null field.
+
+Batched exact search, k-means and list assignment multiply matrices with numpy's BLAS (see
+:func:`top_k_inner_product`); single queries and IVF searches run in FAISS.
 
 Thread safety: any number of concurrent searches; add/upsert/delete/save/optimize take an
-exclusive lock (a readers-writer lock, writers first).
+exclusive lock (a readers-writer lock, writers first). One process saves a given directory at a
+time (there is no lock between processes).
 """
 
 from __future__ import annotations
