@@ -155,6 +155,21 @@ def test_filter_returns_only_matching_payloads_and_still_k_results(tmp_path):
     assert [len(b) for b in batch] == [4, 4, 4]
 
 
+def test_filter_none_matches_a_missing_field_and_bad_filters_are_errors(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add(["a", "b", "c"], vectors=unit_rows(3), payloads=[{"lang": "en"}, {}, {"lang": None}])
+    assert {h.id for h in index.search(unit_rows(1)[0], where={"lang": None})} == {"b", "c"}
+    assert {h.id for h in index.search(unit_rows(1)[0], where={"lang": ["en", None]})} == {
+        "a",
+        "b",
+        "c",
+    }
+    with pytest.raises(UserInputError, match="where must be a dict"):
+        index.search(unit_rows(1)[0], where=[("lang", "en")])
+    with pytest.raises(UserInputError, match=r"where\['lang'\] values"):
+        index.search(unit_rows(1)[0], where={"lang": {"en": 1}})
+
+
 def test_filter_sees_writes_made_after_a_cached_filter(tmp_path):
     index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
     index.add(["a", "b"], vectors=unit_rows(2), payloads=[{"c": "x"}, {"c": "y"}])
