@@ -261,3 +261,16 @@ def test_plugin_keeps_the_hook_contract():
     from tunesmith_recommend import plugin
 
     assert check_plugin_contract(plugin) == []
+
+
+def test_serving_ranks_as_the_full_catalogue_evaluation_does(model_dir):
+    # on 150 items the candidate sources cover the catalogue, so serving must equal full ranking
+    from tunesmith_recommend.model import Recommender
+
+    recommender = Recommender(model_dir)
+    history = recommender.history_of("u05")
+    features = recommender.signals.user_features([history])
+    scores = np.asarray(recommender.ranker.combine(features, recommender.item_part))[0]
+    scores[history] = -np.inf
+    expected = [recommender.ids[i] for i in np.argsort(-scores)[:10]]
+    assert [r.item_id for r in recommender.for_user("u05", k=10)] == expected

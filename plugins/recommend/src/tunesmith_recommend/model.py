@@ -34,7 +34,7 @@ FORMAT = "tunesmith-recommend/1"
 #: candidates taken from each source before re-ranking (the index's hits carry payloads, which
 #: cost about 40 us each to read, so fewer come from there)
 CANDIDATES = 200
-INDEX_CANDIDATES = 100
+INDEX_CANDIDATES = 50
 
 
 @dataclass
@@ -118,6 +118,14 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
     }
     atomic_write_json(out / "meta.json", meta)
     return out
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``values`` at ``wanted`` positions of the sorted ``keys``; 0 where a key is absent."""
+    if len(keys) == 0:
+        return np.zeros(len(wanted))
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, values[at], 0.0)
 
 
 class Recommender:
@@ -205,20 +213,24 @@ class Recommender:
         n = len(self.ids)
         hits = self.index.search(user_vector.astype(np.float32), k=min(INDEX_CANDIDATES, n))
         sources = [np.asarray([self.position[h.id] for h in hits], dtype=np.int64), self.top_items]
-        cooc = np.zeros(n)
+        # Co-occurrence with the (distinct) history items, kept sparse: the items
+        # that co-occur and their summed cosines (a dense pass over a large catalogue costs more
+        # than the rest of the request).
+        cooc_items = np.zeros(0, dtype=np.int64)
+        cooc_values = np.zeros(0)
         if len(history):
-            # the summed co-occurrence rows of the (distinct, latest 20) history items: dense
-            # over the catalogue, cheaper than slicing the sparse matrix's columns
-            cooc = np.asarray(self.signals.cooc[np.unique(history[-20:])].sum(axis=0)).ravel()
-            nonzero = np.flatnonzero(cooc)
-            if len(nonzero) > CANDIDATES:
-                nonzero = nonzero[np.argpartition(-cooc[nonzero], CANDIDATES - 1)[:CANDIDATES]]
-            sources.append(nonzero.astype(np.int64))
+            rows = self.signals.cooc[np.unique(history)]
+            cooc_items, inverse = np.unique(rows.indices, return_inverse=True)
+            cooc_values = np.bincount(inverse, weights=rows.data, minlength=len(cooc_items))
+            best = np.arange(len(cooc_items))
+            if len(best) > CANDIDATES:
+                best = np.argpartition(-cooc_values, CANDIDATES - 1)[:CANDIDATES]
+            sources.append(cooc_items[best].astype(np.int64))
         candidates = np.unique(np.concatenate(sources))
         candidates = candidates[~np.isin(candidates, exclude)]
         features = {
             "two_tower": self.signals.item_vectors[candidates] @ user_vector,
-            "cooccurrence": np.log1p(cooc[candidates]),
+            "cooccurrence": np.log1p(_lookup(cooc_items, cooc_values, candidates)),
             "text_similarity": np.zeros(len(candidates)),
         }
         if len(history):
