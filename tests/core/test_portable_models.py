@@ -54,7 +54,7 @@ CASES = {
     "head-mean-single": (["--strategy", "head", "--pooling", "mean"], "train", "refused"),
     "lora-cls-single": (["--strategy", "lora", "--pooling", "cls"], "train", "plain"),
     "lora-mean-multi": (["--strategy", "lora", "--pooling", "mean"], "multi", "refused"),
-    "freeze-cls-multi": (["--strategy", "freeze:1", "--pooling", "cls"], "multi", "plain"),
+    "head-cls-multi": (["--strategy", "head", "--pooling", "cls"], "multi", "plain"),
     "full-ner": (["--strategy", "full"], "ner", "plain"),
     "lora-ner": (["--strategy", "lora"], "ner", "plain"),
 }
