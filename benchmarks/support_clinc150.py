@@ -172,7 +172,16 @@ def main() -> None:
         type=int,
         default=None,
         help="training utterances per intent for both systems (default: all 100; fewer on a "
-        "busy machine); val and test stay whole",
+        "busy machine)",
+    )
+    parser.add_argument(
+        "--val-per-intent", type=int, default=None, help="val utterances per intent (all 100 OOS)"
+    )
+    parser.add_argument(
+        "--test-per-intent",
+        type=int,
+        default=None,
+        help="test utterances per intent (all 1,000 OOS)",
     )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
@@ -185,6 +194,10 @@ def main() -> None:
     test = read_split(args.data_root, "test")
     if args.train_per_intent:
         train = subsample(*train, per_intent=args.train_per_intent, oos=100)
+    if args.val_per_intent:
+        val = subsample(*val, per_intent=args.val_per_intent, oos=100)
+    if args.test_per_intent:
+        test = subsample(*test, per_intent=args.test_per_intent, oos=1000)
     if args.quick:
         train = subsample(*train, per_intent=15, oos=100)
         val = subsample(*val, per_intent=6, oos=100)
@@ -235,7 +248,13 @@ def main() -> None:
     # tunesmith: pair-trained encoder, LR + nearest-neighbour confidence.
     log("tunesmith: pair training utterance -> intent name")
     names = {y: y.replace("_", " ") for y in set(x_labels)}
-    val_pairs = [(t, names[y]) for t, y in zip(*val, strict=True) if y != OOS]
+    # One validation utterance per intent is enough for the trainer's own metrics.
+    seen: set[str] = set()
+    val_pairs = []
+    for t, y in zip(*val, strict=True):
+        if y != OOS and y not in seen:
+            seen.add(y)
+            val_pairs.append((t, names[y]))
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         result = train_pair_encoder(
