@@ -45,14 +45,14 @@ def test_intent_classifier_scores_join_the_candidates_and_weights_are_measured(k
     from tunesmith_support.learning import calibrate_kb, read_labelled, scorer_for
 
     with sample_paths()["history"].open(encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["answer_id"]]
+        rows = [r for r in csv.DictReader(handle) if r["answer_id"]][:40]
     labels = sorted({r["answer_id"] for r in rows})
     make_tiny_trained_classifier(
         kb_copy / "classifier",
         labels,
         [r["question"] for r in rows],
         [labels.index(r["answer_id"]) for r in rows],
-        steps=30,
+        steps=10,
     )
     scorer = scorer_for(kb_copy)
     found = scorer.components(["can I rent a kayak"], everything=True)[0]

@@ -54,16 +54,28 @@ class Logistic:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray) -> Logistic:
-        from sklearn.linear_model import LogisticRegression
-
+    def fit(cls, x: np.ndarray, y: np.ndarray, c: float = 10.0) -> Logistic:
+        """L2-regularised logistic regression (``1/c`` on the weights, not the intercept) by
+        Newton's method: a handful of features, so this is exact and needs no sklearn."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
         if len(set(y.tolist())) < 2:
             # All right (or all wrong): a constant confidence equal to the observed rate.
             rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
             return cls([0.0] * x.shape[1], math.log(rate / (1 - rate)))
-        model = LogisticRegression(C=10.0, max_iter=1000)
-        model.fit(x, y)
-        return cls([float(v) for v in model.coef_[0]], float(model.intercept_[0]))
+        design = np.hstack([x, np.ones((len(x), 1))])
+        penalty = np.full(design.shape[1], 1.0 / c)
+        penalty[-1] = 0.0
+        w = np.zeros(design.shape[1])
+        for _ in range(100):
+            p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -50, 50)))
+            grad = design.T @ (p - y) + penalty * w
+            hess = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty + 1e-9)
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if np.max(np.abs(step)) < 1e-8:
+                break
+        return cls([float(v) for v in w[:-1]], float(w[-1]))
 
 
 @dataclass
@@ -142,18 +154,33 @@ def threshold_for_precision(
     return best
 
 
-def _mrr(ranked: list[list[Candidate]], expected: list[str]) -> float:
-    total = 0.0
-    in_scope = 0
-    for cands, want in zip(ranked, expected, strict=True):
+def _score_arrays(found: list[list[Candidate]]) -> list[tuple[list[str], np.ndarray]]:
+    """Per question: candidate ids and a ``[4, n]`` array of question, answer, lexical and
+    intent scores (to try many weights without Python loops)."""
+    out = []
+    for cands in found:
+        ids = [c.entry.id for c in cands]
+        arr = np.asarray(
+            [[c.question_score, c.answer_score, c.lexical, c.intent] for c in cands],
+            dtype=np.float64,
+        ).reshape(-1, 4)
+        out.append((ids, arr.T))
+    return out
+
+
+def _mrr(arrays: list[tuple[list[str], np.ndarray]], expected: list[str], w: Weights) -> float:
+    """Mean reciprocal rank of the expected entries (in-scope questions only)."""
+    total, n = 0.0, 0
+    for (ids, arr), want in zip(arrays, expected, strict=True):
         if not want:
             continue
-        in_scope += 1
-        for r, c in enumerate(cands, start=1):
-            if c.entry.id == want:
-                total += 1.0 / r
-                break
-    return total / max(1, in_scope)
+        n += 1
+        if want not in ids:
+            continue
+        q, a, lex, intent = arr
+        s = np.maximum(a, q - w.question_offset) + w.lexical * lex + w.intent * intent
+        total += 1.0 / (1 + int((s > s[ids.index(want)]).sum()))
+    return total / max(1, n)
 
 
 #: Offsets tried for indexed questions (2.0: match on answer texts only, cosines are <= 1).
@@ -167,10 +194,10 @@ def choose_weights(
     measured against leaving them out, and kept only when they raise MRR."""
     lexical_grid = [0.0, 0.05, 0.1, 0.2, 0.3] if scorer.lexical is not None else [0.0]
     intent_grid = [0.0, 0.1, 0.25, 0.5, 1.0] if scorer.intent is not None else [0.0]
+    arrays = _score_arrays(found)
     results = {}
     for offset, lex, intent in itertools.product(QUESTION_OFFSETS, lexical_grid, intent_grid):
-        w = Weights(lex, intent, offset)
-        results[(offset, lex, intent)] = _mrr([rank(f, w, 10) for f in found], expected)
+        results[(offset, lex, intent)] = _mrr(arrays, expected, Weights(lex, intent, offset))
     # The plain retrieval choice first, then extras only where they beat it.
     offset = max(QUESTION_OFFSETS, key=lambda o: (round(results[(o, 0.0, 0.0)], 6), -o))
     base = results[(offset, 0.0, 0.0)]
