@@ -35,6 +35,10 @@ FORMAT = "tunesmith-recommend/1"
 #: cost about 40 us each to read, so fewer come from there)
 CANDIDATES = 200
 INDEX_CANDIDATES = 50
+#: A text query states the taste outright: its text match leads, and the ranker's item-only part
+#: (popularity, freshness, content prior) counts this much, both standardised over the candidates.
+#: There is no validation data for queries to choose it on, so it is a stated choice.
+QUERY_PRIOR_WEIGHT = 0.5
 
 
 @dataclass
@@ -118,6 +122,12 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
     }
     atomic_write_json(out / "meta.json", meta)
     return out
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    """Standardised values (zero mean, unit deviation; constant values give zeros)."""
+    std = float(values.std())
+    return (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -293,8 +303,17 @@ class Recommender:
         if not text.strip():
             raise UserInputError("the query text is empty")
         vector = self.encoder.encode([text])[0]
-        items, scores = self._rank(vector, np.zeros(0, dtype=np.int64), k, exclude=np.zeros(0))
-        return self._results(items, scores)
+        hits = self.index.search(
+            vector.astype(np.float32), k=min(2 * INDEX_CANDIDATES, len(self.ids))
+        )
+        candidates = np.unique(
+            np.concatenate([[self.position[h.id] for h in hits], self.top_items]).astype(np.int64)
+        )
+        scores = _z(self.signals.item_vectors[candidates] @ vector) + QUERY_PRIOR_WEIGHT * _z(
+            self.item_part[candidates]
+        )
+        order = np.argsort(-scores)[:k]
+        return self._results(candidates[order], scores[order])
 
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
         """Items whose item-tower vectors are closest to this one's."""
