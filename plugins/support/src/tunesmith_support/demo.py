@@ -142,14 +142,16 @@ def explain(kb_dir: str, last: dict[str, Any]) -> tuple[Any, Any, str]:
 
 
 def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
-    """A KB from uploaded files. A CSV with ``question`` and ``answer_id`` columns is taken as
-    labelled questions and calibrates the KB; without one, the current KB's calibration is
-    borrowed (said in the status)."""
+    """A KB from uploaded files, with the current KB's base model. A CSV with ``question`` and
+    ``answer_id`` columns is taken as labelled questions and calibrates the KB; without one, the
+    current KB's calibration is borrowed (said in the status)."""
     from tunesmith_support.kbindex import (
         CALIBRATION,
+        ENCODER_DIR,
         build_index,
         load_encoder,
         open_index,
+        read_meta,
         stored_entries,
     )
     from tunesmith_support.learning import calibrate_kb, read_labelled
@@ -171,7 +173,10 @@ def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
                 labelled.append(target)
         shutil.copyfile(path, target)
     kb = root / "kb"
-    report = build_index(src, kb, model="default")
+    model = read_meta(current_kb).get("model") or "default"
+    if model == ENCODER_DIR:  # a tuned encoder belongs to its own KB
+        model = "default"
+    report = build_index(src, kb, model=model)
     if labelled:
         ids = {e.id for e in stored_entries(open_index(kb, load_encoder(kb)))}
         calibration = calibrate_kb(kb, read_labelled(labelled, ids))
