@@ -139,14 +139,18 @@ class ALS:
             shape=(split.n_users, split.n_items),
         )
         user_items.data[:] = 1.0
-        model = AlternatingLeastSquares(
-            factors=factors,
-            regularization=self.regularization,
-            iterations=self.iterations,
-            num_threads=self.threads,
-            random_state=42,
-        )
-        model.fit(user_items, show_progress=False)
+        from threadpoolctl import threadpool_limits
+
+        # implicit runs its own threads; BLAS threads underneath them only contend (its advice)
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=factors,
+                regularization=self.regularization,
+                iterations=self.iterations,
+                num_threads=self.threads,
+                random_state=42,
+            )
+            model.fit(user_items, show_progress=False)
         self.items = np.asarray(model.item_factors, dtype=np.float64)
         self.n_items = split.n_items
         # Implicit ALS user solve with confidence 1 + alpha (alpha = 1, implicit's default):
