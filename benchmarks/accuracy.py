@@ -169,13 +169,12 @@ def tunesmith_run(data: Path, test: Path, work: Path, name: str, eval_data: Path
     report = evaluate_model(loaded, load_eval_dataset(loaded, test), batch_size=64)
     result = {
         "seconds": round(seconds, 1),
-        "epochs": run.resolved.get("epochs"),
-        "epochs_run": run.resolved.get("epochs_run"),
-        "lr": run.resolved.get("lr"),
-        "soup": (run.resolved.get("soup") or {}).get("members", 1),
+        "epochs": run.resolved.epochs,
+        "epochs_run": run.resolved.epochs_run,
+        "lr": run.resolved.lr,
     }
-    if run.resolved.get("self_training"):
-        result["self_training"] = run.resolved["self_training"]
+    if run.resolved.self_training:
+        result["self_training"] = run.resolved.self_training
     if report.get("task") == "ner":
         result.update({
             "f1": report["f1"], "precision": report["precision"], "recall": report["recall"],
@@ -208,9 +207,6 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=None, help="Where models go (temp).")
     parser.add_argument(
         "--augment", default="", help="Augmenter(s) for the banking77 runs, comma-separated."
-    )
-    parser.add_argument(
-        "--soup", type=int, default=1, help="--soup for the banking77 runs (default 1)."
     )
     parser.add_argument(
         "--unlabelled",
@@ -263,7 +259,7 @@ def main() -> int:
                     )  # fmt: skip
                 b = baseline_accuracy(rows, test_rows, cache, pool=pool)
                 r = tunesmith_run(
-                    data, test_path, work, f"{setting}_{draw}", augment=augment, soup=args.soup,
+                    data, test_path, work, f"{setting}_{draw}", augment=augment,
                     **extra,
                 )  # fmt: skip
                 if "self_trained" in b:
@@ -307,7 +303,6 @@ def main() -> int:
         "benchmark": "accuracy",
         "quick": args.quick,
         "augment": augment,
-        "soup": args.soup,
         "unlabelled": args.unlabelled,
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "results": {

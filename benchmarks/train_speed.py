@@ -215,17 +215,17 @@ def tunesmith_recipe(data, test_rows, epochs, work, **settings) -> dict[str, Any
         pm.unregister(name=name)
     total = clock.points[-1][0]
     encoded = tokenizer([r["text"] for r in read_csv(data)], truncation=True,
-                        max_length=run.resolved["max_length"])["input_ids"]  # fmt: skip
+                        max_length=run.resolved.max_length)["input_ids"]  # fmt: skip
     real_tokens = sum(len(x) for x in encoded)
     return {
         "seconds": total,
         "accuracy": clock.points[-1][1],
         "points": clock.points,
-        "resolved": run.resolved,
+        "resolved": run.resolved.to_dict(),
         "tokens": real_tokens * epochs,
         "mean_length": real_tokens / len(encoded),
         # The training loop alone, without the test evaluations made inside it.
-        "loop_seconds": run.resolved["train_seconds"] - clock.paused,
+        "loop_seconds": run.resolved.train_seconds - clock.paused,
     }
 
 

@@ -20,8 +20,8 @@ the test accuracy beside it for the record only. Two steps, both resumable:
 ``--quick`` trains one 5-per-intent draw for 2 epochs and replays a small grid (a smoke check of
 a few minutes). Example (10 per intent, draws 0 and 1)::
 
-    python benchmarks/fewshot_dev.py --k 10 --draws 0,1 --work-dir /tmp/dev --tag base
-    python benchmarks/fewshot_dev.py --k 10 --draws 0,1 --work-dir /tmp/dev --tag e30 \\
+    python tools/fewshot_dev.py --k 10 --draws 0,1 --work-dir /tmp/dev --tag base
+    python tools/fewshot_dev.py --k 10 --draws 0,1 --work-dir /tmp/dev --tag e30 \\
         --set epochs=30
 """
 
@@ -41,6 +41,8 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The draws and the CSV helpers are the benchmarks' own: this tool chooses defaults on the same.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from accuracy import draw_per_label  # noqa: E402
 from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
@@ -305,8 +307,6 @@ def main() -> int:
     parser.add_argument("--tag", default="base", help="Name of this recipe (a subfolder).")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="A RunConfig override, e.g. epochs=30 (repeatable).")  # fmt: skip
-    parser.add_argument("--experiment", default=None, metavar="NAME[=VALUE]",
-                        help="A recipe change patched in (see fewshot_experiments.py).")  # fmt: skip
     parser.add_argument("--dev-size", type=int, default=2000)
     parser.add_argument("--wise", default=",".join(f"{w:g}" for w in WISE),
                         help="WiSE-FT weights to replay (comma-separated).")  # fmt: skip
@@ -337,10 +337,6 @@ def main() -> int:
             return 2
         settings[name.replace("-", "_")] = parse_value(value)
     recorder = functools.partial(make_recorder, keep_epochs=not args.no_averages)
-    if args.experiment:
-        from fewshot_experiments import apply
-
-        recorder = apply(args.experiment, recorder)
     rows = read_csv(banking / "train.csv")
     test = read_csv(banking / "test.csv")
     tag_dir = args.work_dir / args.tag
@@ -397,7 +393,7 @@ def main() -> int:
         print(f"{key:<{width}} {mean[key][0]:7.4f} {mean[key][1]:7.4f}")
     print(json.dumps({
         "benchmark": "fewshot_dev", "k": args.k, "draws": args.draws, "tag": args.tag,
-        "settings": settings, "experiment": args.experiment,
+        "settings": settings,
         "train_seconds": [round(s, 1) for s in seconds],
         "default": (
             {"dev": round(mean[default][0], 4), "test": round(mean[default][1], 4)}

@@ -1,9 +1,10 @@
 """Bit-for-bit pins of training: the logits and metrics of tiny runs, recorded once.
 
 A refactor of the engine must not change what a run computes. Each case trains the tests' tiny
-BERT on one thread and compares the reloaded model's logits (exact float32 values), ``metrics.json``
-and the resolved run settings with ``tests/core/golden/engine_runs.json``. A deliberate change of
-behaviour re-records them with ``TUNESMITH_WRITE_GOLDEN=1`` (and says so in its commit).
+BERT on one thread and compares the reloaded model's logits (exact float32 values),
+``metrics.json``, the resolved run settings and the model card with
+``tests/core/golden/engine_runs.json``. A deliberate change of behaviour re-records them with
+``TUNESMITH_WRITE_GOLDEN=1`` (and says so in its commit).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,6 @@ CASES: dict[str, tuple[str, ...]] = {
     "head_cached": ("--strategy", "head", "--eval", "{eval}", "--epochs", "2"),
     "freeze_uncached": ("--strategy", "freeze:1", "--no-feature-cache", "--epochs", "2"),
     "lora": ("--strategy", "lora", "--eval", "{eval}", "--epochs", "2"),
-    "soup": ("--soup", "2", "--eval", "{eval}", "--epochs", "1"),
     "multilabel": ("--data", "{multi}", "--epochs", "2", "--class-weights", "auto"),
     "ner": ("--data", "{ner}", "--task", "ner", "--epochs", "2"),
 }
@@ -141,10 +142,14 @@ def _record(cli, files, tmp_path: Path, name: str) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run_config.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
+    card = (out / "README.md").read_text(encoding="utf-8")
+    card = card.replace(str(out), "OUT").replace(str(files["base"]), "BASE")
+    card = re.sub(r"\d+(\.\d+)? s\b", "N s", card)  # training and self-training times
     return {
         "logits": _logits(out, run["resolved"]["task"]),
         "metrics": _stable(metrics),
         "resolved": _stable(run["resolved"]),
+        "model_card": card.splitlines(),
     }
 
 
@@ -162,3 +167,4 @@ def test_training_gives_the_recorded_logits_metrics_and_settings_bit_for_bit(
     assert got["logits"] == expected["logits"]
     assert got["metrics"] == expected["metrics"]
     assert got["resolved"] == expected["resolved"]
+    assert got["model_card"] == expected["model_card"]

@@ -394,17 +394,17 @@ def test_self_train_pseudo_labels_confident_texts_and_refits_the_head():
 def test_lora_model_saved_merged_reloads_with_identical_logits(cli, files, tmp_path, monkeypatch):
     import numpy as np
 
-    from tunesmith.engine import train as train_module
+    from tunesmith.engine.stages import calibrate
 
     seen = {}
-    original = train_module._evaluate
+    original = calibrate.run
 
-    def spy(run, prepared, outcome, log):
-        seen["logits"] = np.asarray(outcome.held_logits)
-        seen["texts"] = prepared.held.texts
-        return original(run, prepared, outcome, log)
+    def spy(state):
+        seen["logits"] = np.asarray(state.held_logits)
+        seen["texts"] = state.prepared.held.texts
+        return original(state)
 
-    monkeypatch.setattr(train_module, "_evaluate", spy)
+    monkeypatch.setattr(calibrate, "run", spy)
     out = tmp_path / "model"
     result = _train(cli, files, out, "--strategy", "lora", "--eval", str(files["eval"]),
                     "--data-license", "CC BY 4.0")  # fmt: skip
@@ -433,11 +433,10 @@ def test_feature_cache_gives_the_same_model_as_training_without_it(cli, files, t
 
 
 class _StopAfter:
-    """A plugin whose callback presses Ctrl-C after ``steps`` steps (of the soup's run number
-    ``in_run`` only, when given)."""
+    """A plugin whose callback presses Ctrl-C after ``steps`` steps."""
 
-    def __init__(self, steps: int, in_run: int | None = None) -> None:
-        self.steps, self.in_run = steps, in_run
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
         self.runs = []
 
     @hookimpl
@@ -445,8 +444,6 @@ class _StopAfter:
         from transformers import TrainerCallback
 
         self.runs.append(run)
-        if self.in_run is not None and len(self.runs) != self.in_run:
-            return []
         steps = self.steps
 
         class Stop(TrainerCallback):
@@ -483,57 +480,6 @@ def test_hook_tunesmith_train_callbacks_interrupted_run_resumes_to_the_end(
     assert run["resolved"]["global_steps"] == 3 * 5
     assert not (out / "keep.txt").exists()
     assert not (tmp_path / "model.work").exists()
-
-
-def test_interrupted_soup_resumes_the_unfinished_run_and_keeps_the_finished_one(
-    cli, files, tmp_path, register_plugin
-):
-    plugin = _StopAfter(steps=3, in_run=2)
-    register_plugin(plugin, "stop-in-second-run")
-    out = tmp_path / "model"
-    args = ("--soup", "2", "--save-steps", "2")
-    assert _train(cli, files, out, *args).exit_code == 130
-    work = tmp_path / "model.work"
-    assert (work / "soup-member-0.safetensors").is_file()
-    assert (work / "soup-member-0.json").is_file()
-    assert not (work / "soup-member-1.safetensors").exists()
-    assert (work / "checkpoints-member-1" / "checkpoint-2").is_dir()
-
-    plugin.in_run = 0  # no more interruptions
-    resumed = _train(cli, files, out, *args, "--resume")
-    assert resumed.exit_code == 0, resumed.output
-    assert "run 1 of 2 had finished" in resumed.stderr
-    assert "continuing run 2 of 2" in resumed.stderr and "checkpoint-2" in resumed.stderr
-    resolved = json.loads((out / "run_config.json").read_text())["resolved"]
-    assert [r["seed"] for r in resolved["soup"]["runs"]] == [42, 43]
-    assert resolved["global_steps"] == 2 * 2 * 5  # two runs of 2 epochs of 5 steps
-    assert not work.exists()
-
-
-def test_soup_is_the_weight_average_of_the_runs_trained_alone(cli, files, tmp_path):
-    import torch
-
-    from tunesmith.engine.modeling import load_classifier
-
-    alone = []
-    for seed in ("42", "43"):
-        out = tmp_path / f"seed{seed}"
-        result = _train(cli, files, out, "--wise-ft", "1", "--seed", seed)
-        assert result.exit_code == 0, result.output
-        alone.append(load_classifier(out).state_dict())
-    assert "soup" not in json.loads((out / "run_config.json").read_text())["resolved"]
-    soup_dir = tmp_path / "soup"
-    result = _train(cli, files, soup_dir, "--soup", "2", "--wise-ft", "1")
-    assert result.exit_code == 0, result.output
-    assert "averaged (model soup)" in result.stderr
-    soup = load_classifier(soup_dir).state_dict()
-    differs = False
-    for name, value in soup.items():
-        if value.is_floating_point():
-            expected = (alone[0][name] + alone[1][name]) / 2
-            assert torch.allclose(value, expected, atol=1e-5), name
-            differs |= not torch.allclose(alone[0][name], alone[1][name])
-    assert differs  # the two seeds trained different models, so the average means something
 
 
 def test_interrupted_run_needs_resume_or_force_and_the_same_settings(
@@ -601,7 +547,7 @@ def test_few_shot_data_trains_on_everything_with_contrastive_loss_and_says_so(cl
     assert run["few_shot"] and run["n_eval"] == 0 and run["n_train"] == 39
     assert run["n_label_examples"] == 3
     assert run["contrastive"] == 1.0 and run["head_init"] == "probe"
-    assert "soup" not in run and run["nearest"]["weight"] == 0.5
+    assert run["nearest"]["weight"] == 0.5
     card = (out / "README.md").read_text()
     assert "Few-shot defaults" in card and "contrastive" in card and "nearest" in card
     assert "Label names as examples:** 3" in card
@@ -721,7 +667,6 @@ def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
         (("--augment", "no_such_augmenter"), "no_such_augmenter"),
         (("--wise-ft", "1.5"), "--wise-ft"),
         (("--label-examples", "maybe"), "--label-examples"),
-        (("--soup", "0"), "--soup"),
         (("--nearest", "maybe"), "--nearest"),
         (("--unlabelled", "/no/such/pool.csv"), "/no/such/pool.csv"),
         (("--unlabelled", "TRAIN", "--pseudo-threshold", "0"), "--pseudo-threshold"),

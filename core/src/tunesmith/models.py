@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunesmith.engine.model_dir import ADAPTER_CONFIG_FILE, CONFIG_FILE
 from tunesmith.errors import ModelNotFoundError
 
 DEFAULT_MODEL = "default"
@@ -56,7 +57,7 @@ def resolve_model(name: str | os.PathLike[str] | None = None) -> ResolvedModel:
     if path.exists():
         if not path.is_dir():
             raise ModelNotFoundError(f"{path} is a file; a model is a directory with config.json")
-        if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+        if not (path / CONFIG_FILE).exists() and not (path / ADAPTER_CONFIG_FILE).exists():
             raise ModelNotFoundError(
                 f"{path} has no config.json; it is not a Hugging Face model directory"
             )

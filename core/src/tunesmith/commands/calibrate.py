@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.engine.model_dir import CALIBRATION_FILE
+
 
 def calibrate_command(
     model: Path = typer.Option(..., "--model", help="A model directory (from `tunesmith train`)."),
@@ -29,7 +31,7 @@ def calibrate_command(
     Only calibration.json beside the weights is rewritten, atomically; predictions keep their
     ranking, so accuracy does not change. ECE uses 15 equal-width confidence bins.
     """
-    from tunesmith.engine.calibration import CALIBRATION_FILE, calibrate_model
+    from tunesmith.engine.calibration import calibrate_model
     from tunesmith.locks import writing_into
 
     # The model directory is this command's output: not while a train --force replaces it, nor
@@ -60,7 +62,7 @@ def calibrate_command(
         f"NLL {result['nll_before']:.4f} -> {result['nll_after']:.4f}   "
         f"accuracy {result['accuracy']:.4f} (unchanged)"
     )
-    typer.echo(f"saved {Path(result['model']) / 'calibration.json'}", err=True)
+    typer.echo(f"saved {Path(result['model']) / CALIBRATION_FILE}", err=True)
     if result.get("reliability_diagram"):
         typer.echo(f"reliability diagram: {result['reliability_diagram']}", err=True)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from tunesmith.engine.model_dir import METRICS_FILE
 from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
 
@@ -402,12 +403,6 @@ def train_command(
         help="Weight-space ensemble with the starting weights after full fine-tuning: 1 keeps "
         "the fine-tuned weights (default: chosen on held-out data; 0.4 for few-shot data).",
     ),
-    soup: int = typer.Option(
-        1,
-        "--soup",
-        help="Full fine-tuning runs with seeds --seed, --seed+1, ... whose weights are averaged "
-        "(a model soup; N times the training time).",
-    ),
     nearest: str = typer.Option(
         "auto",
         "--nearest",
@@ -496,7 +491,6 @@ def train_command(
         work_dir=str(work_dir) if work_dir else None,
         contrastive=contrastive,
         wise_ft=wise_ft,
-        soup=soup,
         nearest=nearest,
         unlabelled=str(unlabelled) if unlabelled else None,
         pseudo_threshold=pseudo_threshold,
@@ -507,16 +501,16 @@ def train_command(
     from tunesmith.engine.train import headline, train
 
     path = train(run)
-    metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
     if as_json:
         _echo_json(
             _clean_nan(
                 {
                     "model_dir": str(path),
-                    "task": run.resolved.get("task"),
+                    "task": run.resolved.task,
                     "strategy": run.strategy,
                     "metrics": metrics,
-                    "resolved": run.resolved,
+                    "resolved": run.resolved.to_dict(),
                 }
             )
         )

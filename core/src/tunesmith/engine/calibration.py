@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-CALIBRATION_FILE = "calibration.json"
+from tunesmith.engine.model_dir import CALIBRATION_FILE
+
 #: Temperatures are searched in [1/20, 20]: wide enough for any sane model, bounded for safety.
 T_MIN, T_MAX = 0.05, 20.0
 

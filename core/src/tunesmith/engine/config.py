@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.resolved import Resolved
 from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
 from tunesmith.errors import UserInputError
@@ -72,9 +73,6 @@ class RunConfig:
     #: (pretrained encoder + probed head): 1 keeps the fine-tuned weights, 0 the start.
     #: None: chosen on the held-out data, or 0.4 for few-shot runs without any.
     wise_ft: float | None = None
-    #: Full fine-tuning runs (seeds ``seed``, ``seed + 1``, ...) from the same start whose
-    #: weights are averaged (a model soup); 1 trains one model.
-    soup: int = 1
     #: Mix nearest-training-example scores into the saved model's probabilities: ``auto`` for
     #: few-shot single-label full fine-tuning with mean pooling, ``on``, or ``off``.
     nearest: str = "auto"
@@ -90,7 +88,7 @@ class RunConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     #: What the ``auto``/``None`` settings resolved to; filled in by ``train``.
-    resolved: dict[str, Any] = field(default_factory=dict)
+    resolved: Resolved = field(default_factory=Resolved)
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -163,8 +161,6 @@ class RunConfig:
             raise bad("--contrastive", self.contrastive, "a weight of 0 (off) or more")
         if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
             raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
-        if self.soup < 1:
-            raise bad("--soup", self.soup, "a whole number of runs, at least 1")
         if not 0 < self.pseudo_threshold <= 1:
             raise bad(
                 "--pseudo-threshold", self.pseudo_threshold, "a probability above 0, at most 1"
@@ -199,10 +195,14 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every setting (``run_config.json``)."""
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["resolved"] = self.resolved.to_dict()  # only what the run resolved, not every field
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Rebuild from ``to_dict()`` output; keys written by newer versions are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        settings = {k: v for k, v in data.items() if k in names}
+        settings["resolved"] = Resolved.from_dict(settings.get("resolved") or {})
+        return cls(**settings)

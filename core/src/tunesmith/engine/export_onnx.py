@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.model_dir import NEAREST_KEY
 from tunesmith.errors import TunesmithError, UserInputError
 
 INPUTS = ("input_ids", "attention_mask")
@@ -101,7 +102,7 @@ def describe(loaded: Any) -> dict[str, Any]:
     if "mean_pooling" in gaps:
         includes.append("mean pooling of the last hidden states")
     if "nearest_examples" in gaps:
-        weight = config["tunesmith_nearest"]["weight"]
+        weight = config[NEAREST_KEY]["weight"]
         includes.append(f"nearest-example scores (head share {weight:g})")
     leaves_out = ["truncation to max_length (tokenize with truncation=True)"]
     if loaded.task == "ner":

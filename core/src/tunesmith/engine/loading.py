@@ -26,11 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.model_dir import (
+    ADAPTER_CONFIG_FILE,
+    BASE_MODEL_KEY,
+    CALIBRATION_FILE,
+    CONFIG_FILE,
+    RUN_CONFIG_FILE,
+    TASK_KEY,
+    TOKENIZER_FILES,
+    WEIGHT_FILES,
+)
 from tunesmith.errors import DataError, ModelNotFoundError
 from tunesmith.io import read_json_object
 
 TASKS = ("classification", "multilabel", "ner")
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 
 @dataclass
@@ -87,13 +96,13 @@ def _check_model_dir(path: str | Path) -> Path:
         raise ModelNotFoundError(f"model directory {directory} does not exist")
     if not directory.is_dir():
         raise ModelNotFoundError(f"{directory} is a file; a model is a directory with config.json")
-    if (directory / "adapter_config.json").exists():
+    if (directory / ADAPTER_CONFIG_FILE).exists():
         return directory
-    if not (directory / "config.json").exists():
+    if not (directory / CONFIG_FILE).exists():
         raise ModelNotFoundError(
             f"{directory} has no config.json or adapter_config.json; it is not a model directory"
         )
-    if not any((directory / name).exists() for name in _WEIGHT_FILES):
+    if not any((directory / name).exists() for name in WEIGHT_FILES):
         raise ModelNotFoundError(
             f"{directory} has a config.json but no weights (model.safetensors); "
             "it is not a trained model directory"
@@ -149,7 +158,7 @@ def _check_weights(directory: Path) -> None:
 
 
 def _task_from_config(config: Any, run_config: dict[str, Any] | None) -> str:
-    saved = getattr(config, "tunesmith_task", None)
+    saved = getattr(config, TASK_KEY, None)
     if saved in TASKS:
         return str(saved)
     if run_config and run_config.get("task") in TASKS:
@@ -183,7 +192,7 @@ def _max_length(tokenizer: Any, config: Any, run_config: dict[str, Any] | None) 
 def _temperature_from(calibration: dict[str, Any] | None, labels: list[str], path: Path) -> Any:
     if not calibration:
         return None
-    source = path / "calibration.json"
+    source = path / CALIBRATION_FILE
     if "temperatures" in calibration:
         temps = calibration["temperatures"]
         if not isinstance(temps, list) or len(temps) != len(labels):
@@ -235,7 +244,7 @@ def _load_with_config(directory: Path, run_config: dict[str, Any] | None) -> tup
     architectures = getattr(config, "architectures", None) or []
     heads = ("ForSequenceClassification", "ForTokenClassification")
     if (
-        not getattr(config, "tunesmith_task", None)
+        not getattr(config, TASK_KEY, None)
         and architectures
         and not any(a.endswith(heads) for a in architectures)
     ):
@@ -303,12 +312,12 @@ def _load_bare_adapter(directory: Path, run_config: dict[str, Any] | None) -> tu
 def _load_tokenizer(directory: Path, run_config: dict[str, Any] | None) -> Any:
     from transformers import AutoTokenizer
 
-    if (directory / "tokenizer_config.json").exists() or (directory / "tokenizer.json").exists():
+    if any((directory / name).exists() for name in TOKENIZER_FILES):
         return AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
-    adapter = read_json_object(directory / "adapter_config.json") or {}
-    config = read_json_object(directory / "config.json") or {}
+    adapter = read_json_object(directory / ADAPTER_CONFIG_FILE) or {}
+    config = read_json_object(directory / CONFIG_FILE) or {}
     base_name = (
-        config.get("tunesmith_base_model")
+        config.get(BASE_MODEL_KEY)
         or adapter.get("base_model_name_or_path")
         or (run_config or {}).get("model")
     )
@@ -335,13 +344,13 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
     from tunesmith.engine.threads import configure_threads
 
     configure_threads()  # before transformers imports torch: see threads.py
-    run_config = read_json_object(directory / "run_config.json")
-    calibration = read_json_object(directory / "calibration.json")
+    run_config = read_json_object(directory / RUN_CONFIG_FILE)
+    calibration = read_json_object(directory / CALIBRATION_FILE)
     from safetensors import SafetensorError
 
     with quiet_transformers():
         try:
-            if (directory / "config.json").exists():
+            if (directory / CONFIG_FILE).exists():
                 model, config, task = _load_with_config(directory, run_config)
             else:
                 model, config, task = _load_bare_adapter(directory, run_config)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.engine.model_dir import CONFUSION_MATRIX_FILE, RELIABILITY_FILE
+
 ECE_BINS = 15
 
 
@@ -427,14 +429,14 @@ def evaluate_model(
         plots: dict[str, str] = {}
         if not multilabel:
             plots["confusion_matrix"] = str(
-                save_confusion_matrix_png(report, plot_dir / "confusion_matrix.png")
+                save_confusion_matrix_png(report, plot_dir / CONFUSION_MATRIX_FILE)
             )
         raw_probs = calibration_probs(logits, None, multilabel)
         plots["reliability_diagram"] = str(
             save_reliability_diagram(
                 raw_probs,
                 y,
-                plot_dir / "reliability.png",
+                plot_dir / RELIABILITY_FILE,
                 title=f"{loaded.path.name}: reliability",
                 probs_after=probs if temperature is not None else None,
             )

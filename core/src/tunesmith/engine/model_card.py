@@ -6,6 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith import __version__
+from tunesmith.engine.config import RunConfig
+from tunesmith.engine.model_dir import NEAREST_KEY, POOLING_KEY
+from tunesmith.engine.modeling import plain_transformers_gaps
+
+
+def _given(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` when the run did not resolve it (``None``)."""
+    return default if value is None else value
 
 
 def _fmt(value: Any) -> str:
@@ -58,67 +66,61 @@ def _metrics_table(metrics: dict[str, Any]) -> list[str]:
 
 
 def render_model_card(
-    run: dict[str, Any], metrics: dict[str, Any], cleaning: dict[str, Any] | None = None
+    run: RunConfig, metrics: dict[str, Any], cleaning: dict[str, Any] | None = None
 ) -> str:
-    """Markdown for the model card, from ``run_config.json``, ``metrics.json`` and the cleaning
-    report's dict."""
-    resolved = run.get("resolved", {})
-    labels = resolved.get("labels", [])
-    task = resolved.get("task", run.get("task"))
-    data_files = [f"`{Path(run['data']).name}` (training)"]
-    if run.get("eval_data"):
-        data_files.append(f"`{Path(run['eval_data']).name}` (evaluation and calibration)")
-    licence = run.get("data_license") or "not stated (pass `--data-license` to record it)"
+    """Markdown for the model card, from the run's settings and what it resolved
+    (``run.resolved``), ``metrics.json`` and the cleaning report's dict."""
+    resolved = run.resolved
+    labels = resolved.labels or []
+    task = _given(resolved.task, run.task)
+    base_model = _given(resolved.base_model_name, run.model)
+    data_files = [f"`{Path(run.data).name}` (training)"]
+    if run.eval_data:
+        data_files.append(f"`{Path(run.eval_data).name}` (evaluation and calibration)")
+    licence = run.data_license or "not stated (pass `--data-license` to record it)"
     shown_labels = ", ".join(f"`{x}`" for x in labels[:30])
     if len(labels) > 30:
         shown_labels += f", ... ({len(labels)} in all)"
     lines = [
         "---",
         "library_name: transformers",
-        f"base_model: {resolved.get('base_model_name', run.get('model'))}",
+        f"base_model: {base_model}",
         "tags: [tunesmith]",
         "---",
         "",
-        f"# {Path(run.get('out') or 'model').name}",
+        f"# {Path(run.out or 'model').name}",
         "",
         f"A {task} model fine-tuned with tunesmith {__version__}.",
         "",
         "## Training",
         "",
-        f"- **Base model:** {resolved.get('base_model_name', run.get('model'))}",
-        f"- **Strategy:** `{run.get('strategy')}`"
-        + (f" ({resolved['strategy_note']})" if resolved.get("strategy_note") else ""),
-        f"- **Pooling:** {resolved.get('pooling', '-')}",
-        f"- **Head initialisation:** {resolved.get('head_init', '-')}",
-        f"- **Data:** {', '.join(data_files)}; {resolved.get('n_train', '?')} training examples,"
-        f" {resolved.get('n_eval', 0)} held out ({resolved.get('eval_source', 'none')})",
+        f"- **Base model:** {base_model}",
+        f"- **Strategy:** `{run.strategy}`"
+        + (f" ({resolved.strategy_note})" if resolved.strategy_note else ""),
+        f"- **Pooling:** {_given(resolved.pooling, '-')}",
+        f"- **Head initialisation:** {_given(resolved.head_init, '-')}",
+        f"- **Data:** {', '.join(data_files)}; {_given(resolved.n_train, '?')} training examples,"
+        f" {_given(resolved.n_eval, 0)} held out ({_given(resolved.eval_source, 'none')})",
         f"- **Data licence:** {licence}",
         f"- **Labels ({len(labels)}):** {shown_labels}",
-        f"- **Epochs / learning rate / batch size:** {_fmt(resolved.get('epochs'))} / "
-        f"{_fmt(resolved.get('lr'))} / {run.get('batch_size')}",
-        f"- **Max length:** {resolved.get('max_length')} tokens "
-        f"({resolved.get('max_length_source', '')})",
-        f"- **Class weights:** {run.get('class_weights')}; **seed:** {run.get('seed')}",
-        f"- **Training time:** {_fmt(resolved.get('train_seconds'))} s",
+        f"- **Epochs / learning rate / batch size:** {_fmt(resolved.epochs)} / "
+        f"{_fmt(resolved.lr)} / {run.batch_size}",
+        f"- **Max length:** {resolved.max_length} tokens "
+        f"({_given(resolved.max_length_source, '')})",
+        f"- **Class weights:** {run.class_weights}; **seed:** {run.seed}",
+        f"- **Training time:** {_fmt(resolved.train_seconds)} s",
     ]
-    if run.get("augment"):
+    if run.augment:
         lines.append(
-            f"- **Augmentation:** {', '.join(run['augment'])} "
-            f"({resolved.get('n_augmented', 0)} extra training examples)"
+            f"- **Augmentation:** {', '.join(run.augment)} "
+            f"({_given(resolved.n_augmented, 0)} extra training examples)"
         )
-    if resolved.get("n_label_examples"):
+    if resolved.n_label_examples:
         lines.append(
-            f"- **Label names as examples:** {resolved['n_label_examples']} "
+            f"- **Label names as examples:** {resolved.n_label_examples} "
             "(each label's name, as words, is one more training text)"
         )
-    soup = resolved.get("soup") or {}
-    if soup.get("members", 1) > 1:
-        seeds = ", ".join(str(r.get("seed")) for r in soup.get("runs", []))
-        lines.append(
-            f"- **Model soup:** the weights of {soup['members']} fine-tuning runs from the same "
-            f"start, seeds {seeds}, averaged"
-        )
-    nearest = resolved.get("nearest") or {}
+    nearest = resolved.nearest or {}
     if nearest.get("weight", 1) < 1:
         lines.append(
             f"- **Nearest-example scores:** the probabilities are {nearest['weight']:g} the head's "
@@ -131,28 +133,29 @@ def render_model_card(
                 else ""
             )
         )
-    lines += _self_training_lines(resolved.get("self_training"))
-    wise = resolved.get("wise_ft") or {}
+    lines += _self_training_lines(resolved.self_training)
+    wise = resolved.wise_ft or {}
     if wise.get("weight", 1) < 1:
         lines.append(
             f"- **Weight-space ensemble (WiSE-FT):** {wise['weight']:g} of the fine-tuned "
             f"weights, the rest from the starting point ({wise.get('source', '')})"
         )
-    if resolved.get("few_shot"):
+    if resolved.few_shot:
         lines += [
             "",
             "**Few-shot defaults** were used because the data is small: "
-            + resolved.get("few_shot_note", ""),
+            + _given(resolved.few_shot_note, ""),
         ]
-    for note in resolved.get("notes", []):
+    for note in resolved.notes:
         lines.append(f"- {note}")
-    lines += ["", "## Evaluation", "", f"Measured on {resolved.get('eval_source', 'no data')}.", ""]
+    measured_on = _given(resolved.eval_source, "no data")
+    lines += ["", "## Evaluation", "", f"Measured on {measured_on}.", ""]
     lines += _metrics_table(metrics)
     if cleaning:
         summary = cleaning.get("summary_lines") or []
         if summary:
             lines += ["", "## Data cleaning report", "", "```", *summary, "```"]
-    out = str(run.get("out") or "MODEL_DIR")
+    out = str(run.out or "MODEL_DIR")
     lines += [
         "",
         "## Use",
@@ -173,20 +176,18 @@ def render_model_card(
 OUTSIDE_HEADING = "## Use outside tunesmith"
 
 
-def outside_tunesmith_lines(run: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str]:
     """The card's section on using the model without tunesmith: a ``pipeline`` snippet for a
     plain Hugging Face directory, an ONNX export and onnxruntime snippet for one that plain
     transformers refuses (mean pooling, nearest-example scores)."""
-    from tunesmith.engine.modeling import POOLING_KEY, plain_transformers_gaps
-
-    resolved = run.get("resolved", {})
-    task = resolved.get("task", run.get("task"))
-    out = str(run.get("out") or "MODEL_DIR")
-    nearest = resolved.get("nearest") or {}
+    resolved = run.resolved
+    task = _given(resolved.task, run.task)
+    out = str(run.out or "MODEL_DIR")
+    nearest = resolved.nearest or {}
     gaps = plain_transformers_gaps(
         {
-            POOLING_KEY: resolved.get("pooling") if task != "ner" else None,
-            "tunesmith_nearest": {"weight": nearest.get("weight", 1.0)},
+            POOLING_KEY: resolved.pooling if task != "ner" else None,
+            NEAREST_KEY: {"weight": nearest.get("weight", 1.0)},
         }
     )
     calibrated = bool(metrics.get("calibration")) and task != "ner"
@@ -250,7 +251,7 @@ def outside_tunesmith_lines(run: dict[str, Any], metrics: dict[str, Any]) -> lis
         f'session = onnxruntime.InferenceSession("{out}/model.onnx")',
         'texts = ["first text to label", "a second text"]',
         f"batch = tokenizer(texts, padding=True, truncation=True, max_length="
-        f'{resolved.get("max_length") or 512}, return_tensors="np")',
+        f'{resolved.max_length or 512}, return_tensors="np")',
         'feeds = {name: batch[name] for name in ("input_ids", "attention_mask")}',
         'probabilities = session.run(["probabilities"], feeds)[0]',
         'labels = json.loads(session.get_modelmeta().custom_metadata_map["labels"])',

@@ -28,12 +28,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-POOLING_KEY = "tunesmith_pooling"
-TASK_KEY = "tunesmith_task"
-BASE_MODEL_KEY = "tunesmith_base_model"
-ADAPTER_KEY = "tunesmith_adapter"
-#: The real ``model_type`` of a directory whose ``config.json`` names a :func:`marker_type`.
-BASE_TYPE_KEY = "tunesmith_base_model_type"
+from tunesmith.engine.model_dir import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_KEY,
+    BASE_MODEL_KEY,
+    BASE_TYPE_KEY,
+    CONFIG_FILE,
+    NEAREST_KEY,
+    POOLING_KEY,
+    SENTENCE_POOLING_CONFIG,
+    TASK_KEY,
+)
+
 #: The end of every marker model type: what the user should do instead of plain loading.
 MARKER_SUFFIX = "__load_with_tunesmith_or_export_to_onnx"
 #: Where the mean-pooling forward leaves the pooled embeddings of the last training batch.
@@ -58,7 +64,7 @@ def quiet_transformers() -> None:
 
 def sentence_pooling_mode(location: str | Path) -> str | None:
     """The pooling a sentence-transformers checkpoint was trained with (``mean``/``cls``), if any."""
-    path = Path(location) / "1_Pooling" / "config.json"
+    path = Path(location) / SENTENCE_POOLING_CONFIG
     if not path.is_file():
         return None
     try:
@@ -220,7 +226,7 @@ def plain_transformers_gaps(config: dict[str, Any]) -> list[str]:
     gaps = []
     if config.get(POOLING_KEY) == "mean":
         gaps.append("mean_pooling")
-    nearest = config.get("tunesmith_nearest") or {}  # tunesmith.engine.nearest.NEAREST_KEY
+    nearest = config.get(NEAREST_KEY) or {}
     if isinstance(nearest, dict) and float(nearest.get("weight", 1.0)) < 1.0:
         gaps.append("nearest_examples")
     return gaps
@@ -243,7 +249,7 @@ def mark_directory(directory: str | Path) -> list[str]:
     to the real type when it would not. Returns the gaps (empty: a plain directory)."""
     from tunesmith.io import atomic_write_json, read_json_object
 
-    path = Path(directory) / "config.json"
+    path = Path(directory) / CONFIG_FILE
     original = read_json_object(path) or {}
     config = dict(original)
     current = config.get("model_type")
@@ -263,7 +269,7 @@ def mark_directory(directory: str | Path) -> list[str]:
 def read_marked_config(location: str | Path) -> Any | None:
     """The transformers config of a local directory whose ``config.json`` names a marker type,
     with its real type restored; ``None`` for anything else (a hub id, a plain directory)."""
-    path = Path(location) / "config.json"
+    path = Path(location) / CONFIG_FILE
     if not path.is_file():
         return None
     from tunesmith.io import read_json_object
@@ -325,7 +331,7 @@ def save_classifier(model: Any, directory: str | Path) -> list[str]:
 
 def is_adapter_dir(path: str | Path) -> bool:
     """True for a directory holding a PEFT adapter rather than full weights."""
-    return (Path(path) / "adapter_config.json").is_file()
+    return (Path(path) / ADAPTER_CONFIG_FILE).is_file()
 
 
 def load_classifier(path: str | Path) -> Any:
@@ -352,7 +358,7 @@ def load_classifier(path: str | Path) -> Any:
 
         from tunesmith.models import resolve_model
 
-        adapter = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+        adapter = json.loads((path / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
         base = getattr(config, BASE_MODEL_KEY, None) or adapter["base_model_name_or_path"]
         # The saved config is the base's own plus the label names and tunesmith's keys.
         model = auto_cls.from_pretrained(resolve_model(base).location, config=config)

@@ -32,11 +32,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.model_dir import NEAREST_FILE, NEAREST_KEY
 from tunesmith.engine.modeling import NEAREST_ATTR
 from tunesmith.errors import UserInputError
 
-NEAREST_KEY = "tunesmith_nearest"
-NEAREST_FILE = "nearest_examples.safetensors"
 #: The head's share of the mixture without held-out data to choose one (few-shot runs).
 FEW_SHOT_WEIGHT = 0.5
 TEMPERATURE = 0.05

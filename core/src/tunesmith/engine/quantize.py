@@ -30,10 +30,12 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tunesmith.engine.model_dir import INT8_RANGES_FILE
+
 KERNELS = ("auto", "onednn", "fbgemm")
 
 #: The file in a model directory with each linear layer's recorded activation range.
-RANGES_FILE = "int8_ranges.json"
+RANGES_FILE = INT8_RANGES_FILE
 #: Texts sampled from the training data to record the ranges, and the batch size used. The
 #: range kept is the mean over batches of each batch's minimum and maximum: what per-batch
 #: quantisation sees in a typical batch of 32, rather than the rare extreme of one batch.

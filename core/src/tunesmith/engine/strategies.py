@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from tunesmith.engine.model_dir import TASK_KEY
 from tunesmith.errors import UserInputError
 
 
@@ -114,9 +115,7 @@ def wrap_lora(model: Any, *, r: int = 8, alpha: int = 16) -> Any:
     from peft import LoraConfig, TaskType, get_peft_model
 
     task = (
-        TaskType.TOKEN_CLS
-        if model.config.to_dict().get("tunesmith_task") == "ner"
-        else (TaskType.SEQ_CLS)
+        TaskType.TOKEN_CLS if model.config.to_dict().get(TASK_KEY) == "ner" else (TaskType.SEQ_CLS)
     )
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [n for n in ("query", "key", "value", "q_proj", "k_proj", "v_proj") if n in names]

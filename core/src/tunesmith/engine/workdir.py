@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.config import RunConfig
+from tunesmith.engine.model_dir import ADAPTER_WEIGHT_FILES, WEIGHT_FILES
 from tunesmith.errors import OutputExistsError, UserInputError
 
 WORK_MARKER = "tunesmith-work.json"
@@ -21,7 +22,7 @@ WORK_MARKER = "tunesmith-work.json"
 RESUME_KEYS = (
     "data", "eval_data", "model", "task", "text_col", "label_col", "label_sep", "strategy",
     "epochs", "lr", "batch_size", "max_length", "seed", "class_weights", "eval_fraction",
-    "clean", "augment", "label_examples", "pooling", "head_init", "feature_cache", "contrastive", "soup", "lora_r",
+    "clean", "augment", "label_examples", "pooling", "head_init", "feature_cache", "contrastive", "lora_r",
     "lora_alpha", "save_steps",
 )  # fmt: skip
 
@@ -29,13 +30,7 @@ RESUME_KEYS = (
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 #: A checkpoint holds one of these weight files; ``trainer_state.json`` is written after them
 #: (and after the optimizer and RNG states), so its presence marks a finished checkpoint write.
-_WEIGHTS = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "adapter_model.safetensors",
-    "adapter_model.bin",
-)
+_WEIGHTS = (*WEIGHT_FILES, *ADAPTER_WEIGHT_FILES)
 
 
 def checkpoint_is_complete(folder: Path) -> bool:
@@ -92,8 +87,6 @@ def last_complete_checkpoint(folder: Path, log: Callable[[str], None] | None = N
 
 def has_resumable_work(work: Path) -> bool:
     """True when ``work`` holds something ``--resume`` would continue from."""
-    if any(work.glob("soup-member-*.safetensors")):
-        return True
     return any(
         checkpoint_is_complete(child)
         for folder in work.glob("checkpoints*")

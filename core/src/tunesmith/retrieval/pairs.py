@@ -38,6 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.model_dir import (
+    ADAPTER_KEY,
+    METRICS_FILE,
+    POOLING_KEY,
+    SENTENCE_POOLING_CONFIG,
+    TASK_KEY,
+)
 from tunesmith.errors import UserInputError
 
 #: Multiplier of the cosine similarities in the loss (sentence-transformers' default).
@@ -349,7 +356,7 @@ def _write_sentence_transformers_files(encoder: Any, directory: Path) -> None:
         ("pooling_mode_lasttoken", "lasttoken"),
     ):
         pooling[key] = mode in encoder.pooling
-    atomic_write_json(directory / "1_Pooling" / "config.json", pooling)
+    atomic_write_json(directory / SENTENCE_POOLING_CONFIG, pooling)
     atomic_write_json(
         directory / "config_sentence_transformers.json",
         {
@@ -385,7 +392,7 @@ def _save(encoder: Any, directory: Path, range_texts: Sequence[str], seed: int) 
 
     model = encoder.model
     # A classifier's encoder carries the classifier's keys; the saved encoder is a plain one.
-    for key in ("tunesmith_task", "tunesmith_pooling", "tunesmith_adapter"):
+    for key in (TASK_KEY, POOLING_KEY, ADAPTER_KEY):
         if hasattr(model.config, key):
             delattr(model.config, key)
     with quiet_transformers():
@@ -548,5 +555,5 @@ def train_pair_encoder(
     }
     with atomic_directory(out, force=force) as tmp:
         _save(encoder, tmp, [*train_q, *train_t], seed)
-        atomic_write_json(tmp / "metrics.json", metrics)
+        atomic_write_json(tmp / METRICS_FILE, metrics)
     return PairTrainingResult(path=Path(out), metrics=metrics)

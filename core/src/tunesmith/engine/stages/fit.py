@@ -1,0 +1,269 @@
+"""Stage 4, fit: the strategy applied (full, freeze:K, head, LoRA), the frozen bottom cached when
+it can be, and the model trained by a transformers ``Trainer`` with early stopping on held-out
+data, checkpoints for ``--resume`` and the plugins' callbacks."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tunesmith.engine import feature_cache as fc
+from tunesmith.engine import nearest as nx
+from tunesmith.engine.stages.state import Training
+from tunesmith.engine.strategies import apply_strategy, trainable_parameters
+from tunesmith.engine.trainer_utils import (
+    PaddingCollator,
+    class_weights,
+    make_progress_callback,
+    make_trainer_class,
+    score_metrics,
+)
+from tunesmith.engine.wise import FEW_SHOT_WEIGHT
+from tunesmith.engine.workdir import interrupted_message
+from tunesmith.errors import TunesmithError
+from tunesmith.plugins import collect_list
+
+#: ``--early-stopping`` when not given: evaluations without a better held-out score.
+EARLY_STOPPING_PATIENCE = 3
+
+
+class TrainingInterrupted(TunesmithError):
+    """Ctrl-C during training: checkpoints are kept for ``--resume``."""
+
+    exit_code = 130
+
+
+def run(state: Training) -> None:
+    """Train ``state.model``; fill ``state.trainer``, ``held_set``, ``has_eval`` and the run's
+    figures (steps, loss, seconds, the best checkpoint)."""
+    run, prepared, resolved = state.run, state.prepared, state.resolved
+    task, labels = prepared.task, prepared.labels
+    use_cache = state.use_cache
+    state.model = apply_strategy(
+        state.model, state.strategy, lora_r=run.lora_r, lora_alpha=run.lora_alpha
+    )
+    resolved.trainable_parameters, resolved.total_parameters = trainable_parameters(state.model)
+    trainer_model, train_set, held_set, collator = _datasets(state, use_cache)
+    resolved.feature_cache = use_cache
+    contrastive = _contrastive_weight(state, use_cache)
+    resolved.contrastive = contrastive
+    if prepared.few_shot:
+        resolved.few_shot_note = _few_shot_note(state, contrastive)
+
+    has_eval = held_set is not None and len(held_set) > 0
+    patience = run.early_stopping if run.early_stopping is not None else EARLY_STOPPING_PATIENCE
+    resolved.early_stopping = patience if has_eval else None
+    weights = None
+    if run.class_weights == "auto" and task == "ner":
+        state.note("--class-weights auto applies to classification; NER ignored it")
+    if run.class_weights == "auto" and task != "ner":
+        import torch
+
+        weights = torch.tensor(class_weights(state.train_y, len(labels), task), dtype=torch.float32)
+    state.tensorboard_dir = run.work_path / "runs" if run.tensorboard else None
+    trainer = make_trainer_class()(
+        model=trainer_model,
+        args=_training_args(state, len(train_set), has_eval),
+        train_dataset=train_set,
+        eval_dataset=held_set if has_eval else None,
+        data_collator=collator,
+        compute_metrics=score_metrics(task, labels) if has_eval else None,
+        task=task,
+        loss_weights=weights,
+        contrastive_weight=contrastive,
+    )
+    _add_callbacks(state, trainer, patience if has_eval else 0)
+    state.log(
+        f"training {task} model: {len(train_set):,} examples, {len(labels)} labels, "
+        f"strategy {run.strategy}, {resolved.epochs:g} epochs at lr {resolved.lr:g}, "
+        f"max length {state.max_length}, {resolved.trainable_parameters:,} of "
+        f"{resolved.total_parameters:,} parameters trainable"
+    )
+    figures = _train(trainer, state.resume_from, run.work_path)
+    resolved.train_seconds = figures["train_seconds"]
+    resolved.train_loss = figures["train_loss"]
+    resolved.global_steps = figures["global_steps"]
+    resolved.epochs_run = figures["epochs_run"]
+    resolved.best_checkpoint_metric = figures.get("best_checkpoint_metric")
+    resolved.best_checkpoint_step = figures.get("best_checkpoint_step")
+    state.trainer, state.held_set, state.has_eval = trainer, held_set, has_eval
+
+
+def _datasets(state: Training, use_cache: bool) -> tuple[Any, Any, Any, Any]:
+    """(the module the trainer trains, training set, held-out set, collator): the frozen
+    bottom's cached output and the trainable top when cached, else the whole model on tokens."""
+    task, train_ds, held_ds = state.prepared.task, state.train_ds, state.held_ds
+    if not use_cache:
+        return state.model, train_ds, held_ds, PaddingCollator(state.pad_id, task)
+    depth, pooled = fc.cache_plan(state.model, task, state.strategy.kind, state.strategy.k)
+    started = time.perf_counter()
+    if pooled and state.pooled_train is not None:
+        train_features = state.pooled_train
+    else:
+        train_features = state.features_for(train_ds.items, depth, pooled)
+    held_features = (
+        state.features_for(held_ds.items, depth, pooled) if held_ds is not None else None
+    )
+    state.resolved.feature_cache_seconds = round(time.perf_counter() - started, 2)
+    trainer_model = fc.frozen_top(state.model, depth=depth, pooled=pooled, task=task)
+    train_set = fc.FeatureDataset(
+        train_features, _feature_labels(task, train_ds, state.train_y), train_ds.lengths
+    )
+    held_set = (
+        fc.FeatureDataset(
+            held_features, _feature_labels(task, held_ds, state.held_y), held_ds.lengths
+        )
+        if held_ds is not None
+        else None
+    )
+    part = "pooled vectors" if pooled else f"hidden states after layer {depth}"
+    state.resolved.strategy_note = f"frozen part cached ({part})"
+    return trainer_model, train_set, held_set, fc.FeatureCollator(pooled=pooled, task=task)
+
+
+def _feature_labels(task: str, dataset: Any, targets: list[Any]) -> list[Any]:
+    """Labels as the feature datasets need them: token tags come aligned to sub-tokens."""
+    if task == "ner":
+        return [item["labels"] for item in dataset.items]
+    return targets
+
+
+def _contrastive_weight(state: Training, use_cache: bool) -> float:
+    """The supervised contrastive term's weight.
+
+    Few-shot: it reshapes the sentence space on the pooled embeddings (banking77, 5 per intent:
+    0.799 -> 0.821 test accuracy on one draw; docs/benchmarks.md).
+    """
+    run, prepared = state.run, state.prepared
+    possible = (
+        prepared.task == "classification" and state.resolved.pooling == "mean" and not use_cache
+    )
+    if run.contrastive is None:
+        # Only by default where the whole encoder learns: head and freeze:K stay exactly
+        # what their cached and uncached runs compute alike.
+        by_default = state.strategy.kind in ("full", "lora") and prepared.few_shot
+        return 1.0 if (by_default and possible) else 0.0
+    if run.contrastive > 0 and not possible:
+        state.note(
+            "--contrastive needs single-label data, mean pooling and a trainable encoder; off"
+        )
+        return 0.0
+    return run.contrastive
+
+
+def _few_shot_note(state: Training, contrastive: float) -> str:
+    """The model card's sentence on the few-shot defaults this run used."""
+    run, prepared, resolved = state.run, state.prepared, state.resolved
+    parts = [f"{resolved.epochs:g} epochs at learning rate {resolved.lr:g}"]
+    if prepared.held is None:
+        parts.append("no held-out split (every example trains)")
+    if prepared.n_label_examples:
+        parts.append(f"the {prepared.n_label_examples} label names added as examples")
+    if resolved.head_init == "probe":
+        parts.append("head initialised from a linear probe")
+    uses_nearest = nx.resolve_mode(
+        run.nearest,
+        task=prepared.task,
+        pooling=resolved.pooling,
+        strategy=state.strategy.kind,
+        few_shot=True,
+    )
+    if uses_nearest and prepared.held is None:
+        parts.append(
+            "nearest-training-example scores mixed into the probabilities "
+            f"(head share {nx.FEW_SHOT_WEIGHT:g})"
+        )
+    if state.wise_start is not None and run.wise_ft is None and prepared.held is None:
+        parts.append(f"weights blended with the start (WiSE-FT, {FEW_SHOT_WEIGHT:g})")
+    if contrastive:
+        parts.append(f"a supervised contrastive loss (weight {contrastive:g}) on same-label pairs")
+    return ", ".join(parts) + "."
+
+
+def _training_args(state: Training, n_train: int, has_eval: bool) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    run = state.run
+    steps_mode = run.save_steps is not None
+    save_steps = run.save_steps
+    if not steps_mode and not has_eval:
+        # Without evaluation a checkpoint serves only --resume: save about every 200 steps
+        # (and at least once an epoch), not after every short few-shot epoch.
+        per_epoch = math.ceil(n_train / run.batch_size)
+        save_steps = per_epoch * max(1, 200 // max(per_epoch, 1))
+        steps_mode = True
+    return TrainingArguments(
+        output_dir=str(run.work_path / "checkpoints"),
+        per_device_train_batch_size=run.batch_size,
+        per_device_eval_batch_size=max(64, run.batch_size),
+        num_train_epochs=state.resolved.epochs,
+        learning_rate=state.resolved.lr,
+        weight_decay=run.weight_decay,
+        warmup_steps=run.warmup_ratio,
+        lr_scheduler_type="linear",
+        eval_strategy=("steps" if steps_mode else "epoch") if has_eval else "no",
+        eval_steps=save_steps if (steps_mode and has_eval) else None,
+        save_strategy="steps" if steps_mode else "epoch",
+        save_steps=save_steps or 500,
+        save_total_limit=2,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="score" if has_eval else None,
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=50,
+        report_to="none",
+        disable_tqdm=True,
+        seed=run.seed,
+        data_seed=run.seed,
+        # Both paths group by token length, so cached and uncached runs see the same batches.
+        train_sampling_strategy="group_by_length",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _add_callbacks(state: Training, trainer: Any, patience: int) -> None:
+    """Progress on stderr instead of transformers' printing, early stopping, TensorBoard, and
+    the callbacks plugins give through ``tunesmith_train_callbacks``."""
+    from transformers import EarlyStoppingCallback, PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(make_progress_callback(sys.stderr.isatty()))
+    if patience > 0:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
+    if state.tensorboard_dir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        writer = SummaryWriter(log_dir=str(state.tensorboard_dir))
+        trainer.add_callback(TensorBoardCallback(tb_writer=writer))
+    for callback in collect_list("tunesmith_train_callbacks", run=state.run):
+        trainer.add_callback(callback)
+
+
+def _train(trainer: Any, resume_from: str | None, work: Path) -> dict[str, Any]:
+    """Train (continuing ``resume_from`` when given); returns the run's figures."""
+    started = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=resume_from)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(interrupted_message(work)) from None
+    figures: dict[str, Any] = {
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "train_loss": round(float(result.training_loss), 6),
+        "global_steps": int(result.global_step),
+        "epochs_run": round(float(trainer.state.epoch or 0), 3),
+    }
+    if trainer.state.best_model_checkpoint:
+        figures["best_checkpoint_metric"] = trainer.state.best_metric
+        figures["best_checkpoint_step"] = int(
+            Path(trainer.state.best_model_checkpoint).name.split("-")[-1]
+        )
+    return figures
