@@ -124,9 +124,9 @@ def test_ig_delta_is_small_with_enough_steps_and_larger_with_few(classifier):
 
     model, tokenizer = classifier
     texts = ["bad app and a broken card", "i love the new app"]
-    coarse = explain_texts(model, tokenizer, texts, n_steps=1, with_faithfulness=False)
+    coarse = explain_texts(model, tokenizer, texts, method="ig", n_steps=1, with_faithfulness=False)
     # This tiny model's score jumps right next to its all-zero [PAD] baseline: it needs steps.
-    fine = explain_texts(model, tokenizer, texts, n_steps=400, with_faithfulness=False)
+    fine = explain_texts(model, tokenizer, texts, method="ig", n_steps=400, with_faithfulness=False)
     for c, f in zip(coarse, fine, strict=True):
         assert abs(f.delta) < 1e-3
         assert abs(f.delta) < abs(c.delta)
@@ -138,10 +138,12 @@ def test_batched_ig_equals_one_text_at_a_time(classifier):
     model, tokenizer = classifier
     texts = ["terrible help my money is lost", "great", "i hate the late delivery", "good help"]
     together = explain_texts(
-        model, tokenizer, texts, n_steps=20, with_faithfulness=False, max_tokens=64
+        model, tokenizer, texts, method="ig", n_steps=20, with_faithfulness=False, max_tokens=64
     )
     for text, batched in zip(texts, together, strict=True):
-        (alone,) = explain_texts(model, tokenizer, [text], n_steps=20, with_faithfulness=False)
+        (alone,) = explain_texts(
+            model, tokenizer, [text], method="ig", n_steps=20, with_faithfulness=False
+        )
         assert [t.word for t in alone.tokens] == [t.word for t in batched.tokens]
         for a, b in zip(alone.tokens, batched.tokens, strict=True):
             assert a.score == pytest.approx(b.score, abs=1e-5)
@@ -213,11 +215,57 @@ def test_ig_on_a_bag_of_words_model_matches_the_closed_form(bag):
     from tunesmith.explain.attribute import explain_texts
 
     model, tokenizer = bag
-    (exp,) = explain_texts(model, tokenizer, ["good great movie"], n_steps=50)
+    (exp,) = explain_texts(model, tokenizer, ["good great movie"], method="ig", n_steps=50)
     # f(a) = sigmoid(a * 5) along the path, so word i gets w_i * (sigmoid(5) - sigmoid(0)) / 5.
     scale = (sigmoid(5.0) - 0.5) / 5.0
     assert [t.score for t in exp.tokens] == pytest.approx([2 * scale, 3 * scale, 0.0], abs=1e-6)
     assert abs(exp.delta) < 1e-6
+
+
+def test_ig_midpoint_is_the_mean_gradient_around_half_way_times_the_input(bag):
+    from tunesmith.explain.attribute import explain_texts
+    from tunesmith.explain.ig import MIDPOINT_ALPHAS
+
+    model, tokenizer = bag
+    (exp,) = explain_texts(model, tokenizer, ["good great movie"], method="ig-midpoint")
+    # At alpha the total is 5 alpha; d sigmoid / d total there is s (1 - s).
+    slopes = [sigmoid(5 * a) * (1 - sigmoid(5 * a)) for a in MIDPOINT_ALPHAS]
+    slope = sum(slopes) / len(slopes)
+    assert MIDPOINT_ALPHAS == (0.45, 0.5, 0.55)
+    assert [t.score for t in exp.tokens] == pytest.approx([2 * slope, 3 * slope, 0.0], abs=1e-6)
+    assert exp.n_steps == 3 and exp.method == "ig-midpoint"
+    assert exp.delta == pytest.approx(5 * slope - (sigmoid(5.0) - 0.5), abs=1e-6)
+
+
+def test_ig_midpoint_ranks_first_the_word_that_alone_flips_the_prediction(bag):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    # "bad movie great": total 1, positive; without "great" the total is -2, negative.
+    (exp,) = explain_texts(model, tokenizer, ["bad movie great"], method="ig-midpoint")
+    assert exp.label == "positive"
+    ranked = sorted(exp.tokens, key=lambda t: -t.score)
+    assert [t.word for t in ranked] == ["great", "movie", "bad"]
+    assert exp.comprehensiveness == pytest.approx(sigmoid(1.0) - sigmoid(-2.0), abs=1e-6)
+
+
+def test_default_method_is_the_fast_one_chosen_by_the_benchmark(bag):
+    from tunesmith.explain.attribute import explain_texts
+    from tunesmith.explain.methods import DEFAULT_METHOD
+
+    model, tokenizer = bag
+    (exp,) = explain_texts(model, tokenizer, ["good great movie"])
+    assert DEFAULT_METHOD == "ig-midpoint" and exp.method == DEFAULT_METHOD
+
+
+def test_grad_input_is_the_gradient_at_the_input_times_the_input(bag):
+    from tunesmith.explain.attribute import explain_texts
+
+    model, tokenizer = bag
+    (exp,) = explain_texts(model, tokenizer, ["good great movie"], method="grad-input")
+    slope = sigmoid(5.0) * (1 - sigmoid(5.0))
+    assert [t.score for t in exp.tokens] == pytest.approx([2 * slope, 3 * slope, 0.0], abs=1e-6)
+    assert exp.delta is None
 
 
 def test_occlusion_scores_are_the_probability_drop_without_each_word(bag):
@@ -291,7 +339,7 @@ def test_unknown_method_lists_the_available_ones(bag):
     from tunesmith.explain.attribute import explain_texts
 
     model, tokenizer = bag
-    with pytest.raises(UserInputError, match="available: captum-ig, ig, ig-adaptive, occlusion"):
+    with pytest.raises(UserInputError, match="available: captum-ig, grad-input, ig, ig-adaptive, ig-midpoint, occlusion"):
         explain_texts(model, tokenizer, ["good"], method="shap")
 
 
@@ -334,7 +382,7 @@ def test_mean_pooling_head_is_explained_through_its_own_forward(classifier):
 
     model, tokenizer = classifier
     pooled = enable_mean_pooling(copy.deepcopy(model))
-    (exp,) = explain_texts(pooled, tokenizer, ["great card and great app"], n_steps=50)
+    (exp,) = explain_texts(pooled, tokenizer, ["great card and great app"], method="ig", n_steps=50)
     with torch.no_grad():
         ids = tokenizer(["great card and great app"], return_tensors="pt")
         probs = torch.softmax(pooled(**ids).logits, -1)[0]
@@ -352,8 +400,8 @@ def test_peft_wrapped_classifier_is_explained_at_its_embeddings(classifier):
     model, tokenizer = classifier
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], task_type="SEQ_CLS")
     wrapped = get_peft_model(copy.deepcopy(model), config)
-    (plain,) = explain_texts(model, tokenizer, ["i love the new app"], n_steps=20)
-    (peft,) = explain_texts(wrapped, tokenizer, ["i love the new app"], n_steps=20)
+    (plain,) = explain_texts(model, tokenizer, ["i love the new app"], method="ig", n_steps=20)
+    (peft,) = explain_texts(wrapped, tokenizer, ["i love the new app"], method="ig", n_steps=20)
     # LoRA's B matrices start at zero, so the wrapped model computes the same function.
     assert [t.score for t in peft.tokens] == pytest.approx(
         [t.score for t in plain.tokens], abs=1e-5
@@ -434,7 +482,7 @@ def test_multilabel_model_explains_the_sigmoid_probability_of_a_label(tmp_path):
     make_tiny_classifier(tmp_path, ["a", "b", "c"], ["card money"], multilabel=True, seed=3)
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(tmp_path)
-    (exp,) = explain_texts(model, tokenizer, ["card money"], target="b", n_steps=20)
+    (exp,) = explain_texts(model, tokenizer, ["card money"], target="b", method="ig", n_steps=20)
     with torch.no_grad():
         logits = model(**tokenizer(["card money"], return_tensors="pt")).logits[0]
     assert exp.target_probability == pytest.approx(float(torch.sigmoid(logits[1])), abs=1e-5)

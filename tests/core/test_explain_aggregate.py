@@ -3,33 +3,62 @@ attribution method, for the predicted label or a target label."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 torch = pytest.importorskip("torch")
 
 LABELS = ["negative", "positive"]
+WEIGHTS = {"good": 2.0, "great": 3.0, "bad": -2.0, "awful": -3.0}
 TEXTS = [
-    "the app is great thanks",
-    "great card and great app",
-    "i love the new app",
-    "good help with my account",
-    "the refund is terrible",
-    "bad app and a broken card",
-    "i hate the late delivery",
-    "terrible help my money is lost",
+    "good movie",
+    "great film great movie",
+    "bad movie",
+    "awful film",
+    "good film bad bad",
+    "awful movie bad",
 ]
-TRUE = [1, 1, 1, 1, 0, 0, 0, 0]
+
+
+class BagOfWords(torch.nn.Module):
+    """p(positive) = sigmoid(sum of the words' weights): the answer is known by hand."""
+
+    def __init__(self, tokenizer, weights: dict[str, float]) -> None:
+        super().__init__()
+        self.embeddings = torch.nn.Embedding(len(tokenizer), 1)
+        with torch.no_grad():
+            self.embeddings.weight.zero_()
+            for word, weight in weights.items():
+                self.embeddings.weight[tokenizer.convert_tokens_to_ids(word)] = weight
+        self.config = SimpleNamespace(
+            id2label=dict(enumerate(LABELS)), problem_type=None, max_position_embeddings=64
+        )
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def forward(self, input_ids=None, attention_mask=None):
+        total = (self.embeddings(input_ids)[..., 0] * attention_mask).sum(-1)
+        return SimpleNamespace(logits=torch.stack([-total / 2, total / 2], dim=-1))
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    from tunesmith.engine.loading import load_model
-    from tunesmith.testing import make_tiny_trained_classifier
+    """A ``LoadedModel``-shaped bag-of-words classifier."""
+    from tunesmith.testing import make_tiny_tokenizer
 
-    directory = make_tiny_trained_classifier(
-        tmp_path_factory.mktemp("agg"), LABELS, TEXTS, TRUE, steps=60
+    tokenizer = make_tiny_tokenizer(
+        tmp_path_factory.mktemp("bow"), [" ".join(WEIGHTS) + " movie film"]
     )
-    return load_model(directory)
+    return SimpleNamespace(
+        model=BagOfWords(tokenizer, WEIGHTS),
+        tokenizer=tokenizer,
+        task="classification",
+        labels=LABELS,
+        temperature=None,
+        max_length=64,
+    )
 
 
 def test_aggregate_with_a_target_explains_that_label_for_every_text(loaded):
@@ -38,10 +67,10 @@ def test_aggregate_with_a_target_explains_that_label_for_every_text(loaded):
     done: list[float] = []
     top = aggregate_explanations(loaded, TEXTS, target="negative", k=3, progress=done.append)
     assert list(top) == ["negative"]
-    words = [w.word for w in top["negative"]]
-    assert 0 < len(words) <= 3
-    assert set(words) & {"terrible", "bad", "hate", "broken", "lost"}
-    assert all(w.total > 0 and w.count >= 1 for w in top["negative"])
+    # Every text is explained for "negative", positive ones too: only the negative words push
+    # towards it; "bad" occurs four times, so its total leads.
+    assert [w.word for w in top["negative"]] == ["bad", "awful"]
+    assert [w.count for w in top["negative"]] == [4, 2]
     assert sum(done) == pytest.approx(len(TEXTS))
 
 
@@ -50,7 +79,25 @@ def test_aggregate_without_a_target_groups_words_by_predicted_label(loaded):
 
     top = aggregate_explanations(loaded, TEXTS, k=5, progress=lambda _: None)
     assert set(top) == {"negative", "positive"}
-    assert set(w.word for w in top["positive"]) & {"great", "love", "good"}
+    assert {w.word for w in top["positive"]} == {"great", "good"}
+    assert {w.word for w in top["negative"]} == {"bad", "awful"}
+
+
+def test_aggregate_uses_the_default_method(loaded, monkeypatch):
+    import tunesmith.explain.attribute as attribute
+    from tunesmith.explain.aggregate import aggregate_explanations
+    from tunesmith.explain.methods import DEFAULT_METHOD
+
+    seen: list[str] = []
+    original = attribute.explain_loaded
+
+    def spy(model, texts, **options):
+        seen.append(options["method"])
+        return original(model, texts, **options)
+
+    monkeypatch.setattr(attribute, "explain_loaded", spy)
+    aggregate_explanations(loaded, TEXTS, progress=lambda _: None)
+    assert seen and set(seen) == {DEFAULT_METHOD}
 
 
 def test_aggregate_refuses_an_unknown_target_and_empty_texts(loaded):

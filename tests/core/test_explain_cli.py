@@ -93,6 +93,25 @@ def test_data_writes_one_json_line_per_text_in_file_order(cli, model_dir, tmp_pa
     assert result.stdout == ""
 
 
+def test_data_defaults_to_the_fast_method_and_text_to_50_step_ig(cli, model_dir, tmp_path):
+    from tunesmith.explain.methods import DEFAULT_METHOD
+
+    data = tmp_path / "texts.csv"
+    data.write_text("text\ngreat app\nbad card\n", encoding="utf-8")
+    many = cli("explain", "--model", str(model_dir), "--data", str(data))
+    assert many.exit_code == 0, many.output
+    lines = [json.loads(line) for line in many.stdout.splitlines()]
+    assert DEFAULT_METHOD == "ig-midpoint"
+    assert [line["method"] for line in lines] == [DEFAULT_METHOD] * 2
+    assert all(line["n_steps"] == 3 and isinstance(line["delta"], float) for line in lines)
+    one = cli("explain", "--model", str(model_dir), "--text", "great app", "--json")
+    assert one.exit_code == 0, one.output
+    single = json.loads(one.stdout)
+    assert single["method"] == "ig" and single["n_steps"] == 50
+    chosen = cli("explain", "--model", str(model_dir), "--data", str(data), "--method", "ig")
+    assert {json.loads(line)["method"] for line in chosen.stdout.splitlines()} == {"ig"}
+
+
 def test_data_without_out_streams_json_lines_to_stdout(cli, model_dir, tmp_path, monkeypatch):
     import tunesmith.commands.explain as command
 

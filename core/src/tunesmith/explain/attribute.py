@@ -174,7 +174,9 @@ def explain_texts(
                 sufficiency=suff,
                 k=k,
                 truncated=enc.truncated,
-                n_steps=n_steps if delta is not None else None,
+                # Integrated gradients report the rows they spent (a fixed-step method may
+                # ignore ``n_steps``); methods without a delta have no steps.
+                n_steps=getattr(token_attr[i], "rows", n_steps) if delta is not None else None,
             )
         )
     return explanations

@@ -40,7 +40,13 @@ from tunesmith.explain.types import TokenAttribution
 DEFAULT_MAX_TOKENS = 1024
 
 #: The path rules :func:`integrated_gradients` knows.
-RULES = ("gauss-legendre", "adaptive")
+RULES = ("gauss-legendre", "adaptive", "midpoint")
+
+#: The ``midpoint`` rule: the path's points whose gradients are averaged. Chosen on 160 finance
+#: tweets the model never saw in training (not the benchmark's texts): one point at 0.5 matched
+#: 50-step Gauss-Legendre's comprehensiveness but not its sufficiency; 0.45/0.5/0.55 matched
+#: both (0.4/0.5/0.6 and 0.45/0.55 came close; 0.4 or 0.6 alone were far worse).
+MIDPOINT_ALPHAS = (0.45, 0.5, 0.55)
 
 #: Adaptive rule: equal panels probed per text, and the largest completeness gap (in units of
 #: the explained score, e.g. probability) a panel may keep.
@@ -210,7 +216,8 @@ def integrated_gradients(
     ``rule="gauss-legendre"`` uses one ``n_steps``-point rule (Captum's); ``rule="adaptive"``
     a per-text composite rule refined until each panel's completeness gap is at most
     ``tolerance`` (``None``: ``DEFAULT_TOLERANCE``), at most ``4 * n_steps`` gradient rows per
-    text. Passes hold at most ``max_tokens`` padded tokens (``None``: ``DEFAULT_MAX_TOKENS``).
+    text; ``rule="midpoint"`` the mean gradient at :data:`MIDPOINT_ALPHAS` times ``x - b``
+    (``n_steps`` ignored), a fast approximation with a large delta. Passes hold at most ``max_tokens`` padded tokens (``None``: ``DEFAULT_MAX_TOKENS``).
     ``progress`` gets the rows done after each pass; ``IGResult.rows`` says how many
     gradient rows each text took.
     """
@@ -227,11 +234,40 @@ def integrated_gradients(
             limit = DEFAULT_TOLERANCE if tolerance is None else tolerance
             return _adaptive(runner, len(tasks), limit, max_rows=4 * n_steps)
         ends = runner.values([(t, a) for t in range(len(tasks)) for a in (0.0, 1.0)])
-        alphas, weights = gauss_legendre(n_steps)
+        if rule == "midpoint":
+            alphas = list(MIDPOINT_ALPHAS)
+            weights = [1.0 / len(alphas)] * len(alphas)
+            n_steps = len(alphas)
+        else:
+            alphas, weights = gauss_legendre(n_steps)
         sums = runner.gradients(
             [(t, a, w, t) for t in range(len(tasks)) for a, w in zip(alphas, weights, strict=True)]
         )
     return [_result(sums[t], ends[(t, 1.0)], ends[(t, 0.0)], n_steps) for t in range(len(tasks))]
+
+
+def gradient_times_input(
+    model: Any,
+    tasks: Sequence[IGTask],
+    score_fn: ScoreFn,
+    *,
+    pad_id: int | None,
+    vocab_size: int | None = None,
+    max_tokens: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[TokenAttribution]:
+    """``(x_i - b_i) . grad f(x)_i`` per token: one gradient row per text, [PAD] baseline ``b``.
+
+    The first-order (one-point, at the input) cousin of integrated gradients; it has no
+    completeness property, so no delta.
+    """
+    if not tasks:
+        return []
+    per_pass = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+    runner = _PathRunner(model, tasks, score_fn, pad_id, vocab_size, per_pass, progress)
+    with frozen_parameters(model):
+        sums = runner.gradients([(t, 1.0, 1.0, t) for t in range(len(tasks))])
+    return [TokenAttribution(scores=sums[t].tolist(), delta=None) for t in range(len(tasks))]
 
 
 def _result(total: Any, f_x: float, f_b: float, rows: int) -> IGResult:
