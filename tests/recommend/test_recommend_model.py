@@ -274,3 +274,25 @@ def test_serving_ranks_as_the_full_catalogue_evaluation_does(model_dir):
     scores[history] = -np.inf
     expected = [recommender.ids[i] for i in np.argsort(-scores)[:10]]
     assert [r.item_id for r in recommender.for_user("u05", k=10)] == expected
+
+
+def test_failed_retrain_with_force_leaves_the_old_model_intact(model_dir, tmp_path):
+    from tunesmith_recommend.model import Recommender
+
+    before = (model_dir / "ranker.json").read_bytes()
+    events = tmp_path / "e.csv"
+    events.write_text("user_id,item_id,timestamp\nu1,f001,1700000000\nu1,f002,2026-01-02\n")
+    result = run(
+        "recommend",
+        "train",
+        "--items",
+        str(sample_paths()["items"]),
+        "--events",
+        str(events),
+        "--out",
+        str(model_dir),
+        "--force",
+    )
+    assert result.exit_code == 2 and "mixed time formats" in result.output
+    assert (model_dir / "ranker.json").read_bytes() == before
+    assert len(Recommender(model_dir).for_user("u01", k=3)) == 3
