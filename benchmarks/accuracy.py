@@ -155,8 +155,8 @@ def tunesmith_run(data: Path, test: Path, work: Path, name: str, eval_data: Path
                   **settings: Any) -> dict[str, Any]:  # fmt: skip
     """Train with tunesmith's defaults (plus ``settings``) and evaluate on ``test``."""
     from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
     from tunesmith.engine.loading import load_model
-    from tunesmith.engine.metrics import evaluate_model, load_eval_dataset
     from tunesmith.engine.train import train
 
     out = work / name

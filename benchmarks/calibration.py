@@ -79,10 +79,10 @@ def main() -> None:
         calibration_probs,
         calibration_summary,
         fit_calibration,
-        save_reliability_diagram,
     )
+    from tunesmith.engine.evaluate import label_targets, load_eval_dataset
     from tunesmith.engine.loading import load_model
-    from tunesmith.engine.metrics import label_targets, load_eval_dataset
+    from tunesmith.engine.plots import save_reliability_diagram
     from tunesmith.engine.predict import predict_logits
 
     tmp = tempfile.TemporaryDirectory(prefix="tunesmith-calib-")

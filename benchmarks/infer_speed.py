@@ -133,7 +133,7 @@ def build_probe_model(
     save_classifier(model, out_dir)
     tokenizer.save_pretrained(out_dir)
     # The activation ranges int8 uses, recorded on the training texts as `tunesmith train` does.
-    from tunesmith.engine.quantize import save_int8_ranges
+    from tunesmith.engine.int8_ranges import save_int8_ranges
 
     save_int8_ranges(out_dir, texts)
     return out_dir

@@ -141,7 +141,7 @@ def embed_and_score(model: Any, pad_id: int, sets: dict[str, Any]) -> dict[str, 
     """Pooled embeddings and head logits of each encoded set, under the model's weights now."""
     import torch
 
-    from tunesmith.engine.nearest import pooled_embeddings
+    from tunesmith.engine.embeddings import pooled_embeddings
 
     out = {}
     for name, items in sets.items():
@@ -251,13 +251,9 @@ def self_training_scores(
     number of rounds of the grid, from the model's weights as they are (head put back after)."""
     import torch
 
+    from tunesmith.engine.embeddings import pooled_embeddings
     from tunesmith.engine.modeling import set_head_weights
-    from tunesmith.engine.nearest import (
-        FEW_SHOT_WEIGHT,
-        TEMPERATURE,
-        NearestExamples,
-        pooled_embeddings,
-    )
+    from tunesmith.engine.nearest import FEW_SHOT_WEIGHT, TEMPERATURE, NearestExamples
     from tunesmith.engine.self_training import self_train
 
     pool_pooled = pooled_embeddings(model, unlabelled, pad_id=pad_id)

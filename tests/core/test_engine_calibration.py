@@ -19,8 +19,8 @@ from tunesmith.engine.calibration import (
     fit_temperature,
     load_calibration,
     save_calibration,
-    save_reliability_diagram,
 )
+from tunesmith.engine.plots import save_reliability_diagram
 from tunesmith.errors import DataError
 from tunesmith.testing import write_csv
 
@@ -162,9 +162,8 @@ def snapshot(directory: Path) -> dict[str, str]:
 
 
 def test_over_confident_model_has_lower_ece_on_new_data_after_calibration(overconfident, tmp_path):
-    from tunesmith.engine.calibration import calibrate_model
+    from tunesmith.engine.evaluate import calibrate_model, evaluate_model, load_eval_dataset
     from tunesmith.engine.loading import load_model
-    from tunesmith.engine.metrics import evaluate_model, load_eval_dataset
 
     model = tmp_path / "model"
     shutil.copytree(overconfident, model)
@@ -238,7 +237,7 @@ def test_calibrate_command_prints_before_and_after_and_writes_a_diagram(overconf
 
 
 def test_calibrate_multilabel_model_fits_one_temperature_per_label(tmp_path):
-    from tunesmith.engine.calibration import calibrate_model
+    from tunesmith.engine.evaluate import calibrate_model
     from tunesmith.engine.loading import load_model
     from tunesmith.testing import make_tiny_classifier
 

@@ -14,9 +14,9 @@ from tunesmith.engine.metrics import (
     classification_report,
     expected_calibration_error,
     ner_report,
-    save_confusion_matrix_png,
     to_strict_bio,
 )
+from tunesmith.engine.plots import save_confusion_matrix_png
 from tunesmith.testing import write_csv
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

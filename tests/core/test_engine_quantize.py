@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from tunesmith.engine import quantize
+from tunesmith.engine import int8_ranges, quantize
 from tunesmith.testing import make_tiny_trained_classifier
 
 LABELS = ["card", "transfer", "refund"]
@@ -174,7 +174,7 @@ def test_recorded_ranges_give_a_text_the_same_int8_logits_alone_as_in_any_batch(
         monkeypatch.setattr(quantize, "_has_vnni", lambda: False)
     recorded_dir = tmp_path / "recorded"
     shutil.copytree(model_dir, recorded_dir)
-    recorded = quantize.record_int8_ranges(load_model(recorded_dir), TEXTS)
+    recorded = int8_ranges.record_int8_ranges(load_model(recorded_dir), TEXTS)
     atomic_write_json(recorded_dir / quantize.RANGES_FILE, recorded)
     assert recorded["texts"] == len(TEXTS)
 
@@ -201,7 +201,7 @@ def test_activation_ranges_are_the_mean_over_calls_of_each_calls_min_and_max():
             for x in inputs:
                 model(x)
 
-    ranges = quantize.measure_activation_ranges(model, run)
+    ranges = int8_ranges.measure_activation_ranges(model, run)
     assert set(ranges) == {"0", "2"}
     assert ranges["0"] == [-2.0, 2.0]
     assert ranges["2"][0] >= 0.0  # after the ReLU

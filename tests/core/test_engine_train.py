@@ -541,7 +541,10 @@ def test_ner_trains_and_reports_entity_f1_per_type(cli, files, tmp_path):
 
 def test_few_shot_data_trains_on_everything_with_contrastive_loss_and_says_so(cli, files, tmp_path):
     out = tmp_path / "model"
-    assert _train(cli, files, out, "--epochs", "1", "--pooling", "mean").exit_code == 0
+    result = _train(cli, files, out, "--epochs", "1", "--pooling", "mean")
+    assert result.exit_code == 0
+    assert "no held-out data, so nothing was measured" in result.stdout
+    assert "on no held-out data" not in result.stdout
     run = json.loads((out / "run_config.json").read_text())["resolved"]
     # 36 rows plus the 3 label names ("card lost", "refund", "delivery") as examples.
     assert run["few_shot"] and run["n_eval"] == 0 and run["n_train"] == 39
@@ -743,3 +746,40 @@ def test_supervised_contrastive_loss_is_lower_when_same_labels_cluster():
     assert supervised_contrastive_loss(clustered, labels) < supervised_contrastive_loss(
         mixed, labels
     )
+
+
+def test_every_train_option_reaches_the_run_config_by_its_field_name():
+    import dataclasses
+    import inspect
+
+    from tunesmith.commands import engine
+    from tunesmith.engine.config import RunConfig
+
+    params = inspect.signature(engine.train_command).parameters
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    pairs_only = {"pair_col", "negative_col", "as_json"}  # --task pairs and output, not RunConfig
+    unmatched = [p for p in params if p not in fields | set(engine._RENAMED_OPTIONS) | pairs_only]
+    assert unmatched == []
+    options = {name: p.default.default for name, p in params.items()}
+    options |= {"data": Path("train.csv"), "out": Path("m"), "no_calibrate": True, "lr": 0.5}
+    options |= {"augment": ["a,b"], "batch_size": None, "no_feature_cache": True}
+    run = engine._run_config(options)
+    assert (run.data, run.out, run.lr, run.augment) == ("train.csv", "m", 0.5, ["a", "b"])
+    assert run.calibrate is False and run.feature_cache is False and run.batch_size == 16
+
+
+def test_unknown_augmenter_is_refused_before_the_cleaning_report(cli, files, tmp_path):
+    result = _train(cli, files, tmp_path / "model", "--augment", "no_such_augmenter")
+    assert result.exit_code == 2
+    assert "unknown augmenter 'no_such_augmenter'" in result.stderr
+    assert "Cleaning report" not in result.stderr
+
+
+def test_early_stopping_says_when_training_stopped_early(cli, files, tmp_path):
+    out = tmp_path / "model"
+    args = ("--eval", str(files["eval"]), "--epochs", "12", "--early-stopping", "1")
+    result = _train(cli, files, out, *args)
+    assert result.exit_code == 0, result.output
+    resolved = json.loads((out / "run_config.json").read_text())["resolved"]
+    assert resolved["epochs_run"] < 12  # the tiny data is learnt long before 12 epochs
+    assert f"stopped early after {resolved['epochs_run']:g} of 12 epochs" in result.stderr

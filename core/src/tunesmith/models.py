@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunesmith.engine.model_dir import ADAPTER_CONFIG_FILE, CONFIG_FILE
 from tunesmith.errors import ModelNotFoundError
+from tunesmith.model_dir import ADAPTER_CONFIG_FILE, CONFIG_FILE
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"

@@ -13,9 +13,9 @@ from typing import Any
 
 import typer
 
-from tunesmith.engine.model_dir import METRICS_FILE
 from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
+from tunesmith.model_dir import METRICS_FILE
 
 
 def _echo_json(data: Any) -> None:
@@ -123,8 +123,8 @@ def evaluate_command(
 
     NER models get strict entity-level precision, recall and F1 per entity type.
     """
+    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
     from tunesmith.engine.loading import load_model
-    from tunesmith.engine.metrics import evaluate_model, load_eval_dataset
 
     loaded = load_model(model)
     dataset = load_eval_dataset(loaded, data, text_col, label_col, label_sep)
@@ -297,6 +297,39 @@ def _train_pairs(
     _print_table(["encoder", *names], rows)
 
 
+#: Train options whose RunConfig field is named or shaped differently: option -> (field, convert).
+#: Every other option named like a RunConfig field is copied as it is (paths as strings), so a
+#: new setting is a RunConfig field plus its Typer option, and nothing else.
+_RENAMED_OPTIONS: dict[str, tuple[str, Any]] = {
+    "no_calibrate": ("calibrate", lambda value: not value),
+    "no_feature_cache": ("feature_cache", lambda value: not value),
+    "augment": ("augment", lambda value: _split_names(value)),
+}
+
+
+def _run_config(options: dict[str, Any]) -> Any:
+    """The RunConfig the train command's ``options`` describe. An option left at ``None``
+    whose field has another default (``--batch-size``) keeps the field's default."""
+    import dataclasses
+
+    from tunesmith.engine.config import RunConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    settings: dict[str, Any] = {}
+    for option, value in options.items():
+        name, convert = _RENAMED_OPTIONS.get(option, (option, None))
+        if name not in defaults or name == "resolved":
+            continue
+        if convert is not None:
+            value = convert(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        if value is None and defaults[name] not in (None, dataclasses.MISSING):
+            continue
+        settings[name] = value
+    return RunConfig(**settings)
+
+
 def train_command(
     data: Path = typer.Option(
         ..., "--data", help="Labelled training file (.csv/.jsonl/.parquet/.conll)."
@@ -343,7 +376,9 @@ def train_command(
         "none", "--class-weights", help="none | auto (inverse class frequency in the loss)."
     ),
     early_stopping: int | None = typer.Option(
-        None, "--early-stopping", help="Stop after N evaluations without improvement (0: off)."
+        None,
+        "--early-stopping",
+        help="Stop after N held-out evaluations without improvement (0: off). Default: 3 when there is held-out data; no early stopping without it.",
     ),
     eval_fraction: float | None = typer.Option(
         None, "--eval-fraction", help="Share of --data held out when there is no --eval."
@@ -435,6 +470,7 @@ def train_command(
     --task pairs fine-tunes an encoder on matching pairs (--text-col to --pair-col) instead, and
     prints held-out recall@k and MRR for the tuned and untuned encoder.
     """
+    options = dict(locals())  # first, so it holds the options and nothing else
     if task == "pairs":
         _train_pairs(
             data=data,
@@ -454,50 +490,7 @@ def train_command(
             as_json=as_json,
         )
         return
-    from tunesmith.engine.config import RunConfig
-
-    run = RunConfig(
-        data=str(data),
-        eval_data=str(eval_data) if eval_data else None,
-        out=str(out) if out else None,
-        model=model,
-        allow_network=allow_network,
-        task=task,
-        text_col=text_col,
-        label_col=label_col,
-        label_sep=label_sep,
-        strategy=strategy,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size if batch_size is not None else 16,
-        max_length=max_length,
-        seed=seed,
-        class_weights=class_weights,
-        early_stopping=early_stopping,
-        eval_fraction=eval_fraction,
-        calibrate=not no_calibrate,
-        clean=clean,
-        augment=_split_names(augment),
-        label_examples=label_examples,
-        resume=resume,
-        save_steps=save_steps,
-        tensorboard=tensorboard,
-        data_license=data_license,
-        force=force,
-        pooling=pooling,
-        head_init=head_init,
-        feature_cache=not no_feature_cache,
-        cache_dir=str(cache_dir) if cache_dir else None,
-        work_dir=str(work_dir) if work_dir else None,
-        contrastive=contrastive,
-        wise_ft=wise_ft,
-        nearest=nearest,
-        unlabelled=str(unlabelled) if unlabelled else None,
-        pseudo_threshold=pseudo_threshold,
-        pseudo_rounds=pseudo_rounds,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-    ).validate()
+    run = _run_config(options).validate()
     from tunesmith.engine.train import headline, train
 
     path = train(run)
@@ -515,7 +508,8 @@ def train_command(
             )
         )
         return
-    typer.echo(f"saved {path}: {headline(metrics)} on {metrics.get('eval_source')}")
+    measured_on = f" on {metrics.get('eval_source')}" if metrics.get("report") else ""
+    typer.echo(f"saved {path}: {headline(metrics)}{measured_on}")
 
 
 def register(app: typer.Typer) -> None:

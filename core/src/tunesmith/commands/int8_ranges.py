@@ -23,7 +23,8 @@ def int8_ranges_command(
     records them itself; this is for models trained elsewhere or before it did.
     """
     from tunesmith.data.load import read_texts
-    from tunesmith.engine.quantize import RANGES_FILE, save_int8_ranges
+    from tunesmith.engine.int8_ranges import save_int8_ranges
+    from tunesmith.engine.quantize import RANGES_FILE
     from tunesmith.locks import writing_into
 
     texts = read_texts(data, text_col=text_col)

@@ -285,6 +285,18 @@ def _generate(
     return new_texts, new_labels
 
 
+def check_augmenter_names(names: Sequence[str]) -> dict[str, Any]:
+    """The augmenters by name; raises :class:`UserInputError` for a name no plugin registered
+    (training calls it before reading the data, so the mistake costs a second)."""
+    known = available_augmenters()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UserInputError(
+            f"unknown augmenter {unknown[0]!r}; known augmenters: {', '.join(sorted(known))}"
+        )
+    return known
+
+
 def augment_dataset(
     dataset: TextDataset,
     names: Sequence[str],
@@ -304,12 +316,7 @@ def augment_dataset(
     names = list(dict.fromkeys(names))
     if not names or copies < 1:
         return dataset
-    known = available_augmenters()
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise UserInputError(
-            f"unknown augmenter {unknown[0]!r}; known augmenters: {', '.join(sorted(known))}"
-        )
+    known = check_augmenter_names(names)
     cache_file = None
     if cache_dir is not None:
         key = _cache_key(dataset, names, seed, copies, model)

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.engine.model_dir import CALIBRATION_FILE
+from tunesmith.engine.metrics import expected_calibration_error, multilabel_ece, nll
+from tunesmith.model_dir import CALIBRATION_FILE
 
 #: Temperatures are searched in [1/20, 20]: wide enough for any sane model, bounded for safety.
 T_MIN, T_MAX = 0.05, 20.0
@@ -146,97 +147,10 @@ def load_calibration(model_dir: str | Path) -> dict[str, Any] | None:
     return read_json_object(Path(model_dir) / CALIBRATION_FILE)
 
 
-def save_reliability_diagram(
-    probs: np.ndarray,
-    y: np.ndarray,
-    path: str | Path,
-    *,
-    title: str = "Reliability diagram",
-    probs_after: np.ndarray | None = None,
-    n_bins: int = 15,
-) -> Path:
-    """Save a reliability diagram PNG; with ``probs_after``, before and after side by side.
-
-    Bars show the accuracy in each of ``n_bins`` equal-width confidence bins, the diagonal is
-    perfect calibration, and each panel's title holds its ECE.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from tunesmith.engine.metrics import expected_calibration_error, reliability_bins
-
-    panels = [("before calibration" if probs_after is not None else "", probs)]
-    if probs_after is not None:
-        panels.append(("after calibration", probs_after))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.0), squeeze=False)
-    for ax, (name, panel_probs) in zip(axes[0], panels, strict=True):
-        bins = reliability_bins(panel_probs, y, n_bins)
-        width = 1.0 / n_bins
-        centres = bins["edges"][:-1] + width / 2
-        filled = bins["count"] > 0
-        ax.bar(
-            centres[filled],
-            bins["accuracy"][filled],
-            width=width * 0.95,
-            color="#4c72b0",
-            edgecolor="#2a4a80",
-            label="accuracy",
-        )
-        # Hatched outline from the accuracy to the mean confidence of the bin: the miscalibration.
-        ax.bar(
-            centres[filled],
-            (bins["confidence"] - bins["accuracy"])[filled],
-            bottom=bins["accuracy"][filled],
-            width=width * 0.95,
-            fill=False,
-            edgecolor="#c44e52",
-            hatch="//",
-            label="gap to mean confidence",
-        )
-        ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
-        ece = expected_calibration_error(panel_probs, y, n_bins=n_bins)
-        ax.set_title(f"{name + ', ' if name else ''}ECE {ece:.3f}")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("confidence" if np.asarray(y).ndim == 1 else "predicted probability")
-        ax.set_ylabel("accuracy" if np.asarray(y).ndim == 1 else "fraction positive")
-        ax.legend(loc="upper left", fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Save a matplotlib figure as PNG through a temporary file and a rename."""
-    import os
-    import tempfile
-
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    finally:
-        plt.close(fig)
-    return path
-
-
 def calibration_summary(
     logits: np.ndarray, y: np.ndarray, temperature: float | list[float] | None, multilabel: bool
 ) -> dict[str, Any]:
     """ECE and NLL of ``logits`` before (T = 1) and after dividing by ``temperature``."""
-    from tunesmith.engine.metrics import expected_calibration_error, multilabel_ece, nll
-
     raw = calibration_probs(logits, None, multilabel)
     after = calibration_probs(logits, temperature, multilabel)
     ece = multilabel_ece if multilabel else expected_calibration_error
@@ -266,62 +180,6 @@ def fit_calibration(
     data["fitted_on"] = source
     data["fitted_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return data
-
-
-def calibrate_model(
-    model_dir: str | Path,
-    data_path: str | Path,
-    text_col: str = "text",
-    label_col: str = "label",
-    *,
-    label_sep: str | None = None,
-    batch_size: int = 32,
-    plot_path: str | Path | None = None,
-) -> dict[str, Any]:
-    """Refit the temperature(s) of a saved model on the held-out file ``data_path``.
-
-    Only ``calibration.json`` is (atomically) rewritten; the weights are not touched. Returns the
-    new calibration document plus ``accuracy`` and the previous temperature, if any.
-    """
-    from tunesmith.engine.loading import load_model
-    from tunesmith.engine.metrics import label_targets, load_eval_dataset
-    from tunesmith.engine.predict import predict_logits
-    from tunesmith.errors import UserInputError
-
-    loaded = load_model(model_dir)
-    if loaded.task == "ner":
-        raise UserInputError(
-            f"{loaded.path} is a token classifier; calibration applies to sequence classifiers"
-        )
-    dataset = load_eval_dataset(loaded, data_path, text_col, label_col, label_sep)
-    y = label_targets(loaded, dataset, data_path, label_col)
-    logits = predict_logits(loaded, dataset.texts, batch_size=batch_size)
-    multilabel = loaded.task == "multilabel"
-    data = fit_calibration(logits, y, multilabel=multilabel, source=str(data_path))
-    previous = loaded.temperature
-    save_calibration(loaded.path, data)
-    result = dict(data)
-    result["previous_temperature"] = previous
-    if multilabel:
-        predicted = logits > 0
-        result["accuracy"] = round(float(np.mean(np.all(predicted == (y > 0.5), axis=1))), 6)
-    else:
-        result["accuracy"] = round(float(np.mean(logits.argmax(axis=1) == y)), 6)
-    result["model"] = str(loaded.path)
-    if plot_path is not None:
-        probs_before = calibration_probs(logits, None, multilabel)
-        probs_after = calibration_probs(
-            logits, data.get("temperature", data.get("temperatures")), multilabel
-        )
-        save_reliability_diagram(
-            probs_before,
-            y,
-            plot_path,
-            title=f"{loaded.path.name}: reliability",
-            probs_after=probs_after,
-        )
-        result["reliability_diagram"] = str(plot_path)
-    return result
 
 
 def calibration_probs(

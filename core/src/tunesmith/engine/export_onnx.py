@@ -29,8 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tunesmith.engine.model_dir import NEAREST_KEY
 from tunesmith.errors import TunesmithError, UserInputError
+from tunesmith.model_dir import NEAREST_KEY
 
 INPUTS = ("input_ids", "attention_mask")
 OUTPUTS = ("logits", "probabilities")

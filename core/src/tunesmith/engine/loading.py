@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.engine.model_dir import (
+from tunesmith.errors import DataError, ModelNotFoundError
+from tunesmith.io import read_json_object
+from tunesmith.model_dir import (
     ADAPTER_CONFIG_FILE,
     BASE_MODEL_KEY,
     CALIBRATION_FILE,
@@ -36,8 +38,6 @@ from tunesmith.engine.model_dir import (
     TOKENIZER_FILES,
     WEIGHT_FILES,
 )
-from tunesmith.errors import DataError, ModelNotFoundError
-from tunesmith.io import read_json_object
 
 TASKS = ("classification", "multilabel", "ner")
 

@@ -1,4 +1,5 @@
-"""Evaluation reports: classification, multi-label and entity-level NER metrics, and plots.
+"""Evaluation reports: classification, multi-label and entity-level NER metrics (pure computation;
+plots are in :mod:`tunesmith.engine.plots`, evaluating a saved model in :mod:`tunesmith.engine.evaluate`).
 
 Classification metrics are computed with numpy (no scikit-learn import on the hot path).
 Expected calibration error uses 15 equal-width confidence bins over the top-label confidence
@@ -12,12 +13,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from tunesmith.engine.model_dir import CONFUSION_MATRIX_FILE, RELIABILITY_FILE
 
 ECE_BINS = 15
 
@@ -272,174 +270,4 @@ def ner_report(
             "per_type": per_type,
         }
     )
-    return report
-
-
-def save_confusion_matrix_png(report: dict[str, Any], path: str | Path) -> Path:
-    """Draw the report's confusion matrix (rows normalised to the true label) as a PNG.
-
-    The figure grows with the number of labels and writes counts in the cells only when there
-    are few, so 77 labels stay readable.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from tunesmith.engine.calibration import save_figure
-
-    cm = report.get("confusion_matrix")
-    if not cm:
-        raise ValueError("the report has no confusion matrix (multi-label and NER reports do not)")
-    labels = list(cm["labels"])
-    matrix = np.asarray(cm["matrix"], dtype=np.float64)
-    n = len(labels)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        norm = np.nan_to_num(matrix / matrix.sum(axis=1, keepdims=True))
-    side = float(min(40.0, max(6.0, 0.26 * n + 3)))
-    font = float(max(6.0, min(10.0, 260.0 / max(n, 1))))
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
-    image = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
-    ax.set_xticklabels(labels, rotation=90, fontsize=font)
-    ax.set_yticklabels(labels, fontsize=font)
-    ax.set_xlabel("predicted label")
-    ax.set_ylabel("true label")
-    if n <= 20:
-        for i in range(n):
-            for j in range(n):
-                if matrix[i, j]:
-                    colour = "white" if norm[i, j] > 0.5 else "black"
-                    ax.text(
-                        j,
-                        i,
-                        str(int(matrix[i, j])),
-                        ha="center",
-                        va="center",
-                        fontsize=font,
-                        color=colour,
-                    )
-    accuracy = report.get("accuracy")
-    title = "Confusion matrix (rows: share of each true label)"
-    if isinstance(accuracy, float):
-        title += f"; accuracy {accuracy:.3f}"
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-# --- evaluating a loaded model on a data file -------------------------------------------------
-
-
-def load_eval_dataset(
-    loaded: Any,
-    data_path: str | Path,
-    text_col: str = "text",
-    label_col: str = "label",
-    label_sep: str | None = None,
-) -> Any:
-    """Read an evaluation file for ``loaded`` and check every label is one the model knows."""
-    from tunesmith.data.load import load_text_dataset, load_token_dataset, validate_labels_known
-
-    if loaded.task == "ner":
-        dataset = load_token_dataset(data_path)
-        validate_labels_known(dataset, loaded.labels, data_path)
-        return dataset
-    if loaded.task == "multilabel" and label_sep is None:
-        label_sep = (loaded.run_config or {}).get("label_sep")
-    dataset = load_text_dataset(
-        data_path, text_col=text_col, label_col=label_col, label_sep=label_sep
-    )
-    validate_labels_known(dataset, loaded.labels, data_path, label_col=label_col)
-    return dataset
-
-
-def label_targets(loaded: Any, dataset: Any, data_path: str | Path, label_col: str) -> np.ndarray:
-    """Class indices (single-label) or an indicator matrix (multi-label) for ``dataset``."""
-    from tunesmith.errors import DataError
-
-    index = {label: i for i, label in enumerate(loaded.labels)}
-    if loaded.task == "multilabel":
-        Y = np.zeros((len(dataset), len(loaded.labels)), dtype=np.int64)  # noqa: N806
-        for i, labels in enumerate(dataset.labels):
-            for label in labels:
-                Y[i, index[label]] = 1
-        return Y
-    for labels, row in zip(dataset.labels, dataset.rows, strict=True):
-        if len(labels) != 1:
-            raise DataError(
-                f"{len(labels)} labels on one row, but the model is single-label",
-                path=data_path,
-                row=row,
-                column=label_col,
-            )
-    return np.array([index[labels[0]] for labels in dataset.labels], dtype=np.int64)
-
-
-def evaluate_model(
-    loaded: Any,
-    dataset: Any,
-    *,
-    batch_size: int = 32,
-    plot_dir: str | Path | None = None,
-    data_path: str | Path | None = None,
-    label_col: str = "label",
-) -> dict[str, Any]:
-    """Evaluate ``loaded`` on a validated ``dataset`` (TextDataset or TokenDataset).
-
-    Sequence classifiers: the :func:`classification_report` of the calibrated probabilities
-    (raw when the model has no temperature), plus a ``calibration`` block with ECE and NLL
-    before and after and the temperature(s). With ``plot_dir``: ``confusion_matrix.png``
-    (single-label) and ``reliability.png``. NER: :func:`ner_report`.
-    """
-    from tunesmith.engine.predict import predict_logits, predict_tags, scheme_of
-
-    source = data_path if data_path is not None else getattr(dataset, "source", None)
-    if loaded.task == "ner":
-        tags, _ = predict_tags(loaded, dataset.tokens, batch_size=batch_size)
-        report = ner_report(dataset.tags, tags, scheme=dataset.scheme or scheme_of(loaded))
-        report["model"] = str(loaded.path)
-        report["data"] = str(source) if source else None
-        return report
-
-    from tunesmith.engine.calibration import calibration_probs, calibration_summary
-
-    y = label_targets(loaded, dataset, source or "", label_col)
-    logits = predict_logits(loaded, dataset.texts, batch_size=batch_size)
-    multilabel = loaded.task == "multilabel"
-    temperature = loaded.temperature
-    probs = calibration_probs(logits, temperature, multilabel)
-    report = classification_report(y, probs, loaded.labels, multilabel=multilabel)
-    calibration: dict[str, Any] = {"applied": temperature is not None}
-    if temperature is not None:
-        calibration["temperature" if not multilabel else "temperatures"] = temperature
-        calibration.update(calibration_summary(logits, y, temperature, multilabel))
-    else:
-        raw = calibration_summary(logits, y, None, multilabel)
-        calibration.update({"ece_before": raw["ece_before"], "nll_before": raw["nll_before"]})
-    report["calibration"] = calibration
-    report["model"] = str(loaded.path)
-    report["data"] = str(source) if source else None
-    if plot_dir is not None:
-        from tunesmith.engine.calibration import save_reliability_diagram
-
-        plot_dir = Path(plot_dir)
-        plots: dict[str, str] = {}
-        if not multilabel:
-            plots["confusion_matrix"] = str(
-                save_confusion_matrix_png(report, plot_dir / CONFUSION_MATRIX_FILE)
-            )
-        raw_probs = calibration_probs(logits, None, multilabel)
-        plots["reliability_diagram"] = str(
-            save_reliability_diagram(
-                raw_probs,
-                y,
-                plot_dir / RELIABILITY_FILE,
-                title=f"{loaded.path.name}: reliability",
-                probs_after=probs if temperature is not None else None,
-            )
-        )
-        report["plots"] = plots
     return report

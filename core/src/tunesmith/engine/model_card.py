@@ -7,8 +7,8 @@ from typing import Any
 
 from tunesmith import __version__
 from tunesmith.engine.config import RunConfig
-from tunesmith.engine.model_dir import NEAREST_KEY, POOLING_KEY
 from tunesmith.engine.modeling import plain_transformers_gaps
+from tunesmith.model_dir import NEAREST_KEY, POOLING_KEY
 
 
 def _given(value: Any, default: Any) -> Any:

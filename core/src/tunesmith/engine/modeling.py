@@ -28,7 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tunesmith.engine.model_dir import (
+from tunesmith.engine.nearest import NEAREST_ATTR, attach, attached, load_for
+from tunesmith.model_dir import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_KEY,
     BASE_MODEL_KEY,
@@ -44,9 +45,6 @@ from tunesmith.engine.model_dir import (
 MARKER_SUFFIX = "__load_with_tunesmith_or_export_to_onnx"
 #: Where the mean-pooling forward leaves the pooled embeddings of the last training batch.
 POOLED_ATTR = "_tunesmith_pooled"
-#: Where a model keeps its nearest-example scores (``tunesmith.engine.nearest``), likewise
-#: outside the module tree so that the saved weights stay a plain classifier.
-NEAREST_ATTR = "_tunesmith_nearest"
 
 PROBLEM_TYPES = {
     "classification": "single_label_classification",
@@ -203,8 +201,6 @@ def build_classifier(
         model = auto_cls.from_pretrained(str(location), config=marked)
     else:
         model = auto_cls.from_pretrained(str(location), **mapping)
-    from tunesmith.engine.nearest import attach
-
     attach(model, None)  # a trained base's nearest-example settings do not belong to this model
     model.config.update({TASK_KEY: task, BASE_MODEL_KEY: base_name or str(location)})
     if task != "ner":
@@ -316,8 +312,6 @@ def save_classifier(model: Any, directory: str | Path) -> list[str]:
     so that it predicts the same wherever it is loaded: a LoRA adapter is merged into the
     weights, and a model plain transformers would compute differently is marked
     (:func:`mark_directory`). Returns the gaps marked (empty: a plain Hugging Face directory)."""
-    from tunesmith.engine.nearest import attached
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "peft_config"):
@@ -372,8 +366,6 @@ def load_classifier(path: str | Path) -> Any:
         model = auto_cls.from_pretrained(str(path), config=config)
         if not token_level and getattr(config, POOLING_KEY, None) == "mean":
             enable_mean_pooling(model)
-            from tunesmith.engine.nearest import load_for
-
             load_for(model, path)
     model.eval()
     return model

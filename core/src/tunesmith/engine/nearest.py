@@ -10,16 +10,9 @@ its output becomes::
 
 where ``s[c]`` is the highest cosine similarity to any training text of label ``c``. The model
 returns ``log p`` as its logits, so prediction, calibration, evaluation and explanations see one
-ordinary differentiable classifier. Measured on banking77, 5 per intent (seven models from two
-draws and several seeds; test accuracy of the head alone -> the mixture at w 0.5, t 0.05):
-0.8149 -> 0.8237, 0.8195 -> 0.8263, 0.8227 -> 0.8276, 0.8182 -> 0.8269, 0.8156 -> 0.8211,
-0.8182 -> 0.8214, 0.8081 -> 0.8185: +0.69 points on average, better on every model (w and t
-were picked on those). Over draws 0-4 with the default recipe: 0.8196 -> 0.8244 (+0.48; draws
-2-4, not used to pick w and t: +0.87, -0.68, +0.78), and the test ECE fell from ~0.11 to ~0.07.
-
-With held-out data the head's share ``w`` is chosen on it (1 switches the scores off). All
-10,003 banking77 training texts (10 % held out; one run): the head alone 0.9357 test accuracy,
-with the scores at the held-out choice w 0.6 and the held-out texts stored too: 0.9416.
+ordinary differentiable classifier. With held-out data the head's share ``w`` is chosen on it
+(1 switches the scores off). Measured on banking77 (few-shot and all data): docs/benchmarks.md,
+"Engine measurements that used to live in its docstrings".
 
 A held-out split carved from the training file has done its job once the share, the WiSE-FT
 weight and the temperature are chosen and the model is measured on it; its texts then join the
@@ -32,16 +25,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tunesmith.engine.model_dir import NEAREST_FILE, NEAREST_KEY
-from tunesmith.engine.modeling import NEAREST_ATTR
 from tunesmith.errors import UserInputError
+from tunesmith.model_dir import NEAREST_FILE, NEAREST_KEY
 
+#: Where a model keeps its nearest-example scores: outside the module tree, so that the saved
+#: weights stay a plain classifier.
+NEAREST_ATTR = "_tunesmith_nearest"
 #: The head's share of the mixture without held-out data to choose one (few-shot runs).
 FEW_SHOT_WEIGHT = 0.5
 TEMPERATURE = 0.05
 #: Head shares tried on held-out data, as fine as the WiSE-FT grid; ties go to the larger
-#: (closer to the head alone). All of banking77: the coarser 0.3/0.5/0.7/1 tied 0.5 with 0.7 on
-#: the held-out split, and the tie went to 0.7; this grid's held-out best is 0.6.
+#: (closer to the head alone).
 WEIGHT_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 MODES = ("auto", "on", "off")
 #: ``auto`` keeps at most this many training texts (memory and per-text cost grow with them).
@@ -157,33 +151,6 @@ def attach(model: Any, nearest: NearestExamples | None) -> None:
 def attached(model: Any) -> NearestExamples | None:
     """The model's nearest-example scores, if it has them."""
     return model.__dict__.get(NEAREST_ATTR)
-
-
-def pooled_embeddings(model: Any, encodings: list[dict[str, Any]], *, pad_id: int) -> Any:
-    """The pooled embeddings of ``encodings`` as ``model``'s head reads them (not normalised)."""
-    from tunesmith.engine.feature_cache import compute_frozen_features, num_layers
-
-    features = compute_frozen_features(
-        model, encodings, depth=num_layers(model), pooled=True, pad_id=pad_id
-    )
-    return features.values
-
-
-def build(model: Any, encodings: list[dict[str, Any]], labels: list[int], *, pad_id: int,
-          weight: float, pooled: Any = None) -> NearestExamples:  # fmt: skip
-    """Embed the training texts with ``model`` (pooled as its head reads them), or store
-    ``pooled`` when the embeddings are already at hand."""
-    import torch
-
-    if pooled is None:
-        pooled = pooled_embeddings(model, encodings, pad_id=pad_id)
-    return NearestExamples(
-        pooled,
-        torch.as_tensor(labels, dtype=torch.long),
-        num_labels=int(model.config.num_labels),
-        weight=weight,
-        temperature=TEMPERATURE,
-    )
 
 
 def load_for(model: Any, directory: Path) -> None:

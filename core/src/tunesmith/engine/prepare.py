@@ -164,8 +164,11 @@ def prepare_data(
     run: RunConfig, *, model_location: str | None = None, log: Log = stderr_log
 ) -> PreparedData:
     """Load and validate the files, report on them, clean, split and augment (train part only)."""
+    from tunesmith.data.augment import check_augmenter_names
     from tunesmith.data.split import stratified_split
 
+    if run.augment and not _is_token_task(run):
+        check_augmenter_names(run.augment)  # before the cleaning report, not after it
     if _is_token_task(run):
         train, held, cleaning = _load_token_data(run, log)
         task = "ner"

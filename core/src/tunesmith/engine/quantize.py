@@ -2,10 +2,9 @@
 
 Weights get one scale per output channel; activations are quantised with all 8 bits, from
 ranges recorded at training time when the model directory has them (``int8_ranges.json``,
-written by :func:`record_int8_ranges`), else from each batch's own minimum and maximum.
+written by :func:`tunesmith.engine.int8_ranges.record_int8_ranges`), else from each batch's own minimum and maximum.
 Recorded ranges make a text's prediction the same whatever batch it arrives in; per-batch
-ranges change with the batch's other texts (measured: 1.5-2 % of banking77 predictions differed
-between batches of 1 and of 32). Two kernels do the int8 matrix products:
+ranges change with the batch's other texts (measured in docs/benchmarks.md). Two kernels do the int8 matrix products:
 
 * ``onednn``: oneDNN's int8 product, which runs on the AMX tiles of recent Xeons. Activations
   are quantised by one fused pass; the intermediate GELU runs inside the product; the query,
@@ -27,20 +26,15 @@ import os
 import threading
 import types
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tunesmith.engine.model_dir import INT8_RANGES_FILE
+from tunesmith.model_dir import INT8_RANGES_FILE
 
 KERNELS = ("auto", "onednn", "fbgemm")
 
 #: The file in a model directory with each linear layer's recorded activation range.
 RANGES_FILE = INT8_RANGES_FILE
-#: Texts sampled from the training data to record the ranges, and the batch size used. The
-#: range kept is the mean over batches of each batch's minimum and maximum: what per-batch
-#: quantisation sees in a typical batch of 32, rather than the rare extreme of one batch.
-RANGE_TEXTS = 512
-RANGE_BATCH = 32
 
 #: ``(low, high)`` of one linear layer's input.
 Bounds = tuple[float, float]
@@ -306,9 +300,8 @@ def quantize_int8(
 
     ``ranges`` maps a linear layer's name (as in ``model.named_modules()``) to its recorded
     activation ``[low, high]``; layers without one quantise each batch by its own range.
-    Measured on 1,540 banking77 test texts against the fp32 model: one scale per channel with
-    8-bit activations lost 0.32 accuracy points and kept 97.7% of predictions; with PyTorch's
-    7-bit activations it lost 1.1; one scale per tensor lost 1.6. ``kernel`` is ``auto``,
+    One scale per channel with 8-bit activations lost the least accuracy of the schemes measured
+    (docs/benchmarks.md). ``kernel`` is ``auto``,
     ``onednn`` or ``fbgemm`` (see the module docstring).
     """
     ranges = ranges or {}
@@ -346,81 +339,3 @@ def _is_range(value: Any) -> bool:
         return False
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     return numbers and value[0] <= value[1]
-
-
-def measure_activation_ranges(model: Any, run: Callable[[], object]) -> dict[str, list[float]]:
-    """Each ``nn.Linear``'s input range while ``run()`` drives ``model``: the mean over calls of
-    each call's minimum and maximum, keyed by the layer's name in ``model.named_modules()``."""
-    import torch
-
-    seen: dict[str, list[tuple[float, float]]] = {}
-    handles = []
-
-    def hook(name: str) -> Callable[..., None]:
-        def record(_module: Any, inputs: tuple, _output: Any) -> None:
-            low, high = torch.aminmax(inputs[0].detach().float())
-            seen.setdefault(name, []).append((float(low), float(high)))
-
-        return record
-
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear):
-            handles.append(module.register_forward_hook(hook(name)))
-    try:
-        run()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return {
-        name: [
-            sum(low for low, _ in calls) / len(calls),
-            sum(high for _, high in calls) / len(calls),
-        ]
-        for name, calls in seen.items()
-    }
-
-
-def record_int8_ranges(
-    loaded: Any, texts: Sequence[str] | Sequence[Sequence[str]], *, seed: int = 0
-) -> dict[str, Any]:
-    """The contents of ``int8_ranges.json`` for the fp32 model ``loaded`` (a ``LoadedModel``).
-
-    ``texts`` are training texts (word lists for a tagger); up to ``RANGE_TEXTS`` of them, drawn
-    with ``seed``, run through the model in length-sorted batches of ``RANGE_BATCH``.
-    """
-    import random
-
-    from tunesmith.engine.predict import predict_logits, predict_word_logits
-
-    sample = list(texts)
-    if len(sample) > RANGE_TEXTS:
-        sample = random.Random(seed).sample(sample, RANGE_TEXTS)
-    predict = predict_word_logits if loaded.task == "ner" else predict_logits
-    ranges = measure_activation_ranges(
-        loaded.model, lambda: predict(loaded, sample, batch_size=RANGE_BATCH)
-    )
-    return {
-        "statistic": f"mean over batches of {RANGE_BATCH} texts of each input's min and max",
-        "texts": len(sample),
-        "ranges": ranges,
-    }
-
-
-def save_int8_ranges(
-    model_dir: str | os.PathLike, texts: Sequence[str] | Sequence[Sequence[str]], *, seed: int = 0
-) -> dict[str, Any]:
-    """Record the ranges of the fp32 model in ``model_dir`` on ``texts`` and write them, atomically,
-    as its ``int8_ranges.json``; returns the document. A tagger's texts may be plain strings
-    (split on spaces into words) or word lists."""
-    from tunesmith.engine.loading import load_model
-    from tunesmith.errors import UserInputError
-    from tunesmith.io import atomic_write_json
-
-    if not texts:
-        raise UserInputError("no texts to record the int8 ranges from")
-    loaded = load_model(model_dir)
-    if loaded.task == "ner":
-        texts = [text.split() if isinstance(text, str) else list(text) for text in texts]
-    recorded = record_int8_ranges(loaded, texts, seed=seed)
-    atomic_write_json(loaded.path / RANGES_FILE, recorded)
-    return recorded

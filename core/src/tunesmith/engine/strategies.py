@@ -11,8 +11,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from tunesmith.engine.model_dir import TASK_KEY
 from tunesmith.errors import UserInputError
+from tunesmith.model_dir import TASK_KEY
 
 
 @dataclass(frozen=True)

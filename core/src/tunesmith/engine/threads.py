@@ -5,16 +5,14 @@ torch gets one thread per *physical* core unless the user chose: ``TUNESMITH_THR
 ``OMP_NUM_THREADS`` (which torch already honours, so it is left alone).
 
 On a machine that is already busy with other work, OpenMP's default of spinning while it waits
-for a descheduled sibling thread is ruinous: on our shared 2-core machine (load average 3-5)
-2-thread inference ran at 24-33 texts/s with spinning and 74-129 with ``OMP_WAIT_POLICY=PASSIVE``
-(banking77, same model, same minute). On a quiet machine the passive policy costs as much the
-other way: int8 inference ran at 159 texts/s passive against 302 spinning (800 banking77 texts,
-2-core Xeon). So when other processes keep the cores busy at start-up, and the user set no
-policy, the passive policy is chosen. "Busy" is measured over the last tenth of a second from
-``/proc/stat``, not from the load average: that is a one-minute mean, and it still read 1.7 on 2
-cores a minute after a benchmark had ended, which turned spinning off on an idle machine. The
-policy must be set before torch is first imported, which is why :func:`configure_threads` runs at
-the start of ``load_model``.
+for a descheduled sibling thread is ruinous, and on a quiet one the passive policy costs as much
+the other way (docs/benchmarks.md, "Engine measurements that used to live in its docstrings").
+So when other processes keep the cores busy at start-up, and the user set no policy, the passive
+policy is chosen. "Busy" is measured over the last tenth of a second from ``/proc/stat``, not
+from the load average, a one-minute mean that lags. The policy must be set before torch is first
+imported, which is why :func:`configure_threads` runs at the start of ``load_model``. Training
+calls it after torch is imported (its encode stage), so there it sets the thread count only and
+the wait policy is OpenMP's default unless ``OMP_WAIT_POLICY`` was set by the user.
 """
 
 from __future__ import annotations

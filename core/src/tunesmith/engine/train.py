@@ -86,7 +86,7 @@ def headline(metrics: dict[str, Any]) -> str:
     """One line for the terminal: the metric a user looks at first."""
     report = metrics.get("report") or {}
     if not report:
-        return "no held-out data, no metrics"
+        return "no held-out data, so nothing was measured"
     if report.get("task") == "ner":
         return f"entity F1 {report.get('f1', math.nan):.4f}"
     parts = [f"accuracy {report.get('accuracy', math.nan):.4f}"]

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.config import RunConfig
-from tunesmith.engine.model_dir import ADAPTER_WEIGHT_FILES, WEIGHT_FILES
 from tunesmith.errors import OutputExistsError, UserInputError
+from tunesmith.model_dir import ADAPTER_WEIGHT_FILES, WEIGHT_FILES
 
 WORK_MARKER = "tunesmith-work.json"
 #: Settings that must match for ``--resume`` to continue a run rather than mix two.

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.engine.model_dir import ADAPTER_CONFIG_FILE, CONFIG_FILE, TASK_KEY
 from tunesmith.errors import ModelNotFoundError, UserInputError
 from tunesmith.io import read_json_object
+from tunesmith.model_dir import ADAPTER_CONFIG_FILE, CONFIG_FILE, TASK_KEY
 
 #: Pooling modes understood, in sentence-transformers' names.
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens", "lasttoken")
@@ -428,11 +428,11 @@ class Encoder:
 def record_int8_ranges(encoder: Encoder, texts: Sequence[str], *, seed: int = 0) -> dict[str, Any]:
     """The contents of ``int8_ranges.json`` for the fp32 ``encoder``, recorded on up to
     ``RANGE_TEXTS`` of ``texts`` (drawn with ``seed``) in length-sorted batches of
-    ``RANGE_BATCH``, as :func:`tunesmith.engine.quantize.record_int8_ranges` does for a
+    ``RANGE_BATCH``, as :func:`tunesmith.engine.int8_ranges.record_int8_ranges` does for a
     classifier. Write it beside the weights and ``Encoder.load(..., quantize="int8")`` uses it."""
     import random
 
-    from tunesmith.engine.quantize import RANGE_BATCH, RANGE_TEXTS, measure_activation_ranges
+    from tunesmith.engine.int8_ranges import RANGE_BATCH, RANGE_TEXTS, measure_activation_ranges
 
     if encoder.quantized:
         raise UserInputError("int8 ranges are recorded on the fp32 model; load it without quantize")

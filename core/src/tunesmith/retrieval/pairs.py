@@ -38,14 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunesmith.engine.model_dir import (
+from tunesmith.errors import UserInputError
+from tunesmith.model_dir import (
     ADAPTER_KEY,
     METRICS_FILE,
     POOLING_KEY,
     SENTENCE_POOLING_CONFIG,
     TASK_KEY,
 )
-from tunesmith.errors import UserInputError
 
 #: Multiplier of the cosine similarities in the loss (sentence-transformers' default).
 SCALE = 20.0

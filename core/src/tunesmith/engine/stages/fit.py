@@ -83,6 +83,11 @@ def run(state: Training) -> None:
         f"{resolved.total_parameters:,} parameters trainable"
     )
     figures = _train(trainer, state.resume_from, run.work_path)
+    if patience and has_eval and figures["epochs_run"] < resolved.epochs:
+        state.log(
+            f"stopped early after {figures['epochs_run']:g} of {resolved.epochs:g} epochs: "
+            f"{patience} held-out evaluations without a better score (--early-stopping)"
+        )
     resolved.train_seconds = figures["train_seconds"]
     resolved.train_loss = figures["train_loss"]
     resolved.global_steps = figures["global_steps"]

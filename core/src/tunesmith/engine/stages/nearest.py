@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunesmith.engine import embeddings
 from tunesmith.engine import nearest as nx
 from tunesmith.engine.modeling import pooling_of
 from tunesmith.engine.stages.state import Training
@@ -18,7 +19,7 @@ def run(state: Training) -> None:
     run, prepared = state.run, state.prepared
     if prepared.unlabelled:
         # Self-training reads the same pooled training texts as the nearest examples: embed once.
-        state.train_pooled = nx.pooled_embeddings(
+        state.train_pooled = embeddings.pooled_embeddings(
             state.model, state.train_ds.items, pad_id=state.pad_id
         )
     state.resolved.nearest, state.held_examples = _attach(state)
@@ -43,7 +44,7 @@ def _attach(state: Training) -> tuple[dict[str, Any], Any]:
     )
     if not wanted:
         return {"weight": 1.0, "source": "off" if run.nearest == "off" else "not used"}, None
-    memory = nx.build(
+    memory = embeddings.build(
         model,
         state.train_ds.items,
         list(state.train_y),
@@ -58,7 +59,7 @@ def _attach(state: Training) -> tuple[dict[str, Any], Any]:
 
         # The encoder is the same for every share: embed the held-out texts once and score
         # each share on the mixture alone (the held-out score is accuracy for this task).
-        pooled = nx.pooled_embeddings(model, held_ds.items, pad_id=pad_id)
+        pooled = embeddings.pooled_embeddings(model, held_ds.items, pad_id=pad_id)
         truth = torch.as_tensor(list(state.held_y or []), dtype=torch.long, device=pooled.device)
         with torch.inference_mode():
             head = model.classifier(pooled)
@@ -69,7 +70,7 @@ def _attach(state: Training) -> tuple[dict[str, Any], Any]:
             "source": "held-out score",
             "scores": {f"{w:g}": round(v, 6) for w, v in scores.items()},
         }
-        held_examples = nx.build(
+        held_examples = embeddings.build(
             model, held_ds.items, truth.tolist(), pad_id=pad_id, weight=1.0, pooled=pooled
         )
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from tunesmith.engine import embeddings
 from tunesmith.engine import nearest as nx
 from tunesmith.engine import self_training as st
 from tunesmith.engine.stages.state import Training
@@ -22,13 +23,13 @@ def run(state: Training) -> None:
     held_ds = state.held_ds if state.has_eval else None
     started = time.perf_counter()
     texts = state.prepared.unlabelled or []
-    unlabelled = nx.pooled_embeddings(
+    unlabelled = embeddings.pooled_embeddings(
         model, encode_texts(state.tokenizer, texts, state.max_length), pad_id=pad_id
     )
     memory = nx.attached(model)
     score = None
     if held_ds is not None and len(held_ds) > 0:
-        held_pooled = nx.pooled_embeddings(model, held_ds.items, pad_id=pad_id)
+        held_pooled = embeddings.pooled_embeddings(model, held_ds.items, pad_id=pad_id)
         truth = torch.as_tensor(list(state.held_y or []), dtype=torch.long)
 
         def score() -> float:

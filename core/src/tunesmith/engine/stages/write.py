@@ -7,10 +7,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tunesmith.engine.calibration import save_calibration, save_reliability_diagram
-from tunesmith.engine.metrics import save_confusion_matrix_png
+from tunesmith.engine.calibration import save_calibration
+from tunesmith.engine.int8_ranges import save_int8_ranges
 from tunesmith.engine.model_card import render_model_card
-from tunesmith.engine.model_dir import (
+from tunesmith.engine.modeling import save_classifier
+from tunesmith.engine.plots import save_confusion_matrix_png, save_reliability_diagram
+from tunesmith.engine.stages.state import Training
+from tunesmith.io import atomic_directory, atomic_write_json, atomic_write_text
+from tunesmith.model_dir import (
     CLEANING_REPORT_FILE,
     CONFUSION_MATRIX_FILE,
     METRICS_FILE,
@@ -19,10 +23,6 @@ from tunesmith.engine.model_dir import (
     RUN_CONFIG_FILE,
     TENSORBOARD_DIR,
 )
-from tunesmith.engine.modeling import save_classifier
-from tunesmith.engine.quantize import save_int8_ranges
-from tunesmith.engine.stages.state import Training
-from tunesmith.io import atomic_directory, atomic_write_json, atomic_write_text
 
 
 def run(state: Training) -> Path:

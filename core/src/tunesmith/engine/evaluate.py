@@ -1,0 +1,177 @@
+"""Evaluating and calibrating a saved model on a data file: read and check the file, predict,
+measure (:mod:`tunesmith.engine.metrics`), fit temperatures (:mod:`tunesmith.engine.calibration`)
+and draw the plots (:mod:`tunesmith.engine.plots`). ``tunesmith evaluate`` and ``calibrate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.data.load import load_text_dataset, load_token_dataset, validate_labels_known
+from tunesmith.engine.calibration import (
+    calibration_probs,
+    calibration_summary,
+    fit_calibration,
+    save_calibration,
+)
+from tunesmith.engine.loading import load_model
+from tunesmith.engine.metrics import classification_report, ner_report
+from tunesmith.engine.plots import save_confusion_matrix_png, save_reliability_diagram
+from tunesmith.engine.predict import predict_logits, predict_tags, scheme_of
+from tunesmith.errors import DataError, UserInputError
+from tunesmith.model_dir import CONFUSION_MATRIX_FILE, RELIABILITY_FILE
+
+
+def load_eval_dataset(
+    loaded: Any,
+    data_path: str | Path,
+    text_col: str = "text",
+    label_col: str = "label",
+    label_sep: str | None = None,
+) -> Any:
+    """Read an evaluation file for ``loaded`` and check every label is one the model knows."""
+    if loaded.task == "ner":
+        dataset = load_token_dataset(data_path)
+        validate_labels_known(dataset, loaded.labels, data_path)
+        return dataset
+    if loaded.task == "multilabel" and label_sep is None:
+        label_sep = (loaded.run_config or {}).get("label_sep")
+    dataset = load_text_dataset(
+        data_path, text_col=text_col, label_col=label_col, label_sep=label_sep
+    )
+    validate_labels_known(dataset, loaded.labels, data_path, label_col=label_col)
+    return dataset
+
+
+def label_targets(loaded: Any, dataset: Any, data_path: str | Path, label_col: str) -> np.ndarray:
+    """Class indices (single-label) or an indicator matrix (multi-label) for ``dataset``."""
+    index = {label: i for i, label in enumerate(loaded.labels)}
+    if loaded.task == "multilabel":
+        Y = np.zeros((len(dataset), len(loaded.labels)), dtype=np.int64)  # noqa: N806
+        for i, labels in enumerate(dataset.labels):
+            for label in labels:
+                Y[i, index[label]] = 1
+        return Y
+    for labels, row in zip(dataset.labels, dataset.rows, strict=True):
+        if len(labels) != 1:
+            raise DataError(
+                f"{len(labels)} labels on one row, but the model is single-label",
+                path=data_path,
+                row=row,
+                column=label_col,
+            )
+    return np.array([index[labels[0]] for labels in dataset.labels], dtype=np.int64)
+
+
+def evaluate_model(
+    loaded: Any,
+    dataset: Any,
+    *,
+    batch_size: int = 32,
+    plot_dir: str | Path | None = None,
+    data_path: str | Path | None = None,
+    label_col: str = "label",
+) -> dict[str, Any]:
+    """Evaluate ``loaded`` on a validated ``dataset`` (TextDataset or TokenDataset).
+
+    Sequence classifiers: the :func:`classification_report` of the calibrated probabilities
+    (raw when the model has no temperature), plus a ``calibration`` block with ECE and NLL
+    before and after and the temperature(s). With ``plot_dir``: ``confusion_matrix.png``
+    (single-label) and ``reliability.png``. NER: :func:`ner_report`.
+    """
+    source = data_path if data_path is not None else getattr(dataset, "source", None)
+    if loaded.task == "ner":
+        tags, _ = predict_tags(loaded, dataset.tokens, batch_size=batch_size)
+        report = ner_report(dataset.tags, tags, scheme=dataset.scheme or scheme_of(loaded))
+        report["model"] = str(loaded.path)
+        report["data"] = str(source) if source else None
+        return report
+
+    y = label_targets(loaded, dataset, source or "", label_col)
+    logits = predict_logits(loaded, dataset.texts, batch_size=batch_size)
+    multilabel = loaded.task == "multilabel"
+    temperature = loaded.temperature
+    probs = calibration_probs(logits, temperature, multilabel)
+    report = classification_report(y, probs, loaded.labels, multilabel=multilabel)
+    calibration: dict[str, Any] = {"applied": temperature is not None}
+    if temperature is not None:
+        calibration["temperature" if not multilabel else "temperatures"] = temperature
+        calibration.update(calibration_summary(logits, y, temperature, multilabel))
+    else:
+        raw = calibration_summary(logits, y, None, multilabel)
+        calibration.update({"ece_before": raw["ece_before"], "nll_before": raw["nll_before"]})
+    report["calibration"] = calibration
+    report["model"] = str(loaded.path)
+    report["data"] = str(source) if source else None
+    if plot_dir is not None:
+        plot_dir = Path(plot_dir)
+        plots: dict[str, str] = {}
+        if not multilabel:
+            plots["confusion_matrix"] = str(
+                save_confusion_matrix_png(report, plot_dir / CONFUSION_MATRIX_FILE)
+            )
+        raw_probs = calibration_probs(logits, None, multilabel)
+        plots["reliability_diagram"] = str(
+            save_reliability_diagram(
+                raw_probs,
+                y,
+                plot_dir / RELIABILITY_FILE,
+                title=f"{loaded.path.name}: reliability",
+                probs_after=probs if temperature is not None else None,
+            )
+        )
+        report["plots"] = plots
+    return report
+
+
+def calibrate_model(
+    model_dir: str | Path,
+    data_path: str | Path,
+    text_col: str = "text",
+    label_col: str = "label",
+    *,
+    label_sep: str | None = None,
+    batch_size: int = 32,
+    plot_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Refit the temperature(s) of a saved model on the held-out file ``data_path``.
+
+    Only ``calibration.json`` is (atomically) rewritten; the weights are not touched. Returns the
+    new calibration document plus ``accuracy`` and the previous temperature, if any.
+    """
+    loaded = load_model(model_dir)
+    if loaded.task == "ner":
+        raise UserInputError(
+            f"{loaded.path} is a token classifier; calibration applies to sequence classifiers"
+        )
+    dataset = load_eval_dataset(loaded, data_path, text_col, label_col, label_sep)
+    y = label_targets(loaded, dataset, data_path, label_col)
+    logits = predict_logits(loaded, dataset.texts, batch_size=batch_size)
+    multilabel = loaded.task == "multilabel"
+    data = fit_calibration(logits, y, multilabel=multilabel, source=str(data_path))
+    previous = loaded.temperature
+    save_calibration(loaded.path, data)
+    result = dict(data)
+    result["previous_temperature"] = previous
+    if multilabel:
+        predicted = logits > 0
+        result["accuracy"] = round(float(np.mean(np.all(predicted == (y > 0.5), axis=1))), 6)
+    else:
+        result["accuracy"] = round(float(np.mean(logits.argmax(axis=1) == y)), 6)
+    result["model"] = str(loaded.path)
+    if plot_path is not None:
+        probs_before = calibration_probs(logits, None, multilabel)
+        probs_after = calibration_probs(
+            logits, data.get("temperature", data.get("temperatures")), multilabel
+        )
+        save_reliability_diagram(
+            probs_before,
+            y,
+            plot_path,
+            title=f"{loaded.path.name}: reliability",
+            probs_after=probs_after,
+        )
+        result["reliability_diagram"] = str(plot_path)
+    return result
