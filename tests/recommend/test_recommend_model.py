@@ -296,3 +296,37 @@ def test_failed_retrain_with_force_leaves_the_old_model_intact(model_dir, tmp_pa
     assert result.exit_code == 2 and "mixed time formats" in result.output
     assert (model_dir / "ranker.json").read_bytes() == before
     assert len(Recommender(model_dir).for_user("u01", k=3)) == 3
+
+
+def test_add_items_makes_new_items_recommendable_from_text(model_dir, tmp_path):
+    import shutil
+
+    from tunesmith_recommend.model import Recommender
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    new = tmp_path / "new.jsonl"
+    new.write_text(
+        json.dumps(
+            {
+                "item_id": "n1",
+                "title": "Drowned Lighthouse",
+                "description": "A lighthouse keeper on a fog-bound island hears voices from the lake.",
+                "genres": "horror",
+            }
+        )
+        + "\n"
+    )
+    result = run("recommend", "add-items", "-m", str(copy), "--items", str(new))
+    assert result.exit_code == 0, result.output
+    recommender = Recommender(copy)
+    assert len(recommender.ids) == 151 and recommender.signals.counts[-1] == 0
+    text = recommender.texts[recommender.position["n1"]]
+    assert [r.item_id for r in recommender.search(text, k=1)] == ["n1"]
+    assert "n1" in {r.item_id for r in recommender.for_query(text, k=10)}
+    assert len(recommender.for_user("u01", k=5)) == 5
+    again = run("recommend", "add-items", "-m", str(copy), "--items", str(new))
+    assert (
+        again.exit_code == 2
+        and "item 'n1' (item 1 of the file) is in the model already" in again.output
+    )

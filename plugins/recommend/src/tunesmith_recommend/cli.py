@@ -319,6 +319,28 @@ def search_command(
     _print(_load(model_dir).search(text, k), as_json)
 
 
+def add_items_command(
+    items: Path = typer.Option(..., "--items", help="New items (CSV, JSONL or Parquet)."),
+    model_dir: Path = MODEL_DIR,
+    id_col: str = ID_COL,
+    title_col: str = TITLE_COL,
+    text_cols: str = TEXT_COLS,
+) -> None:
+    """Add new items to a trained model: recommendable at once from their text alone."""
+    from tunesmith_recommend.data import load_items
+    from tunesmith_recommend.model import add_items
+
+    new = load_items(
+        items,
+        id_col=id_col,
+        title_col=title_col,
+        text_cols=[c.strip() for c in text_cols.split(",") if c.strip()],
+        min_items=1,
+    )
+    added = add_items(model_dir, new)
+    typer.echo(f"Added {added} items to {model_dir}")
+
+
 def demo_command(
     model_dir: Path | None = typer.Option(
         None, "--model-dir", "-m", help="A model directory (default: built from the sample data)."
@@ -343,5 +365,6 @@ def build_group() -> typer.Typer:
     group.command("for-user")(for_user_command)
     group.command("similar")(similar_command)
     group.command("search")(search_command)
+    group.command("add-items")(add_items_command)
     group.command("demo")(demo_command)
     return group

@@ -104,8 +104,12 @@ def load_items(
     id_col: str = "item_id",
     title_col: str = "title",
     text_cols: Sequence[str] = ("description", "genres"),
+    min_items: int = 2,
 ) -> Catalogue:
-    """Read a catalogue; refuses duplicate ids, empty ids, items without any text, one item."""
+    """Read a catalogue; refuses duplicate ids, empty ids, items without any text, one item.
+
+    ``min_items=1`` reads a file of items to add to a trained model.
+    """
     path, rows = _read(path)
     _check_columns(path, rows, [id_col, title_col, *text_cols])
     ids: list[str] = []
@@ -137,7 +141,7 @@ def load_items(
         ids.append(item)
         titles.append(title or item)
         texts.append(text)
-    if len(ids) < 2:
+    if len(ids) < min_items:
         raise DataError(
             "the catalogue has only one item; recommending needs at least two", path=path
         )

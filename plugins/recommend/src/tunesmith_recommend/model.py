@@ -114,6 +114,7 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         "dim": int(vectors.shape[1]),
         "validation_ndcg10": round(fitted.val_ndcg, 6),
         "item_tower": getattr(fitted, "item_tower", "pretrained"),
+        "base_model": getattr(fitted, "base_model", "default"),
         "item_tower_validation_ndcg10": getattr(fitted, "tower_scores", {}),
         "ranker_weights": fitted.ranker.weights,
         "items_path": catalogue.path,
@@ -136,6 +137,67 @@ def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndar
         return np.zeros(len(wanted))
     at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
     return np.where(keys[at] == wanted, values[at], 0.0)
+
+
+def add_items(path: str | Path, new: Any) -> int:
+    """Add items (a :class:`~tunesmith_recommend.data.Catalogue`) to a trained model directory.
+
+    They are encoded by the item tower and become recommendable at once from their text alone
+    (no events yet: zero counts, never seen). The directory is rewritten atomically: a copy is
+    changed and renamed over the old one only when complete. Returns the number of items added.
+    """
+    import shutil
+
+    from scipy.sparse import csr_matrix, save_npz
+
+    from tunesmith.io import atomic_directory, atomic_write_json
+    from tunesmith.retrieval import Encoder, VectorIndex
+
+    path = Path(path)
+    current = Recommender(path)
+    for row, item in enumerate(new.ids):
+        if item in current.position:
+            raise UserInputError(
+                f"{new.path}: item {item!r} (item {row + 1} of the file) is in the model already"
+            )
+    vectors = current.encoder.encode(list(new.texts)).astype(np.float32)
+    signals = current.signals
+    base = None
+    if signals.base_vectors is not None:
+        base = Encoder.load(current.meta.get("base_model", "default")).encode(list(new.texts))
+    n_old, n_new = len(current.ids), len(new.ids)
+    with atomic_directory(path, force=True) as tmp:
+        shutil.copytree(path, tmp, dirs_exist_ok=True)
+        atomic_write_json(
+            tmp / "catalogue.json",
+            {
+                "ids": current.ids + list(new.ids),
+                "titles": current.titles + list(new.titles),
+                "texts": current.texts + list(new.texts),
+            },
+        )
+        np.save(tmp / "vectors.npy", np.concatenate([signals.item_vectors, vectors]))
+        if base is not None:
+            np.save(tmp / "base_vectors.npy", np.concatenate([signals.base_vectors, base]))
+        np.savez(
+            tmp / "signals.npz",
+            counts=np.concatenate([signals.counts, np.zeros(n_new)]),
+            recent=np.concatenate([signals.recent, np.zeros(n_new)]),
+            age=np.concatenate([signals.age, np.full(n_new, np.inf)]),
+            prior=signals.prior,
+        )
+        cooc = signals.cooc.tocoo()
+        save_npz(
+            tmp / "cooc.npz",
+            csr_matrix((cooc.data, (cooc.row, cooc.col)), shape=(n_old + n_new, n_old + n_new)),
+        )
+        index = VectorIndex.load(tmp / "index")
+        index.add(list(new.ids), payloads=[{"title": t} for t in new.titles], vectors=vectors)
+        index.save()
+        meta = {**current.meta, "n_items": n_old + n_new}
+        meta["added_items"] = int(current.meta.get("added_items", 0)) + n_new
+        atomic_write_json(tmp / "meta.json", meta)
+    return n_new
 
 
 class Recommender:

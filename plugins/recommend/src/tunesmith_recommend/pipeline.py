@@ -51,6 +51,7 @@ class Fitted:
     half_life: float
     baselines: dict[str, Any] = field(default_factory=dict)
     item_tower: str = "pretrained"  # or "fine-tuned": chosen on validation
+    base_model: str = "default"  # the pretrained encoder
     tower_scores: dict[str, float] = field(default_factory=dict)  # validation NDCG@10 of each
 
     def ranker_scores(self, batch: Requests) -> np.ndarray:
@@ -166,6 +167,7 @@ def fit(
         baselines=found,
         item_tower=chosen,
         tower_scores=tower_scores,
+        base_model=settings.model,
     )
 
 
