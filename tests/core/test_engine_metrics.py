@@ -254,3 +254,25 @@ def test_evaluate_ner_model_reports_strict_entity_scores_per_type(tmp_path):
     assert report["per_type"]["PER"]["support"] == 2
     assert report["per_type"]["ORG"]["support"] == 2
     assert {"precision", "recall", "f1"} <= set(report["micro"])
+
+
+def test_checkpoint_selection_scores_ner_by_the_strict_f1_of_metrics_json():
+    from tunesmith.engine.metrics import strict_entity_f1
+    from tunesmith.engine.trainer_utils import score_metrics
+
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    true = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-LOC", "I-LOC", "O"]]
+    pred = [["B-PER", "O", "O", "I-LOC"], ["O", "B-LOC", "I-LOC", "B-PER"]]
+    strict = strict_entity_f1(true, pred)
+    assert round(strict, 6) == ner_report(true, pred)["f1"] and 0 < strict < 1
+    index = {tag: i for i, tag in enumerate(labels)}
+    logits = np.full((2, 4, len(labels)), -5.0)
+    for s, row in enumerate(pred):
+        for t, tag in enumerate(row):
+            logits[s, t, index[tag]] = 5.0
+    truth = np.array([[index[t] for t in row] for row in true])
+
+    class Prediction:
+        predictions, label_ids = logits, truth
+
+    assert score_metrics("ner", labels)(Prediction())["score"] == strict

@@ -11,6 +11,7 @@ import math
 import sys
 from typing import Any
 
+from tunesmith.engine.metrics import strict_entity_f1
 from tunesmith.engine.modeling import last_pooled, sequence_loss
 
 
@@ -359,14 +360,12 @@ def score_metrics(task: str, label_names: list[str]) -> Any:
             tp = float((predicted & truth).sum())
             denominator = float(predicted.sum() + truth.sum())
             return {"score": 2 * tp / denominator if denominator else 1.0}
-        from seqeval.metrics import f1_score
-
         predicted = logits.argmax(-1)
         true_tags, pred_tags = [], []
         for row_pred, row_true in zip(predicted, labels, strict=True):
             keep = row_true != -100
             true_tags.append([label_names[i] for i in row_true[keep]])
             pred_tags.append([label_names[i] for i in row_pred[keep]])
-        return {"score": float(f1_score(true_tags, pred_tags, zero_division=0))}
+        return {"score": strict_entity_f1(true_tags, pred_tags)}
 
     return compute
