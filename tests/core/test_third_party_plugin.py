@@ -75,3 +75,40 @@ def test_contract_check_reports_a_demo_without_a_demo_object():
     assert check_plugin_contract(Bad()) == [
         "tunesmith_demos must return a list of tunesmith.hooktypes.Demo"
     ]
+
+
+def test_contract_check_reports_nameless_augmenter_uncallable_sink_failing_demo_and_misspelling():
+    from tunesmith import hookimpl
+    from tunesmith.hooktypes import Demo
+
+    def broken_build():
+        raise RuntimeError("no model here")
+
+    class Nameless:
+        def augment(self, texts, labels, rng):
+            return [], []
+
+    class Bad:
+        @staticmethod
+        def tunesmith_augmenters():
+            return [Nameless()]
+
+        @staticmethod
+        def tunesmith_event_sinks():
+            return {"pager": "not a factory"}
+
+        @staticmethod
+        def tunesmith_demos():
+            return [Demo(name="broken", title="Broken", build=broken_build)]
+
+        @staticmethod
+        @hookimpl
+        def tunesmith_demo():  # one letter short of tunesmith_demos
+            return []
+
+    problems = check_plugin_contract(Bad())
+    assert any(p.startswith("augmenter ") and "has no name" in p for p in problems)
+    assert "event sink 'pager': the factory is not callable" in problems
+    assert "demo 'broken': build() raised RuntimeError: no model here" in problems
+    assert any(p.startswith("tunesmith_demo is not a tunesmith hook") for p in problems)
+    assert len(problems) == 4

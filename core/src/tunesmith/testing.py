@@ -275,6 +275,13 @@ def check_plugin_contract(plugin: object) -> list[str]:
                     problems.append(f"demo name {demo.name!r} must be lower-case, like 'support'")
                 if not callable(demo.build):
                     problems.append(f"demo {demo.name!r}: build is not callable")
+                    continue
+                try:  # the suite builds every tab at start-up: one that raises hides the rest
+                    demo.build()
+                except Exception as exc:
+                    problems.append(
+                        f"demo {demo.name!r}: build() raised {type(exc).__name__}: {exc}"
+                    )
     if hasattr(plugin, "tunesmith_sample_data"):
         sets = call("tunesmith_sample_data")
         for sample in sets:
@@ -290,6 +297,36 @@ def check_plugin_contract(plugin: object) -> list[str]:
         ("tunesmith_event_sinks", dict),
         ("tunesmith_augmenters", list),
     ):
-        if hasattr(plugin, hook) and not isinstance(call(hook), kind):
+        if not hasattr(plugin, hook):
+            continue
+        result = call(hook)
+        if not isinstance(result, kind):
             problems.append(f"{hook} must return a {kind.__name__}")
+        elif hook == "tunesmith_augmenters":
+            for augmenter in result:
+                name = getattr(augmenter, "name", None)
+                if not isinstance(name, str) or not name:
+                    problems.append(f"augmenter {augmenter!r} has no name (--augment NAME uses it)")
+        elif hook == "tunesmith_event_sinks":
+            for scheme, factory in result.items():
+                if not callable(factory):
+                    problems.append(f"event sink {scheme!r}: the factory is not callable")
+    problems += _unknown_hooks(plugin)
+    return problems
+
+
+def _unknown_hooks(plugin: object) -> list[str]:
+    """Hook implementations whose name no hook has (a misspelling pluggy would reject at
+    registration, or a plain function that would never be called)."""
+    from tunesmith import hookspecs
+
+    known = {name for name in dir(hookspecs) if name.startswith("tunesmith_")}
+    problems = []
+    for name in dir(plugin):
+        value = getattr(plugin, name, None)
+        marked = callable(value) and hasattr(value, "tunesmith_impl")
+        if (marked or name.startswith("tunesmith_")) and callable(value) and name not in known:
+            problems.append(
+                f"{name} is not a tunesmith hook (misspelled? see docs/plugin_hooks.md)"
+            )
     return problems
