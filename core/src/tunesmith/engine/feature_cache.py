@@ -18,6 +18,7 @@ from typing import Any
 
 from tunesmith.engine.modeling import mean_pool, pooling_of
 from tunesmith.engine.strategies import backbone_of, encoder_layers, num_layers
+from tunesmith.engine.trainer_utils import pad_tokens
 
 CACHE_ENV = "TUNESMITH_CACHE_DIR"
 FORMAT_VERSION = 1
@@ -89,19 +90,6 @@ class FrozenFeatures:
         return self.values[self.offsets[index] : self.offsets[index + 1]]
 
 
-def _pad_batch(batch: list[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
-    import torch
-
-    width = max(len(e["input_ids"]) for e in batch)
-    out: dict[str, Any] = {}
-    for name in batch[0]:
-        if name not in ("input_ids", "attention_mask", "token_type_ids"):
-            continue
-        fill = pad_id if name == "input_ids" else 0
-        out[name] = torch.tensor([e[name] + [fill] * (width - len(e[name])) for e in batch])
-    return out
-
-
 def compute_frozen_features(
     model: Any,
     encodings: list[dict[str, list[int]]],
@@ -125,7 +113,7 @@ def compute_frozen_features(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = _pad_batch([encodings[i] for i in idx], pad_id)
+            batch = pad_tokens([encodings[i] for i in idx], pad_id)
             mask2d = batch["attention_mask"]
             hidden = backbone.embeddings(
                 input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids")

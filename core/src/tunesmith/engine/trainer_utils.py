@@ -99,6 +99,26 @@ class EncodedDataset:
         return item
 
 
+TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def pad_tokens(batch: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """The token fields of ``batch`` padded to its longest item, as int64 tensors.
+
+    Not ``tokenizer.pad``: training and the frozen-feature cache hold token ids, not a
+    tokenizer, and a base model without a pad token pads with id 0 here (it is masked out).
+    """
+    import torch
+
+    width = max(len(b["input_ids"]) for b in batch)
+    return {
+        name: torch.tensor([b[name] + [pad_id if name == "input_ids" else 0] * (width - len(b[name]))
+                            for b in batch])
+        for name in TOKEN_FIELDS
+        if name in batch[0]
+    }  # fmt: skip
+
+
 class PaddingCollator:
     """Pads each batch to its own longest item (dynamic padding)."""
 
@@ -109,12 +129,8 @@ class PaddingCollator:
     def __call__(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        width = max(len(b["input_ids"]) for b in batch)
-        out: dict[str, Any] = {}
-        for name in ("input_ids", "attention_mask", "token_type_ids"):
-            if name in batch[0]:
-                fill = self.pad_id if name == "input_ids" else 0
-                out[name] = torch.tensor([b[name] + [fill] * (width - len(b[name])) for b in batch])
+        out = pad_tokens(batch, self.pad_id)
+        width = out["input_ids"].shape[1]
         if "labels" in batch[0]:
             labels = [b["labels"] for b in batch]
             if self.task == "ner":
