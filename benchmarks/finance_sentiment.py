@@ -63,14 +63,21 @@ def predict_labels(model_dir: Path, texts: list[str]) -> list[str]:
 
 
 def fine_tune(
-    train_rows: list[dict[str, str]], out: Path, model: str, settings: dict[str, Any]
+    train_rows: list[dict[str, str]],
+    out: Path,
+    model: str,
+    settings: dict[str, Any],
+    resume: bool = False,
 ) -> float:
-    """Train with the core engine on ``train_rows``; returns seconds."""
+    """Train with the core engine on ``train_rows``; returns seconds. ``resume`` continues an
+    interrupted run from its last checkpoint (the engine's ``--resume``)."""
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
 
     data = write_csv(out.with_suffix(".csv"), train_rows)
-    run = RunConfig(data=str(data), out=str(out), model=model, force=True, **settings).validate()
+    run = RunConfig(
+        data=str(data), out=str(out), model=model, force=True, resume=resume, **settings
+    ).validate()
     started = time.perf_counter()
     train(run, log=lambda _m: None)
     return time.perf_counter() - started
@@ -139,6 +146,9 @@ def main() -> int:
     parser.add_argument(
         "--reuse", action="store_true", help="reuse the tweet model already in --work-dir"
     )
+    parser.add_argument(
+        "--resume", action="store_true", help="resume an interrupted tweet-model training run"
+    )
     parser.add_argument("--folds", type=int, default=None)
     parser.add_argument(
         "--pb-strategy", default="head", help="strategy of the PhraseBank fine-tuning per fold"
@@ -173,7 +183,7 @@ def main() -> int:
         log(f"reusing {tweet_model} (--reuse)")
         train_seconds = float("nan")
     else:
-        train_seconds = fine_tune(train, tweet_model, "default", recipe)
+        train_seconds = fine_tune(train, tweet_model, "default", recipe, resume=args.resume)
     tuned = metrics(
         [r["label"] for r in valid], predict_labels(tweet_model, [r["text"] for r in valid])
     )
