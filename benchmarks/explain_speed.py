@@ -206,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="a trained model directory to explain")
     parser.add_argument("--texts", type=int, help="texts to explain (default 40 quick, 300 full)")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--candidates",
+        default=",".join(CANDIDATES),
+        help="other methods measured beside the default, comma-separated (name or name:steps)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--build-model", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -227,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     from tunesmith.explain.methods import DEFAULT_METHOD
     from tunesmith.explain.scoring import classifier_probabilities, classifier_score_fn
 
+    candidates = tuple(c for c in args.candidates.split(",") if c)
     threads = configure_threads()
     n_texts = args.texts or (40 if args.quick else 300)
     _, eval_rows, source = benchmark_data(args.data_root)
@@ -256,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     # Warm-up (first calls allocate and pick kernels).
     warm = encoded[:2]
     captum_one_by_one(model, pad, warm, [0, 0], temperature)
-    for spec in (DEFAULT_METHOD, *CANDIDATES):
+    for spec in (DEFAULT_METHOD, *candidates):
         name, steps = side_name(spec)
         explain_loaded(loaded, texts[:4], method=name, n_steps=min(steps, 4), warn=None)
 
@@ -265,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         model, [e.input_ids for e in encoded], pad_id=pad, temperature=temperature
     )
     targets = [int(row.argmax()) for row in probs]
-    sides = ["captum", "default", *CANDIDATES]
+    sides = ["captum", "default", *candidates]
     seconds = dict.fromkeys(sides, 0.0)
     results: dict[str, list[Any]] = {side: [] for side in sides}
     captum_scores: list[list[float]] = []
@@ -421,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sufficiency_diff_ci95": [round(v, 4) for v in stats[side]["suff"][1:]],
                 "mean_delta": delta[side],
             }
-            for side in CANDIDATES
+            for side in candidates
         },
         "aggregate_texts": len(window),
         "aggregate_target": AGGREGATE_TARGET,
