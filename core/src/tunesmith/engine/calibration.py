@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.engine.metrics import expected_calibration_error, multilabel_ece, nll
+from tunesmith.io import atomic_write_json, read_json_object
 from tunesmith.model_dir import CALIBRATION_FILE
 
 #: Temperatures are searched in [1/20, 20]: wide enough for any sane model, bounded for safety.
@@ -135,15 +136,11 @@ def apply_temperature(logits: np.ndarray, temperature: float | Sequence[float] |
 
 def save_calibration(model_dir: str | Path, data: dict[str, Any]) -> Path:
     """Write ``calibration.json`` beside the weights, atomically (the weights are not touched)."""
-    from tunesmith.io import atomic_write_json
-
     return atomic_write_json(Path(model_dir) / CALIBRATION_FILE, data)
 
 
 def load_calibration(model_dir: str | Path) -> dict[str, Any] | None:
     """The ``calibration.json`` of ``model_dir``, or ``None`` when the model was not calibrated."""
-    from tunesmith.io import read_json_object
-
     return read_json_object(Path(model_dir) / CALIBRATION_FILE)
 
 

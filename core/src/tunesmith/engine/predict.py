@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.engine.calibration import apply_temperature
 from tunesmith.engine.loading import LoadedModel
+from tunesmith.engine.threads import configure_threads
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
 
@@ -71,8 +73,6 @@ def _run_sorted(
 ) -> list[np.ndarray]:
     """Run the model over ``encodings`` in length-sorted batches; outputs in input order."""
     import torch
-
-    from tunesmith.engine.threads import configure_threads
 
     configure_threads()
     names = _input_names(loaded)
@@ -184,8 +184,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def probabilities(loaded: LoadedModel, logits: np.ndarray, *, calibrated: bool = True) -> Any:
     """Turn logits into probabilities, dividing by the fitted temperature(s) when asked."""
-    from tunesmith.engine.calibration import apply_temperature
-
     logits = np.asarray(logits, dtype=np.float64)
     if calibrated and loaded.temperature is not None:
         logits = apply_temperature(logits, loaded.temperature)

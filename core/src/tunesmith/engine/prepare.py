@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.augment import augment_dataset, check_augmenter_names
+from tunesmith.data.cleaning import apply_safe_fixes, cleaning_report
+from tunesmith.data.label_examples import add_label_examples, label_texts
+from tunesmith.data.load import (
+    load_text_dataset,
+    load_token_dataset,
+    read_texts,
+    validate_labels_known,
+)
+from tunesmith.data.split import stratified_split
 from tunesmith.engine.config import UNLABELLED_NEEDS_SINGLE_LABEL, RunConfig
+from tunesmith.engine.feature_cache import cache_root
 from tunesmith.errors import DataError, UserInputError
 
 TOKEN_SUFFIXES = (".conll", ".bio", ".iob")
@@ -74,8 +85,6 @@ def _check_single_label(dataset: Any, run: RunConfig) -> None:
 
 
 def _load_token_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any]]:
-    from tunesmith.data.load import load_token_dataset, validate_labels_known
-
     if run.augment:
         raise UserInputError("--augment works on text classification data, not on token files")
     train = load_token_dataset(run.data)
@@ -116,9 +125,6 @@ def _load_token_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any]
 
 
 def _load_text_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any], str]:
-    from tunesmith.data.cleaning import apply_safe_fixes, cleaning_report
-    from tunesmith.data.load import load_text_dataset, validate_labels_known
-
     train = load_text_dataset(
         run.data, text_col=run.text_col, label_col=run.label_col, label_sep=run.label_sep
     )
@@ -164,9 +170,6 @@ def prepare_data(
     run: RunConfig, *, model_location: str | None = None, log: Log = stderr_log
 ) -> PreparedData:
     """Load and validate the files, report on them, clean, split and augment (train part only)."""
-    from tunesmith.data.augment import check_augmenter_names
-    from tunesmith.data.split import stratified_split
-
     if run.augment and not _is_token_task(run):
         check_augmenter_names(run.augment)  # before the cleaning report, not after it
     if _is_token_task(run):
@@ -204,9 +207,6 @@ def prepare_data(
         unlabelled=unlabelled,
     )
     if run.augment:
-        from tunesmith.data.augment import augment_dataset
-        from tunesmith.engine.feature_cache import cache_root
-
         before = len(train)
         prepared.train = augment_dataset(
             train,
@@ -232,7 +232,6 @@ def _unlabelled_texts(run: RunConfig, task: str, log: Log) -> list[str] | None:
         return None
     if task != "classification":
         raise UserInputError(UNLABELLED_NEEDS_SINGLE_LABEL)
-    from tunesmith.data.load import read_texts
 
     texts = read_texts(run.unlabelled, text_col=run.text_col)
     log(f"  unlabelled: {len(texts):,} texts from {Path(run.unlabelled).name} for self-training")
@@ -248,7 +247,6 @@ def _add_label_examples(run: RunConfig, prepared: PreparedData, log: Log) -> Non
         if run.label_examples == "on":
             prepared.notes.append("--label-examples applies to single-label data; not used")
         return
-    from tunesmith.data.label_examples import add_label_examples, label_texts
 
     texts = label_texts(list(prepared.train.label_names))
     if texts is None:

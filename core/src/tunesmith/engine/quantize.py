@@ -29,6 +29,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tunesmith.errors import DataError
+from tunesmith.io import read_json_object
 from tunesmith.model_dir import INT8_RANGES_FILE
 
 KERNELS = ("auto", "onednn", "fbgemm")
@@ -316,9 +318,6 @@ def read_int8_ranges(directory: str | os.PathLike) -> dict[str, Bounds]:
     Raises :class:`~tunesmith.errors.DataError` naming the file when it is malformed.
     """
     from pathlib import Path
-
-    from tunesmith.errors import DataError
-    from tunesmith.io import read_json_object
 
     path = Path(directory) / RANGES_FILE
     recorded = read_json_object(path)

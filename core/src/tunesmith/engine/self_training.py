@@ -20,6 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tunesmith.engine.modeling import set_head_weights
+from tunesmith.engine.probe import fit_linear_probe
+
 #: Defaults of ``--pseudo-threshold`` and ``--pseudo-rounds`` (see the module docstring).
 THRESHOLD = 0.8
 ROUNDS = 2
@@ -61,9 +64,6 @@ def self_train(
     Returns what was done, for ``run_config.json``.
     """
     import torch
-
-    from tunesmith.engine.modeling import set_head_weights
-    from tunesmith.engine.probe import fit_linear_probe
 
     head = model.classifier
     saved_head = (head.weight.detach().clone(), head.bias.detach().clone())

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from tunesmith.errors import UserInputError
+
 _configured: int | None = None
 
 
@@ -125,8 +127,6 @@ def configure_threads() -> int:
         try:
             torch.set_num_threads(max(1, int(requested)))
         except ValueError:
-            from tunesmith.errors import UserInputError
-
             raise UserInputError(
                 f"TUNESMITH_THREADS must be a whole number, not {requested!r}"
             ) from None

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.config import RunConfig
-from tunesmith.errors import OutputExistsError, UserInputError
+from tunesmith.engine.loading import check_safetensors
+from tunesmith.errors import DataError, OutputExistsError, UserInputError
+from tunesmith.io import atomic_write_json, read_json_object, remove_stale_temps
 from tunesmith.model_dir import ADAPTER_WEIGHT_FILES, WEIGHT_FILES
 
 WORK_MARKER = "tunesmith-work.json"
@@ -39,9 +41,6 @@ def checkpoint_is_complete(folder: Path) -> bool:
     A kill during a checkpoint write leaves a folder with ``config.json`` only, or weights cut
     short; resuming from it would fail, or silently start from wrong weights.
     """
-    from tunesmith.engine.loading import check_safetensors
-    from tunesmith.errors import DataError
-
     try:
         state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -112,8 +111,6 @@ def check_work_dir(run: RunConfig) -> None:
             f"{work} exists and is not a tunesmith work directory; remove it or pass --work-dir"
         )
     if run.resume:
-        from tunesmith.io import read_json_object
-
         saved = (read_json_object(marker) or {}).get("settings")  # a broken one: one line
         saved = saved if isinstance(saved, dict) else {}
         current = _resume_settings(run)
@@ -133,8 +130,6 @@ def check_work_dir(run: RunConfig) -> None:
 
 def open_work_dir(run: RunConfig, log: Callable[[str], None]) -> str | None:
     """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from."""
-    from tunesmith.io import atomic_write_json
-
     work = run.work_path
     if work.exists() and run.resume:
         last = last_complete_checkpoint(work / "checkpoints", log)
@@ -162,8 +157,6 @@ def clean_after_killed_runs(run: RunConfig, log: Callable[[str], None]) -> None:
     Called with the output's run lock held, so every ``.<out>.*.tmp`` there is stale; a model
     a killed swap had moved aside (``.<out>.old-<pid>``) is put back instead.
     """
-    from tunesmith.io import remove_stale_temps
-
     removed = remove_stale_temps(run.out_dir, any_owner=True)
     if removed:
         names = ", ".join(path.name for path in removed[:3]) + (", ..." if len(removed) > 3 else "")
