@@ -29,7 +29,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tunesmith import __version__
+from tunesmith.engine.loading import load_model
+from tunesmith.engine.modeling import plain_transformers_gaps
 from tunesmith.errors import TunesmithError, UserInputError
+from tunesmith.io import remove_stale_temps
 from tunesmith.model_dir import NEAREST_KEY
 
 INPUTS = ("input_ids", "attention_mask")
@@ -94,8 +98,6 @@ def _portable_module(loaded: Any) -> Any:
 
 def describe(loaded: Any) -> dict[str, Any]:
     """What the exported graph computes and what it leaves to the caller (its metadata)."""
-    from tunesmith.engine.modeling import plain_transformers_gaps
-
     config = loaded.model.config.to_dict()
     gaps = plain_transformers_gaps(config)
     includes = ["encoder", "head"]
@@ -119,8 +121,6 @@ def describe(loaded: Any) -> dict[str, Any]:
 
 
 def _metadata(loaded: Any, description: dict[str, Any]) -> dict[str, str]:
-    from tunesmith import __version__
-
     return {
         "producer": f"tunesmith {__version__}",
         "task": loaded.task,
@@ -183,7 +183,6 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, force: bool = False) 
     if out.is_dir():
         raise UserInputError(f"{out} is a directory; --out names the .onnx file to write")
     _require_runtime()
-    from tunesmith.engine.loading import load_model
 
     loaded = load_model(model_dir)
     import warnings
@@ -191,8 +190,6 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, force: bool = False) 
     import onnx
     import onnxruntime
     import torch
-
-    from tunesmith.io import remove_stale_temps
 
     module = _portable_module(loaded)
     batches = _probe_batches(loaded)

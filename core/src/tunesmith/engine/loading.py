@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import DataError, ModelNotFoundError
+from tunesmith.engine.modeling import load_classifier, read_config
+from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
+from tunesmith.engine.threads import configure_threads
+from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
 from tunesmith.io import read_json_object
 from tunesmith.model_dir import (
     ADAPTER_CONFIG_FILE,
@@ -38,6 +41,7 @@ from tunesmith.model_dir import (
     TOKENIZER_FILES,
     WEIGHT_FILES,
 )
+from tunesmith.models import resolve_model
 
 TASKS = ("classification", "multilabel", "ner")
 
@@ -237,8 +241,6 @@ def _load_with_config(directory: Path, run_config: dict[str, Any] | None) -> tup
     The trainer's :func:`tunesmith.engine.modeling.load_classifier` knows its own layouts (the
     mean-pooling flag, adapters with their base); the model it returns is merged here.
     """
-    from tunesmith.engine.modeling import load_classifier, read_config
-
     # read_config restores the real model type of a directory marked for plain transformers.
     config = read_config(directory)
     architectures = getattr(config, "architectures", None) or []
@@ -276,8 +278,6 @@ def _load_bare_adapter(directory: Path, run_config: dict[str, Any] | None) -> tu
     """A PEFT adapter directory without ``config.json`` (saved by PEFT itself, not by us)."""
     from peft import PeftConfig, PeftModel
     from transformers import AutoConfig
-
-    from tunesmith.models import resolve_model
 
     adapter = PeftConfig.from_pretrained(str(directory))
     base_name = adapter.base_model_name_or_path
@@ -323,7 +323,6 @@ def _load_tokenizer(directory: Path, run_config: dict[str, Any] | None) -> Any:
     )
     if not base_name:
         raise ModelNotFoundError(f"{directory} has no tokenizer files")
-    from tunesmith.models import resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model(base_name).location, trust_remote_code=False)
 
@@ -336,12 +335,9 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
     Raises :class:`ModelNotFoundError` when ``path`` is missing or is not a model directory.
     """
     if quantize not in (None, "int8"):
-        from tunesmith.errors import UserInputError
-
         raise UserInputError(f"unknown quantisation {quantize!r}; the choice is 'int8'")
     directory = _check_model_dir(path)
     _check_weights(directory)
-    from tunesmith.engine.threads import configure_threads
 
     configure_threads()  # before transformers imports torch: see threads.py
     run_config = read_json_object(directory / RUN_CONFIG_FILE)
@@ -377,8 +373,6 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
         max_length=_max_length(tokenizer, config, run_config),
     )
     if quantize == "int8":
-        from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
-
         loaded.model = quantize_int8(loaded.model, ranges=read_int8_ranges(directory))
         loaded.quantized = True
     return loaded

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.nearest import NEAREST_ATTR, attach, attached, load_for
+from tunesmith.io import atomic_write_json, read_json_object
 from tunesmith.model_dir import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_KEY,
@@ -40,6 +41,7 @@ from tunesmith.model_dir import (
     SENTENCE_POOLING_CONFIG,
     TASK_KEY,
 )
+from tunesmith.models import resolve_model
 
 #: The end of every marker model type: what the user should do instead of plain loading.
 MARKER_SUFFIX = "__load_with_tunesmith_or_export_to_onnx"
@@ -243,8 +245,6 @@ def mark_directory(directory: str | Path) -> list[str]:
     """Set ``config.json``'s ``model_type`` to a marker when plain transformers would predict
     differently from tunesmith (the real type kept under ``tunesmith_base_model_type``), or back
     to the real type when it would not. Returns the gaps (empty: a plain directory)."""
-    from tunesmith.io import atomic_write_json, read_json_object
-
     path = Path(directory) / CONFIG_FILE
     original = read_json_object(path) or {}
     config = dict(original)
@@ -268,7 +268,6 @@ def read_marked_config(location: str | Path) -> Any | None:
     path = Path(location) / CONFIG_FILE
     if not path.is_file():
         return None
-    from tunesmith.io import read_json_object
 
     raw = read_json_object(path) or {}
     if not is_marker(raw.get("model_type")):
@@ -349,8 +348,6 @@ def load_classifier(path: str | Path) -> Any:
     )
     if is_adapter_dir(path):
         from peft import PeftModel
-
-        from tunesmith.models import resolve_model
 
         adapter = json.loads((path / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
         base = getattr(config, BASE_MODEL_KEY, None) or adapter["base_model_name_or_path"]
