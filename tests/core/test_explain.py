@@ -339,7 +339,10 @@ def test_unknown_method_lists_the_available_ones(bag):
     from tunesmith.explain.attribute import explain_texts
 
     model, tokenizer = bag
-    with pytest.raises(UserInputError, match="available: captum-ig, grad-input, ig, ig-adaptive, ig-midpoint, occlusion"):
+    with pytest.raises(
+        UserInputError,
+        match="available: captum-ig, grad-input, ig, ig-adaptive, ig-midpoint, occlusion",
+    ):
         explain_texts(model, tokenizer, ["good"], method="shap")
 
 
