@@ -68,3 +68,58 @@ def register_plugin():
     for name in names:
         if pm.get_plugin(name) is not None:
             pm.unregister(name=name)
+
+
+# Browser tests: Debian's Chromium driven by Playwright, never a downloaded browser.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def launch_blocks():
+    """Serve Gradio apps on free local ports: ``url = launch_blocks(app)``; closed after the module."""
+    apps = []
+
+    def launch(app) -> str:
+        port = _free_port()
+        app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False)
+        apps.append(app)
+        return f"http://127.0.0.1:{port}/"
+
+    yield launch
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    """One headless Chromium page for a test module."""
+    import shutil
+
+    chromium = shutil.which("chromium") or CHROMIUM
+    if not os.path.exists(chromium):
+        pytest.fail("Debian's chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        yield page
+        browser.close()
