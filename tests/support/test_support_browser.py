@@ -4,58 +4,20 @@ give feedback and see it stored."""
 from __future__ import annotations
 
 import shutil
-import socket
 import sqlite3
 
 import pytest
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
-def demo_url(built_kb, tmp_path_factory):
+def demo_url(built_kb, tmp_path_factory, launch_blocks):
     from tunesmith_support.demo import build_demo
 
     kb = tmp_path_factory.mktemp("browser") / "kb"
     shutil.copytree(built_kb, kb)
-    port = free_port()
-    app = build_demo(kb)
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False)
-    yield f"http://127.0.0.1:{port}/", kb
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def page():
-    import os
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is not installed: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page()
-        yield page
-        browser.close()
+    return launch_blocks(build_demo(kb)), kb
 
 
 def ask(page, text):
