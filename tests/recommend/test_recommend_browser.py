@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-
 import pytest
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
-def demo_url(tmp_path_factory):
+def demo_url(tmp_path_factory, launch_blocks):
     from tunesmith.testing import make_tiny_base_model
     from tunesmith_recommend.data import load_items, sample_paths
     from tunesmith_recommend.demo import build_demo, build_sample_model
@@ -37,26 +16,7 @@ def demo_url(tmp_path_factory):
     texts = load_items(sample_paths()["items"]).texts
     tiny = make_tiny_base_model(tmp_path_factory.mktemp("tiny"), texts)
     model_dir = build_sample_model(tmp_path_factory.mktemp("demo") / "model", model=str(tiny))
-    port = free_port()
-    app = build_demo(str(model_dir))
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def page():
-    import os
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is not installed: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page()
-        yield page
-        browser.close()
+    return launch_blocks(build_demo(str(model_dir)))
 
 
 def test_choosing_a_user_shows_a_ranked_list_with_reasons(demo_url, page):
