@@ -97,7 +97,8 @@ def describe(turn: Any) -> tuple[str, str]:
         where = _esc(e["source"]) + (f" › {_esc(e['heading'])}" if e["heading"] else "")
         lines.append(f"**Source:** `{_esc(e['id'])}` — {where}")
     if a.candidates:
-        lines.append("**Candidates:**")
+        # A blank line first: Markdown would run the source and this heading into one line.
+        lines.append("\n**Candidates:**")
         for c in a.candidates[:3]:
             lines.append(f"- `{_esc(c['id'])}` {_esc(c['title'])} (score {c['score']:.2f})")
     return decision, "\n".join(lines) or "_No source_"
