@@ -123,3 +123,25 @@ def page():
         page = browser.new_page()
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch and tunesmith on one thread for a module: tiny models train several times faster
+    than on a busy shared CPU, and the same reductions run in the same order (the same bits)."""
+    import torch
+
+    from tunesmith.engine import threads
+
+    before, saved = torch.get_num_threads(), threads._configured
+    old_env = os.environ.get("TUNESMITH_THREADS")
+    os.environ["TUNESMITH_THREADS"] = "1"
+    threads._configured = None
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+    threads._configured = saved
+    if old_env is None:
+        os.environ.pop("TUNESMITH_THREADS", None)
+    else:
+        os.environ["TUNESMITH_THREADS"] = old_env

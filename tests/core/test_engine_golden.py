@@ -84,24 +84,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
+def _one_thread(one_torch_thread):
     """One thread: the same reductions in the same order on every run, so the same bits."""
-    import torch
-
-    from tunesmith.engine import threads
-
-    before, saved = torch.get_num_threads(), threads._configured
-    old_env = os.environ.get("TUNESMITH_THREADS")
-    os.environ["TUNESMITH_THREADS"] = "1"
-    threads._configured = None
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    threads._configured = saved
-    if old_env is None:
-        os.environ.pop("TUNESMITH_THREADS", None)
-    else:
-        os.environ["TUNESMITH_THREADS"] = old_env
 
 
 def _stable(value: Any) -> Any:
