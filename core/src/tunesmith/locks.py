@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,10 +31,17 @@ def lock_path(target: str | Path) -> Path:
 
 
 def _holder(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip() or "unknown"
-    except OSError:
-        return "unknown"
+    # The holder writes its pid just after it takes the lock; a run refused in between would
+    # read an empty file, so wait briefly for the pid rather than report "unknown".
+    for _ in range(50):
+        try:
+            pid = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return "unknown"
+        if pid:
+            return pid
+        time.sleep(0.01)
+    return "unknown"
 
 
 @contextlib.contextmanager
