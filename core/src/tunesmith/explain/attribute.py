@@ -11,7 +11,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.explain.encoding import check_texts, encode_texts, max_input_length
+from tunesmith.explain.faithfulness import faithfulness
+from tunesmith.explain.methods import DEFAULT_METHOD, get_method
+from tunesmith.explain.model_io import is_multilabel, label_names
+from tunesmith.explain.ner import explain_entities
+from tunesmith.explain.scoring import classifier_probabilities, classifier_score_fn
 from tunesmith.explain.types import EntityExplanation, Explanation, WordScore
+
+__all__ = ["TOKEN_TASKS", "check_texts", "explain_loaded", "explain_texts", "resolve_targets"]
 
 #: Task names under which a loaded model is a token classifier (NER).
 TOKEN_TASKS = {"ner", "token-classification", "token_classification", "tagging"}
@@ -19,14 +27,6 @@ TOKEN_TASKS = {"ner", "token-classification", "token_classification", "tagging"}
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def check_texts(texts: Sequence[str]) -> None:
-    """Reject empty texts with a message naming which one."""
-    for index, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            where = "the text" if len(texts) == 1 else f"text {index + 1}"
-            raise UserInputError(f"{where} is empty; there is nothing to explain")
 
 
 def resolve_targets(
@@ -79,12 +79,6 @@ def explain_texts(
     than the model's limit are truncated, with a warning through ``warn``. ``max_tokens``
     bounds the padded tokens per forward pass (memory); ``progress`` gets texts done.
     """
-    from tunesmith.explain.encoding import encode_texts, max_input_length
-    from tunesmith.explain.faithfulness import faithfulness
-    from tunesmith.explain.methods import DEFAULT_METHOD, get_method
-    from tunesmith.explain.model_io import is_multilabel, label_names
-    from tunesmith.explain.scoring import classifier_probabilities, classifier_score_fn
-
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
@@ -191,8 +185,6 @@ def explain_loaded(
         # Explain exactly what ``tunesmith predict`` sees: the same truncation.
         options.setdefault("max_length", loaded.max_length)
     if task in TOKEN_TASKS:
-        from tunesmith.explain.ner import explain_entities
-
         options.pop("target", None)
         options.pop("method", None)
         options.pop("with_faithfulness", None)

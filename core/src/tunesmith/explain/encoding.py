@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tunesmith.errors import UserInputError
+
 #: Upper bound when neither the tokenizer nor the model states a limit.
 FALLBACK_MAX_LENGTH = 512
 
@@ -49,6 +51,14 @@ class EncodedText:
             if word is not None:
                 totals[word] += float(score)
         return totals
+
+
+def check_texts(texts: Sequence[str]) -> None:
+    """Reject empty texts with a message naming which one."""
+    for index, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            where = "the text" if len(texts) == 1 else f"text {index + 1}"
+            raise UserInputError(f"{where} is empty; there is nothing to explain")
 
 
 def max_input_length(model: Any, tokenizer: Any) -> int:

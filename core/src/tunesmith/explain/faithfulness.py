@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tunesmith.explain.encoding import EncodedText
+from tunesmith.explain.scoring import DEFAULT_MAX_TOKENS, score_sequences
 
 #: Share of a text's words counted as its "top" words.
 TOP_FRACTION = 0.2
@@ -44,8 +45,6 @@ def removal_scores(
     max_tokens: int | None = None,
 ) -> list[float]:
     """The explained score of each text with its word set removed (or, with ``keep``, kept alone)."""
-    from tunesmith.explain.scoring import DEFAULT_MAX_TOKENS, score_sequences
-
     sequences = [
         enc.ids_keeping(words) if keep else enc.ids_without(words)
         for enc, words in zip(encoded, word_sets, strict=True)
@@ -75,8 +74,6 @@ def faithfulness(
     ks = [top_k_count(enc.n_words, fraction) for enc in encoded]
     tops = [top_words(scores, k) for scores, k in zip(word_scores, ks, strict=True)]
     # One batch for both: removed variants first, kept-only variants after.
-    from tunesmith.explain.scoring import DEFAULT_MAX_TOKENS, score_sequences
-
     sequences = [enc.ids_without(top) for enc, top in zip(encoded, tops, strict=True)]
     sequences += [enc.ids_keeping(top) for enc, top in zip(encoded, tops, strict=True)]
     owners = list(range(len(encoded))) * 2

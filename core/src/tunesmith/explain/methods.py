@@ -15,8 +15,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith.explain.encoding import EncodedText
+from tunesmith.explain.encoding import EncodedText, baseline_ids
+from tunesmith.explain.ig import (
+    MIDPOINT_ALPHAS,
+    IGTask,
+    gradient_times_input,
+    integrated_gradients,
+)
+from tunesmith.explain.model_io import input_embeddings, model_device, run_model
+from tunesmith.explain.scoring import DEFAULT_MAX_TOKENS, score_sequences
 from tunesmith.explain.types import TokenAttribution
+from tunesmith.plugins import collect_dict
 
 #: The method ``explain_texts``, ``tunesmith explain`` and ``aggregate_explanations`` use unless
 #: told otherwise (chosen by ``benchmarks/explain_speed.py``; see docs/benchmarks.md).
@@ -46,8 +55,6 @@ class IntegratedGradients:
         tolerance: float | None = None,
         **_: Any,
     ) -> list[TokenAttribution]:
-        from tunesmith.explain.ig import MIDPOINT_ALPHAS, IGTask, integrated_gradients
-
         tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
         # Progress counts texts: rows done over the rows a text takes (adaptive: about n_steps).
         per_text = len(MIDPOINT_ALPHAS) if self.rule == "midpoint" else n_steps
@@ -101,8 +108,6 @@ class GradientTimesInput:
         progress: Callable[[int], None] | None = None,
         **_: Any,
     ) -> list[TokenAttribution]:
-        from tunesmith.explain.ig import IGTask, gradient_times_input
-
         tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
         return gradient_times_input(
             model,
@@ -155,8 +160,6 @@ class WordOcclusion:
         progress: Callable[[int], None] | None = None,
         **_: Any,
     ) -> list[TokenAttribution]:
-        from tunesmith.explain.scoring import DEFAULT_MAX_TOKENS, score_sequences
-
         pad = pad_id if pad_id is not None else (tokenizer.pad_token_id or 0)
         sequences: list[list[int]] = []
         owners: list[int] = []
@@ -218,9 +221,6 @@ class CaptumIntegratedGradients:
         import torch
         from captum.attr import LayerIntegratedGradients
 
-        from tunesmith.explain.encoding import baseline_ids
-        from tunesmith.explain.model_io import input_embeddings, model_device, run_model
-
         pad = pad_id if pad_id is not None else (tokenizer.pad_token_id or 0)
         device = model_device(model)
         layer = input_embeddings(model, len(tokenizer))
@@ -261,8 +261,6 @@ def builtin_methods() -> dict[str, Any]:
 
 def available_methods() -> dict[str, Any]:
     """Every attribution method the installed plugins offer, built-ins included."""
-    from tunesmith.plugins import collect_dict
-
     methods: dict[str, Any] = collect_dict("tunesmith_attribution_methods")
     if not methods:  # the plugin manager was built without the built-ins (some tests do)
         methods = builtin_methods()

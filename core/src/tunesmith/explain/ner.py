@@ -11,6 +11,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tunesmith.engine.predict import decode_entities, split_words
+from tunesmith.explain.encoding import check_texts, encode_words, max_input_length, pad_batch
+from tunesmith.explain.ig import IGTask, integrated_gradients
+from tunesmith.explain.model_io import label_names, model_device, output_tensor, run_model
 from tunesmith.explain.types import EntityExplanation, WordScore
 
 
@@ -37,12 +41,6 @@ def explain_entities(
     the same way). ``progress`` gets the number of entities done.
     """
     import torch
-
-    from tunesmith.engine.predict import decode_entities, split_words
-    from tunesmith.explain.attribute import check_texts
-    from tunesmith.explain.encoding import encode_words, max_input_length, pad_batch
-    from tunesmith.explain.ig import IGTask, integrated_gradients
-    from tunesmith.explain.model_io import label_names, model_device, output_tensor, run_model
 
     if isinstance(texts, str):
         texts = [texts]

@@ -10,6 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunesmith.explain.encoding import check_texts, encode_texts, max_input_length
+from tunesmith.explain.ig import gauss_legendre
+from tunesmith.explain.model_io import (
+    frozen_parameters,
+    input_embeddings,
+    model_device,
+    replaced_embeddings,
+    run_model,
+)
 from tunesmith.explain.types import PairExplanation, WordScore
 
 
@@ -40,17 +49,6 @@ def explain_pair(
     ``attention_mask`` that returns token states or one embedding per text.
     """
     import torch
-
-    from tunesmith.explain.attribute import check_texts
-    from tunesmith.explain.encoding import encode_texts, max_input_length
-    from tunesmith.explain.ig import gauss_legendre
-    from tunesmith.explain.model_io import (
-        frozen_parameters,
-        input_embeddings,
-        model_device,
-        replaced_embeddings,
-        run_model,
-    )
 
     check_texts([query, passage])
     model.eval()

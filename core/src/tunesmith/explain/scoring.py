@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tunesmith.explain.encoding import pad_batch
-from tunesmith.explain.model_io import model_device, probabilities, run_model
+from tunesmith.explain.model_io import model_device, output_tensor, probabilities, run_model
 
 #: ``score_fn(model_outputs, task_index) -> one scalar per row``.
 ScoreFn = Callable[[Any, Any], Any]
@@ -69,8 +69,6 @@ def classifier_score_fn(
     target_tensor = torch.as_tensor(list(targets), dtype=torch.long)
 
     def score(outputs: Any, task_index: Any) -> Any:
-        from tunesmith.explain.model_io import output_tensor
-
         logits = output_tensor(outputs)
         probs = probabilities(logits, multilabel=multilabel, temperature=temperature)
         rows = torch.arange(probs.shape[0], device=probs.device)
@@ -91,8 +89,6 @@ def classifier_probabilities(
     """Every label's probability for every sequence, as a ``(n, labels)`` numpy array."""
     import numpy as np
     import torch
-
-    from tunesmith.explain.model_io import output_tensor
 
     rows: list[Any] = [None] * len(sequences)
     device = model_device(model)
