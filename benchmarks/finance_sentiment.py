@@ -35,11 +35,12 @@ LABELS = ["negative", "neutral", "positive"]
 #: The recipe of the full run: the core's full fine-tuning with 6 epochs (its default for this
 #: size is 4, which measured 0.871) and a 64-token limit (tweets are short).
 RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64}
-#: Candidates ``--select`` compares on a held-out 20 % slice of train.
+#: Candidates ``--select`` compares on a held-out 20 % slice of train (``seeds``: one model per
+#: seed, probabilities averaged).
 CANDIDATES: list[dict[str, Any]] = [
-    {"strategy": "full", "epochs": 4.0, "lr": 1e-4, "max_length": 64},
     {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64},
-    {"strategy": "full", "epochs": 4.0, "lr": 2e-4, "max_length": 64},
+    {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64, "seeds": [43]},
+    {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64, "seeds": [42, 43]},
 ]
 QUICK_RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 1.0, "lr": 1e-4, "max_length": 64}
 
@@ -54,12 +55,38 @@ def metrics(truth: list[str], predicted: list[str]) -> dict[str, float]:
 
 
 def predict_labels(model_dir: Path, texts: list[str]) -> list[str]:
-    from tunesmith.engine.loading import load_model
-    from tunesmith.engine.predict import predict_logits
+    """Labels from the plugin's :class:`SentimentModel` (an ensemble's mean probabilities)."""
+    return [LABELS[i] for i in sentiment_probabilities(model_dir, texts).argmax(axis=1)]
 
-    loaded = load_model(model_dir)
-    logits = predict_logits(loaded, texts, batch_size=64)
-    return [loaded.labels[i] for i in logits.argmax(axis=1)]
+
+def sentiment_probabilities(model_dir: Path, texts: list[str]) -> Any:
+    """``finance score``'s calibrated probabilities, columns in ``LABELS`` order."""
+    from tunesmith_finance.scoring import SentimentModel
+
+    model = SentimentModel.load(model_dir)
+    probs = model.probabilities(texts, batch_size=64)
+    return probs[:, [model.indices[label] for label in LABELS]]
+
+
+def train_tweet_model(
+    train_rows: list[dict[str, str]], out: Path, recipe: dict[str, Any], reuse: bool, resume: bool
+) -> float:
+    """``finance train`` (``train_sentiment``) on the tweets with ``recipe``; returns seconds.
+    ``reuse`` keeps members already in ``out`` that were trained the same way on the same data."""
+    from tunesmith_finance.training import SentimentRecipe, train_sentiment
+
+    data = write_csv(out.with_suffix(".csv"), train_rows)
+    settings = SentimentRecipe(**recipe, extra={"resume": True} if resume else {})
+    started = time.perf_counter()
+    train_sentiment(data, out, settings, force=True, reuse=reuse, log=log)
+    return time.perf_counter() - started
+
+
+def member_dirs(model_dir: Path) -> list[Path]:
+    """The tweet model's members: the directory itself and those its manifest lists."""
+    from tunesmith_finance.training import read_members
+
+    return [model_dir, *read_members(model_dir)]
 
 
 def fine_tune(
@@ -67,17 +94,13 @@ def fine_tune(
     out: Path,
     model: str,
     settings: dict[str, Any],
-    resume: bool = False,
 ) -> float:
-    """Train with the core engine on ``train_rows``; returns seconds. ``resume`` continues an
-    interrupted run from its last checkpoint (the engine's ``--resume``)."""
+    """Train with the core engine on ``train_rows``; returns seconds."""
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
 
     data = write_csv(out.with_suffix(".csv"), train_rows)
-    run = RunConfig(
-        data=str(data), out=str(out), model=model, force=True, resume=resume, **settings
-    ).validate()
+    run = RunConfig(data=str(data), out=str(out), model=model, force=True, **settings).validate()
     started = time.perf_counter()
     train(run, log=lambda _m: None)
     return time.perf_counter() - started
@@ -118,23 +141,44 @@ def folds(rows: list[dict[str, str]], k: int, seed: int = 0) -> list[list[int]]:
     return out
 
 
-def select(train: list[dict[str, str]], work: Path) -> dict[str, Any]:
-    """Compare the candidate recipes on a held-out 20 % slice of train; returns the best."""
+def select(
+    train: list[dict[str, str]], work: Path, size: int | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Compare the candidate recipes on a held-out 20 % slice of train; returns the best and
+    every candidate's figures. ``size`` trains the candidates on that many tweets of the other
+    80 % (cheaper, for ranking). A candidate with ``seeds`` averages the probabilities of one
+    model per seed; models with the same settings and seed are trained once and shared."""
     rng = random.Random(1)
     order = list(range(len(train)))
     rng.shuffle(order)
     cut = len(train) // 5
     held = [train[i] for i in order[:cut]]
     fit = [train[i] for i in order[cut:]]
-    best, best_acc = CANDIDATES[0], -1.0
-    for n, settings in enumerate(CANDIDATES):
-        out = work / f"select_{n}"
-        fine_tune(fit, out, "default", settings)
-        acc = metrics([r["label"] for r in held], predict_labels(out, [r["text"] for r in held]))
-        log(f"select {settings}: train-slice accuracy {acc['accuracy']}")
-        if acc["accuracy"] > best_acc:
-            best, best_acc = settings, acc["accuracy"]
-    return best
+    if size is not None and size < len(fit):
+        fit = random.Random(2).sample(fit, size)
+    truth = [r["label"] for r in held]
+    texts = [r["text"] for r in held]
+    members: dict[str, Any] = {}
+    results: list[dict[str, Any]] = []
+    for settings in CANDIDATES:
+        base = {k: v for k, v in settings.items() if k != "seeds"}
+        probs = []
+        for seed in settings.get("seeds", [42]):
+            key = json.dumps({**base, "seed": seed}, sort_keys=True)
+            if key not in members:
+                out = work / f"select_{len(members)}"
+                seconds = fine_tune(fit, out, "default", {**base, "seed": seed})
+                members[key] = sentiment_probabilities(out, texts)
+                single = metrics(truth, [LABELS[i] for i in members[key].argmax(axis=1)])
+                log(f"select member {key}: {single} ({seconds:.0f} s)")
+            probs.append(members[key])
+        mean = sum(probs) / len(probs)
+        figures = metrics(truth, [LABELS[i] for i in mean.argmax(axis=1)])
+        results.append({"settings": settings, **figures})
+        log(f"select {settings}: train-slice {figures}")
+    best = max(results, key=lambda r: r["accuracy"])  # first one wins ties
+    log(f"select: {len(fit)} training tweets, {len(held)} held out; best {best}")
+    return best["settings"], results
 
 
 def main() -> int:
@@ -142,14 +186,25 @@ def main() -> int:
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--quick", action="store_true", help="1,500 training tweets, 1 epoch")
     parser.add_argument("--select", action="store_true", help="choose the recipe on train")
+    parser.add_argument(
+        "--select-size", type=int, default=None, help="--select: train candidates on N tweets"
+    )
+    parser.add_argument(
+        "--select-only", action="store_true", help="stop after --select (one JSON line)"
+    )
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument(
-        "--reuse", action="store_true", help="reuse the tweet model already in --work-dir"
+        "--reuse",
+        action="store_true",
+        help="keep tweet-model members in --work-dir trained the same way on the same data",
     )
     parser.add_argument(
         "--resume", action="store_true", help="resume an interrupted tweet-model training run"
     )
     parser.add_argument("--folds", type=int, default=None)
+    parser.add_argument(
+        "--members", type=int, default=1, help="finance train --members: an N-seed ensemble"
+    )
     parser.add_argument(
         "--pb-strategy", default="head", help="strategy of the PhraseBank fine-tuning per fold"
     )
@@ -163,6 +218,7 @@ def main() -> int:
     ]  # fmt: skip
     k = args.folds or (2 if args.quick else 3)
     recipe = dict(QUICK_RECIPE if args.quick else RECIPE)
+    recipe["members"] = args.members
     if args.quick:
         rng = random.Random(0)
         train = rng.sample(train, 1500)
@@ -174,16 +230,25 @@ def main() -> int:
     started = time.perf_counter()
 
     if args.select and not args.quick:
-        recipe = select(train, work)
+        recipe, selection = select(train, work, args.select_size)
+        if args.select_only:
+            print(
+                json.dumps(
+                    {
+                        "benchmark": "finance_sentiment_select",
+                        "best": recipe,
+                        "candidates": selection,
+                        "select_size": args.select_size,
+                        "seconds": round(time.perf_counter() - started, 1),
+                    }
+                )
+            )
+            return 0
     log(f"baseline on {len(train)} tweets ...")
     base = baseline(train, valid, cache)
     log(f"fine-tuning {recipe} on {len(train)} tweets ...")
     tweet_model = work / "tweets"
-    if args.reuse and (tweet_model / "config.json").is_file():
-        log(f"reusing {tweet_model} (--reuse)")
-        train_seconds = float("nan")
-    else:
-        train_seconds = fine_tune(train, tweet_model, "default", recipe, resume=args.resume)
+    train_seconds = train_tweet_model(train, tweet_model, recipe, args.reuse, args.resume)
     tuned = metrics(
         [r["label"] for r in valid], predict_labels(tweet_model, [r["text"] for r in valid])
     )
@@ -200,11 +265,14 @@ def main() -> int:
         held_set = set(held)
         fit = [r for i, r in enumerate(phrases) if i not in held_set]
         test = [phrases[i] for i in held]
-        out = work / f"phrasebank_fold{n}"
         log(f"PhraseBank fold {n + 1}/{k}: fine-tuning the tweet model on {len(fit)} ...")
-        fine_tune(fit, out, str(tweet_model), pb_settings)
+        probs = 0
+        for m, member in enumerate(member_dirs(tweet_model)):
+            out = work / f"phrasebank_fold{n}_member{m}"
+            fine_tune(fit, out, str(member), pb_settings)
+            probs = probs + sentiment_probabilities(out, [r["text"] for r in test])
         cv_truth += [r["label"] for r in test]
-        cv_pred += predict_labels(out, [r["text"] for r in test])
+        cv_pred += [LABELS[i] for i in probs.argmax(axis=1)]
         import numpy as np
         from sklearn.linear_model import LogisticRegression
 
@@ -246,6 +314,7 @@ def main() -> int:
         "n_train": len(train),
         "n_valid": len(valid),
         "n_phrasebank": len(phrases),
+        "reuse": args.reuse,
         "train_seconds": None if train_seconds != train_seconds else round(train_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -93,6 +93,16 @@ def train_command(
     epochs: float | None = typer.Option(None, "--epochs", help="Epochs (default: from the data)."),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate (default: from the model)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Training batch size."),
+    max_length: int | None = typer.Option(
+        None, "--max-length", help="Max tokens per text (default: 99th percentile of the data)."
+    ),
+    seed: int = typer.Option(42, "--seed", help="Random seed (of the first member)."),
+    members: int = typer.Option(
+        1,
+        "--members",
+        help="Train N models with seeds seed..seed+N-1 and average their probabilities "
+        "(an ensemble: scoring costs N times as much).",
+    ),
     topics: bool = typer.Option(
         False,
         "--topics",
@@ -104,33 +114,42 @@ def train_command(
 ) -> None:
     """Fine-tune a sentiment classifier (negative / neutral / positive) on your finance text.
 
-    Runs the core engine (`tunesmith train`) with its defaults; the labels must include
-    negative and positive (neutral optional) unless --topics is given.
+    Runs the core engine (`tunesmith train`) with its defaults, except that full fine-tuning on
+    2,000 or more texts runs 6 epochs (the engine would choose 4 or 6); the labels must include
+    negative and positive (neutral optional) unless --topics is given. --members N trains an
+    ensemble (docs/finance.md).
     """
     from tunesmith.data.load import load_text_dataset
-    from tunesmith.engine.config import RunConfig
-    from tunesmith.engine.train import train
+    from tunesmith.errors import UserInputError
     from tunesmith_finance.scoring import sentiment_indices
+    from tunesmith_finance.training import SentimentRecipe, train_sentiment
 
+    if topics and members > 1:
+        raise UserInputError("--members applies to sentiment models, not --topics")
+    dataset = load_text_dataset(data, text_col=text_col, label_col=label_col)
     if not topics:
-        dataset = load_text_dataset(data, text_col=text_col, label_col=label_col)
         sentiment_indices(dataset.label_names, str(data))
-    run = RunConfig(
-        data=str(data),
-        eval_data=str(eval_data) if eval_data else None,
-        out=str(out),
-        model=model,
-        allow_network=allow_network,
-        task="classification",
-        text_col=text_col,
-        label_col=label_col,
+    recipe = SentimentRecipe(
         strategy=strategy,
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+        members=members,
+    )
+    path = train_sentiment(
+        data,
+        out,
+        recipe,
+        eval_data=eval_data,
+        model=model,
+        text_col=text_col,
+        label_col=label_col,
         force=force,
-    ).validate()
-    path = train(run)
+        allow_network=allow_network,
+        n_rows=len(dataset.texts),
+    )
     typer.echo(str(path))
 
 

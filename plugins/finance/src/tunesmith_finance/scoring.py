@@ -60,30 +60,53 @@ class Score:
 
 
 class SentimentModel:
-    """A loaded sentiment classifier that scores texts in batches."""
+    """A loaded sentiment classifier that scores texts in batches.
 
-    def __init__(self, loaded: Any) -> None:
-        if loaded.task != "classification":
-            raise UserInputError(
-                f"{loaded.path}: a {loaded.task} model; sentiment needs a single-label classifier"
-            )
+    An ensemble from ``finance train --members N`` scores with the mean of its members'
+    calibrated probabilities; ``loaded`` is its first member, which explanations use.
+    """
+
+    def __init__(self, loaded: Any, members: Sequence[Any] = ()) -> None:
+        for model in (loaded, *members):
+            if model.task != "classification":
+                raise UserInputError(
+                    f"{model.path}: a {model.task} model; sentiment needs a single-label classifier"
+                )
+            if list(model.labels) != list(loaded.labels):
+                raise UserInputError(
+                    f"{model.path}: labels {list(model.labels)} differ from the first member's "
+                    f"{list(loaded.labels)}"
+                )
         self.loaded = loaded
+        self.members = list(members)
         self.path = Path(loaded.path)
         self.indices = sentiment_indices(loaded.labels, str(loaded.path))
 
     @classmethod
     def load(cls, path: str | Path, *, quantize: str | None = None) -> SentimentModel:
-        """Load a model directory (``quantize="int8"`` for the faster int8 copy)."""
+        """Load a model directory (``quantize="int8"`` for the faster int8 copy), with the other
+        members of an ensemble (``finance_members.json``)."""
         from tunesmith.engine.loading import load_model
+        from tunesmith_finance.training import read_members
 
-        return cls(load_model(path, quantize=quantize))
+        members = [load_model(m, quantize=quantize) for m in read_members(path)]
+        return cls(load_model(path, quantize=quantize), members)
+
+    @property
+    def size(self) -> int:
+        """How many models score each text (1, or an ensemble's member count)."""
+        return 1 + len(self.members)
 
     def probabilities(self, texts: Sequence[str], *, batch_size: int = 32) -> Any:
-        """Calibrated class probabilities, ``(len(texts), len(labels))``."""
+        """Calibrated class probabilities, ``(len(texts), len(labels))``; an ensemble's mean."""
         from tunesmith.engine.predict import predict_logits, probabilities
 
-        logits = predict_logits(self.loaded, list(texts), batch_size=batch_size)
-        return probabilities(self.loaded, logits)
+        total = None
+        for model in (self.loaded, *self.members):
+            logits = predict_logits(model, list(texts), batch_size=batch_size)
+            probs = probabilities(model, logits)
+            total = probs if total is None else total + probs
+        return total / self.size
 
     def score(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Score]:
         """One :class:`Score` per text, in input order."""
