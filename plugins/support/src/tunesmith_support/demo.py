@@ -148,8 +148,8 @@ def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
     current KB's calibration is borrowed (said in the status)."""
     from tunesmith_support.kbindex import (
         CALIBRATION,
-        ENCODER_DIR,
         build_index,
+        in_kb,
         load_encoder,
         open_index,
         read_meta,
@@ -175,7 +175,7 @@ def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
         shutil.copyfile(path, target)
     kb = root / "kb"
     model = read_meta(current_kb).get("model") or "default"
-    if model == ENCODER_DIR:  # a tuned encoder belongs to its own KB
+    if in_kb(model):  # a tuned encoder belongs to its own KB
         model = "default"
     report = build_index(src, kb, model=model)
     if labelled:

@@ -2,20 +2,28 @@
 
 Layout of ``KB/``::
 
-    kb.json            encoder, sources, FAQ columns, entry count (written last, atomically)
+    kb.json            encoder, index folder, sources, FAQ columns, entry count (written last,
+                       atomically: it is the KB's generation pointer)
     index/             tunesmith.retrieval.VectorIndex: one vector per FAQ question, FAQ answer
                        and passage; payloads carry the entry (question, answer, category,
-                       source, heading, content hash)
-    encoder/           the tuned encoder, after `support train` (else the named model is used)
+                       source, heading, content hash); ``index-gNNNNNN/`` after `support train`
+    encoders/gNNNNNN/  the tuned encoder of each `support train` (else the named model is used)
     classifier/        the intent classifier, after `support train --classifier`
     calibration.json   confidence model and thresholds (`support calibrate` / `train`)
 
 Re-indexing compares ids and content hashes with what the index holds: only new or changed
-entries are encoded, removed ones are deleted.
+entries are encoded, removed ones are deleted; the index saves a new generation atomically.
+
+A tuned encoder is recorded relative to the KB (``kb:encoders/gNNNNNN``, the name the index
+keeps too), so a KB folder can be moved or copied. Re-encoding with a tuned encoder writes a new
+index folder next to the old one and then rewrites ``kb.json`` to point at both new folders in
+one atomic step: a crash at any point leaves the KB on its old encoder and index, or on its new
+ones, never in between. Folders no ``kb.json`` points at are removed by the next re-encoding.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +36,12 @@ from tunesmith_support.kb import Entry, FaqColumns, read_sources
 
 META = "kb.json"
 INDEX_DIR = "index"
+#: Where a KB trained before ``encoders/`` keeps its tuned encoder (still read).
 ENCODER_DIR = "encoder"
+ENCODERS_DIR = "encoders"
+#: A model recorded as ``kb:<path>`` lives inside the KB, at ``<path>``.
+IN_KB = "kb:"
+_GENERATION = re.compile(r"^(?:index-)?g(\d{6})$")
 CLASSIFIER_DIR = "classifier"
 CALIBRATION = "calibration.json"
 
@@ -63,37 +76,71 @@ def read_meta(kb_dir: str | Path) -> dict[str, Any]:
     return meta
 
 
+def in_kb(model: str | None) -> bool:
+    """Whether a recorded model is a KB's own tuned encoder (not a model named at build time)."""
+    return bool(model) and (model == ENCODER_DIR or str(model).startswith(IN_KB))
+
+
 def model_location(kb_dir: str | Path, meta: dict[str, Any]) -> str:
     """The encoder a KB was built with: its own tuned copy, or the model named at build time."""
-    if meta.get("model") == ENCODER_DIR:
+    model = str(meta.get("model") or "default")
+    if model == ENCODER_DIR:
         return str(Path(kb_dir) / ENCODER_DIR)
-    return str(meta.get("model") or "default")
+    if model.startswith(IN_KB):
+        return str(Path(kb_dir) / model[len(IN_KB) :])
+    return model
+
+
+def index_dir(kb_dir: str | Path, meta: dict[str, Any]) -> Path:
+    """The index folder ``kb.json`` points at."""
+    return Path(kb_dir) / str(meta.get("index") or INDEX_DIR)
 
 
 def load_encoder(kb_dir: str | Path, model: str | None = None) -> Any:
     """The encoder for a KB (``model`` overrides the recorded one; the index then checks that it
-    is the one the vectors were made with)."""
+    is the one the vectors were made with). A KB's own tuned encoder is named by its place in
+    the KB (``kb:encoders/g000001``), not by an absolute path, so a moved KB still opens."""
     from tunesmith.retrieval import Encoder
 
     kb_dir = Path(kb_dir)
-    if model is None:
-        meta = read_meta(kb_dir) if (kb_dir / META).exists() else {}
-        model = model_location(kb_dir, meta)
-    return Encoder.load(model)
+    if model is not None:
+        return Encoder.load(model)
+    meta = read_meta(kb_dir) if (kb_dir / META).exists() else {}
+    encoder = Encoder.load(model_location(kb_dir, meta))
+    recorded = str(meta.get("model") or "default")
+    if in_kb(recorded):
+        encoder.name = recorded if recorded.startswith(IN_KB) else IN_KB + ENCODER_DIR
+    return encoder
+
+
+def _same_encoder(recorded: str, encoder: Any) -> bool:
+    """Whether an index's recorded encoder name is ``encoder``'s. A KB trained before encoders
+    were named relative to the KB recorded ``/abs/path/KB/encoder``: that still matches its
+    own ``kb:encoder`` wherever the KB now is."""
+    name = str(encoder.name)
+    if recorded == name:
+        return True
+    old = Path(recorded)
+    return name == IN_KB + ENCODER_DIR and old.is_absolute() and old.name == ENCODER_DIR
 
 
 def open_index(kb_dir: str | Path, encoder: Any) -> Any:
-    """The KB's vector index; an index built with another encoder is a one-line error."""
+    """The KB's vector index (the folder ``kb.json`` points at); an index built with another
+    encoder is a one-line error."""
     from tunesmith.retrieval import VectorIndex
 
-    path = Path(kb_dir) / INDEX_DIR
-    try:
-        return VectorIndex.load(path, encoder=encoder)
-    except UserInputError as exc:
+    kb_dir = Path(kb_dir)
+    meta = read_meta(kb_dir) if (kb_dir / META).exists() else {}
+    index = VectorIndex.load(index_dir(kb_dir, meta))
+    if not _same_encoder(index.encoder_name, encoder) or int(encoder.dim) != index.dim:
         raise UserInputError(
-            f"{kb_dir}: this knowledge base was built with another encoder ({exc}); rebuild it "
-            "with `tunesmith support index --out NEW_DIR` or use the encoder it was built with"
-        ) from None
+            f"{kb_dir}: this knowledge base was built with another encoder (index built with "
+            f"'{index.encoder_name}' (dim {index.dim}), not '{encoder.name}' (dim "
+            f"{encoder.dim})); rebuild it with `tunesmith support index --out NEW_DIR` or use "
+            "the encoder it was built with"
+        )
+    index.encoder = encoder
+    return index
 
 
 def stored_hashes(index: Any) -> dict[str, str]:
@@ -208,23 +255,60 @@ def build_index(
     )
 
 
+def new_encoder_dir(kb_dir: str | Path) -> Path:
+    """A fresh folder name under ``KB/encoders/`` for a newly tuned encoder (not created)."""
+    kb_dir = Path(kb_dir)
+    used = [0]
+    for folder in (kb_dir, kb_dir / ENCODERS_DIR):
+        if folder.is_dir():
+            used += [int(m.group(1)) for p in folder.iterdir() if (m := _GENERATION.match(p.name))]
+    return kb_dir / ENCODERS_DIR / f"g{max(used) + 1:06d}"
+
+
 def reencode(kb_dir: str | Path, entries: list[Entry], encoder_dir: str | Path) -> None:
-    """Re-encode ``entries`` with a new encoder into a fresh index swapped in by renames (an
-    interrupted run leaves the old index in place)."""
+    """Re-encode ``entries`` with the tuned encoder at ``encoder_dir`` (a folder made by
+    :func:`new_encoder_dir`) into a new index folder, then point ``kb.json`` at both in one
+    atomic write, then remove the folders nothing points at. A crash before that write leaves
+    the KB on its old encoder and index; after it, on the new ones."""
     from tunesmith.retrieval import Encoder, VectorIndex
 
     kb_dir = Path(kb_dir)
+    encoder_dir = Path(encoder_dir)
+    if encoder_dir.parent.resolve() != (kb_dir / ENCODERS_DIR).resolve():
+        raise UserInputError(f"{encoder_dir}: a KB's tuned encoder belongs in {ENCODERS_DIR}/")
     meta = read_meta(kb_dir)
     encoder = Encoder.load(encoder_dir)
-    tmp = kb_dir / (INDEX_DIR + ".new")
-    shutil.rmtree(tmp, ignore_errors=True)
-    index = VectorIndex.create(tmp, encoder=encoder)
+    encoder.name = f"{IN_KB}{ENCODERS_DIR}/{encoder_dir.name}"
+    new_index = kb_dir / f"index-{encoder_dir.name}"
+    shutil.rmtree(new_index, ignore_errors=True)  # left by a crashed run: never pointed at
+    index = VectorIndex.create(new_index, encoder=encoder)
     upsert_entries(index, entries)
     index.save()
-    old = kb_dir / (INDEX_DIR + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    (kb_dir / INDEX_DIR).rename(old)
-    tmp.rename(kb_dir / INDEX_DIR)
-    shutil.rmtree(old, ignore_errors=True)
-    meta.update({"encoder": encoder.name, "dim": int(encoder.dim)})
-    atomic_write_json(kb_dir / META, meta)
+    meta.update(
+        {
+            "model": encoder.name,
+            "index": new_index.name,
+            "encoder": encoder.name,
+            "dim": int(encoder.dim),
+        }
+    )
+    atomic_write_json(kb_dir / META, meta)  # the commit point
+    remove_unused(kb_dir)
+
+
+def remove_unused(kb_dir: str | Path) -> list[Path]:
+    """Remove the index and encoder folders ``kb.json`` does not point at (left by an earlier
+    training or a crashed one); returns what was removed."""
+    kb_dir = Path(kb_dir)
+    meta = read_meta(kb_dir)
+    keep = {index_dir(kb_dir, meta).resolve(), Path(model_location(kb_dir, meta)).resolve()}
+    candidates = [kb_dir / INDEX_DIR, kb_dir / ENCODER_DIR, kb_dir / (ENCODER_DIR + ".new")]
+    candidates += [p for p in kb_dir.glob("index-g*") if _GENERATION.match(p.name)]
+    if (kb_dir / ENCODERS_DIR).is_dir():
+        candidates += list((kb_dir / ENCODERS_DIR).iterdir())
+    removed = []
+    for path in candidates:
+        if path.exists() and path.resolve() not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

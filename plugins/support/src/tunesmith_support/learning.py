@@ -10,21 +10,18 @@ re-encoded with the tuned encoder; the held-out part fits the calibration and th
 from __future__ import annotations
 
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import DataError, UserInputError
-from tunesmith.io import atomic_write_json
 from tunesmith_support.calibrate import Calibration, fit_calibration
 from tunesmith_support.kbindex import (
     CALIBRATION,
     CLASSIFIER_DIR,
-    ENCODER_DIR,
-    META,
     load_encoder,
     model_location,
+    new_encoder_dir,
     open_index,
     read_meta,
     reencode,
@@ -186,7 +183,7 @@ def train_kb(
         eval_q, eval_t = pair_texts(held_rows, entries)
         from tunesmith.retrieval import train_pair_encoder
 
-        new = kb_dir / (ENCODER_DIR + ".new")
+        new = new_encoder_dir(kb_dir)
         log(f"fine-tuning the encoder on {len(queries)} pairs")
         trained = train_pair_encoder(
             queries,
@@ -200,18 +197,9 @@ def train_kb(
             force=True,
         )
         result["pair_metrics"] = trained.metrics
-        # Swap the encoder in, then re-encode: the index records the encoder by its path.
-        old = kb_dir / (ENCODER_DIR + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if (kb_dir / ENCODER_DIR).exists():
-            (kb_dir / ENCODER_DIR).rename(old)
-        Path(trained.path).rename(kb_dir / ENCODER_DIR)
         log("re-encoding the knowledge base with the tuned encoder")
-        reencode(kb_dir, list(entries.values()), kb_dir / ENCODER_DIR)
-        meta = read_meta(kb_dir)
-        meta["model"] = ENCODER_DIR
-        atomic_write_json(kb_dir / META, meta)
-        shutil.rmtree(old, ignore_errors=True)
+        # A new index folder, then kb.json points at it and the encoder in one atomic write.
+        reencode(kb_dir, list(entries.values()), Path(trained.path))
     if classifier:
         result["classifier"] = str(train_classifier(kb_dir, train_rows, seed=seed, log=log))
     log(f"calibrating on {len(held_rows)} held-out questions")
@@ -240,11 +228,10 @@ def train_classifier(
             writer = csv.writer(handle)
             writer.writerow(["text", "label"])
             writer.writerows([r.question, r.answer_id] for r in labelled)
-        base = kb_dir / ENCODER_DIR
         run = RunConfig(
             data=str(data),
             out=str(kb_dir / CLASSIFIER_DIR),
-            model=str(base) if base.exists() else "default",
+            model=model_location(kb_dir, read_meta(kb_dir)),
             seed=seed,
             force=True,
         )
