@@ -52,6 +52,11 @@ FINANCE_NAME = "twitter_financial_news_sentiment"
 CANDIDATES = ("occlusion", "grad-input", "ig:8")
 #: Speed goal: the default's texts/s over Captum's.
 GOAL_SPEEDUP = 10.0
+#: "No worse" as a non-inferiority test: the 95% interval of the paired difference (default
+#: minus Captum) may reach at most this far to the worse side, in units of the explained
+#: probability. Demanding the interval lie wholly on the better side would fail a method
+#: identical to Captum; 0.02 is a tenth of Captum's own comprehensiveness on these texts.
+NON_INFERIORITY_MARGIN = 0.02
 #: Texts in the aggregation timing (the finance plugin's alert window), and its label.
 AGGREGATE_TEXTS = 500
 AGGREGATE_TARGET = "negative"
@@ -371,14 +376,15 @@ def main(argv: list[str] | None = None) -> int:
     speedup = per_s["default"] / per_s["captum"]
     comp_mean, comp_low, comp_high = stats["default"]["comp"]
     suff_mean, suff_low, suff_high = stats["default"]["suff"]
-    # "No worse": the 95% interval of the paired difference reaches no worse side than zero
-    # (comprehensiveness: higher is better; sufficiency: lower is better).
-    no_worse = comp_low >= 0 and suff_high <= 0
+    # "No worse" (non-inferiority): the 95% interval of the paired difference reaches at most
+    # the margin to the worse side (comprehensiveness: higher is better; sufficiency: lower).
+    no_worse = comp_low >= -NON_INFERIORITY_MARGIN and suff_high <= NON_INFERIORITY_MARGIN
     met = speedup >= GOAL_SPEEDUP and no_worse
     print(
         f"default {DEFAULT_METHOD}: {speedup:.1f}x Captum's texts/s (goal {GOAL_SPEEDUP:g}x); "
         f"comprehensiveness {comp_mean:+.4f} [{comp_low:+.4f}, {comp_high:+.4f}], sufficiency "
-        f"{suff_mean:+.4f} [{suff_low:+.4f}, {suff_high:+.4f}] (default minus Captum): goal "
+        f"{suff_mean:+.4f} [{suff_low:+.4f}, {suff_high:+.4f}] (default minus Captum; no worse "
+        f"= within {NON_INFERIORITY_MARGIN:g} of Captum at the interval's worse end): goal "
         f"{'met' if met else 'not met'}"
     )
     top_words = [w.word for w in top.get(AGGREGATE_TARGET, [])]
@@ -414,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         "captum_mean_delta": delta["captum"],
         "default_mean_delta": delta["default"],
         "captum_gflops": round(captum_gflops, 1),
+        "faithfulness_no_worse": no_worse,
+        "non_inferiority_margin": NON_INFERIORITY_MARGIN,
         "goal_met": met,
         "candidates": {
             side: {

@@ -532,3 +532,103 @@ def test_unknown_ig_rule_is_refused(classifier):
             pad_id=0,
             rule="simpson",
         )
+
+
+class CountingRows(torch.nn.Module):
+    """Wraps a classifier and counts the rows it is run on."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+        self.rows = 0
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def forward(self, input_ids=None, attention_mask=None):
+        self.rows += int(input_ids.shape[0])
+        return self.model(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def test_ig_runs_the_model_once_per_distinct_baseline_with_each_texts_own_target(classifier):
+    from tunesmith.explain.encoding import encode_texts
+    from tunesmith.explain.ig import IGTask, integrated_gradients
+    from tunesmith.explain.scoring import classifier_score_fn
+
+    model, tokenizer = classifier
+    # Two texts of one length share a baseline; targets differ, so the shared output must be
+    # scored for each text's own label.
+    texts = ["the refund is terrible", "i love the app", "great"]
+    encoded = encode_texts(tokenizer, texts, max_length=64)
+    assert len(encoded[0].input_ids) == len(encoded[1].input_ids) != len(encoded[2].input_ids)
+    tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
+    score_fn = classifier_score_fn([0, 1, 1])
+    counting = CountingRows(model).eval()
+    shared = integrated_gradients(
+        counting, tasks, score_fn, pad_id=tokenizer.pad_token_id, rule="midpoint"
+    )
+    # 3 gradient rows per text, one row per text at the input, one per distinct baseline.
+    assert counting.rows == 3 * 3 + 3 + 2
+    for task, target, result in zip(tasks, [0, 1, 1], shared, strict=True):
+        (alone,) = integrated_gradients(
+            model,
+            [task],
+            classifier_score_fn([target]),
+            pad_id=tokenizer.pad_token_id,
+            rule="midpoint",
+        )
+        assert result.f_baseline == pytest.approx(alone.f_baseline, abs=1e-6)
+        assert result.scores == pytest.approx(alone.scores, abs=1e-6)
+    assert shared[0].f_baseline != pytest.approx(shared[1].f_baseline, abs=1e-3)
+
+
+def test_ig_takes_the_callers_input_values_instead_of_running_the_input_again(classifier):
+    from tunesmith.explain.encoding import encode_texts
+    from tunesmith.explain.ig import IGTask, integrated_gradients
+    from tunesmith.explain.scoring import classifier_score_fn
+
+    model, tokenizer = classifier
+    encoded = encode_texts(tokenizer, ["bad app and a broken card", "great"], max_length=64)
+    tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
+    score_fn = classifier_score_fn([0, 1])
+    computed = integrated_gradients(model, tasks, score_fn, pad_id=0, rule="midpoint")
+    counting = CountingRows(model).eval()
+    given = integrated_gradients(
+        counting,
+        tasks,
+        score_fn,
+        pad_id=0,
+        rule="midpoint",
+        input_values=[r.f_input for r in computed],
+    )
+    assert counting.rows == 3 * 2 + 2  # gradient rows and two baselines, no input rows
+    for a, b in zip(computed, given, strict=True):
+        assert a.delta == pytest.approx(b.delta, abs=1e-6)
+        assert a.scores == pytest.approx(b.scores, abs=1e-6)
+    with pytest.raises(ValueError, match="input values"):
+        integrated_gradients(model, tasks, score_fn, pad_id=0, input_values=[0.5])
+
+
+class TupleOutputs(CountingRows):
+    """A model whose outputs are a plain tuple: no ``logits`` to share baseline rows by."""
+
+    def forward(self, input_ids=None, attention_mask=None):
+        return (super().forward(input_ids, attention_mask).logits,)
+
+
+def test_ig_scores_every_baseline_itself_when_outputs_have_no_logits(classifier):
+    from tunesmith.explain.encoding import encode_texts
+    from tunesmith.explain.ig import IGTask, integrated_gradients
+    from tunesmith.explain.scoring import classifier_score_fn
+
+    model, tokenizer = classifier
+    encoded = encode_texts(tokenizer, ["the refund is terrible", "i love the app"], max_length=64)
+    tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
+    score_fn = classifier_score_fn([0, 1])
+    expected = integrated_gradients(model, tasks, score_fn, pad_id=0, rule="midpoint")
+    plain = integrated_gradients(
+        TupleOutputs(model).eval(), tasks, score_fn, pad_id=0, rule="midpoint"
+    )
+    for a, b in zip(expected, plain, strict=True):
+        assert a.f_baseline == pytest.approx(b.f_baseline, abs=1e-6)
+        assert a.delta == pytest.approx(b.delta, abs=1e-6)

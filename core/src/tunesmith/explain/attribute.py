@@ -118,6 +118,7 @@ def explain_texts(
     predicted = [int(row.argmax()) for row in probs]
     targets = [p if w is None else w for p, w in zip(predicted, wanted, strict=True)]
     score_fn = classifier_score_fn(targets, multilabel=multilabel, temperature=temperature)
+    full = [float(probs[i, targets[i]]) for i in range(len(texts))]
 
     token_attr = attribution.attribute(
         model,
@@ -129,9 +130,10 @@ def explain_texts(
         n_steps=n_steps,
         max_tokens=max_tokens,
         progress=progress,
+        # The explained score at the input itself, already known from the prediction pass.
+        input_values=full,
     )
     word_scores = [enc.merge(a.scores) for enc, a in zip(encoded, token_attr, strict=True)]
-    full = [float(probs[i, targets[i]]) for i in range(len(texts))]
     if with_faithfulness:
         faith = faithfulness(
             model,

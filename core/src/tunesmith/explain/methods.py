@@ -53,6 +53,7 @@ class IntegratedGradients:
         max_tokens: int | None = None,
         progress: Callable[[int], None] | None = None,
         tolerance: float | None = None,
+        input_values: Sequence[float] | None = None,
         **_: Any,
     ) -> list[TokenAttribution]:
         tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
@@ -70,6 +71,7 @@ class IntegratedGradients:
                 progress=(lambda rows: progress(rows / per_text)) if progress else None,
                 rule=self.rule,
                 tolerance=tolerance,
+                input_values=input_values,
             )
         )
 
