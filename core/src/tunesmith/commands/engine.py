@@ -472,6 +472,13 @@ def train_command(
     """
     options = dict(locals())  # first, so it holds the options and nothing else
     if task == "pairs":
+        from tunesmith.engine.distributed import world_size
+        from tunesmith.errors import UserInputError
+
+        if world_size() > 1:  # its own training loop: each process would train and write alone
+            raise UserInputError(
+                "--task pairs trains in one process; run it without torchrun or accelerate launch"
+            )
         _train_pairs(
             data=data,
             eval_data=eval_data,
@@ -491,9 +498,12 @@ def train_command(
         )
         return
     run = _run_config(options).validate()
+    from tunesmith.engine.distributed import is_main_process
     from tunesmith.engine.train import headline, train
 
     path = train(run)
+    if not is_main_process():  # under torchrun / accelerate launch the main process reports
+        return
     metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
     if as_json:
         _echo_json(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.config import RunConfig
+from tunesmith.engine.distributed import barrier, is_main_process
 from tunesmith.engine.prepare import Log, stderr_log
 from tunesmith.engine.resolved import Resolved
 from tunesmith.engine.stages import (
@@ -51,6 +52,10 @@ def train(run: RunConfig, *, log: Log = stderr_log) -> Path:
     :class:`TrainingInterrupted` on Ctrl-C. ``run.resolved`` holds what the run resolved.
     """
     run.validate()
+    if not is_main_process():
+        # Under torchrun / accelerate launch the main process holds the lock, writes and
+        # prints; this one trains alongside it and stays quiet.
+        return _train_locked(run, _quiet)
     with contextlib.ExitStack() as held:
         # One run per output (and work folder): a second one is refused, not interleaved.
         held.enter_context(run_lock(run.out_dir))
@@ -58,6 +63,10 @@ def train(run: RunConfig, *, log: Log = stderr_log) -> Path:
             held.enter_context(run_lock(run.work_path, flag="--work-dir"))
         clean_after_killed_runs(run, log)
         return _train_locked(run, log)
+
+
+def _quiet(message: str) -> None:
+    """The log of the processes that are not the main one."""
 
 
 def _train_locked(run: RunConfig, log: Log) -> Path:
@@ -77,8 +86,12 @@ def _train_locked(run: RunConfig, log: Log) -> Path:
     self_training.run(state)
     measure.run(state)
     calibrate.run(state)
+    if not is_main_process():
+        barrier()  # until the main process has written the model directory
+        return run.out_dir
     out = write.run(state)
     shutil.rmtree(run.work_path, ignore_errors=True)
+    barrier()
     return out
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.config import RunConfig
+from tunesmith.engine.distributed import is_main_process
 from tunesmith.engine.loading import check_safetensors
 from tunesmith.errors import DataError, OutputExistsError, UserInputError
 from tunesmith.io import atomic_write_json, read_json_object, remove_stale_temps
@@ -59,11 +60,14 @@ def checkpoint_is_complete(folder: Path) -> bool:
     return True
 
 
-def last_complete_checkpoint(folder: Path, log: Callable[[str], None] | None = None) -> str | None:
+def last_complete_checkpoint(
+    folder: Path, log: Callable[[str], None] | None = None, *, remove: bool = True
+) -> str | None:
     """The newest complete ``checkpoint-N`` in ``folder`` (None if there is none).
 
-    Newer incomplete ones are removed (with a line in the log): the resumed run writes those
-    steps again, and a half-written folder must not be mistaken for a checkpoint later.
+    Newer incomplete ones are removed (with a line in the log; not with ``remove=False``): the
+    resumed run writes those steps again, and a half-written folder must not be mistaken for a
+    checkpoint later.
     """
     if not folder.is_dir():
         return None
@@ -75,6 +79,8 @@ def last_complete_checkpoint(folder: Path, log: Callable[[str], None] | None = N
     for _, child in reversed(found):
         if checkpoint_is_complete(child):
             return str(child)
+        if not remove:
+            continue
         if log is not None:
             log(
                 f"--resume: {child.name} was not completely written (the run was stopped while "
@@ -131,6 +137,11 @@ def check_work_dir(run: RunConfig) -> None:
 def open_work_dir(run: RunConfig, log: Callable[[str], None]) -> str | None:
     """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from."""
     work = run.work_path
+    if not is_main_process():
+        # The main process opens and cleans the folder; this one only reads where to resume.
+        if run.resume:
+            return last_complete_checkpoint(work / "checkpoints", remove=False)
+        return None
     if work.exists() and run.resume:
         last = last_complete_checkpoint(work / "checkpoints", log)
         if last is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from tunesmith.engine import feature_cache as fc
 from tunesmith.engine import nearest as nx
+from tunesmith.engine.distributed import is_main_process, world_size
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import apply_strategy, trainable_parameters
 from tunesmith.engine.trainer_utils import (
@@ -230,6 +231,9 @@ def _training_args(state: Training, n_train: int, has_eval: bool) -> Any:
         label_names=["labels"],
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Several processes without a GPU: accelerate joins them in a gloo group only when told
+        # the run is on the CPU (else each would train alone). One process: left as it was.
+        use_cpu=world_size() > 1 and not torch.cuda.is_available(),
     )
 
 
@@ -243,7 +247,7 @@ def _add_callbacks(state: Training, trainer: Any, patience: int) -> None:
     trainer.add_callback(make_progress_callback(sys.stderr.isatty()))
     if patience > 0:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
-    if state.tensorboard_dir is not None:
+    if state.tensorboard_dir is not None and is_main_process():  # one writer of the logs
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
