@@ -99,6 +99,17 @@ def _stable(value: Any) -> Any:
     return value
 
 
+def _temperatures_apart(metrics: dict[str, Any]) -> tuple[dict[str, Any], list[float]]:
+    """``metrics`` without its fitted temperature(s), and the temperature(s) as a list."""
+    calibration = metrics.get("calibration")
+    if not isinstance(calibration, dict):
+        return metrics, []
+    rest = {k: v for k, v in calibration.items() if k not in ("temperature", "temperatures")}
+    found = calibration.get("temperature", calibration.get("temperatures"))
+    temps = found if isinstance(found, list) else [] if found is None else [found]
+    return {**metrics, "calibration": rest}, temps
+
+
 def _logits(model_dir: Path, task: str) -> list[list[Any]]:
     import torch
     from transformers import AutoTokenizer
@@ -149,6 +160,14 @@ def test_training_gives_the_recorded_logits_metrics_and_settings_bit_for_bit(
         GOLDEN.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     expected = json.loads(GOLDEN.read_text())[name]
     assert got["logits"] == expected["logits"]
-    assert got["metrics"] == expected["metrics"]
+    got_metrics, got_t = _temperatures_apart(got["metrics"])
+    expected_metrics, expected_t = _temperatures_apart(expected["metrics"])
+    assert got_metrics == expected_metrics
+    # The one figure not pinned to the bit: a fitted temperature is where a search stopped
+    # within its tolerance (1e-5 in log T) of the lowest held-out NLL. The golden file was
+    # recorded with a hand-written golden-section search, now scipy's bounded Brent search
+    # stops elsewhere in that interval (1.0084270 vs 1.0084276); every figure measured with it
+    # (ECE, NLL at 6 decimals, the model card) is still exact.
+    assert got_t == pytest.approx(expected_t, rel=1e-5)
     assert got["resolved"] == expected["resolved"]
     assert got["model_card"] == expected["model_card"]

@@ -4,8 +4,9 @@ A fine-tuned classifier's softmax is usually over-confident. Dividing the logits
 temperature ``T`` (Guo et al., 2017) fixes most of that while keeping the argmax, so accuracy is
 unchanged. ``T`` minimises the negative log-likelihood on held-out data. The NLL of
 ``softmax(beta * z)`` is convex in ``beta = 1/T``, hence unimodal in ``log T``, so a bounded
-golden-section search on ``log T`` finds the global minimum with no step size to tune and no
-dependence on a starting point.
+one-dimensional search on ``log T`` (scipy's ``minimize_scalar(method="bounded")``, Brent's
+method) finds the global minimum with no step size to tune and no dependence on a starting
+point.
 
 The temperatures live in ``calibration.json`` beside the weights; they are applied by
 :func:`tunesmith.engine.predict.probabilities` and so by every command and plugin that loads a
@@ -29,22 +30,12 @@ from tunesmith.model_dir import CALIBRATION_FILE
 T_MIN, T_MAX = 0.05, 20.0
 
 
-def _golden_min(func: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5) -> float:
-    """Minimise a unimodal ``func`` on ``[lo, hi]`` by golden-section search."""
-    ratio = (math.sqrt(5) - 1) / 2
-    a, b = lo, hi
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = func(c), func(d)
-    while b - a > tol:
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = func(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = func(d)
-    best = (a + b) / 2
+def _bounded_min(func: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5) -> float:
+    """Minimise a unimodal ``func`` on ``[lo, hi]`` (scipy's bounded Brent search)."""
+    from scipy.optimize import minimize_scalar
+
+    found = minimize_scalar(func, bounds=(lo, hi), method="bounded", options={"xatol": tol})
+    best = float(found.x)
     # The ends are candidates too: a minimum at the boundary is reported as the boundary.
     candidates = [(func(best), best), (func(lo), lo), (func(hi), hi)]
     return min(candidates)[1]
@@ -78,7 +69,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
         raise ValueError("logits must be (n, classes) and y must have n entries")
     if len(y) == 0 or logits.shape[1] < 2:
         return 1.0
-    log_t = _golden_min(
+    log_t = _bounded_min(
         lambda s: _softmax_nll(logits, y, math.exp(s)), math.log(T_MIN), math.log(T_MAX)
     )
     return _unless_at_bound(float(math.exp(log_t)))
@@ -112,7 +103,7 @@ def fit_label_temperatures(logits: np.ndarray, Y: np.ndarray) -> list[float]:  #
         if len(target) == 0 or target.min() == target.max():
             temperatures.append(1.0)
             continue
-        log_t = _golden_min(
+        log_t = _bounded_min(
             lambda s, z=column, t=target: _binary_nll(z, t, math.exp(s)),
             math.log(T_MIN),
             math.log(T_MAX),
