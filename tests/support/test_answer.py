@@ -77,8 +77,8 @@ def _candidate(entry_id, score):
 def _calibration():
     # Confidence = sigmoid(20 * (top - 0.5) + 10 * margin): high for a clear winner.
     return Calibration(
-        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0], -10.0),
-        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0], -8.0),
+        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0], -10.0),
+        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
         weights=Weights(),
         answer_threshold=0.8,
         clarify_threshold=0.7,
@@ -136,3 +136,15 @@ def test_calibration_reports_ece_and_meets_the_target_on_its_questions(built_kb)
         # Chosen on cross-validated probabilities, then refitted: close to the target.
         assert report["answer_precision"] >= data["target_precision"] - 0.1
     assert data["weights"]["lexical"] >= 0.0
+
+
+def test_calibration_saved_before_the_out_of_scope_feature_still_scores():
+    data = _answerer().calibration.to_dict()
+    data["features"] = ["top", "margin", "second", "third", "intent"]
+    data["answer"]["coef"] = data["answer"]["coef"][:5]
+    data["shortlist"]["coef"] = data["shortlist"]["coef"][:5]
+    del data["uses_classifier"]
+    old = Calibration.from_dict(data)
+    assert not old.uses_classifier
+    p1, _p3 = old.confidence([_candidate("a", 0.9), _candidate("b", 0.5)])
+    assert p1 > 0.9

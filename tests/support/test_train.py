@@ -64,3 +64,59 @@ def test_intent_classifier_scores_join_the_candidates_and_weights_are_measured(k
     assert "mrr_best_with_intent" in calibration.report
     answer = Answerer(kb_copy).ask("can I rent a kayak")
     assert answer.decision in {"answer", "clarify", "handoff"}
+
+
+def test_classifier_learns_out_of_scope_questions_as_their_own_label(kb_copy, monkeypatch):
+    import csv
+
+    import tunesmith.engine.train as engine_train
+    from tunesmith_support.learning import read_labelled, train_classifier
+    from tunesmith_support.scoring import OUT_OF_SCOPE
+
+    seen = {}
+
+    def fake_train(run):
+        with open(run.data, encoding="utf-8") as handle:
+            seen["rows"] = list(csv.DictReader(handle))
+        seen["model"] = run.model
+        return run.out
+
+    monkeypatch.setattr(engine_train, "train", fake_train)
+    ids = {e.id for e in Answerer(kb_copy).entries}
+    rows = read_labelled([sample_paths()["history"]], ids)
+    train_classifier(kb_copy, rows, log=lambda _m: None)
+    labels = [r["label"] for r in seen["rows"]]
+    assert labels.count(OUT_OF_SCOPE) == sum(1 for r in rows if not r.answer_id) >= 5
+    assert "" not in labels and len(labels) == len(rows)
+    # The classifier starts from the KB's own encoder (here the tiny model it was built with).
+    assert seen["model"] == json.loads((kb_copy / "kb.json").read_text())["model"]
+
+
+def test_answers_read_the_classifier_the_confidence_was_fitted_with(kb_copy):
+    """The confidence reads the classifier's scores even when its ranking weight is zero."""
+    import csv
+
+    from tunesmith.testing import make_tiny_trained_classifier
+    from tunesmith_support.learning import calibrate_kb, read_labelled
+    from tunesmith_support.scoring import OUT_OF_SCOPE
+
+    with sample_paths()["history"].open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    labels = sorted({r["answer_id"] or OUT_OF_SCOPE for r in rows})
+    make_tiny_trained_classifier(
+        kb_copy / "classifier",
+        labels,
+        [r["question"] for r in rows],
+        [labels.index(r["answer_id"] or OUT_OF_SCOPE) for r in rows],
+        steps=10,
+    )
+    ids = {e.id for e in Answerer(kb_copy).entries}
+    calibrate_kb(kb_copy, read_labelled([sample_paths()["history"]], ids))
+    saved = json.loads((kb_copy / "calibration.json").read_text())
+    assert saved["uses_classifier"] and "intent_oos" in saved["features"]
+    saved["weights"]["intent"] = 0.0  # as when the classifier does not raise validation MRR
+    (kb_copy / "calibration.json").write_text(json.dumps(saved))
+    answerer = Answerer(kb_copy)
+    assert answerer.scorer.intent is not None
+    top = answerer.scorer.candidates(["will it rain tomorrow"], k=3)[0][0]
+    assert 0.0 < top.out_of_scope < 1.0 and top.intent > 0.0

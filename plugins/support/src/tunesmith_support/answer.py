@@ -161,7 +161,10 @@ class Answerer:
         weights = self.calibration.weights
         lexical = Lexical(entries) if weights.lexical else None
         classifier = self.kb_dir / CLASSIFIER_DIR
-        intent = IntentModel(classifier) if weights.intent and classifier.exists() else None
+        # The confidence was fitted on the classifier's scores whenever it existed then, even
+        # where its ranking weight is zero: load it exactly when the calibration read it.
+        wanted = weights.intent or self.calibration.uses_classifier
+        intent = IntentModel(classifier) if wanted and classifier.exists() else None
         self.scorer = Scorer(self.index, entries, lexical, intent, weights)
         # One model for every thread: torch and FAISS calls are serialised here.
         self._lock = threading.Lock()

@@ -26,20 +26,23 @@ from tunesmith.io import atomic_write_json, read_json_object
 from tunesmith_support.scoring import Candidate, Scorer, Weights, rank
 
 SHORTLIST = 3
-FEATURES = ["top", "margin", "second", "third", "intent"]
+#: Features of the confidence models; a calibration file lists the ones it was fitted on.
+FEATURES = ["top", "margin", "second", "third", "intent", "intent_oos"]
 
 
-def features(candidates: list[Candidate]) -> list[float]:
-    """Features of one question's ranked candidates (best first)."""
+def features(candidates: list[Candidate], names: list[str] | None = None) -> list[float]:
+    """Features ``names`` (default :data:`FEATURES`) of one question's ranked candidates."""
     scores = [c.score for c in candidates] + [0.0] * 3
     top = candidates[0] if candidates else None
-    return [
-        scores[0],
-        scores[0] - scores[1],
-        scores[1],
-        scores[2],
-        top.intent if top is not None else 0.0,
-    ]
+    values = {
+        "top": scores[0],
+        "margin": scores[0] - scores[1],
+        "second": scores[1],
+        "third": scores[2],
+        "intent": top.intent if top is not None else 0.0,
+        "intent_oos": top.out_of_scope if top is not None else 0.0,
+    }
+    return [values[name] for name in names or FEATURES]
 
 
 @dataclass
@@ -91,16 +94,21 @@ class Calibration:
     out_of_scope_score: float
     target_precision: float
     report: dict[str, Any] = field(default_factory=dict)
+    #: The features the models read (files written before ``intent_oos`` list five).
+    feature_names: list[str] = field(default_factory=lambda: list(FEATURES))
+    #: Whether it was fitted with the KB's intent classifier (`ask` then loads it too).
+    uses_classifier: bool = False
 
     def confidence(self, candidates: list[Candidate]) -> tuple[float, float]:
         """(P(top candidate right), P(right one in the top three))."""
-        x = np.asarray([features(candidates)])
+        x = np.asarray([features(candidates, self.feature_names)])
         return float(self.answer.predict(x)[0]), float(self.shortlist.predict(x)[0])
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": 1,
-            "features": FEATURES,
+            "features": self.feature_names,
+            "uses_classifier": self.uses_classifier,
             "answer": {"coef": self.answer.coef, "intercept": self.answer.intercept},
             "shortlist": {"coef": self.shortlist.coef, "intercept": self.shortlist.intercept},
             "weights": self.weights.to_dict(),
@@ -124,6 +132,8 @@ class Calibration:
             out_of_scope_score=float(data["out_of_scope_score"]),
             target_precision=float(data["target_precision"]),
             report=data.get("report", {}),
+            feature_names=list(data.get("features") or FEATURES[:5]),
+            uses_classifier=bool(data.get("uses_classifier", False)),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -324,4 +334,5 @@ def fit_calibration(
         out_of_scope_score=oos_score,
         target_precision=target_precision,
         report=report,
+        uses_classifier=scorer.intent is not None,
     )

@@ -27,7 +27,10 @@ from tunesmith_support.kbindex import (
     reencode,
     stored_entries,
 )
-from tunesmith_support.scoring import IntentModel, Lexical, Scorer
+from tunesmith_support.scoring import OUT_OF_SCOPE, IntentModel, Lexical, Scorer
+
+#: Out-of-scope training questions needed before the classifier learns them as a label.
+MIN_OUT_OF_SCOPE = 5
 
 
 @dataclass(frozen=True)
@@ -218,16 +221,20 @@ def train_classifier(
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
 
-    labelled = [r for r in rows if r.answer_id]
-    if len({r.answer_id for r in labelled}) < 2:
+    labelled = [(r.question, r.answer_id) for r in rows if r.answer_id]
+    if len({label for _, label in labelled}) < 2:
         raise UserInputError("an intent classifier needs questions for at least two answer ids")
+    outside = [(r.question, OUT_OF_SCOPE) for r in rows if not r.answer_id]
+    if len(outside) >= MIN_OUT_OF_SCOPE:
+        # Their own label: its probability is an out-of-scope score the confidence reads.
+        labelled += outside
     log(f"training an intent classifier on {len(labelled)} questions")
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "train.csv"
         with data.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["text", "label"])
-            writer.writerows([r.question, r.answer_id] for r in labelled)
+            writer.writerows(labelled)
         run = RunConfig(
             data=str(data),
             out=str(kb_dir / CLASSIFIER_DIR),

@@ -4,7 +4,8 @@ Each entry gets a retrieval score: the larger of the question's cosine with the 
 text and its cosine with the entry's indexed question minus ``question_offset`` (an FAQ that
 repeats a question under several answers is better matched on answers: a large offset ignores
 indexed questions); optionally a lexical BM25 score (bm25s, scaled to [0, 1] per question) and
-optionally the probability an intent classifier gives the entry. The combined score is
+optionally the probability an intent classifier gives the entry (and, when it was trained with
+out-of-scope questions, the probability it gives :data:`OUT_OF_SCOPE`). The combined score is
 ``retrieval + w_lexical * lexical + w_intent * intent``; the offset and weights are chosen on
 validation questions by `support calibrate` and are zero until then.
 """
@@ -19,6 +20,9 @@ import numpy as np
 
 from tunesmith_support.kb import Entry
 
+#: The intent classifier's label for questions the KB cannot answer (never an entry id).
+OUT_OF_SCOPE = "__out_of_scope__"
+
 
 @dataclass
 class Candidate:
@@ -31,6 +35,9 @@ class Candidate:
     answer_score: float
     lexical: float = 0.0
     intent: float = 0.0
+    #: The question's out-of-scope probability from the intent classifier (same for every
+    #: candidate of one question; 0 without a classifier trained on out-of-scope questions).
+    out_of_scope: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,17 +143,19 @@ class Scorer:
 
         ``depth`` vectors are retrieved per query; an entry outside them gets the lowest
         retrieved score for the missing field, so lexical and intent scores can still lift it.
-        ``everything`` computes the lexical and intent scores even when their weight is zero
-        (to choose the weights).
+        ``everything`` computes the lexical score even when its weight is zero (to choose the
+        weights). Intent scores are computed whenever a classifier is loaded: the confidence
+        reads them even when their weight in the ranking is zero.
         """
         if not queries:
             return []
         queries = list(queries)
         hits = self.index.search_batch(queries, k=max(1, min(depth, len(self.index))))
         use_lexical = self.lexical is not None and (everything or self.weights.lexical != 0.0)
-        use_intent = self.intent is not None and (everything or self.weights.intent != 0.0)
+        use_intent = self.intent is not None
         lexical = self.lexical.scores(queries) if use_lexical else None
         intent = self.intent.probabilities(queries) if use_intent else None
+        oos_column = self.intent_columns.get(OUT_OF_SCOPE)
         out = []
         for qi, row in enumerate(hits):
             floor = min((h.score for h in row), default=0.0)
@@ -162,6 +171,11 @@ class Scorer:
             if intent is not None:
                 labels = self.intent.labels
                 pool |= {labels[i] for i in np.argsort(-intent[qi])[:10]}
+            oos = (
+                float(intent[qi, oos_column])
+                if intent is not None and oos_column is not None
+                else 0.0
+            )
             found = []
             for entry_id in pool:
                 position = self.position.get(entry_id)
@@ -175,7 +189,7 @@ class Scorer:
                 prob = (
                     float(intent[qi, column]) if intent is not None and column is not None else 0.0
                 )
-                found.append(Candidate(entry, 0.0, max(qs, as_), qs, as_, lex, prob))
+                found.append(Candidate(entry, 0.0, max(qs, as_), qs, as_, lex, prob, oos))
             out.append(found)
         return out
 
