@@ -104,16 +104,16 @@ def test_batches_are_length_sorted_and_padded_only_to_their_longest(loaded, monk
     from tunesmith.engine import predict
 
     widths: list[int] = []
-    real = predict._pad_batch
+    real = predict.pad_rows
 
-    def recording(encodings, names, pad_id):
-        batch = real(encodings, names, pad_id)
+    def recording(tokenizer, rows, **options):
+        batch = real(tokenizer, rows, **options)
         widths.append(batch["input_ids"].shape[1])
-        lengths = [len(e["input_ids"]) for e in encodings]
+        lengths = [len(r["input_ids"]) for r in rows]
         assert max(lengths) == batch["input_ids"].shape[1]
         return batch
 
-    monkeypatch.setattr(predict, "_pad_batch", recording)
+    monkeypatch.setattr(predict, "pad_rows", recording)
     predict.predict_logits(loaded, TEXTS, batch_size=3)
     assert len(widths) == 4
     assert widths == sorted(widths, reverse=True)
@@ -423,3 +423,26 @@ def test_predict_command_on_a_missing_model_is_one_error_line(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0
     assert "does not exist" in result.stderr
+
+
+def test_rows_are_padded_on_the_right_by_the_tokenizer_or_with_id_0_without_a_pad_token(
+    tmp_path,
+):
+    from tunesmith.engine.trainer_utils import pad_rows
+    from tunesmith.testing import make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer(tmp_path / "tok", ["my card is lost", "refund"])
+    tokenizer.padding_side = "left"  # ignored: tunesmith models are trained padded on the right
+    rows = [{"input_ids": [2, 5, 3]}, {"input_ids": [2, 5, 6, 7, 3]}]
+    padded = pad_rows(tokenizer, rows, attention_mask=True)
+    pad = tokenizer.pad_token_id
+    assert padded["input_ids"].tolist() == [[2, 5, 3, pad, pad], [2, 5, 6, 7, 3]]
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    tokenizer.pad_token = None
+    rows = [
+        {"input_ids": [2, 5, 3], "attention_mask": [1, 1, 1]},
+        {"input_ids": [2, 5, 6, 3], "attention_mask": [1, 1, 1, 1]},
+    ]
+    padded = pad_rows(tokenizer, rows)
+    assert padded["input_ids"].tolist() == [[2, 5, 3, 0], [2, 5, 6, 3]]
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]

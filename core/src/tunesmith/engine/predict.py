@@ -18,6 +18,7 @@ import numpy as np
 from tunesmith.engine.calibration import apply_temperature
 from tunesmith.engine.loading import LoadedModel
 from tunesmith.engine.threads import configure_threads
+from tunesmith.engine.trainer_utils import pad_rows
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
 
@@ -42,24 +43,6 @@ def _input_names(loaded: LoadedModel) -> list[str]:
     return names
 
 
-def _pad_batch(encodings: list[dict[str, list[int]]], names: list[str], pad_id: int) -> dict:
-    """Pad a batch to its own longest member; returns torch tensors."""
-    import torch
-
-    width = max(len(e["input_ids"]) for e in encodings)
-    batch: dict[str, Any] = {}
-    for name in names:
-        fill = pad_id if name == "input_ids" else 0
-        rows = np.full((len(encodings), width), fill, dtype=np.int64)
-        for i, enc in enumerate(encodings):
-            values = enc.get(name)
-            if values is None:
-                values = [1] * len(enc["input_ids"]) if name == "attention_mask" else []
-            rows[i, : len(values)] = values
-        batch[name] = torch.from_numpy(rows)
-    return batch
-
-
 def _logits_of(output: Any) -> Any:
     if hasattr(output, "logits"):
         return output.logits
@@ -76,8 +59,6 @@ def _run_sorted(
 
     configure_threads()
     names = _input_names(loaded)
-    pad_id = loaded.tokenizer.pad_token_id
-    pad_id = 0 if pad_id is None else int(pad_id)
     # Longest first: the peak memory shows up in the first batch rather than the last.
     order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i]["input_ids"]))
     results: list[np.ndarray] = [np.empty(0)] * len(encodings)
@@ -85,7 +66,9 @@ def _run_sorted(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            batch = _pad_batch([encodings[i] for i in chunk], names, pad_id)
+            rows = [{k: v for k, v in encodings[i].items() if k in names} for i in chunk]
+            padded = pad_rows(loaded.tokenizer, rows, attention_mask="attention_mask" in names)
+            batch = {k: v for k, v in padded.items() if k in names}
             logits = _logits_of(model(**batch)).float().numpy()
             for row, index in enumerate(chunk):
                 results[index] = logits[row]

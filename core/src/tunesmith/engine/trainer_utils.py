@@ -102,11 +102,34 @@ class EncodedDataset:
 TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def pad_rows(
+    tokenizer: Any, rows: list[dict[str, Any]], *, attention_mask: bool | None = None
+) -> dict[str, Any]:
+    """Token rows (``input_ids`` and the like) padded to their longest, as int64 tensors.
+
+    ``tokenizer.pad`` on the right, the side every tunesmith model was trained with;
+    ``attention_mask=True`` adds the mask even where the tokenizer does not list it. A tokenizer
+    without a pad token (GPT-2 style) cannot pad; :func:`pad_tokens` then pads with id 0, which
+    the attention mask hides, as training did.
+    """
+    if tokenizer.pad_token_id is None:
+        return pad_tokens(rows, 0)
+    padded = tokenizer.pad(
+        rows,
+        padding=True,
+        padding_side="right",
+        return_attention_mask=attention_mask,
+        return_tensors="pt",
+    )
+    return dict(padded)
+
+
 def pad_tokens(batch: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
     """The token fields of ``batch`` padded to its longest item, as int64 tensors.
 
-    Not ``tokenizer.pad``: training and the frozen-feature cache hold token ids, not a
-    tokenizer, and a base model without a pad token pads with id 0 here (it is masked out).
+    Hand-written for the callers that hold token ids and a pad id but no tokenizer (the
+    frozen-feature cache, whose key is the model and the ids), and for tokenizers without a pad
+    token (padded with id 0, masked out).
     """
     import torch
 
@@ -120,16 +143,18 @@ def pad_tokens(batch: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
 
 
 class PaddingCollator:
-    """Pads each batch to its own longest item (dynamic padding)."""
+    """Pads each batch to its own longest item (dynamic padding) with the tokenizer; NER tags
+    are padded with -100, which the loss ignores."""
 
-    def __init__(self, pad_id: int, task: str) -> None:
-        self.pad_id = pad_id
+    def __init__(self, tokenizer: Any, task: str) -> None:
+        self.tokenizer = tokenizer
         self.task = task
 
     def __call__(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        out = pad_tokens(batch, self.pad_id)
+        tokens = [{k: b[k] for k in TOKEN_FIELDS if k in b} for b in batch]
+        out = pad_rows(self.tokenizer, tokens)
         width = out["input_ids"].shape[1]
         if "labels" in batch[0]:
             labels = [b["labels"] for b in batch]

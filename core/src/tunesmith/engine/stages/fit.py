@@ -103,7 +103,7 @@ def _datasets(state: Training, use_cache: bool) -> tuple[Any, Any, Any, Any]:
     bottom's cached output and the trainable top when cached, else the whole model on tokens."""
     task, train_ds, held_ds = state.prepared.task, state.train_ds, state.held_ds
     if not use_cache:
-        return state.model, train_ds, held_ds, PaddingCollator(state.pad_id, task)
+        return state.model, train_ds, held_ds, PaddingCollator(state.tokenizer, task)
     depth, pooled = fc.cache_plan(state.model, task, state.strategy.kind, state.strategy.k)
     started = time.perf_counter()
     if pooled and state.pooled_train is not None:
