@@ -329,24 +329,15 @@ def test_openmp_waits_passively_only_when_other_work_keeps_the_cores_busy():
     assert not machine_is_busy(3.0, 16)
 
 
-def _proc_stat(user: int, idle: int, iowait: int) -> str:
-    return (
-        f"cpu  {user} 0 0 {idle} {iowait} 0 0 0 0 0\n"
-        "cpu0 1 0 0 1 0 0 0 0 0 0\ncpu1 1 0 0 1 0 0 0 0 0 0\nintr 5\n"
-    )
+def test_busy_share_is_the_cpu_time_others_used_over_the_interval(monkeypatch):
+    import psutil
 
+    from tunesmith.engine import threads
 
-def test_busy_share_is_measured_from_cpu_time_now_not_from_the_load_average():
-    from tunesmith.engine.threads import busy_share_between, cpu_snapshot
-
-    first = cpu_snapshot(_proc_stat(user=1000, idle=5000, iowait=0))
-    assert first == (5000, 6000)
-    # 20 jiffies passed: 10 spent by others, 10 idle -> half the machine busy.
-    assert busy_share_between(first, cpu_snapshot(_proc_stat(1010, 5010, 0))) == 0.5
-    # Waiting on the disk counts as free.
-    assert busy_share_between(first, cpu_snapshot(_proc_stat(1000, 5010, 10))) == 0.0
-    assert busy_share_between(first, first) is None
-    assert cpu_snapshot("not a stat file") is None
+    asked: list[float] = []
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: asked.append(interval) or 37.5)
+    assert threads.busy_share_now(interval=0.05) == 0.375
+    assert asked == [0.05]  # measured over the interval now, not the minute-long load average
 
 
 @pytest.mark.parametrize(("share", "policy"), [(0.0, ""), (0.9, "PASSIVE")])

@@ -8,7 +8,7 @@ On a machine that is already busy with other work, OpenMP's default of spinning 
 for a descheduled sibling thread is ruinous, and on a quiet one the passive policy costs as much
 the other way (docs/benchmarks.md, "Engine measurements that used to live in its docstrings").
 So when other processes keep the cores busy at start-up, and the user set no policy, the passive
-policy is chosen. "Busy" is measured over the last tenth of a second from ``/proc/stat``, not
+policy is chosen. "Busy" is measured over the last tenth of a second (psutil's CPU times), not
 from the load average, a one-minute mean that lags. The policy must be set before torch is first
 imported, which is why :func:`configure_threads` runs at the start of ``load_model``. Training
 calls it after torch is imported (its encode stage), so there it sets the thread count only and
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
+
+import psutil
 
 from tunesmith.errors import UserInputError
 
@@ -28,11 +29,18 @@ _configured: int | None = None
 
 
 def physical_cores() -> int:
-    """Physical cores available to this process (hyper-threads counted once), at least 1."""
+    """Physical cores available to this process (hyper-threads counted once), at least 1.
+
+    psutil gives the logical CPUs this process may run on; which of them share a core is read
+    from ``/proc/cpuinfo``, because ``psutil.cpu_count(logical=False)`` counts the whole
+    machine's cores, not the ones in this process's affinity set (a container pinned to 2 of a
+    host's 64). Where there is no ``/proc/cpuinfo`` (not Linux), psutil's count, capped by the
+    allowed CPUs.
+    """
     try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:  # pragma: no cover - not Linux
-        allowed = set(range(os.cpu_count() or 1))
+        allowed = set(psutil.Process().cpu_affinity())
+    except (AttributeError, OSError, psutil.Error):  # pragma: no cover - not Linux/Windows/BSD
+        allowed = set(range(psutil.cpu_count() or 1))
     cores: set[tuple[str, str]] = set()
     try:
         processor = physical = None
@@ -47,7 +55,9 @@ def physical_cores() -> int:
                 cores.add((physical or "0", value))
     except (OSError, ValueError):
         cores = set()
-    return max(1, len(cores) if cores else len(allowed))
+    if cores:
+        return len(cores)
+    return max(1, min(psutil.cpu_count(logical=False) or len(allowed), len(allowed)))
 
 
 def machine_is_busy(busy_cores: float, cores: int) -> bool:
@@ -55,44 +65,18 @@ def machine_is_busy(busy_cores: float, cores: int) -> bool:
     return busy_cores >= 0.5 * cores
 
 
-def cpu_snapshot(stat_text: str) -> tuple[int, int] | None:
-    """``(idle, total)`` jiffies from the text of ``/proc/stat``; None if it is not that."""
-    try:
-        fields = [int(v) for v in stat_text.splitlines()[0].split()[1:9]]
-        idle = fields[3] + fields[4]  # idle + iowait: a core waiting on the disk is free for us
-    except (IndexError, ValueError):
-        return None
-    return idle, sum(fields)
-
-
-def busy_share_between(first: tuple[int, int], second: tuple[int, int]) -> float | None:
-    """Share (0-1) of CPU time spent busy between two :func:`cpu_snapshot` readings.
-
-    None if no time passed between them.
-    """
-    idle, total = second[0] - first[0], second[1] - first[1]
-    if total <= 0:
-        return None
-    return min(1.0, max(0.0, 1.0 - idle / total))
-
-
 def busy_share_now(interval: float = 0.1) -> float | None:
     """Share (0-1) of the machine's CPU time other processes use, over ``interval`` seconds.
 
-    This process sleeps meanwhile, so what is counted is other work. A share, not a count of
-    cores: in a container ``/proc/stat`` can describe a host with many more CPUs than ours. None
-    when ``/proc/stat`` cannot be read (not Linux).
+    ``psutil.cpu_percent``: busy is everything but idle and I/O wait (a core waiting on the disk
+    is free for us). This process sleeps meanwhile, so what is counted is other work. A share,
+    not a count of cores: in a container the counters can describe a host with many more CPUs
+    than ours. None when psutil cannot read the counters here.
     """
-    stat = Path("/proc/stat")
     try:
-        first = cpu_snapshot(stat.read_text())
-        time.sleep(interval)
-        second = cpu_snapshot(stat.read_text())
-    except OSError:
+        return min(1.0, max(0.0, psutil.cpu_percent(interval=interval) / 100.0))
+    except (OSError, NotImplementedError, psutil.Error):  # pragma: no cover - exotic platform
         return None
-    if first is None or second is None:
-        return None
-    return busy_share_between(first, second)
 
 
 def _choose_wait_policy() -> None:
