@@ -11,8 +11,16 @@ Runs, in one process and on the shared data sets:
   dev split is the --eval file used for early stopping; FIN has none, so 10 % of train is held
   out).
 
-Prints a table and ends with ONE JSON line. ``--quick`` runs one draw of 5 per intent and FIN
-with a test subset, for a smoke check. ``--unlabelled`` gives each few-shot run the training
+On the 5- and 10-per-intent draws SetFit (``setfit``, 20 pair iterations, its default
+logistic-regression head, the same model and threads) trains on the same draw and is scored on
+the same test texts, timed from loading to the fitted head as tunesmith is (issue 30); each
+setting then reports on how many draws tunesmith scored at least SetFit's accuracy in no more
+time. SetFit needs the optional ``requirements-bench.txt`` (``--no-setfit`` skips it; without
+it its keys are absent). Its 20 iterations are about 1,000 pair steps per 5-per-intent draw.
+
+Prints a table and ends with ONE JSON line (peer versions, load average at the start and the
+end). ``--quick`` runs one draw of 5 per intent and FIN with a test subset, for a smoke check,
+with SetFit at 4 pair iterations (its figures there are not the race's). ``--unlabelled`` gives each few-shot run the training
 texts outside its draw, labels removed, as ``tunesmith train --unlabelled`` (self-training), and
 the baseline the same texts for its own self-training. Example::
 
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import random
@@ -37,7 +46,18 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
+from bench_common import (  # noqa: E402
+    DEFAULT_DATA,
+    log,
+    peer_versions,
+    read_csv,
+    setfit_peer,
+    write_csv,
+)
+
+#: SetFit's pair iterations (issue 30); ``--quick`` uses fewer, as a smoke check only.
+SETFIT_ITERATIONS = 20
+QUICK_SETFIT_ITERATIONS = 4
 
 
 def draw_per_label(rows: list[dict[str, str]], k: int, seed: int) -> list[dict[str, str]]:
@@ -186,6 +206,19 @@ def tunesmith_run(data: Path, test: Path, work: Path, name: str, eval_data: Path
     return result
 
 
+def setfit_summary(paired: list[tuple[float, float, float, float]]) -> dict[str, Any]:
+    """SetFit's accuracy over the draws, and on how many draws tunesmith scored at least as
+    well in no more time (issue 30's goal), from ``(tunesmith accuracy, tunesmith seconds,
+    SetFit accuracy, SetFit seconds)`` per draw."""
+    return {
+        "setfit": summarise([p[2] for p in paired]),
+        "setfit_seconds_mean": round(statistics.fmean(p[3] for p in paired), 1),
+        "paired": [[round(a, 4), round(t, 1), round(b, 4), round(u, 1)] for a, t, b, u in paired],
+        "draws_at_least_setfit": sum(a >= b for a, _, b, _ in paired),
+        "draws_at_least_setfit_no_slower": sum(a >= b and t <= u for a, t, b, u in paired),
+    }
+
+
 def summarise(values: list[float]) -> dict[str, float]:
     return {
         "mean": round(statistics.fmean(values), 4),
@@ -209,6 +242,9 @@ def main() -> int:
         "--augment", default="", help="Augmenter(s) for the banking77 runs, comma-separated."
     )
     parser.add_argument(
+        "--no-setfit", action="store_true", help="Race no SetFit on the few-shot draws."
+    )
+    parser.add_argument(
         "--unlabelled",
         action="store_true",
         help="Few-shot banking77: the training texts outside each draw, labels removed, become "
@@ -217,7 +253,15 @@ def main() -> int:
     args = parser.parse_args()
 
     from tunesmith.engine.feature_cache import cache_root
+    from tunesmith.engine.threads import configure_threads
 
+    # Every side (tunesmith, the baseline's embeddings, SetFit) runs on the same threads.
+    threads = configure_threads()
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    with_setfit = not args.no_setfit and importlib.util.find_spec("setfit") is not None
+    if not args.no_setfit and not with_setfit:
+        log("setfit is not installed (pip install -r requirements-bench.txt): racing no SetFit")
+    iterations = QUICK_SETFIT_ITERATIONS if args.quick else SETFIT_ITERATIONS
     root = args.data_root
     banking = root / "banking77"
     if not (banking / "train.csv").is_file():
@@ -243,7 +287,7 @@ def main() -> int:
     for setting in settings:
         if setting.startswith("b77"):
             k = None if setting == "b77_full" else int(setting.split("_")[1])
-            ours, base, times = [], [], []
+            ours, base, times, peer = [], [], [], []
             for draw in range(1 if k is None else draws):
                 rows = train_rows if k is None else draw_per_label(train_rows, k, 1000 * k + draw)
                 data = write_csv(work / f"{setting}_{draw}.csv", rows)
@@ -267,18 +311,31 @@ def main() -> int:
                     b["accuracy"] = b["self_trained"]["accuracy"]
                 log(f"  tunesmith {r['accuracy']:.4f} ({r['seconds']:.0f} s), "
                     f"baseline {b['accuracy']:.4f} (C {b['C']})")  # fmt: skip
+                run = {"tunesmith": r, "baseline": b}
+                if with_setfit and k is not None:
+                    # The same draw, scored on the same test texts.
+                    sf = setfit_peer(rows, test_rows, work / f"setfit_{setting}_{draw}", iterations)
+                    log(f"  SetFit {sf['accuracy']:.4f} ({sf['seconds']:.0f} s, "
+                        f"{sf['steps']} steps)")  # fmt: skip
+                    run["setfit"] = sf
+                    peer.append((r["accuracy"], r["seconds"], sf["accuracy"], sf["seconds"]))
                 ours.append(r["accuracy"])
                 base.append(b["accuracy"])
                 times.append(r["seconds"])
-                results.setdefault(setting, {"runs": []})["runs"].append(
-                    {"tunesmith": r, "baseline": b}
-                )
+                results.setdefault(setting, {"runs": []})["runs"].append(run)
             results[setting]["tunesmith"] = summarise(ours)
             results[setting]["baseline"] = summarise(base)
             results[setting]["train_seconds_mean"] = round(statistics.fmean(times), 1)
             s, b_ = results[setting]["tunesmith"], results[setting]["baseline"]
+            setfit_cell = "-"
+            if peer:
+                results[setting].update(setfit_summary(peer))
+                f = results[setting]["setfit"]
+                setfit_cell = (f"{f['mean']:.4f} ± {f['sd']:.4f} "
+                               f"({results[setting]['setfit_seconds_mean']:.0f} s)")  # fmt: skip
             table.append([setting, f"{s['mean']:.4f} ± {s['sd']:.4f} (n={s['n']})",
-                          f"{b_['mean']:.4f} ± {b_['sd']:.4f}", f"{statistics.fmean(times):.0f}"])  # fmt: skip
+                          f"{b_['mean']:.4f} ± {b_['sd']:.4f}", setfit_cell,
+                          f"{statistics.fmean(times):.0f}"])  # fmt: skip
         elif setting in ("fin", "wnut"):
             folder = root / ("fin_ner" if setting == "fin" else "wnut17")
             test = folder / "test.conll"
@@ -288,13 +345,13 @@ def main() -> int:
             results[setting] = r
             per_type = ", ".join(f"{t} {f:.3f}" for t, f in sorted(r["per_type"].items()))
             table.append(
-                [setting, f"entity F1 {r['f1']:.4f} ({per_type})", "-", f"{r['seconds']:.0f}"]
+                [setting, f"entity F1 {r['f1']:.4f} ({per_type})", "-", "-", f"{r['seconds']:.0f}"]
             )
         else:
             log(f"unknown setting {setting!r}")
             return 2
 
-    headers = ["setting", "tunesmith (test)", "frozen-embedding LR", "train s"]
+    headers = ["setting", "tunesmith (test)", "frozen-embedding LR", "SetFit (train s)", "train s"]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row in table:
@@ -304,6 +361,11 @@ def main() -> int:
         "quick": args.quick,
         "augment": augment,
         "unlabelled": args.unlabelled,
+        "threads": threads,
+        "versions": peer_versions(),
+        "setfit_iterations": iterations if with_setfit else None,
+        "load_average_start": load_start,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "results": {
             key: (
