@@ -45,12 +45,32 @@ def _fmt(value: Any) -> str:
 
 
 def _print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    """A borderless table on stdout (rich), two spaces between columns.
+
+    On a terminal rich fits it to the window (long texts wrap inside their column); into a
+    pipe or file every row stays one whole line, so scripts can split it.
+    """
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False, highlight=False)
+    for header in headers:
+        table.add_column(header, no_wrap=not sys.stdout.isatty(), overflow="fold")
     for row in rows:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        table.add_row(*row)
+    console = Console(
+        file=sys.stdout,
+        width=None if sys.stdout.isatty() else 1_000_000,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    )
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        typer.echo(line.rstrip())
 
 
 def _print_evaluation(report: dict[str, Any]) -> None:
