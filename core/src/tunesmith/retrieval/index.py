@@ -585,23 +585,59 @@ class VectorIndex:
         tuple means any of them; several fields must all match). Fewer than ``k`` hits come back
         only when fewer items match.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise UserInputError(f"k must be a positive integer, got {k!r}")
-        if isinstance(queries, np.ndarray):
-            matrix = self._check_matrix(queries, rows=None, what="queries")
-        else:
-            texts = list(queries)
-            if not all(isinstance(t, str) for t in texts):
-                raise UserInputError("queries must be texts or a 2-d array of vectors")
-            matrix = self._check_matrix(
-                self._encode(texts), rows=len(texts), what="encoded queries"
-            )
+        matrix = self._query_matrix(queries, k)
         if len(matrix) == 0:
             return []
         with self._rw.read():
             allowed, sel = self._allowed(where) if where else (None, None)
             scores, rids = self._search_rids(matrix, k, allowed, sel)
             return self._hits(scores, rids)
+
+    def search_ids(
+        self, query: str | np.ndarray, k: int = 10, where: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], np.ndarray]:
+        """Like :meth:`search` for one query, but only (ids, scores), best first.
+
+        No payload JSON is read or parsed, so a caller that keeps its own item data (a
+        re-ranker looking candidates up by id) skips the payload cost of every hit.
+        """
+        if isinstance(query, str):
+            matrix = self._query_matrix([query], k)
+        else:
+            vec = np.asarray(query)
+            if vec.ndim != 1:
+                raise UserInputError(
+                    f"search takes one text or a 1-d vector, got shape {vec.shape}"
+                )
+            matrix = self._query_matrix(vec[None, :], k)
+        with self._rw.read():
+            allowed, sel = self._allowed(where) if where else (None, None)
+            scores, rids = self._search_rids(matrix, k, allowed, sel)
+            names = self._ids_of_rids([r for r in rids[0].tolist() if r >= 0])
+            keep = [i for i, r in enumerate(rids[0].tolist()) if r in names]
+            return [names[int(rids[0][i])] for i in keep], scores[0][keep].astype(np.float32)
+
+    def _query_matrix(self, queries: Sequence[str] | np.ndarray, k: int) -> np.ndarray:
+        """Check ``k`` and turn texts or vectors into a checked query matrix."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise UserInputError(f"k must be a positive integer, got {k!r}")
+        if isinstance(queries, np.ndarray):
+            return self._check_matrix(queries, rows=None, what="queries")
+        texts = list(queries)
+        if not all(isinstance(t, str) for t in texts):
+            raise UserInputError("queries must be texts or a 2-d array of vectors")
+        return self._check_matrix(self._encode(texts), rows=len(texts), what="encoded queries")
+
+    def _ids_of_rids(self, rids: Sequence[int]) -> dict[int, str]:
+        """The string id of each stored rowid (rowids no longer stored are left out)."""
+        wanted = sorted(set(rids))
+        out: dict[int, str] = {}
+        with self._db_lock:
+            for start in range(0, len(wanted), _SQL_CHUNK):
+                chunk = wanted[start : start + _SQL_CHUNK]
+                sql = f"SELECT rid, id FROM items WHERE rid IN ({', '.join('?' * len(chunk))})"
+                out.update(self._db.execute(sql, chunk))
+        return out
 
     def _search_rids(
         self, matrix: np.ndarray, k: int, allowed: np.ndarray | None, sel: Any

@@ -283,8 +283,11 @@ class Recommender:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates from the index, the item prior and co-occurrence; re-ranked; top k."""
         n = len(self.ids)
-        hits = self.index.search(user_vector.astype(np.float32), k=min(INDEX_CANDIDATES, n))
-        sources = [np.asarray([self.position[h.id] for h in hits], dtype=np.int64), self.top_items]
+        # ids only: the re-ranker keeps its own item data, so payloads would be read for nothing
+        hit_ids, _ = self.index.search_ids(
+            user_vector.astype(np.float32), k=min(INDEX_CANDIDATES, n)
+        )
+        sources = [np.asarray([self.position[i] for i in hit_ids], dtype=np.int64), self.top_items]
         # Co-occurrence with the (distinct) history items, kept sparse: the items
         # that co-occur and their summed cosines (a dense pass over a large catalogue costs more
         # than the rest of the request).
@@ -365,11 +368,11 @@ class Recommender:
         if not text.strip():
             raise UserInputError("the query text is empty")
         vector = self.encoder.encode([text])[0]
-        hits = self.index.search(
+        hit_ids, _ = self.index.search_ids(
             vector.astype(np.float32), k=min(2 * INDEX_CANDIDATES, len(self.ids))
         )
         candidates = np.unique(
-            np.concatenate([[self.position[h.id] for h in hits], self.top_items]).astype(np.int64)
+            np.concatenate([[self.position[i] for i in hit_ids], self.top_items]).astype(np.int64)
         )
         scores = _z(self.signals.item_vectors[candidates] @ vector) + QUERY_PRIOR_WEIGHT * _z(
             self.item_part[candidates]
@@ -380,13 +383,16 @@ class Recommender:
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
         """Items whose item-tower vectors are closest to this one's."""
         position = int(self.positions([item_id])[0])
-        hits = self.index.search(self.signals.item_vectors[position], k=k + 1)
-        hits = [h for h in hits if h.id != item_id][:k]
-        return [Recommendation(h.id, self.titles[self.position[h.id]], h.score) for h in hits]
+        ids, scores = self.index.search_ids(self.signals.item_vectors[position], k=k + 1)
+        hits = [(i, float(s)) for i, s in zip(ids, scores, strict=True) if i != item_id][:k]
+        return [Recommendation(i, self.titles[self.position[i]], s) for i, s in hits]
 
     def search(self, text: str, k: int = 10) -> list[Recommendation]:
         """Items whose text matches a query, by the item encoder alone."""
         if not text.strip():
             raise UserInputError("the search text is empty")
-        hits = self.index.search(self.encoder.encode([text])[0], k=k)
-        return [Recommendation(h.id, self.titles[self.position[h.id]], h.score) for h in hits]
+        ids, scores = self.index.search_ids(self.encoder.encode([text])[0], k=k)
+        return [
+            Recommendation(i, self.titles[self.position[i]], float(s))
+            for i, s in zip(ids, scores, strict=True)
+        ]
