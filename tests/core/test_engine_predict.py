@@ -283,6 +283,15 @@ def test_decode_entities_reads_bio_and_io_spans():
     ]
     io = ["I-PER", "I-PER", "I-ORG", "O", "I-ORG"]
     assert decode_entities(io, "IO") == [("PER", 0, 2), ("ORG", 2, 3), ("ORG", 4, 5)]
+    # A foreign model's untyped labels are outside; other prefixes continue like I-.
+    odd = ["LABEL_0", "I-PER", "E-PER", "S-ORG", "B-", "B-LOC", "O", "I-LOC"]
+    assert decode_entities(odd, "BIO") == [
+        ("PER", 1, 3),
+        ("ORG", 3, 4),
+        ("LOC", 5, 6),
+        ("LOC", 7, 8),
+    ]
+    assert decode_entities(["B-LOC", "B-LOC"], "IO") == [("LOC", 0, 2)]
 
 
 def test_ner_predictions_give_entities_with_word_and_character_spans(tmp_path):

@@ -201,26 +201,24 @@ def predict_tags(
 
 
 def decode_entities(tags: Sequence[str], scheme: str = "BIO") -> list[tuple[str, int, int]]:
-    """Entity spans ``(type, first_word, end_word_exclusive)`` from a tag sequence.
+    """Entity spans ``(type, first_word, end_word_exclusive)`` from a tag sequence (seqeval).
 
     BIO: ``B-X`` starts an entity and ``I-X`` continues one of the same type (a stray ``I-X``
     starts one, leniently, as most taggers' users expect). IO: an entity starts wherever the
     type changes, so two adjacent entities of one type read as one (IO cannot tell them apart).
+    A tag with no type (no ``-``, as in a foreign model's ``LABEL_0``) is outside any entity, and
+    any prefix but ``B-`` continues (so a BIOES ``E-X`` or ``S-X`` reads as ``I-X``).
     """
-    spans: list[tuple[str, int, int]] = []
-    current: list[Any] | None = None
-    for i, tag in enumerate(tags):
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    plain = []
+    for tag in tags:
         prefix, _, kind = tag.partition("-")
         if tag == "O" or not kind:
-            current = None
-            continue
-        starts = current is None or current[0] != kind or (scheme == "BIO" and prefix == "B")
-        if starts:
-            current = [kind, i, i + 1]
-            spans.append(current)  # type: ignore[arg-type]
+            plain.append("O")
         else:
-            current[2] = i + 1  # type: ignore[index]
-    return [(s[0], s[1], s[2]) for s in spans]
+            plain.append(("B-" if scheme == "BIO" and prefix == "B" else "I-") + kind)
+    return [(kind, first, last + 1) for kind, first, last in get_entities(plain)]
 
 
 def _predict_entities(loaded: LoadedModel, texts: Sequence[str], batch_size: int) -> list[dict]:
