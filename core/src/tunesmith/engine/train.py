@@ -73,7 +73,8 @@ def _train_locked(run: RunConfig, log: Log) -> Path:
     """:func:`train` with the output's lock held: the checks, then the stages in order."""
     run.validate()
     check_writable_dir(run.out_dir, force=run.force)
-    check_work_dir(run)
+    if is_main_process():  # the others could see its work folder half made; it checks for all
+        check_work_dir(run)
     allow_network(run.allow_network)
     run.resolved = Resolved()
     state = Training(run=run, log=log, resolved=run.resolved)
