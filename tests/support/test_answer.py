@@ -148,3 +148,34 @@ def test_calibration_saved_before_the_out_of_scope_feature_still_scores():
     assert not old.uses_classifier
     p1, _p3 = old.confidence([_candidate("a", 0.9), _candidate("b", 0.5)])
     assert p1 > 0.9
+
+
+class _FakeScorer:
+    """Top scores by query text, to test how `search` picks between queries."""
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def candidates(self, queries, k=5):
+        return [[_candidate(q, self.scores[q])] for q in queries]
+
+
+def _searcher(scores):
+    import threading
+
+    answerer = _answerer()
+    answerer.scorer = _FakeScorer(scores)
+    answerer._lock = threading.Lock()
+    return answerer
+
+
+def test_follow_up_keeps_the_previous_turn_only_when_that_matches_better():
+    previous, follow = "how do I return boots", "and how long does that take?"
+    joined = f"{previous} {follow}"
+    answerer = _searcher({follow: 0.3, joined: 0.7})
+    assert answerer.search(follow, [previous])[0] == joined
+    # A stand-alone question that merely says "it" matches better on its own.
+    standalone = "is it too late to cancel my purchase"
+    answerer = _searcher({standalone: 0.8, f"{previous} {standalone}": 0.6})
+    query, candidates = answerer.search(standalone, [previous])
+    assert query == standalone and candidates[0].entry.id == standalone

@@ -71,6 +71,21 @@ def test_eval_json_reports_retrieval_decisions_and_ece(kb_copy, cli):
     assert 0 <= data["ece"] <= 1
 
 
+def test_eval_measures_the_follow_up_rule_on_conversations_and_standalone_questions(kb_copy, cli):
+    paths = sample_paths()
+    args = ["support", "eval", "--kb", str(kb_copy), "--data", str(paths["questions"])]
+    result = cli(*args, "--follow-ups", str(paths["followups"]), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["follow_ups"] == 20 and data["standalone_questions"] == 88 - 15
+    # A measurement, not a guarantee: the rule sees pronouns and "and ..."/"what about ...",
+    # not every follow-up ("how do I make a claim?" after a warranty question).
+    assert 0.5 < data["follow_ups_detected"] < 1
+    for key in ("follow_up_hit@1", "follow_up_hit@1_alone", "standalone_hit@1_in_sequence"):
+        assert 0 <= data[key] <= 1
+    assert 0 < data["standalone_taken_as_follow_up"] < 1
+
+
 def test_export_feedback_writes_rows_train_can_read(kb_copy, cli, tmp_path):
     turn = json.loads(
         cli("support", "ask", "--kb", str(kb_copy), "--json", "can I rent a kayak").stdout

@@ -176,10 +176,22 @@ class Answerer:
     def ask(self, question: str, history: list[str] | None = None) -> Answer:
         """Answer, clarify or hand off ``question``; ``history`` is the user's earlier turns."""
         text, notes = clean_question(question)
-        query = contextual_query(text, history or [])
-        with self._lock:
-            candidates = self.scorer.candidates([query], k=5)[0]
+        query, candidates = self.search(text, history or [])
         return self.decide(text, query, candidates, notes)
+
+    def search(self, question: str, history: list[str], k: int = 5) -> tuple[str, list[Candidate]]:
+        """(the query used, its ranked candidates). A question that looks like a follow-up is
+        searched alone and joined to the previous turn, and the joined query is kept only when
+        its best candidate scores higher: on the sample conversations this keeps the follow-ups
+        it finds and loses fewer stand-alone questions that merely contain "it" or "that"."""
+        query = contextual_query(question, history)
+        with self._lock:
+            if query == question:
+                return question, self.scorer.candidates([question], k=k)[0]
+            alone, joined = self.scorer.candidates([question, query], k=k)
+        if joined and (not alone or joined[0].score > alone[0].score):
+            return query, joined
+        return question, alone
 
     def decide(
         self, question: str, query: str, candidates: list[Candidate], notes: list[str]

@@ -288,17 +288,26 @@ def eval_command(
     question_col: str = typer.Option("question", "--question-col"),
     answer_col: str = typer.Option("answer_id", "--answer-col"),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    follow_ups: Path | None = typer.Option(
+        None,
+        "--follow-ups",
+        help="Two-turn conversations (previous,question,answer_id): also measure the "
+        "follow-up rule on them and on the --data questions played as one conversation.",
+    ),
 ) -> None:
     """Retrieval (hit@1, hit@5, MRR), decisions and calibration on labelled questions."""
     from tunesmith_support.answer import Answerer
-    from tunesmith_support.evaluate import evaluate
-    from tunesmith_support.learning import read_labelled
+    from tunesmith_support.evaluate import evaluate, follow_up_report
+    from tunesmith_support.learning import read_conversations, read_labelled
 
     answerer = Answerer(kb)
-    rows = read_labelled(
-        data, set(answerer.scorer.position), question_col=question_col, answer_col=answer_col
-    )
-    result = evaluate(answerer, [r.question for r in rows], [r.answer_id for r in rows])
+    known = set(answerer.scorer.position)
+    rows = read_labelled(data, known, question_col=question_col, answer_col=answer_col)
+    questions, expected = [r.question for r in rows], [r.answer_id for r in rows]
+    result = evaluate(answerer, questions, expected)
+    if follow_ups is not None:
+        conversations = read_conversations(follow_ups, known)
+        result.update(follow_up_report(answerer, questions, expected, conversations))
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

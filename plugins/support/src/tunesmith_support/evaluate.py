@@ -57,3 +57,52 @@ def evaluate(answerer: Answerer, questions: list[str], expected: list[str]) -> d
         ),
         "target_precision": answerer.calibration.target_precision if answerer.calibration else None,
     }
+
+
+def follow_up_report(
+    answerer: Answerer,
+    questions: list[str],
+    expected: list[str],
+    conversations: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    """How follow-up questions are searched (:meth:`Answerer.search`), by hit@1.
+
+    - On real follow-ups (``(previous question, follow-up, right id)``): searched as `ask` does,
+      alone, and always joined to the previous question; and how often the follow-up rule
+      (:func:`~tunesmith_support.answer.is_follow_up`) recognises them.
+    - On stand-alone questions played in file order as one conversation (each after the one
+      before it): how often the rule fires wrongly, and what `ask` then loses in hit@1.
+    """
+    from tunesmith_support.answer import is_follow_up
+
+    def hits(pairs: list[tuple[str, list[str]]], want: list[str]) -> float:
+        found = [answerer.search(clean_question(q)[0], h, k=1)[1] for q, h in pairs]
+        right = [bool(r) and r[0].entry.id == w for r, w in zip(found, want, strict=True)]
+        return round(float(np.mean(right)), 4) if right else 0.0
+
+    want = [c[2] for c in conversations]
+    inside = [(q, w) for q, w in zip(questions, expected, strict=True) if w]
+    played = [q for q, _ in inside]
+    wanted = [w for _, w in inside]
+    return {
+        "follow_ups": len(conversations),
+        "follow_ups_detected": round(float(np.mean([is_follow_up(c[1]) for c in conversations])), 4)
+        if conversations
+        else 0.0,
+        "follow_up_hit@1": hits([(c[1], [c[0]]) for c in conversations], want),
+        "follow_up_hit@1_alone": hits([(c[1], []) for c in conversations], want),
+        "follow_up_hit@1_always_joined": hits(
+            [(f"{c[0]} {c[1]}", []) for c in conversations], want
+        ),
+        "standalone_questions": len(played),
+        "standalone_taken_as_follow_up": round(
+            float(np.mean([is_follow_up(q) for q in played[1:]])), 4
+        )
+        if len(played) > 1
+        else 0.0,
+        "standalone_hit@1_alone": hits([(q, []) for q in played], wanted),
+        "standalone_hit@1_in_sequence": hits(
+            [(q, [p] if p else []) for q, p in zip(played, ["", *played[:-1]], strict=True)],
+            wanted,
+        ),
+    }

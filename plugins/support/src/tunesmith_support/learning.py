@@ -83,6 +83,14 @@ def read_labelled(
     return out
 
 
+def read_conversations(path: str | Path, known_ids: set[str]) -> list[tuple[str, str, str]]:
+    """``(previous question, follow-up, answer id)`` rows of a two-turn conversation file
+    (columns ``previous``, ``question``, ``answer_id``)."""
+    previous = read_labelled([path], known_ids, question_col="previous")
+    follow = read_labelled([path], known_ids)
+    return [(p.question, f.question, f.answer_id) for p, f in zip(previous, follow, strict=True)]
+
+
 def split_held_out(
     rows: list[Labelled], fraction: float, seed: int = 42
 ) -> tuple[list[Labelled], list[Labelled]]:

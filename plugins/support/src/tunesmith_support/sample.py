@@ -11,13 +11,15 @@ SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 
 def sample_paths() -> dict[str, Path]:
     """The sample files by role: ``faq`` and ``docs`` make the KB, ``history`` trains and
-    calibrates, ``questions`` tests (answer ids; an empty id means out of scope)."""
+    calibrates, ``questions`` tests (answer ids; an empty id means out of scope), ``followups``
+    are two-turn conversations (a question, a follow-up and the follow-up's answer id)."""
     return {
         "kb": SAMPLE_DIR / "kb",
         "faq": SAMPLE_DIR / "kb" / "faq.csv",
         "docs": SAMPLE_DIR / "kb" / "docs",
         "history": SAMPLE_DIR / "history.csv",
         "questions": SAMPLE_DIR / "questions.csv",
+        "followups": SAMPLE_DIR / "followups.csv",
     }
 
 
