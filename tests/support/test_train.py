@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 
 from tunesmith_support.answer import Answerer
@@ -79,15 +80,22 @@ def test_classifier_learns_out_of_scope_questions_as_their_own_label(kb_copy, mo
         with open(run.data, encoding="utf-8") as handle:
             seen["rows"] = list(csv.DictReader(handle))
         seen["model"] = run.model
+        seen["epochs"] = run.epochs
+        with open(run.eval_data, encoding="utf-8") as handle:
+            seen["held"] = list(csv.DictReader(handle))
         return run.out
 
     monkeypatch.setattr(engine_train, "train", fake_train)
     ids = {e.id for e in Answerer(kb_copy).entries}
     rows = read_labelled([sample_paths()["history"]], ids)
-    train_classifier(kb_copy, rows, log=lambda _m: None)
+    train, held = split_held_out(rows, 0.3)
+    train_classifier(kb_copy, train, held=held, epochs=2.0, log=lambda _m: None)
     labels = [r["label"] for r in seen["rows"]]
-    assert labels.count(OUT_OF_SCOPE) == sum(1 for r in rows if not r.answer_id) >= 5
-    assert "" not in labels and len(labels) == len(rows)
+    assert labels.count(OUT_OF_SCOPE) == sum(1 for r in train if not r.answer_id) >= 5
+    assert "" not in labels and len(labels) == len(train)
+    # Held-out questions are the engine's held-out data, with labels it was trained on.
+    assert seen["held"] and {r["label"] for r in seen["held"]} <= set(labels)
+    assert seen["epochs"] == 2.0
     # The classifier starts from the KB's own encoder (here the tiny model it was built with).
     assert seen["model"] == json.loads((kb_copy / "kb.json").read_text())["model"]
 
@@ -120,3 +128,31 @@ def test_answers_read_the_classifier_the_confidence_was_fitted_with(kb_copy):
     assert answerer.scorer.intent is not None
     top = answerer.scorer.candidates(["will it rain tomorrow"], k=3)[0][0]
     assert 0.0 < top.out_of_scope < 1.0 and top.intent > 0.0
+
+
+def test_index_questions_makes_past_questions_match_their_entries(kb_copy):
+    from tunesmith_support.learning import scorer_for
+
+    result = train_kb(
+        kb_copy,
+        [sample_paths()["history"]],
+        encoder=False,
+        index_questions=True,
+        target_precision=0.5,
+        log=lambda _m: None,
+    )
+    assert result["indexed_questions"] > 50
+    with sample_paths()["history"].open(encoding="utf-8") as handle:
+        past = [r for r in csv.DictReader(handle) if r["answer_id"]]
+    scorer = scorer_for(kb_copy)
+    top = scorer.candidates([r["question"] for r in past], k=1)
+    matched = [t[0] for t, r in zip(top, past, strict=True) if t[0].question_score > 0.999]
+    # Every indexed (training) question is found again as a question of its own entry.
+    assert len(matched) == result["indexed_questions"]
+    assert all(
+        c.entry.id == r["answer_id"]
+        for t, r in zip(top, past, strict=True)
+        for c in t
+        if c.question_score > 0.999
+    )
+    assert len(Answerer(kb_copy).entries) == 75

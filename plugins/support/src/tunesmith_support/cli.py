@@ -136,8 +136,16 @@ def train_command(
     classifier: bool = typer.Option(
         False, "--classifier/--no-classifier", help="Also train an intent classifier over ids."
     ),
+    index_questions: bool = typer.Option(
+        False,
+        "--index-questions/--no-index-questions",
+        help="Also index the training questions as extra questions of their entries.",
+    ),
     held_out: float = typer.Option(0.3, "--held-out", help="Share kept for calibration."),
     epochs: float = typer.Option(3.0, "--epochs", help="Pair-training epochs."),
+    classifier_epochs: float | None = typer.Option(
+        None, "--classifier-epochs", help="Classifier epochs (default: the engine's choice)."
+    ),
     target_precision: float = typer.Option(0.9, "--target-precision"),
     seed: int = typer.Option(42, "--seed"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -152,8 +160,10 @@ def train_command(
         answer_col=answer_col,
         encoder=encoder,
         classifier=classifier,
+        index_questions=index_questions,
         held_out=held_out,
         epochs=epochs,
+        classifier_epochs=classifier_epochs,
         target_precision=target_precision,
         seed=seed,
         log=lambda m: typer.echo(m, err=True),

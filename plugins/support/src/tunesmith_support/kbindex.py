@@ -185,6 +185,34 @@ def upsert_entries(index: Any, entries: list[Entry], *, batch: int = 512) -> Non
         )
 
 
+#: Field of a past question indexed as another way to ask for its entry (`train --index-questions`).
+PAST_QUESTION = "h"
+
+
+def index_past_questions(kb_dir: str | Path, questions: list[tuple[str, str]]) -> int:
+    """Index past ``(question, entry id)`` pairs as extra question vectors of their entries, so
+    a new question also matches the past questions an entry answered. Re-indexing drops them
+    for entries that changed (train again to add them back). Returns the number indexed."""
+    import hashlib
+
+    kb_dir = Path(kb_dir)
+    index = open_index(kb_dir, load_encoder(kb_dir))
+    entries = {e.id: e for e in stored_entries(index)}
+    rows: dict[str, tuple[str, dict[str, Any]]] = {}
+    for question, entry_id in questions:
+        if entry_id not in entries:
+            continue
+        digest = hashlib.sha1(" ".join(question.lower().split()).encode("utf-8")).hexdigest()
+        payload = entries[entry_id].payload(PAST_QUESTION)
+        rows[f"{entry_id}::{PAST_QUESTION}-{digest[:12]}"] = (question, payload)
+    ids = list(rows)
+    for start in range(0, len(ids), 512):
+        chunk = ids[start : start + 512]
+        index.upsert(chunk, texts=[rows[i][0] for i in chunk], payloads=[rows[i][1] for i in chunk])
+    index.save()
+    return len(ids)
+
+
 def build_index(
     sources: str | Path,
     out: str | Path,

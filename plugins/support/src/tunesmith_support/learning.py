@@ -19,6 +19,7 @@ from tunesmith_support.calibrate import Calibration, fit_calibration
 from tunesmith_support.kbindex import (
     CALIBRATION,
     CLASSIFIER_DIR,
+    index_past_questions,
     load_encoder,
     model_location,
     new_encoder_dir,
@@ -164,18 +165,25 @@ def train_kb(
     classifier: bool = False,
     held_out: float = 0.3,
     epochs: float = 3.0,
+    classifier_epochs: float | None = None,
+    index_questions: bool = False,
     target_precision: float = 0.9,
     seed: int = 42,
     log: Any = print,
 ) -> dict[str, Any]:
     """Fine-tune the KB's encoder and/or an intent classifier, then calibrate.
 
+    ``index_questions`` also indexes the training questions as extra question vectors of the
+    entries that answered them (their cosine is then part of the retrieval score).
+
     Returns what was done and measured (pair metrics, classifier path, calibration report).
     """
     kb_dir = Path(kb_dir)
     meta = read_meta(kb_dir)
-    if not (encoder or classifier):
-        raise UserInputError("nothing to train: give --encoder and/or --classifier")
+    if not (encoder or classifier or index_questions):
+        raise UserInputError(
+            "nothing to train: give --encoder, --classifier and/or --index-questions"
+        )
     if not 0.0 < held_out < 1.0:
         raise UserInputError(f"--held-out must be between 0 and 1, got {held_out}")
     index = open_index(kb_dir, load_encoder(kb_dir))
@@ -211,8 +219,15 @@ def train_kb(
         log("re-encoding the knowledge base with the tuned encoder")
         # A new index folder, then kb.json points at it and the encoder in one atomic write.
         reencode(kb_dir, list(entries.values()), Path(trained.path))
+    if index_questions:
+        pairs = [(r.question, r.answer_id) for r in train_rows if r.answer_id]
+        result["indexed_questions"] = index_past_questions(kb_dir, pairs)
+        log(f"indexed {result['indexed_questions']} past questions")
     if classifier:
-        result["classifier"] = str(train_classifier(kb_dir, train_rows, seed=seed, log=log))
+        path = train_classifier(
+            kb_dir, train_rows, held=held_rows, epochs=classifier_epochs, seed=seed, log=log
+        )
+        result["classifier"] = str(path)
     log(f"calibrating on {len(held_rows)} held-out questions")
     calibration = calibrate_kb(kb_dir, held_rows, target_precision=target_precision)
     result["calibration"] = calibration.report
@@ -220,9 +235,19 @@ def train_kb(
 
 
 def train_classifier(
-    kb_dir: Path, rows: list[Labelled], *, seed: int = 42, log: Any = print
+    kb_dir: Path,
+    rows: list[Labelled],
+    *,
+    held: list[Labelled] | None = None,
+    epochs: float | None = None,
+    seed: int = 42,
+    log: Any = print,
 ) -> Path:
-    """An intent classifier over entry ids (the core engine), saved in ``KB/classifier``."""
+    """An intent classifier over entry ids (the core engine), saved in ``KB/classifier``.
+
+    Out-of-scope questions (no answer id) become the label :data:`OUT_OF_SCOPE` when there are
+    at least :data:`MIN_OUT_OF_SCOPE`. ``held`` questions are the engine's held-out data (early
+    stopping and its temperature); ``epochs`` None lets the engine choose."""
     import csv
     import tempfile
 
@@ -236,15 +261,25 @@ def train_classifier(
     if len(outside) >= MIN_OUT_OF_SCOPE:
         # Their own label: its probability is an out-of-scope score the confidence reads.
         labelled += outside
+    known = {label for _, label in labelled}
+    held_rows = [(r.question, r.answer_id or OUT_OF_SCOPE) for r in held or []]
+    held_rows = [(q, label) for q, label in held_rows if label in known]
     log(f"training an intent classifier on {len(labelled)} questions")
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "train.csv"
-        with data.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["text", "label"])
-            writer.writerows(labelled)
+
+        def write(name: str, table: list[tuple[str, str]]) -> str:
+            path = Path(tmp) / name
+            with path.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["text", "label"])
+                writer.writerows(table)
+            return str(path)
+
+        data = write("train.csv", labelled)
         run = RunConfig(
-            data=str(data),
+            data=data,
+            eval_data=write("held.csv", held_rows) if len(held_rows) >= 2 else None,
+            epochs=epochs,
             out=str(kb_dir / CLASSIFIER_DIR),
             model=model_location(kb_dir, read_meta(kb_dir)),
             seed=seed,

@@ -163,7 +163,9 @@ class Scorer:
             a_scores: dict[str, float] = {}
             for hit in row:
                 entry_id = hit.payload.get("entry_id", hit.id.rsplit("::", 1)[0])
-                target = q_scores if hit.payload.get("field") == "q" else a_scores
+                # A past question an entry answered (`train --index-questions`) counts as one
+                # of its questions.
+                target = q_scores if hit.payload.get("field") in ("q", "h") else a_scores
                 target[entry_id] = max(target.get(entry_id, -1.0), float(hit.score))
             pool = set(q_scores) | set(a_scores)
             if lexical is not None:
