@@ -231,9 +231,9 @@ def test_ig_midpoint_is_the_mean_gradient_around_half_way_times_the_input(bag):
     # At alpha the total is 5 alpha; d sigmoid / d total there is s (1 - s).
     slopes = [sigmoid(5 * a) * (1 - sigmoid(5 * a)) for a in MIDPOINT_ALPHAS]
     slope = sum(slopes) / len(slopes)
-    assert MIDPOINT_ALPHAS == (0.45, 0.5, 0.55)
+    assert MIDPOINT_ALPHAS == (0.45, 0.55)
     assert [t.score for t in exp.tokens] == pytest.approx([2 * slope, 3 * slope, 0.0], abs=1e-6)
-    assert exp.n_steps == 3 and exp.method == "ig-midpoint"
+    assert exp.n_steps == 2 and exp.method == "ig-midpoint"
     assert exp.delta == pytest.approx(5 * slope - (sigmoid(5.0) - 0.5), abs=1e-6)
 
 
@@ -552,7 +552,7 @@ class CountingRows(torch.nn.Module):
 
 def test_ig_runs_the_model_once_per_distinct_baseline_with_each_texts_own_target(classifier):
     from tunesmith.explain.encoding import encode_texts
-    from tunesmith.explain.ig import IGTask, integrated_gradients
+    from tunesmith.explain.ig import MIDPOINT_ALPHAS, IGTask, integrated_gradients
     from tunesmith.explain.scoring import classifier_score_fn
 
     model, tokenizer = classifier
@@ -567,8 +567,8 @@ def test_ig_runs_the_model_once_per_distinct_baseline_with_each_texts_own_target
     shared = integrated_gradients(
         counting, tasks, score_fn, pad_id=tokenizer.pad_token_id, rule="midpoint"
     )
-    # 3 gradient rows per text, one row per text at the input, one per distinct baseline.
-    assert counting.rows == 3 * 3 + 3 + 2
+    # Gradient rows of each text, one row per text at the input, one per distinct baseline.
+    assert counting.rows == len(MIDPOINT_ALPHAS) * 3 + 3 + 2
     for task, target, result in zip(tasks, [0, 1, 1], shared, strict=True):
         (alone,) = integrated_gradients(
             model,
@@ -584,7 +584,7 @@ def test_ig_runs_the_model_once_per_distinct_baseline_with_each_texts_own_target
 
 def test_ig_takes_the_callers_input_values_instead_of_running_the_input_again(classifier):
     from tunesmith.explain.encoding import encode_texts
-    from tunesmith.explain.ig import IGTask, integrated_gradients
+    from tunesmith.explain.ig import MIDPOINT_ALPHAS, IGTask, integrated_gradients
     from tunesmith.explain.scoring import classifier_score_fn
 
     model, tokenizer = classifier
@@ -601,7 +601,8 @@ def test_ig_takes_the_callers_input_values_instead_of_running_the_input_again(cl
         rule="midpoint",
         input_values=[r.f_input for r in computed],
     )
-    assert counting.rows == 3 * 2 + 2  # gradient rows and two baselines, no input rows
+    # Gradient rows and two baselines, no input rows.
+    assert counting.rows == len(MIDPOINT_ALPHAS) * 2 + 2
     for a, b in zip(computed, given, strict=True):
         assert a.delta == pytest.approx(b.delta, abs=1e-6)
         assert a.scores == pytest.approx(b.scores, abs=1e-6)

@@ -103,7 +103,7 @@ def test_data_defaults_to_the_fast_method_and_text_to_50_step_ig(cli, model_dir,
     lines = [json.loads(line) for line in many.stdout.splitlines()]
     assert DEFAULT_METHOD == "ig-midpoint"
     assert [line["method"] for line in lines] == [DEFAULT_METHOD] * 2
-    assert all(line["n_steps"] == 3 and isinstance(line["delta"], float) for line in lines)
+    assert all(line["n_steps"] == 2 and isinstance(line["delta"], float) for line in lines)
     one = cli("explain", "--model", str(model_dir), "--text", "great app", "--json")
     assert one.exit_code == 0, one.output
     single = json.loads(one.stdout)

@@ -124,9 +124,9 @@ class GradientTimesInput:
 
 class MidpointIntegratedGradients(IntegratedGradients):
     """Integrated gradients from a few points around the path's middle: the mean gradient at
-    ``tunesmith.explain.ig.MIDPOINT_ALPHAS`` (0.45, 0.5, 0.55) times ``x - [PAD]`` per token.
+    ``tunesmith.explain.ig.MIDPOINT_ALPHAS`` (0.45 and 0.55) times ``x - [PAD]`` per token.
 
-    Three gradient rows per text instead of 50, batched over texts. Its delta is large (a few
+    Two gradient rows per text instead of 50, batched over texts. Its delta is large (a few
     points cannot integrate a path that turns sharply), but the words it ranks first are the
     ones the prediction rests on: on finance tweets its comprehensiveness and sufficiency
     matched 50-step integrated gradients' (``benchmarks/explain_speed.py``, docs/benchmarks.md).
@@ -135,7 +135,7 @@ class MidpointIntegratedGradients(IntegratedGradients):
     """
 
     name = "ig-midpoint"
-    description = "integrated gradients from 3 points around the path's middle (fast)"
+    description = "integrated gradients from 2 points around the path's middle (fast)"
     rule = "midpoint"
 
 
