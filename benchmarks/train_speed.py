@@ -425,7 +425,7 @@ def main() -> int:
             "grouped_search_seconds": round(grouped["search_seconds"], 1),
             "grouped_gflops_per_s": round(grouped["gflops_per_s"], 1),
             "grouped_curve": [[round(t, 1), round(a, 4)] for t, a in grouped["points"]],
-            "setfit_iterations": SETFIT_ITERATIONS,
+            "setfit_iterations": SETFIT_ITERATIONS if setfit else None,
             "setfit_steps": setfit["steps"] if setfit else None,
         })  # fmt: skip
         for key in ("setfit_accuracy", "setfit_seconds", "tunesmith_seconds_to_setfit",
