@@ -270,7 +270,8 @@ def test_serving_ranks_as_the_full_catalogue_evaluation_does(model_dir):
     recommender = Recommender(model_dir)
     history = recommender.history_of("u05")
     features = recommender.signals.user_features([history])
-    scores = np.asarray(recommender.ranker.combine(features, recommender.item_part))[0]
+    scores = recommender.ranker.combine(features, recommender.item_part, cold=recommender.cold)
+    scores = np.asarray(scores)[0]
     scores[history] = -np.inf
     expected = [recommender.ids[i] for i in np.argsort(-scores)[:10]]
     assert [r.item_id for r in recommender.for_user("u05", k=10)] == expected
@@ -330,3 +331,44 @@ def test_add_items_makes_new_items_recommendable_from_text(model_dir, tmp_path):
         again.exit_code == 2
         and "item 'n1' (item 1 of the file) is in the model already" in again.output
     )
+
+
+def test_for_user_differs_from_popularity_for_users_with_history(model_dir):
+    # the ranker must use the history: popularity alone would give every user the same list
+    from tunesmith_recommend.model import Recommender
+
+    recommender = Recommender(model_dir)
+    popular = np.argsort(-recommender.signals.counts, kind="stable")
+    differ, lists = 0, set()
+    users = sorted(recommender.histories)[:20]
+    for user in users:
+        seen = set(recommender.histories[user])
+        by_popularity = [recommender.ids[i] for i in popular if recommender.ids[i] not in seen]
+        top = [r.item_id for r in recommender.for_user(user, k=10)]
+        differ += set(top) != set(by_popularity[:10])
+        lists.add(tuple(top))
+    assert differ >= 15 and len(lists) >= 15
+    weights = recommender.ranker.weights
+    assert any(weights[name] for name in ("two_tower", "text_similarity", "cooccurrence"))
+
+
+def test_cold_item_weights_apply_to_items_without_events_only():
+    from tunesmith_recommend.ranker import FEATURES, Ranker
+
+    ranker = Ranker(
+        weights={name: 0.0 for name in FEATURES} | {"two_tower": 1.0},
+        scales={name: 1.0 for name in FEATURES},
+        cold_weights={"two_tower": 2.0},
+    )
+    features = {
+        "two_tower": np.array([0.5, 0.5]),
+        "text_similarity": np.zeros(2),
+        "cooccurrence": np.zeros(2),
+    }
+    scores = ranker.combine(features, np.zeros(2), cold=np.array([0.0, 1.0]))
+    assert scores.tolist() == [0.5, 1.5]  # the cold item's two-tower weight is 1 + 2
+    with pytest.raises(ValueError, match="pass cold="):
+        ranker.combine(features, np.zeros(2))
+    assert Ranker.from_json(ranker.to_json()) == ranker
+    # a ranker.json written before cold weights existed still loads
+    assert Ranker.from_json({"weights": ranker.weights, "scales": ranker.scales}).cold_weights == {}

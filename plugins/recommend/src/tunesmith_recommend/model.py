@@ -244,6 +244,7 @@ class Recommender:
             json.loads((self.path / "ranker.json").read_text(encoding="utf-8"))
         )
         self.item_part = self.ranker.item_part(self.signals.item_features())
+        self.cold = self.signals.item_features()["cold"]
         top = min(CANDIDATES, len(self.ids))
         self.top_items = np.argpartition(-self.item_part, top - 1)[:top]
         self.index = VectorIndex.load(self.path / "index")
@@ -314,7 +315,9 @@ class Recommender:
             mean = base[history].mean(0)
             mean /= max(float(np.linalg.norm(mean)), 1e-12)
             features["text_similarity"] = base[candidates] @ mean
-        scores = self.ranker.combine(features, self.item_part[candidates])
+        scores = self.ranker.combine(
+            features, self.item_part[candidates], cold=self.cold[candidates]
+        )
         order = np.argsort(-scores)[:k]
         return candidates[order], scores[order]
 

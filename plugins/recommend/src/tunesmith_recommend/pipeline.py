@@ -57,7 +57,8 @@ class Fitted:
     def ranker_scores(self, batch: Requests) -> np.ndarray:
         """The final ranker's score for every catalogue item."""
         features = self.signals.user_features(batch.histories)
-        return self.ranker.combine(features, self.ranker.item_part(self.signals.item_features()))
+        items = self.signals.item_features()
+        return self.ranker.combine(features, self.ranker.item_part(items), cold=items["cold"])
 
     def two_tower_scores(self, batch: Requests) -> np.ndarray:
         """The two-tower score alone."""
