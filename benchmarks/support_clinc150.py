@@ -2,27 +2,40 @@
 
 Both systems predict one of 150 intents or reject the utterance as out of scope when their
 confidence is below a threshold. Everything is chosen on the validation split (threshold,
-confidence, C); the test split is scored once.
+confidence features, C); the test split is scored once.
 
 - Baseline (frozen): the default model's mean-pooled embeddings, logistic regression over the 150
   intents, confidence = max probability.
-- tunesmith: the default model pair-trained (the core's ``train_pair_encoder``) so that each
-  training utterance lies next to its intent's name ("book flight"), then logistic regression on
-  the tuned embeddings; the confidence is a blend of the max probability and the mean cosine to
-  the 5 nearest training utterances (the blend weight chosen on val), calibrated to P(right)
-  with Platt scaling fitted on val.
+- tunesmith: what ``tunesmith support train --no-encoder --index-questions --classifier
+  --classifier-epochs 3`` builds from past questions, with the 150 intents as the KB's entries:
+  - the core engine fine-tunes the default model as a classifier over the 150 intents plus an
+    out-of-scope label (the train split's 100 out-of-scope utterances), the val split as its
+    held-out data (early stopping, temperature);
+  - retrieval over the indexed past (training) questions: per intent, the cosine with its
+    nearest training utterance (the default model's embeddings; the intents have no FAQ text);
+  - the plugin's ranking score ``retrieval + w * intent probability``, ``w`` chosen on val by
+    MRR from the plugin's grid (or the probability alone);
+  - the plugin's confidence (``tunesmith_support.calibrate``: a logistic model on its six
+    features, the out-of-scope probability among them), fitted on val; the threshold is chosen
+    on 5-fold cross-validated val confidences, as `support calibrate` does.
 
 Threshold rule (both systems): the highest out-of-scope recall on val whose val in-scope
 accuracy is at least ``--min-in-scope``; where no rejection keeps that floor, the balanced rule
-(max of in-scope accuracy + OOS recall on val), which is printed for both systems too. In-scope accuracy counts a rejected in-scope utterance as wrong.
+(max of in-scope accuracy + OOS recall on val), which is printed for both systems too. In-scope
+accuracy counts a rejected in-scope utterance as wrong.
 
-    python benchmarks/support_clinc150.py [--quick] [--data-root ../shared/data]
+``--work-dir W`` keeps the frozen embeddings and the trained classifier there (reused by a
+later run with the same data and settings); without it everything goes into a temporary folder.
+
+    python benchmarks/support_clinc150.py [--quick] [--data-root ../shared/data] [--work-dir W]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -64,7 +77,8 @@ def subsample(texts, labels, per_intent: int, oos: int, seed: int = 0):
 
 def in_scope_accuracy_and_oos_recall(pred, conf, labels, threshold):
     labels = np.asarray(labels)
-    rejected = conf < threshold
+    # A predicted out-of-scope label is a rejection at any threshold.
+    rejected = (conf < threshold) | (np.asarray(pred) == OOS)
     ins = labels != OOS
     acc = float(((pred == labels) & ~rejected)[ins].mean())
     recall = float(rejected[~ins].mean())
@@ -119,27 +133,13 @@ def fit_lr(x, y, c):
     return model
 
 
-def platt(score_val, right_val):
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=100.0)
-    model.fit(np.asarray(score_val)[:, None], right_val.astype(int))
-    return lambda s: model.predict_proba(np.asarray(s)[:, None])[:, 1]
-
-
-def knn_similarity(queries, keys, k=5, batch=2048):
-    out = np.empty(len(queries), dtype=np.float32)
-    for start in range(0, len(queries), batch):
-        sims = queries[start : start + batch] @ keys.T
-        top = np.partition(sims, -k, axis=1)[:, -k:]
-        out[start : start + batch] = top.mean(axis=1)
-    return out
-
-
 def evaluate_system(
-    name, pred_val, conf_val, y_val, pred_test, conf_test, y_test, prob_test, min_in
+    name, pred_val, conf_val, y_val, pred_test, conf_test, y_test, prob_test, min_in, threshold=None
 ):
+    """Test figures at the threshold chosen on val (``threshold``: one chosen already)."""
     goal_t, bal_t = choose_threshold(pred_val, conf_val, y_val, min_in)
+    if threshold is not None:
+        goal_t = threshold
     acc, rec = in_scope_accuracy_and_oos_recall(pred_test, conf_test, y_test, goal_t)
     bacc, brec = in_scope_accuracy_and_oos_recall(pred_test, conf_test, y_test, bal_t)
     val_acc, val_rec = in_scope_accuracy_and_oos_recall(pred_val, conf_val, y_val, goal_t)
@@ -161,18 +161,141 @@ def evaluate_system(
     }
 
 
+#: Weights of the classifier's probability tried in the ranking score (the plugin's grid);
+#: ``None``: the classifier's probability alone.
+INTENT_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, None)
+
+
+def write_jsonl(path: Path, texts: list[str], labels: list[str]) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for text, label in zip(texts, labels, strict=True):
+            handle.write(json.dumps({"text": text, "intent": label}) + "\n")
+    return path
+
+
+def split_file(root: Path, work: Path, name: str, split, full: bool) -> Path:
+    """The split's file: the original when it is whole, else a subset written into ``work``."""
+    if full:
+        return root / "clinc150" / f"{name}.jsonl"
+    return write_jsonl(work / f"{name}-{len(split[0])}.jsonl", *split)
+
+
+def cached(path: Path, compute):
+    """``compute()`` saved as ``path`` (.npy) and reused by later runs."""
+    if path.exists():
+        log(f"  reusing {path}")
+        return np.load(path)
+    value = compute()
+    np.save(path, value)
+    return value
+
+
+def train_classifier(train_file: Path, val_file: Path, out: Path, *, model, epochs, seed) -> Path:
+    """The core engine's classifier, exactly as
+    ``tunesmith train --data TRAIN --eval VAL --label-col intent --epochs E --nearest off``;
+    reused when ``out`` holds one trained with the same settings."""
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.train import train
+
+    settings = {
+        "data": str(train_file.resolve()),
+        "eval": str(val_file.resolve()),
+        "model": model,
+        "epochs": epochs,
+        "seed": seed,
+        "nearest": "off",
+    }
+    marker = out / "bench_settings.json"
+    if marker.exists() and json.loads(marker.read_text()) == settings:
+        log(f"  reusing the classifier in {out} (same data and settings)")
+        return out
+    train(
+        RunConfig(
+            data=str(train_file),
+            eval_data=str(val_file),
+            out=str(out),
+            model=model,
+            label_col="intent",
+            epochs=epochs,
+            seed=seed,
+            nearest="off",
+            force=True,
+        )
+    )
+    marker.write_text(json.dumps(settings))
+    return out
+
+
+def classifier_probabilities(model_dir: Path, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Temperature-calibrated probabilities over the classifier's labels."""
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_logits, probabilities
+
+    loaded = load_model(str(model_dir))
+    logits = predict_logits(loaded, texts, batch_size=64)
+    return np.asarray(probabilities(loaded, logits), dtype=np.float64), list(loaded.labels)
+
+
+def nearest_by_intent(queries, keys, key_labels, intents, batch=1024):
+    """``[n, intents]``: each query's cosine with the nearest training utterance of each intent
+    (vectors are L2-normalised), as retrieval over past questions indexed per entry scores it."""
+    key_labels = np.asarray(key_labels)
+    out = np.full((len(queries), len(intents)), -1.0, dtype=np.float64)
+    columns = [np.flatnonzero(key_labels == intent) for intent in intents]
+    for start in range(0, len(queries), batch):
+        sims = queries[start : start + batch] @ keys.T
+        for j, rows in enumerate(columns):
+            if len(rows):
+                out[start : start + batch, j] = sims[:, rows].max(axis=1)
+    return out
+
+
+def ranking(nearest, probs, weight):
+    """The plugin's combined score per intent: ``retrieval + weight * intent probability``
+    (``weight`` None: the probability alone)."""
+    return probs if weight is None else nearest + weight * probs
+
+
+def mrr(scores, truth_cols):
+    """Mean reciprocal rank of the right intent (in-scope utterances only)."""
+    rows = np.flatnonzero(truth_cols >= 0)
+    right = scores[rows, truth_cols[rows]]
+    ranks = 1 + (scores[rows] > right[:, None]).sum(axis=1)
+    return float((1.0 / ranks).mean())
+
+
+def plugin_features(scores, probs, oos_prob):
+    """The support plugin's confidence features (``tunesmith_support.calibrate.FEATURES``) of
+    each utterance's ranked intents: top score, margin, second, third, the top intent's
+    probability and the out-of-scope probability."""
+    from tunesmith_support.calibrate import FEATURES
+
+    order = np.argsort(-scores, axis=1)[:, :3]
+    top3 = np.take_along_axis(scores, order, axis=1)
+    columns = {
+        "top": top3[:, 0],
+        "margin": top3[:, 0] - top3[:, 1],
+        "second": top3[:, 1],
+        "third": top3[:, 2],
+        "intent": np.take_along_axis(probs, order[:, :1], axis=1)[:, 0],
+        "intent_oos": oos_prob,
+    }
+    return order[:, 0], np.column_stack([columns[name] for name in FEATURES])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--quick", action="store_true", help="a subset and one short epoch")
-    parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--quick", action="store_true", help="a subset (15 per intent)")
+    parser.add_argument("--epochs", type=float, default=None, help="classifier epochs (default 3)")
     parser.add_argument("--min-in-scope", type=float, default=0.965)
+    parser.add_argument("--model", default="default", help="base model of both systems")
+    parser.add_argument("--work-dir", type=Path, default=None, help="cache (see above)")
     parser.add_argument(
         "--train-per-intent",
         type=int,
         default=None,
-        help="training utterances per intent for both systems (default: all 100; fewer on a "
-        "busy machine)",
+        help="training utterances per intent for both systems (default: all 100)",
     )
     parser.add_argument(
         "--val-per-intent", type=int, default=None, help="val utterances per intent (all 100 OOS)"
@@ -186,43 +309,59 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
-    from tunesmith.retrieval import Encoder, train_pair_encoder
+    from tunesmith.retrieval import Encoder
 
     started = time.time()
     train = read_split(args.data_root, "train")
     val = read_split(args.data_root, "val")
     test = read_split(args.data_root, "test")
-    if args.train_per_intent:
-        train = subsample(*train, per_intent=args.train_per_intent, oos=100)
-    if args.val_per_intent:
-        val = subsample(*val, per_intent=args.val_per_intent, oos=100)
-    if args.test_per_intent:
-        test = subsample(*test, per_intent=args.test_per_intent, oos=1000)
+    full = {"train": True, "val": True, "test": True}
     if args.quick:
-        train = subsample(*train, per_intent=15, oos=100)
-        val = subsample(*val, per_intent=6, oos=100)
-        test = subsample(*test, per_intent=10, oos=400)
-    epochs = args.epochs or (1.0 if args.quick else 2.0)
+        args.train_per_intent = args.train_per_intent or 15
+        args.val_per_intent = args.val_per_intent or 6
+        args.test_per_intent = args.test_per_intent or 10
+    if args.train_per_intent:
+        train, full["train"] = subsample(*train, per_intent=args.train_per_intent, oos=100), False
+    if args.val_per_intent:
+        val, full["val"] = subsample(*val, per_intent=args.val_per_intent, oos=100), False
+    if args.test_per_intent:
+        oos = 400 if args.quick else 1000
+        test, full["test"] = subsample(*test, per_intent=args.test_per_intent, oos=oos), False
+    epochs = args.epochs or 3.0
     log(
         f"train {len(train[0])}, val {len(val[0])}, test {len(test[0])} utterances; {epochs} epochs"
     )
+    temp = None
+    if args.work_dir is None:
+        temp = Path(tempfile.mkdtemp(prefix="support_clinc150_"))
+    work = args.work_dir or temp
+    work.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(json.dumps([args.model, train, val, test]).encode("utf-8")).hexdigest()[
+        :12
+    ]
     in_train = [(t, y) for t, y in zip(*train, strict=True) if y != OOS]
     x_texts = [t for t, _ in in_train]
     x_labels = np.asarray([y for _, y in in_train])
     y_val, y_test = np.asarray(val[1]), np.asarray(test[1])
-
-    def embed(encoder):
-        t0 = time.time()
-        out = [encoder.encode(x_texts), encoder.encode(val[0]), encoder.encode(test[0])]
-        log(f"  embedded {sum(len(o) for o in out)} texts in {time.time() - t0:.0f} s")
-        return out
+    val_in = y_val != OOS
 
     results = {}
     # Baseline: frozen default model + logistic regression, max probability.
     log("baseline: frozen default model")
-    base = Encoder.load("default")
-    e_train, e_val, e_test = embed(base)
-    val_in = y_val != OOS
+    base = None
+
+    def frozen(name, texts):
+        nonlocal base
+        if base is None:
+            base = Encoder.load(args.model)
+        t0 = time.time()
+        out = base.encode(texts)
+        log(f"  embedded {len(texts)} {name} texts in {time.time() - t0:.0f} s")
+        return out
+
+    e_train = cached(work / f"frozen-{key}-train.npy", lambda: frozen("train", x_texts))
+    e_val = cached(work / f"frozen-{key}-val.npy", lambda: frozen("val", val[0]))
+    e_test = cached(work / f"frozen-{key}-test.npy", lambda: frozen("test", test[0]))
     best_c, best_acc = 1.0, -1.0
     for c in (1.0, 10.0, 100.0):
         acc = float((fit_lr(e_train, x_labels, c).predict(e_val[val_in]) == y_val[val_in]).mean())
@@ -245,71 +384,81 @@ def main() -> None:
     )
     del base
 
-    # tunesmith: pair-trained encoder, LR + nearest-neighbour confidence.
-    log("tunesmith: pair training utterance -> intent name")
-    names = {y: y.replace("_", " ") for y in set(x_labels)}
-    # One validation utterance per intent is enough for the trainer's own metrics.
-    seen: set[str] = set()
-    val_pairs = []
-    for t, y in zip(*val, strict=True):
-        if y != OOS and y not in seen:
-            seen.add(y)
-            val_pairs.append((t, names[y]))
+    # tunesmith: the engine classifier with an out-of-scope label + calibrated confidence.
+    log("tunesmith: engine classifier over the intents and out-of-scope")
     t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = train_pair_encoder(
-            x_texts,
-            [names[y] for y in x_labels],
-            Path(tmp) / "enc",
-            model="default",
-            eval_queries=[q for q, _ in val_pairs],
-            eval_targets=[t for _, t in val_pairs],
-            epochs=epochs,
-            batch_size=64,
-            seed=args.seed,
-            force=True,
-        )
-        train_seconds = time.time() - t0
-        log(f"  trained in {train_seconds:.0f} s; val pair metrics {result.metrics['tuned']}")
-        tuned = Encoder.load(result.path)
-        e_train, e_val, e_test = embed(tuned)
-    best_c, best_acc = 1.0, -1.0
-    for c in (1.0, 10.0, 100.0):
-        acc = float((fit_lr(e_train, x_labels, c).predict(e_val[val_in]) == y_val[val_in]).mean())
-        log(f"  C={c}: val in-scope accuracy without rejection {acc:.4f}")
-        if acc > best_acc:
-            best_c, best_acc = c, acc
-    lr = fit_lr(e_train, x_labels, best_c)
-    p_val, p_test = lr.predict_proba(e_val), lr.predict_proba(e_test)
-    classes = lr.classes_
-    pred_val, pred_test = classes[p_val.argmax(1)], classes[p_test.argmax(1)]
-    knn_val, knn_test = knn_similarity(e_val, e_train), knn_similarity(e_test, e_train)
+    train_file = split_file(args.data_root, work, "train", train, full["train"])
+    val_file = split_file(args.data_root, work, "val", val, full["val"])
+    model_dir = train_classifier(
+        train_file,
+        val_file,
+        work / f"classifier-{key}-e{epochs:g}-s{args.seed}",
+        model=args.model,
+        epochs=epochs,
+        seed=args.seed,
+    )
+    train_seconds = time.time() - t0
+    log(f"  classifier ready in {train_seconds:.0f} s: {model_dir}")
+    probs_val, labels = classifier_probabilities(model_dir, val[0])
+    probs_test, _ = classifier_probabilities(model_dir, test[0])
+    labels = np.asarray(labels)
+    intents = [label for label in labels if label != OOS]
+    inside = np.asarray([list(labels).index(i) for i in intents])
+    oos_col = list(labels).index(OOS) if OOS in labels else None
+
+    def split_probs(probs):
+        oos = probs[:, oos_col] if oos_col is not None else np.zeros(len(probs))
+        return probs[:, inside], oos
+
+    p_val, oos_val = split_probs(probs_val)
+    p_test, oos_test = split_probs(probs_test)
+    # Retrieval over past questions (`support train --index-questions`) with the KB's encoder,
+    # here the untuned default model (`--no-encoder`): its embeddings are the baseline's above.
+    t0 = time.time()
+    near_val = nearest_by_intent(e_val, e_train, x_labels, intents)
+    near_test = nearest_by_intent(e_test, e_train, x_labels, intents)
+    log(f"  nearest training utterance per intent in {time.time() - t0:.0f} s")
+    column = {intent: j for j, intent in enumerate(intents)}
+    truth_val = np.asarray([column.get(y, -1) for y in y_val])
     best = None
-    for weight in (0.0, 0.25, 0.5, 0.75, 1.0):
-        conf_val = weight * p_val.max(1) + (1 - weight) * knn_val
-        goal_t, _ = choose_threshold(pred_val, conf_val, y_val, args.min_in_scope)
-        acc, rec = in_scope_accuracy_and_oos_recall(pred_val, conf_val, y_val, goal_t)
-        log(f"  weight of max prob {weight}: val in-scope {acc:.4f}, OOS recall {rec:.4f}")
-        if best is None or (rec, acc) > best[0]:
-            best = ((rec, acc), weight)
+    for weight in INTENT_WEIGHTS:
+        scores = ranking(near_val, p_val, weight)
+        m = mrr(scores, truth_val)
+        acc = float((scores.argmax(1) == truth_val)[val_in].mean())
+        log(f"  intent weight {weight}: val MRR {m:.4f}, in-scope accuracy {acc:.4f}")
+        if best is None or m > best[0] + 1e-9:
+            best = (m, weight)
     weight = best[1]
-    conf_val = weight * p_val.max(1) + (1 - weight) * knn_val
-    conf_test = weight * p_test.max(1) + (1 - weight) * knn_test
-    right_val = (pred_val == y_val) & (y_val != OOS)
-    calibrated = platt(conf_val, right_val)
+    names = np.asarray(intents)
+    top_val, x_val = plugin_features(ranking(near_val, p_val, weight), p_val, oos_val)
+    top_test, x_test = plugin_features(ranking(near_test, p_test, weight), p_test, oos_test)
+    pred_val, pred_test = names[top_val], names[top_test]
+    from tunesmith_support.calibrate import FEATURES, Logistic, _cross_val
+
+    right_val = ((pred_val == y_val) & val_in).astype(int)
+    model = Logistic.fit(x_val, right_val)
+    # The threshold is chosen on cross-validated val confidences (as `support calibrate`
+    # chooses its thresholds); val and test are then scored by the model fitted on all of val.
+    cv_val = _cross_val(x_val, right_val)
+    goal_t, _ = choose_threshold(pred_val, cv_val, y_val, args.min_in_scope)
+    cv_acc, cv_rec = in_scope_accuracy_and_oos_recall(pred_val, cv_val, y_val, goal_t)
+    log(f"  cross-validated val: in-scope {cv_acc:.4f}, OOS recall {cv_rec:.4f}")
+    conf_val, conf_test = model.predict(x_val), model.predict(x_test)
     results["tunesmith"] = evaluate_system(
         "tunesmith",
         pred_val,
-        calibrated(conf_val),
+        conf_val,
         y_val,
         pred_test,
-        calibrated(conf_test),
+        conf_test,
         y_test,
-        calibrated(conf_test),
+        conf_test,
         args.min_in_scope,
+        threshold=goal_t,
     )
-    results["tunesmith"]["max_prob_weight"] = weight
+    results["tunesmith"]["intent_weight"] = weight
     results["tunesmith"]["train_seconds"] = round(train_seconds, 1)
+    log(f"  confidence coefficients {dict(zip(FEATURES, model.coef, strict=True))}")
 
     print(
         f"CLINC150 ({'quick subset' if args.quick else 'full'}): threshold chosen on val "
@@ -346,6 +495,8 @@ def main() -> None:
             )
         )
     t, b = results["tunesmith"], results["baseline"]
+    if temp is not None:
+        shutil.rmtree(temp, ignore_errors=True)
     print(
         json.dumps(
             {
@@ -355,6 +506,9 @@ def main() -> None:
                 "oos_recall": t["oos_recall"],
                 "ece": t["ece"],
                 "oos_recall_at": t["oos_recall_at"],
+                "val_in_scope_accuracy": t["val_in_scope_accuracy"],
+                "val_oos_recall": t["val_oos_recall"],
+                "intent_weight": t["intent_weight"],
                 "baseline_in_scope_accuracy": b["in_scope_accuracy"],
                 "baseline_oos_recall": b["oos_recall"],
                 "baseline_ece": b["ece"],
