@@ -98,7 +98,12 @@ def synthetic_model(out: Path, n_items: int, n_users: int, dim: int = 384, seed:
         encoder_dir="default",
         catalogue=catalogue,
         signals=signals,
-        ranker=Ranker(weights, {name: 1.0 for name in weights}),
+        ranker=Ranker(
+            weights,
+            {name: 1.0 for name in weights},
+            # items without events weigh text apart (as a trained ranker does): per-item weights
+            cold_weights={"two_tower": 0.5, "text_similarity": 0.25, "content_prior": 0.25},
+        ),
         events=events,
         val_ndcg=0.0,
     )

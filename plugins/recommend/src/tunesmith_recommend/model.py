@@ -31,8 +31,8 @@ import numpy as np
 from tunesmith.errors import UserInputError
 
 FORMAT = "tunesmith-recommend/1"
-#: candidates taken from each source before re-ranking (the index's hits carry payloads, which
-#: cost about 40 us each to read, so fewer come from there)
+#: candidates taken from each source before re-ranking (fewer from the index: its hits are the
+#: two-tower's neighbours alone; ids only, see VectorIndex.search_ids, so no payload is read)
 CANDIDATES = 200
 INDEX_CANDIDATES = 50
 #: A text query states the taste outright: its text match leads, and the ranker's item-only part
