@@ -15,7 +15,7 @@ alert window of 500 documents (the core's aggregated explanations, target ``nega
 The model: ``--model DIR``, or a head-only model trained here on 1,000 training tweets (speed
 depends on the architecture, not on the head).
 
-    python benchmarks/finance_ingest.py [--quick] [--model DIR] [--data-root ../shared/data]
+    python benchmarks/finance_ingest.py [--quick] [--model DIR] [--window N] [--data-root ../shared/data]
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument(
+        "--window", type=int, default=None, help="documents to explain (default 500; 100 quick)"
+    )
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="finance_ingest_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -100,7 +103,7 @@ def main() -> int:
             f"{precision}: predict {results[f'predict_{precision}_texts_per_s']}/s, ingest {results[f'ingest_{precision}_docs_per_s']}/s"
         )
 
-    window = 100 if args.quick else 500
+    window = args.window or (100 if args.quick else 500)
     loaded = load_model(model_dir)
     negative = loaded.labels[SentimentModel(loaded).indices["negative"]]
     started = time.perf_counter()
