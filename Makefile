@@ -8,7 +8,7 @@ MEMBERS := core/pyproject.toml plugins/support/pyproject.toml plugins/finance/py
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: run test lint format bench bench-quick clean install chromium
+.PHONY: run test lint format bench bench-deps bench-quick clean install chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,11 +49,15 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench-quick: $(STAMP)
-	for b in benchmarks/*.py; do HF_HUB_OFFLINE=1 $(BIN)/python $$b --quick || exit 1; done
+# The peers the benchmarks race (SetFit) are not dependencies of tunesmith: installed here only.
+bench-deps: $(STAMP)
+	$(BIN)/pip install --quiet -r requirements-bench.txt
 
-bench: $(STAMP)
-	for b in benchmarks/*.py; do HF_HUB_OFFLINE=1 $(BIN)/python $$b || exit 1; done
+bench-quick: bench-deps
+	for b in $$(ls benchmarks/*.py | grep -v bench_common); do HF_HUB_OFFLINE=1 $(BIN)/python $$b --quick || exit 1; done
+
+bench: bench-deps
+	for b in $$(ls benchmarks/*.py | grep -v bench_common); do HF_HUB_OFFLINE=1 $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
