@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -28,7 +30,10 @@ def test_dashboard_scores_a_pasted_text_with_highlighted_words(dashboard_url, pa
     page.get_by_role("tab", name="Score a text").click(timeout=60_000)
     page.get_by_label("Headline or sentence").fill("Helix Bank shares plunge on deposit worries")
     page.get_by_role("button", name="Score", exact=True).click()
-    page.get_by_text("P(positive) − P(negative)").wait_for(timeout=60_000)
+    # The score line itself: the page's intro also names P(positive) − P(negative).
+    page.get_by_text(re.compile(r"Score [+-]\d\.\d{3} \(P\(positive\) − P\(negative\)\)")).wait_for(
+        timeout=60_000
+    )
     assert (
         "Topics and tickers: banking, $HLXB" in page.get_by_text("Topics and tickers").inner_text()
     )
