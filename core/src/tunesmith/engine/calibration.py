@@ -177,6 +177,6 @@ def calibration_probs(
     values = apply_temperature(logits, temperature)
     if multilabel:
         return 1.0 / (1.0 + np.exp(-np.clip(values, -60, 60)))
-    shifted = values - values.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    from scipy.special import softmax
+
+    return softmax(values, axis=1)

@@ -156,9 +156,9 @@ def predict_word_logits(
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
-    shifted = x - np.max(x, axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    from scipy.special import softmax
+
+    return softmax(x, axis=-1)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
