@@ -19,6 +19,7 @@ from typing import Any
 from tunesmith.data.cleaning import normalise
 from tunesmith.data.records import TextDataset
 from tunesmith.errors import DataError, UserInputError
+from tunesmith.hf_quiet import quiet_transformers
 
 CACHE_VERSION = 1
 
@@ -113,20 +114,13 @@ class EmbeddingNeighbours:
     def _load(self) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
         from tunesmith.models import resolve_model
 
         location = resolve_model(self.model).location
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # keep load reports off the user's terminal
-        hf_logging.disable_progress_bar()
-        try:
+        with quiet_transformers():  # keep load reports off the user's terminal
             tokenizer = AutoTokenizer.from_pretrained(location)
             model = AutoModel.from_pretrained(location)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            hf_logging.enable_progress_bar()
         embeddings = model.get_input_embeddings().weight.detach().float()
         vocab = tokenizer.get_vocab()
         # WordPiece marks continuations (##); SentencePiece and byte-level BPE mark word starts.

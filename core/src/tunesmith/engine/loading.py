@@ -19,9 +19,6 @@ without it loads with ``temperature=None``. ``trust_remote_code`` is never turne
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from tunesmith.engine.modeling import load_classifier, read_config
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
 from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
+from tunesmith.hf_quiet import quiet_transformers
 from tunesmith.io import read_json_object
 from tunesmith.model_dir import (
     ADAPTER_CONFIG_FILE,
@@ -71,27 +69,6 @@ class LoadedModel:
     def label2id(self) -> dict[str, int]:
         """Label name to output index."""
         return {label: i for i, label in enumerate(self.labels)}
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' progress bars and load reports while loading, for clean CLI output."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            # Deprecation notices from inside transformers/peft are not the user's business.
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _check_model_dir(path: str | Path) -> Path:

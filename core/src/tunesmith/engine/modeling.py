@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.nearest import NEAREST_ATTR, attach, attached, load_for
+from tunesmith.hf_quiet import silence_transformers
 from tunesmith.io import atomic_write_json, read_json_object
 from tunesmith.model_dir import (
     ADAPTER_CONFIG_FILE,
@@ -52,14 +53,6 @@ PROBLEM_TYPES = {
     "classification": "single_label_classification",
     "multilabel": "multi_label_classification",
 }
-
-
-def quiet_transformers() -> None:
-    """Silence load reports and weight-loading progress bars; our own progress goes to stderr."""
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def sentence_pooling_mode(location: str | Path) -> str | None:
@@ -185,7 +178,7 @@ def build_classifier(
     """
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-    quiet_transformers()
+    silence_transformers()
     mapping = {
         "num_labels": len(labels),
         "id2label": dict(enumerate(labels)),
@@ -337,7 +330,7 @@ def load_classifier(path: str | Path) -> Any:
     """
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-    quiet_transformers()
+    silence_transformers()
     path = Path(path)
     config = read_config(path)
     task = getattr(config, TASK_KEY, None)

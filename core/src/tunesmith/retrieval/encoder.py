@@ -467,7 +467,7 @@ def _auto_model(location: str | Path) -> tuple[Any, Any]:
     """The bare encoder (``AutoModel``, eval mode) and its tokenizer."""
     from transformers import AutoModel, AutoTokenizer
 
-    from tunesmith.engine.loading import quiet_transformers
+    from tunesmith.hf_quiet import quiet_transformers
 
     with quiet_transformers():
         try:

@@ -385,8 +385,8 @@ def _versions() -> dict[str, str]:
 
 def _save(encoder: Any, directory: Path, range_texts: Sequence[str], seed: int) -> None:
     """The weights, tokenizer and sentence-transformers files, plus recorded int8 ranges."""
-    from tunesmith.engine.loading import quiet_transformers
     from tunesmith.engine.quantize import RANGES_FILE
+    from tunesmith.hf_quiet import quiet_transformers
     from tunesmith.io import atomic_write_json
     from tunesmith.retrieval.encoder import record_int8_ranges
 

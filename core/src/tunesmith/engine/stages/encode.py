@@ -8,7 +8,7 @@ from typing import Any
 
 from tunesmith.engine import feature_cache as fc
 from tunesmith.engine.config import RunConfig
-from tunesmith.engine.modeling import build_classifier, pooling_of, quiet_transformers
+from tunesmith.engine.modeling import build_classifier, pooling_of
 from tunesmith.engine.prepare import targets
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import parse_strategy
@@ -22,6 +22,7 @@ from tunesmith.engine.trainer_utils import (
     token_lengths,
 )
 from tunesmith.errors import UserInputError
+from tunesmith.hf_quiet import silence_transformers
 
 
 def run(state: Training) -> None:
@@ -32,7 +33,7 @@ def run(state: Training) -> None:
 
     run, prepared, resolved = state.run, state.prepared, state.resolved
     resolved.threads = configure_threads()
-    quiet_transformers()
+    silence_transformers()
     task, labels = prepared.task, prepared.labels
     state.strategy = parse_strategy(run.strategy)
 
