@@ -24,17 +24,9 @@ INTENTS = {
 }
 
 
-def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
-    return path
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
-    from tunesmith.testing import make_tiny_base_model
+    from tunesmith.testing import make_tiny_base_model, write_csv
 
     root = tmp_path_factory.mktemp("distributed")
     rows = [(f"{s} {p}", label) for label, ps in INTENTS.items() for p in ps for s in SUBJECTS[:4]]
@@ -42,8 +34,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return {
         "root": root,
         "base": make_tiny_base_model(root / "base", [t for t, _ in rows]),
-        "train": _write_csv(root / "train.csv", rows),
-        "eval": _write_csv(root / "eval.csv", held),
+        "train": write_csv(root / "train.csv", rows),
+        "eval": write_csv(root / "eval.csv", held),
     }
 
 

@@ -534,6 +534,15 @@ def test_unknown_ig_rule_is_refused(classifier):
         )
 
 
+def ig_tasks(tokenizer, texts):
+    """The encoded texts and their IG tasks (word-pieces replaced, special tokens kept)."""
+    from tunesmith.explain.encoding import encode_texts
+    from tunesmith.explain.ig import IGTask
+
+    encoded = encode_texts(tokenizer, texts, max_length=64)
+    return encoded, [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
+
+
 class CountingRows(torch.nn.Module):
     """Wraps a classifier and counts the rows it is run on."""
 
@@ -551,17 +560,15 @@ class CountingRows(torch.nn.Module):
 
 
 def test_ig_runs_the_model_once_per_distinct_baseline_with_each_texts_own_target(classifier):
-    from tunesmith.explain.encoding import encode_texts
-    from tunesmith.explain.ig import MIDPOINT_ALPHAS, IGTask, integrated_gradients
+    from tunesmith.explain.ig import MIDPOINT_ALPHAS, integrated_gradients
     from tunesmith.explain.scoring import classifier_score_fn
 
     model, tokenizer = classifier
     # Two texts of one length share a baseline; targets differ, so the shared output must be
     # scored for each text's own label.
     texts = ["the refund is terrible", "i love the app", "great"]
-    encoded = encode_texts(tokenizer, texts, max_length=64)
+    encoded, tasks = ig_tasks(tokenizer, texts)
     assert len(encoded[0].input_ids) == len(encoded[1].input_ids) != len(encoded[2].input_ids)
-    tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
     score_fn = classifier_score_fn([0, 1, 1])
     counting = CountingRows(model).eval()
     shared = integrated_gradients(
@@ -583,13 +590,11 @@ def test_ig_runs_the_model_once_per_distinct_baseline_with_each_texts_own_target
 
 
 def test_ig_takes_the_callers_input_values_instead_of_running_the_input_again(classifier):
-    from tunesmith.explain.encoding import encode_texts
-    from tunesmith.explain.ig import MIDPOINT_ALPHAS, IGTask, integrated_gradients
+    from tunesmith.explain.ig import MIDPOINT_ALPHAS, integrated_gradients
     from tunesmith.explain.scoring import classifier_score_fn
 
     model, tokenizer = classifier
-    encoded = encode_texts(tokenizer, ["bad app and a broken card", "great"], max_length=64)
-    tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
+    _, tasks = ig_tasks(tokenizer, ["bad app and a broken card", "great"])
     score_fn = classifier_score_fn([0, 1])
     computed = integrated_gradients(model, tasks, score_fn, pad_id=0, rule="midpoint")
     counting = CountingRows(model).eval()
@@ -618,13 +623,11 @@ class TupleOutputs(CountingRows):
 
 
 def test_ig_scores_every_baseline_itself_when_outputs_have_no_logits(classifier):
-    from tunesmith.explain.encoding import encode_texts
-    from tunesmith.explain.ig import IGTask, integrated_gradients
+    from tunesmith.explain.ig import integrated_gradients
     from tunesmith.explain.scoring import classifier_score_fn
 
     model, tokenizer = classifier
-    encoded = encode_texts(tokenizer, ["the refund is terrible", "i love the app"], max_length=64)
-    tasks = [IGTask(e.input_ids, [w is not None for w in e.word_ids]) for e in encoded]
+    _, tasks = ig_tasks(tokenizer, ["the refund is terrible", "i love the app"])
     score_fn = classifier_score_fn([0, 1])
     expected = integrated_gradients(model, tasks, score_fn, pad_id=0, rule="midpoint")
     plain = integrated_gradients(
