@@ -156,3 +156,10 @@ def test_importing_the_package_loads_no_torch():
         "assert 'Encoder' in dir(r)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_parallel_streams_give_the_same_vectors_in_input_order(st_dir):
+    encoder = Encoder.load(st_dir)
+    one = encoder.encode(TEXTS, batch_size=2, streams=1)
+    assert np.abs(encoder.encode(TEXTS, batch_size=2, streams=3) - one).max() < 1e-6
+    assert np.abs(encoder.encode(TEXTS[::-1], batch_size=2, streams=2)[::-1] - one).max() < 1e-6
