@@ -47,6 +47,7 @@ CANDIDATES: list[dict[str, Any]] = [
     {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64},
     {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64, "seeds": [43]},
     {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64, "seeds": [42, 43]},
+    {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64, "seeds": [42, 43, 44]},
 ]
 QUICK_RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 1.0, "lr": 1e-4, "max_length": 64}
 
@@ -100,16 +101,31 @@ def fine_tune(
     out: Path,
     model: str,
     settings: dict[str, Any],
+    reuse: bool = False,
 ) -> float:
-    """Train with the core engine on ``train_rows``; returns seconds."""
+    """Train with the core engine on ``train_rows``; returns seconds. ``reuse`` keeps a model
+    already in ``out`` that was trained the same way on the same data (0 seconds)."""
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
+    from tunesmith_finance.training import same_run
 
     data = write_csv(out.with_suffix(".csv"), train_rows)
     run = RunConfig(data=str(data), out=str(out), model=model, force=True, **settings).validate()
+    if reuse and same_run(out, run) and not _newer(Path(model), out):
+        log(f"reusing {out} (same settings, same data)")
+        return 0.0
     started = time.perf_counter()
     train(run, log=lambda _m: None)
     return time.perf_counter() - started
+
+
+def _newer(start: Path, out: Path) -> bool:
+    """True when the starting model at ``start`` (a folder) was written after the model in
+    ``out`` was trained from it (so a reused ``out`` would be stale)."""
+    weights = start / "model.safetensors"
+    return (
+        weights.is_file() and weights.stat().st_mtime > (out / "model.safetensors").stat().st_mtime
+    )
 
 
 def baseline(
@@ -148,12 +164,13 @@ def folds(rows: list[dict[str, str]], k: int, seed: int = 0) -> list[list[int]]:
 
 
 def select(
-    train: list[dict[str, str]], work: Path, size: int | None = None
+    train: list[dict[str, str]], work: Path, size: int | None = None, reuse: bool = False
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Compare the candidate recipes on a held-out 20 % slice of train; returns the best and
     every candidate's figures. ``size`` trains the candidates on that many tweets of the other
     80 % (cheaper, for ranking). A candidate with ``seeds`` averages the probabilities of one
-    model per seed; models with the same settings and seed are trained once and shared."""
+    model per seed; models with the same settings and seed are trained once and shared (and kept
+    from an earlier run in ``work`` with ``reuse``)."""
     rng = random.Random(1)
     order = list(range(len(train)))
     rng.shuffle(order)
@@ -173,7 +190,7 @@ def select(
             key = json.dumps({**base, "seed": seed}, sort_keys=True)
             if key not in members:
                 out = work / f"select_{len(members)}"
-                seconds = fine_tune(fit, out, "default", {**base, "seed": seed})
+                seconds = fine_tune(fit, out, "default", {**base, "seed": seed}, reuse)
                 members[key] = sentiment_probabilities(out, texts)
                 single = metrics(truth, [LABELS[i] for i in members[key].argmax(axis=1)])
                 log(f"select member {key}: {single} ({seconds:.0f} s)")
@@ -236,7 +253,7 @@ def main() -> int:
     started = time.perf_counter()
 
     if args.select and not args.quick:
-        recipe, selection = select(train, work, args.select_size)
+        recipe, selection = select(train, work, args.select_size, args.reuse)
         if args.select_only:
             print(
                 json.dumps(
@@ -275,7 +292,7 @@ def main() -> int:
         probs = 0
         for m, member in enumerate(member_dirs(tweet_model)):
             out = work / f"phrasebank_fold{n}_member{m}"
-            fine_tune(fit, out, str(member), pb_settings)
+            fine_tune(fit, out, str(member), pb_settings, args.reuse)
             probs = probs + sentiment_probabilities(out, [r["text"] for r in test])
         cv_truth += [r["label"] for r in test]
         cv_pred += [LABELS[i] for i in probs.argmax(axis=1)]

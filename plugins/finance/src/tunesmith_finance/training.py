@@ -117,7 +117,7 @@ def train_sentiment(
             force=force if n == 0 else True,
             **recipe.extra,
         ).validate()
-        if reuse and _same_run(where, run):
+        if reuse and same_run(where, run):
             (log or stderr_log)(f"member {n + 1}: reusing {where} (same settings)")
         else:
             if recipe.members > 1:
@@ -171,7 +171,7 @@ _REUSE_KEYS = (
 )
 
 
-def _same_run(where: Path, run: Any) -> bool:
+def same_run(where: Path, run: Any) -> bool:
     """True when ``where`` holds a finished model trained with ``run``'s settings on a data file
     with the same content."""
     import hashlib
