@@ -264,10 +264,11 @@ def mrr(scores, truth_cols):
     return float((1.0 / ranks).mean())
 
 
-def plugin_features(scores, probs, oos_prob):
+def plugin_features(scores, probs, oos_prob, nearest):
     """The support plugin's confidence features (``tunesmith_support.calibrate.FEATURES``) of
     each utterance's ranked intents: top score, margin, second, third, the top intent's
-    probability and the out-of-scope probability."""
+    probability, the out-of-scope probability and the best retrieval cosine among the five best
+    candidates (``nearest``: the per-intent nearest cosines)."""
     from tunesmith_support.calibrate import FEATURES
 
     order = np.argsort(-scores, axis=1)[:, :3]
@@ -279,6 +280,8 @@ def plugin_features(scores, probs, oos_prob):
         "third": top3[:, 2],
         "intent": np.take_along_axis(probs, order[:, :1], axis=1)[:, 0],
         "intent_oos": oos_prob,
+        # The plugin's candidates are the five best by the ranking score.
+        "nearest": np.take_along_axis(nearest, np.argsort(-scores, axis=1)[:, :5], axis=1).max(1),
     }
     return order[:, 0], np.column_stack([columns[name] for name in FEATURES])
 
@@ -307,6 +310,12 @@ def main() -> None:
         help="test utterances per intent (all 1,000 OOS)",
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--index-encoder",
+        choices=("default", "classifier"),
+        default="default",
+        help="encoder of the past-question index: the untuned model or the classifier's own",
+    )
     args = parser.parse_args()
 
     from tunesmith.retrieval import Encoder
@@ -415,6 +424,12 @@ def main() -> None:
     # Retrieval over past questions (`support train --index-questions`) with the KB's encoder,
     # here the untuned default model (`--no-encoder`): its embeddings are the baseline's above.
     t0 = time.time()
+    if args.index_encoder == "classifier":
+        tuned = Encoder.load(model_dir)
+        tag = f"tuned-{model_dir.name}"
+        e_train = cached(work / f"{tag}-train.npy", lambda: tuned.encode(x_texts))
+        e_val = cached(work / f"{tag}-val.npy", lambda: tuned.encode(val[0]))
+        e_test = cached(work / f"{tag}-test.npy", lambda: tuned.encode(test[0]))
     near_val = nearest_by_intent(e_val, e_train, x_labels, intents)
     near_test = nearest_by_intent(e_test, e_train, x_labels, intents)
     log(f"  nearest training utterance per intent in {time.time() - t0:.0f} s")
@@ -430,8 +445,10 @@ def main() -> None:
             best = (m, weight)
     weight = best[1]
     names = np.asarray(intents)
-    top_val, x_val = plugin_features(ranking(near_val, p_val, weight), p_val, oos_val)
-    top_test, x_test = plugin_features(ranking(near_test, p_test, weight), p_test, oos_test)
+    top_val, x_val = plugin_features(ranking(near_val, p_val, weight), p_val, oos_val, near_val)
+    top_test, x_test = plugin_features(
+        ranking(near_test, p_test, weight), p_test, oos_test, near_test
+    )
     pred_val, pred_test = names[top_val], names[top_test]
     from tunesmith_support.calibrate import FEATURES, Logistic, _cross_val
 

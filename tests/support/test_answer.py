@@ -77,8 +77,8 @@ def _candidate(entry_id, score):
 def _calibration():
     # Confidence = sigmoid(20 * (top - 0.5) + 10 * margin): high for a clear winner.
     return Calibration(
-        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0], -10.0),
-        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
+        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0], -10.0),
+        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
         weights=Weights(),
         answer_threshold=0.8,
         clarify_threshold=0.7,
@@ -179,3 +179,17 @@ def test_follow_up_keeps_the_previous_turn_only_when_that_matches_better():
     answerer = _searcher({standalone: 0.8, f"{previous} {standalone}": 0.6})
     query, candidates = answerer.search(standalone, [previous])
     assert query == standalone and candidates[0].entry.id == standalone
+
+
+def test_nearest_feature_is_the_best_retrieval_cosine_among_the_candidates():
+    from tunesmith_support.calibrate import FEATURES, features
+
+    entries = [Entry(id=f"e{i}", question=f"q{i}", answer="a") for i in range(3)]
+    candidates = [
+        Candidate(entries[0], 0.9, 0.3, 0.3, 0.1, intent=0.9),
+        Candidate(entries[1], 0.5, 0.7, 0.7, 0.2),
+        Candidate(entries[2], 0.2, 0.1, 0.1, 0.0),
+    ]
+    values = dict(zip(FEATURES, features(candidates), strict=True))
+    assert values["nearest"] == 0.7 and values["top"] == 0.9
+    assert features([], ["nearest"]) == [0.0]
