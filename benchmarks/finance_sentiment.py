@@ -91,7 +91,7 @@ def train_tweet_model(
 
 def member_dirs(model_dir: Path) -> list[Path]:
     """The tweet model's members: the directory itself and those its manifest lists."""
-    from tunesmith_finance.training import read_members
+    from tunesmith.engine.ensemble import read_members
 
     return [model_dir, *read_members(model_dir)]
 
@@ -106,8 +106,8 @@ def fine_tune(
     """Train with the core engine on ``train_rows``; returns seconds. ``reuse`` keeps a model
     already in ``out`` that was trained the same way on the same data (0 seconds)."""
     from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.ensemble import same_run
     from tunesmith.engine.train import train
-    from tunesmith_finance.training import same_run
 
     data = write_csv(out.with_suffix(".csv"), train_rows)
     run = RunConfig(data=str(data), out=str(out), model=model, force=True, **settings).validate()

@@ -76,7 +76,7 @@ def test_classifier_learns_out_of_scope_questions_as_their_own_label(kb_copy, mo
 
     seen = {}
 
-    def fake_train(run):
+    def fake_train(run, log=None):
         with open(run.data, encoding="utf-8") as handle:
             seen["rows"] = list(csv.DictReader(handle))
         seen["model"] = run.model
@@ -156,3 +156,45 @@ def test_index_questions_makes_past_questions_match_their_entries(kb_copy):
         if c.question_score > 0.999
     )
     assert len(Answerer(kb_copy).entries) == 75
+
+
+def test_classifier_members_train_one_run_per_seed_listed_in_the_manifest(kb_copy, monkeypatch):
+    from pathlib import Path
+
+    import tunesmith.engine.train as engine_train
+    from tunesmith.engine.ensemble import read_members
+    from tunesmith_support.learning import read_labelled, train_classifier
+
+    seeds = []
+
+    def fake_train(run, log=None):
+        seeds.append((run.seed, Path(run.out)))
+        Path(run.out).mkdir(parents=True, exist_ok=True)
+        return run.out
+
+    monkeypatch.setattr(engine_train, "train", fake_train)
+    ids = {e.id for e in Answerer(kb_copy).entries}
+    train, held = split_held_out(read_labelled([sample_paths()["history"]], ids), 0.3)
+    out = train_classifier(kb_copy, train, held=held, members=2, seed=7, log=lambda _m: None)
+    assert seeds == [(7, out), (8, out / "members" / "seed8")]
+    assert read_members(out) == [(out / "members" / "seed8").resolve()]
+
+
+def test_an_ensemble_classifier_scores_with_its_members_mean(tmp_path):
+    import numpy as np
+
+    from tunesmith.engine.ensemble import MEMBERS_FILE
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_logits, probabilities
+    from tunesmith.testing import make_tiny_trained_classifier
+    from tunesmith_support.scoring import IntentModel
+
+    texts = ["rent a kayak", "opening hours", "cancel my booking"]
+    first = make_tiny_trained_classifier(tmp_path / "c", ["a", "b", "c"], texts, [0, 1, 2], steps=3)
+    second = first / "members" / "seed43"
+    make_tiny_trained_classifier(second, ["a", "b", "c"], texts, [0, 1, 2], steps=25)
+    (first / MEMBERS_FILE).write_text(json.dumps({"members": ["members/seed43"]}))
+    each = [probabilities(m, predict_logits(m, texts)) for m in map(load_model, (first, second))]
+    assert not np.allclose(each[0], each[1])
+    got = IntentModel(first).probabilities(texts)
+    np.testing.assert_allclose(got, (each[0] + each[1]) / 2, atol=1e-5)

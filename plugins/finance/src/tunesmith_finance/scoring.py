@@ -85,12 +85,11 @@ class SentimentModel:
     @classmethod
     def load(cls, path: str | Path, *, quantize: str | None = None) -> SentimentModel:
         """Load a model directory (``quantize="int8"`` for the faster int8 copy), with the other
-        members of an ensemble (``finance_members.json``)."""
-        from tunesmith.engine.loading import load_model
-        from tunesmith_finance.training import read_members
+        members of a seed ensemble (:mod:`tunesmith.engine.ensemble`)."""
+        from tunesmith.engine.ensemble import load_ensemble
 
-        members = [load_model(m, quantize=quantize) for m in read_members(path)]
-        return cls(load_model(path, quantize=quantize), members)
+        first, *members = load_ensemble(path, quantize=quantize)
+        return cls(first, members)
 
     @property
     def size(self) -> int:
@@ -99,14 +98,9 @@ class SentimentModel:
 
     def probabilities(self, texts: Sequence[str], *, batch_size: int = 32) -> Any:
         """Calibrated class probabilities, ``(len(texts), len(labels))``; an ensemble's mean."""
-        from tunesmith.engine.predict import predict_logits, probabilities
+        from tunesmith.engine.ensemble import mean_probabilities
 
-        total = None
-        for model in (self.loaded, *self.members):
-            logits = predict_logits(model, list(texts), batch_size=batch_size)
-            probs = probabilities(model, logits)
-            total = probs if total is None else total + probs
-        return total / self.size
+        return mean_probabilities([self.loaded, *self.members], texts, batch_size=batch_size)
 
     def score(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Score]:
         """One :class:`Score` per text, in input order."""

@@ -146,6 +146,9 @@ def train_command(
     classifier_epochs: float | None = typer.Option(
         None, "--classifier-epochs", help="Classifier epochs (default: the engine's choice)."
     ),
+    classifier_members: int = typer.Option(
+        1, "--classifier-members", help="Train the classifier as an N-seed ensemble."
+    ),
     target_precision: float = typer.Option(0.9, "--target-precision"),
     seed: int = typer.Option(42, "--seed"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -164,6 +167,7 @@ def train_command(
         held_out=held_out,
         epochs=epochs,
         classifier_epochs=classifier_epochs,
+        classifier_members=classifier_members,
         target_precision=target_precision,
         seed=seed,
         log=lambda m: typer.echo(m, err=True),

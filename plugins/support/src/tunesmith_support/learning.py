@@ -166,6 +166,7 @@ def train_kb(
     held_out: float = 0.3,
     epochs: float = 3.0,
     classifier_epochs: float | None = None,
+    classifier_members: int = 1,
     index_questions: bool = False,
     target_precision: float = 0.9,
     seed: int = 42,
@@ -175,6 +176,8 @@ def train_kb(
 
     ``index_questions`` also indexes the training questions as extra question vectors of the
     entries that answered them (their cosine is then part of the retrieval score).
+    ``classifier_members`` > 1 trains the classifier as a seed ensemble
+    (:mod:`tunesmith.engine.ensemble`).
 
     Returns what was done and measured (pair metrics, classifier path, calibration report).
     """
@@ -186,6 +189,10 @@ def train_kb(
         )
     if not 0.0 < held_out < 1.0:
         raise UserInputError(f"--held-out must be between 0 and 1, got {held_out}")
+    if classifier:
+        from tunesmith.engine.ensemble import check_members
+
+        check_members(classifier_members, "full")
     index = open_index(kb_dir, load_encoder(kb_dir))
     entries = {e.id: e for e in stored_entries(index)}
     rows = read_labelled(data, set(entries), question_col=question_col, answer_col=answer_col)
@@ -225,7 +232,13 @@ def train_kb(
         log(f"indexed {result['indexed_questions']} past questions")
     if classifier:
         path = train_classifier(
-            kb_dir, train_rows, held=held_rows, epochs=classifier_epochs, seed=seed, log=log
+            kb_dir,
+            train_rows,
+            held=held_rows,
+            epochs=classifier_epochs,
+            members=classifier_members,
+            seed=seed,
+            log=log,
         )
         result["classifier"] = str(path)
     log(f"calibrating on {len(held_rows)} held-out questions")
@@ -240,10 +253,12 @@ def train_classifier(
     *,
     held: list[Labelled] | None = None,
     epochs: float | None = None,
+    members: int = 1,
     seed: int = 42,
     log: Any = print,
 ) -> Path:
-    """An intent classifier over entry ids (the core engine), saved in ``KB/classifier``.
+    """An intent classifier over entry ids (the core engine), saved in ``KB/classifier``; a
+    seed ensemble of ``members`` runs when above 1.
 
     Out-of-scope questions (no answer id) become the label :data:`OUT_OF_SCOPE` when there are
     at least :data:`MIN_OUT_OF_SCOPE`. ``held`` questions are the engine's held-out data (early
@@ -252,7 +267,7 @@ def train_classifier(
     import tempfile
 
     from tunesmith.engine.config import RunConfig
-    from tunesmith.engine.train import train
+    from tunesmith.engine.ensemble import train_ensemble
 
     labelled = [(r.question, r.answer_id) for r in rows if r.answer_id]
     if len({label for _, label in labelled}) < 2:
@@ -285,4 +300,4 @@ def train_classifier(
             seed=seed,
             force=True,
         )
-        return Path(train(run))
+        return train_ensemble(run, members, log=log)

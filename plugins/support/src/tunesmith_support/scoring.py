@@ -100,20 +100,22 @@ class Lexical:
 
 
 class IntentModel:
-    """An intent classifier whose labels are entry ids (`support train --classifier`)."""
+    """An intent classifier whose labels are entry ids (`support train --classifier`), or a
+    seed ensemble of them (``--classifier-members``)."""
 
     def __init__(self, directory: str | Path) -> None:
-        from tunesmith.engine.loading import load_model
+        from tunesmith.engine.ensemble import load_ensemble
 
-        self.loaded = load_model(str(directory))
+        self.models = load_ensemble(str(directory))
+        self.loaded = self.models[0]
         self.labels = list(self.loaded.labels)
 
     def probabilities(self, queries: list[str]) -> np.ndarray:
-        """Calibrated label probabilities ``[n, labels]`` (the classifier's own temperature)."""
-        from tunesmith.engine.predict import predict_logits, probabilities
+        """Calibrated label probabilities ``[n, labels]`` (each member's own temperature; an
+        ensemble's mean)."""
+        from tunesmith.engine.ensemble import mean_probabilities
 
-        logits = predict_logits(self.loaded, queries)
-        return np.asarray(probabilities(self.loaded, logits), dtype=np.float32)
+        return np.asarray(mean_probabilities(self.models, queries), dtype=np.float32)
 
 
 @dataclass

@@ -1,0 +1,191 @@
+"""Seed ensembles: N engine runs of one recipe that differ only in their seed, scored by the mean
+of their calibrated probabilities.
+
+The seed also draws each run's held-out slice, so together the members see all of the data. The
+first member is an ordinary model directory at ``out`` (every tool can use it alone); the others
+live in ``out/members/seed<S>``, listed in ``out/ensemble.json``, which is written last, so an
+interrupted run leaves a usable single model. Directories written by tunesmith-finance before
+this module existed list their members in ``finance_members.json``; it is read the same way.
+
+Scoring costs N times one model's. On the finance tweets, members of 2 and 3 seeds each scored
+above their best single member on a held-out slice of the training data (docs/finance.md); the
+support plugin uses it for its intent classifier (``support train --classifier-members N``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.errors import UserInputError
+
+#: The file that makes a model directory an ensemble.
+MEMBERS_FILE = "ensemble.json"
+#: Older names of that file, still read.
+LEGACY_MEMBERS_FILES = ("finance_members.json",)
+#: Where the second and later members live inside the first member's directory.
+MEMBERS_DIR = "members"
+#: Settings that must match for ``reuse`` to keep an existing member.
+REUSE_KEYS = (
+    "model",
+    "text_col",
+    "label_col",
+    "strategy",
+    "epochs",
+    "lr",
+    "batch_size",
+    "max_length",
+    "seed",
+)
+
+
+def member_dirs(out: str | Path, members: int, seed: int) -> list[tuple[Path, int]]:
+    """(directory, seed) of each member: ``out`` first, then ``out/members/seed<S>``."""
+    out = Path(out)
+    return [(out, seed)] + [
+        (out / MEMBERS_DIR / f"seed{seed + k}", seed + k) for k in range(1, members)
+    ]
+
+
+def check_members(members: int, strategy: str) -> None:
+    """A user error for an ensemble size the engine cannot train."""
+    if members < 1:
+        raise UserInputError(f"--members {members} is not valid; expected 1 or more")
+    if members > 1 and strategy.split(":", 1)[0] == "lora":
+        # A LoRA adapter directory cannot hold other model directories the engine reads.
+        raise UserInputError("--members above 1 is not supported with --strategy lora")
+
+
+def train_ensemble(
+    run: Any,
+    members: int,
+    *,
+    reuse: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """Train ``members`` runs of ``run`` (a ``RunConfig``), seeds ``run.seed``, +1, ...; returns
+    ``run.out``. ``reuse`` keeps members already trained with the same settings on a data file
+    with the same content (an ensemble whose first members finished)."""
+    from tunesmith.engine.prepare import stderr_log
+    from tunesmith.engine.resolved import Resolved
+    from tunesmith.engine.train import train
+    from tunesmith.io import atomic_write_json
+
+    check_members(members, run.strategy)
+    say = log or stderr_log
+    out = Path(run.out)
+    written: list[str] = []
+    for n, (where, seed) in enumerate(member_dirs(out, members, run.seed)):
+        # The first member replaces ``out`` as a whole (old members included); later ones are
+        # new directories inside it.
+        member = dataclasses.replace(
+            run,
+            out=str(where),
+            seed=seed,
+            force=run.force if n == 0 else True,
+            resolved=Resolved(),
+        ).validate()
+        if reuse and same_run(where, member):
+            say(f"member {n + 1}: reusing {where} (same settings)")
+        else:
+            if members > 1:
+                say(f"member {n + 1} of {members} (seed {seed}) ...")
+            train(member, log=say)
+        if n:
+            written.append(where.relative_to(out).as_posix())
+    if written:
+        atomic_write_json(
+            out / MEMBERS_FILE,
+            {"members": written, "combine": "mean of calibrated probabilities", "seed": run.seed},
+        )
+    else:
+        # A reused first member may still list the members of an earlier, larger ensemble.
+        for name in (MEMBERS_FILE, *LEGACY_MEMBERS_FILES):
+            (out / name).unlink(missing_ok=True)
+    return out
+
+
+def read_members(path: str | Path) -> list[Path]:
+    """The extra members' directories of the model at ``path`` (empty for a single model)."""
+    from tunesmith.io import read_json_object
+
+    path = Path(path)
+    manifest_path = next(
+        (path / name for name in (MEMBERS_FILE, *LEGACY_MEMBERS_FILES) if (path / name).is_file()),
+        None,
+    )
+    if manifest_path is None:
+        return []
+    manifest = read_json_object(manifest_path)
+    members = manifest.get("members") if manifest else None
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise UserInputError(f"{manifest_path}: 'members' must be a list of folder names")
+    found = []
+    for member in members:
+        where = (path / member).resolve()
+        if path.resolve() not in where.parents or not where.is_dir():
+            raise UserInputError(f"{manifest_path}: member {member!r} is not a folder in it")
+        found.append(where)
+    return found
+
+
+def same_run(where: str | Path, run: Any) -> bool:
+    """True when ``where`` holds a finished model trained with ``run``'s settings (the
+    :data:`REUSE_KEYS`) on a data file with the same content."""
+    from tunesmith.io import read_json_object
+
+    where = Path(where)
+    config = (
+        read_json_object(where / "run_config.json") if (where / "config.json").is_file() else None
+    )
+    if not config:
+        return False
+    mine = run.to_dict()
+    if any(config.get(key) != mine.get(key) for key in REUSE_KEYS):
+        return False
+    resolved_task = (config.get("resolved") or {}).get("task")
+    if run.task != "auto" and resolved_task != run.task:
+        return False
+    try:
+        then = hashlib.sha256(Path(config["data"]).read_bytes()).hexdigest()
+    except (OSError, KeyError, TypeError):
+        return False
+    return then == hashlib.sha256(Path(run.data).read_bytes()).hexdigest()
+
+
+def load_ensemble(path: str | Path, *, quantize: str | None = None) -> list[Any]:
+    """Every member of the model at ``path`` loaded (``LoadedModel``), the first one first; a
+    single model gives a list of one. Members must share their labels."""
+    from tunesmith.engine.loading import load_model
+
+    models = [load_model(path, quantize=quantize)]
+    models += [load_model(m, quantize=quantize) for m in read_members(path)]
+    for model in models[1:]:
+        if list(model.labels) != list(models[0].labels):
+            raise UserInputError(
+                f"{model.path}: its labels differ from {models[0].path}'s; "
+                "the members of an ensemble must be trained on the same labels"
+            )
+    return models
+
+
+def mean_probabilities(
+    models: Sequence[Any], texts: Sequence[str], *, batch_size: int = 32
+) -> np.ndarray:
+    """The mean of the members' calibrated probabilities, ``[len(texts), labels]``."""
+    from tunesmith.engine.predict import predict_logits, probabilities
+
+    total: np.ndarray | None = None
+    for model in models:
+        probs = np.asarray(
+            probabilities(model, predict_logits(model, list(texts), batch_size=batch_size))
+        )
+        total = probs if total is None else total + probs
+    if total is None:
+        raise UserInputError("an ensemble needs at least one model")
+    return total / len(models)

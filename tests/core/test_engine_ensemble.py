@@ -1,0 +1,118 @@
+"""tunesmith.engine.ensemble: seed ensembles are trained member by member, reused when their
+settings and data match, listed in a manifest that must stay inside the model directory, and
+scored with the mean of their members' calibrated probabilities."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tunesmith.engine.ensemble import (
+    LEGACY_MEMBERS_FILES,
+    MEMBERS_FILE,
+    check_members,
+    load_ensemble,
+    mean_probabilities,
+    read_members,
+    train_ensemble,
+)
+from tunesmith.errors import UserInputError
+
+LABELS = ["negative", "neutral", "positive"]
+TEXTS = ["shares plunge on losses", "results due on thursday", "profit beats estimates"]
+
+
+def _classifier(directory, steps, labels=LABELS, texts=TEXTS, targets=(0, 1, 2)):
+    from tunesmith.testing import make_tiny_trained_classifier
+
+    return make_tiny_trained_classifier(directory, labels, texts, list(targets), steps=steps)
+
+
+def _ensemble(tmp_path, manifest=MEMBERS_FILE):
+    first = _classifier(tmp_path / "m", steps=5)
+    second = _classifier(first / "members" / "seed43", steps=30)
+    (first / manifest).write_text(json.dumps({"members": ["members/seed43"]}))
+    return first, second
+
+
+def test_mean_probabilities_is_the_mean_of_the_members_calibrated_probabilities(tmp_path):
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_logits, probabilities
+
+    first, second = _ensemble(tmp_path)
+    models = load_ensemble(first)
+    assert [m.path for m in models] == [load_model(first).path, load_model(second).path]
+    each = [probabilities(m, predict_logits(m, TEXTS)) for m in models]
+    assert not np.allclose(each[0], each[1])  # the members differ, so the mean is a real test
+    np.testing.assert_allclose(
+        mean_probabilities(models, TEXTS), (each[0] + each[1]) / 2, atol=1e-6
+    )
+
+
+def test_a_directory_without_a_manifest_is_an_ensemble_of_one(tmp_path):
+    first = _classifier(tmp_path / "m", steps=1)
+    assert read_members(first) == [] and len(load_ensemble(first)) == 1
+
+
+def test_the_older_finance_manifest_is_still_read(tmp_path):
+    first, second = _ensemble(tmp_path, manifest=LEGACY_MEMBERS_FILES[0])
+    assert read_members(first) == [second.resolve()]
+
+
+def test_a_manifest_member_outside_the_model_directory_is_refused(tmp_path):
+    first = _classifier(tmp_path / "m", steps=1)
+    _classifier(tmp_path / "elsewhere", steps=1)
+    (first / MEMBERS_FILE).write_text(json.dumps({"members": ["../elsewhere"]}))
+    with pytest.raises(UserInputError, match="not a folder in it"):
+        read_members(first)
+    (first / MEMBERS_FILE).write_text(json.dumps({"members": "members/seed43"}))
+    with pytest.raises(UserInputError, match="must be a list of folder names"):
+        read_members(first)
+
+
+def test_members_with_other_labels_are_refused(tmp_path):
+    first = _classifier(tmp_path / "m", steps=1)
+    _classifier(first / "members" / "seed43", 1, ["negative", "positive"], TEXTS[::2], (0, 1))
+    (first / MEMBERS_FILE).write_text(json.dumps({"members": ["members/seed43"]}))
+    with pytest.raises(UserInputError, match="labels differ"):
+        load_ensemble(first)
+
+
+def test_sizes_below_one_and_lora_ensembles_are_user_errors():
+    check_members(3, "full")
+    with pytest.raises(UserInputError, match="--members 0"):
+        check_members(0, "full")
+    with pytest.raises(UserInputError, match="lora"):
+        check_members(2, "lora")
+
+
+@pytest.mark.slow
+def test_train_ensemble_writes_one_seed_per_member_and_reuse_trains_nothing_again(tmp_path):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.testing import make_tiny_base_model, write_csv
+
+    rows = [[t, label] for t, label in zip(TEXTS, LABELS, strict=True)] * 8
+    data = write_csv(tmp_path / "train.csv", rows)
+    base = make_tiny_base_model(tmp_path / "base", TEXTS)
+    out = tmp_path / "ens"
+
+    def run():
+        return RunConfig(data=str(data), out=str(out), model=str(base), strategy="head",
+                         epochs=1.0, seed=42, force=True)  # fmt: skip
+
+    train_ensemble(run(), 2, log=lambda _m: None)
+    (member,) = read_members(out)
+    assert member == (out / "members" / "seed43").resolve()
+    assert json.loads((member / "run_config.json").read_text())["seed"] == 43
+    assert json.loads((out / "run_config.json").read_text())["seed"] == 42
+    assert len(load_ensemble(out)) == 2
+
+    logged: list[str] = []
+    train_ensemble(run(), 2, reuse=True, log=logged.append)
+    assert sum("reusing" in line for line in logged) == 2, logged
+
+    # Down to one member, reusing the first: the manifest of the larger ensemble goes.
+    train_ensemble(run(), 1, reuse=True, log=logged.append)
+    assert not (out / MEMBERS_FILE).exists() and len(load_ensemble(out)) == 1
