@@ -24,6 +24,9 @@ accuracy is at least ``--min-in-scope``; where no rejection keeps that floor, th
 (max of in-scope accuracy + OOS recall on val), which is printed for both systems too. In-scope
 accuracy counts a rejected in-scope utterance as wrong.
 
+``--members N`` averages the calibrated probabilities of N classifiers trained with seeds
+``--seed``, +1, ... (``support train --classifier-members N``).
+
 ``--work-dir W`` keeps the frozen embeddings and the trained classifier there (reused by a
 later run with the same data and settings); without it everything goes into a temporary folder.
 
@@ -236,6 +239,17 @@ def classifier_probabilities(model_dir: Path, texts: list[str]) -> tuple[np.ndar
     return np.asarray(probabilities(loaded, logits), dtype=np.float64), list(loaded.labels)
 
 
+def mean_classifier_probabilities(model_dirs, texts):
+    """The mean of several classifiers' calibrated probabilities (a seed ensemble's)."""
+    total, labels = None, None
+    for model_dir in model_dirs:
+        probs, mine = classifier_probabilities(model_dir, texts)
+        if labels is not None and mine != labels:
+            raise SystemExit(f"{model_dir}: its labels differ from the first classifier's")
+        total, labels = (probs if total is None else total + probs), mine
+    return total / len(model_dirs), labels
+
+
 def nearest_by_intent(queries, keys, key_labels, intents, batch=1024):
     """``[n, intents]``: each query's cosine with the nearest training utterance of each intent
     (vectors are L2-normalised), as retrieval over past questions indexed per entry scores it."""
@@ -311,10 +325,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
-        "--index-encoder",
-        choices=("default", "classifier"),
-        default="default",
-        help="encoder of the past-question index: the untuned model or the classifier's own",
+        "--members", type=int, default=1, help="classifier seeds averaged (a seed ensemble)"
     )
     args = parser.parse_args()
 
@@ -398,18 +409,23 @@ def main() -> None:
     t0 = time.time()
     train_file = split_file(args.data_root, work, "train", train, full["train"])
     val_file = split_file(args.data_root, work, "val", val, full["val"])
-    model_dir = train_classifier(
-        train_file,
-        val_file,
-        work / f"classifier-{key}-e{epochs:g}-s{args.seed}",
-        model=args.model,
-        epochs=epochs,
-        seed=args.seed,
-    )
+    # ``--members N``: N seeds, as ``support train --classifier-members N`` trains them; the
+    # mean of their calibrated probabilities is the classifier's.
+    model_dirs = [
+        train_classifier(
+            train_file,
+            val_file,
+            work / f"classifier-{key}-e{epochs:g}-s{args.seed + k}",
+            model=args.model,
+            epochs=epochs,
+            seed=args.seed + k,
+        )
+        for k in range(args.members)
+    ]
     train_seconds = time.time() - t0
-    log(f"  classifier ready in {train_seconds:.0f} s: {model_dir}")
-    probs_val, labels = classifier_probabilities(model_dir, val[0])
-    probs_test, _ = classifier_probabilities(model_dir, test[0])
+    log(f"  classifier ready in {train_seconds:.0f} s: {', '.join(map(str, model_dirs))}")
+    probs_val, labels = mean_classifier_probabilities(model_dirs, val[0])
+    probs_test, _ = mean_classifier_probabilities(model_dirs, test[0])
     labels = np.asarray(labels)
     intents = [label for label in labels if label != OOS]
     inside = np.asarray([list(labels).index(i) for i in intents])
@@ -424,12 +440,6 @@ def main() -> None:
     # Retrieval over past questions (`support train --index-questions`) with the KB's encoder,
     # here the untuned default model (`--no-encoder`): its embeddings are the baseline's above.
     t0 = time.time()
-    if args.index_encoder == "classifier":
-        tuned = Encoder.load(model_dir)
-        tag = f"tuned-{model_dir.name}"
-        e_train = cached(work / f"{tag}-train.npy", lambda: tuned.encode(x_texts))
-        e_val = cached(work / f"{tag}-val.npy", lambda: tuned.encode(val[0]))
-        e_test = cached(work / f"{tag}-test.npy", lambda: tuned.encode(test[0]))
     near_val = nearest_by_intent(e_val, e_train, x_labels, intents)
     near_test = nearest_by_intent(e_test, e_train, x_labels, intents)
     log(f"  nearest training utterance per intent in {time.time() - t0:.0f} s")
@@ -519,6 +529,8 @@ def main() -> None:
             {
                 "benchmark": "support_clinc150",
                 "quick": args.quick,
+                "epochs": epochs,
+                "members": args.members,
                 "in_scope_accuracy": t["in_scope_accuracy"],
                 "oos_recall": t["oos_recall"],
                 "ece": t["ece"],
