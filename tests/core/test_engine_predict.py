@@ -100,6 +100,16 @@ def test_predict_logits_match_unbatched_forward_in_input_order(loaded):
     np.testing.assert_allclose(logits, reference_logits(loaded, TEXTS), atol=1e-4)
 
 
+def test_parallel_streams_give_the_same_logits_in_input_order(loaded):
+    from tunesmith.engine.predict import predict_logits
+
+    one = predict_logits(loaded, TEXTS, batch_size=2, streams=1)
+    for streams in (2, 3):
+        got = predict_logits(loaded, TEXTS, batch_size=2, streams=streams)
+        np.testing.assert_allclose(got, one, atol=1e-5)
+    np.testing.assert_allclose(one, reference_logits(loaded, TEXTS), atol=1e-4)
+
+
 def test_batches_are_length_sorted_and_padded_only_to_their_longest(loaded, monkeypatch):
     from tunesmith.engine import predict
 

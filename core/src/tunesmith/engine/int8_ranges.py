@@ -67,7 +67,9 @@ def record_int8_ranges(
         sample = random.Random(seed).sample(sample, RANGE_TEXTS)
     predict = predict_word_logits if loaded.task == "ner" else predict_logits
     ranges = measure_activation_ranges(
-        loaded.model, lambda: predict(loaded, sample, batch_size=RANGE_BATCH)
+        # One stream: the same batches in the same order whatever the machine.
+        loaded.model,
+        lambda: predict(loaded, sample, batch_size=RANGE_BATCH, streams=1),
     )
     return {
         "statistic": f"mean over batches of {RANGE_BATCH} texts of each input's min and max",

@@ -52,10 +52,14 @@ def _logits_of(output: Any) -> Any:
 
 
 def _run_sorted(
-    loaded: LoadedModel, encodings: list[dict[str, list[int]]], batch_size: int
+    loaded: LoadedModel,
+    encodings: list[dict[str, list[int]]],
+    batch_size: int,
+    streams: int | None = None,
 ) -> list[np.ndarray]:
-    """Run the model over ``encodings`` in length-sorted batches; outputs in input order."""
-    import torch
+    """Run the model over ``encodings`` in length-sorted batches; outputs in input order.
+    Batches run in parallel single-threaded streams on a CPU (:mod:`tunesmith.streams`)."""
+    from tunesmith.streams import run_streams, stream_count
 
     configure_threads()
     names = _input_names(loaded)
@@ -63,15 +67,21 @@ def _run_sorted(
     order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i]["input_ids"]))
     results: list[np.ndarray] = [np.empty(0)] * len(encodings)
     model = loaded.model
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            rows = [{k: v for k, v in encodings[i].items() if k in names} for i in chunk]
-            padded = pad_rows(loaded.tokenizer, rows, attention_mask="attention_mask" in names)
-            batch = {k: v for k, v in padded.items() if k in names}
-            logits = _logits_of(model(**batch)).float().numpy()
-            for row, index in enumerate(chunk):
-                results[index] = logits[row]
+    # Padded here, in one thread: the streams only run the model.
+    batches = []
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        rows = [{k: v for k, v in encodings[i].items() if k in names} for i in chunk]
+        padded = pad_rows(loaded.tokenizer, rows, attention_mask="attention_mask" in names)
+        batches.append((chunk, {k: v for k, v in padded.items() if k in names}))
+
+    def work(item: tuple[list[int], dict[str, Any]]) -> None:
+        chunk, batch = item
+        logits = _logits_of(model(**batch)).float().numpy()
+        for row, index in enumerate(chunk):
+            results[index] = logits[row]
+
+    run_streams(work, batches, stream_count(model) if streams is None else max(1, streams))
     return results
 
 
@@ -101,15 +111,19 @@ def predict_logits(
     *,
     batch_size: int = 32,
     max_length: int | None = None,
+    streams: int | None = None,
 ) -> np.ndarray:
-    """Raw logits of a sequence classifier, shape ``(len(texts), len(labels))``, input order."""
+    """Raw logits of a sequence classifier, shape ``(len(texts), len(labels))``, input order.
+    ``streams``: batches run at once, one torch thread each (default
+    :func:`tunesmith.streams.stream_count`; 1 runs them one by one on all threads)."""
     if loaded.task == "ner":
         raise ValueError("predict_logits is for sequence classifiers; use predict_word_logits")
     if isinstance(texts, str):
         texts = [texts]
     if not texts:
         return np.zeros((0, len(loaded.labels)), dtype=np.float32)
-    rows = _run_sorted(loaded, _encode_texts(loaded, texts, max_length), max(1, batch_size))
+    encodings = _encode_texts(loaded, texts, max_length)
+    rows = _run_sorted(loaded, encodings, max(1, batch_size), streams)
     return np.stack(rows).astype(np.float32)
 
 
@@ -124,8 +138,10 @@ def predict_word_logits(
     *,
     batch_size: int = 32,
     max_length: int | None = None,
+    streams: int | None = None,
 ) -> list[np.ndarray]:
     """Logits of a token classifier per word (its first sub-token), one array per sentence.
+    ``streams`` as for :func:`predict_logits`.
 
     Words cut off by ``max_length`` get NaN logits; :func:`predict_tags` tags them ``O``.
     """
@@ -139,7 +155,7 @@ def predict_word_logits(
         max_length=limit,
         padding=False,
     )
-    token_logits = _run_sorted(loaded, _rows(encoded), max(1, batch_size))
+    token_logits = _run_sorted(loaded, _rows(encoded), max(1, batch_size), streams)
     n_tags = len(loaded.labels)
     out: list[np.ndarray] = []
     for i, sentence in enumerate(words):
