@@ -24,6 +24,10 @@ accuracy is at least ``--min-in-scope``; where no rejection keeps that floor, th
 (max of in-scope accuracy + OOS recall on val), which is printed for both systems too. In-scope
 accuracy counts a rejected in-scope utterance as wrong.
 
+``--engine-val-share F`` gives the engine its own share of val (per intent) for its held-out
+choices; the rest of val, which the classifier never saw, chooses everything else. Without it
+val does both, and is then easier for the classifier than test is.
+
 ``--members N`` averages the calibrated probabilities of N classifiers trained with seeds
 ``--seed``, +1, ... (``support train --classifier-members N``).
 
@@ -167,6 +171,23 @@ def evaluate_system(
 #: Weights of the classifier's probability tried in the ranking score (the plugin's grid);
 #: ``None``: the classifier's probability alone.
 INTENT_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, None)
+
+
+def split_by_label(texts, labels, share: float, seed: int = 0):
+    """(first, rest): ``share`` of each label's utterances, drawn with ``seed``, and the others."""
+    rng = np.random.default_rng(seed)
+    first = []
+    for label in sorted(set(labels)):
+        rows = [i for i, y in enumerate(labels) if y == label]
+        rows = [rows[j] for j in rng.permutation(len(rows))]
+        first += rows[: round(share * len(rows))]
+    chosen = set(first)
+    pick = sorted(chosen)
+    rest = [i for i in range(len(texts)) if i not in chosen]
+    return (
+        ([texts[i] for i in pick], [labels[i] for i in pick]),
+        ([texts[i] for i in rest], [labels[i] for i in rest]),
+    )
 
 
 def write_jsonl(path: Path, texts: list[str], labels: list[str]) -> Path:
@@ -330,6 +351,13 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
+        "--engine-val-share",
+        type=float,
+        default=0.0,
+        help="share of val (per intent) that only the engine sees (early stop, WiSE-FT, "
+        "temperature); the rest alone chooses the ranking, confidence and thresholds",
+    )
+    parser.add_argument(
         "--members", type=int, default=1, help="classifier seeds averaged (a seed ensemble)"
     )
     args = parser.parse_args()
@@ -352,6 +380,10 @@ def main() -> None:
     if args.test_per_intent:
         oos = 400 if args.quick else 1000
         test, full["test"] = subsample(*test, per_intent=args.test_per_intent, oos=oos), False
+    engine_val = None
+    if args.engine_val_share > 0:
+        engine_val, val = split_by_label(*val, args.engine_val_share, seed=0)
+        full["val"] = False
     epochs = args.epochs or (3.0 if args.quick else 6.0)
     log(
         f"train {len(train[0])}, val {len(val[0])}, test {len(test[0])} utterances; {epochs} epochs"
@@ -361,9 +393,8 @@ def main() -> None:
         temp = Path(tempfile.mkdtemp(prefix="support_clinc150_"))
     work = args.work_dir or temp
     work.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(json.dumps([args.model, train, val, test]).encode("utf-8")).hexdigest()[
-        :12
-    ]
+    parts = [args.model, train, val, test] + ([engine_val] if engine_val else [])
+    key = hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()[:12]
     in_train = [(t, y) for t, y in zip(*train, strict=True) if y != OOS]
     x_texts = [t for t, _ in in_train]
     x_labels = np.asarray([y for _, y in in_train])
@@ -413,7 +444,10 @@ def main() -> None:
     log("tunesmith: engine classifier over the intents and out-of-scope")
     t0 = time.time()
     train_file = split_file(args.data_root, work, "train", train, full["train"])
-    val_file = split_file(args.data_root, work, "val", val, full["val"])
+    if engine_val is not None:
+        val_file = write_jsonl(work / f"val-engine-{len(engine_val[0])}.jsonl", *engine_val)
+    else:
+        val_file = split_file(args.data_root, work, "val", val, full["val"])
     # ``--members N``: N seeds, as ``support train --classifier-members N`` trains them; the
     # mean of their calibrated probabilities is the classifier's.
     model_dirs = [
@@ -536,6 +570,7 @@ def main() -> None:
                 "quick": args.quick,
                 "epochs": epochs,
                 "members": args.members,
+                "engine_val_share": args.engine_val_share,
                 "in_scope_accuracy": t["in_scope_accuracy"],
                 "oos_recall": t["oos_recall"],
                 "ece": t["ece"],
