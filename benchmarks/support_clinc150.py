@@ -181,8 +181,8 @@ def split_by_label(texts, labels, share: float, seed: int = 0):
         rows = [i for i, y in enumerate(labels) if y == label]
         rows = [rows[j] for j in rng.permutation(len(rows))]
         first += rows[: round(share * len(rows))]
+    pick = sorted(first)
     chosen = set(first)
-    pick = sorted(chosen)
     rest = [i for i in range(len(texts)) if i not in chosen]
     return (
         ([texts[i] for i in pick], [labels[i] for i in pick]),
@@ -250,25 +250,22 @@ def train_classifier(train_file: Path, val_file: Path, out: Path, *, model, epoc
     return out
 
 
-def classifier_probabilities(model_dir: Path, texts: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Temperature-calibrated probabilities over the classifier's labels."""
+def classifier_probabilities(model_dirs: list[Path], texts_by_split: list[list[str]]):
+    """Each split's mean of the classifiers' calibrated probabilities (a seed ensemble's, as
+    ``tunesmith.engine.ensemble`` scores one), and their labels; each classifier loads once."""
+    from tunesmith.engine.ensemble import mean_probabilities
     from tunesmith.engine.loading import load_model
-    from tunesmith.engine.predict import predict_logits, probabilities
 
-    loaded = load_model(str(model_dir))
-    logits = predict_logits(loaded, texts, batch_size=64)
-    return np.asarray(probabilities(loaded, logits), dtype=np.float64), list(loaded.labels)
-
-
-def mean_classifier_probabilities(model_dirs, texts):
-    """The mean of several classifiers' calibrated probabilities (a seed ensemble's)."""
-    total, labels = None, None
-    for model_dir in model_dirs:
-        probs, mine = classifier_probabilities(model_dir, texts)
-        if labels is not None and mine != labels:
-            raise SystemExit(f"{model_dir}: its labels differ from the first classifier's")
-        total, labels = (probs if total is None else total + probs), mine
-    return total / len(model_dirs), labels
+    models = [load_model(str(d)) for d in model_dirs]
+    labels = list(models[0].labels)
+    for model in models[1:]:
+        if list(model.labels) != labels:
+            raise SystemExit(f"{model.path}: its labels differ from the first classifier's")
+    probs = [
+        np.asarray(mean_probabilities(models, texts, batch_size=64), dtype=np.float64)
+        for texts in texts_by_split
+    ]
+    return probs, labels
 
 
 def nearest_by_intent(queries, keys, key_labels, intents, batch=1024):
@@ -306,8 +303,9 @@ def plugin_features(scores, probs, oos_prob, nearest):
     candidates (``nearest``: the per-intent nearest cosines)."""
     from tunesmith_support.calibrate import FEATURES
 
-    order = np.argsort(-scores, axis=1)[:, :3]
-    top3 = np.take_along_axis(scores, order, axis=1)
+    # The plugin's candidates are the five best by the ranking score.
+    order = np.argsort(-scores, axis=1)[:, :5]
+    top3 = np.take_along_axis(scores, order[:, :3], axis=1)
     columns = {
         "top": top3[:, 0],
         "margin": top3[:, 0] - top3[:, 1],
@@ -315,8 +313,7 @@ def plugin_features(scores, probs, oos_prob, nearest):
         "third": top3[:, 2],
         "intent": np.take_along_axis(probs, order[:, :1], axis=1)[:, 0],
         "intent_oos": oos_prob,
-        # The plugin's candidates are the five best by the ranking score.
-        "nearest": np.take_along_axis(nearest, np.argsort(-scores, axis=1)[:, :5], axis=1).max(1),
+        "nearest": np.take_along_axis(nearest, order, axis=1).max(axis=1),
     }
     return order[:, 0], np.column_stack([columns[name] for name in FEATURES])
 
@@ -463,8 +460,7 @@ def main() -> None:
     ]
     train_seconds = time.time() - t0
     log(f"  classifier ready in {train_seconds:.0f} s: {', '.join(map(str, model_dirs))}")
-    probs_val, labels = mean_classifier_probabilities(model_dirs, val[0])
-    probs_test, _ = mean_classifier_probabilities(model_dirs, test[0])
+    (probs_val, probs_test), labels = classifier_probabilities(model_dirs, [val[0], test[0]])
     labels = np.asarray(labels)
     intents = [label for label in labels if label != OOS]
     inside = np.asarray([list(labels).index(i) for i in intents])

@@ -122,7 +122,9 @@ def read_members(path: str | Path) -> list[Path]:
     if manifest_path is None:
         return []
     manifest = read_json_object(manifest_path)
-    members = manifest.get("members") if manifest else None
+    if not manifest:
+        return []
+    members = manifest.get("members")
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
         raise UserInputError(f"{manifest_path}: 'members' must be a list of folder names")
     found = []

@@ -107,8 +107,7 @@ class IntentModel:
         from tunesmith.engine.ensemble import load_ensemble
 
         self.models = load_ensemble(str(directory))
-        self.loaded = self.models[0]
-        self.labels = list(self.loaded.labels)
+        self.labels = list(self.models[0].labels)
 
     def probabilities(self, queries: list[str]) -> np.ndarray:
         """Calibrated label probabilities ``[n, labels]`` (each member's own temperature; an
