@@ -41,14 +41,19 @@ LABELS = ["negative", "neutral", "positive"]
 #: fine-tuning, its 6 epochs, the engine's lr 1e-4 for this model, written out so that --reuse
 #: can compare settings); 64 tokens because tweets are short (the 99th percentile is 57).
 RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64}
-#: Candidates ``--select`` compares on a held-out 20 % slice of train (``seeds``: one model per
-#: seed, probabilities averaged).
-CANDIDATES: list[dict[str, Any]] = [
-    {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64},
-    {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64, "seeds": [43]},
-    {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64, "seeds": [42, 43]},
-    {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64, "seeds": [42, 43, 44]},
-]
+#: Candidates ``--select`` compares on a held-out 20 % slice of train, by name (``seeds``: one
+#: model per seed, probabilities averaged; other keys are engine settings). ``--recipe NAME``
+#: trains the full run with one of them.
+_BASE = dict(RECIPE)
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "seed 42": _BASE,
+    "seed 43": {**_BASE, "seeds": [43]},
+    "two seeds": {**_BASE, "seeds": [42, 43]},
+    "three seeds": {**_BASE, "seeds": [42, 43, 44]},
+    "random head": {**_BASE, "head_init": "random"},
+    "label smoothing 0.1": {**_BASE, "label_smoothing": 0.1},
+    "random head + label smoothing 0.1": {**_BASE, "head_init": "random", "label_smoothing": 0.1},
+}
 QUICK_RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 1.0, "lr": 1e-4, "max_length": 64}
 
 
@@ -80,10 +85,16 @@ def train_tweet_model(
 ) -> float:
     """``finance train`` (``train_sentiment``) on the tweets with ``recipe``; returns seconds.
     ``reuse`` keeps members already in ``out`` that were trained the same way on the same data."""
+    import dataclasses
+
     from tunesmith_finance.training import SentimentRecipe, train_sentiment
 
     data = write_csv(out.with_suffix(".csv"), train_rows)
-    settings = SentimentRecipe(**recipe, extra={"resume": True} if resume else {})
+    own = {f.name for f in dataclasses.fields(SentimentRecipe)}
+    extra = {k: v for k, v in recipe.items() if k not in own}  # engine settings
+    if resume:
+        extra["resume"] = True
+    settings = SentimentRecipe(**{k: v for k, v in recipe.items() if k in own}, extra=extra)
     started = time.perf_counter()
     train_sentiment(data, out, settings, force=True, reuse=reuse, log=log)
     return time.perf_counter() - started
@@ -164,7 +175,11 @@ def folds(rows: list[dict[str, str]], k: int, seed: int = 0) -> list[list[int]]:
 
 
 def select(
-    train: list[dict[str, str]], work: Path, size: int | None = None, reuse: bool = False
+    train: list[dict[str, str]],
+    work: Path,
+    size: int | None = None,
+    reuse: bool = False,
+    names: list[str] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Compare the candidate recipes on a held-out 20 % slice of train; returns the best and
     every candidate's figures. ``size`` trains the candidates on that many tweets of the other
@@ -183,7 +198,8 @@ def select(
     texts = [r["text"] for r in held]
     members: dict[str, Any] = {}
     results: list[dict[str, Any]] = []
-    for settings in CANDIDATES:
+    for name in names or list(CANDIDATES):
+        settings = CANDIDATES[name]
         base = {k: v for k, v in settings.items() if k != "seeds"}
         probs = []
         for seed in settings.get("seeds", [42]):
@@ -197,8 +213,8 @@ def select(
             probs.append(members[key])
         mean = sum(probs) / len(probs)
         figures = metrics(truth, [LABELS[i] for i in mean.argmax(axis=1)])
-        results.append({"settings": settings, **figures})
-        log(f"select {settings}: train-slice {figures}")
+        results.append({"name": name, "settings": settings, **figures})
+        log(f"select {name} {settings}: train-slice {figures}")
     best = max(results, key=lambda r: r["accuracy"])  # first one wins ties
     log(f"select: {len(fit)} training tweets, {len(held)} held out; best {best}")
     return best["settings"], results
@@ -214,6 +230,17 @@ def main() -> int:
     )
     parser.add_argument(
         "--select-only", action="store_true", help="stop after --select (one JSON line)"
+    )
+    parser.add_argument(
+        "--candidates",
+        default=None,
+        help="--select: comma-separated candidate names (default: all): " + ", ".join(CANDIDATES),
+    )
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        choices=list(CANDIDATES),
+        help="train the full run with this candidate's engine settings (seeds: use --members)",
     )
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument(
@@ -241,6 +268,9 @@ def main() -> int:
     ]  # fmt: skip
     k = args.folds or (2 if args.quick else 3)
     recipe = dict(QUICK_RECIPE if args.quick else RECIPE)
+    if args.recipe:
+        chosen = {k: v for k, v in CANDIDATES[args.recipe].items() if k != "seeds"}
+        recipe.update({k: v for k, v in chosen.items() if k not in RECIPE or not args.quick})
     recipe["members"] = args.members
     if args.quick:
         rng = random.Random(0)
@@ -253,7 +283,11 @@ def main() -> int:
     started = time.perf_counter()
 
     if args.select and not args.quick:
-        recipe, selection = select(train, work, args.select_size, args.reuse)
+        names = [n.strip() for n in args.candidates.split(",")] if args.candidates else None
+        unknown = [n for n in names or [] if n not in CANDIDATES]
+        if unknown:
+            parser.error(f"--candidates: unknown {unknown}; expected some of {list(CANDIDATES)}")
+        recipe, selection = select(train, work, args.select_size, args.reuse, names)
         if args.select_only:
             print(
                 json.dumps(

@@ -730,6 +730,59 @@ def test_supervised_contrastive_loss_is_lower_when_same_labels_cluster():
     )
 
 
+def test_label_smoothing_raises_the_loss_of_a_confident_right_answer_by_the_smoothed_target():
+    import torch
+
+    from tunesmith.engine.modeling import sequence_loss
+
+    logits = torch.tensor([[4.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
+    labels = torch.tensor([0, 1])
+    plain = sequence_loss(logits, labels, "single_label_classification")
+    smoothed = sequence_loss(logits, labels, "single_label_classification", None, 0.3)
+    log_probs = torch.log_softmax(logits, dim=-1)
+    target = torch.full((2, 3), 0.1)
+    target[0, 0] = target[1, 1] = 0.8
+    assert smoothed > plain
+    assert float(smoothed) == pytest.approx(float(-(target * log_probs).sum(-1).mean()), abs=1e-6)
+
+
+def test_label_smoothing_outside_zero_to_one_is_a_one_line_error(files):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="--label-smoothing 1.0"):
+        RunConfig(data=str(files["train"]), label_smoothing=1.0).validate()
+
+
+def test_label_smoothing_trains_a_softer_model_and_is_recorded(cli, files, tmp_path):
+    import torch
+
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_texts
+
+    runs = {}
+    for smoothing in ("0", "0.4"):
+        out = tmp_path / f"ls{smoothing}"
+        result = _train(
+            cli, files, out, "--epochs", "6", "--eval", str(files["eval"]),
+            "--label-smoothing", smoothing, "--no-calibrate", "--nearest", "off",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        runs[smoothing] = out
+    config = json.loads((runs["0.4"] / "run_config.json").read_text())
+    assert config["label_smoothing"] == 0.4
+    assert "label smoothing:** 0.4" in (runs["0.4"] / "README.md").read_text()
+    texts = [t for t, _ in _rows()]
+    top = {
+        s: torch.tensor(
+            [max(r["probabilities"].values()) for r in predict_texts(load_model(d), texts)]
+        )
+        for s, d in runs.items()
+    }
+    # Smoothing keeps 0.4 of the target off the true label: the model stays less sure.
+    assert float(top["0.4"].mean()) < float(top["0"].mean())
+
+
 def test_every_train_option_reaches_the_run_config_by_its_field_name():
     import dataclasses
     import inspect

@@ -478,6 +478,11 @@ def train_command(
     pseudo_rounds: int = typer.Option(
         PSEUDO_ROUNDS, "--pseudo-rounds", help="--unlabelled: self-training rounds."
     ),
+    label_smoothing: float = typer.Option(
+        0.0,
+        "--label-smoothing",
+        help="Label smoothing of the cross-entropy (0: off; single-label and NER).",
+    ),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),

@@ -83,6 +83,9 @@ class RunConfig:
     pseudo_threshold: float = PSEUDO_THRESHOLD
     #: Self-training rounds (each predicts again with the refitted head).
     pseudo_rounds: int = PSEUDO_ROUNDS
+    #: Label smoothing of the cross-entropy (single-label and NER; multi-label ignores it):
+    #: the target keeps 1 - s and spreads s over every label. 0 is off.
+    label_smoothing: float = 0.0
     lora_r: int = 8
     lora_alpha: int = 16
     weight_decay: float = 0.01
@@ -161,6 +164,8 @@ class RunConfig:
             raise bad("--contrastive", self.contrastive, "a weight of 0 (off) or more")
         if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
             raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
+        if not 0 <= self.label_smoothing < 1:
+            raise bad("--label-smoothing", self.label_smoothing, "a share from 0 (off) below 1")
         if not 0 < self.pseudo_threshold <= 1:
             raise bad(
                 "--pseudo-threshold", self.pseudo_threshold, "a probability above 0, at most 1"

@@ -107,7 +107,8 @@ def render_model_card(
         f"{_fmt(resolved.lr)} / {run.batch_size}",
         f"- **Max length:** {resolved.max_length} tokens "
         f"({_given(resolved.max_length_source, '')})",
-        f"- **Class weights:** {run.class_weights}; **seed:** {run.seed}",
+        f"- **Class weights:** {run.class_weights}; **label smoothing:** "
+        f"{_fmt(run.label_smoothing)}; **seed:** {run.seed}",
         f"- **Training time:** {_fmt(resolved.train_seconds)} s",
     ]
     if run.augment:

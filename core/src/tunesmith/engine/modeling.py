@@ -93,15 +93,23 @@ def mean_pool(hidden: Any, attention_mask: Any) -> Any:
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
-def sequence_loss(logits: Any, labels: Any, problem_type: str, weight: Any = None) -> Any:
-    """Cross-entropy (single-label) or binary cross-entropy (multi-label), optionally weighted."""
+def sequence_loss(
+    logits: Any, labels: Any, problem_type: str, weight: Any = None, label_smoothing: float = 0.0
+) -> Any:
+    """Cross-entropy (single-label) or binary cross-entropy (multi-label), optionally weighted;
+    ``label_smoothing`` applies to single-label cross-entropy only."""
     import torch.nn.functional as F
 
     if problem_type == "multi_label_classification":
         return F.binary_cross_entropy_with_logits(
             logits, labels.to(logits.dtype), pos_weight=weight
         )
-    return F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), weight=weight)
+    return F.cross_entropy(
+        logits.view(-1, logits.shape[-1]),
+        labels.view(-1),
+        weight=weight,
+        label_smoothing=label_smoothing,
+    )
 
 
 def _mean_pooling_forward(

@@ -261,7 +261,8 @@ def make_trainer_class() -> Any:
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     class TunesmithTrainer(Trainer):
-        """Weighted task loss; length-grouped training batches; evaluation in dataset order."""
+        """Weighted (and optionally label-smoothed) task loss; length-grouped training batches;
+        evaluation in dataset order."""
 
         def __init__(
             self,
@@ -270,10 +271,12 @@ def make_trainer_class() -> Any:
             loss_weights: Any = None,
             contrastive_weight: float = 0.0,
             contrastive_temperature: float = 0.1,
+            label_smoothing: float = 0.0,
             **kwargs: Any,
         ):
             super().__init__(*args, **kwargs)
             self.task = task
+            self.label_smoothing = label_smoothing
             self.loss_weights = loss_weights
             self.contrastive_weight = contrastive_weight
             self.contrastive_temperature = contrastive_temperature
@@ -297,6 +300,7 @@ def make_trainer_class() -> Any:
                     labels.reshape(-1),
                     weight=weight,
                     ignore_index=-100,
+                    label_smoothing=self.label_smoothing,
                 )
             else:
                 problem = (
@@ -304,7 +308,7 @@ def make_trainer_class() -> Any:
                     if self.task == "multilabel"
                     else "single_label_classification"
                 )
-                loss = sequence_loss(logits, labels, problem, weight)
+                loss = sequence_loss(logits, labels, problem, weight, self.label_smoothing)
             if self.contrastive_weight and model.training and self.task == "classification":
                 pooled = last_pooled(model)
                 if pooled is not None:

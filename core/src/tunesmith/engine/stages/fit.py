@@ -60,6 +60,10 @@ def run(state: Training) -> None:
     weights = None
     if run.class_weights == "auto" and task == "ner":
         state.note("--class-weights auto applies to classification; NER ignored it")
+    if run.label_smoothing and task == "multilabel":
+        state.note(
+            "--label-smoothing applies to single-label and NER losses; multi-label ignored it"
+        )
     if run.class_weights == "auto" and task != "ner":
         import torch
 
@@ -75,6 +79,7 @@ def run(state: Training) -> None:
         task=task,
         loss_weights=weights,
         contrastive_weight=contrastive,
+        label_smoothing=run.label_smoothing,
     )
     _add_callbacks(state, trainer, patience if has_eval else 0)
     state.log(
