@@ -53,6 +53,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "random head": {**_BASE, "head_init": "random"},
     "label smoothing 0.1": {**_BASE, "label_smoothing": 0.1},
     "random head + label smoothing 0.1": {**_BASE, "head_init": "random", "label_smoothing": 0.1},
+    "8 epochs": {**_BASE, "epochs": 8.0},
+    "lr 2e-4": {**_BASE, "lr": 2e-4},
+    "average last 3 epochs": {**_BASE, "average_epochs": 3},
 }
 QUICK_RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 1.0, "lr": 1e-4, "max_length": 64}
 

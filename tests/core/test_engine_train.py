@@ -818,3 +818,66 @@ def test_early_stopping_says_when_training_stopped_early(cli, files, tmp_path):
     resolved = json.loads((out / "run_config.json").read_text())["resolved"]
     assert resolved["epochs_run"] < 12  # the tiny data is learnt long before 12 epochs
     assert f"stopped early after {resolved['epochs_run']:g} of 12 epochs" in result.stderr
+
+
+def test_mean_weights_is_the_elementwise_mean_and_keeps_each_dtype():
+    import torch
+
+    from tunesmith.engine.averaging import mean_weights
+
+    a = {"w": torch.tensor([1.0, 2.0]), "h": torch.tensor([1.0], dtype=torch.float16)}
+    b = {"w": torch.tensor([3.0, 6.0]), "h": torch.tensor([3.0], dtype=torch.float16)}
+    mean = mean_weights([a, b])
+    assert mean["w"].tolist() == [2.0, 4.0] and mean["h"].dtype == torch.float16
+    assert mean["h"].tolist() == [2.0]
+
+
+def test_average_epochs_compares_the_mean_with_the_trained_weights_on_held_out_data(
+    cli, files, tmp_path
+):
+    out = tmp_path / "avg"
+    result = _train(cli, files, out, "--epochs", "4", "--eval", str(files["eval"]),
+                    "--average-epochs", "3", "--nearest", "off")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    average = json.loads((out / "run_config.json").read_text())["resolved"]["average"]
+    assert average["epochs"] == 3 and average["source"] == "held-out score"
+    scores = average["scores"]
+    assert average["kept"] == (scores["average"] >= scores["trained"])
+
+
+def test_average_epochs_without_held_out_data_uses_the_mean_of_the_last_epochs(
+    cli, files, tmp_path
+):
+    import torch
+
+    from tunesmith.engine.averaging import mean_weights
+
+    runs = {}
+    for flag in ("0", "2"):
+        out = tmp_path / f"avg{flag}"
+        result = _train(cli, files, out, "--epochs", "3", "--eval-fraction", "0",
+                        "--average-epochs", flag, "--nearest", "off", "--wise-ft", "1",
+                        "--no-calibrate")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        runs[flag] = out
+    resolved = json.loads((runs["2"] / "run_config.json").read_text())["resolved"]
+    assert resolved["average"] == {"epochs": 2, "kept": True, "source": "no held-out data"}
+    # Same seed, same batches: the averaged run's weights differ from the plain run's last ones.
+    from safetensors.torch import load_file
+
+    plain = load_file(runs["0"] / "model.safetensors")
+    averaged = load_file(runs["2"] / "model.safetensors")
+    assert any(not torch.equal(plain[k], averaged[k]) for k in plain)
+    assert (
+        mean_weights([plain, plain])["classifier.weight"].shape == plain["classifier.weight"].shape
+    )
+
+
+def test_average_epochs_of_one_or_with_a_frozen_strategy_is_a_one_line_error(files):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="--average-epochs 1"):
+        RunConfig(data=str(files["train"]), average_epochs=1).validate()
+    with pytest.raises(UserInputError, match="needs --strategy full"):
+        RunConfig(data=str(files["train"]), average_epochs=2, strategy="head").validate()

@@ -483,6 +483,12 @@ def train_command(
         "--label-smoothing",
         help="Label smoothing of the cross-entropy (0: off; single-label and NER).",
     ),
+    average_epochs: int = typer.Option(
+        0,
+        "--average-epochs",
+        help="Average the weights of the last N epochs after full fine-tuning (0: off); kept "
+        "only if the held-out score does not drop.",
+    ),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),

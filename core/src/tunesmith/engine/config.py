@@ -86,6 +86,9 @@ class RunConfig:
     #: Label smoothing of the cross-entropy (single-label and NER; multi-label ignores it):
     #: the target keeps 1 - s and spreads s over every label. 0 is off.
     label_smoothing: float = 0.0
+    #: Average the weights at the end of the last N epochs after training (0: off; full
+    #: fine-tuning). With held-out data the mean is kept only if it scores at least as well.
+    average_epochs: int = 0
     lora_r: int = 8
     lora_alpha: int = 16
     weight_decay: float = 0.01
@@ -166,6 +169,10 @@ class RunConfig:
             raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
         if not 0 <= self.label_smoothing < 1:
             raise bad("--label-smoothing", self.label_smoothing, "a share from 0 (off) below 1")
+        if self.average_epochs == 1 or self.average_epochs < 0:
+            raise bad("--average-epochs", self.average_epochs, "0 (off) or a number of epochs >= 2")
+        if self.average_epochs and self.strategy_kind != "full":
+            raise UserInputError("--average-epochs needs --strategy full")
         if not 0 < self.pseudo_threshold <= 1:
             raise bad(
                 "--pseudo-threshold", self.pseudo_threshold, "a probability above 0, at most 1"

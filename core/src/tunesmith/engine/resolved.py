@@ -47,6 +47,8 @@ class Resolved:
     epochs_run: float | None = None
     best_checkpoint_metric: float | None = None
     best_checkpoint_step: int | None = None
+    #: ``--average-epochs``: ``{"epochs", "kept", "source", "scores"?}``.
+    average: dict[str, Any] | None = None
     #: WiSE-FT: ``{"weight", "source", "scores"?}`` (full fine-tuning only).
     wise_ft: dict[str, Any] | None = None
     #: Nearest-example scores: ``{"weight", "source", "temperature"?, "scores"?, ...}``.

@@ -23,6 +23,7 @@ from tunesmith.engine.distributed import barrier, is_main_process
 from tunesmith.engine.prepare import Log, stderr_log
 from tunesmith.engine.resolved import Resolved
 from tunesmith.engine.stages import (
+    average,
     calibrate,
     encode,
     fit,
@@ -82,6 +83,7 @@ def _train_locked(run: RunConfig, log: Log) -> Path:
     encode.run(state)
     head.run(state)
     fit.run(state)
+    average.run(state)
     wise_ft.run(state)
     nearest.run(state)
     self_training.run(state)

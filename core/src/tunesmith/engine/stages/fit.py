@@ -12,6 +12,7 @@ from typing import Any
 
 from tunesmith.engine import feature_cache as fc
 from tunesmith.engine import nearest as nx
+from tunesmith.engine.averaging import make_epoch_snapshots
 from tunesmith.engine.distributed import is_main_process, world_size
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import apply_strategy, trainable_parameters
@@ -82,6 +83,10 @@ def run(state: Training) -> None:
         label_smoothing=run.label_smoothing,
     )
     _add_callbacks(state, trainer, patience if has_eval else 0)
+    snapshots = None
+    if run.average_epochs and state.strategy.kind == "full":
+        snapshots = make_epoch_snapshots(run.average_epochs)
+        trainer.add_callback(snapshots)
     state.log(
         f"training {task} model: {len(train_set):,} examples, {len(labels)} labels, "
         f"strategy {run.strategy}, {resolved.epochs:g} epochs at lr {resolved.lr:g}, "
@@ -89,6 +94,8 @@ def run(state: Training) -> None:
         f"{resolved.total_parameters:,} parameters trainable"
     )
     figures = _train(trainer, state.resume_from, run.work_path)
+    if snapshots is not None:
+        state.epoch_snapshots = list(snapshots.snapshots)
     if patience and has_eval and figures["epochs_run"] < resolved.epochs:
         state.log(
             f"stopped early after {figures['epochs_run']:g} of {resolved.epochs:g} epochs: "

@@ -51,6 +51,8 @@ class Training:
     held_set: Any = None
     has_eval: bool = False
     tensorboard_dir: Path | None = None
+    #: ``--average-epochs``: the weights at the end of the last epochs (CPU copies).
+    epoch_snapshots: list[dict[str, Any]] | None = None
     # post-fit
     #: The final model's pooled training embeddings (nearest examples and self-training).
     train_pooled: Any = None
