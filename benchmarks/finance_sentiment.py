@@ -56,6 +56,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "8 epochs": {**_BASE, "epochs": 8.0},
     "lr 2e-4": {**_BASE, "lr": 2e-4},
     "average last 3 epochs": {**_BASE, "average_epochs": 3},
+    "layer decay 0.8": {**_BASE, "layer_decay": 0.8},
+    "lr 2e-4, layer decay 0.8": {**_BASE, "lr": 2e-4, "layer_decay": 0.8},
 }
 QUICK_RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 1.0, "lr": 1e-4, "max_length": 64}
 

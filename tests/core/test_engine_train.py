@@ -881,3 +881,51 @@ def test_average_epochs_of_one_or_with_a_frozen_strategy_is_a_one_line_error(fil
         RunConfig(data=str(files["train"]), average_epochs=1).validate()
     with pytest.raises(UserInputError, match="needs --strategy full"):
         RunConfig(data=str(files["train"]), average_epochs=2, strategy="head").validate()
+
+
+def test_layer_decay_groups_give_lower_layers_smaller_learning_rates():
+    import torch
+
+    from tunesmith.engine.trainer_utils import layer_decay_groups
+
+    names = [
+        "bert.embeddings.word_embeddings.weight",
+        "bert.encoder.layer.0.attention.self.query.weight",
+        "bert.encoder.layer.0.attention.self.query.bias",
+        "bert.encoder.layer.1.output.dense.weight",
+        "classifier.weight",
+    ]
+    params = [(n, torch.nn.Parameter(torch.zeros(2))) for n in names]
+    groups = layer_decay_groups(params, {names[2]}, lr=1.0, weight_decay=0.01, decay=0.5)
+    lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    by_name = {n: lr_of[id(p)] for n, p in params}
+    assert by_name[names[4]] == (1.0, 0.01)  # the head at lr
+    assert by_name[names[3]] == (0.5, 0.01)  # the top layer, one step down
+    assert by_name[names[1]] == (0.25, 0.01) and by_name[names[2]] == (0.25, 0.0)
+    assert by_name[names[0]] == (0.125, 0.01)  # the embeddings, below layer 0
+
+
+def test_layer_decay_trains_and_is_recorded_and_out_of_range_is_an_error(cli, files, tmp_path):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.errors import UserInputError
+
+    out = tmp_path / "llrd"
+    result = _train(cli, files, out, "--layer-decay", "0.8")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run_config.json").read_text())["layer_decay"] == 0.8
+    assert "layer-wise lr decay:** 0.8" in (out / "README.md").read_text()
+    with pytest.raises(UserInputError, match="--layer-decay 1.5"):
+        RunConfig(data=str(files["train"]), layer_decay=1.5).validate()
+
+
+def test_the_trainer_builds_its_optimizer_with_layer_decay_groups(files, tmp_path):
+    from transformers import AutoModelForSequenceClassification, TrainingArguments
+
+    from tunesmith.engine.trainer_utils import make_trainer_class
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(files["base"]), num_labels=3)
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=0.1, report_to="none")
+    trainer = make_trainer_class()(model=model, args=args, task="classification", layer_decay=0.5)
+    rates = sorted({group["lr"] for group in trainer.create_optimizer().param_groups})
+    layers = model.config.num_hidden_layers
+    assert rates == pytest.approx([0.1 * 0.5**k for k in range(layers + 1, -1, -1)])

@@ -483,6 +483,12 @@ def train_command(
         "--label-smoothing",
         help="Label smoothing of the cross-entropy (0: off; single-label and NER).",
     ),
+    layer_decay: float = typer.Option(
+        1.0,
+        "--layer-decay",
+        help="Layer-wise learning-rate decay: layer i of n trains at lr * D^(n - i), the head "
+        "at lr (1: off).",
+    ),
     average_epochs: int = typer.Option(
         0,
         "--average-epochs",

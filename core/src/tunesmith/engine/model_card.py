@@ -108,7 +108,8 @@ def render_model_card(
         f"- **Max length:** {resolved.max_length} tokens "
         f"({_given(resolved.max_length_source, '')})",
         f"- **Class weights:** {run.class_weights}; **label smoothing:** "
-        f"{_fmt(run.label_smoothing)}; **seed:** {run.seed}",
+        f"{_fmt(run.label_smoothing)}; **layer-wise lr decay:** {_fmt(run.layer_decay)}; "
+        f"**seed:** {run.seed}",
         f"- **Training time:** {_fmt(resolved.train_seconds)} s",
     ]
     if run.augment:

@@ -8,6 +8,7 @@ stderr instead of the Trainer's printing to stdout.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from typing import Any
 
@@ -253,6 +254,52 @@ def make_pair_sampler(labels: list[int], lengths: list[int], batch_size: int) ->
     return PairedLabelSampler()
 
 
+_LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
+
+
+def layer_decay_groups(
+    named_parameters: Any,
+    no_weight_decay: set[str] | None,
+    *,
+    lr: float,
+    weight_decay: float,
+    decay: float,
+) -> list[dict[str, Any]]:
+    """Optimizer groups with layer-wise learning-rate decay (``--layer-decay``).
+
+    The head (and anything above the last layer) trains at ``lr``, layer ``i`` of ``n`` at
+    ``lr * decay ** (n - i)``, the embeddings at ``lr * decay ** (n + 1)``: the layers nearest
+    the input, which hold the most general features, move least. Trainable parameters only;
+    ``no_weight_decay`` names the ones without weight decay (biases and norms), as the Trainer
+    has them. A model without numbered ``layer.N`` parameters gets one group at ``lr``.
+    """
+    params = [(name, p) for name, p in named_parameters if p.requires_grad]
+    depths: dict[str, int] = {}
+    for name, _ in params:
+        found = _LAYER.search(name)
+        if found:
+            depths[name] = int(found.group(1)) + 1
+    layers = max(depths.values(), default=0)
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, p in params:
+        if name in depths:
+            depth = depths[name]
+        elif layers and "embed" in name:
+            depth = 0
+        else:
+            depth = layers + 1
+        decays = no_weight_decay is None or name not in no_weight_decay
+        key = (depth, decays)
+        if key not in groups:
+            groups[key] = {
+                "params": [],
+                "lr": lr * decay ** (layers + 1 - depth),
+                "weight_decay": weight_decay if decays else 0.0,
+            }
+        groups[key]["params"].append(p)
+    return [groups[key] for key in sorted(groups)]
+
+
 def make_trainer_class() -> Any:
     """The Trainer subclass (built lazily so that importing this module stays light)."""
     import torch
@@ -272,14 +319,35 @@ def make_trainer_class() -> Any:
             contrastive_weight: float = 0.0,
             contrastive_temperature: float = 0.1,
             label_smoothing: float = 0.0,
+            layer_decay: float = 1.0,
             **kwargs: Any,
         ):
             super().__init__(*args, **kwargs)
             self.task = task
             self.label_smoothing = label_smoothing
+            self.layer_decay = layer_decay
             self.loss_weights = loss_weights
             self.contrastive_weight = contrastive_weight
             self.contrastive_temperature = contrastive_temperature
+
+        def create_optimizer(self, model: Any = None) -> Any:
+            if self.layer_decay >= 1.0 or self.optimizer is not None:
+                return super().create_optimizer(model)
+            opt_model = self.model if model is None else model
+            decaying = set(self.get_decay_parameter_names(opt_model))
+            names = [n for n, _ in opt_model.named_parameters()]
+            groups = layer_decay_groups(
+                opt_model.named_parameters(),
+                {n for n in names if n not in decaying},
+                lr=self.args.learning_rate,
+                weight_decay=self.args.weight_decay,
+                decay=self.layer_decay,
+            )
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(
+                self.args, opt_model
+            )
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+            return self.optimizer
 
         def compute_loss(
             self,

@@ -81,6 +81,7 @@ def run(state: Training) -> None:
         loss_weights=weights,
         contrastive_weight=contrastive,
         label_smoothing=run.label_smoothing,
+        layer_decay=run.layer_decay,
     )
     _add_callbacks(state, trainer, patience if has_eval else 0)
     snapshots = None
