@@ -57,8 +57,10 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "lr 2e-4": {**_BASE, "lr": 2e-4},
     "average last 3 epochs": {**_BASE, "average_epochs": 3},
     "layer decay 0.8": {**_BASE, "layer_decay": 0.8},
-    "lr 2e-4, layer decay 0.8": {**_BASE, "lr": 2e-4, "layer_decay": 0.8},
+    "lr 2e-4 + layer decay 0.8": {**_BASE, "lr": 2e-4, "layer_decay": 0.8},
 }
+# --candidates splits on commas, so a name must not hold one.
+assert not [name for name in CANDIDATES if "," in name], "a candidate name holds a comma"
 QUICK_RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 1.0, "lr": 1e-4, "max_length": 64}
 
 

@@ -116,3 +116,39 @@ def test_train_ensemble_writes_one_seed_per_member_and_reuse_trains_nothing_agai
     # Down to one member, reusing the first: the manifest of the larger ensemble goes.
     train_ensemble(run(), 1, reuse=True, log=logged.append)
     assert not (out / MEMBERS_FILE).exists() and len(load_ensemble(out)) == 1
+
+
+def test_same_run_compares_every_training_setting_and_reads_missing_ones_as_defaults(tmp_path):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.ensemble import same_run
+
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\nup,positive\ndown,negative\n", encoding="utf-8")
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "config.json").write_text("{}", encoding="utf-8")
+
+    def run(**changes):
+        return RunConfig(data=str(data), out=str(done), epochs=2.0, **changes)
+
+    from tunesmith.io import file_sha256
+
+    stored = run().to_dict()
+    stored["resolved"] = {"data_sha256": file_sha256(data)}  # as the prepare stage records it
+    (done / "run_config.json").write_text(json.dumps(stored), encoding="utf-8")
+    assert same_run(done, run())
+    # Where the model goes and how it is logged do not change it ...
+    assert same_run(done, run(force=True, tensorboard=True, work_dir=str(tmp_path / "w")))
+    # ... every training setting does, not only a listed few.
+    assert not same_run(done, run(head_init="random"))
+    assert not same_run(done, run(label_smoothing=0.1))
+    assert not same_run(done, run(average_epochs=2))
+    # A run_config.json older than a setting had that setting's default.
+    del stored["layer_decay"]
+    (done / "run_config.json").write_text(json.dumps(stored), encoding="utf-8")
+    assert same_run(done, run()) and not same_run(done, run(layer_decay=0.8))
+    data.write_text("text,label\nup,positive\n", encoding="utf-8")
+    assert not same_run(done, run())  # other data under the same path
+    del stored["resolved"]["data_sha256"]
+    (done / "run_config.json").write_text(json.dumps(stored), encoding="utf-8")
+    assert not same_run(done, run())  # trained before the hash was recorded: cannot tell

@@ -103,6 +103,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_json_object(path: str | Path) -> dict[str, Any] | None:
     """The JSON object stored at ``path``; ``None`` when there is no such file."""
     path = Path(path)

@@ -15,14 +15,19 @@ support plugin uses it for its intent classifier (``support train --classifier-m
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tunesmith.engine.loading import load_model
+from tunesmith.engine.predict import predict_logits, probabilities
+from tunesmith.engine.prepare import stderr_log
+from tunesmith.engine.resolved import Resolved
+from tunesmith.engine.train import train
 from tunesmith.errors import UserInputError
+from tunesmith.io import atomic_write_json, file_sha256, read_json_object
 
 #: The file that makes a model directory an ensemble.
 MEMBERS_FILE = "ensemble.json"
@@ -30,18 +35,13 @@ MEMBERS_FILE = "ensemble.json"
 LEGACY_MEMBERS_FILES = ("finance_members.json",)
 #: Where the second and later members live inside the first member's directory.
 MEMBERS_DIR = "members"
-#: Settings that must match for ``reuse`` to keep an existing member.
-REUSE_KEYS = (
-    "model",
-    "text_col",
-    "label_col",
-    "strategy",
-    "epochs",
-    "lr",
-    "batch_size",
-    "max_length",
-    "seed",
-)
+#: Run settings that do not change the trained model (where it is written, how it is logged,
+#: the data file's path, whose content is compared instead); every other setting must match
+#: for ``reuse`` to keep an existing member.
+NOT_REUSE_KEYS = frozenset(
+    {"data", "out", "force", "work_dir", "cache_dir", "tensorboard", "resume", "save_steps",
+     "data_license", "allow_network", "feature_cache", "resolved"}
+)  # fmt: skip
 
 
 def member_dirs(out: str | Path, members: int, seed: int) -> list[tuple[Path, int]]:
@@ -71,10 +71,6 @@ def train_ensemble(
     """Train ``members`` runs of ``run`` (a ``RunConfig``), seeds ``run.seed``, +1, ...; returns
     ``run.out``. ``reuse`` keeps members already trained with the same settings on a data file
     with the same content (an ensemble whose first members finished)."""
-    from tunesmith.engine.prepare import stderr_log
-    from tunesmith.engine.resolved import Resolved
-    from tunesmith.engine.train import train
-    from tunesmith.io import atomic_write_json
 
     check_members(members, run.strategy)
     say = log or stderr_log
@@ -112,7 +108,6 @@ def train_ensemble(
 
 def read_members(path: str | Path) -> list[Path]:
     """The extra members' directories of the model at ``path`` (empty for a single model)."""
-    from tunesmith.io import read_json_object
 
     path = Path(path)
     manifest_path = next(
@@ -137,9 +132,8 @@ def read_members(path: str | Path) -> list[Path]:
 
 
 def same_run(where: str | Path, run: Any) -> bool:
-    """True when ``where`` holds a finished model trained with ``run``'s settings (the
-    :data:`REUSE_KEYS`) on a data file with the same content."""
-    from tunesmith.io import read_json_object
+    """True when ``where`` holds a finished model trained with ``run``'s settings (all but
+    :data:`NOT_REUSE_KEYS`) on a data file with the same content."""
 
     where = Path(where)
     config = (
@@ -147,23 +141,33 @@ def same_run(where: str | Path, run: Any) -> bool:
     )
     if not config:
         return False
+    import dataclasses
+
     mine = run.to_dict()
-    if any(config.get(key) != mine.get(key) for key in REUSE_KEYS):
-        return False
+    for setting in dataclasses.fields(run):
+        if setting.name in NOT_REUSE_KEYS:
+            continue
+        # A setting newer than the stored run_config.json had its default then.
+        default = setting.default if setting.default is not dataclasses.MISSING else None
+        if setting.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = setting.default_factory()  # type: ignore[misc]
+        if config.get(setting.name, default) != mine.get(setting.name):
+            return False
     resolved_task = (config.get("resolved") or {}).get("task")
     if run.task != "auto" and resolved_task != run.task:
         return False
+    # The hash recorded when it was trained: the file at the same path may have changed since.
+    # A run_config.json from before the hash was recorded cannot tell, so it is not reused.
+    then = (config.get("resolved") or {}).get("data_sha256")
     try:
-        then = hashlib.sha256(Path(config["data"]).read_bytes()).hexdigest()
-    except (OSError, KeyError, TypeError):
+        return then is not None and then == file_sha256(run.data)
+    except OSError:
         return False
-    return then == hashlib.sha256(Path(run.data).read_bytes()).hexdigest()
 
 
 def load_ensemble(path: str | Path, *, quantize: str | None = None) -> list[Any]:
     """Every member of the model at ``path`` loaded (``LoadedModel``), the first one first; a
     single model gives a list of one. Members must share their labels."""
-    from tunesmith.engine.loading import load_model
 
     models = [load_model(path, quantize=quantize)]
     models += [load_model(m, quantize=quantize) for m in read_members(path)]
@@ -180,7 +184,6 @@ def mean_probabilities(
     models: Sequence[Any], texts: Sequence[str], *, batch_size: int = 32
 ) -> np.ndarray:
     """The mean of the members' calibrated probabilities, ``[len(texts), labels]``."""
-    from tunesmith.engine.predict import predict_logits, probabilities
 
     total: np.ndarray | None = None
     for model in models:

@@ -59,6 +59,8 @@ class Resolved:
     labels: list[str] | None = None
     base_model_name: str | None = None
     base_model_location: str | None = None
+    #: SHA-256 of the training file, so a reused run can tell other data under the same path.
+    data_sha256: str | None = None
     n_train: int | None = None
     n_eval: int | None = None
     eval_source: str | None = None

@@ -8,6 +8,7 @@ from importlib import metadata
 from tunesmith.engine.prepare import prepare_data
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.workdir import open_work_dir
+from tunesmith.io import file_sha256
 from tunesmith.models import resolve_model
 
 
@@ -24,6 +25,7 @@ def run(state: Training) -> None:
     resolved.notes = list(prepared.notes)
     resolved.task, resolved.labels = prepared.task, prepared.labels
     resolved.base_model_name, resolved.base_model_location = base.display_name, base.location
+    resolved.data_sha256 = file_sha256(run.data)
     resolved.n_train = len(prepared.train)
     resolved.n_eval = len(prepared.held) if prepared.held is not None else 0
     resolved.eval_source, resolved.eval_fraction = prepared.eval_source, prepared.eval_fraction
