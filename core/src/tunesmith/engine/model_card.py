@@ -107,11 +107,21 @@ def render_model_card(
         f"{_fmt(resolved.lr)} / {run.batch_size}",
         f"- **Max length:** {resolved.max_length} tokens "
         f"({_given(resolved.max_length_source, '')})",
-        f"- **Class weights:** {run.class_weights}; **label smoothing:** "
-        f"{_fmt(run.label_smoothing)}; **layer-wise lr decay:** {_fmt(run.layer_decay)}; "
-        f"**seed:** {run.seed}",
+        f"- **Class weights:** {run.class_weights}; **seed:** {run.seed}",
         f"- **Training time:** {_fmt(resolved.train_seconds)} s",
     ]
+    if run.label_smoothing or run.layer_decay != 1.0:
+        lines.append(
+            f"- **Label smoothing / layer-wise learning-rate decay:** {run.label_smoothing:g} / "
+            f"{run.layer_decay:g}"
+        )
+    if resolved.average:
+        average = resolved.average
+        lines.append(
+            f"- **Epoch averaging:** the last {average.get('epochs')} epochs' weights, "
+            + ("kept" if average.get("kept") else "not kept")
+            + f" ({average.get('source')})"
+        )
     if run.augment:
         lines.append(
             f"- **Augmentation:** {', '.join(run.augment)} "
