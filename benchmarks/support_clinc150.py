@@ -214,10 +214,12 @@ def cached(path: Path, compute):
     return value
 
 
-def train_classifier(train_file: Path, val_file: Path, out: Path, *, model, epochs, seed) -> Path:
-    """The core engine's classifier, exactly as
-    ``tunesmith train --data TRAIN --eval VAL --label-col intent --epochs E --nearest off``;
-    reused when ``out`` holds one trained with the same settings."""
+def train_classifier(
+    train_file: Path, val_file: Path, out: Path, *, model, epochs, seed, head_init="auto"
+) -> Path:
+    """The core engine's classifier, exactly as ``tunesmith train --data TRAIN --eval VAL
+    --label-col intent --epochs E --nearest off [--head-init H]``; reused when ``out`` holds one
+    trained with the same settings."""
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
 
@@ -229,6 +231,8 @@ def train_classifier(train_file: Path, val_file: Path, out: Path, *, model, epoc
         "seed": seed,
         "nearest": "off",
     }
+    if head_init != "auto":  # only when given, so classifiers trained before still match
+        settings["head_init"] = head_init
     marker = out / "bench_settings.json"
     if marker.exists() and json.loads(marker.read_text()) == settings:
         log(f"  reusing the classifier in {out} (same data and settings)")
@@ -243,6 +247,7 @@ def train_classifier(train_file: Path, val_file: Path, out: Path, *, model, epoc
             epochs=epochs,
             seed=seed,
             nearest="off",
+            head_init=head_init,
             force=True,
         )
     )
@@ -357,6 +362,12 @@ def main() -> None:
     parser.add_argument(
         "--members", type=int, default=1, help="classifier seeds averaged (a seed ensemble)"
     )
+    parser.add_argument(
+        "--head-init",
+        default="auto",
+        choices=["auto", "probe", "random"],
+        help="the classifier's head start (engine --head-init)",
+    )
     args = parser.parse_args()
 
     from tunesmith.retrieval import Encoder
@@ -445,16 +456,18 @@ def main() -> None:
         val_file = write_jsonl(work / f"val-engine-{len(engine_val[0])}.jsonl", *engine_val)
     else:
         val_file = split_file(args.data_root, work, "val", val, full["val"])
+    head_suffix = "" if args.head_init == "auto" else f"-h{args.head_init}"
     # ``--members N``: N seeds, as ``support train --classifier-members N`` trains them; the
     # mean of their calibrated probabilities is the classifier's.
     model_dirs = [
         train_classifier(
             train_file,
             val_file,
-            work / f"classifier-{key}-e{epochs:g}-s{args.seed + k}",
+            work / f"classifier-{key}-e{epochs:g}-s{args.seed + k}{head_suffix}",
             model=args.model,
             epochs=epochs,
             seed=args.seed + k,
+            head_init=args.head_init,
         )
         for k in range(args.members)
     ]
@@ -566,6 +579,7 @@ def main() -> None:
                 "quick": args.quick,
                 "epochs": epochs,
                 "members": args.members,
+                "head_init": args.head_init,
                 "engine_val_share": args.engine_val_share,
                 "in_scope_accuracy": t["in_scope_accuracy"],
                 "oos_recall": t["oos_recall"],

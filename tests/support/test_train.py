@@ -70,7 +70,7 @@ def test_intent_classifier_scores_join_the_candidates_and_weights_are_measured(k
 def test_classifier_learns_out_of_scope_questions_as_their_own_label(kb_copy, monkeypatch):
     import csv
 
-    import tunesmith.engine.train as engine_train
+    import tunesmith.engine.ensemble as engine_ensemble
     from tunesmith_support.learning import read_labelled, train_classifier
     from tunesmith_support.scoring import OUT_OF_SCOPE
 
@@ -85,7 +85,7 @@ def test_classifier_learns_out_of_scope_questions_as_their_own_label(kb_copy, mo
             seen["held"] = list(csv.DictReader(handle))
         return run.out
 
-    monkeypatch.setattr(engine_train, "train", fake_train)
+    monkeypatch.setattr(engine_ensemble, "train", fake_train)  # what train_ensemble calls
     ids = {e.id for e in Answerer(kb_copy).entries}
     rows = read_labelled([sample_paths()["history"]], ids)
     train, held = split_held_out(rows, 0.3)
@@ -161,7 +161,7 @@ def test_index_questions_makes_past_questions_match_their_entries(kb_copy):
 def test_classifier_members_train_one_run_per_seed_listed_in_the_manifest(kb_copy, monkeypatch):
     from pathlib import Path
 
-    import tunesmith.engine.train as engine_train
+    import tunesmith.engine.ensemble as engine_ensemble
     from tunesmith.engine.ensemble import read_members
     from tunesmith_support.learning import read_labelled, train_classifier
 
@@ -172,7 +172,7 @@ def test_classifier_members_train_one_run_per_seed_listed_in_the_manifest(kb_cop
         Path(run.out).mkdir(parents=True, exist_ok=True)
         return run.out
 
-    monkeypatch.setattr(engine_train, "train", fake_train)
+    monkeypatch.setattr(engine_ensemble, "train", fake_train)  # what train_ensemble calls
     ids = {e.id for e in Answerer(kb_copy).entries}
     train, held = split_held_out(read_labelled([sample_paths()["history"]], ids), 0.3)
     out = train_classifier(kb_copy, train, held=held, members=2, seed=7, log=lambda _m: None)
