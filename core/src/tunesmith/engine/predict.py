@@ -19,6 +19,7 @@ from tunesmith.engine.calibration import apply_temperature
 from tunesmith.engine.loading import LoadedModel
 from tunesmith.engine.threads import configure_threads
 from tunesmith.engine.trainer_utils import pad_rows
+from tunesmith.streams import run_streams, stream_count
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
 
@@ -59,7 +60,6 @@ def _run_sorted(
 ) -> list[np.ndarray]:
     """Run the model over ``encodings`` in length-sorted batches; outputs in input order.
     Batches run in parallel single-threaded streams on a CPU (:mod:`tunesmith.streams`)."""
-    from tunesmith.streams import run_streams, stream_count
 
     configure_threads()
     names = _input_names(loaded)

@@ -34,6 +34,7 @@ import numpy as np
 from tunesmith.errors import ModelNotFoundError, UserInputError
 from tunesmith.io import read_json_object
 from tunesmith.model_dir import ADAPTER_CONFIG_FILE, CONFIG_FILE, TASK_KEY
+from tunesmith.streams import run_streams, stream_count
 
 #: Pooling modes understood, in sentence-transformers' names.
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens", "lasttoken")
@@ -378,8 +379,6 @@ class Encoder:
         self, ids: list[list[int]], batch_size: int, show: bool, streams: int | None
     ) -> np.ndarray:
         import torch
-
-        from tunesmith.streams import run_streams, stream_count
 
         lengths = [len(row) for row in ids]
         out = np.empty((len(ids), self.dim), dtype=np.float32)
