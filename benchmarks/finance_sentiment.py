@@ -51,6 +51,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "two seeds": {**_BASE, "seeds": [42, 43]},
     "three seeds": {**_BASE, "seeds": [42, 43, 44]},
     "random head": {**_BASE, "head_init": "random"},
+    "random head two seeds": {**_BASE, "head_init": "random", "seeds": [42, 43]},
     "label smoothing 0.1": {**_BASE, "label_smoothing": 0.1},
     "random head + label smoothing 0.1": {**_BASE, "head_init": "random", "label_smoothing": 0.1},
     "8 epochs": {**_BASE, "epochs": 8.0},
