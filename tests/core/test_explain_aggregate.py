@@ -84,18 +84,18 @@ def test_aggregate_without_a_target_groups_words_by_predicted_label(loaded):
 
 
 def test_aggregate_uses_the_default_method(loaded, monkeypatch):
-    import tunesmith.explain.attribute as attribute
+    import tunesmith.explain.aggregate as aggregate
     from tunesmith.explain.aggregate import aggregate_explanations
     from tunesmith.explain.methods import DEFAULT_METHOD
 
     seen: list[str] = []
-    original = attribute.explain_loaded
+    original = aggregate.explain_loaded
 
     def spy(model, texts, **options):
         seen.append(options["method"])
         return original(model, texts, **options)
 
-    monkeypatch.setattr(attribute, "explain_loaded", spy)
+    monkeypatch.setattr(aggregate, "explain_loaded", spy)  # the name aggregate calls
     aggregate_explanations(loaded, TEXTS, progress=lambda _: None)
     assert seen and set(seen) == {DEFAULT_METHOD}
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from tunesmith.errors import UserInputError
 from tunesmith.hooktypes import Event, EventSink, utc_now
+from tunesmith.plugins import collect_dict
 from tunesmith.store import Store
 
 STATUSES = ("pending", "delivered", "failed")
@@ -216,7 +217,6 @@ BUILTIN_SINKS: dict[str, Any] = {
 
 def make_sink(url: str) -> EventSink:
     """Build the sink a URL names, from the built-ins and every plugin's schemes."""
-    from tunesmith.plugins import collect_dict
 
     factories = collect_dict("tunesmith_event_sinks")
     scheme, _, rest = url.partition(":")

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tunesmith.errors import UserInputError
+from tunesmith.io import remove_stale_temps
 
 
 class RunLockedError(UserInputError):
@@ -99,7 +100,6 @@ def writing_into(
 ) -> Iterator[list[Path]]:
     """Hold the run lock of ``directory`` (a command that rewrites files in a model directory)
     and remove what killed writers of ``names`` left there; yields the removed paths."""
-    from tunesmith.io import remove_stale_temps
 
     if not Path(directory).is_dir():  # nothing to protect; the command says what is wrong
         yield []

@@ -11,6 +11,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunesmith import hookspecs
+from tunesmith.hooktypes import Demo, SampleData
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 #: Words every tiny vocabulary has, so that sample texts rarely hit [UNK].
@@ -252,8 +255,6 @@ def check_plugin_contract(plugin: object) -> list[str]:
     """
     import typer
 
-    from tunesmith.hooktypes import Demo, SampleData
-
     problems: list[str] = []
 
     def call(name: str, **kwargs: Any) -> Any:
@@ -318,7 +319,6 @@ def check_plugin_contract(plugin: object) -> list[str]:
 def _unknown_hooks(plugin: object) -> list[str]:
     """Hook implementations whose name no hook has (a misspelling pluggy would reject at
     registration, or a plain function that would never be called)."""
-    from tunesmith import hookspecs
 
     known = {name for name in dir(hookspecs) if name.startswith("tunesmith_")}
     problems = []

@@ -20,6 +20,9 @@ from tunesmith.data.cleaning import normalise
 from tunesmith.data.records import TextDataset
 from tunesmith.errors import DataError, UserInputError
 from tunesmith.hf_quiet import quiet_transformers
+from tunesmith.io import atomic_write_text
+from tunesmith.models import resolve_model
+from tunesmith.plugins import collect_by_name
 
 CACHE_VERSION = 1
 
@@ -114,8 +117,6 @@ class EmbeddingNeighbours:
     def _load(self) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
-
-        from tunesmith.models import resolve_model
 
         location = resolve_model(self.model).location
         with quiet_transformers():  # keep load reports off the user's terminal
@@ -235,7 +236,6 @@ def builtin_augmenters() -> list[Any]:
 
 def available_augmenters() -> dict[str, Any]:
     """Augmenters from every plugin by name; a later-registered plugin wins for a name."""
-    from tunesmith.plugins import collect_by_name
 
     return collect_by_name("tunesmith_augmenters")
 
@@ -325,8 +325,6 @@ def augment_dataset(
         augmenters.append(augmenter)
     texts, labels = _generate(dataset, augmenters, seed, copies)
     if cache_file is not None:
-        from tunesmith.io import atomic_write_text
-
         lines = [
             json.dumps({"text": text, "labels": labs}, ensure_ascii=False) + "\n"
             for text, labs in zip(texts, labels, strict=True)

@@ -25,6 +25,7 @@ from tunesmith.data.limits import (
     json_depth_exceeds,
 )
 from tunesmith.errors import DataError
+from tunesmith.plugins import collect_dict
 
 ROW_KEY = "__row__"
 
@@ -343,7 +344,6 @@ BUILTIN_READERS: dict[str, Callable[[Path], Any]] = {
 
 def available_readers() -> dict[str, Callable[[Path], Any]]:
     """Readers from every plugin, by suffix; a later-registered plugin wins for a suffix."""
-    from tunesmith.plugins import collect_dict
 
     merged: dict[str, Callable[[Path], Any]] = {}
     for suffix, reader in collect_dict("tunesmith_data_readers").items():

@@ -12,6 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tunesmith.errors import UserInputError
+from tunesmith.explain.attribute import TOKEN_TASKS, check_texts, explain_loaded
+from tunesmith.explain.methods import DEFAULT_METHOD
+
 #: Texts explained per call while aggregating: the progress bar moves at least this often, and
 #: memory stays bounded, while each call still fills the method's batches.
 AGGREGATE_CHUNK = 64
@@ -86,9 +90,6 @@ def aggregate_explanations(
     one key; without it each text is explained for its predicted label. ``progress`` gets the
     number of texts done after each step; without it a tqdm bar is shown on a terminal.
     """
-    from tunesmith.errors import UserInputError
-    from tunesmith.explain.attribute import TOKEN_TASKS, check_texts, explain_loaded
-    from tunesmith.explain.methods import DEFAULT_METHOD
 
     if str(getattr(loaded, "task", "") or "").lower() in TOKEN_TASKS:
         raise UserInputError("aggregate explanations need a classifier; this model is a tagger")

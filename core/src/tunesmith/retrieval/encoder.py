@@ -31,9 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.errors import ModelNotFoundError, UserInputError
+from tunesmith.engine.int8_ranges import RANGE_BATCH, RANGE_TEXTS, measure_activation_ranges
+from tunesmith.engine.loading import load_model
+from tunesmith.engine.modeling import pooling_of, sentence_pooling_mode
+from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
+from tunesmith.engine.threads import configure_threads
+from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
+from tunesmith.hf_quiet import quiet_transformers
 from tunesmith.io import read_json_object
 from tunesmith.model_dir import ADAPTER_CONFIG_FILE, CONFIG_FILE, TASK_KEY
+from tunesmith.models import allow_network as set_network
+from tunesmith.models import resolve_model
 from tunesmith.streams import run_streams, stream_count
 
 #: Pooling modes understood, in sentence-transformers' names.
@@ -113,8 +121,6 @@ def read_sentence_transformers_layout(directory: Path) -> Layout:
 def read_json_object_or_list(path: Path) -> list[dict[str, Any]]:
     """``modules.json``: a JSON list of objects; a DataError naming the file otherwise."""
     import json
-
-    from tunesmith.errors import DataError
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -252,13 +258,10 @@ class Encoder:
             raise UserInputError(f"unknown quantisation {quantize!r}; the choice is 'int8'")
         if max_length is not None and max_length < 2:
             raise UserInputError(f"max_length must be at least 2, got {max_length}")
-        from tunesmith.models import allow_network as set_network
-        from tunesmith.models import resolve_model
 
         if allow_network:
             set_network(True)
         resolved = resolve_model(str(model))
-        from tunesmith.engine.threads import configure_threads
 
         configure_threads()  # before torch is imported: see engine/threads.py
         if not resolved.is_local:
@@ -297,7 +300,6 @@ class Encoder:
 
     @classmethod
     def _load_plain(cls, location: str, name: str, quantize: str | None) -> Encoder:
-        from tunesmith.engine.modeling import sentence_pooling_mode
 
         model, tokenizer = _auto_model(location)
         mode = sentence_pooling_mode(location) or "mean"
@@ -317,8 +319,6 @@ class Encoder:
 
     @classmethod
     def _load_classifier(cls, directory: Path, name: str, quantize: str | None) -> Encoder:
-        from tunesmith.engine.loading import load_model
-        from tunesmith.engine.modeling import pooling_of
 
         loaded = load_model(directory, quantize=quantize)
         classifier = loaded.model
@@ -446,8 +446,6 @@ def record_int8_ranges(encoder: Encoder, texts: Sequence[str], *, seed: int = 0)
     classifier. Write it beside the weights and ``Encoder.load(..., quantize="int8")`` uses it."""
     import random
 
-    from tunesmith.engine.int8_ranges import RANGE_BATCH, RANGE_TEXTS, measure_activation_ranges
-
     if encoder.quantized:
         raise UserInputError("int8 ranges are recorded on the fp32 model; load it without quantize")
     sample = list(dict.fromkeys(texts))
@@ -483,8 +481,6 @@ def _auto_model(location: str | Path) -> tuple[Any, Any]:
     """The bare encoder (``AutoModel``, eval mode) and its tokenizer."""
     from transformers import AutoModel, AutoTokenizer
 
-    from tunesmith.hf_quiet import quiet_transformers
-
     with quiet_transformers():
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
@@ -500,7 +496,6 @@ def _auto_model(location: str | Path) -> tuple[Any, Any]:
 def _maybe_quantize(model: Any, directory: Path | None, quantize: str | None) -> tuple[Any, bool]:
     if quantize != "int8":
         return model, False
-    from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 
     ranges = read_int8_ranges(directory) if directory is not None else {}
     return quantize_int8(model, ranges=ranges), True

@@ -57,6 +57,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tunesmith import __version__
+from tunesmith.engine.threads import busy_share_now, machine_is_busy, physical_cores
 from tunesmith.errors import DataError, UserInputError
 from tunesmith.io import atomic_write_json, atomic_write_text, read_json_object
 
@@ -132,8 +134,6 @@ def _faiss() -> Any:
     global _faiss_module
     if _faiss_module is None:
         if not os.environ.get("OMP_WAIT_POLICY", "").strip():
-            from tunesmith.engine.threads import busy_share_now, machine_is_busy, physical_cores
-
             share = busy_share_now(0.05)
             if share is not None and machine_is_busy(share * physical_cores(), physical_cores()):
                 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -153,7 +153,6 @@ def max_threads() -> int:
             raise UserInputError(
                 f"TUNESMITH_FAISS_THREADS must be a whole number, not {wanted!r}"
             ) from None
-    from tunesmith.engine.threads import physical_cores
 
     return physical_cores()
 
@@ -834,7 +833,6 @@ class VectorIndex:
             return self.path
 
     def _meta(self) -> dict[str, Any]:
-        from tunesmith import __version__
 
         meta: dict[str, Any] = {
             "format": FORMAT_VERSION,

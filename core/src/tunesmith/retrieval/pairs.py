@@ -38,7 +38,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.load import (
+    _check_column,
+    _existing_file,
+    _missing,
+    _Problems,
+    _read_rows,
+    _text_of,
+)
+from tunesmith.engine.quantize import RANGES_FILE
 from tunesmith.errors import UserInputError
+from tunesmith.hf_quiet import quiet_transformers
+from tunesmith.io import atomic_directory, atomic_write_json, check_writable_dir
 from tunesmith.model_dir import (
     ADAPTER_KEY,
     METRICS_FILE,
@@ -46,6 +57,8 @@ from tunesmith.model_dir import (
     SENTENCE_POOLING_CONFIG,
     TASK_KEY,
 )
+from tunesmith.retrieval.encoder import Encoder, record_int8_ranges
+from tunesmith.retrieval.ranking import retrieval_metrics
 
 #: Multiplier of the cosine similarities in the loss (sentence-transformers' default).
 SCALE = 20.0
@@ -119,7 +132,6 @@ def evaluate_pairs(
     A query text that occurs with several targets is one query whose right answers are all of
     them.
     """
-    from tunesmith.retrieval.ranking import retrieval_metrics
 
     position = {text: i for i, text in enumerate(candidates)}
     relevant: dict[str, set[int]] = {}
@@ -320,7 +332,6 @@ def _write_sentence_transformers_files(encoder: Any, directory: Path) -> None:
     """``modules.json`` and the module configs, in the layout all-MiniLM-L6-v2 ships with
     (legacy pooling keys, which sentence-transformers still reads and
     :func:`tunesmith.engine.modeling.sentence_pooling_mode` understands)."""
-    from tunesmith.io import atomic_write_json
 
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -385,10 +396,6 @@ def _versions() -> dict[str, str]:
 
 def _save(encoder: Any, directory: Path, range_texts: Sequence[str], seed: int) -> None:
     """The weights, tokenizer and sentence-transformers files, plus recorded int8 ranges."""
-    from tunesmith.engine.quantize import RANGES_FILE
-    from tunesmith.hf_quiet import quiet_transformers
-    from tunesmith.io import atomic_write_json
-    from tunesmith.retrieval.encoder import record_int8_ranges
 
     model = encoder.model
     # A classifier's encoder carries the classifier's keys; the saved encoder is a plain one.
@@ -410,14 +417,6 @@ def read_pairs(
     A missing column, an empty file or an empty query/target cell is a ``DataError`` naming
     file, row and column; an empty hard-negative cell means none for that row.
     """
-    from tunesmith.data.load import (
-        _check_column,
-        _existing_file,
-        _missing,
-        _Problems,
-        _read_rows,
-        _text_of,
-    )
 
     path = _existing_file(path)
     rows = _read_rows(path)
@@ -464,7 +463,6 @@ def train_pair_encoder(
     Raises :class:`UserInputError` for bad input, :class:`OutputExistsError` when ``out`` exists
     and ``force`` is not set. Returns the path and the metrics (also in ``out/metrics.json``).
     """
-    from tunesmith.io import atomic_directory, atomic_write_json, check_writable_dir
 
     if not epochs > 0:
         raise UserInputError(f"epochs must be positive, got {epochs}")
@@ -504,8 +502,6 @@ def train_pair_encoder(
     if not eq:
         # Too little data to hold any out: measure on the training pairs, and say so.
         eq, et, eval_source = train_q, train_t, "training pairs (too few queries to hold out)"
-
-    from tunesmith.retrieval.encoder import Encoder
 
     encoder = Encoder.load(model, max_length=max_length)
     candidates = list(dict.fromkeys([*train_t, *et]))

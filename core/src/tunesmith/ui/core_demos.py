@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunesmith.data.limits import text_problem
+from tunesmith.engine.config import RunConfig
+from tunesmith.engine.predict import predict_texts
+from tunesmith.engine.train import train
+from tunesmith.explain.attribute import explain_loaded
 from tunesmith.hooktypes import Demo
+from tunesmith.plugins import collect_list
+from tunesmith.ui.highlight import explanation_to_highlights, highlight_component
 from tunesmith.ui.model_access import demo_models_dir, load_allowed
 
 __all__ = ["build_playground", "classify", "core_demos", "demo_models_dir", "train_on_sample"]
@@ -16,7 +23,6 @@ __all__ = ["build_playground", "classify", "core_demos", "demo_models_dir", "tra
 
 def sample_sets() -> dict[str, Any]:
     """Classification sample data sets from every plugin, by name."""
-    from tunesmith.plugins import collect_list
 
     found: dict[str, Any] = {}
     for sample in collect_list("tunesmith_sample_data"):
@@ -27,8 +33,6 @@ def sample_sets() -> dict[str, Any]:
 
 def train_on_sample(name: str, base_model: str = "default") -> str:
     """Train a quick head-only model on a sample set (once) and return its directory."""
-    from tunesmith.engine.config import RunConfig
-    from tunesmith.engine.train import train
 
     sample = sample_sets()[name]
     out = demo_models_dir() / name
@@ -47,13 +51,9 @@ def train_on_sample(name: str, base_model: str = "default") -> str:
 
 def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
     """Label probabilities, highlighted words and a one-line note for one text."""
-    from tunesmith.engine.predict import predict_texts
-    from tunesmith.explain.attribute import explain_loaded
-    from tunesmith.ui.highlight import explanation_to_highlights
 
     if not text.strip():
         raise ValueError("Type a text to classify.")
-    from tunesmith.data.limits import text_problem
 
     problem = text_problem(text)  # the same rule as --text: a lone surrogate, an endless text
     if problem is not None:
@@ -87,7 +87,6 @@ def build_playground() -> Any:
         go = gr.Button("Classify", variant="primary")
         note = gr.Markdown()
         probabilities = gr.Label(label="Probabilities", num_top_classes=5)
-        from tunesmith.ui.highlight import highlight_component
 
         words = highlight_component(label="Why")
 

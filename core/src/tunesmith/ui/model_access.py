@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.loading import load_model
 from tunesmith.errors import UserInputError
 
 #: Loaded models kept at once (a small classifier is about 45 MB in memory).
@@ -92,7 +93,6 @@ def resolve_model_dir(text: str) -> Path:
 
 def load_allowed(text: str) -> Any:
     """The loaded model at ``text`` (see :func:`resolve_model_dir`), from the LRU cache."""
-    from tunesmith.engine.loading import load_model
 
     directory = resolve_model_dir(text)
     try:
