@@ -11,7 +11,6 @@ from typer.core import TyperGroup
 
 from tunesmith import __version__
 from tunesmith.errors import TunesmithError
-from tunesmith.plugins import call_each, plugin_records, probe_hooks
 
 
 class _TunesmithGroup(TyperGroup):
@@ -47,6 +46,7 @@ def plugins_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
     """List installed plugins, the hooks each implements, and any that failed to load or run."""
+    from tunesmith.plugins import plugin_records, probe_hooks
 
     probe_hooks()
     records = [r.to_dict() for r in plugin_records()]
@@ -76,6 +76,7 @@ def build_app() -> typer.Typer:
     Each plugin's ``tunesmith_cli`` runs in its own ``try`` (``call_each``): one that raises is
     listed with its error by ``tunesmith plugins`` and the other commands keep working.
     """
+    from tunesmith.plugins import call_each
 
     app = typer.Typer(
         cls=_TunesmithGroup,

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.engine.evaluate import calibrate_model
-from tunesmith.locks import writing_into
 from tunesmith.model_dir import CALIBRATION_FILE
 
 
@@ -33,6 +31,8 @@ def calibrate_command(
     Only calibration.json beside the weights is rewritten, atomically; predictions keep their
     ranking, so accuracy does not change. ECE uses 15 equal-width confidence bins.
     """
+    from tunesmith.engine.evaluate import calibrate_model
+    from tunesmith.locks import writing_into
 
     # The model directory is this command's output: not while a train --force replaces it, nor
     # while another calibrate writes it.

@@ -13,21 +13,9 @@ from typing import Any
 
 import typer
 
-from tunesmith.data.limits import cli_texts
-from tunesmith.data.load import read_texts
-from tunesmith.engine.config import RunConfig
-from tunesmith.engine.distributed import is_main_process, world_size
-from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
-from tunesmith.engine.loading import load_model
-from tunesmith.engine.predict import predict_texts
 from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
-from tunesmith.engine.train import headline, train
-from tunesmith.errors import UserInputError
-from tunesmith.io import check_writable_dir
 from tunesmith.model_dir import METRICS_FILE
-from tunesmith.models import allow_network as set_network
-from tunesmith.retrieval.pairs import read_pairs, train_pair_encoder
 
 
 def _echo_json(data: Any) -> None:
@@ -155,6 +143,8 @@ def evaluate_command(
 
     NER models get strict entity-level precision, recall and F1 per entity type.
     """
+    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
+    from tunesmith.engine.loading import load_model
 
     loaded = load_model(model)
     dataset = load_eval_dataset(loaded, data, text_col, label_col, label_sep)
@@ -199,14 +189,23 @@ def predict_command(
     With --json, --data prints one JSON line per text, in file order; --text prints one JSON
     document (an object for one text, a list for several).
     """
+    from tunesmith.errors import UserInputError
 
     if (data is None) == (not text):
         raise UserInputError("pass either --data FILE or --text TEXT (not both)")
+    from tunesmith.data.limits import cli_texts
 
     given = cli_texts(text)  # before the model loads: a bad argument costs no time
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_texts
 
     loaded = load_model(model, quantize=quantize)
-    texts = read_texts(data, text_col=text_col) if data is not None else given
+    if data is not None:
+        from tunesmith.data.load import read_texts
+
+        texts = read_texts(data, text_col=text_col)
+    else:
+        texts = given
     started = time.perf_counter()
     results = predict_texts(
         loaded, texts, calibrated=not no_calibrate, top_k=top_k, batch_size=batch_size
@@ -272,6 +271,9 @@ def _train_pairs(
     as_json: bool,
 ) -> None:
     """``train --task pairs``: fine-tune an encoder on matching pairs, print its metrics."""
+    from tunesmith.errors import UserInputError
+    from tunesmith.io import check_writable_dir
+    from tunesmith.retrieval.pairs import read_pairs
 
     if not pair_col:
         raise UserInputError("--task pairs needs --pair-col COLUMN: the text each text matches")
@@ -282,6 +284,8 @@ def _train_pairs(
     eval_queries = eval_targets = None
     if eval_data is not None:
         eval_queries, eval_targets, _ = read_pairs(eval_data, text_col, pair_col, None)
+    from tunesmith.models import allow_network as set_network
+    from tunesmith.retrieval.pairs import train_pair_encoder
 
     set_network(allow_network)
     result = train_pair_encoder(
@@ -327,6 +331,8 @@ def _run_config(options: dict[str, Any]) -> Any:
     """The RunConfig the train command's ``options`` describe. An option left at ``None``
     whose field has another default (``--batch-size``) keeps the field's default."""
     import dataclasses
+
+    from tunesmith.engine.config import RunConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
     settings: dict[str, Any] = {}
@@ -503,6 +509,9 @@ def train_command(
     """
     options = dict(locals())  # first, so it holds the options and nothing else
     if task == "pairs":
+        from tunesmith.engine.distributed import world_size
+        from tunesmith.errors import UserInputError
+
         if world_size() > 1:  # its own training loop: each process would train and write alone
             raise UserInputError(
                 "--task pairs trains in one process; run it without torchrun or accelerate launch"
@@ -526,6 +535,8 @@ def train_command(
         )
         return
     run = _run_config(options).validate()
+    from tunesmith.engine.distributed import is_main_process
+    from tunesmith.engine.train import headline, train
 
     path = train(run)
     if not is_main_process():  # under torchrun / accelerate launch the main process reports

@@ -9,7 +9,6 @@ from typing import Any
 import typer
 
 from tunesmith.errors import TunesmithError, UserInputError
-from tunesmith.events import STATUSES, RetryPolicy, default_outbox_path, list_deliveries, retry
 
 group = typer.Typer(
     no_args_is_help=True,
@@ -22,6 +21,7 @@ STATUS_HELP = "Only deliveries in this status: pending, delivered or failed."
 
 def _outbox(path: Path | None) -> Path | None:
     """The outbox to read, or None when it does not exist (nothing was emitted yet)."""
+    from tunesmith.events import default_outbox_path
 
     target = path if path is not None else default_outbox_path()
     if not target.exists():
@@ -64,6 +64,7 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of deliveries."),
 ) -> None:
     """Every delivery in the outbox, oldest first: event, sink, status, attempts, last error."""
+    from tunesmith.events import list_deliveries
 
     path = _outbox(outbox)
     _show(list_deliveries(path, status=status) if path else [], as_json)
@@ -77,6 +78,7 @@ def tail_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of deliveries."),
 ) -> None:
     """The newest deliveries (default 10), oldest of them first."""
+    from tunesmith.events import list_deliveries
 
     path = _outbox(outbox)
     _show(list_deliveries(path, status=status, newest=lines) if path else [], as_json)
@@ -98,6 +100,7 @@ def retry_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of results."),
 ) -> None:
     """Re-send failed deliveries to the sinks recorded for them; exit 1 if any still fail."""
+    from tunesmith.events import STATUSES, RetryPolicy, retry
 
     if status not in STATUSES or status == "delivered":
         raise UserInputError(f"--status must be failed or pending, got {status!r}")

@@ -14,16 +14,6 @@ from typing import Any, TextIO
 
 import typer
 
-from tunesmith.data.limits import cli_text
-from tunesmith.data.load import read_texts
-from tunesmith.engine.loading import load_model
-from tunesmith.engine.threads import configure_threads
-from tunesmith.errors import DataError, UserInputError
-from tunesmith.explain.attribute import explain_loaded
-from tunesmith.explain.html import page_footer, page_header, render_card, render_html
-from tunesmith.explain.methods import DEFAULT_METHOD, get_method
-from tunesmith.io import atomic_open, atomic_write_text, check_writable_dir
-
 #: Texts explained per chunk with --data: bounds memory whatever the file's size (each forward
 #: pass is bounded by tokens anyway). Larger chunks share more: texts of one length share one
 #: baseline row in integrated gradients, and passes are fuller.
@@ -35,6 +25,7 @@ SINGLE_TEXT_METHOD = "ig"
 @contextlib.contextmanager
 def _atomic_stream(path: Path, *, force: bool) -> Iterator[TextIO]:
     """A text file written through a temporary sibling and renamed into place on success."""
+    from tunesmith.io import atomic_open, check_writable_dir
 
     check_writable_dir(path, force=force)
     with atomic_open(path) as handle:
@@ -85,6 +76,7 @@ def _summary(item: Any, text: str) -> str:
 def _explain_chunk(
     loaded: Any, texts: list[str], *, target: str | None, method: str, steps: int, progress: Any
 ) -> list[Any]:
+    from tunesmith.explain.attribute import explain_loaded
 
     options: dict[str, Any] = {"n_steps": steps, "progress": progress, "warn": None}
     if loaded.task != "ner":
@@ -94,6 +86,7 @@ def _explain_chunk(
 
 def _check_options(loaded: Any, target: str | None, method: str | None) -> None:
     """Refuse options that do not apply; ``method`` is ``None`` when the user gave none."""
+    from tunesmith.errors import UserInputError
 
     if loaded.task == "ner":
         if target is not None:
@@ -135,19 +128,27 @@ def explain_command(
 
     Classifiers: per text (the predicted label, or --target). NER models: per entity.
     """
+    from tunesmith.errors import DataError, UserInputError
 
     if (data is None) == (text is None):
         raise UserInputError("pass either --text TEXT or --data FILE (one of them)")
     if out is not None and data is None:
         raise UserInputError("--out goes with --data; with --text the result is printed")
     if text is not None:
+        from tunesmith.data.limits import cli_text
+
         text = cli_text(text)  # not-UTF-8 argv bytes: one line, not the tokenizer's TypeError
         if not text.strip():
             raise UserInputError("the text is empty; there is nothing to explain")
+    from tunesmith.io import check_writable_dir
 
     for path in (out, html):
         if path is not None:
             check_writable_dir(path, force=force)  # fail before the model loads
+
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.threads import configure_threads
+    from tunesmith.explain.methods import DEFAULT_METHOD, get_method
 
     explicit = method is not None
     # One text: 50-step integrated gradients, precise (small delta) and under a second. Many
@@ -171,6 +172,8 @@ def explain_command(
         else:
             typer.echo(_summary(items[0], text))
         return
+
+    from tunesmith.data.load import read_texts
 
     assert data is not None
     texts = read_texts(data, text_col=text_col)
@@ -199,6 +202,8 @@ def _report_truncation(items: list[Any], offset: int, limit: int, *, single: boo
 
 
 def _write_html(path: Path, items: list[Any], *, force: bool) -> None:
+    from tunesmith.explain.html import render_html
+    from tunesmith.io import atomic_write_text
 
     flat: list[Any] = []
     for item in items:
@@ -220,6 +225,8 @@ def _explain_file(
 ) -> None:
     """Explain a file chunk by chunk, streaming JSON lines (and HTML cards) as they come."""
     from tqdm import tqdm
+
+    from tunesmith.explain.html import page_footer, page_header, render_card
 
     with contextlib.ExitStack() as stack:
         sink: TextIO = (

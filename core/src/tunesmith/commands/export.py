@@ -7,9 +7,6 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.engine.export_onnx import export_onnx
-from tunesmith.errors import UserInputError
-
 FORMATS = ("onnx",)
 
 
@@ -28,11 +25,13 @@ def export_command(
     and probabilities, as `tunesmith predict` computes them. The file is checked against the
     model with onnxruntime before it is written. Needs `pip install 'tunesmith[export]'`.
     """
+    from tunesmith.errors import UserInputError
 
     if fmt not in FORMATS:
         raise UserInputError(
             f"--format {fmt!r} is not supported; the choice is {', '.join(FORMATS)}"
         )
+    from tunesmith.engine.export_onnx import export_onnx
 
     target = out if out is not None else Path(model) / "model.onnx"
     report = export_onnx(model, target, force=force)

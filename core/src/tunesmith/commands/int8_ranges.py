@@ -7,11 +7,6 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.data.load import read_texts
-from tunesmith.engine.int8_ranges import save_int8_ranges
-from tunesmith.engine.quantize import RANGES_FILE
-from tunesmith.locks import writing_into
-
 
 def int8_ranges_command(
     model: Path = typer.Option(..., "--model", help="A model directory."),
@@ -27,6 +22,10 @@ def int8_ranges_command(
     these ranges, so a text gets the same prediction alone as in any batch. `tunesmith train`
     records them itself; this is for models trained elsewhere or before it did.
     """
+    from tunesmith.data.load import read_texts
+    from tunesmith.engine.int8_ranges import save_int8_ranges
+    from tunesmith.engine.quantize import RANGES_FILE
+    from tunesmith.locks import writing_into
 
     texts = read_texts(data, text_col=text_col)
     with writing_into(model, [RANGES_FILE]) as removed:  # one writer of the model at a time

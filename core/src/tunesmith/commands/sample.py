@@ -6,13 +6,12 @@ import json
 
 import typer
 
-from tunesmith.plugins import collect_by_name
-
 
 def sample_data_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the sample data sets that the core and plugins ship, with their file paths."""
+    from tunesmith.plugins import collect_by_name
 
     sets = list(collect_by_name("tunesmith_sample_data").values())
     if as_json:

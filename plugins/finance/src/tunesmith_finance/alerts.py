@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tunesmith.events import Event, emit
+from tunesmith.explain.aggregate import aggregate_explanations
 from tunesmith_finance import storage
 from tunesmith_finance.detector import Detection, SurgeDetector
 from tunesmith_finance.trends import bucket_counts, iso
@@ -77,7 +79,6 @@ def explain_window(model: Any, texts: list[str], *, k: int = 10) -> list[dict[st
     """The words that most drove the negative label over ``texts``."""
     if model is None or not texts:
         return []
-    from tunesmith.explain.aggregate import aggregate_explanations
 
     negative = model.loaded.labels[model.indices["negative"]]
     impacts = aggregate_explanations(
@@ -147,7 +148,6 @@ def alert_message(alert: dict[str, Any]) -> str:
 def send_event(alert: dict[str, Any], sinks: list[str], outbox: Any) -> str:
     """Send the alert as a ``finance.alert`` event through the core's outbox to ``sinks``;
     returns the event id. Failed deliveries stay in the outbox (``tunesmith events``)."""
-    from tunesmith.events import Event, emit
 
     event = Event(kind=EVENT_KIND, message=alert_message(alert), payload=alert, source="finance")
     emit(event, sinks, outbox=outbox)

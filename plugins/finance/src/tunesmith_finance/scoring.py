@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.ensemble import load_ensemble, mean_probabilities
+from tunesmith.engine.loading import load_model
+from tunesmith.engine.predict import predict_texts
 from tunesmith.errors import UserInputError
 
 #: Label names a model may use for each sentiment, compared lower-cased.
@@ -86,7 +89,6 @@ class SentimentModel:
     def load(cls, path: str | Path, *, quantize: str | None = None) -> SentimentModel:
         """Load a model directory (``quantize="int8"`` for the faster int8 copy), with the other
         members of a seed ensemble (:mod:`tunesmith.engine.ensemble`)."""
-        from tunesmith.engine.ensemble import load_ensemble
 
         first, *members = load_ensemble(path, quantize=quantize)
         return cls(first, members)
@@ -98,7 +100,6 @@ class SentimentModel:
 
     def probabilities(self, texts: Sequence[str], *, batch_size: int = 32) -> Any:
         """Calibrated class probabilities, ``(len(texts), len(labels))``; an ensemble's mean."""
-        from tunesmith.engine.ensemble import mean_probabilities
 
         return mean_probabilities([self.loaded, *self.members], texts, batch_size=batch_size)
 
@@ -132,13 +133,11 @@ class TopicModel:
 
     @classmethod
     def load(cls, path: str | Path, *, threshold: float = 0.5) -> TopicModel:
-        from tunesmith.engine.loading import load_model
 
         return cls(load_model(path), threshold)
 
     def topics(self, texts: Sequence[str], *, batch_size: int = 32) -> list[list[str]]:
         """For each text, the predicted topic(s) at or above the threshold (lower-cased)."""
-        from tunesmith.engine.predict import predict_texts
 
         out = []
         for result in predict_texts(self.loaded, list(texts), batch_size=batch_size):

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tunesmith.store import DEFAULT_TIMEOUT, Store
+
 NAMESPACE = "finance"
 
 MIGRATIONS = [
@@ -95,7 +97,6 @@ def now_iso() -> str:
 
 def open_store(path: str | Path, *, timeout: float | None = None) -> Any:
     """Open (or create) the finance database at ``path``, migrated to the current schema."""
-    from tunesmith.store import DEFAULT_TIMEOUT, Store
 
     return Store.open(
         path,

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.load import load_text_dataset
+from tunesmith.engine.config import RunConfig
+from tunesmith.engine.ensemble import check_members, train_ensemble
+
 #: Full fine-tuning epochs for 2,000 or more examples, where the engine would choose 4 (5,000+)
 #: or 6. On the finance tweets the held-out score (10 % of train) still rose at epoch 6: 0.8543
 #: after 4 epochs, 0.8669 after 6 (docs/finance.md, "Sentiment accuracy").
@@ -33,7 +37,6 @@ class SentimentRecipe:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> SentimentRecipe:
-        from tunesmith.engine.ensemble import check_members
 
         check_members(self.members, self.strategy)
         return self
@@ -66,8 +69,6 @@ def train_sentiment(
     """Train ``recipe.members`` engine runs into ``out`` (see the module docstring); returns
     ``out``. ``reuse`` keeps members already trained with the same settings on the same data
     (an ensemble whose first members finished). ``n_rows``: the data's size, when known."""
-    from tunesmith.engine.config import RunConfig
-    from tunesmith.engine.ensemble import train_ensemble
 
     recipe.validate()
     epochs = recipe.epochs
@@ -97,6 +98,5 @@ def train_sentiment(
 
 
 def _count_rows(data: str | Path, text_col: str, label_col: str) -> int:
-    from tunesmith.data.load import load_text_dataset
 
     return len(load_text_dataset(data, text_col=text_col, label_col=label_col).texts)

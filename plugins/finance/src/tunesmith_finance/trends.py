@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.io import atomic_open
 
 BY = ("topic", "ticker", "all")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
@@ -125,7 +126,6 @@ def trends(
 
 def write_csv(rows: list[TrendRow], path: str | Path) -> Path:
     """The rows as CSV, written atomically."""
-    from tunesmith.io import atomic_open
 
     fields = list(TrendRow.__dataclass_fields__)
     with atomic_open(path) as handle:

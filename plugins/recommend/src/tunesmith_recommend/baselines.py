@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith_recommend.evaluate import per_request_metrics, rank_requests
 from tunesmith_recommend.split import Requests, Split
 
 DAY = 86400.0
@@ -81,7 +82,6 @@ class RecentPopularity:
     FRACTIONS = (0.01, 0.03, 0.1, 0.3, 1.0)
 
     def fit(self, split: Split) -> RecentPopularity:
-        from tunesmith_recommend.evaluate import per_request_metrics, rank_requests
 
         span = max(split.end_time - float(split.fit_times.min()), DAY)
         best = (-1.0, span)
@@ -158,7 +158,6 @@ class ALS:
         self.gram = self.items.T @ self.items + self.regularization * np.eye(factors)
 
     def fit(self, split: Split) -> ALS:
-        from tunesmith_recommend.evaluate import per_request_metrics, rank_requests
 
         best = (-1.0, self.FACTORS[0])
         for factors in self.FACTORS:

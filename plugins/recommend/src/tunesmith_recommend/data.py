@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.data.readers import reader_for
 from tunesmith.errors import DataError
 
 ROW = "__row__"
@@ -67,7 +68,6 @@ class Events:
 
 
 def _read(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
-    from tunesmith.data.readers import reader_for
 
     path = Path(path)
     if not path.exists():

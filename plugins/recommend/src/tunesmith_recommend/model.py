@@ -29,6 +29,11 @@ from typing import Any
 import numpy as np
 
 from tunesmith.errors import UserInputError
+from tunesmith.io import atomic_directory, atomic_write_json, read_json_object
+from tunesmith.retrieval import Encoder, VectorIndex
+from tunesmith_recommend.explain import because_you_liked
+from tunesmith_recommend.ranker import Ranker, Signals
+from tunesmith_recommend.two_tower import MAX_HISTORY, UserTower
 
 FORMAT = "tunesmith-recommend/1"
 #: candidates taken from each source before re-ranking (fewer from the index: its hits are the
@@ -64,9 +69,6 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
     import shutil
 
     from scipy.sparse import save_npz
-
-    from tunesmith.io import atomic_write_json
-    from tunesmith.retrieval import VectorIndex
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,9 +152,6 @@ def add_items(path: str | Path, new: Any) -> int:
 
     from scipy.sparse import csr_matrix, save_npz
 
-    from tunesmith.io import atomic_directory, atomic_write_json
-    from tunesmith.retrieval import Encoder, VectorIndex
-
     path = Path(path)
     current = Recommender(path)
     for row, item in enumerate(new.ids):
@@ -206,11 +205,6 @@ class Recommender:
     def __init__(self, path: str | Path):
         from scipy.sparse import load_npz
 
-        from tunesmith.io import read_json_object
-        from tunesmith.retrieval import VectorIndex
-        from tunesmith_recommend.ranker import Ranker, Signals
-        from tunesmith_recommend.two_tower import UserTower
-
         self.path = Path(path)
         meta = read_json_object(self.path / "meta.json")
         if not meta or meta.get("format") != FORMAT:
@@ -256,8 +250,6 @@ class Recommender:
     def encoder(self) -> Any:
         """The item encoder, loaded on first use (only text queries need it)."""
         if self._encoder is None:
-            from tunesmith.retrieval import Encoder
-
             name = self.meta["encoder"]
             location = self.path / name if (self.path / name).is_dir() else name
             self._encoder = Encoder.load(str(location))
@@ -322,7 +314,6 @@ class Recommender:
         return candidates[order], scores[order]
 
     def _reasons(self, item: int, history: np.ndarray, weights: np.ndarray) -> list[dict[str, Any]]:
-        from tunesmith_recommend.explain import because_you_liked
 
         return because_you_liked(
             self.signals.item_vectors, history, weights, item, self.ids, self.titles
@@ -349,7 +340,6 @@ class Recommender:
 
     def for_history(self, history: np.ndarray, k: int = 10) -> list[Recommendation]:
         """Recommendations for a history of catalogue positions, oldest first."""
-        from tunesmith_recommend.two_tower import MAX_HISTORY
 
         history = np.asarray(history, dtype=np.int64)
         user, weights = self.signals.tower.encode_one(self.signals.item_vectors[history])

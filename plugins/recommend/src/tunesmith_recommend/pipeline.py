@@ -14,8 +14,25 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.errors import DataError
+from tunesmith.retrieval import Encoder
+from tunesmith_recommend import baselines as bl
+from tunesmith_recommend.baselines import item_counts
 from tunesmith_recommend.data import Catalogue, Events
+from tunesmith_recommend.evaluate import (
+    paired_ratio_interval,
+    per_request_metrics,
+    rank_requests,
+    standard_slices,
+    summarise,
+)
+from tunesmith_recommend.ranker import Signals, fit_ranker, item_ages
 from tunesmith_recommend.split import Requests, Split, leave_last_out
+from tunesmith_recommend.two_tower import (
+    fine_tune_item_encoder,
+    train_content_prior,
+    train_user_tower,
+)
 
 
 def _say(message: str) -> None:
@@ -68,7 +85,6 @@ class Fitted:
 
 def encode_items(model: str, texts: list[str]) -> np.ndarray:
     """Item vectors from an encoder (a name or a directory)."""
-    from tunesmith.retrieval import Encoder
 
     return Encoder.load(model).encode(texts)
 
@@ -81,14 +97,6 @@ def fit(
     say: Callable[[str], None] = _say,
 ) -> Fitted:
     """Split, fit the baselines, fine-tune the item tower, train the user tower, fit the ranker."""
-    from tunesmith.errors import DataError
-    from tunesmith_recommend import baselines as bl
-    from tunesmith_recommend.ranker import Signals, fit_ranker, item_ages
-    from tunesmith_recommend.two_tower import (
-        fine_tune_item_encoder,
-        train_content_prior,
-        train_user_tower,
-    )
 
     settings = settings or Settings()
     split = leave_last_out(events, len(catalogue), min_events=settings.min_events)
@@ -174,8 +182,6 @@ def fit(
 
 def evaluate(fitted: Fitted, *, n_boot: int = 1000) -> dict[str, Any]:
     """Every model on the test requests: summaries with intervals, and the ranks behind them."""
-    from tunesmith_recommend.baselines import item_counts
-    from tunesmith_recommend.evaluate import rank_requests, standard_slices, summarise
 
     split = fitted.split
     slices = standard_slices(split.test, item_counts(split))
@@ -193,7 +199,6 @@ def evaluate(fitted: Fitted, *, n_boot: int = 1000) -> dict[str, Any]:
 
 def headline(result: dict[str, Any], n_items: int, k: int = 10) -> dict[str, Any]:
     """The benchmark's figures: the final ranker against the best baseline, and cold items."""
-    from tunesmith_recommend.evaluate import paired_ratio_interval, per_request_metrics
 
     models = result["models"]
     baselines = [name for name in models if name not in ("two_tower", "final_ranker")]

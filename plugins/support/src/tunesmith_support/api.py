@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tunesmith.errors import UserInputError
+from tunesmith_support import __version__
 from tunesmith_support.service import SupportService
 
 # This module is imported only by `support serve`, the demo and tests, never at CLI start-up,
@@ -70,8 +71,6 @@ class Health(BaseModel):
 def create_app(service: SupportService) -> Any:
     """A FastAPI app answering from ``service``'s knowledge base."""
     from fastapi import FastAPI, HTTPException
-
-    from tunesmith_support import __version__
 
     app = FastAPI(
         title="tunesmith support API",

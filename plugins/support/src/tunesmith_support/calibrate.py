@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.engine.metrics import expected_calibration_error
 from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_write_json, read_json_object
 from tunesmith_support.scoring import Candidate, Scorer, Weights, rank
@@ -267,7 +268,6 @@ def fit_calibration(
 
     ``expected[i]`` is the right entry id, or ``""`` for an out-of-scope question.
     """
-    from tunesmith.engine.metrics import expected_calibration_error
 
     if not 0.0 < target_precision < 1.0:
         raise UserInputError(f"--target-precision must be between 0 and 1, got {target_precision}")

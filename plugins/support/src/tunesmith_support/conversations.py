@@ -17,6 +17,7 @@ from typing import Any
 
 from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_write_text
+from tunesmith.store import DEFAULT_TIMEOUT, Store
 
 NAMESPACE = "support"
 
@@ -70,7 +71,6 @@ class Conversations:
         """Open (or create) the log at ``path``; a locked or damaged file is one error line.
 
         ``timeout``: seconds to wait for another writer (default: the store's)."""
-        from tunesmith.store import DEFAULT_TIMEOUT, Store
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         store = Store.open(

@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith_support.answer import Answerer, clean_question
+from tunesmith.engine.metrics import expected_calibration_error
+from tunesmith_support.answer import Answerer, clean_question, is_follow_up
 
 
 def evaluate(answerer: Answerer, questions: list[str], expected: list[str]) -> dict[str, Any]:
     """Hit@1/5 and MRR on in-scope questions; answer/clarify/hand-off rates, precision of the
     answers, out-of-scope hand-off recall and the ECE of the confidence over all questions."""
-    from tunesmith.engine.metrics import expected_calibration_error
 
     cleaned = [clean_question(q)[0] for q in questions]
     with answerer._lock:
@@ -73,7 +73,6 @@ def follow_up_report(
     - On stand-alone questions played in file order as one conversation (each after the one
       before it): how often the rule fires wrongly, and what `ask` then loses in hit@1.
     """
-    from tunesmith_support.answer import is_follow_up
 
     def hits(pairs: list[tuple[str, list[str]]], want: list[str]) -> float:
         found = [answerer.search(clean_question(q)[0], h, k=1)[1] for q, h in pairs]

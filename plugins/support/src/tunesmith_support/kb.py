@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.readers import ROW_KEY, reader_for
 from tunesmith.errors import DataError, UserInputError
 from tunesmith_support.documents import DOCUMENT_SUFFIXES, read_document
 
@@ -113,7 +114,6 @@ def read_faq(
     path: str | Path, columns: FaqColumns = FaqColumns(), *, source: str | None = None
 ) -> list[Entry]:
     """The entries of one FAQ file; a missing column or an empty question/answer is an error."""
-    from tunesmith.data.readers import ROW_KEY, reader_for
 
     path = Path(path)
     rows = list(reader_for(path)(path))

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.readers import ROW_KEY, reader_for
+from tunesmith.engine.config import RunConfig
+from tunesmith.engine.ensemble import check_members, train_ensemble
 from tunesmith.errors import DataError, UserInputError
+from tunesmith.retrieval import train_pair_encoder
 from tunesmith_support.calibrate import Calibration, fit_calibration
 from tunesmith_support.kbindex import (
     CALIBRATION,
@@ -52,7 +56,6 @@ def read_labelled(
     answer_col: str = "answer_id",
 ) -> list[Labelled]:
     """Labelled questions from CSV/JSONL/Parquet files; an unknown answer id is an error."""
-    from tunesmith.data.readers import ROW_KEY, reader_for
 
     out: list[Labelled] = []
     for path in map(Path, paths):
@@ -190,8 +193,6 @@ def train_kb(
     if not 0.0 < held_out < 1.0:
         raise UserInputError(f"--held-out must be between 0 and 1, got {held_out}")
     if classifier:
-        from tunesmith.engine.ensemble import check_members
-
         check_members(classifier_members, "full")
     index = open_index(kb_dir, load_encoder(kb_dir))
     entries = {e.id: e for e in stored_entries(index)}
@@ -207,7 +208,6 @@ def train_kb(
     if encoder:
         queries, targets = pair_texts(train_rows, entries)
         eval_q, eval_t = pair_texts(held_rows, entries)
-        from tunesmith.retrieval import train_pair_encoder
 
         new = new_encoder_dir(kb_dir)
         log(f"fine-tuning the encoder on {len(queries)} pairs")
@@ -265,9 +265,6 @@ def train_classifier(
     stopping and its temperature); ``epochs`` None lets the engine choose."""
     import csv
     import tempfile
-
-    from tunesmith.engine.config import RunConfig
-    from tunesmith.engine.ensemble import train_ensemble
 
     labelled = [(r.question, r.answer_id) for r in rows if r.answer_id]
     if len({label for _, label in labelled}) < 2:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.engine.ensemble import load_ensemble, mean_probabilities
 from tunesmith_support.kb import Entry
 
 #: The intent classifier's label for questions the KB cannot answer (never an entry id).
@@ -104,7 +105,6 @@ class IntentModel:
     seed ensemble of them (``--classifier-members``)."""
 
     def __init__(self, directory: str | Path) -> None:
-        from tunesmith.engine.ensemble import load_ensemble
 
         self.models = load_ensemble(str(directory))
         self.labels = list(self.models[0].labels)
@@ -112,7 +112,6 @@ class IntentModel:
     def probabilities(self, queries: list[str]) -> np.ndarray:
         """Calibrated label probabilities ``[n, labels]`` (each member's own temperature; an
         ensemble's mean)."""
-        from tunesmith.engine.ensemble import mean_probabilities
 
         return np.asarray(mean_probabilities(self.models, queries), dtype=np.float32)
 

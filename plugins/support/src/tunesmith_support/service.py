@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.events import Event, emit
 from tunesmith_support.answer import Answer, Answerer
+from tunesmith_support.conversations import Conversations
 
 HANDOFF_KIND = "support.handoff"
 
@@ -56,7 +58,6 @@ class SupportService:
         sinks: list[str] | None = None,
         answerer: Answerer | None = None,
     ) -> None:
-        from tunesmith_support.conversations import Conversations
 
         self.kb_dir = Path(kb_dir)
         self.answerer = answerer or Answerer(self.kb_dir)
@@ -86,7 +87,6 @@ class SupportService:
     def _hand_off(
         self, answer: Answer, earlier: list[dict[str, Any]], conversation_id: str, turn_id: int
     ) -> str:
-        from tunesmith.events import Event, emit
 
         conversation = [
             {"question": t["question"], "decision": t["decision"], "answer": t["answer"]}
