@@ -217,7 +217,6 @@ BUILTIN_SINKS: dict[str, Any] = {
 
 def make_sink(url: str) -> EventSink:
     """Build the sink a URL names, from the built-ins and every plugin's schemes."""
-
     factories = collect_dict("tunesmith_event_sinks")
     scheme, _, rest = url.partition(":")
     if scheme == "webhook" and rest.startswith("//"):

@@ -100,7 +100,6 @@ def writing_into(
 ) -> Iterator[list[Path]]:
     """Hold the run lock of ``directory`` (a command that rewrites files in a model directory)
     and remove what killed writers of ``names`` left there; yields the removed paths."""
-
     if not Path(directory).is_dir():  # nothing to protect; the command says what is wrong
         yield []
         return

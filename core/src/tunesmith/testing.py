@@ -319,7 +319,6 @@ def check_plugin_contract(plugin: object) -> list[str]:
 def _unknown_hooks(plugin: object) -> list[str]:
     """Hook implementations whose name no hook has (a misspelling pluggy would reject at
     registration, or a plain function that would never be called)."""
-
     known = {name for name in dir(hookspecs) if name.startswith("tunesmith_")}
     problems = []
     for name in dir(plugin):

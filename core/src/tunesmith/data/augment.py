@@ -236,7 +236,6 @@ def builtin_augmenters() -> list[Any]:
 
 def available_augmenters() -> dict[str, Any]:
     """Augmenters from every plugin by name; a later-registered plugin wins for a name."""
-
     return collect_by_name("tunesmith_augmenters")
 
 

@@ -344,7 +344,6 @@ BUILTIN_READERS: dict[str, Callable[[Path], Any]] = {
 
 def available_readers() -> dict[str, Callable[[Path], Any]]:
     """Readers from every plugin, by suffix; a later-registered plugin wins for a suffix."""
-
     merged: dict[str, Callable[[Path], Any]] = {}
     for suffix, reader in collect_dict("tunesmith_data_readers").items():
         merged[suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"] = reader

@@ -71,7 +71,6 @@ def train_ensemble(
     """Train ``members`` runs of ``run`` (a ``RunConfig``), seeds ``run.seed``, +1, ...; returns
     ``run.out``. ``reuse`` keeps members already trained with the same settings on a data file
     with the same content (an ensemble whose first members finished)."""
-
     check_members(members, run.strategy)
     say = log or stderr_log
     out = Path(run.out)
@@ -108,7 +107,6 @@ def train_ensemble(
 
 def read_members(path: str | Path) -> list[Path]:
     """The extra members' directories of the model at ``path`` (empty for a single model)."""
-
     path = Path(path)
     manifest_path = next(
         (path / name for name in (MEMBERS_FILE, *LEGACY_MEMBERS_FILES) if (path / name).is_file()),
@@ -134,7 +132,6 @@ def read_members(path: str | Path) -> list[Path]:
 def same_run(where: str | Path, run: Any) -> bool:
     """True when ``where`` holds a finished model trained with ``run``'s settings (all but
     :data:`NOT_REUSE_KEYS`) on a data file with the same content."""
-
     where = Path(where)
     config = (
         read_json_object(where / "run_config.json") if (where / "config.json").is_file() else None
@@ -168,7 +165,6 @@ def same_run(where: str | Path, run: Any) -> bool:
 def load_ensemble(path: str | Path, *, quantize: str | None = None) -> list[Any]:
     """Every member of the model at ``path`` loaded (``LoadedModel``), the first one first; a
     single model gives a list of one. Members must share their labels."""
-
     models = [load_model(path, quantize=quantize)]
     models += [load_model(m, quantize=quantize) for m in read_members(path)]
     for model in models[1:]:
@@ -184,7 +180,6 @@ def mean_probabilities(
     models: Sequence[Any], texts: Sequence[str], *, batch_size: int = 32
 ) -> np.ndarray:
     """The mean of the members' calibrated probabilities, ``[len(texts), labels]``."""
-
     total: np.ndarray | None = None
     for model in models:
         probs = np.asarray(

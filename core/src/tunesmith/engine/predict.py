@@ -60,7 +60,6 @@ def _run_sorted(
 ) -> list[np.ndarray]:
     """Run the model over ``encodings`` in length-sorted batches; outputs in input order.
     Batches run in parallel single-threaded streams on a CPU (:mod:`tunesmith.streams`)."""
-
     configure_threads()
     names = _input_names(loaded)
     # Longest first: the peak memory shows up in the first batch rather than the last.

@@ -90,7 +90,6 @@ def aggregate_explanations(
     one key; without it each text is explained for its predicted label. ``progress`` gets the
     number of texts done after each step; without it a tqdm bar is shown on a terminal.
     """
-
     if str(getattr(loaded, "task", "") or "").lower() in TOKEN_TASKS:
         raise UserInputError("aggregate explanations need a classifier; this model is a tagger")
     if target is not None and target not in list(getattr(loaded, "labels", None) or []):

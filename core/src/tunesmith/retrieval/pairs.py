@@ -132,7 +132,6 @@ def evaluate_pairs(
     A query text that occurs with several targets is one query whose right answers are all of
     them.
     """
-
     position = {text: i for i, text in enumerate(candidates)}
     relevant: dict[str, set[int]] = {}
     for query, target in zip(queries, targets, strict=True):
@@ -332,7 +331,6 @@ def _write_sentence_transformers_files(encoder: Any, directory: Path) -> None:
     """``modules.json`` and the module configs, in the layout all-MiniLM-L6-v2 ships with
     (legacy pooling keys, which sentence-transformers still reads and
     :func:`tunesmith.engine.modeling.sentence_pooling_mode` understands)."""
-
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {
@@ -396,7 +394,6 @@ def _versions() -> dict[str, str]:
 
 def _save(encoder: Any, directory: Path, range_texts: Sequence[str], seed: int) -> None:
     """The weights, tokenizer and sentence-transformers files, plus recorded int8 ranges."""
-
     model = encoder.model
     # A classifier's encoder carries the classifier's keys; the saved encoder is a plain one.
     for key in (TASK_KEY, POOLING_KEY, ADAPTER_KEY):
@@ -417,7 +414,6 @@ def read_pairs(
     A missing column, an empty file or an empty query/target cell is a ``DataError`` naming
     file, row and column; an empty hard-negative cell means none for that row.
     """
-
     path = _existing_file(path)
     rows = _read_rows(path)
     columns = [text_col, pair_col] + ([negative_col] if negative_col else [])
@@ -463,7 +459,6 @@ def train_pair_encoder(
     Raises :class:`UserInputError` for bad input, :class:`OutputExistsError` when ``out`` exists
     and ``force`` is not set. Returns the path and the metrics (also in ``out/metrics.json``).
     """
-
     if not epochs > 0:
         raise UserInputError(f"epochs must be positive, got {epochs}")
     if batch_size < 1:

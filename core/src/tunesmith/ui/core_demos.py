@@ -23,7 +23,6 @@ __all__ = ["build_playground", "classify", "core_demos", "demo_models_dir", "tra
 
 def sample_sets() -> dict[str, Any]:
     """Classification sample data sets from every plugin, by name."""
-
     found: dict[str, Any] = {}
     for sample in collect_list("tunesmith_sample_data"):
         if sample.task == "classification":
@@ -33,7 +32,6 @@ def sample_sets() -> dict[str, Any]:
 
 def train_on_sample(name: str, base_model: str = "default") -> str:
     """Train a quick head-only model on a sample set (once) and return its directory."""
-
     sample = sample_sets()[name]
     out = demo_models_dir() / name
     if (out / "config.json").exists():
@@ -51,7 +49,6 @@ def train_on_sample(name: str, base_model: str = "default") -> str:
 
 def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
     """Label probabilities, highlighted words and a one-line note for one text."""
-
     if not text.strip():
         raise ValueError("Type a text to classify.")
 

@@ -93,7 +93,6 @@ def resolve_model_dir(text: str) -> Path:
 
 def load_allowed(text: str) -> Any:
     """The loaded model at ``text`` (see :func:`resolve_model_dir`), from the LRU cache."""
-
     directory = resolve_model_dir(text)
     try:
         # A model retrained in place (the demo's "Train" button) is a new entry, not a stale one.

@@ -148,7 +148,6 @@ def alert_message(alert: dict[str, Any]) -> str:
 def send_event(alert: dict[str, Any], sinks: list[str], outbox: Any) -> str:
     """Send the alert as a ``finance.alert`` event through the core's outbox to ``sinks``;
     returns the event id. Failed deliveries stay in the outbox (``tunesmith events``)."""
-
     event = Event(kind=EVENT_KIND, message=alert_message(alert), payload=alert, source="finance")
     emit(event, sinks, outbox=outbox)
     return event.id

@@ -89,7 +89,6 @@ class SentimentModel:
     def load(cls, path: str | Path, *, quantize: str | None = None) -> SentimentModel:
         """Load a model directory (``quantize="int8"`` for the faster int8 copy), with the other
         members of a seed ensemble (:mod:`tunesmith.engine.ensemble`)."""
-
         first, *members = load_ensemble(path, quantize=quantize)
         return cls(first, members)
 
@@ -100,7 +99,6 @@ class SentimentModel:
 
     def probabilities(self, texts: Sequence[str], *, batch_size: int = 32) -> Any:
         """Calibrated class probabilities, ``(len(texts), len(labels))``; an ensemble's mean."""
-
         return mean_probabilities([self.loaded, *self.members], texts, batch_size=batch_size)
 
     def score(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Score]:
@@ -138,7 +136,6 @@ class TopicModel:
 
     def topics(self, texts: Sequence[str], *, batch_size: int = 32) -> list[list[str]]:
         """For each text, the predicted topic(s) at or above the threshold (lower-cased)."""
-
         out = []
         for result in predict_texts(self.loaded, list(texts), batch_size=batch_size):
             if "labels" in result:  # multi-label topic model

@@ -97,7 +97,6 @@ def now_iso() -> str:
 
 def open_store(path: str | Path, *, timeout: float | None = None) -> Any:
     """Open (or create) the finance database at ``path``, migrated to the current schema."""
-
     return Store.open(
         path,
         namespace=NAMESPACE,

@@ -69,7 +69,6 @@ def train_sentiment(
     """Train ``recipe.members`` engine runs into ``out`` (see the module docstring); returns
     ``out``. ``reuse`` keeps members already trained with the same settings on the same data
     (an ensemble whose first members finished). ``n_rows``: the data's size, when known."""
-
     recipe.validate()
     epochs = recipe.epochs
     if epochs is None:

@@ -126,7 +126,6 @@ def trends(
 
 def write_csv(rows: list[TrendRow], path: str | Path) -> Path:
     """The rows as CSV, written atomically."""
-
     fields = list(TrendRow.__dataclass_fields__)
     with atomic_open(path) as handle:
         writer = csv.DictWriter(handle, fields, lineterminator="\n")

@@ -52,7 +52,6 @@ def history_text(texts: Sequence[str], items: Sequence[int], *, limit: int = 3) 
 
 def word_attributions(encoder: Any, query: str, passage: str, *, n_steps: int = 32) -> Any:
     """Word attributions for the match between a history text and an item's text."""
-
     return explain_pair(encoder.model, encoder.tokenizer, query, passage, n_steps=n_steps)
 
 

@@ -340,7 +340,6 @@ class Recommender:
 
     def for_history(self, history: np.ndarray, k: int = 10) -> list[Recommendation]:
         """Recommendations for a history of catalogue positions, oldest first."""
-
         history = np.asarray(history, dtype=np.int64)
         user, weights = self.signals.tower.encode_one(self.signals.item_vectors[history])
         items, scores = self._rank(user, history, k, exclude=history)

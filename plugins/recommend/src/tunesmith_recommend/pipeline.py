@@ -85,7 +85,6 @@ class Fitted:
 
 def encode_items(model: str, texts: list[str]) -> np.ndarray:
     """Item vectors from an encoder (a name or a directory)."""
-
     return Encoder.load(model).encode(texts)
 
 
@@ -97,7 +96,6 @@ def fit(
     say: Callable[[str], None] = _say,
 ) -> Fitted:
     """Split, fit the baselines, fine-tune the item tower, train the user tower, fit the ranker."""
-
     settings = settings or Settings()
     split = leave_last_out(events, len(catalogue), min_events=settings.min_events)
     if len(split.val) == 0:
@@ -182,7 +180,6 @@ def fit(
 
 def evaluate(fitted: Fitted, *, n_boot: int = 1000) -> dict[str, Any]:
     """Every model on the test requests: summaries with intervals, and the ranks behind them."""
-
     split = fitted.split
     slices = standard_slices(split.test, item_counts(split))
     scorers: dict[str, Any] = {name: m.score for name, m in fitted.baselines.items()}
@@ -199,7 +196,6 @@ def evaluate(fitted: Fitted, *, n_boot: int = 1000) -> dict[str, Any]:
 
 def headline(result: dict[str, Any], n_items: int, k: int = 10) -> dict[str, Any]:
     """The benchmark's figures: the final ranker against the best baseline, and cold items."""
-
     models = result["models"]
     baselines = [name for name in models if name not in ("two_tower", "final_ranker")]
     final = models["final_ranker"]["all"]

@@ -75,7 +75,6 @@ class Signals:
         self, histories: Sequence[np.ndarray], items: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
         """Two-tower and co-occurrence scores [len(histories), n] (or only for ``items``)."""
-
         users = self.tower.encode(self.item_vectors, histories)
         vectors = self.item_vectors if items is None else self.item_vectors[items]
         base = self.item_vectors if self.base_vectors is None else self.base_vectors
@@ -206,7 +205,6 @@ def _fit_listwise(x: Any, seen: Any, targets: Any, l2: float, iterations: int = 
 
 def _ranks(x: Any, w: np.ndarray, val: Requests, n_items: int, seed: int) -> np.ndarray:
     """Rank of each held-out item under the linear scores ``x @ w`` (the evaluation's ranking)."""
-
     scores = x.numpy().astype(np.float64) @ w
     return rank_requests(lambda batch: scores, val, n_items, batch_size=len(val), seed=seed).ranks
 

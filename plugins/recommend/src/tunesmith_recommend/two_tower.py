@@ -236,7 +236,6 @@ def fine_tune_item_encoder(
     seed: int = 42,
 ) -> Path | None:
     """Fine-tune the encoder on (previous item -> next item) text pairs; None when too few."""
-
     queries, targets = pair_training_texts(sequences, texts, max_pairs=max_pairs, seed=seed)
     if len(queries) < 8:
         return None

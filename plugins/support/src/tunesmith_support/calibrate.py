@@ -268,7 +268,6 @@ def fit_calibration(
 
     ``expected[i]`` is the right entry id, or ``""`` for an out-of-scope question.
     """
-
     if not 0.0 < target_precision < 1.0:
         raise UserInputError(f"--target-precision must be between 0 and 1, got {target_precision}")
     known = set(scorer.position)

@@ -71,7 +71,6 @@ class Conversations:
         """Open (or create) the log at ``path``; a locked or damaged file is one error line.
 
         ``timeout``: seconds to wait for another writer (default: the store's)."""
-
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         store = Store.open(
             path,

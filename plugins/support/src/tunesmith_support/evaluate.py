@@ -13,7 +13,6 @@ from tunesmith_support.answer import Answerer, clean_question, is_follow_up
 def evaluate(answerer: Answerer, questions: list[str], expected: list[str]) -> dict[str, Any]:
     """Hit@1/5 and MRR on in-scope questions; answer/clarify/hand-off rates, precision of the
     answers, out-of-scope hand-off recall and the ECE of the confidence over all questions."""
-
     cleaned = [clean_question(q)[0] for q in questions]
     with answerer._lock:
         ranked = answerer.scorer.candidates(cleaned, k=10)

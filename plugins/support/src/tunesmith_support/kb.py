@@ -114,7 +114,6 @@ def read_faq(
     path: str | Path, columns: FaqColumns = FaqColumns(), *, source: str | None = None
 ) -> list[Entry]:
     """The entries of one FAQ file; a missing column or an empty question/answer is an error."""
-
     path = Path(path)
     rows = list(reader_for(path)(path))
     if not rows:

@@ -101,7 +101,6 @@ def load_encoder(kb_dir: str | Path, model: str | None = None) -> Any:
     """The encoder for a KB (``model`` overrides the recorded one; the index then checks that it
     is the one the vectors were made with). A KB's own tuned encoder is named by its place in
     the KB (``kb:encoders/g000001``), not by an absolute path, so a moved KB still opens."""
-
     kb_dir = Path(kb_dir)
     if model is not None:
         return Encoder.load(model)
@@ -127,7 +126,6 @@ def _same_encoder(recorded: str, encoder: Any) -> bool:
 def open_index(kb_dir: str | Path, encoder: Any) -> Any:
     """The KB's vector index (the folder ``kb.json`` points at); an index built with another
     encoder is a one-line error."""
-
     kb_dir = Path(kb_dir)
     meta = read_meta(kb_dir) if (kb_dir / META).exists() else {}
     index = VectorIndex.load(index_dir(kb_dir, meta))
@@ -225,7 +223,6 @@ def build_index(
     Sources are read and checked before anything is written, so a bad file leaves the existing
     KB as it was. ``progress(done, total)`` is told about entries encoded.
     """
-
     entries = read_sources(sources, columns)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -296,7 +293,6 @@ def reencode(kb_dir: str | Path, entries: list[Entry], encoder_dir: str | Path) 
     :func:`new_encoder_dir`) into a new index folder, then point ``kb.json`` at both in one
     atomic write, then remove the folders nothing points at. A crash before that write leaves
     the KB on its old encoder and index; after it, on the new ones."""
-
     kb_dir = Path(kb_dir)
     encoder_dir = Path(encoder_dir)
     if encoder_dir.parent.resolve() != (kb_dir / ENCODERS_DIR).resolve():

@@ -56,7 +56,6 @@ def read_labelled(
     answer_col: str = "answer_id",
 ) -> list[Labelled]:
     """Labelled questions from CSV/JSONL/Parquet files; an unknown answer id is an error."""
-
     out: list[Labelled] = []
     for path in map(Path, paths):
         if not path.exists():

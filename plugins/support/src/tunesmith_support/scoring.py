@@ -112,7 +112,6 @@ class IntentModel:
     def probabilities(self, queries: list[str]) -> np.ndarray:
         """Calibrated label probabilities ``[n, labels]`` (each member's own temperature; an
         ensemble's mean)."""
-
         return np.asarray(mean_probabilities(self.models, queries), dtype=np.float32)
 
 
