@@ -215,7 +215,15 @@ def cached(path: Path, compute):
 
 
 def train_classifier(
-    train_file: Path, val_file: Path, out: Path, *, model, epochs, seed, head_init="auto"
+    train_file: Path,
+    val_file: Path,
+    out: Path,
+    *,
+    model,
+    epochs,
+    seed,
+    head_init="auto",
+    average_epochs=0,
 ) -> Path:
     """The core engine's classifier, exactly as ``tunesmith train --data TRAIN --eval VAL
     --label-col intent --epochs E --nearest off [--head-init H]``; reused when ``out`` holds one
@@ -233,6 +241,8 @@ def train_classifier(
     }
     if head_init != "auto":  # only when given, so classifiers trained before still match
         settings["head_init"] = head_init
+    if average_epochs:
+        settings["average_epochs"] = average_epochs
     marker = out / "bench_settings.json"
     if marker.exists() and json.loads(marker.read_text()) == settings:
         log(f"  reusing the classifier in {out} (same data and settings)")
@@ -248,6 +258,7 @@ def train_classifier(
             seed=seed,
             nearest="off",
             head_init=head_init,
+            average_epochs=average_epochs,
             force=True,
         )
     )
@@ -368,6 +379,12 @@ def main() -> None:
         choices=["auto", "probe", "random"],
         help="the classifier's head start (engine --head-init)",
     )
+    parser.add_argument(
+        "--average-epochs",
+        type=int,
+        default=0,
+        help="engine --average-epochs N for the classifier (kept only if val does not drop)",
+    )
     args = parser.parse_args()
 
     from tunesmith.retrieval import Encoder
@@ -457,6 +474,8 @@ def main() -> None:
     else:
         val_file = split_file(args.data_root, work, "val", val, full["val"])
     head_suffix = "" if args.head_init == "auto" else f"-h{args.head_init}"
+    if args.average_epochs:
+        head_suffix += f"-avg{args.average_epochs}"
     # ``--members N``: N seeds, as ``support train --classifier-members N`` trains them; the
     # mean of their calibrated probabilities is the classifier's.
     model_dirs = [
@@ -468,6 +487,7 @@ def main() -> None:
             epochs=epochs,
             seed=args.seed + k,
             head_init=args.head_init,
+            average_epochs=args.average_epochs,
         )
         for k in range(args.members)
     ]
@@ -580,6 +600,7 @@ def main() -> None:
                 "epochs": epochs,
                 "members": args.members,
                 "head_init": args.head_init,
+                "average_epochs": args.average_epochs,
                 "engine_val_share": args.engine_val_share,
                 "in_scope_accuracy": t["in_scope_accuracy"],
                 "oos_recall": t["oos_recall"],
