@@ -99,8 +99,9 @@ def test_train_fine_tunes_a_sentiment_model_that_score_can_use(cli, tmp_path):
     base = make_tiny_base_model(tmp_path / "base", [r[0] for r in rows])
     out = tmp_path / "sentiment"
     result = cli("finance", "train", "--data", str(data), "--out", str(out), "--model", str(base),
-                 "--epochs", "1", "--strategy", "head")  # fmt: skip
+                 "--epochs", "1", "--strategy", "head", "--head-init", "random")  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert json.loads((out / "run_config.json").read_text())["head_init"] == "random"
     scored = cli("finance", "score", "--model", str(out), "--json", "--text", "shares plunge")
     assert scored.exit_code == 0, scored.output
     assert json.loads(scored.stdout.strip().splitlines()[-1])["label"] in {
