@@ -83,10 +83,11 @@ def embed(texts: list[str], cache: Path) -> Any:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from tunesmith.engine.modeling import mean_pool, quiet_transformers
+    from tunesmith.engine.modeling import mean_pool
+    from tunesmith.hf_quiet import silence_transformers
     from tunesmith.models import resolve_model
 
-    quiet_transformers()
+    silence_transformers()
     location = resolve_model("default").location
     tokenizer = AutoTokenizer.from_pretrained(location)
     model = AutoModel.from_pretrained(location).eval()

@@ -66,10 +66,10 @@ def setfit_peer(
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    from tunesmith.engine.modeling import quiet_transformers
+    from tunesmith.hf_quiet import silence_transformers
     from tunesmith.models import resolve_model
 
-    quiet_transformers()
+    silence_transformers()
     started = time.perf_counter()
     # SetFit's trainer prints its log dicts to stdout, where only the table and JSON line go.
     with contextlib.redirect_stdout(sys.stderr):

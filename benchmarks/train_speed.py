@@ -154,10 +154,10 @@ def plain_recipe(train_rows, test_rows, epochs, work, *, head_only=False, lr=5e-
         TrainingArguments,
     )
 
-    from tunesmith.engine.modeling import quiet_transformers
+    from tunesmith.hf_quiet import silence_transformers
     from tunesmith.models import resolve_model
 
-    quiet_transformers()
+    silence_transformers()
     location = resolve_model("default").location
     labels = sorted({r["label"] for r in train_rows})
     index = {label: i for i, label in enumerate(labels)}
