@@ -280,14 +280,17 @@ def test_conll_files_with_any_separators_and_tags_end_well(suffix, data):
 
 # --- structured but hostile: Parquet -------------------------------------------------------------
 
+# Parquet holds UTF-8 strings only: a lone surrogate cannot even be written into the table, so
+# the strategy would fail while drawing the file (it did, about one run in a hundred).
+parquet_text = st.text(alphabet=st.sampled_from(TRICKY) | st.characters(codec="utf-8"), max_size=80)
 columns = st.one_of(
-    st.lists(st.none() | tricky_text, min_size=1, max_size=5),
+    st.lists(st.none() | parquet_text, min_size=1, max_size=5),
     st.lists(st.none() | st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=5),
     st.lists(st.none() | st.floats(), min_size=1, max_size=5),
     st.lists(st.booleans(), min_size=1, max_size=5),
     st.lists(st.binary(max_size=8), min_size=1, max_size=5),
-    st.lists(st.lists(tricky_text, max_size=3), min_size=1, max_size=5),
-    st.lists(st.fixed_dictionaries({"name": tricky_text}), min_size=1, max_size=5),
+    st.lists(st.lists(parquet_text, max_size=3), min_size=1, max_size=5),
+    st.lists(st.fixed_dictionaries({"name": parquet_text}), min_size=1, max_size=5),
 )
 
 
