@@ -897,7 +897,8 @@ def test_layer_decay_groups_give_lower_layers_smaller_learning_rates():
         "classifier.weight",
     ]
     params = [(n, torch.nn.Parameter(torch.zeros(2))) for n in names]
-    groups = layer_decay_groups(params, {names[2]}, lr=1.0, weight_decay=0.01, decay=0.5)
+    decaying = set(names) - {names[2]}  # the bias takes no weight decay
+    groups = layer_decay_groups(params, decaying, lr=1.0, weight_decay=0.01, decay=0.5)
     lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
     by_name = {n: lr_of[id(p)] for n, p in params}
     assert by_name[names[4]] == (1.0, 0.01)  # the head at lr

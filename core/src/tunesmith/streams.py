@@ -28,11 +28,14 @@ STREAMS_ENV = "TUNESMITH_STREAMS"
 T = TypeVar("T")
 
 
-def stream_count(model: Any = None) -> int:
-    """Streams to run inference in: ``TUNESMITH_STREAMS`` when set, else torch's thread count;
-    1 for a ``model`` whose parameters are not on the CPU."""
+def stream_count(model: Any = None, given: int | None = None) -> int:
+    """Streams to run inference in: ``given`` (a caller's ``streams=`` argument, at least 1)
+    when not None, else ``TUNESMITH_STREAMS`` when set, else torch's thread count; 1 for a
+    ``model`` whose parameters are not on the CPU."""
     import torch
 
+    if given is not None:
+        return max(1, int(given))
     if model is not None:
         try:
             device = next(model.parameters()).device.type

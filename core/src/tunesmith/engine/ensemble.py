@@ -138,24 +138,23 @@ def same_run(where: str | Path, run: Any) -> bool:
     )
     if not config:
         return False
-    import dataclasses
-
     mine = run.to_dict()
     for setting in dataclasses.fields(run):
         if setting.name in NOT_REUSE_KEYS:
             continue
         # A setting newer than the stored run_config.json had its default then.
-        default = setting.default if setting.default is not dataclasses.MISSING else None
-        if setting.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = setting.default_factory()  # type: ignore[misc]
+        if setting.default_factory is not dataclasses.MISSING:
+            default = setting.default_factory()
+        else:
+            default = None if setting.default is dataclasses.MISSING else setting.default
         if config.get(setting.name, default) != mine.get(setting.name):
             return False
-    resolved_task = (config.get("resolved") or {}).get("task")
-    if run.task != "auto" and resolved_task != run.task:
+    resolved = config.get("resolved") or {}
+    if run.task != "auto" and resolved.get("task") != run.task:
         return False
     # The hash recorded when it was trained: the file at the same path may have changed since.
     # A run_config.json from before the hash was recorded cannot tell, so it is not reused.
-    then = (config.get("resolved") or {}).get("data_sha256")
+    then = resolved.get("data_sha256")
     try:
         return then is not None and then == file_sha256(run.data)
     except OSError:

@@ -80,7 +80,7 @@ def _run_sorted(
         for row, index in enumerate(chunk):
             results[index] = logits[row]
 
-    run_streams(work, batches, stream_count(model) if streams is None else max(1, streams))
+    run_streams(work, batches, stream_count(model, streams))
     return results
 
 

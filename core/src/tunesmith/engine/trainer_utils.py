@@ -259,7 +259,7 @@ _LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
 def layer_decay_groups(
     named_parameters: Any,
-    no_weight_decay: set[str] | None,
+    decaying: set[str],
     *,
     lr: float,
     weight_decay: float,
@@ -270,8 +270,9 @@ def layer_decay_groups(
     The head (and anything above the last layer) trains at ``lr``, layer ``i`` of ``n`` at
     ``lr * decay ** (n - i)``, the embeddings at ``lr * decay ** (n + 1)``: the layers nearest
     the input, which hold the most general features, move least. Trainable parameters only;
-    ``no_weight_decay`` names the ones without weight decay (biases and norms), as the Trainer
-    has them. A model without numbered ``layer.N`` parameters gets one group at ``lr``.
+    ``decaying`` names the ones that take weight decay (``Trainer.get_decay_parameter_names``:
+    not biases and norms). A model without numbered ``layer.N`` parameters gets one group at
+    ``lr``.
     """
     params = [(name, p) for name, p in named_parameters if p.requires_grad]
     depths: dict[str, int] = {}
@@ -288,7 +289,7 @@ def layer_decay_groups(
             depth = 0
         else:
             depth = layers + 1
-        decays = no_weight_decay is None or name not in no_weight_decay
+        decays = name in decaying
         key = (depth, decays)
         if key not in groups:
             groups[key] = {
@@ -334,11 +335,9 @@ def make_trainer_class() -> Any:
             if self.layer_decay >= 1.0 or self.optimizer is not None:
                 return super().create_optimizer(model)
             opt_model = self.model if model is None else model
-            decaying = set(self.get_decay_parameter_names(opt_model))
-            names = [n for n, _ in opt_model.named_parameters()]
             groups = layer_decay_groups(
                 opt_model.named_parameters(),
-                {n for n in names if n not in decaying},
+                set(self.get_decay_parameter_names(opt_model)),
                 lr=self.args.learning_rate,
                 weight_decay=self.args.weight_decay,
                 decay=self.layer_decay,

@@ -300,7 +300,6 @@ class Encoder:
 
     @classmethod
     def _load_plain(cls, location: str, name: str, quantize: str | None) -> Encoder:
-
         model, tokenizer = _auto_model(location)
         mode = sentence_pooling_mode(location) or "mean"
         layout = Layout(pooling=(mode,), normalize=True)
@@ -319,7 +318,6 @@ class Encoder:
 
     @classmethod
     def _load_classifier(cls, directory: Path, name: str, quantize: str | None) -> Encoder:
-
         loaded = load_model(directory, quantize=quantize)
         classifier = loaded.model
         # The head is dropped: the encoder under it is what the classifier's pooling reads.
@@ -415,7 +413,7 @@ class Encoder:
             run_streams(
                 work,
                 token_batches(lengths, batch_size),
-                stream_count(model) if streams is None else max(1, int(streams)),
+                stream_count(model, streams),
                 done=(lambda chunk: bar.update(len(chunk))) if bar is not None else None,
             )
         finally:

@@ -833,7 +833,6 @@ class VectorIndex:
             return self.path
 
     def _meta(self) -> dict[str, Any]:
-
         meta: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "tunesmith_version": __version__,

@@ -131,7 +131,6 @@ class TopicModel:
 
     @classmethod
     def load(cls, path: str | Path, *, threshold: float = 0.5) -> TopicModel:
-
         return cls(load_model(path), threshold)
 
     def topics(self, texts: Sequence[str], *, batch_size: int = 32) -> list[list[str]]:

@@ -37,7 +37,6 @@ class SentimentRecipe:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> SentimentRecipe:
-
         check_members(self.members, self.strategy)
         return self
 
@@ -97,5 +96,4 @@ def train_sentiment(
 
 
 def _count_rows(data: str | Path, text_col: str, label_col: str) -> int:
-
     return len(load_text_dataset(data, text_col=text_col, label_col=label_col).texts)

@@ -82,7 +82,6 @@ class RecentPopularity:
     FRACTIONS = (0.01, 0.03, 0.1, 0.3, 1.0)
 
     def fit(self, split: Split) -> RecentPopularity:
-
         span = max(split.end_time - float(split.fit_times.min()), DAY)
         best = (-1.0, span)
         for fraction in self.FRACTIONS:
@@ -158,7 +157,6 @@ class ALS:
         self.gram = self.items.T @ self.items + self.regularization * np.eye(factors)
 
     def fit(self, split: Split) -> ALS:
-
         best = (-1.0, self.FACTORS[0])
         for factors in self.FACTORS:
             self._fit(split, factors)

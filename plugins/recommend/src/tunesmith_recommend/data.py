@@ -68,7 +68,6 @@ class Events:
 
 
 def _read(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
-
     path = Path(path)
     if not path.exists():
         raise DataError("no such file", path=path)

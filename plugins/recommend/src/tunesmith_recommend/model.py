@@ -314,7 +314,6 @@ class Recommender:
         return candidates[order], scores[order]
 
     def _reasons(self, item: int, history: np.ndarray, weights: np.ndarray) -> list[dict[str, Any]]:
-
         return because_you_liked(
             self.signals.item_vectors, history, weights, item, self.ids, self.titles
         )

@@ -105,7 +105,6 @@ class IntentModel:
     seed ensemble of them (``--classifier-members``)."""
 
     def __init__(self, directory: str | Path) -> None:
-
         self.models = load_ensemble(str(directory))
         self.labels = list(self.models[0].labels)
 

@@ -58,7 +58,6 @@ class SupportService:
         sinks: list[str] | None = None,
         answerer: Answerer | None = None,
     ) -> None:
-
         self.kb_dir = Path(kb_dir)
         self.answerer = answerer or Answerer(self.kb_dir)
         self.conversations = Conversations.open(db or default_db(self.kb_dir))
@@ -87,7 +86,6 @@ class SupportService:
     def _hand_off(
         self, answer: Answer, earlier: list[dict[str, Any]], conversation_id: str, turn_id: int
     ) -> str:
-
         conversation = [
             {"question": t["question"], "decision": t["decision"], "answer": t["answer"]}
             for t in earlier

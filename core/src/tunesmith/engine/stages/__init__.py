@@ -9,7 +9,8 @@ left in the :class:`~tunesmith.engine.stages.state.Training` state and adds its 
 3. :mod:`.head`: the head initialised (linear probe), the start WiSE-FT blends back to.
 4. :mod:`.fit`: the strategy applied, frozen features cached, the ``Trainer`` run.
 5. Post-fit steps, each a no-op where it does not apply: :mod:`.average` (``--average-epochs``:
-   the last epochs' weights averaged), :mod:`.wise_ft` (weight-space ensemble), :mod:`.nearest` (nearest-example scores), :mod:`.self_training` (``--unlabelled``).
+   the last epochs' weights averaged), :mod:`.wise_ft` (weight-space ensemble),
+   :mod:`.nearest` (nearest-example scores), :mod:`.self_training` (``--unlabelled``).
 6. :mod:`.measure`: the final model's held-out logits.
 7. :mod:`.calibrate`: temperature and ``metrics.json``.
 8. :mod:`.write`: the model directory.

@@ -85,7 +85,7 @@ def run(state: Training) -> None:
     )
     _add_callbacks(state, trainer, patience if has_eval else 0)
     snapshots = None
-    if run.average_epochs and state.strategy.kind == "full":
+    if run.average_epochs:  # full fine-tuning only: RunConfig.validate refuses the others
         snapshots = make_epoch_snapshots(run.average_epochs)
         trainer.add_callback(snapshots)
     state.log(
