@@ -108,6 +108,25 @@ def embed(texts: list[str], cache: Path) -> Any:
     return out
 
 
+def tuned_logistic(x: Any, y: Any, min_held: int = 1) -> tuple[Any, float]:
+    """The frozen-embedding baseline's classifier: a logistic regression whose C is the best of a
+    small grid on a seeded 20 % slice of the training rows (at least ``min_held`` of them),
+    refitted on all of them. Returns the classifier and its C."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    order = np.random.default_rng(0).permutation(len(y))
+    cut = max(min_held, len(y) // 5)
+    held, fit = order[:cut], order[cut:]
+    best_c, best = 1.0, -1.0
+    for c in (0.3, 1.0, 3.0, 10.0, 30.0, 100.0):
+        clf = LogisticRegression(C=c, max_iter=2000).fit(x[fit], y[fit])
+        score = float((clf.predict(x[held]) == y[held]).mean())
+        if score > best:
+            best_c, best = c, score
+    return LogisticRegression(C=best_c, max_iter=2000).fit(x, y), best_c
+
+
 def baseline_accuracy(
     train: list[dict[str, str]],
     test: list[dict[str, str]],
@@ -119,7 +138,6 @@ def baseline_accuracy(
     (tunesmith's default threshold, as many rounds) join its training data, then it is refitted
     with the same C; that result is under ``self_trained``."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
 
     started = time.perf_counter()
     x_train = embed([r["text"] for r in train], cache)
@@ -128,17 +146,7 @@ def baseline_accuracy(
     index = {label: i for i, label in enumerate(labels)}
     y_train = np.array([index[r["label"]] for r in train])
     y_test = np.array([index[r["label"]] for r in test])
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(train))
-    cut = max(len(labels), len(train) // 5)
-    val, fit = order[:cut], order[cut:]
-    best_c, best = 1.0, -1.0
-    for c in (0.3, 1.0, 3.0, 10.0, 30.0, 100.0):
-        clf = LogisticRegression(C=c, max_iter=2000).fit(x_train[fit], y_train[fit])
-        score = float((clf.predict(x_train[val]) == y_train[val]).mean())
-        if score > best:
-            best_c, best = c, score
-    clf = LogisticRegression(C=best_c, max_iter=2000).fit(x_train, y_train)
+    clf, best_c = tuned_logistic(x_train, y_train, min_held=len(labels))
     accuracy = float((clf.predict(x_test) == y_test).mean())
     result = {"accuracy": accuracy, "C": best_c, "seconds": time.perf_counter() - started}
     if pool is not None:

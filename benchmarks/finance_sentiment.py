@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import embed  # noqa: E402  (the shared frozen-embedding baseline)
+from accuracy import embed, tuned_logistic  # noqa: E402  (the shared frozen-embedding baseline)
 from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
 
 LABELS = ["negative", "neutral", "positive"]
@@ -59,6 +59,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "average last 3 epochs": {**_BASE, "average_epochs": 3},
     "layer decay 0.8": {**_BASE, "layer_decay": 0.8},
     "lr 2e-4 + layer decay 0.8": {**_BASE, "lr": 2e-4, "layer_decay": 0.8},
+    "contrastive 0.3": {**_BASE, "contrastive": 0.3},
+    "contrastive 1": {**_BASE, "contrastive": 1.0},
+    "nearest on": {**_BASE, "nearest": "on"},
 }
 # --candidates splits on commas, so a name must not hold one.
 assert not [name for name in CANDIDATES if "," in name], "a candidate name holds a comma"
@@ -152,21 +155,10 @@ def baseline(
 ) -> dict[str, float]:
     """Logistic regression on frozen default-model embeddings, C tuned on a 20 % slice of train."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
 
     x_train = embed([r["text"] for r in train], cache)
     x_test = embed([r["text"] for r in test], cache)
-    y_train = np.array([r["label"] for r in train])
-    order = np.random.default_rng(0).permutation(len(train))
-    cut = len(train) // 5
-    val, fit = order[:cut], order[cut:]
-    best_c, best = 1.0, -1.0
-    for c in (0.3, 1.0, 3.0, 10.0, 30.0, 100.0):
-        clf = LogisticRegression(C=c, max_iter=2000).fit(x_train[fit], y_train[fit])
-        score = float((clf.predict(x_train[val]) == y_train[val]).mean())
-        if score > best:
-            best_c, best = c, score
-    clf = LogisticRegression(C=best_c, max_iter=2000).fit(x_train, y_train)
+    clf, best_c = tuned_logistic(x_train, np.array([r["label"] for r in train]))
     return {**metrics([r["label"] for r in test], list(clf.predict(x_test))), "C": best_c}
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from tunesmith.engine.modeling import load_classifier, read_config
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
+from tunesmith.engine.trainer_utils import MAX_INPUT_TOKENS, model_max_length
 from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
 from tunesmith.hf_quiet import quiet_transformers
 from tunesmith.io import read_json_object
@@ -158,13 +159,8 @@ def _labels_from_config(config: Any) -> list[str]:
 
 
 def _max_length(tokenizer: Any, config: Any, run_config: dict[str, Any] | None) -> int:
-    limits = [512]
-    positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        limits.append(positions)
-    tok_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tok_max, int) and 0 < tok_max < 100_000:
-        limits.append(tok_max)
+    """The model's input limit, at most 512 and at most the length it was trained with."""
+    limits = [model_max_length(tokenizer, config), MAX_INPUT_TOKENS]
     if run_config and isinstance(run_config.get("max_length"), int) and run_config["max_length"]:
         limits.append(int(run_config["max_length"]))
     return min(limits)

@@ -37,6 +37,11 @@ def choose_max_length(lengths: list[int], model_limit: int, requested: int | Non
     return max(8, min(p99, model_limit))
 
 
+#: The longest input a loaded model is given when nothing smaller is recorded: models with
+#: longer position tables are rare here and cost quadratically in attention.
+MAX_INPUT_TOKENS = 512
+
+
 def model_max_length(tokenizer: Any, config: Any) -> int:
     """The longest input the model takes (position embeddings, tokenizer limit)."""
     limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]

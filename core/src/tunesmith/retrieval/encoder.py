@@ -36,6 +36,7 @@ from tunesmith.engine.loading import load_model
 from tunesmith.engine.modeling import pooling_of, sentence_pooling_mode
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
+from tunesmith.engine.trainer_utils import MAX_INPUT_TOKENS, model_max_length
 from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
 from tunesmith.hf_quiet import quiet_transformers
 from tunesmith.io import read_json_object
@@ -169,14 +170,7 @@ def pool(hidden: Any, attention_mask: Any, modes: Sequence[str]) -> Any:
 
 
 def _default_max_length(tokenizer: Any, config: Any) -> int:
-    limits = [512]
-    positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        limits.append(positions)
-    tok_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tok_max, int) and 0 < tok_max < 100_000:
-        limits.append(tok_max)
-    return min(limits)
+    return min(model_max_length(tokenizer, config), MAX_INPUT_TOKENS)
 
 
 def token_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
