@@ -23,6 +23,7 @@ Prints a table and ends with one JSON line (``accuracy``, ``macro_f1``, ``baseli
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -61,6 +62,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "lr 2e-4 + layer decay 0.8": {**_BASE, "lr": 2e-4, "layer_decay": 0.8},
     "contrastive 0.3": {**_BASE, "contrastive": 0.3},
     "contrastive 1": {**_BASE, "contrastive": 1.0},
+    "contrastive 1 seed 43": {**_BASE, "contrastive": 1.0, "seeds": [43]},
+    "contrastive 3": {**_BASE, "contrastive": 3.0},
     "nearest on": {**_BASE, "nearest": "on"},
 }
 # --candidates splits on commas, so a name must not hold one.
@@ -205,7 +208,8 @@ def select(
         for seed in settings.get("seeds", [42]):
             key = json.dumps({**base, "seed": seed}, sort_keys=True)
             if key not in members:
-                out = work / f"select_{len(members)}"
+                # Named by its settings, so that --reuse finds it whatever else a run compares.
+                out = work / f"select_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
                 seconds = fine_tune(fit, out, "default", {**base, "seed": seed}, reuse)
                 members[key] = sentiment_probabilities(out, texts)
                 single = metrics(truth, [LABELS[i] for i in members[key].argmax(axis=1)])

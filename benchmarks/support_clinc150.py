@@ -34,7 +34,12 @@ val does both, and is then easier for the classifier than test is.
 ``--work-dir W`` keeps the frozen embeddings and the trained classifier there (reused by a
 later run with the same data and settings); without it everything goes into a temporary folder.
 
+``--head-init H``, ``--average-epochs N`` and ``--contrastive W`` pass those engine settings to
+the classifier (each tried on CLINC150 and reported in docs/support.md).
+
     python benchmarks/support_clinc150.py [--quick] [--data-root ../shared/data] [--work-dir W]
+        [--epochs E] [--seed S] [--members N] [--head-init H] [--average-epochs N]
+        [--contrastive W]
 """
 
 from __future__ import annotations
@@ -222,15 +227,16 @@ def train_classifier(
     model,
     epochs,
     seed,
-    head_init="auto",
-    average_epochs=0,
+    engine: dict | None = None,
 ) -> Path:
     """The core engine's classifier, exactly as ``tunesmith train --data TRAIN --eval VAL
-    --label-col intent --epochs E --nearest off [--head-init H]``; reused when ``out`` holds one
-    trained with the same settings."""
+    --label-col intent --epochs E --nearest off`` plus ``engine`` (other engine settings, such as
+    ``head_init``, given only when not the default); reused when ``out`` holds one trained with
+    the same settings."""
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
 
+    engine = dict(engine or {})
     settings = {
         "data": str(train_file.resolve()),
         "eval": str(val_file.resolve()),
@@ -238,11 +244,9 @@ def train_classifier(
         "epochs": epochs,
         "seed": seed,
         "nearest": "off",
+        # only the settings given, so classifiers trained before these options still match
+        **engine,
     }
-    if head_init != "auto":  # only when given, so classifiers trained before still match
-        settings["head_init"] = head_init
-    if average_epochs:
-        settings["average_epochs"] = average_epochs
     marker = out / "bench_settings.json"
     if marker.exists() and json.loads(marker.read_text()) == settings:
         log(f"  reusing the classifier in {out} (same data and settings)")
@@ -257,9 +261,8 @@ def train_classifier(
             epochs=epochs,
             seed=seed,
             nearest="off",
-            head_init=head_init,
-            average_epochs=average_epochs,
             force=True,
+            **engine,
         )
     )
     marker.write_text(json.dumps(settings))
@@ -385,6 +388,12 @@ def main() -> None:
         default=0,
         help="engine --average-epochs N for the classifier (kept only if val does not drop)",
     )
+    parser.add_argument(
+        "--contrastive",
+        type=float,
+        default=0.0,
+        help="engine --contrastive W for the classifier (a supervised contrastive term)",
+    )
     args = parser.parse_args()
 
     from tunesmith.retrieval import Encoder
@@ -473,9 +482,17 @@ def main() -> None:
         val_file = write_jsonl(work / f"val-engine-{len(engine_val[0])}.jsonl", *engine_val)
     else:
         val_file = split_file(args.data_root, work, "val", val, full["val"])
-    head_suffix = "" if args.head_init == "auto" else f"-h{args.head_init}"
+    engine: dict = {}
+    head_suffix = ""
+    if args.head_init != "auto":
+        engine["head_init"] = args.head_init
+        head_suffix += f"-h{args.head_init}"
     if args.average_epochs:
+        engine["average_epochs"] = args.average_epochs
         head_suffix += f"-avg{args.average_epochs}"
+    if args.contrastive:
+        engine["contrastive"] = args.contrastive
+        head_suffix += f"-c{args.contrastive:g}"
     # ``--members N``: N seeds, as ``support train --classifier-members N`` trains them; the
     # mean of their calibrated probabilities is the classifier's.
     model_dirs = [
@@ -486,8 +503,7 @@ def main() -> None:
             model=args.model,
             epochs=epochs,
             seed=args.seed + k,
-            head_init=args.head_init,
-            average_epochs=args.average_epochs,
+            engine=engine,
         )
         for k in range(args.members)
     ]
@@ -601,6 +617,7 @@ def main() -> None:
                 "members": args.members,
                 "head_init": args.head_init,
                 "average_epochs": args.average_epochs,
+                "contrastive": args.contrastive,
                 "engine_val_share": args.engine_val_share,
                 "in_scope_accuracy": t["in_scope_accuracy"],
                 "oos_recall": t["oos_recall"],
