@@ -63,7 +63,6 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "contrastive 0.3": {**_BASE, "contrastive": 0.3},
     "contrastive 1": {**_BASE, "contrastive": 1.0},
     "contrastive 1 seed 43": {**_BASE, "contrastive": 1.0, "seeds": [43]},
-    "contrastive 3": {**_BASE, "contrastive": 3.0},
     "nearest on": {**_BASE, "nearest": "on"},
 }
 # --candidates splits on commas, so a name must not hold one.
