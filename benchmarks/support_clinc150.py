@@ -269,6 +269,17 @@ def train_classifier(
     return out
 
 
+def classifier_similarity(model_dir: Path, train, texts_by_split: list[list[str]]):
+    """Each split's best cosine with an in-scope training utterance, in the classifier's own
+    sentence space (``IntentModel.similarity`` of the support plugin)."""
+    from tunesmith.retrieval import Encoder
+    from tunesmith_support.scoring import embed_normalised
+
+    encoder = Encoder.load(str(model_dir))
+    examples = embed_normalised(encoder, [t for t, y in zip(*train, strict=True) if y != OOS])
+    return [(embed_normalised(encoder, texts) @ examples.T).max(axis=1) for texts in texts_by_split]
+
+
 def classifier_probabilities(model_dirs: list[Path], texts_by_split: list[list[str]]):
     """Each split's mean of the classifiers' calibrated probabilities (a seed ensemble's, as
     ``tunesmith.engine.ensemble`` scores one), and their labels; each classifier loads once."""
@@ -315,11 +326,12 @@ def mrr(scores, truth_cols):
     return float((1.0 / ranks).mean())
 
 
-def plugin_features(scores, probs, oos_prob, nearest):
+def plugin_features(scores, probs, oos_prob, nearest, knn):
     """The support plugin's confidence features (``tunesmith_support.calibrate.FEATURES``) of
     each utterance's ranked intents: top score, margin, second, third, the top intent's
-    probability, the out-of-scope probability and the best retrieval cosine among the five best
-    candidates (``nearest``: the per-intent nearest cosines)."""
+    probability, the out-of-scope probability, the best retrieval cosine among the five best
+    candidates (``nearest``: the per-intent nearest cosines) and the best cosine with an
+    in-scope training utterance in the classifier's own space (``knn``)."""
     from tunesmith_support.calibrate import FEATURES
 
     # The plugin's candidates are the five best by the ranking score.
@@ -333,6 +345,7 @@ def plugin_features(scores, probs, oos_prob, nearest):
         "intent": np.take_along_axis(probs, order[:, :1], axis=1)[:, 0],
         "intent_oos": oos_prob,
         "nearest": np.take_along_axis(nearest, order, axis=1).max(axis=1),
+        "intent_knn": knn,
     }
     return order[:, 0], np.column_stack([columns[name] for name in FEATURES])
 
@@ -538,10 +551,19 @@ def main() -> None:
         if best is None or m > best[0] + 1e-9:
             best = (m, weight)
     weight = best[1]
+    # As `support train --classifier` stores them: the in-scope training utterances embedded
+    # by the (first) classifier's own encoder.
+    t0 = time.time()
+    knn_val, knn_test = classifier_similarity(model_dirs[0], train, [val[0], test[0]])
+    log(
+        f"  nearest in-scope training utterance in the classifier's space in {time.time() - t0:.0f} s"
+    )
     names = np.asarray(intents)
-    top_val, x_val = plugin_features(ranking(near_val, p_val, weight), p_val, oos_val, near_val)
+    top_val, x_val = plugin_features(
+        ranking(near_val, p_val, weight), p_val, oos_val, near_val, knn_val
+    )
     top_test, x_test = plugin_features(
-        ranking(near_test, p_test, weight), p_test, oos_test, near_test
+        ranking(near_test, p_test, weight), p_test, oos_test, near_test, knn_test
     )
     pred_val, pred_test = names[top_val], names[top_test]
     from tunesmith_support.calibrate import FEATURES, Logistic, _cross_val

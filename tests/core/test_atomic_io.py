@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tunesmith.errors import OutputExistsError
-from tunesmith.io import atomic_directory, atomic_write_json, atomic_write_text
+from tunesmith.io import atomic_directory, atomic_open, atomic_write_json, atomic_write_text
 
 
 def test_atomic_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -21,6 +21,19 @@ def test_atomic_write_json_is_readable_json(tmp_path):
 
     atomic_write_json(tmp_path / "m.json", {"é": 1})
     assert json.loads((tmp_path / "m.json").read_text(encoding="utf-8")) == {"é": 1}
+
+
+def test_binary_atomic_open_writes_numpy_arrays_and_keeps_the_old_file_on_failure(tmp_path):
+    import numpy as np
+
+    target = tmp_path / "v.npy"
+    with atomic_open(target, binary=True) as handle:
+        np.save(handle, np.arange(3, dtype=np.float32))
+    with pytest.raises(RuntimeError), atomic_open(target, binary=True) as handle:
+        handle.write(b"half")
+        raise RuntimeError("crash mid-write")
+    assert np.load(target).tolist() == [0.0, 1.0, 2.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["v.npy"]
 
 
 def test_failed_atomic_directory_leaves_the_existing_one_untouched(tmp_path):

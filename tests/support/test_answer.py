@@ -77,8 +77,8 @@ def _candidate(entry_id, score):
 def _calibration():
     # Confidence = sigmoid(20 * (top - 0.5) + 10 * margin): high for a clear winner.
     return Calibration(
-        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0], -10.0),
-        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
+        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -10.0),
+        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
         weights=Weights(),
         answer_threshold=0.8,
         clarify_threshold=0.7,

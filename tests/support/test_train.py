@@ -3,6 +3,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from tunesmith_support.answer import Answerer
 from tunesmith_support.learning import Labelled, split_held_out, train_kb
 from tunesmith_support.sample import sample_paths
@@ -71,6 +73,7 @@ def test_classifier_learns_out_of_scope_questions_as_their_own_label(kb_copy, mo
     import csv
 
     import tunesmith.engine.ensemble as engine_ensemble
+    import tunesmith_support.learning as learning
     from tunesmith_support.learning import read_labelled, train_classifier
     from tunesmith_support.scoring import OUT_OF_SCOPE
 
@@ -86,12 +89,15 @@ def test_classifier_learns_out_of_scope_questions_as_their_own_label(kb_copy, mo
         return run.out
 
     monkeypatch.setattr(engine_ensemble, "train", fake_train)  # what train_ensemble calls
+    monkeypatch.setattr(learning, "save_examples", lambda out, qs: seen.update(examples=qs))
     ids = {e.id for e in Answerer(kb_copy).entries}
     rows = read_labelled([sample_paths()["history"]], ids)
     train, held = split_held_out(rows, 0.3)
     train_classifier(kb_copy, train, held=held, epochs=2.0, log=lambda _m: None)
     labels = [r["label"] for r in seen["rows"]]
     assert labels.count(OUT_OF_SCOPE) == sum(1 for r in train if not r.answer_id) >= 5
+    # The stored examples are the in-scope training questions only.
+    assert seen["examples"] == [r.question for r in train if r.answer_id]
     assert "" not in labels and len(labels) == len(train)
     # Held-out questions are the engine's held-out data, with labels it was trained on.
     assert seen["held"] and {r["label"] for r in seen["held"]} <= set(labels)
@@ -162,6 +168,7 @@ def test_classifier_members_train_one_run_per_seed_listed_in_the_manifest(kb_cop
     from pathlib import Path
 
     import tunesmith.engine.ensemble as engine_ensemble
+    import tunesmith_support.learning as learning
     from tunesmith.engine.ensemble import read_members
     from tunesmith_support.learning import read_labelled, train_classifier
 
@@ -173,6 +180,7 @@ def test_classifier_members_train_one_run_per_seed_listed_in_the_manifest(kb_cop
         return run.out
 
     monkeypatch.setattr(engine_ensemble, "train", fake_train)  # what train_ensemble calls
+    monkeypatch.setattr(learning, "save_examples", lambda out, qs: None)
     ids = {e.id for e in Answerer(kb_copy).entries}
     train, held = split_held_out(read_labelled([sample_paths()["history"]], ids), 0.3)
     out = train_classifier(kb_copy, train, held=held, members=2, seed=7, log=lambda _m: None)
@@ -198,3 +206,17 @@ def test_an_ensemble_classifier_scores_with_its_members_mean(tmp_path):
     assert not np.allclose(each[0], each[1])
     got = IntentModel(first).probabilities(texts)
     np.testing.assert_allclose(got, (each[0] + each[1]) / 2, atol=1e-5)
+
+
+def test_stored_examples_make_a_training_question_nearer_than_an_unrelated_one(tmp_path):
+    from tunesmith.testing import make_tiny_trained_classifier
+    from tunesmith_support.scoring import EXAMPLES_FILE, IntentModel, save_examples
+
+    texts = ["rent a kayak", "opening hours", "cancel my booking"]
+    directory = make_tiny_trained_classifier(tmp_path / "c", ["a", "b", "c"], texts, [0, 1, 2])
+    assert IntentModel(directory).similarity(texts) is None  # classifiers trained before
+    save_examples(directory, texts)
+    assert (directory / EXAMPLES_FILE).exists()
+    near = IntentModel(directory).similarity(["opening hours", "zebra quantum violin"])
+    assert near[0] == pytest.approx(1.0, abs=1e-4)
+    assert near[1] < near[0]

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from tunesmith.errors import DataError, OutputExistsError
 
@@ -78,14 +78,15 @@ def remove_stale_temps(path: str | Path, *, any_owner: bool = False) -> list[Pat
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path) -> Iterator[TextIO]:
-    """A text file written through a temporary sibling, renamed into place only on success."""
+def atomic_open(path: str | Path, *, binary: bool = False) -> Iterator[Any]:
+    """A file written through a temporary sibling, renamed into place only on success: text
+    (UTF-8), or bytes with ``binary`` (for ``numpy.save`` and the like)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

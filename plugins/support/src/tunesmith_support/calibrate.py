@@ -30,8 +30,10 @@ SHORTLIST = 3
 #: Features of the confidence models; a calibration file lists the ones it was fitted on.
 #: ``nearest`` is the best retrieval cosine among the candidates: how close the question comes
 #: to what is indexed, whatever the ranking weights (on CLINC150's validation split it raised
-#: the confidence's AUROC for out-of-scope questions from 0.977 to 0.984).
-FEATURES = ["top", "margin", "second", "third", "intent", "intent_oos", "nearest"]
+#: the confidence's AUROC for out-of-scope questions from 0.977 to 0.984). ``intent_knn`` is
+#: the question's best cosine with the classifier's own training questions
+#: (:meth:`IntentModel.similarity`).
+FEATURES = ["top", "margin", "second", "third", "intent", "intent_oos", "nearest", "intent_knn"]
 
 
 def features(candidates: list[Candidate], names: list[str] | None = None) -> list[float]:
@@ -46,6 +48,7 @@ def features(candidates: list[Candidate], names: list[str] | None = None) -> lis
         "intent": top.intent if top is not None else 0.0,
         "intent_oos": top.out_of_scope if top is not None else 0.0,
         "nearest": max((c.retrieval for c in candidates), default=0.0),
+        "intent_knn": top.knn if top is not None else 0.0,
     }
     return [values[name] for name in names or FEATURES]
 

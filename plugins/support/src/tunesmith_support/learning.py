@@ -32,7 +32,7 @@ from tunesmith_support.kbindex import (
     reencode,
     stored_entries,
 )
-from tunesmith_support.scoring import OUT_OF_SCOPE, IntentModel, Lexical, Scorer
+from tunesmith_support.scoring import OUT_OF_SCOPE, IntentModel, Lexical, Scorer, save_examples
 
 #: Out-of-scope training questions needed before the classifier learns them as a label.
 MIN_OUT_OF_SCOPE = 5
@@ -296,4 +296,8 @@ def train_classifier(
             seed=seed,
             force=True,
         )
-        return train_ensemble(run, members, log=log)
+        out = train_ensemble(run, members, log=log)
+    # What the classifier learned from, in its own space: the confidence reads how close a
+    # question comes to it (out-of-scope questions excluded: nearness to them is no evidence).
+    save_examples(out, [q for q, label in labelled if label != OUT_OF_SCOPE])
+    return out

@@ -5,7 +5,9 @@ text and its cosine with the entry's indexed question minus ``question_offset`` 
 repeats a question under several answers is better matched on answers: a large offset ignores
 indexed questions); optionally a lexical BM25 score (bm25s, scaled to [0, 1] per question) and
 optionally the probability an intent classifier gives the entry (and, when it was trained with
-out-of-scope questions, the probability it gives :data:`OUT_OF_SCOPE`). The combined score is
+out-of-scope questions, the probability it gives :data:`OUT_OF_SCOPE`, and with its in-scope
+training questions stored, how close the question comes to the nearest of them in the
+classifier's own sentence space). The combined score is
 ``retrieval + w_lexical * lexical + w_intent * intent``; the offset and weights are chosen on
 validation questions by `support calibrate` and are zero until then.
 """
@@ -19,10 +21,16 @@ from typing import Any
 import numpy as np
 
 from tunesmith.engine.ensemble import load_ensemble, mean_probabilities
+from tunesmith.io import atomic_open
+from tunesmith.retrieval import Encoder
 from tunesmith_support.kb import Entry
 
 #: The intent classifier's label for questions the KB cannot answer (never an entry id).
 OUT_OF_SCOPE = "__out_of_scope__"
+#: The classifier's in-scope training questions, embedded by its own encoder (normalised,
+#: float32): a question far from all of them is likely out of scope, a signal the classifier's
+#: probabilities miss (CLINC150, docs/support.md).
+EXAMPLES_FILE = "support_examples.npy"
 
 
 @dataclass
@@ -39,6 +47,9 @@ class Candidate:
     #: The question's out-of-scope probability from the intent classifier (same for every
     #: candidate of one question; 0 without a classifier trained on out-of-scope questions).
     out_of_scope: float = 0.0
+    #: The question's best cosine with the classifier's in-scope training questions, in the
+    #: classifier's own space (same for every candidate; 0 without stored examples).
+    knn: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,13 +116,44 @@ class IntentModel:
     seed ensemble of them (``--classifier-members``)."""
 
     def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
         self.models = load_ensemble(str(directory))
         self.labels = list(self.models[0].labels)
+        stored = self.directory / EXAMPLES_FILE
+        self.examples: np.ndarray | None = np.load(stored) if stored.exists() else None
+        self._encoder: Encoder | None = None
 
     def probabilities(self, queries: list[str]) -> np.ndarray:
         """Calibrated label probabilities ``[n, labels]`` (each member's own temperature; an
         ensemble's mean)."""
         return np.asarray(mean_probabilities(self.models, queries), dtype=np.float32)
+
+    def similarity(self, queries: list[str]) -> np.ndarray | None:
+        """Each query's best cosine with the stored in-scope training questions, in the (first)
+        classifier's sentence space; ``None`` when none are stored (classifiers trained before)."""
+        if self.examples is None or not len(self.examples):
+            return None
+        if self._encoder is None:
+            self._encoder = Encoder.load(str(self.directory))
+        return (embed_normalised(self._encoder, queries) @ self.examples.T).max(axis=1)
+
+
+def embed_normalised(encoder: Encoder, texts: list[str]) -> np.ndarray:
+    """``encoder``'s vectors of ``texts``, scaled to unit length (a classifier's encoder does
+    not normalise its pooled vectors)."""
+    vectors = encoder.encode(texts, progress=False)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def save_examples(classifier_dir: str | Path, questions: list[str]) -> Path:
+    """Embed ``questions`` (the classifier's in-scope training questions) with the classifier's
+    own encoder and store them beside it, atomically, for :meth:`IntentModel.similarity`."""
+    target = Path(classifier_dir) / EXAMPLES_FILE
+    vectors = embed_normalised(Encoder.load(str(classifier_dir)), list(questions))
+    with atomic_open(target, binary=True) as handle:
+        np.save(handle, vectors)
+    return target
 
 
 @dataclass
@@ -153,6 +195,7 @@ class Scorer:
         use_intent = self.intent is not None
         lexical = self.lexical.scores(queries) if use_lexical else None
         intent = self.intent.probabilities(queries) if use_intent else None
+        similarity = self.intent.similarity(queries) if use_intent else None
         oos_column = self.intent_columns.get(OUT_OF_SCOPE)
         out = []
         for qi, row in enumerate(hits):
@@ -189,7 +232,8 @@ class Scorer:
                 prob = (
                     float(intent[qi, column]) if intent is not None and column is not None else 0.0
                 )
-                found.append(Candidate(entry, 0.0, max(qs, as_), qs, as_, lex, prob, oos))
+                knn = float(similarity[qi]) if similarity is not None else 0.0
+                found.append(Candidate(entry, 0.0, max(qs, as_), qs, as_, lex, prob, oos, knn))
             out.append(found)
         return out
 
