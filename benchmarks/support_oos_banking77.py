@@ -14,6 +14,7 @@ AUROC on test): the classifier's maximum probability alone (what a plain classif
 what Rasa's fallback thresholds), ``intent_knn`` alone, and both.
 
     python benchmarks/support_oos_banking77.py [--quick] [--work-dir W] [--data-root DIR]
+        [--contrastive W]
 
 ``--quick``: 15 training texts per kept intent, 2 epochs. Prints a table and ends with one JSON
 line (``maxprob_test_auroc``, ``knn_test_auroc``, ``both_test_auroc`` and the val figures).
@@ -63,6 +64,9 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--quick", action="store_true", help="15 texts per intent, 2 epochs")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the classifier here")
+    parser.add_argument(
+        "--contrastive", type=float, default=0.0, help="engine --contrastive W for the classifier"
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -85,9 +89,11 @@ def main() -> None:
     test = read_csv(root / "test.csv")
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="oos-b77-"))
     work.mkdir(parents=True, exist_ok=True)
-    out = work / f"classifier-{per_intent}-e{epochs:g}"
+    engine = {"contrastive": args.contrastive} if args.contrastive else {}
+    suffix = f"-c{args.contrastive:g}" if args.contrastive else ""
+    out = work / f"classifier-{per_intent}-e{epochs:g}{suffix}"
     data = write_csv(out.with_suffix(".csv"), fit)
-    run = RunConfig(data=str(data), out=str(out), epochs=epochs, force=True).validate()
+    run = RunConfig(data=str(data), out=str(out), epochs=epochs, force=True, **engine).validate()
     t0 = time.time()
     if same_run(out, run):
         log(f"reusing {out} (same settings, same data)")
@@ -141,6 +147,7 @@ def main() -> None:
                 "quick": args.quick,
                 "train_texts": len(fit),
                 "epochs": epochs,
+                "contrastive": args.contrastive,
                 **{f"{n}_val_cv_auroc": r["val_cv_auroc"] for n, r in results.items()},
                 **{f"{n}_test_auroc": r["test_auroc"] for n, r in results.items()},
                 "train_seconds": round(train_seconds, 1),
