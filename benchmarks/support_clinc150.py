@@ -273,11 +273,12 @@ def classifier_similarity(model_dir: Path, train, texts_by_split: list[list[str]
     """Each split's best cosine with an in-scope training utterance, in the classifier's own
     sentence space (``IntentModel.similarity`` of the support plugin)."""
     from tunesmith.retrieval import Encoder
-    from tunesmith_support.scoring import embed_normalised
+    from tunesmith_support.scoring import best_cosine
 
     encoder = Encoder.load(str(model_dir))
-    examples = embed_normalised(encoder, [t for t, y in zip(*train, strict=True) if y != OOS])
-    return [(embed_normalised(encoder, texts) @ examples.T).max(axis=1) for texts in texts_by_split]
+    in_scope = [t for t, y in zip(*train, strict=True) if y != OOS]
+    examples = encoder.encode(in_scope, progress=False)
+    return [best_cosine(encoder, texts, examples) for texts in texts_by_split]
 
 
 def classifier_probabilities(model_dirs: list[Path], texts_by_split: list[list[str]]):

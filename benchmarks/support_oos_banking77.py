@@ -80,7 +80,7 @@ def main() -> None:
     from tunesmith.engine.predict import predict_logits, probabilities
     from tunesmith.engine.train import train as engine_train
     from tunesmith.retrieval import Encoder
-    from tunesmith_support.scoring import embed_normalised
+    from tunesmith_support.scoring import best_cosine
 
     started = time.time()
     root = args.data_root / "banking77"
@@ -104,12 +104,12 @@ def main() -> None:
 
     model = load_model(str(out))
     encoder = Encoder.load(str(out))
-    examples = embed_normalised(encoder, [r["text"] for r in fit])
+    examples = encoder.encode([r["text"] for r in fit], progress=False)
 
     def features(rows):
         texts = [r["text"] for r in rows]
         probs = np.asarray(probabilities(model, predict_logits(model, texts)))
-        knn = (embed_normalised(encoder, texts) @ examples.T).max(axis=1)
+        knn = best_cosine(encoder, texts, examples)
         return np.column_stack([probs.max(axis=1), knn]), np.array(
             [r["label"] in outside for r in rows]
         )

@@ -9,6 +9,7 @@ process is gone, so ``kill -9`` leaves debris only until the next run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -106,8 +107,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def file_sha256(path: str | Path) -> str:
     """The SHA-256 of a file's bytes, read in blocks."""
-    import hashlib
-
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

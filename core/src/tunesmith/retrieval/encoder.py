@@ -312,22 +312,30 @@ class Encoder:
 
     @classmethod
     def _load_classifier(cls, directory: Path, name: str, quantize: str | None) -> Encoder:
-        loaded = load_model(directory, quantize=quantize)
+        return cls.from_classifier(load_model(directory, quantize=quantize), name, directory)
+
+    @classmethod
+    def from_classifier(
+        cls, loaded: Any, name: str | None = None, path: str | Path | None = None
+    ) -> Encoder:
+        """The encoder under an already loaded classifier (``tunesmith.engine.loading.
+        LoadedModel``), sharing its weights: its pooling, normalised. What
+        ``Encoder.load(classifier_dir)`` returns, without loading the weights a second time."""
         classifier = loaded.model
         # The head is dropped: the encoder under it is what the classifier's pooling reads.
         encoder = getattr(classifier, classifier.base_model_prefix, None)
         if encoder is None:
-            raise ModelNotFoundError(f"{directory}: no encoder found under the classifier head")
+            raise ModelNotFoundError(f"{path or name}: no encoder found under the classifier head")
         pooling = "mean" if loaded.task == "ner" else pooling_of(classifier)
         layout = Layout(pooling=(pooling if pooling in POOLING_MODES else "cls",), normalize=True)
         return cls(
             encoder,
             loaded.tokenizer,
-            name=name,
+            name=name or str(path),
             layout=layout,
             max_length=loaded.max_length,
             quantized=loaded.quantized,
-            path=directory,
+            path=Path(path) if path is not None else None,
         )
 
     def encode(

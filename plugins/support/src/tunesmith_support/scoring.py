@@ -121,7 +121,7 @@ class IntentModel:
         self.labels = list(self.models[0].labels)
         stored = self.directory / EXAMPLES_FILE
         self.examples: np.ndarray | None = np.load(stored) if stored.exists() else None
-        self._encoder: Encoder | None = None
+        self._encoder: Encoder | None = None  # the first member's, made on first use
 
     def probabilities(self, queries: list[str]) -> np.ndarray:
         """Calibrated label probabilities ``[n, labels]`` (each member's own temperature; an
@@ -134,23 +134,21 @@ class IntentModel:
         if self.examples is None or not len(self.examples):
             return None
         if self._encoder is None:
-            self._encoder = Encoder.load(str(self.directory))
-        return (embed_normalised(self._encoder, queries) @ self.examples.T).max(axis=1)
+            self._encoder = Encoder.from_classifier(self.models[0], path=self.directory)
+        return best_cosine(self._encoder, queries, self.examples)
 
 
-def embed_normalised(encoder: Encoder, texts: list[str]) -> np.ndarray:
-    """``encoder``'s vectors of ``texts``, scaled to unit length (a classifier's encoder does
-    not normalise its pooled vectors)."""
-    vectors = encoder.encode(texts, progress=False)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+def best_cosine(encoder: Encoder, texts: list[str], examples: np.ndarray) -> np.ndarray:
+    """Each text's best cosine with the rows of ``examples`` (unit vectors from ``encoder``,
+    whose own vectors are unit length too)."""
+    return (encoder.encode(list(texts), progress=False) @ examples.T).max(axis=1)
 
 
 def save_examples(classifier_dir: str | Path, questions: list[str]) -> Path:
     """Embed ``questions`` (the classifier's in-scope training questions) with the classifier's
     own encoder and store them beside it, atomically, for :meth:`IntentModel.similarity`."""
     target = Path(classifier_dir) / EXAMPLES_FILE
-    vectors = embed_normalised(Encoder.load(str(classifier_dir)), list(questions))
+    vectors = Encoder.load(str(classifier_dir)).encode(list(questions), progress=False)
     with atomic_open(target, binary=True) as handle:
         np.save(handle, vectors)
     return target
