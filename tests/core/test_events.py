@@ -202,6 +202,25 @@ def test_retry_resends_failed_deliveries_from_their_recorded_urls(tmp_path):
     assert retry(outbox, policy=fast()) == []
 
 
+def test_a_relative_jsonl_sink_is_recorded_absolute_so_retry_elsewhere_writes_the_same_file(
+    tmp_path, monkeypatch
+):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    (work / "out").write_text("a file where the sink wants a folder", encoding="utf-8")
+    monkeypatch.chdir(work)
+    outbox = tmp_path / "o.sqlite"
+    report = emit(Event(kind="a", message="x"), ["jsonl:out/e.jsonl"], outbox=outbox, retry=fast())
+    absolute = f"jsonl:{work.resolve() / 'out' / 'e.jsonl'}"
+    assert report.failed == [absolute]
+    (work / "out").unlink()
+    monkeypatch.chdir(elsewhere)
+    (again,) = retry(outbox, policy=fast())
+    assert again.delivered == [absolute]
+    assert (work / "out" / "e.jsonl").exists() and not (elsewhere / "out").exists()
+
+
 def test_retry_of_a_sink_without_a_url_reports_why(tmp_path):
     class Anonymous:
         def send(self, event):

@@ -127,3 +127,53 @@ def test_calibrate_rejects_unknown_answer_ids_naming_the_row(kb_copy, cli, tmp_p
 def test_not_a_kb_is_one_error_line(tmp_path, cli):
     result = cli("support", "ask", "--kb", str(tmp_path), "hello")
     assert result.exit_code == 2 and "not a knowledge base" in result.output
+
+
+def test_chat_rating_before_any_answer_is_refused_not_asked_or_handed_off(kb_copy, cli):
+    # "+" asked as a question was handed off to a person, and "=ID" then made it a training row.
+    result = cli("support", "chat", "--kb", str(kb_copy), input="+\n=shp-01\n\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Error: no answer to rate yet; ask a question first") == 2
+    assert json.loads(cli("support", "stats", "--kb", str(kb_copy), "--json").stdout) == []
+    assert not (kb_copy / "handoffs.jsonl").exists()
+
+
+def test_export_feedback_from_a_folder_that_is_not_a_kb_says_so(tmp_path, cli):
+    out = tmp_path / "fb.csv"
+    result = cli("support", "export-feedback", "--kb", str(tmp_path), "--out", str(out))
+    assert result.exit_code == 2
+    assert result.output.startswith(f"Error: {tmp_path}: not a knowledge base (no kb.json)")
+    assert not out.exists()
+
+
+def test_calibrate_on_out_of_scope_questions_only_is_refused(kb_copy, cli, tmp_path):
+    # Fitted anyway, the KB answered nothing (threshold 1.01) and said nothing about it.
+    data = tmp_path / "oos.csv"
+    data.write_text(
+        "question,answer_id\n" + "".join(f"what is the weather on day {i},\n" for i in range(25)),
+        encoding="utf-8",
+    )
+    before = (kb_copy / "calibration.json").read_text()
+    result = cli("support", "calibrate", "--kb", str(kb_copy), "--data", str(data))
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: all 25 calibration questions are out of scope")
+    assert (kb_copy / "calibration.json").read_text() == before
+
+
+def test_serve_on_a_port_in_use_is_one_error_line(kb_copy, cli):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("support", "serve", "--kb", str(kb_copy), "--port", str(port))
+    assert result.exit_code == 2
+    assert result.output.startswith(f"Error: cannot serve on 127.0.0.1:{port}: ")
+    assert result.output.count("\n") == 1
+
+
+def test_serve_refuses_a_port_out_of_range_without_a_traceback(kb_copy, cli):
+    result = cli("support", "serve", "--kb", str(kb_copy), "--port", "99999")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--port" in result.output

@@ -135,3 +135,20 @@ def test_locked_database_is_one_error_line_and_loses_nothing(kb_copy, cli):
     assert result.output.count("\n") == 1
     rows = sqlite3.connect(db).execute("SELECT question FROM support_turns").fetchall()
     assert rows == [("how much does shipping cost",)]
+
+
+def test_default_handoff_sink_is_recorded_with_an_absolute_path(kb_copy, monkeypatch, tmp_path):
+    # The outbox keeps the sink URL that `tunesmith events retry` rebuilds; a relative path
+    # would send a retry from another folder to another file.
+    from tunesmith.events import list_deliveries
+
+    monkeypatch.chdir(kb_copy.parent)
+    svc = SupportService(kb_copy.name, sinks=None)
+    try:
+        turn = svc.ask("I want to talk to a human please")
+        monkeypatch.chdir(tmp_path)
+        sinks = {d.sink for d in list_deliveries(svc.conversations.store)}
+    finally:
+        svc.close()
+    assert turn.handoff_event
+    assert sinks == {f"jsonl:{kb_copy.resolve() / 'handoffs.jsonl'}"}

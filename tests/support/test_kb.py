@@ -154,3 +154,13 @@ def test_kb_built_with_another_encoder_is_refused_in_one_line(tmp_path, tiny_mod
     result = cli("support", "index", "--kb", str(src), "--out", str(kb), "--model", str(other))
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and result.output.startswith("Error:")
+
+
+def test_reindexing_a_kb_kept_inside_its_source_folder_skips_the_kb_own_files(tmp_path, tiny_model):
+    # `index --kb . --out kb` twice: the second run read kb/kb.json and the index's JSON
+    # files as FAQ files and failed.
+    write_faq(tmp_path / "faq.csv", FAQ)
+    kb = tmp_path / "kb"
+    build_index(tmp_path, kb, model=str(tiny_model))
+    report = build_index(tmp_path, kb)
+    assert (report.entries, report.unchanged) == (3, 3)

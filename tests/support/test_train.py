@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from tunesmith.errors import UserInputError
 from tunesmith_support.answer import Answerer
 from tunesmith_support.learning import Labelled, split_held_out, train_kb
 from tunesmith_support.sample import sample_paths
@@ -220,3 +221,16 @@ def test_stored_examples_make_a_training_question_nearer_than_an_unrelated_one(t
     near = IntentModel(directory).similarity(["opening hours", "zebra quantum violin"])
     assert near[0] == pytest.approx(1.0, abs=1e-4)
     assert near[1] < near[0]
+
+
+def test_train_refuses_too_few_held_out_questions_before_changing_the_kb(kb_copy, tmp_path):
+    # Calibration needs 20 held-out questions; refused only after re-encoding, the KB was left
+    # on a new encoder and index with the old encoder's calibration.
+    data = tmp_path / "few.csv"
+    with sample_paths()["history"].open(encoding="utf-8") as handle:
+        data.write_text("".join(handle.readlines()[:31]), encoding="utf-8")
+    meta = (kb_copy / "kb.json").read_text()
+    with pytest.raises(UserInputError, match="at least 20 held-out questions, got"):
+        train_kb(kb_copy, [data], epochs=1.0, log=lambda _m: None)
+    assert (kb_copy / "kb.json").read_text() == meta
+    assert not (kb_copy / "encoders").exists()

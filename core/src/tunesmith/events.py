@@ -99,7 +99,8 @@ class JsonlSink:
         if not path:
             raise UserInputError("the jsonl sink needs a file: jsonl:PATH")
         self.path = Path(path)
-        self.sink_url = f"jsonl:{path}"
+        # Absolute: the outbox records this URL, and `events retry` may run in another folder.
+        self.sink_url = f"jsonl:{self.path.resolve()}"
         self._lock = threading.Lock()
 
     def send(self, event: Event) -> None:
@@ -225,9 +226,11 @@ def make_sink(url: str) -> EventSink:
         known = ", ".join(sorted(factories))
         raise UserInputError(f"unknown event sink {scheme!r} in {url!r}; known: {known}")
     sink = factories[scheme](rest)
-    # Remember the URL, so the outbox can record it and `events retry` can rebuild the sink.
-    with contextlib.suppress(AttributeError):
-        sink.sink_url = url
+    # Remember the URL, so the outbox can record it and `events retry` can rebuild the sink;
+    # a sink that names itself (a jsonl path made absolute) keeps its own.
+    if not getattr(sink, "sink_url", None):
+        with contextlib.suppress(AttributeError):
+            sink.sink_url = url
     return sink
 
 
@@ -414,7 +417,7 @@ def emit(
     seen: set[str] = set()
     for item in sinks:
         sink = make_sink(item) if isinstance(item, str) else item
-        name = base = sink_name(item)
+        name = base = sink_name(sink)
         if name in seen and (isinstance(item, str) or getattr(item, "sink_url", None)):
             continue  # the same URL twice in one call: deliver once
         n = 2

@@ -27,6 +27,8 @@ from tunesmith.io import atomic_write_json, read_json_object
 from tunesmith_support.scoring import Candidate, Scorer, Weights, rank
 
 SHORTLIST = 3
+#: Fewer labelled questions give thresholds that mean nothing.
+MIN_QUESTIONS = 20
 #: Features of the confidence models; a calibration file lists the ones it was fitted on.
 #: ``nearest`` is the best retrieval cosine among the candidates: how close the question comes
 #: to what is indexed, whatever the ranking weights (on CLINC150's validation split it raised
@@ -260,6 +262,21 @@ def _cross_val(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> n
     return probs
 
 
+def check_target_precision(target_precision: float) -> None:
+    """Refuse a target precision outside (0, 1) (`support train` checks it before training)."""
+    if not 0.0 < target_precision < 1.0:
+        raise UserInputError(f"--target-precision must be between 0 and 1, got {target_precision}")
+
+
+def check_calibration_data(n_questions: int, target_precision: float) -> None:
+    """Refuse a target precision outside (0, 1) or fewer than :data:`MIN_QUESTIONS` questions."""
+    check_target_precision(target_precision)
+    if n_questions < MIN_QUESTIONS:
+        raise UserInputError(
+            f"calibration needs at least {MIN_QUESTIONS} labelled questions, got {n_questions}"
+        )
+
+
 def fit_calibration(
     scorer: Scorer,
     questions: list[str],
@@ -271,18 +288,19 @@ def fit_calibration(
 
     ``expected[i]`` is the right entry id, or ``""`` for an out-of-scope question.
     """
-    if not 0.0 < target_precision < 1.0:
-        raise UserInputError(f"--target-precision must be between 0 and 1, got {target_precision}")
+    check_calibration_data(len(questions), target_precision)
+    if not any(expected):
+        # Nothing could be right, so no threshold is reachable: the KB would hand off everything.
+        raise UserInputError(
+            f"all {len(expected)} calibration questions are out of scope (no answer id); "
+            "calibration needs questions with the id of the entry that answers them"
+        )
     known = set(scorer.position)
     unknown = sorted({e for e in expected if e and e not in known})
     if unknown:
         raise UserInputError(
             f"{len(unknown)} answer id(s) of the calibration questions are not in the KB, "
             f"e.g. '{unknown[0]}'"
-        )
-    if len(questions) < 20:
-        raise UserInputError(
-            f"calibration needs at least 20 labelled questions, got {len(questions)}"
         )
     found = scorer.components(questions, everything=True)
     weights, measured = choose_weights(found, expected, scorer)

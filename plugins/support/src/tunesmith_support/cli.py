@@ -235,6 +235,11 @@ def ask_command(
         _print_turn(turn)
 
 
+def is_rating(text: str) -> bool:
+    """Whether a chat line rates the last answer (``+``, ``-`` or ``=ID``) instead of asking."""
+    return text in ("+", "-") or text.startswith("=")
+
+
 def chat_command(
     kb: Path = KB_OPTION,
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
@@ -259,7 +264,12 @@ def chat_command(
             if not line.strip():
                 break
             text = line.strip()
-            if last is not None and (text in ("+", "-") or text.startswith("=")):
+            if is_rating(text) and last is None:
+                # Asked as a question, "+" would be handed off to a person, and a later "=ID"
+                # would turn it into a training row.
+                typer.echo("Error: no answer to rate yet; ask a question first", err=True)
+                continue
+            if is_rating(text):
                 helpful = {"+": True, "-": False}.get(text)
                 correct = text[1:].strip() if text.startswith("=") else None
                 try:
@@ -387,10 +397,31 @@ def stats_command(
         typer.echo("  ".join(f"{c:>12s}" for c in cells))
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line and before the model loads, an address `serve` cannot bind (a port
+    in use, an unknown host): uvicorn would print its own error or a traceback."""
+    import socket
+
+    from tunesmith.errors import UserInputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _name, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As uvicorn binds: a port left in TIME_WAIT by an earlier server is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UserInputError(
+            f"cannot serve on {host}:{port}: {reason}; choose another --port or --host"
+        ) from None
+
+
 def serve_command(
     kb: Path = KB_OPTION,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: all)."),
-    port: int = typer.Option(8000, "--port"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     sink: list[str] | None = typer.Option(None, "--sink", help=SINK_HELP),
 ) -> None:
@@ -399,6 +430,7 @@ def serve_command(
 
     from tunesmith_support.api import create_app
 
+    check_address(host, port)
     app = create_app(_service(kb, db, sink))
     typer.echo(f"serving {kb} on http://{host}:{port} (OpenAPI: /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -169,9 +169,12 @@ def _passages(path: Path, source: str) -> list[Entry]:
     ]
 
 
-def source_files(path: str | Path) -> list[Path]:
-    """The KB files under ``path`` (itself if a file), sorted; hidden files are skipped."""
+def source_files(path: str | Path, *, exclude: str | Path | None = None) -> list[Path]:
+    """The KB files under ``path`` (itself if a file), sorted; hidden files are skipped, and
+    so is everything under ``exclude`` (the KB being built, when it sits among its sources:
+    its own JSON files are no FAQ)."""
     path = Path(path)
+    skip = Path(exclude).resolve() if exclude is not None else None
     if not path.exists():
         raise UserInputError(f"{path}: no such file or directory")
     if path.is_file():
@@ -183,6 +186,7 @@ def source_files(path: str | Path) -> list[Path]:
         if p.is_file()
         and p.suffix.lower() in known
         and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        and not (skip is not None and p.resolve().is_relative_to(skip))
     ]
     if not files:
         raise UserInputError(
@@ -192,15 +196,18 @@ def source_files(path: str | Path) -> list[Path]:
     return files
 
 
-def read_sources(path: str | Path, columns: FaqColumns = FaqColumns()) -> list[Entry]:
-    """Every entry of a KB file or directory, in file order, with ids checked.
+def read_sources(
+    path: str | Path, columns: FaqColumns = FaqColumns(), *, exclude: str | Path | None = None
+) -> list[Entry]:
+    """Every entry of a KB file or directory, in file order, with ids checked; files under
+    ``exclude`` are left out (see :func:`source_files`).
 
     The same id twice with the same content is kept once; with different content it is an
     error naming both places.
     """
     root = Path(path)
     entries: dict[str, Entry] = {}
-    for file in source_files(root):
+    for file in source_files(root, exclude=exclude):
         source = str(file.relative_to(root)) if root.is_dir() else file.name
         if file.suffix.lower() in DOCUMENT_SUFFIXES:
             found = _passages(file, source)

@@ -104,7 +104,8 @@ def load_encoder(kb_dir: str | Path, model: str | None = None) -> Any:
     kb_dir = Path(kb_dir)
     if model is not None:
         return Encoder.load(model)
-    meta = read_meta(kb_dir) if (kb_dir / META).exists() else {}
+    # Read first: a folder that is not a KB is said so before a model is loaded for nothing.
+    meta = read_meta(kb_dir)
     encoder = Encoder.load(model_location(kb_dir, meta))
     recorded = str(meta.get("model") or "default")
     if in_kb(recorded):
@@ -127,8 +128,7 @@ def open_index(kb_dir: str | Path, encoder: Any) -> Any:
     """The KB's vector index (the folder ``kb.json`` points at); an index built with another
     encoder is a one-line error."""
     kb_dir = Path(kb_dir)
-    meta = read_meta(kb_dir) if (kb_dir / META).exists() else {}
-    index = VectorIndex.load(index_dir(kb_dir, meta))
+    index = VectorIndex.load(index_dir(kb_dir, read_meta(kb_dir)))
     if not _same_encoder(index.encoder_name, encoder) or int(encoder.dim) != index.dim:
         raise UserInputError(
             f"{kb_dir}: this knowledge base was built with another encoder (index built with "
@@ -223,8 +223,8 @@ def build_index(
     Sources are read and checked before anything is written, so a bad file leaves the existing
     KB as it was. ``progress(done, total)`` is told about entries encoded.
     """
-    entries = read_sources(sources, columns)
     out = Path(out)
+    entries = read_sources(sources, columns, exclude=out)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{out}: exists and is not a directory")
     existing = (out / META).exists()

@@ -19,7 +19,12 @@ from tunesmith.engine.config import RunConfig
 from tunesmith.engine.ensemble import check_members, train_ensemble
 from tunesmith.errors import DataError, UserInputError
 from tunesmith.retrieval import train_pair_encoder
-from tunesmith_support.calibrate import Calibration, fit_calibration
+from tunesmith_support.calibrate import (
+    MIN_QUESTIONS,
+    Calibration,
+    check_target_precision,
+    fit_calibration,
+)
 from tunesmith_support.kbindex import (
     CALIBRATION,
     CLASSIFIER_DIR,
@@ -199,6 +204,15 @@ def train_kb(
     train_rows, held_rows = split_held_out(rows, held_out, seed)
     if not any(r.answer_id for r in train_rows):
         raise UserInputError("no training questions with an answer id after holding out")
+    # Before anything is trained: re-encoding replaces the KB's encoder and index, so a
+    # calibration refused afterwards would leave the KB on them with its old calibration.
+    check_target_precision(target_precision)
+    if len(held_rows) < MIN_QUESTIONS:
+        raise UserInputError(
+            f"calibration needs at least {MIN_QUESTIONS} held-out questions, got "
+            f"{len(held_rows)} (--held-out {held_out} of {len(rows)}); give more questions or "
+            "a larger --held-out"
+        )
     result: dict[str, Any] = {
         "questions": len(rows),
         "train": len(train_rows),
