@@ -37,6 +37,20 @@ def test_csv_row_with_too_many_fields_names_file_and_line(tmp_path):
     assert "3 fields" in str(info.value)
 
 
+def test_csv_header_naming_a_column_twice_is_an_error_naming_the_column(tmp_path):
+    path = write(tmp_path / "d.csv", "question,answer,question\nfirst,a,second\n")
+    with pytest.raises(DataError) as info:
+        list(read_csv(path))
+    assert str(info.value).startswith(f"{path}:1")
+    assert "question" in str(info.value) and "columns 1 and 3" in str(info.value)
+
+
+def test_csv_header_with_several_unnamed_columns_still_reads(tmp_path):
+    # spreadsheets export trailing empty columns; only a real name twice loses data
+    path = write(tmp_path / "d.csv", "text,label,,\nhi,a,,\n")
+    assert [r["text"] for r in read_csv(path)] == ["hi"]
+
+
 def test_tsv_is_read_by_suffix(tmp_path):
     path = write(tmp_path / "d.tsv", 'text\tlabel\nsay "hi"\tgreet\n')
     data = load_text_dataset(path)

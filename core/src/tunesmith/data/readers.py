@@ -98,6 +98,21 @@ def _csv_problem(exc: csv.Error) -> str:
     return f"cannot parse this row: {message}"
 
 
+def _check_unique_header(header: list[str], path: Path) -> None:
+    """A column named twice would silently lose one of them to the other in each row."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name and name in seen:
+            raise DataError(
+                f"the header names this column twice (columns {seen[name]} and {position}); "
+                "rename one",
+                path=path,
+                row=1,
+                column=name,
+            )
+        seen.setdefault(name, position)
+
+
 def _delimited(path: Path, delimiter: str, quoting: int) -> Iterator[Row]:
     text = read_utf8(path)
     # Raised, never lowered: the default (131,072) is below the documented field limit.
@@ -114,6 +129,7 @@ def _delimited(path: Path, delimiter: str, quoting: int) -> Iterator[Row]:
     except csv.Error as exc:
         raise DataError(_csv_problem(exc), path=path, row=1) from None
     header = [name.strip() for name in header]
+    _check_unique_header(header, path)
     last_line = reader.line_num
     while True:
         # A quoted field may span lines: the record starts on the line after the previous one
