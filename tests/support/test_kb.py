@@ -164,3 +164,23 @@ def test_reindexing_a_kb_kept_inside_its_source_folder_skips_the_kb_own_files(tm
     build_index(tmp_path, kb, model=str(tiny_model))
     report = build_index(tmp_path, kb)
     assert (report.entries, report.unchanged) == (3, 3)
+
+
+def test_first_index_killed_before_kb_json_can_be_run_again(tmp_path, tiny_model):
+    src = write_faq(tmp_path / "faq.csv", FAQ)
+    kb = tmp_path / "kb"
+    build_index(src, kb, model=str(tiny_model))
+    (kb / "kb.json").unlink()  # what a kill before the last write leaves: the index alone
+    report = build_index(src, kb, model=str(tiny_model))
+    assert (report.added, report.entries) == (3, 3)
+    assert len(stored_entries(open_index(kb, load_encoder(kb)))) == 3
+
+
+def test_index_refuses_and_keeps_a_folder_holding_other_files(tmp_path, tiny_model):
+    src = write_faq(tmp_path / "faq.csv", FAQ)
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(UserInputError, match="not a knowledge base"):
+        build_index(src, kb, model=str(tiny_model))
+    assert (kb / "notes.txt").read_text(encoding="utf-8") == "mine"

@@ -210,6 +210,16 @@ def index_past_questions(kb_dir: str | Path, questions: list[tuple[str, str]]) -
     return len(ids)
 
 
+def _clear_unfinished_first_build(out: Path) -> None:
+    """Remove what a first ``index`` killed before writing ``kb.json`` left (its index folder
+    alone), so that running it again works; any other content is refused, never deleted."""
+    contents = {p.name for p in out.iterdir()}
+    if contents - {INDEX_DIR}:
+        raise UserInputError(f"{out}: exists, is not empty and is not a knowledge base")
+    if contents:
+        shutil.rmtree(out / INDEX_DIR)
+
+
 def build_index(
     sources: str | Path,
     out: str | Path,
@@ -228,8 +238,8 @@ def build_index(
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{out}: exists and is not a directory")
     existing = (out / META).exists()
-    if out.exists() and not existing and any(out.iterdir()):
-        raise UserInputError(f"{out}: exists, is not empty and is not a knowledge base")
+    if out.exists() and not existing:
+        _clear_unfinished_first_build(out)
     meta = read_meta(out) if existing else {}
     encoder = load_encoder(out, model) if existing else load_encoder(out, model or "default")
     if existing:
