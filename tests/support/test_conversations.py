@@ -88,6 +88,17 @@ def test_feedback_is_stored_and_exported_as_training_rows(service, kb_copy, tmp_
     assert rows == expected and n == len(expected)
 
 
+def test_an_agent_correction_is_exported_even_after_a_later_rating(service, tmp_path):
+    a = service.ask("can I rent a kayak")
+    b = service.ask("how much does shipping cost")
+    service.feedback(a.turn_id, correct_id="ren-01")
+    service.feedback(a.turn_id, helpful=False)  # a later "-" must not undo the agent's pick
+    service.feedback(b.turn_id, helpful=True)
+    service.feedback(b.turn_id, helpful=False)  # without a correction, the newest rating decides
+    rows = service.conversations.training_rows(set(service.answerer.scorer.position))
+    assert rows == [{"question": "can I rent a kayak", "answer_id": "ren-01"}]
+
+
 def test_feedback_with_an_unknown_entry_or_turn_is_refused(service):
     turn = service.ask("how much does shipping cost")
     with pytest.raises(UserInputError, match="no entry 'nope'"):

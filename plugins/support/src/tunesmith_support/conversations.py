@@ -170,16 +170,25 @@ class Conversations:
     def training_rows(self, known_ids: set[str] | None = None) -> list[dict[str, str]]:
         """``(question, answer_id)`` pairs that feedback confirms.
 
-        An agent's correct id wins; otherwise a turn marked helpful confirms the entry it
-        answered with. The newest feedback on a turn counts; ids no longer in the KB are left
-        out.
+        An agent's correct id wins (the newest one), even over a later rating; otherwise the
+        turn's newest rating decides, and helpful confirms the entry it answered with. Ids no
+        longer in the KB are left out.
         """
-        latest: dict[int, dict[str, Any]] = {}
+        corrected: dict[int, dict[str, Any]] = {}
+        rated: dict[int, dict[str, Any]] = {}
         for row in self.feedback():
-            latest[row["turn_id"]] = row
+            if row["correct_id"]:
+                corrected[row["turn_id"]] = row
+            if row["helpful"] is not None:
+                rated[row["turn_id"]] = row
         out = []
-        for row in latest.values():
-            answer_id = row["correct_id"] or (row["entry_id"] if row["helpful"] == 1 else None)
+        for turn_id in sorted(corrected.keys() | rated.keys()):
+            if turn_id in corrected:
+                row = corrected[turn_id]
+                answer_id = row["correct_id"]
+            else:
+                row = rated[turn_id]
+                answer_id = row["entry_id"] if row["helpful"] == 1 else None
             if not answer_id or (known_ids is not None and answer_id not in known_ids):
                 continue
             out.append({"question": row["question"], "answer_id": answer_id})
