@@ -144,3 +144,43 @@ def test_parse_time_reads_unix_seconds_and_iso():
     assert parse_time("86400") == (86400.0, "unix seconds")
     assert parse_time("1970-01-02T00:00:00Z") == (86400.0, "ISO 8601")
     assert parse_time("1970-01-02") == (86400.0, "ISO 8601")
+
+
+def test_nan_and_infinite_times_are_refused_not_read_as_unix_seconds(items, tmp_path):
+    # float() reads "nan" and "inf"; such an event would sort last and become a test request
+    catalogue = load_items(items)
+    for bad in ("nan", "inf", "-Infinity"):
+        path = write(tmp_path / "e.csv", f"user_id,item_id,timestamp\nu,a,1\nu,b,{bad}\n")
+        with pytest.raises(DataError, match=r"e.csv:3, column 'timestamp': cannot read the time"):
+            load_events(path, catalogue)
+    with pytest.raises(ValueError):
+        parse_time(float("inf"))
+
+
+def test_nan_rating_is_refused_not_counted_as_a_positive_event(items, tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp,stars\nu,a,1,5\nu,b,2,nan\n")
+    with pytest.raises(DataError, match=r"e.csv:3, column 'stars': cannot read the rating 'nan'"):
+        load_events(path, load_items(items), rating_col="stars", min_rating=4)
+
+
+def test_rating_or_kind_column_without_its_threshold_is_refused(items, tmp_path):
+    # alone, the flag was ignored: a misspelt column passed and every rating counted as positive
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp,stars\nu,a,1,1\n")
+    catalogue = load_items(items)
+    with pytest.raises(DataError, match="--rating-col needs --min-rating"):
+        load_events(path, catalogue, rating_col="starz")
+    with pytest.raises(DataError, match="--kind-col needs --kinds"):
+        load_events(path, catalogue, kind_col="kind")
+    with pytest.raises(DataError, match="column 'kind': no such column"):
+        load_events(path, catalogue, kind_col="kind", kinds=["buy"])
+
+
+def test_jsonl_column_missing_from_the_first_row_only_is_found(tmp_path):
+    # JSONL exports often leave out a row's empty fields
+    path = write(
+        tmp_path / "items.jsonl",
+        '{"item_id": "a", "title": "Alpha"}\n'
+        '{"item_id": "b", "title": "Beta", "description": "A quiet romance", "genres": "x"}\n',
+    )
+    catalogue = load_items(path)
+    assert catalogue.texts == ["Alpha", "Beta. A quiet romance. x"]

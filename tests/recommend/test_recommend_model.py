@@ -4,6 +4,7 @@ encoder built in-process (nothing is downloaded)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -372,3 +373,119 @@ def test_cold_item_weights_apply_to_items_without_events_only():
     assert Ranker.from_json(ranker.to_json()) == ranker
     # a ranker.json written before cold weights existed still loads
     assert Ranker.from_json({"weights": ranker.weights, "scales": ranker.scales}).cold_weights == {}
+
+
+def test_ranker_keeps_one_row_per_request_when_per_request_weights_are_zero():
+    # a degenerate fit (two items) left only item weights; evaluation then crashed on one row
+    from tunesmith_recommend.ranker import FEATURES, Ranker
+
+    ranker = Ranker(
+        weights={name: 0.0 for name in FEATURES} | {"popularity": 1.0},
+        scales={name: 1.0 for name in FEATURES},
+    )
+    features = {name: np.zeros((3, 2)) for name in ("two_tower", "text_similarity", "cooccurrence")}
+    scores = ranker.combine(features, np.array([1.0, 2.0]), cold=np.zeros(2))
+    assert np.shape(scores) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["eval", "--sample", "--min-events", "2"], "--min-events"),
+        (["eval", "--sample", "--tower-epochs", "0"], "--tower-epochs"),
+        (["eval", "--sample", "--encoder-epochs", "0"], "--encoder-epochs"),
+        (["for-user", "u01", "-k", "-3"], "-k"),
+        (["for-user", "u01", "-k", "0"], "-k"),
+        (["similar", "f001", "-k", "0"], "-k"),
+    ],
+)
+def test_out_of_range_numbers_are_refused_naming_the_flag(model_dir, flags, named):
+    # --min-events 2 was a traceback, -k -3 printed all but three candidates, -k 0 nothing,
+    # --encoder-epochs 0 failed after the baselines were fitted without naming the flag
+    args = [*flags, "-m", str(model_dir)] if flags[0] != "eval" else flags
+    result = run("recommend", *args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", result.output)  # the usage error's box may be coloured
+    assert named in shown and "Traceback" not in shown
+    assert "fitting baseline" not in shown
+
+
+def test_train_and_eval_accept_the_allow_network_flag_their_error_names(tiny_model, monkeypatch):
+    # a hub --model failed with "pass --allow-network", which the command did not have
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the flag sets it for the process; put it back
+    refused = run("recommend", "eval", "--sample", "--model", "nosuch/model", "--no-fine-tune")
+    assert refused.exit_code == 2 and "--allow-network" in refused.output
+    result = run(
+        "recommend",
+        "eval",
+        "--sample",
+        "--model",
+        tiny_model,
+        "--no-fine-tune",
+        "--tower-epochs",
+        "1",
+        "--allow-network",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_model_records_its_base_encoder_so_it_loads_from_another_directory(
+    tiny_model, tmp_path, monkeypatch
+):
+    # a relative --model was stored as given; add-items on a fine-tuned model loads it again
+    from pathlib import Path
+
+    from tunesmith.retrieval import Encoder
+
+    monkeypatch.chdir(Path(tiny_model).parent)
+    out = tmp_path / "model"
+    trained = run(
+        "recommend",
+        "train",
+        "--sample",
+        "--model",
+        Path(tiny_model).name,
+        "--no-fine-tune",
+        "--tower-epochs",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert trained.exit_code == 0, trained.output
+    monkeypatch.chdir(tmp_path)
+    base_model = json.loads((out / "meta.json").read_text())["base_model"]
+    assert Encoder.load(base_model).encode(["a haunted lake"]).shape[0] == 1
+
+
+def test_explain_with_a_query_attributes_the_first_items_words(model_dir):
+    # --explain was silently ignored for --query (the demo explained it)
+    result = run(
+        "recommend",
+        "for-user",
+        "-m",
+        str(model_dir),
+        "--query",
+        "a haunted lake",
+        "--explain",
+        "--json",
+        "-k",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["words"]["query"] == "a haunted lake"
+    assert payload["words"]["passage"].startswith(payload["items"][0]["title"])
+
+
+def test_matched_words_are_only_words_that_raised_the_match():
+    # the CLI listed the top eight scores even when all were negative (".", "A", "and", ...)
+    from types import SimpleNamespace
+
+    from tunesmith_recommend.explain import matched_words
+
+    tokens = [
+        SimpleNamespace(word=w, score=s) for w, s in [("lake", 0.2), (".", -0.01), ("A", -0.3)]
+    ]
+    assert matched_words(SimpleNamespace(passage_tokens=tokens)) == ["lake"]

@@ -26,15 +26,23 @@ MIN_RATING = typer.Option(
 )
 KIND_COL = typer.Option(None, "--kind-col", help="Events: an event-kind column.")
 KINDS = typer.Option(None, "--kinds", help="Comma-separated kinds that count as positive.")
-MODEL = typer.Option("default", "--model", help="Base encoder: 'default' or a directory.")
+MODEL = typer.Option(
+    "default", "--model", help="Base encoder: 'default', a local directory or a hub id."
+)
+ALLOW_NETWORK = typer.Option(
+    False, "--allow-network", help="Allow downloading a hub --model (off by default)."
+)
 NO_FINE_TUNE = typer.Option(
     False, "--no-fine-tune", help="Use the pretrained encoder as the item tower (faster)."
 )
 ENCODER_EPOCHS = typer.Option(1.0, "--encoder-epochs", help="Pair fine-tuning epochs.")
-TOWER_EPOCHS = typer.Option(5, "--tower-epochs", help="User-tower training epochs.")
-MIN_EVENTS = typer.Option(3, "--min-events", help="Users with fewer events only train.")
+TOWER_EPOCHS = typer.Option(5, "--tower-epochs", min=1, help="User-tower training epochs.")
+# at least 3: a user's last event is the test request, the one before it validation
+MIN_EVENTS = typer.Option(
+    3, "--min-events", min=3, help="Users with fewer events only train (at least 3)."
+)
 MODEL_DIR = typer.Option(..., "--model-dir", "-m", help="A model directory from `train`.")
-TOP_K = typer.Option(10, "-k", "--top", help="How many items to show.")
+TOP_K = typer.Option(10, "-k", "--top", min=1, help="How many items to show.")
 AS_JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
 
 
@@ -83,10 +91,21 @@ def _data(
 
 
 def _settings(
-    model: str, no_fine_tune: bool, encoder_epochs: float, tower_epochs: int, min_events: int
+    model: str,
+    no_fine_tune: bool,
+    encoder_epochs: float,
+    tower_epochs: int,
+    min_events: int,
+    allow_network: bool,
 ) -> Any:
+    """Training settings, checked before any data is read or model loaded."""
+    from tunesmith.errors import UserInputError
+    from tunesmith.models import allow_network as set_network
     from tunesmith_recommend.pipeline import Settings
 
+    if not no_fine_tune and not encoder_epochs > 0:
+        raise UserInputError(f"--encoder-epochs must be positive, got {encoder_epochs}")
+    set_network(allow_network)
     return Settings(
         model=model,
         fine_tune=not no_fine_tune,
@@ -117,6 +136,7 @@ def train_command(
     encoder_epochs: float = ENCODER_EPOCHS,
     tower_epochs: int = TOWER_EPOCHS,
     min_events: int = MIN_EVENTS,
+    allow_network: bool = ALLOW_NETWORK,
     as_json: bool = AS_JSON,
 ) -> None:
     """Fit the two-tower model and the ranker; write a model directory (atomically)."""
@@ -125,6 +145,9 @@ def train_command(
     from tunesmith_recommend.pipeline import fit
 
     check_writable_dir(out, force=force)
+    settings = _settings(
+        model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network
+    )
     catalogue, found = _data(
         items,
         events,
@@ -140,7 +163,6 @@ def train_command(
         kind_col,
         kinds,
     )
-    settings = _settings(model, no_fine_tune, encoder_epochs, tower_epochs, min_events)
     with atomic_directory(out, force=force) as tmp:
         fitted = fit(catalogue, found, tmp, settings)
         model_dir.save(fitted, tmp)
@@ -203,6 +225,7 @@ def eval_command(
     encoder_epochs: float = ENCODER_EPOCHS,
     tower_epochs: int = TOWER_EPOCHS,
     min_events: int = MIN_EVENTS,
+    allow_network: bool = ALLOW_NETWORK,
     as_json: bool = AS_JSON,
 ) -> None:
     """Leave-last-out evaluation of every baseline and the final ranker, full ranking."""
@@ -210,6 +233,9 @@ def eval_command(
 
     from tunesmith_recommend.pipeline import evaluate, fit, headline
 
+    settings = _settings(
+        model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network
+    )
     catalogue, found = _data(
         items,
         events,
@@ -225,7 +251,6 @@ def eval_command(
         kind_col,
         kinds,
     )
-    settings = _settings(model, no_fine_tune, encoder_epochs, tower_epochs, min_events)
     with tempfile.TemporaryDirectory(prefix="tunesmith-recommend-") as work:
         fitted = fit(catalogue, found, work, settings)
         result = evaluate(fitted)
@@ -255,8 +280,14 @@ def _print(results: list[Any], as_json: bool, explanation: Any = None) -> None:
             reason = f"  because you liked {liked}"
         typer.echo(f"{rank:2d}. {rec.title} [{rec.item_id}] {rec.score:.3f}{reason}")
     if explanation is not None:
-        words = sorted(explanation.passage_tokens, key=lambda w: -w.score)[:8]
-        typer.echo("words of the first item that matched: " + ", ".join(w.word for w in words))
+        from tunesmith_recommend.explain import matched_words
+
+        words = matched_words(explanation)
+        typer.echo(
+            "words of the first item that matched: " + ", ".join(words)
+            if words
+            else "no word of the first item raised its match (every word scored 0 or below)"
+        )
 
 
 def _load(model_dir: Path) -> Any:
@@ -292,10 +323,11 @@ def for_user_command(
     else:
         results = recommender.for_query(query or "", k)
     explanation = None
-    if explain and results and results[0].because:
-        from tunesmith_recommend.explain import explain_recommendation
+    if explain and results:
+        from tunesmith_recommend.explain import explain_first
 
-        explanation = explain_recommendation(recommender, results[0].because, results[0].item_id)
+        # a --query recommendation has no liked items: its words are explained by the query
+        explanation = explain_first(recommender, results[0], query)
     _print(results, as_json, explanation)
 
 

@@ -78,7 +78,11 @@ def _read(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
 def _check_columns(path: Path, rows: list[dict[str, Any]], needed: Sequence[str]) -> None:
     if not rows:
         raise DataError("the file has no rows", path=path)
-    present = set(rows[0]) - {ROW}
+    # Every row's keys, not the first row's: a JSONL export often leaves out a row's empty fields.
+    present: set[str] = set()
+    for row in rows:
+        present.update(row)
+    present.discard(ROW)
     for name in needed:
         if name not in present:
             known = ", ".join(sorted(present))
@@ -147,12 +151,19 @@ def load_items(
     return Catalogue(ids=ids, titles=titles, texts=texts, path=str(path))
 
 
+def _finite(number: float) -> float:
+    """``number``; ValueError for NaN and infinity (``float`` reads "nan" and "inf" as numbers)."""
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {number}")
+    return number
+
+
 def parse_time(value: Any) -> tuple[float, str]:
     """Unix seconds or ISO 8601 to (seconds, format name); ValueError when neither."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         if math.isnan(value):
             raise ValueError("empty")
-        return float(value), "unix seconds"
+        return _finite(float(value)), "unix seconds"
     if isinstance(value, datetime):
         moment = value
     else:
@@ -160,10 +171,11 @@ def parse_time(value: Any) -> tuple[float, str]:
         if not text:
             raise ValueError("empty")
         try:
-            return float(text), "unix seconds"
+            seconds = float(text)
         except ValueError:
-            pass
-        moment = datetime.fromisoformat(text)
+            moment = datetime.fromisoformat(text)
+        else:
+            return _finite(seconds), "unix seconds"
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp(), "ISO 8601"
@@ -187,13 +199,24 @@ def load_events(
     """
     path, rows = _read(path)
     needed = [user_col, item_col, time_col]
-    if min_rating is not None:
-        if rating_col is None:
-            raise DataError("--min-rating needs --rating-col", path=path)
+    if (min_rating is None) != (rating_col is None):
+        # One without the other would be ignored, and every event (a 1-star one too) counted.
+        raise DataError(
+            "--min-rating needs --rating-col"
+            if rating_col is None
+            else "--rating-col needs --min-rating (the lowest rating that counts as positive)",
+            path=path,
+        )
+    if rating_col is not None:
         needed.append(rating_col)
-    if kinds:
-        if kind_col is None:
-            raise DataError("--kinds needs --kind-col", path=path)
+    if bool(kinds) != (kind_col is not None):
+        raise DataError(
+            "--kinds needs --kind-col"
+            if kind_col is None
+            else "--kind-col needs --kinds (the kinds that count as positive)",
+            path=path,
+        )
+    if kind_col is not None:
         needed.append(kind_col)
     _check_columns(path, rows, needed)
     wanted_kinds = set(kinds or ())
@@ -233,7 +256,7 @@ def load_events(
             )
         if min_rating is not None:
             try:
-                rating = float(_text(row.get(rating_col)))
+                rating = _finite(float(_text(row.get(rating_col))))
             except ValueError:
                 raise DataError(
                     f"cannot read the rating {_text(row.get(rating_col))!r} as a number",

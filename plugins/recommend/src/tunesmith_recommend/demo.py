@@ -131,16 +131,11 @@ def recommend(
     highlights = None
     if explain and results:
         from tunesmith.ui.highlight import explanation_to_highlights
-        from tunesmith_recommend.explain import explain_recommendation, word_attributions
+        from tunesmith_recommend.explain import explain_first
 
-        first = results[0]
-        if first.because:
-            explanation = explain_recommendation(recommender, first.because, first.item_id)
-        else:
-            explanation = word_attributions(
-                recommender.encoder, text, recommender.texts[recommender.position[first.item_id]]
-            )
-        highlights = explanation_to_highlights(explanation, side="passage")
+        explanation = explain_first(recommender, results[0], text if mode == MODES[2] else None)
+        if explanation is not None:
+            highlights = explanation_to_highlights(explanation, side="passage")
     return results_markdown(results, heading), highlights
 
 

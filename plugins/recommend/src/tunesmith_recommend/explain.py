@@ -63,3 +63,21 @@ def explain_recommendation(recommender: Any, because: list[dict[str, Any]], item
     query = history_text(recommender.texts, liked)
     passage = recommender.texts[recommender.position[item_id]]
     return word_attributions(recommender.encoder, query, passage)
+
+
+def explain_first(recommender: Any, first: Any, query: str | None = None) -> Any:
+    """Word attributions for a first recommendation: against the liked items it came from, or
+    else against the text query it answers; None when there is neither to explain it by."""
+    if first.because:
+        return explain_recommendation(recommender, first.because, first.item_id)
+    if query and query.strip():
+        passage = recommender.texts[recommender.position[first.item_id]]
+        return word_attributions(recommender.encoder, query, passage)
+    return None
+
+
+def matched_words(explanation: Any, *, top: int = 8) -> list[str]:
+    """The passage words that raised the match most; only positive scores (a word with a
+    negative score pulled the two texts apart, so it did not match)."""
+    words = sorted(explanation.passage_tokens, key=lambda w: -w.score)[:top]
+    return [w.word for w in words if w.score > 0]

@@ -64,6 +64,14 @@ class Recommendation:
         }
 
 
+def _loadable(name: str) -> str:
+    """``name`` as serving can load it from any working directory and offline: ``default`` as
+    it is, a local directory (``--model ./enc``) or a downloaded hub model by its absolute path."""
+    from tunesmith.models import DEFAULT_MODEL, resolve_model
+
+    return name if name == DEFAULT_MODEL else resolve_model(name).location
+
+
 def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = None) -> Path:
     """Write a fitted pipeline into ``out`` (an empty directory: the caller makes it atomic)."""
     import shutil
@@ -79,7 +87,7 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         shutil.rmtree(kept)
     elif encoder_dir.is_dir() and encoder_dir.resolve() != kept.resolve():
         shutil.copytree(encoder_dir, kept)
-    encoder = "encoder" if (out / "encoder").is_dir() else fitted.encoder_dir
+    encoder = "encoder" if (out / "encoder").is_dir() else _loadable(fitted.encoder_dir)
     catalogue = fitted.catalogue
     signals = fitted.signals
     atomic_write_json(
@@ -116,7 +124,7 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         "dim": int(vectors.shape[1]),
         "validation_ndcg10": round(fitted.val_ndcg, 6),
         "item_tower": getattr(fitted, "item_tower", "pretrained"),
-        "base_model": getattr(fitted, "base_model", "default"),
+        "base_model": _loadable(getattr(fitted, "base_model", "default")),
         "item_tower_validation_ndcg10": getattr(fitted, "tower_scores", {}),
         "ranker_weights": fitted.ranker.weights,
         "items_path": catalogue.path,

@@ -134,8 +134,10 @@ class Ranker:
             cold = features.get("cold")
         if cold is None and any(self.cold_weights.get(n, 0.0) for n in USER_FEATURES):
             raise ValueError("this ranker weighs items without events apart: pass cold=")
-        total: Any = 0.0
         names = USER_FEATURES if item_part is not None else FEATURES
+        # Zeros of the features' shape, not 0.0: with every per-request weight at zero the sum
+        # would otherwise be the item part alone, one row where the caller expects one per request.
+        total: Any = np.zeros(np.broadcast_shapes(*(np.shape(features[n]) for n in names)))
         for name in names:
             weight = self._weight(name, cold)
             if np.any(weight):
