@@ -411,7 +411,7 @@ def test_peft_wrapped_classifier_is_explained_at_its_embeddings(classifier):
     )
 
 
-def test_pair_attributions_add_up_to_the_similarity_change(tmp_path):
+def test_pair_attributions_of_each_side_add_up_to_the_similarity_that_side_brings(tmp_path):
     from transformers import AutoModel, AutoTokenizer
 
     from tunesmith.explain.pair import explain_pair
@@ -423,8 +423,13 @@ def test_pair_attributions_add_up_to_the_similarity_change(tmp_path):
     exp = explain_pair(model, tokenizer, "card payment failed", "refund money to my card")
     assert [t.word for t in exp.query_tokens] == ["card", "payment", "failed"]
     assert [t.word for t in exp.passage_tokens] == ["refund", "money", "to", "my", "card"]
-    total = sum(t.score for t in exp.query_tokens + exp.passage_tokens)
-    assert total == pytest.approx(exp.similarity - exp.baseline_similarity, abs=1e-3)
+    # Each side is explained with the other held as it is, so each adds up on its own.
+    query_total = sum(t.score for t in exp.query_tokens)
+    passage_total = sum(t.score for t in exp.passage_tokens)
+    assert query_total == pytest.approx(exp.similarity - exp.query_baseline_similarity, abs=1e-3)
+    assert passage_total == pytest.approx(
+        exp.similarity - exp.passage_baseline_similarity, abs=1e-3
+    )
     assert abs(exp.delta) < 1e-3
     with torch.no_grad():
         batch = tokenizer(
@@ -434,6 +439,37 @@ def test_pair_attributions_add_up_to_the_similarity_change(tmp_path):
         mask = batch["attention_mask"].unsqueeze(-1).float()
         emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
     assert exp.similarity == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
+    # The query's baseline is the match of the query with its words blanked out ([PAD], the
+    # special tokens kept) and the passage as it is.
+    blank = batch["input_ids"][0].clone()
+    words = blank != tokenizer.pad_token_id
+    words &= ~torch.isin(blank, torch.tensor(tokenizer.all_special_ids))
+    blank[words] = tokenizer.pad_token_id
+    with torch.no_grad():
+        state = model(input_ids=blank[None], attention_mask=batch["attention_mask"][:1])
+        m = batch["attention_mask"][:1].unsqueeze(-1).float()
+        blank_emb = torch.nn.functional.normalize(
+            (state.last_hidden_state * m).sum(1) / m.sum(1), dim=-1
+        )
+    assert exp.query_baseline_similarity == pytest.approx(float(blank_emb[0] @ emb[1]), abs=1e-5)
+
+
+def test_a_text_explained_against_itself_gets_a_positive_total_on_each_side(tmp_path):
+    # Both sides blanked at once embed almost alike, which made nearly every word of a real
+    # match negative; against the other side as it is, what a side brings is positive here.
+    from transformers import AutoModel, AutoTokenizer
+
+    from tunesmith.explain.pair import explain_pair
+    from tunesmith.testing import make_tiny_base_model
+
+    make_tiny_base_model(tmp_path, ["card payment failed"])
+    model = AutoModel.from_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    exp = explain_pair(model, tokenizer, "card payment failed", "card payment failed")
+    assert exp.similarity == pytest.approx(1.0, abs=1e-5)
+    assert exp.query_baseline_similarity < 1.0 and exp.passage_baseline_similarity < 1.0
+    assert sum(t.score for t in exp.query_tokens) > 0
+    assert sum(t.score for t in exp.passage_tokens) > 0
 
 
 def test_ner_model_is_explained_per_predicted_entity(tmp_path):

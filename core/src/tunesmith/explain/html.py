@@ -58,8 +58,10 @@ def render_card(explanation: Any) -> str:
     """One explanation (classifier, entity or pair) as an HTML fragment."""
     if hasattr(explanation, "query_tokens"):  # a pair explanation
         meta = (
-            f"similarity {_fmt(explanation.similarity)} · baseline "
-            f"{_fmt(explanation.baseline_similarity)} · delta {_fmt(explanation.delta, 5)}"
+            f"similarity {_fmt(explanation.similarity)} · without the query "
+            f"{_fmt(explanation.query_baseline_similarity)} · without the passage "
+            f"{_fmt(explanation.passage_baseline_similarity)} · delta "
+            f"{_fmt(explanation.delta, 5)}"
         )
         return (
             f'<div class="card"><div class="meta">{meta}</div>'

@@ -80,7 +80,12 @@ class Explanation:
 
 @dataclass
 class PairExplanation:
-    """Which words of a query and of a passage drove their cosine similarity."""
+    """Which words of a query and of a passage drove their cosine similarity.
+
+    Each side is scored against the other as it is: the query's scores add up to
+    ``similarity - query_baseline_similarity`` (the similarity with the query blanked out), the
+    passage's to ``similarity - passage_baseline_similarity``; ``delta`` is the larger miss.
+    """
 
     query: str
     passage: str
@@ -88,14 +93,16 @@ class PairExplanation:
     query_tokens: list[WordScore]
     passage_tokens: list[WordScore]
     delta: float
-    baseline_similarity: float = 0.0
+    query_baseline_similarity: float = 0.0
+    passage_baseline_similarity: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "passage": self.passage,
             "similarity": self.similarity,
-            "baseline_similarity": self.baseline_similarity,
+            "query_baseline_similarity": self.query_baseline_similarity,
+            "passage_baseline_similarity": self.passage_baseline_similarity,
             "query_tokens": [t.to_dict() for t in self.query_tokens],
             "passage_tokens": [t.to_dict() for t in self.passage_tokens],
             "delta": self.delta,
