@@ -59,3 +59,14 @@ def test_hub_id_is_downloaded_when_network_is_allowed(monkeypatch, tmp_path):
 def test_missing_relative_directory_is_named_in_the_error():
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         resolve_model("./no/such/model/dir")
+
+
+@pytest.mark.parametrize("name", ["/nonexistent", "./missing", "~/missing"])
+def test_a_missing_rooted_path_with_one_slash_is_a_missing_directory_not_a_hub_id(name):
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        resolve_model(name)
+
+
+def test_a_hub_id_without_network_says_how_to_allow_it():
+    with pytest.raises(ModelNotFoundError, match="--allow-network"):
+        resolve_model("org/some-model")

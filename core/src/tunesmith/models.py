@@ -62,8 +62,10 @@ def resolve_model(name: str | os.PathLike[str] | None = None) -> ResolvedModel:
                 f"{path} has no config.json; it is not a Hugging Face model directory"
             )
         return ResolvedModel(requested, str(path.resolve()), True, str(path))
-    looks_like_path = requested.startswith((".", "/", "~")) or os.sep in requested.strip("/")[1:]
-    if looks_like_path and requested.count("/") != 1:
+    # A hub id is "name" or "org/name": anything rooted ("/x", "./x", "~/x") or deeper is a path.
+    rooted = requested.startswith((".", "/", "~"))
+    deeper = requested.count("/") > 1 or (os.sep != "/" and os.sep in requested)
+    if rooted or deeper:
         raise ModelNotFoundError(f"model directory {requested} does not exist")
     if not network_allowed():
         raise ModelNotFoundError(
