@@ -74,3 +74,16 @@ def test_replay_raises_the_alert_at_the_simulated_time_it_would_fire(db, sample_
     assert len(fired) == 1
     assert lines[fired[0]].startswith("2026-11-05T1")  # the hour whose end fired it
     assert "banking" in lines[fired[0] + 1]
+
+
+def test_an_unknown_sink_raises_before_an_alert_is_stored_so_a_rerun_still_sends_it(
+    sample_db, tmp_path
+):
+    from tunesmith.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="unknown event sink 'nope'"):
+        run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=["nope:x"])
+    assert list_alerts(sample_db) == []
+    sink = tmp_path / "alerts.jsonl"
+    sent = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
+    assert sent and len(sink.read_text().splitlines()) == len(sent)

@@ -74,7 +74,7 @@ def test_ingest_reads_standard_input(cli, tiny_model, tmp_path):
     result = cli(
         "finance", "ingest", "-", "--model", str(tiny_model), "--db", db, input=lines + "\n"
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output
     assert "1 added" in result.output and "<stdin>:2: skipped" in result.output
 
 
@@ -132,3 +132,126 @@ def test_a_topic_model_adds_its_topics_at_ingest(cli, tiny_model, tmp_path):
     keys = [r["key"] for r in store.query("SELECT key FROM finance_keys WHERE kind = 'topic'")]
     store.close()
     assert len(keys) == 1 and keys[0] in {"energy", "banking"}  # threshold 0: always one topic
+
+
+def test_ingest_stores_the_good_rows_and_exits_non_zero_when_rows_are_skipped(
+    cli, tiny_model, tmp_path
+):
+    stream = tmp_path / "s.jsonl"
+    good = {"id": "g1", "time": "2026-11-02T10:00:00Z", "text": "The bank cut its outlook"}
+    stream.write_text(json.dumps(good) + '\n{"id": "g2", "time": "yesterday", "text": "x"}\n')
+    db = str(tmp_path / "f.sqlite")
+    result = cli("finance", "ingest", str(stream), "--model", str(tiny_model), "--db", db)
+    assert result.exit_code == 2, result.output
+    assert "1 added" in result.output and f"{stream}:2: skipped: unparsable time" in result.output
+    assert "Error: 1 row(s) skipped" in result.output
+    again = cli("finance", "ingest", str(stream), "--model", str(tiny_model), "--db", db)
+    assert again.exit_code == 0, again.output  # resumed after the reported row
+
+
+def test_a_changed_text_is_warned_once_and_is_not_an_error(cli, tiny_model, tmp_path):
+    db = str(tmp_path / "f.sqlite")
+    for name, text in (("a", "Helix Bank beats estimates"), ("b", "Helix Bank shares plunge")):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(json.dumps({"id": "c1", "time": "2026-11-02T10:00:00Z", "text": text}))
+        result = cli("finance", "ingest", str(path), "--model", str(tiny_model), "--db", db)
+        assert result.exit_code == 0, result.output
+    assert result.output.count("changed_text (id c1)") == 1
+    assert "first stored version is kept" in result.output
+
+
+def test_a_missing_or_empty_input_is_one_error_line_before_the_model_loads(cli, tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    missing, empty = tmp_path / "none.jsonl", tmp_path / "empty.jsonl"
+    expected = {
+        missing: f"Error: {missing}: no such file",
+        empty: f"Error: {empty}: empty file; no documents",
+    }
+    for command in ("ingest", "replay"):
+        for path, line in expected.items():
+            result = cli("finance", command, str(path), "--model", str(tmp_path / "nomodel"),
+                         "--db", str(tmp_path / "f.sqlite"))  # fmt: skip
+            assert result.exit_code == 2, result.output
+            assert result.output.strip().splitlines() == [line]
+
+
+def test_ingest_of_a_csv_without_a_text_column_names_file_row_and_column(cli, tiny_model, tmp_path):
+    path = tmp_path / "notext.csv"
+    path.write_text("id,time,body\n1,2026-11-02T10:00:00Z,Helix Bank falls\n")
+    result = cli("finance", "ingest", str(path), "--model", str(tiny_model), "--db",
+                 str(tmp_path / "f.sqlite"))  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {path}:1, column 'text': no such column (nor headline, title); "
+        "the columns are: id, time, body"
+    ]
+
+
+def test_replay_names_the_step_flag_in_its_error(cli, tmp_path):
+    stream = tmp_path / "s.jsonl"
+    stream.write_text(json.dumps({"id": "1", "time": "2026-11-02T10:00:00Z", "text": "x"}) + "\n")
+    result = cli("finance", "replay", str(stream), "--model", str(tmp_path / "m"), "--db",
+                 str(tmp_path / "f.sqlite"), "--step", "0")  # fmt: skip
+    assert result.exit_code == 2 and "Error: --step '0'" in result.output
+
+
+def test_alerts_with_a_missing_model_directory_is_an_error_not_a_silent_note(cli, tmp_path):
+    from tunesmith_finance.storage import open_store
+
+    open_store(tmp_path / "f.sqlite").close()
+    result = cli("finance", "alerts", "--db", str(tmp_path / "f.sqlite"), "--model",
+                 str(tmp_path / "nomodel"))  # fmt: skip
+    assert result.exit_code == 2 and "nomodel does not exist" in result.output
+
+
+def test_an_unknown_sink_is_refused_before_any_alert_is_stored(cli, tmp_path):
+    from finance_fakes import KeywordModel
+
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.storage import open_store
+
+    db = tmp_path / "f.sqlite"
+    store = open_store(db)
+    Ingester(store, KeywordModel(), load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
+    store.close()
+    bad = cli("finance", "alerts", "--db", str(db), "--no-explain", "--sink", "nope:x")
+    assert bad.exit_code == 2 and "unknown event sink 'nope'" in bad.output
+    sink = tmp_path / "a.jsonl"
+    good = cli("finance", "alerts", "--db", str(db), "--no-explain", "--json",
+               "--sink", f"jsonl:{sink}")  # fmt: skip
+    assert good.exit_code == 0, good.output
+    assert len(json.loads(good.stdout)) == len(sink.read_text().splitlines()) >= 1
+
+
+def test_watch_refuses_a_sink_without_alerts(cli, tmp_path):
+    result = cli("finance", "watch", str(tmp_path), "--model", str(tmp_path / "m"), "--db",
+                 str(tmp_path / "f.sqlite"), "--sink", "stdout")  # fmt: skip
+    assert result.exit_code == 2 and "--sink sends alerts: add --alerts" in result.output
+
+
+def test_trends_refuses_a_folder_as_output_and_a_key_with_by_all(cli, tmp_path):
+    from tunesmith_finance.storage import open_store
+
+    db = tmp_path / "f.sqlite"
+    open_store(db).close()
+    for flag in ("--csv", "--chart"):
+        result = cli("finance", "trends", "--db", str(db), flag, str(tmp_path))
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines() == [
+            f"Error: {flag} {tmp_path}: is a folder; give a file name"
+        ]
+    result = cli("finance", "trends", "--db", str(db), "--by", "all", "--key", "banking")
+    assert result.exit_code == 2 and "--key picks a topic or ticker" in result.output
+
+
+def test_alerts_refuses_a_bad_by_in_one_line_before_loading_a_model(cli, tmp_path):
+    from tunesmith_finance.storage import open_store
+
+    db = tmp_path / "f.sqlite"
+    open_store(db).close()
+    result = cli("finance", "alerts", "--db", str(db), "--by", "sector")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: --by 'sector': expected one of topic, ticker, all"
+    ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from finance_fakes import KeywordModel, doc, write_csv, write_jsonl
 
+from tunesmith.errors import DataError
 from tunesmith.store import StoreLockedError
 from tunesmith_finance.ingest import Ingester
 from tunesmith_finance.storage import count_documents, get_progress, open_store
@@ -202,3 +204,83 @@ def test_kill_9_mid_file_then_restart_loses_and_duplicates_nothing(tmp_path):
     assert len(issues(db, "skipped")) == 12  # each broken line reported exactly once
     assert get_progress(db, key)[:2] == (path.stat().st_size, 600)
     db.close()
+
+
+def test_a_quote_inside_an_unquoted_csv_field_does_not_swallow_the_next_rows(db, tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "id,time,text\n"
+        'q1,2026-11-02T10:00:00Z,Orcana unveils a 27" screen\n'
+        "q2,2026-11-02T11:00:00Z,Helix Bank falls\n"
+        'q3,2026-11-02T12:00:00Z,"quoted, with ""inner"" quotes"\n'
+    )
+    report = ingester(db).ingest_file(path)
+    assert (report.read, report.added, report.skipped) == (3, 3, 0)
+    texts = {r["id"]: r["text"] for r in db.query("SELECT id, text FROM finance_documents")}
+    assert texts == {
+        "q1": 'Orcana unveils a 27" screen',
+        "q2": "Helix Bank falls",
+        "q3": 'quoted, with "inner" quotes',
+    }
+
+
+def test_a_csv_quote_left_open_at_the_end_is_a_skipped_row_not_a_document(db, tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text(
+        'id,time,text\nu1,2026-11-02T10:00:00Z,fine\nu2,2026-11-02T11:00:00Z,"never closed\n'
+    )
+    report = ingester(db).ingest_file(path)
+    assert (report.added, report.skipped) == (1, 1)
+    assert report.issues[0].line == 3 and "never closed" in report.issues[0].detail
+    assert count_documents(db) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "column"),
+    [
+        ("id,time,body\nr1,2026-11-02T10:00:00Z,Helix Bank falls\n", "'text'"),
+        ("id,text\nr1,Helix Bank falls\n", "'time'"),
+    ],
+)
+def test_a_csv_without_a_text_or_time_column_is_one_error_and_stores_nothing(
+    db, tmp_path, content, column
+):
+    path = tmp_path / "a.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=rf"a.csv:1, column {column}: no such column"):
+        ingester(db).ingest_file(path)
+    assert count_documents(db) == 0 and issues(db) == []
+    assert get_progress(db, str(path.resolve())) is None
+
+
+def test_an_empty_file_is_one_error_but_a_watched_one_may_still_be_written(db, tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text("")
+    with pytest.raises(DataError, match="a.jsonl: empty file"):
+        ingester(db).ingest_file(path)
+    assert ingester(db).ingest_file(path, follow=True).read == 0
+
+
+def test_empty_standard_input_is_one_error(db):
+    with pytest.raises(DataError, match="<stdin>: empty input"):
+        ingester(db).ingest_stream(io.BytesIO(b""))
+    with pytest.raises(DataError, match="<stdin>: empty input"):
+        ingester(db).ingest_stream(io.BytesIO(b"id,time,text\n"), fmt="csv")
+
+
+def test_follow_mode_waits_for_an_unfinished_csv_header(db, tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("id,time,te")  # a watched file caught while its header is being written
+    ing = ingester(db)
+    assert ing.ingest_file(path, follow=True).read == 0
+    with path.open("a") as handle:
+        handle.write("xt\nh1,2026-11-02T10:00:00Z,Helix Bank falls\n")
+    report = ing.ingest_file(path, follow=True)
+    assert (report.added, report.skipped) == (1, 0)
+
+
+def test_a_jsonl_file_with_a_byte_order_mark_keeps_its_first_row(db, tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(doc(1)).encode() + b"\n")
+    report = ingester(db).ingest_file(path)
+    assert (report.added, report.skipped) == (1, 0)

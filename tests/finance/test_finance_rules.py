@@ -59,3 +59,32 @@ def test_an_unknown_key_in_a_topic_is_refused(tmp_path):
     path.write_text("[topics.banking]\nkeyword = ['bank']\n")
     with pytest.raises(UserInputError, match="unknown key"):
         load_rules(path)
+
+
+@pytest.mark.parametrize("body", ["topics = 5\n", 'tickers = ["HLXB"]\n'])
+def test_a_section_that_is_not_a_table_is_one_error_not_a_traceback(tmp_path, body):
+    path = tmp_path / "rules.toml"
+    path.write_text(body)
+    with pytest.raises(UserInputError, match=r"rules.toml: (topics|tickers): expected a table"):
+        load_rules(path)
+
+
+def test_an_unknown_key_in_a_ticker_is_refused(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text("[tickers.HLXB]\nalias = ['Helix Bank']\n")
+    with pytest.raises(UserInputError, match=r"tickers.HLXB: unknown key\(s\) alias"):
+        load_rules(path)
+
+
+def test_a_rules_file_that_is_not_utf8_is_one_error(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_bytes(b"\xff\xfe[topics.banking]\n")
+    with pytest.raises(UserInputError, match="rules.toml: not UTF-8 text"):
+        load_rules(path)
+
+
+def test_a_rules_file_with_another_suffix_is_read_and_named_as_toml(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("topics:\n  banking: {}\n")
+    with pytest.raises(UserInputError, match="rules.yaml: not valid TOML"):
+        load_rules(path)

@@ -66,3 +66,15 @@ def test_trends_export_as_csv_and_png(filled, tmp_path):
     alerts = [{"key": "banking", "window_end": rows[0].ts + 3600, "share": 0.5}]
     save_chart(rows, tmp_path / "t.png", alerts=alerts)
     assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_chart_file_follows_the_umask_instead_of_being_private(filled, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_chart(trends(filled, by="topic", bucket="1d"), tmp_path / "out" / "c.png")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["c.png"]  # no temporary file left

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tunesmith.events import Event, emit
+from tunesmith.events import Event, emit, make_sink
 from tunesmith.explain.aggregate import aggregate_explanations
 from tunesmith_finance import storage
 from tunesmith_finance.detector import Detection, SurgeDetector
@@ -145,7 +145,16 @@ def alert_message(alert: dict[str, Any]) -> str:
     )
 
 
-def send_event(alert: dict[str, Any], sinks: list[str], outbox: Any) -> str:
+def resolve_sinks(sinks: list[Any] | None) -> list[Any]:
+    """Sink objects for sink URLs (objects pass through); an unknown scheme is one clear error.
+
+    Called before anything is detected: an alert whose sink fails to build would be stored but
+    never enter the outbox, so no later run or ``tunesmith events retry`` would send it.
+    """
+    return [make_sink(s) if isinstance(s, str) else s for s in sinks or []]
+
+
+def send_event(alert: dict[str, Any], sinks: list[Any], outbox: Any) -> str:
     """Send the alert as a ``finance.alert`` event through the core's outbox to ``sinks``;
     returns the event id. Failed deliveries stay in the outbox (``tunesmith events``)."""
     event = Event(kind=EVENT_KIND, message=alert_message(alert), payload=alert, source="finance")
@@ -192,7 +201,7 @@ def run_alerts(
     detector: Any = None,
     options: AlertOptions | None = None,
     model: Any = None,
-    sinks: list[str] | None = None,
+    sinks: list[Any] | None = None,
     outbox: Any = None,
     until: float | None = None,
     on_alert: Callable[[dict[str, Any]], None] | None = None,
@@ -204,6 +213,7 @@ def run_alerts(
     another, so ``tunesmith events list --outbox DB`` shows every delivery of its alerts.
     """
     options = options or AlertOptions()
+    sinks = resolve_sinks(sinks)
     if detector is None:
         prior = global_negative_share(db)
         detector = SurgeDetector(prior=prior if prior is not None else 0.2)
@@ -216,7 +226,7 @@ def run_alerts(
         if not store_alert(db, alert, None):
             continue
         try:
-            event_id = send_event(alert, sinks or [], db if outbox is None else outbox)
+            event_id = send_event(alert, sinks, db if outbox is None else outbox)
         except Exception as exc:  # a sink problem must not lose the stored alert
             print(f"tunesmith finance: alert {alert['id']} not sent: {exc}", file=sys.stderr)
             event_id = None

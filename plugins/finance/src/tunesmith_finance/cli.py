@@ -37,10 +37,27 @@ def _print_report(report: Any, as_json: bool) -> None:
         return
     _err(report.summary())
     for issue in report.issues:
-        _err(f"  {issue}")
+        if issue.kind != "changed_text":  # ingest warned about it when it happened
+            _err(f"  {issue}")
     hidden = report.skipped + report.changed + report.truncated + report.unknown_topics
     if hidden > len(report.issues):
         _err(f"  ... {hidden - len(report.issues)} more (all are stored in finance_issues)")
+
+
+def _check_inputs(files: list[str]) -> None:
+    """Refuse a missing, empty or unsupported input file before the model loads."""
+    from tunesmith_finance.sources import check_file
+
+    for name in files:
+        if name != "-":
+            check_file(name)
+
+
+def _sinks(sink: list[str] | None) -> list[Any]:
+    """The ``--sink`` URLs as sinks, refused at once when a scheme is unknown."""
+    from tunesmith_finance.alerts import resolve_sinks
+
+    return resolve_sinks(list(sink or []))
 
 
 def _ingester(
@@ -236,10 +253,13 @@ def ingest_command(
 
     Each document needs a time and a text (id, source, topic and tickers optional). A file is
     resumed where its last committed batch ended; a known id adds nothing (the first stored
-    text stays). Skipped rows are reported with file and line.
+    text stays). Skipped rows are reported with file and line, and make the exit status 2
+    (the other rows are stored).
     """
+    from tunesmith.errors import DataError
     from tunesmith_finance.ingest import Report
 
+    _check_inputs(files)
     ingester = _ingester(
         db,
         model,
@@ -263,6 +283,12 @@ def ingest_command(
     finally:
         ingester.db.close()
     _print_report(total, as_json)
+    if total.skipped:
+        # The readable rows are stored; a script still has to notice the ones that were not.
+        raise DataError(
+            f"{total.skipped} row(s) skipped (listed above with file and line; all are stored "
+            "in finance_issues)"
+        )
 
 
 @app.command("watch")
@@ -284,8 +310,12 @@ def watch_command(
 
     Restarted, it resumes each file where its last committed batch ended. Stop with Ctrl-C.
     """
+    from tunesmith.errors import UserInputError
     from tunesmith_finance.watch import watch_folder
 
+    if sink and not alerts:
+        raise UserInputError("--sink sends alerts: add --alerts")
+    sinks = _sinks(sink)
     ingester = _ingester(
         db,
         model,
@@ -305,7 +335,7 @@ def watch_command(
         if alerts:
             from tunesmith_finance.alerts import alert_message, run_alerts
 
-            for alert in run_alerts(ingester.db, model=ingester.model, sinks=list(sink or [])):
+            for alert in run_alerts(ingester.db, model=ingester.model, sinks=sinks):
                 _err(alert_message(alert))
 
     try:
@@ -353,8 +383,14 @@ def trends_command(
     top: int = typer.Option(6, "--top", help="Keys on the chart (most documents first)."),
 ) -> None:
     """Count, negative share (Wilson 95 % interval) and mean score per key and time bucket."""
+    from tunesmith.errors import UserInputError
     from tunesmith_finance import trends as trend_mod
 
+    if key is not None and by == "all":
+        raise UserInputError("--key picks a topic or ticker: use it with --by topic or ticker")
+    for flag, out in (("--csv", csv_out), ("--chart", chart)):
+        if out is not None and out.is_dir():
+            raise UserInputError(f"{flag} {out}: is a folder; give a file name")
     store = _open_existing(db)
     try:
         rows = trend_mod.trends(
@@ -401,6 +437,7 @@ def _detector(
     p_value: float,
     cooldown: str,
     prior: float | None,
+    bucket_flag: str = "--bucket",
 ) -> Any:
     from tunesmith.errors import UserInputError
     from tunesmith_finance.detector import SurgeDetector
@@ -411,7 +448,7 @@ def _detector(
     if not 0 < p_value < 1:
         raise UserInputError("--p-value must be between 0 and 1")
     return SurgeDetector(
-        bucket=parse_duration(bucket),
+        bucket=parse_duration(bucket, bucket_flag),
         window=window,
         half_life=parse_duration(half_life, "--half-life"),
         min_volume=max(1, min_volume),
@@ -428,7 +465,9 @@ def _load_model_for_alerts(store: Any, model: Path | None, explain: bool) -> Any
     from tunesmith_finance.scoring import SentimentModel
     from tunesmith_finance.storage import get_meta
 
-    where = model or get_meta(store, "model")
+    if model is not None:  # named by the user: a wrong path is an error, not a silent note
+        return SentimentModel.load(model)
+    where = get_meta(store, "model")
     if not where or not Path(where).exists():
         _err("note: no sentiment model found (--model); alerts carry no explaining words")
         return None
@@ -472,13 +511,18 @@ def alerts_command(
 
     Only alerts not stored yet are sent, so it is safe to run again (e.g. from cron).
     """
+    from tunesmith.errors import UserInputError
     from tunesmith_finance.alerts import (
         AlertOptions,
         global_negative_share,
         list_alerts,
         run_alerts,
     )
+    from tunesmith_finance.trends import BY
 
+    if by not in BY:  # before a model is loaded for the explanations
+        raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
+    sinks = _sinks(sink)
     store = _open_existing(db)
     try:
         if list_only:
@@ -501,7 +545,7 @@ def alerts_command(
                 detector=detector,
                 options=AlertOptions(by=by, max_explain=max_explain),
                 model=_load_model_for_alerts(store, model, explain),
-                sinks=list(sink or []),
+                sinks=sinks,
             )
     finally:
         store.close()
@@ -539,8 +583,11 @@ def replay_command(
     from tunesmith_finance.alerts import AlertOptions
     from tunesmith_finance.replay import replay
 
+    _check_inputs([str(file)])
+    sinks = _sinks(sink)
     detector = _detector(
         bucket=step,
+        bucket_flag="--step",
         window=window,
         half_life=half_life,
         min_volume=min_volume,
@@ -568,7 +615,7 @@ def replay_command(
             detector=detector,
             options=AlertOptions(by=by),
             explain=explain,
-            sinks=list(sink or []),
+            sinks=sinks,
             speed=speed,
             echo=typer.echo,
         )

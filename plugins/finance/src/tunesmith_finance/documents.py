@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from tunesmith.errors import UserInputError
+from tunesmith.errors import DataError, UserInputError
 
 ID_FIELDS = ("id", "doc_id")
 TIME_FIELDS = ("time", "timestamp", "published", "date", "created_at")
@@ -53,6 +53,19 @@ class Document:
     truncated: bool
     topic: list[str] = field(default_factory=list)
     tickers: list[str] = field(default_factory=list)
+
+
+def check_columns(header: list[str], origin: str) -> None:
+    """Refuse a CSV header without a text or a time column: every row would be skipped."""
+    for names in (TEXT_FIELDS, TIME_FIELDS):
+        if not any(name in header for name in names):
+            others = f" (nor {', '.join(names[1:])})" if len(names) > 1 else ""
+            raise DataError(
+                f"no such column{others}; the columns are: {', '.join(header)}",
+                path=origin,
+                row=1,
+                column=names[0],
+            )
 
 
 def resolve_zone(name: str) -> tzinfo:

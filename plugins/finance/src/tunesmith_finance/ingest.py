@@ -18,11 +18,17 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import IO, Any
 
-from tunesmith.errors import UserInputError
+from tunesmith.errors import DataError, UserInputError
 from tunesmith_finance import storage
-from tunesmith_finance.documents import DEFAULT_MAX_CHARS, Document, RowError, to_document
+from tunesmith_finance.documents import (
+    DEFAULT_MAX_CHARS,
+    Document,
+    RowError,
+    check_columns,
+    to_document,
+)
 from tunesmith_finance.rules import Rules
-from tunesmith_finance.sources import RawRow, format_of, iter_csv, iter_jsonl, read_header
+from tunesmith_finance.sources import RawRow, check_file, iter_csv, iter_jsonl, read_header
 
 DEFAULT_BATCH = 256
 #: How often a batch is tried again when the database stays locked past its busy timeout.
@@ -157,9 +163,7 @@ class Ingester:
         from the start (documents already stored are recognised by id).
         """
         path = Path(path)
-        kind = format_of(path)
-        if not path.is_file():
-            raise UserInputError(f"{path}: no such file")
+        kind = check_file(path, empty_ok=follow)
         key = str(path.resolve())
         report = Report(files=1)
         started = _time.perf_counter()
@@ -172,9 +176,12 @@ class Ingester:
         with path.open("rb") as handle:
             header: list[str] | None = None
             if kind == "csv":
-                header, header_bytes, header_lines = read_header(handle)
+                header, header_bytes, header_lines = read_header(
+                    handle, name=str(path), follow=follow
+                )
                 if not header:
                     return report
+                check_columns(header, str(path))
                 joined = "\x1f".join(header)
                 if header_text is not None and header_text != joined:
                     self.warn(f"{path}: its CSV header changed; reading it again from the start")
@@ -205,7 +212,9 @@ class Ingester:
         report = Report(files=1)
         started = _time.perf_counter()
         if fmt == "csv":
-            header, header_bytes, header_lines = read_header(handle)
+            header, header_bytes, header_lines = read_header(handle, name=name)
+            if header:
+                check_columns(header, name)
             rows: Iterable[RawRow] = iter_csv(
                 handle, header, offset=header_bytes, line=header_lines
             )
@@ -214,6 +223,8 @@ class Ingester:
         else:
             raise UserInputError(f"--format {fmt!r}: expected jsonl or csv")
         self._run(rows, name, report, progress_key=None, header=None)
+        if not report.read:
+            raise DataError("empty input; no documents to ingest", path=name)
         report.seconds = _time.perf_counter() - started
         return report
 

@@ -13,20 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith_finance.alerts import AlertOptions, alert_message, run_alerts
-from tunesmith_finance.documents import RowError, to_document
-from tunesmith_finance.sources import format_of, iter_csv, iter_jsonl, read_header
+from tunesmith_finance.documents import RowError, check_columns, to_document
+from tunesmith_finance.sources import check_file, iter_csv, iter_jsonl, read_header
 from tunesmith_finance.trends import iso
 
 
 def read_stream(path: str | Path, *, naive_tz: Any = None) -> tuple[list[tuple[float, dict]], int]:
     """Every readable record of a file with its UTC time, in time order; and how many were not."""
     path = Path(path)
-    kind = format_of(path)
+    kind = check_file(path)
     records: list[tuple[float, dict]] = []
     bad = 0
     with path.open("rb") as handle:
         if kind == "csv":
-            header, size, lines = read_header(handle)
+            header, size, lines = read_header(handle, name=str(path))
+            if header:
+                check_columns(header, str(path))
             rows = iter_csv(handle, header, offset=size, line=lines)
         else:
             rows = iter_jsonl(handle)

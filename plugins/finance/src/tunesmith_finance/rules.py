@@ -26,7 +26,7 @@ from typing import Any
 
 from tunesmith.errors import UserInputError
 
-#: ``$AAPL``, ``$BRK.B``: a dollar sign not inside a word, a letter, then up to 9 more.
+#: ``$AAPL``, ``$BRK.B``: a dollar sign not inside a word, a letter, then up to 5 more.
 CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z])?)\b")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -135,6 +135,16 @@ def _strings(value: Any, where: str) -> list[str]:
     return value
 
 
+def _section(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    """A top-level section as a table; ``topics = 5`` or ``tickers = ["A"]`` is one clear error."""
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserInputError(f"{source}: {name}: expected a table of {name}, e.g. [{name}.NAME]")
+    return value
+
+
 def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
     """Build :class:`Rules` from the parsed file; errors name the file and the entry."""
     unknown = set(data) - {"topics", "tickers"}
@@ -143,14 +153,21 @@ def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
             f"{source}: unknown section(s) {', '.join(sorted(unknown))}; expected topics, tickers"
         )
     aliases: dict[str, str] = {}
-    for ticker, entry in (data.get("tickers") or {}).items():
+    for ticker, entry in _section(data, "tickers", source).items():
         if not _NAME.match(ticker):
             raise UserInputError(f"{source}: tickers.{ticker}: not a ticker symbol")
         entry = entry if isinstance(entry, dict) else {"aliases": entry}
+        # A misspelt key (``alias``) would otherwise silently match nothing.
+        extra = set(entry) - {"aliases"}
+        if extra:
+            raise UserInputError(
+                f"{source}: tickers.{ticker}: unknown key(s) {', '.join(sorted(extra))}; "
+                "expected aliases"
+            )
         for alias in _strings(entry.get("aliases"), f"{source}: tickers.{ticker}.aliases"):
             aliases[re.sub(r"\s+", " ", alias.strip())] = ticker.upper()
     topics: dict[str, TopicRule] = {}
-    for name, entry in (data.get("topics") or {}).items():
+    for name, entry in _section(data, "topics", source).items():
         where = f"{source}: topics.{name}"
         if not isinstance(entry, dict):
             raise UserInputError(f"{where}: expected a table with keywords, cashtags, regexes")
@@ -183,18 +200,20 @@ def load_rules(path: str | Path | None) -> Rules:
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"--rules {path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
-        if path.suffix.lower() == ".json":
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserInputError(f"--rules {path}: not UTF-8 text") from None
+    try:
+        if kind == "JSON":
             data = json.loads(text)
         else:
             import tomllib
 
             data = tomllib.loads(text)
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise UserInputError(
-            f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}"
-        ) from None
+    except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError both are
+        raise UserInputError(f"{path}: not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: expected a table with topics and tickers")
     return rules_from_dict(data, source=str(path))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from tunesmith.errors import UserInputError
+from tunesmith.errors import DataError, UserInputError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
@@ -40,6 +40,19 @@ def format_of(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
+def check_file(path: str | Path, *, empty_ok: bool = False) -> str:
+    """The format of an input file that exists (``jsonl`` or ``csv``); one clear error if not.
+
+    An empty file is refused unless ``empty_ok`` (a watched file may be created empty and
+    written later; a file named on the command line is then a mistake)."""
+    kind = format_of(path)
+    if not Path(path).is_file():
+        raise UserInputError(f"{path}: no such file")
+    if not empty_ok and Path(path).stat().st_size == 0:
+        raise DataError("empty file; no documents", path=path)
+    return kind
+
+
 def iter_jsonl(
     handle: IO[bytes], *, offset: int = 0, line: int = 0, follow: bool = False
 ) -> Iterator[RawRow]:
@@ -57,7 +70,8 @@ def iter_jsonl(
         if not stripped:
             continue
         try:
-            value = json.loads(stripped.decode("utf-8"))
+            # utf-8-sig: a file saved with a byte-order mark would otherwise lose its first row.
+            value = json.loads(stripped.decode("utf-8-sig"))
         except UnicodeDecodeError:
             yield RawRow(line, position, None, "not UTF-8 text")
             continue
@@ -72,22 +86,52 @@ def iter_jsonl(
         yield RawRow(line, position, value)
 
 
-def _csv_record(handle: IO[bytes], follow: bool) -> tuple[bytes, int] | None:
-    """The bytes of one CSV record (physical lines until its quotes close) and its line count."""
+_QUOTE, _COMMA = ord('"'), ord(",")
+_START, _FIELD, _QUOTED, _AFTER_QUOTE = range(4)
+
+
+def _quote_open_after(raw: bytes, quoted: bool) -> bool:
+    """Whether a quoted field is still open at the end of one physical line.
+
+    Follows the csv module's rules rather than counting quotes: a quote opens a quoted field only
+    at the start of a field, so ``27" screen`` in an unquoted field is a plain character and does
+    not swallow the lines after it. ``quoted``: the line continues an open quoted field.
+    """
+    if not quoted and b'"' not in raw:
+        return False
+    if not quoted:
+        raw = raw.removeprefix(b"\xef\xbb\xbf")  # a BOM is not part of the first field
+    state = _QUOTED if quoted else _START
+    for byte in raw:
+        if state == _QUOTED:
+            if byte == _QUOTE:
+                state = _AFTER_QUOTE
+        elif byte == _QUOTE:
+            state = _QUOTED if state in (_START, _AFTER_QUOTE) else _FIELD
+        elif byte == _COMMA:
+            state = _START
+        else:
+            state = _FIELD
+    return state == _QUOTED
+
+
+def _csv_record(handle: IO[bytes], follow: bool) -> tuple[bytes, int, bool] | None:
+    """One CSV record: its bytes (physical lines until no quoted field is open), its line count,
+    and whether it is complete (False: the file ended inside a quoted field)."""
     parts: list[bytes] = []
-    quotes = 0
+    quoted = False
     while True:
         raw = handle.readline()
         if not raw:
             if parts and not follow:
-                return b"".join(parts), len(parts)  # the last record, quotes left open
+                return b"".join(parts), len(parts), False  # the last record, quotes left open
             return None
         if follow and not raw.endswith(b"\n"):
             return None
         parts.append(raw)
-        quotes += raw.count(b'"')
-        if quotes % 2 == 0:
-            return b"".join(parts), len(parts)
+        quoted = _quote_open_after(raw, quoted)
+        if not quoted:
+            return b"".join(parts), len(parts), True
 
 
 def _parse_csv(data: bytes) -> list[str]:
@@ -95,16 +139,21 @@ def _parse_csv(data: bytes) -> list[str]:
     return rows[0] if rows else []
 
 
-def read_header(handle: IO[bytes]) -> tuple[list[str], int, int]:
-    """The CSV header at the start of ``handle``: field names, bytes and lines it takes."""
-    record = _csv_record(handle, follow=False)
+def read_header(
+    handle: IO[bytes], *, name: str = "<csv>", follow: bool = False
+) -> tuple[list[str], int, int]:
+    """The CSV header at the start of ``handle``: field names, bytes and lines it takes.
+
+    ``([], 0, 0)`` when there is none yet (an empty file, or in follow mode a header line still
+    being written)."""
+    record = _csv_record(handle, follow=follow)
     if record is None:
         return [], 0, 0
-    data, lines = record
+    data, lines, _complete = record
     try:
-        names = [name.strip() for name in _parse_csv(data)]
+        names = [field.strip() for field in _parse_csv(data)]
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise UserInputError(f"unreadable CSV header: {exc}") from None
+        raise DataError(f"unreadable CSV header: {exc}", path=name, row=1) from None
     return names, len(data), lines
 
 
@@ -122,11 +171,16 @@ def iter_csv(
         record = _csv_record(handle, follow)
         if record is None:
             return
-        data, lines = record
+        data, lines, complete = record
         first = line + 1
         position += len(data)
         line += lines
         if not data.strip():
+            continue
+        if not complete:
+            # The csv module would silently close the quotes and keep the rest of the file as
+            # one field of this row.
+            yield RawRow(first, position, None, "malformed CSV (a quoted field is never closed)")
             continue
         try:
             fields = _parse_csv(data)

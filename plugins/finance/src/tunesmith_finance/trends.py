@@ -203,21 +203,14 @@ def plot(
 
 def save_chart(rows: list[TrendRow], path: str | Path, **options: Any) -> Path:
     """Save :func:`plot` as a PNG (written to a temporary file, then renamed)."""
-    import os
-    import tempfile
-
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from tunesmith.io import atomic_open
+
     fig = plot(rows, **options)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_open(path, binary=True) as handle:
+            fig.savefig(handle, dpi=110, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
