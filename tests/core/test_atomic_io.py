@@ -60,3 +60,34 @@ def test_forced_atomic_directory_replaces_the_old_content(tmp_path):
     with atomic_directory(target, force=True) as tmp:
         (tmp / "new").write_text("y", encoding="utf-8")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
+
+
+@pytest.fixture
+def umask_027():
+    import os
+
+    old = os.umask(0o027)
+    yield
+    os.umask(old)
+
+
+def test_a_new_atomic_file_gets_the_umask_mode_not_the_private_temporary_one(tmp_path, umask_027):
+    atomic_write_text(tmp_path / "report.csv", "a\n")
+    with atomic_open(tmp_path / "arrays.npy", binary=True) as handle:
+        handle.write(b"x")
+    assert (tmp_path / "report.csv").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "arrays.npy").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_replaced_atomic_file_keeps_the_mode_it_had(tmp_path, umask_027):
+    target = tmp_path / "shared.json"
+    target.write_text("{}", encoding="utf-8")
+    target.chmod(0o664)
+    atomic_write_json(target, {"a": 1})
+    assert target.stat().st_mode & 0o777 == 0o664
+
+
+def test_a_new_atomic_directory_gets_the_umask_mode(tmp_path, umask_027):
+    with atomic_directory(tmp_path / "model") as tmp:
+        (tmp / "config.json").write_text("{}", encoding="utf-8")
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o750

@@ -38,6 +38,33 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{os.getpid()}-"
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (setting it to read it
+    would race with other threads creating files)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(tmp: str | Path, target: str | Path, *, directory: bool = False) -> None:
+    """Give a temporary file or folder the permissions ``target`` will need after the rename:
+    those of the ``target`` it replaces, else what a plain ``open`` or ``mkdir`` would give.
+
+    mkstemp and mkdtemp create private ones (0600, 0700) whatever the umask, and the rename
+    keeps that: a model or a CSV written for a team would be readable by its writer alone.
+    """
+    target = Path(target)
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = (0o777 if directory else 0o666) & ~current_umask()
+    os.chmod(tmp, mode)
+
+
 def remove_stale_temps(path: str | Path, *, any_owner: bool = False) -> list[Path]:
     """Remove the temporary siblings of ``path`` that killed writers left; returns them.
 
@@ -87,6 +114,7 @@ def atomic_open(path: str | Path, *, binary: bool = False) -> Iterator[Any]:
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
+        publish_mode(tmp, path)
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
             handle.flush()
@@ -155,6 +183,7 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp"))
     try:
+        publish_mode(tmp, target, directory=True)
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

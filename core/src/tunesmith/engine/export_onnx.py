@@ -33,7 +33,7 @@ from tunesmith import __version__
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.modeling import plain_transformers_gaps
 from tunesmith.errors import TunesmithError, UserInputError
-from tunesmith.io import remove_stale_temps
+from tunesmith.io import publish_mode, remove_stale_temps
 from tunesmith.model_dir import NEAREST_KEY
 
 INPUTS = ("input_ids", "attention_mask")
@@ -205,6 +205,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, force: bool = False) 
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}-", suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
+    publish_mode(tmp, out)
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer notes on shape-dependent Python branches

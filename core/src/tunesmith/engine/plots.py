@@ -126,22 +126,13 @@ def save_reliability_diagram(
 
 def save_figure(fig: Any, path: str | Path) -> Path:
     """Save a matplotlib figure as PNG through a temporary file and a rename."""
-    import os
-    import tempfile
-
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
+    from tunesmith.io import atomic_open
+
     try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with atomic_open(path, binary=True) as handle:
+            fig.savefig(handle, dpi=110, format="png")
     finally:
         plt.close(fig)
-    return path
+    return Path(path)

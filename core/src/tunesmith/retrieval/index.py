@@ -60,7 +60,7 @@ import numpy as np
 from tunesmith import __version__
 from tunesmith.engine.threads import busy_share_now, machine_is_busy, physical_cores
 from tunesmith.errors import DataError, UserInputError
-from tunesmith.io import atomic_write_json, atomic_write_text, read_json_object
+from tunesmith.io import atomic_write_json, atomic_write_text, publish_mode, read_json_object
 
 #: Up to this many vectors the index is exact (flat); above it ``save()``/``optimize()`` switch
 #: to IVF. Exact search over 60,000 x 384 float32 took 7 ms per single query on one core here.
@@ -812,6 +812,7 @@ class VectorIndex:
             name = f"gen-{generation:06d}"
             tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=f".{name}.", suffix=".tmp"))
             try:
+                publish_mode(tmp, self.path / name, directory=True)
                 faiss.write_index(self._index, str(tmp / "index.faiss"))
                 with self._db_lock:
                     target = sqlite3.connect(tmp / "payloads.sqlite")

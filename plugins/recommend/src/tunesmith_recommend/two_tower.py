@@ -58,20 +58,16 @@ class UserTower:
 
     def save(self, path: str | Path) -> None:
         """Write the weights as one .npz file (atomic: temp file + rename)."""
-        import os
-        import tempfile
+        from tunesmith.io import atomic_open
 
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        os.close(fd)
-        np.savez(
-            tmp,
-            position_bias=self.position_bias,
-            query=self.query,
-            linear=self.linear,
-            temperature=np.float64(self.temperature),
-        )
-        os.replace(tmp, path)
+        with atomic_open(path, binary=True) as handle:
+            np.savez(
+                handle,
+                position_bias=self.position_bias,
+                query=self.query,
+                linear=self.linear,
+                temperature=np.float64(self.temperature),
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> UserTower:
