@@ -112,7 +112,8 @@ def test_appended_lines_are_read_from_the_recorded_offset(db, tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", [doc(i) for i in range(5)])
     ing = ingester(db, batch_size=2)
     ing.ingest_file(path)
-    assert get_progress(db, str(path.resolve()))[:2] == (path.stat().st_size, 5)
+    progress = get_progress(db, str(path.resolve()))
+    assert (progress.offset, progress.line) == (path.stat().st_size, 5)
     with path.open("a") as handle:
         handle.write(json.dumps(doc(5)) + "\n")
     model = ing.model
@@ -188,7 +189,7 @@ def test_kill_9_mid_file_then_restart_loses_and_duplicates_nothing(tmp_path):
             check = open_store(db_path)
             progress = get_progress(check, key)
             check.close()
-            if progress and progress[1] >= 100:
+            if progress and progress.line >= 100:
                 break
             assert child.poll() is None, "the ingest finished before it could be killed"
             time.sleep(0.05)
@@ -202,7 +203,8 @@ def test_kill_9_mid_file_then_restart_loses_and_duplicates_nothing(tmp_path):
     assert report.duplicates == 0, "rows of committed batches were not read again"
     assert count_documents(db) == 588  # 600 rows, 12 broken
     assert len(issues(db, "skipped")) == 12  # each broken line reported exactly once
-    assert get_progress(db, key)[:2] == (path.stat().st_size, 600)
+    progress = get_progress(db, key)
+    assert (progress.offset, progress.line) == (path.stat().st_size, 600)
     db.close()
 
 
@@ -284,3 +286,29 @@ def test_a_jsonl_file_with_a_byte_order_mark_keeps_its_first_row(db, tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(doc(1)).encode() + b"\n")
     report = ingester(db).ingest_file(path)
     assert (report.added, report.skipped) == (1, 0)
+
+
+def test_a_file_replaced_by_a_longer_one_is_read_again_not_resumed_mid_way(db, tmp_path):
+    # A rotated log: same name, new content, longer than what was read. Resuming at the old
+    # offset would silently skip the new file's first rows.
+    path = write_jsonl(tmp_path / "feed.jsonl", [doc(i) for i in range(3)])
+    warnings: list[str] = []
+    ing = ingester(db)
+    ing.warn = warnings.append
+    ing.ingest_file(path)
+    write_jsonl(path, [doc(i) for i in range(100, 110)])
+    report = ing.ingest_file(path)
+    assert report.added == 10 and count_documents(db) == 13
+    assert any("replaced" in w for w in warnings)
+
+
+def test_an_appended_file_is_resumed_without_a_replacement_warning(db, tmp_path):
+    path = write_jsonl(tmp_path / "feed.jsonl", [doc(i) for i in range(3)])
+    warnings: list[str] = []
+    ing = ingester(db)
+    ing.warn = warnings.append
+    ing.ingest_file(path)
+    with path.open("a") as handle:
+        handle.write(json.dumps(doc(3)) + "\n")
+    report = ing.ingest_file(path)
+    assert (report.read, report.added) == (1, 1) and warnings == []

@@ -159,19 +159,25 @@ class Ingester:
         """Ingest a JSONL or CSV file from where the last committed batch ended.
 
         ``follow`` (for watched files that may still grow) leaves an unfinished last line for
-        the next call. A file shorter than its recorded offset was replaced: it is read again
-        from the start (documents already stored are recognised by id).
+        the next call. A file shorter than its recorded offset, or whose bytes before that
+        offset changed, was replaced: it is read again from the start (documents already stored
+        are recognised by id).
         """
         path = Path(path)
         kind = check_file(path, empty_ok=follow)
         key = str(path.resolve())
         report = Report(files=1)
         started = _time.perf_counter()
-        progress = storage.get_progress(self.db, key)
-        offset, line, header_text = progress if progress else (0, 0, None)
+        progress = storage.get_progress(self.db, key) or storage.Progress(0, 0, None)
+        offset, line, header_text = progress.offset, progress.line, progress.header
         size = path.stat().st_size
         if offset > size:
             self.warn(f"{path}: shorter than the {offset} bytes already read; reading it again")
+            offset, line, header_text = 0, 0, None
+        elif progress.fingerprint and storage.fingerprint(path, offset) != progress.fingerprint:
+            # Replaced by another file at least as long (a rotated log): resuming at the old
+            # offset would skip its first rows. Stored ids make reading it again safe.
+            self.warn(f"{path}: replaced by another file since it was read; reading it again")
             offset, line, header_text = 0, 0, None
         with path.open("rb") as handle:
             header: list[str] | None = None
@@ -325,7 +331,8 @@ class Ingester:
                     added = storage.insert_documents(tx, stored)
                     storage.record_issues(tx, issues)
                     if progress_key is not None and end:
-                        storage.set_progress(tx, progress_key, end, line, header)
+                        print_ = storage.fingerprint(progress_key, end)
+                        storage.set_progress(tx, progress_key, end, line, header, print_)
                     if not self._meta_written and stored:
                         # The model that scored the documents, for `finance alerts`.
                         storage.set_meta(tx, "model", self.model_name)

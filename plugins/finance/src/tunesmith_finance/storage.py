@@ -87,7 +87,15 @@ MIGRATIONS = [
     CREATE INDEX finance_alerts_key ON finance_alerts(kind, key, window_start);
     CREATE TABLE finance_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # The bytes just before a file's offset, hashed: a file replaced by a longer one (a rotated
+    # log) is told from the one read so far, so it is read again instead of from the old offset.
+    """
+    ALTER TABLE finance_progress ADD COLUMN fingerprint TEXT;
+    """,
 ]
+
+#: How many bytes before the offset the fingerprint covers.
+FINGERPRINT_BYTES = 256
 
 
 def now_iso() -> str:
@@ -194,23 +202,56 @@ def record_issues(tx: Any, issues: Iterable[Any]) -> None:
     )
 
 
-def get_progress(db: Any, path: str) -> tuple[int, int, str | None] | None:
-    """``(byte offset, line number, CSV header)`` committed for a file, or ``None``."""
+@dataclass(frozen=True)
+class Progress:
+    """How far a file is ingested: byte offset, line, CSV header, and the fingerprint of the
+    bytes before the offset (``None`` for progress recorded before fingerprints)."""
+
+    offset: int
+    line: int
+    header: str | None
+    fingerprint: str | None = None
+
+
+def fingerprint(path: str | Path, offset: int) -> str | None:
+    """The SHA-256 of the :data:`FINGERPRINT_BYTES` bytes of ``path`` before ``offset``;
+    ``None`` when the file is gone or shorter."""
+    import hashlib
+
+    start = max(0, offset - FINGERPRINT_BYTES)
+    try:
+        with Path(path).open("rb") as handle:
+            handle.seek(start)
+            data = handle.read(offset - start)
+    except OSError:
+        return None
+    if len(data) != offset - start:
+        return None
+    return hashlib.sha256(data).hexdigest()
+
+
+def get_progress(db: Any, path: str) -> Progress | None:
+    """The progress committed for a file, or ``None``."""
     rows = db.query(
-        "SELECT offset, line, header FROM finance_progress WHERE path = ?", (str(path),)
+        "SELECT offset, line, header, fingerprint FROM finance_progress WHERE path = ?",
+        (str(path),),
     )
     if not rows:
         return None
-    return int(rows[0]["offset"]), int(rows[0]["line"]), rows[0]["header"]
+    row = rows[0]
+    return Progress(int(row["offset"]), int(row["line"]), row["header"], row["fingerprint"])
 
 
-def set_progress(tx: Any, path: str, offset: int, line: int, header: str | None) -> None:
+def set_progress(
+    tx: Any, path: str, offset: int, line: int, header: str | None, print_: str | None = None
+) -> None:
     """Record how far a file is ingested, in the same transaction as the batch it ends."""
     tx.execute(
-        "INSERT INTO finance_progress (path, offset, line, header, updated_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET offset = excluded.offset, "
-        "line = excluded.line, header = excluded.header, updated_at = excluded.updated_at",
-        (str(path), offset, line, header, now_iso()),
+        "INSERT INTO finance_progress (path, offset, line, header, fingerprint, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET offset = excluded.offset, "
+        "line = excluded.line, header = excluded.header, fingerprint = excluded.fingerprint, "
+        "updated_at = excluded.updated_at",
+        (str(path), offset, line, header, print_, now_iso()),
     )
 
 
