@@ -87,3 +87,27 @@ def test_an_unknown_sink_raises_before_an_alert_is_stored_so_a_rerun_still_sends
     sink = tmp_path / "alerts.jsonl"
     sent = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
     assert sent and len(sink.read_text().splitlines()) == len(sent)
+
+
+def test_an_alert_stored_but_never_sent_is_sent_by_the_next_run_under_a_stable_event_id(
+    sample_db, tmp_path, monkeypatch
+):
+    import tunesmith_finance.alerts as alerts
+
+    def outbox_unwritable(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    sink = tmp_path / "alerts.jsonl"
+    with monkeypatch.context() as patched:
+        patched.setattr(alerts, "emit", outbox_unwritable)
+        (first,) = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
+    assert first["event_id"] is None and not sink.exists()
+    again = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
+    assert again == []  # nothing new was detected; the stored alert was sent
+    (event,) = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert event["payload"]["id"] == first["id"]
+    assert event["id"] == alerts.alert_event_id(first["id"])
+    (stored,) = list_alerts(sample_db)
+    assert stored["event_id"] == event["id"]
+    run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
+    assert len(sink.read_text().splitlines()) == 1

@@ -157,9 +157,39 @@ def resolve_sinks(sinks: list[Any] | None) -> list[Any]:
 def send_event(alert: dict[str, Any], sinks: list[Any], outbox: Any) -> str:
     """Send the alert as a ``finance.alert`` event through the core's outbox to ``sinks``;
     returns the event id. Failed deliveries stay in the outbox (``tunesmith events``)."""
-    event = Event(kind=EVENT_KIND, message=alert_message(alert), payload=alert, source="finance")
+    event = Event(
+        kind=EVENT_KIND,
+        message=alert_message(alert),
+        payload=alert,
+        source="finance",
+        id=alert_event_id(alert["id"]),
+    )
     emit(event, sinks, outbox=outbox)
     return event.id
+
+
+def alert_event_id(alert_id: str) -> str:
+    """The event id of an alert, the same every time it is sent: a re-send after a crash is
+    the same event in the outbox, and a sink can tell a repeat by its id."""
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"tunesmith-finance-alert:{alert_id}").hex
+
+
+def resend_unsent(db: Any, sinks: list[Any], outbox: Any = None) -> list[dict[str, Any]]:
+    """Send again the stored alerts that have no event yet (a crash, or an outbox that could
+    not be written, between storing an alert and sending it); returns those sent now."""
+    sent = []
+    for alert in list_alerts(db, unsent=True):
+        try:
+            event_id = send_event(alert, sinks, db if outbox is None else outbox)
+        except Exception as exc:
+            print(f"tunesmith finance: alert {alert['id']} not sent: {exc}", file=sys.stderr)
+            continue
+        db.execute("UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event_id, alert["id"]))
+        alert["event_id"] = event_id
+        sent.append(alert)
+    return sent
 
 
 def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
@@ -209,11 +239,18 @@ def run_alerts(
     """Detect, explain, store and send the alerts not stored yet; returns them in time order.
 
     The alert is stored first and then sent: a crash in between leaves a stored alert whose
-    ``event_id`` is empty. The outbox is the finance database itself unless ``outbox`` names
-    another, so ``tunesmith events list --outbox DB`` shows every delivery of its alerts.
+    ``event_id`` is empty, and the next run sends it (:func:`resend_unsent`) under the same
+    event id. The outbox is the finance database itself unless ``outbox`` names another, so
+    ``tunesmith events list --outbox DB`` shows every delivery of its alerts.
     """
     options = options or AlertOptions()
     sinks = resolve_sinks(sinks)
+    resent = resend_unsent(db, sinks, outbox)
+    if resent:
+        print(
+            f"tunesmith finance: sent {len(resent)} alert(s) stored earlier without an event",
+            file=sys.stderr,
+        )
     if detector is None:
         prior = global_negative_share(db)
         detector = SurgeDetector(prior=prior if prior is not None else 0.2)
@@ -242,14 +279,19 @@ def run_alerts(
 
 
 def list_alerts(
-    db: Any, *, key: str | None = None, limit: int | None = None
+    db: Any, *, key: str | None = None, limit: int | None = None, unsent: bool = False
 ) -> list[dict[str, Any]]:
-    """Stored alerts, newest window first."""
+    """Stored alerts, newest window first; ``unsent``: only those without an event."""
     sql = "SELECT * FROM finance_alerts"
+    where: list[str] = []
     params: list[Any] = []
     if key is not None:
-        sql += " WHERE key = ?"
+        where.append("key = ?")
         params.append(key)
+    if unsent:
+        where.append("event_id IS NULL")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY window_end DESC, key"
     if limit:
         sql += f" LIMIT {int(limit)}"
