@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from tunesmith.data.times import parse_time as core_parse_time
 from tunesmith.errors import DataError, UserInputError
 
 ID_FIELDS = ("id", "doc_id")
@@ -83,36 +84,12 @@ def resolve_zone(name: str) -> tzinfo:
 
 
 def parse_time(value: Any, naive_tz: tzinfo = UTC) -> datetime:
-    """A timezone-aware UTC datetime from ISO 8601 text or Unix seconds; RowError if neither."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise RowError("missing time")
-    if isinstance(value, bool):
-        raise RowError(f"unparsable time {value!r}")
-    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
-        seconds = float(value)
-        if seconds > 1e11:  # milliseconds
-            seconds /= 1000.0
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise RowError(f"time {value!r} is out of range") from None
-    if not isinstance(value, str):
-        raise RowError(f"unparsable time {value!r}")
+    """A timezone-aware UTC datetime from ISO 8601 text or Unix seconds (the core's
+    :func:`tunesmith.data.times.parse_time`); RowError if neither."""
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise RowError(f"unparsable time {value.strip()[:40]!r} (expected ISO 8601)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=naive_tz)
-    return moment.astimezone(UTC)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+        return core_parse_time(value, naive_tz)[0]
+    except ValueError as exc:
+        raise RowError(str(exc)) from None
 
 
 def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:

@@ -6,7 +6,8 @@ row and column. Decisions (documented in docs/recommend.md):
 - an item whose title and text fields are all empty is refused: a text recommender cannot place
   it, and a silent skip would hide the problem;
 - a catalogue needs at least two items (there is nothing to rank with one);
-- times are unix seconds or ISO 8601 (a time without a zone is read as UTC); one file must use
+- times are unix seconds (milliseconds above 10^11) or ISO 8601 (a time without a zone is read
+  as UTC), read by the core's ``tunesmith.data.times``; one file must use
   one format, because a mix usually means two exports were pasted together; rows need not be in
   time order (they are sorted per user).
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,26 +159,12 @@ def _finite(number: float) -> float:
 
 
 def parse_time(value: Any) -> tuple[float, str]:
-    """Unix seconds or ISO 8601 to (seconds, format name); ValueError when neither."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if math.isnan(value):
-            raise ValueError("empty")
-        return _finite(float(value)), "unix seconds"
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = _text(value)
-        if not text:
-            raise ValueError("empty")
-        try:
-            seconds = float(text)
-        except ValueError:
-            moment = datetime.fromisoformat(text)
-        else:
-            return _finite(seconds), "unix seconds"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp(), "ISO 8601"
+    """Unix seconds (milliseconds above 10^11) or ISO 8601 to (seconds, format name); the core's
+    :func:`tunesmith.data.times.parse_time`. ValueError when neither."""
+    from tunesmith.data.times import parse_time as core_parse_time
+
+    moment, kind = core_parse_time(value)
+    return moment.timestamp(), kind
 
 
 def load_events(

@@ -1,0 +1,77 @@
+"""Times in data files: ISO 8601 text or Unix seconds, to an aware UTC datetime.
+
+One reader for every plugin that keeps events in time (finance documents, recommendation
+events), so that the same value means the same moment everywhere:
+
+* ISO 8601 (``2026-11-05T14:03:00+01:00``, ``...Z``; a date alone is midnight). A time without a
+  zone is read in ``naive_tz`` (UTC unless the caller says otherwise).
+* Unix seconds as a number or numeric text; **milliseconds** when above 10^11 (a number of
+  seconds that large is past the year 5000, while milliseconds since 1973 are all above it), the
+  way JavaScript and many exports write them.
+* A ``datetime`` (Parquet timestamps) as it is, naive ones in ``naive_tz``.
+
+Errors are ``ValueError`` with a short reason a caller can put after a file, row and column:
+``missing time``, ``unparsable time '...' (expected ISO 8601 or Unix seconds)``, ``time ... is
+out of range``, ``time ... is not a finite number``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+#: Numbers above this are milliseconds, not seconds.
+MILLISECONDS_ABOVE = 1e11
+UNIX_SECONDS = "unix seconds"
+UNIX_MILLISECONDS = "unix milliseconds"
+ISO_8601 = "ISO 8601"
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float when it is a number or numeric text, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def parse_time(value: Any, naive_tz: tzinfo = UTC) -> tuple[datetime, str]:
+    """``(moment in UTC, format)`` for one time value; format is :data:`UNIX_SECONDS`,
+    :data:`UNIX_MILLISECONDS` or :data:`ISO_8601`. ``ValueError`` when it is none of them."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("missing time")
+    if isinstance(value, float) and math.isnan(value):  # an empty cell read by pandas
+        raise ValueError("missing time")
+    if isinstance(value, datetime):
+        moment = value
+        kind = ISO_8601
+    else:
+        number = _number(value)
+        if number is not None:
+            if not math.isfinite(number):
+                raise ValueError(f"time {value!r} is not a finite number")
+            kind = UNIX_MILLISECONDS if abs(number) > MILLISECONDS_ABOVE else UNIX_SECONDS
+            seconds = number / 1000.0 if kind == UNIX_MILLISECONDS else number
+            try:
+                return datetime.fromtimestamp(seconds, UTC), kind
+            except (OverflowError, OSError, ValueError):
+                raise ValueError(f"time {value!r} is out of range") from None
+        if not isinstance(value, str):
+            raise ValueError(f"unparsable time {value!r}")
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"unparsable time {value.strip()[:40]!r} (expected ISO 8601 or Unix seconds)"
+            ) from None
+        kind = ISO_8601
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=naive_tz)
+    return moment.astimezone(UTC), kind
