@@ -230,6 +230,40 @@ def test_watch_refuses_a_sink_without_alerts(cli, tmp_path):
     assert result.exit_code == 2 and "--sink sends alerts: add --alerts" in result.output
 
 
+def test_watch_alerts_use_the_detector_flags_of_finance_alerts(cli, tiny_model, tmp_path):
+    import shutil
+
+    from tunesmith_finance.alerts import list_alerts
+    from tunesmith_finance.storage import open_store
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(STREAM, folder / "stream.jsonl")
+    db = tmp_path / "f.sqlite"
+    sink = tmp_path / "a.jsonl"
+    # A detector that fires on any negative window, grouped by ticker: both differ from the
+    # defaults, which watch --alerts used whatever was asked.
+    result = cli("finance", "watch", str(folder), "--model", str(tiny_model), "--db", str(db),
+                 "--rules", str(RULES), "--once", "--alerts", "--sink", f"jsonl:{sink}",
+                 "--by", "ticker", "--prior", "0.01", "--min-volume", "1", "--min-lift", "0.0",
+                 "--p-value", "0.5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    store = open_store(db)
+    try:
+        stored = list_alerts(store)
+    finally:
+        store.close()
+    assert stored and {a["kind"] for a in stored} == {"ticker"}
+    assert len(sink.read_text().splitlines()) == len(stored)
+
+
+def test_watch_refuses_a_bad_detector_setting_before_reading_anything(cli, tmp_path):
+    result = cli("finance", "watch", str(tmp_path), "--model", str(tmp_path / "m"), "--db",
+                 str(tmp_path / "f.sqlite"), "--alerts", "--window", "0")  # fmt: skip
+    assert result.exit_code == 2 and "--window must be at least 1" in result.output
+    assert not (tmp_path / "f.sqlite").exists()
+
+
 def test_trends_refuses_a_folder_as_output_and_a_key_with_by_all(cli, tmp_path):
     from tunesmith_finance.storage import open_store
 

@@ -21,6 +21,19 @@ app = typer.Typer(
 MODEL_HELP = "Sentiment model directory (from `tunesmith finance train`)."
 DB_HELP = "The finance database (SQLite; created when missing)."
 RULES_HELP = "Topic and ticker rules (.toml or .json): keywords, cashtags, aliases, regexes."
+NAIVE_TZ = typer.Option("UTC", "--naive-tz", help="Zone of times without one.")
+
+# The surge detector's settings, the same flags for alerts, watch --alerts and replay.
+BY = typer.Option("topic", "--by", help="topic | ticker | all.")
+WINDOW = typer.Option(3, "--window", help="Window length in buckets.")
+HALF_LIFE = typer.Option("24h", "--half-life", help="Half-life of the EWMA baseline.")
+MIN_VOLUME = typer.Option(8, "--min-volume", help="Fewest documents in a window.")
+MIN_LIFT = typer.Option(0.15, "--min-lift", help="Least share above the baseline.")
+P_VALUE = typer.Option(0.001, "--p-value", help="One-sided binomial test level.")
+COOLDOWN = typer.Option("6h", "--cooldown", help="Quiet time per key after an alert.")
+STORED_PRIOR = typer.Option(
+    None, "--prior", help="Starting baseline rate (default: the stored negative share)."
+)
 
 
 def _echo_json(data: Any) -> None:
@@ -240,7 +253,7 @@ def ingest_command(
     fmt: str = typer.Option("jsonl", "--format", help="Format of standard input: jsonl | csv."),
     batch_size: int = typer.Option(256, "--batch-size", help="Documents per transaction."),
     max_chars: int = typer.Option(5000, "--max-chars", help="Longer texts are cut (counted)."),
-    naive_tz: str = typer.Option("UTC", "--naive-tz", help="Zone of times without one."),
+    naive_tz: str = NAIVE_TZ,
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
     topic_model: Path | None = typer.Option(
         None, "--topic-model", help="A topic classifier (`finance train --topics`)."
@@ -299,23 +312,46 @@ def watch_command(
     rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
     batch_size: int = typer.Option(256, "--batch-size", help="Documents per transaction."),
     max_chars: int = typer.Option(5000, "--max-chars", help="Longer texts are cut (counted)."),
-    naive_tz: str = typer.Option("UTC", "--naive-tz", help="Zone of times without one."),
+    naive_tz: str = NAIVE_TZ,
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for a locked database."),
     alerts: bool = typer.Option(False, "--alerts", help="Run the alert detector after each pass."),
     sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for --alerts."),
     once: bool = typer.Option(False, "--once", help="Ingest what is there now, then exit."),
+    by: str = BY,
+    bucket: str = typer.Option("1h", "--bucket", help="Step of the rolling window."),
+    window: int = WINDOW,
+    half_life: str = HALF_LIFE,
+    min_volume: int = MIN_VOLUME,
+    min_lift: float = MIN_LIFT,
+    p_value: float = P_VALUE,
+    cooldown: str = COOLDOWN,
+    prior: float | None = STORED_PRIOR,
 ) -> None:
     """Ingest every file in a folder, then new files and appended lines as they arrive.
 
     Restarted, it resumes each file where its last committed batch ended. Stop with Ctrl-C.
+    With --alerts, the detector (the same flags as `finance alerts`) runs after each pass.
     """
     from tunesmith.errors import UserInputError
+    from tunesmith_finance.trends import BY as KINDS
     from tunesmith_finance.watch import watch_folder
 
     if sink and not alerts:
         raise UserInputError("--sink sends alerts: add --alerts")
+    if by not in KINDS:
+        raise UserInputError(f"--by {by!r}: expected one of {', '.join(KINDS)}")
     sinks = _sinks(sink)
+    settings = {
+        "bucket": bucket,
+        "window": window,
+        "half_life": half_life,
+        "min_volume": min_volume,
+        "min_lift": min_lift,
+        "p_value": p_value,
+        "cooldown": cooldown,
+    }
+    _detector(**settings, prior=prior)  # a bad setting is an error now, not after a pass
     ingester = _ingester(
         db,
         model,
@@ -333,9 +369,21 @@ def watch_command(
         if report.read:
             _print_report(report, False)
         if alerts:
-            from tunesmith_finance.alerts import alert_message, run_alerts
+            from tunesmith_finance.alerts import (
+                AlertOptions,
+                alert_message,
+                global_negative_share,
+                run_alerts,
+            )
 
-            for alert in run_alerts(ingester.db, model=ingester.model, sinks=sinks):
+            start = prior if prior is not None else global_negative_share(ingester.db)
+            for alert in run_alerts(
+                ingester.db,
+                detector=_detector(**settings, prior=start),
+                options=AlertOptions(by=by),
+                model=ingester.model,
+                sinks=sinks,
+            ):
                 _err(alert_message(alert))
 
     try:
@@ -488,17 +536,15 @@ def alerts_command(
     model: Path | None = typer.Option(
         None, "--model", help="Model for the explanations (default: the one ingest used)."
     ),
-    by: str = typer.Option("topic", "--by", help="topic | ticker | all."),
+    by: str = BY,
     bucket: str = typer.Option("1h", "--bucket", help="Step of the rolling window."),
-    window: int = typer.Option(3, "--window", help="Window length in buckets."),
-    half_life: str = typer.Option("24h", "--half-life", help="Half-life of the EWMA baseline."),
-    min_volume: int = typer.Option(8, "--min-volume", help="Fewest documents in a window."),
-    min_lift: float = typer.Option(0.15, "--min-lift", help="Least share above the baseline."),
-    p_value: float = typer.Option(0.001, "--p-value", help="One-sided binomial test level."),
-    cooldown: str = typer.Option("6h", "--cooldown", help="Quiet time per key after an alert."),
-    prior: float | None = typer.Option(
-        None, "--prior", help="Starting baseline rate (default: the stored negative share)."
-    ),
+    window: int = WINDOW,
+    half_life: str = HALF_LIFE,
+    min_volume: int = MIN_VOLUME,
+    min_lift: float = MIN_LIFT,
+    p_value: float = P_VALUE,
+    cooldown: str = COOLDOWN,
+    prior: float | None = STORED_PRIOR,
     sink: list[str] | None = typer.Option(
         None, "--sink", help="Event sink, e.g. jsonl:alerts.jsonl, stdout, webhook:URL."
     ),
@@ -568,16 +614,17 @@ def replay_command(
     speed: float = typer.Option(
         0.0, "--speed", help="Wall-clock seconds per simulated step (0: as fast as possible)."
     ),
-    by: str = typer.Option("topic", "--by", help="topic | ticker | all."),
-    window: int = typer.Option(3, "--window", help="Window length in steps."),
-    min_volume: int = typer.Option(8, "--min-volume", help="Fewest documents in a window."),
-    min_lift: float = typer.Option(0.15, "--min-lift", help="Least share above the baseline."),
-    p_value: float = typer.Option(0.001, "--p-value", help="One-sided binomial test level."),
-    cooldown: str = typer.Option("6h", "--cooldown", help="Quiet time per key after an alert."),
-    half_life: str = typer.Option("24h", "--half-life", help="Half-life of the EWMA baseline."),
+    by: str = BY,
+    window: int = WINDOW,
+    min_volume: int = MIN_VOLUME,
+    min_lift: float = MIN_LIFT,
+    p_value: float = P_VALUE,
+    cooldown: str = COOLDOWN,
+    half_life: str = HALF_LIFE,
     prior: float = typer.Option(0.2, "--prior", help="Starting baseline rate."),
     sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for the alerts."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
+    naive_tz: str = NAIVE_TZ,
 ) -> None:
     """Replay a file with simulated time: ingest step by step and show alerts as they fire."""
     from tunesmith_finance.alerts import AlertOptions
@@ -602,7 +649,7 @@ def replay_command(
         rules,
         batch_size=256,
         max_chars=5000,
-        naive_tz="UTC",
+        naive_tz=naive_tz,
         quantize=None,
         topic_model=None,
         topic_threshold=0.5,
