@@ -138,6 +138,12 @@ def test_chat_rating_before_any_answer_is_refused_not_asked_or_handed_off(kb_cop
     assert not (kb_copy / "handoffs.jsonl").exists()
 
 
+def test_chat_equals_without_an_id_asks_for_the_entry_id(kb_copy, cli):
+    result = cli("support", "chat", "--kb", str(kb_copy), input="how much is shipping\n=\n\n")
+    assert result.exit_code == 0, result.output
+    assert "Error: '=' needs the right entry's id, e.g. =shp-01" in result.output
+
+
 def test_export_feedback_from_a_folder_that_is_not_a_kb_says_so(tmp_path, cli):
     out = tmp_path / "fb.csv"
     result = cli("support", "export-feedback", "--kb", str(tmp_path), "--out", str(out))
@@ -177,3 +183,20 @@ def test_serve_refuses_a_port_out_of_range_without_a_traceback(kb_copy, cli):
     result = cli("support", "serve", "--kb", str(kb_copy), "--port", "99999")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "--port" in result.output
+
+
+def test_stats_on_a_kb_without_conversations_does_not_create_the_database(kb_copy, cli):
+    db = kb_copy / "conversations.sqlite"
+    db.unlink(missing_ok=True)
+    result = cli("support", "stats", "--kb", str(kb_copy))
+    assert result.exit_code == 0 and "no conversations yet" in result.output
+    assert not db.exists()
+    bad = cli("support", "stats", "--kb", str(kb_copy), "--by", "year")
+    assert bad.exit_code == 2 and "--by must be day, week or month" in bad.output
+
+
+def test_an_unreachable_threshold_is_printed_as_never_not_as_a_probability_above_one():
+    from tunesmith_support.cli import threshold_text
+
+    assert threshold_text(0.8) == ">= 0.800"
+    assert threshold_text(1.01).startswith("never")

@@ -98,15 +98,21 @@ def calibrate_command(
     _print_calibration(calibration.to_dict(), as_json)
 
 
+def threshold_text(threshold: float) -> str:
+    """``>= 0.812``, or ``never`` for a threshold above 1: calibration stores 1.01 when no
+    threshold reaches the target precision, and no probability reaches that."""
+    return f">= {threshold:.3f}" if threshold <= 1.0 else "never (no threshold reaches it)"
+
+
 def _print_calibration(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
     report = data["report"]
     typer.echo(
-        f"answer when confidence >= {data['answer_threshold']:.3f} "
+        f"answer when confidence {threshold_text(data['answer_threshold'])} "
         f"(target precision {data['target_precision']}); clarify when the top 3 hold the answer "
-        f"with p >= {data['clarify_threshold']:.3f}"
+        f"with p {threshold_text(data['clarify_threshold'])}"
     )
     typer.echo(
         f"held-out: {report['questions']} questions ({report['out_of_scope']} out of scope), "
@@ -272,6 +278,9 @@ def chat_command(
             if is_rating(text):
                 helpful = {"+": True, "-": False}.get(text)
                 correct = text[1:].strip() if text.startswith("=") else None
+                if correct == "":
+                    typer.echo("Error: '=' needs the right entry's id, e.g. =shp-01", err=True)
+                    continue
                 try:
                     service.feedback(last, helpful=helpful, correct_id=correct)
                     typer.echo("thanks, feedback stored")
@@ -365,16 +374,20 @@ def stats_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
 ) -> None:
     """Answer rate, hand-off rate and feedback over time."""
-    from tunesmith_support.conversations import Conversations
+    from tunesmith_support.conversations import Conversations, check_period
     from tunesmith_support.kbindex import read_meta
     from tunesmith_support.service import default_db
 
     read_meta(kb)
-    log = Conversations.open(db or default_db(kb))
-    try:
-        rows = log.stats(by)
-    finally:
-        log.close()
+    check_period(by)
+    path = db or default_db(kb)
+    rows: list[dict[str, Any]] = []
+    if Path(path).exists():  # a report does not create the database it reports on
+        log = Conversations.open(path)
+        try:
+            rows = log.stats(by)
+        finally:
+            log.close()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -60,6 +60,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def check_period(by: str) -> None:
+    """Refuse a stats period other than day, week or month."""
+    if by not in ("day", "week", "month"):
+        raise UserInputError(f"--by must be day, week or month, got {by!r}")
+
+
 class Conversations:
     """The conversation log of one KB (thread-safe: the store serialises writes)."""
 
@@ -206,8 +212,7 @@ class Conversations:
 
     def stats(self, by: str = "day") -> list[dict[str, Any]]:
         """Per period: turns, answer / clarify / hand-off rates, feedback and helpful rate."""
-        if by not in ("day", "week", "month"):
-            raise UserInputError(f"--by must be day, week or month, got {by!r}")
+        check_period(by)
         period = {
             "day": "substr(created_at, 1, 10)",
             "week": "strftime('%Y-W%W', substr(created_at, 1, 19))",
