@@ -184,3 +184,15 @@ def test_index_refuses_and_keeps_a_folder_holding_other_files(tmp_path, tiny_mod
     with pytest.raises(UserInputError, match="not a knowledge base"):
         build_index(src, kb, model=str(tiny_model))
     assert (kb / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_documents_with_the_same_name_in_two_folders_get_distinct_passage_ids(tmp_path):
+    for folder in ("billing", "shipping"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "README.md").write_text(
+            f"# Overview\n\nHow {folder} works here.\n", encoding="utf-8"
+        )
+    (tmp_path / "returns.md").write_text("# Overview\n\nReturns within 60 days.\n")
+    ids = sorted(e.id for e in read_sources(tmp_path))
+    # a unique name keeps its short id; the two READMEs are told apart by their paths
+    assert ids == ["billing/README.md#overview", "returns#overview", "shipping/README.md#overview"]

@@ -2,7 +2,8 @@
 
 Each passage keeps its source file and the heading it sits under, and gets a stable id
 ``<file stem>#<heading slug>`` (``-2``, ``-3`` ... when a section is split by length or a heading
-repeats), so that re-indexing a changed document touches only the passages that changed.
+repeats), so that re-indexing a changed document touches only the passages that changed. A
+KB whose documents share a stem gives them their paths instead (``kb.document_stems``).
 """
 
 from __future__ import annotations
@@ -166,8 +167,11 @@ def split_markdown(
     return passages
 
 
-def read_document(path: str | Path, *, source: str | None = None) -> list[Passage]:
-    """The passages of one Markdown, plain-text or HTML file; an empty document is an error."""
+def read_document(
+    path: str | Path, *, source: str | None = None, stem: str | None = None
+) -> list[Passage]:
+    """The passages of one Markdown, plain-text or HTML file; an empty document is an error.
+    Passage ids start with ``stem`` (the file's stem unless given)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in DOCUMENT_SUFFIXES:
@@ -177,7 +181,7 @@ def read_document(path: str | Path, *, source: str | None = None) -> list[Passag
     text = read_utf8(path)
     if suffix in (".html", ".htm"):
         text = html_to_markdown(text)
-    passages = split_markdown(text, source or str(path), path.stem)
+    passages = split_markdown(text, source or str(path), stem or path.stem)
     if not passages:
         raise DataError("the document has no text", path=path)
     return passages

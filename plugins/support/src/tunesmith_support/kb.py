@@ -155,7 +155,7 @@ def read_faq(
     return entries
 
 
-def _passages(path: Path, source: str) -> list[Entry]:
+def _passages(path: Path, source: str, stem: str | None = None) -> list[Entry]:
     return [
         Entry(
             id=p.id,
@@ -165,8 +165,19 @@ def _passages(path: Path, source: str) -> list[Entry]:
             kind="passage",
             row=p.line,
         )
-        for p in read_document(path, source=source)
+        for p in read_document(path, source=source, stem=stem)
     ]
+
+
+def document_stems(files: list[Path], root: Path) -> dict[Path, str]:
+    """The id prefix of each document's passages: its file stem, or its path from ``root`` when
+    another document has the same stem (two ``README.md`` in different folders would otherwise
+    give the same passage ids)."""
+    documents = [f for f in files if f.suffix.lower() in DOCUMENT_SUFFIXES]
+    counts: dict[str, int] = {}
+    for f in documents:
+        counts[f.stem] = counts.get(f.stem, 0) + 1
+    return {f: f.stem if counts[f.stem] == 1 else f.relative_to(root).as_posix() for f in documents}
 
 
 def source_files(path: str | Path, *, exclude: str | Path | None = None) -> list[Path]:
@@ -207,10 +218,12 @@ def read_sources(
     """
     root = Path(path)
     entries: dict[str, Entry] = {}
-    for file in source_files(root, exclude=exclude):
+    files = source_files(root, exclude=exclude)
+    stems = document_stems(files, root if root.is_dir() else root.parent)
+    for file in files:
         source = str(file.relative_to(root)) if root.is_dir() else file.name
         if file.suffix.lower() in DOCUMENT_SUFFIXES:
-            found = _passages(file, source)
+            found = _passages(file, source, stems[file])
         else:
             found = read_faq(file, columns, source=source)
         for entry in found:
