@@ -114,8 +114,8 @@ def atomic_open(path: str | Path, *, binary: bool = False) -> Iterator[Any]:
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
-        publish_mode(tmp, path)
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
+            publish_mode(tmp, path)
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
