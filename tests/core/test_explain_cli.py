@@ -82,9 +82,7 @@ def test_data_writes_one_json_line_per_text_in_file_order(cli, model_dir, tmp_pa
     texts = ["great app", "bad card", "i love the new app", "the refund is terrible"]
     data.write_text("text\n" + "\n".join(texts) + "\n", encoding="utf-8")
     out = tmp_path / "explained.jsonl"
-    result = cli(
-        "explain", "--model", str(model_dir), "--data", str(data), "--out", str(out), "--steps", "8"
-    )
+    result = cli("explain", "--model", str(model_dir), "--data", str(data), "--out", str(out))
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [line["text"] for line in lines] == texts
@@ -127,8 +125,6 @@ def test_data_without_out_streams_json_lines_to_stdout(cli, model_dir, tmp_path,
         str(data),
         "--text-col",
         "body",
-        "--steps",
-        "4",
     )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -170,8 +166,6 @@ def test_existing_output_is_not_overwritten_without_force(cli, model_dir, tmp_pa
         "--out",
         str(out),
         "--force",
-        "--steps",
-        "4",
     )
     assert result.exit_code == 0 and json.loads(out.read_text())["text"] == "great app"
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import DataError, OutputExistsError
+from tunesmith.errors import DataError, OutputExistsError, UserInputError
 
 
 def _alive(pid: int) -> bool:
@@ -169,6 +169,33 @@ def check_writable_dir(target: str | Path, *, force: bool) -> Path:
     if target.exists() and not force:
         raise OutputExistsError(f"{target} exists already; pass --force to replace it")
     return target
+
+
+def _check_parents(path: Path, option: str) -> None:
+    """The nearest existing parent of ``path`` must be a folder (``mkdir`` would fail)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserInputError(f"{option} {path}: {parent} is a file, not a folder")
+            return
+
+
+def check_output_file(path: str | Path, option: str) -> Path:
+    """Refuse, before any work, an output file path that names a folder or lies under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserInputError(f"{option} {path} is a folder; give the path of a file to write")
+    _check_parents(path, option)
+    return path
+
+
+def check_output_folder(path: str | Path, option: str) -> Path:
+    """Refuse, before any work, an output folder path that names a file or lies under a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"{option} {path} is a file; give a folder to write into")
+    _check_parents(path, option)
+    return path
 
 
 @contextlib.contextmanager

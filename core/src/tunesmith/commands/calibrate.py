@@ -32,8 +32,11 @@ def calibrate_command(
     ranking, so accuracy does not change. ECE uses 15 equal-width confidence bins.
     """
     from tunesmith.engine.evaluate import calibrate_model
+    from tunesmith.io import check_output_file
     from tunesmith.locks import writing_into
 
+    if plot is not None:
+        check_output_file(plot, "--plot")  # before calibration.json is rewritten
     # The model directory is this command's output: not while a train --force replaces it, nor
     # while another calibrate writes it.
     with writing_into(model, [CALIBRATION_FILE]) as removed:

@@ -145,8 +145,17 @@ def evaluate_command(
     """
     from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
     from tunesmith.engine.loading import load_model
+    from tunesmith.errors import UserInputError
+    from tunesmith.io import check_output_folder
 
+    if plot is not None:
+        check_output_folder(plot, "--plot")  # before the model loads: a bad path costs no time
     loaded = load_model(model)
+    if plot is not None and loaded.task == "ner":
+        raise UserInputError(
+            "--plot draws a confusion matrix and a reliability diagram, which a NER model "
+            "does not have; its report is per entity type"
+        )
     dataset = load_eval_dataset(loaded, data, text_col, label_col, label_sep)
     report = evaluate_model(
         loaded, dataset, batch_size=batch_size, plot_dir=plot, data_path=data, label_col=label_col
@@ -161,6 +170,17 @@ def evaluate_command(
 def _short(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _with_top(
+    headers: list[str], rows: list[list[str]], records: list[dict[str, Any]], top_k: int | None
+) -> tuple[list[str], list[list[str]]]:
+    """The table with a ``top k`` column (label and probability, most probable first)."""
+    if not top_k:
+        return headers, rows
+    for row, record in zip(rows, records, strict=True):
+        row.append(", ".join(f"{t['label']} {t['score']:.3f}" for t in record["top"]))
+    return [*headers, f"top {top_k}"], rows
 
 
 def predict_command(
@@ -196,10 +216,15 @@ def predict_command(
     from tunesmith.data.limits import cli_texts
 
     given = cli_texts(text)  # before the model loads: a bad argument costs no time
+    for i, value in enumerate(given):
+        if not value.strip():  # as --data refuses an empty cell, and explain an empty --text
+            raise UserInputError(f"--text number {i + 1} is empty; there is nothing to label")
     from tunesmith.engine.loading import load_model
     from tunesmith.engine.predict import predict_texts
 
     loaded = load_model(model, quantize=quantize)
+    if top_k is not None and loaded.task == "ner":
+        raise UserInputError("--top-k applies to classifiers; a NER model lists its entities")
     if data is not None:
         from tunesmith.data.load import read_texts
 
@@ -237,10 +262,10 @@ def predict_command(
             ]
             for r in records
         ]
-        _print_table(["text", "labels"], rows)
+        _print_table(*_with_top(["text", "labels"], rows, records, top_k))
     else:
         rows = [[_short(r["text"]), r["label"], f"{r['score']:.3f}"] for r in records]
-        _print_table(["text", "label", "score"], rows)
+        _print_table(*_with_top(["text", "label", "score"], rows, records, top_k))
     rate = len(texts) / elapsed if elapsed > 0 else 0.0
     typer.echo(f"{len(texts)} texts in {elapsed:.2f} s ({rate:.0f}/s)", err=True)
 
@@ -279,6 +304,9 @@ def _train_pairs(
         raise UserInputError("--task pairs needs --pair-col COLUMN: the text each text matches")
     if out is None:
         raise UserInputError("--task pairs needs --out DIR: where to save the tuned encoder")
+    from tunesmith.engine.config import check_seed
+
+    check_seed(seed)
     check_writable_dir(out, force=force)
     queries, targets, negatives = read_pairs(data, text_col, pair_col, negative_col)
     eval_queries = eval_targets = None
@@ -315,6 +343,47 @@ def _train_pairs(
     names = ["recall@1", "recall@5", "recall@10", "mrr"]
     rows = [[which] + [_fmt(metrics[which][n]) for n in names] for which in ("untuned", "tuned")]
     _print_table(["encoder", *names], rows)
+
+
+#: The train options ``--task pairs`` reads; any other one given is refused, not ignored.
+_PAIR_OPTIONS = frozenset(
+    {
+        "data", "eval_data", "out", "model", "allow_network", "task", "text_col", "pair_col",
+        "negative_col", "epochs", "lr", "batch_size", "max_length", "seed", "force", "as_json",
+    }
+)  # fmt: skip
+#: The options only ``--task pairs`` reads.
+_PAIRS_ONLY = ("pair_col", "negative_col")
+
+
+def _flag(option: str) -> str:
+    """The command-line spelling of a train option (``eval_data`` -> ``--eval``)."""
+    import inspect
+
+    info = inspect.signature(train_command).parameters[option].default
+    return info.param_decls[0] if info.param_decls else "--" + option.replace("_", "-")
+
+
+def _check_task_options(options: dict[str, Any]) -> None:
+    """Refuse options the chosen task would silently ignore: a pair column without
+    ``--task pairs``, or a classification option with it."""
+    import inspect
+
+    from tunesmith.errors import UserInputError
+
+    if options["task"] != "pairs":
+        for option in _PAIRS_ONLY:
+            if options[option] is not None:
+                raise UserInputError(f"{_flag(option)} goes with --task pairs")
+        return
+    defaults = inspect.signature(train_command).parameters
+    for option, value in options.items():
+        if option not in _PAIR_OPTIONS and value != defaults[option].default.default:
+            raise UserInputError(
+                f"{_flag(option)} does not apply to --task pairs; it reads only --data, --eval, "
+                "--out, --model, --text-col, --pair-col, --negative-col, --epochs, --lr, "
+                "--batch-size, --max-length, --seed, --force, --json and --allow-network"
+            )
 
 
 #: Train options whose RunConfig field is named or shaped differently: option -> (field, convert).
@@ -508,6 +577,7 @@ def train_command(
     prints held-out recall@k and MRR for the tuned and untuned encoder.
     """
     options = dict(locals())  # first, so it holds the options and nothing else
+    _check_task_options(options)
     if task == "pairs":
         from tunesmith.engine.distributed import world_size
         from tunesmith.errors import UserInputError

@@ -31,6 +31,14 @@ def _outbox(path: Path | None) -> Path | None:
     return target
 
 
+def _check_status(status: str | None) -> None:
+    """Refuse an unknown ``--status`` also when there is no outbox yet (nothing to filter)."""
+    from tunesmith.events import STATUSES
+
+    if status is not None and status not in STATUSES:
+        raise UserInputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+
+
 def _show(deliveries: list[Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps([d.to_dict() for d in deliveries], indent=2, ensure_ascii=False))
@@ -66,6 +74,7 @@ def list_command(
     """Every delivery in the outbox, oldest first: event, sink, status, attempts, last error."""
     from tunesmith.events import list_deliveries
 
+    _check_status(status)
     path = _outbox(outbox)
     _show(list_deliveries(path, status=status) if path else [], as_json)
 
@@ -80,6 +89,7 @@ def tail_command(
     """The newest deliveries (default 10), oldest of them first."""
     from tunesmith.events import list_deliveries
 
+    _check_status(status)
     path = _outbox(outbox)
     _show(list_deliveries(path, status=status, newest=lines) if path else [], as_json)
 

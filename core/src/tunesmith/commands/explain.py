@@ -20,6 +20,8 @@ import typer
 CHUNK = 128
 #: ``--text`` without ``--method``: one text is explained with 50-step integrated gradients.
 SINGLE_TEXT_METHOD = "ig"
+#: ``--steps`` when not given: the integration steps of ``ig`` and ``captum-ig``.
+DEFAULT_STEPS = 50
 
 
 @contextlib.contextmanager
@@ -112,9 +114,14 @@ def explain_command(
     method: str | None = typer.Option(
         None,
         "--method",
-        help="ig (batched integrated gradients; the default with --text), ig-midpoint (one step at the path's midpoint; the default with --data, measured as faithful and over 10x faster), ig-adaptive (path rule refined per text until it adds up), occlusion, grad-input, captum-ig (Captum, one text at a time), or a plugin's.",
+        help="ig (batched integrated gradients; the default with --text), ig-midpoint (the mean gradient at 2 points around the path's middle; the default with --data, measured as faithful and over 10x faster), ig-adaptive (path rule refined per text until it adds up), occlusion, grad-input, captum-ig (Captum, one text at a time), or a plugin's.",
     ),
-    steps: int = typer.Option(50, "--steps", min=1, help="Integrated-gradient steps (ig)."),
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        min=1,
+        help="Integrated-gradient steps (ig, ig-adaptive, captum-ig) [default: 50].",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (with --text)."),
     html: Path | None = typer.Option(None, "--html", help="Also write an HTML heatmap page."),
     out: Path | None = typer.Option(
@@ -140,11 +147,12 @@ def explain_command(
         text = cli_text(text)  # not-UTF-8 argv bytes: one line, not the tokenizer's TypeError
         if not text.strip():
             raise UserInputError("the text is empty; there is nothing to explain")
-    from tunesmith.io import check_writable_dir
+    from tunesmith.io import check_output_file, check_writable_dir
 
-    for path in (out, html):
+    for path, flag in ((out, "--out"), (html, "--html")):
         if path is not None:
             check_writable_dir(path, force=force)  # fail before the model loads
+            check_output_file(path, flag)  # --force cannot replace a folder with a file
 
     from tunesmith.engine.loading import load_model
     from tunesmith.engine.threads import configure_threads
@@ -154,10 +162,17 @@ def explain_command(
     # One text: 50-step integrated gradients, precise (small delta) and under a second. Many
     # texts: the measured fast default (docs/benchmarks.md, Explanations).
     method = method or (SINGLE_TEXT_METHOD if text is not None else DEFAULT_METHOD)
-    get_method(method)  # an unknown method fails before the model loads
+    chosen = get_method(method)  # an unknown method fails before the model loads
     configure_threads()
     loaded = load_model(model)
     _check_options(loaded, target, method if explicit else None)
+    # NER models are always explained with ig, which takes the steps.
+    if steps is not None and loaded.task != "ner" and not getattr(chosen, "uses_steps", True):
+        raise UserInputError(
+            f"--steps does not apply to --method {method}, which takes no integration steps; "
+            "use it with ig, ig-adaptive or captum-ig"
+        )
+    steps = steps if steps is not None else DEFAULT_STEPS
     limit = loaded.max_length
 
     if text is not None:

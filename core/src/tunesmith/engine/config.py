@@ -18,6 +18,8 @@ from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
 from tunesmith.errors import UserInputError
 
 TASKS = ("auto", "classification", "multilabel", "ner")
+#: numpy's and torch's seeding take an unsigned 32-bit number.
+MAX_SEED = 2**32 - 1
 POOLINGS = ("auto", "mean", "cls")
 HEAD_INITS = ("auto", "probe", "random")
 CLASS_WEIGHTS = ("none", "auto")
@@ -26,6 +28,15 @@ NEAREST = ("auto", "on", "off")
 #: The one error for ``--unlabelled`` on data it cannot self-train on.
 UNLABELLED_NEEDS_SINGLE_LABEL = "--unlabelled: self-training needs single-label classification data"
 _STRATEGY_RE = re.compile(r"^(full|head|lora|freeze:(\d+))$")
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if numpy and torch can seed with it, else a :class:`UserInputError`."""
+    if not 0 <= seed <= MAX_SEED:
+        raise UserInputError(
+            f"--seed {seed} is not valid; expected a whole number from 0 to {MAX_SEED}"
+        )
+    return seed
 
 
 @dataclass
@@ -139,7 +150,8 @@ class RunConfig:
         if not self.data:
             raise UserInputError("--data is required")
         if self.task not in TASKS:
-            raise bad("--task", self.task, " | ".join(TASKS))
+            raise bad("--task", self.task, " | ".join((*TASKS, "pairs")))
+        check_seed(self.seed)
         if not _STRATEGY_RE.match(self.strategy):
             raise bad("--strategy", self.strategy, "full | freeze:K | head | lora")
         if self.pooling not in POOLINGS:
@@ -206,6 +218,8 @@ class RunConfig:
             (self.eval_data, "--eval"),
             (self.unlabelled, "--unlabelled"),
         ):
+            if path is not None and Path(path).is_dir():
+                raise UserInputError(f"{flag} {path} is a folder; give a data file")
             if path is not None and not Path(path).is_file():
                 raise UserInputError(f"{flag} {path}: no such file")
         return self

@@ -152,7 +152,6 @@ def calibrate_model(
     multilabel = loaded.task == "multilabel"
     data = fit_calibration(logits, y, multilabel=multilabel, source=str(data_path))
     previous = loaded.temperature
-    save_calibration(loaded.path, data)
     result = dict(data)
     result["previous_temperature"] = previous
     if multilabel:
@@ -174,4 +173,6 @@ def calibrate_model(
             probs_after=probs_after,
         )
         result["reliability_diagram"] = str(plot_path)
+    # Last: a plot that cannot be written leaves the model's calibration as it was.
+    save_calibration(loaded.path, data)
     return result

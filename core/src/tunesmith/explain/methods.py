@@ -37,6 +37,9 @@ class IntegratedGradients:
 
     name = "ig"
     description = "integrated gradients at the input embeddings, [PAD] baseline"
+    #: Whether ``n_steps`` (``tunesmith explain --steps``) changes the result; the CLI refuses
+    #: ``--steps`` for a method without it. A plugin's method without the attribute counts as True.
+    uses_steps = True
     #: The path rule (see :mod:`tunesmith.explain.ig`): Captum's global Gauss-Legendre rule.
     rule = "gauss-legendre"
 
@@ -96,6 +99,7 @@ class GradientTimesInput:
 
     name = "grad-input"
     description = "gradient x (input - [PAD] baseline) at the input embeddings, one backward pass"
+    uses_steps = False
 
     def attribute(
         self,
@@ -137,6 +141,7 @@ class MidpointIntegratedGradients(IntegratedGradients):
     name = "ig-midpoint"
     description = "integrated gradients from 2 points around the path's middle (fast)"
     rule = "midpoint"
+    uses_steps = False  # always the MIDPOINT_ALPHAS
 
 
 class WordOcclusion:
@@ -148,6 +153,7 @@ class WordOcclusion:
 
     name = "occlusion"
     description = "drop in the explained score when each word is removed"
+    uses_steps = False
 
     def attribute(
         self,
@@ -206,6 +212,7 @@ class CaptumIntegratedGradients:
 
     name = "captum-ig"
     description = "Captum LayerIntegratedGradients at the input embeddings, one text at a time"
+    uses_steps = True
 
     def attribute(
         self,

@@ -1,0 +1,173 @@
+"""Mistakes a new user makes with the core CLI: each is one ``Error:`` line with exit code 2,
+before anything is written, and no flag is silently ignored."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunesmith.errors import UserInputError
+from tunesmith.testing import make_tiny_classifier, make_tiny_tagger, write_csv
+
+torch = pytest.importorskip("torch")
+
+TEXTS = ["my card is lost", "where is my parcel", "card stolen", "parcel late"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_tiny_classifier(tmp_path_factory.mktemp("clf"), ["card", "parcel"], TEXTS)
+
+
+@pytest.fixture(scope="module")
+def tagger_dir(tmp_path_factory):
+    return make_tiny_tagger(tmp_path_factory.mktemp("ner"), ["O", "B-PER", "I-PER"], TEXTS)
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    rows = zip(TEXTS, ["card", "parcel", "card", "parcel"], strict=True)
+    return write_csv(tmp_path / "eval.csv", rows)
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_calibrate_plot_at_a_folder_is_refused_before_calibration_is_rewritten(
+    cli, model_dir, labelled, tmp_path
+):
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    line = one_error_line(
+        cli("calibrate", "--model", str(model_dir), "--data", str(labelled), "--plot", str(folder))
+    )
+    assert str(folder) in line and "is a folder" in line
+    assert not (model_dir / "calibration.json").exists()
+
+
+def test_calibrate_plot_under_a_file_is_one_error_line(cli, model_dir, labelled, tmp_path):
+    plot = labelled / "reliability.png"
+    line = one_error_line(
+        cli("calibrate", "--model", str(model_dir), "--data", str(labelled), "--plot", str(plot))
+    )
+    assert f"{labelled} is a file, not a folder" in line
+    assert not (model_dir / "calibration.json").exists()
+
+
+def test_evaluate_plot_at_a_file_is_one_error_line(cli, model_dir, labelled):
+    line = one_error_line(
+        cli("evaluate", "--model", str(model_dir), "--data", str(labelled), "--plot", str(labelled))
+    )
+    assert f"--plot {labelled} is a file" in line
+
+
+def test_evaluate_plot_on_a_ner_model_is_refused_not_ignored(cli, tagger_dir, tmp_path):
+    data = tmp_path / "eval.conll"
+    data.write_text("Ann\tB-PER\nsmiles\tO\n", encoding="utf-8")
+    line = one_error_line(
+        cli("evaluate", "--model", str(tagger_dir), "--data", str(data), "--plot", str(tmp_path))
+    )
+    assert "--plot" in line and "NER" in line
+
+
+def test_predict_table_shows_the_top_k_labels(cli, model_dir):
+    result = cli("predict", "--model", str(model_dir), "--text", "card lost", "--top-k", "2")
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0].split()
+    assert header[-2:] == ["top", "2"]
+    row = result.stdout.splitlines()[1]
+    assert "card 0." in row and "parcel 0." in row
+
+
+def test_predict_top_k_on_a_ner_model_is_refused_not_ignored(cli, tagger_dir):
+    result = cli("predict", "--model", str(tagger_dir), "--text", "Ann smiles", "--top-k", "2")
+    assert "--top-k applies to classifiers" in one_error_line(result)
+
+
+def test_predict_empty_text_is_refused_not_classified(cli, model_dir):
+    result = cli("predict", "--model", str(model_dir), "--text", "card", "--text", "  ")
+    assert "--text number 2 is empty" in one_error_line(result)
+
+
+@pytest.mark.parametrize("method", ["ig-midpoint", "occlusion", "grad-input"])
+def test_explain_steps_with_a_method_without_steps_is_refused(cli, model_dir, method):
+    args = ["explain", "--model", str(model_dir), "--text", "card lost", "--method", method]
+    line = one_error_line(cli(*args, "--steps", "8"))
+    assert f"--steps does not apply to --method {method}" in line
+
+
+def test_explain_steps_are_refused_for_the_data_default_method(cli, model_dir, labelled):
+    result = cli("explain", "--model", str(model_dir), "--data", str(labelled), "--steps", "8")
+    assert "--method ig-midpoint" in one_error_line(result)
+
+
+def test_explain_steps_still_apply_to_integrated_gradients(cli, model_dir):
+    args = ["explain", "--model", str(model_dir), "--text", "card lost", "--json"]
+    result = cli(*args, "--method", "ig", "--steps", "4")
+    assert result.exit_code == 0, result.output
+
+
+def test_train_seed_numpy_cannot_take_is_refused_before_any_work(cli, labelled, tmp_path):
+    out = tmp_path / "model"
+    for seed in ("-5", str(2**32)):
+        line = one_error_line(
+            cli("train", "--data", str(labelled), "--out", str(out), "--seed", seed)
+        )
+        assert f"--seed {seed} is not valid" in line
+    assert not list(tmp_path.glob("model*"))
+
+
+def test_train_pair_seed_numpy_cannot_take_is_refused(cli, labelled, tmp_path):
+    args = ["train", "--task", "pairs", "--data", str(labelled), "--pair-col", "label"]
+    line = one_error_line(cli(*args, "--out", str(tmp_path / "enc"), "--seed", "-1"))
+    assert "--seed -1 is not valid" in line
+
+
+def test_train_pair_column_without_task_pairs_is_refused_not_ignored(cli, labelled, tmp_path):
+    args = ["train", "--data", str(labelled), "--out", str(tmp_path / "m")]
+    assert "--pair-col goes with --task pairs" in one_error_line(cli(*args, "--pair-col", "x"))
+    assert "--negative-col goes with --task pairs" in one_error_line(
+        cli(*args, "--negative-col", "x")
+    )
+
+
+@pytest.mark.parametrize(
+    "extra", [["--strategy", "lora"], ["--label-col", "intent"], ["--no-calibrate"]]
+)
+def test_train_classification_flag_with_task_pairs_is_refused_not_ignored(
+    cli, labelled, tmp_path, extra
+):
+    args = ["train", "--task", "pairs", "--data", str(labelled), "--pair-col", "label"]
+    line = one_error_line(cli(*args, "--out", str(tmp_path / "enc"), *extra))
+    assert f"{extra[0]} does not apply to --task pairs" in line
+    assert not (tmp_path / "enc").exists()
+
+
+def test_train_folder_as_data_is_named_a_folder(cli, tmp_path):
+    line = one_error_line(cli("train", "--data", str(tmp_path), "--out", str(tmp_path / "m")))
+    assert f"--data {tmp_path} is a folder" in line
+
+
+def test_train_unknown_task_lists_pairs_among_the_choices():
+    from tunesmith.engine.config import RunConfig
+
+    with pytest.raises(UserInputError, match=r"ner \| pairs"):
+        RunConfig(data="x.csv", task="bogus").validate()
+
+
+@pytest.mark.parametrize("command", ["list", "tail"])
+def test_events_unknown_status_is_refused_also_without_an_outbox(
+    cli, tmp_path, monkeypatch, command
+):
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))  # no events.sqlite there
+    result = cli("events", command, "--status", "bogus")
+    assert "unknown status 'bogus'" in one_error_line(result)
+
+
+def test_explain_html_at_a_folder_is_one_error_line_even_with_force(cli, model_dir, tmp_path):
+    args = ["explain", "--model", str(model_dir), "--text", "card lost", "--force"]
+    line = one_error_line(cli(*args, "--html", str(tmp_path)))
+    assert f"--html {tmp_path} is a folder" in line
