@@ -273,7 +273,7 @@ def test_trends_refuses_a_folder_as_output_and_a_key_with_by_all(cli, tmp_path):
         result = cli("finance", "trends", "--db", str(db), flag, str(tmp_path))
         assert result.exit_code == 2, result.output
         assert result.output.strip().splitlines() == [
-            f"Error: {flag} {tmp_path}: is a folder; give a file name"
+            f"Error: {flag} {tmp_path} is a folder; give the path of a file to write"
         ]
     result = cli("finance", "trends", "--db", str(db), "--by", "all", "--key", "banking")
     assert result.exit_code == 2 and "--key picks a topic or ticker" in result.output

@@ -432,13 +432,14 @@ def trends_command(
 ) -> None:
     """Count, negative share (Wilson 95 % interval) and mean score per key and time bucket."""
     from tunesmith.errors import UserInputError
+    from tunesmith.io import check_output_file
     from tunesmith_finance import trends as trend_mod
 
     if key is not None and by == "all":
         raise UserInputError("--key picks a topic or ticker: use it with --by topic or ticker")
     for flag, out in (("--csv", csv_out), ("--chart", chart)):
-        if out is not None and out.is_dir():
-            raise UserInputError(f"{flag} {out}: is a folder; give a file name")
+        if out is not None:
+            check_output_file(out, flag)
     store = _open_existing(db)
     try:
         rows = trend_mod.trends(
