@@ -171,3 +171,24 @@ def test_explain_html_at_a_folder_is_one_error_line_even_with_force(cli, model_d
     args = ["explain", "--model", str(model_dir), "--text", "card lost", "--force"]
     line = one_error_line(cli(*args, "--html", str(tmp_path)))
     assert f"--html {tmp_path} is a folder" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "--model", "m", "--batch-size", "0"], "Invalid value for '--batch-size'"),
+        (["predict"], "Missing option '--model'"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+    ],
+)
+def test_a_usage_error_is_one_error_line_with_a_help_hint_not_a_boxed_usage(cli, args, message):
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"Error: {message}") and "--help'" in result.stderr
+    assert "Usage:" not in result.output and "╭" not in result.output
+
+
+def test_a_command_group_called_bare_prints_its_help_and_no_empty_error(cli):
+    result = cli("events")
+    assert "Usage:" in result.stdout and "Error" not in result.stderr

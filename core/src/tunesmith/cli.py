@@ -14,7 +14,8 @@ from tunesmith.errors import TunesmithError
 
 
 class _TunesmithGroup(TyperGroup):
-    """Turns a :class:`TunesmithError` from any command into one line and an exit code."""
+    """Turns a :class:`TunesmithError` from any command, and a usage error (a missing option, a
+    value out of range, an unknown command), into one ``Error:`` line and an exit code."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
@@ -22,6 +23,29 @@ class _TunesmithGroup(TyperGroup):
         except TunesmithError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[no-untyped-def]
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        # Typer would print the usage, a hint and a boxed message: three lines and a frame
+        # where every other error of ours is one line a script can log.
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+            if not hasattr(exc, "format_message"):
+                raise
+            message = exc.format_message()
+            if message.strip():  # empty: a group called bare, its help is already printed
+                ctx = getattr(exc, "ctx", None)
+                hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+                typer.echo(f"Error: {message}{hint}", err=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        # Without standalone mode click returns an exit code for typer.Exit, else the
+        # command's return value (None for every command here).
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _version_callback(value: bool) -> None:
