@@ -334,6 +334,25 @@ def test_text_longer_than_the_model_limit_is_truncated_with_a_warning(bag):
     assert len(warnings) == 1 and "limit of 16 tokens" in warnings[0]
 
 
+def test_a_text_past_the_tokenizer_limit_warns_once_in_our_words_not_transformers(tmp_path, capfd):
+    from transformers.utils import logging as hf_logging
+
+    from tunesmith.explain.encoding import encode_texts
+    from tunesmith.testing import make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer(tmp_path, ["good great movie film"])
+    tokenizer.model_max_length = 16  # what transformers compares a text's length with
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()  # as on a user's terminal
+    try:
+        encode_texts(tokenizer, ["good " * 100], max_length=16)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    err = capfd.readouterr().err
+    assert err.count("warning: text 1 has 102 tokens") == 1
+    assert "Token indices sequence length" not in err
+
+
 def test_unknown_method_lists_the_available_ones(bag):
     from tunesmith.errors import UserInputError
     from tunesmith.explain.attribute import explain_texts

@@ -91,7 +91,8 @@ def encode_texts(
     encoded: list[EncodedText] = []
     fast = bool(getattr(tokenizer, "is_fast", False))
     for index, text in enumerate(texts):
-        full = tokenizer(text, add_special_tokens=True, truncation=False)
+        # verbose=False: the length warning is ours to give, once, below (not transformers')
+        full = tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)
         truncated = len(full["input_ids"]) > max_length
         batch = tokenizer(
             text,
