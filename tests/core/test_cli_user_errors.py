@@ -192,3 +192,10 @@ def test_a_usage_error_is_one_error_line_with_a_help_hint_not_a_boxed_usage(cli,
 def test_a_command_group_called_bare_prints_its_help_and_no_empty_error(cli):
     result = cli("events")
     assert "Usage:" in result.stdout and "Error" not in result.stderr
+
+
+def test_a_pair_training_range_error_names_the_flag(cli, tmp_path):
+    data = write_csv(tmp_path / "pairs.csv", [["q1", "a1"], ["q2", "a2"]], header=("q", "a"))
+    result = cli("train", "--task", "pairs", "--data", str(data), "--text-col", "q",
+                 "--pair-col", "a", "--out", str(tmp_path / "enc"), "--epochs", "0")  # fmt: skip
+    assert result.exit_code == 2 and "(--epochs) must be positive" in result.stderr

@@ -460,11 +460,11 @@ def train_pair_encoder(
     and ``force`` is not set. Returns the path and the metrics (also in ``out/metrics.json``).
     """
     if not epochs > 0:
-        raise UserInputError(f"epochs must be positive, got {epochs}")
+        raise UserInputError(f"epochs (--epochs) must be positive, got {epochs}")
     if batch_size < 1:
-        raise UserInputError(f"batch_size must be at least 1, got {batch_size}")
+        raise UserInputError(f"batch_size (--batch-size) must be at least 1, got {batch_size}")
     if lr is not None and not lr > 0:
-        raise UserInputError(f"lr must be positive, got {lr}")
+        raise UserInputError(f"lr (--lr) must be positive, got {lr}")
     q, t, kept = _pairs(queries, targets, "training")
     if not q:
         raise UserInputError("no (query, target) pairs to train on: every pair has an empty side")
