@@ -328,10 +328,9 @@ def test_add_items_makes_new_items_recommendable_from_text(model_dir, tmp_path):
     assert "n1" in {r.item_id for r in recommender.for_query(text, k=10)}
     assert len(recommender.for_user("u01", k=5)) == 5
     again = run("recommend", "add-items", "-m", str(copy), "--items", str(new))
-    assert (
-        again.exit_code == 2
-        and "item 'n1' (item 1 of the file) is in the model already" in again.output
-    )
+    # the line of the JSONL file, as every other data error names it
+    assert again.exit_code == 2
+    assert f"{new}:1: item 'n1' is in the model already" in again.output
 
 
 def test_for_user_differs_from_popularity_for_users_with_history(model_dir):

@@ -37,6 +37,7 @@ class Catalogue:
     texts: list[str]
     path: str = ""
     position: dict[str, int] = field(default_factory=dict)
+    rows: list[int] = field(default_factory=list)  # each item's row in its file, when read
 
     def __post_init__(self) -> None:
         if not self.position:
@@ -148,7 +149,9 @@ def load_items(
         raise DataError(
             "the catalogue has only one item; recommending needs at least two", path=path
         )
-    return Catalogue(ids=ids, titles=titles, texts=texts, path=str(path))
+    return Catalogue(
+        ids=ids, titles=titles, texts=texts, path=str(path), rows=list(first_row.values())
+    )
 
 
 def _finite(number: float) -> float:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.errors import UserInputError
+from tunesmith.errors import DataError, UserInputError
 from tunesmith.io import atomic_directory, atomic_write_json, read_json_object
 from tunesmith.retrieval import Encoder, VectorIndex
 from tunesmith_recommend.explain import because_you_liked
@@ -162,10 +162,12 @@ def add_items(path: str | Path, new: Any) -> int:
 
     path = Path(path)
     current = Recommender(path)
-    for row, item in enumerate(new.ids):
+    for index, item in enumerate(new.ids):
         if item in current.position:
-            raise UserInputError(
-                f"{new.path}: item {item!r} (item {row + 1} of the file) is in the model already"
+            raise DataError(
+                f"item {item!r} is in the model already",
+                path=new.path or None,
+                row=new.rows[index] if new.rows else None,
             )
     vectors = current.encoder.encode(list(new.texts)).astype(np.float32)
     signals = current.signals
