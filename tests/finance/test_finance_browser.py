@@ -37,3 +37,29 @@ def test_dashboard_scores_a_pasted_text_with_highlighted_words(dashboard_url, pa
     assert (
         "Topics and tickers: banking, $HLXB" in page.get_by_text("Topics and tickers").inner_text()
     )
+
+
+def test_start_after_a_failed_set_up_tries_again_and_shows_the_outcome(
+    tmp_path_factory, launch_blocks, page, monkeypatch
+):
+    import time
+
+    from tunesmith.errors import ModelNotFoundError
+    from tunesmith_finance.demo import build_demo
+    from tunesmith_finance.scoring import SentimentModel
+
+    def slow_missing(cls, path, **_options):
+        time.sleep(1.0)  # long enough for the page to show the attempt under way
+        raise ModelNotFoundError(f"model directory {path} does not exist")
+
+    monkeypatch.setattr(SentimentModel, "load", classmethod(slow_missing))
+    folder = tmp_path_factory.mktemp("finance_ui_failing")
+    url = launch_blocks(build_demo(model=str(folder / "no-model"), db=str(folder / "demo.sqlite")))
+    page.goto(url)
+    page.get_by_text("Set-up failed").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Start with the sample data").click()
+    page.get_by_text("Set-up failed").wait_for(state="detached", timeout=10_000)
+    # The timer then shows how the attempt ended; it kept "Loading the model..." when the
+    # failure read the same as the one before.
+    page.get_by_text("Set-up failed").wait_for(timeout=15_000)
+    assert not (folder / "no-model").exists()  # a mistyped --model is not trained into

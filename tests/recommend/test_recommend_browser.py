@@ -37,3 +37,14 @@ def test_a_description_gives_recommendations_for_a_new_user(demo_url, page):
     results = page.locator("#recommend-results")
     results.get_by_text("For “a haunted house on a foggy island”").wait_for(timeout=60_000)
     assert results.inner_text().count(" · ") == 10
+
+
+def test_a_description_with_markup_is_shown_as_typed_not_run(demo_url, page):
+    page.goto(demo_url)
+    page.get_by_text("A description").click(timeout=60_000)
+    typed = "<img src=x onerror=alert(1)> *space* operas"
+    page.get_by_label("Describe what you want").fill(typed)
+    page.get_by_role("button", name="Recommend").click()
+    results = page.locator("#recommend-results")
+    results.get_by_text(f"For “{typed}”").wait_for(timeout=60_000)
+    assert results.locator("img, em").count() == 0  # no image made, no emphasis

@@ -82,3 +82,19 @@ def test_building_the_suite_loads_no_model_or_ml_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_ui_preloads_transformers_before_it_serves(monkeypatch):
+    from tunesmith.ui import launch
+    from tunesmith_suite import command, suite
+
+    events = []
+
+    class App:
+        def launch(self, **_kwargs):
+            events.append("launch")
+
+    monkeypatch.setattr(suite, "build_suite", lambda only=None: App())
+    monkeypatch.setattr(launch, "preload_transformers", lambda: events.append("preload"))
+    command.ui_command(host="127.0.0.1", port=1, only="", share=False, models=None)
+    assert events == ["preload", "launch"]

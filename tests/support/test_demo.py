@@ -59,3 +59,74 @@ def test_uploaded_kb_is_calibrated_by_an_uploaded_question_file(kb_copy, home, t
         kb_copy / "calibration.json"
     ).read_bytes()
     assert demo.service_for(str(borrowed)).ask("how do I do thing 3").answer.candidates
+
+
+def test_chat_messages_escape_markup_but_keep_apostrophes():
+    from types import SimpleNamespace
+
+    answer = SimpleNamespace(question="<img src=x onerror=alert(1)> Where's it?", text="I'm sorry")
+    user, assistant = demo.chat_messages(SimpleNamespace(answer=answer))
+    # Shown as text, not run; the copy button gives "Where's", not "Where&#x27;s".
+    assert user["content"] == "&lt;img src=x onerror=alert(1)&gt; Where's it?"
+    assert assistant == {"role": "assistant", "content": "I'm sorry"}
+
+
+def test_feedback_table_shows_the_question_as_typed_not_html_escaped(kb_copy, home):
+    service = demo.service_for(str(kb_copy))
+    question = "Where's my <b>order</b> & my refund?"
+    turn = service.ask(question)
+    service.feedback(turn.turn_id, helpful=False)
+    # The table is a Dataframe: its cells are plain text, so an escape would show as "&#x27;".
+    assert demo.feedback_rows(str(kb_copy))[0][1:3] == [question, "not helpful"]
+
+
+def test_a_failed_upload_names_the_file_and_leaves_no_folder(kb_copy, home, tmp_path):
+    bad = tmp_path / "faq.jsonl"
+    bad.write_text('{"id": "a"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(UserInputError) as caught:
+        demo.build_uploaded_kb([str(bad)], str(kb_copy))
+    message = str(caught.value)
+    assert message.startswith("faq.jsonl:2: ") and str(demo.demo_dir()) not in message
+    assert list((demo.demo_dir() / "uploads").iterdir()) == []
+
+    (tmp_path / "notes.exe").write_bytes(b"\x00\x01")
+    with pytest.raises(UserInputError, match="^the upload: no knowledge-base files"):
+        demo.build_uploaded_kb([str(tmp_path / "notes.exe")], str(kb_copy))
+
+
+def test_two_first_questions_at_once_index_the_sample_kb_once(home, monkeypatch):
+    import threading
+    import time
+
+    from tunesmith_support import kbindex, learning
+
+    built = []
+
+    def build_index(_src, out, model):
+        built.append(model)
+        time.sleep(0.3)  # indexing takes a while: the second session arrives meanwhile
+        out.mkdir(parents=True)
+
+    monkeypatch.setattr(kbindex, "build_index", build_index)
+    monkeypatch.setattr(kbindex, "load_encoder", lambda _kb: None)
+    monkeypatch.setattr(kbindex, "open_index", lambda _kb, _encoder: None)
+    monkeypatch.setattr(kbindex, "stored_entries", lambda _index: [])
+    monkeypatch.setattr(learning, "read_labelled", lambda _paths, _ids: [])
+    monkeypatch.setattr(
+        learning, "calibrate_kb", lambda kb, _rows: (kb / kbindex.CALIBRATION).write_text("{}")
+    )
+    results, errors = [], []
+
+    def first_question():
+        try:
+            results.append(demo.sample_kb())
+        except Exception as exc:  # the second rename onto the first folder failed
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_question) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(built) == 1
+    assert results == [demo.demo_dir() / "sample-kb"] * 2

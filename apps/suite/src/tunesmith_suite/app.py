@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
+from tunesmith.ui.launch import preload_transformers
 from tunesmith_suite.suite import build_suite
 
 demo = build_suite()
+preload_transformers()  # the tabs' first actions run in parallel threads
 
 if __name__ == "__main__":
     demo.launch(

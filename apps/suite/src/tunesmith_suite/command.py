@@ -22,6 +22,7 @@ def ui_command(
     ),
 ) -> None:
     """Serve one tab per registered demo. Models load on first use, not at start."""
+    from tunesmith.ui.launch import launch
     from tunesmith.ui.model_access import set_model_roots
     from tunesmith_suite.suite import build_suite, parse_only
 
@@ -29,4 +30,4 @@ def ui_command(
     names = parse_only(only)
     app = build_suite(only=names)
     typer.echo(f"tunesmith suite on http://{host}:{port}", err=True)
-    app.launch(server_name=host, server_port=port, share=share, inbrowser=False, quiet=True)
+    launch(app, host=host, port=port, share=share, inbrowser=False, quiet=True)

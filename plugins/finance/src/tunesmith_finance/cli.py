@@ -685,7 +685,8 @@ def demo_command(
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
 ) -> None:
     """Start the finance dashboard on its own."""
+    from tunesmith.ui.launch import launch
     from tunesmith_finance.demo import build_demo
 
     blocks = build_demo(model=str(model) if model else None, db=str(db) if db else None)
-    blocks.launch(server_name=host, server_port=port)
+    launch(blocks, host=host, port=port)

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tunesmith.ui.markdown import plain_markdown as _plain
+
 TITLE = "Finance sentiment"
 DESCRIPTION = "Score finance news, follow per-topic sentiment trends, see surges explained."
 INTRO = (
@@ -78,9 +80,12 @@ class Dashboard:
         return self.explicit or (self.model_dir / "config.json").exists()
 
     def start(self) -> str:
-        """Start the background set-up once; returns the status line."""
+        """Start the background set-up once, or again after it failed; returns the status line."""
         with self._lock:
-            if self._thread is None:
+            failed = self._thread is not None and not self._thread.is_alive()
+            if self._thread is None or failed:
+                self.error = None
+                self.status = "Starting..."
                 self._thread = threading.Thread(target=self._prepare, daemon=True)
                 self._thread.start()
         return self.status
@@ -93,7 +98,9 @@ class Dashboard:
         from tunesmith_finance.storage import count_documents, open_store
 
         try:
-            if not (self.model_dir / "config.json").exists():
+            # A model the user named is only loaded: a mistyped path is an error, not a folder
+            # to train the sample model into.
+            if not self.explicit and not (self.model_dir / "config.json").exists():
                 self.status = "Training a small sentiment model on the sample sentences (once)..."
                 train_sample_model(self.model_dir)
             self.status = "Loading the model..."
@@ -218,13 +225,16 @@ class Dashboard:
 
 
 def _alert_markdown(alert: dict[str, Any]) -> str:
-    words = ", ".join(f"**{w['word']}**" for w in alert["words"][:8]) or "(no explanation)"
+    words = ", ".join(f"**{_plain(w['word'])}**" for w in alert["words"][:8]) or "(no explanation)"
     lines = [
-        f"#### {alert['kind']} {alert['key']}: {alert['negatives']}/{alert['n']} negative "
-        f"({alert['share']:.0%}, baseline {alert['baseline']:.0%})",
-        f"Window {alert['window']}. Words behind the negative scores: {words}.",
+        f"#### {_plain(alert['kind'])} {_plain(alert['key'])}: {alert['negatives']}/{alert['n']} "
+        f"negative ({alert['share']:.0%}, baseline {alert['baseline']:.0%})",
+        f"Window {_plain(alert['window'])}. Words behind the negative scores: {words}.",
     ]
-    lines += [f"- {e['score']:+.2f} · {e['time']} · {e['text']}" for e in alert["examples"]]
+    lines += [
+        f"- {e['score']:+.2f} · {_plain(e['time'])} · {_plain(e['text'])}"
+        for e in alert["examples"]
+    ]
     return "\n".join(lines)
 
 
@@ -287,8 +297,10 @@ def build_demo(
                 seen,
             )
 
-        def on_start() -> str:
-            return board.start()
+        def on_start() -> tuple[str, None]:
+            # The status shown changes here, not through the timer: forget what the timer drew,
+            # or a set-up that fails again (the same status as before) would never be redrawn.
+            return board.start(), None
 
         def on_score(value: str) -> tuple[Any, Any, str]:
             try:
@@ -298,11 +310,11 @@ def build_demo(
 
         shown = gr.State(None)
         outputs = [status, chart, table, details, key, shown]
-        start.click(on_start, outputs=status)
+        start.click(on_start, outputs=[status, shown])
         go.click(on_score, inputs=text, outputs=[probabilities, words, note])
         for control in (by, bucket, key):
             control.change(refresh, inputs=[by, bucket, key, shown], outputs=outputs)
         gr.Timer(REFRESH_SECONDS).tick(refresh, inputs=[by, bucket, key, shown], outputs=outputs)
         if autostart if autostart is not None else board.should_autostart():
-            blocks.load(on_start, outputs=status)
+            blocks.load(on_start, outputs=[status, shown])
     return blocks

@@ -381,10 +381,11 @@ def demo_command(
     host: str = typer.Option("127.0.0.1", "--host"),
 ) -> None:
     """Open the recommendation demo in a browser tab."""
+    from tunesmith.ui.launch import launch
     from tunesmith_recommend.demo import build_demo
 
     print(f"Starting the demo on http://{host}:{port}/", file=sys.stderr)
-    build_demo(str(model_dir) if model_dir else None).launch(server_name=host, server_port=port)
+    launch(build_demo(str(model_dir) if model_dir else None), host=host, port=port)
 
 
 def build_group() -> typer.Typer:

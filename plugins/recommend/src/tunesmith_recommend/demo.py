@@ -13,8 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tunesmith.ui.markdown import plain_markdown as plain
+
 DESCRIPTION = "Recommends films from their text and what users liked, with the reasons."
 MODES = ("A user", "Liked films", "A description")
+#: Longest description quoted back in the results heading (the whole text is still used).
+HEADING_CHARS = 200
 
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
@@ -60,10 +64,19 @@ def recommender_for(model_dir: str | None) -> Any:
 def choices(model_dir: str | None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(users, items) as (label, value) pairs, read cheaply without loading any model."""
     if model_dir:
+        from tunesmith.errors import UserInputError
+
         base = Path(model_dir)
-        users = sorted(json.loads((base / "histories.json").read_text(encoding="utf-8")))
-        catalogue = json.loads((base / "catalogue.json").read_text(encoding="utf-8"))
-        items = list(zip(catalogue["titles"], catalogue["ids"], strict=True))
+        try:
+            users = sorted(json.loads((base / "histories.json").read_text(encoding="utf-8")))
+            catalogue = json.loads((base / "catalogue.json").read_text(encoding="utf-8"))
+            items = list(zip(catalogue["titles"], catalogue["ids"], strict=True))
+        except (OSError, ValueError, KeyError, TypeError):
+            # The words Recommender uses for a directory that is not one of its models.
+            raise UserInputError(
+                f"{base} is not a recommend model directory "
+                "(make one with `tunesmith recommend train`)"
+            ) from None
         return [(u, u) for u in users], [(f"{t} [{i}]", i) for t, i in items]
     from tunesmith_recommend.data import sample_paths
 
@@ -86,14 +99,16 @@ def choices(model_dir: str | None) -> tuple[list[tuple[str, str]], list[tuple[st
 
 
 def results_markdown(results: list[Any], heading: str) -> str:
-    """A numbered list with each item's reason."""
+    """A numbered list with each item's reason (``heading`` is Markdown; titles and ids are
+    escaped here: they come from whatever catalogue the model was trained on)."""
     lines = [f"### {heading}", ""]
     for rank, rec in enumerate(results, start=1):
         reason = ""
         if rec.because:
-            liked = ", ".join(f"*{b['title']}* ({b['share']:.0%})" for b in rec.because)
+            liked = ", ".join(f"*{plain(b['title'])}* ({b['share']:.0%})" for b in rec.because)
             reason = f" — because you liked {liked}"
-        lines.append(f"{rank}. **{rec.title}** `{rec.item_id}` · {rec.score:.3f}{reason}")
+        code = str(rec.item_id).replace("`", "'")  # a code span shows its text as typed
+        lines.append(f"{rank}. **{plain(rec.title)}** `{code}` · {rec.score:.3f}{reason}")
     return "\n".join(lines)
 
 
@@ -115,19 +130,22 @@ def recommend(
             if not user:
                 raise UserInputError("Choose a user.")
             results = recommender.for_user(user, k)
-            heading = f"For {user}"
+            heading = f"For {plain(user)}"
         elif mode == MODES[1]:
             if not liked:
                 raise UserInputError("Choose at least one film you liked.")
             results = recommender.for_liked(list(liked), k)
             heading = "For someone who liked " + ", ".join(
-                recommender.titles[recommender.position[i]] for i in liked
+                plain(recommender.titles[recommender.position[i]]) for i in liked
             )
         else:
             results = recommender.for_query(text or "", k)
-            heading = f"For “{text.strip()}”"
+            shown = " ".join(text.split())
+            if len(shown) > HEADING_CHARS:
+                shown = shown[:HEADING_CHARS].rstrip() + "…"
+            heading = f"For “{plain(shown)}”"
     except UserInputError as exc:
-        return f"**{exc}**", None
+        return f"**{plain(str(exc))}**", None
     highlights = None
     if explain and results:
         from tunesmith.ui.highlight import explanation_to_highlights

@@ -457,9 +457,10 @@ def demo_command(
     host: str = typer.Option("127.0.0.1", "--host"),
 ) -> None:
     """The Gradio demo on its own: chat, sources, confidence, hand-off, feedback, why."""
+    from tunesmith.ui.launch import launch
     from tunesmith_support.demo import build_demo
 
-    build_demo(kb).launch(server_name=host, server_port=port, share=False)
+    launch(build_demo(kb), host=host, port=port, share=False)
 
 
 def about_command() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import html
+import os
 import shutil
 import threading
 import time
@@ -20,6 +21,7 @@ from tunesmith.errors import TunesmithError, UserInputError
 
 _services: dict[str, Any] = {}
 _lock = threading.Lock()
+_sample_lock = threading.Lock()  # two first questions at once index the sample KB once
 
 
 def demo_dir() -> Path:
@@ -31,19 +33,22 @@ def demo_dir() -> Path:
 
 def sample_kb(model: str = "default") -> Path:
     """The sample KB, indexed and calibrated once (built in a temporary folder, then renamed)."""
-    from tunesmith_support.kbindex import (
-        CALIBRATION,
-        build_index,
-        load_encoder,
-        open_index,
-        stored_entries,
-    )
-    from tunesmith_support.learning import calibrate_kb, read_labelled
-    from tunesmith_support.sample import sample_paths
+    from tunesmith_support.kbindex import CALIBRATION
 
     out = demo_dir() / "sample-kb"
     if (out / CALIBRATION).exists():
         return out
+    with _sample_lock:
+        if (out / CALIBRATION).exists():  # built by the session that held the lock first
+            return out
+        return _build_sample_kb(out, model)
+
+
+def _build_sample_kb(out: Path, model: str) -> Path:
+    from tunesmith_support.kbindex import build_index, load_encoder, open_index, stored_entries
+    from tunesmith_support.learning import calibrate_kb, read_labelled
+    from tunesmith_support.sample import sample_paths
+
     paths = sample_paths()
     tmp = demo_dir() / f"sample-kb.tmp-{time.time_ns()}"
     build_index(paths["kb"], tmp, model=model)
@@ -70,6 +75,20 @@ def service_for(kb_dir: str) -> Any:
 
 def _esc(text: str) -> str:
     return html.escape(text or "", quote=True)
+
+
+def chat_messages(turn: Any) -> list[dict[str, str]]:
+    """The question and the answer of a turn as chat messages.
+
+    The chat renders its messages as sanitised HTML, so markup is escaped, but quotes are kept:
+    its copy button and its screen-reader label give the message as stored, and ``I&#x27;m``
+    there would be wrong.
+    """
+    a = turn.answer
+    return [
+        {"role": "user", "content": html.escape(a.question or "", quote=False)},
+        {"role": "assistant", "content": html.escape(a.text or "", quote=False)},
+    ]
 
 
 def describe(turn: Any) -> tuple[str, str]:
@@ -105,14 +124,15 @@ def describe(turn: Any) -> tuple[str, str]:
 
 
 def feedback_rows(kb_dir: str) -> list[list[Any]]:
-    """Stored feedback, newest first, for the table under the chat."""
+    """Stored feedback, newest first, for the table under the chat (a Dataframe shows its cells
+    as plain text, so they are not HTML-escaped: an escaped ``'`` would show as ``&#x27;``)."""
     rows = service_for(kb_dir).conversations.feedback()
     return [
         [
             r["turn_id"],
-            _esc(r["question"]),
+            r["question"],
             {1: "helpful", 0: "not helpful"}.get(r["helpful"], ""),
-            _esc(r["correct_id"] or ""),
+            r["correct_id"] or "",
         ]
         for r in reversed(rows)
     ]
@@ -145,7 +165,30 @@ def explain(kb_dir: str, last: dict[str, Any]) -> tuple[Any, Any, str]:
 def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
     """A KB from uploaded files, with the current KB's base model. A CSV with ``question`` and
     ``answer_id`` columns is taken as labelled questions and calibrates the KB; without one, the
-    current KB's calibration is borrowed (said in the status)."""
+    current KB's calibration is borrowed (said in the status).
+
+    A failed upload leaves no folder behind, and its error names the uploaded files, not where
+    the server keeps them."""
+    if not files:
+        raise UserInputError("Choose FAQ files or documents to upload first.")
+    root = demo_dir() / "uploads" / str(time.time_ns())
+    try:
+        return _build_upload(files, current_kb, root)
+    except Exception as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        if isinstance(exc, TunesmithError):
+            raise UserInputError(_upload_message(str(exc), root)) from None
+        raise
+
+
+def _upload_message(message: str, root: Path) -> str:
+    """``message`` with the upload folder's paths replaced by what the user uploaded."""
+    for folder in (root / "sources", root):
+        message = message.replace(f"{folder}{os.sep}", "").replace(str(folder), "the upload")
+    return message
+
+
+def _build_upload(files: list[str], current_kb: str, root: Path) -> tuple[Path, str]:
     from tunesmith_support.kbindex import (
         CALIBRATION,
         build_index,
@@ -157,9 +200,6 @@ def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
     )
     from tunesmith_support.learning import calibrate_kb, read_labelled
 
-    if not files:
-        raise UserInputError("Choose FAQ files or documents to upload first.")
-    root = demo_dir() / "uploads" / str(time.time_ns())
     src = root / "sources"
     src.mkdir(parents=True)
     labelled = []
@@ -255,10 +295,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
             except TunesmithError as exc:
                 raise gr.Error(str(exc)) from None
             a = turn.answer
-            history = list(history or []) + [
-                {"role": "user", "content": _esc(a.question)},
-                {"role": "assistant", "content": _esc(a.text)},
-            ]
+            history = list(history or []) + chat_messages(turn)
             shown, src = describe(turn)
             state = {
                 "turn_id": turn.turn_id,

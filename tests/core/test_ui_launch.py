@@ -1,0 +1,56 @@
+"""Serving a demo: transformers is resolved before the first request (tunesmith.ui.launch)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_after_preloading_first_uses_of_transformers_in_parallel_threads_do_not_fail():
+    # transformers resolves its names lazily and not thread-safely: the first question in one tab
+    # while the finance set-up loaded its model failed with "cannot import name 'AutoModel'".
+    code = """
+import json, threading
+from tunesmith.ui.launch import preload_transformers
+preload_transformers()
+errors = []
+def use(names):
+    try:
+        exec("from transformers import " + ", ".join(names), {})
+    except Exception as exc:
+        errors.append(repr(exc))
+pairs = [["AutoModel", "AutoTokenizer"], ["AutoModelForSequenceClassification", "AutoConfig"]]
+threads = [threading.Thread(target=use, args=(pairs[i % 2],)) for i in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps(errors))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_launch_preloads_then_serves_on_the_given_address(monkeypatch):
+    from tunesmith.ui import launch
+
+    events = []
+
+    class Blocks:
+        def launch(self, **options):
+            events.append(("launch", options))
+
+    monkeypatch.setattr(launch, "preload_transformers", lambda: events.append("preload"))
+    launch.launch(Blocks(), host="127.0.0.1", port=7999, share=False)
+    assert events == [
+        "preload",
+        ("launch", {"server_name": "127.0.0.1", "server_port": 7999, "share": False}),
+    ]
+
+
+def test_plain_markdown_shows_markup_and_emphasis_as_typed():
+    from tunesmith.ui.markdown import plain_markdown
+
+    shown = plain_markdown("<img src=x onerror=alert(1)> *space* [link](u)")
+    assert "<img" not in shown and "&lt;img" in shown
+    assert "\\*space\\*" in shown and "\\[link\\]\\(u\\)" in shown
