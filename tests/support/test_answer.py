@@ -169,6 +169,16 @@ def _searcher(scores):
     return answerer
 
 
+def test_one_very_long_word_is_not_a_short_follow_up():
+    # a 2,000-character "word" was joined to the previous question and answered with its answer
+    from tunesmith_support.answer import is_follow_up
+
+    history = ["how do I return my boots"]
+    assert contextual_query("x" * 2000, history) == "x" * 2000
+    assert is_follow_up("and the fee?") and is_follow_up("shipping costs?")
+    assert not is_follow_up("x" * 2000)
+
+
 def test_follow_up_keeps_the_previous_turn_only_when_that_matches_better():
     previous, follow = "how do I return boots", "and how long does that take?"
     joined = f"{previous} {follow}"

@@ -200,3 +200,9 @@ def test_an_unreachable_threshold_is_printed_as_never_not_as_a_probability_above
 
     assert threshold_text(0.8) == ">= 0.800"
     assert threshold_text(1.01).startswith("never")
+
+
+def test_demo_on_a_folder_that_is_not_a_kb_is_one_error_line_before_serving(cli, tmp_path):
+    result = cli("support", "demo", "--kb", str(tmp_path), "--port", "1")
+    assert result.exit_code == 2
+    assert result.output.startswith(f"Error: {tmp_path}: not a knowledge base")

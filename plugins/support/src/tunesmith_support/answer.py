@@ -52,11 +52,16 @@ def asks_for_person(question: str) -> bool:
     return bool(_PERSON.search(question))
 
 
+#: A follow-up is short in characters too: one 2,000-character "word" is no "and the fee?".
+SHORT_CHARS = 60
+
+
 def is_follow_up(question: str) -> bool:
-    """True for a question that leans on the previous one: short, starting with "and"/"what
-    about", or pointing back with a pronoun ("how long does that take?")."""
-    words = question.split()
-    return len(words) <= 3 or bool(_FOLLOW_UP_START.match(question) or _PRONOUN.search(question))
+    """True for a question that leans on the previous one: short (3 words or fewer, and at
+    most :data:`SHORT_CHARS` characters), starting with "and"/"what about", or pointing back
+    with a pronoun ("how long does that take?")."""
+    short = len(question.split()) <= 3 and len(question.strip()) <= SHORT_CHARS
+    return short or bool(_FOLLOW_UP_START.match(question) or _PRONOUN.search(question))
 
 
 def contextual_query(question: str, history: list[str]) -> str:

@@ -459,7 +459,10 @@ def demo_command(
     """The Gradio demo on its own: chat, sources, confidence, hand-off, feedback, why."""
     from tunesmith.ui.launch import launch
     from tunesmith_support.demo import build_demo
+    from tunesmith_support.kbindex import read_meta
 
+    if kb is not None:
+        read_meta(kb)  # not a KB: one line now, not an error on every action once it serves
     launch(build_demo(kb), host=host, port=port, share=False)
 
 
