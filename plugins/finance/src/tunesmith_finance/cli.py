@@ -25,6 +25,7 @@ NAIVE_TZ = typer.Option("UTC", "--naive-tz", help="Zone of times without one.")
 
 # The surge detector's settings, the same flags for alerts, watch --alerts and replay.
 BY = typer.Option("topic", "--by", help="topic | ticker | all.")
+BUCKET = typer.Option("1h", "--bucket", help="Step of the rolling window.")
 WINDOW = typer.Option(3, "--window", help="Window length in buckets.")
 HALF_LIFE = typer.Option("24h", "--half-life", help="Half-life of the EWMA baseline.")
 MIN_VOLUME = typer.Option(8, "--min-volume", help="Fewest documents in a window.")
@@ -319,7 +320,7 @@ def watch_command(
     sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for --alerts."),
     once: bool = typer.Option(False, "--once", help="Ingest what is there now, then exit."),
     by: str = BY,
-    bucket: str = typer.Option("1h", "--bucket", help="Step of the rolling window."),
+    bucket: str = BUCKET,
     window: int = WINDOW,
     half_life: str = HALF_LIFE,
     min_volume: int = MIN_VOLUME,
@@ -538,7 +539,7 @@ def alerts_command(
         None, "--model", help="Model for the explanations (default: the one ingest used)."
     ),
     by: str = BY,
-    bucket: str = typer.Option("1h", "--bucket", help="Step of the rolling window."),
+    bucket: str = BUCKET,
     window: int = WINDOW,
     half_life: str = HALF_LIFE,
     min_volume: int = MIN_VOLUME,
