@@ -61,6 +61,21 @@ def test_ingest_trends_and_alerts_end_to_end_on_the_sample_stream(cli, tiny_mode
     assert len(json.loads(listed.stdout)) == len(found)
 
 
+def test_a_failed_first_ingest_leaves_no_empty_database_but_keeps_an_existing_one(
+    cli, tiny_model, tmp_path
+):
+    from tunesmith_finance.storage import open_store
+
+    new = tmp_path / "new.sqlite"
+    result = cli("finance", "ingest", "-", "--model", str(tiny_model), "--db", str(new), input="")
+    assert result.exit_code == 2 and "empty input" in result.output
+    assert list(tmp_path.glob("new.sqlite*")) == []  # an empty file would look like a result
+    kept = tmp_path / "kept.sqlite"
+    open_store(kept).close()
+    result = cli("finance", "ingest", "-", "--model", str(tiny_model), "--db", str(kept), input="")
+    assert result.exit_code == 2 and kept.exists()
+
+
 def test_ingest_reads_standard_input(cli, tiny_model, tmp_path):
     lines = "\n".join(
         [

@@ -74,6 +74,18 @@ def _sinks(sink: list[str] | None) -> list[Any]:
     return resolve_sinks(list(sink or []))
 
 
+def _discard_if_empty(store: Any, path: Path) -> None:
+    """Remove a database this run created when it failed before storing any document (an empty
+    standard input, a file without a text column): an empty file would look like a result."""
+    from tunesmith_finance.storage import count_documents
+
+    if count_documents(store) != 0:
+        return
+    store.close()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def _ingester(
     db_path: Path,
     model: Path,
@@ -274,6 +286,7 @@ def ingest_command(
     from tunesmith_finance.ingest import Report
 
     _check_inputs(files)
+    created = not db.exists()
     ingester = _ingester(
         db,
         model,
@@ -294,6 +307,10 @@ def ingest_command(
             else:
                 report = ingester.ingest_file(name)
             total.merge(report)
+    except BaseException:
+        if created:
+            _discard_if_empty(ingester.db, db)
+        raise
     finally:
         ingester.db.close()
     _print_report(total, as_json)
