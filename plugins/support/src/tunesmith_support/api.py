@@ -8,11 +8,12 @@ lock around the encoder and index, and the store serialises SQLite writes. Handl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from tunesmith.errors import UserInputError
+from tunesmith.store import StoreError
 from tunesmith_support import __version__
 from tunesmith_support.service import SupportService
 
@@ -21,40 +22,65 @@ from tunesmith_support.service import SupportService
 # FastAPI to resolve their annotations.
 
 
-class AskRequest(BaseModel):
-    question: str = Field(..., description="The customer's question.")
+class _Request(BaseModel):
+    # An unknown field is refused (422), not ignored: a misspelt "conversationId" would
+    # otherwise start a new conversation without a word.
+    model_config = ConfigDict(extra="forbid")
+
+
+class AskRequest(_Request):
+    question: str = Field(
+        ..., description="The customer's question; over 2,000 characters it is cut (see notes)."
+    )
     conversation_id: str | None = Field(
-        None, description="Continue a conversation (from an earlier answer)."
+        None, description="Continue a conversation (from an earlier answer); null starts one."
     )
 
 
 class Candidate(BaseModel):
-    id: str
-    title: str
+    id: str = Field(..., description="The entry's id.")
+    title: str = Field(..., description="Its question, or a passage's heading.")
     category: str
-    source: str
-    heading: str
-    score: float
+    source: str = Field(..., description="The file it came from.")
+    heading: str = Field(..., description="A passage's heading ('' for an FAQ entry).")
+    score: float = Field(..., description="Ranking score (not a probability).")
+
+
+class Entry(BaseModel):
+    id: str
+    question: str = Field(..., description="The FAQ question ('' for a passage).")
+    heading: str = Field(..., description="A passage's heading ('' for an FAQ entry).")
+    category: str
+    source: str = Field(..., description="The file it came from.")
+    kind: Literal["faq", "passage"]
+    answer: str = Field(..., description="The FAQ answer or the passage text.")
 
 
 class AskResponse(BaseModel):
-    decision: str = Field(..., description="answer, clarify or handoff")
-    reason: str = Field("", description="Why a clarify or hand-off happened.")
+    decision: Literal["answer", "clarify", "handoff"]
+    reason: str = Field(
+        "",
+        description="Why a clarify or hand-off happened: close_candidates, asked_for_person, "
+        "out_of_scope or low_confidence ('' for an answer).",
+    )
     text: str = Field(..., description="What to show the customer.")
     confidence: float = Field(..., description="Calibrated P(the top entry is right).")
-    entry: dict[str, Any] | None = Field(None, description="The entry answered from.")
-    candidates: list[Candidate]
-    notes: list[str]
-    conversation_id: str
-    turn_id: int
-    handoff_event: str | None = None
+    entry: Entry | None = Field(None, description="The entry answered from (answers only).")
+    candidates: list[Candidate] = Field(..., description="The best entries, best first.")
+    notes: list[str] = Field(..., description="Remarks for the user (a question was cut).")
+    conversation_id: str = Field(..., description="Send it back to continue the conversation.")
+    turn_id: int = Field(..., description="This turn's id, for feedback.")
+    handoff_event: str | None = Field(
+        None, description="The support.handoff event's id when the turn was handed off."
+    )
 
 
-class FeedbackRequest(BaseModel):
-    turn_id: int
-    helpful: bool | None = None
+class FeedbackRequest(_Request):
+    # Strict: JSON true is not turn 1, nor "yes" helpful.
+    turn_id: StrictInt = Field(..., description="The turn_id of an answer.")
+    helpful: StrictBool | None = Field(None, description="Whether the answer helped.")
     correct_id: str | None = Field(None, description="The right entry id (from an agent).")
-    note: str = ""
+    note: str = Field("", description="Free text kept with the feedback.")
 
 
 class FeedbackResponse(BaseModel):
@@ -62,15 +88,42 @@ class FeedbackResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    entries: int
-    encoder: str
-    version: str
+    status: Literal["ok"]
+    entries: int = Field(..., description="Entries in the knowledge base.")
+    encoder: str = Field(..., description="The encoder the knowledge base was indexed with.")
+    version: str = Field(..., description="The support plugin's version.")
+
+
+class ErrorMessage(BaseModel):
+    detail: str = Field(..., description="One line saying what was wrong.")
+
+
+#: The error responses every POST can give besides FastAPI's 422, for the OpenAPI schema.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "The request was refused (one line in detail)."},
+    503: {
+        "model": ErrorMessage,
+        "description": "The conversation database is busy or unusable; try again later.",
+    },
+}
+
+
+def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``function(...)``, its refusals as HTTP errors: 503 when the conversation store failed
+    (a lock is not the caller's fault), 400 for any other :class:`UserInputError`."""
+    from fastapi import HTTPException
+
+    try:
+        return function(*args, **kwargs)
+    except StoreError as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from None
+    except UserInputError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
 
 
 def create_app(service: SupportService) -> Any:
     """A FastAPI app answering from ``service``'s knowledge base."""
-    from fastapi import FastAPI, HTTPException
+    from fastapi import FastAPI
 
     app = FastAPI(
         title="tunesmith support API",
@@ -78,25 +131,20 @@ def create_app(service: SupportService) -> Any:
         description="Answers customer questions from a knowledge base; clarifies or hands off.",
     )
 
-    @app.post("/v1/ask", response_model=AskResponse)
+    @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS)
     def ask(request: AskRequest) -> dict[str, Any]:
-        try:
-            turn = service.ask(request.question, request.conversation_id, channel="api")
-        except UserInputError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
+        turn = _call(service.ask, request.question, request.conversation_id, channel="api")
         return turn.to_dict()
 
-    @app.post("/v1/feedback", response_model=FeedbackResponse)
+    @app.post("/v1/feedback", response_model=FeedbackResponse, responses=ERRORS)
     def feedback(request: FeedbackRequest) -> dict[str, Any]:
-        try:
-            feedback_id = service.feedback(
-                request.turn_id,
-                helpful=request.helpful,
-                correct_id=request.correct_id,
-                note=request.note,
-            )
-        except UserInputError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
+        feedback_id = _call(
+            service.feedback,
+            request.turn_id,
+            helpful=request.helpful,
+            correct_id=request.correct_id,
+            note=request.note,
+        )
         return {"feedback_id": feedback_id}
 
     @app.get("/v1/health", response_model=Health)

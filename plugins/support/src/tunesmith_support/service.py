@@ -12,10 +12,13 @@ from typing import Any
 
 from tunesmith.errors import UserInputError
 from tunesmith.events import Event, emit
-from tunesmith_support.answer import Answer, Answerer
+from tunesmith_support.answer import Answer, Answerer, clean_question
 from tunesmith_support.conversations import Conversations
 
 HANDOFF_KIND = "support.handoff"
+
+#: SQLite's largest integer; a larger turn id cannot even be looked up.
+MAX_ROW_ID = 2**63 - 1
 
 
 def default_db(kb_dir: str | Path) -> Path:
@@ -26,6 +29,24 @@ def default_db(kb_dir: str | Path) -> Path:
 def default_sinks(kb_dir: str | Path) -> list[str]:
     """Hand-offs go to ``KB/handoffs.jsonl`` unless other sinks are named."""
     return [f"jsonl:{Path(kb_dir) / 'handoffs.jsonl'}"]
+
+
+def shown(value: str, limit: int = 40) -> str:
+    """``value`` quoted for an error line, cut to ``limit`` characters, so that a
+    100,000-character id is not echoed back whole."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}..."
+
+
+def check_text(value: str, what: str) -> None:
+    """Refuse text that is not valid Unicode: a lone surrogate (JSON ``"\\ud800"``, or an
+    undecodable byte in a command-line argument) breaks the tokenizer and SQLite."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UserInputError(
+            f"the {what} is not valid Unicode text (an unpaired surrogate at character "
+            f"{exc.start + 1})"
+        ) from None
 
 
 @dataclass
@@ -70,10 +91,15 @@ class SupportService:
         self, question: str, conversation_id: str | None = None, *, channel: str = "cli"
     ) -> Turn:
         """Answer ``question`` in a conversation (a new one when ``conversation_id`` is None)."""
+        # Refused before a conversation is started, which would stay behind empty.
+        check_text(question, "question")
+        clean_question(question)
         if conversation_id is None:
             conversation_id = self.conversations.start(channel)
-        elif not self.conversations.exists(conversation_id):
-            raise UserInputError(f"no conversation {conversation_id!r}")
+        else:
+            check_text(conversation_id, "conversation id")
+            if not self.conversations.exists(conversation_id):
+                raise UserInputError(f"no conversation {shown(conversation_id)}")
         earlier = self.conversations.turns(conversation_id)
         answer = self.answerer.ask(question, [t["question"] for t in earlier])
         turn_id = self.conversations.record_turn(conversation_id, answer)
@@ -117,8 +143,13 @@ class SupportService:
         note: str = "",
     ) -> int:
         """Store feedback on a turn; a correct id must be an entry of the KB."""
+        if not 0 < turn_id <= MAX_ROW_ID:
+            raise UserInputError(f"no turn {turn_id} in {self.conversations.store.path}")
+        check_text(note, "note")
         if correct_id and correct_id not in self.answerer.scorer.position:
-            raise UserInputError(f"no entry {correct_id!r} in the knowledge base {self.kb_dir}")
+            raise UserInputError(
+                f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}"
+            )
         return self.conversations.add_feedback(
             turn_id, helpful=helpful, correct_id=correct_id, note=note
         )

@@ -1,0 +1,169 @@
+"""The HTTP API as an integrator meets it: odd input is a 400 or 422 with one clear message,
+never a 500, and the OpenAPI schema says what the responses hold."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+
+@pytest.fixture
+def client(kb_copy):
+    from fastapi.testclient import TestClient
+
+    from tunesmith_support.api import create_app
+    from tunesmith_support.service import SupportService
+
+    service = SupportService(kb_copy)
+    # A 500 must show as a status here, as an integrator sees it, not as a raised exception.
+    with TestClient(create_app(service), raise_server_exceptions=False) as test_client:
+        test_client.service = service
+        yield test_client
+    service.close()
+
+
+def count(client, table: str) -> int:
+    rows = client.service.conversations.store.query(f"SELECT COUNT(*) AS n FROM {table}")
+    return int(rows[0]["n"])
+
+
+def one_turn(client) -> int:
+    response = client.post("/v1/ask", json={"question": "how much does shipping cost"})
+    assert response.status_code == 200
+    return response.json()["turn_id"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"turn_id": True, "helpful": True},
+        {"turn_id": "1", "helpful": True},
+        {"turn_id": 1.0, "helpful": True},
+        {"turn_id": 1, "helpful": "yes"},
+        {"turn_id": 1, "helpful": 1},
+    ],
+)
+def test_feedback_of_the_wrong_json_type_is_422_not_coerced(client, body):
+    one_turn(client)
+    response = client.post("/v1/feedback", json=body)
+    assert response.status_code == 422
+    assert count(client, "support_feedback") == 0
+
+
+def test_misspelt_request_field_is_422_not_a_silent_new_conversation(client):
+    first = client.post("/v1/ask", json={"question": "how much does shipping cost"}).json()
+    response = client.post(
+        "/v1/ask", json={"question": "and express?", "conversationId": first["conversation_id"]}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "conversationId"]
+    assert count(client, "support_conversations") == 1
+    assert client.post("/v1/feedback", json={"turn_id": 1, "helpfull": True}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/ask", {"question": "\ud800 returns"}, "question"),
+        ("/v1/ask", {"question": "returns", "conversation_id": "\udc00"}, "conversation id"),
+        ("/v1/feedback", {"turn_id": 1, "helpful": True, "note": "ok \ud800"}, "note"),
+    ],
+)
+def test_lone_surrogate_is_400_naming_the_field_not_500(client, path, body, field):
+    one_turn(client)
+    # As JSON escapes ("\\ud800"), the way a client that cut a string mid-emoji sends them.
+    raw = json.dumps(body)
+    response = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(f"the {field} is not valid Unicode text")
+    assert count(client, "support_turns") == 1 and count(client, "support_feedback") == 0
+
+
+def test_paired_surrogates_emoji_and_html_are_answered(client):
+    for question in ["can I return 🥾 boots? ñandú", "<script>alert(1)</script><b>refund</b>"]:
+        assert client.post("/v1/ask", json={"question": question}).status_code == 200
+
+
+@pytest.mark.parametrize("turn_id", [2**63, 10**20, -(2**64), 0])
+def test_turn_id_outside_sqlite_range_is_400_not_500(client, turn_id):
+    one_turn(client)
+    response = client.post("/v1/feedback", json={"turn_id": turn_id, "helpful": True})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(f"no turn {turn_id} ")
+
+
+@pytest.mark.parametrize("question", ["", "   \n"])
+def test_refused_question_leaves_no_empty_conversation(client, question):
+    response = client.post("/v1/ask", json={"question": question})
+    assert response.status_code == 400
+    assert count(client, "support_conversations") == 0
+
+
+def test_unknown_long_ids_are_not_echoed_whole(client):
+    turn_id = one_turn(client)
+    long_id = "c" * 100_000
+    ask = client.post("/v1/ask", json={"question": "hi", "conversation_id": long_id})
+    assert ask.status_code == 400 and len(ask.json()["detail"]) < 200
+    assert ask.json()["detail"].startswith("no conversation 'cccc")
+    feedback = client.post("/v1/feedback", json={"turn_id": turn_id, "correct_id": long_id})
+    assert feedback.status_code == 400 and len(feedback.json()["detail"]) < 300
+
+
+def test_locked_conversation_database_is_503_not_a_client_error(client, kb_copy):
+    from tunesmith_support.conversations import Conversations
+    from tunesmith_support.service import default_db
+
+    client.service.conversations.close()
+    client.service.conversations = Conversations.open(default_db(kb_copy), timeout=0.2)
+    holder = sqlite3.connect(default_db(kb_copy), timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        response = client.post("/v1/ask", json={"question": "how much does shipping cost"})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert response.status_code == 503
+    assert "locked" in response.json()["detail"]
+
+
+def test_openapi_lists_error_responses_and_every_field_an_answer_has(client):
+    schema = client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    for path in ("/v1/ask", "/v1/feedback"):
+        responses = schema["paths"][path]["post"]["responses"]
+        assert {"200", "400", "422", "503"} <= set(responses)
+        error = responses["400"]["content"]["application/json"]["schema"]["$ref"]
+        assert components[error.rsplit("/", 1)[1]]["properties"]["detail"]["type"] == "string"
+    ask = components["AskResponse"]["properties"]
+    assert ask["decision"]["enum"] == ["answer", "clarify", "handoff"]
+    entry = components["Entry"]["properties"]
+    answered = None
+    for question in ["how much does shipping cost", "how do I return an item", "rent a tent"]:
+        body = client.post("/v1/ask", json={"question": question}).json()
+        assert set(body) == set(ask)
+        answered = answered or body["entry"]
+    if answered is not None:
+        assert set(answered) == set(entry)
+    assert set(entry) == {"id", "question", "heading", "category", "source", "kind", "answer"}
+    assert components["FeedbackRequest"]["additionalProperties"] is False
+
+
+def test_concurrent_hand_offs_are_stored_and_written_to_the_outbox_once(client, kb_copy):
+    questions = ["talk to a human please", "how much does shipping cost"] * 12
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(
+            pool.map(lambda q: client.post("/v1/ask", json={"question": q}), questions)
+        )
+    assert [r.status_code for r in responses] == [200] * 24
+    bodies = [r.json() for r in responses]
+    events = [b["handoff_event"] for b in bodies if b["handoff_event"]]
+    asked = [b for b in bodies if b["reason"] == "asked_for_person"]
+    assert len(asked) == 12 and all(b["handoff_event"] for b in asked)
+    assert len(set(events)) == len(events)
+    lines = (kb_copy / "handoffs.jsonl").read_text(encoding="utf-8").splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(events)
+    assert count(client, "outbox_events") == len(events)
+    assert len({b["turn_id"] for b in bodies}) == 24 == count(client, "support_turns")
