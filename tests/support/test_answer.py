@@ -26,6 +26,9 @@ from tunesmith_support.scoring import Candidate, Weights
         "agent please",
         "connect me to a representative",
         "Let me chat with someone from support staff",
+        "I want a human",
+        "can I get a real person?",
+        "I need an agent now",
     ],
 )
 def test_requests_for_a_person_are_recognised(text):
@@ -33,7 +36,13 @@ def test_requests_for_a_person_are_recognised(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["how much is shipping", "is a human-made tent covered", "what do people buy"]
+    "text",
+    [
+        "how much is shipping",
+        "is a human-made tent covered",
+        "what do people buy",
+        "do I need a person to sign for the delivery",
+    ],
 )
 def test_ordinary_questions_are_not_requests_for_a_person(text):
     assert not asks_for_person(text)

@@ -37,7 +37,11 @@ _PERSON = re.compile(
     r"(human|person|people|agent|someone|somebody|representative|operator|staff|advisor)\b"
     r"|\b(human|live|real)\s+(agent|person|being|support)\b"
     r"|\b(customer service|support) (agent|representative|rep)\b"
-    r"|\bhuman,? please\b|\bagent,? please\b|\boperator\b|\brepresentative\b",
+    r"|\bhuman,? please\b|\bagent,? please\b|\boperator\b|\brepresentative\b"
+    # "I want a human", "can I get an agent?": the person ends the sentence ("I need a person
+    # to sign for it" is a question about delivery, not a request).
+    r"|\b(want|need|get|have|see|reach)\s+(a|an|some)\s+(real\s+)?"
+    r"(human|person|agent|human being)\b\s*(please|now)?\s*[.?!]*\s*$",
     re.IGNORECASE,
 )
 _PRONOUN = re.compile(
