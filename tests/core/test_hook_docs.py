@@ -55,3 +55,44 @@ def test_every_hook_has_a_test_named_after_it(name):
 def test_docs_mention_no_hook_that_does_not_exist():
     documented = {h.split("(")[0] for h in documented_headings() if h.startswith("tunesmith_")}
     assert documented == set(HOOKS)
+
+
+def dotted_names(doc: str) -> set[str]:
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    return set(re.findall(r"`(tunesmith(?:\.\w+)+)", text))
+
+
+def resolve(dotted: str) -> object:
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+@pytest.mark.parametrize("doc", ["writing_plugins.md", "plugin_hooks.md"])
+def test_every_dotted_name_in_the_plugin_docs_exists(doc):
+    names = dotted_names(doc)
+    assert "tunesmith.engine.train.train" in names or doc == "plugin_hooks.md"
+    for name in sorted(names):
+        resolve(name)  # raises for a module or function the docs name but the code lacks
+
+
+def test_the_plugin_guide_training_and_explanation_calls_match_the_code():
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.train import train
+    from tunesmith.explain.attribute import explain_loaded, explain_texts
+
+    assert list(inspect.signature(train).parameters) == ["run", "log"]
+    assert {"data", "eval_data", "out", "model", "epochs", "force"} <= set(
+        inspect.signature(RunConfig).parameters
+    )
+    assert list(inspect.signature(explain_texts).parameters)[:3] == ["model", "tokenizer", "texts"]
+    assert list(inspect.signature(explain_loaded).parameters)[:2] == ["loaded", "texts"]

@@ -190,3 +190,57 @@ def test_a_registered_plugin_that_raises_gets_a_record_with_its_error(
     records = {r.name: r for r in plugin_records()}
     assert records["by-hand"].error == "tunesmith_sample_data raised ValueError: bad sample"
     assert records["by-hand"].hooks == ["tunesmith_sample_data"]
+
+
+UNMARKED = """
+import tunesmith
+
+@tunesmith.hookimpl
+def tunesmith_sample_data():
+    return []
+
+def tunesmith_cli(app):  # the author forgot @tunesmith.hookimpl
+    raise AssertionError("pluggy never calls an unmarked function")
+"""
+
+
+def test_a_hook_function_without_hookimpl_is_reported_not_silently_ignored(plugin_dir, capsys):
+    write_entry_point_plugin(plugin_dir, "unmarked", UNMARKED)
+    pm = build_plugin_manager()
+    records = {r.name: r for r in plugin_records()}
+    assert records["unmarked"].error == (
+        "PluginError: tunesmith_cli not marked with @hookimpl, so never called"
+    )
+    assert records["unmarked"].hooks == ["tunesmith_sample_data"]
+    assert pm.get_plugin("unmarked") is not None  # its marked hooks keep working
+    assert "plugin 'unmarked': PluginError: tunesmith_cli not marked" in capsys.readouterr().err
+
+
+def test_strict_mode_raises_for_a_hook_function_without_hookimpl(plugin_dir, monkeypatch):
+    from tunesmith.errors import PluginError
+
+    write_entry_point_plugin(plugin_dir, "unmarked", UNMARKED)
+    monkeypatch.setenv("TUNESMITH_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="tunesmith_cli not marked with @hookimpl"):
+        build_plugin_manager()
+
+
+def test_a_plugin_that_defines_its_own_hookspecs_is_not_reported_as_unmarked(plugin_dir):
+    source = (
+        "import pluggy\nimport tunesmith\n\nhookspec = pluggy.HookspecMarker('tunesmith')\n\n"
+        "@hookspec\ndef tunesmith_ticket_routed(ticket):\n    pass\n\n"
+        "@tunesmith.hookimpl\ndef tunesmith_sample_data():\n    return []\n"
+    )
+    write_entry_point_plugin(plugin_dir, "specs", source)
+    build_plugin_manager()
+    assert {r.name: r for r in plugin_records()}["specs"].error is None
+
+
+def test_a_helper_named_like_a_hook_but_no_hook_is_not_reported(plugin_dir):
+    source = (
+        "import tunesmith\n\ndef tunesmith_version_string():\n    return '1'\n\n"
+        "@tunesmith.hookimpl\ndef tunesmith_sample_data():\n    return []\n"
+    )
+    write_entry_point_plugin(plugin_dir, "helper", source)
+    build_plugin_manager()
+    assert {r.name: r for r in plugin_records()}["helper"].error is None

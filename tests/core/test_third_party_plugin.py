@@ -67,13 +67,27 @@ def test_third_party_plugin_keeps_the_plugin_contract(hello_installed):
 
 
 def test_contract_check_reports_a_demo_without_a_demo_object():
+    from tunesmith import hookimpl
+
     class Bad:
         @staticmethod
+        @hookimpl
         def tunesmith_demos():
             return ["not a demo"]
 
     assert check_plugin_contract(Bad()) == [
         "tunesmith_demos must return a list of tunesmith.hooktypes.Demo"
+    ]
+
+
+def test_contract_check_reports_a_hook_function_without_hookimpl():
+    class Forgetful:
+        @staticmethod
+        def tunesmith_sample_data():  # no @hookimpl: the suite would never call it
+            return []
+
+    assert check_plugin_contract(Forgetful()) == [
+        "tunesmith_sample_data is not marked with @hookimpl, so tunesmith never calls it"
     ]
 
 
@@ -90,14 +104,17 @@ def test_contract_check_reports_nameless_augmenter_uncallable_sink_failing_demo_
 
     class Bad:
         @staticmethod
+        @hookimpl
         def tunesmith_augmenters():
             return [Nameless()]
 
         @staticmethod
+        @hookimpl
         def tunesmith_event_sinks():
             return {"pager": "not a factory"}
 
         @staticmethod
+        @hookimpl
         def tunesmith_demos():
             return [Demo(name="broken", title="Broken", build=broken_build)]
 

@@ -42,20 +42,28 @@ class SampleData:
 
 @runtime_checkable
 class Reader(Protocol):
-    """Reads one file into a list of row dicts; registered per file suffix (``.csv``)."""
+    """Reads one file into row dicts; registered per file suffix (``.csv``).
+
+    Called with a :class:`~pathlib.Path`; yields one ``dict`` per row (column name to value) with
+    ``"__row__"``, the 1-based line number users see (rows are numbered in order without it).
+    """
 
     def __call__(self, path: Path) -> Iterable[dict[str, Any]]: ...
 
 
 @runtime_checkable
 class Augmenter(Protocol):
-    """Makes extra training examples; applied to the training split only."""
+    """Makes extra training examples; applied to the training split only.
+
+    ``labels`` holds one list of label names per text (one name for single-label data); return
+    only the new ``(texts, labels)``, in the same shapes.
+    """
 
     name: str
 
     def augment(
-        self, texts: Sequence[str], labels: Sequence[Any], rng: random.Random
-    ) -> tuple[list[str], list[Any]]: ...
+        self, texts: Sequence[str], labels: Sequence[list[str]], rng: random.Random
+    ) -> tuple[list[str], list[list[str]]]: ...
 
 
 @runtime_checkable

@@ -125,6 +125,41 @@ def _drop_unknown_hooks(pm: pluggy.PluginManager, strict: bool) -> None:
         print(f"tunesmith: plugin {name!r} skipped: {record.error}", file=sys.stderr)
 
 
+def _report_unmarked_hooks(pm: pluggy.PluginManager, strict: bool) -> None:
+    """Report ``tunesmith_*`` functions that lack ``@hookimpl``: pluggy never calls them.
+
+    Without this, a plugin whose author forgot the decorator loads with no error and its
+    command or tab simply never appears. Its marked hooks keep working; the error is shown by
+    ``tunesmith plugins`` and said once on stderr (strict mode raises).
+    """
+    import inspect
+
+    spec_attr = f"{GROUP}_spec"
+    # Only names of real hooks: a helper that happens to start with "tunesmith_" is no mistake.
+    hooks = {attr for attr in dir(pm.hook) if attr.startswith("tunesmith_")}
+    for name, record in _records.items():
+        plugin = pm.get_plugin(name)
+        if plugin is None or record.error or name in BUILTINS:
+            continue
+        marked = {c.name for c in pm.get_hookcallers(plugin) or []}
+        unmarked = sorted(
+            attr
+            for attr in dir(plugin)
+            if attr in hooks
+            and attr not in marked
+            and inspect.isroutine(getattr(plugin, attr, None))
+            and not hasattr(getattr(plugin, attr), spec_attr)  # a hookspec the plugin defines
+        )
+        if not unmarked:
+            continue
+        record.error = (
+            f"PluginError: {', '.join(unmarked)} not marked with @hookimpl, so never called"
+        )
+        if strict:
+            raise PluginError(f"plugin {name!r}: {record.error}")
+        print(f"tunesmith: plugin {name!r}: {record.error}", file=sys.stderr)
+
+
 def _trace(pm: pluggy.PluginManager) -> None:
     def before(hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
         names = ", ".join(impl.plugin_name for impl in hook_impls)
@@ -153,6 +188,7 @@ def build_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginMana
             seen.add(ep.name)
             _load_entry_point(pm, ep, strict)
         _drop_unknown_hooks(pm, strict)
+        _report_unmarked_hooks(pm, strict)
     # A misspelled @hookimpl fails here, at once, not silently later.
     pm.check_pending()
     if _flag("TUNESMITH_TRACE_PLUGINS"):
