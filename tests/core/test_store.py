@@ -16,6 +16,7 @@ import pytest
 from tunesmith.store import (
     Store,
     StoreCorruptError,
+    StoreError,
     StoreLockedError,
     StoreVersionError,
 )
@@ -61,7 +62,7 @@ def test_namespaces_in_one_file_have_their_own_versions(tmp_path):
 def test_a_failing_migration_is_rolled_back_and_the_version_stays(tmp_path):
     path = tmp_path / "s.sqlite"
     bad = [NOTES[0], "CREATE TABLE extra (x); INSERT INTO missing VALUES (1);"]
-    with pytest.raises(sqlite3.OperationalError, match="missing"):
+    with pytest.raises(StoreError, match=r"migration 2 of namespace 'notes' failed.*missing"):
         Store.open(path, namespace="notes", migrations=bad)
     with Store.open(path, namespace="notes", migrations=NOTES[:1]) as db:
         assert db.schema_version("notes") == 1

@@ -329,7 +329,42 @@ def open_outbox(outbox: Store | str | Path | None = None) -> Store:
         return store
 
 
-def _record(store: Store, event: Event, names: list[str]) -> None:
+def _check_event(event: Event) -> str:
+    """The payload as JSON; a UserInputError naming the field an outbox cannot store.
+
+    Checked before anything is recorded or sent: SQLite refuses a lone surrogate and ``None``
+    for the text columns, and ``json.dumps`` a circular payload or a tuple key, each with a
+    bare library error that says nothing of the event.
+    """
+    if not isinstance(event, Event):
+        raise UserInputError(f"emit takes a tunesmith.hooktypes.Event, got {type(event).__name__}")
+    texts = {name: getattr(event, name) for name in ("kind", "message", "source", "created_at")}
+    texts["id"] = event.id
+    for name, value in texts.items():
+        required = name in ("kind", "id")
+        if not isinstance(value, str) or (required and not value):
+            what = "a non-empty string" if required else "a string"
+            raise UserInputError(f"event {name} must be {what}, got {value!r}")
+    if not isinstance(event.payload, dict):
+        raise UserInputError(f"event payload must be a dict, got {type(event.payload).__name__}")
+    try:
+        texts["payload"] = json.dumps(event.payload, ensure_ascii=False, default=_json_default)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise UserInputError(
+            f"event {event.kind!r}: payload is not JSON-serialisable ({exc})"
+        ) from None
+    for name, text in texts.items():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UserInputError(
+                f"event {event.kind!r}: {name} holds U+{ord(text[exc.start]):04X}, a lone "
+                "surrogate that is not a character"
+            ) from None
+    return texts["payload"]
+
+
+def _record(store: Store, event: Event, names: list[str], payload: str) -> None:
     """Write the event and a pending delivery per sink in one transaction, before any send."""
     with store.transaction() as tx:
         tx.execute(
@@ -340,7 +375,7 @@ def _record(store: Store, event: Event, names: list[str]) -> None:
                 event.kind,
                 event.source,
                 event.message,
-                json.dumps(event.payload, ensure_ascii=False, default=_json_default),
+                payload,
                 event.created_at or utc_now(),
             ),
         )
@@ -410,9 +445,13 @@ def emit(
 ) -> EmitReport:
     """Record ``event`` in the outbox, then deliver it to every sink (URLs or sink objects).
 
-    One failing sink does not stop the others. A bad sink URL raises before anything is
-    recorded. Returns which sinks got the event; failures are also said on stderr.
+    One failing sink does not stop the others. A bad sink URL, or an event the outbox cannot
+    store (a payload that is not JSON-serialisable), raises before anything is recorded.
+    Returns which sinks got the event; failures are also said on stderr.
     """
+    payload = _check_event(event)
+    if isinstance(sinks, str):  # else each character would be taken for a sink URL
+        raise UserInputError(f"sinks must be a list of sink URLs or objects, got {sinks!r}")
     named: list[tuple[str, Any]] = []
     seen: set[str] = set()
     for item in sinks:
@@ -426,7 +465,7 @@ def emit(
         seen.add(name)
         named.append((name, sink))
     store = open_outbox(outbox)
-    _record(store, event, [name for name, _sink in named])
+    _record(store, event, [name for name, _sink in named], payload)
     report = _send_all(store, event, named, retry or RetryPolicy())
     _say_failed(report, store)
     return report
@@ -462,6 +501,10 @@ def list_deliveries(
     """Deliveries in the outbox, oldest first; ``newest=N`` keeps the N most recent."""
     if status is not None and status not in STATUSES:
         raise UserInputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+    if isinstance(event_ids, str):
+        raise UserInputError(f"event_ids must be a list of ids, got {event_ids!r}")
+    if newest is not None and newest < 0:
+        raise UserInputError(f"newest must be 0 or more, got {newest}")
     store = open_outbox(outbox)
     where, params = [], []
     if status is not None:
@@ -493,8 +536,14 @@ def retry(
 
     Sinks are rebuilt from their recorded URLs; ``sinks`` supplies objects by recorded name for
     those that have no URL. A sink that cannot be rebuilt counts as failed, with the reason.
+    ``event_ids`` may be unique prefixes (``tunesmith events list`` shows 12 characters); an id
+    that names no event in the outbox is a :class:`UserInputError`.
     """
+    if isinstance(event_ids, str):
+        raise UserInputError(f"event_ids must be a list of ids, got {event_ids!r}")
     store = open_outbox(outbox)
+    if event_ids:
+        event_ids = [_resolve_event_id(store, given) for given in event_ids]
     grouped: dict[str, tuple[Event, list[str]]] = {}
     for delivery in list_deliveries(store, status=status, event_ids=event_ids):
         grouped.setdefault(delivery.event.id, (delivery.event, []))[1].append(delivery.sink)
@@ -515,3 +564,23 @@ def retry(
             report.errors[name] = error
         reports.append(report)
     return reports
+
+
+def _resolve_event_id(store: Store, given: str) -> str:
+    """The full id of the one event whose id is ``given`` or starts with it."""
+    if not isinstance(given, str) or not given:
+        raise UserInputError(f"an event id must be a non-empty string, got {given!r}")
+    rows = store.query(
+        "SELECT id FROM outbox_events WHERE id = ? OR substr(id, 1, ?) = ? LIMIT 3",
+        (given, len(given), given),
+    )
+    ids = sorted({row["id"] for row in rows})
+    if given in ids:
+        return given
+    if not ids:
+        raise UserInputError(f"no event with id {given!r} in the outbox {store.path}")
+    if len(ids) > 1:
+        raise UserInputError(
+            f"event id {given!r} is ambiguous in the outbox {store.path}: give more characters"
+        )
+    return ids[0]

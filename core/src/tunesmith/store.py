@@ -73,6 +73,20 @@ def _split_statements(script: str) -> list[str]:
     return statements
 
 
+#: Statements that end or nest transactions: only ``transaction()`` may issue them, or a
+#: ``ROLLBACK`` in the middle would leave the rest of the block committing row by row.
+_TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"})
+
+
+def _refuse_transaction_control(sql: str) -> None:
+    words = sql.lstrip(" \t\r\n;(").split(None, 1)
+    if words and words[0].upper().rstrip(";") in _TRANSACTION_CONTROL:
+        raise StoreError(
+            f"{words[0].upper().rstrip(';')} is not allowed in a store statement: use "
+            "`with db.transaction()` (nested blocks become savepoints), and raise to roll back"
+        )
+
+
 class Transaction:
     """The handle ``db.transaction()`` yields: writes and reads inside one transaction."""
 
@@ -81,19 +95,44 @@ class Transaction:
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> ExecResult:
         """Run one statement; returns rows changed and the last inserted row id."""
+        _refuse_transaction_control(sql)
         with self._store._translate():
             cursor = self._store._conn.execute(sql, params)
         return ExecResult(cursor.rowcount, cursor.lastrowid)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> int:
         """Run one statement per row; returns the rows changed."""
+        _refuse_transaction_control(sql)
         with self._store._translate():
             return self._store._conn.executemany(sql, rows).rowcount
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Read inside the transaction (sees its own uncommitted writes)."""
+        _refuse_transaction_control(sql)
         with self._store._translate():
             return self._store._conn.execute(sql, params).fetchall()
+
+
+def _check_migrations(namespace: Any, migrations: Any) -> None:
+    """A namespace that is a non-empty string; migrations a list of SQL strings or callables."""
+    if not isinstance(namespace, str) or not namespace:
+        raise StoreError(f"namespace must be a non-empty string, got {namespace!r}")
+    if isinstance(migrations, str | bytes):
+        raise StoreError("migrations must be a list of migrations, not one string")
+    for i, step in enumerate(migrations):
+        if not (isinstance(step, str) or callable(step)):
+            raise StoreError(
+                f"migration {i + 1} of namespace {namespace!r} is {type(step).__name__}; "
+                "give SQL text or a function of the transaction"
+            )
+
+
+def _apply(tx: Transaction, step: Migration) -> None:
+    if callable(step):
+        step(tx)
+        return
+    for statement in _split_statements(step):
+        tx.execute(statement)
 
 
 class Store:
@@ -106,7 +145,12 @@ class Store:
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() in the thread that holds the lock
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"{self.path}: cannot create its folder ({exc.strerror or exc})"
+                ) from None
         try:
             # isolation_level=None: no implicit transactions; transaction() issues BEGIN itself.
             self._conn = sqlite3.connect(
@@ -150,6 +194,7 @@ class Store:
 
     def migrate(self, namespace: str, migrations: Sequence[Migration]) -> int:
         """Apply ``namespace``'s pending migrations, each in its own transaction; the new version."""
+        _check_migrations(namespace, migrations)
         self.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             "namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -166,12 +211,13 @@ class Store:
                     )
                 if version == len(migrations):
                     return version
-                step = migrations[version]
-                if callable(step):
-                    step(tx)
-                else:
-                    for statement in _split_statements(step):
-                        tx.execute(statement)
+                try:
+                    _apply(tx, migrations[version])
+                except sqlite3.Error as exc:
+                    raise StoreError(
+                        f"{self.path}: migration {version + 1} of namespace {namespace!r} "
+                        f"failed and was rolled back: {exc}"
+                    ) from exc
                 tx.execute(
                     "INSERT INTO schema_version(namespace, version) VALUES (?, ?) "
                     "ON CONFLICT(namespace) DO UPDATE SET version = excluded.version",
@@ -239,6 +285,7 @@ class Store:
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Rows of a read; each row is indexed by column name or position."""
+        _refuse_transaction_control(sql)
         with self._lock:
             self._check_open()
             with self._translate():

@@ -270,7 +270,10 @@ class Encoder:
             else:
                 encoder = cls._load_plain(str(directory), name, quantize)
         if max_length is not None:
-            encoder.max_length = max_length
+            # Never above the model's limit (as training caps it): longer inputs overflow its
+            # position embeddings.
+            limit = model_max_length(encoder.tokenizer, encoder.model.config)
+            encoder.max_length = min(max_length, limit)
         return encoder
 
     @classmethod
@@ -363,14 +366,19 @@ class Encoder:
                 raise UserInputError(f"text {i} is {type(text).__name__}, not a string")
         if self.layout.lowercase:
             texts = [t.lower() for t in texts]
-        ids = self.tokenizer(
-            texts,
-            truncation=True,
-            max_length=self.max_length,
-            padding=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
+        try:
+            ids = self.tokenizer(
+                texts,
+                truncation=True,
+                max_length=self.max_length,
+                padding=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+        except TypeError:
+            # The fast tokenizer refuses a lone surrogate with a TypeError naming no text.
+            _raise_unencodable(texts)
+            raise
         return self._run(
             ids, max(1, int(batch_size)), _show_progress(progress, len(texts)), streams
         )
@@ -463,6 +471,18 @@ def record_int8_ranges(encoder: Encoder, texts: Sequence[str], *, seed: int = 0)
         "texts": len(sample),
         "ranges": ranges,
     }
+
+
+def _raise_unencodable(texts: Sequence[str]) -> None:
+    """A UserInputError naming the first text that is not valid Unicode, if there is one."""
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UserInputError(
+                f"text {i} holds U+{ord(text[exc.start]):04X} at character {exc.start + 1}, a "
+                "lone surrogate that is not a character; pass valid Unicode text"
+            ) from None
 
 
 def _show_progress(progress: bool | None, n: int) -> bool:

@@ -35,8 +35,10 @@ Batched exact search, k-means and list assignment multiply matrices with numpy's
 :func:`top_k_inner_product`); single queries and IVF searches run in FAISS.
 
 Thread safety: any number of concurrent searches; add/upsert/delete/save/optimize take an
-exclusive lock (a readers-writer lock, writers first). One process saves a given directory at a
-time (there is no lock between processes).
+exclusive lock (a readers-writer lock, writers first). Between processes, saves of one directory
+take turns (an ``flock`` on the folder), and a save based on a generation that another process
+has since replaced is refused rather than dropping that process's changes; a load that races a
+save reads the new generation.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import numbers
 import os
 import re
 import shutil
@@ -79,8 +82,11 @@ FORMAT_VERSION = 1
 METRIC = "inner_product"
 
 _POINTER = "CURRENT"
+#: Reads of CURRENT when a concurrent save removed the generation being loaded.
+_LOAD_ATTEMPTS = 5
 _GEN_RE = re.compile(r"^gen-(\d{6,})$")
 _SQL_CHUNK = 500
+_SQLITE_INT_MIN, _SQLITE_INT_MAX = -(2**63), 2**63 - 1
 _WHERE_CACHE_SIZE = 64
 
 _SCHEMA = """
@@ -275,14 +281,16 @@ class VectorIndex:
             raise UserInputError(
                 "VectorIndex.create needs an encoder, or both dim and encoder_name"
             )
-        if dim <= 0:
-            raise UserInputError(f"dim must be positive, got {dim}")
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim <= 0:
+            raise UserInputError(f"dim must be a positive integer, got {dim!r}")
         if exact_limit < 1:
             raise UserInputError(f"exact_limit must be at least 1, got {exact_limit}")
         if not force and (path / _POINTER).exists():
             raise UserInputError(
                 f"{path} is an index already; load it, or pass force=True to replace it"
             )
+        if path.exists() and not path.is_dir():
+            raise UserInputError(f"cannot create an index at {path}: it is a file, not a folder")
         faiss = _faiss()
         return cls(
             path,
@@ -293,6 +301,8 @@ class VectorIndex:
             faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(int(dim))),
             kind="flat",
             db=_new_db(),
+            # With force, the index on disk is replaced on purpose: saving over it is no loss.
+            generation=_current_generation(path),
         )
 
     @classmethod
@@ -318,11 +328,31 @@ class VectorIndex:
         pointer = path / _POINTER
         if not pointer.is_file():
             raise UserInputError(f"no vector index at {path} (no {_POINTER} file)")
-        gen_name = pointer.read_text(encoding="utf-8").strip()
+        gen_name = _read_pointer(pointer)
+        # A save in another process may replace the generation (and remove this one) while it
+        # is read: then CURRENT names a newer one, which is read instead.
+        for _ in range(_LOAD_ATTEMPTS):
+            try:
+                return cls._load_generation(path, gen_name, encoder, exact_limit)
+            except DataError:
+                newer = _read_pointer(pointer) if pointer.is_file() else gen_name
+                if newer == gen_name:
+                    raise
+                gen_name = newer
+        return cls._load_generation(path, gen_name, encoder, exact_limit)
+
+    @classmethod
+    def _load_generation(
+        cls,
+        path: Path,
+        gen_name: str,
+        encoder: EncoderLike | None,
+        exact_limit: int | None,
+    ) -> VectorIndex:
         match = _GEN_RE.match(gen_name)
         gen_dir = path / gen_name
         if not match or not gen_dir.is_dir():
-            raise DataError(f"points to a missing generation '{gen_name}'", path=pointer)
+            raise DataError(f"points to a missing generation '{gen_name}'", path=path / _POINTER)
         meta = read_json_object(gen_dir / "meta.json")
         if meta is None:
             raise DataError("missing meta.json", path=gen_dir)
@@ -334,6 +364,7 @@ class VectorIndex:
                 int(meta["count"]),
             )
             fmt = int(meta.get("format", 1))
+            saved_limit = int(meta.get("exact_limit", EXACT_LIMIT))
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(
                 f"meta.json lacks a valid field ({exc})", path=gen_dir / "meta.json"
@@ -373,9 +404,7 @@ class VectorIndex:
             dim=dim,
             encoder_name=name,
             encoder=encoder,
-            exact_limit=int(
-                exact_limit if exact_limit is not None else meta.get("exact_limit", EXACT_LIMIT)
-            ),
+            exact_limit=int(exact_limit if exact_limit is not None else saved_limit),
             faiss_index=index,
             kind=kind,
             db=db,
@@ -501,6 +530,8 @@ class VectorIndex:
         ids = _check_ids(ids)
         n = len(ids)
         if texts is not None:
+            if isinstance(texts, str):
+                raise UserInputError("texts must be a list of strings, not one string")
             texts = list(texts)
             if len(texts) != n:
                 raise UserInputError(f"{len(texts)} texts for {n} ids")
@@ -618,10 +649,12 @@ class VectorIndex:
 
     def _query_matrix(self, queries: Sequence[str] | np.ndarray, k: int) -> np.ndarray:
         """Check ``k`` and turn texts or vectors into a checked query matrix."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise UserInputError(f"k must be a positive integer, got {k!r}")
         if isinstance(queries, np.ndarray):
             return self._check_matrix(queries, rows=None, what="queries")
+        if isinstance(queries, str):  # else each character would be searched as a query
+            raise UserInputError("search_batch takes a list of texts; use search for one text")
         texts = list(queries)
         if not all(isinstance(t, str) for t in texts):
             raise UserInputError("queries must be texts or a 2-d array of vectors")
@@ -644,7 +677,7 @@ class VectorIndex:
         faiss = _faiss()
         _use_threads(len(matrix))
         total = len(self) if allowed is None else len(allowed)
-        k_eff = min(k, total)
+        k_eff = min(int(k), total)
         if k_eff == 0:
             empty = np.empty((len(matrix), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
@@ -695,6 +728,11 @@ class VectorIndex:
                 if v is not None and not isinstance(v, str | int | float | bool):
                     raise UserInputError(
                         f"where['{name}'] values must be str, number, bool or None, got {v!r}"
+                    )
+                if isinstance(v, int) and not _SQLITE_INT_MIN <= v <= _SQLITE_INT_MAX:
+                    # SQLite stores 64-bit integers; binding a larger one raises OverflowError.
+                    raise UserInputError(
+                        f"where['{name}'] value {v} is outside the 64-bit integer range"
                     )
             path = f'$."{name}"'
             parts = []
@@ -802,36 +840,56 @@ class VectorIndex:
         """Write the index to its directory atomically (new generation, then pointer rename).
 
         Switches kind first when the size calls for it (see :meth:`optimize`). If saving fails
-        midway, the previously saved index stays the one that loads.
+        midway, the previously saved index stays the one that loads. A :class:`UserInputError`
+        when another process saved this directory after this copy was loaded or created.
         """
-        faiss = _faiss()
         with self._rw.write():
             self._optimize_locked()
-            self.path.mkdir(parents=True, exist_ok=True)
-            generation = max(self._generation, _latest_generation(self.path)) + 1
-            name = f"gen-{generation:06d}"
-            tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=f".{name}.", suffix=".tmp"))
-            try:
-                publish_mode(tmp, self.path / name, directory=True)
-                faiss.write_index(self._index, str(tmp / "index.faiss"))
-                with self._db_lock:
-                    target = sqlite3.connect(tmp / "payloads.sqlite")
-                    try:
-                        self._db.backup(target)
-                    finally:
-                        target.close()
-                atomic_write_json(tmp / "meta.json", self._meta())
-                _fsync_dir(tmp)
-                os.replace(tmp, self.path / name)
-                _fsync_dir(self.path)
-                atomic_write_text(self.path / _POINTER, name + "\n")
-                _fsync_dir(self.path)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            self._generation = generation
-            _remove_old_generations(self.path, keep=name)
-            return self.path
+            _make_index_dir(self.path)
+            # Two processes saving one directory would remove each other's generations and
+            # temp folders: saves take turns, and one based on an outdated generation stops.
+            with _directory_lock(self.path):
+                self._check_not_overtaken()
+                return self._save_locked()
+
+    def _check_not_overtaken(self) -> None:
+        """Refuse to save over a generation another process saved after this one was read:
+        that would silently drop its changes."""
+        current = _current_generation(self.path)
+        if current and current != self._generation:
+            raise UserInputError(
+                f"index {self.path} was saved by another process (generation {current}) "
+                f"after this copy was loaded (generation {self._generation}); saving would "
+                "drop those changes: load it again and redo yours"
+            )
+
+    def _save_locked(self) -> Path:
+        """Write a new generation and point CURRENT at it (the directory lock is held)."""
+        faiss = _faiss()
+        generation = max(self._generation, _latest_generation(self.path)) + 1
+        name = f"gen-{generation:06d}"
+        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=f".{name}.", suffix=".tmp"))
+        try:
+            publish_mode(tmp, self.path / name, directory=True)
+            faiss.write_index(self._index, str(tmp / "index.faiss"))
+            with self._db_lock:
+                target = sqlite3.connect(tmp / "payloads.sqlite")
+                try:
+                    self._db.backup(target)
+                finally:
+                    target.close()
+            atomic_write_json(tmp / "meta.json", self._meta())
+            _fsync_dir(tmp)
+            os.replace(tmp, self.path / name)
+            _fsync_dir(self.path)
+            atomic_write_text(self.path / _POINTER, name + "\n")
+            _fsync_dir(self.path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._generation = generation
+        _remove_old_generations(self.path, keep=name)
+        return self.path
 
     def _meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -863,6 +921,9 @@ class VectorIndex:
 
     def _check_matrix(self, matrix: Any, *, rows: int | None, what: str) -> np.ndarray:
         matrix = np.asarray(matrix)
+        # Complex values would lose their imaginary part and strings fail deep in numpy.
+        if matrix.dtype.kind not in "biuf":
+            raise UserInputError(f"{what} must be real numbers, got dtype {matrix.dtype}")
         if matrix.ndim != 2 or matrix.shape[1] != self.dim:
             raise UserInputError(
                 f"{what} must have shape [n, {self.dim}], got {list(matrix.shape)}"
@@ -1091,6 +1152,43 @@ def _payload_json(item_id: str, payload: Mapping[str, Any] | None, text: str | N
         raise UserInputError(
             f"payload for id {item_id!r} is not JSON-serialisable ({exc})"
         ) from None
+
+
+def _make_index_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"cannot save the index at {path}: it is a file, not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _directory_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the index folder itself, waited for: no lock file is left
+    behind, and the kernel releases it when a process dies."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _current_generation(path: Path) -> int:
+    """The generation number ``CURRENT`` names; 0 when there is none (or it is unreadable)."""
+    pointer = path / _POINTER
+    if not pointer.is_file():
+        return 0
+    match = _GEN_RE.match(_read_pointer(pointer))
+    return int(match.group(1)) if match else 0
+
+
+def _read_pointer(pointer: Path) -> str:
+    """The generation name ``CURRENT`` holds (a DataError when it is not text)."""
+    try:
+        return pointer.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise DataError("not a generation name (not UTF-8 text)", path=pointer) from None
 
 
 def _latest_generation(path: Path) -> int:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.limits import text_problem
 from tunesmith.data.load import (
     _check_column,
     _existing_file,
@@ -89,6 +90,9 @@ def _texts(values: Sequence[Any], what: str) -> list[str]:
     for i, value in enumerate(values):
         if not isinstance(value, str):
             raise UserInputError(f"{what}[{i}] is {type(value).__name__}, not a string")
+        problem = text_problem(value)  # a lone surrogate fails deep in the tokenizer
+        if problem:
+            raise UserInputError(f"{what}[{i}]: {problem}")
         out.append(value)
     return out
 
@@ -459,12 +463,15 @@ def train_pair_encoder(
     Raises :class:`UserInputError` for bad input, :class:`OutputExistsError` when ``out`` exists
     and ``force`` is not set. Returns the path and the metrics (also in ``out/metrics.json``).
     """
-    if not epochs > 0:
-        raise UserInputError(f"epochs (--epochs) must be positive, got {epochs}")
-    if batch_size < 1:
-        raise UserInputError(f"batch_size (--batch-size) must be at least 1, got {batch_size}")
-    if lr is not None and not lr > 0:
-        raise UserInputError(f"lr (--lr) must be positive, got {lr}")
+    # math.isfinite: an infinite epoch count never ends and an infinite lr gives NaN weights.
+    if not (epochs > 0 and math.isfinite(epochs)):
+        raise UserInputError(f"epochs (--epochs) must be positive and finite, got {epochs}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserInputError(
+            f"batch_size (--batch-size) must be a whole number of at least 1, got {batch_size!r}"
+        )
+    if lr is not None and not (lr > 0 and math.isfinite(lr)):
+        raise UserInputError(f"lr (--lr) must be positive and finite, got {lr}")
     q, t, kept = _pairs(queries, targets, "training")
     if not q:
         raise UserInputError("no (query, target) pairs to train on: every pair has an empty side")
@@ -480,6 +487,8 @@ def train_pair_encoder(
             value = hard_negatives[i]
             if value is not None and not isinstance(value, str):
                 raise UserInputError(f"hard_negatives[{i}] is {type(value).__name__}, not a string")
+            if value is not None and (problem := text_problem(value)):
+                raise UserInputError(f"hard_negatives[{i}]: {problem}")
             negatives.append(value if value and value.strip() else None)
     out = check_writable_dir(out, force=force)
     if (eval_queries is None) != (eval_targets is None):
