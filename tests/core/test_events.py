@@ -147,6 +147,29 @@ def test_the_default_retry_policy_is_bounded_and_short():
     assert policy.tries == 3 and total_wait <= 1.0
 
 
+def test_a_sink_that_hangs_is_given_up_on_and_the_others_still_get_the_event(tmp_path, capsys):
+    release = threading.Event()
+
+    class Hangs:
+        sink_url = "memory:hangs"
+
+        def send(self, event):
+            release.wait(30)  # a plugin's sink stuck on a dead connection
+
+    good = Flaky(0)
+    policy = RetryPolicy(tries=1, base_delay=0.01, send_timeout=0.2)
+    started = time.monotonic()
+    try:
+        report = emit(Event(kind="a", message="x"), [Hangs(), good], outbox=tmp_path / "o.sqlite",
+                      retry=policy)  # fmt: skip
+    finally:
+        release.set()
+    assert time.monotonic() - started < 5
+    assert report.failed == ["memory:hangs"] and report.delivered == ["memory:flaky"]
+    (failed,) = list_deliveries(tmp_path / "o.sqlite", status="failed")
+    assert failed.last_error == "TimeoutError: the sink did not return within 0.2 s"
+
+
 def test_a_delivery_that_keeps_failing_stays_visible_as_failed(tmp_path, capsys):
     outbox = tmp_path / "o.sqlite"
     good = make_sink(f"jsonl:{tmp_path / 'ok.jsonl'}")

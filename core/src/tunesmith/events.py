@@ -246,11 +246,17 @@ def sink_name(sink: str | EventSink) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """``tries`` attempts per delivery, waiting ``base_delay * 2**i`` (at most ``max_delay``)."""
+    """``tries`` attempts per delivery, waiting ``base_delay * 2**i`` (at most ``max_delay``).
+
+    ``send_timeout`` bounds each attempt: a sink whose ``send`` has not returned by then counts
+    as failed (``None``: wait for ever). Only the webhook sink bounds itself; a plugin's sink
+    that hangs would otherwise hold ``emit``, and the request or command behind it, for good.
+    """
 
     tries: int = 3
     base_delay: float = 0.2
     max_delay: float = 5.0
+    send_timeout: float | None = 10.0
 
     def delay(self, attempt: int) -> float:
         """The wait before attempt ``attempt`` (1-based; the first attempt does not wait)."""
@@ -386,13 +392,39 @@ def _record(store: Store, event: Event, names: list[str], payload: str) -> None:
         )
 
 
+def _send_within(sink: Any, event: Event, timeout: float | None) -> None:
+    """``sink.send(event)``, given up on after ``timeout`` seconds (a ``TimeoutError``).
+
+    The send runs in a daemon thread: Python cannot stop a call that hangs, so a timed-out send
+    is abandoned there, and the delivery is recorded as failed (``events retry`` re-sends it).
+    """
+    if timeout is None:
+        sink.send(event)
+        return
+    outcome: dict[str, BaseException] = {}
+
+    def send() -> None:
+        try:
+            sink.send(event)
+        except BaseException as exc:  # handed to the caller's thread, which decides
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=send, name="tunesmith-sink-send", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"the sink did not return within {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+
+
 def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPolicy) -> str | None:
     """Send with retries, recording every attempt; the last error, or None once delivered."""
     error = None
     for attempt in range(1, policy.tries + 1):
         time.sleep(policy.delay(attempt))
         try:
-            sink.send(event)
+            _send_within(sink, event, policy.send_timeout)
         except Exception as exc:  # any delivery failure is retried and recorded, never fatal
             error = f"{type(exc).__name__}: {exc}"[:2000]
             status = "failed" if attempt == policy.tries else "pending"
