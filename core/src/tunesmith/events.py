@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.limits import lone_surrogate
 from tunesmith.errors import UserInputError
 from tunesmith.hooktypes import Event, EventSink, utc_now
 from tunesmith.plugins import collect_dict
@@ -360,13 +361,11 @@ def _check_event(event: Event) -> str:
             f"event {event.kind!r}: payload is not JSON-serialisable ({exc})"
         ) from None
     for name, text in texts.items():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
+        if found := lone_surrogate(text):
             raise UserInputError(
-                f"event {event.kind!r}: {name} holds U+{ord(text[exc.start]):04X}, a lone "
+                f"event {event.kind!r}: {name} holds U+{found[1]:04X}, a lone "
                 "surrogate that is not a character"
-            ) from None
+            )
     return texts["payload"]
 
 

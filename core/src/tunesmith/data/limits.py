@@ -23,18 +23,26 @@ MAX_JSON_DEPTH = 100
 MAX_INT_DIGITS = 4300
 
 
+def lone_surrogate(value: str) -> tuple[int, int] | None:
+    """``(character number, code point)`` of the first lone surrogate in ``value`` (1-based),
+    or ``None``. Such a "character" is either a JSON escape such as ``"\ud800"`` with no pair,
+    or a byte of argv that was not UTF-8 (Python keeps it as U+DC80..U+DCFF); tokenizers, SQLite
+    and UTF-8 files all refuse it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start + 1, ord(value[exc.start])
+    return None
+
+
 def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be used as a text or a label, or ``None`` when it can."""
     if len(value) > MAX_FIELD_CHARS:
         return f"the text has {len(value):,} characters; the limit is {MAX_FIELD_CHARS:,}"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        code = ord(value[exc.start])
-        # A lone surrogate: either a JSON escape such as "\ud800" with no pair, or a byte of
-        # argv that was not UTF-8 (Python keeps it as U+DC80..U+DCFF, "surrogateescape").
+    found = lone_surrogate(value)
+    if found:
         return (
-            f"the text holds U+{code:04X} at character {exc.start + 1}, a lone surrogate "
+            f"the text holds U+{found[1]:04X} at character {found[0]}, a lone surrogate "
             "that is not a character; write the text as UTF-8"
         )
     return None
@@ -52,19 +60,18 @@ def cli_text(value: str, option: str = "--text") -> str:
         raise UserInputError(
             f"{option}: the text has {len(value):,} characters; the limit is {MAX_FIELD_CHARS:,}"
         )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        code = ord(value[exc.start])
+    found = lone_surrogate(value)
+    if found:
+        at, code = found
         if 0xDC80 <= code <= 0xDCFF:
             raise UserInputError(
                 f"{option} is not UTF-8 (byte 0x{code - 0xDC00:02x} at character "
-                f"{exc.start + 1}); set a UTF-8 locale or convert it, e.g. with `iconv -t utf-8`"
-            ) from None
+                f"{at}); set a UTF-8 locale or convert it, e.g. with `iconv -t utf-8`"
+            )
         raise UserInputError(
-            f"{option} holds U+{code:04X} at character {exc.start + 1}, a lone surrogate that "
+            f"{option} holds U+{code:04X} at character {at}, a lone surrogate that "
             "is not a character"
-        ) from None
+        )
     return value
 
 

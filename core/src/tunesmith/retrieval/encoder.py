@@ -475,14 +475,14 @@ def record_int8_ranges(encoder: Encoder, texts: Sequence[str], *, seed: int = 0)
 
 def _raise_unencodable(texts: Sequence[str]) -> None:
     """A UserInputError naming the first text that is not valid Unicode, if there is one."""
+    from tunesmith.data.limits import lone_surrogate
+
     for i, text in enumerate(texts):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
+        if found := lone_surrogate(text):
             raise UserInputError(
-                f"text {i} holds U+{ord(text[exc.start]):04X} at character {exc.start + 1}, a "
+                f"text {i} holds U+{found[1]:04X} at character {found[0]}, a "
                 "lone surrogate that is not a character; pass valid Unicode text"
-            ) from None
+            )
 
 
 def _show_progress(progress: bool | None, n: int) -> bool:

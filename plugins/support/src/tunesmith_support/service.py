@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.limits import lone_surrogate
 from tunesmith.errors import UserInputError
 from tunesmith.events import Event, emit
 from tunesmith_support.answer import Answer, Answerer, clean_question
@@ -40,13 +41,10 @@ def shown(value: str, limit: int = 40) -> str:
 def check_text(value: str, what: str) -> None:
     """Refuse text that is not valid Unicode: a lone surrogate (JSON ``"\\ud800"``, or an
     undecodable byte in a command-line argument) breaks the tokenizer and SQLite."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
+    if found := lone_surrogate(value):
         raise UserInputError(
-            f"the {what} is not valid Unicode text (an unpaired surrogate at character "
-            f"{exc.start + 1})"
-        ) from None
+            f"the {what} is not valid Unicode text (an unpaired surrogate at character {found[0]})"
+        )
 
 
 @dataclass
