@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -125,31 +125,37 @@ def _drop_unknown_hooks(pm: pluggy.PluginManager, strict: bool) -> None:
         print(f"tunesmith: plugin {name!r} skipped: {record.error}", file=sys.stderr)
 
 
+def unmarked_hooks(plugin: object, hook_names: Iterable[str]) -> list[str]:
+    """The functions of ``plugin`` named like one of ``hook_names`` that lack ``@hookimpl``
+    (pluggy never calls them), sorted; a hookspec the plugin defines for others is not one."""
+    import inspect
+
+    found = []
+    for attr in hook_names:
+        function = getattr(plugin, attr, None)
+        if (
+            inspect.isroutine(function)
+            and not hasattr(function, f"{GROUP}_impl")
+            and not hasattr(function, f"{GROUP}_spec")
+        ):
+            found.append(attr)
+    return sorted(found)
+
+
 def _report_unmarked_hooks(pm: pluggy.PluginManager, strict: bool) -> None:
-    """Report ``tunesmith_*`` functions that lack ``@hookimpl``: pluggy never calls them.
+    """Report ``tunesmith_*`` hook functions that lack ``@hookimpl``: pluggy never calls them.
 
     Without this, a plugin whose author forgot the decorator loads with no error and its
     command or tab simply never appears. Its marked hooks keep working; the error is shown by
     ``tunesmith plugins`` and said once on stderr (strict mode raises).
     """
-    import inspect
-
-    spec_attr = f"{GROUP}_spec"
     # Only names of real hooks: a helper that happens to start with "tunesmith_" is no mistake.
-    hooks = {attr for attr in dir(pm.hook) if attr.startswith("tunesmith_")}
+    hooks = [attr for attr in dir(pm.hook) if attr.startswith("tunesmith_")]
     for name, record in _records.items():
         plugin = pm.get_plugin(name)
         if plugin is None or record.error or name in BUILTINS:
             continue
-        marked = {c.name for c in pm.get_hookcallers(plugin) or []}
-        unmarked = sorted(
-            attr
-            for attr in dir(plugin)
-            if attr in hooks
-            and attr not in marked
-            and inspect.isroutine(getattr(plugin, attr, None))
-            and not hasattr(getattr(plugin, attr), spec_attr)  # a hookspec the plugin defines
-        )
+        unmarked = unmarked_hooks(plugin, hooks)
         if not unmarked:
             continue
         record.error = (

@@ -255,14 +255,14 @@ def check_plugin_contract(plugin: object) -> list[str]:
     """
     import typer
 
-    from tunesmith import hookspecs
+    from tunesmith.plugins import unmarked_hooks
 
-    problems: list[str] = []
     # A hook function without @hookimpl is never called by the suite (pluggy skips it).
-    for name in sorted(n for n in vars(hookspecs) if n.startswith("tunesmith_")):
-        function = getattr(plugin, name, None)
-        if callable(function) and not hasattr(function, "tunesmith_impl"):
-            problems.append(f"{name} is not marked with @hookimpl, so tunesmith never calls it")
+    hook_names = [n for n in vars(hookspecs) if n.startswith("tunesmith_")]
+    problems = [
+        f"{name} is not marked with @hookimpl, so tunesmith never calls it"
+        for name in unmarked_hooks(plugin, hook_names)
+    ]
 
     def call(name: str, **kwargs: Any) -> Any:
         return getattr(plugin, name)(**kwargs)
