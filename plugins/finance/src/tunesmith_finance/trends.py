@@ -202,15 +202,7 @@ def plot(
 
 
 def save_chart(rows: list[TrendRow], path: str | Path, **options: Any) -> Path:
-    """Save :func:`plot` as a PNG (written to a temporary file, then renamed)."""
-    import matplotlib.pyplot as plt
+    """Save :func:`plot` as a PNG (the core's atomic ``save_figure``)."""
+    from tunesmith.engine.plots import save_figure
 
-    from tunesmith.io import atomic_open
-
-    fig = plot(rows, **options)
-    try:
-        with atomic_open(path, binary=True) as handle:
-            fig.savefig(handle, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return save_figure(plot(rows, **options), path)
