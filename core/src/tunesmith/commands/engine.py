@@ -558,6 +558,12 @@ def train_command(
         help="Layer-wise learning-rate decay: layer i of n trains at lr * D^(n - i), the head "
         "at lr (1: off).",
     ),
+    lexical: float = typer.Option(
+        0.0,
+        "--lexical",
+        help="Mix a TF-IDF word and character n-gram logistic regression into a single-label "
+        "classifier's probabilities with this share (0: off).",
+    ),
     average_epochs: int = typer.Option(
         0,
         "--average-epochs",

@@ -100,6 +100,9 @@ class RunConfig:
     #: Layer-wise learning-rate decay: layer i of n trains at lr * d ** (n - i), the head at lr
     #: (1: off, every layer at lr).
     layer_decay: float = 1.0
+    #: Share of a TF-IDF n-gram logistic regression's probabilities mixed into a single-label
+    #: classifier's (:mod:`tunesmith.engine.lexical`); 0 is off.
+    lexical: float = 0.0
     #: Average the weights at the end of the last N epochs after training (0: off; full
     #: fine-tuning). With held-out data the mean is kept only if it scores at least as well.
     average_epochs: int = 0
@@ -184,6 +187,8 @@ class RunConfig:
             raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
         if not 0 <= self.label_smoothing < 1:
             raise bad("--label-smoothing", self.label_smoothing, "a share from 0 (off) below 1")
+        if not 0 <= self.lexical < 1:
+            raise bad("--lexical", self.lexical, "a share from 0 (off) below 1")
         if not 0 < self.layer_decay <= 1:
             raise bad("--layer-decay", self.layer_decay, "a factor above 0, at most 1 (off)")
         if self.average_epochs == 1 or self.average_epochs < 0:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.engine.lexical import mix_into
+from tunesmith.engine.lexical_refit import refit_lexical
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.predict import predict_logits, probabilities
 from tunesmith.engine.prepare import stderr_log
@@ -42,6 +44,10 @@ NOT_REUSE_KEYS = frozenset(
     {"data", "out", "force", "work_dir", "cache_dir", "tensorboard", "resume", "save_steps",
      "data_license", "allow_network", "feature_cache", "resolved"}
 )  # fmt: skip
+
+
+#: Settings a reused member can take without training again: the lexical model is refitted.
+REFIT_KEYS = frozenset({"lexical"})
 
 
 def member_dirs(out: str | Path, members: int, seed: int) -> list[tuple[Path, int]]:
@@ -70,7 +76,8 @@ def train_ensemble(
 ) -> Path:
     """Train ``members`` runs of ``run`` (a ``RunConfig``), seeds ``run.seed``, +1, ...; returns
     ``run.out``. ``reuse`` keeps members already trained with the same settings on a data file
-    with the same content (an ensemble whose first members finished)."""
+    with the same content (an ensemble whose first members finished); a member that differs
+    only in ``--lexical`` keeps its transformer and gets its lexical model refitted."""
     check_members(members, run.strategy)
     say = log or stderr_log
     out = Path(run.out)
@@ -87,6 +94,9 @@ def train_ensemble(
         ).validate()
         if reuse and same_run(where, member):
             say(f"member {n + 1}: reusing {where} (same settings)")
+        elif reuse and same_run(where, member, ignore=REFIT_KEYS):
+            say(f"member {n + 1}: reusing {where} with a new --lexical share")
+            refit_lexical(where, member, log=say)
         else:
             if members > 1:
                 say(f"member {n + 1} of {members} (seed {seed}) ...")
@@ -129,9 +139,9 @@ def read_members(path: str | Path) -> list[Path]:
     return found
 
 
-def same_run(where: str | Path, run: Any) -> bool:
+def same_run(where: str | Path, run: Any, *, ignore: frozenset[str] = frozenset()) -> bool:
     """True when ``where`` holds a finished model trained with ``run``'s settings (all but
-    :data:`NOT_REUSE_KEYS`) on a data file with the same content."""
+    :data:`NOT_REUSE_KEYS` and ``ignore``) on a data file with the same content."""
     where = Path(where)
     config = (
         read_json_object(where / "run_config.json") if (where / "config.json").is_file() else None
@@ -140,7 +150,7 @@ def same_run(where: str | Path, run: Any) -> bool:
         return False
     mine = run.to_dict()
     for setting in dataclasses.fields(run):
-        if setting.name in NOT_REUSE_KEYS:
+        if setting.name in NOT_REUSE_KEYS or setting.name in ignore:
             continue
         # A setting newer than the stored run_config.json had its default then.
         if setting.default_factory is not dataclasses.MISSING:
@@ -182,7 +192,11 @@ def mean_probabilities(
     total: np.ndarray | None = None
     for model in models:
         probs = np.asarray(
-            probabilities(model, predict_logits(model, list(texts), batch_size=batch_size))
+            mix_into(
+                model,
+                probabilities(model, predict_logits(model, list(texts), batch_size=batch_size)),
+                texts,
+            )
         )
         total = probs if total is None else total + probs
     if total is None:

@@ -16,6 +16,7 @@ from tunesmith.engine.calibration import (
     fit_calibration,
     save_calibration,
 )
+from tunesmith.engine.lexical import mix_into
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.metrics import classification_report, ner_report
 from tunesmith.engine.plots import save_confusion_matrix_png, save_reliability_diagram
@@ -93,7 +94,7 @@ def evaluate_model(
     logits = predict_logits(loaded, dataset.texts, batch_size=batch_size)
     multilabel = loaded.task == "multilabel"
     temperature = loaded.temperature
-    probs = calibration_probs(logits, temperature, multilabel)
+    probs = mix_into(loaded, calibration_probs(logits, temperature, multilabel), dataset.texts)
     report = classification_report(y, probs, loaded.labels, multilabel=multilabel)
     calibration: dict[str, Any] = {"applied": temperature is not None}
     if temperature is not None:

@@ -116,6 +116,9 @@ def describe(loaded: Any) -> dict[str, Any]:
         includes.append("calibration temperature in 'probabilities' (not in 'logits')")
     else:
         leaves_out.append("calibration (the model has no fitted temperature)")
+    if loaded.extra.get("lexical") is not None:
+        weight = loaded.extra["lexical"].weight
+        leaves_out.append(f"the lexical n-gram model's share {weight:g} (lexical.json)")
     leaves_out.append("int8 quantisation (--quantize int8): the graph is float32")
     return {"includes": includes, "leaves_out": leaves_out}
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.lexical import LexicalModel
 from tunesmith.engine.modeling import load_classifier, read_config
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
@@ -345,6 +346,10 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
         run_config=run_config,
         max_length=_max_length(tokenizer, config, run_config),
     )
+    if task == "classification":
+        lexical = LexicalModel.load(directory)
+        if lexical is not None:
+            loaded.extra["lexical"] = lexical
     if quantize == "int8":
         loaded.model = quantize_int8(loaded.model, ranges=read_int8_ranges(directory))
         loaded.quantized = True

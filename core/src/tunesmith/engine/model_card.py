@@ -115,6 +115,11 @@ def render_model_card(
             f"- **Label smoothing / layer-wise learning-rate decay:** {run.label_smoothing:g} / "
             f"{run.layer_decay:g}"
         )
+    if run.lexical:
+        lines.append(
+            f"- **Lexical model:** a TF-IDF n-gram logistic regression takes a {run.lexical:g} "
+            "share of the probabilities (lexical.json; not in explanations or ONNX exports)"
+        )
     if resolved.average:
         average = resolved.average
         lines.append(

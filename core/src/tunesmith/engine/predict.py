@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.engine.calibration import apply_temperature
+from tunesmith.engine.lexical import mix_into
 from tunesmith.engine.loading import LoadedModel
 from tunesmith.engine.threads import configure_threads
 from tunesmith.engine.trainer_utils import pad_rows
@@ -288,7 +289,7 @@ def predict_texts(
     if loaded.task == "ner":
         return _predict_entities(loaded, texts, batch_size)
     logits = predict_logits(loaded, texts, batch_size=batch_size)
-    probs = probabilities(loaded, logits, calibrated=calibrated)
+    probs = mix_into(loaded, probabilities(loaded, logits, calibrated=calibrated), texts)
     applied = bool(calibrated and loaded.temperature is not None)
     labels = loaded.labels
     multilabel = loaded.task == "multilabel"

@@ -28,6 +28,7 @@ from tunesmith.engine.stages import (
     encode,
     fit,
     head,
+    lexical,
     measure,
     nearest,
     prepare,
@@ -89,6 +90,7 @@ def _train_locked(run: RunConfig, log: Log) -> Path:
     self_training.run(state)
     measure.run(state)
     calibrate.run(state)
+    lexical.run(state)
     if not is_main_process():
         barrier()  # until the main process has written the model directory
         return run.out_dir

@@ -13,7 +13,9 @@ left in the :class:`~tunesmith.engine.stages.state.Training` state and adds its 
    :mod:`.nearest` (nearest-example scores), :mod:`.self_training` (``--unlabelled``).
 6. :mod:`.measure`: the final model's held-out logits.
 7. :mod:`.calibrate`: temperature and ``metrics.json``.
-8. :mod:`.write`: the model directory.
+8. :mod:`.lexical` (``--lexical``): the n-gram regression fitted on the training texts, its
+   share mixed into the held-out metrics.
+9. :mod:`.write`: the model directory.
 
 What the run resolved is recorded in ``state.resolved``, a
 :class:`~tunesmith.engine.resolved.Resolved`, which ``run_config.json`` and the model card read.

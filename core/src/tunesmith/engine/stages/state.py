@@ -62,6 +62,9 @@ class Training:
     metrics: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
     plots: Any = None
+    # lexical
+    #: The n-gram regression mixed into the probabilities (``--lexical``), or ``None``.
+    lexical: Any = None
 
     def note(self, text: str) -> None:
         """A note for the model card and ``run_config.json``."""

@@ -38,6 +38,8 @@ def run(state: Training) -> Path:
         atomic_write_json(tmp / CLEANING_REPORT_FILE, prepared.cleaning)
         if state.calibration is not None:
             save_calibration(tmp, state.calibration)
+        if state.lexical is not None:
+            state.lexical.save(tmp)
         _record_int8_ranges(state, tmp)
         _draw_plots(state, tmp)
         if state.tensorboard_dir is not None and state.tensorboard_dir.is_dir():

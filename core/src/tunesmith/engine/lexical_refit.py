@@ -1,0 +1,71 @@
+"""A new ``--lexical`` share for a model trained before, without training the transformer again:
+the n-gram regression is refitted on the same training split (seconds, not a fine-tuning run),
+and ``metrics.json``, ``run_config.json`` and the model card are brought up to date.
+
+Seed ensembles (:func:`tunesmith.engine.ensemble.train_ensemble` with ``reuse``) use it for a
+member that differs from the asked run only in ``lexical``, so that the share can be chosen on
+held-out data at the cost of the regressions alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunesmith.engine.calibration import calibration_probs
+from tunesmith.engine.config import RunConfig
+from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
+from tunesmith.engine.loading import load_model
+from tunesmith.engine.metrics import classification_report
+from tunesmith.engine.model_card import render_model_card
+from tunesmith.engine.predict import predict_logits
+from tunesmith.engine.prepare import Log, prepare_data, stderr_log, targets
+from tunesmith.engine.stages import lexical as lexical_stage
+from tunesmith.io import atomic_write_json, atomic_write_text, read_json_object
+from tunesmith.model_dir import CLEANING_REPORT_FILE, METRICS_FILE, MODEL_CARD_FILE, RUN_CONFIG_FILE
+from tunesmith.models import resolve_model
+
+
+def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_log) -> None:
+    """Give the trained model in ``model_dir`` the lexical part ``run.lexical`` asks for (none
+    for 0), fitted on the training split ``run`` draws from its data, as training would."""
+    model_dir = Path(model_dir)
+    stored = RunConfig.from_dict(read_json_object(model_dir / RUN_CONFIG_FILE) or {})
+    prepared = prepare_data(
+        run, model_location=resolve_model(run.model).location, log=lambda _m: None
+    )
+    # The run configuration is written last: an interrupted refit still reads as the old share,
+    # so the next --reuse refits again.
+    for name in (LEXICAL_FILE, LEXICAL_ARRAYS):
+        (model_dir / name).unlink(missing_ok=True)
+    metrics = read_json_object(model_dir / METRICS_FILE) or {}
+    metrics.pop("lexical", None)
+    single = prepared.task == "classification"
+    lexical = lexical_stage.fit(prepared, run.lexical) if run.lexical and single else None
+    held = prepared.held
+    if single and metrics.get("report") and held is not None and not _held_in_memory(stored):
+        loaded = load_model(model_dir)
+        loaded.extra.pop("lexical", None)  # the transformer's own probabilities
+        probs = calibration_probs(predict_logits(loaded, held.texts), loaded.temperature, False)
+        y = targets(prepared.task, held, prepared.labels)
+        if lexical is not None:
+            lexical_stage.measure(metrics, lexical, probs, y, held.texts, prepared.labels)
+        else:
+            metrics["report"] = classification_report(y, probs, prepared.labels)
+    if lexical is not None and held is not None and len(held) and not run.eval_data:
+        # As training does (stages/lexical.py): the held-out split joins after measuring.
+        lexical = lexical_stage.fit(prepared, run.lexical, with_held_out=True)
+        metrics.setdefault("lexical", {})["held_out_added"] = len(held)
+    if lexical is not None:
+        log(f"{model_dir}: lexical model refitted (share {run.lexical:g}), transformer kept")
+        lexical.save(model_dir)
+    atomic_write_json(model_dir / METRICS_FILE, metrics)
+    stored.lexical = run.lexical
+    cleaning = read_json_object(model_dir / CLEANING_REPORT_FILE)
+    atomic_write_text(model_dir / MODEL_CARD_FILE, render_model_card(stored, metrics, cleaning))
+    atomic_write_json(model_dir / RUN_CONFIG_FILE, stored.to_dict())
+
+
+def _held_in_memory(stored: RunConfig) -> bool:
+    """True when the held-out texts joined the model's nearest examples after it was measured:
+    measuring them again would score texts the model remembers."""
+    return bool((stored.resolved.nearest or {}).get("held_out_added"))

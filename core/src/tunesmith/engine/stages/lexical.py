@@ -1,0 +1,70 @@
+"""Stage 7b, lexical (``--lexical W``): a TF-IDF n-gram logistic regression fitted on the
+training texts (:mod:`tunesmith.engine.lexical`); ``metrics.json`` then measures the mixed
+probabilities, with the transformer's own figures kept beside them. A held-out split carved from
+the training file then joins the regression's data, as it joins the nearest examples (stage 6):
+what was measured is the model before, and the saved one has seen every labelled text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tunesmith.engine.lexical import LexicalModel
+from tunesmith.engine.metrics import classification_report
+from tunesmith.engine.stages.state import Training
+
+
+def run(state: Training) -> None:
+    """Set ``state.lexical`` (``None`` when off or not single-label) and re-measure with it."""
+    run, prepared = state.run, state.prepared
+    if not run.lexical:
+        return
+    if prepared.task != "classification":
+        state.note(f"--lexical needs single-label data; not used for a {prepared.task} task")
+        return
+    state.log(f"fitting the lexical model (share {run.lexical:g}) on {len(prepared.train):,} texts")
+    state.lexical = fit(prepared, run.lexical)
+    if state.metrics.get("report") and state.plots is not None and prepared.held is not None:
+        probs_before, probs, y = state.plots
+        texts = prepared.held.texts
+        mixed = measure(state.metrics, state.lexical, probs, y, texts, prepared.labels)
+        state.plots = (probs_before, mixed, y)
+    if prepared.held is not None and len(prepared.held) and not run.eval_data:
+        state.lexical = fit(prepared, run.lexical, with_held_out=True)
+        state.metrics.setdefault("lexical", {})["held_out_added"] = len(prepared.held)
+        state.log(f"the {len(prepared.held):,} held-out texts joined the lexical model")
+
+
+def fit(prepared: Any, weight: float = 0.0, *, with_held_out: bool = False) -> LexicalModel:
+    """The lexical model of ``prepared``'s training split (and its held-out split too, with
+    ``with_held_out``)."""
+    texts, labels = list(prepared.train.texts), list(prepared.train.first_labels)
+    if with_held_out:
+        texts += prepared.held.texts
+        labels += prepared.held.first_labels
+    return LexicalModel.fit(texts, labels, prepared.labels, weight)
+
+
+def measure(
+    metrics: dict[str, Any],
+    lexical: LexicalModel,
+    probs: Any,
+    y: Any,
+    texts: Sequence[str],
+    labels: Sequence[str],
+) -> Any:
+    """Replace ``metrics["report"]`` with the report of the mixed held-out probabilities (the
+    transformer's own ``probs`` for ``texts``, truth ``y``) and add a ``lexical`` block with the
+    accuracy of each part; returns the mixed probabilities."""
+    mixed = lexical.mix(probs, texts)
+    alone = classification_report(y, probs, list(labels))
+    metrics["report"] = classification_report(y, mixed, list(labels))
+    metrics["lexical"] = {
+        "weight": lexical.weight,
+        "transformer_accuracy": alone.get("accuracy"),
+        "lexical_accuracy": classification_report(
+            y, lexical.probabilities(texts), list(labels)
+        ).get("accuracy"),
+        "mixed_accuracy": metrics["report"].get("accuracy"),
+    }
+    return mixed

@@ -1,0 +1,193 @@
+"""tunesmith.engine.lexical: the n-gram regression beside a classifier (``--lexical W``) is
+fitted on the training texts, stored without pickles, reloaded to the same probabilities, and
+mixed with its share into everything that scores texts: predict, evaluate and ensembles."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE, LexicalModel, mix
+from tunesmith.errors import ModelNotFoundError, UserInputError
+
+LABELS = ["negative", "neutral", "positive"]
+TEXTS = [
+    "shares plunge on heavy losses",
+    "stock falls after weak guidance",
+    "results due on thursday",
+    "company to present at conference",
+    "profit beats estimates",
+    "shares jump on record revenue",
+]
+TARGETS = ["negative", "negative", "neutral", "neutral", "positive", "positive"]
+
+
+def test_lexical_probabilities_follow_the_words_of_each_label_and_sum_to_one():
+    model = LexicalModel.fit(TEXTS * 3, TARGETS * 3, LABELS, weight=0.3)
+    probs = model.probabilities(["losses plunge", "record profit beats", "conference on thursday"])
+    assert probs.shape == (3, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    assert list(probs.argmax(axis=1)) == [0, 2, 1]
+
+
+def test_a_label_the_regression_never_saw_gets_zero_probability():
+    labels = [*LABELS, "unused"]
+    probs = LexicalModel.fit(TEXTS, TARGETS, labels, weight=0.5).probabilities(TEXTS)
+    assert probs.shape == (6, 4) and np.all(probs[:, 3] == 0)
+
+
+def test_a_two_label_regression_gives_both_columns():
+    model = LexicalModel.fit(TEXTS[:2] + TEXTS[4:], TARGETS[:2] + TARGETS[4:], LABELS, 0.2)
+    probs = model.probabilities(["plunge losses", "record revenue jump"])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    assert probs[0, 0] > probs[0, 2] and probs[1, 2] > probs[1, 0] and np.all(probs[:, 1] == 0)
+
+
+def test_saved_lexical_model_reloads_to_the_same_probabilities_without_pickles(tmp_path):
+    model = LexicalModel.fit(TEXTS, TARGETS, LABELS, weight=0.25)
+    model.save(tmp_path)
+    spec = json.loads((tmp_path / LEXICAL_FILE).read_text())
+    assert spec["weight"] == 0.25 and spec["labels"] == LABELS
+    with np.load(tmp_path / LEXICAL_ARRAYS, allow_pickle=False) as arrays:
+        assert set(arrays.files) == {"word_idf", "char_idf", "coef", "intercept"}
+    again = LexicalModel.load(tmp_path)
+    probe = ["new losses reported", "guidance due thursday", "an unseen sentence"]
+    np.testing.assert_allclose(again.probabilities(probe), model.probabilities(probe), atol=1e-5)
+
+
+def test_a_directory_without_a_lexical_model_loads_none_and_a_broken_one_is_a_clear_error(
+    tmp_path,
+):
+    assert LexicalModel.load(tmp_path) is None
+    LexicalModel.fit(TEXTS, TARGETS, LABELS, weight=0.25).save(tmp_path)
+    (tmp_path / LEXICAL_ARRAYS).write_bytes(b"not an npz file")
+    with pytest.raises(ModelNotFoundError, match=r"lexical\.json: the lexical part"):
+        LexicalModel.load(tmp_path)
+
+
+def test_mix_is_a_linear_pool_with_the_given_share():
+    a = np.array([[0.8, 0.2]])
+    b = np.array([[0.0, 1.0]])
+    np.testing.assert_allclose(mix(a, b, 0.25), [[0.6, 0.4]])
+    np.testing.assert_allclose(mix(a, b, 0.0), a)
+
+
+def test_lexical_share_outside_zero_to_one_is_a_user_error(tmp_path):
+    from tunesmith.engine.config import RunConfig
+
+    with pytest.raises(UserInputError, match="--lexical"):
+        RunConfig(data="x.csv", lexical=1.0).validate()
+    with pytest.raises(UserInputError, match="--lexical"):
+        RunConfig(data="x.csv", lexical=-0.1).validate()
+
+
+@pytest.mark.slow
+def test_training_with_lexical_stores_it_and_predict_evaluate_and_ensembles_mix_it_in(
+    tmp_path, one_torch_thread
+):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.ensemble import load_ensemble, mean_probabilities
+    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_logits, predict_texts, probabilities
+    from tunesmith.engine.train import train
+    from tunesmith.testing import make_tiny_base_model, write_csv
+
+    rows = [[t, label] for t, label in zip(TEXTS, TARGETS, strict=True)] * 6
+    data = write_csv(tmp_path / "train.csv", rows)
+    base = make_tiny_base_model(tmp_path / "base", TEXTS)
+    out = tmp_path / "model"
+    run = RunConfig(data=str(data), eval_data=str(data), out=str(out), model=str(base),
+                    strategy="head", epochs=1.0, seed=42, lexical=0.4)  # fmt: skip
+    train(run, log=lambda _m: None)
+
+    assert (out / LEXICAL_FILE).is_file() and (out / LEXICAL_ARRAYS).is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["lexical"]["weight"] == 0.4
+    assert metrics["report"]["accuracy"] == metrics["lexical"]["mixed_accuracy"]
+    assert "Lexical model" in (out / "README.md").read_text()
+
+    loaded = load_model(out)
+    lexical = loaded.extra["lexical"]
+    alone = probabilities(loaded, predict_logits(loaded, TEXTS))
+    want = 0.6 * alone + 0.4 * lexical.probabilities(TEXTS)
+    got = np.array([[r["probabilities"][label] for label in LABELS] for r in predict_texts(
+        loaded, TEXTS)])  # fmt: skip
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(mean_probabilities(load_ensemble(out), TEXTS), want, atol=1e-6)
+
+    report = evaluate_model(loaded, load_eval_dataset(loaded, data))
+    truth = [LABELS.index(t) for t in TARGETS] * 6
+    assert report["accuracy"] == pytest.approx(
+        float(np.mean(np.tile(want, (6, 1)).argmax(axis=1) == truth)), abs=1e-9
+    )
+
+
+@pytest.mark.slow
+def test_reusing_a_model_with_only_a_new_lexical_share_refits_it_without_training_again(
+    tmp_path, one_torch_thread
+):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.ensemble import train_ensemble
+    from tunesmith.engine.loading import load_model
+    from tunesmith.testing import make_tiny_base_model, write_csv
+
+    rows = [[t, label] for t, label in zip(TEXTS, TARGETS, strict=True)] * 6
+    data = write_csv(tmp_path / "train.csv", rows)
+    base = make_tiny_base_model(tmp_path / "base", TEXTS)
+    out = tmp_path / "model"
+
+    def run(share):
+        return RunConfig(data=str(data), eval_data=str(data), out=str(out), model=str(base),
+                         strategy="head", epochs=1.0, seed=42, force=True, lexical=share)  # fmt: skip
+
+    train_ensemble(run(0.0), 1, log=lambda _m: None)
+    weights = (out / "model.safetensors").stat().st_mtime_ns
+    assert not (out / LEXICAL_FILE).exists()
+
+    logged: list[str] = []
+    train_ensemble(run(0.4), 1, reuse=True, log=logged.append)
+    assert any("new --lexical share" in line for line in logged), logged
+    assert (out / "model.safetensors").stat().st_mtime_ns == weights  # not trained again
+    assert load_model(out).extra["lexical"].weight == 0.4
+    assert json.loads((out / "run_config.json").read_text())["lexical"] == 0.4
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["lexical"]["weight"] == 0.4
+    assert metrics["report"]["accuracy"] == metrics["lexical"]["mixed_accuracy"]
+    assert "Lexical model" in (out / "README.md").read_text()
+
+    logged.clear()
+    train_ensemble(run(0.4), 1, reuse=True, log=logged.append)
+    assert any("(same settings)" in line for line in logged), logged
+
+    train_ensemble(run(0.0), 1, reuse=True, log=lambda _m: None)
+    assert not (out / LEXICAL_FILE).exists() and "lexical" not in load_model(out).extra
+    assert "lexical" not in json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_held_out_texts_carved_from_the_training_file_join_the_lexical_model_after_measuring(
+    tmp_path, one_torch_thread
+):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.train import train
+    from tunesmith.testing import make_tiny_base_model, write_csv
+
+    # Each row has its own word, so the saved vocabulary shows which rows the model saw.
+    rows = [[f"{TEXTS[i % 6]} row{i}", TARGETS[i % 6]] for i in range(180)]
+    data = write_csv(tmp_path / "train.csv", rows)
+    base = make_tiny_base_model(tmp_path / "base", TEXTS)
+    out = tmp_path / "model"
+    run = RunConfig(data=str(data), out=str(out), model=str(base), strategy="head",
+                    epochs=1.0, seed=42, lexical=0.3)  # fmt: skip
+    train(run, log=lambda _m: None)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    held = metrics["lexical"]["held_out_added"]
+    assert held == run.resolved.n_eval > 0
+    assert metrics["report"]["accuracy"] == metrics["lexical"]["mixed_accuracy"]
+    vocabulary = load_model(out).extra["lexical"].word.vocabulary_
+    assert all(f"row{i}" in vocabulary for i in range(180))
