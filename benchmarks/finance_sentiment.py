@@ -41,11 +41,14 @@ LABELS = ["negative", "neutral", "positive"]
 #: The recipe of the full run: what ``finance train --max-length 64`` does on these tweets (full
 #: fine-tuning, its 6 epochs, the engine's lr 1e-4 for this model, written out so that --reuse
 #: can compare settings); 64 tokens because tweets are short (the 99th percentile is 57).
-RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64}
+#: The lexical share 0.3 is finance train's default, chosen by --select (candidates "lexical ...").
+RECIPE: dict[str, Any] = {
+    "strategy": "full", "epochs": 6.0, "lr": 1e-4, "max_length": 64, "lexical": 0.3
+}  # fmt: skip
 #: Candidates ``--select`` compares on a held-out 20 % slice of train, by name (``seeds``: one
 #: model per seed, probabilities averaged; other keys are engine settings). ``--recipe NAME``
 #: trains the full run with one of them.
-_BASE = dict(RECIPE)
+_BASE = {**RECIPE, "lexical": 0.0}  # the recipe before the lexical share, which candidates add
 CANDIDATES: dict[str, dict[str, Any]] = {
     "seed 42": _BASE,
     "seed 43": {**_BASE, "seeds": [43]},
@@ -64,10 +67,16 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "contrastive 1": {**_BASE, "contrastive": 1.0},
     "contrastive 1 seed 43": {**_BASE, "contrastive": 1.0, "seeds": [43]},
     "nearest on": {**_BASE, "nearest": "on"},
+    # The n-gram regression's share (--lexical); refitted on a reused transformer, so cheap.
+    "lexical 0.2": {**_BASE, "lexical": 0.2},
+    "lexical 0.3": {**_BASE, "lexical": 0.3},
+    "lexical 0.4": {**_BASE, "lexical": 0.4},
+    "lexical 0.3 seed 43": {**_BASE, "lexical": 0.3, "seeds": [43]},
+    "lexical 0.3 two seeds": {**_BASE, "lexical": 0.3, "seeds": [42, 43]},
 }
 # --candidates splits on commas, so a name must not hold one.
 assert not [name for name in CANDIDATES if "," in name], "a candidate name holds a comma"
-QUICK_RECIPE: dict[str, Any] = {"strategy": "full", "epochs": 1.0, "lr": 1e-4, "max_length": 64}
+QUICK_RECIPE: dict[str, Any] = {**RECIPE, "epochs": 1.0}
 
 
 def metrics(truth: list[str], predicted: list[str]) -> dict[str, float]:
@@ -130,14 +139,20 @@ def fine_tune(
     """Train with the core engine on ``train_rows``; returns seconds. ``reuse`` keeps a model
     already in ``out`` that was trained the same way on the same data (0 seconds)."""
     from tunesmith.engine.config import RunConfig
-    from tunesmith.engine.ensemble import same_run
+    from tunesmith.engine.ensemble import REFIT_KEYS, same_run
+    from tunesmith.engine.lexical_refit import refit_lexical
     from tunesmith.engine.train import train
 
     data = write_csv(out.with_suffix(".csv"), train_rows)
     run = RunConfig(data=str(data), out=str(out), model=model, force=True, **settings).validate()
-    if reuse and same_run(out, run) and not _newer(Path(model), out):
-        log(f"reusing {out} (same settings, same data)")
-        return 0.0
+    if reuse and not _newer(Path(model), out):
+        if same_run(out, run):
+            log(f"reusing {out} (same settings, same data)")
+            return 0.0
+        if same_run(out, run, ignore=REFIT_KEYS):
+            started = time.perf_counter()
+            refit_lexical(out, run, log=log)
+            return time.perf_counter() - started
     started = time.perf_counter()
     train(run, log=lambda _m: None)
     return time.perf_counter() - started
@@ -207,8 +222,11 @@ def select(
         for seed in settings.get("seeds", [42]):
             key = json.dumps({**base, "seed": seed}, sort_keys=True)
             if key not in members:
-                # Named by its settings, so that --reuse finds it whatever else a run compares.
-                out = work / f"select_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+                # Named by its settings, so that --reuse finds it whatever else a run compares;
+                # the lexical share is left out of the name: it is refitted on the same model.
+                trained = {k: v for k, v in base.items() if k != "lexical"}
+                name_key = json.dumps({**trained, "seed": seed}, sort_keys=True)
+                out = work / f"select_{hashlib.sha1(name_key.encode()).hexdigest()[:10]}"
                 seconds = fine_tune(fit, out, "default", {**base, "seed": seed}, reuse)
                 members[key] = sentiment_probabilities(out, texts)
                 single = metrics(truth, [LABELS[i] for i in members[key].argmax(axis=1)])
@@ -320,7 +338,8 @@ def main() -> int:
     cv_truth: list[str] = []
     cv_pred: list[str] = []
     cv_base_pred: list[str] = []
-    pb_settings = {"strategy": args.pb_strategy, "max_length": 96}
+    # What `finance train --model <tweet model>` would do: the recipe's lexical share too.
+    pb_settings = {"strategy": args.pb_strategy, "max_length": 96, "lexical": recipe["lexical"]}
     for n, held in enumerate(folds(phrases, k)):
         held_set = set(held)
         fit = [r for i, r in enumerate(phrases) if i not in held_set]

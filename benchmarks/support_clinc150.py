@@ -39,7 +39,7 @@ the classifier (each tried on CLINC150 and reported in docs/support.md).
 
     python benchmarks/support_clinc150.py [--quick] [--data-root ../shared/data] [--work-dir W]
         [--epochs E] [--seed S] [--members N] [--head-init H] [--average-epochs N]
-        [--contrastive W]
+        [--contrastive W] [--lexical W]
 """
 
 from __future__ import annotations
@@ -232,11 +232,14 @@ def train_classifier(
     """The core engine's classifier, exactly as ``tunesmith train --data TRAIN --eval VAL
     --label-col intent --epochs E --nearest off`` plus ``engine`` (other engine settings, such as
     ``head_init``, given only when not the default); reused when ``out`` holds one trained with
-    the same settings."""
+    the same settings. ``lexical`` (engine ``--lexical``) is not part of that match: a reused
+    classifier gets its n-gram model refitted for it, in seconds."""
     from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.lexical_refit import refit_lexical
     from tunesmith.engine.train import train
 
     engine = dict(engine or {})
+    lexical = float(engine.pop("lexical", 0.0))
     settings = {
         "data": str(train_file.resolve()),
         "eval": str(val_file.resolve()),
@@ -247,24 +250,27 @@ def train_classifier(
         # only the settings given, so classifiers trained before these options still match
         **engine,
     }
+    run = RunConfig(
+        data=str(train_file),
+        eval_data=str(val_file),
+        out=str(out),
+        model=model,
+        label_col="intent",
+        epochs=epochs,
+        seed=seed,
+        nearest="off",
+        force=True,
+        lexical=lexical,
+        **engine,
+    )
     marker = out / "bench_settings.json"
     if marker.exists() and json.loads(marker.read_text()) == settings:
-        log(f"  reusing the classifier in {out} (same data and settings)")
+        stored = json.loads((out / "run_config.json").read_text()).get("lexical") or 0.0
+        if stored != lexical:
+            refit_lexical(out, run, log=log)
+        log(f"  reusing the classifier in {out} (same data and settings; lexical {lexical:g})")
         return out
-    train(
-        RunConfig(
-            data=str(train_file),
-            eval_data=str(val_file),
-            out=str(out),
-            model=model,
-            label_col="intent",
-            epochs=epochs,
-            seed=seed,
-            nearest="off",
-            force=True,
-            **engine,
-        )
-    )
+    train(run)
     marker.write_text(json.dumps(settings))
     return out
 
@@ -408,6 +414,13 @@ def main() -> None:
         default=0.0,
         help="engine --contrastive W for the classifier (a supervised contrastive term)",
     )
+    parser.add_argument(
+        "--lexical",
+        type=float,
+        default=0.0,
+        help="engine --lexical W for the classifier (an n-gram regression's share; refitted "
+        "on a reused classifier)",
+    )
     args = parser.parse_args()
 
     from tunesmith.retrieval import Encoder
@@ -507,6 +520,8 @@ def main() -> None:
     if args.contrastive:
         engine["contrastive"] = args.contrastive
         head_suffix += f"-c{args.contrastive:g}"
+    if args.lexical:
+        engine["lexical"] = args.lexical
     # ``--members N``: N seeds, as ``support train --classifier-members N`` trains them; the
     # mean of their calibrated probabilities is the classifier's.
     model_dirs = [
@@ -641,6 +656,7 @@ def main() -> None:
                 "head_init": args.head_init,
                 "average_epochs": args.average_epochs,
                 "contrastive": args.contrastive,
+                "lexical": args.lexical,
                 "engine_val_share": args.engine_val_share,
                 "in_scope_accuracy": t["in_scope_accuracy"],
                 "oos_recall": t["oos_recall"],

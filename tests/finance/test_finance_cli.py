@@ -105,7 +105,9 @@ def test_a_bad_naive_zone_is_refused_before_the_model_loads(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_fine_tunes_a_sentiment_model_that_score_can_use(cli, tmp_path):
+def test_train_fine_tunes_a_sentiment_model_with_its_lexical_share_that_score_can_use(
+    cli, tmp_path
+):
     from tunesmith.testing import make_tiny_base_model, write_csv
 
     rows = [["shares plunge on losses", "negative"], ["profit beats estimates", "positive"],
@@ -116,7 +118,16 @@ def test_train_fine_tunes_a_sentiment_model_that_score_can_use(cli, tmp_path):
     result = cli("finance", "train", "--data", str(data), "--out", str(out), "--model", str(base),
                  "--epochs", "1", "--strategy", "head", "--head-init", "random")  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "run_config.json").read_text())["head_init"] == "random"
+    config = json.loads((out / "run_config.json").read_text())
+    assert config["head_init"] == "random"
+    # finance train's recipe mixes the core's n-gram model in (0.3, chosen on train: finance.md).
+    assert config["lexical"] == 0.3 and (out / "lexical.json").is_file()
+    off = tmp_path / "no_lexical"
+    result = cli("finance", "train", "--data", str(data), "--out", str(off), "--model", str(base),
+                 "--epochs", "1", "--strategy", "head", "--lexical", "0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((off / "run_config.json").read_text())["lexical"] == 0.0
+    assert not (off / "lexical.json").exists()
     scored = cli("finance", "score", "--model", str(out), "--json", "--text", "shares plunge")
     assert scored.exit_code == 0, scored.output
     assert json.loads(scored.stdout.strip().splitlines()[-1])["label"] in {
