@@ -13,7 +13,8 @@ at fp32 and int8. Goal: ingest ≥ 80 % of predict's texts/s at int8. Also the t
 alert window of 500 documents (the core's aggregated explanations, target ``negative``).
 
 The model: ``--model DIR``, or a head-only model trained here on 1,000 training tweets (speed
-depends on the architecture, not on the head).
+depends on the architecture, not on the head) with ``finance train``'s lexical share, whose
+n-gram regression both ingest and predict run.
 
     python benchmarks/finance_ingest.py [--quick] [--model DIR] [--window N] [--data-root ../shared/data]
 """
@@ -36,13 +37,17 @@ from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
 def make_model(data_root: Path, work: Path) -> Path:
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
+    from tunesmith_finance.training import LEXICAL_SHARE
 
     rows = random.Random(0).sample(
         read_csv(data_root / "twitter_financial_news_sentiment" / "train.csv"), 1000
     )
     data = write_csv(work / "train.csv", rows)
     out = work / "model"
-    train(RunConfig(data=str(data), out=str(out), strategy="head", force=True), log=lambda _m: None)
+    run = RunConfig(
+        data=str(data), out=str(out), strategy="head", lexical=LEXICAL_SHARE, force=True
+    )
+    train(run, log=lambda _m: None)
     return out
 
 
