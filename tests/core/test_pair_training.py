@@ -191,3 +191,24 @@ def test_cli_bad_column_and_empty_file_are_one_error_line(cli, base_dir, tmp_pat
     assert result.exit_code == 2 and "no data rows" in result.output
     result = cli(*args)
     assert result.exit_code == 2 and "--pair-col" in result.output
+
+
+def test_pair_training_tokenises_through_the_encoder_so_its_lower_casing_applies(
+    base_dir, tmp_path, monkeypatch
+):
+    from tunesmith.retrieval.encoder import Encoder
+
+    tokenised: list[str] = []
+    real = Encoder.token_ids
+
+    def recording(self, texts):
+        tokenised.extend(texts)
+        return real(self, texts)
+
+    monkeypatch.setattr(Encoder, "token_ids", recording)
+    queries, targets = make_pairs(copies=2)
+    train_pair_encoder(queries, targets, tmp_path / "out", model=base_dir, epochs=1,
+                       batch_size=8, progress=False)  # fmt: skip
+    trained_on = set(queries) - set(tokenised)
+    assert len(trained_on) < len(set(queries)) / 2, "training tokenised queries elsewhere"
+    assert set(targets) <= set(tokenised)

@@ -163,3 +163,28 @@ def test_parallel_streams_give_the_same_vectors_in_input_order(st_dir):
     one = encoder.encode(TEXTS, batch_size=2, streams=1)
     assert np.abs(encoder.encode(TEXTS, batch_size=2, streams=3) - one).max() < 1e-6
     assert np.abs(encoder.encode(TEXTS[::-1], batch_size=2, streams=2)[::-1] - one).max() < 1e-6
+
+
+def test_token_ids_lower_case_the_texts_when_the_model_says_do_lower_case(st_dir):
+    import dataclasses
+
+    encoder = Encoder.load(str(st_dir))
+    seen: list[list[str]] = []
+
+    class Spy:  # the real tokenizer, recording what it is given
+        def __init__(self, real):
+            self.real = real
+
+        def __call__(self, texts, **kwargs):
+            seen.append(list(texts))
+            return self.real(texts, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    encoder.tokenizer = Spy(encoder.tokenizer)
+    encoder.token_ids(["Reset My PASSWORD"])
+    encoder.layout = dataclasses.replace(encoder.layout, lowercase=True)
+    encoder.token_ids(["Reset My PASSWORD"])
+    encoder.encode(["Card LOST"])
+    assert seen == [["Reset My PASSWORD"], ["reset my password"], ["card lost"]]

@@ -364,10 +364,19 @@ class Encoder:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise UserInputError(f"text {i} is {type(text).__name__}, not a string")
-        if self.layout.lowercase:
-            texts = [t.lower() for t in texts]
+        ids = self.token_ids(texts)
+        return self._run(
+            ids, max(1, int(batch_size)), _show_progress(progress, len(texts)), streams
+        )
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids the model reads for each text, as :meth:`encode` feeds them: lower-cased
+        first when the model's ``sentence_bert_config.json`` says ``do_lower_case``, truncated to
+        :attr:`max_length`, unpadded. Pair fine-tuning tokenises through it too, so that a model
+        trains on the same ids it is later used with."""
+        texts = [t.lower() for t in texts] if self.layout.lowercase else list(texts)
         try:
-            ids = self.tokenizer(
+            return self.tokenizer(
                 texts,
                 truncation=True,
                 max_length=self.max_length,
@@ -379,9 +388,6 @@ class Encoder:
             # The fast tokenizer refuses a lone surrogate with a TypeError naming no text.
             _raise_unencodable(texts)
             raise
-        return self._run(
-            ids, max(1, int(batch_size)), _show_progress(progress, len(texts)), streams
-        )
 
     def _run(
         self, ids: list[list[int]], batch_size: int, show: bool, streams: int | None

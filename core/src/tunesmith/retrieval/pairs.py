@@ -201,18 +201,8 @@ def _fit(
     """Fine-tune ``encoder.model`` in place; returns the loss of every step."""
     import torch
 
-    tokenizer = encoder.tokenizer
-
-    def tokenize(texts: list[str]) -> list[list[int]]:
-        return tokenizer(
-            texts,
-            truncation=True,
-            max_length=encoder.max_length,
-            padding=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
-
+    # The encoder's own tokenisation (its do_lower_case too): trained on the ids it will read.
+    tokenize = encoder.token_ids
     q_ids, t_ids = tokenize(queries), tokenize(targets)
     n_ids: list[list[int] | None] = [None] * len(queries)
     if negatives is not None:
@@ -240,7 +230,8 @@ def _fit(
         optimizer,
         lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))),
     )
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = encoder.tokenizer.pad_token_id
+    pad = pad_id if pad_id is not None else 0
     lengths = [len(q) + len(t) for q, t in zip(q_ids, t_ids, strict=True)]
     bar = None
     if _show_progress(progress):
