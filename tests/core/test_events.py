@@ -413,3 +413,20 @@ def test_a_trickling_webhook_is_cut_off_at_the_total_deadline(phase):
         server.shutdown()
         server.server_close()
     assert 1.4 <= elapsed < 2.5
+
+
+def test_nan_and_infinite_payload_values_are_delivered_and_stored_as_null(tmp_path):
+    import numpy as np
+
+    def strict(line):  # what JSON.parse and most webhook receivers accept
+        return json.loads(line, parse_constant=lambda word: pytest.fail(f"{word} in {line}"))
+
+    path = tmp_path / "events.jsonl"
+    event = Event(kind="alert", message="x", payload={
+        "lift": float("nan"), "rates": np.array([np.inf, 0.5]), "low": -float("inf"),
+        "note": "NaN is a word here"})  # fmt: skip
+    emit(event, [f"jsonl:{path}"], outbox=tmp_path / "o.sqlite")
+    sent = strict(path.read_text().strip())["payload"]
+    assert sent == {"lift": None, "rates": [None, 0.5], "low": None, "note": "NaN is a word here"}
+    (stored,) = list_deliveries(tmp_path / "o.sqlite")
+    assert stored.event.payload == sent

@@ -68,6 +68,16 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def strict_json(value: Any) -> str:
+    """``value`` as JSON that every reader accepts: numpy values become plain ones, and NaN and
+    ±Infinity, which JSON has no words for (Python writes ``NaN``, which ``JSON.parse`` and most
+    webhook receivers refuse), become ``null``."""
+    text = json.dumps(value, ensure_ascii=False, default=_json_default)
+    if "NaN" not in text and "Infinity" not in text:  # the common case: no second pass
+        return text
+    return json.dumps(json.loads(text, parse_constant=lambda _word: None), ensure_ascii=False)
+
+
 def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready dict, with ``created_at`` filled in when it was empty."""
     data = asdict(event)
@@ -77,8 +87,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 
 
 def event_to_json(event: Event) -> str:
-    """The event as one line of JSON (what every built-in sink writes or posts)."""
-    return json.dumps(event_to_dict(event), ensure_ascii=False, default=_json_default)
+    """The event as one line of strict JSON (what every built-in sink writes or posts)."""
+    return strict_json(event_to_dict(event))
 
 
 class StdoutSink:
@@ -355,7 +365,7 @@ def _check_event(event: Event) -> str:
     if not isinstance(event.payload, dict):
         raise UserInputError(f"event payload must be a dict, got {type(event.payload).__name__}")
     try:
-        texts["payload"] = json.dumps(event.payload, ensure_ascii=False, default=_json_default)
+        texts["payload"] = strict_json(event.payload)
     except (TypeError, ValueError, RecursionError) as exc:
         raise UserInputError(
             f"event {event.kind!r}: payload is not JSON-serialisable ({exc})"
