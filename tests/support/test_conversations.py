@@ -41,6 +41,29 @@ def test_handoff_is_an_event_with_the_question_conversation_candidates_and_reaso
     assert rows[0]["handoff_event"] == event["id"]
 
 
+def test_a_hand_off_whose_event_cannot_be_recorded_leaves_no_turn_for_a_retry_to_duplicate(
+    service, kb_copy, monkeypatch
+):
+    import tunesmith_support.service as service_module
+
+    def outbox_full(event, sinks, *, outbox):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    first = service.ask("how much does shipping cost")
+    monkeypatch.setattr(service_module, "record", outbox_full)
+    with pytest.raises(sqlite3.OperationalError):
+        service.ask("I want to talk to a human please", first.conversation_id)
+    assert len(service.conversations.turns(first.conversation_id)) == 1  # rolled back
+    monkeypatch.undo()
+    # The client's retry is the one turn stored, and its hand-off is sent.
+    turn = service.ask("I want to talk to a human please", first.conversation_id)
+    assert [t["question"] for t in service.conversations.turns(first.conversation_id)] == [
+        "how much does shipping cost",
+        "I want to talk to a human please",
+    ]
+    assert read_handoffs(kb_copy)[-1]["id"] == turn.handoff_event
+
+
 def test_turns_keep_decision_confidence_and_answer(service):
     turn = service.ask("how much does shipping cost")
     stored = service.conversations.turns(turn.conversation_id)

@@ -490,6 +490,26 @@ def emit(
     store (a payload that is not JSON-serialisable), raises before anything is recorded.
     Returns which sinks got the event; failures are also said on stderr.
     """
+    return send(record(event, sinks, outbox=outbox), retry=retry)
+
+
+@dataclass
+class Outgoing:
+    """An event recorded in the outbox with a pending delivery per sink, not yet sent
+    (:func:`record`); :func:`send` delivers it."""
+
+    store: Store
+    event: Event
+    sinks: list[tuple[str, Any]]
+
+
+def record(
+    event: Event, sinks: list[str | EventSink], *, outbox: Store | str | Path | None = None
+) -> Outgoing:
+    """The first half of :func:`emit`: check ``event`` and record it with a pending delivery per
+    sink, without sending. Inside a caller's ``with store.transaction()`` on the outbox's store,
+    the event commits with the caller's own writes or not at all (a transactional outbox);
+    :func:`send` it after the transaction, so that no sink waits on an open transaction."""
     payload = _check_event(event)
     if isinstance(sinks, str):  # else each character would be taken for a sink URL
         raise UserInputError(f"sinks must be a list of sink URLs or objects, got {sinks!r}")
@@ -507,8 +527,14 @@ def emit(
         named.append((name, sink))
     store = open_outbox(outbox)
     _record(store, event, [name for name, _sink in named], payload)
-    report = _send_all(store, event, named, retry or RetryPolicy())
-    _say_failed(report, store)
+    return Outgoing(store, event, named)
+
+
+def send(outgoing: Outgoing, *, retry: RetryPolicy | None = None) -> EmitReport:
+    """The second half of :func:`emit`: deliver a :func:`record`-ed event to its sinks, with
+    retries; failures stay in the outbox and are said on stderr."""
+    report = _send_all(outgoing.store, outgoing.event, outgoing.sinks, retry or RetryPolicy())
+    _say_failed(report, outgoing.store)
     return report
 
 

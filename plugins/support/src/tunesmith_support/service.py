@@ -12,7 +12,7 @@ from typing import Any
 
 from tunesmith.data.limits import lone_surrogate
 from tunesmith.errors import UserInputError
-from tunesmith.events import Event, emit
+from tunesmith.events import Event, record, send
 from tunesmith_support.answer import Answer, Answerer, clean_question
 from tunesmith_support.conversations import Conversations
 
@@ -100,21 +100,29 @@ class SupportService:
                 raise UserInputError(f"no conversation {shown(conversation_id)}")
         earlier = self.conversations.turns(conversation_id)
         answer = self.answerer.ask(question, [t["question"] for t in earlier])
-        turn_id = self.conversations.record_turn(conversation_id, answer)
-        event_id = None
-        if answer.decision == "handoff":
-            event_id = self._hand_off(answer, earlier, conversation_id, turn_id)
-            self.conversations.mark_handoff(turn_id, event_id)
-        return Turn(answer, turn_id, conversation_id, event_id)
+        store = self.conversations.store
+        outgoing = None
+        # The turn and its hand-off event commit together (the outbox shares the store): a
+        # failed event write leaves no turn behind for a client's retry to store twice.
+        with store.transaction():
+            turn_id = self.conversations.record_turn(conversation_id, answer)
+            if answer.decision == "handoff":
+                event = self._handoff_event(answer, earlier, conversation_id, turn_id)
+                outgoing = record(event, self.sinks, outbox=store)
+                self.conversations.mark_handoff(turn_id, event.id)
+        if outgoing is None:
+            return Turn(answer, turn_id, conversation_id, None)
+        send(outgoing)  # after the commit: no sink waits on an open transaction
+        return Turn(answer, turn_id, conversation_id, outgoing.event.id)
 
-    def _hand_off(
+    def _handoff_event(
         self, answer: Answer, earlier: list[dict[str, Any]], conversation_id: str, turn_id: int
-    ) -> str:
+    ) -> Event:
         conversation = [
             {"question": t["question"], "decision": t["decision"], "answer": t["answer"]}
             for t in earlier
         ]
-        event = Event(
+        return Event(
             kind=HANDOFF_KIND,
             message=f"hand-off ({answer.reason}): {answer.question[:200]}",
             payload={
@@ -129,8 +137,6 @@ class SupportService:
             },
             source="tunesmith-support",
         )
-        emit(event, self.sinks, outbox=self.conversations.store)
-        return event.id
 
     def feedback(
         self,
