@@ -111,6 +111,25 @@ def test_feedback_is_stored_and_exported_as_training_rows(service, kb_copy, tmp_
     assert rows == expected and n == len(expected)
 
 
+def test_a_follow_up_is_exported_as_the_joined_query_it_was_answered_from(service, monkeypatch):
+    search = service.answerer.search
+
+    def joined(question, history, k=5):  # as when the joined query matches better
+        query = f"{history[-1]} {question}" if history else question
+        return query, search(query, [], k)[1]
+
+    monkeypatch.setattr(service.answerer, "search", joined)
+    first = service.ask("how do I return an item")
+    follow_up = service.ask("and how long does that take?", first.conversation_id)
+    assert follow_up.answer.query == "how do I return an item and how long does that take?"
+    service.feedback(follow_up.turn_id, correct_id="ren-01")
+    rows = service.conversations.training_rows(set(service.answerer.scorer.position))
+    # "and how long does that take?" alone would teach the encoder nothing it can use.
+    assert rows == [
+        {"question": "how do I return an item and how long does that take?", "answer_id": "ren-01"}
+    ]
+
+
 def test_an_agent_correction_is_exported_even_after_a_later_rating(service, tmp_path):
     a = service.ask("can I rent a kayak")
     b = service.ask("how much does shipping cost")

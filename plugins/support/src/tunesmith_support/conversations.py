@@ -168,7 +168,7 @@ class Conversations:
     def feedback(self) -> list[dict[str, Any]]:
         rows = self.store.query(
             "SELECT f.id, f.turn_id, f.created_at, f.helpful, f.correct_id, f.note, t.question, "
-            "t.entry_id, t.decision FROM support_feedback f JOIN support_turns t "
+            "t.query, t.entry_id, t.decision FROM support_feedback f JOIN support_turns t "
             "ON t.id = f.turn_id ORDER BY f.id"
         )
         return [dict(row) for row in rows]
@@ -176,6 +176,8 @@ class Conversations:
     def training_rows(self, known_ids: set[str] | None = None) -> list[dict[str, str]]:
         """``(question, answer_id)`` pairs that feedback confirms.
 
+        The question is the query the turn was answered from: a follow-up ("and how long does
+        that take?") joined to the question before it, when the answerer searched with that.
         An agent's correct id wins (the newest one), even over a later rating; otherwise the
         turn's newest rating decides, and helpful confirms the entry it answered with. Ids no
         longer in the KB are left out.
@@ -197,7 +199,7 @@ class Conversations:
                 answer_id = row["entry_id"] if row["helpful"] == 1 else None
             if not answer_id or (known_ids is not None and answer_id not in known_ids):
                 continue
-            out.append({"question": row["question"], "answer_id": answer_id})
+            out.append({"question": row["query"] or row["question"], "answer_id": answer_id})
         return out
 
     def export_feedback(self, out: str | Path, known_ids: set[str] | None = None) -> int:
