@@ -49,3 +49,19 @@ def test_alert_text_from_the_database_is_shown_as_typed():
     assert "<img" not in text and "<b>" not in text
     assert "**&lt;b&gt;plunge&lt;/b&gt;**" in text
     assert "&lt;img src=x onerror=alert\\(1\\)&gt; \\*Helix\\* \\[Bank\\]\\(x\\)" in text
+
+
+def test_a_topic_left_selected_after_switching_to_tickers_falls_back_to_the_top_six(db):
+    from finance_fakes import KeywordModel
+
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.sample import RULES, STREAM
+
+    Ingester(db, KeywordModel(), load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
+    board = demo.Dashboard(model="unused", db="unused")
+    board._db = db
+    by_topic = board.snapshot("topic", "3h", "banking")
+    assert "banking" in by_topic["keys"] and by_topic["key"] == "banking"
+    by_ticker = board.snapshot("ticker", "3h", "banking")  # the box still says "banking"
+    assert "banking" not in by_ticker["keys"] and by_ticker["key"] == demo.TOP

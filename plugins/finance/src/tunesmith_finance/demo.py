@@ -25,6 +25,8 @@ INTRO = (
     "fictional: 435 headlines over five days with a banking scare on day four."
 )
 REFRESH_SECONDS = 2.0
+#: The key-box choice that charts the six keys with the most documents.
+TOP = "top 6"
 
 
 def demo_paths() -> tuple[Path, Path]:
@@ -189,18 +191,27 @@ class Dashboard:
         return seen
 
     def snapshot(self, by: str, bucket: str, key: str) -> dict[str, Any]:
-        """Status, chart, alert table and alert details for the current selection."""
+        """Status, chart, alert table and alert details for the current selection; ``key`` is
+        the key the chart shows: the one asked for, or "top 6" when it is not a key of ``by``
+        (a topic left selected after switching to tickers)."""
         from tunesmith_finance.alerts import list_alerts
         from tunesmith_finance.storage import count_documents
         from tunesmith_finance.trends import plot, top_keys, trends
 
         if self._db is None:
-            return {"status": self.status, "figure": None, "rows": [], "details": "", "keys": []}
+            return {
+                "status": self.status,
+                "figure": None,
+                "rows": [],
+                "details": "",
+                "keys": [],
+                "key": TOP,
+            }
         count = count_documents(self._db)
         rows = trends(self._db, by=by, bucket=bucket)
         alerts = [a for a in list_alerts(self._db) if a["kind"] == by]
         keys = top_keys(rows, 50)
-        chosen = [key] if key and key != "top 6" and key in keys else None
+        chosen = [key] if key and key != TOP and key in keys else None
         figure = plot(
             rows,
             alerts=alerts,
@@ -221,7 +232,14 @@ class Dashboard:
         ]
         details = "\n\n".join(_alert_markdown(a) for a in alerts[:5]) or "No alerts yet."
         status = f"{self.status} {count} documents stored, {len(alerts)} alert(s) by {by}."
-        return {"status": status, "figure": figure, "rows": table, "details": details, "keys": keys}
+        return {
+            "status": status,
+            "figure": figure,
+            "rows": table,
+            "details": details,
+            "keys": keys,
+            "key": chosen[0] if chosen else TOP,
+        }
 
 
 def _alert_markdown(alert: dict[str, Any]) -> str:
@@ -258,7 +276,7 @@ def build_demo(
                 by = gr.Dropdown(["topic", "ticker"], value="topic", label="Group by")
                 bucket = gr.Dropdown(["1h", "3h", "6h", "1d"], value="3h", label="Bucket")
                 key = gr.Dropdown(
-                    ["top 6"], value="top 6", label="Topic or ticker", allow_custom_value=True
+                    [TOP], value=TOP, label="Topic or ticker", allow_custom_value=True
                 )
             chart = gr.Plot(label="Negative share with 95% interval; alerts as red triangles")
             table = gr.Dataframe(
@@ -293,7 +311,9 @@ def build_demo(
                 figure,
                 view["rows"],
                 view["details"],
-                gr.update(choices=["top 6", *view["keys"]]),
+                # The key the chart shows: a topic left selected after switching to tickers
+                # would otherwise stay in the box over a chart of the top six tickers.
+                gr.update(choices=[TOP, *view["keys"]], value=view["key"]),
                 seen,
             )
 
