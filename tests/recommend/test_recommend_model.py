@@ -488,3 +488,21 @@ def test_matched_words_are_only_words_that_raised_the_match():
         SimpleNamespace(word=w, score=s) for w, s in [("lake", 0.2), (".", -0.01), ("A", -0.3)]
     ]
     assert matched_words(SimpleNamespace(passage_tokens=tokens)) == ["lake"]
+
+
+def test_a_query_ranks_an_item_without_events_by_its_text_not_as_the_least_popular():
+    import numpy as np
+
+    from tunesmith_recommend.model import query_scores
+
+    # 40 items with events, then a new one that matches the query clearly best but has the
+    # lowest prior of all (no events): as the least popular it ranked second.
+    match = np.r_[np.linspace(0.30, 0.60, 40), 0.72]
+    prior = np.r_[np.linspace(0.0, 3.0, 40), -9.0]
+    cold = np.r_[np.zeros(40, dtype=bool), True]
+    assert int(np.argmax(query_scores(match, prior, cold))) == 40
+    # Among items with events, popularity still moves a close match.
+    warm = query_scores(
+        np.array([0.60, 0.61, 0.30]), np.array([3.0, 0.0, 0.0]), np.zeros(3, dtype=bool)
+    )
+    assert int(np.argmax(warm)) == 0

@@ -141,6 +141,18 @@ def _z(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
 
 
+def query_scores(match: np.ndarray, prior: np.ndarray, cold: np.ndarray) -> np.ndarray:
+    """A text query's ranking: the text match, plus :data:`QUERY_PRIOR_WEIGHT` times the item
+    prior, both standardised over the candidates. An item without events (``cold``) gets the
+    warm candidates' median prior: nothing is known of its popularity either way, and as the
+    least popular item it ranked below weaker matches (a new item matching a query word for
+    word came 16th on the sample catalogue)."""
+    prior = np.array(prior, dtype=np.float64)
+    if cold.any() and (~cold).any():
+        prior[cold] = np.median(prior[~cold])
+    return _z(match) + QUERY_PRIOR_WEIGHT * _z(prior)
+
+
 def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """``values`` at ``wanted`` positions of the sorted ``keys``; 0 where a key is absent."""
     if len(keys) == 0:
@@ -375,8 +387,10 @@ class Recommender:
         candidates = np.unique(
             np.concatenate([[self.position[i] for i in hit_ids], self.top_items]).astype(np.int64)
         )
-        scores = _z(self.signals.item_vectors[candidates] @ vector) + QUERY_PRIOR_WEIGHT * _z(
-            self.item_part[candidates]
+        scores = query_scores(
+            self.signals.item_vectors[candidates] @ vector,
+            self.item_part[candidates],
+            self.cold[candidates] > 0,
         )
         order = np.argsort(-scores)[:k]
         return self._results(candidates[order], scores[order])
