@@ -191,3 +191,16 @@ def test_held_out_texts_carved_from_the_training_file_join_the_lexical_model_aft
     assert metrics["report"]["accuracy"] == metrics["lexical"]["mixed_accuracy"]
     vocabulary = load_model(out).extra["lexical"].word.vocabulary_
     assert all(f"row{i}" in vocabulary for i in range(180))
+
+    # A refit for a new share (a reused ensemble member) joins them the same way.
+    from tunesmith.engine.ensemble import train_ensemble
+
+    run = RunConfig(data=str(data), out=str(out), model=str(base), strategy="head",
+                    epochs=1.0, seed=42, lexical=0.5, force=True)  # fmt: skip
+    train_ensemble(run, 1, reuse=True, log=lambda _m: None)
+    refitted = load_model(out).extra["lexical"]
+    assert refitted.weight == 0.5 and all(
+        f"row{i}" in refitted.word.vocabulary_ for i in range(180)
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["lexical"]["held_out_added"] == held and metrics["lexical"]["weight"] == 0.5

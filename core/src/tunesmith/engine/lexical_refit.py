@@ -51,11 +51,8 @@ def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_lo
             lexical_stage.measure(metrics, lexical, probs, y, held.texts, prepared.labels)
         else:
             metrics["report"] = classification_report(y, probs, prepared.labels)
-    if lexical is not None and held is not None and len(held) and not run.eval_data:
-        # As training does (stages/lexical.py): the held-out split joins after measuring.
-        lexical = lexical_stage.fit(prepared, run.lexical, with_held_out=True)
-        metrics.setdefault("lexical", {})["held_out_added"] = len(held)
     if lexical is not None:
+        lexical = lexical_stage.join_held_out(lexical, prepared, run, metrics, lambda _m: None)
         log(f"{model_dir}: lexical model refitted (share {run.lexical:g}), transformer kept")
         lexical.save(model_dir)
     atomic_write_json(model_dir / METRICS_FILE, metrics)

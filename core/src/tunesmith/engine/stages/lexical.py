@@ -29,10 +29,19 @@ def run(state: Training) -> None:
         texts = prepared.held.texts
         mixed = measure(state.metrics, state.lexical, probs, y, texts, prepared.labels)
         state.plots = (probs_before, mixed, y)
-    if prepared.held is not None and len(prepared.held) and not run.eval_data:
-        state.lexical = fit(prepared, run.lexical, with_held_out=True)
-        state.metrics.setdefault("lexical", {})["held_out_added"] = len(prepared.held)
-        state.log(f"the {len(prepared.held):,} held-out texts joined the lexical model")
+    state.lexical = join_held_out(state.lexical, prepared, run, state.metrics, state.log)
+
+
+def join_held_out(
+    lexical: LexicalModel, prepared: Any, run: Any, metrics: dict[str, Any], log: Any
+) -> LexicalModel:
+    """The model to save, once measured: refitted with the held-out split too when that split
+    was carved from the training file (not ``--eval``'s), as the nearest examples are."""
+    if prepared.held is None or not len(prepared.held) or run.eval_data:
+        return lexical
+    metrics.setdefault("lexical", {})["held_out_added"] = len(prepared.held)
+    log(f"the {len(prepared.held):,} held-out texts joined the lexical model")
+    return fit(prepared, run.lexical, with_held_out=True)
 
 
 def fit(prepared: Any, weight: float = 0.0, *, with_held_out: bool = False) -> LexicalModel:
