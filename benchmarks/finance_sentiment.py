@@ -73,6 +73,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "lexical 0.4": {**_BASE, "lexical": 0.4},
     "lexical 0.3 seed 43": {**_BASE, "lexical": 0.3, "seeds": [43]},
     "lexical 0.3 two seeds": {**_BASE, "lexical": 0.3, "seeds": [42, 43]},
+    "lexical 0.3 three seeds": {**_BASE, "lexical": 0.3, "seeds": [42, 43, 44]},
+    "lexical 0.3 four seeds": {**_BASE, "lexical": 0.3, "seeds": [42, 43, 44, 45]},
 }
 # --candidates splits on commas, so a name must not hold one.
 assert not [name for name in CANDIDATES if "," in name], "a candidate name holds a comma"
