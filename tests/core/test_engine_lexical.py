@@ -204,3 +204,17 @@ def test_held_out_texts_carved_from_the_training_file_join_the_lexical_model_aft
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["lexical"]["held_out_added"] == held and metrics["lexical"]["weight"] == 0.5
+
+
+def test_texts_without_word_n_grams_fit_on_characters_alone_and_reload():
+    texts, labels = ["1 2", "3 4", "1 2", "3 4"], ["p", "n", "p", "n"]  # one-character words
+    model = LexicalModel.fit(texts, labels, ["p", "n"], weight=0.3)
+    assert model.word is None and model.char is not None
+    assert model.probabilities(["1 2"])[0, 0] > 0.5
+
+
+def test_texts_without_any_term_or_with_one_label_are_a_clear_error():
+    with pytest.raises(UserInputError, match="no word or character n-gram"):
+        LexicalModel.fit(["", " "], ["p", "n"], ["p", "n"], weight=0.3)
+    with pytest.raises(UserInputError, match="at least two labels"):
+        LexicalModel.fit(["a good day", "a fine day"], ["p", "p"], ["p", "n"], weight=0.3)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.errors import ModelNotFoundError
+from tunesmith.errors import ModelNotFoundError, UserInputError
 from tunesmith.io import atomic_open, atomic_write_json
 
 LEXICAL_FILE = "lexical.json"
@@ -37,20 +37,42 @@ C = 10.0
 FORMAT = 1
 
 
-def _vectorizers(
-    word_vocabulary: dict[str, int] | None = None, char_vocabulary: dict[str, int] | None = None
-) -> tuple[Any, Any]:
+def _word_vectorizer(vocabulary: dict[str, int] | None = None, min_df: int = 1) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    word = TfidfVectorizer(ngram_range=WORD_NGRAMS, sublinear_tf=True, vocabulary=word_vocabulary)
-    char = TfidfVectorizer(
+    return TfidfVectorizer(
+        ngram_range=WORD_NGRAMS, sublinear_tf=True, min_df=min_df, vocabulary=vocabulary
+    )
+
+
+def _char_vectorizer(vocabulary: dict[str, int] | None = None, min_df: int = 1) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
         analyzer="char_wb",
         ngram_range=CHAR_NGRAMS,
         sublinear_tf=True,
-        min_df=1 if char_vocabulary is not None else CHAR_MIN_DF,
-        vocabulary=char_vocabulary,
+        min_df=min_df,
+        vocabulary=vocabulary,
     )
-    return word, char
+
+
+def _fitted(make: Any, texts: Sequence[str], min_dfs: Sequence[int]) -> tuple[Any, Any]:
+    """(vectorizer, features) fitted with the first ``min_df`` that leaves any term; (None, None)
+    when none does (texts of one-character words have no word n-grams)."""
+    for min_df in min_dfs:
+        vectorizer = make(min_df=min_df)
+        try:
+            return vectorizer, vectorizer.fit_transform(texts)
+        except ValueError:  # sklearn's "empty vocabulary" / "no terms remain"
+            continue
+    return None, None
+
+
+def _stack(parts: Sequence[Any]) -> Any:
+    from scipy.sparse import hstack
+
+    return hstack(list(parts)).tocsr()
 
 
 @dataclass
@@ -59,6 +81,7 @@ class LexicalModel:
 
     labels: list[str]
     weight: float
+    #: The fitted vectorizers; either may be ``None`` when the texts gave it no term.
     word: Any
     char: Any
     #: ``[rows, features]``: one row per class the regression saw (one row for two classes).
@@ -71,14 +94,23 @@ class LexicalModel:
     def fit(
         cls, texts: Sequence[str], labels: Sequence[str], label_names: Sequence[str], weight: float
     ) -> LexicalModel:
-        """Fit on single-label ``texts``/``labels`` (names from ``label_names``)."""
-        from scipy.sparse import hstack
+        """Fit on single-label ``texts``/``labels`` (names from ``label_names``). Raises
+        :class:`UserInputError` when the texts hold no term at all (nothing to fit)."""
         from sklearn.linear_model import LogisticRegression
 
         index = {name: i for i, name in enumerate(label_names)}
         y = np.asarray([index[label] for label in labels])
-        word, char = _vectorizers()
-        features = hstack([word.fit_transform(texts), char.fit_transform(texts)]).tocsr()
+        texts = list(texts)
+        word, word_x = _fitted(_word_vectorizer, texts, (1,))
+        # Character n-grams seen once are mostly noise; a tiny data set may have no other.
+        char, char_x = _fitted(_char_vectorizer, texts, (CHAR_MIN_DF, 1))
+        if word is None and char is None:
+            raise UserInputError("the training texts hold no word or character n-gram to fit")
+        if len(set(y.tolist())) < 2:
+            raise UserInputError(
+                "the lexical model needs at least two labels in the training texts"
+            )
+        features = _stack([x for x in (word_x, char_x) if x is not None])
         regression = LogisticRegression(C=C, max_iter=2000).fit(features, y)
         return cls(
             labels=list(label_names),
@@ -92,13 +124,11 @@ class LexicalModel:
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """``[len(texts), len(labels)]`` probabilities; labels never seen in training get 0."""
-        from scipy.sparse import hstack
-
         texts = list(texts)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         if not texts:
             return out
-        features = hstack([self.word.transform(texts), self.char.transform(texts)]).tocsr()
+        features = _stack([v.transform(texts) for v in (self.word, self.char) if v is not None])
         scores = np.asarray(features @ self.coef.T.astype(np.float64)) + self.intercept
         if len(self.classes) == 2:  # a binary regression keeps one row, for the second class
             second = 1.0 / (1.0 + np.exp(-scores[:, 0]))
@@ -120,8 +150,8 @@ class LexicalModel:
         with atomic_open(directory / LEXICAL_ARRAYS, binary=True) as handle:
             np.savez(
                 handle,
-                word_idf=self.word.idf_.astype(np.float32),
-                char_idf=self.char.idf_.astype(np.float32),
+                word_idf=_idf(self.word),
+                char_idf=_idf(self.char),
                 coef=self.coef,
                 intercept=self.intercept,
             )
@@ -136,8 +166,8 @@ class LexicalModel:
                 "word_ngrams": list(WORD_NGRAMS),
                 "char_ngrams": list(CHAR_NGRAMS),
                 "C": C,
-                "word_vocabulary": _in_order(self.word.vocabulary_),
-                "char_vocabulary": _in_order(self.char.vocabulary_),
+                "word_vocabulary": _in_order(self.word),
+                "char_vocabulary": _in_order(self.char),
             },
         )
 
@@ -153,13 +183,8 @@ class LexicalModel:
             with np.load(directory / LEXICAL_ARRAYS) as arrays:
                 word_idf, char_idf = arrays["word_idf"], arrays["char_idf"]
                 coef, intercept = arrays["coef"], arrays["intercept"]
-            word, char = _vectorizers(
-                {t: i for i, t in enumerate(spec["word_vocabulary"])},
-                {t: i for i, t in enumerate(spec["char_vocabulary"])},
-            )
-            # A fixed vocabulary needs no fit; the idf weights are what fitting would learn.
-            word.idf_ = word_idf.astype(np.float64)
-            char.idf_ = char_idf.astype(np.float64)
+            word = _restored(_word_vectorizer, spec["word_vocabulary"], word_idf)
+            char = _restored(_char_vectorizer, spec["char_vocabulary"], char_idf)
             model = cls(
                 labels=[str(label) for label in spec["labels"]],
                 weight=float(spec["weight"]),
@@ -181,11 +206,30 @@ class LexicalModel:
         return model
 
 
-def _in_order(vocabulary: dict[str, int]) -> list[str]:
-    terms = [""] * len(vocabulary)
-    for term, i in vocabulary.items():
+def _in_order(vectorizer: Any) -> list[str]:
+    """The vectorizer's terms by column (empty for none)."""
+    if vectorizer is None:
+        return []
+    terms = [""] * len(vectorizer.vocabulary_)
+    for term, i in vectorizer.vocabulary_.items():
         terms[i] = term
     return terms
+
+
+def _idf(vectorizer: Any) -> np.ndarray:
+    if vectorizer is None:
+        return np.zeros(0, dtype=np.float32)
+    return vectorizer.idf_.astype(np.float32)
+
+
+def _restored(make: Any, terms: list[str], idf: np.ndarray) -> Any:
+    """A fitted vectorizer from its stored terms and idf weights (``None`` for no terms): a
+    fixed vocabulary needs no fit, and the idf weights are what fitting would learn."""
+    if not terms:
+        return None
+    vectorizer = make(vocabulary={term: i for i, term in enumerate(terms)})
+    vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
+    return vectorizer
 
 
 def mix(probs: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:

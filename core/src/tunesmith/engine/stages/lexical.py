@@ -12,6 +12,7 @@ from typing import Any
 from tunesmith.engine.lexical import LexicalModel
 from tunesmith.engine.metrics import classification_report
 from tunesmith.engine.stages.state import Training
+from tunesmith.errors import UserInputError
 
 
 def run(state: Training) -> None:
@@ -23,7 +24,13 @@ def run(state: Training) -> None:
         state.note(f"--lexical needs single-label data; not used for a {prepared.task} task")
         return
     state.log(f"fitting the lexical model (share {run.lexical:g}) on {len(prepared.train):,} texts")
-    state.lexical = fit(prepared, run.lexical)
+    try:
+        state.lexical = fit(prepared, run.lexical)
+    except UserInputError as exc:
+        # After the fine-tuning: keep the trained model rather than lose it to this part.
+        state.note(f"--lexical: not used ({exc})")
+        state.log(f"the lexical model was not fitted: {exc}")
+        return
     if state.metrics.get("report") and state.plots is not None and prepared.held is not None:
         probs_before, probs, y = state.plots
         texts = prepared.held.texts
