@@ -10,6 +10,7 @@ held-out data at the cost of the regressions alone.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tunesmith.engine.calibration import calibration_probs
 from tunesmith.engine.config import RunConfig
@@ -38,11 +39,14 @@ def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_lo
     for name in (LEXICAL_FILE, LEXICAL_ARRAYS):
         (model_dir / name).unlink(missing_ok=True)
     metrics = read_json_object(model_dir / METRICS_FILE) or {}
-    metrics.pop("lexical", None)
+    before = metrics.pop("lexical", None) or {}
     single = prepared.task == "classification"
     lexical = lexical_stage.fit(prepared, run.lexical) if run.lexical and single else None
     held = prepared.held
-    if single and metrics.get("report") and held is not None and not _held_in_memory(stored):
+    measurable = held is not None and not _held_in_memory(stored)
+    if single and metrics.get("report") and not measurable:
+        _report_not_measured(metrics, before, run.lexical if lexical is not None else 0.0)
+    if single and metrics.get("report") and measurable:
         loaded = load_model(model_dir)
         loaded.extra.pop("lexical", None)  # the transformer's own probabilities
         probs = calibration_probs(predict_logits(loaded, held.texts), loaded.temperature, False)
@@ -60,6 +64,30 @@ def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_lo
     cleaning = read_json_object(model_dir / CLEANING_REPORT_FILE)
     atomic_write_text(model_dir / MODEL_CARD_FILE, render_model_card(stored, metrics, cleaning))
     atomic_write_json(model_dir / RUN_CONFIG_FILE, stored.to_dict())
+
+
+def _report_not_measured(metrics: dict[str, Any], before: dict[str, Any], share: float) -> None:
+    """Record in ``metrics["lexical"]`` that the held-out report was not measured again: it
+    describes the model with the share it was measured with (``report_share``), which may not be
+    ``share``, the one the directory now holds."""
+    if "report_share" in before:
+        report_share = float(before["report_share"])
+    else:  # measured by training (a mixed report) or without a lexical model
+        report_share = float(before.get("weight", 0.0)) if "mixed_accuracy" in before else 0.0
+    if report_share == share:
+        if share:
+            kept = {k: v for k, v in before.items() if k not in ("report_share", "note")}
+            metrics["lexical"] = {**kept, "weight": share}
+        return
+    metrics["lexical"] = {
+        "weight": share,
+        "report_share": report_share,
+        "note": (
+            f"the held-out report was measured with lexical share {report_share:g}, not "
+            f"{share:g}: those texts joined the nearest examples, so they cannot measure the "
+            "refitted model"
+        ),
+    }
 
 
 def _held_in_memory(stored: RunConfig) -> bool:

@@ -168,6 +168,9 @@ def render_model_card(
     measured_on = _given(resolved.eval_source, "no data")
     lines += ["", "## Evaluation", "", f"Measured on {measured_on}.", ""]
     lines += _metrics_table(metrics)
+    lexical_note = (metrics.get("lexical") or {}).get("note")
+    if lexical_note:
+        lines += ["", f"Note: {lexical_note}."]
     if cleaning:
         summary = cleaning.get("summary_lines") or []
         if summary:

@@ -1,0 +1,79 @@
+"""The lexical model (``--lexical W``) as a stranger uses it: refits whose held-out texts cannot
+measure them again, the model card of a run that had no use for it, plain transformers beside
+it, explanations and calibration of a mixed model, and directories whose lexical files do not
+belong to the model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+LABELS = ["negative", "neutral", "positive"]
+TEXTS = [
+    "shares plunge on heavy losses",
+    "stock falls after weak guidance",
+    "results due on thursday",
+    "company to present at conference",
+    "profit beats estimates",
+    "shares jump on record revenue",
+]
+TARGETS = ["negative", "negative", "neutral", "neutral", "positive", "positive"]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    from tunesmith.testing import make_tiny_base_model
+
+    return make_tiny_base_model(tmp_path_factory.mktemp("base") / "base", TEXTS)
+
+
+def _run(tmp_path, base, share, **extra):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.testing import write_csv
+
+    rows = [[f"{TEXTS[i % 6]} row{i}", TARGETS[i % 6]] for i in range(180)]
+    data = write_csv(tmp_path / "train.csv", rows)
+    return RunConfig(data=str(data), out=str(tmp_path / "model"), model=str(base),
+                     strategy="head", epochs=1.0, seed=42, force=True, lexical=share,
+                     **extra)  # fmt: skip
+
+
+def _remembered_held_out(out):
+    """As training writes a model whose carved held-out texts joined its nearest examples (the
+    default model often keeps them): those texts can no longer measure it."""
+    path = out / "run_config.json"
+    config = json.loads(path.read_text())
+    config["resolved"]["nearest"] = {"weight": 1.0, "source": "held-out score",
+                                     "held_out_added": 6}  # fmt: skip
+    path.write_text(json.dumps(config))
+
+
+@pytest.mark.slow
+def test_a_refit_that_cannot_measure_again_says_which_share_the_report_describes(
+    tmp_path, base, one_torch_thread
+):
+    from tunesmith.engine.ensemble import train_ensemble
+
+    out = tmp_path / "model"
+    train_ensemble(_run(tmp_path, base, 0.3), 1, log=lambda _m: None)
+    before = json.loads((out / "metrics.json").read_text())
+    assert before["lexical"]["weight"] == 0.3 and "mixed_accuracy" in before["lexical"]
+    _remembered_held_out(out)
+
+    train_ensemble(_run(tmp_path, base, 0.0), 1, reuse=True, log=lambda _m: None)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["report"] == before["report"]  # not measured again: the 0.3 mix
+    assert metrics["lexical"]["weight"] == 0.0 and metrics["lexical"]["report_share"] == 0.3
+    assert "measured with lexical share 0.3, not 0" in (out / "README.md").read_text()
+
+    # Another refit carries the share the report was measured with, not the last one asked.
+    train_ensemble(_run(tmp_path, base, 0.5), 1, reuse=True, log=lambda _m: None)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["lexical"]["weight"] == 0.5 and metrics["lexical"]["report_share"] == 0.3
+
+    # Back to the share it was measured with: the measurement is that model's again.
+    train_ensemble(_run(tmp_path, base, 0.3), 1, reuse=True, log=lambda _m: None)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["lexical"]["weight"] == 0.3 and "report_share" not in metrics["lexical"]
+    assert "Note: the held-out report" not in (out / "README.md").read_text()
