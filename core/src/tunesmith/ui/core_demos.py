@@ -57,7 +57,9 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
         raise ValueError(problem)
     loaded = load_allowed(model_dir)  # inside the allowed roots only, from a bounded cache
     prediction = predict_texts(loaded, [text])[0]
-    explanation = explain_loaded(loaded, [text])[0]
+    # The label shown: with a lexical share (--lexical) it may not be the transformer's own.
+    target = prediction["label"] if loaded.task == "classification" else None
+    explanation = explain_loaded(loaded, [text], target=target)[0]
     note = (
         f"Predicted **{prediction['label']}** ({prediction['score']:.0%}). Highlighted words "
         f"pushed towards it (positive) or away from it (negative)."

@@ -245,12 +245,7 @@ def score_command(
     if explain:
         from tunesmith.explain.attribute import explain_loaded
 
-        # The label shown, not the first transformer's own: with a lexical share or several
-        # members the two often differ, and the words would be those of another label.
-        names, indices = sentiment.loaded.labels, sentiment.indices
-        shown = [
-            names[indices[s.label]] if indices.get(s.label) is not None else None for s in scores
-        ]
+        shown = [sentiment.model_label(s.label) for s in scores]  # not the transformer's own
         words = [
             [w.to_dict() for w in sorted(e.tokens, key=lambda t: -t.score)[:5] if w.score > 0]
             for e in explain_loaded(sentiment.loaded, texts, target=shown)

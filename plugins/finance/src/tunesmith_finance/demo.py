@@ -162,7 +162,8 @@ class Dashboard:
         if self._model is None:
             raise ValueError("The model is not ready yet; start the sample set-up first.")
         score = self._model.score([text])[0]
-        explanation = explain_loaded(self._model.loaded, [text])[0]
+        target = self._model.model_label(score.label)  # the label shown, not the transformer's
+        explanation = explain_loaded(self._model.loaded, [text], target=target)[0]
         found = load_rules(RULES).assign(text)
         keys = ", ".join(found.topics + ["$" + t for t in found.tickers]) or "none"
         note = (

@@ -101,6 +101,13 @@ class SentimentModel:
         """Calibrated class probabilities, ``(len(texts), len(labels))``; an ensemble's mean."""
         return mean_probabilities([self.loaded, *self.members], texts, batch_size=batch_size)
 
+    def model_label(self, sentiment: str) -> str | None:
+        """The model's own name for a :class:`Score`'s ``label`` (``None`` when it has none: a
+        model without a neutral label). Explanations target it: the label the score shows,
+        which with a lexical share or several members is often not the first transformer's."""
+        index = self.indices.get(sentiment)
+        return None if index is None else str(self.loaded.labels[index])
+
     def score(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Score]:
         """One :class:`Score` per text, in input order."""
         if not texts:
