@@ -108,3 +108,32 @@ def test_the_playground_highlights_the_words_of_the_label_it_predicts(tmp_path, 
     probabilities, _highlights, note = core_demos.classify(str(model), text)
     assert max(probabilities, key=probabilities.get) == other and f"**{other}**" in note
     assert asked == [other]
+
+
+def _card(task, share, pooling):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.model_card import render_model_card
+    from tunesmith.engine.resolved import Resolved
+
+    run = RunConfig(data="train.csv", out="m", lexical=share)
+    run.resolved = Resolved(task=task, pooling=pooling, labels=LABELS, max_length=64)
+    calibration = {"temperature": 1.2, "ece_before": 0.1, "ece_after": 0.05}
+    return render_model_card(run, {"report": {"accuracy": 0.9}, "calibration": calibration})
+
+
+def test_the_card_of_a_multilabel_or_ner_run_with_lexical_does_not_claim_a_lexical_model():
+    for task in ("multilabel", "ner"):
+        assert "Lexical model" not in _card(task, 0.3, "cls"), task
+        assert "lexical.json" not in _card(task, 0.3, "cls"), task
+    assert "Lexical model" in _card("classification", 0.3, "cls")
+
+
+def test_the_card_says_plain_transformers_and_onnx_leave_the_lexical_share_out():
+    plain = _card("classification", 0.3, "cls")
+    assert "plain Hugging Face directory" in plain
+    assert "`tunesmith predict --no-calibrate` gives without the lexical model's 0.3 share" in plain
+    marked = _card("classification", 0.3, "mean")
+    assert "computes what `tunesmith predict` does, calibration included, but without the " in (
+        marked.replace("\n", " ")
+    )
+    assert "lexical model's" not in _card("classification", 0.0, "cls")

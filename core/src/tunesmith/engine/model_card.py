@@ -115,7 +115,7 @@ def render_model_card(
             f"- **Label smoothing / layer-wise learning-rate decay:** {run.label_smoothing:g} / "
             f"{run.layer_decay:g}"
         )
-    if run.lexical:
+    if lexical_share(run):
         lines.append(
             f"- **Lexical model:** a TF-IDF n-gram logistic regression takes a {run.lexical:g} "
             "share of the probabilities (lexical.json; not in explanations or ONNX exports)"
@@ -211,11 +211,18 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         }
     )
     calibrated = bool(metrics.get("calibration")) and task != "ner"
+    share = lexical_share(run)
+    without_lexical = (
+        f" without the lexical model's {share:g} share (`lexical.json`), which neither "
+        "`transformers` nor an ONNX export computes"
+        if share
+        else ""
+    )
     lines = [OUTSIDE_HEADING, ""]
     if not gaps:
         lines += [
             "This is a plain Hugging Face directory: `transformers` computes the probabilities "
-            "`tunesmith predict --no-calibrate` gives.",
+            f"`tunesmith predict --no-calibrate` gives{without_lexical}.",
             "",
             "```python",
             "from transformers import pipeline",
@@ -253,7 +260,8 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         "`AutoModelForSequenceClassification` and `pipeline` refuse this directory (its "
         "`model_type` names the reason) rather than answer wrongly. Export it to ONNX "
         "(`pip install 'tunesmith[export]'`): the file computes what `tunesmith predict` does, "
-        + ("calibration included." if calibrated else "pooling and scores included."),
+        + ("calibration included" if calibrated else "pooling and scores included")
+        + (f", but{without_lexical}." if share else "."),
         "",
         "```bash",
         f"tunesmith export --model {out} --format onnx --out {out}/model.onnx",
@@ -279,6 +287,13 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         "",
     ]
     return lines
+
+
+def lexical_share(run: RunConfig) -> float:
+    """The share of the lexical model in the run's probabilities: ``--lexical`` for a
+    single-label classifier, 0 for the tasks it does not apply to (multi-label, NER)."""
+    task = _given(run.resolved.task, run.task)
+    return run.lexical if task == "classification" else 0.0
 
 
 def _self_training_lines(record: dict[str, Any] | None) -> list[str]:
