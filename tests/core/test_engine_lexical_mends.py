@@ -137,3 +137,38 @@ def test_the_card_says_plain_transformers_and_onnx_leave_the_lexical_share_out()
         marked.replace("\n", " ")
     )
     assert "lexical model's" not in _card("classification", 0.0, "cls")
+
+
+@pytest.mark.slow
+def test_calibrate_reports_the_accuracy_of_the_mixed_labels_it_changes(tmp_path, cli):
+    from tunesmith.data.load import load_text_dataset
+    from tunesmith.data.sample import builtin_sample_data
+    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
+    from tunesmith.engine.lexical import LexicalModel
+    from tunesmith.engine.loading import load_model
+    from tunesmith.testing import make_tiny_trained_classifier
+
+    sample = {s.name: s for s in builtin_sample_data()}["support_intents"]
+    train = load_text_dataset(sample.paths["train"])
+    held = sample.paths["eval"]
+    labels = sorted(set(train.first_labels))
+    y = [labels.index(label) for label in train.first_labels]
+    model = make_tiny_trained_classifier(tmp_path / "m", labels, train.texts, y, steps=60)
+    # A lexical model that disagrees, with a share large enough for the temperature to matter.
+    wrong = [labels[(i + 1) % len(labels)] for i in y]
+    LexicalModel.fit(train.texts, wrong, labels, weight=0.45).save(model)
+
+    def accuracy() -> float:
+        loaded = load_model(model)
+        return evaluate_model(loaded, load_eval_dataset(loaded, held))["accuracy"]
+
+    before = accuracy()
+    result = cli("calibrate", "--model", str(model), "--data", str(held), "--json")
+    assert result.exit_code == 0, result.output
+    reported = json.loads(result.stdout)
+    after = accuracy()
+    assert before != after  # the temperature moved the mixed labels
+    assert reported["accuracy_before"] == pytest.approx(before, abs=1e-6)
+    assert reported["accuracy"] == pytest.approx(after, abs=1e-6)
+    printed = cli("calibrate", "--model", str(model), "--data", str(held)).stdout
+    assert "(unchanged)" not in printed and "mixed with the lexical model" in printed

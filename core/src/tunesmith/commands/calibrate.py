@@ -29,7 +29,8 @@ def calibrate_command(
     """Fit the temperature (multi-label: one per label) that minimises NLL on held-out data.
 
     Only calibration.json beside the weights is rewritten, atomically; predictions keep their
-    ranking, so accuracy does not change. ECE uses 15 equal-width confidence bins.
+    ranking, so accuracy does not change (except with a lexical share, --lexical, mixed into the
+    calibrated probabilities). ECE uses 15 equal-width confidence bins.
     """
     from tunesmith.engine.evaluate import calibrate_model
     from tunesmith.io import check_output_file
@@ -60,10 +61,16 @@ def calibrate_command(
     else:
         fitted = f"temperature {result['temperature']:.4f}"
     typer.echo(f"{fitted} (fitted on {result['n_examples']} examples of {data})")
+    if "accuracy_before" in result:  # a lexical share: the mixed labels move with the temperature
+        accuracy = (
+            f"accuracy {result['accuracy_before']:.4f} -> {result['accuracy']:.4f} (mixed with "
+            "the lexical model; ECE and NLL are the transformer's)"
+        )
+    else:
+        accuracy = f"accuracy {result['accuracy']:.4f} (unchanged)"
     typer.echo(
         f"ECE {result['ece_before']:.4f} -> {result['ece_after']:.4f}   "
-        f"NLL {result['nll_before']:.4f} -> {result['nll_after']:.4f}   "
-        f"accuracy {result['accuracy']:.4f} (unchanged)"
+        f"NLL {result['nll_before']:.4f} -> {result['nll_after']:.4f}   {accuracy}"
     )
     typer.echo(f"saved {Path(result['model']) / CALIBRATION_FILE}", err=True)
     if result.get("reliability_diagram"):

@@ -140,7 +140,9 @@ def calibrate_model(
     """Refit the temperature(s) of a saved model on the held-out file ``data_path``.
 
     Only ``calibration.json`` is (atomically) rewritten; the weights are not touched. Returns the
-    new calibration document plus ``accuracy`` and the previous temperature, if any.
+    new calibration document plus ``accuracy`` and the previous temperature, if any. With a
+    lexical model (``--lexical``) the temperature is the transformer's, and ``accuracy`` and
+    ``accuracy_before`` are those of the mixed labels with the new and the previous temperature.
     """
     loaded = load_model(model_dir)
     if loaded.task == "ner":
@@ -160,6 +162,15 @@ def calibrate_model(
         result["accuracy"] = round(float(np.mean(np.all(predicted == (y > 0.5), axis=1))), 6)
     else:
         result["accuracy"] = round(float(np.mean(logits.argmax(axis=1) == y)), 6)
+    if loaded.extra.get("lexical") is not None:
+        # The lexical share is mixed into the calibrated probabilities, so a new temperature
+        # can change the labels predict gives: their accuracy with the old and the new one.
+        def mixed_accuracy(temp: Any) -> float:
+            probs = mix_into(loaded, calibration_probs(logits, temp, False), dataset.texts)
+            return round(float(np.mean(probs.argmax(axis=1) == y)), 6)
+
+        result["accuracy_before"] = mixed_accuracy(previous)
+        result["accuracy"] = mixed_accuracy(data["temperature"])
     result["model"] = str(loaded.path)
     if plot_path is not None:
         probs_before = calibration_probs(logits, None, multilabel)
