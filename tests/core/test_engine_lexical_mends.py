@@ -140,23 +140,17 @@ def test_the_card_says_plain_transformers_and_onnx_leave_the_lexical_share_out()
 
 
 @pytest.mark.slow
-def test_calibrate_reports_the_accuracy_of_the_mixed_labels_it_changes(tmp_path, cli):
-    from tunesmith.data.load import load_text_dataset
-    from tunesmith.data.sample import builtin_sample_data
-    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
-    from tunesmith.engine.lexical import LexicalModel
-    from tunesmith.engine.loading import load_model
-    from tunesmith.testing import make_tiny_trained_classifier
+def test_calibrate_reports_the_accuracy_of_the_mixed_labels_it_changes(
+    disagreeing_model, tmp_path, cli
+):
+    import shutil
 
-    sample = {s.name: s for s in builtin_sample_data()}["support_intents"]
-    train = load_text_dataset(sample.paths["train"])
-    held = sample.paths["eval"]
-    labels = sorted(set(train.first_labels))
-    y = [labels.index(label) for label in train.first_labels]
-    model = make_tiny_trained_classifier(tmp_path / "m", labels, train.texts, y, steps=60)
-    # A lexical model that disagrees, with a share large enough for the temperature to matter.
-    wrong = [labels[(i + 1) % len(labels)] for i in y]
-    LexicalModel.fit(train.texts, wrong, labels, weight=0.45).save(model)
+    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
+    from tunesmith.engine.loading import load_model
+
+    model = tmp_path / "m"
+    shutil.copytree(disagreeing_model[0], model)
+    held = disagreeing_model[1]
 
     def accuracy() -> float:
         loaded = load_model(model)
@@ -172,3 +166,88 @@ def test_calibrate_reports_the_accuracy_of_the_mixed_labels_it_changes(tmp_path,
     assert reported["accuracy"] == pytest.approx(after, abs=1e-6)
     printed = cli("calibrate", "--model", str(model), "--data", str(held)).stdout
     assert "(unchanged)" not in printed and "mixed with the lexical model" in printed
+
+
+def test_the_training_reliability_diagram_has_the_lexical_share_before_and_after():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tunesmith.data.records import TextDataset
+    from tunesmith.engine.stages import lexical as lexical_stage
+
+    data = TextDataset(TEXTS * 3, [[t] for t in TARGETS * 3], LABELS)
+    before = np.full((len(data), 3), 1 / 3)  # the transformer before its temperature
+    after = np.tile([0.6, 0.3, 0.1], (len(data), 1))
+    y = np.array([LABELS.index(t) for t in TARGETS * 3])
+    state = SimpleNamespace(
+        run=SimpleNamespace(lexical=0.4, eval_data="eval.csv"),
+        prepared=SimpleNamespace(task="classification", train=data, held=data, labels=LABELS),
+        metrics={"report": {"accuracy": 0.0}},
+        plots=(before, after, y),
+        lexical=None,
+        note=lambda _t: None,
+        log=lambda _m: None,
+    )
+    lexical_stage.run(state)
+    drawn_before, drawn_after, _ = state.plots
+    share = state.lexical.probabilities(data.texts)
+    np.testing.assert_allclose(drawn_after, 0.6 * after + 0.4 * share)
+    np.testing.assert_allclose(drawn_before, 0.6 * before + 0.4 * share)
+
+
+@pytest.fixture(scope="module")
+def disagreeing_model(tmp_path_factory):
+    """(model, held-out file): a tiny intent classifier with a 0.45 lexical share fitted on
+    shifted labels, so the mix and the transformer disagree on many texts."""
+    from tunesmith.data.load import load_text_dataset
+    from tunesmith.data.sample import builtin_sample_data
+    from tunesmith.engine.lexical import LexicalModel
+    from tunesmith.testing import make_tiny_trained_classifier
+
+    sample = {s.name: s for s in builtin_sample_data()}["support_intents"]
+    train = load_text_dataset(sample.paths["train"])
+    labels = sorted(set(train.first_labels))
+    y = [labels.index(label) for label in train.first_labels]
+    model = tmp_path_factory.mktemp("disagreeing") / "m"
+    make_tiny_trained_classifier(model, labels, train.texts, y, steps=60)
+    wrong = [labels[(i + 1) % len(labels)] for i in y]
+    LexicalModel.fit(train.texts, wrong, labels, weight=0.45).save(model)
+    return model, sample.paths["eval"]
+
+
+@pytest.mark.slow
+def test_evaluate_plots_and_prints_the_calibration_of_the_mixed_probabilities(
+    disagreeing_model, tmp_path, monkeypatch, cli
+):
+    import shutil
+
+    import numpy as np
+
+    import tunesmith.engine.evaluate as evaluate
+    from tunesmith.engine.calibration import calibration_probs
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_logits
+
+    model = tmp_path / "m"
+    shutil.copytree(disagreeing_model[0], model)
+    held = disagreeing_model[1]
+    assert cli("calibrate", "--model", str(model), "--data", str(held)).exit_code == 0
+
+    drawn = {}
+    real = evaluate.save_reliability_diagram
+
+    def spy(probs, y, path, **options):
+        drawn["before"], drawn["after"] = probs, options.get("probs_after")
+        return real(probs, y, path, **options)
+
+    monkeypatch.setattr(evaluate, "save_reliability_diagram", spy)
+    result = cli("evaluate", "--model", str(model), "--data", str(held), "--plot",
+                 str(tmp_path / "plots"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "with the lexical model's 0.45 share: ECE" in result.stdout
+
+    loaded = load_model(model)
+    texts = evaluate.load_eval_dataset(loaded, held).texts
+    raw = calibration_probs(predict_logits(loaded, texts), None, False)
+    np.testing.assert_allclose(drawn["before"], loaded.extra["lexical"].mix(raw, texts), atol=1e-6)

@@ -111,6 +111,12 @@ def _print_evaluation(report: dict[str, Any]) -> None:
             f"calibration: ECE {_fmt(cal['ece_before'])} -> {_fmt(cal['ece_after'])}, "
             f"NLL {_fmt(cal['nll_before'])} -> {_fmt(cal['nll_after'])} (15 equal-width bins)"
         )
+        if report.get("lexical"):  # those figures are the transformer's temperature at work
+            typer.echo(
+                f"with the lexical model's {report['lexical']['weight']:g} share: ECE "
+                f"{_fmt(report['ece'])}, NLL {_fmt(report['nll'])} (the line above: the "
+                "transformer alone)"
+            )
     else:
         typer.echo(
             f"ECE {_fmt(report['ece'])}  NLL {_fmt(report['nll'])} (not calibrated; "

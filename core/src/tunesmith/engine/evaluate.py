@@ -104,6 +104,9 @@ def evaluate_model(
         raw = calibration_summary(logits, y, None, multilabel)
         calibration.update({"ece_before": raw["ece_before"], "nll_before": raw["nll_before"]})
     report["calibration"] = calibration
+    lexical = loaded.extra.get("lexical")
+    if lexical is not None:  # the calibration block is the transformer's; the report the mix's
+        report["lexical"] = {"weight": lexical.weight}
     report["model"] = str(loaded.path)
     report["data"] = str(source) if source else None
     if plot_dir is not None:
@@ -113,7 +116,8 @@ def evaluate_model(
             plots["confusion_matrix"] = str(
                 save_confusion_matrix_png(report, plot_dir / CONFUSION_MATRIX_FILE)
             )
-        raw_probs = calibration_probs(logits, None, multilabel)
+        # Before and after the temperature, both with the lexical share when there is one.
+        raw_probs = mix_into(loaded, calibration_probs(logits, None, multilabel), dataset.texts)
         plots["reliability_diagram"] = str(
             save_reliability_diagram(
                 raw_probs,

@@ -35,7 +35,8 @@ def run(state: Training) -> None:
         probs_before, probs, y = state.plots
         texts = prepared.held.texts
         mixed = measure(state.metrics, state.lexical, probs, y, texts, prepared.labels)
-        state.plots = (probs_before, mixed, y)
+        # The reliability diagram: before and after the temperature, both with the share.
+        state.plots = (state.lexical.mix(probs_before, texts), mixed, y)
     state.lexical = join_held_out(state.lexical, prepared, run, state.metrics, state.log)
 
 
