@@ -251,3 +251,46 @@ def test_evaluate_plots_and_prints_the_calibration_of_the_mixed_probabilities(
     texts = evaluate.load_eval_dataset(loaded, held).texts
     raw = calibration_probs(predict_logits(loaded, texts), None, False)
     np.testing.assert_allclose(drawn["before"], loaded.extra["lexical"].mix(raw, texts), atol=1e-6)
+
+
+def _damaged(tmp_path, change):
+    """A tiny classifier with a lexical model, whose lexical.json ``change`` edits."""
+    from tunesmith.engine.lexical import LEXICAL_FILE, LexicalModel
+    from tunesmith.testing import make_tiny_classifier
+
+    model = make_tiny_classifier(tmp_path / "m", LABELS, TEXTS)
+    LexicalModel.fit(TEXTS, TARGETS, LABELS, weight=0.3).save(model)
+    spec = json.loads((model / LEXICAL_FILE).read_text())
+    change(spec)
+    (model / LEXICAL_FILE).write_text(json.dumps(spec))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.update(labels=list(reversed(s["labels"]))), "are not the model's"),
+        (lambda s: s.update(labels=[*s["labels"][:2], "other"]), "are not the model's"),
+        (lambda s: s.update(classes=s["classes"][:2]), "do not match its classes"),
+        (lambda s: s.update(classes=[0, 1, 9]), "are not label indices"),
+        (lambda s: s.update(weight=5), "share 5 is not from 0 below 1"),
+    ],
+)
+def test_a_lexical_json_that_does_not_fit_the_model_is_refused_at_load(tmp_path, change, message):
+    from tunesmith.engine.loading import load_model
+    from tunesmith.errors import ModelNotFoundError
+
+    model = _damaged(tmp_path, change)
+    with pytest.raises(ModelNotFoundError, match=message):
+        load_model(model)
+
+
+def test_lexical_arrays_without_their_json_are_refused_not_ignored(tmp_path):
+    from tunesmith.engine.lexical import LEXICAL_FILE
+    from tunesmith.engine.loading import load_model
+    from tunesmith.errors import ModelNotFoundError
+
+    model = _damaged(tmp_path, lambda _s: None)
+    (model / LEXICAL_FILE).unlink()
+    with pytest.raises(ModelNotFoundError, match=r"lexical\.npz: .* no lexical\.json"):
+        load_model(model)

@@ -177,6 +177,11 @@ class LexicalModel:
         directory = Path(directory)
         path = directory / LEXICAL_FILE
         if not path.is_file():
+            if (directory / LEXICAL_ARRAYS).is_file():  # half a model: not silently none
+                raise ModelNotFoundError(
+                    f"{directory / LEXICAL_ARRAYS}: the lexical part of this model has no "
+                    f"{LEXICAL_FILE} beside it; train the model again"
+                )
             return None
         try:
             spec = json.loads(path.read_text(encoding="utf-8"))
@@ -199,11 +204,26 @@ class LexicalModel:
                 f"{path}: the lexical part of this model cannot be read ({error}); "
                 "train the model again"
             ) from None
-        if coef.shape[1] != len(word_idf) + len(char_idf):
-            raise ModelNotFoundError(
-                f"{path}: its coefficients do not match its vocabularies; train the model again"
-            )
+        problem = _inconsistency(model, len(word_idf) + len(char_idf))
+        if problem:
+            raise ModelNotFoundError(f"{path}: {problem}; train the model again")
         return model
+
+
+def _inconsistency(model: LexicalModel, n_features: int) -> str | None:
+    """What does not fit together in a loaded lexical model (``None``: all of it does), so that
+    a damaged file fails at load time and not as an index error in the first prediction."""
+    coef, intercept, classes = model.coef, model.intercept, model.classes
+    if coef.ndim != 2 or coef.shape[1] != n_features:
+        return "its coefficients do not match its vocabularies"
+    rows = 1 if len(classes) == 2 else len(classes)
+    if coef.shape[0] != rows or intercept.shape != (rows,) or len(classes) < 2:
+        return "its coefficients do not match its classes"
+    if len(set(classes)) != len(classes) or not all(0 <= c < len(model.labels) for c in classes):
+        return "its classes are not label indices"
+    if not 0 <= model.weight < 1:
+        return f"its share {model.weight:g} is not from 0 below 1"
+    return None
 
 
 def _in_order(vectorizer: Any) -> list[str]:

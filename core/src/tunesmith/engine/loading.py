@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.engine.lexical import LexicalModel
+from tunesmith.engine.lexical import LEXICAL_FILE, LexicalModel
 from tunesmith.engine.modeling import load_classifier, read_config
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
@@ -349,6 +349,11 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
     if task == "classification":
         lexical = LexicalModel.load(directory)
         if lexical is not None:
+            if list(lexical.labels) != list(labels):  # its columns would mix into other labels
+                raise ModelNotFoundError(
+                    f"{directory / LEXICAL_FILE}: its labels {lexical.labels} are not the "
+                    f"model's {list(labels)}; train the model again"
+                )
             loaded.extra["lexical"] = lexical
     if quantize == "int8":
         loaded.model = quantize_int8(loaded.model, ranges=read_int8_ranges(directory))
