@@ -253,7 +253,7 @@ def test_evaluate_plots_and_prints_the_calibration_of_the_mixed_probabilities(
     np.testing.assert_allclose(drawn["before"], loaded.extra["lexical"].mix(raw, texts), atol=1e-6)
 
 
-def _damaged(tmp_path, change):
+def _lexical_classifier(tmp_path, change=lambda _spec: None):
     """A tiny classifier with a lexical model, whose lexical.json ``change`` edits."""
     from tunesmith.engine.lexical import LEXICAL_FILE, LexicalModel
     from tunesmith.testing import make_tiny_classifier
@@ -280,7 +280,7 @@ def test_a_lexical_json_that_does_not_fit_the_model_is_refused_at_load(tmp_path,
     from tunesmith.engine.loading import load_model
     from tunesmith.errors import ModelNotFoundError
 
-    model = _damaged(tmp_path, change)
+    model = _lexical_classifier(tmp_path, change)
     with pytest.raises(ModelNotFoundError, match=message):
         load_model(model)
 
@@ -290,7 +290,15 @@ def test_lexical_arrays_without_their_json_are_refused_not_ignored(tmp_path):
     from tunesmith.engine.loading import load_model
     from tunesmith.errors import ModelNotFoundError
 
-    model = _damaged(tmp_path, lambda _s: None)
+    model = _lexical_classifier(tmp_path)
     (model / LEXICAL_FILE).unlink()
     with pytest.raises(ModelNotFoundError, match=r"lexical\.npz: .* no lexical\.json"):
         load_model(model)
+
+
+def test_explain_says_its_prediction_is_the_transformers_alone_for_a_lexical_model(tmp_path, cli):
+    model = _lexical_classifier(tmp_path)
+    result = cli("explain", "--model", str(model), "--text", TEXTS[0], "--method", "occlusion")
+    assert result.exit_code == 0, result.output
+    assert "lexical n-gram model" in result.stderr and "share 0.3" in result.stderr
+    assert "predicted" in result.stdout
