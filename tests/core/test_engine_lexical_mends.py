@@ -302,3 +302,28 @@ def test_explain_says_its_prediction_is_the_transformers_alone_for_a_lexical_mod
     assert result.exit_code == 0, result.output
     assert "lexical n-gram model" in result.stderr and "share 0.3" in result.stderr
     assert "predicted" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_refit_stopped_while_fitting_leaves_the_old_lexical_model_in_place(
+    tmp_path, base, one_torch_thread, monkeypatch
+):
+    from tunesmith.engine.ensemble import train_ensemble
+    from tunesmith.engine.lexical import LexicalModel
+    from tunesmith.engine.loading import load_model
+
+    out = tmp_path / "model"
+    train_ensemble(_run(tmp_path, base, 0.3), 1, log=lambda _m: None)
+
+    def stopped(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LexicalModel, "fit", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            train_ensemble(_run(tmp_path, base, 0.5), 1, reuse=True, log=lambda _m: None)
+    # Going back to the share it was trained with reuses it: with its lexical model intact.
+    logged: list[str] = []
+    train_ensemble(_run(tmp_path, base, 0.3), 1, reuse=True, log=logged.append)
+    assert any("(same settings)" in line for line in logged), logged
+    assert load_model(out).extra["lexical"].weight == 0.3

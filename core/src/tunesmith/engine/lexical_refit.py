@@ -34,10 +34,6 @@ def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_lo
     prepared = prepare_data(
         run, model_location=resolve_model(run.model).location, log=lambda _m: None
     )
-    # The run configuration is written last: an interrupted refit still reads as the old share,
-    # so the next --reuse refits again.
-    for name in (LEXICAL_FILE, LEXICAL_ARRAYS):
-        (model_dir / name).unlink(missing_ok=True)
     metrics = read_json_object(model_dir / METRICS_FILE) or {}
     before = metrics.pop("lexical", None) or {}
     single = prepared.task == "classification"
@@ -57,8 +53,16 @@ def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_lo
             metrics["report"] = classification_report(y, probs, prepared.labels)
     if lexical is not None:
         lexical = lexical_stage.join_held_out(lexical, prepared, run, metrics, lambda _m: None)
-        log(f"{model_dir}: lexical model refitted (share {run.lexical:g}), transformer kept")
+    # Files change only from here, after the fitting (seconds to a minute): a refit stopped
+    # before leaves the old lexical files, which the old run configuration describes. That is
+    # written last, so a refit stopped in between still reads as the old share and the next
+    # --reuse with the new one refits again.
+    if lexical is not None:
         lexical.save(model_dir)
+        log(f"{model_dir}: lexical model refitted (share {run.lexical:g}), transformer kept")
+    else:
+        for name in (LEXICAL_FILE, LEXICAL_ARRAYS):
+            (model_dir / name).unlink(missing_ok=True)
     atomic_write_json(model_dir / METRICS_FILE, metrics)
     stored.lexical = run.lexical
     cleaning = read_json_object(model_dir / CLEANING_REPORT_FILE)
