@@ -327,3 +327,27 @@ def test_a_refit_stopped_while_fitting_leaves_the_old_lexical_model_in_place(
     train_ensemble(_run(tmp_path, base, 0.3), 1, reuse=True, log=logged.append)
     assert any("(same settings)" in line for line in logged), logged
     assert load_model(out).extra["lexical"].weight == 0.3
+
+
+@pytest.mark.slow
+def test_a_refit_measured_again_redraws_the_plots_of_its_new_report(
+    tmp_path, base, one_torch_thread, monkeypatch
+):
+    import tunesmith.engine.stages.write as write
+    from tunesmith.engine.ensemble import train_ensemble
+
+    out = tmp_path / "model"
+    train_ensemble(_run(tmp_path, base, 0.0), 1, log=lambda _m: None)
+    drawn: dict[str, object] = {}
+    monkeypatch.setattr(
+        write,
+        "save_confusion_matrix_png",
+        lambda report, path: drawn.update(matrix=report["confusion_matrix"]),
+    )
+    monkeypatch.setattr(write, "save_reliability_diagram",
+                        lambda before, y, path, **o: drawn.update(after=o["probs_after"]))  # fmt: skip
+    train_ensemble(_run(tmp_path, base, 0.4), 1, reuse=True, log=lambda _m: None)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["lexical"]["weight"] == 0.4  # measured again
+    assert drawn["matrix"] == metrics["report"]["confusion_matrix"]
+    assert "after" in drawn

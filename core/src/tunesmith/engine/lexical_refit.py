@@ -21,6 +21,7 @@ from tunesmith.engine.model_card import render_model_card
 from tunesmith.engine.predict import predict_logits
 from tunesmith.engine.prepare import Log, prepare_data, stderr_log, targets
 from tunesmith.engine.stages import lexical as lexical_stage
+from tunesmith.engine.stages.write import draw_plots
 from tunesmith.io import atomic_write_json, atomic_write_text, read_json_object
 from tunesmith.model_dir import CLEANING_REPORT_FILE, METRICS_FILE, MODEL_CARD_FILE, RUN_CONFIG_FILE
 from tunesmith.models import resolve_model
@@ -42,15 +43,20 @@ def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_lo
     measurable = held is not None and not _held_in_memory(stored)
     if single and metrics.get("report") and not measurable:
         _report_not_measured(metrics, before, run.lexical if lexical is not None else 0.0)
+    plots = None
     if single and metrics.get("report") and measurable:
         loaded = load_model(model_dir)
         loaded.extra.pop("lexical", None)  # the transformer's own probabilities
-        probs = calibration_probs(predict_logits(loaded, held.texts), loaded.temperature, False)
+        logits = predict_logits(loaded, held.texts)
+        raw = calibration_probs(logits, None, False)
+        probs = calibration_probs(logits, loaded.temperature, False)
         y = targets(prepared.task, held, prepared.labels)
         if lexical is not None:
-            lexical_stage.measure(metrics, lexical, probs, y, held.texts, prepared.labels)
+            mixed = lexical_stage.measure(metrics, lexical, probs, y, held.texts, prepared.labels)
+            plots = (lexical.mix(raw, held.texts), mixed, y), loaded.temperature is not None
         else:
             metrics["report"] = classification_report(y, probs, prepared.labels)
+            plots = (raw, probs, y), loaded.temperature is not None
     if lexical is not None:
         lexical = lexical_stage.join_held_out(lexical, prepared, run, metrics, lambda _m: None)
     # Files change only from here, after the fitting (seconds to a minute): a refit stopped
@@ -64,6 +70,8 @@ def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_lo
         for name in (LEXICAL_FILE, LEXICAL_ARRAYS):
             (model_dir / name).unlink(missing_ok=True)
     atomic_write_json(model_dir / METRICS_FILE, metrics)
+    if plots is not None:  # the plots of the report measured again
+        draw_plots(model_dir, metrics["report"], plots[0], calibrated=plots[1], log=log)
     stored.lexical = run.lexical
     cleaning = read_json_object(model_dir / CLEANING_REPORT_FILE)
     atomic_write_text(model_dir / MODEL_CARD_FILE, render_model_card(stored, metrics, cleaning))

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from tunesmith.engine.calibration import save_calibration
 from tunesmith.engine.int8_ranges import save_int8_ranges
 from tunesmith.engine.model_card import render_model_card
 from tunesmith.engine.modeling import save_classifier
 from tunesmith.engine.plots import save_confusion_matrix_png, save_reliability_diagram
+from tunesmith.engine.prepare import Log
 from tunesmith.engine.stages.state import Training
 from tunesmith.io import atomic_directory, atomic_write_json, atomic_write_text
 from tunesmith.model_dir import (
@@ -52,11 +54,20 @@ def _draw_plots(state: Training, directory: Path) -> None:
     if state.plots is None:
         return
     report = state.metrics.get("report") or {}
+    draw_plots(directory, report, state.plots, calibrated=state.calibration is not None,
+               log=state.log)  # fmt: skip
+
+
+def draw_plots(
+    directory: Path, report: dict[str, Any], plots: Any, *, calibrated: bool, log: Log
+) -> None:
+    """The held-out confusion matrix of ``report`` and, for a ``calibrated`` model, the
+    reliability diagram of ``plots`` (probabilities before and after the temperature, truth)."""
     try:
         if report.get("confusion_matrix"):
             save_confusion_matrix_png(report, directory / CONFUSION_MATRIX_FILE)
-        if state.calibration is not None:
-            before, after, y = state.plots
+        if calibrated:
+            before, after, y = plots
             save_reliability_diagram(
                 before,
                 y,
@@ -65,7 +76,7 @@ def _draw_plots(state: Training, directory: Path) -> None:
                 probs_after=after,
             )
     except Exception as exc:  # a plot must never cost the user a trained model
-        state.log(f"warning: could not draw the plots ({type(exc).__name__}: {exc})")
+        log(f"warning: could not draw the plots ({type(exc).__name__}: {exc})")
 
 
 def _record_int8_ranges(state: Training, directory: Path) -> None:
