@@ -351,3 +351,25 @@ def test_a_refit_measured_again_redraws_the_plots_of_its_new_report(
     assert metrics["lexical"]["weight"] == 0.4  # measured again
     assert drawn["matrix"] == metrics["report"]["confusion_matrix"]
     assert "after" in drawn
+
+
+def test_scoring_turns_texts_into_n_gram_features_a_bounded_chunk_at_a_time(monkeypatch):
+    import numpy as np
+
+    import tunesmith.engine.lexical as lexical
+
+    model = lexical.LexicalModel.fit(TEXTS * 3, TARGETS * 3, LABELS, weight=0.3)
+    probe = [f"{text} number {i}" for i, text in enumerate(TEXTS * 2)]
+    whole = model.probabilities(probe)
+    sizes: list[int] = []
+    transform = type(model.char).transform
+
+    def counted(self, texts):
+        sizes.append(len(texts))
+        return transform(self, texts)
+
+    monkeypatch.setattr(type(model.char), "transform", counted)
+    monkeypatch.setattr(lexical, "CHUNK", 5, raising=False)
+    chunked = model.probabilities(probe)
+    assert sizes and max(sizes) <= 5  # a --data file of any size: bounded memory
+    np.testing.assert_allclose(chunked, whole, atol=1e-12)

@@ -35,6 +35,8 @@ CHAR_MIN_DF = 2
 #: each other on a held-out slice of the finance tweets' train.csv.
 C = 10.0
 FORMAT = 1
+#: Texts turned into n-gram features at a time when scoring (bounded memory for any file).
+CHUNK = 4096
 
 
 def _word_vectorizer(vocabulary: dict[str, int] | None = None, min_df: int = 1) -> Any:
@@ -128,8 +130,12 @@ class LexicalModel:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         if not texts:
             return out
-        features = _stack([v.transform(texts) for v in (self.word, self.char) if v is not None])
-        scores = np.asarray(features @ self.coef.T.astype(np.float64)) + self.intercept
+        weights = self.coef.T.astype(np.float64)
+        # In chunks: the n-gram features of a whole --data file at once grew memory by 640 MB
+        # for 95,000 tweets, and linearly with the file.
+        scores = np.concatenate(
+            [self._scores(texts[i : i + CHUNK], weights) for i in range(0, len(texts), CHUNK)]
+        )
         if len(self.classes) == 2:  # a binary regression keeps one row, for the second class
             second = 1.0 / (1.0 + np.exp(-scores[:, 0]))
             out[:, self.classes[0]] = 1.0 - second
@@ -139,6 +145,11 @@ class LexicalModel:
         expd = np.exp(scores)
         out[:, self.classes] = expd / expd.sum(axis=1, keepdims=True)
         return out
+
+    def _scores(self, texts: list[str], weights: np.ndarray) -> np.ndarray:
+        """The regression's scores of ``texts`` (``weights``: the coefficients transposed)."""
+        features = _stack([v.transform(texts) for v in (self.word, self.char) if v is not None])
+        return np.asarray(features @ weights) + self.intercept
 
     def mix(self, probs: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """``probs`` (the transformer's, one row per text) with this model's share mixed in."""
