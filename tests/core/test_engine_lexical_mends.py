@@ -373,3 +373,25 @@ def test_scoring_turns_texts_into_n_gram_features_a_bounded_chunk_at_a_time(monk
     chunked = model.probabilities(probe)
     assert sizes and max(sizes) <= 5  # a --data file of any size: bounded memory
     np.testing.assert_allclose(chunked, whole, atol=1e-12)
+
+
+def test_long_documents_fill_a_scoring_chunk_with_fewer_texts(monkeypatch):
+    import numpy as np
+
+    import tunesmith.engine.lexical as lexical
+
+    model = lexical.LexicalModel.fit(TEXTS * 3, TARGETS * 3, LABELS, weight=0.3)
+    probe = [" ".join([text] * 40) for text in TEXTS * 2]  # about 1,000 characters each
+    whole = model.probabilities(probe)
+    sizes: list[int] = []
+    transform = type(model.char).transform
+
+    def counted(self, texts):
+        sizes.append(sum(len(t) for t in texts))
+        return transform(self, texts)
+
+    monkeypatch.setattr(type(model.char), "transform", counted)
+    monkeypatch.setattr(lexical, "CHUNK_CHARS", 3000, raising=False)
+    chunked = model.probabilities(probe)
+    assert sizes and max(sizes) <= 3000  # articles, not only tweets: bounded memory
+    np.testing.assert_allclose(chunked, whole, atol=1e-12)

@@ -35,8 +35,10 @@ CHAR_MIN_DF = 2
 #: each other on a held-out slice of the finance tweets' train.csv.
 C = 10.0
 FORMAT = 1
-#: Texts turned into n-gram features at a time when scoring (bounded memory for any file).
+#: Texts, and characters, turned into n-gram features at a time when scoring (bounded memory for
+#: any file: long documents fill a chunk with fewer texts).
 CHUNK = 4096
+CHUNK_CHARS = 1_000_000
 
 
 def _word_vectorizer(vocabulary: dict[str, int] | None = None, min_df: int = 1) -> Any:
@@ -132,10 +134,8 @@ class LexicalModel:
             return out
         weights = self.coef.T.astype(np.float64)
         # In chunks: the n-gram features of a whole --data file at once grew memory by 640 MB
-        # for 95,000 tweets, and linearly with the file.
-        scores = np.concatenate(
-            [self._scores(texts[i : i + CHUNK], weights) for i in range(0, len(texts), CHUNK)]
-        )
+        # for 95,000 tweets, and a million characters of text take about 220 MB.
+        scores = np.concatenate([self._scores(chunk, weights) for chunk in _chunks(texts)])
         if len(self.classes) == 2:  # a binary regression keeps one row, for the second class
             second = 1.0 / (1.0 + np.exp(-scores[:, 0]))
             out[:, self.classes[0]] = 1.0 - second
@@ -235,6 +235,23 @@ def _inconsistency(model: LexicalModel, n_features: int) -> str | None:
     if not 0 <= model.weight < 1:
         return f"its share {model.weight:g} is not from 0 below 1"
     return None
+
+
+def _chunks(texts: list[str]) -> list[list[str]]:
+    """``texts`` in order, in chunks of at most :data:`CHUNK` texts and :data:`CHUNK_CHARS`
+    characters (a longer text is a chunk of its own)."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for text in texts:
+        if current and (len(current) >= CHUNK or size + len(text) > CHUNK_CHARS):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(text)
+        size += len(text)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _in_order(vectorizer: Any) -> list[str]:
