@@ -395,3 +395,21 @@ def test_long_documents_fill_a_scoring_chunk_with_fewer_texts(monkeypatch):
     chunked = model.probabilities(probe)
     assert sizes and max(sizes) <= 3000  # articles, not only tweets: bounded memory
     np.testing.assert_allclose(chunked, whole, atol=1e-12)
+
+
+def test_the_ui_model_cache_sees_a_new_lexical_share_and_a_new_temperature(tmp_path, monkeypatch):
+    from tunesmith.engine.calibration import load_calibration, save_calibration
+    from tunesmith.engine.lexical import LexicalModel
+    from tunesmith.ui import model_access
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(model_access, "_cache", type(model_access._cache)())
+    model = _lexical_classifier(tmp_path / "home" / "demo-models")
+    assert model_access.load_allowed(str(model)).extra["lexical"].weight == 0.3
+    # A refit for another share (train_ensemble reuse) rewrites the lexical files only.
+    LexicalModel.fit(TEXTS, TARGETS, LABELS, weight=0.6).save(model)
+    assert model_access.load_allowed(str(model)).extra["lexical"].weight == 0.6
+    # tunesmith calibrate rewrites calibration.json only.
+    calibration = load_calibration(model) or {"method": "temperature"}
+    save_calibration(model, {**calibration, "temperature": 2.5})
+    assert model_access.load_allowed(str(model)).temperature == 2.5

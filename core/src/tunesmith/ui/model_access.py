@@ -17,8 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
 from tunesmith.engine.loading import load_model
 from tunesmith.errors import UserInputError
+from tunesmith.model_dir import CALIBRATION_FILE, CONFIG_FILE
 
 #: Loaded models kept at once (a small classifier is about 45 MB in memory).
 MAX_CACHED_MODELS = 3
@@ -28,7 +30,7 @@ OUTSIDE_ROOTS = (
 )
 
 _extra_roots: list[Path] = []
-_cache: OrderedDict[tuple[str, int], Any] = OrderedDict()
+_cache: OrderedDict[tuple[str, tuple[int, ...]], Any] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -94,12 +96,7 @@ def resolve_model_dir(text: str) -> Path:
 def load_allowed(text: str) -> Any:
     """The loaded model at ``text`` (see :func:`resolve_model_dir`), from the LRU cache."""
     directory = resolve_model_dir(text)
-    try:
-        # A model retrained in place (the demo's "Train" button) is a new entry, not a stale one.
-        stamp = (directory / "config.json").stat().st_mtime_ns
-    except OSError:
-        stamp = 0
-    key = (str(directory), stamp)
+    key = (str(directory), _stamp(directory))
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -111,6 +108,19 @@ def load_allowed(text: str) -> Any:
         while len(_cache) > MAX_CACHED_MODELS:
             _cache.popitem(last=False)
         return loaded
+
+
+def _stamp(directory: Path) -> tuple[int, ...]:
+    """When the files a loaded model reads last changed: a model retrained in place (the demo's
+    "Train" button), recalibrated (`tunesmith calibrate`) or given a new lexical share (a refit)
+    is a new cache entry, not a stale one."""
+    stamps = []
+    for name in (CONFIG_FILE, CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS):
+        try:
+            stamps.append((directory / name).stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return tuple(stamps)
 
 
 def cached_paths() -> list[str]:
