@@ -413,3 +413,29 @@ def test_the_ui_model_cache_sees_a_new_lexical_share_and_a_new_temperature(tmp_p
     calibration = load_calibration(model) or {"method": "temperature"}
     save_calibration(model, {**calibration, "temperature": 2.5})
     assert model_access.load_allowed(str(model)).temperature == 2.5
+
+
+def test_the_card_tells_the_mixed_figures_from_the_transformers_own():
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.model_card import render_model_card
+    from tunesmith.engine.resolved import Resolved
+
+    run = RunConfig(data="train.csv", out="m", lexical=0.3)
+    run.resolved = Resolved(task="classification", pooling="mean", labels=LABELS)
+    metrics = {
+        "report": {"accuracy": 0.9, "ece": 0.15},
+        "calibration": {"temperature": 1.4, "ece_before": 0.12, "ece_after": 0.11},
+        "lexical": {
+            "weight": 0.3,
+            "transformer_accuracy": 0.85,
+            "lexical_accuracy": 0.8,
+            "mixed_accuracy": 0.9,
+        },  # fmt: skip
+    }
+    card = render_model_card(run, metrics)
+    assert "| accuracy of the transformer / the lexical model alone | 0.8500 / 0.8000 |" in card
+    assert "| ECE before / after calibration (the transformer alone) | 0.1200 / 0.1100 |" in card
+    metrics.pop("lexical")
+    assert "| ECE before / after calibration | 0.1200 / 0.1100 |" in render_model_card(
+        RunConfig(data="train.csv", out="m"), metrics
+    )

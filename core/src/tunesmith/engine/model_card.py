@@ -52,14 +52,22 @@ def _metrics_table(metrics: dict[str, Any]) -> list[str]:
     for key, label in keys:
         if key in report:
             lines.append(f"| {label} | {_fmt(report[key])} |")
+    lexical = metrics.get("lexical") or {}
+    if "mixed_accuracy" in lexical:  # the rows above are the mix's
+        lines.append(
+            f"| accuracy of the transformer / the lexical model alone | "
+            f"{_fmt(lexical.get('transformer_accuracy'))} / "
+            f"{_fmt(lexical.get('lexical_accuracy'))} |"
+        )
     calibration = metrics.get("calibration") or {}
     if calibration:
         temp = calibration.get("temperature", calibration.get("temperatures"))
         if isinstance(temp, list):
             temp = f"{len(temp)} per-label temperatures"
         lines.append(f"| temperature | {_fmt(temp)} |")
+        alone = " (the transformer alone)" if lexical.get("weight") else ""
         lines.append(
-            f"| ECE before / after calibration | {_fmt(calibration.get('ece_before'))} / "
+            f"| ECE before / after calibration{alone} | {_fmt(calibration.get('ece_before'))} / "
             f"{_fmt(calibration.get('ece_after'))} |"
         )
     return lines
