@@ -439,3 +439,16 @@ def test_the_card_tells_the_mixed_figures_from_the_transformers_own():
     assert "| ECE before / after calibration | 0.1200 / 0.1100 |" in render_model_card(
         RunConfig(data="train.csv", out="m"), metrics
     )
+
+
+@pytest.mark.slow
+def test_a_refit_is_refused_while_another_run_writes_the_model(tmp_path, base, one_torch_thread):
+    from tunesmith.engine.ensemble import train_ensemble
+    from tunesmith.engine.lexical_refit import refit_lexical
+    from tunesmith.locks import RunLockedError, run_lock
+
+    out = tmp_path / "model"
+    train_ensemble(_run(tmp_path, base, 0.3), 1, log=lambda _m: None)
+    with run_lock(out), pytest.raises(RunLockedError):  # a train --force or calibrate of it
+        refit_lexical(out, _run(tmp_path, base, 0.5), log=lambda _m: None)
+    assert json.loads((out / "run_config.json").read_text())["lexical"] == 0.3

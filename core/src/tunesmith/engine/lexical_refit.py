@@ -23,14 +23,33 @@ from tunesmith.engine.prepare import Log, prepare_data, stderr_log, targets
 from tunesmith.engine.stages import lexical as lexical_stage
 from tunesmith.engine.stages.write import draw_plots
 from tunesmith.io import atomic_write_json, atomic_write_text, read_json_object
-from tunesmith.model_dir import CLEANING_REPORT_FILE, METRICS_FILE, MODEL_CARD_FILE, RUN_CONFIG_FILE
+from tunesmith.locks import writing_into
+from tunesmith.model_dir import (
+    CLEANING_REPORT_FILE,
+    CONFUSION_MATRIX_FILE,
+    METRICS_FILE,
+    MODEL_CARD_FILE,
+    RELIABILITY_FILE,
+    RUN_CONFIG_FILE,
+)
 from tunesmith.models import resolve_model
+
+#: What a refit rewrites in the model directory.
+REWRITTEN = [LEXICAL_FILE, LEXICAL_ARRAYS, METRICS_FILE, CONFUSION_MATRIX_FILE, RELIABILITY_FILE,
+             MODEL_CARD_FILE, RUN_CONFIG_FILE]  # fmt: skip
 
 
 def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_log) -> None:
     """Give the trained model in ``model_dir`` the lexical part ``run.lexical`` asks for (none
-    for 0), fitted on the training split ``run`` draws from its data, as training would."""
-    model_dir = Path(model_dir)
+    for 0), fitted on the training split ``run`` draws from its data, as training would.
+
+    Holds the directory's run lock, as ``tunesmith calibrate`` does: not while a training run
+    replaces it or another refit or calibration writes it."""
+    with writing_into(model_dir, REWRITTEN, flag="--out"):
+        _refit(Path(model_dir), run, log)
+
+
+def _refit(model_dir: Path, run: RunConfig, log: Log) -> None:
     stored = RunConfig.from_dict(read_json_object(model_dir / RUN_CONFIG_FILE) or {})
     prepared = prepare_data(
         run, model_location=resolve_model(run.model).location, log=lambda _m: None
