@@ -1,7 +1,8 @@
-"""The lexical model (``--lexical W``) as a stranger uses it: refits whose held-out texts cannot
-measure them again, the model card of a run that had no use for it, plain transformers beside
-it, explanations and calibration of a mixed model, and directories whose lexical files do not
-belong to the model."""
+"""The lexical model (``--lexical W``) as a stranger uses it: refits (not measurable again,
+stopped, locked, plots), the model card (a run that had no use for it, plain transformers and
+ONNX beside it, mixed against the transformer's own figures), explanations, calibration and
+reliability diagrams of a mixed model, directories whose lexical files do not belong to the
+model, scoring memory, and the UI's model cache."""
 
 from __future__ import annotations
 
