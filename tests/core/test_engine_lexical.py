@@ -9,7 +9,13 @@ import json
 import numpy as np
 import pytest
 
-from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE, LexicalModel, mix
+from tunesmith.engine.lexical import (
+    LEXICAL_ARRAYS,
+    LEXICAL_FILE,
+    LexicalModel,
+    mix,
+    with_temperature,
+)
 from tunesmith.errors import ModelNotFoundError, UserInputError
 
 LABELS = ["negative", "neutral", "positive"]
@@ -112,7 +118,8 @@ def test_training_with_lexical_stores_it_and_predict_evaluate_and_ensembles_mix_
     loaded = load_model(out)
     lexical = loaded.extra["lexical"]
     alone = probabilities(loaded, predict_logits(loaded, TEXTS))
-    want = 0.6 * alone + 0.4 * lexical.probabilities(TEXTS)
+    # The linear pool, then the mix's own temperature (fitted on the held-out data).
+    want = with_temperature(0.6 * alone + 0.4 * lexical.probabilities(TEXTS), lexical.temperature)
     got = np.array([[r["probabilities"][label] for label in LABELS] for r in predict_texts(
         loaded, TEXTS)])  # fmt: skip
     np.testing.assert_allclose(got, want, atol=1e-5)
@@ -218,3 +225,25 @@ def test_texts_without_any_term_or_with_one_label_are_a_clear_error():
         LexicalModel.fit(["", " "], ["p", "n"], ["p", "n"], weight=0.3)
     with pytest.raises(UserInputError, match="at least two labels"):
         LexicalModel.fit(["a good day", "a fine day"], ["p", "p"], ["p", "n"], weight=0.3)
+
+
+def test_the_mix_gets_its_own_temperature_that_moves_no_label_and_lowers_held_out_nll(tmp_path):
+    from tunesmith.engine.metrics import nll
+
+    model = LexicalModel.fit(TEXTS * 3, TARGETS * 3, LABELS, weight=0.4)
+    # An over-confident transformer, wrong on a third of the texts.
+    y = np.array([LABELS.index(t) for t in TARGETS] * 3)
+    wrong = (y + 1) % 3
+    probs = np.full((len(y), 3), 0.005)
+    probs[np.arange(len(y)), np.where(np.arange(len(y)) % 3 == 0, wrong, y)] = 0.99
+    texts = TEXTS * 3
+    plain = model.mix(probs, texts, calibrated=False)
+    assert model.temperature == 1.0 and np.allclose(model.mix(probs, texts), plain)
+    fitted = model.fit_temperature(probs, texts, y)
+    assert fitted != 1.0
+    calibrated = model.mix(probs, texts)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+    assert (calibrated.argmax(axis=1) == plain.argmax(axis=1)).all()
+    assert nll(calibrated, y) < nll(plain, y)
+    model.save(tmp_path)
+    assert LexicalModel.load(tmp_path).temperature == pytest.approx(fitted)

@@ -167,6 +167,10 @@ def test_calibrate_reports_the_accuracy_of_the_mixed_labels_it_changes(
     assert reported["accuracy"] == pytest.approx(after, abs=1e-6)
     printed = cli("calibrate", "--model", str(model), "--data", str(held)).stdout
     assert "(unchanged)" not in printed and "mixed with the lexical model" in printed
+    # The mix's own temperature is refitted on the same file and saved with the lexical model.
+    assert "the mix's own temperature" in printed
+    stored = json.loads((model / "lexical.json").read_text())["temperature"]
+    assert stored == pytest.approx(reported["lexical_temperature"])
 
 
 def test_the_training_reliability_diagram_has_the_lexical_share_before_and_after():
@@ -187,13 +191,18 @@ def test_the_training_reliability_diagram_has_the_lexical_share_before_and_after
         metrics={"report": {"accuracy": 0.0}},
         plots=(before, after, y),
         lexical=None,
+        calibration={"temperature": 1.0},
         note=lambda _t: None,
         log=lambda _m: None,
     )
     lexical_stage.run(state)
     drawn_before, drawn_after, _ = state.plots
     share = state.lexical.probabilities(data.texts)
-    np.testing.assert_allclose(drawn_after, 0.6 * after + 0.4 * share)
+    # After calibration: the mix with its own temperature; before: the plain mix.
+    from tunesmith.engine.lexical import with_temperature
+
+    mixed = 0.6 * after + 0.4 * share
+    np.testing.assert_allclose(drawn_after, with_temperature(mixed, state.lexical.temperature))
     np.testing.assert_allclose(drawn_before, 0.6 * before + 0.4 * share)
 
 

@@ -28,11 +28,13 @@ def calibrate_command(
 ) -> None:
     """Fit the temperature (multi-label: one per label) that minimises NLL on held-out data.
 
-    Only calibration.json beside the weights is rewritten, atomically; predictions keep their
-    ranking, so accuracy does not change (except with a lexical share, --lexical, mixed into the
-    calibrated probabilities). ECE uses 15 equal-width confidence bins.
+    Only calibration.json beside the weights is rewritten, atomically (and, for a model with a
+    lexical share, --lexical, the mix's own temperature in lexical.json); predictions keep their
+    ranking, so accuracy does not change (except with a lexical share, mixed into the calibrated
+    probabilities). ECE uses 15 equal-width confidence bins.
     """
     from tunesmith.engine.evaluate import calibrate_model
+    from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
     from tunesmith.io import check_output_file
     from tunesmith.locks import writing_into
 
@@ -40,7 +42,7 @@ def calibrate_command(
         check_output_file(plot, "--plot")  # before calibration.json is rewritten
     # The model directory is this command's output: not while a train --force replaces it, nor
     # while another calibrate writes it.
-    with writing_into(model, [CALIBRATION_FILE]) as removed:
+    with writing_into(model, [CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS]) as removed:
         if removed:
             typer.echo(f"removed {len(removed)} temporary file(s) a stopped run left", err=True)
         result = calibrate_model(
@@ -72,6 +74,11 @@ def calibrate_command(
         f"ECE {result['ece_before']:.4f} -> {result['ece_after']:.4f}   "
         f"NLL {result['nll_before']:.4f} -> {result['nll_after']:.4f}   {accuracy}"
     )
+    if "lexical_temperature" in result:
+        typer.echo(
+            f"the mix's own temperature {result['lexical_temperature_before']:.4f} -> "
+            f"{result['lexical_temperature']:.4f} (lexical.json; it moves no label)"
+        )
     typer.echo(f"saved {Path(result['model']) / CALIBRATION_FILE}", err=True)
     if result.get("reliability_diagram"):
         typer.echo(f"reliability diagram: {result['reliability_diagram']}", err=True)

@@ -146,7 +146,8 @@ def calibrate_model(
     Only ``calibration.json`` is (atomically) rewritten; the weights are not touched. Returns the
     new calibration document plus ``accuracy`` and the previous temperature, if any. With a
     lexical model (``--lexical``) the temperature is the transformer's, and ``accuracy`` and
-    ``accuracy_before`` are those of the mixed labels with the new and the previous temperature.
+    ``accuracy_before`` are those of the mixed labels with the new and the previous temperature;
+    the mix's own temperature is refitted on the same file and saved in ``lexical.json``.
     """
     loaded = load_model(model_dir)
     if loaded.task == "ner":
@@ -175,6 +176,11 @@ def calibrate_model(
 
         result["accuracy_before"] = mixed_accuracy(previous)
         result["accuracy"] = mixed_accuracy(data["temperature"])
+        # Then the mix's own temperature, on the same file (it moves no label).
+        lexical = loaded.extra["lexical"]
+        result["lexical_temperature_before"] = lexical.temperature
+        probs = calibration_probs(logits, data["temperature"], False)
+        result["lexical_temperature"] = lexical.fit_temperature(probs, dataset.texts, y)
     result["model"] = str(loaded.path)
     if plot_path is not None:
         probs_before = calibration_probs(logits, None, multilabel)
@@ -190,5 +196,7 @@ def calibrate_model(
         )
         result["reliability_diagram"] = str(plot_path)
     # Last: a plot that cannot be written leaves the model's calibration as it was.
+    if loaded.extra.get("lexical") is not None:
+        loaded.extra["lexical"].save(loaded.path)
     save_calibration(loaded.path, data)
     return result

@@ -71,8 +71,12 @@ def _refit(model_dir: Path, run: RunConfig, log: Log) -> None:
         probs = calibration_probs(logits, loaded.temperature, False)
         y = targets(prepared.task, held, prepared.labels)
         if lexical is not None:
-            mixed = lexical_stage.measure(metrics, lexical, probs, y, held.texts, prepared.labels)
-            plots = (lexical.mix(raw, held.texts), mixed, y), loaded.temperature is not None
+            mixed = lexical_stage.measure(
+                metrics, lexical, probs, y, held.texts, prepared.labels,
+                calibrate=loaded.temperature is not None,
+            )  # fmt: skip
+            before = lexical.mix(raw, held.texts, calibrated=False)
+            plots = (before, mixed, y), loaded.temperature is not None
         else:
             metrics["report"] = classification_report(y, probs, prepared.labels)
             plots = (raw, probs, y), loaded.temperature is not None

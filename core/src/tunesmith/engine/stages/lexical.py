@@ -34,9 +34,11 @@ def run(state: Training) -> None:
     if state.metrics.get("report") and state.plots is not None and prepared.held is not None:
         probs_before, probs, y = state.plots
         texts = prepared.held.texts
-        mixed = measure(state.metrics, state.lexical, probs, y, texts, prepared.labels)
-        # The reliability diagram: before and after the temperature, both with the share.
-        state.plots = (state.lexical.mix(probs_before, texts), mixed, y)
+        mixed = measure(state.metrics, state.lexical, probs, y, texts, prepared.labels,
+                        calibrate=state.calibration is not None)  # fmt: skip
+        # The reliability diagram: with the share, before calibration (neither temperature)
+        # and after (both).
+        state.plots = (state.lexical.mix(probs_before, texts, calibrated=False), mixed, y)
     state.lexical = join_held_out(state.lexical, prepared, run, state.metrics, state.log)
 
 
@@ -49,7 +51,9 @@ def join_held_out(
         return lexical
     metrics.setdefault("lexical", {})["held_out_added"] = len(prepared.held)
     log(f"the {len(prepared.held):,} held-out texts joined the lexical model")
-    return fit(prepared, run.lexical, with_held_out=True)
+    joined = fit(prepared, run.lexical, with_held_out=True)
+    joined.temperature = lexical.temperature  # fitted on those texts before they joined
+    return joined
 
 
 def fit(prepared: Any, weight: float = 0.0, *, with_held_out: bool = False) -> LexicalModel:
@@ -69,10 +73,15 @@ def measure(
     y: Any,
     texts: Sequence[str],
     labels: Sequence[str],
+    *,
+    calibrate: bool = True,
 ) -> Any:
     """Replace ``metrics["report"]`` with the report of the mixed held-out probabilities (the
     transformer's own ``probs`` for ``texts``, truth ``y``) and add a ``lexical`` block with the
-    accuracy of each part; returns the mixed probabilities."""
+    accuracy of each part; returns the mixed probabilities. With ``calibrate`` (the model is
+    calibrated) the mix's own temperature is fitted on these texts first."""
+    if calibrate:
+        lexical.fit_temperature(probs, texts, y)
     mixed = lexical.mix(probs, texts)
     alone = classification_report(y, probs, list(labels))
     metrics["report"] = classification_report(y, mixed, list(labels))
@@ -83,5 +92,6 @@ def measure(
             y, lexical.probabilities(texts), list(labels)
         ).get("accuracy"),
         "mixed_accuracy": metrics["report"].get("accuracy"),
+        "temperature": lexical.temperature,
     }
     return mixed
