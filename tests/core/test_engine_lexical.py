@@ -247,3 +247,37 @@ def test_the_mix_gets_its_own_temperature_that_moves_no_label_and_lowers_held_ou
     assert nll(calibrated, y) < nll(plain, y)
     model.save(tmp_path)
     assert LexicalModel.load(tmp_path).temperature == pytest.approx(fitted)
+
+
+@pytest.mark.slow
+def test_a_lexical_model_marks_its_directory_so_plain_transformers_refuse_it_until_removed(
+    tmp_path, one_torch_thread
+):
+    from transformers import AutoModelForSequenceClassification
+
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.engine.ensemble import train_ensemble
+    from tunesmith.engine.loading import load_model
+    from tunesmith.testing import make_tiny_base_model, write_csv
+
+    rows = [[t, label] for t, label in zip(TEXTS, TARGETS, strict=True)] * 6
+    data = write_csv(tmp_path / "train.csv", rows)
+    base = make_tiny_base_model(tmp_path / "base", TEXTS)
+    out = tmp_path / "model"
+
+    def run(share):  # the model's own [CLS] head: plain transformers reads it
+        return RunConfig(data=str(data), eval_data=str(data), out=str(out), model=str(base),
+                         strategy="head", pooling="cls", epochs=1.0, seed=42, force=True,
+                         lexical=share)  # fmt: skip
+
+    train_ensemble(run(0.3), 1, log=lambda _m: None)
+    config = json.loads((out / "config.json").read_text())
+    assert config["tunesmith_lexical"] == 0.3 and "lexical_ngrams" in config["model_type"]
+    with pytest.raises((ValueError, KeyError)):  # it would predict without the share
+        AutoModelForSequenceClassification.from_pretrained(str(out))
+    assert load_model(out).extra["lexical"].weight == 0.3
+
+    train_ensemble(run(0.0), 1, reuse=True, log=lambda _m: None)  # refitted without it
+    config = json.loads((out / "config.json").read_text())
+    assert "tunesmith_lexical" not in config and config["model_type"] == "bert"
+    AutoModelForSequenceClassification.from_pretrained(str(out))  # a plain directory again

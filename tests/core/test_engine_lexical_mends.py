@@ -129,15 +129,15 @@ def test_the_card_of_a_multilabel_or_ner_run_with_lexical_does_not_claim_a_lexic
     assert "Lexical model" in _card("classification", 0.3, "cls")
 
 
-def test_the_card_says_plain_transformers_and_onnx_leave_the_lexical_share_out():
-    plain = _card("classification", 0.3, "cls")
-    assert "plain Hugging Face directory" in plain
-    assert "`tunesmith predict --no-calibrate` gives without the lexical model's 0.3 share" in plain
-    marked = _card("classification", 0.3, "mean")
-    assert "computes what `tunesmith predict` does, calibration included, but without the " in (
-        marked.replace("\n", " ")
-    )
-    assert "lexical model's" not in _card("classification", 0.0, "cls")
+def test_the_card_of_a_lexical_model_says_transformers_refuses_it_and_onnx_leaves_the_share_out():
+    for pooling in ("cls", "mean"):  # a lexical share marks even a plain-head directory
+        card = _card("classification", 0.3, pooling).replace("\n", " ")
+        assert "plain Hugging Face directory" not in card, pooling
+        assert "mixes in a lexical n-gram model's probabilities" in card, pooling
+        assert "`pipeline` refuse this directory" in card, pooling
+        assert "calibration included, but without the lexical model's 0.3 share" in card, pooling
+    plain = _card("classification", 0.0, "cls")
+    assert "plain Hugging Face directory" in plain and "lexical model's" not in plain
 
 
 @pytest.mark.slow

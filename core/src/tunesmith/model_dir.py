@@ -63,3 +63,5 @@ ADAPTER_KEY = "tunesmith_adapter"
 BASE_TYPE_KEY = "tunesmith_base_model_type"
 #: Nearest-example scores: ``{"weight", "temperature", "examples"}``.
 NEAREST_KEY = "tunesmith_nearest"
+#: The lexical n-gram model's share of the probabilities (``--lexical``; ``lexical.json``).
+LEXICAL_KEY = "tunesmith_lexical"

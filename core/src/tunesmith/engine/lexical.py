@@ -323,6 +323,35 @@ def mix(probs: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
     return (1.0 - weight) * np.asarray(probs, dtype=np.float64) + weight * lexical
 
 
+def store_lexical(directory: str | Path, lexical: LexicalModel | None) -> None:
+    """Give the model directory ``directory`` the lexical part ``lexical`` (none: remove it),
+    and record its share in ``config.json`` so that the directory is marked: plain
+    ``transformers`` then refuses it instead of predicting without the share, as it refuses
+    mean pooling and nearest-example scores (:func:`~tunesmith.engine.modeling.mark_directory`)."""
+    from tunesmith.engine.modeling import mark_directory
+    from tunesmith.io import read_json_object
+    from tunesmith.model_dir import CONFIG_FILE, LEXICAL_KEY
+
+    directory = Path(directory)
+    if lexical is not None:
+        lexical.save(directory)
+    else:
+        for name in (LEXICAL_FILE, LEXICAL_ARRAYS):
+            (directory / name).unlink(missing_ok=True)
+    path = directory / CONFIG_FILE
+    original = read_json_object(path)
+    if original is None:  # not a classifier directory: nothing to mark
+        return
+    config = dict(original)
+    if lexical is not None:
+        config[LEXICAL_KEY] = lexical.weight
+    else:
+        config.pop(LEXICAL_KEY, None)
+    if config != original:
+        atomic_write_json(path, config)
+    mark_directory(directory)
+
+
 def mix_into(loaded: Any, probs: Any, texts: Sequence[str]) -> Any:
     """``probs`` of a loaded model (``LoadedModel``) with its lexical share mixed in, when it has
     a lexical part; else ``probs`` unchanged."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from tunesmith.engine.calibration import calibration_probs
 from tunesmith.engine.config import RunConfig
-from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
+from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE, store_lexical
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.metrics import classification_report
 from tunesmith.engine.model_card import render_model_card
@@ -26,6 +26,7 @@ from tunesmith.io import atomic_write_json, atomic_write_text, read_json_object
 from tunesmith.locks import writing_into
 from tunesmith.model_dir import (
     CLEANING_REPORT_FILE,
+    CONFIG_FILE,
     CONFUSION_MATRIX_FILE,
     METRICS_FILE,
     MODEL_CARD_FILE,
@@ -35,8 +36,8 @@ from tunesmith.model_dir import (
 from tunesmith.models import resolve_model
 
 #: What a refit rewrites in the model directory.
-REWRITTEN = [LEXICAL_FILE, LEXICAL_ARRAYS, METRICS_FILE, CONFUSION_MATRIX_FILE, RELIABILITY_FILE,
-             MODEL_CARD_FILE, RUN_CONFIG_FILE]  # fmt: skip
+REWRITTEN = [LEXICAL_FILE, LEXICAL_ARRAYS, CONFIG_FILE, METRICS_FILE, CONFUSION_MATRIX_FILE,
+             RELIABILITY_FILE, MODEL_CARD_FILE, RUN_CONFIG_FILE]  # fmt: skip
 
 
 def refit_lexical(model_dir: str | Path, run: RunConfig, *, log: Log = stderr_log) -> None:
@@ -86,12 +87,9 @@ def _refit(model_dir: Path, run: RunConfig, log: Log) -> None:
     # before leaves the old lexical files, which the old run configuration describes. That is
     # written last, so a refit stopped in between still reads as the old share and the next
     # --reuse with the new one refits again.
+    store_lexical(model_dir, lexical)
     if lexical is not None:
-        lexical.save(model_dir)
         log(f"{model_dir}: lexical model refitted (share {run.lexical:g}), transformer kept")
-    else:
-        for name in (LEXICAL_FILE, LEXICAL_ARRAYS):
-            (model_dir / name).unlink(missing_ok=True)
     atomic_write_json(model_dir / METRICS_FILE, metrics)
     if plots is not None:  # the plots of the report measured again
         draw_plots(model_dir, metrics["report"], plots[0], calibrated=plots[1], log=log)

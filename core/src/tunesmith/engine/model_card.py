@@ -8,7 +8,7 @@ from typing import Any
 from tunesmith import __version__
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.modeling import plain_transformers_gaps
-from tunesmith.model_dir import NEAREST_KEY, POOLING_KEY
+from tunesmith.model_dir import LEXICAL_KEY, NEAREST_KEY, POOLING_KEY
 
 
 def _given(value: Any, default: Any) -> Any:
@@ -216,6 +216,7 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         {
             POOLING_KEY: resolved.pooling if task != "ner" else None,
             NEAREST_KEY: {"weight": nearest.get("weight", 1.0)},
+            LEXICAL_KEY: lexical_share(run),
         }
     )
     calibrated = bool(metrics.get("calibration")) and task != "ner"
@@ -230,7 +231,7 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
     if not gaps:
         lines += [
             "This is a plain Hugging Face directory: `transformers` computes the probabilities "
-            f"`tunesmith predict --no-calibrate` gives{without_lexical}.",
+            "`tunesmith predict --no-calibrate` gives.",
             "",
             "```python",
             "from transformers import pipeline",
@@ -261,7 +262,8 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         return lines
     what = " and ".join(
         {"mean_pooling": "reads mean-pooled tokens", "nearest_examples": "mixes in "
-         "nearest-training-example scores"}[g] for g in gaps
+         "nearest-training-example scores", "lexical_ngrams": "mixes in a lexical n-gram "
+         "model's probabilities"}[g] for g in gaps
     )  # fmt: skip
     lines += [
         f"This model's head {what}, which the standard `transformers` classes cannot compute: "

@@ -37,6 +37,7 @@ from tunesmith.model_dir import (
     BASE_MODEL_KEY,
     BASE_TYPE_KEY,
     CONFIG_FILE,
+    LEXICAL_KEY,
     NEAREST_KEY,
     POOLING_KEY,
     SENTENCE_POOLING_CONFIG,
@@ -220,14 +221,17 @@ def build_classifier(
 def plain_transformers_gaps(config: dict[str, Any]) -> list[str]:
     """What plain ``transformers`` would leave out of a saved model's predictions, read from its
     ``config.json`` dict: ``mean_pooling`` (the standard head reads the ``[CLS]`` pooler) and
-    ``nearest_examples`` (scores mixed into the probabilities). Empty: the standard classes
-    compute exactly what tunesmith computes."""
+    ``nearest_examples`` (scores mixed into the probabilities) and ``lexical_ngrams`` (the
+    ``--lexical`` model's share). Empty: the standard classes compute exactly what tunesmith
+    computes."""
     gaps = []
     if config.get(POOLING_KEY) == "mean":
         gaps.append("mean_pooling")
     nearest = config.get(NEAREST_KEY) or {}
     if isinstance(nearest, dict) and float(nearest.get("weight", 1.0)) < 1.0:
         gaps.append("nearest_examples")
+    if float(config.get(LEXICAL_KEY) or 0.0) > 0.0:
+        gaps.append("lexical_ngrams")
     return gaps
 
 

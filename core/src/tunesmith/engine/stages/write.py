@@ -10,6 +10,7 @@ from typing import Any
 
 from tunesmith.engine.calibration import save_calibration
 from tunesmith.engine.int8_ranges import save_int8_ranges
+from tunesmith.engine.lexical import store_lexical
 from tunesmith.engine.model_card import render_model_card
 from tunesmith.engine.modeling import save_classifier
 from tunesmith.engine.plots import save_confusion_matrix_png, save_reliability_diagram
@@ -41,7 +42,7 @@ def run(state: Training) -> Path:
         if state.calibration is not None:
             save_calibration(tmp, state.calibration)
         if state.lexical is not None:
-            state.lexical.save(tmp)
+            store_lexical(tmp, state.lexical)
         _record_int8_ranges(state, tmp)
         _draw_plots(state, tmp)
         if state.tensorboard_dir is not None and state.tensorboard_dir.is_dir():
