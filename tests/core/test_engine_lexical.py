@@ -30,6 +30,14 @@ TEXTS = [
 TARGETS = ["negative", "negative", "neutral", "neutral", "positive", "positive"]
 
 
+def _tiny_training(tmp_path, rows=None):
+    """(training file, tiny base model): ``rows`` or the six texts six times each."""
+    from tunesmith.testing import make_tiny_base_model, write_csv
+
+    rows = rows or [[t, label] for t, label in zip(TEXTS, TARGETS, strict=True)] * 6
+    return write_csv(tmp_path / "train.csv", rows), make_tiny_base_model(tmp_path / "base", TEXTS)
+
+
 def test_lexical_probabilities_follow_the_words_of_each_label_and_sum_to_one():
     model = LexicalModel.fit(TEXTS * 3, TARGETS * 3, LABELS, weight=0.3)
     probs = model.probabilities(["losses plunge", "record profit beats", "conference on thursday"])
@@ -99,11 +107,8 @@ def test_training_with_lexical_stores_it_and_predict_evaluate_and_ensembles_mix_
     from tunesmith.engine.loading import load_model
     from tunesmith.engine.predict import predict_logits, predict_texts, probabilities
     from tunesmith.engine.train import train
-    from tunesmith.testing import make_tiny_base_model, write_csv
 
-    rows = [[t, label] for t, label in zip(TEXTS, TARGETS, strict=True)] * 6
-    data = write_csv(tmp_path / "train.csv", rows)
-    base = make_tiny_base_model(tmp_path / "base", TEXTS)
+    data, base = _tiny_training(tmp_path)
     out = tmp_path / "model"
     run = RunConfig(data=str(data), eval_data=str(data), out=str(out), model=str(base),
                     strategy="head", epochs=1.0, seed=42, lexical=0.4)  # fmt: skip
@@ -139,11 +144,8 @@ def test_reusing_a_model_with_only_a_new_lexical_share_refits_it_without_trainin
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.ensemble import train_ensemble
     from tunesmith.engine.loading import load_model
-    from tunesmith.testing import make_tiny_base_model, write_csv
 
-    rows = [[t, label] for t, label in zip(TEXTS, TARGETS, strict=True)] * 6
-    data = write_csv(tmp_path / "train.csv", rows)
-    base = make_tiny_base_model(tmp_path / "base", TEXTS)
+    data, base = _tiny_training(tmp_path)
     out = tmp_path / "model"
 
     def run(share):
@@ -181,12 +183,10 @@ def test_held_out_texts_carved_from_the_training_file_join_the_lexical_model_aft
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.loading import load_model
     from tunesmith.engine.train import train
-    from tunesmith.testing import make_tiny_base_model, write_csv
 
     # Each row has its own word, so the saved vocabulary shows which rows the model saw.
     rows = [[f"{TEXTS[i % 6]} row{i}", TARGETS[i % 6]] for i in range(180)]
-    data = write_csv(tmp_path / "train.csv", rows)
-    base = make_tiny_base_model(tmp_path / "base", TEXTS)
+    data, base = _tiny_training(tmp_path, rows)
     out = tmp_path / "model"
     run = RunConfig(data=str(data), out=str(out), model=str(base), strategy="head",
                     epochs=1.0, seed=42, lexical=0.3)  # fmt: skip
@@ -258,11 +258,8 @@ def test_a_lexical_model_marks_its_directory_so_plain_transformers_refuse_it_unt
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.ensemble import train_ensemble
     from tunesmith.engine.loading import load_model
-    from tunesmith.testing import make_tiny_base_model, write_csv
 
-    rows = [[t, label] for t, label in zip(TEXTS, TARGETS, strict=True)] * 6
-    data = write_csv(tmp_path / "train.csv", rows)
-    base = make_tiny_base_model(tmp_path / "base", TEXTS)
+    data, base = _tiny_training(tmp_path)
     out = tmp_path / "model"
 
     def run(share):  # the model's own [CLS] head: plain transformers reads it
