@@ -278,3 +278,15 @@ def test_a_lexical_model_marks_its_directory_so_plain_transformers_refuse_it_unt
     config = json.loads((out / "config.json").read_text())
     assert "tunesmith_lexical" not in config and config["model_type"] == "bert"
     AutoModelForSequenceClassification.from_pretrained(str(out))  # a plain directory again
+
+
+def test_scores_from_the_used_columns_equal_the_full_product_also_with_no_known_n_gram():
+    from scipy.sparse import hstack
+
+    model = LexicalModel.fit(TEXTS * 3, TARGETS * 3, LABELS, weight=0.3)
+    probe = ["shares plunge", "", "zzz qqq", "record revenue on thursday"]
+    features = hstack([model.word.transform(probe), model.char.transform(probe)]).tocsr()
+    scores = features.toarray() @ model.coef.T.astype(np.float64) + model.intercept
+    expected = np.exp(scores - scores.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.probabilities(probe)[:, model.classes], expected, atol=1e-6)

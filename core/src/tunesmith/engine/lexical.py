@@ -137,10 +137,9 @@ class LexicalModel:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         if not texts:
             return out
-        weights = self.coef.T.astype(np.float64)
         # In chunks: the n-gram features of a whole --data file at once grew memory by 640 MB
         # for 95,000 tweets, and a million characters of text take about 220 MB.
-        scores = np.concatenate([self._scores(chunk, weights) for chunk in _chunks(texts)])
+        scores = np.concatenate([self._scores(chunk) for chunk in _chunks(texts)])
         if len(self.classes) == 2:  # a binary regression keeps one row, for the second class
             second = 1.0 / (1.0 + np.exp(-scores[:, 0]))
             out[:, self.classes[0]] = 1.0 - second
@@ -151,10 +150,15 @@ class LexicalModel:
         out[:, self.classes] = expd / expd.sum(axis=1, keepdims=True)
         return out
 
-    def _scores(self, texts: list[str], weights: np.ndarray) -> np.ndarray:
-        """The regression's scores of ``texts`` (``weights``: the coefficients transposed)."""
+    def _scores(self, texts: list[str]) -> np.ndarray:
+        """The regression's scores of ``texts``."""
         features = _stack([v.transform(texts) for v in (self.word, self.char) if v is not None])
-        return np.asarray(features @ weights) + self.intercept
+        # Only the columns of the n-grams these texts hold: a product with the whole coefficient
+        # matrix copied it first (151 x 120,000 for CLINC150's intents: 69 ms for one question,
+        # against 0.14 ms this way).
+        used = np.unique(features.indices)
+        weights = self.coef[:, used].astype(np.float64).T
+        return np.asarray(features[:, used] @ weights) + self.intercept
 
     def mix(
         self, probs: np.ndarray, texts: Sequence[str], *, calibrated: bool = True
