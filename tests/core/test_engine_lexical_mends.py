@@ -462,3 +462,15 @@ def test_a_refit_is_refused_while_another_run_writes_the_model(tmp_path, base, o
     with run_lock(out), pytest.raises(RunLockedError):  # a train --force or calibrate of it
         refit_lexical(out, _run(tmp_path, base, 0.5), log=lambda _m: None)
     assert json.loads((out / "run_config.json").read_text())["lexical"] == 0.3
+
+
+def test_only_the_main_process_fits_the_lexical_model_under_torchrun(monkeypatch):
+    from types import SimpleNamespace
+
+    from tunesmith.engine.stages import lexical as lexical_stage
+
+    monkeypatch.setattr(lexical_stage, "is_main_process", lambda: False)
+    monkeypatch.setattr(lexical_stage, "fit", lambda *_a, **_k: pytest.fail("fitted"))
+    state = SimpleNamespace(run=SimpleNamespace(lexical=0.3), prepared=None, lexical=None)
+    lexical_stage.run(state)
+    assert state.lexical is None

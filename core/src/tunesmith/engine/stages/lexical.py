@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tunesmith.engine.distributed import is_main_process
 from tunesmith.engine.lexical import LexicalModel
 from tunesmith.engine.metrics import classification_report
 from tunesmith.engine.stages.state import Training
@@ -18,8 +19,8 @@ from tunesmith.errors import UserInputError
 def run(state: Training) -> None:
     """Set ``state.lexical`` (``None`` when off or not single-label) and re-measure with it."""
     run, prepared = state.run, state.prepared
-    if not run.lexical:
-        return
+    if not run.lexical or not is_main_process():
+        return  # under torchrun only the main process writes the model: the others skip it
     if prepared.task != "classification":
         state.note(f"--lexical needs single-label data; not used for a {prepared.task} task")
         return
