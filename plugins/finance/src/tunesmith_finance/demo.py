@@ -38,12 +38,14 @@ def demo_paths() -> tuple[Path, Path]:
 
 
 def train_sample_model(out: Path, base_model: str = "default") -> Path:
-    """Train (once) a head-only sentiment model on the sample sentences; returns its directory."""
+    """Train (once) a head-only sentiment model on the sample sentences, with ``finance train``'s
+    lexical share; returns its directory."""
     if (out / "config.json").exists():
         return out
     from tunesmith.engine.config import RunConfig
     from tunesmith.engine.train import train
     from tunesmith_finance.sample import EVAL, TRAIN
+    from tunesmith_finance.training import LEXICAL_SHARE
 
     run = RunConfig(
         data=str(TRAIN),
@@ -51,6 +53,7 @@ def train_sample_model(out: Path, base_model: str = "default") -> Path:
         out=str(out),
         model=base_model,
         strategy="head",
+        lexical=LEXICAL_SHARE,
         force=True,
     )
     return Path(train(run))
