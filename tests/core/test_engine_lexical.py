@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from lexical_texts import LABELS, TARGETS, TEXTS
 
 from tunesmith.engine.lexical import (
     LEXICAL_ARRAYS,
@@ -17,17 +18,6 @@ from tunesmith.engine.lexical import (
     with_temperature,
 )
 from tunesmith.errors import ModelNotFoundError, UserInputError
-
-LABELS = ["negative", "neutral", "positive"]
-TEXTS = [
-    "shares plunge on heavy losses",
-    "stock falls after weak guidance",
-    "results due on thursday",
-    "company to present at conference",
-    "profit beats estimates",
-    "shares jump on record revenue",
-]
-TARGETS = ["negative", "negative", "neutral", "neutral", "positive", "positive"]
 
 
 def _tiny_training(tmp_path, rows=None):

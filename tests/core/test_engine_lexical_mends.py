@@ -9,17 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-LABELS = ["negative", "neutral", "positive"]
-TEXTS = [
-    "shares plunge on heavy losses",
-    "stock falls after weak guidance",
-    "results due on thursday",
-    "company to present at conference",
-    "profit beats estimates",
-    "shares jump on record revenue",
-]
-TARGETS = ["negative", "negative", "neutral", "neutral", "positive", "positive"]
+from lexical_texts import LABELS, TARGETS, TEXTS
 
 
 @pytest.fixture(scope="module")
