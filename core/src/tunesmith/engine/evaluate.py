@@ -16,7 +16,6 @@ from tunesmith.engine.calibration import (
     fit_calibration,
     save_calibration,
 )
-from tunesmith.engine.lexical import mix_into
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.metrics import classification_report, ner_report
 from tunesmith.engine.plots import save_confusion_matrix_png, save_reliability_diagram
@@ -94,7 +93,15 @@ def evaluate_model(
     logits = predict_logits(loaded, dataset.texts, batch_size=batch_size)
     multilabel = loaded.task == "multilabel"
     temperature = loaded.temperature
-    probs = mix_into(loaded, calibration_probs(logits, temperature, multilabel), dataset.texts)
+    lexical = loaded.extra.get("lexical")
+    lexical_probs = lexical.probabilities(dataset.texts) if lexical is not None else None
+
+    def mixed(probs: np.ndarray) -> np.ndarray:  # with the lexical share, when there is one
+        if lexical is None:
+            return probs
+        return lexical.mix(probs, dataset.texts, lexical_probs=lexical_probs)
+
+    probs = mixed(calibration_probs(logits, temperature, multilabel))
     report = classification_report(y, probs, loaded.labels, multilabel=multilabel)
     calibration: dict[str, Any] = {"applied": temperature is not None}
     if temperature is not None:
@@ -104,7 +111,6 @@ def evaluate_model(
         raw = calibration_summary(logits, y, None, multilabel)
         calibration.update({"ece_before": raw["ece_before"], "nll_before": raw["nll_before"]})
     report["calibration"] = calibration
-    lexical = loaded.extra.get("lexical")
     if lexical is not None:  # the calibration block is the transformer's; the report the mix's
         report["lexical"] = {"weight": lexical.weight}
     report["model"] = str(loaded.path)
@@ -117,7 +123,7 @@ def evaluate_model(
                 save_confusion_matrix_png(report, plot_dir / CONFUSION_MATRIX_FILE)
             )
         # Before and after the temperature, both with the lexical share when there is one.
-        raw_probs = mix_into(loaded, calibration_probs(logits, None, multilabel), dataset.texts)
+        raw_probs = mixed(calibration_probs(logits, None, multilabel))
         plots["reliability_diagram"] = str(
             save_reliability_diagram(
                 raw_probs,
@@ -167,20 +173,26 @@ def calibrate_model(
         result["accuracy"] = round(float(np.mean(np.all(predicted == (y > 0.5), axis=1))), 6)
     else:
         result["accuracy"] = round(float(np.mean(logits.argmax(axis=1) == y)), 6)
-    if loaded.extra.get("lexical") is not None:
+    lexical = loaded.extra.get("lexical")
+    if lexical is not None:
         # The lexical share is mixed into the calibrated probabilities, so a new temperature
         # can change the labels predict gives: their accuracy with the old and the new one.
+        texts = dataset.texts
+        lexical_probs = lexical.probabilities(texts)  # once for the three uses below
+
         def mixed_accuracy(temp: Any) -> float:
-            probs = mix_into(loaded, calibration_probs(logits, temp, False), dataset.texts)
-            return round(float(np.mean(probs.argmax(axis=1) == y)), 6)
+            probs = calibration_probs(logits, temp, False)
+            mixed = lexical.mix(probs, texts, lexical_probs=lexical_probs)
+            return round(float(np.mean(mixed.argmax(axis=1) == y)), 6)
 
         result["accuracy_before"] = mixed_accuracy(previous)
         result["accuracy"] = mixed_accuracy(data["temperature"])
         # Then the mix's own temperature, on the same file (it moves no label).
-        lexical = loaded.extra["lexical"]
         result["lexical_temperature_before"] = lexical.temperature
         probs = calibration_probs(logits, data["temperature"], False)
-        result["lexical_temperature"] = lexical.fit_temperature(probs, dataset.texts, y)
+        result["lexical_temperature"] = lexical.fit_temperature(
+            probs, texts, y, lexical_probs=lexical_probs
+        )
     result["model"] = str(loaded.path)
     if plot_path is not None:
         probs_before = calibration_probs(logits, None, multilabel)
@@ -196,7 +208,7 @@ def calibrate_model(
         )
         result["reliability_diagram"] = str(plot_path)
     # Last: a plot that cannot be written leaves the model's calibration as it was.
-    if loaded.extra.get("lexical") is not None:
-        loaded.extra["lexical"].save(loaded.path)
+    if lexical is not None:
+        lexical.save(loaded.path)
     save_calibration(loaded.path, data)
     return result

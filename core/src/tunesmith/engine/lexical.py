@@ -152,6 +152,9 @@ class LexicalModel:
         out[:, self.classes] = expd / expd.sum(axis=1, keepdims=True)
         return out
 
+    def _probabilities(self, texts: Sequence[str], known: np.ndarray | None) -> np.ndarray:
+        return self.probabilities(texts) if known is None else known
+
     def _scores(self, texts: list[str]) -> np.ndarray:
         """The regression's scores of ``texts``."""
         features = _stack([v.transform(texts) for v in (self.word, self.char) if v is not None])
@@ -163,19 +166,32 @@ class LexicalModel:
         return np.asarray(features[:, used] @ weights) + self.intercept
 
     def mix(
-        self, probs: np.ndarray, texts: Sequence[str], *, calibrated: bool = True
+        self,
+        probs: np.ndarray,
+        texts: Sequence[str],
+        *,
+        calibrated: bool = True,
+        lexical_probs: np.ndarray | None = None,
     ) -> np.ndarray:
         """``probs`` (the transformer's, one row per text) with this model's share mixed in, and
-        then the mix's own :attr:`temperature` (unless ``calibrated`` is false)."""
-        mixed = mix(probs, self.probabilities(texts), self.weight)
+        then the mix's own :attr:`temperature` (unless ``calibrated`` is false).
+        ``lexical_probs``: this model's :meth:`probabilities` of ``texts``, when already known."""
+        mixed = mix(probs, self._probabilities(texts, lexical_probs), self.weight)
         return with_temperature(mixed, self.temperature) if calibrated else mixed
 
-    def fit_temperature(self, probs: np.ndarray, texts: Sequence[str], y: Any) -> float:
+    def fit_temperature(
+        self,
+        probs: np.ndarray,
+        texts: Sequence[str],
+        y: Any,
+        *,
+        lexical_probs: np.ndarray | None = None,
+    ) -> float:
         """Fit :attr:`temperature` on held-out ``texts`` with truth ``y`` (label indices), given
         the transformer's calibrated ``probs`` for them; returns it."""
         from tunesmith.engine.calibration import fit_temperature
 
-        mixed = mix(probs, self.probabilities(texts), self.weight)
+        mixed = mix(probs, self._probabilities(texts, lexical_probs), self.weight)
         self.temperature = fit_temperature(np.log(np.clip(mixed, _FLOOR, None)), np.asarray(y))
         return self.temperature
 

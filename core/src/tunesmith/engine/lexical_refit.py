@@ -72,11 +72,12 @@ def _refit(model_dir: Path, run: RunConfig, log: Log) -> None:
         probs = calibration_probs(logits, loaded.temperature, False)
         y = targets(prepared.task, held, prepared.labels)
         if lexical is not None:
+            lexical_probs = lexical.probabilities(held.texts)  # once, for the report and the plot
             mixed = lexical_stage.measure(
                 metrics, lexical, probs, y, held.texts, prepared.labels,
-                calibrate=loaded.temperature is not None,
+                calibrate=loaded.temperature is not None, lexical_probs=lexical_probs,
             )  # fmt: skip
-            before = lexical.mix(raw, held.texts, calibrated=False)
+            before = lexical.mix(raw, held.texts, calibrated=False, lexical_probs=lexical_probs)
             plots = (before, mixed, y), loaded.temperature is not None
         else:
             metrics["report"] = classification_report(y, probs, prepared.labels)

@@ -35,11 +35,15 @@ def run(state: Training) -> None:
     if state.metrics.get("report") and state.plots is not None and prepared.held is not None:
         probs_before, probs, y = state.plots
         texts = prepared.held.texts
+        lexical_probs = state.lexical.probabilities(texts)  # once, for the report and the plot
         mixed = measure(state.metrics, state.lexical, probs, y, texts, prepared.labels,
-                        calibrate=state.calibration is not None)  # fmt: skip
+                        calibrate=state.calibration is not None,
+                        lexical_probs=lexical_probs)  # fmt: skip
         # The reliability diagram: with the share, before calibration (neither temperature)
         # and after (both).
-        state.plots = (state.lexical.mix(probs_before, texts, calibrated=False), mixed, y)
+        before = state.lexical.mix(probs_before, texts, calibrated=False,
+                                   lexical_probs=lexical_probs)  # fmt: skip
+        state.plots = (before, mixed, y)
     state.lexical = join_held_out(state.lexical, prepared, run, state.metrics, state.log)
 
 
@@ -76,22 +80,24 @@ def measure(
     labels: Sequence[str],
     *,
     calibrate: bool = True,
+    lexical_probs: Any = None,
 ) -> Any:
     """Replace ``metrics["report"]`` with the report of the mixed held-out probabilities (the
     transformer's own ``probs`` for ``texts``, truth ``y``) and add a ``lexical`` block with the
     accuracy of each part; returns the mixed probabilities. With ``calibrate`` (the model is
-    calibrated) the mix's own temperature is fitted on these texts first."""
+    calibrated) the mix's own temperature is fitted on these texts first. ``lexical_probs``:
+    ``lexical``'s probabilities of ``texts``, when the caller has them."""
+    if lexical_probs is None:
+        lexical_probs = lexical.probabilities(texts)
     if calibrate:
-        lexical.fit_temperature(probs, texts, y)
-    mixed = lexical.mix(probs, texts)
+        lexical.fit_temperature(probs, texts, y, lexical_probs=lexical_probs)
+    mixed = lexical.mix(probs, texts, lexical_probs=lexical_probs)
     alone = classification_report(y, probs, list(labels))
     metrics["report"] = classification_report(y, mixed, list(labels))
     metrics["lexical"] = {
         "weight": lexical.weight,
         "transformer_accuracy": alone.get("accuracy"),
-        "lexical_accuracy": classification_report(
-            y, lexical.probabilities(texts), list(labels)
-        ).get("accuracy"),
+        "lexical_accuracy": classification_report(y, lexical_probs, list(labels)).get("accuracy"),
         "mixed_accuracy": metrics["report"].get("accuracy"),
         "temperature": lexical.temperature,
     }
