@@ -351,7 +351,6 @@ def store_lexical(directory: str | Path, lexical: LexicalModel | None) -> None:
     ``transformers`` then refuses it instead of predicting without the share, as it refuses
     mean pooling and nearest-example scores (:func:`~tunesmith.engine.modeling.mark_directory`)."""
     from tunesmith.engine.modeling import mark_directory
-    from tunesmith.io import read_json_object
     from tunesmith.model_dir import CONFIG_FILE, LEXICAL_KEY
 
     directory = Path(directory)
@@ -360,18 +359,8 @@ def store_lexical(directory: str | Path, lexical: LexicalModel | None) -> None:
     else:
         for name in (LEXICAL_FILE, LEXICAL_ARRAYS):
             (directory / name).unlink(missing_ok=True)
-    path = directory / CONFIG_FILE
-    original = read_json_object(path)
-    if original is None:  # not a classifier directory: nothing to mark
-        return
-    config = dict(original)
-    if lexical is not None:
-        config[LEXICAL_KEY] = lexical.weight
-    else:
-        config.pop(LEXICAL_KEY, None)
-    if config != original:
-        atomic_write_json(path, config)
-    mark_directory(directory)
+    if (directory / CONFIG_FILE).is_file():  # else not a classifier directory: nothing to mark
+        mark_directory(directory, {LEXICAL_KEY: lexical.weight if lexical is not None else None})
 
 
 def mix_into(loaded: Any, probs: Any, texts: Sequence[str]) -> Any:

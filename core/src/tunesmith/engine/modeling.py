@@ -246,13 +246,19 @@ def is_marker(model_type: Any) -> bool:
     return isinstance(model_type, str) and model_type.endswith(MARKER_SUFFIX)
 
 
-def mark_directory(directory: str | Path) -> list[str]:
+def mark_directory(directory: str | Path, changes: dict[str, Any] | None = None) -> list[str]:
     """Set ``config.json``'s ``model_type`` to a marker when plain transformers would predict
     differently from tunesmith (the real type kept under ``tunesmith_base_model_type``), or back
-    to the real type when it would not. Returns the gaps (empty: a plain directory)."""
+    to the real type when it would not. ``changes`` are applied to ``config.json`` first, in the
+    same write (a ``None`` value removes its key). Returns the gaps (empty: a plain directory)."""
     path = Path(directory) / CONFIG_FILE
     original = read_json_object(path) or {}
     config = dict(original)
+    for key, value in (changes or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
     current = config.get("model_type")
     real = config.get(BASE_TYPE_KEY) if is_marker(current) else current
     gaps = plain_transformers_gaps(config)
