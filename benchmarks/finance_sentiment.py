@@ -141,21 +141,14 @@ def fine_tune(
     """Train with the core engine on ``train_rows``; returns seconds. ``reuse`` keeps a model
     already in ``out`` that was trained the same way on the same data (0 seconds)."""
     from tunesmith.engine.config import RunConfig
-    from tunesmith.engine.ensemble import REFIT_KEYS, same_run
-    from tunesmith.engine.lexical_refit import refit_lexical
+    from tunesmith.engine.ensemble import reuse_trained
     from tunesmith.engine.train import train
 
     data = write_csv(out.with_suffix(".csv"), train_rows)
     run = RunConfig(data=str(data), out=str(out), model=model, force=True, **settings).validate()
-    if reuse and not _newer(Path(model), out):
-        if same_run(out, run):
-            log(f"reusing {out} (same settings, same data)")
-            return 0.0
-        if same_run(out, run, ignore=REFIT_KEYS):
-            started = time.perf_counter()
-            refit_lexical(out, run, log=log)
-            return time.perf_counter() - started
     started = time.perf_counter()
+    if reuse and not _newer(Path(model), out) and reuse_trained(out, run, log=log):
+        return time.perf_counter() - started  # as it was, or with its lexical part refitted
     train(run, log=lambda _m: None)
     return time.perf_counter() - started
 

@@ -92,12 +92,7 @@ def train_ensemble(
             force=run.force if n == 0 else True,
             resolved=Resolved(),
         ).validate()
-        if reuse and same_run(where, member):
-            say(f"member {n + 1}: reusing {where} (same settings)")
-        elif reuse and same_run(where, member, ignore=REFIT_KEYS):
-            say(f"member {n + 1}: reusing {where} with a new --lexical share")
-            refit_lexical(where, member, log=say)
-        else:
+        if not (reuse and reuse_trained(where, member, log=say, what=f"member {n + 1}")):
             if members > 1:
                 say(f"member {n + 1} of {members} (seed {seed}) ...")
             train(member, log=say)
@@ -113,6 +108,22 @@ def train_ensemble(
         for name in (MEMBERS_FILE, *LEGACY_MEMBERS_FILES):
             (out / name).unlink(missing_ok=True)
     return out
+
+
+def reuse_trained(
+    where: str | Path, run: Any, *, log: Callable[[str], None], what: str = "the model"
+) -> bool:
+    """True when ``where`` holds a model ``run`` can keep instead of training again: one
+    trained with the same settings on the same data (:func:`same_run`), or one that differs only
+    in :data:`REFIT_KEYS`, whose lexical part is then refitted (:func:`refit_lexical`)."""
+    if same_run(where, run):
+        log(f"{what}: reusing {where} (same settings)")
+        return True
+    if same_run(where, run, ignore=REFIT_KEYS):
+        log(f"{what}: reusing {where} with a new --lexical share")
+        refit_lexical(where, run, log=log)
+        return True
+    return False
 
 
 def read_members(path: str | Path) -> list[Path]:
