@@ -296,14 +296,6 @@ def test_lexical_arrays_without_their_json_are_refused_not_ignored(tmp_path):
         load_model(model)
 
 
-def test_explain_says_its_prediction_is_the_transformers_alone_for_a_lexical_model(tmp_path, cli):
-    model = _lexical_classifier(tmp_path)
-    result = cli("explain", "--model", str(model), "--text", TEXTS[0], "--method", "occlusion")
-    assert result.exit_code == 0, result.output
-    assert "lexical n-gram model" in result.stderr and "share 0.3" in result.stderr
-    assert "predicted" in result.stdout
-
-
 @pytest.mark.slow
 def test_a_refit_stopped_while_fitting_leaves_the_old_lexical_model_in_place(
     tmp_path, base, one_torch_thread, monkeypatch

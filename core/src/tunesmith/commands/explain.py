@@ -166,14 +166,6 @@ def explain_command(
     configure_threads()
     loaded = load_model(model)
     _check_options(loaded, target, method if explicit else None)
-    lexical = loaded.extra.get("lexical")
-    if lexical is not None:  # its label and probability can differ from predict's
-        typer.echo(
-            f"note: `tunesmith predict` mixes a lexical n-gram model into this model's "
-            f"probabilities (share {lexical.weight:g}); the predicted label, its probability "
-            "and the words here are the transformer's alone",
-            err=True,
-        )
     # NER models are always explained with ig, which takes the steps.
     if steps is not None and loaded.task != "ner" and not getattr(chosen, "uses_steps", True):
         raise UserInputError(

@@ -11,7 +11,8 @@ The model is stored in the classifier's directory as ``lexical.json`` (settings,
 two vocabularies and the mix's temperature) and ``lexical.npz`` (idf weights and the
 regression's coefficients), with no pickles, so loading a model directory never runs stored
 code; ``config.json`` records the share, which marks the directory for plain transformers
-(:func:`store_lexical`). Explanations and the ONNX export cover the transformer alone.
+(:func:`store_lexical`). Explanations mix it in as predictions do
+(:mod:`tunesmith.explain.lexical`); the ONNX export covers the transformer alone.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any
 from tunesmith.errors import UserInputError
 from tunesmith.explain.encoding import check_texts, encode_texts, max_input_length
 from tunesmith.explain.faithfulness import faithfulness
+from tunesmith.explain.lexical import combine, lexical_word_scores, mixed_faithfulness
 from tunesmith.explain.methods import DEFAULT_METHOD, get_method
 from tunesmith.explain.model_io import is_multilabel, label_names
 from tunesmith.explain.ner import explain_entities
@@ -62,6 +63,7 @@ def explain_texts(
     target: str | Sequence[str | None] | None = None,
     method: str | None = None,
     temperature: Any = None,
+    lexical: Any = None,
     n_steps: int = 50,
     max_tokens: int | None = None,
     max_length: int | None = None,
@@ -75,7 +77,10 @@ def explain_texts(
     ``labels`` defaults to the model's ``id2label``; ``temperature`` (a float, or one per label
     for multi-label models) makes the explained probability the calibrated one; ``method``
     defaults to :data:`~tunesmith.explain.methods.DEFAULT_METHOD`; ``multilabel``
-    (sigmoid instead of softmax) defaults to the model config's ``problem_type``. Texts longer
+    (sigmoid instead of softmax) defaults to the model config's ``problem_type``. ``lexical``
+    (a single-label model's n-gram regression, ``--lexical``) is mixed into the prediction, the
+    word scores and the faithfulness scores as ``predict`` mixes it
+    (:mod:`tunesmith.explain.lexical`). Texts longer
     than the model's limit are truncated, with a warning through ``warn``. ``max_tokens``
     bounds the padded tokens per forward pass (memory); ``progress`` gets texts done.
     """
@@ -115,6 +120,12 @@ def explain_texts(
         multilabel=multilabel,
         temperature=temperature,
     )
+    if multilabel:
+        lexical = None  # the engine fits one for single-label classifiers only
+    transformer_probs = probs
+    if lexical is not None:
+        lexical_probs = lexical.probabilities(texts)
+        probs = lexical.mix(transformer_probs, texts, lexical_probs=lexical_probs)
     predicted = [int(row.argmax()) for row in probs]
     targets = [p if w is None else w for p, w in zip(predicted, wanted, strict=True)]
     score_fn = classifier_score_fn(targets, multilabel=multilabel, temperature=temperature)
@@ -131,10 +142,28 @@ def explain_texts(
         max_tokens=max_tokens,
         progress=progress,
         # The explained score at the input itself, already known from the prediction pass.
-        input_values=full,
+        input_values=[float(transformer_probs[i, t]) for i, t in enumerate(targets)],
     )
     word_scores = [enc.merge(a.scores) for enc, a in zip(encoded, token_attr, strict=True)]
-    if with_faithfulness:
+    if lexical is not None:
+        word_scores = combine(
+            word_scores,
+            lexical_word_scores(lexical, encoded, targets, lexical_probs),
+            lexical.weight,
+        )
+    if with_faithfulness and lexical is not None:
+        faith = mixed_faithfulness(
+            model,
+            lexical,
+            encoded,
+            word_scores,
+            targets,
+            full,
+            pad_id=pad_for_batches,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+    elif with_faithfulness:
         faith = faithfulness(
             model,
             encoded,
@@ -173,6 +202,7 @@ def explain_texts(
                 # Integrated gradients report the rows they spent (a fixed-step method may
                 # ignore ``n_steps``); methods without a delta have no steps.
                 n_steps=getattr(token_attr[i], "rows", n_steps) if delta is not None else None,
+                extra={} if lexical is None else {"lexical_share": lexical.weight},
             )
         )
     return explanations
@@ -205,5 +235,7 @@ def explain_loaded(
         texts,
         labels=getattr(loaded, "labels", None),
         temperature=getattr(loaded, "temperature", None),
+        # What ``predict`` mixes in (``mix_into``): the explanation is of the same model.
+        lexical=(getattr(loaded, "extra", None) or {}).get("lexical"),
         **options,
     )

@@ -34,6 +34,14 @@ def top_words(scores: Sequence[float], k: int) -> list[int]:
     return sorted(order[:k])
 
 
+def top_sets(
+    encoded: Sequence[EncodedText], word_scores: Sequence[Sequence[float]], fraction: float
+) -> tuple[list[int], list[list[int]]]:
+    """Per text, ``k`` and its ``k`` top words (the words the two scores remove or keep)."""
+    ks = [top_k_count(enc.n_words, fraction) for enc in encoded]
+    return ks, [top_words(scores, k) for scores, k in zip(word_scores, ks, strict=True)]
+
+
 def removal_scores(
     model: Any,
     encoded: Sequence[EncodedText],
@@ -71,8 +79,7 @@ def faithfulness(
     max_tokens: int | None = None,
 ) -> list[tuple[float | None, float | None, int]]:
     """``(comprehensiveness, sufficiency, k)`` per text; ``None`` for a text with no words."""
-    ks = [top_k_count(enc.n_words, fraction) for enc in encoded]
-    tops = [top_words(scores, k) for scores, k in zip(word_scores, ks, strict=True)]
+    ks, tops = top_sets(encoded, word_scores, fraction)
     # One batch for both: removed variants first, kept-only variants after.
     sequences = [enc.ids_without(top) for enc, top in zip(encoded, tops, strict=True)]
     sequences += [enc.ids_keeping(top) for enc, top in zip(encoded, tops, strict=True)]
