@@ -176,7 +176,7 @@ def test_the_training_reliability_diagram_has_the_lexical_share_before_and_after
     after = np.tile([0.6, 0.3, 0.1], (len(data), 1))
     y = np.array([LABELS.index(t) for t in TARGETS * 3])
     state = SimpleNamespace(
-        run=SimpleNamespace(lexical=0.4, eval_data="eval.csv"),
+        run=SimpleNamespace(lexical=0.4, eval_data="eval.csv", class_weights="none"),
         prepared=SimpleNamespace(task="classification", train=data, held=data, labels=LABELS),
         metrics={"report": {"accuracy": 0.0}},
         plots=(before, after, y),

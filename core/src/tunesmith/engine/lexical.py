@@ -104,9 +104,17 @@ class LexicalModel:
 
     @classmethod
     def fit(
-        cls, texts: Sequence[str], labels: Sequence[str], label_names: Sequence[str], weight: float
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        label_names: Sequence[str],
+        weight: float,
+        *,
+        class_weights: Sequence[float] | None = None,
     ) -> LexicalModel:
-        """Fit on single-label ``texts``/``labels`` (names from ``label_names``). Raises
+        """Fit on single-label ``texts``/``labels`` (names from ``label_names``);
+        ``class_weights`` (one per label name, as ``--class-weights auto`` gives the
+        transformer's loss) weight each text's loss by its label. Raises
         :class:`UserInputError` when the texts hold no term at all (nothing to fit)."""
         from sklearn.linear_model import LogisticRegression
 
@@ -123,7 +131,9 @@ class LexicalModel:
                 "the lexical model needs at least two labels in the training texts"
             )
         features = _stack([x for x in (word_x, char_x) if x is not None])
-        regression = LogisticRegression(C=C, max_iter=2000).fit(features, y)
+        balance = None if class_weights is None else dict(enumerate(map(float, class_weights)))
+        regression = LogisticRegression(C=C, max_iter=2000, class_weight=balance)
+        regression.fit(features, y)
         return cls(
             labels=list(label_names),
             weight=float(weight),

@@ -58,7 +58,11 @@ def _refit(model_dir: Path, run: RunConfig, log: Log) -> None:
     metrics = read_json_object(model_dir / METRICS_FILE) or {}
     before = metrics.pop("lexical", None) or {}
     single = prepared.task == "classification"
-    lexical = lexical_stage.fit(prepared, run.lexical) if run.lexical and single else None
+    lexical = (
+        lexical_stage.fit(prepared, run.lexical, class_weights=run.class_weights)
+        if run.lexical and single
+        else None
+    )
     held = prepared.held
     measurable = held is not None and not _held_in_memory(stored)
     if single and metrics.get("report") and not measurable:

@@ -13,6 +13,7 @@ from tunesmith.engine.distributed import is_main_process
 from tunesmith.engine.lexical import LexicalModel
 from tunesmith.engine.metrics import classification_report
 from tunesmith.engine.stages.state import Training
+from tunesmith.engine.trainer_utils import class_weights as inverse_frequency
 from tunesmith.errors import UserInputError
 
 
@@ -26,7 +27,7 @@ def run(state: Training) -> None:
         return
     state.log(f"fitting the lexical model (share {run.lexical:g}) on {len(prepared.train):,} texts")
     try:
-        state.lexical = fit(prepared, run.lexical)
+        state.lexical = fit(prepared, run.lexical, class_weights=run.class_weights)
     except UserInputError as exc:
         # After the fine-tuning: keep the trained model rather than lose it to this part.
         state.note(f"--lexical: not used ({exc})")
@@ -56,19 +57,31 @@ def join_held_out(
         return lexical
     metrics.setdefault("lexical", {})["held_out_added"] = len(prepared.held)
     log(f"the {len(prepared.held):,} held-out texts joined the lexical model")
-    joined = fit(prepared, run.lexical, with_held_out=True)
+    joined = fit(prepared, run.lexical, with_held_out=True, class_weights=run.class_weights)
     joined.temperature = lexical.temperature  # fitted on those texts before they joined
     return joined
 
 
-def fit(prepared: Any, weight: float = 0.0, *, with_held_out: bool = False) -> LexicalModel:
+def fit(
+    prepared: Any,
+    weight: float = 0.0,
+    *,
+    with_held_out: bool = False,
+    class_weights: str = "none",
+) -> LexicalModel:
     """The lexical model of ``prepared``'s training split (and its held-out split too, with
-    ``with_held_out``)."""
+    ``with_held_out``); ``class_weights="auto"`` weights its loss by label as ``--class-weights
+    auto`` weights the transformer's (the same inverse frequencies of the training split)."""
     texts, labels = list(prepared.train.texts), list(prepared.train.first_labels)
+    weights = None
+    if class_weights == "auto":
+        index = {name: i for i, name in enumerate(prepared.labels)}
+        ids = [index[label] for label in labels]
+        weights = inverse_frequency(ids, len(prepared.labels), "classification")
     if with_held_out:
         texts += prepared.held.texts
         labels += prepared.held.first_labels
-    return LexicalModel.fit(texts, labels, prepared.labels, weight)
+    return LexicalModel.fit(texts, labels, prepared.labels, weight, class_weights=weights)
 
 
 def measure(
