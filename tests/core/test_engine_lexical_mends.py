@@ -456,3 +456,36 @@ def test_only_the_main_process_fits_the_lexical_model_under_torchrun(monkeypatch
     state = SimpleNamespace(run=SimpleNamespace(lexical=0.3), prepared=None, lexical=None)
     lexical_stage.run(state)
     assert state.lexical is None
+
+
+@pytest.mark.slow
+def test_a_refit_replaces_the_lexical_notes_of_the_share_before(
+    tmp_path, base, one_torch_thread, monkeypatch
+):
+    from tunesmith.engine.ensemble import train_ensemble
+    from tunesmith.engine.lexical import LexicalModel
+    from tunesmith.engine.loading import load_model
+    from tunesmith.errors import UserInputError
+
+    out = tmp_path / "model"
+
+    def cannot(*_args, **_kwargs):
+        raise UserInputError("no terms")
+
+    def notes():
+        return json.loads((out / "run_config.json").read_text())["resolved"].get("notes", [])
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LexicalModel, "fit", cannot)
+        train_ensemble(_run(tmp_path, base, 0.3), 1, log=lambda _m: None)
+    assert notes() == ["--lexical: not used (no terms)"]
+
+    train_ensemble(_run(tmp_path, base, 0.4), 1, reuse=True, log=lambda _m: None)
+    assert notes() == [] and load_model(out).extra["lexical"].weight == 0.4
+
+    # A refit that cannot fit keeps the transformer, without a lexical part, and says why once.
+    with monkeypatch.context() as patched:
+        patched.setattr(LexicalModel, "fit", cannot)
+        train_ensemble(_run(tmp_path, base, 0.5), 1, reuse=True, log=lambda _m: None)
+    assert notes() == ["--lexical: not used (no terms)"]
+    assert "lexical" not in load_model(out).extra

@@ -22,6 +22,7 @@ from tunesmith.engine.predict import predict_logits
 from tunesmith.engine.prepare import Log, prepare_data, stderr_log, targets
 from tunesmith.engine.stages import lexical as lexical_stage
 from tunesmith.engine.stages.write import draw_plots
+from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_write_json, atomic_write_text, read_json_object
 from tunesmith.locks import writing_into
 from tunesmith.model_dir import (
@@ -58,11 +59,18 @@ def _refit(model_dir: Path, run: RunConfig, log: Log) -> None:
     metrics = read_json_object(model_dir / METRICS_FILE) or {}
     before = metrics.pop("lexical", None) or {}
     single = prepared.task == "classification"
-    lexical = (
-        lexical_stage.fit(prepared, run.lexical, class_weights=run.class_weights)
-        if run.lexical and single
-        else None
-    )
+    # The notes training left about the lexical part describe the old share, not this one.
+    notes = [n for n in stored.resolved.notes if not n.startswith(lexical_stage.NOTE_PREFIX)]
+    lexical = None
+    if run.lexical and not single:
+        notes.append(lexical_stage.not_single_label_note(prepared.task))
+    elif run.lexical:
+        try:
+            lexical = lexical_stage.fit(prepared, run.lexical, class_weights=run.class_weights)
+        except UserInputError as exc:  # as in training: the transformer stays, without it
+            notes.append(lexical_stage.not_used_note(exc))
+            log(f"{model_dir}: the lexical model was not fitted: {exc}")
+    stored.resolved.notes = notes
     held = prepared.held
     measurable = held is not None and not _held_in_memory(stored)
     if single and metrics.get("report") and not measurable:

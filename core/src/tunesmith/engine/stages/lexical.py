@@ -16,6 +16,19 @@ from tunesmith.engine.stages.state import Training
 from tunesmith.engine.trainer_utils import class_weights as inverse_frequency
 from tunesmith.errors import UserInputError
 
+#: How this stage's notes begin (a refit with another share replaces them).
+NOTE_PREFIX = "--lexical"
+
+
+def not_single_label_note(task: str) -> str:
+    """The note of a share asked for a task other than single-label classification."""
+    return f"{NOTE_PREFIX} needs single-label data; not used for a {task} task"
+
+
+def not_used_note(error: Exception) -> str:
+    """The note of a regression that could not be fitted (``error`` says why)."""
+    return f"{NOTE_PREFIX}: not used ({error})"
+
 
 def run(state: Training) -> None:
     """Set ``state.lexical`` (``None`` when off or not single-label) and re-measure with it."""
@@ -23,14 +36,14 @@ def run(state: Training) -> None:
     if not run.lexical or not is_main_process():
         return  # under torchrun only the main process writes the model: the others skip it
     if prepared.task != "classification":
-        state.note(f"--lexical needs single-label data; not used for a {prepared.task} task")
+        state.note(not_single_label_note(prepared.task))
         return
     state.log(f"fitting the lexical model (share {run.lexical:g}) on {len(prepared.train):,} texts")
     try:
         state.lexical = fit(prepared, run.lexical, class_weights=run.class_weights)
     except UserInputError as exc:
         # After the fine-tuning: keep the trained model rather than lose it to this part.
-        state.note(f"--lexical: not used ({exc})")
+        state.note(not_used_note(exc))
         state.log(f"the lexical model was not fitted: {exc}")
         return
     if state.metrics.get("report") and state.plots is not None and prepared.held is not None:
