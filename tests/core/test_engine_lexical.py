@@ -296,3 +296,39 @@ def test_class_weights_auto_weights_the_regressions_loss_by_label_as_the_transfo
     plain = fit(prepared, 0.3).probabilities(["market"])[0, 0]
     balanced = fit(prepared, 0.3, class_weights="auto").probabilities(["market"])[0, 0]
     assert balanced > 2 * plain  # 0.06 -> 0.14 when written
+
+
+def _bert_like_spans(text):
+    """Word spans as a BERT pre-tokenizer splits: runs of letters/digits, each other
+    non-space character alone."""
+    import re
+
+    return [(m.start(), m.end()) for m in re.finditer(r"[^\W_]+|[^\s\w]|_", text)]
+
+
+def test_deletion_probabilities_equal_scoring_each_text_with_the_word_deleted():
+    from tunesmith.engine.lexical import LexicalModel
+
+    texts = [
+        "$AAPL cuts to Sell , shares plunge on heavy losses",
+        "profit beats estimates -- shares   jump\ton record revenue!",
+        "a b c profit",  # one-letter words hold no word token: windows reach the ends
+        "results_due on thursday (company to present) at conference",
+        "İstanbul ΟΔΟΣ shares fall; ΟΔΟΣ Σ stock",  # lower() changes length / final sigma
+        "jump",
+        "- - profit - -",
+    ]
+    model = LexicalModel.fit(TEXTS * 2, TARGETS * 2, LABELS, weight=0.3)
+    spans = [_bert_like_spans(t) for t in texts]
+    got = model.deletion_probabilities(texts, spans)
+    for text, text_spans, probs in zip(texts, spans, got, strict=True):
+        variants = [text[:s] + " " + text[e:] for s, e in text_spans]
+        np.testing.assert_allclose(probs, model.probabilities(variants), atol=1e-9, err_msg=text)
+
+
+def test_deletion_probabilities_of_a_text_without_spans_are_empty():
+    from tunesmith.engine.lexical import LexicalModel
+
+    model = LexicalModel.fit(TEXTS, TARGETS, LABELS, weight=0.3)
+    got = model.deletion_probabilities(["shares plunge", "profit"], [[], [(0, 6)]])
+    assert got[0].shape == (0, 3) and got[1].shape == (1, 3)
