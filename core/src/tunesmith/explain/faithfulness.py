@@ -92,11 +92,22 @@ def faithfulness(
         pad_id=pad_id,
         max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
     )
-    n = len(encoded)
+    return from_values(full_scores, values, ks)
+
+
+def from_values(
+    full_scores: Sequence[float], values: Sequence[float], ks: Sequence[int]
+) -> list[tuple[float | None, float | None, int]]:
+    """``(comprehensiveness, sufficiency, k)`` per text from the explained score of each text as
+    it is (``full_scores``) and, in ``values``, with its top words removed (the first ``n``)
+    and with only them kept (the next ``n``); ``None`` for a text with no words."""
+    n = len(full_scores)
     out: list[tuple[float | None, float | None, int]] = []
     for i in range(n):
         if ks[i] == 0:
             out.append((None, None, 0))
             continue
-        out.append((full_scores[i] - values[i], full_scores[i] - values[n + i], ks[i]))
+        out.append(
+            (float(full_scores[i] - values[i]), float(full_scores[i] - values[n + i]), ks[i])
+        )
     return out

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.explain.encoding import EncodedText
-from tunesmith.explain.faithfulness import TOP_FRACTION, top_sets
+from tunesmith.explain.faithfulness import TOP_FRACTION, from_values, top_sets
 from tunesmith.explain.scoring import DEFAULT_MAX_TOKENS, classifier_probabilities
 
 
@@ -125,18 +125,5 @@ def mixed_faithfulness(
         max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
     )
     mixed = lexical.mix(rows, variants)
-    n = len(encoded)
-    out: list[tuple[float | None, float | None, int]] = []
-    for i in range(n):
-        if ks[i] == 0:
-            out.append((None, None, 0))
-            continue
-        t = targets[i]
-        out.append(
-            (
-                float(full_scores[i] - mixed[i, t]),
-                float(full_scores[i] - mixed[n + i, t]),
-                ks[i],
-            )
-        )
-    return out
+    own = np.asarray(list(targets) * 2)  # each variant's text's target
+    return from_values(full_scores, mixed[np.arange(len(mixed)), own], ks)
