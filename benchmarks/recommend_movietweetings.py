@@ -20,7 +20,6 @@ Prints a table and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -32,6 +31,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice; we set 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import DEFAULT_DATA, log  # noqa: E402
+
+from tunesmith.events import strict_json  # noqa: E402
 
 
 def subset_users(events, fraction: float, seed: int = 0):
@@ -124,7 +125,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
         "fit_seconds": round(fit_seconds, 1),
     }
-    print(json.dumps(line))
+    print(strict_json(line))  # a slice with no request: null, not NaN
 
 
 if __name__ == "__main__":

@@ -177,7 +177,9 @@ def train_command(
         "item_tower_validation_ndcg10": fitted.tower_scores,
     }
     if as_json:
-        typer.echo(json.dumps(summary))
+        from tunesmith.events import strict_json
+
+        typer.echo(strict_json(summary))  # an empty slice's NaN as null
     else:
         typer.echo(
             f"Wrote {out}: {len(catalogue)} items, {len(found.user_ids)} users; "
@@ -256,7 +258,9 @@ def eval_command(
         result = evaluate(fitted)
     report = {"models": result["models"], **headline(result, len(catalogue))}
     if as_json:
-        typer.echo(json.dumps(report))
+        from tunesmith.events import strict_json
+
+        typer.echo(strict_json(report))  # an empty slice's NaN as null
         return
     typer.echo(report_table(result["models"]))
     typer.echo(
@@ -272,6 +276,10 @@ def _print(results: list[Any], as_json: bool, explanation: Any = None) -> None:
         if explanation is not None:
             payload["words"] = explanation.to_dict()
         typer.echo(json.dumps(payload))
+        return
+    if not results:
+        # an empty list printed as nothing looked like a crash or a hang
+        typer.echo("nothing left to recommend: every item in the catalogue is in this history")
         return
     for rank, rec in enumerate(results, start=1):
         reason = ""

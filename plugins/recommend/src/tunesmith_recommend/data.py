@@ -93,6 +93,10 @@ def _check_columns(path: Path, rows: list[dict[str, Any]], needed: Sequence[str]
 def _text(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if isinstance(value, list | tuple | np.ndarray):
+        # a JSONL array or a Parquet list column (genres, tags): "a, b", as an ``a|b`` cell reads,
+        # not Python's "['a', 'b']"
+        return ", ".join(part for part in (_text(v) for v in value) if part)
     return str(value).strip()
 
 
@@ -261,11 +265,17 @@ def load_events(
         times.append(seconds)
     if not users:
         raise DataError("no positive events left (check --min-rating or --kinds)", path=path)
-    user_arr = np.asarray(users, dtype=np.int32)
+    # Users in id order, not in the order the file first names them: the split, the folds and
+    # every seeded shuffle follow user positions, so the same events in another row order would
+    # otherwise train and score differently.
+    user_ids = sorted(user_position)
+    renumber = np.empty(len(user_ids), dtype=np.int32)
+    renumber[[user_position[u] for u in user_ids]] = np.arange(len(user_ids), dtype=np.int32)
+    user_arr = renumber[np.asarray(users, dtype=np.int64)]
     time_arr = np.asarray(times, dtype=np.float64)
     order = np.lexsort((np.arange(len(users)), time_arr, user_arr))
     return Events(
-        user_ids=list(user_position),
+        user_ids=user_ids,
         users=user_arr[order],
         items=np.asarray(items, dtype=np.int32)[order],
         times=time_arr[order],

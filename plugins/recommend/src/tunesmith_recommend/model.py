@@ -85,7 +85,9 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
     if getattr(fitted, "item_tower", "fine-tuned") == "pretrained" and kept.is_dir():
         # a fine-tuned encoder that validation did not choose (fitted in this directory)
         shutil.rmtree(kept)
-    elif encoder_dir.is_dir() and encoder_dir.resolve() != kept.resolve():
+    # A --model directory is copied in whether or not fine-tuning was tried first: the model
+    # directory must not depend on a folder the user may move or delete.
+    if encoder_dir.is_dir() and encoder_dir.resolve() != kept.resolve():
         shutil.copytree(encoder_dir, kept)
     encoder = "encoder" if (out / "encoder").is_dir() else _loadable(fitted.encoder_dir)
     catalogue = fitted.catalogue
@@ -318,6 +320,11 @@ class Recommender:
             sources.append(cooc_items[best].astype(np.int64))
         candidates = np.unique(np.concatenate(sources))
         candidates = candidates[~np.isin(candidates, exclude)]
+        unseen = n - len(np.unique(exclude))
+        if len(candidates) < min(k, unseen):
+            # -k beyond the candidate pools (or a history that covers them): rank every unseen
+            # item rather than return fewer than asked while the catalogue has more
+            candidates = np.setdiff1d(np.arange(n), exclude)
         features = {
             "two_tower": self.signals.item_vectors[candidates] @ user_vector,
             "cooccurrence": np.log1p(_lookup(cooc_items, cooc_values, candidates)),
@@ -387,6 +394,8 @@ class Recommender:
         candidates = np.unique(
             np.concatenate([[self.position[i] for i in hit_ids], self.top_items]).astype(np.int64)
         )
+        if len(candidates) < min(k, len(self.ids)):
+            candidates = np.arange(len(self.ids))  # -k beyond the candidate pools: every item
         scores = query_scores(
             self.signals.item_vectors[candidates] @ vector,
             self.item_part[candidates],

@@ -1,0 +1,175 @@
+"""Bugs found by reviewing the recommend plugin as a user, each pinned by a test that failed
+before its fix. Models are tiny and built in-process (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tunesmith_recommend.data import load_events, load_items, sample_paths
+
+
+def run(*args):
+    from tunesmith.cli import build_app
+
+    return CliRunner().invoke(build_app(), [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from tunesmith.testing import make_tiny_base_model
+
+    catalogue = load_items(sample_paths()["items"])
+    return str(make_tiny_base_model(tmp_path_factory.mktemp("tiny"), catalogue.texts))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rec") / "model"
+    result = run(
+        "recommend", "train", "--sample", "--model", tiny_model, "--no-fine-tune", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_eval_json_is_strict_json_when_a_slice_has_no_requests(tiny_model):
+    # --min-events 4 leaves no user with at most 3 events to test: the short-user slice's means
+    # were NaN, printed as a bare NaN that strict JSON parsers (JavaScript, jq --seq) refuse
+    result = run(
+        "recommend",
+        "eval",
+        "--sample",
+        "--model",
+        tiny_model,
+        "--no-fine-tune",
+        "--tower-epochs",
+        "1",
+        "--min-events",
+        "4",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    report = _strict_json(result.output.strip().splitlines()[-1])
+    short = report["models"]["final_ranker"]["short_users"]
+    assert short["n"] == 0 and short["ndcg10"] is None and short["ndcg10_ci"] == [None, None]
+    assert report["models"]["final_ranker"]["all"]["ndcg10"] is not None
+
+
+def test_random_recall_is_at_most_one_when_the_catalogue_is_smaller_than_k():
+    from tunesmith_recommend.pipeline import headline
+
+    row = {"n": 2, "ndcg10": 1.0, "ndcg10_ci": (1.0, 1.0), "recall10": 1.0}
+    summary = {"all": row, "cold_items": {**row, "n": 0}}
+    result = {"models": {"two_tower": summary, "final_ranker": summary}, "ranks": {}}
+    # 10 / 2 items was reported as a random Recall@10 of 5
+    assert headline(result, n_items=2)["random_recall10"] == 1.0
+    assert headline(result, n_items=40)["random_recall10"] == 0.25
+
+
+def test_list_valued_text_fields_read_as_comma_lists_not_python_reprs(tmp_path):
+    import pandas as pd
+
+    rows = [
+        {"item_id": "a", "title": "Alpha", "description": "A space film", "genres": ["sci-fi"]},
+        {"item_id": "b", "title": "Beta", "description": "A sea film", "genres": ["drama", "sea"]},
+    ]
+    jsonl = tmp_path / "items.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    parquet = tmp_path / "items.parquet"
+    pd.DataFrame(rows).to_parquet(parquet)
+    for path in (jsonl, parquet):
+        # was "Beta. A sea film. ['drama', 'sea']"
+        assert load_items(path).texts == [
+            "Alpha. A space film. sci-fi",
+            "Beta. A sea film. drama, sea",
+        ]
+
+
+def test_events_in_another_row_order_load_and_split_identically(tmp_path):
+    # users were numbered by first appearance, so a shuffled file (same events) gave another
+    # user order, other folds and seeded shuffles, and other evaluation figures
+    from tunesmith_recommend.split import leave_last_out
+
+    catalogue = load_items(sample_paths()["items"])
+    lines = sample_paths()["events"].read_text(encoding="utf-8").splitlines()
+    body = lines[1:]
+    random.Random(3).shuffle(body)
+    shuffled = tmp_path / "events.csv"
+    shuffled.write_text("\n".join([lines[0], *body]) + "\n", encoding="utf-8")
+    a = load_events(sample_paths()["events"], catalogue)
+    b = load_events(shuffled, catalogue)
+    assert a.user_ids == b.user_ids == sorted(a.user_ids)
+    for name in ("users", "items", "times"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    split_a, split_b = leave_last_out(a, len(catalogue)), leave_last_out(b, len(catalogue))
+    assert np.array_equal(split_a.test.users, split_b.test.users)
+    assert np.array_equal(split_a.test.targets, split_b.test.targets)
+
+
+def test_a_model_directory_given_as_model_is_copied_in_when_fine_tuning_loses(
+    tiny_model, tmp_path, monkeypatch
+):
+    # fine-tuning was tried, validation chose the pretrained tower: the --model folder was not
+    # copied (as it is with --no-fine-tune) and the model broke once that folder was moved
+    import tunesmith_recommend.pipeline as pipeline
+    from tunesmith_recommend.model import Recommender
+
+    real = pipeline.fit_ranker
+
+    def pretrained_wins(signals, val, **kwargs):
+        ranker, _ = real(signals, val, **kwargs)
+        return ranker, 1.0 if signals.base_vectors is None else 0.0
+
+    monkeypatch.setattr(pipeline, "fit_ranker", pretrained_wins)
+    base = tmp_path / "my-encoder"
+    shutil.copytree(tiny_model, base)
+    out = tmp_path / "model"
+    result = run(
+        "recommend", "train", "--sample", "--model", base, "--encoder-epochs", "0.1",
+        "--tower-epochs", "1", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert set(meta["item_tower_validation_ndcg10"]) == {"pretrained", "fine-tuned"}
+    assert meta["item_tower"] == "pretrained"
+    assert meta["encoder"] == "encoder" and (out / "encoder").is_dir()
+    shutil.rmtree(base)
+    assert Recommender(out).search("a haunted lake", k=3)
+
+
+def test_for_user_and_query_return_k_items_when_k_exceeds_the_candidate_pools(
+    model_dir, monkeypatch
+):
+    # serving re-ranks a few hundred candidates; asking for more returned fewer than -k items
+    # although the catalogue had them (pools made small here to stand for a large catalogue)
+    import tunesmith_recommend.model as model
+
+    monkeypatch.setattr(model, "CANDIDATES", 10)
+    monkeypatch.setattr(model, "INDEX_CANDIDATES", 5)
+    recommender = model.Recommender(model_dir)
+    seen = set(recommender.histories["u01"])
+    results = recommender.for_user("u01", k=100)
+    assert len(results) == 100 and not seen & {r.item_id for r in results}
+    assert len({r.item_id for r in recommender.for_user("u01", k=1000)}) == 150 - len(seen)
+    assert len(recommender.for_query("a haunted lake", k=100)) == 100
+
+
+def test_for_user_says_so_when_every_item_is_already_in_the_history(model_dir):
+    ids = json.loads((model_dir / "catalogue.json").read_text())["ids"]
+    liked = [flag for item in ids for flag in ("--liked", item)]
+    result = run("recommend", "for-user", "-m", model_dir, *liked)
+    assert result.exit_code == 0, result.output
+    assert "nothing left to recommend" in result.output
