@@ -258,3 +258,16 @@ def test_device_or_pipe_given_as_data_is_refused_without_reading_it(tmp_path):
     os.mkfifo(pipe)  # would block forever
     with pytest.raises(DataError, match=r"pipe\.jsonl: not a regular file"):
         load_text_dataset(pipe)
+
+
+def test_a_folder_given_to_the_readers_is_called_a_folder_whatever_its_name(tmp_path):
+    from tunesmith.data.readers import check_file_size, reader_for
+
+    # Plugins read through the readers directly (not load_text_dataset's own check): a folder
+    # was "not a regular file (a device or a pipe?)", or had "no reader for no suffix".
+    for name in ("runs.csv", "runs"):  # with a data suffix, and with none
+        folder = tmp_path / name
+        folder.mkdir()
+        for read in (reader_for, check_file_size, read_texts):
+            with pytest.raises(DataError, match=rf"{name}: this is a folder; give a data file"):
+                read(folder)

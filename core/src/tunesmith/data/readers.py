@@ -43,6 +43,8 @@ def check_file_size(path: Path) -> None:
         info = path.stat()
     except OSError as exc:
         raise DataError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError("this is a folder; give a data file", path=path)
     if not stat.S_ISREG(info.st_mode):
         raise DataError("not a regular file (a device or a pipe?); give a data file", path=path)
     size = info.st_size
@@ -369,6 +371,8 @@ def available_readers() -> dict[str, Callable[[Path], Any]]:
 def reader_for(path: str | Path) -> Callable[[Path], Any]:
     """The reader for ``path``'s suffix (``.jsonl``; compound ones like ``.jsonl.gz`` first)."""
     path = Path(path)
+    if path.is_dir():  # before the suffix: a folder has no reader, whatever its name
+        raise DataError("this is a folder; give a data file", path=path)
     readers = available_readers()
     suffixes = [s.lower() for s in path.suffixes]
     for i in range(len(suffixes)):
