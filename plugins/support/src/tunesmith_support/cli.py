@@ -41,31 +41,36 @@ def _bar(total_label: str) -> Any:
 def index_command(
     kb: Path = typer.Option(..., "--kb", help="FAQ file, document or directory of both."),
     out: Path = typer.Option(..., "--out", help="Knowledge-base directory to create or update."),
-    question_col: str = typer.Option("question", "--question-col", help="FAQ question column."),
-    answer_col: str = typer.Option("answer", "--answer-col", help="FAQ answer column."),
+    question_col: str | None = typer.Option(
+        None,
+        "--question-col",
+        help="FAQ question column (default 'question', or the one the KB was built with).",
+    ),
+    answer_col: str | None = typer.Option(
+        None,
+        "--answer-col",
+        help="FAQ answer column (default 'answer', or the one the KB was built with).",
+    ),
     id_col: str | None = typer.Option(
-        None, "--id-col", help="FAQ id column (default 'id' when present, else ids from questions)."
+        None,
+        "--id-col",
+        help="FAQ id column (default: the KB's, else 'id' when present, else ids from questions).",
     ),
     category_col: str | None = typer.Option(
-        None, "--category-col", help="FAQ category/intent column (default 'category' if present)."
+        None,
+        "--category-col",
+        help="FAQ category/intent column (default: the KB's, else 'category' if present).",
     ),
     model: str | None = typer.Option(
         None, "--model", help="Encoder: 'default' or a model directory (default: the KB's own)."
     ),
 ) -> None:
     """Import FAQ files and documents into a knowledge base; re-running updates only changes."""
-    from tunesmith_support.kb import FaqColumns
-    from tunesmith_support.kbindex import build_index
+    from tunesmith_support.kbindex import build_index, faq_columns
 
-    required = frozenset(
-        name for name, flag in (("id", id_col), ("category", category_col)) if flag
-    )
-    columns = FaqColumns(
-        question=question_col,
-        answer=answer_col,
-        id=id_col or "id",
-        category=category_col or "category",
-        required=required,
+    # A flag not given keeps the column the KB was built with (kb.json records them).
+    columns = faq_columns(
+        out, question=question_col, answer=answer_col, id=id_col, category=category_col
     )
     report = build_index(kb, out, columns=columns, model=model, progress=_bar("encoding"))
     typer.echo(f"{out}: {report.summary()}")
@@ -354,10 +359,13 @@ def export_feedback_command(
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Write confirmed (question, answer id) pairs from feedback, for the next `support train`."""
+    from tunesmith.io import check_output_file
     from tunesmith_support.conversations import Conversations
     from tunesmith_support.kbindex import load_encoder, open_index, stored_entries
     from tunesmith_support.service import default_db
 
+    # A folder, or a path under a file, is one line before any work (not a rename traceback).
+    check_output_file(out, "--out")
     known = {e.id for e in stored_entries(open_index(kb, load_encoder(kb)))}
     log = Conversations.open(db or default_db(kb))
     try:

@@ -60,6 +60,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def period_of(created_at: str, by: str) -> str:
+    """The stats period of a stored timestamp: ``2025-01-31``, ``2025-W05`` (ISO week) or
+    ``2025-01``."""
+    if by == "day":
+        return created_at[:10]
+    if by == "month":
+        return created_at[:7]
+    year, week, _day = datetime.fromisoformat(created_at[:10]).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
 def check_period(by: str) -> None:
     """Refuse a stats period other than day, week or month."""
     if by not in ("day", "week", "month"):
@@ -77,7 +88,17 @@ class Conversations:
         """Open (or create) the log at ``path``; a locked or damaged file is one error line.
 
         ``timeout``: seconds to wait for another writer (default: the store's)."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        for parent in Path(path).parents:  # the nearest existing one must be a folder
+            if parent.exists():
+                if not parent.is_dir():
+                    raise UserInputError(f"{path}: {parent} is a file, not a folder")
+                break
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserInputError(
+                f"{path}: cannot create the conversation database's folder ({exc.strerror or exc})"
+            ) from None
         store = Store.open(
             path,
             namespace=NAMESPACE,
@@ -213,43 +234,56 @@ class Conversations:
         return len(rows)
 
     def stats(self, by: str = "day") -> list[dict[str, Any]]:
-        """Per period: turns, answer / clarify / hand-off rates, feedback and helpful rate."""
+        """Per period: turns, answer / clarify / hand-off rates, feedback and helpful rate.
+
+        Feedback counts in the period it was given, which need not hold a turn (an agent
+        rates Monday's answers on Tuesday); weeks are ISO weeks (``2025-W01``: Monday to
+        Sunday, one week even across the new year)."""
         check_period(by)
-        period = {
-            "day": "substr(created_at, 1, 10)",
-            "week": "strftime('%Y-W%W', substr(created_at, 1, 19))",
-            "month": "substr(created_at, 1, 7)",
-        }[by]
-        turns = self.store.query(
-            f"SELECT {period} AS period, COUNT(*) AS turns, "
-            "SUM(decision = 'answer') AS answered, SUM(decision = 'clarify') AS clarified, "
-            "SUM(decision = 'handoff') AS handed_off FROM support_turns GROUP BY period "
-            "ORDER BY period"
-        )
-        feedback = {
-            row["period"]: row
-            for row in self.store.query(
-                f"SELECT {period} AS period, COUNT(*) AS feedback, "
-                "SUM(helpful = 1) AS helpful, SUM(helpful = 0) AS not_helpful, "
-                "SUM(correct_id IS NOT NULL) AS corrected FROM support_feedback "
-                "GROUP BY period"
+        periods: dict[str, dict[str, int]] = {}
+
+        def bucket(created_at: str) -> dict[str, int]:
+            key = period_of(created_at, by)
+            return periods.setdefault(
+                key,
+                {
+                    "turns": 0,
+                    "answer": 0,
+                    "clarify": 0,
+                    "handoff": 0,
+                    "feedback": 0,
+                    "helpful": 0,
+                    "not_helpful": 0,
+                    "corrected": 0,
+                },
             )
-        }
+
+        for row in self.store.query("SELECT created_at, decision FROM support_turns"):
+            counts = bucket(row["created_at"])
+            counts["turns"] += 1
+            if row["decision"] in ("answer", "clarify", "handoff"):
+                counts[row["decision"]] += 1
+        for row in self.store.query("SELECT created_at, helpful, correct_id FROM support_feedback"):
+            counts = bucket(row["created_at"])
+            counts["feedback"] += 1
+            counts["helpful"] += row["helpful"] == 1
+            counts["not_helpful"] += row["helpful"] == 0
+            counts["corrected"] += row["correct_id"] is not None
         out = []
-        for row in turns:
-            n = int(row["turns"])
-            fb = feedback.get(row["period"])
-            rated = (int(fb["helpful"] or 0) + int(fb["not_helpful"] or 0)) if fb else 0
+        for period in sorted(periods):
+            c = periods[period]
+            n = c["turns"]
+            rated = c["helpful"] + c["not_helpful"]
             out.append(
                 {
-                    "period": row["period"],
+                    "period": period,
                     "turns": n,
-                    "answer_rate": round(int(row["answered"] or 0) / n, 4),
-                    "clarify_rate": round(int(row["clarified"] or 0) / n, 4),
-                    "handoff_rate": round(int(row["handed_off"] or 0) / n, 4),
-                    "feedback": int(fb["feedback"]) if fb else 0,
-                    "helpful_rate": round(int(fb["helpful"] or 0) / rated, 4) if rated else None,
-                    "corrected": int(fb["corrected"] or 0) if fb else 0,
+                    "answer_rate": round(c["answer"] / n, 4) if n else None,
+                    "clarify_rate": round(c["clarify"] / n, 4) if n else None,
+                    "handoff_rate": round(c["handoff"] / n, 4) if n else None,
+                    "feedback": c["feedback"],
+                    "helpful_rate": round(c["helpful"] / rated, 4) if rated else None,
+                    "corrected": c["corrected"],
                 }
             )
         return out

@@ -131,7 +131,9 @@ def read_faq(
         name = getattr(columns, role)
         if role in columns.required and name not in header:
             raise DataError(
-                f"no {role} column '{name}' (columns: {', '.join(sorted(header))})", path=path
+                f"no {role} column '{name}' (columns: {', '.join(sorted(header))}); name it "
+                f"with --{role}-col (a KB re-indexed without the flag keeps its first column)",
+                path=path,
             )
     entries = []
     for row in rows:
@@ -231,6 +233,17 @@ def read_sources(
             if first is None:
                 entries[entry.id] = entry
             elif first.content_hash != entry.content_hash:
+                if entry.kind == "faq" and entry.id == derived_id(entry.question):
+                    # No id column: the id was made from the question, which the user never
+                    # wrote as an id; say what is the same.
+                    raise DataError(
+                        f"the same question twice with different content (first at "
+                        f"{first.source}:{first.row}); give the rows an id column "
+                        "(--id-col) or merge them",
+                        path=file,
+                        row=entry.row,
+                        column=columns.question,
+                    )
                 raise DataError(
                     f"duplicate id '{entry.id}' with different content "
                     f"(first at {first.source}:{first.row})",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith.io import atomic_write_json, read_json_object
+from tunesmith.io import atomic_write_json, check_output_folder, read_json_object
 from tunesmith.retrieval import Encoder, VectorIndex
 from tunesmith_support.kb import Entry, FaqColumns, read_sources
 
@@ -162,6 +162,34 @@ def stored_entries(index: Any) -> list[Entry]:
     return list(seen.values())
 
 
+def stored_sources(index: Any) -> dict[str, str]:
+    """Entry id -> the source file its stored payload names."""
+    sources: dict[str, str] = {}
+    for vector_id in index.ids():
+        payload = index.get(vector_id) or {}
+        entry_id = payload.get("entry_id")
+        if entry_id is not None and entry_id not in sources:
+            sources[entry_id] = payload.get("source", "")
+    return sources
+
+
+def _refresh_payloads(index: Any, entries: list[Entry], vector_ids: dict[str, list[str]]) -> None:
+    """Rewrite the payloads of entries whose content is unchanged but whose source file moved
+    (a renamed FAQ file, a document moved to another folder), keeping their stored vectors:
+    nothing is encoded again, but answers name the file the entry now comes from."""
+    import numpy as np
+
+    ids, payloads, vectors = [], [], []
+    for entry in entries:
+        for vector_id in vector_ids.get(entry.id, []):
+            old = index.get(vector_id) or {}
+            ids.append(vector_id)
+            payloads.append({**old, **entry.payload(old.get("field", "a"))})
+            vectors.append(index.vector(vector_id))
+    if ids:
+        index.upsert(ids, payloads=payloads, vectors=np.stack(vectors).astype(np.float32))
+
+
 def _vector_ids(index: Any) -> dict[str, list[str]]:
     by_entry: dict[str, list[str]] = {}
     for vector_id in index.ids():
@@ -210,6 +238,44 @@ def index_past_questions(kb_dir: str | Path, questions: list[tuple[str, str]]) -
     return len(ids)
 
 
+def faq_columns(
+    out: str | Path,
+    *,
+    question: str | None = None,
+    answer: str | None = None,
+    id: str | None = None,  # noqa: A002 - the flag's name
+    category: str | None = None,
+) -> FaqColumns:
+    """The FAQ columns for (re-)indexing into ``out``: each flag given, else the column the KB
+    was built with (``kb.json``), else the default. A re-run without the flags of the first
+    run must not read the files differently: without ``--id-col`` every id would silently be
+    derived from its question, and every stored entry, rating and correction would point at
+    ids that no longer exist. An id or category column named by a flag, now or then, must be
+    there."""
+    recorded: dict[str, Any] = {}
+    if (Path(out) / META).is_file():
+        columns = read_meta(out).get("columns")
+        recorded = columns if isinstance(columns, dict) else {}
+    defaults = FaqColumns()
+
+    def pick(role: str, flag: str | None) -> str:
+        value = flag or recorded.get(role) or getattr(defaults, role)
+        return str(value)
+
+    required = frozenset(
+        role
+        for role, flag in (("id", id), ("category", category))
+        if flag or pick(role, None) != getattr(defaults, role)
+    )
+    return FaqColumns(
+        question=pick("question", question),
+        answer=pick("answer", answer),
+        id=pick("id", id),
+        category=pick("category", category),
+        required=required,
+    )
+
+
 def _clear_unfinished_first_build(out: Path) -> None:
     """Remove what a first ``index`` killed before writing ``kb.json`` left (its index folder
     alone), so that running it again works; any other content is refused, never deleted."""
@@ -237,6 +303,7 @@ def build_index(
     entries = read_sources(sources, columns, exclude=out)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{out}: exists and is not a directory")
+    check_output_folder(out, "--out")  # under a file: one line, not a mkdir traceback
     existing = (out / META).exists()
     if out.exists() and not existing:
         _clear_unfinished_first_build(out)
@@ -245,13 +312,21 @@ def build_index(
     if existing:
         index = open_index(out, encoder)
         old = stored_hashes(index)
+        old_sources = stored_sources(index)
     else:
         out.mkdir(parents=True, exist_ok=True)
         index = VectorIndex.create(out / INDEX_DIR, encoder=encoder)
-        old = {}
+        old, old_sources = {}, {}
 
     new_ids = {e.id for e in entries}
     changed = [e for e in entries if old.get(e.id) != e.content_hash]
+    # Same content from another file: the hash leaves the source out (moving a file should
+    # not re-encode it), but the payload must name where the entry now comes from.
+    moved = [
+        e
+        for e in entries
+        if e.id in old and old[e.id] == e.content_hash and old_sources.get(e.id) != e.source
+    ]
     removed = [entry_id for entry_id in old if entry_id not in new_ids]
     vector_ids = _vector_ids(index) if existing else {}
     # A changed entry may have lost a vector (an FAQ row turned into a passage): drop its old ones.
@@ -259,6 +334,7 @@ def build_index(
     stale += [vid for entry_id in removed for vid in vector_ids.get(entry_id, [])]
     if stale:
         index.delete(stale)
+    _refresh_payloads(index, moved, vector_ids)
     for start in range(0, len(changed), 256):
         upsert_entries(index, changed[start : start + 256])
         if progress is not None:
@@ -280,9 +356,9 @@ def build_index(
     added = sum(1 for e in changed if e.id not in old)
     return IndexReport(
         added=added,
-        updated=len(changed) - added,
+        updated=len(changed) - added + len(moved),
         removed=len(removed),
-        unchanged=len(entries) - len(changed),
+        unchanged=len(entries) - len(changed) - len(moved),
         entries=len(entries),
         encoder=encoder.name,
     )
@@ -298,6 +374,21 @@ def new_encoder_dir(kb_dir: str | Path) -> Path:
     return kb_dir / ENCODERS_DIR / f"g{max(used) + 1:06d}"
 
 
+def _past_questions(index: Any, keep: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(vector id, text, payload)`` of the past questions an index holds for the entries in
+    ``keep`` (`train --index-questions`; the index stores each text in its payload)."""
+    found = []
+    for vector_id in index.ids():
+        payload = index.get(vector_id) or {}
+        if (
+            payload.get("field") == PAST_QUESTION
+            and payload.get("entry_id") in keep
+            and payload.get("text")
+        ):
+            found.append((vector_id, str(payload["text"]), payload))
+    return found
+
+
 def reencode(kb_dir: str | Path, entries: list[Entry], encoder_dir: str | Path) -> None:
     """Re-encode ``entries`` with the tuned encoder at ``encoder_dir`` (a folder made by
     :func:`new_encoder_dir`) into a new index folder, then point ``kb.json`` at both in one
@@ -310,10 +401,18 @@ def reencode(kb_dir: str | Path, entries: list[Entry], encoder_dir: str | Path) 
     meta = read_meta(kb_dir)
     encoder = Encoder.load(encoder_dir)
     encoder.name = f"{IN_KB}{ENCODERS_DIR}/{encoder_dir.name}"
+    past = _past_questions(VectorIndex.load(index_dir(kb_dir, meta)), {e.id for e in entries})
     new_index = kb_dir / f"index-{encoder_dir.name}"
     shutil.rmtree(new_index, ignore_errors=True)  # left by a crashed run: never pointed at
     index = VectorIndex.create(new_index, encoder=encoder)
     upsert_entries(index, entries)
+    # Past questions indexed by an earlier `train --index-questions` are re-encoded too: the
+    # entries alone would drop them without a word whenever the encoder is tuned again.
+    for start in range(0, len(past), 512):
+        chunk = past[start : start + 512]
+        index.upsert(
+            [c[0] for c in chunk], texts=[c[1] for c in chunk], payloads=[c[2] for c in chunk]
+        )
     index.save()
     meta.update(
         {
