@@ -199,3 +199,48 @@ def test_a_pair_training_range_error_names_the_flag(cli, tmp_path):
     result = cli("train", "--task", "pairs", "--data", str(data), "--text-col", "q",
                  "--pair-col", "a", "--out", str(tmp_path / "enc"), "--epochs", "0")  # fmt: skip
     assert result.exit_code == 2 and "(--epochs) must be positive" in result.stderr
+
+
+class _FailingCommands:
+    """A throw-away plugin whose commands fail as the operating system or the user makes them."""
+
+    @staticmethod
+    def tunesmith_cli(app):
+        import errno
+
+        @app.command("disk-full")
+        def disk_full() -> None:
+            raise OSError(errno.ENOSPC, "No space left on device", "out.csv")
+
+        @app.command("stopped")
+        def stopped() -> None:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture
+def failing(register_plugin):
+    import tunesmith
+
+    plugin = type(
+        "FailingPlugin", (), {"tunesmith_cli": tunesmith.hookimpl(_FailingCommands.tunesmith_cli)}
+    )
+    register_plugin(plugin, "failing-commands")
+
+
+def test_an_os_error_no_command_foresaw_is_one_line_naming_the_file(cli, failing, monkeypatch):
+    monkeypatch.delenv("TUNESMITH_DEBUG", raising=False)
+    result = cli("disk-full")
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        "Error: [Errno 28] No space left on device: 'out.csv' (set TUNESMITH_DEBUG=1 for the "
+        "traceback)"
+    ]
+    monkeypatch.setenv("TUNESMITH_DEBUG", "1")
+    assert isinstance(cli("disk-full").exception, OSError)  # the traceback, when asked for
+
+
+def test_ctrl_c_is_one_line_and_exit_code_130(cli, failing):
+    result = cli("stopped")
+    assert result.exit_code == 130
+    assert result.output.strip() == "Error: interrupted (Ctrl-C)"

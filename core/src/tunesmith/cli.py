@@ -12,10 +12,16 @@ from typer.core import TyperGroup
 from tunesmith import __version__
 from tunesmith.errors import TunesmithError
 
+#: Set to show the traceback of an operating-system error instead of its one line.
+DEBUG_ENV = "TUNESMITH_DEBUG"
+#: The exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
 
 class _TunesmithGroup(TyperGroup):
-    """Turns a :class:`TunesmithError` from any command, and a usage error (a missing option, a
-    value out of range, an unknown command), into one ``Error:`` line and an exit code."""
+    """Turns a :class:`TunesmithError` from any command, an operating-system error no command
+    foresaw (a full disk, a permission denied), and a usage error (a missing option, a value out
+    of range, an unknown command), into one ``Error:`` line and an exit code."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
@@ -23,6 +29,12 @@ class _TunesmithGroup(TyperGroup):
         except TunesmithError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            # str(OSError) names the file ("[Errno 28] No space left on device: 'out.csv'").
+            typer.echo(f"Error: {exc} (set {DEBUG_ENV}=1 for the traceback)", err=True)
+            raise typer.Exit(1) from None
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[no-untyped-def]
         if not standalone_mode:
@@ -43,6 +55,8 @@ class _TunesmithGroup(TyperGroup):
                 hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
                 typer.echo(f"Error: {message}{hint}", err=True)
             sys.exit(getattr(exc, "exit_code", 2))
+        if code == INTERRUPTED:  # Ctrl-C: typer turns it into this code, without a word
+            typer.echo("Error: interrupted (Ctrl-C)", err=True)
         # Without standalone mode click returns an exit code for typer.Exit, else the
         # command's return value (None for every command here).
         sys.exit(code if isinstance(code, int) else 0)
