@@ -221,6 +221,18 @@ def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
     return result.rowcount == 1
 
 
+def stored_window_ends(db: Any, detector: Any, by: str) -> dict[str, list[float]]:
+    """Window ends of the stored alerts of ``detector`` per key: the cool-down holds across
+    runs, not only within the detector's own pass over the series."""
+    ends: dict[str, list[float]] = {}
+    for row in db.query(
+        "SELECT key, window_end FROM finance_alerts WHERE kind = ? AND detector = ?",
+        (by, detector.name),
+    ):
+        ends.setdefault(row["key"], []).append(float(row["window_end"]))
+    return ends
+
+
 def known_alert_ids(db: Any) -> set[str]:
     return {r["id"] for r in db.query("SELECT id FROM finance_alerts")}
 
@@ -255,9 +267,17 @@ def run_alerts(
         prior = global_negative_share(db)
         detector = SurgeDetector(prior=prior if prior is not None else 0.2)
     seen = known_alert_ids(db)
+    stored_ends = stored_window_ends(db, detector, options.by)
+    cooldown = float(getattr(detector, "cooldown", 0.0) or 0.0)
     new = []
     for detection in detect_all(db, detector, by=options.by, until=until):
         if alert_id(detector, options.by, detection) in seen:
+            continue
+        ends = stored_ends.setdefault(detection.key, [])
+        if any(abs(detection.window_end - end) < cooldown for end in ends):
+            # The same surge, found one bucket earlier or later than by an earlier run (late
+            # documents, or a prior that moved with the stored negative share): the key is
+            # still in its cool-down after the alert stored then.
             continue
         alert = build_alert(db, detection, detector=detector, options=options, model=model)
         if not store_alert(db, alert, None):
@@ -272,6 +292,7 @@ def run_alerts(
             db.execute(
                 "UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event_id, alert["id"])
             )
+        ends.append(detection.window_end)
         new.append(alert)
         if on_alert is not None:
             on_alert(alert)

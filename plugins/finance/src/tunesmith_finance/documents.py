@@ -57,7 +57,19 @@ class Document:
 
 
 def check_columns(header: list[str], origin: str) -> None:
-    """Refuse a CSV header without a text or a time column: every row would be skipped."""
+    """Refuse a CSV header without a text or a time column (every row would be skipped), or
+    with a column this reader uses twice (each row would silently keep the last one)."""
+    used = {*ID_FIELDS, *TIME_FIELDS, *TEXT_FIELDS, *TOPIC_FIELDS, *TICKER_FIELDS, "source"}
+    for name in dict.fromkeys(header):
+        if name in used and header.count(name) > 1:
+            places = [str(i) for i, other in enumerate(header, start=1) if other == name]
+            raise DataError(
+                f"the header names this column {len(places)} times (fields {', '.join(places)}); "
+                "rename all but one",
+                path=origin,
+                row=1,
+                column=name,
+            )
     for names in (TEXT_FIELDS, TIME_FIELDS):
         if not any(name in header for name in names):
             others = f" (nor {', '.join(names[1:])})" if len(names) > 1 else ""
@@ -90,6 +102,10 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> datetime:
         return core_parse_time(value, naive_tz)[0]
     except ValueError as exc:
         raise RowError(str(exc)) from None
+    except OverflowError:
+        # The core lets this through for a time at the edge of the calendar whose zone moves it
+        # out of it (0001-01-01T00:00:00+01:00): one skipped row, not a crash of the whole run.
+        raise RowError(f"time {str(value)[:40]!r} is out of range") from None
 
 
 def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:
@@ -126,6 +142,11 @@ def to_document(
     if not isinstance(row, dict):
         raise RowError(f"expected an object with id, time, text; got {type(row).__name__}")
     raw_text = _first(row, TEXT_FIELDS)
+    for what, value in (("text", raw_text), ("id", _first(row, ID_FIELDS))):
+        if isinstance(value, dict | list):
+            # str() would store and score the Python repr of a nested JSON value.
+            kind = "an object" if isinstance(value, dict) else "a list"
+            raise RowError(f"{what} is {kind}, not a string")
     if raw_text is None or not str(raw_text).strip():
         raise RowError("missing or empty text")
     text = str(raw_text).strip()

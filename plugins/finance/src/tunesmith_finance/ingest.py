@@ -235,12 +235,21 @@ class Ingester:
         return report
 
     def ingest_records(
-        self, records: Iterable[dict[str, Any]], *, name: str = "<records>"
+        self,
+        records: Iterable[dict[str, Any]],
+        *,
+        name: str = "<records>",
+        lines: Iterable[int] | None = None,
     ) -> Report:
-        """Ingest already-parsed records (dicts), e.g. from a replay."""
+        """Ingest already-parsed records (dicts), e.g. from a replay. ``lines``: each record's
+        line in ``name``, for the issues reported (by default its position in ``records``)."""
         report = Report(files=1)
         started = _time.perf_counter()
-        rows = (RawRow(i, 0, r) for i, r in enumerate(records, start=1))
+        records = list(records)
+        numbers = list(lines) if lines is not None else range(1, len(records) + 1)
+        if len(numbers) != len(records):
+            raise ValueError("ingest_records: one line number per record")
+        rows = (RawRow(line, 0, r) for line, r in zip(numbers, records, strict=True))
         self._run(rows, name, report, progress_key=None, header=None)
         report.seconds = _time.perf_counter() - started
         return report

@@ -18,11 +18,14 @@ from tunesmith_finance.sources import check_file, iter_csv, iter_jsonl, read_hea
 from tunesmith_finance.trends import iso
 
 
-def read_stream(path: str | Path, *, naive_tz: Any = None) -> tuple[list[tuple[float, dict]], int]:
-    """Every readable record of a file with its UTC time, in time order; and how many were not."""
+def read_stream(
+    path: str | Path, *, naive_tz: Any = None
+) -> tuple[list[tuple[float, int, dict]], int]:
+    """Every readable record of a file with its UTC time and line, in time order; and how many
+    were not."""
     path = Path(path)
     kind = check_file(path)
-    records: list[tuple[float, dict]] = []
+    records: list[tuple[float, int, dict]] = []
     bad = 0
     with path.open("rb") as handle:
         if kind == "csv":
@@ -41,7 +44,7 @@ def read_stream(path: str | Path, *, naive_tz: Any = None) -> tuple[list[tuple[f
             except RowError:
                 bad += 1
                 continue
-            records.append((doc.ts, row.value))
+            records.append((doc.ts, row.line, row.value))
     records.sort(key=lambda item: item[0])
     return records, bad
 
@@ -71,12 +74,15 @@ def replay(
     alerts = 0
     for index in range(first, last + 1):
         end = (index + 1) * step
-        batch = []
+        batch, lines = [], []
         while cursor < len(records) and records[cursor][0] < end:
-            batch.append(records[cursor][1])
+            lines.append(records[cursor][1])
+            batch.append(records[cursor][2])
             cursor += 1
         if batch:
-            ingester.ingest_records(batch, name=str(path))
+            # With their lines in the file: a changed text, an unknown topic or a truncation is
+            # reported where it is, not at its place in this step's batch.
+            ingester.ingest_records(batch, name=str(path), lines=lines)
         fired = run_alerts(
             ingester.db, detector=detector, options=options, model=model, sinks=sinks, until=end
         )

@@ -76,8 +76,25 @@ class Rules:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        self._alias_pattern = _words_pattern(self.aliases)
-        self._alias_lookup = {a.lower(): t for a, t in self.aliases.items()}
+        # One named group per alias, so that a match names its alias directly: looking the
+        # matched text up lower-cased fails when the case-insensitive match and str.lower()
+        # disagree (a Turkish "İ" matches "i" but lowers to two characters; "ſ" matches "s").
+        tickers = {re.sub(r"\s+", " ", a.strip()): t for a, t in self.aliases.items() if a.strip()}
+        names = sorted(tickers, key=lambda w: (-len(w), w))
+        self._alias_tickers = [tickers[name] for name in names]
+        self._alias_pattern = (
+            re.compile(
+                r"(?<!\w)(?:"
+                + "|".join(
+                    f"(?P<a{i}>{re.escape(w).replace(chr(92) + ' ', chr(92) + 's+')})"
+                    for i, w in enumerate(names)
+                )
+                + r")(?!\w)",
+                re.IGNORECASE,
+            )
+            if names
+            else None
+        )
 
     @property
     def known_topics(self) -> list[str]:
@@ -95,8 +112,8 @@ class Rules:
             found.setdefault(match.group(1).upper(), None)
         if self._alias_pattern is not None:
             for match in self._alias_pattern.finditer(text):
-                key = re.sub(r"\s+", " ", match.group(0)).lower()
-                found.setdefault(self._alias_lookup[key], None)
+                ticker = self._alias_tickers[int(str(match.lastgroup)[1:])]
+                found.setdefault(ticker, None)
         return list(found)
 
     def assign(

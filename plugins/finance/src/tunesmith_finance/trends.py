@@ -94,10 +94,13 @@ def bucket_counts(
             where.append("k.key = ?")
             params.append(key.lower() if by == "topic" else key.upper().lstrip("$"))
     clause = ("WHERE " + " AND ".join(where)) if where else ""
+    # The bucket index is floor(ts / bucket). CAST alone truncates towards zero, which would put
+    # a time before 1970 (a negative ts) into the bucket after its own.
     rows = db.query(
-        f"SELECT {select_key} AS key, CAST(d.ts / ? AS INTEGER) AS b, COUNT(*) AS n, "
-        "SUM(d.label = 'negative') AS neg, SUM(d.score) AS total "
-        f"FROM finance_documents d {join} {clause} GROUP BY key, b ORDER BY key, b",
+        "SELECT key, CAST(q AS INTEGER) - (q < CAST(q AS INTEGER)) AS b, COUNT(*) AS n, "
+        "SUM(label = 'negative') AS neg, SUM(score) AS total FROM ("
+        f"SELECT {select_key} AS key, d.ts / ? AS q, d.label AS label, d.score AS score "
+        f"FROM finance_documents d {join} {clause}) GROUP BY key, b ORDER BY key, b",
         [bucket, *params],
     )
     return [(r["key"], int(r["b"]), int(r["n"]), int(r["neg"]), float(r["total"])) for r in rows]
