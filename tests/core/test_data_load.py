@@ -39,12 +39,12 @@ def test_missing_file_names_the_file(tmp_path):
         load_text_dataset(tmp_path / "nope.csv")
 
 
-def test_missing_label_column_names_file_row_column_and_lists_columns(tmp_path):
+def test_missing_label_column_names_file_and_column_and_lists_columns(tmp_path):
     path = write(tmp_path / "d.csv", "text,intent\nhi,greeting\n")
     with pytest.raises(DataError) as info:
         load_text_dataset(path)
     message = str(info.value)
-    assert message.startswith(f"{path}:2, column 'label':")
+    assert message.startswith(f"{path}, column 'label':")  # the file lacks it, not a row
     assert "the columns are: text, intent" in message
 
 

@@ -50,3 +50,9 @@ def test_datetime_values_from_parquet_are_kept():
 def test_bad_times_are_a_value_error_with_a_short_reason(value, reason):
     with pytest.raises(ValueError, match=reason):
         parse_time(value)
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_its_zone_moves_off_the_calendar_is_a_value_error_not_an_overflow(value):
+    with pytest.raises(ValueError, match="is out of range"):
+        parse_time(value)

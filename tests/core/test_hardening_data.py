@@ -271,3 +271,11 @@ def test_a_folder_given_to_the_readers_is_called_a_folder_whatever_its_name(tmp_
         for read in (reader_for, check_file_size, read_texts):
             with pytest.raises(DataError, match=rf"{name}: this is a folder; give a data file"):
                 read(folder)
+
+
+def test_a_missing_column_names_the_file_and_column_not_the_first_data_row(tmp_path):
+    path = tmp_path / "wrongcols.csv"
+    path.write_text("a,b\nx,y\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_texts(path, text_col="text")
+    assert str(caught.value).startswith(f"{path}, column 'text': there is no column 'text'")

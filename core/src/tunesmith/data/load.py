@@ -78,11 +78,10 @@ def _check_column(rows: Sequence[dict[str, Any]], column: str, path: Path) -> No
     if any(column in row for row in rows):
         return
     columns = ", ".join(_columns(rows)) or "none"
+    # No row: the column is missing from the file (a CSV's header is line 1, not the first
+    # data row, which the message named), not from one row.
     raise DataError(
-        f"there is no column '{column}'; the columns are: {columns}",
-        path=path,
-        row=rows[0][ROW_KEY],
-        column=column,
+        f"there is no column '{column}'; the columns are: {columns}", path=path, column=column
     )
 
 

@@ -74,4 +74,7 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> tuple[datetime, str]:
         kind = ISO_8601
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=naive_tz)
-    return moment.astimezone(UTC), kind
+    try:
+        return moment.astimezone(UTC), kind
+    except OverflowError:  # 0001-01-01T00:00:00+01:00: its zone moves it off the calendar
+        raise ValueError(f"time {str(value).strip()[:40]!r} is out of range") from None
