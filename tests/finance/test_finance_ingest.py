@@ -312,3 +312,10 @@ def test_an_appended_file_is_resumed_without_a_replacement_warning(db, tmp_path)
         handle.write(json.dumps(doc(3)) + "\n")
     report = ing.ingest_file(path)
     assert (report.read, report.added) == (1, 1) and warnings == []
+
+
+def test_the_cli_and_the_ingester_default_to_the_same_batch_size():
+    from tunesmith_finance import cli, ingest
+
+    # The CLI keeps its own copy so that it starts without importing the ingester.
+    assert cli.DEFAULT_BATCH == ingest.DEFAULT_BATCH == cli.BATCH_SIZE.default

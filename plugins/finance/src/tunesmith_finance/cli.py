@@ -22,6 +22,11 @@ MODEL_HELP = "Sentiment model directory (from `tunesmith finance train`)."
 DB_HELP = "The finance database (SQLite; created when missing)."
 RULES_HELP = "Topic and ticker rules (.toml or .json): keywords, cashtags, aliases, regexes."
 NAIVE_TZ = typer.Option("UTC", "--naive-tz", help="Zone of times without one.")
+#: ingest.DEFAULT_BATCH (not imported here: the CLI starts without the ingest module).
+DEFAULT_BATCH = 1024
+BATCH_SIZE = typer.Option(
+    DEFAULT_BATCH, "--batch-size", help="Documents scored together and stored in one transaction."
+)
 
 # The surge detector's settings, the same flags for alerts, watch --alerts and replay.
 BY = typer.Option("topic", "--by", help="topic | ticker | all.")
@@ -273,7 +278,7 @@ def ingest_command(
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
     fmt: str = typer.Option("jsonl", "--format", help="Format of standard input: jsonl | csv."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Documents per transaction."),
+    batch_size: int = BATCH_SIZE,
     max_chars: int = typer.Option(5000, "--max-chars", help="Longer texts are cut (counted)."),
     naive_tz: str = NAIVE_TZ,
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
@@ -337,7 +342,7 @@ def watch_command(
     model: Path = typer.Option(..., "--model", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
-    batch_size: int = typer.Option(256, "--batch-size", help="Documents per transaction."),
+    batch_size: int = BATCH_SIZE,
     max_chars: int = typer.Option(5000, "--max-chars", help="Longer texts are cut (counted)."),
     naive_tz: str = NAIVE_TZ,
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
@@ -675,7 +680,7 @@ def replay_command(
         db,
         model,
         rules,
-        batch_size=256,
+        batch_size=DEFAULT_BATCH,
         max_chars=5000,
         naive_tz=naive_tz,
         quantize=None,
