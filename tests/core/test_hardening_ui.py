@@ -134,3 +134,14 @@ def test_ui_models_option_sets_the_allowed_roots_before_serving(cli, tmp_path, m
     refused = cli("ui", "--models", str(tmp_path / "missing"))
     assert refused.exit_code == 2
     assert refused.stderr.strip() == f"Error: --models {tmp_path / 'missing'}: not a folder"
+
+
+def test_a_relative_name_found_under_no_root_is_named_as_typed(tmp_path, monkeypatch):
+    # It exists in the working folder, which is not a root: the message names what was typed,
+    # not the demo folder's candidate the loader would have said does not exist.
+    (tmp_path / "work" / "runs" / "tickets").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    with pytest.raises(ValueError) as info:
+        resolve_model_dir("runs/tickets")
+    assert str(info.value).startswith("No model directory 'runs/tickets' in the folders the UI")
+    assert "demo-models" not in str(info.value)

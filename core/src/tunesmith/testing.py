@@ -284,7 +284,7 @@ def check_plugin_contract(plugin: object) -> list[str]:
                 if not callable(demo.build):
                     problems.append(f"demo {demo.name!r}: build is not callable")
                     continue
-                try:  # the suite builds every tab at start-up: one that raises hides the rest
+                try:  # the suite builds every tab at start-up: one that raises shows an error tab
                     demo.build()
                 except Exception as exc:
                     problems.append(

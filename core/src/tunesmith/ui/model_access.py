@@ -29,6 +29,11 @@ OUTSIDE_ROOTS = (
     "the folders given with `tunesmith ui --models DIR`."
 )
 
+NOT_UNDER_ROOTS = (
+    "No model directory {!r} in the folders the UI may open: the demo's trained models, and the "
+    "folders given with `tunesmith ui --models DIR`."
+)
+
 _extra_roots: list[Path] = []
 _cache: OrderedDict[tuple[str, tuple[int, ...]], Any] = OrderedDict()
 _lock = threading.Lock()
@@ -90,7 +95,12 @@ def resolve_model_dir(text: str) -> Path:
             inside.append(candidate)
     if not inside:
         raise ValueError(OUTSIDE_ROOTS)
-    return next((path for path in inside if path.is_dir()), inside[0])
+    found = next((path for path in inside if path.is_dir()), None)
+    if found is None and not typed.is_absolute():
+        # The loader would name the first root's candidate, a path the user never typed (a
+        # name that exists in the working folder only read as "demo-models/NAME does not exist").
+        raise ValueError(NOT_UNDER_ROOTS.format(text))
+    return found or inside[0]
 
 
 def load_allowed(text: str) -> Any:
