@@ -121,6 +121,34 @@ class JsonlSink:
             handle.write(line)
 
 
+def _check_webhook_url(url: str) -> None:
+    """A UserInputError unless ``url`` is an http(s) URL with a host that a request can use.
+
+    Checked when the sink is built, so that a typo is refused before the event is recorded,
+    not retried and kept as a failed delivery that no retry can ever deliver.
+    """
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise UserInputError(f"the webhook sink needs an http(s) URL, got {url!r}")
+    problem = None
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        problem = "it holds spaces or control characters (percent-encode them)"
+    elif lone_surrogate(url):
+        problem = "it holds a lone surrogate, not a character"
+    else:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            if not parts.hostname:
+                problem = "it names no host"
+    if problem:
+        raise UserInputError(f"the webhook sink URL {url!r} is malformed: {problem}")
+
+
 class WebhookSink:
     """POSTs each event as JSON to a URL; any failure (including a non-2xx status) raises.
 
@@ -137,8 +165,7 @@ class WebhookSink:
         read_timeout: float = 5.0,
         deadline: float = 10.0,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise UserInputError(f"the webhook sink needs an http(s) URL, got {url!r}")
+        _check_webhook_url(url)
         self.url = url
         self.sink_url = f"webhook:{url}"
         self.connect_timeout = connect_timeout
@@ -236,7 +263,14 @@ def make_sink(url: str) -> EventSink:
     if scheme not in factories:
         known = ", ".join(sorted(factories))
         raise UserInputError(f"unknown event sink {scheme!r} in {url!r}; known: {known}")
-    sink = factories[scheme](rest)
+    try:
+        sink = factories[scheme](rest)
+    except UserInputError:
+        raise
+    except Exception as exc:  # a plugin's factory bug: one line naming the URL, not a traceback
+        raise UserInputError(
+            f"event sink {url!r} could not be built: {type(exc).__name__}: {exc}"
+        ) from exc
     # Remember the URL, so the outbox can record it and `events retry` can rebuild the sink;
     # a sink that names itself (a jsonl path made absolute) keeps its own.
     if not getattr(sink, "sink_url", None):
@@ -268,6 +302,26 @@ class RetryPolicy:
     base_delay: float = 0.2
     max_delay: float = 5.0
     send_timeout: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        # tries=0 would make no attempt yet report every delivery as delivered.
+        if isinstance(self.tries, bool) or not isinstance(self.tries, int) or self.tries < 1:
+            raise UserInputError(
+                f"RetryPolicy.tries must be a whole number >= 1, got {self.tries!r}"
+            )
+        for name in ("base_delay", "max_delay"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 <= value < float("inf"):
+                raise UserInputError(
+                    f"RetryPolicy.{name} must be a finite number >= 0, got {value!r}"
+                )
+        timeout = self.send_timeout
+        if timeout is not None and (
+            not isinstance(timeout, int | float) or not 0 < timeout < float("inf")
+        ):
+            raise UserInputError(
+                f"RetryPolicy.send_timeout must be a positive number or None, got {timeout!r}"
+            )
 
     def delay(self, attempt: int) -> float:
         """The wait before attempt ``attempt`` (1-based; the first attempt does not wait)."""
@@ -511,13 +565,19 @@ def record(
     the event commits with the caller's own writes or not at all (a transactional outbox);
     :func:`send` it after the transaction, so that no sink waits on an open transaction."""
     payload = _check_event(event)
-    if isinstance(sinks, str):  # else each character would be taken for a sink URL
+    if isinstance(sinks, str) or not isinstance(sinks, list | tuple):
+        # A string would be taken for one sink URL per character.
         raise UserInputError(f"sinks must be a list of sink URLs or objects, got {sinks!r}")
     named: list[tuple[str, Any]] = []
     seen: set[str] = set()
     for item in sinks:
         sink = make_sink(item) if isinstance(item, str) else item
         name = base = sink_name(sink)
+        if lone_surrogate(name):
+            raise UserInputError(
+                f"event sink {name!r} holds a lone surrogate, not a character; the outbox "
+                "cannot record it"
+            )
         if name in seen and (isinstance(item, str) or getattr(item, "sink_url", None)):
             continue  # the same URL twice in one call: deliver once
         n = 2
@@ -621,7 +681,7 @@ def retry(
         for name in names:
             try:
                 sink = (sinks or {}).get(name) or make_sink(name)
-            except UserInputError as exc:
+            except Exception as exc:  # one sink that cannot be rebuilt must not stop the rest
                 unbuildable[name] = f"cannot rebuild the sink: {exc}"
                 continue
             named.append((name, sink))

@@ -226,7 +226,10 @@ def plugin_records() -> list[PluginRecord]:
 
 def _record_failure(plugin_name: str, hook_name: str, exc: BaseException, plugin: object) -> None:
     """Put a run-time hook failure on the plugin's record and say it once on stderr."""
-    error = f"{hook_name} raised {type(exc).__name__}: {exc}"
+    if isinstance(exc, WrongResultError):
+        error = str(exc)
+    else:
+        error = f"{hook_name} raised {type(exc).__name__}: {exc}"
     record = _records.get(plugin_name)
     if record is None:  # registered by hand (``pm.register``), not through an entry point
         pm = get_plugin_manager()
@@ -250,12 +253,15 @@ def call_each(hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
     """
     pm = get_plugin_manager()
     hook = getattr(pm.hook, hook_name)
+    shape = _result_shape(hook)
     impls = [impl for impl in hook.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
     everyone = [impl.plugin for impl in impls]
     for impl in impls:
         others = [plugin for plugin in everyone if plugin is not impl.plugin]
         try:
             results = pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+            for result in results:
+                _check_result(hook_name, shape, result)
         except Exception as exc:  # one plugin's bug must not take the others down
             if _flag("TUNESMITH_STRICT_PLUGINS"):
                 raise
@@ -263,6 +269,55 @@ def call_each(hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
             continue
         for result in results:
             yield impl.plugin_name, result
+
+
+class WrongResultError(PluginError):
+    """A hook implementation returned the wrong kind of value (a list for a dict, ...)."""
+
+
+#: Item types of list hooks whose items are merged by ``name`` (see ``collect_by_name``).
+_NAMED_ITEMS = ("Demo", "SampleData", "Augmenter")
+
+
+def _result_shape(hook: Any) -> str | None:
+    """``"dict"``, ``"list"``, ``"named list"`` or None, from the hookspec's return annotation
+    (``dict[str, Reader]``, ``list[Demo]``; a string, as hookspecs.py postpones annotations)."""
+    spec = getattr(hook, "spec", None)
+    function = getattr(spec, "function", None)
+    annotation = str(getattr(function, "__annotations__", {}).get("return", ""))
+    if annotation.startswith("dict["):
+        return "dict"
+    if annotation.startswith("list["):
+        item = annotation[len("list[") : -1].strip()
+        return "named list" if item in _NAMED_ITEMS else "list"
+    return None
+
+
+def _check_result(hook_name: str, shape: str | None, result: Any) -> None:
+    """A PluginError when a hook returned the wrong kind of value, before any caller merges it:
+    a list where a dict belongs (or a string, whose characters would become items) would
+    otherwise break every command that reads the hook, not just this plugin."""
+    if shape is None:
+        return
+    if shape == "dict":
+        if not isinstance(result, dict):
+            raise WrongResultError(f"{hook_name} must return a dict, got {type(result).__name__}")
+        bad = [key for key in result if not isinstance(key, str) or not key]
+        if bad:
+            raise WrongResultError(
+                f"{hook_name} returned a dict whose key {bad[0]!r} is not a name"
+            )
+        return
+    if not isinstance(result, list | tuple):
+        raise WrongResultError(f"{hook_name} must return a list, got {type(result).__name__}")
+    if shape == "named list":
+        for item in result:
+            name = getattr(item, "name", None)
+            if not isinstance(name, str) or not name:
+                raise WrongResultError(
+                    f"{hook_name} returned {type(item).__name__} without a name "
+                    "(a non-empty `name` string)"
+                )
 
 
 def collect_list(hook_name: str, **kwargs: Any) -> list[Any]:

@@ -195,28 +195,38 @@ class Store:
     def migrate(self, namespace: str, migrations: Sequence[Migration]) -> int:
         """Apply ``namespace``'s pending migrations, each in its own transaction; the new version."""
         _check_migrations(namespace, migrations)
-        self.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version ("
-            "namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
+        columns = {row["name"] for row in self.query("PRAGMA table_info(schema_version)")}
+        if not columns:
+            self.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            columns = {row["name"] for row in self.query("PRAGMA table_info(schema_version)")}
+        if not {"namespace", "version"} <= columns:
+            # Another program's table of that name: migrating would fail with a bare SQL error.
+            raise StoreError(
+                f"{self.path}: its schema_version table was not made by tunesmith (columns "
+                f"{', '.join(sorted(columns))}); open another file"
+            )
+        # Up to date is the common case: a plain read, which in WAL mode never waits for a
+        # writer, so opening a store (`tunesmith events list`) works while another process
+        # holds a long write transaction on it.
+        if self._up_to_date(self, namespace, migrations):
+            return len(migrations)
         while True:
             with self.transaction() as tx:
                 # Read inside the write transaction so two processes never apply one step twice.
+                if self._up_to_date(tx, namespace, migrations):
+                    return len(migrations)
                 version = self._version(tx, namespace)
-                if version > len(migrations):
-                    raise StoreVersionError(
-                        f"{self.path}: namespace {namespace!r} is at schema version {version}, "
-                        f"newer than this code knows ({len(migrations)}); upgrade tunesmith "
-                        "or open another file"
-                    )
-                if version == len(migrations):
-                    return version
                 try:
                     _apply(tx, migrations[version])
-                except sqlite3.Error as exc:
+                except StoreError:
+                    raise  # already one line naming the file (a lock, a refused statement)
+                except Exception as exc:  # SQL or a migration function's own error
                     raise StoreError(
                         f"{self.path}: migration {version + 1} of namespace {namespace!r} "
-                        f"failed and was rolled back: {exc}"
+                        f"failed and was rolled back: {type(exc).__name__}: {exc}"
                     ) from exc
                 tx.execute(
                     "INSERT INTO schema_version(namespace, version) VALUES (?, ?) "
@@ -224,15 +234,34 @@ class Store:
                     (namespace, version + 1),
                 )
 
+    def _up_to_date(
+        self, reader: Transaction | Store, namespace: str, migrations: Sequence[Migration]
+    ) -> bool:
+        """True when every migration ran; a StoreVersionError when newer code migrated it."""
+        version = self._version(reader, namespace)
+        if version > len(migrations):
+            raise StoreVersionError(
+                f"{self.path}: namespace {namespace!r} is at schema version {version}, "
+                f"newer than this code knows ({len(migrations)}); upgrade tunesmith "
+                "or open another file"
+            )
+        return version == len(migrations)
+
     def schema_version(self, namespace: str = "main") -> int:
         """How many of ``namespace``'s migrations have been applied (0 for none)."""
-        with self.transaction() as tx:
-            return self._version(tx, namespace)
+        return self._version(self, namespace)  # a plain read: never waits for a writer
 
-    @staticmethod
-    def _version(tx: Transaction, namespace: str) -> int:
+    def _version(self, tx: Transaction | Store, namespace: str) -> int:
         rows = tx.query("SELECT version FROM schema_version WHERE namespace = ?", (namespace,))
-        return int(rows[0]["version"]) if rows else 0
+        if not rows:
+            return 0
+        version = rows[0]["version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise StoreError(
+                f"{self.path}: schema version {version!r} of namespace {namespace!r} is not "
+                "a whole number; the file was changed by hand or by another program"
+            )
+        return version
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -317,22 +346,29 @@ class Store:
 
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
-        """SQLite's lock and corruption errors become one line naming the file."""
+        """SQLite's lock, disk and corruption errors become one line naming the file.
+
+        Told apart by SQLite's error code, never by the message: "no such table: locked_rows"
+        is the caller's SQL, not a lock.
+        """
         try:
             yield
-        except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if "locked" in text or "busy" in text:
+        except sqlite3.DatabaseError as exc:
+            # IntegrityError, ProgrammingError and plain SQL errors are the caller's bug.
+            code = (getattr(exc, "sqlite_errorname", None) or "").split("_", 2)
+            kind = "_".join(code[:2])  # SQLITE_BUSY_SNAPSHOT -> SQLITE_BUSY
+            if kind in ("SQLITE_BUSY", "SQLITE_LOCKED"):
                 raise StoreLockedError(
                     f"{self.path}: the database is locked by another process "
                     f"(waited {self.timeout:g} s); try again when it has finished"
                 ) from None
-            if "unable to open" in text or "disk i/o" in text or "readonly" in text:
+            if kind == "SQLITE_FULL":  # the statement was rolled back
+                raise StoreError(
+                    f"{self.path}: the disk is full ({exc}); nothing of this write was kept"
+                ) from None
+            if kind in ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_PERM"):
                 raise StoreError(f"{self.path}: {exc}") from None
-            raise
-        except sqlite3.DatabaseError as exc:
-            # IntegrityError and friends are DatabaseError subclasses; they are the caller's bug.
-            if type(exc) is sqlite3.DatabaseError:
+            if kind in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or type(exc) is sqlite3.DatabaseError:
                 raise StoreCorruptError(
                     f"{self.path}: not a usable SQLite database ({exc})"
                 ) from None

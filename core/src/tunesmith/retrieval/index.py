@@ -61,6 +61,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from tunesmith import __version__
+from tunesmith.data.limits import lone_surrogate
 from tunesmith.engine.threads import busy_share_now, machine_is_busy, physical_cores
 from tunesmith.errors import DataError, UserInputError
 from tunesmith.io import atomic_write_json, atomic_write_text, publish_mode, read_json_object
@@ -440,7 +441,7 @@ class VectorIndex:
         return int(self._index.ntotal)
 
     def __contains__(self, item_id: object) -> bool:
-        if not isinstance(item_id, str):
+        if not _storable(item_id):
             return False
         with self._rw.read(), self._db_lock:
             return (
@@ -450,12 +451,16 @@ class VectorIndex:
 
     def get(self, item_id: str) -> dict[str, Any] | None:
         """The payload stored for ``item_id`` (``None`` when absent)."""
+        if not _storable(item_id):
+            return None
         with self._rw.read(), self._db_lock:
             row = self._db.execute("SELECT payload FROM items WHERE id = ?", (item_id,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def vector(self, item_id: str) -> np.ndarray | None:
         """The stored vector of ``item_id`` (``None`` when absent), e.g. to find similar items."""
+        if not _storable(item_id):
+            return None
         with self._rw.read():
             with self._db_lock:
                 row = self._db.execute("SELECT rid FROM items WHERE id = ?", (item_id,)).fetchone()
@@ -658,6 +663,8 @@ class VectorIndex:
         texts = list(queries)
         if not all(isinstance(t, str) for t in texts):
             raise UserInputError("queries must be texts or a 2-d array of vectors")
+        if not texts:  # nothing to encode: no encoder needed
+            return np.empty((0, self.dim), dtype=np.float32)
         return self._check_matrix(self._encode(texts), rows=len(texts), what="encoded queries")
 
     def _ids_of_rids(self, rids: Sequence[int]) -> dict[int, str]:
@@ -712,22 +719,38 @@ class VectorIndex:
             raise UserInputError(
                 f"where must be a dict of payload field -> value, got {type(where).__name__}"
             )
-        key = json.dumps(where, sort_keys=True, default=str)
+        try:
+            key = json.dumps(where, sort_keys=True, default=str)
+        except TypeError:  # field names of mixed types cannot be sorted
+            bad = next((name for name in where if not isinstance(name, str)), None)
+            raise UserInputError(f"where field must be a non-empty name, got {bad!r}") from None
         with self._db_lock:
             cached = self._where_cache.get(key)
         if cached is not None:
             return cached
         clauses, params = [], []
         for name, value in where.items():
-            if not isinstance(name, str) or not name or '"' in name:
+            # SQLite's JSON path compares a quoted field with the key as JSON writes it, so a
+            # name JSON escapes (a quote, a backslash, a control character) would match nothing.
+            if (
+                not isinstance(name, str)
+                or not name
+                or json.dumps(name, ensure_ascii=False)[1:-1] != name
+                or lone_surrogate(name)
+            ):
                 raise UserInputError(
-                    f"where field must be a non-empty name without '\"', got {name!r}"
+                    "where field must be a non-empty name without quotes, backslashes or "
+                    f"control characters, got {name!r}"
                 )
             values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
             for v in values:
                 if v is not None and not isinstance(v, str | int | float | bool):
                     raise UserInputError(
                         f"where['{name}'] values must be str, number, bool or None, got {v!r}"
+                    )
+                if isinstance(v, str) and lone_surrogate(v):
+                    raise UserInputError(
+                        f"where['{name}'] value {v!r} holds a lone surrogate, not a character"
                     )
                 if isinstance(v, int) and not _SQLITE_INT_MIN <= v <= _SQLITE_INT_MAX:
                     # SQLite stores 64-bit integers; binding a larger one raises OverflowError.
@@ -936,6 +959,8 @@ class VectorIndex:
         return matrix
 
     def _rids_of(self, ids: list[str]) -> dict[str, int]:
+        # An id SQLite cannot hold (not a string, a lone surrogate) is in no index.
+        ids = [i for i in ids if _storable(i)]
         found: dict[str, int] = {}
         with self._db_lock:
             for start in range(0, len(ids), _SQL_CHUNK):
@@ -1130,6 +1155,11 @@ def _check_ids(ids: Sequence[str]) -> list[str]:
     for item_id in ids:
         if not isinstance(item_id, str) or not item_id:
             raise UserInputError(f"ids must be non-empty strings, got {item_id!r}")
+        if found := lone_surrogate(item_id):
+            raise UserInputError(
+                f"id {item_id!r} holds U+{found[1]:04X}, a lone surrogate that is not a "
+                "character (SQLite cannot store it)"
+            )
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
         dupes = [i for i in ids if i in seen or seen.add(i)]  # type: ignore[func-returns-value]
@@ -1147,11 +1177,23 @@ def _payload_json(item_id: str, payload: Mapping[str, Any] | None, text: str | N
     if text is not None:
         data.setdefault("text", text)
     try:
-        return json.dumps(data, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        encoded = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise UserInputError(
             f"payload for id {item_id!r} is not JSON-serialisable ({exc})"
         ) from None
+    if found := lone_surrogate(encoded):
+        what = "text" if text is not None and lone_surrogate(text) else "payload"
+        raise UserInputError(
+            f"{what} for id {item_id!r} holds U+{found[1]:04X}, a lone surrogate that is not "
+            "a character (SQLite cannot store it)"
+        )
+    return encoded
+
+
+def _storable(item_id: object) -> bool:
+    """Whether ``item_id`` could be a stored id: a string SQLite can hold."""
+    return isinstance(item_id, str) and lone_surrogate(item_id) is None
 
 
 def _make_index_dir(path: Path) -> None:
