@@ -242,8 +242,8 @@ class Store:
         if version > len(migrations):
             raise StoreVersionError(
                 f"{self.path}: namespace {namespace!r} is at schema version {version}, "
-                f"newer than this code knows ({len(migrations)}); upgrade tunesmith "
-                "or open another file"
+                f"newer than this code knows ({len(migrations)}); upgrade what declares that "
+                "namespace (tunesmith, or the plugin whose tables it holds) or open another file"
             )
         return version == len(migrations)
 
