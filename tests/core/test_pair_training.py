@@ -212,3 +212,22 @@ def test_pair_training_tokenises_through_the_encoder_so_its_lower_casing_applies
     trained_on = set(queries) - set(tokenised)
     assert len(trained_on) < len(set(queries)) / 2, "training tokenised queries elsewhere"
     assert set(targets) <= set(tokenised)
+
+
+def test_the_api_refuses_an_lr_of_one_or_more_and_a_max_length_below_four(base_dir, tmp_path):
+    # As the train command's other tasks do: either gave an encoder with recall 0, silently.
+    for options, said in (
+        ({"lr": 5.0}, "--lr 5.0 is not valid"),
+        ({"lr": float("nan")}, "--lr nan is not valid"),
+        ({"max_length": 2}, "--max-length 2 is not valid"),
+    ):
+        with pytest.raises(UserInputError, match=said):
+            train_pair_encoder(["a", "b"], ["x", "y"], tmp_path / "o", model=base_dir, **options)
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_saved_encoders_weights_are_as_readable_as_its_other_files(trained):
+    result, _ = trained
+    directory = result.path
+    modes = {p.name: p.stat().st_mode & 0o777 for p in directory.iterdir() if p.is_file()}
+    assert modes["model.safetensors"] == modes["config.json"], modes

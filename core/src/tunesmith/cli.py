@@ -27,7 +27,10 @@ class _TunesmithGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except TunesmithError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            # An interruption's message (what became of the checkpoints) is a plain line: main
+            # adds the one "Error: interrupted" line for its exit code.
+            prefix = "" if exc.exit_code == INTERRUPTED else "Error: "
+            typer.echo(f"{prefix}{exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:
             if os.environ.get(DEBUG_ENV):

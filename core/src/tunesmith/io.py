@@ -222,3 +222,13 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def share_safetensors(directory: Path) -> None:
+    """Give the ``.safetensors`` files the permissions a plain ``open`` would (0644 under the
+    usual umask), as every other file of the directory has: safetensors writes them through a
+    private temporary file (0600), so a model saved for a team or a server running as another
+    user could not be loaded by anyone but its writer."""
+    mode = 0o666 & ~current_umask()
+    for path in directory.glob("*.safetensors"):
+        os.chmod(path, mode)

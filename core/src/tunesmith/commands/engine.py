@@ -310,9 +310,10 @@ def _train_pairs(
         raise UserInputError("--task pairs needs --pair-col COLUMN: the text each text matches")
     if out is None:
         raise UserInputError("--task pairs needs --out DIR: where to save the tuned encoder")
-    from tunesmith.engine.config import check_seed
+    from tunesmith.engine.config import check_model_output, check_seed
 
     check_seed(seed)
+    check_model_output(out, force=force, inputs=((str(data), "--data"), (eval_data, "--eval")))
     check_writable_dir(out, force=force)
     queries, targets, negatives = read_pairs(data, text_col, pair_col, negative_col)
     eval_queries = eval_targets = None

@@ -151,8 +151,15 @@ def explain_command(
 
     for path, flag in ((out, "--out"), (html, "--html")):
         if path is not None:
+            # A folder first: "exists already; pass --force" would send the user to a flag
+            # that cannot help (--force cannot replace a folder with a file).
+            check_output_file(path, flag)
             check_writable_dir(path, force=force)  # fail before the model loads
-            check_output_file(path, flag)  # --force cannot replace a folder with a file
+    if out is not None and html is not None and out.resolve() == html.resolve():
+        raise UserInputError(
+            f"--out and --html are both {out}; the page would overwrite the JSON lines: "
+            "give two files"
+        )
 
     from tunesmith.engine.loading import load_model
     from tunesmith.engine.threads import configure_threads

@@ -74,9 +74,21 @@ def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
+def _token_file(path: Path, what: str) -> DataError:
+    """The error for a token file where a table of texts is needed."""
+    return DataError(
+        f"{path.suffix or 'this'} files are read as CoNLL token files (a token and its tag a "
+        f"line, a blank line between sentences); {what} needs a table with a text column: CSV, "
+        "TSV, JSONL, JSON or Parquet",
+        path=path,
+    )
+
+
 def _check_column(rows: Sequence[dict[str, Any]], column: str, path: Path) -> None:
     if any(column in row for row in rows):
         return
+    if "tokens" in rows[0] and "token_rows" in rows[0]:  # not a table: no column to list
+        raise _token_file(path, "text classification")
     columns = ", ".join(_columns(rows)) or "none"
     # No row: the column is missing from the file (a CSV's header is line 1, not the first
     # data row, which the message named), not from one row.
@@ -276,6 +288,19 @@ def read_texts(path: str | Path, *, text_col: str = "text") -> list[str]:
     path = _existing_file(path)
     rows = _read_rows(path)
     if "tokens" in rows[0] and text_col not in rows[0]:
+        # A token file's last column must be a tag: in a plain text file read this way (a
+        # .txt of one text a line) it is the line's last word, and the text would silently
+        # be cut to its first word.
+        for row in rows:
+            for tag, line in zip(row["tags"], row["token_rows"], strict=True):
+                if tag is not None and _TAG.match(tag) is None:
+                    raise DataError(
+                        f"'{tag}' is not a tag (O, B-TYPE or I-TYPE): "
+                        f"{_token_file(path, 'a file of texts').message}",
+                        path=path,
+                        row=line,
+                        column="tag",
+                    )
         return [" ".join(row["tokens"]) for row in rows]
     _check_column(rows, text_col, path)
     problems = _Problems(path)

@@ -16,6 +16,7 @@ from tunesmith.engine.resolved import Resolved
 from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
 from tunesmith.errors import UserInputError
+from tunesmith.io import check_output_folder
 
 TASKS = ("auto", "classification", "multilabel", "ner")
 #: numpy's and torch's seeding take an unsigned 32-bit number.
@@ -37,6 +38,38 @@ def check_seed(seed: int) -> int:
             f"--seed {seed} is not valid; expected a whole number from 0 to {MAX_SEED}"
         )
     return seed
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True when ``path`` is ``folder`` or lies anywhere under it (links resolved)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def check_model_output(
+    out: str | Path, *, force: bool, inputs: tuple[tuple[str | None, str], ...] = ()
+) -> Path:
+    """Refuse, before any work, an ``--out`` that a model directory must not replace.
+
+    A file (``--force`` would swap the user's file for a folder), a folder under a file, and,
+    with ``--force``, a folder that holds one of ``inputs`` (``(path, flag)``: the training data
+    would go with it). Without ``--force`` an existing ``out`` is refused later, by the writer.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(
+            f"--out {out} is a file; a model is written as a folder, so give a folder path"
+        )
+    check_output_folder(out, "--out")
+    if not (force and out.is_dir()):
+        return out
+    for path, flag in inputs:
+        if path is not None and _inside(Path(path), out):
+            raise UserInputError(
+                f"--out {out} holds {flag} {path}; --force would delete it with the folder: "
+                "write the model to another folder"
+            )
+    return out
 
 
 @dataclass
@@ -227,6 +260,17 @@ class RunConfig:
                 raise UserInputError(f"{flag} {path} is a folder; give a data file")
             if path is not None and not Path(path).is_file():
                 raise UserInputError(f"{flag} {path}: no such file")
+        check_model_output(
+            self.out_dir,
+            force=self.force,
+            inputs=(
+                (self.data, "--data"),
+                (self.eval_data, "--eval"),
+                (self.unlabelled, "--unlabelled"),
+                (self.work_dir, "--work-dir"),
+                (self.cache_dir, "--cache-dir"),
+            ),
+        )
         return self
 
     def to_dict(self) -> dict[str, Any]:

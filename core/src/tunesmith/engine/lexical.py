@@ -398,10 +398,11 @@ def store_lexical(directory: str | Path, lexical: LexicalModel | None) -> None:
         mark_directory(directory, {LEXICAL_KEY: lexical.weight if lexical is not None else None})
 
 
-def mix_into(loaded: Any, probs: Any, texts: Sequence[str]) -> Any:
+def mix_into(loaded: Any, probs: Any, texts: Sequence[str], *, calibrated: bool = True) -> Any:
     """``probs`` of a loaded model (``LoadedModel``) with its lexical share mixed in, when it has
-    a lexical part; else ``probs`` unchanged."""
+    a lexical part; else ``probs`` unchanged. ``calibrated=False`` (``predict --no-calibrate``)
+    leaves out the mix's own fitted temperature, as the transformer's is left out."""
     lexical = getattr(loaded, "extra", {}).get("lexical")
     if lexical is None:
         return probs
-    return lexical.mix(probs, texts)
+    return lexical.mix(probs, texts, calibrated=calibrated)

@@ -30,7 +30,7 @@ from typing import Any
 
 from tunesmith.engine.nearest import NEAREST_ATTR, attach, attached, load_for
 from tunesmith.hf_quiet import silence_transformers
-from tunesmith.io import atomic_write_json, read_json_object
+from tunesmith.io import atomic_write_json, read_json_object, share_safetensors
 from tunesmith.model_dir import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_KEY,
@@ -330,6 +330,7 @@ def save_classifier(model: Any, directory: str | Path) -> list[str]:
     if memory is not None:
         memory.save(directory)
     model.save_pretrained(str(directory))
+    share_safetensors(directory)
     return mark_directory(directory)
 
 

@@ -289,7 +289,9 @@ def predict_texts(
     if loaded.task == "ner":
         return _predict_entities(loaded, texts, batch_size)
     logits = predict_logits(loaded, texts, batch_size=batch_size)
-    probs = mix_into(loaded, probabilities(loaded, logits, calibrated=calibrated), texts)
+    probs = mix_into(
+        loaded, probabilities(loaded, logits, calibrated=calibrated), texts, calibrated=calibrated
+    )
     applied = bool(calibrated and loaded.temperature is not None)
     labels = loaded.labels
     multilabel = loaded.task == "multilabel"

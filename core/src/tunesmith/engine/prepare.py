@@ -21,12 +21,13 @@ from tunesmith.data.load import (
     read_texts,
     validate_labels_known,
 )
+from tunesmith.data.readers import read_conll, reader_for
 from tunesmith.data.split import stratified_split
 from tunesmith.engine.config import UNLABELLED_NEEDS_SINGLE_LABEL, RunConfig
 from tunesmith.engine.feature_cache import cache_root
 from tunesmith.errors import DataError, UserInputError
 
-TOKEN_SUFFIXES = (".conll", ".bio", ".iob")
+TOKEN_SUFFIXES = (".conll",)
 #: Below this many examples per label (median) the data counts as few-shot.
 FEW_SHOT_PER_LABEL = 20
 FEW_SHOT_SENTENCES = 300
@@ -60,9 +61,18 @@ class PreparedData:
 
 
 def _is_token_task(run: RunConfig) -> bool:
+    """``--task ner``, or ``auto`` on a file its reader reads as CoNLL tokens (``.conll``,
+    ``.txt``, or a suffix a plugin gives the CoNLL reader)."""
     if run.task == "ner":
         return True
-    return run.task == "auto" and Path(run.data).suffix.lower() in TOKEN_SUFFIXES
+    if run.task != "auto":
+        return False
+    if Path(run.data).suffix.lower() in TOKEN_SUFFIXES:
+        return True
+    try:
+        return reader_for(run.data) is read_conll
+    except DataError:  # no reader for the suffix: loading the file says so
+        return False
 
 
 def _few_shot(task: str, dataset: Any) -> bool:

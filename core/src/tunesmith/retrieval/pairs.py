@@ -50,7 +50,12 @@ from tunesmith.data.load import (
 from tunesmith.engine.quantize import RANGES_FILE
 from tunesmith.errors import UserInputError
 from tunesmith.hf_quiet import quiet_transformers
-from tunesmith.io import atomic_directory, atomic_write_json, check_writable_dir
+from tunesmith.io import (
+    atomic_directory,
+    atomic_write_json,
+    check_writable_dir,
+    share_safetensors,
+)
 from tunesmith.model_dir import (
     ADAPTER_KEY,
     METRICS_FILE,
@@ -397,6 +402,7 @@ def _save(encoder: Any, directory: Path, range_texts: Sequence[str], seed: int) 
     with quiet_transformers():
         model.save_pretrained(directory, safe_serialization=True)
         encoder.tokenizer.save_pretrained(directory)
+    share_safetensors(directory)  # safetensors writes 0600: others could not load the encoder
     _write_sentence_transformers_files(encoder, directory)
     atomic_write_json(directory / RANGES_FILE, record_int8_ranges(encoder, range_texts, seed=seed))
 
@@ -461,8 +467,16 @@ def train_pair_encoder(
         raise UserInputError(
             f"batch_size (--batch-size) must be a whole number of at least 1, got {batch_size!r}"
         )
-    if lr is not None and not (lr > 0 and math.isfinite(lr)):
-        raise UserInputError(f"lr (--lr) must be positive and finite, got {lr}")
+    # As train's other tasks check them (RunConfig.validate): an lr of 1 or more, or room for
+    # no word between [CLS] and [SEP], trains an encoder that embeds every text alike.
+    if lr is not None and not 0 < lr < 1:  # NaN and infinity fail this too
+        raise UserInputError(f"--lr {lr} is not valid; expected a number between 0 and 1")
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 4
+    ):
+        raise UserInputError(
+            f"--max-length {max_length} is not valid; expected a whole number of at least 4"
+        )
     q, t, kept = _pairs(queries, targets, "training")
     if not q:
         raise UserInputError("no (query, target) pairs to train on: every pair has an empty side")
