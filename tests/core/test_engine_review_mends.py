@@ -231,3 +231,16 @@ def test_predict_no_calibrate_leaves_out_the_lexical_mix_temperature_too(
     got = np.array([[r["probabilities"][label] for label in LABELS] for r in results])
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert not any(r["calibrated"] for r in results)
+
+
+def test_train_force_refuses_a_folder_that_holds_no_model_and_deletes_nothing(cli, tmp_path):
+    from tunesmith.testing import write_csv
+
+    data = write_csv(tmp_path / "train.csv", [["a b", "x"], ["c d", "y"]] * 4)
+    documents = tmp_path / "Documents"
+    documents.mkdir()
+    (documents / "thesis.docx").write_text("years of work")
+    result = cli("train", "--data", str(data), "--out", str(documents), "--force")
+    assert result.exit_code == 2, result.output
+    assert "holds no model (thesis.docx)" in result.output
+    assert (documents / "thesis.docx").read_text() == "years of work"

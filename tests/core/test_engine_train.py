@@ -444,6 +444,7 @@ def test_hook_tunesmith_train_callbacks_interrupted_run_resumes_to_the_end(
     out = tmp_path / "model"
     out.mkdir()
     (out / "keep.txt").write_text("old model")
+    (out / "config.json").write_text("{}")  # a model folder: what --force may replace
     args = ("--save-steps", "2", "--eval", str(files["eval"]), "--epochs", "3", "--force")
     args += ("--early-stopping", "0")  # the step count below is exact only without it
     result = _train(cli, files, out, *args)

@@ -17,6 +17,7 @@ from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
 from tunesmith.errors import UserInputError
 from tunesmith.io import check_output_folder
+from tunesmith.model_dir import CONFIG_FILE, RUN_CONFIG_FILE
 
 TASKS = ("auto", "classification", "multilabel", "ner")
 #: numpy's and torch's seeding take an unsigned 32-bit number.
@@ -53,7 +54,9 @@ def check_model_output(
 
     A file (``--force`` would swap the user's file for a folder), a folder under a file, and,
     with ``--force``, a folder that holds one of ``inputs`` (``(path, flag)``: the training data
-    would go with it). Without ``--force`` an existing ``out`` is refused later, by the writer.
+    would go with it) or that holds files but no model (no ``config.json`` or
+    ``run_config.json``: ``--out ~/Documents --force`` would delete it all). Without ``--force``
+    an existing ``out`` is refused later, by the writer.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -68,6 +71,14 @@ def check_model_output(
             raise UserInputError(
                 f"--out {out} holds {flag} {path}; --force would delete it with the folder: "
                 "write the model to another folder"
+            )
+    if not any((out / name).is_file() for name in (CONFIG_FILE, RUN_CONFIG_FILE)):
+        others = sorted(p.name for p in out.iterdir())
+        if others:  # ~/Documents given as --out: --force would delete all of it
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise UserInputError(
+                f"--out {out} is a folder that holds no model ({shown}); --force replaces only "
+                "a model folder: give a new or empty folder"
             )
     return out
 
