@@ -17,14 +17,6 @@ from tunesmith_recommend.two_tower import MAX_HISTORY, UserTower, train_user_tow
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from tunesmith.testing import make_tiny_base_model
-
-    catalogue = load_items(sample_paths()["items"])
-    return str(make_tiny_base_model(tmp_path_factory.mktemp("tiny"), catalogue.texts))
-
-
-@pytest.fixture(scope="module")
 def model_dir(tiny_model, tmp_path_factory):
     from tunesmith.cli import build_app
 

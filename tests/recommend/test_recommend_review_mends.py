@@ -21,14 +21,6 @@ def run(*args):
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from tunesmith.testing import make_tiny_base_model
-
-    catalogue = load_items(sample_paths()["items"])
-    return str(make_tiny_base_model(tmp_path_factory.mktemp("tiny"), catalogue.texts))
-
-
-@pytest.fixture(scope="module")
 def model_dir(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("rec") / "model"
     result = run(
