@@ -6,19 +6,31 @@ model directories are opened only inside the allowed roots (see ``ui/model_acces
 
 from __future__ import annotations
 
+import sys
+import traceback
 from typing import Any
 
 from tunesmith.data.limits import text_problem
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.predict import predict_texts
 from tunesmith.engine.train import train
+from tunesmith.errors import TunesmithError
 from tunesmith.explain.attribute import explain_loaded
 from tunesmith.hooktypes import Demo
 from tunesmith.plugins import collect_list
 from tunesmith.ui.highlight import explanation_to_highlights, highlight_component
+from tunesmith.ui.markdown import plain_markdown
 from tunesmith.ui.model_access import demo_models_dir, load_allowed
 
-__all__ = ["build_playground", "classify", "core_demos", "demo_models_dir", "train_on_sample"]
+__all__ = [
+    "build_playground",
+    "classify",
+    "classify_for_page",
+    "core_demos",
+    "demo_models_dir",
+    "train_for_page",
+    "train_on_sample",
+]
 
 
 def sample_sets() -> dict[str, Any]:
@@ -67,6 +79,41 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
     return prediction["probabilities"], explanation_to_highlights(explanation), note
 
 
+def _problem(exc: Exception) -> str:
+    """The line the page shows for a failed action: a user's error as it is, anything else with
+    its type (and its traceback on the server's terminal, where it can be reported)."""
+    if isinstance(exc, (TunesmithError, ValueError)):
+        return str(exc)
+    print("tunesmith: the playground failed:", file=sys.stderr)
+    traceback.print_exc()
+    return f"Something went wrong: {type(exc).__name__}: {exc}"
+
+
+def classify_for_page(directory: str, value: str) -> tuple[Any, Any, str]:
+    """What the Classify button shows: :func:`classify`'s outputs, or the error as the note
+    with the probabilities and highlights cleared.
+
+    Raised as ``gr.Error`` it was a toast over red "Error" boxes, the note of the previous text
+    still showing ("Predicted negative" under an empty text) and a traceback in the terminal.
+    """
+    try:
+        return classify(directory, value)
+    except Exception as exc:
+        return None, None, f"**{plain_markdown(_problem(exc))}**"
+
+
+def train_for_page(name: str) -> tuple[str | None, str]:
+    """What the Train button shows: (the model directory, a note saying what to do next), or
+    (None, the error) leaving the typed directory as it was."""
+    if not name:
+        return None, "**No sample data set is installed.**"
+    try:
+        directory = train_on_sample(name)
+    except Exception as exc:
+        return None, f"**{plain_markdown(_problem(exc))}**"
+    return directory, (f"Trained on {plain_markdown(name)}. Type a text and press **Classify**.")
+
+
 def build_playground() -> Any:
     """The 'Classify & explain' tab."""
     import gradio as gr
@@ -89,21 +136,14 @@ def build_playground() -> Any:
 
         words = highlight_component(label="Why")
 
-        def on_train(name: str) -> str:
-            if not name:
-                raise gr.Error("No sample data set is installed.")
-            try:
-                return train_on_sample(name)
-            except Exception as exc:
-                raise gr.Error(str(exc)) from exc
+        def on_train(name: str) -> tuple[Any, str]:
+            directory, message = train_for_page(name)
+            return (gr.update() if directory is None else directory), message
 
         def on_classify(directory: str, value: str) -> tuple[Any, Any, str]:
-            try:
-                return classify(directory, value)
-            except Exception as exc:
-                raise gr.Error(str(exc)) from exc
+            return classify_for_page(directory, value)
 
-        train_button.click(on_train, inputs=sample, outputs=model_dir)
+        train_button.click(on_train, inputs=sample, outputs=[model_dir, note])
         go.click(on_classify, inputs=[model_dir, text], outputs=[probabilities, words, note])
     return blocks
 

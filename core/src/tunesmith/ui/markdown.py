@@ -7,14 +7,22 @@ be shown, never run, and ``*space*`` must not turn into emphasis.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 #: Characters backslashed so that Markdown shows them instead of reading them.
 MARKDOWN_CHARS = frozenset("\\`*_[]()#+-!|~")
 
 
+#: What Gradio's Markdown turns into a link by itself (GFM autolinks: ``http://``, ``www.``, an
+#: e-mail address), even in escaped text: a typed URL became a link showing its backslashes.
+_AUTOLINK_CHARS = re.compile(r":(?=//)|@|(?<=[wW]{3})\.")
+
+
 def plain_markdown(text: Any) -> str:
     """``text`` for a Markdown component, shown as typed: HTML escaped, Markdown characters
-    backslashed."""
+    backslashed, and the characters that make an autolink written as entities (which show the
+    same)."""
     escaped = html.escape(str(text), quote=False)
-    return "".join("\\" + c if c in MARKDOWN_CHARS else c for c in escaped)
+    backslashed = "".join("\\" + c if c in MARKDOWN_CHARS else c for c in escaped)
+    return _AUTOLINK_CHARS.sub(lambda m: f"&#{ord(m.group())};", backslashed)

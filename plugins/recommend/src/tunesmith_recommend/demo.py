@@ -122,29 +122,39 @@ def recommend(
     k: int = 10,
 ) -> tuple[str, Any]:
     """The demo's one action: markdown of the ranked list, and highlighted words (or None)."""
-    from tunesmith.errors import UserInputError
+    from tunesmith.data.limits import text_problem
+    from tunesmith.errors import TunesmithError, UserInputError
 
-    recommender = recommender_for(model_dir)
+    text = text or ""
     try:
         if mode == MODES[0]:
             if not user:
                 raise UserInputError("Choose a user.")
-            results = recommender.for_user(user, k)
-            heading = f"For {plain(user)}"
         elif mode == MODES[1]:
             if not liked:
                 raise UserInputError("Choose at least one film you liked.")
+        elif not text.strip():
+            raise UserInputError("Describe what you want, for example “a haunted lake”.")
+        elif text_problem(text):
+            raise UserInputError(f"The description cannot be used: {text_problem(text)}.")
+        # Inside the try: the first request builds the sample model, and a model directory
+        # that cannot be read says so here instead of as a bare "Error".
+        recommender = recommender_for(model_dir)
+        if mode == MODES[0]:
+            results = recommender.for_user(user, k)
+            heading = f"For {plain(user)}"
+        elif mode == MODES[1]:
             results = recommender.for_liked(list(liked), k)
             heading = "For someone who liked " + ", ".join(
                 plain(recommender.titles[recommender.position[i]]) for i in liked
             )
         else:
-            results = recommender.for_query(text or "", k)
-            shown = " ".join(text.split())
-            if len(shown) > HEADING_CHARS:
-                shown = shown[:HEADING_CHARS].rstrip() + "…"
-            heading = f"For “{plain(shown)}”"
-    except UserInputError as exc:
+            results = recommender.for_query(text, k)
+            quoted = " ".join(text.split())
+            if len(quoted) > HEADING_CHARS:
+                quoted = quoted[:HEADING_CHARS].rstrip() + "…"
+            heading = f"For “{plain(quoted)}”"
+    except TunesmithError as exc:
         return f"**{plain(str(exc))}**", None
     highlights = None
     if explain and results:
@@ -187,7 +197,8 @@ def build_demo(model_dir: str | None = None) -> Any:
         explain = gr.Checkbox(False, label="Show which words of the first film matched (slower)")
         button = gr.Button("Recommend", variant="primary")
         output = gr.Markdown(elem_id="recommend-results")
-        words = highlight_component("Words of the first film that matched")
+        # Shown only when asked for: unchecked, it was a large empty box under every list.
+        words = highlight_component("Words of the first film that matched", visible=False)
 
         def switch(chosen: str) -> tuple[Any, Any, Any]:
             return (
@@ -197,6 +208,7 @@ def build_demo(model_dir: str | None = None) -> Any:
             )
 
         mode.change(switch, mode, [user, liked, text])
+        explain.change(lambda on: gr.update(visible=on), explain, words)
         button.click(
             lambda m, u, li, t, e: recommend(model_dir, m, u, li, t, e),
             [mode, user, liked, text, explain],

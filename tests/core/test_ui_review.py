@@ -1,0 +1,109 @@
+"""The playground tab after a review in a real browser: an error is a line in the page.
+
+Raised as ``gr.Error`` it was a toast over red "Error" boxes in place of the probabilities and
+the words, the previous text's note ("Predicted negative (93%)") still showing beside them, and a
+traceback in the server's terminal for a mistake as ordinary as an empty text box. The handlers
+are called here as the page calls them, without a browser.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tunesmith.errors import UserInputError
+from tunesmith.ui import core_demos, model_access
+from tunesmith.ui.markdown import plain_markdown
+from tunesmith.ui.model_access import OUTSIDE_ROOTS
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "demo-models").mkdir(parents=True)
+    model_access.set_model_roots([])
+    yield
+    model_access.set_model_roots([])
+
+
+def _handler(name: str):
+    """The function a button of the playground calls, and the ids of what it updates."""
+    blocks = core_demos.build_playground()
+    found = [f for f in blocks.fns.values() if f.name == name]
+    assert len(found) == 1
+    return found[0].fn, [o._id for o in found[0].outputs], blocks
+
+
+def _note_id(blocks) -> int:
+    import gradio as gr
+
+    notes = [b for b in blocks.blocks.values() if isinstance(b, gr.Markdown)]
+    return notes[-1]._id  # the first is the tab's own text
+
+
+@pytest.mark.parametrize(
+    ("directory", "text", "message"),
+    [
+        ("", "hello", "Train a model on sample data first, or enter a model directory."),
+        ("/etc", "hello", OUTSIDE_ROOTS),
+        ("/etc/../etc/passwd", "hello", OUTSIDE_ROOTS),
+        ("anything", "   ", "Type a text to classify."),
+    ],
+)
+def test_classify_errors_are_the_note_and_clear_the_results(directory, text, message, capsys):
+    classify, _, _ = _handler("on_classify")
+    probabilities, words, note = classify(directory, text)
+    assert probabilities is None and words is None  # no stale result, no red "Error" box
+    assert note == f"**{plain_markdown(message)}**"
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_typed_name_quoted_back_is_escaped():
+    classify, _, _ = _handler("on_classify")
+    _, _, note = classify("<img src=x onerror=alert(1)>", "hello")
+    assert "<img" not in note and "&lt;img src=x onerror=alert\\(1\\)&gt;" in note
+
+
+def test_an_unexpected_failure_is_named_in_the_page_and_logged(monkeypatch, capsys):
+    def broken(directory, text):
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(core_demos, "classify", broken)
+    classify, _, _ = _handler("on_classify")
+    assert classify("m", "hello") == (
+        None,
+        None,
+        "**Something went wrong: RuntimeError: the disk went away**",
+    )
+    assert "Traceback" in capsys.readouterr().err  # for whoever runs the server
+
+
+def test_train_reports_in_the_note_and_says_what_to_do_next(monkeypatch):
+    on_train, outputs, blocks = _handler("on_train")
+    assert _note_id(blocks) in outputs  # it had only the directory box to write to
+    monkeypatch.setattr(core_demos, "train_on_sample", lambda name: "/models/" + name)
+    directory, note = on_train("support_intents")
+    assert directory == "/models/support_intents"
+    assert "Type a text and press **Classify**" in note
+
+
+def test_train_errors_are_the_note_and_keep_the_typed_directory(monkeypatch):
+    def refused(name):
+        raise UserInputError("no room left in /tmp")
+
+    monkeypatch.setattr(core_demos, "train_on_sample", refused)
+    on_train, _, _ = _handler("on_train")
+    kept, note = on_train("support_intents")
+    assert kept == {"__type__": "update"}  # the directory box is left as it is
+    assert note == "**no room left in /tmp**"
+    kept, note = on_train("")
+    assert kept == {"__type__": "update"} and note == "**No sample data set is installed.**"
+
+
+def test_plain_markdown_writes_autolink_characters_as_entities_for_every_demo():
+    from tunesmith.ui.markdown import plain_markdown
+
+    shown = plain_markdown("see http://x.io/a_b or www.evil.com, mail me@x.io")
+    # Gradio's Markdown links http://, www. and e-mail addresses even in escaped text.
+    assert "http://" not in shown and "www." not in shown and "@" not in shown
+    assert "http&#58;//x.io/a\\_b" in shown and "www&#46;evil.com" in shown
+    assert "me&#64;x.io" in shown
