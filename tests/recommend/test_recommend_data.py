@@ -50,6 +50,13 @@ def test_item_text_joins_title_and_fields(items):
     assert catalogue.texts[2] == "Gamma. horror"
 
 
+def test_item_text_adds_no_second_full_stop_after_a_field_that_ends_a_sentence():
+    from tunesmith_recommend.data import item_text
+
+    assert item_text("Deep", ["Lost at sea.", "horror|drama"]) == "Deep. Lost at sea. horror, drama"
+    assert item_text("Run!", ["thriller"]) == "Run! thriller"
+
+
 def test_duplicate_item_id_is_refused_naming_both_rows(tmp_path):
     path = write(tmp_path / "i.csv", "item_id,title\na,A\nb,B\na,C\n")
     with pytest.raises(

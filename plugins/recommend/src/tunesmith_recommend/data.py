@@ -103,7 +103,13 @@ def _text(value: Any) -> str:
 def item_text(title: str, fields: Sequence[str]) -> str:
     """What the encoder reads: the title, then each non-empty field; ``a|b`` lists as ``a, b``."""
     parts = [title] + [f.replace("|", ", ") for f in fields]
-    return ". ".join(p for p in parts if p)
+    text = ""
+    for part in (p for p in parts if p):
+        if text:
+            # A field that ends a sentence itself gets no second full stop ("coast.. horror").
+            text += " " if text[-1] in ".!?" else ". "
+        text += part
+    return text
 
 
 def load_items(
