@@ -157,6 +157,7 @@ class Dashboard:
         """Probabilities, highlighted words and a one-line note for a pasted text."""
         from tunesmith.explain.attribute import explain_loaded
         from tunesmith.ui.highlight import explanation_to_highlights
+        from tunesmith_finance.documents import DEFAULT_MAX_CHARS
         from tunesmith_finance.rules import load_rules
         from tunesmith_finance.sample import RULES
 
@@ -164,6 +165,15 @@ class Dashboard:
             raise ValueError("Paste a headline or a sentence to score.")
         if self._model is None:
             raise ValueError("The model is not ready yet; start the sample set-up first.")
+        cut = ""
+        if len(text) > DEFAULT_MAX_CHARS:
+            # As `finance ingest` does by default (--max-chars): a pasted book would otherwise
+            # be drawn word by word, thousands of them, with nothing said.
+            cut = (
+                f" The text had {len(text):,} characters; only the first "
+                f"{DEFAULT_MAX_CHARS:,} were scored, as `finance ingest` does."
+            )
+            text = text[:DEFAULT_MAX_CHARS]
         score = self._model.score([text])[0]
         target = self._model.model_label(score.label)  # the label shown, not the transformer's
         explanation = explain_loaded(self._model.loaded, [text], target=target)[0]
@@ -172,7 +182,7 @@ class Dashboard:
         note = (
             f"Score **{score.score:+.3f}** (P(positive) − P(negative)); predicted "
             f"**{score.label}**. Topics and tickers: {keys}. Highlighted words pushed towards "
-            "the predicted label (positive) or away from it (negative)."
+            "the predicted label (positive) or away from it (negative)." + cut
         )
         probs = {
             "negative": score.p_negative,
@@ -260,6 +270,21 @@ def _alert_markdown(alert: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def score_text(board: Dashboard, text: str) -> tuple[Any, Any, str]:
+    """The Score button: ``(probabilities, highlighted words, note)``. An empty text or a model
+    not ready yet is said in the note (and a toast), with the last result cleared: raising
+    ``gr.Error`` would print a traceback in the terminal and leave a red "Error" in both panels."""
+    import gradio as gr
+
+    from tunesmith.errors import TunesmithError
+
+    try:
+        return board.score(text)
+    except (ValueError, TunesmithError) as exc:
+        gr.Warning(str(exc))
+        return None, None, f"**Not scored:** {_plain(exc)}"
+
+
 def build_demo(
     model: str | None = None, db: str | None = None, autostart: bool | None = None
 ) -> Any:
@@ -326,16 +351,14 @@ def build_demo(
             # or a set-up that fails again (the same status as before) would never be redrawn.
             return board.start(), None
 
-        def on_score(value: str) -> tuple[Any, Any, str]:
-            try:
-                return board.score(value)
-            except Exception as exc:
-                raise gr.Error(str(exc)) from exc
-
         shown = gr.State(None)
         outputs = [status, chart, table, details, key, shown]
         start.click(on_start, outputs=[status, shown])
-        go.click(on_score, inputs=text, outputs=[probabilities, words, note])
+        go.click(
+            lambda value: score_text(board, value),
+            inputs=text,
+            outputs=[probabilities, words, note],
+        )
         for control in (by, bucket, key):
             control.change(refresh, inputs=[by, bucket, key, shown], outputs=outputs)
         gr.Timer(REFRESH_SECONDS).tick(refresh, inputs=[by, bucket, key, shown], outputs=outputs)

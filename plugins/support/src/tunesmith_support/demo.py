@@ -231,6 +231,101 @@ def _build_upload(files: list[str], current_kb: str, root: Path) -> tuple[Path, 
     return kb, f"Built {_esc(str(kb))}: {_esc(report.summary())}; {how}."
 
 
+def problem(message: str) -> str:
+    """A user's mistake (an empty question, a bad upload) as a note in the page, and as a toast.
+
+    Handlers return it instead of raising ``gr.Error``: an error would print a traceback in the
+    terminal and put a red "Error" over every output of the event (the stored-feedback table,
+    the conversation), where it stays until that output is next written."""
+    import gradio as gr
+
+    from tunesmith.ui.markdown import plain_markdown
+
+    gr.Warning(message)
+    return f"**Not done:** {plain_markdown(message)}"
+
+
+#: What "Why this answer" shows when there is nothing (yet) to explain: its note and both sides.
+NO_EXPLANATION = ("", None, None)
+
+
+def ask_turn(text: str, history: list | None, kb_dir: str, conv: str | None) -> tuple:
+    """The Ask button: ``(chat, question box, KB, conversation id, last answer, decision,
+    source, feedback note, ask note, why note, question words, entry words)``.
+
+    A new answer clears the explanation of the one before; a refused question changes nothing
+    but the ask note (the question stays in its box to be corrected)."""
+    import gradio as gr
+
+    try:
+        kb_dir = current_kb(kb_dir)
+        turn = service_for(kb_dir).ask(text, conv, channel="demo")
+    except TunesmithError as exc:
+        return (*([gr.skip()] * 8), problem(str(exc)), *([gr.skip()] * 3))
+    a = turn.answer
+    history = list(history or []) + chat_messages(turn)
+    shown, src = describe(turn)
+    state = {
+        "turn_id": turn.turn_id,
+        "query": a.query,
+        "entry_text": (a.entry["answer"] if a.entry else ""),
+    }
+    return (history, "", kb_dir, turn.conversation_id, state, shown, src, "", "", *NO_EXPLANATION)
+
+
+def rate_turn(kb_dir: str, state: dict | None, value: bool) -> tuple[str, Any]:
+    """Helpful / Not helpful: ``(feedback note, stored-feedback table)``; the table is kept as it
+    was when nothing was stored."""
+    import gradio as gr
+
+    if not state or not state.get("turn_id"):
+        return problem("Ask a question first, then rate its answer."), gr.skip()
+    try:
+        kb_dir = current_kb(kb_dir)
+        service_for(kb_dir).feedback(state["turn_id"], helpful=value)
+    except TunesmithError as exc:
+        return problem(str(exc)), gr.skip()
+    word = "helpful" if value else "not helpful"
+    note = f"Feedback stored: turn {state['turn_id']} rated {word}."
+    return note, feedback_rows(kb_dir)
+
+
+def why_answer(kb_dir: str, state: dict | None) -> tuple:
+    """ "Why this answer": ``(question words, entry words, note)``; without an answer to explain,
+    the note says so and the panels are emptied."""
+    try:
+        q, p, note = explain(current_kb(kb_dir), state or {})
+    except TunesmithError as exc:
+        return None, None, problem(str(exc))
+    return q, p, note
+
+
+def build_from_upload(files: list | None, kb_dir: str) -> tuple:
+    """The upload button: ``(KB, KB note, chat, conversation id, last answer, decision, source,
+    feedback note, why note, question words, entry words)``. A new KB starts a new conversation
+    and clears what was shown about the old one; a failed build changes nothing but the note."""
+    import gradio as gr
+
+    paths = [f if isinstance(f, str) else f.name for f in (files or [])]
+    try:
+        new_kb, note = build_uploaded_kb(paths, current_kb(kb_dir))
+    except TunesmithError as exc:
+        return (gr.skip(), problem(str(exc)), *([gr.skip()] * 9))
+    return (str(new_kb), note, [], None, {}, "", "", "", *NO_EXPLANATION)
+
+
+def reset_conversation() -> tuple:
+    """New conversation: ``(chat, conversation id, last answer, decision, source, feedback note,
+    ask note, why note, question words, entry words)``."""
+    return ([], None, {}, "", "", "", "", *NO_EXPLANATION)
+
+
+def current_kb(kb_dir: str) -> str:
+    """The KB a page works on (its state: the demo's KB, or one built from an upload), else the
+    sample KB, indexed on first use."""
+    return kb_dir or str(sample_kb())
+
+
 def build_demo(kb: str | Path | None = None) -> Any:
     """The Gradio Blocks of the support demo (``kb``: a KB directory; default the sample KB)."""
     import gradio as gr
@@ -239,9 +334,6 @@ def build_demo(kb: str | Path | None = None) -> Any:
 
     fixed_kb = str(kb) if kb is not None else ""
 
-    def current(kb_dir: str) -> str:
-        return kb_dir or fixed_kb or str(sample_kb())
-
     with gr.Blocks() as blocks:
         gr.Markdown(
             "### Customer support\nAsk the assistant of *Fernhill Outdoor Co.* (a fictional "
@@ -249,6 +341,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
             "calibrated confidence, asks when two answers are close, and hands off to a person "
             "when unsure or when asked to. The sample KB is indexed on the first question."
         )
+        # The page's KB starts as the one given (empty: the sample KB, found on first use).
         kb_state = gr.State(fixed_kb)
         conversation = gr.State(None)
         last = gr.State({})
@@ -261,6 +354,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
                 with gr.Row():
                     ask = gr.Button("Ask", variant="primary")
                     reset = gr.Button("New conversation")
+                ask_note = gr.Markdown(elem_id="support-ask-note")
             with gr.Column(scale=2):
                 decision = gr.Markdown(elem_id="support-decision")
                 source = gr.Markdown(elem_id="support-source")
@@ -283,69 +377,36 @@ def build_demo(kb: str | Path | None = None) -> Any:
             kb_note = gr.Markdown()
             upload = gr.File(
                 label="FAQ files (CSV/JSONL/Parquet) and documents (Markdown/text/HTML); a CSV "
-                "with question,answer_id calibrates",
+                "with question,answer_id (20 rows or more) calibrates",
                 file_count="multiple",
             )
             build = gr.Button("Build knowledge base from upload")
 
-        def on_ask(text: str, history: list, kb_dir: str, conv: str | None) -> tuple:
-            try:
-                kb_dir = current(kb_dir)
-                turn = service_for(kb_dir).ask(text, conv, channel="demo")
-            except TunesmithError as exc:
-                raise gr.Error(str(exc)) from None
-            a = turn.answer
-            history = list(history or []) + chat_messages(turn)
-            shown, src = describe(turn)
-            state = {
-                "turn_id": turn.turn_id,
-                "query": a.query,
-                "entry_text": (a.entry["answer"] if a.entry else ""),
-            }
-            return history, "", kb_dir, turn.conversation_id, state, shown, src, ""
-
-        outputs = [chat, question, kb_state, conversation, last, decision, source, feedback_note]
-        ask.click(on_ask, [question, chat, kb_state, conversation], outputs)
-        question.submit(on_ask, [question, chat, kb_state, conversation], outputs)
-
-        def on_reset() -> tuple:
-            return [], None, {}, "", "", ""
-
-        reset.click(on_reset, None, [chat, conversation, last, decision, source, feedback_note])
-
-        def rate(value: bool) -> Any:
-            def handler(kb_dir: str, state: dict) -> tuple[str, list]:
-                if not state or not state.get("turn_id"):
-                    raise gr.Error("Ask a question first.")
-                try:
-                    service_for(current(kb_dir)).feedback(state["turn_id"], helpful=value)
-                except TunesmithError as exc:
-                    raise gr.Error(str(exc)) from None
-                word = "helpful" if value else "not helpful"
-                note = f"Feedback stored: turn {state['turn_id']} rated {word}."
-                return note, feedback_rows(current(kb_dir))
-
-            return handler
-
-        helpful.click(rate(True), [kb_state, last], [feedback_note, table])
-        not_helpful.click(rate(False), [kb_state, last], [feedback_note, table])
-
-        def on_why(kb_dir: str, state: dict) -> tuple:
-            try:
-                q, p, note = explain(current(kb_dir), state)
-            except TunesmithError as exc:
-                raise gr.Error(str(exc)) from None
-            return q, p, note
-
-        why.click(on_why, [kb_state, last], [query_words, entry_words, why_note])
-
-        def on_build(files: list | None, kb_dir: str) -> tuple:
-            paths = [f if isinstance(f, str) else f.name for f in (files or [])]
-            try:
-                new_kb, note = build_uploaded_kb(paths, current(kb_dir))
-            except TunesmithError as exc:
-                raise gr.Error(str(exc)) from None
-            return str(new_kb), note, [], None, {}
-
-        build.click(on_build, [upload, kb_state], [kb_state, kb_note, chat, conversation, last])
+        why_outputs = [why_note, query_words, entry_words]
+        ask_outputs = [chat, question, kb_state, conversation, last, decision, source]
+        ask_outputs += [feedback_note, ask_note, *why_outputs]
+        ask.click(ask_turn, [question, chat, kb_state, conversation], ask_outputs)
+        question.submit(ask_turn, [question, chat, kb_state, conversation], ask_outputs)
+        reset.click(
+            reset_conversation,
+            None,
+            [chat, conversation, last, decision, source, feedback_note, ask_note, *why_outputs],
+        )
+        helpful.click(
+            lambda kb_dir, state: rate_turn(kb_dir, state, True),
+            [kb_state, last],
+            [feedback_note, table],
+        )
+        not_helpful.click(
+            lambda kb_dir, state: rate_turn(kb_dir, state, False),
+            [kb_state, last],
+            [feedback_note, table],
+        )
+        why.click(why_answer, [kb_state, last], [query_words, entry_words, why_note])
+        build.click(
+            build_from_upload,
+            [upload, kb_state],
+            [kb_state, kb_note, chat, conversation, last, decision, source, feedback_note]
+            + why_outputs,
+        )
     return blocks

@@ -1,0 +1,62 @@
+"""The dashboard's "Score a text" box as a user meets it: a mistake is said on the page (no red
+"Error" over the panels, no traceback in the terminal), and a pasted book is cut and said so."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+
+from tunesmith_finance import demo
+
+
+@pytest.fixture(scope="module")
+def board(tiny_model, tmp_path_factory):
+    from tunesmith_finance.scoring import SentimentModel
+
+    folder = tmp_path_factory.mktemp("board")
+    board = demo.Dashboard(model=str(tiny_model), db=str(folder / "demo.sqlite"))
+    board._model = SentimentModel.load(tiny_model)  # loaded, without the sample replay
+    return board
+
+
+@pytest.mark.parametrize("text", ["", "   \n"])
+def test_an_empty_text_is_said_in_the_note_not_raised(text, tmp_path):
+    board = demo.Dashboard(model=str(tmp_path / "m"), db=str(tmp_path / "demo.sqlite"))
+    with pytest.warns(UserWarning):  # gr.Warning outside a page: the toast's text
+        probabilities, words, note = demo.score_text(board, text)
+    assert probabilities is None and words is None
+    assert note.startswith("**Not scored:**") and "Paste a headline" in note
+
+
+def test_scoring_before_the_model_is_ready_is_said_in_the_note(tmp_path):
+    board = demo.Dashboard(model=str(tmp_path / "m"), db=str(tmp_path / "demo.sqlite"))
+    with pytest.warns(UserWarning):
+        _, _, note = demo.score_text(board, "Helix Bank <b>plunges</b>")
+    assert "not ready yet" in note
+
+
+def test_a_huge_pasted_text_is_cut_like_ingest_and_the_note_says_so(board):
+    from tunesmith_finance.documents import DEFAULT_MAX_CHARS
+
+    text = "Helix Bank shares plunge on deposit worries. " * 3000  # 135,000 characters
+    probabilities, words, note = demo.score_text(board, text)
+    assert set(probabilities) == {"negative", "neutral", "positive"}
+    shown = "".join(piece for piece, _ in words)
+    assert shown == text[:DEFAULT_MAX_CHARS]  # was the whole text, drawn word by word
+    assert f"The text had {len(text):,} characters; only the first {DEFAULT_MAX_CHARS:,}" in note
+
+
+def test_a_short_text_is_scored_whole_without_a_cut_note(board):
+    text = "Helix Bank <img src=x onerror=alert(1)> shares plunge"
+    probabilities, words, note = demo.score_text(board, text)
+    assert "".join(piece for piece, _ in words) == text
+    assert "characters" not in note and "Score **" in note
+
+
+def test_the_score_button_no_longer_raises_gradio_errors(tmp_path, monkeypatch):
+    board = demo.Dashboard(model=str(tmp_path / "m"), db=str(tmp_path / "demo.sqlite"))
+    monkeypatch.setattr(gr, "Warning", lambda message: None)
+    try:
+        demo.score_text(board, "")
+    except gr.Error:  # pragma: no cover - the bug
+        pytest.fail("an empty text raised gr.Error (a traceback and red Error badges)")

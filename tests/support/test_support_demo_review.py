@@ -1,0 +1,87 @@
+"""The support demo's buttons as a user meets them: a mistake is a note on the page, never a
+``gr.Error`` (a traceback in the terminal and a red "Error" over every output of the event,
+the stored-feedback table and the conversation included), and nothing shown is left over from
+an earlier answer or an earlier knowledge base."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+
+from tunesmith_support import demo
+
+SKIP = gr.skip()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(gr, "Warning", lambda message: None)  # the toast, outside a page
+    demo._services.clear()
+    yield tmp_path
+    for service in demo._services.values():
+        service.close()
+    demo._services.clear()
+
+
+def test_an_empty_question_is_a_note_and_changes_nothing_else(kb_copy, home):
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    out = demo.ask_turn("   ", history, str(kb_copy), "conv-1")
+    chat, box, kb, conv, last, decision, source, fb, ask_note, why_note, qw, ew = out
+    assert "the question is empty" in ask_note and ask_note.startswith("**Not done:**")
+    # The conversation, the question box (to be corrected) and the panels stay as they were.
+    assert [chat, box, kb, conv, last, decision, source, fb, why_note, qw, ew] == [SKIP] * 11
+
+
+def test_a_new_answer_clears_the_explanation_of_the_one_before(kb_copy, home):
+    out = demo.ask_turn("How much does shipping cost?", [], str(kb_copy), None)
+    chat, box, kb, conv, last, decision, source, fb, ask_note, why_note, qw, ew = out
+    assert len(chat) == 2 and box == "" and last["turn_id"] and "Decision" in decision
+    assert (ask_note, why_note, qw, ew) == ("", "", None, None)
+    assert demo.reset_conversation()[-3:] == ("", None, None)
+
+
+def test_rating_before_asking_keeps_the_stored_feedback_table(kb_copy, home):
+    note, table = demo.rate_turn(str(kb_copy), {}, True)
+    assert "Ask a question first" in note and table == SKIP
+
+
+def test_rating_twice_stores_both_and_shows_them_newest_first(kb_copy, home):
+    out = demo.ask_turn("How much does shipping cost?", [], str(kb_copy), None)
+    last = out[4]
+    demo.rate_turn(str(kb_copy), last, True)
+    note, table = demo.rate_turn(str(kb_copy), last, False)
+    assert note == f"Feedback stored: turn {last['turn_id']} rated not helpful."
+    assert [row[2] for row in table] == ["not helpful", "helpful"]
+
+
+def test_why_without_an_answer_is_a_note_and_empties_the_panels(kb_copy, home):
+    query_words, entry_words, note = demo.why_answer(str(kb_copy), {})
+    assert (query_words, entry_words) == (None, None)
+    assert "Ask a question that gets an answer first" in note
+
+
+def test_a_failed_upload_is_said_in_the_kb_note_and_keeps_the_conversation(kb_copy, home):
+    bad = home / "wrong.csv"
+    bad.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    out = demo.build_from_upload([str(bad)], str(kb_copy))
+    kb, note, *rest = out
+    assert kb == SKIP and rest == [SKIP] * 9
+    assert "wrong.csv" in note and "question" in note and str(home) not in note
+    kb, note, *_ = demo.build_from_upload(None, str(kb_copy))
+    assert kb == SKIP and "Choose FAQ files" in note
+
+
+def test_a_new_kb_clears_the_old_kbs_answer_and_explanation(kb_copy, home):
+    faq = home / "faq.csv"
+    faq.write_text("id,question,answer\nk1,When are you open?,From 9 to 5.\n", encoding="utf-8")
+    out = demo.build_from_upload([str(faq)], str(kb_copy))
+    kb, note, chat, conv, last, decision, source, fb, why_note, qw, ew = out
+    assert note.startswith("Built ") and (chat, conv, last) == ([], None, {})
+    assert (decision, source, fb, why_note, qw, ew) == ("", "", "", "", None, None)
+
+
+def test_a_problem_note_shows_markup_and_markdown_as_typed():
+    with pytest.warns(UserWarning):  # gr.Warning outside a page: the toast's text
+        note = demo.problem("bad <img src=x onerror=alert(1)> in my_faq_file.csv")
+    assert "<img" not in note and "&lt;img" in note and r"my\_faq\_file" in note
