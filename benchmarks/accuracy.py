@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import json
 import os
 import random
 import statistics
@@ -54,6 +53,8 @@ from bench_common import (  # noqa: E402
     setfit_peer,
     write_csv,
 )
+
+from tunesmith.events import strict_json  # noqa: E402
 
 #: SetFit's pair iterations (issue 30); ``--quick`` uses fewer, as a smoke check only.
 SETFIT_ITERATIONS = 20
@@ -283,6 +284,7 @@ def main() -> int:
     augment = [name.strip() for name in args.augment.split(",") if name.strip()]
     cache = cache_root() / "benchmarks"
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="tunesmith-accuracy-"))
+    work.mkdir(parents=True, exist_ok=True)  # a --work-dir that does not exist yet
     train_rows = read_csv(banking / "train.csv")
     test_path = banking / "test.csv"
     test_rows = read_csv(test_path)
@@ -385,7 +387,7 @@ def main() -> int:
             for key, value in results.items()
         },
     }
-    print(json.dumps(summary))
+    print(strict_json(summary))
     return 0
 
 

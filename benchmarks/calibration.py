@@ -18,7 +18,6 @@ Prints a table and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -29,6 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from infer_speed import REPO, build_probe_model, shared_data_dir  # noqa: E402
+
+from tunesmith.events import strict_json  # noqa: E402
 
 
 def default_files() -> tuple[Path, Path, str]:
@@ -178,7 +179,7 @@ def main() -> None:
         "ece_bins": 15,
         "quick": args.quick,
     }
-    print(json.dumps(result))
+    print(strict_json(result))
     tmp.cleanup()
 
 

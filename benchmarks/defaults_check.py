@@ -47,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import draw_per_label  # noqa: E402
 from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
 
+from tunesmith.events import strict_json  # noqa: E402
+
 #: Each default and the setting that turns it off alone (``RunConfig`` keywords).
 FEW_SHOT_VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -212,7 +214,7 @@ def main() -> int:
     ]
     print(f"defaults that lose here (turning them off wins on average): {losers or 'none'}")
     print(
-        json.dumps(
+        strict_json(
             {
                 "benchmark": "defaults_check",
                 "quick": args.quick,

@@ -31,7 +31,6 @@ Prints a table and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -43,6 +42,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import DEFAULT_DATA, log, read_csv  # noqa: E402
+
+from tunesmith.events import strict_json  # noqa: E402
 
 
 def int8_model_dir(root: Path, questions: list[str]) -> Path:
@@ -224,7 +225,7 @@ def main() -> None:
         "linear_gflops_needed_for_1.5x": round(needed, 1),
         "goal_fp32_1.5x_met": speedup >= 1.5,
     }
-    print(json.dumps(summary))
+    print(strict_json(summary))
 
 
 if __name__ == "__main__":

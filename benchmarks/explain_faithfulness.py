@@ -23,7 +23,6 @@ Prints a table, then one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -34,6 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from explain_speed import FINANCE, benchmark_data, build_probe_model  # noqa: E402
+
+from tunesmith.events import strict_json  # noqa: E402
 
 
 def train_model(work: Path, *, quick: bool, seed: int) -> tuple[Path | None, str]:
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         f"max {np.max(deltas):.2e}"
     )
     print(
-        json.dumps(
+        strict_json(
             {
                 "benchmark": "explain_faithfulness",
                 "quick": args.quick,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import random
 import statistics
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from bench_common import DEFAULT_DATA, forward_flops_per_token, log
+
+from tunesmith.events import strict_json
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -442,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "aggregate_s": round(aggregate_seconds, 2),
         "aggregate_top_words": top_words,
     }
-    print(json.dumps(result))
+    print(strict_json(result))
     return 0
 
 

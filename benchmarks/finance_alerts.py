@@ -21,7 +21,6 @@ Prints a table and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import statistics
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import DEFAULT_DATA, log, read_csv  # noqa: E402
 
+from tunesmith.events import strict_json  # noqa: E402
 from tunesmith_finance.detector import SurgeDetector, ThresholdDetector  # noqa: E402
 
 HOUR = 3600.0
@@ -201,7 +201,7 @@ def main() -> int:
         )
     report.update({"benchmark": "finance_alerts", "quick": args.quick, "days": days, "streams": len(seeds),
                    "topics": TOPICS, "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
-    print(json.dumps(report))
+    print(strict_json(report))
     return 0
 
 

@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
 
+from tunesmith.events import strict_json  # noqa: E402
+
 
 def make_model(data_root: Path, work: Path) -> Path:
     from tunesmith.engine.config import RunConfig
@@ -139,7 +141,7 @@ def main() -> int:
         "repeats": repeats,
         "model": str(model_dir),
     }
-    print(json.dumps(result))
+    print(strict_json(result))
     return 0
 
 

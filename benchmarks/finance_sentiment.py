@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import embed, tuned_logistic  # noqa: E402  (the shared frozen-embedding baseline)
 from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
 
+from tunesmith.events import strict_json  # noqa: E402
+
 LABELS = ["negative", "neutral", "positive"]
 #: The recipe of the full run: what ``finance train --max-length 64`` does on these tweets (full
 #: fine-tuning, its 6 epochs, the engine's lr 1e-4 for this model, written out so that --reuse
@@ -306,7 +308,7 @@ def main() -> int:
         recipe, selection = select(train, work, args.select_size, args.reuse, names)
         if args.select_only:
             print(
-                json.dumps(
+                strict_json(
                     {
                         "benchmark": "finance_sentiment_select",
                         "best": recipe,
@@ -392,7 +394,7 @@ def main() -> int:
         "train_seconds": None if train_seconds != train_seconds else round(train_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    print(json.dumps(result))
+    print(strict_json(result))
     return 0
 
 

@@ -25,7 +25,6 @@ Prints a table and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -38,6 +37,8 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 from bench_common import forward_flops_per_token  # noqa: E402
+
+from tunesmith.events import strict_json  # noqa: E402
 
 
 def shared_data_dir() -> Path | None:
@@ -401,7 +402,7 @@ def main() -> None:
         "onnx_export_seconds": onnx_seconds,
         "quick": args.quick,
     }
-    print(json.dumps(result))
+    print(strict_json(result))
     if tmp is not None:
         tmp.cleanup()
 

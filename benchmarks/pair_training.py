@@ -18,7 +18,6 @@ Prints a table and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -30,6 +29,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import DEFAULT_DATA, log, read_csv  # noqa: E402
+
+from tunesmith.events import strict_json  # noqa: E402
 
 
 def bm25_metrics(queries, targets, candidates):
@@ -139,7 +140,7 @@ def main() -> None:
         "mrr_gain": round(gain, 4),
         "tuned_beats_untuned": gain > 0,
     }
-    print(json.dumps(summary))
+    print(strict_json(summary))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
 
+from tunesmith.events import strict_json  # noqa: E402
+
 
 def draw_per_label(rows: list[dict[str, str]], k: int, seed: int) -> list[dict[str, str]]:
     """``k`` random examples of every label, as benchmarks/accuracy.py draws them."""
@@ -68,6 +70,13 @@ def unmarked_copy(model: Path, target: Path) -> Path:
         config["model_type"] = config.pop("tunesmith_base_model_type")
     (target / "config.json").write_text(json.dumps(config))
     return target
+
+
+def cell(value: float | str | None) -> str:
+    """A table cell 10 wide: an accuracy to 4 places, a word as it is, ``-`` for none."""
+    if isinstance(value, float):
+        return f"{value:>10.4f}"
+    return f"{'-' if value is None else value:>10}"
 
 
 def main() -> None:
@@ -120,9 +129,11 @@ def main() -> None:
     print(f"\nbanking77, {intents} intents, {k} per intent (draw 0), {len(texts):,} test texts")
     print(f"{'directory':<34}{'tunesmith':>10}{'pipeline':>10}")
     unmarked = mean.get("pipeline_unmarked")
-    print(f"{'default (mean, marked)':<34}{mean['tunesmith']:>10.4f}{'refused':>10}")
-    print(f"{'  the same, mark removed':<34}{'':>10}{unmarked:>10.4f}")
-    print(f"{'--pooling cls (plain)':<34}{cls['tunesmith']:>10.4f}{cls['pipeline']:>10.4f}")
+    # A pipeline that loads the marked directory is a finding to report, not a crash.
+    refused = "refused" if mean["pipeline"] is None else mean["pipeline"]
+    print(f"{'default (mean, marked)':<34}{cell(mean['tunesmith'])}{cell(refused)}")
+    print(f"{'  the same, mark removed':<34}{'':>10}{cell(unmarked)}")
+    print(f"{'--pooling cls (plain)':<34}{cell(cls['tunesmith'])}{cell(cls['pipeline'])}")
     summary = {
         "benchmark": "portable_pooling",
         "quick": args.quick,
@@ -138,7 +149,7 @@ def main() -> None:
         "train_seconds": {"mean": mean["train_seconds"], "cls": cls["train_seconds"]},
     }
     shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(summary))
+    print(strict_json(summary))
 
 
 if __name__ == "__main__":

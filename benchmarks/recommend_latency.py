@@ -19,7 +19,6 @@ Prints a table and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -31,6 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import log  # noqa: E402
+
+from tunesmith.events import strict_json  # noqa: E402
 
 
 def synthetic_model(out: Path, n_items: int, n_users: int, dim: int = 384, seed: int = 0) -> None:
@@ -180,7 +181,7 @@ def main() -> None:
     goal = max(figures["for_user"][1], figures["similar"][1]) <= 50.0
     print(f"goal p95 <= 50 ms for for-user and similar: {'met' if goal else 'not met'}")
     print(
-        json.dumps(
+        strict_json(
             {
                 "benchmark": "recommend_latency",
                 "quick": args.quick,

@@ -49,6 +49,8 @@ sys.path.insert(0, str(REPO / "core" / "src"))
 
 from bench_common import DEFAULT_DATA, log, read_csv  # noqa: E402
 
+from tunesmith.events import strict_json  # noqa: E402
+
 DIM = 384
 LATENT = 64
 CLUSTERS = 1000
@@ -217,7 +219,7 @@ def compare_real(n_texts: int, data_root: Path) -> None:
     for name, row in rows.items():
         print(f"{name:48} {row}")
     print(
-        json.dumps(
+        strict_json(
             {
                 "benchmark": "retrieval_speed.compare_real",
                 "n": len(index_part),
@@ -415,7 +417,7 @@ def main() -> None:
     print(
         f"speed-up {speedup:.1f}x at recall@10 {approx_recall:.4f}: goal {'met' if met else 'NOT met'}"
     )
-    print(json.dumps(result))
+    print(strict_json(result))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import DEFAULT_DATA, log  # noqa: E402
 
+from tunesmith.events import strict_json  # noqa: E402
+
 OOS = "oos"
 LEVELS = (0.90, 0.93, 0.95)
 
@@ -647,7 +649,7 @@ def main() -> None:
     if temp is not None:
         shutil.rmtree(temp, ignore_errors=True)
     print(
-        json.dumps(
+        strict_json(
             {
                 "benchmark": "support_clinc150",
                 "quick": args.quick,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import tempfile
 import time
@@ -36,6 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import DEFAULT_DATA, log  # noqa: E402
+
+from tunesmith.events import strict_json  # noqa: E402
 
 
 def read_rows(root: Path) -> list[dict[str, str]]:
@@ -209,7 +210,7 @@ def main() -> None:
         )
     tuned = results["tuned chosen"]
     print(
-        json.dumps(
+        strict_json(
             {
                 "benchmark": "support_faq",
                 "quick": args.quick,

@@ -28,6 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import ROOT, log  # noqa: E402
 
+from tunesmith.events import strict_json  # noqa: E402
+
 PRODUCTS = [
     "tent",
     "sleeping bag",
@@ -130,11 +132,13 @@ def main() -> None:
         subprocess.run(
             [tunesmith, "support", "index", "--kb", str(work / "sources"), "--out", str(kb)],
             check=True,
+            stdout=sys.stderr,  # its report is a log here: stdout holds the table and JSON line
         )
         log(f"indexed {n_docs * sections} passages in {time.time() - t0:.0f} s")
         subprocess.run(
             [tunesmith, "support", "calibrate", "--kb", str(kb), "--data", str(questions_csv)],
             check=True,
+            stdout=sys.stderr,
         )
     n_entries = json.loads((kb / "kb.json").read_text())["entries"]
     db = work / "load.sqlite"
@@ -154,6 +158,7 @@ def main() -> None:
             f"jsonl:{work / 'handoffs.jsonl'}",
         ],
         cwd=ROOT,
+        stdout=sys.stderr,
     )
     import httpx
 
@@ -234,7 +239,7 @@ def main() -> None:
     )
     for e in sorted(set(errors))[:5]:
         print(f"error: {e}")
-    print(json.dumps(result))
+    print(strict_json(result))
 
 
 if __name__ == "__main__":

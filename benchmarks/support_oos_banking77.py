@@ -23,7 +23,6 @@ line (``maxprob_test_auroc``, ``knn_test_auroc``, ``both_test_auroc`` and the va
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import DEFAULT_DATA, log, read_csv, write_csv  # noqa: E402
+
+from tunesmith.events import strict_json  # noqa: E402
 
 HELD_OUT_INTENTS = 20
 VAL_PER_INTENT = 20
@@ -141,7 +142,7 @@ def main() -> None:
         r = results[name]
         print(f"{label:35s} {r['val_cv_auroc']:.4f}                 {r['test_auroc']:.4f}")
     print(
-        json.dumps(
+        strict_json(
             {
                 "benchmark": "support_oos_banking77",
                 "quick": args.quick,

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import random
 import sys
@@ -57,6 +56,8 @@ from bench_common import (  # noqa: E402
     setfit_peer,
     write_csv,
 )
+
+from tunesmith.events import strict_json  # noqa: E402
 
 PLAIN_MAX_LENGTH = 64
 #: The learning rates the careful Trainer user tries (issue 30), chosen on a validation slice.
@@ -464,7 +465,7 @@ def main() -> int:
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    print(json.dumps(result))
+    print(strict_json(result))
     return 0
 
 
