@@ -58,3 +58,16 @@ def kb_copy(built_kb, tmp_path) -> Path:
     target = tmp_path / "kb"
     shutil.copytree(built_kb, target)
     return target
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A private TUNESMITH_HOME for the demo, whose cached services are closed afterwards."""
+    from tunesmith_support import demo
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    demo._services.clear()
+    yield tmp_path
+    for service in demo._services.values():
+        service.close()
+    demo._services.clear()

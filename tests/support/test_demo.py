@@ -10,16 +10,6 @@ from tunesmith.errors import UserInputError
 from tunesmith_support import demo
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
-    demo._services.clear()
-    yield tmp_path
-    for service in demo._services.values():
-        service.close()
-    demo._services.clear()
-
-
 def test_why_this_answer_highlights_words_of_question_and_entry(kb_copy, home):
     state = {
         "turn_id": 1,

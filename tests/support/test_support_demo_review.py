@@ -14,14 +14,11 @@ SKIP = gr.skip()
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(gr, "Warning", lambda message: None)  # the toast, outside a page
-    demo._services.clear()
-    yield tmp_path
-    for service in demo._services.values():
-        service.close()
-    demo._services.clear()
+def home(home, monkeypatch):
+    """test_demo's home (a private TUNESMITH_HOME, the demo's services closed), and no toast:
+    there is no page to show it."""
+    monkeypatch.setattr(gr, "Warning", lambda message: None)
+    return home
 
 
 def test_an_empty_question_is_a_note_and_changes_nothing_else(kb_copy, home):
