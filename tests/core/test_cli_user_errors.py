@@ -216,6 +216,10 @@ class _FailingCommands:
         def stopped() -> None:
             raise KeyboardInterrupt
 
+        @app.command("pipe-closed")
+        def pipe_closed() -> None:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
 
 @pytest.fixture
 def failing(register_plugin):
@@ -244,3 +248,8 @@ def test_ctrl_c_is_one_line_and_exit_code_130(cli, failing):
     result = cli("stopped")
     assert result.exit_code == 130
     assert result.output.strip() == "Error: interrupted (Ctrl-C)"
+
+
+def test_a_reader_that_closed_the_pipe_ends_the_command_quietly(cli, failing):
+    result = cli("pipe-closed")  # `tunesmith predict ... | head`: nobody is left to tell
+    assert result.exit_code == 1 and result.output == ""

@@ -231,3 +231,16 @@ def test_the_saved_encoders_weights_are_as_readable_as_its_other_files(trained):
     directory = result.path
     modes = {p.name: p.stat().st_mode & 0o777 for p in directory.iterdir() if p.is_file()}
     assert modes["model.safetensors"] == modes["config.json"], modes
+
+
+def test_reading_pairs_refuses_one_column_named_for_both_sides(tmp_path):
+    from tunesmith.retrieval.pairs import read_pairs
+    from tunesmith.testing import write_csv
+
+    path = write_csv(tmp_path / "p.csv", [["q", "a"]], header=("question", "answer"))
+    with pytest.raises(
+        UserInputError, match="--text-col and --pair-col both name column 'question'"
+    ):
+        read_pairs(path, "question", "question")
+    with pytest.raises(UserInputError, match="--pair-col and --negative-col both name"):
+        read_pairs(path, "question", "answer", "answer")

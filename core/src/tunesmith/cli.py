@@ -18,6 +18,14 @@ DEBUG_ENV = "TUNESMITH_DEBUG"
 INTERRUPTED = 130
 
 
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (a test runner)
+        pass
+
+
 class _TunesmithGroup(TyperGroup):
     """Turns a :class:`TunesmithError` from any command, an operating-system error no command
     foresaw (a full disk, a permission denied), and a usage error (a missing option, a value out
@@ -32,6 +40,12 @@ class _TunesmithGroup(TyperGroup):
             prefix = "" if exc.exit_code == INTERRUPTED else "Error: "
             typer.echo(f"{prefix}{exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            # The reader of our output went away (`tunesmith predict ... | head`): nothing is
+            # wrong and nobody is left to tell. Point stdout at devnull so that Python's own
+            # flush at exit does not raise again.
+            _silence_stdout()
+            raise typer.Exit(1) from None
         except OSError as exc:
             if os.environ.get(DEBUG_ENV):
                 raise

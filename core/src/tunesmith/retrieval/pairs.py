@@ -415,6 +415,14 @@ def read_pairs(
     A missing column, an empty file or an empty query/target cell is a ``DataError`` naming
     file, row and column; an empty hard-negative cell means none for that row.
     """
+    named = [("--text-col", text_col), ("--pair-col", pair_col), ("--negative-col", negative_col)]
+    for i, (flag, column) in enumerate(named):
+        for other_flag, other in named[i + 1 :]:
+            if column is not None and column == other:
+                # Every pair would match a text with itself: an encoder that learns nothing.
+                raise UserInputError(
+                    f"{flag} and {other_flag} both name column '{column}'; a pair needs two columns"
+                )
     path = _existing_file(path)
     rows = _read_rows(path)
     columns = [text_col, pair_col] + ([negative_col] if negative_col else [])
