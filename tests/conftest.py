@@ -52,6 +52,25 @@ def cli():
 
 
 @pytest.fixture
+def explained_targets(monkeypatch):
+    """``watch(module)``: from then on, the ``target`` of each ``explain_loaded`` call made
+    through ``module`` is appended to the list ``watch`` returns (the call itself still runs)."""
+
+    def watch(module):
+        asked: list[object] = []
+        explain = module.explain_loaded
+
+        def spy(loaded, texts, **options):
+            asked.append(options.get("target"))
+            return explain(loaded, texts, **options)
+
+        monkeypatch.setattr(module, "explain_loaded", spy)
+        return asked
+
+    return watch
+
+
+@pytest.fixture
 def register_plugin():
     """Register throw-away plugin objects on the live manager; unregister them afterwards."""
     from tunesmith.plugins import get_plugin_manager

@@ -70,32 +70,18 @@ def test_a_refit_that_cannot_measure_again_says_which_share_the_report_describes
     assert "Note: the held-out report" not in (out / "README.md").read_text()
 
 
-def test_the_playground_highlights_the_words_of_the_label_it_predicts(tmp_path, monkeypatch):
-    import numpy as np
-
+def test_the_playground_highlights_the_words_of_the_label_it_predicts(
+    tmp_path, monkeypatch, explained_targets
+):
     import tunesmith.ui.core_demos as core_demos
-    from tunesmith.engine.lexical import LexicalModel
-    from tunesmith.engine.loading import load_model
-    from tunesmith.engine.predict import predict_logits
-    from tunesmith.testing import make_tiny_classifier
+    from tunesmith.testing import make_tiny_classifier, overrule_with_lexical
 
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
     folder = tmp_path / "home" / "demo-models" / "m"  # the UI opens models under its roots only
     model = make_tiny_classifier(folder, LABELS, TEXTS)
     text = TEXTS[0]
-    alone = int(np.argmax(predict_logits(load_model(model), [text])[0]))
-    other = LABELS[(alone + 1) % 3]  # a lexical model with a large share that says otherwise
-    targets = [other if t == text else LABELS[alone] for t in TEXTS]
-    LexicalModel.fit(TEXTS * 3, targets * 3, LABELS, weight=0.9).save(model)
-
-    asked: list[object] = []
-    explain = core_demos.explain_loaded
-
-    def spy(loaded, texts, **options):
-        asked.append(options.get("target"))
-        return explain(loaded, texts, **options)
-
-    monkeypatch.setattr(core_demos, "explain_loaded", spy)
+    other = overrule_with_lexical(model, LABELS, TEXTS, text)  # a large share that says otherwise
+    asked = explained_targets(core_demos)
     probabilities, _highlights, note = core_demos.classify(str(model), text)
     assert max(probabilities, key=probabilities.get) == other and f"**{other}**" in note
     assert asked == [other]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from lexical_texts import LABELS, TEXTS
 
@@ -15,17 +14,10 @@ TEXT = TEXTS[0]  # "shares plunge on heavy losses"
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
     """(model directory, the label its mix gives TEXT, which the transformer alone does not)."""
-    from tunesmith.engine.lexical import LexicalModel
-    from tunesmith.engine.loading import load_model
-    from tunesmith.engine.predict import predict_logits
-    from tunesmith.testing import make_tiny_classifier
+    from tunesmith.testing import make_tiny_classifier, overrule_with_lexical
 
     model = make_tiny_classifier(tmp_path_factory.mktemp("mixed") / "m", LABELS, TEXTS)
-    alone = int(np.argmax(predict_logits(load_model(model), [TEXT])[0]))
-    other = LABELS[(alone + 1) % 3]
-    targets = [other if t == TEXT else LABELS[alone] for t in TEXTS]
-    LexicalModel.fit(TEXTS * 3, targets * 3, LABELS, weight=0.9).save(model)
-    return model, other
+    return model, overrule_with_lexical(model, LABELS, TEXTS, TEXT)
 
 
 def _transformer_alone(loaded, texts, **options):

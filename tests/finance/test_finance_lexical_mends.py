@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 LABELS = ["negative", "neutral", "positive"]
@@ -18,34 +17,21 @@ TEXT = "orcana beats estimates again"
 def mixed_model(tiny_model, tmp_path):
     """(model directory, the label its mix gives TEXT): a lexical model with a large share that
     disagrees with the transformer on TEXT."""
-    from tunesmith.engine.lexical import LexicalModel
-    from tunesmith.engine.loading import load_model
-    from tunesmith.engine.predict import predict_logits
+    from tunesmith.testing import overrule_with_lexical
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
-    alone = int(np.argmax(predict_logits(load_model(model), [TEXT])[0]))
-    other = LABELS[(alone + 1) % 3]
     texts = [TEXT, "a quiet day", "the market moves", "orcana beats", "quiet market", "moves"]
-    targets = [other, LABELS[alone], LABELS[alone], other, LABELS[alone], LABELS[alone]]
-    LexicalModel.fit(texts * 3, targets * 3, LABELS, weight=0.9).save(model)
-    return model, other
+    return model, overrule_with_lexical(model, LABELS, texts, TEXT)
 
 
 @pytest.fixture
-def explained_targets(monkeypatch):
-    """The ``target`` of each ``explain_loaded`` call."""
+def explained_targets(explained_targets):
+    """The ``target`` of each ``explain_loaded`` call (the root fixture, watching the module
+    finance calls it through)."""
     import tunesmith.explain.attribute as attribute
 
-    asked: list[object] = []
-    explain = attribute.explain_loaded
-
-    def spy(loaded, texts, **options):
-        asked.append(options.get("target"))
-        return explain(loaded, texts, **options)
-
-    monkeypatch.setattr(attribute, "explain_loaded", spy)
-    return asked
+    return explained_targets(attribute)
 
 
 def test_score_explain_gives_the_words_of_the_label_it_shows(cli, mixed_model,

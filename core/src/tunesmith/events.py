@@ -681,7 +681,7 @@ def retry(
         for name in names:
             try:
                 sink = (sinks or {}).get(name) or make_sink(name)
-            except Exception as exc:  # one sink that cannot be rebuilt must not stop the rest
+            except UserInputError as exc:  # make_sink says any factory failure this way
                 unbuildable[name] = f"cannot rebuild the sink: {exc}"
                 continue
             named.append((name, sink))

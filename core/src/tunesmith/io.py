@@ -171,8 +171,9 @@ def check_writable_dir(target: str | Path, *, force: bool) -> Path:
     return target
 
 
-def _check_parents(path: Path, option: str) -> None:
+def check_parents(path: str | Path, option: str) -> None:
     """The nearest existing parent of ``path`` must be a folder (``mkdir`` would fail)."""
+    path = Path(path)
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -185,7 +186,7 @@ def check_output_file(path: str | Path, option: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserInputError(f"{option} {path} is a folder; give the path of a file to write")
-    _check_parents(path, option)
+    check_parents(path, option)
     return path
 
 
@@ -194,7 +195,7 @@ def check_output_folder(path: str | Path, option: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserInputError(f"{option} {path} is a file; give a folder to write into")
-    _check_parents(path, option)
+    check_parents(path, option)
     return path
 
 

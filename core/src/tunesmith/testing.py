@@ -213,6 +213,32 @@ def make_tiny_trained_classifier(
     return directory
 
 
+def overrule_with_lexical(
+    model_dir: str | Path,
+    labels: Sequence[str],
+    texts: Sequence[str],
+    text: str,
+    *,
+    weight: float = 0.9,
+) -> str:
+    """Give the classifier in ``model_dir`` a lexical part (``--lexical``, share ``weight``)
+    that labels ``text`` otherwise than its transformer does: fitted on ``texts`` (with
+    ``text``) three times over, ``text`` with the label after the transformer's and every other
+    text with the transformer's. Returns the label the mix gives ``text``, so that a test can
+    tell an output of the mix from one of the transformer alone."""
+    import numpy as np
+
+    from tunesmith.engine.lexical import LexicalModel
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_logits
+
+    alone = int(np.argmax(predict_logits(load_model(model_dir), [text])[0]))
+    other = labels[(alone + 1) % len(labels)]
+    targets = [other if t == text else labels[alone] for t in texts]
+    LexicalModel.fit(list(texts) * 3, targets * 3, labels, weight=weight).save(model_dir)
+    return other
+
+
 def write_csv(
     path: str | Path, rows: Iterable[Sequence[Any]], header: Sequence[str] = ("text", "label")
 ) -> Path:

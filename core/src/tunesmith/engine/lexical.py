@@ -157,15 +157,15 @@ class LexicalModel:
 
     def probabilities_of_scores(self, scores: np.ndarray) -> np.ndarray:
         """The probabilities of the regression's ``scores`` (:meth:`scores_of_features`)."""
+        from scipy.special import expit, softmax
+
         out = np.zeros((len(scores), len(self.labels)), dtype=np.float64)
         if len(self.classes) == 2:  # a binary regression keeps one row, for the second class
-            second = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            second = expit(scores[:, 0])
             out[:, self.classes[0]] = 1.0 - second
             out[:, self.classes[1]] = second
             return out
-        scores = scores - scores.max(axis=1, keepdims=True)
-        expd = np.exp(scores)
-        out[:, self.classes] = expd / expd.sum(axis=1, keepdims=True)
+        out[:, self.classes] = softmax(scores, axis=1)
         return out
 
     def deletion_probabilities(
@@ -226,7 +226,7 @@ class LexicalModel:
         the transformer's calibrated ``probs`` for them; returns it."""
         from tunesmith.engine.calibration import fit_temperature
 
-        mixed = mix(probs, self._probabilities(texts, lexical_probs), self.weight)
+        mixed = self.mix(probs, texts, calibrated=False, lexical_probs=lexical_probs)
         self.temperature = fit_temperature(np.log(np.clip(mixed, _FLOOR, None)), np.asarray(y))
         return self.temperature
 
@@ -367,12 +367,11 @@ _FLOOR = 1e-12
 
 def with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(log(probs) / temperature)``: rows keep their order of labels."""
+    from scipy.special import softmax
+
     if temperature == 1.0:
         return probs
-    scaled = np.log(np.clip(probs, _FLOOR, None)) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    expd = np.exp(scaled)
-    return expd / expd.sum(axis=1, keepdims=True)
+    return softmax(np.log(np.clip(probs, _FLOOR, None)) / temperature, axis=1)
 
 
 def mix(probs: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:

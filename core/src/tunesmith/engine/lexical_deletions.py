@@ -17,6 +17,7 @@ after it, so the word bigrams that cross its edges are the same in both texts.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -35,17 +36,8 @@ def _whitespace_tokens(text: str) -> list[tuple[int, int]]:
 
 def _token_at(tokens: list[tuple[int, int]], position: int) -> int:
     """Index of the whitespace token holding character ``position`` (-1: none does)."""
-    lo, hi = 0, len(tokens) - 1
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        start, end = tokens[mid]
-        if position < start:
-            hi = mid - 1
-        elif position >= end:
-            lo = mid + 1
-        else:
-            return mid
-    return -1
+    i = bisect.bisect_right(tokens, (position, float("inf"))) - 1
+    return i if i >= 0 and tokens[i][0] <= position < tokens[i][1] else -1
 
 
 def window(text: str, tokens: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:

@@ -27,7 +27,6 @@ from tunesmith.engine.config import UNLABELLED_NEEDS_SINGLE_LABEL, RunConfig
 from tunesmith.engine.feature_cache import cache_root
 from tunesmith.errors import DataError, UserInputError
 
-TOKEN_SUFFIXES = (".conll",)
 #: Below this many examples per label (median) the data counts as few-shot.
 FEW_SHOT_PER_LABEL = 20
 FEW_SHOT_SENTENCES = 300
@@ -67,8 +66,6 @@ def _is_token_task(run: RunConfig) -> bool:
         return True
     if run.task != "auto":
         return False
-    if Path(run.data).suffix.lower() in TOKEN_SUFFIXES:
-        return True
     try:
         return reader_for(run.data) is read_conll
     except DataError:  # no reader for the suffix: loading the file says so

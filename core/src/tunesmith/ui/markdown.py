@@ -26,3 +26,14 @@ def plain_markdown(text: Any) -> str:
     escaped = html.escape(str(text), quote=False)
     backslashed = "".join("\\" + c if c in MARKDOWN_CHARS else c for c in escaped)
     return _AUTOLINK_CHARS.sub(lambda m: f"&#{ord(m.group())};", backslashed)
+
+
+def refused(message: Any, heading: str = "Not done") -> str:
+    """A user's mistake in a demo (an empty question, a bad upload) as a warning toast and a
+    note for the page, ``**heading:** message``. Handlers return it instead of raising
+    ``gr.Error``, which prints a traceback in the terminal and puts a red "Error" over every
+    output of the event until that output is next written."""
+    import gradio as gr
+
+    gr.Warning(str(message))
+    return f"**{heading}:** {plain_markdown(message)}"

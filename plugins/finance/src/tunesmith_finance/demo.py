@@ -274,15 +274,13 @@ def score_text(board: Dashboard, text: str) -> tuple[Any, Any, str]:
     """The Score button: ``(probabilities, highlighted words, note)``. An empty text or a model
     not ready yet is said in the note (and a toast), with the last result cleared: raising
     ``gr.Error`` would print a traceback in the terminal and leave a red "Error" in both panels."""
-    import gradio as gr
-
     from tunesmith.errors import TunesmithError
+    from tunesmith.ui.markdown import refused
 
     try:
         return board.score(text)
     except (ValueError, TunesmithError) as exc:
-        gr.Warning(str(exc))
-        return None, None, f"**Not scored:** {_plain(exc)}"
+        return None, None, refused(exc, "Not scored")
 
 
 def build_demo(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith.io import atomic_write_text
+from tunesmith.io import atomic_write_text, check_parents
 from tunesmith.store import DEFAULT_TIMEOUT, Store
 
 NAMESPACE = "support"
@@ -88,11 +88,7 @@ class Conversations:
         """Open (or create) the log at ``path``; a locked or damaged file is one error line.
 
         ``timeout``: seconds to wait for another writer (default: the store's)."""
-        for parent in Path(path).parents:  # the nearest existing one must be a folder
-            if parent.exists():
-                if not parent.is_dir():
-                    raise UserInputError(f"{path}: {parent} is a file, not a folder")
-                break
+        check_parents(path, "--db")  # under a file: one line, not a mkdir traceback
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

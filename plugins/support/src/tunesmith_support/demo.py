@@ -232,17 +232,11 @@ def _build_upload(files: list[str], current_kb: str, root: Path) -> tuple[Path, 
 
 
 def problem(message: str) -> str:
-    """A user's mistake (an empty question, a bad upload) as a note in the page, and as a toast.
+    """A user's mistake (an empty question, a bad upload) as a note in the page, and as a toast
+    (:func:`tunesmith.ui.markdown.refused`)."""
+    from tunesmith.ui.markdown import refused
 
-    Handlers return it instead of raising ``gr.Error``: an error would print a traceback in the
-    terminal and put a red "Error" over every output of the event (the stored-feedback table,
-    the conversation), where it stays until that output is next written."""
-    import gradio as gr
-
-    from tunesmith.ui.markdown import plain_markdown
-
-    gr.Warning(message)
-    return f"**Not done:** {plain_markdown(message)}"
+    return refused(message)
 
 
 #: What "Why this answer" shows when there is nothing (yet) to explain: its note and both sides.

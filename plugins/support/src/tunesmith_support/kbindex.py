@@ -140,15 +140,15 @@ def open_index(kb_dir: str | Path, encoder: Any) -> Any:
     return index
 
 
-def stored_hashes(index: Any) -> dict[str, str]:
-    """Entry id -> content hash, read back from the index payloads."""
-    hashes: dict[str, str] = {}
+def stored_versions(index: Any) -> dict[str, tuple[str, str]]:
+    """Entry id -> (content hash, source file), read back from the index payloads in one pass."""
+    versions: dict[str, tuple[str, str]] = {}
     for vector_id in index.ids():
         payload = index.get(vector_id) or {}
         entry_id = payload.get("entry_id")
         if entry_id is not None:
-            hashes[entry_id] = payload.get("hash", "")
-    return hashes
+            versions[entry_id] = (payload.get("hash", ""), payload.get("source", ""))
+    return versions
 
 
 def stored_entries(index: Any) -> list[Entry]:
@@ -160,17 +160,6 @@ def stored_entries(index: Any) -> list[Entry]:
         if entry_id is not None and entry_id not in seen:
             seen[entry_id] = Entry.from_payload(payload)
     return list(seen.values())
-
-
-def stored_sources(index: Any) -> dict[str, str]:
-    """Entry id -> the source file its stored payload names."""
-    sources: dict[str, str] = {}
-    for vector_id in index.ids():
-        payload = index.get(vector_id) or {}
-        entry_id = payload.get("entry_id")
-        if entry_id is not None and entry_id not in sources:
-            sources[entry_id] = payload.get("source", "")
-    return sources
 
 
 def _refresh_payloads(index: Any, entries: list[Entry], vector_ids: dict[str, list[str]]) -> None:
@@ -311,8 +300,9 @@ def build_index(
     encoder = load_encoder(out, model) if existing else load_encoder(out, model or "default")
     if existing:
         index = open_index(out, encoder)
-        old = stored_hashes(index)
-        old_sources = stored_sources(index)
+        versions = stored_versions(index)
+        old = {entry_id: digest for entry_id, (digest, _source) in versions.items()}
+        old_sources = {entry_id: source for entry_id, (_digest, source) in versions.items()}
     else:
         out.mkdir(parents=True, exist_ok=True)
         index = VectorIndex.create(out / INDEX_DIR, encoder=encoder)
