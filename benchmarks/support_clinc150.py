@@ -117,8 +117,9 @@ def choose_threshold(pred, conf, labels, min_in_scope):
 
 
 def recall_at_levels(pred, conf, labels):
-    """OOS recall at the strictest threshold that keeps in-scope accuracy >= each level (test
-    curve, for the table only; thresholds reported as results are chosen on val)."""
+    """OOS recall at the strictest threshold that keeps in-scope accuracy >= each level, read
+    off the test curve: what the confidence can do, chosen on nothing (``transfer_at_levels``
+    gives the same levels with val-chosen thresholds)."""
     out = {}
     order = np.unique(conf)
     for level in LEVELS:
@@ -129,6 +130,20 @@ def recall_at_levels(pred, conf, labels):
                 best = rec
                 break
         out[f"{level:.2f}"] = None if best is None else round(best, 4)
+    return out
+
+
+def transfer_at_levels(pred_val, conf_val, y_val, pred_test, conf_test, y_test):
+    """Test (in-scope accuracy, OOS recall) at the threshold chosen on val for each level.
+
+    ``recall_at_levels`` reads the test curve (what the confidence could do); this is what a
+    user who sets the level on their own held-out data gets on new data.
+    """
+    out = {}
+    for level in LEVELS:
+        threshold, _ = choose_threshold(pred_val, conf_val, y_val, level)
+        acc, rec = in_scope_accuracy_and_oos_recall(pred_test, conf_test, y_test, threshold)
+        out[f"{level:.2f}"] = [round(acc, 4), round(rec, 4)]
     return out
 
 
@@ -148,10 +163,22 @@ def fit_lr(x, y, c):
 
 
 def evaluate_system(
-    name, pred_val, conf_val, y_val, pred_test, conf_test, y_test, prob_test, min_in, threshold=None
+    name,
+    pred_val,
+    conf_val,
+    y_val,
+    pred_test,
+    conf_test,
+    y_test,
+    prob_test,
+    min_in,
+    threshold=None,
+    choose_conf=None,
 ):
-    """Test figures at the threshold chosen on val (``threshold``: one chosen already)."""
-    goal_t, bal_t = choose_threshold(pred_val, conf_val, y_val, min_in)
+    """Test figures at the threshold chosen on val (``threshold``: one chosen already;
+    ``choose_conf``: the val confidences thresholds are chosen on, if not ``conf_val``)."""
+    choose_conf = conf_val if choose_conf is None else choose_conf
+    goal_t, bal_t = choose_threshold(pred_val, choose_conf, y_val, min_in)
     if threshold is not None:
         goal_t = threshold
     acc, rec = in_scope_accuracy_and_oos_recall(pred_test, conf_test, y_test, goal_t)
@@ -167,6 +194,9 @@ def evaluate_system(
         "balanced_in_scope_accuracy": round(bacc, 4),
         "balanced_oos_recall": round(brec, 4),
         "oos_recall_at": recall_at_levels(pred_test, conf_test, y_test),
+        "at_val_threshold": transfer_at_levels(
+            pred_val, choose_conf, y_val, pred_test, conf_test, y_test
+        ),
         "no_rejection_in_scope_accuracy": round(
             float((np.asarray(pred_test) == np.asarray(y_test))[np.asarray(y_test) != OOS].mean()),
             4,
@@ -606,6 +636,7 @@ def main() -> None:
         conf_test,
         args.min_in_scope,
         threshold=goal_t,
+        choose_conf=cv_val,
     )
     results["tunesmith"]["intent_weight"] = weight
     results["tunesmith"]["train_seconds"] = round(train_seconds, 1)
@@ -645,6 +676,13 @@ def main() -> None:
                 ]
             )
         )
+    print(
+        "threshold chosen on val for each in-scope level, measured on test "
+        "(in-scope acc / OOS recall):"
+    )
+    for r in results.values():
+        at = r["at_val_threshold"]
+        print(f"  {r['system']}: " + ", ".join(f"{k}: {a}/{o}" for k, (a, o) in at.items()))
     t, b = results["tunesmith"], results["baseline"]
     if temp is not None:
         shutil.rmtree(temp, ignore_errors=True)
@@ -664,6 +702,7 @@ def main() -> None:
                 "oos_recall": t["oos_recall"],
                 "ece": t["ece"],
                 "oos_recall_at": t["oos_recall_at"],
+                "at_val_threshold": t["at_val_threshold"],
                 "val_in_scope_accuracy": t["val_in_scope_accuracy"],
                 "val_oos_recall": t["val_oos_recall"],
                 "intent_weight": t["intent_weight"],
@@ -671,6 +710,7 @@ def main() -> None:
                 "baseline_oos_recall": b["oos_recall"],
                 "baseline_ece": b["ece"],
                 "baseline_oos_recall_at": b["oos_recall_at"],
+                "baseline_at_val_threshold": b["at_val_threshold"],
                 "goal_met": t["in_scope_accuracy"] >= 0.96 and t["oos_recall"] >= 0.75,
                 "seconds": round(time.time() - started, 1),
             }

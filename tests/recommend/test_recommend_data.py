@@ -191,3 +191,37 @@ def test_jsonl_column_missing_from_the_first_row_only_is_found(tmp_path):
     )
     catalogue = load_items(path)
     assert catalogue.texts == ["Alpha", "Beta. A quiet romance. x"]
+
+
+def test_times_all_in_1970_are_kept_with_a_note_naming_file_and_column(items, tmp_path):
+    # A ratings column given as --time-col reads as Unix seconds 1..10: it trains, but is said.
+    path = write(tmp_path / "e.csv", "user_id,item_id,stars\nu,a,7\nu,b,9\nv,c,3\n")
+    events = load_events(path, load_items(items), time_col="stars")
+    assert len(events) == 3
+    assert len(events.notes) == 1
+    assert "e.csv: column 'stars'" in events.notes[0] and "3 to 9" in events.notes[0]
+
+
+def test_real_unix_and_iso_times_bring_no_note(items, tmp_path):
+    unix = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu,a,1700000000\nu,b,1700000100\n")
+    iso = write(tmp_path / "f.csv", "user_id,item_id,timestamp\nu,a,1970-01-01T00:00:05Z\n")
+    assert load_events(unix, load_items(items)).notes == []
+    assert load_events(iso, load_items(items)).notes == []
+
+
+def test_cli_says_the_1970_note_on_stderr_and_keeps_json_on_stdout(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import build_app
+
+    paths = sample_paths()
+    header = paths["events"].read_text(encoding="utf-8").splitlines()[0]
+    assert header.split(",")[2] == "rating"
+    # the sample's events with the rating column (1 to 5) named as the time column
+    args = ["recommend", "train", "--items", str(paths["items"]), "--events"]
+    args += [str(paths["events"]), "--time-col", "rating", "--model", tiny_model]
+    args += ["--no-fine-tune", "--tower-epochs", "1", "--out", str(tmp_path / "m"), "--json"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "note: " in result.stderr and "column 'rating'" in result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["events"] > 0

@@ -87,6 +87,8 @@ def _data(
         kind_col=kind_col,
         kinds=[k.strip() for k in kinds.split(",")] if kinds else None,
     )
+    for note in found.notes:
+        typer.echo(f"note: {note}", err=True)
     return catalogue, found
 
 

@@ -9,7 +9,9 @@ row and column. Decisions (documented in docs/recommend.md):
 - times are unix seconds (milliseconds above 10^11) or ISO 8601 (a time without a zone is read
   as UTC), read by the core's ``tunesmith.data.times``; one file must use
   one format, because a mix usually means two exports were pasted together; rows need not be in
-  time order (they are sorted per user).
+  time order (they are sorted per user). Unix seconds that all fall in 1970 are accepted (as
+  sequence numbers) with a note in ``Events.notes``, since a ratings column named by mistake
+  looks the same.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.readers import reader_for
+from tunesmith.data.times import UNIX_SECONDS
 from tunesmith.errors import DataError
 
 ROW = "__row__"
+#: Unix seconds below this (1971-01-01) are noted: likely a column that is not a time
+YEAR = 365 * 86400.0
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Events:
     items: np.ndarray  # int32 [n], positions in the catalogue
     times: np.ndarray  # float64 [n], unix seconds
     path: str = ""
+    #: things the reader noticed that are not errors (said to the user before training)
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -280,12 +287,23 @@ def load_events(
     user_arr = renumber[np.asarray(users, dtype=np.int64)]
     time_arr = np.asarray(times, dtype=np.float64)
     order = np.lexsort((np.arange(len(users)), time_arr, user_arr))
+    notes = []
+    if time_format is not None and time_format[0] == UNIX_SECONDS and time_arr.max() < YEAR:
+        # Sequence numbers are valid times (only their order matters), but a ratings or count
+        # column named by mistake reads the same way and trains without a word.
+        low, high = time_arr.min(), time_arr.max()
+        notes.append(
+            f"{path}: column '{time_col}': every time is within 1970's first year read as "
+            f"Unix seconds ({low:g} to {high:g}); if this column is not a time, name the right "
+            "one with --time-col"
+        )
     return Events(
         user_ids=user_ids,
         users=user_arr[order],
         items=np.asarray(items, dtype=np.int32)[order],
         times=time_arr[order],
         path=str(path),
+        notes=notes,
     )
 
 
