@@ -172,15 +172,12 @@ def evaluate_system(
     y_test,
     prob_test,
     min_in,
-    threshold=None,
     choose_conf=None,
 ):
-    """Test figures at the threshold chosen on val (``threshold``: one chosen already;
-    ``choose_conf``: the val confidences thresholds are chosen on, if not ``conf_val``)."""
+    """Test figures at the thresholds chosen on val (``choose_conf``: the val confidences they
+    are chosen on, if not ``conf_val``, such as cross-validated ones)."""
     choose_conf = conf_val if choose_conf is None else choose_conf
     goal_t, bal_t = choose_threshold(pred_val, choose_conf, y_val, min_in)
-    if threshold is not None:
-        goal_t = threshold
     acc, rec = in_scope_accuracy_and_oos_recall(pred_test, conf_test, y_test, goal_t)
     bacc, brec = in_scope_accuracy_and_oos_recall(pred_test, conf_test, y_test, bal_t)
     val_acc, val_rec = in_scope_accuracy_and_oos_recall(pred_val, conf_val, y_val, goal_t)
@@ -635,7 +632,6 @@ def main() -> None:
         y_test,
         conf_test,
         args.min_in_scope,
-        threshold=goal_t,
         choose_conf=cv_val,
     )
     results["tunesmith"]["intent_weight"] = weight
