@@ -62,6 +62,40 @@ def test_forced_atomic_directory_replaces_the_old_content(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == ["new"]
 
 
+def test_forced_atomic_directory_on_dot_replaces_the_current_folder_and_leaves_no_temporary(
+    tmp_path, monkeypatch
+):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old").write_text("x", encoding="utf-8")
+    monkeypatch.chdir(target)
+    with atomic_directory(".", force=True) as tmp:
+        (tmp / "new").write_text("y", encoding="utf-8")
+    assert sorted(p.name for p in target.iterdir()) == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_forced_atomic_directory_through_a_symlink_replaces_its_folder_and_keeps_the_link(
+    tmp_path,
+):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "old").write_text("x", encoding="utf-8")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with atomic_directory(link, force=True) as tmp:
+        (tmp / "new").write_text("y", encoding="utf-8")
+    assert link.is_symlink() and sorted(p.name for p in real.iterdir()) == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_refusal_without_force_names_the_path_as_given(tmp_path, monkeypatch):
+    (tmp_path / "model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputExistsError, match=r"^model exists"), atomic_directory("model"):
+        pass
+
+
 @pytest.fixture
 def umask_027():
     import os

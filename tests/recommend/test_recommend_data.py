@@ -182,6 +182,38 @@ def test_rating_or_kind_column_without_its_threshold_is_refused(items, tmp_path)
         load_events(path, catalogue, kind_col="kind", kinds=["buy"])
 
 
+def test_an_empty_entry_in_kinds_does_not_count_rows_without_a_kind(items, tmp_path):
+    # "--kinds buy," (a trailing comma) made "" a wanted kind: every row with an empty kind
+    # became a positive event, and "--kinds ," an empty-kind filter instead of a refusal
+    path = write(
+        tmp_path / "e.csv", "user_id,item_id,timestamp,kind\nu,a,1,buy\nu,b,2,\nu,c,3,view\n"
+    )
+    catalogue = load_items(items)
+    events = load_events(path, catalogue, kind_col="kind", kinds=["buy", ""])
+    assert [catalogue.ids[i] for i in events.items] == ["a"]
+    with pytest.raises(DataError, match="--kind-col needs --kinds"):
+        load_events(path, catalogue, kind_col="kind", kinds=["", " "])
+
+
+def test_a_lone_surrogate_in_jsonl_items_or_events_names_file_row_and_column(items, tmp_path):
+    # a JSONL "\ud800" escape failed in the encoder as "text 0 holds U+D800" (items) or, for a
+    # user id, as a UnicodeEncodeError traceback writing histories.json after all the training
+    bad_items = write(
+        tmp_path / "i.jsonl",
+        '{"item_id": "a", "title": "Alpha", "description": "x", "genres": "y"}\n'
+        '{"item_id": "b", "title": "Beta", "description": "Bad \\ud800", "genres": "y"}\n',
+    )
+    with pytest.raises(DataError, match=r"i.jsonl:2, column 'description': .*U\+D800"):
+        load_items(bad_items)
+    events = write(
+        tmp_path / "e.jsonl",
+        '{"user_id": "u", "item_id": "a", "timestamp": 1}\n'
+        '{"user_id": "v\\ud800", "item_id": "b", "timestamp": 2}\n',
+    )
+    with pytest.raises(DataError, match=r"e.jsonl:2, column 'user_id': .*U\+D800"):
+        load_events(events, load_items(items))
+
+
 def test_jsonl_column_missing_from_the_first_row_only_is_found(tmp_path):
     # JSONL exports often leave out a row's empty fields
     path = write(

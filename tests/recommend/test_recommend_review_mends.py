@@ -165,3 +165,113 @@ def test_for_user_says_so_when_every_item_is_already_in_the_history(model_dir):
     result = run("recommend", "for-user", "-m", model_dir, *liked)
     assert result.exit_code == 0, result.output
     assert "nothing left to recommend" in result.output
+
+
+def test_add_items_still_works_after_the_base_model_folder_is_moved(
+    tiny_model, tmp_path, monkeypatch
+):
+    # the fine-tuned tower won: meta.json named the --model folder by its absolute path as the
+    # pretrained encoder, which add-items needs for base_vectors.npy, and once that folder was
+    # moved add-items failed with "model directory ... does not exist"
+    import tunesmith_recommend.pipeline as pipeline
+    from tunesmith_recommend.model import Recommender
+
+    real = pipeline.fit_ranker
+
+    def fine_tuned_wins(signals, val, **kwargs):
+        ranker, _ = real(signals, val, **kwargs)
+        return ranker, 0.0 if signals.base_vectors is None else 1.0
+
+    monkeypatch.setattr(pipeline, "fit_ranker", fine_tuned_wins)
+    base = tmp_path / "my-encoder"
+    shutil.copytree(tiny_model, base)
+    out = tmp_path / "model"
+    result = run(
+        "recommend", "train", "--sample", "--model", base, "--encoder-epochs", "0.1",
+        "--tower-epochs", "1", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "meta.json").read_text())["item_tower"] == "fine-tuned"
+    shutil.move(base, tmp_path / "moved-encoder")
+    new = tmp_path / "new.csv"
+    new.write_text("item_id,title,description,genres\nn1,Drowned Lake,A haunted lake.,horror\n")
+    added = run("recommend", "add-items", "-m", out, "--items", new)
+    assert added.exit_code == 0, added.output
+    recommender = Recommender(out)
+    assert recommender.signals.base_vectors.shape[0] == len(recommender.ids) == 151
+
+
+def test_a_folder_named_default_in_the_working_directory_is_not_taken_for_the_encoder(
+    tiny_model, tmp_path, monkeypatch
+):
+    # --model default with a ./default folder (any folder: notes, configs) copied that folder
+    # into the model as its encoder; every text query then failed ("has no config.json")
+    import tunesmith_recommend.pipeline as pipeline
+
+    real = pipeline.encode_items
+    # the built-in encoder is slow to load here: the tiny one stands in for "default"
+    monkeypatch.setattr(pipeline, "encode_items", lambda model, texts: real(tiny_model, texts))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default" / "notes.txt").write_text("not a model\n")
+    out = tmp_path / "model"
+    result = run(
+        "recommend", "train", "--sample", "--no-fine-tune", "--tower-epochs", "1", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "meta.json").read_text())["encoder"] == "default"
+    assert not (out / "encoder").exists()
+
+
+def test_a_damaged_json_file_in_the_model_directory_is_one_line_naming_it(model_dir, tmp_path):
+    # a truncated catalogue.json (a copy cut short, a hand edit) was a JSONDecodeError traceback
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "catalogue.json").write_text('{"ids": [\n', encoding="utf-8")
+    result = run("recommend", "for-user", "u01", "-m", copy)
+    assert result.exit_code == 2, result.output
+    assert f"{copy / 'catalogue.json'}: not valid JSON" in result.output
+    (copy / "histories.json").unlink()
+    shutil.copy(model_dir / "catalogue.json", copy / "catalogue.json")
+    result = run("recommend", "similar", "f001", "-m", copy)
+    assert result.exit_code == 2 and "has no histories.json" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["search", "lake \udcff"], "TEXT"), (["for-user", "--query", "lake \udcff"], "--query")],
+)
+def test_a_query_that_is_not_utf8_is_refused_naming_its_argument(model_dir, args, named):
+    # a non-UTF-8 byte of argv failed in the encoder as "text 0 holds U+DCFF ...": no flag named
+    result = run("recommend", *args, "-m", model_dir)
+    assert result.exit_code == 2, result.output
+    assert f"{named} is not UTF-8 (byte 0xff" in result.output
+
+
+def test_add_items_into_the_current_directory_given_as_dot(model_dir, tmp_path, monkeypatch):
+    # "-m ." from inside the model: a ValueError traceback, and a temporary folder left inside
+    from tunesmith_recommend.model import Recommender
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    new = tmp_path / "new.csv"
+    new.write_text("item_id,title,description,genres\nn1,Drowned Lake,A haunted lake.,horror\n")
+    monkeypatch.chdir(copy)
+    result = run("recommend", "add-items", "-m", ".", "--items", new)
+    assert result.exit_code == 0, result.output
+    assert len(Recommender(copy).ids) == 151
+    assert not [p.name for p in [*copy.iterdir(), *tmp_path.iterdir()] if p.name.endswith(".tmp")]
+
+
+def test_train_into_the_current_directory_given_as_dot(tiny_model, tmp_path, monkeypatch):
+    # "--out . --force" in an empty folder: a ValueError traceback after all the training
+    out = tmp_path / "here"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    result = run(
+        "recommend", "train", "--sample", "--model", tiny_model, "--no-fine-tune",
+        "--tower-epochs", "1", "--out", ".", "--force",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "meta.json").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -206,8 +206,12 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     On failure the temporary directory is removed and ``target`` is left as it was. With
     ``force`` an existing ``target`` is replaced; without it, an existing one is an error.
     """
+    given = Path(target)
+    # Resolved: "." and ".." have no name to put the temporary sibling next to, and a symlink is
+    # followed (the folder it names is replaced; the link stays) instead of turned into a folder.
+    target = given.resolve()
     remove_stale_temps(target)  # first: it may put back a model a killed swap moved aside
-    target = check_writable_dir(target, force=force)
+    check_writable_dir(given, force=force)  # the message names the path as the user gave it
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp"))
     try:

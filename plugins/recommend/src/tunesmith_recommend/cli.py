@@ -320,11 +320,14 @@ def for_user_command(
     as_json: bool = AS_JSON,
 ) -> None:
     """Recommend for a known user, a new user's liked items, or a text."""
+    from tunesmith.data.limits import cli_text
     from tunesmith.errors import UserInputError
 
     given = sum(x is not None and x != [] for x in (user, liked, query))
     if given != 1:
         raise UserInputError("give exactly one of: a USER, --liked ITEM (repeatable), --query TEXT")
+    if query is not None:
+        query = cli_text(query, "--query")  # non-UTF-8 argv was "text 0 holds U+DCFF ..."
     recommender = _load(model_dir)
     if user is not None:
         results = recommender.for_user(user, k)
@@ -358,7 +361,9 @@ def search_command(
     as_json: bool = AS_JSON,
 ) -> None:
     """Items whose text matches a query (the item encoder alone)."""
-    _print(_load(model_dir).search(text, k), as_json)
+    from tunesmith.data.limits import cli_text
+
+    _print(_load(model_dir).search(cli_text(text, "TEXT"), k), as_json)
 
 
 def add_items_command(

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.data.limits import text_problem
 from tunesmith.data.readers import reader_for
 from tunesmith.data.times import UNIX_SECONDS
 from tunesmith.errors import DataError
@@ -107,6 +108,16 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _usable(value: str, *, path: Path, row: int, column: str) -> str:
+    """``value``, or a DataError naming the cell when no encoder or JSON file can hold it (a
+    JSONL ``"\\ud800"`` escape: it failed in the encoder, or in writing the model after all
+    the training, without naming file, row or column)."""
+    problem = text_problem(value)
+    if problem:
+        raise DataError(problem, path=path, row=row, column=column)
+    return value
+
+
 def item_text(title: str, fields: Sequence[str]) -> str:
     """What the encoder reads: the title, then each non-empty field; ``a|b`` lists as ``a, b``."""
     parts = [title] + [f.replace("|", ", ") for f in fields]
@@ -138,7 +149,7 @@ def load_items(
     texts: list[str] = []
     first_row: dict[str, int] = {}
     for row in rows:
-        item = _text(row.get(id_col))
+        item = _usable(_text(row.get(id_col)), path=path, row=row[ROW], column=id_col)
         if not item:
             raise DataError("empty item id", path=path, row=row[ROW], column=id_col)
         if item in first_row:
@@ -149,8 +160,11 @@ def load_items(
                 column=id_col,
             )
         first_row[item] = row[ROW]
-        title = _text(row.get(title_col))
-        text = item_text(title, [_text(row.get(c)) for c in text_cols])
+        title, *fields = (
+            _usable(_text(row.get(c)), path=path, row=row[ROW], column=c)
+            for c in (title_col, *text_cols)
+        )
+        text = item_text(title, fields)
         if not text:
             raise DataError(
                 f"item {item!r} has no text (empty {title_col} and {', '.join(text_cols)}); "
@@ -205,6 +219,8 @@ def load_events(
     """
     path, rows = _read(path)
     needed = [user_col, item_col, time_col]
+    # "--kinds buy," names no empty kind: an empty entry counted every row without a kind
+    kinds = [kind.strip() for kind in kinds or () if kind.strip()]
     if (min_rating is None) != (rating_col is None):
         # One without the other would be ignored, and every event (a 1-star one too) counted.
         raise DataError(
@@ -233,7 +249,7 @@ def load_events(
     time_format: tuple[str, int] | None = None
     for row in rows:
         where = {"path": path, "row": row[ROW]}
-        user = _text(row.get(user_col))
+        user = _usable(_text(row.get(user_col)), path=path, row=row[ROW], column=user_col)
         if not user:
             raise DataError("empty user id", column=user_col, **where)
         item = _text(row.get(item_col))

@@ -7,6 +7,7 @@ Layout (written inside a temporary directory that replaces the target only when 
     catalogue.json   item ids, titles, texts
     vectors.npy      item tower output, float32 [n, dim]
     base_vectors.npy the pretrained encoder's vectors (only when the item tower was fine-tuned)
+    base_encoder/    with them, a copy of a --model directory (add-items encodes new items with it)
     index/           tunesmith.retrieval.VectorIndex of the same vectors (candidates)
     user_tower.npz   user tower weights
     signals.npz      training counts, recency-weighted counts, item ages, content prior
@@ -21,7 +22,6 @@ co-occurrence neighbours, and the ranker re-scores only those candidates.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 
 from tunesmith.errors import DataError, UserInputError
 from tunesmith.io import atomic_directory, atomic_write_json, read_json_object
+from tunesmith.models import DEFAULT_MODEL
 from tunesmith.retrieval import Encoder, VectorIndex
 from tunesmith_recommend.explain import because_you_liked
 from tunesmith_recommend.ranker import Ranker, Signals
@@ -67,9 +68,19 @@ class Recommendation:
 def _loadable(name: str) -> str:
     """``name`` as serving can load it from any working directory and offline: ``default`` as
     it is, a local directory (``--model ./enc``) or a downloaded hub model by its absolute path."""
-    from tunesmith.models import DEFAULT_MODEL, resolve_model
+    from tunesmith.models import resolve_model
 
     return name if name == DEFAULT_MODEL else resolve_model(name).location
+
+
+def _local_model_dir(name: str) -> Path | None:
+    """``name`` as a local model folder, or None for ``default`` and hub ids. ``default`` is a
+    name, never a path (as for the core's ``resolve_model``): a folder called "default" in the
+    working directory is not the encoder."""
+    if name == DEFAULT_MODEL:
+        return None
+    path = Path(name).expanduser()
+    return path if path.is_dir() else None
 
 
 def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = None) -> Path:
@@ -80,18 +91,27 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    encoder_dir = Path(fitted.encoder_dir)
     kept = out / "encoder"
     if getattr(fitted, "item_tower", "fine-tuned") == "pretrained" and kept.is_dir():
         # a fine-tuned encoder that validation did not choose (fitted in this directory)
         shutil.rmtree(kept)
     # A --model directory is copied in whether or not fine-tuning was tried first: the model
     # directory must not depend on a folder the user may move or delete.
-    if encoder_dir.is_dir() and encoder_dir.resolve() != kept.resolve():
+    encoder_dir = _local_model_dir(fitted.encoder_dir)
+    if encoder_dir is not None and encoder_dir.resolve() != kept.resolve():
         shutil.copytree(encoder_dir, kept)
-    encoder = "encoder" if (out / "encoder").is_dir() else _loadable(fitted.encoder_dir)
+    encoder = "encoder" if kept.is_dir() else _loadable(fitted.encoder_dir)
     catalogue = fitted.catalogue
     signals = fitted.signals
+    base_model = getattr(fitted, "base_model", DEFAULT_MODEL)
+    base_dir = _local_model_dir(base_model)
+    if signals.base_vectors is not None and base_dir is not None:
+        # add-items encodes new items with the pretrained encoder too (for base_vectors.npy):
+        # kept like encoder/, or moving the --model folder broke add-items
+        shutil.copytree(base_dir, out / "base_encoder")
+        base_model = "base_encoder"
+    else:
+        base_model = _loadable(base_model)
     atomic_write_json(
         out / "catalogue.json",
         {"ids": catalogue.ids, "titles": catalogue.titles, "texts": catalogue.texts},
@@ -126,7 +146,7 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         "dim": int(vectors.shape[1]),
         "validation_ndcg10": round(fitted.val_ndcg, 6),
         "item_tower": getattr(fitted, "item_tower", "pretrained"),
-        "base_model": _loadable(getattr(fitted, "base_model", "default")),
+        "base_model": base_model,
         "item_tower_validation_ndcg10": getattr(fitted, "tower_scores", {}),
         "ranker_weights": fitted.ranker.weights,
         "items_path": catalogue.path,
@@ -187,7 +207,8 @@ def add_items(path: str | Path, new: Any) -> int:
     signals = current.signals
     base = None
     if signals.base_vectors is not None:
-        base = Encoder.load(current.meta.get("base_model", "default")).encode(list(new.texts))
+        base_model = current.location(current.meta.get("base_model", DEFAULT_MODEL))
+        base = Encoder.load(base_model).encode(list(new.texts))
     n_old, n_new = len(current.ids), len(new.ids)
     with atomic_directory(path, force=True) as tmp:
         shutil.copytree(path, tmp, dirs_exist_ok=True)
@@ -237,14 +258,12 @@ class Recommender:
                 "(make one with `tunesmith recommend train`)"
             )
         self.meta = meta
-        catalogue = json.loads((self.path / "catalogue.json").read_text(encoding="utf-8"))
+        catalogue = self._part("catalogue.json")
         self.ids: list[str] = catalogue["ids"]
         self.titles: list[str] = catalogue["titles"]
         self.texts: list[str] = catalogue["texts"]
         self.position = {item: i for i, item in enumerate(self.ids)}
-        self.histories: dict[str, list[str]] = json.loads(
-            (self.path / "histories.json").read_text(encoding="utf-8")
-        )
+        self.histories: dict[str, list[str]] = self._part("histories.json")
         with np.load(self.path / "signals.npz") as data:
             counts, recent, prior, age = data["counts"], data["recent"], data["prior"], data["age"]
         base = self.path / "base_vectors.npy"
@@ -258,9 +277,7 @@ class Recommender:
             age=age,
             base_vectors=np.load(base) if base.exists() else None,
         )
-        self.ranker = Ranker.from_json(
-            json.loads((self.path / "ranker.json").read_text(encoding="utf-8"))
-        )
+        self.ranker = Ranker.from_json(self._part("ranker.json"))
         self.item_part = self.ranker.item_part(self.signals.item_features())
         self.cold = self.signals.item_features()["cold"]
         top = min(CANDIDATES, len(self.ids))
@@ -270,14 +287,27 @@ class Recommender:
 
     # ------------------------------------------------------------------ helpers
 
+    def _part(self, name: str) -> dict[str, Any]:
+        """A JSON file of the model directory; a damaged one is one line naming it, not a
+        JSONDecodeError traceback."""
+        data = read_json_object(self.path / name)
+        if data is None:
+            raise UserInputError(
+                f"{self.path} has no {name}: the model directory is incomplete; train it again"
+            )
+        return data
+
     @property
     def encoder(self) -> Any:
         """The item encoder, loaded on first use (only text queries need it)."""
         if self._encoder is None:
-            name = self.meta["encoder"]
-            location = self.path / name if (self.path / name).is_dir() else name
-            self._encoder = Encoder.load(str(location))
+            self._encoder = Encoder.load(self.location(self.meta["encoder"]))
         return self._encoder
+
+    def location(self, name: str) -> str:
+        """An encoder named in ``meta.json``: a folder inside the model directory (``encoder``,
+        ``base_encoder``), else a name or path as stored."""
+        return str(self.path / name) if (self.path / name).is_dir() else name
 
     def positions(self, item_ids: list[str]) -> np.ndarray:
         """Catalogue positions; an unknown id is one clear error."""
