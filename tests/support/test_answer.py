@@ -37,6 +37,22 @@ def test_requests_for_a_person_are_recognised(text):
 
 @pytest.mark.parametrize(
     "text",
+    ["agent", "Human!", "  operator ", "a real person please", "live agent", "get me a human",
+     "I want to speak to a manager", "can I talk to a supervisor?"],
+)  # fmt: skip
+def test_a_message_that_is_only_agent_or_human_or_asks_for_a_manager_hands_off(text):
+    # "agent" alone is what customers type to a bot; it was searched as a short follow-up of
+    # the question before and answered from the KB.
+    assert asks_for_person(text)
+
+
+@pytest.mark.parametrize("text", ["agent fees?", "human-made", "persons", "is a person needed"])
+def test_a_word_for_a_person_inside_a_question_is_not_a_request(text):
+    assert not asks_for_person(text)
+
+
+@pytest.mark.parametrize(
+    "text",
     [
         "how much is shipping",
         "is a human-made tent covered",
@@ -59,9 +75,30 @@ def test_follow_up_carries_the_previous_question():
     assert contextual_query("and how long does that take?", []) == "and how long does that take?"
 
 
+def test_a_follow_up_after_a_long_turn_stays_inside_what_the_encoder_reads():
+    from tunesmith_support.answer import CONTEXT_CHARS
+
+    # The encoder reads a few hundred tokens: joined whole to a 2,000-character question (or,
+    # since a follow-up carries the one before as searched, to a chain of them), the new
+    # question was cut off and the search saw only the old one.
+    previous = "I bought a tent from your store last month and " * 40
+    query = contextual_query("and how do I return it?", [previous])
+    assert query.startswith("I bought a tent") and query.endswith(" and how do I return it?")
+    assert len(query) <= CONTEXT_CHARS + len(" and how do I return it?")
+
+
 def test_empty_question_is_refused():
     with pytest.raises(UserInputError, match="question is empty"):
         clean_question("   \n ")
+
+
+@pytest.mark.parametrize("question", ["\u200b", "\ufeff \u200b\n", "\x00", "\u2060\u00ad"])
+def test_a_question_of_invisible_characters_only_is_refused_as_empty(question):
+    # A widget that sends a zero-width space or a byte-order mark got an "answer" from
+    # whatever entry lay nearest to nothing.
+    with pytest.raises(UserInputError, match="question is empty"):
+        clean_question(question)
+    assert clean_question("\u200breturns?\x00")[0] == "\u200breturns?\x00"
 
 
 def test_very_long_question_is_truncated_with_a_note():

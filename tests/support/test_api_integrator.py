@@ -167,3 +167,45 @@ def test_concurrent_hand_offs_are_stored_and_written_to_the_outbox_once(client, 
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(events)
     assert count(client, "outbox_events") == len(events)
     assert len({b["turn_id"] for b in bodies}) == 24 == count(client, "support_turns")
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "field"),
+    [
+        ("/v1/ask", '{"question": NaN}', "question"),
+        ("/v1/ask", '{"question": "returns", "extra": -Infinity}', "extra"),
+        ("/v1/feedback", '{"turn_id": 1e400, "helpful": true}', "turn_id"),
+    ],
+)
+def test_nan_or_infinity_in_a_body_is_422_naming_the_field_not_500(client, path, raw, field):
+    # Python's JSON reader takes NaN and 1e400 (infinity); echoing them back in FastAPI's 422
+    # list made the error response itself unwritable.
+    one_turn(client)
+    response = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+    assert count(client, "support_turns") == 1 and count(client, "support_feedback") == 0
+
+
+def test_a_body_over_the_limit_is_413_whether_declared_or_sent_in_chunks(client):
+    from tunesmith_support.api import MAX_BODY_BYTES
+
+    # Without a limit a client's gigabyte was read into memory whole (three times over).
+    head, filler = b'{"question": "shipping ', b"x" * (MAX_BODY_BYTES // 2)
+    declared = client.post(
+        "/v1/ask",
+        content=head + filler * 2 + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    chunked = client.post(
+        "/v1/ask",
+        content=iter([head, filler, filler, b'"}']),
+        headers={"content-type": "application/json"},
+    )
+    for response in (declared, chunked):
+        assert response.status_code == 413
+        assert response.json()["detail"] == f"the request body is over {MAX_BODY_BYTES:,} bytes"
+    assert count(client, "support_conversations") == 0
+    assert client.post("/v1/ask", json={"question": "x" * 100_000}).status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert all("413" in paths[p]["post"]["responses"] for p in ("/v1/ask", "/v1/feedback"))

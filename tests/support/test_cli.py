@@ -86,6 +86,23 @@ def test_eval_measures_the_follow_up_rule_on_conversations_and_standalone_questi
     assert 0 < data["standalone_taken_as_follow_up"] < 1
 
 
+def test_eval_plays_standalone_questions_as_ask_does_after_a_joined_query():
+    from tunesmith_support.evaluate import follow_up_report
+
+    class Joining:  # an answerer whose joined query always matches better
+        def __init__(self):
+            self.seen = []
+
+        def search(self, question, history, k=5):
+            self.seen.append(list(history))
+            return (f"{history[-1]} {question}" if history else question), []
+
+    answerer = Joining()
+    follow_up_report(answerer, ["rent a tent", "how much?", "and for how long?"], ["a"] * 3, [])
+    # The last three searches are the conversation; the third follows the second as searched.
+    assert answerer.seen[-3:] == [[], ["rent a tent"], ["rent a tent how much?"]]
+
+
 def test_export_feedback_writes_rows_train_can_read(kb_copy, cli, tmp_path):
     turn = json.loads(
         cli("support", "ask", "--kb", str(kb_copy), "--json", "can I rent a kayak").stdout
@@ -166,6 +183,23 @@ def test_calibrate_on_out_of_scope_questions_only_is_refused(kb_copy, cli, tmp_p
     assert (kb_copy / "calibration.json").read_text() == before
 
 
+def test_calibrate_on_questions_it_all_gets_right_is_refused(kb_copy, cli, tmp_path):
+    # The FAQ's own questions: fitted anyway, the confidence was a constant 0.999 and the KB
+    # answered every question, "what is the weather" too.
+    with sample_paths()["faq"].open(encoding="utf-8") as handle:
+        faq = list(csv.DictReader(handle))[:25]
+    data = tmp_path / "own.csv"
+    with data.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["question", "answer_id"])
+        writer.writerows([row["question"], row["id"]] for row in faq)
+    before = (kb_copy / "calibration.json").read_text()
+    result = cli("support", "calibrate", "--kb", str(kb_copy), "--data", str(data))
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: the top entry is right for all 25 calibration")
+    assert (kb_copy / "calibration.json").read_text() == before
+
+
 def test_serve_on_a_port_in_use_is_one_error_line(kb_copy, cli):
     import socket
 
@@ -193,6 +227,22 @@ def test_stats_on_a_kb_without_conversations_does_not_create_the_database(kb_cop
     assert not db.exists()
     bad = cli("support", "stats", "--kb", str(kb_copy), "--by", "year")
     assert bad.exit_code == 2 and "--by must be day, week or month" in bad.output
+
+
+def test_export_and_feedback_with_a_mistyped_db_say_so_and_create_nothing(kb_copy, cli, tmp_path):
+    # It used to create an empty database at the typo and export 0 rows as if nobody had
+    # given feedback.
+    typo = tmp_path / "conversation.sqlite"
+    out = tmp_path / "fb.csv"
+    exported = cli(
+        "support", "export-feedback", "--kb", str(kb_copy), "--db", str(typo), "--out", str(out)
+    )
+    rated = cli("support", "feedback", "--kb", str(kb_copy), "--db", str(typo), "--turn", "1",
+                "--helpful")  # fmt: skip
+    for result in (exported, rated):
+        assert result.exit_code != 0
+        assert f"{typo}: no conversation database" in result.output
+    assert not typo.exists() and not out.exists()
 
 
 def test_an_unreachable_threshold_is_printed_as_never_not_as_a_probability_above_one():

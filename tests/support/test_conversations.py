@@ -64,6 +64,30 @@ def test_a_hand_off_whose_event_cannot_be_recorded_leaves_no_turn_for_a_retry_to
     assert read_handoffs(kb_copy)[-1]["id"] == turn.handoff_event
 
 
+def test_a_first_question_that_fails_to_be_stored_leaves_no_empty_conversation(
+    service, monkeypatch
+):
+    import tunesmith_support.service as service_module
+
+    def outbox_full(event, sinks, *, outbox):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(service_module, "record", outbox_full)
+    with pytest.raises(sqlite3.OperationalError):
+        service.ask("I want to talk to a human please")
+    rows = service.conversations.store.query("SELECT COUNT(*) AS n FROM support_conversations")
+    assert rows[0]["n"] == 0  # the client's retry starts the only conversation
+
+
+@pytest.mark.parametrize("sink", ["bogus:x", "webhook:not-a-url", "webhook:http://"])
+def test_a_sink_that_cannot_be_built_is_refused_at_start_not_at_the_first_hand_off(kb_copy, sink):
+    # Found only at the first hand-off, it refused that customer's turn (a 400 from `serve`)
+    # while every other question was answered as if all were well.
+    with pytest.raises(UserInputError, match="sink"):
+        SupportService(kb_copy, sinks=[sink])
+    assert not (kb_copy / "conversations.sqlite").exists()
+
+
 def test_turns_keep_decision_confidence_and_answer(service):
     turn = service.ask("how much does shipping cost")
     stored = service.conversations.turns(turn.conversation_id)
@@ -91,6 +115,29 @@ def test_follow_up_in_a_conversation_searches_with_the_previous_question(service
         "how do I return an item and how long does that take?",
         "and how long does that take?",
     }
+
+
+def test_a_follow_up_of_a_follow_up_is_searched_with_the_topic_of_the_first_question(
+    service, monkeypatch
+):
+    # "can I rent a tent" / "how much does that cost?" / "and for how long can I keep it?":
+    # the third was joined to the second as typed and lost the rentals (the default model
+    # then handed it off).
+    search = service.answerer.search
+    seen = []
+
+    def joined(question, history, k=5):  # as when the joined query matches better
+        seen.append(list(history))
+        query = f"{history[-1]} {question}" if history else question
+        return query, search(query, [], k)[1]
+
+    monkeypatch.setattr(service.answerer, "search", joined)
+    first = service.ask("can I rent a tent")
+    second = service.ask("how much does that cost?", first.conversation_id)
+    third = service.ask("and for how long can I keep it?", first.conversation_id)
+    assert seen[-1][-1] == "can I rent a tent how much does that cost?"
+    assert third.answer.query.startswith("can I rent a tent how much does that cost? and")
+    assert second.answer.question == "how much does that cost?"  # stored as typed
 
 
 def test_feedback_is_stored_and_exported_as_training_rows(service, kb_copy, tmp_path):

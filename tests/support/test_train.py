@@ -234,3 +234,27 @@ def test_train_refuses_too_few_held_out_questions_before_changing_the_kb(kb_copy
         train_kb(kb_copy, [data], epochs=1.0, log=lambda _m: None)
     assert (kb_copy / "kb.json").read_text() == meta
     assert not (kb_copy / "encoders").exists()
+
+
+def test_train_whose_held_out_questions_are_all_right_drops_the_stale_calibration(
+    kb_copy, tmp_path
+):
+    # The FAQ's own questions, held out: all answered right by the KB with its past questions
+    # indexed, so the calibration is refused after training changed the scores. The old
+    # calibration, fitted on the old scores, stayed and was used by `ask`.
+    with sample_paths()["faq"].open(encoding="utf-8") as handle:
+        faq = list(csv.DictReader(handle))[:40]
+    data = tmp_path / "own.csv"
+    with data.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["question", "answer_id"])
+        for row in faq:  # each id twice: one question trains, the FAQ's own is held out
+            writer.writerows([[row["question"], row["id"]], [row["question"] + " ?", row["id"]]])
+    with pytest.raises(UserInputError, match="has no calibration until `tunesmith support"):
+        train_kb(
+            kb_copy, [data], encoder=False, index_questions=True, held_out=0.5,
+            log=lambda _m: None,
+        )  # fmt: skip
+    assert not (kb_copy / "calibration.json").exists()
+    with pytest.raises(UserInputError, match="has no calibration yet"):
+        Answerer(kb_copy)

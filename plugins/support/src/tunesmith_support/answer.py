@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,19 @@ MAX_QUESTION_CHARS = 2000
 
 _PERSON = re.compile(
     r"\b(talk|speak|chat|connect me|put me through|transfer me)\b[^.?!]{0,20}?\b"
-    r"(human|person|people|agent|someone|somebody|representative|operator|staff|advisor)\b"
+    r"(human|person|people|agent|someone|somebody|representative|operator|staff|advisor"
+    r"|manager|supervisor)\b"
+    # The whole message is the word, as customers type to a bot or a phone menu: "agent",
+    # "Human!", "a real person please" (a short message would otherwise be searched as a
+    # follow-up of the question before).
+    r"|^\W*(an?\s+)?(real\s+|live\s+)?(human|agent|person|operator|representative"
+    r"|human being)\W*(please|now)?\W*$"
     r"|\b(human|live|real)\s+(agent|person|being|support)\b"
     r"|\b(customer service|support) (agent|representative|rep)\b"
     r"|\bhuman,? please\b|\bagent,? please\b|\boperator\b|\brepresentative\b"
     # "I want a human", "can I get an agent?": the person ends the sentence ("I need a person
     # to sign for it" is a question about delivery, not a request).
-    r"|\b(want|need|get|have|see|reach)\s+(a|an|some)\s+(real\s+)?"
+    r"|\b(want|need|get|have|see|reach)\s+(me\s+)?(a|an|some)\s+(real\s+)?"
     r"(human|person|agent|human being)\b\s*(please|now)?\s*[.?!]*\s*$",
     re.IGNORECASE,
 )
@@ -68,19 +75,32 @@ def is_follow_up(question: str) -> bool:
     return short or bool(_FOLLOW_UP_START.match(question) or _PRONOUN.search(question))
 
 
+#: How much of the previous turn a follow-up carries (its start, where the topic is): the
+#: encoder reads a few hundred tokens, so a long previous question, or a chain of follow-ups,
+#: would push the new question out of what it reads.
+CONTEXT_CHARS = 400
+
+
 def contextual_query(question: str, history: list[str]) -> str:
     """The text to search for: the question, with the previous question in front for a
     follow-up, so "and how long does that take?" after "how do I return boots" finds returns."""
     if history and is_follow_up(question):
-        return f"{history[-1]} {question}"
+        return f"{history[-1][:CONTEXT_CHARS].rstrip()} {question}"
     return question
+
+
+def visible(ch: str) -> bool:
+    """Whether a character shows: not a space, nor a control or format character."""
+    return not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Zs")
 
 
 def clean_question(question: str) -> tuple[str, list[str]]:
     """The question stripped and cut to :data:`MAX_QUESTION_CHARS`, with notes for the user;
     an empty question is an error."""
     text = (question or "").strip()
-    if not text:
+    if not any(visible(ch) for ch in text):
+        # Only control or format characters (a zero-width space, a byte-order mark, NUL) are
+        # as empty as blanks; the encoder would answer them with whatever entry lies nearest.
         raise UserInputError("the question is empty; type a question")
     notes = []
     if len(text) > MAX_QUESTION_CHARS:

@@ -8,6 +8,7 @@ lock around the encoder and index, and the store serialises SQLite writes. Handl
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -98,9 +99,15 @@ class ErrorMessage(BaseModel):
     detail: str = Field(..., description="One line saying what was wrong.")
 
 
+#: The largest request body read: a question is cut at 2,000 characters anyway, and without a
+#: limit a client's gigabyte would be held in memory whole (three times, as bytes, text and
+#: the parsed request).
+MAX_BODY_BYTES = 1 << 20
+
 #: The error responses every POST can give besides FastAPI's 422, for the OpenAPI schema.
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "The request was refused (one line in detail)."},
+    413: {"model": ErrorMessage, "description": "The body is over 1 MiB."},
     503: {
         "model": ErrorMessage,
         "description": "The conversation database is busy or unusable; try again later.",
@@ -121,15 +128,75 @@ def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
         raise HTTPException(status_code=400, detail=str(exc)) from None
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is a 413 with one line in
+    ``detail``, whether its ``Content-Length`` says so (refused before it is read) or it is
+    sent in chunks (refused once the chunks pass the limit)."""
+
+    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from fastapi import HTTPException
+        from fastapi.responses import JSONResponse
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"the request body is over {self.limit:,} bytes"
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # Raised while FastAPI reads the body, which passes an HTTPException on.
+                    raise HTTPException(status_code=413, detail=detail)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with each NaN or infinity as the text a client sent (``"NaN"``,
+    ``"Infinity"``): Python's JSON reader accepts them, but a response holding them cannot be
+    written, and a 422 that echoes ``{"question": NaN}`` back would become a 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def create_app(service: SupportService) -> Any:
     """A FastAPI app answering from ``service``'s knowledge base."""
     from fastapi import FastAPI
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
 
     app = FastAPI(
         title="tunesmith support API",
         version=__version__,
         description="Answers customer questions from a knowledge base; clarifies or hands off.",
     )
+
+    app.add_middleware(BodyLimit)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Any, exc: RequestValidationError) -> Any:
+        # FastAPI's own 422 body, with the values it echoes made writable as JSON.
+        detail = json_safe(jsonable_encoder(exc.errors()))
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS)
     def ask(request: AskRequest) -> dict[str, Any]:

@@ -312,6 +312,15 @@ def fit_calibration(
     y3 = np.asarray(
         [bool(w) and w in ids[:SHORTLIST] for ids, w in zip(top_ids, want, strict=True)]
     )
+    if y1.all():
+        # One class only: the confidence would be a constant 0.999, and every question, out of
+        # scope or not, answered (the FAQ's own questions, or only answers rated helpful).
+        raise UserInputError(
+            f"the top entry is right for all {len(questions)} calibration questions, so the "
+            "confidence cannot learn what a wrong answer looks like and would answer "
+            "everything; calibrate on questions that include some the KB cannot answer (an "
+            "empty answer id) or answers wrongly"
+        )
     p1 = _cross_val(x, y1.astype(int))
     p3 = _cross_val(x, y3.astype(int))
     answer_t = threshold_for_precision(p1, y1, target_precision)

@@ -208,6 +208,22 @@ def _service(kb: Path, db: Path | None, sinks: list[str] | None) -> Any:
     return SupportService(kb, db=db, sinks=sinks or None)
 
 
+def stored_db(kb: Path, db: Path | None) -> Path:
+    """The conversation database a command reads or rates turns in, which must exist: opening
+    a mistyped ``--db`` would create an empty database there, and `export-feedback` would then
+    write 0 rows as if nobody had given feedback."""
+    from tunesmith.errors import UserInputError
+    from tunesmith_support.service import default_db
+
+    path = Path(db or default_db(kb))
+    if not path.is_file():
+        raise UserInputError(
+            f"{path}: no conversation database (nothing asked yet with this KB, or another "
+            "--db was meant)"
+        )
+    return path
+
+
 def _print_turn(turn: Any) -> None:
     a = turn.answer
     for note in a.notes:
@@ -312,7 +328,10 @@ def feedback_command(
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Record feedback on an answer: helpful or not, or the right entry picked by an agent."""
-    service = _service(kb, db, None)
+    from tunesmith_support.kbindex import read_meta
+
+    read_meta(kb)
+    service = _service(kb, stored_db(kb, db), None)
     try:
         service.feedback(turn, helpful=helpful, correct_id=correct_id, note=note)
     finally:
@@ -362,12 +381,11 @@ def export_feedback_command(
     from tunesmith.io import check_output_file
     from tunesmith_support.conversations import Conversations
     from tunesmith_support.kbindex import load_encoder, open_index, stored_entries
-    from tunesmith_support.service import default_db
 
     # A folder, or a path under a file, is one line before any work (not a rename traceback).
     check_output_file(out, "--out")
     known = {e.id for e in stored_entries(open_index(kb, load_encoder(kb)))}
-    log = Conversations.open(db or default_db(kb))
+    log = Conversations.open(stored_db(kb, db))
     try:
         n = log.export_feedback(out, known)
     finally:

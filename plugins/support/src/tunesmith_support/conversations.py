@@ -124,8 +124,8 @@ class Conversations:
     def turns(self, conversation_id: str) -> list[dict[str, Any]]:
         """The conversation's turns, oldest first."""
         rows = self.store.query(
-            "SELECT id, created_at, question, decision, reason, confidence, entry_id, answer "
-            "FROM support_turns WHERE conversation_id = ? ORDER BY id",
+            "SELECT id, created_at, question, query, decision, reason, confidence, entry_id, "
+            "answer FROM support_turns WHERE conversation_id = ? ORDER BY id",
             (conversation_id,),
         )
         return [dict(row) for row in rows]

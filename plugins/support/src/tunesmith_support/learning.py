@@ -255,7 +255,17 @@ def train_kb(
         )
         result["classifier"] = str(path)
     log(f"calibrating on {len(held_rows)} held-out questions")
-    calibration = calibrate_kb(kb_dir, held_rows, target_precision=target_precision)
+    try:
+        calibration = calibrate_kb(kb_dir, held_rows, target_precision=target_precision)
+    except UserInputError as exc:
+        # Only found now (the held-out questions are all answered right by what was just
+        # trained). The old calibration was fitted on the scores training replaced, so its
+        # confidences would be wrong: it goes, and `ask` says to calibrate until it is redone.
+        (kb_dir / CALIBRATION).unlink(missing_ok=True)
+        raise UserInputError(
+            f"{exc}. The knowledge base keeps what was trained and has no calibration until "
+            f"`tunesmith support calibrate --kb {kb_dir} --data FILE` fits one"
+        ) from None
     result["calibration"] = calibration.report
     return result
 

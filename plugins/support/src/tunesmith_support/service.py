@@ -12,7 +12,7 @@ from typing import Any
 
 from tunesmith.data.limits import lone_surrogate
 from tunesmith.errors import UserInputError
-from tunesmith.events import Event, record, send
+from tunesmith.events import Event, make_sink, record, send
 from tunesmith_support.answer import Answer, Answerer, clean_question
 from tunesmith_support.conversations import Conversations
 
@@ -78,9 +78,14 @@ class SupportService:
         answerer: Answerer | None = None,
     ) -> None:
         self.kb_dir = Path(kb_dir)
+        self.sinks = sinks if sinks is not None else default_sinks(self.kb_dir)
+        # A sink that cannot be built (a typo, a malformed webhook URL) is refused now, before
+        # the model loads: found at the first hand-off, it would refuse that customer's turn
+        # (a 400 from `serve`) while every other question was answered as if all were well.
+        for sink in self.sinks:
+            make_sink(sink)
         self.answerer = answerer or Answerer(self.kb_dir)
         self.conversations = Conversations.open(db or default_db(self.kb_dir))
-        self.sinks = sinks if sinks is not None else default_sinks(self.kb_dir)
 
     def close(self) -> None:
         self.conversations.close()
@@ -92,19 +97,24 @@ class SupportService:
         # Refused before a conversation is started, which would stay behind empty.
         check_text(question, "question")
         clean_question(question)
-        if conversation_id is None:
-            conversation_id = self.conversations.start(channel)
-        else:
+        earlier: list[dict[str, Any]] = []
+        if conversation_id is not None:
             check_text(conversation_id, "conversation id")
             if not self.conversations.exists(conversation_id):
                 raise UserInputError(f"no conversation {shown(conversation_id)}")
-        earlier = self.conversations.turns(conversation_id)
-        answer = self.answerer.ask(question, [t["question"] for t in earlier])
+            earlier = self.conversations.turns(conversation_id)
+        # Each earlier turn as it was searched: a follow-up of a follow-up ("can I rent a
+        # tent" / "how much is that?" / "and for how long?") then still carries the topic.
+        answer = self.answerer.ask(question, [t["query"] or t["question"] for t in earlier])
         store = self.conversations.store
         outgoing = None
         # The turn and its hand-off event commit together (the outbox shares the store): a
-        # failed event write leaves no turn behind for a client's retry to store twice.
+        # failed event write leaves no turn behind for a client's retry to store twice. A new
+        # conversation commits with its first turn, so a failed one leaves no empty
+        # conversation behind either.
         with store.transaction():
+            if conversation_id is None:
+                conversation_id = self.conversations.start(channel)
             turn_id = self.conversations.record_turn(conversation_id, answer)
             if answer.decision == "handoff":
                 event = self._handoff_event(answer, earlier, conversation_id, turn_id)
