@@ -111,3 +111,30 @@ def test_an_alert_stored_but_never_sent_is_sent_by_the_next_run_under_a_stable_e
     assert stored["event_id"] == event["id"]
     run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
     assert len(sink.read_text().splitlines()) == 1
+
+
+def test_a_surge_skipped_inside_a_stored_cooldown_does_not_silence_the_next_surge(db):
+    from finance_fakes import doc
+
+    def at(day, hour, minute):
+        return f"2026-11-0{day}T{hour:02d}:{minute:02d}:00Z"
+
+    ingester = Ingester(db, KeywordModel(), warn=lambda _m: None)
+    calm = [doc(i, f"calm note {i}", time=at(1, i // 6, i % 6 * 10)) for i in range(144)]
+    calm += [doc(1000 + i, f"calm day {i}", time=at(2, i // 4, i % 4 * 15)) for i in range(96)]
+    first = [
+        doc(2000 + i, f"shares plunge {i}", time=at(2, 10 + i // 6, i % 6 * 10)) for i in range(12)
+    ]
+    ingester.ingest_records([{**row, "topic": "x"} for row in calm + first])
+    detector = SurgeDetector(prior=0.1)
+    (stored,) = run_alerts(db, detector=detector)
+    assert stored["window"].endswith("/2026-11-02T11:00:00Z")
+    # Late documents move the first surge an hour earlier (inside the stored alert's cool-down),
+    # and a second surge starts at 15:00, 6 h after the stored alert.
+    late = [doc(3000 + i, f"shares plunge late {i}", time=at(2, 9, i * 10)) for i in range(6)]
+    second = [
+        doc(4000 + i, f"shares tumble {i}", time=at(2, 15 + i // 12, i % 12 * 5)) for i in range(36)
+    ]
+    ingester.ingest_records([{**row, "topic": "x"} for row in late + second])
+    fired = run_alerts(db, detector=detector)
+    assert [a["window"] for a in fired] == ["2026-11-02T14:00:00Z/2026-11-02T17:00:00Z"]

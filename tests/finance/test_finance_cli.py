@@ -315,3 +315,10 @@ def test_alerts_refuses_a_bad_by_in_one_line_before_loading_a_model(cli, tmp_pat
     assert result.output.strip().splitlines() == [
         "Error: --by 'sector': expected one of topic, ticker, all"
     ]
+
+
+def test_watch_of_a_missing_folder_is_refused_before_a_database_is_created(cli, tmp_path):
+    result = cli("finance", "watch", str(tmp_path / "nowhere"), "--model", str(tmp_path / "m"),
+                 "--db", str(tmp_path / "f.sqlite"), "--once")  # fmt: skip
+    assert result.exit_code == 2 and "nowhere: no such folder" in result.output
+    assert not (tmp_path / "f.sqlite").exists()

@@ -64,3 +64,21 @@ def test_field_aliases_and_ticker_strings_are_read():
 def test_rows_without_text_or_not_objects_are_row_errors(row):
     with pytest.raises(RowError):
         to_document(row)
+
+
+def test_a_lone_surrogate_from_a_cut_emoji_becomes_a_replacement_character_not_a_crash(
+    db, tmp_path
+):
+    from finance_fakes import KeywordModel
+
+    from tunesmith_finance.ingest import Ingester
+
+    path = tmp_path / "tweets.jsonl"
+    path.write_text(
+        '{"id": "t1\\udc00", "time": "2026-11-02T10:00:00Z", "source": "x\\ud800", '
+        '"topic": "y\\ud800", "text": "Helix Bank falls \\ud83d"}\n'
+    )
+    report = Ingester(db, KeywordModel(), warn=lambda _m: None).ingest_file(path)
+    assert report.added == 1
+    row = db.query("SELECT id, source, text FROM finance_documents")[0]
+    assert tuple(row) == ("t1\ufffd", "x\ufffd", "Helix Bank falls \ufffd")

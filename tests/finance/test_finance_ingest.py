@@ -319,3 +319,62 @@ def test_the_cli_and_the_ingester_default_to_the_same_batch_size():
 
     # The CLI keeps its own copy so that it starts without importing the ingester.
     assert cli.DEFAULT_BATCH == ingest.DEFAULT_BATCH == cli.BATCH_SIZE.default
+
+
+def test_a_locked_database_names_the_batchs_first_line_even_when_it_was_a_skipped_row(
+    tmp_path, monkeypatch
+):
+    import tunesmith_finance.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "LOCK_RETRIES", 0)
+    path = write_jsonl(tmp_path / "a.jsonl", ["{broken", doc(1), doc(2)])
+    db = open_store(tmp_path / "f.sqlite", timeout=0.2)
+    blocker = sqlite3.connect(tmp_path / "f.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreLockedError, match=r"stopped before .*a.jsonl:1,"):
+            ingester(db).ingest_file(path)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert issues(db) == []  # the broken line is reported by the rerun, not lost
+    report = ingester(db).ingest_file(path)
+    assert (report.added, report.skipped) == (2, 1)
+    db.close()
+
+
+class _ChangesTheFileWhileScoring(KeywordModel):
+    """Runs ``change`` during its first batch: the file is rotated while ingest scores it."""
+
+    def __init__(self, change):
+        super().__init__()
+        self.change = change
+
+    def score(self, texts, *, batch_size=32):
+        if self.calls == 0:
+            self.change()
+        return super().score(texts, batch_size=batch_size)
+
+
+def test_a_file_replaced_while_its_batch_is_scored_is_read_again_from_the_start(db, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [doc(i) for i in range(5)])
+
+    def rotate():
+        new = write_jsonl(tmp_path / "new.jsonl", [doc(100 + i, f"rotated {i}") for i in range(8)])
+        os.replace(new, path)
+
+    Ingester(db, _ChangesTheFileWhileScoring(rotate), warn=lambda _m: None).ingest_file(path)
+    report = ingester(db).ingest_file(path)
+    assert (report.added, report.skipped, count_documents(db)) == (8, 0, 13)
+
+
+def test_a_file_cut_while_its_batch_is_scored_and_grown_again_is_read_from_the_start(db, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [doc(i) for i in range(5)])
+
+    def cut():
+        path.write_text("")  # copytruncate: the same file, emptied in place
+
+    Ingester(db, _ChangesTheFileWhileScoring(cut), warn=lambda _m: None).ingest_file(path)
+    write_jsonl(path, [doc(100 + i, f"after the cut {i}") for i in range(8)])
+    report = ingester(db).ingest_file(path)
+    assert (report.added, report.skipped, count_documents(db)) == (8, 0, 13)

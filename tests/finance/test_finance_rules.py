@@ -88,3 +88,35 @@ def test_a_rules_file_with_another_suffix_is_read_and_named_as_toml(tmp_path):
     path.write_text("topics:\n  banking: {}\n")
     with pytest.raises(UserInputError, match="rules.yaml: not valid TOML"):
         load_rules(path)
+
+
+def test_a_topic_written_twice_in_another_case_keeps_the_rules_of_both(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        "[topics.Banking]\nkeywords = ['lender']\nregexes = ['\\bbanks?\\b']\n"
+        "[topics.banking]\nkeywords = ['deposit']\ncashtags = ['HLXB']\n"
+    )
+    rules = load_rules(path)
+    for text in ("a lender fails", "deposit flight", "banks fall", "$HLXB drops"):
+        assert rules.assign(text).topics == ["banking"], text
+
+
+def test_an_alias_listed_under_two_tickers_names_both(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        "[tickers.GOOG]\naliases = ['Alphabet']\n[tickers.GOOGL]\naliases = ['alphabet']\n"
+        "[tickers.HLXB]\naliases = ['Helix Bank']\n"
+    )
+    rules = load_rules(path)
+    assert rules.tickers("Alphabet shares slide at Helix Bank") == ["GOOG", "GOOGL", "HLXB"]
+
+
+def test_a_json_rules_file_with_a_repeated_key_is_refused_like_toml(tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(
+        '{"topics": {"banking": {"keywords": ["lender"]}, "banking": {"keywords": ["deposit"]}}}'
+    )
+    with pytest.raises(
+        UserInputError, match=r"rules.json: not valid JSON: .*'banking' is repeated"
+    ):
+        load_rules(path)

@@ -41,14 +41,25 @@ def global_negative_share(db: Any) -> float | None:
     return (row["neg"] or 0) / row["n"] if row["n"] else None
 
 
-def detect_all(db: Any, detector: Any, *, by: str, until: float | None = None) -> list[Detection]:
-    """Run the detector over every key's bucket counts (documents before ``until`` only)."""
+def detect_all(
+    db: Any,
+    detector: Any,
+    *,
+    by: str,
+    until: float | None = None,
+    quiet: dict[str, list[float]] | None = None,
+) -> list[Detection]:
+    """Run the detector over every key's bucket counts (documents before ``until`` only);
+    ``quiet``: per key, the window ends of alerts stored earlier (see ``SurgeDetector``)."""
     per_key: dict[str, list[tuple[int, int, int, float]]] = {}
     for key, b, n, neg, total in bucket_counts(db, by=by, bucket=detector.bucket, until=until):
         per_key.setdefault(key, []).append((b, n, neg, total))
     found: list[Detection] = []
     for key in sorted(per_key):
-        found.extend(detector.detect(key, per_key[key]))
+        if quiet is None:
+            found.extend(detector.detect(key, per_key[key]))
+        else:
+            found.extend(detector.detect(key, per_key[key], quiet=quiet.get(key, [])))
     found.sort(key=lambda d: (d.window_end, d.key))
     return found
 
@@ -270,7 +281,9 @@ def run_alerts(
     stored_ends = stored_window_ends(db, detector, options.by)
     cooldown = float(getattr(detector, "cooldown", 0.0) or 0.0)
     new = []
-    for detection in detect_all(db, detector, by=options.by, until=until):
+    # The detector itself keeps out of the stored alerts' cool-downs: filtering its detections
+    # afterwards would let a skipped one start a cool-down that silences the next surge.
+    for detection in detect_all(db, detector, by=options.by, until=until, quiet=stored_ends):
         if alert_id(detector, options.by, detection) in seen:
             continue
         ends = stored_ends.setdefault(detection.key, [])

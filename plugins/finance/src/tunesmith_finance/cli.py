@@ -371,6 +371,8 @@ def watch_command(
 
     if sink and not alerts:
         raise UserInputError("--sink sends alerts: add --alerts")
+    if not folder.is_dir():  # before the model loads and the database is created
+        raise UserInputError(f"{folder}: no such folder")
     if by not in KINDS:
         raise UserInputError(f"--by {by!r}: expected one of {', '.join(KINDS)}")
     sinks = _sinks(sink)

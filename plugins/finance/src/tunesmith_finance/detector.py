@@ -7,7 +7,8 @@ buckets' counts (half-life ``half_life`` seconds), volume-weighted, started from
 worth ``prior_weight`` documents. A window alerts when it has at least ``min_volume`` documents,
 its share is at least ``min_lift`` above the baseline, and the one-sided exact binomial test
 P(X ≥ negatives | n, baseline) is below ``p_value``. After an alert the key is quiet for
-``cooldown`` seconds (no alert whose window ends sooner). Buckets inside the window are not yet in the baseline, so a surge does not
+``cooldown`` seconds (no alert whose window ends sooner), and so is it around the window ends
+``quiet`` names (alerts stored by earlier runs). Buckets inside the window are not yet in the baseline, so a surge does not
 raise the bar it is measured against until it has left the window.
 
 :class:`ThresholdDetector` is the plain rule it is compared with: window share ≥ ``threshold``
@@ -67,6 +68,12 @@ def _series(counts: Iterable[tuple[int, int, int, float]]) -> dict[int, tuple[in
     return {b: (n, k, s) for b, n, k, s in counts}
 
 
+def _near(window_end: float, quiet: list[float], cooldown: float) -> bool:
+    """Whether a window ends within ``cooldown`` of an alert stored earlier (either side: a
+    later run may find the same surge a bucket earlier)."""
+    return any(abs(window_end - end) < cooldown for end in quiet)
+
+
 @dataclass
 class SurgeDetector:
     """EWMA baseline + one-sided binomial test; see the module docstring."""
@@ -82,8 +89,15 @@ class SurgeDetector:
     prior_weight: float = 10.0
     name: str = "ewma-binomial"
 
-    def detect(self, key: str, counts: Iterable[tuple[int, int, int, float]]) -> list[Detection]:
-        """Alerts in one key's ``(bucket index, count, negatives, score sum)`` rows."""
+    def detect(
+        self,
+        key: str,
+        counts: Iterable[tuple[int, int, int, float]],
+        quiet: Iterable[float] = (),
+    ) -> list[Detection]:
+        """Alerts in one key's ``(bucket index, count, negatives, score sum)`` rows; none within
+        the cool-down of a window end in ``quiet`` (the key's alerts stored by earlier runs)."""
+        stored = list(quiet)
         series = _series(counts)
         if not series:
             return []
@@ -119,6 +133,10 @@ class SurgeDetector:
             p = binomial_sf(k, n, rate)
             if p >= self.p_value:
                 continue
+            if _near(window_end, stored, self.cooldown):
+                # Already alerted: it must not start a cool-down of its own, which would
+                # silence the next surge after the stored alert's cool-down has ended.
+                continue
             z = (k - n * rate) / math.sqrt(n * rate * (1 - rate))
             found.append(Detection(key, window_start, window_end, n, k, share, rate, z, p, total))
             quiet_until = window_end + self.cooldown
@@ -136,7 +154,14 @@ class ThresholdDetector:
     cooldown: float = 6 * 3600.0
     name: str = "fixed-threshold"
 
-    def detect(self, key: str, counts: Iterable[tuple[int, int, int, float]]) -> list[Detection]:
+    def detect(
+        self,
+        key: str,
+        counts: Iterable[tuple[int, int, int, float]],
+        quiet: Iterable[float] = (),
+    ) -> list[Detection]:
+        """Alerts in one key's rows; none within the cool-down of a window end in ``quiet``."""
+        stored = list(quiet)
         series = _series(counts)
         if not series:
             return []
@@ -150,6 +175,8 @@ class ThresholdDetector:
             window_start = start * self.bucket
             window_end = (end + 1) * self.bucket
             if n < self.min_volume or window_end < quiet_until or k / n < self.threshold:
+                continue
+            if _near(window_end, stored, self.cooldown):
                 continue
             total = sum(r[2] for r in rows)
             found.append(

@@ -34,6 +34,7 @@ TOPIC_FIELDS = ("topic", "topics")
 TICKER_FIELDS = ("tickers", "ticker")
 DEFAULT_MAX_CHARS = 5000
 _SPLIT = re.compile(r"[,;\s]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RowError(ValueError):
@@ -112,12 +113,19 @@ def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:
     return None
 
 
+def _str(value: Any) -> str:
+    """``value`` as text that can be hashed and stored: a lone surrogate (JSON's ``\\ud83d``,
+    half of an emoji cut off by a truncated tweet) cannot be encoded as UTF-8, so it becomes
+    U+FFFD as a UTF-8 decoder would make it."""
+    return _SURROGATE.sub("\ufffd", str(value))
+
+
 def _list(value: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, list | tuple):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [part for part in _SPLIT.split(str(value)) if part]
+        return [_str(v).strip() for v in value if _str(v).strip()]
+    return [part for part in _SPLIT.split(_str(value)) if part]
 
 
 def content_id(source: str | None, time: str, text: str) -> str:
@@ -145,7 +153,7 @@ def to_document(
             raise RowError(f"{what} is {kind}, not a string")
     if raw_text is None or not str(raw_text).strip():
         raise RowError("missing or empty text")
-    text = str(raw_text).strip()
+    text = _str(raw_text).strip()
     moment = parse_time(_first(row, TIME_FIELDS), naive_tz)
     iso = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
     chars = len(text)
@@ -153,9 +161,9 @@ def to_document(
     if truncated:
         text = text[:max_chars]
     source = _first(row, ("source",))
-    source = None if source is None else str(source).strip()
+    source = None if source is None else _str(source).strip()
     doc_id = _first(row, ID_FIELDS)
-    doc_id = content_id(source, iso, text) if doc_id is None else str(doc_id).strip()
+    doc_id = content_id(source, iso, text) if doc_id is None else _str(doc_id).strip()
     if not doc_id:
         raise RowError("empty id")
     return Document(

@@ -178,7 +178,10 @@ class Ingester:
         if offset > size:
             self.warn(f"{path}: shorter than the {offset} bytes already read; reading it again")
             offset, line, header_text = 0, 0, None
-        elif progress.fingerprint and storage.fingerprint(path, offset) != progress.fingerprint:
+        elif (
+            progress.fingerprint is not None
+            and storage.fingerprint(path, offset) != progress.fingerprint
+        ):
             # Replaced by another file at least as long (a rotated log): resuming at the old
             # offset would skip its first rows. Stored ids make reading it again safe.
             self.warn(f"{path}: replaced by another file since it was read; reading it again")
@@ -203,7 +206,7 @@ class Ingester:
             else:
                 handle.seek(offset)
                 rows = iter_jsonl(handle, offset=offset, line=line, follow=follow)
-            self._run(rows, str(path), report, progress_key=key, header=header_text)
+            self._run(rows, str(path), report, progress_key=key, header=header_text, source=handle)
         report.seconds = _time.perf_counter() - started
         return report
 
@@ -268,12 +271,21 @@ class Ingester:
         *,
         progress_key: str | None,
         header: str | None,
+        source: IO[bytes] | None = None,
     ) -> None:
+        """Parse, batch and flush ``rows``; ``source``: the file they are read from, whose
+        bytes before each committed offset are fingerprinted."""
         pending: list[_Pending] = []
         issues: list[Issue] = []
-        end, last_line, seen = 0, 0, 0
+        end, last_line, seen, first = 0, 0, 0, 0
+
+        def flush() -> None:  # the batch so far, with where it starts and ends in the file
+            self._flush(pending, issues, origin, report, progress_key, end, last_line, header,
+                        first, source)  # fmt: skip
+
         for row in rows:
             seen += 1
+            first = first or row.line
             end, last_line = row.end, row.line
             report.read += 1
             if row.value is None:
@@ -286,10 +298,10 @@ class Ingester:
                 else:
                     pending.append(_Pending(row.line, doc))
             if seen >= self.batch_size:
-                self._flush(pending, issues, origin, report, progress_key, end, last_line, header)
-                pending, issues, seen = [], [], 0
+                flush()
+                pending, issues, seen, first = [], [], 0, 0
         if seen:
-            self._flush(pending, issues, origin, report, progress_key, end, last_line, header)
+            flush()
 
     def _flush(
         self,
@@ -301,8 +313,11 @@ class Ingester:
         end: int,
         line: int,
         header: str | None,
+        first_line: int,
+        source: IO[bytes] | None = None,
     ) -> None:
-        """Score the new documents of a batch and commit them with the file's progress."""
+        """Score the new documents of a batch and commit them with the file's progress;
+        ``first_line``: the line of the batch's first row, where a rerun resumes."""
         known = storage.known_hashes(self.db, [p.doc.id for p in pending])
         fresh: list[_Pending] = []
         batch_hash: dict[str, str] = {}
@@ -344,7 +359,14 @@ class Ingester:
                     added = storage.insert_documents(tx, stored)
                     storage.record_issues(tx, issues)
                     if progress_key is not None and end:
-                        print_ = storage.fingerprint(progress_key, end)
+                        # From the bytes read, not the path: a file put in its place while
+                        # this batch was scored must not be resumed at this offset. "" (not
+                        # None, which older records have): cut meanwhile, so read it again.
+                        print_ = (
+                            storage.handle_fingerprint(source, end)
+                            if source is not None
+                            else storage.fingerprint(progress_key, end)
+                        ) or ""
                         storage.set_progress(tx, progress_key, end, line, header, print_)
                     if not self._meta_written and stored:
                         # The model that scored the documents, for `finance alerts`.
@@ -357,7 +379,8 @@ class Ingester:
                 if not isinstance(exc, StoreLockedError):
                     raise
                 if attempt == LOCK_RETRIES:
-                    first_line = pending[0].line if pending else line
+                    # The batch's first row, stored or skipped: its skipped rows are not
+                    # recorded either, and a rerun reads them again.
                     raise StoreLockedError(
                         f"{exc}; stopped before {origin}:{first_line}, nothing after it is "
                         "stored and the same command resumes there"

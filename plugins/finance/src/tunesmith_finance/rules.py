@@ -72,27 +72,43 @@ class Rules:
     """Topic and ticker rules; ``Rules()`` (no file) finds cashtags and keeps named topics."""
 
     topics: dict[str, TopicRule] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
+    #: alias -> ticker, or the tickers an alias names (``Alphabet`` is both GOOG and GOOGL).
+    aliases: dict[str, str | list[str]] = field(default_factory=dict)
     source: str | None = None
 
     def __post_init__(self) -> None:
         # One named group per alias, so that a match names its alias directly: looking the
         # matched text up lower-cased fails when the case-insensitive match and str.lower()
         # disagree (a Turkish "İ" matches "i" but lowers to two characters; "ſ" matches "s").
-        tickers = {re.sub(r"\s+", " ", a.strip()): t for a, t in self.aliases.items() if a.strip()}
-        names = sorted(tickers, key=lambda w: (-len(w), w))
-        self._alias_tickers = [tickers[name] for name in names]
+        # Spellings of one alias (any case) share a group and all its tickers: as separate
+        # groups only the first would ever match, and a document would lose the others.
+        spellings: dict[str, dict[str, None]] = {}
+        tickers: dict[str, dict[str, None]] = {}
+        for alias, named in self.aliases.items():
+            alias = re.sub(r"\s+", " ", alias.strip())
+            if not alias:
+                continue
+            key = alias.lower()
+            spellings.setdefault(key, {})[alias] = None
+            for ticker in [named] if isinstance(named, str) else named:
+                tickers.setdefault(key, {})[ticker] = None
+        keys = sorted(spellings, key=lambda w: (-len(w), w))
+        self._alias_tickers = [list(tickers[key]) for key in keys]
         self._alias_pattern = (
             re.compile(
                 r"(?<!\w)(?:"
                 + "|".join(
-                    f"(?P<a{i}>{re.escape(w).replace(chr(92) + ' ', chr(92) + 's+')})"
-                    for i, w in enumerate(names)
+                    f"(?P<a{i}>"
+                    + "|".join(
+                        re.escape(w).replace(chr(92) + " ", chr(92) + "s+") for w in spellings[key]
+                    )
+                    + ")"
+                    for i, key in enumerate(keys)
                 )
                 + r")(?!\w)",
                 re.IGNORECASE,
             )
-            if names
+            if keys
             else None
         )
 
@@ -112,8 +128,8 @@ class Rules:
             found.setdefault(match.group(1).upper(), None)
         if self._alias_pattern is not None:
             for match in self._alias_pattern.finditer(text):
-                ticker = self._alias_tickers[int(str(match.lastgroup)[1:])]
-                found.setdefault(ticker, None)
+                for ticker in self._alias_tickers[int(str(match.lastgroup)[1:])]:
+                    found.setdefault(ticker, None)
         return list(found)
 
     def assign(
@@ -169,7 +185,7 @@ def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
         raise UserInputError(
             f"{source}: unknown section(s) {', '.join(sorted(unknown))}; expected topics, tickers"
         )
-    aliases: dict[str, str] = {}
+    aliases: dict[str, list[str]] = {}
     for ticker, entry in _section(data, "tickers", source).items():
         if not _NAME.match(ticker):
             raise UserInputError(f"{source}: tickers.{ticker}: not a ticker symbol")
@@ -182,7 +198,10 @@ def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
                 "expected aliases"
             )
         for alias in _strings(entry.get("aliases"), f"{source}: tickers.{ticker}.aliases"):
-            aliases[re.sub(r"\s+", " ", alias.strip())] = ticker.upper()
+            aliases.setdefault(re.sub(r"\s+", " ", alias.strip()), []).append(ticker.upper())
+    # Topic names are case-insensitive: [topics.Banking] and [topics.banking] are one topic
+    # with the rules of both (the second table would otherwise replace the first silently).
+    keywords: dict[str, list[str]] = {}
     topics: dict[str, TopicRule] = {}
     for name, entry in _section(data, "topics", source).items():
         where = f"{source}: topics.{name}"
@@ -201,13 +220,28 @@ def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
             t.strip().lstrip("$").upper()
             for t in _strings(entry.get("cashtags"), f"{where}.cashtags")
         )
-        topics[name.lower()] = TopicRule(
-            name=name.lower(),
-            keywords=_words_pattern(_strings(entry.get("keywords"), f"{where}.keywords")),
-            cashtags=cashtags,
-            regexes=regexes,
+        key = name.lower()
+        words = keywords.setdefault(key, [])
+        words += _strings(entry.get("keywords"), f"{where}.keywords")
+        before = topics.get(key, TopicRule(name=key))
+        topics[key] = TopicRule(
+            name=key,
+            keywords=_words_pattern(words),
+            cashtags=before.cashtags | cashtags,
+            regexes=before.regexes + regexes,
         )
     return Rules(topics=topics, aliases=aliases, source=source)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: TOML refuses a repeated key, and json would
+    keep the last one silently (a topic written twice would lose its first rules)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"the key {key!r} is repeated in one object")
+        data[key] = value
+    return data
 
 
 def load_rules(path: str | Path | None) -> Rules:
@@ -224,7 +258,7 @@ def load_rules(path: str | Path | None) -> Rules:
         raise UserInputError(f"--rules {path}: not UTF-8 text") from None
     try:
         if kind == "JSON":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         else:
             import tomllib
 

@@ -216,13 +216,22 @@ class Progress:
 def fingerprint(path: str | Path, offset: int) -> str | None:
     """The SHA-256 of the :data:`FINGERPRINT_BYTES` bytes of ``path`` before ``offset``;
     ``None`` when the file is gone or shorter."""
+    try:
+        with Path(path).open("rb") as handle:
+            return handle_fingerprint(handle, offset)
+    except OSError:
+        return None
+
+
+def handle_fingerprint(handle: Any, offset: int) -> str | None:
+    """:func:`fingerprint` of the file an open ``handle`` reads, without moving it: the bytes
+    ingest read, even when the path names another file by now (a log rotated meanwhile)."""
     import hashlib
+    import os
 
     start = max(0, offset - FINGERPRINT_BYTES)
     try:
-        with Path(path).open("rb") as handle:
-            handle.seek(start)
-            data = handle.read(offset - start)
+        data = os.pread(handle.fileno(), offset - start, start)
     except OSError:
         return None
     if len(data) != offset - start:

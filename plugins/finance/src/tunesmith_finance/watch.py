@@ -21,14 +21,38 @@ def _wanted(path: Path) -> bool:
     return path.suffix.lower() in FORMATS and not path.name.startswith(".")
 
 
-def ingest_paths(ingester: Any, paths: list[Path], log: Callable[[str], None]) -> Report:
-    """Ingest each file in follow mode; one file's user error is logged, not fatal."""
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file() and _wanted(p)]
+
+
+def ingest_paths(
+    ingester: Any,
+    paths: list[Path],
+    log: Callable[[str], None],
+    retry: set[Path] | None = None,
+) -> Report:
+    """Ingest each file in follow mode; one file's error is logged, not fatal.
+
+    A file the database stayed locked for is added to ``retry`` (and removed once read): its
+    unread rows would otherwise wait for the file's next change, which may never come.
+    """
+    from tunesmith.store import StoreLockedError
+
     total = Report()
     for path in sorted(paths):
         try:
             total.merge(ingester.ingest_file(path, follow=True))
+        except StoreLockedError as exc:
+            log(f"Error: {exc}; trying again")
+            if retry is not None:
+                retry.add(path)
+            continue
         except UserInputError as exc:
             log(f"Error: {exc}")
+        except OSError as exc:  # deleted or made unreadable between the event and the read
+            log(f"Error: {path}: {exc.strerror or exc}")
+        if retry is not None:
+            retry.discard(path)
     return total
 
 
@@ -45,21 +69,31 @@ def watch_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise UserInputError(f"{folder}: no such folder")
-    report = ingest_paths(
-        ingester, [p for p in folder.iterdir() if p.is_file() and _wanted(p)], log
-    )
-    if on_pass is not None:
-        on_pass(report)
     if once:
+        report = ingest_paths(ingester, _files(folder), log)
+        if on_pass is not None:
+            on_pass(report)
         return
     from watchfiles import Change, watch
 
     log(f"watching {folder} (Ctrl-C to stop)")
-    for changes in watch(folder, stop_event=stop_event, recursive=False, rust_timeout=500):
-        paths = {Path(p) for change, p in changes if change != Change.deleted and _wanted(Path(p))}
-        paths = {p for p in paths if p.is_file()}
-        if not paths:
-            continue
-        report = ingest_paths(ingester, list(paths), log)
+    retry: set[Path] = set()
+    scanned = False
+    # yield_on_timeout: the first pass runs once the watcher is running (a file written while
+    # it reads is then a change, not missed), and locked files are tried again without a change.
+    for changes in watch(
+        folder, stop_event=stop_event, recursive=False, rust_timeout=500, yield_on_timeout=True
+    ):
+        if not scanned:
+            paths = set(_files(folder))
+            scanned = True
+        else:
+            paths = {Path(p) for change, p in changes if change != Change.deleted}
+            paths = {p for p in paths | retry if _wanted(p) and p.is_file()}
+            retry &= paths
+            if not paths:
+                continue
+        # The first pass reports (and runs `--alerts` on what is stored) even with no file yet.
+        report = ingest_paths(ingester, list(paths), log, retry)
         if on_pass is not None:
             on_pass(report)
