@@ -221,6 +221,70 @@ def test_calibrate_command_rewrites_only_calibration_json(overconfident, tmp_pat
     assert not [p for p in model.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
+def _ensemble_of(first: Path, second: Path, where: Path) -> Path:
+    """A seed ensemble's layout: ``first`` at ``where``, ``second`` in members/seed43."""
+    shutil.copytree(first, where)
+    shutil.copytree(second, where / "members" / "seed43")
+    (where / "ensemble.json").write_text(json.dumps({"members": ["members/seed43"]}))
+    return where
+
+
+def test_calibrate_command_refits_every_member_of_a_seed_ensemble(overconfident, tmp_path):
+    """Ensemble scoring averages the members' calibrated probabilities: all are refitted."""
+    model = _ensemble_of(overconfident, overconfident, tmp_path / "ensemble")
+    member = model / "members" / "seed43"
+    for where in (model, member):
+        save_calibration(where, {"method": "temperature", "temperature": 1.0})
+    data = write_csv(tmp_path / "held_out.csv", noisy_rows(seed=3))
+    args = ["calibrate", "--model", str(model), "--data", str(data)]
+    result = CliRunner().invoke(build_app(), [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["temperature"] > 1.5 and len(doc["members"]) == 1
+    assert load_calibration(member)["temperature"] == pytest.approx(
+        doc["members"][0]["temperature"]
+    )
+    assert load_calibration(member)["temperature"] > 1.5
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "ensemble member" in result.stdout and str(member) in result.stdout
+
+
+def test_calibrate_writes_no_member_of_an_ensemble_when_one_cannot_be_calibrated(
+    overconfident, tmp_path
+):
+    from tunesmith.testing import make_tiny_classifier
+
+    other = make_tiny_classifier(tmp_path / "other", ["card", "transfer", "loan"], TEXTS)
+    model = _ensemble_of(overconfident, other, tmp_path / "ensemble")
+    save_calibration(model, {"method": "temperature", "temperature": 1.0})
+    before = snapshot(model)
+    data = write_csv(tmp_path / "held_out.csv", noisy_rows(seed=3))
+    result = CliRunner().invoke(
+        build_app(), ["calibrate", "--model", str(model), "--data", str(data)]
+    )
+    assert result.exit_code == 2 and "refund" in result.stderr
+    assert snapshot(model) == before
+    assert not (model / "members" / "seed43" / "calibration.json").exists()
+
+
+def test_calibrate_says_an_onnx_export_in_the_model_directory_has_the_old_temperature(
+    overconfident, tmp_path
+):
+    """The exported graph holds the temperature; a refit one would silently not reach it."""
+    model = tmp_path / "model"
+    shutil.copytree(overconfident, model)
+    (model / "model.onnx").write_bytes(b"exported before")
+    data = write_csv(tmp_path / "held_out.csv", noisy_rows(seed=3))
+    result = CliRunner().invoke(
+        build_app(), ["calibrate", "--model", str(model), "--data", str(data)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{model / 'model.onnx'} holds the previous calibration" in result.stderr
+    assert f"tunesmith export --model {model} --force" in result.stderr
+    assert (model / "model.onnx").read_bytes() == b"exported before"
+
+
 def test_calibrate_command_prints_before_and_after_and_writes_a_diagram(overconfident, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(overconfident, model)

@@ -479,6 +479,29 @@ def test_interrupted_run_needs_resume_or_force_and_the_same_settings(
     assert "--seed" in result.stderr
 
 
+def test_resume_refuses_a_data_file_edited_since_the_interrupted_run(
+    cli, files, tmp_path, register_plugin
+):
+    """A new label made the checkpoint's head the wrong size (a traceback); new rows with the
+    old labels would have mixed two data sets silently."""
+    plugin = _StopAfter(steps=2)
+    register_plugin(plugin, "stop-after-two-edited")
+    data = tmp_path / "train.csv"
+    data.write_bytes(files["train"].read_bytes())
+    out = tmp_path / "model"
+    args = ("train", "--data", str(data), "--model", str(files["base"]), "--out", str(out),
+            "--epochs", "2", "--lr", "0.01", "--batch-size", "8", "--save-steps", "1")  # fmt: skip
+    assert cli(*args).exit_code == 130
+    with data.open("a", encoding="utf-8") as handle:
+        handle.writelines(f"what is my balance {i},balance\n" for i in range(6))
+    plugin.steps = 10_000
+    result = cli(*args, "--resume")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: --resume: the content of --data changed")
+    assert "--force" in result.stderr and "Traceback" not in result.output
+    assert not out.exists() and (tmp_path / "model.work").is_dir()
+
+
 def test_existing_output_is_refused_without_force_and_left_untouched(cli, files, tmp_path):
     out = tmp_path / "model"
     out.mkdir()

@@ -160,6 +160,25 @@ def test_onnx_of_a_mean_pooled_model_with_nearest_scores_differs_from_its_bare_c
     assert np.abs(onnx_probs - cls_probs).max() > 0.01
 
 
+def test_onnx_of_nearest_scores_runs_without_onnxruntime_shape_warnings(exported, capfd):
+    """The tracer's wrong shapes inside the scatter's If branches made every run warn."""
+    import onnxruntime
+
+    from tunesmith.engine.loading import load_model
+
+    model, onnx_file, _ = exported["mean"]
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 2  # warnings, onnxruntime's default
+    session = onnxruntime.InferenceSession(
+        str(onnx_file), options, providers=["CPUExecutionProvider"]
+    )
+    capfd.readouterr()
+    tokenizer = load_model(model).tokenizer
+    for texts in (TEXTS, TEXTS[:1], TEXTS * 5):
+        _run(session, tokenizer, texts)
+    assert "VerifyOutputSizes" not in capfd.readouterr().err
+
+
 def test_onnx_tagger_matches_tunesmith_word_logits(exported):
     from tunesmith.engine.loading import load_model
     from tunesmith.engine.predict import predict_word_logits
@@ -187,6 +206,28 @@ def test_onnx_metadata_names_labels_task_temperature_and_what_is_left_out(export
     assert json.loads(meta["leaves_out"]) == report["leaves_out"]
     assert any("int8" in x for x in report["leaves_out"])
     assert report["max_difference"]["probabilities"] <= 1e-4
+
+
+def test_export_of_a_seed_ensemble_says_the_graph_is_its_first_member_alone(
+    cli, exported, tmp_path
+):
+    """Ensemble scoring averages every member; the file holds one, and its report says so."""
+    import shutil
+
+    model, _, single = exported["multi"]
+    assert not any("member" in x for x in single["leaves_out"])
+    ensemble = tmp_path / "ensemble"
+    shutil.copytree(model, ensemble)
+    shutil.copytree(model, ensemble / "members" / "seed43")
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": ["members/seed43"]}))
+    out = tmp_path / "ensemble.onnx"
+    result = cli("export", "--model", str(ensemble), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    noted = [x for x in report["leaves_out"] if "ensemble" in x]
+    assert len(noted) == 1 and "other 1 member" in noted[0] and "first member" in noted[0]
+    meta = _session(out).get_modelmeta().custom_metadata_map
+    assert json.loads(meta["leaves_out"]) == report["leaves_out"]
 
 
 def test_existing_output_is_refused_without_force_and_replaced_with_it(cli, exported):

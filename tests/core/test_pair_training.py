@@ -100,6 +100,20 @@ def test_saved_directory_loads_with_automodel_sentence_transformers_and_encoder(
     assert (int8 * expected).sum(axis=1).min() > 0.95
 
 
+def test_commands_for_classifiers_call_a_pair_encoder_a_sentence_encoder_not_a_base_model(
+    cli, trained, tmp_path
+):
+    """It came from `tunesmith train`: "fine-tune it first" alone would send the user round."""
+    result, texts = trained
+    out = tmp_path / "encoder.onnx"
+    for args in (["export", "--out", str(out)], ["predict", "--text", texts[0]]):
+        done = cli(args[0], "--model", str(result.path), *args[1:])
+        assert done.exit_code == 2
+        assert "is a sentence encoder" in done.output and "--task pairs" in done.output
+        assert "Encoder.load" in done.output and "Traceback" not in done.output
+    assert not out.exists()
+
+
 def test_refuses_to_overwrite_without_force(trained, base_dir):
     result, _ = trained
     queries, targets = make_pairs(copies=1)

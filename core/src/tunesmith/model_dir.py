@@ -19,6 +19,7 @@ Files::
     confusion_matrix.png         plots of the held-out data
     reliability.png
     README.md                    the model card
+    model.onnx                   tunesmith export's default file (not written by train)
     runs/                        TensorBoard logs (--tensorboard)
 """
 
@@ -39,8 +40,11 @@ CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 RELIABILITY_FILE = "reliability.png"
 MODEL_CARD_FILE = "README.md"
 TENSORBOARD_DIR = "runs"
+ONNX_FILE = "model.onnx"
 #: A bare PEFT adapter directory has this instead of ``config.json``.
 ADAPTER_CONFIG_FILE = "adapter_config.json"
+#: A sentence-transformers directory (a `train --task pairs` encoder) lists its modules here.
+SENTENCE_MODULES_FILE = "modules.json"
 #: sentence-transformers keeps its pooling mode here.
 SENTENCE_POOLING_CONFIG = Path("1_Pooling") / CONFIG_FILE
 #: Weight files transformers may have written, in the order it prefers them.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from tunesmith.model_dir import CALIBRATION_FILE
+from tunesmith.model_dir import CALIBRATION_FILE, ONNX_FILE
 
 
 def calibrate_command(
@@ -31,38 +32,54 @@ def calibrate_command(
     Only calibration.json beside the weights is rewritten, atomically (and, for a model with a
     lexical share, --lexical, the mix's own temperature in lexical.json); predictions keep their
     ranking, so accuracy does not change (except with a lexical share, mixed into the calibrated
-    probabilities). ECE uses 15 equal-width confidence bins.
+    probabilities). A seed ensemble (ensemble.json) has every member refitted on the data, as
+    its scoring averages their calibrated probabilities. ECE uses 15 equal-width confidence bins.
     """
-    from tunesmith.engine.evaluate import calibrate_model
+    import contextlib
+
+    from tunesmith.engine.ensemble import read_members
+    from tunesmith.engine.evaluate import fit_model_calibration
     from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
     from tunesmith.io import check_output_file
     from tunesmith.locks import writing_into
 
     if plot is not None:
         check_output_file(plot, "--plot")  # before calibration.json is rewritten
+    members = read_members(model)
+    names = [CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS]
     # The model directory is this command's output: not while a train --force replaces it, nor
     # while another calibrate writes it.
-    with writing_into(model, [CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS]) as removed:
+    with contextlib.ExitStack() as held:
+        removed: list[Path] = []
+        for where in [model, *members]:
+            removed += held.enter_context(writing_into(where, names))
         if removed:
             typer.echo(f"removed {len(removed)} temporary file(s) a stopped run left", err=True)
-        result = calibrate_model(
-            model,
-            data,
-            text_col,
-            label_col,
-            label_sep=label_sep,
-            batch_size=batch_size,
-            plot_path=plot,
-        )
+        options = {"label_sep": label_sep, "batch_size": batch_size}
+        fitted = [
+            fit_model_calibration(model, data, text_col, label_col, plot_path=plot, **options)
+        ]
+        fitted += [
+            fit_model_calibration(where, data, text_col, label_col, **options) for where in members
+        ]
+        # Every member fitted before any is written: a failure leaves the ensemble as it was.
+        for _, commit in fitted:
+            commit()
+    result = fitted[0][0]
+    if members:
+        result["members"] = [found for found, _ in fitted[1:]]
+    for where in [model, *members]:
+        if (Path(where) / ONNX_FILE).is_file():
+            # Its graph holds the temperature it was exported with.
+            typer.echo(
+                f"warning: {Path(where) / ONNX_FILE} holds the previous calibration; export "
+                f"it again: tunesmith export --model {where} --force",
+                err=True,
+            )
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
-    if "temperatures" in result:
-        temps = result["temperatures"]
-        fitted = f"{len(temps)} label temperatures, {min(temps):.3f} to {max(temps):.3f}"
-    else:
-        fitted = f"temperature {result['temperature']:.4f}"
-    typer.echo(f"{fitted} (fitted on {result['n_examples']} examples of {data})")
+    typer.echo(f"{_fitted(result)} (fitted on {result['n_examples']} examples of {data})")
     if "accuracy_before" in result:  # a lexical share: the mixed labels move with the temperature
         accuracy = (
             f"accuracy {result['accuracy_before']:.4f} -> {result['accuracy']:.4f} (mixed with "
@@ -79,9 +96,23 @@ def calibrate_command(
             f"the mix's own temperature {result['lexical_temperature_before']:.4f} -> "
             f"{result['lexical_temperature']:.4f} (lexical.json; it moves no label)"
         )
-    typer.echo(f"saved {Path(result['model']) / CALIBRATION_FILE}", err=True)
+    for member in result.get("members", []):
+        typer.echo(
+            f"ensemble member {member['model']}: {_fitted(member)}, ECE "
+            f"{member['ece_before']:.4f} -> {member['ece_after']:.4f}"
+        )
+    for found in [result, *result.get("members", [])]:
+        typer.echo(f"saved {Path(found['model']) / CALIBRATION_FILE}", err=True)
     if result.get("reliability_diagram"):
         typer.echo(f"reliability diagram: {result['reliability_diagram']}", err=True)
+
+
+def _fitted(result: dict[str, Any]) -> str:
+    """The fitted temperature(s) of one calibration result, for the terminal."""
+    if "temperatures" in result:
+        temps = result["temperatures"]
+        return f"{len(temps)} label temperatures, {min(temps):.3f} to {max(temps):.3f}"
+    return f"temperature {result['temperature']:.4f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.model_dir import ONNX_FILE
+
 FORMATS = ("onnx",)
 
 
@@ -33,7 +35,7 @@ def export_command(
         )
     from tunesmith.engine.export_onnx import export_onnx
 
-    target = out if out is not None else Path(model) / "model.onnx"
+    target = out if out is not None else Path(model) / ONNX_FILE
     report = export_onnx(model, target, force=force)
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))

@@ -4,6 +4,7 @@ and draw the plots (:mod:`tunesmith.engine.plots`). ``tunesmith evaluate`` and `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,32 @@ def calibrate_model(
     ``accuracy_before`` are those of the mixed labels with the new and the previous temperature;
     the mix's own temperature is refitted on the same file and saved in ``lexical.json``.
     """
+    result, commit = fit_model_calibration(
+        model_dir,
+        data_path,
+        text_col,
+        label_col,
+        label_sep=label_sep,
+        batch_size=batch_size,
+        plot_path=plot_path,
+    )
+    commit()
+    return result
+
+
+def fit_model_calibration(
+    model_dir: str | Path,
+    data_path: str | Path,
+    text_col: str = "text",
+    label_col: str = "label",
+    *,
+    label_sep: str | None = None,
+    batch_size: int = 32,
+    plot_path: str | Path | None = None,
+) -> tuple[dict[str, Any], Callable[[], None]]:
+    """:func:`calibrate_model` without the writing: the result, and a function that writes the
+    fitted files. Several models (a seed ensemble's members) are all fitted before any is
+    written, so a member that fails leaves every one as it was."""
     loaded = load_model(model_dir)
     if loaded.task == "ner":
         raise UserInputError(
@@ -207,8 +234,11 @@ def calibrate_model(
             probs_after=probs_after,
         )
         result["reliability_diagram"] = str(plot_path)
-    # Last: a plot that cannot be written leaves the model's calibration as it was.
-    if lexical is not None:
-        lexical.save(loaded.path)
-    save_calibration(loaded.path, data)
-    return result
+
+    def commit() -> None:
+        # After the plot: a plot that cannot be written leaves the calibration as it was.
+        if lexical is not None:
+            lexical.save(loaded.path)
+        save_calibration(loaded.path, data)
+
+    return result, commit

@@ -12,8 +12,9 @@ the directory's tokenizer gives them; padding on the right) and returns
 
 The model's metadata (``labels``, ``task``, ``temperature``, ``includes``, ``leaves_out``,
 ``max_length``) says what is inside and what is not: a tagger's word alignment (the first
-sub-token of each word) and entity grouping, the ``--quantize int8`` layers, and truncation to
-``max_length`` stay with the caller.
+sub-token of each word) and entity grouping, the ``--quantize int8`` layers, the lexical model's share, a
+seed ensemble's other members (the graph is the first member) and truncation to ``max_length``
+stay with the caller.
 
 Every export is checked: onnxruntime runs the file on probe texts of several lengths (padded and
 unpadded batches) and its outputs must match the PyTorch model's within ``TOLERANCE``, else the
@@ -119,6 +120,16 @@ def describe(loaded: Any) -> dict[str, Any]:
     if loaded.extra.get("lexical") is not None:
         weight = loaded.extra["lexical"].weight
         leaves_out.append(f"the lexical n-gram model's share {weight:g} (lexical.json)")
+    from tunesmith.engine.ensemble import MEMBERS_FILE, read_members
+
+    others = read_members(loaded.path)
+    if others:
+        # An ensemble scores with the mean of every member; the graph holds the first alone.
+        leaves_out.append(
+            f"the seed ensemble's other {len(others)} member(s) ({MEMBERS_FILE}): the graph is "
+            "the first member alone; tunesmith's ensemble scoring averages every member's "
+            "calibrated probabilities"
+        )
     leaves_out.append("int8 quantisation (--quantize int8): the graph is float32")
     return {"includes": includes, "leaves_out": leaves_out}
 
@@ -152,6 +163,23 @@ def _probe_batches(loaded: Any) -> list[dict[str, Any]]:
         return {name: encoded[name].astype("int64") for name in INPUTS}
 
     return [encode(texts), encode(texts[1:2]), encode(texts[:1])]
+
+
+def _forget_traced_shapes(graph: Any) -> None:
+    """Drop the intermediate shapes the tracer recorded, in ``graph`` and its subgraphs.
+
+    Some are wrong (a 1-D shape for the nearest scores' ``[batch, labels]``, declared as an
+    output of the ``If`` branches the scatter's export holds); onnxruntime then warns on every
+    run. It infers the shapes itself.
+    """
+    del graph.value_info[:]
+    for node in graph.node:
+        for attribute in node.attribute:
+            subgraphs = [attribute.g] if attribute.HasField("g") else []
+            for sub in [*subgraphs, *attribute.graphs]:
+                for output in sub.output:
+                    output.type.tensor_type.ClearField("shape")
+                _forget_traced_shapes(sub)
 
 
 def _check(session: Any, module: Any, batches: list[dict[str, Any]]) -> dict[str, float]:
@@ -224,9 +252,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, force: bool = False) 
             )
         description = describe(loaded)
         graph = onnx.load(str(tmp))
-        # The tracer records some intermediate shapes wrongly (a 1-D shape for the nearest
-        # scores' [batch, labels]); onnxruntime then warns on every run. It infers them itself.
-        del graph.graph.value_info[:]
+        _forget_traced_shapes(graph.graph)
         for key, value in _metadata(loaded, description).items():
             entry = graph.metadata_props.add()
             entry.key, entry.value = key, value

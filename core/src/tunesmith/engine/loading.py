@@ -37,6 +37,7 @@ from tunesmith.model_dir import (
     CALIBRATION_FILE,
     CONFIG_FILE,
     RUN_CONFIG_FILE,
+    SENTENCE_MODULES_FILE,
     TASK_KEY,
     TOKENIZER_FILES,
     WEIGHT_FILES,
@@ -225,6 +226,16 @@ def _load_with_config(directory: Path, run_config: dict[str, Any] | None) -> tup
         and not any(a.endswith(heads) for a in architectures)
     ):
         # A bare encoder would load with a random head and print confident nonsense.
+        if (directory / SENTENCE_MODULES_FILE).is_file():
+            # `train --task pairs` writes these: the user did train it, as an encoder.
+            raise ModelNotFoundError(
+                f"{directory} is a sentence encoder ({architectures[0]} with sentence-"
+                "transformers pooling, such as `tunesmith train --task pairs` saves), not a "
+                "classifier: it has no labels to predict, evaluate, calibrate, explain or "
+                "export; load it with SentenceTransformer or tunesmith.retrieval.Encoder.load, "
+                f"or fine-tune a classifier from it with `tunesmith train --model {directory} "
+                "--data FILE`"
+            )
         raise ModelNotFoundError(
             f"{directory} is a base model ({architectures[0]}), not a trained classifier; "
             f"fine-tune it first with `tunesmith train --model {directory} --data FILE`"

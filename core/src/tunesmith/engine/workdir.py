@@ -17,10 +17,12 @@ from tunesmith.engine.config import RunConfig
 from tunesmith.engine.distributed import is_main_process
 from tunesmith.engine.loading import check_safetensors
 from tunesmith.errors import DataError, OutputExistsError, UserInputError
-from tunesmith.io import atomic_write_json, read_json_object, remove_stale_temps
+from tunesmith.io import atomic_write_json, file_sha256, read_json_object, remove_stale_temps
 from tunesmith.model_dir import ADAPTER_WEIGHT_FILES, WEIGHT_FILES
 
 WORK_MARKER = "tunesmith-work.json"
+#: The marker's record of the input files' content (:func:`input_hashes`).
+INPUTS_KEY = "inputs_sha256"
 #: Settings that must match for ``--resume`` to continue a run rather than mix two.
 RESUME_KEYS = (
     "data", "eval_data", "model", "task", "text_col", "label_col", "label_sep", "strategy",
@@ -106,6 +108,31 @@ def _resume_settings(run: RunConfig) -> dict[str, Any]:
     return {key: data[key] for key in RESUME_KEYS}
 
 
+#: The files whose content the checkpoints depend on (the held-out one chooses the best).
+_INPUT_FLAGS = {"data": "--data", "eval_data": "--eval"}
+
+
+def input_hashes(run: RunConfig, *, data_sha256: str | None = None) -> dict[str, str | None]:
+    """The SHA-256 of ``--data`` and ``--eval`` (``None`` when not given): a resumed run must
+    train on the same content, not only the same paths. ``data_sha256``: already computed."""
+    return {
+        "data": data_sha256 or file_sha256(run.data),
+        "eval_data": file_sha256(run.eval_data) if run.eval_data else None,
+    }
+
+
+def _changed_inputs(run: RunConfig, saved: Any) -> list[str]:
+    """The flags of the input files whose content differs from the interrupted run's (a work
+    folder written before the hashes were recorded has none to compare)."""
+    if not isinstance(saved, dict):
+        return []
+    try:
+        now = input_hashes(run)
+    except OSError:  # a missing or unreadable file: the data reader says which, in one line
+        return []
+    return [flag for key, flag in _INPUT_FLAGS.items() if key in saved and saved[key] != now[key]]
+
+
 def check_work_dir(run: RunConfig) -> None:
     """Fail early when a work directory is in the way or ``--resume`` settings differ."""
     work = run.work_path
@@ -117,7 +144,8 @@ def check_work_dir(run: RunConfig) -> None:
             f"{work} exists and is not a tunesmith work directory; remove it or pass --work-dir"
         )
     if run.resume:
-        saved = (read_json_object(marker) or {}).get("settings")  # a broken one: one line
+        document = read_json_object(marker) or {}  # a broken one: one line
+        saved = document.get("settings")
         saved = saved if isinstance(saved, dict) else {}
         current = _resume_settings(run)
         changed = [k for k in RESUME_KEYS if saved.get(k) != current[k]]
@@ -127,6 +155,14 @@ def check_work_dir(run: RunConfig) -> None:
                 f"--resume: the interrupted run in {work} used other settings ({flags}); "
                 "repeat its exact flags, or pass --force instead of --resume to start over"
             )
+        edited = _changed_inputs(run, document.get(INPUTS_KEY))
+        if edited:
+            # Its checkpoints hold a head for the old labels, weights fitted to the old rows.
+            raise UserInputError(
+                f"--resume: the content of {' and '.join(edited)} changed since the interrupted "
+                f"run in {work} started; resuming would mix two data sets: pass --force instead "
+                "of --resume to start over"
+            )
     elif not run.force and has_resumable_work(work):
         raise OutputExistsError(
             f"an interrupted run left checkpoints in {work}; pass --resume to continue it or "
@@ -134,8 +170,11 @@ def check_work_dir(run: RunConfig) -> None:
         )
 
 
-def open_work_dir(run: RunConfig, log: Callable[[str], None]) -> str | None:
-    """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from."""
+def open_work_dir(
+    run: RunConfig, log: Callable[[str], None], *, data_sha256: str | None = None
+) -> str | None:
+    """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from.
+    ``data_sha256``: the ``--data`` file's, when the caller has it already."""
     work = run.work_path
     if not is_main_process():
         # The main process opens and cleans the folder; this one only reads where to resume.
@@ -157,7 +196,12 @@ def open_work_dir(run: RunConfig, log: Callable[[str], None]) -> str | None:
         log(f"--resume: nothing to resume in {work}; training from the start")
     work.mkdir(parents=True)
     atomic_write_json(
-        work / WORK_MARKER, {"settings": _resume_settings(run), "out": str(run.out_dir)}
+        work / WORK_MARKER,
+        {
+            "settings": _resume_settings(run),
+            INPUTS_KEY: input_hashes(run, data_sha256=data_sha256),
+            "out": str(run.out_dir),
+        },
     )
     return None
 

@@ -20,12 +20,12 @@ def run(state: Training) -> None:
     state.base_location = base.location
     # A hub model is recorded by its id, not the download folder on this machine.
     state.base_name = base.location if base.is_local and run.model != "default" else run.model
-    state.resume_from = open_work_dir(run, state.log)
     prepared, resolved = state.prepared, state.resolved
+    resolved.data_sha256 = file_sha256(run.data)
+    state.resume_from = open_work_dir(run, state.log, data_sha256=resolved.data_sha256)
     resolved.notes = list(prepared.notes)
     resolved.task, resolved.labels = prepared.task, prepared.labels
     resolved.base_model_name, resolved.base_model_location = base.display_name, base.location
-    resolved.data_sha256 = file_sha256(run.data)
     resolved.n_train = len(prepared.train)
     resolved.n_eval = len(prepared.held) if prepared.held is not None else 0
     resolved.eval_source, resolved.eval_fraction = prepared.eval_source, prepared.eval_fraction
