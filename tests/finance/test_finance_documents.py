@@ -33,6 +33,15 @@ def test_missing_or_unparsable_times_are_row_errors(value):
         to_document({"id": "a", "time": value, "text": "x"})
 
 
+def test_a_placeholder_time_in_year_one_is_a_row_error_not_a_date():
+    # .NET's "no date": read as a time, a 7 h trends bucket started before year 1 and crashed
+    with pytest.raises(RowError, match="before the year 1000: a placeholder"):
+        to_document({"id": "a", "time": "0001-01-01T00:00:00", "text": "x"})
+    assert to_document({"id": "a", "time": "1929-10-29T15:00:00Z", "text": "x"}).time == (
+        "1929-10-29T15:00:00Z"
+    )
+
+
 def test_an_unknown_zone_name_is_a_user_error():
     with pytest.raises(UserInputError, match="Mars/Olympus"):
         resolve_zone("Mars/Olympus")

@@ -33,6 +33,8 @@ TEXT_FIELDS = ("text", "headline", "title")
 TOPIC_FIELDS = ("topic", "topics")
 TICKER_FIELDS = ("tickers", "ticker")
 DEFAULT_MAX_CHARS = 5000
+#: Times before this year are refused as placeholders (0001-01-01) rather than read as dates.
+FIRST_YEAR = 1000
 _SPLIT = re.compile(r"[,;\s]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -100,9 +102,17 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> datetime:
     """A timezone-aware UTC datetime from ISO 8601 text or Unix seconds (the core's
     :func:`tunesmith.data.times.parse_time`); RowError if neither."""
     try:
-        return core_parse_time(value, naive_tz)[0]
+        moment = core_parse_time(value, naive_tz)[0]
     except ValueError as exc:
         raise RowError(str(exc)) from None
+    if moment.year < FIRST_YEAR:
+        # 0001-01-01 is .NET's "no date": a missing time written as one. It would be bucketed
+        # and charted as a real moment (and a chart cannot reach back before year 1).
+        raise RowError(
+            f"time {str(value).strip()[:40]!r} is before the year {FIRST_YEAR}: a placeholder for "
+            "a missing time, not a date"
+        )
+    return moment
 
 
 def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:
