@@ -125,3 +125,26 @@ def test_a_new_atomic_directory_gets_the_umask_mode(tmp_path, umask_027):
     with atomic_directory(tmp_path / "model") as tmp:
         (tmp / "config.json").write_text("{}", encoding="utf-8")
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o750
+
+
+def test_read_json_object_of_a_file_removed_before_the_read_is_none_not_a_traceback(
+    tmp_path, monkeypatch
+):
+    # It checked exists() and then read: a file a concurrent save removed in between raised a
+    # raw FileNotFoundError (seen loading an index while another process saved it).
+    from pathlib import Path
+
+    from tunesmith.io import read_json_object
+
+    path = tmp_path / "meta.json"
+    path.write_text("{}", encoding="utf-8")
+    real_read = Path.read_text
+
+    def removed_first(self, *args, **kwargs):
+        if self == path:
+            path.unlink()
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", lambda self: True)
+    monkeypatch.setattr(Path, "read_text", removed_first)
+    assert read_json_object(path) is None

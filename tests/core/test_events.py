@@ -12,7 +12,15 @@ from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 import pytest
 
 from tunesmith.errors import UserInputError
-from tunesmith.events import RetryPolicy, WebhookSink, emit, list_deliveries, make_sink, retry
+from tunesmith.events import (
+    RetryPolicy,
+    WebhookSink,
+    emit,
+    list_deliveries,
+    make_sink,
+    record,
+    retry,
+)
 from tunesmith.hooktypes import Event
 from tunesmith.store import Store
 
@@ -209,6 +217,23 @@ def test_a_plugin_can_keep_the_outbox_in_its_own_store(tmp_path):
     db.close()
 
 
+def test_an_outbox_first_made_in_a_rolled_back_transaction_is_made_again_on_the_next_emit(
+    tmp_path,
+):
+    db = Store.open(
+        tmp_path / "plugin.sqlite", namespace="hello", migrations=["CREATE TABLE t (x)"]
+    )
+    with pytest.raises(RuntimeError, match="turn failed"), db.transaction() as tx:
+        record(Event(kind="hello.greeted", message="x"), [Flaky(0)], outbox=db)
+        tx.execute("INSERT INTO t VALUES (1)")
+        raise RuntimeError("the turn failed")  # the outbox tables roll back with it
+    assert db.schema_version("events") == 0
+    report = emit(Event(kind="hello.greeted", message="y"), [Flaky(0)], outbox=db)
+    assert report.ok and db.schema_version("events") == 1
+    assert [d.event.message for d in list_deliveries(db)] == ["y"]
+    db.close()
+
+
 def test_retry_resends_failed_deliveries_from_their_recorded_urls(tmp_path):
     outbox = tmp_path / "o.sqlite"
     blocked = tmp_path / "blocked"
@@ -298,6 +323,16 @@ def test_events_cli_lists_tails_and_retries_failed_deliveries(tmp_path, cli):
     assert "re-sent 3 deliveries; 0 still failing" in fixed.stdout
     lines = (blocked / "e.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["m0", "m1", "m2"]
+
+
+def test_events_cli_retry_of_an_id_before_any_outbox_exists_is_an_error(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    result = cli("events", "retry", "--id", "abc123")
+    assert result.exit_code == 2
+    assert "no event with id 'abc123'" in result.output
+    assert "re-sent" not in result.output
+    # With no id, an absent outbox still means nothing to retry.
+    assert cli("events", "retry").exit_code == 0
 
 
 def test_events_cli_on_a_corrupt_outbox_is_one_error_line(tmp_path, cli):

@@ -170,6 +170,24 @@ def test_filter_none_matches_a_missing_field_and_bad_filters_are_errors(tmp_path
         index.search(unit_rows(1)[0], where={"lang": {"en": 1}})
 
 
+def test_filter_on_numpy_values_matches_like_plain_numbers_not_a_cached_string(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add(
+        ["num", "str", "yes"],
+        vectors=unit_rows(3),
+        payloads=[{"c": 3}, {"c": "3"}, {"flag": True}],
+    )
+    query = unit_rows(1)[0]
+    # The string filter first: its cached result must not answer the numeric one.
+    assert [h.id for h in index.search(query, where={"c": "3"})] == ["str"]
+    assert [h.id for h in index.search(query, where={"c": np.int64(3)})] == ["num"]
+    assert [h.id for h in index.search(query, where={"c": [np.int32(3), "x"]})] == ["num"]
+    assert [h.id for h in index.search(query, where={"flag": np.bool_(True)})] == ["yes"]
+    # A set means "any of", also after a string filter that prints the same was cached.
+    assert index.search(query, where={"c": "{1, 3}"}) == []
+    assert [h.id for h in index.search(query, where={"c": {1, 3}})] == ["num"]
+
+
 def test_filter_sees_writes_made_after_a_cached_filter(tmp_path):
     index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
     index.add(["a", "b"], vectors=unit_rows(2), payloads=[{"c": "x"}, {"c": "y"}])
@@ -200,6 +218,54 @@ def test_failed_save_leaves_the_previous_index_loadable(tmp_path, monkeypatch):
     index.save()
     assert VectorIndex.load(path).ids() == ["old", "new"]
     assert sorted(p.name for p in path.iterdir()) == ["CURRENT", "gen-000002"]
+
+
+@pytest.mark.parametrize("folder", ["a#b", "50%20off", "why?not"])
+def test_an_index_in_a_folder_named_with_hash_percent_or_question_mark_loads(tmp_path, folder):
+    path = tmp_path / folder / "ix"
+    index = VectorIndex.create(path, dim=DIM, encoder_name="vecs")
+    index.add(["a"], vectors=unit_rows(1), payloads=[{"n": 1}])
+    index.save()
+    assert VectorIndex.load(path).get("a") == {"n": 1}
+    # and loading wrote nothing beside it (SQLite once created the cut-short path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]
+
+
+def test_load_reads_the_new_generation_when_a_save_removes_meta_json_midway(tmp_path, monkeypatch):
+    path = tmp_path / "ix"
+    index = VectorIndex.create(path, dim=DIM, encoder_name="vecs")
+    index.add(["old"], vectors=unit_rows(1))
+    index.save()
+    real_read = index_module.read_json_object
+    raced = []
+
+    def read_racing_a_save(file):
+        if not raced:
+            # Another process saves after the generation was found and before its meta.json
+            # is read: the generation being loaded is removed (a FileNotFoundError traceback).
+            raced.append(file)
+            index.add(["new"], vectors=unit_rows(1, seed=1))
+            index.save()
+            assert not file.exists()
+        return real_read(file)
+
+    monkeypatch.setattr(index_module, "read_json_object", read_racing_a_save)
+    assert VectorIndex.load(path).ids() == ["old", "new"]
+    assert raced[0].parent.name == "gen-000001"
+
+
+def test_create_with_force_replaces_an_index_whose_current_pointer_is_damaged(tmp_path):
+    path = tmp_path / "ix"
+    index = VectorIndex.create(path, dim=DIM, encoder_name="vecs")
+    index.add(["old"], vectors=unit_rows(1))
+    index.save()
+    (path / "CURRENT").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(DataError, match="CURRENT"):
+        VectorIndex.load(path)
+    fresh = VectorIndex.create(path, dim=DIM, encoder_name="vecs", force=True)
+    fresh.add(["new"], vectors=unit_rows(1, seed=1))
+    fresh.save()
+    assert VectorIndex.load(path).ids() == ["new"]
 
 
 def test_save_records_encoder_dim_kind_and_count(tmp_path):

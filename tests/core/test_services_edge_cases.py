@@ -258,6 +258,29 @@ def test_an_event_the_outbox_cannot_store_is_refused_before_anything_is_recorded
     assert list_deliveries(outbox) == []
 
 
+def test_an_object_in_a_payload_is_refused_not_sent_as_its_repr(tmp_path):
+    # It was sent as "<Model object at 0x...>" or "b'xy'": no data a receiver can use.
+    import datetime
+
+    import numpy as np
+
+    outbox = tmp_path / "o.sqlite"
+
+    class Model:
+        pass
+
+    for value in (Model(), b"xy"):
+        with pytest.raises(UserInputError, match="not JSON-serialisable"):
+            emit(Event(kind="k", message="m", payload={"v": value}), [], outbox=outbox)
+    assert list_deliveries(outbox) == []
+    plain = {"n": np.int64(3), "p": tmp_path, "t": datetime.date(2026, 12, 6), "s": {"b", "a"}}
+    from tunesmith.events import strict_json
+
+    assert strict_json(plain) == (
+        f'{{"n": 3, "p": "{tmp_path}", "t": "2026-12-06", "s": ["a", "b"]}}'
+    )
+
+
 def test_retry_of_an_unknown_event_id_is_an_error_and_a_shown_prefix_works(tmp_path):
     outbox = tmp_path / "o.sqlite"
 

@@ -69,6 +69,25 @@ def test_a_failing_migration_is_rolled_back_and_the_version_stays(tmp_path):
         assert not db.query("SELECT name FROM sqlite_master WHERE name = 'extra'")
 
 
+def test_a_commit_after_a_comment_is_refused_and_nothing_of_the_migration_half_applies(tmp_path):
+    path = tmp_path / "s.sqlite"
+    # Its COMMIT used to end the migration's transaction midway: the rest ran outside it and
+    # open() failed with SQLite's bare "cannot commit - no transaction is active".
+    dumped = "CREATE TABLE a (x);\n-- done with a\nCOMMIT;\nCREATE TABLE b (y);"
+    with pytest.raises(StoreError) as refused:
+        Store.open(path, namespace="dump", migrations=[dumped])
+    assert str(refused.value).startswith(
+        f"{path}: migration 1 of namespace 'dump' failed and was rolled back: COMMIT is not allowed"
+    )
+    with Store.open(path) as db:
+        assert db.schema_version("dump") == 0
+        assert not db.query("SELECT name FROM sqlite_master WHERE name IN ('a', 'b')")
+        with pytest.raises(StoreError, match="ROLLBACK is not allowed"), db.transaction() as tx:
+            tx.execute("CREATE TABLE c (x)")
+            tx.execute("/* undo */ ROLLBACK")
+        assert not db.query("SELECT name FROM sqlite_master WHERE name = 'c'")
+
+
 def test_a_migration_may_be_a_function_of_the_transaction(tmp_path):
     def seed(tx):
         tx.executemany("INSERT INTO notes(body) VALUES (?)", [("a",), ("b",)])

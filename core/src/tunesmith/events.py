@@ -60,12 +60,22 @@ OUTBOX_MIGRATIONS = [
 
 
 def _json_default(value: Any) -> Any:
-    """numpy scalars and arrays, paths and other objects in payloads become plain JSON."""
+    """numpy scalars and arrays, paths, dates and sets become plain JSON; any other object is
+    a TypeError: its ``str`` (``<Model object at 0x...>``, ``b'...'``) is no data a receiver
+    can use, and an event payload that is not JSON is refused (see :func:`emit`)."""
+    import datetime
+
     if hasattr(value, "tolist"):
         return value.tolist()
     if hasattr(value, "item"):
         return value.item()
-    return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    raise TypeError(f"{type(value).__name__} {str(value)[:60]!r} is not JSON data")
 
 
 def strict_json(value: Any) -> str:
@@ -388,7 +398,10 @@ def open_outbox(outbox: Store | str | Path | None = None) -> Store:
         if isinstance(outbox, Store):
             if outbox not in _migrated:
                 outbox.migrate(OUTBOX_NAMESPACE, OUTBOX_MIGRATIONS)
-                _migrated.add(outbox)
+                # Inside the caller's transaction (record()) the tables roll back with it:
+                # remembered only once committed, else the next emit finds no table.
+                if not outbox.in_transaction:
+                    _migrated.add(outbox)
             return outbox
         path = Path(outbox) if outbox is not None else default_outbox_path()
         key = str(path.resolve())

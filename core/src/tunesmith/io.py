@@ -145,10 +145,14 @@ def file_sha256(path: str | Path) -> str:
 def read_json_object(path: str | Path) -> dict[str, Any] | None:
     """The JSON object stored at ``path``; ``None`` when there is no such file."""
     path = Path(path)
-    if not path.exists():
-        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:  # also when removed meanwhile (a concurrent save's old copy)
+        return None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not valid JSON ({exc})", path=path) from None
+    try:
+        data = json.loads(text)
     except RecursionError:
         raise DataError("not valid JSON (nested too deeply)", path=path) from None
     except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also a 5,000-digit number

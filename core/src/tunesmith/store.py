@@ -19,6 +19,7 @@ newest commits.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -78,11 +79,20 @@ def _split_statements(script: str) -> list[str]:
 _TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"})
 
 
+#: What SQLite skips before a statement's first keyword: blanks, ``;``, ``(`` and comments
+#: (a ``/*`` comment left open runs to the end).
+_LEADING_NOISE = re.compile(r"(?:[\s;(]+|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
+_KEYWORD = re.compile(r"[A-Za-z]+")
+
+
 def _refuse_transaction_control(sql: str) -> None:
-    words = sql.lstrip(" \t\r\n;(").split(None, 1)
-    if words and words[0].upper().rstrip(";") in _TRANSACTION_CONTROL:
+    # Comments are skipped as SQLite skips them: "-- done\nCOMMIT" is a COMMIT too.
+    rest = _LEADING_NOISE.sub("", sql, count=1)  # it matches at 0, if only emptily
+    keyword = _KEYWORD.match(rest)
+    word = keyword.group(0).upper() if keyword else ""
+    if word in _TRANSACTION_CONTROL:
         raise StoreError(
-            f"{words[0].upper().rstrip(';')} is not allowed in a store statement: use "
+            f"{word} is not allowed in a store statement: use "
             "`with db.transaction()` (nested blocks become savepoints), and raise to roll back"
         )
 
@@ -221,12 +231,19 @@ class Store:
                 version = self._version(tx, namespace)
                 try:
                     _apply(tx, migrations[version])
-                except StoreError:
-                    raise  # already one line naming the file (a lock, a refused statement)
-                except Exception as exc:  # SQL or a migration function's own error
-                    raise StoreError(
+                except StoreLockedError:
+                    raise  # no fault of the migration: said as for any other write
+                except Exception as exc:  # SQL, a refused statement, the function's own error
+                    # Which migration of which namespace: several plugins may share the file.
+                    detail = (
+                        str(exc).removeprefix(f"{self.path}: ")
+                        if isinstance(exc, StoreError)
+                        else f"{type(exc).__name__}: {exc}"
+                    )
+                    kind = type(exc) if isinstance(exc, StoreError) else StoreError
+                    raise kind(
                         f"{self.path}: migration {version + 1} of namespace {namespace!r} "
-                        f"failed and was rolled back: {type(exc).__name__}: {exc}"
+                        f"failed and was rolled back: {detail}"
                     ) from exc
                 tx.execute(
                     "INSERT INTO schema_version(namespace, version) VALUES (?, ?) "
@@ -306,6 +323,12 @@ class Store:
                     raise
             finally:
                 self._depth = 0
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while a :meth:`transaction` block is open on this store: what is written now
+        may still be rolled back."""
+        return bool(self._depth)
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> ExecResult:
         """A single write in its own transaction (or in the caller's, when one is open)."""

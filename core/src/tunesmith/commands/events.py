@@ -115,6 +115,14 @@ def retry_command(
     if status not in STATUSES or status == "delivered":
         raise UserInputError(f"--status must be failed or pending, got {status!r}")
     path = _outbox(outbox)
+    if path is None and event_id:
+        # As with an outbox that lacks the id: an event asked for by id that is nowhere.
+        from tunesmith.events import default_outbox_path
+
+        raise UserInputError(
+            f"no event with id {event_id[0]!r}: the outbox {default_outbox_path()} does not "
+            "exist yet (nothing was emitted)"
+        )
     reports = (
         retry(path, status=status, event_ids=event_id or None, policy=RetryPolicy(tries))
         if path is not None

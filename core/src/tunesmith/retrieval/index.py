@@ -354,7 +354,7 @@ class VectorIndex:
         gen_dir = path / gen_name
         if not match or not gen_dir.is_dir():
             raise DataError(f"points to a missing generation '{gen_name}'", path=path / _POINTER)
-        meta = read_json_object(gen_dir / "meta.json")
+        meta = read_json_object(gen_dir / "meta.json")  # None too when a save just removed it
         if meta is None:
             raise DataError("missing meta.json", path=gen_dir)
         try:
@@ -715,48 +715,16 @@ class VectorIndex:
 
     def _allowed(self, where: Mapping[str, Any]) -> tuple[np.ndarray, Any]:
         """Sorted rids whose payload matches ``where`` and their FAISS selector (cached)."""
-        if not isinstance(where, Mapping):
-            raise UserInputError(
-                f"where must be a dict of payload field -> value, got {type(where).__name__}"
-            )
-        try:
-            key = json.dumps(where, sort_keys=True, default=str)
-        except TypeError:  # field names of mixed types cannot be sorted
-            bad = next((name for name in where if not isinstance(name, str)), None)
-            raise UserInputError(f"where field must be a non-empty name, got {bad!r}") from None
+        fields = _where_fields(where)
+        # Keyed by the checked values, not by how ``where`` prints: the string "3" and
+        # numpy's 3, or the set {1, 3} and the string "{1, 3}", are different filters.
+        key = json.dumps(fields)
         with self._db_lock:
             cached = self._where_cache.get(key)
         if cached is not None:
             return cached
         clauses, params = [], []
-        for name, value in where.items():
-            # SQLite's JSON path compares a quoted field with the key as JSON writes it, so a
-            # name JSON escapes (a quote, a backslash, a control character) would match nothing.
-            if (
-                not isinstance(name, str)
-                or not name
-                or json.dumps(name, ensure_ascii=False)[1:-1] != name
-                or lone_surrogate(name)
-            ):
-                raise UserInputError(
-                    "where field must be a non-empty name without quotes, backslashes or "
-                    f"control characters, got {name!r}"
-                )
-            values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
-            for v in values:
-                if v is not None and not isinstance(v, str | int | float | bool):
-                    raise UserInputError(
-                        f"where['{name}'] values must be str, number, bool or None, got {v!r}"
-                    )
-                if isinstance(v, str) and lone_surrogate(v):
-                    raise UserInputError(
-                        f"where['{name}'] value {v!r} holds a lone surrogate, not a character"
-                    )
-                if isinstance(v, int) and not _SQLITE_INT_MIN <= v <= _SQLITE_INT_MAX:
-                    # SQLite stores 64-bit integers; binding a larger one raises OverflowError.
-                    raise UserInputError(
-                        f"where['{name}'] value {v} is outside the 64-bit integer range"
-                    )
+        for name, values in fields:
             path = f'$."{name}"'
             parts = []
             plain = [v for v in values if v is not None]
@@ -1136,7 +1104,9 @@ def _load_db(file: Path) -> sqlite3.Connection:
         raise DataError("missing payloads.sqlite", path=file.parent)
     db = _new_db()
     try:
-        source = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
+        # A percent-encoded URI: a raw "#", "?" or "%" in the folder name would cut the path
+        # short, and SQLite would open (and create) another file.
+        source = sqlite3.connect(f"{file.absolute().as_uri()}?mode=ro", uri=True)
         try:
             source.backup(db)
         finally:
@@ -1166,6 +1136,44 @@ def _check_ids(ids: Sequence[str]) -> list[str]:
         shown = ", ".join(repr(i) for i in list(dict.fromkeys(dupes))[:5])
         raise UserInputError(f"duplicate ids in one call: {shown}")
     return ids
+
+
+def _where_fields(where: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
+    """``where`` checked, as (field, values) sorted by field; numpy scalars become plain
+    Python values, as they compare in SQLite (a numpy integer is no ``int``)."""
+    if not isinstance(where, Mapping):
+        raise UserInputError(
+            f"where must be a dict of payload field -> value, got {type(where).__name__}"
+        )
+    fields = []
+    for name, value in where.items():
+        if not isinstance(name, str):
+            raise UserInputError(f"where field must be a non-empty name, got {name!r}")
+        # SQLite's JSON path compares a quoted field with the key as JSON writes it, so a
+        # name JSON escapes (a quote, a backslash, a control character) would match nothing.
+        if not name or json.dumps(name, ensure_ascii=False)[1:-1] != name or lone_surrogate(name):
+            raise UserInputError(
+                "where field must be a non-empty name without quotes, backslashes or "
+                f"control characters, got {name!r}"
+            )
+        values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+        values = [v.item() if isinstance(v, np.generic) else v for v in values]
+        for v in values:
+            if v is not None and not isinstance(v, str | int | float | bool):
+                raise UserInputError(
+                    f"where['{name}'] values must be str, number, bool or None, got {v!r}"
+                )
+            if isinstance(v, str) and lone_surrogate(v):
+                raise UserInputError(
+                    f"where['{name}'] value {v!r} holds a lone surrogate, not a character"
+                )
+            if isinstance(v, int) and not _SQLITE_INT_MIN <= v <= _SQLITE_INT_MAX:
+                # SQLite stores 64-bit integers; binding a larger one raises OverflowError.
+                raise UserInputError(
+                    f"where['{name}'] value {v} is outside the 64-bit integer range"
+                )
+        fields.append((name, values))
+    return sorted(fields, key=lambda field: field[0])
 
 
 def _payload_json(item_id: str, payload: Mapping[str, Any] | None, text: str | None) -> str:
@@ -1221,7 +1229,10 @@ def _current_generation(path: Path) -> int:
     pointer = path / _POINTER
     if not pointer.is_file():
         return 0
-    match = _GEN_RE.match(_read_pointer(pointer))
+    try:
+        match = _GEN_RE.match(_read_pointer(pointer))
+    except DataError:  # a damaged pointer: create(force=True) and save() must replace it
+        return 0
     return int(match.group(1)) if match else 0
 
 
