@@ -113,12 +113,17 @@ _INPUT_FLAGS = {"data": "--data", "eval_data": "--eval"}
 
 
 def input_hashes(run: RunConfig, *, data_sha256: str | None = None) -> dict[str, str | None]:
-    """The SHA-256 of ``--data`` and ``--eval`` (``None`` when not given): a resumed run must
-    train on the same content, not only the same paths. ``data_sha256``: already computed."""
-    return {
-        "data": data_sha256 or file_sha256(run.data),
-        "eval_data": file_sha256(run.eval_data) if run.eval_data else None,
-    }
+    """The SHA-256 of ``--data`` and ``--eval`` (``None`` when not given or unreadable): a
+    resumed run must train on the same content, not only the same paths. ``data_sha256``:
+    already computed."""
+
+    def sha256(path: str | None) -> str | None:
+        try:
+            return file_sha256(path) if path else None
+        except OSError:  # the data reader says what is wrong with it, in one line
+            return None
+
+    return {"data": data_sha256 or sha256(run.data), "eval_data": sha256(run.eval_data)}
 
 
 def _changed_inputs(run: RunConfig, saved: Any) -> list[str]:
@@ -126,11 +131,13 @@ def _changed_inputs(run: RunConfig, saved: Any) -> list[str]:
     folder written before the hashes were recorded has none to compare)."""
     if not isinstance(saved, dict):
         return []
-    try:
-        now = input_hashes(run)
-    except OSError:  # a missing or unreadable file: the data reader says which, in one line
-        return []
-    return [flag for key, flag in _INPUT_FLAGS.items() if key in saved and saved[key] != now[key]]
+    now = input_hashes(run)
+    # A file unreadable now (None) is the data reader's to report, in one line.
+    return [
+        flag
+        for key, flag in _INPUT_FLAGS.items()
+        if key in saved and now[key] is not None and saved[key] != now[key]
+    ]
 
 
 def check_work_dir(run: RunConfig) -> None:
