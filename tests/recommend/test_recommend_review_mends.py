@@ -111,21 +111,19 @@ def test_events_in_another_row_order_load_and_split_identically(tmp_path):
     assert np.array_equal(split_a.test.targets, split_b.test.targets)
 
 
-def test_a_model_directory_given_as_model_is_copied_in_when_fine_tuning_loses(
-    tiny_model, tmp_path, monkeypatch
-):
-    # fine-tuning was tried, validation chose the pretrained tower: the --model folder was not
-    # copied (as it is with --no-fine-tune) and the model broke once that folder was moved
+def _train_from_a_model_folder(tiny_model, tmp_path, monkeypatch, winner):
+    """Train on the sample from a copy of the tiny model as --model, with validation made to
+    choose the ``winner`` item tower ("pretrained" or "fine-tuned"); (that folder, the model)."""
     import tunesmith_recommend.pipeline as pipeline
-    from tunesmith_recommend.model import Recommender
 
     real = pipeline.fit_ranker
 
-    def pretrained_wins(signals, val, **kwargs):
+    def chosen(signals, val, **kwargs):
         ranker, _ = real(signals, val, **kwargs)
-        return ranker, 1.0 if signals.base_vectors is None else 0.0
+        pretrained = signals.base_vectors is None
+        return ranker, 1.0 if pretrained == (winner == "pretrained") else 0.0
 
-    monkeypatch.setattr(pipeline, "fit_ranker", pretrained_wins)
+    monkeypatch.setattr(pipeline, "fit_ranker", chosen)
     base = tmp_path / "my-encoder"
     shutil.copytree(tiny_model, base)
     out = tmp_path / "model"
@@ -134,6 +132,17 @@ def test_a_model_directory_given_as_model_is_copied_in_when_fine_tuning_loses(
         "--tower-epochs", "1", "--out", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    return base, out
+
+
+def test_a_model_directory_given_as_model_is_copied_in_when_fine_tuning_loses(
+    tiny_model, tmp_path, monkeypatch
+):
+    # fine-tuning was tried, validation chose the pretrained tower: the --model folder was not
+    # copied (as it is with --no-fine-tune) and the model broke once that folder was moved
+    from tunesmith_recommend.model import Recommender
+
+    base, out = _train_from_a_model_folder(tiny_model, tmp_path, monkeypatch, "pretrained")
     meta = json.loads((out / "meta.json").read_text())
     assert set(meta["item_tower_validation_ndcg10"]) == {"pretrained", "fine-tuned"}
     assert meta["item_tower"] == "pretrained"
@@ -173,24 +182,9 @@ def test_add_items_still_works_after_the_base_model_folder_is_moved(
     # the fine-tuned tower won: meta.json named the --model folder by its absolute path as the
     # pretrained encoder, which add-items needs for base_vectors.npy, and once that folder was
     # moved add-items failed with "model directory ... does not exist"
-    import tunesmith_recommend.pipeline as pipeline
     from tunesmith_recommend.model import Recommender
 
-    real = pipeline.fit_ranker
-
-    def fine_tuned_wins(signals, val, **kwargs):
-        ranker, _ = real(signals, val, **kwargs)
-        return ranker, 0.0 if signals.base_vectors is None else 1.0
-
-    monkeypatch.setattr(pipeline, "fit_ranker", fine_tuned_wins)
-    base = tmp_path / "my-encoder"
-    shutil.copytree(tiny_model, base)
-    out = tmp_path / "model"
-    result = run(
-        "recommend", "train", "--sample", "--model", base, "--encoder-epochs", "0.1",
-        "--tower-epochs", "1", "--out", out,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    base, out = _train_from_a_model_folder(tiny_model, tmp_path, monkeypatch, "fine-tuned")
     assert json.loads((out / "meta.json").read_text())["item_tower"] == "fine-tuned"
     shutil.move(base, tmp_path / "moved-encoder")
     new = tmp_path / "new.csv"
