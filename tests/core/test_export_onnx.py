@@ -273,3 +273,11 @@ def test_export_that_does_not_match_writes_nothing(exported, monkeypatch, tmp_pa
     with pytest.raises(TunesmithError, match="nothing was written"):
         module.export_onnx(model, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_help_names_the_extra_to_install(cli, monkeypatch):
+    # Rich read "[export]" as markup and printed "pip install 'tunesmith'"
+    monkeypatch.setenv("COLUMNS", "200")
+    result = cli("export", "--help")
+    assert result.exit_code == 0
+    assert "pip install 'tunesmith[export]'" in result.output

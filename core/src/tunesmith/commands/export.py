@@ -25,7 +25,7 @@ def export_command(
 
     Inputs input_ids and attention_mask (from the model directory's tokenizer); outputs logits
     and probabilities, as `tunesmith predict` computes them. The file is checked against the
-    model with onnxruntime before it is written. Needs `pip install 'tunesmith[export]'`.
+    model with onnxruntime before it is written. Needs `pip install 'tunesmith\\[export]'`.
     """
     from tunesmith.errors import UserInputError
 
