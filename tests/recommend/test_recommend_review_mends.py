@@ -269,3 +269,26 @@ def test_train_into_the_current_directory_given_as_dot(tiny_model, tmp_path, mon
     assert result.exit_code == 0, result.output
     assert (out / "meta.json").exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_add_items_reads_the_columns_train_read_unless_told_otherwise(tiny_model, tmp_path):
+    # add-items defaulted to description,genres whatever train read: new items' text was built
+    # from other fields than the catalogue's, or refused for a column the catalogue never had
+    from tunesmith_recommend.model import Recommender
+
+    out = tmp_path / "model"
+    result = run(
+        "recommend", "train", "--sample", "--model", tiny_model, "--no-fine-tune",
+        "--tower-epochs", "1", "--text-cols", "genres,theme", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    new = tmp_path / "new.csv"
+    new.write_text("item_id,title,genres,theme\nn1,Drowned Lake,horror,water\n")
+    added = run("recommend", "add-items", "-m", out, "--items", new)
+    assert added.exit_code == 0, added.output
+    assert Recommender(out).texts[-1] == "Drowned Lake. horror. water"
+    other = tmp_path / "other.csv"
+    other.write_text("item_id,title,description\nn2,Quiet Hill,A calm walk.\n")
+    told = run("recommend", "add-items", "-m", out, "--items", other, "--text-cols", "description")
+    assert told.exit_code == 0, told.output
+    assert Recommender(out).texts[-1] == "Quiet Hill. A calm walk."

@@ -14,8 +14,11 @@ EVENTS = typer.Option(None, "--events", help="Events file (CSV, JSONL or Parquet
 SAMPLE = typer.Option(False, "--sample", help="Use the shipped sample films and events.")
 ID_COL = typer.Option("item_id", "--id-col", help="Items: the id column.")
 TITLE_COL = typer.Option("title", "--title-col", help="Items: the title column.")
+TEXT_DEFAULT = ["description", "genres"]
 TEXT_COLS = typer.Option(
-    "description,genres", "--text-cols", help="Items: comma-separated text columns after the title."
+    ",".join(TEXT_DEFAULT),
+    "--text-cols",
+    help="Items: comma-separated text columns after the title.",
 )
 USER_COL = typer.Option("user_id", "--user-col", help="Events: the user column.")
 ITEM_COL = typer.Option("item_id", "--item-col", help="Events: the item column.")
@@ -369,19 +372,33 @@ def search_command(
 def add_items_command(
     items: Path = typer.Option(..., "--items", help="New items (CSV, JSONL or Parquet)."),
     model_dir: Path = MODEL_DIR,
-    id_col: str = ID_COL,
-    title_col: str = TITLE_COL,
-    text_cols: str = TEXT_COLS,
+    id_col: str | None = typer.Option(
+        None, "--id-col", help="Items: the id column (default: the one train read)."
+    ),
+    title_col: str | None = typer.Option(
+        None, "--title-col", help="Items: the title column (default: the one train read)."
+    ),
+    text_cols: str | None = typer.Option(
+        None,
+        "--text-cols",
+        help="Items: comma-separated text columns after the title (default: those train read).",
+    ),
 ) -> None:
     """Add new items to a trained model: recommendable at once from their text alone."""
+    from tunesmith.io import read_json_object
     from tunesmith_recommend.data import load_items
     from tunesmith_recommend.model import add_items
 
+    # The columns train read, so new items are encoded from the same fields as the catalogue
+    # (a model from before they were recorded: the train defaults).
+    meta = read_json_object(model_dir / "meta.json") if model_dir.is_dir() else None
+    used = (meta or {}).get("item_columns") or {}
+    fields = text_cols.split(",") if text_cols is not None else used.get("text", TEXT_DEFAULT)
     new = load_items(
         items,
-        id_col=id_col,
-        title_col=title_col,
-        text_cols=[c.strip() for c in text_cols.split(",") if c.strip()],
+        id_col=id_col or used.get("id") or "item_id",
+        title_col=title_col or used.get("title") or "title",
+        text_cols=[c.strip() for c in fields if c.strip()],
         min_items=1,
     )
     added = add_items(model_dir, new)

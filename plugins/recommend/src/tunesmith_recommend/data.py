@@ -44,6 +44,8 @@ class Catalogue:
     path: str = ""
     position: dict[str, int] = field(default_factory=dict)
     rows: list[int] = field(default_factory=list)  # each item's row in its file, when read
+    #: the columns it was read from: {"id": ..., "title": ..., "text": [...]}
+    columns: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.position:
@@ -181,7 +183,12 @@ def load_items(
             "the catalogue has only one item; recommending needs at least two", path=path
         )
     return Catalogue(
-        ids=ids, titles=titles, texts=texts, path=str(path), rows=list(first_row.values())
+        ids=ids,
+        titles=titles,
+        texts=texts,
+        path=str(path),
+        rows=list(first_row.values()),
+        columns={"id": id_col, "title": title_col, "text": list(text_cols)},
     )
 
 

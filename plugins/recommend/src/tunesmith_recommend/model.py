@@ -150,6 +150,8 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         "item_tower_validation_ndcg10": getattr(fitted, "tower_scores", {}),
         "ranker_weights": fitted.ranker.weights,
         "items_path": catalogue.path,
+        # add-items reads new items from the same columns unless told otherwise
+        "item_columns": catalogue.columns,
         "events_path": fitted.events.path,
         **(extra_meta or {}),
     }
