@@ -345,6 +345,23 @@ def test_events_cli_on_a_corrupt_outbox_is_one_error_line(tmp_path, cli):
     ]
 
 
+def test_events_cli_listing_a_database_without_an_outbox_writes_nothing_into_it(tmp_path, cli):
+    # It created the outbox tables (and WAL mode) in whatever database --outbox named
+    import sqlite3
+
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes(x)")
+    db.close()
+    before = other.read_bytes()
+    for command in ("list", "tail"):
+        result = cli("events", command, "--outbox", str(other))
+        assert result.exit_code == 0, result.output
+        assert "no events" in result.output
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sqlite"]
+
+
 def test_threads_emitting_at_once_lose_no_event(tmp_path):
     outbox = tmp_path / "o.sqlite"
     url = f"jsonl:{tmp_path / 'e.jsonl'}"
