@@ -213,6 +213,20 @@ def test_serve_on_a_port_in_use_is_one_error_line(kb_copy, cli):
     assert result.output.count("\n") == 1
 
 
+def test_serve_delivers_hand_offs_in_the_background(kb_copy, cli, monkeypatch):
+    import uvicorn
+
+    import tunesmith_support.api as api
+
+    served = []
+    monkeypatch.setattr(api, "create_app", lambda service: served.append(service) or "app")
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_kwargs: None)
+    result = cli("support", "serve", "--kb", str(kb_copy), "--port", "8765")
+    assert result.exit_code == 0, result.output
+    assert served[0].background_delivery is True
+    served[0].close()
+
+
 def test_serve_refuses_a_port_out_of_range_without_a_traceback(kb_copy, cli):
     result = cli("support", "serve", "--kb", str(kb_copy), "--port", "99999")
     assert result.exit_code == 2 and "Traceback" not in result.output

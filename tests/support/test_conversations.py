@@ -41,6 +41,43 @@ def test_handoff_is_an_event_with_the_question_conversation_candidates_and_reaso
     assert rows[0]["handoff_event"] == event["id"]
 
 
+def test_background_delivery_returns_the_hand_off_before_its_sinks_finish(kb_copy, monkeypatch):
+    # `serve`: a webhook that is down held the customer's request through every retry
+    import threading
+
+    import tunesmith_support.service as service_module
+    from tunesmith.events import list_deliveries
+
+    release, sent = threading.Event(), []
+
+    def slow_send(outgoing):
+        release.wait(10)
+        sent.append(outgoing.event.id)
+
+    monkeypatch.setattr(service_module, "send", slow_send)
+    service = SupportService(kb_copy, background_delivery=True)
+    try:
+        done: list = []
+        asking = threading.Thread(
+            target=lambda: done.append(service.ask("I want to talk to a human please"))
+        )
+        asking.start()
+        asking.join(5)
+        assert done and done[0].answer.decision == "handoff" and not sent
+        # Recorded before the turn returned: `events retry` finds it if the process dies now.
+        store = service.conversations.store
+        assert [d.event.id for d in list_deliveries(store)] == [done[0].handoff_event]
+        release.set()
+        for _ in range(100):
+            if sent:
+                break
+            threading.Event().wait(0.05)
+        assert sent == [done[0].handoff_event]
+    finally:
+        release.set()
+        service.close()
+
+
 def test_a_hand_off_whose_event_cannot_be_recorded_leaves_no_turn_for_a_retry_to_duplicate(
     service, kb_copy, monkeypatch
 ):

@@ -202,10 +202,12 @@ def train_command(
     )
 
 
-def _service(kb: Path, db: Path | None, sinks: list[str] | None) -> Any:
+def _service(
+    kb: Path, db: Path | None, sinks: list[str] | None, *, background_delivery: bool = False
+) -> Any:
     from tunesmith_support.service import SupportService
 
-    return SupportService(kb, db=db, sinks=sinks or None)
+    return SupportService(kb, db=db, sinks=sinks or None, background_delivery=background_delivery)
 
 
 def stored_db(kb: Path, db: Path | None) -> Path:
@@ -470,7 +472,8 @@ def serve_command(
     from tunesmith_support.api import create_app
 
     check_address(host, port)
-    app = create_app(_service(kb, db, sink))
+    # A hand-off's delivery must not hold the customer's request (a webhook that is down).
+    app = create_app(_service(kb, db, sink, background_delivery=True))
     typer.echo(f"serving {kb} on http://{host}:{port} (OpenAPI: /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

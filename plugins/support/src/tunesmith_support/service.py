@@ -6,6 +6,7 @@ turn is answered, stored and (for a hand-off) announced the same way everywhere.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,14 @@ class SupportService:
         db: str | Path | None = None,
         sinks: list[str] | None = None,
         answerer: Answerer | None = None,
+        background_delivery: bool = False,
     ) -> None:
+        """``background_delivery``: send hand-off events from a thread, so that the turn is
+        returned without waiting on the sinks (``serve``: a webhook that is down would hold the
+        customer's request through every retry). The event is in the outbox before the turn
+        returns; a delivery the process did not finish stays there for ``events retry``."""
         self.kb_dir = Path(kb_dir)
+        self.background_delivery = background_delivery
         self.sinks = sinks if sinks is not None else default_sinks(self.kb_dir)
         # A sink that cannot be built (a typo, a malformed webhook URL) is refused now, before
         # the model loads: found at the first hand-off, it would refuse that customer's turn
@@ -122,7 +129,11 @@ class SupportService:
                 self.conversations.mark_handoff(turn_id, event.id)
         if outgoing is None:
             return Turn(answer, turn_id, conversation_id, None)
-        send(outgoing)  # after the commit: no sink waits on an open transaction
+        # After the commit: no sink waits on an open transaction.
+        if self.background_delivery:
+            threading.Thread(target=send, args=(outgoing,), daemon=True).start()
+        else:
+            send(outgoing)
         return Turn(answer, turn_id, conversation_id, outgoing.event.id)
 
     def _handoff_event(
