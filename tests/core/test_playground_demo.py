@@ -48,3 +48,65 @@ def test_playground_asks_for_a_model_before_classifying(demo_home):
 
     with pytest.raises(ValueError, match="Train a model"):
         classify("", "hello")
+
+
+def test_playground_classifies_a_multi_label_model_instead_of_failing(demo_home):
+    from tunesmith.testing import make_tiny_classifier
+    from tunesmith.ui.core_demos import classify
+
+    folder = demo_home / "home" / "demo-models" / "tags"
+    model = make_tiny_classifier(
+        folder, ["late", "lost", "refund"], ["my card is lost"], multilabel=True
+    )
+    probabilities, highlights, note = classify(str(model), "my card is lost")
+    assert set(probabilities) == {"late", "lost", "refund"}
+    assert "the most probable label" in note and "Something went wrong" not in note
+    assert highlights
+
+
+def test_playground_shows_a_taggers_entities_and_why_the_first_was_tagged(demo_home):
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_texts
+    from tunesmith.testing import make_tiny_tagger
+    from tunesmith.ui.core_demos import classify
+
+    folder = demo_home / "home" / "demo-models" / "ner"
+    text = "John lives in Paris"
+    model = make_tiny_tagger(folder, ["O", "B-PER", "I-PER", "B-LOC"], [text])
+    entities = predict_texts(load_model(model), [text])[0]["entities"]
+    assert entities  # the untrained tagger tags something, so the test shows a result
+    scores, highlights, note = classify(str(model), text)
+    assert list(scores) == [f"{e['text']} ({e['type']})" for e in entities]
+    assert note.startswith(f"Found {len(entities)} entit")
+    assert highlights and "".join(piece for piece, _ in highlights) == text
+
+
+def test_two_pages_training_the_same_sample_at_once_train_it_once(demo_home, monkeypatch):
+    import threading
+    import time
+    from pathlib import Path
+
+    from tunesmith.ui import core_demos
+
+    runs = []
+
+    def slow_train(run):  # the real one refused the second run: "another tunesmith run ..."
+        runs.append(run.out)
+        time.sleep(0.3)
+        Path(run.out).mkdir(parents=True, exist_ok=True)
+        (Path(run.out) / "config.json").write_text("{}")
+        return Path(run.out)
+
+    monkeypatch.setattr(core_demos, "train", slow_train)
+    shown = []
+
+    def press_train():
+        shown.append(core_demos.train_for_page("support_intents"))
+
+    pages = [threading.Thread(target=press_train) for _ in range(2)]
+    for page in pages:
+        page.start()
+    for page in pages:
+        page.join(timeout=10)
+    assert len(runs) == 1
+    assert [directory for directory, _ in shown] == [runs[0], runs[0]]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import subprocess
 import sys
+
+import pytest
 
 
 def test_after_preloading_first_uses_of_transformers_in_parallel_threads_do_not_fail():
@@ -54,3 +58,46 @@ def test_plain_markdown_shows_markup_and_emphasis_as_typed():
     shown = plain_markdown("<img src=x onerror=alert(1)> *space* [link](u)")
     assert "<img" not in shown and "&lt;img" in shown
     assert "\\*space\\*" in shown and "\\[link\\]\\(u\\)" in shown
+
+
+@pytest.mark.parametrize("typed", ["a<b", "shp-01", "a`b", "`x``", "<script>alert(1)</script>"])
+def test_code_span_shows_its_text_as_typed(typed):
+    from markdown_it import MarkdownIt
+
+    from tunesmith.ui.markdown import code_span
+
+    rendered = MarkdownIt().renderInline(code_span(typed))
+    assert rendered.startswith("<code>") and rendered.endswith("</code>")
+    inner = rendered.removeprefix("<code>").removesuffix("</code>")
+    assert html.unescape(inner) == typed and "<" not in inner
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "said"),
+    [
+        ("127.0.0.1", None, "cannot serve on 127.0.0.1:"),  # a port in use
+        ("nosuchhost.invalid", 7999, "cannot serve on nosuchhost.invalid:7999"),
+        ("127.0.0.1", 99999, "--port 99999: a port is a number from 0 to 65535"),
+    ],
+)
+def test_an_address_the_ui_cannot_listen_on_is_one_line_before_anything_loads(
+    host, port, said, monkeypatch
+):
+    import socket
+
+    from tunesmith.errors import UserInputError
+    from tunesmith.ui import launch
+
+    events = []
+
+    class Blocks:
+        def launch(self, **options):  # Gradio: "Cannot find empty port ... launch()"
+            events.append("launch")
+
+    monkeypatch.setattr(launch, "preload_transformers", lambda: events.append("preload"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(UserInputError, match=re.escape(said)):
+            launch.launch(Blocks(), host=host, port=port or busy.getsockname()[1])
+    assert events == []

@@ -29,7 +29,7 @@ def _handler(name: str):
     """The function a button of the playground calls, and the ids of what it updates."""
     blocks = core_demos.build_playground()
     found = [f for f in blocks.fns.values() if f.name == name]
-    assert len(found) == 1
+    assert found and len({f.fn for f in found}) == 1  # a button and the keyboard: one handler
     return found[0].fn, [o._id for o in found[0].outputs], blocks
 
 
@@ -107,3 +107,21 @@ def test_plain_markdown_writes_autolink_characters_as_entities_for_every_demo():
     assert "http://" not in shown and "www." not in shown and "@" not in shown
     assert "http&#58;//x.io/a\\_b" in shown and "www&#46;evil.com" in shown
     assert "me&#64;x.io" in shown
+
+
+def test_the_keyboard_classifies_as_the_button_does():
+    import gradio as gr
+
+    blocks = core_demos.build_playground()
+    boxes = {b.label: b._id for b in blocks.blocks.values() if isinstance(b, gr.Textbox)}
+    button = next(
+        b for b in blocks.blocks.values() if isinstance(b, gr.Button) and b.value == "Classify"
+    )
+    (fn,) = {f.fn for f in blocks.fns.values() if f.name == "on_classify"}
+    triggers = {tuple(t) for f in blocks.fns.values() if f.fn is fn for t in f.targets}
+    # Enter in the directory box, Shift+Enter in the (multi-line) text box did nothing.
+    assert {
+        (button._id, "click"),
+        (boxes["Model directory"], "submit"),
+        (boxes["Text"], "submit"),
+    } <= triggers

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import pytest
+
 from tunesmith_finance import demo
 
 
@@ -65,3 +69,97 @@ def test_a_topic_left_selected_after_switching_to_tickers_falls_back_to_the_top_
     assert "banking" in by_topic["keys"] and by_topic["key"] == "banking"
     by_ticker = board.snapshot("ticker", "3h", "banking")  # the box still says "banking"
     assert "banking" not in by_ticker["keys"] and by_ticker["key"] == demo.TOP
+
+
+class _StopMonitor(BaseException):
+    """Ends the dashboard's endless monitor loop after a given number of checks."""
+
+
+def _run_monitor(board, monkeypatch, checks: int) -> None:
+    """Run ``board._monitor()`` for ``checks`` checks, without its pauses."""
+    done = []
+
+    class _Clock:
+        @staticmethod
+        def sleep(_seconds: float) -> None:
+            done.append(1)
+            if len(done) >= checks:
+                raise _StopMonitor
+
+    monkeypatch.setattr(demo, "time", _Clock)
+    with contextlib.suppress(_StopMonitor):
+        board._monitor()
+
+
+def _sample_board(db):
+    from finance_fakes import KeywordModel
+
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.sample import RULES, STREAM
+
+    Ingester(db, KeywordModel(), load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
+    board = demo.Dashboard(model="unused", db="unused")
+    board._db = db
+    board.status = "Ready."
+    return board
+
+
+def test_a_locked_database_during_an_alert_check_is_retried_not_a_failed_set_up(db, monkeypatch):
+    from tunesmith.store import StoreLockedError
+    from tunesmith_finance import alerts
+
+    board = _sample_board(db)
+    calls = []
+
+    def locked_once(*_args, **_options):
+        calls.append(1)
+        if len(calls) == 1:  # another process held a write lock longer than the busy timeout
+            raise StoreLockedError("finance.sqlite: the database is locked by another process")
+        return []
+
+    monkeypatch.setattr(alerts, "run_alerts", locked_once)
+    _run_monitor(board, monkeypatch, checks=1)
+    assert board.status.startswith("Ready, but the alert check failed (StoreLockedError")
+    _run_monitor(board, monkeypatch, checks=1)  # the next check runs the detector again
+    assert len(calls) > 1 and board.status == "Ready."
+
+
+def test_the_dashboard_detects_surges_per_ticker_as_well_as_per_topic(db, monkeypatch):
+    from tunesmith_finance.alerts import list_alerts
+
+    board = _sample_board(db)
+    _run_monitor(board, monkeypatch, checks=1)
+    kinds = {(a["kind"], a["key"]) for a in list_alerts(db)}
+    assert ("topic", "banking") in kinds and ("ticker", "HLXB") in kinds
+    assert "0 alert(s) by ticker" not in board.snapshot("ticker", "3h", demo.TOP)["status"]
+
+
+def test_a_sample_replay_cut_short_is_finished_at_the_next_start(tiny_model, tmp_path, monkeypatch):
+    from tunesmith_finance import replay as replaying
+    from tunesmith_finance.replay import read_stream
+    from tunesmith_finance.sample import STREAM
+    from tunesmith_finance.storage import count_documents, open_store
+
+    db_path = tmp_path / "demo.sqlite"
+    whole = replaying.replay
+
+    def stopped_midway(ingester, path, **options):  # the server stopped during the replay
+        records, _ = read_stream(path)
+        ingester.ingest_records([r[2] for r in records[:50]], name=str(path))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(replaying, "replay", stopped_midway)
+    monkeypatch.setattr(demo.Dashboard, "_monitor", lambda self: None)
+    with pytest.raises(KeyboardInterrupt):
+        demo.Dashboard(model=str(tiny_model), db=str(db_path))._prepare()
+
+    monkeypatch.setattr(replaying, "replay", lambda *a, **o: whole(*a, **{**o, "speed": 0}))
+    board = demo.Dashboard(model=str(tiny_model), db=str(db_path))  # the server started again
+    board._prepare()
+    assert board.status == "Ready."
+    store = open_store(db_path)
+    try:  # it stayed at 50 of 435: documents were stored, so the replay never ran again
+        assert count_documents(store) == len(read_stream(STREAM)[0])
+    finally:
+        store.close()

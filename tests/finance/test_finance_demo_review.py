@@ -35,6 +35,13 @@ def test_scoring_before_the_model_is_ready_is_said_in_the_note(tmp_path):
     assert "not ready yet" in note
 
 
+def test_a_lone_surrogate_in_the_pasted_text_is_said_in_the_note_not_a_crash(board):
+    with pytest.warns(UserWarning):  # it was the tokenizer's TypeError: a red "Error" box
+        probabilities, words, note = demo.score_text(board, "Helix Bank \ud800 plunges")
+    assert probabilities is None and words is None
+    assert note.startswith("**Not scored:**") and "lone surrogate" in note
+
+
 def test_a_huge_pasted_text_is_cut_like_ingest_and_the_note_says_so(board):
     from tunesmith_finance.documents import DEFAULT_MAX_CHARS
 
@@ -60,3 +67,20 @@ def test_the_score_button_no_longer_raises_gradio_errors(tmp_path, monkeypatch):
         demo.score_text(board, "")
     except gr.Error:  # pragma: no cover - the bug
         pytest.fail("an empty text raised gr.Error (a traceback and red Error badges)")
+
+
+def test_shift_enter_in_the_text_box_scores_as_the_button_does(tmp_path):
+    blocks = demo.build_demo(
+        model=str(tmp_path / "m"), db=str(tmp_path / "demo.sqlite"), autostart=False
+    )
+    box = next(b for b in blocks.blocks.values() if isinstance(b, gr.Textbox))
+    button = next(
+        b for b in blocks.blocks.values() if isinstance(b, gr.Button) and b.value == "Score"
+    )
+
+    def outputs_of(target):
+        found = [f for f in blocks.fns.values() if target in map(tuple, f.targets)]
+        return [[o._id for o in f.outputs] for f in found]
+
+    # A multi-line box submits on Shift+Enter only when a submit event is wired: it was not.
+    assert outputs_of((box._id, "submit")) == outputs_of((button._id, "click")) != []

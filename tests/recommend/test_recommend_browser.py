@@ -48,3 +48,13 @@ def test_a_description_with_markup_is_shown_as_typed_not_run(demo_url, page):
     results = page.locator("#recommend-results")
     results.get_by_text(f"For “{typed}”").wait_for(timeout=60_000)
     assert results.locator("img, em").count() == 0  # no image made, no emphasis
+
+
+def test_enter_in_the_description_box_recommends_as_the_button_does(demo_url, page):
+    page.goto(demo_url)
+    page.get_by_text("A description").click(timeout=60_000)
+    box = page.get_by_label("Describe what you want")
+    box.fill("a lighthouse keeper in a storm")
+    box.press("Enter")  # did nothing: only the button was wired
+    results = page.locator("#recommend-results")
+    results.get_by_text("For “a lighthouse keeper in a storm”").wait_for(timeout=30_000)

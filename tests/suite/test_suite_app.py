@@ -96,5 +96,6 @@ def test_ui_preloads_transformers_before_it_serves(monkeypatch):
 
     monkeypatch.setattr(suite, "build_suite", lambda only=None: App())
     monkeypatch.setattr(launch, "preload_transformers", lambda: events.append("preload"))
-    command.ui_command(host="127.0.0.1", port=1, only="", share=False, models=None)
-    assert events == ["preload", "launch"]
+    monkeypatch.setattr(launch, "check_address", lambda host, port: events.append("check"))
+    command.ui_command(host="127.0.0.1", port=7999, only="", share=False, models=None)
+    assert events == ["check", "check", "preload", "launch"]

@@ -32,6 +32,24 @@ def test_turn_description_escapes_markup(kb_copy, home):
     assert "<script>" not in decision + source
 
 
+def test_kb_titles_and_ids_are_shown_as_typed_in_the_source_panel():
+    from types import SimpleNamespace
+
+    from markdown_it import MarkdownIt
+
+    entry = {"id": "faq<7>", "source": "my_faq_file.csv", "heading": ""}
+    candidate = {"id": "faq<7>", "title": "Is 2*3*4 = 24 with __promo__ codes?", "score": 0.9}
+    answer = SimpleNamespace(
+        decision="answer", confidence=0.9, notes=[], entry=entry, candidates=[candidate]
+    )
+    _decision, source = demo.describe(SimpleNamespace(answer=answer, handoff_event=None))
+    shown = MarkdownIt().render(source)
+    # The id showed as "faq&lt;7&gt;" and the title as "Is 2<em>3</em>4 = 24 with <strong>..."
+    assert "<code>faq&lt;7&gt;</code>" in shown and "&amp;lt;" not in shown
+    assert "Is 2*3*4 = 24 with __promo__ codes?" in shown and "<em>" not in shown
+    assert "my_faq_file.csv" in shown
+
+
 def test_uploaded_kb_is_calibrated_by_an_uploaded_question_file(kb_copy, home, tmp_path):
     faq = tmp_path / "faq.csv"
     rows = [f"f{i},how do I do thing {i},You do thing {i} like this." for i in range(12)]
@@ -49,6 +67,20 @@ def test_uploaded_kb_is_calibrated_by_an_uploaded_question_file(kb_copy, home, t
         kb_copy / "calibration.json"
     ).read_bytes()
     assert demo.service_for(str(borrowed)).ask("how do I do thing 3").answer.candidates
+
+
+def test_a_question_file_saved_by_excel_with_a_byte_order_mark_still_calibrates(
+    kb_copy, home, tmp_path
+):
+    faq = tmp_path / "faq.csv"
+    rows = [f"f{i},how do I do thing {i},You do thing {i} like this." for i in range(12)]
+    faq.write_text("id,question,answer\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    labelled = tmp_path / "questions.csv"  # Excel's "CSV UTF-8" starts with a BOM
+    lines = [f"thing {i} how,f{i}" for i in range(12)] + [f"unrelated {i}," for i in range(10)]
+    labelled.write_text("question,answer_id\n" + "\n".join(lines) + "\n", encoding="utf-8-sig")
+    # It was taken for an FAQ file: "no answer column 'answer' (columns: answer_id, question)".
+    _kb, note = demo.build_uploaded_kb([str(faq), str(labelled)], str(kb_copy))
+    assert "calibrated on 22 uploaded questions" in note
 
 
 def test_chat_messages_escape_markup_but_keep_apostrophes():

@@ -69,6 +69,17 @@ def test_a_failed_upload_is_said_in_the_kb_note_and_keeps_the_conversation(kb_co
     assert kb == SKIP and "Choose FAQ files" in note
 
 
+def test_an_upload_onto_an_uncalibrated_kb_without_questions_is_a_note(kb_copy, home):
+    (kb_copy / "calibration.json").unlink()  # `support demo --kb` on a KB only indexed
+    faq = home / "faq.csv"
+    faq.write_text("id,question,answer\nk1,When are you open?,From 9 to 5.\n", encoding="utf-8")
+    # It raised FileNotFoundError: a red "Error" toast and a traceback in the terminal.
+    kb, note, *rest = demo.build_from_upload([str(faq)], str(kb_copy))
+    assert kb == SKIP and rest == [SKIP] * 9
+    assert "no calibration to borrow" in note and "question,answer\\_id" in note
+    assert not any((home / "home" / "demo-models" / "support" / "uploads").glob("*"))
+
+
 def test_a_new_kb_clears_the_old_kbs_answer_and_explanation(kb_copy, home):
     faq = home / "faq.csv"
     faq.write_text("id,question,answer\nk1,When are you open?,From 9 to 5.\n", encoding="utf-8")
@@ -82,3 +93,11 @@ def test_a_problem_note_shows_markup_and_markdown_as_typed():
     with pytest.warns(UserWarning):  # gr.Warning outside a page: the toast's text
         note = demo.problem("bad <img src=x onerror=alert(1)> in my_faq_file.csv")
     assert "<img" not in note and "&lt;img" in note and r"my\_faq\_file" in note
+
+
+def test_the_chat_shows_messages_as_plain_text_not_markdown(kb_copy):
+    # As Markdown, a question "is 2*3*4 = 24?" showed as "is 234 = 24?" (3 in italics), and
+    # "[here](http://...)" in a question or a KB answer became a link.
+    blocks = demo.build_demo(kb_copy)
+    (chat,) = [b for b in blocks.blocks.values() if isinstance(b, gr.Chatbot)]
+    assert chat.render_markdown is False

@@ -9,7 +9,7 @@ import typer
 
 def ui_command(
     host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes it to others."),
-    port: int = typer.Option(7860, help="Port to listen on."),
+    port: int = typer.Option(7860, min=0, max=65535, help="Port to listen on."),
     only: str = typer.Option("", help="Comma-separated demo names to show (default: all)."),
     share: bool = typer.Option(
         False, "--share", help="Open a public Gradio share link (off unless asked)."
@@ -22,10 +22,11 @@ def ui_command(
     ),
 ) -> None:
     """Serve one tab per registered demo. Models load on first use, not at start."""
-    from tunesmith.ui.launch import launch
+    from tunesmith.ui.launch import check_address, launch
     from tunesmith.ui.model_access import set_model_roots
     from tunesmith_suite.suite import build_suite, parse_only
 
+    check_address(host, port)  # before the suite is built and its address printed
     set_model_roots(models or [])
     names = parse_only(only)
     app = build_suite(only=names)

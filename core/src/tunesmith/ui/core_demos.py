@@ -7,6 +7,7 @@ model directories are opened only inside the allowed roots (see ``ui/model_acces
 from __future__ import annotations
 
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -21,6 +22,9 @@ from tunesmith.plugins import collect_list
 from tunesmith.ui.highlight import explanation_to_highlights, highlight_component
 from tunesmith.ui.markdown import plain_markdown
 from tunesmith.ui.model_access import demo_models_dir, load_allowed
+
+#: One sample model trained at a time, so two pages asking for one train it once.
+_train_lock = threading.Lock()
 
 __all__ = [
     "build_playground",
@@ -43,20 +47,26 @@ def sample_sets() -> dict[str, Any]:
 
 
 def train_on_sample(name: str, base_model: str = "default") -> str:
-    """Train a quick head-only model on a sample set (once) and return its directory."""
+    """Train a quick head-only model on a sample set (once) and return its directory.
+
+    Two pages asking at once train it once: the second waits and gets the first's model (it
+    was refused with "another tunesmith run is writing ...; choose another --out")."""
     sample = sample_sets()[name]
     out = demo_models_dir() / name
     if (out / "config.json").exists():
         return str(out)
-    run = RunConfig(
-        data=str(sample.paths["train"]),
-        eval_data=str(sample.paths["eval"]) if "eval" in sample.paths else None,
-        out=str(out),
-        model=base_model,
-        strategy="head",
-        force=True,
-    )
-    return str(train(run))
+    with _train_lock:
+        if (out / "config.json").exists():  # trained while this page waited
+            return str(out)
+        run = RunConfig(
+            data=str(sample.paths["train"]),
+            eval_data=str(sample.paths["eval"]) if "eval" in sample.paths else None,
+            out=str(out),
+            model=base_model,
+            strategy="head",
+            force=True,
+        )
+        return str(train(run))
 
 
 def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
@@ -69,14 +79,51 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
         raise ValueError(problem)
     loaded = load_allowed(model_dir)  # inside the allowed roots only, from a bounded cache
     prediction = predict_texts(loaded, [text])[0]
+    # `tunesmith train` makes taggers and multi-label classifiers too: their predictions have
+    # no single "label" (it was "Something went wrong: KeyError: 'label'").
+    if loaded.task == "ner":
+        return _entities_result(loaded, text, prediction["entities"])
+    if loaded.task == "multilabel":
+        explanation = explain_loaded(loaded, [text])[0]  # the most probable label
+        chosen = ", ".join(f"**{plain_markdown(label)}**" for label in prediction["labels"])
+        said = f"Predicted {chosen}" if chosen else "No label is above 50%"
+        note = (
+            f"{said}. Highlighted words pushed towards **{plain_markdown(explanation.target)}** "
+            f"({explanation.target_probability:.0%}, the most probable label) or away from it."
+        )
+        return prediction["probabilities"], explanation_to_highlights(explanation), note
     # The label shown: with a lexical share (--lexical) it may not be the transformer's own.
     target = prediction["label"] if loaded.task == "classification" else None
     explanation = explain_loaded(loaded, [text], target=target)[0]
     note = (
-        f"Predicted **{prediction['label']}** ({prediction['score']:.0%}). Highlighted words "
-        f"pushed towards it (positive) or away from it (negative)."
+        f"Predicted **{plain_markdown(prediction['label'])}** ({prediction['score']:.0%}). "
+        "Highlighted words pushed towards it (positive) or away from it (negative)."
     )
     return prediction["probabilities"], explanation_to_highlights(explanation), note
+
+
+def _entities_result(
+    loaded: Any, text: str, entities: list[dict[str, Any]]
+) -> tuple[dict[str, float], Any, str]:
+    """A tagger's result for the page: each entity with its score, and the words that made the
+    model tag the first one."""
+    if not entities:
+        return {}, None, "No entities found in the text."
+    scores = {f"{e['text']} ({e['type']})": e["score"] for e in entities}
+    first = entities[0]
+    explained = explain_loaded(loaded, [text])[0]
+    match = next((e for e in explained if (e.start, e.end) == (first["start"], first["end"])), None)
+    found = ", ".join(
+        f"**{plain_markdown(e['text'])}** ({plain_markdown(e['type'])})" for e in entities
+    )
+    note = f"Found {len(entities)} entit{'y' if len(entities) == 1 else 'ies'}: {found}."
+    if match is None:
+        return scores, None, note
+    note += (
+        f" Highlighted words made the model tag **{plain_markdown(first['text'])}** "
+        "(positive) or held it back (negative)."
+    )
+    return scores, explanation_to_highlights(match), note
 
 
 def _problem(exc: Exception) -> str:
@@ -144,7 +191,9 @@ def build_playground() -> Any:
             return classify_for_page(directory, value)
 
         train_button.click(on_train, inputs=sample, outputs=[model_dir, note])
-        go.click(on_classify, inputs=[model_dir, text], outputs=[probabilities, words, note])
+        # The keyboard as well as the button: Enter in the directory, Shift+Enter in the text.
+        for event in (go.click, model_dir.submit, text.submit):
+            event(on_classify, inputs=[model_dir, text], outputs=[probabilities, words, note])
     return blocks
 
 

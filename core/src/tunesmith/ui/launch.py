@@ -32,7 +32,36 @@ def preload_transformers() -> None:
         getattr(transformers, name)
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line and before anything loads, an address the UI cannot listen on.
+
+    Gradio said "Cannot find empty port ... set GRADIO_SERVER_PORT or pass server_port to
+    launch()" for a port in use, and the same (after a uvicorn "ERROR:" line) for an unknown
+    host."""
+    import socket
+
+    from tunesmith.errors import UserInputError
+
+    if not 0 <= port <= 65535:  # getaddrinfo wraps 99999 round, and Gradio raised OverflowError
+        raise UserInputError(f"--port {port}: a port is a number from 0 to 65535")
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As the server binds: a port left in TIME_WAIT by an earlier server is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UserInputError(
+            f"cannot serve on {host}:{port}: {reason}; choose another --port or --host"
+        ) from None
+
+
 def launch(blocks: Any, *, host: str, port: int, **options: Any) -> None:
-    """Preload transformers, then serve ``blocks`` (a ``gr.Blocks``) on ``host:port``."""
+    """Check the address, preload transformers, then serve ``blocks`` (a ``gr.Blocks``) on
+    ``host:port``."""
+    check_address(host, port)
     preload_transformers()
     blocks.launch(server_name=host, server_port=port, **options)

@@ -28,6 +28,18 @@ def plain_markdown(text: Any) -> str:
     return _AUTOLINK_CHARS.sub(lambda m: f"&#{ord(m.group())};", backslashed)
 
 
+def code_span(text: Any) -> str:
+    """``text`` as a Markdown code span that shows it as typed: its fence is longer than any run
+    of backticks inside, and Markdown itself escapes the markup (an HTML-escaped id showed
+    ``a&lt;b``)."""
+    text = str(text).replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    # A space each side keeps a backtick at either end off the fence; Markdown strips them.
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"
+
+
 def refused(message: Any, heading: str = "Not done") -> str:
     """A user's mistake in a demo (an empty question, a bad upload) as a warning toast and a
     note for the page, ``**heading:** message``. Handlers return it instead of raising

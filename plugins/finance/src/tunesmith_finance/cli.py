@@ -719,8 +719,9 @@ def demo_command(
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
 ) -> None:
     """Start the finance dashboard on its own."""
-    from tunesmith.ui.launch import launch
+    from tunesmith.ui.launch import check_address, launch
     from tunesmith_finance.demo import build_demo
 
+    check_address(host, port)  # before the sample model is trained for a server that cannot start
     blocks = build_demo(model=str(model) if model else None, db=str(db) if db else None)
     launch(blocks, host=host, port=port)

@@ -27,6 +27,8 @@ INTRO = (
 REFRESH_SECONDS = 2.0
 #: The key-box choice that charts the six keys with the most documents.
 TOP = "top 6"
+#: What the page can group documents by, and so what alerts are detected for.
+GROUPS = ("topic", "ticker")
 
 
 def demo_paths() -> tuple[Path, Path]:
@@ -111,11 +113,17 @@ class Dashboard:
             self.status = "Loading the model..."
             self._model = SentimentModel.load(self.model_dir)
             self._db = open_store(self.db_path)
-            if count_documents(self._db) == 0:
+            # Marked until the replay has ended: one cut short (the server stopped, a failed
+            # step) is finished at the next start, where the documents already stored kept it
+            # from running again and the page showed half the sample stream for good.
+            unfinished = self.db_path.with_name(self.db_path.name + ".replaying")
+            if count_documents(self._db) == 0 or unfinished.exists():
                 self.status = "Replaying the sample stream..."
+                unfinished.touch()
                 self._replay(
                     Ingester(self._db, self._model, load_rules(RULES), warn=lambda _m: None), STREAM
                 )
+                unfinished.unlink()
             self.status = "Ready."
             self._monitor()
         except Exception as exc:  # shown in the tab instead of a silent thread death
@@ -141,20 +149,43 @@ class Dashboard:
 
     def _monitor(self) -> None:
         """Run the detector whenever other writers add documents to the database."""
-        from tunesmith_finance.alerts import run_alerts
+        while True:
+            self.check_alerts()
+            time.sleep(REFRESH_SECONDS * 2)
+
+    def check_alerts(self) -> None:
+        """Detect and store the alerts of new documents, per topic and per ticker (the page
+        charts either).
+
+        A failed check (the database locked by another process's long write) is said in the
+        status and done again at the next one: raised, it ended the monitor for good, and the
+        page said "Set-up failed" about a set-up that had worked."""
+        from tunesmith_finance.alerts import AlertOptions, run_alerts
         from tunesmith_finance.storage import count_documents
 
-        while True:
+        try:
             count = count_documents(self._db)
             if count != self._last_count:
-                self._last_count = count
-                run_alerts(self._db, detector=self.detector(), model=self._model)
-            time.sleep(REFRESH_SECONDS * 2)
+                for by in GROUPS:
+                    run_alerts(
+                        self._db,
+                        detector=self.detector(),
+                        options=AlertOptions(by=by),
+                        model=self._model,
+                    )
+                self._last_count = count  # only once checked: a failed check is redone
+            self.status = "Ready."
+        except Exception as exc:
+            self.status = (
+                f"Ready, but the alert check failed ({type(exc).__name__}: {exc}); "
+                "it is tried again in a few seconds."
+            )
 
     # -- views ----------------------------------------------------------------------------------
 
     def score(self, text: str) -> tuple[dict[str, float], Any, str]:
         """Probabilities, highlighted words and a one-line note for a pasted text."""
+        from tunesmith.data.limits import text_problem
         from tunesmith.explain.attribute import explain_loaded
         from tunesmith.ui.highlight import explanation_to_highlights
         from tunesmith_finance.documents import DEFAULT_MAX_CHARS
@@ -174,6 +205,9 @@ class Dashboard:
                 f"{DEFAULT_MAX_CHARS:,} were scored, as `finance ingest` does."
             )
             text = text[:DEFAULT_MAX_CHARS]
+        problem = text_problem(text)  # a lone surrogate: the tokenizer's TypeError otherwise
+        if problem is not None:
+            raise ValueError(f"The text cannot be scored: {problem}.")
         score = self._model.score([text])[0]
         target = self._model.model_label(score.label)  # the label shown, not the transformer's
         explanation = explain_loaded(self._model.loaded, [text], target=target)[0]
@@ -300,7 +334,7 @@ def build_demo(
             status = gr.Markdown(board.status)
         with gr.Tab("Trends and alerts"):
             with gr.Row():
-                by = gr.Dropdown(["topic", "ticker"], value="topic", label="Group by")
+                by = gr.Dropdown(list(GROUPS), value="topic", label="Group by")
                 bucket = gr.Dropdown(["1h", "3h", "6h", "1d"], value="3h", label="Bucket")
                 key = gr.Dropdown(
                     [TOP], value=TOP, label="Topic or ticker", allow_custom_value=True
@@ -352,11 +386,12 @@ def build_demo(
         shown = gr.State(None)
         outputs = [status, chart, table, details, key, shown]
         start.click(on_start, outputs=[status, shown])
-        go.click(
-            lambda value: score_text(board, value),
-            inputs=text,
-            outputs=[probabilities, words, note],
-        )
+        for event in (go.click, text.submit):  # Shift+Enter in the text box too
+            event(
+                lambda value: score_text(board, value),
+                inputs=text,
+                outputs=[probabilities, words, note],
+            )
         for control in (by, bucket, key):
             control.change(refresh, inputs=[by, bucket, key, shown], outputs=outputs)
         gr.Timer(REFRESH_SECONDS).tick(refresh, inputs=[by, bucket, key, shown], outputs=outputs)

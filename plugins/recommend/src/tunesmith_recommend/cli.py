@@ -413,9 +413,10 @@ def demo_command(
     host: str = typer.Option("127.0.0.1", "--host"),
 ) -> None:
     """Open the recommendation demo in a browser tab."""
-    from tunesmith.ui.launch import launch
+    from tunesmith.ui.launch import check_address, launch
     from tunesmith_recommend.demo import build_demo
 
+    check_address(host, port)  # before it says it starts there
     print(f"Starting the demo on http://{host}:{port}/", file=sys.stderr)
     launch(build_demo(str(model_dir) if model_dir else None), host=host, port=port)
 

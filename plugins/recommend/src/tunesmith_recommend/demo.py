@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tunesmith.ui.markdown import code_span
 from tunesmith.ui.markdown import plain_markdown as plain
 
 DESCRIPTION = "Recommends films from their text and what users liked, with the reasons."
@@ -107,8 +108,8 @@ def results_markdown(results: list[Any], heading: str) -> str:
         if rec.because:
             liked = ", ".join(f"*{plain(b['title'])}* ({b['share']:.0%})" for b in rec.because)
             reason = f" — because you liked {liked}"
-        code = str(rec.item_id).replace("`", "'")  # a code span shows its text as typed
-        lines.append(f"{rank}. **{plain(rec.title)}** `{code}` · {rec.score:.3f}{reason}")
+        code = code_span(rec.item_id)
+        lines.append(f"{rank}. **{plain(rec.title)}** {code} · {rec.score:.3f}{reason}")
     return "\n".join(lines)
 
 
@@ -209,9 +210,10 @@ def build_demo(model_dir: str | None = None) -> Any:
 
         mode.change(switch, mode, [user, liked, text])
         explain.change(lambda on: gr.update(visible=on), explain, words)
-        button.click(
-            lambda m, u, li, t, e: recommend(model_dir, m, u, li, t, e),
-            [mode, user, liked, text, explain],
-            [output, words],
-        )
+
+        def run(m: str, u: str | None, li: list[str] | None, t: str, e: bool) -> tuple[str, Any]:
+            return recommend(model_dir, m, u, li, t, e)
+
+        for event in (button.click, text.submit):  # Enter in the description box too
+            event(run, [mode, user, liked, text, explain], [output, words])
     return blocks

@@ -438,27 +438,6 @@ def stats_command(
         typer.echo("  ".join(f"{c:>12s}" for c in cells))
 
 
-def check_address(host: str, port: int) -> None:
-    """Refuse, in one line and before the model loads, an address `serve` cannot bind (a port
-    in use, an unknown host): uvicorn would print its own error or a traceback."""
-    import socket
-
-    from tunesmith.errors import UserInputError
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, kind, proto, _name, address = infos[0]
-        with socket.socket(family, kind, proto) as probe:
-            # As uvicorn binds: a port left in TIME_WAIT by an earlier server is free.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise UserInputError(
-            f"cannot serve on {host}:{port}: {reason}; choose another --port or --host"
-        ) from None
-
-
 def serve_command(
     kb: Path = KB_OPTION,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: all)."),
@@ -469,6 +448,7 @@ def serve_command(
     """HTTP JSON API: POST /v1/ask, POST /v1/feedback, GET /v1/health, /openapi.json."""
     import uvicorn
 
+    from tunesmith.ui.launch import check_address
     from tunesmith_support.api import create_app
 
     check_address(host, port)
@@ -486,10 +466,11 @@ def demo_command(
     host: str = typer.Option("127.0.0.1", "--host"),
 ) -> None:
     """The Gradio demo on its own: chat, sources, confidence, hand-off, feedback, why."""
-    from tunesmith.ui.launch import launch
+    from tunesmith.ui.launch import check_address, launch
     from tunesmith_support.demo import build_demo
     from tunesmith_support.kbindex import read_meta
 
+    check_address(host, port)  # before the sample KB is built for a server that cannot start
     if kb is not None:
         read_meta(kb)  # not a KB: one line now, not an error on every action once it serves
     launch(build_demo(kb), host=host, port=port, share=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import TunesmithError, UserInputError
+from tunesmith.ui.markdown import code_span, plain_markdown
 
 _services: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -73,16 +74,12 @@ def service_for(kb_dir: str) -> Any:
         return _services[kb_dir]
 
 
-def _esc(text: str) -> str:
-    return html.escape(text or "", quote=True)
-
-
 def chat_messages(turn: Any) -> list[dict[str, str]]:
     """The question and the answer of a turn as chat messages.
 
-    The chat renders its messages as sanitised HTML, so markup is escaped, but quotes are kept:
-    its copy button and its screen-reader label give the message as stored, and ``I&#x27;m``
-    there would be wrong.
+    The chat shows its messages as sanitised HTML (not Markdown), so markup is escaped, but
+    quotes are kept: its copy button and its screen-reader label give the message as stored,
+    and ``I&#x27;m`` there would be wrong.
     """
     a = turn.answer
     return [
@@ -94,7 +91,7 @@ def chat_messages(turn: Any) -> list[dict[str, str]]:
 def describe(turn: Any) -> tuple[str, str]:
     """Markdown for the decision panel and the source panel (escaped)."""
     a = turn.answer
-    notes = "".join(f"\n\n_Note: {_esc(n)}_" for n in a.notes)
+    notes = "".join(f"\n\n_Note: {plain_markdown(n)}_" for n in a.notes)
     if a.decision == "answer":
         decision = f"**Decision: answer**, confidence {a.confidence:.0%}"
     elif a.decision == "clarify":
@@ -106,20 +103,21 @@ def describe(turn: Any) -> tuple[str, str]:
             "low_confidence": "confidence too low",
         }.get(a.reason, a.reason)
         decision = (
-            f"### Handed off to a person\n**Decision: hand-off** ({_esc(reason)}), "
-            f"confidence {a.confidence:.0%}. Event `{_esc(turn.handoff_event or '')}` sent."
+            f"### Handed off to a person\n**Decision: hand-off** ({plain_markdown(reason)}), "
+            f"confidence {a.confidence:.0%}. Event {code_span(turn.handoff_event or '')} sent."
         )
     decision += notes
     lines = []
     if a.entry:
         e = a.entry
-        where = _esc(e["source"]) + (f" › {_esc(e['heading'])}" if e["heading"] else "")
-        lines.append(f"**Source:** `{_esc(e['id'])}` — {where}")
+        heading = f" › {plain_markdown(e['heading'])}" if e["heading"] else ""
+        lines.append(f"**Source:** {code_span(e['id'])} — {plain_markdown(e['source'])}{heading}")
     if a.candidates:
         # A blank line first: Markdown would run the source and this heading into one line.
         lines.append("\n**Candidates:**")
         for c in a.candidates[:3]:
-            lines.append(f"- `{_esc(c['id'])}` {_esc(c['title'])} (score {c['score']:.2f})")
+            title = plain_markdown(c["title"])
+            lines.append(f"- {code_span(c['id'])} {title} (score {c['score']:.2f})")
     return decision, "\n".join(lines) or "_No source_"
 
 
@@ -207,12 +205,18 @@ def _build_upload(files: list[str], current_kb: str, root: Path) -> tuple[Path, 
         path = Path(name)
         target = src / path.name
         if path.suffix.lower() == ".csv":
-            with path.open(encoding="utf-8", errors="replace") as handle:
-                header = next(csv.reader(handle), [])
+            with path.open(encoding="utf-8-sig", errors="replace") as handle:
+                header = next(csv.reader(handle), [])  # utf-8-sig: Excel writes a BOM
             if {"question", "answer_id"} <= {h.strip() for h in header}:
                 target = root / path.name
                 labelled.append(target)
         shutil.copyfile(path, target)
+    if not labelled and not (Path(current_kb) / CALIBRATION).exists():
+        # Said before the index is built; it was a FileNotFoundError (a bare red "Error").
+        raise UserInputError(
+            "no labelled questions uploaded, and the current knowledge base has no calibration "
+            "to borrow: add a CSV with question,answer_id (20 rows or more)"
+        )
     kb = root / "kb"
     model = read_meta(current_kb).get("model") or "default"
     if in_kb(model):  # a tuned encoder belongs to its own KB
@@ -228,7 +232,7 @@ def _build_upload(files: list[str], current_kb: str, root: Path) -> tuple[Path, 
             "no labelled questions uploaded (a CSV with question,answer_id), so the confidence "
             "uses the current knowledge base's calibration"
         )
-    return kb, f"Built {_esc(str(kb))}: {_esc(report.summary())}; {how}."
+    return kb, f"Built {plain_markdown(kb)}: {plain_markdown(report.summary())}; {how}."
 
 
 def problem(message: str) -> str:
@@ -341,7 +345,8 @@ def build_demo(kb: str | Path | None = None) -> Any:
         last = gr.State({})
         with gr.Row():
             with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Conversation", height=360)
+                # Plain text: as Markdown, "2*3*4" showed as "234" and "[x](url)" as a link.
+                chat = gr.Chatbot(label="Conversation", height=360, render_markdown=False)
                 question = gr.Textbox(
                     label="Question", placeholder="How much does shipping cost?", lines=1
                 )
