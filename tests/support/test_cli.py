@@ -86,23 +86,6 @@ def test_eval_measures_the_follow_up_rule_on_conversations_and_standalone_questi
     assert 0 < data["standalone_taken_as_follow_up"] < 1
 
 
-def test_eval_plays_standalone_questions_as_ask_does_after_a_joined_query():
-    from tunesmith_support.evaluate import follow_up_report
-
-    class Joining:  # an answerer whose joined query always matches better
-        def __init__(self):
-            self.seen = []
-
-        def search(self, question, history, k=5):
-            self.seen.append(list(history))
-            return (f"{history[-1]} {question}" if history else question), []
-
-    answerer = Joining()
-    follow_up_report(answerer, ["rent a tent", "how much?", "and for how long?"], ["a"] * 3, [])
-    # The last three searches are the conversation; the third follows the second as searched.
-    assert answerer.seen[-3:] == [[], ["rent a tent"], ["rent a tent how much?"]]
-
-
 def test_export_feedback_writes_rows_train_can_read(kb_copy, cli, tmp_path):
     turn = json.loads(
         cli("support", "ask", "--kb", str(kb_copy), "--json", "can I rent a kayak").stdout

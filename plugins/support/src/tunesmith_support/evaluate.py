@@ -78,15 +78,6 @@ def follow_up_report(
         right = [bool(r) and r[0].entry.id == w for r, w in zip(found, want, strict=True)]
         return round(float(np.mean(right)), 4) if right else 0.0
 
-    def in_sequence(played: list[str], want: list[str]) -> float:
-        # As a conversation in `ask`: each question after the previous one as it was searched.
-        right, previous = [], []
-        for question, wanted in zip(played, want, strict=True):
-            query, found = answerer.search(clean_question(question)[0], previous, k=1)
-            right.append(bool(found) and found[0].entry.id == wanted)
-            previous = [query]
-        return round(float(np.mean(right)), 4) if right else 0.0
-
     want = [c[2] for c in conversations]
     inside = [(q, w) for q, w in zip(questions, expected, strict=True) if w]
     played = [q for q, _ in inside]
@@ -108,5 +99,8 @@ def follow_up_report(
         if len(played) > 1
         else 0.0,
         "standalone_hit@1_alone": hits([(q, []) for q in played], wanted),
-        "standalone_hit@1_in_sequence": in_sequence(played, wanted),
+        "standalone_hit@1_in_sequence": hits(
+            [(q, [p] if p else []) for q, p in zip(played, ["", *played[:-1]], strict=True)],
+            wanted,
+        ),
     }

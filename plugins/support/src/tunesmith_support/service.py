@@ -110,9 +110,10 @@ class SupportService:
             if not self.conversations.exists(conversation_id):
                 raise UserInputError(f"no conversation {shown(conversation_id)}")
             earlier = self.conversations.turns(conversation_id)
-        # Each earlier turn as it was searched: a follow-up of a follow-up ("can I rent a
-        # tent" / "how much is that?" / "and for how long?") then still carries the topic.
-        answer = self.answerer.ask(question, [t["query"] or t["question"] for t in earlier])
+        # Earlier turns as typed, not as searched: a searched follow-up carries its topic on to
+        # the next question, and a change of topic ("how much is shipping?" / "and express?" /
+        # "can I return it?") was then answered from the first topic, confidently.
+        answer = self.answerer.ask(question, [t["question"] for t in earlier])
         store = self.conversations.store
         outgoing = None
         # The turn and its hand-off event commit together (the outbox shares the store): a
