@@ -279,3 +279,15 @@ def test_a_missing_column_names_the_file_and_column_not_the_first_data_row(tmp_p
     with pytest.raises(DataError) as caught:
         read_texts(path, text_col="text")
     assert str(caught.value).startswith(f"{path}, column 'text': there is no column 'text'")
+
+
+def test_a_missing_column_lists_a_broken_header_in_one_short_line(tmp_path):
+    # A 200,000-character "column" (an unclosed quote in the header) was echoed whole, and a
+    # NUL byte in a column name printed raw.
+    header = "b" * 200_000 + ",na\x00me," + ",".join(f"c{i}" for i in range(30))
+    path = write(tmp_path / "wide.csv", header + "\n" + ",".join(["x"] * 32) + "\n")
+    with pytest.raises(DataError) as caught:
+        load_text_dataset(path, text_col="text", label_col="label")
+    message = str(caught.value)
+    assert len(message) < 600 and "\x00" not in message
+    assert "b" * 40 + "..." in message and "na\\x00me" in message and "and 12 more" in message

@@ -120,6 +120,15 @@ def test_empty_or_malformed_faq_files_are_one_error(tmp_path, content, message):
         read_sources(path)
 
 
+def test_a_faq_with_a_broken_header_is_one_short_error(tmp_path):
+    # an unclosed quote made one 200,000-character "column", echoed whole in the message
+    path = tmp_path / "faq.csv"
+    path.write_text("q" * 200_000 + ",a\nx,y\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no question column") as caught:
+        read_sources(path)
+    assert len(str(caught.value)) < 400
+
+
 def test_named_id_column_must_exist(tmp_path, cli):
     path = write_faq(tmp_path / "faq.csv", FAQ)
     result = cli(

@@ -8,6 +8,7 @@ so a hostile or broken file ends in a ``DataError`` naming file, row and column 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from tunesmith.errors import UserInputError
@@ -95,3 +96,18 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def names_for_message(names: Iterable[Any], *, most: int = 20, width: int = 40) -> str:
+    """Names (a file's columns) for a one-line error: at most ``most`` of them, each cut to
+    ``width`` characters with control characters escaped, so that a broken header (one
+    200,000-character "column", a NUL byte) does not fill the terminal; ``"none"`` for none."""
+    names = [str(name) for name in names]
+    shown = []
+    for name in names[:most]:
+        text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in name)
+        shown.append(text if len(text) <= width else f"{text[:width]}...")
+    if not shown:
+        return "none"
+    rest = len(names) - most
+    return ", ".join(shown) + (f" and {rest} more" if rest > 0 else "")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.limits import MAX_FIELD_CHARS, text_problem
+from tunesmith.data.limits import MAX_FIELD_CHARS, names_for_message, text_problem
 from tunesmith.data.readers import ROW_KEY, reader_for
 from tunesmith.data.records import TextDataset, TokenDataset
 from tunesmith.errors import DataError, UserInputError
@@ -89,7 +89,7 @@ def _check_column(rows: Sequence[dict[str, Any]], column: str, path: Path) -> No
         return
     if "tokens" in rows[0] and "token_rows" in rows[0]:  # not a table: no column to list
         raise _token_file(path, "text classification")
-    columns = ", ".join(_columns(rows)) or "none"
+    columns = names_for_message(_columns(rows))
     # No row: the column is missing from the file (a CSV's header is line 1, not the first
     # data row, which the message named), not from one row.
     raise DataError(

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.data.limits import text_problem
+from tunesmith.data.limits import names_for_message, text_problem
 from tunesmith.data.readers import reader_for
 from tunesmith.data.times import UNIX_SECONDS
 from tunesmith.errors import DataError
@@ -96,7 +96,7 @@ def _check_columns(path: Path, rows: list[dict[str, Any]], needed: Sequence[str]
     present.discard(ROW)
     for name in needed:
         if name not in present:
-            known = ", ".join(sorted(present))
+            known = names_for_message(sorted(present))
             raise DataError(f"no such column (columns: {known})", path=path, column=name)
 
 

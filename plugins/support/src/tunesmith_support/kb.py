@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.limits import names_for_message
 from tunesmith.data.readers import ROW_KEY, reader_for
 from tunesmith.errors import DataError, UserInputError
 from tunesmith_support.documents import DOCUMENT_SUFFIXES, read_document
@@ -123,7 +124,7 @@ def read_faq(
         name = getattr(columns, role)
         if name not in header:
             raise DataError(
-                f"no {role} column '{name}' (columns: {', '.join(sorted(header))}); "
+                f"no {role} column '{name}' (columns: {names_for_message(sorted(header))}); "
                 f"name it with --{role}-col",
                 path=path,
             )
@@ -131,7 +132,7 @@ def read_faq(
         name = getattr(columns, role)
         if role in columns.required and name not in header:
             raise DataError(
-                f"no {role} column '{name}' (columns: {', '.join(sorted(header))}); name it "
+                f"no {role} column '{name}' (columns: {names_for_message(sorted(header))}); name it "
                 f"with --{role}-col (a KB re-indexed without the flag keeps its first column)",
                 path=path,
             )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.limits import names_for_message
 from tunesmith.data.readers import ROW_KEY, reader_for
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.ensemble import check_members, train_ensemble
@@ -72,7 +73,7 @@ def read_labelled(
         for name in (question_col, answer_col):
             if name not in header:
                 raise DataError(
-                    f"no column '{name}' (columns: {', '.join(sorted(header))})", path=path
+                    f"no column '{name}' (columns: {names_for_message(sorted(header))})", path=path
                 )
         for row in rows:
             line = int(row.get(ROW_KEY) or 0)
