@@ -23,6 +23,17 @@ def test_numbers_above_ten_to_the_eleven_are_milliseconds():
     assert parse_time(str(int(seconds * 1000)))[0] == parse_time(seconds)[0]
 
 
+def test_an_eight_digit_yyyymmdd_date_is_that_date_not_seconds_in_1970():
+    # As Unix seconds 20261105 is 1970-08-23: a finance file or `--since 20261105` went to 1970.
+    nov_5 = datetime(2026, 11, 5, tzinfo=UTC)
+    assert parse_time("20261105") == (nov_5, ISO_8601)
+    assert parse_time(20261105) == (nov_5, ISO_8601)
+    east = timezone(timedelta(hours=1))
+    assert parse_time("20261105", east)[0] == nov_5 - timedelta(hours=1)
+    # Eight digits that are no date stay a number of seconds.
+    assert parse_time("20261399") == (datetime.fromtimestamp(20261399, UTC), UNIX_SECONDS)
+
+
 def test_iso_times_with_a_zone_are_converted_and_naive_ones_read_in_the_given_zone():
     assert parse_time("2026-11-05T13:00:00+01:00") == (NOV_5, ISO_8601)
     assert parse_time("2026-11-05 12:00")[0] == NOV_5

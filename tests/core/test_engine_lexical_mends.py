@@ -116,6 +116,13 @@ def test_the_card_of_a_lexical_model_says_transformers_refuses_it_and_onnx_leave
     assert "plain Hugging Face directory" in plain and "lexical model's" not in plain
 
 
+def test_the_card_of_a_lexical_model_says_explanations_mix_the_share_in():
+    # `explain` scores words on the mixed probabilities (explain/lexical.py); the card said
+    # the share was left out of explanations.
+    line = next(x for x in _card("classification", 0.3, "cls").splitlines() if "Lexical" in x)
+    assert "not in explanations" not in line and "`explain` mixes it in" in line
+
+
 @pytest.mark.slow
 def test_calibrate_reports_the_accuracy_of_the_mixed_labels_it_changes(
     disagreeing_model, tmp_path, cli

@@ -193,6 +193,30 @@ def test_mean_pooling_is_recorded_in_config_and_honoured_on_reload(cli, files, t
         assert torch.allclose(model(**batch).logits, expected, atol=1e-6)
 
 
+def test_held_out_metrics_read_long_texts_as_predict_does_and_the_card_says_that_length(
+    cli, files, tmp_path
+):
+    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
+    from tunesmith.engine.loading import load_model
+
+    # Training cuts its texts at the data's 99th percentile (8 tokens here); predict reads up to
+    # the model's limit. A long held-out text measured cut short gave metrics.json and the
+    # temperature of inputs predict never sees.
+    long_text = "i lost my card and " * 8 + "my son order is late"
+    rows = [(f"{s} {p}", label) for label, ps in INTENTS.items() for p in ps for s in SUBJECTS[4:]]
+    held = _write_csv(tmp_path / "held.csv", [*rows, (long_text, "card_lost")])
+    out = tmp_path / "model"
+    extra = ("--eval", str(held), "--pooling", "mean", "--nearest", "off", "--epochs", "1")
+    assert _train(cli, files, out, *extra).exit_code == 0
+    loaded = load_model(out)
+    measured = json.loads((out / "metrics.json").read_text())["report"]
+    report = evaluate_model(loaded, load_eval_dataset(loaded, held))
+    assert measured["nll"] == report["nll"] and measured["ece"] == report["ece"]
+    resolved = json.loads((out / "run_config.json").read_text())["resolved"]
+    assert resolved["max_length"] < resolved["predict_max_length"] == loaded.max_length
+    assert f"max_length={loaded.max_length}," in (out / "README.md").read_text()
+
+
 def test_few_shot_model_mixes_nearest_example_scores_into_its_reloaded_logits(cli, files, tmp_path):
     import torch
     from safetensors.torch import load_file
@@ -663,6 +687,20 @@ def test_clean_and_class_weights_and_augment_are_applied(cli, files, tmp_path):
     dropped = fixes["duplicates_dropped"] + fixes["conflicts_dropped"]
     added = resolved["n_augmented"] + resolved["n_label_examples"]
     assert resolved["n_train"] == len(rows) - dropped + added
+
+
+def test_clean_that_drops_every_conflicting_row_says_so_in_one_line(cli, files, tmp_path):
+    rows = [(text, label) for text, _ in _rows()[:6] for label in ("card_lost", "refund")]
+    data = _write_csv(tmp_path / "conflicts.csv", rows)
+    result = cli(
+        "train", "--data", str(data), "--model", str(files["base"]),
+        "--out", str(tmp_path / "model"), "--clean",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("Error: ") and "conflicts.csv" in message
+    assert "--clean dropped every row (12 rows whose text appears with different labels)" in message
+    assert "only one label ('none')" not in result.output
 
 
 @pytest.mark.parametrize(

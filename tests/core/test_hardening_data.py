@@ -142,6 +142,18 @@ def test_whole_number_labels_and_booleans_are_names(tmp_path):
     assert load_text_dataset(path).labels == [["3"], ["4"]]
 
 
+def test_boolean_labels_are_named_as_json_and_a_csv_file_write_them(tmp_path):
+    path = jsonl(
+        tmp_path / "d.jsonl", '{"text": "a", "label": true}', '{"text": "b", "label": false}'
+    )
+    csv_path = write(tmp_path / "d.csv", "text,label\na,true\nb,false\n")
+    assert load_text_dataset(path).labels == load_text_dataset(csv_path).labels
+    assert load_text_dataset(path).label_names == ["false", "true"]
+    assert load_text_dataset(
+        jsonl(tmp_path / "m.jsonl", '{"text": "a", "label": [true]}')
+    ).labels == [["true"]]
+
+
 def test_one_list_label_among_single_labels_is_refused_naming_its_row(tmp_path):
     path = jsonl(tmp_path / "d.jsonl", *GOOD, '{"text": "c", "label": ["x", "y"]}', GOOD[0])
     with pytest.raises(DataError, match=r"d\.jsonl:3, column 'label': this label is a list but 3"):

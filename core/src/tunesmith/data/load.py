@@ -120,7 +120,11 @@ def _kind(value: Any) -> str:
 def _as_label(value: Any) -> tuple[str | None, str | None]:
     """``(label, None)`` for text, a whole number or true/false; ``(None, why)`` for any other
     value, so a dict or bytes is never trained as its Python repr."""
-    if isinstance(value, bool | int):
+    if isinstance(value, bool):
+        # JSON's and Parquet's spelling, as a CSV cell writes it: Python's "True" made a
+        # JSONL-trained model refuse a CSV evaluation file's "true" as a label it never saw.
+        return ("true" if value else "false"), None
+    if isinstance(value, int):
         return str(value), None
     if isinstance(value, float):
         if value.is_integer():  # Parquet and pandas store an int column with gaps as floats

@@ -5,6 +5,8 @@ events), so that the same value means the same moment everywhere:
 
 * ISO 8601 (``2026-11-05T14:03:00+01:00``, ``...Z``; a date alone is midnight). A time without a
   zone is read in ``naive_tz`` (UTC unless the caller says otherwise).
+* ``YYYYMMDD`` (ISO 8601's basic date, 1900 to 2099), as a whole number or text: that date,
+  not Unix seconds in 1970.
 * Unix seconds as a number or numeric text; **milliseconds** when above 10^11 (a number of
   seconds that large is past the year 5000, while milliseconds since 1973 are all above it), the
   way JavaScript and many exports write them.
@@ -18,9 +20,12 @@ out of range``, ``time ... is not a finite number``.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+#: Eight digits from 19000101 to 20991231 that form a date are ``YYYYMMDD``, not seconds.
+_BASIC_DATE = re.compile(r"(19|20)\d{6}")
 #: Numbers above this are milliseconds, not seconds.
 MILLISECONDS_ABOVE = 1e11
 UNIX_SECONDS = "unix seconds"
@@ -42,6 +47,20 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _basic_date(value: Any) -> datetime | None:
+    """``YYYYMMDD`` (ISO 8601's basic date, 1900 to 2099, as a whole number or text) as that
+    date: as Unix seconds, 20240105 would be a moment in August 1970, which no export means."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value).strip()
+    if not _BASIC_DATE.fullmatch(text):
+        return None
+    try:
+        return datetime.strptime(text, "%Y%m%d")
+    except ValueError:  # 20241399: not a date, so a number of seconds after all
+        return None
+
+
 def parse_time(value: Any, naive_tz: tzinfo = UTC) -> tuple[datetime, str]:
     """``(moment in UTC, format)`` for one time value; format is :data:`UNIX_SECONDS`,
     :data:`UNIX_MILLISECONDS` or :data:`ISO_8601`. ``ValueError`` when it is none of them."""
@@ -49,8 +68,9 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> tuple[datetime, str]:
         raise ValueError("missing time")
     if isinstance(value, float) and math.isnan(value):  # an empty cell read by pandas
         raise ValueError("missing time")
-    if isinstance(value, datetime):
-        moment = value
+    basic = _basic_date(value)
+    if isinstance(value, datetime) or basic is not None:
+        moment = value if isinstance(value, datetime) else basic
         kind = ISO_8601
     else:
         number = _number(value)

@@ -27,7 +27,7 @@ from tunesmith.engine.lexical import LEXICAL_FILE, LexicalModel
 from tunesmith.engine.modeling import load_classifier, read_config
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
-from tunesmith.engine.trainer_utils import MAX_INPUT_TOKENS, model_max_length
+from tunesmith.engine.trainer_utils import input_limit
 from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
 from tunesmith.hf_quiet import quiet_transformers
 from tunesmith.io import read_json_object
@@ -161,11 +161,10 @@ def _labels_from_config(config: Any) -> list[str]:
 
 
 def _max_length(tokenizer: Any, config: Any, run_config: dict[str, Any] | None) -> int:
-    """The model's input limit, at most 512 and at most the length it was trained with."""
-    limits = [model_max_length(tokenizer, config), MAX_INPUT_TOKENS]
-    if run_config and isinstance(run_config.get("max_length"), int) and run_config["max_length"]:
-        limits.append(int(run_config["max_length"]))
-    return min(limits)
+    """The model's input limit, at most 512 and at most the ``--max-length`` it was trained
+    with (:func:`~tunesmith.engine.trainer_utils.input_limit`, which training's held-out
+    data is read at too)."""
+    return input_limit(tokenizer, config, (run_config or {}).get("max_length"))
 
 
 def _temperature_from(calibration: dict[str, Any] | None, labels: list[str], path: Path) -> Any:

@@ -126,7 +126,8 @@ def render_model_card(
     if lexical_share(run):
         lines.append(
             f"- **Lexical model:** a TF-IDF n-gram logistic regression takes a {run.lexical:g} "
-            "share of the probabilities (lexical.json; not in explanations or ONNX exports)"
+            "share of the probabilities (lexical.json; `explain` mixes it in too, ONNX exports "
+            "leave it out)"
         )
     if resolved.average:
         average = resolved.average
@@ -289,7 +290,7 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         f'session = onnxruntime.InferenceSession("{out}/model.onnx")',
         'texts = ["first text to label", "a second text"]',
         f"batch = tokenizer(texts, padding=True, truncation=True, max_length="
-        f'{resolved.max_length or 512}, return_tensors="np")',
+        f'{resolved.predict_max_length or resolved.max_length or 512}, return_tensors="np")',
         'feeds = {name: batch[name] for name in ("input_ids", "attention_mask")}',
         'probabilities = session.run(["probabilities"], feeds)[0]',
         'labels = json.loads(session.get_modelmeta().custom_metadata_map["labels"])',

@@ -161,10 +161,21 @@ def _load_text_data(run: RunConfig, log: Log) -> tuple[Any, Any, dict[str, Any],
             f"{changes['duplicates_dropped']} repeats and {changes['conflicts_dropped']} "
             f"conflicting rows dropped"
         )
+    if run.clean and not len(train):
+        # Said as it is: "only one label ('none')" sent users looking for a label column.
+        raise DataError(
+            f"--clean dropped every row ({cleaning['fixes_applied']['conflicts_dropped']:,} "
+            "rows whose text appears with different labels); correct those labels, or train "
+            "without --clean",
+            path=run.data,
+            column=run.label_col,
+        )
     if len(train.label_names) < 2:
         only = train.label_names[0] if train.label_names else "none"
         raise DataError(
-            f"only one label ('{only}') in the data; a classifier needs at least two",
+            f"only one label ('{only}') in the data"
+            + (" left after --clean" if run.clean else "")
+            + "; a classifier needs at least two",
             path=run.data,
             column=run.label_col,
         )

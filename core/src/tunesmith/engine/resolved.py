@@ -22,6 +22,8 @@ class Resolved:
     pooling: str | None = None
     max_length: int | None = None
     max_length_source: str | None = None
+    #: The most tokens the saved model reads at prediction, and the held-out data was read at.
+    predict_max_length: int | None = None
     epochs: float | None = None
     lr: float | None = None
     epochs_source: str | None = None

@@ -49,6 +49,20 @@ def model_max_length(tokenizer: Any, config: Any) -> int:
     return min(usable) if usable else 512
 
 
+def input_limit(tokenizer: Any, config: Any, requested: int | None = None) -> int:
+    """The most tokens a saved model reads at prediction: the model's limit, at most
+    ``MAX_INPUT_TOKENS`` and at most ``--max-length`` when it was given (``requested``).
+
+    Training truncates its texts at the data's 99th percentile instead (``choose_max_length``);
+    the held-out data is read at this limit, so that the metrics and the temperature describe
+    what ``predict`` computes.
+    """
+    limits = [model_max_length(tokenizer, config), MAX_INPUT_TOKENS]
+    if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0:
+        limits.append(requested)
+    return min(limits)
+
+
 def encode_texts(tokenizer: Any, texts: list[str], max_length: int) -> list[dict[str, list[int]]]:
     """Token ids per text, truncated to ``max_length``, unpadded (padding happens per batch)."""
     encoded = tokenizer(texts, truncation=True, max_length=max_length)

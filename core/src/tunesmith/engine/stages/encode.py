@@ -18,6 +18,7 @@ from tunesmith.engine.trainer_utils import (
     choose_max_length,
     encode_texts,
     encode_words,
+    input_limit,
     model_max_length,
     token_lengths,
 )
@@ -66,13 +67,17 @@ def run(state: Training) -> None:
         else f"99th percentile of the training texts, limit {limit}"
     )
 
+    # The held-out texts are read as `predict` reads them, not cut at the training length:
+    # the metrics, the temperature and every choice made on them describe the saved model.
+    resolved.predict_max_length = input_limit(tokenizer, model.config, run.max_length)
+
     state.train_y = targets(task, prepared.train, labels)
     if prepared.held is not None:
         state.held_y = targets(task, prepared.held, labels)
     state.train_ds, _ = _encode(task, tokenizer, prepared.train, state.train_y, max_length)
     if prepared.held is not None:
         state.held_ds, state.held_firsts = _encode(
-            task, tokenizer, prepared.held, state.held_y, max_length
+            task, tokenizer, prepared.held, state.held_y, resolved.predict_max_length
         )
     hparams = resolve_hyperparameters(
         run, task, len(state.train_ds), prepared.few_shot, int(model.config.hidden_size)
