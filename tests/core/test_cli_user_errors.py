@@ -253,3 +253,44 @@ def test_ctrl_c_is_one_line_and_exit_code_130(cli, failing):
 def test_a_reader_that_closed_the_pipe_ends_the_command_quietly(cli, failing):
     result = cli("pipe-closed")  # `tunesmith predict ... | head`: nobody is left to tell
     assert result.exit_code == 1 and result.output == ""
+
+
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    cli, model_dir, labelled, tmp_path, monkeypatch
+):
+    # Path("") is "."; an unset shell variable (--plot "$DIR") wrote the plots into the cwd
+    monkeypatch.chdir(tmp_path)
+    result = cli("evaluate", "--model", str(model_dir), "--data", str(labelled), "--plot", "")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: Invalid value for '--plot': the path is empty")
+    assert not list(tmp_path.glob("*.png"))
+
+
+def _commands(command, path=("tunesmith",)):
+    """Every (command path, command) of the tree, the plugins' groups included."""
+    yield " ".join(path), command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def _options():
+    import typer
+
+    from tunesmith.cli import build_app
+
+    for where, command in _commands(typer.main.get_command(build_app())):
+        for param in command.params:
+            if param.param_type_name == "option":
+                yield where, param
+
+
+def test_every_model_option_has_the_short_form_m_and_is_spelled_model():
+    for where, option in _options():
+        names = option.opts + option.secondary_opts
+        if "--model" in names or "--model-dir" in names:
+            assert "-m" in names and "--model" in names, (where, names)
+
+
+def test_every_option_says_what_it_does_in_its_help():
+    for where, option in _options():
+        assert (option.help or "").strip(), (where, option.opts)

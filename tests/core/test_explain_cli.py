@@ -266,3 +266,12 @@ def test_model_trained_with_each_strategy_is_explained_from_the_cli(cli, tmp_pat
     assert explanation["delta"] is not None
     # Completeness holds through the nearest-example mixture too (it is differentiable).
     assert abs(explanation["delta"]) < 0.05
+
+
+def test_help_shows_the_default_number_of_steps_not_eaten_as_markup(cli):
+    import re
+
+    result = cli("explain", "--help")
+    assert result.exit_code == 0
+    text = re.sub(r"[\s│]+", " ", result.stdout)  # rich wraps the help inside a box
+    assert "(ig, ig-adaptive, captum-ig; default 50)" in text

@@ -322,3 +322,46 @@ def test_watch_of_a_missing_folder_is_refused_before_a_database_is_created(cli, 
                  "--db", str(tmp_path / "f.sqlite"), "--once")  # fmt: skip
     assert result.exit_code == 2 and "nowhere: no such folder" in result.output
     assert not (tmp_path / "f.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["trends", "--db", "f.sqlite", "--top", "0"], "--top"),  # [:0] drew a chart of nothing
+        (["alerts", "--db", "f.sqlite", "--max-explain", "-1"], "--max-explain"),  # [:-1]
+        (["alerts", "--db", "f.sqlite", "--prior", "2"], "--prior"),
+        (["replay", "s.jsonl", "--model", "m", "--db", "f.sqlite", "--prior", "-0.1"], "--prior"),
+        (["replay", "s.jsonl", "--model", "m", "--db", "f.sqlite", "--speed", "-1"], "--speed"),
+        (
+            ["ingest", "s.jsonl", "--model", "m", "--db", "f.sqlite", "--topic-threshold", "3"],
+            "--topic-threshold",
+        ),  # fmt: skip
+        (
+            ["ingest", "s.jsonl", "--model", "m", "--db", "f.sqlite", "--timeout", "-1"],
+            "--timeout",
+        ),  # fmt: skip
+    ],
+)
+def test_a_number_out_of_range_is_refused_naming_its_flag(cli, args, flag):
+    result = cli("finance", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: Invalid value for '{flag}'"), result.stderr
+
+
+def test_ingest_with_a_bad_batch_size_leaves_no_database_behind(cli, tiny_model, tmp_path):
+    db = tmp_path / "f.sqlite"
+    result = cli("finance", "ingest", str(STREAM), "--model", str(tiny_model), "--db", str(db),
+                 "--batch-size", "0")  # fmt: skip
+    assert result.exit_code == 2 and "--batch-size" in result.stderr
+    assert not db.exists()
+
+
+def test_score_takes_its_file_as_data_and_its_model_as_m_like_the_core_commands(
+    cli, tiny_model, tmp_path
+):
+    from tunesmith.testing import write_csv
+
+    data = write_csv(tmp_path / "t.csv", [["Helix Bank shares plunge"]], header=("text",))
+    result = cli("finance", "score", "-m", str(tiny_model), "--data", str(data), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["text"] == "Helix Bank shares plunge"

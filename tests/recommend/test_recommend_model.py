@@ -499,3 +499,10 @@ def test_a_query_ranks_an_item_without_events_by_its_text_not_as_the_least_popul
         np.array([0.60, 0.61, 0.30]), np.array([3.0, 0.0, 0.0]), np.zeros(3, dtype=bool)
     )
     assert int(np.argmax(warm)) == 0
+
+
+def test_model_and_top_k_are_spelled_as_in_the_core_commands(model_dir):
+    result = run("recommend", "search", "a haunted lake", "--model", str(model_dir),
+                 "--top-k", "2", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["items"]) == 2

@@ -253,3 +253,12 @@ def test_demo_on_a_folder_that_is_not_a_kb_is_one_error_line_before_serving(cli,
     result = cli("support", "demo", "--kb", str(tmp_path), "--port", "1")
     assert result.exit_code == 2
     assert result.output.startswith(f"Error: {tmp_path}: not a knowledge base")
+
+
+def test_train_refuses_zero_classifier_members_naming_its_own_flag(kb_copy, cli):
+    history = str(sample_paths()["history"])
+    result = cli("support", "train", "--kb", str(kb_copy), "--data", history, "--classifier",
+                 "--no-encoder", "--classifier-members", "0")  # fmt: skip
+    assert result.exit_code == 2
+    # it named --members, which `support train` does not have
+    assert result.stderr.startswith("Error: Invalid value for '--classifier-members'")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -16,6 +19,34 @@ from tunesmith.errors import TunesmithError
 DEBUG_ENV = "TUNESMITH_DEBUG"
 #: The exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
+
+
+def _is_path_parameter(param: Any) -> bool:
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    return annotation is Path or annotation == list[Path]
+
+
+def _refuse_empty_paths(command: Any) -> None:
+    """Make every path option and argument of ``command`` and its subcommands refuse ``""``.
+
+    ``Path("")`` is ``.``: an unset shell variable (``--plot "$DIR"``) silently wrote into the
+    current folder, and ``--db ""`` was reported as the folder ``.``."""
+    for param in command.params:
+        if _is_path_parameter(param) and not getattr(param, "_refuses_empty", False):
+            param.process_value = _no_empty_path(param, param.process_value)
+            param._refuses_empty = True
+    for sub in getattr(command, "commands", {}).values():
+        _refuse_empty_paths(sub)
+
+
+def _no_empty_path(param: Any, process: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def process_value(ctx: Any, value: Any) -> Any:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            raise typer.BadParameter("the path is empty; give a file or folder", ctx, param)
+        return process(ctx, value)
+
+    return process_value
 
 
 def _silence_stdout() -> None:
@@ -54,6 +85,7 @@ class _TunesmithGroup(TyperGroup):
             raise typer.Exit(1) from None
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[no-untyped-def]
+        _refuse_empty_paths(self)
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         # Typer would print the usage, a hint and a boxed message: three lines and a frame

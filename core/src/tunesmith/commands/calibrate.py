@@ -12,7 +12,9 @@ from tunesmith.model_dir import CALIBRATION_FILE, ONNX_FILE
 
 
 def calibrate_command(
-    model: Path = typer.Option(..., "--model", help="A model directory (from `tunesmith train`)."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
+    ),
     data: Path = typer.Option(
         ..., "--data", help="Held-out labelled file the model did not train on."
     ),

@@ -132,7 +132,9 @@ def _print_evaluation(report: dict[str, Any]) -> None:
 
 
 def evaluate_command(
-    model: Path = typer.Option(..., "--model", help="A model directory (from `tunesmith train`)."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
+    ),
     data: Path = typer.Option(..., "--data", help="Labelled evaluation file (.csv/.jsonl/...)."),
     text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
     label_col: str = typer.Option("label", "--label-col", help="Column holding the label(s)."),
@@ -190,7 +192,9 @@ def _with_top(
 
 
 def predict_command(
-    model: Path = typer.Option(..., "--model", help="A model directory (from `tunesmith train`)."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
+    ),
     data: Path | None = typer.Option(None, "--data", help="File of texts to label."),
     text: list[str] | None = typer.Option(
         None, "--text", help="A text to label; repeat for several."
@@ -207,7 +211,7 @@ def predict_command(
         False, "--no-calibrate", help="Raw probabilities, without the fitted temperature."
     ),
     top_k: int | None = typer.Option(
-        None, "--top-k", min=1, help="Also list the k most probable labels."
+        None, "--top-k", "-k", min=1, help="Also list the k most probable labels."
     ),
 ) -> None:
     """Label texts with a model: the label, its probability, and every label's probability.
@@ -437,7 +441,7 @@ def train_command(
         None, "--out", help="Model directory to write (models/<data>)."
     ),
     model: str = typer.Option(
-        "default", "--model", help="Base model: 'default', a local directory or a hub id."
+        "default", "--model", "-m", help="Base model: 'default', a local directory or a hub id."
     ),
     allow_network: bool = typer.Option(
         False, "--allow-network", help="Allow downloading a hub model (off by default)."

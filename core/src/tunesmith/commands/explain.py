@@ -104,7 +104,9 @@ def _check_options(loaded: Any, target: str | None, method: str | None) -> None:
 
 
 def explain_command(
-    model: Path = typer.Option(..., "--model", help="A model directory (from `tunesmith train`)."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
+    ),
     text: str | None = typer.Option(None, "--text", help="One text to explain."),
     data: Path | None = typer.Option(None, "--data", help="A file of texts: writes JSON lines."),
     text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
@@ -120,7 +122,7 @@ def explain_command(
         None,
         "--steps",
         min=1,
-        help="Integrated-gradient steps (ig, ig-adaptive, captum-ig) [default: 50].",
+        help=f"Integrated-gradient steps (ig, ig-adaptive, captum-ig; default {DEFAULT_STEPS}).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (with --text)."),
     html: Path | None = typer.Option(None, "--html", help="Also write an HTML heatmap page."),

@@ -13,7 +13,9 @@ FORMATS = ("onnx",)
 
 
 def export_command(
-    model: Path = typer.Option(..., "--model", help="A model directory (from `tunesmith train`)."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
+    ),
     fmt: str = typer.Option("onnx", "--format", help="onnx (the only format so far)."),
     out: Path | None = typer.Option(
         None, "--out", help="The file to write (default: model.onnx inside the model directory)."

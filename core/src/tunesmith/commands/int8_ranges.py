@@ -9,7 +9,7 @@ import typer
 
 
 def int8_ranges_command(
-    model: Path = typer.Option(..., "--model", help="A model directory."),
+    model: Path = typer.Option(..., "--model", "-m", help="A model directory."),
     data: Path = typer.Option(
         ..., "--data", help="Texts like those the model will serve (labels are ignored)."
     ),

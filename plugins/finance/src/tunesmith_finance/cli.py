@@ -25,7 +25,10 @@ NAIVE_TZ = typer.Option("UTC", "--naive-tz", help="Zone of times without one.")
 #: ingest.DEFAULT_BATCH (not imported here: the CLI starts without the ingest module).
 DEFAULT_BATCH = 1024
 BATCH_SIZE = typer.Option(
-    DEFAULT_BATCH, "--batch-size", help="Documents scored together and stored in one transaction."
+    DEFAULT_BATCH,
+    "--batch-size",
+    min=1,
+    help="Documents scored together and stored in one transaction.",
 )
 
 # The surge detector's settings, the same flags for alerts, watch --alerts and replay.
@@ -38,7 +41,11 @@ MIN_LIFT = typer.Option(0.15, "--min-lift", help="Least share above the baseline
 P_VALUE = typer.Option(0.001, "--p-value", help="One-sided binomial test level.")
 COOLDOWN = typer.Option("6h", "--cooldown", help="Quiet time per key after an alert.")
 STORED_PRIOR = typer.Option(
-    None, "--prior", help="Starting baseline rate (default: the stored negative share)."
+    None,
+    "--prior",
+    min=0.0,
+    max=1.0,
+    help="Starting baseline rate (default: the stored negative share).",
 )
 
 
@@ -132,7 +139,9 @@ def train_command(
     data: Path = typer.Option(..., "--data", help="Labelled finance text (.csv/.jsonl/.parquet)."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     eval_data: Path | None = typer.Option(None, "--eval", help="Labelled evaluation file."),
-    model: str = typer.Option("default", "--model", help="Base model: 'default' or a directory."),
+    model: str = typer.Option(
+        "default", "--model", "-m", help="Base model: 'default' or a directory."
+    ),
     text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
     label_col: str = typer.Option("label", "--label-col", help="Column holding the label."),
     strategy: str = typer.Option(
@@ -220,9 +229,11 @@ def train_command(
 
 @app.command("score")
 def score_command(
-    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     text: list[str] | None = typer.Option(None, "--text", help="A text to score; repeatable."),
-    file: Path | None = typer.Option(None, "--file", help="A file of texts (text column)."),
+    file: Path | None = typer.Option(
+        None, "--data", "--file", help="A file of texts (text column)."
+    ),
     rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
     explain: bool = typer.Option(False, "--explain", help="Add the words behind each label."),
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for a faster model."),
@@ -234,7 +245,7 @@ def score_command(
     from tunesmith_finance.scoring import SentimentModel
 
     if (file is None) == (not text):
-        raise UserInputError("pass either --text TEXT (repeatable) or --file FILE")
+        raise UserInputError("pass either --text TEXT (repeatable) or --data FILE")
     loaded_rules = load_rules(rules)
     if file is not None:
         from tunesmith.data.load import read_texts
@@ -274,19 +285,25 @@ def score_command(
 @app.command("ingest")
 def ingest_command(
     files: list[str] = typer.Argument(..., help="JSONL or CSV files; '-' reads standard input."),
-    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
     fmt: str = typer.Option("jsonl", "--format", help="Format of standard input: jsonl | csv."),
     batch_size: int = BATCH_SIZE,
-    max_chars: int = typer.Option(5000, "--max-chars", help="Longer texts are cut (counted)."),
+    max_chars: int = typer.Option(
+        5000, "--max-chars", min=1, help="Longer texts are cut (counted)."
+    ),
     naive_tz: str = NAIVE_TZ,
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
     topic_model: Path | None = typer.Option(
         None, "--topic-model", help="A topic classifier (`finance train --topics`)."
     ),
-    topic_threshold: float = typer.Option(0.5, "--topic-threshold", help="Its lowest score."),
-    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for a locked database."),
+    topic_threshold: float = typer.Option(
+        0.5, "--topic-threshold", min=0.0, max=1.0, help="Its lowest score (0 to 1)."
+    ),
+    timeout: float = typer.Option(
+        5.0, "--timeout", min=0.0, help="Seconds to wait for a locked database."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Score documents in batches and store them; safe to run again and to kill.
@@ -339,14 +356,18 @@ def ingest_command(
 @app.command("watch")
 def watch_command(
     folder: Path = typer.Argument(..., help="Folder to watch for .jsonl and .csv files."),
-    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
     batch_size: int = BATCH_SIZE,
-    max_chars: int = typer.Option(5000, "--max-chars", help="Longer texts are cut (counted)."),
+    max_chars: int = typer.Option(
+        5000, "--max-chars", min=1, help="Longer texts are cut (counted)."
+    ),
     naive_tz: str = NAIVE_TZ,
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
-    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for a locked database."),
+    timeout: float = typer.Option(
+        5.0, "--timeout", min=0.0, help="Seconds to wait for a locked database."
+    ),
     alerts: bool = typer.Option(False, "--alerts", help="Run the alert detector after each pass."),
     sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for --alerts."),
     once: bool = typer.Option(False, "--once", help="Ingest what is there now, then exit."),
@@ -462,7 +483,7 @@ def trends_command(
     chart: Path | None = typer.Option(
         None, "--chart", help="Also draw a PNG chart (alerts marked)."
     ),
-    top: int = typer.Option(6, "--top", help="Keys on the chart (most documents first)."),
+    top: int = typer.Option(6, "--top", min=1, help="Keys on the chart (most documents first)."),
 ) -> None:
     """Count, negative share (Wilson 95 % interval) and mean score per key and time bucket."""
     from tunesmith.errors import UserInputError
@@ -569,7 +590,7 @@ def _print_alert(alert: dict[str, Any]) -> None:
 def alerts_command(
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     model: Path | None = typer.Option(
-        None, "--model", help="Model for the explanations (default: the one ingest used)."
+        None, "--model", "-m", help="Model for the explanations (default: the one ingest used)."
     ),
     by: str = BY,
     bucket: str = BUCKET,
@@ -584,7 +605,9 @@ def alerts_command(
         None, "--sink", help="Event sink, e.g. jsonl:alerts.jsonl, stdout, webhook:URL."
     ),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
-    max_explain: int = typer.Option(100, "--max-explain", help="Most documents explained."),
+    max_explain: int = typer.Option(
+        100, "--max-explain", min=0, help="Most documents explained (0: none)."
+    ),
     list_only: bool = typer.Option(False, "--list", help="Only list the stored alerts."),
     as_json: bool = typer.Option(False, "--json", help="Print alerts as one JSON list."),
 ) -> None:
@@ -642,12 +665,15 @@ def alerts_command(
 @app.command("replay")
 def replay_command(
     file: Path = typer.Argument(..., help="A JSONL or CSV stream to replay in time order."),
-    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
     step: str = typer.Option("1h", "--step", help="Simulated time per step (also the bucket)."),
     speed: float = typer.Option(
-        0.0, "--speed", help="Wall-clock seconds per simulated step (0: as fast as possible)."
+        0.0,
+        "--speed",
+        min=0.0,
+        help="Wall-clock seconds per simulated step (0: as fast as possible).",
     ),
     by: str = BY,
     window: int = WINDOW,
@@ -656,7 +682,7 @@ def replay_command(
     p_value: float = P_VALUE,
     cooldown: str = COOLDOWN,
     half_life: str = HALF_LIFE,
-    prior: float = typer.Option(0.2, "--prior", help="Starting baseline rate."),
+    prior: float = typer.Option(0.2, "--prior", min=0.0, max=1.0, help="Starting baseline rate."),
     sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for the alerts."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
     naive_tz: str = NAIVE_TZ,
@@ -712,7 +738,7 @@ def replay_command(
 @app.command("demo")
 def demo_command(
     model: Path | None = typer.Option(
-        None, "--model", help="Sentiment model (default: one trained on the sample data)."
+        None, "--model", "-m", help="Sentiment model (default: one trained on the sample data)."
     ),
     db: Path | None = typer.Option(None, "--db", help="Database (default: the sample stream's)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),

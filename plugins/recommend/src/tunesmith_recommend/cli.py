@@ -30,7 +30,7 @@ MIN_RATING = typer.Option(
 KIND_COL = typer.Option(None, "--kind-col", help="Events: an event-kind column.")
 KINDS = typer.Option(None, "--kinds", help="Comma-separated kinds that count as positive.")
 MODEL = typer.Option(
-    "default", "--model", help="Base encoder: 'default', a local directory or a hub id."
+    "default", "--model", "-m", help="Base encoder: 'default', a local directory or a hub id."
 )
 ALLOW_NETWORK = typer.Option(
     False, "--allow-network", help="Allow downloading a hub --model (off by default)."
@@ -44,8 +44,11 @@ TOWER_EPOCHS = typer.Option(5, "--tower-epochs", min=1, help="User-tower trainin
 MIN_EVENTS = typer.Option(
     3, "--min-events", min=3, help="Users with fewer events only train (at least 3)."
 )
-MODEL_DIR = typer.Option(..., "--model-dir", "-m", help="A model directory from `train`.")
-TOP_K = typer.Option(10, "-k", "--top", min=1, help="How many items to show.")
+# --model as in every other command that reads a trained model; --model-dir kept as it was.
+MODEL_DIR = typer.Option(
+    ..., "--model-dir", "--model", "-m", help="A model directory from `train`."
+)
+TOP_K = typer.Option(10, "-k", "--top", "--top-k", min=1, help="How many items to show.")
 AS_JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
 
 
@@ -407,10 +410,16 @@ def add_items_command(
 
 def demo_command(
     model_dir: Path | None = typer.Option(
-        None, "--model-dir", "-m", help="A model directory (default: built from the sample data)."
+        None,
+        "--model-dir",
+        "--model",
+        "-m",
+        help="A model directory (default: built from the sample data).",
     ),
-    port: int = typer.Option(7860, "--port"),
-    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(7860, "--port", help="Port to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to others."
+    ),
 ) -> None:
     """Open the recommendation demo in a browser tab."""
     from tunesmith.ui.launch import check_address, launch

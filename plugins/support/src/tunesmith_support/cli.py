@@ -11,6 +11,8 @@ import typer
 
 KB_OPTION = typer.Option(..., "--kb", help="Knowledge-base directory (from `support index`).")
 DB_HELP = "Conversation database (default: KB/conversations.sqlite)."
+QUESTION_COL_HELP = "Column holding the question."
+ANSWER_COL_HELP = "Column of the right entry id (empty: out of scope)."
 SINK_HELP = "Where hand-offs go (repeatable): jsonl:PATH, stdout, webhook:URL (default: jsonl:KB/handoffs.jsonl)."
 
 
@@ -62,7 +64,10 @@ def index_command(
         help="FAQ category/intent column (default: the KB's, else 'category' if present).",
     ),
     model: str | None = typer.Option(
-        None, "--model", help="Encoder: 'default' or a model directory (default: the KB's own)."
+        None,
+        "--model",
+        "-m",
+        help="Encoder: 'default' or a model directory (default: the KB's own).",
     ),
 ) -> None:
     """Import FAQ files and documents into a knowledge base; re-running updates only changes."""
@@ -79,10 +84,8 @@ def index_command(
 def calibrate_command(
     kb: Path = KB_OPTION,
     data: list[Path] = typer.Option(..., "--data", help="Held-out questions with answer ids."),
-    question_col: str = typer.Option("question", "--question-col"),
-    answer_col: str = typer.Option(
-        "answer_id", "--answer-col", help="Column of the right entry id (empty: out of scope)."
-    ),
+    question_col: str = typer.Option("question", "--question-col", help=QUESTION_COL_HELP),
+    answer_col: str = typer.Option("answer_id", "--answer-col", help=ANSWER_COL_HELP),
     target_precision: float = typer.Option(
         0.9, "--target-precision", help="Share of answers that must be right (sets thresholds)."
     ),
@@ -139,8 +142,8 @@ def train_command(
     data: list[Path] = typer.Option(
         ..., "--data", help="Past questions with the id of the entry that answered them."
     ),
-    question_col: str = typer.Option("question", "--question-col"),
-    answer_col: str = typer.Option("answer_id", "--answer-col"),
+    question_col: str = typer.Option("question", "--question-col", help=QUESTION_COL_HELP),
+    answer_col: str = typer.Option("answer_id", "--answer-col", help=ANSWER_COL_HELP),
     encoder: bool = typer.Option(
         True, "--encoder/--no-encoder", help="Fine-tune the encoder on question/entry pairs."
     ),
@@ -158,10 +161,12 @@ def train_command(
         None, "--classifier-epochs", help="Classifier epochs (default: the engine's choice)."
     ),
     classifier_members: int = typer.Option(
-        1, "--classifier-members", help="Train the classifier as an N-seed ensemble."
+        1, "--classifier-members", min=1, help="Train the classifier as an N-seed ensemble."
     ),
-    target_precision: float = typer.Option(0.9, "--target-precision"),
-    seed: int = typer.Option(42, "--seed"),
+    target_precision: float = typer.Option(
+        0.9, "--target-precision", help="Share of answers that must be right (sets thresholds)."
+    ),
+    seed: int = typer.Option(42, "--seed", help="Random seed (held-out split, training)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Learn from past questions: tune the encoder and/or a classifier, re-encode, calibrate."""
@@ -324,9 +329,11 @@ def chat_command(
 def feedback_command(
     kb: Path = KB_OPTION,
     turn: int = typer.Option(..., "--turn", help="The turn id (shown by ask/chat)."),
-    helpful: bool | None = typer.Option(None, "--helpful/--not-helpful"),
+    helpful: bool | None = typer.Option(
+        None, "--helpful/--not-helpful", help="Whether the answer helped."
+    ),
     correct_id: str | None = typer.Option(None, "--correct-id", help="The right entry id."),
-    note: str = typer.Option("", "--note"),
+    note: str = typer.Option("", "--note", help="A free-text note stored with the feedback."),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Record feedback on an answer: helpful or not, or the right entry picked by an agent."""
@@ -344,8 +351,8 @@ def feedback_command(
 def eval_command(
     kb: Path = KB_OPTION,
     data: list[Path] = typer.Option(..., "--data", help="Questions with answer ids."),
-    question_col: str = typer.Option("question", "--question-col"),
-    answer_col: str = typer.Option("answer_id", "--answer-col"),
+    question_col: str = typer.Option("question", "--question-col", help=QUESTION_COL_HELP),
+    answer_col: str = typer.Option("answer_id", "--answer-col", help=ANSWER_COL_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     follow_ups: Path | None = typer.Option(
         None,
@@ -441,7 +448,7 @@ def stats_command(
 def serve_command(
     kb: Path = KB_OPTION,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: all)."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     sink: list[str] | None = typer.Option(None, "--sink", help=SINK_HELP),
 ) -> None:
@@ -462,8 +469,10 @@ def demo_command(
     kb: Path | None = typer.Option(
         None, "--kb", help="Knowledge base to open (default: the sample KB, built on first start)."
     ),
-    port: int = typer.Option(7861, "--port"),
-    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(7861, "--port", help="Port to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to others."
+    ),
 ) -> None:
     """The Gradio demo on its own: chat, sources, confidence, hand-off, feedback, why."""
     from tunesmith.ui.launch import check_address, launch
