@@ -281,3 +281,12 @@ def test_export_help_names_the_extra_to_install(cli, monkeypatch):
     result = cli("export", "--help")
     assert result.exit_code == 0
     assert "pip install 'tunesmith[export]'" in result.output
+
+
+def test_export_to_a_folder_says_it_is_a_folder_not_to_pass_force(tmp_path):
+    # "exists already; pass --force" was the advice, and --force cannot make a folder a file
+    from tunesmith.engine.export_onnx import export_onnx
+    from tunesmith.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="is a directory; --out names the .onnx file"):
+        export_onnx(tmp_path / "no-model", tmp_path)

@@ -71,6 +71,17 @@ def test_eval_json_reports_retrieval_decisions_and_ece(kb_copy, cli):
     assert 0 <= data["ece"] <= 1
 
 
+def test_eval_on_out_of_scope_questions_only_reports_no_retrieval_figures(kb_copy, cli, tmp_path):
+    # hit@1, hit@5 and MRR were 0.0 with no in-scope question: nothing was there to find
+    data = tmp_path / "oos.csv"
+    data.write_text("question,answer_id\nwhat is the weather,\nwho won the match,\n")
+    result = cli("support", "eval", "--kb", str(kb_copy), "--data", str(data), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["in_scope"] == 0
+    assert report["hit@1"] is None and report["hit@5"] is None and report["mrr"] is None
+
+
 def test_eval_measures_the_follow_up_rule_on_conversations_and_standalone_questions(kb_copy, cli):
     paths = sample_paths()
     args = ["support", "eval", "--kb", str(kb_copy), "--data", str(paths["questions"])]

@@ -209,10 +209,10 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, force: bool = False) 
     ``force``) or onnx/onnxruntime are missing, :class:`TunesmithError` when the check fails.
     """
     out = Path(out).expanduser()
+    if out.is_dir():  # first: --force cannot make a folder a file, so it is no advice to give
+        raise UserInputError(f"{out} is a directory; --out names the .onnx file to write")
     if out.exists() and not force:
         raise UserInputError(f"{out} exists already; pass --force to replace it")
-    if out.is_dir():
-        raise UserInputError(f"{out} is a directory; --out names the .onnx file to write")
     _require_runtime()
 
     loaded = load_model(model_dir)

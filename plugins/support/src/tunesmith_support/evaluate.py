@@ -40,9 +40,10 @@ def evaluate(answerer: Answerer, questions: list[str], expected: list[str]) -> d
         "questions": len(questions),
         "in_scope": n_in,
         "out_of_scope": int(oos.sum()),
-        "hit@1": round(hits1 / max(1, n_in), 4),
-        "hit@5": round(hits5 / max(1, n_in), 4),
-        "mrr": round(rr / max(1, n_in), 4),
+        # None, not 0.0, with no in-scope question: there was nothing to find
+        "hit@1": round(hits1 / n_in, 4) if n_in else None,
+        "hit@5": round(hits5 / n_in, 4) if n_in else None,
+        "mrr": round(rr / n_in, 4) if n_in else None,
         "answer_rate": round(float(answered.sum()) / n, 4),
         "answer_precision": round(float(right[answered].mean()), 4) if answered.any() else None,
         "clarify_rate": round(float((d == "clarify").sum()) / n, 4),
