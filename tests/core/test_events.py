@@ -43,6 +43,55 @@ def test_jsonl_sink_appends_whole_lines(tmp_path):
     assert [json.loads(line)["message"] for line in lines] == ["m0", "m1", "m2"]
 
 
+def test_jsonl_sink_leaves_no_fragment_when_the_disk_fills_mid_line(tmp_path, monkeypatch):
+    """A write cut short by ENOSPC left half a line, and the retry glued the event onto it:
+    a reader lost the event and the one before it."""
+    import errno
+    import pathlib
+
+    target = tmp_path / "events.jsonl"
+    sink = make_sink(f"jsonl:{target}")
+    sink.send(Event(kind="handoff", message="before"))
+    real_open = pathlib.Path.open
+
+    class HalfThenFull:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.handle.__exit__(*exc)
+
+        def write(self, data):
+            self.handle.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def open_full(self, mode="r", *args, **kwargs):
+        handle = real_open(self, mode, *args, **kwargs)
+        return HalfThenFull(handle) if self == target and "a" in mode else handle
+
+    monkeypatch.setattr(pathlib.Path, "open", open_full)
+    with pytest.raises(OSError, match="No space left"):
+        sink.send(Event(kind="handoff", message="lost"))
+    monkeypatch.setattr(pathlib.Path, "open", real_open)
+    sink.send(Event(kind="handoff", message="retried"))
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["before", "retried"]
+
+
+def test_jsonl_sink_ends_a_line_a_killed_writer_left_unfinished(tmp_path):
+    target = tmp_path / "events.jsonl"
+    target.write_text('{"id": "a", "kind": "handoff", "mess', encoding="utf-8")
+    make_sink(f"jsonl:{target}").send(Event(kind="handoff", message="next"))
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["message"] == "next"
+
+
 def test_webhook_sink_posts_the_event_as_json():
     received: list[dict] = []
 

@@ -354,3 +354,53 @@ def test_a_garbled_work_marker_is_one_error_line_on_resume(tmp_path):
     (run.work_path / WORK_MARKER).write_text("{" * 5 + "oops")
     with pytest.raises(DataError, match=r"tunesmith-work\.json: not valid JSON"):
         check_work_dir(run)
+
+
+KILLED_IN_THE_WORK_FOLDER = """
+import os, shutil, sys
+from tunesmith.engine import workdir
+from tunesmith.engine.config import RunConfig
+
+def die(path, *args, **kwargs):
+    if sys.argv[3] == "removing":  # the marker goes first, then the process is killed
+        for marker in __import__("pathlib").Path(path).rglob(workdir.WORK_MARKER):
+            marker.unlink()
+    os.kill(os.getpid(), 9)
+
+if sys.argv[3] == "removing":
+    shutil.rmtree = die
+else:
+    workdir.atomic_write_json = die
+workdir.open_work_dir(RunConfig(data=sys.argv[1], out=sys.argv[2], force=True), print)
+"""
+
+
+@pytest.mark.parametrize("moment", ["removing", "creating"])
+def test_a_run_killed_while_it_replaces_its_work_folder_leaves_no_folder_without_marker(
+    tmp_path, moment
+):
+    """``train --force`` removes the interrupted run's work folder and makes a new one; killed
+    in between, the folder was left without its marker, and every later run, even with
+    --force, was refused: "exists and is not a tunesmith work directory"."""
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\na,x\nb,y\n", encoding="utf-8")
+    run = _work(tmp_path, force=True)
+    (run.work_path / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    run.data = str(data)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_IN_THE_WORK_FOLDER, str(data), str(run.out_dir), moment],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not run.work_path.exists() or (run.work_path / WORK_MARKER).is_file()
+    check_work_dir(run)  # the next run is not refused
+    lines: list[str] = []
+    with run_lock(run.out_dir):
+        from tunesmith.engine.workdir import clean_after_killed_runs
+
+        clean_after_killed_runs(run, lines.append)
+        assert open_work_dir(run, lines.append) is None
+    assert (run.work_path / WORK_MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "model.work"]

@@ -506,3 +506,37 @@ def test_model_and_top_k_are_spelled_as_in_the_core_commands(model_dir):
                  "--top-k", "2", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)["items"]) == 2
+
+
+def test_add_items_is_refused_while_another_process_writes_the_model(model_dir, tmp_path):
+    """Two add-items at once each renamed their copy over the model: both said "Added", and the
+    first one's items were lost. The second is now refused, and the model is left as it was."""
+    import shutil
+
+    from tunesmith.locks import run_lock
+    from tunesmith_recommend.model import Recommender
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    new = tmp_path / "new.jsonl"
+    item = {"item_id": "n1", "title": "Fog", "description": "a lake", "genres": "drama"}
+    new.write_text(json.dumps(item) + "\n")
+    with run_lock(copy):  # another add-items (or a train --force) in progress
+        result = run("recommend", "add-items", "-m", str(copy), "--items", str(new))
+    assert result.exit_code == 2, result.output
+    assert f"is writing {copy}; wait for it to finish or choose another --model" in result.output
+    assert len(Recommender(copy).ids) == 150
+    again = run("recommend", "add-items", "-m", str(copy), "--items", str(new))
+    assert again.exit_code == 0, again.output
+    assert len(Recommender(copy).ids) == 151
+
+
+def test_recommend_train_is_refused_while_another_process_writes_its_out(tiny_model, tmp_path):
+    from tunesmith.locks import run_lock
+
+    out = tmp_path / "model"
+    with run_lock(out):
+        result = run("recommend", "train", "--sample", "--model", tiny_model, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert f"is writing {out}; wait for it to finish or choose another --out" in result.output
+    assert not out.exists()

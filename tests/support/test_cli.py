@@ -3,6 +3,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from tunesmith_support.sample import sample_paths
 
 
@@ -273,3 +275,26 @@ def test_train_refuses_zero_classifier_members_naming_its_own_flag(kb_copy, cli)
     assert result.exit_code == 2
     # it named --members, which `support train` does not have
     assert result.stderr.startswith("Error: Invalid value for '--classifier-members'")
+
+
+@pytest.mark.parametrize("command", ["index", "train", "calibrate"])
+def test_kb_writers_are_refused_while_another_process_rewrites_the_kb(kb_copy, cli, command):
+    """Two `support train` at once tuned into one encoders/gN folder and removed each other's
+    new index (the second died with "has no config.json"); now one writer at a time."""
+    from tunesmith.locks import run_lock
+    from tunesmith_support.sample import sample_paths
+
+    before = (kb_copy / "kb.json").read_bytes()
+    history = str(sample_paths()["history"])
+    args = {
+        "index": ["--kb", str(sample_paths()["kb"]), "--out", str(kb_copy)],
+        "train": ["--kb", str(kb_copy), "--data", history, "--epochs", "1"],
+        "calibrate": ["--kb", str(kb_copy), "--data", history],
+    }[command]
+    with run_lock(kb_copy):
+        result = cli("support", command, *args)
+    assert result.exit_code == 2, result.output
+    flag = "--out" if command == "index" else "--kb"
+    assert f"is writing {kb_copy}; wait for it to finish or choose another {flag}" in result.output
+    assert (kb_copy / "kb.json").read_bytes() == before
+    assert sorted(p.name for p in kb_copy.iterdir()) == ["calibration.json", "index", "kb.json"]

@@ -114,7 +114,12 @@ class StdoutSink:
 
 
 class JsonlSink:
-    """Appends each event as one JSON line to a file; one write per line, so lines stay whole."""
+    """Appends each event as one JSON line to a file; one write per line, so lines stay whole.
+
+    A write that fails part-way (a full disk) is cut back off, and a line a killed writer left
+    unfinished is ended first: either would glue the next event (the retry of this one) onto
+    a fragment, and a reader would lose both.
+    """
 
     def __init__(self, path: str) -> None:
         if not path:
@@ -125,10 +130,25 @@ class JsonlSink:
         self._lock = threading.Lock()
 
     def send(self, event: Event) -> None:
-        line = event_to_json(event) + "\n"
+        line = (event_to_json(event) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
+        with self._lock, self.path.open("ab", buffering=0) as handle:
+            end = handle.seek(0, os.SEEK_END)
+            if end and not self._ends_a_line(end):
+                line = b"\n" + line
+            try:
+                written = 0
+                while written < len(line):  # an unbuffered write may take only a part
+                    written += handle.write(line[written:])
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    handle.truncate(end)
+                raise
+
+    def _ends_a_line(self, end: int) -> bool:
+        with self.path.open("rb") as reader:
+            reader.seek(end - 1)
+            return reader.read(1) == b"\n"
 
 
 def _check_webhook_url(url: str) -> None:

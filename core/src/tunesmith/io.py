@@ -105,6 +105,25 @@ def remove_stale_temps(path: str | Path, *, any_owner: bool = False) -> list[Pat
     return removed
 
 
+def remove_tree(path: str | Path) -> None:
+    """Remove the folder ``path`` as one step, never raising: it is renamed to a temporary
+    sibling first, so a kill during the removal leaves the whole folder or debris that the next
+    write of ``path`` cleans (:func:`remove_stale_temps`), never the folder with part of its
+    files gone (a work folder without its marker, a checkpoint without its weights)."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return
+    doomed = str(path)  # a parent we cannot write in: removed in place, as well as it goes
+    with contextlib.suppress(OSError):
+        aside = tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
+        try:
+            os.replace(path, aside)  # onto the empty folder mkdtemp made: one rename
+            doomed = aside
+        except OSError:
+            os.rmdir(aside)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, *, binary: bool = False) -> Iterator[Any]:
     """A file written through a temporary sibling, renamed into place only on success: text

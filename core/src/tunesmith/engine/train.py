@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from tunesmith.engine.stages import (
 from tunesmith.engine.stages.fit import TrainingInterrupted
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.workdir import check_work_dir, clean_after_killed_runs
-from tunesmith.io import check_writable_dir
+from tunesmith.io import check_writable_dir, remove_tree
 from tunesmith.locks import run_lock
 from tunesmith.models import allow_network
 
@@ -95,7 +94,7 @@ def _train_locked(run: RunConfig, log: Log) -> Path:
         barrier()  # until the main process has written the model directory
         return run.out_dir
     out = write.run(state)
-    shutil.rmtree(run.work_path, ignore_errors=True)
+    remove_tree(run.work_path)  # renamed aside first: a kill never leaves half of it
     barrier()
     return out
 

@@ -17,7 +17,14 @@ from tunesmith.engine.config import RunConfig
 from tunesmith.engine.distributed import is_main_process
 from tunesmith.engine.loading import check_safetensors
 from tunesmith.errors import DataError, OutputExistsError, UserInputError
-from tunesmith.io import atomic_write_json, file_sha256, read_json_object, remove_stale_temps
+from tunesmith.io import (
+    atomic_directory,
+    atomic_write_json,
+    file_sha256,
+    read_json_object,
+    remove_stale_temps,
+    remove_tree,
+)
 from tunesmith.model_dir import ADAPTER_WEIGHT_FILES, WEIGHT_FILES
 
 WORK_MARKER = "tunesmith-work.json"
@@ -198,18 +205,20 @@ def open_work_dir(
     if work.exists():
         if not run.force:  # check_work_dir let it through: nothing in it could be resumed
             log(f"an interrupted run left {work} without a complete checkpoint; starting over")
-        shutil.rmtree(work)
+        remove_tree(work)
     elif run.resume:
         log(f"--resume: nothing to resume in {work}; training from the start")
-    work.mkdir(parents=True)
-    atomic_write_json(
-        work / WORK_MARKER,
-        {
-            "settings": _resume_settings(run),
-            INPUTS_KEY: input_hashes(run, data_sha256=data_sha256),
-            "out": str(run.out_dir),
-        },
-    )
+    # Made whole with its marker, then renamed into place: a folder without the marker is
+    # refused as "not a tunesmith work directory", even with --force.
+    with atomic_directory(work) as tmp:
+        atomic_write_json(
+            tmp / WORK_MARKER,
+            {
+                "settings": _resume_settings(run),
+                INPUTS_KEY: input_hashes(run, data_sha256=data_sha256),
+                "out": str(run.out_dir),
+            },
+        )
     return None
 
 
@@ -220,6 +229,8 @@ def clean_after_killed_runs(run: RunConfig, log: Callable[[str], None]) -> None:
     a killed swap had moved aside (``.<out>.old-<pid>``) is put back instead.
     """
     removed = remove_stale_temps(run.out_dir, any_owner=True)
+    # A work folder a killed run was removing (io.remove_tree); its lock is held as well.
+    removed += remove_stale_temps(run.work_path, any_owner=True)
     if removed:
         names = ", ".join(path.name for path in removed[:3]) + (", ..." if len(removed) > 3 else "")
         log(

@@ -149,31 +149,24 @@ def train_command(
 ) -> None:
     """Fit the two-tower model and the ranker; write a model directory (atomically)."""
     from tunesmith.io import atomic_directory, check_writable_dir
+    from tunesmith.locks import run_lock
     from tunesmith_recommend import model as model_dir
     from tunesmith_recommend.pipeline import fit
 
-    check_writable_dir(out, force=force)
-    settings = _settings(
-        model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network
-    )
-    catalogue, found = _data(
-        items,
-        events,
-        sample,
-        id_col,
-        title_col,
-        text_cols,
-        user_col,
-        item_col,
-        time_col,
-        rating_col,
-        min_rating,
-        kind_col,
-        kinds,
-    )
-    with atomic_directory(out, force=force) as tmp:
-        fitted = fit(catalogue, found, tmp, settings)
-        model_dir.save(fitted, tmp)
+    # One writer of --out at a time, as `tunesmith train`: not two trains, nor a train --force
+    # over a model that add-items is rewriting.
+    with run_lock(out):
+        check_writable_dir(out, force=force)
+        settings = _settings(
+            model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network
+        )
+        catalogue, found = _data(
+            items, events, sample, id_col, title_col, text_cols, user_col, item_col, time_col,
+            rating_col, min_rating, kind_col, kinds,
+        )  # fmt: skip
+        with atomic_directory(out, force=force) as tmp:
+            fitted = fit(catalogue, found, tmp, settings)
+            model_dir.save(fitted, tmp)
     summary = {
         "out": str(out),
         "items": len(catalogue),

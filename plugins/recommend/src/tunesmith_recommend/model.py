@@ -191,12 +191,20 @@ def add_items(path: str | Path, new: Any) -> int:
     They are encoded by the item tower and become recommendable at once from their text alone
     (no events yet: zero counts, never seen). The directory is rewritten atomically: a copy is
     changed and renamed over the old one only when complete. Returns the number of items added.
+    The directory's run lock is held throughout: two processes adding items at once each read
+    the model and renamed their copy over it, and the first one's items were lost.
     """
+    from tunesmith.locks import writing_into
+
+    with writing_into(path, [], flag="--model"):
+        return _add_items_locked(Path(path), new)
+
+
+def _add_items_locked(path: Path, new: Any) -> int:
     import shutil
 
     from scipy.sparse import csr_matrix, save_npz
 
-    path = Path(path)
     current = Recommender(path)
     for index, item in enumerate(new.ids):
         if item in current.position:

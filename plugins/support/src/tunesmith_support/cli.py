@@ -71,13 +71,15 @@ def index_command(
     ),
 ) -> None:
     """Import FAQ files and documents into a knowledge base; re-running updates only changes."""
+    from tunesmith.locks import run_lock
     from tunesmith_support.kbindex import build_index, faq_columns
 
     # A flag not given keeps the column the KB was built with (kb.json records them).
     columns = faq_columns(
         out, question=question_col, answer=answer_col, id=id_col, category=category_col
     )
-    report = build_index(kb, out, columns=columns, model=model, progress=_bar("encoding"))
+    with run_lock(out):  # one writer of a KB at a time (see _kb_writer)
+        report = build_index(kb, out, columns=columns, model=model, progress=_bar("encoding"))
     typer.echo(f"{out}: {report.summary()}")
 
 
@@ -102,8 +104,19 @@ def calibrate_command(
     rows = read_labelled(
         data, {e.id for e in entries}, question_col=question_col, answer_col=answer_col
     )
-    calibration = calibrate_kb(kb, rows, target_precision=target_precision, lexical=lexical)
+    with _kb_writer(kb):
+        calibration = calibrate_kb(kb, rows, target_precision=target_precision, lexical=lexical)
     _print_calibration(calibration.to_dict(), as_json)
+
+
+def _kb_writer(kb: Path) -> Any:
+    """Hold the KB's run lock (``tunesmith.locks``) while a command rewrites it: two trainings
+    at once tuned into one ``encoders/gN`` folder and removed each other's new index, and an
+    ``index`` beside a ``train`` wrote back a ``kb.json`` naming the index it had removed.
+    A missing folder is not locked (the command says what is wrong with it)."""
+    from tunesmith.locks import writing_into
+
+    return writing_into(kb, [], flag="--kb")
 
 
 def threshold_text(threshold: float) -> str:
@@ -172,22 +185,23 @@ def train_command(
     """Learn from past questions: tune the encoder and/or a classifier, re-encode, calibrate."""
     from tunesmith_support.learning import train_kb
 
-    result = train_kb(
-        kb,
-        list(data),
-        question_col=question_col,
-        answer_col=answer_col,
-        encoder=encoder,
-        classifier=classifier,
-        index_questions=index_questions,
-        held_out=held_out,
-        epochs=epochs,
-        classifier_epochs=classifier_epochs,
-        classifier_members=classifier_members,
-        target_precision=target_precision,
-        seed=seed,
-        log=lambda m: typer.echo(m, err=True),
-    )
+    with _kb_writer(kb):
+        result = train_kb(
+            kb,
+            list(data),
+            question_col=question_col,
+            answer_col=answer_col,
+            encoder=encoder,
+            classifier=classifier,
+            index_questions=index_questions,
+            held_out=held_out,
+            epochs=epochs,
+            classifier_epochs=classifier_epochs,
+            classifier_members=classifier_members,
+            target_precision=target_precision,
+            seed=seed,
+            log=lambda m: typer.echo(m, err=True),
+        )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
