@@ -164,3 +164,32 @@ def one_torch_thread():
         os.environ.pop("TUNESMITH_THREADS", None)
     else:
         os.environ["TUNESMITH_THREADS"] = old_env
+
+
+@pytest.fixture
+def custom_code_model(tmp_path, monkeypatch):
+    """A model folder someone sent whose config names its own code (``auto_map`` and a model
+    type transformers does not know), and the file that code writes when it runs. ``input`` is
+    patched to answer "y", as a user might to transformers' "run the custom code?" prompt."""
+    import json
+
+    from tunesmith.testing import make_tiny_base_model
+
+    directory = make_tiny_base_model(tmp_path / "sent_model", ["hello good bad late"])
+    ran = tmp_path / "custom_code_ran"
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    config["model_type"] = "sentbert"
+    config["auto_map"] = {
+        name: "custom.SentModel" for name in ("AutoModel", "AutoModelForSequenceClassification")
+    }
+    config["auto_map"]["AutoConfig"] = "custom.SentConfig"
+    (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (directory / "custom.py").write_text(
+        f"open({str(ran)!r}, 'a').write('ran')\n"
+        "from transformers import BertConfig, BertModel\n"
+        "class SentConfig(BertConfig):\n    model_type = 'sentbert'\n"
+        "class SentModel(BertModel):\n    config_class = SentConfig\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr("builtins.input", lambda *_args: "y")
+    return directory, ran

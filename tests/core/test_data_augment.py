@@ -50,6 +50,14 @@ def test_embedding_neighbours_load_their_model_only_on_first_use(tmp_path):
         augmenter.augment(["my card was stolen"], [["card_lost"]], random.Random(0))
 
 
+def test_embedding_neighbours_refuse_a_model_folder_naming_its_own_code(custom_code_model):
+    directory, ran = custom_code_model
+    augmenter = EmbeddingNeighbours(directory)
+    with pytest.raises(UserInputError, match="could not be loaded for --augment.*custom code"):
+        augmenter.augment(["my card was stolen"], [["card_lost"]], random.Random(0))
+    assert not ran.exists()
+
+
 def test_the_neighbour_augmenter_is_shared_per_model_so_its_cache_survives_hook_calls(tiny_model):
     first = next(a for a in builtin_augmenters() if a.name == "embedding_neighbours")
     again = next(a for a in builtin_augmenters() if a.name == "embedding_neighbours")

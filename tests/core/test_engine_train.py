@@ -993,3 +993,17 @@ def test_the_trainer_builds_its_optimizer_with_layer_decay_groups(files, tmp_pat
     rates = sorted({group["lr"] for group in trainer.create_optimizer().param_groups})
     layers = model.config.num_hidden_layers
     assert rates == pytest.approx([0.1 * 0.5**k for k in range(layers + 1, -1, -1)])
+
+
+def test_a_base_model_folder_naming_its_own_code_is_refused_never_run(
+    cli, files, tmp_path, custom_code_model
+):
+    directory, ran = custom_code_model
+    result = cli(
+        "train", "--data", str(files["train"]), "--model", str(directory),
+        "--out", str(tmp_path / "out"), "--strategy", "head", "--epochs", "1",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert not ran.exists()
+    assert "Error: " in result.stderr and "could not be loaded as a base model" in result.stderr
+    assert "custom code" in result.stderr

@@ -88,6 +88,19 @@ def test_bad_rows_are_skipped_and_reported_with_file_and_line(db, tmp_path, samp
     assert db.query("SELECT text FROM finance_documents WHERE id = 'd4'")[0]["text"] == "x" * 20
 
 
+def test_a_rules_regex_that_hangs_on_a_headline_stops_ingest_naming_file_and_line(
+    db, tmp_path, monkeypatch
+):
+    from tunesmith_finance import rules
+
+    monkeypatch.setattr(rules, "REGEX_SECONDS", 0.2, raising=False)
+    hostile = rules.rules_from_dict({"topics": {"banking": {"regexes": ["(a|aa)+$"]}}})
+    path = write_jsonl(tmp_path / "a.jsonl", [doc(1), doc(2, "a" * 36 + "!")])
+    with pytest.raises(DataError, match=rf"^{path}:2: rules: topics.banking.regexes: "):
+        ingester(db, hostile).ingest_file(path)
+    assert count_documents(db) == 0  # the batch it was in is read again by the next run
+
+
 def test_csv_with_quoted_multi_line_text_and_a_short_row(db, tmp_path):
     path = write_csv(
         tmp_path / "a.csv",

@@ -54,6 +54,27 @@ def test_a_bad_regex_is_one_error_naming_the_file_and_topic(tmp_path):
         load_rules(path)
 
 
+def test_a_regex_that_backtracks_without_end_is_one_error_naming_it_not_a_hang(
+    tmp_path, monkeypatch
+):
+    import time
+
+    from tunesmith_finance import rules
+
+    monkeypatch.setattr(rules, "REGEX_SECONDS", 0.2, raising=False)
+    path = tmp_path / "rules.toml"
+    path.write_text("[topics.banking]\nregexes = ['\\bbanks?\\b', '(a|aa)+$']\n")
+    loaded = load_rules(path)
+    assert loaded.assign("Bank stocks tumble").topics == ["banking"]
+    started = time.monotonic()
+    # Under Python's re this headline took 8 s, and each character more about twice as long.
+    with pytest.raises(
+        UserInputError, match=r"rules.toml: topics.banking.regexes: '\(a\|aa\)\+\$'"
+    ):
+        loaded.assign("a" * 36 + "!")
+    assert time.monotonic() - started < 3
+
+
 def test_an_unknown_key_in_a_topic_is_refused(tmp_path):
     path = tmp_path / "rules.toml"
     path.write_text("[topics.banking]\nkeyword = ['bank']\n")

@@ -34,6 +34,7 @@ class FakeRecommender:
         return [SimpleNamespace(item_id="f1", title=self.titles[0], score=1.0, because=[])]
 
     def for_liked(self, liked, k):
+        self.liked = liked
         return [SimpleNamespace(item_id="f1", title="Fog", score=1.0, because=[])]
 
 
@@ -104,6 +105,13 @@ def test_the_page_is_usable_after_an_error(fake):
     assert bad == "**Choose at least one film you liked.**"
     good, _ = demo.recommend(None, demo.MODES[1], None, ["f1"], "", False)
     assert good.startswith("### For someone who liked Visit")
+
+
+def test_a_request_repeating_one_liked_film_is_read_as_that_film_once(fake):
+    # The page's box cannot repeat a film, but a request to the server can, as often as it likes.
+    markdown, _ = demo.recommend(None, demo.MODES[1], None, ["f1"] * 100_000, "", False)
+    assert fake.liked == ["f1"]
+    assert len(markdown) < 500
 
 
 def test_the_word_box_is_hidden_until_asked_for():

@@ -129,6 +129,36 @@ def test_locked_conversation_database_is_503_not_a_client_error(client, kb_copy)
     assert "locked" in response.json()["detail"]
 
 
+def test_error_bodies_name_no_path_of_the_server(client, kb_copy):
+    from tunesmith_support.conversations import Conversations
+    from tunesmith_support.service import default_db
+
+    turn_id = one_turn(client)
+    details = []
+    for body in ({"turn_id": 999_999, "helpful": True}, {"turn_id": turn_id, "correct_id": "x"}):
+        response = client.post("/v1/feedback", json=body)
+        assert response.status_code == 400
+        details.append(response.json()["detail"])
+    client.service.conversations.close()
+    client.service.conversations = Conversations.open(default_db(kb_copy), timeout=0.1)
+    holder = sqlite3.connect(default_db(kb_copy), timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        locked = client.post("/v1/ask", json={"question": "how much does shipping cost"})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert locked.status_code == 503
+    details.append(locked.json()["detail"])
+    assert details == [
+        "no turn 999999 in the conversation database",
+        "no entry 'x' in the knowledge base",
+        "the conversation database: the database is locked by another process (waited 0.1 s); "
+        "try again when it has finished",
+    ]
+    assert not any(str(kb_copy.parent) in detail for detail in details)
+
+
 def test_openapi_lists_error_responses_and_every_field_an_answer_has(client):
     schema = client.get("/openapi.json").json()
     components = schema["components"]["schemas"]

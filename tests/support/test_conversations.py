@@ -41,6 +41,26 @@ def test_handoff_is_an_event_with_the_question_conversation_candidates_and_reaso
     assert rows[0]["handoff_event"] == event["id"]
 
 
+def test_a_hand_off_carries_only_the_last_turns_so_events_do_not_grow_with_the_conversation(
+    service, kb_copy, monkeypatch
+):
+    from tunesmith_support import service as service_module
+
+    monkeypatch.setattr(service_module, "HANDOFF_TURNS", 3, raising=False)
+    conversation = None
+    for i in range(6):  # asking for a person again and again, as a client may
+        turn = service.ask(f"talk to a human please {i}", conversation)
+        conversation = turn.conversation_id
+    assert turn.answer.decision == "handoff"
+    payload = read_handoffs(kb_copy)[-1]["payload"]
+    assert [t["question"] for t in payload["conversation"]] == [
+        f"talk to a human please {i}" for i in (2, 3, 4)
+    ]
+    assert payload["earlier_turns"] == 5
+    first = read_handoffs(kb_copy)[0]["payload"]
+    assert (first["conversation"], first["earlier_turns"]) == ([], 0)
+
+
 def test_background_delivery_returns_the_hand_off_before_its_sinks_finish(kb_copy, monkeypatch):
     # `serve`: a webhook that is down held the customer's request through every retry
     import threading

@@ -116,6 +116,20 @@ def test_a_failed_upload_names_the_file_and_leaves_no_folder(kb_copy, home, tmp_
         demo.build_uploaded_kb([str(tmp_path / "notes.exe")], str(kb_copy))
 
 
+def test_loaded_knowledge_bases_are_bounded_however_many_are_uploaded(kb_copy, home, tmp_path):
+    import shutil
+
+    kbs = []
+    for i in range(demo.MAX_SERVICES + 2):  # as many uploads, each a KB with its own encoder
+        kbs.append(str(tmp_path / f"upload{i}"))
+        shutil.copytree(kb_copy, kbs[-1])
+        demo.service_for(kbs[-1])
+    assert list(demo._services) == kbs[-demo.MAX_SERVICES :]
+    first = demo.service_for(kbs[0])  # dropped, so loaded again; its conversations kept
+    assert first.ask("how much does shipping cost").answer.candidates
+    assert len(demo._services) == demo.MAX_SERVICES and kbs[0] in demo._services
+
+
 def test_two_first_questions_at_once_index_the_sample_kb_once(home, monkeypatch):
     import threading
     import time

@@ -18,7 +18,7 @@ from typing import Any
 
 from tunesmith.data.cleaning import normalise
 from tunesmith.data.records import TextDataset
-from tunesmith.errors import DataError, UserInputError
+from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
 from tunesmith.hf_quiet import quiet_transformers
 from tunesmith.io import atomic_write_text
 from tunesmith.models import resolve_model
@@ -120,8 +120,15 @@ class EmbeddingNeighbours:
 
         location = resolve_model(self.model).location
         with quiet_transformers():  # keep load reports off the user's terminal
-            tokenizer = AutoTokenizer.from_pretrained(location)
-            model = AutoModel.from_pretrained(location)
+            try:
+                # Never a model folder's own code (its config's auto_map): refused, not asked.
+                tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+                model = AutoModel.from_pretrained(location, trust_remote_code=False)
+            except (OSError, ValueError) as exc:
+                reason = " ".join(str(exc).split())
+                raise ModelNotFoundError(
+                    f"{location} could not be loaded for --augment: {reason}"
+                ) from exc
         embeddings = model.get_input_embeddings().weight.detach().float()
         vocab = tokenizer.get_vocab()
         # WordPiece marks continuations (##); SentencePiece and byte-level BPE mark word starts.

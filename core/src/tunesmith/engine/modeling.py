@@ -22,13 +22,16 @@ written before this (unmarked, or with an adapter beside the base's config) stil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import types
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.nearest import NEAREST_ATTR, attach, attached, load_for
+from tunesmith.errors import ModelNotFoundError
 from tunesmith.hf_quiet import silence_transformers
 from tunesmith.io import atomic_write_json, read_json_object, share_safetensors
 from tunesmith.model_dir import (
@@ -172,6 +175,31 @@ def pooling_of(model: Any) -> str:
     return getattr(model.config, POOLING_KEY, None) or "cls"
 
 
+@contextlib.contextmanager
+def base_model_errors(location: str | Path) -> Iterator[None]:
+    """Turn transformers' refusal of a base model into one :class:`ModelNotFoundError` line.
+
+    Every base is loaded with ``trust_remote_code=False``: a model folder someone sent whose
+    config names its own code (``auto_map``) is refused here. Left unset, transformers asked
+    "Do you wish to run the custom code? [y/N]" on a terminal (a traceback without one)."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())  # the CLI prints one Error line
+        raise ModelNotFoundError(
+            f"{location} could not be loaded as a base model: {reason}"
+        ) from exc
+
+
+def load_base_tokenizer(location: str | Path) -> Any:
+    """The tokenizer of the base model at ``location`` (never its own code; see
+    :func:`base_model_errors`)."""
+    from transformers import AutoTokenizer
+
+    with base_model_errors(location):
+        return AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
+
+
 def build_classifier(
     location: str | Path,
     *,
@@ -199,12 +227,13 @@ def build_classifier(
         AutoModelForTokenClassification if task == "ner" else AutoModelForSequenceClassification
     )
     marked = read_marked_config(location)
-    if marked is not None:
-        # A tunesmith directory as the base: transformers cannot read its marked config.json.
-        marked.update(mapping)
-        model = auto_cls.from_pretrained(str(location), config=marked)
-    else:
-        model = auto_cls.from_pretrained(str(location), **mapping)
+    with base_model_errors(location):
+        if marked is not None:
+            # A tunesmith directory as the base: transformers cannot read its marked config.json.
+            marked.update(mapping)
+            model = auto_cls.from_pretrained(str(location), config=marked, trust_remote_code=False)
+        else:
+            model = auto_cls.from_pretrained(str(location), trust_remote_code=False, **mapping)
     attach(model, None)  # a trained base's nearest-example settings do not belong to this model
     model.config.update({TASK_KEY: task, BASE_MODEL_KEY: base_name or str(location)})
     if task != "ner":
@@ -364,7 +393,9 @@ def load_classifier(path: str | Path) -> Any:
         adapter = json.loads((path / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
         base = getattr(config, BASE_MODEL_KEY, None) or adapter["base_model_name_or_path"]
         # The saved config is the base's own plus the label names and tunesmith's keys.
-        model = auto_cls.from_pretrained(resolve_model(base).location, config=config)
+        model = auto_cls.from_pretrained(
+            resolve_model(base).location, config=config, trust_remote_code=False
+        )
         if not token_level and getattr(config, POOLING_KEY, None) == "mean":
             enable_mean_pooling(model)
         with warnings.catch_warnings():
@@ -372,7 +403,7 @@ def load_classifier(path: str | Path) -> Any:
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
             model = PeftModel.from_pretrained(model, str(path))
     else:
-        model = auto_cls.from_pretrained(str(path), config=config)
+        model = auto_cls.from_pretrained(str(path), config=config, trust_remote_code=False)
         if not token_level and getattr(config, POOLING_KEY, None) == "mean":
             enable_mean_pooling(model)
             load_for(model, path)

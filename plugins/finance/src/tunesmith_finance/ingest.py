@@ -27,7 +27,7 @@ from tunesmith_finance.documents import (
     check_columns,
     to_document,
 )
-from tunesmith_finance.rules import Rules
+from tunesmith_finance.rules import RegexTimeoutError, Rules
 from tunesmith_finance.sources import RawRow, check_file, iter_csv, iter_jsonl, read_header
 
 #: Documents scored together and stored in one transaction. Scoring 256 at a time cost a quarter
@@ -415,7 +415,12 @@ class Ingester:
         unknown = 0
         for item, score, extra in zip(fresh, scores, predicted, strict=True):
             doc = item.doc
-            assignment = self.rules.assign(doc.text, topic=doc.topic + extra, tickers=doc.tickers)
+            try:
+                assignment = self.rules.assign(
+                    doc.text, topic=doc.topic + extra, tickers=doc.tickers
+                )
+            except RegexTimeoutError as exc:  # the document it hung on, to test the fix with
+                raise DataError(str(exc), path=origin, row=item.line) from None
             for name in assignment.unknown_topics:
                 if name in extra:
                     continue  # the user's topic model names its own topics

@@ -10,6 +10,10 @@ The file is TOML (or JSON with the same shape)::
     cashtags = ["HLXB"]               # tickers that belong to the topic
     regexes = ['\\bcredit line\\b']    # Python regular expressions, any case
 
+A regex searches each text for at most :data:`REGEX_SECONDS`: one that backtracks without end on
+a text (``(a|aa)+$``, or a plain-looking ``(\\w+\\s?)+bank`` under Python's ``re``) is one
+error naming it, not an ingest or a watch that hangs on a hostile headline.
+
 A ``$SYMBOL`` cashtag in a text is always a ticker, listed in the file or not. A document gets
 every topic whose rules match, plus the topic it names itself; a named topic that the file does
 not list is kept and reported as unknown (see :meth:`Rules.assign`).
@@ -29,6 +33,21 @@ from tunesmith.errors import UserInputError
 #: ``$AAPL``, ``$BRK.B``: a dollar sign not inside a word, a letter, then up to 5 more.
 CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z])?)\b")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+#: Longest one topic regex may search one text, in seconds.
+REGEX_SECONDS = 1.0
+
+
+class RegexTimeoutError(UserInputError):
+    """A rules file's regex ran over :data:`REGEX_SECONDS` on one text."""
+
+
+def _compile_regex(pattern: str) -> Any:
+    """``pattern`` compiled case-insensitively by the ``regex`` module (a transformers
+    dependency, Python ``re`` compatible), whose searches take a timeout and which avoids much of
+    ``re``'s exponential backtracking."""
+    import regex
+
+    return regex.compile(pattern, regex.IGNORECASE | regex.VERSION0)
 
 
 def _words_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
@@ -47,15 +66,28 @@ class TopicRule:
     name: str
     keywords: re.Pattern[str] | None = None
     cashtags: frozenset[str] = frozenset()
-    regexes: list[re.Pattern[str]] = field(default_factory=list)
+    #: Compiled by :func:`_compile_regex` (their searches take a timeout).
+    regexes: list[Any] = field(default_factory=list)
+    source: str = "rules"
 
     def matches(self, text: str, tickers: Iterable[str]) -> bool:
-        """True when a keyword, one of the topic's tickers or a regex is found."""
+        """True when a keyword, one of the topic's tickers or a regex is found; a regex that
+        runs over :data:`REGEX_SECONDS` is a :class:`RegexTimeoutError`."""
         if self.cashtags and not self.cashtags.isdisjoint(tickers):
             return True
         if self.keywords is not None and self.keywords.search(text):
             return True
-        return any(r.search(text) for r in self.regexes)
+        for pattern in self.regexes:
+            try:
+                if pattern.search(text, timeout=REGEX_SECONDS):
+                    return True
+            except TimeoutError:
+                raise RegexTimeoutError(
+                    f"{self.source}: topics.{self.name}.regexes: {pattern.pattern!r} ran over "
+                    f"{REGEX_SECONDS:g} s on one text of {len(text):,} characters (it "
+                    "backtracks without end); simplify it, e.g. no repeated group of repeats"
+                ) from None
+        return False
 
 
 @dataclass
@@ -213,8 +245,9 @@ def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
         regexes = []
         for pattern in _strings(entry.get("regexes"), f"{where}.regexes"):
             try:
-                regexes.append(re.compile(pattern, re.IGNORECASE))
-            except re.error as exc:
+                re.compile(pattern)  # what the file promises: Python regular expressions
+                regexes.append(_compile_regex(pattern))
+            except (re.error, ValueError) as exc:  # regex.error is a ValueError
                 raise UserInputError(f"{where}.regexes: {pattern!r} is not valid: {exc}") from None
         cashtags = frozenset(
             t.strip().lstrip("$").upper()
@@ -229,6 +262,7 @@ def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
             keywords=_words_pattern(words),
             cashtags=before.cashtags | cashtags,
             regexes=before.regexes + regexes,
+            source=source,
         )
     return Rules(topics=topics, aliases=aliases, source=source)
 

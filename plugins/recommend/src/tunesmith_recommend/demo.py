@@ -145,7 +145,11 @@ def recommend(
             results = recommender.for_user(user, k)
             heading = f"For {plain(user)}"
         elif mode == MODES[1]:
-            results = recommender.for_liked(list(liked), k)
+            # Each film once: the page's box cannot repeat one, but a request can, and a
+            # million repeats of one id were a million item vectors in memory and a million
+            # titles in the heading.
+            liked = list(dict.fromkeys(liked))
+            results = recommender.for_liked(liked, k)
             heading = "For someone who liked " + ", ".join(
                 plain(recommender.titles[recommender.position[i]]) for i in liked
             )

@@ -115,17 +115,36 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+def public_detail(message: str, service: SupportService) -> str:
+    """``message`` without the server's own paths, for an HTTP client: the service's errors
+    name the conversation database and the knowledge base by where they are on disk (right on
+    the command line, but a client learned the server's folders from a 400)."""
+    names: dict[str, str] = {}
+    for path, name in (
+        (service.conversations.store.path, "the conversation database"),
+        (service.kb_dir, "the knowledge base"),
+    ):
+        for spelling in (path, path.absolute(), path.resolve()):
+            names.setdefault(str(spelling), name)
+    # Longest first: the database usually lies inside the knowledge base's folder.
+    for spelling in sorted(names, key=len, reverse=True):
+        name = names[spelling]
+        message = message.replace(f"{name} {spelling}", name).replace(spelling, name)
+    return message
+
+
+def _call(service: SupportService, function: Any, *args: Any, **kwargs: Any) -> Any:
     """``function(...)``, its refusals as HTTP errors: 503 when the conversation store failed
-    (a lock is not the caller's fault), 400 for any other :class:`UserInputError`."""
+    (a lock is not the caller's fault), 400 for any other :class:`UserInputError`; the detail
+    names no path of the server (:func:`public_detail`)."""
     from fastapi import HTTPException
 
     try:
         return function(*args, **kwargs)
     except StoreError as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from None
+        raise HTTPException(status_code=503, detail=public_detail(str(exc), service)) from None
     except UserInputError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from None
+        raise HTTPException(status_code=400, detail=public_detail(str(exc), service)) from None
 
 
 class BodyLimit:
@@ -200,12 +219,13 @@ def create_app(service: SupportService) -> Any:
 
     @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS)
     def ask(request: AskRequest) -> dict[str, Any]:
-        turn = _call(service.ask, request.question, request.conversation_id, channel="api")
+        turn = _call(service, service.ask, request.question, request.conversation_id, channel="api")
         return turn.to_dict()
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, responses=ERRORS)
     def feedback(request: FeedbackRequest) -> dict[str, Any]:
         feedback_id = _call(
+            service,
             service.feedback,
             request.turn_id,
             helpful=request.helpful,

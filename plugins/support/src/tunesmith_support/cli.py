@@ -71,6 +71,7 @@ def index_command(
     ),
 ) -> None:
     """Import FAQ files and documents into a knowledge base; re-running updates only changes."""
+    from tunesmith.io import check_output_folder
     from tunesmith.locks import run_lock
     from tunesmith_support.kbindex import build_index, faq_columns
 
@@ -78,6 +79,7 @@ def index_command(
     columns = faq_columns(
         out, question=question_col, answer=answer_col, id=id_col, category=category_col
     )
+    check_output_folder(out, "--out")  # before the lock file is put beside it
     with run_lock(out):  # one writer of a KB at a time (see _kb_writer)
         report = build_index(kb, out, columns=columns, model=model, progress=_bar("encoding"))
     typer.echo(f"{out}: {report.summary()}")

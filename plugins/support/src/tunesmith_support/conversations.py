@@ -121,14 +121,28 @@ class Conversations:
         )
         return bool(rows)
 
-    def turns(self, conversation_id: str) -> list[dict[str, Any]]:
-        """The conversation's turns, oldest first."""
-        rows = self.store.query(
-            "SELECT id, created_at, question, query, decision, reason, confidence, entry_id, "
-            "answer FROM support_turns WHERE conversation_id = ? ORDER BY id",
-            (conversation_id,),
-        )
+    def turns(self, conversation_id: str, last: int | None = None) -> list[dict[str, Any]]:
+        """The conversation's turns, oldest first (``last``: only the most recent ones)."""
+        columns = "id, created_at, question, query, decision, reason, confidence, entry_id, answer"
+        if last is None:
+            rows = self.store.query(
+                f"SELECT {columns} FROM support_turns WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            )
+        else:
+            rows = self.store.query(
+                f"SELECT * FROM (SELECT {columns} FROM support_turns WHERE conversation_id = ? "
+                "ORDER BY id DESC LIMIT ?) ORDER BY id",
+                (conversation_id, last),
+            )
         return [dict(row) for row in rows]
+
+    def count_turns(self, conversation_id: str) -> int:
+        """How many turns the conversation has."""
+        rows = self.store.query(
+            "SELECT COUNT(*) AS n FROM support_turns WHERE conversation_id = ?", (conversation_id,)
+        )
+        return int(rows[0]["n"])
 
     def record_turn(self, conversation_id: str, answer: Any) -> int:
         """Store one answered question; returns the turn id."""

@@ -14,13 +14,19 @@ import os
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import TunesmithError, UserInputError
 from tunesmith.ui.markdown import code_span, plain_markdown
 
-_services: dict[str, Any] = {}
+#: Knowledge bases whose services stay loaded at once. Each upload builds a KB and each
+#: service loads its own encoder (about 90 MB for the default model): unbounded, anyone who
+#: can reach the page could use up the server's memory by uploading again and again.
+MAX_SERVICES = 4
+
+_services: OrderedDict[str, Any] = OrderedDict()
 _lock = threading.Lock()
 _sample_lock = threading.Lock()  # two first questions at once index the sample KB once
 
@@ -65,13 +71,21 @@ def _build_sample_kb(out: Path, model: str) -> Path:
 
 
 def service_for(kb_dir: str) -> Any:
-    """One :class:`SupportService` per KB directory, shared by every session."""
+    """One :class:`SupportService` per KB directory, shared by every session; the
+    :data:`MAX_SERVICES` most recently used are kept (a page whose KB was dropped loads it
+    again, its conversations being in the KB's database)."""
     from tunesmith_support.service import SupportService
 
     with _lock:
-        if kb_dir not in _services:
-            _services[kb_dir] = SupportService(kb_dir)
-        return _services[kb_dir]
+        if kb_dir in _services:
+            _services.move_to_end(kb_dir)
+            return _services[kb_dir]
+        service = _services[kb_dir] = SupportService(kb_dir)
+        while len(_services) > MAX_SERVICES:
+            # Not closed: a request may still be answering from it; its database closes when
+            # the last one lets it go.
+            _services.popitem(last=False)
+        return service
 
 
 def chat_messages(turn: Any) -> list[dict[str, str]]:

@@ -22,6 +22,12 @@ HANDOFF_KIND = "support.handoff"
 #: SQLite's largest integer; a larger turn id cannot even be looked up.
 MAX_ROW_ID = 2**63 - 1
 
+#: Earlier turns a hand-off event carries, the most recent. With the whole conversation, each
+#: event (stored in the outbox and in every sink, and posted to webhooks) grew with every turn:
+#: a client asking for a person again and again in one conversation filled the disk
+#: quadratically (300 requests of 2 KB: 90 MB in the database and 90 MB of hand-offs).
+HANDOFF_TURNS = 20
+
 
 def default_db(kb_dir: str | Path) -> Path:
     """Where a KB's conversations are kept unless told otherwise."""
@@ -109,7 +115,8 @@ class SupportService:
             check_text(conversation_id, "conversation id")
             if not self.conversations.exists(conversation_id):
                 raise UserInputError(f"no conversation {shown(conversation_id)}")
-            earlier = self.conversations.turns(conversation_id)
+            # Only the last turn makes a follow-up's query; the rest go into a hand-off.
+            earlier = self.conversations.turns(conversation_id, last=HANDOFF_TURNS)
         # Earlier turns as typed, not as searched: a searched follow-up carries its topic on to
         # the next question, and a change of topic ("how much is shipping?" / "and express?" /
         # "can I return it?") was then answered from the first topic, confidently.
@@ -144,6 +151,10 @@ class SupportService:
             {"question": t["question"], "decision": t["decision"], "answer": t["answer"]}
             for t in earlier
         ]
+        # All of them when not cut; the count tells a receiver when older ones were left out.
+        count = len(earlier)
+        if count == HANDOFF_TURNS:
+            count = self.conversations.count_turns(conversation_id) - 1  # this turn is stored
         return Event(
             kind=HANDOFF_KIND,
             message=f"hand-off ({answer.reason}): {answer.question[:200]}",
@@ -152,6 +163,7 @@ class SupportService:
                 "reason": answer.reason,
                 "confidence": round(answer.confidence, 4),
                 "conversation": conversation,
+                "earlier_turns": count,
                 "candidates": answer.candidates,
                 "conversation_id": conversation_id,
                 "turn_id": turn_id,

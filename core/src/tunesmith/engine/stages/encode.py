@@ -8,7 +8,7 @@ from typing import Any
 
 from tunesmith.engine import feature_cache as fc
 from tunesmith.engine.config import RunConfig
-from tunesmith.engine.modeling import build_classifier, pooling_of
+from tunesmith.engine.modeling import build_classifier, load_base_tokenizer, pooling_of
 from tunesmith.engine.prepare import targets
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import parse_strategy
@@ -30,7 +30,6 @@ def run(state: Training) -> None:
     """Fill the tokenizer, model, strategy, max length, encoded datasets, hyperparameters and
     whether the frozen bottom's output can be cached."""
     import torch
-    from transformers import AutoTokenizer
 
     run, prepared, resolved = state.run, state.prepared, state.resolved
     resolved.threads = configure_threads()
@@ -38,7 +37,7 @@ def run(state: Training) -> None:
     task, labels = prepared.task, prepared.labels
     state.strategy = parse_strategy(run.strategy)
 
-    tokenizer = AutoTokenizer.from_pretrained(state.base_location)
+    tokenizer = load_base_tokenizer(state.base_location)
     if task == "ner" and not getattr(tokenizer, "is_fast", False):
         raise UserInputError(f"--task ner needs a fast tokenizer; {state.base_name} has none")
     torch.manual_seed(run.seed)
