@@ -531,3 +531,18 @@ def test_nan_and_infinite_payload_values_are_delivered_and_stored_as_null(tmp_pa
     assert sent == {"lift": None, "rates": [None, 0.5], "low": None, "note": "NaN is a word here"}
     (stored,) = list_deliveries(tmp_path / "o.sqlite")
     assert stored.event.payload == sent
+
+
+def test_a_jsonl_sink_writes_only_jsonl_files_so_a_shared_outbox_cannot_append_to_any_file(
+    tmp_path,
+):
+    # `events retry` re-sends to the sinks an outbox records: a database someone else sent,
+    # with a failed delivery to jsonl:~/.bashrc, appended a line they wrote to that file
+    from tunesmith.events import make_sink
+
+    for name in (".bashrc", "crontab", "notes.txt"):
+        with pytest.raises(UserInputError, match=r"writes a \.jsonl or \.ndjson file"):
+            make_sink(f"jsonl:{tmp_path / name}")
+        assert not (tmp_path / name).exists()
+    assert make_sink(f"jsonl:{tmp_path / 'e.JSONL'}") is not None
+

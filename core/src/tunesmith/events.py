@@ -113,6 +113,10 @@ class StdoutSink:
         print(event_to_json(event), flush=True)
 
 
+#: The files a ``jsonl:`` sink may append to.
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
 class JsonlSink:
     """Appends each event as one JSON line to a file; one write per line, so lines stay whole.
 
@@ -125,6 +129,12 @@ class JsonlSink:
         if not path:
             raise UserInputError("the jsonl sink needs a file: jsonl:PATH")
         self.path = Path(path)
+        if self.path.suffix.lower() not in JSONL_SUFFIXES:
+            # An outbox records its sinks, and `events retry` re-sends to them: a database
+            # someone else sent could otherwise append lines to ~/.bashrc or a crontab.
+            raise UserInputError(
+                f"the jsonl sink writes a {' or '.join(JSONL_SUFFIXES)} file, not {path!r}"
+            )
         # Absolute: the outbox records this URL, and `events retry` may run in another folder.
         self.sink_url = f"jsonl:{self.path.resolve()}"
         self._lock = threading.Lock()
