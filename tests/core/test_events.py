@@ -545,4 +545,3 @@ def test_a_jsonl_sink_writes_only_jsonl_files_so_a_shared_outbox_cannot_append_t
             make_sink(f"jsonl:{tmp_path / name}")
         assert not (tmp_path / name).exists()
     assert make_sink(f"jsonl:{tmp_path / 'e.JSONL'}") is not None
-
