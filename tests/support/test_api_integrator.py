@@ -112,42 +112,36 @@ def test_unknown_long_ids_are_not_echoed_whole(client):
     assert feedback.status_code == 400 and len(feedback.json()["detail"]) < 300
 
 
-def test_locked_conversation_database_is_503_not_a_client_error(client, kb_copy):
+def ask_while_locked(client, kb_copy, timeout):
+    """POST a question while another connection holds the conversation database's write lock."""
     from tunesmith_support.conversations import Conversations
     from tunesmith_support.service import default_db
 
     client.service.conversations.close()
-    client.service.conversations = Conversations.open(default_db(kb_copy), timeout=0.2)
+    client.service.conversations = Conversations.open(default_db(kb_copy), timeout=timeout)
     holder = sqlite3.connect(default_db(kb_copy), timeout=0)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        response = client.post("/v1/ask", json={"question": "how much does shipping cost"})
+        return client.post("/v1/ask", json={"question": "how much does shipping cost"})
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_locked_conversation_database_is_503_not_a_client_error(client, kb_copy):
+    response = ask_while_locked(client, kb_copy, timeout=0.2)
     assert response.status_code == 503
     assert "locked" in response.json()["detail"]
 
 
 def test_error_bodies_name_no_path_of_the_server(client, kb_copy):
-    from tunesmith_support.conversations import Conversations
-    from tunesmith_support.service import default_db
-
     turn_id = one_turn(client)
     details = []
     for body in ({"turn_id": 999_999, "helpful": True}, {"turn_id": turn_id, "correct_id": "x"}):
         response = client.post("/v1/feedback", json=body)
         assert response.status_code == 400
         details.append(response.json()["detail"])
-    client.service.conversations.close()
-    client.service.conversations = Conversations.open(default_db(kb_copy), timeout=0.1)
-    holder = sqlite3.connect(default_db(kb_copy), timeout=0)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
-        locked = client.post("/v1/ask", json={"question": "how much does shipping cost"})
-    finally:
-        holder.rollback()
-        holder.close()
+    locked = ask_while_locked(client, kb_copy, timeout=0.1)
     assert locked.status_code == 503
     details.append(locked.json()["detail"])
     assert details == [
