@@ -158,6 +158,18 @@ def test_train_unknown_task_lists_pairs_among_the_choices():
         RunConfig(data="x.csv", task="bogus").validate()
 
 
+@pytest.mark.parametrize("ratio", [1.0, 5.0, -0.1])
+def test_a_warmup_ratio_outside_zero_to_one_is_refused_not_read_as_steps(ratio, tmp_path):
+    # the Python API's warmup_ratio was never checked; 1 or more is a step count to the Trainer
+    from tunesmith.engine.config import RunConfig
+
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\na,x\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match="warmup_ratio .* a share of the steps"):
+        RunConfig(data=str(data), warmup_ratio=ratio).validate()
+    RunConfig(data=str(data), warmup_ratio=0.0).validate()
+
+
 @pytest.mark.parametrize("command", ["list", "tail"])
 def test_events_unknown_status_is_refused_also_without_an_outbox(
     cli, tmp_path, monkeypatch, command

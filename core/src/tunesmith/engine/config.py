@@ -233,6 +233,9 @@ class RunConfig:
             raise bad("--label-smoothing", self.label_smoothing, "a share from 0 (off) below 1")
         if not 0 <= self.lexical < 1:
             raise bad("--lexical", self.lexical, "a share from 0 (off) below 1")
+        if not 0 <= self.warmup_ratio < 1:
+            # 1 or more would be read by the Trainer as a number of warm-up steps
+            raise bad("warmup_ratio", self.warmup_ratio, "a share of the steps from 0 below 1")
         if not 0 < self.layer_decay <= 1:
             raise bad("--layer-decay", self.layer_decay, "a factor above 0, at most 1 (off)")
         if self.average_epochs == 1 or self.average_epochs < 0:
