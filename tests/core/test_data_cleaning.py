@@ -60,6 +60,15 @@ def test_report_finds_conflicting_labels_for_the_same_text():
     assert conflicts["examples"][0]["labels"] == [["delivery"], ["refund"]]
 
 
+def test_report_names_labels_that_differ_only_in_case_or_spacing():
+    # "Positive" and "positive" trained as two classes without a word
+    data = dataset([("great", "Positive"), ("good", "positive "), ("bad", "negative")])
+    report = cleaning_report(data)
+    assert report.to_dict()["similar_labels"] == [["Positive", "positive "]]
+    assert any("differ only in case or spacing" in line for line in report.summary_lines())
+    assert cleaning_report(TRAIN).to_dict()["similar_labels"] == []
+
+
 def test_report_finds_near_duplicate_groups_but_not_exact_ones_again():
     near = cleaning_report(TRAIN).to_dict()["near_duplicates"]
     assert sorted(g["rows"] for g in near["examples"]) == [[4, 5], [9, 10]]

@@ -74,6 +74,16 @@ class CleaningReport:
     _eval: TextDataset | None = field(default=None, repr=False)
 
     @property
+    def similar_labels(self) -> list[list[str]]:
+        """Label names that differ only in case or spacing (``Positive`` / ``positive ``):
+        trained as different classes, although they are almost always one label written two
+        ways."""
+        groups: dict[str, list[str]] = {}
+        for name in self.label_names:
+            groups.setdefault(" ".join(name.split()).casefold(), []).append(name)
+        return [sorted(group) for group in groups.values() if len(group) > 1]
+
+    @property
     def duplicate_rows(self) -> int:
         """Rows that repeat an earlier row exactly (same normalised text and labels)."""
         return sum(len(group) - 1 for group in self.exact_duplicates)
@@ -152,6 +162,7 @@ class CleaningReport:
                 "rows": sum(len(g) for g in self.conflicts),
                 "examples": [self._group(g) for g in self.conflicts[:MAX_EXAMPLES]],
             },
+            "similar_labels": self.similar_labels,
             "class_balance": {
                 "counts": self.class_counts,
                 "imbalance_ratio": self.imbalance_ratio,
@@ -208,6 +219,9 @@ class CleaningReport:
                 f"  balance: {min(counts)}-{max(counts)} per label (ratio {self.imbalance_ratio})"
                 f"; smallest: {smallest}"
             )
+        for group in self.similar_labels[:3]:
+            names = " and ".join(repr(name) for name in group)
+            lines.append(f"  labels: {names} differ only in case or spacing; one label?")
         fixable = self.duplicate_rows + sum(len(g) for g in self.conflicts)
         if fixable or self.unicode_changed or self.whitespace_changed:
             lines.append("  `--clean` normalises texts and drops exact repeats and conflicts")
