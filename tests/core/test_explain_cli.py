@@ -275,3 +275,18 @@ def test_help_shows_the_default_number_of_steps_not_eaten_as_markup(cli):
     assert result.exit_code == 0
     text = re.sub(r"[\s│]+", " ", result.stdout)  # rich wraps the help inside a box
     assert "(ig, ig-adaptive, captum-ig; default 50)" in text
+
+
+def test_a_multi_label_summary_does_not_call_a_label_below_half_predicted():
+    # "predicted urgent (p=0.496)" where `predict` lists no label for that text
+    from tunesmith.commands.explain import _summary
+    from tunesmith.explain.types import Explanation
+
+    def summary(p: float) -> str:
+        item = Explanation("t", "urgent", p, "urgent", p, [], "occlusion")
+        return _summary(item, "t", multilabel=True).splitlines()[0]
+
+    assert summary(0.496).startswith("no label above 0.5; most probable urgent (p=0.496)")
+    assert summary(0.9).startswith("most probable label urgent (p=0.900)")
+    single = Explanation("t", "urgent", 0.496, "urgent", 0.496, [], "occlusion")
+    assert _summary(single, "t").startswith("predicted urgent")

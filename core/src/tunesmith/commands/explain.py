@@ -45,8 +45,9 @@ def _record(item: Any, text: str, index: int | None = None) -> dict[str, Any]:
     return data
 
 
-def _summary(item: Any, text: str) -> str:
-    """A few readable lines for one explanation (without --json)."""
+def _summary(item: Any, text: str, *, multilabel: bool = False) -> str:
+    """A few readable lines for one explanation (without --json). A multi-label model's
+    ``label`` is its most probable one, which may be below 0.5, where ``predict`` lists none."""
     if isinstance(item, list):
         if not item:
             return f"{text!r}: no entities predicted"
@@ -59,8 +60,15 @@ def _summary(item: Any, text: str) -> str:
             )
         return "\n".join(lines)
     words = sorted(item.tokens, key=lambda t: -t.score)[:8]
+    said = "predicted"
+    if multilabel:
+        said = (
+            "most probable label"
+            if item.probability >= 0.5
+            else "no label above 0.5; most probable"
+        )
     lines = [
-        f"predicted {item.label} (p={item.probability:.3f}); explaining {item.target} "
+        f"{said} {item.label} (p={item.probability:.3f}); explaining {item.target} "
         f"(p={item.target_probability:.3f}) with {item.method}",
         "words towards it: " + ", ".join(f"{w.word} {w.score:+.4f}" for w in words),
     ]
@@ -194,7 +202,7 @@ def explain_command(
         if as_json:
             typer.echo(json.dumps(_record(items[0], text), indent=2, ensure_ascii=False))
         else:
-            typer.echo(_summary(items[0], text))
+            typer.echo(_summary(items[0], text, multilabel=loaded.task == "multilabel"))
         return
 
     from tunesmith.data.load import read_texts
