@@ -125,3 +125,24 @@ def test_the_keyboard_classifies_as_the_button_does():
         (boxes["Model directory"], "submit"),
         (boxes["Text"], "submit"),
     } <= triggers
+
+
+def test_the_intro_says_how_to_open_a_model_of_ones_own():
+    import gradio as gr
+
+    blocks = core_demos.build_playground()
+    intro = next(b for b in blocks.blocks.values() if isinstance(b, gr.Markdown)).value
+    # It promised "a model you trained with `tunesmith train`", which `make run` refuses.
+    assert "tunesmith ui --models" in intro
+
+
+def test_the_sample_data_box_says_what_the_chosen_set_holds():
+    import gradio as gr
+
+    sets = core_demos.sample_sets()
+    blocks = core_demos.build_playground()
+    box = next(b for b in blocks.blocks.values() if isinstance(b, gr.Dropdown))
+    assert box.info == sets[box.value].description
+    (on_sample,) = {f.fn for f in blocks.fns.values() if f.name == "on_sample"}
+    other = next(name for name in sets if name != box.value)
+    assert on_sample(other)["info"] == sets[other].description

@@ -84,3 +84,10 @@ def test_shift_enter_in_the_text_box_scores_as_the_button_does(tmp_path):
 
     # A multi-line box submits on Shift+Enter only when a submit event is wired: it was not.
     assert outputs_of((box._id, "submit")) == outputs_of((button._id, "click")) != []
+
+
+def test_the_chart_label_promises_the_interval_only_where_it_is_drawn(tmp_path):
+    blocks = demo.build_demo(str(tmp_path / "m"), str(tmp_path / "x.sqlite"), autostart=False)
+    (chart,) = [b for b in blocks.blocks.values() if isinstance(b, gr.Plot)]
+    # "with 95% interval" over the default top-six chart, which draws none.
+    assert "95% band for one chosen key" in chart.label

@@ -91,11 +91,43 @@ def test_ui_preloads_transformers_before_it_serves(monkeypatch):
     events = []
 
     class App:
+        server_port = 7999
+
         def launch(self, **_kwargs):
             events.append("launch")
+
+        def block_thread(self):
+            events.append("serve")
 
     monkeypatch.setattr(suite, "build_suite", lambda only=None: App())
     monkeypatch.setattr(launch, "preload_transformers", lambda: events.append("preload"))
     monkeypatch.setattr(launch, "check_address", lambda host, port: events.append("check"))
     command.ui_command(host="127.0.0.1", port=7999, only="", share=False, models=None)
-    assert events == ["check", "check", "preload", "launch"]
+    assert events == ["check", "check", "preload", "launch", "serve"]
+
+
+def test_ui_prints_its_address_only_once_the_server_answers(monkeypatch, capsys):
+    # Printed before the libraries loaded, the address was opened to "connection refused" for
+    # seconds (tens on a cold first run) with nothing saying it was still starting.
+    from tunesmith.ui import launch
+    from tunesmith_suite import command, suite
+
+    said = []
+
+    class App:
+        server_port = 7999
+
+        def launch(self, **options):
+            assert options["prevent_thread_lock"] is True  # returns once it listens
+            said.append(("listening", capsys.readouterr().err))
+
+        def block_thread(self):
+            said.append(("serving", capsys.readouterr().err))
+
+    monkeypatch.setattr(suite, "build_suite", lambda only=None: App())
+    monkeypatch.setattr(launch, "preload_transformers", lambda: None)
+    monkeypatch.setattr(launch, "check_address", lambda host, port: None)
+    command.ui_command(host="127.0.0.1", port=7999, only="", share=False, models=None)
+    (_, before), (_, after) = said
+    assert "http://" not in before and "starting" in before
+    assert after.strip() == "tunesmith suite on http://127.0.0.1:7999"

@@ -30,5 +30,17 @@ def ui_command(
     set_model_roots(models or [])
     names = parse_only(only)
     app = build_suite(only=names)
-    typer.echo(f"tunesmith suite on http://{host}:{port}", err=True)
-    launch(app, host=host, port=port, share=share, inbrowser=False, quiet=True)
+    # Said once the server answers: printed before the few seconds (tens on a cold first run)
+    # of loading, the address was opened to "connection refused".
+    typer.echo("tunesmith suite: starting...", err=True)
+    launch(
+        app,
+        host=host,
+        port=port,
+        share=share,
+        inbrowser=False,
+        quiet=True,
+        prevent_thread_lock=True,
+    )
+    typer.echo(f"tunesmith suite on http://{host}:{app.server_port}", err=True)
+    app.block_thread()

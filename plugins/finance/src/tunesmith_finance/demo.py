@@ -339,7 +339,10 @@ def build_demo(
                 key = gr.Dropdown(
                     [TOP], value=TOP, label="Topic or ticker", allow_custom_value=True
                 )
-            chart = gr.Plot(label="Negative share with 95% interval; alerts as red triangles")
+            # The chart draws the interval band for one chosen key only (six bands hid the lines).
+            chart = gr.Plot(
+                label="Negative share (95% band for one chosen key); alerts as red triangles"
+            )
             table = gr.Dataframe(
                 headers=["window (UTC)", "key", "documents", "negative share", "baseline", "words"],
                 label="Alerts",

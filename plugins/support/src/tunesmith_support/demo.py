@@ -246,7 +246,11 @@ def _build_upload(files: list[str], current_kb: str, root: Path) -> tuple[Path, 
             "no labelled questions uploaded (a CSV with question,answer_id), so the confidence "
             "uses the current knowledge base's calibration"
         )
-    return kb, f"Built {plain_markdown(kb)}: {plain_markdown(report.summary())}; {how}."
+    # Named by what was uploaded: where the server keeps it means nothing to the page's user
+    # (and the failures above say nothing of it either).
+    names = ", ".join(Path(name).name for name in files)
+    built = f"Built a knowledge base from {names}: {report.summary()}"
+    return kb, f"{plain_markdown(built)}; {how}."
 
 
 def problem(message: str) -> str:
@@ -314,16 +318,17 @@ def why_answer(kb_dir: str, state: dict | None) -> tuple:
 
 def build_from_upload(files: list | None, kb_dir: str) -> tuple:
     """The upload button: ``(KB, KB note, chat, conversation id, last answer, decision, source,
-    feedback note, why note, question words, entry words)``. A new KB starts a new conversation
-    and clears what was shown about the old one; a failed build changes nothing but the note."""
+    feedback note, stored-feedback table, why note, question words, entry words)``. A new KB
+    starts a new conversation and clears what was shown about the old one (its stored feedback
+    included: a new KB has none); a failed build changes nothing but the note."""
     import gradio as gr
 
     paths = [f if isinstance(f, str) else f.name for f in (files or [])]
     try:
         new_kb, note = build_uploaded_kb(paths, current_kb(kb_dir))
     except TunesmithError as exc:
-        return (gr.skip(), problem(str(exc)), *([gr.skip()] * 9))
-    return (str(new_kb), note, [], None, {}, "", "", "", *NO_EXPLANATION)
+        return (gr.skip(), problem(str(exc)), *([gr.skip()] * 10))
+    return (str(new_kb), note, [], None, {}, "", "", "", [], *NO_EXPLANATION)
 
 
 def reset_conversation() -> tuple:
@@ -419,7 +424,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
         build.click(
             build_from_upload,
             [upload, kb_state],
-            [kb_state, kb_note, chat, conversation, last, decision, source, feedback_note]
+            [kb_state, kb_note, chat, conversation, last, decision, source, feedback_note, table]
             + why_outputs,
         )
     return blocks
