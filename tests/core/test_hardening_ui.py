@@ -122,8 +122,13 @@ def test_ui_models_option_sets_the_allowed_roots_before_serving(cli, tmp_path, m
     served = {}
 
     class FakeApp:
+        server_port = 0
+
         def launch(self, **kwargs):
             served["roots"] = model_access.model_roots()
+
+        def block_thread(self):
+            pass
 
     monkeypatch.setattr(suite, "build_suite", lambda only=None: FakeApp())
     folder = tmp_path / "models"
