@@ -78,3 +78,14 @@ def test_the_chart_file_follows_the_umask_instead_of_being_private(filled, tmp_p
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in path.parent.iterdir()] == ["c.png"]  # no temporary file left
+
+
+def test_the_chart_legend_sits_beside_the_plot_not_over_its_lines(filled):
+    # inside the plot (upper left) it hid the first hours of the top-6 view
+    from tunesmith_finance.trends import plot
+
+    fig = plot(trends(filled, by="topic", bucket="1h"))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1

@@ -199,7 +199,8 @@ def plot(
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
     fig.autofmt_xdate()
     if keys:
-        ax.legend(loc="upper left", fontsize="small", ncol=2)
+        # Beside the plot, not over it: inside, it hid the first hours of the lines.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)
     fig.tight_layout()
     return fig
 
