@@ -116,6 +116,17 @@ def test_a_failed_upload_names_the_file_and_leaves_no_folder(kb_copy, home, tmp_
         demo.build_uploaded_kb([str(tmp_path / "notes.exe")], str(kb_copy))
 
 
+def test_an_upload_without_the_faq_columns_says_what_an_upload_needs(kb_copy, home, tmp_path):
+    # the command line's "name it with --question-col": the upload has no such flag
+    faq = tmp_path / "faq.csv"
+    faq.write_text("q,a\nhow much is shipping,six dollars\n", encoding="utf-8")
+    with pytest.raises(UserInputError) as caught:
+        demo.build_uploaded_kb([str(faq)], str(kb_copy))
+    message = str(caught.value)
+    assert "no question column 'question'" in message and "--question-col" not in message
+    assert "an uploaded FAQ needs columns named question and answer" in message
+
+
 def test_loaded_knowledge_bases_are_bounded_however_many_are_uploaded(kb_copy, home, tmp_path):
     import shutil
 

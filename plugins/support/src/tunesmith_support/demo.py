@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import html
 import os
+import re
 import shutil
 import threading
 import time
@@ -193,11 +194,19 @@ def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
         raise
 
 
+#: The command line's hint for a missing FAQ column, which the upload has no flag for.
+_COLUMN_FLAG_HINT = re.compile(r"; name it\s+with --\S+-col.*$", re.DOTALL)
+
+
 def _upload_message(message: str, root: Path) -> str:
-    """``message`` with the upload folder's paths replaced by what the user uploaded."""
+    """``message`` with the upload folder's paths replaced by what the user uploaded, and the
+    command line's "name it with --question-col" replaced by what an upload needs."""
     for folder in (root / "sources", root):
         message = message.replace(f"{folder}{os.sep}", "").replace(str(folder), "the upload")
-    return message
+    return _COLUMN_FLAG_HINT.sub(
+        "; an uploaded FAQ needs columns named question and answer (id and category are optional)",
+        message,
+    )
 
 
 def _build_upload(files: list[str], current_kb: str, root: Path) -> tuple[Path, str]:
