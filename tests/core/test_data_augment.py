@@ -53,7 +53,7 @@ def test_embedding_neighbours_load_their_model_only_on_first_use(tmp_path):
 def test_embedding_neighbours_refuse_a_model_folder_naming_its_own_code(custom_code_model):
     directory, ran = custom_code_model
     augmenter = EmbeddingNeighbours(directory)
-    with pytest.raises(UserInputError, match="could not be loaded for --augment.*custom code"):
+    with pytest.raises(UserInputError, match="could not be loaded as a base model.*custom code"):
         augmenter.augment(["my card was stolen"], [["card_lost"]], random.Random(0))
     assert not ran.exists()
 

@@ -98,6 +98,35 @@ def test_background_delivery_returns_the_hand_off_before_its_sinks_finish(kb_cop
         service.close()
 
 
+def test_background_hand_offs_share_one_delivery_thread_and_close_leaves_the_rest_pending(
+    kb_copy, monkeypatch
+):
+    # one sleeping thread per hand-off gathered while a webhook was down
+    import threading
+
+    import tunesmith_support.service as service_module
+    from tunesmith.events import list_deliveries
+
+    release, started = threading.Event(), threading.Event()
+
+    def slow_send(outgoing):
+        started.set()
+        release.wait(10)
+
+    monkeypatch.setattr(service_module, "send", slow_send)
+    service = SupportService(kb_copy, background_delivery=True)
+    try:
+        turns = [service.ask("I want to talk to a human please") for _ in range(3)]
+        assert started.wait(5)
+        workers = [t for t in threading.enumerate() if t.name.startswith("handoff-delivery")]
+        assert len(workers) == 1
+        store = service.conversations.store
+        assert len(list_deliveries(store, status="pending")) == len(turns)
+    finally:
+        release.set()
+        service.close()  # the two still queued are not sent: they stay pending in the outbox
+
+
 def test_a_hand_off_whose_event_cannot_be_recorded_leaves_no_turn_for_a_retry_to_duplicate(
     service, kb_copy, monkeypatch
 ):

@@ -151,8 +151,11 @@ class JsonlSink:
                 while written < len(line):  # an unbuffered write may take only a part
                     written += handle.write(line[written:])
             except BaseException:
+                # Only when what follows ``end`` can be this line's part alone: a file grown
+                # past it holds a line another process appended meanwhile, which stays.
                 with contextlib.suppress(OSError):
-                    handle.truncate(end)
+                    if end <= os.fstat(handle.fileno()).st_size <= end + len(line):
+                        handle.truncate(end)
                 raise
 
     def _ends_a_line(self, end: int) -> bool:

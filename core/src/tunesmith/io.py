@@ -174,7 +174,7 @@ def read_json_object(path: str | Path) -> dict[str, Any] | None:
         data = json.loads(text)
     except RecursionError:
         raise DataError("not valid JSON (nested too deeply)", path=path) from None
-    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also a 5,000-digit number
+    except ValueError as exc:  # also a 5,000-digit number
         raise DataError(f"not valid JSON ({exc})", path=path) from None
     if not isinstance(data, dict):
         raise DataError("expected a JSON object", path=path)

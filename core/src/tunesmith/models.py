@@ -6,7 +6,9 @@ from site-packages with no network. ``trust_remote_code`` is never turned on her
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,3 +128,19 @@ def download_model(repo_id: str) -> Path:
         reason = " ".join(str(outcome["error"]).split())[:300]
         raise ModelNotFoundError(f"cannot download model {repo_id!r}: {reason}")
     return Path(str(outcome["path"]))
+
+
+@contextlib.contextmanager
+def base_model_errors(location: str | Path) -> Iterator[None]:
+    """Turn transformers' refusal of a base model into one :class:`ModelNotFoundError` line.
+
+    Every base is loaded with ``trust_remote_code=False``: a model folder someone sent whose
+    config names its own code (``auto_map``) is refused here. Left unset, transformers asked
+    "Do you wish to run the custom code? [y/N]" on a terminal (a traceback without one)."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())  # the CLI prints one Error line
+        raise ModelNotFoundError(
+            f"{location} could not be loaded as a base model: {reason}"
+        ) from exc

@@ -18,10 +18,10 @@ from typing import Any
 
 from tunesmith.data.cleaning import normalise
 from tunesmith.data.records import TextDataset
-from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
+from tunesmith.errors import DataError, UserInputError
 from tunesmith.hf_quiet import quiet_transformers
 from tunesmith.io import atomic_write_text
-from tunesmith.models import resolve_model
+from tunesmith.models import base_model_errors, resolve_model
 from tunesmith.plugins import collect_by_name
 
 CACHE_VERSION = 1
@@ -119,16 +119,10 @@ class EmbeddingNeighbours:
         from transformers import AutoModel, AutoTokenizer
 
         location = resolve_model(self.model).location
-        with quiet_transformers():  # keep load reports off the user's terminal
-            try:
-                # Never a model folder's own code (its config's auto_map): refused, not asked.
-                tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
-                model = AutoModel.from_pretrained(location, trust_remote_code=False)
-            except (OSError, ValueError) as exc:
-                reason = " ".join(str(exc).split())
-                raise ModelNotFoundError(
-                    f"{location} could not be loaded for --augment: {reason}"
-                ) from exc
+        # Never a model folder's own code (its config's auto_map): refused, not asked.
+        with quiet_transformers(), base_model_errors(location):
+            tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+            model = AutoModel.from_pretrained(location, trust_remote_code=False)
         embeddings = model.get_input_embeddings().weight.detach().float()
         vocab = tokenizer.get_vocab()
         # WordPiece marks continuations (##); SentencePiece and byte-level BPE mark word starts.

@@ -22,16 +22,13 @@ written before this (unmarked, or with an adapter beside the base's config) stil
 
 from __future__ import annotations
 
-import contextlib
 import json
 import types
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.nearest import NEAREST_ATTR, attach, attached, load_for
-from tunesmith.errors import ModelNotFoundError
 from tunesmith.hf_quiet import silence_transformers
 from tunesmith.io import atomic_write_json, read_json_object, share_safetensors
 from tunesmith.model_dir import (
@@ -46,7 +43,7 @@ from tunesmith.model_dir import (
     SENTENCE_POOLING_CONFIG,
     TASK_KEY,
 )
-from tunesmith.models import resolve_model
+from tunesmith.models import base_model_errors, resolve_model
 
 #: The end of every marker model type: what the user should do instead of plain loading.
 MARKER_SUFFIX = "__load_with_tunesmith_or_export_to_onnx"
@@ -173,22 +170,6 @@ def enable_mean_pooling(model: Any) -> Any:
 def pooling_of(model: Any) -> str:
     """``mean`` or ``cls``: how a sequence classifier pools (``cls`` for the stock models)."""
     return getattr(model.config, POOLING_KEY, None) or "cls"
-
-
-@contextlib.contextmanager
-def base_model_errors(location: str | Path) -> Iterator[None]:
-    """Turn transformers' refusal of a base model into one :class:`ModelNotFoundError` line.
-
-    Every base is loaded with ``trust_remote_code=False``: a model folder someone sent whose
-    config names its own code (``auto_map``) is refused here. Left unset, transformers asked
-    "Do you wish to run the custom code? [y/N]" on a terminal (a traceback without one)."""
-    try:
-        yield
-    except (OSError, ValueError) as exc:
-        reason = " ".join(str(exc).split())  # the CLI prints one Error line
-        raise ModelNotFoundError(
-            f"{location} could not be loaded as a base model: {reason}"
-        ) from exc
 
 
 def load_base_tokenizer(location: str | Path) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ class Dashboard:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._last_count = -1
+        self._last_failure = ""  # the last alert check that failed for a bug, said once
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -176,6 +178,14 @@ class Dashboard:
                 self._last_count = count  # only once checked: a failed check is redone
             self.status = "Ready."
         except Exception as exc:
+            from tunesmith.errors import TunesmithError
+
+            if not isinstance(exc, TunesmithError):
+                # Not a user's or a store's trouble but a bug: its traceback on the server's
+                # terminal, once per change of message, where it can be reported.
+                if str(exc) != self._last_failure:
+                    traceback.print_exc()
+                self._last_failure = str(exc)
             self.status = (
                 f"Ready, but the alert check failed ({type(exc).__name__}: {exc}); "
                 "it is tried again in a few seconds."

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from tunesmith.data.limits import names_for_message
 from tunesmith.data.times import parse_time as core_parse_time
 from tunesmith.errors import DataError, UserInputError
 
@@ -77,7 +78,7 @@ def check_columns(header: list[str], origin: str) -> None:
         if not any(name in header for name in names):
             others = f" (nor {', '.join(names[1:])})" if len(names) > 1 else ""
             raise DataError(
-                f"no such column{others}; the columns are: {', '.join(header)}",
+                f"no such column{others}; the columns are: {names_for_message(header)}",
                 path=origin,
                 row=1,
                 column=names[0],

@@ -12,8 +12,9 @@ import typer
 ITEMS = typer.Option(None, "--items", help="Items file (CSV, JSONL or Parquet).")
 EVENTS = typer.Option(None, "--events", help="Events file (CSV, JSONL or Parquet).")
 SAMPLE = typer.Option(False, "--sample", help="Use the shipped sample films and events.")
-ID_COL = typer.Option("item_id", "--id-col", help="Items: the id column.")
-TITLE_COL = typer.Option("title", "--title-col", help="Items: the title column.")
+ID_DEFAULT, TITLE_DEFAULT = "item_id", "title"
+ID_COL = typer.Option(ID_DEFAULT, "--id-col", help="Items: the id column.")
+TITLE_COL = typer.Option(TITLE_DEFAULT, "--title-col", help="Items: the title column.")
 TEXT_DEFAULT = ["description", "genres"]
 TEXT_COLS = typer.Option(
     ",".join(TEXT_DEFAULT),
@@ -392,8 +393,8 @@ def add_items_command(
     fields = text_cols.split(",") if text_cols is not None else used.get("text", TEXT_DEFAULT)
     new = load_items(
         items,
-        id_col=id_col or used.get("id") or "item_id",
-        title_col=title_col or used.get("title") or "title",
+        id_col=id_col or used.get("id") or ID_DEFAULT,
+        title_col=title_col or used.get("title") or TITLE_DEFAULT,
         text_cols=[c.strip() for c in fields if c.strip()],
         min_items=1,
     )

@@ -123,7 +123,7 @@ class Conversations:
 
     def turns(self, conversation_id: str, last: int | None = None) -> list[dict[str, Any]]:
         """The conversation's turns, oldest first (``last``: only the most recent ones)."""
-        columns = "id, created_at, question, query, decision, reason, confidence, entry_id, answer"
+        columns = "id, created_at, question, decision, reason, confidence, entry_id, answer"
         if last is None:
             rows = self.store.query(
                 f"SELECT {columns} FROM support_turns WHERE conversation_id = ? ORDER BY id",

@@ -6,7 +6,6 @@ turn is answered, stored and (for a hand-off) announced the same way everywhere.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +90,9 @@ class SupportService:
         returns; a delivery the process did not finish stays there for ``events retry``."""
         self.kb_dir = Path(kb_dir)
         self.background_delivery = background_delivery
+        # One worker, not a thread a hand-off: a webhook that is down would otherwise gather a
+        # sleeping thread for every customer who asks for a person.
+        self._delivery: Any = None
         self.sinks = sinks if sinks is not None else default_sinks(self.kb_dir)
         # A sink that cannot be built (a typo, a malformed webhook URL) is refused now, before
         # the model loads: found at the first hand-off, it would refuse that customer's turn
@@ -101,6 +103,10 @@ class SupportService:
         self.conversations = Conversations.open(db or default_db(self.kb_dir))
 
     def close(self) -> None:
+        """Close the conversation database. Hand-offs still queued for delivery are left in the
+        outbox as pending (`tunesmith events retry --status pending` sends them)."""
+        if self._delivery is not None:
+            self._delivery.shutdown(wait=True, cancel_futures=True)
         self.conversations.close()
 
     def ask(
@@ -139,7 +145,11 @@ class SupportService:
             return Turn(answer, turn_id, conversation_id, None)
         # After the commit: no sink waits on an open transaction.
         if self.background_delivery:
-            threading.Thread(target=send, args=(outgoing,), daemon=True).start()
+            if self._delivery is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._delivery = ThreadPoolExecutor(1, thread_name_prefix="handoff-delivery")
+            self._delivery.submit(send, outgoing)
         else:
             send(outgoing)
         return Turn(answer, turn_id, conversation_id, outgoing.event.id)
