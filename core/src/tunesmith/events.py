@@ -664,6 +664,27 @@ def _row_to_delivery(row: Any) -> Delivery:
     )
 
 
+def _holds_no_outbox(outbox: Store | str | Path | None) -> bool:
+    """True for a database file that exists without the outbox's tables: reading it must not
+    write them (and WAL mode) into it, such as another program's file named by mistake. A file
+    SQLite cannot read is left to the store's one-line error."""
+    import sqlite3
+
+    if outbox is None or isinstance(outbox, Store) or not Path(outbox).is_file():
+        return False
+    try:
+        db = sqlite3.connect(f"{Path(outbox).absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox_events'"
+            ).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return found is None
+
+
 def list_deliveries(
     outbox: Store | str | Path | None = None,
     *,
@@ -678,6 +699,8 @@ def list_deliveries(
         raise UserInputError(f"event_ids must be a list of ids, got {event_ids!r}")
     if newest is not None and newest < 0:
         raise UserInputError(f"newest must be 0 or more, got {newest}")
+    if _holds_no_outbox(outbox):
+        return []
     store = open_outbox(outbox)
     where, params = [], []
     if status is not None:
@@ -714,6 +737,10 @@ def retry(
     """
     if isinstance(event_ids, str):
         raise UserInputError(f"event_ids must be a list of ids, got {event_ids!r}")
+    if _holds_no_outbox(outbox):  # nothing to re-send, and nothing written into that file
+        if event_ids:
+            raise UserInputError(f"no event with id {event_ids[0]!r} in the outbox {outbox}")
+        return []
     store = open_outbox(outbox)
     if event_ids:
         event_ids = [_resolve_event_id(store, given) for given in event_ids]

@@ -152,13 +152,25 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+#: file_sha256's results by (device, inode, size, modification time): a run hashes its data
+#: once, where the resume check, the run record and an ensemble's reuse check all ask for it.
+_SHA256_CACHE: dict[tuple[int, int, int, int], str] = {}
+
+
 def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
+    """The SHA-256 of a file's bytes, read in blocks (once while the file is unchanged)."""
     with Path(path).open("rb") as handle:
+        stat = os.fstat(handle.fileno())
+        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if key in _SHA256_CACHE:
+            return _SHA256_CACHE[key]
+        digest = hashlib.sha256()
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+    if len(_SHA256_CACHE) >= 64:
+        _SHA256_CACHE.clear()
+    _SHA256_CACHE[key] = digest.hexdigest()
+    return _SHA256_CACHE[key]
 
 
 def read_json_object(path: str | Path) -> dict[str, Any] | None:

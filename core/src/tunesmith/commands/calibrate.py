@@ -40,7 +40,7 @@ def calibrate_command(
     import contextlib
 
     from tunesmith.engine.ensemble import read_members
-    from tunesmith.engine.evaluate import fit_model_calibration
+    from tunesmith.engine.evaluate import calibrate_model
     from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
     from tunesmith.io import check_output_file
     from tunesmith.locks import writing_into
@@ -49,27 +49,23 @@ def calibrate_command(
         check_output_file(plot, "--plot")  # before calibration.json is rewritten
     members = read_members(model)
     names = [CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS]
-    # The model directory is this command's output: not while a train --force replaces it, nor
-    # while another calibrate writes it.
+    # The model directory (and each ensemble member's) is this command's output: not while a
+    # train --force replaces it, nor while another calibrate writes it.
     with contextlib.ExitStack() as held:
         removed: list[Path] = []
         for where in [model, *members]:
             removed += held.enter_context(writing_into(where, names))
         if removed:
             typer.echo(f"removed {len(removed)} temporary file(s) a stopped run left", err=True)
-        options = {"label_sep": label_sep, "batch_size": batch_size}
-        fitted = [
-            fit_model_calibration(model, data, text_col, label_col, plot_path=plot, **options)
-        ]
-        fitted += [
-            fit_model_calibration(where, data, text_col, label_col, **options) for where in members
-        ]
-        # Every member fitted before any is written: a failure leaves the ensemble as it was.
-        for _, commit in fitted:
-            commit()
-    result = fitted[0][0]
-    if members:
-        result["members"] = [found for found, _ in fitted[1:]]
+        result = calibrate_model(
+            model,
+            data,
+            text_col,
+            label_col,
+            label_sep=label_sep,
+            batch_size=batch_size,
+            plot_path=plot,
+        )
     for where in [model, *members]:
         if (Path(where) / ONNX_FILE).is_file():
             # Its graph holds the temperature it was exported with.

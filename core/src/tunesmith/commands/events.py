@@ -31,28 +31,6 @@ def _outbox(path: Path | None) -> Path | None:
     return target
 
 
-def _readable_outbox(path: Path | None) -> Path | None:
-    """``path``, or None when the database holds no outbox yet: listing must not write the
-    outbox's tables (and WAL mode) into a database that never had them, such as another
-    program's file named by mistake. A file SQLite cannot read is left to the store's one-line
-    error."""
-    import sqlite3
-
-    if path is None:
-        return None
-    try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-        try:
-            found = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox_events'"
-            ).fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return path
-    return path if found else None
-
-
 def _check_status(status: str | None) -> None:
     """Refuse an unknown ``--status`` also when there is no outbox yet (nothing to filter)."""
     from tunesmith.events import STATUSES
@@ -97,7 +75,7 @@ def list_command(
     from tunesmith.events import list_deliveries
 
     _check_status(status)
-    path = _readable_outbox(_outbox(outbox))
+    path = _outbox(outbox)
     _show(list_deliveries(path, status=status) if path else [], as_json)
 
 
@@ -112,7 +90,7 @@ def tail_command(
     from tunesmith.events import list_deliveries
 
     _check_status(status)
-    path = _readable_outbox(_outbox(outbox))
+    path = _outbox(outbox)
     _show(list_deliveries(path, status=status, newest=lines) if path else [], as_json)
 
 

@@ -155,17 +155,25 @@ def calibrate_model(
     lexical model (``--lexical``) the temperature is the transformer's, and ``accuracy`` and
     ``accuracy_before`` are those of the mixed labels with the new and the previous temperature;
     the mix's own temperature is refitted on the same file and saved in ``lexical.json``.
+
+    A seed ensemble (``ensemble.json``) has every member refitted, as its scoring averages their
+    calibrated probabilities; all are fitted before any is written, so a member that cannot be
+    calibrated leaves the ensemble as it was. Their results are listed under ``members``.
     """
-    result, commit = fit_model_calibration(
-        model_dir,
-        data_path,
-        text_col,
-        label_col,
-        label_sep=label_sep,
-        batch_size=batch_size,
-        plot_path=plot_path,
-    )
-    commit()
+    from tunesmith.engine.ensemble import read_members
+
+    options = {"label_sep": label_sep, "batch_size": batch_size}
+    members = read_members(model_dir)
+    fitted = [fit_model_calibration(model_dir, data_path, text_col, label_col,
+                                    plot_path=plot_path, **options)]  # fmt: skip
+    fitted += [
+        fit_model_calibration(where, data_path, text_col, label_col, **options) for where in members
+    ]
+    for _, commit in fitted:
+        commit()
+    result = fitted[0][0]
+    if members:
+        result["members"] = [found for found, _ in fitted[1:]]
     return result
 
 

@@ -119,10 +119,9 @@ def _resume_settings(run: RunConfig) -> dict[str, Any]:
 _INPUT_FLAGS = {"data": "--data", "eval_data": "--eval"}
 
 
-def input_hashes(run: RunConfig, *, data_sha256: str | None = None) -> dict[str, str | None]:
+def input_hashes(run: RunConfig) -> dict[str, str | None]:
     """The SHA-256 of ``--data`` and ``--eval`` (``None`` when not given or unreadable): a
-    resumed run must train on the same content, not only the same paths. ``data_sha256``:
-    already computed."""
+    resumed run must train on the same content, not only the same paths."""
 
     def sha256(path: str | None) -> str | None:
         try:
@@ -130,7 +129,7 @@ def input_hashes(run: RunConfig, *, data_sha256: str | None = None) -> dict[str,
         except OSError:  # the data reader says what is wrong with it, in one line
             return None
 
-    return {"data": data_sha256 or sha256(run.data), "eval_data": sha256(run.eval_data)}
+    return {"data": sha256(run.data), "eval_data": sha256(run.eval_data)}
 
 
 def _changed_inputs(run: RunConfig, saved: Any) -> list[str]:
@@ -184,11 +183,8 @@ def check_work_dir(run: RunConfig) -> None:
         )
 
 
-def open_work_dir(
-    run: RunConfig, log: Callable[[str], None], *, data_sha256: str | None = None
-) -> str | None:
-    """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from.
-    ``data_sha256``: the ``--data`` file's, when the caller has it already."""
+def open_work_dir(run: RunConfig, log: Callable[[str], None]) -> str | None:
+    """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from."""
     work = run.work_path
     if not is_main_process():
         # The main process opens and cleans the folder; this one only reads where to resume.
@@ -215,7 +211,7 @@ def open_work_dir(
             tmp / WORK_MARKER,
             {
                 "settings": _resume_settings(run),
-                INPUTS_KEY: input_hashes(run, data_sha256=data_sha256),
+                INPUTS_KEY: input_hashes(run),
                 "out": str(run.out_dir),
             },
         )

@@ -50,16 +50,15 @@ def detect_all(
     quiet: dict[str, list[float]] | None = None,
 ) -> list[Detection]:
     """Run the detector over every key's bucket counts (documents before ``until`` only);
-    ``quiet``: per key, the window ends of alerts stored earlier (see ``SurgeDetector``)."""
+    ``quiet``: per key, the window ends of alerts stored earlier, whose cool-downs the detector
+    keeps out of (see ``SurgeDetector``)."""
+    quiet = quiet or {}
     per_key: dict[str, list[tuple[int, int, int, float]]] = {}
     for key, b, n, neg, total in bucket_counts(db, by=by, bucket=detector.bucket, until=until):
         per_key.setdefault(key, []).append((b, n, neg, total))
     found: list[Detection] = []
     for key in sorted(per_key):
-        if quiet is None:
-            found.extend(detector.detect(key, per_key[key]))
-        else:
-            found.extend(detector.detect(key, per_key[key], quiet=quiet.get(key, [])))
+        found.extend(detector.detect(key, per_key[key], quiet=quiet.get(key, [])))
     found.sort(key=lambda d: (d.window_end, d.key))
     return found
 
@@ -279,18 +278,12 @@ def run_alerts(
         detector = SurgeDetector(prior=prior if prior is not None else 0.2)
     seen = known_alert_ids(db)
     stored_ends = stored_window_ends(db, detector, options.by)
-    cooldown = float(getattr(detector, "cooldown", 0.0) or 0.0)
     new = []
-    # The detector itself keeps out of the stored alerts' cool-downs: filtering its detections
-    # afterwards would let a skipped one start a cool-down that silences the next surge.
+    # The detector itself keeps out of the stored alerts' cool-downs (the same surge found a
+    # bucket earlier or later by an earlier run): filtering its detections afterwards would let
+    # a skipped one start a cool-down that silences the next surge.
     for detection in detect_all(db, detector, by=options.by, until=until, quiet=stored_ends):
         if alert_id(detector, options.by, detection) in seen:
-            continue
-        ends = stored_ends.setdefault(detection.key, [])
-        if any(abs(detection.window_end - end) < cooldown for end in ends):
-            # The same surge, found one bucket earlier or later than by an earlier run (late
-            # documents, or a prior that moved with the stored negative share): the key is
-            # still in its cool-down after the alert stored then.
             continue
         alert = build_alert(db, detection, detector=detector, options=options, model=model)
         if not store_alert(db, alert, None):
@@ -305,7 +298,6 @@ def run_alerts(
             db.execute(
                 "UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event_id, alert["id"])
             )
-        ends.append(detection.window_end)
         new.append(alert)
         if on_alert is not None:
             on_alert(alert)

@@ -22,7 +22,7 @@ def run(state: Training) -> None:
     state.base_name = base.location if base.is_local and run.model != "default" else run.model
     prepared, resolved = state.prepared, state.resolved
     resolved.data_sha256 = file_sha256(run.data)
-    state.resume_from = open_work_dir(run, state.log, data_sha256=resolved.data_sha256)
+    state.resume_from = open_work_dir(run, state.log)
     resolved.notes = list(prepared.notes)
     resolved.task, resolved.labels = prepared.task, prepared.labels
     resolved.base_model_name, resolved.base_model_location = base.display_name, base.location
