@@ -69,6 +69,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "contrastive 1": {**_BASE, "contrastive": 1.0},
     "contrastive 1 seed 43": {**_BASE, "contrastive": 1.0, "seeds": [43]},
     "nearest on": {**_BASE, "nearest": "on"},
+    "rdrop 1": {**_BASE, "rdrop": 1.0},
+    "rdrop 1 seed 43": {**_BASE, "rdrop": 1.0, "seeds": [43]},
+    "rdrop 1 two seeds": {**_BASE, "rdrop": 1.0, "seeds": [42, 43]},
     # The n-gram regression's share (--lexical); refitted on a reused transformer, so cheap.
     "lexical 0.2": {**_BASE, "lexical": 0.2},
     "lexical 0.3": {**_BASE, "lexical": 0.3},

@@ -1007,3 +1007,65 @@ def test_a_base_model_folder_naming_its_own_code_is_refused_never_run(
     assert not ran.exists()
     assert "Error: " in result.stderr and "could not be loaded as a base model" in result.stderr
     assert "custom code" in result.stderr
+
+
+def test_rdrop_regulariser_is_a_quarter_of_both_kl_divergences_and_zero_for_equal_passes():
+    import torch
+
+    from tunesmith.engine.trainer_utils import symmetric_kl
+
+    first = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    second = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 0.0]])
+    p, q = torch.softmax(first, -1), torch.softmax(second, -1)
+    kl_pq = (p * (p / q).log()).sum(-1).mean()
+    kl_qp = (q * (q / p).log()).sum(-1).mean()
+    # The paper's (a/2)(KL(p||q) + KL(q||p)) beside CE1 + CE2, halved with the two cross-entropies.
+    assert float(symmetric_kl(first, second)) == pytest.approx(float(kl_pq + kl_qp) / 4, rel=1e-6)
+    assert float(symmetric_kl(first, first)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_rdrop_doubles_only_per_example_tensors_of_the_batch():
+    import torch
+
+    from tunesmith.engine.trainer_utils import doubled_rows
+
+    ids = torch.tensor([[1, 2], [3, 4], [5, 6]])
+    assert doubled_rows(ids, 3).tolist() == [[1, 2], [3, 4], [5, 6], [1, 2], [3, 4], [5, 6]]
+    assert doubled_rows(torch.tensor(7), 3).tolist() == 7
+    assert doubled_rows(torch.zeros(2, 5), 3).shape == (2, 5)
+    assert doubled_rows("keep", 3) == "keep"
+
+
+def test_negative_rdrop_weight_is_a_one_line_error(files):
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="--rdrop -1"):
+        RunConfig(data=str(files["train"]), rdrop=-1.0).validate()
+
+
+def test_rdrop_trains_another_model_than_without_it_and_is_recorded(cli, files, tmp_path):
+    import torch
+
+    texts = [t for t, _ in _rows()]
+    runs = {}
+    for weight in ("0", "1"):
+        out = tmp_path / f"rdrop{weight}"
+        result = _train(cli, files, out, "--rdrop", weight, "--no-calibrate", "--nearest", "off")
+        assert result.exit_code == 0, result.output
+        runs[weight] = _logits(out, texts)
+    config = json.loads((tmp_path / "rdrop1" / "run_config.json").read_text())
+    assert config["rdrop"] == 1.0
+    assert "R-Drop weight:** 1" in (tmp_path / "rdrop1" / "README.md").read_text()
+    # The KL term pulls the two dropout passes together, so the weights move otherwise.
+    assert not torch.allclose(runs["0"], runs["1"], atol=1e-6)
+
+
+def test_rdrop_on_multilabel_data_is_switched_off_with_a_note(cli, files, tmp_path):
+    result = cli(
+        "train", "--data", str(files["multi"]), "--label-sep", "|", "--model", str(files["base"]),
+        "--out", str(tmp_path / "m"), "--epochs", "1", "--lr", "0.01", "--rdrop", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    notes = json.loads((tmp_path / "m" / "run_config.json").read_text())["resolved"]["notes"]
+    assert any(note.startswith("--rdrop needs single-label data") for note in notes)

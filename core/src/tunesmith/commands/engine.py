@@ -569,6 +569,12 @@ def train_command(
         help="Layer-wise learning-rate decay: layer i of n trains at lr * D^(n - i), the head "
         "at lr (1: off).",
     ),
+    rdrop: float = typer.Option(
+        0.0,
+        "--rdrop",
+        help="R-Drop: run each batch twice with different dropout and add this weight of the "
+        "two predictions' symmetric KL to the loss (0: off; single-label; about 2x the time).",
+    ),
     lexical: float = typer.Option(
         0.0,
         "--lexical",

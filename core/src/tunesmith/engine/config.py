@@ -144,6 +144,10 @@ class RunConfig:
     #: Layer-wise learning-rate decay: layer i of n trains at lr * d ** (n - i), the head at lr
     #: (1: off, every layer at lr).
     layer_decay: float = 1.0
+    #: R-Drop (Liang et al., 2021): each training batch runs twice with different dropout and
+    #: this weight of the two predictions' symmetric KL divergence joins the loss (single-label
+    #: classification with a trainable encoder; 0 is off). Costs about twice the training time.
+    rdrop: float = 0.0
     #: Share of a TF-IDF n-gram logistic regression's probabilities mixed into a single-label
     #: classifier's (:mod:`tunesmith.engine.lexical`); 0 is off.
     lexical: float = 0.0
@@ -231,6 +235,8 @@ class RunConfig:
             raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
         if not 0 <= self.label_smoothing < 1:
             raise bad("--label-smoothing", self.label_smoothing, "a share from 0 (off) below 1")
+        if self.rdrop < 0:
+            raise bad("--rdrop", self.rdrop, "a weight of 0 (off) or more")
         if not 0 <= self.lexical < 1:
             raise bad("--lexical", self.lexical, "a share from 0 (off) below 1")
         if not 0 <= self.warmup_ratio < 1:

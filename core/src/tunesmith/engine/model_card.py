@@ -123,6 +123,8 @@ def render_model_card(
             f"- **Label smoothing / layer-wise learning-rate decay:** {run.label_smoothing:g} / "
             f"{run.layer_decay:g}"
         )
+    if run.rdrop:
+        lines.append(f"- **R-Drop weight:** {run.rdrop:g} (two dropout passes per batch)")
     if lexical_share(run):
         lines.append(
             f"- **Lexical model:** a TF-IDF n-gram logistic regression takes a {run.lexical:g} "

@@ -320,6 +320,29 @@ def layer_decay_groups(
     return [groups[key] for key in sorted(groups)]
 
 
+def doubled_rows(value: Any, rows: int) -> Any:
+    """``value`` written twice along its first axis when it is a per-example tensor of ``rows``
+    rows (R-Drop's two passes in one batch); anything else as it is."""
+    import torch
+
+    if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == rows:
+        return torch.cat([value, value])
+    return value
+
+
+def symmetric_kl(first: Any, second: Any) -> Any:
+    """R-Drop's regulariser (Liang et al., 2021) for two passes' logits of the same examples:
+    the mean of KL(p1 || p2) and KL(p2 || p1), averaged over examples, halved so that, with the
+    two passes' mean cross-entropy, the loss is the paper's divided by two at the paper's weight.
+    """
+    import torch.nn.functional as F
+
+    log_p, log_q = F.log_softmax(first, dim=-1), F.log_softmax(second, dim=-1)
+    forward = F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")  # KL(p || q)
+    backward = F.kl_div(log_p, log_q, log_target=True, reduction="batchmean")  # KL(q || p)
+    return (forward + backward) / 4
+
+
 def make_trainer_class() -> Any:
     """The Trainer subclass (built lazily so that importing this module stays light)."""
     import torch
@@ -340,10 +363,12 @@ def make_trainer_class() -> Any:
             contrastive_temperature: float = 0.1,
             label_smoothing: float = 0.0,
             layer_decay: float = 1.0,
+            rdrop_weight: float = 0.0,
             **kwargs: Any,
         ):
             super().__init__(*args, **kwargs)
             self.task = task
+            self.rdrop_weight = rdrop_weight
             self.label_smoothing = label_smoothing
             self.layer_decay = layer_decay
             self.loss_weights = loss_weights
@@ -375,6 +400,10 @@ def make_trainer_class() -> Any:
             num_items_in_batch: Any = None,
         ) -> Any:
             labels = inputs.pop("labels")
+            twice = bool(self.rdrop_weight) and model.training and self.task == "classification"
+            if twice:
+                # One forward pass over the batch written twice: dropout differs between halves.
+                inputs = {key: doubled_rows(value, len(labels)) for key, value in inputs.items()}
             outputs = model(**inputs)
             logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
             weight = self.loss_weights
@@ -394,7 +423,15 @@ def make_trainer_class() -> Any:
                     if self.task == "multilabel"
                     else "single_label_classification"
                 )
-                loss = sequence_loss(logits, labels, problem, weight, self.label_smoothing)
+                if twice:
+                    first, second = logits.chunk(2)
+                    loss = (
+                        sequence_loss(first, labels, problem, weight, self.label_smoothing)
+                        + sequence_loss(second, labels, problem, weight, self.label_smoothing)
+                    ) / 2 + self.rdrop_weight * symmetric_kl(first, second)
+                    labels = torch.cat([labels, labels])
+                else:
+                    loss = sequence_loss(logits, labels, problem, weight, self.label_smoothing)
             if self.contrastive_weight and model.training and self.task == "classification":
                 pooled = last_pooled(model)
                 if pooled is not None:

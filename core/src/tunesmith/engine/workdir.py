@@ -35,7 +35,7 @@ RESUME_KEYS = (
     "data", "eval_data", "model", "task", "text_col", "label_col", "label_sep", "strategy",
     "epochs", "lr", "batch_size", "max_length", "seed", "class_weights", "eval_fraction",
     "clean", "augment", "label_examples", "pooling", "head_init", "feature_cache", "contrastive", "lora_r",
-    "lora_alpha", "save_steps", "label_smoothing", "layer_decay",
+    "lora_alpha", "save_steps", "label_smoothing", "layer_decay", "rdrop",
 )  # fmt: skip
 
 

@@ -82,6 +82,7 @@ def run(state: Training) -> None:
         contrastive_weight=contrastive,
         label_smoothing=run.label_smoothing,
         layer_decay=run.layer_decay,
+        rdrop_weight=_rdrop_weight(state, use_cache),
     )
     _add_callbacks(state, trainer, patience if has_eval else 0)
     snapshots = None
@@ -171,6 +172,16 @@ def _contrastive_weight(state: Training, use_cache: bool) -> float:
         )
         return 0.0
     return run.contrastive
+
+
+def _rdrop_weight(state: Training, use_cache: bool) -> float:
+    """R-Drop's weight: ``--rdrop`` where two dropout passes can differ and a single-label loss
+    compares them, else 0 with a note."""
+    run = state.run
+    if run.rdrop and (state.prepared.task != "classification" or use_cache):
+        state.note("--rdrop needs single-label data and an encoder that runs in training; off")
+        return 0.0
+    return run.rdrop
 
 
 def _few_shot_note(state: Training, contrastive: float) -> str:
