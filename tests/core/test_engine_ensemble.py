@@ -152,3 +152,51 @@ def test_same_run_compares_every_training_setting_and_reads_missing_ones_as_defa
     del stored["resolved"]["data_sha256"]
     (done / "run_config.json").write_text(json.dumps(stored), encoding="utf-8")
     assert not same_run(done, run())  # trained before the hash was recorded: cannot tell
+
+
+
+def _raw_mean(models, texts):
+    """The members' uncalibrated softmax probabilities, averaged (computed here, not by the code
+    under test)."""
+    from tunesmith.engine.predict import predict_logits
+
+    each = []
+    for model in models:
+        logits = predict_logits(model, texts)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        each.append(exp / exp.sum(axis=1, keepdims=True))
+    return sum(each) / len(each), each
+
+
+def test_predict_on_an_ensemble_directory_gives_the_mean_of_its_members(cli, tmp_path):
+    first, _ = _ensemble(tmp_path)
+    mean = mean_probabilities(load_ensemble(first), TEXTS)
+    args = ["predict", "-m", str(first), "--json"]
+    for text in TEXTS:
+        args += ["--text", text]
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    got = np.asarray([[r["probabilities"][label] for label in LABELS] for r in records])
+    np.testing.assert_allclose(got, mean, atol=1e-5)
+
+
+def test_evaluate_on_an_ensemble_directory_scores_the_mean_of_its_members(cli, tmp_path):
+    from tunesmith.engine.metrics import expected_calibration_error
+
+    first, second = _ensemble(tmp_path)
+    texts = TEXTS * 2
+    data = tmp_path / "eval.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in zip(texts, LABELS * 2)))
+    truth = np.asarray([0, 1, 2] * 2)
+    raw, each = _raw_mean(load_ensemble(first), texts)
+    first_alone = expected_calibration_error(each[0], truth)
+    assert abs(first_alone - expected_calibration_error(raw, truth)) > 1e-3  # a real test
+    result = cli("evaluate", "-m", str(first), "--data", str(data), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["calibration"]["ece_before"] == pytest.approx(
+        expected_calibration_error(raw, truth), abs=1e-5
+    )
+    assert len(report["ensemble"]["members"]) == 2
+    assert report["ensemble"]["members"][1] == str(second.resolve())

@@ -151,14 +151,14 @@ def evaluate_command(
 
     NER models get strict entity-level precision, recall and F1 per entity type.
     """
+    from tunesmith.engine.ensemble import load_ensemble
     from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
-    from tunesmith.engine.loading import load_model
     from tunesmith.errors import UserInputError
     from tunesmith.io import check_output_folder
 
     if plot is not None:
         check_output_folder(plot, "--plot")  # before the model loads: a bad path costs no time
-    loaded = load_model(model)
+    loaded, *members = load_ensemble(model)
     if plot is not None and loaded.task == "ner":
         raise UserInputError(
             "--plot draws a confusion matrix and a reliability diagram, which a NER model "
@@ -166,7 +166,13 @@ def evaluate_command(
         )
     dataset = load_eval_dataset(loaded, data, text_col, label_col, label_sep)
     report = evaluate_model(
-        loaded, dataset, batch_size=batch_size, plot_dir=plot, data_path=data, label_col=label_col
+        loaded,
+        dataset,
+        batch_size=batch_size,
+        plot_dir=plot,
+        data_path=data,
+        label_col=label_col,
+        members=members,
     )
     report = _clean_nan(report)
     if as_json:
@@ -229,10 +235,11 @@ def predict_command(
     for i, value in enumerate(given):
         if not value.strip():  # as --data refuses an empty cell, and explain an empty --text
             raise UserInputError(f"--text number {i + 1} is empty; there is nothing to label")
-    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.ensemble import load_ensemble
     from tunesmith.engine.predict import predict_texts
 
-    loaded = load_model(model, quantize=quantize)
+    # A seed ensemble (finance and support train them) is scored as its plugin scores it.
+    loaded, *members = load_ensemble(model, quantize=quantize)
     if top_k is not None and loaded.task == "ner":
         raise UserInputError("--top-k applies to classifiers; a NER model lists its entities")
     if data is not None:
@@ -243,7 +250,12 @@ def predict_command(
         texts = given
     started = time.perf_counter()
     results = predict_texts(
-        loaded, texts, calibrated=not no_calibrate, top_k=top_k, batch_size=batch_size
+        loaded,
+        texts,
+        calibrated=not no_calibrate,
+        top_k=top_k,
+        batch_size=batch_size,
+        members=members,
     )
     elapsed = time.perf_counter() - started
     records = [{"text": t, **r} for t, r in zip(texts, results, strict=True)]

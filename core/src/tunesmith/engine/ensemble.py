@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.engine.lexical import mix_into
 from tunesmith.engine.lexical_refit import refit_lexical
 from tunesmith.engine.loading import load_model
-from tunesmith.engine.predict import predict_logits, probabilities
+from tunesmith.engine.predict import class_probabilities
 from tunesmith.engine.prepare import stderr_log
 from tunesmith.engine.resolved import Resolved
 from tunesmith.engine.train import train
@@ -200,16 +199,4 @@ def mean_probabilities(
     models: Sequence[Any], texts: Sequence[str], *, batch_size: int = 32
 ) -> np.ndarray:
     """The mean of the members' calibrated probabilities, ``[len(texts), labels]``."""
-    total: np.ndarray | None = None
-    for model in models:
-        probs = np.asarray(
-            mix_into(
-                model,
-                probabilities(model, predict_logits(model, list(texts), batch_size=batch_size)),
-                texts,
-            )
-        )
-        total = probs if total is None else total + probs
-    if total is None:
-        raise UserInputError("an ensemble needs at least one model")
-    return total / len(models)
+    return class_probabilities(models, texts, batch_size=batch_size)

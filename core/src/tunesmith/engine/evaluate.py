@@ -4,7 +4,7 @@ and draw the plots (:mod:`tunesmith.engine.plots`). ``tunesmith evaluate`` and `
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,21 @@ from tunesmith.engine.calibration import (
     save_calibration,
 )
 from tunesmith.engine.loading import load_model
-from tunesmith.engine.metrics import classification_report, ner_report
+from tunesmith.engine.metrics import (
+    ECE_BINS,
+    classification_report,
+    expected_calibration_error,
+    multilabel_ece,
+    ner_report,
+    nll,
+)
 from tunesmith.engine.plots import save_confusion_matrix_png, save_reliability_diagram
-from tunesmith.engine.predict import predict_logits, predict_tags, scheme_of
+from tunesmith.engine.predict import (
+    class_probabilities,
+    predict_logits,
+    predict_tags,
+    scheme_of,
+)
 from tunesmith.errors import DataError, UserInputError
 from tunesmith.model_dir import CONFUSION_MATRIX_FILE, RELIABILITY_FILE
 
@@ -74,6 +86,7 @@ def evaluate_model(
     plot_dir: str | Path | None = None,
     data_path: str | Path | None = None,
     label_col: str = "label",
+    members: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Evaluate ``loaded`` on a validated ``dataset`` (TextDataset or TokenDataset).
 
@@ -81,6 +94,10 @@ def evaluate_model(
     (raw when the model has no temperature), plus a ``calibration`` block with ECE and NLL
     before and after and the temperature(s). With ``plot_dir``: ``confusion_matrix.png``
     (single-label) and ``reliability.png``. NER: :func:`ner_report`.
+
+    ``members``: a seed ensemble's other members. The report is then that of the mean of every
+    member's probabilities, as ``predict`` and the plugins score it, and the calibration block
+    gives the mean's ECE and NLL without and with the members' temperatures.
     """
     source = data_path if data_path is not None else getattr(dataset, "source", None)
     if loaded.task == "ner":
@@ -91,6 +108,8 @@ def evaluate_model(
         return report
 
     y = label_targets(loaded, dataset, source or "", label_col)
+    if members:
+        return _ensemble_report([loaded, *members], dataset.texts, y, batch_size, plot_dir, source)
     logits = predict_logits(loaded, dataset.texts, batch_size=batch_size)
     multilabel = loaded.task == "multilabel"
     temperature = loaded.temperature
@@ -117,24 +136,74 @@ def evaluate_model(
     report["model"] = str(loaded.path)
     report["data"] = str(source) if source else None
     if plot_dir is not None:
-        plot_dir = Path(plot_dir)
-        plots: dict[str, str] = {}
-        if not multilabel:
-            plots["confusion_matrix"] = str(
-                save_confusion_matrix_png(report, plot_dir / CONFUSION_MATRIX_FILE)
-            )
         # Before and after the temperature, both with the lexical share when there is one.
         raw_probs = mixed(calibration_probs(logits, None, multilabel))
-        plots["reliability_diagram"] = str(
-            save_reliability_diagram(
-                raw_probs,
-                y,
-                plot_dir / RELIABILITY_FILE,
-                title=f"{loaded.path.name}: reliability",
-                probs_after=probs if temperature is not None else None,
-            )
+        after = probs if temperature is not None else None
+        report["plots"] = _plots(
+            report, y, raw_probs, after, plot_dir, loaded.path.name, multilabel
         )
-        report["plots"] = plots
+    return report
+
+
+def _plots(
+    report: dict[str, Any],
+    y: np.ndarray,
+    raw: np.ndarray,
+    after: np.ndarray | None,
+    plot_dir: str | Path,
+    title: str,
+    multilabel: bool,
+) -> dict[str, str]:
+    """The confusion matrix (single-label) and the reliability diagram, raw and ``after``."""
+    plot_dir = Path(plot_dir)
+    plots: dict[str, str] = {}
+    if not multilabel:
+        plots["confusion_matrix"] = str(
+            save_confusion_matrix_png(report, plot_dir / CONFUSION_MATRIX_FILE)
+        )
+    plots["reliability_diagram"] = str(
+        save_reliability_diagram(
+            raw, y, plot_dir / RELIABILITY_FILE, title=f"{title}: reliability", probs_after=after
+        )
+    )
+    return plots
+
+
+def _ensemble_report(
+    models: list[Any],
+    texts: list[str],
+    y: np.ndarray,
+    batch_size: int,
+    plot_dir: str | Path | None,
+    source: Any,
+) -> dict[str, Any]:
+    """:func:`evaluate_model`'s report for a seed ensemble: the mean of its members'
+    probabilities, calibrated (each member's temperatures) and raw."""
+    first = models[0]
+    multilabel = first.task == "multilabel"
+    applied = all(m.temperature is not None for m in models)
+    raw = class_probabilities(models, texts, calibrated=False, batch_size=batch_size)
+    probs = class_probabilities(models, texts, batch_size=batch_size) if applied else raw
+    report = classification_report(y, probs, first.labels, multilabel=multilabel)
+    ece = multilabel_ece if multilabel else expected_calibration_error
+    calibration: dict[str, Any] = {
+        "applied": applied,
+        "ece_before": round(float(ece(raw, y)), 6),
+        "nll_before": round(float(nll(raw, y, multilabel=multilabel)), 6),
+    }
+    if applied:
+        calibration["ece_after"] = round(float(ece(probs, y)), 6)
+        calibration["nll_after"] = round(float(nll(probs, y, multilabel=multilabel)), 6)
+    calibration["ece_bins"] = ECE_BINS
+    report["calibration"] = calibration
+    report["ensemble"] = {"members": [str(m.path) for m in models]}
+    report["model"] = str(first.path)
+    report["data"] = str(source) if source else None
+    if plot_dir is not None:
+        title = f"{first.path.name} ({len(models)} members)"
+        report["plots"] = _plots(
+            report, y, raw, probs if applied else None, plot_dir, title, multilabel
+        )
     return report
 
 

@@ -20,6 +20,7 @@ from tunesmith.engine.lexical import mix_into
 from tunesmith.engine.loading import LoadedModel
 from tunesmith.engine.threads import configure_threads
 from tunesmith.engine.trainer_utils import pad_rows
+from tunesmith.errors import UserInputError
 from tunesmith.streams import run_streams, stream_count
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
@@ -266,6 +267,33 @@ def _predict_entities(loaded: LoadedModel, texts: Sequence[str], batch_size: int
     return results
 
 
+def class_probabilities(
+    models: Sequence[LoadedModel],
+    texts: Sequence[str],
+    *,
+    calibrated: bool = True,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """The mean over ``models`` (a seed ensemble's members, or one model) of each one's
+    probabilities with its lexical share mixed in, ``[len(texts), labels]``; ``calibrated``
+    applies each one's fitted temperatures."""
+    total: np.ndarray | None = None
+    for model in models:
+        logits = predict_logits(model, list(texts), batch_size=batch_size)
+        probs = np.asarray(
+            mix_into(
+                model,
+                probabilities(model, logits, calibrated=calibrated),
+                texts,
+                calibrated=calibrated,
+            )
+        )
+        total = probs if total is None else total + probs
+    if total is None:
+        raise UserInputError("an ensemble needs at least one model")
+    return total / len(models)
+
+
 def predict_texts(
     loaded: LoadedModel,
     texts: Sequence[str],
@@ -273,6 +301,7 @@ def predict_texts(
     calibrated: bool = True,
     top_k: int | None = None,
     batch_size: int = 32,
+    members: Sequence[LoadedModel] = (),
 ) -> list[dict]:
     """Predictions as plain dicts, in input order.
 
@@ -283,14 +312,15 @@ def predict_texts(
 
     ``top_k`` adds ``top``: the k most probable labels with their probabilities. ``calibrated``
     applies the model's fitted temperature when it has one; each result says if it was applied.
+    ``members``: a seed ensemble's other members (:func:`tunesmith.engine.ensemble.load_ensemble`),
+    whose probabilities are averaged with ``loaded``'s, as the plugins score an ensemble.
     """
     if isinstance(texts, str):
         texts = [texts]
     if loaded.task == "ner":
         return _predict_entities(loaded, texts, batch_size)
-    logits = predict_logits(loaded, texts, batch_size=batch_size)
-    probs = mix_into(
-        loaded, probabilities(loaded, logits, calibrated=calibrated), texts, calibrated=calibrated
+    probs = class_probabilities(
+        [loaded, *members], texts, calibrated=calibrated, batch_size=batch_size
     )
     applied = bool(calibrated and loaded.temperature is not None)
     labels = loaded.labels
