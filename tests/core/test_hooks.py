@@ -281,3 +281,70 @@ def test_hook_tunesmith_sample_data_builtins_first_and_last_registered_wins_a_na
     sets = json.loads(cli("sample-data", "--json").stdout)
     assert sets[0]["name"] == "support_intents"  # the core's own sets come first
     assert [s["description"] for s in sets if s["name"] == "clash"] == ["second"]
+
+
+def test_hook_tunesmith_attribution_methods_a_wrong_shaped_result_is_one_error_naming_it(
+    register_plugin, tmp_path
+):
+    """A plugin's method that returned too few results, or too few scores for a text, failed
+    with a bare ``zip()`` traceback naming neither the method nor the plugin."""
+    import pytest
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunesmith.errors import PluginError
+    from tunesmith.explain.attribute import explain_texts
+    from tunesmith.explain.types import TokenAttribution
+    from tunesmith.testing import make_tiny_classifier
+
+    class Short:
+        name = "short"
+
+        def attribute(self, model, tokenizer, texts, **kwargs):
+            return [TokenAttribution(scores=[1.0]) for _ in texts]
+
+    class Missing:
+        name = "missing"
+
+        def attribute(self, model, tokenizer, texts, **kwargs):
+            return []
+
+    register_plugin(
+        named_plugin(
+            "tunesmith_attribution_methods", lambda: {"short": Short(), "missing": Missing()}
+        ),
+        "bad-methods",
+    )
+    directory = make_tiny_classifier(tmp_path / "clf", ["ham", "spam"], ["good movie"])
+    model = AutoModelForSequenceClassification.from_pretrained(directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    with pytest.raises(PluginError, match=r"method 'short' returned 1 scores for text 1"):
+        explain_texts(model, tokenizer, ["good movie"], method="short")
+    with pytest.raises(PluginError, match=r"method 'missing' returned 0 results for 1 text"):
+        explain_texts(model, tokenizer, ["good movie"], method="missing")
+
+
+def test_hook_tunesmith_cli_a_later_command_replaces_an_earlier_group_of_its_name(
+    register_plugin, cli
+):
+    """Typer adds groups after commands, so an earlier plugin's group beat a later plugin's
+    command of the same name, against the rule that the last registered wins."""
+
+    class AddsGroup:
+        @hookimpl
+        def tunesmith_cli(self, app):
+            group = typer.Typer()
+            group.command("ping")(lambda: typer.echo("group"))
+            app.add_typer(group, name="clash")
+
+    class AddsCommand:
+        @hookimpl
+        def tunesmith_cli(self, app):
+            app.command("clash")(lambda: typer.echo("command"))
+
+    register_plugin(AddsGroup(), "first")
+    register_plugin(AddsCommand(), "second")
+    result = cli("clash")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "command"
+    # The other way round, the later group wins, as before; other groups are kept.
+    assert cli("events", "--help").exit_code == 0

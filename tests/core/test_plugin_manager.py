@@ -244,3 +244,22 @@ def test_a_helper_named_like_a_hook_but_no_hook_is_not_reported(plugin_dir):
     write_entry_point_plugin(plugin_dir, "helper", source)
     build_plugin_manager()
     assert {r.name: r for r in plugin_records()}["helper"].error is None
+
+
+def test_a_plugin_registered_by_hand_is_listed_by_tunesmith_plugins(
+    fresh_plugins, register_plugin, cli
+):
+    """writing_plugins.md tells authors to register a not-installed plugin by hand in tests;
+    ``tunesmith plugins`` listed it only once one of its hooks had failed."""
+
+    class ByHand:
+        @tunesmith.hookimpl
+        def tunesmith_sample_data(self):
+            return []
+
+    register_plugin(ByHand(), "by-hand")
+    result = cli("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    records = {r["name"]: r for r in json.loads(result.stdout)}
+    assert records["by-hand"]["hooks"] == ["tunesmith_sample_data"]
+    assert records["by-hand"]["error"] is None

@@ -175,9 +175,45 @@ def build_app() -> typer.Typer:
     )
     app.callback()(_root)
     app.command("plugins")(plugins_command)
+    # Commands each plugin added, in registration order, to apply "the last registered wins".
+    added: list[tuple[set[str], int]] = []
+    commands_seen = len(app.registered_commands)
     for _plugin, _result in call_each("tunesmith_cli", app=app):
-        pass
+        names = {_command_name(info) for info in app.registered_commands[commands_seen:]}
+        added.append((names, len(app.registered_groups)))
+        commands_seen = len(app.registered_commands)
+    _drop_groups_shadowed_by_later_commands(app, added)
     return app
+
+
+def _command_name(info: Any) -> str:
+    """The name Typer gives a registered command (``@app.command("x")`` or the function's)."""
+    from typer.main import get_command_name
+
+    return info.name or get_command_name(info.callback.__name__)
+
+
+def _drop_groups_shadowed_by_later_commands(
+    app: typer.Typer, added: list[tuple[set[str], int]]
+) -> None:
+    """Remove a group that a plugin registered after it replaced with a command of its name.
+
+    Typer puts groups after commands whatever their order, so an earlier plugin's group
+    silently beat a later plugin's command, against the rule that the last registered wins
+    (a later group already beats an earlier command, and a later command an earlier one).
+    ``added`` holds, per plugin, the command names it added and how many groups there were
+    once it had run."""
+    from typer.main import solve_typer_info_defaults
+
+    shadowed: list[int] = []
+    for index, info in enumerate(app.registered_groups):
+        # The plugin that added this group is the first after which there were more groups.
+        by = next((k for k, (_names, groups) in enumerate(added) if groups > index), len(added))
+        name = solve_typer_info_defaults(info).name
+        if any(name in names for names, _groups in added[by + 1 :]):
+            shadowed.append(index)
+    for index in reversed(shadowed):
+        del app.registered_groups[index]
 
 
 def main() -> None:

@@ -219,8 +219,15 @@ def reset_plugin_manager() -> None:
 
 
 def plugin_records() -> list[PluginRecord]:
-    """One record per plugin, built-ins first, including those that failed to load."""
-    get_plugin_manager()
+    """One record per plugin, built-ins first, including those that failed to load.
+
+    A plugin registered by hand (``get_plugin_manager().register(...)``, as plugin authors'
+    tests do) is listed too, after the others: without this it showed only once a hook failed.
+    """
+    pm = get_plugin_manager()
+    for name, plugin in pm.list_name_plugin():
+        if name not in _records and plugin is not None:
+            _records[name] = PluginRecord(name, None, None, hooks=_hook_names(pm, plugin))
     return list(_records.values())
 
 
@@ -245,7 +252,8 @@ def _record_failure(plugin_name: str, hook_name: str, exc: BaseException, plugin
 
 
 def call_each(hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
-    """Call each plugin's ``hook_name`` on its own, in registration order: ``(plugin, result)``.
+    """Call each plugin's ``hook_name`` on its own, in registration order: ``(plugin, result)``,
+    ``result`` None for an implementation that returned nothing.
 
     A plugin whose implementation raises is recorded and skipped (strict mode re-raises), so one
     broken plugin never costs the others their commands, demos, readers or sinks. Calls go
@@ -267,6 +275,8 @@ def call_each(hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
                 raise
             _record_failure(impl.plugin_name, hook_name, exc, impl.plugin)
             continue
+        if not results:  # returned None (``tunesmith_cli`` always does): still say who ran
+            yield impl.plugin_name, None
         for result in results:
             yield impl.plugin_name, result
 

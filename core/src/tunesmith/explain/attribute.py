@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tunesmith.errors import UserInputError
+from tunesmith.errors import PluginError, UserInputError
 from tunesmith.explain.encoding import check_texts, encode_texts, max_input_length
 from tunesmith.explain.faithfulness import faithfulness
 from tunesmith.explain.lexical import combine, lexical_word_scores, mixed_faithfulness
@@ -28,6 +28,34 @@ TOKEN_TASKS = {"ner", "token-classification", "token_classification", "tagging"}
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+def _check_attributions(method: str, found: Any, encoded: Sequence[Any]) -> None:
+    """A :class:`PluginError` naming ``method`` unless it returned one result per text, each
+    with a score per token id: a plugin's method that did not failed later with a bare
+    ``zip()`` traceback that named neither the method nor the plugin."""
+    try:
+        count = len(found)
+    except TypeError:
+        count = None
+    if count != len(encoded):
+        got = type(found).__name__ if count is None else f"{count} results"
+        raise PluginError(
+            f"attribution method {method!r} returned {got} for {len(encoded)} text(s); "
+            "it must return one TokenAttribution per text"
+        )
+    for index, (enc, result) in enumerate(zip(encoded, found, strict=True)):
+        scores = getattr(result, "scores", None)
+        try:
+            length = len(scores)  # type: ignore[arg-type]
+        except TypeError:
+            length = None
+        if length != len(enc.input_ids):
+            got = "no scores" if length is None else f"{length} scores"
+            raise PluginError(
+                f"attribution method {method!r} returned {got} for text {index + 1}, which has "
+                f"{len(enc.input_ids)} tokens; it must give one score per token id"
+            )
 
 
 def resolve_targets(
@@ -144,6 +172,7 @@ def explain_texts(
         # The explained score at the input itself, already known from the prediction pass.
         input_values=[float(transformer_probs[i, t]) for i, t in enumerate(targets)],
     )
+    _check_attributions(method, token_attr, encoded)
     word_scores = [enc.merge(a.scores) for enc, a in zip(encoded, token_attr, strict=True)]
     if lexical is not None:
         word_scores = combine(
