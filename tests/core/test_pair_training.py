@@ -177,6 +177,17 @@ def test_ranks_use_the_best_placed_of_several_right_answers():
     assert metrics == {"recall@1": 0.0, "recall@5": 1.0, "recall@10": 1.0, "mrr": 0.4167}
 
 
+def test_a_right_answer_tied_with_another_right_answer_still_ranks_first():
+    # Two answer texts an uncased encoder reads alike get one vector: the query's top hit is
+    # right, so recall@1 is 1; only a wrong candidate tied with the best right one is a miss.
+    candidates = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    query = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    assert ranking.ranks(query, candidates, [[0, 1], [0]]).tolist() == [1, 3]
+    assert ranking.ranks(query[:1], candidates, [[0]]).tolist() == [2]
+    metrics = ranking.metrics_from_ranks(ranking.ranks(query[:1], candidates, [[0, 1]]))
+    assert metrics == {"recall@1": 1.0, "recall@5": 1.0, "recall@10": 1.0, "mrr": 1.0}
+
+
 def test_cli_trains_pairs_and_prints_tuned_and_untuned_metrics(cli, base_dir, tmp_path):
     queries, targets = make_pairs(copies=2)
     data = write_csv(

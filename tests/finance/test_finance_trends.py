@@ -89,3 +89,24 @@ def test_the_chart_legend_sits_beside_the_plot_not_over_its_lines(filled):
     ax = fig.axes[0]
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 >= ax.get_window_extent().x1
+
+
+@pytest.mark.parametrize(("by", "typed", "stored"), [("topic", "Banking", "banking"),
+                                                    ("ticker", "$hlxb", "HLXB")])  # fmt: skip
+def test_the_chart_of_a_key_typed_as_trends_accepts_it_draws_that_keys_line(
+    cli, filled, tmp_path, monkeypatch, by, typed, stored
+):
+    # `--key` is matched case-blind (and a ticker without its $), so the chart must draw the
+    # key as stored: drawn as typed it matched no row and the PNG came out empty.
+    from tunesmith_finance import trends as trend_mod
+
+    drawn = []
+    real = trend_mod.plot
+    monkeypatch.setattr(trend_mod, "plot", lambda rows, **kw: drawn.append(real(rows, **kw))
+                        or drawn[-1])  # fmt: skip
+    out = tmp_path / "chart.png"
+    result = cli("finance", "trends", "--db", str(tmp_path / "finance.sqlite"), "--by", by,
+                 "--key", typed, "--chart", str(out), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    labels = [line.get_label() for line in drawn[0].axes[0].get_lines()]
+    assert labels == [stored]

@@ -58,6 +58,21 @@ def test_full_ranking_excludes_seen_items_and_finds_the_target_rank():
     assert ranked.top_items.tolist() == [0, 1, 2]
 
 
+def test_coverage_counts_only_recommended_items_not_seen_ones_filling_a_short_list():
+    # The user has seen 3 of 5 items, so a top-10 list holds the 2 unseen ones only.
+    requests = Requests(
+        users=np.array([0]),
+        targets=np.array([0]),
+        histories=[np.array([1, 2, 3])],
+        history_times=[np.zeros(3)],
+    )
+    scores = np.array([[0.1, 0.9, 0.8, 0.7, 0.0]])
+    ranked = rank_requests(lambda batch: scores[batch.users], requests, n_items=5, k=10)
+    assert ranked.ranks.tolist() == [0]
+    assert ranked.top_items.tolist() == [0, 4]
+    assert summarise(ranked, n_boot=100)["all"]["coverage"] == pytest.approx(2 / 5)
+
+
 def test_ties_are_broken_at_random_not_in_the_targets_favour():
     n = 1000
     requests = Requests(

@@ -249,3 +249,45 @@ def test_nearest_feature_is_the_best_retrieval_cosine_among_the_candidates():
     values = dict(zip(FEATURES, features(candidates), strict=True))
     assert values["nearest"] == 0.7 and values["top"] == 0.9
     assert features([], ["nearest"]) == [0.0]
+
+
+def test_calibration_fits_the_confidence_on_the_candidates_ask_scores(monkeypatch):
+    # `ask` ranks the top five candidates and reads the confidence features from them; the
+    # fit must read the same, or `nearest` (the best retrieval cosine among them) is fitted on
+    # ten candidates and served on five. Here the intent weight lifts five entries above the
+    # best retrieval match, which lands sixth.
+    from types import SimpleNamespace
+
+    from tunesmith_support import calibrate
+    from tunesmith_support.answer import Answerer
+    from tunesmith_support.scoring import rank
+
+    rng = np.random.default_rng(0)
+    entries = [Entry(id=f"e{i}", question=f"q{i}", answer="a") for i in range(10)]
+
+    def found(right: int) -> list[Candidate]:
+        out = []
+        for i, entry in enumerate(entries):
+            retrieval = 0.9 if i == 9 else 0.3 + 0.05 * i + rng.uniform(0, 0.02)
+            intent = 0.0 if i >= 5 else (0.95 if i == right else 0.7)
+            out.append(Candidate(entry, 0.0, retrieval, retrieval, retrieval, intent=intent))
+        return out
+
+    questions = [f"question {i}" for i in range(30)]
+    expected = [f"e{i % 5}" if i % 4 else "" for i in range(30)]  # every fourth: out of scope
+    components = [found(i % 5 if i % 4 else -1) for i in range(30)]
+    scorer = SimpleNamespace(
+        position={e.id: i for i, e in enumerate(entries)},
+        lexical=None,
+        intent=object(),
+        components=lambda qs, everything=False: components,
+    )
+    read: list[list[float]] = []
+    real = calibrate.features
+    monkeypatch.setattr(calibrate, "features", lambda c, names=None: read.append(real(c, names))
+                        or read[-1])  # fmt: skip
+    cal = calibrate.fit_calibration(scorer, questions, expected, target_precision=0.5)
+    assert cal.weights.intent > 0
+    searched = Answerer.search.__defaults__[0]  # the k `ask` ranks
+    served = [real(rank(c, cal.weights, searched)) for c in components]
+    assert read[: len(served)] == served

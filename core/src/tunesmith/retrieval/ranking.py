@@ -2,8 +2,8 @@
 
 Each query ranks every candidate by inner product (cosine for normalised vectors). A query may
 have several right candidates (a question seen with two answers); its rank is that of the best
-placed one. Ties count against the query: its rank is one plus the number of candidates that
-score at least as high as its best right one, other than that one.
+placed one. Ties with wrong candidates count against the query: its rank is one plus the number
+of wrong candidates that score at least as high as its best right one.
 """
 
 from __future__ import annotations
@@ -30,8 +30,12 @@ def ranks(
             if not right:
                 raise ValueError(f"query {start + row} has no relevant candidate")
             best = max(scores[row, j] for j in right)
-            # Every other candidate at or above the best right one is ranked ahead of it.
-            out[start + row] = int((scores[row] >= best).sum())
+            # Every wrong candidate at or above the best right one is ranked ahead of it; a
+            # right one tied with it is not a miss (two answers with equal vectors, such as
+            # texts an uncased encoder reads alike, would otherwise make the top hit rank 2).
+            ahead = scores[row] >= best
+            ahead[list(right)] = False
+            out[start + row] = 1 + int(ahead.sum())
     return out
 
 

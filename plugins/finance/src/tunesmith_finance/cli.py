@@ -516,7 +516,9 @@ def trends_command(
         trend_mod.write_csv(rows, csv_out)
         _err(f"wrote {csv_out}")
     if chart is not None:
-        trend_mod.save_chart(rows, chart, alerts=alerts, keys=[key] if key else None, limit=top)
+        # The key as stored, as the rows and alerts name it: as typed ("$aapl") it drew nothing.
+        keys = [trend_mod.stored_key(by, key)] if key else None
+        trend_mod.save_chart(rows, chart, alerts=alerts, keys=keys, limit=top)
         _err(f"wrote {chart}")
     if as_json:
         _echo_json([r.to_dict() for r in rows])

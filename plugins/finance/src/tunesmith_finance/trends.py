@@ -65,6 +65,11 @@ class TrendRow:
         return data
 
 
+def stored_key(by: str, key: str) -> str:
+    """``key`` as the store writes it: topics lower-cased, tickers upper-cased without ``$``."""
+    return key.lower() if by == "topic" else key.upper().lstrip("$")
+
+
 def bucket_counts(
     db: Any,
     *,
@@ -92,7 +97,7 @@ def bucket_counts(
         params.insert(0, by)
         if key is not None:
             where.append("k.key = ?")
-            params.append(key.lower() if by == "topic" else key.upper().lstrip("$"))
+            params.append(stored_key(by, key))
     clause = ("WHERE " + " AND ".join(where)) if where else ""
     # The bucket index is floor(ts / bucket). CAST alone truncates towards zero, which would put
     # a time before 1970 (a negative ts) into the bucket after its own.

@@ -63,7 +63,10 @@ def rank_requests(
         ties = (scores == target[:, None]).sum(1) - 1
         ranks[start : start + len(batch)] = greater + rng.integers(0, ties + 1)
         shown = min(k, n_items)
-        top.update(np.argpartition(-scores, shown - 1, axis=1)[:, :shown].ravel().tolist())
+        listed = np.argpartition(-scores, shown - 1, axis=1)[:, :shown]
+        # A user who has seen all but a few items gets fewer than k: the seen ones (-inf) fill
+        # the rest of the partition but are never recommended, so they are not coverage.
+        top.update(listed[np.take_along_axis(scores, listed, axis=1) > -np.inf].tolist())
     return Ranked(ranks=ranks, top_items=np.asarray(sorted(top)), n_items=n_items, k=k)
 
 

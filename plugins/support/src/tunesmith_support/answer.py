@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith_support.calibrate import Calibration
+from tunesmith_support.calibrate import ASKED, Calibration
 from tunesmith_support.kbindex import (
     CALIBRATION,
     CLASSIFIER_DIR,
@@ -208,7 +208,9 @@ class Answerer:
         query, candidates = self.search(text, history or [])
         return self.decide(text, query, candidates, notes)
 
-    def search(self, question: str, history: list[str], k: int = 5) -> tuple[str, list[Candidate]]:
+    def search(
+        self, question: str, history: list[str], k: int = ASKED
+    ) -> tuple[str, list[Candidate]]:
         """(the query used, its ranked candidates). A question that looks like a follow-up is
         searched alone and joined to the previous turn, and the joined query is kept only when
         its best candidate scores higher: on the sample conversations this keeps the follow-ups

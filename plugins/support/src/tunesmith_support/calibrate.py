@@ -27,6 +27,8 @@ from tunesmith.io import atomic_write_json, read_json_object
 from tunesmith_support.scoring import Candidate, Scorer, Weights, rank
 
 SHORTLIST = 3
+#: Candidates `ask` ranks for a question (:meth:`Answerer.search`); the confidence reads them.
+ASKED = 5
 #: Fewer labelled questions give thresholds that mean nothing.
 MIN_QUESTIONS = 20
 #: Features of the confidence models; a calibration file lists the ones it was fitted on.
@@ -305,7 +307,9 @@ def fit_calibration(
     found = scorer.components(questions, everything=True)
     weights, measured = choose_weights(found, expected, scorer)
     ranked = [rank(f, weights, 10) for f in found]
-    x = np.asarray([features(r) for r in ranked], dtype=np.float64)
+    # The features of the candidates `ask` ranks (its top ASKED): ``nearest`` read over ten
+    # would be fitted on a cosine that `ask` never sees when the weights reorder them.
+    x = np.asarray([features(r[:ASKED]) for r in ranked], dtype=np.float64)
     top_ids = [[c.entry.id for c in r] for r in ranked]
     want = np.asarray(expected, dtype=object)
     y1 = np.asarray([bool(w) and ids[:1] == [w] for ids, w in zip(top_ids, want, strict=True)])

@@ -8,6 +8,7 @@ import numpy as np
 
 from tunesmith.engine.metrics import expected_calibration_error
 from tunesmith_support.answer import Answerer, clean_question, is_follow_up
+from tunesmith_support.calibrate import ASKED
 
 
 def evaluate(answerer: Answerer, questions: list[str], expected: list[str]) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def evaluate(answerer: Answerer, questions: list[str], expected: list[str]) -> d
     rr = 0.0
     n_in = 0
     for question, cands, want in zip(cleaned, ranked, expected, strict=True):
-        result = answerer.decide(question, question, cands[:5], [])
+        result = answerer.decide(question, question, cands[:ASKED], [])
         decisions.append(result.decision)
         confidence.append(result.confidence)
         ids = [c.entry.id for c in cands]
