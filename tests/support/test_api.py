@@ -61,3 +61,37 @@ def test_concurrent_requests_all_succeed_and_every_turn_is_stored(client):
     assert len(turn_ids) == 24
     stored = client.service.conversations.store.query("SELECT COUNT(*) AS n FROM support_turns")
     assert stored[0]["n"] == 24
+
+
+def test_a_loopback_server_refuses_requests_addressed_to_another_host(kb_copy):
+    """DNS rebinding: a page whose domain points at 127.0.0.1 sends its own name as Host."""
+    from fastapi.testclient import TestClient
+
+    from tunesmith_support.api import create_app
+    from tunesmith_support.service import SupportService
+
+    service = SupportService(kb_copy)
+    try:
+        with TestClient(create_app(service, loopback_only=True)) as client:
+            for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "localhost"):
+                assert client.get("/v1/health", headers={"host": host}).status_code == 200
+            refused = client.post(
+                "/v1/ask", json={"question": "how much is shipping"}, headers={"host": "evil.test"}
+            )
+            assert refused.status_code == 421
+            assert "127.0.0.1 or localhost only, not 'evil.test'" in refused.json()["detail"]
+            assert (
+                client.get("/v1/health", headers={"host": "127.0.0.1.evil.test"}).status_code == 421
+            )
+        assert service.conversations.stats() == []  # the refused question was not stored
+    finally:
+        service.close()
+
+
+def test_host_names_are_read_without_their_port():
+    from tunesmith_support.api import host_name, is_loopback
+
+    assert host_name("[::1]:8000") == "::1" and host_name("localhost:80") == "localhost"
+    assert host_name("::1") == "::1" and host_name("127.0.0.1") == "127.0.0.1"
+    assert is_loopback("127.0.0.2") and is_loopback("LOCALHOST") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.com")

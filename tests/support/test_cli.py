@@ -215,12 +215,25 @@ def test_serve_delivers_hand_offs_in_the_background(kb_copy, cli, monkeypatch):
     import tunesmith_support.api as api
 
     served = []
-    monkeypatch.setattr(api, "create_app", lambda service: served.append(service) or "app")
+
+    def create_app(service, **kwargs):
+        served.append((service, kwargs))
+        return "app"
+
+    monkeypatch.setattr(api, "create_app", create_app)
     monkeypatch.setattr(uvicorn, "run", lambda app, **_kwargs: None)
     result = cli("support", "serve", "--kb", str(kb_copy), "--port", "8765")
     assert result.exit_code == 0, result.output
-    assert served[0].background_delivery is True
-    served[0].close()
+    service, kwargs = served[0]
+    assert service.background_delivery is True
+    # Bound to 127.0.0.1, it answers requests addressed to this machine only.
+    assert kwargs == {"loopback_only": True}
+    service.close()
+    result = cli("support", "serve", "--kb", str(kb_copy), "--host", "0.0.0.0", "--port", "8765")
+    assert result.exit_code == 0, result.output
+    service, kwargs = served[1]
+    assert kwargs == {"loopback_only": False}
+    service.close()
 
 
 def test_serve_refuses_a_port_out_of_range_without_a_traceback(kb_copy, cli):

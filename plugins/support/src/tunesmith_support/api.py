@@ -183,6 +183,52 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def is_loopback(host: str) -> bool:
+    """True for a name or address of this machine only (``localhost``, ``127.x``, ``::1``)."""
+    import ipaddress
+
+    name = host.strip().lower().strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header without its port (``[::1]:8000`` gives ``::1``)."""
+    header = header.strip()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class LoopbackHosts:
+    """ASGI middleware for a server bound to a loopback address: a request whose ``Host`` is
+    not a loopback name is a 421 with one line in ``detail``. A web page that points its own
+    domain at 127.0.0.1 (DNS rebinding) would otherwise read and write the API from the
+    visitor's browser, which counts it as that page's own origin."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from fastapi.responses import JSONResponse
+
+        if scope["type"] == "http":
+            header = dict(scope.get("headers") or []).get(b"host", b"")
+            host = host_name(header.decode("latin-1"))
+            if not is_loopback(host):
+                detail = (
+                    f"this server answers requests to 127.0.0.1 or localhost only, not "
+                    f"{host[:100]!r}; start it with --host to serve another address"
+                )
+                await JSONResponse({"detail": detail}, status_code=421)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with each NaN or infinity as the text a client sent (``"NaN"``,
     ``"Infinity"``): Python's JSON reader accepts them, but a response holding them cannot be
@@ -196,8 +242,9 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def create_app(service: SupportService) -> Any:
-    """A FastAPI app answering from ``service``'s knowledge base."""
+def create_app(service: SupportService, *, loopback_only: bool = False) -> Any:
+    """A FastAPI app answering from ``service``'s knowledge base. ``loopback_only`` (a server
+    bound to a loopback address) refuses requests addressed to any other host name."""
     from fastapi import FastAPI
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
@@ -210,6 +257,8 @@ def create_app(service: SupportService) -> Any:
     )
 
     app.add_middleware(BodyLimit)
+    if loopback_only:
+        app.add_middleware(LoopbackHosts)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Any, exc: RequestValidationError) -> Any:

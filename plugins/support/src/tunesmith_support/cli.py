@@ -472,11 +472,13 @@ def serve_command(
     import uvicorn
 
     from tunesmith.ui.launch import check_address
-    from tunesmith_support.api import create_app
+    from tunesmith_support.api import create_app, is_loopback
 
     check_address(host, port)
     # A hand-off's delivery must not hold the customer's request (a webhook that is down).
-    app = create_app(_service(kb, db, sink, background_delivery=True))
+    app = create_app(
+        _service(kb, db, sink, background_delivery=True), loopback_only=is_loopback(host)
+    )
     typer.echo(f"serving {kb} on http://{host}:{port} (OpenAPI: /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
