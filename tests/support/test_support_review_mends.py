@@ -263,3 +263,26 @@ def test_tuning_the_encoder_again_keeps_the_past_questions_indexed_before(kb_cop
     hit = index.search("is delivery free over 75 dollars", k=1)[0]
     assert hit.id == past[0] and hit.score > 0.999
     assert {e.id for e in stored_entries(index)} == {e.id for e in entries}
+
+
+def test_stats_helpful_rate_reads_each_turns_newest_rating_once(tmp_path):
+    log = _log_with(
+        tmp_path,
+        turns=[("2025-03-03T10:00:00+00:00", "answer"), ("2025-03-03T11:00:00+00:00", "answer")],
+        feedback=[
+            ("2025-03-03T12:00:00+00:00", 0, True),  # a client sends its rating twice
+            ("2025-03-03T12:00:01+00:00", 0, True),
+            ("2025-03-03T12:05:00+00:00", 1, True),  # a customer changes their mind
+            ("2025-03-04T09:00:00+00:00", 1, False),
+        ],
+    )
+    try:
+        rows = log.stats("day")
+        exported = log.training_rows()
+    finally:
+        log.close()
+    # Every piece of feedback is counted as given; the rate reads turn 1 helpful, turn 2 not.
+    assert [r["feedback"] for r in rows] == [3, 1]
+    assert rows[0]["helpful_rate"] == 1.0 and rows[1]["helpful_rate"] == 0.0
+    assert sum(r["feedback"] for r in rows) == 4
+    assert len(exported) == 1  # export-feedback keeps turn 1 only, by the same newest rating

@@ -248,7 +248,9 @@ class Conversations:
 
         Feedback counts in the period it was given, which need not hold a turn (an agent
         rates Monday's answers on Tuesday); weeks are ISO weeks (``2025-W01``: Monday to
-        Sunday, one week even across the new year)."""
+        Sunday, one week even across the new year). The helpful rate reads each rated turn's
+        newest rating once, as ``export-feedback`` does: a rating sent twice, or changed,
+        counts once."""
         check_period(by)
         periods: dict[str, dict[str, int]] = {}
         empty = dict.fromkeys(("turns", "answer", "clarify", "handoff", "feedback", "helpful",
@@ -262,11 +264,15 @@ class Conversations:
             "FROM support_turns GROUP BY day"
         )
         feedback = self.store.query(
-            f"SELECT {day} AS day, COUNT(*) AS feedback, SUM(helpful = 1) AS helpful, "
-            "SUM(helpful = 0) AS not_helpful, SUM(correct_id IS NOT NULL) AS corrected "
-            "FROM support_feedback GROUP BY day"
+            f"SELECT {day} AS day, COUNT(*) AS feedback, "
+            "SUM(correct_id IS NOT NULL) AS corrected FROM support_feedback GROUP BY day"
         )
-        for row in [*turns, *feedback]:
+        ratings = self.store.query(
+            f"SELECT {day} AS day, SUM(helpful = 1) AS helpful, SUM(helpful = 0) AS not_helpful "
+            "FROM support_feedback JOIN (SELECT MAX(id) AS newest FROM support_feedback "
+            "WHERE helpful IS NOT NULL GROUP BY turn_id) ON id = newest GROUP BY day"
+        )
+        for row in [*turns, *feedback, *ratings]:
             counts = periods.setdefault(period_of(row["day"], by), dict(empty))
             for name in row.keys()[1:]:  # a sqlite3.Row: its columns after "day"
                 counts[name] += int(row[name] or 0)
