@@ -154,7 +154,6 @@ def test_same_run_compares_every_training_setting_and_reads_missing_ones_as_defa
     assert not same_run(done, run())  # trained before the hash was recorded: cannot tell
 
 
-
 def _raw_mean(models, texts):
     """The members' uncalibrated softmax probabilities, averaged (computed here, not by the code
     under test)."""
@@ -187,7 +186,9 @@ def test_evaluate_on_an_ensemble_directory_scores_the_mean_of_its_members(cli, t
     first, second = _ensemble(tmp_path)
     texts = TEXTS * 2
     data = tmp_path / "eval.csv"
-    data.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in zip(texts, LABELS * 2)))
+    data.write_text(
+        "text,label\n" + "".join(f"{t},{lab}\n" for t, lab in zip(texts, LABELS * 2, strict=True))
+    )
     truth = np.asarray([0, 1, 2] * 2)
     raw, each = _raw_mean(load_ensemble(first), texts)
     first_alone = expected_calibration_error(each[0], truth)

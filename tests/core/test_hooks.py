@@ -348,3 +348,25 @@ def test_hook_tunesmith_cli_a_later_command_replaces_an_earlier_group_of_its_nam
     assert result.stdout.strip() == "command"
     # The other way round, the later group wins, as before; other groups are kept.
     assert cli("events", "--help").exit_code == 0
+
+
+def test_hook_tunesmith_cli_a_plugin_that_raises_keeps_none_of_the_commands_it_added(
+    register_plugin, cli
+):
+    class AddsThenRaises:
+        @hookimpl
+        def tunesmith_cli(self, app):
+            group = typer.Typer()
+            group.command("ping")(lambda: typer.echo("half-built"))
+            app.add_typer(group, name="halfway")
+            app.command("halfcmd")(lambda: typer.echo("half-built"))
+            raise RuntimeError("failed after adding a group")
+
+    register_plugin(AddsThenRaises(), "half")
+    register_plugin(CliPlugin(), "cli-plugin")
+    assert cli("halfway", "ping").exit_code != 0
+    assert cli("halfcmd").exit_code != 0
+    # The next plugin's commands are kept, and the failure is listed.
+    assert cli("throwaway", "ping").stdout.strip() == "pong"
+    listed = cli("plugins", "--json")
+    assert "failed after adding a group" in listed.stdout

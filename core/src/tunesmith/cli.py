@@ -177,11 +177,17 @@ def build_app() -> typer.Typer:
     app.command("plugins")(plugins_command)
     # Commands each plugin added, in registration order, to apply "the last registered wins".
     added: list[tuple[set[str], int]] = []
-    commands_seen = len(app.registered_commands)
-    for _plugin, _result in call_each("tunesmith_cli", app=app):
+    commands_seen, groups_seen = len(app.registered_commands), len(app.registered_groups)
+
+    def undo(_plugin: str) -> None:
+        # A plugin skipped for raising keeps none of the commands it added before it raised.
+        del app.registered_commands[commands_seen:]
+        del app.registered_groups[groups_seen:]
+
+    for _plugin, _result in call_each("tunesmith_cli", app=app, on_failure=undo):
         names = {_command_name(info) for info in app.registered_commands[commands_seen:]}
         added.append((names, len(app.registered_groups)))
-        commands_seen = len(app.registered_commands)
+        commands_seen, groups_seen = len(app.registered_commands), len(app.registered_groups)
     _drop_groups_shadowed_by_later_commands(app, added)
     return app
 

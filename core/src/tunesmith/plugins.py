@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -251,13 +251,16 @@ def _record_failure(plugin_name: str, hook_name: str, exc: BaseException, plugin
         print(f"tunesmith: plugin {plugin_name!r} skipped: {error}", file=sys.stderr)
 
 
-def call_each(hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+def call_each(
+    hook_name: str, /, *, on_failure: Callable[[str], None] | None = None, **kwargs: Any
+) -> Iterator[tuple[str, Any]]:
     """Call each plugin's ``hook_name`` on its own, in registration order: ``(plugin, result)``,
     ``result`` None for an implementation that returned nothing.
 
     A plugin whose implementation raises is recorded and skipped (strict mode re-raises), so one
-    broken plugin never costs the others their commands, demos, readers or sinks. Calls go
-    through pluggy (``subset_hook_caller``), so ``TUNESMITH_TRACE_PLUGINS`` still shows them.
+    broken plugin never costs the others their commands, demos, readers or sinks; then
+    ``on_failure(plugin)`` may undo what it did before it raised. Calls go through pluggy
+    (``subset_hook_caller``), so ``TUNESMITH_TRACE_PLUGINS`` still shows them.
     """
     pm = get_plugin_manager()
     hook = getattr(pm.hook, hook_name)
@@ -274,6 +277,8 @@ def call_each(hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
             if _flag("TUNESMITH_STRICT_PLUGINS"):
                 raise
             _record_failure(impl.plugin_name, hook_name, exc, impl.plugin)
+            if on_failure is not None:
+                on_failure(impl.plugin_name)
             continue
         if not results:  # returned None (``tunesmith_cli`` always does): still say who ran
             yield impl.plugin_name, None
