@@ -205,3 +205,30 @@ def test_documents_with_the_same_name_in_two_folders_get_distinct_passage_ids(tm
     ids = sorted(e.id for e in read_sources(tmp_path))
     # a unique name keeps its short id; the two READMEs are told apart by their paths
     assert ids == ["billing/README.md#overview", "returns#overview", "shipping/README.md#overview"]
+
+
+def test_a_kb_indexed_with_a_relative_model_directory_opens_from_any_folder(
+    tmp_path, tiny_model, monkeypatch
+):
+    # `support index --model runs/enc` recorded "runs/enc" as typed, so `calibrate` or `ask`
+    # run from another folder looked for it there (and said to pass --allow-network).
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_model, work / "runs" / "enc")
+    src = write_faq(tmp_path / "faq.csv", FAQ)
+    monkeypatch.chdir(work)
+    build_index(src, work / "kb", model="runs/enc")
+    assert json.loads((work / "kb" / "kb.json").read_text())["model"] == str(work / "runs" / "enc")
+    monkeypatch.chdir(tmp_path)
+    assert len(stored_entries(open_index(work / "kb", load_encoder(work / "kb")))) == 3
+
+
+def test_a_missing_model_directory_is_not_answered_with_a_flag_support_lacks(tmp_path, cli):
+    # The core's message said "pass --allow-network", which no support command takes.
+    src = write_faq(tmp_path / "faq.csv", FAQ)
+    result = cli("support", "index", "--kb", str(src), "--out", str(tmp_path / "kb"), "-m", "enc")
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert "model directory enc does not exist" in result.output
+    assert "--allow-network" not in result.output

@@ -97,16 +97,40 @@ def index_dir(kb_dir: str | Path, meta: dict[str, Any]) -> Path:
     return Path(kb_dir) / str(meta.get("index") or INDEX_DIR)
 
 
+def recorded_model(model: str | None) -> str:
+    """What ``kb.json`` records for the model ``index --model`` named: ``default``, or a local
+    directory by its absolute path (as ``sources`` is), so that every later command opens the
+    KB from any working directory; a relative ``runs/enc`` was read from the caller's folder."""
+    if not model or model == "default":
+        return "default"
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else model
+
+
+def _load(model: str) -> Any:
+    """``Encoder.load``, with a missing model said in the plugin's terms: the support commands
+    have no ``--allow-network``, which the core's message would tell the user to pass."""
+    from tunesmith.errors import ModelNotFoundError
+    from tunesmith.models import DEFAULT_MODEL, network_allowed
+
+    if model != DEFAULT_MODEL and not network_allowed() and not Path(model).expanduser().exists():
+        raise ModelNotFoundError(
+            f"model directory {model} does not exist; the support plugin's encoder is 'default' "
+            "or a local model directory"
+        )
+    return Encoder.load(model)
+
+
 def load_encoder(kb_dir: str | Path, model: str | None = None) -> Any:
     """The encoder for a KB (``model`` overrides the recorded one; the index then checks that it
     is the one the vectors were made with). A KB's own tuned encoder is named by its place in
     the KB (``kb:encoders/g000001``), not by an absolute path, so a moved KB still opens."""
     kb_dir = Path(kb_dir)
     if model is not None:
-        return Encoder.load(model)
+        return _load(model)
     # Read first: a folder that is not a KB is said so before a model is loaded for nothing.
     meta = read_meta(kb_dir)
-    encoder = Encoder.load(model_location(kb_dir, meta))
+    encoder = _load(model_location(kb_dir, meta))
     recorded = str(meta.get("model") or "default")
     if in_kb(recorded):
         encoder.name = recorded if recorded.startswith(IN_KB) else IN_KB + ENCODER_DIR
@@ -333,7 +357,7 @@ def build_index(
     meta.update(
         {
             "format": 1,
-            "model": meta.get("model") or (model or "default"),
+            "model": meta.get("model") or recorded_model(model),
             "encoder": encoder.name,
             "dim": int(encoder.dim),
             "sources": str(Path(sources).resolve()),
