@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 
 from tunesmith.errors import UserInputError
 from tunesmith.events import (
+    OUTBOX_MIGRATIONS,
     RetryPolicy,
     WebhookSink,
     emit,
@@ -261,7 +263,8 @@ def test_a_plugin_can_keep_the_outbox_in_its_own_store(tmp_path):
         tmp_path / "plugin.sqlite", namespace="finance", migrations=["CREATE TABLE t (x)"]
     )
     emit(Event(kind="finance.alert", message="x"), [Flaky(0)], outbox=db)
-    assert db.schema_version("finance") == 1 and db.schema_version("events") == 1
+    assert db.schema_version("finance") == 1
+    assert db.schema_version("events") == len(OUTBOX_MIGRATIONS)
     assert db.query("SELECT status FROM outbox_deliveries")[0][0] == "delivered"
     db.close()
 
@@ -278,7 +281,7 @@ def test_an_outbox_first_made_in_a_rolled_back_transaction_is_made_again_on_the_
         raise RuntimeError("the turn failed")  # the outbox tables roll back with it
     assert db.schema_version("events") == 0
     report = emit(Event(kind="hello.greeted", message="y"), [Flaky(0)], outbox=db)
-    assert report.ok and db.schema_version("events") == 1
+    assert report.ok and db.schema_version("events") == len(OUTBOX_MIGRATIONS)
     assert [d.event.message for d in list_deliveries(db)] == ["y"]
     db.close()
 
@@ -297,6 +300,70 @@ def test_retry_resends_failed_deliveries_from_their_recorded_urls(tmp_path):
     assert (line["id"], line["message"]) == (event.id, "call me")
     assert [d.status for d in list_deliveries(outbox)] == ["delivered"]
     assert retry(outbox, policy=fast()) == []
+
+
+class Recorder:
+    """A sink that keeps what it was sent; ``during_send`` runs inside its first send."""
+
+    sink_url = "memory:recorder"
+
+    def __init__(self, during_send=None) -> None:
+        self.got: list[str] = []
+        self.during_send = during_send
+
+    def send(self, event: Event) -> None:
+        if self.during_send is not None:
+            action, self.during_send = self.during_send, None
+            action()
+        self.got.append(event.id)
+
+
+def test_two_retries_at_once_send_each_failed_delivery_once(tmp_path):
+    """Two `events retry` at once (cron and a user) each listed the failed deliveries and sent
+    every one of them: each event reached its sink twice. A retry now claims a row first."""
+    outbox = tmp_path / "o.sqlite"
+    ids = [
+        emit(Event(kind="a", message=f"m{i}"), [Flaky(99)], outbox=outbox, retry=fast(1)).event_id
+        for i in range(3)
+    ]
+    other = Store.open(outbox, namespace="events", migrations=OUTBOX_MIGRATIONS)
+    second = Recorder()
+    # The second retry (its own connection, as another process has) runs while the first
+    # one is sending its first delivery.
+    first = Recorder(lambda: retry(other, sinks={"memory:flaky": second}, policy=fast(1)))
+    reports = retry(outbox, sinks={"memory:flaky": first}, policy=fast(1))
+    other.close()
+    assert sorted(first.got + second.got) == sorted(ids)  # each once
+    # The first retry sent what it had claimed; the second took the two not claimed yet.
+    assert [r.delivered for r in reports] == [["memory:flaky"]] and len(second.got) == 2
+    assert {d.status for d in list_deliveries(outbox)} == {"delivered"}
+
+
+def test_a_retry_of_pending_deliveries_leaves_those_a_live_process_is_sending(tmp_path):
+    """`events retry --status pending` is for what a killed process left; it also re-sent the
+    deliveries a running emitter (a `support serve`) was still sending, so they arrived twice.
+    Rows of a process that is alive are left to it; once it is gone, they are sent."""
+    import subprocess
+    import sys
+
+    from tunesmith.events import _start_time
+
+    outbox = tmp_path / "o.sqlite"
+    report = emit(Event(kind="a", message="x"), [Flaky(99)], outbox=outbox, retry=fast(1))
+    db = Store.open(outbox, namespace="events", migrations=OUTBOX_MIGRATIONS)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        owner = f"{socket.gethostname()}:{child.pid}:{_start_time(child.pid)}"
+        db.execute("UPDATE outbox_deliveries SET status = 'pending', owner = ?", (owner,))
+        sink = Recorder()
+        assert retry(db, status="pending", sinks={"memory:flaky": sink}, policy=fast(1)) == []
+        assert sink.got == [] and list_deliveries(db)[0].status == "pending"
+    finally:
+        child.kill()
+        child.wait()
+    (again,) = retry(db, status="pending", sinks={"memory:flaky": sink}, policy=fast(1))
+    assert again.delivered == ["memory:flaky"] and sink.got == [report.event_id]
+    db.close()
 
 
 def test_a_relative_jsonl_sink_is_recorded_absolute_so_retry_elsewhere_writes_the_same_file(

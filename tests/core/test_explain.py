@@ -691,3 +691,92 @@ def test_ig_scores_every_baseline_itself_when_outputs_have_no_logits(classifier)
     for a, b in zip(expected, plain, strict=True):
         assert a.f_baseline == pytest.approx(b.f_baseline, abs=1e-6)
         assert a.delta == pytest.approx(b.delta, abs=1e-6)
+
+
+def test_a_pair_explanation_of_an_encoder_explains_the_similarity_it_matched_with(tmp_path):
+    # The support and recommend plugins match with an Encoder: a classifier's encoder pools its
+    # [CLS] token, all-MiniLM-L6-v2 reads 256 tokens of a 512-token model. The explanation
+    # mean-pooled and read 512 tokens whatever the encoder, so its "similarity" (0.52 against
+    # the 0.69 that chose a long FAQ entry) and words were of another match.
+    import dataclasses
+
+    from tunesmith.explain.pair import explain_encoder_pair
+    from tunesmith.retrieval import Encoder
+    from tunesmith.testing import make_tiny_classifier
+
+    query, passage = "card payment failed", "refund money to my card and the app is bad"
+    make_tiny_classifier(tmp_path, LABELS, [query, passage])
+    encoder = Encoder.load(tmp_path)
+    assert encoder.pooling == ("cls",)
+    vectors = encoder.encode([query, passage])
+    exp = explain_encoder_pair(encoder, query, passage, n_steps=16)
+    assert exp.similarity == pytest.approx(float(vectors[0] @ vectors[1]), abs=1e-5)
+    assert sum(t.score for t in exp.query_tokens) == pytest.approx(
+        exp.similarity - exp.query_baseline_similarity, abs=1e-3
+    )
+    # Truncated as the encoder truncates: 6 tokens are [CLS], 4 word-pieces and [SEP].
+    encoder.max_length = 6
+    vectors = encoder.encode([query, passage])
+    exp = explain_encoder_pair(encoder, query, passage, n_steps=4)
+    assert [t.word for t in exp.passage_tokens] == ["refund", "money", "to", "my"]
+    assert exp.similarity == pytest.approx(float(vectors[0] @ vectors[1]), abs=1e-5)
+    # An encoder that lower-cases first (sentence_bert_config.json) shows the words as typed.
+    encoder.layout = dataclasses.replace(encoder.layout, lowercase=True)
+    exp = explain_encoder_pair(encoder, "Card PAYMENT", "Refund", n_steps=4)
+    assert [t.word for t in exp.query_tokens] == ["Card", "PAYMENT"]
+
+
+def test_a_seed_ensemble_is_explained_as_the_mean_of_its_members(tmp_path):
+    # `predict` scores an ensemble with the mean of its members' probabilities; explaining the
+    # first member alone showed another probability, label and words.
+    import numpy as np
+
+    from tunesmith.engine.ensemble import load_ensemble
+    from tunesmith.engine.predict import class_probabilities
+    from tunesmith.explain.attribute import explain_loaded
+    from tunesmith.testing import make_tiny_classifier, make_tiny_trained_classifier
+
+    make_tiny_trained_classifier(tmp_path / "first", LABELS, TEXTS, TRUE, steps=20)
+    make_tiny_classifier(tmp_path / "other", LABELS, TEXTS, seed=3)
+    first, other = load_ensemble(tmp_path / "first")[0], load_ensemble(tmp_path / "other")[0]
+    texts = ["great card and great app", "the refund is terrible", "bad app"]
+    mean = class_probabilities([first, other], texts)
+    for method in ("occlusion", "ig"):
+        both = explain_loaded(first, texts, members=[other], method=method, n_steps=8, warn=None)
+        alone = [
+            explain_loaded(m, texts, target=[e.target for e in both], method=method, n_steps=8)
+            for m in (first, other)
+        ]
+        for i, exp in enumerate(both):
+            assert exp.label == LABELS[int(mean[i].argmax())]
+            assert exp.probability == pytest.approx(float(mean[i].max()), abs=1e-5)
+            expected = (
+                np.array([t.score for t in alone[0][i].tokens])
+                + np.array([t.score for t in alone[1][i].tokens])
+            ) / 2
+            assert [t.score for t in exp.tokens] == pytest.approx(expected.tolist(), abs=1e-6)
+            assert exp.to_dict()["members"] == 2
+    # Occlusion of the ensemble is the drop in the mean probability without each word.
+    exp = explain_loaded(first, ["bad app"], members=[other], method="occlusion", warn=None)[0]
+    target = LABELS.index(exp.target)
+    for word, without in zip(exp.tokens, ["app", "bad"], strict=True):
+        drop = mean[2, target] - class_probabilities([first, other], [without])[0, target]
+        assert word.score == pytest.approx(float(drop), abs=1e-5)
+    # Faithfulness is read on the mean too: removing the top word of "bad app" leaves the other.
+    top = max(exp.tokens, key=lambda t: t.score).word
+    rest = "app" if top == "bad" else "bad"
+    drop = mean[2, target] - class_probabilities([first, other], [rest])[0, target]
+    assert exp.comprehensiveness == pytest.approx(float(drop), abs=1e-5)
+
+
+def test_ensemble_members_that_tokenise_differently_are_a_clear_error(tmp_path):
+    from tunesmith.engine.loading import load_model
+    from tunesmith.errors import UserInputError
+    from tunesmith.explain.attribute import explain_loaded
+    from tunesmith.testing import make_tiny_classifier
+
+    make_tiny_classifier(tmp_path / "a", LABELS, ["zebra crossing"])
+    make_tiny_classifier(tmp_path / "b", LABELS, ["quokka"])
+    first, other = load_model(tmp_path / "a"), load_model(tmp_path / "b")
+    with pytest.raises(UserInputError, match="tokenise text 1 differently"):
+        explain_loaded(first, ["quokka zebra"], members=[other], method="occlusion")

@@ -290,3 +290,33 @@ def test_a_multi_label_summary_does_not_call_a_label_below_half_predicted():
     assert summary(0.9).startswith("most probable label urgent (p=0.900)")
     single = Explanation("t", "urgent", 0.496, "urgent", 0.496, [], "occlusion")
     assert _summary(single, "t").startswith("predicted urgent")
+
+
+def test_a_seed_ensemble_is_explained_as_predict_scores_it_not_its_first_member(
+    cli, model_dir, tmp_path
+):
+    """`predict` averages every member of an ensemble.json; `explain` explained the first alone
+    and said nothing, so its label and probability were not the ones predict showed."""
+    import shutil
+
+    from tunesmith.testing import make_tiny_classifier
+
+    ensemble = tmp_path / "ensemble"
+    shutil.copytree(model_dir, ensemble)
+    make_tiny_classifier(ensemble / "members" / "seed1", LABELS, TEXTS, seed=3)
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": ["members/seed1"]}))
+    text = "great card and great app"
+    predicted = json.loads(
+        cli("predict", "--model", str(ensemble), "--text", text, "--json").stdout
+    )
+    alone = json.loads(cli("predict", "--model", str(model_dir), "--text", text, "--json").stdout)
+    assert abs(predicted["score"] - alone["score"]) > 1e-3  # the members do change the score
+    for args in (["--text", text, "--json"], ["--data", str(tmp_path / "texts.csv")]):
+        (tmp_path / "texts.csv").write_text(f"text\n{text}\n")
+        result = cli("explain", "--model", str(ensemble), *args, "--method", "occlusion")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout.splitlines()[0] if "--data" in args else result.stdout)
+        assert data["label"] == predicted["label"] and data["members"] == 2
+        assert data["probability"] == pytest.approx(predicted["score"], abs=1e-5)
+    summary = cli("explain", "--model", str(ensemble), "--text", text, "--method", "occlusion")
+    assert f"(p={predicted['score']:.3f})" in summary.stdout

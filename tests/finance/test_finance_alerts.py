@@ -138,3 +138,45 @@ def test_a_surge_skipped_inside_a_stored_cooldown_does_not_silence_the_next_surg
     ingester.ingest_records([{**row, "topic": "x"} for row in late + second])
     fired = run_alerts(db, detector=detector)
     assert [a["window"] for a in fired] == ["2026-11-02T14:00:00Z/2026-11-02T17:00:00Z"]
+
+
+def test_an_ensembles_alert_words_are_those_of_the_mean_that_scored_the_window(
+    tiny_model, tmp_path
+):
+    """An ensemble scores a window with the mean of its members; the alert's words came from
+    the first member alone, which may not even call the texts negative."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from tunesmith.explain.aggregate import top_words_by_label
+    from tunesmith.explain.attribute import explain_loaded
+    from tunesmith_finance.alerts import explain_window
+
+    member_dir = tmp_path / "seed1"
+    shutil.copytree(tiny_model, member_dir)
+    member = AutoModelForSequenceClassification.from_pretrained(member_dir)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for param in member.parameters():
+            param.add_(torch.randn_like(param) * 0.2)
+    member.save_pretrained(member_dir)
+    first = SentimentModel.load(tiny_model)
+    model = SentimentModel(first.loaded, [SentimentModel.load(member_dir).loaded])
+    texts = ["helix bank shares plunge on deposit worries", "orcana misses estimates", "shares"]
+
+    words = explain_window(model, texts, k=5)
+
+    # Directly: each member explained for "negative", word scores averaged, then summed.
+    alone = [
+        explain_loaded(m, texts, target="negative", warn=None)
+        for m in (model.loaded, *model.members)
+    ]
+    for a, b in zip(*alone, strict=True):
+        for x, y in zip(a.tokens, b.tokens, strict=True):
+            x.score = (x.score + y.score) / 2
+    expected = top_words_by_label(alone[0], k=5)["negative"]
+    assert [w["word"] for w in words] == [w.word for w in expected]
+    assert [w["total"] for w in words] == [round(w.total, 4) for w in expected]
+    assert words != explain_window(first, texts, k=5)  # not the first member's words

@@ -531,6 +531,38 @@ def test_add_items_is_refused_while_another_process_writes_the_model(model_dir, 
     assert len(Recommender(copy).ids) == 151
 
 
+def test_a_model_loaded_while_add_items_replaces_it_is_one_whole_version(
+    model_dir, tmp_path, monkeypatch
+):
+    """`for-user` loading the model while `add-items` renamed its new copy into place read the
+    catalogue of one version and the index (or vectors) of the next: mixed lengths, and a
+    ValueError traceback when the shapes met. The load now sees the swap and reads again."""
+    import shutil
+
+    from tunesmith_recommend import model as model_module
+    from tunesmith_recommend.data import load_items
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    new = tmp_path / "new.jsonl"
+    item = {"item_id": "n1", "title": "Fog", "description": "a lake", "genres": "drama"}
+    new.write_text(json.dumps(item) + "\n")
+    original = model_module.VectorIndex.load
+    swaps = []
+
+    def load_during_add_items(path, *args, **kwargs):
+        if not swaps:  # the catalogue is read already: another process adds an item now
+            swaps.append("adding")  # add_items loads the model too: no second swap there
+            swaps[0] = model_module.add_items(copy, load_items(new, min_items=1))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(model_module.VectorIndex, "load", load_during_add_items)
+    recommender = model_module.Recommender(copy)
+    assert swaps == [1]
+    assert len(recommender.ids) == len(recommender.index) == 151
+    assert len(recommender.signals.item_vectors) == 151 and "n1" in recommender.position
+
+
 def test_recommend_train_is_refused_while_another_process_writes_its_out(tiny_model, tmp_path):
     from tunesmith.locks import run_lock
 
@@ -540,3 +572,20 @@ def test_recommend_train_is_refused_while_another_process_writes_its_out(tiny_mo
     assert result.exit_code == 2, result.output
     assert f"is writing {out}; wait for it to finish or choose another --out" in result.output
     assert not out.exists()
+
+
+def test_word_attributions_explain_the_match_as_the_encoder_reads_the_texts(tmp_path):
+    # The explanation read each text up to the model's own limit with mean pooling, whatever
+    # the encoder: with all-MiniLM-L6-v2 (256 of 512 tokens) a long item's words past what the
+    # encoder read were scored, and the similarity was not the one that ranked the item.
+    from tunesmith.retrieval import Encoder
+    from tunesmith.testing import make_tiny_base_model
+    from tunesmith_recommend.explain import word_attributions
+
+    query, item = "a haunted lake", "the lake is haunted and the old house is haunted too"
+    encoder = Encoder.load(make_tiny_base_model(tmp_path / "enc", [query, item]))
+    encoder.max_length = 6  # [CLS], four words, [SEP]
+    vectors = encoder.encode([query, item])
+    explanation = word_attributions(encoder, query, item, n_steps=4)
+    assert [t.word for t in explanation.passage_tokens] == ["the", "lake", "is", "haunted"]
+    assert explanation.similarity == pytest.approx(float(vectors[0] @ vectors[1]), abs=1e-5)

@@ -177,3 +177,24 @@ def test_two_first_questions_at_once_index_the_sample_kb_once(home, monkeypatch)
         thread.join()
     assert errors == [] and len(built) == 1
     assert results == [demo.demo_dir() / "sample-kb"] * 2
+
+
+def test_why_this_answer_explains_the_similarity_the_kbs_encoder_matched_with(kb_copy, home):
+    """A KB built on a classifier's encoder pools its [CLS] token; the explanation mean-pooled
+    whatever the encoder, so the similarity and words it showed were not the match's."""
+    import dataclasses
+
+    service = demo.service_for(str(kb_copy))
+    encoder = service.answerer.encoder
+    state = {
+        "turn_id": 1,
+        "query": "how much does shipping cost",
+        "entry_text": "Shipping is $6.95.",
+    }
+    mean_vectors = encoder.encode([state["query"], state["entry_text"]])
+    encoder.layout = dataclasses.replace(encoder.layout, pooling=("cls",))
+    vectors = encoder.encode([state["query"], state["entry_text"]])
+    matched, mean_pooled = float(vectors[0] @ vectors[1]), float(mean_vectors[0] @ mean_vectors[1])
+    assert f"{matched:.2f}" != f"{mean_pooled:.2f}"  # the two poolings tell apart here
+    _, _, note = demo.explain(str(kb_copy), state)
+    assert f"Similarity {matched:.2f}." in note

@@ -56,7 +56,43 @@ OUTBOX_MIGRATIONS = [
     CREATE INDEX outbox_deliveries_status ON outbox_deliveries(status);
     CREATE INDEX outbox_events_created ON outbox_events(created_at);
     """,
+    # The process delivering a row (see _owner): two `events retry` at once, or a retry of
+    # pending rows beside a live emitter, each sent the same delivery.
+    """
+    ALTER TABLE outbox_deliveries ADD COLUMN owner TEXT;
+    """,
 ]
+
+
+def _start_time(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``); ``""`` where
+    unknown. A pid reused by a later process has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    fields = stat.rpartition(")")[2].split()  # after the name, which may hold spaces
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _owner() -> str:
+    """This process, as an outbox row records the one delivering it: host, pid, start time."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """True when ``owner`` names a process of this host that is still running. A row of
+    another host is taken as abandoned: delivery is at least once, and an outbox shared by a
+    host that is gone (a container restarted under another name) must not keep it for ever."""
+    from tunesmith.io import process_alive
+
+    parts = (owner or "").rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    host, pid, started = parts[0], int(parts[1]), parts[2]
+    if host != socket.gethostname() or not process_alive(pid):
+        return False
+    return not started or _start_time(pid) in ("", started)
 
 
 def _json_default(value: Any) -> Any:
@@ -494,10 +530,12 @@ def _record(store: Store, event: Event, names: list[str], payload: str) -> None:
                 event.created_at or utc_now(),
             ),
         )
+        owner = _owner()
         tx.executemany(
-            "INSERT INTO outbox_deliveries(event_id, sink, status) VALUES (?, ?, 'pending') "
-            "ON CONFLICT(event_id, sink) DO UPDATE SET status = 'pending'",
-            [(event.id, name) for name in names],
+            "INSERT INTO outbox_deliveries(event_id, sink, status, owner) "
+            "VALUES (?, ?, 'pending', ?) "
+            "ON CONFLICT(event_id, sink) DO UPDATE SET status = 'pending', owner = ?",
+            [(event.id, name, owner, owner) for name in names],
         )
 
 
@@ -537,16 +575,18 @@ def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPoli
         except Exception as exc:  # any delivery failure is retried and recorded, never fatal
             error = f"{type(exc).__name__}: {exc}"[:2000]
             status = "failed" if attempt == policy.tries else "pending"
+            # Still ours while pending (between attempts); no one's once it rests as failed.
             store.execute(
                 "UPDATE outbox_deliveries SET attempts = attempts + 1, last_error = ?, "
-                "last_attempt_at = ?, status = ? WHERE event_id = ? AND sink = ?",
-                (error, utc_now(), status, event.id, name),
+                "last_attempt_at = ?, status = ?, owner = CASE WHEN ? = 'failed' THEN NULL "
+                "ELSE owner END WHERE event_id = ? AND sink = ?",
+                (error, utc_now(), status, status, event.id, name),
             )
             continue
         now = utc_now()
         store.execute(
             "UPDATE outbox_deliveries SET attempts = attempts + 1, status = 'delivered', "
-            "last_attempt_at = ?, delivered_at = ? WHERE event_id = ? AND sink = ?",
+            "last_attempt_at = ?, delivered_at = ?, owner = NULL WHERE event_id = ? AND sink = ?",
             (now, now, event.id, name),
         )
         return None
@@ -757,13 +797,41 @@ def retry(
             except UserInputError as exc:  # make_sink says any factory failure this way
                 unbuildable[name] = f"cannot rebuild the sink: {exc}"
                 continue
-            named.append((name, sink))
+            # Claimed just before it is sent: a row another retry (or a live emitter) is
+            # sending is left to it, so no delivery goes out twice from two processes.
+            if _claim(store, event.id, name, status):
+                named.append((name, sink))
+        if not named and not unbuildable:
+            continue
         report = _send_all(store, event, named, policy or RetryPolicy())
         for name, error in unbuildable.items():
             report.failed.append(name)
             report.errors[name] = error
         reports.append(report)
     return reports
+
+
+def _claim(store: Store, event_id: str, sink: str, status: str) -> bool:
+    """Make this process the one delivering a row still in ``status``; False when another
+    retry took it first, or (``pending``) when a live process is delivering it: each would
+    send it again."""
+    me = _owner()
+    with store.transaction() as tx:
+        rows = tx.query(
+            "SELECT owner FROM outbox_deliveries WHERE event_id = ? AND sink = ? AND status = ?",
+            (event_id, sink, status),
+        )
+        if not rows:
+            return False
+        owner = rows[0]["owner"]
+        if status == "pending" and owner != me and _owner_alive(owner):
+            return False
+        tx.execute(
+            "UPDATE outbox_deliveries SET status = 'pending', owner = ? "
+            "WHERE event_id = ? AND sink = ?",
+            (me, event_id, sink),
+        )
+    return True
 
 
 def _resolve_event_id(store: Store, given: str) -> str:

@@ -22,7 +22,8 @@ from typing import Any
 from tunesmith.errors import DataError, OutputExistsError, UserInputError
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True when a process with id ``pid`` runs on this host (this one included)."""
     if pid == os.getpid():
         return True
     try:
@@ -88,7 +89,7 @@ def remove_stale_temps(path: str | Path, *, any_owner: bool = False) -> list[Pat
         if match is None:
             continue
         pid = match.group(1)
-        stale = (pid is not None and not _alive(int(pid))) or (
+        stale = (pid is not None and not process_alive(int(pid))) or (
             any_owner and pid != str(os.getpid())
         )
         if not stale:

@@ -84,13 +84,21 @@ def _summary(item: Any, text: str, *, multilabel: bool = False) -> str:
 
 
 def _explain_chunk(
-    loaded: Any, texts: list[str], *, target: str | None, method: str, steps: int, progress: Any
+    loaded: Any,
+    texts: list[str],
+    *,
+    target: str | None,
+    method: str,
+    steps: int,
+    progress: Any,
+    members: list[Any] | None = None,
 ) -> list[Any]:
     from tunesmith.explain.attribute import explain_loaded
 
     options: dict[str, Any] = {"n_steps": steps, "progress": progress, "warn": None}
     if loaded.task != "ner":
-        options.update(target=target, method=method)
+        # A seed ensemble is explained as `predict` scores it: the mean of its members.
+        options.update(target=target, method=method, members=members or [])
     return list(explain_loaded(loaded, texts, **options))
 
 
@@ -143,7 +151,8 @@ def explain_command(
     the explanation is (comprehensiveness: the probability drop when the top 20% words are
     removed; sufficiency: the drop when only they are kept).
 
-    Classifiers: per text (the predicted label, or --target). NER models: per entity.
+    Classifiers: per text (the predicted label, or --target). NER models: per entity. A seed
+    ensemble (ensemble.json) is explained as predict scores it: the mean of its members.
     """
     from tunesmith.errors import DataError, UserInputError
 
@@ -171,7 +180,7 @@ def explain_command(
             "give two files"
         )
 
-    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.ensemble import load_ensemble
     from tunesmith.engine.threads import configure_threads
     from tunesmith.explain.methods import DEFAULT_METHOD, get_method
 
@@ -181,7 +190,8 @@ def explain_command(
     method = method or (SINGLE_TEXT_METHOD if text is not None else DEFAULT_METHOD)
     chosen = get_method(method)  # an unknown method fails before the model loads
     configure_threads()
-    loaded = load_model(model)
+    # A seed ensemble (ensemble.json) is explained as `predict` scores it, all members at once.
+    loaded, *members = load_ensemble(model)
     _check_options(loaded, target, method if explicit else None)
     # NER models are always explained with ig, which takes the steps.
     if steps is not None and loaded.task != "ner" and not getattr(chosen, "uses_steps", True):
@@ -194,7 +204,13 @@ def explain_command(
 
     if text is not None:
         items = _explain_chunk(
-            loaded, [text], target=target, method=method, steps=steps, progress=None
+            loaded,
+            [text],
+            target=target,
+            method=method,
+            steps=steps,
+            progress=None,
+            members=members,
         )
         _report_truncation(items, 0, limit, single=True)
         if html is not None:
@@ -214,7 +230,7 @@ def explain_command(
             raise DataError(
                 f"text {i + 1} is empty; there is nothing to explain", path=data, column=text_col
             )
-    _explain_file(loaded, texts, target, method, steps, out, html, force, limit)
+    _explain_file(loaded, texts, target, method, steps, out, html, force, limit, members)
 
 
 def _report_truncation(items: list[Any], offset: int, limit: int, *, single: bool = False) -> None:
@@ -254,6 +270,7 @@ def _explain_file(
     html: Path | None,
     force: bool,
     limit: int,
+    members: list[Any] | None = None,
 ) -> None:
     """Explain a file chunk by chunk, streaming JSON lines (and HTML cards) as they come."""
     from tqdm import tqdm
@@ -281,7 +298,13 @@ def _explain_file(
                 bar.update(step)
 
             items = _explain_chunk(
-                loaded, chunk, target=target, method=method, steps=steps, progress=progress
+                loaded,
+                chunk,
+                target=target,
+                method=method,
+                steps=steps,
+                progress=progress,
+                members=members,
             )
             bar.update(len(chunk) - done[0])
             _report_truncation(items, start, limit)

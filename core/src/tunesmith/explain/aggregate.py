@@ -82,6 +82,7 @@ def aggregate_explanations(
     target: str | None = None,
     k: int = 10,
     progress: Callable[[float], None] | None = None,
+    members: Sequence[Any] = (),
 ) -> dict[str, list[WordImpact]]:
     """The ``k`` words that most drive each label across ``texts``, with the default method.
 
@@ -89,6 +90,8 @@ def aggregate_explanations(
     (a label name) every text is explained for that label's probability and the result has that
     one key; without it each text is explained for its predicted label. ``progress`` gets the
     number of texts done after each step; without it a tqdm bar is shown on a terminal.
+    ``members``: a seed ensemble's other members, explained with ``loaded`` as the mean that
+    ``predict`` scores (see :func:`~tunesmith.explain.attribute.explain_loaded`).
     """
     if str(getattr(loaded, "task", "") or "").lower() in TOKEN_TASKS:
         raise UserInputError("aggregate explanations need a classifier; this model is a tagger")
@@ -127,6 +130,7 @@ def aggregate_explanations(
                 with_faithfulness=False,
                 progress=step,
                 warn=None,
+                members=members,
             )
             step(len(chunk) - done[0])
     finally:

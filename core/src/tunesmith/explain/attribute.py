@@ -8,19 +8,32 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tunesmith.errors import PluginError, UserInputError
 from tunesmith.explain.encoding import check_texts, encode_texts, max_input_length
 from tunesmith.explain.faithfulness import faithfulness
-from tunesmith.explain.lexical import combine, lexical_word_scores, mixed_faithfulness
+from tunesmith.explain.lexical import (
+    combine,
+    ensemble_faithfulness,
+    lexical_word_scores,
+    mixed_faithfulness,
+)
 from tunesmith.explain.methods import DEFAULT_METHOD, get_method
 from tunesmith.explain.model_io import is_multilabel, label_names
 from tunesmith.explain.ner import explain_entities
 from tunesmith.explain.scoring import classifier_probabilities, classifier_score_fn
 from tunesmith.explain.types import EntityExplanation, Explanation, WordScore
 
-__all__ = ["TOKEN_TASKS", "check_texts", "explain_loaded", "explain_texts", "resolve_targets"]
+__all__ = [
+    "TOKEN_TASKS",
+    "Member",
+    "check_texts",
+    "explain_loaded",
+    "explain_texts",
+    "resolve_targets",
+]
 
 #: Task names under which a loaded model is a token classifier (NER).
 TOKEN_TASKS = {"ner", "token-classification", "token_classification", "tagging"}
@@ -28,6 +41,30 @@ TOKEN_TASKS = {"ner", "token-classification", "token_classification", "tagging"}
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+@dataclass
+class Member:
+    """One more member of a seed ensemble to explain with the first model: its model and
+    tokenizer, calibration ``temperature`` and lexical part (``None`` when it has none)."""
+
+    model: Any
+    tokenizer: Any
+    temperature: Any = None
+    lexical: Any = None
+
+
+def _check_member_tokens(member: Member, encoded: Sequence[Any], limit: int) -> None:
+    """A user error unless ``member`` reads the texts as the same token ids: the members'
+    attributions are averaged position by position."""
+    texts = [enc.text for enc in encoded]
+    theirs = encode_texts(member.tokenizer, texts, max_length=limit, warn=False)
+    for index, (mine, other) in enumerate(zip(encoded, theirs, strict=True)):
+        if list(mine.input_ids) != list(other.input_ids):
+            raise UserInputError(
+                f"the ensemble's members tokenise text {index + 1} differently; an ensemble is "
+                "explained word by word only when its members share one tokenizer"
+            )
 
 
 def _check_attributions(method: str, found: Any, encoded: Sequence[Any]) -> None:
@@ -92,6 +129,7 @@ def explain_texts(
     method: str | None = None,
     temperature: Any = None,
     lexical: Any = None,
+    members: Sequence[Member] = (),
     n_steps: int = 50,
     max_tokens: int | None = None,
     max_length: int | None = None,
@@ -108,7 +146,11 @@ def explain_texts(
     (sigmoid instead of softmax) defaults to the model config's ``problem_type``. ``lexical``
     (a single-label model's n-gram regression, ``--lexical``) is mixed into the prediction, the
     word scores and the faithfulness scores as ``predict`` mixes it
-    (:mod:`tunesmith.explain.lexical`). Texts longer
+    (:mod:`tunesmith.explain.lexical`). ``members``: a seed ensemble's other members, explained
+    as ``predict`` scores the ensemble: the mean of the members' (mixed, calibrated)
+    probabilities is the prediction and the explained score, and a word's score is the mean of
+    its scores in each member (exactly what the method gives for that mean, since every
+    built-in method is linear in the explained score). Texts longer
     than the model's limit are truncated, with a warning through ``warn``. ``max_tokens``
     bounds the padded tokens per forward pass (memory); ``progress`` gets texts done.
     """
@@ -128,10 +170,16 @@ def explain_texts(
     attribution = get_method(method)
     if multilabel is None:
         multilabel = is_multilabel(model)
-    model.eval()
+    scorers = [Member(model, tokenizer, temperature, lexical), *members]
+    if multilabel:  # the engine fits a lexical part for single-label classifiers only
+        scorers = [Member(s.model, s.tokenizer, s.temperature, None) for s in scorers]
+    for scorer in scorers:
+        scorer.model.eval()
 
     limit = max_length or max_input_length(model, tokenizer)
     encoded = encode_texts(tokenizer, texts, max_length=limit, warn=False)
+    for member in scorers[1:]:
+        _check_member_tokens(member, encoded, limit)
     if warn is not None:
         for index, enc in enumerate(encoded):
             if enc.truncated:
@@ -141,46 +189,81 @@ def explain_texts(
                     "only its beginning is explained"
                 )
     pad_for_batches = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    probs = classifier_probabilities(
-        model,
-        [e.input_ids for e in encoded],
-        pad_id=pad_for_batches,
-        multilabel=multilabel,
-        temperature=temperature,
-    )
-    if multilabel:
-        lexical = None  # the engine fits one for single-label classifiers only
-    transformer_probs = probs
-    if lexical is not None:
-        lexical_probs = lexical.probabilities(texts)
-        probs = lexical.mix(transformer_probs, texts, lexical_probs=lexical_probs)
+    # Per member: the transformer's probabilities, its lexical model's, and their mix.
+    transformer_probs = []
+    lexical_probs: list[Any] = []
+    mixed = []
+    for scorer in scorers:
+        alone = classifier_probabilities(
+            scorer.model,
+            [e.input_ids for e in encoded],
+            pad_id=pad_for_batches,
+            multilabel=multilabel,
+            temperature=scorer.temperature,
+        )
+        transformer_probs.append(alone)
+        if scorer.lexical is None:
+            lexical_probs.append(None)
+            mixed.append(alone)
+        else:
+            lexical_probs.append(scorer.lexical.probabilities(texts))
+            mixed.append(scorer.lexical.mix(alone, texts, lexical_probs=lexical_probs[-1]))
+    probs = mixed[0] if len(mixed) == 1 else sum(mixed[1:], mixed[0]) / len(mixed)
     predicted = [int(row.argmax()) for row in probs]
     targets = [p if w is None else w for p, w in zip(predicted, wanted, strict=True)]
-    score_fn = classifier_score_fn(targets, multilabel=multilabel, temperature=temperature)
     full = [float(probs[i, targets[i]]) for i in range(len(texts))]
 
-    token_attr = attribution.attribute(
-        model,
-        tokenizer,
-        texts,
-        encoded=encoded,
-        score_fn=score_fn,
-        pad_id=tokenizer.pad_token_id,
-        n_steps=n_steps,
-        max_tokens=max_tokens,
-        progress=progress,
-        # The explained score at the input itself, already known from the prediction pass.
-        input_values=[float(transformer_probs[i, t]) for i, t in enumerate(targets)],
-    )
-    _check_attributions(method, token_attr, encoded)
-    word_scores = [enc.merge(a.scores) for enc, a in zip(encoded, token_attr, strict=True)]
-    if lexical is not None:
-        word_scores = combine(
-            word_scores,
-            lexical_word_scores(lexical, encoded, targets, lexical_probs),
-            lexical.weight,
+    # Each member's progress is a share of the texts: the caller's count still ends at len(texts).
+    share = (lambda done: progress(done / len(scorers))) if progress is not None else None
+    per_member_scores = []
+    per_member_attr = []
+    score_fn = None
+    for m, scorer in enumerate(scorers):
+        member_score_fn = classifier_score_fn(
+            targets, multilabel=multilabel, temperature=scorer.temperature
         )
-    if with_faithfulness and lexical is not None:
+        score_fn = score_fn or member_score_fn  # the first model's, for its faithfulness
+        token_attr = attribution.attribute(
+            scorer.model,
+            scorer.tokenizer,
+            texts,
+            encoded=encoded,
+            score_fn=member_score_fn,
+            pad_id=scorer.tokenizer.pad_token_id,
+            n_steps=n_steps,
+            max_tokens=max_tokens,
+            progress=share,
+            # The explained score at the input itself, already known from the prediction pass.
+            input_values=[float(transformer_probs[m][i, t]) for i, t in enumerate(targets)],
+        )
+        _check_attributions(method, token_attr, encoded)
+        scores = [enc.merge(a.scores) for enc, a in zip(encoded, token_attr, strict=True)]
+        if scorer.lexical is not None:
+            scores = combine(
+                scores,
+                lexical_word_scores(scorer.lexical, encoded, targets, lexical_probs[m]),
+                scorer.lexical.weight,
+            )
+        per_member_scores.append(scores)
+        per_member_attr.append(token_attr)
+    word_scores = per_member_scores[0]
+    if len(scorers) > 1:
+        word_scores = [
+            [sum(values) / len(scorers) for values in zip(*words, strict=True)]
+            for words in zip(*per_member_scores, strict=True)
+        ]
+    if with_faithfulness and len(scorers) > 1:
+        faith = ensemble_faithfulness(
+            scorers,
+            encoded,
+            word_scores,
+            targets,
+            full,
+            pad_id=pad_for_batches,
+            multilabel=multilabel,
+            max_tokens=max_tokens,
+        )
+    elif with_faithfulness and lexical is not None and not multilabel:
         faith = mixed_faithfulness(
             model,
             lexical,
@@ -193,6 +276,7 @@ def explain_texts(
             max_tokens=max_tokens,
         )
     elif with_faithfulness:
+        assert score_fn is not None
         faith = faithfulness(
             model,
             encoded,
@@ -205,10 +289,22 @@ def explain_texts(
     else:
         faith = [(None, None, 0)] * len(texts)
 
+    extra: dict[str, Any] = {}
+    if scorers[0].lexical is not None:
+        extra["lexical_share"] = scorers[0].lexical.weight
+    if len(scorers) > 1:
+        extra["members"] = len(scorers)
     explanations = []
     for i, enc in enumerate(encoded):
         comp, suff, k = faith[i]
-        delta = token_attr[i].delta
+        deltas = [attr[i].delta for attr in per_member_attr]
+        # The members' mean attribution misses the mean of their score changes by the mean of
+        # their own misses.
+        delta = None if any(d is None for d in deltas) else sum(deltas) / len(deltas)
+        # Integrated gradients report the rows they spent (a fixed-step method may ignore
+        # ``n_steps``; an adaptive one spends more on some members); methods without a delta
+        # have no steps.
+        rows = max(getattr(attr[i], "rows", n_steps) for attr in per_member_attr)
         explanations.append(
             Explanation(
                 text=enc.text,
@@ -228,19 +324,22 @@ def explain_texts(
                 sufficiency=suff,
                 k=k,
                 truncated=enc.truncated,
-                # Integrated gradients report the rows they spent (a fixed-step method may
-                # ignore ``n_steps``); methods without a delta have no steps.
-                n_steps=getattr(token_attr[i], "rows", n_steps) if delta is not None else None,
-                extra={} if lexical is None else {"lexical_share": lexical.weight},
+                n_steps=rows if delta is not None else None,
+                extra=dict(extra),
             )
         )
     return explanations
 
 
 def explain_loaded(
-    loaded: Any, texts: Sequence[str] | str, **options: Any
+    loaded: Any, texts: Sequence[str] | str, *, members: Sequence[Any] = (), **options: Any
 ) -> list[Explanation] | list[list[EntityExplanation]]:
-    """Explain with a ``LoadedModel``: classifiers per text, taggers per predicted entity."""
+    """Explain with a ``LoadedModel``: classifiers per text, taggers per predicted entity.
+
+    ``members``: a seed ensemble's other members (``LoadedModel``s, as
+    :func:`tunesmith.engine.ensemble.load_ensemble` gives them after ``loaded``); a classifier
+    is then explained as ``predict`` scores the ensemble, the mean of the members. A tagger's
+    entities are the first member's, as ``predict`` decodes them."""
     task = str(getattr(loaded, "task", "") or "").lower()
     if getattr(loaded, "max_length", None):
         # Explain exactly what ``tunesmith predict`` sees: the same truncation.
@@ -265,6 +364,15 @@ def explain_loaded(
         labels=getattr(loaded, "labels", None),
         temperature=getattr(loaded, "temperature", None),
         # What ``predict`` mixes in (``mix_into``): the explanation is of the same model.
-        lexical=(getattr(loaded, "extra", None) or {}).get("lexical"),
+        lexical=_lexical_of(loaded),
+        members=[
+            Member(m.model, m.tokenizer, getattr(m, "temperature", None), _lexical_of(m))
+            for m in members
+        ],
         **options,
     )
+
+
+def _lexical_of(loaded: Any) -> Any:
+    """The lexical part ``predict`` mixes into ``loaded``'s probabilities (``mix_into``)."""
+    return (getattr(loaded, "extra", None) or {}).get("lexical")

@@ -127,3 +127,44 @@ def mixed_faithfulness(
     mixed = lexical.mix(rows, variants)
     own = np.asarray(list(targets) * 2)  # each variant's text's target
     return from_values(full_scores, mixed[np.arange(len(mixed)), own], ks)
+
+
+def ensemble_faithfulness(
+    members: Sequence[Any],
+    encoded: Sequence[EncodedText],
+    word_scores: Sequence[Sequence[float]],
+    targets: Sequence[int],
+    full_scores: Sequence[float],
+    *,
+    pad_id: int,
+    multilabel: bool = False,
+    fraction: float = TOP_FRACTION,
+    max_tokens: int | None = None,
+) -> list[tuple[float | None, float | None, int]]:
+    """``(comprehensiveness, sufficiency, k)`` per text, on a seed ensemble's probability of its
+    target: the mean over ``members`` (each with ``model``, ``temperature`` and ``lexical``,
+    which may be ``None``) of their calibrated probabilities, each mixed with its lexical part,
+    as ``predict`` scores an ensemble (``full_scores``: that mean for the texts as they are)."""
+    ks, tops = top_sets(encoded, word_scores, fraction)
+    sequences = [enc.ids_without(top) for enc, top in zip(encoded, tops, strict=True)]
+    sequences += [enc.ids_keeping(top) for enc, top in zip(encoded, tops, strict=True)]
+    variants = [text_without(enc, top) for enc, top in zip(encoded, tops, strict=True)]
+    variants += [text_keeping(enc, top) for enc, top in zip(encoded, tops, strict=True)]
+    total: np.ndarray | None = None
+    for member in members:
+        rows = classifier_probabilities(
+            member.model,
+            sequences,
+            pad_id=pad_id,
+            multilabel=multilabel,
+            temperature=member.temperature,
+            max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+        )
+        if member.lexical is not None:
+            rows = member.lexical.mix(rows, variants)
+        rows = np.asarray(rows, dtype=np.float64)
+        total = rows if total is None else total + rows
+    assert total is not None, "an ensemble has at least one member"
+    mean = total / len(members)
+    own = np.asarray(list(targets) * 2)  # each variant's text's target
+    return from_values(full_scores, mean[np.arange(len(mean)), own], ks)

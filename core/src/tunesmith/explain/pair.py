@@ -1,7 +1,10 @@
 """Explain a similarity match: which words of a query and of a passage drove their cosine.
 
-The score is the cosine similarity of the two mean-pooled, L2-normalised embeddings (the way
-the support and recommend plugins match texts). Each side is explained against the other as it
+The score is the cosine similarity of the two pooled, L2-normalised embeddings, pooled and
+truncated as the encoder that matched them does (:func:`explain_encoder_pair` reads that from a
+``tunesmith.retrieval.Encoder``: mean pooling for all-MiniLM-L6-v2, the [CLS] token for a
+classifier's encoder, its ``max_length`` and lower-casing), so the similarity explained is the
+one the support and recommend plugins matched with. Each side is explained against the other as it
 is: the query's words by integrated gradients from the query's [PAD] baseline to the query, with
 the passage held fixed, and the passage's words the same way with the query held fixed. So the
 query's scores add up to ``similarity - query_baseline_similarity`` (the match with the query
@@ -14,9 +17,10 @@ the matching words ("reset", "password") among the most negative.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from tunesmith.explain.encoding import check_texts, encode_texts, max_input_length
+from tunesmith.explain.encoding import EncodedText, check_texts, encode_texts, max_input_length
 from tunesmith.explain.ig import gauss_legendre
 from tunesmith.explain.model_io import (
     frozen_parameters,
@@ -28,15 +32,48 @@ from tunesmith.explain.model_io import (
 from tunesmith.explain.types import PairExplanation, WordScore
 
 
-def _sentence_embeddings(outputs: Any, mask: Any) -> Any:
-    """Mean-pooled token states, or the model's own pooled vector if it returns one."""
+def _sentence_embeddings(outputs: Any, mask: Any, pooling: Sequence[str] = ("mean",)) -> Any:
+    """Token states pooled with ``pooling`` (sentence-transformers' modes, concatenated), or the
+    model's own pooled vector if it returns one."""
+    from tunesmith.retrieval.encoder import pool
+
     hidden = getattr(outputs, "last_hidden_state", None)
     if hidden is None:
         hidden = outputs[0] if isinstance(outputs, tuple | list) else outputs
     if hidden.dim() == 2:  # an encoder that already returns one vector per text
         return hidden
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    return pool(hidden, mask, tuple(pooling))
+
+
+def _shown_as(enc: EncodedText, original: str) -> EncodedText:
+    """``enc`` (of the lower-cased text) with the words of ``original``, where lower-casing kept
+    every character's place (it does except for a few letters, such as a dotted capital I)."""
+    if enc.text == original or len(enc.text) != len(original):
+        return enc
+    enc.text = original
+    enc.words = [original[s:e] for s, e in enc.spans]
+    return enc
+
+
+def explain_encoder_pair(
+    encoder: Any, query: str, passage: str, *, n_steps: int = 50, max_tokens: int = 4096
+) -> PairExplanation:
+    """:func:`explain_pair` for a ``tunesmith.retrieval.Encoder``: its model, pooling,
+    normalisation, lower-casing and ``max_length``, so that the similarity explained is the one
+    ``encoder.encode`` gives."""
+    layout = getattr(encoder, "layout", None)
+    return explain_pair(
+        encoder.model,
+        encoder.tokenizer,
+        query,
+        passage,
+        n_steps=n_steps,
+        max_length=getattr(encoder, "max_length", None),
+        max_tokens=max_tokens,
+        pooling=tuple(getattr(layout, "pooling", ("mean",))),
+        normalize=bool(getattr(layout, "normalize", True)),
+        lowercase=bool(getattr(layout, "lowercase", False)),
+    )
 
 
 def explain_pair(
@@ -48,18 +85,29 @@ def explain_pair(
     n_steps: int = 50,
     max_length: int | None = None,
     max_tokens: int = 4096,
+    pooling: Sequence[str] = ("mean",),
+    normalize: bool = True,
+    lowercase: bool = False,
 ) -> PairExplanation:
     """Word attributions for the cosine similarity of ``query`` and ``passage``.
 
     ``model`` is a bare encoder (``AutoModel``) or any module called with ``input_ids`` and
-    ``attention_mask`` that returns token states or one embedding per text.
+    ``attention_mask`` that returns token states or one embedding per text. ``pooling`` (modes
+    of ``tunesmith.retrieval.encoder.pool``), ``normalize`` (``False``: the inner product of
+    the pooled vectors instead of their cosine), ``lowercase`` and ``max_length`` should be the
+    encoder's: :func:`explain_encoder_pair` passes them.
     """
     import torch
 
     check_texts([query, passage])
     model.eval()
     limit = max_length or max_input_length(model, tokenizer)
-    q_enc, p_enc = encode_texts(tokenizer, [query, passage], max_length=limit)
+    shown = [query, passage]
+    read = [t.lower() for t in shown] if lowercase else shown
+    q_enc, p_enc = (
+        _shown_as(enc, text)
+        for enc, text in zip(encode_texts(tokenizer, read, max_length=limit), shown, strict=True)
+    )
     module = input_embeddings(model, len(tokenizer))
     device = model_device(model)
     pad = tokenizer.pad_token_id
@@ -82,12 +130,17 @@ def explain_pair(
 
     def cosine(fixed: Any, steps: int) -> Any:
         """Cosine per step with the other side as it is; rows are [query steps, passage steps]."""
-        emb = _sentence_embeddings(
-            run_model(model, ids.repeat_interleave(steps, 0), mask.repeat_interleave(steps, 0)),
-            mask.repeat_interleave(steps, 0),
+        emb = unit(
+            _sentence_embeddings(
+                run_model(model, ids.repeat_interleave(steps, 0), mask.repeat_interleave(steps, 0)),
+                mask.repeat_interleave(steps, 0),
+                pooling,
+            )
         )
-        emb = torch.nn.functional.normalize(emb, dim=-1)
         return (emb * fixed.repeat_interleave(steps, 0)).sum(-1)
+
+    def unit(vectors: Any) -> Any:
+        return torch.nn.functional.normalize(vectors, dim=-1) if normalize else vectors
 
     alphas, weights = gauss_legendre(n_steps)
     totals = torch.zeros((2, width), dtype=torch.float64)
@@ -97,8 +150,8 @@ def explain_pair(
         with torch.no_grad():
             holder["value"] = torch.cat([b, x])  # rows: q_base, p_base, q, p
             ends = run_model(model, ids.repeat(2, 1), mask.repeat(2, 1))
-            q_base, p_base, q_emb, p_emb = torch.nn.functional.normalize(
-                _sentence_embeddings(ends, mask.repeat(2, 1)), dim=-1
+            q_base, p_base, q_emb, p_emb = unit(
+                _sentence_embeddings(ends, mask.repeat(2, 1), pooling)
             )
             similarity = float((q_emb * p_emb).sum())
             query_baseline = float((q_base * p_emb).sum())

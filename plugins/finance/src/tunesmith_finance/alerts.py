@@ -86,13 +86,19 @@ def window_documents(db: Any, by: str, key: str, start: float, end: float) -> li
 
 
 def explain_window(model: Any, texts: list[str], *, k: int = 10) -> list[dict[str, Any]]:
-    """The words that most drove the negative label over ``texts``."""
+    """The words that most drove the negative label over ``texts``: of every member of an
+    ensemble, whose mean scored them."""
     if model is None or not texts:
         return []
 
     negative = model.loaded.labels[model.indices["negative"]]
     impacts = aggregate_explanations(
-        model.loaded, texts, target=negative, k=k, progress=lambda _done: None
+        model.loaded,
+        texts,
+        target=negative,
+        k=k,
+        progress=lambda _done: None,
+        members=model.members,
     )
     return [
         {"word": w.word, "total": round(w.total, 4), "mean": round(w.mean, 4), "count": w.count}

@@ -20,6 +20,8 @@ app = typer.Typer(
 
 MODEL_HELP = "Sentiment model directory (from `tunesmith finance train`)."
 DB_HELP = "The finance database (SQLite; created when missing)."
+#: trends and alerts refuse a missing database rather than create an empty one.
+READ_DB_HELP = "The finance database (SQLite) that `finance ingest` filled."
 RULES_HELP = "Topic and ticker rules (.toml or .json): keywords, cashtags, aliases, regexes."
 NAIVE_TZ = typer.Option("UTC", "--naive-tz", help="Zone of times without one.")
 #: ingest.DEFAULT_BATCH (not imported here: the CLI starts without the ingest module).
@@ -264,7 +266,9 @@ def score_command(
         shown = [sentiment.model_label(s.label) for s in scores]  # not the transformer's own
         words = [
             [w.to_dict() for w in sorted(e.tokens, key=lambda t: -t.score)[:5] if w.score > 0]
-            for e in explain_loaded(sentiment.loaded, texts, target=shown)
+            for e in explain_loaded(
+                sentiment.loaded, texts, target=shown, members=sentiment.members
+            )
         ]
     for body, score, top in zip(texts, scores, words, strict=True):
         assignment = loaded_rules.assign(body)
@@ -472,7 +476,7 @@ def _open_existing(db: Path) -> Any:
 
 @app.command("trends")
 def trends_command(
-    db: Path = typer.Option(..., "--db", help=DB_HELP),
+    db: Path = typer.Option(..., "--db", help=READ_DB_HELP),
     by: str = typer.Option("topic", "--by", help="topic | ticker | all."),
     bucket: str = typer.Option("1h", "--bucket", help="Bucket size: 15m, 1h, 1d, ..."),
     key: str | None = typer.Option(None, "--key", help="Only this topic or ticker."),
@@ -590,7 +594,7 @@ def _print_alert(alert: dict[str, Any]) -> None:
 
 @app.command("alerts")
 def alerts_command(
-    db: Path = typer.Option(..., "--db", help=DB_HELP),
+    db: Path = typer.Option(..., "--db", help=READ_DB_HELP),
     model: Path | None = typer.Option(
         None, "--model", "-m", help="Model for the explanations (default: the one ingest used)."
     ),

@@ -220,7 +220,9 @@ class Dashboard:
             raise ValueError(f"The text cannot be scored: {problem}.")
         score = self._model.score([text])[0]
         target = self._model.model_label(score.label)  # the label shown, not the transformer's
-        explanation = explain_loaded(self._model.loaded, [text], target=target)[0]
+        explanation = explain_loaded(
+            self._model.loaded, [text], target=target, members=self._model.members
+        )[0]
         found = load_rules(RULES).assign(text)
         keys = ", ".join(found.topics + ["$" + t for t in found.tickers]) or "none"
         note = (

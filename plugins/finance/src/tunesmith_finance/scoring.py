@@ -66,7 +66,8 @@ class SentimentModel:
     """A loaded sentiment classifier that scores texts in batches.
 
     An ensemble from ``finance train --members N`` scores with the mean of its members'
-    calibrated probabilities; ``loaded`` is its first member, which explanations use.
+    calibrated probabilities; ``loaded`` is its first member and ``members`` the others, which
+    explanations take together (``explain_loaded(loaded, texts, members=members)``).
     """
 
     def __init__(self, loaded: Any, members: Sequence[Any] = ()) -> None:

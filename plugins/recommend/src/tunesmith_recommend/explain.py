@@ -4,7 +4,8 @@
 vectors, so the two-tower score splits (before the residual layer) into one share per history
 item: its attention weight times its cosine with the recommended item. The largest positive
 shares name the items. Word attributions come from the core's pair explanations
-(:func:`tunesmith.explain.pair.explain_pair`) between the history's text and the item's text.
+(:func:`tunesmith.explain.pair.explain_encoder_pair`) between the history's text and the item's
+text, pooled and truncated as the encoder embeds them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.explain.pair import explain_pair
+from tunesmith.explain.pair import explain_encoder_pair
 
 
 def because_you_liked(
@@ -52,7 +53,7 @@ def history_text(texts: Sequence[str], items: Sequence[int], *, limit: int = 3) 
 
 def word_attributions(encoder: Any, query: str, passage: str, *, n_steps: int = 32) -> Any:
     """Word attributions for the match between a history text and an item's text."""
-    return explain_pair(encoder.model, encoder.tokenizer, query, passage, n_steps=n_steps)
+    return explain_encoder_pair(encoder, query, passage, n_steps=n_steps)
 
 
 def explain_recommendation(recommender: Any, because: list[dict[str, Any]], item_id: str) -> Any:

@@ -22,6 +22,7 @@ co-occurrence neighbours, and the ranker re-scores only those candidates.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,13 +255,60 @@ def _add_items_locked(path: Path, new: Any) -> int:
     return n_new
 
 
+#: Loads of a model directory when a writer replaced it while it was read.
+_LOAD_TRIES = 5
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The directory's device and inode: a rewrite (an atomic rename of a new copy) changes
+    them; ``None`` while it is missing (between the two renames of a rewrite)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _being_replaced(path: Path) -> bool:
+    """True while :func:`~tunesmith.io.atomic_directory` has moved ``path`` aside and not yet
+    renamed its new copy into place."""
+    import glob
+
+    return any(path.parent.glob(f".{glob.escape(path.name)}.old-*"))
+
+
 class Recommender:
     """A loaded model directory: for-user, for liked items, for a text, similar items, search."""
 
     def __init__(self, path: str | Path):
+        self.path = Path(path)
+        # add-items and train --force replace the whole directory by renames while a reader
+        # may be reading it file by file: a load that saw the directory change under it (its
+        # catalogue of one generation, its vectors or index of the next) is done again, as
+        # VectorIndex.load does, instead of serving mixed parts or failing on their shapes.
+        for attempt in range(_LOAD_TRIES):
+            before = _identity(self.path)
+            try:
+                self._load()
+            except Exception:
+                # Missing both times: gone, or caught between the two renames of a rewrite
+                # (the old copy then waits beside it as .<name>.old-<pid>).
+                midway = before is None and _being_replaced(self.path)
+                if attempt + 1 == _LOAD_TRIES or (_identity(self.path) == before and not midway):
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+                continue
+            if _identity(self.path) == before:
+                return
+        raise UserInputError(
+            f"{self.path} kept being rewritten while it was read; try again when the "
+            "add-items or train writing it has finished"
+        )
+
+    def _load(self) -> None:
+        """Read every part of the model directory (see ``__init__`` for why it may repeat)."""
         from scipy.sparse import load_npz
 
-        self.path = Path(path)
         meta = read_json_object(self.path / "meta.json")
         if not meta or meta.get("format") != FORMAT:
             raise UserInputError(

@@ -153,7 +153,7 @@ def feedback_rows(kb_dir: str) -> list[list[Any]]:
 
 def explain(kb_dir: str, last: dict[str, Any]) -> tuple[Any, Any, str]:
     """Pair explanation of the last answer: words of the question and of the matched entry."""
-    from tunesmith.explain.pair import explain_pair
+    from tunesmith.explain.pair import explain_encoder_pair
     from tunesmith.ui.highlight import explanation_to_highlights
 
     if not last or not last.get("entry_text"):
@@ -161,9 +161,9 @@ def explain(kb_dir: str, last: dict[str, Any]) -> tuple[Any, Any, str]:
     service = service_for(kb_dir)
     encoder = service.answerer.encoder
     with service.answerer._lock:
-        result = explain_pair(
-            encoder.model, encoder.tokenizer, last["query"], last["entry_text"], n_steps=24
-        )
+        # The encoder's own pooling and truncation: the similarity explained is the one that
+        # chose the entry (a classifier's encoder pools its [CLS] token, not the mean).
+        result = explain_encoder_pair(encoder, last["query"], last["entry_text"], n_steps=24)
     note = (
         f"Similarity {result.similarity:.2f}. Highlighted words raised (positive) or lowered "
         "(negative) the match between the question and the entry."
