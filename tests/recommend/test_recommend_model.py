@@ -102,7 +102,9 @@ def test_train_writes_a_complete_model_directory(model_dir):
     assert meta["n_items"] == 150
     # both item towers were fitted and validation chose one; the chosen one is kept in encoder/
     # (the fine-tuned encoder, or the --model directory this fixture trains from, copied in)
-    assert set(meta["item_tower_validation_ndcg10"]) == {"pretrained", "fine-tuned"}
+    # (a fine-tuned tower whose items all look alike is left out before validation)
+    expected = {"pretrained"} if meta["item_tower_collapsed"] else {"pretrained", "fine-tuned"}
+    assert set(meta["item_tower_validation_ndcg10"]) == expected
     chosen = max(meta["item_tower_validation_ndcg10"], key=meta["item_tower_validation_ndcg10"].get)
     assert meta["item_tower"] == chosen
     assert meta["encoder"] == "encoder" and (model_dir / "encoder").is_dir()
@@ -589,3 +591,18 @@ def test_word_attributions_explain_the_match_as_the_encoder_reads_the_texts(tmp_
     explanation = word_attributions(encoder, query, item, n_steps=4)
     assert [t.word for t in explanation.passage_tokens] == ["the", "lake", "is", "haunted"]
     assert explanation.similarity == pytest.approx(float(vectors[0] @ vectors[1]), abs=1e-5)
+
+
+def test_mean_cosine_between_items_tells_a_collapsed_tower_from_a_spread_one():
+    from tunesmith_recommend.pipeline import COLLAPSED_COSINE, mean_cosine
+
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(300, 16))
+    collapsed = rng.normal(size=16) + 0.05 * rng.normal(size=(300, 16))
+    assert abs(mean_cosine(spread)) < 0.05
+    assert mean_cosine(collapsed) > COLLAPSED_COSINE
+    unit = spread / np.linalg.norm(spread, axis=1, keepdims=True)
+    pairwise = unit @ unit.T
+    direct = (pairwise.sum() - np.trace(pairwise)) / (300 * 299)
+    assert mean_cosine(spread) == pytest.approx(direct, abs=1e-9)
+    assert mean_cosine(spread, limit=50) == pytest.approx(direct, abs=0.05)

@@ -292,3 +292,34 @@ def test_add_items_reads_the_columns_train_read_unless_told_otherwise(tiny_model
     told = run("recommend", "add-items", "-m", out, "--items", other, "--text-cols", "description")
     assert told.exit_code == 0, told.output
     assert Recommender(out).texts[-1] == "Quiet Hill. A calm walk."
+
+
+def test_a_fine_tuned_item_tower_whose_items_all_look_alike_is_left_out(
+    tiny_model, tmp_path, monkeypatch
+):
+    """Next-item pairs the texts cannot predict are fitted best by mapping every item to one
+    point; such a tower ranks nothing by text, whatever its validation NDCG on few requests."""
+    import tunesmith_recommend.pipeline as pipeline
+
+    def vectors(model, texts):
+        rng = np.random.default_rng(len(texts))
+        if model == str(tiny_model):  # the pretrained tower: items spread out
+            return rng.normal(size=(len(texts), 8)).astype(np.float32)
+        return (np.ones(8) + 0.01 * rng.normal(size=(len(texts), 8))).astype(np.float32)
+
+    monkeypatch.setattr(pipeline, "encode_items", vectors)
+    out = tmp_path / "model"
+    result = run(
+        "recommend", "train", "--sample", "--model", tiny_model, "--encoder-epochs", "0.1",
+        "--tower-epochs", "1", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "fine-tuned item tower not used: its items are all alike" in result.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["item_tower"] == "pretrained"
+    assert set(meta["item_tower_validation_ndcg10"]) == {"pretrained"}
+    assert (
+        meta["item_tower_collapsed"]["fine-tuned"]
+        > 0.9
+        > meta["item_tower_collapsed"]["pretrained"]
+    )

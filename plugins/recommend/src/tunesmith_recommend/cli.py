@@ -177,6 +177,7 @@ def train_command(
         "ranker_weights": fitted.ranker.weights,
         "item_tower": fitted.item_tower,
         "item_tower_validation_ndcg10": fitted.tower_scores,
+        "item_tower_collapsed": fitted.collapsed_tower,
     }
     if as_json:
         from tunesmith.events import strict_json

@@ -149,6 +149,8 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         "item_tower": getattr(fitted, "item_tower", "pretrained"),
         "base_model": base_model,
         "item_tower_validation_ndcg10": getattr(fitted, "tower_scores", {}),
+        # set when the fine-tuned tower collapsed and was left out: each tower's mean cosine
+        "item_tower_collapsed": getattr(fitted, "collapsed_tower", None),
         "ranker_weights": fitted.ranker.weights,
         "items_path": catalogue.path,
         # add-items reads new items from the same columns unless told otherwise

@@ -39,6 +39,25 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+#: A fine-tuned item tower whose items have at least this mean cosine with each other, where
+#: the pretrained ones had less, has collapsed (the sample's pretrained vectors: 0.28; its
+#: collapsed fine-tuned ones: 0.97).
+COLLAPSED_COSINE = 0.9
+
+
+def mean_cosine(vectors: np.ndarray, limit: int = 2000, seed: int = 0) -> float:
+    """Mean cosine between distinct items (of at most ``limit`` drawn at random)."""
+    if len(vectors) > limit:
+        vectors = vectors[np.random.default_rng(seed).choice(len(vectors), limit, replace=False)]
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    n = len(unit)
+    if n < 2:
+        return 0.0
+    total = unit.sum(axis=0)
+    # sum over i != j of u_i . u_j = |sum u|^2 - sum |u_i|^2
+    return float((total @ total - (unit * unit).sum()) / (n * (n - 1)))
+
+
 @dataclass
 class Settings:
     """Training choices (defaults are what the benchmark uses)."""
@@ -70,6 +89,8 @@ class Fitted:
     item_tower: str = "pretrained"  # or "fine-tuned": chosen on validation
     base_model: str = "default"  # the pretrained encoder
     tower_scores: dict[str, float] = field(default_factory=dict)  # validation NDCG@10 of each
+    #: Mean cosine between items per tower when the fine-tuned one collapsed and was left out.
+    collapsed_tower: dict[str, float] | None = None
 
     def ranker_scores(self, batch: Requests) -> np.ndarray:
         """The final ranker's score for every catalogue item."""
@@ -117,6 +138,7 @@ def fit(
         found["pretrained_embedding"] = bl.EmbeddingSimilarity(pretrained).fit(split)
     recent = found.get("recent_popularity") or bl.RecentPopularity().fit(split)
     towers: list[tuple[str, str, np.ndarray]] = [("pretrained", settings.model, pretrained)]
+    collapsed: dict[str, float] | None = None
     if settings.fine_tune:
         say("fine-tuning the item encoder on (previous item -> next item) text pairs")
         tuned = fine_tune_item_encoder(
@@ -129,7 +151,22 @@ def fit(
             seed=settings.seed,
         )
         if tuned is not None:
-            towers.append(("fine-tuned", str(tuned), encode_items(str(tuned), catalogue.texts)))
+            tuned_vectors = encode_items(str(tuned), catalogue.texts)
+            spread = {
+                "pretrained": mean_cosine(pretrained),
+                "fine-tuned": mean_cosine(tuned_vectors),
+            }
+            if spread["fine-tuned"] >= COLLAPSED_COSINE > spread["pretrained"]:
+                # With next-item pairs that the texts cannot predict, in-batch negatives are
+                # minimised by mapping every item to one point: such a tower can rank nothing
+                # by its text (new items, "because you liked"), whatever its validation score.
+                say(
+                    "fine-tuned item tower not used: its items are all alike (mean cosine "
+                    f"{spread['fine-tuned']:.2f} between items, pretrained {spread['pretrained']:.2f})"
+                )
+                collapsed = spread
+            else:
+                towers.append(("fine-tuned", str(tuned), tuned_vectors))
     counts = bl.item_counts(split)
     cooc = bl.cooccurrence(split)
     ages = item_ages(split.n_items, split.fit_items, split.fit_times)
@@ -174,6 +211,7 @@ def fit(
         baselines=found,
         item_tower=chosen,
         tower_scores=tower_scores,
+        collapsed_tower=collapsed,
         base_model=settings.model,
     )
 
