@@ -99,13 +99,13 @@ def test_cache_is_keyed_by_resolved_path_and_bounded(tmp_path, monkeypatch):
         shutil.copytree(first, root / f"m{i}")
     set_model_roots([root])
     loads = []
-    original = model_access.load_model
+    original = model_access.load_ensemble
 
     def counting(path, **kwargs):
         loads.append(str(path))
         return original(path, **kwargs)
 
-    monkeypatch.setattr(model_access, "load_model", counting)  # the name the cache calls
+    monkeypatch.setattr(model_access, "load_ensemble", counting)  # the name the cache calls
     spellings = [str(first), f"{root}/./m0", f"{root}/m1/../m0", "m0"]
     models = {id(model_access.load_allowed(s)) for s in spellings}
     assert len(models) == 1 and loads == [str(first.resolve())]

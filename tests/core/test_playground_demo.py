@@ -110,3 +110,28 @@ def test_two_pages_training_the_same_sample_at_once_train_it_once(demo_home, mon
         page.join(timeout=10)
     assert len(runs) == 1
     assert [directory for directory, _ in shown] == [runs[0], runs[0]]
+
+
+def test_playground_scores_a_seed_ensemble_as_predict_does_by_its_members_mean(demo_home):
+    import json
+
+    import numpy as np
+
+    from tunesmith.engine.ensemble import MEMBERS_FILE, load_ensemble, mean_probabilities
+    from tunesmith.testing import make_tiny_trained_classifier
+    from tunesmith.ui.core_demos import classify
+
+    labels = ["negative", "neutral", "positive"]
+    texts = ["shares plunge on losses", "results due on thursday", "profit beats estimates"]
+    folder = demo_home / "home" / "demo-models" / "ens"
+    first = make_tiny_trained_classifier(folder, labels, texts, [0, 1, 2], steps=5)
+    make_tiny_trained_classifier(first / "members" / "seed43", labels, texts, [2, 1, 0], steps=30)
+    (first / MEMBERS_FILE).write_text(json.dumps({"members": ["members/seed43"]}))
+    models = load_ensemble(first)
+    mean = mean_probabilities(models, texts[:1])[0]
+    alone = mean_probabilities(models[:1], texts[:1])[0]
+    assert not np.allclose(mean, alone, atol=1e-3)  # the members differ: a real test
+    probabilities, highlights, _note = classify(str(first), texts[0])
+    got = np.asarray([probabilities[label] for label in labels])
+    np.testing.assert_allclose(got, mean, atol=1e-5)
+    assert highlights

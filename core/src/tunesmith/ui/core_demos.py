@@ -21,7 +21,7 @@ from tunesmith.hooktypes import Demo
 from tunesmith.plugins import collect_list
 from tunesmith.ui.highlight import explanation_to_highlights, highlight_component
 from tunesmith.ui.markdown import plain_markdown
-from tunesmith.ui.model_access import demo_models_dir, load_allowed
+from tunesmith.ui.model_access import demo_models_dir, load_allowed_ensemble
 
 #: One sample model trained at a time, so two pages asking for one train it once.
 _train_lock = threading.Lock()
@@ -77,14 +77,16 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
     problem = text_problem(text)  # the same rule as --text: a lone surrogate, an endless text
     if problem is not None:
         raise ValueError(problem)
-    loaded = load_allowed(model_dir)  # inside the allowed roots only, from a bounded cache
-    prediction = predict_texts(loaded, [text])[0]
+    # Inside the allowed roots only, from a bounded cache; a seed ensemble is scored and
+    # explained as `tunesmith predict` and `explain` do, by the mean of its members.
+    loaded, *members = load_allowed_ensemble(model_dir)
+    prediction = predict_texts(loaded, [text], members=members)[0]
     # `tunesmith train` makes taggers and multi-label classifiers too: their predictions have
     # no single "label" (it was "Something went wrong: KeyError: 'label'").
     if loaded.task == "ner":
         return _entities_result(loaded, text, prediction["entities"])
     if loaded.task == "multilabel":
-        explanation = explain_loaded(loaded, [text])[0]  # the most probable label
+        explanation = explain_loaded(loaded, [text], members=members)[0]  # most probable
         chosen = ", ".join(f"**{plain_markdown(label)}**" for label in prediction["labels"])
         said = f"Predicted {chosen}" if chosen else "No label is above 50%"
         note = (
@@ -94,7 +96,7 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
         return prediction["probabilities"], explanation_to_highlights(explanation), note
     # The label shown: with a lexical share (--lexical) it may not be the transformer's own.
     target = prediction["label"] if loaded.task == "classification" else None
-    explanation = explain_loaded(loaded, [text], target=target)[0]
+    explanation = explain_loaded(loaded, [text], target=target, members=members)[0]
     note = (
         f"Predicted **{plain_markdown(prediction['label'])}** ({prediction['score']:.0%}). "
         "Highlighted words pushed towards it (positive) or away from it (negative)."

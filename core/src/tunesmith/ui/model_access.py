@@ -10,6 +10,7 @@ directory shares one copy, and memory stays bounded however many are asked for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -17,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tunesmith.engine.ensemble import MEMBERS_FILE, load_ensemble, read_members
 from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
-from tunesmith.engine.loading import load_model
 from tunesmith.errors import UserInputError
 from tunesmith.model_dir import CALIBRATION_FILE, CONFIG_FILE
 
@@ -104,14 +105,22 @@ def resolve_model_dir(text: str) -> Path:
 
 
 def load_allowed(text: str) -> Any:
-    """The loaded model at ``text`` (see :func:`resolve_model_dir`), from the LRU cache."""
+    """The loaded model at ``text`` (see :func:`resolve_model_dir`), from the LRU cache; for a
+    seed ensemble's directory, its first member (:func:`load_allowed_ensemble` gives them all).
+    """
+    return load_allowed_ensemble(text)[0]
+
+
+def load_allowed_ensemble(text: str) -> list[Any]:
+    """Every member of the model at ``text``, first one first (one for a single model), from
+    the LRU cache: what ``tunesmith predict`` averages (``predict_texts(..., members=)``)."""
     directory = resolve_model_dir(text)
     key = (str(directory), _stamp(directory))
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-        loaded = load_model(directory)
+        loaded = load_ensemble(directory)
         for old in [k for k in _cache if k[0] == key[0]]:
             del _cache[old]
         _cache[key] = loaded
@@ -123,13 +132,17 @@ def load_allowed(text: str) -> Any:
 def _stamp(directory: Path) -> tuple[int, ...]:
     """When the files a loaded model reads last changed: a model retrained in place (the demo's
     "Train" button), recalibrated (`tunesmith calibrate`) or given a new lexical share (a refit)
-    is a new cache entry, not a stale one."""
+    is a new cache entry, not a stale one; so is an ensemble whose members did."""
     stamps = []
-    for name in (CONFIG_FILE, CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS):
-        try:
-            stamps.append((directory / name).stat().st_mtime_ns)
-        except OSError:
-            stamps.append(0)
+    folders = [directory]
+    with contextlib.suppress(UserInputError):  # a broken manifest: the load itself says so
+        folders += read_members(directory)
+    for folder in folders:
+        for name in (CONFIG_FILE, CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS, MEMBERS_FILE):
+            try:
+                stamps.append((folder / name).stat().st_mtime_ns)
+            except OSError:
+                stamps.append(0)
     return tuple(stamps)
 
 
