@@ -150,7 +150,11 @@ def test_close_candidates_get_a_clarifying_question_listing_them():
     cands = [_candidate("a", 0.56), _candidate("b", 0.55), _candidate("c", 0.2)]
     result = _answerer().decide("q", "q", cands, [])
     assert result.decision == "clarify"
-    assert result.clarify == 'Did you mean "question a" or "question b"?'
+    assert result.clarify == (
+        "Which of these do you mean?\n1. question a\n2. question b\n"
+        "Reply with its number, or ask in other words."
+    )
+    assert result.options == ["a", "b"]
 
 
 def test_low_scores_are_handed_off_as_out_of_scope():

@@ -286,3 +286,28 @@ def test_stats_helpful_rate_reads_each_turns_newest_rating_once(tmp_path):
     assert rows[0]["helpful_rate"] == 1.0 and rows[1]["helpful_rate"] == 0.0
     assert sum(r["feedback"] for r in rows) == 4
     assert len(exported) == 1  # export-feedback keeps turn 1 only, by the same newest rating
+
+
+def test_stats_rates_are_of_questions_not_of_small_talk(tmp_path):
+    log = _log_with(
+        tmp_path,
+        turns=[("2025-03-03T10:00:00+00:00", "answer"), ("2025-03-03T10:01:00+00:00", "handoff")],
+        feedback=[],
+    )
+    try:
+        thanks = SimpleNamespace(
+            entry=None, question="thanks!", query="thanks!", decision="clarify",
+            reason="small_talk", confidence=1.0, text="You're welcome!", candidates=[],
+        )  # fmt: skip
+        turn = log.record_turn(log.start("cli"), thanks)
+        log.store.execute(
+            "UPDATE support_turns SET created_at = ? WHERE id = ?",
+            ("2025-03-03T10:02:00+00:00", turn),
+        )
+        (row,) = log.stats("day")
+    finally:
+        log.close()
+    # "thanks!" was counted as an unanswered question: a 0.33 clarify rate from no clarify.
+    assert row["turns"] == 3 and row["small_talk"] == 1
+    assert row["answer_rate"] == 0.5 and row["handoff_rate"] == 0.5
+    assert row["clarify_rate"] == 0.0

@@ -20,6 +20,7 @@ from typing import Any
 
 from tunesmith.errors import UserInputError
 from tunesmith_support.calibrate import ASKED, Calibration
+from tunesmith_support.kb import Entry
 from tunesmith_support.kbindex import (
     CALIBRATION,
     CLASSIFIER_DIR,
@@ -34,9 +35,10 @@ from tunesmith_support.scoring import Candidate, IntentModel, Lexical, Scorer
 MAX_QUESTION_CHARS = 2000
 
 _PERSON = re.compile(
-    r"\b(talk|speak|chat|connect me|put me through|transfer me)\b[^.?!]{0,20}?\b"
+    r"\b(talk|speak|chat|complain|connect me|put me through|transfer me)\b[^.?!]{0,20}?\b"
     r"(human|person|people|agent|someone|somebody|representative|operator|staff|advisor"
-    r"|manager|supervisor)\b"
+    # "talk to customer support", "speak to your team": the team is people too.
+    r"|manager|supervisor|customer (service|support|care)|support team|your team)\b"
     # The whole message is the word, as customers type to a bot or a phone menu: "agent",
     # "Human!", "a real person please" (a short message would otherwise be searched as a
     # follow-up of the question before).
@@ -61,6 +63,88 @@ _FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|what about|how about|so|then)\
 def asks_for_person(question: str) -> bool:
     """True when the user asks to talk to a human ("talk to a human", "agent please")."""
     return bool(_PERSON.search(question))
+
+
+#: Messages that are only small talk, by kind; a message made of these phrases alone
+#: ("hi", "thanks a lot!", "ok great", "thank you, bye") is answered as such, not searched.
+_SMALL_TALK_KINDS = {
+    "greeting": r"(hi|hello|hey|hiya|howdy|greetings|good (morning|afternoon|evening|day))"
+    r"( there| all)?",
+    "thanks": r"(thanks|thank you|thx|ty|cheers|many thanks|much appreciated"
+    r"|(that|this) (helps|helped))( (so|very) much| a lot| again| anyway)?",
+    "ack": r"ok|okay|k|kk|great|cool|perfect|awesome|nice|got it|alright|all right|sounds good"
+    r"|i see",
+    "bye": r"bye|bye bye|goodbye|good bye|see you|see ya|have a (good|nice|great) (day|one)"
+    r"|no,? thank(s| you)|that'?s all|that is all|that'?s it",
+}
+_ANY_SMALL_TALK = "|".join(f"(?:{p})" for p in _SMALL_TALK_KINDS.values())
+_SMALL_TALK = re.compile(
+    rf"^[\W_]*(?:{_ANY_SMALL_TALK})(?:[\W_]+(?:{_ANY_SMALL_TALK}))*[\W_]*$", re.IGNORECASE
+)
+_SMALL_TALK_PHRASES = {
+    kind: re.compile(rf"(?:^|[\W_])(?:{p})(?=$|[\W_])", re.IGNORECASE)
+    for kind, p in _SMALL_TALK_KINDS.items()
+}
+
+#: What the customer is told for a message that is only a greeting, thanks or goodbye.
+SMALL_TALK_REPLIES = {
+    "greeting": "Hello! What can I help you with?",
+    "thanks": "You're welcome! Is there anything else I can help you with?",
+    "ack": "Is there anything else I can help you with?",
+    "bye": "Thank you for getting in touch. Goodbye!",
+}
+
+
+def small_talk(question: str) -> str | None:
+    """``greeting``, ``thanks``, ``ack`` or ``bye`` for a message made only of such words
+    ("hi", "thanks a lot!", "ok great", "thank you, bye"); ``None`` for anything else (a
+    greeting in front of a question is still a question)."""
+    text = " ".join(question.split())
+    if not _SMALL_TALK.match(text):
+        return None
+    # A goodbye ends the conversation whatever came before it; thanks outrank an "ok".
+    for kind in ("bye", "thanks", "ack", "greeting"):
+        if _SMALL_TALK_PHRASES[kind].search(text):
+            return kind
+    return "ack"
+
+
+_ORDINALS = {
+    "first": 1, "1st": 1, "one": 1, "second": 2, "2nd": 2, "two": 2,
+    "third": 3, "3rd": 3, "three": 3, "fourth": 4, "4th": 4, "four": 4,
+}  # fmt: skip
+_CHOICE = re.compile(
+    r"^[\W_]*(?:(?:yes|yeah|yep|ok|okay)[\W_]+)?(?:i\s+mean[t]?\s+)?"
+    r"(?:the\s+|option\s+|number\s+|#\s*)?"
+    r"(?P<pick>\d{1,2}|last|" + "|".join(_ORDINALS) + r")"
+    r"(?:\s+(?:one|option|question|please))?[\W_]*(?:please|thanks|thank you)?[\W_]*$",
+    re.IGNORECASE,
+)
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[\W_]+", " ", text.lower()).split())
+
+
+def chosen_option(reply: str, titles: list[str]) -> int | None:
+    """Which of a clarifying question's options (0-based) a reply picks: by its number ("2",
+    "#2", "option 2"), by an ordinal ("the second one", "last") or by its whole title;
+    ``None`` when it picks none of them (the reply is then searched as a question)."""
+    found = _CHOICE.match(reply.strip())
+    if found:
+        pick = found["pick"].lower()
+        number = len(titles) if pick == "last" else _ORDINALS.get(pick) or int(pick)
+        return number - 1 if 1 <= number <= len(titles) else None
+    plain = _plain(reply)
+    matches = [i for i, title in enumerate(titles) if plain and _plain(title) == plain]
+    return matches[0] if len(matches) == 1 else None
+
+
+def clarify_text(titles: list[str]) -> str:
+    """The clarifying question: the options numbered, and what to reply. (Quoted titles in one
+    sentence read badly when they are questions themselves: 'Did you mean "A?" or "B?"?'.)"""
+    listed = "\n".join(f"{i}. {' '.join(title.split())}" for i, title in enumerate(titles, 1))
+    return f"Which of these do you mean?\n{listed}\nReply with its number, or ask in other words."
 
 
 #: A follow-up is short in characters too: one 2,000-character "word" is no "and the fee?".
@@ -127,6 +211,9 @@ class Answer:
     clarify: str = ""
     candidates: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: A clarifying question's options, the entry ids in the order they are numbered; the
+    #: customer's next message may pick one by its number (:func:`chosen_option`).
+    options: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +228,7 @@ class Answer:
             "clarify": self.clarify,
             "candidates": self.candidates,
             "notes": self.notes,
+            "options": self.options,
         }
 
     @property
@@ -152,14 +240,15 @@ class Answer:
             return self.clarify
         if self.reason == "asked_for_person":
             return "I'm passing you to a member of our team; they will reply here shortly."
+        # What happens next, as for a request for a person: the customer should not wait
+        # for the bot, nor ask again.
         return (
             "I'm not sure I can answer that correctly, so I'm passing your question to a member "
-            "of our team."
+            "of our team; they will reply here shortly."
         )
 
 
-def _entry_dict(c: Candidate) -> dict[str, Any]:
-    e = c.entry
+def _entry_dict(e: Entry) -> dict[str, Any]:
     return {
         "id": e.id,
         "question": e.question,
@@ -205,8 +294,37 @@ class Answerer:
     def ask(self, question: str, history: list[str] | None = None) -> Answer:
         """Answer, clarify or hand off ``question``; ``history`` is the user's earlier turns."""
         text, notes = clean_question(question)
+        kind = small_talk(text)
+        if kind and not asks_for_person(text):
+            # "thanks!" after an answer was searched as a short follow-up and answered with the
+            # same entry again; alone, "hi" or "bye" was handed off to a person as out of scope.
+            return Answer(
+                text, text, "clarify", 0.0, 0.0, "small_talk",
+                clarify=SMALL_TALK_REPLIES[kind], notes=notes,
+            )  # fmt: skip
         query, candidates = self.search(text, history or [])
         return self.decide(text, query, candidates, notes)
+
+    def answer_choice(self, question: str, options: list[str], query: str) -> Answer | None:
+        """The answer when ``question`` picks one of a clarifying question's ``options``
+        (entry ids) by its number, an ordinal or its title; ``None`` when it picks none.
+
+        The turn is answered from the entry the customer chose (confidence 1: they said it is
+        the one), and keeps the clarified ``query``, so that a helpful rating exports the
+        question as it was asked, not "2"."""
+        text, notes = clean_question(question)
+        position = self.scorer.position
+        if not options or any(o not in position for o in options):
+            return None  # the KB changed since the question was asked
+        entries = [self.scorer.entries[position[o]] for o in options]
+        pick = chosen_option(text, [e.title for e in entries])
+        if pick is None:
+            return None
+        entry = entries[pick]
+        return Answer(
+            text, query, "answer", 1.0, 1.0, "chosen",
+            answer=entry.answer, entry=_entry_dict(entry), notes=notes,
+        )  # fmt: skip
 
     def search(
         self, question: str, history: list[str], k: int = ASKED
@@ -240,7 +358,7 @@ class Answerer:
             result.decision, result.answer, result.entry = (
                 "answer",
                 top.entry.answer,
-                _entry_dict(top),
+                _entry_dict(top.entry),
             )
         else:
             close = [
@@ -249,9 +367,8 @@ class Answerer:
             if len(close) >= 2 and p3 >= cal.clarify_threshold:
                 result.decision = "clarify"
                 result.reason = "close_candidates"
-                names = [f'"{c.entry.title}"' for c in close]
-                listed = ", ".join(names[:-1]) + f" or {names[-1]}"
-                result.clarify = f"Did you mean {listed}?"
+                result.clarify = clarify_text([c.entry.title for c in close])
+                result.options = [c.entry.id for c in close]
             elif not candidates or candidates[0].score < cal.out_of_scope_score:
                 result.reason = "out_of_scope"
             else:

@@ -61,14 +61,21 @@ class AskResponse(BaseModel):
     decision: Literal["answer", "clarify", "handoff"]
     reason: str = Field(
         "",
-        description="Why a clarify or hand-off happened: close_candidates, asked_for_person, "
-        "out_of_scope or low_confidence ('' for an answer).",
+        description="Why a clarify or hand-off happened: close_candidates, small_talk (a "
+        "greeting, thanks or goodbye), asked_for_person, out_of_scope or low_confidence; "
+        "'chosen' for an answer the customer picked from a clarifying question's options "
+        "('' for another answer).",
     )
     text: str = Field(..., description="What to show the customer.")
     confidence: float = Field(..., description="Calibrated P(the top entry is right).")
     entry: Entry | None = Field(None, description="The entry answered from (answers only).")
     candidates: list[Candidate] = Field(..., description="The best entries, best first.")
     notes: list[str] = Field(..., description="Remarks for the user (a question was cut).")
+    options: list[str] = Field(
+        [],
+        description="A clarifying question's options, entry ids in the order they are "
+        "numbered; send the number (or the title) back to get that answer.",
+    )
     conversation_id: str = Field(..., description="Send it back to continue the conversation.")
     turn_id: int = Field(..., description="This turn's id, for feedback.")
     handoff_event: str | None = Field(

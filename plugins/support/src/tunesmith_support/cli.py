@@ -448,6 +448,7 @@ def stats_command(
     headers = [
         "period",
         "turns",
+        "small_talk",
         "answer_rate",
         "clarify_rate",
         "handoff_rate",

@@ -53,6 +53,9 @@ MIGRATIONS = [
     );
     CREATE INDEX support_feedback_by_turn ON support_feedback(turn_id);
     """,
+    # A clarifying question's options (entry ids, as numbered), so that the customer's reply
+    # "2" picks the second.
+    "ALTER TABLE support_turns ADD COLUMN options TEXT NOT NULL DEFAULT '[]';",
 ]
 
 
@@ -122,8 +125,12 @@ class Conversations:
         return bool(rows)
 
     def turns(self, conversation_id: str, last: int | None = None) -> list[dict[str, Any]]:
-        """The conversation's turns, oldest first (``last``: only the most recent ones)."""
-        columns = "id, created_at, question, decision, reason, confidence, entry_id, answer"
+        """The conversation's turns, oldest first (``last``: only the most recent ones);
+        ``options`` is a clarifying question's list of entry ids."""
+        columns = (
+            "id, created_at, question, query, decision, reason, confidence, entry_id, answer, "
+            "options"
+        )
         if last is None:
             rows = self.store.query(
                 f"SELECT {columns} FROM support_turns WHERE conversation_id = ? ORDER BY id",
@@ -135,7 +142,7 @@ class Conversations:
                 "ORDER BY id DESC LIMIT ?) ORDER BY id",
                 (conversation_id, last),
             )
-        return [dict(row) for row in rows]
+        return [{**dict(row), "options": json.loads(row["options"])} for row in rows]
 
     def count_turns(self, conversation_id: str) -> int:
         """How many turns the conversation has."""
@@ -149,7 +156,8 @@ class Conversations:
         entry_id = answer.entry["id"] if answer.entry else None
         result = self.store.execute(
             "INSERT INTO support_turns (conversation_id, created_at, question, query, decision, "
-            "reason, confidence, entry_id, answer, candidates) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "reason, confidence, entry_id, answer, candidates, options) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 conversation_id,
                 _now(),
@@ -161,6 +169,7 @@ class Conversations:
                 entry_id,
                 answer.text,
                 json.dumps(answer.candidates),
+                json.dumps(getattr(answer, "options", [])),
             ),
         )
         return int(result.lastrowid)
@@ -248,20 +257,23 @@ class Conversations:
 
         Feedback counts in the period it was given, which need not hold a turn (an agent
         rates Monday's answers on Tuesday); weeks are ISO weeks (``2025-W01``: Monday to
-        Sunday, one week even across the new year). The helpful rate reads each rated turn's
+        Sunday, one week even across the new year). Small talk (a greeting, a thanks) counts as
+        a turn but not in the answer, clarify and hand-off rates, which are of questions. The
+        helpful rate reads each rated turn's
         newest rating once, as ``export-feedback`` does: a rating sent twice, or changed,
         counts once."""
         check_period(by)
         periods: dict[str, dict[str, int]] = {}
-        empty = dict.fromkeys(("turns", "answer", "clarify", "handoff", "feedback", "helpful",
-                               "not_helpful", "corrected"), 0)  # fmt: skip
+        empty = dict.fromkeys(("turns", "small_talk", "answer", "clarify", "handoff", "feedback",
+                               "helpful", "not_helpful", "corrected"), 0)  # fmt: skip
         # SQLite counts per day (a log of millions of turns stays in the database); days then
         # fold into weeks or months here, where ISO weeks are computed right.
         day = "substr(created_at, 1, 10)"
         turns = self.store.query(
-            f"SELECT {day} AS day, COUNT(*) AS turns, SUM(decision = 'answer') AS answer, "
-            "SUM(decision = 'clarify') AS clarify, SUM(decision = 'handoff') AS handoff "
-            "FROM support_turns GROUP BY day"
+            f"SELECT {day} AS day, COUNT(*) AS turns, SUM(reason = 'small_talk') AS small_talk, "
+            "SUM(decision = 'answer') AS answer, "
+            "SUM(decision = 'clarify' AND reason != 'small_talk') AS clarify, "
+            "SUM(decision = 'handoff') AS handoff FROM support_turns GROUP BY day"
         )
         feedback = self.store.query(
             f"SELECT {day} AS day, COUNT(*) AS feedback, "
@@ -279,12 +291,14 @@ class Conversations:
         out = []
         for period in sorted(periods):
             c = periods[period]
-            n = c["turns"]
+            # A greeting or a thanks is no question: the rates are of the questions asked.
+            n = c["turns"] - c["small_talk"]
             rated = c["helpful"] + c["not_helpful"]
             out.append(
                 {
                     "period": period,
-                    "turns": n,
+                    "turns": c["turns"],
+                    "small_talk": c["small_talk"],
                     "answer_rate": round(c["answer"] / n, 4) if n else None,
                     "clarify_rate": round(c["clarify"] / n, 4) if n else None,
                     "handoff_rate": round(c["handoff"] / n, 4) if n else None,

@@ -107,8 +107,13 @@ def describe(turn: Any) -> tuple[str, str]:
     """Markdown for the decision panel and the source panel (escaped)."""
     a = turn.answer
     notes = "".join(f"\n\n_Note: {plain_markdown(n)}_" for n in a.notes)
-    if a.decision == "answer":
+    why = getattr(a, "reason", "")
+    if why == "chosen":
+        decision = "**Decision: answer** (picked from the options)"
+    elif a.decision == "answer":
         decision = f"**Decision: answer**, confidence {a.confidence:.0%}"
+    elif why == "small_talk":
+        decision = "**Decision: small talk** (no search)"
     elif a.decision == "clarify":
         decision = f"**Decision: clarify** (top answers are close), confidence {a.confidence:.0%}"
     else:

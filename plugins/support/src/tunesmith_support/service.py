@@ -123,10 +123,14 @@ class SupportService:
                 raise UserInputError(f"no conversation {shown(conversation_id)}")
             # Only the last turn makes a follow-up's query; the rest go into a hand-off.
             earlier = self.conversations.turns(conversation_id, last=HANDOFF_TURNS)
-        # Earlier turns as typed, not as searched: a searched follow-up carries its topic on to
-        # the next question, and a change of topic ("how much is shipping?" / "and express?" /
-        # "can I return it?") was then answered from the first topic, confidently.
-        answer = self.answerer.ask(question, [t["question"] for t in earlier])
+        answer = None
+        if earlier and earlier[-1]["decision"] == "clarify" and earlier[-1]["options"]:
+            # A reply to "Which of these do you mean? 1. ... 2. ..." picks an option by its
+            # number: searched, "2" was handed off to a person.
+            last = earlier[-1]
+            answer = self.answerer.answer_choice(question, last["options"], last["query"])
+        if answer is None:
+            answer = self.answerer.ask(question, self._history(earlier))
         store = self.conversations.store
         outgoing = None
         # The turn and its hand-off event commit together (the outbox shares the store): a
@@ -153,6 +157,23 @@ class SupportService:
         else:
             send(outgoing)
         return Turn(answer, turn_id, conversation_id, outgoing.event.id)
+
+    def _history(self, earlier: list[dict[str, Any]]) -> list[str]:
+        """What a follow-up may lean on: the earlier questions as typed, not as searched (a
+        searched follow-up carries its topic on to the next question, and a change of topic,
+        "how much is shipping?" / "and express?" / "can I return it?", was then answered from
+        the first topic, confidently). Small talk is left out ("thanks" says nothing about the
+        topic), and a pick from a clarifying question ("2") stands for the entry's title."""
+        history = []
+        for t in earlier:
+            if t["reason"] == "small_talk":
+                continue
+            text = t["question"]
+            if t["reason"] == "chosen" and t["entry_id"] in self.answerer.scorer.position:
+                entry = self.answerer.scorer.entries[self.answerer.scorer.position[t["entry_id"]]]
+                text = entry.title
+            history.append(text)
+        return history
 
     def _handoff_event(
         self, answer: Answer, earlier: list[dict[str, Any]], conversation_id: str, turn_id: int
