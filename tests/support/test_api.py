@@ -95,3 +95,14 @@ def test_host_names_are_read_without_their_port():
     assert host_name("::1") == "::1" and host_name("127.0.0.1") == "127.0.0.1"
     assert is_loopback("127.0.0.2") and is_loopback("LOCALHOST") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
+
+
+def test_health_says_a_restart_is_needed_once_the_kb_changed_on_disk(client, kb_copy):
+    import os
+
+    assert client.get("/v1/health").json()["restart_needed"] is False
+    calibration = kb_copy / "calibration.json"
+    later = calibration.stat().st_mtime_ns + 5_000_000_000
+    os.utime(calibration, ns=(later, later))  # as `support calibrate` rewrites it
+    health = client.get("/v1/health").json()
+    assert health["restart_needed"] is True and health["status"] == "ok"

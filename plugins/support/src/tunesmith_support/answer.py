@@ -24,6 +24,8 @@ from tunesmith_support.kb import Entry
 from tunesmith_support.kbindex import (
     CALIBRATION,
     CLASSIFIER_DIR,
+    INDEX_DIR,
+    META,
     load_encoder,
     open_index,
     read_meta,
@@ -260,11 +262,25 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
     }
 
 
+def kb_stamp(kb_dir: Path) -> tuple[int, ...]:
+    """When the files an answerer reads last changed (``kb.json``, the index's current
+    generation, the calibration, the classifier): a server compares it with the one it started
+    from to tell that a re-index, calibrate or train is waiting for a restart."""
+    stamps = []
+    for name in (META, f"{INDEX_DIR}/CURRENT", CALIBRATION, f"{CLASSIFIER_DIR}/config.json"):
+        try:
+            stamps.append((kb_dir / name).stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return tuple(stamps)
+
+
 class Answerer:
     """A loaded KB: encoder, index, optional lexical and intent scores, calibration."""
 
     def __init__(self, kb_dir: str | Path, *, encoder: Any = None) -> None:
         self.kb_dir = Path(kb_dir)
+        self.loaded_stamp = kb_stamp(self.kb_dir)
         self.meta = read_meta(self.kb_dir)
         self.calibration = Calibration.load(self.kb_dir / CALIBRATION)
         if self.calibration is None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from tunesmith.errors import UserInputError
 from tunesmith.store import StoreError
 from tunesmith_support import __version__
+from tunesmith_support.answer import kb_stamp
 from tunesmith_support.service import SupportService
 
 # This module is imported only by `support serve`, the demo and tests, never at CLI start-up,
@@ -100,6 +101,11 @@ class Health(BaseModel):
     entries: int = Field(..., description="Entries in the knowledge base.")
     encoder: str = Field(..., description="The encoder the knowledge base was indexed with.")
     version: str = Field(..., description="The support plugin's version.")
+    restart_needed: bool = Field(
+        ...,
+        description="The knowledge base was re-indexed, calibrated or trained since the server "
+        "started; it answers from the one it loaded until it is restarted.",
+    )
 
 
 class ErrorMessage(BaseModel):
@@ -297,6 +303,7 @@ def create_app(service: SupportService, *, loopback_only: bool = False) -> Any:
             "entries": len(service.answerer.entries),
             "encoder": str(service.answerer.encoder.name),
             "version": __version__,
+            "restart_needed": kb_stamp(service.answerer.kb_dir) != service.answerer.loaded_stamp,
         }
 
     return app
