@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -261,6 +262,31 @@ def test_int8_ranges_command_records_the_ranges_of_a_model_trained_elsewhere(mod
     )
     assert set(quantize.read_int8_ranges(model)) == linears
     assert not [p for p in model.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_int8_ranges_command_records_every_member_of_a_seed_ensemble(model_dir, tmp_path):
+    # Only the first member got ranges: predict --quantize int8, which averages every member,
+    # quantised the others per batch, so the ensemble's answer moved with the batch.
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import build_app
+    from tunesmith.testing import write_csv
+
+    model = tmp_path / "ensemble"
+    shutil.copytree(model_dir, model)
+    shutil.copytree(model_dir, model / "members" / "seed43")
+    (model / "ensemble.json").write_text(json.dumps({"members": ["members/seed43"]}))
+    data = write_csv(tmp_path / "texts.csv", [(t, "x") for t in TEXTS])
+    args = ["int8-ranges", "--model", str(model), "--data", str(data)]
+    result = CliRunner().invoke(build_app(), [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    member = model / "members" / "seed43"
+    assert quantize.read_int8_ranges(member) == quantize.read_int8_ranges(model) != {}
+    (entry,) = json.loads(result.stdout)["members"]
+    assert Path(entry["model"]) == member.resolve() and entry["texts"] == len(TEXTS)
 
 
 def test_int8_ranges_command_with_a_missing_text_column_is_one_error_line(model_dir, tmp_path):

@@ -290,3 +290,58 @@ def test_export_to_a_folder_says_it_is_a_folder_not_to_pass_force(tmp_path):
 
     with pytest.raises(UserInputError, match="is a directory; --out names the .onnx file"):
         export_onnx(tmp_path / "no-model", tmp_path)
+
+
+@pytest.mark.parametrize("own_file", ["config.json", "model.safetensors", "members/seed43/x.bin"])
+def test_force_never_replaces_a_file_of_the_model_directory(cli, exported, tmp_path, own_file):
+    # `--out DIR/config.json --force` wrote the ONNX graph over the model's config: gone.
+    import shutil
+
+    model = shutil.copytree(exported["multi"][0], tmp_path / "model")
+    target = model / own_file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.write_bytes(b"keep")
+    before = target.read_bytes()
+    result = cli("export", "--model", str(model), "--out", str(target), "--force")
+    assert result.exit_code == 2, result.output
+    assert "inside the model directory" in result.output and "*.onnx" in result.output
+    assert target.read_bytes() == before
+    inside = model / "exports" / "model.onnx"  # an .onnx file inside is the intended use
+    result = cli("export", "--model", str(model), "--out", str(inside))
+    assert result.exit_code == 0, result.output
+
+
+def test_export_under_a_file_names_that_file(cli, exported, tmp_path):
+    # Was "[Errno 17] File exists: ...", after the model had been loaded
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    result = cli("export", "--model", str(exported["multi"][0]), "--out", str(blocker / "m.onnx"))
+    assert result.exit_code == 2
+    assert f"{blocker} is a file, not a folder" in result.output
+
+
+def test_truncation_left_to_the_caller_names_the_models_max_length(cli, exported, tmp_path):
+    """Tokenising as the export says gives predict's probabilities for a text longer than the
+    model reads; `truncation=True` alone cut at the tokenizer's 128, not the 8 trained with."""
+    import shutil
+
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_texts
+
+    model = shutil.copytree(exported["multi"][0], tmp_path / "model")
+    (model / "run_config.json").write_text(json.dumps({"task": "multilabel", "max_length": 8}))
+    out = tmp_path / "m.onnx"
+    result = cli("export", "--model", str(model), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    said = [x for x in report["leaves_out"] if "truncation" in x]
+    assert said == ["truncation to 8 tokens (tokenize with truncation=True, max_length=8)"]
+    long_text = " ".join(TEXTS)
+    loaded = load_model(model)
+    want = list(predict_texts(loaded, [long_text])[0]["probabilities"].values())
+    (_, probs), _ = _run(_session(out), loaded.tokenizer, [long_text], truncation=True,
+                         max_length=8)  # fmt: skip
+    np.testing.assert_allclose(probs[0], want, atol=1e-4)
+    (_, untruncated), _ = _run(_session(out), loaded.tokenizer, [long_text], truncation=True)
+    assert np.abs(untruncated[0] - want).max() > 3e-4  # why the number must be said

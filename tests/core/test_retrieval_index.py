@@ -463,3 +463,29 @@ def test_top_k_inner_product_matches_a_full_sort_across_tiles(monkeypatch):
     np.testing.assert_allclose(scores, np.take_along_axis(full, expected, axis=1), atol=1e-6)
     _, all_rows = index_module.top_k_inner_product(queries[:2], base[:5], 9)  # k above n
     assert all_rows.shape == (2, 5)
+
+
+def test_an_index_of_int8_vectors_refuses_a_float32_encoder_and_the_reverse(tmp_path):
+    # Encoder.name is the same with and without quantize="int8", so the index took either
+    from tunesmith.retrieval.encoder import Encoder
+    from tunesmith.testing import make_tiny_base_model
+
+    texts = ["my card is broken", "transfer money abroad", "refund please"]
+    base = make_tiny_base_model(tmp_path / "m", texts)
+    fp32, int8 = Encoder.load(base), Encoder.load(base, quantize="int8")
+    for built, other, hint in ((int8, fp32, "quantize='int8'"), (fp32, int8, "no quantize")):
+        path = tmp_path / f"ix-{built.quantized}"
+        index = VectorIndex.create(path, encoder=built)
+        index.add(["a", "b", "c"], texts=texts)
+        index.save()
+        with pytest.raises(UserInputError, match=f"load the encoder with {hint}") as caught:
+            VectorIndex.load(path, encoder=other)
+        assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+        again = VectorIndex.load(path, encoder=built)
+        assert again.encoder_precision == ("int8" if built.quantized else "float32")
+        assert again.search(texts[1], k=1)[0].id == "b"
+    # Vectors given by the caller, or an index saved before precision was recorded: unchecked.
+    plain = VectorIndex.create(tmp_path / "vecs", dim=int8.dim, encoder_name=int8.name)
+    plain.add(["a"], vectors=fp32.encode(texts[:1]))
+    plain.save()
+    assert VectorIndex.load(tmp_path / "vecs", encoder=int8).encoder_precision is None

@@ -20,18 +20,31 @@ def int8_ranges_command(
 
     Writes int8_ranges.json beside the weights, atomically; `--quantize int8` then quantises with
     these ranges, so a text gets the same prediction alone as in any batch. `tunesmith train`
-    records them itself; this is for models trained elsewhere or before it did.
+    records them itself; this is for models trained elsewhere or before it did. A seed ensemble
+    (ensemble.json) gets every member's recorded, as `--quantize int8` quantises every member.
     """
+    import contextlib
+
     from tunesmith.data.load import read_texts
+    from tunesmith.engine.ensemble import read_members
     from tunesmith.engine.int8_ranges import save_int8_ranges
     from tunesmith.engine.quantize import RANGES_FILE
     from tunesmith.locks import writing_into
 
     texts = read_texts(data, text_col=text_col)
-    with writing_into(model, [RANGES_FILE]) as removed:  # one writer of the model at a time
+    members = read_members(model)
+    with contextlib.ExitStack() as held:  # one writer of each model directory at a time
+        removed: list[Path] = []
+        for where in [model, *members]:
+            removed += held.enter_context(writing_into(where, [RANGES_FILE]))
         if removed:
             typer.echo(f"removed {len(removed)} temporary file(s) a stopped run left", err=True)
         recorded = save_int8_ranges(model, texts)
+        # Predict averages every member, each quantised with its own file: a member left without
+        # one would be quantised per batch, and the ensemble's answer would move with the batch.
+        others = [{"model": str(m), **save_int8_ranges(m, texts)} for m in members]
+    if others:
+        recorded["members"] = others
     if as_json:
         typer.echo(json.dumps(recorded, indent=2))
         return
@@ -39,7 +52,10 @@ def int8_ranges_command(
         f"recorded the int8 ranges of {len(recorded['ranges'])} linear layers "
         f"from {recorded['texts']} texts of {data}"
     )
-    typer.echo(f"saved {model / RANGES_FILE}", err=True)
+    for member in others:
+        typer.echo(f"ensemble member {member['model']}: {len(member['ranges'])} linear layers")
+    for where in [model, *members]:
+        typer.echo(f"saved {Path(where) / RANGES_FILE}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -34,7 +34,7 @@ from tunesmith import __version__
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.modeling import plain_transformers_gaps
 from tunesmith.errors import TunesmithError, UserInputError
-from tunesmith.io import publish_mode, remove_stale_temps
+from tunesmith.io import check_parents, publish_mode, remove_stale_temps
 from tunesmith.model_dir import NEAREST_KEY
 
 INPUTS = ("input_ids", "attention_mask")
@@ -107,7 +107,12 @@ def describe(loaded: Any) -> dict[str, Any]:
     if "nearest_examples" in gaps:
         weight = config[NEAREST_KEY]["weight"]
         includes.append(f"nearest-example scores (head share {weight:g})")
-    leaves_out = ["truncation to max_length (tokenize with truncation=True)"]
+    # The number itself: truncation=True alone cuts at the tokenizer's model_max_length, which
+    # is longer than the --max-length a model was trained with, and long texts then differ.
+    limit = loaded.max_length
+    leaves_out = [
+        f"truncation to {limit} tokens (tokenize with truncation=True, max_length={limit})"
+    ]
     if loaded.task == "ner":
         leaves_out += [
             "word alignment (tunesmith reads each word's first sub-token)",
@@ -201,16 +206,32 @@ def _check(session: Any, module: Any, batches: list[dict[str, Any]]) -> dict[str
     return worst
 
 
+def _refuse_model_file(model_dir: Path, out: Path) -> None:
+    """Refuse an ``out`` inside the model directory that is not a ``.onnx`` file: with
+    ``--force`` it would replace one of the model's own files (``config.json``, the weights)."""
+    if out.suffix.lower() == ".onnx" or not model_dir.is_dir():
+        return
+    if out.resolve().is_relative_to(model_dir.resolve()):
+        raise UserInputError(
+            f"--out {out} is inside the model directory {model_dir} and is not a .onnx file: "
+            "it could replace one of the model's own files; name it *.onnx or write it elsewhere"
+        )
+
+
 def export_onnx(model_dir: str | Path, out: str | Path, *, force: bool = False) -> dict[str, Any]:
     """Write ``model_dir`` as an ONNX model at ``out`` (atomically) and check it against PyTorch.
 
     Returns a report: the path, inputs, outputs, size, what is included and left out, and the
     largest differences measured. Raises :class:`UserInputError` when ``out`` exists (without
-    ``force``) or onnx/onnxruntime are missing, :class:`TunesmithError` when the check fails.
+    ``force``), lies in the model directory without a ``.onnx`` name (even with ``force``: it
+    could be one of the model's files) or onnx/onnxruntime are missing, :class:`TunesmithError`
+    when the check fails.
     """
     out = Path(out).expanduser()
     if out.is_dir():  # first: --force cannot make a folder a file, so it is no advice to give
         raise UserInputError(f"{out} is a directory; --out names the .onnx file to write")
+    _refuse_model_file(Path(model_dir).expanduser(), out)
+    check_parents(out, "--out")
     if out.exists() and not force:
         raise UserInputError(f"{out} exists already; pass --force to replace it")
     _require_runtime()

@@ -230,6 +230,9 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         if share
         else ""
     )
+    # What predict truncates at: a plain call would read longer texts whole (another answer) or
+    # fail past the position embeddings.
+    limit = resolved.predict_max_length or resolved.max_length or 512
     lines = [OUTSIDE_HEADING, ""]
     if not gaps:
         lines += [
@@ -245,13 +248,21 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
                 f'tag = pipeline("token-classification", model="{out}", '
                 'aggregation_strategy="first")',
                 'entities = tag(["Maria works for Northwind in Madrid"])',
+                "```",
+                "",
+                f"tunesmith reads at most {limit} tokens of a text and tags the words after "
+                "them `O`; the token-classification pipeline cannot truncate, so give it texts "
+                "within that.",
+                "",
             ]
         else:
             lines += [
                 f'classify = pipeline("text-classification", model="{out}", top_k=None)',
-                'scores = classify(["first text to label", "a second text"])',
+                'scores = classify(["first text to label", "a second text"], truncation=True, '
+                f"max_length={limit})",
+                "```",
+                "",
             ]
-        lines += ["```", ""]
         if calibrated:
             lines += [
                 "Those probabilities are uncalibrated; `calibration.json` holds the temperature"
@@ -291,8 +302,8 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         f'tokenizer = PreTrainedTokenizerFast.from_pretrained("{out}")',
         f'session = onnxruntime.InferenceSession("{out}/model.onnx")',
         'texts = ["first text to label", "a second text"]',
-        f"batch = tokenizer(texts, padding=True, truncation=True, max_length="
-        f'{resolved.predict_max_length or resolved.max_length or 512}, return_tensors="np")',
+        f"batch = tokenizer(texts, padding=True, truncation=True, max_length={limit}, "
+        'return_tensors="np")',
         'feeds = {name: batch[name] for name in ("input_ids", "attention_mask")}',
         'probabilities = session.run(["probabilities"], feeds)[0]',
         'labels = json.loads(session.get_modelmeta().custom_metadata_map["labels"])',

@@ -5,7 +5,8 @@ On disk an index is a directory of immutable generations and a pointer to the cu
     my_index/
       CURRENT              "gen-000003" (replaced atomically by rename)
       gen-000003/
-        meta.json          encoder name, dim, metric, kind, count, format and tunesmith version
+        meta.json          encoder name and precision (int8, float32), dim, metric, kind, count,
+                           format and tunesmith version
         index.faiss        the FAISS index; its int64 ids are the rowids of the payload table
         payloads.sqlite    items(rid, id, payload): the string id and JSON payload of each vector
 
@@ -107,6 +108,15 @@ class EncoderLike(Protocol):
     dim: int
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _precision_of(encoder: EncoderLike | None) -> str | None:
+    """``"int8"`` or ``"float32"`` for an encoder that says whether it is quantised
+    (``Encoder.quantized``); ``None`` for one that does not."""
+    quantized = getattr(encoder, "quantized", None)
+    if not isinstance(quantized, bool):
+        return None
+    return "int8" if quantized else "float32"
 
 
 @dataclass(frozen=True)
@@ -235,10 +245,14 @@ class VectorIndex:
         db: sqlite3.Connection,
         ivf_info: dict[str, int] | None = None,
         generation: int = 0,
+        encoder_precision: str | None = None,
     ) -> None:
         self.path = path
         self.dim = dim
         self.encoder_name = encoder_name
+        #: ``"int8"`` or ``"float32"``: how the encoder that made the vectors ran (``None`` when
+        #: not known: vectors given by the caller, or an index saved before it was recorded).
+        self.encoder_precision = encoder_precision
         self.encoder = encoder
         self.exact_limit = exact_limit
         self._index = faiss_index
@@ -267,8 +281,9 @@ class VectorIndex:
     ) -> VectorIndex:
         """A new, empty index that will be saved at ``path``.
 
-        Give an ``encoder`` (its ``name`` and ``dim`` are recorded, and texts are encoded with
-        it), or ``dim`` and ``encoder_name`` for vectors you encode yourself. An existing index
+        Give an ``encoder`` (its ``name``, ``dim`` and precision, int8 or float32, are recorded,
+        and texts are encoded with it), or ``dim`` and ``encoder_name`` for vectors you encode
+        yourself. An existing index
         at ``path`` is an error unless ``force``; it is replaced only on :meth:`save`.
         """
         path = Path(path)
@@ -304,6 +319,7 @@ class VectorIndex:
             db=_new_db(),
             # With force, the index on disk is replaced on purpose: saving over it is no loss.
             generation=_current_generation(path),
+            encoder_precision=_precision_of(encoder),
         )
 
     @classmethod
@@ -322,7 +338,8 @@ class VectorIndex:
         """Open the index saved at ``path``.
 
         With an ``encoder`` its name and dim must be those the index was built with (else one
-        :class:`UserInputError` naming the index and both encoders). A missing or damaged index
+        :class:`UserInputError` naming the index and both encoders), and so must its precision
+        (``Encoder.load(..., quantize="int8")`` or not) when the index recorded it. A missing or damaged index
         is a :class:`UserInputError`/:class:`DataError` naming the path.
         """
         path = Path(path)
@@ -365,6 +382,8 @@ class VectorIndex:
                 int(meta["count"]),
             )
             fmt = int(meta.get("format", 1))
+            precision = meta.get("encoder_precision")
+            precision = None if precision is None else str(precision)
             saved_limit = int(meta.get("exact_limit", EXACT_LIMIT))
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(
@@ -378,6 +397,14 @@ class VectorIndex:
             raise UserInputError(
                 f"index {path} was built with encoder '{name}' (dim {dim}), not '{encoder.name}' "
                 f"(dim {encoder.dim}): load it with that encoder or rebuild the index"
+            )
+        given = _precision_of(encoder)
+        if precision is not None and given is not None and given != precision:
+            # Same weights, other arithmetic: the query vectors would not be the stored ones'.
+            quantize = "quantize='int8'" if precision == "int8" else "no quantize"
+            raise UserInputError(
+                f"index {path} holds {precision} vectors of encoder '{name}', and the encoder "
+                f"given runs in {given}: load the encoder with {quantize}, or rebuild the index"
             )
         faiss = _faiss()
         try:
@@ -411,6 +438,7 @@ class VectorIndex:
             db=db,
             ivf_info=ivf,
             generation=int(match.group(1)),
+            encoder_precision=precision,
         )
 
     # ------------------------------------------------------------------ reading
@@ -893,6 +921,8 @@ class VectorIndex:
             "count": len(self),
             "exact_limit": self.exact_limit,
         }
+        if self.encoder_precision is not None:
+            meta["encoder_precision"] = self.encoder_precision
         if self._kind == "ivf":
             meta.update(self._ivf)
         return meta
