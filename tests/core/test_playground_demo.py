@@ -43,6 +43,20 @@ def test_playground_classify_returns_probabilities_highlights_and_a_note(demo_ho
     assert highlights
 
 
+def test_playground_says_when_a_long_text_was_read_only_in_part(demo_home):
+    from tunesmith.testing import make_tiny_classifier
+    from tunesmith.ui.core_demos import classify
+
+    folder = demo_home / "home" / "demo-models" / "m"
+    model = make_tiny_classifier(folder, ["card_lost", "refund"], ["my card is lost"])
+    _, _, short = classify(str(model), "my card is lost")
+    assert "only its beginning" not in short
+    # 600 words for a model that reads 128 tokens: the page said nothing of the cut.
+    _, highlights, note = classify(str(model), "my card is lost " * 150)
+    assert "only its beginning (the highlighted words) was classified and explained" in note
+    assert sum(score is not None for _, score in highlights) < 128
+
+
 def test_playground_asks_for_a_model_before_classifying(demo_home):
     from tunesmith.ui.core_demos import classify
 
@@ -109,7 +123,8 @@ def test_two_pages_training_the_same_sample_at_once_train_it_once(demo_home, mon
     for page in pages:
         page.join(timeout=10)
     assert len(runs) == 1
-    assert [directory for directory, _ in shown] == [runs[0], runs[0]]
+    # Both pages are given the one model, by its name in the demo's folder.
+    assert [directory for directory, _ in shown] == [Path(runs[0]).name] * 2
 
 
 def test_playground_scores_a_seed_ensemble_as_predict_does_by_its_members_mean(demo_home):

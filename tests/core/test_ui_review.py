@@ -81,7 +81,7 @@ def test_train_reports_in_the_note_and_says_what_to_do_next(monkeypatch):
     on_train, outputs, blocks = _handler("on_train")
     assert _note_id(blocks) in outputs  # it had only the directory box to write to
     monkeypatch.setattr(core_demos, "train_on_sample", lambda name: "/models/" + name)
-    directory, note = on_train("support_intents")
+    directory, note, *_ = on_train("support_intents")
     assert directory == "/models/support_intents"
     assert "Type a text and press **Classify**" in note
 
@@ -92,10 +92,11 @@ def test_train_errors_are_the_note_and_keep_the_typed_directory(monkeypatch):
 
     monkeypatch.setattr(core_demos, "train_on_sample", refused)
     on_train, _, _ = _handler("on_train")
-    kept, note = on_train("support_intents")
+    kept, note, *shown = on_train("support_intents")
     assert kept == {"__type__": "update"}  # the directory box is left as it is
+    assert shown == [{"__type__": "update"}] * 2  # and the last result with it
     assert note == "**no room left in /tmp**"
-    kept, note = on_train("")
+    kept, note, *_ = on_train("")
     assert kept == {"__type__": "update"} and note == "**No sample data set is installed.**"
 
 
@@ -146,3 +147,36 @@ def test_the_sample_data_box_says_what_the_chosen_set_holds():
     (on_sample,) = {f.fn for f in blocks.fns.values() if f.name == "on_sample"}
     other = next(name for name in sets if name != box.value)
     assert on_sample(other)["info"] == sets[other].description
+
+
+def test_train_shows_the_sample_model_by_its_name_not_the_servers_path(monkeypatch):
+    trained = model_access.demo_models_dir() / "support_intents"
+    trained.mkdir()
+    monkeypatch.setattr(core_demos, "train_on_sample", lambda name: str(trained))
+    on_train, _, _ = _handler("on_train")
+    directory, *_ = on_train("support_intents")
+    # The page showed /home/USER/.cache/tunesmith/demo-models/support_intents to anyone.
+    assert directory == "support_intents"
+    assert model_access.resolve_model_dir(directory) == trained.resolve()  # Classify finds it
+
+
+@pytest.mark.parametrize("typed", [".", "support", "support/sample-kb/.."])
+def test_a_folder_that_is_no_model_is_named_as_typed_not_by_the_servers_path(typed):
+    (model_access.demo_models_dir() / "support").mkdir()
+    classify, _, _ = _handler("on_classify")
+    probabilities, words, note = classify(typed, "hello")
+    assert probabilities is None and words is None
+    assert "is not a model directory" in note
+    assert str(model_access.demo_models_dir()).replace("_", "\\_") not in note
+    assert "demo\\-models" not in note and plain_markdown(typed) in note
+
+
+def test_training_another_sample_clears_the_last_models_result(monkeypatch):
+    monkeypatch.setattr(core_demos, "train_on_sample", lambda name: "/models/" + name)
+    on_train, outputs, blocks = _handler("on_train")
+    labels = {getattr(b, "label", None): b._id for b in blocks.blocks.values()}
+    ids = {name: labels[name] for name in ("Probabilities", "Why")}
+    # "card_lost 97%" stayed under "Trained on finance_sentences", read as the new model's.
+    assert ids["Probabilities"] in outputs and ids["Why"] in outputs
+    _, _, probabilities, words = on_train("finance_sentences")
+    assert probabilities is None and words is None

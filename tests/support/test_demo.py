@@ -198,3 +198,14 @@ def test_why_this_answer_explains_the_similarity_the_kbs_encoder_matched_with(kb
     assert f"{matched:.2f}" != f"{mean_pooled:.2f}"  # the two poolings tell apart here
     _, _, note = demo.explain(str(kb_copy), state)
     assert f"Similarity {matched:.2f}." in note
+
+
+def test_why_this_answer_explains_the_faq_question_that_matched_not_the_answer(kb_copy, home):
+    """An FAQ entry is found by its question or its answer, whichever is closer; "Why this
+    answer" explained the answer alone: similarity 0.67 for a question asked word for word."""
+    question = "How much does shipping cost?"  # shp-01's own question
+    state = demo.ask_turn(question, [], str(kb_copy), None)[4]
+    assert state["entry"]["id"] == "shp-01"
+    _, entry_words, note = demo.why_answer(str(kb_copy), state)
+    assert "".join(piece for piece, _ in entry_words) == question
+    assert "Similarity 1.00." in note and "the entry's question" in note

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
+from pathlib import Path
 from typing import Any
 
 from tunesmith.data.limits import text_problem
@@ -93,6 +94,7 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
             f"{said}. Highlighted words pushed towards **{plain_markdown(explanation.target)}** "
             f"({explanation.target_probability:.0%}, the most probable label) or away from it."
         )
+        note += _cut_note(explanation)
         return prediction["probabilities"], explanation_to_highlights(explanation), note
     # The label shown: with a lexical share (--lexical) it may not be the transformer's own.
     target = prediction["label"] if loaded.task == "classification" else None
@@ -100,8 +102,20 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
     note = (
         f"Predicted **{plain_markdown(prediction['label'])}** ({prediction['score']:.0%}). "
         "Highlighted words pushed towards it (positive) or away from it (negative)."
-    )
+    ) + _cut_note(explanation)
     return prediction["probabilities"], explanation_to_highlights(explanation), note
+
+
+def _cut_note(explanation: Any) -> str:
+    """What the page adds for a text longer than the model reads: `predict` and `explain` read
+    its beginning only, and the page said so nowhere (the terminal's warning aside), the pasted
+    rest shown under "Why" as if it had counted."""
+    if not getattr(explanation, "truncated", False):
+        return ""
+    return (
+        " The text is longer than the model reads: only its beginning (the highlighted words) "
+        "was classified and explained."
+    )
 
 
 def _entities_result(
@@ -160,7 +174,17 @@ def train_for_page(name: str) -> tuple[str | None, str]:
         directory = train_on_sample(name)
     except Exception as exc:
         return None, f"**{plain_markdown(_problem(exc))}**"
-    return directory, (f"Trained on {plain_markdown(name)}. Type a text and press **Classify**.")
+    return _as_shown(directory), (
+        f"Trained on {plain_markdown(name)}. Type a text and press **Classify**."
+    )
+
+
+def _as_shown(directory: str) -> str:
+    """A directory as the page shows it: a demo model by its name in the demo's folder (which
+    Classify finds again), not by where the server keeps it (the page showed the absolute path,
+    the server's home folder and user name included, to whoever could reach the port)."""
+    path, root = Path(directory).resolve(), demo_models_dir().resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else directory
 
 
 #: The tab's intro. A model of one's own opens only from a folder the UI was started with
@@ -199,9 +223,13 @@ def build_playground() -> Any:
 
         words = highlight_component(label="Why")
 
-        def on_train(name: str) -> tuple[Any, str]:
+        def on_train(name: str) -> tuple[Any, str, Any, Any]:
             directory, message = train_for_page(name)
-            return (gr.update() if directory is None else directory), message
+            if directory is None:
+                return gr.update(), message, gr.update(), gr.update()
+            # The last text's probabilities and words were another model's: shown under
+            # "Trained on finance_sentences" they read as the new model's.
+            return directory, message, None, None
 
         def on_classify(directory: str, value: str) -> tuple[Any, Any, str]:
             return classify_for_page(directory, value)
@@ -210,7 +238,7 @@ def build_playground() -> Any:
             return gr.update(info=found[name].description if name in found else None)
 
         sample.change(on_sample, inputs=sample, outputs=sample)
-        train_button.click(on_train, inputs=sample, outputs=[model_dir, note])
+        train_button.click(on_train, inputs=sample, outputs=[model_dir, note, probabilities, words])
         # The keyboard as well as the button: Enter in the directory, Shift+Enter in the text.
         for event in (go.click, model_dir.submit, text.submit):
             event(on_classify, inputs=[model_dir, text], outputs=[probabilities, words, note])

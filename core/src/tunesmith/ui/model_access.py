@@ -20,7 +20,7 @@ from typing import Any
 
 from tunesmith.engine.ensemble import MEMBERS_FILE, load_ensemble, read_members
 from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
-from tunesmith.errors import UserInputError
+from tunesmith.errors import TunesmithError, UserInputError
 from tunesmith.model_dir import CALIBRATION_FILE, CONFIG_FILE
 
 #: Loaded models kept at once (a small classifier is about 45 MB in memory).
@@ -120,7 +120,13 @@ def load_allowed_ensemble(text: str) -> list[Any]:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-        loaded = load_ensemble(directory)
+        try:
+            loaded = load_ensemble(directory)
+        except TunesmithError as exc:
+            # Said with the name the user typed: the resolved path is where the server keeps its
+            # models ("." read as "/home/alice/.cache/tunesmith/demo-models has no config.json").
+            exc.args = (str(exc).replace(str(directory), text.strip()),)
+            raise
         for old in [k for k in _cache if k[0] == key[0]]:
             del _cache[old]
         _cache[key] = loaded

@@ -166,18 +166,44 @@ def explain(kb_dir: str, last: dict[str, Any]) -> tuple[Any, Any, str]:
     service = service_for(kb_dir)
     encoder = service.answerer.encoder
     with service.answerer._lock:
+        field, passage = "a", last["entry_text"]
+        if last.get("entry"):
+            field, passage = matched_text(service.answerer, last["query"], last["entry"])
         # The encoder's own pooling and truncation: the similarity explained is the one that
         # chose the entry (a classifier's encoder pools its [CLS] token, not the mean).
-        result = explain_encoder_pair(encoder, last["query"], last["entry_text"], n_steps=24)
+        result = explain_encoder_pair(encoder, last["query"], passage, n_steps=24)
+    faq = (last.get("entry") or {}).get("kind", "faq") == "faq"
+    what = "question" if field == "q" else "answer" if faq else "text"
     note = (
         f"Similarity {result.similarity:.2f}. Highlighted words raised (positive) or lowered "
-        "(negative) the match between the question and the entry."
+        f"(negative) the match between the question and the entry's {what}, which chose it."
     )
     return (
         explanation_to_highlights(result, side="query"),
         explanation_to_highlights(result, side="passage"),
         note,
     )
+
+
+def matched_text(answerer: Any, query: str, entry: dict[str, Any]) -> tuple[str, str]:
+    """``(field, text)``: the indexed text of ``entry`` whose similarity with ``query`` chose it,
+    ``"q"`` for an FAQ entry's question, else ``"a"``. An FAQ entry is indexed by its question
+    and its answer, and ranked by the better of the two (the question less the calibrated
+    offset); "Why this answer" explained the answer alone, a similarity of 0.67 for a question
+    that matched the entry's own word for word (1.00). A passage is indexed with its heading."""
+    import numpy as np
+
+    from tunesmith_support.kb import Entry
+
+    fields = ("id", "answer", "question", "category", "source", "heading", "kind")
+    vectors = Entry(**{k: entry[k] for k in fields if k in entry}).vectors()
+    if len(vectors) == 1:
+        return vectors[0][1], vectors[0][2]
+    found, *texts = answerer.encoder.encode([query, *(t for _, _, t in vectors)], progress=False)
+    scores = {f: float(np.dot(found, v)) for (_, f, _), v in zip(vectors, texts, strict=True)}
+    offset = answerer.calibration.weights.question_offset
+    field = "q" if scores["q"] - offset > scores["a"] else "a"
+    return field, next(t for _, f, t in vectors if f == field)
 
 
 def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
@@ -299,6 +325,7 @@ def ask_turn(text: str, history: list | None, kb_dir: str, conv: str | None) -> 
         "turn_id": turn.turn_id,
         "query": a.query,
         "entry_text": (a.entry["answer"] if a.entry else ""),
+        "entry": a.entry or {},  # what "Why this answer" finds the matched text from
     }
     return (history, "", kb_dir, turn.conversation_id, state, shown, src, "", "", *NO_EXPLANATION)
 
