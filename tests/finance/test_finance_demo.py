@@ -163,3 +163,29 @@ def test_a_sample_replay_cut_short_is_finished_at_the_next_start(tiny_model, tmp
         assert count_documents(store) == len(read_stream(STREAM)[0])
     finally:
         store.close()
+
+
+def test_a_scored_text_shows_the_topics_and_tickers_of_the_rules_file_given(tiny_model, tmp_path):
+    # The box always used the sample's fictional rules: with one's own database and rules,
+    # "Apple cut to Sell at JPMorgan" was shown with no topic and no ticker.
+    from tunesmith_finance.scoring import SentimentModel
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[tickers.AAPL]\naliases = ["Apple"]\n[topics.ratings]\nkeywords = ["cut to"]\n',
+        encoding="utf-8",
+    )
+    board = demo.Dashboard(model=str(tiny_model), db=str(tmp_path / "d.sqlite"), rules=str(rules))
+    board._model = SentimentModel.load(tiny_model)
+    note = board.score("Apple cut to Sell at JPMorgan")[2]
+    assert "Topics and tickers (rules.toml): ratings, $AAPL." in note
+    sample = demo.Dashboard(model=str(tiny_model), db=str(tmp_path / "d.sqlite"))
+    sample._model = board._model
+    assert "(topics.toml): none." in sample.score("Apple cut to Sell at JPMorgan")[2]
+
+
+def test_a_bad_rules_file_for_the_dashboard_is_one_error_before_the_page_starts(tmp_path):
+    from tunesmith.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="no such file"):
+        demo.Dashboard(model="unused", db="unused", rules=str(tmp_path / "missing.toml"))

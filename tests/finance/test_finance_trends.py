@@ -110,3 +110,33 @@ def test_the_chart_of_a_key_typed_as_trends_accepts_it_draws_that_keys_line(
     assert result.exit_code == 0, result.output
     labels = [line.get_label() for line in drawn[0].axes[0].get_lines()]
     assert labels == [stored]
+
+
+def test_the_chart_breaks_a_keys_line_across_buckets_without_documents(db):
+    # One negative hour between quiet hours days apart was drawn as a slope over the empty
+    # days in between, which reads as a surge lasting days.
+    from tunesmith_finance.trends import plot
+
+    rows = [
+        doc(1, "Helix Bank files report", "2026-11-02T10:05:00Z", topic="banking"),
+        doc(2, "Helix Bank files report again", "2026-11-02T11:05:00Z", topic="banking"),
+        doc(3, "Helix Bank shares plunge", "2026-11-04T15:05:00Z", topic="banking"),
+        doc(4, "Helix Bank files a third report", "2026-11-04T16:05:00Z", topic="banking"),
+    ]
+    Ingester(db, KeywordModel(), warn=lambda _m: None).ingest_records(rows)
+    for bucket in (3600.0, None):  # told, or found from the rows
+        fig = plot(trends(db, by="topic", bucket="1h"), bucket=bucket)
+        shares = list(fig.axes[0].get_lines()[0].get_ydata())
+        assert shares[:2] == [0.0, 0.0] and shares[3:] == [1.0, 0.0]
+        assert shares[2] != shares[2]  # NaN: no line from 11:00 on the 2nd to 15:00 on the 4th
+
+
+def test_the_chart_tells_more_than_ten_keys_apart(db):
+    # matplotlib has ten colours: the 11th key was drawn exactly like the 1st.
+    from tunesmith_finance.trends import plot
+
+    rows = [doc(i, f"note {i}", tickers=[f"T{i:02d}"]) for i in range(14)]
+    Ingester(db, KeywordModel(), warn=lambda _m: None).ingest_records(rows)
+    fig = plot(trends(db, by="ticker", bucket="1h"), limit=14)
+    looks = [(line.get_color(), line.get_linestyle()) for line in fig.axes[0].get_lines()]
+    assert len(looks) == 14 and len(set(looks)) == 14

@@ -478,7 +478,9 @@ def _open_existing(db: Path) -> Any:
 def trends_command(
     db: Path = typer.Option(..., "--db", help=READ_DB_HELP),
     by: str = typer.Option("topic", "--by", help="topic | ticker | all."),
-    bucket: str = typer.Option("1h", "--bucket", help="Bucket size: 15m, 1h, 1d, ..."),
+    bucket: str = typer.Option(
+        "1h", "--bucket", help="Bucket size: 15m, 1h, 1d, ... (cut in UTC: 1d is a UTC day)."
+    ),
     key: str | None = typer.Option(None, "--key", help="Only this topic or ticker."),
     since: str | None = typer.Option(None, "--since", help="From this time (ISO 8601)."),
     until: str | None = typer.Option(None, "--until", help="Before this time (ISO 8601)."),
@@ -522,7 +524,14 @@ def trends_command(
     if chart is not None:
         # The key as stored, as the rows and alerts name it: as typed ("$aapl") it drew nothing.
         keys = [trend_mod.stored_key(by, key)] if key else None
-        trend_mod.save_chart(rows, chart, alerts=alerts, keys=keys, limit=top)
+        trend_mod.save_chart(
+            rows,
+            chart,
+            alerts=alerts,
+            keys=keys,
+            limit=top,
+            bucket=trend_mod.parse_duration(bucket),
+        )
         _err(f"wrote {chart}")
     if as_json:
         _echo_json([r.to_dict() for r in rows])
@@ -747,6 +756,9 @@ def demo_command(
         None, "--model", "-m", help="Sentiment model (default: one trained on the sample data)."
     ),
     db: Path | None = typer.Option(None, "--db", help="Database (default: the sample stream's)."),
+    rules: Path | None = typer.Option(
+        None, "--rules", help=RULES_HELP + " For scored texts (default: the sample's)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
 ) -> None:
@@ -755,5 +767,9 @@ def demo_command(
     from tunesmith_finance.demo import build_demo
 
     check_address(host, port)  # before the sample model is trained for a server that cannot start
-    blocks = build_demo(model=str(model) if model else None, db=str(db) if db else None)
+    blocks = build_demo(
+        model=str(model) if model else None,
+        db=str(db) if db else None,
+        rules=str(rules) if rules else None,
+    )
     launch(blocks, host=host, port=port)

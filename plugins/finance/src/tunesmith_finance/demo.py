@@ -65,8 +65,18 @@ def train_sample_model(out: Path, base_model: str = "default") -> Path:
 class Dashboard:
     """The state behind one dashboard: model, database, a background set-up and replay."""
 
-    def __init__(self, model: str | None = None, db: str | None = None) -> None:
+    def __init__(
+        self, model: str | None = None, db: str | None = None, rules: str | None = None
+    ) -> None:
+        from tunesmith_finance.rules import load_rules
+        from tunesmith_finance.sample import RULES
+
         default_model, default_db = demo_paths()
+        # The topics and tickers a scored text is shown with: the user's own rules file (the one
+        # their database was filled with), else the sample's. Loaded now, so that a bad file is
+        # one error before the page starts, not one per scored text.
+        self.rules_path = Path(rules) if rules else RULES
+        self.rules = load_rules(self.rules_path)
         self.model_dir = Path(model) if model else default_model
         self.db_path = Path(db) if db else default_db
         self.explicit = model is not None
@@ -199,8 +209,6 @@ class Dashboard:
         from tunesmith.explain.attribute import explain_loaded
         from tunesmith.ui.highlight import explanation_to_highlights
         from tunesmith_finance.documents import DEFAULT_MAX_CHARS
-        from tunesmith_finance.rules import load_rules
-        from tunesmith_finance.sample import RULES
 
         if not text or not text.strip():
             raise ValueError("Paste a headline or a sentence to score.")
@@ -223,11 +231,12 @@ class Dashboard:
         explanation = explain_loaded(
             self._model.loaded, [text], target=target, members=self._model.members
         )[0]
-        found = load_rules(RULES).assign(text)
+        found = self.rules.assign(text)
         keys = ", ".join(found.topics + ["$" + t for t in found.tickers]) or "none"
         note = (
             f"Score **{score.score:+.3f}** (P(positive) − P(negative)); predicted "
-            f"**{score.label}**. Topics and tickers: {keys}. Highlighted words pushed towards "
+            f"**{score.label}**. Topics and tickers ({_plain(self.rules_path.name)}): {keys}. "
+            "Highlighted words pushed towards "
             "the predicted label (positive) or away from it (negative)." + cut
         )
         probs = {
@@ -256,7 +265,7 @@ class Dashboard:
         (a topic left selected after switching to tickers)."""
         from tunesmith_finance.alerts import list_alerts
         from tunesmith_finance.storage import count_documents
-        from tunesmith_finance.trends import plot, top_keys, trends
+        from tunesmith_finance.trends import parse_duration, plot, top_keys, trends
 
         if self._db is None:
             return {
@@ -278,6 +287,7 @@ class Dashboard:
             keys=chosen,
             limit=6,
             title=f"Negative share per {by}, {bucket} buckets",
+            bucket=parse_duration(bucket),
         )
         table = [
             [
@@ -330,15 +340,19 @@ def score_text(board: Dashboard, text: str) -> tuple[Any, Any, str]:
 
 
 def build_demo(
-    model: str | None = None, db: str | None = None, autostart: bool | None = None
+    model: str | None = None,
+    db: str | None = None,
+    autostart: bool | None = None,
+    rules: str | None = None,
 ) -> Any:
-    """The Gradio Blocks of the dashboard (gradio imported here, when the UI starts)."""
+    """The Gradio Blocks of the dashboard (gradio imported here, when the UI starts);
+    ``rules``: the topic and ticker rules of scored texts (default: the sample's)."""
     import gradio as gr
     import matplotlib.pyplot as plt
 
     from tunesmith.ui.highlight import highlight_component
 
-    board = Dashboard(model, db)
+    board = Dashboard(model, db, rules)
     with gr.Blocks() as blocks:
         gr.Markdown(INTRO)
         with gr.Row():

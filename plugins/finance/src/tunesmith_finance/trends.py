@@ -143,6 +143,14 @@ def write_csv(rows: list[TrendRow], path: str | Path) -> Path:
     return Path(path)
 
 
+def _smallest_step(rows: list[TrendRow]) -> float | None:
+    """The smallest gap between two buckets of the rows: the bucket size when any key has two
+    adjacent buckets (``None`` when no key has two buckets)."""
+    starts = sorted({r.ts for r in rows})
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    return min(gaps) if gaps else None
+
+
 def top_keys(rows: list[TrendRow], limit: int) -> list[str]:
     """The ``limit`` keys with the most documents."""
     totals: dict[str, int] = {}
@@ -158,9 +166,15 @@ def plot(
     keys: list[str] | None = None,
     limit: int = 6,
     title: str = "Negative share per bucket (95% Wilson interval)",
+    bucket: float | None = None,
 ) -> Any:
     """A matplotlib figure: negative share per key over time (with its 95 % interval band when
-    one or two keys are drawn); alerts as red triangles at the end of their window."""
+    one or two keys are drawn); alerts as red triangles at the end of their window.
+
+    ``bucket``: the bucket size in seconds (by default the smallest step between the rows). A
+    key's line breaks where its buckets are not adjacent: drawn across them, one negative
+    document among days of silence looked like a surge lasting days. Past ten keys the colours
+    repeat, so each further ten get another line style."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,21 +182,36 @@ def plot(
     import matplotlib.pyplot as plt
 
     keys = keys or top_keys(rows, limit)
+    step = bucket or _smallest_step(rows)
+    styles = ("-", "--", ":", "-.")
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    for name in keys:
+    for i, name in enumerate(keys):
         series = [r for r in rows if r.key == name]
         if not series:
             continue
-        times = [datetime.fromtimestamp(r.ts, UTC) for r in series]
-        (line,) = ax.plot(times, [r.negative_share for r in series], marker=".", label=name)
+        times: list[datetime] = []
+        share, low, high = [], [], []
+        for j, r in enumerate(series):
+            if j and step and r.ts - series[j - 1].ts > step * 1.5:
+                # A point with no value between non-adjacent buckets breaks the line and band.
+                times.append(datetime.fromtimestamp((r.ts + series[j - 1].ts) / 2, UTC))
+                share.append(math.nan)
+                low.append(math.nan)
+                high.append(math.nan)
+            times.append(datetime.fromtimestamp(r.ts, UTC))
+            share.append(r.negative_share)
+            low.append(r.share_low)
+            high.append(r.share_high)
+        (line,) = ax.plot(
+            times,
+            share,
+            marker=".",
+            color=f"C{i % 10}",
+            linestyle=styles[i // 10 % len(styles)],
+            label=name,
+        )
         if len(keys) <= 2:  # more bands than two hide the lines
-            ax.fill_between(
-                times,
-                [r.share_low for r in series],
-                [r.share_high for r in series],
-                color=line.get_color(),
-                alpha=0.15,
-            )
+            ax.fill_between(times, low, high, color=line.get_color(), alpha=0.15)
     marked = False
     for alert in alerts or []:
         if alert.get("key") not in keys:
@@ -198,8 +227,9 @@ def plot(
             label=None if marked else "alert",
         )
         marked = True
-    ax.set_ylim(0, 1)
+    ax.set_ylim(-0.02, 1.02)  # a share of 0 or 1 (common in small buckets) stays visible
     ax.set_ylabel("negative share")
+    ax.set_xlabel("time (UTC)")  # buckets are cut in UTC, whatever zone the input's times had
     ax.set_title(title)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
     fig.autofmt_xdate()
