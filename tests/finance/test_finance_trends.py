@@ -140,3 +140,18 @@ def test_the_chart_tells_more_than_ten_keys_apart(db):
     fig = plot(trends(db, by="ticker", bucket="1h"), limit=14)
     looks = [(line.get_color(), line.get_linestyle()) for line in fig.axes[0].get_lines()]
     assert len(looks) == 14 and len(set(looks)) == 14
+
+
+def test_a_key_that_a_spreadsheet_would_run_as_a_formula_is_exported_as_text(tmp_path):
+    from tunesmith_finance.trends import TrendRow
+
+    keys = ['=HYPERLINK("http://x.test","click")', "+1", "@SUM(A1)", "-2+3", "banking"]
+    rows = [
+        TrendRow(key, "2025-01-01T00:00:00+00:00", 1735689600.0, 2, 1, 0.5, 0.1, 0.9, -0.25)
+        for key in keys
+    ]
+    out = write_csv(rows, tmp_path / "t.csv")
+    with out.open(newline="", encoding="utf-8") as handle:
+        read = list(csv.DictReader(handle))
+    assert [r["key"] for r in read] == ["'" + k for k in keys[:4]] + ["banking"]
+    assert read[0]["mean_score"] == "-0.25"  # numbers stay numbers, signs and all

@@ -132,14 +132,28 @@ def trends(
     return rows
 
 
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """``value`` as a spreadsheet reads it as text: a string that starts like a formula gets a
+    leading ``'`` (a topic or ticker comes from the news feed, and ``=HYPERLINK(...)`` in one
+    would run when an analyst opens the export). Numbers pass as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv(rows: list[TrendRow], path: str | Path) -> Path:
-    """The rows as CSV, written atomically."""
+    """The rows as CSV, written atomically; text cells that a spreadsheet would run as a
+    formula are written as text (:func:`spreadsheet_text`)."""
     fields = list(TrendRow.__dataclass_fields__)
     with atomic_open(path) as handle:
         writer = csv.DictWriter(handle, fields, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow(row.to_dict())
+            writer.writerow({k: spreadsheet_text(v) for k, v in row.to_dict().items()})
     return Path(path)
 
 
