@@ -485,6 +485,25 @@ def test_matched_words_are_only_words_that_raised_the_match():
     assert matched_words(SimpleNamespace(passage_tokens=tokens)) == ["lake"]
 
 
+def test_matched_words_leave_out_punctuation_and_repeats():
+    # On MovieTweetings (title. year. genres) the CLI printed "words of the first item that
+    # matched: Drama, Argo, Biography, 2012, ., ,, ., ,"
+    from types import SimpleNamespace
+
+    from tunesmith_recommend.explain import matched_words
+
+    scored = [("Drama", 0.3), (".", 0.25), ("Argo", 0.2), (",", 0.15), (".", 0.1), ("2012", 0.05)]
+    scored += [("Drama", 0.04), ("Sci-Fi", 0.03)]
+    tokens = [SimpleNamespace(word=w, score=s) for w, s in scored]
+    assert matched_words(SimpleNamespace(passage_tokens=tokens)) == [
+        "Drama",
+        "Argo",
+        "2012",
+        "Sci-Fi",
+    ]
+    assert matched_words(SimpleNamespace(passage_tokens=tokens), top=2) == ["Drama", "Argo"]
+
+
 def test_a_query_ranks_an_item_without_events_by_its_text_not_as_the_least_popular():
     import numpy as np
 

@@ -66,6 +66,9 @@ class Events:
     path: str = ""
     #: things the reader noticed that are not errors (said to the user before training)
     notes: list[str] = field(default_factory=list)
+    #: each user's items rated below ``--min-rating`` (catalogue positions, file order): not
+    #: positive events, but the user has seen them, so serving never recommends them back
+    rated_below: dict[str, list[int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -254,6 +257,7 @@ def load_events(
     items: list[int] = []
     times: list[float] = []
     time_format: tuple[str, int] | None = None
+    rated_below: dict[str, list[int]] = {}
     for row in rows:
         where = {"path": path, "row": row[ROW]}
         user = _usable(_text(row.get(user_col)), path=path, row=row[ROW], column=user_col)
@@ -293,6 +297,7 @@ def load_events(
                     **where,
                 ) from None
             if rating < min_rating:
+                rated_below.setdefault(user, []).append(catalogue.position[item])
                 continue
         if wanted_kinds and _text(row.get(kind_col)) not in wanted_kinds:
             continue
@@ -327,6 +332,7 @@ def load_events(
         times=time_arr[order],
         path=str(path),
         notes=notes,
+        rated_below=rated_below,
     )
 
 

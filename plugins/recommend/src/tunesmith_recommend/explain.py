@@ -79,6 +79,13 @@ def explain_first(recommender: Any, first: Any, query: str | None = None) -> Any
 
 def matched_words(explanation: Any, *, top: int = 8) -> list[str]:
     """The passage words that raised the match most; only positive scores (a word with a
-    negative score pulled the two texts apart, so it did not match)."""
-    words = sorted(explanation.passage_tokens, key=lambda w: -w.score)[:top]
-    return [w.word for w in words if w.score > 0]
+    negative score pulled the two texts apart, so it did not match), each word once, and no
+    punctuation (the full stops and commas between an item's fields were listed as matched
+    words: "Drama, Argo, Biography, 2012, ., ,, ., ,")."""
+    words: list[str] = []
+    for token in sorted(explanation.passage_tokens, key=lambda w: -w.score):
+        if len(words) == top or token.score <= 0:
+            break
+        if any(ch.isalnum() for ch in token.word) and token.word not in words:
+            words.append(token.word)
+    return words

@@ -14,6 +14,7 @@ Layout (written inside a temporary directory that replaces the target only when 
     cooc.npz         item-item co-occurrence (scipy sparse)
     ranker.json      the ranker's weights and scales
     histories.json   each known user's items, oldest first
+    rated_below.json each user's items rated below --min-rating: seen, so never recommended back
 
 Serving needs no torch: the user tower runs in numpy, candidates come from the FAISS index
 (two-tower neighbours) plus the best items by the ranker's item-only part plus the history's
@@ -139,6 +140,15 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         for user, (items, _) in zip(fitted.events.user_ids, fitted.events.sequences(), strict=True)
     }
     atomic_write_json(out / "histories.json", histories)
+    # Items rated below --min-rating are not positive events, but the user has seen them: a
+    # film rated 3/10 came back in the top ten of 179 of 945 such users on MovieTweetings.
+    atomic_write_json(
+        out / "rated_below.json",
+        {
+            user: [catalogue.ids[i] for i in items]
+            for user, items in sorted(fitted.events.rated_below.items())
+        },
+    )
     meta = {
         "format": FORMAT,
         "encoder": encoder,
@@ -324,6 +334,11 @@ class Recommender:
         self.texts: list[str] = catalogue["texts"]
         self.position = {item: i for i, item in enumerate(self.ids)}
         self.histories: dict[str, list[str]] = self._part("histories.json")
+        # absent in a model trained before it was written: nothing more to exclude
+        below = self.path / "rated_below.json"
+        self.rated_below: dict[str, list[str]] = (
+            self._part("rated_below.json") if below.exists() else {}
+        )
         with np.load(self.path / "signals.npz") as data:
             counts, recent, prior, age = data["counts"], data["recent"], data["prior"], data["age"]
         base = self.path / "base_vectors.npy"
@@ -379,6 +394,12 @@ class Recommender:
     def history_of(self, user: str) -> np.ndarray:
         """A known user's history; a user without events is one clear error."""
         if user not in self.histories:
+            if user in self.rated_below:
+                raise UserInputError(
+                    f"user {user!r} rated every item below --min-rating, so has no positive "
+                    "events in this model; recommend from liked items (--liked ITEM) or a text "
+                    "(--query TEXT) instead"
+                )
             raise UserInputError(
                 f"user {user!r} has no events in this model; recommend from liked items "
                 "(--liked ITEM) or a text (--query TEXT) instead"
@@ -456,16 +477,22 @@ class Recommender:
 
     # ------------------------------------------------------------------ public
 
-    def for_history(self, history: np.ndarray, k: int = 10) -> list[Recommendation]:
-        """Recommendations for a history of catalogue positions, oldest first."""
+    def for_history(
+        self, history: np.ndarray, k: int = 10, *, seen: np.ndarray | None = None
+    ) -> list[Recommendation]:
+        """Recommendations for a history of catalogue positions, oldest first; ``seen`` are
+        more items never to recommend (seen but not liked: rated below --min-rating)."""
         history = np.asarray(history, dtype=np.int64)
         user, weights = self.signals.tower.encode_one(self.signals.item_vectors[history])
-        items, scores = self._rank(user, history, k, exclude=history)
+        exclude = history if seen is None else np.concatenate([history, seen]).astype(np.int64)
+        items, scores = self._rank(user, history, k, exclude=exclude)
         return self._results(items, scores, history[-MAX_HISTORY:], weights)
 
     def for_user(self, user: str, k: int = 10) -> list[Recommendation]:
-        """Recommendations for a known user."""
-        return self.for_history(self.history_of(user), k)
+        """Recommendations for a known user: nothing they have liked or rated below the
+        threshold."""
+        history = self.history_of(user)
+        return self.for_history(history, k, seen=self.positions(self.rated_below.get(user, [])))
 
     def for_liked(self, item_ids: list[str], k: int = 10) -> list[Recommendation]:
         """Recommendations for a new user from a few liked items (in the order they were liked)."""
