@@ -351,8 +351,10 @@ def test_hook_tunesmith_cli_a_later_command_replaces_an_earlier_group_of_its_nam
 
 
 def test_hook_tunesmith_cli_a_plugin_that_raises_keeps_none_of_the_commands_it_added(
-    register_plugin, cli
+    register_plugin, cli, monkeypatch
 ):
+    monkeypatch.delenv("TUNESMITH_STRICT_PLUGINS", raising=False)  # make test sets it
+
     class AddsThenRaises:
         @hookimpl
         def tunesmith_cli(self, app):

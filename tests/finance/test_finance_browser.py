@@ -35,7 +35,8 @@ def test_dashboard_scores_a_pasted_text_with_highlighted_words(dashboard_url, pa
         timeout=60_000
     )
     assert (
-        "Topics and tickers: banking, $HLXB" in page.get_by_text("Topics and tickers").inner_text()
+        "Topics and tickers (topics.toml): banking, $HLXB"
+        in page.get_by_text("Topics and tickers").inner_text()
     )
 
 
