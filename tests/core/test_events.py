@@ -612,3 +612,35 @@ def test_a_jsonl_sink_writes_only_jsonl_files_so_a_shared_outbox_cannot_append_t
             make_sink(f"jsonl:{tmp_path / name}")
         assert not (tmp_path / name).exists()
     assert make_sink(f"jsonl:{tmp_path / 'e.JSONL'}") is not None
+
+
+def test_a_jsonl_write_holds_the_files_lock_against_writers_with_their_own_sink(tmp_path):
+    """Threads and processes each build their own sink for one file: checking the last byte
+    and writing must exclude theirs, or a size seen before another writer's bytes were
+    readable ends a line twice (a blank line in the make test run of 2026-12-07)."""
+    import fcntl
+
+    from tunesmith.events import JsonlSink
+
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"kind": "earlier"}\n', encoding="utf-8")
+    sink = JsonlSink(str(path))
+    seen = []
+    real = sink._ends_a_line
+
+    def other_writer_tries(end):
+        with path.open("ab") as other:
+            try:
+                fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                seen.append("excluded")
+            else:
+                seen.append("got in")
+        return real(end)
+
+    sink._ends_a_line = other_writer_tries
+    sink.send(Event(kind="a", message="m"))
+    assert seen == ["excluded"]
+    with path.open("ab") as after:  # released once the line is written
+        fcntl.flock(after.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 2

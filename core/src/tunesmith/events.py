@@ -13,6 +13,7 @@ drop repeats by the event's ``id``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -179,6 +180,10 @@ class JsonlSink:
         line = (event_to_json(event) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self.path.open("ab", buffering=0) as handle:
+            # Writers of one file in other threads or processes each have their own sink: the
+            # check of the last byte and the write must not interleave with theirs (a size seen
+            # before another writer's bytes were readable made a blank line). Released on close.
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             end = handle.seek(0, os.SEEK_END)
             if end and not self._ends_a_line(end):
                 line = b"\n" + line
