@@ -49,3 +49,78 @@ def test_empty_document_is_an_error_naming_the_file(tmp_path):
     path.write_text("\n\n", encoding="utf-8")
     with pytest.raises(DataError, match="empty.md.*no text"):
         read_document(path)
+
+
+def test_markdown_front_matter_is_not_indexed_as_a_passage(tmp_path):
+    doc = tmp_path / "handbook.md"
+    doc.write_text(
+        "---\ntitle: Handbook\nauthor: Support\n---\n\n# Handbook\n\nWelcome.\n", encoding="utf-8"
+    )
+    passages = read_document(doc)
+    assert [(p.id, p.text) for p in passages] == [("handbook#handbook", "Welcome.")]
+    assert passages[0].line == 6  # line numbers still count the front matter
+
+
+def test_code_blocks_tables_and_lists_keep_their_lines():
+    text = (
+        "## Install\n\n```python\nimport acme\n\nfor b in acme.buckets():\n    print(b)\n```\n\n"
+        "## Plans\n\n| Plan | Price |\n| --- | --- |\n| Team | $20 |\n\n"
+        "## Invoices\n\n- Emailed monthly.\n- Download them in Settings.\n\n"
+        "## Prose\n\nA hard-wrapped\nparagraph of prose.\n"
+    )
+    texts = {p.heading: p.text for p in split_markdown(text, "h.md", "h")}
+    # Joined into one line, code lost its indentation and a table its rows.
+    assert (
+        texts["Install"] == "```python\nimport acme\n\nfor b in acme.buckets():\n    print(b)\n```"
+    )
+    assert texts["Plans"] == "| Plan | Price |\n| --- | --- |\n| Team | $20 |"
+    assert texts["Invoices"] == "- Emailed monthly.\n- Download them in Settings."
+    assert texts["Prose"] == "A hard-wrapped paragraph of prose."
+
+
+def test_long_table_is_cut_between_rows_not_inside_one():
+    rows = "\n".join(f"| item {i} | costs {i} dollars each |" for i in range(40))
+    passages = split_markdown(f"## Prices\n\n{rows}\n", "p.md", "p", max_words=60)
+    assert len(passages) > 1
+    for p in passages:
+        assert all(line.startswith("| item") and line.endswith("|") for line in p.text.split("\n"))
+
+
+def test_html_site_navigation_header_and_footer_are_dropped_and_cells_separated():
+    html = (
+        "<body><header><a href='/'>Acme</a></header>"
+        "<nav><ul><li>Home</li><li>Pricing</li></ul></nav>"
+        "<div role='navigation'><div>Menu</div><div>Log in</div></div>"
+        "<main><article><header><h1>Help</h1></header><p>Intro.</p>"
+        "<h2>Hours</h2><table><tr><th>Channel</th><th>Hours</th></tr>"
+        "<tr><td>Email</td><td>24/7</td></tr></table></article></main>"
+        "<footer><p>&copy; 2026 Acme. Privacy | Terms</p></footer></body>"
+    )
+    passages = split_markdown(html_to_markdown(html), "help.html", "help")
+    assert [p.id for p in passages] == ["help#help", "help#hours"]
+    assert passages[1].text == "Channel | Hours\n\nEmail | 24/7"
+    text = html_to_markdown(html)
+    for chrome in ("Pricing", "Menu", "Log in", "Privacy", "Acme"):
+        assert chrome not in text
+
+
+def test_a_repeated_heading_is_named_with_its_parent_and_keeps_its_id_when_another_grows():
+    def doc(requirements: str) -> str:
+        return (
+            "# Guide\n\n## Install\n\n### Requirements\n\n" + requirements + "\n\n"
+            "## Troubleshooting\n\n### Requirements\n\nRun with --debug.\n"
+        )
+
+    before = split_markdown(doc("Python 3.10."), "g.md", "g", max_words=20)
+    assert [(p.id, p.heading) for p in before] == [
+        ("g#requirements", "Install > Requirements"),
+        ("g#troubleshooting-requirements", "Troubleshooting > Requirements"),
+    ]
+    # The first section grows a second part: the repeat keeps its id, and no id that named it
+    # (where feedback and exported training rows point) now names other text.
+    longer = "Python 3.10. " + " ".join(["More words here."] * 10) + "\n\nAnd a second paragraph."
+    after = {p.id: p.text for p in split_markdown(doc(longer), "g.md", "g", max_words=20)}
+    assert after["g#troubleshooting-requirements"] == "Run with --debug."
+    assert all(
+        text == "Run with --debug." for pid, text in after.items() if "troubleshooting" in pid
+    )

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from tunesmith.data.readers import read_utf8
 from tunesmith.errors import DataError
@@ -24,6 +25,9 @@ MAX_WORDS = 120
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+#: Lines whose line breaks carry meaning: code fences, indented code, tables, lists, quotes.
+_STRUCTURED = re.compile(r"^(\s*(```|~~~|\||[-*+]\s|\d+[.)]\s|>)|\t| {4})")
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,23 @@ class _HtmlToMarkdown(HTMLParser):
     """Text of an HTML page with ``h1``-``h6`` turned into Markdown headings; script, style and
     head contents dropped; block elements end a paragraph."""
 
-    _SKIP = {"script", "style", "head", "template", "noscript", "svg"}
+    _SKIP = {"script", "style", "head", "template", "noscript", "svg", "nav", "footer"}
+    #: ARIA roles of site chrome (menus, banners, page footers), skipped like ``nav``/``footer``.
+    _SKIP_ROLES = {"navigation", "banner", "contentinfo"}
+    #: Content landmarks: a ``header`` inside one is the article's own (its title), not the site's.
+    _CONTENT = {"main", "article", "section"}
     _BLOCK = {"p", "div", "li", "ul", "ol", "br", "tr", "table", "section", "article", "pre"}
+    _CELL = {"td", "th"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.lines: list[str] = []
         self._buffer: list[str] = []
         self._skip = 0
+        #: Skipped elements still open: [tag, nesting of that tag] (a ``div role=navigation``
+        #: holds divs of its own, and only its own end tag ends the skipping).
+        self._skipping: list[list[Any]] = []
+        self._content = 0
         self._heading = 0
         self._title: list[str] = []
         self._in_title = False
@@ -69,8 +82,19 @@ class _HtmlToMarkdown(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "title":
             self._in_title = True
-        if tag in self._SKIP:
+        if tag in self._CONTENT:
+            self._content += 1
+        role = (dict(attrs).get("role") or "").strip().lower()
+        site_header = tag == "header" and not self._content
+        if self._skipping and tag == self._skipping[-1][0]:
+            self._skipping[-1][1] += 1
+        elif tag in self._SKIP or site_header or role in self._SKIP_ROLES:
             self._skip += 1
+            self._skipping.append([tag, 1])
+        elif tag in self._CELL:
+            # Cells of a row: "Email | 24/7", not "Email24/7" (minified tables have no spaces).
+            if "".join(self._buffer).strip():
+                self._buffer.append(" | ")
         elif re.fullmatch(r"h[1-6]", tag):
             self._flush()
             self._heading = int(tag[1])
@@ -80,8 +104,13 @@ class _HtmlToMarkdown(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "title":
             self._in_title = False
-        if tag in self._SKIP:
-            self._skip = max(0, self._skip - 1)
+        if tag in self._CONTENT:
+            self._content = max(0, self._content - 1)
+        if self._skipping and tag == self._skipping[-1][0]:
+            self._skipping[-1][1] -= 1
+            if not self._skipping[-1][1]:
+                self._skipping.pop()
+                self._skip = max(0, self._skip - 1)
         elif re.fullmatch(r"h[1-6]", tag):
             self._flush()
             self._heading = 0
@@ -107,23 +136,67 @@ def html_to_markdown(html: str) -> str:
     return parser.markdown()
 
 
+def _is_fence(line: str) -> bool:
+    return bool(_FENCE.match(line))
+
+
+def _blocks(text: str) -> list[list[str]]:
+    """The blank-line separated blocks of a text, a fenced code block kept whole even when it
+    holds blank lines (its second half is no prose paragraph)."""
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    in_fence = False
+    for line in text.splitlines():
+        if _is_fence(line):
+            in_fence = not in_fence
+        if not line.strip() and not in_fence:
+            if current:
+                blocks.append(current)
+            current = []
+        else:
+            current.append(line.rstrip())
+    if current:
+        blocks.append(current)
+    return blocks
+
+
 def _split_long(text: str, max_words: int) -> list[str]:
     """Paragraphs packed into chunks of at most ``max_words`` words; a longer paragraph is cut at
-    sentence ends, and a longer sentence at the word limit."""
+    sentence ends, and a longer sentence at the word limit. Code blocks, tables, lists and
+    quotes keep their lines (and a code block its indentation): joined into one line they were
+    unreadable in an answer; a longer one is cut between lines."""
     units: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        paragraph = " ".join(paragraph.split())
-        if not paragraph:
-            continue
+    for block in _blocks(text):
+        if any(_STRUCTURED.match(line) for line in block):
+            lines = block
+        else:
+            lines = [" ".join(" ".join(block).split())]
+        paragraph = "\n".join(lines)
         if len(paragraph.split()) <= max_words:
             units.append(paragraph)
             continue
-        for sentence in _SENTENCE_END.split(paragraph):
-            words = sentence.split()
-            for start in range(0, len(words), max_words):
-                units.append(" ".join(words[start : start + max_words]))
+        pieces = lines if len(lines) > 1 else _SENTENCE_END.split(lines[0])
+        current: list[str] = []
+        count = 0
+        for piece in pieces:
+            words = piece.split()
+            if len(words) > max_words:
+                if current:
+                    units.append("\n".join(current))
+                    current, count = [], 0
+                units += [
+                    " ".join(words[i : i + max_words]) for i in range(0, len(words), max_words)
+                ]
+                continue
+            if current and count + len(words) > max_words:
+                units.append(("\n" if len(lines) > 1 else " ").join(current))
+                current, count = [], 0
+            current.append(piece)
+            count += len(words)
+        if current:
+            units.append(("\n" if len(lines) > 1 else " ").join(current))
     chunks: list[str] = []
-    current: list[str] = []
+    current = []
     count = 0
     for unit in units:
         n = len(unit.split())
@@ -140,31 +213,68 @@ def _split_long(text: str, max_words: int) -> list[str]:
 def split_markdown(
     text: str, source: str, stem: str, *, max_words: int = MAX_WORDS
 ) -> list[Passage]:
-    """Passages of a Markdown (or plain) text: one section per heading, long ones split."""
-    sections: list[tuple[str, int, list[str]]] = []  # heading, line, body lines
-    heading, start, body = "", 1, []
+    """Passages of a Markdown (or plain) text: one section per heading, long ones split.
+
+    A heading that occurs more than once in the text ("Requirements" under "Installation" and
+    again under "Troubleshooting") is named with its parent heading, "Troubleshooting >
+    Requirements", so the two can be told apart; a repeat takes its id from that name
+    (``#troubleshooting-requirements``), not from a counter it would share with the parts of a
+    long section: ``#requirements-2`` then named another passage as soon as the first section
+    grew a part, and feedback on it silently moved to that text.
+    """
+    sections: list[tuple[str, str, int, list[str]]] = []  # heading, parent, line, body lines
+    heading, parent, start, body = "", "", 1, []
+    parents: list[tuple[int, str]] = []  # (level, heading) of the enclosing headings
     in_fence = False
     for number, line in enumerate(text.splitlines(), start=1):
-        if line.lstrip().startswith("```"):
+        if _is_fence(line):
             in_fence = not in_fence
         match = None if in_fence else _HEADING.match(line)
         if match:
-            sections.append((heading, start, body))
+            sections.append((heading, parent, start, body))
+            level = len(match.group(1))
+            while parents and parents[-1][0] >= level:
+                parents.pop()
             heading, start, body = match.group(2).strip(), number, []
+            parent = parents[-1][1] if parents else ""
+            parents.append((level, heading))
         else:
             body.append(line)
-    sections.append((heading, start, body))
+    sections.append((heading, parent, start, body))
 
+    counts: dict[str, int] = {}
+    for heading, _parent, _line, lines in sections:
+        if heading and "".join(lines).strip():
+            counts[slugify(heading)] = counts.get(slugify(heading), 0) + 1
     passages: list[Passage] = []
     used: dict[str, int] = {}
-    for heading, line, lines in sections:
+    seen: set[str] = set()
+    for heading, parent, line, lines in sections:
         chunks = _split_long("\n".join(lines), max_words)
         base = slugify(heading) if heading else "text"
+        if chunks and heading and counts.get(base, 0) > 1 and parent:
+            shown = f"{parent} > {heading}"
+            if base in seen:
+                base = slugify(shown)
+            seen.add(slugify(heading))
+            heading = shown
         for chunk in chunks:
             used[base] = used.get(base, 0) + 1
             suffix = "" if used[base] == 1 else f"-{used[base]}"
             passages.append(Passage(f"{stem}#{base}{suffix}", heading, chunk, source, line))
     return passages
+
+
+def _drop_front_matter(text: str) -> str:
+    """A Markdown file's YAML front matter (``---`` ... ``---`` at the top: title, author, tags)
+    blanked out, line numbers kept: it is metadata, not an answer, and was indexed as one."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return text
+    for end in range(1, len(lines)):
+        if lines[end].strip() in ("---", "..."):
+            return "\n" * (end + 1) + "\n".join(lines[end + 1 :])
+    return text
 
 
 def read_document(
@@ -181,6 +291,8 @@ def read_document(
     text = read_utf8(path)
     if suffix in (".html", ".htm"):
         text = html_to_markdown(text)
+    elif suffix in (".md", ".markdown"):
+        text = _drop_front_matter(text)
     passages = split_markdown(text, source or str(path), stem or path.stem)
     if not passages:
         raise DataError("the document has no text", path=path)
