@@ -365,3 +365,24 @@ def test_score_takes_its_file_as_data_and_its_model_as_m_like_the_core_commands(
     result = cli("finance", "score", "-m", str(tiny_model), "--data", str(data), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["text"] == "Helix Bank shares plunge"
+
+
+def test_alerts_refuses_a_stdout_sink_with_json_before_any_work(cli, tmp_path):
+    # Each alert event's JSON line came before the JSON list on stdout: no longer one document.
+    db = tmp_path / "none.sqlite"
+    result = cli("finance", "alerts", "--db", str(db), "--sink", "stdout", "--json")
+    assert result.exit_code == 2
+    assert "--sink stdout cannot be combined with --json" in result.output
+    assert not db.exists()
+
+
+def test_ingest_json_points_skipped_rows_to_the_report_not_above(cli, tiny_model, tmp_path):
+    # With --json the skipped rows are in the report on stdout; nothing is "listed above".
+    stream = tmp_path / "s.jsonl"
+    good = {"id": "g1", "time": "2026-11-02T10:00:00Z", "text": "The bank cut its outlook"}
+    stream.write_text(json.dumps(good) + '\n{"id": "g2", "time": "yesterday", "text": "x"}\n')
+    db = str(tmp_path / "f.sqlite")
+    result = cli("finance", "ingest", str(stream), "-m", str(tiny_model), "--db", db, "--json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["issues"][0]["line"] == 2
+    assert "listed in the JSON report's issues" in result.stderr

@@ -311,3 +311,19 @@ def test_kb_writers_are_refused_while_another_process_rewrites_the_kb(kb_copy, c
     assert f"is writing {kb_copy}; wait for it to finish or choose another {flag}" in result.output
     assert (kb_copy / "kb.json").read_bytes() == before
     assert sorted(p.name for p in kb_copy.iterdir()) == ["calibration.json", "index", "kb.json"]
+
+
+def test_ask_refuses_a_stdout_sink_with_json_so_stdout_stays_one_document(kb_copy, cli):
+    # The hand-off event's JSON line came before the result: two documents where --json is one.
+    result = cli(
+        "support", "ask", "--kb", str(kb_copy), "I want a human", "--sink", "stdout", "--json"
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert "--sink stdout cannot be combined with --json" in result.output
+
+
+def test_feedback_without_a_rating_names_the_flags_to_give(kb_copy, cli):
+    result = cli("support", "feedback", "--kb", str(kb_copy), "--turn", "1")
+    assert result.exit_code == 2
+    assert "give --helpful, --not-helpful or --correct-id ID" in result.output

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,18 @@ def make_sink(url: str) -> EventSink:
         with contextlib.suppress(AttributeError):
             sink.sink_url = url
     return sink
+
+
+def refuse_stdout_sink_with_json(sinks: Iterable[str] | None, as_json: bool) -> None:
+    """Refuse a ``stdout`` sink beside ``--json``, before any work.
+
+    Both write to standard output: the event lines would come before the result and break the
+    one JSON document a script reads there."""
+    if as_json and any(str(url).partition(":")[0] == "stdout" for url in sinks or ()):
+        raise UserInputError(
+            "--sink stdout cannot be combined with --json (both write to standard output); "
+            "use --sink jsonl:FILE.jsonl, or leave out --json"
+        )
 
 
 def sink_name(sink: str | EventSink) -> str:

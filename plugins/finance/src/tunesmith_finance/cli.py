@@ -142,7 +142,10 @@ def train_command(
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     eval_data: Path | None = typer.Option(None, "--eval", help="Labelled evaluation file."),
     model: str = typer.Option(
-        "default", "--model", "-m", help="Base model: 'default' or a directory."
+        "default",
+        "--model",
+        "-m",
+        help="Base model: 'default', a local directory or a hub id (with --allow-network).",
     ),
     text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
     label_col: str = typer.Option("label", "--label-col", help="Column holding the label."),
@@ -184,7 +187,9 @@ def train_command(
         "`ingest --topic-model`.",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
-    allow_network: bool = typer.Option(False, "--allow-network", help="Allow a hub model."),
+    allow_network: bool = typer.Option(
+        False, "--allow-network", help="Allow downloading a hub --model (off by default)."
+    ),
 ) -> None:
     """Fine-tune a sentiment classifier (negative / neutral / positive) on your finance text.
 
@@ -351,8 +356,9 @@ def ingest_command(
     _print_report(total, as_json)
     if total.skipped:
         # The readable rows are stored; a script still has to notice the ones that were not.
+        where = "in the JSON report's issues" if as_json else "above"
         raise DataError(
-            f"{total.skipped} row(s) skipped (listed above with file and line; all are stored "
+            f"{total.skipped} row(s) skipped (listed {where} with file and line; all are stored "
             "in finance_issues)"
         )
 
@@ -631,6 +637,7 @@ def alerts_command(
     Only alerts not stored yet are sent, so it is safe to run again (e.g. from cron).
     """
     from tunesmith.errors import UserInputError
+    from tunesmith.events import refuse_stdout_sink_with_json
     from tunesmith_finance.alerts import (
         AlertOptions,
         global_negative_share,
@@ -641,6 +648,8 @@ def alerts_command(
 
     if by not in BY:  # before a model is loaded for the explanations
         raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
+    # --list sends nothing, so only a run that may send alerts has the two on stdout.
+    refuse_stdout_sink_with_json(sink, as_json and not list_only)
     sinks = _sinks(sink)
     store = _open_existing(db)
     try:

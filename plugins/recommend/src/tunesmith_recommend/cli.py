@@ -416,7 +416,7 @@ def demo_command(
         "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to others."
     ),
 ) -> None:
-    """Open the recommendation demo in a browser tab."""
+    """Serve the recommendation demo on its own (open the address it prints in a browser)."""
     from tunesmith.ui.launch import check_address, launch
     from tunesmith_recommend.demo import build_demo
 

@@ -87,7 +87,9 @@ def index_command(
 
 def calibrate_command(
     kb: Path = KB_OPTION,
-    data: list[Path] = typer.Option(..., "--data", help="Held-out questions with answer ids."),
+    data: list[Path] = typer.Option(
+        ..., "--data", help="Held-out questions with answer ids (repeat for several files)."
+    ),
     question_col: str = typer.Option("question", "--question-col", help=QUESTION_COL_HELP),
     answer_col: str = typer.Option("answer_id", "--answer-col", help=ANSWER_COL_HELP),
     target_precision: float = typer.Option(
@@ -155,7 +157,9 @@ def _print_calibration(data: dict[str, Any], as_json: bool) -> None:
 def train_command(
     kb: Path = KB_OPTION,
     data: list[Path] = typer.Option(
-        ..., "--data", help="Past questions with the id of the entry that answered them."
+        ...,
+        "--data",
+        help="Past questions with the id of the entry that answered them (repeat for several files).",
     ),
     question_col: str = typer.Option("question", "--question-col", help=QUESTION_COL_HELP),
     answer_col: str = typer.Option("answer_id", "--answer-col", help=ANSWER_COL_HELP),
@@ -274,6 +278,9 @@ def ask_command(
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
 ) -> None:
     """Answer one question: the answer, its source, a confidence and the decision."""
+    from tunesmith.events import refuse_stdout_sink_with_json
+
+    refuse_stdout_sink_with_json(sink, as_json)
     service = _service(kb, db, sink)
     try:
         turn = service.ask(question, conversation, channel="cli")
@@ -353,8 +360,12 @@ def feedback_command(
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Record feedback on an answer: helpful or not, or the right entry picked by an agent."""
+    from tunesmith.errors import UserInputError
     from tunesmith_support.kbindex import read_meta
 
+    if helpful is None and correct_id is None:
+        # The service's own message names the HTTP API's fields ('helpful'), not these flags.
+        raise UserInputError("give --helpful, --not-helpful or --correct-id ID")
     read_meta(kb)
     service = _service(kb, stored_db(kb, db), None)
     try:
@@ -366,7 +377,9 @@ def feedback_command(
 
 def eval_command(
     kb: Path = KB_OPTION,
-    data: list[Path] = typer.Option(..., "--data", help="Questions with answer ids."),
+    data: list[Path] = typer.Option(
+        ..., "--data", help="Questions with answer ids (repeat for several files)."
+    ),
     question_col: str = typer.Option("question", "--question-col", help=QUESTION_COL_HELP),
     answer_col: str = typer.Option("answer_id", "--answer-col", help=ANSWER_COL_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
