@@ -423,7 +423,12 @@ def test_predict_command_table_shows_label_and_score(trained):
 def test_predict_command_needs_data_or_text(trained):
     result = CliRunner().invoke(build_app(), ["predict", "--model", str(trained)])
     assert result.exit_code == 2
-    assert "either --data" in result.stderr
+    # Neither was given: "(not both)" would answer a mistake the user did not make.
+    assert "pass --data FILE or --text TEXT: the texts to label" in result.stderr
+    both = CliRunner().invoke(
+        build_app(), ["predict", "--model", str(trained), "--data", "x.csv", "--text", "hi"]
+    )
+    assert both.exit_code == 2 and "(not both)" in both.stderr
 
 
 def test_predict_command_on_a_missing_model_is_one_error_line(tmp_path):

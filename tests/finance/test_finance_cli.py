@@ -386,3 +386,18 @@ def test_ingest_json_points_skipped_rows_to_the_report_not_above(cli, tiny_model
     assert result.exit_code == 2
     assert json.loads(result.stdout)["issues"][0]["line"] == 2
     assert "listed in the JSON report's issues" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--min-volume", "-1"), ("--min-lift", "-1"), ("--window", "0"), ("--p-value", "2")],
+)
+def test_alert_settings_out_of_range_are_refused_naming_the_flag(tmp_path, flag, value):
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import build_app
+
+    result = CliRunner().invoke(
+        build_app(), ["finance", "alerts", "--db", str(tmp_path / "x.sqlite"), flag, value]
+    )
+    assert result.exit_code == 2 and flag in result.output and "Traceback" not in result.output

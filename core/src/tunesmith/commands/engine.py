@@ -227,8 +227,10 @@ def predict_command(
     """
     from tunesmith.errors import UserInputError
 
-    if (data is None) == (not text):
+    if data is not None and text:
         raise UserInputError("pass either --data FILE or --text TEXT (not both)")
+    if data is None and not text:
+        raise UserInputError("pass --data FILE or --text TEXT: the texts to label")
     from tunesmith.data.limits import cli_texts
 
     given = cli_texts(text)  # before the model loads: a bad argument costs no time
