@@ -389,15 +389,19 @@ def test_ingest_json_points_skipped_rows_to_the_report_not_above(cli, tiny_model
 
 
 @pytest.mark.parametrize(
-    "flag, value",
-    [("--min-volume", "-1"), ("--min-lift", "-1"), ("--window", "0"), ("--p-value", "2")],
+    "flag, value, message",
+    [
+        ("--min-volume", "-1", "--min-volume must be at least 1 document"),
+        ("--min-lift", "-1", "--min-lift must be a share from 0 below 1"),
+        ("--p-value", "2", "--p-value must be between 0 and 1"),
+    ],
 )
-def test_alert_settings_out_of_range_are_refused_naming_the_flag(tmp_path, flag, value):
-    from typer.testing import CliRunner
+def test_alert_settings_out_of_range_are_refused_naming_the_flag(
+    cli, tmp_path, flag, value, message
+):
+    from tunesmith_finance.storage import open_store
 
-    from tunesmith.cli import build_app
-
-    result = CliRunner().invoke(
-        build_app(), ["finance", "alerts", "--db", str(tmp_path / "x.sqlite"), flag, value]
-    )
-    assert result.exit_code == 2 and flag in result.output and "Traceback" not in result.output
+    db = tmp_path / "f.sqlite"
+    open_store(db).close()
+    result = cli("finance", "alerts", "--db", str(db), flag, value)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

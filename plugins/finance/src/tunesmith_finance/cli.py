@@ -36,13 +36,11 @@ BATCH_SIZE = typer.Option(
 # The surge detector's settings, the same flags for alerts, watch --alerts and replay.
 BY = typer.Option("topic", "--by", help="topic | ticker | all.")
 BUCKET = typer.Option("1h", "--bucket", help="Step of the rolling window.")
-WINDOW = typer.Option(3, "--window", min=1, help="Window length in buckets.")
+WINDOW = typer.Option(3, "--window", help="Window length in buckets.")
 HALF_LIFE = typer.Option("24h", "--half-life", help="Half-life of the EWMA baseline.")
-MIN_VOLUME = typer.Option(8, "--min-volume", min=1, help="Fewest documents in a window.")
-MIN_LIFT = typer.Option(
-    0.15, "--min-lift", min=0.0, max=1.0, help="Least share above the baseline."
-)
-P_VALUE = typer.Option(0.001, "--p-value", min=0.0, max=1.0, help="One-sided binomial test level.")
+MIN_VOLUME = typer.Option(8, "--min-volume", help="Fewest documents in a window.")
+MIN_LIFT = typer.Option(0.15, "--min-lift", help="Least share above the baseline.")
+P_VALUE = typer.Option(0.001, "--p-value", help="One-sided binomial test level.")
 COOLDOWN = typer.Option("6h", "--cooldown", help="Quiet time per key after an alert.")
 STORED_PRIOR = typer.Option(
     None,
@@ -574,11 +572,15 @@ def _detector(
         raise UserInputError("--window must be at least 1 bucket")
     if not 0 < p_value < 1:
         raise UserInputError("--p-value must be between 0 and 1")
+    if min_volume < 1:
+        raise UserInputError("--min-volume must be at least 1 document")
+    if not 0 <= min_lift < 1:
+        raise UserInputError("--min-lift must be a share from 0 below 1")
     return SurgeDetector(
         bucket=parse_duration(bucket, bucket_flag),
         window=window,
         half_life=parse_duration(half_life, "--half-life"),
-        min_volume=max(1, min_volume),
+        min_volume=min_volume,
         min_lift=min_lift,
         p_value=p_value,
         cooldown=parse_duration(cooldown, "--cooldown"),
