@@ -1069,3 +1069,23 @@ def test_rdrop_on_multilabel_data_is_switched_off_with_a_note(cli, files, tmp_pa
     assert result.exit_code == 0, result.output
     notes = json.loads((tmp_path / "m" / "run_config.json").read_text())["resolved"]["notes"]
     assert any(note.startswith("--rdrop needs single-label data") for note in notes)
+
+
+def test_resume_of_a_run_started_before_a_setting_existed_compares_it_with_its_default(
+    cli, files, tmp_path, register_plugin
+):
+    """A work marker written before --rdrop existed has no rdrop key: the exact same flags
+    were refused with "used other settings (--rdrop)"."""
+    from tunesmith.engine.workdir import WORK_MARKER
+
+    plugin = _StopAfter(steps=2)
+    register_plugin(plugin, "stop-after-two-old-marker")
+    out = tmp_path / "model"
+    assert _train(cli, files, out, "--save-steps", "1").exit_code == 130
+    marker = tmp_path / "model.work" / WORK_MARKER
+    document = json.loads(marker.read_text(encoding="utf-8"))
+    del document["settings"]["rdrop"]  # as the previous version wrote it
+    marker.write_text(json.dumps(document), encoding="utf-8")
+    plugin.steps = 10_000
+    result = _train(cli, files, out, "--save-steps", "1", "--resume")
+    assert result.exit_code == 0, result.output

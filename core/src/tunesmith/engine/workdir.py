@@ -6,6 +6,7 @@ a resume with other settings is refused instead of mixing two runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -110,6 +111,17 @@ def has_resumable_work(work: Path) -> bool:
     )
 
 
+def _setting_defaults() -> dict[str, Any]:
+    """Each run setting's default, by name (those without one left out)."""
+    out = {}
+    for setting in dataclasses.fields(RunConfig):
+        if setting.default is not dataclasses.MISSING:
+            out[setting.name] = setting.default
+        elif setting.default_factory is not dataclasses.MISSING:
+            out[setting.name] = setting.default_factory()
+    return out
+
+
 def _resume_settings(run: RunConfig) -> dict[str, Any]:
     data = run.to_dict()
     return {key: data[key] for key in RESUME_KEYS}
@@ -161,7 +173,10 @@ def check_work_dir(run: RunConfig) -> None:
         saved = document.get("settings")
         saved = saved if isinstance(saved, dict) else {}
         current = _resume_settings(run)
-        changed = [k for k in RESUME_KEYS if saved.get(k) != current[k]]
+        # A setting newer than the marker (a run started before --rdrop existed) had its
+        # default then: repeating the run's exact flags must resume it.
+        defaults = _setting_defaults()
+        changed = [k for k in RESUME_KEYS if saved.get(k, defaults.get(k)) != current[k]]
         if changed:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise UserInputError(
