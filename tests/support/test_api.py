@@ -94,6 +94,7 @@ def test_host_names_are_read_without_their_port():
     assert host_name("[::1]:8000") == "::1" and host_name("localhost:80") == "localhost"
     assert host_name("::1") == "::1" and host_name("127.0.0.1") == "127.0.0.1"
     assert is_loopback("127.0.0.2") and is_loopback("LOCALHOST") and is_loopback("::1")
+    assert is_loopback("localhost.")  # the fully qualified spelling
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
 
 

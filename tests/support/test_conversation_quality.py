@@ -214,3 +214,64 @@ def test_a_conversation_database_from_before_options_opens_and_reads_them_empty(
         assert json.loads(log.store.query("SELECT options FROM support_turns")[0][0]) == []
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("feedback", [{"helpful": True}, {"correct_id": "shp-01"}])
+def test_feedback_on_a_small_talk_turn_is_refused_and_exports_no_training_row(service, feedback):
+    # An agent's correct id on "hi" exported ("hi", shp-01) as a training row, and a rating
+    # of "You're welcome" counted in the helpful rate of answers.
+    from tunesmith.errors import UserInputError
+
+    turn = service.ask("hi")
+    with pytest.raises(UserInputError, match=f"turn {turn.turn_id} is small talk"):
+        service.feedback(turn.turn_id, **feedback)
+    assert service.conversations.training_rows() == []
+    assert service.conversations.stats()[0]["feedback"] == 0
+
+
+def test_a_hand_off_gives_each_earlier_turn_its_reason(service, tmp_path):
+    # An agent saw "2" and "thanks!" as an answer and a clarify, like any question.
+    first = service.ask("can I cancel")
+    service.ask("2", first.conversation_id)
+    service.ask("thanks!", first.conversation_id)
+    turn = service.ask("agent", first.conversation_id)
+    events = (tmp_path / "kb" / "handoffs.jsonl").read_text().splitlines()
+    payload = json.loads(events[-1])["payload"]
+    assert payload["turn_id"] == turn.turn_id
+    assert [(t["decision"], t["reason"]) for t in payload["conversation"]] == [
+        ("clarify", "close_candidates"), ("answer", "chosen"), ("clarify", "small_talk"),
+    ]  # fmt: skip
+
+
+def test_chat_plus_after_thanks_rates_the_answer_not_the_small_talk(service, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tunesmith_support import cli
+
+    monkeypatch.setattr(cli, "_service", lambda *args, **kwargs: service)
+    monkeypatch.setattr(service, "close", lambda: None)
+    app = cli.build_group()
+    lines = "hi\n+\nhow much is shipping?\nthanks!\n+\n"
+    result = CliRunner().invoke(app, ["chat", "--kb", "kb"], input=lines)
+    assert result.exit_code == 0, result.output
+    assert "no answer to rate yet" in result.output  # "+" after "hi" alone
+    assert service.conversations.training_rows() == [
+        {"question": "how much is shipping?", "answer_id": "shp-01"}
+    ]
+
+
+def test_demo_helpful_after_thanks_rates_the_answer_not_the_small_talk(service, monkeypatch):
+    from tunesmith_support import demo
+
+    monkeypatch.setattr(demo, "service_for", lambda kb_dir: service)
+    kb = str(service.kb_dir)
+    out = demo.ask_turn("how much is shipping?", [], kb, None)
+    state = out[4]
+    out = demo.ask_turn("thanks!", out[0], kb, out[3])
+    if out[4].get("__type__") != "update":  # gr.skip() keeps the answer's state in the page
+        state = out[4]
+    note, _ = demo.rate_turn(kb, state, True)
+    assert note == f"Feedback stored: turn {state['turn_id']} rated helpful."
+    assert service.conversations.training_rows() == [
+        {"question": "how much is shipping?", "answer_id": "shp-01"}
+    ]

@@ -224,6 +224,25 @@ def test_a_kb_indexed_with_a_relative_model_directory_opens_from_any_folder(
     assert len(stored_entries(open_index(work / "kb", load_encoder(work / "kb")))) == 3
 
 
+def test_a_kb_indexed_before_the_model_folder_was_recorded_absolute_opens_from_any_folder(
+    tmp_path, tiny_model, monkeypatch
+):
+    # Upgrading keeps a KB whose kb.json holds the model folder as it was typed ("runs/enc",
+    # as the previous version wrote it): from another folder that named no model directory.
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_model, work / "runs" / "enc")
+    src = write_faq(tmp_path / "faq.csv", FAQ)
+    monkeypatch.chdir(work)
+    build_index(src, work / "kb", model="runs/enc")
+    meta_path = work / "kb" / "kb.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "model": "runs/enc"}))  # the old kb.json
+    monkeypatch.chdir(tmp_path)
+    assert len(stored_entries(open_index(work / "kb", load_encoder(work / "kb")))) == 3
+
+
 def test_a_missing_model_directory_is_not_answered_with_a_flag_support_lacks(tmp_path, cli):
     # The core's message said "pass --allow-network", which no support command takes.
     src = write_faq(tmp_path / "faq.csv", FAQ)

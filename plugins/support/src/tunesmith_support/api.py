@@ -200,7 +200,7 @@ def is_loopback(host: str) -> bool:
     """True for a name or address of this machine only (``localhost``, ``127.x``, ``::1``)."""
     import ipaddress
 
-    name = host.strip().lower().strip("[]")
+    name = host.strip().lower().strip("[]").rstrip(".")  # "localhost." is fully qualified
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:

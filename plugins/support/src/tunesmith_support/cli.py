@@ -343,7 +343,10 @@ def chat_command(
             except UserInputError as exc:
                 typer.echo(f"Error: {exc}", err=True)
                 continue
-            conversation, last = turn.conversation_id, turn.turn_id
+            conversation = turn.conversation_id
+            if turn.answer.reason != "small_talk":
+                # "+" after "thanks!" rates the answer thanked for, not the "You're welcome".
+                last = turn.turn_id
             _print_turn(turn)
     finally:
         service.close()

@@ -190,8 +190,16 @@ class Conversations:
         """Store feedback on a turn: helpful or not, and/or the right entry id (from an agent)."""
         if helpful is None and not correct_id:
             raise UserInputError("feedback needs 'helpful' (true/false) or a correct answer id")
-        if not self.store.query("SELECT 1 FROM support_turns WHERE id = ?", (int(turn_id),)):
+        turn = self.store.query("SELECT reason FROM support_turns WHERE id = ?", (int(turn_id),))
+        if not turn:
             raise UserInputError(f"no turn {turn_id} in {self.store.path}")
+        if turn[0]["reason"] == "small_talk":
+            # A reply to "hi" or "thanks" answers nothing: a correct id on it exported "hi" as a
+            # training question, and a rating counted in the helpful rate of answers.
+            raise UserInputError(
+                f"turn {turn_id} is small talk (a greeting, thanks or goodbye), not an answer: "
+                "give feedback on the turn that answered"
+            )
         result = self.store.execute(
             "INSERT INTO support_feedback (turn_id, created_at, helpful, correct_id, note) "
             "VALUES (?, ?, ?, ?, ?)",

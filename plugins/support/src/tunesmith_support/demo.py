@@ -327,6 +327,10 @@ def ask_turn(text: str, history: list | None, kb_dir: str, conv: str | None) -> 
         "entry_text": (a.entry["answer"] if a.entry else ""),
         "entry": a.entry or {},  # what "Why this answer" finds the matched text from
     }
+    if a.reason == "small_talk":
+        # "Helpful" after "thanks!" rates (and "Why this answer" explains) the answer thanked
+        # for: a "You're welcome" is no answer, and its turn takes no feedback.
+        state = gr.skip()
     return (history, "", kb_dir, turn.conversation_id, state, shown, src, "", "", *NO_EXPLANATION)
 
 

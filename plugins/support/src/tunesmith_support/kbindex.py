@@ -89,6 +89,12 @@ def model_location(kb_dir: str | Path, meta: dict[str, Any]) -> str:
         return str(Path(kb_dir) / ENCODER_DIR)
     if model.startswith(IN_KB):
         return str(Path(kb_dir) / model[len(IN_KB) :])
+    # A KB indexed before kb.json recorded a model folder absolute (see recorded_model) holds
+    # it as typed, "runs/enc": from another working directory that named no folder, or another
+    # one. The encoder's name recorded beside it is that folder, absolute.
+    encoder = Path(str(meta.get("encoder") or ""))
+    if not Path(model).expanduser().is_absolute() and encoder.is_absolute() and encoder.is_dir():
+        return str(encoder)
     return model
 
 

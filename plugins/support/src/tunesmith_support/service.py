@@ -179,7 +179,14 @@ class SupportService:
         self, answer: Answer, earlier: list[dict[str, Any]], conversation_id: str, turn_id: int
     ) -> Event:
         conversation = [
-            {"question": t["question"], "decision": t["decision"], "answer": t["answer"]}
+            # The reason tells an agent a pick from the options ("2": chosen) or a "thanks"
+            # (small_talk) from a question the bot clarified or answered.
+            {
+                "question": t["question"],
+                "decision": t["decision"],
+                "reason": t["reason"],
+                "answer": t["answer"],
+            }
             for t in earlier
         ]
         # All of them when not cut; the count tells a receiver when older ones were left out.
