@@ -83,6 +83,14 @@ def test_a_loopback_server_refuses_requests_addressed_to_another_host(kb_copy):
             assert (
                 client.get("/v1/health", headers={"host": "127.0.0.1.evil.test"}).status_code == 421
             )
+            # The schema lists the refusal with every route's other answers.
+            paths = client.get("/openapi.json", headers={"host": "localhost"}).json()["paths"]
+            for path, method in (
+                ("/v1/ask", "post"),
+                ("/v1/feedback", "post"),
+                ("/v1/health", "get"),
+            ):
+                assert "421" in paths[path][method]["responses"], path
         assert service.conversations.stats() == []  # the refused question was not stored
     finally:
         service.close()

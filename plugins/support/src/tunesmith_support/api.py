@@ -118,6 +118,12 @@ class ErrorMessage(BaseModel):
 MAX_BODY_BYTES = 1 << 20
 
 #: The error responses every POST can give besides FastAPI's 422, for the OpenAPI schema.
+#: A server bound to a loopback address answers requests addressed to it only (LoopbackHosts).
+MISDIRECTED: dict[str, Any] = {
+    "model": ErrorMessage,
+    "description": "The request was addressed to a host name other than 127.0.0.1, localhost "
+    "or ::1, and the server is bound to a loopback address.",
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "The request was refused (one line in detail)."},
     413: {"model": ErrorMessage, "description": "The body is over 1 MiB."},
@@ -125,6 +131,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorMessage,
         "description": "The conversation database is busy or unusable; try again later.",
     },
+    421: MISDIRECTED,
 }
 
 
@@ -296,7 +303,7 @@ def create_app(service: SupportService, *, loopback_only: bool = False) -> Any:
         )
         return {"feedback_id": feedback_id}
 
-    @app.get("/v1/health", response_model=Health)
+    @app.get("/v1/health", response_model=Health, responses={421: MISDIRECTED})
     def health() -> dict[str, Any]:
         return {
             "status": "ok",
