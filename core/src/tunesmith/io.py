@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,11 @@ def publish_mode(tmp: str | Path, target: str | Path, *, directory: bool = False
     os.chmod(tmp, mode)
 
 
+#: Between a target's name and the pid in the name of the old copy :func:`atomic_directory`
+#: moves aside (``.<name>.old-<pid>``).
+_OLD_COPY = ".old-"
+
+
 def remove_stale_temps(path: str | Path, *, any_owner: bool = False) -> list[Path]:
     """Remove the temporary siblings of ``path`` that killed writers left; returns them.
 
@@ -82,7 +87,7 @@ def remove_stale_temps(path: str | Path, *, any_owner: bool = False) -> list[Pat
     # mkstemp/mkdtemp add 8 characters of [a-z0-9_]; exact, so ".model.csv.*.tmp" (another
     # file's temp) never matches the path "model".
     temp = re.compile(rf"^\.{name}\.(?:(\d+)-)?[a-z0-9_]{{8}}\.tmp$")
-    old = re.compile(rf"^\.{name}\.old-(\d+)$")
+    old = re.compile(rf"^\.{name}{re.escape(_OLD_COPY)}(\d+)$")
     removed: list[Path] = []
     for sibling in path.parent.iterdir():
         match = temp.match(sibling.name) or old.match(sibling.name)
@@ -258,11 +263,32 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
         raise
     old = None
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        old = target.with_name(f".{target.name}{_OLD_COPY}{os.getpid()}")
         os.replace(target, old)
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def being_replaced(target: str | Path) -> bool:
+    """True while :func:`atomic_directory` has moved ``target`` aside and not yet renamed its
+    new copy into place (a reader that finds ``target`` missing should then try again)."""
+    import glob
+
+    target = Path(target)
+    return any(target.parent.glob(f".{glob.escape(target.name)}{_OLD_COPY}*"))
+
+
+def change_stamp(paths: Iterable[str | Path]) -> tuple[int, ...]:
+    """When each of ``paths`` last changed (``st_mtime_ns``; 0 for a missing one): a cache of
+    what was loaded from them compares it to tell that they were rewritten since."""
+    stamps = []
+    for path in paths:
+        try:
+            stamps.append(Path(path).stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return tuple(stamps)
 
 
 def share_safetensors(directory: Path) -> None:

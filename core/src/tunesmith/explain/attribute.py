@@ -14,12 +14,7 @@ from typing import Any
 from tunesmith.errors import PluginError, UserInputError
 from tunesmith.explain.encoding import check_texts, encode_texts, max_input_length
 from tunesmith.explain.faithfulness import faithfulness
-from tunesmith.explain.lexical import (
-    combine,
-    ensemble_faithfulness,
-    lexical_word_scores,
-    mixed_faithfulness,
-)
+from tunesmith.explain.lexical import combine, ensemble_faithfulness, lexical_word_scores
 from tunesmith.explain.methods import DEFAULT_METHOD, get_method
 from tunesmith.explain.model_io import is_multilabel, label_names
 from tunesmith.explain.ner import explain_entities
@@ -252,7 +247,8 @@ def explain_texts(
             [sum(values) / len(scorers) for values in zip(*words, strict=True)]
             for words in zip(*per_member_scores, strict=True)
         ]
-    if with_faithfulness and len(scorers) > 1:
+    if with_faithfulness and (len(scorers) > 1 or scorers[0].lexical is not None):
+        # Read on what predict shows: the mean of the members, each with its lexical share.
         faith = ensemble_faithfulness(
             scorers,
             encoded,
@@ -261,18 +257,6 @@ def explain_texts(
             full,
             pad_id=pad_for_batches,
             multilabel=multilabel,
-            max_tokens=max_tokens,
-        )
-    elif with_faithfulness and lexical is not None and not multilabel:
-        faith = mixed_faithfulness(
-            model,
-            lexical,
-            encoded,
-            word_scores,
-            targets,
-            full,
-            pad_id=pad_for_batches,
-            temperature=temperature,
             max_tokens=max_tokens,
         )
     elif with_faithfulness:

@@ -97,38 +97,6 @@ def combine(
     ]
 
 
-def mixed_faithfulness(
-    model: Any,
-    lexical: Any,
-    encoded: Sequence[EncodedText],
-    word_scores: Sequence[Sequence[float]],
-    targets: Sequence[int],
-    full_scores: Sequence[float],
-    *,
-    pad_id: int,
-    temperature: Any = None,
-    fraction: float = TOP_FRACTION,
-    max_tokens: int | None = None,
-) -> list[tuple[float | None, float | None, int]]:
-    """``(comprehensiveness, sufficiency, k)`` per text, on the mixed calibrated probability of
-    its target (``full_scores``: that probability for the texts as they are)."""
-    ks, tops = top_sets(encoded, word_scores, fraction)
-    sequences = [enc.ids_without(top) for enc, top in zip(encoded, tops, strict=True)]
-    sequences += [enc.ids_keeping(top) for enc, top in zip(encoded, tops, strict=True)]
-    variants = [text_without(enc, top) for enc, top in zip(encoded, tops, strict=True)]
-    variants += [text_keeping(enc, top) for enc, top in zip(encoded, tops, strict=True)]
-    rows = classifier_probabilities(
-        model,
-        sequences,
-        pad_id=pad_id,
-        temperature=temperature,
-        max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
-    )
-    mixed = lexical.mix(rows, variants)
-    own = np.asarray(list(targets) * 2)  # each variant's text's target
-    return from_values(full_scores, mixed[np.arange(len(mixed)), own], ks)
-
-
 def ensemble_faithfulness(
     members: Sequence[Any],
     encoded: Sequence[EncodedText],
@@ -142,7 +110,7 @@ def ensemble_faithfulness(
     max_tokens: int | None = None,
 ) -> list[tuple[float | None, float | None, int]]:
     """``(comprehensiveness, sufficiency, k)`` per text, on a seed ensemble's probability of its
-    target: the mean over ``members`` (each with ``model``, ``temperature`` and ``lexical``,
+    target (or one model's with its lexical share: a list of one): the mean over ``members`` (each with ``model``, ``temperature`` and ``lexical``,
     which may be ``None``) of their calibrated probabilities, each mixed with its lexical part,
     as ``predict`` scores an ensemble (``full_scores``: that mean for the texts as they are)."""
     ks, tops = top_sets(encoded, word_scores, fraction)

@@ -21,6 +21,7 @@ from typing import Any
 from tunesmith.engine.ensemble import MEMBERS_FILE, load_ensemble, read_members
 from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
 from tunesmith.errors import TunesmithError, UserInputError
+from tunesmith.io import change_stamp
 from tunesmith.model_dir import CALIBRATION_FILE, CONFIG_FILE
 
 #: Loaded models kept at once (a small classifier is about 45 MB in memory).
@@ -139,17 +140,11 @@ def _stamp(directory: Path) -> tuple[int, ...]:
     """When the files a loaded model reads last changed: a model retrained in place (the demo's
     "Train" button), recalibrated (`tunesmith calibrate`) or given a new lexical share (a refit)
     is a new cache entry, not a stale one; so is an ensemble whose members did."""
-    stamps = []
     folders = [directory]
     with contextlib.suppress(UserInputError):  # a broken manifest: the load itself says so
         folders += read_members(directory)
-    for folder in folders:
-        for name in (CONFIG_FILE, CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS, MEMBERS_FILE):
-            try:
-                stamps.append((folder / name).stat().st_mtime_ns)
-            except OSError:
-                stamps.append(0)
-    return tuple(stamps)
+    names = (CONFIG_FILE, CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS, MEMBERS_FILE)
+    return change_stamp(folder / name for folder in folders for name in names)
 
 
 def cached_paths() -> list[str]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.errors import DataError, UserInputError
-from tunesmith.io import atomic_directory, atomic_write_json, read_json_object
+from tunesmith.io import atomic_directory, atomic_write_json, being_replaced, read_json_object
 from tunesmith.models import DEFAULT_MODEL
 from tunesmith.retrieval import Encoder, VectorIndex
 from tunesmith_recommend.explain import because_you_liked
@@ -281,14 +281,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-def _being_replaced(path: Path) -> bool:
-    """True while :func:`~tunesmith.io.atomic_directory` has moved ``path`` aside and not yet
-    renamed its new copy into place."""
-    import glob
-
-    return any(path.parent.glob(f".{glob.escape(path.name)}.old-*"))
-
-
 class Recommender:
     """A loaded model directory: for-user, for liked items, for a text, similar items, search."""
 
@@ -305,7 +297,7 @@ class Recommender:
             except Exception:
                 # Missing both times: gone, or caught between the two renames of a rewrite
                 # (the old copy then waits beside it as .<name>.old-<pid>).
-                midway = before is None and _being_replaced(self.path)
+                midway = before is None and being_replaced(self.path)
                 if attempt + 1 == _LOAD_TRIES or (_identity(self.path) == before and not midway):
                     raise
                 time.sleep(0.02 * (attempt + 1))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.io import change_stamp
 from tunesmith_support.calibrate import ASKED, Calibration
 from tunesmith_support.kb import Entry
 from tunesmith_support.kbindex import (
@@ -266,13 +267,8 @@ def kb_stamp(kb_dir: Path) -> tuple[int, ...]:
     """When the files an answerer reads last changed (``kb.json``, the index's current
     generation, the calibration, the classifier): a server compares it with the one it started
     from to tell that a re-index, calibrate or train is waiting for a restart."""
-    stamps = []
-    for name in (META, f"{INDEX_DIR}/CURRENT", CALIBRATION, f"{CLASSIFIER_DIR}/config.json"):
-        try:
-            stamps.append((kb_dir / name).stat().st_mtime_ns)
-        except OSError:
-            stamps.append(0)
-    return tuple(stamps)
+    names = (META, f"{INDEX_DIR}/CURRENT", CALIBRATION, f"{CLASSIFIER_DIR}/config.json")
+    return change_stamp(kb_dir / name for name in names)
 
 
 class Answerer:
