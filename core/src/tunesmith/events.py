@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -79,7 +80,13 @@ def _start_time(pid: int) -> str:
 
 def _owner() -> str:
     """This process, as an outbox row records the one delivering it: host, pid, start time."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+    return _owner_of(os.getpid())
+
+
+@functools.cache
+def _owner_of(pid: int) -> str:
+    # Keyed by pid, so a forked child names itself; read once, not per event and delivery.
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
 
 
 def _owner_alive(owner: str | None) -> bool:

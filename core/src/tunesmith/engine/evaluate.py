@@ -182,8 +182,10 @@ def _ensemble_report(
     first = models[0]
     multilabel = first.task == "multilabel"
     applied = all(m.temperature is not None for m in models)
-    raw = class_probabilities(models, texts, calibrated=False, batch_size=batch_size)
-    probs = class_probabilities(models, texts, batch_size=batch_size) if applied else raw
+    # One forward pass per member serves the raw and the calibrated mean.
+    logits = [predict_logits(model, texts, batch_size=batch_size) for model in models]
+    raw = class_probabilities(models, texts, calibrated=False, logits=logits)
+    probs = class_probabilities(models, texts, logits=logits) if applied else raw
     report = classification_report(y, probs, first.labels, multilabel=multilabel)
     ece = multilabel_ece if multilabel else expected_calibration_error
     calibration: dict[str, Any] = {

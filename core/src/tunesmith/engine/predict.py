@@ -273,17 +273,22 @@ def class_probabilities(
     *,
     calibrated: bool = True,
     batch_size: int = 32,
+    logits: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """The mean over ``models`` (a seed ensemble's members, or one model) of each one's
     probabilities with its lexical share mixed in, ``[len(texts), labels]``; ``calibrated``
-    applies each one's fitted temperatures."""
+    applies each one's fitted temperatures. ``logits``: each model's, already predicted."""
     total: np.ndarray | None = None
-    for model in models:
-        logits = predict_logits(model, list(texts), batch_size=batch_size)
+    for index, model in enumerate(models):
+        found = (
+            logits[index]
+            if logits is not None
+            else predict_logits(model, list(texts), batch_size=batch_size)
+        )
         probs = np.asarray(
             mix_into(
                 model,
-                probabilities(model, logits, calibrated=calibrated),
+                probabilities(model, found, calibrated=calibrated),
                 texts,
                 calibrated=calibrated,
             )
