@@ -175,8 +175,6 @@ def build_app() -> typer.Typer:
     )
     app.callback()(_root)
     app.command("plugins")(plugins_command)
-    # Commands each plugin added, in registration order, to apply "the last registered wins".
-    added: list[tuple[set[str], int]] = []
     commands_seen, groups_seen = len(app.registered_commands), len(app.registered_groups)
 
     def undo(_plugin: str) -> None:
@@ -186,9 +184,12 @@ def build_app() -> typer.Typer:
 
     for _plugin, _result in call_each("tunesmith_cli", app=app, on_failure=undo):
         names = {_command_name(info) for info in app.registered_commands[commands_seen:]}
-        added.append((names, len(app.registered_groups)))
+        # The last registered wins: Typer lists groups after commands whatever their order, so
+        # an earlier plugin's group of this name would silently beat the command just added.
+        app.registered_groups[:groups_seen] = [
+            info for info in app.registered_groups[:groups_seen] if _group_name(info) not in names
+        ]
         commands_seen, groups_seen = len(app.registered_commands), len(app.registered_groups)
-    _drop_groups_shadowed_by_later_commands(app, added)
     return app
 
 
@@ -199,27 +200,11 @@ def _command_name(info: Any) -> str:
     return info.name or get_command_name(info.callback.__name__)
 
 
-def _drop_groups_shadowed_by_later_commands(
-    app: typer.Typer, added: list[tuple[set[str], int]]
-) -> None:
-    """Remove a group that a plugin registered after it replaced with a command of its name.
-
-    Typer puts groups after commands whatever their order, so an earlier plugin's group
-    silently beat a later plugin's command, against the rule that the last registered wins
-    (a later group already beats an earlier command, and a later command an earlier one).
-    ``added`` holds, per plugin, the command names it added and how many groups there were
-    once it had run."""
+def _group_name(info: Any) -> str | None:
+    """The name Typer gives a registered group (``app.add_typer(group, name="x")``)."""
     from typer.main import solve_typer_info_defaults
 
-    shadowed: list[int] = []
-    for index, info in enumerate(app.registered_groups):
-        # The plugin that added this group is the first after which there were more groups.
-        by = next((k for k, (_names, groups) in enumerate(added) if groups > index), len(added))
-        name = solve_typer_info_defaults(info).name
-        if any(name in names for names, _groups in added[by + 1 :]):
-            shadowed.append(index)
-    for index in reversed(shadowed):
-        del app.registered_groups[index]
+    return solve_typer_info_defaults(info).name
 
 
 def main() -> None:
