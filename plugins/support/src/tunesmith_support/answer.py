@@ -317,6 +317,11 @@ class Answerer:
         query, candidates = self.search(text, history or [])
         return self.decide(text, query, candidates, notes)
 
+    def entry(self, entry_id: str) -> Entry | None:
+        """The KB's entry of that id; ``None`` when the KB has none (it changed since)."""
+        index = self.scorer.position.get(entry_id)
+        return None if index is None else self.scorer.entries[index]
+
     def answer_choice(self, question: str, options: list[str], query: str) -> Answer | None:
         """The answer when ``question`` picks one of a clarifying question's ``options``
         (entry ids) by its number, an ordinal or its title; ``None`` when it picks none.
@@ -325,10 +330,9 @@ class Answerer:
         the one), and keeps the clarified ``query``, so that a helpful rating exports the
         question as it was asked, not "2"."""
         text, notes = clean_question(question)
-        position = self.scorer.position
-        if not options or any(o not in position for o in options):
+        entries = [self.entry(o) for o in options]
+        if not entries or None in entries:
             return None  # the KB changed since the question was asked
-        entries = [self.scorer.entries[position[o]] for o in options]
         pick = chosen_option(text, [e.title for e in entries])
         if pick is None:
             return None

@@ -168,11 +168,8 @@ class SupportService:
         for t in earlier:
             if t["reason"] == "small_talk":
                 continue
-            text = t["question"]
-            if t["reason"] == "chosen" and t["entry_id"] in self.answerer.scorer.position:
-                entry = self.answerer.scorer.entries[self.answerer.scorer.position[t["entry_id"]]]
-                text = entry.title
-            history.append(text)
+            entry = self.answerer.entry(t["entry_id"]) if t["reason"] == "chosen" else None
+            history.append(t["question"] if entry is None else entry.title)
         return history
 
     def _handoff_event(
