@@ -207,11 +207,8 @@ def test_documents_with_the_same_name_in_two_folders_get_distinct_passage_ids(tm
     assert ids == ["billing/README.md#overview", "returns#overview", "shipping/README.md#overview"]
 
 
-def test_a_kb_indexed_with_a_relative_model_directory_opens_from_any_folder(
-    tmp_path, tiny_model, monkeypatch
-):
-    # `support index --model runs/enc` recorded "runs/enc" as typed, so `calibrate` or `ask`
-    # run from another folder looked for it there (and said to pass --allow-network).
+def _kb_from_a_relative_model_folder(tmp_path, tiny_model, monkeypatch):
+    """A KB indexed from ``work`` with ``--model runs/enc``; returns ``work``."""
     import shutil
 
     work = tmp_path / "work"
@@ -219,6 +216,15 @@ def test_a_kb_indexed_with_a_relative_model_directory_opens_from_any_folder(
     src = write_faq(tmp_path / "faq.csv", FAQ)
     monkeypatch.chdir(work)
     build_index(src, work / "kb", model="runs/enc")
+    return work
+
+
+def test_a_kb_indexed_with_a_relative_model_directory_opens_from_any_folder(
+    tmp_path, tiny_model, monkeypatch
+):
+    # `support index --model runs/enc` recorded "runs/enc" as typed, so `calibrate` or `ask`
+    # run from another folder looked for it there (and said to pass --allow-network).
+    work = _kb_from_a_relative_model_folder(tmp_path, tiny_model, monkeypatch)
     assert json.loads((work / "kb" / "kb.json").read_text())["model"] == str(work / "runs" / "enc")
     monkeypatch.chdir(tmp_path)
     assert len(stored_entries(open_index(work / "kb", load_encoder(work / "kb")))) == 3
@@ -229,13 +235,7 @@ def test_a_kb_indexed_before_the_model_folder_was_recorded_absolute_opens_from_a
 ):
     # Upgrading keeps a KB whose kb.json holds the model folder as it was typed ("runs/enc",
     # as the previous version wrote it): from another folder that named no model directory.
-    import shutil
-
-    work = tmp_path / "work"
-    shutil.copytree(tiny_model, work / "runs" / "enc")
-    src = write_faq(tmp_path / "faq.csv", FAQ)
-    monkeypatch.chdir(work)
-    build_index(src, work / "kb", model="runs/enc")
+    work = _kb_from_a_relative_model_folder(tmp_path, tiny_model, monkeypatch)
     meta_path = work / "kb" / "kb.json"
     meta = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps({**meta, "model": "runs/enc"}))  # the old kb.json
