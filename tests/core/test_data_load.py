@@ -87,10 +87,35 @@ def test_json_null_and_nan_labels_are_missing_values(tmp_path):
     assert "(and 1 more problem in this file)" in message
 
 
-def test_a_short_csv_row_reports_its_missing_label(tmp_path):
-    path = write(tmp_path / "d.csv", "text,label\nonly text\n")
-    with pytest.raises(DataError, match=r"d\.csv:2, column 'label': missing value"):
+def test_a_short_csv_row_says_it_has_fewer_fields_than_the_header(tmp_path):
+    """A row that lost its separator was reported as "missing value (null)", as if the file
+    held a null there: the row's field count is what the user must fix."""
+    path = write(tmp_path / "d.csv", "text,label\nhi,greeting\nonly text\n")
+    with pytest.raises(DataError) as info:
         load_text_dataset(path)
+    assert str(info.value) == (
+        f"{path}:3, column 'label': this row has 1 field but the header has 2 (a missing "
+        "separator, or a line cut short?)"
+    )
+    tsv = write(tmp_path / "d.tsv", "id\tlabel\ttext\n1\tgreeting\thi\n2\tcard\n")
+    with pytest.raises(DataError, match=r"d\.tsv:3, column 'text': this row has 2 fields but"):
+        read_texts(tsv)
+
+
+def test_a_short_row_may_leave_off_optional_columns(tmp_path):
+    from tunesmith.data.readers import read_csv, short_row_problem
+
+    path = write(tmp_path / "d.csv", "text,label,note\nhi,greeting,x\nbye,farewell\n")
+    data = load_text_dataset(path)
+    assert data.texts == ["hi", "bye"] and data.labels == [["greeting"], ["farewell"]]
+    assert load_text_dataset(path, require_labels=False).texts == ["hi", "bye"]
+    full, short = read_csv(path)
+    assert short["note"] is None and short_row_problem(short, "note").startswith(
+        "this row has 2 fields but the header has 3"
+    )
+    assert short_row_problem(short, "label") is None and short_row_problem(full, "note") is None
+    # A JSON null is a missing value, not a short row.
+    assert short_row_problem({"text": None, "__row__": 2}, "text") is None
 
 
 def test_file_with_a_header_and_no_rows_is_an_error(tmp_path):

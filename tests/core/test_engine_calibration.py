@@ -250,6 +250,41 @@ def test_calibrate_command_refits_every_member_of_a_seed_ensemble(overconfident,
     assert "ensemble member" in result.stdout and str(member) in result.stdout
 
 
+def test_calibrating_an_ensemble_calibrates_the_mean_it_scores_with(overconfident, tmp_path):
+    """Each member got its own temperature, but scoring averages them: a sure member and an
+    unsure one average to an under-confident mean, which no member's temperature corrects.
+    The mean now gets its own temperature on the same data, and predictions apply it."""
+    from tunesmith.engine.ensemble import load_ensemble
+    from tunesmith.engine.evaluate import calibrate_model, evaluate_model, load_eval_dataset
+    from tunesmith.engine.predict import predict_texts
+    from tunesmith.testing import make_tiny_classifier
+
+    unsure = make_tiny_classifier(tmp_path / "unsure", LABELS, TEXTS)  # an untrained head
+    model = _ensemble_of(overconfident, unsure, tmp_path / "ensemble")
+    data = write_csv(tmp_path / "held_out.csv", noisy_rows(seed=3, n=90, right=0.9))
+    result = calibrate_model(model, data)
+    mean = result["ensemble"]
+    assert mean["temperature"] < 1  # the mean of the calibrated members was under-confident
+    assert mean["ece_after"] < mean["ece_before"] / 2 and mean["nll_after"] < mean["nll_before"]
+    manifest = json.loads((model / "ensemble.json").read_text(encoding="utf-8"))
+    assert manifest["members"] == ["members/seed43"]
+    assert manifest["calibration"]["temperature"] == pytest.approx(mean["temperature"])
+    # As scored: the calibrated mean of the loaded ensemble is the one fitted, on that data.
+    loaded, *members = load_ensemble(model)
+    dataset = load_eval_dataset(loaded, data)
+    report = evaluate_model(loaded, dataset, data_path=data, members=members)
+    assert report["calibration"]["ece_after"] == pytest.approx(mean["ece_after"], abs=1e-6)
+    assert report["calibration"]["ece_before"] > report["calibration"]["ece_after"]
+    # A temperature on the mean keeps every predicted label.
+    tempered = predict_texts(loaded, TEXTS, members=members)
+    raw_mean = predict_texts(loaded, TEXTS, members=members, calibrated=False)
+    assert [r["label"] for r in tempered] == [r["label"] for r in raw_mean]
+    # Alone, the first member keeps its own temperature only.
+    from tunesmith.engine.loading import load_model
+
+    assert predict_texts(loaded, TEXTS[:3]) == predict_texts(load_model(model), TEXTS[:3])
+
+
 def test_calibrate_writes_no_member_of_an_ensemble_when_one_cannot_be_calibrated(
     overconfident, tmp_path
 ):
@@ -359,3 +394,18 @@ def test_perfectly_separated_held_out_data_keeps_temperature_one():
     # Without the guard the NLL would drive T to its lower bound and every output to 1.0.
     assert fit_temperature(logits, y) == 1.0
     assert fit_label_temperatures(logits[:, :1] - 2, (y[:, None] == 0).astype(float)) == [1.0]
+
+
+def test_a_multilabel_ensemble_mean_gets_a_temperature_per_label_that_keeps_each_label():
+    from tunesmith.engine.calibration import fit_mean_calibration, temper_mean
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(0, 3, size=(3000, 2))
+    Y = (rng.random((3000, 2)) < 1 / (1 + np.exp(-z))).astype(int)
+    under = 1 / (1 + np.exp(-z / np.array([3.0, 1.0])))  # label 0's mean is under-confident
+    fitted = fit_mean_calibration(under, Y, multilabel=True)
+    assert fitted["temperatures"][0] == pytest.approx(1 / 3, rel=0.1)
+    assert fitted["temperatures"][1] == pytest.approx(1.0, rel=0.1)
+    assert fitted["ece_after"] < fitted["ece_before"]
+    tempered = temper_mean(under, fitted["temperatures"], True)
+    assert ((tempered > 0.5) == (under > 0.5)).all()

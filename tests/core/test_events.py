@@ -644,3 +644,101 @@ def test_a_jsonl_write_holds_the_files_lock_against_writers_with_their_own_sink(
     with path.open("ab") as after:  # released once the line is written
         fcntl.flock(after.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     assert len(path.read_text(encoding="utf-8").splitlines()) == 2
+
+
+# --- retrying an outbox from elsewhere ----------------------------------------------------
+
+
+class CountingHook(BaseHTTPRequestHandler):
+    """A webhook receiver that keeps each event posted to it (``server.got``)."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.got.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def foreign_failed_webhook(tmp_path, monkeypatch, server) -> tuple[str, str]:
+    """An outbox another setup (its own TUNESMITH_HOME) filled, with a failed webhook delivery;
+    then this test's own home. Returns the outbox and the recorded sink name."""
+    outbox = tmp_path / "sent_to_me.sqlite"
+    url = f"webhook:http://127.0.0.1:{server.server_port}/hook"
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "their_home"))
+    emit(Event(kind="support.handoff", message="theirs"), [url], outbox=outbox, retry=fast(1))
+    db = Store.open(outbox, namespace="events", migrations=OUTBOX_MIGRATIONS)
+    db.execute("UPDATE outbox_deliveries SET status = 'failed'")
+    db.close()
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "my_home"))
+    return str(outbox), url
+
+
+def test_retry_of_a_foreign_outbox_posts_to_no_webhook_without_consent(tmp_path, monkeypatch):
+    """An outbox someone sent (a KB's conversations.sqlite) chose the URL a retry POSTed the
+    events to. A delivery this setup did not record is now left unsent, with the reason, until
+    the user allows the sink by name."""
+    server = serve(CountingHook)
+    server.got = []
+    try:
+        outbox, url = foreign_failed_webhook(tmp_path, monkeypatch, server)
+        assert len(server.got) == 1  # their own emit reached it
+        (report,) = retry(outbox, policy=fast(1))
+        assert report.failed == [url] and "--allow-sink" in report.errors[url]
+        assert len(server.got) == 1  # nothing posted
+        assert [d.status for d in list_deliveries(outbox)] == ["failed"]  # left as it was
+        (allowed,) = retry(outbox, policy=fast(1), allow_sinks=[url])
+        assert allowed.delivered == [url] and len(server.got) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_retry_refuses_a_delivery_whose_event_was_edited_after_this_setup_recorded_it(
+    tmp_path,
+):
+    """The mark covers the stored event too: an outbox of ours, sent away and changed, cannot
+    post a message of someone else's to our own webhook."""
+    outbox = tmp_path / "o.sqlite"
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the sink wants a folder", encoding="utf-8")
+    url = f"jsonl:{blocked / 'e.jsonl'}"
+    emit(Event(kind="alert", message="ours"), [url], outbox=outbox, retry=fast(1))
+    blocked.unlink()
+    db = Store.open(outbox, namespace="events", migrations=OUTBOX_MIGRATIONS)
+    db.execute("UPDATE outbox_events SET message = 'forged'")
+    db.close()
+    (report,) = retry(outbox, policy=fast(1))
+    assert report.failed == [url] and "did not record" in report.errors[url]
+    assert not (blocked / "e.jsonl").exists()
+
+
+def test_events_cli_retry_of_a_foreign_outbox_needs_allow_sink(tmp_path, monkeypatch, cli):
+    server = serve(CountingHook)
+    server.got = []
+    try:
+        outbox, url = foreign_failed_webhook(tmp_path, monkeypatch, server)
+        refused = cli("events", "retry", "--outbox", outbox, "--tries", "1")
+        assert refused.exit_code == 1 and len(server.got) == 1
+        assert f"--allow-sink '{url}'" in refused.output
+        allowed = cli("events", "retry", "--outbox", outbox, "--tries", "1", "--allow-sink", url)
+        assert allowed.exit_code == 0, allowed.output
+        assert "re-sent 1 deliveries; 0 still failing" in allowed.stdout
+        assert [e["message"] for e in server.got] == ["theirs", "theirs"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_outbox_key_is_private_and_kept_when_it_exists(tmp_path, monkeypatch):
+    from tunesmith.events import outbox_key_path
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    emit(Event(kind="a", message="x"), [Flaky(0)], outbox=tmp_path / "o.sqlite")
+    key = outbox_key_path()
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    first = key.read_bytes()
+    emit(Event(kind="a", message="y"), [Flaky(0)], outbox=tmp_path / "o.sqlite")
+    assert key.read_bytes() == first

@@ -52,6 +52,28 @@ def test_launch_preloads_then_serves_on_the_given_address(monkeypatch):
     ]
 
 
+def test_port_0_serves_a_demo_on_a_free_port_it_can_name(monkeypatch):
+    """`tunesmith ui --port 0` (and every demo's) passed 0 to Gradio, which printed
+    http://127.0.0.1:0 and failed with "Connection refused". 0 is resolved to a free port."""
+    import socket
+
+    from tunesmith.ui import launch
+
+    got = {}
+
+    class Blocks:
+        def launch(self, **options):
+            got.update(options)
+
+    monkeypatch.setattr(launch, "preload_transformers", lambda: None)
+    launch.launch(Blocks(), host="127.0.0.1", port=0)
+    port = got["server_port"]
+    assert 0 < port <= 65535
+    with socket.socket() as server:  # free for the server to bind
+        server.bind(("127.0.0.1", port))
+    assert launch.check_address("127.0.0.1", port) == port  # a given port is kept
+
+
 def test_plain_markdown_shows_markup_and_emphasis_as_typed():
     from tunesmith.ui.markdown import plain_markdown
 

@@ -8,6 +8,12 @@ each sink, retrying a failure with exponential backoff a bounded number of times
 still fails stays in the outbox as ``failed`` with its attempts and last error, until
 ``tunesmith events retry`` (or :func:`retry`) delivers it. Delivery is at least once: receivers
 drop repeats by the event's ``id``.
+
+An outbox is a file, and a file can come from elsewhere (a KB folder someone sent). Each delivery
+row therefore carries a mark: an HMAC of the event and the sink under a key kept in
+``$TUNESMITH_HOME/outbox.key``. :func:`retry` re-sends a row only when its mark is this setup's
+(it recorded that event for that sink), the sink is ``stdout``, or the caller allows the sink by
+name: a foreign outbox cannot make a retry POST to a URL, or append to a file, it chose.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import socket
 import sys
 import threading
@@ -64,7 +73,18 @@ OUTBOX_MIGRATIONS = [
     """
     ALTER TABLE outbox_deliveries ADD COLUMN owner TEXT;
     """,
+    # The HMAC that says this setup recorded the delivery (see _mark): `events retry` re-sends
+    # only those, so an outbox from elsewhere cannot choose where a retry POSTs or writes.
+    """
+    ALTER TABLE outbox_deliveries ADD COLUMN mark TEXT;
+    """,
 ]
+
+#: The file beside the default outbox holding the key of the delivery marks.
+OUTBOX_KEY_FILE = "outbox.key"
+_KEY_BYTES = 32
+_keys: dict[str, bytes] = {}
+_keys_lock = threading.Lock()
 
 
 def _start_time(pid: int) -> str:
@@ -102,6 +122,76 @@ def _owner_alive(owner: str | None) -> bool:
     if host != socket.gethostname() or not process_alive(pid):
         return False
     return not started or _start_time(pid) in ("", started)
+
+
+def outbox_key_path() -> Path:
+    """``$TUNESMITH_HOME/outbox.key``: the key of this setup's delivery marks."""
+    return default_outbox_path().parent / OUTBOX_KEY_FILE
+
+
+def _outbox_key(*, create: bool) -> bytes | None:
+    """This setup's mark key, made on first use (``create``); None when it cannot be read or
+    made (a read-only home): deliveries are then recorded unmarked, and a retry of them asks
+    for consent instead of failing the emit."""
+    path = outbox_key_path()
+    with _keys_lock:
+        key = _keys.get(str(path))
+        if key is not None:
+            return key
+        try:
+            key = path.read_bytes()
+        except FileNotFoundError:
+            key = _create_key(path) if create else None
+        except OSError:
+            key = None
+        if key is None or len(key) < _KEY_BYTES:  # absent, or one being written right now
+            return None
+        _keys[str(path)] = key
+        return key
+
+
+def _create_key(path: Path) -> bytes | None:
+    """Write a new random key to ``path``, readable by its owner only; an existing key (another
+    process made one first) is kept, never replaced: rows already marked stay valid."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(_KEY_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # atomic, and unlike a rename it never replaces a key
+        return path.read_bytes()
+    except OSError:
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _mark(key: bytes, row: Any, sink: str) -> str:
+    """The HMAC of an event row of the outbox (as stored) and one of its sinks."""
+    fields = [row[name] for name in ("id", "kind", "source", "message", "payload", "created_at")]
+    message = json.dumps([*fields, sink], ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _recorded_here(store: Store, event_id: str, sink: str) -> bool:
+    """True when this setup recorded the delivery of ``event_id`` to ``sink``, as stored now:
+    its mark is the HMAC of the stored event and sink under this setup's key."""
+    key = _outbox_key(create=False)
+    if key is None:
+        return False
+    rows = store.query(
+        "SELECT e.*, d.mark FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id "
+        "WHERE d.event_id = ? AND d.sink = ?",
+        (event_id, sink),
+    )
+    if not rows or not isinstance(rows[0]["mark"], str):
+        return False
+    return hmac.compare_digest(rows[0]["mark"], _mark(key, rows[0], sink))
 
 
 def _json_default(value: Any) -> Any:
@@ -556,11 +646,18 @@ def _record(store: Store, event: Event, names: list[str], payload: str) -> None:
             ),
         )
         owner = _owner()
+        # Marked from the event row as stored (an id recorded before keeps its first content).
+        key = _outbox_key(create=True)
+        stored = tx.query("SELECT * FROM outbox_events WHERE id = ?", (event.id,))[0]
+        marks = [_mark(key, stored, name) if key is not None else None for name in names]
         tx.executemany(
-            "INSERT INTO outbox_deliveries(event_id, sink, status, owner) "
-            "VALUES (?, ?, 'pending', ?) "
-            "ON CONFLICT(event_id, sink) DO UPDATE SET status = 'pending', owner = ?",
-            [(event.id, name, owner, owner) for name in names],
+            "INSERT INTO outbox_deliveries(event_id, sink, status, owner, mark) "
+            "VALUES (?, ?, 'pending', ?, ?) "
+            "ON CONFLICT(event_id, sink) DO UPDATE SET status = 'pending', owner = ?, mark = ?",
+            [
+                (event.id, name, owner, mark, owner, mark)
+                for name, mark in zip(names, marks, strict=True)
+            ],
         )
 
 
@@ -792,6 +889,7 @@ def retry(
     event_ids: list[str] | None = None,
     sinks: dict[str, EventSink] | None = None,
     policy: RetryPolicy | None = None,
+    allow_sinks: Iterable[str] = (),
 ) -> list[EmitReport]:
     """Re-send the deliveries in ``status`` (``failed``, or ``pending`` left by a dead process).
 
@@ -799,9 +897,17 @@ def retry(
     those that have no URL. A sink that cannot be rebuilt counts as failed, with the reason.
     ``event_ids`` may be unique prefixes (``tunesmith events list`` shows 12 characters); an id
     that names no event in the outbox is a :class:`UserInputError`.
+
+    Only deliveries this setup recorded (their mark checks out under ``outbox.key``) are
+    rebuilt from their URLs, besides ``stdout``, the names in ``sinks`` and those in
+    ``allow_sinks`` (the user's consent, by recorded name): any other one, from an outbox made
+    elsewhere or edited since, counts as failed with the reason and stays as it was.
     """
     if isinstance(event_ids, str):
         raise UserInputError(f"event_ids must be a list of ids, got {event_ids!r}")
+    if isinstance(allow_sinks, str):
+        raise UserInputError(f"allow_sinks must be a list of sink names, got {allow_sinks!r}")
+    allowed = set(allow_sinks)
     if _holds_no_outbox(outbox):  # nothing to re-send, and nothing written into that file
         if event_ids:
             raise UserInputError(f"no event with id {event_ids[0]!r} in the outbox {outbox}")
@@ -817,8 +923,17 @@ def retry(
         named: list[tuple[str, Any]] = []
         unbuildable: dict[str, str] = {}
         for name in names:
+            given = (sinks or {}).get(name)
+            if given is None and not _may_rebuild(store, event.id, name, allowed):
+                unbuildable[name] = (
+                    "not sent: this setup did not record this delivery (an outbox from another "
+                    "machine or TUNESMITH_HOME, from before tunesmith marked its deliveries, or "
+                    "edited since); check the sink with `tunesmith events list`, then re-send "
+                    f"with `tunesmith events retry --allow-sink '{name}'`"
+                )
+                continue
             try:
-                sink = (sinks or {}).get(name) or make_sink(name)
+                sink = given or make_sink(name)
             except UserInputError as exc:  # make_sink says any factory failure this way
                 unbuildable[name] = f"cannot rebuild the sink: {exc}"
                 continue
@@ -834,6 +949,12 @@ def retry(
             report.errors[name] = error
         reports.append(report)
     return reports
+
+
+def _may_rebuild(store: Store, event_id: str, sink: str, allowed: set[str]) -> bool:
+    """True when :func:`retry` may rebuild ``sink`` from its recorded name and send to it:
+    ``stdout`` (this terminal), a sink the caller allowed, or a delivery this setup recorded."""
+    return sink == "stdout" or sink in allowed or _recorded_here(store, event_id, sink)
 
 
 def _claim(store: Store, event_id: str, sink: str, status: str) -> bool:

@@ -35,11 +35,13 @@ def calibrate_command(
     lexical share, --lexical, the mix's own temperature in lexical.json); predictions keep their
     ranking, so accuracy does not change (except with a lexical share, mixed into the calibrated
     probabilities). A seed ensemble (ensemble.json) has every member refitted on the data, as
-    its scoring averages their calibrated probabilities. ECE uses 15 equal-width confidence bins.
+    its scoring averages their calibrated probabilities, and then that mean its own temperature
+    (saved in ensemble.json), fitted on the same data: calibrated members do not average to a
+    calibrated mean. ECE uses 15 equal-width confidence bins.
     """
     import contextlib
 
-    from tunesmith.engine.ensemble import read_members
+    from tunesmith.engine.ensemble import LEGACY_MEMBERS_FILES, MEMBERS_FILE, read_members
     from tunesmith.engine.evaluate import calibrate_model
     from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
     from tunesmith.io import check_output_file
@@ -53,8 +55,10 @@ def calibrate_command(
     # train --force replaces it, nor while another calibrate writes it.
     with contextlib.ExitStack() as held:
         removed: list[Path] = []
-        for where in [model, *members]:
-            removed += held.enter_context(writing_into(where, names))
+        for n, where in enumerate([model, *members]):
+            # An ensemble's manifest gets the mean's temperature.
+            mine = names + [MEMBERS_FILE, *LEGACY_MEMBERS_FILES] if n == 0 and members else names
+            removed += held.enter_context(writing_into(where, mine))
         if removed:
             typer.echo(f"removed {len(removed)} temporary file(s) a stopped run left", err=True)
         result = calibrate_model(
@@ -99,8 +103,17 @@ def calibrate_command(
             f"ensemble member {member['model']}: {_fitted(member)}, ECE "
             f"{member['ece_before']:.4f} -> {member['ece_after']:.4f}"
         )
+    mean = result.get("ensemble")
+    if mean:
+        typer.echo(
+            f"the ensemble's mean of the calibrated members: {_fitted(mean)}, ECE "
+            f"{mean['ece_before']:.4f} -> {mean['ece_after']:.4f}   NLL "
+            f"{mean['nll_before']:.4f} -> {mean['nll_after']:.4f}"
+        )
     for found in [result, *result.get("members", [])]:
         typer.echo(f"saved {Path(found['model']) / CALIBRATION_FILE}", err=True)
+    if mean:
+        typer.echo(f"saved the mean's temperature in {mean['manifest']}", err=True)
     if result.get("reliability_diagram"):
         typer.echo(f"reliability diagram: {result['reliability_diagram']}", err=True)
 

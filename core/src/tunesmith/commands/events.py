@@ -107,9 +107,19 @@ def retry_command(
         [], "--id", help="Only this event (repeat the option for several)."
     ),
     tries: int = typer.Option(3, "--tries", min=1, help="Attempts per delivery."),
+    allow_sink: list[str] = typer.Option(
+        [],
+        "--allow-sink",
+        help="Also re-send to this sink (as `events list` shows it) though this setup did not "
+        "record it: an outbox from another machine or TUNESMITH_HOME. Repeat for several.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of results."),
 ) -> None:
-    """Re-send failed deliveries to the sinks recorded for them; exit 1 if any still fail."""
+    """Re-send failed deliveries to the sinks recorded for them; exit 1 if any still fail.
+
+    Only to sinks this setup recorded them for ($TUNESMITH_HOME/outbox.key marks each one) and
+    stdout: a delivery of an outbox made elsewhere stays unsent unless --allow-sink names it.
+    """
     from tunesmith.events import STATUSES, RetryPolicy, retry
 
     if status not in STATUSES or status == "delivered":
@@ -124,7 +134,13 @@ def retry_command(
             "exist yet (nothing was emitted)"
         )
     reports = (
-        retry(path, status=status, event_ids=event_id or None, policy=RetryPolicy(tries))
+        retry(
+            path,
+            status=status,
+            event_ids=event_id or None,
+            policy=RetryPolicy(tries),
+            allow_sinks=allow_sink,
+        )
         if path is not None
         else []
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.limits import MAX_FIELD_CHARS, names_for_message, text_problem
-from tunesmith.data.readers import ROW_KEY, reader_for
+from tunesmith.data.readers import ROW_KEY, reader_for, short_row_problem
 from tunesmith.data.records import TextDataset, TokenDataset
 from tunesmith.errors import DataError, UserInputError
 
@@ -142,6 +142,9 @@ def _text_of(row: dict[str, Any], column: str, problems: _Problems) -> str | Non
         problems.add("this row has no such field", row[ROW_KEY], column)
         return None
     value = row[column]
+    if short := short_row_problem(row, column):
+        problems.add(short, row[ROW_KEY], column)
+        return None
     reason = _missing(value)
     if reason is not None:
         problems.add(f"{reason} where a text is needed", row[ROW_KEY], column)
@@ -186,7 +189,9 @@ def _labels_of(
     reason = _missing(value)
     if reason is not None:
         if required:
-            problems.add(f"{reason} where a label is needed", *where)
+            problems.add(
+                short_row_problem(row, column) or f"{reason} where a label is needed", *where
+            )
         return [], None
     text, problem = _as_label(value)
     if text is None:

@@ -115,6 +115,31 @@ def _check_unique_header(header: list[str], path: Path) -> None:
         seen.setdefault(name, position)
 
 
+class ShortRow(dict):
+    """A CSV or TSV row with fewer fields than the header (a missing separator, a line cut
+    short): the fields it lacks are None, like any absent value, and ``fields`` and
+    ``header_fields`` say how many it had and how many the header names, so that a check that
+    needs one of those columns can say so (:func:`short_row_problem`)."""
+
+    fields: int = 0
+    header_fields: int = 0
+
+
+def short_row_problem(row: Row, column: str) -> str | None:
+    """``"this row has 2 fields but the header has 3"`` when ``row[column]`` is None because
+    the CSV/TSV row ended before that column; None otherwise (a value, or a JSON null).
+
+    A reader fills a short row's missing trailing fields with None, so that optional columns
+    may be left off; a check that needs ``column`` says this instead of "missing value".
+    """
+    if not isinstance(row, ShortRow) or row.get(column, "") is not None:
+        return None
+    return (
+        f"this row has {row.fields} field{'s' if row.fields != 1 else ''} but the header has "
+        f"{row.header_fields} (a missing separator, or a line cut short?)"
+    )
+
+
 def _delimited(path: Path, delimiter: str, quoting: int) -> Iterator[Row]:
     text = read_utf8(path)
     # Raised, never lowered: the default (131,072) is below the documented field limit.
@@ -153,9 +178,16 @@ def _delimited(path: Path, delimiter: str, quoting: int) -> Iterator[Row]:
                 path=path,
                 row=start,
             )
-        row: Row = dict(zip(header, fields, strict=False))
-        for name in header[len(fields) :]:
-            row[name] = None
+        row: Row
+        if len(fields) < len(header):
+            short = ShortRow(zip(header, fields, strict=False))
+            short.fields, short.header_fields = len(fields), len(header)
+            # None, as an absent value: an optional column left off the end stays optional.
+            for name in header[len(fields) :]:
+                short[name] = None
+            row = short
+        else:
+            row = dict(zip(header, fields, strict=True))
         row[ROW_KEY] = start
         yield row
 

@@ -180,3 +180,42 @@ def calibration_probs(
     from scipy.special import softmax
 
     return softmax(values, axis=1)
+
+
+#: Probabilities are clipped here before their log: a 0 would be an infinite logit.
+_PROB_FLOOR = 1e-12
+
+
+def probability_logits(probs: np.ndarray, multilabel: bool) -> np.ndarray:
+    """Logits that give ``probs`` back through :func:`calibration_probs` at T = 1: their log
+    (softmax), or their log-odds (sigmoid, multi-label)."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), _PROB_FLOOR, 1.0 - _PROB_FLOOR)
+    if multilabel:
+        return np.log(probs) - np.log1p(-probs)
+    return np.log(probs)
+
+
+def fit_mean_calibration(
+    probs: np.ndarray, y: np.ndarray, *, multilabel: bool, source: str | None = None
+) -> dict[str, Any]:
+    """The temperature(s) of a seed ensemble's mean: fitted, as :func:`fit_calibration`, on the
+    logits of ``probs`` (the mean of the members' calibrated probabilities on held-out data).
+
+    Each member's own temperature calibrates that member; their mean is not calibrated by them
+    (members that disagree average to under-confidence), so the mean gets its own, which keeps
+    the ranking of every row (the argmax, and each label's side of 0.5) as a temperature does.
+    """
+    data = fit_calibration(
+        probability_logits(probs, multilabel), y, multilabel=multilabel, source=source
+    )
+    data["applies_to"] = "the mean of the members' calibrated probabilities"
+    return data
+
+
+def temper_mean(
+    probs: np.ndarray, temperature: float | Sequence[float] | None, multilabel: bool
+) -> np.ndarray:
+    """``probs`` (an ensemble's mean) after its own temperature(s); as is for ``None``."""
+    if temperature is None:
+        return np.asarray(probs)
+    return calibration_probs(probability_logits(probs, multilabel), temperature, multilabel)

@@ -23,7 +23,7 @@ import numpy as np
 
 from tunesmith.engine.lexical_refit import refit_lexical
 from tunesmith.engine.loading import load_model
-from tunesmith.engine.predict import class_probabilities
+from tunesmith.engine.predict import MEAN_TEMPERATURE, class_probabilities
 from tunesmith.engine.prepare import stderr_log
 from tunesmith.engine.resolved import Resolved
 from tunesmith.engine.train import train
@@ -125,13 +125,18 @@ def reuse_trained(
     return False
 
 
-def read_members(path: str | Path) -> list[Path]:
-    """The extra members' directories of the model at ``path`` (empty for a single model)."""
-    path = Path(path)
-    manifest_path = next(
+def _manifest_path(path: Path) -> Path | None:
+    """The file listing the members of the model at ``path``, or None for a single model."""
+    return next(
         (path / name for name in (MEMBERS_FILE, *LEGACY_MEMBERS_FILES) if (path / name).is_file()),
         None,
     )
+
+
+def read_members(path: str | Path) -> list[Path]:
+    """The extra members' directories of the model at ``path`` (empty for a single model)."""
+    path = Path(path)
+    manifest_path = _manifest_path(path)
     if manifest_path is None:
         return []
     manifest = read_json_object(manifest_path)
@@ -183,7 +188,10 @@ def same_run(where: str | Path, run: Any, *, ignore: frozenset[str] = frozenset(
 
 def load_ensemble(path: str | Path, *, quantize: str | None = None) -> list[Any]:
     """Every member of the model at ``path`` loaded (``LoadedModel``), the first one first; a
-    single model gives a list of one. Members must share their labels."""
+    single model gives a list of one. Members must share their labels. The temperature(s) that
+    ``calibrate`` fitted on the ensemble's mean go on the first member's ``extra``
+    (:data:`~tunesmith.engine.predict.MEAN_TEMPERATURE`), where scoring the members together
+    applies them."""
     models = [load_model(path, quantize=quantize)]
     models += [load_model(m, quantize=quantize) for m in read_members(path)]
     for model in models[1:]:
@@ -192,7 +200,50 @@ def load_ensemble(path: str | Path, *, quantize: str | None = None) -> list[Any]
                 f"{model.path}: its labels differ from {models[0].path}'s; "
                 "the members of an ensemble must be trained on the same labels"
             )
+    if len(models) > 1:
+        temperature = _mean_temperature(Path(path), models[0])
+        if temperature is not None:
+            models[0].extra[MEAN_TEMPERATURE] = temperature
     return models
+
+
+def _mean_temperature(path: Path, first: Any) -> float | list[float] | None:
+    """The mean's temperature(s) from the manifest's ``calibration``, checked as a member's
+    ``calibration.json`` is; None when the ensemble was not calibrated as a whole."""
+    manifest_path = _manifest_path(path)
+    manifest = read_json_object(manifest_path) if manifest_path is not None else None
+    calibration = (manifest or {}).get("calibration")
+    if calibration is None:
+        return None
+    multilabel = first.task == "multilabel"
+    key = "temperatures" if multilabel else "temperature"
+    value = calibration.get(key) if isinstance(calibration, dict) else None
+    values = value if multilabel and isinstance(value, list) else [value]
+    ok = not multilabel or len(values) == len(first.labels)
+    ok = ok and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf")
+        for v in values
+    )
+    if not ok:
+        what = (
+            f"one positive number per label ({len(first.labels)})"
+            if multilabel
+            else ("a positive number")
+        )
+        raise UserInputError(f"{manifest_path}: calibration '{key}' must be {what}")
+    return [float(v) for v in values] if multilabel else float(values[0])
+
+
+def save_mean_calibration(path: str | Path, calibration: dict[str, Any]) -> Path:
+    """Record ``calibration`` (:func:`~tunesmith.engine.calibration.fit_mean_calibration`) in
+    the ensemble's manifest, atomically; training the ensemble again writes a manifest without
+    it, as its members change."""
+    manifest_path = _manifest_path(Path(path))
+    if manifest_path is None:
+        raise UserInputError(f"{path}: not a seed ensemble (no {MEMBERS_FILE})")
+    manifest = read_json_object(manifest_path) or {}
+    manifest["calibration"] = calibration
+    return atomic_write_json(manifest_path, manifest)
 
 
 def mean_probabilities(

@@ -5,6 +5,7 @@ and draw the plots (:mod:`tunesmith.engine.plots`). ``tunesmith evaluate`` and `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from tunesmith.engine.metrics import (
 )
 from tunesmith.engine.plots import save_confusion_matrix_png, save_reliability_diagram
 from tunesmith.engine.predict import (
+    MEAN_TEMPERATURE,
     class_probabilities,
     predict_logits,
     predict_tags,
@@ -178,7 +180,8 @@ def _ensemble_report(
     source: Any,
 ) -> dict[str, Any]:
     """:func:`evaluate_model`'s report for a seed ensemble: the mean of its members'
-    probabilities, calibrated (each member's temperatures) and raw."""
+    probabilities, calibrated (each member's temperatures, then the mean's own when
+    ``calibrate`` fitted one) and raw."""
     first = models[0]
     multilabel = first.task == "multilabel"
     applied = all(m.temperature is not None for m in models)
@@ -196,6 +199,9 @@ def _ensemble_report(
     if applied:
         calibration["ece_after"] = round(float(ece(probs, y)), 6)
         calibration["nll_after"] = round(float(nll(probs, y, multilabel=multilabel)), 6)
+    mean_temperature = first.extra.get(MEAN_TEMPERATURE)
+    if mean_temperature is not None:  # `calibrate`'s, on the mean (in "after" when applied)
+        calibration["mean_temperature"] = mean_temperature
     calibration["ece_bins"] = ECE_BINS
     report["calibration"] = calibration
     report["ensemble"] = {"members": [str(m.path) for m in models]}
@@ -228,24 +234,44 @@ def calibrate_model(
     the mix's own temperature is refitted on the same file and saved in ``lexical.json``.
 
     A seed ensemble (``ensemble.json``) has every member refitted, as its scoring averages their
-    calibrated probabilities; all are fitted before any is written, so a member that cannot be
-    calibrated leaves the ensemble as it was. Their results are listed under ``members``.
+    calibrated probabilities, and then the mean of those gets its own temperature(s), fitted on
+    the same file (:func:`~tunesmith.engine.calibration.fit_mean_calibration`; in
+    ``ensemble.json``, result under ``ensemble``): calibrated members do not make a calibrated
+    mean. All are fitted before any is written, so a member that cannot be calibrated leaves
+    the ensemble as it was. The members' results are listed under ``members``.
     """
-    from tunesmith.engine.ensemble import read_members
+    from tunesmith.engine.ensemble import read_members, save_mean_calibration
 
     options = {"label_sep": label_sep, "batch_size": batch_size}
     members = read_members(model_dir)
-    fitted = [fit_model_calibration(model_dir, data_path, text_col, label_col,
-                                    plot_path=plot_path, **options)]  # fmt: skip
-    fitted += [
-        fit_model_calibration(where, data_path, text_col, label_col, **options) for where in members
-    ]
-    for _, commit in fitted:
-        commit()
-    result = fitted[0][0]
-    if members:
-        result["members"] = [found for found, _ in fitted[1:]]
+    fitted = [_fit_model(model_dir, data_path, text_col, label_col,
+                         plot_path=plot_path, **options)]  # fmt: skip
+    fitted += [_fit_model(where, data_path, text_col, label_col, **options) for where in members]
+    mean = _fit_mean(fitted, str(data_path)) if members else None
+    for found in fitted:
+        found.commit()
+    result = fitted[0].result
+    if mean is not None:
+        saved = save_mean_calibration(model_dir, mean)
+        result["members"] = [found.result for found in fitted[1:]]
+        result["ensemble"] = {**mean, "manifest": str(saved)}
     return result
+
+
+def _fit_mean(fitted: list[_Fitted], source: str) -> dict[str, Any]:
+    """The temperature(s) of the mean of the members' probabilities, each member with its new
+    temperature (and lexical share), on the data they were fitted on."""
+    from tunesmith.engine.calibration import fit_mean_calibration
+
+    models = [found.loaded for found in fitted]
+    first = models[0]
+    multilabel = first.task == "multilabel"
+    for found in fitted:  # as predict will load them once the new files are written
+        found.loaded.temperature = found.temperature
+    probs = class_probabilities(
+        models, fitted[0].texts, logits=[found.logits for found in fitted]
+    )  # no mean temperature on these loaded models yet: the members' mean as it stands
+    return fit_mean_calibration(probs, fitted[0].y, multilabel=multilabel, source=source)
 
 
 def fit_model_calibration(
@@ -258,9 +284,44 @@ def fit_model_calibration(
     batch_size: int = 32,
     plot_path: str | Path | None = None,
 ) -> tuple[dict[str, Any], Callable[[], None]]:
-    """:func:`calibrate_model` without the writing: the result, and a function that writes the
-    fitted files. Several models (a seed ensemble's members) are all fitted before any is
-    written, so a member that fails leaves every one as it was."""
+    """:func:`calibrate_model` of one model without the writing: the result, and a function
+    that writes the fitted files. Several models (a seed ensemble's members) are all fitted
+    before any is written, so a member that fails leaves every one as it was."""
+    found = _fit_model(
+        model_dir,
+        data_path,
+        text_col,
+        label_col,
+        label_sep=label_sep,
+        batch_size=batch_size,
+        plot_path=plot_path,
+    )
+    return found.result, found.commit
+
+
+@dataclass
+class _Fitted:
+    """One model's fit: its result and writer, and what the ensemble's mean is fitted from."""
+
+    result: dict[str, Any]
+    commit: Callable[[], None]
+    loaded: Any
+    temperature: Any
+    logits: np.ndarray
+    texts: list[str]
+    y: np.ndarray
+
+
+def _fit_model(
+    model_dir: str | Path,
+    data_path: str | Path,
+    text_col: str = "text",
+    label_col: str = "label",
+    *,
+    label_sep: str | None = None,
+    batch_size: int = 32,
+    plot_path: str | Path | None = None,
+) -> _Fitted:
     loaded = load_model(model_dir)
     if loaded.task == "ner":
         raise UserInputError(
@@ -320,4 +381,5 @@ def fit_model_calibration(
             lexical.save(loaded.path)
         save_calibration(loaded.path, data)
 
-    return result, commit
+    temperature = data.get("temperature", data.get("temperatures"))
+    return _Fitted(result, commit, loaded, temperature, logits, list(dataset.texts), y)

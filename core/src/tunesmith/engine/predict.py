@@ -15,13 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.engine.calibration import apply_temperature
+from tunesmith.engine.calibration import apply_temperature, temper_mean
 from tunesmith.engine.lexical import mix_into
 from tunesmith.engine.loading import LoadedModel
 from tunesmith.engine.threads import configure_threads
 from tunesmith.engine.trainer_utils import pad_rows
 from tunesmith.errors import UserInputError
 from tunesmith.streams import run_streams, stream_count
+
+#: Where :func:`tunesmith.engine.ensemble.load_ensemble` puts, on the first member's
+#: ``LoadedModel.extra``, the temperature(s) ``calibrate`` fitted on the ensemble's mean.
+MEAN_TEMPERATURE = "ensemble_temperature"
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
 
@@ -277,7 +281,8 @@ def class_probabilities(
 ) -> np.ndarray:
     """The mean over ``models`` (a seed ensemble's members, or one model) of each one's
     probabilities with its lexical share mixed in, ``[len(texts), labels]``; ``calibrated``
-    applies each one's fitted temperatures. ``logits``: each model's, already predicted."""
+    applies each one's fitted temperatures, and then the mean's own (``calibrate`` of an
+    ensemble; :data:`MEAN_TEMPERATURE`). ``logits``: each model's, already predicted."""
     total: np.ndarray | None = None
     for index, model in enumerate(models):
         found = (
@@ -296,7 +301,12 @@ def class_probabilities(
         total = probs if total is None else total + probs
     if total is None:
         raise UserInputError("an ensemble needs at least one model")
-    return total / len(models)
+    mean = total / len(models)
+    if calibrated and len(models) > 1:
+        first = models[0]
+        temperature = getattr(first, "extra", {}).get(MEAN_TEMPERATURE)
+        mean = temper_mean(mean, temperature, getattr(first, "task", None) == "multilabel")
+    return mean
 
 
 def predict_texts(

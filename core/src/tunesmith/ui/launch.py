@@ -32,18 +32,23 @@ def preload_transformers() -> None:
         getattr(transformers, name)
 
 
-def check_address(host: str, port: int) -> None:
-    """Refuse, in one line and before anything loads, an address the UI cannot listen on.
+def check_address(host: str, port: int) -> int:
+    """Refuse, in one line and before anything loads, an address the UI cannot listen on;
+    returns the port to serve on: ``port``, or for 0 a free one the system chose.
 
     Gradio said "Cannot find empty port ... set GRADIO_SERVER_PORT or pass server_port to
     launch()" for a port in use, and the same (after a uvicorn "ERROR:" line) for an unknown
-    host."""
+    host. Given port 0 it bound a free port but then checked, and printed, ``host:0`` and
+    failed with "Connection refused": 0 is resolved here, to a port free at this moment (the
+    probe releases it for the server, which binds it next)."""
     import socket
 
     from tunesmith.errors import UserInputError
 
     if not 0 <= port <= 65535:  # getaddrinfo wraps 99999 round, and Gradio raised OverflowError
-        raise UserInputError(f"--port {port}: a port is a number from 0 to 65535")
+        raise UserInputError(
+            f"--port {port}: a port is a number from 0 to 65535 (0: any free port)"
+        )
     try:
         family, kind, proto, _name, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM
@@ -52,16 +57,19 @@ def check_address(host: str, port: int) -> None:
             # As the server binds: a port left in TIME_WAIT by an earlier server is free.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
+            chosen = int(probe.getsockname()[1])
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UserInputError(
             f"cannot serve on {host}:{port}: {reason}; choose another --port or --host"
         ) from None
+    return chosen
 
 
 def launch(blocks: Any, *, host: str, port: int, **options: Any) -> None:
     """Check the address, preload transformers, then serve ``blocks`` (a ``gr.Blocks``) on
-    ``host:port``."""
-    check_address(host, port)
+    ``host:port``; port 0 serves on a free port, which Gradio prints and ``blocks.server_port``
+    holds."""
+    port = check_address(host, port)
     preload_transformers()
     blocks.launch(server_name=host, server_port=port, **options)
