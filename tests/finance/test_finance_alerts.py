@@ -99,7 +99,7 @@ def test_an_alert_stored_but_never_sent_is_sent_by_the_next_run_under_a_stable_e
 
     sink = tmp_path / "alerts.jsonl"
     with monkeypatch.context() as patched:
-        patched.setattr(alerts, "emit", outbox_unwritable)
+        patched.setattr(alerts, "record", outbox_unwritable)
         (first,) = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])
     assert first["event_id"] is None and not sink.exists()
     again = run_alerts(sample_db, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{sink}"])

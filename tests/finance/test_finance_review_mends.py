@@ -129,14 +129,17 @@ def test_an_unrelated_repeated_csv_column_is_still_accepted(db, tmp_path):
     ],
 )
 def test_an_alias_matched_case_insensitively_names_its_ticker_instead_of_crashing(text, ticker):
+    # Lower-case aliases: those match in any case (a capitalised one is a name, matched as
+    # written or in capitals).
     rules = rules_from_dict(
-        {"tickers": {"III": {"aliases": ["Inc Ix"]}, "SSS": {"aliases": ["Sass Corp"]}}}
+        {"tickers": {"III": {"aliases": ["inc ix"]}, "SSS": {"aliases": ["sass corp"]}}}
     )
     assert rules.tickers(text) == [ticker]
 
 
 def test_rules_built_with_unnormalised_alias_spacing_still_find_the_ticker():
-    assert Rules(aliases={"  Helix   Bank ": "HLXB"}).tickers("helix bank falls") == ["HLXB"]
+    assert Rules(aliases={"  Helix   Bank ": "HLXB"}).tickers("Helix Bank falls") == ["HLXB"]
+    assert Rules(aliases={"  helix   bank ": "HLXB"}).tickers("HELIX bank falls") == ["HLXB"]
 
 
 def test_a_nested_json_text_or_id_is_a_skipped_row_not_its_python_repr(db, tmp_path):

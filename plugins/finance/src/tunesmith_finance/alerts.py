@@ -12,27 +12,39 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import tzinfo
 from typing import Any
 
-from tunesmith.events import Event, emit, make_sink
+from tunesmith.events import Event, list_deliveries, make_sink, record, send
 from tunesmith.explain.aggregate import aggregate_explanations
 from tunesmith_finance import storage
 from tunesmith_finance.detector import Detection, SurgeDetector
-from tunesmith_finance.trends import bucket_counts, iso
+from tunesmith_finance.documents import resolve_zone
+from tunesmith_finance.trends import (
+    bucket_counts,
+    is_utc,
+    iso,
+    local_seconds,
+    wall_to_utc,
+    zone_name,
+)
 
 EVENT_KIND = "finance.alert"
 
 
 @dataclass
 class AlertOptions:
-    """What to group by and how much to explain."""
+    """What to group by, the zone whose wall clock cuts the buckets (an IANA name, ``--tz``),
+    and how much to explain."""
 
     by: str = "topic"
     max_explain: int = 100
     examples: int = 3
     words: int = 10
+    tz: str = "UTC"
 
 
 def global_negative_share(db: Any) -> float | None:
@@ -48,17 +60,30 @@ def detect_all(
     by: str,
     until: float | None = None,
     quiet: dict[str, list[float]] | None = None,
+    zone: tzinfo | None = None,
 ) -> list[Detection]:
     """Run the detector over every key's bucket counts (documents before ``until`` only);
     ``quiet``: per key, the window ends of alerts stored earlier, whose cool-downs the detector
-    keeps out of (see ``SurgeDetector``)."""
+    keeps out of (see ``SurgeDetector``). Buckets are cut on the wall clock of ``zone``
+    (default UTC); the detections' windows are Unix times."""
     quiet = quiet or {}
     per_key: dict[str, list[tuple[int, int, int, float]]] = {}
-    for key, b, n, neg, total in bucket_counts(db, by=by, bucket=detector.bucket, until=until):
+    for key, b, n, neg, total in bucket_counts(
+        db, by=by, bucket=detector.bucket, until=until, zone=zone
+    ):
         per_key.setdefault(key, []).append((b, n, neg, total))
     found: list[Detection] = []
     for key in sorted(per_key):
-        found.extend(detector.detect(key, per_key[key], quiet=quiet.get(key, [])))
+        # The detector counts in the buckets' own (wall-clock) seconds.
+        ends = [local_seconds(end, zone) for end in quiet.get(key, [])]
+        for detection in detector.detect(key, per_key[key], quiet=ends):
+            if not is_utc(zone):
+                detection = replace(
+                    detection,
+                    window_start=wall_to_utc(detection.window_start, zone),
+                    window_end=wall_to_utc(detection.window_end, zone),
+                )
+            found.append(detection)
     found.sort(key=lambda d: (d.window_end, d.key))
     return found
 
@@ -114,7 +139,9 @@ def build_alert(
     options: AlertOptions,
     model: Any = None,
 ) -> dict[str, Any]:
-    """The alert record: the detector's figures, explaining words and example documents."""
+    """The alert record: the detector's figures, explaining words and example documents;
+    its window is written in the zone of ``options.tz``, which ``tz`` names."""
+    zone = resolve_zone(options.tz, "--tz")
     docs = window_documents(
         db, options.by, detection.key, detection.window_start, detection.window_end
     )
@@ -136,7 +163,8 @@ def build_alert(
         "key": detection.key,
         "window_start": detection.window_start,
         "window_end": detection.window_end,
-        "window": f"{iso(detection.window_start)}/{iso(detection.window_end)}",
+        "window": f"{iso(detection.window_start, zone)}/{iso(detection.window_end, zone)}",
+        "tz": zone_name(zone),
         "n": detection.n,
         "negatives": detection.negatives,
         "share": round(detection.share, 4),
@@ -170,18 +198,15 @@ def resolve_sinks(sinks: list[Any] | None) -> list[Any]:
     return [make_sink(s) if isinstance(s, str) else s for s in sinks or []]
 
 
-def send_event(alert: dict[str, Any], sinks: list[Any], outbox: Any) -> str:
-    """Send the alert as a ``finance.alert`` event through the core's outbox to ``sinks``;
-    returns the event id. Failed deliveries stay in the outbox (``tunesmith events``)."""
-    event = Event(
+def alert_event(alert: dict[str, Any]) -> Event:
+    """The ``finance.alert`` event of an alert, under its stable id (:func:`alert_event_id`)."""
+    return Event(
         kind=EVENT_KIND,
         message=alert_message(alert),
         payload=alert,
         source="finance",
         id=alert_event_id(alert["id"]),
     )
-    emit(event, sinks, outbox=outbox)
-    return event.id
 
 
 def alert_event_id(alert_id: str) -> str:
@@ -192,19 +217,90 @@ def alert_event_id(alert_id: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"tunesmith-finance-alert:{alert_id}").hex
 
 
+def _delivered_events(event_ids: list[str], outbox: Any) -> set[str]:
+    """The ids among ``event_ids`` that have at least one delivery in the outbox (sent, being
+    sent, or failed and kept for ``tunesmith events retry``)."""
+    found: set[str] = set()
+    for start in range(0, len(event_ids), 500):  # SQLite's parameter limit
+        chunk = event_ids[start : start + 500]
+        found |= {d.event.id for d in list_deliveries(outbox, event_ids=chunk)}
+    return found
+
+
+#: Finance databases whose alerts were checked for events without a delivery (once per open
+#: database: alerts this code sends always get their deliveries with their event id).
+_checked: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def forget_undelivered_events(db: Any, outbox: Any = None) -> int:
+    """Make pending again the stored alerts whose event has no delivery in the outbox (earlier
+    versions recorded one for an alert found without a sink, which no later run sent); the
+    number made pending. Checked once per open database, in one transaction with the check, so
+    that an alert another process is sending meanwhile is left alone."""
+    if db in _checked:
+        return 0
+    with db.transaction() as tx:
+        rows = tx.query("SELECT id, event_id FROM finance_alerts WHERE event_id IS NOT NULL")
+        recorded = [row["event_id"] for row in rows]
+        delivered = _delivered_events(recorded, db if outbox is None else outbox)
+        stale = [(row["id"],) for row in rows if row["event_id"] not in delivered]
+        if stale:
+            tx.executemany("UPDATE finance_alerts SET event_id = NULL WHERE id = ?", stale)
+    _checked.add(db)
+    return len(stale)
+
+
+def pending_alerts(db: Any) -> list[dict[str, Any]]:
+    """Stored alerts that no sink has been given yet, oldest window first: found by a run
+    without sinks, or stored by a run that stopped before it recorded their event (see also
+    :func:`forget_undelivered_events`)."""
+    return list(reversed(list_alerts(db, unsent=True)))
+
+
+def deliver_alert(db: Any, alert: dict[str, Any], sinks: list[Any], outbox: Any = None) -> bool:
+    """Send a stored alert to ``sinks`` through the core's outbox, unless it was sent already;
+    True when this call sent it (``alert["event_id"]`` is then set). With no sinks it stays
+    pending, for the next run that has one.
+
+    When the finance database is the outbox (``outbox`` None), the check that the alert is
+    still unsent, the event's deliveries and the alert's ``event_id`` are written in one
+    transaction (the core's :func:`~tunesmith.events.record`): two runs beside each other (a
+    ``watch --alerts`` and a cron ``alerts``) cannot both send it. Delivery happens after the
+    commit; a delivery that fails stays in the outbox for ``tunesmith events retry``.
+    """
+    if not sinks:
+        return False
+    event = alert_event(alert)
+    if outbox is None:
+        with db.transaction() as tx:
+            rows = tx.query("SELECT event_id FROM finance_alerts WHERE id = ?", (alert["id"],))
+            if not rows or rows[0]["event_id"]:
+                return False  # another run sent it meanwhile
+            outgoing = record(event, sinks, outbox=db)
+            tx.execute(
+                "UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event.id, alert["id"])
+            )
+    else:
+        outgoing = record(event, sinks, outbox=outbox)
+        db.execute("UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event.id, alert["id"]))
+    alert["event_id"] = event.id
+    send(outgoing)
+    return True
+
+
 def resend_unsent(db: Any, sinks: list[Any], outbox: Any = None) -> list[dict[str, Any]]:
-    """Send again the stored alerts that have no event yet (a crash, or an outbox that could
-    not be written, between storing an alert and sending it); returns those sent now."""
+    """Send the stored alerts that no sink has been given yet (:func:`pending_alerts`) to
+    ``sinks``; returns those sent now. Without sinks they stay pending."""
+    if not sinks:
+        return []
+    forget_undelivered_events(db, outbox)
     sent = []
-    for alert in list_alerts(db, unsent=True):
+    for alert in pending_alerts(db):
         try:
-            event_id = send_event(alert, sinks, db if outbox is None else outbox)
-        except Exception as exc:
+            if deliver_alert(db, alert, sinks, outbox):
+                sent.append(alert)
+        except Exception as exc:  # e.g. an outbox that cannot be written: the next run retries
             print(f"tunesmith finance: alert {alert['id']} not sent: {exc}", file=sys.stderr)
-            continue
-        db.execute("UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event_id, alert["id"]))
-        alert["event_id"] = event_id
-        sent.append(alert)
     return sent
 
 
@@ -213,7 +309,7 @@ def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
     result = db.execute(
         "INSERT OR IGNORE INTO finance_alerts (id, kind, key, window_start, window_end, n, "
         "negatives, share, baseline, z, p_value, mean_score, words, examples, detector, "
-        "created_at, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "created_at, event_id, tz) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             alert["id"],
             alert["kind"],
@@ -232,6 +328,7 @@ def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
             alert["detector"],
             storage.now_iso(),
             event_id,
+            alert.get("tz", "UTC"),
         ),
     )
     return result.rowcount == 1
@@ -266,17 +363,20 @@ def run_alerts(
 ) -> list[dict[str, Any]]:
     """Detect, explain, store and send the alerts not stored yet; returns them in time order.
 
-    The alert is stored first and then sent: a crash in between leaves a stored alert whose
-    ``event_id`` is empty, and the next run sends it (:func:`resend_unsent`) under the same
-    event id. The outbox is the finance database itself unless ``outbox`` names another, so
-    ``tunesmith events list --outbox DB`` shows every delivery of its alerts.
+    First, stored alerts that no sink has been given yet are sent to ``sinks``
+    (:func:`resend_unsent`). A new alert is stored first and then sent: a crash in between, or
+    a run without sinks, leaves a stored alert whose ``event_id`` is empty, and the next run
+    with sinks sends it under the same event id, once. The outbox is the finance database
+    itself unless ``outbox`` names another, so ``tunesmith events list --outbox DB`` shows every
+    delivery of its alerts.
     """
     options = options or AlertOptions()
+    zone = resolve_zone(options.tz, "--tz")
     sinks = resolve_sinks(sinks)
     resent = resend_unsent(db, sinks, outbox)
     if resent:
         print(
-            f"tunesmith finance: sent {len(resent)} alert(s) stored earlier without an event",
+            f"tunesmith finance: sent {len(resent)} alert(s) stored earlier and not sent yet",
             file=sys.stderr,
         )
     if detector is None:
@@ -288,22 +388,18 @@ def run_alerts(
     # The detector itself keeps out of the stored alerts' cool-downs (the same surge found a
     # bucket earlier or later by an earlier run): filtering its detections afterwards would let
     # a skipped one start a cool-down that silences the next surge.
-    for detection in detect_all(db, detector, by=options.by, until=until, quiet=stored_ends):
+    found = detect_all(db, detector, by=options.by, until=until, quiet=stored_ends, zone=zone)
+    for detection in found:
         if alert_id(detector, options.by, detection) in seen:
             continue
         alert = build_alert(db, detection, detector=detector, options=options, model=model)
         if not store_alert(db, alert, None):
             continue
         try:
-            event_id = send_event(alert, sinks, db if outbox is None else outbox)
+            deliver_alert(db, alert, sinks, outbox)
         except Exception as exc:  # a sink problem must not lose the stored alert
             print(f"tunesmith finance: alert {alert['id']} not sent: {exc}", file=sys.stderr)
-            event_id = None
-        alert["event_id"] = event_id
-        if event_id is not None:
-            db.execute(
-                "UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event_id, alert["id"])
-            )
+        alert.setdefault("event_id", None)  # not in the payload: set once it is sent
         new.append(alert)
         if on_alert is not None:
             on_alert(alert)
@@ -311,12 +407,25 @@ def run_alerts(
 
 
 def list_alerts(
-    db: Any, *, key: str | None = None, limit: int | None = None, unsent: bool = False
+    db: Any,
+    *,
+    key: str | None = None,
+    kind: str | None = None,
+    limit: int | None = None,
+    unsent: bool = False,
+    tz: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Stored alerts, newest window first; ``unsent``: only those without an event."""
+    """Stored alerts, newest window first; ``kind``: only those grouped by it (topic, ticker
+    or all); ``unsent``: only those without an event id (see :func:`pending_alerts` for all
+    that were never given to a sink). Each window is written in ``tz`` when given, else in the
+    zone its buckets were cut in (``tz`` of the alert; UTC for alerts stored before it)."""
+    shown = resolve_zone(tz, "--tz") if tz is not None else None
     sql = "SELECT * FROM finance_alerts"
     where: list[str] = []
     params: list[Any] = []
+    if kind is not None:
+        where.append("kind = ?")
+        params.append(kind)
     if key is not None:
         where.append("key = ?")
         params.append(key)
@@ -332,6 +441,10 @@ def list_alerts(
         alert = {name: row[name] for name in row.keys()}  # noqa: SIM118 - sqlite3.Row
         alert["words"] = json.loads(alert["words"])
         alert["examples"] = json.loads(alert["examples"])
-        alert["window"] = f"{iso(alert['window_start'])}/{iso(alert['window_end'])}"
+        alert["tz"] = alert.get("tz") or "UTC"
+        zone = shown if shown is not None else resolve_zone(alert["tz"], "tz")
+        if shown is not None:
+            alert["tz"] = zone_name(zone)
+        alert["window"] = f"{iso(alert['window_start'], zone)}/{iso(alert['window_end'], zone)}"
         out.append(alert)
     return out

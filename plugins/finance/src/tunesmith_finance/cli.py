@@ -42,12 +42,24 @@ MIN_VOLUME = typer.Option(8, "--min-volume", help="Fewest documents in a window.
 MIN_LIFT = typer.Option(0.15, "--min-lift", help="Least share above the baseline.")
 P_VALUE = typer.Option(0.001, "--p-value", help="One-sided binomial test level.")
 COOLDOWN = typer.Option("6h", "--cooldown", help="Quiet time per key after an alert.")
+TZ_HELP = (
+    "Time zone whose wall clock cuts the buckets (IANA name: UTC, America/New_York, ...); a 1d "
+    "bucket is a local day"
+)
+TZ = typer.Option("UTC", "--tz", help=TZ_HELP + ".")
 STORED_PRIOR = typer.Option(
     None,
     "--prior",
     min=0.0,
     max=1.0,
     help="Starting baseline rate (default: the stored negative share).",
+)
+
+
+#: Said when alerts were found by a run without --sink: they stay pending, not lost.
+_NOT_SENT = (
+    "{n} alert(s) stored and not sent (no --sink); the next `finance alerts` or "
+    "`finance watch --alerts` with a --sink sends them"
 )
 
 
@@ -390,6 +402,7 @@ def watch_command(
     p_value: float = P_VALUE,
     cooldown: str = COOLDOWN,
     prior: float | None = STORED_PRIOR,
+    tz: str = TZ,
 ) -> None:
     """Ingest every file in a folder, then new files and appended lines as they arrive.
 
@@ -397,6 +410,7 @@ def watch_command(
     With --alerts, the detector (the same flags as `finance alerts`) runs after each pass.
     """
     from tunesmith.errors import UserInputError
+    from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.trends import BY as KINDS
     from tunesmith_finance.watch import watch_folder
 
@@ -406,6 +420,7 @@ def watch_command(
         raise UserInputError(f"{folder}: no such folder")
     if by not in KINDS:
         raise UserInputError(f"--by {by!r}: expected one of {', '.join(KINDS)}")
+    resolve_zone(tz, "--tz")  # before the model loads
     sinks = _sinks(sink)
     settings = {
         "bucket": bucket,
@@ -442,14 +457,17 @@ def watch_command(
             )
 
             start = prior if prior is not None else global_negative_share(ingester.db)
-            for alert in run_alerts(
+            found = run_alerts(
                 ingester.db,
                 detector=_detector(**settings, prior=start),
-                options=AlertOptions(by=by),
+                options=AlertOptions(by=by, tz=tz),
                 model=ingester.model,
                 sinks=sinks,
-            ):
+            )
+            for alert in found:
                 _err(alert_message(alert))
+            if found and not sinks:
+                _err(_NOT_SENT.format(n=len(found)))
 
     try:
         watch_folder(ingester, folder, on_pass=after_pass, once=once, log=_err)
@@ -459,14 +477,40 @@ def watch_command(
         ingester.db.close()
 
 
-def _parse_moment(value: str | None, flag: str) -> float | None:
+def _check_outputs(outputs: dict[str, Path | None], *, force: bool) -> None:
+    """Refuse, before any work, an output that is a folder, two outputs that are one file, and
+    an existing file without ``--force`` (as ``train --out`` and the core's ``--out`` do)."""
+    from tunesmith.errors import OutputExistsError, UserInputError
+    from tunesmith.io import check_output_file
+
+    given = {flag: path for flag, path in outputs.items() if path is not None}
+    for flag, path in given.items():
+        check_output_file(path, flag)  # a folder first: --force cannot replace it with a file
+        if path.exists() and not force:
+            raise OutputExistsError(f"{flag} {path} exists already; pass --force to replace it")
+    seen: dict[Path, str] = {}
+    for flag, path in given.items():
+        where = path.resolve()
+        if where in seen:
+            raise UserInputError(
+                f"{seen[where]} and {flag} are both {path}; one would overwrite the other: "
+                "give two files"
+            )
+        seen[where] = flag
+
+
+def _parse_moment(value: str | None, flag: str, zone: Any = None) -> float | None:
+    """``--since``/``--until`` as a Unix time; a time without a zone is read in ``zone``
+    (default UTC)."""
     if value is None:
         return None
+    from datetime import UTC
+
     from tunesmith.errors import UserInputError
     from tunesmith_finance.documents import RowError, parse_time
 
     try:
-        return parse_time(value).timestamp()
+        return parse_time(value, zone or UTC).timestamp()
     except RowError as exc:
         raise UserInputError(f"{flag}: {exc}") from None
 
@@ -485,28 +529,33 @@ def trends_command(
     db: Path = typer.Option(..., "--db", help=READ_DB_HELP),
     by: str = typer.Option("topic", "--by", help="topic | ticker | all."),
     bucket: str = typer.Option(
-        "1h", "--bucket", help="Bucket size: 15m, 1h, 1d, ... (cut in UTC: 1d is a UTC day)."
+        "1h", "--bucket", help="Bucket size: 15m, 1h, 1d, ... (cut on the --tz clock)."
     ),
     key: str | None = typer.Option(None, "--key", help="Only this topic or ticker."),
-    since: str | None = typer.Option(None, "--since", help="From this time (ISO 8601)."),
-    until: str | None = typer.Option(None, "--until", help="Before this time (ISO 8601)."),
+    since: str | None = typer.Option(
+        None, "--since", help="From this time (ISO 8601; without a zone, in --tz)."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="Before this time (ISO 8601; without a zone, in --tz)."
+    ),
+    tz: str = TZ,
     as_json: bool = typer.Option(False, "--json", help="Print the rows as one JSON list."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Also write the rows as CSV."),
     chart: Path | None = typer.Option(
         None, "--chart", help="Also draw a PNG chart (alerts marked)."
     ),
     top: int = typer.Option(6, "--top", min=1, help="Keys on the chart (most documents first)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --csv or --chart file."),
 ) -> None:
     """Count, negative share (Wilson 95 % interval) and mean score per key and time bucket."""
     from tunesmith.errors import UserInputError
-    from tunesmith.io import check_output_file
     from tunesmith_finance import trends as trend_mod
+    from tunesmith_finance.documents import resolve_zone
 
     if key is not None and by == "all":
         raise UserInputError("--key picks a topic or ticker: use it with --by topic or ticker")
-    for flag, out in (("--csv", csv_out), ("--chart", chart)):
-        if out is not None:
-            check_output_file(out, flag)
+    zone = resolve_zone(tz, "--tz")
+    _check_outputs({"--csv": csv_out, "--chart": chart}, force=force)
     store = _open_existing(db)
     try:
         rows = trend_mod.trends(
@@ -514,8 +563,9 @@ def trends_command(
             by=by,
             bucket=bucket,
             key=key,
-            since=_parse_moment(since, "--since"),
-            until=_parse_moment(until, "--until"),
+            since=_parse_moment(since, "--since", zone),
+            until=_parse_moment(until, "--until", zone),
+            zone=zone,
         )
         alerts: list[dict[str, Any]] = []
         if chart is not None:
@@ -537,17 +587,20 @@ def trends_command(
             keys=keys,
             limit=top,
             bucket=trend_mod.parse_duration(bucket),
+            zone=zone,
         )
         _err(f"wrote {chart}")
     if as_json:
         _echo_json([r.to_dict() for r in rows])
         return
+    label = f"bucket ({trend_mod.zone_name(zone)})"
+    width = max(21 if trend_mod.is_utc(zone) else 25, len(label))  # ...Z, or ...+05:30
     typer.echo(
-        f"{'key':<12} {'bucket':<21} {'n':>5} {'neg':>5} {'share':>6} {'95% CI':>13} {'mean':>7}"
+        f"{'key':<12} {label:<{width}} {'n':>5} {'neg':>5} {'share':>6} {'95% CI':>13} {'mean':>7}"
     )
     for r in rows:
         typer.echo(
-            f"{r.key:<12} {r.bucket_start:<21} {r.count:>5} {r.negatives:>5} "
+            f"{r.key:<12} {r.bucket_start:<{width}} {r.count:>5} {r.negatives:>5} "
             f"{r.negative_share:>6.2f} {r.share_low:>6.2f}-{r.share_high:<6.2f} {r.mean_score:>+7.3f}"
         )
 
@@ -617,7 +670,11 @@ def alerts_command(
     model: Path | None = typer.Option(
         None, "--model", "-m", help="Model for the explanations (default: the one ingest used)."
     ),
-    by: str = BY,
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="topic | ticker | all (default topic; with --list, only that kind, else every kind).",
+    ),
     bucket: str = BUCKET,
     window: int = WINDOW,
     half_life: str = HALF_LIFE,
@@ -635,6 +692,12 @@ def alerts_command(
     ),
     list_only: bool = typer.Option(False, "--list", help="Only list the stored alerts."),
     as_json: bool = typer.Option(False, "--json", help="Print alerts as one JSON list."),
+    tz: str | None = typer.Option(
+        None,
+        "--tz",
+        help=TZ_HELP + " (default UTC; with --list, the zone windows are shown in, by default "
+        "each alert's own).",
+    ),
 ) -> None:
     """Find negative surges over a rolling baseline, explain them, store and send them.
 
@@ -648,17 +711,20 @@ def alerts_command(
         list_alerts,
         run_alerts,
     )
+    from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.trends import BY
 
-    if by not in BY:  # before a model is loaded for the explanations
+    if by is not None and by not in BY:  # before a model is loaded for the explanations
         raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
+    if tz is not None:
+        resolve_zone(tz, "--tz")
     # --list sends nothing, so only a run that may send alerts has the two on stdout.
     refuse_stdout_sink_with_json(sink, as_json and not list_only)
     sinks = _sinks(sink)
     store = _open_existing(db)
     try:
         if list_only:
-            found = list_alerts(store)
+            found = list_alerts(store, kind=by, tz=tz)
         else:
             if prior is None:
                 prior = global_negative_share(store)
@@ -675,17 +741,19 @@ def alerts_command(
             found = run_alerts(
                 store,
                 detector=detector,
-                options=AlertOptions(by=by, max_explain=max_explain),
+                options=AlertOptions(by=by or "topic", max_explain=max_explain, tz=tz or "UTC"),
                 model=_load_model_for_alerts(store, model, explain),
                 sinks=sinks,
             )
     finally:
         store.close()
+    if found and not list_only and not sinks:
+        _err(_NOT_SENT.format(n=len(found)))
     if as_json:
         _echo_json(found)
         return
     if not found:
-        _err("no new alerts" if not list_only else "no alerts stored")
+        _err("no new alerts" if not list_only else f"no alerts stored{f' by {by}' if by else ''}")
     for alert in found:
         _print_alert(alert)
 
@@ -714,12 +782,15 @@ def replay_command(
     sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for the alerts."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
     naive_tz: str = NAIVE_TZ,
+    tz: str = TZ,
 ) -> None:
     """Replay a file with simulated time: ingest step by step and show alerts as they fire."""
     from tunesmith_finance.alerts import AlertOptions
+    from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.replay import replay
 
     _check_inputs([str(file)])
+    resolve_zone(tz, "--tz")
     sinks = _sinks(sink)
     detector = _detector(
         bucket=step,
@@ -749,7 +820,7 @@ def replay_command(
             ingester,
             file,
             detector=detector,
-            options=AlertOptions(by=by),
+            options=AlertOptions(by=by, tz=tz),
             explain=explain,
             sinks=sinks,
             speed=speed,

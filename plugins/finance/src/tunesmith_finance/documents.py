@@ -85,17 +85,19 @@ def check_columns(header: list[str], origin: str) -> None:
             )
 
 
-def resolve_zone(name: str) -> tzinfo:
-    """``UTC`` or an IANA zone name (``Europe/Berlin``) for naive times."""
+def resolve_zone(name: str, flag: str = "--naive-tz") -> tzinfo:
+    """``UTC`` or an IANA zone name (``Europe/Berlin``); anything else is one error naming
+    ``flag``."""
     if name.upper() in ("UTC", "Z"):
         return UTC
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from zoneinfo import ZoneInfo
 
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # ZoneInfoNotFoundError is a KeyError; a folder of the database ("America") is an OSError.
+    except (KeyError, ValueError, OSError):
         raise UserInputError(
-            f"--naive-tz {name!r} is not a known time zone (e.g. UTC, Europe/London)"
+            f"{flag} {name!r} is not a known time zone (e.g. UTC, Europe/London)"
         ) from None
 
 

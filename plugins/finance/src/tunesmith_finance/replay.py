@@ -7,15 +7,16 @@ live system would have raised it.
 
 from __future__ import annotations
 
+import math
 import time as _time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tunesmith_finance.alerts import AlertOptions, alert_message, run_alerts
-from tunesmith_finance.documents import RowError, check_columns, to_document
+from tunesmith_finance.documents import RowError, check_columns, resolve_zone, to_document
 from tunesmith_finance.sources import check_file, iter_csv, iter_jsonl, read_header
-from tunesmith_finance.trends import iso
+from tunesmith_finance.trends import iso, local_seconds, wall_to_utc
 
 
 def read_stream(
@@ -68,12 +69,15 @@ def replay(
     if not records:
         return {"documents": 0, "steps": 0, "alerts": 0}
     step = detector.bucket
-    first, last = int(records[0][0] // step), int(records[-1][0] // step)
+    # Steps are the alerts' buckets, cut on the wall clock of options.tz (trends.py).
+    zone = resolve_zone(options.tz, "--tz")
+    first = math.floor(local_seconds(records[0][0], zone) / step)
+    last = math.floor(local_seconds(records[-1][0], zone) / step)
     model = ingester.model if explain else None
     cursor = 0
     alerts = 0
     for index in range(first, last + 1):
-        end = (index + 1) * step
+        end = wall_to_utc((index + 1) * step, zone)
         batch, lines = [], []
         while cursor < len(records) and records[cursor][0] < end:
             lines.append(records[cursor][1])
@@ -86,7 +90,7 @@ def replay(
         fired = run_alerts(
             ingester.db, detector=detector, options=options, model=model, sinks=sinks, until=end
         )
-        line = f"{iso(index * step)}  +{len(batch):<3} documents"
+        line = f"{iso(wall_to_utc(index * step, zone), zone)}  +{len(batch):<3} documents"
         if fired:
             line += f"  ALERT x{len(fired)}"
         echo(line)

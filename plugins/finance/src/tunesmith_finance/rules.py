@@ -6,9 +6,13 @@ The file is TOML (or JSON with the same shape)::
     aliases = ["Helix Bank"]          # names that mean this ticker in a text
 
     [topics.banking]
-    keywords = ["bank", "liquidity"]  # whole words or phrases, any case
+    keywords = ["bank", "liquidity"]  # whole words or phrases
     cashtags = ["HLXB"]               # tickers that belong to the topic
     regexes = ['\\bcredit line\\b']    # Python regular expressions, any case
+
+A keyword or alias in lower case matches in any case; one with a capital letter is a name
+(``Apple``, ``AAPL``, ``Fed``) and matches as written or in capitals (an all-caps headline), so
+that ``Apple`` is not found in "apple pie" nor ``Fed`` in "fed up" (:func:`is_name`).
 
 A regex searches each text for at most :data:`REGEX_SECONDS`: one that backtracks without end on
 a text (``(a|aa)+$``, or a plain-looking ``(\\w+\\s?)+bank`` under Python's ``re``) is one
@@ -50,12 +54,32 @@ def _compile_regex(pattern: str) -> Any:
     return regex.compile(pattern, regex.IGNORECASE | regex.VERSION0)
 
 
+def is_name(word: str) -> bool:
+    """True for a keyword or alias with a capital letter (``Apple``, ``AAPL``, ``Fed``): a
+    name, matched as written or in capitals (an all-caps headline), not in any case (``apple
+    pie``, ``fed up``). A word in lower case matches in any case."""
+    return word != word.lower()
+
+
+def _spellings(word: str) -> list[str]:
+    """The forms a keyword or alias matches in (case aside for a lower-case one)."""
+    return list(dict.fromkeys([word, word.upper()])) if is_name(word) else [word]
+
+
+def _alternatives(forms: Iterable[str], names: bool) -> str:
+    """``forms`` as one regex alternation (runs of spaces match any white space); scoped
+    case-sensitive for a name's forms inside the rules' case-insensitive patterns."""
+    body = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in forms)
+    return f"(?-i:{body})" if names else body
+
+
 def _words_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
-    """One case-insensitive pattern matching any of ``words`` as whole words; longest first."""
+    """One pattern matching any of ``words`` as whole words, longest first: a lower-case word in
+    any case, a name (:func:`is_name`) as written or in capitals."""
     unique = sorted({w.strip() for w in words if w.strip()}, key=lambda w: (-len(w), w))
     if not unique:
         return None
-    body = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in unique)
+    body = "|".join(_alternatives(_spellings(w), is_name(w)) for w in unique)
     return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
 
 
@@ -112,29 +136,37 @@ class Rules:
         # One named group per alias, so that a match names its alias directly: looking the
         # matched text up lower-cased fails when the case-insensitive match and str.lower()
         # disagree (a Turkish "İ" matches "i" but lowers to two characters; "ſ" matches "s").
-        # Spellings of one alias (any case) share a group and all its tickers: as separate
-        # groups only the first would ever match, and a document would lose the others.
-        spellings: dict[str, dict[str, None]] = {}
-        tickers: dict[str, dict[str, None]] = {}
+        # A lower-case alias matches in any case; a name (``Apple``) as written or in capitals.
+        # Aliases that match the same texts share a group; and a group whose texts another
+        # alias matches too (``APPLE`` and ``Apple`` and ``apple``) comes first and carries that
+        # alias's tickers as well: as separate groups only the first would ever match there.
+        groups: dict[tuple[bool, str, frozenset[str]], dict[str, None]] = {}
         for alias, named in self.aliases.items():
             alias = re.sub(r"\s+", " ", alias.strip())
             if not alias:
                 continue
-            key = alias.lower()
-            spellings.setdefault(key, {})[alias] = None
+            name = is_name(alias)
+            forms = frozenset(_spellings(alias)) if name else frozenset([alias.lower()])
+            group = groups.setdefault((name, alias.lower(), forms), {})
             for ticker in [named] if isinstance(named, str) else named:
-                tickers.setdefault(key, {})[ticker] = None
-        keys = sorted(spellings, key=lambda w: (-len(w), w))
-        self._alias_tickers = [list(tickers[key]) for key in keys]
+                group[ticker] = None
+
+        def covers(wide: tuple[bool, str, frozenset[str]], narrow: tuple[Any, ...]) -> bool:
+            # Every text ``narrow`` matches, ``wide`` matches too.
+            if wide[1] != narrow[1]:
+                return False
+            return not wide[0] or (narrow[0] and narrow[2] <= wide[2])
+
+        keys = sorted(groups, key=lambda k: (-len(k[1]), k[1], not k[0], len(k[2]), sorted(k[2])))
+        self._alias_tickers = [
+            list(dict.fromkeys(t for wide in keys if covers(wide, key) for t in groups[wide]))
+            for key in keys
+        ]
         self._alias_pattern = (
             re.compile(
                 r"(?<!\w)(?:"
                 + "|".join(
-                    f"(?P<a{i}>"
-                    + "|".join(
-                        re.escape(w).replace(chr(92) + " ", chr(92) + "s+") for w in spellings[key]
-                    )
-                    + ")"
+                    f"(?P<a{i}>{_alternatives(sorted(key[2], key=len, reverse=True), key[0])})"
                     for i, key in enumerate(keys)
                 )
                 + r")(?!\w)",

@@ -92,6 +92,10 @@ MIGRATIONS = [
     """
     ALTER TABLE finance_progress ADD COLUMN fingerprint TEXT;
     """,
+    # The zone an alert's buckets were cut in (`--tz`); NULL (alerts stored before) is UTC.
+    """
+    ALTER TABLE finance_alerts ADD COLUMN tz TEXT;
+    """,
 ]
 
 #: How many bytes before the offset the fingerprint covers.

@@ -7,7 +7,7 @@ import csv
 import math
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,108 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def iso(ts: float) -> str:
-    """A Unix time as ISO 8601 UTC (``2026-11-05T13:00:00Z``)."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def iso(ts: float, zone: tzinfo | None = None) -> str:
+    """A Unix time as ISO 8601: in UTC ``2026-11-05T13:00:00Z``, in another zone with its
+    offset (``2026-11-05T08:00:00-05:00``)."""
+    if is_utc(zone):
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
+
+
+# Buckets in a time zone (`--tz`) are cut on the zone's wall clock: a bucket starts where the
+# local time is a multiple of its size since 1970-01-01 00:00 local, so a 1d bucket is a local
+# day (23 or 25 hours when the clocks change), and the hour a change from summer time repeats
+# is one 1h bucket of two hours. A bucket is numbered by floor(local seconds / size), which the
+# detector's rolling window counts in as it does in UTC.
+
+
+def is_utc(zone: tzinfo | None) -> bool:
+    """True for no zone or UTC (buckets cut on Unix time as they are)."""
+    return zone is None or zone is UTC
+
+
+def zone_name(zone: tzinfo | None) -> str:
+    """``UTC``, or the IANA name of a zone (``America/New_York``)."""
+    return "UTC" if is_utc(zone) else str(getattr(zone, "key", None) or zone)
+
+
+def local_seconds(ts: float, zone: tzinfo | None) -> float:
+    """The wall-clock reading in ``zone`` of the Unix time ``ts``, as seconds since 1970-01-01
+    00:00 on that clock."""
+    if is_utc(zone):
+        return ts
+    offset = datetime.fromtimestamp(ts, zone).utcoffset()
+    return ts + (offset.total_seconds() if offset else 0.0)
+
+
+def wall_to_utc(wall: float, zone: tzinfo | None) -> float:
+    """The first Unix time whose wall-clock reading in ``zone`` is ``wall`` or later: a bucket's
+    start. A repeated reading (summer time ending) is its first instance; one the clocks skip
+    (summer time starting) is the moment of the skip."""
+    if is_utc(zone):
+        return wall
+    naive = datetime(1970, 1, 1) + timedelta(seconds=wall)
+    first = naive.replace(tzinfo=zone, fold=0).timestamp()
+    second = naive.replace(tzinfo=zone, fold=1).timestamp()
+    low, high = min(first, second), max(first, second)
+    if local_seconds(low, zone) >= wall:
+        return low
+    # Skipped: the reading is jumped over between ``low`` (before the change) and ``high``.
+    while high - low > 1e-3:
+        middle = (low + high) / 2
+        if local_seconds(middle, zone) >= wall:
+            high = middle
+        else:
+            low = middle
+    return float(round(high)) if abs(high - round(high)) < 1e-2 else high
+
+
+def offset_pieces(zone: tzinfo, start: float, end: float) -> list[tuple[float, float]]:
+    """``(from, offset seconds)`` pieces of ``zone``'s UTC offset from ``start`` to ``end``:
+    each offset holds from its time until the next piece's (the first from any earlier time)."""
+    step = 6 * 3600.0  # no zone changes its offset twice within six hours
+
+    def offset(ts: float) -> float:
+        return local_seconds(ts, zone) - ts
+
+    pieces = [(start, offset(start))]
+    at = start
+    while at < end:
+        nxt = min(at + step, end)
+        now = offset(nxt)
+        if now != pieces[-1][1]:
+            low, high = at, nxt  # the change lies in (low, high]: to the second
+            while high - low > 1:
+                middle = math.floor((low + high) / 2)
+                if middle <= low:
+                    break
+                if offset(middle) == pieces[-1][1]:
+                    low = middle
+                else:
+                    high = middle
+            pieces.append((high, now))
+        at = nxt
+    return pieces
+
+
+def _local_time_sql(db: Any, zone: tzinfo | None) -> tuple[str, list[Any]]:
+    """An SQL expression of a document's wall-clock seconds in ``zone`` (``d.ts`` in UTC) and
+    its parameters: the zone's offsets over the stored documents' times, as one CASE."""
+    if is_utc(zone):
+        return "d.ts", []
+    row = db.query("SELECT MIN(ts) AS low, MAX(ts) AS high FROM finance_documents")[0]
+    if row["low"] is None:
+        return "d.ts", []
+    pieces = offset_pieces(zone, float(row["low"]), float(row["high"]))
+    if len(pieces) == 1:
+        return "(d.ts + ?)", [pieces[0][1]]
+    params: list[Any] = []
+    cases = []
+    for (_since, offset), (until, _next) in zip(pieces, pieces[1:], strict=False):
+        cases.append("WHEN d.ts < ? THEN ?")
+        params += [until, offset]
+    params.append(pieces[-1][1])
+    return f"(d.ts + CASE {' '.join(cases)} ELSE ? END)", params
 
 
 @dataclass
@@ -57,6 +156,8 @@ class TrendRow:
     share_low: float
     share_high: float
     mean_score: float
+    #: The zone the bucket was cut in (``UTC``, ``America/New_York``); ``bucket_start`` is in it.
+    tz: str = "UTC"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,8 +179,10 @@ def bucket_counts(
     key: str | None = None,
     since: float | None = None,
     until: float | None = None,
+    zone: tzinfo | None = None,
 ) -> list[tuple[str, int, int, int, float]]:
-    """``(key, bucket index, count, negatives, score sum)`` rows, ordered by key and bucket."""
+    """``(key, bucket index, count, negatives, score sum)`` rows, ordered by key and bucket;
+    the index is floor(wall-clock seconds in ``zone`` (default UTC) / ``bucket``)."""
     if by not in BY:
         raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
     where, params = [], []
@@ -99,14 +202,15 @@ def bucket_counts(
             where.append("k.key = ?")
             params.append(stored_key(by, key))
     clause = ("WHERE " + " AND ".join(where)) if where else ""
-    # The bucket index is floor(ts / bucket). CAST alone truncates towards zero, which would put
-    # a time before 1970 (a negative ts) into the bucket after its own.
+    local, local_params = _local_time_sql(db, zone)
+    # The bucket index is floor(local / bucket). CAST alone truncates towards zero, which would
+    # put a time before 1970 (a negative ts) into the bucket after its own.
     rows = db.query(
         "SELECT key, CAST(q AS INTEGER) - (q < CAST(q AS INTEGER)) AS b, COUNT(*) AS n, "
         "SUM(label = 'negative') AS neg, SUM(score) AS total FROM ("
-        f"SELECT {select_key} AS key, d.ts / ? AS q, d.label AS label, d.score AS score "
+        f"SELECT {select_key} AS key, {local} / ? AS q, d.label AS label, d.score AS score "
         f"FROM finance_documents d {join} {clause}) GROUP BY key, b ORDER BY key, b",
-        [bucket, *params],
+        [*local_params, bucket, *params],
     )
     return [(r["key"], int(r["b"]), int(r["n"]), int(r["neg"]), float(r["total"])) for r in rows]
 
@@ -119,16 +223,32 @@ def trends(
     key: str | None = None,
     since: float | None = None,
     until: float | None = None,
+    zone: tzinfo | None = None,
 ) -> list[TrendRow]:
-    """Trend rows for every key (or one), every non-empty bucket, in time order per key."""
+    """Trend rows for every key (or one), every non-empty bucket, in time order per key;
+    buckets cut on the wall clock of ``zone`` (default UTC)."""
     size = parse_duration(bucket) if isinstance(bucket, str) else float(bucket)
+    name_of_zone = zone_name(zone)
     rows = []
     for name, index, n, neg, total in bucket_counts(
-        db, by=by, bucket=size, key=key, since=since, until=until
+        db, by=by, bucket=size, key=key, since=since, until=until, zone=zone
     ):
         low, high = wilson(neg, n)
-        start = index * size
-        rows.append(TrendRow(name, iso(start), start, n, neg, neg / n, low, high, total / n))
+        start = wall_to_utc(index * size, zone)
+        rows.append(
+            TrendRow(
+                name,
+                iso(start, zone),
+                start,
+                n,
+                neg,
+                neg / n,
+                low,
+                high,
+                total / n,
+                name_of_zone,
+            )
+        )
     return rows
 
 
@@ -181,6 +301,7 @@ def plot(
     limit: int = 6,
     title: str = "Negative share per bucket (95% Wilson interval)",
     bucket: float | None = None,
+    zone: tzinfo | None = None,
 ) -> Any:
     """A matplotlib figure: negative share per key over time (with its 95 % interval band when
     one or two keys are drawn); alerts as red triangles at the end of their window.
@@ -188,7 +309,8 @@ def plot(
     ``bucket``: the bucket size in seconds (by default the smallest step between the rows). A
     key's line breaks where its buckets are not adjacent: drawn across them, one negative
     document among days of silence looked like a surge lasting days. Past ten keys the colours
-    repeat, so each further ten get another line style."""
+    repeat, so each further ten get another line style. The time axis is in ``zone`` (default
+    UTC), the zone the rows' buckets were cut in."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,6 +319,7 @@ def plot(
 
     keys = keys or top_keys(rows, limit)
     step = bucket or _smallest_step(rows)
+    shown = UTC if is_utc(zone) else zone
     styles = ("-", "--", ":", "-.")
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for i, name in enumerate(keys):
@@ -208,11 +331,11 @@ def plot(
         for j, r in enumerate(series):
             if j and step and r.ts - series[j - 1].ts > step * 1.5:
                 # A point with no value between non-adjacent buckets breaks the line and band.
-                times.append(datetime.fromtimestamp((r.ts + series[j - 1].ts) / 2, UTC))
+                times.append(datetime.fromtimestamp((r.ts + series[j - 1].ts) / 2, shown))
                 share.append(math.nan)
                 low.append(math.nan)
                 high.append(math.nan)
-            times.append(datetime.fromtimestamp(r.ts, UTC))
+            times.append(datetime.fromtimestamp(r.ts, shown))
             share.append(r.negative_share)
             low.append(r.share_low)
             high.append(r.share_high)
@@ -230,7 +353,7 @@ def plot(
     for alert in alerts or []:
         if alert.get("key") not in keys:
             continue
-        when = datetime.fromtimestamp(alert["window_end"], UTC)
+        when = datetime.fromtimestamp(alert["window_end"], shown)
         ax.plot(
             [when],
             [alert["share"]],
@@ -243,9 +366,10 @@ def plot(
         marked = True
     ax.set_ylim(-0.02, 1.02)  # a share of 0 or 1 (common in small buckets) stays visible
     ax.set_ylabel("negative share")
-    ax.set_xlabel("time (UTC)")  # buckets are cut in UTC, whatever zone the input's times had
+    # The zone the buckets are cut in, whatever zone the input's times had.
+    ax.set_xlabel(f"time ({zone_name(zone)})")
     ax.set_title(title)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=shown))
     fig.autofmt_xdate()
     if keys:
         # Beside the plot, not over it: inside, it hid the first hours of the lines.
