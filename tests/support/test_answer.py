@@ -201,13 +201,24 @@ def test_calibration_saved_before_the_out_of_scope_feature_still_scores():
 
 
 class _FakeScorer:
-    """Top scores by query text, to test how `search` picks between queries."""
+    """Scores by query text, to test how `search` ranks a follow-up: each query maps to its
+    entries' scores (a bare number: one entry named after the query). Records the queries."""
 
     def __init__(self, scores):
         self.scores = scores
+        self.weights = Weights()
+        self.queries = []
+
+    def components(self, queries, k=5):
+        self.queries += queries
+        out = []
+        for q in queries:
+            scores = self.scores[q] if isinstance(self.scores[q], dict) else {q: self.scores[q]}
+            out.append([_candidate(i, s) for i, s in scores.items()])
+        return out
 
     def candidates(self, queries, k=5):
-        return [[_candidate(q, self.scores[q])] for q in queries]
+        return [sorted(c, key=lambda c: -c.score)[:k] for c in self.components(queries)]
 
 
 def _searcher(scores):
@@ -229,16 +240,51 @@ def test_one_very_long_word_is_not_a_short_follow_up():
     assert not is_follow_up("x" * 2000)
 
 
-def test_follow_up_keeps_the_previous_turn_only_when_that_matches_better():
-    previous, follow = "how do I return boots", "and how long does that take?"
-    joined = f"{previous} {follow}"
-    answerer = _searcher({follow: 0.3, joined: 0.7})
-    assert answerer.search(follow, [previous])[0] == joined
-    # A stand-alone question that merely says "it" matches better on its own.
-    standalone = "is it too late to cancel my purchase"
-    answerer = _searcher({standalone: 0.8, f"{previous} {standalone}": 0.6})
-    query, candidates = answerer.search(standalone, [previous])
-    assert query == standalone and candidates[0].entry.id == standalone
+def test_a_follow_up_the_previous_answer_also_matches_moves_to_the_entry_it_asks_about():
+    # Default model: joined to "how much does shipping cost", the follow-up matched the
+    # shipping-cost entry best (0.90) and that answer came again at 0.99; alone it matches the
+    # shipping-time entry (0.65) and the cost entry barely (0.30).
+    previous, follow = "how much does shipping cost", "and how long does it take?"
+    answerer = _searcher({
+        "how long does it take?": {"shp-02": 0.65, "shp-01": 0.30, "ret-03": 0.46},
+        f"{previous} {follow}": {"shp-01": 0.90, "shp-02": 0.64, "shp-03": 0.60},
+    })  # fmt: skip
+    query, candidates = answerer.search(follow, [previous])
+    assert query == f"{previous} {follow}"
+    assert [c.entry.id for c in candidates[:2]] == ["shp-02", "shp-01"]
+    # Each entry scores the mean of the two: shp-03, not found alone, counts as the lowest
+    # score found alone.
+    assert candidates[0].score == pytest.approx((0.65 + 0.64) / 2)
+    assert {c.entry.id: c.score for c in candidates}["shp-03"] == pytest.approx((0.30 + 0.60) / 2)
+    # "and" only says that it follows on: searched alone without it.
+    assert answerer.scorer.queries[0] == "how long does it take?"
+
+
+def test_a_stand_alone_question_that_merely_says_it_keeps_its_own_answer():
+    previous, standalone = "how do I return boots", "is it too late to cancel my purchase"
+    answerer = _searcher({
+        standalone: {"ord-02": 0.8, "ret-02": 0.3},
+        f"{previous} {standalone}": {"ret-02": 0.7, "ord-02": 0.6},
+    })  # fmt: skip
+    _query, candidates = answerer.search(standalone, [previous])
+    assert candidates[0].entry.id == "ord-02"
+
+
+def test_a_follow_up_of_a_follow_up_keeps_the_topic_of_the_conversation():
+    from tunesmith_support.answer import conversation_topic
+
+    # The third turn was joined to the second alone: "how long does it take? what about to
+    # canada?", without shipping.
+    history = ["how much does shipping cost?", "how long does it take?"]
+    assert contextual_query("what about to canada?", history) == (
+        "how much does shipping cost? how long does it take? what about to canada?"
+    )
+    # The topic goes back to the last question that stands on its own: an earlier topic does
+    # not leak into it.
+    history = ["how much is shipping?", "can I return boots I bought on sale", "is it free?"]
+    assert conversation_topic(history) == "can I return boots I bought on sale is it free?"
+    # At most a few turns, the most recent ones.
+    assert conversation_topic(["a?", "b?", "c?", "d?"]) == "b? c? d?"
 
 
 def test_nearest_feature_is_the_best_retrieval_cosine_among_the_candidates():

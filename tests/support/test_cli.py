@@ -327,3 +327,30 @@ def test_feedback_without_a_rating_names_the_flags_to_give(kb_copy, cli):
     result = cli("support", "feedback", "--kb", str(kb_copy), "--turn", "1")
     assert result.exit_code == 2
     assert "give --helpful, --not-helpful or --correct-id ID" in result.output
+
+
+def test_index_json_reports_what_changed(kb_copy, cli):
+    # `index` was the one support command without --json: a script had to parse the summary.
+    result = cli("support", "index", "--kb", str(sample_paths()["kb"]), "--out", str(kb_copy),
+                 "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["kb"] == str(kb_copy)
+    assert (report["entries"], report["unchanged"], report["added"]) == (75, 75, 0)
+    assert report["skipped"] == [] and report["encoder"]
+
+
+def test_export_feedback_keeps_an_existing_out_unless_forced(kb_copy, cli, tmp_path):
+    # An earlier export, or a hand-edited history CSV, was overwritten without a word, where
+    # every other --out of the CLI asks for --force.
+    assert cli("support", "ask", "--kb", str(kb_copy), "hi").exit_code == 0
+    out = tmp_path / "history.csv"
+    out.write_text("question,answer_id\nmy own row,shp-01\n", encoding="utf-8")
+    args = ("support", "export-feedback", "--kb", str(kb_copy), "--out", str(out))
+    refused = cli(*args)
+    assert refused.exit_code == 2
+    assert refused.output.strip() == f"Error: {out} exists already; pass --force to replace it"
+    assert out.read_text(encoding="utf-8") == "question,answer_id\nmy own row,shp-01\n"
+    forced = cli(*args, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert out.read_text(encoding="utf-8") == "question,answer_id\n"

@@ -31,19 +31,28 @@ ENTRIES = [
 
 
 class _Scorer:
-    """ "cancel" questions: three close entries (a clarify); shipping: a clear answer; anything
+    """ "cancel" questions: three close entries (a clarify), or the one whose question they
+    contain whole (1.0, as a question matches its own text); shipping: a clear answer; anything
     else: nothing close (a hand-off). Records every query it is asked."""
 
     def __init__(self) -> None:
         self.entries = ENTRIES
         self.position = {e.id: i for i, e in enumerate(ENTRIES)}
         self.queries: list[str] = []
+        self.weights = Weights()
+
+    def components(self, queries):
+        return self.candidates(queries)
 
     def candidates(self, queries, k=5):
         self.queries += queries
         out = []
         for q in queries:
-            if "shipping" in q.lower():
+            whole = [e.id for e in ENTRIES if e.question in q]
+            if whole and "cancel" in q.lower():
+                scores = [(whole[0], 1.0), ("ren-07", 0.9), ("ord-02", 0.9), ("mem-02", 0.9)]
+                scores = [scores[0], *(s for s in scores[1:] if s[0] != whole[0])]
+            elif "shipping" in q.lower():
                 scores = [("shp-01", 0.95), ("ord-02", 0.3)]
             elif "cancel" in q.lower():
                 scores = [("ren-07", 0.56), ("ord-02", 0.555), ("mem-02", 0.55), ("shp-01", 0.1)]
@@ -119,6 +128,19 @@ def test_a_follow_up_after_a_pick_leans_on_the_chosen_entry_not_on_the_number(se
     assert "Can I change or cancel my order? and by when?" in service.answerer.scorer.queries
 
 
+def test_a_follow_up_after_a_pick_is_not_answered_at_full_confidence_from_the_title(service):
+    # The follow-up was searched joined to the chosen entry's title, which matched that entry
+    # as its own question does (1.0): "and by when?" was answered from it at confidence 1.00,
+    # though nothing in the follow-up itself pointed there.
+    first = service.ask("can I cancel")
+    service.ask("2", first.conversation_id)
+    turn = service.ask("and by when?", first.conversation_id)
+    assert turn.answer.query == "Can I change or cancel my order? and by when?"
+    assert turn.answer.candidates[0]["id"] == "ord-02"
+    assert turn.answer.candidates[0]["score"] < 1.0
+    assert turn.answer.confidence < 0.9
+
+
 @pytest.mark.parametrize(
     "text, kind",
     [("hi", "greeting"), ("Hello there!", "greeting"), ("thanks!", "thanks"),
@@ -154,6 +176,15 @@ def test_small_talk_is_no_context_for_the_next_follow_up(service):
     service.answerer.scorer.queries.clear()
     service.ask("and for express?", first.conversation_id)
     assert "how much is shipping? and for express?" in service.answerer.scorer.queries
+
+
+def test_a_follow_up_of_a_follow_up_is_searched_with_the_conversation_topic(service):
+    # The third turn was joined to the second alone ("and for express? and to canada?"), and
+    # what the conversation was about (shipping) was lost.
+    first = service.ask("how much is shipping?")
+    service.ask("and for express?", first.conversation_id)
+    turn = service.ask("and to canada?", first.conversation_id)
+    assert turn.answer.query == "how much is shipping? and for express? and to canada?"
 
 
 def test_a_small_talk_message_that_asks_for_a_person_still_hands_off(service):

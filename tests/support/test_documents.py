@@ -112,9 +112,11 @@ def test_a_repeated_heading_is_named_with_its_parent_and_keeps_its_id_when_anoth
         )
 
     before = split_markdown(doc("Python 3.10."), "g.md", "g", max_words=20)
+    # "Guide", "Install" and "Troubleshooting" have no text of their own: they name the
+    # sections under them.
     assert [(p.id, p.heading) for p in before] == [
-        ("g#requirements", "Install > Requirements"),
-        ("g#troubleshooting-requirements", "Troubleshooting > Requirements"),
+        ("g#requirements", "Guide > Install > Requirements"),
+        ("g#troubleshooting-requirements", "Guide > Troubleshooting > Requirements"),
     ]
     # The first section grows a second part: the repeat keeps its id, and no id that named it
     # (where feedback and exported training rows point) now names other text.
@@ -124,3 +126,67 @@ def test_a_repeated_heading_is_named_with_its_parent_and_keeps_its_id_when_anoth
     assert all(
         text == "Run with --debug." for pid, text in after.items() if "troubleshooting" in pid
     )
+
+
+def test_a_heading_with_no_text_of_its_own_names_the_sections_under_it():
+    # "Returns" was in no passage at all: "how long do refunds take for returns" could not
+    # match its words.
+    text = (
+        "# Help\n\nAsk us anything.\n\n## Returns\n\n### Refund times\n\n5 days.\n\n"
+        "### Labels\n\nPrinted at home.\n\n## Shipping\n\nFree over $75.\n\n"
+        "### Express\n\nNext day.\n"
+    )
+    passages = split_markdown(text, "h.md", "h")
+    assert [(p.id, p.heading) for p in passages] == [
+        ("h#help", "Help"),
+        ("h#refund-times", "Returns > Refund times"),
+        ("h#labels", "Returns > Labels"),
+        # "Help" and "Shipping" have text of their own: their passages carry their words.
+        ("h#shipping", "Shipping"),
+        ("h#express", "Express"),
+    ]
+
+
+def test_numbered_sections_of_a_plain_text_document_are_headings(tmp_path):
+    # "1. Returns" and "2.3 Refund times" were body text: the whole policy was one section,
+    # cut by length, with no heading.
+    doc = tmp_path / "policy.txt"
+    doc.write_text(
+        "Fernhill policies\n\n1. Returns\n\nReturn unused items within 60 days.\n\n"
+        "2. Refunds\n\n2.1 Refund times\nWe refund within 3 business days.\n\n"
+        "2.2. Store credit\n\nGifts are refunded as store credit.\n",
+        encoding="utf-8",
+    )
+    passages = read_document(doc)
+    assert [(p.id, p.heading, p.text, p.line) for p in passages] == [
+        ("policy#text", "", "Fernhill policies", 1),
+        ("policy#returns", "Returns", "Return unused items within 60 days.", 3),
+        ("policy#refund-times", "Refunds > Refund times", "We refund within 3 business days.", 9),
+        (
+            "policy#store-credit",
+            "Refunds > Store credit",
+            "Gifts are refunded as store credit.",
+            12,
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "To return an item:\n\n1. Start a return\n\n2. Print the label\n\n3. Drop it off\n",
+        "To return an item:\n\n1. Start a return\n2. Print the label\n",
+        "Steps\n\n1. Start a return under Orders.\n\nThen wait.\n",
+        "Results\n\n2024 was a good year\n\nSales grew.\n",
+        "Notes\n\n1. Start a return\n   under Orders\n",
+    ],
+)
+def test_numbered_lists_and_sentences_in_plain_text_are_no_headings(tmp_path, text):
+    doc = tmp_path / "steps.txt"
+    doc.write_text(text, encoding="utf-8")
+    assert {p.heading for p in read_document(doc)} == {""}
+
+
+def test_numbered_lines_in_markdown_stay_list_items():
+    passages = split_markdown("## Steps\n\n1. Returns\n\nText.\n", "s.md", "s")
+    assert [p.heading for p in passages] == ["Steps"]

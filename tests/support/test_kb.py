@@ -57,7 +57,8 @@ def test_directory_kb_mixes_faq_rows_and_document_passages():
     kinds = {e.kind for e in entries}
     assert kinds == {"faq", "passage"}
     passage = next(e for e in entries if e.id == "store-info#opening-hours")
-    assert passage.heading == "Opening hours" and passage.source.endswith("store-info.html")
+    assert passage.heading == "Our stores > Opening hours"  # the page title has no text
+    assert passage.source.endswith("store-info.html")
 
 
 def test_reindex_updates_only_changed_entries_and_removes_deleted(tmp_path, tiny_model):
@@ -251,3 +252,31 @@ def test_a_missing_model_directory_is_not_answered_with_a_flag_support_lacks(tmp
     assert result.output.count("\n") == 1
     assert "model directory enc does not exist" in result.output
     assert "--allow-network" not in result.output
+
+
+def test_an_empty_file_in_a_folder_is_skipped_and_reported_not_fatal(tmp_path, tiny_model, cli):
+    # One placeholder (a 0-byte notes.md, a CSV with a header only) stopped the import of
+    # every other file in the folder.
+    src = tmp_path / "src"
+    (src / "docs").mkdir(parents=True)
+    write_faq(src / "faq.csv", FAQ)
+    (src / "docs" / "notes.md").write_text("", encoding="utf-8")
+    (src / "new.csv").write_text("id,question,answer\n", encoding="utf-8")
+    skipped: list[str] = []
+    assert [e.id for e in read_sources(src, skipped=skipped)] == ["a", "b", "c"]
+    assert skipped == [
+        "docs/notes.md: the document has no text",
+        "new.csv: the FAQ file has no rows",
+    ]
+    kb = tmp_path / "kb"
+    result = cli("support", "index", "--kb", str(src), "--out", str(kb), "--model",
+                 str(tiny_model), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["entries"] == 3 and report["skipped"] == skipped
+    # Named alone, an empty file is still an error; so is a folder of empty files only.
+    with pytest.raises(DataError, match="notes.md: the document has no text"):
+        read_sources(src / "docs" / "notes.md")
+    (src / "faq.csv").unlink()
+    with pytest.raises(UserInputError, match="every knowledge-base file is empty"):
+        read_sources(src)

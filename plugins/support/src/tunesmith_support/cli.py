@@ -69,8 +69,12 @@ def index_command(
         "-m",
         help="Encoder: 'default' or a model directory (default: the KB's own).",
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Import FAQ files and documents into a knowledge base; re-running updates only changes."""
+    """Import FAQ files and documents into a knowledge base; re-running updates only changes.
+
+    In a folder, an empty file (an FAQ with no rows, a document with no text) is skipped and
+    named in the report."""
     from tunesmith.io import check_output_folder
     from tunesmith.locks import run_lock
     from tunesmith_support.kbindex import build_index, faq_columns
@@ -82,6 +86,9 @@ def index_command(
     check_output_folder(out, "--out")  # before the lock file is put beside it
     with run_lock(out):  # one writer of a KB at a time (see _kb_writer)
         report = build_index(kb, out, columns=columns, model=model, progress=_bar("encoding"))
+    if as_json:
+        typer.echo(json.dumps({"kb": str(out), **report.to_dict()}, indent=2, ensure_ascii=False))
+        return
     typer.echo(f"{out}: {report.summary()}")
 
 
@@ -417,14 +424,18 @@ def export_feedback_command(
     kb: Path = KB_OPTION,
     out: Path = typer.Option(..., "--out", help="CSV to write (question,answer_id)."),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Write confirmed (question, answer id) pairs from feedback, for the next `support train`."""
-    from tunesmith.io import check_output_file
+    from tunesmith.io import check_output_file, check_writable_dir
     from tunesmith_support.conversations import Conversations
     from tunesmith_support.kbindex import load_encoder, open_index, stored_entries
 
-    # A folder, or a path under a file, is one line before any work (not a rename traceback).
+    # A folder, or a path under a file, is one line before any work (not a rename traceback);
+    # an existing file is kept unless --force (an earlier export, or a hand-edited history
+    # CSV, was silently replaced), as every other --out of the CLI does.
     check_output_file(out, "--out")
+    check_writable_dir(out, force=force)
     known = {e.id for e in stored_entries(open_index(kb, load_encoder(kb)))}
     log = Conversations.open(stored_db(kb, db))
     try:

@@ -225,7 +225,7 @@ class Conversations:
         """``(question, answer_id)`` pairs that feedback confirms.
 
         The question is the query the turn was answered from: a follow-up ("and how long does
-        that take?") joined to the question before it, when the answerer searched with that.
+        that take?") joined to the conversation's topic (the questions before it).
         An agent's correct id wins (the newest one), even over a later rating; otherwise the
         turn's newest rating decides, and helpful confirms the entry it answered with. Ids no
         longer in the KB are left out.

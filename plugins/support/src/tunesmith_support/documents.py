@@ -30,6 +30,19 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _STRUCTURED = re.compile(r"^(\s*(```|~~~|\||[-*+]\s|\d+[.)]\s|>)|\t| {4})")
 
 
+#: A plain-text section number and title: "1. Returns", "2.3 Refund times", "2.3. Refund times"
+#: (a dot after or inside the number: "2024 results" is no heading).
+_NUMBERED = re.compile(r"^(\d{1,3}(?:\.\d{1,3})*)(\.?)\s+([^\W\d_].*?)\s*$")
+#: Words a numbered heading has at most; a longer line is a sentence of a numbered list.
+HEADING_WORDS = 12
+_LIST_ITEM = re.compile(r"^\s*([-*+\u2022]\s|\d{1,3}[.)]\s)")
+
+
+class EmptySourceError(DataError):
+    """An FAQ file with no rows or a document with no text: an error for a file named alone,
+    skipped (and reported) in a folder (``kb.read_sources``)."""
+
+
 @dataclass(frozen=True)
 class Passage:
     """One passage of a document."""
@@ -136,6 +149,50 @@ def html_to_markdown(html: str) -> str:
     return parser.markdown()
 
 
+def _numbered_heading(line: str) -> tuple[int, str] | None:
+    """(level, title) of a plain-text section line ("2.3 Refund times": 2, "Refund times"), or
+    ``None``: a sentence ("1. Start a return under Orders."), a number alone, a long line."""
+    match = _NUMBERED.match(line)
+    if not match or ("." not in match.group(1) and not match.group(2)):
+        return None
+    title = match.group(3)
+    if len(title.split()) > HEADING_WORDS or title[-1] in ".,;:":
+        return None
+    return match.group(1).count(".") + 1, title
+
+
+def plain_text_headings(text: str) -> str:
+    """A plain text with its numbered section lines ("1. Returns", "2.3 Refund times") turned
+    into Markdown headings of their level (``#``, ``##``), line numbers kept; they were read as
+    body text, and a whole manual became one section split by length.
+
+    A section line starts a block (after a blank line or at the top) and is not followed by a
+    list item or an indented line; a run of them with nothing between at one level is a numbered
+    list ("1. Start a return" / "2. Print the label"), not headings. The number is left out of
+    the heading, so that renumbering the sections keeps their passage ids."""
+    lines = text.splitlines()
+    found: dict[int, tuple[int, str]] = {}
+    for i, line in enumerate(lines):
+        heading = _numbered_heading(line)
+        if heading is None or (i and lines[i - 1].strip()):
+            continue
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if following.strip() and (following[:1].isspace() or _LIST_ITEM.match(following)):
+            continue
+        found[i] = heading
+    items = set()
+    for i, (level, _title) in found.items():
+        after = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+        if after in found and found[after][0] == level:
+            items |= {i, after}
+    for i in items:
+        del found[i]
+    out = list(lines)
+    for i, (level, title) in found.items():
+        out[i] = f"{'#' * level} {title}"
+    return "\n".join(out)
+
+
 def _is_fence(line: str) -> bool:
     return bool(_FENCE.match(line))
 
@@ -215,6 +272,9 @@ def split_markdown(
 ) -> list[Passage]:
     """Passages of a Markdown (or plain) text: one section per heading, long ones split.
 
+    A heading with no text of its own (a document's title, "# Returns" right above
+    "## Refund times") names the sections under it: "Returns > Refund times".
+
     A heading that occurs more than once in the text ("Requirements" under "Installation" and
     again under "Troubleshooting") is named with its parent heading, "Troubleshooting >
     Requirements", so the two can be told apart; a repeat takes its id from that name
@@ -222,42 +282,54 @@ def split_markdown(
     long section: ``#requirements-2`` then named another passage as soon as the first section
     grew a part, and feedback on it silently moved to that text.
     """
-    sections: list[tuple[str, str, int, list[str]]] = []  # heading, parent, line, body lines
-    heading, parent, start, body = "", "", 1, []
-    parents: list[tuple[int, str]] = []  # (level, heading) of the enclosing headings
+    # heading, parent, line, body lines, the enclosing sections (indices, outermost first)
+    sections: list[tuple[str, str, int, list[str], list[int]]] = []
+    heading, parent, start, body, enclosing = "", "", 1, [], []
+    parents: list[tuple[int, str, int]] = []  # (level, heading, section) enclosing this line
     in_fence = False
     for number, line in enumerate(text.splitlines(), start=1):
         if _is_fence(line):
             in_fence = not in_fence
         match = None if in_fence else _HEADING.match(line)
         if match:
-            sections.append((heading, parent, start, body))
+            sections.append((heading, parent, start, body, enclosing))
             level = len(match.group(1))
             while parents and parents[-1][0] >= level:
                 parents.pop()
             heading, start, body = match.group(2).strip(), number, []
             parent = parents[-1][1] if parents else ""
-            parents.append((level, heading))
+            enclosing = [p[2] for p in parents]
+            parents.append((level, heading, len(sections)))
         else:
             body.append(line)
-    sections.append((heading, parent, start, body))
+    sections.append((heading, parent, start, body, enclosing))
+    has_text = [bool("".join(section[3]).strip()) for section in sections]
 
     counts: dict[str, int] = {}
-    for heading, _parent, _line, lines in sections:
-        if heading and "".join(lines).strip():
+    for heading, _parent, _line, _lines, _enclosing in sections:
+        if heading and "".join(_lines).strip():
             counts[slugify(heading)] = counts.get(slugify(heading), 0) + 1
     passages: list[Passage] = []
     used: dict[str, int] = {}
     seen: set[str] = set()
-    for heading, parent, line, lines in sections:
+    for heading, parent, line, lines, enclosing in sections:
         chunks = _split_long("\n".join(lines), max_words)
         base = slugify(heading) if heading else "text"
+        # The enclosing headings with no text of their own, up to the nearest one that has
+        # some: in no passage of their own, their words ("# Returns" over "## Refund times")
+        # were in no passage at all. Named, not in the id, so that ids stay as they were.
+        context: list[str] = []
+        for index in reversed(enclosing):
+            if has_text[index]:
+                break
+            context.insert(0, sections[index][0])
         if chunks and heading and counts.get(base, 0) > 1 and parent:
-            shown = f"{parent} > {heading}"
             if base in seen:
-                base = slugify(shown)
+                base = slugify(f"{parent} > {heading}")
             seen.add(slugify(heading))
-            heading = shown
+            context = context or [parent]
+        if heading and context:
+            heading = " > ".join([*context, heading])
         for chunk in chunks:
             used[base] = used.get(base, 0) + 1
             suffix = "" if used[base] == 1 else f"-{used[base]}"
@@ -293,7 +365,9 @@ def read_document(
         text = html_to_markdown(text)
     elif suffix in (".md", ".markdown"):
         text = _drop_front_matter(text)
+    else:
+        text = plain_text_headings(text)
     passages = split_markdown(text, source or str(path), stem or path.stem)
     if not passages:
-        raise DataError("the document has no text", path=path)
+        raise EmptySourceError("the document has no text", path=path)
     return passages

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.engine.metrics import expected_calibration_error
-from tunesmith_support.answer import Answerer, clean_question, is_follow_up
+from tunesmith_support.answer import TOPIC_TURNS, Answerer, clean_question, is_follow_up
 from tunesmith_support.calibrate import ASKED
 
 
@@ -68,8 +68,9 @@ def follow_up_report(
 ) -> dict[str, Any]:
     """How follow-up questions are searched (:meth:`Answerer.search`), by hit@1.
 
-    - On real follow-ups (``(previous question, follow-up, right id)``): searched as `ask` does,
-      alone, and always joined to the previous question; and how often the follow-up rule
+    - On real follow-ups (``(previous question, follow-up, right id)``): searched as `ask` does
+      (alone and joined to the topic, each entry scored on both), alone, and always joined to
+      the previous question (one query); and how often the follow-up rule
       (:func:`~tunesmith_support.answer.is_follow_up`) recognises them.
     - On stand-alone questions played in file order as one conversation (each after the one
       before it): how often the rule fires wrongly, and what `ask` then loses in hit@1.
@@ -101,8 +102,8 @@ def follow_up_report(
         if len(played) > 1
         else 0.0,
         "standalone_hit@1_alone": hits([(q, []) for q in played], wanted),
+        # Each with the questions before it as its conversation, as `ask` has them.
         "standalone_hit@1_in_sequence": hits(
-            [(q, [p] if p else []) for q, p in zip(played, ["", *played[:-1]], strict=True)],
-            wanted,
+            [(q, played[max(0, i - TOPIC_TURNS) : i]) for i, q in enumerate(played)], wanted
         ),
     }

@@ -17,7 +17,7 @@ from typing import Any
 from tunesmith.data.limits import names_for_message
 from tunesmith.data.readers import ROW_KEY, reader_for
 from tunesmith.errors import DataError, UserInputError
-from tunesmith_support.documents import DOCUMENT_SUFFIXES, read_document
+from tunesmith_support.documents import DOCUMENT_SUFFIXES, EmptySourceError, read_document
 
 FAQ_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
@@ -118,7 +118,7 @@ def read_faq(
     path = Path(path)
     rows = list(reader_for(path)(path))
     if not rows:
-        raise DataError("the FAQ file has no rows", path=path)
+        raise EmptySourceError("the FAQ file has no rows", path=path)
     header = set(rows[0]) - {ROW_KEY}
     for role in ("question", "answer"):
         name = getattr(columns, role)
@@ -211,10 +211,19 @@ def source_files(path: str | Path, *, exclude: str | Path | None = None) -> list
 
 
 def read_sources(
-    path: str | Path, columns: FaqColumns = FaqColumns(), *, exclude: str | Path | None = None
+    path: str | Path,
+    columns: FaqColumns = FaqColumns(),
+    *,
+    exclude: str | Path | None = None,
+    skipped: list[str] | None = None,
 ) -> list[Entry]:
     """Every entry of a KB file or directory, in file order, with ids checked; files under
     ``exclude`` are left out (see :func:`source_files`).
+
+    In a directory, an empty file (an FAQ with no rows, a document with no text) is skipped
+    and named in ``skipped`` (``"faq/new.csv: the FAQ file has no rows"``): one placeholder
+    stopped the import of every other file. A file named alone, or a directory of empty files
+    only, is an error.
 
     The same id twice with the same content is kept once; with different content it is an
     error naming both places.
@@ -223,12 +232,19 @@ def read_sources(
     entries: dict[str, Entry] = {}
     files = source_files(root, exclude=exclude)
     stems = document_stems(files, root if root.is_dir() else root.parent)
+    empty: list[str] = []
     for file in files:
         source = str(file.relative_to(root)) if root.is_dir() else file.name
-        if file.suffix.lower() in DOCUMENT_SUFFIXES:
-            found = _passages(file, source, stems[file])
-        else:
-            found = read_faq(file, columns, source=source)
+        try:
+            if file.suffix.lower() in DOCUMENT_SUFFIXES:
+                found = _passages(file, source, stems[file])
+            else:
+                found = read_faq(file, columns, source=source)
+        except EmptySourceError as exc:
+            if not root.is_dir():
+                raise
+            empty.append(f"{source}: {exc.message}")
+            continue
         for entry in found:
             first = entries.get(entry.id)
             if first is None:
@@ -251,4 +267,9 @@ def read_sources(
                     path=file,
                     row=entry.row,
                 )
+    if not entries:
+        # Nothing to index: a KB built from it would lose every entry it had.
+        raise UserInputError(f"{root}: every knowledge-base file is empty ({'; '.join(empty)})")
+    if skipped is not None:
+        skipped += empty
     return list(entries.values())

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,12 +57,22 @@ class IndexReport:
     unchanged: int
     entries: int
     encoder: str
+    #: Empty files of a source folder that were left out, each with why
+    #: (``"faq/new.csv: the FAQ file has no rows"``).
+    skipped: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.entries} entries ({self.added} added, {self.updated} updated, "
             f"{self.removed} removed, {self.unchanged} unchanged); encoder {self.encoder}"
         )
+        if self.skipped:
+            text += f"; skipped {len(self.skipped)} empty file(s): {'; '.join(self.skipped)}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain values (`support index --json`)."""
+        return asdict(self)
 
 
 def read_meta(kb_dir: str | Path) -> dict[str, Any]:
@@ -319,7 +329,8 @@ def build_index(
     KB as it was. ``progress(done, total)`` is told about entries encoded.
     """
     out = Path(out)
-    entries = read_sources(sources, columns, exclude=out)
+    skipped: list[str] = []
+    entries = read_sources(sources, columns, exclude=out, skipped=skipped)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{out}: exists and is not a directory")
     check_output_folder(out, "--out")  # under a file: one line, not a mkdir traceback
@@ -381,6 +392,7 @@ def build_index(
         unchanged=len(entries) - len(changed) - len(moved),
         entries=len(entries),
         encoder=encoder.name,
+        skipped=skipped,
     )
 
 

@@ -236,6 +236,59 @@ class Scorer:
         return out
 
 
+def _floor(found: list[Candidate]) -> float:
+    """The lowest retrieval cosine of one query's candidates: what
+    :meth:`Scorer.components` gives a field that was not retrieved."""
+    scores = [c.answer_score for c in found]
+    scores += [c.question_score for c in found if c.entry.kind == "faq"]
+    return min(scores, default=0.0)
+
+
+def fuse(question: list[Candidate], topic: list[Candidate], share: float = 0.5) -> list[Candidate]:
+    """Each entry's scores for a follow-up: ``share`` of its scores for the question alone and
+    the rest of those for the question joined to the conversation's topic (unranked; see
+    :func:`rank`).
+
+    Searched joined alone, the topic outweighs a short follow-up: "how long does it take?"
+    after "how much does shipping cost?" matched the shipping-cost entry best again, at 0.99,
+    and a topic that names an entry's title matched that entry at 1.00. Averaged, an entry
+    must match the follow-up itself as well as the topic, and the scores stay cosines of the
+    kind the confidence was fitted on. An entry one query did not retrieve gets that query's
+    lowest retrieved score, as in :meth:`Scorer.components`."""
+    rest = 1.0 - share
+    alone = {c.entry.id: c for c in question}
+    joined = {c.entry.id: c for c in topic}
+    # A question's out-of-scope probability and nearest-example cosine are the same for all
+    # of its candidates: an entry it did not retrieve gets them too.
+    constants = [(_floor(f), f[0].out_of_scope, f[0].knn) if f else (0.0, 0.0, 0.0)
+                 for f in (question, topic)]  # fmt: skip
+    out = []
+    for entry_id in sorted(alone.keys() | joined.keys()):
+        pair = []
+        for found, (floor, oos, knn) in zip((alone, joined), constants, strict=True):
+            c = found.get(entry_id)
+            if c is None:
+                entry = (alone.get(entry_id) or joined[entry_id]).entry
+                qs = floor if entry.kind == "faq" else -1.0
+                c = Candidate(entry, 0.0, floor, qs, floor, out_of_scope=oos, knn=knn)
+            pair.append(c)
+        a, b = pair
+        out.append(
+            Candidate(
+                a.entry,
+                0.0,
+                share * a.retrieval + rest * b.retrieval,
+                share * a.question_score + rest * b.question_score,
+                share * a.answer_score + rest * b.answer_score,
+                share * a.lexical + rest * b.lexical,
+                share * a.intent + rest * b.intent,
+                share * a.out_of_scope + rest * b.out_of_scope,
+                share * a.knn + rest * b.knn,
+            )
+        )
+    return out
+
+
 def rank(found: list[Candidate], weights: Weights, k: int = 5) -> list[Candidate]:
     """The ``k`` best of ``found`` under ``weights``, best first (scores filled in)."""
     for c in found:

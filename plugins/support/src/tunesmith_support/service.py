@@ -121,7 +121,8 @@ class SupportService:
             check_text(conversation_id, "conversation id")
             if not self.conversations.exists(conversation_id):
                 raise UserInputError(f"no conversation {shown(conversation_id)}")
-            # Only the last turn makes a follow-up's query; the rest go into a hand-off.
+            # The last few make a follow-up's topic (answer.conversation_topic); all of them go
+            # into a hand-off.
             earlier = self.conversations.turns(conversation_id, last=HANDOFF_TURNS)
         answer = None
         if earlier and earlier[-1]["decision"] == "clarify" and earlier[-1]["options"]:
@@ -160,9 +161,9 @@ class SupportService:
 
     def _history(self, earlier: list[dict[str, Any]]) -> list[str]:
         """What a follow-up may lean on: the earlier questions as typed, not as searched (a
-        searched follow-up carries its topic on to the next question, and a change of topic,
-        "how much is shipping?" / "and express?" / "can I return it?", was then answered from
-        the first topic, confidently). Small talk is left out ("thanks" says nothing about the
+        searched follow-up already holds the turns before it, which the topic would then repeat;
+        :func:`~tunesmith_support.answer.conversation_topic` takes the last few, back to one
+        that stands on its own). Small talk is left out ("thanks" says nothing about the
         topic), and a pick from a clarifying question ("2") stands for the entry's title."""
         history = []
         for t in earlier:
