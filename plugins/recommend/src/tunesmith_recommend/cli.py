@@ -381,6 +381,7 @@ def add_items_command(
         "--text-cols",
         help="Items: comma-separated text columns after the title (default: those train read).",
     ),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Add new items to a trained model: recommendable at once from their text alone."""
     from tunesmith.io import read_json_object
@@ -400,7 +401,11 @@ def add_items_command(
         min_items=1,
     )
     added = add_items(model_dir, new)
-    typer.echo(f"Added {added} items to {model_dir}")
+    total = (read_json_object(model_dir / "meta.json") or {}).get("n_items")
+    if as_json:
+        typer.echo(json.dumps({"model_dir": str(model_dir), "added": added, "items": total}))
+    else:
+        typer.echo(f"Added {added} items to {model_dir} ({total} items now)")
 
 
 def demo_command(

@@ -69,6 +69,9 @@ class Events:
     #: each user's items rated below ``--min-rating`` (catalogue positions, file order): not
     #: positive events, but the user has seen them, so serving never recommends them back
     rated_below: dict[str, list[int]] = field(default_factory=dict)
+    #: the time of each of those ratings (unix seconds, parallel to ``rated_below``): the
+    #: evaluation excludes only those rated before each held-out event
+    rated_below_times: dict[str, list[float]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -258,6 +261,7 @@ def load_events(
     times: list[float] = []
     time_format: tuple[str, int] | None = None
     rated_below: dict[str, list[int]] = {}
+    rated_below_times: dict[str, list[float]] = {}
     for row in rows:
         where = {"path": path, "row": row[ROW]}
         user = _usable(_text(row.get(user_col)), path=path, row=row[ROW], column=user_col)
@@ -298,6 +302,7 @@ def load_events(
                 ) from None
             if rating < min_rating:
                 rated_below.setdefault(user, []).append(catalogue.position[item])
+                rated_below_times.setdefault(user, []).append(seconds)
                 continue
         if wanted_kinds and _text(row.get(kind_col)) not in wanted_kinds:
             continue
@@ -333,6 +338,7 @@ def load_events(
         path=str(path),
         notes=notes,
         rated_below=rated_below,
+        rated_below_times=rated_below_times,
     )
 
 

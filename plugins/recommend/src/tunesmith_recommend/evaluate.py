@@ -30,10 +30,12 @@ class Ranked:
 
 
 def mask_seen(scores: np.ndarray, batch: Requests) -> None:
-    """Set the scores of each request's history items to -inf, in place."""
-    rows = np.repeat(np.arange(len(batch)), [len(h) for h in batch.histories])
+    """Set the scores of each request's seen items (its history, and the items rated below
+    --min-rating before it, which serving never recommends either) to -inf, in place."""
+    seen = batch.seen()
+    rows = np.repeat(np.arange(len(batch)), [len(h) for h in seen])
     if len(rows):
-        scores[rows, np.concatenate(batch.histories)] = -np.inf
+        scores[rows, np.concatenate(seen)] = -np.inf
 
 
 def rank_requests(

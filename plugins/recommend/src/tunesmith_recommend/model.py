@@ -10,15 +10,17 @@ Layout (written inside a temporary directory that replaces the target only when 
     base_encoder/    with them, a copy of a --model directory (add-items encodes new items with it)
     index/           tunesmith.retrieval.VectorIndex of the same vectors (candidates)
     user_tower.npz   user tower weights
-    signals.npz      training counts, recency-weighted counts, item ages, content prior
-    cooc.npz         item-item co-occurrence (scipy sparse)
+    signals.npz      counts, recency-weighted counts and item ages on every event (the counts
+                     scaled to the training split's totals), content prior
+    cooc.npz         item-item co-occurrence on every event (scipy sparse)
     ranker.json      the ranker's weights and scales
     histories.json   each known user's items, oldest first
     rated_below.json each user's items rated below --min-rating: seen, so never recommended back
 
 Serving needs no torch: the user tower runs in numpy, candidates come from the FAISS index
-(two-tower neighbours) plus the best items by the ranker's item-only part plus the history's
-co-occurrence neighbours, and the ranker re-scores only those candidates.
+(two-tower neighbours, and the history's text neighbours) plus the best items by the ranker's
+item-only part plus the history's co-occurrence neighbours, and the ranker re-scores only those
+candidates.
 """
 
 from __future__ import annotations
@@ -104,7 +106,10 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         shutil.copytree(encoder_dir, kept)
     encoder = "encoder" if kept.is_dir() else _loadable(fitted.encoder_dir)
     catalogue = fitted.catalogue
-    signals = fitted.signals
+    # Served from every event, at the training split's scale (Fitted.serving_signals says
+    # why); an object without the method (the latency benchmark's) is served as it is.
+    serving = getattr(fitted, "serving_signals", None)
+    signals = serving() if serving is not None else fitted.signals
     base_model = getattr(fitted, "base_model", DEFAULT_MODEL)
     base_dir = _local_model_dir(base_model)
     if signals.base_vectors is not None and base_dir is not None:
@@ -166,6 +171,9 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         # add-items reads new items from the same columns unless told otherwise
         "item_columns": catalogue.columns,
         "events_path": fitted.events.path,
+        # popularity, freshness and co-occurrence count every event; the ranker was fitted on
+        # the training split's (the counts are scaled to its totals: Fitted.serving_signals)
+        "serving_events": len(fitted.events),
         **(extra_meta or {}),
     }
     atomic_write_json(out / "meta.json", meta)
@@ -408,6 +416,16 @@ class Recommender:
             user_vector.astype(np.float32), k=min(INDEX_CANDIDATES, n)
         )
         sources = [np.asarray([self.position[i] for i in hit_ids], dtype=np.int64), self.top_items]
+        if len(history):
+            # The history's text neighbours too (the index's nearest items to the mean of its
+            # item vectors, what the ranker's text match and `similar` read): an item added by
+            # add-items has no events, so no prior or co-occurrence to bring it in, and the
+            # user tower's neighbours left out an added sequel of the liked films that the full
+            # ranking put in their top ten (MovieTweetings, Star Wars liked).
+            mean = self.signals.item_vectors[history].mean(0)
+            mean /= max(float(np.linalg.norm(mean)), 1e-12)
+            text_ids, _ = self.index.search_ids(mean.astype(np.float32), k=min(INDEX_CANDIDATES, n))
+            sources.append(np.asarray([self.position[i] for i in text_ids], dtype=np.int64))
         # Co-occurrence with the (distinct) history items, kept sparse: the items
         # that co-occur and their summed cosines (a dense pass over a large catalogue costs more
         # than the rest of the request).

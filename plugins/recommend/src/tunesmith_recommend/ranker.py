@@ -266,7 +266,7 @@ def fit_ranker(
     scales = {name: _scale(np.asarray(features[name])) for name in FEATURES}
     x, names = _design(features, scales)
     seen = np.zeros((len(val), n_items), dtype=bool)
-    for row, history in enumerate(val.histories):
+    for row, history in enumerate(val.seen()):  # rated below --min-rating too, as served
         seen[row, history] = True
     seen[np.arange(len(val)), val.targets] = False  # a re-watched item competes as itself
     seen_t, targets = torch.as_tensor(seen), torch.as_tensor(val.targets.astype(np.int64))

@@ -8,7 +8,7 @@ would in use (the validation event is never a training example).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,9 @@ class Requests:
     targets: np.ndarray  # int32 [m], catalogue positions
     histories: list[np.ndarray]  # items seen before the target, oldest first
     history_times: list[np.ndarray]
+    #: per request, the items rated below --min-rating before the held-out event (empty list:
+    #: none anywhere): not history, but seen, so ranked out like the history, as serving does
+    rated_below: list[np.ndarray] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -35,7 +38,18 @@ class Requests:
             targets=self.targets[keep],
             histories=[self.histories[i] for i in keep],
             history_times=[self.history_times[i] for i in keep],
+            rated_below=[self.rated_below[i] for i in keep] if self.rated_below else [],
         )
+
+    def seen(self) -> list[np.ndarray]:
+        """Each request's items never to rank: its history and the items rated below
+        --min-rating before the held-out event."""
+        if not self.rated_below:
+            return self.histories
+        return [
+            np.concatenate([h, below]).astype(h.dtype, copy=False)
+            for h, below in zip(self.histories, self.rated_below, strict=True)
+        ]
 
 
 @dataclass
@@ -57,6 +71,27 @@ class Split:
         return float(self.fit_times.max())
 
 
+def every_event(events: Events, n_items: int) -> Split:
+    """All of ``events`` as training events, with no validation or test request: what a saved
+    model serves from (its popularity, freshness and co-occurrence), never what it is judged on."""
+    empty = Requests(
+        users=np.zeros(0, dtype=np.int32),
+        targets=np.zeros(0, dtype=np.int32),
+        histories=[],
+        history_times=[],
+    )
+    return Split(
+        n_items=n_items,
+        n_users=len(events.user_ids),
+        fit_users=np.asarray(events.users, dtype=np.int32),
+        fit_items=np.asarray(events.items),
+        fit_times=np.asarray(events.times, dtype=np.float64),
+        fit_sequences=events.sequences(),
+        val=empty,
+        test=empty,
+    )
+
+
 def leave_last_out(events: Events, n_items: int, *, min_events: int = 3) -> Split:
     """Split ``events`` per user in time order (see the module docstring)."""
     if min_events < 3:
@@ -65,8 +100,8 @@ def leave_last_out(events: Events, n_items: int, *, min_events: int = 3) -> Spli
     fit_items: list[np.ndarray] = []
     fit_times: list[np.ndarray] = []
     fit_sequences: list[tuple[np.ndarray, np.ndarray]] = []
-    val = ([], [], [], [])
-    test = ([], [], [], [])
+    val: tuple[list, ...] = ([], [], [], [], [])
+    test: tuple[list, ...] = ([], [], [], [], [])
     for user, (items, times) in enumerate(events.sequences()):
         cut = len(items) - 2 if len(items) >= min_events else len(items)
         fit_sequences.append((items[:cut], times[:cut]))
@@ -75,18 +110,27 @@ def leave_last_out(events: Events, n_items: int, *, min_events: int = 3) -> Spli
         fit_times.append(times[:cut])
         if cut == len(items):
             continue
+        name = events.user_ids[user]
+        below = np.asarray(events.rated_below.get(name, []), dtype=items.dtype)
+        below_times = np.asarray(events.rated_below_times.get(name, []), dtype=np.float64)
         for bucket, end in ((val, cut), (test, cut + 1)):
             bucket[0].append(user)
             bucket[1].append(items[end])
             bucket[2].append(items[:end])
             bucket[3].append(times[:end])
+            # rated low before this request: seen by then, as a history item is (a rating
+            # made after it is the future, and is left in)
+            bucket[4].append(below[below_times < times[end]])
 
-    def requests(bucket: tuple[list, list, list, list]) -> Requests:
+    any_below = bool(events.rated_below)
+
+    def requests(bucket: tuple[list, ...]) -> Requests:
         return Requests(
             users=np.asarray(bucket[0], dtype=np.int32),
             targets=np.asarray(bucket[1], dtype=np.int32),
             histories=bucket[2],
             history_times=bucket[3],
+            rated_below=bucket[4] if any_below else [],
         )
 
     return Split(
