@@ -303,6 +303,51 @@ class JsonlSink:
             return reader.read(1) == b"\n"
 
 
+def shown_url(url: str) -> str:
+    """``url`` as logs and error messages show it: its scheme, host and port, with the user
+    info, path, query and fragment (where webhook services keep their token, such as
+    ``https://hooks.slack.com/services/T.../B.../SECRET``) replaced by a fingerprint of the whole
+    URL, so that two webhooks on one host still read apart. The outbox keeps the full URL."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or not parts.scheme or not parts.hostname:
+        return f"<url {hashlib.sha256(url.encode('utf-8', 'replace')).hexdigest()[:8]}>"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    base = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    if (
+        parts.username is None
+        and parts.password is None
+        and not (parts.path.strip("/") or parts.query or parts.fragment)
+    ):
+        return base + parts.path
+    fingerprint = hashlib.sha256(url.encode("utf-8", "replace")).hexdigest()[:8]
+    return f"{base}/<hidden {fingerprint}>"
+
+
+def shown_sink(name: str) -> str:
+    """A sink's recorded name as logs show it: a URL in it (``webhook:https://...``, or a
+    plugin's ``scheme:https://...``) passed through :func:`shown_url`; other names as they are."""
+    scheme, _, rest = name.partition(":")
+    if "://" in rest:
+        return f"{scheme}:{shown_url(rest)}"
+    return name
+
+
+def _without_secrets(text: str, name: str) -> str:
+    """``text`` (an error of a delivery to sink ``name``) with the sink's URL, which may hold a
+    token, replaced by its :func:`shown_sink` form."""
+    shown = shown_sink(name)
+    if shown == name:
+        return text
+    _scheme, _, rest = name.partition(":")
+    return text.replace(name, shown).replace(rest, shown.partition(":")[2])
+
+
 def _check_webhook_url(url: str) -> None:
     """A UserInputError unless ``url`` is an http(s) URL with a host that a request can use.
 
@@ -418,12 +463,15 @@ class WebhookSink:
                     raise TimeoutError
                 response.raise_for_status()
         except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            # The URL as shown (no token): these errors go to stderr and the outbox.
             if expired.is_set():
                 raise TimeoutError(
-                    f"{self.url} did not answer within the {self.deadline:g} s deadline"
+                    f"{shown_url(self.url)} did not answer within the {self.deadline:g} s deadline"
                 ) from None
             if isinstance(exc, httpx.HTTPStatusError):
-                raise RuntimeError(f"{self.url} answered {exc.response.status_code}") from None
+                raise RuntimeError(
+                    f"{shown_url(self.url)} answered {exc.response.status_code}"
+                ) from None
             raise
         finally:
             timer.cancel()
@@ -695,7 +743,9 @@ def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPoli
         try:
             _send_within(sink, event, policy.send_timeout)
         except Exception as exc:  # any delivery failure is retried and recorded, never fatal
-            error = f"{type(exc).__name__}: {exc}"[:2000]
+            # A library's error may quote the URL, token and all (kept in the outbox and shown
+            # by `events list`): the sink's own URL is replaced by its shown form.
+            error = _without_secrets(f"{type(exc).__name__}: {exc}", name)[:2000]
             status = "failed" if attempt == policy.tries else "pending"
             # Still ours while pending (between attempts); no one's once it rests as failed.
             store.execute(
@@ -731,7 +781,11 @@ def _send_all(
 
 def _say_failed(report: EmitReport, store: Store) -> None:
     if report.failed:
-        details = "; ".join(f"{name}: {report.errors[name]}" for name in report.failed)
+        # Logged by servers (`support serve`, `finance watch`): a webhook's token stays out.
+        details = "; ".join(
+            f"{shown_sink(name)}: {_without_secrets(report.errors[name], name)}"
+            for name in report.failed
+        )
         print(
             f"tunesmith: event {report.event_id} not delivered to {details} (kept in the outbox "
             f"{store.path}; `tunesmith events retry` re-sends it)",

@@ -98,6 +98,17 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def printable(value: Any) -> str:
+    """``value`` for a terminal: each control or format character (ESC, BEL, a carriage return,
+    a newline, a right-to-left override) written as its Python escape (``\\x1b``), so that text
+    from data (a feed's headline, a customer's question) cannot move the cursor, clear the
+    screen, retitle the window, write the clipboard or forge a line of the output."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def names_for_message(names: Iterable[Any], *, most: int = 20, width: int = 40) -> str:
     """Names (a file's columns) for a one-line error: at most ``most`` of them, each cut to
     ``width`` characters with control characters escaped, so that a broken header (one
@@ -105,7 +116,7 @@ def names_for_message(names: Iterable[Any], *, most: int = 20, width: int = 40) 
     names = [str(name) for name in names]
     shown = []
     for name in names[:most]:
-        text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in name)
+        text = printable(name)
         shown.append(text if len(text) <= width else f"{text[:width]}...")
     if not shown:
         return "none"

@@ -89,7 +89,9 @@ class FeedbackRequest(_Request):
     turn_id: StrictInt = Field(..., description="The turn_id of an answer.")
     helpful: StrictBool | None = Field(None, description="Whether the answer helped.")
     correct_id: str | None = Field(None, description="The right entry id (from an agent).")
-    note: str = Field("", description="Free text kept with the feedback.")
+    note: str = Field(
+        "", description="Free text kept with the feedback (at most 10,000 characters)."
+    )
 
 
 class FeedbackResponse(BaseModel):
@@ -127,6 +129,10 @@ MISDIRECTED: dict[str, Any] = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "The request was refused (one line in detail)."},
     413: {"model": ErrorMessage, "description": "The body is over 1 MiB."},
+    415: {
+        "model": ErrorMessage,
+        "description": "The body was not sent with Content-Type: application/json.",
+    },
     503: {
         "model": ErrorMessage,
         "description": "The conversation database is busy or unusable; try again later.",
@@ -203,6 +209,35 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def is_json_media_type(header: str) -> bool:
+    """True for ``application/json`` or ``application/<x>+json``, with any parameters."""
+    media = header.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+class JsonOnly:
+    """ASGI middleware: a POST whose ``Content-Type`` is not JSON is a 415 with one line in
+    ``detail``. A browser sends a body without Content-Type (``fetch`` with a Blob), or as
+    ``text/plain`` or a form, from any web page without a CORS preflight: a page the operator
+    visits could ask questions (hand-offs) and send feedback that ``support learn`` trains on.
+    FastAPI refuses these itself only since 0.132, and gradio>=5 allows older ones."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from fastapi.responses import JSONResponse
+
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            header = dict(scope.get("headers") or []).get(b"content-type", b"")
+            if not is_json_media_type(header.decode("latin-1")):
+                detail = "a request body must be JSON, sent with Content-Type: application/json"
+                await JSONResponse({"detail": detail}, status_code=415)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def is_loopback(host: str) -> bool:
     """True for a name or address of this machine only (``localhost``, ``127.x``, ``::1``)."""
     import ipaddress
@@ -277,6 +312,7 @@ def create_app(service: SupportService, *, loopback_only: bool = False) -> Any:
     )
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(JsonOnly)
     if loopback_only:
         app.add_middleware(LoopbackHosts)
 

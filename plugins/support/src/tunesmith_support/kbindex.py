@@ -109,8 +109,21 @@ def model_location(kb_dir: str | Path, meta: dict[str, Any]) -> str:
 
 
 def index_dir(kb_dir: str | Path, meta: dict[str, Any]) -> Path:
-    """The index folder ``kb.json`` points at."""
-    return Path(kb_dir) / str(meta.get("index") or INDEX_DIR)
+    """The index folder ``kb.json`` points at: a folder of the KB itself. A KB someone sent
+    chose its kb.json, and `index` and `train` rewrite (and delete vectors of) this folder:
+    ``"../other_kb/index"``, an absolute path or a symlink out would make them write there."""
+    kb_dir = Path(kb_dir)
+    name = str(meta.get("index") or INDEX_DIR)
+    if name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise UserInputError(
+            f"{kb_dir / META}: 'index' must name a folder of the knowledge base, got {name!r}"
+        )
+    where = kb_dir / name
+    if where.is_symlink() and where.resolve().parent != kb_dir.resolve():
+        raise UserInputError(
+            f"{where}: the index folder is a link to {where.resolve()}, outside the knowledge base"
+        )
+    return where
 
 
 def recorded_model(model: str | None) -> str:
@@ -169,6 +182,12 @@ def open_index(kb_dir: str | Path, encoder: Any) -> Any:
     encoder is a one-line error."""
     kb_dir = Path(kb_dir)
     index = VectorIndex.load(index_dir(kb_dir, read_meta(kb_dir)))
+    _attach_encoder(kb_dir, index, encoder)
+    return index
+
+
+def _attach_encoder(kb_dir: Path, index: Any, encoder: Any) -> None:
+    """Give ``index`` its encoder, after checking that the vectors were made with it."""
     if not _same_encoder(index.encoder_name, encoder) or int(encoder.dim) != index.dim:
         raise UserInputError(
             f"{kb_dir}: this knowledge base was built with another encoder (index built with "
@@ -177,7 +196,14 @@ def open_index(kb_dir: str | Path, encoder: Any) -> Any:
             "the encoder it was built with"
         )
     index.encoder = encoder
-    return index
+
+
+def kb_entries(kb_dir: str | Path) -> list[Entry]:
+    """Every entry of a KB, read from its index's payloads without loading its encoder: the
+    commands that only need the entry ids (`calibrate` and `export-feedback` checking the ids
+    they read) spent seconds importing torch and transformers for a model they never ran."""
+    kb_dir = Path(kb_dir)
+    return stored_entries(VectorIndex.load(index_dir(kb_dir, read_meta(kb_dir))))
 
 
 def stored_versions(index: Any) -> dict[str, tuple[str, str]]:
@@ -338,13 +364,20 @@ def build_index(
     if out.exists() and not existing:
         _clear_unfinished_first_build(out)
     meta = read_meta(out) if existing else {}
-    encoder = load_encoder(out, model) if existing else load_encoder(out, model or "default")
+    # A re-index loads the KB's encoder only when there is something to encode (or --model
+    # names one to check): a sync that found nothing changed took seconds importing torch
+    # and transformers for a model it never ran.
+    encoder = None
     if existing:
-        index = open_index(out, encoder)
+        index = VectorIndex.load(index_dir(out, meta))
+        if model is not None:
+            encoder = load_encoder(out, model)
+            _attach_encoder(out, index, encoder)
         versions = stored_versions(index)
         old = {entry_id: digest for entry_id, (digest, _source) in versions.items()}
         old_sources = {entry_id: source for entry_id, (_digest, source) in versions.items()}
     else:
+        encoder = load_encoder(out, model or "default")
         out.mkdir(parents=True, exist_ok=True)
         index = VectorIndex.create(out / INDEX_DIR, encoder=encoder)
         old, old_sources = {}, {}
@@ -359,6 +392,9 @@ def build_index(
         if e.id in old and old[e.id] == e.content_hash and old_sources.get(e.id) != e.source
     ]
     removed = [entry_id for entry_id in old if entry_id not in new_ids]
+    if changed and encoder is None:
+        encoder = load_encoder(out)
+        _attach_encoder(out, index, encoder)
     vector_ids = _vector_ids(index) if existing else {}
     # A changed entry may have lost a vector (an FAQ row turned into a passage): drop its old ones.
     stale = [vid for e in changed for vid in vector_ids.get(e.id, [])]
@@ -371,12 +407,16 @@ def build_index(
         if progress is not None:
             progress(min(start + 256, len(changed)), len(changed))
     index.save()
+    # Not loaded: the KB keeps the encoder it records (the one its vectors were made with).
+    encoder_name = (
+        str(meta.get("encoder") or index.encoder_name) if encoder is None else encoder.name
+    )
     meta.update(
         {
             "format": 1,
             "model": meta.get("model") or recorded_model(model),
-            "encoder": encoder.name,
-            "dim": int(encoder.dim),
+            "encoder": encoder_name,
+            "dim": int(index.dim if encoder is None else encoder.dim),
             "sources": str(Path(sources).resolve()),
             "columns": columns.to_dict(),
             "entries": len(entries),
@@ -391,7 +431,7 @@ def build_index(
         removed=len(removed),
         unchanged=len(entries) - len(changed) - len(moved),
         entries=len(entries),
-        encoder=encoder.name,
+        encoder=encoder_name,
         skipped=skipped,
     )
 

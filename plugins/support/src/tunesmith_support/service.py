@@ -27,6 +27,10 @@ MAX_ROW_ID = 2**63 - 1
 #: quadratically (300 requests of 2 KB: 90 MB in the database and 90 MB of hand-offs).
 HANDOFF_TURNS = 20
 
+#: The longest feedback note kept. Questions are cut at 2,000 characters, but a note was stored
+#: whole: any client of `serve` could write a megabyte into the database with each request.
+MAX_NOTE_CHARS = 10_000
+
 
 def default_db(kb_dir: str | Path) -> Path:
     """Where a KB's conversations are kept unless told otherwise."""
@@ -220,6 +224,10 @@ class SupportService:
         if not 0 < turn_id <= MAX_ROW_ID:
             raise UserInputError(f"no turn {turn_id} in {self.conversations.store.path}")
         check_text(note, "note")
+        if len(note) > MAX_NOTE_CHARS:
+            raise UserInputError(
+                f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept"
+            )
         if correct_id and correct_id not in self.answerer.scorer.position:
             raise UserInputError(
                 f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}"
