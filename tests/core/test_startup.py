@@ -9,7 +9,10 @@ import sys
 
 import pytest
 
-HEAVY = ["torch", "transformers", "captum", "faiss", "gradio", "peft", "pandas", "sklearn"]
+HEAVY = [
+    "torch", "transformers", "captum", "faiss", "gradio", "peft", "pandas", "sklearn", "scipy",
+    "matplotlib", "pyarrow", "datasets", "fastapi", "uvicorn",
+]  # fmt: skip
 
 PROBE = """
 import io, json, sys, contextlib
@@ -25,7 +28,17 @@ print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)))
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["plugins"], ["plugins", "--json"], ["support", "about"]]
+    "args",
+    [
+        ["--help"],
+        ["plugins"],
+        ["plugins", "--json"],
+        ["support", "about"],
+        ["support", "--help"],
+        ["finance", "--help"],
+        ["recommend", "--help"],
+        ["events", "list"],
+    ],
 )
 def test_light_commands_import_no_heavy_library(args):
     env = {**os.environ, "TUNESMITH_STRICT_PLUGINS": "1"}
@@ -42,3 +55,44 @@ def test_console_script_help_exits_zero():
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert "plugins" in out.stdout
+
+
+#: ``--help`` of every command and group, in one process: the first one that imported each heavy
+#: library (a plugin group's subcommand that computes a default at import time would show here).
+PROBE_EVERY_HELP = """
+import io, json, sys, contextlib
+import typer
+from tunesmith.cli import build_app
+
+def paths(command, prefix):
+    yield prefix
+    for name, sub in sorted(getattr(command, "commands", {{}}).items()):
+        yield from paths(sub, [*prefix, name])
+
+every = list(paths(typer.main.get_command(build_app()), []))
+first = {{}}
+for path in every:
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            build_app()([*path, "--help"], standalone_mode=False)
+        except SystemExit:
+            pass
+    for module in {heavy}:
+        if module in sys.modules:
+            first.setdefault(module, " ".join(path) or "(root)")
+print(json.dumps({{"commands": [" ".join(p) for p in every], "heavy": first}}))
+"""
+
+
+def test_help_of_every_command_of_every_plugin_group_imports_no_heavy_library():
+    env = {**os.environ, "TUNESMITH_STRICT_PLUGINS": "1"}
+    code = PROBE_EVERY_HELP.format(heavy=HEAVY)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    # Every plugin group is there, with its commands (a group that failed to load has none).
+    for command in ("support ask", "finance score", "recommend for-user", "events list"):
+        assert command in found["commands"]
+    assert found["heavy"] == {}

@@ -91,7 +91,7 @@ def _run_monitor(board, monkeypatch, checks: int) -> None:
         board._monitor()
 
 
-def _sample_board(db):
+def _sample_board(db, tz="UTC"):
     from finance_fakes import KeywordModel
 
     from tunesmith_finance.ingest import Ingester
@@ -99,7 +99,7 @@ def _sample_board(db):
     from tunesmith_finance.sample import RULES, STREAM
 
     Ingester(db, KeywordModel(), load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
-    board = demo.Dashboard(model="unused", db="unused")
+    board = demo.Dashboard(model="unused", db="unused", tz=tz)
     board._db = db
     board.status = "Ready."
     return board
@@ -189,3 +189,64 @@ def test_a_bad_rules_file_for_the_dashboard_is_one_error_before_the_page_starts(
 
     with pytest.raises(UserInputError, match="no such file"):
         demo.Dashboard(model="unused", db="unused", rules=str(tmp_path / "missing.toml"))
+
+
+def test_the_dashboard_cuts_day_buckets_in_its_zone_as_finance_trends_tz_does(db, monkeypatch):
+    # The dashboard stayed in UTC while `finance trends --tz` cut local days: a New York desk
+    # saw days from 7 or 8 pm to 7 or 8 pm, and other counts than the CLI's.
+    from zoneinfo import ZoneInfo
+
+    from tunesmith_finance import trends as trends_mod
+
+    board = _sample_board(db)
+    board_ny = demo.Dashboard(model="unused", db="unused", tz="America/New_York")
+    board_ny._db, board_ny.status = db, "Ready."  # the same database
+    drawn = []
+    real = trends_mod.trends
+
+    def spy(*args, **options):
+        drawn.append(real(*args, **options))
+        return drawn[-1]
+
+    monkeypatch.setattr(trends_mod, "trends", spy)
+    view = board_ny.snapshot("topic", "1d", demo.TOP)
+    cli_rows = real(db, by="topic", bucket="1d", zone=ZoneInfo("America/New_York"))
+    assert drawn[-1] == cli_rows and view["zone"] == "America/New_York"
+    assert {r.bucket_start[10:] for r in cli_rows} <= {"T00:00:00-05:00", "T00:00:00-04:00"}
+    assert "(America/New_York)" in view["figure"].axes[0].get_title()
+    # The default stays UTC, as the CLI's; and a page may choose another zone.
+    board.snapshot("topic", "1d", demo.TOP)
+    assert drawn[-1] == real(db, by="topic", bucket="1d")
+    board.snapshot("topic", "1d", demo.TOP, "America/New_York")
+    assert drawn[-1] == cli_rows
+
+
+def test_the_dashboard_detects_alerts_in_its_zone_and_shows_windows_in_the_pages(db, monkeypatch):
+    from tunesmith_finance.alerts import list_alerts
+
+    board = _sample_board(db, tz="Asia/Kolkata")
+    _run_monitor(board, monkeypatch, checks=1)
+    found = list_alerts(db)
+    assert found and {a["tz"] for a in found} == {"Asia/Kolkata"}  # as `alerts --tz` cuts them
+    view = board.snapshot("topic", "3h", demo.TOP, "UTC")
+    assert view["rows"] and all(row[0].endswith("Z") for row in view["rows"])
+    assert demo.alert_headers(view["zone"])[0] == "window (UTC)"
+
+
+def test_an_unknown_zone_typed_in_the_page_is_said_and_the_dashboards_zone_is_used(db):
+    board = _sample_board(db)
+    view = board.snapshot("topic", "1d", demo.TOP, "Mars/Olympus")
+    assert view["zone"] == "UTC" and view["figure"] is not None
+    assert "'Mars/Olympus' is not a known time zone" in view["status"]
+    assert "shown in UTC" in view["status"]
+
+
+def test_a_mistyped_dashboard_zone_is_one_error_before_the_page_starts(cli, tmp_path):
+    from tunesmith.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="--tz 'Mars/Olympus' is not a known time zone"):
+        demo.Dashboard(model="unused", db="unused", tz="Mars/Olympus")
+    result = cli("finance", "demo", "--tz", "Mars/Olympus", "--db", str(tmp_path / "x.sqlite"))
+    assert result.exit_code != 0
+    assert "--tz 'Mars/Olympus' is not a known time zone" in result.output
+    assert "Traceback" not in result.output

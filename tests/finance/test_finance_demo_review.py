@@ -91,3 +91,16 @@ def test_the_chart_label_promises_the_interval_only_where_it_is_drawn(tmp_path):
     (chart,) = [b for b in blocks.blocks.values() if isinstance(b, gr.Plot)]
     # "with 95% interval" over the default top-six chart, which draws none.
     assert "95% band for one chosen key" in chart.label
+
+
+def test_the_page_offers_a_time_zone_starting_at_the_dashboards(tmp_path):
+    blocks = demo.build_demo(
+        str(tmp_path / "m"), str(tmp_path / "x.sqlite"), autostart=False, tz="Asia/Tokyo"
+    )
+    (zone,) = [
+        b for b in blocks.blocks.values()
+        if isinstance(b, gr.Dropdown) and b.label.startswith("Time zone")
+    ]  # fmt: skip
+    assert zone.value == "Asia/Tokyo" and zone.allow_custom_value
+    (table,) = [b for b in blocks.blocks.values() if isinstance(b, gr.Dataframe)]
+    assert table.headers[0] == "window (Asia/Tokyo)"  # it said "window (UTC)" whatever the zone

@@ -84,19 +84,18 @@ def test_eval_on_out_of_scope_questions_only_reports_no_retrieval_figures(kb_cop
     assert report["hit@1"] is None and report["hit@5"] is None and report["mrr"] is None
 
 
-def test_eval_measures_the_follow_up_rule_on_conversations_and_standalone_questions(kb_copy, cli):
+def test_eval_measures_follow_ups_on_conversations_and_standalone_questions(kb_copy, cli):
     paths = sample_paths()
     args = ["support", "eval", "--kb", str(kb_copy), "--data", str(paths["questions"])]
     result = cli(*args, "--follow-ups", str(paths["followups"]), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["follow_ups"] == 20 and data["standalone_questions"] == 88 - 15
-    # A measurement, not a guarantee: the rule sees pronouns and "and ..."/"what about ...",
-    # not every follow-up ("how do I make a claim?" after a warranty question).
-    assert 0.5 < data["follow_ups_detected"] < 1
-    for key in ("follow_up_hit@1", "follow_up_hit@1_alone", "standalone_hit@1_in_sequence"):
+    # Measurements, not guarantees (a random tiny model here): how often each kind of
+    # question was read with the conversation's topic, and hit@1.
+    for key in ("follow_up_hit@1", "follow_up_hit@1_alone", "standalone_hit@1_in_sequence",
+                "follow_ups_read_with_topic", "standalone_read_with_topic"):  # fmt: skip
         assert 0 <= data[key] <= 1
-    assert 0 < data["standalone_taken_as_follow_up"] < 1
 
 
 def test_export_feedback_writes_rows_train_can_read(kb_copy, cli, tmp_path):

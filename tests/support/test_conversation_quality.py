@@ -113,6 +113,31 @@ def test_a_reply_to_a_clarifying_question_by_number_or_title_answers_that_option
     ]
 
 
+def test_a_pick_exports_the_words_of_the_question_it_clarified_not_its_search_text(
+    service, monkeypatch
+):
+    # "can I cancel" after a shipping question, read with its topic, is clarified; a helpful
+    # rating on the pick "2" exported the joined text "How much does shipping cost? can I
+    # cancel", which the customer never typed.
+    search = service.answerer.search
+
+    def joined(question, history, k=5):  # as when the reading with the topic is surer
+        query = f"{history[-1]} {question}" if history else question
+        return query, search(question, [], k)[1]
+
+    monkeypatch.setattr(service.answerer, "search", joined)
+    first = service.ask("How much does shipping cost?")
+    clarified = service.ask("can I cancel", first.conversation_id)
+    assert clarified.answer.decision == "clarify"
+    assert clarified.answer.query == "How much does shipping cost? can I cancel"
+    turn = service.ask("2", first.conversation_id)
+    assert turn.answer.reason == "chosen"
+    service.feedback(turn.turn_id, helpful=True)
+    assert service.conversations.training_rows() == [
+        {"question": "can I cancel", "answer_id": clarified.answer.options[1]}
+    ]
+
+
 def test_a_number_that_is_no_option_or_comes_after_an_answer_is_searched(service):
     first = service.ask("can I cancel")
     assert service.ask("7", first.conversation_id).answer.reason != "chosen"

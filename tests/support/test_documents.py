@@ -190,3 +190,62 @@ def test_numbered_lists_and_sentences_in_plain_text_are_no_headings(tmp_path, te
 def test_numbered_lines_in_markdown_stay_list_items():
     passages = split_markdown("## Steps\n\n1. Returns\n\nText.\n", "s.md", "s")
     assert [p.heading for p in passages] == ["Steps"]
+
+
+def test_markdown_setext_headings_start_sections(tmp_path):
+    # "Returns" underlined with === or --- was body text: the title and its underline ran into
+    # the section before ("... every day. Returns ------- Return unused items ...").
+    doc = tmp_path / "guide.md"
+    doc.write_text(
+        "Store guide\n===========\n\nOpening hours\n-------------\n\nWe open 9am to 6pm,\n"
+        "every day.\n\nReturns and\nrefunds\n---\nReturn unused items within 60 days.\n",
+        encoding="utf-8",
+    )
+    passages = read_document(doc)
+    assert [(p.id, p.heading, p.text, p.line) for p in passages] == [
+        ("guide#opening-hours", "Store guide > Opening hours", "We open 9am to 6pm, every day.", 4),
+        (
+            "guide#returns-and-refunds",
+            "Store guide > Returns and refunds",
+            "Return unused items within 60 days.",
+            10,
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "## Steps\n\nText.\n\n---\n\nMore text.\n",  # a thematic break after a blank line
+        "## Steps\n\n- a list item\n---\n\nMore text.\n",  # a list, then a break
+        "## Steps\n\n> a quote\n===\n",
+        "## Steps\n\n```\ncode\n===\n```\n",  # inside a code fence
+        "## Steps\n\n    indented code\n---\n",
+    ],
+)
+def test_underline_like_lines_that_make_no_setext_heading_in_markdown(text):
+    from tunesmith_support.documents import setext_headings
+
+    assert [p.heading for p in split_markdown(setext_headings(text), "s.md", "s")] == ["Steps"]
+
+
+def test_underlined_titles_of_a_plain_text_document_are_headings(tmp_path):
+    doc = tmp_path / "policy.txt"
+    doc.write_text(
+        "Fernhill policies\n=================\n\nReturns\n-------\n"
+        "Return unused items within 60 days.\n\n2. Refunds\n----------\n"
+        "We refund within 3 business days.\n\nCall us at 555-0142.\n--\nThanks.\n",
+        encoding="utf-8",
+    )
+    passages = read_document(doc)
+    assert [(p.id, p.heading, p.text, p.line) for p in passages] == [
+        ("policy#returns", "Fernhill policies > Returns", "Return unused items within 60 days.", 4),
+        # A number in front is left out, as for numbered section lines; a sentence over a
+        # short rule is no title.
+        (
+            "policy#refunds",
+            "Fernhill policies > Refunds",
+            "We refund within 3 business days.\n\nCall us at 555-0142. -- Thanks.",
+            8,
+        ),
+    ]

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
+from pathlib import Path
 from typing import Any
 
 from tunesmith.events import Event, list_deliveries, make_sink, record, send
@@ -110,11 +111,32 @@ def window_documents(db: Any, by: str, key: str, start: float, end: float) -> li
     )
 
 
+class DeferredModel:
+    """The sentiment model at ``path``, loaded when a window first needs explaining words.
+
+    `finance alerts` (run from cron, say) mostly finds no new alert, and loading the model
+    (torch, transformers, scikit-learn) was about 10 of its 11 seconds."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._model: Any = None
+
+    def get(self) -> Any:
+        """The loaded :class:`~tunesmith_finance.scoring.SentimentModel` (loaded once)."""
+        if self._model is None:
+            from tunesmith_finance.scoring import SentimentModel
+
+            self._model = SentimentModel.load(self.path)
+        return self._model
+
+
 def explain_window(model: Any, texts: list[str], *, k: int = 10) -> list[dict[str, Any]]:
     """The words that most drove the negative label over ``texts``: of every member of an
-    ensemble, whose mean scored them."""
+    ensemble, whose mean scored them. ``model`` may be a :class:`DeferredModel`."""
     if model is None or not texts:
         return []
+    if isinstance(model, DeferredModel):
+        model = model.get()
 
     negative = model.loaded.labels[model.indices["negative"]]
     impacts = aggregate_explanations(

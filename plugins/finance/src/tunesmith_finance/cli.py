@@ -68,7 +68,18 @@ def _echo_json(data: Any) -> None:
 
 
 def _err(message: str) -> None:
-    typer.echo(message, err=True)
+    from tunesmith.data.limits import printable
+
+    # Lines quote headlines, topics and tickers of a feed: its escape sequences are shown, not
+    # sent to the terminal.
+    typer.echo(printable(message), err=True)
+
+
+def _out(line: str) -> None:
+    """A line of a human-readable result on stdout, control characters escaped (see _err)."""
+    from tunesmith.data.limits import printable
+
+    typer.echo(printable(line))
 
 
 def _print_report(report: Any, as_json: bool) -> None:
@@ -297,7 +308,7 @@ def score_command(
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:
             extra = f"  words: {', '.join(w['word'] for w in top)}" if explain and top else ""
-            typer.echo(
+            _out(
                 f"{score.score:+.3f}  {score.label:<8}  {body[:70]}"
                 f"  [{', '.join(assignment.topics + ['$' + t for t in assignment.tickers])}]{extra}"
             )
@@ -595,11 +606,11 @@ def trends_command(
         return
     label = f"bucket ({trend_mod.zone_name(zone)})"
     width = max(21 if trend_mod.is_utc(zone) else 25, len(label))  # ...Z, or ...+05:30
-    typer.echo(
+    _out(
         f"{'key':<12} {label:<{width}} {'n':>5} {'neg':>5} {'share':>6} {'95% CI':>13} {'mean':>7}"
     )
     for r in rows:
-        typer.echo(
+        _out(
             f"{r.key:<12} {r.bucket_start:<{width}} {r.count:>5} {r.negatives:>5} "
             f"{r.negative_share:>6.2f} {r.share_low:>6.2f}-{r.share_high:<6.2f} {r.mean_score:>+7.3f}"
         )
@@ -642,26 +653,30 @@ def _detector(
 
 
 def _load_model_for_alerts(store: Any, model: Path | None, explain: bool) -> Any:
+    """The model that explains new alerts, loaded only once one is found: most runs find none."""
     if not explain:
         return None
-    from tunesmith_finance.scoring import SentimentModel
+    from tunesmith.errors import ModelNotFoundError
+    from tunesmith_finance.alerts import DeferredModel
     from tunesmith_finance.storage import get_meta
 
     if model is not None:  # named by the user: a wrong path is an error, not a silent note
-        return SentimentModel.load(model)
+        if not model.expanduser().exists():
+            raise ModelNotFoundError(f"model directory {model.expanduser()} does not exist")
+        return DeferredModel(model)
     where = get_meta(store, "model")
     if not where or not Path(where).exists():
         _err("note: no sentiment model found (--model); alerts carry no explaining words")
         return None
-    return SentimentModel.load(where)
+    return DeferredModel(where)
 
 
 def _print_alert(alert: dict[str, Any]) -> None:
     from tunesmith_finance.alerts import alert_message
 
-    typer.echo(alert_message(alert))
+    _out(alert_message(alert))
     for example in alert["examples"]:
-        typer.echo(f"    {example['score']:+.3f}  {example['time']}  {example['text'][:90]}")
+        _out(f"    {example['score']:+.3f}  {example['time']}  {example['text'][:90]}")
 
 
 @app.command("alerts")
@@ -824,7 +839,7 @@ def replay_command(
             explain=explain,
             sinks=sinks,
             speed=speed,
-            echo=typer.echo,
+            echo=_out,
         )
     finally:
         ingester.db.close()
@@ -845,15 +860,24 @@ def demo_command(
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
+    tz: str = typer.Option(
+        "UTC",
+        "--tz",
+        help=TZ_HELP + "; for the trends, the alerts detected and the sample replay, as in "
+        "`finance trends` and `finance alerts` (the page can show another).",
+    ),
 ) -> None:
     """Start the finance dashboard on its own."""
     from tunesmith.ui.launch import check_address, launch
     from tunesmith_finance.demo import build_demo
+    from tunesmith_finance.documents import resolve_zone
 
+    resolve_zone(tz, "--tz")  # a mistyped zone: one line, before anything starts
     check_address(host, port)  # before the sample model is trained for a server that cannot start
     blocks = build_demo(
         model=str(model) if model else None,
         db=str(db) if db else None,
         rules=str(rules) if rules else None,
+        tz=tz,
     )
     launch(blocks, host=host, port=port)

@@ -30,6 +30,11 @@ REFRESH_SECONDS = 2.0
 TOP = "top 6"
 #: What the page can group documents by, and so what alerts are detected for.
 GROUPS = ("topic", "ticker")
+#: Time zones offered in the page's zone box (any IANA name can be typed in it).
+ZONES = (
+    "UTC", "America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London",
+    "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney",
+)  # fmt: skip
 
 
 def demo_paths() -> tuple[Path, Path]:
@@ -63,14 +68,27 @@ def train_sample_model(out: Path, base_model: str = "default") -> Path:
 
 
 class Dashboard:
-    """The state behind one dashboard: model, database, a background set-up and replay."""
+    """The state behind one dashboard: model, database, a background set-up and replay.
+
+    ``tz``: the zone whose wall clock cuts the buckets of the trends, of the alerts detected
+    and of the sample replay, as ``--tz`` does for `finance trends` and `finance alerts` (an
+    IANA name; default UTC); a page may show the trends in another (:meth:`snapshot`)."""
 
     def __init__(
-        self, model: str | None = None, db: str | None = None, rules: str | None = None
+        self,
+        model: str | None = None,
+        db: str | None = None,
+        rules: str | None = None,
+        tz: str = "UTC",
     ) -> None:
+        from tunesmith_finance.documents import resolve_zone
         from tunesmith_finance.rules import load_rules
         from tunesmith_finance.sample import RULES
+        from tunesmith_finance.trends import zone_name
 
+        # Resolved now, so that a mistyped zone is one error before the page starts.
+        self.zone = resolve_zone(tz, "--tz")
+        self.tz = zone_name(self.zone)
         default_model, default_db = demo_paths()
         # The topics and tickers a scored text is shown with: the user's own rules file (the one
         # their database was filled with), else the sample's. Loaded now, so that a bad file is
@@ -143,12 +161,14 @@ class Dashboard:
             self.status = f"Set-up failed: {self.error}"
 
     def _replay(self, ingester: Any, stream: Path) -> None:
+        from tunesmith_finance.alerts import AlertOptions
         from tunesmith_finance.replay import replay
 
         replay(
             ingester,
             stream,
             detector=self.detector(),
+            options=AlertOptions(tz=self.tz),
             explain=True,
             echo=lambda _l: None,
             speed=0.02,
@@ -182,7 +202,7 @@ class Dashboard:
                     run_alerts(
                         self._db,
                         detector=self.detector(),
-                        options=AlertOptions(by=by),
+                        options=AlertOptions(by=by, tz=self.tz),
                         model=self._model,
                     )
                 self._last_count = count  # only once checked: a failed check is redone
@@ -246,39 +266,53 @@ class Dashboard:
         }
         return probs, explanation_to_highlights(explanation), note
 
-    def signature(self, by: str, bucket: str, key: str) -> tuple[Any, ...]:
+    def signature(self, by: str, bucket: str, key: str, tz: str | None = None) -> tuple[Any, ...]:
         """What the page shows depends on: status, selection, document and alert counts.
 
         Cheap (two counts), so each page's timer can ask every two seconds and redraw only when
         it changed."""
         from tunesmith_finance.storage import count_documents
 
-        seen: tuple[Any, ...] = (self.status, by, bucket, key)
+        seen: tuple[Any, ...] = (self.status, by, bucket, key, tz)
         if self._db is not None:
             alerts = self._db.query("SELECT COUNT(*) AS n FROM finance_alerts")[0]["n"]
             seen += (count_documents(self._db), alerts)
         return seen
 
-    def snapshot(self, by: str, bucket: str, key: str) -> dict[str, Any]:
+    def snapshot(self, by: str, bucket: str, key: str, tz: str | None = None) -> dict[str, Any]:
         """Status, chart, alert table and alert details for the current selection; ``key`` is
         the key the chart shows: the one asked for, or "top 6" when it is not a key of ``by``
-        (a topic left selected after switching to tickers)."""
+        (a topic left selected after switching to tickers). ``tz``: the zone the buckets are
+        cut in and the times shown in (default the dashboard's); ``zone`` is the one used (the
+        dashboard's, and the status says so, when ``tz`` is no known zone)."""
+        from tunesmith.errors import UserInputError
         from tunesmith_finance.alerts import list_alerts
+        from tunesmith_finance.documents import resolve_zone
         from tunesmith_finance.storage import count_documents
-        from tunesmith_finance.trends import parse_duration, plot, top_keys, trends
+        from tunesmith_finance.trends import parse_duration, plot, top_keys, trends, zone_name
 
+        zone, unknown = self.zone, ""
+        if tz and tz.strip():
+            try:
+                zone = resolve_zone(tz.strip(), "Time zone")
+            except UserInputError as exc:
+                unknown = f" {exc}; shown in {self.tz}."
+        shown = zone_name(zone)
         if self._db is None:
             return {
-                "status": self.status,
+                "status": self.status + unknown,
                 "figure": None,
                 "rows": [],
                 "details": "",
                 "keys": [],
                 "key": TOP,
+                "zone": shown,
             }
         count = count_documents(self._db)
-        rows = trends(self._db, by=by, bucket=bucket)
-        alerts = [a for a in list_alerts(self._db) if a["kind"] == by]
+        # Cut on the zone's wall clock, as `finance trends --tz` cuts them: in UTC, a 1d bucket
+        # of a New York desk ran from 7 or 8 pm to 7 or 8 pm.
+        rows = trends(self._db, by=by, bucket=bucket, zone=zone)
+        alerts = [a for a in list_alerts(self._db, tz=shown) if a["kind"] == by]
         keys = top_keys(rows, 50)
         chosen = [key] if key and key != TOP and key in keys else None
         figure = plot(
@@ -286,8 +320,9 @@ class Dashboard:
             alerts=alerts,
             keys=chosen,
             limit=6,
-            title=f"Negative share per {by}, {bucket} buckets",
+            title=f"Negative share per {by}, {bucket} buckets ({shown})",
             bucket=parse_duration(bucket),
+            zone=zone,
         )
         table = [
             [
@@ -303,12 +338,13 @@ class Dashboard:
         details = "\n\n".join(_alert_markdown(a) for a in alerts[:5]) or "No alerts yet."
         status = f"{self.status} {count} documents stored, {len(alerts)} alert(s) by {by}."
         return {
-            "status": status,
+            "status": status + unknown,
             "figure": figure,
             "rows": table,
             "details": details,
             "keys": keys,
             "key": chosen[0] if chosen else TOP,
+            "zone": shown,
         }
 
 
@@ -339,20 +375,27 @@ def score_text(board: Dashboard, text: str) -> tuple[Any, Any, str]:
         return None, None, refused(exc, "Not scored")
 
 
+def alert_headers(zone: str) -> list[str]:
+    """The alert table's column names; the windows are in ``zone``."""
+    return [f"window ({zone})", "key", "documents", "negative share", "baseline", "words"]
+
+
 def build_demo(
     model: str | None = None,
     db: str | None = None,
     autostart: bool | None = None,
     rules: str | None = None,
+    tz: str = "UTC",
 ) -> Any:
     """The Gradio Blocks of the dashboard (gradio imported here, when the UI starts);
-    ``rules``: the topic and ticker rules of scored texts (default: the sample's)."""
+    ``rules``: the topic and ticker rules of scored texts (default: the sample's); ``tz``: the
+    zone whose wall clock cuts the buckets (see :class:`Dashboard`), the page's first choice."""
     import gradio as gr
     import matplotlib.pyplot as plt
 
     from tunesmith.ui.highlight import highlight_component
 
-    board = Dashboard(model, db, rules)
+    board = Dashboard(model, db, rules, tz=tz)
     with gr.Blocks() as blocks:
         gr.Markdown(INTRO)
         with gr.Row():
@@ -365,12 +408,18 @@ def build_demo(
                 key = gr.Dropdown(
                     [TOP], value=TOP, label="Topic or ticker", allow_custom_value=True
                 )
+                zone = gr.Dropdown(
+                    list(dict.fromkeys([board.tz, *ZONES])),
+                    value=board.tz,
+                    label="Time zone (buckets and times)",
+                    allow_custom_value=True,  # any IANA name
+                )
             # The chart draws the interval band for one chosen key only (six bands hid the lines).
             chart = gr.Plot(
                 label="Negative share (95% band for one chosen key); alerts as red triangles"
             )
             table = gr.Dataframe(
-                headers=["window (UTC)", "key", "documents", "negative share", "baseline", "words"],
+                headers=alert_headers(board.tz),
                 label="Alerts",
                 interactive=False,
             )
@@ -387,19 +436,19 @@ def build_demo(
             words = highlight_component(label="Why")
 
         def refresh(
-            by_value: str, bucket_value: str, key_value: str, shown: Any
+            by_value: str, bucket_value: str, key_value: str, zone_value: str, shown: Any
         ) -> tuple[Any, ...]:
-            seen = list(board.signature(by_value, bucket_value, key_value))
+            seen = list(board.signature(by_value, bucket_value, key_value, zone_value))
             if seen == shown:  # per page (gr.State), so every open page gets its own redraw
                 return (gr.skip(),) * 6
-            view = board.snapshot(by_value, bucket_value, key_value)
+            view = board.snapshot(by_value, bucket_value, key_value, zone_value)
             figure = view["figure"]
             if figure is not None:
                 plt.close(figure)  # Gradio renders it; keep pyplot's registry small
             return (
                 view["status"],
                 figure,
-                view["rows"],
+                {"data": view["rows"], "headers": alert_headers(view["zone"])},
                 view["details"],
                 # The key the chart shows: a topic left selected after switching to tickers
                 # would otherwise stay in the box over a chart of the top six tickers.
@@ -421,9 +470,10 @@ def build_demo(
                 inputs=text,
                 outputs=[probabilities, words, note],
             )
-        for control in (by, bucket, key):
-            control.change(refresh, inputs=[by, bucket, key, shown], outputs=outputs)
-        gr.Timer(REFRESH_SECONDS).tick(refresh, inputs=[by, bucket, key, shown], outputs=outputs)
+        inputs = [by, bucket, key, zone, shown]
+        for control in (by, bucket, key, zone):
+            control.change(refresh, inputs=inputs, outputs=outputs)
+        gr.Timer(REFRESH_SECONDS).tick(refresh, inputs=inputs, outputs=outputs)
         if autostart if autostart is not None else board.should_autostart():
             blocks.load(on_start, outputs=[status, shown])
     return blocks

@@ -155,9 +155,11 @@ SHORT_CHARS = 60
 
 
 def is_follow_up(question: str) -> bool:
-    """True for a question that leans on the previous one: short (3 words or fewer, and at
-    most :data:`SHORT_CHARS` characters), starting with "and"/"what about", or pointing back
-    with a pronoun ("how long does that take?")."""
+    """True for a question that looks as if it leans on the previous one: short (3 words or
+    fewer, and at most :data:`SHORT_CHARS` characters), starting with "and"/"what about", or
+    pointing back with a pronoun ("how long does that take?"). It says how far back a
+    conversation's topic goes (:func:`conversation_topic`); whether a question is read with
+    the topic, the scores decide (:meth:`Answerer.search`)."""
     short = len(question.split()) <= 3 and len(question.strip()) <= SHORT_CHARS
     return short or bool(_FOLLOW_UP_START.match(question) or _PRONOUN.search(question))
 
@@ -196,8 +198,10 @@ def conversation_topic(history: list[str]) -> str:
 
 
 def contextual_query(question: str, history: list[str]) -> str:
-    """The question, with the conversation's topic (:func:`conversation_topic`) in front for a
-    follow-up, so "and how long does that take?" after "how do I return boots" finds returns."""
+    """The question, with the conversation's topic (:func:`conversation_topic`) in front when
+    it looks like a follow-up (:func:`is_follow_up`), so "and how long does that take?" after
+    "how do I return boots" finds returns. (:meth:`Answerer.search` reads every question with
+    earlier turns both alone and with the topic, and lets the confidence choose.)"""
     if history and is_follow_up(question):
         topic = conversation_topic(history)
         if topic:
@@ -374,24 +378,40 @@ class Answerer:
     def search(
         self, question: str, history: list[str], k: int = ASKED
     ) -> tuple[str, list[Candidate]]:
-        """(the query used, its ranked candidates). A question that looks like a follow-up is
-        searched alone and joined to the conversation's topic (:func:`contextual_query`), and
-        each entry scores the mean of the two (:func:`~tunesmith_support.scoring.fuse`): the
-        topic says what the conversation is about, the follow-up what is asked about it.
+        """(the query used, its ranked candidates). With earlier turns, the question is read
+        two ways: alone (without a leading "and", "what about", "so"...), and as a follow-up,
+        each entry scoring the mean of its scores alone and joined to the conversation's topic
+        (:func:`conversation_topic`; :func:`~tunesmith_support.scoring.fuse`): the topic says
+        what the conversation is about, the follow-up what is asked about it. The reading the
+        calibrated confidence is surer of is kept (alone on a tie); the query is then the
+        joined text, or the question as searched alone.
 
-        Before, the joined query alone was kept whenever it scored higher, and the topic then
-        decided: "how long does it take?" after "how much does shipping cost?" got the
-        shipping-cost answer again at 0.99, and a follow-up after a pick from a clarifying
-        question matched the chosen entry's title at 1.00."""
-        query = contextual_query(question, history)
+        A word rule chose before: a question that was short, started with "and" or held a
+        pronoun was a follow-up, anything else stood alone. It missed follow-ups without such
+        words ("how long after buying?" after "do you price match" was searched alone, and
+        matched the delivery-time entry best), and took questions that merely say "it" ("is it
+        too late to cancel my purchase") for follow-ups. Joined alone, the topic outweighed a short
+        follow-up: "how long does it take?" after "how much does shipping cost?" got the
+        shipping-cost answer again at 0.99."""
+        topic = conversation_topic(history) if history else ""
         with self._lock:
-            if query == question:
+            if not topic:
                 return question, self.scorer.candidates([question], k=k)[0]
             # Alone, "and how long does it take?" is searched without its "and", which says
             # only that it follows on (with it, the shipping-time entry scored 0.52, not 0.65).
             bare = _FOLLOW_UP_START.sub("", question).strip(" ,") or question
-            alone, joined = self.scorer.components([bare, query])
-        return query, rank(fuse(alone, joined, QUESTION_SHARE), self.scorer.weights, k)
+            joined = f"{topic} {question}"
+            alone, with_topic = self.scorer.components([bare, joined])
+        # The confidence reads the top few candidates, whatever ``k`` the caller wants.
+        depth = max(k, ASKED)
+        on_its_own = rank(alone, self.scorer.weights, depth)
+        as_follow_up = rank(fuse(alone, with_topic, QUESTION_SHARE), self.scorer.weights, depth)
+        cal = self.calibration
+        assert cal is not None
+        sure_alone = cal.confidence(on_its_own)[0] if on_its_own else 0.0
+        if as_follow_up and cal.confidence(as_follow_up)[0] > sure_alone:
+            return joined, as_follow_up[:k]
+        return bare, on_its_own[:k]
 
     def decide(
         self, question: str, query: str, candidates: list[Candidate], notes: list[str]

@@ -108,12 +108,12 @@ def calibrate_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Fit the confidence and the answer/clarify thresholds on labelled held-out questions."""
-    from tunesmith_support.kbindex import load_encoder, open_index, stored_entries
+    from tunesmith_support.kbindex import kb_entries
     from tunesmith_support.learning import calibrate_kb, read_labelled
 
-    entries = stored_entries(open_index(kb, load_encoder(kb)))
+    # The ids only: calibrate_kb loads the encoder, once (it was loaded here too).
     rows = read_labelled(
-        data, {e.id for e in entries}, question_col=question_col, answer_col=answer_col
+        data, {e.id for e in kb_entries(kb)}, question_col=question_col, answer_col=answer_col
     )
     with _kb_writer(kb):
         calibration = calibrate_kb(kb, rows, target_precision=target_precision, lexical=lexical)
@@ -396,8 +396,8 @@ def eval_command(
     follow_ups: Path | None = typer.Option(
         None,
         "--follow-ups",
-        help="Two-turn conversations (previous,question,answer_id): also measure the "
-        "follow-up rule on them and on the --data questions played as one conversation.",
+        help="Two-turn conversations (previous,question,answer_id): also measure how "
+        "follow-ups are read on them and on the --data questions played as one conversation.",
     ),
 ) -> None:
     """Retrieval (hit@1, hit@5, MRR), decisions and calibration on labelled questions."""
@@ -429,14 +429,14 @@ def export_feedback_command(
     """Write confirmed (question, answer id) pairs from feedback, for the next `support train`."""
     from tunesmith.io import check_output_file, check_writable_dir
     from tunesmith_support.conversations import Conversations
-    from tunesmith_support.kbindex import load_encoder, open_index, stored_entries
+    from tunesmith_support.kbindex import kb_entries
 
     # A folder, or a path under a file, is one line before any work (not a rename traceback);
     # an existing file is kept unless --force (an earlier export, or a hand-edited history
     # CSV, was silently replaced), as every other --out of the CLI does.
     check_output_file(out, "--out")
     check_writable_dir(out, force=force)
-    known = {e.id for e in stored_entries(open_index(kb, load_encoder(kb)))}
+    known = {e.id for e in kb_entries(kb)}  # no encoder: nothing is encoded
     log = Conversations.open(stored_db(kb, db))
     try:
         n = log.export_feedback(out, known)

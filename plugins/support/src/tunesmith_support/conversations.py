@@ -214,18 +214,29 @@ class Conversations:
         return int(result.lastrowid)
 
     def feedback(self) -> list[dict[str, Any]]:
+        """Every piece of feedback, oldest first, with its turn's question (as typed), query
+        (as searched), entry id and decision; ``asked``: the customer's words the turn
+        answers, which for a pick from a clarifying question ("2") are those of the question
+        that was clarified (the turn before it in the conversation)."""
         rows = self.store.query(
             "SELECT f.id, f.turn_id, f.created_at, f.helpful, f.correct_id, f.note, t.question, "
-            "t.query, t.entry_id, t.decision FROM support_feedback f JOIN support_turns t "
-            "ON t.id = f.turn_id ORDER BY f.id"
+            "t.query, t.entry_id, t.decision, t.reason, "
+            "CASE WHEN t.reason = 'chosen' THEN (SELECT p.question FROM support_turns p "
+            "WHERE p.conversation_id = t.conversation_id AND p.id < t.id "
+            "AND p.decision = 'clarify' ORDER BY p.id DESC LIMIT 1) ELSE t.question END AS asked "
+            "FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id ORDER BY f.id"
         )
         return [dict(row) for row in rows]
 
     def training_rows(self, known_ids: set[str] | None = None) -> list[dict[str, str]]:
         """``(question, answer_id)`` pairs that feedback confirms.
 
-        The question is the query the turn was answered from: a follow-up ("and how long does
-        that take?") joined to the conversation's topic (the questions before it).
+        The question is what the customer typed (``asked`` in :meth:`feedback`), never the text
+        it was searched with: a question read with the conversation's topic was searched as
+        the topic joined to it ("how do I return boots is it too late to cancel my
+        purchase"), which nobody asked; the encoder and classifier read each message alone,
+        as `ask` does before it adds the topic. A pick from a clarifying question ("2") stands
+        for the question it clarified.
         An agent's correct id wins (the newest one), even over a later rating; otherwise the
         turn's newest rating decides, and helpful confirms the entry it answered with. Ids no
         longer in the KB are left out.
@@ -247,7 +258,10 @@ class Conversations:
                 answer_id = row["entry_id"] if row["helpful"] == 1 else None
             if not answer_id or (known_ids is not None and answer_id not in known_ids):
                 continue
-            out.append({"question": row["query"] or row["question"], "answer_id": answer_id})
+            # A pick whose clarifying question is gone (never, short of editing the log) falls
+            # back on the query it kept from it.
+            question = row["asked"] or row["query"] or row["question"]
+            out.append({"question": question, "answer_id": answer_id})
         return out
 
     def export_feedback(self, out: str | Path, known_ids: set[str] | None = None) -> int:

@@ -36,6 +36,9 @@ _NUMBERED = re.compile(r"^(\d{1,3}(?:\.\d{1,3})*)(\.?)\s+([^\W\d_].*?)\s*$")
 #: Words a numbered heading has at most; a longer line is a sentence of a numbered list.
 HEADING_WORDS = 12
 _LIST_ITEM = re.compile(r"^\s*([-*+\u2022]\s|\d{1,3}[.)]\s)")
+#: A setext heading's underline: ``=`` (level 1) or ``-`` (level 2) repeated, at most 3 spaces
+#: in (CommonMark).
+_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 
 
 class EmptySourceError(DataError):
@@ -161,16 +164,78 @@ def _numbered_heading(line: str) -> tuple[int, str] | None:
     return match.group(1).count(".") + 1, title
 
 
+def _setext_title(lines: list[str], underline: str, plain: bool) -> str | None:
+    """The heading a setext underline makes of the paragraph ``lines`` above it, or ``None``.
+
+    Markdown (CommonMark): the whole paragraph, unless it holds a list item, a quote, a table
+    row or indented code (the underline then ends those, as a thematic break). Plain text: one
+    short line that starts a block, not indented nor a list item, nor a sentence (ending with
+    ``.,;:``), over a line of at least 3 ``=`` or ``-``; a section number in front is left
+    out, as for numbered section lines."""
+    if plain:
+        line = lines[0]
+        if len(lines) > 1 or len(underline.strip()) < 3 or line[:1].isspace():
+            return None
+        numbered = _numbered_heading(line.strip())
+        if numbered is None and (_LIST_ITEM.match(line) or _STRUCTURED.match(line)):
+            return None
+        title = numbered[1] if numbered else line.strip()
+        if len(title.split()) > HEADING_WORDS or title[-1] in ".,;:":
+            return None
+        return title
+    if any(_STRUCTURED.match(line) for line in lines):
+        return None
+    return " ".join(" ".join(lines).split()) or None
+
+
+def setext_headings(text: str, *, plain: bool = False) -> str:
+    """A text with its setext headings (a title underlined with ``===``: level 1, or ``---``:
+    level 2) turned into ``#`` headings, line numbers kept (the title on its first line, the
+    rest and the underline blank); outside code fences. They were read as body text: the
+    title and its underline ran into the section before ("... by email. Returns =======
+    Return unused items ..."). ``plain``: by the stricter rules of plain text
+    (:func:`_setext_title`)."""
+    lines = text.splitlines()
+    out = list(lines)
+    in_fence = False
+    paragraph: int | None = None  # where the paragraph above the current line starts
+    for i, line in enumerate(lines):
+        if _is_fence(line):
+            in_fence = not in_fence
+            paragraph = None
+            continue
+        if in_fence:
+            continue
+        underline = _UNDERLINE.match(line)
+        if underline:
+            title = None
+            if paragraph is not None:
+                title = _setext_title(lines[paragraph:i], underline.group(1), plain)
+            if title:
+                level = 1 if underline.group(1)[0] == "=" else 2
+                out[paragraph] = f"{'#' * level} {title}"
+                out[paragraph + 1 : i + 1] = [""] * (i - paragraph)
+            # A heading, or a thematic break ("---" after a blank line): either ends a
+            # paragraph.
+            paragraph = None
+        elif not line.strip() or _HEADING.match(line):
+            paragraph = None
+        elif paragraph is None:
+            paragraph = i
+    return "\n".join(out)
+
+
 def plain_text_headings(text: str) -> str:
-    """A plain text with its numbered section lines ("1. Returns", "2.3 Refund times") turned
-    into Markdown headings of their level (``#``, ``##``), line numbers kept; they were read as
-    body text, and a whole manual became one section split by length.
+    """A plain text with its underlined titles (:func:`setext_headings`) and its numbered
+    section lines ("1. Returns", "2.3 Refund times") turned into Markdown headings of their
+    level (``#``, ``##``), line numbers kept; they were read as body text, and a whole manual
+    became one section split by length.
 
     A section line starts a block (after a blank line or at the top) and is not followed by a
     list item or an indented line; a run of them with nothing between at one level is a numbered
     list ("1. Start a return" / "2. Print the label"), not headings. The number is left out of
     the heading, so that renumbering the sections keeps their passage ids."""
-    lines = text.splitlines()
+    lines = setext_headings(text, plain=True).splitlines()
     found: dict[int, tuple[int, str]] = {}
     for i, line in enumerate(lines):
         heading = _numbered_heading(line)
@@ -364,7 +429,7 @@ def read_document(
     if suffix in (".html", ".htm"):
         text = html_to_markdown(text)
     elif suffix in (".md", ".markdown"):
-        text = _drop_front_matter(text)
+        text = setext_headings(_drop_front_matter(text))
     else:
         text = plain_text_headings(text)
     passages = split_markdown(text, source or str(path), stem or path.stem)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.engine.metrics import expected_calibration_error
-from tunesmith_support.answer import TOPIC_TURNS, Answerer, clean_question, is_follow_up
+from tunesmith_support.answer import TOPIC_TURNS, Answerer, clean_question
 from tunesmith_support.calibrate import ASKED
 
 
@@ -69,41 +69,50 @@ def follow_up_report(
     """How follow-up questions are searched (:meth:`Answerer.search`), by hit@1.
 
     - On real follow-ups (``(previous question, follow-up, right id)``): searched as `ask` does
-      (alone and joined to the topic, each entry scored on both), alone, and always joined to
-      the previous question (one query); and how often the follow-up rule
-      (:func:`~tunesmith_support.answer.is_follow_up`) recognises them.
+      (alone, and with the topic with each entry scored on both; the surer reading kept),
+      alone, and always joined to the previous question (one query); and how often the
+      reading with the topic was kept.
     - On stand-alone questions played in file order as one conversation (each after the one
-      before it): how often the rule fires wrongly, and what `ask` then loses in hit@1.
+      before it): how often the reading with the topic was kept, and what `ask` then loses in
+      hit@1.
     """
 
+    def played(pairs: list[tuple[str, list[str]]], want: list[str]) -> list[tuple[bool, bool]]:
+        """Per question: (right at 1, read with the topic: its query is the question joined
+        to the topic, longer than the question; alone, the query is the question or less)."""
+        out = []
+        for (q, h), w in zip(pairs, want, strict=True):
+            text = clean_question(q)[0]
+            query, found = answerer.search(text, h, k=1)
+            out.append((bool(found) and found[0].entry.id == w, len(query) > len(text)))
+        return out
+
+    def mean(values: list[bool]) -> float:
+        return round(float(np.mean(values)), 4) if values else 0.0
+
     def hits(pairs: list[tuple[str, list[str]]], want: list[str]) -> float:
-        found = [answerer.search(clean_question(q)[0], h, k=1)[1] for q, h in pairs]
-        right = [bool(r) and r[0].entry.id == w for r, w in zip(found, want, strict=True)]
-        return round(float(np.mean(right)), 4) if right else 0.0
+        return mean([right for right, _ in played(pairs, want)])
 
     want = [c[2] for c in conversations]
     inside = [(q, w) for q, w in zip(questions, expected, strict=True) if w]
-    played = [q for q, _ in inside]
+    standalone = [q for q, _ in inside]
     wanted = [w for _, w in inside]
+    follow = played([(c[1], [c[0]]) for c in conversations], want)
+    # Each with the questions before it as its conversation, as `ask` has them.
+    sequence = played(
+        [(q, standalone[max(0, i - TOPIC_TURNS) : i]) for i, q in enumerate(standalone)], wanted
+    )
     return {
         "follow_ups": len(conversations),
-        "follow_ups_detected": round(float(np.mean([is_follow_up(c[1]) for c in conversations])), 4)
-        if conversations
-        else 0.0,
-        "follow_up_hit@1": hits([(c[1], [c[0]]) for c in conversations], want),
+        "follow_ups_read_with_topic": mean([joined for _, joined in follow]),
+        "follow_up_hit@1": mean([right for right, _ in follow]),
         "follow_up_hit@1_alone": hits([(c[1], []) for c in conversations], want),
         "follow_up_hit@1_always_joined": hits(
             [(f"{c[0]} {c[1]}", []) for c in conversations], want
         ),
-        "standalone_questions": len(played),
-        "standalone_taken_as_follow_up": round(
-            float(np.mean([is_follow_up(q) for q in played[1:]])), 4
-        )
-        if len(played) > 1
-        else 0.0,
-        "standalone_hit@1_alone": hits([(q, []) for q in played], wanted),
-        # Each with the questions before it as its conversation, as `ask` has them.
-        "standalone_hit@1_in_sequence": hits(
-            [(q, played[max(0, i - TOPIC_TURNS) : i]) for i, q in enumerate(played)], wanted
-        ),
+        "standalone_questions": len(standalone),
+        # The first question has no conversation before it.
+        "standalone_read_with_topic": mean([joined for _, joined in sequence[1:]]),
+        "standalone_hit@1_alone": hits([(q, []) for q in standalone], wanted),
+        "standalone_hit@1_in_sequence": mean([right for right, _ in sequence]),
     }

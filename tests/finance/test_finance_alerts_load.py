@@ -1,0 +1,58 @@
+"""`finance alerts` loads the sentiment model (torch, transformers, scikit-learn: seconds) only
+when a new alert needs its explaining words, and once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tunesmith_finance.sample import RULES, STREAM
+
+
+@pytest.fixture
+def model_loads(monkeypatch):
+    """The paths ``SentimentModel.load`` is asked for from now on (the loads still happen)."""
+    from tunesmith_finance.scoring import SentimentModel
+
+    asked: list[str] = []
+    original = SentimentModel.load
+
+    def counted(cls, path, **kwargs):
+        asked.append(str(path))
+        return original(path, **kwargs)
+
+    monkeypatch.setattr(SentimentModel, "load", classmethod(counted))
+    return asked
+
+
+def test_alerts_finding_nothing_new_load_no_model(cli, tiny_model, tmp_path, model_loads):
+    from tunesmith_finance.storage import open_store
+
+    open_store(tmp_path / "f.sqlite").close()
+    result = cli("finance", "alerts", "--db", str(tmp_path / "f.sqlite"), "--model",
+                 str(tiny_model))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "no new alerts" in result.output
+    assert model_loads == []
+
+
+def test_new_alerts_load_the_model_once_for_their_words(cli, tiny_model, tmp_path, model_loads):
+    from finance_fakes import KeywordModel
+
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.storage import open_store
+
+    db = tmp_path / "f.sqlite"
+    store = open_store(db)
+    Ingester(store, KeywordModel(), load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
+    store.close()
+    # By ticker the sample's surge fires twice: both explained with the one loaded model.
+    result = cli("finance", "alerts", "--db", str(db), "--model", str(tiny_model), "--json",
+                 "--by", "ticker", "--max-explain", "2")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert len(found) == 2
+    assert any(alert["words"] for alert in found)
+    assert model_loads == [str(tiny_model)]
