@@ -86,3 +86,32 @@ def test_calibrate_loads_the_encoder_once(kb_copy, cli, encoder_loads):
                  str(sample_paths()["history"]), "--target-precision", "0.5")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(encoder_loads) == 1
+
+
+def test_feedback_checks_the_entry_id_without_loading_the_encoder(kb_copy, cli, encoder_loads):
+    from tunesmith_support.service import SupportService
+
+    service = SupportService(kb_copy)
+    try:
+        turn = service.ask("how much is shipping?")
+        entry_id = service.answerer.entries[0].id
+    finally:
+        service.close()
+    encoder_loads.clear()
+    ok = cli("support", "feedback", "--kb", str(kb_copy), "--turn", str(turn.turn_id),
+             "--correct-id", entry_id)  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    unknown = cli("support", "feedback", "--kb", str(kb_copy), "--turn", str(turn.turn_id),
+                  "--correct-id", "no-such-entry")  # fmt: skip
+    assert unknown.exit_code == 2
+    assert "no entry 'no-such-entry'" in unknown.output
+    assert encoder_loads == []
+
+
+def test_ask_in_a_conversation_that_does_not_exist_says_so_before_loading_the_encoder(
+    kb_copy, cli, encoder_loads
+):
+    result = cli("support", "ask", "--kb", str(kb_copy), "--conversation", "nope", "hello?")
+    assert result.exit_code == 2
+    assert "no conversation 'nope'" in result.output
+    assert encoder_loads == []

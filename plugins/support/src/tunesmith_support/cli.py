@@ -237,9 +237,17 @@ def train_command(
 def _service(
     kb: Path, db: Path | None, sinks: list[str] | None, *, background_delivery: bool = False
 ) -> Any:
+    """The KB's service; its model loads at the first question, except for ``serve``
+    (``background_delivery``), whose first customer should not wait for it."""
     from tunesmith_support.service import SupportService
 
-    return SupportService(kb, db=db, sinks=sinks or None, background_delivery=background_delivery)
+    return SupportService(
+        kb,
+        db=db,
+        sinks=sinks or None,
+        background_delivery=background_delivery,
+        lazy=not background_delivery,
+    )
 
 
 def stored_db(kb: Path, db: Path | None) -> Path:

@@ -6,6 +6,7 @@ turn is answered, stored and (for a hand-off) announced the same way everywhere.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,11 +88,15 @@ class SupportService:
         sinks: list[str] | None = None,
         answerer: Answerer | None = None,
         background_delivery: bool = False,
+        lazy: bool = False,
     ) -> None:
         """``background_delivery``: send hand-off events from a thread, so that the turn is
         returned without waiting on the sinks (``serve``: a webhook that is down would hold the
         customer's request through every retry). The event is in the outbox before the turn
-        returns; a delivery the process did not finish stays there for ``events retry``."""
+        returns; a delivery the process did not finish stays there for ``events retry``.
+
+        ``lazy``: load the model at the first question instead of now, so that a command that
+        may need none (feedback, a conversation id that does not exist) answers in a moment."""
         self.kb_dir = Path(kb_dir)
         self.background_delivery = background_delivery
         # One worker, not a thread a hand-off: a webhook that is down would otherwise gather a
@@ -103,8 +108,20 @@ class SupportService:
         # (a 400 from `serve`) while every other question was answered as if all were well.
         for sink in self.sinks:
             make_sink(sink)
-        self.answerer = answerer or Answerer(self.kb_dir)
+        self._answerer = answerer
+        self._answerer_lock = threading.Lock()
+        if not lazy:
+            self._answerer = self.answerer
         self.conversations = Conversations.open(db or default_db(self.kb_dir))
+
+    @property
+    def answerer(self) -> Answerer:
+        """The KB's answerer, loaded once (at the first use when the service is lazy)."""
+        if self._answerer is None:
+            with self._answerer_lock:
+                if self._answerer is None:
+                    self._answerer = Answerer(self.kb_dir)
+        return self._answerer
 
     def close(self) -> None:
         """Close the conversation database. Hand-offs still queued for delivery are left in the
@@ -212,6 +229,15 @@ class SupportService:
             source="tunesmith-support",
         )
 
+    def _entry_ids(self) -> Any:
+        """The KB's entry ids: the loaded answerer's, or read from the index without loading
+        a model (a feedback command needs only the ids)."""
+        if self._answerer is not None:
+            return self._answerer.scorer.position
+        from tunesmith_support.kbindex import kb_entries
+
+        return {entry.id for entry in kb_entries(self.kb_dir)}
+
     def feedback(
         self,
         turn_id: int,
@@ -228,7 +254,7 @@ class SupportService:
             raise UserInputError(
                 f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept"
             )
-        if correct_id and correct_id not in self.answerer.scorer.position:
+        if correct_id and correct_id not in self._entry_ids():
             raise UserInputError(
                 f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}"
             )
