@@ -156,3 +156,18 @@ def test_add_items_json_says_how_many_were_added_and_how_many_there_are(trained,
     result = run("recommend", "add-items", "--items", new, "-m", copy, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"model_dir": str(copy), "added": 2, "items": 152}
+
+
+def test_recommended_titles_with_escape_sequences_are_printed_escaped(capsys):
+    from tunesmith_recommend.cli import _print
+    from tunesmith_recommend.model import Recommendation
+
+    rec = Recommendation(
+        "m1", "Alien\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J", 0.5,
+        because=[{"title": "Heat\x1b[31m", "share": 1.0}],
+    )  # fmt: skip
+    _print([rec], as_json=False)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "Alien\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J [m1]" in out
+    assert "because you liked Heat\\x1b[31m (100%)" in out

@@ -128,3 +128,22 @@ def test_a_cross_site_post_without_a_json_content_type_is_refused(
             assert client.post("/v1/ask", content=body, headers=headers).status_code == 200
     finally:
         service.close()
+
+
+def test_an_answer_with_escape_sequences_is_printed_escaped_with_its_lines_kept(capsys):
+    from types import SimpleNamespace
+
+    from tunesmith_support.cli import _print_turn
+
+    answer = SimpleNamespace(
+        notes=[],
+        text="Step one.\nStep two\x1b]0;owned\x07\x1b[2J.",
+        decision="answer",
+        reason="",
+        confidence=0.9,
+        entry={"id": "e\x1b[1m", "source": "faq.csv", "heading": ""},
+    )
+    _print_turn(SimpleNamespace(answer=answer, turn_id=3))
+    captured = capsys.readouterr()
+    assert captured.out == "Step one.\nStep two\\x1b]0;owned\\x07\\x1b[2J.\n"
+    assert "\x1b" not in captured.err and "source e\\x1b[1m (faq.csv)" in captured.err

@@ -98,15 +98,17 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def printable(value: Any) -> str:
+def printable(value: Any, *, lines: bool = False) -> str:
     """``value`` for a terminal: each control or format character (ESC, BEL, a carriage return,
     a newline, a right-to-left override) written as its Python escape (``\\x1b``), so that text
     from data (a feed's headline, a customer's question) cannot move the cursor, clear the
-    screen, retitle the window, write the clipboard or forge a line of the output."""
+    screen, retitle the window, write the clipboard or forge a line of the output. ``lines``
+    keeps newlines and tabs, for a text of several lines shown as such (an FAQ answer)."""
     text = str(value)
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    kept = "\n\t" if lines else ""
+    return "".join(ch if ch.isprintable() or ch in kept else repr(ch)[1:-1] for ch in text)
 
 
 def names_for_message(names: Iterable[Any], *, most: int = 20, width: int = 40) -> str:

@@ -284,18 +284,21 @@ def _print(results: list[Any], as_json: bool, explanation: Any = None) -> None:
         # an empty list printed as nothing looked like a crash or a hang
         typer.echo("nothing left to recommend: every item in the catalogue is in this history")
         return
+    from tunesmith.data.limits import printable
+
     for rank, rec in enumerate(results, start=1):
         reason = ""
         if rec.because:
             liked = ", ".join(f"{b['title']} ({b['share']:.0%})" for b in rec.because)
             reason = f"  because you liked {liked}"
-        typer.echo(f"{rank:2d}. {rec.title} [{rec.item_id}] {rec.score:.3f}{reason}")
+        # Titles and ids come from the catalogue's file, which may hold escape sequences.
+        typer.echo(printable(f"{rank:2d}. {rec.title} [{rec.item_id}] {rec.score:.3f}{reason}"))
     if explanation is not None:
         from tunesmith_recommend.explain import matched_words
 
         words = matched_words(explanation)
         typer.echo(
-            "words of the first item that matched: " + ", ".join(words)
+            "words of the first item that matched: " + printable(", ".join(words))
             if words
             else "no word of the first item raised its match (every word scored 0 or below)"
         )

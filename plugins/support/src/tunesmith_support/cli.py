@@ -267,10 +267,13 @@ def stored_db(kb: Path, db: Path | None) -> Path:
 
 
 def _print_turn(turn: Any) -> None:
+    from tunesmith.data.limits import printable
+
+    # Answers, titles and sources come from the KB's files, which may hold escape sequences.
     a = turn.answer
     for note in a.notes:
-        typer.echo(f"Note: {note}", err=True)
-    typer.echo(a.text)
+        typer.echo(printable(f"Note: {note}"), err=True)
+    typer.echo(printable(a.text, lines=True))
     detail = f"[{a.decision}"
     if a.reason:
         detail += f": {a.reason}"
@@ -279,7 +282,7 @@ def _print_turn(turn: Any) -> None:
         where = a.entry["source"] + (f" > {a.entry['heading']}" if a.entry["heading"] else "")
         detail += f", source {a.entry['id']} ({where})"
     detail += f", turn {turn.turn_id}]"
-    typer.echo(detail, err=True)
+    typer.echo(printable(detail), err=True)
 
 
 def ask_command(
