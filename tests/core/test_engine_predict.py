@@ -461,3 +461,22 @@ def test_rows_are_padded_on_the_right_by_the_tokenizer_or_with_id_0_without_a_pa
     padded = pad_rows(tokenizer, rows)
     assert padded["input_ids"].tolist() == [[2, 5, 3, 0], [2, 5, 6, 3]]
     assert padded["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+
+
+def test_a_model_with_nan_weights_is_refused_in_one_line_not_scored_nan(tmp_path, cli):
+    """Weights a diverged run saved as NaN gave `predict` a `nan` score, `predict --json` and
+    `evaluate` a traceback; loading now names the directory and the weight."""
+    from safetensors.torch import load_file, save_file
+
+    from tunesmith.testing import make_tiny_classifier
+
+    directory = make_tiny_classifier(tmp_path / "model", LABELS, TEXTS)
+    weights = load_file(directory / "model.safetensors")
+    name = next(k for k in weights if k.startswith("classifier."))
+    weights[name].view(-1)[0] = float("nan")
+    save_file(weights, directory / "model.safetensors", metadata={"format": "pt"})
+    for args in (["predict", "--text", "my card", "--json"], ["predict", "--text", "my card"]):
+        result = cli(args[0], "--model", str(directory), *args[1:])
+        assert result.exit_code == 2, result.output
+        assert result.stdout == "" and result.stderr.count("\n") == 1
+        assert str(directory) in result.stderr and f"{name} holds NaN" in result.stderr

@@ -1089,3 +1089,32 @@ def test_resume_of_a_run_started_before_a_setting_existed_compares_it_with_its_d
     plugin.steps = 10_000
     result = _train(cli, files, out, "--save-steps", "1", "--resume")
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("epochs", float("inf")),
+        ("epochs", float("nan")),
+        ("rdrop", float("nan")),
+        ("rdrop", float("inf")),
+        ("contrastive", float("nan")),
+        ("contrastive", float("inf")),
+    ],
+)
+def test_a_weight_or_epoch_count_that_is_not_a_finite_number_is_refused(files, option, value):
+    """`--epochs inf` ended in the Trainer's OverflowError traceback, and `--rdrop nan` or
+    `--contrastive nan` trained NaN weights that were saved as a model ("saved ...")."""
+    from tunesmith.engine.config import RunConfig
+    from tunesmith.errors import UserInputError
+
+    flag = "--" + option
+    with pytest.raises(UserInputError, match=f"^{flag} {value!r} is not valid; expected a finite"):
+        RunConfig(data=str(files["train"]), **{option: value}).validate()
+
+
+def test_epochs_inf_from_the_command_line_is_one_error_line(cli, files, tmp_path):
+    result = _train(cli, files, tmp_path / "model", "--epochs", "inf")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: --epochs inf is not valid")
+    assert not (tmp_path / "model").exists()

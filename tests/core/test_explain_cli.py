@@ -320,3 +320,11 @@ def test_a_seed_ensemble_is_explained_as_predict_scores_it_not_its_first_member(
         assert data["probability"] == pytest.approx(predicted["score"], abs=1e-5)
     summary = cli("explain", "--model", str(ensemble), "--text", text, "--method", "occlusion")
     assert f"(p={predicted['score']:.3f})" in summary.stdout
+
+
+def test_a_repeated_text_is_refused_not_all_but_the_last_silently_dropped(cli, model_dir):
+    """`predict --text A --text B` labels both; `explain` kept only B and said nothing."""
+    result = cli("explain", "--model", str(model_dir), "--text", "great app", "--text", "bad card")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "--text was given 2 times" in result.stderr
+    assert "--data" in result.stderr

@@ -123,7 +123,9 @@ def explain_command(
     model: Path = typer.Option(
         ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
     ),
-    text: str | None = typer.Option(None, "--text", help="One text to explain."),
+    texts: list[str] | None = typer.Option(
+        None, "--text", help="One text to explain (several: put them in a file for --data)."
+    ),
     data: Path | None = typer.Option(None, "--data", help="A file of texts: writes JSON lines."),
     text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
     target: str | None = typer.Option(
@@ -156,6 +158,14 @@ def explain_command(
     """
     from tunesmith.errors import DataError, UserInputError
 
+    if texts and len(texts) > 1:
+        # click keeps the last of a repeated option: the others would vanish without a word,
+        # where `predict --text A --text B` labels both.
+        raise UserInputError(
+            f"--text was given {len(texts)} times; explain takes one --text (put several "
+            "texts in a file, one per row, and pass --data FILE)"
+        )
+    text = texts[0] if texts else None
     if (data is None) == (text is None):
         raise UserInputError("pass either --text TEXT or --data FILE (one of them)")
     if out is not None and data is None:

@@ -7,6 +7,7 @@ The model directory keeps it as ``run_config.json`` (``to_dict()``), with the va
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,8 +216,10 @@ class RunConfig:
             raise bad("--nearest", self.nearest, " | ".join(NEAREST))
         if self.class_weights not in CLASS_WEIGHTS:
             raise bad("--class-weights", self.class_weights, "none | auto")
-        if self.epochs is not None and not self.epochs > 0:
-            raise bad("--epochs", self.epochs, "a number above 0")
+        # NaN fails every comparison and inf passes "> 0": the Trainer then raised an
+        # OverflowError, or trained to NaN weights and saved them without a word.
+        if self.epochs is not None and not (self.epochs > 0 and math.isfinite(self.epochs)):
+            raise bad("--epochs", self.epochs, "a finite number above 0")
         if self.lr is not None and not 0 < self.lr < 1:
             raise bad("--lr", self.lr, "a number between 0 and 1")
         if self.batch_size < 1:
@@ -229,14 +232,14 @@ class RunConfig:
             raise bad("--eval-fraction", self.eval_fraction, "a fraction from 0 up to 0.5")
         if self.save_steps is not None and self.save_steps < 1:
             raise bad("--save-steps", self.save_steps, "a whole number of at least 1")
-        if self.contrastive is not None and self.contrastive < 0:
-            raise bad("--contrastive", self.contrastive, "a weight of 0 (off) or more")
+        if self.contrastive is not None and not 0 <= self.contrastive < math.inf:
+            raise bad("--contrastive", self.contrastive, "a finite weight of 0 (off) or more")
         if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
             raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
         if not 0 <= self.label_smoothing < 1:
             raise bad("--label-smoothing", self.label_smoothing, "a share from 0 (off) below 1")
-        if self.rdrop < 0:
-            raise bad("--rdrop", self.rdrop, "a weight of 0 (off) or more")
+        if not 0 <= self.rdrop < math.inf:
+            raise bad("--rdrop", self.rdrop, "a finite weight of 0 (off) or more")
         if not 0 <= self.lexical < 1:
             raise bad("--lexical", self.lexical, "a share from 0 (off) below 1")
         if not 0 <= self.warmup_ratio < 1:

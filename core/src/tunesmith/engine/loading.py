@@ -141,6 +141,19 @@ def _check_weights(directory: Path) -> None:
         check_safetensors(file)
 
 
+def _check_finite(model: Any, directory: Path) -> None:
+    """Refuse weights holding NaN or infinity (a training that diverged, a corrupted copy):
+    every output would be NaN, shown as a ``nan`` score, or a traceback in ``--json``."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if param.is_floating_point() and not bool(torch.isfinite(param).all()):
+            raise ModelNotFoundError(
+                f"{directory}: the weight {name} holds NaN or infinite values, so every "
+                "prediction would be NaN; train the model again"
+            )
+
+
 def _task_from_config(config: Any, run_config: dict[str, Any] | None) -> str:
     saved = getattr(config, TASK_KEY, None)
     if saved in TASKS:
@@ -342,6 +355,7 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
                 f"{directory} could not be loaded as a model: {reason}"
             ) from exc
     model.eval()
+    _check_finite(model, directory)
     labels = _labels_from_config(config)
     if task == "ner" and calibration:
         calibration = None  # temperatures are fitted for sequence classifiers only
