@@ -20,6 +20,20 @@ DESCRIPTION = "Recommends films from their text and what users liked, with the r
 MODES = ("A user", "Liked films", "A description")
 #: Longest description quoted back in the results heading (the whole text is still used).
 HEADING_CHARS = 200
+#: Liked films named in the results heading; the others are counted ("and 35 more").
+HEADING_TITLES = 5
+#: Users and films offered in a dropdown at most (the most active users, the most liked films);
+#: any other is typed by its id. Gradio's page took 1.8 s to open with 10,000 films and 14 s with
+#: MovieTweetings' 35,479, blank all along.
+MAX_CHOICES = 5000
+#: Characters of an item's text shown under its title.
+DETAIL_CHARS = 90
+#: What the number next to each recommendation is.
+SCORE_NOTE = (
+    "**Score:** the ranker's weighted sum of the item's signals (text match, taste, "
+    "popularity); it has no unit: higher ranks first, and it compares items within this list "
+    "only."
+)
 
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
@@ -62,23 +76,50 @@ def recommender_for(model_dir: str | None) -> Any:
         return _loaded[key]
 
 
+def _natural(value: str) -> tuple[Any, ...]:
+    """Sort key reading runs of digits as numbers: user ``104`` before ``1007``, not after."""
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", value))
+
+
 def choices(model_dir: str | None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(users, items) as (label, value) pairs, read cheaply without loading any model."""
+    """(users, items) as (label, value) pairs, read cheaply without loading any model.
+
+    For a trained model: users in the order of their ids read as numbers (they were sorted as
+    text, "1007" after "10058"), each with the number of films they liked (nothing told a
+    one-film user from a forty-film one), and at most :data:`MAX_CHOICES` of each: the most
+    active users and the most liked films."""
     if model_dir:
         from tunesmith.errors import UserInputError
 
         base = Path(model_dir)
         try:
-            users = sorted(json.loads((base / "histories.json").read_text(encoding="utf-8")))
+            histories = json.loads((base / "histories.json").read_text(encoding="utf-8"))
             catalogue = json.loads((base / "catalogue.json").read_text(encoding="utf-8"))
             items = list(zip(catalogue["titles"], catalogue["ids"], strict=True))
-        except (OSError, ValueError, KeyError, TypeError):
+            liked = {u: len(h) for u, h in histories.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             # The words Recommender uses for a directory that is not one of its models.
             raise UserInputError(
                 f"{base} is not a recommend model directory "
                 "(make one with `tunesmith recommend train`)"
             ) from None
-        return [(u, u) for u in users], [(f"{t} [{i}]", i) for t, i in items]
+        users = sorted(liked, key=lambda u: (-liked[u], _natural(u)))[:MAX_CHOICES]
+        users.sort(key=_natural)
+        if len(items) > MAX_CHOICES:
+            likes: dict[str, int] = {}
+            for history in histories.values():
+                for item in history:
+                    likes[item] = likes.get(item, 0) + 1
+            kept = set(sorted(likes, key=lambda i: -likes[i])[:MAX_CHOICES])
+            for _title, item in items:  # too few liked films: fill up in catalogue order
+                if len(kept) >= MAX_CHOICES:
+                    break
+                kept.add(item)
+            items = [(t, i) for t, i in items if i in kept]
+        user_choices = [(f"{u} ({liked[u]} liked)", u) for u in users]
+        return user_choices, [(f"{t} [{i}]", i) for t, i in items]
     from tunesmith_recommend.data import sample_paths
 
     paths = sample_paths()
@@ -99,17 +140,38 @@ def choices(model_dir: str | None) -> tuple[list[tuple[str, str]], list[tuple[st
     return users, items
 
 
-def results_markdown(results: list[Any], heading: str) -> str:
-    """A numbered list with each item's reason (``heading`` is Markdown; titles and ids are
-    escaped here: they come from whatever catalogue the model was trained on)."""
+def detail(title: str, text: str) -> str:
+    """What an item's text says besides its title (year, genres, description), cut to
+    :data:`DETAIL_CHARS`: a title alone does not tell the 2012 *Les Misérables* from the 1998
+    one, nor why a film matched a description."""
+    rest = text[len(title) :].lstrip(". ") if title and text.startswith(title) else text
+    rest = " ".join(rest.split())
+    if len(rest) > DETAIL_CHARS:
+        rest = rest[:DETAIL_CHARS].rstrip() + "…"
+    return rest
+
+
+def results_markdown(
+    results: list[Any], heading: str, details: dict[str, str] | None = None
+) -> str:
+    """A numbered list with each item's score and reason (``heading`` is Markdown; titles and
+    ids are escaped here: they come from whatever catalogue the model was trained on);
+    ``details``: a line of text under each item, by id."""
     lines = [f"### {heading}", ""]
+    if not results:
+        lines.append("_No recommendations: every film is already among the liked or seen ones._")
     for rank, rec in enumerate(results, start=1):
         reason = ""
         if rec.because:
             liked = ", ".join(f"*{plain(b['title'])}* ({b['share']:.0%})" for b in rec.because)
             reason = f" — because you liked {liked}"
         code = code_span(rec.item_id)
-        lines.append(f"{rank}. **{plain(rec.title)}** {code} · {rec.score:.3f}{reason}")
+        line = f"{rank}. **{plain(rec.title)}** {code} · score {rec.score:.3f}{reason}"
+        if (details or {}).get(rec.item_id):
+            line += f"<br>{plain(details[rec.item_id])}"
+        lines.append(line)
+    if results:
+        lines += ["", SCORE_NOTE]
     return "\n".join(lines)
 
 
@@ -142,17 +204,18 @@ def recommend(
         # that cannot be read says so here instead of as a bare "Error".
         recommender = recommender_for(model_dir)
         if mode == MODES[0]:
+            user = user.strip()  # typed into the box (a model with more users than it lists)
+            history = known_user(recommender, user)
             results = recommender.for_user(user, k)
-            heading = f"For {plain(user)}"
+            # Who the user is: an id alone ("For 10019") left the list impossible to judge.
+            heading = f"For {plain(user)}, who liked " + named(recommender, history[::-1])
         elif mode == MODES[1]:
             # Each film once: the page's box cannot repeat one, but a request can, and a
             # million repeats of one id were a million item vectors in memory and a million
             # titles in the heading.
-            liked = list(dict.fromkeys(liked))
+            liked = list(dict.fromkeys(find_item(recommender, i) for i in liked))
             results = recommender.for_liked(liked, k)
-            heading = "For someone who liked " + ", ".join(
-                plain(recommender.titles[recommender.position[i]]) for i in liked
-            )
+            heading = "For someone who liked " + named(recommender, liked)
         else:
             results = recommender.for_query(text, k)
             quoted = " ".join(text.split())
@@ -169,7 +232,57 @@ def recommend(
         explanation = explain_first(recommender, results[0], text if mode == MODES[2] else None)
         if explanation is not None:
             highlights = explanation_to_highlights(explanation, side="passage")
-    return results_markdown(results, heading), highlights
+    texts = getattr(recommender, "texts", None)
+    details = (
+        {r.item_id: detail(r.title, texts[recommender.position[r.item_id]]) for r in results}
+        if texts
+        else None
+    )
+    return results_markdown(results, heading, details), highlights
+
+
+def named(recommender: Any, items: list[str]) -> str:
+    """Titles of ``items`` for a heading (Markdown), the first :data:`HEADING_TITLES` of them:
+    forty liked films made a heading of forty titles above the list."""
+    titles = [plain(recommender.titles[recommender.position[i]]) for i in items]
+    more = len(titles) - HEADING_TITLES
+    return ", ".join(titles[:HEADING_TITLES]) + (f" and {more} more" if more > 0 else "")
+
+
+def known_user(recommender: Any, user: str) -> list[str]:
+    """The liked items of a user the model knows; otherwise what to do instead, in the page's
+    words (the model's message names the command line's --liked and --query)."""
+    from tunesmith.errors import UserInputError
+
+    history = recommender.histories.get(user)
+    if history:
+        return list(history)
+    why = (
+        "rated every film below the model's --min-rating"
+        if user in getattr(recommender, "rated_below", {})
+        else "is not a user of this model"
+    )
+    raise UserInputError(f"{user!r} {why}: recommend from “{MODES[1]}” or “{MODES[2]}” instead.")
+
+
+def find_item(recommender: Any, value: str) -> str:
+    """The id of a film chosen or typed in the box: an id, a title (any case), or a choice's
+    label "Title [id]"; typed, since a large catalogue lists only its most liked films."""
+    import re
+
+    from tunesmith.errors import UserInputError
+
+    value = value.strip()
+    if value in recommender.position:
+        return value
+    labelled = re.fullmatch(r".*\[([^\[\]]+)\]", value)
+    if labelled and labelled.group(1) in recommender.position:
+        return labelled.group(1)
+    wanted = value.casefold()
+    for item, title in zip(recommender.ids, recommender.titles, strict=True):
+        if title.casefold() == wanted:
+            return item
+    raise UserInputError(f"No film with the id or title {value!r} in this model's catalogue.")
 
 
 def build_demo(model_dir: str | None = None) -> Any:
@@ -192,8 +305,27 @@ def build_demo(model_dir: str | None = None) -> Any:
             )
         )
         mode = gr.Radio(list(MODES), value=MODES[0], label="Recommend for")
-        user = gr.Dropdown(users, value=users[0][1] if users else None, label="User")
-        liked = gr.Dropdown(items, multiselect=True, label="Films you liked", visible=False)
+        # A trained model's users and films can be typed too (by id; a film also by title):
+        # a large one lists only its most active users and most liked films.
+        typed = bool(model_dir)
+        user = gr.Dropdown(
+            users,
+            value=users[0][1] if users else None,
+            label="User (or type a user's id)" if typed else "User",
+            allow_custom_value=typed,
+        )
+        liked = gr.Dropdown(
+            items,
+            multiselect=True,
+            label="Films you liked"
+            + (
+                f" (the {MAX_CHOICES:,} most liked are listed; type any other's id or title)"
+                if len(items) >= MAX_CHOICES
+                else ""
+            ),
+            visible=False,
+            allow_custom_value=typed,
+        )
         text = gr.Textbox(
             label="Describe what you want",
             placeholder="space operas with a strong female lead",

@@ -144,7 +144,39 @@ def describe(turn: Any) -> tuple[str, str]:
 def feedback_rows(kb_dir: str) -> list[list[Any]]:
     """Stored feedback, newest first, for the table under the chat (a Dataframe shows its cells
     as plain text, so they are not HTML-escaped: an escaped ``'`` would show as ``&#x27;``)."""
-    rows = service_for(kb_dir).conversations.feedback()
+    return _table(service_for(kb_dir).conversations.feedback())
+
+
+def stored_feedback(kb_dir: str) -> list[list[Any]]:
+    """The table as the page opens: a KB's stored feedback (given with ``rate``, ``chat``, the
+    API or an earlier visit), read from its database without loading the KB's encoder. It
+    stayed empty until the first rating in the page, and "Feedback in the conversation
+    database" then read as "none"."""
+    from tunesmith_support.conversations import Conversations
+    from tunesmith_support.kbindex import CALIBRATION
+    from tunesmith_support.service import default_db
+
+    if not kb_dir:  # the sample KB if built (never built here: the first question does that)
+        sample = demo_dir() / "sample-kb"
+        kb_dir = str(sample) if (sample / CALIBRATION).exists() else ""
+    if not kb_dir:
+        return []
+    if kb_dir in _services:
+        return feedback_rows(kb_dir)
+    db = default_db(kb_dir)
+    if not db.exists():
+        return []
+    try:
+        conversations = Conversations.open(db)
+        try:
+            return _table(conversations.feedback())
+        finally:
+            conversations.close()
+    except TunesmithError:  # a locked or damaged database: the first question says so
+        return []
+
+
+def _table(rows: list[dict[str, Any]]) -> list[list[Any]]:
     return [
         [
             r["turn_id"],
@@ -206,10 +238,11 @@ def matched_text(answerer: Any, query: str, entry: dict[str, Any]) -> tuple[str,
     return field, next(t for _, f, t in vectors if f == field)
 
 
-def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
+def build_uploaded_kb(files: list[str], current_kb: str, progress: Any = None) -> tuple[Path, str]:
     """A KB from uploaded files, with the current KB's base model. A CSV with ``question`` and
     ``answer_id`` columns is taken as labelled questions and calibrates the KB; without one, the
-    current KB's calibration is borrowed (said in the status).
+    current KB's calibration is borrowed (said in the status). ``progress(done, total)`` is told
+    about the entries encoded.
 
     A failed upload leaves no folder behind, and its error names the uploaded files, not where
     the server keeps them."""
@@ -217,7 +250,7 @@ def build_uploaded_kb(files: list[str], current_kb: str) -> tuple[Path, str]:
         raise UserInputError("Choose FAQ files or documents to upload first.")
     root = demo_dir() / "uploads" / str(time.time_ns())
     try:
-        return _build_upload(files, current_kb, root)
+        return _build_upload(files, current_kb, root, progress)
     except Exception as exc:
         shutil.rmtree(root, ignore_errors=True)
         if isinstance(exc, TunesmithError):
@@ -240,7 +273,9 @@ def _upload_message(message: str, root: Path) -> str:
     )
 
 
-def _build_upload(files: list[str], current_kb: str, root: Path) -> tuple[Path, str]:
+def _build_upload(
+    files: list[str], current_kb: str, root: Path, progress: Any = None
+) -> tuple[Path, str]:
     from tunesmith_support.kbindex import (
         CALIBRATION,
         build_index,
@@ -275,7 +310,7 @@ def _build_upload(files: list[str], current_kb: str, root: Path) -> tuple[Path, 
     model = read_meta(current_kb).get("model") or "default"
     if in_kb(model):  # a tuned encoder belongs to its own KB
         model = "default"
-    report = build_index(src, kb, model=model)
+    report = build_index(src, kb, model=model, progress=progress)
     if labelled:
         ids = {e.id for e in stored_entries(open_index(kb, load_encoder(kb)))}
         calibration = calibrate_kb(kb, read_labelled(labelled, ids))
@@ -361,16 +396,25 @@ def why_answer(kb_dir: str, state: dict | None) -> tuple:
     return q, p, note
 
 
-def build_from_upload(files: list | None, kb_dir: str) -> tuple:
+def build_from_upload(files: list | None, kb_dir: str, progress: Any = None) -> tuple:
     """The upload button: ``(KB, KB note, chat, conversation id, last answer, decision, source,
     feedback note, stored-feedback table, why note, question words, entry words)``. A new KB
     starts a new conversation and clears what was shown about the old one (its stored feedback
-    included: a new KB has none); a failed build changes nothing but the note."""
+    included: a new KB has none); a failed build changes nothing but the note.
+
+    ``progress`` is a ``gr.Progress``: encoding a real FAQ (1,487 entries of a bank's) takes
+    about a minute, which showed as nothing but a timer."""
     import gradio as gr
 
     paths = [f if isinstance(f, str) else f.name for f in (files or [])]
+    told = None
+    if progress is not None:
+
+        def told(done: int, total: int) -> None:
+            progress((done, total), desc="Encoding entries", unit="entries")
+
     try:
-        new_kb, note = build_uploaded_kb(paths, current_kb(kb_dir))
+        new_kb, note = build_uploaded_kb(paths, current_kb(kb_dir), told)
     except TunesmithError as exc:
         return (gr.skip(), problem(str(exc)), *([gr.skip()] * 10))
     return (str(new_kb), note, [], None, {}, "", "", "", [], *NO_EXPLANATION)
@@ -388,6 +432,49 @@ def current_kb(kb_dir: str) -> str:
     return kb_dir or str(sample_kb())
 
 
+#: What the demo says it does, whatever KB it opens.
+WHAT_IT_DOES = (
+    "It answers with a calibrated confidence, asks when two answers are close, and hands off to "
+    "a person when unsure or when asked to."
+)
+
+
+def introduction(kb: str | Path | None) -> tuple[str, str]:
+    """``(Markdown above the chat, the question box's placeholder)``, read cheaply from
+    ``kb.json``. A KB given to the demo is checked here, so that ``support demo --kb`` refuses
+    one it could not answer from in one line, before it serves: an uncalibrated KB (as `index`
+    leaves it) started, then turned every question into the same "no calibration" note.
+
+    The sample shop is named only for the sample KB: opened on a bank's FAQ, the page said
+    "Ask the assistant of Fernhill Outdoor Co." and suggested asking about shipping."""
+    from tunesmith_support.kbindex import CALIBRATION, read_meta
+
+    if kb is None:
+        return (
+            "### Customer support\nAsk the assistant of *Fernhill Outdoor Co.* (a fictional "
+            "shop; its FAQ and guides are the sample knowledge base). "
+            + WHAT_IT_DOES
+            + " The sample KB is indexed on the first question.",
+            "How much does shipping cost?",
+        )
+    meta = read_meta(kb)  # not a KB: one line naming it
+    if not (Path(kb) / CALIBRATION).exists():
+        raise UserInputError(
+            f"{kb}: the knowledge base has no calibration yet, so the demo could answer nothing; "
+            f"fit one first with `tunesmith support calibrate --kb {kb} --data questions.csv` "
+            "(columns question,answer_id; 20 rows or more)"
+        )
+    entries = meta.get("entries")
+    size = f"{entries:,} entries" if isinstance(entries, int) else "entries"
+    sources = Path(str(meta.get("sources") or "")).name
+    origin = f" from {plain_markdown(sources)}" if sources else ""
+    intro = (
+        f"### Customer support\nAsk the assistant about the knowledge base "
+        f"{code_span(Path(kb).name)} ({size}{origin}). " + WHAT_IT_DOES
+    )
+    return intro, "Type a customer's question"
+
+
 def build_demo(kb: str | Path | None = None) -> Any:
     """The Gradio Blocks of the support demo (``kb``: a KB directory; default the sample KB)."""
     import gradio as gr
@@ -395,14 +482,10 @@ def build_demo(kb: str | Path | None = None) -> Any:
     from tunesmith.ui.highlight import highlight_component
 
     fixed_kb = str(kb) if kb is not None else ""
+    intro, placeholder = introduction(kb)
 
     with gr.Blocks() as blocks:
-        gr.Markdown(
-            "### Customer support\nAsk the assistant of *Fernhill Outdoor Co.* (a fictional "
-            "shop; its FAQ and guides are the sample knowledge base). It answers with a "
-            "calibrated confidence, asks when two answers are close, and hands off to a person "
-            "when unsure or when asked to. The sample KB is indexed on the first question."
-        )
+        gr.Markdown(intro)
         # The page's KB starts as the one given (empty: the sample KB, found on first use).
         kb_state = gr.State(fixed_kb)
         conversation = gr.State(None)
@@ -411,9 +494,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
             with gr.Column(scale=3):
                 # Plain text: as Markdown, "2*3*4" showed as "234" and "[x](url)" as a link.
                 chat = gr.Chatbot(label="Conversation", height=360, render_markdown=False)
-                question = gr.Textbox(
-                    label="Question", placeholder="How much does shipping cost?", lines=1
-                )
+                question = gr.Textbox(label="Question", placeholder=placeholder, lines=1)
                 with gr.Row():
                     ask = gr.Button("Ask", variant="primary")
                     reset = gr.Button("New conversation")
@@ -444,6 +525,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
                 file_count="multiple",
             )
             build = gr.Button("Build knowledge base from upload")
+        blocks.load(stored_feedback, [kb_state], [table])
 
         why_outputs = [why_note, query_words, entry_words]
         ask_outputs = [chat, question, kb_state, conversation, last, decision, source]
@@ -466,8 +548,16 @@ def build_demo(kb: str | Path | None = None) -> Any:
             [feedback_note, table],
         )
         why.click(why_answer, [kb_state, last], [query_words, entry_words, why_note])
+
+        def build_with_progress(
+            files: list | None,
+            kb_dir: str,
+            progress: Any = gr.Progress(),  # noqa: B008 (how Gradio hands a handler its bar)
+        ) -> tuple:
+            return build_from_upload(files, kb_dir, progress)
+
         build.click(
-            build_from_upload,
+            build_with_progress,
             [upload, kb_state],
             [kb_state, kb_note, chat, conversation, last, decision, source, feedback_note, table]
             + why_outputs,
