@@ -201,11 +201,19 @@ def predict_command(
     model: Path = typer.Option(
         ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
     ),
-    data: Path | None = typer.Option(None, "--data", help="File of texts to label."),
+    data: Path | None = typer.Option(
+        None, "--data", help="File of texts to label; '-' reads standard input (see --format)."
+    ),
     text: list[str] | None = typer.Option(
         None, "--text", help="A text to label; repeat for several."
     ),
     text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    stdin_format: str | None = typer.Option(
+        None,
+        "--format",
+        help="With --data -: how standard input is read: lines (one text a line; the default) "
+        "| jsonl | csv | tsv.",
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="JSON lines for --data; one JSON document for --text."
     ),
@@ -223,20 +231,40 @@ def predict_command(
     """Label texts with a model: the label, its probability, and every label's probability.
 
     With --json, --data prints one JSON line per text, in file order; --text prints one JSON
-    document (an object for one text, a list for several).
+    document (an object for one text, a list for several). --data - reads the texts from
+    standard input: one a line, or as --format says.
     """
+    from tunesmith.data.readers import STDIN_FORMATS
     from tunesmith.errors import UserInputError
 
     if data is not None and text:
         raise UserInputError("pass either --data FILE or --text TEXT (not both)")
     if data is None and not text:
         raise UserInputError("pass --data FILE or --text TEXT: the texts to label")
+    from_stdin = data is not None and str(data) == "-"
+    if stdin_format is not None and not from_stdin:
+        raise UserInputError(
+            "--format goes with --data - (standard input); a file's format comes from its suffix"
+        )
+    if stdin_format is not None and stdin_format not in STDIN_FORMATS:
+        raise UserInputError(
+            f"--format {stdin_format!r} is not valid; expected {' | '.join(STDIN_FORMATS)}"
+        )
     from tunesmith.data.limits import cli_texts
 
     given = cli_texts(text)  # before the model loads: a bad argument costs no time
     for i, value in enumerate(given):
         if not value.strip():  # as --data refuses an empty cell, and explain an empty --text
             raise UserInputError(f"--text number {i + 1} is empty; there is nothing to label")
+    texts = given
+    if data is not None:  # before the model loads too: a bad file costs no time
+        from tunesmith.data.load import read_texts
+
+        texts = read_texts(
+            data,
+            text_col=text_col,
+            stdin_format=(stdin_format or "lines") if from_stdin else None,
+        )
     from tunesmith.engine.ensemble import load_ensemble
     from tunesmith.engine.predict import predict_texts
 
@@ -244,12 +272,6 @@ def predict_command(
     loaded, *members = load_ensemble(model, quantize=quantize)
     if top_k is not None and loaded.task == "ner":
         raise UserInputError("--top-k applies to classifiers; a NER model lists its entities")
-    if data is not None:
-        from tunesmith.data.load import read_texts
-
-        texts = read_texts(data, text_col=text_col)
-    else:
-        texts = given
     started = time.perf_counter()
     results = predict_texts(
         loaded,
@@ -475,7 +497,9 @@ def train_command(
         None, "--label-sep", help="Separator of several labels in one cell (multi-label)."
     ),
     strategy: str = typer.Option(
-        "full", "--strategy", help="full | freeze:K (bottom K layers frozen) | head | lora."
+        "full",
+        "--strategy",
+        help="full | freeze:K (embeddings and bottom K layers frozen, K >= 1) | head | lora.",
     ),
     epochs: float | None = typer.Option(None, "--epochs", help="Epochs (default: from the data)."),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate (default: from the model)."),
@@ -601,8 +625,12 @@ def train_command(
         help="Average the weights of the last N epochs after full fine-tuning (0: off); kept "
         "only if the held-out score does not drop.",
     ),
-    lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
-    lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
+    lora_r: int | None = typer.Option(
+        None, "--lora-r", help="--strategy lora: the adapter's rank (default 8)."
+    ),
+    lora_alpha: int | None = typer.Option(
+        None, "--lora-alpha", help="--strategy lora: the adapter's alpha (default 16)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
     """Fine-tune a model on labelled text (or CoNLL token files) and save it with its metrics.
@@ -615,6 +643,16 @@ def train_command(
     """
     options = dict(locals())  # first, so it holds the options and nothing else
     _check_task_options(options)
+    if task != "pairs" and strategy.partition(":")[0] != "lora":
+        given = [flag for flag, value in (("--lora-r", lora_r), ("--lora-alpha", lora_alpha))
+                 if value is not None]  # fmt: skip
+        if given:
+            from tunesmith.errors import UserInputError
+
+            raise UserInputError(
+                f"{' and '.join(given)} go{'es' if len(given) == 1 else ''} with --strategy "
+                f"lora, not --strategy {strategy}"
+            )
     if task == "pairs":
         from tunesmith.engine.distributed import world_size
         from tunesmith.errors import UserInputError

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.records import TextDataset
+from tunesmith.data.records import TextDataset, sort_labels
 
 #: How many example groups the report lists for each finding (the totals are always complete).
 MAX_EXAMPLES = 20
@@ -331,7 +331,7 @@ def apply_safe_fixes(dataset: TextDataset) -> tuple[TextDataset, dict[str, Any]]
         normalised += norm != text
     fixed = dataset.subset(keep)
     fixed = replace(
-        fixed, texts=texts, label_names=sorted({lab for ls in fixed.labels for lab in ls})
+        fixed, texts=texts, label_names=sort_labels({lab for ls in fixed.labels for lab in ls})
     )
     changes = {
         "rows_before": len(dataset),

@@ -9,12 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.limits import MAX_FIELD_CHARS, names_for_message, text_problem
-from tunesmith.data.readers import ROW_KEY, reader_for, short_row_problem
-from tunesmith.data.records import TextDataset, TokenDataset
+from tunesmith.data.readers import (
+    ROW_KEY,
+    STDIN_NAME,
+    read_stdin,
+    reader_for,
+    short_row_problem,
+)
+from tunesmith.data.records import TextDataset, TokenDataset, sort_labels
 from tunesmith.errors import DataError, UserInputError
 
-#: Strings that are a missing value written out by pandas or Python, not real text.
-MISSING_STRINGS = frozenset({"nan", "NaN", "NAN", "None"})
+#: Cell values that are a missing value, not real text: the strings pandas' ``read_csv`` (and
+#: so Hugging Face ``datasets``' CSV loader) reads as missing by default, and ``NAN``. Compared
+#: after stripping spaces, case-sensitively, as pandas does: ``none`` and ``Null`` are text.
+MISSING_STRINGS = frozenset(
+    {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "<NA>", "N/A", "NA", "NAN", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
 SCHEMES = ("BIO", "IO")
 _TAG = re.compile(r"^(?:O|([BI])-(\S+))$")
 
@@ -49,6 +60,8 @@ class _Problems:
 
 def _existing_file(path: str | Path) -> Path:
     path = Path(path)
+    if str(path) == "-" and not path.exists():
+        raise DataError("'-' (standard input) is not read here; give a data file", path=STDIN_NAME)
     if not path.exists():
         raise DataError("file not found", path=path)
     if path.is_dir():
@@ -89,12 +102,42 @@ def _check_column(rows: Sequence[dict[str, Any]], column: str, path: Path) -> No
         return
     if "tokens" in rows[0] and "token_rows" in rows[0]:  # not a table: no column to list
         raise _token_file(path, "text classification")
-    columns = names_for_message(_columns(rows))
+    names = _columns(rows)
+    columns = names_for_message(names)
     # No row: the column is missing from the file (a CSV's header is line 1, not the first
     # data row, which the message named), not from one row.
     raise DataError(
-        f"there is no column '{column}'; the columns are: {columns}", path=path, column=column
+        f"there is no column '{column}'; the columns are: {columns}"
+        + _separator_hint(names, column, path),
+        path=path,
+        column=column,
     )
+
+
+#: Separators a header may show inside one column name, as a user would call them.
+_SEPARATOR_NAMES = {";": "';'", "\t": "tab", ",": "comma", "|": "'|'"}
+
+
+def _separator_hint(names: Sequence[str], column: str, path: Path) -> str:
+    """What to do when ``column`` is inside one of ``names`` behind a separator the file was
+    not read with (``text;label`` read as one column), else ``""``."""
+    for name in names:
+        for separator, said in _SEPARATOR_NAMES.items():
+            parts = [part.strip().strip('"') for part in name.split(separator)]
+            if separator not in name or column not in parts:
+                continue
+            looks = f". The file looks {said}-separated"
+            if path.suffix.lower() == ".tsv":
+                what = "rename it to .csv" if separator == "," else "save it with tabs"
+                return f"{looks}, but a .tsv file is read as tab-separated: {what}"
+            if separator in (";", "\t"):
+                return (
+                    f"{looks}, but its header line also holds a comma (a .csv file is read as "
+                    "';'- or tab-separated only when its header line has no comma): save it "
+                    "with one separator throughout"
+                )
+            return f"{looks}; tunesmith reads comma-separated CSV: save it with commas"
+    return ""
 
 
 def _missing(value: Any) -> str | None:
@@ -281,7 +324,7 @@ def load_text_dataset(
     _check_label_forms(forms, label_col, problems)
     problems.raise_if_any()
     multilabel = multilabel or "list" in forms
-    names = sorted({label for row_labels in labels for label in row_labels})
+    names = sort_labels({label for row_labels in labels for label in row_labels})
     return TextDataset(
         texts=texts,
         labels=labels,
@@ -292,8 +335,20 @@ def load_text_dataset(
     )
 
 
-def read_texts(path: str | Path, *, text_col: str = "text") -> list[str]:
-    """Just the texts of a file, for prediction; token files give their tokens joined by spaces."""
+def read_texts(
+    path: str | Path, *, text_col: str = "text", stdin_format: str | None = None
+) -> list[str]:
+    """Just the texts of a file, for prediction; token files give their tokens joined by spaces.
+
+    With ``stdin_format`` (``lines``, ``jsonl``, ``csv`` or ``tsv``) a ``path`` of ``-`` reads
+    standard input in that format (:func:`~tunesmith.data.readers.read_stdin`); without it,
+    ``-`` is refused as a file that is not there.
+    """
+    if stdin_format is not None and str(path) == "-":
+        stdin_rows = read_stdin(stdin_format, column=text_col)
+        if not stdin_rows:
+            raise DataError("standard input has no texts", path=STDIN_NAME)
+        return _texts_of(stdin_rows, text_col, Path(STDIN_NAME))
     path = _existing_file(path)
     rows = _read_rows(path)
     if "tokens" in rows[0] and text_col not in rows[0]:
@@ -311,6 +366,11 @@ def read_texts(path: str | Path, *, text_col: str = "text") -> list[str]:
                         column="tag",
                     )
         return [" ".join(row["tokens"]) for row in rows]
+    return _texts_of(rows, text_col, path)
+
+
+def _texts_of(rows: list[dict[str, Any]], text_col: str, path: Path) -> list[str]:
+    """Every row's ``text_col``, or one DataError for the first bad one (with a count)."""
     _check_column(rows, text_col, path)
     problems = _Problems(path)
     texts = [_text_of(row, text_col, problems) for row in rows]
@@ -415,7 +475,7 @@ def validate_labels_known(
     """Fail on the first row whose label the model never saw (for evaluation files)."""
     known = set(known_labels)
     where = path if path is not None else dataset.source
-    shown = sorted(known)
+    shown = sort_labels(known)
     listing = ", ".join(shown[:12]) + (f", ... ({len(shown)} in all)" if len(shown) > 12 else "")
     if isinstance(dataset, TokenDataset):
         for tags, row in zip(dataset.tags, dataset.rows, strict=True):

@@ -68,6 +68,11 @@ def read_utf8(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:  # no permission, a folder in the way, an I/O error
         raise DataError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+    return decode_utf8(data, path)
+
+
+def decode_utf8(data: bytes, path: str | Path) -> str:
+    """``data`` as text (a BOM dropped); bytes that are not UTF-8 fail naming their line."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -100,7 +105,7 @@ def _csv_problem(exc: csv.Error) -> str:
     return f"cannot parse this row: {message}"
 
 
-def _check_unique_header(header: list[str], path: Path) -> None:
+def _check_unique_header(header: list[str], path: str | Path) -> None:
     """A column named twice would silently lose one of them to the other in each row."""
     seen: dict[str, int] = {}
     for position, name in enumerate(header, start=1):
@@ -140,8 +145,29 @@ def short_row_problem(row: Row, column: str) -> str | None:
     )
 
 
+#: Separators a ``.csv`` file may use instead of commas, when its header line shows it.
+SNIFFED_SEPARATORS = {";": "';'", "\t": "tab"}
+
+
+def csv_separator(text: str) -> str:
+    """The separator of a ``.csv`` file's ``text``: a comma, unless the header line has none
+    and has a ``;`` (Excel's CSV where the decimal mark is a comma) or else a tab; then that.
+
+    Only the header decides, and only when it is unambiguous: a header with a comma is
+    comma-separated, whatever its rows hold.
+    """
+    header = LINE_BREAK.split(text, maxsplit=1)[0]
+    if "," in header:
+        return ","
+    return next((sep for sep in SNIFFED_SEPARATORS if sep in header), ",")
+
+
 def _delimited(path: Path, delimiter: str, quoting: int) -> Iterator[Row]:
-    text = read_utf8(path)
+    return delimited_rows(read_utf8(path), path, delimiter, quoting)
+
+
+def delimited_rows(text: str, path: str | Path, delimiter: str, quoting: int) -> Iterator[Row]:
+    """The rows of delimited ``text`` under its header line (``path`` names it in errors)."""
     # Raised, never lowered: the default (131,072) is below the documented field limit.
     csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
     # strict: an unclosed quote is an error at the line it opens on, not one merged text that
@@ -193,8 +219,11 @@ def _delimited(path: Path, delimiter: str, quoting: int) -> Iterator[Row]:
 
 
 def read_csv(path: Path) -> Iterator[Row]:
-    """RFC 4180 CSV with a header line (line 1); quoted fields may hold newlines."""
-    return _delimited(Path(path), ",", csv.QUOTE_MINIMAL)
+    """RFC 4180 CSV with a header line (line 1); quoted fields may hold newlines. A header line
+    without a comma but with a ``;`` (or a tab) makes that the separator (:func:`csv_separator`)."""
+    path = Path(path)
+    text = read_utf8(path)
+    return delimited_rows(text, path, csv_separator(text), csv.QUOTE_MINIMAL)
 
 
 def read_tsv(path: Path) -> Iterator[Row]:
@@ -211,7 +240,7 @@ def _limits_problem(exc: Exception) -> str:
     return f"invalid JSON: {exc}"
 
 
-def _check_depth(value: Any, path: Path, row: int) -> None:
+def _check_depth(value: Any, path: str | Path, row: int) -> None:
     if json_depth_exceeds(value):
         raise DataError(
             f"a JSON value is nested more than {MAX_JSON_DEPTH} levels deep", path=path, row=row
@@ -221,7 +250,12 @@ def _check_depth(value: Any, path: Path, row: int) -> None:
 def read_jsonl(path: Path) -> Iterator[Row]:
     """One JSON object per line; blank lines are skipped."""
     path = Path(path)
-    for number, line in enumerate(split_lines(read_utf8(path)), start=1):
+    return jsonl_rows(read_utf8(path), path)
+
+
+def jsonl_rows(text: str, path: str | Path) -> Iterator[Row]:
+    """The objects of JSON-lines ``text`` (``path`` names it in errors)."""
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip(" \t"):  # JSON's own whitespace; U+2028 alone is not a blank line
             continue
         try:
@@ -414,3 +448,47 @@ def reader_for(path: str | Path) -> Callable[[Path], Any]:
     known = ", ".join(sorted(readers))
     shown = "".join(path.suffixes) or "no suffix"
     raise DataError(f"no reader for files with {shown}; known suffixes: {known}", path=path)
+
+
+#: How ``--data -`` names standard input in messages.
+STDIN_NAME = "<stdin>"
+#: Formats standard input can be read in (``--format``); ``lines`` is one text a line.
+STDIN_FORMATS = ("lines", "jsonl", "csv", "tsv")
+
+
+def line_rows(text: str, column: str) -> Iterator[Row]:
+    """One row per line of ``text`` that is not blank, its whole line as ``column``."""
+    for number, line in enumerate(split_lines(text), start=1):
+        if line.strip():
+            yield {column: line, ROW_KEY: number}
+
+
+def read_stdin(fmt: str, *, column: str = "text", stream: Any = None) -> list[Row]:
+    """The rows of standard input (``stream``, default ``sys.stdin.buffer``) read as ``fmt``:
+    ``lines`` (each line a text, as ``column``), ``jsonl``, ``csv`` or ``tsv``; errors name
+    ``<stdin>`` and the line. At most ``MAX_FILE_BYTES`` are read, as for a file."""
+    import sys
+
+    if fmt not in STDIN_FORMATS:
+        raise DataError(
+            f"unknown format {fmt!r} for standard input; use one of: {', '.join(STDIN_FORMATS)}",
+            path=STDIN_NAME,
+        )
+    source = stream if stream is not None else sys.stdin.buffer
+    data = source.read(MAX_FILE_BYTES + 1)
+    if isinstance(data, str):  # a text stream (a test's, or an embedding program's)
+        data = data.encode("utf-8", "surrogatepass")
+    if len(data) > MAX_FILE_BYTES:
+        raise DataError(
+            f"standard input is larger than {MAX_FILE_BYTES / 2**30:.0f} GiB; "
+            "split it into smaller parts",
+            path=STDIN_NAME,
+        )
+    text = decode_utf8(data, STDIN_NAME)
+    if fmt == "lines":
+        return list(line_rows(text, column))
+    if fmt == "jsonl":
+        return list(jsonl_rows(text, STDIN_NAME))
+    if fmt == "csv":
+        return list(delimited_rows(text, STDIN_NAME, csv_separator(text), csv.QUOTE_MINIMAL))
+    return list(delimited_rows(text, STDIN_NAME, "\t", csv.QUOTE_NONE))

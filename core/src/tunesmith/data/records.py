@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+def sort_labels(names: Iterable[str]) -> list[str]:
+    """Label names in the order a model's outputs take: by number when every name is a whole
+    number (``0 .. 11``, as Hugging Face ``ClassLabel`` data has), else by text.
+
+    By text, "10" would come before "2": ``id2label`` would still be right, but a user of the
+    ONNX export or of plain transformers who takes the argmax index as the class would read the
+    wrong class past 9. Ties by number (``7`` and ``07``) keep a fixed order by text.
+    """
+    unique = set(names)
+    if unique and all(_WHOLE_NUMBER.fullmatch(name) for name in unique):
+        return sorted(unique, key=lambda name: (int(name), name))
+    return sorted(unique)
 
 
 @dataclass
@@ -54,16 +71,17 @@ class TextDataset:
         )
 
     def label_counts(self) -> dict[str, int]:
-        """How many rows carry each label, most frequent first (ties by name)."""
+        """How many rows carry each label, most frequent first (ties in label order)."""
         counts = Counter(label for labels in self.labels for label in labels)
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        rank = {name: i for i, name in enumerate(sort_labels(counts))}
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], rank[kv[0]])))
 
     def extended(
         self, texts: Sequence[str], labels: Sequence[list[str]], rows: Sequence[int] | None = None
     ) -> TextDataset:
         """A copy with extra examples appended (generated ones get row 0)."""
         new_rows = list(rows) if rows is not None else [0] * len(texts)
-        names = sorted(set(self.label_names) | {lab for ls in labels for lab in ls})
+        names = sort_labels(set(self.label_names) | {lab for ls in labels for lab in ls})
         return replace(
             self,
             texts=[*self.texts, *texts],

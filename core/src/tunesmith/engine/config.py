@@ -31,6 +31,8 @@ NEAREST = ("auto", "on", "off")
 #: The one error for ``--unlabelled`` on data it cannot self-train on.
 UNLABELLED_NEEDS_SINGLE_LABEL = "--unlabelled: self-training needs single-label classification data"
 _STRATEGY_RE = re.compile(r"^(full|head|lora|freeze:(\d+))$")
+#: ``--lora-r`` and ``--lora-alpha`` when not given.
+LORA_DEFAULTS = (8, 16)
 
 
 def check_seed(seed: int) -> int:
@@ -155,8 +157,8 @@ class RunConfig:
     #: Average the weights at the end of the last N epochs after training (0: off; full
     #: fine-tuning). With held-out data the mean is kept only if it scores at least as well.
     average_epochs: int = 0
-    lora_r: int = 8
-    lora_alpha: int = 16
+    lora_r: int = LORA_DEFAULTS[0]
+    lora_alpha: int = LORA_DEFAULTS[1]
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     #: What the ``auto``/``None`` settings resolved to; filled in by ``train``.
@@ -206,6 +208,12 @@ class RunConfig:
         check_seed(self.seed)
         if not _STRATEGY_RE.match(self.strategy):
             raise bad("--strategy", self.strategy, "full | freeze:K | head | lora")
+        if self.freeze_layers == 0:
+            # It froze the embeddings alone, which "freeze the bottom 0 layers" does not say.
+            raise UserInputError(
+                "--strategy freeze:0 freezes no layer; use --strategy full (or freeze:K with K "
+                "from 1 to the model's number of layers)"
+            )
         if self.pooling not in POOLINGS:
             raise bad("--pooling", self.pooling, " | ".join(POOLINGS))
         if self.head_init not in HEAD_INITS:
@@ -265,6 +273,11 @@ class RunConfig:
             )
         if self.lora_r < 1 or self.lora_alpha < 1:
             raise UserInputError("--lora-r and --lora-alpha must be at least 1")
+        if self.strategy_kind != "lora" and (self.lora_r, self.lora_alpha) != LORA_DEFAULTS:
+            # Silently training without the adapter the user sized would be a wrong answer.
+            raise UserInputError(
+                f"--lora-r and --lora-alpha go with --strategy lora, not {self.strategy}"
+            )
         if self.label_sep == "":
             raise bad("--label-sep", self.label_sep, "a non-empty separator such as '|'")
         if self.strategy_kind == "lora" and self.task == "ner":

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.data.records import sort_labels
 from tunesmith.engine.lexical_refit import refit_lexical
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.predict import MEAN_TEMPERATURE, class_probabilities
@@ -177,6 +178,16 @@ def same_run(where: str | Path, run: Any, *, ignore: frozenset[str] = frozenset(
     resolved = config.get("resolved") or {}
     if run.task != "auto" and resolved.get("task") != run.task:
         return False
+    labels = resolved.get("labels")
+    if (
+        resolved.get("task") != "ner"
+        and isinstance(labels, list)
+        and all(isinstance(label, str) for label in labels)
+        and labels != sort_labels(labels)
+    ):
+        # Trained when whole-number labels were ordered as text ("10" before "2"): a member
+        # trained now orders them by number, and the members of an ensemble must agree.
+        return False
     # The hash recorded when it was trained: the file at the same path may have changed since.
     # A run_config.json from before the hash was recorded cannot tell, so it is not reused.
     then = resolved.get("data_sha256")
@@ -195,11 +206,19 @@ def load_ensemble(path: str | Path, *, quantize: str | None = None) -> list[Any]
     models = [load_model(path, quantize=quantize)]
     models += [load_model(m, quantize=quantize) for m in read_members(path)]
     for model in models[1:]:
-        if list(model.labels) != list(models[0].labels):
+        if list(model.labels) == list(models[0].labels):
+            continue
+        if sorted(model.labels) == sorted(models[0].labels):
+            # Whole-number labels were once ordered as text ("10" before "2"): a member trained
+            # before that and one trained since list the same labels in another order.
             raise UserInputError(
-                f"{model.path}: its labels differ from {models[0].path}'s; "
-                "the members of an ensemble must be trained on the same labels"
+                f"{model.path}: its labels are {models[0].path}'s in another order (one of them "
+                "was trained by an older tunesmith); train the ensemble again"
             )
+        raise UserInputError(
+            f"{model.path}: its labels differ from {models[0].path}'s; "
+            "the members of an ensemble must be trained on the same labels"
+        )
     if len(models) > 1:
         temperature = _mean_temperature(Path(path), models[0])
         if temperature is not None:

@@ -56,6 +56,11 @@ def _refit(model_dir: Path, run: RunConfig, log: Log) -> None:
     prepared = prepare_data(
         run, model_location=resolve_model(run.model).location, log=lambda _m: None
     )
+    trained = stored.resolved.labels
+    if trained and sorted(trained) == sorted(prepared.labels):
+        # The regression's columns follow the transformer's outputs, in the order it was
+        # trained with: whole-number labels were once ordered as text ("10" before "2").
+        prepared.labels = list(trained)
     metrics = read_json_object(model_dir / METRICS_FILE) or {}
     before = metrics.pop("lexical", None) or {}
     single = prepared.task == "classification"

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith.model_dir import TASK_KEY
+from tunesmith.io import read_json_object
+from tunesmith.model_dir import CONFIG_FILE, TASK_KEY
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,38 @@ def parse_strategy(text: str) -> Strategy:
     raise UserInputError(
         f"--strategy {text!r} is not valid; expected full | freeze:K | head | lora"
     )
+
+
+#: Where a ``config.json`` keeps the number of transformer layers (BERT, DistilBERT, others).
+_LAYER_KEYS = ("num_hidden_layers", "n_layers", "num_layers")
+
+
+def check_freeze_depth(strategy: str, model_location: str | Path) -> None:
+    """Refuse ``freeze:K`` for K above the base model's layer count, read from its
+    ``config.json`` before any heavy work (the linear-probe start ran first, and then the
+    strategy failed). A directory whose config says no count is checked when the model is built
+    (:func:`check_freeze_layers`)."""
+    kind, _, rest = strategy.partition(":")
+    if kind != "freeze" or not rest.isdigit():
+        return
+    config = read_json_object(Path(model_location) / CONFIG_FILE) or {}
+    total = next((config[k] for k in _LAYER_KEYS if isinstance(config.get(k), int)), None)
+    if total is not None:
+        _check_depth(int(rest), total)
+
+
+def check_freeze_layers(model: Any, strategy: Strategy) -> None:
+    """:func:`check_freeze_depth` on a built model."""
+    if strategy.kind == "freeze":
+        _check_depth(strategy.k or 0, num_layers(model))
+
+
+def _check_depth(k: int, total: int) -> None:
+    if k > total:
+        raise UserInputError(
+            f"--strategy freeze:{k}: the model has only {total} layers; use freeze:1 to "
+            f"freeze:{total} (freeze:{total} freezes every layer, as head does)"
+        )
 
 
 def backbone_of(model: Any) -> Any:
@@ -94,8 +128,7 @@ def apply_strategy(model: Any, strategy: Strategy, *, lora_r: int = 8, lora_alph
         return model
     k = strategy.k or 0
     total = num_layers(model)
-    if k > total:
-        raise UserInputError(f"--strategy freeze:{k}: the model has only {total} layers")
+    _check_depth(k, total)
     layers = encoder_layers(model)
     if layers is None:
         raise UserInputError(

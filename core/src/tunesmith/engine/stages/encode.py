@@ -11,7 +11,7 @@ from tunesmith.engine.config import RunConfig
 from tunesmith.engine.modeling import build_classifier, load_base_tokenizer, pooling_of
 from tunesmith.engine.prepare import targets
 from tunesmith.engine.stages.state import Training
-from tunesmith.engine.strategies import parse_strategy
+from tunesmith.engine.strategies import check_freeze_layers, parse_strategy
 from tunesmith.engine.threads import configure_threads
 from tunesmith.engine.trainer_utils import (
     EncodedDataset,
@@ -48,6 +48,7 @@ def run(state: Training) -> None:
         pooling=run.pooling,
         base_name=state.base_name,
     )
+    check_freeze_layers(model, state.strategy)  # before the linear-probe start, not after it
     if task != "ner":
         resolved.pooling = pooling_of(model)
         if run.pooling == "mean" and resolved.pooling != "mean":

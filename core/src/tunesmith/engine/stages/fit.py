@@ -268,7 +268,7 @@ def _add_callbacks(state: Training, trainer: Any, patience: int) -> None:
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(make_progress_callback(sys.stderr.isatty()))
+    trainer.add_callback(make_progress_callback(sys.stderr.isatty(), state.prepared.task))
     if patience > 0:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
     if state.tensorboard_dir is not None and is_main_process():  # one writer of the logs

@@ -7,6 +7,7 @@ from importlib import metadata
 
 from tunesmith.engine.prepare import prepare_data
 from tunesmith.engine.stages.state import Training
+from tunesmith.engine.strategies import check_freeze_depth
 from tunesmith.engine.workdir import open_work_dir
 from tunesmith.io import file_sha256
 from tunesmith.models import resolve_model
@@ -16,6 +17,7 @@ def run(state: Training) -> None:
     """Fill ``state.prepared``, the base model's location and name, and ``resume_from``."""
     run = state.run
     base = resolve_model(run.model)
+    check_freeze_depth(run.strategy, base.location)  # before the data, the probe and the fit
     state.prepared = prepare_data(run, model_location=base.location, log=state.log)
     state.base_location = base.location
     # A hub model is recorded by its id, not the download folder on this machine.
