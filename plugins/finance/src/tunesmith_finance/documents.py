@@ -6,8 +6,10 @@ Rules, also in docs/finance.md:
   ``created_at``), ``source``, ``text`` (or ``headline``, ``title``), optional ``topic`` (or
   ``topics``) and ``tickers`` (or ``ticker``: a list, or one string split at ``,``, ``;`` or
   spaces);
-* times: ISO 8601 (``2026-11-05T14:03:00+01:00``, ``...Z``, a date alone is midnight), or Unix
-  seconds (milliseconds when above 10^11). A time with a zone is converted to UTC; a **naive
+* times: ISO 8601 (``2026-11-05T14:03:00+01:00``, ``...Z``, a date alone is midnight), Unix
+  seconds (milliseconds when above 10^11), or RFC 2822 as RSS ``pubDate`` and Twitter's
+  ``created_at`` write it (``Thu, 05 Nov 2026 14:03:00 GMT``, ``Thu Nov 05 14:03:00 +0000
+  2026``). A time with a zone is converted to UTC; a **naive
   time is read in** ``naive_tz`` (UTC unless ``--naive-tz`` says otherwise). A missing or
   unparsable time skips the row: trends and alerts need it;
 * a row without an id gets one from its content: ``sha1:`` and the first 16 hex digits of
@@ -38,6 +40,8 @@ DEFAULT_MAX_CHARS = 5000
 FIRST_YEAR = 1000
 _SPLIT = re.compile(r"[,;\s]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: The word after an RFC 2822 time: its zone (``GMT``, ``EST``), or one the reader does not know.
+_ZONE_WORD = re.compile(r"\d:\d\d(?::\d\d)?\s+([A-Za-z]+)\b")
 
 
 class RowError(ValueError):
@@ -107,7 +111,11 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> datetime:
     try:
         moment = core_parse_time(value, naive_tz)[0]
     except ValueError as exc:
-        raise RowError(str(exc)) from None
+        # News feeds (RSS pubDate, Twitter's created_at) write RFC 2822, not ISO 8601.
+        rfc = _rfc2822(value, naive_tz)
+        if rfc is None:
+            raise RowError(str(exc)) from None
+        moment = rfc
     if moment.year < FIRST_YEAR:
         # 0001-01-01 is .NET's "no date": a missing time written as one. It would be bucketed
         # and charted as a real moment (and a chart cannot reach back before year 1).
@@ -116,6 +124,34 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> datetime:
             "a missing time, not a date"
         )
     return moment
+
+
+def _rfc2822(value: Any, naive_tz: tzinfo) -> datetime | None:
+    """An RFC 2822 time (``Thu, 05 Nov 2026 14:03:00 -0500``) in UTC, or ``None`` when
+    ``value`` is not one. ``-0000`` or no zone is naive (read in ``naive_tz``); a zone name the
+    reader does not know (``CET``) is a :class:`RowError`, since reading it as naive would
+    move the document by hours without a word."""
+    from email.utils import parsedate_to_datetime
+
+    if not isinstance(value, str) or not any(c.isalpha() for c in value):
+        return None
+    text = value.strip()
+    try:
+        moment = parsedate_to_datetime(text)
+    except (ValueError, TypeError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        zone = _ZONE_WORD.search(text)
+        if zone is not None:
+            raise RowError(
+                f"time {text[:40]!r}: unknown time zone {zone.group(1)!r}; write the zone as "
+                "an offset (+0100)"
+            )
+        moment = moment.replace(tzinfo=naive_tz)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:

@@ -159,16 +159,19 @@ class Ingester:
 
     # -- sources -------------------------------------------------------------------------------
 
-    def ingest_file(self, path: str | Path, *, follow: bool = False) -> Report:
+    def ingest_file(
+        self, path: str | Path, *, follow: bool = False, fmt: str | None = None
+    ) -> Report:
         """Ingest a JSONL or CSV file from where the last committed batch ended.
 
         ``follow`` (for watched files that may still grow) leaves an unfinished last line for
         the next call. A file shorter than its recorded offset, or whose bytes before that
         offset changed, was replaced: it is read again from the start (documents already stored
-        are recognised by id).
+        are recognised by id). ``fmt`` (``jsonl`` or ``csv``): the format when the file's name
+        does not say it (a rotated ``feed.jsonl.1``).
         """
         path = Path(path)
-        kind = check_file(path, empty_ok=follow)
+        kind = check_file(path, empty_ok=follow, fmt=fmt)
         key = str(path.resolve())
         report = Report(files=1)
         started = _time.perf_counter()

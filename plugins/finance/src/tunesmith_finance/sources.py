@@ -34,18 +34,28 @@ def format_of(path: str | Path) -> str:
     """``jsonl`` or ``csv`` from a file's suffix."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
+        inner = Path(path).with_suffix("").suffix.lower()
+        if suffix in (".gz", ".bz2", ".xz", ".zst") and inner in FORMATS:
+            # Compressed files are not read in place (ingest resumes at a byte offset).
+            tool = {".gz": "zcat", ".bz2": "bzcat", ".xz": "xzcat", ".zst": "zstdcat"}[suffix]
+            fmt = " --format csv" if FORMATS[inner] == "csv" else ""
+            raise UserInputError(
+                f"{path}: compressed files are not read directly; pipe it in: "
+                f"{tool} {path} | tunesmith finance ingest -{fmt} ..."
+            )
         raise UserInputError(
             f"{path}: unsupported file type {suffix or '(none)'}; use .jsonl or .csv"
         )
     return FORMATS[suffix]
 
 
-def check_file(path: str | Path, *, empty_ok: bool = False) -> str:
+def check_file(path: str | Path, *, empty_ok: bool = False, fmt: str | None = None) -> str:
     """The format of an input file that exists (``jsonl`` or ``csv``); one clear error if not.
 
     An empty file is refused unless ``empty_ok`` (a watched file may be created empty and
-    written later; a file named on the command line is then a mistake)."""
-    kind = format_of(path)
+    written later; a file named on the command line is then a mistake). ``fmt``: the format
+    when the name does not say it (a rotated ``feed.jsonl.1``)."""
+    kind = fmt or format_of(path)
     if not Path(path).is_file():
         raise UserInputError(f"{path}: no such file")
     if not empty_ok and Path(path).stat().st_size == 0:

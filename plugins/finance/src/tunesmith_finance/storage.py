@@ -268,6 +268,28 @@ def set_progress(
     )
 
 
+def move_progress(tx: Any, moves: dict[str, str]) -> None:
+    """Move progress records ``old path -> new path`` inside ``tx``: files renamed in a watched
+    folder (a rotated log) keep how far they were read. All are read before any is written, so
+    a chain (``a.jsonl.1 -> a.jsonl.2`` and ``a.jsonl -> a.jsonl.1``) moves each once."""
+    records = {
+        old: tx.query(
+            "SELECT offset, line, header, fingerprint FROM finance_progress WHERE path = ?", (old,)
+        )
+        for old in moves
+    }
+    for old in moves:
+        tx.execute("DELETE FROM finance_progress WHERE path = ?", (old,))
+    for old, new in moves.items():
+        if not records[old]:
+            tx.execute("DELETE FROM finance_progress WHERE path = ?", (new,))
+            continue
+        row = records[old][0]
+        set_progress(
+            tx, new, int(row["offset"]), int(row["line"]), row["header"], row["fingerprint"]
+        )
+
+
 def set_meta(db: Any, name: str, value: Any) -> None:
     """Remember a setting (e.g. the model that scored the documents); ``db`` may be a
     transaction."""

@@ -2,11 +2,15 @@
 
 Every file is read from the offset its last committed batch recorded, so a restarted watcher
 resumes where it stopped. Files are read in follow mode: a last line still being written (no
-newline yet) waits for the next change.
+newline yet) waits for the next change. A file renamed in the folder (a log rotated to
+``feed.jsonl.1``) is followed under its new name: its progress moves with it, so the lines
+written just before the rename (or after it, by a writer that has not reopened its file yet)
+are read.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +18,7 @@ from typing import Any
 
 from tunesmith.errors import UserInputError
 from tunesmith_finance.ingest import Report
-from tunesmith_finance.sources import FORMATS
+from tunesmith_finance.sources import FORMATS, format_of
 
 
 def _wanted(path: Path) -> bool:
@@ -25,23 +29,92 @@ def _files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_file() and _wanted(p)]
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+class Renames:
+    """The files a watcher has read, by identity (device and inode), to follow one that is
+    renamed in the folder: a log rotated from ``feed.jsonl`` to ``feed.jsonl.1`` keeps the
+    progress and the format it was read with, so its last lines are not lost."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.known: dict[Path, tuple[tuple[int, int], str]] = {}
+
+    def tracks(self, path: Path) -> bool:
+        return path in self.known
+
+    def format(self, path: Path) -> str | None:
+        """The format ``path`` was read with (its original name's), or ``None``."""
+        entry = self.known.get(path)
+        return entry[1] if entry else None
+
+    def remember(self, path: Path, identity: tuple[int, int] | None, fmt: str) -> None:
+        if identity is not None:
+            self.known[path] = (identity, fmt)
+
+    def moved(self, db: Any) -> dict[Path, str]:
+        """Files renamed since they were read: their progress records are moved to the new
+        names, returned with their formats, to be read now."""
+        from tunesmith_finance import storage
+
+        changed = {p: v for p, v in self.known.items() if _identity(p) != v[0]}
+        if not changed:
+            return {}
+        where: dict[tuple[int, int], Path] = {}
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                identity = _identity(Path(entry.path))
+                if identity is not None and entry.is_file():
+                    where[identity] = Path(entry.path)
+        moves: dict[str, str] = {}
+        found: dict[Path, str] = {}
+        for path in changed:
+            del self.known[path]
+        for path, (identity, fmt) in changed.items():
+            new = where.get(identity)
+            if new is not None and new != path:
+                moves[str(path.resolve())] = str(new.resolve())
+                found[new] = fmt
+                self.known[new] = (identity, fmt)
+        if moves:
+            with db.transaction() as tx:
+                storage.move_progress(tx, moves)
+        return found
+
+
 def ingest_paths(
     ingester: Any,
     paths: list[Path],
     log: Callable[[str], None],
     retry: set[Path] | None = None,
+    renames: Renames | None = None,
 ) -> Report:
     """Ingest each file in follow mode; one file's error is logged, not fatal.
 
     A file the database stayed locked for is added to ``retry`` (and removed once read): its
     unread rows would otherwise wait for the file's next change, which may never come.
+    ``renames``: remembers each file read, and gives the format of a renamed one.
     """
     from tunesmith.store import StoreLockedError
 
     total = Report()
     for path in sorted(paths):
+        fmt = renames.format(path) if renames is not None else None
+        # Before reading: a file renamed meanwhile is then at worst read again, never skipped.
+        identity = _identity(path)
         try:
-            total.merge(ingester.ingest_file(path, follow=True))
+            if fmt is None:
+                total.merge(ingester.ingest_file(path, follow=True))
+            else:
+                total.merge(ingester.ingest_file(path, follow=True, fmt=fmt))
+            if renames is not None:
+                renames.remember(path, identity, fmt or format_of(path))
         except StoreLockedError as exc:
             log(f"Error: {exc}; trying again")
             if retry is not None:
@@ -78,6 +151,7 @@ def watch_folder(
 
     log(f"watching {folder} (Ctrl-C to stop)")
     retry: set[Path] = set()
+    renames = Renames(folder)
     scanned = False
     # yield_on_timeout: the first pass runs once the watcher is running (a file written while
     # it reads is then a change, not missed), and locked files are tried again without a change.
@@ -88,12 +162,18 @@ def watch_folder(
             paths = set(_files(folder))
             scanned = True
         else:
+            # Renamed files first: their progress moves before a new file takes the old name.
+            moved = renames.moved(ingester.db) if changes else {}
             paths = {Path(p) for change, p in changes if change != Change.deleted}
-            paths = {p for p in paths | retry if _wanted(p) and p.is_file()}
+            paths = {
+                p
+                for p in paths | retry | set(moved)
+                if (_wanted(p) or renames.tracks(p)) and p.is_file()
+            }
             retry &= paths
             if not paths:
                 continue
         # The first pass reports (and runs `--alerts` on what is stored) even with no file yet.
-        report = ingest_paths(ingester, list(paths), log, retry)
+        report = ingest_paths(ingester, list(paths), log, retry, renames)
         if on_pass is not None:
             on_pass(report)
