@@ -96,3 +96,66 @@ def test_the_plugin_guide_training_and_explanation_calls_match_the_code():
     )
     assert list(inspect.signature(explain_texts).parameters)[:3] == ["model", "tokenizer", "texts"]
     assert list(inspect.signature(explain_loaded).parameters)[:2] == ["loaded", "texts"]
+
+
+# --- each plugin's CLI group (its `tunesmith_cli` hook) matches its docs page's command table ---
+
+PLUGIN_PAGES = {"support": "support.md", "finance": "finance.md", "recommend": "recommend.md"}
+
+
+def plugin_group(name: str):  # type: ignore[no-untyped-def]
+    """The click group ``tunesmith NAME`` as the installed plugin builds it."""
+    import typer
+
+    from tunesmith.cli import build_app
+
+    return typer.main.get_command(build_app()).commands[name]
+
+
+def command_table_rows(doc: str) -> list[str]:
+    """The first cell of each row of the table under ``## Commands`` in ``docs/DOC``."""
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    section = text.split("\n## Commands\n", 1)[1]
+    rows = []
+    for line in section.lstrip("\n").splitlines():
+        if not line.startswith("|"):
+            break
+        first = re.split(r"(?<!\\)\|", line)[1].strip()
+        if first.startswith("`"):
+            rows.append(first)
+    return rows
+
+
+def row_command(row: str, group: str) -> str:
+    words = row.split("`")[1].split()
+    return words[1] if words[0] == group else words[0]
+
+
+def option_names(command) -> set[str]:  # type: ignore[no-untyped-def]
+    return {o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")}
+
+
+@pytest.mark.parametrize("group", sorted(PLUGIN_PAGES))
+def test_every_plugin_command_is_in_its_docs_page_command_table(group):
+    documented = {row_command(row, group) for row in command_table_rows(PLUGIN_PAGES[group])}
+    commands = set(plugin_group(group).commands)
+    assert commands - documented == set(), f"docs/{PLUGIN_PAGES[group]} lacks these commands"
+    assert documented - commands == set(), f"docs/{PLUGIN_PAGES[group]} names unknown commands"
+
+
+@pytest.mark.parametrize("group", sorted(PLUGIN_PAGES))
+def test_every_flag_in_a_plugin_command_table_exists(group):
+    commands = plugin_group(group).commands
+    for row in command_table_rows(PLUGIN_PAGES[group]):
+        name = row_command(row, group)
+        flags = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", row))
+        unknown = flags - option_names(commands[name])
+        assert unknown == set(), f"docs/{PLUGIN_PAGES[group]}: `{group} {name}` has no {unknown}"
+
+
+@pytest.mark.parametrize("group", sorted(PLUGIN_PAGES))
+def test_cli_reference_lists_every_command_of_each_plugin(group):
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    listed = re.search(rf"^\| `tunesmith {group} ([\w\\|-]+)`", text, re.M)
+    assert listed, f"docs/cli.md has no row for `tunesmith {group}`"
+    assert set(listed.group(1).split("\\|")) == set(plugin_group(group).commands)

@@ -323,3 +323,16 @@ def test_a_fine_tuned_item_tower_whose_items_all_look_alike_is_left_out(
         > 0.9
         > meta["item_tower_collapsed"]["pretrained"]
     )
+
+
+def test_demo_on_port_zero_prints_the_port_it_serves_on(monkeypatch):
+    import tunesmith.ui.launch as launching
+    import tunesmith_recommend.demo as demo
+
+    served = {}
+    monkeypatch.setattr(demo, "build_demo", lambda model_dir: "blocks")
+    monkeypatch.setattr(launching, "launch", lambda blocks, *, host, port: served.update(port=port))
+    result = run("recommend", "demo", "--port", "0")
+    assert result.exit_code == 0, result.output
+    assert ":0/" not in result.output
+    assert served["port"] > 0 and f"http://127.0.0.1:{served['port']}/" in result.output

@@ -353,3 +353,17 @@ def test_export_feedback_keeps_an_existing_out_unless_forced(kb_copy, cli, tmp_p
     forced = cli(*args, "--force")
     assert forced.exit_code == 0, forced.output
     assert out.read_text(encoding="utf-8") == "question,answer_id\n"
+
+
+def test_about_prints_a_start_command_that_runs_as_copied(cli):
+    import shlex
+
+    from tunesmith_support.sample import SAMPLE_DIR
+
+    result = cli("support", "about")
+    assert result.exit_code == 0, result.output
+    start = next(line for line in result.output.splitlines() if line.startswith("Start: "))
+    words = shlex.split(start.removeprefix("Start: ").split(";")[0])
+    assert words[:3] == ["tunesmith", "support", "index"]
+    kb = words[words.index("--kb") + 1]
+    assert kb == str(SAMPLE_DIR / "kb") and (SAMPLE_DIR / "kb" / "faq.csv").is_file()

@@ -428,7 +428,9 @@ def demo_command(
     from tunesmith.ui.launch import check_address, launch
     from tunesmith_recommend.demo import build_demo
 
-    check_address(host, port)  # before it says it starts there
+    # Before it says where it starts; --port 0 resolves to the free port it will serve on,
+    # which is the address to print (it printed "http://127.0.0.1:0/").
+    port = check_address(host, port)
     print(f"Starting the demo on http://{host}:{port}/", file=sys.stderr)
     launch(build_demo(str(model_dir) if model_dir else None), host=host, port=port)
 

@@ -544,6 +544,8 @@ def demo_command(
 
 def about_command() -> None:
     """Say what the support plugin does and where its sample data and docs are."""
+    import shlex
+
     from tunesmith_support.sample import SAMPLE_DIR
 
     typer.echo(
@@ -552,7 +554,10 @@ def about_command() -> None:
         "person (a support.handoff event) when unsure or asked to."
     )
     typer.echo(f"Sample knowledge base: {SAMPLE_DIR}")
-    typer.echo("Start: tunesmith support index --kb $SAMPLE/kb --out kb; see docs/support.md")
+    # The real folder, quoted for a shell: a "$SAMPLE/kb" nobody had set, copied as printed,
+    # asked for "/kb".
+    kb = shlex.quote(str(SAMPLE_DIR / "kb"))
+    typer.echo(f"Start: tunesmith support index --kb {kb} --out kb; see docs/support.md")
 
 
 def build_group() -> typer.Typer:
