@@ -306,3 +306,18 @@ def test_every_model_option_has_the_short_form_m_and_is_spelled_model():
 def test_every_option_says_what_it_does_in_its_help():
     for where, option in _options():
         assert (option.help or "").strip(), (where, option.opts)
+
+
+def test_help_paragraphs_are_reflowed_not_broken_where_the_source_wrapped():
+    import typer
+
+    from tunesmith.cli import _reflow_help, build_app, reflow_paragraphs
+
+    command = typer.main.get_command(build_app())
+    _reflow_help(command)
+    retry = command.commands["events"].commands["retry"]
+    assert "marks each one) and stdout: a delivery" in retry.help
+    source = "First line\nwrapped.\n\nSee:\n  tunesmith x\n- one\n- two\n\n\bkept\nas is"
+    assert reflow_paragraphs(source) == (
+        "First line wrapped.\n\nSee:\n  tunesmith x\n- one\n- two\n\n\bkept\nas is"
+    )

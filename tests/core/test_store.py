@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +248,12 @@ def test_nothing_committed_is_lost_when_a_writer_is_killed(tmp_path):
     assert all(counts.get(batch) == 50 for batch in reported)
     # A batch is whole or absent: the one in flight at the kill is never half there.
     assert set(counts.values()) == {50}
+
+
+@pytest.mark.parametrize("where", ["/dev/null", "folder"])
+def test_a_path_that_is_no_regular_file_is_one_error_naming_it(tmp_path, where):
+    from tunesmith.store import Store, StoreError
+
+    path = tmp_path if where == "folder" else Path(where)
+    with pytest.raises(StoreError, match=f"^{re.escape(str(path))}: (a folder|not a regular file)"):
+        Store.open(path)

@@ -39,6 +39,41 @@ def _refuse_empty_paths(command: Any) -> None:
         _refuse_empty_paths(sub)
 
 
+def _reflow_help(command: Any) -> None:
+    """Join the lines of each help paragraph of ``command`` and its subcommands into one.
+
+    Typer (0.29) keeps a docstring's single line breaks in every paragraph after the first, so
+    a paragraph wrapped at 100 columns in the source came out ragged on an 80-column terminal
+    ("... marks each one) and" / "stdout: ..."). Indented lines, list items, and paragraphs
+    marked with click's ``\\b``, keep their breaks."""
+    if getattr(command, "help", None) and not getattr(command, "_reflowed", False):
+        command.help = reflow_paragraphs(command.help)
+        command._reflowed = True
+    for sub in getattr(command, "commands", {}).values():
+        _reflow_help(sub)
+
+
+def reflow_paragraphs(text: str) -> str:
+    """``text`` with each paragraph's wrapped lines joined (see :func:`_reflow_help`)."""
+    import inspect
+    import re
+
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        if paragraph.startswith("\b"):
+            paragraphs.append(paragraph)
+            continue
+        lines: list[str] = []
+        for line in paragraph.split("\n"):
+            # An indented line (an example command) or a list item starts a line of its own.
+            if lines and not re.match(r"\s|([-*]|\d+[.)])\s", line):
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
 def _no_empty_path(param: Any, process: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def process_value(ctx: Any, value: Any) -> Any:
         values = value if isinstance(value, (list, tuple)) else [value]
@@ -86,6 +121,7 @@ class _TunesmithGroup(TyperGroup):
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[no-untyped-def]
         _refuse_empty_paths(self)
+        _reflow_help(self)
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         # Typer would print the usage, a hint and a boxed message: three lines and a frame

@@ -155,6 +155,10 @@ class Store:
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() in the thread that holds the lock
         if str(path) != ":memory:":
+            if self.path.exists() and not self.path.is_file():
+                # SQLite says "disk I/O error" for /dev/null and "unable to open" for a folder.
+                what = "a folder" if self.path.is_dir() else "not a regular file"
+                raise StoreError(f"{self.path}: {what}; give a database file")
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
