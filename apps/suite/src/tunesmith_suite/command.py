@@ -9,7 +9,9 @@ import typer
 
 def ui_command(
     host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes it to others."),
-    port: int = typer.Option(7860, min=0, max=65535, help="Port to listen on."),
+    port: int = typer.Option(
+        7860, min=0, max=65535, help="Port to listen on (0: any free port, printed)."
+    ),
     only: str = typer.Option("", help="Comma-separated demo names to show (default: all)."),
     share: bool = typer.Option(
         False, "--share", help="Open a public Gradio share link (off unless asked)."

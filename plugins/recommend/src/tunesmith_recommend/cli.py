@@ -419,7 +419,7 @@ def demo_command(
         "-m",
         help="A model directory (default: built from the sample data).",
     ),
-    port: int = typer.Option(7860, "--port", help="Port to listen on."),
+    port: int = typer.Option(7860, "--port", help="Port to listen on (0: any free port)."),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to others."
     ),

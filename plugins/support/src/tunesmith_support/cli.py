@@ -526,7 +526,7 @@ def demo_command(
     kb: Path | None = typer.Option(
         None, "--kb", help="Knowledge base to open (default: the sample KB, built on first start)."
     ),
-    port: int = typer.Option(7861, "--port", help="Port to listen on."),
+    port: int = typer.Option(7861, "--port", help="Port to listen on (0: any free port)."),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to others."
     ),
