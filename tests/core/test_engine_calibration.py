@@ -409,3 +409,10 @@ def test_a_multilabel_ensemble_mean_gets_a_temperature_per_label_that_keeps_each
     assert fitted["ece_after"] < fitted["ece_before"]
     tempered = temper_mean(under, fitted["temperatures"], True)
     assert ((tempered > 0.5) == (under > 0.5)).all()
+
+
+def test_a_kept_temperature_of_one_says_why_instead_of_looking_like_a_no_op():
+    from tunesmith.commands.calibrate import _fitted
+
+    assert "separates it perfectly" in _fitted({"temperature": 1.0})
+    assert _fitted({"temperature": 0.8123}) == "temperature 0.8123"

@@ -123,6 +123,13 @@ def _fitted(result: dict[str, Any]) -> str:
     if "temperatures" in result:
         temps = result["temperatures"]
         return f"{len(temps)} label temperatures, {min(temps):.3f} to {max(temps):.3f}"
+    if result["temperature"] == 1.0:
+        # fit_temperature's answer when there is nothing to fit: without saying so, "1.0000"
+        # read as a calibration that did nothing.
+        return (
+            "temperature 1.0000 (kept: the data has one class, or the model separates it "
+            "perfectly, which says nothing about new data)"
+        )
     return f"temperature {result['temperature']:.4f}"
 
 
