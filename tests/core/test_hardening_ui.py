@@ -150,3 +150,59 @@ def test_a_relative_name_found_under_no_root_is_named_as_typed(tmp_path, monkeyp
         resolve_model_dir("runs/tickets")
     assert str(info.value).startswith("No model directory 'runs/tickets' in the folders the UI")
     assert "demo-models" not in str(info.value)
+
+
+def _config(folder, labels, **extra):
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"id2label": {str(i): label for i, label in enumerate(labels)}, **extra}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_models_found_lists_the_models_in_the_roots_by_the_name_that_opens_them(tmp_path):
+    import json
+
+    root = tmp_path / "models"
+    _config(root / "bank77", [f"intent{i}" for i in range(77)])
+    ens = _config(root / "runs" / "fin_ens", ["negative", "neutral", "positive"])
+    _config(ens / "members" / "seed43", ["negative", "neutral", "positive"])
+    (ens / "ensemble.json").write_text(json.dumps({"members": ["members/seed43"]}))
+    _config(root / "ner", ["O", "B-PER"], tunesmith_task="ner")
+    _config(root / ".bank77.123-abc.tmp", ["a"])  # a model being written
+    (root / "data").mkdir()
+    sample = _config(model_access.demo_models_dir() / "support_intents", ["a", "b"])
+    set_model_roots([root])
+    found = dict((value, label) for label, value in model_access.find_models())
+    # Typing a path the user had to guess was the only way in; no member listed on its own.
+    assert found == {
+        "support_intents": "support_intents (2 labels)",
+        "bank77": "bank77 (77 labels)",
+        "ner": "ner (tagger)",
+        "runs/fin_ens": "runs/fin_ens (3 labels, seed ensemble of 2 models)",
+    }
+    assert all(
+        resolve_model_dir(value) == p.resolve()
+        for value, p in [("support_intents", sample), ("runs/fin_ens", ens)]
+    )
+
+
+def test_models_found_names_a_model_hidden_by_an_earlier_root_by_its_full_path(tmp_path):
+    _config(model_access.demo_models_dir() / "m", ["a", "b"])
+    other = _config(tmp_path / "models" / "m", ["x", "y", "z"])
+    set_model_roots([tmp_path / "models"])
+    values = [value for _, value in model_access.find_models()]
+    assert values == ["m", str(other.resolve())]
+    assert resolve_model_dir(values[1]) == other.resolve()
+
+
+def test_a_model_directory_typed_with_a_tilde_is_read_from_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = _config(tmp_path / "models" / "bank77", ["a", "b"])
+    set_model_roots([tmp_path / "models"])
+    # As a shell reads it: it was a folder named "~" under each root ("No model directory").
+    assert resolve_model_dir("~/models/bank77") == model.resolve()
+    with pytest.raises(ValueError) as info:
+        resolve_model_dir("~nosuchuser9/models/bank77")
+    assert "No model directory" in str(info.value)

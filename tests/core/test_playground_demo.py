@@ -150,3 +150,55 @@ def test_playground_scores_a_seed_ensemble_as_predict_does_by_its_members_mean(d
     got = np.asarray([probabilities[label] for label in labels])
     np.testing.assert_allclose(got, mean, atol=1e-5)
     assert highlights
+
+
+def test_playground_says_a_seed_ensemble_is_the_mean_of_its_models(demo_home):
+    import json
+
+    from tunesmith.engine.ensemble import MEMBERS_FILE
+    from tunesmith.testing import make_tiny_classifier
+    from tunesmith.ui.core_demos import classify
+
+    labels, texts = ["negative", "positive"], ["shares plunge", "profit beats"]
+    single = make_tiny_classifier(demo_home / "home" / "demo-models" / "one", labels, texts)
+    first = make_tiny_classifier(demo_home / "home" / "demo-models" / "ens", labels, texts)
+    make_tiny_classifier(first / "members" / "seed43", labels, texts, seed=1)
+    (first / MEMBERS_FILE).write_text(json.dumps({"members": ["members/seed43"]}))
+    # A `finance train --members 2` model read "Predicted negative (56%)" as one model's.
+    _, _, note = classify(str(first), texts[0])
+    assert "seed ensemble" in note and "mean of its 2 models" in note
+    _, _, alone = classify(str(single), texts[0])
+    assert "ensemble" not in alone
+
+
+def test_playground_lists_an_entity_named_twice_as_two_rows(demo_home, monkeypatch):
+    from tunesmith.testing import make_tiny_tagger
+    from tunesmith.ui import core_demos
+
+    text = "Apple sued Apple"
+    model = make_tiny_tagger(demo_home / "home" / "demo-models" / "ner", ["O", "B-ORG"], [text])
+    found = [
+        {"text": "Apple", "type": "ORG", "start": 0, "end": 5, "score": 0.9},
+        {"text": "Apple", "type": "ORG", "start": 11, "end": 16, "score": 0.6},
+    ]
+    monkeypatch.setattr(core_demos, "predict_texts", lambda *a, **k: [{"entities": found}])
+    monkeypatch.setattr(core_demos, "explain_loaded", lambda *a, **k: [[]])
+    scores, _, note = core_demos.classify(str(model), text)
+    # One key for both: the table showed one row while the note said "Found 2 entities".
+    assert note.startswith("Found 2 entities")
+    assert list(scores.values()) == [0.9, 0.6]
+    assert list(scores) == ["Apple (ORG)", "Apple (ORG) at character 11"]
+
+
+def test_playground_says_when_a_tagger_read_a_long_text_only_in_part(demo_home, monkeypatch):
+    from tunesmith.testing import make_tiny_tagger
+    from tunesmith.ui import core_demos
+
+    folder = demo_home / "home" / "demo-models" / "ner"
+    model = make_tiny_tagger(folder, ["O", "B-PER", "B-LOC"], ["John lives in Paris"])
+    monkeypatch.setattr(core_demos, "predict_texts", lambda *a, **k: [{"entities": []}])
+    _, _, short = core_demos.classify(str(model), "John lives in Paris")
+    assert short == "No entities found in the text."
+    # 400 words for a tagger that reads 128 tokens: "No entities found in the text".
+    _, _, cut = core_demos.classify(str(model), "John lives in Paris " * 100)
+    assert cut == "No entities found in the beginning of the text the model reads."

@@ -180,3 +180,37 @@ def test_training_another_sample_clears_the_last_models_result(monkeypatch):
     assert ids["Probabilities"] in outputs and ids["Why"] in outputs
     _, _, probabilities, words = on_train("finance_sentences")
     assert probabilities is None and words is None
+
+
+def test_picking_a_found_model_fills_the_directory_and_the_list_is_made_anew(tmp_path):
+    import gradio as gr
+
+    blocks = core_demos.build_playground()
+    picker = next(
+        b
+        for b in blocks.blocks.values()
+        if isinstance(b, gr.Dropdown) and b.label == "Models found"
+    )
+    (on_pick,) = {f.fn for f in blocks.fns.values() if f.name == "on_pick"}
+    (on_open,) = {f for f in blocks.fns.values() if f.name == "on_open_picker"}
+    assert on_pick("runs/fin_ens") == "runs/fin_ens"
+    assert (picker._id, "focus") in {tuple(t) for t in on_open.targets}
+    # A model trained after the page was built shows when the list is next opened.
+    (model_access.demo_models_dir() / "late").mkdir()
+    (model_access.demo_models_dir() / "late" / "config.json").write_text("{}")
+    assert on_open.fn()["choices"] == [("late (model)", "late")]
+
+
+def test_the_unread_part_of_a_long_text_is_shown_word_by_word_so_it_wraps_between_words():
+    from types import SimpleNamespace
+
+    from tunesmith.ui.highlight import scores_to_highlights
+
+    text = "card lost and I was charged twice"
+    pieces = scores_to_highlights(text, [SimpleNamespace(word="card", score=1.0, start=0, end=4)])
+    assert "".join(piece for piece, _ in pieces) == text
+    # One piece "lost and I was charged twice" broke mid-word in the page ("was c / harged").
+    assert pieces[1:] == [
+        (part, None)
+        for part in [" ", "lost", " ", "and", " ", "I", " ", "was", " ", "charged", " ", "twice"]
+    ]

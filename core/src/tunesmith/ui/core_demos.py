@@ -22,7 +22,7 @@ from tunesmith.hooktypes import Demo
 from tunesmith.plugins import collect_list
 from tunesmith.ui.highlight import explanation_to_highlights, highlight_component
 from tunesmith.ui.markdown import plain_markdown
-from tunesmith.ui.model_access import demo_models_dir, load_allowed_ensemble
+from tunesmith.ui.model_access import demo_models_dir, find_models, load_allowed_ensemble
 
 #: One sample model trained at a time, so two pages asking for one train it once.
 _train_lock = threading.Lock()
@@ -94,16 +94,31 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
             f"{said}. Highlighted words pushed towards **{plain_markdown(explanation.target)}** "
             f"({explanation.target_probability:.0%}, the most probable label) or away from it."
         )
-        note += _cut_note(explanation)
+        note += _ensemble_note(members) + _cut_note(explanation)
         return prediction["probabilities"], explanation_to_highlights(explanation), note
     # The label shown: with a lexical share (--lexical) it may not be the transformer's own.
     target = prediction["label"] if loaded.task == "classification" else None
     explanation = explain_loaded(loaded, [text], target=target, members=members)[0]
     note = (
-        f"Predicted **{plain_markdown(prediction['label'])}** ({prediction['score']:.0%}). "
-        "Highlighted words pushed towards it (positive) or away from it (negative)."
-    ) + _cut_note(explanation)
+        (
+            f"Predicted **{plain_markdown(prediction['label'])}** ({prediction['score']:.0%}). "
+            "Highlighted words pushed towards it (positive) or away from it (negative)."
+        )
+        + _ensemble_note(members)
+        + _cut_note(explanation)
+    )
     return prediction["probabilities"], explanation_to_highlights(explanation), note
+
+
+def _ensemble_note(members: list[Any]) -> str:
+    """What the page adds for a seed ensemble: its probabilities and words are the mean of
+    several models (the page showed them as one model's, nothing telling the two apart)."""
+    if not members:
+        return ""
+    return (
+        f" A seed ensemble: the probabilities and the words are the mean of its "
+        f"{len(members) + 1} models."
+    )
 
 
 def _cut_note(explanation: Any) -> str:
@@ -123,9 +138,19 @@ def _entities_result(
 ) -> tuple[dict[str, float], Any, str]:
     """A tagger's result for the page: each entity with its score, and the words that made the
     model tag the first one."""
+    cut = _read_in_part(loaded, text)
     if not entities:
+        if cut:  # "none in the text" was said of words the tagger never read
+            return {}, None, "No entities found in the beginning of the text the model reads."
         return {}, None, "No entities found in the text."
-    scores = {f"{e['text']} ({e['type']})": e["score"] for e in entities}
+    scores: dict[str, float] = {}
+    for entity in entities:
+        # One key per entity: a name said twice ("Apple sued Apple") was one row, the note
+        # counting two; a repeat is told apart by where it starts.
+        key = f"{entity['text']} ({entity['type']})"
+        if key in scores:
+            key += f" at character {entity['start']}"
+        scores[key] = entity["score"]
     first = entities[0]
     explained = explain_loaded(loaded, [text])[0]
     match = next((e for e in explained if (e.start, e.end) == (first["start"], first["end"])), None)
@@ -133,6 +158,11 @@ def _entities_result(
         f"**{plain_markdown(e['text'])}** ({plain_markdown(e['type'])})" for e in entities
     )
     note = f"Found {len(entities)} entit{'y' if len(entities) == 1 else 'ies'}: {found}."
+    if cut:
+        note += (
+            " The text is longer than the model reads: only its beginning was tagged, so "
+            "entities after it are not listed."
+        )
     if match is None:
         return scores, None, note
     note += (
@@ -140,6 +170,14 @@ def _entities_result(
         "(positive) or held it back (negative)."
     )
     return scores, explanation_to_highlights(match), note
+
+
+def _read_in_part(loaded: Any, text: str) -> bool:
+    """True when ``text`` is longer than the model reads (``predict`` tags its beginning)."""
+    from tunesmith.explain.encoding import encode_texts, max_input_length
+
+    limit = getattr(loaded, "max_length", None) or max_input_length(loaded.model, loaded.tokenizer)
+    return encode_texts(loaded.tokenizer, [text], max_length=limit, warn=False)[0].truncated
 
 
 def _problem(exc: Exception) -> str:
@@ -193,7 +231,8 @@ PLAYGROUND_INTRO = (
     "### Classify & explain\nTrain a quick model on built-in sample data (head-only "
     "fine-tuning of the default model, under a minute on a laptop CPU) and type a text. To "
     "open a model you trained with `tunesmith train`, start the UI with "
-    "`tunesmith ui --models FOLDER` and enter the model's directory inside FOLDER."
+    "`tunesmith ui --models FOLDER` and pick it under **Models found** (or enter its directory "
+    "inside FOLDER)."
 )
 
 
@@ -215,7 +254,17 @@ def build_playground() -> Any:
                 info=found[sets[0]].description if sets else None,
             )
             train_button = gr.Button("Train on sample data")
-        model_dir = gr.Textbox(label="Model directory", placeholder="path/to/model")
+        with gr.Row():
+            model_dir = gr.Textbox(label="Model directory", placeholder="path/to/model", scale=2)
+            # What the folders hold, so a model is picked, not its path guessed; listed again
+            # each time it is opened (a model trained after the UI started).
+            picker = gr.Dropdown(
+                find_models(),
+                value=None,
+                label="Models found",
+                info="In the demo's folder and the folders given with --models.",
+                scale=1,
+            )
         text = gr.Textbox(label="Text", placeholder="My card has not arrived yet", lines=2)
         go = gr.Button("Classify", variant="primary")
         note = gr.Markdown()
@@ -237,7 +286,15 @@ def build_playground() -> Any:
         def on_sample(name: str) -> Any:
             return gr.update(info=found[name].description if name in found else None)
 
+        def on_pick(value: str | None) -> Any:
+            return value if value else gr.update()
+
+        def on_open_picker() -> Any:
+            return gr.update(choices=find_models())
+
         sample.change(on_sample, inputs=sample, outputs=sample)
+        picker.focus(on_open_picker, outputs=picker)
+        picker.input(on_pick, inputs=picker, outputs=model_dir)
         train_button.click(on_train, inputs=sample, outputs=[model_dir, note, probabilities, words])
         # The keyboard as well as the button: Enter in the directory, Shift+Enter in the text.
         for event in (go.click, model_dir.submit, text.submit):

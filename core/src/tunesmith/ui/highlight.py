@@ -6,6 +6,7 @@ Gradio is imported inside the functions, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +47,9 @@ def scores_to_highlights(text: str, tokens: Sequence[Any]) -> list[tuple[str, fl
         pieces.append((text[token.start : token.end], value))
         cursor = max(cursor, token.end)
     if located and cursor < len(text):
-        pieces.append((text[cursor:], None))
+        # Word by word: Gradio breaks a piece anywhere ("was c / harged") but wraps between
+        # pieces, and the part of a long text the model did not read is one long piece.
+        pieces.extend((part, None) for part in re.findall(r"\S+|\s+", text[cursor:]))
     return pieces
 
 

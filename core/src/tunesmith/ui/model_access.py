@@ -21,8 +21,8 @@ from typing import Any
 from tunesmith.engine.ensemble import MEMBERS_FILE, load_ensemble, read_members
 from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
 from tunesmith.errors import TunesmithError, UserInputError
-from tunesmith.io import change_stamp
-from tunesmith.model_dir import CALIBRATION_FILE, CONFIG_FILE
+from tunesmith.io import change_stamp, read_json_object
+from tunesmith.model_dir import ADAPTER_CONFIG_FILE, CALIBRATION_FILE, CONFIG_FILE, TASK_KEY
 
 #: Loaded models kept at once (a small classifier is about 45 MB in memory).
 MAX_CACHED_MODELS = 3
@@ -85,7 +85,11 @@ def resolve_model_dir(text: str) -> Path:
     if "\x00" in text:
         raise ValueError(OUTSIDE_ROOTS)
     roots = model_roots()
-    typed = Path(text)
+    # "~/models/x" as a shell reads it (it was tried as a folder named "~" in each root).
+    try:
+        typed = Path(text).expanduser()
+    except RuntimeError:  # "~nobody": no such user, so no such home folder
+        typed = Path(text)
     bases = [Path()] if typed.is_absolute() else [*roots, Path.cwd()]
     inside = []
     for base in bases:
@@ -103,6 +107,84 @@ def resolve_model_dir(text: str) -> Path:
         # name that exists in the working folder only read as "demo-models/NAME does not exist").
         raise ValueError(NOT_UNDER_ROOTS.format(text))
     return found or inside[0]
+
+
+#: How deep and how many model directories :func:`find_models` looks for: a ``--models`` folder
+#: may be a whole home folder, and the list is made each time the page asks for it.
+FIND_DEPTH = 3
+FIND_LIMIT = 200
+
+
+def find_models() -> list[tuple[str, str]]:
+    """The model directories in the allowed roots, as ``(label, value)`` pairs for a picker.
+
+    ``value`` is what :func:`resolve_model_dir` opens again: the path inside its root, never where
+    the server keeps it (the absolute path only when an earlier root has the same name).
+    ``label`` adds what the model is ("77 labels", "seed ensemble of 2 models"). Hidden folders
+    (a model being written, ``.git``) and the inside of a model (its ensemble members) are
+    skipped; at most :data:`FIND_LIMIT` are listed, :data:`FIND_DEPTH` folders deep.
+    """
+    found: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+    for root in model_roots():
+        for path in _model_folders(root):
+            if path in seen or len(found) >= FIND_LIMIT:
+                continue
+            seen.add(path)
+            value = path.relative_to(root).as_posix() if path != root else "."
+            try:
+                opens = resolve_model_dir(value)
+            except ValueError:
+                opens = None
+            if opens != path:  # the same name in an earlier root (or the working folder)
+                value = str(path)
+            found.append((f"{value} ({describe_model(path)})", value))
+    return found
+
+
+def _model_folders(root: Path) -> list[Path]:
+    """Folders under ``root`` (itself included) holding a model, breadth first, sorted."""
+    models, level = [], [root]
+    for _ in range(FIND_DEPTH + 1):
+        deeper = []
+        for folder in level:
+            if (folder / CONFIG_FILE).is_file() or (folder / ADAPTER_CONFIG_FILE).is_file():
+                models.append(folder.resolve())
+                continue  # its members/ and checkpoints are not models of their own
+            with contextlib.suppress(OSError):
+                deeper += sorted(
+                    child
+                    for child in folder.iterdir()
+                    if not child.name.startswith(".") and child.is_dir()
+                )
+            if len(models) >= FIND_LIMIT:
+                return models
+        level = deeper
+    return models
+
+
+def describe_model(path: Path) -> str:
+    """A few words on what the model at ``path`` is: its task and labels, and for a seed
+    ensemble its number of members (it is scored by their mean, not as one model)."""
+    config = None
+    with contextlib.suppress(TunesmithError, OSError, ValueError):
+        config = read_json_object(path / CONFIG_FILE)
+    config = config or {}
+    labels = config.get("id2label")
+    count = len(labels) if isinstance(labels, dict) else 0
+    task = config.get(TASK_KEY)
+    if task == "ner":
+        words = ["tagger"]
+    elif count:
+        words = [f"{count} labels" + (", multi-label" if task == "multilabel" else "")]
+    else:
+        words = ["model"]
+    members = []
+    with contextlib.suppress(TunesmithError, OSError, ValueError):
+        members = read_members(path)
+    if members:
+        words.append(f"seed ensemble of {len(members) + 1} models")
+    return ", ".join(words)
 
 
 def load_allowed(text: str) -> Any:
