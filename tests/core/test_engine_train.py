@@ -574,6 +574,7 @@ def test_few_shot_data_trains_on_everything_with_contrastive_loss_and_says_so(cl
     result = _train(cli, files, out, "--epochs", "1", "--pooling", "mean")
     assert result.exit_code == 0
     assert "no held-out data, so nothing was measured" in result.stdout
+    assert "--eval FILE or --eval-fraction 0.1" in result.stdout
     assert "on no held-out data" not in result.stdout
     run = json.loads((out / "run_config.json").read_text())["resolved"]
     # 36 rows plus the 3 label names ("card lost", "refund", "delivery") as examples.

@@ -97,8 +97,11 @@ def _token_file(path: Path, what: str) -> DataError:
     )
 
 
-def _check_column(rows: Sequence[dict[str, Any]], column: str, path: Path) -> None:
-    if any(column in row for row in rows):
+def _check_column(
+    rows: Sequence[dict[str, Any]], column: str, path: Path, also: Sequence[str] = ()
+) -> None:
+    """Refuse a file none of whose rows has ``column`` (nor any of ``also``)."""
+    if any(name in row for name in (column, *also) for row in rows):
         return
     if "tokens" in rows[0] and "token_rows" in rows[0]:  # not a table: no column to list
         raise _token_file(path, "text classification")
@@ -106,8 +109,9 @@ def _check_column(rows: Sequence[dict[str, Any]], column: str, path: Path) -> No
     columns = names_for_message(names)
     # No row: the column is missing from the file (a CSV's header is line 1, not the first
     # data row, which the message named), not from one row.
+    nor = f" (nor {', '.join(also)})" if also else ""
     raise DataError(
-        f"there is no column '{column}'; the columns are: {columns}"
+        f"there is no column '{column}'{nor}; the columns are: {columns}"
         + _separator_hint(names, column, path),
         path=path,
         column=column,
@@ -336,22 +340,32 @@ def load_text_dataset(
 
 
 def read_texts(
-    path: str | Path, *, text_col: str = "text", stdin_format: str | None = None
+    path: str | Path,
+    *,
+    text_col: str | Sequence[str] = "text",
+    stdin_format: str | None = None,
 ) -> list[str]:
     """Just the texts of a file, for prediction; token files give their tokens joined by spaces.
+
+    ``text_col`` may name several columns (``("text", "headline", "title")``, as a news feed
+    writes its text under any of them): each row's text is then the first of them it has a
+    value in, and errors name the first column.
 
     With ``stdin_format`` (``lines``, ``jsonl``, ``csv`` or ``tsv``) a ``path`` of ``-`` reads
     standard input in that format (:func:`~tunesmith.data.readers.read_stdin`); without it,
     ``-`` is refused as a file that is not there.
     """
+    columns = (text_col,) if isinstance(text_col, str) else tuple(text_col)
+    if not columns:
+        raise ValueError("read_texts: text_col names no column")
     if stdin_format is not None and str(path) == "-":
-        stdin_rows = read_stdin(stdin_format, column=text_col)
+        stdin_rows = read_stdin(stdin_format, column=columns[0])
         if not stdin_rows:
             raise DataError("standard input has no texts", path=STDIN_NAME)
-        return _texts_of(stdin_rows, text_col, Path(STDIN_NAME))
+        return _texts_of(stdin_rows, columns, Path(STDIN_NAME))
     path = _existing_file(path)
     rows = _read_rows(path)
-    if "tokens" in rows[0] and text_col not in rows[0]:
+    if "tokens" in rows[0] and not any(column in rows[0] for column in columns):
         # A token file's last column must be a tag: in a plain text file read this way (a
         # .txt of one text a line) it is the line's last word, and the text would silently
         # be cut to its first word.
@@ -366,16 +380,28 @@ def read_texts(
                         column="tag",
                     )
         return [" ".join(row["tokens"]) for row in rows]
-    return _texts_of(rows, text_col, path)
+    return _texts_of(rows, columns, path)
 
 
-def _texts_of(rows: list[dict[str, Any]], text_col: str, path: Path) -> list[str]:
-    """Every row's ``text_col``, or one DataError for the first bad one (with a count)."""
-    _check_column(rows, text_col, path)
+def _texts_of(rows: list[dict[str, Any]], columns: Sequence[str], path: Path) -> list[str]:
+    """Every row's text (its first of ``columns`` with a value), or one DataError for the first
+    bad one (with a count)."""
+    present = [column for column in columns if any(column in row for row in rows)]
+    if not present:
+        _check_column(rows, columns[0], path, also=columns[1:])
     problems = _Problems(path)
-    texts = [_text_of(row, text_col, problems) for row in rows]
+    texts = [_text_of(row, _text_column(row, present), problems) for row in rows]
     problems.raise_if_any()
     return [text for text in texts if text is not None]
+
+
+def _text_column(row: dict[str, Any], columns: Sequence[str]) -> str:
+    """The first of ``columns`` with a value in ``row``; else the first it has (or the first of
+    all), whose missing value is then reported."""
+    for column in columns:
+        if column in row and _missing(row[column]) is None:
+            return column
+    return next((column for column in columns if column in row), columns[0])
 
 
 def _detect_scheme(tags: Iterable[str]) -> str:

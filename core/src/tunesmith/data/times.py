@@ -13,8 +13,10 @@ events), so that the same value means the same moment everywhere:
 * A ``datetime`` (Parquet timestamps) as it is, naive ones in ``naive_tz``.
 
 Errors are ``ValueError`` with a short reason a caller can put after a file, row and column:
-``missing time``, ``unparsable time '...' (expected ISO 8601 or Unix seconds)``, ``time ... is
-out of range``, ``time ... is not a finite number``.
+``missing time``, ``unparsable time '...' (expected ISO 8601, YYYYMMDD or Unix seconds)``,
+``time ... is out of range``, ``time ... is not a finite number``. The unparsable one is an
+:class:`UnparsableTimeError`, so that a reader that also takes other formats (finance reads RFC
+2822) can say what *it* accepts with :func:`unparsable_message`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,23 @@ MILLISECONDS_ABOVE = 1e11
 UNIX_SECONDS = "unix seconds"
 UNIX_MILLISECONDS = "unix milliseconds"
 ISO_8601 = "ISO 8601"
+#: What :func:`parse_time` reads, as its "unparsable time" message says it.
+ACCEPTED = "ISO 8601, YYYYMMDD or Unix seconds"
+
+
+def unparsable_message(shown: str, accepted: str = ACCEPTED) -> str:
+    """``unparsable time 'next tuesday' (expected ...)``: ``shown`` is the value as quoted,
+    ``accepted`` the formats the reader takes."""
+    return f"unparsable time {shown} (expected {accepted})"
+
+
+class UnparsableTimeError(ValueError):
+    """A time value in none of the formats read; ``shown`` is the value as the message quotes
+    it (cut to 40 characters), for a reader that accepts more to say so in its own message."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        super().__init__(unparsable_message(shown))
 
 
 def _number(value: Any) -> float | None:
@@ -84,13 +103,11 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> tuple[datetime, str]:
             except (OverflowError, OSError, ValueError):
                 raise ValueError(f"time {value!r} is out of range") from None
         if not isinstance(value, str):
-            raise ValueError(f"unparsable time {value!r}")
+            raise UnparsableTimeError(repr(value)[:40])
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(
-                f"unparsable time {value.strip()[:40]!r} (expected ISO 8601 or Unix seconds)"
-            ) from None
+            raise UnparsableTimeError(repr(value.strip()[:40])) from None
         kind = ISO_8601
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=naive_tz)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.nearest import NEAREST_ATTR, attach, attached, load_for
-from tunesmith.hf_quiet import silence_transformers
+from tunesmith.hf_quiet import quiet_transformers, silence_transformers
 from tunesmith.io import atomic_write_json, read_json_object, share_safetensors
 from tunesmith.model_dir import (
     ADAPTER_CONFIG_FILE,
@@ -339,7 +339,10 @@ def save_classifier(model: Any, directory: str | Path) -> list[str]:
     memory = attached(model)
     if memory is not None:
         memory.save(directory)
-    model.save_pretrained(str(directory))
+    # transformers draws a "Writing model shards" bar when its bars are on: another thread's
+    # load (the demos) may have put them back on since the run silenced them.
+    with quiet_transformers():
+        model.save_pretrained(str(directory))
     share_safetensors(directory)
     return mark_directory(directory)
 

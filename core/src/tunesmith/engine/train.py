@@ -103,7 +103,12 @@ def headline(metrics: dict[str, Any]) -> str:
     """One line for the terminal: the metric a user looks at first."""
     report = metrics.get("report") or {}
     if not report:
-        return "no held-out data, so nothing was measured"
+        # A few-shot run (fewer than 20 examples per label, median) keeps every example for
+        # training; say how to get a measure instead of leaving the user with none.
+        return (
+            "no held-out data, so nothing was measured (a few-shot run trains on every "
+            "example; --eval FILE or --eval-fraction 0.1 measures one)"
+        )
     if report.get("task") == "ner":
         return f"entity F1 {report.get('f1', math.nan):.4f}"
     parts = [f"accuracy {report.get('accuracy', math.nan):.4f}"]

@@ -262,7 +262,10 @@ def score_command(
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     text: list[str] | None = typer.Option(None, "--text", help="A text to score; repeatable."),
     file: Path | None = typer.Option(
-        None, "--data", "--file", help="A file of texts (text column)."
+        None,
+        "--data",
+        "--file",
+        help="A file of texts: its text column (or headline, or title, as ingest reads).",
     ),
     rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
     explain: bool = typer.Option(False, "--explain", help="Add the words behind each label."),
@@ -279,8 +282,10 @@ def score_command(
     loaded_rules = load_rules(rules)
     if file is not None:
         from tunesmith.data.load import read_texts
+        from tunesmith_finance.documents import TEXT_FIELDS
 
-        texts = read_texts(file)
+        # The fields ingest reads, so a feed scores here as it would be stored.
+        texts = read_texts(file, text_col=TEXT_FIELDS)
     else:
         texts = [t for t in text or [] if t.strip()]
         if not texts:
@@ -859,7 +864,7 @@ def demo_command(
         None, "--rules", help=RULES_HELP + " For scored texts (default: the sample's)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(7860, "--port", help="Port to listen on."),
+    port: int = typer.Option(7860, "--port", help="Port to listen on (0: any free port)."),
     tz: str = typer.Option(
         "UTC",
         "--tz",

@@ -12,6 +12,8 @@ Rules, also in docs/finance.md:
   2026``). A time with a zone is converted to UTC; a **naive
   time is read in** ``naive_tz`` (UTC unless ``--naive-tz`` says otherwise). A missing or
   unparsable time skips the row: trends and alerts need it;
+* ids are text as written; a whole float (``2.0``) is its integer (``2``), and ``true``,
+  ``false`` or ``NaN`` as an id skips the row;
 * a row without an id gets one from its content: ``sha1:`` and the first 16 hex digits of
   SHA-1 over source, time and text, so the same row read twice is still one document;
 * a text longer than ``max_chars`` is cut there and counted as truncated; an empty text skips
@@ -21,12 +23,14 @@ Rules, also in docs/finance.md:
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from tunesmith.data.limits import names_for_message
+from tunesmith.data.times import ACCEPTED, UnparsableTimeError, unparsable_message
 from tunesmith.data.times import parse_time as core_parse_time
 from tunesmith.errors import DataError, UserInputError
 
@@ -42,6 +46,8 @@ _SPLIT = re.compile(r"[,;\s]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 #: The word after an RFC 2822 time: its zone (``GMT``, ``EST``), or one the reader does not know.
 _ZONE_WORD = re.compile(r"\d:\d\d(?::\d\d)?\s+([A-Za-z]+)\b")
+#: What :func:`parse_time` reads: the core's formats and RFC 2822, as its message says it.
+ACCEPTED_TIMES = f"{ACCEPTED}, or RFC 2822 as 'Thu, 05 Nov 2026 14:03:00 GMT'"
 
 
 class RowError(ValueError):
@@ -107,13 +113,15 @@ def resolve_zone(name: str, flag: str = "--naive-tz") -> tzinfo:
 
 def parse_time(value: Any, naive_tz: tzinfo = UTC) -> datetime:
     """A timezone-aware UTC datetime from ISO 8601 text or Unix seconds (the core's
-    :func:`tunesmith.data.times.parse_time`); RowError if neither."""
+    :func:`tunesmith.data.times.parse_time`) or RFC 2822; RowError if none of them."""
     try:
         moment = core_parse_time(value, naive_tz)[0]
     except ValueError as exc:
         # News feeds (RSS pubDate, Twitter's created_at) write RFC 2822, not ISO 8601.
         rfc = _rfc2822(value, naive_tz)
         if rfc is None:
+            if isinstance(exc, UnparsableTimeError):  # the core's message lacks RFC 2822
+                raise RowError(unparsable_message(exc.shown, ACCEPTED_TIMES)) from None
             raise RowError(str(exc)) from None
         moment = rfc
     if moment.year < FIRST_YEAR:
@@ -177,6 +185,20 @@ def _list(value: Any) -> list[str]:
     return [part for part in _SPLIT.split(_str(value)) if part]
 
 
+def _id_text(value: Any) -> str:
+    """An id as stored: text as given (stripped), a whole number as its digits, so that
+    ``2.0`` (a JSON export of a column with gaps, pandas' floats) is the same document as
+    ``2``; ``true``/``false`` and ``NaN`` are not ids (a column of flags or a gap)."""
+    if isinstance(value, bool):
+        raise RowError(f"id is {str(value).lower()}, not an id (a text or a number)")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RowError(f"id is {value}, not an id (a text or a number)")
+        if value.is_integer():
+            return str(int(value))
+    return _str(value).strip()
+
+
 def content_id(source: str | None, time: str, text: str) -> str:
     """The id of a row that has none: a hash of its source, time and text."""
     digest = hashlib.sha1(f"{source or ''}\x1f{time}\x1f{text}".encode()).hexdigest()
@@ -212,7 +234,7 @@ def to_document(
     source = _first(row, ("source",))
     source = None if source is None else _str(source).strip()
     doc_id = _first(row, ID_FIELDS)
-    doc_id = content_id(source, iso, text) if doc_id is None else _str(doc_id).strip()
+    doc_id = content_id(source, iso, text) if doc_id is None else _id_text(doc_id)
     if not doc_id:
         raise RowError("empty id")
     return Document(

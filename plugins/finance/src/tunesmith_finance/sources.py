@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tunesmith.data.limits import MAX_FIELD_CHARS
 from tunesmith.errors import DataError, UserInputError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+#: Longest record read (bytes): the longest field at UTF-8's 4 bytes a character, and 64 KiB for
+#: the other fields. A line without its newline, or a CSV quote never closed, is otherwise read
+#: whole into memory; past this it is skipped as one row error, read in chunks to its end.
+MAX_RECORD_BYTES = 4 * MAX_FIELD_CHARS + (1 << 16)
+#: Bytes read at a time while skipping the rest of an oversized record.
+_SKIP_CHUNK = 1 << 16
 
 
 @dataclass
@@ -66,12 +73,23 @@ def check_file(path: str | Path, *, empty_ok: bool = False, fmt: str | None = No
 def iter_jsonl(
     handle: IO[bytes], *, offset: int = 0, line: int = 0, follow: bool = False
 ) -> Iterator[RawRow]:
-    """JSON objects, one a line, from ``offset`` (``line`` lines already read before it)."""
+    """JSON objects, one a line, from ``offset`` (``line`` lines already read before it).
+
+    A line longer than :data:`MAX_RECORD_BYTES` is a row error, its rest read in chunks and
+    dropped, so that one line without newlines cannot fill the memory."""
     position = offset
     while True:
-        raw = handle.readline()
+        raw = handle.readline(MAX_RECORD_BYTES + 1)
         if not raw:
             return
+        if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
+            size = _skip_line(handle, len(raw), follow)
+            if size is None:
+                return  # follow: the writer has not finished this line yet
+            position += size
+            line += 1
+            yield RawRow(line, position, None, _too_long(size))
+            continue
         if follow and not raw.endswith(b"\n"):
             return  # the writer has not finished this line yet
         position += len(raw)
@@ -96,6 +114,26 @@ def iter_jsonl(
         yield RawRow(line, position, value)
 
 
+def _too_long(size: int) -> str:
+    """The row error of a record of ``size`` bytes, past :data:`MAX_RECORD_BYTES`."""
+    return (
+        f"record of {size:,} bytes, longer than the {MAX_RECORD_BYTES:,} read (a line without "
+        "its newline, or a quote never closed?); skipped"
+    )
+
+
+def _skip_line(handle: IO[bytes], size: int, follow: bool) -> int | None:
+    """Read the rest of a line ``size`` bytes into it, in chunks, dropping them: the line's
+    whole size; ``None`` in ``follow`` mode when it has no newline yet (it is read again)."""
+    while True:
+        chunk = handle.readline(_SKIP_CHUNK)
+        size += len(chunk)
+        if chunk.endswith(b"\n"):
+            return size
+        if not chunk:
+            return None if follow else size
+
+
 _QUOTE, _COMMA = ord('"'), ord(",")
 _START, _FIELD, _QUOTED, _AFTER_QUOTE = range(4)
 
@@ -111,7 +149,11 @@ def _quote_open_after(raw: bytes, quoted: bool) -> bool:
         return False
     if not quoted:
         raw = raw.removeprefix(b"\xef\xbb\xbf")  # a BOM is not part of the first field
-    state = _QUOTED if quoted else _START
+    return _csv_state(raw, _QUOTED if quoted else _START) == _QUOTED
+
+
+def _csv_state(raw: bytes, state: int) -> int:
+    """The quoting state after ``raw`` (part of a line) read from ``state``."""
     for byte in raw:
         if state == _QUOTED:
             if byte == _QUOTE:
@@ -122,29 +164,73 @@ def _quote_open_after(raw: bytes, quoted: bool) -> bool:
             state = _START
         else:
             state = _FIELD
-    return state == _QUOTED
+    return state
 
 
-def _csv_record(handle: IO[bytes], follow: bool) -> tuple[bytes, int, bool] | None:
-    """One CSV record: its bytes (physical lines until no quoted field is open), its line count,
-    and whether it is complete (False: the file ended inside a quoted field)."""
+@dataclass
+class _Record:
+    """One CSV record's bytes (empty when ``oversized``), size, lines and whether it ended
+    inside a quoted field (the file ended first)."""
+
+    data: bytes
+    size: int
+    lines: int
+    complete: bool = True
+    oversized: bool = False
+
+
+def _csv_record(handle: IO[bytes], follow: bool) -> _Record | None:
+    """One CSV record: physical lines until no quoted field is open.
+
+    Past :data:`MAX_RECORD_BYTES` the rest of the record is read in chunks and dropped (an
+    ``oversized`` record), following its quotes to where it ends so the next record can be read.
+    """
     parts: list[bytes] = []
+    size = 0
     quoted = False
     while True:
-        raw = handle.readline()
+        raw = handle.readline(MAX_RECORD_BYTES + 1 - size)
         if not raw:
             if parts and not follow:
-                return b"".join(parts), len(parts), False  # the last record, quotes left open
+                return _Record(b"".join(parts), size, len(parts), complete=False)
             return None
+        if size + len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
+            return _skip_csv_record(handle, raw, quoted, len(parts), size, follow)
         if follow and not raw.endswith(b"\n"):
             return None
         parts.append(raw)
+        size += len(raw)
         quoted = _quote_open_after(raw, quoted)
         if not quoted:
-            return b"".join(parts), len(parts), True
+            return _Record(b"".join(parts), size, len(parts))
+
+
+def _skip_csv_record(
+    handle: IO[bytes], raw: bytes, quoted: bool, lines: int, size: int, follow: bool
+) -> _Record | None:
+    """Read to the end of a record too long to keep, in chunks, following its quotes: ``raw``
+    is its last line cut short, after ``lines`` whole lines of ``size`` bytes (``quoted``: one
+    of them left a quoted field open). ``None`` in ``follow`` mode when it has not ended yet."""
+    first = raw if quoted or lines else raw.removeprefix(b"\xef\xbb\xbf")
+    state = _csv_state(first, _QUOTED if quoted else _START)
+    size, lines = size + len(raw), lines + 1
+    while True:
+        chunk = handle.readline(_SKIP_CHUNK)
+        if not chunk:
+            if follow:
+                return None
+            return _Record(b"", size, lines, complete=state != _QUOTED, oversized=True)
+        size += len(chunk)
+        state = _csv_state(chunk, state)
+        if chunk.endswith(b"\n"):
+            if state != _QUOTED:
+                return _Record(b"", size, lines, oversized=True)
+            lines += 1  # a newline inside a quoted field: the record goes on
 
 
 def _parse_csv(data: bytes) -> list[str]:
+    # Raised, never lowered: the csv module's default (131,072) is below the field limit.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     return rows[0] if rows else []
 
@@ -159,12 +245,19 @@ def read_header(
     record = _csv_record(handle, follow=follow)
     if record is None:
         return [], 0, 0
-    data, lines, _complete = record
+    if record.oversized:
+        raise DataError(
+            f"the header is longer than {MAX_RECORD_BYTES:,} bytes (a line without its "
+            "newline, or a quote never closed?)",
+            path=name,
+            row=1,
+        )
+    data, lines = record.data, record.lines
     try:
         names = [field.strip() for field in _parse_csv(data)]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"unreadable CSV header: {exc}", path=name, row=1) from None
-    return names, len(data), lines
+    return names, record.size, lines
 
 
 def iter_csv(
@@ -181,13 +274,16 @@ def iter_csv(
         record = _csv_record(handle, follow)
         if record is None:
             return
-        data, lines, complete = record
+        data = record.data
         first = line + 1
-        position += len(data)
-        line += lines
+        position += record.size
+        line += record.lines
+        if record.oversized:
+            yield RawRow(first, position, None, _too_long(record.size))
+            continue
         if not data.strip():
             continue
-        if not complete:
+        if not record.complete:
             # The csv module would silently close the quotes and keep the rest of the file as
             # one field of this row.
             yield RawRow(first, position, None, "malformed CSV (a quoted field is never closed)")

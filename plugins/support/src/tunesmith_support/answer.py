@@ -143,6 +143,18 @@ def chosen_option(reply: str, titles: list[str]) -> int | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def option_titles(entries: list[Entry]) -> list[str]:
+    """How a clarifying question names its options: each entry's title, and for titles that
+    are the same as another option's (a KB that repeats a question) the start of its answer
+    after it, so that the customer can tell them apart."""
+    titles = [" ".join(entry.title.split()) for entry in entries]
+    seen = [_plain(title) for title in titles]
+    return [
+        f"{title} — {entry.snippet}" if seen.count(key) > 1 and entry.snippet else title
+        for title, key, entry in zip(titles, seen, entries, strict=True)
+    ]
+
+
 def clarify_text(titles: list[str]) -> str:
     """The clarifying question: the options numbered, and what to reply. (Quoted titles in one
     sentence read badly when they are questions themselves: 'Did you mean "A?" or "B?"?'.)"""
@@ -438,7 +450,7 @@ class Answerer:
             if len(close) >= 2 and p3 >= cal.clarify_threshold:
                 result.decision = "clarify"
                 result.reason = "close_candidates"
-                result.clarify = clarify_text([c.entry.title for c in close])
+                result.clarify = clarify_text(option_titles([c.entry for c in close]))
                 result.options = [c.entry.id for c in close]
             elif not candidates or candidates[0].score < cal.out_of_scope_score:
                 result.reason = "out_of_scope"

@@ -137,7 +137,11 @@ def describe(turn: Any) -> tuple[str, str]:
         lines.append("\n**Candidates:**")
         for c in a.candidates[:3]:
             title = plain_markdown(c["title"])
-            lines.append(f"- {code_span(c['id'])} {title} (score {c['score']:.2f})")
+            # The answer's start: entries of a KB that repeats a question share the title.
+            snippet = c.get("snippet") or ""
+            said = " ".join(str(c["title"]).split())
+            beside = f" — {plain_markdown(snippet)}" if not snippet.startswith(said) else ""
+            lines.append(f"- {code_span(c['id'])} {title}{beside} (score {c['score']:.2f})")
     return decision, "\n".join(lines) or "_No source_"
 
 

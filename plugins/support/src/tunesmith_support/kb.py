@@ -22,6 +22,10 @@ from tunesmith_support.documents import DOCUMENT_SUFFIXES, EmptySourceError, rea
 FAQ_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
+#: Longest answer snippet shown beside a candidate or a clarifying question's option.
+SNIPPET_CHARS = 80
+
+
 @dataclass(frozen=True)
 class Entry:
     """One answerable unit: an FAQ row (``kind="faq"``) or a document passage (``"passage"``)."""
@@ -45,6 +49,19 @@ class Entry:
     def title(self) -> str:
         """How a clarifying question names this entry: its question, or its heading."""
         return self.question or self.heading or self.answer[:60]
+
+    @property
+    def snippet(self) -> str:
+        """The start of its answer on one line (:data:`SNIPPET_CHARS` at most, cut at a word),
+        which tells apart entries whose titles are the same (a KB that repeats a question)."""
+        flat = " ".join(self.answer.split())
+        if len(flat) <= SNIPPET_CHARS:
+            return flat
+        cut = flat[: SNIPPET_CHARS - 1]
+        space = cut.rfind(" ")
+        if space > SNIPPET_CHARS // 2:
+            cut = cut[:space]
+        return cut.rstrip(" ,;:.") + "…"
 
     def vectors(self) -> list[tuple[str, str, str]]:
         """``(vector id, field, text)`` for each indexed text: an FAQ entry's question and

@@ -55,6 +55,7 @@ class Candidate:
         return {
             "id": self.entry.id,
             "title": self.entry.title,
+            "snippet": self.entry.snippet,
             "category": self.entry.category,
             "source": self.entry.source,
             "heading": self.entry.heading,
