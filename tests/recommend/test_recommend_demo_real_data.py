@@ -50,7 +50,8 @@ def test_a_large_catalogue_lists_its_most_liked_films_and_most_active_users(tmp_
     assert [value for _, value in items] == ["0000005", "0000006", "0000007"]
     page = demo.build_demo(model)
     boxes = {b.label: b for b in page.blocks.values() if isinstance(b, gr.Dropdown)}
-    films = next(b for label, b in boxes.items() if label.startswith("Films you liked"))
+    # "Items": these lists hold no meta.json saying what the items are (train --item-noun)
+    films = next(b for label, b in boxes.items() if label.startswith("Items you liked"))
     user = next(b for label, b in boxes.items() if label.startswith("User"))
     assert "type any other's id or title" in films.label
     assert films.allow_custom_value and user.allow_custom_value  # the others can be typed
@@ -106,15 +107,15 @@ def test_a_typed_film_is_found_by_its_id_title_or_label(catalogue):
     assert catalogue.liked == ["1024648", "0094336", "0122151"]
     assert markdown.startswith("### For someone who liked Argo, Withnail")
     markdown, _ = demo.recommend("m", demo.MODES[1], None, ["Casablanca"], "", False)
-    assert markdown == "**No film with the id or title 'Casablanca' in this model's catalogue.**"
+    assert markdown == "**No item with the id or title 'Casablanca' in this model's catalogue.**"
 
 
 def test_a_user_the_model_does_not_know_is_told_what_to_do_in_the_pages_words(catalogue):
-    for user, why in (("99999", "is not a user of this model"), ("555", "rated every film")):
+    for user, why in (("99999", "is not a user of this model"), ("555", "rated every item")):
         markdown, _ = demo.recommend("m", demo.MODES[0], user, None, "", False)
         # The model's own message named the command line's --liked ITEM and --query TEXT.
         assert why in markdown and "--liked" not in markdown and "--query" not in markdown
-        assert "“Liked films” or “A description”" in markdown
+        assert "“Liked items” or “A description”" in markdown  # no --item-noun
 
 
 def test_the_list_says_who_the_user_is_and_what_each_film_and_score_is(catalogue):

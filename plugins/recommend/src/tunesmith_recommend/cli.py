@@ -51,6 +51,12 @@ MODEL_DIR = typer.Option(
 )
 TOP_K = typer.Option(10, "-k", "--top", "--top-k", min=1, help="How many items to show.")
 AS_JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
+ITEM_NOUN = typer.Option(
+    None,
+    "--item-noun",
+    help="What one item is, for the demo's words: 'book', or 'singular/plural' like "
+    "'series/series' (default: 'film' with --sample, else 'item'). Stored in meta.json.",
+)
 
 
 def _data(
@@ -146,14 +152,20 @@ def train_command(
     tower_epochs: int = TOWER_EPOCHS,
     min_events: int = MIN_EVENTS,
     allow_network: bool = ALLOW_NETWORK,
+    item_noun: str | None = ITEM_NOUN,
     as_json: bool = AS_JSON,
 ) -> None:
     """Fit the two-tower model and the ranker; write a model directory (atomically)."""
+    from tunesmith.data.limits import cli_text
     from tunesmith.io import atomic_directory, check_writable_dir
     from tunesmith.locks import run_lock
     from tunesmith_recommend import model as model_dir
     from tunesmith_recommend.pipeline import fit
 
+    # What the demo calls an item: it said "films" of a model of books.
+    if item_noun is None:
+        item_noun = "film" if sample else model_dir.ITEM_NOUN
+    nouns = model_dir.item_noun_meta(cli_text(item_noun, "--item-noun"))
     # One writer of --out at a time, as `tunesmith train`: not two trains, nor a train --force
     # over a model that add-items is rewriting.
     with run_lock(out):
@@ -167,7 +179,7 @@ def train_command(
         )  # fmt: skip
         with atomic_directory(out, force=force) as tmp:
             fitted = fit(catalogue, found, tmp, settings)
-            model_dir.save(fitted, tmp)
+            model_dir.save(fitted, tmp, extra_meta=nouns)
     summary = {
         "out": str(out),
         "items": len(catalogue),
@@ -316,7 +328,7 @@ def for_user_command(
     liked: list[str] | None = typer.Option(
         None, "--liked", help="A liked item id (repeat): recommend for a new user."
     ),
-    query: str | None = typer.Option(None, "--query", help="Describe what you want to watch."),
+    query: str | None = typer.Option(None, "--query", help="Describe what you want."),
     k: int = TOP_K,
     explain: bool = typer.Option(
         False, "--explain", help="Also attribute the first item's words (slower)."

@@ -6,6 +6,10 @@ row and column. Decisions (documented in docs/recommend.md):
 - an item whose title and text fields are all empty is refused: a text recommender cannot place
   it, and a silent skip would hide the problem;
 - a catalogue needs at least two items (there is nothing to rank with one);
+- HTML entities in titles and text fields are decoded (``Withnail &amp; I`` is read as
+  ``Withnail & I``, as MovieTweetings and many web exports store titles): the encoder reads,
+  and every command and the demo shows, the text they stand for. Ids are kept as they are, so
+  events still name them; what is shown is escaped where it is shown (the demo's Markdown);
 - times are unix seconds (milliseconds above 10^11) or ISO 8601 (a time without a zone is read
   as UTC), read by the core's ``tunesmith.data.times``; one file must use
   one format, because a mix usually means two exports were pasted together; rows need not be in
@@ -16,6 +20,7 @@ row and column. Decisions (documented in docs/recommend.md):
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -116,6 +121,12 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _decoded(value: Any) -> str:
+    """A title or text field with its HTML entities decoded (``&amp;`` as ``&``, ``&#39;`` as
+    ``'``); an entity for a blank (``&nbsp;``) at either end is stripped like one typed."""
+    return html.unescape(_text(value)).strip()
+
+
 def _usable(value: str, *, path: Path, row: int, column: str) -> str:
     """``value``, or a DataError naming the cell when no encoder or JSON file can hold it (a
     JSONL ``"\\ud800"`` escape: it failed in the encoder, or in writing the model after all
@@ -169,7 +180,7 @@ def load_items(
             )
         first_row[item] = row[ROW]
         title, *fields = (
-            _usable(_text(row.get(c)), path=path, row=row[ROW], column=c)
+            _usable(_decoded(row.get(c)), path=path, row=row[ROW], column=c)
             for c in (title_col, *text_cols)
         )
         text = item_text(title, fields)

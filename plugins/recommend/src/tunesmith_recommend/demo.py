@@ -1,8 +1,11 @@
-"""The recommendation demo: pick a user, or name liked films, or describe what you want.
+"""The recommendation demo: pick a user, or name liked items, or describe what you want.
 
 Without a model directory it builds one from the sample films on first use, with the pretrained
 encoder as the item tower (no fine-tuning, so it is ready in well under a minute), and keeps it
 under :func:`tunesmith.ui.core_demos.demo_models_dir`. Nothing heavy happens in ``build_demo``.
+
+Items are named as the model's ``meta.json`` says (``train --item-noun``: "books"), "items" when
+it does not; the sample data's are films.
 """
 
 from __future__ import annotations
@@ -16,8 +19,14 @@ from typing import Any
 from tunesmith.ui.markdown import code_span
 from tunesmith.ui.markdown import plain_markdown as plain
 
-DESCRIPTION = "Recommends films from their text and what users liked, with the reasons."
+DESCRIPTION = "Recommends items from their text and what users liked, with the reasons."
+#: The page's first line, naming the items as the model does.
+INTRO = "Recommends {many} from their text and what users liked, with the reasons."
+#: The modes' values (what a request sends); the page labels the second with the model's noun
+#: (:func:`mode_label`).
 MODES = ("A user", "Liked films", "A description")
+#: What the sample data's items are (a model trained without --item-noun: ``model.ITEM_NOUN``).
+SAMPLE_NOUNS = ("film", "films")
 #: Longest description quoted back in the results heading (the whole text is still used).
 HEADING_CHARS = 200
 #: Liked films named in the results heading; the others are counted ("and 35 more").
@@ -39,6 +48,29 @@ _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
 
 
+def nouns(model_dir: str | None) -> tuple[str, str]:
+    """(singular, plural) of what the model's items are: its ``meta.json``'s (``train
+    --item-noun``), "item" for a model that does not say, "film" for the sample's. Read cheaply
+    (no model loaded); a directory that cannot be read says "item" here and is refused when the
+    model is loaded."""
+    from tunesmith_recommend.model import item_nouns
+
+    if not model_dir:
+        return SAMPLE_NOUNS
+    from tunesmith.errors import TunesmithError
+    from tunesmith.io import read_json_object
+
+    try:
+        return item_nouns(read_json_object(Path(model_dir) / "meta.json"))
+    except (OSError, TunesmithError):
+        return item_nouns(None)
+
+
+def mode_label(mode: str, many: str) -> str:
+    """What the page calls a mode: "Liked books" for a model of books."""
+    return f"Liked {many}" if mode == MODES[1] else mode
+
+
 def sample_model_dir() -> Path:
     """Where the demo keeps the model it builds from the sample data."""
     from tunesmith.ui.core_demos import demo_models_dir
@@ -58,7 +90,8 @@ def build_sample_model(out: Path, model: str = "default") -> Path:
     events = load_events(paths["events"], catalogue)
     settings = Settings(model=model, fine_tune=False, baselines=False)
     with atomic_directory(out, force=True) as tmp:
-        model_files.save(fit(catalogue, events, tmp, settings, say=lambda _: None), tmp)
+        fitted = fit(catalogue, events, tmp, settings, say=lambda _: None)
+        model_files.save(fitted, tmp, extra_meta=model_files.item_noun_meta("/".join(SAMPLE_NOUNS)))
     return out
 
 
@@ -152,14 +185,19 @@ def detail(title: str, text: str) -> str:
 
 
 def results_markdown(
-    results: list[Any], heading: str, details: dict[str, str] | None = None
+    results: list[Any],
+    heading: str,
+    details: dict[str, str] | None = None,
+    many: str = "items",
 ) -> str:
     """A numbered list with each item's score and reason (``heading`` is Markdown; titles and
     ids are escaped here: they come from whatever catalogue the model was trained on);
-    ``details``: a line of text under each item, by id."""
+    ``details``: a line of text under each item, by id; ``many``: what the items are."""
     lines = [f"### {heading}", ""]
     if not results:
-        lines.append("_No recommendations: every film is already among the liked or seen ones._")
+        lines.append(
+            f"_No recommendations: all the {plain(many)} are already among the liked or seen ones._"
+        )
     for rank, rec in enumerate(results, start=1):
         reason = ""
         if rec.because:
@@ -189,13 +227,14 @@ def recommend(
     from tunesmith.errors import TunesmithError, UserInputError
 
     text = text or ""
+    one, many = nouns(model_dir)
     try:
         if mode == MODES[0]:
             if not user:
                 raise UserInputError("Choose a user.")
         elif mode == MODES[1]:
             if not liked:
-                raise UserInputError("Choose at least one film you liked.")
+                raise UserInputError(f"Choose at least one {one} you liked.")
         elif not text.strip():
             raise UserInputError("Describe what you want, for example “a haunted lake”.")
         elif text_problem(text):
@@ -205,15 +244,15 @@ def recommend(
         recommender = recommender_for(model_dir)
         if mode == MODES[0]:
             user = user.strip()  # typed into the box (a model with more users than it lists)
-            history = known_user(recommender, user)
+            history = known_user(recommender, user, one, many)
             results = recommender.for_user(user, k)
             # Who the user is: an id alone ("For 10019") left the list impossible to judge.
             heading = f"For {plain(user)}, who liked " + named(recommender, history[::-1])
         elif mode == MODES[1]:
-            # Each film once: the page's box cannot repeat one, but a request can, and a
+            # Each item once: the page's box cannot repeat one, but a request can, and a
             # million repeats of one id were a million item vectors in memory and a million
             # titles in the heading.
-            liked = list(dict.fromkeys(find_item(recommender, i) for i in liked))
+            liked = list(dict.fromkeys(find_item(recommender, i, one) for i in liked))
             results = recommender.for_liked(liked, k)
             heading = "For someone who liked " + named(recommender, liked)
         else:
@@ -238,7 +277,7 @@ def recommend(
         if texts
         else None
     )
-    return results_markdown(results, heading, details), highlights
+    return results_markdown(results, heading, details, many), highlights
 
 
 def named(recommender: Any, items: list[str]) -> str:
@@ -249,7 +288,7 @@ def named(recommender: Any, items: list[str]) -> str:
     return ", ".join(titles[:HEADING_TITLES]) + (f" and {more} more" if more > 0 else "")
 
 
-def known_user(recommender: Any, user: str) -> list[str]:
+def known_user(recommender: Any, user: str, one: str = "item", many: str = "items") -> list[str]:
     """The liked items of a user the model knows; otherwise what to do instead, in the page's
     words (the model's message names the command line's --liked and --query)."""
     from tunesmith.errors import UserInputError
@@ -258,16 +297,18 @@ def known_user(recommender: Any, user: str) -> list[str]:
     if history:
         return list(history)
     why = (
-        "rated every film below the model's --min-rating"
+        f"rated every {one} below the model's --min-rating"
         if user in getattr(recommender, "rated_below", {})
         else "is not a user of this model"
     )
-    raise UserInputError(f"{user!r} {why}: recommend from “{MODES[1]}” or “{MODES[2]}” instead.")
+    raise UserInputError(
+        f"{user!r} {why}: recommend from “{mode_label(MODES[1], many)}” or “{MODES[2]}” instead."
+    )
 
 
-def find_item(recommender: Any, value: str) -> str:
-    """The id of a film chosen or typed in the box: an id, a title (any case), or a choice's
-    label "Title [id]"; typed, since a large catalogue lists only its most liked films."""
+def find_item(recommender: Any, value: str, one: str = "item") -> str:
+    """The id of an item chosen or typed in the box: an id, a title (any case), or a choice's
+    label "Title [id]"; typed, since a large catalogue lists only its most liked items."""
     import re
 
     from tunesmith.errors import UserInputError
@@ -282,7 +323,7 @@ def find_item(recommender: Any, value: str) -> str:
     for item, title in zip(recommender.ids, recommender.titles, strict=True):
         if title.casefold() == wanted:
             return item
-    raise UserInputError(f"No film with the id or title {value!r} in this model's catalogue.")
+    raise UserInputError(f"No {one} with the id or title {value!r} in this model's catalogue.")
 
 
 def build_demo(model_dir: str | None = None) -> Any:
@@ -292,10 +333,11 @@ def build_demo(model_dir: str | None = None) -> Any:
     from tunesmith.ui.highlight import highlight_component
 
     users, items = choices(model_dir)
+    one, many = nouns(model_dir)
     with gr.Blocks() as blocks:
         gr.Markdown(
             "## Recommendations\n"
-            + DESCRIPTION
+            + INTRO.format(many=plain(many))
             + (
                 "\n\nThe sample films and viewers are made up; the viewers' events were "
                 "simulated from the tastes shown next to their ids. The first request builds "
@@ -304,9 +346,11 @@ def build_demo(model_dir: str | None = None) -> Any:
                 else ""
             )
         )
-        mode = gr.Radio(list(MODES), value=MODES[0], label="Recommend for")
-        # A trained model's users and films can be typed too (by id; a film also by title):
-        # a large one lists only its most active users and most liked films.
+        mode = gr.Radio(
+            [(mode_label(m, many), m) for m in MODES], value=MODES[0], label="Recommend for"
+        )
+        # A trained model's users and items can be typed too (by id; an item also by title):
+        # a large one lists only its most active users and most liked items.
         typed = bool(model_dir)
         user = gr.Dropdown(
             users,
@@ -317,7 +361,7 @@ def build_demo(model_dir: str | None = None) -> Any:
         liked = gr.Dropdown(
             items,
             multiselect=True,
-            label="Films you liked"
+            label=f"{many[:1].upper()}{many[1:]} you liked"
             + (
                 f" (the {MAX_CHOICES:,} most liked are listed; type any other's id or title)"
                 if len(items) >= MAX_CHOICES
@@ -331,11 +375,11 @@ def build_demo(model_dir: str | None = None) -> Any:
             placeholder="space operas with a strong female lead",
             visible=False,
         )
-        explain = gr.Checkbox(False, label="Show which words of the first film matched (slower)")
+        explain = gr.Checkbox(False, label=f"Show which words of the first {one} matched (slower)")
         button = gr.Button("Recommend", variant="primary")
         output = gr.Markdown(elem_id="recommend-results")
         # Shown only when asked for: unchecked, it was a large empty box under every list.
-        words = highlight_component("Words of the first film that matched", visible=False)
+        words = highlight_component(f"Words of the first {one} that matched", visible=False)
 
         def switch(chosen: str) -> tuple[Any, Any, Any]:
             return (

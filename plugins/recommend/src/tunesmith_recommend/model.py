@@ -2,7 +2,8 @@
 
 Layout (written inside a temporary directory that replaces the target only when complete)::
 
-    meta.json        format, encoder (a sub-directory or a name), sizes, validation metrics
+    meta.json        format, encoder (a sub-directory or a name), sizes, validation metrics,
+                     what an item is called (``item_noun``, ``item_noun_plural``; --item-noun)
     encoder/         the fine-tuned item encoder (absent when the pretrained one is used)
     catalogue.json   item ids, titles, texts
     vectors.npy      item tower output, float32 [n, dim]
@@ -49,6 +50,44 @@ INDEX_CANDIDATES = 50
 #: (popularity, freshness, content prior) counts this much, both standardised over the candidates.
 #: There is no validation data for queries to choose it on, so it is a stated choice.
 QUERY_PRIOR_WEIGHT = 0.5
+#: What an item is called (the demo's "Liked items", "No item with the id ...") when the model's
+#: ``meta.json`` does not say: ``train --item-noun`` records it.
+ITEM_NOUN = "item"
+#: The longest ``--item-noun`` (it is a word or two in the demo's labels and messages).
+ITEM_NOUN_CHARS = 40
+
+
+def item_noun_meta(value: str) -> dict[str, str]:
+    """``meta.json``'s words for an item from ``train --item-noun``: ``book`` (plural ``books``:
+    the noun and an "s"), or ``singular/plural`` when the plural is not that (``series/series``,
+    ``box/boxes``). A blank, over-long or unprintable noun is a :class:`UserInputError`."""
+    one, slash, many = (part.strip() for part in value.partition("/"))
+    if not slash:
+        many = f"{one}s"
+    # printable: no newline, control character or lone surrogate in a label or a message
+    if (
+        not one
+        or not many
+        or "/" in many
+        or len(value) > ITEM_NOUN_CHARS
+        or not all(ch.isprintable() for ch in one + many)
+    ):
+        raise UserInputError(
+            f"--item-noun {value!r}: give what one item is, like 'book', or "
+            f"'singular/plural' like 'series/series' (one line, at most {ITEM_NOUN_CHARS} "
+            "characters)"
+        )
+    return {"item_noun": one, "item_noun_plural": many}
+
+
+def item_nouns(meta: dict[str, Any] | None) -> tuple[str, str]:
+    """(singular, plural) of what the model's items are, from its ``meta.json``: ``("item",
+    "items")`` for a model trained without ``--item-noun`` (or before it was recorded)."""
+    meta = meta or {}
+    one, many = meta.get("item_noun"), meta.get("item_noun_plural")
+    if isinstance(one, str) and isinstance(many, str) and one and many:
+        return one, many
+    return ITEM_NOUN, f"{ITEM_NOUN}s"
 
 
 @dataclass

@@ -129,29 +129,75 @@ def _plain(text: str) -> str:
     return " ".join(re.sub(r"[\W_]+", " ", text.lower()).split())
 
 
-def chosen_option(reply: str, titles: list[str]) -> int | None:
-    """Which of a clarifying question's options (0-based) a reply picks: by its number ("2",
-    "#2", "option 2"), by an ordinal ("the second one", "last") or by its whole title;
-    ``None`` when it picks none of them (the reply is then searched as a question)."""
+#: Words a reply needs to pick an option by the start of its answer alone, without the title:
+#: fewer ("yes", "no thanks") would pick whichever option's answer happens to start that way.
+SNIPPET_PICK_WORDS = 3
+
+
+def _starts_within(part: str, text: str) -> bool:
+    """Whether ``part`` (plain words) is in ``text`` (plain words) from the start of a word;
+    its last word may be cut, as a typed reply often is."""
+    return bool(part) and f" {part}" in f" {text}"
+
+
+def named_options(reply: str, titles: list[str], snippets: list[str] | None = None) -> list[int]:
+    """The options (0-based) of a clarifying question that a reply names. One option: by its
+    number ("2", "#2", "option 2") or an ordinal ("the second one", "last"). By words, the
+    options whose whole title it is (several when titles repeat); narrowed to one by what the
+    customer saw after a repeated title, its ``snippets`` (the start of its answer, ``""`` when
+    none was shown): the title followed by part of its snippet, as the option is listed
+    ("How do I reset my password? — In the mobile app"), or the start of a snippet alone
+    (:data:`SNIPPET_PICK_WORDS` words at least). ``[]`` when it names none (the reply is then
+    searched as a question)."""
     found = _CHOICE.match(reply.strip())
     if found:
         pick = found["pick"].lower()
         number = len(titles) if pick == "last" else _ORDINALS.get(pick) or int(pick)
-        return number - 1 if 1 <= number <= len(titles) else None
+        return [number - 1] if 1 <= number <= len(titles) else []
     plain = _plain(reply)
-    matches = [i for i, title in enumerate(titles) if plain and _plain(title) == plain]
-    return matches[0] if len(matches) == 1 else None
+    if not plain:
+        return []
+    keys = [_plain(title) for title in titles]
+    shown = [_plain(snippet) for snippet in snippets or [""] * len(titles)]
+    whole = [i for i, key in enumerate(keys) if key == plain]
+    if whole:
+        return whole
+    # The title, then part of its snippet (typed, or the listed option copied whole).
+    with_snippet = [
+        i
+        for i, (key, snippet) in enumerate(zip(keys, shown, strict=True))
+        if key and plain.startswith(f"{key} ") and _starts_within(plain[len(key) + 1 :], snippet)
+    ]
+    if with_snippet or len(plain.split()) < SNIPPET_PICK_WORDS:
+        return with_snippet
+    return [i for i, snippet in enumerate(shown) if snippet and snippet.startswith(plain)]
+
+
+def chosen_option(reply: str, titles: list[str], snippets: list[str] | None = None) -> int | None:
+    """Which option (0-based) a reply picks, when it names exactly one (:func:`named_options`);
+    ``None`` otherwise."""
+    named = named_options(reply, titles, snippets)
+    return named[0] if len(named) == 1 else None
+
+
+def shown_snippets(entries: list[Entry]) -> list[str]:
+    """The start of each option's answer as a clarifying question shows it after the title:
+    only for titles that are the same as another option's (a KB that repeats a question), so
+    that the customer can tell them apart; ``""`` for the others."""
+    keys = [_plain(entry.title) for entry in entries]
+    return [
+        entry.snippet if keys.count(key) > 1 else ""
+        for key, entry in zip(keys, entries, strict=True)
+    ]
 
 
 def option_titles(entries: list[Entry]) -> list[str]:
-    """How a clarifying question names its options: each entry's title, and for titles that
-    are the same as another option's (a KB that repeats a question) the start of its answer
-    after it, so that the customer can tell them apart."""
+    """How a clarifying question names its options: each entry's title, and after a title that
+    is the same as another option's the start of its answer (:func:`shown_snippets`)."""
     titles = [" ".join(entry.title.split()) for entry in entries]
-    seen = [_plain(title) for title in titles]
     return [
-        f"{title} — {entry.snippet}" if seen.count(key) > 1 and entry.snippet else title
-        for title, key, entry in zip(titles, seen, entries, strict=True)
+        f"{title} — {snippet}" if snippet else title
+        for title, snippet in zip(titles, shown_snippets(entries), strict=True)
     ]
 
 
@@ -369,19 +415,30 @@ class Answerer:
 
     def answer_choice(self, question: str, options: list[str], query: str) -> Answer | None:
         """The answer when ``question`` picks one of a clarifying question's ``options``
-        (entry ids) by its number, an ordinal or its title; ``None`` when it picks none.
+        (entry ids) by its number, an ordinal, its title or what was shown of its answer
+        (:func:`named_options`); ``None`` when it names none.
 
         The turn is answered from the entry the customer chose (confidence 1: they said it is
         the one), and keeps the clarified ``query``, so that a helpful rating exports the
-        question as it was asked, not "2"."""
+        question as it was asked, not "2". A title that several options share is asked about
+        again, listing only those (reason ``narrowed``): typed whole, it matched both and was
+        searched as a new question."""
         text, notes = clean_question(question)
-        entries = [self.entry(o) for o in options]
-        if not entries or None in entries:
+        found = [self.entry(o) for o in options]
+        entries = [e for e in found if e is not None]
+        if not entries or len(entries) < len(found):
             return None  # the KB changed since the question was asked
-        pick = chosen_option(text, [e.title for e in entries])
-        if pick is None:
+        named = named_options(text, [e.title for e in entries], shown_snippets(entries))
+        if not named:
             return None
-        entry = entries[pick]
+        if len(named) > 1:
+            narrowed = [entries[i] for i in named]
+            clarify = "More than one option matches that. " + clarify_text(option_titles(narrowed))
+            return Answer(
+                text, query, "clarify", 0.0, 1.0, "narrowed", clarify=clarify,
+                options=[e.id for e in narrowed], notes=notes,
+            )  # fmt: skip
+        entry = entries[named[0]]
         return Answer(
             text, query, "answer", 1.0, 1.0, "chosen",
             answer=entry.answer, entry=_entry_dict(entry), notes=notes,
@@ -421,6 +478,8 @@ class Answerer:
         cal = self.calibration
         assert cal is not None
         sure_alone = cal.confidence(on_its_own)[0] if on_its_own else 0.0
+        # The kept reading's own confidence, the larger of the two, is a little optimistic;
+        # no other rule tried beat it clearly on validation conversations (docs/support.md).
         if as_follow_up and cal.confidence(as_follow_up)[0] > sure_alone:
             return joined, as_follow_up[:k]
         return bare, on_its_own[:k]

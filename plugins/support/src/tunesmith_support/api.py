@@ -65,7 +65,8 @@ class AskResponse(BaseModel):
         description="Why a clarify or hand-off happened: close_candidates, small_talk (a "
         "greeting, thanks or goodbye), asked_for_person, out_of_scope or low_confidence; "
         "'chosen' for an answer the customer picked from a clarifying question's options "
-        "('' for another answer).",
+        "('' for another answer); 'narrowed' for a clarifying question asked again with the "
+        "options the reply matched (a title several options share).",
     )
     text: str = Field(..., description="What to show the customer.")
     confidence: float = Field(..., description="Calibrated P(the top entry is right).")

@@ -217,13 +217,15 @@ class Conversations:
         """Every piece of feedback, oldest first, with its turn's question (as typed), query
         (as searched), entry id and decision; ``asked``: the customer's words the turn
         answers, which for a pick from a clarifying question ("2") are those of the question
-        that was clarified (the turn before it in the conversation)."""
+        that was clarified (the turn before it in the conversation; before a reply that was
+        asked about again, reason ``narrowed``: a title that several options share)."""
         rows = self.store.query(
             "SELECT f.id, f.turn_id, f.created_at, f.helpful, f.correct_id, f.note, t.question, "
             "t.query, t.entry_id, t.decision, t.reason, "
             "CASE WHEN t.reason = 'chosen' THEN (SELECT p.question FROM support_turns p "
             "WHERE p.conversation_id = t.conversation_id AND p.id < t.id "
-            "AND p.decision = 'clarify' ORDER BY p.id DESC LIMIT 1) ELSE t.question END AS asked "
+            "AND p.decision = 'clarify' AND p.reason != 'narrowed' ORDER BY p.id DESC LIMIT 1) "
+            "ELSE t.question END AS asked "
             "FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id ORDER BY f.id"
         )
         return [dict(row) for row in rows]

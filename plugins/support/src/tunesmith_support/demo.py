@@ -114,6 +114,8 @@ def describe(turn: Any) -> tuple[str, str]:
         decision = f"**Decision: answer**, confidence {a.confidence:.0%}"
     elif why == "small_talk":
         decision = "**Decision: small talk** (no search)"
+    elif why == "narrowed":
+        decision = "**Decision: clarify** (the reply matches more than one option)"
     elif a.decision == "clarify":
         decision = f"**Decision: clarify** (top answers are close), confidence {a.confidence:.0%}"
     else:
