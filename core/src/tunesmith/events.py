@@ -26,6 +26,7 @@ import hmac
 import json
 import os
 import secrets
+import shlex
 import socket
 import sys
 import threading
@@ -788,9 +789,18 @@ def _say_failed(report: EmitReport, store: Store) -> None:
         )
         print(
             f"tunesmith: event {report.event_id} not delivered to {details} (kept in the outbox "
-            f"{store.path}; `tunesmith events retry` re-sends it)",
+            f"{store.path}; `{retry_command(store.path)}` re-sends it)",
             file=sys.stderr,
         )
+
+
+def retry_command(outbox: str | Path) -> str:
+    """The command that re-sends the failed deliveries of ``outbox``: ``--outbox`` named unless
+    it is the default one (a KB's or finance database's outbox: a bare `tunesmith events retry`
+    looked in the default outbox and said "re-sent 0 deliveries; 0 still failing")."""
+    if Path(outbox).resolve() == default_outbox_path().resolve():
+        return "tunesmith events retry"
+    return f"tunesmith events retry --outbox {shlex.quote(str(outbox))}"
 
 
 def emit(

@@ -198,8 +198,37 @@ def check_work_dir(run: RunConfig) -> None:
         )
 
 
-def open_work_dir(run: RunConfig, log: Callable[[str], None]) -> str | None:
-    """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from."""
+#: The marker's record of the label order the checkpoints' outputs follow.
+LABELS_KEY = "labels"
+
+
+def resumed_label_order(run: RunConfig, labels: list[str], log: Callable[[str], None]) -> list[str]:
+    """The order of ``labels`` to train with: with ``--resume`` of an interrupted run, the
+    order its checkpoints' outputs follow, else ``labels`` as they are.
+
+    Whole-number labels were once ordered as text ("10" before "2"); a run started then and
+    resumed now would continue its checkpoints with every label past 9 moved to another
+    output, and save a model that predicts the wrong classes. A marker without the order (from
+    before it was recorded) was written by a tunesmith that ordered every label set as text.
+    """
+    marker = run.work_path / WORK_MARKER
+    if not run.resume or not marker.is_file():
+        return labels
+    saved = (read_json_object(marker) or {}).get(LABELS_KEY, sorted(labels))
+    if not isinstance(saved, list) or sorted(map(str, saved)) != sorted(labels):
+        return labels  # another label set: check_work_dir refuses changed data files
+    saved = [str(label) for label in saved]
+    if saved != labels:
+        log(f"--resume: keeping the label order of the interrupted run in {run.work_path}")
+    return saved
+
+
+def open_work_dir(
+    run: RunConfig, log: Callable[[str], None], labels: list[str] | None = None
+) -> str | None:
+    """Create (or reuse, with ``--resume``) the work directory; the checkpoint to resume from.
+    ``labels``: the order the run's outputs follow, recorded for a later ``--resume``
+    (:func:`resumed_label_order`)."""
     work = run.work_path
     if not is_main_process():
         # The main process opens and cleans the folder; this one only reads where to resume.
@@ -227,6 +256,7 @@ def open_work_dir(run: RunConfig, log: Callable[[str], None]) -> str | None:
             {
                 "settings": _resume_settings(run),
                 INPUTS_KEY: input_hashes(run),
+                LABELS_KEY: labels,
                 "out": str(run.out_dir),
             },
         )

@@ -8,7 +8,7 @@ from importlib import metadata
 from tunesmith.engine.prepare import prepare_data
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import check_freeze_depth
-from tunesmith.engine.workdir import open_work_dir
+from tunesmith.engine.workdir import open_work_dir, resumed_label_order
 from tunesmith.io import file_sha256
 from tunesmith.models import resolve_model
 
@@ -24,7 +24,9 @@ def run(state: Training) -> None:
     state.base_name = base.location if base.is_local and run.model != "default" else run.model
     prepared, resolved = state.prepared, state.resolved
     resolved.data_sha256 = file_sha256(run.data)
-    state.resume_from = open_work_dir(run, state.log)
+    # Before anything is encoded with them: a resumed run's checkpoints fix the order.
+    prepared.labels = resumed_label_order(run, prepared.labels, state.log)
+    state.resume_from = open_work_dir(run, state.log, prepared.labels)
     resolved.notes = list(prepared.notes)
     resolved.task, resolved.labels = prepared.task, prepared.labels
     resolved.base_model_name, resolved.base_model_location = base.display_name, base.location
