@@ -328,3 +328,33 @@ def test_a_repeated_text_is_refused_not_all_but_the_last_silently_dropped(cli, m
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "--text was given 2 times" in result.stderr
     assert "--data" in result.stderr
+
+
+def test_predict_and_explain_say_once_on_stderr_that_a_model_is_a_seed_ensemble(
+    cli, model_dir, tmp_path
+):
+    """Both showed an ensemble's probabilities as one model's; the JSON on stdout stays as it
+    was (explain's already says "members": 2)."""
+    import shutil
+
+    from tunesmith.testing import make_tiny_classifier
+
+    ensemble = tmp_path / "ensemble"
+    shutil.copytree(model_dir, ensemble)
+    make_tiny_classifier(ensemble / "members" / "seed1", LABELS, TEXTS, seed=3)
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": ["members/seed1"]}))
+    text = "great card and great app"
+    note = f"note: {ensemble} is a seed ensemble of 2 models; its probabilities"
+    for command in (["predict"], ["explain", "--method", "occlusion"]):
+        for extra in ([], ["--json"]):
+            result = cli(*command, "--model", str(ensemble), "--text", text, *extra)
+            assert result.exit_code == 0, result.output
+            assert result.stderr.count(note) == 1, result.stderr
+            assert "seed ensemble" not in result.stdout
+            if extra:
+                json.loads(result.stdout)
+    said = cli("explain", "--model", str(ensemble), "--text", text, "--method", "occlusion")
+    assert "probabilities and word scores are the mean of its members'" in said.stderr
+    for command in ("predict", "explain"):
+        alone = cli(command, "--model", str(model_dir), "--text", text)
+        assert alone.exit_code == 0 and "seed ensemble" not in alone.stderr

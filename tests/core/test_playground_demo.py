@@ -202,3 +202,79 @@ def test_playground_says_when_a_tagger_read_a_long_text_only_in_part(demo_home, 
     # 400 words for a tagger that reads 128 tokens: "No entities found in the text".
     _, _, cut = core_demos.classify(str(model), "John lives in Paris " * 100)
     assert cut == "No entities found in the beginning of the text the model reads."
+
+
+def test_playground_shows_the_faithfulness_figures_explain_prints_for_the_text(demo_home, cli):
+    """`tunesmith explain` prints delta, comprehensiveness and sufficiency; the page showed the
+    words alone, computed with another method whose figures differ (its delta is large)."""
+    import json
+
+    from tunesmith.testing import make_tiny_trained_classifier
+    from tunesmith.ui.core_demos import classify
+
+    labels, texts = ["negative", "positive"], ["bad card and bad app", "great card and great app"]
+    folder = demo_home / "home" / "demo-models" / "m"
+    model = make_tiny_trained_classifier(folder, labels, texts, [0, 1], steps=10)
+    text = "great card and a bad app"
+    _, _, note = classify(str(model), text)
+    result = cli("explain", "--model", str(model), "--text", text, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert f"- delta **{data['delta']:+.5f}**: how far the word scores miss" in note
+    assert f"- comprehensiveness **{data['comprehensiveness']:.3f}**: how much" in note
+    assert f"- sufficiency **{data['sufficiency']:.3f} (top {data['k']} words)**: " in note
+
+
+def test_small_and_large_probabilities_are_written_so_they_do_not_read_as_none_or_certain():
+    from tunesmith.ui.core_demos import Classified, percent, scores_html
+
+    assert [percent(p) for p in (0.005, 0.0004, 1 / 77, 0.16, 0.994, 0.9998, 0.0, 1.0)] == [
+        "0.5%",
+        "<0.1%",
+        "1.3%",
+        "16%",
+        "99.4%",
+        ">99.9%",
+        "0%",
+        "100%",
+    ]
+    # gr.Label wrote every percent rounded: 0.5 % read "0%" beside the other labels.
+    shown = scores_html(Classified({"refund": 0.9948, "card_lost": 0.0052}, None, "", "x"))
+    assert ">0.5%</td>" in shown and ">99.5%</td>" in shown and ">0%<" not in shown
+    # The box is HTML: a label is shown as text, never as markup.
+    assert "&lt;img src=x&gt;" in scores_html(Classified({"<img src=x>": 1.0}, None, "", "x"))
+
+
+def test_a_low_top_probability_is_called_low_confidence_not_just_predicted(demo_home):
+    from tunesmith.testing import make_tiny_classifier
+    from tunesmith.ui.core_demos import classify_for_page, low_confidence
+
+    # Below halfway from chance (1 / labels) to certainty.
+    assert low_confidence(0.16, 77) and low_confidence(0.74, 2) and low_confidence(0.66, 3)
+    assert not low_confidence(0.8, 2) and not low_confidence(0.55, 77)
+    labels = [f"intent_{i}" for i in range(77)]
+    folder = demo_home / "home" / "demo-models" / "many"
+    model = make_tiny_classifier(folder, labels, ["where is my card"])  # untrained: a few %
+    box, _, note = classify_for_page(str(model), "where is my card")
+    assert "with **low confidence** (" in note and "chance, 1.3% with 77 labels" in note
+    assert "read it as a guess" in note
+    assert box["label"] == "Probabilities" and "(low confidence)" in box["value"]
+    assert "72 more labels, together" in box["value"]
+
+
+def test_a_taggers_box_lists_entities_without_a_prediction_heading(demo_home):
+    from tunesmith.engine.loading import load_model
+    from tunesmith.engine.predict import predict_texts
+    from tunesmith.testing import make_tiny_tagger
+    from tunesmith.ui.core_demos import classify_for_page
+
+    folder = demo_home / "home" / "demo-models" / "ner"
+    text = "John lives in Paris"
+    model = make_tiny_tagger(folder, ["O", "B-PER", "I-PER", "B-LOC"], [text])
+    entities = predict_texts(load_model(model), [text])[0]["entities"]
+    assert entities
+    box, _, _ = classify_for_page(str(model), text)
+    # gr.Label's large heading named the first entity as if it were the text's prediction.
+    assert box["label"] == "Entities" and "font-size" not in box["value"]
+    assert "with its confidence in it" in box["value"]
+    assert f"{entities[0]['text']} ({entities[0]['type']})" in box["value"]

@@ -67,7 +67,7 @@ def test_an_unexpected_failure_is_named_in_the_page_and_logged(monkeypatch, caps
     def broken(directory, text):
         raise RuntimeError("the disk went away")
 
-    monkeypatch.setattr(core_demos, "classify", broken)
+    monkeypatch.setattr(core_demos, "classify_text", broken)  # what the page's handler calls
     classify, _, _ = _handler("on_classify")
     assert classify("m", "hello") == (
         None,

@@ -197,6 +197,22 @@ def _with_top(
     return [*headers, f"top {top_k}"], rows
 
 
+def say_if_ensemble(model: Path, loaded: Any, members: list[Any], *, words: bool = False) -> None:
+    """Say once on stderr that ``model`` is a seed ensemble and how it is read (``predict`` and
+    ``explain`` showed its probabilities as one model's, nothing telling the two apart). Not in
+    the JSON on stdout: ``predict``'s records are per text, and ``explain``'s already hold
+    ``"members": N``. ``words``: the word scores are averaged too (``explain``)."""
+    if not members:
+        return
+    if loaded.task == "ner":
+        # predict_texts and explain_loaded decode a tagger's entities with its first model.
+        how = "a tagger's entities are its first model's alone"
+    else:
+        averaged = "its probabilities and word scores are" if words else "its probabilities are"
+        how = f"{averaged} the mean of its members'"
+    typer.echo(f"note: {model} is a seed ensemble of {len(members) + 1} models; {how}", err=True)
+
+
 def predict_command(
     model: Path = typer.Option(
         ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
@@ -272,6 +288,7 @@ def predict_command(
     loaded, *members = load_ensemble(model, quantize=quantize)
     if top_k is not None and loaded.task == "ner":
         raise UserInputError("--top-k applies to classifiers; a NER model lists its entities")
+    say_if_ensemble(model, loaded, members)
     started = time.perf_counter()
     results = predict_texts(
         loaded,

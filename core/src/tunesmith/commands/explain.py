@@ -14,14 +14,13 @@ from typing import Any, TextIO
 
 import typer
 
+# Shared with the playground, which explains one text as `explain --text` does.
+from tunesmith.explain.methods import DEFAULT_STEPS, SINGLE_TEXT_METHOD
+
 #: Texts explained per chunk with --data: bounds memory whatever the file's size (each forward
 #: pass is bounded by tokens anyway). Larger chunks share more: texts of one length share one
 #: baseline row in integrated gradients, and passes are fuller.
 CHUNK = 128
-#: ``--text`` without ``--method``: one text is explained with 50-step integrated gradients.
-SINGLE_TEXT_METHOD = "ig"
-#: ``--steps`` when not given: the integration steps of ``ig`` and ``captum-ig``.
-DEFAULT_STEPS = 50
 
 
 @contextlib.contextmanager
@@ -72,12 +71,10 @@ def _summary(item: Any, text: str, *, multilabel: bool = False) -> str:
         f"(p={item.target_probability:.3f}) with {item.method}",
         "words towards it: " + ", ".join(f"{w.word} {w.score:+.4f}" for w in words),
     ]
-    scores = []
-    if item.delta is not None:
-        scores.append(f"delta {item.delta:+.5f}")
-    if item.comprehensiveness is not None:
-        scores.append(f"comprehensiveness {item.comprehensiveness:.3f}")
-        scores.append(f"sufficiency {item.sufficiency:.3f} (top {item.k} words)")
+    from tunesmith.explain.faithfulness import faithfulness_figures
+
+    # The playground shows the same figures, each with its meaning.
+    scores = [f"{name} {value}" for name, value, _ in faithfulness_figures(item)]
     if scores:
         lines.append(", ".join(scores))
     return "\n".join(lines)
@@ -211,6 +208,9 @@ def explain_command(
         )
     steps = steps if steps is not None else DEFAULT_STEPS
     limit = loaded.max_length
+    from tunesmith.commands.engine import say_if_ensemble
+
+    say_if_ensemble(model, loaded, members, words=True)
 
     if text is not None:
         items = _explain_chunk(

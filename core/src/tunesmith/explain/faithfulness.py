@@ -111,3 +111,43 @@ def from_values(
             (float(full_scores[i] - values[i]), float(full_scores[i] - values[n + i]), ks[i])
         )
     return out
+
+
+def faithfulness_figures(explanation: Any) -> list[tuple[str, str, str]]:
+    """A classifier explanation's faithfulness figures as ``tunesmith explain`` prints them:
+    ``(name, value, meaning)`` in its order (delta, comprehensiveness, sufficiency), the value
+    as the command writes it and the meaning in one line for a reader who does not know the
+    terms. A figure the explanation lacks (no delta without integrated gradients, no scores
+    for a text without words) is left out."""
+    figures: list[tuple[str, str, str]] = []
+    if explanation.delta is not None:
+        figures.append(
+            (
+                "delta",
+                f"{explanation.delta:+.5f}",
+                "how far the word scores miss adding up to the probability's change from the "
+                "text blanked out (near 0: they add up, the attribution converged)",
+            )
+        )
+    if explanation.comprehensiveness is not None:
+        k = explanation.k
+        words = "top word is" if k == 1 else f"top {k} words are"
+        them = "it" if k == 1 else "them"
+        figures.append(
+            (
+                "comprehensiveness",
+                f"{explanation.comprehensiveness:.3f}",
+                f"how much the probability drops when its {words} removed (higher: the "
+                f"prediction depends on {them})",
+            )
+        )
+        figures.append(
+            (
+                "sufficiency",
+                f"{explanation.sufficiency:.3f} (top {k} words)",
+                f"how much it drops when only {'that word is' if k == 1 else 'those words are'} "
+                f"kept (near 0 or below: {'it carries' if k == 1 else 'they carry'} the "
+                "prediction alone)",
+            )
+        )
+    return figures

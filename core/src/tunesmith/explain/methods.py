@@ -30,6 +30,12 @@ from tunesmith.plugins import collect_dict
 #: The method ``explain_texts``, ``tunesmith explain`` and ``aggregate_explanations`` use unless
 #: told otherwise (chosen by ``benchmarks/explain_speed.py``; see docs/benchmarks.md).
 DEFAULT_METHOD = "ig-midpoint"
+#: What one text is explained with, by ``tunesmith explain --text`` and the playground alike:
+#: 50-step integrated gradients, precise (a small delta) and under a second; the playground's
+#: faithfulness figures are then the ones ``explain --text`` prints for the same text.
+SINGLE_TEXT_METHOD = "ig"
+#: The integration steps of ``ig`` and ``captum-ig`` unless told otherwise (``--steps``).
+DEFAULT_STEPS = 50
 
 
 class IntegratedGradients:

@@ -6,9 +6,11 @@ model directories are opened only inside the allowed roots (see ``ui/model_acces
 
 from __future__ import annotations
 
+import html
 import sys
 import threading
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from tunesmith.engine.predict import predict_texts
 from tunesmith.engine.train import train
 from tunesmith.errors import TunesmithError
 from tunesmith.explain.attribute import explain_loaded
+from tunesmith.explain.faithfulness import faithfulness_figures
+from tunesmith.explain.methods import DEFAULT_STEPS, SINGLE_TEXT_METHOD
 from tunesmith.hooktypes import Demo
 from tunesmith.plugins import collect_list
 from tunesmith.ui.highlight import explanation_to_highlights, highlight_component
@@ -28,11 +32,16 @@ from tunesmith.ui.model_access import demo_models_dir, find_models, load_allowed
 _train_lock = threading.Lock()
 
 __all__ = [
+    "Classified",
     "build_playground",
     "classify",
     "classify_for_page",
+    "classify_text",
     "core_demos",
     "demo_models_dir",
+    "low_confidence",
+    "percent",
+    "scores_html",
     "train_for_page",
     "train_on_sample",
 ]
@@ -70,8 +79,58 @@ def train_on_sample(name: str, base_model: str = "default") -> str:
         return str(train(run))
 
 
+@dataclass
+class Classified:
+    """What the page shows for one text: the scores (each label's probability, or each entity's
+    confidence for a tagger), the highlighted words, the note, and which kind of model gave
+    them (``loaded.task``: "classification", "multilabel" or "ner")."""
+
+    scores: dict[str, float]
+    highlights: Any
+    note: str
+    task: str
+
+
+def percent(probability: float) -> str:
+    """A probability as the page writes it: whole percents, with one decimal below 10 % and
+    above 99 % and a bound beyond that ("<0.1%", ">99.9%"), so that a small probability does not
+    read as none ("0%" for 0.5 %), chance among 77 labels as 1 % (1.3 %), and a large one as
+    certainty ("100%" for 99.98 %)."""
+    if probability <= 0 or probability >= 1:
+        return f"{max(0.0, min(1.0, probability)):.0%}"
+    if probability < 0.001:
+        return "<0.1%"
+    if probability > 0.999:
+        return ">99.9%"
+    if probability < 0.1 or probability > 0.99:
+        return f"{probability:.1%}"
+    return f"{probability:.0%}"
+
+
+def low_confidence(probability: float, labels: int) -> bool:
+    """Whether a single-label model's top probability is too low to be read as a prediction.
+
+    The rule: below halfway from chance (``1 / labels``, what a model that knows nothing gives
+    every label) to certainty, that is below ``(1 + 1 / labels) / 2``: 75 % for 2 labels, 67 %
+    for 3, about 50 % for many (a 16 % top guess among 77 labels is more likely wrong than
+    right). The core has no calibrated decision threshold to use instead: ``calibration.json``
+    holds temperatures, which make a probability honest (a calibrated 16 % is right about one
+    time in six) but set no cut-off; the support plugin's hand-off threshold is its own.
+    """
+    if labels < 2:
+        return False
+    return probability < (1 + 1 / labels) / 2
+
+
 def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
-    """Label probabilities, highlighted words and a one-line note for one text."""
+    """Label probabilities (a tagger: each entity's confidence), highlighted words and a note
+    for one text."""
+    result = classify_text(model_dir, text)
+    return result.scores, result.highlights, result.note
+
+
+def classify_text(model_dir: str, text: str) -> Classified:
+    """:func:`classify`'s outputs and the kind of model that gave them."""
     if not text.strip():
         raise ValueError("Type a text to classify.")
 
@@ -85,29 +144,66 @@ def classify(model_dir: str, text: str) -> tuple[dict[str, float], Any, str]:
     # `tunesmith train` makes taggers and multi-label classifiers too: their predictions have
     # no single "label" (it was "Something went wrong: KeyError: 'label'").
     if loaded.task == "ner":
-        return _entities_result(loaded, text, prediction["entities"])
+        scores, highlights, note = _entities_result(loaded, text, prediction["entities"])
+        return Classified(scores, highlights, note, "ner")
+    # One text is explained as `tunesmith explain --text` explains it (50-step integrated
+    # gradients), so the faithfulness figures below are the ones that command prints; the
+    # faster default for files has a large delta, which read here as a failed explanation.
+    how = {"method": SINGLE_TEXT_METHOD, "n_steps": DEFAULT_STEPS, "members": members}
     if loaded.task == "multilabel":
-        explanation = explain_loaded(loaded, [text], members=members)[0]  # most probable
+        explanation = explain_loaded(loaded, [text], **how)[0]  # the most probable label
         chosen = ", ".join(f"**{plain_markdown(label)}**" for label in prediction["labels"])
         said = f"Predicted {chosen}" if chosen else "No label is above 50%"
         note = (
             f"{said}. Highlighted words pushed towards **{plain_markdown(explanation.target)}** "
-            f"({explanation.target_probability:.0%}, the most probable label) or away from it."
+            f"({percent(explanation.target_probability)}, the most probable label) or away "
+            "from it."
         )
-        note += _ensemble_note(members) + _cut_note(explanation)
-        return prediction["probabilities"], explanation_to_highlights(explanation), note
+        note += _ensemble_note(members) + _cut_note(explanation) + _figures_note(explanation)
+        return Classified(
+            prediction["probabilities"],
+            explanation_to_highlights(explanation),
+            note,
+            "multilabel",
+        )
     # The label shown: with a lexical share (--lexical) it may not be the transformer's own.
     target = prediction["label"] if loaded.task == "classification" else None
-    explanation = explain_loaded(loaded, [text], target=target, members=members)[0]
-    note = (
-        (
-            f"Predicted **{plain_markdown(prediction['label'])}** ({prediction['score']:.0%}). "
-            "Highlighted words pushed towards it (positive) or away from it (negative)."
+    explanation = explain_loaded(loaded, [text], target=target, **how)[0]
+    label, score = plain_markdown(prediction["label"]), prediction["score"]
+    count = len(prediction["probabilities"])
+    if low_confidence(score, count):
+        said = (
+            f"Predicted **{label}** with **low confidence** ({percent(score)}: less than "
+            f"halfway from chance, {percent(1 / count)} with {count} labels, to certainty), so "
+            "read it as a guess."
         )
+    else:
+        said = f"Predicted **{label}** ({percent(score)})."
+    note = (
+        f"{said} Highlighted words pushed towards it (positive) or away from it (negative)."
         + _ensemble_note(members)
         + _cut_note(explanation)
+        + _figures_note(explanation)
     )
-    return prediction["probabilities"], explanation_to_highlights(explanation), note
+    return Classified(
+        prediction["probabilities"],
+        explanation_to_highlights(explanation),
+        note,
+        str(loaded.task or "classification"),
+    )
+
+
+def _figures_note(explanation: Any) -> str:
+    """The faithfulness figures ``tunesmith explain`` prints for the text, as a short list
+    with what each means (the page showed the words without saying how far to trust them)."""
+    figures = faithfulness_figures(explanation)
+    if not figures:
+        return ""
+    lines = [f"- {name} **{value}**: {meaning}." for name, value, meaning in figures]
+    return (
+        "\n\nHow faithful the highlighted words are (as `tunesmith explain` reports them):\n"
+        + "\n".join(lines)
+    )
 
 
 def _ensemble_note(members: list[Any]) -> str:
@@ -191,16 +287,96 @@ def _problem(exc: Exception) -> str:
 
 
 def classify_for_page(directory: str, value: str) -> tuple[Any, Any, str]:
-    """What the Classify button shows: :func:`classify`'s outputs, or the error as the note
-    with the probabilities and highlights cleared.
+    """What the Classify button shows: the scores box (see :func:`scores_html`), the
+    highlighted words and the note, or the error as the note with the others cleared.
 
     Raised as ``gr.Error`` it was a toast over red "Error" boxes, the note of the previous text
     still showing ("Predicted negative" under an empty text) and a traceback in the terminal.
     """
+    import gradio as gr
+
     try:
-        return classify(directory, value)
+        result = classify_text(directory, value)
     except Exception as exc:
         return None, None, f"**{plain_markdown(_problem(exc))}**"
+    title = "Entities" if result.task == "ner" else "Probabilities"
+    return gr.update(value=scores_html(result), label=title), result.highlights, result.note
+
+
+#: Rows the scores box lists; the others are summed in one line (77 labels made a long list).
+SHOWN_ROWS = 5
+
+
+def scores_html(result: Classified) -> str:
+    """The scores box for one result, as HTML (every name escaped).
+
+    It was a ``gr.Label``, which cannot be told how to write a number or what its heading is:
+    it wrote 0.5 % as "0%" and 99.98 % as "100%", and over a tagger's entities its large
+    heading named the first entity as if it were the prediction for the text. Here each row has
+    its bar and :func:`percent`; a classifier's top label is the heading (with a word when its
+    probability is low, :func:`low_confidence`); a multi-label model's heading is the labels
+    above 50 %; a tagger's box has no heading, only what its scores are.
+    """
+    scores = result.scores
+    if result.task == "ner":
+        if not scores:
+            return "<div style='padding-top:1.8em'><p>No entities found.</p></div>"
+        caption = (
+            "Each entity the tagger found, with its confidence in it (the mean probability of "
+            "its words' tags), in the order of the text."
+        )
+        return _scores_block("", caption, list(scores.items()), 0.0)
+    ranked = sorted(scores.items(), key=lambda item: -item[1])
+    # All of them when one more row would do ("1 more label" took the place of that label).
+    cut = SHOWN_ROWS if len(ranked) > SHOWN_ROWS + 1 else len(ranked)
+    shown, rest = ranked[:cut], ranked[cut:]
+    if result.task == "multilabel":
+        above = [name for name, p in ranked if p > 0.5]
+        heading = (
+            "Labels above 50%: " + ", ".join(html.escape(name) for name in above)
+            if above
+            else "No label above 50%"
+        )
+        caption = "Each label's own probability (a text may have several labels)."
+    else:
+        top, p = ranked[0]
+        heading = (
+            f"{html.escape(top)} <span style='font-weight:normal'>{html.escape(percent(p))}</span>"
+        )
+        if low_confidence(p, len(ranked)):
+            heading += " <span style='font-weight:normal'>(low confidence)</span>"
+        caption = f"The probability of each label ({len(ranked)} in all)."
+    return _scores_block(heading, caption, shown, sum(p for _, p in rest), len(rest))
+
+
+def _scores_block(
+    heading: str, caption: str, rows: list[tuple[str, float]], rest: float, hidden: int = 0
+) -> str:
+    """The box's HTML: an optional heading (already escaped), a caption, a bar per row and a
+    line for the rows left out."""
+    parts = []
+    if heading:
+        parts.append(f"<p style='font-size:1.4em;font-weight:bold;margin:0'>{heading}</p>")
+    parts.append(f"<p style='margin:0.2em 0 0.5em;opacity:0.8'>{html.escape(caption)}</p>")
+    parts.append("<table style='width:100%;border:none;border-collapse:collapse'>")
+    for name, p in rows:
+        parts.append(
+            "<tr>"
+            f"<td style='border:none;padding:2px 8px 2px 0'>{html.escape(name)}</td>"
+            f"<td style='border:none;width:50%'><meter min='0' max='1' value='{p:.6f}' "
+            "style='width:100%'></meter></td>"
+            "<td style='border:none;padding-left:8px;text-align:right;white-space:nowrap'>"
+            f"{html.escape(percent(p))}</td>"
+            "</tr>"
+        )
+    parts.append("</table>")
+    if hidden:
+        parts.append(
+            f"<p style='margin:0.5em 0 0;opacity:0.8'>{hidden} more label"
+            f"{'' if hidden == 1 else 's'}, together {html.escape(percent(rest))}.</p>"
+        )
+    # Room for the box's label, which Gradio draws over the top left corner of an HTML box.
+    return "<div style='padding-top:1.8em'>" + "".join(parts) + "</div>"
 
 
 def train_for_page(name: str) -> tuple[str | None, str]:
@@ -268,7 +444,8 @@ def build_playground() -> Any:
         text = gr.Textbox(label="Text", placeholder="My card has not arrived yet", lines=2)
         go = gr.Button("Classify", variant="primary")
         note = gr.Markdown()
-        probabilities = gr.Label(label="Probabilities", num_top_classes=5)
+        # HTML, not gr.Label: see scores_html (how small numbers and a tagger's rows read).
+        probabilities = gr.HTML(label="Probabilities", show_label=True, container=True)
 
         words = highlight_component(label="Why")
 
