@@ -56,3 +56,22 @@ def test_new_alerts_load_the_model_once_for_their_words(cli, tiny_model, tmp_pat
     assert len(found) == 2
     assert any(alert["words"] for alert in found)
     assert model_loads == [str(tiny_model)]
+
+
+def test_the_stored_model_path_is_absolute_so_alerts_find_it_from_any_folder(tmp_path, monkeypatch):
+    from finance_fakes import KeywordModel
+
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.storage import get_meta, open_store
+
+    monkeypatch.chdir(tmp_path)
+    store = open_store(tmp_path / "f.sqlite")
+    try:
+        ingester = Ingester(
+            store, KeywordModel(path="fin"), load_rules(RULES), warn=lambda _m: None
+        )
+        ingester.ingest_file(STREAM)
+        assert get_meta(store, "model") == str(tmp_path / "fin")
+    finally:
+        store.close()

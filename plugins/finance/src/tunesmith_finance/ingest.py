@@ -154,7 +154,10 @@ class Ingester:
         self.topic_model = topic_model
         self.score_batch_size = score_batch_size
         self.warn = warn or (lambda message: print(message, file=sys.stderr))
-        self.model_name = str(getattr(model, "path", "") or "")
+        # Absolute: `finance alerts` finds the model by this name from whatever folder it runs
+        # in (a relative "fin" was "no sentiment model found" from anywhere else).
+        path = getattr(model, "path", "") or ""
+        self.model_name = str(Path(path).expanduser().resolve()) if path else ""
         self._meta_written = False
 
     # -- sources -------------------------------------------------------------------------------
