@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from support_stubs import clear_winner_calibration
 
 from tunesmith.errors import UserInputError
 from tunesmith_support.answer import (
@@ -13,7 +14,7 @@ from tunesmith_support.answer import (
     clean_question,
     contextual_query,
 )
-from tunesmith_support.calibrate import Calibration, Logistic, threshold_for_precision
+from tunesmith_support.calibrate import Calibration, threshold_for_precision
 from tunesmith_support.kb import Entry
 from tunesmith_support.scoring import Candidate, Weights
 
@@ -122,16 +123,7 @@ def _candidate(entry_id, score):
 
 def _calibration():
     # Confidence = sigmoid(20 * (top - 0.5) + 10 * margin): high for a clear winner.
-    return Calibration(
-        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -10.0),
-        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
-        weights=Weights(),
-        answer_threshold=0.8,
-        clarify_threshold=0.7,
-        clarify_margin=0.05,
-        out_of_scope_score=0.3,
-        target_precision=0.9,
-    )
+    return clear_winner_calibration()
 
 
 def _answerer():

@@ -8,6 +8,7 @@ import json
 import threading
 
 import pytest
+from support_stubs import clear_winner_calibration
 
 from tunesmith_support.answer import (
     Answer,
@@ -16,7 +17,6 @@ from tunesmith_support.answer import (
     chosen_option,
     small_talk,
 )
-from tunesmith_support.calibrate import Calibration, Logistic
 from tunesmith_support.conversations import MIGRATIONS, NAMESPACE, Conversations
 from tunesmith_support.kb import Entry
 from tunesmith_support.scoring import Candidate, Weights
@@ -65,16 +65,7 @@ class _Scorer:
 def _answerer() -> Answerer:
     answerer = Answerer.__new__(Answerer)
     # Confidence = sigmoid(20 * (top - 0.5) + 10 * margin): high for a clear winner.
-    answerer.calibration = Calibration(
-        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -10.0),
-        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
-        weights=Weights(),
-        answer_threshold=0.8,
-        clarify_threshold=0.7,
-        clarify_margin=0.05,
-        out_of_scope_score=0.3,
-        target_precision=0.9,
-    )
+    answerer.calibration = clear_winner_calibration()
     answerer.scorer = _Scorer()
     answerer._lock = threading.Lock()
     return answerer

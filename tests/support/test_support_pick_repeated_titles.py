@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from support_stubs import clear_winner_calibration
 
 from tunesmith_support.answer import Answerer, chosen_option, named_options
-from tunesmith_support.calibrate import Calibration, Logistic
 from tunesmith_support.kb import Entry
 from tunesmith_support.scoring import Candidate, Weights
 from tunesmith_support.service import SupportService
@@ -47,16 +47,7 @@ class _Scorer:
 def service(tmp_path):
     answerer = Answerer.__new__(Answerer)
     # Confidence = sigmoid(20 * (top - 0.5) + 10 * margin): high for a clear winner only.
-    answerer.calibration = Calibration(
-        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -10.0),
-        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
-        weights=Weights(),
-        answer_threshold=0.8,
-        clarify_threshold=0.7,
-        clarify_margin=0.05,
-        out_of_scope_score=0.3,
-        target_precision=0.9,
-    )
+    answerer.calibration = clear_winner_calibration()
     answerer.scorer = _Scorer()
     answerer._lock = threading.Lock()
     svc = SupportService(tmp_path / "kb", answerer=answerer)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from support_stubs import clear_winner_calibration
+
 from tunesmith_support import demo
 from tunesmith_support.answer import Answerer
-from tunesmith_support.calibrate import Calibration, Logistic
 from tunesmith_support.kb import Entry
-from tunesmith_support.scoring import Candidate, Weights
+from tunesmith_support.scoring import Candidate
 
 WEB = "Open the website, choose Settings, then Security, and press Reset password."
 APP = "In the mobile app, tap your picture, then Account, then Change password."
@@ -17,16 +18,7 @@ APP = "In the mobile app, tap your picture, then Account, then Change password."
 def _answerer() -> Answerer:
     """An answerer whose confidence is high only for a clear winner (no KB needed)."""
     answerer = Answerer.__new__(Answerer)
-    answerer.calibration = Calibration(
-        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -10.0),
-        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
-        weights=Weights(),
-        answer_threshold=0.8,
-        clarify_threshold=0.7,
-        clarify_margin=0.05,
-        out_of_scope_score=0.3,
-        target_precision=0.9,
-    )
+    answerer.calibration = clear_winner_calibration()
     return answerer
 
 

@@ -1,0 +1,21 @@
+"""Stand-ins the support tests share: a calibration whose confidence is high for a clear winner
+only, so that answer, clarify and hand-off can be driven by made-up retrieval scores."""
+
+from __future__ import annotations
+
+from tunesmith_support.calibrate import Calibration, Logistic
+from tunesmith_support.scoring import Weights
+
+
+def clear_winner_calibration() -> Calibration:
+    """Confidence = sigmoid(20 * (top - 0.5) + 10 * margin); answer at 0.8, clarify at 0.7."""
+    return Calibration(
+        answer=Logistic([20.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -10.0),
+        shortlist=Logistic([20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], -8.0),
+        weights=Weights(),
+        answer_threshold=0.8,
+        clarify_threshold=0.7,
+        clarify_margin=0.05,
+        out_of_scope_score=0.3,
+        target_precision=0.9,
+    )
