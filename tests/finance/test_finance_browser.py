@@ -11,10 +11,14 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def dashboard_url(tiny_model, tmp_path_factory, launch_blocks):
-    from tunesmith_finance.demo import build_demo
+    from tunesmith_finance import demo
 
-    db = tmp_path_factory.mktemp("finance_ui") / "demo.sqlite"
-    return launch_blocks(build_demo(model=str(tiny_model), db=str(db)))
+    # The sample's own database (only that one is filled with the sample stream), in this
+    # module's folder.
+    folder = tmp_path_factory.mktemp("finance_ui")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo, "demo_paths", lambda: (folder / "model", folder / "demo.sqlite"))
+        return launch_blocks(demo.build_demo(model=str(tiny_model)))
 
 
 def test_dashboard_fills_its_trends_as_the_sample_stream_arrives(dashboard_url, page):
@@ -58,7 +62,7 @@ def test_start_after_a_failed_set_up_tries_again_and_shows_the_outcome(
     url = launch_blocks(build_demo(model=str(folder / "no-model"), db=str(folder / "demo.sqlite")))
     page.goto(url)
     page.get_by_text("Set-up failed").wait_for(timeout=60_000)
-    page.get_by_role("button", name="Start with the sample data").click()
+    page.get_by_role("button", name="Start", exact=True).click()  # the user's own --db
     page.get_by_text("Set-up failed").wait_for(state="detached", timeout=10_000)
     # The timer then shows how the attempt ended; it kept "Loading the model..." when the
     # failure read the same as the one before.

@@ -142,6 +142,8 @@ def test_a_sample_replay_cut_short_is_finished_at_the_next_start(tiny_model, tmp
     from tunesmith_finance.storage import count_documents, open_store
 
     db_path = tmp_path / "demo.sqlite"
+    # The sample's own database: only that one is filled with the sample stream.
+    monkeypatch.setattr(demo, "demo_paths", lambda: (tmp_path / "sample_model", db_path))
     whole = replaying.replay
 
     def stopped_midway(ingester, path, **options):  # the server stopped during the replay
@@ -152,10 +154,10 @@ def test_a_sample_replay_cut_short_is_finished_at_the_next_start(tiny_model, tmp
     monkeypatch.setattr(replaying, "replay", stopped_midway)
     monkeypatch.setattr(demo.Dashboard, "_monitor", lambda self: None)
     with pytest.raises(KeyboardInterrupt):
-        demo.Dashboard(model=str(tiny_model), db=str(db_path))._prepare()
+        demo.Dashboard(model=str(tiny_model))._prepare()
 
     monkeypatch.setattr(replaying, "replay", lambda *a, **o: whole(*a, **{**o, "speed": 0}))
-    board = demo.Dashboard(model=str(tiny_model), db=str(db_path))  # the server started again
+    board = demo.Dashboard(model=str(tiny_model))  # the server started again
     board._prepare()
     assert board.status == "Ready."
     store = open_store(db_path)

@@ -22,11 +22,18 @@ DESCRIPTION = "Score finance news, follow per-topic sentiment trends, see surges
 INTRO = (
     "### Finance sentiment\n"
     "Score financial news (P(positive) − P(negative)), follow **per-topic sentiment trends** and "
-    "ticker trends, and see negative surges alerted and explained. The sample stream is "
-    "fictional: 435 headlines over five days with a banking scare on day four."
+    "ticker trends, and see negative surges alerted and explained."
 )
+#: Said under :data:`INTRO` when the page shows the sample database, and only then.
+SAMPLE_NOTE = (
+    " The sample stream is fictional: 435 headlines over five days with a banking scare on day "
+    "four."
+)
+#: The longest example text an alert's details show (a stored document may have 5,000).
+EXAMPLE_CHARS = 280
 REFRESH_SECONDS = 2.0
-#: The key-box choice that charts the six keys with the most documents.
+#: The key-box choice that charts six keys: those alerted (newest alert first), then those with
+#: the most documents.
 TOP = "top 6"
 #: What the page can group documents by, and so what alerts are detected for.
 GROUPS = ("topic", "ticker")
@@ -98,7 +105,10 @@ class Dashboard:
         self.model_dir = Path(model) if model else default_model
         self.db_path = Path(db) if db else default_db
         self.explicit = model is not None
-        self.status = "Not started: press **Start with the sample data**."
+        # Only the sample's own database is filled with the fictional sample stream: an empty
+        # (or mistyped) --db of the user's got 435 invented headlines mixed into its trends.
+        self.sample_db = self.db_path.resolve() == default_db.resolve()
+        self.status = f"Not started: press **{self.start_label}**."
         self.error: str | None = None
         self._model: Any = None
         self._db: Any = None
@@ -108,6 +118,18 @@ class Dashboard:
         self._last_failure = ""  # the last alert check that failed for a bug, said once
 
     # -- set-up ---------------------------------------------------------------------------------
+
+    @property
+    def start_label(self) -> str:
+        """The start button's text: it only sets up the sample when the page uses it."""
+        return "Start with the sample data" if self.sample_db else "Start"
+
+    @property
+    def intro(self) -> str:
+        """The page's opening paragraph: the sample stream is described only when shown."""
+        if self.sample_db:
+            return INTRO + SAMPLE_NOTE
+        return INTRO + f" Database: {_plain(self.db_path.name)}."
 
     @property
     def ready(self) -> bool:
@@ -147,7 +169,7 @@ class Dashboard:
             # step) is finished at the next start, where the documents already stored kept it
             # from running again and the page showed half the sample stream for good.
             unfinished = self.db_path.with_name(self.db_path.name + ".replaying")
-            if count_documents(self._db) == 0 or unfinished.exists():
+            if self.sample_db and (count_documents(self._db) == 0 or unfinished.exists()):
                 self.status = "Replaying the sample stream..."
                 unfinished.touch()
                 self._replay(
@@ -286,10 +308,18 @@ class Dashboard:
         cut in and the times shown in (default the dashboard's); ``zone`` is the one used (the
         dashboard's, and the status says so, when ``tz`` is no known zone)."""
         from tunesmith.errors import UserInputError
+        from tunesmith.ui.markdown import code_span
         from tunesmith_finance.alerts import list_alerts
         from tunesmith_finance.documents import resolve_zone
         from tunesmith_finance.storage import count_documents
-        from tunesmith_finance.trends import parse_duration, plot, top_keys, trends, zone_name
+        from tunesmith_finance.trends import (
+            parse_duration,
+            plot,
+            stored_key,
+            top_keys,
+            trends,
+            zone_name,
+        )
 
         zone, unknown = self.zone, ""
         if tz and tz.strip():
@@ -313,8 +343,30 @@ class Dashboard:
         # of a New York desk ran from 7 or 8 pm to 7 or 8 pm.
         rows = trends(self._db, by=by, bucket=bucket, zone=zone)
         alerts = [a for a in list_alerts(self._db, tz=shown) if a["kind"] == by]
-        keys = top_keys(rows, 50)
-        chosen = [key] if key and key != TOP and key in keys else None
+        # The alerted keys first, in the box and in the top-six chart: a surge on a small topic
+        # or ticker (a few documents a day among hundreds of cashtags) was counted in the status
+        # and listed below, but neither listed in the box nor drawn.
+        stored = {r.key for r in rows}
+        alerted = list(dict.fromkeys(a["key"] for a in alerts if a["key"] in stored))
+        keys = list(dict.fromkeys([*alerted, *top_keys(rows, 50)]))
+        chosen, missing, shown_key = None, "", TOP
+        if key and key.strip() and key != TOP:
+            # As `finance trends --key` reads it: "$TSLA" or "tsla" is the ticker TSLA, and any
+            # key of the database, not only the 50 the box lists (those fell back to the top 6
+            # without a word).
+            wanted = stored_key(by, key.strip())
+            if wanted in stored:
+                chosen = [wanted]
+                shown_key = wanted
+                if wanted not in keys:
+                    keys.append(wanted)
+            elif not any(_is_key(self._db, other, key) for other in GROUPS if other != by):
+                # Typed, and no key at all: kept in the box and said. Reset to the top six, the
+                # box's change redrew the page at once without the note.
+                shown_key = key
+                missing = f" No {by} '{_plain(key.strip())}' in this database; showing the {TOP}."
+        if chosen is None:
+            chosen = list(dict.fromkeys([*alerted, *top_keys(rows, 6)]))[:6]
         figure = plot(
             rows,
             alerts=alerts,
@@ -329,34 +381,74 @@ class Dashboard:
                 a["window"],
                 a["key"],
                 a["n"],
-                a["share"],
-                a["baseline"],
+                # In percent, as the details below write them (0.1558 there read "16%").
+                round(100 * a["share"], 1),
+                round(100 * a["baseline"], 1),
                 ", ".join(w["word"] for w in a["words"][:6]),
             ]
             for a in alerts
         ]
-        details = "\n\n".join(_alert_markdown(a) for a in alerts[:5]) or "No alerts yet."
+        details = (
+            "\n\n".join(_alert_markdown(a, zone) for a in alerts[:5]) or f"No alerts by {by} yet."
+        )
         status = f"{self.status} {count} documents stored, {len(alerts)} alert(s) by {by}."
+        if count == 0 and not self.sample_db:
+            fill = code_span(f"tunesmith finance ingest FILE --model M --db {self.db_path}")
+            status += f" No documents yet: {fill} (or `finance watch`) fills it; the page follows."
         return {
-            "status": status + unknown,
+            "status": status + missing + unknown,
             "figure": figure,
             "rows": table,
             "details": details,
             "keys": keys,
-            "key": chosen[0] if chosen else TOP,
+            "key": shown_key,
             "zone": shown,
         }
 
 
-def _alert_markdown(alert: dict[str, Any]) -> str:
+def _example_time(value: Any, zone: Any) -> str:
+    """A stored example's time (UTC) in the page's zone, as the window above it is written;
+    a value that is no time is shown as stored."""
+    from tunesmith.errors import TunesmithError
+    from tunesmith_finance.documents import parse_time
+    from tunesmith_finance.trends import iso
+
+    try:
+        return iso(parse_time(value).timestamp(), zone)
+    except (TunesmithError, ValueError, TypeError):  # shown as stored, not a failed redraw
+        return str(value)
+
+
+def _short(text: str, limit: int = EXAMPLE_CHARS) -> str:
+    """``text`` on one line, cut at ``limit`` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _is_key(db: Any, by: str, key: str) -> bool:
+    """True when ``key`` is a stored key of the kind ``by`` (``topic`` or ``ticker``)."""
+    from tunesmith_finance.trends import stored_key
+
+    found = db.query(
+        "SELECT 1 FROM finance_keys WHERE kind = ? AND key = ? LIMIT 1",
+        [by, stored_key(by, key.strip())],
+    )
+    return bool(found)
+
+
+def _alert_markdown(alert: dict[str, Any], zone: Any = None) -> str:
+    """One alert's details; example times in ``zone`` (default: as stored, UTC)."""
     words = ", ".join(f"**{_plain(w['word'])}**" for w in alert["words"][:8]) or "(no explanation)"
     lines = [
         f"#### {_plain(alert['kind'])} {_plain(alert['key'])}: {alert['negatives']}/{alert['n']} "
         f"negative ({alert['share']:.0%}, baseline {alert['baseline']:.0%})",
         f"Window {_plain(alert['window'])}. Words behind the negative scores: {words}.",
     ]
+    if alert["examples"]:
+        lines.append("\nExamples (score = P(positive) − P(negative), time, text):\n")
     lines += [
-        f"- {e['score']:+.2f} · {_plain(e['time'])} · {_plain(e['text'])}"
+        f"- {e['score']:+.2f} · {_plain(_example_time(e['time'], zone))} · "
+        f"{_plain(_short(e['text']))}"
         for e in alert["examples"]
     ]
     return "\n".join(lines)
@@ -377,7 +469,14 @@ def score_text(board: Dashboard, text: str) -> tuple[Any, Any, str]:
 
 def alert_headers(zone: str) -> list[str]:
     """The alert table's column names; the windows are in ``zone``."""
-    return [f"window ({zone})", "key", "documents", "negative share", "baseline", "words"]
+    return [
+        f"window ({zone})",
+        "key",
+        "documents",
+        "negative share (%)",
+        "baseline (%)",
+        "words",
+    ]
 
 
 def build_demo(
@@ -397,9 +496,9 @@ def build_demo(
 
     board = Dashboard(model, db, rules, tz=tz)
     with gr.Blocks() as blocks:
-        gr.Markdown(INTRO)
+        gr.Markdown(board.intro)
         with gr.Row():
-            start = gr.Button("Start with the sample data", variant="secondary")
+            start = gr.Button(board.start_label, variant="secondary")
             status = gr.Markdown(board.status)
         with gr.Tab("Trends and alerts"):
             with gr.Row():

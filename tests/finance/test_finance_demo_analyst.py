@@ -1,0 +1,133 @@
+"""The dashboard on an analyst's own database (real tweets: hundreds of cashtags, a zone other
+than UTC, long texts): what the page says must be about that database, in the page's zone."""
+
+from __future__ import annotations
+
+from tunesmith_finance import demo
+
+
+def _board(db, records, tz="UTC"):
+    from finance_fakes import KeywordModel
+
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.sample import RULES
+
+    Ingester(db, KeywordModel(), load_rules(RULES), warn=lambda _m: None).ingest_records(records)
+    board = demo.Dashboard(model="unused", db="unused", tz=tz)
+    board._db, board.status = db, "Ready."
+    return board
+
+
+def _tweets() -> list[dict[str, str]]:
+    """60 tickers of 2 to 61 tweets each (as a tweet feed has hundreds), then a lone $BYND."""
+    rows = []
+    for i in range(60):
+        for j in range(i + 2):
+            rows.append(
+                {
+                    "id": f"t{i}-{j}",
+                    "time": f"2026-11-0{2 + j % 5}T1{j % 10}:00:00Z",
+                    "text": f"$T{i:02d} shares drift",
+                }
+            )
+    rows.append({"id": "b", "time": "2026-11-03T12:00:00Z", "text": "$BYND plunge on recall"})
+    return rows
+
+
+def test_a_ticker_typed_as_a_cashtag_or_beyond_the_listed_fifty_is_charted(db):
+    board = _board(db, _tweets())
+    listed = board.snapshot("ticker", "1d", demo.TOP)["keys"]
+    assert len(listed) == 50 and "BYND" not in listed
+    # Both fell back to the top six, without a word, as the box still showed the typed key.
+    for typed, key in (("$T10", "T10"), ("bynd", "BYND"), ("$BYND", "BYND")):
+        view = board.snapshot("ticker", "1d", typed)
+        assert view["key"] == key and key in view["keys"]
+        labels = [t.get_text() for t in view["figure"].axes[0].get_legend().get_texts()]
+        assert labels == [key]
+
+
+def test_a_key_the_database_does_not_have_is_said_in_the_status(db):
+    board = _board(db, _tweets())
+    view = board.snapshot("ticker", "1d", "NOPE")
+    # Kept in the box: set back to "top 6", the box's own change redrew the page without the note.
+    assert view["key"] == "NOPE" and view["figure"].axes[0].get_legend() is not None
+    assert "No ticker 'NOPE' in this database; showing the top 6." in view["status"]
+
+
+def _stored_alert(db, text: str) -> None:
+    from tunesmith_finance.alerts import store_alert
+
+    alert = {
+        "id": "a1", "kind": "topic", "key": "banking", "window_start": 1793628000.0,
+        "window_end": 1793638800.0, "n": 12, "negatives": 9, "share": 0.75, "baseline": 0.1558,
+        "z": 5.0, "p_value": 1e-6, "mean_score": -0.5, "words": [{"word": "plunge"}],
+        "examples": [{"score": -0.8, "time": "2026-11-02T14:30:00Z", "text": text}],
+        "detector": "surge", "tz": "UTC",
+    }  # fmt: skip
+    store_alert(db, alert, None)
+
+
+def test_alert_examples_are_timed_in_the_pages_zone_and_long_texts_are_cut(db):
+    board = _board(db, [{"id": "x", "time": "2026-11-02T14:30:00Z", "text": "Helix Bank"}])
+    _stored_alert(db, "Helix Bank plunges. " + "Deposits flee. " * 400)
+    shown = board.snapshot("topic", "1h", demo.TOP, "America/New_York")["details"]
+    details = shown.replace("\\", "")  # as the page shows it: without Markdown's escapes
+    # The window said -05:00 while its examples stayed in UTC ("...T14:30:00Z").
+    assert "2026-11-02T09:30:00-05:00" in details and "T14:30:00Z" not in details
+    example = next(line for line in details.splitlines() if line.startswith("- "))
+    assert len(example) < demo.EXAMPLE_CHARS + 60 and example.endswith("…")
+    assert "score = P(positive) − P(negative)" in details
+
+
+def test_the_alert_table_gives_shares_in_percent_as_the_details_do(db):
+    board = _board(db, [{"id": "x", "time": "2026-11-02T14:30:00Z", "text": "Helix Bank"}])
+    _stored_alert(db, "Helix Bank plunges")
+    view = board.snapshot("topic", "1h", demo.TOP)
+    assert view["rows"][0][3:5] == [75.0, 15.6]  # 0.75 and 0.1558 beside "75%, baseline 16%"
+    assert "(75%, baseline 16%)" in view["details"]
+    assert demo.alert_headers("UTC")[3:5] == ["negative share (%)", "baseline (%)"]
+
+
+def test_the_users_empty_database_is_not_filled_with_the_sample_stream(
+    tiny_model, tmp_path, monkeypatch
+):
+    from tunesmith_finance.storage import count_documents, open_store
+
+    monkeypatch.setattr(demo.Dashboard, "_monitor", lambda self: None)
+    mine = tmp_path / "mine.sqlite"  # a new database, to be filled by `finance watch`
+    board = demo.Dashboard(model=str(tiny_model), db=str(mine))
+    board._prepare()
+    assert board.status == "Ready."
+    store = open_store(mine)
+    try:  # it held the 435 fictional headlines, in the trends and alerts for good
+        assert count_documents(store) == 0
+    finally:
+        store.close()
+    view = board.snapshot("topic", "3h", demo.TOP)
+    assert "No documents yet: `tunesmith finance ingest FILE" in view["status"]
+    assert "fictional" not in board.intro and "mine.sqlite" in board.intro
+    assert board.start_label == "Start"
+
+
+def test_the_sample_database_is_still_described_as_the_sample(tmp_path):
+    board = demo.Dashboard(model=str(tmp_path / "m"))
+    assert "fictional" in board.intro and board.start_label == "Start with the sample data"
+
+
+def test_an_alert_on_a_small_ticker_is_drawn_and_listed_in_the_top_six_view(db):
+    from tunesmith_finance.alerts import store_alert
+
+    board = _board(db, _tweets())
+    alert = {
+        "id": "a2", "kind": "ticker", "key": "BYND", "window_start": 1794132000.0,
+        "window_end": 1794142800.0, "n": 1, "negatives": 1, "share": 1.0, "baseline": 0.1,
+        "z": 5.0, "p_value": 1e-6, "mean_score": -0.8, "words": [], "examples": [],
+        "detector": "surge", "tz": "UTC",
+    }  # fmt: skip
+    store_alert(db, alert, None)
+    view = board.snapshot("ticker", "1d", demo.TOP)
+    # "1 alert(s) by ticker" in the status, but BYND was neither charted nor offered in the box.
+    assert "1 alert(s) by ticker" in view["status"] and view["keys"][0] == "BYND"
+    legend = [t.get_text() for t in view["figure"].axes[0].get_legend().get_texts()]
+    assert legend[0] == "BYND" and "alert" in legend and len(legend) == 7  # six keys + alert
