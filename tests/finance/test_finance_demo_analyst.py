@@ -3,6 +3,8 @@ than UTC, long texts): what the page says must be about that database, in the pa
 
 from __future__ import annotations
 
+import pytest
+
 from tunesmith_finance import demo
 
 
@@ -131,3 +133,107 @@ def test_an_alert_on_a_small_ticker_is_drawn_and_listed_in_the_top_six_view(db):
     assert "1 alert(s) by ticker" in view["status"] and view["keys"][0] == "BYND"
     legend = [t.get_text() for t in view["figure"].axes[0].get_legend().get_texts()]
     assert legend[0] == "BYND" and "alert" in legend and len(legend) == 7  # six keys + alert
+
+
+def _fortnight() -> list[dict[str, str]]:
+    """Two weeks of tweets, two an hour, on $AAPL (a third negative) and $TSLA."""
+    rows = []
+    for h in range(14 * 24):
+        day, hour = divmod(h, 24)
+        stamp = f"2026-11-{2 + day:02d}T{hour:02d}:"
+        word = "plunge" if h % 3 == 0 else "drift"
+        rows.append({"id": f"a{h}", "time": stamp + "10:00Z", "text": f"$AAPL shares {word}"})
+        rows.append({"id": f"t{h}", "time": stamp + "40:00Z", "text": "$TSLA shares drift"})
+    return rows
+
+
+def test_the_default_bucket_follows_the_datas_span_and_a_picked_one_is_kept(db):
+    board = _board(db, _fortnight())
+    # A fixed 3h cut two weeks into 112 buckets of a document or two per key.
+    view = board.snapshot("ticker", demo.AUTO, demo.TOP)
+    assert view["bucket"] == "6h" and "Buckets: 6h (auto" in view["status"]
+    assert "6h buckets (auto)" in view["figure"].axes[0].get_title()
+    picked = board.snapshot("ticker", "1h", demo.TOP)  # the user's choice, whatever the span
+    assert picked["bucket"] == "1h" and "auto" not in picked["status"]
+    assert "1h buckets (UTC)" in picked["figure"].axes[0].get_title()
+    assert [demo.auto_bucket(d * 86400) for d in (0, 4, 5, 14, 26, 400)] == [
+        "1h", "1h", "3h", "6h", "1d", "1d",
+    ]  # fmt: skip
+
+
+def test_the_sample_streams_five_days_still_get_three_hour_buckets(db):
+    from tunesmith_finance.replay import read_stream
+    from tunesmith_finance.sample import STREAM
+
+    board = _board(db, [r[2] for r in read_stream(STREAM)[0]])
+    assert board.snapshot("topic", demo.AUTO, demo.TOP)["bucket"] == "3h"
+
+
+def test_the_pages_bucket_box_starts_at_auto(tmp_path):
+    import gradio as gr
+
+    blocks = demo.build_demo(str(tmp_path / "m"), str(tmp_path / "x.sqlite"), autostart=False)
+    (bucket,) = [
+        b for b in blocks.blocks.values() if isinstance(b, gr.Dropdown) and b.label == "Bucket"
+    ]
+    assert bucket.value == demo.AUTO and [c[1] for c in bucket.choices] == [
+        demo.AUTO, *demo.BUCKETS,
+    ]  # fmt: skip
+
+
+def _texts(figure) -> list[str]:
+    return [t.get_text() for ax in figure.axes for t in ax.texts] + [
+        t.get_text() for t in figure.texts
+    ]
+
+
+def test_an_empty_database_shows_a_message_not_a_1970_time_axis(db):
+    board = _board(db, [])
+    view = board.snapshot("topic", demo.AUTO, demo.TOP)
+    (ax,) = view["figure"].axes
+    # It drew an empty axis dated "01-01 00:00", the Unix epoch.
+    assert not ax.axison and not ax.lines
+    assert _texts(view["figure"]) == ["No documents yet."]
+
+
+def test_documents_without_a_ticker_show_a_message_when_grouped_by_ticker(db):
+    board = _board(db, [{"id": "x", "time": "2026-11-02T14:30:00Z", "text": "Markets drift"}])
+    view = board.snapshot("ticker", "1h", demo.TOP)
+    assert not view["figure"].axes[0].axison
+    assert _texts(view["figure"]) == ["None of the 1 documents stored has a ticker."]
+
+
+def test_the_key_box_shows_document_counts_and_still_reads_plain_keys(db):
+    board = _board(db, _tweets())
+    view = board.snapshot("ticker", "1d", demo.TOP)
+    choices = dict((key, label) for label, key in view["choices"])
+    assert [k for _, k in view["choices"]] == view["keys"]
+    assert choices["T59"] == "T59 (61)" and choices["T20"] == "T20 (22)"
+    for typed in ("T59", "$t59", "T59 (61)"):  # as typed, and a label copied as it is shown
+        typed_view = board.snapshot("ticker", "1d", typed)
+        assert typed_view["key"] == "T59" and "No ticker" not in typed_view["status"]
+
+
+def test_an_alert_marker_sits_on_the_line_when_the_buckets_differ_from_the_alerts(db):
+    from datetime import UTC, datetime
+
+    from tunesmith_finance.alerts import store_alert
+
+    board = _board(db, _fortnight())
+    end = datetime(2026, 11, 5, 14, tzinfo=UTC).timestamp()  # three 1h buckets, 11:00 to 14:00
+    alert = {
+        "id": "a3", "kind": "ticker", "key": "AAPL", "window_start": end - 3 * 3600,
+        "window_end": end, "n": 3, "negatives": 3, "share": 1.0, "baseline": 0.3,
+        "z": 5.0, "p_value": 1e-6, "mean_score": -0.8, "words": [], "examples": [],
+        "detector": "surge", "tz": "UTC",
+    }  # fmt: skip
+    store_alert(db, alert, None)
+    ax = board.snapshot("ticker", "6h", "AAPL")["figure"].axes[0]
+    (marker,) = [line for line in ax.lines if line.get_marker() == "v"]
+    (series,) = [line for line in ax.lines if line.get_label() == "AAPL"]
+    x, y = marker.get_xdata()[0], marker.get_ydata()[0]
+    points = dict(zip(series.get_xdata(), series.get_ydata(), strict=True))
+    # The 12:00-18:00 bucket holds the window's end; the triangle was drawn at 14:00, at the
+    # window's share (100%), above a line at a third.
+    assert x == datetime(2026, 11, 5, 12, tzinfo=UTC)
+    assert y == points[x] == pytest.approx(1 / 3)

@@ -9,6 +9,7 @@ cached. A timer refreshes the chart and the alert list as documents arrive, whoe
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import traceback
@@ -37,6 +38,12 @@ REFRESH_SECONDS = 2.0
 TOP = "top 6"
 #: What the page can group documents by, and so what alerts are detected for.
 GROUPS = ("topic", "ticker")
+#: The bucket sizes the page offers, smallest first, after :data:`AUTO`.
+BUCKETS = ("1h", "3h", "6h", "1d")
+#: The bucket box's first choice: the bucket :func:`auto_bucket` picks for the data's span.
+AUTO = "auto"
+#: The most buckets :data:`AUTO` cuts the data's span into (when an offered size allows it).
+MAX_BUCKETS = 100
 #: Time zones offered in the page's zone box (any IANA name can be typed in it).
 ZONES = (
     "UTC", "America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London",
@@ -50,6 +57,20 @@ def demo_paths() -> tuple[Path, Path]:
 
     root = demo_models_dir()
     return root / "finance_sentiment", root / "finance_demo.sqlite"
+
+
+def auto_bucket(span: float) -> str:
+    """The smallest of :data:`BUCKETS` that cuts ``span`` seconds (first to last document) into
+    at most :data:`MAX_BUCKETS` buckets; the largest when none does.
+
+    A fixed 3h drew two weeks of tweets as 112 buckets of one or two documents per key, whose
+    share jumps between 0 and 1; the five-day sample stream still gets 3h."""
+    from tunesmith_finance.trends import parse_duration
+
+    for size in BUCKETS:
+        if span / parse_duration(size) <= MAX_BUCKETS:
+            return size
+    return BUCKETS[-1]
 
 
 def train_sample_model(out: Path, base_model: str = "default") -> Path:
@@ -304,9 +325,14 @@ class Dashboard:
     def snapshot(self, by: str, bucket: str, key: str, tz: str | None = None) -> dict[str, Any]:
         """Status, chart, alert table and alert details for the current selection; ``key`` is
         the key the chart shows: the one asked for, or "top 6" when it is not a key of ``by``
-        (a topic left selected after switching to tickers). ``tz``: the zone the buckets are
-        cut in and the times shown in (default the dashboard's); ``zone`` is the one used (the
-        dashboard's, and the status says so, when ``tz`` is no known zone)."""
+        (a topic left selected after switching to tickers); ``choices``: the key box's
+        ``(label, key)`` pairs, each label with the key's document count. ``bucket``:
+        :data:`AUTO` (or empty) picks one from the data's span (:func:`auto_bucket`), and the
+        status and the chart's title say which; ``bucket`` in the result is the one drawn.
+        ``tz``: the zone the buckets are cut in and the times shown in (default the
+        dashboard's); ``zone`` is the one used (the dashboard's, and the status says so, when
+        ``tz`` is no known zone). With no documents of ``by``, the chart is a message, not an
+        empty axis."""
         from tunesmith.errors import UserInputError
         from tunesmith.ui.markdown import code_span
         from tunesmith_finance.alerts import list_alerts
@@ -335,10 +361,19 @@ class Dashboard:
                 "rows": [],
                 "details": "",
                 "keys": [],
+                "choices": [],
                 "key": TOP,
                 "zone": shown,
+                "bucket": bucket,
             }
         count = count_documents(self._db)
+        auto = ""
+        if not bucket or bucket == AUTO:
+            span = self._db.query(
+                "SELECT MIN(ts) AS first, MAX(ts) AS last FROM finance_documents"
+            )[0]
+            bucket = auto_bucket((span["last"] or 0) - (span["first"] or 0))
+            auto = f" Buckets: {bucket} (auto: at most {MAX_BUCKETS} over the data's span)."
         # Cut on the zone's wall clock, as `finance trends --tz` cuts them: in UTC, a 1d bucket
         # of a New York desk ran from 7 or 8 pm to 7 or 8 pm.
         rows = trends(self._db, by=by, bucket=bucket, zone=zone)
@@ -353,8 +388,11 @@ class Dashboard:
         if key and key.strip() and key != TOP:
             # As `finance trends --key` reads it: "$TSLA" or "tsla" is the ticker TSLA, and any
             # key of the database, not only the 50 the box lists (those fell back to the top 6
-            # without a word).
+            # without a word). A box label copied as typed ("AAPL (312)") is its key too.
             wanted = stored_key(by, key.strip())
+            labelled = _LABELLED.match(key.strip())
+            if wanted not in stored and labelled:
+                wanted = stored_key(by, labelled.group(1))
             if wanted in stored:
                 chosen = [wanted]
                 shown_key = wanted
@@ -367,15 +405,27 @@ class Dashboard:
                 missing = f" No {by} '{_plain(key.strip())}' in this database; showing the {TOP}."
         if chosen is None:
             chosen = list(dict.fromkeys([*alerted, *top_keys(rows, 6)]))[:6]
-        figure = plot(
-            rows,
-            alerts=alerts,
-            keys=chosen,
-            limit=6,
-            title=f"Negative share per {by}, {bucket} buckets ({shown})",
-            bucket=parse_duration(bucket),
-            zone=zone,
-        )
+        if rows:
+            figure = plot(
+                rows,
+                alerts=_alerts_on_the_line(alerts, rows, chosen),
+                keys=chosen,
+                limit=6,
+                title=f"Negative share per {by}, {bucket} buckets{' (auto)' if auto else ''} "
+                f"({shown})",
+                bucket=parse_duration(bucket),
+                zone=zone,
+            )
+        else:
+            # No row to draw: matplotlib's empty date axis read "01-01 00:00" (1970).
+            figure = _empty_figure(
+                "No documents yet."
+                if count == 0
+                else f"None of the {count} documents stored has a {by}."
+            )
+        totals: dict[str, int] = {}
+        for row in rows:
+            totals[row.key] = totals.get(row.key, 0) + row.count
         table = [
             [
                 a["window"],
@@ -396,14 +446,55 @@ class Dashboard:
             fill = code_span(f"tunesmith finance ingest FILE --model M --db {self.db_path}")
             status += f" No documents yet: {fill} (or `finance watch`) fills it; the page follows."
         return {
-            "status": status + missing + unknown,
+            "status": status + (auto if rows else "") + missing + unknown,
             "figure": figure,
             "rows": table,
             "details": details,
             "keys": keys,
+            "choices": [(f"{k} ({totals.get(k, 0):,})", k) for k in keys],
             "key": shown_key,
             "zone": shown,
+            "bucket": bucket,
         }
+
+
+#: A key box label as the page writes it, "AAPL (1,312)": group 1 is the key.
+_LABELLED = re.compile(r"^(.+?) \([\d,]+\)$")
+
+
+def _alerts_on_the_line(
+    alerts: list[dict[str, Any]], rows: list[Any], keys: list[str]
+) -> list[dict[str, Any]]:
+    """The alerts of ``keys``, each moved onto its key's line: to the key's last point whose
+    bucket starts before the alert's window ends (the bucket holding the window's end, or the
+    last one with documents before it), at that point's share.
+
+    Drawn at the window's share and end, the triangle floated above or below the line whenever
+    the chart's buckets were not the alert's (3h on the chart, 1h for the detector)."""
+    series: dict[str, list[Any]] = {}
+    for row in rows:  # in time order per key
+        if row.key in keys:
+            series.setdefault(row.key, []).append(row)
+    placed = []
+    for alert in alerts:
+        before = [r for r in series.get(alert["key"], []) if r.ts < alert["window_end"]]
+        if before:
+            point = before[-1]
+            placed.append({**alert, "window_end": point.ts, "share": point.negative_share})
+    return placed
+
+
+def _empty_figure(message: str) -> Any:
+    """A chart-sized figure saying ``message``, with no axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize="large", color="0.4")
+    return fig
 
 
 def _example_time(value: Any, zone: Any) -> str:
@@ -503,7 +594,9 @@ def build_demo(
         with gr.Tab("Trends and alerts"):
             with gr.Row():
                 by = gr.Dropdown(list(GROUPS), value="topic", label="Group by")
-                bucket = gr.Dropdown(["1h", "3h", "6h", "1d"], value="3h", label="Bucket")
+                # "auto" picks a size from the data's span (the page says which); a size the
+                # user picks stays until they pick another.
+                bucket = gr.Dropdown([AUTO, *BUCKETS], value=AUTO, label="Bucket")
                 key = gr.Dropdown(
                     [TOP], value=TOP, label="Topic or ticker", allow_custom_value=True
                 )
@@ -515,7 +608,8 @@ def build_demo(
                 )
             # The chart draws the interval band for one chosen key only (six bands hid the lines).
             chart = gr.Plot(
-                label="Negative share (95% band for one chosen key); alerts as red triangles"
+                label="Negative share (95% band for one chosen key); alerts as red triangles "
+                "on the bucket their window ends in"
             )
             table = gr.Dataframe(
                 headers=alert_headers(board.tz),
@@ -551,7 +645,8 @@ def build_demo(
                 view["details"],
                 # The key the chart shows: a topic left selected after switching to tickers
                 # would otherwise stay in the box over a chart of the top six tickers.
-                gr.update(choices=[TOP, *view["keys"]], value=view["key"]),
+                # Labelled with their document counts ("AAPL (312)"); the value stays the key.
+                gr.update(choices=[TOP, *view["choices"]], value=view["key"]),
                 seen,
             )
 
