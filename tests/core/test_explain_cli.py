@@ -358,3 +358,41 @@ def test_predict_and_explain_say_once_on_stderr_that_a_model_is_a_seed_ensemble(
     for command in ("predict", "explain"):
         alone = cli(command, "--model", str(model_dir), "--text", text)
         assert alone.exit_code == 0 and "seed ensemble" not in alone.stderr
+
+
+def test_evaluate_and_calibrate_say_on_stderr_that_a_model_is_a_seed_ensemble(
+    cli, model_dir, tmp_path
+):
+    """Both load every member of an ensemble.json (evaluate scores their mean, calibrate refits
+    each and then the mean) but, unlike predict and explain, never said so: their figures read
+    as one model's. The note goes to stderr only; the JSON on stdout stays parseable."""
+    import shutil
+
+    from tunesmith.testing import make_tiny_classifier
+
+    ensemble = tmp_path / "ensemble"
+    shutil.copytree(model_dir, ensemble)
+    make_tiny_classifier(ensemble / "members" / "seed1", LABELS, TEXTS, seed=3)
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": ["members/seed1"]}))
+    data = tmp_path / "held_out.csv"
+    data.write_text(
+        "text,label\n" + "".join(f"{t},{LABELS[y]}\n" for t, y in zip(TEXTS, TRUE, strict=True))
+    )
+    note = f"note: {ensemble} is a seed ensemble of 2 models; "
+    said = {
+        "evaluate": "its probabilities are the mean of its members'",
+        "calibrate": "every member's temperature was refitted, then the mean's own",
+    }
+    for command, how in said.items():
+        for extra in ([], ["--json"]):
+            result = cli(command, "--model", str(ensemble), "--data", str(data), *extra)
+            assert result.exit_code == 0, result.output
+            assert result.stderr.count(note + how) == 1, result.stderr
+            assert "seed ensemble" not in result.stdout
+            if extra:
+                json.loads(result.stdout)
+    single = tmp_path / "single"
+    shutil.copytree(model_dir, single)
+    for command in said:
+        alone = cli(command, "--model", str(single), "--data", str(data))
+        assert alone.exit_code == 0 and "seed ensemble" not in alone.stderr

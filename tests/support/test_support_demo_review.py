@@ -63,7 +63,7 @@ def test_a_failed_upload_is_said_in_the_kb_note_and_keeps_the_conversation(kb_co
     bad.write_text("foo,bar\n1,2\n", encoding="utf-8")
     out = demo.build_from_upload([str(bad)], str(kb_copy))
     kb, note, *rest = out
-    assert kb == SKIP and rest == [SKIP] * 10
+    assert kb == SKIP and rest == [SKIP] * 12
     assert "wrong.csv" in note and "question" in note and str(home) not in note
     kb, note, *_ = demo.build_from_upload(None, str(kb_copy))
     assert kb == SKIP and "Choose FAQ files" in note
@@ -75,7 +75,7 @@ def test_an_upload_onto_an_uncalibrated_kb_without_questions_is_a_note(kb_copy, 
     faq.write_text("id,question,answer\nk1,When are you open?,From 9 to 5.\n", encoding="utf-8")
     # It raised FileNotFoundError: a red "Error" toast and a traceback in the terminal.
     kb, note, *rest = demo.build_from_upload([str(faq)], str(kb_copy))
-    assert kb == SKIP and rest == [SKIP] * 10
+    assert kb == SKIP and rest == [SKIP] * 12
     assert "no calibration to borrow" in note and "question,answer\\_id" in note
     assert not any((home / "home" / "demo-models" / "support" / "uploads").glob("*"))
 
@@ -84,7 +84,7 @@ def test_a_new_kb_clears_the_old_kbs_answer_explanation_and_stored_feedback(kb_c
     faq = home / "faq.csv"
     faq.write_text("id,question,answer\nk1,When are you open?,From 9 to 5.\n", encoding="utf-8")
     out = demo.build_from_upload([str(faq)], str(kb_copy))
-    kb, note, chat, conv, last, decision, source, fb, table, why_note, qw, ew = out
+    kb, note, chat, conv, last, decision, source, fb, table, why_note, qw, ew, _h, _q = out
     assert note.startswith("Built ") and (chat, conv, last) == ([], None, {})
     assert (decision, source, fb, why_note, qw, ew) == ("", "", "", "", None, None)
     # The old KB's ratings stayed in the table, under the new KB's questions.
@@ -98,6 +98,29 @@ def test_a_built_kb_is_named_by_the_uploaded_files_not_the_servers_folders(kb_co
     # It said "Built /home/.../demo-models/support/uploads/1796.../kb: 1 entries ...".
     assert note.startswith(r"Built a knowledge base from my\_faq.csv: 1 entries")
     assert str(home) not in note and "uploads" not in note
+
+
+def test_the_heading_above_the_chat_names_the_uploaded_kb_not_the_one_the_page_opened_on(
+    kb_copy, home
+):
+    """After an upload the note under "Knowledge base" named the new KB, but the heading above
+    the chat still introduced the old one (on the sample: "Ask the assistant of Fernhill
+    Outdoor Co.", and "How much does shipping cost?" in the question box)."""
+    faq = home / "bank_faq.csv"
+    faq.write_text("id,question,answer\nk1,When are you open?,From 9 to 5.\n", encoding="utf-8")
+    heading, placeholder = demo.build_from_upload([str(faq)], str(kb_copy))[-2:]
+    assert heading.startswith("### Customer support\n")
+    assert r"knowledge base built from bank\_faq.csv (1 entries)" in heading
+    assert "Fernhill" not in heading and "`kb`" not in heading and "sources" not in heading
+    assert placeholder["placeholder"] == "Type a customer's question"
+    assert placeholder["__type__"] == "update" and "value" not in placeholder  # what was typed
+    # The page wires both: the heading and the question box are the build event's last outputs.
+    blocks = demo.build_demo()
+    heading_block = next(b for b in blocks.blocks.values() if isinstance(b, gr.Markdown))
+    assert "Fernhill" in heading_block.value
+    build = next(d for d in blocks.config["dependencies"] if len(d["outputs"]) == 14)
+    assert build["outputs"][-2] == heading_block._id
+    assert isinstance(blocks.blocks[build["outputs"][-1]], gr.Textbox)
 
 
 def test_a_problem_note_shows_markup_and_markdown_as_typed():

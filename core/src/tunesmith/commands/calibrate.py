@@ -70,6 +70,12 @@ def calibrate_command(
             batch_size=batch_size,
             plot_path=plot,
         )
+    from tunesmith.commands.engine import say_if_ensemble
+
+    # After the fit: a refused run (a tagger, a bad file) says one line.
+    say_if_ensemble(
+        model, None, members, how="every member's temperature was refitted, then the mean's own"
+    )
     for where in [model, *members]:
         if (Path(where) / ONNX_FILE).is_file():
             # Its graph holds the temperature it was exported with.

@@ -165,6 +165,7 @@ def evaluate_command(
             "does not have; its report is per entity type"
         )
     dataset = load_eval_dataset(loaded, data, text_col, label_col, label_sep)
+    say_if_ensemble(model, loaded, members)  # after the checks: a refused run says one line
     report = evaluate_model(
         loaded,
         dataset,
@@ -197,17 +198,20 @@ def _with_top(
     return [*headers, f"top {top_k}"], rows
 
 
-def say_if_ensemble(model: Path, loaded: Any, members: list[Any], *, words: bool = False) -> None:
-    """Say once on stderr that ``model`` is a seed ensemble and how it is read (``predict`` and
-    ``explain`` showed its probabilities as one model's, nothing telling the two apart). Not in
-    the JSON on stdout: ``predict``'s records are per text, and ``explain``'s already hold
-    ``"members": N``. ``words``: the word scores are averaged too (``explain``)."""
+def say_if_ensemble(
+    model: Path, loaded: Any, members: list[Any], *, words: bool = False, how: str | None = None
+) -> None:
+    """Say once on stderr that ``model`` is a seed ensemble and how it is read (``predict``,
+    ``explain`` and ``evaluate`` showed its figures as one model's, nothing telling the two
+    apart). Not in the JSON on stdout: ``predict``'s records are per text, and ``explain``'s
+    already hold ``"members": N``. ``words``: the word scores are averaged too (``explain``).
+    ``how``: what the command did with the members instead (``calibrate``; ``loaded`` unused)."""
     if not members:
         return
-    if loaded.task == "ner":
-        # predict_texts and explain_loaded decode a tagger's entities with its first model.
+    if how is None and loaded.task == "ner":
+        # predict_texts, explain_loaded and evaluate_model read a tagger with its first model.
         how = "a tagger's entities are its first model's alone"
-    else:
+    elif how is None:
         averaged = "its probabilities and word scores are" if words else "its probabilities are"
         how = f"{averaged} the mean of its members'"
     typer.echo(f"note: {model} is a seed ensemble of {len(members) + 1} models; {how}", err=True)

@@ -404,9 +404,11 @@ def why_answer(kb_dir: str, state: dict | None) -> tuple:
 
 def build_from_upload(files: list | None, kb_dir: str, progress: Any = None) -> tuple:
     """The upload button: ``(KB, KB note, chat, conversation id, last answer, decision, source,
-    feedback note, stored-feedback table, why note, question words, entry words)``. A new KB
-    starts a new conversation and clears what was shown about the old one (its stored feedback
-    included: a new KB has none); a failed build changes nothing but the note.
+    feedback note, stored-feedback table, why note, question words, entry words, heading above
+    the chat, question box)``. A new KB starts a new conversation and clears what was shown about
+    the old one (its stored feedback included: a new KB has none), and the heading and the
+    question's placeholder introduce it (they kept naming the KB the page opened on); a failed
+    build changes nothing but the note.
 
     ``progress`` is a ``gr.Progress``: encoding a real FAQ (1,487 entries of a bank's) takes
     about a minute, which showed as nothing but a timer."""
@@ -422,8 +424,10 @@ def build_from_upload(files: list | None, kb_dir: str, progress: Any = None) -> 
     try:
         new_kb, note = build_uploaded_kb(paths, current_kb(kb_dir), told)
     except TunesmithError as exc:
-        return (gr.skip(), problem(str(exc)), *([gr.skip()] * 10))
-    return (str(new_kb), note, [], None, {}, "", "", "", [], *NO_EXPLANATION)
+        return (gr.skip(), problem(str(exc)), *([gr.skip()] * 12))
+    heading, placeholder = introduction(new_kb, uploaded=[Path(p).name for p in paths])
+    cleared = ([], None, {}, "", "", "", [], *NO_EXPLANATION)
+    return (str(new_kb), note, *cleared, heading, gr.update(placeholder=placeholder))
 
 
 def reset_conversation() -> tuple:
@@ -445,11 +449,14 @@ WHAT_IT_DOES = (
 )
 
 
-def introduction(kb: str | Path | None) -> tuple[str, str]:
+def introduction(kb: str | Path | None, *, uploaded: list[str] | None = None) -> tuple[str, str]:
     """``(Markdown above the chat, the question box's placeholder)``, read cheaply from
-    ``kb.json``. A KB given to the demo is checked here, so that ``support demo --kb`` refuses
-    one it could not answer from in one line, before it serves: an uncalibrated KB (as `index`
-    leaves it) started, then turned every question into the same "no calibration" note.
+    ``kb.json``. ``uploaded``: the names of the files a KB built in the page came from, which
+    name it there (its folders are the server's, "kb" from "sources").
+
+    A KB given to the demo is checked here, so that ``support demo --kb`` refuses one it could
+    not answer from in one line, before it serves: an uncalibrated KB (as `index` leaves it)
+    started, then turned every question into the same "no calibration" note.
 
     The sample shop is named only for the sample KB: opened on a bank's FAQ, the page said
     "Ask the assistant of Fernhill Outdoor Co." and suggested asking about shipping."""
@@ -474,10 +481,12 @@ def introduction(kb: str | Path | None) -> tuple[str, str]:
     size = f"{entries:,} entries" if isinstance(entries, int) else "entries"
     sources = Path(str(meta.get("sources") or "")).name
     origin = f" from {plain_markdown(sources)}" if sources else ""
-    intro = (
-        f"### Customer support\nAsk the assistant about the knowledge base "
-        f"{code_span(Path(kb).name)} ({size}{origin}). " + WHAT_IT_DOES
-    )
+    if uploaded:
+        what = f"built from {plain_markdown(', '.join(uploaded))} ({size})"
+    else:
+        what = f"{code_span(Path(kb).name)} ({size}{origin})"
+    intro = f"### Customer support\nAsk the assistant about the knowledge base {what}. "
+    intro += WHAT_IT_DOES
     return intro, "Type a customer's question"
 
 
@@ -491,7 +500,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
     intro, placeholder = introduction(kb)
 
     with gr.Blocks() as blocks:
-        gr.Markdown(intro)
+        heading = gr.Markdown(intro)
         # The page's KB starts as the one given (empty: the sample KB, found on first use).
         kb_state = gr.State(fixed_kb)
         conversation = gr.State(None)
@@ -566,6 +575,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
             build_with_progress,
             [upload, kb_state],
             [kb_state, kb_note, chat, conversation, last, decision, source, feedback_note, table]
-            + why_outputs,
+            + why_outputs
+            + [heading, question],
         )
     return blocks
