@@ -180,3 +180,62 @@ def test_an_ensembles_alert_words_are_those_of_the_mean_that_scored_the_window(
     assert [w["word"] for w in words] == [w.word for w in expected]
     assert [w["total"] for w in words] == [round(w.total, 4) for w in expected]
     assert words != explain_window(first, texts, k=5)  # not the first member's words
+
+
+def test_an_alert_sent_later_from_the_database_carries_the_payload_it_had_when_found(
+    sample_db, sample_rules, tmp_path, monkeypatch
+):
+    # Sent from the database (pending: found by a run without a sink), the payload had
+    # created_at, event_id null and no "explained"; a consumer saw two shapes of one alert.
+    import tunesmith_finance.alerts as alerts
+    from tunesmith_finance.storage import open_store
+
+    words = [{"word": "plunge", "total": 1.5, "mean": 0.5, "count": 3}]
+    monkeypatch.setattr(alerts, "explain_window", lambda _model, texts, k: words)
+    options = AlertOptions(tz="Asia/Kolkata")
+
+    def payloads(sink):
+        return [json.loads(line)["payload"] for line in sink.read_text().splitlines()]
+
+    now = tmp_path / "now.jsonl"
+    run_alerts(sample_db, detector=SurgeDetector(prior=0.2), options=options, model=object(),
+               sinks=[f"jsonl:{now}"])  # fmt: skip
+    later = tmp_path / "later.jsonl"
+    other = open_store(tmp_path / "other.sqlite")
+    try:
+        Ingester(other, KeywordModel(), sample_rules, warn=lambda _m: None).ingest_file(STREAM)
+        (found,) = run_alerts(other, detector=SurgeDetector(prior=0.2), options=options,
+                              model=object())  # fmt: skip
+        assert found["event_id"] is None  # pending
+        assert run_alerts(other, detector=SurgeDetector(prior=0.2), sinks=[f"jsonl:{later}"]) == []
+    finally:
+        other.close()
+    (sent_now,), (sent_later,) = payloads(now), payloads(later)
+    assert sent_later == sent_now
+    assert list(sent_now) == list(alerts.PAYLOAD_FIELDS)
+    assert sent_now["explained"] > 0 and sent_now["words"] == words
+    assert sent_now["tz"] == "Asia/Kolkata" and sent_now["window"].endswith("+05:30")
+
+
+def test_alerts_list_says_which_alerts_were_sent_on_a_database_from_before_pending_alerts(
+    cli, sample_db, tmp_path
+):
+    # Earlier versions stored an event id for an alert found without a sink, with no delivery:
+    # `--list --json` showed that id, as if the alert had been sent.
+    import tunesmith_finance.alerts as alerts
+
+    (sent,) = run_alerts(sample_db, detector=SurgeDetector(prior=0.2),
+                         sinks=[f"jsonl:{tmp_path / 'a.jsonl'}"])  # fmt: skip
+    old = {**sent, "id": "old-pending", "key": "tech", "window_end": sent["window_end"] + 1}
+    alerts.store_alert(sample_db, old, alerts.alert_event_id("old-pending"))
+    path = str(sample_db.path)
+    sample_db.close()
+    result = cli("finance", "alerts", "--db", path, "--list", "--json")
+    assert result.exit_code == 0, result.output
+    listed = {a["id"]: (a["sent"], a["event_id"]) for a in json.loads(result.stdout)}
+    assert listed == {"old-pending": (False, None), sent["id"]: (True, sent["event_id"])}
+    text = cli("finance", "alerts", "--db", path, "--list").stdout.splitlines()
+    assert [line.strip() for line in text if "not sent yet" in line] == [
+        "not sent yet: the next `finance alerts` or `watch --alerts` with a --sink sends it"
+    ]
+    assert "tech" in text[0] and "not sent yet" in text[1]  # the pending one is marked

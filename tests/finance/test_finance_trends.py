@@ -155,3 +155,67 @@ def test_a_key_that_a_spreadsheet_would_run_as_a_formula_is_exported_as_text(tmp
         read = list(csv.DictReader(handle))
     assert [r["key"] for r in read] == ["'" + k for k in keys[:4]] + ["banking"]
     assert read[0]["mean_score"] == "-0.25"  # numbers stay numbers, signs and all
+
+
+def _charted(cli, tmp_path, monkeypatch, *args):
+    """The figure `finance trends --chart` draws with ``args``, and the command's result."""
+    from tunesmith_finance import trends as trend_mod
+
+    drawn = []
+    real = trend_mod.plot
+    monkeypatch.setattr(trend_mod, "plot", lambda rows, **kw: drawn.append(real(rows, **kw))
+                        or drawn[-1])  # fmt: skip
+    result = cli("finance", "trends", "--db", str(tmp_path / "finance.sqlite"), "--chart",
+                 str(tmp_path / f"chart{len(list(tmp_path.glob('*.png')))}.png"), "--json",
+                 *args)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return drawn[0]
+
+
+def _store_banking_alert(db, start: float, end: float) -> None:
+    from tunesmith_finance.alerts import store_alert
+
+    store_alert(db, {
+        "id": "a1", "kind": "topic", "key": "banking", "window_start": start, "window_end": end,
+        "n": 2, "negatives": 2, "share": 1.0, "baseline": 0.2, "z": 5.0, "p_value": 1e-6,
+        "mean_score": -0.8, "words": [], "examples": [], "detector": "surge", "tz": "UTC",
+    }, None)  # fmt: skip
+
+
+def test_the_cli_chart_puts_an_alert_on_its_keys_line_when_its_buckets_differ_from_the_alerts(
+    cli, filled, tmp_path, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    # A 1h alert 10:00-11:00 at 100 %; the 1d chart's banking point is 1 of 3 (a third).
+    end = datetime(2026, 11, 2, 11, tzinfo=UTC).timestamp()
+    _store_banking_alert(filled, end - 3600, end)
+    ax = _charted(cli, tmp_path, monkeypatch, "--bucket", "1d").axes[0]
+    (marker,) = [line for line in ax.lines if line.get_marker() == "v"]
+    (series,) = [line for line in ax.lines if line.get_label() == "banking"]
+    # Drawn at the window's end (11:00) and share (100 %), it floated above the line.
+    assert marker.get_xdata()[0] == series.get_xdata()[0] == datetime(2026, 11, 2, tzinfo=UTC)
+    assert marker.get_ydata()[0] == series.get_ydata()[0] == pytest.approx(1 / 3)
+
+
+def test_the_cli_chart_leaves_out_an_alert_after_the_charted_range(
+    cli, filled, tmp_path, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    end = datetime(2026, 11, 5, 11, tzinfo=UTC).timestamp()  # days after --until
+    _store_banking_alert(filled, end - 3600, end)
+    ax = _charted(cli, tmp_path, monkeypatch, "--until", "2026-11-03T00:00:00Z").axes[0]
+    assert [line for line in ax.lines if line.get_marker() == "v"] == []
+
+
+def test_the_cli_chart_of_no_documents_says_so_instead_of_a_1970_time_axis(
+    cli, filled, tmp_path, monkeypatch
+):
+    figure = _charted(cli, tmp_path, monkeypatch, "--since", "2027-01-01T00:00:00Z")
+    ax = figure.axes[0]
+    assert not ax.axison
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["No documents with a topic in the --since/--until range."]
+    figure = _charted(cli, tmp_path, monkeypatch, "--by", "ticker", "--key", "$nope")
+    assert [t.get_text() for t in figure.axes[0].texts] == ["No documents of ticker NOPE."]

@@ -169,6 +169,8 @@ def build_alert(
     )
     negatives = [d for d in docs if d["label"] == "negative"][: options.max_explain]
     words = explain_window(model, [d["text"] for d in negatives], k=options.words)
+    # Nothing is explained without a model: "explained": 12 beside no words read otherwise.
+    explained = len(negatives) if model is not None else 0
     examples = [
         {
             "id": d["id"],
@@ -195,7 +197,7 @@ def build_alert(
         "p_value": detection.p_value,
         "mean_score": round(detection.mean_score, 4),
         "words": words,
-        "explained": len(negatives),
+        "explained": explained,
         "examples": examples,
         "detector": detector.name,
     }
@@ -220,12 +222,43 @@ def resolve_sinks(sinks: list[Any] | None) -> list[Any]:
     return [make_sink(s) if isinstance(s, str) else s for s in sinks or []]
 
 
+#: The fields of an alert's event payload, in order: those :func:`build_alert` makes, all
+#: stored with the alert, so an alert sent when found and one sent later from the database
+#: (pending) carry the same payload. Not the store's own ``created_at`` and ``event_id``.
+PAYLOAD_FIELDS = (
+    "id",
+    "kind",
+    "key",
+    "window_start",
+    "window_end",
+    "window",
+    "tz",
+    "n",
+    "negatives",
+    "share",
+    "baseline",
+    "z",
+    "p_value",
+    "mean_score",
+    "words",
+    "explained",
+    "examples",
+    "detector",
+)
+
+
+def alert_payload(alert: dict[str, Any]) -> dict[str, Any]:
+    """The event payload of an alert (:data:`PAYLOAD_FIELDS`); ``explained`` is None for an
+    alert stored before it was kept."""
+    return {name: alert.get(name) for name in PAYLOAD_FIELDS}
+
+
 def alert_event(alert: dict[str, Any]) -> Event:
     """The ``finance.alert`` event of an alert, under its stable id (:func:`alert_event_id`)."""
     return Event(
         kind=EVENT_KIND,
         message=alert_message(alert),
-        payload=alert,
+        payload=alert_payload(alert),
         source="finance",
         id=alert_event_id(alert["id"]),
     )
@@ -243,10 +276,22 @@ def _delivered_events(event_ids: list[str], outbox: Any) -> set[str]:
     """The ids among ``event_ids`` that have at least one delivery in the outbox (sent, being
     sent, or failed and kept for ``tunesmith events retry``)."""
     found: set[str] = set()
+    if _store_without_outbox(outbox):
+        return found  # nothing was ever recorded; reading must not add the outbox's tables
     for start in range(0, len(event_ids), 500):  # SQLite's parameter limit
         chunk = event_ids[start : start + 500]
         found |= {d.event.id for d in list_deliveries(outbox, event_ids=chunk)}
     return found
+
+
+def _store_without_outbox(outbox: Any) -> bool:
+    """True for an open store (the finance database) that holds no outbox tables yet."""
+    if not hasattr(outbox, "query"):
+        return False  # a path: left to the core's list_deliveries
+    found = outbox.query(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox_deliveries'"
+    )
+    return not found
 
 
 #: Finance databases whose alerts were checked for events without a delivery (once per open
@@ -292,20 +337,25 @@ def deliver_alert(db: Any, alert: dict[str, Any], sinks: list[Any], outbox: Any 
     """
     if not sinks:
         return False
-    event = alert_event(alert)
     if outbox is None:
         with db.transaction() as tx:
-            rows = tx.query("SELECT event_id FROM finance_alerts WHERE id = ?", (alert["id"],))
+            rows = tx.query("SELECT * FROM finance_alerts WHERE id = ?", (alert["id"],))
             if not rows or rows[0]["event_id"]:
                 return False  # another run sent it meanwhile
+            # From the alert as stored, so that the payload is the same sent now or later.
+            event = alert_event(_alert_from_row(rows[0]))
             outgoing = record(event, sinks, outbox=db)
             tx.execute(
                 "UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event.id, alert["id"])
             )
     else:
+        rows = db.query("SELECT * FROM finance_alerts WHERE id = ?", (alert["id"],))
+        if not rows:
+            return False
+        event = alert_event(_alert_from_row(rows[0]))
         outgoing = record(event, sinks, outbox=outbox)
         db.execute("UPDATE finance_alerts SET event_id = ? WHERE id = ?", (event.id, alert["id"]))
-    alert["event_id"] = event.id
+    alert["event_id"], alert["sent"] = event.id, True
     send(outgoing)
     return True
 
@@ -331,7 +381,8 @@ def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
     result = db.execute(
         "INSERT OR IGNORE INTO finance_alerts (id, kind, key, window_start, window_end, n, "
         "negatives, share, baseline, z, p_value, mean_score, words, examples, detector, "
-        "created_at, event_id, tz) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "created_at, event_id, tz, explained) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             alert["id"],
             alert["kind"],
@@ -351,6 +402,7 @@ def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
             storage.now_iso(),
             event_id,
             alert.get("tz", "UTC"),
+            alert.get("explained"),
         ),
     )
     return result.rowcount == 1
@@ -421,7 +473,9 @@ def run_alerts(
             deliver_alert(db, alert, sinks, outbox)
         except Exception as exc:  # a sink problem must not lose the stored alert
             print(f"tunesmith finance: alert {alert['id']} not sent: {exc}", file=sys.stderr)
-        alert.setdefault("event_id", None)  # not in the payload: set once it is sent
+        # Not in the payload: set once it is sent, as `list_alerts` gives them.
+        alert.setdefault("event_id", None)
+        alert.setdefault("sent", False)
         new.append(alert)
         if on_alert is not None:
             on_alert(alert)
@@ -436,11 +490,18 @@ def list_alerts(
     limit: int | None = None,
     unsent: bool = False,
     tz: str | None = None,
+    outbox: Any = None,
 ) -> list[dict[str, Any]]:
     """Stored alerts, newest window first; ``kind``: only those grouped by it (topic, ticker
     or all); ``unsent``: only those without an event id (see :func:`pending_alerts` for all
     that were never given to a sink). Each window is written in ``tz`` when given, else in the
-    zone its buckets were cut in (``tz`` of the alert; UTC for alerts stored before it)."""
+    zone its buckets were cut in (``tz`` of the alert; UTC for alerts stored before it).
+
+    ``sent`` says whether the alert was given to a sink: its event has a delivery in the
+    outbox (``outbox``, default the finance database; delivered, being sent, or failed and kept
+    for ``tunesmith events retry``). ``event_id`` is that event's id, None while pending: a
+    database from earlier versions holds an event id for alerts found without a sink, which
+    no sink ever had (they are sent by the next run with one)."""
     shown = resolve_zone(tz, "--tz") if tz is not None else None
     sql = "SELECT * FROM finance_alerts"
     where: list[str] = []
@@ -458,15 +519,24 @@ def list_alerts(
     sql += " ORDER BY window_end DESC, key"
     if limit:
         sql += f" LIMIT {int(limit)}"
-    out = []
-    for row in db.query(sql, params):
-        alert = {name: row[name] for name in row.keys()}  # noqa: SIM118 - sqlite3.Row
-        alert["words"] = json.loads(alert["words"])
-        alert["examples"] = json.loads(alert["examples"])
-        alert["tz"] = alert.get("tz") or "UTC"
-        zone = shown if shown is not None else resolve_zone(alert["tz"], "tz")
-        if shown is not None:
-            alert["tz"] = zone_name(zone)
-        alert["window"] = f"{iso(alert['window_start'], zone)}/{iso(alert['window_end'], zone)}"
-        out.append(alert)
+    out = [_alert_from_row(row, shown) for row in db.query(sql, params)]
+    recorded = [a["event_id"] for a in out if a["event_id"]]
+    delivered = _delivered_events(recorded, db if outbox is None else outbox) if recorded else set()
+    for alert in out:
+        alert["sent"] = alert["event_id"] in delivered
+        if not alert["sent"]:
+            alert["event_id"] = None
     return out
+
+
+def _alert_from_row(row: Any, shown: tzinfo | None = None) -> dict[str, Any]:
+    """A stored alert as a dict, its window written in ``shown`` (default: its own zone)."""
+    alert = {name: row[name] for name in row.keys()}  # noqa: SIM118 - sqlite3.Row
+    alert["words"] = json.loads(alert["words"])
+    alert["examples"] = json.loads(alert["examples"])
+    alert["tz"] = alert.get("tz") or "UTC"
+    zone = shown if shown is not None else resolve_zone(alert["tz"], "tz")
+    if shown is not None:
+        alert["tz"] = zone_name(zone)
+    alert["window"] = f"{iso(alert['window_start'], zone)}/{iso(alert['window_end'], zone)}"
+    return alert

@@ -572,22 +572,25 @@ def trends_command(
         raise UserInputError("--key picks a topic or ticker: use it with --by topic or ticker")
     zone = resolve_zone(tz, "--tz")
     _check_outputs({"--csv": csv_out, "--chart": chart}, force=force)
+    low, high = _parse_moment(since, "--since", zone), _parse_moment(until, "--until", zone)
     store = _open_existing(db)
     try:
         rows = trend_mod.trends(
-            store,
-            by=by,
-            bucket=bucket,
-            key=key,
-            since=_parse_moment(since, "--since", zone),
-            until=_parse_moment(until, "--until", zone),
-            zone=zone,
+            store, by=by, bucket=bucket, key=key, since=low, until=high, zone=zone
         )
         alerts: list[dict[str, Any]] = []
         if chart is not None:
             from tunesmith_finance.alerts import list_alerts
 
-            alerts = [a for a in list_alerts(store) if a["kind"] == by]
+            # Only the alerts whose window meets the charted --since/--until range: one after
+            # it was drawn on the range's last point, as if it had fired there.
+            alerts = [
+                a
+                for a in list_alerts(store)
+                if a["kind"] == by
+                and (low is None or a["window_end"] > low)
+                and (high is None or a["window_start"] < high)
+            ]
     finally:
         store.close()
     if csv_out is not None:
@@ -596,6 +599,9 @@ def trends_command(
     if chart is not None:
         # The key as stored, as the rows and alerts name it: as typed ("$aapl") it drew nothing.
         keys = [trend_mod.stored_key(by, key)] if key else None
+        # No row: the chart says so (an empty time axis read 1970), as the dashboard's does.
+        what = f"of {by} {keys[0]}" if keys else ("" if by == "all" else f"with a {by}")
+        within = " in the --since/--until range" if since or until else ""
         trend_mod.save_chart(
             rows,
             chart,
@@ -604,6 +610,7 @@ def trends_command(
             limit=top,
             bucket=trend_mod.parse_duration(bucket),
             zone=zone,
+            empty=" ".join(f"No documents {what}{within}".split()) + ".",
         )
         _err(f"wrote {chart}")
     if as_json:
@@ -676,10 +683,14 @@ def _load_model_for_alerts(store: Any, model: Path | None, explain: bool) -> Any
     return DeferredModel(where)
 
 
-def _print_alert(alert: dict[str, Any]) -> None:
+def _print_alert(alert: dict[str, Any], *, listing: bool = False) -> None:
     from tunesmith_finance.alerts import alert_message
 
     _out(alert_message(alert))
+    if listing and not alert["sent"]:  # found without a sink, or stored before it was sent
+        _out(
+            "    not sent yet: the next `finance alerts` or `watch --alerts` with a --sink sends it"
+        )
     for example in alert["examples"]:
         _out(f"    {example['score']:+.3f}  {example['time']}  {example['text'][:90]}")
 
@@ -775,7 +786,7 @@ def alerts_command(
     if not found:
         _err("no new alerts" if not list_only else f"no alerts stored{f' by {by}' if by else ''}")
     for alert in found:
-        _print_alert(alert)
+        _print_alert(alert, listing=list_only)
 
 
 @app.command("replay")

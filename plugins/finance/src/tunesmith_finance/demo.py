@@ -405,24 +405,20 @@ class Dashboard:
                 missing = f" No {by} '{_plain(key.strip())}' in this database; showing the {TOP}."
         if chosen is None:
             chosen = list(dict.fromkeys([*alerted, *top_keys(rows, 6)]))[:6]
-        if rows:
-            figure = plot(
-                rows,
-                alerts=_alerts_on_the_line(alerts, rows, chosen),
-                keys=chosen,
-                limit=6,
-                title=f"Negative share per {by}, {bucket} buckets{' (auto)' if auto else ''} "
-                f"({shown})",
-                bucket=parse_duration(bucket),
-                zone=zone,
-            )
-        else:
-            # No row to draw: matplotlib's empty date axis read "01-01 00:00" (1970).
-            figure = _empty_figure(
-                "No documents yet."
-                if count == 0
-                else f"None of the {count} documents stored has a {by}."
-            )
+        # The chart code `finance trends --chart` draws with: each alert's triangle on its key's
+        # line, and a message in place of an empty (1970) time axis when there is no row.
+        figure = plot(
+            rows,
+            alerts=alerts,
+            keys=chosen,
+            limit=6,
+            title=f"Negative share per {by}, {bucket} buckets{' (auto)' if auto else ''} ({shown})",
+            bucket=parse_duration(bucket),
+            zone=zone,
+            empty="No documents yet."
+            if count == 0
+            else f"None of the {count} documents stored has a {by}.",
+        )
         totals: dict[str, int] = {}
         for row in rows:
             totals[row.key] = totals.get(row.key, 0) + row.count
@@ -460,41 +456,6 @@ class Dashboard:
 
 #: A key box label as the page writes it, "AAPL (1,312)": group 1 is the key.
 _LABELLED = re.compile(r"^(.+?) \([\d,]+\)$")
-
-
-def _alerts_on_the_line(
-    alerts: list[dict[str, Any]], rows: list[Any], keys: list[str]
-) -> list[dict[str, Any]]:
-    """The alerts of ``keys``, each moved onto its key's line: to the key's last point whose
-    bucket starts before the alert's window ends (the bucket holding the window's end, or the
-    last one with documents before it), at that point's share.
-
-    Drawn at the window's share and end, the triangle floated above or below the line whenever
-    the chart's buckets were not the alert's (3h on the chart, 1h for the detector)."""
-    series: dict[str, list[Any]] = {}
-    for row in rows:  # in time order per key
-        if row.key in keys:
-            series.setdefault(row.key, []).append(row)
-    placed = []
-    for alert in alerts:
-        before = [r for r in series.get(alert["key"], []) if r.ts < alert["window_end"]]
-        if before:
-            point = before[-1]
-            placed.append({**alert, "window_end": point.ts, "share": point.negative_share})
-    return placed
-
-
-def _empty_figure(message: str) -> Any:
-    """A chart-sized figure saying ``message``, with no axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize="large", color="0.4")
-    return fig
 
 
 def _example_time(value: Any, zone: Any) -> str:

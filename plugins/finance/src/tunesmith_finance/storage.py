@@ -96,6 +96,11 @@ MIGRATIONS = [
     """
     ALTER TABLE finance_alerts ADD COLUMN tz TEXT;
     """,
+    # How many negative documents an alert's words were found from: in its event payload
+    # whether it is sent when found or later (pending). NULL for alerts stored before.
+    """
+    ALTER TABLE finance_alerts ADD COLUMN explained INTEGER;
+    """,
 ]
 
 #: How many bytes before the offset the fingerprint covers.

@@ -302,9 +302,12 @@ def plot(
     title: str = "Negative share per bucket (95% Wilson interval)",
     bucket: float | None = None,
     zone: tzinfo | None = None,
+    empty: str = "No documents to chart.",
 ) -> Any:
     """A matplotlib figure: negative share per key over time (with its 95 % interval band when
-    one or two keys are drawn); alerts as red triangles at the end of their window.
+    one or two keys are drawn); alerts as red triangles on their key's line, at the bucket their
+    window ends in (:func:`alerts_on_the_line`). With no rows, a figure saying ``empty``: an
+    empty date axis read "01-01 00:00" (1970).
 
     ``bucket``: the bucket size in seconds (by default the smallest step between the rows). A
     key's line breaks where its buckets are not adjacent: drawn across them, one negative
@@ -317,6 +320,8 @@ def plot(
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    if not rows:
+        return empty_figure(empty)
     keys = keys or top_keys(rows, limit)
     step = bucket or _smallest_step(rows)
     shown = UTC if is_utc(zone) else zone
@@ -350,9 +355,7 @@ def plot(
         if len(keys) <= 2:  # more bands than two hide the lines
             ax.fill_between(times, low, high, color=line.get_color(), alpha=0.15)
     marked = False
-    for alert in alerts or []:
-        if alert.get("key") not in keys:
-            continue
+    for alert in alerts_on_the_line(alerts or [], rows, keys):
         when = datetime.fromtimestamp(alert["window_end"], shown)
         ax.plot(
             [when],
@@ -375,6 +378,45 @@ def plot(
         # Beside the plot, not over it: inside, it hid the first hours of the lines.
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)
     fig.tight_layout()
+    return fig
+
+
+def alerts_on_the_line(
+    alerts: list[dict[str, Any]],
+    rows: list[TrendRow],
+    keys: list[str],
+) -> list[dict[str, Any]]:
+    """The alerts of ``keys``, each moved onto its key's line: to the key's last point whose
+    bucket starts before the alert's window ends (the bucket holding the window's end, or the
+    last one with documents before it), with ``window_end`` and ``share`` that point's.
+
+    Drawn at the window's share and end, the triangle floated above or below the line whenever
+    the chart's buckets were not the alert's (3h on the chart, 1h for the detector). An alert
+    whose window ends before the key's first point is left out."""
+    series: dict[str, list[TrendRow]] = {}
+    for row in rows:  # in time order per key
+        if row.key in keys:
+            series.setdefault(row.key, []).append(row)
+    placed = []
+    for alert in alerts:
+        before = [r for r in series.get(alert.get("key"), []) if r.ts < alert["window_end"]]
+        if not before:
+            continue
+        point = before[-1]
+        placed.append({**alert, "window_end": point.ts, "share": point.negative_share})
+    return placed
+
+
+def empty_figure(message: str) -> Any:
+    """A chart-sized figure saying ``message``, with no axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize="large", color="0.4")
     return fig
 
 
