@@ -478,6 +478,19 @@ def test_events_cli_listing_a_database_without_an_outbox_writes_nothing_into_it(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sqlite"]
 
 
+def test_listing_or_retrying_an_outbox_path_that_does_not_exist_creates_no_file(
+    tmp_path, monkeypatch
+):
+    missing = tmp_path / "sub" / "none.sqlite"
+    (tmp_path / "sub").mkdir()
+    assert list_deliveries(missing) == []
+    assert list_deliveries(str(missing), status="failed", newest=3) == []
+    assert retry(missing) == []
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "sub"))
+    assert list_deliveries() == []  # the default outbox, not made yet
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
 def test_threads_emitting_at_once_lose_no_event(tmp_path):
     outbox = tmp_path / "o.sqlite"
     url = f"jsonl:{tmp_path / 'e.jsonl'}"

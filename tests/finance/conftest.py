@@ -31,6 +31,15 @@ def tiny_model(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test drew (``trends.plot``, the demo's charts): pyplot keeps every
+    figure until closed, and past 20 warned "More than 20 figures have been opened"."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:  # never import matplotlib for a test that did not
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
 @pytest.fixture
 def db(tmp_path):
     from tunesmith_finance.storage import open_store

@@ -75,3 +75,24 @@ def test_the_stored_model_path_is_absolute_so_alerts_find_it_from_any_folder(tmp
         assert get_meta(store, "model") == str(tmp_path / "fin")
     finally:
         store.close()
+
+
+def test_ingest_run_again_over_stored_rows_loads_no_model(cli, tiny_model, tmp_path, model_loads):
+    db = str(tmp_path / "f.sqlite")
+    first = cli("finance", "ingest", str(STREAM), "--model", str(tiny_model), "--db", db)
+    assert first.exit_code == 0, first.output
+    assert model_loads == [str(tiny_model)]  # loaded once, for the first batch
+    again = cli("finance", "ingest", str(STREAM), "--model", str(tiny_model), "--db", db)
+    assert again.exit_code == 0, again.output
+    assert "0 rows read" in again.output
+    assert model_loads == [str(tiny_model)]  # nothing new to score: no second load
+
+
+def test_ingest_refuses_a_missing_model_before_any_work(cli, tmp_path, model_loads):
+    db = tmp_path / "f.sqlite"
+    result = cli("finance", "ingest", str(STREAM), "--model", str(tmp_path / "nomodel"),
+                 "--db", str(db))  # fmt: skip
+    assert result.exit_code != 0
+    assert "nomodel" in result.output and "does not exist" in result.output
+    assert "Traceback" not in result.output
+    assert not db.exists()

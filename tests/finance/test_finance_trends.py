@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 
 import pytest
 from finance_fakes import KeywordModel, doc
@@ -219,3 +220,16 @@ def test_the_cli_chart_of_no_documents_says_so_instead_of_a_1970_time_axis(
     assert texts == ["No documents with a topic in the --since/--until range."]
     figure = _charted(cli, tmp_path, monkeypatch, "--by", "ticker", "--key", "$nope")
     assert [t.get_text() for t in figure.axes[0].texts] == ["No documents of ticker NOPE."]
+
+
+def test_a_figure_drawn_by_a_test_is_closed_after_it_1_draw(filled):
+    from tunesmith_finance.trends import plot
+
+    plot(trends(filled, by="topic", bucket="1h"))
+
+
+def test_a_figure_drawn_by_a_test_is_closed_after_it_2_none_left_open():
+    # conftest's autouse fixture closes them: left open, 20 of them warned "More than 20
+    # figures have been opened" in the finance tests (run after the test above, in order).
+    if "matplotlib.pyplot" in sys.modules:
+        assert sys.modules["matplotlib.pyplot"].get_fignums() == []

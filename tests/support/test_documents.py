@@ -249,3 +249,28 @@ def test_underlined_titles_of_a_plain_text_document_are_headings(tmp_path):
             8,
         ),
     ]
+
+
+def test_plain_text_titles_between_two_rules_are_headings_without_their_rules(tmp_path):
+    # reStructuredText's style: the rule above the title was left as a passage of its own
+    # ("=================") or at the end of the section before ("... 60 days. -------").
+    from tunesmith_support.documents import plain_text_headings
+
+    doc = tmp_path / "policy.txt"
+    doc.write_text(
+        "=================\nFernhill policies\n=================\n\n-----------\n  Returns\n"
+        "-----------\n\nReturn unused items within 60 days.\n\n-------\nRefunds\n-------\n\n"
+        "We refund within 3 business days.\n",
+        encoding="utf-8",
+    )
+    passages = read_document(doc)
+    assert [(p.id, p.heading, p.text, p.line) for p in passages] == [
+        ("policy#returns", "Fernhill policies > Returns", "Return unused items within 60 days.",
+         6),
+        ("policy#refunds", "Fernhill policies > Refunds", "We refund within 3 business days.",
+         12),
+    ]  # fmt: skip
+    # Its styles rank in the order they first appear, as in reStructuredText: the title over
+    # and under "=" is above the sections under "=" alone.
+    ranked = plain_text_headings("=====\nGuide\n=====\n\nReturns\n=======\n\nText.\n")
+    assert ranked.splitlines() == ["", "# Guide", "", "", "## Returns", "", "", "Text."]

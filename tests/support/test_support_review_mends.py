@@ -288,6 +288,28 @@ def test_stats_helpful_rate_reads_each_turns_newest_rating_once(tmp_path):
     assert len(exported) == 1  # export-feedback keeps turn 1 only, by the same newest rating
 
 
+def test_stats_count_a_narrowed_clarify_as_a_clarification(tmp_path):
+    # Pinned decision (docs/support.md, stats): a title several options share, asked about
+    # again, is a clarifying question like the first; the three rates still add up to 1.
+    log = _log_with(tmp_path, turns=[("2025-03-03T10:00:00+00:00", "clarify")], feedback=[])
+    try:
+        again = SimpleNamespace(
+            entry=None, question="How do I reset my password?", query="", decision="clarify",
+            reason="narrowed", confidence=1.0, text="Which of these?", candidates=[],
+        )  # fmt: skip
+        turn = log.record_turn(log.start("cli"), again)
+        log.store.execute(
+            "UPDATE support_turns SET created_at = ? WHERE id = ?",
+            ("2025-03-03T10:01:00+00:00", turn),
+        )
+        (row,) = log.stats("day")
+    finally:
+        log.close()
+    assert row["turns"] == 2 and row["small_talk"] == 0
+    assert row["clarify_rate"] == 1.0
+    assert row["answer_rate"] + row["clarify_rate"] + row["handoff_rate"] == 1.0
+
+
 def test_stats_rates_are_of_questions_not_of_small_talk(tmp_path):
     log = _log_with(
         tmp_path,

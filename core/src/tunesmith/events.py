@@ -891,12 +891,18 @@ def _row_to_delivery(row: Any) -> Delivery:
 
 
 def _holds_no_outbox(outbox: Store | str | Path | None) -> bool:
-    """True for a database file that exists without the outbox's tables: reading it must not
-    write them (and WAL mode) into it, such as another program's file named by mistake. A file
-    SQLite cannot read is left to the store's one-line error."""
+    """True for a path with no file yet, and for a database file that exists without the
+    outbox's tables: reading must create neither the file nor the tables (and WAL mode) in it,
+    such as another program's file named by mistake. A file SQLite cannot read is left to the
+    store's one-line error."""
     import sqlite3
 
-    if outbox is None or isinstance(outbox, Store) or not Path(outbox).is_file():
+    if isinstance(outbox, Store) or str(outbox) == ":memory:":
+        return False
+    path = Path(outbox) if outbox is not None else default_outbox_path()
+    if not path.exists():
+        return True
+    if outbox is None or not path.is_file():
         return False
     try:
         db = sqlite3.connect(f"{Path(outbox).absolute().as_uri()}?mode=ro", uri=True)

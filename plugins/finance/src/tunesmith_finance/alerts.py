@@ -13,7 +13,7 @@ import hashlib
 import json
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from pathlib import Path
@@ -112,13 +112,16 @@ def window_documents(db: Any, by: str, key: str, start: float, end: float) -> li
 
 
 class DeferredModel:
-    """The sentiment model at ``path``, loaded when a window first needs explaining words.
+    """The sentiment model at ``path``, loaded when a window first needs explaining words or
+    a batch first needs scoring.
 
     `finance alerts` (run from cron, say) mostly finds no new alert, and loading the model
-    (torch, transformers, scikit-learn) was about 10 of its 11 seconds."""
+    (torch, transformers, scikit-learn) was about 10 of its 11 seconds; `finance ingest` run
+    again over files already stored reads no new row and has nothing to score."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, quantize: str | None = None) -> None:
         self.path = Path(path)
+        self.quantize = quantize
         self._model: Any = None
 
     def get(self) -> Any:
@@ -126,8 +129,15 @@ class DeferredModel:
         if self._model is None:
             from tunesmith_finance.scoring import SentimentModel
 
-            self._model = SentimentModel.load(self.path)
+            self._model = SentimentModel.load(self.path, quantize=self.quantize)
         return self._model
+
+    def score(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Any]:
+        """:meth:`SentimentModel.score <tunesmith_finance.scoring.SentimentModel.score>`,
+        loading the model first if nothing did yet; no texts load nothing."""
+        if not texts:
+            return []
+        return list(self.get().score(texts, batch_size=batch_size))
 
 
 def explain_window(model: Any, texts: list[str], *, k: int = 10) -> list[dict[str, Any]]:

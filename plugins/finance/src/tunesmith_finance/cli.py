@@ -136,15 +136,23 @@ def _ingester(
     topic_threshold: float,
     timeout: float,
 ) -> Any:
+    from tunesmith.errors import ModelNotFoundError, UserInputError
+    from tunesmith_finance.alerts import DeferredModel
     from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.ingest import Ingester
     from tunesmith_finance.rules import load_rules
-    from tunesmith_finance.scoring import SentimentModel, TopicModel
+    from tunesmith_finance.scoring import TopicModel
     from tunesmith_finance.storage import open_store
 
     zone = resolve_zone(naive_tz)
     loaded_rules = load_rules(rules)
-    sentiment = SentimentModel.load(model, quantize=quantize)
+    # Loaded when a batch first has new documents to score (seconds: torch, transformers): a
+    # run over files already stored scores nothing. Its path and --quantize are checked now.
+    if not model.expanduser().exists():
+        raise ModelNotFoundError(f"model directory {model.expanduser()} does not exist")
+    if quantize not in (None, "int8"):
+        raise UserInputError(f"--quantize {quantize!r}: the choice is 'int8'")
+    sentiment = DeferredModel(model, quantize=quantize)
     topics = TopicModel.load(topic_model, threshold=topic_threshold) if topic_model else None
     db = open_store(db_path, timeout=timeout)
     return Ingester(

@@ -164,16 +164,19 @@ def _numbered_heading(line: str) -> tuple[int, str] | None:
     return match.group(1).count(".") + 1, title
 
 
-def _setext_title(lines: list[str], underline: str, plain: bool) -> str | None:
+def _setext_title(
+    lines: list[str], underline: str, plain: bool, overlined: bool = False
+) -> str | None:
     """The heading a setext underline makes of the paragraph ``lines`` above it, or ``None``.
 
     Markdown (CommonMark): the whole paragraph, unless it holds a list item, a quote, a table
     row or indented code (the underline then ends those, as a thematic break). Plain text: one
     short line that starts a block, not indented nor a list item, nor a sentence (ending with
     ``.,;:``), over a line of at least 3 ``=`` or ``-``; a section number in front is left
-    out, as for numbered section lines."""
+    out, as for numbered section lines. ``overlined``: a rule of the same character above it
+    too (reStructuredText's style), where the title may be indented."""
     if plain:
-        line = lines[0]
+        line = lines[0].strip() if overlined else lines[0]
         if len(lines) > 1 or len(underline.strip()) < 3 or line[:1].isspace():
             return None
         numbered = _numbered_heading(line.strip())
@@ -199,6 +202,7 @@ def setext_headings(text: str, *, plain: bool = False) -> str:
     out = list(lines)
     in_fence = False
     paragraph: int | None = None  # where the paragraph above the current line starts
+    found: list[tuple[int, str, bool, str]] = []  # line, underline character, overlined, title
     for i, line in enumerate(lines):
         if _is_fence(line):
             in_fence = not in_fence
@@ -209,12 +213,15 @@ def setext_headings(text: str, *, plain: bool = False) -> str:
         underline = _UNDERLINE.match(line)
         if underline:
             title = None
+            char = underline.group(1)[0]
+            overlined = plain and paragraph is not None and _overline(lines, paragraph, char)
             if paragraph is not None:
-                title = _setext_title(lines[paragraph:i], underline.group(1), plain)
+                title = _setext_title(lines[paragraph:i], underline.group(1), plain, overlined)
             if title:
-                level = 1 if underline.group(1)[0] == "=" else 2
-                out[paragraph] = f"{'#' * level} {title}"
+                found.append((paragraph, char, overlined, title))
                 out[paragraph + 1 : i + 1] = [""] * (i - paragraph)
+                if overlined:
+                    out[paragraph - 1] = ""
             # A heading, or a thematic break ("---" after a blank line): either ends a
             # paragraph.
             paragraph = None
@@ -222,7 +229,31 @@ def setext_headings(text: str, *, plain: bool = False) -> str:
             paragraph = None
         elif paragraph is None:
             paragraph = i
+    # Markdown: "=" is level 1 and "-" level 2. A plain text with titles between two rules
+    # (reStructuredText's style) ranks its styles as reStructuredText does, in the order they
+    # first appear: its over-and-underlined "=" title is above its "=" sections.
+    ranked = any(overlined for _i, _c, overlined, _t in found)
+    styles: list[tuple[str, bool]] = []
+    for at, char, overlined, title in found:
+        if ranked:
+            if (char, overlined) not in styles:
+                styles.append((char, overlined))
+            level = styles.index((char, overlined)) + 1
+        else:
+            level = 1 if char == "=" else 2
+        out[at] = f"{'#' * level} {title}"
     return "\n".join(out)
+
+
+def _overline(lines: list[str], title: int, char: str) -> bool:
+    """Whether the line above ``title`` is a rule of ``char`` that starts a block: the overline
+    of a reStructuredText-style title ("=======" / "Returns" / "=======")."""
+    if title == 0:
+        return False
+    rule = _UNDERLINE.match(lines[title - 1])
+    if not rule or rule.group(1)[0] != char or len(rule.group(1)) < 3:
+        return False
+    return title == 1 or not lines[title - 2].strip()
 
 
 def plain_text_headings(text: str) -> str:
