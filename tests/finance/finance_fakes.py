@@ -67,3 +67,15 @@ def doc(
         "text": text or f"note number {i}",
         **extra,
     }
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    """Poll ``condition`` every 0.1 s until it is true (True) or ``timeout`` seconds pass."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False

@@ -31,22 +31,11 @@ def test_an_rss_time_with_an_unknown_zone_name_is_a_row_error_not_a_naive_time()
         parse_time("Thu, 05 Nov 2026 15:03:00 CET")
 
 
-def _wait_for(condition, timeout=10.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_lines_written_around_a_log_rotation_by_rename_are_not_lost(db, tmp_path):
     import json
     import threading
 
-    from finance_fakes import KeywordModel, doc
+    from finance_fakes import KeywordModel, doc, wait_for
 
     from tunesmith_finance.ingest import Ingester
     from tunesmith_finance.storage import count_documents
@@ -69,7 +58,7 @@ def test_lines_written_around_a_log_rotation_by_rename_are_not_lost(db, tmp_path
     try:
         writer.write(json.dumps(doc(1)) + "\n")
         writer.flush()
-        assert _wait_for(lambda: count_documents(db) == 1)
+        assert wait_for(lambda: count_documents(db) == 1, timeout=10)
         # logrotate without copytruncate: the line written just before the rename, and the one
         # the writer still adds to its open (now renamed) file, are only in feed.jsonl.1.
         writer.write(json.dumps(doc(2)) + "\n")
@@ -78,12 +67,12 @@ def test_lines_written_around_a_log_rotation_by_rename_are_not_lost(db, tmp_path
         writer.write(json.dumps(doc(3)) + "\n")
         writer.flush()
         feed.write_text(json.dumps(doc(4)) + "\n", encoding="utf-8")
-        assert _wait_for(lambda: count_documents(db) == 4), count_documents(db)
+        assert wait_for(lambda: count_documents(db) == 4, timeout=10), count_documents(db)
         # Rotated once more: its progress moves along, nothing is read twice.
         (folder / "feed.jsonl.1").rename(folder / "feed.jsonl.2")
         writer.write(json.dumps(doc(5)) + "\n")
         writer.flush()
-        assert _wait_for(lambda: count_documents(db) == 5), count_documents(db)
+        assert wait_for(lambda: count_documents(db) == 5, timeout=10), count_documents(db)
     finally:
         writer.close()
         stop.set()

@@ -4,20 +4,11 @@ import json
 import threading
 import time
 
-from finance_fakes import KeywordModel, doc, write_jsonl
+from finance_fakes import KeywordModel, doc, wait_for, write_jsonl
 
 from tunesmith_finance.ingest import Ingester
 from tunesmith_finance.storage import count_documents
 from tunesmith_finance.watch import watch_folder
-
-
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_watch_picks_up_new_files_and_appended_lines(db, tmp_path):

@@ -71,3 +71,19 @@ def home(tmp_path, monkeypatch):
     for service in demo._services.values():
         service.close()
     demo._services.clear()
+
+
+@pytest.fixture
+def client(kb_copy):
+    """The HTTP API over a private KB copy, in-process; ``client.service`` is its service. A
+    500 shows as a status, as an integrator sees it, not as a raised exception."""
+    from fastapi.testclient import TestClient
+
+    from tunesmith_support.api import create_app
+    from tunesmith_support.service import SupportService
+
+    service = SupportService(kb_copy)
+    with TestClient(create_app(service), raise_server_exceptions=False) as test_client:
+        test_client.service = service
+        yield test_client
+    service.close()

@@ -2,22 +2,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-
-@pytest.fixture
-def client(kb_copy):
-    from fastapi.testclient import TestClient
-
-    from tunesmith_support.api import create_app
-    from tunesmith_support.service import SupportService
-
-    service = SupportService(kb_copy)
-    with TestClient(create_app(service)) as test_client:
-        test_client.service = service
-        yield test_client
-    service.close()
-
 
 def test_health_and_openapi_schema(client):
     health = client.get("/v1/health").json()

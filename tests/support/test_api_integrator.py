@@ -10,21 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 
-@pytest.fixture
-def client(kb_copy):
-    from fastapi.testclient import TestClient
-
-    from tunesmith_support.api import create_app
-    from tunesmith_support.service import SupportService
-
-    service = SupportService(kb_copy)
-    # A 500 must show as a status here, as an integrator sees it, not as a raised exception.
-    with TestClient(create_app(service), raise_server_exceptions=False) as test_client:
-        test_client.service = service
-        yield test_client
-    service.close()
-
-
 def count(client, table: str) -> int:
     rows = client.service.conversations.store.query(f"SELECT COUNT(*) AS n FROM {table}")
     return int(rows[0]["n"])

@@ -58,20 +58,6 @@ def test_the_kb_index_folders_tunesmith_writes_are_accepted(built_kb):
     assert index_dir(built_kb, {"index": "index-g000002"}) == built_kb / "index-g000002"
 
 
-@pytest.fixture
-def client(kb_copy):
-    from fastapi.testclient import TestClient
-
-    from tunesmith_support.api import create_app
-    from tunesmith_support.service import SupportService
-
-    service = SupportService(kb_copy)
-    with TestClient(create_app(service), raise_server_exceptions=False) as test_client:
-        test_client.service = service
-        yield test_client
-    service.close()
-
-
 def test_a_megabyte_feedback_note_is_refused_not_stored(client):
     """A question is cut at 2,000 characters, but a note was stored whole: each request of any
     client wrote up to a megabyte into the conversation database."""
