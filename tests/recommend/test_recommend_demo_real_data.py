@@ -12,9 +12,11 @@ import pytest
 from tunesmith_recommend import demo
 
 
-def write_model_lists(folder, histories, titles):
-    """The two files the page's dropdowns are read from."""
+def write_model_lists(folder, histories, titles, meta=None):
+    """The two files the page's dropdowns are read from (and ``meta``, a meta.json)."""
     folder.mkdir()
+    if meta is not None:
+        (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     (folder / "histories.json").write_text(json.dumps(histories), encoding="utf-8")
     ids = [f"{i:07d}" for i in range(len(titles))]
     catalogue = {"ids": ids, "titles": titles, "texts": titles}
@@ -24,7 +26,8 @@ def write_model_lists(folder, histories, titles):
 
 def test_users_are_listed_by_number_with_how_many_films_they_liked(tmp_path):
     histories = {"10058": ["0000000"], "1007": ["0000000", "0000001"], "104": ["0000001"]}
-    model = write_model_lists(tmp_path / "m", histories, ["Argo", "Flight"])
+    # trained as on MovieTweetings with --min-rating 7: the history is what users liked
+    model = write_model_lists(tmp_path / "m", histories, ["Argo", "Flight"], {"min_rating": 7})
     users, _items = demo.choices(model)
     # Sorted as text, "1007" came after "10058", and nothing told users apart.
     assert users == [
@@ -71,6 +74,7 @@ class Catalogue:
     position = {item: i for i, item in enumerate(ids)}
     histories = {"37287": ["1024648", "0094336"]}
     rated_below = {"555": ["1024648"]}
+    meta = {"min_rating": 7}  # trained with --min-rating 7: the history is what users liked
 
     def __init__(self):
         self.liked = None

@@ -111,10 +111,15 @@ def test_train_stores_the_item_noun_in_meta_json(tmp_path, monkeypatch):
     args = ["recommend", "train", "--sample", "--no-fine-tune", "--out"]
     result = CliRunner().invoke(app, [*args, str(tmp_path / "a"), "--item-noun", "book"])
     assert result.exit_code == 0, result.output
-    assert saved == {"item_noun": "book", "item_noun_plural": "books"}
+    # min_rating: none given (the history is every event, not what users liked)
+    assert saved == {"item_noun": "book", "item_noun_plural": "books", "min_rating": None}
     result = CliRunner().invoke(app, [*args, str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
-    assert saved == {"item_noun": "film", "item_noun_plural": "films"}  # the sample's films
+    assert saved == {
+        "item_noun": "film",
+        "item_noun_plural": "films",
+        "min_rating": None,
+    }  # the sample's films
     result = CliRunner().invoke(app, [*args, str(tmp_path / "c"), "--item-noun", "a/b/c"])
     assert result.exit_code != 0 and "--item-noun 'a/b/c'" in result.output
     assert not (tmp_path / "c").exists()

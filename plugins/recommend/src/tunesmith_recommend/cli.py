@@ -179,7 +179,9 @@ def train_command(
         )  # fmt: skip
         with atomic_directory(out, force=force) as tmp:
             fitted = fit(catalogue, found, tmp, settings)
-            model_dir.save(fitted, tmp, extra_meta=nouns)
+            # Whether a history is what users liked or every event (a 1-star one too): the
+            # demo's and for-user's "liked" is true only with a threshold.
+            model_dir.save(fitted, tmp, extra_meta={**nouns, "min_rating": min_rating})
     summary = {
         "out": str(out),
         "items": len(catalogue),
@@ -285,7 +287,11 @@ def eval_command(
     )
 
 
-def _print(results: list[Any], as_json: bool, explanation: Any = None) -> None:
+def _print(
+    results: list[Any], as_json: bool, explanation: Any = None, because: str | None = None
+) -> None:
+    """Print ``results`` (or JSON); ``because``: a reason's words, ``{}`` the titles (default
+    "because you liked {}": see :func:`tunesmith_recommend.model.history_words`)."""
     if as_json:
         payload: dict[str, Any] = {"items": [r.to_json() for r in results]}
         if explanation is not None:
@@ -297,12 +303,14 @@ def _print(results: list[Any], as_json: bool, explanation: Any = None) -> None:
         typer.echo("nothing left to recommend: every item in the catalogue is in this history")
         return
     from tunesmith.data.limits import printable
+    from tunesmith_recommend.model import LIKED_WORDS
 
+    because = because or LIKED_WORDS.because
     for rank, rec in enumerate(results, start=1):
         reason = ""
         if rec.because:
             liked = ", ".join(f"{b['title']} ({b['share']:.0%})" for b in rec.because)
-            reason = f"  because you liked {liked}"
+            reason = "  " + because.format(liked)
         # Titles and ids come from the catalogue's file, which may hold escape sequences.
         typer.echo(printable(f"{rank:2d}. {rec.title} [{rec.item_id}] {rec.score:.3f}{reason}"))
     if explanation is not None:
@@ -344,9 +352,14 @@ def for_user_command(
         raise UserInputError("give exactly one of: a USER, --liked ITEM (repeatable), --query TEXT")
     if query is not None:
         query = cli_text(query, "--query")  # non-UTF-8 argv was "text 0 holds U+DCFF ..."
+    from tunesmith_recommend.model import LIKED_WORDS, history_words
+
     recommender = _load(model_dir)
+    because = LIKED_WORDS.because  # --liked: the items the user says they liked
     if user is not None:
         results = recommender.for_user(user, k)
+        # a history without --min-rating holds every event, a 1-star rating too
+        because = history_words(recommender.meta).because
     elif liked:
         results = recommender.for_liked(list(liked), k)
     else:
@@ -357,7 +370,7 @@ def for_user_command(
 
         # a --query recommendation has no liked items: its words are explained by the query
         explanation = explain_first(recommender, results[0], query)
-    _print(results, as_json, explanation)
+    _print(results, as_json, explanation, because)
 
 
 def similar_command(

@@ -91,7 +91,9 @@ def build_sample_model(out: Path, model: str = "default") -> Path:
     settings = Settings(model=model, fine_tune=False, baselines=False)
     with atomic_directory(out, force=True) as tmp:
         fitted = fit(catalogue, events, tmp, settings, say=lambda _: None)
-        model_files.save(fitted, tmp, extra_meta=model_files.item_noun_meta("/".join(SAMPLE_NOUNS)))
+        # min_rating None: every sample event counts, a 1-star rating too (so "watched")
+        meta = {**model_files.item_noun_meta("/".join(SAMPLE_NOUNS)), "min_rating": None}
+        model_files.save(fitted, tmp, extra_meta=meta)
     return out
 
 
@@ -122,9 +124,11 @@ def choices(model_dir: str | None) -> tuple[list[tuple[str, str]], list[tuple[st
     For a trained model: users in the order of their ids read as numbers (they were sorted as
     text, "1007" after "10058"), each with the number of films they liked (nothing told a
     one-film user from a forty-film one), and at most :data:`MAX_CHOICES` of each: the most
-    active users and the most liked films."""
+    active users and the most liked films. The count is "liked" only for a model trained with
+    --min-rating (:func:`tunesmith_recommend.model.history_words`)."""
     if model_dir:
         from tunesmith.errors import UserInputError
+        from tunesmith_recommend.model import history_words
 
         base = Path(model_dir)
         try:
@@ -151,7 +155,12 @@ def choices(model_dir: str | None) -> tuple[list[tuple[str, str]], list[tuple[st
                     break
                 kept.add(item)
             items = [(t, i) for t, i in items if i in kept]
-        user_choices = [(f"{u} ({liked[u]} liked)", u) for u in users]
+        try:
+            meta = json.loads((base / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = None  # refused with the model's own words when it is loaded
+        count = history_words(meta if isinstance(meta, dict) else None).count
+        user_choices = [(f"{u} ({liked[u]} {count})", u) for u in users]
         return user_choices, [(f"{t} [{i}]", i) for t, i in items]
     from tunesmith_recommend.data import sample_paths
 
@@ -189,10 +198,12 @@ def results_markdown(
     heading: str,
     details: dict[str, str] | None = None,
     many: str = "items",
+    because: str = "because you liked {}",
 ) -> str:
     """A numbered list with each item's score and reason (``heading`` is Markdown; titles and
     ids are escaped here: they come from whatever catalogue the model was trained on);
-    ``details``: a line of text under each item, by id; ``many``: what the items are."""
+    ``details``: a line of text under each item, by id; ``many``: what the items are;
+    ``because``: a reason's words, ``{}`` the titles (``model.history_words``)."""
     lines = [f"### {heading}", ""]
     if not results:
         lines.append(
@@ -202,7 +213,7 @@ def results_markdown(
         reason = ""
         if rec.because:
             liked = ", ".join(f"*{plain(b['title'])}* ({b['share']:.0%})" for b in rec.because)
-            reason = f" — because you liked {liked}"
+            reason = " — " + because.format(liked)
         code = code_span(rec.item_id)
         line = f"{rank}. **{plain(rec.title)}** {code} · score {rec.score:.3f}{reason}"
         if (details or {}).get(rec.item_id):
@@ -225,9 +236,11 @@ def recommend(
     """The demo's one action: markdown of the ranked list, and highlighted words (or None)."""
     from tunesmith.data.limits import text_problem
     from tunesmith.errors import TunesmithError, UserInputError
+    from tunesmith_recommend.model import LIKED_WORDS, history_words
 
     text = text or ""
     one, many = nouns(model_dir)
+    words = LIKED_WORDS  # the liked items named on the page, and no reasons for a description
     try:
         if mode == MODES[0]:
             if not user:
@@ -246,8 +259,10 @@ def recommend(
             user = user.strip()  # typed into the box (a model with more users than it lists)
             history = known_user(recommender, user, one, many)
             results = recommender.for_user(user, k)
+            # "liked" only with --min-rating: the sample's u01 rated all ten of its films 1-3.
+            words = history_words(getattr(recommender, "meta", None))
             # Who the user is: an id alone ("For 10019") left the list impossible to judge.
-            heading = f"For {plain(user)}, who liked " + named(recommender, history[::-1])
+            heading = f"For {plain(user)}, {words.who} " + named(recommender, history[::-1])
         elif mode == MODES[1]:
             # Each item once: the page's box cannot repeat one, but a request can, and a
             # million repeats of one id were a million item vectors in memory and a million
@@ -277,7 +292,7 @@ def recommend(
         if texts
         else None
     )
-    return results_markdown(results, heading, details, many), highlights
+    return results_markdown(results, heading, details, many, words.because), highlights
 
 
 def named(recommender: Any, items: list[str]) -> str:

@@ -4,6 +4,7 @@ Layout (written inside a temporary directory that replaces the target only when 
 
     meta.json        format, encoder (a sub-directory or a name), sizes, validation metrics,
                      what an item is called (``item_noun``, ``item_noun_plural``; --item-noun)
+                     and the --min-rating it was trained with (``min_rating``, null for none)
     encoder/         the fine-tuned item encoder (absent when the pretrained one is used)
     catalogue.json   item ids, titles, texts
     vectors.npy      item tower output, float32 [n, dim]
@@ -88,6 +89,40 @@ def item_nouns(meta: dict[str, Any] | None) -> tuple[str, str]:
     if isinstance(one, str) and isinstance(many, str) and one and many:
         return one, many
     return ITEM_NOUN, f"{ITEM_NOUN}s"
+
+
+#: Items whose events are things a user watched: their history without --min-rating is what they
+#: "watched" (the sample's films), not what they "liked".
+WATCHED_NOUNS = frozenset({"film", "movie", "video", "show", "series", "episode"})
+
+
+@dataclass(frozen=True)
+class HistoryWords:
+    """How a user's history is named: ``who`` ("For u01, who liked A, B"), ``because`` (a
+    reason, ``{}`` the titles: "because you liked A (62%)") and ``count`` ("u01 (10 liked)")."""
+
+    who: str
+    because: str
+    count: str
+
+
+#: The words for items the user said they liked (``--liked``), or a history of ratings at or
+#: above ``--min-rating``.
+LIKED_WORDS = HistoryWords("who liked", "because you liked {}", "liked")
+
+
+def history_words(meta: dict[str, Any] | None) -> HistoryWords:
+    """What a known user's history is, in words true of the model's ``meta.json``: "liked" only
+    when it was trained with ``--min-rating`` (``min_rating``); without one every event counted,
+    a 1-star rating too, so "watched" for films and "in your history" for other items. A model
+    saved before ``min_rating`` was recorded gets the same neutral words."""
+    rating = (meta or {}).get("min_rating")
+    if isinstance(rating, (int, float)) and not isinstance(rating, bool):
+        return LIKED_WORDS
+    one, _many = item_nouns(meta)
+    if one.casefold() in WATCHED_NOUNS:
+        return HistoryWords("who watched", "because you watched {}", "watched")
+    return HistoryWords("whose history has", "because of {} in your history", "in history")
 
 
 @dataclass
