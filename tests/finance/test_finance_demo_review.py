@@ -93,6 +93,14 @@ def test_the_chart_label_promises_the_interval_only_where_it_is_drawn(tmp_path):
     assert "95% band for one chosen key" in chart.label
 
 
+def test_the_chart_caption_is_above_it_not_a_badge_over_its_title(tmp_path):
+    blocks = demo.build_demo(str(tmp_path / "m"), str(tmp_path / "x.sqlite"), autostart=False)
+    (chart,) = [b for b in blocks.blocks.values() if isinstance(b, gr.Plot)]
+    assert chart.show_label is False
+    captions = [b for b in blocks.blocks.values() if isinstance(b, gr.Markdown)]
+    assert any(str(b.value).startswith(chart.label) for b in captions)
+
+
 def test_the_page_offers_a_time_zone_starting_at_the_dashboards(tmp_path):
     blocks = demo.build_demo(
         str(tmp_path / "m"), str(tmp_path / "x.sqlite"), autostart=False, tz="Asia/Tokyo"

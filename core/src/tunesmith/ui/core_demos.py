@@ -441,7 +441,10 @@ def build_playground() -> Any:
                 info="In the demo's folder and the folders given with --models.",
                 scale=1,
             )
-        text = gr.Textbox(label="Text", placeholder="My card has not arrived yet", lines=2)
+        # The sample model is finance sentences ("Train on sample data"): an example it can read.
+        text = gr.Textbox(
+            label="Text", placeholder="Shares fell after the bank cut its profit forecast", lines=2
+        )
         go = gr.Button("Classify", variant="primary")
         note = gr.Markdown()
         # HTML, not gr.Label: see scores_html (how small numbers and a tagger's rows read).
