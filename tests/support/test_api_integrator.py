@@ -218,3 +218,48 @@ def test_a_body_over_the_limit_is_413_whether_declared_or_sent_in_chunks(client)
     assert client.post("/v1/ask", json={"question": "x" * 100_000}).status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert all("413" in paths[p]["post"]["responses"] for p in ("/v1/ask", "/v1/feedback"))
+
+
+def test_candidates_carry_the_snippet_the_docs_name(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "snippet" in schema["Candidate"]["required"]
+    body = client.post("/v1/ask", json={"question": "how much does shipping cost"}).json()
+    assert body["candidates"]
+    for candidate in body["candidates"]:
+        entry = client.service.answerer.entry(candidate["id"])
+        assert candidate["snippet"] == entry.snippet
+        assert set(candidate) == set(schema["Candidate"]["properties"])
+
+
+def test_every_field_an_ask_response_always_holds_is_required_in_the_schema(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("AskResponse", "Candidate", "Entry"):
+        assert set(schema[name]["required"]) == set(schema[name]["properties"]), name
+    ask = schema["AskResponse"]["properties"]
+    # Nullable fields say so, as the server sends null for them.
+    for field in ("entry", "handoff_event"):
+        assert {"type": "null"} in ask[field]["anyOf"]
+
+
+REASONS = {
+    ("answer", ""),
+    ("answer", "chosen"),
+    ("clarify", "narrowed"),
+    ("clarify", "close_candidates"),
+    ("clarify", "small_talk"),
+    ("handoff", "asked_for_person"),
+    ("handoff", "out_of_scope"),
+    ("handoff", "low_confidence"),
+}
+
+
+def test_the_reason_enum_lists_every_reason_the_server_sends(client, monkeypatch):
+    from tunesmith_support.answer import Answer
+
+    ask = client.get("/openapi.json").json()["components"]["schemas"]["AskResponse"]
+    assert set(ask["properties"]["reason"]["enum"]) == {reason for _, reason in REASONS}
+    for decision, reason in sorted(REASONS):
+        answer = Answer("q", "q", decision, 0.5, 0.5, reason)
+        monkeypatch.setattr(client.service.answerer, "ask", lambda *_a, answer=answer: answer)
+        body = client.post("/v1/ask", json={"question": "anything"}).json()
+        assert (body["decision"], body["reason"]) == (decision, reason)

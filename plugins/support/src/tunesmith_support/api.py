@@ -42,6 +42,7 @@ class AskRequest(_Request):
 class Candidate(BaseModel):
     id: str = Field(..., description="The entry's id.")
     title: str = Field(..., description="Its question, or a passage's heading.")
+    snippet: str = Field(..., description="The start of its answer.")
     category: str
     source: str = Field(..., description="The file it came from.")
     heading: str = Field(..., description="A passage's heading ('' for an FAQ entry).")
@@ -58,10 +59,27 @@ class Entry(BaseModel):
     answer: str = Field(..., description="The FAQ answer or the passage text.")
 
 
+#: Every reason the service gives (:class:`~tunesmith_support.answer.Answer`): an enum in the
+#: schema, so that a client generated from it handles each one.
+Reason = Literal[
+    "",
+    "chosen",
+    "narrowed",
+    "close_candidates",
+    "small_talk",
+    "asked_for_person",
+    "out_of_scope",
+    "low_confidence",
+]
+
+
 class AskResponse(BaseModel):
+    # Every field is required, nullable ones too: each response holds them all, and a field
+    # with a default is optional in the schema, so a client generated from it would check for
+    # its absence (or type it ``reason?: string``) for nothing.
     decision: Literal["answer", "clarify", "handoff"]
-    reason: str = Field(
-        "",
+    reason: Reason = Field(
+        ...,
         description="Why a clarify or hand-off happened: close_candidates, small_talk (a "
         "greeting, thanks or goodbye), asked_for_person, out_of_scope or low_confidence; "
         "'chosen' for an answer the customer picked from a clarifying question's options "
@@ -70,18 +88,18 @@ class AskResponse(BaseModel):
     )
     text: str = Field(..., description="What to show the customer.")
     confidence: float = Field(..., description="Calibrated P(the top entry is right).")
-    entry: Entry | None = Field(None, description="The entry answered from (answers only).")
+    entry: Entry | None = Field(..., description="The entry answered from (answers only).")
     candidates: list[Candidate] = Field(..., description="The best entries, best first.")
     notes: list[str] = Field(..., description="Remarks for the user (a question was cut).")
     options: list[str] = Field(
-        [],
+        ...,
         description="A clarifying question's options, entry ids in the order they are "
         "numbered; send the number (or the title) back to get that answer.",
     )
     conversation_id: str = Field(..., description="Send it back to continue the conversation.")
     turn_id: int = Field(..., description="This turn's id, for feedback.")
     handoff_event: str | None = Field(
-        None, description="The support.handoff event's id when the turn was handed off."
+        ..., description="The support.handoff event's id when the turn was handed off."
     )
 
 
