@@ -147,3 +147,19 @@ def test_html_entities_in_titles_and_texts_are_read_as_text_and_shown_escaped(tm
     # Shown as text: markup escaped once, never run, and no "&amp;amp;".
     assert "**Withnail &amp; I**" in shown and "amp;amp" not in shown
     assert "**&lt;b&gt;x&lt;/b&gt;**" in shown and "<b>" not in shown
+
+
+def test_the_demo_intro_says_what_users_liked_only_of_a_model_trained_with_min_rating(
+    tmp_path, monkeypatch
+):
+    # A books model trained without --min-rating (every rating counted, a 1 too) opened with
+    # "Recommends books from their text and what users liked".
+    monkeypatch.setattr(demo, "recommender_for", lambda model_dir: Books())
+    every = write_model(tmp_path / "every", {**item_noun_meta("book"), "min_rating": None})
+    intro = page_words(every)[3]
+    assert "Recommends books from their text and users' histories" in intro
+    assert "liked" not in intro
+    rated = write_model(tmp_path / "rated", {**item_noun_meta("book"), "min_rating": 4})
+    assert "Recommends books from their text and what users liked" in page_words(rated)[3]
+    # The sample's films: every event counts, as its "who watched" heading says.
+    assert "Recommends films from their text and what users watched" in page_words(None)[3]

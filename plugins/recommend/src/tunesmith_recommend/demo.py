@@ -20,8 +20,9 @@ from tunesmith.ui.markdown import code_span
 from tunesmith.ui.markdown import plain_markdown as plain
 
 DESCRIPTION = "Recommends items from their text and what users liked, with the reasons."
-#: The page's first line, naming the items as the model does.
-INTRO = "Recommends {many} from their text and what users liked, with the reasons."
+#: The page's first line, naming the items and their histories as the model does (``source``:
+#: :attr:`tunesmith_recommend.model.HistoryWords.source`).
+INTRO = "Recommends {many} from their text and {source}, with the reasons."
 #: The modes' values (what a request sends); the page labels the second with the model's noun
 #: (:func:`mode_label`).
 MODES = ("A user", "Liked films", "A description")
@@ -55,15 +56,22 @@ def nouns(model_dir: str | None) -> tuple[str, str]:
     model is loaded."""
     from tunesmith_recommend.model import item_nouns
 
+    return item_nouns(model_meta(model_dir))
+
+
+def model_meta(model_dir: str | None) -> dict[str, Any] | None:
+    """The model's ``meta.json`` read cheaply (no model loaded), the sample model's words
+    without a directory, None when it cannot be read (refused when the model is loaded)."""
     if not model_dir:
-        return SAMPLE_NOUNS
+        # What build_sample_model records: films, every event counted (so "watched").
+        return {"item_noun": SAMPLE_NOUNS[0], "item_noun_plural": SAMPLE_NOUNS[1]}
     from tunesmith.errors import TunesmithError
     from tunesmith.io import read_json_object
 
     try:
-        return item_nouns(read_json_object(Path(model_dir) / "meta.json"))
+        return read_json_object(Path(model_dir) / "meta.json")
     except (OSError, TunesmithError):
-        return item_nouns(None)
+        return None
 
 
 def mode_label(mode: str, many: str) -> str:
@@ -346,13 +354,17 @@ def build_demo(model_dir: str | None = None) -> Any:
     import gradio as gr
 
     from tunesmith.ui.highlight import highlight_component
+    from tunesmith_recommend.model import history_words
 
     users, items = choices(model_dir)
     one, many = nouns(model_dir)
+    # "what users liked" only of a model trained with --min-rating: a books model without one
+    # said its histories (1-star ratings too) were what users liked.
+    source = history_words(model_meta(model_dir)).source
     with gr.Blocks() as blocks:
         gr.Markdown(
             "## Recommendations\n"
-            + INTRO.format(many=plain(many))
+            + INTRO.format(many=plain(many), source=source)
             + (
                 "\n\nThe sample films and viewers are made up; the viewers' events were "
                 "simulated from the tastes shown next to their ids. The first request builds "

@@ -99,16 +99,19 @@ WATCHED_NOUNS = frozenset({"film", "movie", "video", "show", "series", "episode"
 @dataclass(frozen=True)
 class HistoryWords:
     """How a user's history is named: ``who`` ("For u01, who liked A, B"), ``because`` (a
-    reason, ``{}`` the titles: "because you liked A (62%)") and ``count`` ("u01 (10 liked)")."""
+    reason, ``{}`` the titles: "because you liked A (62%)"), ``count`` ("u01 (10 liked)") and
+    ``source`` (the demo's first line: "Recommends books from their text and what users
+    liked")."""
 
     who: str
     because: str
     count: str
+    source: str
 
 
 #: The words for items the user said they liked (``--liked``), or a history of ratings at or
 #: above ``--min-rating``.
-LIKED_WORDS = HistoryWords("who liked", "because you liked {}", "liked")
+LIKED_WORDS = HistoryWords("who liked", "because you liked {}", "liked", "what users liked")
 
 
 def history_words(meta: dict[str, Any] | None) -> HistoryWords:
@@ -121,8 +124,12 @@ def history_words(meta: dict[str, Any] | None) -> HistoryWords:
         return LIKED_WORDS
     one, _many = item_nouns(meta)
     if one.casefold() in WATCHED_NOUNS:
-        return HistoryWords("who watched", "because you watched {}", "watched")
-    return HistoryWords("whose history has", "because of {} in your history", "in history")
+        return HistoryWords(
+            "who watched", "because you watched {}", "watched", "what users watched"
+        )
+    return HistoryWords(
+        "whose history has", "because of {} in your history", "in history", "users' histories"
+    )
 
 
 @dataclass
