@@ -336,3 +336,20 @@ def test_demo_on_port_zero_prints_the_port_it_serves_on(monkeypatch):
     assert result.exit_code == 0, result.output
     assert ":0/" not in result.output
     assert served["port"] > 0 and f"http://127.0.0.1:{served['port']}/" in result.output
+
+
+def test_eval_text_says_a_slice_without_test_requests_is_empty_not_nan():
+    from tunesmith_recommend.cli import report_table, summary_line
+
+    nan = float("nan")
+    row = {"ndcg10": 0.1, "ndcg10_ci": [0.05, 0.15], "recall10": 0.2,
+           "recall10_ci": [0.1, 0.3], "mrr": 0.08, "coverage": 0.5}  # fmt: skip
+    models = {"final_ranker": {"all": row, "cold_items": {"recall10": nan},
+                               "short_users": {"ndcg10": nan}}}  # fmt: skip
+    table = report_table(models)
+    assert "nan" not in table and table.splitlines()[1].split()[-2:] == ["-", "-"]
+    report = {"ndcg10": 0.1, "best_baseline": "popularity", "ndcg10_best_baseline": 0.09,
+              "cold_recall10": nan, "random_recall10": 0.07}  # fmt: skip
+    assert summary_line(report).endswith("no cold item among the test requests")
+    report["cold_recall10"] = 0.25
+    assert summary_line(report).endswith("cold-item Recall@10 0.2500 (random 0.0700)")

@@ -209,6 +209,26 @@ def _fmt_ci(row: dict[str, Any], name: str) -> str:
     return f"{row[name]:.4f} [{low:.3f}, {high:.3f}]"
 
 
+def _figure(value: float) -> str:
+    """A slice's figure for the table; ``-`` for a slice with no test request (NaN), which
+    printed as "nan" as if something had failed."""
+    return "-" if value != value else f"{value:.4f}"
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """The line under the table: the final ranker against the best baseline, and cold items."""
+    cold = report["cold_recall10"]
+    return (
+        f"final ranker NDCG@10 {report['ndcg10']:.4f} vs best baseline "
+        f"{report['best_baseline']} {report['ndcg10_best_baseline']:.4f}; "
+        + (
+            "no cold item among the test requests"
+            if cold != cold  # NaN: no test request of an unseen item
+            else f"cold-item Recall@10 {cold:.4f} (random {report['random_recall10']:.4f})"
+        )
+    )
+
+
 def report_table(models: dict[str, Any]) -> str:
     """A plain-text table of every model: overall metrics with intervals, coverage, slices."""
     lines = [
@@ -220,7 +240,8 @@ def report_table(models: dict[str, Any]) -> str:
         lines.append(
             f"{name:22s} {_fmt_ci(overall, 'ndcg10'):26s} {_fmt_ci(overall, 'recall10'):26s} "
             f"{overall['mrr']:.4f}  {overall['coverage']:.3f}  "
-            f"{summary['cold_items']['recall10']:.4f}     {summary['short_users']['ndcg10']:.4f}"
+            f"{_figure(summary['cold_items']['recall10']):10s} "
+            f"{_figure(summary['short_users']['ndcg10'])}"
         )
     return "\n".join(lines)
 
@@ -280,11 +301,7 @@ def eval_command(
         typer.echo(strict_json(report))  # an empty slice's NaN as null
         return
     typer.echo(report_table(result["models"]))
-    typer.echo(
-        f"final ranker NDCG@10 {report['ndcg10']:.4f} vs best baseline "
-        f"{report['best_baseline']} {report['ndcg10_best_baseline']:.4f}; "
-        f"cold-item Recall@10 {report['cold_recall10']:.4f} (random {report['random_recall10']:.4f})"
-    )
+    typer.echo(summary_line(report))
 
 
 def _print(
