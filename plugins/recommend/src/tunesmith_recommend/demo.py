@@ -163,11 +163,7 @@ def choices(model_dir: str | None) -> tuple[list[tuple[str, str]], list[tuple[st
                     break
                 kept.add(item)
             items = [(t, i) for t, i in items if i in kept]
-        try:
-            meta = json.loads((base / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            meta = None  # refused with the model's own words when it is loaded
-        count = history_words(meta if isinstance(meta, dict) else None).count
+        count = history_words(model_meta(model_dir)).count
         user_choices = [(f"{u} ({liked[u]} {count})", u) for u in users]
         return user_choices, [(f"{t} [{i}]", i) for t, i in items]
     from tunesmith_recommend.data import sample_paths
@@ -354,13 +350,14 @@ def build_demo(model_dir: str | None = None) -> Any:
     import gradio as gr
 
     from tunesmith.ui.highlight import highlight_component
-    from tunesmith_recommend.model import history_words
+    from tunesmith_recommend.model import history_words, item_nouns
 
     users, items = choices(model_dir)
-    one, many = nouns(model_dir)
+    meta = model_meta(model_dir)  # read once, for the nouns and the history's words
+    one, many = item_nouns(meta)
     # "what users liked" only of a model trained with --min-rating: a books model without one
     # said its histories (1-star ratings too) were what users liked.
-    source = history_words(model_meta(model_dir)).source
+    source = history_words(meta).source
     with gr.Blocks() as blocks:
         gr.Markdown(
             "## Recommendations\n"
