@@ -755,3 +755,20 @@ def test_the_outbox_key_is_private_and_kept_when_it_exists(tmp_path, monkeypatch
     first = key.read_bytes()
     emit(Event(kind="a", message="y"), [Flaky(0)], outbox=tmp_path / "o.sqlite")
     assert key.read_bytes() == first
+
+
+def test_events_cli_table_hides_a_webhook_token_that_json_keeps_whole(tmp_path, cli):
+    """A Slack-style webhook keeps its secret in the path: the table (read on shared screens and
+    pasted into tickets) shows host and a fingerprint, `--json` keeps the whole name that
+    `retry --allow-sink` needs."""
+    outbox = tmp_path / "o.sqlite"
+    url = "webhook:http://127.0.0.1:9/services/T000/B000/SECRETTOKEN"
+    emit(Event(kind="alert", message="m"), [url], outbox=outbox, retry=fast(1))
+
+    for command in ("list", "tail"):
+        table = cli("events", command, "--outbox", str(outbox))
+        assert table.exit_code == 0, table.output
+        assert "SECRETTOKEN" not in table.output
+        assert "webhook:http://127.0.0.1:9/<hidden " in table.stdout
+    listed = cli("events", "list", "--outbox", str(outbox), "--json")
+    assert [row["sink"] for row in json.loads(listed.stdout)] == [url]

@@ -998,7 +998,7 @@ def retry(
                 unbuildable[name] = (
                     "not sent: this setup did not record this delivery (an outbox from another "
                     "machine or TUNESMITH_HOME, from before tunesmith marked its deliveries, or "
-                    "edited since); check the sink with `tunesmith events list`, then re-send "
+                    "edited since); check the sink with `tunesmith events list --json`, then re-send "
                     f"with `tunesmith events retry --allow-sink '{name}'`"
                 )
                 continue

@@ -40,6 +40,11 @@ def _check_status(status: str | None) -> None:
 
 
 def _show(deliveries: list[Any], as_json: bool) -> None:
+    """The deliveries as JSON (sink names whole, for scripts and `retry --allow-sink`) or as a
+    table whose webhook URLs hide the path and query, where services keep their token: a
+    terminal is often shared on a screen or pasted into a ticket."""
+    from tunesmith.events import shown_sink
+
     if as_json:
         typer.echo(json.dumps([d.to_dict() for d in deliveries], indent=2, ensure_ascii=False))
         return
@@ -52,7 +57,7 @@ def _show(deliveries: list[Any], as_json: bool) -> None:
             d.event.created_at,
             d.event.id[:12],
             d.event.kind,
-            d.sink,
+            shown_sink(d.sink),
             d.status,
             str(d.attempts),
             (d.last_error or "").replace("\n", " ")[:120],
@@ -110,8 +115,9 @@ def retry_command(
     allow_sink: list[str] = typer.Option(
         [],
         "--allow-sink",
-        help="Also re-send to this sink (as `events list` shows it) though this setup did not "
-        "record it: an outbox from another machine or TUNESMITH_HOME. Repeat for several.",
+        help="Also re-send to this sink though this setup did not record it: an outbox from "
+        "another machine or TUNESMITH_HOME. The whole name, as `events list --json` and the "
+        "refusal show it. Repeat for several.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of results."),
 ) -> None:
