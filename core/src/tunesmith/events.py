@@ -19,12 +19,12 @@ name: a foreign outbox cannot make a retry POST to a URL, or append to a file, i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import shlex
 import socket
@@ -40,6 +40,7 @@ from typing import Any
 from tunesmith.data.limits import lone_surrogate
 from tunesmith.errors import UserInputError
 from tunesmith.hooktypes import Event, EventSink, utc_now
+from tunesmith.locks import O_BINARY, holding_lock
 from tunesmith.plugins import collect_dict
 from tunesmith.store import Store
 
@@ -157,7 +158,7 @@ def _create_key(path: Path) -> bytes | None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_BINARY, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(secrets.token_bytes(_KEY_BYTES))
             handle.flush()
@@ -246,7 +247,15 @@ class StdoutSink:
         pass
 
     def send(self, event: Event) -> None:
-        print(event_to_json(event), flush=True)
+        line = event_to_json(event)
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        try:
+            line.encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            # A Windows pipe or file is cp1252 (the ANSI code page), which has no "日本" or
+            # "✓": the same JSON with \u escapes, which every reader decodes alike.
+            line = json.dumps(json.loads(line), ensure_ascii=True)
+        print(line, flush=True)
 
 
 #: The files a ``jsonl:`` sink may append to.
@@ -269,7 +278,7 @@ class JsonlSink:
             # An outbox records its sinks, and `events retry` re-sends to them: a database
             # someone else sent could otherwise append lines to ~/.bashrc or a crontab.
             raise UserInputError(
-                f"the jsonl sink writes a {' or '.join(JSONL_SUFFIXES)} file, not {path!r}"
+                f"the jsonl sink writes a {' or '.join(JSONL_SUFFIXES)} file, not {_quoted(path)}"
             )
         # Absolute: the outbox records this URL, and `events retry` may run in another folder.
         self.sink_url = f"jsonl:{self.path.resolve()}"
@@ -278,11 +287,14 @@ class JsonlSink:
     def send(self, event: Event) -> None:
         line = (event_to_json(event) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, self.path.open("ab", buffering=0) as handle:
+        with (
+            self._lock,
+            self.path.open("ab", buffering=0) as handle,
             # Writers of one file in other threads or processes each have their own sink: the
             # check of the last byte and the write must not interleave with theirs (a size seen
-            # before another writer's bytes were readable made a blank line). Released on close.
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            # before another writer's bytes were readable made a blank line).
+            holding_lock(handle.fileno()),
+        ):
             end = handle.seek(0, os.SEEK_END)
             if end and not self._ends_a_line(end):
                 line = b"\n" + line
@@ -493,7 +505,9 @@ def make_sink(url: str) -> EventSink:
         rest = "https:" + rest
     if scheme not in factories:
         known = ", ".join(sorted(factories))
-        raise UserInputError(f"unknown event sink {scheme!r} in {url!r}; known: {known}")
+        raise UserInputError(
+            f"unknown event sink {scheme!r} in {_quoted(url)}; known: {known}{_sink_hint(url)}"
+        )
     try:
         sink = factories[scheme](rest)
     except UserInputError:
@@ -508,6 +522,26 @@ def make_sink(url: str) -> EventSink:
         with contextlib.suppress(AttributeError):
             sink.sink_url = url
     return sink
+
+
+#: A Windows path that starts with its drive (``C:\\...`` or ``C:/...``): a sink URL split at
+#: its first colon would take the drive letter for a scheme.
+_DRIVE_PATH = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def _quoted(text: str) -> str:
+    """``text`` in quotes as typed: ``repr`` would double each backslash of a Windows path."""
+    return f"'{text}'" if text.isprintable() else repr(text)
+
+
+def _sink_hint(url: str) -> str:
+    """What a URL with an unknown scheme was likely meant as: a file (``C:\\x.jsonl``, or a
+    bare ``feed.jsonl``) or a webhook (a bare ``https://...``)."""
+    if url.startswith(("http://", "https://")):
+        return "; for a webhook write webhook:https://..."  # the URL may hold a token
+    if _DRIVE_PATH.match(url) or url.lower().endswith(JSONL_SUFFIXES):
+        return f"; for a file write jsonl:{url}"
+    return ""
 
 
 def refuse_stdout_sink_with_json(sinks: Iterable[str] | None, as_json: bool) -> None:

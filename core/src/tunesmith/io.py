@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,6 +27,10 @@ def process_alive(pid: int) -> bool:
     """True when a process with id ``pid`` runs on this host (this one included)."""
     if pid == os.getpid():
         return True
+    if sys.platform == "win32":
+        # os.kill(pid, 0) is no probe on Windows: it calls TerminateProcess, killing the
+        # process (another run writing beside us) whose liveness was asked about.
+        return _windows_process_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -33,6 +38,32 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         return True
     return True
+
+
+def _kernel32() -> Any:
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32.OpenProcess.restype = ctypes.c_void_p  # a HANDLE, wider than the default int
+    return kernel32
+
+
+def _windows_process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs, asked of Windows without touching the process."""
+    import ctypes
+
+    query_limited_information, still_active, access_denied = 0x1000, 259, 5
+    kernel32 = _kernel32()
+    handle = kernel32.OpenProcess(query_limited_information, False, pid)
+    if not handle:
+        return ctypes.get_last_error() == access_denied  # someone else's process: alive
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # unknown: keeping a temp file beats deleting a live writer's
+        return code.value == still_active
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def _temp_prefix(path: Path) -> str:
@@ -133,13 +164,17 @@ def remove_tree(path: str | Path) -> None:
 @contextlib.contextmanager
 def atomic_open(path: str | Path, *, binary: bool = False) -> Iterator[Any]:
     """A file written through a temporary sibling, renamed into place only on success: text
-    (UTF-8), or bytes with ``binary`` (for ``numpy.save`` and the like)."""
+    (UTF-8, newlines written as given on every platform), or bytes with ``binary`` (for
+    ``numpy.save`` and the like)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
+        # newline="": "\n" stays "\n" on Windows too (no "\r\r\n" from a csv writer's
+        # "\r\n"), so a file's bytes, and its hash, do not depend on the platform.
+        text = {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", **text) as handle:
             publish_mode(tmp, path)
             yield handle
             handle.flush()

@@ -1240,18 +1240,26 @@ def _make_index_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
+#: The lock file of an index folder where a folder cannot be locked itself (Windows).
+_SAVE_LOCK = ".save.lock"
+
+
 @contextlib.contextmanager
 def _directory_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on the index folder itself, waited for: no lock file is left
-    behind, and the kernel releases it when a process dies."""
-    import fcntl
+    """An exclusive lock on the index folder itself, waited for: no lock file is left behind,
+    and the kernel releases it when a process dies. Windows opens no folder as a file: there
+    the lock is on ``.save.lock`` inside it, which stays (never read, and no generation)."""
+    from tunesmith.locks import O_BINARY, fcntl, holding_lock
 
-    fd = os.open(path, os.O_RDONLY)
+    if fcntl is not None:
+        fd = os.open(path, os.O_RDONLY)
+    else:
+        fd = os.open(path / _SAVE_LOCK, os.O_RDWR | os.O_CREAT | O_BINARY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        with holding_lock(fd):
+            yield
     finally:
-        os.close(fd)  # closing releases the lock
+        os.close(fd)
 
 
 def _current_generation(path: Path) -> int:
