@@ -1,7 +1,8 @@
 """The HTTP JSON API for integrators (FastAPI, which Gradio already brings).
 
 ``POST /v1/ask``, ``POST /v1/feedback``, ``GET /v1/health``; the OpenAPI schema is at
-``/openapi.json`` and browsable at ``/docs``. One model serves every request: the answerer holds a
+``/openapi.json`` and readable at ``/docs`` (a page without scripts, :mod:`api_docs`); who may
+call it is :mod:`api_access`'s business (a bearer token, CORS origins). One model serves every request: the answerer holds a
 lock around the encoder and index, and the store serialises SQLite writes. Handlers are plain
 ``def`` functions, so FastAPI runs them in its thread pool and the event loop stays free.
 """
@@ -9,6 +10,7 @@ lock around the encoder and index, and the store serialises SQLite writes. Handl
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -31,6 +33,10 @@ class _Request(BaseModel):
 
 
 class AskRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"question": "how much is delivery?"}]}
+    )
+
     question: str = Field(
         ..., description="The customer's question; over 2,000 characters it is cut (see notes)."
     )
@@ -104,6 +110,8 @@ class AskResponse(BaseModel):
 
 
 class FeedbackRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"turn_id": 1, "helpful": True}]})
+
     # Strict: JSON true is not turn 1, nor "yes" helpful.
     turn_id: StrictInt = Field(..., description="The turn_id of an answer.")
     helpful: StrictBool | None = Field(None, description="Whether the answer helped.")
@@ -144,6 +152,11 @@ MISDIRECTED: dict[str, Any] = {
     "model": ErrorMessage,
     "description": "The request was addressed to a host name other than 127.0.0.1, localhost "
     "or ::1, and the server is bound to a loopback address.",
+}
+UNAUTHORIZED: dict[str, Any] = {
+    "description": "No token, or not the server's token (a server started with one); the "
+    "WWW-Authenticate header says which.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "The request was refused (one line in detail)."},
@@ -316,22 +329,54 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def create_app(service: SupportService, *, loopback_only: bool = False) -> Any:
+def create_app(
+    service: SupportService,
+    *,
+    loopback_only: bool = False,
+    token: str | None = None,
+    cors_origins: Sequence[str] = (),
+) -> Any:
     """A FastAPI app answering from ``service``'s knowledge base. ``loopback_only`` (a server
-    bound to a loopback address) refuses requests addressed to any other host name."""
+    bound to a loopback address) refuses requests addressed to any other host name; ``token``
+    is required as ``Authorization: Bearer <token>`` on every route but ``/docs`` and
+    ``/openapi.json``; ``cors_origins`` are the web origins whose pages may call the API from
+    a browser (checked by :func:`~tunesmith_support.api_access.check_origin`)."""
     from fastapi import FastAPI
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    from tunesmith_support.api_access import BearerToken
+    from tunesmith_support.api_docs import CONTENT_SECURITY_POLICY, render_docs
 
     app = FastAPI(
         title="tunesmith support API",
         version=__version__,
         description="Answers customer questions from a knowledge base; clarifies or hands off.",
+        # FastAPI's /docs and /redoc load their scripts from a CDN: blank offline.
+        docs_url=None,
+        redoc_url=None,
     )
 
+    # The last added runs first: the Host check, then CORS (a preflight is answered, and a
+    # refusal below carries the headers a widget needs to read it), then the token, before
+    # anything reads the body.
     app.add_middleware(BodyLimit)
     app.add_middleware(JsonOnly)
+    if token is not None:
+        app.add_middleware(BearerToken, token=token)
+    if cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            # A widget reads why a 401 refused it (no token, or another one).
+            expose_headers=["WWW-Authenticate"],
+            max_age=600,
+        )
     if loopback_only:
         app.add_middleware(LoopbackHosts)
 
@@ -343,11 +388,13 @@ def create_app(service: SupportService, *, loopback_only: bool = False) -> Any:
 
     @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS)
     def ask(request: AskRequest) -> dict[str, Any]:
+        """Answer a question, in a new conversation or in the one conversation_id names."""
         turn = _call(service, service.ask, request.question, request.conversation_id, channel="api")
         return turn.to_dict()
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, responses=ERRORS)
     def feedback(request: FeedbackRequest) -> dict[str, Any]:
+        """Rate an answer (helpful) or name the entry that was right (correct_id)."""
         feedback_id = _call(
             service,
             service.feedback,
@@ -360,6 +407,7 @@ def create_app(service: SupportService, *, loopback_only: bool = False) -> Any:
 
     @app.get("/v1/health", response_model=Health, responses={421: MISDIRECTED})
     def health() -> dict[str, Any]:
+        """The server is up; what it answers from."""
         return {
             "status": "ok",
             "entries": len(service.answerer.entries),
@@ -368,4 +416,46 @@ def create_app(service: SupportService, *, loopback_only: bool = False) -> Any:
             "restart_needed": kb_stamp(service.answerer.kb_dir) != service.answerer.loaded_stamp,
         }
 
+    if token is not None:
+        _require_token_in_schema(app)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Any:
+        page = render_docs(app.openapi(), token_required=token is not None)
+        return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
     return app
+
+
+def _require_token_in_schema(app: Any) -> None:
+    """Say in ``app``'s OpenAPI schema that every route needs the bearer token and may answer
+    401, so that a generated client sends it."""
+    from tunesmith_support.api_access import OPEN_PATHS
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).setdefault(
+                "ErrorMessage", ErrorMessage.model_json_schema()
+            )
+            components["securitySchemes"] = {
+                "bearerToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The server's token (serve --token-file, or "
+                    "$TUNESMITH_SUPPORT_TOKEN).",
+                }
+            }
+            for path, operations in schema.get("paths", {}).items():
+                if path in OPEN_PATHS:
+                    continue
+                for operation in operations.values():
+                    operation["security"] = [{"bearerToken": []}]
+                    operation.setdefault("responses", {})["401"] = UNAUTHORIZED
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
