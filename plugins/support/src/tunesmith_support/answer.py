@@ -32,30 +32,18 @@ from tunesmith_support.kbindex import (
     read_meta,
     stored_entries,
 )
+from tunesmith_support.languages import (
+    LANGUAGE_FILE,
+    SMALL_TALK_KINDS,
+    LanguageConfig,
+    fold,
+    read_language_config,
+)
 from tunesmith_support.scoring import Candidate, IntentModel, Lexical, Scorer, fuse, rank
 
 #: Longer questions are cut to this many characters (and the answer says so).
 MAX_QUESTION_CHARS = 2000
 
-_PERSON = re.compile(
-    r"\b(talk|speak|chat|complain|connect me|put me through|transfer me)\b[^.?!]{0,20}?\b"
-    r"(human|person|people|agent|someone|somebody|representative|operator|staff|advisor"
-    # "talk to customer support", "speak to your team": the team is people too.
-    r"|manager|supervisor|customer (service|support|care)|support team|your team)\b"
-    # The whole message is the word, as customers type to a bot or a phone menu: "agent",
-    # "Human!", "a real person please" (a short message would otherwise be searched as a
-    # follow-up of the question before).
-    r"|^\W*(an?\s+)?(real\s+|live\s+)?(human|agent|person|operator|representative"
-    r"|human being)\W*(please|now)?\W*$"
-    r"|\b(human|live|real)\s+(agent|person|being|support)\b"
-    r"|\b(customer service|support) (agent|representative|rep)\b"
-    r"|\bhuman,? please\b|\bagent,? please\b|\boperator\b|\brepresentative\b"
-    # "I want a human", "can I get an agent?": the person ends the sentence ("I need a person
-    # to sign for it" is a question about delivery, not a request).
-    r"|\b(want|need|get|have|see|reach)\s+(me\s+)?(a|an|some)\s+(real\s+)?"
-    r"(human|person|agent|human being)\b\s*(please|now)?\s*[.?!]*\s*$",
-    re.IGNORECASE,
-)
 _PRONOUN = re.compile(
     r"\b(it|its|that|this|those|these|they|them|their)\b",
     re.IGNORECASE,
@@ -63,53 +51,28 @@ _PRONOUN = re.compile(
 _FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|what about|how about|so|then)\b", re.IGNORECASE)
 
 
-def asks_for_person(question: str) -> bool:
-    """True when the user asks to talk to a human ("talk to a human", "agent please")."""
-    return bool(_PERSON.search(question))
+#: The KB's languages when none is given: English alone, plus the built-in recognition of
+#: Spanish, German and French requests for a person and small talk.
+DEFAULT_LANGUAGES = LanguageConfig()
 
 
-#: Messages that are only small talk, by kind; a message made of these phrases alone
-#: ("hi", "thanks a lot!", "ok great", "thank you, bye") is answered as such, not searched.
-_SMALL_TALK_KINDS = {
-    "greeting": r"(hi|hello|hey|hiya|howdy|greetings|good (morning|afternoon|evening|day))"
-    r"( there| all)?",
-    "thanks": r"(thanks|thank you|thx|ty|cheers|many thanks|much appreciated"
-    r"|(that|this) (helps|helped))( (so|very) much| a lot| again| anyway)?",
-    "ack": r"ok|okay|k|kk|great|cool|perfect|awesome|nice|got it|alright|all right|sounds good"
-    r"|i see",
-    "bye": r"bye|bye bye|goodbye|good bye|see you|see ya|have a (good|nice|great) (day|one)"
-    r"|no,? thank(s| you)|that'?s all|that is all|that'?s it",
-}
-_ANY_SMALL_TALK = "|".join(f"(?:{p})" for p in _SMALL_TALK_KINDS.values())
-_SMALL_TALK = re.compile(
-    rf"^[\W_]*(?:{_ANY_SMALL_TALK})(?:[\W_]+(?:{_ANY_SMALL_TALK}))*[\W_]*$", re.IGNORECASE
-)
-_SMALL_TALK_PHRASES = {
-    kind: re.compile(rf"(?:^|[\W_])(?:{p})(?=$|[\W_])", re.IGNORECASE)
-    for kind, p in _SMALL_TALK_KINDS.items()
-}
-
-#: What the customer is told for a message that is only a greeting, thanks or goodbye.
-SMALL_TALK_REPLIES = {
-    "greeting": "Hello! What can I help you with?",
-    "thanks": "You're welcome! Is there anything else I can help you with?",
-    "ack": "Is there anything else I can help you with?",
-    "bye": "Thank you for getting in touch. Goodbye!",
-}
+def asks_for_person(question: str, languages: LanguageConfig = DEFAULT_LANGUAGES) -> bool:
+    """True when the user asks to talk to a human ("talk to a human", "agent please",
+    "quiero hablar con una persona", "Ich möchte mit einem Menschen sprechen")."""
+    return languages.asks_for_person(question) is not None
 
 
-def small_talk(question: str) -> str | None:
+#: What the customer is told for a message that is only a greeting, thanks or goodbye (in
+#: English; :meth:`LanguageConfig.text` has every language's).
+SMALL_TALK_REPLIES = {kind: DEFAULT_LANGUAGES.text(kind, "en") for kind in SMALL_TALK_KINDS}
+
+
+def small_talk(question: str, languages: LanguageConfig = DEFAULT_LANGUAGES) -> str | None:
     """``greeting``, ``thanks``, ``ack`` or ``bye`` for a message made only of such words
-    ("hi", "thanks a lot!", "ok great", "thank you, bye"); ``None`` for anything else (a
-    greeting in front of a question is still a question)."""
-    text = " ".join(question.split())
-    if not _SMALL_TALK.match(text):
-        return None
-    # A goodbye ends the conversation whatever came before it; thanks outrank an "ok".
-    for kind in ("bye", "thanks", "ack", "greeting"):
-        if _SMALL_TALK_PHRASES[kind].search(text):
-            return kind
-    return "ack"
+    ("hi", "thanks a lot!", "ok great", "thank you, bye", "vielen Dank!"); ``None`` for
+    anything else (a greeting in front of a question is still a question)."""
+    found = languages.small_talk(question)
+    return found[0] if found else None
 
 
 _ORDINALS = {
@@ -126,7 +89,9 @@ _CHOICE = re.compile(
 
 
 def _plain(text: str) -> str:
-    return " ".join(re.sub(r"[\W_]+", " ", text.lower()).split())
+    # Folded, so that a reply typed in another case or Unicode form ("GRÖSSE", an NFD "é")
+    # still names its option.
+    return " ".join(re.sub(r"[\W_]+", " ", fold(text)).split())
 
 
 #: Words a reply needs to pick an option by the start of its answer alone, without the title:
@@ -201,11 +166,15 @@ def option_titles(entries: list[Entry]) -> list[str]:
     ]
 
 
-def clarify_text(titles: list[str]) -> str:
-    """The clarifying question: the options numbered, and what to reply. (Quoted titles in one
-    sentence read badly when they are questions themselves: 'Did you mean "A?" or "B?"?'.)"""
+def clarify_text(
+    titles: list[str], languages: LanguageConfig = DEFAULT_LANGUAGES, language: str = "en"
+) -> str:
+    """The clarifying question: the options numbered, and what to reply, in ``language``.
+    (Quoted titles in one sentence read badly when they are questions themselves: 'Did you
+    mean "A?" or "B?"?'.)"""
     listed = "\n".join(f"{i}. {' '.join(title.split())}" for i, title in enumerate(titles, 1))
-    return f"Which of these do you mean?\n{listed}\nReply with its number, or ask in other words."
+    intro = languages.text("clarify_intro", language)
+    return f"{intro}\n{listed}\n{languages.text('clarify_outro', language)}"
 
 
 #: A follow-up is short in characters too: one 2,000-character "word" is no "and the fee?".
@@ -275,7 +244,9 @@ def visible(ch: str) -> bool:
 def clean_question(question: str) -> tuple[str, list[str]]:
     """The question stripped and cut to :data:`MAX_QUESTION_CHARS`, with notes for the user;
     an empty question is an error."""
-    text = (question or "").strip()
+    # NFC: the same words typed in NFD (as some keyboards and macOS file names give them) are
+    # then the same characters as the KB's, for every matcher and the stored turn.
+    text = unicodedata.normalize("NFC", (question or "").strip())
     if not any(visible(ch) for ch in text):
         # Only control or format characters (a zero-width space, a byte-order mark, NUL) are
         # as empty as blanks; the encoder would answer them with whatever entry lies nearest.
@@ -286,8 +257,24 @@ def clean_question(question: str) -> tuple[str, list[str]]:
             f"the question had {len(text):,} characters; only the first "
             f"{MAX_QUESTION_CHARS:,} were read"
         )
-        text = text[:MAX_QUESTION_CHARS]
+        text = text[: _character_boundary(text, MAX_QUESTION_CHARS)]
     return text, notes
+
+
+def _character_boundary(text: str, limit: int) -> int:
+    """The largest cut at or before ``limit`` that splits no character as the reader sees
+    it: not before an accent or other combining mark, a variation selector or a zero-width
+    joiner, nor after a joiner (an emoji such as a family is several code points)."""
+    cut = limit
+    while 0 < cut < len(text) and (
+        unicodedata.combining(text[cut])
+        or unicodedata.category(text[cut]) in ("Mn", "Mc", "Me")
+        or text[cut] in "\u200d\ufe0e\ufe0f"
+        or text[cut - 1] == "\u200d"
+        or 0x1F3FB <= ord(text[cut]) <= 0x1F3FF  # skin tones
+    ):
+        cut -= 1
+    return cut or limit
 
 
 @dataclass
@@ -308,6 +295,9 @@ class Answer:
     #: A clarifying question's options, the entry ids in the order they are numbered; the
     #: customer's next message may pick one by its number (:func:`chosen_option`).
     options: list[str] = field(default_factory=list)
+    #: What a hand-off tells the customer, in their language (:meth:`Answerer.decide`); the
+    #: English text when empty.
+    handoff_text: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -332,14 +322,10 @@ class Answer:
             return self.answer
         if self.decision == "clarify":
             return self.clarify
-        if self.reason == "asked_for_person":
-            return "I'm passing you to a member of our team; they will reply here shortly."
-        # What happens next, as for a request for a person: the customer should not wait
-        # for the bot, nor ask again.
-        return (
-            "I'm not sure I can answer that correctly, so I'm passing your question to a member "
-            "of our team; they will reply here shortly."
-        )
+        if self.handoff_text:
+            return self.handoff_text
+        key = "handoff_person" if self.reason == "asked_for_person" else "handoff_unsure"
+        return DEFAULT_LANGUAGES.text(key, "en")
 
 
 def _entry_dict(e: Entry) -> dict[str, Any]:
@@ -358,17 +344,23 @@ def kb_stamp(kb_dir: Path) -> tuple[int, ...]:
     """When the files an answerer reads last changed (``kb.json``, the index's current
     generation, the calibration, the classifier): a server compares it with the one it started
     from to tell that a re-index, calibrate or train is waiting for a restart."""
-    names = (META, f"{INDEX_DIR}/CURRENT", CALIBRATION, f"{CLASSIFIER_DIR}/config.json")
+    names = (
+        META, f"{INDEX_DIR}/CURRENT", CALIBRATION, f"{CLASSIFIER_DIR}/config.json", LANGUAGE_FILE,
+    )  # fmt: skip
     return change_stamp(kb_dir / name for name in names)
 
 
 class Answerer:
     """A loaded KB: encoder, index, optional lexical and intent scores, calibration."""
 
+    #: The KB's languages, phrases and wording (``KB/language.json``; set when loaded).
+    languages: LanguageConfig = DEFAULT_LANGUAGES
+
     def __init__(self, kb_dir: str | Path, *, encoder: Any = None) -> None:
         self.kb_dir = Path(kb_dir)
         self.loaded_stamp = kb_stamp(self.kb_dir)
         self.meta = read_meta(self.kb_dir)
+        self.languages = read_language_config(self.kb_dir)
         self.calibration = Calibration.load(self.kb_dir / CALIBRATION)
         if self.calibration is None:
             raise UserInputError(
@@ -380,7 +372,7 @@ class Answerer:
         self.index = open_index(self.kb_dir, self.encoder)
         entries = stored_entries(self.index)
         weights = self.calibration.weights
-        lexical = Lexical(entries) if weights.lexical else None
+        lexical = Lexical(entries, self.languages.languages) if weights.lexical else None
         classifier = self.kb_dir / CLASSIFIER_DIR
         # The confidence was fitted on the classifier's scores whenever it existed then, even
         # where its ranking weight is zero: load it exactly when the calibration read it.
@@ -397,13 +389,14 @@ class Answerer:
     def ask(self, question: str, history: list[str] | None = None) -> Answer:
         """Answer, clarify or hand off ``question``; ``history`` is the user's earlier turns."""
         text, notes = clean_question(question)
-        kind = small_talk(text)
-        if kind and not asks_for_person(text):
+        talk = self.languages.small_talk(text)
+        if talk and not asks_for_person(text, self.languages):
             # "thanks!" after an answer was searched as a short follow-up and answered with the
             # same entry again; alone, "hi" or "bye" was handed off to a person as out of scope.
+            kind, language = talk
             return Answer(
                 text, text, "clarify", 0.0, 0.0, "small_talk",
-                clarify=SMALL_TALK_REPLIES[kind], notes=notes,
+                clarify=self.languages.text(kind, language), notes=notes,
             )  # fmt: skip
         query, candidates = self.search(text, history or [])
         return self.decide(text, query, candidates, notes)
@@ -433,7 +426,10 @@ class Answerer:
             return None
         if len(named) > 1:
             narrowed = [entries[i] for i in named]
-            clarify = "More than one option matches that. " + clarify_text(option_titles(narrowed))
+            language = self.languages.guess_language(query)
+            clarify = f"{self.languages.text('narrowed', language)} " + clarify_text(
+                option_titles(narrowed), self.languages, language
+            )
             return Answer(
                 text, query, "clarify", 0.0, 1.0, "narrowed", clarify=clarify,
                 options=[e.id for e in narrowed], notes=notes,
@@ -493,7 +489,14 @@ class Answerer:
         p1, p3 = cal.confidence(candidates) if candidates else (0.0, 0.0)
         shown = [c.to_dict() for c in candidates]
         result = Answer(question, query, "handoff", p1, p3, candidates=shown, notes=notes)
-        if asks_for_person(question):
+        # The bot's own texts in the customer's language: the one they asked for a person in,
+        # else the one their words look like, else the KB's first.
+        language = self.languages.asks_for_person(question)
+        result.handoff_text = self.languages.text(
+            "handoff_person" if language else "handoff_unsure",
+            language or self.languages.guess_language(question),
+        )
+        if language:
             result.reason = "asked_for_person"
         elif candidates and p1 >= cal.answer_threshold:
             top = candidates[0]
@@ -509,7 +512,11 @@ class Answerer:
             if len(close) >= 2 and p3 >= cal.clarify_threshold:
                 result.decision = "clarify"
                 result.reason = "close_candidates"
-                result.clarify = clarify_text(option_titles([c.entry for c in close]))
+                result.clarify = clarify_text(
+                    option_titles([c.entry for c in close]),
+                    self.languages,
+                    self.languages.guess_language(question),
+                )
                 result.options = [c.entry.id for c in close]
             elif not candidates or candidates[0].score < cal.out_of_scope_score:
                 result.reason = "out_of_scope"

@@ -71,6 +71,12 @@ def index_command(
         "-m",
         help="Encoder: 'default' or a model directory (default: the KB's own).",
     ),
+    language: list[str] | None = typer.Option(
+        None,
+        "--language",
+        help="The KB's language code, repeatable, the first the default of the bot's own texts "
+        "(kept in KB/language.json; default: the KB's, else en).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Import FAQ files and documents into a knowledge base; re-running updates only changes.
@@ -80,14 +86,28 @@ def index_command(
     from tunesmith.io import check_output_folder
     from tunesmith.locks import run_lock
     from tunesmith_support.kbindex import build_index, faq_columns
+    from tunesmith_support.languages import (
+        check_language_codes,
+        english_model_note,
+        read_language_config,
+        set_languages,
+    )
 
     # A flag not given keeps the column the KB was built with (kb.json records them).
     columns = faq_columns(
         out, question=question_col, answer=answer_col, id=id_col, category=category_col
     )
     check_output_folder(out, "--out")  # before the lock file is put beside it
+    # A bad --language or KB/language.json is said before anything is encoded.
+    check_language_codes(language or [])
+    read_language_config(out)
     with run_lock(out):  # one writer of a KB at a time (see _kb_writer)
         report = build_index(kb, out, columns=columns, model=model, progress=_bar("encoding"))
+        if language:
+            set_languages(out, language)
+    note = english_model_note(out)
+    if note:
+        typer.echo(f"note: {note}", err=True)
     if as_json:
         typer.echo(json.dumps({"kb": str(out), **report.to_dict()}, indent=2, ensure_ascii=False))
         return

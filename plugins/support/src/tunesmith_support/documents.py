@@ -9,6 +9,7 @@ KB whose documents share a stem gives them their paths instead (``kb.document_st
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -58,8 +59,15 @@ class Passage:
 
 
 def slugify(text: str) -> str:
-    """``"Lost or damaged parcels"`` -> ``"lost-or-damaged-parcels"``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """``"Lost or damaged parcels"`` -> ``"lost-or-damaged-parcels"``, ``"Größe"`` ->
+    ``"größe"``: letters and digits of every script kept (as GitHub's heading anchors), in
+    NFKC and lower case, so the same heading typed in NFD gives the same id.
+
+    ASCII letters alone made "Größe" and "Grüße" both ``gr-e`` (the second then named as a
+    repeat of the first), and every heading in Japanese or Arabic ``section``, ``section-2``:
+    ids by position, which moved to another passage when a section was added above."""
+    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFKC", text).lower())
+    slug = re.sub(r"[\W_]+", "-", folded).strip("-")
     return slug or "section"
 
 

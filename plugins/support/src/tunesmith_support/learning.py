@@ -38,6 +38,7 @@ from tunesmith_support.kbindex import (
     reencode,
     stored_entries,
 )
+from tunesmith_support.languages import read_language_config
 from tunesmith_support.scoring import OUT_OF_SCOPE, IntentModel, Lexical, Scorer, save_examples
 
 #: Out-of-scope training questions needed before the classifier learns them as a label.
@@ -126,7 +127,8 @@ def scorer_for(kb_dir: str | Path, *, with_lexical: bool = True) -> Scorer:
     kb_dir = Path(kb_dir)
     index = open_index(kb_dir, load_encoder(kb_dir))
     entries = stored_entries(index)
-    lexical = Lexical(entries) if with_lexical else None
+    languages = read_language_config(kb_dir).languages
+    lexical = Lexical(entries, languages) if with_lexical else None
     classifier = kb_dir / CLASSIFIER_DIR
     intent = IntentModel(classifier) if classifier.exists() else None
     return Scorer(index, entries, lexical, intent)

@@ -14,6 +14,7 @@ validation questions by `support calibrate` and are zero until then.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tunesmith.engine.ensemble import load_ensemble, mean_probabilities
 from tunesmith.io import atomic_open
 from tunesmith.retrieval import Encoder
 from tunesmith_support.kb import Entry
+from tunesmith_support.languages import lexical_tokens, stopwords
 
 #: The intent classifier's label for questions the KB cannot answer (never an entry id).
 OUT_OF_SCOPE = "__out_of_scope__"
@@ -87,13 +89,19 @@ class Weights:
 
 
 class Lexical:
-    """BM25 over the entries' question, heading and answer text (bm25s)."""
+    """BM25 over the entries' question, heading and answer text (bm25s), on folded words
+    (:func:`~tunesmith_support.languages.lexical_tokens`: case, accents and Unicode forms do
+    not count) without the stop words of the KB's ``languages``."""
 
-    def __init__(self, entries: list[Entry]) -> None:
+    def __init__(self, entries: list[Entry], languages: Sequence[str] = ("en",)) -> None:
         import bm25s
         from bm25s.tokenization import Tokenizer
 
-        self.tokenizer = Tokenizer(stopwords="en", stemmer=None)
+        # bm25s's own splitter kept case-sensitive Unicode forms apart ("Öffnungszeiten" in
+        # NFD matched nothing, "GRÖSSE" not "Größe") and read a Japanese sentence as one word.
+        self.tokenizer = Tokenizer(
+            lower=False, splitter=lexical_tokens, stopwords=stopwords(list(languages)), stemmer=None
+        )
         corpus = [" ".join(filter(None, [e.question, e.heading, e.answer])) for e in entries]
         ids = self.tokenizer.tokenize(corpus, return_as="ids", show_progress=False)
         self.retriever = bm25s.BM25()
