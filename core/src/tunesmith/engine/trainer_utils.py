@@ -255,8 +255,8 @@ def paired_order(labels: list[int], lengths: list[int], batch_size: int, rng: An
 
 
 def make_pair_sampler(labels: list[int], lengths: list[int], batch_size: int) -> Any:
-    """A sampler yielding :func:`paired_order`; it draws from torch's RNG, so ``--resume``
-    restores it with the rest of the random state."""
+    """A sampler yielding :func:`paired_order`; it draws from torch's global RNG when an epoch
+    starts, which :func:`make_order_recorder` records for ``--resume``."""
     import random
 
     import torch
@@ -271,6 +271,68 @@ def make_pair_sampler(labels: list[int], lengths: list[int], batch_size: int) ->
             return iter(paired_order(labels, lengths, batch_size, rng))
 
     return PairedLabelSampler()
+
+
+#: A checkpoint's record of what the Trainer does not save: the RNG state its epoch's order was
+#: drawn from and the sum of the step losses so far (:func:`make_trainer_class`).
+EPOCH_ORDER_FILE = "tunesmith_epoch_order.pth"
+
+
+def epoch_order_file(world_size: int, process_index: int) -> str:
+    """The file name of :data:`EPOCH_ORDER_FILE` for one process (one per process when several
+    train together, as the Trainer names its ``rng_state_N.pth``)."""
+    if world_size > 1:
+        return EPOCH_ORDER_FILE.replace(".pth", f"_{process_index}.pth")
+    return EPOCH_ORDER_FILE
+
+
+def make_order_recorder(inner: Any) -> Any:
+    """``inner``, a sampler that draws an epoch's order from torch's global RNG when iterated,
+    wrapped so that the RNG state of each draw is kept (``epoch_state``) and, once, the state
+    set in ``replay`` is drawn from instead.
+
+    Why: a run resumed in mid-epoch draws that epoch's order again before the Trainer restores
+    the checkpoint's RNG state (it skips the batches already trained, then restores), so
+    without a replay the rest of the epoch came in another order than the interrupted run's,
+    and the resumed model differed from the one an uninterrupted run gives. Drawing does not
+    change: an uninterrupted run consumes the RNG exactly as ``inner`` alone does.
+    """
+    import torch
+    from torch.utils.data import Sampler
+
+    class OrderRecorder(Sampler):
+        def __init__(self) -> None:
+            self.epoch_state: Any = None
+            self.replay: Any = None
+
+        def __len__(self) -> int:
+            return len(inner)
+
+        def __iter__(self) -> Any:
+            if self.replay is not None:
+                # The global state is the Trainer's to restore right after the skipped batches.
+                torch.set_rng_state(self.replay)
+                self.replay = None
+            self.epoch_state = torch.get_rng_state()
+            return iter(list(inner))
+
+    return OrderRecorder()
+
+
+def make_step_checkpoints(every: int) -> Any:
+    """A ``TrainerCallback`` that saves a checkpoint every ``every`` steps, for ``--resume``
+    only: evaluation (and so early stopping and the best checkpoint) keeps its own schedule.
+    An epoch's last step is left to the epoch's own save, which follows its evaluation."""
+    from transformers import TrainerCallback
+
+    class StepCheckpoints(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            at_epoch_end = float(state.epoch or 0).is_integer()
+            if state.global_step % every == 0 and not at_epoch_end:
+                control.should_save = True
+            return control
+
+    return StepCheckpoints()
 
 
 _LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
@@ -374,6 +436,61 @@ def make_trainer_class() -> Any:
             self.loss_weights = loss_weights
             self.contrastive_weight = contrastive_weight
             self.contrastive_temperature = contrastive_temperature
+            self.order_recorder: Any = None
+            #: What a resumed checkpoint recorded (:data:`EPOCH_ORDER_FILE`), else None.
+            self.resumed_record: dict[str, Any] | None = None
+
+        def train(self, resume_from_checkpoint: Any = None, **kwargs: Any) -> Any:
+            self.resumed_record = None
+            if isinstance(resume_from_checkpoint, str):
+                self.resumed_record = self._read_order_record(resume_from_checkpoint)
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+        def _read_order_record(self, checkpoint: str) -> dict[str, Any] | None:
+            import os
+
+            name = epoch_order_file(self.args.world_size, self.args.process_index)
+            path = os.path.join(checkpoint, name)
+            if not os.path.isfile(path):
+                return None  # written by a tunesmith that did not record it
+            record = torch.load(path, weights_only=True)
+            return record if isinstance(record, dict) else None
+
+        def _save_rng_state(self, output_dir: str) -> None:
+            super()._save_rng_state(output_dir)
+            # Written before trainer_state.json, which marks the checkpoint complete.
+            import os
+
+            record: dict[str, Any] = {"global_step": int(self.state.global_step),
+                                      "loss_sum": self.loss_sum()}  # fmt: skip
+            if self.order_recorder is not None and self.order_recorder.epoch_state is not None:
+                record["epoch_rng"] = self.order_recorder.epoch_state
+            name = epoch_order_file(self.args.world_size, self.args.process_index)
+            torch.save(record, os.path.join(output_dir, name))
+
+        def _load_rng_state(self, checkpoint: Any) -> None:
+            # Called before the first epoch's order is drawn only when the checkpoint ends an
+            # epoch: the next order then comes from the restored state, as it did.
+            if self.order_recorder is not None:
+                self.order_recorder.replay = None
+            super()._load_rng_state(checkpoint)
+
+        def loss_sum(self) -> float:
+            """The sum of the step losses since the run started (over resumes too)."""
+            earlier = float((self.resumed_record or {}).get("loss_sum", 0.0))
+            pending = getattr(self, "_tr_loss", None)
+            pending = float(pending.item()) if pending is not None else 0.0
+            return earlier + float(getattr(self, "_total_loss_scalar", 0.0)) + pending
+
+        def whole_run_loss(self, result: Any) -> float:
+            """The mean step loss of the whole run: the Trainer's ``training_loss`` counts only
+            the steps of this process, after the checkpoint it resumed from."""
+            record = self.resumed_record
+            if not record or "loss_sum" not in record or not result.global_step:
+                return float(result.training_loss)
+            steps_now = result.global_step - int(record.get("global_step", 0))
+            total = float(record["loss_sum"]) + float(result.training_loss) * steps_now
+            return total / result.global_step
 
         def create_optimizer(self, model: Any = None) -> Any:
             if self.layer_decay >= 1.0 or self.optimizer is not None:
@@ -445,13 +562,17 @@ def make_trainer_class() -> Any:
             lengths = getattr(dataset, "lengths", None)
             labels = getattr(dataset, "labels", None)
             if self.contrastive_weight and lengths is not None and labels is not None:
-                return make_pair_sampler(list(labels), list(lengths), self.args.train_batch_size)
-            if self.args.train_sampling_strategy == "group_by_length" and lengths is not None:
-                return LengthGroupedSampler(
+                inner = make_pair_sampler(list(labels), list(lengths), self.args.train_batch_size)
+            elif self.args.train_sampling_strategy == "group_by_length" and lengths is not None:
+                inner = LengthGroupedSampler(
                     self.args.train_batch_size * self.args.gradient_accumulation_steps,
                     lengths=list(lengths),
                 )
-            return super()._get_train_sampler(train_dataset)
+            else:
+                return super()._get_train_sampler(train_dataset)
+            self.order_recorder = make_order_recorder(inner)
+            self.order_recorder.replay = (self.resumed_record or {}).get("epoch_rng")
+            return self.order_recorder
 
         def _get_eval_sampler(self, eval_dataset: Any) -> Any:
             # Keep dataset order: predictions map back to rows and words.

@@ -32,11 +32,13 @@ WORK_MARKER = "tunesmith-work.json"
 #: The marker's record of the input files' content (:func:`input_hashes`).
 INPUTS_KEY = "inputs_sha256"
 #: Settings that must match for ``--resume`` to continue a run rather than mix two.
+#: ``--save-steps`` is not one: checkpoints do not change the model (evaluation keeps its
+#: own schedule), so a resumed run may save more or less often.
 RESUME_KEYS = (
     "data", "eval_data", "model", "task", "text_col", "label_col", "label_sep", "strategy",
     "epochs", "lr", "batch_size", "max_length", "seed", "class_weights", "eval_fraction",
     "clean", "augment", "label_examples", "pooling", "head_init", "feature_cache", "contrastive", "lora_r",
-    "lora_alpha", "save_steps", "label_smoothing", "layer_decay", "rdrop",
+    "lora_alpha", "label_smoothing", "layer_decay", "rdrop",
 )  # fmt: skip
 
 

@@ -17,9 +17,11 @@ from tunesmith.engine.distributed import is_main_process, world_size
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import apply_strategy, trainable_parameters
 from tunesmith.engine.trainer_utils import (
+    EPOCH_ORDER_FILE,
     PaddingCollator,
     class_weights,
     make_progress_callback,
+    make_step_checkpoints,
     make_trainer_class,
     score_metrics,
 )
@@ -28,6 +30,8 @@ from tunesmith.engine.workdir import interrupted_message
 from tunesmith.errors import TunesmithError
 from tunesmith.plugins import collect_list
 
+#: The name every process's :data:`EPOCH_ORDER_FILE` starts with.
+EPOCH_ORDER_STEM = EPOCH_ORDER_FILE.removesuffix(".pth")
 #: ``--early-stopping`` when not given: evaluations without a better held-out score.
 EARLY_STOPPING_PATIENCE = 3
 
@@ -87,7 +91,9 @@ def run(state: Training) -> None:
     _add_callbacks(state, trainer, patience if has_eval else 0)
     snapshots = None
     if run.average_epochs:  # full fine-tuning only: RunConfig.validate refuses the others
-        snapshots = make_epoch_snapshots(run.average_epochs)
+        snapshots = make_epoch_snapshots(
+            run.average_epochs, run.work_path / "epoch_weights", _checkpoint_step(state.resume_from)
+        )
         trainer.add_callback(snapshots)
     state.log(
         f"training {task} model: {len(train_set):,} examples, {len(labels)} labels, "
@@ -95,6 +101,12 @@ def run(state: Training) -> None:
         f"max length {state.max_length}, {resolved.trainable_parameters:,} of "
         f"{resolved.total_parameters:,} parameters trainable"
     )
+    if state.resume_from and not any(Path(state.resume_from).glob(f"{EPOCH_ORDER_STEM}*")):
+        state.log(
+            f"--resume: {Path(state.resume_from).name} was written by an earlier tunesmith, "
+            "which did not record its epoch's data order: if it was saved in mid-epoch, the "
+            "rest of that epoch comes in another order than the interrupted run's"
+        )
     figures = _train(trainer, state.resume_from, run.work_path)
     if snapshots is not None:
         state.epoch_snapshots = list(snapshots.snapshots)
@@ -110,6 +122,11 @@ def run(state: Training) -> None:
     resolved.best_checkpoint_metric = figures.get("best_checkpoint_metric")
     resolved.best_checkpoint_step = figures.get("best_checkpoint_step")
     state.trainer, state.held_set, state.has_eval = trainer, held_set, has_eval
+
+
+def _checkpoint_step(checkpoint: str | None) -> int | None:
+    """The global step of a ``checkpoint-N`` folder (None without one)."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else None
 
 
 def _datasets(state: Training, use_cache: bool) -> tuple[Any, Any, Any, Any]:
@@ -218,14 +235,16 @@ def _training_args(state: Training, n_train: int, has_eval: bool) -> Any:
     from transformers import TrainingArguments
 
     run = state.run
-    steps_mode = run.save_steps is not None
+    # With held-out data, evaluation (and with it early stopping and the best checkpoint) runs
+    # at each epoch's end and a checkpoint follows it; --save-steps only adds checkpoints in
+    # between (make_step_checkpoints), so asking for them leaves the model as it was.
+    steps_mode = not has_eval
     save_steps = run.save_steps
-    if not steps_mode and not has_eval:
+    if save_steps is None and not has_eval:
         # Without evaluation a checkpoint serves only --resume: save about every 200 steps
         # (and at least once an epoch), not after every short few-shot epoch.
         per_epoch = math.ceil(n_train / run.batch_size)
         save_steps = per_epoch * max(1, 200 // max(per_epoch, 1))
-        steps_mode = True
     return TrainingArguments(
         output_dir=str(run.work_path / "checkpoints"),
         per_device_train_batch_size=run.batch_size,
@@ -235,8 +254,7 @@ def _training_args(state: Training, n_train: int, has_eval: bool) -> Any:
         weight_decay=run.weight_decay,
         warmup_steps=run.warmup_ratio,
         lr_scheduler_type="linear",
-        eval_strategy=("steps" if steps_mode else "epoch") if has_eval else "no",
-        eval_steps=save_steps if (steps_mode and has_eval) else None,
+        eval_strategy="epoch" if has_eval else "no",
         save_strategy="steps" if steps_mode else "epoch",
         save_steps=save_steps or 500,
         save_total_limit=2,
@@ -269,6 +287,8 @@ def _add_callbacks(state: Training, trainer: Any, patience: int) -> None:
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(make_progress_callback(sys.stderr.isatty(), state.prepared.task))
+    if state.run.save_steps is not None and trainer.args.save_strategy == "epoch":
+        trainer.add_callback(make_step_checkpoints(state.run.save_steps))
     if patience > 0:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
     if state.tensorboard_dir is not None and is_main_process():  # one writer of the logs
@@ -290,13 +310,11 @@ def _train(trainer: Any, resume_from: str | None, work: Path) -> dict[str, Any]:
         raise TrainingInterrupted(interrupted_message(work)) from None
     figures: dict[str, Any] = {
         "train_seconds": round(time.perf_counter() - started, 2),
-        "train_loss": round(float(result.training_loss), 6),
+        "train_loss": round(trainer.whole_run_loss(result), 6),
         "global_steps": int(result.global_step),
         "epochs_run": round(float(trainer.state.epoch or 0), 3),
     }
     if trainer.state.best_model_checkpoint:
         figures["best_checkpoint_metric"] = trainer.state.best_metric
-        figures["best_checkpoint_step"] = int(
-            Path(trainer.state.best_model_checkpoint).name.split("-")[-1]
-        )
+        figures["best_checkpoint_step"] = _checkpoint_step(trainer.state.best_model_checkpoint)
     return figures

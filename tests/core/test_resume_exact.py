@@ -1,0 +1,231 @@
+"""``train --resume`` after a real kill gives the model an uninterrupted run gives, and
+``--save-steps`` only adds checkpoints: it changes neither the evaluations nor the model.
+
+The killed runs are ``tunesmith train`` in a subprocess, stopped with SIGKILL right after a
+checkpoint in mid-epoch (a plugin callback waits there), as a laptop's closed lid or the OOM
+killer stops them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).resolve().parents[2] / "core/src/tunesmith/sample_data"
+#: 150 rows, 6 labels of 25: not few-shot, so the length-grouped sampler orders the batches.
+INTENTS = SAMPLE / "support_intents.csv"
+INTENTS_EVAL = SAMPLE / "support_intents_eval.csv"
+
+#: ``tunesmith train`` with a plugin whose callback waits after the checkpoint of step
+#: ``$HANG_AT``, having written ``$FLAG``; the test then kills the process.
+CHILD = """
+import os, sys, time
+from tunesmith import hookimpl
+from tunesmith.plugins import get_plugin_manager
+
+hang = int(os.environ.get("HANG_AT") or 0)
+
+class Hang:
+    @hookimpl
+    def tunesmith_train_callbacks(self, run):
+        from transformers import TrainerCallback
+
+        class Wait(TrainerCallback):
+            def on_save(self, args, state, control, **kwargs):
+                if hang and state.global_step == hang:
+                    open(os.environ["FLAG"], "w").close()
+                    time.sleep(300)
+
+        return [Wait()]
+
+get_plugin_manager().register(Hang(), name="hang-after-checkpoint")
+from tunesmith.cli import build_app
+sys.argv = ["tunesmith", *sys.argv[1:]]
+build_app()()
+"""
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    from tunesmith.testing import make_tiny_base_model
+
+    root = tmp_path_factory.mktemp("resume_exact")
+    texts = [row["text"] for path in (INTENTS, INTENTS_EVAL) for row in csv.DictReader(path.open())]
+    return make_tiny_base_model(root / "base", texts)
+
+
+def _env(tmp_path: Path, out: Path, hang_at: int) -> dict[str, str]:
+    return dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TUNESMITH_THREADS="1",  # one thread: the same reductions, the same bits, in every run
+        TUNESMITH_HOME=str(tmp_path / "home"),
+        TUNESMITH_CACHE_DIR=str(tmp_path / "cache"),
+        HANG_AT=str(hang_at),
+        FLAG=str(out) + ".at-checkpoint",
+    )
+
+
+def _train(tmp_path: Path, base: Path, out: Path, args: list[str], *, kill_at: int = 0) -> str:
+    """Run ``tunesmith train`` in a subprocess; with ``kill_at``, SIGKILL it right after the
+    checkpoint of that step. Returns its stderr (empty when killed)."""
+    command = [sys.executable, "-c", CHILD, "train", "--model", str(base), "--out", str(out)]
+    env = _env(tmp_path, out, kill_at)
+    process = subprocess.Popen(
+        [*command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    if not kill_at:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+        return stderr
+    flag = Path(env["FLAG"])
+    deadline = time.monotonic() + 600
+    while not flag.exists():
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    return ""
+
+
+def _weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def _assert_same_model(a: Path, b: Path) -> None:
+    import torch
+
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-6, atol=1e-6, msg=name)
+    ra = json.loads((a / "run_config.json").read_text())["resolved"]
+    rb = json.loads((b / "run_config.json").read_text())["resolved"]
+    for key in ("global_steps", "epochs_run", "best_checkpoint_step", "average"):
+        assert ra.get(key) == rb.get(key), key
+    assert rb["train_loss"] == pytest.approx(ra["train_loss"], abs=2e-6)  # the whole run's
+
+
+def _killed_and_resumed(tmp_path, base, args, kill_at, resume_args=()) -> tuple[Path, str]:
+    out = tmp_path / "resumed"
+    _train(tmp_path, base, out, args, kill_at=kill_at)
+    assert (tmp_path / "resumed.work" / "checkpoints" / f"checkpoint-{kill_at}").is_dir()
+    assert not out.exists()
+    stderr = _train(tmp_path, base, out, [*args, *resume_args, "--resume"])
+    assert f"continuing from {tmp_path / 'resumed.work' / 'checkpoints'}" in stderr
+    return out, stderr
+
+
+# 150 rows at 16 a batch: 10 steps an epoch; step 14 is in the middle of the second epoch.
+COMMON = ["--data", str(INTENTS), "--epochs", "3", "--batch-size", "16", "--lr", "0.005"]
+#: Without held-out data: the model is the last step's weights.
+NO_EVAL = [*COMMON, "--eval-fraction", "0", "--save-steps", "7"]
+#: The default recipe with held-out data: early stopping and the best checkpoint.
+WITH_EVAL = [*COMMON, "--eval", str(INTENTS_EVAL)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(base, tmp_path_factory):
+    """The uninterrupted runs the resumed ones are compared with, by name: (model, stderr)."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    made: dict[str, tuple[Path, str]] = {}
+
+    def get(name: str, args: list[str]) -> tuple[Path, str]:
+        if name not in made:
+            made[name] = (root / name, _train(root, base, root / name, args))
+        return made[name]
+
+    return get
+
+
+def test_resume_after_a_kill_in_mid_epoch_gives_the_uninterrupted_model(
+    tmp_path, base, uninterrupted
+):
+    """The resumed epoch's batches were drawn anew from another RNG state: another order for
+    the rest of the epoch, another model (0.04 apart in the weights) and a different loss."""
+    whole, _ = uninterrupted("no-eval", NO_EVAL)
+    resumed, _ = _killed_and_resumed(tmp_path, base, NO_EVAL, kill_at=14)
+    _assert_same_model(whole, resumed)
+
+
+def test_resume_after_a_kill_with_held_out_data_chooses_the_same_best_checkpoint(
+    tmp_path, base, uninterrupted
+):
+    """The default recipe with --eval: early stopping and the best checkpoint, resumed in
+    mid-epoch before the best one was reached (and compared with a run without --save-steps,
+    which only adds checkpoints)."""
+    whole, _ = uninterrupted("eval", WITH_EVAL)
+    resumed, _ = _killed_and_resumed(tmp_path, base, [*WITH_EVAL, "--save-steps", "4"], kill_at=12)
+    _assert_same_model(whole, resumed)
+
+
+def test_resume_of_a_few_shot_run_keeps_its_same_label_pair_order(tmp_path, base):
+    """Few-shot full fine-tuning pairs same-label examples for the contrastive loss; that
+    sampler draws each epoch's order from the RNG too."""
+    data = tmp_path / "few.csv"
+    counts: dict[str, int] = {}
+    with INTENTS.open() as source, data.open("w", newline="") as target:
+        writer = csv.writer(target)
+        writer.writerow(["text", "label"])
+        for row in csv.DictReader(source):
+            counts[row["label"]] = counts.get(row["label"], 0) + 1
+            if counts[row["label"]] <= 8:
+                writer.writerow([row["text"], row["label"]])
+    # 48 rows and 6 label names at 8 a batch: 7 steps an epoch; step 10 is mid-epoch.
+    args = ["--data", str(data), "--epochs", "3", "--batch-size", "8", "--save-steps", "5"]
+    whole = tmp_path / "whole"
+    _train(tmp_path, base, whole, args)
+    resumed, _ = _killed_and_resumed(tmp_path, base, args, kill_at=10)
+    _assert_same_model(whole, resumed)
+
+
+def test_resume_averages_the_epochs_the_killed_run_had_ended_too(tmp_path, base):
+    """--average-epochs kept its epochs' weights in memory only: the resumed run averaged the
+    epochs it ran itself (2 of 3 here), another model."""
+    args = [*COMMON, "--eval-fraction", "0", "--save-steps", "7", "--average-epochs", "3"]
+    whole = tmp_path / "whole"
+    _train(tmp_path, base, whole, args)
+    resumed, _ = _killed_and_resumed(tmp_path, base, args, kill_at=14)
+    _assert_same_model(whole, resumed)
+    average = json.loads((resumed / "run_config.json").read_text())["resolved"]["average"]
+    assert average["epochs"] == 3 and average["kept"]
+
+
+def test_resume_may_save_checkpoints_at_another_frequency(tmp_path, base, uninterrupted):
+    """A laptop user who lost an hour resumes with more frequent checkpoints: not refused,
+    and the model is the one the run would have given."""
+    whole, _ = uninterrupted("no-eval", NO_EVAL)
+    resumed, _ = _killed_and_resumed(
+        tmp_path, base, NO_EVAL, kill_at=14, resume_args=["--save-steps", "3"]
+    )
+    _assert_same_model(whole, resumed)
+
+
+def test_save_steps_adds_checkpoints_without_changing_evaluations_or_the_model(
+    tmp_path, base, uninterrupted
+):
+    """--save-steps also set the evaluation frequency: 7 steps gave an evaluation every 0.7
+    epoch, early stopping counted those, and another checkpoint was chosen as the best."""
+    plain, plain_log = uninterrupted("eval", WITH_EVAL)
+    saved = tmp_path / "saved"
+    saved_log = _train(tmp_path, base, saved, [*WITH_EVAL, "--save-steps", "7"])
+
+    def evaluations(log: str) -> list[str]:
+        return [line for line in log.splitlines() if line.startswith("epoch ")]
+
+    assert evaluations(saved_log) == evaluations(plain_log)
+    assert [line.split(":")[0] for line in evaluations(plain_log)] == [
+        "epoch 1.00", "epoch 2.00", "epoch 3.00"
+    ]  # fmt: skip
+    _assert_same_model(plain, saved)
