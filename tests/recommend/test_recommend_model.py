@@ -173,9 +173,10 @@ def test_an_item_without_events_is_found_from_its_text(model_dir):
 
 
 def test_liked_item_not_in_catalogue_is_refused(model_dir):
+    # The sample model's items are films (its meta.json), as every message of it names them.
     from tunesmith_recommend.model import Recommender
 
-    with pytest.raises(UserInputError, match="item 'zzz' is not in this model's catalogue"):
+    with pytest.raises(UserInputError, match="film 'zzz' is not in this model's catalogue"):
         Recommender(model_dir).for_liked(["zzz"])
 
 
@@ -325,7 +326,7 @@ def test_add_items_makes_new_items_recommendable_from_text(model_dir, tmp_path):
     again = run("recommend", "add-items", "-m", str(copy), "--items", str(new))
     # the line of the JSONL file, as every other data error names it
     assert again.exit_code == 2
-    assert f"{new}:1: item 'n1' is in the model already" in again.output
+    assert f"{new}:1: film 'n1' is in the model already" in again.output
 
 
 def test_for_user_differs_from_popularity_for_users_with_history(model_dir):

@@ -86,7 +86,7 @@ class RecentPopularity:
         best = (-1.0, span)
         for fraction in self.FRACTIONS:
             self.scores = decayed_counts(split, span * fraction)
-            ranked = rank_requests(self.score, split.val, split.n_items)
+            ranked = rank_requests(self.score, split.val, split.n_items, coverage=False)
             ndcg = float(per_request_metrics(ranked.ranks)["ndcg10"].mean())
             if ndcg > best[0]:
                 best = (ndcg, span * fraction)
@@ -160,7 +160,7 @@ class ALS:
         best = (-1.0, self.FACTORS[0])
         for factors in self.FACTORS:
             self._fit(split, factors)
-            ranked = rank_requests(self.score, split.val, split.n_items)
+            ranked = rank_requests(self.score, split.val, split.n_items, coverage=False)
             ndcg = float(per_request_metrics(ranked.ranks)["ndcg10"].mean())
             if ndcg > best[0]:
                 best = (ndcg, factors)

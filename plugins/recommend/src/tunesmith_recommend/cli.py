@@ -54,8 +54,9 @@ AS_JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
 ITEM_NOUN = typer.Option(
     None,
     "--item-noun",
-    help="What one item is, for the demo's words: 'book', or 'singular/plural' like "
-    "'series/series' (default: 'film' with --sample, else 'item'). Stored in meta.json.",
+    help="What one item is, for the words of the demo and the commands: 'book' (plural "
+    "'books'), or 'singular/plural' like 'person/people' (default: 'film' with --sample, else "
+    "'item'). Stored in meta.json.",
 )
 
 
@@ -112,8 +113,10 @@ def _settings(
     tower_epochs: int,
     min_events: int,
     allow_network: bool,
+    baselines: bool = True,
 ) -> Any:
-    """Training settings, checked before any data is read or model loaded."""
+    """Training settings, checked before any data is read or model loaded; ``baselines``:
+    fit the baselines too (``eval`` compares them; ``train`` saves none of them)."""
     from tunesmith.errors import UserInputError
     from tunesmith.models import allow_network as set_network
     from tunesmith_recommend.pipeline import Settings
@@ -127,6 +130,7 @@ def _settings(
         encoder_epochs=encoder_epochs,
         tower_epochs=tower_epochs,
         min_events=min_events,
+        baselines=baselines,
     )
 
 
@@ -170,9 +174,14 @@ def train_command(
     # over a model that add-items is rewriting.
     with run_lock(out):
         check_writable_dir(out, force=force)
+        # No baselines: the model directory keeps none of them, and item-kNN and ALS (two
+        # full-catalogue rankings of every validation request) cost more than the rest of a
+        # --no-fine-tune train on a large catalogue. Recent popularity's half-life is still
+        # chosen on validation, as the ranker needs it.
         settings = _settings(
-            model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network
-        )
+            model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
+            baselines=False,
+        )  # fmt: skip
         catalogue, found = _data(
             items, events, sample, id_col, title_col, text_cols, user_col, item_col, time_col,
             rating_col, min_rating, kind_col, kinds,
@@ -199,7 +208,8 @@ def train_command(
         typer.echo(strict_json(summary))  # an empty slice's NaN as null
     else:
         typer.echo(
-            f"Wrote {out}: {len(catalogue)} items, {len(found.user_ids)} users; "
+            f"Wrote {out}: {len(catalogue)} {nouns['item_noun_plural']}, "
+            f"{len(found.user_ids)} users; "
             f"validation NDCG@10 {fitted.val_ndcg:.4f} ({fitted.item_tower} item tower)"
         )
 
@@ -305,10 +315,15 @@ def eval_command(
 
 
 def _print(
-    results: list[Any], as_json: bool, explanation: Any = None, because: str | None = None
+    results: list[Any],
+    as_json: bool,
+    explanation: Any = None,
+    because: str | None = None,
+    one: str = "item",
 ) -> None:
     """Print ``results`` (or JSON); ``because``: a reason's words, ``{}`` the titles (default
-    "because you liked {}": see :func:`tunesmith_recommend.model.history_words`)."""
+    "because you liked {}": see :func:`tunesmith_recommend.model.history_words`); ``one``: what
+    an item is (the model's ``--item-noun``)."""
     if as_json:
         payload: dict[str, Any] = {"items": [r.to_json() for r in results]}
         if explanation is not None:
@@ -317,7 +332,7 @@ def _print(
         return
     if not results:
         # an empty list printed as nothing looked like a crash or a hang
-        typer.echo("nothing left to recommend: every item in the catalogue is in this history")
+        typer.echo(f"nothing left to recommend: every {one} in the catalogue is in this history")
         return
     from tunesmith.data.limits import printable
     from tunesmith_recommend.model import LIKED_WORDS
@@ -335,9 +350,9 @@ def _print(
 
         words = matched_words(explanation)
         typer.echo(
-            "words of the first item that matched: " + printable(", ".join(words))
+            f"words of the first {one} that matched: " + printable(", ".join(words))
             if words
-            else "no word of the first item raised its match (every word scored 0 or below)"
+            else f"no word of the first {one} raised its match (every word scored 0 or below)"
         )
 
 
@@ -345,6 +360,13 @@ def _load(model_dir: Path) -> Any:
     from tunesmith_recommend.model import Recommender
 
     return Recommender(model_dir)
+
+
+def _one(recommender: Any) -> str:
+    """What one of the model's items is called (``train --item-noun``)."""
+    from tunesmith_recommend.model import item_nouns
+
+    return item_nouns(recommender.meta)[0]
 
 
 def for_user_command(
@@ -387,7 +409,7 @@ def for_user_command(
 
         # a --query recommendation has no liked items: its words are explained by the query
         explanation = explain_first(recommender, results[0], query)
-    _print(results, as_json, explanation, because)
+    _print(results, as_json, explanation, because, _one(recommender))
 
 
 def similar_command(
@@ -397,7 +419,8 @@ def similar_command(
     as_json: bool = AS_JSON,
 ) -> None:
     """Items closest to this one in the item tower."""
-    _print(_load(model_dir).similar(item, k), as_json)
+    recommender = _load(model_dir)
+    _print(recommender.similar(item, k), as_json, one=_one(recommender))
 
 
 def search_command(
@@ -409,7 +432,8 @@ def search_command(
     """Items whose text matches a query (the item encoder alone)."""
     from tunesmith.data.limits import cli_text
 
-    _print(_load(model_dir).search(cli_text(text, "TEXT"), k), as_json)
+    recommender = _load(model_dir)
+    _print(recommender.search(cli_text(text, "TEXT"), k), as_json, one=_one(recommender))
 
 
 def add_items_command(
@@ -446,11 +470,17 @@ def add_items_command(
         min_items=1,
     )
     added = add_items(model_dir, new)
-    total = (read_json_object(model_dir / "meta.json") or {}).get("n_items")
+    meta = read_json_object(model_dir / "meta.json") or {}
+    total = meta.get("n_items")
     if as_json:
         typer.echo(json.dumps({"model_dir": str(model_dir), "added": added, "items": total}))
     else:
-        typer.echo(f"Added {added} items to {model_dir} ({total} items now)")
+        from tunesmith_recommend.model import item_nouns
+
+        one, many = item_nouns(meta)
+        typer.echo(
+            f"Added {added} {one if added == 1 else many} to {model_dir} ({total} {many} now)"
+        )
 
 
 def demo_command(

@@ -39,6 +39,11 @@ from tunesmith.io import atomic_directory, atomic_write_json, being_replaced, re
 from tunesmith.models import DEFAULT_MODEL
 from tunesmith.retrieval import Encoder, VectorIndex
 from tunesmith_recommend.explain import because_you_liked
+
+# ITEM_NOUN and item_noun_meta re-exported: the CLI, the demo and tests read them from here
+from tunesmith_recommend.nouns import ITEM_NOUN as ITEM_NOUN
+from tunesmith_recommend.nouns import item_noun_meta as item_noun_meta
+from tunesmith_recommend.nouns import item_nouns
 from tunesmith_recommend.ranker import Ranker, Signals
 from tunesmith_recommend.two_tower import MAX_HISTORY, UserTower
 
@@ -51,46 +56,6 @@ INDEX_CANDIDATES = 50
 #: (popularity, freshness, content prior) counts this much, both standardised over the candidates.
 #: There is no validation data for queries to choose it on, so it is a stated choice.
 QUERY_PRIOR_WEIGHT = 0.5
-#: What an item is called (the demo's "Liked items", "No item with the id ...") when the model's
-#: ``meta.json`` does not say: ``train --item-noun`` records it.
-ITEM_NOUN = "item"
-#: The longest ``--item-noun`` (it is a word or two in the demo's labels and messages).
-ITEM_NOUN_CHARS = 40
-
-
-def item_noun_meta(value: str) -> dict[str, str]:
-    """``meta.json``'s words for an item from ``train --item-noun``: ``book`` (plural ``books``:
-    the noun and an "s"), or ``singular/plural`` when the plural is not that (``series/series``,
-    ``box/boxes``). A blank, over-long or unprintable noun is a :class:`UserInputError`."""
-    one, slash, many = (part.strip() for part in value.partition("/"))
-    if not slash:
-        many = f"{one}s"
-    # printable: no newline, control character or lone surrogate in a label or a message
-    if (
-        not one
-        or not many
-        or "/" in many
-        or len(value) > ITEM_NOUN_CHARS
-        or not all(ch.isprintable() for ch in one + many)
-    ):
-        raise UserInputError(
-            f"--item-noun {value!r}: give what one item is, like 'book', or "
-            f"'singular/plural' like 'series/series' (one line, at most {ITEM_NOUN_CHARS} "
-            "characters)"
-        )
-    return {"item_noun": one, "item_noun_plural": many}
-
-
-def item_nouns(meta: dict[str, Any] | None) -> tuple[str, str]:
-    """(singular, plural) of what the model's items are, from its ``meta.json``: ``("item",
-    "items")`` for a model trained without ``--item-noun`` (or before it was recorded)."""
-    meta = meta or {}
-    one, many = meta.get("item_noun"), meta.get("item_noun_plural")
-    if isinstance(one, str) and isinstance(many, str) and one and many:
-        return one, many
-    return ITEM_NOUN, f"{ITEM_NOUN}s"
-
-
 #: Items whose events are things a user watched: their history without --min-rating is what they
 #: "watched" (the sample's films), not what they "liked".
 WATCHED_NOUNS = frozenset({"film", "movie", "video", "show", "series", "episode"})
@@ -311,7 +276,7 @@ def _add_items_locked(path: Path, new: Any) -> int:
     for index, item in enumerate(new.ids):
         if item in current.position:
             raise DataError(
-                f"item {item!r} is in the model already",
+                f"{item_nouns(current.meta)[0]} {item!r} is in the model already",
                 path=new.path or None,
                 row=new.rows[index] if new.rows else None,
             )
@@ -469,7 +434,8 @@ class Recommender:
         """Catalogue positions; an unknown id is one clear error."""
         missing = [i for i in item_ids if i not in self.position]
         if missing:
-            raise UserInputError(f"item {missing[0]!r} is not in this model's catalogue")
+            one, _many = item_nouns(self.meta)
+            raise UserInputError(f"{one} {missing[0]!r} is not in this model's catalogue")
         return np.asarray([self.position[i] for i in item_ids], dtype=np.int64)
 
     def history_of(self, user: str) -> np.ndarray:

@@ -208,7 +208,10 @@ def _fit_listwise(x: Any, seen: Any, targets: Any, l2: float, iterations: int = 
 def _ranks(x: Any, w: np.ndarray, val: Requests, n_items: int, seed: int) -> np.ndarray:
     """Rank of each held-out item under the linear scores ``x @ w`` (the evaluation's ranking)."""
     scores = x.numpy().astype(np.float64) @ w
-    return rank_requests(lambda batch: scores, val, n_items, batch_size=len(val), seed=seed).ranks
+    ranked = rank_requests(
+        lambda batch: scores, val, n_items, batch_size=len(val), seed=seed, coverage=False
+    )
+    return ranked.ranks
 
 
 def _ndcg10(ranks: np.ndarray) -> np.ndarray:
