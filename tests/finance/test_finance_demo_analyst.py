@@ -147,26 +147,26 @@ def _fortnight() -> list[dict[str, str]]:
     return rows
 
 
-def test_the_default_bucket_follows_the_datas_span_and_a_picked_one_is_kept(db):
+def test_auto_buckets_give_each_charted_key_enough_documents_and_a_picked_one_is_kept(db):
     board = _board(db, _fortnight())
-    # A fixed 3h cut two weeks into 112 buckets of a document or two per key.
+    # One document an hour per ticker: counting buckets over the span chose 6h, six documents
+    # a bucket, whose share jumps in steps of a sixth.
     view = board.snapshot("ticker", demo.AUTO, demo.TOP)
-    assert view["bucket"] == "6h" and "Buckets: 6h (auto" in view["status"]
-    assert "6h buckets (auto)" in view["figure"].axes[0].get_title()
+    assert view["bucket"] == "1d" and "Buckets: 1d (auto: the smallest with" in view["status"]
+    assert "1d buckets (auto)" in view["figure"].axes[0].get_title()
     picked = board.snapshot("ticker", "1h", demo.TOP)  # the user's choice, whatever the span
     assert picked["bucket"] == "1h" and "auto" not in picked["status"]
     assert "1h buckets (UTC)" in picked["figure"].axes[0].get_title()
-    assert [demo.auto_bucket(d * 86400) for d in (0, 4, 5, 14, 26, 400)] == [
-        "1h", "1h", "3h", "6h", "1d", "1d",
-    ]  # fmt: skip
 
 
-def test_the_sample_streams_five_days_still_get_three_hour_buckets(db):
+def test_the_sample_streams_five_days_are_not_drawn_as_a_few_daily_points(db):
     from tunesmith_finance.replay import read_stream
     from tunesmith_finance.sample import STREAM
 
     board = _board(db, [r[2] for r in read_stream(STREAM)[0]])
-    assert board.snapshot("topic", demo.AUTO, demo.TOP)["bucket"] == "3h"
+    view = board.snapshot("topic", demo.AUTO, demo.TOP)
+    # Its topics have a few documents an hour: 1d would have them, as five points.
+    assert view["bucket"] == "6h" and "the largest that still cuts" in view["status"]
 
 
 def test_the_pages_bucket_box_starts_at_auto(tmp_path):

@@ -13,23 +13,24 @@ import hashlib
 import json
 import sys
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
-from pathlib import Path
 from typing import Any
 
 from tunesmith.events import Event, list_deliveries, make_sink, record, send
 from tunesmith.explain.aggregate import aggregate_explanations
 from tunesmith_finance import storage
+from tunesmith_finance.deferred import DeferredModel
 from tunesmith_finance.detector import Detection, SurgeDetector
 from tunesmith_finance.documents import resolve_zone
 from tunesmith_finance.trends import (
     bucket_counts,
+    bucket_origin,
+    bucket_start,
     is_utc,
     iso,
     local_seconds,
-    wall_to_utc,
     zone_name,
 )
 
@@ -74,15 +75,18 @@ def detect_all(
     ):
         per_key.setdefault(key, []).append((b, n, neg, total))
     found: list[Detection] = []
+    size = detector.bucket
+    origin = bucket_origin(size)
     for key in sorted(per_key):
-        # The detector counts in the buckets' own (wall-clock) seconds.
-        ends = [local_seconds(end, zone) for end in quiet.get(key, [])]
+        # The detector counts in the buckets' own seconds: wall-clock seconds from the buckets'
+        # origin (a Monday for weeks), bucket index times bucket size.
+        ends = [local_seconds(end, zone) - origin for end in quiet.get(key, [])]
         for detection in detector.detect(key, per_key[key], quiet=ends):
-            if not is_utc(zone):
+            if origin or not is_utc(zone):
                 detection = replace(
                     detection,
-                    window_start=wall_to_utc(detection.window_start, zone),
-                    window_end=wall_to_utc(detection.window_end, zone),
+                    window_start=bucket_start(detection.window_start / size, size, zone),
+                    window_end=bucket_start(detection.window_end / size, size, zone),
                 )
             found.append(detection)
     found.sort(key=lambda d: (d.window_end, d.key))
@@ -109,35 +113,6 @@ def window_documents(db: Any, by: str, key: str, start: float, end: float) -> li
         "WHERE d.ts >= ? AND d.ts < ? ORDER BY d.score, d.id",
         (by, key, start, end),
     )
-
-
-class DeferredModel:
-    """The sentiment model at ``path``, loaded when a window first needs explaining words or
-    a batch first needs scoring.
-
-    `finance alerts` (run from cron, say) mostly finds no new alert, and loading the model
-    (torch, transformers, scikit-learn) was about 10 of its 11 seconds; `finance ingest` run
-    again over files already stored reads no new row and has nothing to score."""
-
-    def __init__(self, path: str | Path, *, quantize: str | None = None) -> None:
-        self.path = Path(path)
-        self.quantize = quantize
-        self._model: Any = None
-
-    def get(self) -> Any:
-        """The loaded :class:`~tunesmith_finance.scoring.SentimentModel` (loaded once)."""
-        if self._model is None:
-            from tunesmith_finance.scoring import SentimentModel
-
-            self._model = SentimentModel.load(self.path, quantize=self.quantize)
-        return self._model
-
-    def score(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Any]:
-        """:meth:`SentimentModel.score <tunesmith_finance.scoring.SentimentModel.score>`,
-        loading the model first if nothing did yet; no texts load nothing."""
-        if not texts:
-            return []
-        return list(self.get().score(texts, batch_size=batch_size))
 
 
 def explain_window(model: Any, texts: list[str], *, k: int = 10) -> list[dict[str, Any]]:

@@ -32,6 +32,19 @@ BATCH_SIZE = typer.Option(
     min=1,
     help="Documents scored together and stored in one transaction.",
 )
+TOPIC_MODEL = typer.Option(
+    None,
+    "--topic-model",
+    help="A topic classifier (`finance train --topics`); its labels become topics beside the "
+    "rules'.",
+)
+TOPIC_THRESHOLD = typer.Option(
+    0.5,
+    "--topic-threshold",
+    min=0.0,
+    max=1.0,
+    help="Least probability of a --topic-model label to become a topic (0 to 1).",
+)
 
 # The surge detector's settings, the same flags for alerts, watch --alerts and replay.
 BY = typer.Option("topic", "--by", help="topic | ticker | all.")
@@ -137,23 +150,24 @@ def _ingester(
     timeout: float,
 ) -> Any:
     from tunesmith.errors import ModelNotFoundError, UserInputError
-    from tunesmith_finance.alerts import DeferredModel
+    from tunesmith_finance.deferred import DeferredModel, DeferredTopicModel
     from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.ingest import Ingester
     from tunesmith_finance.rules import load_rules
-    from tunesmith_finance.scoring import TopicModel
     from tunesmith_finance.storage import open_store
 
     zone = resolve_zone(naive_tz)
     loaded_rules = load_rules(rules)
-    # Loaded when a batch first has new documents to score (seconds: torch, transformers): a
-    # run over files already stored scores nothing. Its path and --quantize are checked now.
-    if not model.expanduser().exists():
-        raise ModelNotFoundError(f"model directory {model.expanduser()} does not exist")
+    # Both models load when a batch first has new documents to score (seconds: torch,
+    # transformers): a run over files already stored scores nothing. Their paths and
+    # --quantize are checked now.
+    for flag, path in (("--model", model), ("--topic-model", topic_model)):
+        if path is not None and not path.expanduser().exists():
+            raise ModelNotFoundError(f"{flag}: model directory {path.expanduser()} does not exist")
     if quantize not in (None, "int8"):
         raise UserInputError(f"--quantize {quantize!r}: the choice is 'int8'")
     sentiment = DeferredModel(model, quantize=quantize)
-    topics = TopicModel.load(topic_model, threshold=topic_threshold) if topic_model else None
+    topics = DeferredTopicModel(topic_model, threshold=topic_threshold) if topic_model else None
     db = open_store(db_path, timeout=timeout)
     return Ingester(
         db,
@@ -215,7 +229,13 @@ def train_command(
         False,
         "--topics",
         help="Train a topic classifier (any labels) instead of a sentiment model; use it with "
-        "`ingest --topic-model`.",
+        "`ingest --topic-model`. Several topics per text (a JSON list, or --label-sep) train a "
+        "multi-label one.",
+    ),
+    label_sep: str | None = typer.Option(
+        None,
+        "--label-sep",
+        help="With --topics: the separator of several topics in one label cell (e.g. '|').",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     allow_network: bool = typer.Option(
@@ -236,8 +256,17 @@ def train_command(
 
     if topics and members > 1:
         raise UserInputError("--members applies to sentiment models, not --topics")
-    dataset = load_text_dataset(data, text_col=text_col, label_col=label_col)
+    if label_sep is not None and not topics:
+        raise UserInputError("--label-sep goes with --topics: a sentiment model takes one label")
+    dataset = load_text_dataset(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
     if not topics:
+        if dataset.multilabel:
+            # The engine's message would point to `--task multilabel`, which this command has
+            # not: several labels per text are topics.
+            raise UserInputError(
+                f"{data}, column '{label_col}': lists of labels; a sentiment model takes one "
+                "label per text (several topics per text train a topic model: add --topics)"
+            )
         sentiment_indices(dataset.label_names, str(data))
     recipe = SentimentRecipe(
         strategy=strategy,
@@ -258,6 +287,8 @@ def train_command(
         model=model,
         text_col=text_col,
         label_col=label_col,
+        task="multilabel" if dataset.multilabel else "classification",
+        label_sep=label_sep,
         force=force,
         allow_network=allow_network,
         n_rows=len(dataset.texts),
@@ -340,12 +371,8 @@ def ingest_command(
     ),
     naive_tz: str = NAIVE_TZ,
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
-    topic_model: Path | None = typer.Option(
-        None, "--topic-model", help="A topic classifier (`finance train --topics`)."
-    ),
-    topic_threshold: float = typer.Option(
-        0.5, "--topic-threshold", min=0.0, max=1.0, help="Its lowest score (0 to 1)."
-    ),
+    topic_model: Path | None = TOPIC_MODEL,
+    topic_threshold: float = TOPIC_THRESHOLD,
     timeout: float = typer.Option(
         5.0, "--timeout", min=0.0, help="Seconds to wait for a locked database."
     ),
@@ -411,6 +438,8 @@ def watch_command(
     ),
     naive_tz: str = NAIVE_TZ,
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
+    topic_model: Path | None = TOPIC_MODEL,
+    topic_threshold: float = TOPIC_THRESHOLD,
     timeout: float = typer.Option(
         5.0, "--timeout", min=0.0, help="Seconds to wait for a locked database."
     ),
@@ -464,8 +493,8 @@ def watch_command(
         max_chars=max_chars,
         naive_tz=naive_tz,
         quantize=quantize,
-        topic_model=None,
-        topic_threshold=0.5,
+        topic_model=topic_model,
+        topic_threshold=topic_threshold,
         timeout=timeout,
     )
 
@@ -822,6 +851,8 @@ def replay_command(
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
     naive_tz: str = NAIVE_TZ,
     tz: str = TZ,
+    topic_model: Path | None = TOPIC_MODEL,
+    topic_threshold: float = TOPIC_THRESHOLD,
 ) -> None:
     """Replay a file with simulated time: ingest step by step and show alerts as they fire."""
     from tunesmith_finance.alerts import AlertOptions
@@ -850,8 +881,8 @@ def replay_command(
         max_chars=5000,
         naive_tz=naive_tz,
         quantize=None,
-        topic_model=None,
-        topic_threshold=0.5,
+        topic_model=topic_model,
+        topic_threshold=topic_threshold,
         timeout=5.0,
     )
     try:
@@ -890,18 +921,27 @@ def demo_command(
         help=TZ_HELP + "; for the trends, the alerts detected and the sample replay, as in "
         "`finance trends` and `finance alerts` (the page can show another).",
     ),
+    topic_model: Path | None = TOPIC_MODEL,
+    topic_threshold: float = TOPIC_THRESHOLD,
 ) -> None:
     """Start the finance dashboard on its own."""
+    from tunesmith.errors import ModelNotFoundError
     from tunesmith.ui.launch import check_address, launch
     from tunesmith_finance.demo import build_demo
     from tunesmith_finance.documents import resolve_zone
 
     resolve_zone(tz, "--tz")  # a mistyped zone: one line, before anything starts
+    if topic_model is not None and not topic_model.expanduser().exists():
+        raise ModelNotFoundError(
+            f"--topic-model: model directory {topic_model.expanduser()} does not exist"
+        )
     check_address(host, port)  # before the sample model is trained for a server that cannot start
     blocks = build_demo(
         model=str(model) if model else None,
         db=str(db) if db else None,
         rules=str(rules) if rules else None,
         tz=tz,
+        topic_model=str(topic_model) if topic_model else None,
+        topic_threshold=topic_threshold,
     )
     launch(blocks, host=host, port=port)

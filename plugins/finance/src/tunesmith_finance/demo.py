@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,16 @@ TOP = "top 6"
 #: What the page can group documents by, and so what alerts are detected for.
 GROUPS = ("topic", "ticker")
 #: The bucket sizes the page offers, smallest first, after :data:`AUTO`.
-BUCKETS = ("1h", "3h", "6h", "1d")
-#: The bucket box's first choice: the bucket :func:`auto_bucket` picks for the data's span.
+BUCKETS = ("1h", "3h", "6h", "1d", "1w")
+#: The bucket box's first choice: the bucket :func:`auto_bucket` picks for the keys shown.
 AUTO = "auto"
+#: The documents :data:`AUTO` wants in a typical bucket (the median of those with documents)
+#: of every key the chart shows: at 10 a negative share of 0.2 has a Wilson 95 % interval of
+#: 0.06-0.51, while a bucket of one or two documents jumps between 0 and 1.
+MIN_PER_BUCKET = 10
+#: The fewest buckets :data:`AUTO` cuts the data's span into: a quarter's keys may want a week,
+#: but five days drawn as one or two points show no trend at all.
+MIN_BUCKETS = 8
 #: The most buckets :data:`AUTO` cuts the data's span into (when an offered size allows it).
 MAX_BUCKETS = 100
 #: Time zones offered in the page's zone box (any IANA name can be typed in it).
@@ -59,18 +67,34 @@ def demo_paths() -> tuple[Path, Path]:
     return root / "finance_sentiment", root / "finance_demo.sqlite"
 
 
-def auto_bucket(span: float) -> str:
-    """The smallest of :data:`BUCKETS` that cuts ``span`` seconds (first to last document) into
-    at most :data:`MAX_BUCKETS` buckets; the largest when none does.
+def auto_bucket(
+    span: float, rows_for: Callable[[str], list[Any]], keys: Sequence[str] | None = None
+) -> tuple[str, list[Any], bool]:
+    """The smallest of :data:`BUCKETS` whose typical bucket holds :data:`MIN_PER_BUCKET`
+    documents for each of ``keys`` (the keys the chart shows; by default every key of the
+    rows), among the sizes that cut ``span`` seconds (first to last document) into at most
+    :data:`MAX_BUCKETS` and at least :data:`MIN_BUCKETS` buckets; when none does, the largest
+    of those. ``rows_for(size)``: the trend rows in buckets of that size. Returns the size, its
+    rows, and whether the keys got their documents per bucket.
 
-    A fixed 3h drew two weeks of tweets as 112 buckets of one or two documents per key, whose
-    share jumps between 0 and 1; the five-day sample stream still gets 3h."""
+    Counting buckets alone gave two weeks of tweets 6h buckets of one or two documents per key,
+    whose share jumps between 0 and 1, and never offered a week to a quarter of data."""
+    import statistics
+
     from tunesmith_finance.trends import parse_duration
 
-    for size in BUCKETS:
-        if span / parse_duration(size) <= MAX_BUCKETS:
-            return size
-    return BUCKETS[-1]
+    sizes = [b for b in BUCKETS if span / parse_duration(b) >= MIN_BUCKETS] or [BUCKETS[0]]
+    fitting = [b for b in sizes if span / parse_duration(b) <= MAX_BUCKETS] or sizes[-1:]
+    rows: list[Any] = []
+    for size in fitting:
+        rows = rows_for(size)
+        counts: dict[str, list[int]] = {}
+        for row in rows:
+            counts.setdefault(row.key, []).append(row.count)
+        wanted = [k for k in (keys or counts) if k in counts]
+        if all(statistics.median(counts[k]) >= MIN_PER_BUCKET for k in wanted):
+            return size, rows, True
+    return fitting[-1], rows, False
 
 
 def train_sample_model(out: Path, base_model: str = "default") -> Path:
@@ -108,7 +132,10 @@ class Dashboard:
         db: str | None = None,
         rules: str | None = None,
         tz: str = "UTC",
+        topic_model: str | None = None,
+        topic_threshold: float = 0.5,
     ) -> None:
+        from tunesmith_finance.deferred import DeferredTopicModel
         from tunesmith_finance.documents import resolve_zone
         from tunesmith_finance.rules import load_rules
         from tunesmith_finance.sample import RULES
@@ -123,6 +150,12 @@ class Dashboard:
         # one error before the page starts, not one per scored text.
         self.rules_path = Path(rules) if rules else RULES
         self.rules = load_rules(self.rules_path)
+        # The analyst's own topic classifier, as `finance ingest --topic-model` used it: a
+        # scored text is shown with the topics its documents are stored with. Loaded at the
+        # first scored text.
+        self.topic_model = (
+            DeferredTopicModel(topic_model, threshold=topic_threshold) if topic_model else None
+        )
         self.model_dir = Path(model) if model else default_model
         self.db_path = Path(db) if db else default_db
         self.explicit = model is not None
@@ -294,11 +327,15 @@ class Dashboard:
         explanation = explain_loaded(
             self._model.loaded, [text], target=target, members=self._model.members
         )[0]
-        found = self.rules.assign(text)
+        extra = self.topic_model.topics([text])[0] if self.topic_model is not None else []
+        found = self.rules.assign(text, topic=extra)
         keys = ", ".join(found.topics + ["$" + t for t in found.tickers]) or "none"
+        named = _plain(self.rules_path.name)
+        if self.topic_model is not None:
+            named += f" and {_plain(self.topic_model.path.name)}"
         note = (
             f"Score **{score.score:+.3f}** (P(positive) − P(negative)); predicted "
-            f"**{score.label}**. Topics and tickers ({_plain(self.rules_path.name)}): {keys}. "
+            f"**{score.label}**. Topics and tickers ({named}): {keys}. "
             "Highlighted words pushed towards "
             "the predicted label (positive) or away from it (negative)." + cut
         )
@@ -327,8 +364,9 @@ class Dashboard:
         the key the chart shows: the one asked for, or "top 6" when it is not a key of ``by``
         (a topic left selected after switching to tickers); ``choices``: the key box's
         ``(label, key)`` pairs, each label with the key's document count. ``bucket``:
-        :data:`AUTO` (or empty) picks one from the data's span (:func:`auto_bucket`), and the
-        status and the chart's title say which; ``bucket`` in the result is the one drawn.
+        :data:`AUTO` (or empty) picks one that gives the keys charted enough documents per
+        bucket (:func:`auto_bucket`), and the status and the chart's title say which;
+        ``bucket`` in the result is the one drawn.
         ``tz``: the zone the buckets are cut in and the times shown in (default the
         dashboard's); ``zone`` is the one used (the dashboard's, and the status says so, when
         ``tz`` is no known zone). With no documents of ``by``, the chart is a message, not an
@@ -367,16 +405,16 @@ class Dashboard:
                 "bucket": bucket,
             }
         count = count_documents(self._db)
-        auto = ""
-        if not bucket or bucket == AUTO:
-            span = self._db.query(
-                "SELECT MIN(ts) AS first, MAX(ts) AS last FROM finance_documents"
-            )[0]
-            bucket = auto_bucket((span["last"] or 0) - (span["first"] or 0))
-            auto = f" Buckets: {bucket} (auto: at most {MAX_BUCKETS} over the data's span)."
-        # Cut on the zone's wall clock, as `finance trends --tz` cuts them: in UTC, a 1d bucket
-        # of a New York desk ran from 7 or 8 pm to 7 or 8 pm.
-        rows = trends(self._db, by=by, bucket=bucket, zone=zone)
+        automatic = not bucket or bucket == AUTO
+
+        def rows_for(size: str) -> list[Any]:
+            # Cut on the zone's wall clock, as `finance trends --tz` cuts them: in UTC, a 1d
+            # bucket of a New York desk ran from 7 or 8 pm to 7 or 8 pm.
+            return trends(self._db, by=by, bucket=size, zone=zone)
+
+        # With "auto", the keys are chosen first (which keys and how many documents each has
+        # does not depend on the bucket), then the bucket for them.
+        rows = rows_for(BUCKETS[-1] if automatic else bucket)
         alerts = [a for a in list_alerts(self._db, tz=shown) if a["kind"] == by]
         # The alerted keys first, in the box and in the top-six chart: a surge on a small topic
         # or ticker (a few documents a day among hundreds of cashtags) was counted in the status
@@ -405,6 +443,21 @@ class Dashboard:
                 missing = f" No {by} '{_plain(key.strip())}' in this database; showing the {TOP}."
         if chosen is None:
             chosen = list(dict.fromkeys([*alerted, *top_keys(rows, 6)]))[:6]
+        auto = ""
+        if automatic:
+            span = self._db.query(
+                "SELECT MIN(ts) AS first, MAX(ts) AS last FROM finance_documents"
+            )[0]
+            bucket, rows, enough = auto_bucket(
+                (span["last"] or 0) - (span["first"] or 0), rows_for, chosen
+            )
+            auto = f" Buckets: {bucket} (auto: " + (
+                f"the smallest with at least {MIN_PER_BUCKET} documents in a typical bucket of "
+                "each key shown)."
+                if enough
+                else f"the largest that still cuts the data's span into {MIN_BUCKETS} or more; "
+                f"some key shown has fewer than {MIN_PER_BUCKET} documents in a typical bucket)."
+            )
         # The chart code `finance trends --chart` draws with: each alert's triangle on its key's
         # line, and a message in place of an empty (1970) time axis when there is no row.
         figure = plot(
@@ -537,16 +590,22 @@ def build_demo(
     autostart: bool | None = None,
     rules: str | None = None,
     tz: str = "UTC",
+    topic_model: str | None = None,
+    topic_threshold: float = 0.5,
 ) -> Any:
     """The Gradio Blocks of the dashboard (gradio imported here, when the UI starts);
     ``rules``: the topic and ticker rules of scored texts (default: the sample's); ``tz``: the
-    zone whose wall clock cuts the buckets (see :class:`Dashboard`), the page's first choice."""
+    zone whose wall clock cuts the buckets (see :class:`Dashboard`), the page's first choice;
+    ``topic_model``: the topic classifier whose topics a scored text is shown with, beside the
+    rules' (``--topic-model``)."""
     import gradio as gr
     import matplotlib.pyplot as plt
 
     from tunesmith.ui.highlight import highlight_component
 
-    board = Dashboard(model, db, rules, tz=tz)
+    board = Dashboard(
+        model, db, rules, tz=tz, topic_model=topic_model, topic_threshold=topic_threshold
+    )
     with gr.Blocks() as blocks:
         gr.Markdown(board.intro)
         with gr.Row():
@@ -555,8 +614,9 @@ def build_demo(
         with gr.Tab("Trends and alerts"):
             with gr.Row():
                 by = gr.Dropdown(list(GROUPS), value="topic", label="Group by")
-                # "auto" picks a size from the data's span (the page says which); a size the
-                # user picks stays until they pick another.
+                # "auto" picks the size that gives the keys charted enough documents per
+                # bucket (the page says which); a size the user picks stays until they pick
+                # another.
                 bucket = gr.Dropdown([AUTO, *BUCKETS], value=AUTO, label="Bucket")
                 key = gr.Dropdown(
                     [TOP], value=TOP, label="Topic or ticker", allow_custom_value=True

@@ -7,7 +7,6 @@ live system would have raised it.
 
 from __future__ import annotations
 
-import math
 import time as _time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from tunesmith_finance.alerts import AlertOptions, alert_message, run_alerts
 from tunesmith_finance.documents import RowError, check_columns, resolve_zone, to_document
 from tunesmith_finance.sources import check_file, iter_csv, iter_jsonl, read_header
-from tunesmith_finance.trends import iso, local_seconds, wall_to_utc
+from tunesmith_finance.trends import bucket_index, bucket_start, iso
 
 
 def read_stream(
@@ -71,13 +70,13 @@ def replay(
     step = detector.bucket
     # Steps are the alerts' buckets, cut on the wall clock of options.tz (trends.py).
     zone = resolve_zone(options.tz, "--tz")
-    first = math.floor(local_seconds(records[0][0], zone) / step)
-    last = math.floor(local_seconds(records[-1][0], zone) / step)
+    first = bucket_index(records[0][0], step, zone)
+    last = bucket_index(records[-1][0], step, zone)
     model = ingester.model if explain else None
     cursor = 0
     alerts = 0
     for index in range(first, last + 1):
-        end = wall_to_utc((index + 1) * step, zone)
+        end = bucket_start(index + 1, step, zone)
         batch, lines = [], []
         while cursor < len(records) and records[cursor][0] < end:
             lines.append(records[cursor][1])
@@ -90,7 +89,7 @@ def replay(
         fired = run_alerts(
             ingester.db, detector=detector, options=options, model=model, sinks=sinks, until=end
         )
-        line = f"{iso(wall_to_utc(index * step, zone), zone)}  +{len(batch):<3} documents"
+        line = f"{iso(bucket_start(index, step, zone), zone)}  +{len(batch):<3} documents"
         if fired:
             line += f"  ALERT x{len(fired)}"
         echo(line)

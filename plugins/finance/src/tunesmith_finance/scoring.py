@@ -131,9 +131,18 @@ class SentimentModel:
 
 
 class TopicModel:
-    """An optional user-trained topic classifier: its label becomes a topic when confident."""
+    """An optional user-trained topic classifier: its labels become topics when confident.
+
+    A single-label model gives its best label when its probability is at least ``threshold``;
+    a multi-label one (trained on several topics per text) every label at least that probable.
+    """
 
     def __init__(self, loaded: Any, threshold: float = 0.5) -> None:
+        if loaded.task not in ("classification", "multilabel"):
+            raise UserInputError(
+                f"--topic-model {loaded.path}: a {loaded.task} model; topics need a text "
+                "classifier (`finance train --topics`)"
+            )
         self.loaded = loaded
         self.threshold = threshold
 
@@ -145,8 +154,11 @@ class TopicModel:
         """For each text, the predicted topic(s) at or above the threshold (lower-cased)."""
         out = []
         for result in predict_texts(self.loaded, list(texts), batch_size=batch_size):
-            if "labels" in result:  # multi-label topic model
-                out.append([str(label).lower() for label in result["labels"]])
+            if "labels" in result:
+                # Multi-label: every label at or above --topic-threshold, most probable first
+                # (the engine's own "labels" are those above 0.5, whatever the threshold said).
+                ranked = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])
+                out.append([str(k).lower() for k, p in ranked if p >= self.threshold])
             elif result["score"] >= self.threshold:
                 out.append([str(result["label"]).lower()])
             else:

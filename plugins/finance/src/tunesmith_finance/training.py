@@ -65,6 +65,7 @@ def train_sentiment(
     text_col: str = "text",
     label_col: str = "label",
     task: str = "classification",
+    label_sep: str | None = None,
     force: bool = False,
     allow_network: bool = False,
     reuse: bool = False,
@@ -73,12 +74,14 @@ def train_sentiment(
 ) -> Path:
     """Train ``recipe.members`` engine runs into ``out`` (see the module docstring); returns
     ``out``. ``reuse`` keeps members already trained with the same settings on the same data
-    (an ensemble whose first members finished). ``n_rows``: the data's size, when known."""
+    (an ensemble whose first members finished). ``n_rows``: the data's size, when known.
+    ``task`` ``multilabel`` (with ``label_sep`` for a separated cell) trains a topic model with
+    several topics per text."""
     recipe.validate()
     epochs = recipe.epochs
     if epochs is None:
         if n_rows is None:
-            n_rows = _count_rows(data, text_col, label_col)
+            n_rows = _count_rows(data, text_col, label_col, label_sep)
         epochs = default_epochs(recipe.strategy, n_rows)
     run = RunConfig(
         data=str(data),
@@ -89,6 +92,7 @@ def train_sentiment(
         task=task,
         text_col=text_col,
         label_col=label_col,
+        label_sep=label_sep,
         strategy=recipe.strategy,
         epochs=epochs,
         lr=recipe.lr,
@@ -101,5 +105,6 @@ def train_sentiment(
     return train_ensemble(run, recipe.members, reuse=reuse, log=log)
 
 
-def _count_rows(data: str | Path, text_col: str, label_col: str) -> int:
-    return len(load_text_dataset(data, text_col=text_col, label_col=label_col).texts)
+def _count_rows(data: str | Path, text_col: str, label_col: str, label_sep: str | None) -> int:
+    dataset = load_text_dataset(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
+    return len(dataset.texts)

@@ -15,17 +15,27 @@ from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_open
 
 BY = ("topic", "ticker", "all")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+WEEK = 7 * 86400.0
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": WEEK}
+#: Buckets of whole weeks count from Monday 1970-01-05 00:00, so that a week starts on a Monday
+#: (counted from 1970-01-01, a Thursday, a week ran Thursday to Wednesday).
+WEEK_ORIGIN = 4 * 86400.0
 Z95 = 1.959963984540054
 
 
 def parse_duration(text: str, flag: str = "--bucket") -> float:
-    """``15m``, ``1h``, ``1d`` -> seconds."""
+    """``15m``, ``1h``, ``1d``, ``1w`` -> seconds."""
     match = _DURATION.match(str(text))
     if not match or float(match.group(1)) <= 0:
-        raise UserInputError(f"{flag} {text!r}: expected a duration such as 15m, 1h or 1d")
+        raise UserInputError(f"{flag} {text!r}: expected a duration such as 15m, 1h, 1d or 1w")
     return float(match.group(1)) * _UNIT[match.group(2).lower()]
+
+
+def bucket_origin(size: float) -> float:
+    """The wall-clock second (since 1970-01-01 00:00) that buckets of ``size`` seconds count
+    from: Monday 1970-01-05 for whole weeks (a week bucket starts on a Monday), else 0."""
+    return WEEK_ORIGIN if size >= WEEK and size % WEEK == 0 else 0.0
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -71,6 +81,18 @@ def local_seconds(ts: float, zone: tzinfo | None) -> float:
         return ts
     offset = datetime.fromtimestamp(ts, zone).utcoffset()
     return ts + (offset.total_seconds() if offset else 0.0)
+
+
+def bucket_index(ts: float, size: float, zone: tzinfo | None) -> int:
+    """The number of the bucket of ``size`` seconds that the Unix time ``ts`` falls in, cut on
+    the wall clock of ``zone`` (see :func:`bucket_origin`)."""
+    return math.floor((local_seconds(ts, zone) - bucket_origin(size)) / size)
+
+
+def bucket_start(index: int | float, size: float, zone: tzinfo | None) -> float:
+    """The Unix time where bucket ``index`` (of :func:`bucket_index`) starts; a fractional
+    index is a time within the buckets' count (the detector's window ends)."""
+    return wall_to_utc(index * size + bucket_origin(size), zone)
 
 
 def wall_to_utc(wall: float, zone: tzinfo | None) -> float:
@@ -182,7 +204,7 @@ def bucket_counts(
     zone: tzinfo | None = None,
 ) -> list[tuple[str, int, int, int, float]]:
     """``(key, bucket index, count, negatives, score sum)`` rows, ordered by key and bucket;
-    the index is floor(wall-clock seconds in ``zone`` (default UTC) / ``bucket``)."""
+    the index is :func:`bucket_index` (on the wall clock of ``zone``, default UTC)."""
     if by not in BY:
         raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
     where, params = [], []
@@ -203,14 +225,16 @@ def bucket_counts(
             params.append(stored_key(by, key))
     clause = ("WHERE " + " AND ".join(where)) if where else ""
     local, local_params = _local_time_sql(db, zone)
-    # The bucket index is floor(local / bucket). CAST alone truncates towards zero, which would
-    # put a time before 1970 (a negative ts) into the bucket after its own.
+    # The bucket index is floor((local - origin) / bucket), as bucket_index computes it. CAST
+    # alone truncates towards zero, which would put a time before 1970 (a negative ts) into the
+    # bucket after its own.
     rows = db.query(
         "SELECT key, CAST(q AS INTEGER) - (q < CAST(q AS INTEGER)) AS b, COUNT(*) AS n, "
         "SUM(label = 'negative') AS neg, SUM(score) AS total FROM ("
-        f"SELECT {select_key} AS key, {local} / ? AS q, d.label AS label, d.score AS score "
-        f"FROM finance_documents d {join} {clause}) GROUP BY key, b ORDER BY key, b",
-        [*local_params, bucket, *params],
+        f"SELECT {select_key} AS key, ({local} - ?) / ? AS q, d.label AS label, "
+        f"d.score AS score FROM finance_documents d {join} {clause}) "
+        "GROUP BY key, b ORDER BY key, b",
+        [*local_params, bucket_origin(bucket), bucket, *params],
     )
     return [(r["key"], int(r["b"]), int(r["n"]), int(r["neg"]), float(r["total"])) for r in rows]
 
@@ -234,7 +258,7 @@ def trends(
         db, by=by, bucket=size, key=key, since=since, until=until, zone=zone
     ):
         low, high = wilson(neg, n)
-        start = wall_to_utc(index * size, zone)
+        start = bucket_start(index, size, zone)
         rows.append(
             TrendRow(
                 name,
