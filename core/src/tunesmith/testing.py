@@ -362,3 +362,174 @@ def _unknown_hooks(plugin: object) -> list[str]:
                 f"{name} is not a tunesmith hook (misspelled? see docs/plugin_hooks.md)"
             )
     return problems
+
+
+#: Architectures :func:`make_tiny_encoder` builds, by their ``model_type``.
+ARCHITECTURES = (
+    "bert",
+    "distilbert",
+    "electra",
+    "albert",
+    "mpnet",
+    "roberta",
+    "xlm-roberta",
+    "deberta-v2",
+)
+
+
+def _tiny_tokenizer_of(architecture: str, texts: Sequence[str]) -> Any:
+    """A tokenizer of the kind ``architecture`` ships, trained offline on ``texts``: word-level
+    WordPiece (BERT, DistilBERT, ELECTRA, MPNet), byte-level BPE (RoBERTa) or a Unigram
+    sentencepiece vocabulary (XLM-R, ALBERT, DeBERTa-v2)."""
+    import json
+
+    import transformers as tf
+
+    corpus = [*texts, " ".join(BASE_WORDS)]
+    if architecture in ("bert", "distilbert", "electra", "mpnet"):
+        specials = (
+            ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
+            if architecture == "mpnet"
+            else SPECIAL_TOKENS
+        )
+        vocab = specials + [w for w in _words(corpus) if w not in specials]
+        cls = {
+            "bert": tf.BertTokenizer,
+            "distilbert": tf.DistilBertTokenizer,
+            "electra": tf.ElectraTokenizer,
+            "mpnet": tf.MPNetTokenizer,
+        }[architecture]
+        return cls(vocab={w: i for i, w in enumerate(vocab)})
+    if architecture == "roberta":
+        from tokenizers import ByteLevelBPETokenizer
+
+        bpe = ByteLevelBPETokenizer()
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        bpe.train_from_iterator(
+            corpus, vocab_size=600, special_tokens=specials, show_progress=False
+        )
+        state = json.loads(bpe.to_str())["model"]
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+        return tf.RobertaTokenizer(vocab=state["vocab"], merges=merges)
+    from tokenizers import SentencePieceUnigramTokenizer
+
+    specials, cls = {
+        "xlm-roberta": (["<s>", "<pad>", "</s>", "<unk>", "<mask>"], tf.XLMRobertaTokenizer),
+        "albert": (["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"], tf.AlbertTokenizer),
+        "deberta-v2": (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], tf.DebertaV2Tokenizer),
+    }[architecture]
+    unigram = SentencePieceUnigramTokenizer()
+    unk = "<unk>" if "<unk>" in specials else "[UNK]"
+    unigram.train_from_iterator(
+        corpus, vocab_size=400, special_tokens=specials, unk_token=unk, show_progress=False
+    )
+    vocab = [tuple(v) for v in json.loads(unigram.to_str())["model"]["vocab"]]
+    return cls(vocab=vocab)
+
+
+def tiny_config(architecture: str, vocab_size: int, pad_id: int, positions: int = 128) -> Any:
+    """A config of ``architecture`` as small as :func:`tiny_bert_config`, able to read
+    ``positions`` tokens; RoBERTa-style models get ``positions + 2`` position embeddings, as
+    their checkpoints have (514 for 512 tokens). ELECTRA and ALBERT embed in 16 dimensions
+    below a hidden size of 32, as their small checkpoints do; DeBERTa-v2 uses relative
+    attention only, as DeBERTa-v3 does."""
+    import transformers as tf
+
+    common: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": positions,
+        "pad_token_id": pad_id,
+    }
+    offset = {**common, "max_position_embeddings": positions + pad_id + 1}
+    if architecture == "bert":
+        return tf.BertConfig(**common)
+    if architecture == "distilbert":
+        return tf.DistilBertConfig(
+            vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+            max_position_embeddings=positions, pad_token_id=pad_id,
+        )  # fmt: skip
+    if architecture == "electra":
+        return tf.ElectraConfig(embedding_size=16, **common)
+    if architecture == "albert":
+        return tf.AlbertConfig(embedding_size=16, **common)
+    if architecture == "mpnet":
+        return tf.MPNetConfig(**offset)
+    if architecture in ("roberta", "xlm-roberta"):
+        cls = tf.RobertaConfig if architecture == "roberta" else tf.XLMRobertaConfig
+        return cls(type_vocab_size=1, bos_token_id=0, eos_token_id=2, **offset)
+    if architecture == "deberta-v2":
+        return tf.DebertaV2Config(
+            relative_attention=True, position_buckets=16, max_relative_positions=-1,
+            pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0,
+            norm_rel_ebd="layer_norm", share_att_key=True, **common,
+        )  # fmt: skip
+    raise ValueError(f"unknown architecture {architecture!r}; one of {', '.join(ARCHITECTURES)}")
+
+
+def make_tiny_encoder(
+    directory: str | Path,
+    architecture: str,
+    texts: Iterable[str] = (),
+    *,
+    labels: Sequence[str] = (),
+    positions: int = 128,
+    sentence_transformers: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Save a tiny random ``architecture`` model (one of :data:`ARCHITECTURES`) with its own
+    kind of tokenizer, whose limit is left unset as in many downloaded folders.
+
+    With ``labels`` it is a sequence classifier (ready for predict, explain, export), else a
+    bare encoder (a base model for ``train``). ``sentence_transformers`` adds the
+    sentence-transformers files: ``{"pooling": "mean"|"cls"|"max", "normalize": bool}``.
+    """
+    import json
+
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = _tiny_tokenizer_of(architecture, list(texts))
+    tokenizer.save_pretrained(directory)
+    config = tiny_config(architecture, len(tokenizer), tokenizer.pad_token_id, positions)
+    torch.manual_seed(seed)
+    if labels:
+        config.update(
+            {
+                "num_labels": len(labels),
+                "id2label": dict(enumerate(labels)),
+                "label2id": {label: i for i, label in enumerate(labels)},
+            }
+        )
+        model = AutoModelForSequenceClassification.from_config(config)
+    else:
+        model = AutoModel.from_config(config)
+    model.save_pretrained(directory)
+    if sentence_transformers is not None:
+        pooling = sentence_transformers.get("pooling", "mean")
+        keys = {"cls": "cls_token", "mean": "mean_tokens", "max": "max_tokens"}
+        settings = {f"pooling_mode_{v}": k == pooling for k, v in keys.items()}
+        (directory / "1_Pooling").mkdir(exist_ok=True)
+        (directory / "1_Pooling" / "config.json").write_text(
+            json.dumps({"word_embedding_dimension": 32, **settings}), encoding="utf-8"
+        )
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]  # fmt: skip
+        if sentence_transformers.get("normalize", True):
+            (directory / "2_Normalize").mkdir(exist_ok=True)
+            modules.append(
+                {"idx": 2, "name": "2", "path": "2_Normalize",
+                 "type": "sentence_transformers.models.Normalize"}
+            )  # fmt: skip
+        (directory / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+        (directory / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": positions, "do_lower_case": False}), encoding="utf-8"
+        )
+    return directory

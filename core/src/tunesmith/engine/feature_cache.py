@@ -62,9 +62,64 @@ def features_key(
     return digest.hexdigest()[:32]
 
 
+#: Where :func:`split_supported` keeps its answer on the model (outside the module tree).
+_SPLIT_ATTR = "_tunesmith_split_ok"
+
+
+def split_supported(model: Any) -> bool:
+    """Whether running ``embeddings`` and then each layer as ``layer(hidden, mask)`` computes what
+    the model's encoder computes, tried once on two short rows (one padded) and remembered.
+
+    BERT, RoBERTa and the like pass; encoders that feed their layers more than that (MPNet's
+    relative position bias, DeBERTa's relative embeddings, ELECTRA's projection of smaller
+    embeddings) do not, and then run whole: their split features would be wrong, or fail.
+    """
+    known = model.__dict__.get(_SPLIT_ATTR)
+    if known is not None:
+        return bool(known)
+    ok = False
+    if encoder_layers(model) is not None:
+        ok = _split_matches(model)
+    model.__dict__[_SPLIT_ATTR] = ok
+    return ok
+
+
+def _split_matches(model: Any) -> bool:
+    import torch
+
+    config = model.config
+    pad = getattr(config, "pad_token_id", None)
+    pad = pad if isinstance(pad, int) and pad >= 0 else 0
+    vocab = int(getattr(config, "vocab_size", 8) or 8)
+    ids = [(pad + 1 + i) % vocab for i in range(5)]
+    rows = [
+        {"input_ids": ids, "attention_mask": [1] * 5},
+        {"input_ids": ids[:3], "attention_mask": [1] * 3},
+    ]
+    was_training = model.training
+    try:
+        split = compute_frozen_features(
+            model, rows, depth=num_layers(model), pooled=False, pad_id=pad
+        )
+        batch = pad_tokens(rows, pad)
+        model.eval()
+        with torch.inference_mode():
+            whole = backbone_of(model)(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).last_hidden_state
+    except Exception:  # noqa: BLE001 - a layer that refuses the call is an answer too
+        return False
+    finally:
+        model.train(was_training)
+    expected = torch.cat([whole[0, :5], whole[1, :3]])
+    return split.values.shape == expected.shape and bool(
+        torch.allclose(split.values, expected, atol=1e-4, rtol=1e-4)
+    )
+
+
 def cache_supported(model: Any, task: str) -> bool:
     """Whether the model's frozen bottom can be split off (BERT-style encoders)."""
-    if encoder_layers(model) is None:
+    if not split_supported(model):
         return False
     if task == "ner":
         return hasattr(model, "classifier")

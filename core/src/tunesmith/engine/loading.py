@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.lexical import LEXICAL_FILE, LexicalModel
-from tunesmith.engine.modeling import load_classifier, read_config
+from tunesmith.engine.modeling import cap_tokenizer_length, load_classifier, read_config
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
 from tunesmith.engine.trainer_utils import input_limit
@@ -351,7 +351,7 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
                 model, config, task = _load_with_config(directory, run_config)
             else:
                 model, config, task = _load_bare_adapter(directory, run_config)
-            tokenizer = _load_tokenizer(directory, run_config)
+            tokenizer = cap_tokenizer_length(_load_tokenizer(directory, run_config), config)
         except (OSError, ValueError, RecursionError, SafetensorError) as exc:
             # One line: a library's message may span several (the CLI prints one Error line).
             reason = " ".join(str(exc).split())

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.nearest import NEAREST_ATTR, attach, attached, load_for
+from tunesmith.errors import UserInputError
 from tunesmith.hf_quiet import quiet_transformers, silence_transformers
 from tunesmith.io import atomic_write_json, read_json_object, share_safetensors
 from tunesmith.model_dir import (
@@ -54,6 +55,57 @@ PROBLEM_TYPES = {
     "classification": "single_label_classification",
     "multilabel": "multi_label_classification",
 }
+
+
+#: Model types whose position ids start after the padding index (``padding_idx + 1``), so that
+#: ``max_position_embeddings`` is ``padding_idx + 1`` more than the tokens they can read.
+PADDING_OFFSET_TYPES = frozenset(
+    {
+        "camembert",
+        "data2vec-text",
+        "ibert",
+        "longformer",
+        "luke",
+        "markuplm",
+        "mpnet",
+        "roberta",
+        "roberta-prelayernorm",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "xmod",
+    }
+)
+
+
+def usable_positions(config: Any) -> int | None:
+    """How many tokens (special ones included) the model's position table can place, or
+    ``None`` when the config does not say: ``max_position_embeddings``, less the positions a
+    RoBERTa-style model reserves below its first (``pad_token_id + 1``, so 514 reads 512)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or isinstance(positions, bool) or positions <= 0:
+        return None
+    model_type = str(getattr(config, "model_type", "") or "")
+    if is_marker(model_type):
+        model_type = str(getattr(config, BASE_TYPE_KEY, "") or "")
+    if model_type in PADDING_OFFSET_TYPES:
+        pad = getattr(config, "pad_token_id", None)
+        positions -= (pad if isinstance(pad, int) and pad >= 0 else 1) + 1
+    return positions if positions > 0 else None
+
+
+def cap_tokenizer_length(tokenizer: Any, config: Any) -> Any:
+    """Lower ``tokenizer.model_max_length`` to what the model's positions can place, in place.
+
+    Many folders leave the tokenizer's limit unset (transformers then says 10^30) and a
+    RoBERTa-style config counts two positions it cannot use, so ``truncation=True`` or a
+    limit taken from ``max_position_embeddings`` let a long text index past the position table.
+    The capped limit is saved with the tokenizer, so a trained model's folder states it too.
+    """
+    usable = usable_positions(config)
+    current = getattr(tokenizer, "model_max_length", None)
+    if usable is not None and (not isinstance(current, int) or current > usable):
+        tokenizer.model_max_length = usable
+    return tokenizer
 
 
 def sentence_pooling_mode(location: str | Path) -> str | None:
@@ -178,7 +230,8 @@ def load_base_tokenizer(location: str | Path) -> Any:
     from transformers import AutoTokenizer
 
     with base_model_errors(location):
-        return AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
+        return cap_tokenizer_length(tokenizer, read_config(location))
 
 
 def build_classifier(
@@ -222,6 +275,12 @@ def build_classifier(
             wanted = sentence_pooling_mode(location) == "mean"
             pooling = "mean" if wanted and supports_mean_pooling(model) else "cls"
         if pooling == "mean":
+            if not supports_mean_pooling(model):
+                raise UserInputError(
+                    f"--pooling mean: {type(model).__name__}'s head is not one linear layer on "
+                    "the hidden size, so mean-pooled tokens cannot feed it; use --pooling cls "
+                    "(or auto)"
+                )
             enable_mean_pooling(model)
         else:
             model.config.update({POOLING_KEY: "cls"})

@@ -143,15 +143,27 @@ def apply_strategy(model: Any, strategy: Strategy, *, lora_r: int = 8, lora_alph
     return model
 
 
+#: Attention projections LoRA adapts, by their names in BERT/RoBERTa/ELECTRA/ALBERT
+#: (query, key, value), DistilBERT (q_lin, ...), MPNet (q, k, v), DeBERTa-v2 (query_proj, ...)
+#: and decoder-style models (q_proj, ...).
+LORA_TARGETS = (
+    "query", "key", "value", "q_lin", "k_lin", "v_lin", "q", "k", "v",
+    "query_proj", "key_proj", "value_proj", "q_proj", "k_proj", "v_proj",
+)  # fmt: skip
+#: The task model's own head modules, trained fully beside the adapter.
+HEAD_PARTS = ("pre_classifier", "pooler", "classifier", "score")
+
+
 def wrap_lora(model: Any, *, r: int = 8, alpha: int = 16) -> Any:
     """LoRA on the attention projections; the head trains fully and is saved with the adapter."""
     from peft import LoraConfig, TaskType, get_peft_model
+    from torch import nn
 
     task = (
         TaskType.TOKEN_CLS if model.config.to_dict().get(TASK_KEY) == "ner" else (TaskType.SEQ_CLS)
     )
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    targets = [n for n in ("query", "key", "value", "q_proj", "k_proj", "v_proj") if n in names]
+    targets = [n for n in LORA_TARGETS if n in names]
     if not targets:
         raise UserInputError(
             f"--strategy lora: no attention projections found in {type(model).__name__}"
@@ -162,7 +174,8 @@ def wrap_lora(model: Any, *, r: int = 8, alpha: int = 16) -> Any:
         lora_alpha=alpha,
         lora_dropout=0.1,
         target_modules=targets,
-        modules_to_save=[n for n in ("classifier", "score") if hasattr(model, n)],
+        # A head in parts (DistilBERT's pre_classifier, DeBERTa's pooler) starts random: all train.
+        modules_to_save=[n for n in HEAD_PARTS if isinstance(getattr(model, n, None), nn.Module)],
     )
     with warnings.catch_warnings():
         # peft 0.21 calls a transformers method that transformers 5 marks deprecated.

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tunesmith.engine.modeling import usable_positions
 from tunesmith.errors import UserInputError
 
 #: Upper bound when neither the tokenizer nor the model states a limit.
@@ -67,16 +68,9 @@ def max_input_length(model: Any, tokenizer: Any) -> int:
     tok_limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(tok_limit, int) and 0 < tok_limit < 100_000:
         limits.append(tok_limit)
-    config = getattr(model, "config", None)
-    positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        # RoBERTa-style models reserve the first positions for padding.
-        offset = (
-            (getattr(config, "pad_token_id", None) or 0) + 1
-            if "roberta" in str(getattr(config, "model_type", ""))
-            else 0
-        )
-        limits.append(positions - offset)
+    positions = usable_positions(getattr(model, "config", None))
+    if positions is not None:
+        limits.append(positions)
     return min(limits) if limits else FALLBACK_MAX_LENGTH
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from tunesmith.engine.int8_ranges import RANGE_BATCH, RANGE_TEXTS, measure_activation_ranges
 from tunesmith.engine.loading import load_model
-from tunesmith.engine.modeling import pooling_of, sentence_pooling_mode
+from tunesmith.engine.modeling import cap_tokenizer_length, pooling_of, sentence_pooling_mode
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
 from tunesmith.engine.trainer_utils import MAX_INPUT_TOKENS, model_max_length
@@ -283,7 +283,10 @@ class Encoder:
         layout = read_sentence_transformers_layout(directory)
         weights = directory / layout.transformer_dir
         model, tokenizer = _auto_model(weights)
-        limit = layout.max_length or _default_max_length(tokenizer, model.config)
+        limit = _default_max_length(tokenizer, model.config)
+        if layout.max_length is not None:
+            # max_seq_length may exceed what the positions can place (a folder's own mistake).
+            limit = min(layout.max_length, model_max_length(tokenizer, model.config))
         model, quantized = _maybe_quantize(model, weights, quantize)
         return cls(
             model,
@@ -516,7 +519,7 @@ def _auto_model(location: str | Path) -> tuple[Any, Any]:
                 f"{location} could not be loaded as an encoder: {exc}"
             ) from exc
     model.eval()
-    return model, tokenizer
+    return model, cap_tokenizer_length(tokenizer, model.config)
 
 
 def _maybe_quantize(model: Any, directory: Path | None, quantize: str | None) -> tuple[Any, bool]:
