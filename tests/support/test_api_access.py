@@ -122,6 +122,14 @@ def test_the_docs_page_loads_nothing_from_elsewhere_and_names_every_route_and_fi
     assert client.get("/redoc").status_code == 404
 
 
+def test_the_docs_page_examples_name_the_address_the_server_was_asked_at(make_client):
+    """The page's `$API` said http://127.0.0.1:8000 whatever --port the server was on."""
+    client = make_client()
+    page = client.get("/docs", headers={"host": "localhost:8765"}).text
+    assert "<code>http://localhost:8765</code>" in page
+    assert "127.0.0.1:8000" not in page
+
+
 def test_a_named_origin_may_call_the_api_from_a_browser_and_others_may_not(make_client):
     client = make_client(token=TOKEN, cors_origins=["https://shop.example"])
     preflight = {
@@ -230,7 +238,12 @@ def test_serve_warns_in_one_line_when_others_can_reach_it_without_a_token(kb_cop
         "warning: serving 0.0.0.0 without a token: anyone who can reach port 8765 can ask, "
         "send feedback and read answers (--token-file or $TUNESMITH_SUPPORT_TOKEN sets one)"
     ]
-    assert served[-1][1] == {"loopback_only": False, "token": None, "cors_origins": []}
+    assert served[-1][1] == {
+        "loopback_only": False,
+        "token": None,
+        "cors_origins": [],
+        "feedback_needs_conversation": False,
+    }
     local = cli(*args)
     assert "warning" not in local.output
     assert served[-1][1]["loopback_only"] is True

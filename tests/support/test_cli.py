@@ -226,12 +226,22 @@ def test_serve_delivers_hand_offs_in_the_background(kb_copy, cli, monkeypatch):
     service, kwargs = served[0]
     assert service.background_delivery is True
     # Bound to 127.0.0.1, it answers requests addressed to this machine only.
-    assert kwargs == {"loopback_only": True, "token": None, "cors_origins": []}
+    assert kwargs == {
+        "loopback_only": True,
+        "token": None,
+        "cors_origins": [],
+        "feedback_needs_conversation": False,
+    }
     service.close()
     result = cli("support", "serve", "--kb", str(kb_copy), "--host", "0.0.0.0", "--port", "8765")
     assert result.exit_code == 0, result.output
     service, kwargs = served[1]
-    assert kwargs == {"loopback_only": False, "token": None, "cors_origins": []}
+    assert kwargs == {
+        "loopback_only": False,
+        "token": None,
+        "cors_origins": [],
+        "feedback_needs_conversation": False,
+    }
     service.close()
 
 

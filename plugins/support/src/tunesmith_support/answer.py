@@ -34,6 +34,7 @@ from tunesmith_support.kbindex import (
 )
 from tunesmith_support.languages import (
     LANGUAGE_FILE,
+    LAST,
     SMALL_TALK_KINDS,
     LanguageConfig,
     fold,
@@ -43,13 +44,6 @@ from tunesmith_support.scoring import Candidate, IntentModel, Lexical, Scorer, f
 
 #: Longer questions are cut to this many characters (and the answer says so).
 MAX_QUESTION_CHARS = 2000
-
-_PRONOUN = re.compile(
-    r"\b(it|its|that|this|those|these|they|them|their)\b",
-    re.IGNORECASE,
-)
-_FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|what about|how about|so|then)\b", re.IGNORECASE)
-
 
 #: The KB's languages when none is given: English alone, plus the built-in recognition of
 #: Spanish, German and French requests for a person and small talk.
@@ -75,19 +69,6 @@ def small_talk(question: str, languages: LanguageConfig = DEFAULT_LANGUAGES) -> 
     return found[0] if found else None
 
 
-_ORDINALS = {
-    "first": 1, "1st": 1, "one": 1, "second": 2, "2nd": 2, "two": 2,
-    "third": 3, "3rd": 3, "three": 3, "fourth": 4, "4th": 4, "four": 4,
-}  # fmt: skip
-_CHOICE = re.compile(
-    r"^[\W_]*(?:(?:yes|yeah|yep|ok|okay)[\W_]+)?(?:i\s+mean[t]?\s+)?"
-    r"(?:the\s+|option\s+|number\s+|#\s*)?"
-    r"(?P<pick>\d{1,2}|last|" + "|".join(_ORDINALS) + r")"
-    r"(?:\s+(?:one|option|question|please))?[\W_]*(?:please|thanks|thank you)?[\W_]*$",
-    re.IGNORECASE,
-)
-
-
 def _plain(text: str) -> str:
     # Folded, so that a reply typed in another case or Unicode form ("GRÖSSE", an NFD "é")
     # still names its option.
@@ -105,19 +86,24 @@ def _starts_within(part: str, text: str) -> bool:
     return bool(part) and f" {part}" in f" {text}"
 
 
-def named_options(reply: str, titles: list[str], snippets: list[str] | None = None) -> list[int]:
+def named_options(
+    reply: str,
+    titles: list[str],
+    snippets: list[str] | None = None,
+    languages: LanguageConfig = DEFAULT_LANGUAGES,
+) -> list[int]:
     """The options (0-based) of a clarifying question that a reply names. One option: by its
-    number ("2", "#2", "option 2") or an ordinal ("the second one", "last"). By words, the
+    number ("2", "#2", "option 2") or an ordinal ("the second one", "last", "la segunda", "die
+    zweite": :meth:`LanguageConfig.choice`, every language of ``languages``). By words, the
     options whose whole title it is (several when titles repeat); narrowed to one by what the
     customer saw after a repeated title, its ``snippets`` (the start of its answer, ``""`` when
     none was shown): the title followed by part of its snippet, as the option is listed
     ("How do I reset my password? — In the mobile app"), or the start of a snippet alone
     (:data:`SNIPPET_PICK_WORDS` words at least). ``[]`` when it names none (the reply is then
     searched as a question)."""
-    found = _CHOICE.match(reply.strip())
-    if found:
-        pick = found["pick"].lower()
-        number = len(titles) if pick == "last" else _ORDINALS.get(pick) or int(pick)
+    number = languages.choice(reply)
+    if number is not None:
+        number = len(titles) if number == LAST else number
         return [number - 1] if 1 <= number <= len(titles) else []
     plain = _plain(reply)
     if not plain:
@@ -138,10 +124,15 @@ def named_options(reply: str, titles: list[str], snippets: list[str] | None = No
     return [i for i, snippet in enumerate(shown) if snippet and snippet.startswith(plain)]
 
 
-def chosen_option(reply: str, titles: list[str], snippets: list[str] | None = None) -> int | None:
+def chosen_option(
+    reply: str,
+    titles: list[str],
+    snippets: list[str] | None = None,
+    languages: LanguageConfig = DEFAULT_LANGUAGES,
+) -> int | None:
     """Which option (0-based) a reply picks, when it names exactly one (:func:`named_options`);
     ``None`` otherwise."""
-    named = named_options(reply, titles, snippets)
+    named = named_options(reply, titles, snippets, languages)
     return named[0] if len(named) == 1 else None
 
 
@@ -181,14 +172,15 @@ def clarify_text(
 SHORT_CHARS = 60
 
 
-def is_follow_up(question: str) -> bool:
+def is_follow_up(question: str, languages: LanguageConfig = DEFAULT_LANGUAGES) -> bool:
     """True for a question that looks as if it leans on the previous one: short (3 words or
     fewer, and at most :data:`SHORT_CHARS` characters), starting with "and"/"what about", or
-    pointing back with a pronoun ("how long does that take?"). It says how far back a
-    conversation's topic goes (:func:`conversation_topic`); whether a question is read with
-    the topic, the scores decide (:meth:`Answerer.search`)."""
+    pointing back with a pronoun ("how long does that take?"), in any of ``languages``' cue
+    words ("¿y el envío exprés?", "wie lange dauert das?": :class:`LanguageConfig`). It says
+    how far back a conversation's topic goes (:func:`conversation_topic`); whether a question
+    is read with the topic, the scores decide (:meth:`Answerer.search`)."""
     short = len(question.split()) <= 3 and len(question.strip()) <= SHORT_CHARS
-    return short or bool(_FOLLOW_UP_START.match(question) or _PRONOUN.search(question))
+    return short or bool(languages.follow_up_start(question) or languages.points_back(question))
 
 
 #: How much of the conversation a follow-up carries: the encoder reads a few hundred tokens, so
@@ -204,7 +196,7 @@ TOPIC_TURNS = 3
 QUESTION_SHARE = 0.5
 
 
-def conversation_topic(history: list[str]) -> str:
+def conversation_topic(history: list[str], languages: LanguageConfig = DEFAULT_LANGUAGES) -> str:
     """What the conversation is about, for a follow-up: the user's last turns, oldest first,
     back to the last one that stands on its own (not itself a follow-up) and at most
     :data:`TOPIC_TURNS`, within :data:`CONTEXT_CHARS` characters (the most recent first).
@@ -219,18 +211,20 @@ def conversation_topic(history: list[str]) -> str:
         if piece:
             picked.append(piece)
             budget -= len(piece) + 1
-        if budget <= 0 or not is_follow_up(turn):
+        if budget <= 0 or not is_follow_up(turn, languages):
             break
     return " ".join(reversed(picked))
 
 
-def contextual_query(question: str, history: list[str]) -> str:
+def contextual_query(
+    question: str, history: list[str], languages: LanguageConfig = DEFAULT_LANGUAGES
+) -> str:
     """The question, with the conversation's topic (:func:`conversation_topic`) in front when
     it looks like a follow-up (:func:`is_follow_up`), so "and how long does that take?" after
     "how do I return boots" finds returns. (:meth:`Answerer.search` reads every question with
     earlier turns both alone and with the topic, and lets the confidence choose.)"""
-    if history and is_follow_up(question):
-        topic = conversation_topic(history)
+    if history and is_follow_up(question, languages):
+        topic = conversation_topic(history, languages)
         if topic:
             return f"{topic} {question}"
     return question
@@ -241,9 +235,44 @@ def visible(ch: str) -> bool:
     return not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Zs")
 
 
+#: Format characters a text keeps: the zero-width joiner and non-joiner (parts of emoji and of
+#: Persian and Indic words) and tag characters (parts of flag emoji such as Scotland's).
+KEPT_FORMAT = frozenset("\u200c\u200d") | frozenset(map(chr, range(0xE0020, 0xE0080)))
+
+
+def without_controls(text: str) -> tuple[str, int]:
+    """``text`` without invisible characters that change how it reads, and how many there were:
+    control characters (ESC sequences, BEL, NUL, a lone CR) become a space, format characters
+    (bidirectional overrides and isolates, zero-width spaces, soft hyphens; not
+    :data:`KEPT_FORMAT`) go; tabs and line breaks stay (a line separator as a newline).
+
+    With them, "I want a human\\a" was handed off as out of scope (the bell hid the request),
+    "hu\\u200bman" was no word, and a right-to-left override showed the agent reading the
+    hand-off event, the demo or a log another text than the one matched ("exe.png" for
+    "gnp.exe")."""
+    text = text.replace("\r\n", "\n")
+    out: list[str] = []
+    removed = 0
+    for ch in text:
+        kind = unicodedata.category(ch)
+        if ch in "\n\t":
+            out.append(ch)
+        elif kind in ("Zl", "Zp"):
+            out.append("\n")
+        elif kind == "Cc":
+            out.append(" ")
+            removed += 1
+        elif kind == "Cf" and ch not in KEPT_FORMAT:
+            removed += 1
+        else:
+            out.append(ch)
+    return ("".join(out), removed) if removed else (text, 0)
+
+
 def clean_question(question: str) -> tuple[str, list[str]]:
-    """The question stripped and cut to :data:`MAX_QUESTION_CHARS`, with notes for the user;
-    an empty question is an error."""
+    """The question stripped and cut to :data:`MAX_QUESTION_CHARS`, without control and
+    format characters (:func:`without_controls`), with notes for the user; an empty question
+    is an error."""
     # NFC: the same words typed in NFD (as some keyboards and macOS file names give them) are
     # then the same characters as the KB's, for every matcher and the stored turn.
     text = unicodedata.normalize("NFC", (question or "").strip())
@@ -252,6 +281,10 @@ def clean_question(question: str) -> tuple[str, list[str]]:
         # as empty as blanks; the encoder would answer them with whatever entry lies nearest.
         raise UserInputError("the question is empty; type a question")
     notes = []
+    text, removed = without_controls(text)
+    text = text.strip()
+    if removed:
+        notes.append(f"{removed:,} invisible control or formatting character(s) were removed")
     if len(text) > MAX_QUESTION_CHARS:
         notes.append(
             f"the question had {len(text):,} characters; only the first "
@@ -421,7 +454,8 @@ class Answerer:
         entries = [e for e in found if e is not None]
         if not entries or len(entries) < len(found):
             return None  # the KB changed since the question was asked
-        named = named_options(text, [e.title for e in entries], shown_snippets(entries))
+        titles = [e.title for e in entries]
+        named = named_options(text, titles, shown_snippets(entries), self.languages)
         if not named:
             return None
         if len(named) > 1:
@@ -458,13 +492,13 @@ class Answerer:
         too late to cancel my purchase") for follow-ups. Joined alone, the topic outweighed a short
         follow-up: "how long does it take?" after "how much does shipping cost?" got the
         shipping-cost answer again at 0.99."""
-        topic = conversation_topic(history) if history else ""
+        topic = conversation_topic(history, self.languages) if history else ""
         with self._lock:
             if not topic:
                 return question, self.scorer.candidates([question], k=k)[0]
             # Alone, "and how long does it take?" is searched without its "and", which says
             # only that it follows on (with it, the shipping-time entry scored 0.52, not 0.65).
-            bare = _FOLLOW_UP_START.sub("", question).strip(" ,") or question
+            bare = self.languages.without_follow_up_start(question) or question
             joined = f"{topic} {question}"
             alone, with_topic = self.scorer.components([bare, joined])
         # The confidence reads the top few candidates, whatever ``k`` the caller wants.

@@ -109,15 +109,45 @@ class AskResponse(BaseModel):
     )
 
 
+#: What the schema says of feedback's conversation_id, on either server.
+CONVERSATION_CHECK = (
+    "The conversation_id of the answer's conversation: the turn must be one of its turns (a "
+    "turn of another conversation is refused as unknown, 400). Turn ids count up, so without "
+    "it any client could rate other customers' answers. "
+)
+
+
 class FeedbackRequest(_Request):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"turn_id": 1, "helpful": True}]})
+    """Feedback on a server that no browser page calls directly (no --cors-origin): the
+    conversation id is optional, as before it existed, and checked when sent."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"turn_id": 1, "conversation_id": "7f3c…", "helpful": True}]
+        }
+    )
 
     # Strict: JSON true is not turn 1, nor "yes" helpful.
     turn_id: StrictInt = Field(..., description="The turn_id of an answer.")
+    conversation_id: str | None = Field(
+        None,
+        description=CONVERSATION_CHECK + "Optional on this server (it was started without "
+        "--cors-origin or --feedback-needs-conversation); send it anyway, since such a server "
+        "requires it.",
+    )
     helpful: StrictBool | None = Field(None, description="Whether the answer helped.")
     correct_id: str | None = Field(None, description="The right entry id (from an agent).")
     note: str = Field(
         "", description="Free text kept with the feedback (at most 10,000 characters)."
+    )
+
+
+class ConversationFeedbackRequest(FeedbackRequest):
+    """Feedback on a server that web pages call (--cors-origin) or that was told so
+    (--feedback-needs-conversation): the conversation id is required."""
+
+    conversation_id: str = Field(  # type: ignore[assignment]
+        ..., description=CONVERSATION_CHECK + "Required on this server."
     )
 
 
@@ -335,13 +365,16 @@ def create_app(
     loopback_only: bool = False,
     token: str | None = None,
     cors_origins: Sequence[str] = (),
+    feedback_needs_conversation: bool = False,
 ) -> Any:
     """A FastAPI app answering from ``service``'s knowledge base. ``loopback_only`` (a server
     bound to a loopback address) refuses requests addressed to any other host name; ``token``
     is required as ``Authorization: Bearer <token>`` on every route but ``/docs`` and
     ``/openapi.json``; ``cors_origins`` are the web origins whose pages may call the API from
-    a browser (checked by :func:`~tunesmith_support.api_access.check_origin`)."""
-    from fastapi import FastAPI
+    a browser (checked by :func:`~tunesmith_support.api_access.check_origin`). Feedback must
+    name the turn's conversation with ``feedback_needs_conversation``, and whenever there are
+    ``cors_origins``: the visitors of a public page are strangers to each other."""
+    from fastapi import FastAPI, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
@@ -392,9 +425,7 @@ def create_app(
         turn = _call(service, service.ask, request.question, request.conversation_id, channel="api")
         return turn.to_dict()
 
-    @app.post("/v1/feedback", response_model=FeedbackResponse, responses=ERRORS)
-    def feedback(request: FeedbackRequest) -> dict[str, Any]:
-        """Rate an answer (helpful) or name the entry that was right (correct_id)."""
+    def store_feedback(request: FeedbackRequest) -> dict[str, Any]:
         feedback_id = _call(
             service,
             service.feedback,
@@ -402,8 +433,26 @@ def create_app(
             helpful=request.helpful,
             correct_id=request.correct_id,
             note=request.note,
+            conversation_id=request.conversation_id,
         )
         return {"feedback_id": feedback_id}
+
+    # Two request models, so that the schema says which this server takes (FastAPI reads the
+    # handler's annotation).
+    if feedback_needs_conversation or cors_origins:
+
+        @app.post("/v1/feedback", response_model=FeedbackResponse, responses=ERRORS)
+        def feedback(request: ConversationFeedbackRequest) -> dict[str, Any]:
+            """Rate an answer (helpful) or name the entry that was right (correct_id), in the
+            conversation it was given in (conversation_id)."""
+            return store_feedback(request)
+
+    else:
+
+        @app.post("/v1/feedback", response_model=FeedbackResponse, responses=ERRORS)
+        def feedback(request: FeedbackRequest) -> dict[str, Any]:
+            """Rate an answer (helpful) or name the entry that was right (correct_id)."""
+            return store_feedback(request)
 
     @app.get("/v1/health", response_model=Health, responses={421: MISDIRECTED})
     def health() -> dict[str, Any]:
@@ -420,8 +469,10 @@ def create_app(
         _require_token_in_schema(app)
 
     @app.get("/docs", include_in_schema=False)
-    def docs() -> Any:
-        page = render_docs(app.openapi(), token_required=token is not None)
+    def docs(request: Request) -> Any:
+        # The address the page was asked at: a fixed 127.0.0.1:8000 was wrong for --port 8765.
+        address = str(request.base_url).rstrip("/")
+        page = render_docs(app.openapi(), token_required=token is not None, address=address)
         return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
     return app

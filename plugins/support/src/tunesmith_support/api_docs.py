@@ -103,8 +103,11 @@ def curl_example(path: str, method: str, body: str | None, token_required: bool)
     return " \\\n  ".join(parts)
 
 
-def render_docs(schema: dict[str, Any], *, token_required: bool) -> str:
-    """The ``/docs`` page for ``schema`` (the app's OpenAPI dict), as one HTML string."""
+def render_docs(
+    schema: dict[str, Any], *, token_required: bool, address: str = "http://127.0.0.1:8000"
+) -> str:
+    """The ``/docs`` page for ``schema`` (the app's OpenAPI dict), as one HTML string;
+    ``address``: the server's, as the page was asked for (its examples' ``$API``)."""
     info = schema.get("info", {})
     schemas = schema.get("components", {}).get("schemas", {})
     out = [
@@ -118,7 +121,7 @@ def render_docs(schema: dict[str, Any], *, token_required: bool) -> str:
         f"{escape(str(schema.get('openapi', '')))}): load it in a client generator, Postman or "
         "Swagger UI of your own. Requests and responses are JSON; POST bodies must be sent "
         "with <code>Content-Type: application/json</code>. In the examples <code>$API</code> "
-        "is this server's address (<code>http://127.0.0.1:8000</code>).</p>",
+        f"is this server's address (<code>{escape(address)}</code>).</p>",
     ]
     if token_required:
         out.append(

@@ -400,6 +400,9 @@ def feedback_command(
     ),
     correct_id: str | None = typer.Option(None, "--correct-id", help="The right entry id."),
     note: str = typer.Option("", "--note", help="A free-text note stored with the feedback."),
+    conversation: str | None = typer.Option(
+        None, "--conversation", help="Check that the turn is this conversation's."
+    ),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Record feedback on an answer: helpful or not, or the right entry picked by an agent."""
@@ -412,7 +415,9 @@ def feedback_command(
     read_meta(kb)
     service = _service(kb, stored_db(kb, db), None)
     try:
-        service.feedback(turn, helpful=helpful, correct_id=correct_id, note=note)
+        service.feedback(
+            turn, helpful=helpful, correct_id=correct_id, note=note, conversation_id=conversation
+        )
     finally:
         service.close()
     typer.echo(f"feedback stored for turn {turn}")
@@ -556,7 +561,14 @@ def serve_command(
         None,
         "--cors-origin",
         help="A web origin whose pages may call the API from a browser, e.g. "
-        "https://shop.example (repeatable; default: none).",
+        "https://shop.example (repeatable; default: none). Feedback must then name its "
+        "conversation_id.",
+    ),
+    feedback_needs_conversation: bool = typer.Option(
+        False,
+        "--feedback-needs-conversation",
+        help="Feedback must name the turn's conversation_id (as with --cors-origin): for a "
+        "public widget that reaches this server through a back end of yours.",
     ),
 ) -> None:
     """HTTP JSON API: POST /v1/ask, POST /v1/feedback, GET /v1/health, /openapi.json, /docs."""
@@ -580,7 +592,13 @@ def serve_command(
     # A hand-off's delivery must not hold the customer's request (a webhook that is down).
     service = _service(kb, db, sink, background_delivery=True)
     try:
-        app = create_app(service, loopback_only=loopback, token=token, cors_origins=origins)
+        app = create_app(
+            service,
+            loopback_only=loopback,
+            token=token,
+            cors_origins=origins,
+            feedback_needs_conversation=feedback_needs_conversation,
+        )
         access = "token required" if token is not None else "no token"
         typer.echo(
             f"serving {kb} on http://{host}:{port} ({access}; docs: /docs; Ctrl-C stops)",

@@ -21,6 +21,11 @@ from tunesmith.store import DEFAULT_TIMEOUT, Store
 
 NAMESPACE = "support"
 
+#: The most feedback one turn keeps. The newest decides anyway; without a limit one client
+#: could write rating after rating (each with a 10,000-character note) on a turn of its own
+#: until the disk was full.
+MAX_FEEDBACK_PER_TURN = 20
+
 MIGRATIONS = [
     """
     CREATE TABLE support_conversations (
@@ -186,31 +191,58 @@ class Conversations:
         helpful: bool | None = None,
         correct_id: str | None = None,
         note: str = "",
+        conversation_id: str | None = None,
     ) -> int:
-        """Store feedback on a turn: helpful or not, and/or the right entry id (from an agent)."""
+        """Store feedback on a turn: helpful or not, and/or the right entry id (from an agent).
+
+        ``conversation_id``: the turn must be one of that conversation's (turn ids count up, so
+        a client that knows only its own conversation's random id cannot rate another
+        customer's turns); a turn of another conversation is refused as one that does not
+        exist. The same feedback as the turn's newest (a replayed request) is stored once: its
+        id is returned again. A turn takes at most :data:`MAX_FEEDBACK_PER_TURN`."""
         if helpful is None and not correct_id:
             raise UserInputError("feedback needs 'helpful' (true/false) or a correct answer id")
-        turn = self.store.query("SELECT reason FROM support_turns WHERE id = ?", (int(turn_id),))
-        if not turn:
-            raise UserInputError(f"no turn {turn_id} in {self.store.path}")
-        if turn[0]["reason"] == "small_talk":
-            # A reply to "hi" or "thanks" answers nothing: a correct id on it exported "hi" as a
-            # training question, and a rating counted in the helpful rate of answers.
-            raise UserInputError(
-                f"turn {turn_id} is small talk (a greeting, thanks or goodbye), not an answer: "
-                "give feedback on the turn that answered"
+        with self.store.transaction() as tx:
+            turn = tx.query(
+                "SELECT reason, conversation_id FROM support_turns WHERE id = ?", (int(turn_id),)
             )
-        result = self.store.execute(
-            "INSERT INTO support_feedback (turn_id, created_at, helpful, correct_id, note) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                int(turn_id),
-                _now(),
-                None if helpful is None else int(bool(helpful)),
+            if conversation_id is not None and (
+                not turn or turn[0]["conversation_id"] != conversation_id
+            ):
+                raise UserInputError(f"no turn {turn_id} in this conversation")
+            if not turn:
+                raise UserInputError(f"no turn {turn_id} in {self.store.path}")
+            if turn[0]["reason"] == "small_talk":
+                # A reply to "hi" or "thanks" answers nothing: a correct id on it exported "hi" as a
+                # training question, and a rating counted in the helpful rate of answers.
+                raise UserInputError(
+                    f"turn {turn_id} is small talk (a greeting, thanks or goodbye), not an "
+                    "answer: give feedback on the turn that answered"
+                )
+            rated = None if helpful is None else int(bool(helpful))
+            given = tx.query(
+                "SELECT id, helpful, correct_id, note FROM support_feedback WHERE turn_id = ? "
+                "ORDER BY id DESC LIMIT ?",
+                (int(turn_id), MAX_FEEDBACK_PER_TURN),
+            )
+            if given and (given[0]["helpful"], given[0]["correct_id"], given[0]["note"]) == (
+                rated,
                 correct_id or None,
                 note,
-            ),
-        )
+            ):
+                # A request sent again (a widget's retry, a replay) changes nothing: stored
+                # twice, it counted twice in `stats`' feedback and corrections.
+                return int(given[0]["id"])
+            if len(given) >= MAX_FEEDBACK_PER_TURN:
+                raise UserInputError(
+                    f"turn {turn_id} has {MAX_FEEDBACK_PER_TURN} pieces of feedback already; "
+                    "no more are kept"
+                )
+            result = tx.execute(
+                "INSERT INTO support_feedback (turn_id, created_at, helpful, correct_id, note) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (int(turn_id), _now(), rated, correct_id or None, note),
+            )
         return int(result.lastrowid)
 
     def feedback(self) -> list[dict[str, Any]]:

@@ -2,8 +2,9 @@
 small talk), the texts it writes itself, and how words are matched lexically.
 
 Built in: English, Spanish, German and French (:data:`BUILT_IN`). Every message is checked
-against all of them, so "quiero hablar con una persona" is a request for a person whatever
-the KB says; the bot's own texts (a hand-off, a clarifying question, a reply to "danke") are in
+against all of them, so "quiero hablar con una persona" is a request for a person, "la segunda"
+picks a clarifying question's second option and "¿y el envío exprés?" follows on from the
+question before, whatever the KB says; the bot's own texts (a hand-off, a clarifying question, a reply to "danke") are in
 the language the message was recognised in, else the one its words look like
 (:func:`guess_language`), else the KB's first language. A KB names its languages, and may add
 phrases and wording of its own, in ``KB/language.json`` (:func:`read_language_config`).
@@ -102,6 +103,18 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+#: The number an ordinal word gives for "the last one" (:meth:`LanguageConfig.choice`).
+LAST = -1
+
+#: Where a reply's number or ordinal goes in a :attr:`Phrases.choice` pattern.
+PICK = "{pick}"
+
+
+def _ordinals(numbers: dict[int, str]) -> dict[str, int]:
+    """``{2: "segundo segunda"}`` as ``{"segundo": 2, "segunda": 2}``."""
+    return {word: number for number, words in numbers.items() for word in words.split()}
+
+
 @dataclass(frozen=True)
 class Phrases:
     """What one language recognises and writes. Patterns are matched on :func:`fold`-ed
@@ -112,6 +125,16 @@ class Phrases:
     texts: dict[str, str]
     #: Common short words that tell the language of a question (:func:`guess_language`).
     function_words: frozenset[str] = frozenset()
+    #: Words that pick a clarifying question's option, folded: "second" is 2, "last"
+    #: :data:`LAST`.
+    ordinals: dict[str, int] = field(default_factory=dict)
+    #: A whole reply that picks an option: a pattern with :data:`PICK` where its number or
+    #: ordinal stands ("the second one", "la segunda", "die zweite", "le deuxième").
+    choice: str = ""
+    #: A follow-up's first words ("and", "what about"): a pattern anchored at the start.
+    follow_up_start: str = ""
+    #: Words that point back at the conversation ("it", "that"), found anywhere.
+    follow_up_words: str = ""
 
 
 _EN = Phrases(
@@ -161,6 +184,15 @@ _EN = Phrases(
         "the is are do does did how what my i can you your when where why to of and it for "
         "with have has an be this that not"
     ),
+    ordinals={
+        **_ordinals({1: "first 1st one", 2: "second 2nd two", 3: "third 3rd three"}),
+        **_ordinals({4: "fourth 4th four", LAST: "last"}),
+    },
+    choice=r"^[\W_]*(?:(?:yes|yeah|yep|ok|okay)[\W_]+)?(?:i\s+mean[t]?\s+)?"
+    r"(?:the\s+|option\s+|number\s+|#\s*)?(?P<pick>{pick})"
+    r"(?:\s+(?:one|option|question|please))?[\W_]*(?:please|thanks|thank you)?[\W_]*$",
+    follow_up_start=r"^\s*(?:and|but|also|what about|how about|so|then)\b",
+    follow_up_words=r"\b(?:it|its|that|this|those|these|they|them|their)\b",
 )
 
 _PERSON_ES = (
@@ -201,6 +233,28 @@ _ES = Phrases(
         "el la los las es son como que cuando donde mi mis por para con un una puedo hay del "
         "al y no se me lo su esta estan tengo"
     ),
+    ordinals=_ordinals(
+        {
+            1: "primero primera primer uno",
+            2: "segundo segunda dos",
+            3: "tercero tercera tercer tres",
+            4: "cuarto cuarta cuatro",
+            LAST: "ultimo ultima",
+        }
+    ),
+    # "la segunda", "sí, el primero", "opción 2", "la 2ª por favor". Not "nº 2", which folds
+    # to "no 2": "no, 2" or "not 2" in English.
+    choice=r"^[\W_]*(?:(?:si|vale|ok|okay|claro)[\W_]+)?(?:(?:me refiero a|quiero decir)\s+)?"
+    r"(?:(?:el|la|lo)\s+)?(?:(?:opcion|numero|pregunta|respuesta)\s+)?(?:(?:n\.o|n\.|nro\.?|num\.?)\s*)?"
+    r"(?P<pick>{pick})(?:o|a)?(?:\s+(?:opcion|pregunta|respuesta))?[\W_]*"
+    r"(?:por favor|gracias)?[\W_]*$",
+    # "¿y el envío exprés?", "¿qué tal con tarjeta?"
+    follow_up_start=r"^[\W_]*(?:y que tal|y que hay de|y si|que tal|que hay de|y|pero|tambien"
+    r"|ademas|entonces)\b",
+    # "¿cuánto tarda eso?", "¿puedo devolverlo?" (a pronoun joined to the verb). Not "esta",
+    # which folded is also "está".
+    follow_up_words=r"\b(?:eso|esto|ello|ese|esa|esos|esas|estos|estas|lo)\b"
+    r"|\b\w{2,}(?:ar|er|ir|ando|iendo)(?:lo|la|los|las)\b",
 )
 
 _PERSON_DE = (
@@ -249,6 +303,27 @@ _DE = Phrases(
         "der die das ist sind wie was wann wo warum ich mein meine ein eine einen und nicht "
         "kann mit fur sie den dem zu auf bei ihr ihre wir es"
     ),
+    ordinals=_ordinals(
+        {
+            1: "erste erster erstes ersten erstem eins",
+            2: "zweite zweiter zweites zweiten zweitem zwei",
+            3: "dritte dritter drittes dritten drittem drei",
+            4: "vierte vierter viertes vierten viertem vier",
+            LAST: "letzte letzter letztes letzten letztem",
+        }
+    ),
+    # "die zweite", "ja, die erste bitte", "Nummer 2", "die 2." (a German ordinal).
+    choice=r"^[\W_]*(?:(?:ja|ok|okay|genau)[\W_]+)?(?:(?:ich meine|ich meinte|ich nehme)\s+)?"
+    r"(?:(?:der|die|das|den|dem)\s+)?(?:(?:option|nummer|nr|frage|antwort)\.?\s*)?"
+    r"(?P<pick>{pick})\.?(?:\s+(?:option|frage|antwort))?[\W_]*(?:bitte|danke)?[\W_]*$",
+    # "und der Expressversand?", "was ist mit Rücksendungen?"
+    follow_up_start=r"^[\W_]*(?:und was ist mit|und wie ist es mit|was ist mit|wie ist es mit"
+    r"|und|aber|auch|also|dann)\b",
+    # "Wie lange dauert das (denn)?": "das" ends the sentence, but for a particle (elsewhere
+    # it is mostly "the"). Not "sie", which is also the polite "you".
+    follow_up_words=r"\b(?:es|dies|diese|dieser|dieses|diesen|diesem|ihn|ihm|dafur|damit|dazu"
+    r"|davon|darauf|daran|daruber|dabei)\b|\bdas(?:\s+(?:denn|eigentlich|ungefahr|dann|so"
+    r"|auch|noch|etwa|genau|wirklich))*\s*[.?!]*\s*$",
 )
 
 _PERSON_FR = (
@@ -293,6 +368,26 @@ _FR = Phrases(
         "le la les est sont comment quand ou pourquoi mon ma mes je un une et pour avec des du "
         "vous puis que ne pas au aux ce cette il"
     ),
+    ordinals=_ordinals(
+        {
+            1: "premier premiere un une",
+            2: "deuxieme second seconde deux",
+            3: "troisieme trois",
+            4: "quatrieme quatre",
+            LAST: "dernier derniere",
+        }
+    ),
+    # "le deuxième", "oui, la première svp", "l'option 2", "la 2e".
+    choice=r"^[\W_]*(?:(?:oui|ok|okay|d'accord)[\W_]+)?(?:(?:je veux dire|je voulais dire"
+    r"|je parle de)\s+)?(?:(?:le|la|l')\s*)?(?:(?:option|numero|question|reponse|n°|n\.|no\.)\s*)?"
+    r"(?P<pick>{pick})(?:ere|er|re|eme|nde|nd|e)?(?:\s+(?:option|question|reponse))?[\W_]*"
+    r"(?:svp|s'il vous plait|merci)?[\W_]*$",
+    # "et pour la livraison express ?", "qu'en est-il des retours ?"
+    follow_up_start=r"^[\W_]*(?:qu'en est-il de|qu'en est-il|et pour|et si|et concernant"
+    r"|quid de|et|mais|aussi|alors|donc)\b",
+    # "Combien de temps cela prend-il ?". Not "le", "la", "les": articles too.
+    follow_up_words=r"\b(?:ca|cela|ceci|celui|celle|ceux|celles|cet|cette|ces|il|elle|ils"
+    r"|elles|leur|leurs)\b",
 )
 
 #: The languages with phrases and wording of their own, in the order ties go.
@@ -307,8 +402,32 @@ def _whole_message(alternatives: str) -> re.Pattern[str]:
 
 
 def _phrase_pattern(phrases: list[str]) -> str:
-    """Plain phrases (folded, whitespace-tolerant) as regex alternatives."""
-    return "|".join(r"\s+".join(map(re.escape, fold(p).split())) for p in phrases if p.split())
+    """Plain phrases (folded, whitespace-tolerant) as regex alternatives, the longest first
+    (so that "and what about" is tried before "and")."""
+    ordered = sorted((p for p in phrases if p.split()), key=lambda p: -len(fold(p)))
+    return "|".join(r"\s+".join(map(re.escape, fold(p).split())) for p in ordered)
+
+
+#: The most words a message of small talk ("thank you so much, that helps, bye") or a pick
+#: from a clarifying question ("yes I meant the second one please") has. Longer messages are
+#: not tried: the whole-message patterns backtrack exponentially on a phrase repeated ("bye bye
+#: bye ... x": 40 words held a server thread for a minute, 50 for an hour).
+MAX_PHRASE_WORDS = 16
+
+
+def _words_of(folded: str, count: int) -> int:
+    """Where the first ``count`` word runs of ``folded`` end."""
+    end = 0
+    for end_match, _ in zip(re.finditer(r"\w+", folded), range(count), strict=False):
+        end = end_match.end()
+    return end
+
+
+def _generic_choice(words: str) -> str:
+    """A pick pattern for a language without a built-in one: its number or ordinal, with the
+    KB's ``choice_words`` (articles, "option", "please") before and after it."""
+    filler = rf"(?:{words})" if words else "(?!)"
+    return rf"^[\W_]*(?:{filler}[\W_]*)*(?P<pick>{PICK})(?:[\W_]+{filler})*[\W_]*$"
 
 
 @dataclass
@@ -320,6 +439,13 @@ class LanguageConfig:
     person_phrases: dict[str, list[str]] = field(default_factory=dict)
     talk_phrases: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     function_words: dict[str, list[str]] = field(default_factory=dict)
+    #: Ordinal words of the KB's own (``{"it": {"secondo": 2, "ultimo": LAST}}``).
+    ordinals: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Words around a pick ("l'", "opzione", "per favore"), for a reply such as "l'opzione 2".
+    choice_words: dict[str, list[str]] = field(default_factory=dict)
+    #: Phrases that start a follow-up ("e", "e invece"), and words that point back ("questo").
+    follow_up_starts: dict[str, list[str]] = field(default_factory=dict)
+    follow_up_words: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._compile()
@@ -328,8 +454,14 @@ class LanguageConfig:
         # Languages in the order a message is checked: the KB's own first, so that "ok" or
         # "merci" (German in Switzerland, and French) is read in the KB's language.
         defined = set(BUILT_IN) | set(self.texts) | set(self.person_phrases)
-        defined |= set(self.talk_phrases) | set(self.function_words)
+        defined |= set(self.talk_phrases) | set(self.function_words) | set(self.ordinals)
+        defined |= set(self.choice_words) | set(self.follow_up_starts) | set(self.follow_up_words)
         self.order = list(dict.fromkeys([*self.languages, *BUILT_IN, *sorted(defined)]))
+        self._choice: list[tuple[re.Pattern[str], dict[str, int]]] = []
+        self._follow_start: list[re.Pattern[str]] = []
+        self._follow_words: list[re.Pattern[str]] = []
+        for code in self.order:
+            self._compile_cues(code, BUILT_IN.get(code))
         self._person: dict[str, re.Pattern[str]] = {}
         self._talk: dict[str, re.Pattern[str]] = {}
         self._kinds: dict[str, dict[str, re.Pattern[str]]] = {}
@@ -352,6 +484,65 @@ class LanguageConfig:
                     kind: re.compile(rf"(?:^|[\W_])(?:{p})(?=$|[\W_])") for kind, p in kinds.items()
                 }
 
+    def _compile_cues(self, code: str, built: Phrases | None) -> None:
+        """``code``'s patterns for a pick from a clarifying question and for a follow-up: the
+        built-in pack's, and the KB's own words."""
+        numbers = dict(built.ordinals) if built else {}
+        numbers |= {fold(word): n for word, n in self.ordinals.get(code, {}).items()}
+        words = sorted(numbers, key=len, reverse=True)  # "erster" before "erste"
+        picks = "|".join([r"\d{1,2}", *map(re.escape, words)])
+        templates = [built.choice] if built and built.choice else []
+        own = _phrase_pattern(self.choice_words.get(code, []))
+        if own or (numbers and not templates):
+            templates.append(_generic_choice(own))
+        for template in templates:
+            self._choice.append((re.compile(template.replace(PICK, picks)), numbers))
+        starts = [built.follow_up_start] if built and built.follow_up_start else []
+        own = _phrase_pattern(self.follow_up_starts.get(code, []))
+        if own:
+            starts.append(rf"^[\W_]*(?:{own})(?=$|[\W_])")
+        self._follow_start += [re.compile(p) for p in starts]
+        pointing = [built.follow_up_words] if built and built.follow_up_words else []
+        own = _phrase_pattern(self.follow_up_words.get(code, []))
+        if own:
+            pointing.append(rf"(?:^|(?<=[\W_]))(?:{own})(?=$|[\W_])")
+        self._follow_words += [re.compile(p) for p in pointing]
+
+    def choice(self, reply: str) -> int | None:
+        """The option a reply to a clarifying question picks by its number or an ordinal, in
+        any language: 1-based, :data:`LAST` for "the last one"; ``None`` for any other reply
+        ("the second one", "la segunda", "die zweite", "le deuxième", "#2")."""
+        text = " ".join(fold(reply).split())
+        if len(text.split()) > MAX_PHRASE_WORDS:
+            return None
+        for pattern, numbers in self._choice:
+            found = pattern.match(text)
+            if found:
+                pick = found["pick"]
+                return int(pick) if pick.isdigit() else numbers[pick]
+        return None
+
+    def follow_up_start(self, question: str) -> int:
+        """How many words at the start of ``question`` only say that it follows on ("and",
+        "what about", "¿y qué tal", "und was ist mit"); 0 when none do."""
+        text = fold(question)
+        longest = max((len(m[0]) for p in self._follow_start if (m := p.match(text))), default=0)
+        return len(re.findall(r"\w+", text[:longest]))
+
+    def points_back(self, question: str) -> bool:
+        """Whether ``question`` holds a word that points back at the conversation ("it",
+        "eso", "devolverlo", "dafür", "cela")."""
+        text = fold(question)
+        return any(p.search(text) for p in self._follow_words)
+
+    def without_follow_up_start(self, question: str) -> str:
+        """``question`` without the words that only say it follows on
+        (:meth:`follow_up_start`), and the blanks and commas after them."""
+        count = self.follow_up_start(question)
+        if not count:
+            return question
+        return question[_words_of(question, count) :].strip(" ,")
+
     def asks_for_person(self, message: str) -> str | None:
         """The language in which ``message`` asks for a person, or ``None``."""
         text = fold(message)
@@ -361,6 +552,8 @@ class LanguageConfig:
         """``(kind, language)`` for a message made only of small-talk phrases of one language
         ("hi", "vielen Dank!", "merci, au revoir"); ``None`` otherwise."""
         text = " ".join(fold(message).split())
+        if len(text.split()) > MAX_PHRASE_WORDS:
+            return None
         for code, whole in self._talk.items():
             if whole.match(text):
                 # A goodbye ends the conversation whatever came before it; thanks outrank "ok".
@@ -409,6 +602,16 @@ class LanguageConfig:
             ("person_phrases", self.person_phrases),
             ("small_talk", self.talk_phrases),
             ("function_words", self.function_words),
+            (
+                "ordinals",
+                {
+                    code: {w: "last" if n == LAST else n for w, n in words.items()}
+                    for code, words in self.ordinals.items()
+                },
+            ),
+            ("choice_words", self.choice_words),
+            ("follow_up_starts", self.follow_up_starts),
+            ("follow_up_words", self.follow_up_words),
         ):
             if value:
                 out[key] = value
@@ -438,6 +641,7 @@ def parse_language_config(data: dict[str, Any], path: Path) -> LanguageConfig:
     """A :class:`LanguageConfig` from ``language.json``'s object; anything unknown or of the
     wrong kind is one error naming the file and the key."""
     known = {"languages", "texts", "person_phrases", "small_talk", "function_words"}
+    known |= {"ordinals", "choice_words", "follow_up_starts", "follow_up_words"}
     extra = sorted(set(data) - known)
     if extra:
         raise _problem(path, extra[0], f"unknown key (known: {', '.join(sorted(known))})")
@@ -484,7 +688,25 @@ def parse_language_config(data: dict[str, Any], path: Path) -> LanguageConfig:
         c: _strings(path, f"function_words.{c}", v)
         for c, v in by_language("function_words").items()
     }
-    return LanguageConfig(languages, texts, person, talk, words)
+    ordinals: dict[str, dict[str, int]] = {}
+    for code, numbers in by_language("ordinals").items():
+        if not isinstance(numbers, dict):
+            raise _problem(path, f"ordinals.{code}", 'expected an object such as {"secondo": 2}')
+        ordinals[code] = {}
+        for word, number in numbers.items():
+            where = f"ordinals.{code}.{word}"
+            if len(word.split()) != 1 or not re.fullmatch(r"\w+", fold(word)):
+                raise _problem(path, where, "expected one word")
+            if number == "last":
+                number = LAST
+            elif isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 99:
+                raise _problem(path, where, 'expected a number from 1 to 99, or "last"')
+            ordinals[code][word] = number
+    lists = {
+        name: {c: _strings(path, f"{name}.{c}", v) for c, v in by_language(name).items()}
+        for name in ("choice_words", "follow_up_starts", "follow_up_words")
+    }
+    return LanguageConfig(languages, texts, person, talk, words, ordinals, **lists)
 
 
 @lru_cache(maxsize=32)

@@ -14,7 +14,7 @@ from typing import Any
 from tunesmith.data.limits import lone_surrogate
 from tunesmith.errors import UserInputError
 from tunesmith.events import Event, make_sink, record, send
-from tunesmith_support.answer import Answer, Answerer, clean_question
+from tunesmith_support.answer import Answer, Answerer, clean_question, without_controls
 from tunesmith_support.conversations import Conversations
 
 HANDOFF_KIND = "support.handoff"
@@ -245,11 +245,20 @@ class SupportService:
         helpful: bool | None = None,
         correct_id: str | None = None,
         note: str = "",
+        conversation_id: str | None = None,
     ) -> int:
-        """Store feedback on a turn; a correct id must be an entry of the KB."""
+        """Store feedback on a turn; a correct id must be an entry of the KB.
+        ``conversation_id``: the turn must be that conversation's (a public widget's visitor
+        rates their own turns only; :meth:`Conversations.add_feedback`)."""
+        if conversation_id is not None:
+            check_text(conversation_id, "conversation id")
         if not 0 < turn_id <= MAX_ROW_ID:
-            raise UserInputError(f"no turn {turn_id} in {self.conversations.store.path}")
+            where = "this conversation" if conversation_id is not None else None
+            raise UserInputError(f"no turn {turn_id} in {where or self.conversations.store.path}")
         check_text(note, "note")
+        # Control characters and bidirectional overrides go, as from questions: an agent reads
+        # notes in the demo's table.
+        note = without_controls(note)[0]
         if len(note) > MAX_NOTE_CHARS:
             raise UserInputError(
                 f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept"
@@ -259,5 +268,9 @@ class SupportService:
                 f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}"
             )
         return self.conversations.add_feedback(
-            turn_id, helpful=helpful, correct_id=correct_id, note=note
+            turn_id,
+            helpful=helpful,
+            correct_id=correct_id,
+            note=note,
+            conversation_id=conversation_id,
         )
