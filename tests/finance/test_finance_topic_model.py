@@ -172,6 +172,18 @@ def test_train_names_topics_when_a_sentiment_file_has_several_labels_per_text(cl
     assert sep.exit_code != 0 and "--label-sep goes with --topics" in sep.output
 
 
+def test_train_topics_refuses_a_json_list_in_a_csv_cell_naming_its_row(cli, tmp_path):
+    """docs/finance.md offered "a JSON list" for several topics: in a CSV cell that is text, and
+    '["energy", "macro"]' trained a topic of that very name."""
+    rows = [("oil output", "energy"), ("oil bank", '["energy", "macro"]')] * 3
+    data = _write_csv(tmp_path / "topics.csv", ["text", "topic"], rows)
+    result = cli("finance", "train", "--topics", "--data", str(data), "--label-col", "topic",
+                 "--out", str(tmp_path / "m"))  # fmt: skip
+    assert result.exit_code != 0
+    assert "topics.csv:3, column 'topic'" in result.output and "--label-sep" in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_the_dashboard_shows_a_scored_text_with_the_topic_models_topics(
     tiny_model, topic_model, tmp_path
 ):

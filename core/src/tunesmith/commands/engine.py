@@ -557,9 +557,18 @@ def train_command(
         help="auto | on | off: add each label's name as a training example "
         "(auto: few-shot single-label data whose label names read as words).",
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue an interrupted run from its last checkpoint: the same command plus "
+        "--resume ends with the uninterrupted run's model (docs/cli.md).",
+    ),
     save_steps: int | None = typer.Option(
-        None, "--save-steps", help="Checkpoint every N steps (default: every epoch)."
+        None,
+        "--save-steps",
+        help="Also a checkpoint every N steps, for --resume only: evaluations and the model "
+        "stay as they are (default: a checkpoint after each held-out evaluation, else about "
+        "every 200 steps).",
     ),
     tensorboard: bool = typer.Option(
         False, "--tensorboard", help="Write TensorBoard logs into the model directory."

@@ -70,13 +70,20 @@ def _show(deliveries: list[Any], as_json: bool) -> None:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
+#: The tables hide a webhook URL's path and query (its token); the JSON keeps the whole sink.
+JSON_HELP = "Print one JSON list of deliveries (sinks whole: the table hides a webhook's path)."
+
+
 @group.command("list")
 def list_command(
     outbox: Path | None = typer.Option(None, "--outbox", help=OUTBOX_HELP),
     status: str | None = typer.Option(None, "--status", help=STATUS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON list of deliveries."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Every delivery in the outbox, oldest first: event, sink, status, attempts, last error."""
+    """Every delivery in the outbox, oldest first: event, sink, status, attempts, last error.
+
+    The table hides a webhook URL's path and query, where services keep their token; --json
+    shows the whole sink, as `events retry --allow-sink` takes it."""
     from tunesmith.events import list_deliveries
 
     _check_status(status)
@@ -89,7 +96,7 @@ def tail_command(
     lines: int = typer.Option(10, "-n", "--lines", min=1, help="How many deliveries to show."),
     outbox: Path | None = typer.Option(None, "--outbox", help=OUTBOX_HELP),
     status: str | None = typer.Option(None, "--status", help=STATUS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON list of deliveries."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """The newest deliveries (default 10), oldest of them first."""
     from tunesmith.events import list_deliveries

@@ -25,6 +25,7 @@ from tunesmith_finance.deferred import DeferredModel
 from tunesmith_finance.detector import Detection, SurgeDetector
 from tunesmith_finance.documents import resolve_zone
 from tunesmith_finance.trends import (
+    WEEK,
     bucket_counts,
     bucket_origin,
     bucket_start,
@@ -409,6 +410,35 @@ def known_alert_ids(db: Any) -> set[str]:
     return {r["id"] for r in db.query("SELECT id FROM finance_alerts")}
 
 
+def thursday_week_windows(db: Any, detector: Any, by: str) -> dict[str, list[tuple[float, float]]]:
+    """Per key, the windows of stored alerts that an earlier tunesmith found on weeks counted
+    from Thursday 1970-01-01 (a window of whole weeks starting at Thursday 00:00 on its
+    zone's clock); empty unless ``detector`` counts in whole weeks.
+
+    Why: weeks now start on Monday, so the same surge comes out in a window three or four days
+    away, with another id and beyond any cool-down: without this, the first `alerts` after the
+    upgrade sent every stored week alert again."""
+    if not bucket_origin(detector.bucket):
+        return {}
+    windows: dict[str, list[tuple[float, float]]] = {}
+    for row in db.query(
+        "SELECT key, window_start, window_end, tz FROM finance_alerts "
+        "WHERE kind = ? AND detector = ?",
+        (by, detector.name),
+    ):
+        start, end = float(row["window_start"]), float(row["window_end"])
+        wall = local_seconds(start, resolve_zone(row["tz"] or "UTC", "tz"))
+        if (end - start) % WEEK == 0 and wall % WEEK == 0:
+            windows.setdefault(row["key"], []).append((start, end))
+    return windows
+
+
+def _overlaps(detection: Detection, windows: list[tuple[float, float]]) -> bool:
+    return any(
+        detection.window_start < end and start < detection.window_end for start, end in windows
+    )
+
+
 def run_alerts(
     db: Any,
     *,
@@ -443,6 +473,7 @@ def run_alerts(
         detector = SurgeDetector(prior=prior if prior is not None else 0.2)
     seen = known_alert_ids(db)
     stored_ends = stored_window_ends(db, detector, options.by)
+    thursday_weeks = thursday_week_windows(db, detector, options.by)
     new = []
     # The detector itself keeps out of the stored alerts' cool-downs (the same surge found a
     # bucket earlier or later by an earlier run): filtering its detections afterwards would let
@@ -451,6 +482,8 @@ def run_alerts(
     for detection in found:
         if alert_id(detector, options.by, detection) in seen:
             continue
+        if _overlaps(detection, thursday_weeks.get(detection.key, [])):
+            continue  # alerted already, in the week from Thursday it was found in
         alert = build_alert(db, detection, detector=detector, options=options, model=model)
         if not store_alert(db, alert, None):
             continue

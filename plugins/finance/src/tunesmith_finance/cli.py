@@ -48,7 +48,9 @@ TOPIC_THRESHOLD = typer.Option(
 
 # The surge detector's settings, the same flags for alerts, watch --alerts and replay.
 BY = typer.Option("topic", "--by", help="topic | ticker | all.")
-BUCKET = typer.Option("1h", "--bucket", help="Step of the rolling window.")
+BUCKET = typer.Option(
+    "1h", "--bucket", help="Step of the rolling window: 15m, 1h, 1d, 1w (from Monday), ..."
+)
 WINDOW = typer.Option(3, "--window", help="Window length in buckets.")
 HALF_LIFE = typer.Option("24h", "--half-life", help="Half-life of the EWMA baseline.")
 MIN_VOLUME = typer.Option(8, "--min-volume", help="Fewest documents in a window.")
@@ -229,8 +231,8 @@ def train_command(
         False,
         "--topics",
         help="Train a topic classifier (any labels) instead of a sentiment model; use it with "
-        "`ingest --topic-model`. Several topics per text (a JSON list, or --label-sep) train a "
-        "multi-label one.",
+        "`ingest --topic-model`. Several topics per text (a list in JSONL/JSON/Parquet, or a "
+        "cell split with --label-sep) train a multi-label one.",
     ),
     label_sep: str | None = typer.Option(
         None,
@@ -259,6 +261,20 @@ def train_command(
     if label_sep is not None and not topics:
         raise UserInputError("--label-sep goes with --topics: a sentiment model takes one label")
     dataset = load_text_dataset(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
+    listed = [
+        (row, label)
+        for row, labels in zip(dataset.rows, dataset.labels, strict=True)
+        for label in labels
+        if label.startswith("[") and label.endswith("]")
+    ]
+    if topics and not dataset.multilabel and listed:
+        # A CSV cell is text: '["banking", "macro"]' trained a topic of that name.
+        row, label = listed[0]
+        raise UserInputError(
+            f"{data}:{row}, column '{label_col}': the label {label} is a list written in one "
+            "text cell, which reads as one topic; give several topics as a list in a JSONL "
+            "file, or in one cell split with --label-sep ('banking|macro' with --label-sep '|')"
+        )
     if not topics:
         if dataset.multilabel:
             # The engine's message would point to `--task multilabel`, which this command has
@@ -582,7 +598,9 @@ def trends_command(
     db: Path = typer.Option(..., "--db", help=READ_DB_HELP),
     by: str = typer.Option("topic", "--by", help="topic | ticker | all."),
     bucket: str = typer.Option(
-        "1h", "--bucket", help="Bucket size: 15m, 1h, 1d, ... (cut on the --tz clock)."
+        "1h",
+        "--bucket",
+        help="Bucket size: 15m, 1h, 1d, 1w, ... (cut on the --tz clock; weeks from Monday).",
     ),
     key: str | None = typer.Option(None, "--key", help="Only this topic or ticker."),
     since: str | None = typer.Option(
@@ -832,7 +850,11 @@ def replay_command(
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
-    step: str = typer.Option("1h", "--step", help="Simulated time per step (also the bucket)."),
+    step: str = typer.Option(
+        "1h",
+        "--step",
+        help="Simulated time per step, also the bucket (1h, 1d, 1w from Monday, ...).",
+    ),
     speed: float = typer.Option(
         0.0,
         "--speed",

@@ -84,5 +84,11 @@ def item_nouns(meta: dict[str, Any] | None) -> tuple[str, str]:
     meta = meta or {}
     one, many = meta.get("item_noun"), meta.get("item_noun_plural")
     if isinstance(one, str) and isinstance(many, str) and one and many:
+        if many == f"{one}s" and one.casefold().endswith("s"):
+            # Written before a lone plural was refused: `--item-noun novels` was stored with
+            # the plural "novelss" (and "series" with "seriess"). The word as typed stands for
+            # both unless its plural is known: it may be a plural ("novels") or a singular
+            # ("bus"). `train --item-noun novel` records the pair.
+            return one, plural(one) or one
         return one, many
     return ITEM_NOUN, f"{ITEM_NOUN}s"

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from starlette.requests import Request  # here: FastAPI resolves /docs' annotation in globals
 
 from tunesmith.errors import UserInputError
 from tunesmith.store import StoreError
@@ -374,7 +375,7 @@ def create_app(
     a browser (checked by :func:`~tunesmith_support.api_access.check_origin`). Feedback must
     name the turn's conversation with ``feedback_needs_conversation``, and whenever there are
     ``cors_origins``: the visitors of a public page are strangers to each other."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse

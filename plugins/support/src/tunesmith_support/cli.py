@@ -130,12 +130,16 @@ def calibrate_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Fit the confidence and the answer/clarify thresholds on labelled held-out questions."""
-    from tunesmith_support.kbindex import kb_entries
+    from tunesmith_support.kbindex import kb_entries, renamed_ids
     from tunesmith_support.learning import calibrate_kb, read_labelled
 
     # The ids only: calibrate_kb loads the encoder, once (it was loaded here too).
     rows = read_labelled(
-        data, {e.id for e in kb_entries(kb)}, question_col=question_col, answer_col=answer_col
+        data,
+        {e.id for e in kb_entries(kb)},
+        question_col=question_col,
+        answer_col=answer_col,
+        renamed=renamed_ids(kb),
     )
     with _kb_writer(kb):
         calibration = calibrate_kb(kb, rows, target_precision=target_precision, lexical=lexical)
@@ -441,11 +445,14 @@ def eval_command(
     """Retrieval (hit@1, hit@5, MRR), decisions and calibration on labelled questions."""
     from tunesmith_support.answer import Answerer
     from tunesmith_support.evaluate import evaluate, follow_up_report
+    from tunesmith_support.kbindex import renamed_ids
     from tunesmith_support.learning import read_conversations, read_labelled
 
     answerer = Answerer(kb)
     known = set(answerer.scorer.position)
-    rows = read_labelled(data, known, question_col=question_col, answer_col=answer_col)
+    rows = read_labelled(
+        data, known, question_col=question_col, answer_col=answer_col, renamed=renamed_ids(kb)
+    )
     questions, expected = [r.question for r in rows], [r.answer_id for r in rows]
     result = evaluate(answerer, questions, expected)
     if follow_ups is not None:
@@ -467,7 +474,7 @@ def export_feedback_command(
     """Write confirmed (question, answer id) pairs from feedback, for the next `support train`."""
     from tunesmith.io import check_output_file, check_writable_dir
     from tunesmith_support.conversations import Conversations
-    from tunesmith_support.kbindex import kb_entries
+    from tunesmith_support.kbindex import kb_entries, renamed_ids
 
     # A folder, or a path under a file, is one line before any work (not a rename traceback);
     # an existing file is kept unless --force (an earlier export, or a hand-edited history
@@ -477,7 +484,7 @@ def export_feedback_command(
     known = {e.id for e in kb_entries(kb)}  # no encoder: nothing is encoded
     log = Conversations.open(stored_db(kb, db))
     try:
-        n = log.export_feedback(out, known)
+        n = log.export_feedback(out, known, renamed_ids(kb))
     finally:
         log.close()
     typer.echo(f"{out}: {n} questions with confirmed answers")

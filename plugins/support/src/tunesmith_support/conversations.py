@@ -262,7 +262,9 @@ class Conversations:
         )
         return [dict(row) for row in rows]
 
-    def training_rows(self, known_ids: set[str] | None = None) -> list[dict[str, str]]:
+    def training_rows(
+        self, known_ids: set[str] | None = None, renamed: dict[str, str] | None = None
+    ) -> list[dict[str, str]]:
         """``(question, answer_id)`` pairs that feedback confirms.
 
         The question is what the customer typed (``asked`` in :meth:`feedback`), never the text
@@ -272,8 +274,9 @@ class Conversations:
         as `ask` does before it adds the topic. A pick from a clarifying question ("2") stands
         for the question it clarified.
         An agent's correct id wins (the newest one), even over a later rating; otherwise the
-        turn's newest rating decides, and helpful confirms the entry it answered with. Ids no
-        longer in the KB are left out.
+        turn's newest rating decides, and helpful confirms the entry it answered with. An id
+        the KB gave a new one (``renamed``, :func:`~tunesmith_support.kbindex.renamed_ids`) is
+        written as the new one; ids no longer in the KB are left out.
         """
         corrected: dict[int, dict[str, Any]] = {}
         rated: dict[int, dict[str, Any]] = {}
@@ -290,6 +293,7 @@ class Conversations:
             else:
                 row = rated[turn_id]
                 answer_id = row["entry_id"] if row["helpful"] == 1 else None
+            answer_id = (renamed or {}).get(answer_id, answer_id)
             if not answer_id or (known_ids is not None and answer_id not in known_ids):
                 continue
             # A pick whose clarifying question is gone (never, short of editing the log) falls
@@ -298,9 +302,14 @@ class Conversations:
             out.append({"question": question, "answer_id": answer_id})
         return out
 
-    def export_feedback(self, out: str | Path, known_ids: set[str] | None = None) -> int:
+    def export_feedback(
+        self,
+        out: str | Path,
+        known_ids: set[str] | None = None,
+        renamed: dict[str, str] | None = None,
+    ) -> int:
         """Write the training rows as CSV (``question,answer_id``); returns how many."""
-        rows = self.training_rows(known_ids)
+        rows = self.training_rows(known_ids, renamed)
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, ["question", "answer_id"], lineterminator="\n")
         writer.writeheader()

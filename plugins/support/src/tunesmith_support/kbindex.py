@@ -60,6 +60,8 @@ class IndexReport:
     #: Empty files of a source folder that were left out, each with why
     #: (``"faq/new.csv: the FAQ file has no rows"``).
     skipped: list[str] = field(default_factory=list)
+    #: Entries that kept their content under a new id, old id -> new id (:func:`renamed_ids`).
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         text = (
@@ -68,6 +70,13 @@ class IndexReport:
         )
         if self.skipped:
             text += f"; skipped {len(self.skipped)} empty file(s): {'; '.join(self.skipped)}"
+        if self.renamed:
+            shown = ", ".join(f"{a} -> {b}" for a, b in list(self.renamed.items())[:5])
+            more = f" and {len(self.renamed) - 5} more" if len(self.renamed) > 5 else ""
+            text += (
+                f"; {len(self.renamed)} entries have new ids ({shown}{more}): feedback and "
+                "labelled files naming the old ids are read as the new ones"
+            )
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -423,6 +432,11 @@ def build_index(
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     )
+    renamed = _renamed(entries, old, old_sources, removed)
+    if renamed:
+        # Earlier renames follow this one (a -> b, then b -> c: a -> c).
+        earlier = {a: renamed.get(b, b) for a, b in renamed_ids(out).items()}
+        meta[RENAMED_KEY] = {**earlier, **renamed}
     atomic_write_json(out / META, meta)
     added = sum(1 for e in changed if e.id not in old)
     return IndexReport(
@@ -433,7 +447,41 @@ def build_index(
         entries=len(entries),
         encoder=encoder_name,
         skipped=skipped,
+        renamed=renamed,
     )
+
+
+#: ``kb.json``'s record of entries that kept their content under a new id (old -> new).
+RENAMED_KEY = "renamed_ids"
+
+
+def _renamed(
+    entries: list[Entry], old: dict[str, str], old_sources: dict[str, str], removed: list[str]
+) -> dict[str, str]:
+    """Old id -> new id of each removed entry whose content (and file) came back under exactly
+    one new id: a heading id made by a newer rule (``garantie#gr-e`` -> ``garantie#größe``)."""
+    gone: dict[tuple[str, str], list[str]] = {}
+    for entry_id in removed:
+        gone.setdefault((old[entry_id], old_sources.get(entry_id, "")), []).append(entry_id)
+    came: dict[tuple[str, str], list[str]] = {}
+    for e in entries:
+        if e.id not in old:
+            came.setdefault((e.content_hash, e.source), []).append(e.id)
+    return {
+        ids[0]: came[key][0]
+        for key, ids in gone.items()
+        if len(ids) == 1 and len(came.get(key, [])) == 1
+    }
+
+
+def renamed_ids(kb_dir: str | Path) -> dict[str, str]:
+    """Old id -> new id of the KB's entries that a re-index gave new ids (``kb.json``), so that
+    feedback and labelled files written before are read with the ids the KB has now."""
+    path = Path(kb_dir) / META
+    recorded = read_json_object(path).get(RENAMED_KEY) if path.exists() else None
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(a): str(b) for a, b in recorded.items() if isinstance(b, str)}
 
 
 def new_encoder_dir(kb_dir: str | Path) -> Path:

@@ -36,6 +36,7 @@ from tunesmith_support.kbindex import (
     open_index,
     read_meta,
     reencode,
+    renamed_ids,
     stored_entries,
 )
 from tunesmith_support.languages import read_language_config
@@ -61,8 +62,11 @@ def read_labelled(
     *,
     question_col: str = "question",
     answer_col: str = "answer_id",
+    renamed: dict[str, str] | None = None,
 ) -> list[Labelled]:
-    """Labelled questions from CSV/JSONL/Parquet files; an unknown answer id is an error."""
+    """Labelled questions from CSV/JSONL/Parquet files; an unknown answer id is an error, an
+    id the KB gave a new one (``renamed``: :func:`~tunesmith_support.kbindex.renamed_ids`) is
+    read as the new one."""
     out: list[Labelled] = []
     for path in map(Path, paths):
         if not path.exists():
@@ -80,6 +84,7 @@ def read_labelled(
             line = int(row.get(ROW_KEY) or 0)
             question = str(row.get(question_col) or "").strip()
             answer_id = str(row.get(answer_col) or "").strip()
+            answer_id = (renamed or {}).get(answer_id, answer_id)
             if not question:
                 raise DataError("empty question", path=path, row=line, column=question_col)
             if answer_id and answer_id not in known_ids:
@@ -203,7 +208,13 @@ def train_kb(
         check_members(classifier_members, "full")
     index = open_index(kb_dir, load_encoder(kb_dir))
     entries = {e.id: e for e in stored_entries(index)}
-    rows = read_labelled(data, set(entries), question_col=question_col, answer_col=answer_col)
+    rows = read_labelled(
+        data,
+        set(entries),
+        question_col=question_col,
+        answer_col=answer_col,
+        renamed=renamed_ids(kb_dir),
+    )
     train_rows, held_rows = split_held_out(rows, held_out, seed)
     if not any(r.answer_id for r in train_rows):
         raise UserInputError("no training questions with an answer id after holding out")

@@ -25,6 +25,7 @@ from tunesmith.engine.ensemble import load_ensemble, mean_probabilities
 from tunesmith.io import atomic_open
 from tunesmith.retrieval import Encoder
 from tunesmith_support.kb import Entry
+from tunesmith_support.kbindex import renamed_ids
 from tunesmith_support.languages import lexical_tokens, stopwords
 
 #: The intent classifier's label for questions the KB cannot answer (never an entry id).
@@ -127,7 +128,10 @@ class IntentModel:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.models = load_ensemble(str(directory))
-        self.labels = list(self.models[0].labels)
+        # Labels are the ids the KB had when it was trained; one a re-index renamed
+        # (``KB/kb.json``, this folder's parent) scores the entry under its new id.
+        renamed = renamed_ids(self.directory.parent)
+        self.labels = [renamed.get(label, label) for label in self.models[0].labels]
         stored = self.directory / EXAMPLES_FILE
         self.examples: np.ndarray | None = np.load(stored) if stored.exists() else None
         self._encoder: Encoder | None = None  # the first member's, made on first use

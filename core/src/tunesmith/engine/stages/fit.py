@@ -4,6 +4,7 @@ data, checkpoints for ``--resume`` and the plugins' callbacks."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -102,11 +103,7 @@ def run(state: Training) -> None:
         f"{resolved.total_parameters:,} parameters trainable"
     )
     if state.resume_from and not any(Path(state.resume_from).glob(f"{EPOCH_ORDER_STEM}*")):
-        state.log(
-            f"--resume: {Path(state.resume_from).name} was written by an earlier tunesmith, "
-            "which did not record its epoch's data order: if it was saved in mid-epoch, the "
-            "rest of that epoch comes in another order than the interrupted run's"
-        )
+        state.log(earlier_checkpoint_note(Path(state.resume_from)))
     figures = _train(trainer, state.resume_from, run.work_path)
     if snapshots is not None:
         state.epoch_snapshots = list(snapshots.snapshots)
@@ -122,6 +119,37 @@ def run(state: Training) -> None:
     resolved.best_checkpoint_metric = figures.get("best_checkpoint_metric")
     resolved.best_checkpoint_step = figures.get("best_checkpoint_step")
     state.trainer, state.held_set, state.has_eval = trainer, held_set, has_eval
+
+
+def earlier_checkpoint_note(checkpoint: Path) -> str:
+    """What ``--resume`` says of a checkpoint an earlier tunesmith wrote (no
+    :data:`EPOCH_ORDER_FILE`): the rest of its epoch comes in another order, and, when that run
+    was evaluated every ``--save-steps`` steps as tunesmith did then, that its evaluations stand
+    (the best checkpoint may be one of them) while the rest of the run is evaluated per epoch."""
+    note = (
+        f"--resume: {checkpoint.name} was written by an earlier tunesmith, which did not record "
+        "its epoch's data order: if it was saved in mid-epoch, the rest of that epoch comes in "
+        "another order than the interrupted run's"
+    )
+    try:
+        trainer_state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        evaluated = [
+            entry
+            for entry in trainer_state.get("log_history", [])
+            if "eval_loss" in entry and not float(entry.get("epoch") or 0).is_integer()
+        ]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return note  # the Trainer itself reports a checkpoint it cannot read
+    if not evaluated:
+        return note
+    best = trainer_state.get("best_model_checkpoint")
+    best_step = f" (now {Path(best).name})" if isinstance(best, str) else ""
+    return (
+        f"{note}; and it was evaluated every {trainer_state.get('eval_steps')} steps, as "
+        "--save-steps did then: those evaluations stand, so the best checkpoint may be one of "
+        f"them{best_step}, and from here the model is evaluated at each epoch's end. For the "
+        "model today's tunesmith trains, run the command again with --force instead of --resume"
+    )
 
 
 def _checkpoint_step(checkpoint: str | None) -> int | None:
