@@ -772,3 +772,16 @@ def test_events_cli_table_hides_a_webhook_token_that_json_keeps_whole(tmp_path, 
         assert "webhook:http://127.0.0.1:9/<hidden " in table.stdout
     listed = cli("events", "list", "--outbox", str(outbox), "--json")
     assert [row["sink"] for row in json.loads(listed.stdout)] == [url]
+
+
+def test_events_cli_retry_shows_a_still_failing_webhook_without_its_token(tmp_path, cli):
+    """A delivery that fails again is listed on stderr as the table shows its sink: a
+    Slack-style token in the URL's path stays off the screen."""
+    outbox = tmp_path / "o.sqlite"
+    url = "webhook:http://127.0.0.1:9/services/T000/B000/SECRETTOKEN"
+    emit(Event(kind="alert", message="m"), [url], outbox=outbox, retry=fast(1))
+
+    again = cli("events", "retry", "--outbox", str(outbox), "--tries", "1")
+    assert again.exit_code == 1 and "1 delivery still failing" in again.output
+    assert "webhook:http://127.0.0.1:9/<hidden " in again.output
+    assert "SECRETTOKEN" not in again.output

@@ -133,7 +133,7 @@ def retry_command(
     Only to sinks this setup recorded them for ($TUNESMITH_HOME/outbox.key marks each one) and
     stdout: a delivery of an outbox made elsewhere stays unsent unless --allow-sink names it.
     """
-    from tunesmith.events import STATUSES, RetryPolicy, retry
+    from tunesmith.events import STATUSES, RetryPolicy, retry, shown_sink
 
     if status not in STATUSES or status == "delivered":
         raise UserInputError(f"--status must be failed or pending, got {status!r}")
@@ -167,7 +167,9 @@ def retry_command(
     else:
         typer.echo(f"re-sent {delivered} deliveries; {len(failed)} still failing")
         for event, sink, error in failed:
-            typer.echo(f"  {event[:12]} {sink}: {error}", err=True)
+            # The sink as the table shows it; a refusal's error names it whole, for
+            # --allow-sink (the user's consent to exactly that URL).
+            typer.echo(f"  {event[:12]} {shown_sink(sink)}: {error}", err=True)
     if failed:
         noun = "delivery" if len(failed) == 1 else "deliveries"
         raise TunesmithError(
