@@ -283,7 +283,7 @@ class JsonOnly:
     """ASGI middleware: a POST whose ``Content-Type`` is not JSON is a 415 with one line in
     ``detail``. A browser sends a body without Content-Type (``fetch`` with a Blob), or as
     ``text/plain`` or a form, from any web page without a CORS preflight: a page the operator
-    visits could ask questions (hand-offs) and send feedback that ``support learn`` trains on.
+    visits could ask questions (hand-offs) and send feedback that ``support train`` learns from (after ``export-feedback``).
     FastAPI refuses these itself only since 0.132, and gradio>=5 allows older ones."""
 
     def __init__(self, app: Any) -> None:
