@@ -159,3 +159,42 @@ def test_cli_reference_lists_every_command_of_each_plugin(group):
     listed = re.search(rf"^\| `tunesmith {group} ([\w\\|-]+)`", text, re.M)
     assert listed, f"docs/cli.md has no row for `tunesmith {group}`"
     assert set(listed.group(1).split("\\|")) == set(plugin_group(group).commands)
+
+
+def flags_not_named(commands: dict, text: str, prefix: str) -> list[str]:  # type: ignore[type-arg]
+    """The options of ``commands`` (click commands or groups, by name) that ``text`` names in
+    none of their spellings (``-k`` or ``--top-k``)."""
+    missing = []
+    for name, command in commands.items():
+        if hasattr(command, "commands"):
+            missing += flags_not_named(command.commands, text, f"{prefix} {name}")
+            continue
+        for param in command.params:
+            spellings = [o for o in (*param.opts, *param.secondary_opts) if o.startswith("-")]
+            if not spellings or "--help" in spellings:
+                continue
+            if not any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", text) for o in spellings):
+                missing.append(f"{prefix} {name} {spellings[0]}")
+    return missing
+
+
+@pytest.mark.parametrize("group", sorted(PLUGIN_PAGES))
+def test_every_flag_of_a_plugin_command_is_named_on_its_docs_page(group):
+    """A flag `--help` shows must be findable on the page too; recommend demo's --host and
+    finance train's --allow-network were not."""
+    text = (ROOT / "docs" / PLUGIN_PAGES[group]).read_text(encoding="utf-8")
+    missing = flags_not_named(plugin_group(group).commands, text, group)
+    assert missing == [], f"docs/{PLUGIN_PAGES[group]} does not name: {missing}"
+
+
+def test_every_flag_of_a_core_command_is_named_in_the_cli_reference():
+    import typer
+
+    from tunesmith.cli import build_app
+
+    commands = dict(typer.main.get_command(build_app()).commands)
+    for group in PLUGIN_PAGES:
+        commands.pop(group, None)
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    missing = flags_not_named(commands, text, "tunesmith")
+    assert missing == [], f"docs/cli.md does not name: {missing}"

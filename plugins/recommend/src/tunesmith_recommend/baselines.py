@@ -42,15 +42,55 @@ def history_matrix(histories: Sequence[np.ndarray], n_items: int) -> Any:
     return matrix
 
 
-def cooccurrence(split: Split) -> Any:
-    """Sparse item-item cosine of the items' training user sets, zero diagonal."""
+#: At most this many of one user's items count towards co-occurrence: their latest. A shared
+#: "guest" account with half of a bookshop's events (tens of thousands of distinct books) made
+#: the item-item product quadratic in that one history; it passed 22 GB and the process was
+#: killed without a word. Item-kNN implementations cap or sample long histories the same way
+#: (Mahout's ``maxPrefsPerUser``). MovieTweetings' longest history has 110 items, so its figures
+#: do not move.
+COOC_MAX_HISTORY = 1000
+
+
+def _distinct_pairs(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each distinct (user, item) of the training events with its latest time, in (user, item)
+    order."""
+    n = np.int64(max(split.n_items, 1))
+    key = split.fit_users.astype(np.int64) * n + split.fit_items.astype(np.int64)
+    order = np.lexsort((split.fit_times, key))
+    key, times = key[order], np.asarray(split.fit_times, dtype=np.float64)[order]
+    last = np.ones(len(key), dtype=bool)
+    last[:-1] = key[1:] != key[:-1]
+    key, times = key[last], times[last]
+    return key // n, key % n, times
+
+
+def long_histories(split: Split, max_history: int = COOC_MAX_HISTORY) -> dict[int, int]:
+    """Users with more than ``max_history`` distinct training items: user -> how many."""
+    users, _, _ = _distinct_pairs(split)
+    per_user = np.bincount(users, minlength=split.n_users)
+    return {int(u): int(per_user[u]) for u in np.flatnonzero(per_user > max_history)}
+
+
+def cooccurrence(split: Split, max_history: int | None = COOC_MAX_HISTORY) -> Any:
+    """Sparse item-item cosine of the items' training user sets, zero diagonal.
+
+    A user counts with their latest ``max_history`` distinct items (None: all of them); the
+    product is quadratic in one history's length (see :data:`COOC_MAX_HISTORY`).
+    """
     from scipy.sparse import csr_matrix, diags
 
+    users, items, times = _distinct_pairs(split)
+    if max_history is not None and len(users):
+        # newest first within each user (ties: item order, lexsort is stable); keep the first
+        order = np.lexsort((-times, users))
+        users, items = users[order], items[order]
+        starts = np.searchsorted(users, users, side="left")
+        keep = np.arange(len(users)) - starts < max_history
+        users, items = users[keep], items[keep]
     users = csr_matrix(
-        (np.ones(len(split.fit_items), dtype=np.float32), (split.fit_users, split.fit_items)),
+        (np.ones(len(items), dtype=np.float32), (users, items)),
         shape=(split.n_users, split.n_items),
     )
-    users.data[:] = 1.0
     counts = np.asarray(users.sum(0)).ravel()
     norm = diags(1.0 / np.sqrt(np.maximum(counts, 1.0)).astype(np.float32))
     sim = (norm @ (users.T @ users) @ norm).tocsr()
@@ -104,9 +144,12 @@ class ItemKNN:
     name = "item_knn"
     id_based = True
 
+    def __init__(self, max_history: int | None = COOC_MAX_HISTORY):
+        self.max_history = max_history
+
     def fit(self, split: Split) -> ItemKNN:
         self.n_items = split.n_items
-        self.sim = cooccurrence(split)
+        self.sim = cooccurrence(split, self.max_history)
         return self
 
     def score(self, batch: Requests) -> np.ndarray:

@@ -45,6 +45,14 @@ TOWER_EPOCHS = typer.Option(5, "--tower-epochs", min=1, help="User-tower trainin
 MIN_EVENTS = typer.Option(
     3, "--min-events", min=3, help="Users with fewer events only train (at least 3)."
 )
+# the default of baselines.COOC_MAX_HISTORY (pipeline.Settings), kept literal for --help
+COOC_MAX_HISTORY = typer.Option(
+    1000,
+    "--cooc-max-history",
+    min=1,
+    help="Co-occurrence counts at most this many of one user's items, their latest (a shared "
+    "'guest' account's history made it quadratic).",
+)
 # --model as in every other command that reads a trained model; --model-dir kept as it was.
 MODEL_DIR = typer.Option(
     ..., "--model-dir", "--model", "-m", help="A model directory from `train`."
@@ -114,6 +122,7 @@ def _settings(
     min_events: int,
     allow_network: bool,
     baselines: bool = True,
+    cooc_max_history: int | None = None,
 ) -> Any:
     """Training settings, checked before any data is read or model loaded; ``baselines``:
     fit the baselines too (``eval`` compares them; ``train`` saves none of them)."""
@@ -131,6 +140,7 @@ def _settings(
         tower_epochs=tower_epochs,
         min_events=min_events,
         baselines=baselines,
+        **({} if cooc_max_history is None else {"cooc_max_history": cooc_max_history}),
     )
 
 
@@ -155,6 +165,7 @@ def train_command(
     encoder_epochs: float = ENCODER_EPOCHS,
     tower_epochs: int = TOWER_EPOCHS,
     min_events: int = MIN_EVENTS,
+    cooc_max_history: int = COOC_MAX_HISTORY,
     allow_network: bool = ALLOW_NETWORK,
     item_noun: str | None = ITEM_NOUN,
     as_json: bool = AS_JSON,
@@ -180,7 +191,7 @@ def train_command(
         # chosen on validation, as the ranker needs it.
         settings = _settings(
             model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
-            baselines=False,
+            baselines=False, cooc_max_history=cooc_max_history,
         )  # fmt: skip
         catalogue, found = _data(
             items, events, sample, id_col, title_col, text_cols, user_col, item_col, time_col,
@@ -275,6 +286,7 @@ def eval_command(
     encoder_epochs: float = ENCODER_EPOCHS,
     tower_epochs: int = TOWER_EPOCHS,
     min_events: int = MIN_EVENTS,
+    cooc_max_history: int = COOC_MAX_HISTORY,
     allow_network: bool = ALLOW_NETWORK,
     as_json: bool = AS_JSON,
 ) -> None:
@@ -284,8 +296,9 @@ def eval_command(
     from tunesmith_recommend.pipeline import evaluate, fit, headline
 
     settings = _settings(
-        model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network
-    )
+        model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
+        cooc_max_history=cooc_max_history,
+    )  # fmt: skip
     catalogue, found = _data(
         items,
         events,

@@ -24,8 +24,14 @@ DESCRIPTION = "Recommends items from their text and what users liked, with the r
 #: :attr:`tunesmith_recommend.model.HistoryWords.source`).
 INTRO = "Recommends {many} from their text and {source}, with the reasons."
 #: The modes' values (what a request sends); the page labels the second with the model's noun
-#: (:func:`mode_label`).
-MODES = ("A user", "Liked films", "A description")
+#: (:func:`mode_label`). Neutral: a bookshop's requests said "Liked films".
+MODES = ("A user", "Liked items", "A description")
+#: The second mode's value before it was neutral, still understood (a client of the page's API).
+OLD_LIKED_MODE = "Liked films"
+#: The description box's examples for a model of films (the sample's): its placeholder, and the
+#: one an empty description is asked for with. Other items get examples naming them
+#: (:func:`description_examples`): a bookshop was offered "space operas" and "a haunted lake".
+FILM_EXAMPLES = ("space operas with a strong female lead", "a haunted lake")
 #: What the sample data's items are (a model trained without --item-noun: ``model.ITEM_NOUN``).
 SAMPLE_NOUNS = ("film", "films")
 #: Longest description quoted back in the results heading (the whole text is still used).
@@ -72,6 +78,20 @@ def model_meta(model_dir: str | None) -> dict[str, Any] | None:
         return read_json_object(Path(model_dir) / "meta.json")
     except (OSError, TunesmithError):
         return None
+
+
+def description_examples(one: str) -> tuple[str, str]:
+    """(placeholder, message for an empty description) in the words of the model's items: the
+    film examples for films, movies, shows, ... (``model.WATCHED_NOUNS``), else words that name
+    the item ("what the book should be about")."""
+    from tunesmith_recommend.model import WATCHED_NOUNS
+
+    if one.casefold() in WATCHED_NOUNS:
+        return FILM_EXAMPLES[0], f"Describe what you want, for example “{FILM_EXAMPLES[1]}”."
+    return (
+        f"what the {one} should be about, in a few words",
+        f"Describe what you want: what the {one} should be about, in a few words.",
+    )
 
 
 def mode_label(mode: str, many: str) -> str:
@@ -244,6 +264,7 @@ def recommend(
 
     text = text or ""
     one, many = nouns(model_dir)
+    mode = MODES[1] if mode == OLD_LIKED_MODE else mode
     words = LIKED_WORDS  # the liked items named on the page, and no reasons for a description
     try:
         if mode == MODES[0]:
@@ -253,7 +274,7 @@ def recommend(
             if not liked:
                 raise UserInputError(f"Choose at least one {one} you liked.")
         elif not text.strip():
-            raise UserInputError("Describe what you want, for example “a haunted lake”.")
+            raise UserInputError(description_examples(one)[1])
         elif text_problem(text):
             raise UserInputError(f"The description cannot be used: {text_problem(text)}.")
         # Inside the try: the first request builds the sample model, and a model directory
@@ -396,7 +417,7 @@ def build_demo(model_dir: str | None = None) -> Any:
         )
         text = gr.Textbox(
             label="Describe what you want",
-            placeholder="space operas with a strong female lead",
+            placeholder=description_examples(one)[0],
             visible=False,
         )
         explain = gr.Checkbox(False, label=f"Show which words of the first {one} matched (slower)")

@@ -220,6 +220,8 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         # popularity, freshness and co-occurrence count every event; the ranker was fitted on
         # the training split's (the counts are scaled to its totals: Fitted.serving_signals)
         "serving_events": len(fitted.events),
+        # co-occurrence counted at most this many of one user's items (train --cooc-max-history)
+        "cooc_max_history": getattr(fitted, "cooc_max_history", None),
         **(extra_meta or {}),
     }
     atomic_write_json(out / "meta.json", meta)

@@ -43,6 +43,9 @@ FOLDS = 5
 #: issue's cold-start goal); the "no events yet" weight is moved by one of these to get there
 COLD_RECALL_FLOOR = 5.0
 COLD_SHIFTS = (-0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+#: design entries (requests x items x columns) copied to float64 at a time when scoring: the
+#: whole design at once was 3.5 GB at 200,000 items, copied about 70 times per ranker fitted
+SCORE_CHUNK_ENTRIES = 1 << 22
 
 
 @dataclass
@@ -72,9 +75,16 @@ class Signals:
         return self._item_cache
 
     def user_features(
-        self, histories: Sequence[np.ndarray], items: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
-        """Two-tower and co-occurrence scores [len(histories), n] (or only for ``items``)."""
+        self,
+        histories: Sequence[np.ndarray],
+        items: np.ndarray | None = None,
+        *,
+        sparse_cooc: bool = False,
+    ) -> dict[str, Any]:
+        """Two-tower and co-occurrence scores [len(histories), n] (or only for ``items``).
+
+        ``sparse_cooc``: co-occurrence as the sparse sums, ``log1p`` not yet taken (a caller
+        that makes it dense a slice of rows at a time)."""
         users = self.tower.encode(self.item_vectors, histories)
         vectors = self.item_vectors if items is None else self.item_vectors[items]
         base = self.item_vectors if self.base_vectors is None else self.base_vectors
@@ -85,7 +95,7 @@ class Signals:
             "two_tower": users @ vectors.T,
             "text_similarity": mean_history_vectors(base, histories)
             @ (base if items is None else base[items]).T,
-            "cooccurrence": np.log1p(np.asarray(cooc.todense())),
+            "cooccurrence": cooc if sparse_cooc else np.log1p(np.asarray(cooc.todense())),
         }
 
 
@@ -205,9 +215,25 @@ def _fit_listwise(x: Any, seen: Any, targets: Any, l2: float, iterations: int = 
     return w.detach().numpy().astype(np.float64)
 
 
+def _linear_scores(x: Any, w: np.ndarray, chunk_entries: int | None = None) -> np.ndarray:
+    """``x @ w`` in float64, [requests, items], ``chunk_entries`` of ``x`` (default
+    :data:`SCORE_CHUNK_ENTRIES`) copied to float64 at a time.
+
+    The same numbers as ``x.numpy().astype(np.float64) @ w``: matmul of a stack by a vector
+    is one matrix-vector product per request, so the chunks do not change any sum.
+    """
+    values = x.numpy()
+    chunk_entries = chunk_entries or SCORE_CHUNK_ENTRIES
+    scores = np.empty(values.shape[:-1], dtype=np.float64)
+    step = max(1, chunk_entries // max(int(np.prod(values.shape[1:])), 1))
+    for start in range(0, len(values), step):
+        scores[start : start + step] = values[start : start + step].astype(np.float64) @ w
+    return scores
+
+
 def _ranks(x: Any, w: np.ndarray, val: Requests, n_items: int, seed: int) -> np.ndarray:
     """Rank of each held-out item under the linear scores ``x @ w`` (the evaluation's ranking)."""
-    scores = x.numpy().astype(np.float64) @ w
+    scores = _linear_scores(x, w)
     ranked = rank_requests(
         lambda batch: scores, val, n_items, batch_size=len(val), seed=seed, coverage=False
     )
@@ -274,6 +300,7 @@ def fit_ranker(
     seen[np.arange(len(val)), val.targets] = False  # a re-watched item competes as itself
     seen_t, targets = torch.as_tensor(seen), torch.as_tensor(val.targets.astype(np.int64))
     cold = np.asarray(features["cold"])[val.targets] > 0
+    del features  # [requests, items] float64 each, all in ``x`` now
     folds = np.random.default_rng(seed).permutation(len(val)) % FOLDS
     n_folds = FOLDS if len(val) >= 2 * FOLDS else 0
     fold_weights: dict[tuple[float, int], np.ndarray] = {}
