@@ -3,6 +3,9 @@ only, so that answer, clarify and hand-off can be driven by made-up retrieval sc
 
 from __future__ import annotations
 
+import threading
+
+from tunesmith_support.answer import Answerer
 from tunesmith_support.calibrate import Calibration, Logistic
 from tunesmith_support.scoring import Weights
 
@@ -19,3 +22,13 @@ def clear_winner_calibration() -> Calibration:
         out_of_scope_score=0.3,
         target_precision=0.9,
     )
+
+
+def scripted_answerer(scorer: object) -> Answerer:
+    """An :class:`Answerer` without a KB: :func:`clear_winner_calibration` over ``scorer`` (an
+    object whose ``candidates(queries, k)`` returns made-up candidates), locked as a loaded one."""
+    answerer = Answerer.__new__(Answerer)
+    answerer.calibration = clear_winner_calibration()
+    answerer.scorer = scorer
+    answerer._lock = threading.Lock()
+    return answerer

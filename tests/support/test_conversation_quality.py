@@ -5,10 +5,9 @@ encoder, so these run without a model."""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
-from support_stubs import clear_winner_calibration
+from support_stubs import scripted_answerer
 
 from tunesmith_support.answer import (
     Answer,
@@ -63,12 +62,7 @@ class _Scorer:
 
 
 def _answerer() -> Answerer:
-    answerer = Answerer.__new__(Answerer)
-    # Confidence = sigmoid(20 * (top - 0.5) + 10 * margin): high for a clear winner.
-    answerer.calibration = clear_winner_calibration()
-    answerer.scorer = _Scorer()
-    answerer._lock = threading.Lock()
-    return answerer
+    return scripted_answerer(_Scorer())
 
 
 @pytest.fixture

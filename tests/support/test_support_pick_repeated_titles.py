@@ -4,12 +4,10 @@ scorer stands in for the encoder, so these run without a model."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from support_stubs import clear_winner_calibration
+from support_stubs import scripted_answerer
 
-from tunesmith_support.answer import Answerer, chosen_option, named_options
+from tunesmith_support.answer import chosen_option, named_options
 from tunesmith_support.kb import Entry
 from tunesmith_support.scoring import Candidate, Weights
 from tunesmith_support.service import SupportService
@@ -45,12 +43,7 @@ class _Scorer:
 
 @pytest.fixture
 def service(tmp_path):
-    answerer = Answerer.__new__(Answerer)
-    # Confidence = sigmoid(20 * (top - 0.5) + 10 * margin): high for a clear winner only.
-    answerer.calibration = clear_winner_calibration()
-    answerer.scorer = _Scorer()
-    answerer._lock = threading.Lock()
-    svc = SupportService(tmp_path / "kb", answerer=answerer)
+    svc = SupportService(tmp_path / "kb", answerer=scripted_answerer(_Scorer()))
     yield svc
     svc.close()
 

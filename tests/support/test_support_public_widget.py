@@ -6,16 +6,14 @@ matter, so most of these run without a model."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
-from support_stubs import clear_winner_calibration
+from support_stubs import scripted_answerer
 
 from tunesmith.errors import UserInputError
 from tunesmith_support.answer import (
     DEFAULT_LANGUAGES,
-    Answerer,
     chosen_option,
     clean_question,
     conversation_topic,
@@ -58,11 +56,7 @@ class _Scorer:
 
 @pytest.fixture
 def service(tmp_path):
-    answerer = Answerer.__new__(Answerer)
-    answerer.calibration = clear_winner_calibration()
-    answerer.scorer = _Scorer()
-    answerer._lock = threading.Lock()
-    svc = SupportService(tmp_path / "kb", answerer=answerer)
+    svc = SupportService(tmp_path / "kb", answerer=scripted_answerer(_Scorer()))
     yield svc
     svc.close()
 
