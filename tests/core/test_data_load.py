@@ -153,6 +153,21 @@ def test_json_list_labels_are_multilabel(tmp_path):
     assert data.multilabel and data.labels == [["x", "y"], ["y"]]
 
 
+def test_a_json_list_written_in_a_csv_cell_is_refused_naming_its_row(tmp_path):
+    """A CSV cell is text: '["billing", "refund"]' trained one label of that very name."""
+    path = write(
+        tmp_path / "d.csv",
+        'text,label\nhi,greeting\nmy bill,"[""billing"", ""refund""]"\n',
+    )
+    with pytest.raises(DataError, match=r"d\.csv:3, column 'label': .*--label-sep"):
+        load_text_dataset(path)
+    # What it points to works: the cell split with --label-sep, and brackets that are no list.
+    split = write(tmp_path / "s.csv", "text,label\nhi,greeting\nmy bill,billing|refund\n")
+    assert load_text_dataset(split, label_sep="|").labels == [["greeting"], ["billing", "refund"]]
+    odd = write(tmp_path / "o.csv", "text,label\nhi,[greeting]\nbye,[]\n")
+    assert load_text_dataset(odd).labels == [["[greeting]"], ["[]"]]
+
+
 def test_numeric_labels_become_strings(tmp_path):
     path = write(tmp_path / "d.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n')
     assert load_text_dataset(path).label_names == ["0", "1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -245,6 +246,15 @@ def _labels_of(
         problems.add(str(problem), *where)
         return [], None
     if sep is None:
+        if _is_written_list(text):
+            # A CSV cell is text: '["billing", "refund"]' trained a label of that very name.
+            problems.add(
+                f"the label {text} is a list written as text, which reads as one label; give "
+                "several labels per text as a list in a JSONL file, or in one cell split with "
+                "--label-sep ('billing|refund' with --label-sep '|')",
+                *where,
+            )
+            return [], None
         return [text], "single"
     parts = [part.strip() for part in text.split(sep)]
     if any(not part for part in parts):
@@ -252,6 +262,17 @@ def _labels_of(
         return [], "list"
     # Order kept, repeats dropped: "a|b|a" is {a, b}.
     return list(dict.fromkeys(parts)), "list"
+
+
+def _is_written_list(text: str) -> bool:
+    """Whether a label cell holds a JSON list of strings (``["a", "b"]``) as text."""
+    if not (text.startswith("[") and text.endswith("]")):
+        return False
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
 def _rows(count: int) -> str:
