@@ -20,12 +20,7 @@ from tunesmith_recommend.split import Requests, Split
 
 
 def _split(users, items, times, n_items, n_users) -> Split:
-    empty = Requests(
-        users=np.zeros(0, dtype=np.int32),
-        targets=np.zeros(0, dtype=np.int32),
-        histories=[],
-        history_times=[],
-    )
+    empty = Requests.none()
     return Split(
         n_items=n_items,
         n_users=n_users,

@@ -7,6 +7,7 @@ import threading
 
 from tunesmith_support.answer import Answerer
 from tunesmith_support.calibrate import Calibration, Logistic
+from tunesmith_support.kb import Entry
 from tunesmith_support.scoring import Weights
 
 
@@ -32,3 +33,16 @@ def scripted_answerer(scorer: object) -> Answerer:
     answerer.scorer = scorer
     answerer._lock = threading.Lock()
     return answerer
+
+
+class ScriptedScorer:
+    """A scorer over ``entries`` whose ``candidates(queries, k)`` a test writes (made-up
+    retrieval scores); ``components`` gives the same, as the answerer asks for both."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+        self.position = {e.id: i for i, e in enumerate(entries)}
+        self.weights = Weights()
+
+    def components(self, queries: list[str]) -> list:
+        return self.candidates(queries)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support_stubs import scripted_answerer
+from support_stubs import ScriptedScorer, scripted_answerer
 
 from tunesmith_support.answer import (
     Answer,
@@ -18,7 +18,7 @@ from tunesmith_support.answer import (
 )
 from tunesmith_support.conversations import MIGRATIONS, NAMESPACE, Conversations
 from tunesmith_support.kb import Entry
-from tunesmith_support.scoring import Candidate, Weights
+from tunesmith_support.scoring import Candidate
 from tunesmith_support.service import SupportService
 
 ENTRIES = [
@@ -29,19 +29,14 @@ ENTRIES = [
 ]
 
 
-class _Scorer:
+class _Scorer(ScriptedScorer):
     """ "cancel" questions: three close entries (a clarify), or the one whose question they
     contain whole (1.0, as a question matches its own text); shipping: a clear answer; anything
     else: nothing close (a hand-off). Records every query it is asked."""
 
     def __init__(self) -> None:
-        self.entries = ENTRIES
-        self.position = {e.id: i for i, e in enumerate(ENTRIES)}
+        super().__init__(ENTRIES)
         self.queries: list[str] = []
-        self.weights = Weights()
-
-    def components(self, queries):
-        return self.candidates(queries)
 
     def candidates(self, queries, k=5):
         self.queries += queries

@@ -5,11 +5,11 @@ scorer stands in for the encoder, so these run without a model."""
 from __future__ import annotations
 
 import pytest
-from support_stubs import scripted_answerer
+from support_stubs import ScriptedScorer, scripted_answerer
 
 from tunesmith_support.answer import chosen_option, named_options
 from tunesmith_support.kb import Entry
-from tunesmith_support.scoring import Candidate, Weights
+from tunesmith_support.scoring import Candidate
 from tunesmith_support.service import SupportService
 
 TITLE = "How do I reset my password?"
@@ -22,16 +22,11 @@ ENTRIES = [
 ]
 
 
-class _Scorer:
+class _Scorer(ScriptedScorer):
     """A password question: the three entries close (a clarify); anything else: nothing."""
 
     def __init__(self) -> None:
-        self.entries = ENTRIES
-        self.position = {e.id: i for i, e in enumerate(ENTRIES)}
-        self.weights = Weights()
-
-    def components(self, queries):
-        return self.candidates(queries)
+        super().__init__(ENTRIES)
 
     def candidates(self, queries, k=5):
         out = []

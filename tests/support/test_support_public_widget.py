@@ -9,7 +9,7 @@ import json
 import time
 
 import pytest
-from support_stubs import scripted_answerer
+from support_stubs import ScriptedScorer, scripted_answerer
 
 from tunesmith.errors import UserInputError
 from tunesmith_support.answer import (
@@ -22,7 +22,7 @@ from tunesmith_support.answer import (
 from tunesmith_support.conversations import MAX_FEEDBACK_PER_TURN
 from tunesmith_support.kb import Entry
 from tunesmith_support.languages import LAST, parse_language_config
-from tunesmith_support.scoring import Candidate, Weights
+from tunesmith_support.scoring import Candidate
 from tunesmith_support.service import SupportService
 
 ENTRIES = [
@@ -32,17 +32,12 @@ ENTRIES = [
 ]
 
 
-class _Scorer:
+class _Scorer(ScriptedScorer):
     """ "shipping" (or "envío", "Versand", "livraison"): the three entries close, so a
     clarifying question; anything else: nothing close."""
 
     def __init__(self) -> None:
-        self.entries = ENTRIES
-        self.position = {e.id: i for i, e in enumerate(ENTRIES)}
-        self.weights = Weights()
-
-    def components(self, queries):
-        return self.candidates(queries)
+        super().__init__(ENTRIES)
 
     def candidates(self, queries, k=5):
         words = ("shipping", "envío", "versand", "livraison")

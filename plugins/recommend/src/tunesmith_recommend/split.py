@@ -30,6 +30,16 @@ class Requests:
     def __len__(self) -> int:
         return len(self.users)
 
+    @classmethod
+    def none(cls) -> Requests:
+        """No request at all (a split of training events only)."""
+        return cls(
+            users=np.zeros(0, dtype=np.int32),
+            targets=np.zeros(0, dtype=np.int32),
+            histories=[],
+            history_times=[],
+        )
+
     def subset(self, mask: np.ndarray) -> Requests:
         """The requests where ``mask`` is true."""
         keep = np.flatnonzero(mask)
@@ -74,12 +84,7 @@ class Split:
 def every_event(events: Events, n_items: int) -> Split:
     """All of ``events`` as training events, with no validation or test request: what a saved
     model serves from (its popularity, freshness and co-occurrence), never what it is judged on."""
-    empty = Requests(
-        users=np.zeros(0, dtype=np.int32),
-        targets=np.zeros(0, dtype=np.int32),
-        histories=[],
-        history_times=[],
-    )
+    empty = Requests.none()
     return Split(
         n_items=n_items,
         n_users=len(events.user_ids),
