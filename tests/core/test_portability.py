@@ -273,7 +273,7 @@ def test_outbox_key_file_is_opened_in_binary_mode(monkeypatch, tmp_path):
     flags: list[int] = []
     real_open = os.open
     monkeypatch.setattr(locks, "O_BINARY", 0x8000)
-    monkeypatch.setattr(events, "O_BINARY", 0x8000)
+    monkeypatch.setattr(events.marks, "O_BINARY", 0x8000)  # where _create_key looks it up
 
     def spy(path, flag, *args):
         flags.append(flag)
