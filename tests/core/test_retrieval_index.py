@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tunesmith.errors import DataError, UserInputError
+from tunesmith.retrieval import blas, generations
 from tunesmith.retrieval import index as index_module
 from tunesmith.retrieval.index import Hit, VectorIndex
 
@@ -208,7 +209,7 @@ def test_failed_save_leaves_the_previous_index_loadable(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     # fails after index.faiss and payloads.sqlite of the new generation were written
-    monkeypatch.setattr(index_module, "atomic_write_json", crash)
+    monkeypatch.setattr(generations, "atomic_write_json", crash)
     with pytest.raises(OSError, match="disk full"):
         index.save()
     monkeypatch.undo()
@@ -236,7 +237,7 @@ def test_load_reads_the_new_generation_when_a_save_removes_meta_json_midway(tmp_
     index = VectorIndex.create(path, dim=DIM, encoder_name="vecs")
     index.add(["old"], vectors=unit_rows(1))
     index.save()
-    real_read = index_module.read_json_object
+    real_read = generations.read_json_object
     raced = []
 
     def read_racing_a_save(file):
@@ -249,7 +250,7 @@ def test_load_reads_the_new_generation_when_a_save_removes_meta_json_midway(tmp_
             assert not file.exists()
         return real_read(file)
 
-    monkeypatch.setattr(index_module, "read_json_object", read_racing_a_save)
+    monkeypatch.setattr(generations, "read_json_object", read_racing_a_save)
     assert VectorIndex.load(path).ids() == ["old", "new"]
     assert raced[0].parent.name == "gen-000001"
 
@@ -312,6 +313,19 @@ def test_missing_or_damaged_index_is_a_clear_error(tmp_path):
         VectorIndex.load(tmp_path / "ix")
     with pytest.raises(UserInputError, match="is an index already"):
         VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+
+
+def test_ivf_settings_that_are_not_numbers_are_a_clear_error_naming_the_generation(tmp_path):
+    index = VectorIndex.create(tmp_path / "ix", dim=DIM, encoder_name="vecs")
+    index.add(["a"], vectors=unit_rows(1))
+    index.save()
+    meta_path = tmp_path / "ix" / "gen-000001" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["nlist"] = "many"  # a hand-edited or foreign manifest
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="IVF settings are not whole numbers") as caught:
+        VectorIndex.load(tmp_path / "ix")
+    assert "gen-000001" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_above_the_threshold_the_index_is_ivf_with_recall_at_least_095(tmp_path):
@@ -452,16 +466,16 @@ def test_batched_search_agrees_with_single_queries_on_both_kinds(tmp_path):
 
 
 def test_top_k_inner_product_matches_a_full_sort_across_tiles(monkeypatch):
-    monkeypatch.setattr(index_module, "_BASE_TILE", 64)  # many tiles and a short last one
-    monkeypatch.setattr(index_module, "_QUERY_TILE", 5)
+    monkeypatch.setattr(blas, "_BASE_TILE", 64)  # many tiles and a short last one
+    monkeypatch.setattr(blas, "_QUERY_TILE", 5)
     base = unit_rows(1000, seed=11)
     queries = unit_rows(12, seed=12)
-    scores, positions = index_module.top_k_inner_product(queries, base, 9)
+    scores, positions = blas.top_k_inner_product(queries, base, 9)
     full = queries @ base.T
     expected = np.argsort(-full, axis=1)[:, :9]
     np.testing.assert_array_equal(positions, expected)
     np.testing.assert_allclose(scores, np.take_along_axis(full, expected, axis=1), atol=1e-6)
-    _, all_rows = index_module.top_k_inner_product(queries[:2], base[:5], 9)  # k above n
+    _, all_rows = blas.top_k_inner_product(queries[:2], base[:5], 9)  # k above n
     assert all_rows.shape == (2, 5)
 
 
