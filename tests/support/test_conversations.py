@@ -338,3 +338,39 @@ def test_default_handoff_sink_is_recorded_with_an_absolute_path(kb_copy, monkeyp
         svc.close()
     assert turn.handoff_event
     assert sinks == {f"jsonl:{kb_copy.resolve() / 'handoffs.jsonl'}"}
+
+
+def test_a_correct_id_that_is_the_entry_answered_counts_as_helpful_not_as_a_correction(tmp_path):
+    from types import SimpleNamespace
+
+    from tunesmith_support.conversations import Conversations
+
+    log = Conversations.open(tmp_path / "conversations.sqlite")
+    try:
+        conversation = log.start()
+
+        def turn(decision, entry_id):
+            answer = SimpleNamespace(
+                question="how much is delivery?", query="how much is delivery?",
+                decision=decision, reason="", confidence=0.9,
+                entry={"id": entry_id} if entry_id else None, text="...", candidates=[],
+                options=[],
+            )  # fmt: skip
+            return log.record_turn(conversation, answer)
+
+        answered, handed_off = turn("answer", "shp-01"), turn("handoff", None)
+        # An agent who picks the entry the bot answered with confirms the answer: `stats`
+        # counted it as a correction and left it out of the helpful rate.
+        log.add_feedback(answered, correct_id="shp-01")
+        log.add_feedback(answered, correct_id="shp-01")  # a replay is stored once
+        log.add_feedback(handed_off, correct_id="shp-01")  # the bot did not answer: a correction
+        with pytest.raises(UserInputError, match="was answered with 'shp-01' already"):
+            log.add_feedback(answered, helpful=False, correct_id="shp-01")
+        (row,) = log.stats("day")
+        assert (row["feedback"], row["corrected"], row["helpful_rate"]) == (2, 1, 1.0)
+        assert log.training_rows() == [
+            {"question": "how much is delivery?", "answer_id": "shp-01"},
+            {"question": "how much is delivery?", "answer_id": "shp-01"},
+        ]
+    finally:
+        log.close()

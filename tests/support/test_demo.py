@@ -209,3 +209,34 @@ def test_why_this_answer_explains_the_faq_question_that_matched_not_the_answer(k
     _, entry_words, note = demo.why_answer(str(kb_copy), state)
     assert "".join(piece for piece, _ in entry_words) == question
     assert "Similarity 1.00." in note and "the entry's question" in note
+
+
+def test_demo_feedback_is_bound_to_the_turn_s_conversation(kb_copy, home):
+    first = demo.ask_turn("How much does shipping cost?", [], str(kb_copy), None)
+    other = demo.ask_turn("can I rent a kayak", [], str(kb_copy), None)
+    mine = first[4]
+    assert mine["conversation_id"] == first[3] != other[3]
+    # A turn of another conversation is refused, as by the API with a conversation id.
+    stranger = {**mine, "turn_id": other[4]["turn_id"]}
+    note, table = demo.rate_turn(str(kb_copy), stranger, True)
+    assert "no turn" in note and "in this conversation" in note
+    assert demo.service_for(str(kb_copy)).conversations.feedback() == []
+    note, table = demo.rate_turn(str(kb_copy), mine, True)
+    assert note.startswith("Feedback stored") and len(table) == 1
+
+
+def test_an_upload_keeps_the_kb_s_languages_or_takes_those_typed(kb_copy, home, tmp_path):
+    from tunesmith_support.languages import read_language_config, set_languages
+
+    faq = tmp_path / "faq.csv"
+    rows = [f"f{i},¿cómo hago la cosa {i}?,Haga la cosa {i} así." for i in range(12)]
+    faq.write_text("id,question,answer\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    set_languages(kb_copy, ["es"])
+    # An upload was English whatever the KB it was made in: greetings, hand-offs, BM25.
+    kept, _note = demo.build_uploaded_kb([str(faq)], str(kb_copy))
+    assert read_language_config(kept).languages == ["es"]
+    assert demo.service_for(str(kept)).ask("hola").answer.text.startswith("¡Hola!")
+    typed, note = demo.build_uploaded_kb([str(faq)], str(kb_copy), languages="de, fr")
+    assert read_language_config(typed).languages == ["de", "fr"]
+    out = demo.build_from_upload([str(faq)], str(kb_copy), languages="Deutsch")
+    assert "Languages: 'Deutsch' is no language code" in out[1]

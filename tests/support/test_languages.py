@@ -250,3 +250,51 @@ def test_fold_is_for_matching_only():
     assert LanguageConfig().guess_language("Wie hoch sind die Versandkosten?") == "de"
     assert LanguageConfig().guess_language("¿Cuánto cuesta?") == "es"
     assert LanguageConfig(["de"]).guess_language("ok") == "de"
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        # "?" as a person phrase handed off every question ending with a question mark.
+        ({"person_phrases": {"en": ["talk to staff", "?"]}}, "person_phrases.en[1]"),
+        ({"small_talk": {"en": {"ack": [":)"]}}}, "small_talk.en.ack[0]"),
+        ({"choice_words": {"it": ["'"]}}, "choice_words.it[0]"),
+        ({"follow_up_words": {"it": ["..."]}}, "follow_up_words.it[0]"),
+    ],
+)
+def test_a_phrase_without_a_letter_or_digit_is_one_line_naming_the_file_and_key(
+    tmp_path, content, where
+):
+    (tmp_path / LANGUAGE_FILE).write_text(json.dumps(content), encoding="utf-8")
+    with pytest.raises(UserInputError) as caught:
+        read_language_config(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and LANGUAGE_FILE in message and f": {where}:" in message
+    assert "no letter or digit" in message
+
+
+def test_kb_phrases_that_read_a_message_in_many_ways_cannot_hang_small_talk_or_a_pick():
+    import time
+    from pathlib import Path
+
+    from tunesmith_support.languages import parse_language_config
+
+    # The same words in several kinds (and the built-in "ok"), and a pick word that another
+    # repeats: before, each gave the whole-message patterns one more way to split a message,
+    # and these two took minutes (4^12 and 1.6^40 ways to try before failing at the "x").
+    config = parse_language_config(
+        {
+            "small_talk": {"en": {"ack": ["ok", "OK!"], "thanks": ["ok"], "bye": ["ok."]}},
+            "ordinals": {"it": {"secondo": 2}},
+            "choice_words": {"it": ["la", "lala", "l'"]},
+        },
+        Path(LANGUAGE_FILE),
+    )
+    started = time.perf_counter()
+    assert config.small_talk("ok " * 12 + "x") is None
+    assert config.choice("la" * 40 + "x") is None
+    assert time.perf_counter() - started < 1.0
+    # Still read as before.
+    assert config.small_talk("ok ok, OK!") == ("bye", "en")  # "ok." is a goodbye here
+    assert config.choice("l'secondo") == config.choice("la 2") == 2
+    assert config.choice("l'l'l'" * 100) is None

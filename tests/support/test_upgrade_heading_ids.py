@@ -137,3 +137,21 @@ def test_an_intent_classifier_trained_on_old_ids_scores_the_entries_under_their_
         "garantie#größe",
         "reset",
     ]
+
+
+def test_an_agent_s_correct_id_from_before_the_upgrade_is_stored_under_the_new_one(upgraded, cli):
+    kb, _report = upgraded
+    # Turn 4 ("Grüße?") was answered with "reset"; the agent names the right passage by the id
+    # their notes, a hand-off event or an old export still show. It was refused: "no entry".
+    result = cli("support", "feedback", "--kb", str(kb), "--turn", "4", "--correct-id",
+                 "garantie#gr-e")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    log = Conversations.open(kb / "conversations.sqlite")
+    try:
+        assert log.feedback()[-1]["correct_id"] == "garantie#größe"
+        # Turn 1 was answered with "garantie#gr-e", the same passage: a confirmation.
+        log.add_feedback(1, correct_id="garantie#größe", note="checked", renamed=renamed_ids(kb))
+        newest = log.feedback()[-1]
+        assert (newest["turn_id"], newest["helpful"], newest["correct_id"]) == (1, 1, None)
+    finally:
+        log.close()

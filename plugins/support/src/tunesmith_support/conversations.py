@@ -192,6 +192,7 @@ class Conversations:
         correct_id: str | None = None,
         note: str = "",
         conversation_id: str | None = None,
+        renamed: dict[str, str] | None = None,
     ) -> int:
         """Store feedback on a turn: helpful or not, and/or the right entry id (from an agent).
 
@@ -199,12 +200,19 @@ class Conversations:
         a client that knows only its own conversation's random id cannot rate another
         customer's turns); a turn of another conversation is refused as one that does not
         exist. The same feedback as the turn's newest (a replayed request) is stored once: its
-        id is returned again. A turn takes at most :data:`MAX_FEEDBACK_PER_TURN`."""
+        id is returned again. A turn takes at most :data:`MAX_FEEDBACK_PER_TURN`.
+
+        A correct id that is the entry the turn answered with (``renamed``: old id -> new id,
+        as the turn may name it by an id a re-index changed) confirms the answer: it is stored
+        as "helpful", not as a correction (`stats` counted a right answer as corrected and left
+        it out of the helpful rate); with ``helpful=False`` it is refused, as it says both."""
         if helpful is None and not correct_id:
             raise UserInputError("feedback needs 'helpful' (true/false) or a correct answer id")
         with self.store.transaction() as tx:
             turn = tx.query(
-                "SELECT reason, conversation_id FROM support_turns WHERE id = ?", (int(turn_id),)
+                "SELECT reason, conversation_id, decision, entry_id FROM support_turns "
+                "WHERE id = ?",
+                (int(turn_id),),
             )
             if conversation_id is not None and (
                 not turn or turn[0]["conversation_id"] != conversation_id
@@ -219,6 +227,15 @@ class Conversations:
                     f"turn {turn_id} is small talk (a greeting, thanks or goodbye), not an "
                     "answer: give feedback on the turn that answered"
                 )
+            answered = turn[0]["entry_id"] if turn[0]["decision"] == "answer" else None
+            if correct_id and answered and (renamed or {}).get(answered, answered) == correct_id:
+                if helpful is False:
+                    raise UserInputError(
+                        f"turn {turn_id} was answered with {correct_id!r} already: a correct id "
+                        "names the entry that should have answered; to say the answer did not "
+                        "help, give 'not helpful' alone (and a note)"
+                    )
+                helpful, correct_id = True, None
             rated = None if helpful is None else int(bool(helpful))
             given = tx.query(
                 "SELECT id, helpful, correct_id, note FROM support_feedback WHERE turn_id = ? "

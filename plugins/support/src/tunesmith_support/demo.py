@@ -244,19 +244,32 @@ def matched_text(answerer: Any, query: str, entry: dict[str, Any]) -> tuple[str,
     return field, next(t for _, f, t in vectors if f == field)
 
 
-def build_uploaded_kb(files: list[str], current_kb: str, progress: Any = None) -> tuple[Path, str]:
+def build_uploaded_kb(
+    files: list[str], current_kb: str, progress: Any = None, languages: str = ""
+) -> tuple[Path, str]:
     """A KB from uploaded files, with the current KB's base model. A CSV with ``question`` and
     ``answer_id`` columns is taken as labelled questions and calibrates the KB; without one, the
     current KB's calibration is borrowed (said in the status). ``progress(done, total)`` is told
     about the entries encoded.
 
+    ``languages``: the KB's language codes, as `index --language` takes them ("de, fr"; the
+    first for the bot's own texts); empty, the current KB's ``language.json`` (its languages,
+    wording and phrases) is kept, as its model is. Before, every upload was English: a German
+    FAQ uploaded in a German KB's demo greeted in English and scored BM25 with English stop
+    words.
+
     A failed upload leaves no folder behind, and its error names the uploaded files, not where
     the server keeps them."""
+    from tunesmith_support.languages import check_language_codes
+
     if not files:
         raise UserInputError("Choose FAQ files or documents to upload first.")
+    codes = check_language_codes(
+        re.split(r"[\s,;]+", languages.strip()) if languages.strip() else [], "Languages"
+    )
     root = demo_dir() / "uploads" / str(time.time_ns())
     try:
-        return _build_upload(files, current_kb, root, progress)
+        return _build_upload(files, current_kb, root, progress, codes)
     except Exception as exc:
         shutil.rmtree(root, ignore_errors=True)
         if isinstance(exc, TunesmithError):
@@ -280,7 +293,11 @@ def _upload_message(message: str, root: Path) -> str:
 
 
 def _build_upload(
-    files: list[str], current_kb: str, root: Path, progress: Any = None
+    files: list[str],
+    current_kb: str,
+    root: Path,
+    progress: Any = None,
+    languages: list[str] | None = None,
 ) -> tuple[Path, str]:
     from tunesmith_support.kbindex import (
         CALIBRATION,
@@ -291,6 +308,7 @@ def _build_upload(
         read_meta,
         stored_entries,
     )
+    from tunesmith_support.languages import LANGUAGE_FILE, english_model_note, set_languages
     from tunesmith_support.learning import calibrate_kb, read_labelled
 
     src = root / "sources"
@@ -317,6 +335,11 @@ def _build_upload(
     if in_kb(model):  # a tuned encoder belongs to its own KB
         model = "default"
     report = build_index(src, kb, model=model, progress=progress)
+    # Before calibrating: the languages choose BM25's stop words.
+    if (Path(current_kb) / LANGUAGE_FILE).is_file():
+        shutil.copyfile(Path(current_kb) / LANGUAGE_FILE, kb / LANGUAGE_FILE)
+    if languages:
+        set_languages(kb, list(languages))
     if labelled:
         ids = {e.id for e in stored_entries(open_index(kb, load_encoder(kb)))}
         calibration = calibrate_kb(kb, read_labelled(labelled, ids))
@@ -331,7 +354,9 @@ def _build_upload(
     # (and the failures above say nothing of it either).
     names = ", ".join(Path(name).name for name in files)
     built = f"Built a knowledge base from {names}: {report.summary()}"
-    return kb, f"{plain_markdown(built)}; {how}."
+    note = english_model_note(kb)
+    told = f"\n\n_Note: {plain_markdown(note)}_" if note else ""
+    return kb, f"{plain_markdown(built)}; {how}.{told}"
 
 
 def problem(message: str) -> str:
@@ -364,6 +389,9 @@ def ask_turn(text: str, history: list | None, kb_dir: str, conv: str | None) -> 
     shown, src = describe(turn)
     state = {
         "turn_id": turn.turn_id,
+        # Feedback names its conversation, as the API's does with
+        # --feedback-needs-conversation: the turn rated must be this conversation's.
+        "conversation_id": turn.conversation_id,
         "query": a.query,
         "entry_text": (a.entry["answer"] if a.entry else ""),
         "entry": a.entry or {},  # what "Why this answer" finds the matched text from
@@ -384,7 +412,9 @@ def rate_turn(kb_dir: str, state: dict | None, value: bool) -> tuple[str, Any]:
         return problem("Ask a question first, then rate its answer."), gr.skip()
     try:
         kb_dir = current_kb(kb_dir)
-        service_for(kb_dir).feedback(state["turn_id"], helpful=value)
+        service_for(kb_dir).feedback(
+            state["turn_id"], helpful=value, conversation_id=state.get("conversation_id")
+        )
     except TunesmithError as exc:
         return problem(str(exc)), gr.skip()
     word = "helpful" if value else "not helpful"
@@ -402,7 +432,9 @@ def why_answer(kb_dir: str, state: dict | None) -> tuple:
     return q, p, note
 
 
-def build_from_upload(files: list | None, kb_dir: str, progress: Any = None) -> tuple:
+def build_from_upload(
+    files: list | None, kb_dir: str, progress: Any = None, languages: str = ""
+) -> tuple:
     """The upload button: ``(KB, KB note, chat, conversation id, last answer, decision, source,
     feedback note, stored-feedback table, why note, question words, entry words, heading above
     the chat, question box)``. A new KB starts a new conversation and clears what was shown about
@@ -422,7 +454,7 @@ def build_from_upload(files: list | None, kb_dir: str, progress: Any = None) -> 
             progress((done, total), desc="Encoding entries", unit="entries")
 
     try:
-        new_kb, note = build_uploaded_kb(paths, current_kb(kb_dir), told)
+        new_kb, note = build_uploaded_kb(paths, current_kb(kb_dir), told, languages or "")
     except TunesmithError as exc:
         return (gr.skip(), problem(str(exc)), *([gr.skip()] * 12))
     heading, placeholder = introduction(new_kb, uploaded=[Path(p).name for p in paths])
@@ -539,6 +571,12 @@ def build_demo(kb: str | Path | None = None) -> Any:
                 "with question,answer_id (20 rows or more) calibrates",
                 file_count="multiple",
             )
+            upload_languages = gr.Textbox(
+                label="Languages of the upload (codes such as de, fr; the first for the "
+                "bot's own texts; empty: the current knowledge base's)",
+                placeholder="en",
+                lines=1,
+            )
             build = gr.Button("Build knowledge base from upload")
         blocks.load(stored_feedback, [kb_state], [table])
 
@@ -567,13 +605,14 @@ def build_demo(kb: str | Path | None = None) -> Any:
         def build_with_progress(
             files: list | None,
             kb_dir: str,
+            languages: str,
             progress: Any = gr.Progress(),  # noqa: B008 (how Gradio hands a handler its bar)
         ) -> tuple:
-            return build_from_upload(files, kb_dir, progress)
+            return build_from_upload(files, kb_dir, progress, languages)
 
         build.click(
             build_with_progress,
-            [upload, kb_state],
+            [upload, kb_state, upload_languages],
             [kb_state, kb_note, chat, conversation, last, decision, source, feedback_note, table]
             + why_outputs
             + [heading, question],

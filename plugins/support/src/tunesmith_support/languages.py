@@ -397,22 +397,66 @@ BUILT_IN: dict[str, Phrases] = {"en": _EN, "es": _ES, "de": _DE, "fr": _FR}
 _LETTERS = {"es": "¿¡ñ", "de": "ßäöü", "fr": "çœèêëîïôùûà"}
 
 
-def _whole_message(alternatives: str) -> re.Pattern[str]:
-    return re.compile(rf"^[\W_]*(?:{alternatives})(?:[\W_]+(?:{alternatives}))*[\W_]*$")
+#: A run of letters and digits: what phrases and messages are split into between blanks and
+#: punctuation.
+_RUN = re.compile(r"[^\W_]+")
+
+
+def _made_of(phrase: re.Pattern[str], text: str) -> bool:
+    r"""Whether ``text`` is one or more matches of ``phrase`` (an alternation of phrases that
+    start and end with a letter or digit), with only blanks and punctuation around them.
+
+    Tried span by span over the text's runs of letters and digits (at most quadratic in
+    them), not with one repeated pattern: ``(?:phrase)(?:[\W_]+(?:phrase))*`` backtracked
+    through every way of splitting the message when two phrases matched the same words (a
+    KB's "ok" beside the built-in one), and 16 words took seconds, 20 minutes."""
+    runs = [(m.start(), m.end()) for m in _RUN.finditer(text)]
+    reached = [True] + [False] * len(runs)  # reached[i]: the runs before i are phrases
+    for first, (start, _) in enumerate(runs):
+        if not reached[first]:
+            continue
+        for last in range(first, len(runs)):
+            if not reached[last + 1] and phrase.fullmatch(text, start, runs[last][1]):
+                reached[last + 1] = True
+    return bool(runs) and reached[-1]
+
+
+def phrase_words(phrase: str) -> list[str]:
+    """The letter and digit runs a phrase of ``language.json`` is matched by, folded: its
+    blanks and punctuation only separate them ("l'" is "l", "t-shirt" "t shirt")."""
+    return _RUN.findall(fold(phrase))
 
 
 def _phrase_pattern(phrases: list[str]) -> str:
-    """Plain phrases (folded, whitespace-tolerant) as regex alternatives, the longest first
-    (so that "and what about" is tried before "and")."""
-    ordered = sorted((p for p in phrases if p.split()), key=lambda p: -len(fold(p)))
-    return "|".join(r"\s+".join(map(re.escape, fold(p).split())) for p in ordered)
+    r"""Plain phrases (folded; any blanks or punctuation between their words) as regex
+    alternatives, the longest first (so that "and what about" is tried before "and").
+
+    Each alternative starts and ends with a letter or digit, so the separators around it
+    (``[\W_]+``) can never take part of it: with a phrase of punctuation (":)", "'") the
+    whole-message patterns could split a run of it in exponentially many ways, and 40
+    characters held a server thread for minutes. Such a phrase is refused when the file is
+    read (:func:`parse_language_config`)."""
+    # Each phrase once: two alternatives matching the same words doubled the ways to read a
+    # message with each of them.
+    unique = {" ".join(w): w for w in map(phrase_words, phrases) if w}
+    words = sorted(unique.values(), key=lambda w: -len(" ".join(w)))
+    return "|".join(r"[\W_]+".join(map(re.escape, w)) for w in words)
 
 
 #: The most words a message of small talk ("thank you so much, that helps, bye") or a pick
 #: from a clarifying question ("yes I meant the second one please") has. Longer messages are
-#: not tried: the whole-message patterns backtrack exponentially on a phrase repeated ("bye bye
-#: bye ... x": 40 words held a server thread for a minute, 50 for an hour).
+#: not tried: a whole-message pattern backtracked exponentially on a phrase repeated ("bye bye
+#: bye ... x": 40 words held a server thread for a minute, 50 for an hour), and a pick's KB
+#: words ("la", "la la") still may. Words are runs of letters and digits, not blank-separated
+#: chunks: "la,la,la,..." is as many words.
 MAX_PHRASE_WORDS = 16
+
+
+def _too_long(folded: str) -> bool:
+    """Whether a message has more words than a phrase message is tried for
+    (:data:`MAX_PHRASE_WORDS`)."""
+    found = zip(_RUN.finditer(folded), range(MAX_PHRASE_WORDS + 1), strict=False)
+    return sum(1 for _ in found) > MAX_PHRASE_WORDS
 
 
 def _words_of(folded: str, count: int) -> int:
@@ -427,7 +471,9 @@ def _generic_choice(words: str) -> str:
     """A pick pattern for a language without a built-in one: its number or ordinal, with the
     KB's ``choice_words`` (articles, "option", "please") before and after it."""
     filler = rf"(?:{words})" if words else "(?!)"
-    return rf"^[\W_]*(?:{filler}[\W_]*)*(?P<pick>{PICK})(?:[\W_]+{filler})*[\W_]*$"
+    # A separator after each filler word: with none ("[\W_]*"), "lalala..." split into "la"s in
+    # exponentially many ways when one filler was another's repeat ("la", "la la").
+    return rf"^[\W_]*(?:{filler}[\W_]+)*(?P<pick>{PICK})(?:[\W_]+{filler})*[\W_]*$"
 
 
 @dataclass
@@ -479,7 +525,7 @@ class LanguageConfig:
                 if extra:
                     kinds[kind] = f"{kinds[kind]}|{extra}" if kind in kinds else extra
             if kinds:
-                self._talk[code] = _whole_message("|".join(f"(?:{p})" for p in kinds.values()))
+                self._talk[code] = re.compile("|".join(f"(?:{p})" for p in kinds.values()))
                 self._kinds[code] = {
                     kind: re.compile(rf"(?:^|[\W_])(?:{p})(?=$|[\W_])") for kind, p in kinds.items()
                 }
@@ -513,7 +559,7 @@ class LanguageConfig:
         any language: 1-based, :data:`LAST` for "the last one"; ``None`` for any other reply
         ("the second one", "la segunda", "die zweite", "le deuxième", "#2")."""
         text = " ".join(fold(reply).split())
-        if len(text.split()) > MAX_PHRASE_WORDS:
+        if _too_long(text):
             return None
         for pattern, numbers in self._choice:
             found = pattern.match(text)
@@ -552,10 +598,10 @@ class LanguageConfig:
         """``(kind, language)`` for a message made only of small-talk phrases of one language
         ("hi", "vielen Dank!", "merci, au revoir"); ``None`` otherwise."""
         text = " ".join(fold(message).split())
-        if len(text.split()) > MAX_PHRASE_WORDS:
+        if _too_long(text):
             return None
-        for code, whole in self._talk.items():
-            if whole.match(text):
+        for code, phrase in self._talk.items():
+            if _made_of(phrase, text):
                 # A goodbye ends the conversation whatever came before it; thanks outrank "ok".
                 for kind in ("bye", "thanks", "ack", "greeting"):
                     phrase = self._kinds[code].get(kind)
@@ -628,6 +674,22 @@ def _strings(path: Path, where: str, value: Any) -> list[str]:
     return list(value)
 
 
+def _phrases(path: Path, where: str, value: Any) -> list[str]:
+    """Phrases matched as words: each needs a letter or digit. A phrase of punctuation alone
+    ("?" as a person phrase) matched at the end of every question ending with a "?" and handed
+    them all to a person."""
+    phrases = _strings(path, where, value)
+    for number, phrase in enumerate(phrases):
+        if not phrase_words(phrase):
+            raise _problem(
+                path,
+                f"{where}[{number}]",
+                f"{phrase[:40]!r} has no letter or digit (phrases are matched as words; "
+                "punctuation and emoji only separate them)",
+            )
+    return phrases
+
+
 _CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
@@ -669,7 +731,7 @@ def parse_language_config(data: dict[str, Any], path: Path) -> LanguageConfig:
                 raise _problem(path, f"texts.{code}.{key}", "expected a non-empty text")
         texts[code] = dict(wording)
     person = {
-        c: _strings(path, f"person_phrases.{c}", v)
+        c: _phrases(path, f"person_phrases.{c}", v)
         for c, v in by_language("person_phrases").items()
     }
     talk: dict[str, dict[str, list[str]]] = {}
@@ -683,7 +745,7 @@ def parse_language_config(data: dict[str, Any], path: Path) -> LanguageConfig:
                     f"small_talk.{code}.{kind}",
                     f"unknown kind (known: {', '.join(SMALL_TALK_KINDS)})",
                 )
-        talk[code] = {k: _strings(path, f"small_talk.{code}.{k}", v) for k, v in kinds.items()}
+        talk[code] = {k: _phrases(path, f"small_talk.{code}.{k}", v) for k, v in kinds.items()}
     words = {
         c: _strings(path, f"function_words.{c}", v)
         for c, v in by_language("function_words").items()
@@ -703,7 +765,7 @@ def parse_language_config(data: dict[str, Any], path: Path) -> LanguageConfig:
                 raise _problem(path, where, 'expected a number from 1 to 99, or "last"')
             ordinals[code][word] = number
     lists = {
-        name: {c: _strings(path, f"{name}.{c}", v) for c, v in by_language(name).items()}
+        name: {c: _phrases(path, f"{name}.{c}", v) for c, v in by_language(name).items()}
         for name in ("choice_words", "follow_up_starts", "follow_up_words")
     }
     return LanguageConfig(languages, texts, person, talk, words, ordinals, **lists)

@@ -110,6 +110,7 @@ class SupportService:
             make_sink(sink)
         self._answerer = answerer
         self._answerer_lock = threading.Lock()
+        self._renamed: dict[str, str] | None = None
         if not lazy:
             self._answerer = self.answerer
         self.conversations = Conversations.open(db or default_db(self.kb_dir))
@@ -238,6 +239,15 @@ class SupportService:
 
         return {entry.id for entry in kb_entries(self.kb_dir)}
 
+    def renamed(self) -> dict[str, str]:
+        """Old id -> new id of the entries a re-index renamed (``kb.json``), read once, as the
+        KB's entries are."""
+        if self._renamed is None:
+            from tunesmith_support.kbindex import renamed_ids
+
+            self._renamed = renamed_ids(self.kb_dir)
+        return self._renamed
+
     def feedback(
         self,
         turn_id: int,
@@ -263,14 +273,19 @@ class SupportService:
             raise UserInputError(
                 f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept"
             )
-        if correct_id and correct_id not in self._entry_ids():
-            raise UserInputError(
-                f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}"
-            )
+        if correct_id:
+            # An id from before a re-index renamed it (an agent's notes, a hand-off event, an
+            # old export) is its entry's: `export-feedback` and `train` read it so too.
+            correct_id = self.renamed().get(correct_id, correct_id)
+            if correct_id not in self._entry_ids():
+                raise UserInputError(
+                    f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}"
+                )
         return self.conversations.add_feedback(
             turn_id,
             helpful=helpful,
             correct_id=correct_id,
             note=note,
             conversation_id=conversation_id,
+            renamed=self.renamed(),
         )
