@@ -157,3 +157,42 @@ def test_guide_test_examples_pass(hello_on_path, register_plugin):
     register_plugin(tunesmith_hello.plugin, "hello")
     runner = as_module(block_with("CliRunner().invoke(build_app()"), "guide_t2")
     runner.test_greet_says_the_name()
+
+
+def test_guide_startup_example_passes(hello_on_path):
+    module = as_module(block_with("check_startup_imports(tunesmith_hello.plugin)"), "guide_t3")
+    module.test_hello_starts_light()
+
+
+def _resolve(dotted: str) -> object:
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            found = getattr(found, attribute)
+        return found
+    raise ImportError(dotted)
+
+
+def test_every_dotted_tunesmith_name_in_the_guide_exists():
+    # A stranger copies these names into a plugin; a renamed or moved function must fail here.
+    text = GUIDE.read_text(encoding="utf-8")
+    names = sorted(set(re.findall(r"`(tunesmith(?:\.[A-Za-z_]\w*)+)", text)))
+    assert "tunesmith.plugins.plugin_home" in names
+    missing = []
+    for name in names:
+        try:
+            _resolve(name)
+        except (ImportError, AttributeError):
+            missing.append(name)
+    assert missing == []
+
+
+def test_guide_demo_handler_example_passes(hello_on_path):
+    module = as_module(block_with("demo_handler(build_demo()"), "guide_t4")
+    module.test_the_tab_greets()

@@ -14,16 +14,19 @@ blocks plugins by entry-point name. ``TUNESMITH_TRACE_PLUGINS=1`` prints every h
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from tunesmith import hookspecs
 from tunesmith.errors import PluginError
+from tunesmith.home import tunesmith_home
 
 GROUP = "tunesmith"
 BUILTINS = ("tunesmith.builtins",)
@@ -41,6 +44,28 @@ class PluginRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: What a plugin's folder may be called: its entry-point name, so never a path.
+_PLUGIN_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+def plugin_home(name: str) -> Path:
+    """The folder plugin ``name`` keeps its own files in, ``$TUNESMITH_HOME/plugins/<name>``,
+    made if missing (a plugin's default database, say ``plugin_home("moderation") /
+    "queue.sqlite"``).
+
+    Under ``plugins/`` so that no plugin name can land on the core's own files there
+    (``events.sqlite``, ``outbox.key``, ``demo-models``). ``name`` is the entry-point name:
+    lower-case letters, digits, ``-`` and ``_``; anything else (a path, ``..``) is a
+    ``ValueError``, since a plugin that builds it from user text must not write elsewhere."""
+    if not isinstance(name, str) or not _PLUGIN_NAME.fullmatch(name):
+        raise ValueError(
+            f"a plugin's folder name is lower-case letters, digits, '-' and '_', not {name!r}"
+        )
+    folder = tunesmith_home() / "plugins" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 _pm: pluggy.PluginManager | None = None

@@ -364,6 +364,117 @@ def _unknown_hooks(plugin: object) -> list[str]:
     return problems
 
 
+def demo_handler(blocks: Any, name: str) -> Any:
+    """The Python function that events of a demo's ``gr.Blocks`` call under ``name`` (its
+    ``__name__``: ``on_check`` for ``button.click(on_check, ...)``), to call in a test without
+    serving the page. A ``LookupError`` lists the names there are.
+
+    Gradio keeps its events in ``blocks.fns``, whose shape has changed between releases: plugin
+    tests go through here, so only this function follows it."""
+    fns = getattr(blocks, "fns", {})
+    events = fns.values() if isinstance(fns, dict) else fns
+    found = {event.fn for event in events if getattr(event, "name", None) == name}
+    if len(found) != 1:
+        names = sorted({str(getattr(event, "name", "")) for event in events} - {""})
+        what = "no event handler" if not found else f"{len(found)} different handlers"
+        raise LookupError(f"{what} named {name!r} in this demo; there are: {', '.join(names)}")
+    return found.pop()
+
+
+#: Libraries that make ``tunesmith --help`` slow when a plugin imports them at start-up.
+HEAVY_MODULES = (
+    "torch", "transformers", "captum", "faiss", "gradio", "peft", "pandas", "sklearn", "scipy",
+    "matplotlib", "pyarrow", "datasets", "fastapi", "uvicorn",
+)  # fmt: skip
+
+# Runs in a fresh interpreter: the test process has long imported torch, so only a new one can
+# tell which step of the plugin's start-up imports a heavy library.
+_STARTUP_PROBE = """
+import contextlib, importlib, inspect, io, json, sys
+import typer
+from tunesmith import hookspecs
+
+module_name, heavy = sys.argv[1], json.loads(sys.argv[2])
+problems = []
+
+def step(what, action):
+    before = {m for m in heavy if m in sys.modules}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return action()
+    except SystemExit:
+        return None
+    except Exception as exc:
+        problems.append(f"{what} raised {type(exc).__name__}: {exc}")
+        return None
+    finally:
+        new = sorted(m for m in heavy if m in sys.modules and m not in before)
+        if new:
+            problems.append(f"{what} imports {', '.join(new)}")
+
+plugin = step(f"import {module_name}", lambda: importlib.import_module(module_name))
+if plugin is not None and hasattr(plugin, "tunesmith_cli"):
+    app = typer.Typer()
+    app.callback()(lambda: None)  # a group even when the plugin adds one plain command
+    step("tunesmith_cli(app)", lambda: plugin.tunesmith_cli(app=app))
+
+    def paths(command, prefix):
+        yield prefix
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            yield from paths(sub, [*prefix, name])
+
+    for path in list(paths(typer.main.get_command(app), []))[1:]:
+        step("tunesmith " + " ".join([*path, "--help"]),
+             lambda: app([*path, "--help"], standalone_mode=False))
+for name in sorted(n for n in vars(hookspecs) if n.startswith("tunesmith_")):
+    spec = getattr(hookspecs, name)
+    # `tunesmith plugins` calls every hook that takes no arguments (a demo's build() is not)
+    if plugin is not None and hasattr(plugin, name) and not inspect.signature(spec).parameters:
+        step(f"{name}()", getattr(plugin, name))
+print(json.dumps(problems))
+"""
+
+
+def check_startup_imports(
+    plugin: object, *, heavy: Sequence[str] = HEAVY_MODULES, timeout: float = 120.0
+) -> list[str]:
+    """What a plugin makes ``tunesmith --help`` and ``tunesmith plugins`` import that they must
+    not: returns one problem per step (importing the plugin module, ``tunesmith_cli``, each of
+    its commands' ``--help``, each hook without arguments) that imports one of ``heavy``, or
+    raises; empty is good. A plugin author's test::
+
+        def test_my_plugin_starts_light():
+            assert check_startup_imports(my_plugin) == []
+
+    ``plugin`` is an importable module (it is imported again in a new Python process that sees
+    this one's ``sys.path``); a ``demo.build()`` is not called, as the UI may import anything.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    name = getattr(plugin, "__name__", None)
+    if not isinstance(name, str) or sys.modules.get(name) is not plugin:
+        raise ValueError(f"{plugin!r} is not an imported module, so no new process can import it")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _STARTUP_PROBE, name, json.dumps(list(heavy))],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return [f"starting {name} took over {timeout:g} s"]
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        return [f"the start-up probe of {name} failed: {out.stderr.strip()[-500:]}"]
+    return json.loads(lines[-1])
+
+
 #: Architectures :func:`make_tiny_encoder` builds, by their ``model_type``.
 ARCHITECTURES = (
     "bert",

@@ -3,11 +3,11 @@ it (once per path and process)."""
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from pathlib import Path
 
+from tunesmith.home import tunesmith_home
 from tunesmith.store import Store
 
 STATUSES = ("pending", "delivered", "failed")
@@ -51,8 +51,7 @@ OUTBOX_MIGRATIONS = [
 
 def default_outbox_path() -> Path:
     """``$TUNESMITH_HOME/events.sqlite`` (``~/.cache/tunesmith`` when the variable is unset)."""
-    home = os.environ.get("TUNESMITH_HOME") or Path.home() / ".cache" / "tunesmith"
-    return Path(home) / "events.sqlite"
+    return tunesmith_home() / "events.sqlite"
 
 
 _open_outboxes: dict[str, Store] = {}

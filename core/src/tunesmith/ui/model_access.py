@@ -11,7 +11,6 @@ directory shares one copy, and memory stays bounded however many are asked for.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from typing import Any
 from tunesmith.engine.ensemble import MEMBERS_FILE, load_ensemble, read_members
 from tunesmith.engine.lexical import LEXICAL_ARRAYS, LEXICAL_FILE
 from tunesmith.errors import TunesmithError, UserInputError
+from tunesmith.home import tunesmith_home
 from tunesmith.io import change_stamp, read_json_object
 from tunesmith.model_dir import ADAPTER_CONFIG_FILE, CALIBRATION_FILE, CONFIG_FILE, TASK_KEY
 
@@ -43,8 +43,7 @@ _lock = threading.Lock()
 
 def demo_models_dir() -> Path:
     """Where the demo keeps the models it trains (``TUNESMITH_HOME`` or ``~/.cache/tunesmith``)."""
-    home = os.environ.get("TUNESMITH_HOME") or Path.home() / ".cache" / "tunesmith"
-    return Path(home) / "demo-models"
+    return tunesmith_home() / "demo-models"
 
 
 def set_model_roots(folders: Iterable[str | Path]) -> list[Path]:
