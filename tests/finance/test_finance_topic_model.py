@@ -202,3 +202,49 @@ def test_the_dashboard_shows_a_scored_text_with_the_topic_models_topics(
 def test_the_dashboard_refuses_a_missing_topic_model_before_it_starts(cli, tmp_path):
     result = cli("finance", "demo", "--topic-model", str(tmp_path / "notopics"), "--port", "0")
     assert result.exit_code != 0 and "notopics does not exist" in result.output
+
+
+def test_rows_without_a_topic_train_none_of_these_instead_of_being_refused(cli, tmp_path):
+    """An analyst's labelled news holds much text about none of their topics: left out, a
+    single-label model gave every document one of its topics (96 % of off-topic tweets)."""
+    from tunesmith.testing import make_tiny_base_model
+    from tunesmith_finance.topic_data import NO_TOPIC
+
+    texts = [f"{w} {i}" for i in range(12) for w in ("oil output", "bank rates", "team wins")]
+    topics = ["energy", "banking", ""] * 12
+    data = _write_csv(tmp_path / "topics.csv", ["text", "topic"], zip(texts, topics, strict=True))
+    base = make_tiny_base_model(tmp_path / "base", texts)
+    out = tmp_path / "topics"
+    result = cli("finance", "train", "--topics", "--data", str(data), "--label-col", "topic",
+                 "--out", str(out), "--model", str(base), "--epochs", "1",
+                 "--strategy", "head")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "12 row(s) without a topic" in result.output
+    labels = json.loads((out / "config.json").read_text())["id2label"].values()
+    assert sorted(labels) == sorted(["banking", "energy", NO_TOPIC])
+    assert not list(tmp_path.glob("tunesmith-topics-*"))  # the copy is gone
+
+
+def test_the_none_label_of_a_topic_model_is_never_a_topic(tmp_path):
+    from tunesmith.testing import make_tiny_trained_classifier
+    from tunesmith_finance.scoring import TopicModel
+    from tunesmith_finance.topic_data import NO_TOPIC
+
+    texts = [*TEXTS, "team wins the cup", "rain all week"]
+    path = make_tiny_trained_classifier(
+        tmp_path / "t", ["banking", "energy", NO_TOPIC], texts, [1, 1, 0, 0, 2, 2], steps=60
+    )
+    model = TopicModel.load(path, threshold=0.0)
+    assert model.topics(["team wins the cup", "oil output rises"]) == [[], ["energy"]]
+
+
+def test_train_topics_refuses_the_reserved_none_topic_naming_its_row(cli, tmp_path):
+    rows = [("oil output", "energy"), ("bank rates", "__none__"), ("rain", "")] * 3
+    data = _write_csv(tmp_path / "topics.csv", ["text", "topic"], rows)
+    result = cli("finance", "train", "--topics", "--data", str(data), "--label-col", "topic",
+                 "--out", str(tmp_path / "m"))  # fmt: skip
+    assert result.exit_code != 0
+    assert "topics.csv:3, column 'topic'" in result.output and "reserved" in result.output
+    misspelt = cli("finance", "train", "--topics", "--data", str(data), "--label-col", "topc",
+                   "--out", str(tmp_path / "m"))  # fmt: skip
+    assert misspelt.exit_code != 0 and "no row has a topic" in misspelt.output

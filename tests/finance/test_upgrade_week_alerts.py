@@ -34,13 +34,13 @@ def _weeks(first: int, weeks: int, surge_days: range) -> list[dict[str, str]]:
     return rows
 
 
-def _alerts(db, sink=None):
+def _alerts(db, sink=None, window=1):
     from tunesmith_finance.alerts import AlertOptions, run_alerts
     from tunesmith_finance.detector import SurgeDetector
     from tunesmith_finance.trends import parse_duration
 
     week = parse_duration("7d")
-    detector = SurgeDetector(bucket=week, window=1, half_life=4 * week, prior=0.2)
+    detector = SurgeDetector(bucket=week, window=window, half_life=4 * week, prior=0.2)
     return run_alerts(
         db, detector=detector, options=AlertOptions(by="topic"), sinks=[sink] if sink else None
     )
@@ -77,3 +77,21 @@ def test_week_alerts_stored_before_weeks_started_on_monday_are_not_sent_again(
     (later,) = [a for a in _alerts(db, sink) if a["key"] == "banking"]
     assert later["window"] == "2026-11-16T00:00:00Z/2026-11-23T00:00:00Z"
     assert len(sent.read_text().splitlines()) == 2
+
+
+def test_a_new_surge_whose_window_overlaps_an_old_three_week_alert_still_alerts_at_once(
+    db, monkeypatch
+):
+    """With --window 3 a Monday window overlaps a stored Thursday window for up to three
+    weeks after it: the shim took a new surge there for the old one and delayed it a week."""
+    _ingest(db, _weeks(0, 13, range(66, 73)))
+    with monkeypatch.context() as old:
+        _weeks_from_thursday(old)
+        before = [a for a in _alerts(db, window=3) if a["key"] == "banking"]
+    assert before[-1]["window"].endswith("2026-10-29T00:00:00Z")  # a Thursday
+    assert [a for a in _alerts(db, window=3) if a["key"] == "banking"] == []
+    # A second surge from Monday 2 November: its first window (from 26 October) overlaps the
+    # last stored one (to 29 October) but ends 18 days after it.
+    _ingest(db, _weeks(13, 3, range(91, 105)))
+    later = [a for a in _alerts(db, window=3) if a["key"] == "banking"]
+    assert later[0]["window"] == "2026-10-26T00:00:00Z/2026-11-16T00:00:00Z"

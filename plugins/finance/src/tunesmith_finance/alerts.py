@@ -433,10 +433,12 @@ def thursday_week_windows(db: Any, detector: Any, by: str) -> dict[str, list[tup
     return windows
 
 
-def _overlaps(detection: Detection, windows: list[tuple[float, float]]) -> bool:
-    return any(
-        detection.window_start < end and start < detection.window_end for start, end in windows
-    )
+def _same_week_surge(detection: Detection, windows: list[tuple[float, float]], size: float) -> bool:
+    """Whether ``detection`` is the surge of a Thursday-week alert found again: its window ends
+    less than one bucket from that alert's (3 or 4 days for weeks; 4 or 10 for 14d buckets).
+    Overlapping windows are not enough: with --window 3 a surge two weeks after the stored
+    window still overlaps it, and was silenced."""
+    return any(abs(detection.window_end - end) < size for _start, end in windows)
 
 
 def run_alerts(
@@ -482,7 +484,7 @@ def run_alerts(
     for detection in found:
         if alert_id(detector, options.by, detection) in seen:
             continue
-        if _overlaps(detection, thursday_weeks.get(detection.key, [])):
+        if _same_week_surge(detection, thursday_weeks.get(detection.key, []), detector.bucket):
             continue  # alerted already, in the week from Thursday it was found in
         alert = build_alert(db, detection, detector=detector, options=options, model=model)
         if not store_alert(db, alert, None):

@@ -260,30 +260,36 @@ def train_command(
         raise UserInputError("--members applies to sentiment models, not --topics")
     if label_sep is not None and not topics:
         raise UserInputError("--label-sep goes with --topics: a sentiment model takes one label")
-    dataset = load_text_dataset(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
-    listed = [
-        (row, label)
-        for row, labels in zip(dataset.rows, dataset.labels, strict=True)
-        for label in labels
-        if label.startswith("[") and label.endswith("]")
-    ]
-    if topics and not dataset.multilabel and listed:
-        # A CSV cell is text: '["banking", "macro"]' trained a topic of that name.
-        row, label = listed[0]
-        raise UserInputError(
-            f"{data}:{row}, column '{label_col}': the label {label} is a list written in one "
-            "text cell, which reads as one topic; give several topics as a list in a JSONL "
-            "file, or in one cell split with --label-sep ('banking|macro' with --label-sep '|')"
+    if topics:
+        _train_topics(
+            data,
+            out,
+            eval_data=eval_data,
+            model=model,
+            text_col=text_col,
+            label_col=label_col,
+            label_sep=label_sep,
+            strategy=strategy,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_length=max_length,
+            seed=seed,
+            lexical=lexical,
+            head_init=head_init,
+            force=force,
+            allow_network=allow_network,
         )
-    if not topics:
-        if dataset.multilabel:
-            # The engine's message would point to `--task multilabel`, which this command has
-            # not: several labels per text are topics.
-            raise UserInputError(
-                f"{data}, column '{label_col}': lists of labels; a sentiment model takes one "
-                "label per text (several topics per text train a topic model: add --topics)"
-            )
-        sentiment_indices(dataset.label_names, str(data))
+        return
+    dataset = load_text_dataset(data, text_col=text_col, label_col=label_col)
+    if dataset.multilabel:
+        # The engine's message would point to `--task multilabel`, which this command has
+        # not: several labels per text are topics.
+        raise UserInputError(
+            f"{data}, column '{label_col}': lists of labels; a sentiment model takes one "
+            "label per text (several topics per text train a topic model: add --topics)"
+        )
+    sentiment_indices(dataset.label_names, str(data))
     recipe = SentimentRecipe(
         strategy=strategy,
         epochs=epochs,
@@ -292,7 +298,7 @@ def train_command(
         max_length=max_length,
         seed=seed,
         members=members,
-        lexical=lexical if lexical is not None else (0.0 if topics else LEXICAL_SHARE),
+        lexical=lexical if lexical is not None else LEXICAL_SHARE,
         extra={"head_init": head_init} if head_init != "auto" else {},
     )
     path = train_sentiment(
@@ -303,12 +309,60 @@ def train_command(
         model=model,
         text_col=text_col,
         label_col=label_col,
-        task="multilabel" if dataset.multilabel else "classification",
-        label_sep=label_sep,
         force=force,
         allow_network=allow_network,
         n_rows=len(dataset.texts),
     )
+    typer.echo(str(path))
+
+
+def _train_topics(
+    data: Path,
+    out: Path,
+    *,
+    eval_data: Path | None,
+    model: str,
+    text_col: str,
+    label_col: str,
+    label_sep: str | None,
+    head_init: str,
+    lexical: float | None,
+    force: bool,
+    allow_network: bool,
+    **recipe: Any,
+) -> None:
+    """`finance train --topics`: rows without a topic train "none of these" (topic_data)."""
+    from tunesmith_finance.topic_data import topic_training_files
+    from tunesmith_finance.training import SentimentRecipe, train_sentiment
+
+    with topic_training_files(
+        data, eval_data, text_col=text_col, label_col=label_col, label_sep=label_sep
+    ) as files:
+        if files.without_topic:
+            _err(f"{files.without_topic} row(s) without a topic: they train 'none of these'")
+        else:
+            _err(
+                "every row has a topic, so the model will give every document one of them "
+                "(above --topic-threshold); rows with an empty topic teach it 'none of these'"
+            )
+        path = train_sentiment(
+            files.data,
+            out,
+            SentimentRecipe(
+                lexical=lexical if lexical is not None else 0.0,
+                extra={"head_init": head_init} if head_init != "auto" else {},
+                **recipe,
+            ),
+            eval_data=files.eval_data,
+            model=model,
+            text_col=files.text_col,
+            label_col=files.label_col,
+            task="multilabel" if files.multilabel else "classification",
+            label_sep=files.label_sep,
+            force=force,
+            allow_network=allow_network,
+            n_rows=files.rows,
+        )
     typer.echo(str(path))
 
 

@@ -11,6 +11,7 @@ from tunesmith.engine.ensemble import load_ensemble, mean_probabilities
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.predict import predict_texts
 from tunesmith.errors import UserInputError
+from tunesmith_finance.topic_data import NO_TOPIC
 
 #: Label names a model may use for each sentiment, compared lower-cased.
 LABEL_NAMES = {
@@ -135,6 +136,8 @@ class TopicModel:
 
     A single-label model gives its best label when its probability is at least ``threshold``;
     a multi-label one (trained on several topics per text) every label at least that probable.
+    The label :data:`~tunesmith_finance.topic_data.NO_TOPIC` (learned from rows without a
+    topic) is never a topic: a text whose best label it is gets none.
     """
 
     def __init__(self, loaded: Any, threshold: float = 0.5) -> None:
@@ -158,8 +161,14 @@ class TopicModel:
                 # Multi-label: every label at or above --topic-threshold, most probable first
                 # (the engine's own "labels" are those above 0.5, whatever the threshold said).
                 ranked = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])
-                out.append([str(k).lower() for k, p in ranked if p >= self.threshold])
-            elif result["score"] >= self.threshold:
+                out.append(
+                    [
+                        str(k).lower()
+                        for k, p in ranked
+                        if p >= self.threshold and str(k).lower() != NO_TOPIC
+                    ]
+                )
+            elif result["score"] >= self.threshold and str(result["label"]).lower() != NO_TOPIC:
                 out.append([str(result["label"]).lower()])
             else:
                 out.append([])
