@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from tunesmith import __version__
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import DISK_FULL_REASONS, TunesmithError, disk_full_errno
 
 #: Set to show the traceback of an operating-system error instead of its one line.
 DEBUG_ENV = "TUNESMITH_DEBUG"
@@ -92,6 +92,39 @@ def _silence_stdout() -> None:
         pass
 
 
+def _full_stdout() -> str | None:
+    """Where standard output goes, when that is a regular file (``> out.jsonl``) left with no
+    room: the file an error without a file name was about."""
+    import stat
+
+    from tunesmith.io import no_room_shown
+
+    try:
+        if not stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode):
+            return None
+        target = os.readlink(f"/proc/self/fd/{sys.stdout.fileno()}")
+    except (OSError, ValueError, AttributeError):  # no /proc (macOS), or no real stdout
+        return None
+    return target if no_room_shown(target) is not None else None
+
+
+def _no_room_line(exc: BaseException, code: int) -> str:
+    """One line for a write that found no room and that no command caught: the file when the
+    error names it, standard output when that is where the write went, else the library's words.
+    """
+    from tunesmith.errors import DiskFullError, room_hint
+
+    if isinstance(exc, OSError) and (out := _full_stdout()) is not None:
+        _silence_stdout()  # the rest of the output cannot be written either, not even at exit
+        outcome = f"what was written there is incomplete: {room_hint(code)}"
+        return str(DiskFullError(f"standard output ({out})", code, outcome=outcome))
+    reason = f"{DISK_FULL_REASONS[code]} ({os.strerror(code)})"
+    if isinstance(exc, OSError):  # the system's error without a file name says no more
+        return f"{reason} while writing; {room_hint(code)}"
+    detail = " ".join(str(exc).split())  # a library's words name the file, if anything does
+    return f"{reason}: {detail}; {room_hint(code)}"
+
+
 class _TunesmithGroup(TyperGroup):
     """Turns a :class:`TunesmithError` from any command, an operating-system error no command
     foresaw (a full disk, a permission denied), and a usage error (a missing option, a value out
@@ -115,8 +148,19 @@ class _TunesmithGroup(TyperGroup):
         except OSError as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
+            if exc.errno in DISK_FULL_REASONS and exc.filename is None:
+                typer.echo(f"Error: {_no_room_line(exc, exc.errno)}", err=True)
+                raise typer.Exit(1) from None
             # str(OSError) names the file ("[Errno 28] No space left on device: 'out.csv'").
             typer.echo(f"Error: {exc} (set {DEBUG_ENV}=1 for the traceback)", err=True)
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            # A library's own error around a full disk (safetensors' "os error 28", FAISS's
+            # "(No space left on device)"): one line too. Any other stays a traceback (a bug).
+            code = disk_full_errno(exc)
+            if code is None or os.environ.get(DEBUG_ENV):
+                raise
+            typer.echo(f"Error: {_no_room_line(exc, code)}", err=True)
             raise typer.Exit(1) from None
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[no-untyped-def]

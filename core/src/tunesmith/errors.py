@@ -6,6 +6,8 @@ Programming errors are not wrapped and keep their traceback.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from pathlib import Path
 
@@ -67,3 +69,63 @@ class OutputExistsError(UserInputError):
 
 class PluginError(TunesmithError):
     """A plugin that failed to load or register."""
+
+
+#: The errors a write gets when there is no room for it, and how a user is told.
+DISK_FULL_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EFBIG: "the file size limit was reached",
+}
+if hasattr(errno, "EDQUOT"):  # not on Windows
+    DISK_FULL_REASONS[errno.EDQUOT] = "the disk quota is used up"
+
+
+def disk_full_errno(exc: BaseException) -> int | None:
+    """The errno (``ENOSPC``, ``EDQUOT`` or ``EFBIG``) when ``exc`` or what caused it says that
+    a write found no room; ``None`` otherwise.
+
+    Libraries wrap the operating system's error in their own: safetensors and tokenizers
+    (Rust) end theirs with ``(os error 28)``, FAISS with ``(No space left on device)``. Others
+    say nothing of the cause (numpy, torch): :func:`tunesmith.io.no_room_errno` looks at the
+    disk instead.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_REASONS:
+            return current.errno
+        if getattr(current, "sqlite_errorname", None) == "SQLITE_FULL":  # raw sqlite3 (a copy)
+            return errno.ENOSPC
+        text = str(current)
+        for code in DISK_FULL_REASONS:
+            if f"os error {code})" in text or f"({os.strerror(code)})" in text:
+                return code
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class DiskFullError(TunesmithError, OSError):
+    """A write that found no room: a full disk, a used-up quota or the process's file size
+    limit. Also an :class:`OSError` (with its ``errno``), so code that handles a failed write
+    handles this one as before.
+
+    ``outcome`` says what became of the data (by default: the previous version is unchanged,
+    which is what every atomic write guarantees).
+    """
+
+    def __init__(self, path: str | Path, code: int, *, outcome: str | None = None) -> None:
+        OSError.__init__(self, code, os.strerror(code), str(path))
+        self.path = str(path)
+        self.outcome = (
+            outcome or f"not written (any previous version is unchanged): {room_hint(code)}"
+        )
+
+    def __str__(self) -> str:
+        reason = DISK_FULL_REASONS.get(self.errno or 0, "there is no room")
+        return f"{self.path}: {reason} ({self.strerror}); {self.outcome}"
+
+
+def room_hint(code: int, then: str = "run again") -> str:
+    """What the user does about ``code`` (``ENOSPC``, ``EDQUOT``, ``EFBIG``), then ``then``."""
+    return ("raise the limit" if code == errno.EFBIG else "free some space") + f" and {then}"

@@ -9,6 +9,7 @@ process is gone, so ``kill -9`` leaves debris only until the next run.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -20,7 +21,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import DataError, OutputExistsError, UserInputError
+from tunesmith.errors import (
+    DataError,
+    DiskFullError,
+    OutputExistsError,
+    TunesmithError,
+    UserInputError,
+    disk_full_errno,
+)
 
 
 def process_alive(pid: int) -> bool:
@@ -102,6 +110,91 @@ def publish_mode(tmp: str | Path, target: str | Path, *, directory: bool = False
 _OLD_COPY = ".old-"
 
 
+#: Free space below which a failed write is put down to a full disk (the failed write's own
+#: temporary file is still there when it is measured, so a full disk shows close to 0).
+NEARLY_FULL_BYTES = 1 << 20
+#: Programming errors: never put down to the disk, whatever its state.
+_NOT_IO = (TypeError, AttributeError, NameError, LookupError, AssertionError)
+
+
+def no_room_errno(exc: BaseException, written: str | Path) -> int | None:
+    """``ENOSPC``, ``EDQUOT`` or ``EFBIG`` when the write of ``written`` (a file, or a folder
+    being filled) failed for want of room; ``None`` when it failed for another reason.
+
+    The error says so itself (:func:`~tunesmith.errors.disk_full_errno`), or, for libraries
+    that only report a short write (numpy's "N requested and M written", torch's "unexpected
+    pos"), the disk does: almost no free space left, or a file of ``written`` at the process's
+    file size limit (``ulimit -f``). Call it before removing what was written.
+    """
+    code = disk_full_errno(exc)
+    if code is not None or not isinstance(exc, Exception):
+        return code
+    if isinstance(exc, (*_NOT_IO, TunesmithError)) or getattr(exc, "errno", None):
+        return None  # a bug, our own error, or the system named another cause (EACCES, ...)
+    return no_room_shown(written)
+
+
+def no_room_shown(written: str | Path) -> int | None:
+    """``ENOSPC`` when the disk holding ``written`` has almost no free space, ``EFBIG`` when a
+    file of ``written`` (a file or a folder) is at the process's file size limit, else ``None``.
+    """
+    written = Path(written)
+    existing = next((p for p in (written, *written.parents) if p.exists()), None)
+    if existing is None:
+        return None
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(existing).free < NEARLY_FULL_BYTES:
+            return errno.ENOSPC
+    limit = _file_size_limit()
+    if limit is not None and _largest_file(written) >= limit:
+        return errno.EFBIG
+    return None
+
+
+def _file_size_limit() -> int | None:
+    """The process's soft ``RLIMIT_FSIZE`` in bytes; ``None`` when unlimited or unknown."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _largest_file(path: Path, most: int = 10_000) -> int:
+    """The size of ``path``, or of the largest of the first ``most`` files in the folder."""
+    if not path.is_dir():
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0
+    largest, seen = 0, 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                largest = max(largest, os.stat(os.path.join(root, name)).st_size)
+            seen += 1
+            if seen >= most:
+                return largest
+    return largest
+
+
+@contextlib.contextmanager
+def no_room_as_error(
+    target: str | Path, written: str | Path | None = None, *, outcome: str | None = None
+) -> Iterator[None]:
+    """Turn a failure of the block for want of room into one :class:`DiskFullError` naming
+    ``target`` (what the user asked to write); ``written`` is where the block writes, when it
+    is another place (a temporary sibling). ``outcome`` says what became of the data."""
+    try:
+        yield
+    except Exception as exc:
+        code = no_room_errno(exc, target if written is None else written)
+        if code is None:
+            raise
+        raise DiskFullError(target, code, outcome=outcome) from exc
+
+
 def remove_stale_temps(path: str | Path, *, any_owner: bool = False) -> list[Path]:
     """Remove the temporary siblings of ``path`` that killed writers left; returns them.
 
@@ -169,7 +262,8 @@ def atomic_open(path: str | Path, *, binary: bool = False) -> Iterator[Any]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
+    with no_room_as_error(path, path.parent):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         # newline="": "\n" stays "\n" on Windows too (no "\r\r\n" from a csv writer's
         # "\r\n"), so a file's bytes, and its hash, do not depend on the platform.
@@ -180,9 +274,13 @@ def atomic_open(path: str | Path, *, binary: bool = False) -> Iterator[Any]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        # Measured before the temporary file goes: a file cut at the size limit tells EFBIG.
+        code = None if isinstance(exc, DiskFullError) else no_room_errno(exc, tmp)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if code is not None:
+            raise DiskFullError(path, code) from exc
         raise
 
 
@@ -289,18 +387,31 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     remove_stale_temps(target)  # first: it may put back a model a killed swap moved aside
     check_writable_dir(given, force=force)  # the message names the path as the user gave it
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp"))
+    with no_room_as_error(given, target.parent):
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp"))
     try:
         publish_mode(tmp, target, directory=True)
         yield tmp
-    except BaseException:
+    except BaseException as exc:
+        # Named as the user gave it, not as the temporary file inside that failed; measured
+        # before the folder goes (a file cut at the size limit tells EFBIG).
+        code = no_room_errno(exc, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if code is not None:
+            raise DiskFullError(given, code) from exc
         raise
     old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}{_OLD_COPY}{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
+    try:
+        if target.exists():
+            old = target.with_name(f".{target.name}{_OLD_COPY}{os.getpid()}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        # A rename that fails (no room for a directory entry) puts the previous version back.
+        if old is not None and not target.exists():
+            os.replace(old, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -19,6 +19,8 @@ newest commits.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import re
 import sqlite3
 import threading
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import UserInputError
+from tunesmith.errors import DISK_FULL_REASONS, UserInputError, room_hint
+from tunesmith.io import no_room_shown
 
 #: A migration: SQL (one or more statements separated by ``;``) or a function of a transaction.
 Migration = str | Callable[["Transaction"], None]
@@ -371,6 +374,17 @@ class Store:
         with self._translate():
             self._conn.execute(sql)
 
+    def _no_room(self, kind: str) -> int | None:
+        """The errno of a write that found no room: SQLite says ``SQLITE_FULL`` for a full
+        disk, but only "disk I/O error" when a file reached the size limit (``EFBIG``), which
+        the database's files then show."""
+        if kind == "SQLITE_FULL":
+            return errno.ENOSPC
+        if kind != "SQLITE_IOERR" or str(self.path) == ":memory:":
+            return None
+        files = (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-journal"))
+        return next((code for f in files if (code := no_room_shown(f)) is not None), None)
+
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
         """SQLite's lock, disk and corruption errors become one line naming the file.
@@ -389,9 +403,13 @@ class Store:
                     f"{self.path}: the database is locked by another process "
                     f"(waited {self.timeout:g} s); try again when it has finished"
                 ) from None
-            if kind == "SQLITE_FULL":  # the statement was rolled back
+            room = self._no_room(kind)
+            if room is not None:  # the statement was rolled back
+                reason, strerror = DISK_FULL_REASONS[room], os.strerror(room)
+                detail = str(exc) if kind == "SQLITE_FULL" else f"{strerror}; SQLite: {exc}"
                 raise StoreError(
-                    f"{self.path}: the disk is full ({exc}); nothing of this write was kept"
+                    f"{self.path}: {reason} ({detail}); nothing of this write was kept: "
+                    f"{room_hint(room)}"
                 ) from None
             if kind in ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_PERM"):
                 raise StoreError(f"{self.path}: {exc}") from None

@@ -19,6 +19,8 @@ from typing import Any
 from tunesmith.engine.modeling import mean_pool, pooling_of
 from tunesmith.engine.strategies import backbone_of, encoder_layers, num_layers
 from tunesmith.engine.trainer_utils import pad_tokens
+from tunesmith.errors import DiskFullError
+from tunesmith.io import atomic_open
 
 CACHE_ENV = "TUNESMITH_CACHE_DIR"
 FORMAT_VERSION = 1
@@ -221,10 +223,11 @@ def load_or_compute(
         except Exception:  # a damaged cache file is recomputed, never trusted
             path.unlink(missing_ok=True)
     features = compute_frozen_features(model, encodings, depth=depth, pooled=pooled, pad_id=pad_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{os.getpid()}.tmp"
-    torch.save({"values": features.values, "offsets": features.offsets}, tmp)
-    os.replace(tmp, path)
+    try:
+        with atomic_open(path, binary=True) as handle:
+            torch.save({"values": features.values, "offsets": features.offsets}, handle)
+    except DiskFullError:
+        pass  # the features are in memory: a cache the disk has no room for costs only time
     return features, False
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.distributed import is_main_process
 from tunesmith.engine.loading import check_safetensors
-from tunesmith.errors import DataError, OutputExistsError, UserInputError
+from tunesmith.errors import DataError, OutputExistsError, UserInputError, room_hint
 from tunesmith.io import (
     atomic_directory,
     atomic_write_json,
@@ -293,3 +293,14 @@ def interrupted_message(work: Path) -> str:
         "training interrupted before its first checkpoint was written; there is nothing to "
         "resume, the next run starts over"
     )
+
+
+def out_of_room_outcome(work: Path, out: Path, code: int) -> str:
+    """What to tell the user when a checkpoint found no room (``code``, its errno): the
+    checkpoint cut short is removed now (its space is free again for the next run), the output
+    is as it was, and ``--resume`` continues when an earlier checkpoint is whole."""
+    for folder in work.glob("checkpoints*"):
+        last_complete_checkpoint(folder)
+    if has_resumable_work(work):
+        return f"{out} is unchanged: {room_hint(code, 'run the same command with --resume')}"
+    return f"{out} is unchanged: {room_hint(code, 'run the same command again')}"

@@ -29,8 +29,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tunesmith.errors import DataError, UserInputError
-from tunesmith.io import atomic_write_json, atomic_write_text, publish_mode, read_json_object
+from tunesmith.errors import DataError, DiskFullError, UserInputError, room_hint
+from tunesmith.io import (
+    atomic_write_json,
+    atomic_write_text,
+    no_room_as_error,
+    no_room_errno,
+    publish_mode,
+    read_json_object,
+)
 from tunesmith.retrieval.faiss_runtime import load_faiss
 from tunesmith.retrieval.payload_table import save_table
 
@@ -163,7 +170,8 @@ def write_generation(
     """
     faiss = load_faiss()
     name = f"gen-{generation:06d}"
-    tmp = Path(tempfile.mkdtemp(dir=path, prefix=f".{name}.", suffix=".tmp"))
+    with no_room_as_error(path):
+        tmp = Path(tempfile.mkdtemp(dir=path, prefix=f".{name}.", suffix=".tmp"))
     try:
         publish_mode(tmp, path / name, directory=True)
         faiss.write_index(faiss_index, str(tmp / "index.faiss"))
@@ -175,8 +183,14 @@ def write_generation(
         fsync_dir(path)
         atomic_write_text(path / POINTER, name + "\n")
         fsync_dir(path)
-    except BaseException:
+    except BaseException as exc:
+        # Measured before the folder goes (a file cut at the size limit tells EFBIG); the
+        # error names the index, not the temporary file FAISS or SQLite was writing.
+        code = no_room_errno(exc, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if code is not None:
+            outcome = f"the index on disk is the one saved before: {room_hint(code, 'save again')}"
+            raise DiskFullError(path, code, outcome=outcome) from exc
         raise
     return name
 

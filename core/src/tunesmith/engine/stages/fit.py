@@ -27,8 +27,9 @@ from tunesmith.engine.trainer_utils import (
     score_metrics,
 )
 from tunesmith.engine.wise import FEW_SHOT_WEIGHT
-from tunesmith.engine.workdir import interrupted_message
-from tunesmith.errors import TunesmithError
+from tunesmith.engine.workdir import interrupted_message, out_of_room_outcome
+from tunesmith.errors import DiskFullError, TunesmithError
+from tunesmith.io import no_room_errno
 from tunesmith.plugins import collect_list
 
 #: The name every process's :data:`EPOCH_ORDER_FILE` starts with.
@@ -104,7 +105,7 @@ def run(state: Training) -> None:
     )
     if state.resume_from and not any(Path(state.resume_from).glob(f"{EPOCH_ORDER_STEM}*")):
         state.log(earlier_checkpoint_note(Path(state.resume_from)))
-    figures = _train(trainer, state.resume_from, run.work_path)
+    figures = _train(trainer, state.resume_from, run.work_path, run.out_dir)
     if snapshots is not None:
         state.epoch_snapshots = list(snapshots.snapshots)
     if patience and has_eval and figures["epochs_run"] < resolved.epochs:
@@ -329,13 +330,21 @@ def _add_callbacks(state: Training, trainer: Any, patience: int) -> None:
         trainer.add_callback(callback)
 
 
-def _train(trainer: Any, resume_from: str | None, work: Path) -> dict[str, Any]:
+def _train(trainer: Any, resume_from: str | None, work: Path, out: Path) -> dict[str, Any]:
     """Train (continuing ``resume_from`` when given); returns the run's figures."""
     started = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=resume_from)
     except KeyboardInterrupt:
         raise TrainingInterrupted(interrupted_message(work)) from None
+    except Exception as exc:
+        # A checkpoint (or TensorBoard log, epoch snapshot) the disk had no room for: safetensors
+        # and torch say so in words of their own, or not at all (a short write).
+        code = no_room_errno(exc, work) if is_main_process() else None
+        if code is None:
+            raise
+        outcome = out_of_room_outcome(work, out, code)
+        raise DiskFullError(work, code, outcome=outcome) from exc
     figures: dict[str, Any] = {
         "train_seconds": round(time.perf_counter() - started, 2),
         "train_loss": round(trainer.whole_run_loss(result), 6),

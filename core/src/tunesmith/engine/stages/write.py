@@ -16,6 +16,8 @@ from tunesmith.engine.modeling import save_classifier
 from tunesmith.engine.plots import save_confusion_matrix_png, save_reliability_diagram
 from tunesmith.engine.prepare import Log
 from tunesmith.engine.stages.state import Training
+from tunesmith.engine.workdir import has_resumable_work
+from tunesmith.errors import DiskFullError, room_hint
 from tunesmith.io import atomic_directory, atomic_write_json, atomic_write_text
 from tunesmith.model_dir import (
     CLEANING_REPORT_FILE,
@@ -30,6 +32,22 @@ from tunesmith.model_dir import (
 
 def run(state: Training) -> Path:
     """Write ``--out``; returns its path."""
+    try:
+        return _write(state)
+    except DiskFullError as exc:
+        work = state.run.work_path
+        if not has_resumable_work(work):
+            raise
+        # The training is in the checkpoints: --resume continues from the last one.
+        then = "run the same command with --resume"
+        outcome = (
+            f"not written (any previous version is unchanged) and the checkpoints in {work} "
+            f"are kept: {room_hint(exc.errno, then)}"
+        )
+        raise DiskFullError(exc.path, exc.errno, outcome=outcome) from exc
+
+
+def _write(state: Training) -> Path:
     run, prepared, metrics = state.run, state.prepared, state.metrics
     out = run.out_dir
     with atomic_directory(out, force=run.force) as tmp:
