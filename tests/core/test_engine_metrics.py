@@ -257,8 +257,8 @@ def test_evaluate_ner_model_reports_strict_entity_scores_per_type(tmp_path):
 
 
 def test_checkpoint_selection_scores_ner_by_the_strict_f1_of_metrics_json():
+    from tunesmith.engine.held_out_score import score_metrics
     from tunesmith.engine.metrics import strict_entity_f1
-    from tunesmith.engine.trainer_utils import score_metrics
 
     labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     true = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-LOC", "I-LOC", "O"]]

@@ -443,7 +443,7 @@ def test_predict_command_on_a_missing_model_is_one_error_line(tmp_path):
 def test_rows_are_padded_on_the_right_by_the_tokenizer_or_with_id_0_without_a_pad_token(
     tmp_path,
 ):
-    from tunesmith.engine.trainer_utils import pad_rows
+    from tunesmith.engine.padding import pad_rows
     from tunesmith.testing import make_tiny_tokenizer
 
     tokenizer = make_tiny_tokenizer(tmp_path / "tok", ["my card is lost", "refund"])

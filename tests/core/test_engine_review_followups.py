@@ -260,7 +260,7 @@ def test_the_progress_line_calls_the_evaluation_loss_held_out_and_shows_the_trai
 ):
     from types import SimpleNamespace
 
-    from tunesmith.engine.trainer_utils import make_progress_callback
+    from tunesmith.engine.progress import make_progress_callback
 
     callback = make_progress_callback(False, "classification")
     state = SimpleNamespace(epoch=1.0, is_world_process_zero=True)

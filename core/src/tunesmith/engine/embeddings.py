@@ -9,8 +9,8 @@ from typing import Any
 from tunesmith.engine.feature_cache import compute_frozen_features, num_layers, split_supported
 from tunesmith.engine.modeling import mean_pool, pooling_of
 from tunesmith.engine.nearest import TEMPERATURE, NearestExamples
+from tunesmith.engine.padding import pad_tokens
 from tunesmith.engine.strategies import backbone_of
-from tunesmith.engine.trainer_utils import pad_tokens
 
 
 def pooled_embeddings(model: Any, encodings: list[dict[str, Any]], *, pad_id: int) -> Any:

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.lexical import LEXICAL_FILE, LexicalModel
+from tunesmith.engine.max_length import input_limit
 from tunesmith.engine.modeling import cap_tokenizer_length, load_classifier, read_config
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
-from tunesmith.engine.trainer_utils import input_limit
 from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
 from tunesmith.hf_quiet import quiet_transformers
 from tunesmith.io import read_json_object
@@ -176,7 +176,7 @@ def _labels_from_config(config: Any) -> list[str]:
 
 def _max_length(tokenizer: Any, config: Any, run_config: dict[str, Any] | None) -> int:
     """The model's input limit, at most 512 and at most the ``--max-length`` it was trained
-    with (:func:`~tunesmith.engine.trainer_utils.input_limit`, which training's held-out
+    with (:func:`~tunesmith.engine.max_length.input_limit`, which training's held-out
     data is read at too)."""
     return input_limit(tokenizer, config, (run_config or {}).get("max_length"))
 

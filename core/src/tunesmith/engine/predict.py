@@ -18,8 +18,8 @@ import numpy as np
 from tunesmith.engine.calibration import apply_temperature, temper_mean
 from tunesmith.engine.lexical import mix_into
 from tunesmith.engine.loading import LoadedModel
+from tunesmith.engine.padding import pad_rows
 from tunesmith.engine.threads import configure_threads
-from tunesmith.engine.trainer_utils import pad_rows
 from tunesmith.errors import UserInputError
 from tunesmith.streams import run_streams, stream_count
 

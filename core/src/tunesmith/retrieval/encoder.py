@@ -33,10 +33,10 @@ import numpy as np
 
 from tunesmith.engine.int8_ranges import RANGE_BATCH, RANGE_TEXTS, measure_activation_ranges
 from tunesmith.engine.loading import load_model
+from tunesmith.engine.max_length import MAX_INPUT_TOKENS, model_max_length
 from tunesmith.engine.modeling import cap_tokenizer_length, pooling_of, sentence_pooling_mode
 from tunesmith.engine.quantize import quantize_int8, read_int8_ranges
 from tunesmith.engine.threads import configure_threads
-from tunesmith.engine.trainer_utils import MAX_INPUT_TOKENS, model_max_length
 from tunesmith.errors import DataError, ModelNotFoundError, UserInputError
 from tunesmith.hf_quiet import quiet_transformers
 from tunesmith.io import read_json_object

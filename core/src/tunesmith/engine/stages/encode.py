@@ -8,20 +8,18 @@ from typing import Any
 
 from tunesmith.engine import feature_cache as fc
 from tunesmith.engine.config import RunConfig
+from tunesmith.engine.encoding import EncodedDataset, encode_texts, encode_words
+from tunesmith.engine.max_length import (
+    choose_max_length,
+    input_limit,
+    model_max_length,
+    token_lengths,
+)
 from tunesmith.engine.modeling import build_classifier, load_base_tokenizer, pooling_of
 from tunesmith.engine.prepare import targets
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import check_freeze_layers, parse_strategy
 from tunesmith.engine.threads import configure_threads
-from tunesmith.engine.trainer_utils import (
-    EncodedDataset,
-    choose_max_length,
-    encode_texts,
-    encode_words,
-    input_limit,
-    model_max_length,
-    token_lengths,
-)
 from tunesmith.errors import UserInputError
 from tunesmith.hf_quiet import silence_transformers
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from tunesmith.engine.distributed import is_main_process
 from tunesmith.engine.lexical import LexicalModel
+from tunesmith.engine.losses import class_weights as inverse_frequency
 from tunesmith.engine.metrics import classification_report
 from tunesmith.engine.stages.state import Training
-from tunesmith.engine.trainer_utils import class_weights as inverse_frequency
 from tunesmith.errors import UserInputError
 
 #: How this stage's notes begin (a refit with another share replaces them).

@@ -9,8 +9,8 @@ from pathlib import Path
 from tunesmith.engine import embeddings
 from tunesmith.engine import nearest as nx
 from tunesmith.engine import self_training as st
+from tunesmith.engine.encoding import encode_texts
 from tunesmith.engine.stages.state import Training
-from tunesmith.engine.trainer_utils import encode_texts
 
 
 def run(state: Training) -> None:
