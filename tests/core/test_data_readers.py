@@ -122,11 +122,11 @@ def test_utf8_byte_order_mark_does_not_end_up_in_the_first_column_name(tmp_path)
 
 
 def test_unknown_suffix_lists_the_known_ones(tmp_path):
-    path = write(tmp_path / "d.xlsx", "whatever")
+    path = write(tmp_path / "d.numbers", "whatever")
     with pytest.raises(DataError) as info:
         load_text_dataset(path)
     message = str(info.value)
-    assert "no reader for files with .xlsx" in message
+    assert "no reader for files with .numbers" in message
     for suffix in (".csv", ".jsonl", ".parquet", ".conll"):
         assert suffix in message
 

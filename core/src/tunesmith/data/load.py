@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.excel import data_file
 from tunesmith.data.limits import MAX_FIELD_CHARS, names_for_message, text_problem
 from tunesmith.data.readers import (
     ROW_KEY,
@@ -60,11 +61,12 @@ class _Problems:
 
 
 def _existing_file(path: str | Path) -> Path:
+    """``path`` when it names a data file that is there (``book.xlsx#Sheet``: the workbook)."""
     path = Path(path)
     if str(path) == "-" and not path.exists():
         raise DataError("'-' (standard input) is not read here; give a data file", path=STDIN_NAME)
-    if not path.exists():
-        raise DataError("file not found", path=path)
+    if not data_file(path).exists():
+        raise DataError("file not found", path=data_file(path))
     if path.is_dir():
         raise DataError("this is a folder; give a data file", path=path)
     return path
@@ -93,7 +95,7 @@ def _token_file(path: Path, what: str) -> DataError:
     return DataError(
         f"{path.suffix or 'this'} files are read as CoNLL token files (a token and its tag a "
         f"line, a blank line between sentences); {what} needs a table with a text column: CSV, "
-        "TSV, JSONL, JSON or Parquet",
+        "TSV, JSONL, JSON, Parquet or Excel (.xlsx)",
         path=path,
     )
 

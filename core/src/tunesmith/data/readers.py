@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.excel import EXCEL_SUFFIXES, REFUSED_SPREADSHEETS, data_file, read_sheet
+from tunesmith.data.excel import refuse_spreadsheet as _refuse_spreadsheet
 from tunesmith.data.limits import (
     MAX_FIELD_CHARS,
     MAX_FILE_BYTES,
@@ -105,16 +107,26 @@ def _csv_problem(exc: csv.Error) -> str:
     return f"cannot parse this row: {message}"
 
 
-def _check_unique_header(header: list[str], path: str | Path) -> None:
-    """A column named twice would silently lose one of them to the other in each row."""
-    seen: dict[str, int] = {}
-    for position, name in enumerate(header, start=1):
+def check_unique_header(
+    header: list[str],
+    path: str | Path,
+    *,
+    row: int = 1,
+    positions: list[str] | None = None,
+) -> None:
+    """A column named twice would silently lose one of them to the other in each row.
+
+    ``row`` is the header's row; ``positions`` names each column as the user sees it (Excel's
+    letters), by default its 1-based number."""
+    seen: dict[str, str] = {}
+    for index, name in enumerate(header):
+        position = positions[index] if positions is not None else str(index + 1)
         if name and name in seen:
             raise DataError(
                 f"the header names this column twice (columns {seen[name]} and {position}); "
                 "rename one",
                 path=path,
-                row=1,
+                row=row,
                 column=name,
             )
         seen.setdefault(name, position)
@@ -182,7 +194,7 @@ def delimited_rows(text: str, path: str | Path, delimiter: str, quoting: int) ->
     except csv.Error as exc:
         raise DataError(_csv_problem(exc), path=path, row=1) from None
     header = [name.strip() for name in header]
-    _check_unique_header(header, path)
+    check_unique_header(header, path)
     last_line = reader.line_num
     while True:
         # A quoted field may span lines: the record starts on the line after the previous one
@@ -415,6 +427,22 @@ def read_conll(path: Path) -> Iterator[Row]:
         yield flush()
 
 
+def read_xlsx(path: Path) -> Iterator[Row]:
+    """An Excel worksheet's rows under its header (:mod:`tunesmith.data.excel`), each with its
+    row number as Excel shows it; ``book.xlsx#Sheet 2`` reads that sheet, else the first."""
+    check_file_size(data_file(path))
+    sheet = read_sheet(path)
+    check_unique_header(
+        [name for _, name in sheet.columns],
+        sheet.shown,
+        row=sheet.header_row,
+        positions=[letter for letter, _ in sheet.columns],
+    )
+    for number, row in sheet.rows:
+        row[ROW_KEY] = number
+        yield row
+
+
 BUILTIN_READERS: dict[str, Callable[[Path], Any]] = {
     ".csv": read_csv,
     ".tsv": read_tsv,
@@ -423,6 +451,8 @@ BUILTIN_READERS: dict[str, Callable[[Path], Any]] = {
     ".parquet": read_parquet,
     ".conll": read_conll,
     ".txt": read_conll,
+    **dict.fromkeys(EXCEL_SUFFIXES, read_xlsx),
+    **dict.fromkeys(REFUSED_SPREADSHEETS, _refuse_spreadsheet),
 }
 
 
@@ -435,8 +465,9 @@ def available_readers() -> dict[str, Callable[[Path], Any]]:
 
 
 def reader_for(path: str | Path) -> Callable[[Path], Any]:
-    """The reader for ``path``'s suffix (``.jsonl``; compound ones like ``.jsonl.gz`` first)."""
-    path = Path(path)
+    """The reader for ``path``'s suffix (``.jsonl``; compound ones like ``.jsonl.gz`` first);
+    a workbook's sheet (``book.xlsx#Sheet 2``) is not part of the suffix."""
+    path = data_file(path)
     if path.is_dir():  # before the suffix: a folder has no reader, whatever its name
         raise DataError("this is a folder; give a data file", path=path)
     readers = available_readers()

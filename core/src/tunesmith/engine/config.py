@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.excel import data_file
 from tunesmith.engine.resolved import Resolved
 from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
@@ -294,7 +295,7 @@ class RunConfig:
         ):
             if path is not None and Path(path).is_dir():
                 raise UserInputError(f"{flag} {path} is a folder; give a data file")
-            if path is not None and not Path(path).is_file():
+            if path is not None and not data_file(path).is_file():  # book.xlsx#Sheet: the book
                 raise UserInputError(f"{flag} {path}: no such file")
         check_model_output(
             self.out_dir,

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.data.excel import data_file
 from tunesmith.data.records import sort_labels
 from tunesmith.engine.lexical_refit import refit_lexical
 from tunesmith.engine.loading import load_model
@@ -192,7 +193,7 @@ def same_run(where: str | Path, run: Any, *, ignore: frozenset[str] = frozenset(
     # A run_config.json from before the hash was recorded cannot tell, so it is not reused.
     then = resolved.get("data_sha256")
     try:
-        return then is not None and then == file_sha256(run.data)
+        return then is not None and then == file_sha256(data_file(run.data))
     except OSError:
         return False
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.excel import data_file
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.distributed import is_main_process
 from tunesmith.engine.loading import check_safetensors
@@ -139,7 +140,7 @@ def input_hashes(run: RunConfig) -> dict[str, str | None]:
 
     def sha256(path: str | None) -> str | None:
         try:
-            return file_sha256(path) if path else None
+            return file_sha256(data_file(path)) if path else None  # book.xlsx#Sheet: the book
         except OSError:  # the data reader says what is wrong with it, in one line
             return None
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.limits import names_for_message, text_problem
-from tunesmith.data.readers import reader_for
+from tunesmith.data.readers import data_file, reader_for
 from tunesmith.data.times import UNIX_SECONDS
 from tunesmith.errors import DataError
 
@@ -91,7 +91,7 @@ class Events:
 
 def _read(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
     path = Path(path)
-    if not path.exists():
+    if not data_file(path).exists():  # book.xlsx#Sheet: the book
         raise DataError("no such file", path=path)
     rows = list(reader_for(path)(path))
     return path, rows

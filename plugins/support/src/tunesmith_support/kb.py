@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.limits import names_for_message
-from tunesmith.data.readers import ROW_KEY, reader_for
+from tunesmith.data.readers import ROW_KEY, data_file, reader_for
 from tunesmith.errors import DataError, UserInputError
 from tunesmith_support.documents import DOCUMENT_SUFFIXES, EmptySourceError, read_document
 
-FAQ_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+FAQ_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".xlsx", ".xlsm")
 
 
 #: Longest answer snippet shown beside a candidate or a clarifying question's option.
@@ -206,9 +206,9 @@ def source_files(path: str | Path, *, exclude: str | Path | None = None) -> list
     its own JSON files are no FAQ)."""
     path = Path(path)
     skip = Path(exclude).resolve() if exclude is not None else None
-    if not path.exists():
+    if not data_file(path).exists():
         raise UserInputError(f"{path}: no such file or directory")
-    if path.is_file():
+    if data_file(path).is_file():  # book.xlsx#Sheet names one sheet of the book
         return [path]
     known = FAQ_SUFFIXES + DOCUMENT_SUFFIXES
     files = [
@@ -217,6 +217,7 @@ def source_files(path: str | Path, *, exclude: str | Path | None = None) -> list
         if p.is_file()
         and p.suffix.lower() in known
         and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        and not p.name.startswith("~$")  # the lock file Office keeps beside an open workbook
         and not (skip is not None and p.resolve().is_relative_to(skip))
     ]
     if not files:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.limits import names_for_message
-from tunesmith.data.readers import ROW_KEY, reader_for
+from tunesmith.data.readers import ROW_KEY, data_file, reader_for
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.ensemble import check_members, train_ensemble
 from tunesmith.errors import DataError, UserInputError
@@ -69,7 +69,7 @@ def read_labelled(
     read as the new one."""
     out: list[Labelled] = []
     for path in map(Path, paths):
-        if not path.exists():
+        if not data_file(path).exists():  # book.xlsx#Sheet: the book
             raise UserInputError(f"{path}: no such file")
         rows = list(reader_for(path)(path))
         if not rows:

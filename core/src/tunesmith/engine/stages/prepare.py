@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from tunesmith.data.excel import data_file
 from tunesmith.engine.prepare import prepare_data
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import check_freeze_depth
@@ -23,7 +24,7 @@ def run(state: Training) -> None:
     # A hub model is recorded by its id, not the download folder on this machine.
     state.base_name = base.location if base.is_local and run.model != "default" else run.model
     prepared, resolved = state.prepared, state.resolved
-    resolved.data_sha256 = file_sha256(run.data)
+    resolved.data_sha256 = file_sha256(data_file(run.data))  # book.xlsx#Sheet: the book
     # Before anything is encoded with them: a resumed run's checkpoints fix the order.
     prepared.labels = resumed_label_order(run, prepared.labels, state.log)
     state.resume_from = open_work_dir(run, state.log, prepared.labels)
