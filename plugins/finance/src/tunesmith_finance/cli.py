@@ -52,11 +52,19 @@ BUCKET = typer.Option(
     "1h", "--bucket", help="Step of the rolling window: 15m, 1h, 1d, 1w (from Monday), ..."
 )
 WINDOW = typer.Option(3, "--window", help="Window length in buckets.")
-HALF_LIFE = typer.Option("24h", "--half-life", help="Half-life of the EWMA baseline.")
+HALF_LIFE = typer.Option(
+    None,
+    "--half-life",
+    help="Half-life of the EWMA baseline (default: 24 buckets, 24h with --bucket 1h, 24d with 1d).",
+)
 MIN_VOLUME = typer.Option(8, "--min-volume", help="Fewest documents in a window.")
 MIN_LIFT = typer.Option(0.15, "--min-lift", help="Least share above the baseline.")
 P_VALUE = typer.Option(0.001, "--p-value", help="One-sided binomial test level.")
-COOLDOWN = typer.Option("6h", "--cooldown", help="Quiet time per key after an alert.")
+COOLDOWN = typer.Option(
+    None,
+    "--cooldown",
+    help="Quiet time per key after an alert (default: the window's length, at least 6h).",
+)
 TZ_HELP = (
     "Time zone whose wall clock cuts the buckets (IANA name: UTC, America/New_York, ...); a 1d "
     "bucket is a local day"
@@ -519,11 +527,11 @@ def watch_command(
     by: str = BY,
     bucket: str = BUCKET,
     window: int = WINDOW,
-    half_life: str = HALF_LIFE,
+    half_life: str | None = HALF_LIFE,
     min_volume: int = MIN_VOLUME,
     min_lift: float = MIN_LIFT,
     p_value: float = P_VALUE,
-    cooldown: str = COOLDOWN,
+    cooldown: str | None = COOLDOWN,
     prior: float | None = STORED_PRIOR,
     tz: str = TZ,
 ) -> None:
@@ -741,11 +749,11 @@ def _detector(
     *,
     bucket: str,
     window: int,
-    half_life: str,
+    half_life: str | None,
     min_volume: int,
     min_lift: float,
     p_value: float,
-    cooldown: str,
+    cooldown: str | None,
     prior: float | None,
     bucket_flag: str = "--bucket",
 ) -> Any:
@@ -764,11 +772,11 @@ def _detector(
     return SurgeDetector(
         bucket=parse_duration(bucket, bucket_flag),
         window=window,
-        half_life=parse_duration(half_life, "--half-life"),
+        half_life=None if half_life is None else parse_duration(half_life, "--half-life"),
         min_volume=min_volume,
         min_lift=min_lift,
         p_value=p_value,
-        cooldown=parse_duration(cooldown, "--cooldown"),
+        cooldown=None if cooldown is None else parse_duration(cooldown, "--cooldown"),
         prior=0.2 if prior is None else prior,
     )
 
@@ -817,11 +825,11 @@ def alerts_command(
     ),
     bucket: str = BUCKET,
     window: int = WINDOW,
-    half_life: str = HALF_LIFE,
+    half_life: str | None = HALF_LIFE,
     min_volume: int = MIN_VOLUME,
     min_lift: float = MIN_LIFT,
     p_value: float = P_VALUE,
-    cooldown: str = COOLDOWN,
+    cooldown: str | None = COOLDOWN,
     prior: float | None = STORED_PRIOR,
     sink: list[str] | None = typer.Option(
         None, "--sink", help="Event sink, e.g. jsonl:alerts.jsonl, stdout, webhook:URL."
@@ -920,8 +928,8 @@ def replay_command(
     min_volume: int = MIN_VOLUME,
     min_lift: float = MIN_LIFT,
     p_value: float = P_VALUE,
-    cooldown: str = COOLDOWN,
-    half_life: str = HALF_LIFE,
+    cooldown: str | None = COOLDOWN,
+    half_life: str | None = HALF_LIFE,
     prior: float = typer.Option(0.2, "--prior", min=0.0, max=1.0, help="Starting baseline rate."),
     sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for the alerts."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),

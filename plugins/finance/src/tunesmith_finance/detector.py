@@ -3,11 +3,15 @@ benchmark.
 
 :class:`SurgeDetector` (the default) compares the negative share of a rolling window (the last
 ``window`` buckets) with a baseline rate: an exponentially weighted moving average of earlier
-buckets' counts (half-life ``half_life`` seconds), volume-weighted, started from a prior rate
-worth ``prior_weight`` documents. A window alerts when it has at least ``min_volume`` documents,
+buckets' counts (half-life ``half_life`` seconds, by default 24 buckets), volume-weighted, shrunk
+towards a prior rate worth ``prior_weight`` documents. The prior's documents do not fade with
+time: only the key's own history does, so a young key's baseline leans on the prior until the
+key has documents of its own, however long its buckets. A window alerts when it has at least
+``min_volume`` documents,
 its share is at least ``min_lift`` above the baseline, and the one-sided exact binomial test
 P(X ≥ negatives | n, baseline) is below ``p_value``. After an alert the key is quiet for
-``cooldown`` seconds (no alert whose window ends sooner), and so is it around the window ends
+``cooldown`` seconds (no alert whose window ends sooner; by default the window's length, at least
+6 hours, so that two alerts of a key share no bucket), and so is it around the window ends
 ``quiet`` names (alerts stored by earlier runs). Buckets inside the window are not yet in the baseline, so a surge does not
 raise the bar it is measured against until it has left the window.
 
@@ -74,20 +78,38 @@ def _near(window_end: float, quiet: list[float], cooldown: float) -> bool:
     return any(abs(window_end - end) < cooldown for end in quiet)
 
 
+#: The default half-life in buckets: 24 h with hourly buckets, and with daily ones 24 days, not
+#: one (a 24 h half-life halved a daily baseline every bucket, so two days made it).
+HALF_LIFE_BUCKETS = 24
+#: The least default cool-down: 6 h, as it was with hourly buckets and a 3-hour window.
+MIN_COOLDOWN = 6 * 3600.0
+
+
 @dataclass
 class SurgeDetector:
-    """EWMA baseline + one-sided binomial test; see the module docstring."""
+    """EWMA baseline + one-sided binomial test; see the module docstring.
+
+    ``half_life`` None: :data:`HALF_LIFE_BUCKETS` buckets; ``cooldown`` None: the window's
+    length, at least :data:`MIN_COOLDOWN`. Both are seconds once the detector is built."""
 
     bucket: float = 3600.0
     window: int = 3
-    half_life: float = 24 * 3600.0
+    half_life: float | None = None
     min_volume: int = 8
     min_lift: float = 0.15
     p_value: float = 0.001
-    cooldown: float = 6 * 3600.0
+    cooldown: float | None = None
     prior: float = 0.2
     prior_weight: float = 10.0
     name: str = "ewma-binomial"
+
+    def __post_init__(self) -> None:
+        if self.half_life is None:
+            self.half_life = HALF_LIFE_BUCKETS * self.bucket
+        if self.cooldown is None:
+            # Shorter than the window, one surge alerted in every window that held it: with
+            # daily buckets and 6 h, the same documents two or three days running.
+            self.cooldown = max(MIN_COOLDOWN, self.window * self.bucket)
 
     def detect(
         self,
@@ -103,7 +125,11 @@ class SurgeDetector:
             return []
         first, last = min(series), max(series)
         decay = 0.5 ** (self.bucket / self.half_life)
-        base_n, base_k = self.prior_weight, self.prior * self.prior_weight
+        # The key's own history fades; the prior's documents do not. Faded with the history,
+        # the prior vanished within days of daily buckets, and a young key's first quiet bucket
+        # (0 negatives of 13) became its baseline, floored at 1 %.
+        prior_n, prior_k = self.prior_weight, self.prior * self.prior_weight
+        base_n = base_k = 0.0
         found: list[Detection] = []
         quiet_until = -math.inf
         for end in range(first, last + 1):
@@ -126,7 +152,7 @@ class SurgeDetector:
             window_end = (end + 1) * self.bucket
             if n < self.min_volume or window_end < quiet_until:
                 continue
-            rate = min(max(base_k / base_n, 0.01), 0.99)
+            rate = min(max((base_k + prior_k) / (base_n + prior_n), 0.01), 0.99)
             share = k / n
             if share - rate < self.min_lift:
                 continue
