@@ -27,6 +27,10 @@ from tunesmith_support.service import SupportService
 # FastAPI to resolve their annotations.
 
 
+#: A request id: long enough that clients that make them at random never share one.
+REQUEST_ID_PATTERN = r"^[!-~]{16,128}$"
+
+
 class _Request(BaseModel):
     # An unknown field is refused (422), not ignored: a misspelt "conversationId" would
     # otherwise start a new conversation without a word.
@@ -43,6 +47,15 @@ class AskRequest(_Request):
     )
     conversation_id: str | None = Field(
         None, description="Continue a conversation (from an earlier answer); null starts one."
+    )
+    request_id: str | None = Field(
+        None,
+        pattern=REQUEST_ID_PATTERN,
+        description="A random id of this request, 16 to 128 visible ASCII characters (such as "
+        "crypto.randomUUID() gives), kept when the request is sent again: the same request_id "
+        "with the same conversation_id and question gets the first response back, with no "
+        "second turn or hand-off (a retry after a network error, a double click). Without "
+        "it, each request is a new turn.",
     )
 
 
@@ -423,8 +436,14 @@ def create_app(
     @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS)
     def ask(request: AskRequest) -> dict[str, Any]:
         """Answer a question, in a new conversation or in the one conversation_id names."""
-        turn = _call(service, service.ask, request.question, request.conversation_id, channel="api")
-        return turn.to_dict()
+        return _call(
+            service,
+            service.ask_request,
+            request.question,
+            request.conversation_id,
+            request.request_id,
+            channel="api",
+        )
 
     def store_feedback(request: FeedbackRequest) -> dict[str, Any]:
         feedback_id = _call(

@@ -498,7 +498,7 @@ def stats_command(
 ) -> None:
     """Answer rate, hand-off rate and feedback over time."""
     from tunesmith_support.conversations import Conversations, check_period
-    from tunesmith_support.kbindex import read_meta
+    from tunesmith_support.kbindex import read_meta, renamed_ids
     from tunesmith_support.service import default_db
 
     read_meta(kb)
@@ -508,7 +508,7 @@ def stats_command(
     if Path(path).exists():  # a report does not create the database it reports on
         log = Conversations.open(path)
         try:
-            rows = log.stats(by)
+            rows = log.stats(by, renamed_ids(kb))
         finally:
             log.close()
     if as_json:

@@ -61,7 +61,55 @@ MIGRATIONS = [
     # A clarifying question's options (entry ids, as numbered), so that the customer's reply
     # "2" picks the second.
     "ALTER TABLE support_turns ADD COLUMN options TEXT NOT NULL DEFAULT '[]';",
+    # An API request's key (its client's request_id, with the conversation and question it
+    # came with) and the response it got, so that a request sent again gets that response back
+    # instead of a second turn: a retried "2" after a clarifying question was searched as a
+    # question and handed off, and a retried "talk to a person" handed off twice.
+    """
+    ALTER TABLE support_turns ADD COLUMN request_key TEXT;
+    ALTER TABLE support_turns ADD COLUMN response TEXT;
+    CREATE UNIQUE INDEX support_turns_by_request ON support_turns(request_key)
+        WHERE request_key IS NOT NULL;
+    """,
 ]
+
+
+def request_key(request_id: str, conversation_id: str | None, question: str) -> str:
+    """The stored key of an API request: its client's ``request_id`` with the conversation it
+    named (None for a first question) and its question, so that an id a client reuses for
+    another question, or in another conversation, is another request."""
+    import hashlib
+
+    text = json.dumps([request_id, conversation_id, question], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _current_id(column: str) -> str:
+    """SQL: ``column``'s entry id as the KB names it now (``:renamed``, a JSON object of old id
+    -> new id)."""
+    return f"COALESCE((SELECT value FROM json_each(:renamed) WHERE key = {column}), {column})"
+
+
+#: SQL: feedback row ``f`` names as its correct id the entry its turn ``t`` answered with. Such
+#: a row is stored as "helpful" now (:meth:`Conversations.add_feedback`), but older ones were
+#: stored as corrections, and are read as what they say: the answer was right.
+CONFIRMS_ANSWER = (
+    "(t.decision = 'answer' AND f.correct_id IS NOT NULL AND "
+    f"{_current_id('f.correct_id')} = {_current_id('t.entry_id')})"
+)
+
+
+def confirms_answer(row: dict[str, Any], renamed: dict[str, str] | None = None) -> bool:
+    """Whether a :meth:`Conversations.feedback` row's correct id is the entry its turn
+    answered with (:data:`CONFIRMS_ANSWER`, in Python)."""
+    renamed = renamed or {}
+    correct, answered = row["correct_id"], row["entry_id"]
+    return bool(
+        correct
+        and answered
+        and row["decision"] == "answer"
+        and renamed.get(correct, correct) == renamed.get(answered, answered)
+    )
 
 
 def _now() -> str:
@@ -178,6 +226,23 @@ class Conversations:
             ),
         )
         return int(result.lastrowid)
+
+    def remember_request(self, turn_id: int, key: str, response: dict[str, Any]) -> None:
+        """Keep the response turn ``turn_id`` gave the request ``key`` (:func:`request_key`),
+        inside the transaction that stored the turn. A key stored already (the same request,
+        answered at the same moment) is an :class:`sqlite3.IntegrityError`, which rolls the
+        whole turn back."""
+        from tunesmith.events import strict_json
+
+        self.store.execute(
+            "UPDATE support_turns SET request_key = ?, response = ? WHERE id = ?",
+            (key, strict_json(response), int(turn_id)),
+        )
+
+    def answered_request(self, key: str) -> dict[str, Any] | None:
+        """The response a request with this key (:func:`request_key`) got, or None."""
+        rows = self.store.query("SELECT response FROM support_turns WHERE request_key = ?", (key,))
+        return json.loads(rows[0]["response"]) if rows else None
 
     def mark_handoff(self, turn_id: int, event_id: str) -> None:
         self.store.execute(
@@ -298,6 +363,10 @@ class Conversations:
         corrected: dict[int, dict[str, Any]] = {}
         rated: dict[int, dict[str, Any]] = {}
         for row in self.feedback():
+            if confirms_answer(row, renamed):
+                # Stored before such a pick was a rating: it says the answer was right.
+                rated_as = 1 if row["helpful"] is None else row["helpful"]
+                row = {**row, "correct_id": None, "helpful": rated_as}
             if row["correct_id"]:
                 corrected[row["turn_id"]] = row
             if row["helpful"] is not None:
@@ -334,7 +403,7 @@ class Conversations:
         atomic_write_text(out, buffer.getvalue())
         return len(rows)
 
-    def stats(self, by: str = "day") -> list[dict[str, Any]]:
+    def stats(self, by: str = "day", renamed: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Per period: turns, answer / clarify / hand-off rates, feedback and helpful rate.
 
         Feedback counts in the period it was given, which need not hold a turn (an agent
@@ -343,7 +412,8 @@ class Conversations:
         a turn but not in the answer, clarify and hand-off rates, which are of questions. The
         helpful rate reads each rated turn's
         newest rating once, as ``export-feedback`` does: a rating sent twice, or changed,
-        counts once."""
+        counts once. A correct id that is the entry the turn answered with (``renamed``: old
+        id -> new id) counts as "helpful", not as a correction, as it is stored now."""
         check_period(by)
         periods: dict[str, dict[str, int]] = {}
         empty = dict.fromkeys(("turns", "small_talk", "answer", "clarify", "handoff", "feedback",
@@ -357,14 +427,21 @@ class Conversations:
             "SUM(decision = 'clarify' AND reason != 'small_talk') AS clarify, "
             "SUM(decision = 'handoff') AS handoff FROM support_turns GROUP BY day"
         )
+        names = {"renamed": json.dumps(renamed or {})}
         feedback = self.store.query(
-            f"SELECT {day} AS day, COUNT(*) AS feedback, "
-            "SUM(correct_id IS NOT NULL) AS corrected FROM support_feedback GROUP BY day"
+            "SELECT substr(f.created_at, 1, 10) AS day, COUNT(*) AS feedback, "
+            f"SUM(f.correct_id IS NOT NULL AND NOT {CONFIRMS_ANSWER}) AS corrected "
+            "FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id GROUP BY day",
+            names,
         )
         ratings = self.store.query(
+            "WITH rating AS (SELECT f.id, f.turn_id, f.created_at, CASE WHEN f.helpful IS NULL "
+            f"AND {CONFIRMS_ANSWER} THEN 1 ELSE f.helpful END AS helpful "
+            "FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id) "
             f"SELECT {day} AS day, SUM(helpful = 1) AS helpful, SUM(helpful = 0) AS not_helpful "
-            "FROM support_feedback JOIN (SELECT MAX(id) AS newest FROM support_feedback "
-            "WHERE helpful IS NOT NULL GROUP BY turn_id) ON id = newest GROUP BY day"
+            "FROM rating WHERE id IN (SELECT MAX(id) FROM rating WHERE helpful IS NOT NULL "
+            "GROUP BY turn_id) GROUP BY day",
+            names,
         )
         for row in [*turns, *feedback, *ratings]:
             counts = periods.setdefault(period_of(row["day"], by), dict(empty))

@@ -6,6 +6,7 @@ turn is answered, stored and (for a hand-off) announced the same way everywhere.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from tunesmith.data.limits import lone_surrogate
 from tunesmith.errors import UserInputError
 from tunesmith.events import Event, make_sink, record, send
 from tunesmith_support.answer import Answer, Answerer, clean_question, without_controls
-from tunesmith_support.conversations import Conversations
+from tunesmith_support.conversations import Conversations, request_key
 
 HANDOFF_KIND = "support.handoff"
 
@@ -131,10 +132,45 @@ class SupportService:
             self._delivery.shutdown(wait=True, cancel_futures=True)
         self.conversations.close()
 
+    def ask_request(
+        self,
+        question: str,
+        conversation_id: str | None = None,
+        request_id: str | None = None,
+        *,
+        channel: str = "api",
+    ) -> dict[str, Any]:
+        """:meth:`ask` for a client that may send a request again (a retry after a network
+        error, a double click): the same ``request_id`` with the same conversation and question
+        gets the response stored for it, and no second turn or hand-off. Without a
+        ``request_id``, each request is a new turn."""
+        if request_id is None:
+            return self.ask(question, conversation_id, channel=channel).to_dict()
+        check_text(request_id, "request id")
+        key = request_key(request_id, conversation_id, question)
+        stored = self.conversations.answered_request(key)
+        if stored is not None:
+            return stored
+        try:
+            return self.ask(question, conversation_id, channel=channel, key=key).to_dict()
+        except sqlite3.IntegrityError:
+            # The same request, answered at the same moment by another thread (or server),
+            # stored its turn first; this one was rolled back whole.
+            stored = self.conversations.answered_request(key)
+            if stored is None:
+                raise
+            return stored
+
     def ask(
-        self, question: str, conversation_id: str | None = None, *, channel: str = "cli"
+        self,
+        question: str,
+        conversation_id: str | None = None,
+        *,
+        channel: str = "cli",
+        key: str | None = None,
     ) -> Turn:
-        """Answer ``question`` in a conversation (a new one when ``conversation_id`` is None)."""
+        """Answer ``question`` in a conversation (a new one when ``conversation_id`` is None);
+        ``key``: the request's (:meth:`ask_request`), kept with the turn and its response."""
         # Refused before a conversation is started, which would stay behind empty.
         check_text(question, "question")
         clean_question(question)
@@ -168,6 +204,10 @@ class SupportService:
                 event = self._handoff_event(answer, earlier, conversation_id, turn_id)
                 outgoing = record(event, self.sinks, outbox=store)
                 self.conversations.mark_handoff(turn_id, event.id)
+            if key is not None:
+                handoff = None if outgoing is None else outgoing.event.id
+                response = Turn(answer, turn_id, conversation_id, handoff).to_dict()
+                self.conversations.remember_request(turn_id, key, response)
         if outgoing is None:
             return Turn(answer, turn_id, conversation_id, None)
         # After the commit: no sink waits on an open transaction.
