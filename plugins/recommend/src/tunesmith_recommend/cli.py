@@ -41,6 +41,14 @@ NO_FINE_TUNE = typer.Option(
 )
 ENCODER_EPOCHS = typer.Option(1.0, "--encoder-epochs", help="Pair fine-tuning epochs.")
 TOWER_EPOCHS = typer.Option(5, "--tower-epochs", min=1, help="User-tower training epochs.")
+# the default of pipeline.TOWER_MAX_EXAMPLES, kept literal for --help
+TOWER_MAX_EXAMPLES = typer.Option(
+    200_000,
+    "--tower-max-examples",
+    min=1,
+    help="The user tower trains on at most this many (history, next item) examples, a seeded "
+    "sample (one per event after a user's first: time grew with the events).",
+)
 # at least 3: a user's last event is the test request, the one before it validation
 MIN_EVENTS = typer.Option(
     3, "--min-events", min=3, help="Users with fewer events only train (at least 3)."
@@ -123,6 +131,7 @@ def _settings(
     allow_network: bool,
     baselines: bool = True,
     cooc_max_history: int | None = None,
+    tower_max_examples: int | None = None,
 ) -> Any:
     """Training settings, checked before any data is read or model loaded; ``baselines``:
     fit the baselines too (``eval`` compares them; ``train`` saves none of them)."""
@@ -141,6 +150,7 @@ def _settings(
         min_events=min_events,
         baselines=baselines,
         **({} if cooc_max_history is None else {"cooc_max_history": cooc_max_history}),
+        **({} if tower_max_examples is None else {"tower_max_examples": tower_max_examples}),
     )
 
 
@@ -164,6 +174,7 @@ def train_command(
     no_fine_tune: bool = NO_FINE_TUNE,
     encoder_epochs: float = ENCODER_EPOCHS,
     tower_epochs: int = TOWER_EPOCHS,
+    tower_max_examples: int = TOWER_MAX_EXAMPLES,
     min_events: int = MIN_EVENTS,
     cooc_max_history: int = COOC_MAX_HISTORY,
     allow_network: bool = ALLOW_NETWORK,
@@ -192,6 +203,7 @@ def train_command(
         settings = _settings(
             model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
             baselines=False, cooc_max_history=cooc_max_history,
+            tower_max_examples=tower_max_examples,
         )  # fmt: skip
         catalogue, found = _data(
             items, events, sample, id_col, title_col, text_cols, user_col, item_col, time_col,
@@ -285,6 +297,7 @@ def eval_command(
     no_fine_tune: bool = NO_FINE_TUNE,
     encoder_epochs: float = ENCODER_EPOCHS,
     tower_epochs: int = TOWER_EPOCHS,
+    tower_max_examples: int = TOWER_MAX_EXAMPLES,
     min_events: int = MIN_EVENTS,
     cooc_max_history: int = COOC_MAX_HISTORY,
     allow_network: bool = ALLOW_NETWORK,
@@ -297,7 +310,7 @@ def eval_command(
 
     settings = _settings(
         model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
-        cooc_max_history=cooc_max_history,
+        cooc_max_history=cooc_max_history, tower_max_examples=tower_max_examples,
     )  # fmt: skip
     catalogue, found = _data(
         items,

@@ -38,13 +38,14 @@ from tunesmith.errors import DataError, UserInputError
 from tunesmith.io import atomic_directory, atomic_write_json, being_replaced, read_json_object
 from tunesmith.models import DEFAULT_MODEL
 from tunesmith.retrieval import Encoder, VectorIndex
+from tunesmith_recommend.baselines import history_matrix, mean_history_vectors
 from tunesmith_recommend.explain import because_you_liked
 
 # ITEM_NOUN and item_noun_meta re-exported: the CLI, the demo and tests read them from here
 from tunesmith_recommend.nouns import ITEM_NOUN as ITEM_NOUN
 from tunesmith_recommend.nouns import item_noun_meta as item_noun_meta
 from tunesmith_recommend.nouns import item_nouns
-from tunesmith_recommend.ranker import Ranker, Signals
+from tunesmith_recommend.ranker import Ranker, Signals, cosines
 from tunesmith_recommend.two_tower import MAX_HISTORY, UserTower
 
 FORMAT = "tunesmith-recommend/1"
@@ -477,13 +478,14 @@ class Recommender:
             sources.append(np.asarray([self.position[i] for i in text_ids], dtype=np.int64))
         # Co-occurrence with the (distinct) history items, kept sparse: the items
         # that co-occur and their summed cosines (a dense pass over a large catalogue costs more
-        # than the rest of the request).
+        # than the rest of the request). The same sparse product as the evaluation's
+        # (``Signals.user_inputs``), so the sums are the same to the last bit.
         cooc_items = np.zeros(0, dtype=np.int64)
         cooc_values = np.zeros(0)
         if len(history):
-            rows = self.signals.cooc[np.unique(history)]
-            cooc_items, inverse = np.unique(rows.indices, return_inverse=True)
-            cooc_values = np.bincount(inverse, weights=rows.data, minlength=len(cooc_items))
+            sums = history_matrix([history], n) @ self.signals.cooc
+            sums.sort_indices()
+            cooc_items, cooc_values = sums.indices, sums.data
             best = np.arange(len(cooc_items))
             if len(best) > CANDIDATES:
                 best = np.argpartition(-cooc_values, CANDIDATES - 1)[:CANDIDATES]
@@ -495,17 +497,18 @@ class Recommender:
             # -k beyond the candidate pools (or a history that covers them): rank every unseen
             # item rather than return fewer than asked while the catalogue has more
             candidates = np.setdiff1d(np.arange(n), exclude)
+        # float64 products, as the evaluation's (ranker.cosines): in float32 the last bits
+        # depended on the product's shape and swapped two items of a top ten
         features = {
-            "two_tower": self.signals.item_vectors[candidates] @ user_vector,
+            "two_tower": cosines(user_vector[None], self.signals.item_vectors[candidates])[0],
             "cooccurrence": np.log1p(_lookup(cooc_items, cooc_values, candidates)),
             "text_similarity": np.zeros(len(candidates)),
         }
         if len(history):
             base = self.signals.base_vectors
             base = self.signals.item_vectors if base is None else base
-            mean = base[history].mean(0)
-            mean /= max(float(np.linalg.norm(mean)), 1e-12)
-            features["text_similarity"] = base[candidates] @ mean
+            mean = mean_history_vectors(base, [history])
+            features["text_similarity"] = cosines(mean, base[candidates])[0]
         scores = self.ranker.combine(
             features, self.item_part[candidates], cold=self.cold[candidates]
         )

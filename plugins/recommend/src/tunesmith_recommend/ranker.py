@@ -48,6 +48,30 @@ COLD_SHIFTS = (-0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 SCORE_CHUNK_ENTRIES = 1 << 22
 
 
+#: item vectors made float64 at a time by :func:`cosines` (25 MB at 384 dimensions)
+COSINE_CHUNK_ITEMS = 8192
+
+
+def cosines(rows: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """``rows @ vectors.T`` in float64, [len(rows), len(vectors)]: one user's scores are the
+    same, to about 1e-15, whether they are computed alone (``for-user``) or among a batch's
+    (``eval``, ``fit_ranker``).
+
+    In float32 a user's scores depended on the product's shape (a batch of 256 users, a
+    serving request's few hundred candidates) in their last bits, times the ranker's weight
+    over the feature's spread (about 100 for a tower whose items are alike): ``for-user`` and
+    the full ranking put two books of one user's top ten in opposite orders. float32 inputs
+    make exact float64 products, so only the order of the sums differs. The vectors are made
+    float64 :data:`COSINE_CHUNK_ITEMS` at a time rather than kept (614 MB for 200,000 x 384).
+    """
+    left = np.asarray(rows, dtype=np.float64)
+    out = np.empty((len(left), len(vectors)), dtype=np.float64)
+    for start in range(0, len(vectors), COSINE_CHUNK_ITEMS):
+        part = np.asarray(vectors[start : start + COSINE_CHUNK_ITEMS], dtype=np.float64)
+        out[:, start : start + len(part)] = left @ part.T
+    return out
+
+
 @dataclass
 class Signals:
     """Everything the ranker reads, fitted on the training events."""
@@ -74,29 +98,42 @@ class Signals:
             )
         return self._item_cache
 
-    def user_features(
-        self,
-        histories: Sequence[np.ndarray],
-        items: np.ndarray | None = None,
-        *,
-        sparse_cooc: bool = False,
-    ) -> dict[str, Any]:
-        """Two-tower and co-occurrence scores [len(histories), n] (or only for ``items``).
-
-        ``sparse_cooc``: co-occurrence as the sparse sums, ``log1p`` not yet taken (a caller
-        that makes it dense a slice of rows at a time)."""
-        users = self.tower.encode(self.item_vectors, histories)
-        vectors = self.item_vectors if items is None else self.item_vectors[items]
+    def user_inputs(self, histories: Sequence[np.ndarray]) -> UserInputs:
+        """What the requests' features are made of (see :class:`UserInputs`)."""
         base = self.item_vectors if self.base_vectors is None else self.base_vectors
-        cooc = history_matrix(histories, len(self.counts)) @ (
-            self.cooc if items is None else self.cooc[:, items]
+        return UserInputs(
+            users=self.tower.encode(self.item_vectors, histories),
+            means=mean_history_vectors(base, histories),
+            cooc=history_matrix(histories, len(self.counts)) @ self.cooc,
         )
+
+    def features_of(self, inputs: UserInputs, items: Any = slice(None)) -> dict[str, np.ndarray]:
+        """Two-tower, text-match and co-occurrence scores of ``inputs``' requests for
+        ``items`` (a slice or positions; every item by default), [requests, items] float64."""
+        base = self.item_vectors if self.base_vectors is None else self.base_vectors
         return {
-            "two_tower": users @ vectors.T,
-            "text_similarity": mean_history_vectors(base, histories)
-            @ (base if items is None else base[items]).T,
-            "cooccurrence": cooc if sparse_cooc else np.log1p(np.asarray(cooc.todense())),
+            "two_tower": cosines(inputs.users, self.item_vectors[items]),
+            "text_similarity": cosines(inputs.means, base[items]),
+            "cooccurrence": np.log1p(inputs.cooc[:, items].toarray()),
         }
+
+    def user_features(
+        self, histories: Sequence[np.ndarray], items: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Two-tower, text-match and co-occurrence scores [len(histories), n] (or only for
+        ``items``)."""
+        inputs = self.user_inputs(histories)
+        return self.features_of(inputs, slice(None) if items is None else items)
+
+
+@dataclass
+class UserInputs:
+    """Per request: the user tower's vector, the history's mean (pretrained) vector, and the
+    co-occurrence sums over the catalogue (sparse, ``log1p`` not yet taken)."""
+
+    users: np.ndarray
+    means: np.ndarray
+    cooc: Any
 
 
 def item_ages(n_items: int, items: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -182,31 +219,44 @@ def _scale(values: np.ndarray) -> float:
 
 
 def _design(features: dict[str, np.ndarray], scales: dict[str, float]) -> tuple[Any, list[str]]:
-    """[requests, items, columns] float32 tensor of standardised features and cold terms."""
+    """[requests, items, columns] float32 tensor of standardised features and cold terms.
+
+    Filled a column at a time: a list of the columns before stacking them held the design
+    twice (3.5 GB at 200,000 items and 200 requests)."""
     import torch
 
-    def column(values: Any, scale: float) -> np.ndarray:
-        return (np.asarray(values) / scale).astype(np.float32)
+    names = list(FEATURES) + [f"cold:{name}" for name in COLD_FEATURES]
+    shape = np.broadcast_shapes(*(np.shape(features[name]) for name in FEATURES))
+    x = np.empty((*shape, len(names)), dtype=np.float32)
+    for column, name in enumerate(names):
+        feature = name.removeprefix("cold:")
+        values = np.asarray(features[feature])
+        if name != feature:
+            values = features["cold"] * values
+        x[..., column] = values / scales[feature]
+    return torch.as_tensor(x), names
 
-    columns = [column(features[name], scales[name]) for name in FEATURES]
-    names = list(FEATURES)
-    for name in COLD_FEATURES:
-        columns.append(column(features["cold"] * np.asarray(features[name]), scales[name]))
-        names.append(f"cold:{name}")
-    shape = np.broadcast_shapes(*(c.shape for c in columns))
-    return torch.as_tensor(np.stack([np.broadcast_to(c, shape) for c in columns], -1)), names
 
-
-def _fit_listwise(x: Any, seen: Any, targets: Any, l2: float, iterations: int = 50) -> np.ndarray:
-    """Weights maximising the softmax likelihood of each held-out item over the catalogue."""
+def _fit_listwise(
+    x: Any, seen: Any, targets: Any, l2: float, iterations: int = 50, rows: Any = None
+) -> np.ndarray:
+    """Weights maximising the softmax likelihood of each held-out item over the catalogue;
+    ``rows`` (a boolean mask) fits those requests only, without copying their part of ``x``
+    (a fold's 80% was 1.4 GB at 200,000 items)."""
     import torch
 
+    if rows is not None:
+        rows = torch.as_tensor(rows)
+        seen, targets = seen[rows], targets[rows]
     w = torch.zeros(x.shape[-1], requires_grad=True)
     optimiser = torch.optim.LBFGS([w], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
 
     def loss_fn() -> Any:
         optimiser.zero_grad()
-        logits = (x @ w).masked_fill(seen, float("-inf"))
+        logits = x @ w
+        if rows is not None:
+            logits = logits[rows]
+        logits = logits.masked_fill(seen, float("-inf"))
         loss = torch.nn.functional.cross_entropy(logits, targets) + l2 * (w * w).sum()
         loss.backward()
         return loss
@@ -215,25 +265,34 @@ def _fit_listwise(x: Any, seen: Any, targets: Any, l2: float, iterations: int = 
     return w.detach().numpy().astype(np.float64)
 
 
-def _linear_scores(x: Any, w: np.ndarray, chunk_entries: int | None = None) -> np.ndarray:
+def _linear_scores(
+    x: Any, w: np.ndarray, chunk_entries: int | None = None, rows: Any = None
+) -> np.ndarray:
     """``x @ w`` in float64, [requests, items], ``chunk_entries`` of ``x`` (default
-    :data:`SCORE_CHUNK_ENTRIES`) copied to float64 at a time.
+    :data:`SCORE_CHUNK_ENTRIES`) copied to float64 at a time; ``rows`` (a boolean mask): those
+    requests only, without copying their part of ``x`` first.
 
     The same numbers as ``x.numpy().astype(np.float64) @ w``: matmul of a stack by a vector
     is one matrix-vector product per request, so the chunks do not change any sum.
     """
     values = x.numpy()
     chunk_entries = chunk_entries or SCORE_CHUNK_ENTRIES
-    scores = np.empty(values.shape[:-1], dtype=np.float64)
+    picked = np.arange(len(values)) if rows is None else np.flatnonzero(rows)
+    scores = np.empty((len(picked), *values.shape[1:-1]), dtype=np.float64)
     step = max(1, chunk_entries // max(int(np.prod(values.shape[1:])), 1))
-    for start in range(0, len(values), step):
-        scores[start : start + step] = values[start : start + step].astype(np.float64) @ w
+    for start in range(0, len(picked), step):
+        chunk = picked[start : start + step]
+        part = values[chunk[0] : chunk[-1] + 1] if rows is None else values[chunk]
+        scores[start : start + step] = part.astype(np.float64) @ w
     return scores
 
 
-def _ranks(x: Any, w: np.ndarray, val: Requests, n_items: int, seed: int) -> np.ndarray:
-    """Rank of each held-out item under the linear scores ``x @ w`` (the evaluation's ranking)."""
-    scores = _linear_scores(x, w)
+def _ranks(
+    x: Any, w: np.ndarray, val: Requests, n_items: int, seed: int, rows: Any = None
+) -> np.ndarray:
+    """Rank of each held-out item under the linear scores ``x @ w`` (the evaluation's ranking);
+    ``rows``: of those requests of ``x`` only (``val`` holds just them)."""
+    scores = _linear_scores(x, w, rows=rows)
     ranked = rank_requests(
         lambda batch: scores, val, n_items, batch_size=len(val), seed=seed, coverage=False
     )
@@ -245,7 +304,13 @@ def _ndcg10(ranks: np.ndarray) -> np.ndarray:
 
 
 def _shift_cold(
-    x: Any, w: np.ndarray, val: Requests, cold_targets: np.ndarray, n_items: int, seed: int
+    x: Any,
+    w: np.ndarray,
+    val: Requests,
+    cold_targets: np.ndarray,
+    n_items: int,
+    seed: int,
+    rows: Any = None,
 ) -> np.ndarray:
     """``w`` with the "no events yet" weight moved to the best NDCG@10 on these requests whose
     cold-target Recall@10 is at least COLD_RECALL_FLOOR x random.
@@ -261,7 +326,7 @@ def _shift_cold(
     for shift in COLD_SHIFTS:
         trial = w.copy()
         trial[column] += shift
-        ranks = _ranks(x, trial, val, n_items, seed)
+        ranks = _ranks(x, trial, val, n_items, seed, rows=rows)
         recall = float((ranks[cold_targets] < 10).mean())
         key = (recall >= floor, float(_ndcg10(ranks).mean()) if recall >= floor else recall)
         if best is None or key > best[:2]:
@@ -309,9 +374,9 @@ def fit_ranker(
         per_request = np.zeros(len(val))
         for fold in range(n_folds):
             train, held = folds != fold, folds == fold
-            w = _fit_listwise(x[train], seen_t[train], targets[train], l2)
+            w = _fit_listwise(x, seen_t, targets, l2, rows=train)
             fold_weights[l2, fold] = w
-            ranks = _ranks(x[held], w, val.subset(held), n_items, seed)
+            ranks = _ranks(x, w, val.subset(held), n_items, seed, rows=held)
             per_request[held] = _ndcg10(ranks)
         if per_request.mean() > best[0] + 1e-9:
             best = (float(per_request.mean()), l2)
@@ -322,9 +387,9 @@ def fit_ranker(
     for fold in range(n_folds):
         train, held = folds != fold, folds == fold
         w = _shift_cold(
-            x[train], fold_weights[l2, fold], val.subset(train), cold[train], n_items, seed
+            x, fold_weights[l2, fold], val.subset(train), cold[train], n_items, seed, rows=train
         )
-        per_request[held] = _ndcg10(_ranks(x[held], w, val.subset(held), n_items, seed))
+        per_request[held] = _ndcg10(_ranks(x, w, val.subset(held), n_items, seed, rows=held))
     w = _shift_cold(x, _fit_listwise(x, seen_t, targets, l2), val, cold, n_items, seed)
     val_ndcg = float(per_request.mean())
     if not n_folds:  # too few requests to cross-validate: the in-sample figure
