@@ -168,10 +168,10 @@ def score_draw(
 
     import torch
 
+    from tunesmith.engine.encoding import encode_texts
     from tunesmith.engine.loading import load_model
     from tunesmith.engine.nearest import TEMPERATURE, NearestExamples, attach
     from tunesmith.engine.probe import fit_linear_probe
-    from tunesmith.engine.trainer_utils import encode_texts
     from tunesmith.engine.wise import FEW_SHOT_WEIGHT, blend
 
     loaded = load_model(model_dir)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.engine.modeling import mean_pool, pooling_of
+from tunesmith.engine.padding import pad_tokens
 from tunesmith.engine.strategies import backbone_of, encoder_layers, num_layers
-from tunesmith.engine.trainer_utils import pad_tokens
 from tunesmith.errors import DiskFullError
 from tunesmith.io import atomic_open
 

@@ -14,18 +14,15 @@ from typing import Any
 from tunesmith.engine import feature_cache as fc
 from tunesmith.engine import nearest as nx
 from tunesmith.engine.averaging import make_epoch_snapshots
+from tunesmith.engine.checkpoints import EPOCH_ORDER_FILE, make_step_checkpoints
 from tunesmith.engine.distributed import is_main_process, world_size
+from tunesmith.engine.held_out_score import score_metrics
+from tunesmith.engine.losses import class_weights
+from tunesmith.engine.padding import PaddingCollator
+from tunesmith.engine.progress import make_progress_callback
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import apply_strategy, trainable_parameters
-from tunesmith.engine.trainer_utils import (
-    EPOCH_ORDER_FILE,
-    PaddingCollator,
-    class_weights,
-    make_progress_callback,
-    make_step_checkpoints,
-    make_trainer_class,
-    score_metrics,
-)
+from tunesmith.engine.trainer import make_trainer_class
 from tunesmith.engine.wise import FEW_SHOT_WEIGHT
 from tunesmith.engine.workdir import interrupted_message, out_of_room_outcome
 from tunesmith.errors import DiskFullError, TunesmithError
