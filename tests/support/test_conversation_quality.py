@@ -283,8 +283,9 @@ def test_chat_plus_after_thanks_rates_the_answer_not_the_small_talk(service, mon
     from typer.testing import CliRunner
 
     from tunesmith_support import cli
+    from tunesmith_support.commands import ask_chat
 
-    monkeypatch.setattr(cli, "_service", lambda *args, **kwargs: service)
+    monkeypatch.setattr(ask_chat, "open_service", lambda *args, **kwargs: service)
     monkeypatch.setattr(service, "close", lambda: None)
     app = cli.build_group()
     lines = "hi\n+\nhow much is shipping?\nthanks!\n+\n"

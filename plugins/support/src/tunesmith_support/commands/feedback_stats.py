@@ -1,0 +1,113 @@
+"""``tunesmith support feedback``, ``export-feedback`` and ``stats``: rate stored answers, turn
+the confirmed ones into training rows, and report the rates over time, all from the
+conversation database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, open_service, stored_db
+
+
+def feedback_command(
+    kb: Path = KB_OPTION,
+    turn: int = typer.Option(..., "--turn", help="The turn id (shown by ask/chat)."),
+    helpful: bool | None = typer.Option(
+        None, "--helpful/--not-helpful", help="Whether the answer helped."
+    ),
+    correct_id: str | None = typer.Option(None, "--correct-id", help="The right entry id."),
+    note: str = typer.Option("", "--note", help="A free-text note stored with the feedback."),
+    conversation: str | None = typer.Option(
+        None, "--conversation", help="Check that the turn is this conversation's."
+    ),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Record feedback on an answer: helpful or not, or the right entry picked by an agent."""
+    from tunesmith.errors import UserInputError
+    from tunesmith_support.kbindex import read_meta
+
+    if helpful is None and correct_id is None:
+        # The service's own message names the HTTP API's fields ('helpful'), not these flags.
+        raise UserInputError("give --helpful, --not-helpful or --correct-id ID")
+    read_meta(kb)
+    service = open_service(kb, stored_db(kb, db), None)
+    try:
+        service.feedback(
+            turn, helpful=helpful, correct_id=correct_id, note=note, conversation_id=conversation
+        )
+    finally:
+        service.close()
+    typer.echo(f"feedback stored for turn {turn}")
+
+
+def export_feedback_command(
+    kb: Path = KB_OPTION,
+    out: Path = typer.Option(..., "--out", help="CSV to write (question,answer_id)."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Write confirmed (question, answer id) pairs from feedback, for the next `support train`."""
+    from tunesmith.io import check_output_file, check_writable_dir
+    from tunesmith_support.conversations import Conversations
+    from tunesmith_support.kbindex import kb_entries, renamed_ids
+
+    # A folder, or a path under a file, is one line before any work (not a rename traceback);
+    # an existing file is kept unless --force (an earlier export, or a hand-edited history
+    # CSV, was silently replaced), as every other --out of the CLI does.
+    check_output_file(out, "--out")
+    check_writable_dir(out, force=force)
+    known = {e.id for e in kb_entries(kb)}  # no encoder: nothing is encoded
+    log = Conversations.open(stored_db(kb, db))
+    try:
+        n = log.export_feedback(out, known, renamed_ids(kb))
+    finally:
+        log.close()
+    typer.echo(f"{out}: {n} questions with confirmed answers")
+
+
+def stats_command(
+    kb: Path = KB_OPTION,
+    by: str = typer.Option("day", "--by", help="day, week or month."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
+) -> None:
+    """Answer rate, hand-off rate and feedback over time."""
+    from tunesmith_support.conversations import Conversations, check_period
+    from tunesmith_support.kbindex import read_meta, renamed_ids
+    from tunesmith_support.service import default_db
+
+    read_meta(kb)
+    check_period(by)
+    path = db or default_db(kb)
+    rows: list[dict[str, Any]] = []
+    if Path(path).exists():  # a report does not create the database it reports on
+        log = Conversations.open(path)
+        try:
+            rows = log.stats(by, renamed_ids(kb))
+        finally:
+            log.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no conversations yet")
+        return
+    headers = [
+        "period",
+        "turns",
+        "small_talk",
+        "answer_rate",
+        "clarify_rate",
+        "handoff_rate",
+        "feedback",
+        "helpful_rate",
+        "corrected",
+    ]
+    typer.echo("  ".join(f"{h:>12s}" for h in headers))
+    for row in rows:
+        cells = ["-" if row[h] is None else str(row[h]) for h in headers]
+        typer.echo("  ".join(f"{c:>12s}" for c in cells))

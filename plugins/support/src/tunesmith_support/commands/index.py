@@ -1,0 +1,108 @@
+"""``tunesmith support index``: import FAQ files and documents into a knowledge base."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def _progress_bar(total_label: str) -> Any:
+    """A tqdm bar on stderr for terminals; a callable ``(done, total)``."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = tqdm(
+                total=total,
+                desc=total_label,
+                unit="entry",
+                file=sys.stderr,
+                leave=False,
+                disable=not sys.stderr.isatty(),
+            )
+        state["bar"].n = done
+        state["bar"].refresh()
+        if done >= total:
+            state["bar"].close()
+
+    return update
+
+
+def index_command(
+    kb: Path = typer.Option(..., "--kb", help="FAQ file, document or directory of both."),
+    out: Path = typer.Option(..., "--out", help="Knowledge-base directory to create or update."),
+    question_col: str | None = typer.Option(
+        None,
+        "--question-col",
+        help="FAQ question column (default 'question', or the one the KB was built with).",
+    ),
+    answer_col: str | None = typer.Option(
+        None,
+        "--answer-col",
+        help="FAQ answer column (default 'answer', or the one the KB was built with).",
+    ),
+    id_col: str | None = typer.Option(
+        None,
+        "--id-col",
+        help="FAQ id column (default: the KB's, else 'id' when present, else ids from questions).",
+    ),
+    category_col: str | None = typer.Option(
+        None,
+        "--category-col",
+        help="FAQ category/intent column (default: the KB's, else 'category' if present).",
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Encoder: 'default' or a model directory (default: the KB's own).",
+    ),
+    language: list[str] | None = typer.Option(
+        None,
+        "--language",
+        help="The KB's language code, repeatable, the first the default of the bot's own texts "
+        "(kept in KB/language.json; default: the KB's, else en).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Import FAQ files and documents into a knowledge base; re-running updates only changes.
+
+    In a folder, an empty file (an FAQ with no rows, a document with no text) is skipped and
+    named in the report."""
+    from tunesmith.io import check_output_folder
+    from tunesmith.locks import run_lock
+    from tunesmith_support.kbindex import build_index, faq_columns
+    from tunesmith_support.languages import (
+        check_language_codes,
+        english_model_note,
+        read_language_config,
+        set_languages,
+    )
+
+    # A flag not given keeps the column the KB was built with (kb.json records them).
+    columns = faq_columns(
+        out, question=question_col, answer=answer_col, id=id_col, category=category_col
+    )
+    check_output_folder(out, "--out")  # before the lock file is put beside it
+    # A bad --language or KB/language.json is said before anything is encoded.
+    check_language_codes(language or [])
+    read_language_config(out)
+    with run_lock(out):  # one writer of a KB at a time (see shared.kb_writer)
+        report = build_index(
+            kb, out, columns=columns, model=model, progress=_progress_bar("encoding")
+        )
+        if language:
+            set_languages(out, language)
+    note = english_model_note(out)
+    if note:
+        typer.echo(f"note: {note}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"kb": str(out), **report.to_dict()}, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"{out}: {report.summary()}")

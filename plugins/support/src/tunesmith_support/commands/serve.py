@@ -1,0 +1,99 @@
+"""``tunesmith support serve``: the HTTP JSON API, with its access checks and a clean stop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, SINK_HELP, open_service
+
+
+@contextmanager
+def _sigterm_returns() -> Iterator[None]:
+    """Ignore a SIGTERM that arrives while inside (uvicorn handles its own, then raises it again
+    for the handler it found): a service manager's stop (systemd, ``docker stop``) then ends
+    like Ctrl-C, the database closed and "stopped" said, instead of killing the process."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def serve_command(
+    kb: Path = KB_OPTION,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: all)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    sink: list[str] | None = typer.Option(None, "--sink", help=SINK_HELP),
+    token_file: Path | None = typer.Option(
+        None,
+        "--token-file",
+        help="File holding the token every request must send as 'Authorization: Bearer "
+        "<token>' (default: $TUNESMITH_SUPPORT_TOKEN; neither: no token needed).",
+    ),
+    cors_origin: list[str] | None = typer.Option(
+        None,
+        "--cors-origin",
+        help="A web origin whose pages may call the API from a browser, e.g. "
+        "https://shop.example (repeatable; default: none). Feedback must then name its "
+        "conversation_id.",
+    ),
+    feedback_needs_conversation: bool = typer.Option(
+        False,
+        "--feedback-needs-conversation",
+        help="Feedback must name the turn's conversation_id (as with --cors-origin): for a "
+        "public widget that reaches this server through a back end of yours.",
+    ),
+) -> None:
+    """HTTP JSON API: POST /v1/ask, POST /v1/feedback, GET /v1/health, /openapi.json, /docs."""
+    import uvicorn
+
+    from tunesmith.ui.launch import check_address
+    from tunesmith_support.api import create_app, is_loopback
+    from tunesmith_support.api_access import TOKEN_ENV, check_origin, read_token
+
+    # Everything that can be refused is, before the model loads.
+    origins = [check_origin(origin) for origin in cors_origin or []]
+    token = read_token(token_file)
+    check_address(host, port)
+    loopback = is_loopback(host)
+    if token is None and not loopback:
+        typer.echo(
+            f"warning: serving {host} without a token: anyone who can reach port {port} can ask, "
+            f"send feedback and read answers (--token-file or ${TOKEN_ENV} sets one)",
+            err=True,
+        )
+    # A hand-off's delivery must not hold the customer's request (a webhook that is down).
+    service = open_service(kb, db, sink, background_delivery=True)
+    try:
+        app = create_app(
+            service,
+            loopback_only=loopback,
+            token=token,
+            cors_origins=origins,
+            feedback_needs_conversation=feedback_needs_conversation,
+        )
+        access = "token required" if token is not None else "no token"
+        typer.echo(
+            f"serving {kb} on http://{host}:{port} ({access}; docs: /docs; Ctrl-C stops)",
+            err=True,
+        )
+        # uvicorn stops on Ctrl-C or SIGTERM once the requests in flight are answered (a
+        # second Ctrl-C stops at once), then raises the signal again with the handler it found.
+        with _sigterm_returns():
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        # Hand-offs still queued stay pending in the outbox instead of holding the exit
+        # through a webhook's retries (docs: `events retry --status pending`).
+        service.close()
+    typer.echo("stopped", err=True)
