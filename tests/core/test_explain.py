@@ -10,6 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+#: Tiny models on one torch thread: on a busy shared CPU more threads made the training and
+#: the explanations here several times slower (figures are compared with tolerances).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 LABELS = ["negative", "positive"]
 TEXTS = [
     "the app is great thanks",

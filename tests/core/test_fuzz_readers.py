@@ -352,7 +352,9 @@ torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tmp_path_factory, one_torch_thread):
+    """A tiny classifier, used on one torch thread: on a busy shared CPU more threads made each
+    of the examples below several times slower."""
     from tunesmith.testing import make_tiny_classifier
 
     return make_tiny_classifier(

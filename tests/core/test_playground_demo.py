@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+#: Tiny models on one torch thread: on a busy shared CPU two threads made each 50-step
+#: explanation of a page's text take seconds instead of a tenth of one.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture
 def demo_home(tmp_path, monkeypatch):

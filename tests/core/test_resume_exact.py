@@ -1,9 +1,11 @@
 """``train --resume`` after a real kill gives the model an uninterrupted run gives, and
 ``--save-steps`` only adds checkpoints: it changes neither the evaluations nor the model.
 
-The killed runs are ``tunesmith train`` in a subprocess, stopped with SIGKILL right after a
-checkpoint in mid-epoch (a plugin callback waits there), as a laptop's closed lid or the OOM
-killer stops them.
+The killed runs are ``tunesmith train`` in a process of their own, stopped with SIGKILL right
+after a checkpoint in mid-epoch (a plugin callback waits there), as a laptop's closed lid or the
+OOM killer stops them. Every run, killed or not, is such a process: forked from a server that has
+imported torch and transformers once (their import took most of each run's time), so that no run
+shares Python state with another.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,9 +25,15 @@ INTENTS = SAMPLE / "support_intents.csv"
 INTENTS_EVAL = SAMPLE / "support_intents_eval.csv"
 
 #: ``tunesmith train`` with a plugin whose callback waits after the checkpoint of step
-#: ``$HANG_AT``, having written ``$FLAG``; the test then kills the process.
+#: ``$HANG_AT``, having written ``$FLAG``; the test then kills the process. Run with ``exec`` in
+#: a forked process, given ``ENV`` (its whole environment), ``ARGV`` and ``OUT``/``ERR`` (files
+#: its standard output and error go to).
 CHILD = """
 import os, sys, time
+for fd, name in ((1, OUT), (2, ERR)):
+    os.dup2(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+os.environ.clear()
+os.environ.update(ENV)
 from tunesmith import hookimpl
 from tunesmith.plugins import get_plugin_manager
 
@@ -48,9 +54,28 @@ class Hang:
 
 get_plugin_manager().register(Hang(), name="hang-after-checkpoint")
 from tunesmith.cli import build_app
-sys.argv = ["tunesmith", *sys.argv[1:]]
+sys.argv = ["tunesmith", *ARGV]
 build_app()()
 """
+
+#: What the fork server imports before it forks a run: what ``tunesmith train`` spends its
+#: first seconds importing. No tunesmith module: each run imports those afresh.
+PRELOAD = ["torch", "transformers", "transformers.trainer", "safetensors.torch", "typer"]
+
+
+@pytest.fixture(scope="module")
+def forks():
+    """multiprocessing's fork server, with torch and transformers imported; stopped after."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    yield context
+    server = forkserver._forkserver
+    if server._forkserver_pid is not None:  # its own exit would tidy torch up for seconds
+        os.kill(server._forkserver_pid, signal.SIGKILL)
+    server._stop()
 
 
 @pytest.fixture(scope="module")
@@ -74,26 +99,35 @@ def _env(tmp_path: Path, out: Path, hang_at: int) -> dict[str, str]:
     )
 
 
-def _train(tmp_path: Path, base: Path, out: Path, args: list[str], *, kill_at: int = 0) -> str:
-    """Run ``tunesmith train`` in a subprocess; with ``kill_at``, SIGKILL it right after the
-    checkpoint of that step. Returns its stderr (empty when killed)."""
-    command = [sys.executable, "-c", CHILD, "train", "--model", str(base), "--out", str(out)]
+def _train(forks, tmp_path: Path, base: Path, out: Path, args: list[str], *, kill_at=0) -> str:
+    """Run ``tunesmith train`` in a process of its own; with ``kill_at``, SIGKILL it right after
+    the checkpoint of that step. Returns its stderr (empty when killed)."""
     env = _env(tmp_path, out, kill_at)
-    process = subprocess.Popen(
-        [*command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    logs = {"OUT": f"{out}.stdout", "ERR": f"{out}.stderr"}
+    argv = ["train", "--model", str(base), "--out", str(out), *args]
+    process = forks.Process(
+        target=exec, args=(CHILD, {"__name__": "__main__", "ENV": env, "ARGV": argv, **logs})
     )
+    process.start()
+
+    def stderr() -> str:
+        return Path(logs["ERR"]).read_text() if Path(logs["ERR"]).exists() else ""
+
     if not kill_at:
-        _, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, stderr
-        return stderr
+        process.join(timeout=600)
+        if process.is_alive():  # hung: not left running after the test
+            process.kill()
+        assert process.exitcode == 0, stderr()
+        return stderr()
     flag = Path(env["FLAG"])
     deadline = time.monotonic() + 600
     while not flag.exists():
-        assert process.poll() is None, process.communicate()[1]
+        assert process.is_alive(), stderr()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
+    process.kill()
+    process.join()
+    assert process.exitcode == -signal.SIGKILL
     return ""
 
 
@@ -117,12 +151,12 @@ def _assert_same_model(a: Path, b: Path) -> None:
     assert rb["train_loss"] == pytest.approx(ra["train_loss"], abs=2e-6)  # the whole run's
 
 
-def _killed_and_resumed(tmp_path, base, args, kill_at, resume_args=()) -> tuple[Path, str]:
+def _killed_and_resumed(forks, tmp_path, base, args, kill_at, resume_args=()) -> tuple[Path, str]:
     out = tmp_path / "resumed"
-    _train(tmp_path, base, out, args, kill_at=kill_at)
+    _train(forks, tmp_path, base, out, args, kill_at=kill_at)
     assert (tmp_path / "resumed.work" / "checkpoints" / f"checkpoint-{kill_at}").is_dir()
     assert not out.exists()
-    stderr = _train(tmp_path, base, out, [*args, *resume_args, "--resume"])
+    stderr = _train(forks, tmp_path, base, out, [*args, *resume_args, "--resume"])
     assert f"continuing from {tmp_path / 'resumed.work' / 'checkpoints'}" in stderr
     return out, stderr
 
@@ -136,41 +170,43 @@ WITH_EVAL = [*COMMON, "--eval", str(INTENTS_EVAL)]
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(base, tmp_path_factory):
+def uninterrupted(forks, base, tmp_path_factory):
     """The uninterrupted runs the resumed ones are compared with, by name: (model, stderr)."""
     root = tmp_path_factory.mktemp("uninterrupted")
     made: dict[str, tuple[Path, str]] = {}
 
     def get(name: str, args: list[str]) -> tuple[Path, str]:
         if name not in made:
-            made[name] = (root / name, _train(root, base, root / name, args))
+            made[name] = (root / name, _train(forks, root, base, root / name, args))
         return made[name]
 
     return get
 
 
 def test_resume_after_a_kill_in_mid_epoch_gives_the_uninterrupted_model(
-    tmp_path, base, uninterrupted
+    forks, tmp_path, base, uninterrupted
 ):
     """The resumed epoch's batches were drawn anew from another RNG state: another order for
     the rest of the epoch, another model (0.04 apart in the weights) and a different loss."""
     whole, _ = uninterrupted("no-eval", NO_EVAL)
-    resumed, _ = _killed_and_resumed(tmp_path, base, NO_EVAL, kill_at=14)
+    resumed, _ = _killed_and_resumed(forks, tmp_path, base, NO_EVAL, kill_at=14)
     _assert_same_model(whole, resumed)
 
 
 def test_resume_after_a_kill_with_held_out_data_chooses_the_same_best_checkpoint(
-    tmp_path, base, uninterrupted
+    forks, tmp_path, base, uninterrupted
 ):
     """The default recipe with --eval: early stopping and the best checkpoint, resumed in
     mid-epoch before the best one was reached (and compared with a run without --save-steps,
     which only adds checkpoints)."""
     whole, _ = uninterrupted("eval", WITH_EVAL)
-    resumed, _ = _killed_and_resumed(tmp_path, base, [*WITH_EVAL, "--save-steps", "4"], kill_at=12)
+    resumed, _ = _killed_and_resumed(
+        forks, tmp_path, base, [*WITH_EVAL, "--save-steps", "4"], kill_at=12
+    )
     _assert_same_model(whole, resumed)
 
 
-def test_resume_of_a_few_shot_run_keeps_its_same_label_pair_order(tmp_path, base):
+def test_resume_of_a_few_shot_run_keeps_its_same_label_pair_order(forks, tmp_path, base):
     """Few-shot full fine-tuning pairs same-label examples for the contrastive loss; that
     sampler draws each epoch's order from the RNG too."""
     data = tmp_path / "few.csv"
@@ -185,41 +221,41 @@ def test_resume_of_a_few_shot_run_keeps_its_same_label_pair_order(tmp_path, base
     # 48 rows and 6 label names at 8 a batch: 7 steps an epoch; step 10 is mid-epoch.
     args = ["--data", str(data), "--epochs", "3", "--batch-size", "8", "--save-steps", "5"]
     whole = tmp_path / "whole"
-    _train(tmp_path, base, whole, args)
-    resumed, _ = _killed_and_resumed(tmp_path, base, args, kill_at=10)
+    _train(forks, tmp_path, base, whole, args)
+    resumed, _ = _killed_and_resumed(forks, tmp_path, base, args, kill_at=10)
     _assert_same_model(whole, resumed)
 
 
-def test_resume_averages_the_epochs_the_killed_run_had_ended_too(tmp_path, base):
+def test_resume_averages_the_epochs_the_killed_run_had_ended_too(forks, tmp_path, base):
     """--average-epochs kept its epochs' weights in memory only: the resumed run averaged the
     epochs it ran itself (2 of 3 here), another model."""
     args = [*COMMON, "--eval-fraction", "0", "--save-steps", "7", "--average-epochs", "3"]
     whole = tmp_path / "whole"
-    _train(tmp_path, base, whole, args)
-    resumed, _ = _killed_and_resumed(tmp_path, base, args, kill_at=14)
+    _train(forks, tmp_path, base, whole, args)
+    resumed, _ = _killed_and_resumed(forks, tmp_path, base, args, kill_at=14)
     _assert_same_model(whole, resumed)
     average = json.loads((resumed / "run_config.json").read_text())["resolved"]["average"]
     assert average["epochs"] == 3 and average["kept"]
 
 
-def test_resume_may_save_checkpoints_at_another_frequency(tmp_path, base, uninterrupted):
+def test_resume_may_save_checkpoints_at_another_frequency(forks, tmp_path, base, uninterrupted):
     """A laptop user who lost an hour resumes with more frequent checkpoints: not refused,
     and the model is the one the run would have given."""
     whole, _ = uninterrupted("no-eval", NO_EVAL)
     resumed, _ = _killed_and_resumed(
-        tmp_path, base, NO_EVAL, kill_at=14, resume_args=["--save-steps", "3"]
+        forks, tmp_path, base, NO_EVAL, kill_at=14, resume_args=["--save-steps", "3"]
     )
     _assert_same_model(whole, resumed)
 
 
 def test_save_steps_adds_checkpoints_without_changing_evaluations_or_the_model(
-    tmp_path, base, uninterrupted
+    forks, tmp_path, base, uninterrupted
 ):
     """--save-steps also set the evaluation frequency: 7 steps gave an evaluation every 0.7
     epoch, early stopping counted those, and another checkpoint was chosen as the best."""
     plain, plain_log = uninterrupted("eval", WITH_EVAL)
     saved = tmp_path / "saved"
-    saved_log = _train(tmp_path, base, saved, [*WITH_EVAL, "--save-steps", "7"])
+    saved_log = _train(forks, tmp_path, base, saved, [*WITH_EVAL, "--save-steps", "7"])
 
     def evaluations(log: str) -> list[str]:
         return [line for line in log.splitlines() if line.startswith("epoch ")]

@@ -10,7 +10,10 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def dashboard_url(tiny_model, tmp_path_factory, launch_blocks):
+def dashboard_url(tiny_model, tmp_path_factory, launch_blocks, one_torch_thread):
+    """The dashboard of the sample stream, served. On one torch thread: the page's scoring
+    runs while the set-up's thread replays (and explains) the stream, and on a busy shared CPU
+    their threads waited on each other for tens of seconds."""
     from tunesmith_finance import demo
 
     # The sample's own database (only that one is filled with the sample stream), in this
