@@ -1,0 +1,156 @@
+"""``tunesmith finance alerts``: detect, explain, store and send negative surges, or ``--list``
+the stored ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tunesmith_finance.commands.checks import build_detector, open_existing_db, sinks_from_flag
+from tunesmith_finance.commands.options import (
+    BUCKET,
+    COOLDOWN,
+    HALF_LIFE,
+    MIN_LIFT,
+    MIN_VOLUME,
+    P_VALUE,
+    READ_DB_HELP,
+    STORED_PRIOR,
+    TZ_HELP,
+    WINDOW,
+)
+from tunesmith_finance.commands.output import NOT_SENT, echo_err, echo_json, echo_out
+
+
+def alerts_command(
+    db: Path = typer.Option(..., "--db", help=READ_DB_HELP),
+    model: Path | None = typer.Option(
+        None, "--model", "-m", help="Model for the explanations (default: the one ingest used)."
+    ),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="topic | ticker | all (default topic; with --list, only that kind, else every kind).",
+    ),
+    bucket: str = BUCKET,
+    window: int = WINDOW,
+    half_life: str | None = HALF_LIFE,
+    min_volume: int = MIN_VOLUME,
+    min_lift: float = MIN_LIFT,
+    p_value: float = P_VALUE,
+    cooldown: str | None = COOLDOWN,
+    prior: float | None = STORED_PRIOR,
+    sink: list[str] | None = typer.Option(
+        None, "--sink", help="Event sink, e.g. jsonl:alerts.jsonl, stdout, webhook:URL."
+    ),
+    explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
+    max_explain: int = typer.Option(
+        100, "--max-explain", min=0, help="Most documents explained (0: none)."
+    ),
+    list_only: bool = typer.Option(False, "--list", help="Only list the stored alerts."),
+    as_json: bool = typer.Option(False, "--json", help="Print alerts as one JSON list."),
+    tz: str | None = typer.Option(
+        None,
+        "--tz",
+        help=TZ_HELP + " (default UTC; with --list, the zone windows are shown in, by default "
+        "each alert's own).",
+    ),
+) -> None:
+    """Find negative surges over a rolling baseline, explain them, store and send them.
+
+    Only alerts not stored yet are sent, so it is safe to run again (e.g. from cron).
+    """
+    from tunesmith.errors import UserInputError
+    from tunesmith.events import refuse_stdout_sink_with_json
+    from tunesmith_finance.alerts import (
+        AlertOptions,
+        global_negative_share,
+        list_alerts,
+        run_alerts,
+    )
+    from tunesmith_finance.documents import resolve_zone
+    from tunesmith_finance.trends import BY
+
+    if by is not None and by not in BY:  # before a model is loaded for the explanations
+        raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
+    if tz is not None:
+        resolve_zone(tz, "--tz")
+    # --list sends nothing, so only a run that may send alerts has the two on stdout.
+    refuse_stdout_sink_with_json(sink, as_json and not list_only)
+    sinks = sinks_from_flag(sink)
+    store = open_existing_db(db)
+    try:
+        if list_only:
+            found = list_alerts(store, kind=by, tz=tz)
+        else:
+            if prior is None:
+                prior = global_negative_share(store)
+            detector = build_detector(
+                bucket=bucket,
+                window=window,
+                half_life=half_life,
+                min_volume=min_volume,
+                min_lift=min_lift,
+                p_value=p_value,
+                cooldown=cooldown,
+                prior=prior,
+            )
+            found = run_alerts(
+                store,
+                detector=detector,
+                options=AlertOptions(by=by or "topic", max_explain=max_explain, tz=tz or "UTC"),
+                model=_load_model_for_alerts(store, model, explain),
+                sinks=sinks,
+            )
+    finally:
+        store.close()
+    if found and not list_only and not sinks:
+        echo_err(NOT_SENT.format(n=len(found)))
+    if as_json:
+        echo_json(found)
+        return
+    if not found:
+        echo_err(
+            "no new alerts" if not list_only else f"no alerts stored{f' by {by}' if by else ''}"
+        )
+    for alert in found:
+        _print_alert(alert, listing=list_only)
+
+
+def _load_model_for_alerts(store: Any, model: Path | None, explain: bool) -> Any:
+    """The model that explains new alerts, loaded only once one is found: most runs find none."""
+    if not explain:
+        return None
+    from tunesmith.errors import ModelNotFoundError
+    from tunesmith_finance.alerts import DeferredModel
+    from tunesmith_finance.storage import get_meta
+
+    if model is not None:  # named by the user: a wrong path is an error, not a silent note
+        if not model.expanduser().exists():
+            raise ModelNotFoundError(f"model directory {model.expanduser()} does not exist")
+        return DeferredModel(model)
+    where = get_meta(store, "model")
+    if not where or not Path(where).exists():
+        echo_err("note: no sentiment model found (--model); alerts carry no explaining words")
+        return None
+    return DeferredModel(where)
+
+
+def _print_alert(alert: dict[str, Any], *, listing: bool = False) -> None:
+    from tunesmith_finance.alerts import alert_message
+
+    echo_out(alert_message(alert))
+    if listing and not alert["sent"]:  # found without a sink, or stored before it was sent
+        echo_out(
+            "    not sent yet: the next `finance alerts` or `watch --alerts` with a --sink sends it"
+        )
+    for example in alert["examples"]:
+        echo_out(f"    {example['score']:+.3f}  {example['time']}  {example['text'][:90]}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``alerts`` to ``app``."""
+    app.command("alerts")(alerts_command)

@@ -1,0 +1,122 @@
+"""Checks of the inputs several finance commands share, made before any work, and the objects
+built from them: the ingester, the surge detector, the sinks, an existing database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunesmith_finance.commands.output import echo_err
+
+
+def check_inputs(files: list[str]) -> None:
+    """Refuse a missing, empty or unsupported input file before the model loads."""
+    from tunesmith_finance.sources import check_file
+
+    for name in files:
+        if name != "-":
+            check_file(name)
+
+
+def sinks_from_flag(sink: list[str] | None) -> list[Any]:
+    """The ``--sink`` URLs as sinks, refused at once when a scheme is unknown."""
+    from tunesmith_finance.alerts import resolve_sinks
+
+    return resolve_sinks(list(sink or []))
+
+
+def open_existing_db(db: Path) -> Any:
+    """The finance database at ``db``, refused when missing: trends and alerts read it, never
+    create it."""
+    from tunesmith.errors import UserInputError
+    from tunesmith_finance.storage import open_store
+
+    if not db.is_file():
+        raise UserInputError(f"--db {db}: no such database; create it with `finance ingest`")
+    return open_store(db)
+
+
+def build_ingester(
+    db_path: Path,
+    model: Path,
+    rules: Path | None,
+    *,
+    batch_size: int,
+    max_chars: int,
+    naive_tz: str,
+    quantize: str | None,
+    topic_model: Path | None,
+    topic_threshold: float,
+    timeout: float,
+) -> Any:
+    """The ``Ingester`` of ingest, watch and replay; the rules, the zone, the model paths and
+    ``--quantize`` are checked now, the models load when a batch first needs them."""
+    from tunesmith.errors import ModelNotFoundError, UserInputError
+    from tunesmith_finance.deferred import DeferredModel, DeferredTopicModel
+    from tunesmith_finance.documents import resolve_zone
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.storage import open_store
+
+    zone = resolve_zone(naive_tz)
+    loaded_rules = load_rules(rules)
+    # Both models load when a batch first has new documents to score (seconds: torch,
+    # transformers): a run over files already stored scores nothing. Their paths and
+    # --quantize are checked now.
+    for flag, path in (("--model", model), ("--topic-model", topic_model)):
+        if path is not None and not path.expanduser().exists():
+            raise ModelNotFoundError(f"{flag}: model directory {path.expanduser()} does not exist")
+    if quantize not in (None, "int8"):
+        raise UserInputError(f"--quantize {quantize!r}: the choice is 'int8'")
+    sentiment = DeferredModel(model, quantize=quantize)
+    topics = DeferredTopicModel(topic_model, threshold=topic_threshold) if topic_model else None
+    db = open_store(db_path, timeout=timeout)
+    return Ingester(
+        db,
+        sentiment,
+        loaded_rules,
+        batch_size=batch_size,
+        max_chars=max_chars,
+        naive_tz=zone,
+        topic_model=topics,
+        warn=echo_err,
+    )
+
+
+def build_detector(
+    *,
+    bucket: str,
+    window: int,
+    half_life: str | None,
+    min_volume: int,
+    min_lift: float,
+    p_value: float,
+    cooldown: str | None,
+    prior: float | None,
+    bucket_flag: str = "--bucket",
+) -> Any:
+    """The surge detector of alerts, watch --alerts and replay, its settings checked;
+    ``bucket_flag`` names the flag the bucket came from (replay's ``--step``)."""
+    from tunesmith.errors import UserInputError
+    from tunesmith_finance.detector import SurgeDetector
+    from tunesmith_finance.trends import parse_duration
+
+    if window < 1:
+        raise UserInputError("--window must be at least 1 bucket")
+    if not 0 < p_value < 1:
+        raise UserInputError("--p-value must be between 0 and 1")
+    if min_volume < 1:
+        raise UserInputError("--min-volume must be at least 1 document")
+    if not 0 <= min_lift < 1:
+        raise UserInputError("--min-lift must be a share from 0 below 1")
+    return SurgeDetector(
+        bucket=parse_duration(bucket, bucket_flag),
+        window=window,
+        half_life=None if half_life is None else parse_duration(half_life, "--half-life"),
+        min_volume=min_volume,
+        min_lift=min_lift,
+        p_value=p_value,
+        cooldown=None if cooldown is None else parse_duration(cooldown, "--cooldown"),
+        prior=0.2 if prior is None else prior,
+    )
