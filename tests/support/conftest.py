@@ -87,3 +87,15 @@ def client(kb_copy):
         test_client.service = service
         yield test_client
     service.close()
+
+
+@pytest.fixture
+def free_port() -> str:
+    """A TCP port nothing listens on now, for `support serve --port` (a fixed 8765 failed the
+    tests whenever that port was in use). Found on every interface, so that 0.0.0.0 is free
+    there too."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return str(sock.getsockname()[1])

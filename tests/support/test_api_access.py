@@ -50,7 +50,8 @@ def test_a_token_server_answers_401_with_a_challenge_without_the_right_token(mak
         assert missing.status_code == 401, path
         assert missing.headers["www-authenticate"] == 'Bearer realm="tunesmith-support"'
         assert missing.json() == {
-            "detail": "this server needs a token: send the header Authorization: Bearer <token>"
+            "detail": "this server needs a token: send the header Authorization: Bearer <token>",
+            "code": "unauthorized",
         }
         for wrong in (bearer("not-the-token-at-all-0123456789"), bearer(TOKEN[:-1])):
             refused = client.request(method, path, json=body, headers=wrong)
@@ -210,11 +211,11 @@ def served(monkeypatch):
 
 
 def test_serve_takes_the_token_from_a_file_or_the_environment_never_the_command_line(
-    kb_copy, cli, served, tmp_path, monkeypatch
+    kb_copy, cli, served, tmp_path, monkeypatch, free_port
 ):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n", encoding="utf-8")
-    args = ("support", "serve", "--kb", str(kb_copy), "--port", "8765")
+    args = ("support", "serve", "--kb", str(kb_copy), "--port", free_port)
     result = cli(*args, "--token-file", str(token_file))
     assert result.exit_code == 0, result.output
     assert served[-1][1]["token"] == TOKEN and "token required" in result.output
@@ -229,13 +230,15 @@ def test_serve_takes_the_token_from_a_file_or_the_environment_never_the_command_
     assert refused.output.startswith(f"Error: {short}: the token has 3 characters")
 
 
-def test_serve_warns_in_one_line_when_others_can_reach_it_without_a_token(kb_copy, cli, served):
-    args = ("support", "serve", "--kb", str(kb_copy), "--port", "8765")
+def test_serve_warns_in_one_line_when_others_can_reach_it_without_a_token(
+    kb_copy, cli, served, free_port
+):
+    args = ("support", "serve", "--kb", str(kb_copy), "--port", free_port)
     everyone = cli(*args, "--host", "0.0.0.0")
     assert everyone.exit_code == 0, everyone.output
     warnings = [line for line in everyone.output.splitlines() if line.startswith("warning:")]
     assert warnings == [
-        "warning: serving 0.0.0.0 without a token: anyone who can reach port 8765 can ask, "
+        f"warning: serving 0.0.0.0 without a token: anyone who can reach port {free_port} can ask, "
         "send feedback and read answers (--token-file or $TUNESMITH_SUPPORT_TOKEN sets one)"
     ]
     assert served[-1][1] == {
@@ -249,8 +252,8 @@ def test_serve_warns_in_one_line_when_others_can_reach_it_without_a_token(kb_cop
     assert served[-1][1]["loopback_only"] is True
 
 
-def test_serve_passes_cors_origins_checked_and_refuses_a_wildcard(kb_copy, cli, served):
-    args = ("support", "serve", "--kb", str(kb_copy), "--port", "8765")
+def test_serve_passes_cors_origins_checked_and_refuses_a_wildcard(kb_copy, cli, served, free_port):
+    args = ("support", "serve", "--kb", str(kb_copy), "--port", free_port)
     result = cli(*args, "--cors-origin", "https://shop.example/", "--cors-origin", "http://x:81")
     assert result.exit_code == 0, result.output
     assert served[-1][1]["cors_origins"] == ["https://shop.example", "http://x:81"]
@@ -260,8 +263,8 @@ def test_serve_passes_cors_origins_checked_and_refuses_a_wildcard(kb_copy, cli, 
     assert len(served) == count  # refused before the model loaded
 
 
-def test_serve_closes_the_conversation_database_when_it_stops(kb_copy, cli, served):
-    result = cli("support", "serve", "--kb", str(kb_copy), "--port", "8765")
+def test_serve_closes_the_conversation_database_when_it_stops(kb_copy, cli, served, free_port):
+    result = cli("support", "serve", "--kb", str(kb_copy), "--port", free_port)
     assert result.exit_code == 0 and result.output.rstrip().endswith("stopped")
     service = served[-1][0]
     with pytest.raises(Exception, match="closed"):

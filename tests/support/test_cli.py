@@ -208,7 +208,7 @@ def test_serve_on_a_port_in_use_is_one_error_line(kb_copy, cli):
     assert result.output.count("\n") == 1
 
 
-def test_serve_delivers_hand_offs_in_the_background(kb_copy, cli, monkeypatch):
+def test_serve_delivers_hand_offs_in_the_background(kb_copy, cli, monkeypatch, free_port):
     import uvicorn
 
     import tunesmith_support.api as api
@@ -221,7 +221,7 @@ def test_serve_delivers_hand_offs_in_the_background(kb_copy, cli, monkeypatch):
 
     monkeypatch.setattr(api, "create_app", create_app)
     monkeypatch.setattr(uvicorn, "run", lambda app, **_kwargs: None)
-    result = cli("support", "serve", "--kb", str(kb_copy), "--port", "8765")
+    result = cli("support", "serve", "--kb", str(kb_copy), "--port", free_port)
     assert result.exit_code == 0, result.output
     service, kwargs = served[0]
     assert service.background_delivery is True
@@ -233,7 +233,7 @@ def test_serve_delivers_hand_offs_in_the_background(kb_copy, cli, monkeypatch):
         "feedback_needs_conversation": False,
     }
     service.close()
-    result = cli("support", "serve", "--kb", str(kb_copy), "--host", "0.0.0.0", "--port", "8765")
+    result = cli("support", "serve", "--kb", str(kb_copy), "--host", "0.0.0.0", "--port", free_port)
     assert result.exit_code == 0, result.output
     service, kwargs = served[1]
     assert kwargs == {

@@ -40,6 +40,7 @@ from tunesmith_support.languages import (
     fold,
     read_language_config,
 )
+from tunesmith_support.refusals import Refusal
 from tunesmith_support.scoring import Candidate, IntentModel, Lexical, Scorer, fuse, rank
 
 #: Longer questions are cut to this many characters (and the answer says so).
@@ -279,7 +280,7 @@ def clean_question(question: str) -> tuple[str, list[str]]:
     if not any(visible(ch) for ch in text):
         # Only control or format characters (a zero-width space, a byte-order mark, NUL) are
         # as empty as blanks; the encoder would answer them with whatever entry lies nearest.
-        raise UserInputError("the question is empty; type a question")
+        raise Refusal("empty_question", "the question is empty; type a question")
     notes = []
     text, removed = without_controls(text)
     text = text.strip()

@@ -9,17 +9,24 @@ lock around the encoder and index, and the store serialises SQLite writes. Handl
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 from starlette.requests import Request  # here: FastAPI resolves /docs' annotation in globals
 
 from tunesmith.errors import UserInputError
 from tunesmith.store import StoreError
 from tunesmith_support import __version__
 from tunesmith_support.answer import kb_stamp
+from tunesmith_support.api_errors import (
+    STATUS_CODES,
+    ApiError,
+    ErrorMessage,
+    HTTPValidationError,
+    error_body,
+)
+from tunesmith_support.refusals import refusal_code
 from tunesmith_support.service import SupportService
 
 # This module is imported only by `support serve`, the demo and tests, never at CLI start-up,
@@ -46,7 +53,10 @@ class AskRequest(_Request):
         ..., description="The customer's question; over 2,000 characters it is cut (see notes)."
     )
     conversation_id: str | None = Field(
-        None, description="Continue a conversation (from an earlier answer); null starts one."
+        None,
+        description='Continue a conversation (from an earlier answer); null, "" or no '
+        "field starts one. An id the server does not know is a 400 with the code "
+        "unknown_conversation (the database was reset): ask again without it.",
     )
     request_id: str | None = Field(
         None,
@@ -57,6 +67,13 @@ class AskRequest(_Request):
         "second turn or hand-off (a retry after a network error, a double click). Without "
         "it, each request is a new turn.",
     )
+
+    @field_validator("conversation_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # A page's `conversationId || ""` means "none yet": no conversation has the id "", so
+        # it could only be refused (400 no conversation '').
+        return None if value == "" else value
 
 
 class Candidate(BaseModel):
@@ -181,40 +198,73 @@ class Health(BaseModel):
     )
 
 
-class ErrorMessage(BaseModel):
-    detail: str = Field(..., description="One line saying what was wrong.")
-
-
 #: The largest request body read: a question is cut at 2,000 characters anyway, and without a
 #: limit a client's gigabyte would be held in memory whole (three times, as bytes, text and
 #: the parsed request).
 MAX_BODY_BYTES = 1 << 20
 
-#: The error responses every POST can give besides FastAPI's 422, for the OpenAPI schema.
+#: The refusals (400) each route may answer, by code (:data:`~tunesmith_support.refusals.REFUSALS`;
+#: ``invalid_body``: FastAPI's 400 for a body that is not UTF-8).
+ASK_REFUSALS = (
+    "empty_question", "invalid_text", "unknown_conversation", "invalid_body", "bad_request",
+)  # fmt: skip
+FEEDBACK_REFUSALS = (
+    "unknown_turn", "unknown_entry", "rating_missing", "note_too_long", "small_talk_turn",
+    "contradictory_feedback", "feedback_limit", "invalid_text", "invalid_body", "bad_request",
+)  # fmt: skip
+
+
+def _code_of(status: int) -> str:
+    return f" code: {STATUS_CODES[status]}."
+
+
 #: A server bound to a loopback address answers requests addressed to it only (LoopbackHosts).
 MISDIRECTED: dict[str, Any] = {
     "model": ErrorMessage,
     "description": "The request was addressed to a host name other than 127.0.0.1, localhost "
-    "or ::1, and the server is bound to a loopback address.",
+    "or ::1, and the server is bound to a loopback address." + _code_of(421),
 }
 UNAUTHORIZED: dict[str, Any] = {
     "description": "No token, or not the server's token (a server started with one); the "
-    "WWW-Authenticate header says which.",
+    "WWW-Authenticate header says which." + _code_of(401),
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
 }
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorMessage, "description": "The request was refused (one line in detail)."},
-    413: {"model": ErrorMessage, "description": "The body is over 1 MiB."},
-    415: {
-        "model": ErrorMessage,
-        "description": "The body was not sent with Content-Type: application/json.",
-    },
-    503: {
-        "model": ErrorMessage,
-        "description": "The conversation database is busy or unusable; try again later.",
-    },
-    421: MISDIRECTED,
+INTERNAL: dict[str, Any] = {
+    "model": ErrorMessage,
+    "description": "The server failed (its log has why); try again." + _code_of(500),
 }
+
+
+def error_responses(refusals: Sequence[str]) -> dict[int | str, dict[str, Any]]:
+    """The error responses of a POST route whose refusals (400) are ``refusals``, for the
+    OpenAPI schema: every body has ``detail`` and ``code``."""
+    return {
+        400: {
+            "model": ErrorMessage,
+            "description": "The request was refused (one line in detail). code: "
+            + ", ".join(refusals)
+            + ".",
+        },
+        413: {"model": ErrorMessage, "description": "The body is over 1 MiB." + _code_of(413)},
+        415: {
+            "model": ErrorMessage,
+            "description": "The body was not sent with Content-Type: application/json."
+            + _code_of(415),
+        },
+        422: {
+            "model": HTTPValidationError,
+            "description": "The body does not fit the schema (each problem in detail: not "
+            "JSON, a field missing, of the wrong type or unknown, a key given twice)."
+            + _code_of(422),
+        },
+        503: {
+            "model": ErrorMessage,
+            "description": "The conversation database is busy or unusable; try again later."
+            + _code_of(503),
+        },
+        421: MISDIRECTED,
+        500: INTERNAL,
+    }
 
 
 def public_detail(message: str, service: SupportService) -> str:
@@ -236,17 +286,17 @@ def public_detail(message: str, service: SupportService) -> str:
 
 
 def _call(service: SupportService, function: Any, *args: Any, **kwargs: Any) -> Any:
-    """``function(...)``, its refusals as HTTP errors: 503 when the conversation store failed
-    (a lock is not the caller's fault), 400 for any other :class:`UserInputError`; the detail
+    """``function(...)``, its refusals as HTTP errors with their codes: 503 when the
+    conversation store failed (a lock is not the caller's fault), 400 for any other
+    :class:`UserInputError` (:func:`~tunesmith_support.refusals.refusal_code`); the detail
     names no path of the server (:func:`public_detail`)."""
-    from fastapi import HTTPException
-
     try:
         return function(*args, **kwargs)
     except StoreError as exc:
-        raise HTTPException(status_code=503, detail=public_detail(str(exc), service)) from None
+        detail = public_detail(str(exc), service)
+        raise ApiError(503, STATUS_CODES[503], detail) from None
     except UserInputError as exc:
-        raise HTTPException(status_code=400, detail=public_detail(str(exc), service)) from None
+        raise ApiError(400, refusal_code(exc), public_detail(str(exc), service)) from None
 
 
 class BodyLimit:
@@ -259,7 +309,6 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        from fastapi import HTTPException
         from fastapi.responses import JSONResponse
 
         if scope["type"] != "http":
@@ -268,7 +317,8 @@ class BodyLimit:
         detail = f"the request body is over {self.limit:,} bytes"
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+            response = JSONResponse(error_body(413, detail), status_code=413)
+            await response(scope, receive, send)
             return
         received = 0
 
@@ -279,7 +329,7 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     # Raised while FastAPI reads the body, which passes an HTTPException on.
-                    raise HTTPException(status_code=413, detail=detail)
+                    raise ApiError(413, STATUS_CODES[413], detail)
             return message
 
         await self.app(scope, limited, send)
@@ -309,7 +359,8 @@ class JsonOnly:
             header = dict(scope.get("headers") or []).get(b"content-type", b"")
             if not is_json_media_type(header.decode("latin-1")):
                 detail = "a request body must be JSON, sent with Content-Type: application/json"
-                await JSONResponse({"detail": detail}, status_code=415)(scope, receive, send)
+                response = JSONResponse(error_body(415, detail), status_code=415)
+                await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -355,22 +406,10 @@ class LoopbackHosts:
                     f"this server answers requests to 127.0.0.1 or localhost only, not "
                     f"{host[:100]!r}; start it with --host to serve another address"
                 )
-                await JSONResponse({"detail": detail}, status_code=421)(scope, receive, send)
+                response = JSONResponse(error_body(421, detail), status_code=421)
+                await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with each NaN or infinity as the text a client sent (``"NaN"``,
-    ``"Infinity"``): Python's JSON reader accepts them, but a response holding them cannot be
-    written, and a 422 that echoes ``{"question": NaN}`` back would become a 500."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    return value
 
 
 def create_app(
@@ -389,12 +428,11 @@ def create_app(
     name the turn's conversation with ``feedback_needs_conversation``, and whenever there are
     ``cors_origins``: the visitors of a public page are strangers to each other."""
     from fastapi import FastAPI
-    from fastapi.encoders import jsonable_encoder
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse
 
     from tunesmith_support.api_access import BearerToken
     from tunesmith_support.api_docs import CONTENT_SECURITY_POLICY, render_docs
+    from tunesmith_support.api_errors import ErrorCodes, StrictJsonRoute, install_error_handlers
 
     app = FastAPI(
         title="tunesmith support API",
@@ -404,6 +442,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    # Routes added below read their JSON strictly (a key given twice is a 422).
+    app.router.route_class = StrictJsonRoute
+    install_error_handlers(app)
 
     # The last added runs first: the Host check, then CORS (a preflight is answered, and a
     # refusal below carries the headers a widget needs to read it), then the token, before
@@ -426,14 +467,10 @@ def create_app(
         )
     if loopback_only:
         app.add_middleware(LoopbackHosts)
+    # Outermost: an error body written without a code (the token check's) gets its status's.
+    app.add_middleware(ErrorCodes)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Any, exc: RequestValidationError) -> Any:
-        # FastAPI's own 422 body, with the values it echoes made writable as JSON.
-        detail = json_safe(jsonable_encoder(exc.errors()))
-        return JSONResponse(status_code=422, content={"detail": detail})
-
-    @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS)
+    @app.post("/v1/ask", response_model=AskResponse, responses=error_responses(ASK_REFUSALS))
     def ask(request: AskRequest) -> dict[str, Any]:
         """Answer a question, in a new conversation or in the one conversation_id names."""
         return _call(
@@ -461,7 +498,11 @@ def create_app(
     # handler's annotation).
     if feedback_needs_conversation or cors_origins:
 
-        @app.post("/v1/feedback", response_model=FeedbackResponse, responses=ERRORS)
+        @app.post(
+            "/v1/feedback",
+            response_model=FeedbackResponse,
+            responses=error_responses(FEEDBACK_REFUSALS),
+        )
         def feedback(request: ConversationFeedbackRequest) -> dict[str, Any]:
             """Rate an answer (helpful) or name the entry that was right (correct_id), in the
             conversation it was given in (conversation_id)."""
@@ -469,12 +510,16 @@ def create_app(
 
     else:
 
-        @app.post("/v1/feedback", response_model=FeedbackResponse, responses=ERRORS)
+        @app.post(
+            "/v1/feedback",
+            response_model=FeedbackResponse,
+            responses=error_responses(FEEDBACK_REFUSALS),
+        )
         def feedback(request: FeedbackRequest) -> dict[str, Any]:
             """Rate an answer (helpful) or name the entry that was right (correct_id)."""
             return store_feedback(request)
 
-    @app.get("/v1/health", response_model=Health, responses={421: MISDIRECTED})
+    @app.get("/v1/health", response_model=Health, responses={421: MISDIRECTED, 500: INTERNAL})
     def health() -> dict[str, Any]:
         """The server is up; what it answers from."""
         return {

@@ -18,6 +18,7 @@ from typing import Any
 from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_write_text, check_parents
 from tunesmith.store import DEFAULT_TIMEOUT, Store
+from tunesmith_support.refusals import Refusal
 
 NAMESPACE = "support"
 
@@ -272,7 +273,9 @@ class Conversations:
         as "helpful", not as a correction (`stats` counted a right answer as corrected and left
         it out of the helpful rate); with ``helpful=False`` it is refused, as it says both."""
         if helpful is None and not correct_id:
-            raise UserInputError("feedback needs 'helpful' (true/false) or a correct answer id")
+            raise Refusal(
+                "rating_missing", "feedback needs 'helpful' (true/false) or a correct answer id"
+            )
         with self.store.transaction() as tx:
             turn = tx.query(
                 "SELECT reason, conversation_id, decision, entry_id FROM support_turns "
@@ -282,23 +285,25 @@ class Conversations:
             if conversation_id is not None and (
                 not turn or turn[0]["conversation_id"] != conversation_id
             ):
-                raise UserInputError(f"no turn {turn_id} in this conversation")
+                raise Refusal("unknown_turn", f"no turn {turn_id} in this conversation")
             if not turn:
-                raise UserInputError(f"no turn {turn_id} in {self.store.path}")
+                raise Refusal("unknown_turn", f"no turn {turn_id} in {self.store.path}")
             if turn[0]["reason"] == "small_talk":
                 # A reply to "hi" or "thanks" answers nothing: a correct id on it exported "hi" as a
                 # training question, and a rating counted in the helpful rate of answers.
-                raise UserInputError(
+                raise Refusal(
+                    "small_talk_turn",
                     f"turn {turn_id} is small talk (a greeting, thanks or goodbye), not an "
-                    "answer: give feedback on the turn that answered"
+                    "answer: give feedback on the turn that answered",
                 )
             answered = turn[0]["entry_id"] if turn[0]["decision"] == "answer" else None
             if correct_id and answered and (renamed or {}).get(answered, answered) == correct_id:
                 if helpful is False:
-                    raise UserInputError(
+                    raise Refusal(
+                        "contradictory_feedback",
                         f"turn {turn_id} was answered with {correct_id!r} already: a correct id "
                         "names the entry that should have answered; to say the answer did not "
-                        "help, give 'not helpful' alone (and a note)"
+                        "help, give 'not helpful' alone (and a note)",
                     )
                 helpful, correct_id = True, None
             rated = None if helpful is None else int(bool(helpful))
@@ -316,9 +321,10 @@ class Conversations:
                 # twice, it counted twice in `stats`' feedback and corrections.
                 return int(given[0]["id"])
             if len(given) >= MAX_FEEDBACK_PER_TURN:
-                raise UserInputError(
+                raise Refusal(
+                    "feedback_limit",
                     f"turn {turn_id} has {MAX_FEEDBACK_PER_TURN} pieces of feedback already; "
-                    "no more are kept"
+                    "no more are kept",
                 )
             result = tx.execute(
                 "INSERT INTO support_feedback (turn_id, created_at, helpful, correct_id, note) "

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.limits import lone_surrogate
-from tunesmith.errors import UserInputError
 from tunesmith.events import Event, make_sink, record, send
 from tunesmith_support.answer import Answer, Answerer, clean_question, without_controls
 from tunesmith_support.conversations import Conversations, request_key
+from tunesmith_support.refusals import Refusal
 
 HANDOFF_KIND = "support.handoff"
 
@@ -54,9 +54,24 @@ def check_text(value: str, what: str) -> None:
     """Refuse text that is not valid Unicode: a lone surrogate (JSON ``"\\ud800"``, or an
     undecodable byte in a command-line argument) breaks the tokenizer and SQLite."""
     if found := lone_surrogate(value):
-        raise UserInputError(
-            f"the {what} is not valid Unicode text (an unpaired surrogate at character {found[0]})"
+        raise Refusal(
+            "invalid_text",
+            f"the {what} is not valid Unicode text (an unpaired surrogate at character {found[0]})",
         )
+
+
+def open_clarify(earlier: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The clarifying question (a stored turn) that a reply may pick an option of: the last
+    turn, or the last before the picks already made from it. A customer who taps "1" and then
+    "2" (or both at once) gets both options' answers; read against the turns as they stood,
+    the second was a pick when the two requests crossed and a search for "2" when the first
+    was stored first, so what it got depended on timing."""
+    for turn in reversed(earlier):
+        if turn["decision"] == "clarify":
+            return turn if turn["options"] else None
+        if turn["reason"] != "chosen":
+            return None
+    return None
 
 
 @dataclass
@@ -178,16 +193,16 @@ class SupportService:
         if conversation_id is not None:
             check_text(conversation_id, "conversation id")
             if not self.conversations.exists(conversation_id):
-                raise UserInputError(f"no conversation {shown(conversation_id)}")
+                raise Refusal("unknown_conversation", f"no conversation {shown(conversation_id)}")
             # The last few make a follow-up's topic (answer.conversation_topic); all of them go
             # into a hand-off.
             earlier = self.conversations.turns(conversation_id, last=HANDOFF_TURNS)
         answer = None
-        if earlier and earlier[-1]["decision"] == "clarify" and earlier[-1]["options"]:
+        clarify = open_clarify(earlier)
+        if clarify is not None:
             # A reply to "Which of these do you mean? 1. ... 2. ..." picks an option by its
             # number: searched, "2" was handed off to a person.
-            last = earlier[-1]
-            answer = self.answerer.answer_choice(question, last["options"], last["query"])
+            answer = self.answerer.answer_choice(question, clarify["options"], clarify["query"])
         if answer is None:
             answer = self.answerer.ask(question, self._history(earlier))
         store = self.conversations.store
@@ -304,22 +319,26 @@ class SupportService:
             check_text(conversation_id, "conversation id")
         if not 0 < turn_id <= MAX_ROW_ID:
             where = "this conversation" if conversation_id is not None else None
-            raise UserInputError(f"no turn {turn_id} in {where or self.conversations.store.path}")
+            raise Refusal(
+                "unknown_turn", f"no turn {turn_id} in {where or self.conversations.store.path}"
+            )
         check_text(note, "note")
         # Control characters and bidirectional overrides go, as from questions: an agent reads
         # notes in the demo's table.
         note = without_controls(note)[0]
         if len(note) > MAX_NOTE_CHARS:
-            raise UserInputError(
-                f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept"
+            raise Refusal(
+                "note_too_long",
+                f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept",
             )
         if correct_id:
             # An id from before a re-index renamed it (an agent's notes, a hand-off event, an
             # old export) is its entry's: `export-feedback` and `train` read it so too.
             correct_id = self.renamed().get(correct_id, correct_id)
             if correct_id not in self._entry_ids():
-                raise UserInputError(
-                    f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}"
+                raise Refusal(
+                    "unknown_entry",
+                    f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}",
                 )
         return self.conversations.add_feedback(
             turn_id,
