@@ -56,6 +56,19 @@ def global_negative_share(db: Any) -> float | None:
     return (row["neg"] or 0) / row["n"] if row["n"] else None
 
 
+#: The prior of a database without documents (and of `finance replay`, which starts empty).
+EMPTY_PRIOR = 0.2
+
+
+def default_detector(db: Any, **settings: Any) -> SurgeDetector:
+    """The detector `finance alerts` runs without ``--prior``: its baseline starts from the
+    database's negative share now (:data:`EMPTY_PRIOR` while it is empty); ``settings``: the
+    other :class:`SurgeDetector` fields. The dashboard uses it too, so that both find the
+    same alerts with the same baselines in one database."""
+    prior = global_negative_share(db)
+    return SurgeDetector(prior=EMPTY_PRIOR if prior is None else prior, **settings)
+
+
 def detect_all(
     db: Any,
     detector: Any,
@@ -471,8 +484,7 @@ def run_alerts(
             file=sys.stderr,
         )
     if detector is None:
-        prior = global_negative_share(db)
-        detector = SurgeDetector(prior=prior if prior is not None else 0.2)
+        detector = default_detector(db)
     seen = known_alert_ids(db)
     stored_ends = stored_window_ends(db, detector, options.by)
     thursday_weeks = thursday_week_windows(db, detector, options.by)

@@ -162,6 +162,10 @@ class Dashboard:
         # Only the sample's own database is filled with the fictional sample stream: an empty
         # (or mistyped) --db of the user's got 435 invented headlines mixed into its trends.
         self.sample_db = self.db_path.resolve() == default_db.resolve()
+        #: Where the model came from, said in the intro for a database of the user's.
+        self.model_origin = "given" if model else "sample"
+        if model is None and not self.sample_db:
+            self._use_recorded_model()
         self.status = f"Not started: press **{self.start_label}**."
         self.error: str | None = None
         self._model: Any = None
@@ -170,6 +174,20 @@ class Dashboard:
         self._lock = threading.Lock()
         self._last_count = -1
         self._last_failure = ""  # the last alert check that failed for a bug, said once
+
+    def _use_recorded_model(self) -> None:
+        """Without ``--model``, a database of the user's is explained and its texts scored by
+        the model `finance ingest` scored it with, as `finance alerts` explains it: the sample
+        model (450 fictional sentences) gave the same alert other words."""
+        from tunesmith_finance.storage import recorded_model
+
+        recorded = recorded_model(self.db_path)
+        if recorded is None:
+            return
+        if (Path(recorded) / "config.json").exists():
+            self.model_dir, self.explicit, self.model_origin = Path(recorded), True, "recorded"
+        else:
+            self.model_origin = f"gone:{recorded}"
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -183,7 +201,16 @@ class Dashboard:
         """The page's opening paragraph: the sample stream is described only when shown."""
         if self.sample_db:
             return INTRO + SAMPLE_NOTE
-        return INTRO + f" Database: {_plain(self.db_path.name)}."
+        intro = INTRO + f" Database: {_plain(self.db_path.name)}."
+        if self.model_origin == "recorded":
+            return intro + f" Model: {_plain(self.model_dir.name)}, the one it was scored with."
+        if self.model_origin.startswith("gone:"):
+            gone = _plain(self.model_origin.removeprefix("gone:"))
+            return intro + (
+                f" The model it was scored with ({gone}) is gone: alert words and scored texts "
+                "come from the sample model; `--model` names another."
+            )
+        return intro
 
     @property
     def ready(self) -> bool:
@@ -237,13 +264,15 @@ class Dashboard:
             self.status = f"Set-up failed: {self.error}"
 
     def _replay(self, ingester: Any, stream: Path) -> None:
-        from tunesmith_finance.alerts import AlertOptions
+        from tunesmith_finance.alerts import EMPTY_PRIOR, AlertOptions
+        from tunesmith_finance.detector import SurgeDetector
         from tunesmith_finance.replay import replay
 
         replay(
             ingester,
             stream,
-            detector=self.detector(),
+            # As `finance replay` starts: from an empty database, so from its default prior.
+            detector=SurgeDetector(prior=EMPTY_PRIOR),
             options=AlertOptions(tz=self.tz),
             explain=True,
             echo=lambda _l: None,
@@ -251,9 +280,13 @@ class Dashboard:
         )
 
     def detector(self) -> Any:
-        from tunesmith_finance.detector import SurgeDetector
+        """The detector of the page's alert checks: `finance alerts`' with its defaults, its
+        baseline starting from the database's negative share now. A fixed 0.2 prior made the
+        bar stricter on a database at 6 % negatives, and surges `finance alerts` found were
+        never shown."""
+        from tunesmith_finance.alerts import default_detector
 
-        return SurgeDetector()
+        return default_detector(self._db)
 
     def _monitor(self) -> None:
         """Run the detector whenever other writers add documents to the database."""
@@ -274,10 +307,11 @@ class Dashboard:
         try:
             count = count_documents(self._db)
             if count != self._last_count:
+                detector = self.detector()  # one prior for both groups, as of this count
                 for by in GROUPS:
                     run_alerts(
                         self._db,
-                        detector=self.detector(),
+                        detector=detector,
                         options=AlertOptions(by=by, tz=self.tz),
                         model=self._model,
                     )
@@ -490,6 +524,9 @@ class Dashboard:
         details = (
             "\n\n".join(_alert_markdown(a, zone) for a in alerts[:5]) or f"No alerts by {by} yet."
         )
+        # Said under the alerts, so that an analyst comparing the page with `finance alerts`
+        # knows which settings the page's checks use.
+        details += "\n\n" + detector_note(self.detector(), self.tz)
         status = f"{self.status} {count} documents stored, {len(alerts)} alert(s) by {by}."
         if count == 0 and not self.sample_db:
             fill = code_span(f"tunesmith finance ingest FILE --model M --db {self.db_path}")
@@ -505,6 +542,34 @@ class Dashboard:
             "zone": shown,
             "bucket": bucket,
         }
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as a `finance alerts` flag writes it: 1w, 1d, 6h, 15m, 30s."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def detector_note(detector: Any, tz: str = "UTC") -> str:
+    """One paragraph saying how the page finds its alerts: the `finance alerts` command that
+    finds the same ones, and the baseline's prior now."""
+    from tunesmith.ui.markdown import code_span
+
+    command = (
+        f"tunesmith finance alerts --db DB --by topic|ticker --bucket {_duration(detector.bucket)}"
+    )
+    if tz != "UTC":
+        command += f" --tz {tz}"
+    return (
+        f"*Alerts are checked whenever documents arrive, as {code_span(command)} finds them "
+        f"with its other defaults: a window of {detector.window} buckets, at least "
+        f"{detector.min_volume} documents, a share {100 * detector.min_lift:g} points above the "
+        f"baseline, "
+        f"p < {detector.p_value:g}, a cool-down of {_duration(detector.cooldown)}; the baseline "
+        f"starts from the database's negative share ({detector.prior:.1%} now).*"
+    )
 
 
 #: A key box label as the page writes it, "AAPL (1,312)": group 1 is the key.

@@ -314,3 +314,24 @@ def get_meta(db: Any, name: str) -> Any:
 def count_documents(db: Any) -> int:
     """How many documents are stored."""
     return int(db.query("SELECT COUNT(*) AS n FROM finance_documents")[0]["n"])
+
+
+def recorded_model(path: str | Path) -> str | None:
+    """The model `finance ingest` recorded in the database at ``path`` (:func:`get_meta`),
+    read without creating, migrating or waiting for the file; None when there is none or the
+    file cannot be read now (missing, locked, not a finance database)."""
+    import sqlite3
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+        try:
+            rows = con.execute("SELECT value FROM finance_meta WHERE name = 'model'").fetchall()
+        finally:
+            con.close()
+        value = json.loads(rows[0][0]) if rows else None
+    except (sqlite3.Error, ValueError):
+        return None
+    return value if isinstance(value, str) and value else None

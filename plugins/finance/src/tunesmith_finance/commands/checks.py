@@ -99,6 +99,7 @@ def build_detector(
     """The surge detector of alerts, watch --alerts and replay, its settings checked;
     ``bucket_flag`` names the flag the bucket came from (replay's ``--step``)."""
     from tunesmith.errors import UserInputError
+    from tunesmith_finance.alerts import EMPTY_PRIOR
     from tunesmith_finance.detector import SurgeDetector
     from tunesmith_finance.trends import parse_duration
 
@@ -118,5 +119,5 @@ def build_detector(
         min_lift=min_lift,
         p_value=p_value,
         cooldown=None if cooldown is None else parse_duration(cooldown, "--cooldown"),
-        prior=0.2 if prior is None else prior,
+        prior=EMPTY_PRIOR if prior is None else prior,  # an empty database: as the dashboard
     )
