@@ -99,3 +99,27 @@ def free_port() -> str:
     with socket.socket() as sock:
         sock.bind(("", 0))
         return str(sock.getsockname()[1])
+
+
+@pytest.fixture
+def make_client(kb_copy):
+    """``make_client(**create_app_options)``: a TestClient over a private KB copy."""
+    from fastapi.testclient import TestClient
+
+    from tunesmith_support.api import create_app
+    from tunesmith_support.service import SupportService
+
+    opened = []
+
+    def make(**options):
+        service = SupportService(kb_copy)
+        client = TestClient(create_app(service, **options), raise_server_exceptions=False)
+        client.__enter__()
+        client.service = service
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+        client.service.close()

@@ -7,35 +7,9 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
-import pytest
-
 TOKEN = "s3cret-token-for-tests-0123456789"
 ASK = {"question": "how much does shipping cost"}
 JSON = {"content-type": "application/json"}
-
-
-@pytest.fixture
-def make_client(kb_copy):
-    """``make_client(**create_app_options)``: a TestClient over a private KB copy."""
-    from fastapi.testclient import TestClient
-
-    from tunesmith_support.api import create_app
-    from tunesmith_support.service import SupportService
-
-    opened = []
-
-    def make(**options):
-        service = SupportService(kb_copy)
-        client = TestClient(create_app(service, **options), raise_server_exceptions=False)
-        client.__enter__()
-        client.service = service
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
-        client.service.close()
 
 
 def _clarified(service, options: list[str]) -> str:

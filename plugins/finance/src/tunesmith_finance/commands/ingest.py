@@ -12,9 +12,12 @@ from tunesmith_finance.commands.checks import build_ingester, check_inputs
 from tunesmith_finance.commands.options import (
     BATCH_SIZE,
     DB_HELP,
+    LOCK_TIMEOUT,
+    MAX_CHARS,
     MODEL_HELP,
     NAIVE_TZ,
-    RULES_HELP,
+    QUANTIZE,
+    RULES,
     TOPIC_MODEL,
     TOPIC_THRESHOLD,
 )
@@ -25,19 +28,15 @@ def ingest_command(
     files: list[str] = typer.Argument(..., help="JSONL or CSV files; '-' reads standard input."),
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
-    rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
+    rules: Path | None = RULES,
     fmt: str = typer.Option("jsonl", "--format", help="Format of standard input: jsonl | csv."),
     batch_size: int = BATCH_SIZE,
-    max_chars: int = typer.Option(
-        5000, "--max-chars", min=1, help="Longer texts are cut (counted)."
-    ),
+    max_chars: int = MAX_CHARS,
     naive_tz: str = NAIVE_TZ,
-    quantize: str | None = typer.Option(None, "--quantize", help="'int8' for faster scoring."),
+    quantize: str | None = QUANTIZE,
     topic_model: Path | None = TOPIC_MODEL,
     topic_threshold: float = TOPIC_THRESHOLD,
-    timeout: float = typer.Option(
-        5.0, "--timeout", min=0.0, help="Seconds to wait for a locked database."
-    ),
+    timeout: float = LOCK_TIMEOUT,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Score documents in batches and store them; safe to run again and to kill.

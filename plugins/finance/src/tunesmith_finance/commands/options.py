@@ -66,3 +66,12 @@ STORED_PRIOR = typer.Option(
     max=1.0,
     help="Starting baseline rate (default: the stored negative share).",
 )
+
+#: The options of the commands that store documents (``ingest``, ``watch``); ``score`` and
+#: ``replay`` share ``--rules``.
+RULES = typer.Option(None, "--rules", help=RULES_HELP)
+MAX_CHARS = typer.Option(5000, "--max-chars", min=1, help="Longer texts are cut (counted).")
+QUANTIZE = typer.Option(None, "--quantize", help="'int8' for faster scoring.")
+LOCK_TIMEOUT = typer.Option(
+    5.0, "--timeout", min=0.0, help="Seconds to wait for a locked database."
+)

@@ -23,7 +23,7 @@ from tunesmith_finance.commands.options import (
     MODEL_HELP,
     NAIVE_TZ,
     P_VALUE,
-    RULES_HELP,
+    RULES,
     TOPIC_MODEL,
     TOPIC_THRESHOLD,
     TZ,
@@ -36,7 +36,7 @@ def replay_command(
     file: Path = typer.Argument(..., help="A JSONL or CSV stream to replay in time order."),
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
-    rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
+    rules: Path | None = RULES,
     step: str = typer.Option(
         "1h",
         "--step",

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from tunesmith_finance.commands.options import MODEL_HELP, RULES_HELP
+from tunesmith_finance.commands.options import MODEL_HELP, RULES
 from tunesmith_finance.commands.output import echo_out
 
 
@@ -21,7 +21,7 @@ def score_command(
         "--file",
         help="A file of texts: its text column (or headline, or title, as ingest reads).",
     ),
-    rules: Path | None = typer.Option(None, "--rules", help=RULES_HELP),
+    rules: Path | None = RULES,
     explain: bool = typer.Option(False, "--explain", help="Add the words behind each label."),
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for a faster model."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines, one per text."),
