@@ -167,10 +167,20 @@ class ALS:
     id_based = True
     FACTORS = (16, 64)
 
-    def __init__(self, *, iterations: int = 15, regularization: float = 0.05, threads: int = 1):
+    def __init__(
+        self,
+        *,
+        iterations: int = 15,
+        regularization: float = 0.05,
+        threads: int = 1,
+        max_requests: int | None = None,
+        seed: int = 42,
+    ):
         self.iterations = iterations
         self.regularization = regularization
         self.threads = threads
+        # factors chosen on a seeded sample of this many validation requests (None: all)
+        self.max_requests, self.seed = max_requests, seed
 
     def _fit(self, split: Split, factors: int) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -201,9 +211,10 @@ class ALS:
 
     def fit(self, split: Split) -> ALS:
         best = (-1.0, self.FACTORS[0])
+        val = split.val.sample(self.max_requests, self.seed)
         for factors in self.FACTORS:
             self._fit(split, factors)
-            ranked = rank_requests(self.score, split.val, split.n_items, coverage=False)
+            ranked = rank_requests(self.score, val, split.n_items, coverage=False)
             ndcg = float(per_request_metrics(ranked.ranks)["ndcg10"].mean())
             if ndcg > best[0]:
                 best = (ndcg, factors)

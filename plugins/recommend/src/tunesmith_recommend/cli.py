@@ -49,6 +49,24 @@ TOWER_MAX_EXAMPLES = typer.Option(
     help="The user tower trains on at most this many (history, next item) examples, a seeded "
     "sample (one per event after a user's first: time grew with the events).",
 )
+# the default of ranker.MAX_REQUESTS, kept literal for --help
+RANKER_MAX_REQUESTS = typer.Option(
+    3000,
+    "--ranker-max-requests",
+    min=1,
+    help="The ranker's weights are fitted on at most this many validation requests, a seeded "
+    "sample (fewer on a large catalogue: each is a dense row over every item).",
+)
+MAX_TEST_REQUESTS = typer.Option(
+    None,
+    "--max-test-requests",
+    min=1,
+    help="Score a seeded sample of this many test requests (default: all; each is a full "
+    "ranking of the catalogue per model); ALS chooses its factors on as many validation "
+    "requests.",
+)
+#: test requests x items above which eval, scoring them all, says how to sample them
+LONG_EVAL_ENTRIES = 2_000_000_000
 # at least 3: a user's last event is the test request, the one before it validation
 MIN_EVENTS = typer.Option(
     3, "--min-events", min=3, help="Users with fewer events only train (at least 3)."
@@ -132,6 +150,7 @@ def _settings(
     baselines: bool = True,
     cooc_max_history: int | None = None,
     tower_max_examples: int | None = None,
+    ranker_max_requests: int | None = None,
 ) -> Any:
     """Training settings, checked before any data is read or model loaded; ``baselines``:
     fit the baselines too (``eval`` compares them; ``train`` saves none of them)."""
@@ -151,6 +170,7 @@ def _settings(
         baselines=baselines,
         **({} if cooc_max_history is None else {"cooc_max_history": cooc_max_history}),
         **({} if tower_max_examples is None else {"tower_max_examples": tower_max_examples}),
+        **({} if ranker_max_requests is None else {"ranker_max_requests": ranker_max_requests}),
     )
 
 
@@ -175,6 +195,7 @@ def train_command(
     encoder_epochs: float = ENCODER_EPOCHS,
     tower_epochs: int = TOWER_EPOCHS,
     tower_max_examples: int = TOWER_MAX_EXAMPLES,
+    ranker_max_requests: int = RANKER_MAX_REQUESTS,
     min_events: int = MIN_EVENTS,
     cooc_max_history: int = COOC_MAX_HISTORY,
     allow_network: bool = ALLOW_NETWORK,
@@ -203,7 +224,7 @@ def train_command(
         settings = _settings(
             model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
             baselines=False, cooc_max_history=cooc_max_history,
-            tower_max_examples=tower_max_examples,
+            tower_max_examples=tower_max_examples, ranker_max_requests=ranker_max_requests,
         )  # fmt: skip
         catalogue, found = _data(
             items, events, sample, id_col, title_col, text_cols, user_col, item_col, time_col,
@@ -298,9 +319,11 @@ def eval_command(
     encoder_epochs: float = ENCODER_EPOCHS,
     tower_epochs: int = TOWER_EPOCHS,
     tower_max_examples: int = TOWER_MAX_EXAMPLES,
+    ranker_max_requests: int = RANKER_MAX_REQUESTS,
     min_events: int = MIN_EVENTS,
     cooc_max_history: int = COOC_MAX_HISTORY,
     allow_network: bool = ALLOW_NETWORK,
+    max_test_requests: int | None = MAX_TEST_REQUESTS,
     as_json: bool = AS_JSON,
 ) -> None:
     """Leave-last-out evaluation of every baseline and the final ranker, full ranking."""
@@ -311,7 +334,10 @@ def eval_command(
     settings = _settings(
         model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
         cooc_max_history=cooc_max_history, tower_max_examples=tower_max_examples,
+        ranker_max_requests=ranker_max_requests,
     )  # fmt: skip
+    # ALS's factors chosen on as many validation requests as are scored on test
+    settings.baseline_max_requests = max_test_requests
     catalogue, found = _data(
         items,
         events,
@@ -329,7 +355,14 @@ def eval_command(
     )
     with tempfile.TemporaryDirectory(prefix="tunesmith-recommend-") as work:
         fitted = fit(catalogue, found, work, settings)
-        result = evaluate(fitted)
+        n_test = len(fitted.split.test)
+        if max_test_requests is None and n_test * len(catalogue) > LONG_EVAL_ENTRIES:
+            typer.echo(
+                f"note: ranking all {n_test:,} test requests over {len(catalogue):,} items with "
+                "every model; --max-test-requests N scores a seeded sample of N",
+                err=True,
+            )
+        result = evaluate(fitted, max_requests=max_test_requests)
     report = {"models": result["models"], **headline(result, len(catalogue))}
     if as_json:
         from tunesmith.events import strict_json
@@ -338,6 +371,11 @@ def eval_command(
         return
     typer.echo(report_table(result["models"]))
     typer.echo(summary_line(report))
+    if report["n_test"] < report["n_test_all"]:
+        typer.echo(
+            f"scored on a seeded sample of {report['n_test']:,} of the {report['n_test_all']:,} "
+            "test requests (--max-test-requests)"
+        )
 
 
 def _print(

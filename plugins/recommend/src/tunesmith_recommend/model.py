@@ -134,6 +134,20 @@ def _local_model_dir(name: str) -> Path | None:
     return path if path.is_dir() else None
 
 
+def _training_caps(fitted: Any) -> dict[str, Any]:
+    """The caps ``train`` applied: the user tower's examples and the ranker's validation
+    requests (the flag's value and how many were used)."""
+    settings = getattr(fitted, "settings", None)
+    if settings is None:
+        return {}
+    return {
+        "tower_max_examples": settings.tower_max_examples,
+        "ranker_max_requests": settings.ranker_max_requests,
+        "ranker_validation_requests": getattr(fitted, "ranker_requests", None),
+        "validation_requests": len(fitted.split.val),
+    }
+
+
 def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = None) -> Path:
     """Write a fitted pipeline into ``out`` (an empty directory: the caller makes it atomic)."""
     import shutil
@@ -223,6 +237,8 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         "serving_events": len(fitted.events),
         # co-occurrence counted at most this many of one user's items (train --cooc-max-history)
         "cooc_max_history": getattr(fitted, "cooc_max_history", None),
+        # what else the model was trained with, so eval and a reader know (train's caps)
+        **_training_caps(fitted),
         **(extra_meta or {}),
     }
     atomic_write_json(out / "meta.json", meta)

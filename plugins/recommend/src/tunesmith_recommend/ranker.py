@@ -20,7 +20,7 @@ cross-validation of NDCG@10 over those same requests; the test requests are neve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,12 +110,18 @@ class Signals:
     def features_of(self, inputs: UserInputs, items: Any = slice(None)) -> dict[str, np.ndarray]:
         """Two-tower, text-match and co-occurrence scores of ``inputs``' requests for
         ``items`` (a slice or positions; every item by default), [requests, items] float64."""
-        base = self.item_vectors if self.base_vectors is None else self.base_vectors
-        return {
-            "two_tower": cosines(inputs.users, self.item_vectors[items]),
-            "text_similarity": cosines(inputs.means, base[items]),
-            "cooccurrence": np.log1p(inputs.cooc[:, items].toarray()),
-        }
+        return {name: self.user_feature(inputs, name, items) for name in USER_FEATURES}
+
+    def user_feature(self, inputs: UserInputs, name: str, items: Any = slice(None)) -> np.ndarray:
+        """One of :data:`USER_FEATURES` for ``inputs``' requests and ``items``, float64."""
+        if name == "two_tower":
+            return cosines(inputs.users, self.item_vectors[items])
+        if name == "text_similarity":
+            base = self.item_vectors if self.base_vectors is None else self.base_vectors
+            return cosines(inputs.means, base[items])
+        if name == "cooccurrence":
+            return np.log1p(inputs.cooc[:, items].toarray())
+        raise KeyError(name)
 
     def user_features(
         self, histories: Sequence[np.ndarray], items: np.ndarray | None = None
@@ -213,28 +219,80 @@ class Ranker:
 
 
 def _scale(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
+    """The standard deviation of the finite values (1.0 when there is no spread)."""
+    # No copy when every value is finite (a [requests, items] feature's was 320 MB); the same
+    # flat order, so the same sum, as the copy's
+    flat = np.asarray(values).reshape(-1)
+    finite_mask = np.isfinite(flat)
+    finite = flat if finite_mask.all() else flat[finite_mask]
+    del finite_mask
     std = float(finite.std()) if len(finite) else 0.0
     return std if std > 1e-12 else 1.0
 
 
-def _design(features: dict[str, np.ndarray], scales: dict[str, float]) -> tuple[Any, list[str]]:
+def _design(
+    features: Mapping[str, np.ndarray],
+    scales: dict[str, float],
+    shape: tuple[int, ...] | None = None,
+) -> tuple[Any, list[str]]:
     """[requests, items, columns] float32 tensor of standardised features and cold terms.
 
-    Filled a column at a time: a list of the columns before stacking them held the design
-    twice (3.5 GB at 200,000 items and 200 requests)."""
+    Filled a feature at a time (its column and its cold term): a list of the columns before
+    stacking them held the design twice (3.5 GB at 200,000 items and 200 requests). Each
+    feature is read from ``features`` once, so a mapping that makes it on demand
+    (:class:`_OneAtATime`) holds one [requests, items] float64 feature at a time beside the
+    design. A feature missing from ``scales`` gets its standard deviation, put in ``scales``;
+    ``shape`` is the [requests, items] shape when reading ``features`` to find it would make them.
+    """
     import torch
 
     names = list(FEATURES) + [f"cold:{name}" for name in COLD_FEATURES]
-    shape = np.broadcast_shapes(*(np.shape(features[name]) for name in FEATURES))
+    if shape is None:
+        shape = np.broadcast_shapes(*(np.shape(features[name]) for name in FEATURES))
     x = np.empty((*shape, len(names)), dtype=np.float32)
-    for column, name in enumerate(names):
-        feature = name.removeprefix("cold:")
+    cold = np.asarray(features["cold"])
+    for feature in FEATURES:
         values = np.asarray(features[feature])
-        if name != feature:
-            values = features["cold"] * values
-        x[..., column] = values / scales[feature]
+        if feature not in scales:
+            scales[feature] = _scale(values)
+        # a few requests at a time: the whole feature's scaled float64 copies were 640 MB
+        for rows in _row_chunks(values):
+            x[rows + (..., names.index(feature))] = values[rows] / scales[feature]
+            if feature in COLD_FEATURES:
+                scaled = cold * values[rows] / scales[feature]
+                x[rows + (..., names.index(f"cold:{feature}"))] = scaled
+        del values
     return torch.as_tensor(x), names
+
+
+def _row_chunks(values: np.ndarray) -> list[tuple[Any, ...]]:
+    """Index tuples over ``values``' first axis, about :data:`SCORE_CHUNK_ENTRIES` entries
+    each (the whole array in one when it is an item feature, [items])."""
+    if values.ndim < 2:
+        return [()]
+    step = max(1, SCORE_CHUNK_ENTRIES // max(int(np.prod(values.shape[1:])), 1))
+    return [(slice(start, start + step),) for start in range(0, len(values), step)]
+
+
+class _OneAtATime(Mapping):
+    """The ranker's features for requests, each user feature made when it is read and not
+    kept: three [requests, items] float64 arrays held beside the design were 960 MB at 200
+    requests x 200,000 items."""
+
+    def __init__(self, signals: Signals, inputs: UserInputs) -> None:
+        self.signals, self.inputs = signals, inputs
+        self.items = signals.item_features()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in USER_FEATURES:
+            return self.signals.user_feature(self.inputs, name)
+        return self.items[name]
+
+    def __iter__(self) -> Any:
+        return iter(FEATURES)
+
+    def __len__(self) -> int:
+        return len(FEATURES)
 
 
 def _fit_listwise(
@@ -335,37 +393,50 @@ def _shift_cold(
     return best[3]
 
 
+#: validation requests the ranker is fitted on by default (``train --ranker-max-requests``)
+MAX_REQUESTS = 3000
+#: [requests, items] entries of the dense design at most (x 11 columns of float32: 264 MB);
+#: a catalogue of more than DESIGN_ENTRIES / MIN_REQUESTS items keeps MIN_REQUESTS
+DESIGN_ENTRIES = 6_000_000
+MIN_REQUESTS = 200
+
+
+def ranker_requests(n_requests: int, n_items: int, max_requests: int = MAX_REQUESTS) -> int:
+    """How many of ``n_requests`` validation requests :func:`fit_ranker` fits on: at most
+    ``max_requests``, and at most what the dense [requests, items, columns] design holds
+    (never fewer than :data:`MIN_REQUESTS`: 200 at 200,000 items, a 1.8 GB design)."""
+    fits = max(MIN_REQUESTS, DESIGN_ENTRIES // max(n_items, 1))
+    return min(n_requests, max_requests, fits)
+
+
 def fit_ranker(
     signals: Signals,
     val: Requests,
     *,
-    max_requests: int = 3000,
+    max_requests: int = MAX_REQUESTS,
     seed: int = 0,
 ) -> tuple[Ranker, float]:
     """Learn the weights on validation requests; returns the ranker and its validation NDCG@10.
 
+    The requests are a seeded sample of :func:`ranker_requests` of ``val`` when there are more.
     The NDCG@10 returned is the cross-validated one (each request scored by weights learned on
     the other folds), so it is not flattered by fitting and scoring the same requests.
     """
     import torch
 
-    # dense [requests, items, columns] float32: keep it under ~60M entries
-    max_requests = max(200, min(max_requests, 6_000_000 // max(len(signals.counts), 1)))
-    if len(val) > max_requests:
-        keep = np.zeros(len(val), dtype=bool)
-        keep[np.random.default_rng(seed).choice(len(val), max_requests, replace=False)] = True
-        val = val.subset(keep)
+    val = val.sample(ranker_requests(len(val), len(signals.counts), max_requests), seed)
     n_items = len(signals.counts)
-    features = {**signals.user_features(val.histories), **signals.item_features()}
-    scales = {name: _scale(np.asarray(features[name])) for name in FEATURES}
-    x, names = _design(features, scales)
+    features = _OneAtATime(signals, signals.user_inputs(val.histories))
+    scales: dict[str, float] = {}
+    x, names = _design(features, scales, shape=(len(val), n_items))
+    scales = {name: scales[name] for name in FEATURES}  # in FEATURES order, as ranker.json was
     seen = np.zeros((len(val), n_items), dtype=bool)
     for row, history in enumerate(val.seen()):  # rated below --min-rating too, as served
         seen[row, history] = True
     seen[np.arange(len(val)), val.targets] = False  # a re-watched item competes as itself
     seen_t, targets = torch.as_tensor(seen), torch.as_tensor(val.targets.astype(np.int64))
     cold = np.asarray(features["cold"])[val.targets] > 0
-    del features  # [requests, items] float64 each, all in ``x`` now
+    del features
     folds = np.random.default_rng(seed).permutation(len(val)) % FOLDS
     n_folds = FOLDS if len(val) >= 2 * FOLDS else 0
     fold_weights: dict[tuple[float, int], np.ndarray] = {}

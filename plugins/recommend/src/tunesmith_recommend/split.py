@@ -51,6 +51,14 @@ class Requests:
             rated_below=[self.rated_below[i] for i in keep] if self.rated_below else [],
         )
 
+    def sample(self, max_requests: int | None, seed: int) -> Requests:
+        """These requests, or a seeded sample of ``max_requests`` of them (in their order)."""
+        if max_requests is None or len(self) <= max_requests:
+            return self
+        keep = np.zeros(len(self), dtype=bool)
+        keep[np.random.default_rng(seed).choice(len(self), max_requests, replace=False)] = True
+        return self.subset(keep)
+
     def seen(self) -> list[np.ndarray]:
         """Each request's items never to rank: its history and the items rated below
         --min-rating before the held-out event."""
@@ -101,23 +109,29 @@ def leave_last_out(events: Events, n_items: int, *, min_events: int = 3) -> Spli
     """Split ``events`` per user in time order (see the module docstring)."""
     if min_events < 3:
         raise ValueError("min_events must be at least 3 (history, validation, test)")
-    fit_users: list[np.ndarray] = []
+    fit_lengths: list[int] = []
     fit_items: list[np.ndarray] = []
     fit_times: list[np.ndarray] = []
     fit_sequences: list[tuple[np.ndarray, np.ndarray]] = []
     val: tuple[list, ...] = ([], [], [], [], [])
     test: tuple[list, ...] = ([], [], [], [], [])
+    # A user who rated nothing low shares one empty array (an array per user for 100,000
+    # readers was most of the split's time)
+    nothing = np.zeros(0, dtype=events.items.dtype)
+    no_times = np.zeros(0, dtype=np.float64)
     for user, (items, times) in enumerate(events.sequences()):
         cut = len(items) - 2 if len(items) >= min_events else len(items)
         fit_sequences.append((items[:cut], times[:cut]))
-        fit_users.append(np.full(cut, user, dtype=np.int32))
+        fit_lengths.append(cut)
         fit_items.append(items[:cut])
         fit_times.append(times[:cut])
         if cut == len(items):
             continue
         name = events.user_ids[user]
-        below = np.asarray(events.rated_below.get(name, []), dtype=items.dtype)
-        below_times = np.asarray(events.rated_below_times.get(name, []), dtype=np.float64)
+        below, below_times = nothing, no_times
+        if name in events.rated_below:
+            below = np.asarray(events.rated_below[name], dtype=items.dtype)
+            below_times = np.asarray(events.rated_below_times[name], dtype=np.float64)
         for bucket, end in ((val, cut), (test, cut + 1)):
             bucket[0].append(user)
             bucket[1].append(items[end])
@@ -141,7 +155,7 @@ def leave_last_out(events: Events, n_items: int, *, min_events: int = 3) -> Spli
     return Split(
         n_items=n_items,
         n_users=len(events.user_ids),
-        fit_users=np.concatenate(fit_users),
+        fit_users=np.repeat(np.arange(len(fit_lengths), dtype=np.int32), fit_lengths),
         fit_items=np.concatenate(fit_items),
         fit_times=np.concatenate(fit_times),
         fit_sequences=fit_sequences,
