@@ -92,6 +92,22 @@ def test_the_chart_legend_sits_beside_the_plot_not_over_its_lines(filled):
     assert legend.x0 >= ax.get_window_extent().x1
 
 
+def test_a_key_with_dollar_signs_is_charted_as_written_not_as_math(db):
+    from tunesmith_finance.trends import plot
+
+    name = "usd$_{eur$"  # a pair of $ is matplotlib math; this one cannot be parsed
+    docs = [doc(1, "Rates up", "2026-11-02T10:05:00Z", topic=name)]
+    Ingester(db, KeywordModel(), warn=lambda _m: None).ingest_records(docs)
+    rows = trends(db, by="topic", bucket="1h")
+    (key,) = {r.key for r in rows}
+    fig = plot(rows, title=f"negative share: {name}")
+    fig.canvas.draw()  # a parse error stopped the chart here
+    ax = fig.axes[0]
+    assert key == name
+    assert ax.get_legend().get_texts()[0].get_text() == r"usd\$_{eur\$"
+    assert ax.get_title() == r"negative share: usd\$_{eur\$"
+
+
 @pytest.mark.parametrize(("by", "typed", "stored"), [("topic", "Banking", "banking"),
                                                     ("ticker", "$hlxb", "HLXB")])  # fmt: skip
 def test_the_chart_of_a_key_typed_as_trends_accepts_it_draws_that_keys_line(

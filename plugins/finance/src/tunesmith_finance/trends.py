@@ -317,6 +317,12 @@ def top_keys(rows: list[TrendRow], limit: int) -> list[str]:
     return [k for k, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
+def _plain(text: str) -> str:
+    """``text`` drawn as written: matplotlib reads a pair of ``$`` as math, so a topic such as
+    "US$ vs EUR$" was drawn in math italics, and "$x_{$" stopped the chart with a parse error."""
+    return text.replace("$", r"\$")
+
+
 def plot(
     rows: list[TrendRow],
     *,
@@ -374,7 +380,7 @@ def plot(
             marker=".",
             color=f"C{i % 10}",
             linestyle=styles[i // 10 % len(styles)],
-            label=name,
+            label=_plain(name),
         )
         if len(keys) <= 2:  # more bands than two hide the lines
             ax.fill_between(times, low, high, color=line.get_color(), alpha=0.15)
@@ -395,7 +401,7 @@ def plot(
     ax.set_ylabel("negative share")
     # The zone the buckets are cut in, whatever zone the input's times had.
     ax.set_xlabel(f"time ({zone_name(zone)})")
-    ax.set_title(title)
+    ax.set_title(_plain(title))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=shown))
     fig.autofmt_xdate()
     if keys:
