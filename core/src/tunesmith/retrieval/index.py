@@ -454,12 +454,7 @@ class VectorIndex:
         self, query: str | np.ndarray, k: int = 10, where: Mapping[str, Any] | None = None
     ) -> list[Hit]:
         """The ``k`` best items for one query (a text or a 1-d vector), best first."""
-        if isinstance(query, str):
-            return self.search_batch([query], k=k, where=where)[0]
-        vec = np.asarray(query)
-        if vec.ndim != 1:
-            raise UserInputError(f"search takes one text or a 1-d vector, got shape {vec.shape}")
-        return self.search_batch(vec[None, :], k=k, where=where)[0]
+        return self.search_batch(_one_query(query), k=k, where=where)[0]
 
     def search_batch(
         self,
@@ -489,15 +484,7 @@ class VectorIndex:
         No payload JSON is read or parsed, so a caller that keeps its own item data (a
         re-ranker looking candidates up by id) skips the payload cost of every hit.
         """
-        if isinstance(query, str):
-            matrix = self._query_matrix([query], k)
-        else:
-            vec = np.asarray(query)
-            if vec.ndim != 1:
-                raise UserInputError(
-                    f"search takes one text or a 1-d vector, got shape {vec.shape}"
-                )
-            matrix = self._query_matrix(vec[None, :], k)
+        matrix = self._query_matrix(_one_query(query), k)
         with self._rw.read():
             allowed, sel = self._allowed(where) if where else (None, None)
             scores, rids = self._search_rids(matrix, k, allowed, sel)
@@ -665,3 +652,14 @@ class VectorIndex:
     def _rids_of(self, ids: list[str]) -> dict[str, int]:
         with self._db_lock:
             return payload_table.rids_of(self._db, ids)
+
+
+def _one_query(query: str | np.ndarray) -> list[str] | np.ndarray:
+    """One query as a batch of one: a text in a list, a 1-d vector as a row; anything else is
+    one :class:`UserInputError`."""
+    if isinstance(query, str):
+        return [query]
+    vec = np.asarray(query)
+    if vec.ndim != 1:
+        raise UserInputError(f"search takes one text or a 1-d vector, got shape {vec.shape}")
+    return vec[None, :]
