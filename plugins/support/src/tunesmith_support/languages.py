@@ -823,6 +823,7 @@ def english_model_note(kb_dir: str | Path) -> str | None:
         return None
     return (
         f"the KB's languages include {', '.join(other)}, but its encoder is the default model, "
-        "which was trained on English only; index with --model and a multilingual "
-        "sentence-transformers folder for better matches (docs/support.md, Languages)"
+        "which was trained on English only; build the KB with `tunesmith support index "
+        "--model DIR` and a multilingual sentence-transformers folder for better matches "
+        "(docs/support.md, Languages)"
     )
