@@ -60,13 +60,20 @@ def global_negative_share(db: Any) -> float | None:
 EMPTY_PRIOR = 0.2
 
 
+def starting_prior(db: Any, given: float | None = None) -> float:
+    """Where a detector's baseline starts: the analyst's ``--prior`` when given, else the
+    database's negative share now (:data:`EMPTY_PRIOR` while it is empty)."""
+    if given is not None:
+        return given
+    share = global_negative_share(db)
+    return EMPTY_PRIOR if share is None else share
+
+
 def default_detector(db: Any, **settings: Any) -> SurgeDetector:
-    """The detector `finance alerts` runs without ``--prior``: its baseline starts from the
-    database's negative share now (:data:`EMPTY_PRIOR` while it is empty); ``settings``: the
-    other :class:`SurgeDetector` fields. The dashboard uses it too, so that both find the
-    same alerts with the same baselines in one database."""
-    prior = global_negative_share(db)
-    return SurgeDetector(prior=EMPTY_PRIOR if prior is None else prior, **settings)
+    """The detector `finance alerts` runs without ``--prior`` (:func:`starting_prior`);
+    ``settings``: the other :class:`SurgeDetector` fields. The dashboard uses it too, so that
+    both find the same alerts with the same baselines in one database."""
+    return SurgeDetector(prior=starting_prior(db), **settings)
 
 
 def detect_all(

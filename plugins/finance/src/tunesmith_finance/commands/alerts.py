@@ -67,9 +67,9 @@ def alerts_command(
     from tunesmith.events import refuse_stdout_sink_with_json
     from tunesmith_finance.alerts import (
         AlertOptions,
-        global_negative_share,
         list_alerts,
         run_alerts,
+        starting_prior,
     )
     from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.trends import BY
@@ -86,8 +86,6 @@ def alerts_command(
         if list_only:
             found = list_alerts(store, kind=by, tz=tz)
         else:
-            if prior is None:
-                prior = global_negative_share(store)
             detector = build_detector(
                 bucket=bucket,
                 window=window,
@@ -96,7 +94,7 @@ def alerts_command(
                 min_lift=min_lift,
                 p_value=p_value,
                 cooldown=cooldown,
-                prior=prior,
+                prior=starting_prior(store, prior),
             )
             found = run_alerts(
                 store,

@@ -107,14 +107,13 @@ def watch_command(
             from tunesmith_finance.alerts import (
                 AlertOptions,
                 alert_message,
-                global_negative_share,
                 run_alerts,
+                starting_prior,
             )
 
-            start = prior if prior is not None else global_negative_share(ingester.db)
             found = run_alerts(
                 ingester.db,
-                detector=build_detector(**settings, prior=start),
+                detector=build_detector(**settings, prior=starting_prior(ingester.db, prior)),
                 options=AlertOptions(by=by, tz=tz),
                 model=ingester.model,
                 sinks=sinks,
