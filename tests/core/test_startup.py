@@ -9,10 +9,9 @@ import sys
 
 import pytest
 
-HEAVY = [
-    "torch", "transformers", "captum", "faiss", "gradio", "peft", "pandas", "sklearn", "scipy",
-    "matplotlib", "pyarrow", "datasets", "fastapi", "uvicorn",
-]  # fmt: skip
+from tunesmith.testing import HEAVY_MODULES
+
+HEAVY = list(HEAVY_MODULES)  # the list a plugin's own check_startup_imports uses
 
 PROBE = """
 import io, json, sys, contextlib
