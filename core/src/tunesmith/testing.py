@@ -384,7 +384,7 @@ def demo_handler(blocks: Any, name: str) -> Any:
 #: Libraries that make ``tunesmith --help`` slow when a plugin imports them at start-up.
 HEAVY_MODULES = (
     "torch", "transformers", "captum", "faiss", "gradio", "peft", "pandas", "sklearn", "scipy",
-    "matplotlib", "pyarrow", "datasets", "fastapi", "uvicorn",
+    "matplotlib", "pyarrow", "datasets", "fastapi", "uvicorn", "openpyxl",
 )  # fmt: skip
 
 # Runs in a fresh interpreter: the test process has long imported torch, so only a new one can
