@@ -28,6 +28,7 @@ def test_a_token_server_answers_401_with_a_challenge_without_the_right_token(mak
         assert missing.json() == {
             "detail": "this server needs a token: send the header Authorization: Bearer <token>",
             "code": "unauthorized",
+            "errors": [],
         }
         for wrong in (bearer("not-the-token-at-all-0123456789"), bearer(TOKEN[:-1])):
             refused = client.request(method, path, json=body, headers=wrong)

@@ -44,7 +44,7 @@ def test_misspelt_request_field_is_422_not_a_silent_new_conversation(client):
         "/v1/ask", json={"question": "and express?", "conversationId": first["conversation_id"]}
     )
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "conversationId"]
+    assert response.json()["errors"][0]["loc"] == ["body", "conversationId"]
     assert count(client, "support_conversations") == 1
     assert client.post("/v1/feedback", json={"turn_id": 1, "helpfull": True}).status_code == 422
 
@@ -144,7 +144,7 @@ def test_openapi_lists_error_responses_and_every_field_an_answer_has(client):
     for path in ("/v1/ask", "/v1/feedback"):
         responses = schema["paths"][path]["post"]["responses"]
         assert {"200", "400", "422", "503"} <= set(responses)
-        error = responses["400"]["content"]["application/json"]["schema"]["$ref"]
+        error = responses["400"]["content"]["application/json"]["schema"]["allOf"][0]["$ref"]
         assert components[error.rsplit("/", 1)[1]]["properties"]["detail"]["type"] == "string"
     ask = components["AskResponse"]["properties"]
     assert ask["decision"]["enum"] == ["answer", "clarify", "handoff"]
@@ -192,7 +192,7 @@ def test_nan_or_infinity_in_a_body_is_422_naming_the_field_not_500(client, path,
     one_turn(client)
     response = client.post(path, content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", field]
+    assert response.json()["errors"][0]["loc"] == ["body", field]
     assert count(client, "support_turns") == 1 and count(client, "support_feedback") == 0
 
 

@@ -1,6 +1,7 @@
 """The support API's error contract, as a front end that must handle every error in code sees it:
-each error body keeps its ``detail`` and carries a stable ``code`` that the OpenAPI schema
-declares; plus the JSON and conversation details such a page trips over."""
+every error body is one shape (``detail`` a line, a stable ``code`` that the OpenAPI schema
+declares, ``errors`` a 422's problems); plus the JSON and conversation details such a page trips
+over."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def _resolve(schema: dict, document: dict) -> dict:
 def _fits(value, schema: dict, document: dict, where: str = "body") -> None:
     """Assert ``value`` fits the JSON schema ``schema`` (the subset FastAPI writes)."""
     schema = _resolve(schema, document)
+    for part in schema.get("allOf", []):
+        _fits(value, part, document, where)
     if "anyOf" in schema:
         failures = []
         for option in schema["anyOf"]:
@@ -109,7 +112,11 @@ def test_every_error_status_has_a_code_and_fits_the_schema_declared_for_it(make_
     body = _check(
         client, post("/v1/ask", json={"question": " "}), "post", "/v1/ask", 400, "empty_question"
     )
-    assert body == {"detail": "the question is empty; type a question", "code": "empty_question"}
+    assert body == {
+        "detail": "the question is empty; type a question",
+        "code": "empty_question",
+        "errors": [],
+    }
     unknown = post("/v1/ask", json={**ASK, "conversation_id": "gone"})
     assert _check(client, unknown, "post", "/v1/ask", 400, "unknown_conversation")["detail"] == (
         "no conversation 'gone'"
@@ -118,7 +125,7 @@ def test_every_error_status_has_a_code_and_fits_the_schema_declared_for_it(make_
     _check(client, surrogate, "post", "/v1/ask", 400, "invalid_text")
     not_utf8 = post("/v1/ask", content=b'{"question": "\xff"}', headers=JSON)
     _check(client, not_utf8, "post", "/v1/ask", 400, "invalid_body")
-    # 413, declared and sent in chunks; 415; 422 (detail stays FastAPI's list).
+    # 413, declared and sent in chunks; 415; 422 (its problems in errors).
     huge = b'{"question": "' + b"a" * MAX_BODY_BYTES + b'"}'
     declared = post("/v1/ask", content=huge, headers=JSON)
     _check(client, declared, "post", "/v1/ask", 413, "payload_too_large")
@@ -131,7 +138,7 @@ def test_every_error_status_has_a_code_and_fits_the_schema_declared_for_it(make_
     as_text = post("/v1/ask", content=b'{"question": "x"}', headers={"content-type": "text/plain"})
     _check(client, as_text, "post", "/v1/ask", 415, "unsupported_media_type")
     invalid = _check(client, post("/v1/ask", json={}), "post", "/v1/ask", 422, "invalid_request")
-    assert invalid["detail"][0]["loc"] == ["body", "question"]
+    assert invalid["errors"][0]["loc"] == ["body", "question"]
     # 421: a host name a DNS-rebinding page would send.
     elsewhere = post("/v1/ask", json=ASK, headers={"host": "evil.example"})
     _check(client, elsewhere, "post", "/v1/ask", 421, "misdirected_request")
@@ -157,9 +164,14 @@ def test_every_error_status_has_a_code_and_fits_the_schema_declared_for_it(make_
     assert client.get("/v1/nothing", headers=auth).json() == {
         "detail": "Not Found",
         "code": "not_found",
+        "errors": [],
     }
     wrong_method = client.delete("/v1/ask", headers=auth)
-    assert wrong_method.json() == {"detail": "Method Not Allowed", "code": "method_not_allowed"}
+    assert wrong_method.json() == {
+        "detail": "Method Not Allowed",
+        "code": "method_not_allowed",
+        "errors": [],
+    }
     assert wrong_method.headers["allow"] == "POST"
 
 
@@ -199,12 +211,16 @@ def test_the_schema_names_every_code_and_the_docs_page_lists_them(client):
     document = client.get("/openapi.json").json()
     code = document["components"]["schemas"]["ErrorMessage"]["properties"]["code"]
     assert code["enum"] == list(CODES)
-    assert set(document["components"]["schemas"]["ErrorMessage"]["required"]) == {"detail", "code"}
+    assert set(document["components"]["schemas"]["ErrorMessage"]["required"]) == {
+        "detail",
+        "code",
+        "errors",
+    }
     responses = document["paths"]["/v1/ask"]["post"]["responses"]
     assert "unknown_conversation" in responses["400"]["description"]
-    assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "/HTTPValidationError"
-    )
+    assert responses["422"]["content"]["application/json"]["schema"]["allOf"] == [
+        {"$ref": "#/components/schemas/ErrorMessage"}
+    ]
     page = client.get("/docs").text
     assert "unknown_conversation" in page and "invalid_request" in page
 
@@ -239,14 +255,14 @@ def test_a_json_key_given_twice_is_a_422_naming_it_and_nothing_is_stored(client)
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "invalid_request"
-    assert [(p["type"], p["loc"]) for p in body["detail"]] == [
+    assert [(p["type"], p["loc"]) for p in body["errors"]] == [
         ("duplicate_key", ["body", "question"])
     ]
-    assert "'question'" in body["detail"][0]["msg"]
+    assert "'question'" in body["errors"][0]["msg"] and "'question'" in body["detail"]
     assert client.service.conversations.stats() == []
     rated = b'{"turn_id": 1, "helpful": true, "helpful": false}'
     response = client.post("/v1/feedback", content=rated, headers=JSON)
-    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == [
+    assert response.status_code == 422 and response.json()["errors"][0]["loc"] == [
         "body",
         "helpful",
     ]

@@ -80,7 +80,7 @@ def test_a_widget_server_takes_feedback_only_on_a_turn_of_the_conversation_sent(
     guessed = {"turn_id": theirs["turn_id"], "helpful": False, "correct_id": "ord-01"}
     missing = widget_client.post("/v1/feedback", json=guessed)
     assert missing.status_code == 422
-    assert missing.json()["detail"][0]["loc"] == ["body", "conversation_id"]
+    assert missing.json()["errors"][0]["loc"] == ["body", "conversation_id"]
     foreign = widget_client.post(
         "/v1/feedback", json={**guessed, "conversation_id": mine["conversation_id"]}
     )

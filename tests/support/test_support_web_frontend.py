@@ -179,7 +179,7 @@ def test_the_same_request_sent_at_once_is_answered_once(client):
 def test_a_short_request_id_is_refused_so_counters_never_share_one(client):
     response = client.post("/v1/ask", json={"question": "hello", "request_id": "1"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "request_id"]
+    assert response.json()["errors"][0]["loc"] == ["body", "request_id"]
     schema = client.get("/openapi.json").json()["components"]["schemas"]["AskRequest"]
     assert "request_id" in schema["properties"] and "request_id" not in schema["required"]
 

@@ -9,6 +9,7 @@ lock around the encoder and index, and the store serialises SQLite writes. Handl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -22,9 +23,9 @@ from tunesmith_support.answer import kb_stamp
 from tunesmith_support.api_errors import (
     STATUS_CODES,
     ApiError,
-    ErrorMessage,
-    HTTPValidationError,
+    add_error_schemas,
     error_body,
+    error_response,
 )
 from tunesmith_support.refusals import refusal_code
 from tunesmith_support.service import SupportService
@@ -44,6 +45,14 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def empty_is_none(value: Any) -> Any:
+    """``None`` for ``""``: an optional id sent as ``""`` (a page's ``conversationId || ""``)
+    means "none", as null or no field does. No conversation or request has the id ``""``: a
+    conversation_id ``""`` was a 400 ``no conversation ''`` (or, in feedback, ``no turn``) and
+    a request_id ``""`` a 422, where null was fine."""
+    return None if value == "" else value
+
+
 class AskRequest(_Request):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"question": "how much is delivery?"}]}
@@ -60,20 +69,30 @@ class AskRequest(_Request):
     )
     request_id: str | None = Field(
         None,
-        pattern=REQUEST_ID_PATTERN,
+        # In the schema for generated clients ("" allowed: it means none); checked below,
+        # with a message that says what is wanted (pydantic's named the pattern only).
+        json_schema_extra={"pattern": "^([!-~]{16,128})?$"},
         description="A random id of this request, 16 to 128 visible ASCII characters (such as "
         "crypto.randomUUID() gives), kept when the request is sent again: the same request_id "
         "with the same conversation_id and question gets the first response back, with no "
-        "second turn or hand-off (a retry after a network error, a double click). Without "
-        "it, each request is a new turn.",
+        'second turn or hand-off (a retry after a network error, a double click). Null, "" '
+        "or no field: each request is a new turn.",
     )
 
-    @field_validator("conversation_id", mode="before")
+    @field_validator("conversation_id", "request_id", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        # A page's `conversationId || ""` means "none yet": no conversation has the id "", so
-        # it could only be refused (400 no conversation '').
-        return None if value == "" else value
+        return empty_is_none(value)
+
+    @field_validator("request_id")
+    @classmethod
+    def _request_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(REQUEST_ID_PATTERN, value):
+            raise ValueError(
+                "a request_id is 16 to 128 visible ASCII characters, no spaces (such as "
+                f"crypto.randomUUID() gives); this one has {len(value)} characters"
+            )
+        return value
 
 
 class Candidate(BaseModel):
@@ -162,15 +181,22 @@ class FeedbackRequest(_Request):
     turn_id: StrictInt = Field(..., description="The turn_id of an answer.")
     conversation_id: str | None = Field(
         None,
-        description=CONVERSATION_CHECK + "Optional on this server (it was started without "
-        "--cors-origin or --feedback-needs-conversation); send it anyway, since such a server "
-        "requires it.",
+        description=CONVERSATION_CHECK + 'Optional on this server (null, "" or no field: the '
+        "turn is not checked; it was started without --cors-origin or "
+        "--feedback-needs-conversation); send it anyway, since such a server requires it.",
     )
     helpful: StrictBool | None = Field(None, description="Whether the answer helped.")
-    correct_id: str | None = Field(None, description="The right entry id (from an agent).")
+    correct_id: str | None = Field(
+        None, description='The right entry id (from an agent); null or "" for none.'
+    )
     note: str = Field(
         "", description="Free text kept with the feedback (at most 10,000 characters)."
     )
+
+    @field_validator("conversation_id", "correct_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return empty_is_none(value)
 
 
 class ConversationFeedbackRequest(FeedbackRequest):
@@ -178,8 +204,20 @@ class ConversationFeedbackRequest(FeedbackRequest):
     (--feedback-needs-conversation): the conversation id is required."""
 
     conversation_id: str = Field(  # type: ignore[assignment]
-        ..., description=CONVERSATION_CHECK + "Required on this server."
+        ..., description=CONVERSATION_CHECK + 'Required on this server (not null or "").'
     )
+
+    @field_validator("conversation_id", mode="before")
+    @classmethod
+    def _needed(cls, value: Any) -> Any:
+        # "" means "none", as on a server where it is optional: here that is refused by name
+        # ("Input should be a valid string" said nothing of why).
+        if value is None or value == "":
+            raise ValueError(
+                "conversation_id is required on this server: send the conversation_id the "
+                "answer came with"
+            )
+        return value
 
 
 class FeedbackResponse(BaseModel):
@@ -214,54 +252,42 @@ FEEDBACK_REFUSALS = (
 )  # fmt: skip
 
 
-def _code_of(status: int) -> str:
-    return f" code: {STATUS_CODES[status]}."
+def _only(status: int) -> tuple[str]:
+    return (STATUS_CODES[status],)
 
 
 #: A server bound to a loopback address answers requests addressed to it only (LoopbackHosts).
-MISDIRECTED: dict[str, Any] = {
-    "model": ErrorMessage,
-    "description": "The request was addressed to a host name other than 127.0.0.1, localhost "
-    "or ::1, and the server is bound to a loopback address." + _code_of(421),
-}
-UNAUTHORIZED: dict[str, Any] = {
-    "description": "No token, or not the server's token (a server started with one); the "
-    "WWW-Authenticate header says which." + _code_of(401),
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
-}
-INTERNAL: dict[str, Any] = {
-    "model": ErrorMessage,
-    "description": "The server failed (its log has why); try again." + _code_of(500),
-}
+MISDIRECTED = error_response(
+    "The request was addressed to a host name other than 127.0.0.1, localhost or ::1, and the "
+    "server is bound to a loopback address.",
+    _only(421),
+)
+UNAUTHORIZED = error_response(
+    "No token, or not the server's token (a server started with one); the WWW-Authenticate "
+    "header says which.",
+    _only(401),
+)
+INTERNAL = error_response("The server failed (its log has why); try again.", _only(500))
 
 
 def error_responses(refusals: Sequence[str]) -> dict[int | str, dict[str, Any]]:
     """The error responses of a POST route whose refusals (400) are ``refusals``, for the
-    OpenAPI schema: every body has ``detail`` and ``code``."""
+    OpenAPI schema: every body is an ``ErrorMessage``, its ``code`` one of the status's."""
     return {
-        400: {
-            "model": ErrorMessage,
-            "description": "The request was refused (one line in detail). code: "
-            + ", ".join(refusals)
-            + ".",
-        },
-        413: {"model": ErrorMessage, "description": "The body is over 1 MiB." + _code_of(413)},
-        415: {
-            "model": ErrorMessage,
-            "description": "The body was not sent with Content-Type: application/json."
-            + _code_of(415),
-        },
-        422: {
-            "model": HTTPValidationError,
-            "description": "The body does not fit the schema (each problem in detail: not "
-            "JSON, a field missing, of the wrong type or unknown, a key given twice)."
-            + _code_of(422),
-        },
-        503: {
-            "model": ErrorMessage,
-            "description": "The conversation database is busy or unusable; try again later."
-            + _code_of(503),
-        },
+        400: error_response("The request was refused (one line in detail).", refusals),
+        413: error_response("The body is over 1 MiB.", _only(413)),
+        415: error_response(
+            "The body was not sent with Content-Type: application/json.", _only(415)
+        ),
+        422: error_response(
+            "The body does not fit the schema: detail sums it up, errors has each problem "
+            "(not JSON, not an object, a field missing, of the wrong type or unknown, a key "
+            "given twice).",
+            _only(422),
+        ),
+        503: error_response(
+            "The conversation database is busy or unusable; try again later.", _only(503)
+        ),
         421: MISDIRECTED,
         500: INTERNAL,
     }
@@ -530,8 +556,7 @@ def create_app(
             "restart_needed": kb_stamp(service.answerer.kb_dir) != service.answerer.loaded_stamp,
         }
 
-    if token is not None:
-        _require_token_in_schema(app)
+    _finish_schema(app, token_required=token is not None)
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> Any:
@@ -543,9 +568,10 @@ def create_app(
     return app
 
 
-def _require_token_in_schema(app: Any) -> None:
-    """Say in ``app``'s OpenAPI schema that every route needs the bearer token and may answer
-    401, so that a generated client sends it."""
+def _finish_schema(app: Any, *, token_required: bool) -> None:
+    """Complete ``app``'s OpenAPI schema: the ``ErrorMessage`` every error response refers
+    to, and with ``token_required`` the bearer token and the 401 on every route (so that a
+    generated client sends it)."""
     from tunesmith_support.api_access import OPEN_PATHS
 
     build = app.openapi
@@ -553,24 +579,22 @@ def _require_token_in_schema(app: Any) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            components = schema.setdefault("components", {})
-            components.setdefault("schemas", {}).setdefault(
-                "ErrorMessage", ErrorMessage.model_json_schema()
-            )
-            components["securitySchemes"] = {
-                "bearerToken": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "The server's token (serve --token-file, or "
-                    "$TUNESMITH_SUPPORT_TOKEN).",
+            add_error_schemas(schema)
+            if token_required:
+                schema["components"]["securitySchemes"] = {
+                    "bearerToken": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "The server's token (serve --token-file, or "
+                        "$TUNESMITH_SUPPORT_TOKEN).",
+                    }
                 }
-            }
-            for path, operations in schema.get("paths", {}).items():
-                if path in OPEN_PATHS:
-                    continue
-                for operation in operations.values():
-                    operation["security"] = [{"bearerToken": []}]
-                    operation.setdefault("responses", {})["401"] = UNAUTHORIZED
+                for path, operations in schema.get("paths", {}).items():
+                    if path in OPEN_PATHS:
+                        continue
+                    for operation in operations.values():
+                        operation["security"] = [{"bearerToken": []}]
+                        operation.setdefault("responses", {})["401"] = UNAUTHORIZED
             app.openapi_schema = schema
         return app.openapi_schema
 

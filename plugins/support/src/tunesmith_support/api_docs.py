@@ -39,12 +39,21 @@ def _ref_name(ref: str) -> str:
 
 def type_text(schema: dict[str, Any]) -> str:
     """A field's type in a few words (``string or null``, ``array of Candidate``, ``one of
-    "answer", "clarify"``), links to the schema sections for references."""
+    "answer", "clarify"``, ``ErrorMessage with code one of "empty_question", ...``), links to
+    the schema sections for references."""
     if "$ref" in schema:
         name = escape(_ref_name(schema["$ref"]))
         return f'<a href="#schema-{name}">{name}</a>'
     if "anyOf" in schema:
         return " or ".join(type_text(part) for part in schema["anyOf"])
+    if "allOf" in schema:
+        # An ErrorMessage whose code is one of a few (api_errors.error_response).
+        text = " and ".join(type_text(part) for part in schema["allOf"])
+        narrowed = ", ".join(
+            f"<code>{escape(name)}</code> {type_text(field)}"
+            for name, field in schema.get("properties", {}).items()
+        )
+        return f"{text} with {narrowed}" if narrowed else text
     if "enum" in schema:
         return "one of " + ", ".join(escape(json.dumps(value)) for value in schema["enum"])
     if "const" in schema:

@@ -1,10 +1,13 @@
-"""The HTTP API's error contract: every error body is JSON with ``detail`` and a ``code``.
+"""The HTTP API's error contract: every error body is one JSON shape, ``ErrorMessage``.
 
-``detail`` is what it always was: one line of text, or (422) FastAPI's list of problems, so
-clients written before ``code`` existed keep working. ``code`` is a stable, documented word a
-program acts on (``unknown_conversation``: start a new conversation) instead of matching the
-English of ``detail``. A refused request (400) carries the service's code
-(:mod:`refusals`); any other error status has one code of its own (:data:`STATUS_CODES`).
+``{"detail": "<one line>", "code": "<word>", "errors": [...]}`` whatever the status: ``detail``
+is always one line for people (a 422's lists its problems), ``code`` a stable, documented word
+a program acts on (``unknown_conversation``: start a new conversation) instead of matching the
+English of ``detail``, and ``errors`` the problems of a body that does not fit the schema, one
+per field (FastAPI's ``loc``, ``msg``, ``type``), empty for every other error. A client parses
+every error the same way: FastAPI's 422 had a list in ``detail`` where every other error had a
+string. A refused request (400) carries the service's code (:mod:`refusals`); any other error
+status has one code of its own (:data:`STATUS_CODES`).
 
 Also here: JSON bodies are read strictly (a key given twice is a 422 naming it; Python's
 reader kept the last value without a word).
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 # Imported by `api` only (never at CLI start-up), and StrictJsonRoute subclasses APIRoute: FastAPI
@@ -61,11 +65,6 @@ CODE_DESCRIPTION = "What went wrong, as a stable word to act on (detail says it 
 )
 
 
-class ErrorMessage(BaseModel):
-    detail: str = Field(..., description="One line saying what was wrong.")
-    code: str = Field(..., description=CODE_DESCRIPTION, json_schema_extra={"enum": list(CODES)})
-
-
 class ValidationError(BaseModel):
     """One problem with a request body (FastAPI's)."""
 
@@ -80,15 +79,20 @@ class ValidationError(BaseModel):
     ctx: dict[str, Any] | None = Field(None, description="More about the problem.")
 
 
-class HTTPValidationError(BaseModel):
-    """A body that does not fit the schema (422): FastAPI's body, with a code."""
+class ErrorMessage(BaseModel):
+    """Every error body, whatever its status: read ``code`` (and show ``detail``)."""
 
-    detail: list[ValidationError] = Field(..., description="Every problem found.")
-    code: str = Field(
+    detail: str = Field(..., description="One line saying what was wrong, for people.")
+    code: str = Field(..., description=CODE_DESCRIPTION, json_schema_extra={"enum": list(CODES)})
+    errors: list[ValidationError] = Field(
         ...,
-        description="Always invalid_request.",
-        json_schema_extra={"enum": ["invalid_request"]},
+        description="A 422's problems, one per field (where, what, as a word); empty for every "
+        "other error.",
     )
+
+
+#: The most problems a 422's ``detail`` line names (``errors`` has them all).
+SUMMARY_PROBLEMS = 3
 
 
 class ApiError(HTTPException):
@@ -112,17 +116,117 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def error_body(status: int, detail: Any, code: str | None = None) -> dict[str, Any]:
-    """The JSON body of an error: ``detail`` as given and the code (``status``'s unless
-    named)."""
-    return {"detail": detail, "code": code or STATUS_CODES.get(status, "error")}
+def error_body(
+    status: int, detail: str, code: str | None = None, errors: list[Any] | None = None
+) -> dict[str, Any]:
+    """The JSON body of an error (:class:`ErrorMessage`): ``detail``, the code (``status``'s
+    unless named) and ``errors`` (a 422's problems; none otherwise)."""
+    return {
+        "detail": detail,
+        "code": code or STATUS_CODES.get(status, "error"),
+        "errors": errors or [],
+    }
+
+
+#: Where the schema keeps :class:`ErrorMessage` (:func:`add_error_schemas`).
+ERROR_REF = "#/components/schemas/ErrorMessage"
+
+
+def _example(code: str) -> dict[str, Any]:
+    """An example body of ``code``, for the schema: its meaning as the detail."""
+    if code == "invalid_request":
+        problem = {
+            "type": "extra_forbidden",
+            "loc": ["body", "conversationId"],
+            "msg": "Extra inputs are not permitted",
+            "input": "7f3c...",
+        }
+        return error_body(422, validation_summary([problem]), errors=[problem])
+    meaning = CODES[code].split(": ", 1)[-1] if code in STATUS_CODES.values() else CODES[code]
+    return error_body(400, meaning, code)
+
+
+def error_response(description: str, codes: Sequence[str]) -> dict[str, Any]:
+    """An error response of the OpenAPI schema: an :class:`ErrorMessage` whose ``code`` is one
+    of ``codes`` (an enum a generated client types it with), an example body of each, and
+    ``description`` with the codes named (for people)."""
+    return {
+        "description": f"{description} code: {', '.join(codes)}.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "allOf": [{"$ref": ERROR_REF}],
+                    "type": "object",
+                    "properties": {"code": {"type": "string", "enum": list(codes)}},
+                },
+                "examples": {
+                    code: {"summary": CODES[code], "value": _example(code)} for code in codes
+                },
+            }
+        },
+    }
+
+
+def add_error_schemas(document: dict[str, Any]) -> None:
+    """Put :class:`ErrorMessage` (and what it holds) into ``document``'s components: the
+    error responses (:func:`error_response`) refer to it, and FastAPI adds only the models
+    a route names."""
+    schema = ErrorMessage.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    components.update(schema.pop("$defs", {}))
+    components["ErrorMessage"] = schema
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in a word (for "must be an object, not ...")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "a JSON value"
+
+
+def problem_line(problem: dict[str, Any]) -> str:
+    """One problem of a 422 (FastAPI's ``loc``, ``msg``, ``type``) in a few words."""
+    loc = list(problem.get("loc") or [])
+    if loc[:1] == ["body"]:
+        loc = loc[1:]
+    kind, msg = problem.get("type"), str(problem.get("msg", ""))
+    if kind == "json_invalid":
+        reason = str((problem.get("ctx") or {}).get("error") or msg)
+        where = f" (character {loc[0]})" if loc and isinstance(loc[0], int) else ""
+        return f"the body is not valid JSON: {reason[:1].lower()}{reason[1:]}{where}"
+    if not loc:
+        if kind == "missing":
+            return "the body is empty; send a JSON object"
+        if kind == "model_attributes_type":
+            return f"the body must be a JSON object, not {_kind(problem.get('input'))}"
+        return f"the body: {msg}"
+    field = ".".join(str(part) for part in loc)
+    msg = msg.removeprefix("Value error, ")  # pydantic's prefix to a validator's own words
+    if kind == "extra_forbidden":
+        return f"{field}: no such field"
+    return f"{field}: {msg[:1].lower()}{msg[1:]}"
+
+
+def validation_summary(problems: list[dict[str, Any]]) -> str:
+    """A 422's ``detail``: its first few problems on one line (``errors`` holds them all)."""
+    lines = [problem_line(problem) for problem in problems[:SUMMARY_PROBLEMS]]
+    more = len(problems) - len(lines)
+    tail = f" (and {more} more: see errors)" if more > 0 else ""
+    return "the request does not fit the schema: " + "; ".join(lines) + tail
 
 
 def install_error_handlers(app: Any) -> None:
-    """Make every error ``app`` answers itself a JSON body with a code: HTTP errors (a
+    """Make every error ``app`` answers itself an :class:`ErrorMessage`: HTTP errors (a
     refusal's :class:`ApiError`, FastAPI's 400 for a body that is not UTF-8, 404, 405, a
-    chunked body's 413), FastAPI's 422 and an unexpected exception (a 500, which Starlette
-    answered as the plain text ``Internal Server Error``)."""
+    chunked body's 413), FastAPI's 422 (its list of problems moved to ``errors``) and an
+    unexpected exception (a 500, which Starlette answered as the plain text ``Internal Server
+    Error``)."""
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
@@ -131,19 +235,30 @@ def install_error_handlers(app: Any) -> None:
     async def http_error(_request: Any, exc: HTTPException) -> Any:
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=exc.headers)
-        body = error_body(exc.status_code, exc.detail, getattr(exc, "error_code", None))
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 400 and not isinstance(exc, ApiError):
+            # FastAPI's "There was an error parsing the body" said nothing of why.
+            detail = UNREADABLE_BODY
+        body = error_body(exc.status_code, detail, getattr(exc, "error_code", None))
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Any, exc: RequestValidationError) -> Any:
-        # FastAPI's own 422 body, with the values it echoes made writable as JSON.
-        detail = json_safe(jsonable_encoder(exc.errors()))
-        return JSONResponse(error_body(422, detail), status_code=422)
+        # FastAPI's problems, with the values they echo made writable as JSON.
+        problems = json_safe(jsonable_encoder(exc.errors()))
+        body = error_body(422, validation_summary(problems), errors=problems)
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(_request: Any, _exc: Exception) -> Any:
         # A failure outside a route (a middleware's); Starlette logs the traceback after this.
         return internal_error_response()
+
+
+#: The detail of FastAPI's 400: it raises one for any failure to read the body but bad JSON.
+UNREADABLE_BODY = (
+    "the request body cannot be read: it is not UTF-8 text, or its JSON is nested too deeply"
+)
 
 
 def internal_error_response() -> Any:
@@ -155,10 +270,10 @@ def internal_error_response() -> Any:
 
 
 class ErrorCodes:
-    """ASGI middleware: a JSON error response whose body is an object without ``code`` gets
-    its status's (:data:`STATUS_CODES`). The API's own errors carry one already; this covers
-    the ones written elsewhere (the token check's 401) and any added later, so that no error
-    body lacks a code."""
+    """ASGI middleware: a JSON error response whose body is an object but not an
+    :class:`ErrorMessage` becomes one (its status's code, ``errors``, a ``detail`` line). The
+    API's own errors are one already; this covers the ones written elsewhere (the token
+    check's 401) and any added later, so that every error body has the one shape."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -197,14 +312,31 @@ class ErrorCodes:
 
 
 def _with_code(body: bytes, status: int) -> bytes:
-    """``body`` with its status's code added, when it is a JSON object without one."""
+    """``body`` as an :class:`ErrorMessage`, when it is a JSON object that is not one: its
+    status's code added, ``errors`` added, a list in ``detail`` (a 422 written by FastAPI's own
+    handler) moved to ``errors`` and summed up in ``detail``."""
     try:
         value = json.loads(body)
     except ValueError:
         return body
-    if not isinstance(value, dict) or "code" in value:
+    if not isinstance(value, dict):
         return body
-    value["code"] = STATUS_CODES.get(status, "error")
+    detail = value.get("detail", "")
+    if (
+        isinstance(detail, str)
+        and isinstance(value.get("code"), str)
+        and isinstance(value.get("errors"), list)
+    ):
+        return body
+    if isinstance(detail, list):
+        problems = [problem for problem in detail if isinstance(problem, dict)]
+        value["errors"] = value.get("errors") or problems
+        detail = validation_summary(problems)
+    elif not isinstance(detail, str):
+        detail = json.dumps(detail, ensure_ascii=False)
+    value["detail"] = detail
+    value.setdefault("code", STATUS_CODES.get(status, "error"))
+    value.setdefault("errors", [])
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -254,13 +386,21 @@ class StrictJsonRoute(APIRoute):
 
     def get_route_handler(self) -> Any:
         from fastapi.exceptions import RequestValidationError
+        from starlette.requests import ClientDisconnect
+        from starlette.responses import Response
 
         handler = super().get_route_handler()
 
         async def strict(request: Any) -> Any:
             if request.method == "POST":
-                # Read once: Starlette keeps the body for the handler.
-                repeated = repeated_keys(await request.body())
+                try:
+                    # Read once: Starlette keeps the body for the handler.
+                    body = await request.body()
+                except ClientDisconnect:
+                    # The client left before sending its body (closed its tab, timed out):
+                    # nobody reads an answer, and uvicorn logged a traceback for each one.
+                    return Response(status_code=400)
+                repeated = repeated_keys(body)
                 if repeated:
                     raise RequestValidationError(
                         [
