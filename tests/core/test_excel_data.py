@@ -132,7 +132,11 @@ def test_whole_numbers_are_ints_so_an_id_of_1_is_not_1_point_0(tmp_path):
         (1, "How do I pay?", 0.5),
         (2, 2024, 3),
     ]
-    assert [type(row["id"]) for row in rows] == [int, int]
+    # ints (WorkbookInt: an int that a time column reads as Excel serial days), never floats
+    assert [isinstance(row["id"], int) and not isinstance(row["id"], float) for row in rows] == [
+        True,
+        True,
+    ]
     data = load_text_dataset(path, text_col="question", label_col="id")
     assert data.texts == ["How do I pay?", "2024"]
     assert data.label_names == ["1", "2"]

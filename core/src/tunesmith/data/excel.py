@@ -1,7 +1,8 @@
 """Excel workbooks (``.xlsx``, ``.xlsm``) read as rows, like a CSV file with a header.
 
-``book.xlsx`` reads the first worksheet; ``book.xlsx#Sheet name`` reads that one. Each row's
-``__row__`` is its row number as Excel shows it, so an error points at the cell a user opens.
+``book.xlsx`` reads the first worksheet Excel shows (hidden sheets are read only by name);
+``book.xlsx#Sheet name`` reads that one. Each row's ``__row__`` is its row number as Excel
+shows it, so an error points at the cell a user opens.
 The header is the first row with two or more cells filled; rows above it that fill one cell
 only (a merged title, an export note) and blank rows are skipped, as are columns without a
 header name and cells right of the header.
@@ -9,9 +10,13 @@ header name and cells right of the header.
 Values keep their type, so each command reads them as it reads Parquet: dates and times are
 ``datetime`` (a time column takes them as they are), numbers are ``int`` when whole (Excel
 stores every number as a float, and an id of 1 must not be ``"1.0"``) and ``float`` otherwise,
-an empty cell is ``""``. Formulas are read as the value Excel saved with them; a formula saved
-without one (a workbook written by a program that does not calculate) and an error cell
-(``#DIV/0!``) are a ``DataError`` at their cell rather than an empty or made-up value.
+an empty cell is ``""``. Numbers are :class:`~tunesmith.data.times.WorkbookInt` and
+``WorkbookFloat``, an ``int`` and a ``float`` that the time parser reads as Excel serial days
+in the workbook's date system (a date column in General format holds 45231.5, not a Unix
+time). Formulas are read as the value Excel saved with them; a formula saved without one (a
+workbook written by a program that does not calculate) and an error cell (``#DIV/0!``) are a
+``DataError`` at their cell rather than an empty or made-up value (:class:`BadCell` in the
+row, with ``strict=False``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.times import WorkbookFloat, WorkbookInt
 from tunesmith.errors import DataError
 
 #: Workbook suffixes read by :func:`read_xlsx` (``.xlsm`` is the same format with macros,
@@ -87,15 +93,27 @@ class Sheet:
     header_row: int  # 1 when the sheet is empty
     columns: list[tuple[str, str]]  # (Excel's letter, header name), in order
     rows: Iterator[tuple[int, dict[str, Any]]]
+    name: str = ""  # the sheet's name in the workbook
 
 
-def read_sheet(path: str | Path) -> Sheet:
+@dataclass(frozen=True)
+class BadCell:
+    """A cell that cannot be read (an error value, a formula saved without its value), kept in
+    its row by ``read_sheet(..., strict=False)``; ``problem`` is the one-line reason."""
+
+    problem: str
+
+
+def read_sheet(path: str | Path, *, strict: bool = True) -> Sheet:
     """A worksheet under its header (see the module's docstring); ``path`` may name a sheet
-    (``book.xlsx#Sheet 2``). Errors name the file, the Excel row and the column."""
+    (``book.xlsx#Sheet 2``). Errors name the file, the Excel row and the column.
+
+    ``strict=False``: a cell that cannot be read is a :class:`BadCell` in its row instead of a
+    ``DataError``, for a reader that skips bad rows, or ignores columns it does not use."""
     file, sheet = split_sheet(path)
     with _workbook(file, data_only=True) as book:
         name, shown = _pick_sheet(book, file, sheet)
-        grid, has_empty = _cells(book[name], shown)
+        grid, has_empty = _cells(book[name], shown, _date1904(book))
     # An empty cell may be a formula saved without its value: only the formulas tell.
     unsaved = _unsaved_formulas(file, name, grid) if has_empty else set()
     header_at = _header_row(grid)
@@ -104,7 +122,23 @@ def read_sheet(path: str | Path) -> Sheet:
     number, cells = grid[header_at]
     named = [(i, column) for i, value in enumerate(cells) if (column := _header_name(value))]
     columns = [(column_letter(i + 1), column) for i, column in named]
-    return Sheet(shown, number, columns, _rows(grid[header_at + 1 :], named, unsaved, shown))
+    rows = _rows(grid[header_at + 1 :], named, unsaved, shown, strict)
+    return Sheet(shown, number, columns, rows, name)
+
+
+def _date1904(book: Any) -> bool:
+    """Whether the workbook counts its dates from 1904 (early Mac Excel's date system)."""
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    return getattr(book, "epoch", None) == CALENDAR_MAC_1904
+
+
+def check_sheet(path: str | Path) -> str:
+    """The name of the sheet ``path`` names (``book.xlsx#Sheet``, else the first shown); a
+    file that is no readable workbook, or an unknown sheet, is one DataError. Reads no cells."""
+    file, sheet = split_sheet(path)
+    with _workbook(file, data_only=True) as book:
+        return _pick_sheet(book, file, sheet)[0]
 
 
 def _rows(
@@ -112,9 +146,11 @@ def _rows(
     named: list[tuple[int, str]],
     unsaved: set[tuple[int, int]],
     shown: str,
+    strict: bool = True,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The rows below the header that are not blank, by header name; a formula without its
-    value or an error cell in a named column is a DataError at its cell."""
+    value or an error cell in a named column is a DataError at its cell (``strict``) or a
+    :class:`BadCell`."""
     for number, cells in grid:
         if _blank(cells) and not any((number, i) in unsaved for i, _ in named):
             continue
@@ -123,18 +159,19 @@ def _rows(
             value = cells[index] if index < len(cells) else None
             where = {"path": shown, "row": number, "column": column}
             cell = f"cell {column_letter(index + 1)}{number}"
+            problem = None
             if (number, index) in unsaved:
-                raise DataError(
+                problem = (
                     f"{cell} holds a formula saved without its value (the workbook was written "
                     "by a program that does not calculate); open it in Excel or LibreOffice "
-                    "and save it again",
-                    **where,
+                    "and save it again"
                 )
-            if isinstance(value, _ErrorCell):
-                raise DataError(
-                    f"{cell} holds the Excel error {value}; fix the formula or clear the cell",
-                    **where,
-                )
+            elif isinstance(value, _ErrorCell):
+                problem = f"{cell} holds the Excel error {value}; fix the formula or clear the cell"
+            if problem is not None:
+                if strict:
+                    raise DataError(problem, **where)
+                value = BadCell(problem)
             row[column] = "" if value is None else value
         yield number, row
 
@@ -197,7 +234,10 @@ def _pick_sheet(book: Any, file: Path, sheet: str | None) -> tuple[str, str]:
     if not names:
         raise DataError("the workbook has no worksheets", path=file)
     if sheet is None:
-        name = names[0]
+        # The first tab Excel shows: a hidden sheet first (a lookup table, an export's
+        # settings) is not the data a user sees when opening the workbook.
+        shown_tabs = [ws.title for ws in book.worksheets if ws.sheet_state == "visible"]
+        name = (shown_tabs or names)[0]
     else:
         name = next((n for n in names if n == sheet), None) or next(
             (n for n in names if n.casefold() == sheet.casefold()), None
@@ -209,7 +249,9 @@ def _pick_sheet(book: Any, file: Path, sheet: str | None) -> tuple[str, str]:
     return name, shown
 
 
-def _cells(sheet: Any, shown: str) -> tuple[list[tuple[int, list[Any]]], bool]:
+def _cells(
+    sheet: Any, shown: str, date1904: bool = False
+) -> tuple[list[tuple[int, list[Any]]], bool]:
     """Every row as ``(Excel row number, values)`` without its trailing empty cells, and
     whether any cell was empty (a formula saved without its value reads as one)."""
     # The stored size may be wrong (some writers leave it out or stale): read what is there.
@@ -220,7 +262,7 @@ def _cells(sheet: Any, shown: str) -> tuple[list[tuple[int, list[Any]]], bool]:
         warnings.simplefilter("ignore")  # a date out of Excel's range: an error cell, kept
         try:
             for number, cells in enumerate(sheet.iter_rows(min_row=1, min_col=1), start=1):
-                values = [_value(cell) for cell in cells]
+                values = [_value(cell, date1904) for cell in cells]
                 has_empty = has_empty or None in values
                 while values and values[-1] is None:
                     values.pop()
@@ -233,17 +275,28 @@ def _cells(sheet: Any, shown: str) -> tuple[list[tuple[int, list[Any]]], bool]:
     return grid, has_empty
 
 
-def _value(cell: Any) -> Any:
-    """A cell's value as a row holds it: a whole float as int, an error as :class:`_ErrorCell`."""
+class _Int1904(WorkbookInt):
+    date1904 = True
+
+
+class _Float1904(WorkbookFloat):
+    date1904 = True
+
+
+def _value(cell: Any, date1904: bool = False) -> Any:
+    """A cell's value as a row holds it: a number as a workbook number (an int when whole),
+    an error as :class:`_ErrorCell`."""
     value = getattr(cell, "value", None)
     kind = getattr(cell, "data_type", None)
     if value is None and kind == "str":  # a formula whose saved value is empty text (="")
         return ""
     if kind == "e":
         return _ErrorCell(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_INT:
-        return int(value)
-    return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, int) or (value.is_integer() and abs(value) < _EXACT_INT):
+        return (_Int1904 if date1904 else WorkbookInt)(value)
+    return (_Float1904 if date1904 else WorkbookFloat)(value)
 
 
 def _unsaved_formulas(

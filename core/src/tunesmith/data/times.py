@@ -10,11 +10,19 @@ events), so that the same value means the same moment everywhere:
 * Unix seconds as a number or numeric text; **milliseconds** when above 10^11 (a number of
   seconds that large is past the year 5000, while milliseconds since 1973 are all above it), the
   way JavaScript and many exports write them.
-* A ``datetime`` (Parquet timestamps) as it is, naive ones in ``naive_tz``.
+* A ``datetime`` (Parquet timestamps, Excel date cells) as it is, naive ones in ``naive_tz``.
+* A number read from a workbook cell (:class:`WorkbookNumber`, what ``tunesmith.data.excel``
+  gives for every number) is **Excel serial days**, as a date column in General format holds
+  them (45231.5 is 2023-11-01 12:00): in the 1900 date system, or the 1904 one when the
+  workbook uses it. Numbers past Excel's last day (9999-12-31) are read as above (YYYYMMDD,
+  Unix seconds pasted into a sheet); one below its first day, or Excel's 1900-02-29 (a day
+  that never was), is an error, never a moment in January 1970. The format is
+  :data:`ISO_8601`, as for a date cell: both are calendar dates.
 
 Errors are ``ValueError`` with a short reason a caller can put after a file, row and column:
 ``missing time``, ``unparsable time '...' (expected ISO 8601, YYYYMMDD or Unix seconds)``,
-``time ... is out of range``, ``time ... is not a finite number``. The unparsable one is an
+``time ... is out of range``, ``time ... is not a finite number``, ``time ... is not an Excel
+date ...``. The unparsable one is an
 :class:`UnparsableTimeError`, so that a reader that also takes other formats (finance reads RFC
 2822) can say what *it* accepts with :func:`unparsable_message`.
 """
@@ -23,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 #: Eight digits from 19000101 to 20991231 that form a date are ``YYYYMMDD``, not seconds.
@@ -35,6 +43,50 @@ UNIX_MILLISECONDS = "unix milliseconds"
 ISO_8601 = "ISO 8601"
 #: What :func:`parse_time` reads, as its "unparsable time" message says it.
 ACCEPTED = "ISO 8601, YYYYMMDD or Unix seconds"
+#: Day 0 of Excel's 1900 date system, for the serial days from 61 (1900-03-01) on: Excel counts
+#: a 1900-02-29 that never was (Lotus 1-2-3's bug), so days 1 to 59 are one day later than this.
+_EXCEL_1900 = datetime(1899, 12, 30)
+#: Day 0 of the 1904 date system (early Mac Excel; a workbook says when it uses it).
+_EXCEL_1904 = datetime(1904, 1, 1)
+#: Past this many days (9999-12-31 in the 1900 system) a workbook number is no Excel date.
+_EXCEL_LAST_DAY = 2958466
+
+
+class WorkbookNumber:
+    """A number read from a workbook cell (:class:`WorkbookInt`, :class:`WorkbookFloat`): as a
+    time, Excel serial days. ``date1904``: the workbook uses the 1904 date system."""
+
+    date1904 = False
+
+
+class WorkbookInt(int, WorkbookNumber):
+    """A whole number from a workbook cell; otherwise an ``int``."""
+
+
+class WorkbookFloat(float, WorkbookNumber):
+    """A number with a fraction from a workbook cell; otherwise a ``float``."""
+
+
+def _excel_date(value: WorkbookNumber) -> datetime | None:
+    """The naive moment of ``value`` serial days, or None when it is past Excel's last day
+    (then it is read as any number: a YYYYMMDD date, Unix seconds pasted into a sheet)."""
+    days = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(days) or days >= _EXCEL_LAST_DAY:
+        return None
+    first = 0 if value.date1904 else 1
+    if days < first:
+        raise ValueError(
+            f"time {value!r} is not an Excel date (day {first} is "
+            f"{'1904-01-01' if value.date1904 else '1900-01-01'}); a time of day alone, or a "
+            "number that is no time"
+        )
+    if not value.date1904 and 60 <= days < 61:
+        raise ValueError(f"time {value!r} is Excel's 1900-02-29, a day that never was")
+    day_zero = _EXCEL_1904 if value.date1904 else _EXCEL_1900
+    shift = 1 if not value.date1904 and days < 60 else 0
+    # To the millisecond, as Excel shows times: 10:00 is stored as 0.41666666666666669 days,
+    # which is a hair before 10:00 read to the microsecond.
+    return day_zero + timedelta(milliseconds=round((days + shift) * 86_400_000))
 
 
 def unparsable_message(shown: str, accepted: str = ACCEPTED) -> str:
@@ -87,7 +139,8 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> tuple[datetime, str]:
         raise ValueError("missing time")
     if isinstance(value, float) and math.isnan(value):  # an empty cell read by pandas
         raise ValueError("missing time")
-    basic = _basic_date(value)
+    basic = _excel_date(value) if isinstance(value, WorkbookNumber) else None
+    basic = basic or _basic_date(value)
     if isinstance(value, datetime) or basic is not None:
         moment = value if isinstance(value, datetime) else basic
         kind = ISO_8601
