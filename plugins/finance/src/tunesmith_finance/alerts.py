@@ -69,11 +69,58 @@ def starting_prior(db: Any, given: float | None = None) -> float:
     return EMPTY_PRIOR if share is None else share
 
 
-def default_detector(db: Any, **settings: Any) -> SurgeDetector:
-    """The detector `finance alerts` runs without ``--prior`` (:func:`starting_prior`);
-    ``settings``: the other :class:`SurgeDetector` fields. The dashboard uses it too, so that
-    both find the same alerts with the same baselines in one database."""
-    return SurgeDetector(prior=starting_prior(db), **settings)
+def default_detector(db: Any, prior: float | None = None, **settings: Any) -> SurgeDetector:
+    """The detector `finance alerts` runs, its baseline starting at :func:`starting_prior`
+    (``prior``: the analyst's ``--prior``); ``settings``: the other :class:`SurgeDetector`
+    fields. The dashboard uses it too, so that both find the same alerts with the same
+    baselines in one database."""
+    return SurgeDetector(prior=starting_prior(db, prior), **settings)
+
+
+#: The :class:`SurgeDetector` fields `finance alerts` takes as flags (all but ``--prior``), in
+#: the order its help lists them; the dashboard takes the same (`finance demo`).
+DETECTOR_FLAGS = ("bucket", "window", "half_life", "min_volume", "min_lift", "p_value", "cooldown")
+#: Which of a detector's settings are durations (seconds), written as `--bucket` takes them.
+_DURATIONS = ("bucket", "half_life", "cooldown")
+
+
+def detector_settings(detector: Any) -> dict[str, Any]:
+    """The settings a detector found an alert with, stored with it (durations in seconds):
+    for the default detector ``bucket``, ``window``, ``half_life``, ``min_volume``,
+    ``min_lift``, ``p_value``, ``cooldown``, ``prior`` and ``prior_weight``. Without them a
+    stored alert could not be told from one found with another bucket or threshold."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(detector):
+        return {}
+    return {
+        field.name: getattr(detector, field.name)
+        for field in dataclasses.fields(detector)
+        if field.name != "name"
+    }
+
+
+def duration_text(seconds: float) -> str:
+    """``seconds`` as a `finance alerts` flag writes it: 1w, 1d, 6h, 15m, 30s."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def settings_flags(settings: dict[str, Any] | None) -> str:
+    """An alert's stored settings as the `finance alerts` flags that find it again
+    (``--bucket 1h --window 3 ... --prior 0.162914``); "" for an alert stored before they were
+    kept. ``prior_weight`` is no flag and is left out."""
+    if not settings:
+        return ""
+    flags = []
+    for name, value in settings.items():
+        if name == "prior_weight" or value is None:
+            continue
+        shown = duration_text(value) if name in _DURATIONS else f"{value:g}"
+        flags.append(f"--{name.replace('_', '-')} {shown}")
+    return " ".join(flags)
 
 
 def detect_all(
@@ -206,6 +253,7 @@ def build_alert(
         "explained": explained,
         "examples": examples,
         "detector": detector.name,
+        "settings": detector_settings(detector),
     }
 
 
@@ -250,12 +298,13 @@ PAYLOAD_FIELDS = (
     "explained",
     "examples",
     "detector",
+    "settings",
 )
 
 
 def alert_payload(alert: dict[str, Any]) -> dict[str, Any]:
-    """The event payload of an alert (:data:`PAYLOAD_FIELDS`); ``explained`` is None for an
-    alert stored before it was kept."""
+    """The event payload of an alert (:data:`PAYLOAD_FIELDS`); ``explained`` and ``settings``
+    are None for an alert stored before they were kept."""
     return {name: alert.get(name) for name in PAYLOAD_FIELDS}
 
 
@@ -387,8 +436,8 @@ def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
     result = db.execute(
         "INSERT OR IGNORE INTO finance_alerts (id, kind, key, window_start, window_end, n, "
         "negatives, share, baseline, z, p_value, mean_score, words, examples, detector, "
-        "created_at, event_id, tz, explained) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "created_at, event_id, tz, explained, settings) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             alert["id"],
             alert["kind"],
@@ -409,6 +458,7 @@ def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
             event_id,
             alert.get("tz", "UTC"),
             alert.get("explained"),
+            json.dumps(alert["settings"]) if alert.get("settings") is not None else None,
         ),
     )
     return result.rowcount == 1
@@ -573,6 +623,8 @@ def _alert_from_row(row: Any, shown: tzinfo | None = None) -> dict[str, Any]:
     alert = {name: row[name] for name in row.keys()}  # noqa: SIM118 - sqlite3.Row
     alert["words"] = json.loads(alert["words"])
     alert["examples"] = json.loads(alert["examples"])
+    # None for an alert stored before the settings were kept: which bucket found it is unknown.
+    alert["settings"] = json.loads(alert["settings"]) if alert.get("settings") else None
     alert["tz"] = alert.get("tz") or "UTC"
     zone = shown if shown is not None else resolve_zone(alert["tz"], "tz")
     if shown is not None:

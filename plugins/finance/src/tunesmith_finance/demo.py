@@ -124,7 +124,11 @@ class Dashboard:
 
     ``tz``: the zone whose wall clock cuts the buckets of the trends, of the alerts detected
     and of the sample replay, as ``--tz`` does for `finance trends` and `finance alerts` (an
-    IANA name; default UTC); a page may show the trends in another (:meth:`snapshot`)."""
+    IANA name; default UTC); a page may show the trends in another (:meth:`snapshot`).
+    ``detector_settings``: the :class:`SurgeDetector` fields of `finance alerts`' flags
+    (:data:`~tunesmith_finance.alerts.DETECTOR_FLAGS`; default: its defaults) and ``prior``
+    its ``--prior`` (default: the database's negative share at each check), which the page's
+    alert checks and the sample replay use."""
 
     def __init__(
         self,
@@ -134,6 +138,8 @@ class Dashboard:
         tz: str = "UTC",
         topic_model: str | None = None,
         topic_threshold: float = 0.5,
+        detector_settings: dict[str, Any] | None = None,
+        prior: float | None = None,
     ) -> None:
         from tunesmith_finance.deferred import DeferredTopicModel
         from tunesmith_finance.documents import resolve_zone
@@ -144,6 +150,8 @@ class Dashboard:
         # Resolved now, so that a mistyped zone is one error before the page starts.
         self.zone = resolve_zone(tz, "--tz")
         self.tz = zone_name(self.zone)
+        self.detector_settings = dict(detector_settings or {})
+        self.prior = prior
         default_model, default_db = demo_paths()
         # The topics and tickers a scored text is shown with: the user's own rules file (the one
         # their database was filled with), else the sample's. Loaded now, so that a bad file is
@@ -178,11 +186,15 @@ class Dashboard:
     def _use_recorded_model(self) -> None:
         """Without ``--model``, a database of the user's is explained and its texts scored by
         the model `finance ingest` scored it with, as `finance alerts` explains it: the sample
-        model (450 fictional sentences) gave the same alert other words."""
-        from tunesmith_finance.storage import recorded_model
+        model (450 fictional sentences) gave the same alert other words. A database without
+        documents has none yet: the page waits for the one its first ingest records."""
+        from tunesmith_finance.storage import has_documents, recorded_model
 
         recorded = recorded_model(self.db_path)
         if recorded is None:
+            # Empty, it got the sample model, trained for a minute and then used for the
+            # alerts of the documents the analyst's own model scored, without a word.
+            self.model_origin = "unrecorded" if has_documents(self.db_path) else "waiting"
             return
         if (Path(recorded) / "config.json").exists():
             self.model_dir, self.explicit, self.model_origin = Path(recorded), True, "recorded"
@@ -210,6 +222,17 @@ class Dashboard:
                 f" The model it was scored with ({gone}) is gone: alert words and scored texts "
                 "come from the sample model; `--model` names another."
             )
+        if self.model_origin == "waiting":
+            return intro + (
+                " It has no documents yet, so no model: texts are scored and alerts explained "
+                "with the model `finance ingest` records when it fills the database (`--model` "
+                "names another)."
+            )
+        if self.model_origin == "unrecorded":
+            return intro + (
+                " It records no model: alert words and scored texts come from the sample model; "
+                "`--model` names another."
+            )
         return intro
 
     @property
@@ -217,7 +240,8 @@ class Dashboard:
         return self._model is not None and self._db is not None
 
     def should_autostart(self) -> bool:
-        return self.explicit or (self.model_dir / "config.json").exists()
+        waiting = self.model_origin == "waiting"  # nothing to train: the page only follows
+        return self.explicit or waiting or (self.model_dir / "config.json").exists()
 
     def start(self) -> str:
         """Start the background set-up once, or again after it failed; returns the status line."""
@@ -239,12 +263,16 @@ class Dashboard:
 
         try:
             # A model the user named is only loaded: a mistyped path is an error, not a folder
-            # to train the sample model into.
-            if not self.explicit and not (self.model_dir / "config.json").exists():
-                self.status = "Training a small sentiment model on the sample sentences (once)..."
-                train_sample_model(self.model_dir)
-            self.status = "Loading the model..."
-            self._model = SentimentModel.load(self.model_dir)
+            # to train the sample model into. An empty database of the user's waits for the
+            # model its first ingest records (:meth:`_follow_recorded_model`).
+            if self.model_origin != "waiting":
+                if not self.explicit and not (self.model_dir / "config.json").exists():
+                    self.status = (
+                        "Training a small sentiment model on the sample sentences (once)..."
+                    )
+                    train_sample_model(self.model_dir)
+                self.status = "Loading the model..."
+                self._model = SentimentModel.load(self.model_dir)
             self._db = open_store(self.db_path)
             # Marked until the replay has ended: one cut short (the server stopped, a failed
             # step) is finished at the next start, where the documents already stored kept it
@@ -268,11 +296,13 @@ class Dashboard:
         from tunesmith_finance.detector import SurgeDetector
         from tunesmith_finance.replay import replay
 
+        prior = EMPTY_PRIOR if self.prior is None else self.prior
         replay(
             ingester,
             stream,
-            # As `finance replay` starts: from an empty database, so from its default prior.
-            detector=SurgeDetector(prior=EMPTY_PRIOR),
+            # As `finance replay` starts: from an empty database, so from its default prior;
+            # with the page's settings, so that its checks afterwards find the same alerts.
+            detector=SurgeDetector(prior=prior, **self.detector_settings),
             options=AlertOptions(tz=self.tz),
             explain=True,
             echo=lambda _l: None,
@@ -280,19 +310,40 @@ class Dashboard:
         )
 
     def detector(self) -> Any:
-        """The detector of the page's alert checks: `finance alerts`' with its defaults, its
-        baseline starting from the database's negative share now. A fixed 0.2 prior made the
-        bar stricter on a database at 6 % negatives, and surges `finance alerts` found were
-        never shown."""
+        """The detector of the page's alert checks: `finance alerts`' with the page's settings
+        (its defaults unless `finance demo` was given its flags), its baseline starting from
+        ``--prior``, else the database's negative share now. A fixed 0.2 prior made the bar
+        stricter on a database at 6 % negatives, and surges `finance alerts` found were never
+        shown; fixed settings showed other alerts than those tuned on the command line."""
         from tunesmith_finance.alerts import default_detector
 
-        return default_detector(self._db)
+        return default_detector(self._db, prior=self.prior, **self.detector_settings)
 
     def _monitor(self) -> None:
         """Run the detector whenever other writers add documents to the database."""
         while True:
+            self._follow_recorded_model()
             self.check_alerts()
             time.sleep(REFRESH_SECONDS * 2)
+
+    def _follow_recorded_model(self) -> None:
+        """An empty database's page, once `finance ingest` filled it: load the model it
+        recorded, before the first alert check explains anything with it."""
+        if self.model_origin != "waiting":
+            return
+        from tunesmith_finance.scoring import SentimentModel
+        from tunesmith_finance.storage import get_meta
+
+        recorded = get_meta(self._db, "model")
+        if not recorded:
+            return
+        if not (Path(recorded) / "config.json").exists():
+            # As `finance alerts` does then: its alerts carry no words (said in the status).
+            self.model_origin = f"gone:{recorded}"
+            return
+        self.status = "Loading the model `finance ingest` scored the database with..."
+        self._model = SentimentModel.load(Path(recorded))
+        self.model_dir, self.model_origin = Path(recorded), "recorded"
 
     def check_alerts(self) -> None:
         """Detect and store the alerts of new documents, per topic and per ticker (the page
@@ -343,7 +394,7 @@ class Dashboard:
         if not text or not text.strip():
             raise ValueError("Paste a headline or a sentence to score.")
         if self._model is None:
-            raise ValueError("The model is not ready yet; start the sample set-up first.")
+            raise ValueError(self._no_model())
         cut = ""
         if len(text) > DEFAULT_MAX_CHARS:
             # As `finance ingest` does by default (--max-chars): a pasted book would otherwise
@@ -379,6 +430,21 @@ class Dashboard:
             "positive": score.p_positive,
         }
         return probs, explanation_to_highlights(explanation), note
+
+    def _no_model(self) -> str:
+        """Why there is no model to score a text with, and what gives one."""
+        if self.model_origin == "waiting":
+            return (
+                "No model yet: the database has no documents. Texts are scored with the model "
+                "`finance ingest` records when it fills it (or start the page with --model)."
+            )
+        if self.model_origin.startswith("gone:") and self._db is not None:
+            gone = self.model_origin.removeprefix("gone:")
+            return (
+                f"The model the database was scored with ({gone}) is gone; start the page with "
+                "--model to score texts and explain alerts."
+            )
+        return "The model is not ready yet; start the sample set-up first."
 
     def signature(self, by: str, bucket: str, key: str, tz: str | None = None) -> tuple[Any, ...]:
         """What the page shows depends on: status, selection, document and alert counts.
@@ -518,6 +584,7 @@ class Dashboard:
                 round(100 * a["share"], 1),
                 round(100 * a["baseline"], 1),
                 ", ".join(w["word"] for w in a["words"][:6]),
+                _bucket_of(a),
             ]
             for a in alerts
         ]
@@ -526,11 +593,13 @@ class Dashboard:
         )
         # Said under the alerts, so that an analyst comparing the page with `finance alerts`
         # knows which settings the page's checks use.
-        details += "\n\n" + detector_note(self.detector(), self.tz)
+        details += "\n\n" + detector_note(self.detector(), self.tz, given_prior=self.prior)
         status = f"{self.status} {count} documents stored, {len(alerts)} alert(s) by {by}."
         if count == 0 and not self.sample_db:
             fill = code_span(f"tunesmith finance ingest FILE --model M --db {self.db_path}")
             status += f" No documents yet: {fill} (or `finance watch`) fills it; the page follows."
+        elif self._model is None:
+            status += " " + self._no_model()
         return {
             "status": status + (auto if rows else "") + missing + unknown,
             "figure": figure,
@@ -544,31 +613,41 @@ class Dashboard:
         }
 
 
-def _duration(seconds: float) -> str:
-    """``seconds`` as a `finance alerts` flag writes it: 1w, 1d, 6h, 15m, 30s."""
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
-def detector_note(detector: Any, tz: str = "UTC") -> str:
+def detector_note(detector: Any, tz: str = "UTC", given_prior: float | None = None) -> str:
     """One paragraph saying how the page finds its alerts: the `finance alerts` command that
-    finds the same ones, and the baseline's prior now."""
+    finds the same ones (with the flags `finance demo` was given), and where the baseline
+    starts (``given_prior``: its ``--prior``, else the database's negative share now)."""
     from tunesmith.ui.markdown import code_span
+    from tunesmith_finance.alerts import duration_text, settings_flags
+    from tunesmith_finance.detector import SurgeDetector
 
-    command = (
-        f"tunesmith finance alerts --db DB --by topic|ticker --bucket {_duration(detector.bucket)}"
+    # The flags beyond --bucket that differ from `finance alerts`' defaults for this bucket and
+    # window (the half-life and cool-down defaults follow those two).
+    usual = SurgeDetector(bucket=detector.bucket, window=detector.window)
+    changed = {
+        name: getattr(detector, name)
+        for name in ("window", "half_life", "min_volume", "min_lift", "p_value", "cooldown")
+        if getattr(detector, name) != getattr(SurgeDetector() if name == "window" else usual, name)
+    }
+    if given_prior is not None:
+        changed["prior"] = given_prior
+    command = "tunesmith finance alerts --db DB --by topic|ticker " + settings_flags(
+        {"bucket": detector.bucket, **changed}
     )
     if tz != "UTC":
         command += f" --tz {tz}"
+    start = (
+        f"`--prior` ({detector.prior:.1%})"
+        if given_prior is not None
+        else f"the database's negative share ({detector.prior:.1%} now)"
+    )
     return (
         f"*Alerts are checked whenever documents arrive, as {code_span(command)} finds them "
-        f"with its other defaults: a window of {detector.window} buckets, at least "
-        f"{detector.min_volume} documents, a share {100 * detector.min_lift:g} points above the "
-        f"baseline, "
-        f"p < {detector.p_value:g}, a cool-down of {_duration(detector.cooldown)}; the baseline "
-        f"starts from the database's negative share ({detector.prior:.1%} now).*"
+        f"with its other defaults: a window of "
+        f"{detector.window} buckets, at least {detector.min_volume} documents, a share "
+        f"{100 * detector.min_lift:g} points above the baseline, p < {detector.p_value:g}, a "
+        f"half-life of {duration_text(detector.half_life)}, a cool-down of "
+        f"{duration_text(detector.cooldown)}; the baseline starts from {start}.*"
     )
 
 
@@ -606,6 +685,24 @@ def _is_key(db: Any, by: str, key: str) -> bool:
     return bool(found)
 
 
+def found_with(alert: dict[str, Any]) -> str:
+    """The detector settings a stored alert was found with, as `finance alerts` flags: alerts
+    of the page's checks and of command-line runs with other settings share one list."""
+    from tunesmith.ui.markdown import code_span
+    from tunesmith_finance.alerts import settings_flags
+
+    flags = settings_flags(alert.get("settings"))
+    return code_span(flags) if flags else "settings not recorded (an alert stored before)"
+
+
+def _bucket_of(alert: dict[str, Any]) -> str:
+    """The bucket an alert was found with (the table's column), "" when not recorded."""
+    from tunesmith_finance.alerts import duration_text
+
+    settings = alert.get("settings") or {}
+    return duration_text(settings["bucket"]) if settings.get("bucket") else ""
+
+
 def _alert_markdown(alert: dict[str, Any], zone: Any = None) -> str:
     """One alert's details; example times in ``zone`` (default: as stored, UTC)."""
     words = ", ".join(f"**{_plain(w['word'])}**" for w in alert["words"][:8]) or "(no explanation)"
@@ -613,6 +710,7 @@ def _alert_markdown(alert: dict[str, Any], zone: Any = None) -> str:
         f"#### {_plain(alert['kind'])} {_plain(alert['key'])}: {alert['negatives']}/{alert['n']} "
         f"negative ({alert['share']:.0%}, baseline {alert['baseline']:.0%})",
         f"Window {_plain(alert['window'])}. Words behind the negative scores: {words}.",
+        f"Found with {found_with(alert)}.",
     ]
     if alert["examples"]:
         lines.append("\nExamples (score = P(positive) − P(negative), time, text):\n")
@@ -646,6 +744,7 @@ def alert_headers(zone: str) -> list[str]:
         "negative share (%)",
         "baseline (%)",
         "words",
+        "bucket",
     ]
 
 
@@ -657,19 +756,29 @@ def build_demo(
     tz: str = "UTC",
     topic_model: str | None = None,
     topic_threshold: float = 0.5,
+    detector_settings: dict[str, Any] | None = None,
+    prior: float | None = None,
 ) -> Any:
     """The Gradio Blocks of the dashboard (gradio imported here, when the UI starts);
     ``rules``: the topic and ticker rules of scored texts (default: the sample's); ``tz``: the
     zone whose wall clock cuts the buckets (see :class:`Dashboard`), the page's first choice;
     ``topic_model``: the topic classifier whose topics a scored text is shown with, beside the
-    rules' (``--topic-model``)."""
+    rules' (``--topic-model``); ``detector_settings`` and ``prior``: the alert checks'
+    settings, `finance alerts`' flags (see :class:`Dashboard`)."""
     import gradio as gr
     import matplotlib.pyplot as plt
 
     from tunesmith.ui.highlight import highlight_component
 
     board = Dashboard(
-        model, db, rules, tz=tz, topic_model=topic_model, topic_threshold=topic_threshold
+        model,
+        db,
+        rules,
+        tz=tz,
+        topic_model=topic_model,
+        topic_threshold=topic_threshold,
+        detector_settings=detector_settings,
+        prior=prior,
     )
     with gr.Blocks() as blocks:
         gr.Markdown(board.intro)

@@ -28,7 +28,15 @@ from tunesmith_finance.documents import (
     to_document,
 )
 from tunesmith_finance.rules import RegexTimeoutError, Rules
-from tunesmith_finance.sources import RawRow, check_file, iter_csv, iter_jsonl, read_header
+from tunesmith_finance.sources import (
+    WORKBOOK,
+    RawRow,
+    check_file,
+    iter_csv,
+    iter_jsonl,
+    read_header,
+    read_workbook,
+)
 
 #: Documents scored together and stored in one transaction. Scoring 256 at a time cost a quarter
 #: more than scoring a whole file at once at int8 (length sorting and the two inference streams
@@ -173,8 +181,12 @@ class Ingester:
         are recognised by id). ``fmt`` (``jsonl`` or ``csv``): the format when the file's name
         does not say it (a rotated ``feed.jsonl.1``).
         """
-        path = Path(path)
         kind = check_file(path, empty_ok=follow, fmt=fmt)
+        if kind == WORKBOOK:
+            if follow:  # watch leaves workbooks out (docs/finance.md "Ingest")
+                raise UserInputError(f"{path}: workbooks are not followed; ingest it instead")
+            return self.ingest_workbook(path)
+        path = Path(path)
         key = str(path.resolve())
         report = Report(files=1)
         started = _time.perf_counter()
@@ -213,6 +225,31 @@ class Ingester:
                 handle.seek(offset)
                 rows = iter_jsonl(handle, offset=offset, line=line, follow=follow)
             self._run(rows, str(path), report, progress_key=key, header=header_text, source=handle)
+        report.seconds = _time.perf_counter() - started
+        return report
+
+    def ingest_workbook(self, path: str | Path) -> Report:
+        """Ingest a worksheet (``book.xlsx``, ``book.xlsx#Sheet``) from the row after the last
+        committed batch's. Its rows up to there must be as they were read (the same marks):
+        a sheet edited, sorted or cut above that row since is read again from its first row,
+        as a replaced file is (documents already stored are recognised by id)."""
+        report = Report(files=1)
+        started = _time.perf_counter()
+        sheet = read_workbook(path)
+        progress = storage.get_progress(self.db, sheet.key)
+        start = 0
+        if progress is not None:
+            if progress.header != sheet.header:
+                self.warn(f"{sheet.shown}: its header changed; reading it again from the start")
+            elif progress.fingerprint != sheet.mark_at(progress.line):
+                self.warn(
+                    f"{sheet.shown}: rows up to row {progress.line}, already read, have changed "
+                    "since (edited, inserted, deleted or sorted); reading it again from the start"
+                )
+            else:
+                start = progress.line
+        rows = [row for row in sheet.rows if row.line > start]
+        self._run(rows, sheet.shown, report, progress_key=sheet.key, header=sheet.header)
         report.seconds = _time.perf_counter() - started
         return report
 
@@ -284,15 +321,16 @@ class Ingester:
         pending: list[_Pending] = []
         issues: list[Issue] = []
         end, last_line, seen, first = 0, 0, 0, 0
+        mark: str | None = None
 
         def flush() -> None:  # the batch so far, with where it starts and ends in the file
             self._flush(pending, issues, origin, report, progress_key, end, last_line, header,
-                        first, source)  # fmt: skip
+                        first, source, mark)  # fmt: skip
 
         for row in rows:
             seen += 1
             first = first or row.line
-            end, last_line = row.end, row.line
+            end, last_line, mark = row.end, row.line, row.mark
             report.read += 1
             if row.value is None:
                 issues.append(Issue(origin, row.line, "skipped", row.error or "unreadable"))
@@ -321,9 +359,11 @@ class Ingester:
         header: str | None,
         first_line: int,
         source: IO[bytes] | None = None,
+        mark: str | None = None,
     ) -> None:
         """Score the new documents of a batch and commit them with the file's progress;
-        ``first_line``: the line of the batch's first row, where a rerun resumes."""
+        ``first_line``: the line of the batch's first row, where a rerun resumes; ``mark``:
+        a workbook's fingerprint of its rows up to ``end`` (its Excel row)."""
         known = storage.known_hashes(self.db, [p.doc.id for p in pending])
         fresh: list[_Pending] = []
         batch_hash: dict[str, str] = {}
@@ -368,11 +408,14 @@ class Ingester:
                         # From the bytes read, not the path: a file put in its place while
                         # this batch was scored must not be resumed at this offset. "" (not
                         # None, which older records have): cut meanwhile, so read it again.
-                        print_ = (
-                            storage.handle_fingerprint(source, end)
-                            if source is not None
-                            else storage.fingerprint(progress_key, end)
-                        ) or ""
+                        if mark is not None:
+                            print_ = mark
+                        else:
+                            print_ = (
+                                storage.handle_fingerprint(source, end)
+                                if source is not None
+                                else storage.fingerprint(progress_key, end)
+                            ) or ""
                         storage.set_progress(tx, progress_key, end, line, header, print_)
                     if not self._meta_written and stored:
                         # The model that scored the documents, for `finance alerts`.

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import time as _time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from tunesmith_finance.alerts import AlertOptions, alert_message, run_alerts
 from tunesmith_finance.documents import RowError, check_columns, resolve_zone, to_document
-from tunesmith_finance.sources import check_file, iter_csv, iter_jsonl, read_header
+from tunesmith_finance.sources import (
+    WORKBOOK,
+    check_file,
+    iter_csv,
+    iter_jsonl,
+    read_header,
+    read_workbook,
+)
 from tunesmith_finance.trends import bucket_index, bucket_start, iso
 
 
@@ -27,14 +35,17 @@ def read_stream(
     kind = check_file(path)
     records: list[tuple[float, int, dict]] = []
     bad = 0
-    with path.open("rb") as handle:
-        if kind == "csv":
+    with ExitStack() as opened:
+        if kind == WORKBOOK:  # read whole, its rows numbered as Excel shows them
+            rows = iter(read_workbook(path).rows)
+        elif kind == "csv":
+            handle = opened.enter_context(path.open("rb"))
             header, size, lines = read_header(handle, name=str(path))
             if header:
                 check_columns(header, str(path))
             rows = iter_csv(handle, header, offset=size, line=lines)
         else:
-            rows = iter_jsonl(handle)
+            rows = iter_jsonl(opened.enter_context(path.open("rb")))
         for row in rows:
             if row.value is None:
                 bad += 1

@@ -3,6 +3,12 @@
 Each record comes with its line number and the byte offset just after it; ingest stores that
 offset with each committed batch. With ``follow=True`` (a watched file that may still grow), a
 last line without its newline, or a CSV record whose quotes are still open, is left for later.
+
+An Excel workbook (``book.xlsx``, ``book.xlsx#Sheet``) has no byte offsets (it is a zip that
+Excel rewrites whole on each save): :func:`read_workbook` gives each row its Excel row number
+as its "offset" and a **mark**, the SHA-256 of the header and every row read up to it, so that
+a resumed ingest can tell rows appended below from rows edited, inserted, deleted or sorted
+above where it stopped.
 """
 
 from __future__ import annotations
@@ -15,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tunesmith.data.excel import EXCEL_SUFFIXES, REFUSED_SPREADSHEETS, data_file
 from tunesmith.data.limits import MAX_FIELD_CHARS
 from tunesmith.errors import DataError, UserInputError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+#: Workbooks: read whole (not followed by ``watch``), resumed at an Excel row.
+WORKBOOK = "xlsx"
 #: Longest record read (bytes): the longest field at UTF-8's 4 bytes a character, and 64 KiB for
 #: the other fields. A line without its newline, or a CSV quote never closed, is otherwise read
 #: whole into memory; past this it is skipped as one row error, read in chunks to its end.
@@ -35,11 +44,20 @@ class RawRow:
     end: int
     value: dict[str, Any] | None
     error: str | None = None
+    mark: str | None = None  # a workbook row's: the hash of the rows up to it (module doc)
 
 
 def format_of(path: str | Path) -> str:
-    """``jsonl`` or ``csv`` from a file's suffix."""
-    suffix = Path(path).suffix.lower()
+    """``jsonl``, ``csv`` or ``xlsx`` (:data:`WORKBOOK`) from a file's suffix; a workbook's
+    sheet (``book.xlsx#Sheet 2``) is not part of it."""
+    suffix = data_file(path).suffix.lower()
+    if suffix in EXCEL_SUFFIXES:
+        return WORKBOOK
+    if suffix in REFUSED_SPREADSHEETS:
+        raise UserInputError(
+            f"{path}: {REFUSED_SPREADSHEETS[suffix]} is not read; save it from Excel or "
+            "LibreOffice as an Excel Workbook (.xlsx), or as CSV UTF-8"
+        )
     if suffix not in FORMATS:
         inner = Path(path).with_suffix("").suffix.lower()
         if suffix in (".gz", ".bz2", ".xz", ".zst") and inner in FORMATS:
@@ -51,7 +69,7 @@ def format_of(path: str | Path) -> str:
                 f"{tool} {path} | tunesmith finance ingest -{fmt} ..."
             )
         raise UserInputError(
-            f"{path}: unsupported file type {suffix or '(none)'}; use .jsonl or .csv"
+            f"{path}: unsupported file type {suffix or '(none)'}; use .jsonl, .csv or .xlsx"
         )
     return FORMATS[suffix]
 
@@ -63,10 +81,15 @@ def check_file(path: str | Path, *, empty_ok: bool = False, fmt: str | None = No
     written later; a file named on the command line is then a mistake). ``fmt``: the format
     when the name does not say it (a rotated ``feed.jsonl.1``)."""
     kind = fmt or format_of(path)
-    if not Path(path).is_file():
-        raise UserInputError(f"{path}: no such file")
-    if not empty_ok and Path(path).stat().st_size == 0:
-        raise DataError("empty file; no documents", path=path)
+    file = data_file(path) if kind == WORKBOOK else Path(path)
+    if not file.is_file():
+        raise UserInputError(f"{file}: no such file")
+    if not empty_ok and file.stat().st_size == 0:
+        raise DataError("empty file; no documents", path=file)
+    if kind == WORKBOOK:
+        from tunesmith.data.excel import check_sheet
+
+        check_sheet(path)  # an unknown sheet, an .xls renamed: before the model loads
     return kind
 
 
@@ -300,3 +323,73 @@ def iter_csv(
             yield RawRow(first, position, None, f"expected {len(header)} fields, got {len(fields)}")
             continue
         yield RawRow(first, position, dict(zip(header, fields, strict=True)))
+
+
+@dataclass
+class Workbook:
+    """A worksheet read for ingest: ``shown`` names it in messages (``book.xlsx#Sheet`` when
+    the workbook has several sheets), ``key`` is its progress record's (the absolute file and
+    the sheet's name, however the sheet was asked for), ``header`` its header as stored."""
+
+    shown: str
+    key: str
+    header: str
+    rows: list[RawRow]
+
+    def mark_at(self, line: int) -> str:
+        """The mark of the rows up to Excel row ``line`` (of none: the header's)."""
+        mark = _first_mark(self.header)
+        for row in self.rows:
+            if row.line > line:
+                break
+            mark = row.mark or mark
+        return mark
+
+
+def _first_mark(header: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(header.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def read_workbook(path: str | Path) -> Workbook:
+    """The rows of a worksheet (``book.xlsx``: the first sheet Excel shows) under its header,
+    each with its Excel row number and mark. A cell Excel cannot give a value for (``#N/A``, a
+    formula never calculated) in a column a document is made of makes its row an unreadable
+    one; in another column (a computed one ingest does not read) it is left out. The header's problems are one DataError naming its row."""
+    import hashlib
+
+    from tunesmith.data.excel import BadCell, read_sheet
+    from tunesmith.data.readers import check_unique_header
+    from tunesmith_finance import documents
+
+    used = {*documents.ID_FIELDS, *documents.TIME_FIELDS, *documents.TEXT_FIELDS, "source"}
+    used |= {*documents.TOPIC_FIELDS, *documents.TICKER_FIELDS}
+    sheet = read_sheet(path, strict=False)
+    names = [name for _, name in sheet.columns]
+    if not names:
+        raise DataError("the sheet is empty; no documents", path=sheet.shown)
+    check_unique_header(
+        names, sheet.shown, row=sheet.header_row, positions=[c for c, _ in sheet.columns]
+    )
+    try:
+        documents.check_columns(names, sheet.shown)
+    except DataError as exc:  # it says row 1, a CSV's header line
+        raise DataError(
+            exc.message, path=sheet.shown, row=sheet.header_row, column=exc.column
+        ) from None
+    header = "\x1f".join(names)
+    running = hashlib.sha256(header.encode("utf-8", "surrogatepass"))
+    key = f"{data_file(path).resolve()}#{sheet.name}"
+    rows: list[RawRow] = []
+    for number, values in sheet.rows:
+        # repr: a type change (the date 2026-11-05 typed over as text) is a change too
+        running.update(repr((number, list(values.values()))).encode("utf-8", "surrogatepass"))
+        mark = running.copy().hexdigest()
+        bad = [v.problem for k, v in values.items() if isinstance(v, BadCell) and k in used]
+        if bad:
+            rows.append(RawRow(number, number, None, bad[0], mark))
+            continue
+        value = {k: v for k, v in values.items() if not isinstance(v, BadCell)}
+        rows.append(RawRow(number, number, value, None, mark))
+    return Workbook(sheet.shown, key, header, rows)

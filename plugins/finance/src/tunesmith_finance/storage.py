@@ -101,6 +101,12 @@ MIGRATIONS = [
     """
     ALTER TABLE finance_alerts ADD COLUMN explained INTEGER;
     """,
+    # The detector settings an alert was found with (JSON: bucket, window, half-life, ...,
+    # prior; durations in seconds): alerts of several buckets in one database are told apart.
+    # NULL for alerts stored before.
+    """
+    ALTER TABLE finance_alerts ADD COLUMN settings TEXT;
+    """,
 ]
 
 #: How many bytes before the offset the fingerprint covers.
@@ -316,10 +322,10 @@ def count_documents(db: Any) -> int:
     return int(db.query("SELECT COUNT(*) AS n FROM finance_documents")[0]["n"])
 
 
-def recorded_model(path: str | Path) -> str | None:
-    """The model `finance ingest` recorded in the database at ``path`` (:func:`get_meta`),
-    read without creating, migrating or waiting for the file; None when there is none or the
-    file cannot be read now (missing, locked, not a finance database)."""
+def _read_only(path: str | Path, sql: str) -> list[Any] | None:
+    """The rows of ``sql`` on the database at ``path``, read without creating, migrating or
+    waiting for the file; None when it cannot be read now (missing, locked, not a finance
+    database)."""
     import sqlite3
 
     path = Path(path).expanduser()
@@ -328,10 +334,26 @@ def recorded_model(path: str | Path) -> str | None:
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
         try:
-            rows = con.execute("SELECT value FROM finance_meta WHERE name = 'model'").fetchall()
+            return con.execute(sql).fetchall()
         finally:
             con.close()
+    except sqlite3.Error:
+        return None
+
+
+def recorded_model(path: str | Path) -> str | None:
+    """The model `finance ingest` recorded in the database at ``path`` (:func:`get_meta`),
+    read without creating, migrating or waiting for the file; None when there is none or the
+    file cannot be read now (missing, locked, not a finance database)."""
+    rows = _read_only(path, "SELECT value FROM finance_meta WHERE name = 'model'")
+    try:
         value = json.loads(rows[0][0]) if rows else None
-    except (sqlite3.Error, ValueError):
+    except (ValueError, TypeError):  # not JSON text: not a value ingest wrote
         return None
     return value if isinstance(value, str) and value else None
+
+
+def has_documents(path: str | Path) -> bool:
+    """Whether the database at ``path`` holds a document, read as :func:`recorded_model`
+    reads (False when it cannot be read now)."""
+    return bool(_read_only(path, "SELECT 1 FROM finance_documents LIMIT 1"))

@@ -6,16 +6,21 @@ newline yet) waits for the next change. A file renamed in the folder (a log rota
 ``feed.jsonl.1``) is followed under its new name: its progress moves with it, so the lines
 written just before the rename (or after it, by a writer that has not reopened its file yet)
 are read.
+
+Workbooks (``.xlsx``, ``.xlsm``) are not followed: Excel rewrites the whole file on each save
+(there are no appended lines, and a read during a save sees half a zip). The watcher says so
+once for each and leaves them to ``finance ingest``, which resumes at the last stored row.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.excel import EXCEL_SUFFIXES
 from tunesmith.errors import UserInputError
 from tunesmith_finance.ingest import Report
 from tunesmith_finance.sources import FORMATS, format_of
@@ -27,6 +32,22 @@ def _wanted(path: Path) -> bool:
 
 def _files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_file() and _wanted(p)]
+
+
+def note_workbooks(paths: Iterable[Path], noted: set[Path], log: Callable[[str], None]) -> None:
+    """Say once for each workbook among ``paths`` that it is not watched, and what to run
+    instead (Office's ``~$book.xlsx`` lock files and hidden files are no workbooks)."""
+    for path in sorted(paths):
+        name = path.name
+        if path.suffix.lower() not in EXCEL_SUFFIXES or name.startswith(("~$", ".")):
+            continue
+        if path not in noted:
+            noted.add(path)
+            log(
+                f"{path}: workbooks are not watched (Excel rewrites the whole file on each "
+                f"save); run `tunesmith finance ingest '{path}'` after saving it, which "
+                "resumes after the rows already stored"
+            )
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -142,7 +163,9 @@ def watch_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise UserInputError(f"{folder}: no such folder")
+    noted: set[Path] = set()
     if once:
+        note_workbooks(folder.iterdir(), noted, log)
         report = ingest_paths(ingester, _files(folder), log)
         if on_pass is not None:
             on_pass(report)
@@ -159,12 +182,14 @@ def watch_folder(
         folder, stop_event=stop_event, recursive=False, rust_timeout=500, yield_on_timeout=True
     ):
         if not scanned:
+            note_workbooks(folder.iterdir(), noted, log)
             paths = set(_files(folder))
             scanned = True
         else:
             # Renamed files first: their progress moves before a new file takes the old name.
             moved = renames.moved(ingester.db) if changes else {}
             paths = {Path(p) for change, p in changes if change != Change.deleted}
+            note_workbooks(paths, noted, log)
             paths = {
                 p
                 for p in paths | retry | set(moved)

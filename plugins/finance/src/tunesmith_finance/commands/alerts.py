@@ -138,13 +138,19 @@ def _load_model_for_alerts(store: Any, model: Path | None, explain: bool) -> Any
 
 
 def _print_alert(alert: dict[str, Any], *, listing: bool = False) -> None:
-    from tunesmith_finance.alerts import alert_message
+    from tunesmith_finance.alerts import alert_message, settings_flags
 
     echo_out(alert_message(alert))
     if listing and not alert["sent"]:  # found without a sink, or stored before it was sent
         echo_out(
             "    not sent yet: the next `finance alerts` or `watch --alerts` with a --sink sends it"
         )
+    # Alerts of several runs (a 6h look beside the hourly cron) share one list: which settings
+    # found each one is what tells them apart.
+    flags = settings_flags(alert.get("settings"))
+    echo_out(
+        f"    found with {flags}" if flags else "    found with: not recorded (an older alert)"
+    )
     for example in alert["examples"]:
         echo_out(f"    {example['score']:+.3f}  {example['time']}  {example['text'][:90]}")
 

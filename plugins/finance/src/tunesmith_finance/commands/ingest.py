@@ -25,7 +25,10 @@ from tunesmith_finance.commands.output import print_report
 
 
 def ingest_command(
-    files: list[str] = typer.Argument(..., help="JSONL or CSV files; '-' reads standard input."),
+    files: list[str] = typer.Argument(
+        ...,
+        help="JSONL, CSV or .xlsx files (book.xlsx#Sheet for a sheet); '-' reads standard input.",
+    ),
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     rules: Path | None = RULES,

@@ -34,7 +34,9 @@ from tunesmith_finance.commands.output import NOT_SENT, echo_err, print_report
 
 
 def watch_command(
-    folder: Path = typer.Argument(..., help="Folder to watch for .jsonl and .csv files."),
+    folder: Path = typer.Argument(
+        ..., help="Folder to watch for .jsonl and .csv files (workbooks: use ingest)."
+    ),
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     rules: Path | None = RULES,
