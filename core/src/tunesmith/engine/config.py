@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.excel import data_file
+from tunesmith.devices import PRECISIONS
 from tunesmith.engine.resolved import Resolved
 from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
@@ -162,6 +163,10 @@ class RunConfig:
     lora_alpha: int = LORA_DEFAULTS[1]
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    #: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (:func:`tunesmith.devices.resolve_device`).
+    device: str = "auto"
+    #: ``fp32``, or mixed ``fp16``/``bf16`` (:func:`tunesmith.devices.check_precision`).
+    precision: str = "fp32"
     #: What the ``auto``/``None`` settings resolved to; filled in by ``train``.
     resolved: Resolved = field(default_factory=Resolved)
 
@@ -223,6 +228,8 @@ class RunConfig:
             raise bad("--label-examples", self.label_examples, " | ".join(LABEL_EXAMPLES))
         if self.nearest not in NEAREST:
             raise bad("--nearest", self.nearest, " | ".join(NEAREST))
+        if self.precision not in PRECISIONS:
+            raise bad("--precision", self.precision, " | ".join(PRECISIONS))
         if self.class_weights not in CLASS_WEIGHTS:
             raise bad("--class-weights", self.class_weights, "none | auto")
         # NaN fails every comparison and inf passes "> 0": the Trainer then raised an

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunesmith.devices import model_device
 from tunesmith.engine.feature_cache import compute_frozen_features, num_layers, split_supported
 from tunesmith.engine.modeling import mean_pool, pooling_of
 from tunesmith.engine.nearest import TEMPERATURE, NearestExamples
@@ -14,13 +15,21 @@ from tunesmith.engine.strategies import backbone_of
 
 
 def pooled_embeddings(model: Any, encodings: list[dict[str, Any]], *, pad_id: int) -> Any:
-    """The pooled embeddings of ``encodings`` as ``model``'s head reads them (not normalised)."""
+    """The pooled embeddings of ``encodings`` as ``model``'s head reads them (not normalised),
+    on the CPU wherever the model runs (the probe and the nearest examples work there)."""
     if split_supported(model):
         features = compute_frozen_features(
             model, encodings, depth=num_layers(model), pooled=True, pad_id=pad_id
         )
         return features.values
     return _pooled_whole(model, encodings, pad_id=pad_id)
+
+
+def head_logits(model: Any, pooled: Any) -> Any:
+    """``model``'s classification head on CPU ``pooled`` embeddings, as CPU logits: after a
+    GPU run the head is still on the GPU."""
+    head = model.classifier
+    return head(pooled.to(next(head.parameters()).device)).cpu()
 
 
 def _pooled_whole(
@@ -38,6 +47,7 @@ def _pooled_whole(
     pooler = getattr(backbone, "pooler", None)
     order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
     results: list[Any] = [None] * len(encodings)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     try:
@@ -45,12 +55,13 @@ def _pooled_whole(
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 batch = pad_tokens([encodings[i] for i in idx], pad_id)
-                inputs = {k: v for k, v in batch.items() if k in accepted}
+                inputs = {k: v.to(device) for k, v in batch.items() if k in accepted}
                 hidden = backbone(**inputs).last_hidden_state
                 if mean:
-                    vectors = mean_pool(hidden, batch["attention_mask"])
+                    vectors = mean_pool(hidden, inputs["attention_mask"])
                 else:
                     vectors = pooler(hidden) if pooler is not None else hidden[:, 0]
+                vectors = vectors.cpu()
                 for row, i in enumerate(idx):
                     results[i] = vectors[row].clone()
     finally:

@@ -198,14 +198,16 @@ def same_run(where: str | Path, run: Any, *, ignore: frozenset[str] = frozenset(
         return False
 
 
-def load_ensemble(path: str | Path, *, quantize: str | None = None) -> list[Any]:
+def load_ensemble(
+    path: str | Path, *, quantize: str | None = None, device: str = "cpu"
+) -> list[Any]:
     """Every member of the model at ``path`` loaded (``LoadedModel``), the first one first; a
     single model gives a list of one. Members must share their labels. The temperature(s) that
     ``calibrate`` fitted on the ensemble's mean go on the first member's ``extra``
     (:data:`~tunesmith.engine.predict.MEAN_TEMPERATURE`), where scoring the members together
     applies them."""
-    models = [load_model(path, quantize=quantize)]
-    models += [load_model(m, quantize=quantize) for m in read_members(path)]
+    models = [load_model(path, quantize=quantize, device=device)]
+    models += [load_model(m, quantize=quantize, device=device) for m in read_members(path)]
     for model in models[1:]:
         if list(model.labels) == list(models[0].labels):
             continue

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.devices import model_device
 from tunesmith.engine.modeling import mean_pool, pooling_of
 from tunesmith.engine.padding import pad_tokens
 from tunesmith.engine.strategies import backbone_of, encoder_layers, num_layers
@@ -163,6 +164,7 @@ def compute_frozen_features(
     backbone = backbone_of(model)
     layers = list(encoder_layers(model))[:depth]
     mean = pooling_of(model) == "mean"
+    device = model_device(model)
     was_training = model.training
     model.eval()
     order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
@@ -170,7 +172,9 @@ def compute_frozen_features(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = pad_tokens([encodings[i] for i in idx], pad_id)
+            batch = {
+                k: v.to(device) for k, v in pad_tokens([encodings[i] for i in idx], pad_id).items()
+            }
             mask2d = batch["attention_mask"]
             hidden = backbone.embeddings(
                 input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids")
@@ -180,11 +184,14 @@ def compute_frozen_features(
             )
             for layer in layers:
                 hidden = layer(hidden, mask)
+            # Features are data: kept on the CPU, so a cache file loads on any machine.
             if pooled:
                 vectors = mean_pool(hidden, mask2d) if mean else backbone.pooler(hidden)
+                vectors = vectors.cpu()
                 for row, i in enumerate(idx):
                     results[i] = vectors[row].clone()
             else:
+                hidden, mask2d = hidden.cpu(), mask2d.cpu()
                 for row, i in enumerate(idx):
                     length = int(mask2d[row].sum())
                     results[i] = hidden[row, :length].clone()
@@ -218,7 +225,7 @@ def load_or_compute(
     path = folder / f"{key}.pt"
     if path.is_file():
         try:
-            saved = torch.load(path, weights_only=True)
+            saved = torch.load(path, weights_only=True, map_location="cpu")
             return FrozenFeatures(saved["values"], saved.get("offsets")), True
         except Exception:  # a damaged cache file is recomputed, never trusted
             path.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.devices import as_float32, resolve_device
 from tunesmith.engine.lexical import LEXICAL_FILE, LexicalModel
 from tunesmith.engine.max_length import input_limit
 from tunesmith.engine.modeling import cap_tokenizer_length, load_classifier, read_config
@@ -328,12 +329,17 @@ def _load_tokenizer(directory: Path, run_config: dict[str, Any] | None) -> Any:
     return AutoTokenizer.from_pretrained(resolve_model(base_name).location, trust_remote_code=False)
 
 
-def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
+def load_model(
+    path: str | Path, *, quantize: str | None = None, device: str = "cpu"
+) -> LoadedModel:
     """Load the model directory ``path`` in eval mode, with its labels, task and calibration.
 
     ``quantize="int8"`` quantises the linear layers to int8 (CPU serving), with the activation
-    ranges in ``int8_ranges.json`` when the directory has them.
-    Raises :class:`ModelNotFoundError` when ``path`` is missing or is not a model directory.
+    ranges in ``int8_ranges.json`` when the directory has them. ``device``: ``cpu`` (the
+    default), ``auto``, ``cuda``, ``cuda:N`` or ``mps`` (:func:`tunesmith.devices.resolve_device`);
+    the weights are float32 wherever they were trained or saved.
+    Raises :class:`ModelNotFoundError` when ``path`` is missing or is not a model directory,
+    :class:`UserInputError` for a device this machine lacks or int8 off the CPU.
     """
     if quantize not in (None, "int8"):
         raise UserInputError(f"unknown quantisation {quantize!r}; the choice is 'int8'")
@@ -341,6 +347,7 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
     _check_weights(directory)
 
     configure_threads()  # before transformers imports torch: see threads.py
+    device = resolve_device(device, quantize=quantize)
     run_config = read_json_object(directory / RUN_CONFIG_FILE)
     calibration = read_json_object(directory / CALIBRATION_FILE)
     from safetensors import SafetensorError
@@ -358,6 +365,7 @@ def load_model(path: str | Path, *, quantize: str | None = None) -> LoadedModel:
             raise ModelNotFoundError(
                 f"{directory} could not be loaded as a model: {reason}"
             ) from exc
+    model = as_float32(model).to(device)
     model.eval()
     _check_finite(model, directory)
     labels = _labels_from_config(config)

@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from tunesmith.devices import as_float32
 from tunesmith.engine.nearest import NEAREST_ATTR, attach, attached, load_for
 from tunesmith.errors import UserInputError
 from tunesmith.hf_quiet import quiet_transformers, silence_transformers
@@ -268,6 +269,9 @@ def build_classifier(
             model = auto_cls.from_pretrained(str(location), config=marked, trust_remote_code=False)
         else:
             model = auto_cls.from_pretrained(str(location), trust_remote_code=False, **mapping)
+    # Trained in float32 whatever the base was saved in: --precision mixes in half precision
+    # where the device can, and half-precision weights would lose small updates.
+    as_float32(model)
     attach(model, None)  # a trained base's nearest-example settings do not belong to this model
     model.config.update({TASK_KEY: task, BASE_MODEL_KEY: base_name or str(location)})
     if task != "ner":

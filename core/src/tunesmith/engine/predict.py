@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.devices import model_device
 from tunesmith.engine.calibration import apply_temperature, temper_mean
 from tunesmith.engine.lexical import mix_into
 from tunesmith.engine.loading import LoadedModel
@@ -80,9 +81,13 @@ def _run_sorted(
         padded = pad_rows(loaded.tokenizer, rows, attention_mask="attention_mask" in names)
         batches.append((chunk, {k: v for k, v in padded.items() if k in names}))
 
+    device = model_device(model)
+
     def work(item: tuple[list[int], dict[str, Any]]) -> None:
         chunk, batch = item
-        logits = _logits_of(model(**batch)).float().numpy()
+        if device != "cpu":  # a model loaded with device=cuda/mps reads its inputs there
+            batch = {k: v.to(device) for k, v in batch.items()}
+        logits = _logits_of(model(**batch)).float().cpu().numpy()
         for row, index in enumerate(chunk):
             results[index] = logits[row]
 

@@ -29,7 +29,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tunesmith.errors import DataError
+from tunesmith.devices import model_device
+from tunesmith.errors import DataError, UserInputError
 from tunesmith.io import read_json_object
 from tunesmith.model_dir import INT8_RANGES_FILE
 
@@ -306,6 +307,12 @@ def quantize_int8(
     (docs/benchmarks.md). ``kernel`` is ``auto``,
     ``onednn`` or ``fbgemm`` (see the module docstring).
     """
+    if model_device(model) != "cpu":
+        # torch's int8 linears have CPU kernels only; on a GPU they fail deep inside a forward.
+        raise UserInputError(
+            f"int8 quantisation runs on the CPU only, and this model is on {model_device(model)}; "
+            "load it on the CPU (device='cpu') to quantise it"
+        )
     ranges = ranges or {}
     if choose_kernel(kernel) == "onednn":
         return _quantize_onednn(model, ranges)

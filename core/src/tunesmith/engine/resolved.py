@@ -18,6 +18,10 @@ class Resolved:
 
     notes: list[str] = field(default_factory=list)
     threads: int | None = None
+    #: The device that trained the model (``cpu``, ``cuda:0``, ``mps``) and its precision
+    #: (``fp32``, or mixed ``fp16``/``bf16``), as ``--device``/``--precision`` resolved.
+    device: str | None = None
+    precision: str | None = None
     #: ``cls``/``mean``/...: the classification head's input (not for NER).
     pooling: str | None = None
     max_length: int | None = None

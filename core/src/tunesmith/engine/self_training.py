@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tunesmith.engine.embeddings import head_logits
 from tunesmith.engine.modeling import set_head_weights
 from tunesmith.engine.probe import fit_linear_probe
 
@@ -33,7 +34,7 @@ def _predict(model: Any, memory: Any, pooled: Any) -> tuple[Any, Any]:
     import torch
 
     with torch.inference_mode():
-        logits = model.classifier(pooled)
+        logits = head_logits(model, pooled)
         if memory is not None:
             logits = memory.mix(logits, pooled)
         confidence, label = torch.softmax(logits.float(), dim=-1).max(dim=-1)

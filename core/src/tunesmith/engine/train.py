@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tunesmith.devices import check_precision, resolve_device
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.distributed import barrier, is_main_process
 from tunesmith.engine.prepare import Log, stderr_log
@@ -78,6 +79,9 @@ def _train_locked(run: RunConfig, log: Log) -> Path:
         check_work_dir(run)
     allow_network(run.allow_network)
     run.resolved = Resolved()
+    # Before the data is read: a device this machine lacks is one line, not a late traceback.
+    run.resolved.device = resolve_device(run.device)
+    run.resolved.precision = check_precision(run.precision, run.resolved.device)
     state = Training(run=run, log=log, resolved=run.resolved)
     prepare.run(state)
     encode.run(state)

@@ -65,7 +65,7 @@ def make_trainer_class() -> Any:
             path = os.path.join(checkpoint, name)
             if not os.path.isfile(path):
                 return None  # written by a tunesmith that did not record it
-            record = torch.load(path, weights_only=True)
+            record = torch.load(path, weights_only=True, map_location="cpu")
             return record if isinstance(record, dict) else None
 
         def _save_rng_state(self, output_dir: str) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.devices import as_float32, model_device, resolve_device
 from tunesmith.engine.int8_ranges import RANGE_BATCH, RANGE_TEXTS, measure_activation_ranges
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.max_length import MAX_INPUT_TOKENS, model_max_length
@@ -241,12 +242,15 @@ class Encoder:
         quantize: str | None = None,
         max_length: int | None = None,
         allow_network: bool = False,
+        device: str = "cpu",
     ) -> Encoder:
         """Load ``model``: ``"default"``, a sentence-transformers/HF encoder directory, a
         ``tunesmith train`` classifier directory, or (with ``allow_network``) a hub id.
 
         ``quantize="int8"`` quantises the linear layers; ``max_length`` caps tokens per text
-        (default: the model's own limit, 256 for all-MiniLM-L6-v2).
+        (default: the model's own limit, 256 for all-MiniLM-L6-v2). ``device``: ``cpu``,
+        ``auto``, ``cuda``, ``cuda:N`` or ``mps`` (:func:`tunesmith.devices.resolve_device`;
+        int8 runs on the CPU only); vectors come back as numpy arrays either way.
         """
         if quantize not in (None, "int8"):
             raise UserInputError(f"unknown quantisation {quantize!r}; the choice is 'int8'")
@@ -258,6 +262,7 @@ class Encoder:
         resolved = resolve_model(str(model))
 
         configure_threads()  # before torch is imported: see engine/threads.py
+        device = resolve_device(device, quantize=quantize)
         if not resolved.is_local:
             encoder = cls._load_plain(resolved.location, resolved.display_name, quantize)
         else:
@@ -266,7 +271,7 @@ class Encoder:
             if (directory / "modules.json").exists():
                 encoder = cls._load_sentence_transformers(directory, name, quantize)
             elif is_classifier_dir(directory):
-                encoder = cls._load_classifier(directory, name, quantize)
+                encoder = cls._load_classifier(directory, name, quantize, device)
             else:
                 encoder = cls._load_plain(str(directory), name, quantize)
         if max_length is not None:
@@ -274,6 +279,7 @@ class Encoder:
             # position embeddings.
             limit = model_max_length(encoder.tokenizer, encoder.model.config)
             encoder.max_length = min(max_length, limit)
+        encoder.model.to(device)
         return encoder
 
     @classmethod
@@ -317,8 +323,11 @@ class Encoder:
         )
 
     @classmethod
-    def _load_classifier(cls, directory: Path, name: str, quantize: str | None) -> Encoder:
-        return cls.from_classifier(load_model(directory, quantize=quantize), name, directory)
+    def _load_classifier(
+        cls, directory: Path, name: str, quantize: str | None, device: str = "cpu"
+    ) -> Encoder:
+        loaded = load_model(directory, quantize=quantize, device=device)
+        return cls.from_classifier(loaded, name, directory)
 
     @classmethod
     def from_classifier(
@@ -403,6 +412,7 @@ class Encoder:
         pad = 0 if pad is None else int(pad)
         bar = _progress_bar(len(ids)) if show else None
         model = self.model
+        device = model_device(model)
 
         def work(chunk: list[int]) -> None:
             width = lengths[chunk[0]]
@@ -412,19 +422,19 @@ class Encoder:
                 n = lengths[index]
                 input_ids[row, :n] = ids[index]
                 mask[row, :n] = 1
-            attention = torch.from_numpy(mask)
+            attention = torch.from_numpy(mask).to(device)
             # Sorted batches are often all one length: without padding the model needs no
             # mask, and attention skips building and applying one (measured: 7 % faster on a
             # batch of 32 x 16 tokens).
             uniform = lengths[chunk[-1]] == width
             hidden = model(
-                input_ids=torch.from_numpy(input_ids),
+                input_ids=torch.from_numpy(input_ids).to(device),
                 attention_mask=None if uniform else attention,
             ).last_hidden_state
             vectors = pool(hidden, attention, self.layout.pooling).float()
             if self.layout.normalize:
                 vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
-            out[chunk] = vectors.numpy()  # rows of one batch only: streams never overlap
+            out[chunk] = vectors.cpu().numpy()  # rows of one batch only: streams never overlap
 
         was_training = model.training
         model.eval()
@@ -444,11 +454,13 @@ class Encoder:
 
     def embed_batch(self, batch: dict[str, Any]) -> Any:
         """Pooled (and normalised, as the model is) vectors of a tokenised batch, with gradients
-        when the model trains: what pair fine-tuning optimises."""
+        when the model trains: what pair fine-tuning optimises. On the model's device."""
+        device = model_device(self.model)
+        mask = batch["attention_mask"].to(device)
         hidden = self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            input_ids=batch["input_ids"].to(device), attention_mask=mask
         ).last_hidden_state
-        vectors = pool(hidden, batch["attention_mask"], self.layout.pooling)
+        vectors = pool(hidden, mask, self.layout.pooling)
         if self.layout.normalize:
             import torch
 
@@ -518,6 +530,7 @@ def _auto_model(location: str | Path) -> tuple[Any, Any]:
             raise ModelNotFoundError(
                 f"{location} could not be loaded as an encoder: {exc}"
             ) from exc
+    as_float32(model)  # saved in half precision: the CPU and the int8 kernels want float32
     model.eval()
     return model, cap_tokenizer_length(tokenizer, model.config)
 

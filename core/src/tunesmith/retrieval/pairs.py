@@ -47,6 +47,7 @@ from tunesmith.data.load import (
     _read_rows,
     _text_of,
 )
+from tunesmith.devices import model_device
 from tunesmith.engine.quantize import RANGES_FILE
 from tunesmith.errors import UserInputError
 from tunesmith.hf_quiet import quiet_transformers
@@ -289,8 +290,8 @@ def ranking_loss(queries: Any, candidates: Any, masked: Any) -> Any:
     import torch.nn.functional as F
 
     scores = SCALE * F.normalize(queries, dim=1) @ F.normalize(candidates, dim=1).T
-    scores = scores.masked_fill(masked, float("-inf"))
-    return F.cross_entropy(scores, torch.arange(len(queries)))
+    scores = scores.masked_fill(masked.to(scores.device), float("-inf"))
+    return F.cross_entropy(scores, torch.arange(len(queries), device=scores.device))
 
 
 def _step(
@@ -394,7 +395,8 @@ def _versions() -> dict[str, str]:
 
 def _save(encoder: Any, directory: Path, range_texts: Sequence[str], seed: int) -> None:
     """The weights, tokenizer and sentence-transformers files, plus recorded int8 ranges."""
-    model = encoder.model
+    # Back to the CPU after a GPU run: the int8 ranges are recorded where int8 runs.
+    model = encoder.model.to("cpu")
     # A classifier's encoder carries the classifier's keys; the saved encoder is a plain one.
     for key in (TASK_KEY, POOLING_KEY, ADAPTER_KEY):
         if hasattr(model.config, key):
@@ -458,6 +460,7 @@ def train_pair_encoder(
     seed: int = 42,
     force: bool = False,
     progress: bool | None = None,
+    device: str = "cpu",
 ) -> PairTrainingResult:
     """Fine-tune ``model`` so that each query embeds next to its target; save it to ``out``.
 
@@ -465,6 +468,8 @@ def train_pair_encoder(
     ``None``/empty for none) is a wrong target for ``queries[i]``. Without ``eval_queries`` a
     seeded share of the distinct queries is held out for the metrics. Pairs with an empty side
     are skipped; texts longer than ``max_length`` tokens (default: the model's) are truncated.
+    ``device`` (``cpu``, ``auto``, ``cuda``, ``cuda:N``, ``mps``) is where it trains; the saved
+    encoder is float32 and loads on any machine.
     Raises :class:`UserInputError` for bad input, :class:`OutputExistsError` when ``out`` exists
     and ``force`` is not set. Returns the path and the metrics (also in ``out/metrics.json``).
     """
@@ -520,7 +525,7 @@ def train_pair_encoder(
         # Too little data to hold any out: measure on the training pairs, and say so.
         eq, et, eval_source = train_q, train_t, "training pairs (too few queries to hold out)"
 
-    encoder = Encoder.load(model, max_length=max_length)
+    encoder = Encoder.load(model, max_length=max_length, device=device)
     candidates = list(dict.fromkeys([*train_t, *et]))
     started = time.perf_counter()
     untuned = evaluate_pairs(encoder, eq, et, candidates)
@@ -560,6 +565,7 @@ def train_pair_encoder(
             "lr": lr,
             "max_length": encoder.max_length,
             "seed": seed,
+            "device": model_device(encoder.model),
             "scale": SCALE,
             "hard_negatives": sum(1 for n in train_n or [] if n),
             "pooling": list(encoder.pooling),

@@ -9,6 +9,7 @@ import typer
 
 from tunesmith.commands.engine.ensemble_note import say_if_ensemble
 from tunesmith.commands.engine.output import clean_nan, echo_json, fmt, print_table
+from tunesmith.devices import DEVICE_HELP
 
 
 def _print_evaluation(report: dict[str, Any]) -> None:
@@ -84,6 +85,7 @@ def evaluate_command(
     plot: Path | None = typer.Option(
         None, "--plot", help="Folder for confusion_matrix.png and reliability.png."
     ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Measure a model on labelled data: accuracy, F1, per-label scores, calibration (ECE/NLL).
 
@@ -96,7 +98,7 @@ def evaluate_command(
 
     if plot is not None:
         check_output_folder(plot, "--plot")  # before the model loads: a bad path costs no time
-    loaded, *members = load_ensemble(model)
+    loaded, *members = load_ensemble(model, device=device)
     if plot is not None and loaded.task == "ner":
         raise UserInputError(
             "--plot draws a confusion matrix and a reliability diagram, which a NER model "

@@ -11,6 +11,7 @@ import typer
 
 from tunesmith.commands.engine.ensemble_note import say_if_ensemble
 from tunesmith.commands.engine.output import echo_json, print_table
+from tunesmith.devices import DEVICE_HELP
 
 
 def _short(text: str, width: int = 60) -> str:
@@ -97,6 +98,9 @@ def predict_command(
     top_k: int | None = typer.Option(
         None, "--top-k", "-k", min=1, help="Also list the k most probable labels."
     ),
+    device: str = typer.Option(
+        "auto", "--device", help=DEVICE_HELP + " --quantize int8 runs on the CPU."
+    ),
 ) -> None:
     """Label texts with a model: the label, its probability, and every label's probability.
 
@@ -139,7 +143,7 @@ def predict_command(
     from tunesmith.engine.predict import predict_texts
 
     # A seed ensemble (finance and support train them) is scored as its plugin scores it.
-    loaded, *members = load_ensemble(model, quantize=quantize)
+    loaded, *members = load_ensemble(model, quantize=quantize, device=device)
     if top_k is not None and loaded.task == "ner":
         raise UserInputError("--top-k applies to classifiers; a NER model lists its entities")
     say_if_ensemble(model, loaded, members)

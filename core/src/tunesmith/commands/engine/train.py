@@ -11,6 +11,7 @@ import typer
 from tunesmith.commands.engine.output import clean_nan, echo_json
 from tunesmith.commands.engine.train_config import _run_config
 from tunesmith.commands.engine.train_pairs import _PAIR_OPTIONS, _PAIRS_ONLY, _train_pairs
+from tunesmith.devices import DEVICE_HELP, PRECISION_HELP
 from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
 from tunesmith.model_dir import METRICS_FILE
@@ -42,7 +43,8 @@ def _check_task_options(options: dict[str, Any]) -> None:
             raise UserInputError(
                 f"{_flag(option)} does not apply to --task pairs; it reads only --data, --eval, "
                 "--out, --model, --text-col, --pair-col, --negative-col, --epochs, --lr, "
-                "--batch-size, --max-length, --seed, --force, --json and --allow-network"
+                "--batch-size, --max-length, --seed, --device, --force, --json and "
+                "--allow-network"
             )
 
 
@@ -220,6 +222,8 @@ def train_command(
     lora_alpha: int | None = typer.Option(
         None, "--lora-alpha", help="--strategy lora: the adapter's alpha (default 16)."
     ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
     """Fine-tune a model on labelled text (or CoNLL token files) and save it with its metrics.
@@ -266,6 +270,7 @@ def train_command(
             seed=seed,
             force=force,
             as_json=as_json,
+            device=device,
         )
         return
     run = _run_config(options).validate()

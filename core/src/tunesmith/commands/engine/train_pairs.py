@@ -14,6 +14,7 @@ _PAIR_OPTIONS = frozenset(
     {
         "data", "eval_data", "out", "model", "allow_network", "task", "text_col", "pair_col",
         "negative_col", "epochs", "lr", "batch_size", "max_length", "seed", "force", "as_json",
+        "device",
     }
 )  # fmt: skip
 #: The options only ``--task pairs`` reads.
@@ -37,6 +38,7 @@ def _train_pairs(
     seed: int,
     force: bool,
     as_json: bool,
+    device: str = "auto",
 ) -> None:
     """``train --task pairs``: fine-tune an encoder on matching pairs, print its metrics."""
     from tunesmith.errors import UserInputError
@@ -74,6 +76,7 @@ def _train_pairs(
         max_length=max_length,
         seed=seed,
         force=force,
+        device=device,
     )
     metrics = result.metrics
     if as_json:

@@ -15,10 +15,11 @@ from tunesmith.engine import feature_cache as fc
 from tunesmith.engine import nearest as nx
 from tunesmith.engine.averaging import make_epoch_snapshots
 from tunesmith.engine.checkpoints import EPOCH_ORDER_FILE, make_step_checkpoints
-from tunesmith.engine.distributed import is_main_process, world_size
+from tunesmith.engine.distributed import is_main_process
 from tunesmith.engine.held_out_score import score_metrics
 from tunesmith.engine.losses import class_weights
 from tunesmith.engine.padding import PaddingCollator
+from tunesmith.engine.placement import device_settings, training_arguments_class
 from tunesmith.engine.progress import make_progress_callback
 from tunesmith.engine.stages.state import Training
 from tunesmith.engine.strategies import apply_strategy, trainable_parameters
@@ -257,9 +258,6 @@ def _few_shot_note(state: Training, contrastive: float) -> str:
 
 
 def _training_args(state: Training, n_train: int, has_eval: bool) -> Any:
-    import torch
-    from transformers import TrainingArguments
-
     run = state.run
     # With held-out data, evaluation (and with it early stopping and the best checkpoint) runs
     # at each epoch's end and a checkpoint follows it; --save-steps only adds checkpoints in
@@ -271,7 +269,7 @@ def _training_args(state: Training, n_train: int, has_eval: bool) -> Any:
         # (and at least once an epoch), not after every short few-shot epoch.
         per_epoch = math.ceil(n_train / run.batch_size)
         save_steps = per_epoch * max(1, 200 // max(per_epoch, 1))
-    return TrainingArguments(
+    return training_arguments_class(state.resolved.device or "cpu")(
         output_dir=str(run.work_path / "checkpoints"),
         per_device_train_batch_size=run.batch_size,
         per_device_eval_batch_size=max(64, run.batch_size),
@@ -298,10 +296,7 @@ def _training_args(state: Training, n_train: int, has_eval: bool) -> Any:
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # Several processes without a GPU: accelerate joins them in a gloo group only when told
-        # the run is on the CPU (else each would train alone). One process: left as it was.
-        use_cpu=world_size() > 1 and not torch.cuda.is_available(),
+        **device_settings(state.resolved.device or "cpu", state.resolved.precision or "fp32"),
     )
 
 

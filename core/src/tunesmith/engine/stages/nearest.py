@@ -62,7 +62,7 @@ def _attach(state: Training) -> tuple[dict[str, Any], Any]:
         pooled = embeddings.pooled_embeddings(model, held_ds.items, pad_id=pad_id)
         truth = torch.as_tensor(list(state.held_y or []), dtype=torch.long, device=pooled.device)
         with torch.inference_mode():
-            head = model.classifier(pooled)
+            head = embeddings.head_logits(model, pooled)
         best, scores = choose_weight(
             lambda weight: memory.accuracy(head, pooled, truth, weight), nx.WEIGHT_GRID
         )

@@ -34,7 +34,7 @@ def run(state: Training) -> None:
 
         def score() -> float:
             with torch.inference_mode():
-                logits = model.classifier(held_pooled)
+                logits = embeddings.head_logits(model, held_pooled)
             if memory is not None:
                 return memory.accuracy(logits, held_pooled, truth, memory.weight)
             return float((logits.argmax(-1).cpu() == truth).float().mean())
