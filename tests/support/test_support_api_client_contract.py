@@ -56,6 +56,18 @@ def test_a_422_names_its_first_problems_on_one_line_and_lists_them_all_in_errors
     assert broken["errors"][0]["type"] == "json_invalid"
 
 
+def test_a_422_echoes_a_long_refused_value_cut_short_not_whole(client):
+    long_id = "x" * 5000
+    refused = client.post("/v1/ask", json={"question": "hi", "conversationId": long_id}).json()
+    echoed = refused["errors"][0]["input"]
+    assert echoed.startswith("x" * 200) and echoed.endswith("(5,000 characters)")
+    big = client.post(
+        "/v1/ask", content=("[" + ",".join(["1"] * 50_000) + "]").encode(), headers=JSON
+    )
+    assert big.status_code == 422 and len(big.content) < 2_000  # was the whole array back
+    assert "not echoed" in big.json()["errors"][0]["input"]
+
+
 @pytest.mark.parametrize(
     ("raw", "kind"),
     [(b"[]", "an array"), (b'"how much is delivery?"', "a string"), (b"null", "null"),

@@ -245,7 +245,7 @@ def install_error_handlers(app: Any) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Any, exc: RequestValidationError) -> Any:
         # FastAPI's problems, with the values they echo made writable as JSON.
-        problems = json_safe(jsonable_encoder(exc.errors()))
+        problems = [short_input(p) for p in json_safe(jsonable_encoder(exc.errors()))]
         body = error_body(422, validation_summary(problems), errors=problems)
         return JSONResponse(body, status_code=422)
 
@@ -253,6 +253,27 @@ def install_error_handlers(app: Any) -> None:
     async def internal_error(_request: Any, _exc: Exception) -> Any:
         # A failure outside a route (a middleware's); Starlette logs the traceback after this.
         return internal_error_response()
+
+
+#: The longest refused value a 422 echoes back in ``errors[].input`` (characters of its JSON).
+ECHO_CHARS = 200
+
+
+def short_input(problem: dict[str, Any]) -> dict[str, Any]:
+    """``problem`` with its echoed ``input`` cut to :data:`ECHO_CHARS`: FastAPI echoes the
+    refused value whole, so a 1 MiB body came back whole in the error."""
+    if "input" not in problem:
+        return problem
+    value = problem["input"]
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text) <= ECHO_CHARS:
+        return problem
+    if isinstance(value, str):
+        shown = f"{value[:ECHO_CHARS]}... ({len(value):,} characters)"
+    else:
+        kind = "an array" if isinstance(value, list) else "an object"
+        shown = f"({kind}, {len(text):,} characters of JSON, not echoed)"
+    return {**problem, "input": shown}
 
 
 #: The detail of FastAPI's 400: it raises one for any failure to read the body but bad JSON.
