@@ -25,7 +25,7 @@ from tunesmith_recommend.evaluate import (
     per_request_metrics,
     rank_requests,
     standard_slices,
-    summarise,
+    summarise_all,
 )
 from tunesmith_recommend.ranker import (
     MAX_REQUESTS,
@@ -341,14 +341,50 @@ def fit(
     )
 
 
+#: seconds between a model's progress lines while it ranks the test requests
+PROGRESS_SECONDS = 30.0
+
+
+def _progress(name: str, total: int, say: Callable[[str], None]) -> Callable[[int], None]:
+    """A ``rank_requests`` progress callback: a line every :data:`PROGRESS_SECONDS` with the
+    requests ranked so far and the time left at that pace."""
+    import time
+
+    began = last = time.monotonic()
+
+    def report(done: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < PROGRESS_SECONDS or done >= total:
+            return
+        last = now
+        left = (now - began) / max(done, 1) * (total - done)
+        say(f"  {name}: {done:,} of {total:,} test requests, about {_duration(left)} left")
+
+    return report
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min``, ``1 h 05 min``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def evaluate(
-    fitted: Fitted, *, n_boot: int = 1000, max_requests: int | None = None
+    fitted: Fitted,
+    *,
+    n_boot: int = 1000,
+    max_requests: int | None = None,
+    say: Callable[[str], None] = _say,
 ) -> dict[str, Any]:
     """Every model on the test requests: summaries with intervals, and the ranks behind them.
 
     ``max_requests``: score a seeded sample of that many test requests (each is a full
     ranking per model: the bookshop's 93,770 over 200,000 items, 19 billion scores a model);
-    ``n_test_all`` in the result says how many there were.
+    ``n_test_all`` in the result says how many there were. ``say`` gets a line per model and,
+    during a long one, its progress.
     """
     split = fitted.split
     n_test_all = len(split.test)
@@ -360,12 +396,17 @@ def evaluate(
     scorers: dict[str, Any] = {name: m.score for name, m in fitted.baselines.items()}
     scorers["two_tower"] = fitted.two_tower_scores
     scorers["final_ranker"] = fitted.ranker_scores
-    results: dict[str, Any] = {}
-    ranks: dict[str, np.ndarray] = {}
-    for name, score in scorers.items():
-        ranked = rank_requests(score, split.test, split.n_items)
-        ranks[name] = ranked.ranks
-        results[name] = summarise(ranked, slices, n_boot=n_boot)
+    rankings: dict[str, Any] = {}
+    n_test = len(split.test)
+    for number, (name, score) in enumerate(scorers.items(), start=1):
+        say(
+            f"ranking {n_test:,} test requests over {split.n_items:,} items: {name} "
+            f"({number} of {len(scorers)})"
+        )
+        progress = _progress(name, n_test, say)
+        rankings[name] = rank_requests(score, split.test, split.n_items, progress=progress)
+    results = summarise_all(rankings, slices, n_boot=n_boot)
+    ranks = {name: ranked.ranks for name, ranked in rankings.items()}
     return {"models": results, "ranks": ranks, "slices": slices, "n_test_all": n_test_all}
 
 
