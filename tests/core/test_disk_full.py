@@ -337,7 +337,8 @@ except StoreError as exc:
     )
     assert done.stdout.strip() == (
         f"{path}: the file size limit was reached (File too large; SQLite: disk I/O error); "
-        "nothing of this write was kept: raise the limit and run again"
+        "this write was rolled back (what was committed before it is kept): raise the limit "
+        "and run again"
     )
     with Store.open(path, namespace="t", migrations=["CREATE TABLE r(x TEXT)"]) as db:
         assert [row["x"] for row in db.query("SELECT x FROM r")] == ["kept"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -13,7 +14,14 @@ import typer
 from typer.core import TyperGroup
 
 from tunesmith import __version__
-from tunesmith.errors import DISK_FULL_REASONS, TunesmithError, disk_full_errno
+from tunesmith.errors import (
+    DISK_FULL_REASONS,
+    NO_DESCRIPTOR_ERRNOS,
+    TunesmithError,
+    disk_full_errno,
+    open_file_limit,
+    out_of_memory,
+)
 
 #: Set to show the traceback of an operating-system error instead of its one line.
 DEBUG_ENV = "TUNESMITH_DEBUG"
@@ -125,6 +133,32 @@ def _no_room_line(exc: BaseException, code: int) -> str:
     return f"{reason}: {detail}; {room_hint(code)}"
 
 
+def _no_memory_line(words: str) -> str:
+    """One line for a command that ran out of memory (an encoding or a batch too large for
+    the machine), with the library's words when it had any."""
+    said = f" ({words})" if words else ""
+    return (
+        f"out of memory{said}; close other programs or process less at once (a smaller "
+        "--batch-size, where the command has one) and run again"
+    )
+
+
+def _no_descriptor_line(exc: OSError) -> str:
+    """One line for an ``open`` that found no file descriptor left: the limit and what to do,
+    not a library's module folder with "[Errno 24]" as if that file were at fault."""
+    opening = f" (opening {exc.filename})" if exc.filename is not None else ""
+    if exc.errno == errno.ENFILE:
+        return (
+            f"the system's table of open files is full{opening}; close other programs and run again"
+        )
+    limit = open_file_limit()
+    allowed = f"this process may have {limit} open (`ulimit -n`)" if limit else "the limit"
+    return (
+        f"too many open files: {allowed} and needed more{opening}; raise the limit "
+        "(`ulimit -n 4096`) and run again"
+    )
+
+
 class _TunesmithGroup(TyperGroup):
     """Turns a :class:`TunesmithError` from any command, an operating-system error no command
     foresaw (a full disk, a permission denied), and a usage error (a missing option, a value out
@@ -151,16 +185,29 @@ class _TunesmithGroup(TyperGroup):
             if exc.errno in DISK_FULL_REASONS and exc.filename is None:
                 typer.echo(f"Error: {_no_room_line(exc, exc.errno)}", err=True)
                 raise typer.Exit(1) from None
+            if exc.errno in NO_DESCRIPTOR_ERRNOS:
+                typer.echo(f"Error: {_no_descriptor_line(exc)}", err=True)
+                raise typer.Exit(1) from None
+            if (words := out_of_memory(exc)) is not None:
+                typer.echo(f"Error: {_no_memory_line(words)}", err=True)
+                raise typer.Exit(1) from None
             # str(OSError) names the file ("[Errno 28] No space left on device: 'out.csv'").
             typer.echo(f"Error: {exc} (set {DEBUG_ENV}=1 for the traceback)", err=True)
             raise typer.Exit(1) from None
         except Exception as exc:
             # A library's own error around a full disk (safetensors' "os error 28", FAISS's
-            # "(No space left on device)"): one line too. Any other stays a traceback (a bug).
-            code = disk_full_errno(exc)
-            if code is None or os.environ.get(DEBUG_ENV):
+            # "(No space left on device)") or memory run out (a MemoryError, torch's allocator):
+            # one line too. Any other stays a traceback (a bug).
+            if os.environ.get(DEBUG_ENV):
                 raise
-            typer.echo(f"Error: {_no_room_line(exc, code)}", err=True)
+            code = disk_full_errno(exc)
+            if code is not None:
+                typer.echo(f"Error: {_no_room_line(exc, code)}", err=True)
+                raise typer.Exit(1) from None
+            words = out_of_memory(exc)
+            if words is None:
+                raise
+            typer.echo(f"Error: {_no_memory_line(words)}", err=True)
             raise typer.Exit(1) from None
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[no-untyped-def]

@@ -114,18 +114,67 @@ class DiskFullError(TunesmithError, OSError):
     which is what every atomic write guarantees).
     """
 
-    def __init__(self, path: str | Path, code: int, *, outcome: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        code: int,
+        *,
+        outcome: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         OSError.__init__(self, code, os.strerror(code), str(path))
         self.path = str(path)
         self.outcome = (
             outcome or f"not written (any previous version is unchanged): {room_hint(code)}"
         )
+        # What the library said beside the system's words (SQLite's "disk I/O error").
+        self.detail = detail
 
     def __str__(self) -> str:
         reason = DISK_FULL_REASONS.get(self.errno or 0, "there is no room")
-        return f"{self.path}: {reason} ({self.strerror}); {self.outcome}"
+        said = f"{self.strerror}; {self.detail}" if self.detail else self.strerror
+        return f"{self.path}: {reason} ({said}); {self.outcome}"
 
 
 def room_hint(code: int, then: str = "run again") -> str:
     """What the user does about ``code`` (``ENOSPC``, ``EDQUOT``, ``EFBIG``), then ``then``."""
     return ("raise the limit" if code == errno.EFBIG else "free some space") + f" and {then}"
+
+
+#: The errors an ``open`` gets when no file descriptor is left: this process's limit
+#: (``ulimit -n``) or the whole system's table.
+NO_DESCRIPTOR_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
+
+#: torch's prefix to an allocator's message ("[enforce fail at alloc_cpu.cpp:127] err == 0. ").
+_ENFORCE_PREFIX = re.compile(r"^\[enforce fail at [^\]]*\]\s*(?:err == 0\.\s*)?")
+#: What torch's allocators say (CPU: "can't allocate memory"; CUDA and MPS: "out of memory").
+_NO_MEMORY_WORDS = ("can't allocate memory", "out of memory")
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """The library's words when ``exc``, or what caused it, says that memory ran out (a
+    ``MemoryError``, numpy's "Unable to allocate ...", torch's allocators, an ``ENOMEM``);
+    ``""`` when it says nothing more; ``None`` for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = " ".join(str(current).split())
+        if isinstance(current, MemoryError) or (
+            isinstance(current, OSError) and current.errno == errno.ENOMEM
+        ):
+            return text
+        if isinstance(current, RuntimeError) and any(w in text for w in _NO_MEMORY_WORDS):
+            return _ENFORCE_PREFIX.sub("", text)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def open_file_limit() -> int | None:
+    """This process's soft limit of open files (``ulimit -n``); ``None`` when unknown."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft

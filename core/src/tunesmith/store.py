@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import re
 import sqlite3
 import threading
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import DISK_FULL_REASONS, UserInputError, room_hint
+from tunesmith.errors import DiskFullError, UserInputError, room_hint
 from tunesmith.io import no_room_shown
 
 #: A migration: SQL (one or more statements separated by ``;``) or a function of a transaction.
@@ -52,6 +51,16 @@ class StoreCorruptError(StoreError):
 
 class StoreVersionError(StoreError):
     """The database was migrated by newer code than this one."""
+
+
+class StoreFullError(StoreError, DiskFullError):
+    """A write the disk, its quota or the file size limit had no room for (rolled back).
+
+    A :class:`DiskFullError` too, so it exits 1 as a full disk does everywhere else (not 2, as
+    for the user's own mistakes); callers that catch :class:`StoreError` still catch it.
+    """
+
+    exit_code = DiskFullError.exit_code
 
 
 @dataclass(frozen=True)
@@ -405,11 +414,15 @@ class Store:
                 ) from None
             room = self._no_room(kind)
             if room is not None:  # the statement was rolled back
-                reason, strerror = DISK_FULL_REASONS[room], os.strerror(room)
-                detail = str(exc) if kind == "SQLITE_FULL" else f"{strerror}; SQLite: {exc}"
-                raise StoreError(
-                    f"{self.path}: {reason} ({detail}); nothing of this write was kept: "
-                    f"{room_hint(room)}"
+                raise StoreFullError(
+                    self.path,
+                    room,
+                    # Said so: a batch job (finance ingest) keeps its earlier batches.
+                    outcome=(
+                        "this write was rolled back (what was committed before it is kept): "
+                        f"{room_hint(room)}"
+                    ),
+                    detail=f"SQLite: {exc}",
                 ) from None
             if kind in ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_PERM"):
                 raise StoreError(f"{self.path}: {exc}") from None
