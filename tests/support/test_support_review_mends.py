@@ -281,12 +281,11 @@ def test_stats_helpful_rate_reads_each_turns_newest_rating_once(tmp_path):
         exported = log.training_rows()
     finally:
         log.close()
-    # Every piece of feedback is counted as given, but a rating sent again unchanged (a retry,
-    # a replay) is the same piece (stored once since the public-widget review); the rate reads
-    # turn 1 helpful, turn 2 not.
-    assert [r["feedback"] for r in rows] == [2, 1]
+    # Each turn counts once, on the day of its newest feedback (turn 2 on the 4th); the rate
+    # reads turn 1 helpful, turn 2 not.
+    assert [r["feedback"] for r in rows] == [1, 1]
     assert rows[0]["helpful_rate"] == 1.0 and rows[1]["helpful_rate"] == 0.0
-    assert sum(r["feedback"] for r in rows) == 3
+    assert sum(r["feedback"] for r in rows) == 2
     assert len(exported) == 1  # export-feedback keeps turn 1 only, by the same newest rating
 
 

@@ -27,6 +27,7 @@ from tunesmith_support.api_errors import (
     error_body,
     error_response,
 )
+from tunesmith_support.conversations import feedback_request_key
 from tunesmith_support.refusals import refusal_code
 from tunesmith_support.service import SupportService
 
@@ -37,6 +38,20 @@ from tunesmith_support.service import SupportService
 
 #: A request id: long enough that clients that make them at random never share one.
 REQUEST_ID_PATTERN = r"^[!-~]{16,128}$"
+
+#: The request id's pattern in the schema, for generated clients ("" allowed: it means none).
+REQUEST_ID_SCHEMA = {"pattern": "^([!-~]{16,128})?$"}
+
+
+def check_request_id(value: str | None) -> str | None:
+    """``value`` when it is a request id (:data:`REQUEST_ID_PATTERN`) or None; otherwise a
+    ``ValueError`` that says what is wanted (pydantic's named the pattern only)."""
+    if value is not None and not re.fullmatch(REQUEST_ID_PATTERN, value):
+        raise ValueError(
+            "a request_id is 16 to 128 visible ASCII characters, no spaces (such as "
+            f"crypto.randomUUID() gives); this one has {len(value)} characters"
+        )
+    return value
 
 
 class _Request(BaseModel):
@@ -69,9 +84,7 @@ class AskRequest(_Request):
     )
     request_id: str | None = Field(
         None,
-        # In the schema for generated clients ("" allowed: it means none); checked below,
-        # with a message that says what is wanted (pydantic's named the pattern only).
-        json_schema_extra={"pattern": "^([!-~]{16,128})?$"},
+        json_schema_extra=REQUEST_ID_SCHEMA,  # checked by check_request_id
         description="A random id of this request, 16 to 128 visible ASCII characters (such as "
         "crypto.randomUUID() gives), kept when the request is sent again: the same request_id "
         "with the same conversation_id and question gets the first response back, with no "
@@ -87,12 +100,7 @@ class AskRequest(_Request):
     @field_validator("request_id")
     @classmethod
     def _request_id(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(REQUEST_ID_PATTERN, value):
-            raise ValueError(
-                "a request_id is 16 to 128 visible ASCII characters, no spaces (such as "
-                f"crypto.randomUUID() gives); this one has {len(value)} characters"
-            )
-        return value
+        return check_request_id(value)
 
 
 class Candidate(BaseModel):
@@ -192,11 +200,26 @@ class FeedbackRequest(_Request):
     note: str = Field(
         "", description="Free text kept with the feedback (at most 10,000 characters)."
     )
+    request_id: str | None = Field(
+        None,
+        json_schema_extra=REQUEST_ID_SCHEMA,  # checked by check_request_id
+        description="A random id of this feedback, 16 to 128 visible ASCII characters (such "
+        "as crypto.randomUUID() gives), kept when the request is sent again: the same "
+        "request_id with the same turn, conversation and feedback gets the first feedback_id "
+        "back and stores nothing, also after other feedback on the turn (a retry that "
+        'arrives late is not the newest rating). Null, "" or no field: feedback the same '
+        "as the turn's newest is stored once, any other is new.",
+    )
 
-    @field_validator("conversation_id", "correct_id", mode="before")
+    @field_validator("conversation_id", "correct_id", "request_id", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return empty_is_none(value)
+
+    @field_validator("request_id")
+    @classmethod
+    def _request_id(cls, value: str | None) -> str | None:
+        return check_request_id(value)
 
 
 class ConversationFeedbackRequest(FeedbackRequest):
@@ -509,6 +532,21 @@ def create_app(
         )
 
     def store_feedback(request: FeedbackRequest) -> dict[str, Any]:
+        key = None
+        if request.request_id is not None:
+            key = feedback_request_key(
+                request.request_id,
+                request.turn_id,
+                request.conversation_id,
+                request.helpful,
+                request.correct_id,
+                request.note,
+            )
+            # A retry gets the first answer before any check, as /v1/ask's does: a server
+            # restarted on a KB re-indexed since would refuse the correct_id it stored.
+            answered = _call(service, service.conversations.answered_feedback, key)
+            if answered is not None:
+                return {"feedback_id": answered}
         feedback_id = _call(
             service,
             service.feedback,
@@ -517,6 +555,7 @@ def create_app(
             correct_id=request.correct_id,
             note=request.note,
             conversation_id=request.conversation_id,
+            key=key,
         )
         return {"feedback_id": feedback_id}
 

@@ -72,6 +72,18 @@ MIGRATIONS = [
     CREATE UNIQUE INDEX support_turns_by_request ON support_turns(request_key)
         WHERE request_key IS NOT NULL;
     """,
+    # A feedback request's key (:func:`feedback_request_key`) and the feedback id it was
+    # answered with, so that a retry that arrives after other feedback on the turn gets that id
+    # back: compared with the turn's newest feedback only, it was stored again and became the
+    # newest rating. A table of its own, as several requests may be answered with one row (the
+    # same rating as the newest is stored once).
+    """
+    CREATE TABLE support_feedback_requests (
+        request_key TEXT PRIMARY KEY,
+        feedback_id INTEGER NOT NULL REFERENCES support_feedback(id),
+        created_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -82,6 +94,24 @@ def request_key(request_id: str, conversation_id: str | None, question: str) -> 
     import hashlib
 
     text = json.dumps([request_id, conversation_id, question], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def feedback_request_key(
+    request_id: str,
+    turn_id: int,
+    conversation_id: str | None,
+    helpful: bool | None,
+    correct_id: str | None,
+    note: str,
+) -> str:
+    """The stored key of a feedback request: its client's ``request_id`` with everything it
+    said, so that an id a client reuses for other feedback, or another turn, is another
+    request (as :func:`request_key` is for a question)."""
+    import hashlib
+
+    fields = ["feedback", request_id, turn_id, conversation_id, helpful, correct_id or None, note]
+    text = json.dumps(fields, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -259,6 +289,7 @@ class Conversations:
         note: str = "",
         conversation_id: str | None = None,
         renamed: dict[str, str] | None = None,
+        key: str | None = None,
     ) -> int:
         """Store feedback on a turn: helpful or not, and/or the right entry id (from an agent).
 
@@ -271,66 +302,112 @@ class Conversations:
         A correct id that is the entry the turn answered with (``renamed``: old id -> new id,
         as the turn may name it by an id a re-index changed) confirms the answer: it is stored
         as "helpful", not as a correction (`stats` counted a right answer as corrected and left
-        it out of the helpful rate); with ``helpful=False`` it is refused, as it says both."""
+        it out of the helpful rate); with ``helpful=False`` it is refused, as it says both.
+
+        ``key``: the request's (:func:`feedback_request_key`). A key answered before gets the
+        feedback id it got then, and nothing is stored, whatever came since on the turn; a
+        new one is kept with the id it is answered with."""
         if helpful is None and not correct_id:
             raise Refusal(
                 "rating_missing", "feedback needs 'helpful' (true/false) or a correct answer id"
             )
         with self.store.transaction() as tx:
-            turn = tx.query(
-                "SELECT reason, conversation_id, decision, entry_id FROM support_turns "
-                "WHERE id = ?",
-                (int(turn_id),),
+            # Looked up inside the write transaction (BEGIN IMMEDIATE): two copies of one
+            # request, from two threads or two servers, take turns, and the second finds the
+            # first's key.
+            answered_before = self._answered_feedback(tx, key)
+            if answered_before is not None:
+                return answered_before
+            feedback_id = self._store_feedback(
+                tx, turn_id, helpful, correct_id, note, conversation_id, renamed
             )
-            if conversation_id is not None and (
-                not turn or turn[0]["conversation_id"] != conversation_id
-            ):
-                raise Refusal("unknown_turn", f"no turn {turn_id} in this conversation")
-            if not turn:
-                raise Refusal("unknown_turn", f"no turn {turn_id} in {self.store.path}")
-            if turn[0]["reason"] == "small_talk":
-                # A reply to "hi" or "thanks" answers nothing: a correct id on it exported "hi" as a
-                # training question, and a rating counted in the helpful rate of answers.
-                raise Refusal(
-                    "small_talk_turn",
-                    f"turn {turn_id} is small talk (a greeting, thanks or goodbye), not an "
-                    "answer: give feedback on the turn that answered",
+            if key is not None:
+                tx.execute(
+                    "INSERT INTO support_feedback_requests (request_key, feedback_id, created_at) "
+                    "VALUES (?, ?, ?)",
+                    (key, feedback_id, _now()),
                 )
-            answered = turn[0]["entry_id"] if turn[0]["decision"] == "answer" else None
-            if correct_id and answered and (renamed or {}).get(answered, answered) == correct_id:
-                if helpful is False:
-                    raise Refusal(
-                        "contradictory_feedback",
-                        f"turn {turn_id} was answered with {correct_id!r} already: a correct id "
-                        "names the entry that should have answered; to say the answer did not "
-                        "help, give 'not helpful' alone (and a note)",
-                    )
-                helpful, correct_id = True, None
-            rated = None if helpful is None else int(bool(helpful))
-            given = tx.query(
-                "SELECT id, helpful, correct_id, note FROM support_feedback WHERE turn_id = ? "
-                "ORDER BY id DESC LIMIT ?",
-                (int(turn_id), MAX_FEEDBACK_PER_TURN),
+        return feedback_id
+
+    def answered_feedback(self, key: str) -> int | None:
+        """The feedback id a feedback request with this key (:func:`feedback_request_key`) was
+        answered with, or None."""
+        return self._answered_feedback(self.store, key)
+
+    @staticmethod
+    def _answered_feedback(db: Any, key: str | None) -> int | None:
+        if key is None:
+            return None
+        rows = db.query(
+            "SELECT feedback_id FROM support_feedback_requests WHERE request_key = ?", (key,)
+        )
+        return int(rows[0]["feedback_id"]) if rows else None
+
+    def _store_feedback(
+        self,
+        tx: Any,
+        turn_id: int,
+        helpful: bool | None,
+        correct_id: str | None,
+        note: str,
+        conversation_id: str | None,
+        renamed: dict[str, str] | None,
+    ) -> int:
+        """:meth:`add_feedback`'s checks and row, inside its transaction ``tx``: the id of the
+        row stored, or of the turn's newest when this is the same feedback."""
+        turn = tx.query(
+            "SELECT reason, conversation_id, decision, entry_id FROM support_turns WHERE id = ?",
+            (int(turn_id),),
+        )
+        if conversation_id is not None and (
+            not turn or turn[0]["conversation_id"] != conversation_id
+        ):
+            raise Refusal("unknown_turn", f"no turn {turn_id} in this conversation")
+        if not turn:
+            raise Refusal("unknown_turn", f"no turn {turn_id} in {self.store.path}")
+        if turn[0]["reason"] == "small_talk":
+            # A reply to "hi" or "thanks" answers nothing: a correct id on it exported "hi" as a
+            # training question, and a rating counted in the helpful rate of answers.
+            raise Refusal(
+                "small_talk_turn",
+                f"turn {turn_id} is small talk (a greeting, thanks or goodbye), not an "
+                "answer: give feedback on the turn that answered",
             )
-            if given and (given[0]["helpful"], given[0]["correct_id"], given[0]["note"]) == (
-                rated,
-                correct_id or None,
-                note,
-            ):
-                # A request sent again (a widget's retry, a replay) changes nothing: stored
-                # twice, it counted twice in `stats`' feedback and corrections.
-                return int(given[0]["id"])
-            if len(given) >= MAX_FEEDBACK_PER_TURN:
+        answered = turn[0]["entry_id"] if turn[0]["decision"] == "answer" else None
+        if correct_id and answered and (renamed or {}).get(answered, answered) == correct_id:
+            if helpful is False:
                 raise Refusal(
-                    "feedback_limit",
-                    f"turn {turn_id} has {MAX_FEEDBACK_PER_TURN} pieces of feedback already; "
-                    "no more are kept",
+                    "contradictory_feedback",
+                    f"turn {turn_id} was answered with {correct_id!r} already: a correct id "
+                    "names the entry that should have answered; to say the answer did not "
+                    "help, give 'not helpful' alone (and a note)",
                 )
-            result = tx.execute(
-                "INSERT INTO support_feedback (turn_id, created_at, helpful, correct_id, note) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (int(turn_id), _now(), rated, correct_id or None, note),
+            helpful, correct_id = True, None
+        rated = None if helpful is None else int(bool(helpful))
+        given = tx.query(
+            "SELECT id, helpful, correct_id, note FROM support_feedback WHERE turn_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (int(turn_id), MAX_FEEDBACK_PER_TURN),
+        )
+        if given and (given[0]["helpful"], given[0]["correct_id"], given[0]["note"]) == (
+            rated,
+            correct_id or None,
+            note,
+        ):
+            # A request sent again without a request_id (a widget's retry, a replay) changes
+            # nothing: stored twice, it took two of the turn's places.
+            return int(given[0]["id"])
+        if len(given) >= MAX_FEEDBACK_PER_TURN:
+            raise Refusal(
+                "feedback_limit",
+                f"turn {turn_id} has {MAX_FEEDBACK_PER_TURN} pieces of feedback already; "
+                "no more are kept",
             )
+        result = tx.execute(
+            "INSERT INTO support_feedback (turn_id, created_at, helpful, correct_id, note) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (int(turn_id), _now(), rated, correct_id or None, note),
+        )
         return int(result.lastrowid)
 
     def feedback(self) -> list[dict[str, Any]]:
@@ -412,14 +489,15 @@ class Conversations:
     def stats(self, by: str = "day", renamed: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Per period: turns, answer / clarify / hand-off rates, feedback and helpful rate.
 
-        Feedback counts in the period it was given, which need not hold a turn (an agent
-        rates Monday's answers on Tuesday); weeks are ISO weeks (``2025-W01``: Monday to
+        Feedback counts turns, each once, in the period of its newest piece of feedback, which
+        need not hold a turn (an agent rates Monday's answers on Tuesday): a turn rated three
+        times, or rated and then corrected, is one. Of those turns, the helpful rate reads each
+        rated one's newest rating, as ``export-feedback`` does, and ``corrected`` counts the
+        ones an agent named another entry for. Weeks are ISO weeks (``2025-W01``: Monday to
         Sunday, one week even across the new year). Small talk (a greeting, a thanks) counts as
-        a turn but not in the answer, clarify and hand-off rates, which are of questions. The
-        helpful rate reads each rated turn's
-        newest rating once, as ``export-feedback`` does: a rating sent twice, or changed,
-        counts once. A correct id that is the entry the turn answered with (``renamed``: old
-        id -> new id) counts as "helpful", not as a correction, as it is stored now."""
+        a turn but not in the answer, clarify and hand-off rates, which are of questions. A
+        correct id that is the entry the turn answered with (``renamed``: old id -> new id)
+        counts as "helpful", not as a correction, as it is stored now."""
         check_period(by)
         periods: dict[str, dict[str, int]] = {}
         empty = dict.fromkeys(("turns", "small_talk", "answer", "clarify", "handoff", "feedback",
@@ -433,23 +511,26 @@ class Conversations:
             "SUM(decision = 'clarify' AND reason != 'small_talk') AS clarify, "
             "SUM(decision = 'handoff') AS handoff FROM support_turns GROUP BY day"
         )
-        names = {"renamed": json.dumps(renamed or {})}
+        # Each turn with feedback once, on the day of its newest: counted piece by piece, a
+        # turn rated three times (or a late retry of a rating) was three in `feedback`.
         feedback = self.store.query(
-            "SELECT substr(f.created_at, 1, 10) AS day, COUNT(*) AS feedback, "
-            f"SUM(f.correct_id IS NOT NULL AND NOT {CONFIRMS_ANSWER}) AS corrected "
-            "FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id GROUP BY day",
-            names,
+            "WITH given AS (SELECT f.id, f.turn_id, "
+            f"f.correct_id IS NOT NULL AND NOT {CONFIRMS_ANSWER} AS corrects, "
+            f"CASE WHEN f.helpful IS NULL AND {CONFIRMS_ANSWER} THEN 1 ELSE f.helpful END "
+            "AS helpful FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id), "
+            "newest_rating AS (SELECT turn_id, helpful FROM (SELECT turn_id, helpful, "
+            "ROW_NUMBER() OVER (PARTITION BY turn_id ORDER BY id DESC) AS nth FROM given "
+            "WHERE helpful IS NOT NULL) WHERE nth = 1), "
+            "per_turn AS (SELECT turn_id, MAX(id) AS newest, MAX(corrects) AS corrected "
+            "FROM given GROUP BY turn_id) "
+            "SELECT substr(n.created_at, 1, 10) AS day, COUNT(*) AS feedback, "
+            "SUM(r.helpful = 1) AS helpful, SUM(r.helpful = 0) AS not_helpful, "
+            "SUM(p.corrected) AS corrected FROM per_turn p "
+            "JOIN support_feedback n ON n.id = p.newest "
+            "LEFT JOIN newest_rating r ON r.turn_id = p.turn_id GROUP BY day",
+            {"renamed": json.dumps(renamed or {})},
         )
-        ratings = self.store.query(
-            "WITH rating AS (SELECT f.id, f.turn_id, f.created_at, CASE WHEN f.helpful IS NULL "
-            f"AND {CONFIRMS_ANSWER} THEN 1 ELSE f.helpful END AS helpful "
-            "FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id) "
-            f"SELECT {day} AS day, SUM(helpful = 1) AS helpful, SUM(helpful = 0) AS not_helpful "
-            "FROM rating WHERE id IN (SELECT MAX(id) FROM rating WHERE helpful IS NOT NULL "
-            "GROUP BY turn_id) GROUP BY day",
-            names,
-        )
-        for row in [*turns, *feedback, *ratings]:
+        for row in [*turns, *feedback]:
             counts = periods.setdefault(period_of(row["day"], by), dict(empty))
             for name in row.keys()[1:]:  # a sqlite3.Row: its columns after "day"
                 counts[name] += int(row[name] or 0)

@@ -311,10 +311,13 @@ class SupportService:
         correct_id: str | None = None,
         note: str = "",
         conversation_id: str | None = None,
+        key: str | None = None,
     ) -> int:
         """Store feedback on a turn; a correct id must be an entry of the KB.
         ``conversation_id``: the turn must be that conversation's (a public widget's visitor
-        rates their own turns only; :meth:`Conversations.add_feedback`)."""
+        rates their own turns only; :meth:`Conversations.add_feedback`); ``key``: the
+        request's, whose retry stores nothing
+        (:func:`~tunesmith_support.conversations.feedback_request_key`)."""
         if conversation_id is not None:
             check_text(conversation_id, "conversation id")
         if not 0 < turn_id <= MAX_ROW_ID:
@@ -347,4 +350,5 @@ class SupportService:
             note=note,
             conversation_id=conversation_id,
             renamed=self.renamed(),
+            key=key,
         )

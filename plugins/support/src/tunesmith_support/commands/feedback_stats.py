@@ -69,13 +69,22 @@ def export_feedback_command(
     typer.echo(f"{out}: {n} questions with confirmed answers")
 
 
+#: What the table's feedback columns count, under it: a reader took `feedback` for pieces of
+#: feedback (it counted those, a turn rated three times as three).
+FEEDBACK_LEGEND = (
+    "feedback: turns given feedback, each once, in the period of its newest; helpful_rate: "
+    "of those rated, by each one's newest rating; corrected: of those, the ones an agent "
+    "named another entry for"
+)
+
+
 def stats_command(
     kb: Path = KB_OPTION,
     by: str = typer.Option("day", "--by", help="day, week or month."),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
 ) -> None:
-    """Answer rate, hand-off rate and feedback over time."""
+    """Answer rate, hand-off rate and feedback over time (feedback: turns, each once)."""
     from tunesmith_support.conversations import Conversations, check_period
     from tunesmith_support.kbindex import read_meta, renamed_ids
     from tunesmith_support.service import default_db
@@ -111,3 +120,4 @@ def stats_command(
     for row in rows:
         cells = ["-" if row[h] is None else str(row[h]) for h in headers]
         typer.echo("  ".join(f"{c:>12s}" for c in cells))
+    typer.echo(FEEDBACK_LEGEND)
