@@ -4,7 +4,8 @@
 Each alert carries the words that most drove the negative scores in its window (the core's
 aggregated explanations over the window's negative documents, most negative first, at most
 ``max_explain``) and the most negative example documents. An alert's id is derived from the
-detector, the key and the window start, so running ``alerts`` again stores and sends nothing twice.
+detector, its bucket and window, the key and the window start, so running ``alerts`` again
+stores and sends nothing twice.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tunesmith_finance.trends import (
     bucket_counts,
     bucket_origin,
     bucket_start,
+    duration_text,
     is_utc,
     iso,
     local_seconds,
@@ -100,14 +102,6 @@ def detector_settings(detector: Any) -> dict[str, Any]:
     }
 
 
-def duration_text(seconds: float) -> str:
-    """``seconds`` as a `finance alerts` flag writes it: 1w, 1d, 6h, 15m, 30s."""
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
 def settings_flags(settings: dict[str, Any] | None) -> str:
     """An alert's stored settings as the `finance alerts` flags that find it again
     (``--bucket 1h --window 3 ... --prior 0.162914``); "" for an alert stored before they were
@@ -161,8 +155,33 @@ def detect_all(
     return found
 
 
+#: The bucket and window of `finance alerts`' defaults (1h, 3): the ids of alerts found with
+#: them are what they were before ids named the bucket and window, so an upgraded database does
+#: not take its stored hourly alerts for new ones.
+PLAIN_ID_LOOK = (3600.0, 3)
+
+
+def detector_look(detector: Any) -> tuple[float, int | None]:
+    """The bucket (seconds) and window (buckets) of a detector: which windows it looks at.
+    Alerts of one look are one series, with one cool-down; the thresholds only say which of
+    those windows alert."""
+    return float(detector.bucket), getattr(detector, "window", None)
+
+
 def alert_id(detector: Any, by: str, detection: Detection) -> str:
-    """Stable id of an alert: the same surge found again gets the same id."""
+    """Stable id of an alert: the same surge found again in the same look (bucket and window,
+    :func:`detector_look`) gets the same id. Two looks whose windows start together (a 1h and a
+    1d window from midnight) get two ids; under one id, the second was dropped without a word."""
+    look = detector_look(detector)
+    if look == PLAIN_ID_LOOK:
+        return plain_alert_id(detector, by, detection)
+    raw = f"{detector.name}|{by}|{detection.key}|{detection.window_start:.0f}|{look[0]:g}|{look[1]}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+
+def plain_alert_id(detector: Any, by: str, detection: Detection) -> str:
+    """The id an alert had before ids named the bucket and window (the same for the default
+    look, :data:`PLAIN_ID_LOOK`)."""
     raw = f"{detector.name}|{by}|{detection.key}|{detection.window_start:.0f}"
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
@@ -464,14 +483,49 @@ def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
     return result.rowcount == 1
 
 
-def stored_window_ends(db: Any, detector: Any, by: str) -> dict[str, list[float]]:
-    """Window ends of the stored alerts of ``detector`` per key: the cool-down holds across
-    runs, not only within the detector's own pass over the series."""
-    ends: dict[str, list[float]] = {}
-    for row in db.query(
-        "SELECT key, window_end FROM finance_alerts WHERE kind = ? AND detector = ?",
+#: How far the clocks' changes stretch or shrink a window (an hour): what an alert stored
+#: before its settings were kept may differ from its look's length by.
+_CLOCK_CHANGE = 3600.0
+
+
+def same_look(alert: Any, detector: Any) -> bool:
+    """Whether a stored alert (a row or dict with ``settings``, ``window_start`` and
+    ``window_end``) is of the detector's look (:func:`detector_look`). One stored before the
+    settings were kept is told by its window's length, within an hour; when in doubt it counts
+    as the detector's own, so that an upgrade sends none of it again."""
+    bucket, window = detector_look(detector)
+    settings = alert["settings"]
+    if isinstance(settings, str):
+        settings = json.loads(settings)
+    if settings:
+        return float(settings.get("bucket", bucket)) == bucket and settings.get("window") == window
+    if window is None:
+        return True
+    length = float(alert["window_end"]) - float(alert["window_start"])
+    return abs(length - bucket * window) <= _CLOCK_CHANGE
+
+
+def own_alerts(db: Any, detector: Any, by: str) -> list[Any]:
+    """The stored alerts of ``detector``'s name and look (:func:`same_look`) grouped by ``by``:
+    those its cool-down across runs holds for. An hourly cron and a daily look on one database
+    are two series: the hourly alert of a surge does not silence the daily one, nor the
+    reverse."""
+    rows = db.query(
+        "SELECT id, key, window_start, window_end, tz, settings FROM finance_alerts "
+        "WHERE kind = ? AND detector = ?",
         (by, detector.name),
-    ):
+    )
+    return [row for row in rows if same_look(row, detector)]
+
+
+def stored_window_ends(
+    db: Any, detector: Any, by: str, rows: list[Any] | None = None
+) -> dict[str, list[float]]:
+    """Window ends of the stored alerts of ``detector`` (its name and look, :func:`own_alerts`;
+    ``rows``: those, read already) per key: the cool-down holds across runs, not only within
+    the detector's own pass over the series."""
+    ends: dict[str, list[float]] = {}
+    for row in own_alerts(db, detector, by) if rows is None else rows:
         ends.setdefault(row["key"], []).append(float(row["window_end"]))
     return ends
 
@@ -480,10 +534,13 @@ def known_alert_ids(db: Any) -> set[str]:
     return {r["id"] for r in db.query("SELECT id FROM finance_alerts")}
 
 
-def thursday_week_windows(db: Any, detector: Any, by: str) -> dict[str, list[tuple[float, float]]]:
-    """Per key, the windows of stored alerts that an earlier tunesmith found on weeks counted
-    from Thursday 1970-01-01 (a window of whole weeks starting at Thursday 00:00 on its
-    zone's clock); empty unless ``detector`` counts in whole weeks.
+def thursday_week_windows(
+    db: Any, detector: Any, by: str, rows: list[Any] | None = None
+) -> dict[str, list[tuple[float, float]]]:
+    """Per key, the windows of stored alerts (of ``detector``'s name and look; ``rows``: those,
+    read already) that an earlier tunesmith found on weeks counted from Thursday 1970-01-01 (a
+    window of whole weeks starting at Thursday 00:00 on its zone's clock); empty unless
+    ``detector`` counts in whole weeks.
 
     Why: weeks now start on Monday, so the same surge comes out in a window three or four days
     away, with another id and beyond any cool-down: without this, the first `alerts` after the
@@ -491,11 +548,7 @@ def thursday_week_windows(db: Any, detector: Any, by: str) -> dict[str, list[tup
     if not bucket_origin(detector.bucket):
         return {}
     windows: dict[str, list[tuple[float, float]]] = {}
-    for row in db.query(
-        "SELECT key, window_start, window_end, tz FROM finance_alerts "
-        "WHERE kind = ? AND detector = ?",
-        (by, detector.name),
-    ):
+    for row in own_alerts(db, detector, by) if rows is None else rows:
         start, end = float(row["window_start"]), float(row["window_end"])
         wall = local_seconds(start, resolve_zone(row["tz"] or "UTC", "tz"))
         if (end - start) % WEEK == 0 and wall % WEEK == 0:
@@ -543,8 +596,11 @@ def run_alerts(
     if detector is None:
         detector = default_detector(db)
     seen = known_alert_ids(db)
-    stored_ends = stored_window_ends(db, detector, options.by)
-    thursday_weeks = thursday_week_windows(db, detector, options.by)
+    # The alerts of this look stored earlier: a window found again ends where one of theirs
+    # does, inside its cool-down, also under the id it had before ids named the look.
+    own = own_alerts(db, detector, options.by)
+    stored_ends = stored_window_ends(db, detector, options.by, own)
+    thursday_weeks = thursday_week_windows(db, detector, options.by, own)
     new = []
     # The detector itself keeps out of the stored alerts' cool-downs (the same surge found a
     # bucket earlier or later by an earlier run): filtering its detections afterwards would let

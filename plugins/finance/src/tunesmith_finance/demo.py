@@ -68,33 +68,48 @@ def demo_paths() -> tuple[Path, Path]:
 
 
 def auto_bucket(
-    span: float, rows_for: Callable[[str], list[Any]], keys: Sequence[str] | None = None
+    span: float,
+    rows_for: Callable[[str], list[Any]],
+    keys: Sequence[str] | None = None,
+    prefer: str | None = None,
 ) -> tuple[str, list[Any], bool]:
     """The smallest of :data:`BUCKETS` whose typical bucket holds :data:`MIN_PER_BUCKET`
     documents for each of ``keys`` (the keys the chart shows; by default every key of the
     rows), among the sizes that cut ``span`` seconds (first to last document) into at most
     :data:`MAX_BUCKETS` and at least :data:`MIN_BUCKETS` buckets; when none does, the largest
-    of those. ``rows_for(size)``: the trend rows in buckets of that size. Returns the size, its
-    rows, and whether the keys got their documents per bucket.
+    of those. ``prefer`` (the alert checks' bucket, any size) comes first when it meets both
+    rules: the chart's points are then the detector's buckets. ``rows_for(size)``: the trend
+    rows in buckets of that size. Returns the size, its rows, and whether the keys got their
+    documents per bucket.
 
     Counting buckets alone gave two weeks of tweets 6h buckets of one or two documents per key,
     whose share jumps between 0 and 1, and never offered a week to a quarter of data."""
-    import statistics
-
     from tunesmith_finance.trends import parse_duration
 
+    if prefer is not None and MIN_BUCKETS <= span / parse_duration(prefer) <= MAX_BUCKETS:
+        rows = rows_for(prefer)
+        if _enough_per_bucket(rows, keys):
+            return prefer, rows, True
     sizes = [b for b in BUCKETS if span / parse_duration(b) >= MIN_BUCKETS] or [BUCKETS[0]]
     fitting = [b for b in sizes if span / parse_duration(b) <= MAX_BUCKETS] or sizes[-1:]
-    rows: list[Any] = []
+    rows = []
     for size in fitting:
         rows = rows_for(size)
-        counts: dict[str, list[int]] = {}
-        for row in rows:
-            counts.setdefault(row.key, []).append(row.count)
-        wanted = [k for k in (keys or counts) if k in counts]
-        if all(statistics.median(counts[k]) >= MIN_PER_BUCKET for k in wanted):
+        if _enough_per_bucket(rows, keys):
             return size, rows, True
     return fitting[-1], rows, False
+
+
+def _enough_per_bucket(rows: list[Any], keys: Sequence[str] | None) -> bool:
+    """Whether each of ``keys`` (default: every key of the rows) has :data:`MIN_PER_BUCKET`
+    documents in its typical bucket (the median of its buckets with documents)."""
+    import statistics
+
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        counts.setdefault(row.key, []).append(row.count)
+    wanted = [k for k in (keys or counts) if k in counts]
+    return all(statistics.median(counts[k]) >= MIN_PER_BUCKET for k in wanted)
 
 
 def train_sample_model(out: Path, base_model: str = "default") -> Path:
@@ -459,6 +474,21 @@ class Dashboard:
             seen += (count_documents(self._db), alerts)
         return seen
 
+    def checks_bucket(self) -> str:
+        """The bucket of the page's alert checks, as `finance alerts --bucket` writes it."""
+        from tunesmith_finance.detector import SurgeDetector
+        from tunesmith_finance.trends import duration_text
+
+        return duration_text(self.detector_settings.get("bucket") or SurgeDetector.bucket)
+
+    def bucket_choices(self) -> list[str]:
+        """The Bucket box: :data:`AUTO`, then :data:`BUCKETS` with the alert checks' bucket
+        among them by size (a `--bucket 2h` page could not chart its own buckets by hand)."""
+        from tunesmith_finance.trends import parse_duration
+
+        sizes = dict.fromkeys([*BUCKETS, self.checks_bucket()])
+        return [AUTO, *sorted(sizes, key=parse_duration)]
+
     def snapshot(self, by: str, bucket: str, key: str, tz: str | None = None) -> dict[str, Any]:
         """Status, chart, alert table and alert details for the current selection; ``key`` is
         the key the chart shows: the one asked for, or "top 6" when it is not a key of ``by``
@@ -548,12 +578,18 @@ class Dashboard:
             span = self._db.query(
                 "SELECT MIN(ts) AS first, MAX(ts) AS last FROM finance_documents"
             )[0]
+            # The alert checks' bucket first: on other buckets a daily alert's triangle sat on
+            # a 3h point, and a surge of three hours was smoothed away in a day.
+            checks = self.checks_bucket()
             bucket, rows, enough = auto_bucket(
-                (span["last"] or 0) - (span["first"] or 0), rows_for, chosen
+                (span["last"] or 0) - (span["first"] or 0), rows_for, chosen, prefer=checks
             )
             auto = f" Buckets: {bucket} (auto: " + (
-                f"the smallest with at least {MIN_PER_BUCKET} documents in a typical bucket of "
-                "each key shown)."
+                f"the alert checks' bucket, with at least {MIN_PER_BUCKET} documents in a "
+                "typical bucket of each key shown)."
+                if enough and bucket == checks
+                else f"the smallest with at least {MIN_PER_BUCKET} documents in a typical bucket "
+                "of each key shown)."
                 if enough
                 else f"the largest that still cuts the data's span into {MIN_BUCKETS} or more; "
                 f"some key shown has fewer than {MIN_PER_BUCKET} documents in a typical bucket)."
@@ -791,7 +827,7 @@ def build_demo(
                 # "auto" picks the size that gives the keys charted enough documents per
                 # bucket (the page says which); a size the user picks stays until they pick
                 # another.
-                bucket = gr.Dropdown([AUTO, *BUCKETS], value=AUTO, label="Bucket")
+                bucket = gr.Dropdown(board.bucket_choices(), value=AUTO, label="Bucket")
                 key = gr.Dropdown(
                     [TOP], value=TOP, label="Topic or ticker", allow_custom_value=True
                 )
@@ -803,8 +839,9 @@ def build_demo(
                 )
             # The chart draws the interval band for one chosen key only (six bands hid the lines).
             chart_label = (
-                "Negative share (95% band for one chosen key); alerts as red triangles on the "
-                "bucket their window ends in"
+                "Negative share (95% band for one chosen key); alerts as red marks on the "
+                "bucket their window ends in: filled triangles those found with the chart's "
+                "bucket, hollow marks those of other buckets (the legend says which)"
             )
             # Said above the chart, its label badge hidden: the badge sat over the left end of
             # the chart's own title.

@@ -32,6 +32,15 @@ def parse_duration(text: str, flag: str = "--bucket") -> float:
     return float(match.group(1)) * _UNIT[match.group(2).lower()]
 
 
+def duration_text(seconds: float) -> str:
+    """``seconds`` as a `finance alerts` flag writes it: 1w, 1d, 6h, 15m, 30s (the reverse of
+    :func:`parse_duration`)."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def bucket_origin(size: float) -> float:
     """The wall-clock second (since 1970-01-01 00:00) that buckets of ``size`` seconds count
     from: Monday 1970-01-05 for whole weeks (a week bucket starts on a Monday), else 0."""
@@ -384,19 +393,19 @@ def plot(
         )
         if len(keys) <= 2:  # more bands than two hide the lines
             ax.fill_between(times, low, high, color=line.get_color(), alpha=0.15)
-    marked = False
-    for alert in alerts_on_the_line(alerts or [], rows, keys):
-        when = datetime.fromtimestamp(alert["window_end"], shown)
+    placed = alerts_on_the_line(alerts or [], rows, keys)
+    for (label, marker, filled), group in alert_groups(placed, step).items():
         ax.plot(
-            [when],
-            [alert["share"]],
-            marker="v",
+            [datetime.fromtimestamp(a["window_end"], shown) for a in group],
+            [a["share"] for a in group],
+            marker=marker,
             color="red",
+            markerfacecolor="red" if filled else "none",
+            markeredgewidth=1.5,
             markersize=11,
             linestyle="none",
-            label=None if marked else "alert",
+            label=label,
         )
-        marked = True
     ax.set_ylim(-0.02, 1.02)  # a share of 0 or 1 (common in small buckets) stays visible
     ax.set_ylabel("negative share")
     # The zone the buckets are cut in, whatever zone the input's times had.
@@ -409,6 +418,35 @@ def plot(
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)
     fig.tight_layout()
     return fig
+
+
+#: The markers of alerts found with buckets other than the chart's, in order of bucket size.
+_OTHER_MARKERS = ("^", "s", "D", "P", "o")
+
+
+def alert_groups(
+    alerts: list[dict[str, Any]], chart_bucket: float | None
+) -> dict[tuple[str, str, bool], list[dict[str, Any]]]:
+    """The alerts to draw, grouped by the bucket their detector used (their ``settings``):
+    ``(legend label, marker, filled)`` -> alerts. Those of the chart's bucket are filled red
+    triangles, first; each other bucket gets a hollow marker of its own, by size; alerts stored
+    before the settings were kept, a hollow triangle. An hourly cron and a daily look on one
+    database put both on one chart, and a daily alert read as an hourly surge."""
+    by_bucket: dict[float | None, list[dict[str, Any]]] = {}
+    for alert in alerts:
+        size = (alert.get("settings") or {}).get("bucket")
+        by_bucket.setdefault(float(size) if size else None, []).append(alert)
+    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
+    if chart_bucket is not None and float(chart_bucket) in by_bucket:
+        own = by_bucket.pop(float(chart_bucket))
+        groups[(f"alert ({duration_text(chart_bucket)} buckets)", "v", True)] = own
+    unknown = by_bucket.pop(None, [])
+    for i, size in enumerate(sorted(by_bucket)):
+        marker = _OTHER_MARKERS[i % len(_OTHER_MARKERS)]
+        groups[(f"alert ({duration_text(size)} buckets)", marker, False)] = by_bucket[size]
+    if unknown:
+        groups[("alert (bucket not recorded)", "v", False)] = unknown
+    return groups
 
 
 def alerts_on_the_line(
