@@ -24,7 +24,11 @@ from tunesmith.explain.faithfulness import faithfulness_figures
 from tunesmith.explain.methods import DEFAULT_STEPS, SINGLE_TEXT_METHOD
 from tunesmith.hooktypes import Demo
 from tunesmith.plugins import collect_list
-from tunesmith.ui.highlight import explanation_to_highlights, highlight_component
+from tunesmith.ui.highlight import (
+    explanation_to_highlights,
+    highlight_component,
+    words_summary,
+)
 from tunesmith.ui.markdown import plain_markdown
 from tunesmith.ui.model_access import demo_models_dir, find_models, load_allowed_ensemble
 
@@ -159,13 +163,10 @@ def classify_text(model_dir: str, text: str) -> Classified:
             f"({percent(explanation.target_probability)}, the most probable label) or away "
             "from it."
         )
-        note += _ensemble_note(members) + _cut_note(explanation) + _figures_note(explanation)
-        return Classified(
-            prediction["probabilities"],
-            explanation_to_highlights(explanation),
-            note,
-            "multilabel",
-        )
+        highlights = explanation_to_highlights(explanation)
+        note += _words_note(highlights) + _ensemble_note(members) + _cut_note(explanation)
+        note += _figures_note(explanation)
+        return Classified(prediction["probabilities"], highlights, note, "multilabel")
     # The label shown: with a lexical share (--lexical) it may not be the transformer's own.
     target = prediction["label"] if loaded.task == "classification" else None
     explanation = explain_loaded(loaded, [text], target=target, **how)[0]
@@ -179,18 +180,24 @@ def classify_text(model_dir: str, text: str) -> Classified:
         )
     else:
         said = f"Predicted **{label}** ({percent(score)})."
+    highlights = explanation_to_highlights(explanation)
     note = (
         f"{said} Highlighted words pushed towards it (positive) or away from it (negative)."
+        + _words_note(highlights)
         + _ensemble_note(members)
         + _cut_note(explanation)
         + _figures_note(explanation)
     )
     return Classified(
-        prediction["probabilities"],
-        explanation_to_highlights(explanation),
-        note,
-        str(loaded.task or "classification"),
+        prediction["probabilities"], highlights, note, str(loaded.task or "classification")
     )
+
+
+def _words_note(highlights: Any, towards: str = "towards it", against: str = "away from it") -> str:
+    """The highlighted words named in the note: "Why" shows them as colours only, which a
+    screen reader does not read (see :func:`tunesmith.ui.highlight.words_summary`)."""
+    said = words_summary(highlights, towards, against)
+    return f" {said}" if said else ""
 
 
 def _figures_note(explanation: Any) -> str:
@@ -265,7 +272,8 @@ def _entities_result(
         f" Highlighted words made the model tag **{plain_markdown(first['text'])}** "
         "(positive) or held it back (negative)."
     )
-    return scores, explanation_to_highlights(match), note
+    highlights = explanation_to_highlights(match)
+    return scores, highlights, note + _words_note(highlights, "towards the tag", "against it")
 
 
 def _read_in_part(loaded: Any, text: str) -> bool:
@@ -325,7 +333,7 @@ def scores_html(result: Classified) -> str:
             "Each entity the tagger found, with its confidence in it (the mean probability of "
             "its words' tags), in the order of the text."
         )
-        return _scores_block("", caption, list(scores.items()), 0.0)
+        return _scores_block("", caption, list(scores.items()), 0.0, names=("Entity", "Confidence"))
     ranked = sorted(scores.items(), key=lambda item: -item[1])
     # All of them when one more row would do ("1 more label" took the place of that label).
     cut = SHOWN_ROWS if len(ranked) > SHOWN_ROWS + 1 else len(ranked)
@@ -350,26 +358,41 @@ def scores_html(result: Classified) -> str:
 
 
 def _scores_block(
-    heading: str, caption: str, rows: list[tuple[str, float]], rest: float, hidden: int = 0
+    heading: str,
+    caption: str,
+    rows: list[tuple[str, float]],
+    rest: float,
+    hidden: int = 0,
+    names: tuple[str, str] = ("Label", "Probability"),
 ) -> str:
     """The box's HTML: an optional heading (already escaped), a caption, a bar per row and a
-    line for the rows left out."""
+    line for the rows left out. ``names``: the table's column headers.
+
+    The table has headers (a screen reader read the rows as bare "negative, 0.999765, >99.9%")
+    and its bars are hidden from screen readers: the percent beside each says the same, and a
+    bar read as its raw value ("0.999765")."""
     parts = []
     if heading:
         parts.append(f"<p style='font-size:1.4em;font-weight:bold;margin:0'>{heading}</p>")
     parts.append(f"<p style='margin:0.2em 0 0.5em;opacity:0.8'>{html.escape(caption)}</p>")
     parts.append("<table style='width:100%;border:none;border-collapse:collapse'>")
+    th = "border:none;padding:2px 8px 2px 0;text-align:left;font-weight:normal;opacity:0.8"
+    parts.append(
+        f"<thead><tr><th scope='col' style='{th}'>{html.escape(names[0])}</th>"
+        f"<th scope='col' colspan='2' style='{th};text-align:right'>{html.escape(names[1])}</th>"
+        "</tr></thead><tbody>"
+    )
     for name, p in rows:
         parts.append(
             "<tr>"
             f"<td style='border:none;padding:2px 8px 2px 0'>{html.escape(name)}</td>"
-            f"<td style='border:none;width:50%'><meter min='0' max='1' value='{p:.6f}' "
-            "style='width:100%'></meter></td>"
+            f"<td style='border:none;width:50%' aria-hidden='true'><meter min='0' max='1' "
+            f"value='{p:.6f}' style='width:100%'></meter></td>"
             "<td style='border:none;padding-left:8px;text-align:right;white-space:nowrap'>"
             f"{html.escape(percent(p))}</td>"
             "</tr>"
         )
-    parts.append("</table>")
+    parts.append("</tbody></table>")
     if hidden:
         parts.append(
             f"<p style='margin:0.5em 0 0;opacity:0.8'>{hidden} more label"

@@ -317,7 +317,16 @@ def recommend(
         if texts
         else None
     )
-    return results_markdown(results, heading, details, many, words.because), highlights
+    shown = results_markdown(results, heading, details, many, words.because)
+    if highlights:
+        from tunesmith.ui.highlight import words_summary
+
+        # The highlighted words' colours in words: a screen reader reads them without.
+        said = words_summary(
+            highlights, "raised the match", "lowered it", lead=f"In the first {plain(one)}"
+        )
+        shown += f"\n\n{said}" if said else ""
+    return shown, highlights
 
 
 def named(recommender: Any, items: list[str]) -> str:

@@ -59,9 +59,14 @@ def _build_sample_kb(out: Path, model: str) -> Path:
 
     paths = sample_paths()
     tmp = demo_dir() / f"sample-kb.tmp-{time.time_ns()}"
-    build_index(paths["kb"], tmp, model=model)
-    ids = {e.id for e in stored_entries(open_index(tmp, load_encoder(tmp)))}
-    calibrate_kb(tmp, read_labelled([paths["history"]], ids))
+    try:
+        build_index(paths["kb"], tmp, model=model)
+        ids = {e.id for e in stored_entries(open_index(tmp, load_encoder(tmp)))}
+        calibrate_kb(tmp, read_labelled([paths["history"]], ids))
+    except BaseException:
+        # A failed build left its half-made folder behind, one more on every question asked.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if not out.exists():
         # The index records its encoder by name ('default' resolves to the same name), so the
         # folder can move.
@@ -197,7 +202,7 @@ def _table(rows: list[dict[str, Any]]) -> list[list[Any]]:
 def explain(kb_dir: str, last: dict[str, Any]) -> tuple[Any, Any, str]:
     """Pair explanation of the last answer: words of the question and of the matched entry."""
     from tunesmith.explain.pair import explain_encoder_pair
-    from tunesmith.ui.highlight import explanation_to_highlights
+    from tunesmith.ui.highlight import explanation_to_highlights, words_summary
 
     if not last or not last.get("entry_text"):
         raise UserInputError("Ask a question that gets an answer first.")
@@ -216,11 +221,13 @@ def explain(kb_dir: str, last: dict[str, Any]) -> tuple[Any, Any, str]:
         f"Similarity {result.similarity:.2f}. Highlighted words raised (positive) or lowered "
         f"(negative) the match between the question and the entry's {what}, which chose it."
     )
-    return (
-        explanation_to_highlights(result, side="query"),
-        explanation_to_highlights(result, side="passage"),
-        note,
-    )
+    query = explanation_to_highlights(result, side="query")
+    passage = explanation_to_highlights(result, side="passage")
+    # The colours in words too: a screen reader reads the highlighted text without them.
+    for pieces, lead in ((query, "In the question"), (passage, f"In the entry's {what}")):
+        said = words_summary(pieces, "raised the match", "lowered it", lead=lead)
+        note += f"\n\n{said}" if said else ""
+    return query, passage, note
 
 
 def matched_text(answerer: Any, query: str, entry: dict[str, Any]) -> tuple[str, str]:
@@ -540,7 +547,14 @@ def build_demo(kb: str | Path | None = None) -> Any:
         with gr.Row():
             with gr.Column(scale=3):
                 # Plain text: as Markdown, "2*3*4" showed as "234" and "[x](url)" as a link.
-                chat = gr.Chatbot(label="Conversation", height=360, render_markdown=False)
+                # No "share" button: it had no name for a screen reader, and it offers to post
+                # a customer conversation to Hugging Face, which a support desk must not.
+                chat = gr.Chatbot(
+                    label="Conversation",
+                    height=360,
+                    render_markdown=False,
+                    buttons=["copy", "copy_all"],
+                )
                 question = gr.Textbox(label="Question", placeholder=placeholder, lines=1)
                 with gr.Row():
                     ask = gr.Button("Ask", variant="primary")
@@ -554,7 +568,9 @@ def build_demo(kb: str | Path | None = None) -> Any:
                     not_helpful = gr.Button("Not helpful")
                 feedback_note = gr.Markdown(elem_id="support-feedback-note")
         with gr.Accordion("Why this answer", open=False):
-            why = gr.Button("Why this answer")
+            # Not "Why this answer" again: two buttons of one name, side by side, are one too
+            # many for a screen reader's list of buttons.
+            why = gr.Button("Explain the last answer")
             why_note = gr.Markdown()
             query_words = highlight_component(label="Words in the question")
             entry_words = highlight_component(label="Words in the matched entry")
