@@ -111,7 +111,7 @@ def test_non_utf8_file_names_the_file_and_the_line_of_the_first_bad_byte(tmp_pat
     with pytest.raises(DataError) as info:
         load_text_dataset(path)
     message = str(info.value)
-    assert message.startswith(f"{path}:3:")
+    assert message.startswith(f"{path}:3, column 'text':")
     assert "not UTF-8" in message and "0xe9" in message
 
 

@@ -169,7 +169,10 @@ def test_ingest_stores_the_good_rows_and_exits_non_zero_when_rows_are_skipped(
     db = str(tmp_path / "f.sqlite")
     result = cli("finance", "ingest", str(stream), "--model", str(tiny_model), "--db", db)
     assert result.exit_code == 2, result.output
-    assert "1 added" in result.output and f"{stream}:2: skipped: unparsable time" in result.output
+    assert (
+        "1 added" in result.output
+        and f"{stream}:2: skipped: column 'time': unparsable time" in result.output
+    )
     assert "Error: 1 row(s) skipped" in result.output
     again = cli("finance", "ingest", str(stream), "--model", str(tiny_model), "--db", db)
     assert again.exit_code == 0, again.output  # resumed after the reported row

@@ -26,7 +26,7 @@ def test_an_unparsable_feed_time_says_rfc_2822_is_read_too():
 
     with pytest.raises(RowError) as info:
         to_document({"id": "a", "time": "next tuesday", "text": "Helix falls"})
-    message = str(info.value)
+    message = info.value.reason
     assert message.startswith("unparsable time 'next tuesday' (expected ISO 8601")
     assert "Unix seconds, or RFC 2822" in message
 
@@ -172,5 +172,7 @@ def test_a_boolean_id_skips_the_row_with_a_row_error(db, tmp_path):
     path = write_jsonl(tmp_path / "feed.jsonl", [{**doc(1), "id": True}, {**doc(2), "id": 2.0}])
     report = _ingester(db).ingest_file(path)
     assert (report.added, report.skipped) == (1, 1)
-    assert str(report.issues[0]) == f"{path}:1: skipped: id is true, not an id (a text or a number)"
+    assert str(report.issues[0]) == (
+        f"{path}:1: skipped: column 'id': id is true, not an id (a text or a number)"
+    )
     assert [r["id"] for r in db.query("SELECT id FROM finance_documents")] == ["2"]

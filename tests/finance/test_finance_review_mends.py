@@ -154,7 +154,7 @@ def test_a_nested_json_text_or_id_is_a_skipped_row_not_its_python_repr(db, tmp_p
     report = _ingester(db).ingest_file(path)
     assert (report.added, report.skipped) == (1, 2)
     assert [i.detail for i in report.issues] == [
-        "text is an object, not a string",
-        "id is a list, not a string",
+        "column 'text': text is an object, not a string",
+        "column 'id': id is a list, not a string",
     ]
     assert [r["id"] for r in db.query("SELECT id FROM finance_documents")] == ["d3"]

@@ -96,7 +96,7 @@ def test_missing_and_unparsable_times_are_refused(items, tmp_path):
     with pytest.raises(DataError, match=r"e.csv:3, column 'timestamp': missing time"):
         load_events(missing, catalogue)
     bad = write(tmp_path / "f.csv", "user_id,item_id,timestamp\nu,a,yesterday\n")
-    with pytest.raises(DataError, match="cannot read the time 'yesterday'"):
+    with pytest.raises(DataError, match="unparsable time 'yesterday'"):
         load_events(bad, catalogue)
 
 
@@ -158,7 +158,7 @@ def test_nan_and_infinite_times_are_refused_not_read_as_unix_seconds(items, tmp_
     catalogue = load_items(items)
     for bad in ("nan", "inf", "-Infinity"):
         path = write(tmp_path / "e.csv", f"user_id,item_id,timestamp\nu,a,1\nu,b,{bad}\n")
-        with pytest.raises(DataError, match=r"e.csv:3, column 'timestamp': cannot read the time"):
+        with pytest.raises(DataError, match=r"e.csv:3, column 'timestamp': time '.*' is not a fin"):
             load_events(path, catalogue)
     with pytest.raises(ValueError):
         parse_time(float("inf"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.file_errors import read_failure
 from tunesmith.data.times import WorkbookFloat, WorkbookInt
 from tunesmith.errors import DataError
 
@@ -141,6 +142,14 @@ def check_sheet(path: str | Path) -> str:
         return _pick_sheet(book, file, sheet)[0]
 
 
+def sheet_names(path: str | Path) -> tuple[str, list[str]]:
+    """``(the sheet path names, every worksheet's name)`` of a workbook, for a message that
+    says which sheet was read and which others there are. Reads no cells."""
+    file, sheet = split_sheet(path)
+    with _workbook(file, data_only=True) as book:
+        return _pick_sheet(book, file, sheet)[0], [ws.title for ws in book.worksheets]
+
+
 def _rows(
     grid: list[tuple[int, list[Any]]],
     named: list[tuple[int, str]],
@@ -197,9 +206,7 @@ class _workbook:  # noqa: N801 - used as a context manager, like open()
             with self.file.open("rb") as handle:
                 start = handle.read(len(_OLE2))
         except OSError as exc:
-            raise DataError(
-                f"cannot read the file: {exc.strerror or exc}", path=self.file
-            ) from None
+            raise read_failure(exc, self.file) from None
         if start == _OLE2:
             raise DataError(
                 "this is an old-format .xls workbook or a password-protected one; save it "
@@ -213,7 +220,11 @@ class _workbook:  # noqa: N801 - used as a context manager, like open()
                 self.book = load_workbook(
                     self.file, read_only=True, data_only=self.data_only, keep_links=False
                 )
+        except MemoryError:
+            raise
         except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:  # the machine's, not the file's
+                raise read_failure(exc, self.file) from None
             raise DataError(
                 f"not a readable Excel workbook ({exc}); save it from Excel as .xlsx",
                 path=self.file,
@@ -267,7 +278,11 @@ def _cells(
                 while values and values[-1] is None:
                     values.pop()
                 grid.append((number, values))
+        except MemoryError:
+            raise
         except Exception as exc:  # a damaged sheet: openpyxl raises ValueError, KeyError, ...
+            if isinstance(exc, OSError) and exc.errno is not None:  # an I/O error, not damage
+                raise read_failure(exc, shown) from None
             after = f" after row {grid[-1][0]}" if grid else ""
             raise DataError(
                 f"cannot read the sheet{after} (a damaged workbook?): {exc}", path=shown

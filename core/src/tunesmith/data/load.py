@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.excel import data_file
+from tunesmith.data.excel import EXCEL_SUFFIXES, data_file, sheet_names
+from tunesmith.data.file_errors import read_failure
 from tunesmith.data.limits import MAX_FIELD_CHARS, names_for_message, text_problem
 from tunesmith.data.readers import (
     ROW_KEY,
@@ -65,9 +66,13 @@ def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if str(path) == "-" and not path.exists():
         raise DataError("'-' (standard input) is not read here; give a data file", path=STDIN_NAME)
-    if not data_file(path).exists():
+    try:
+        found, folder = data_file(path).exists(), path.is_dir()
+    except OSError as exc:  # a folder on the way that is not the user's to open
+        raise read_failure(exc, data_file(path)) from None
+    if not found:
         raise DataError("file not found", path=data_file(path))
-    if path.is_dir():
+    if folder:
         raise DataError("this is a folder; give a data file", path=path)
     return path
 
@@ -75,10 +80,20 @@ def _existing_file(path: str | Path) -> Path:
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     rows = [row for row in reader_for(path)(path)]
     if not rows:
-        raise DataError("the file has no data rows", path=path)
+        raise DataError(_no_rows(path), path=path)
     for i, row in enumerate(rows):
         row.setdefault(ROW_KEY, i + 1)
     return rows
+
+
+def _no_rows(path: Path) -> str:
+    """What is empty: the file, or the workbook's sheet (naming the others, since the one read
+    by default may be a cover sheet)."""
+    if data_file(path).suffix.lower() not in EXCEL_SUFFIXES:
+        return "the file has no data rows"
+    name, names = sheet_names(path)
+    others = f"; the sheets are: {', '.join(repr(n) for n in names)}" if len(names) > 1 else ""
+    return f"the sheet '{name}' has no data rows{others}"
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:

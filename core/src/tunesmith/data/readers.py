@@ -8,6 +8,7 @@ a format or replace one of these. Token files (``.conll``, ``.txt``) yield one d
 from __future__ import annotations
 
 import bisect
+import codecs
 import csv
 import io
 import json
@@ -19,6 +20,7 @@ from typing import Any
 
 from tunesmith.data.excel import EXCEL_SUFFIXES, REFUSED_SPREADSHEETS, data_file, read_sheet
 from tunesmith.data.excel import refuse_spreadsheet as _refuse_spreadsheet
+from tunesmith.data.file_errors import read_failure
 from tunesmith.data.limits import (
     MAX_FIELD_CHARS,
     MAX_FILE_BYTES,
@@ -44,7 +46,7 @@ def check_file_size(path: Path) -> None:
     try:
         info = path.stat()
     except OSError as exc:
-        raise DataError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+        raise read_failure(exc, path) from None
     if stat.S_ISDIR(info.st_mode):
         raise DataError("this is a folder; give a data file", path=path)
     if not stat.S_ISREG(info.st_mode):
@@ -63,18 +65,69 @@ def split_lines(text: str) -> list[str]:
     return LINE_BREAK.split(text)
 
 
-def read_utf8(path: Path) -> str:
-    """The file's text; a file that is not UTF-8 fails naming the line of the first bad byte."""
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, after :func:`check_file_size`; a path at fault is a ``DataError``, a
+    machine at fault (no file descriptor left, an I/O error) the ``OSError``
+    (:func:`~tunesmith.data.file_errors.read_failure`)."""
     check_file_size(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:  # no permission, a folder in the way, an I/O error
-        raise DataError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
-    return decode_utf8(data, path)
+        return path.read_bytes()
+    except OSError as exc:
+        raise read_failure(exc, path) from None
+
+
+def read_utf8(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 fails naming the line of the first bad byte."""
+    return decode_utf8(read_bytes(path), path)
+
+
+#: Byte-order marks of the encodings a "Unicode" export is saved in instead of UTF-8 (Excel's
+#: "Unicode Text" is UTF-16); UTF-32's first, since its little-endian mark starts with UTF-16's.
+_OTHER_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32", "utf-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32", "utf-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16", "utf-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16", "utf-16"),
+)
+#: Bytes looked at for UTF-16 without a byte-order mark.
+_SNIFF_BYTES = 4096
+
+
+def _mostly_nul(data: bytes, share: float = 0.9) -> bool:
+    """Whether at least ``share`` of ``data``'s bytes are NUL."""
+    return data.count(0) >= share * len(data)
+
+
+def _utf16_problem(data: bytes) -> str | None:
+    """Why ``data`` is UTF-16 or UTF-32 rather than UTF-8, with the command that converts it;
+    None when it is neither. Without a byte-order mark, UTF-16 of Latin letters is valid UTF-8
+    with a NUL beside each letter: read as such, its header named no column the user wrote."""
+    for bom, name, codec in _OTHER_BOMS:
+        if data.startswith(bom):
+            found, source = f"{name} (its byte-order mark says so)", codec
+            break
+    else:
+        # Latin letters in UTF-16: a NUL after each (little-endian) or before it; a binary
+        # file's NULs fall on both sides.
+        head = data[: _SNIFF_BYTES * 2]
+        if len(head) < 2:
+            return None
+        odd, even = head[1::2], head[0::2]
+        if _mostly_nul(odd) and not _mostly_nul(even, 0.1):
+            source = "utf-16le"
+        elif _mostly_nul(even) and not _mostly_nul(odd, 0.1):
+            source = "utf-16be"
+        else:
+            return None
+        found = "UTF-16 (a NUL byte beside each letter)"
+    return f"the file is {found}, not UTF-8; re-save it as UTF-8, e.g. `iconv -f {source} -t utf-8`"
 
 
 def decode_utf8(data: bytes, path: str | Path) -> str:
-    """``data`` as text (a BOM dropped); bytes that are not UTF-8 fail naming their line."""
+    """``data`` as text (a BOM dropped); bytes that are not UTF-8 fail naming their line, and a
+    UTF-16 or UTF-32 file says so (not "byte 0xff", with a Latin-1 hint that garbles it)."""
+    if problem := _utf16_problem(data):
+        raise DataError(problem, path=path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -175,7 +228,61 @@ def csv_separator(text: str) -> str:
 
 
 def _delimited(path: Path, delimiter: str, quoting: int) -> Iterator[Row]:
-    return delimited_rows(read_utf8(path), path, delimiter, quoting)
+    text = decode_table(read_bytes(path), path, delimiter, quoting)
+    return delimited_rows(text, path, delimiter, quoting)
+
+
+#: What a byte that is not UTF-8 becomes when decoded with ``surrogateescape``.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def decode_table(data: bytes, path: str | Path, delimiter: str | None, quoting: int) -> str:
+    """:func:`decode_utf8` for a CSV or TSV file (``delimiter`` None: sniffed as
+    :func:`read_csv` does); a byte that is not UTF-8 in a cell also names the cell's column."""
+    try:
+        return decode_utf8(data, path)
+    except DataError as exc:
+        if exc.row is None:  # not a bad byte (a UTF-16 file)
+            raise
+        column = _column_of_bad_byte(data, delimiter, quoting)
+        if column is None:
+            raise
+        raise DataError(exc.message, path=path, row=exc.row, column=column) from None
+
+
+def _column_of_bad_byte(data: bytes, delimiter: str | None, quoting: int) -> str | None:
+    """The header name of the first cell holding a byte that is not UTF-8; None when that byte
+    is in the header, or the table cannot be parsed that far."""
+    text = data.decode("utf-8-sig", "surrogateescape")
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter or csv_separator(text), quoting=quoting
+    )
+    try:
+        header = next(reader)
+        if any(_ESCAPED_BYTE.search(name) for name in header):
+            return None
+        for fields in reader:
+            for index, value in enumerate(fields):
+                if _ESCAPED_BYTE.search(value):
+                    return header[index].strip() if index < len(header) else None
+    except (StopIteration, csv.Error):
+        pass
+    return None
+
+
+def _nul_problem(fields: list[str], header: list[str]) -> tuple[str, str | None] | None:
+    """``(problem, column)`` for the first field of a row holding a NUL byte: no text file
+    has one (a damaged file, or part of a binary one), and it would be trained on unseen."""
+    for index, value in enumerate(fields):
+        at = value.find("\x00")
+        if at >= 0:
+            column = header[index] if index < len(header) else None
+            return (
+                f"this cell holds a NUL byte (character {at + 1}), which no text has: "
+                "the file is damaged or not text; remove it",
+                column,
+            )
+    return None
 
 
 def delimited_rows(text: str, path: str | Path, delimiter: str, quoting: int) -> Iterator[Row]:
@@ -194,6 +301,9 @@ def delimited_rows(text: str, path: str | Path, delimiter: str, quoting: int) ->
     except csv.Error as exc:
         raise DataError(_csv_problem(exc), path=path, row=1) from None
     header = [name.strip() for name in header]
+    # Looked for in each row only when the file has one. A header's NUL is shown escaped where
+    # the columns are listed, which is where a user meets it.
+    has_nul = "\x00" in text
     check_unique_header(header, path)
     last_line = reader.line_num
     while True:
@@ -209,6 +319,8 @@ def delimited_rows(text: str, path: str | Path, delimiter: str, quoting: int) ->
         last_line = reader.line_num
         if not fields:  # a blank line
             continue
+        if has_nul and (found := _nul_problem(fields, header)):
+            raise DataError(found[0], path=path, row=start, column=found[1])
         if len(fields) > len(header):
             raise DataError(
                 f"this row has {len(fields)} fields but the header has {len(header)} "
@@ -234,7 +346,7 @@ def read_csv(path: Path) -> Iterator[Row]:
     """RFC 4180 CSV with a header line (line 1); quoted fields may hold newlines. A header line
     without a comma but with a ``;`` (or a tab) makes that the separator (:func:`csv_separator`)."""
     path = Path(path)
-    text = read_utf8(path)
+    text = decode_table(read_bytes(path), path, None, csv.QUOTE_MINIMAL)
     return delimited_rows(text, path, csv_separator(text), csv.QUOTE_MINIMAL)
 
 
@@ -337,8 +449,14 @@ def read_parquet(path: Path) -> Iterator[Row]:
     check_file_size(path)
     try:
         table = pq.read_table(path)
+    except MemoryError:  # pyarrow's ArrowMemoryError too: the machine's limit, not the file's
+        raise
+    except OSError as exc:
+        if exc.errno is None:  # pyarrow's own IOError: a damaged file
+            raise DataError(f"cannot read Parquet: {exc}", path=path) from None
+        raise read_failure(exc, path) from None
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DataError(f"cannot read Parquet: {exc}", path=path) from None
+        raise DataError(_parquet_problem(exc), path=path) from None
     batch = 1024
     for start in range(0, table.num_rows, batch):
         for offset, record in enumerate(_parquet_records(table, start, batch, path)):
@@ -346,16 +464,33 @@ def read_parquet(path: Path) -> Iterator[Row]:
             yield record
 
 
+def _parquet_problem(exc: Exception) -> str:
+    """pyarrow's words for a file it cannot open, said in terms of the file."""
+    message = str(exc)
+    if "magic bytes not found" in message:
+        # A Parquet file ends with its footer: without it, it was cut short (a copy or a write
+        # that did not finish) or is some other file named .parquet.
+        return (
+            "not a complete Parquet file: its footer is missing (cut short while copied or "
+            "written, or another format named .parquet); write or copy it again"
+        )
+    return f"cannot read Parquet: {message}"
+
+
 def _parquet_records(table: Any, start: int, length: int, path: Path) -> list[Row]:
     """Rows ``start`` to ``start + length`` as dicts; a value that cannot be converted (a
     damaged page, a string that is not UTF-8) is a DataError at its row."""
     try:
         return table.slice(start, length).to_pylist()
+    except MemoryError:
+        raise
     except Exception:  # pyarrow and the codecs raise several types; find the row, then say it
         pass
     for row in range(start, min(start + length, table.num_rows)):
         try:
             table.slice(row, 1).to_pylist()
+        except MemoryError:
+            raise
         except Exception as exc:
             raise DataError(
                 f"cannot read this row of the Parquet file: {exc}", path=path, row=row + 1
@@ -515,11 +650,13 @@ def read_stdin(fmt: str, *, column: str = "text", stream: Any = None) -> list[Ro
             "split it into smaller parts",
             path=STDIN_NAME,
         )
+    if fmt == "csv":
+        text = decode_table(data, STDIN_NAME, None, csv.QUOTE_MINIMAL)
+        return list(delimited_rows(text, STDIN_NAME, csv_separator(text), csv.QUOTE_MINIMAL))
+    if fmt == "tsv":
+        text = decode_table(data, STDIN_NAME, "\t", csv.QUOTE_NONE)
+        return list(delimited_rows(text, STDIN_NAME, "\t", csv.QUOTE_NONE))
     text = decode_utf8(data, STDIN_NAME)
     if fmt == "lines":
         return list(line_rows(text, column))
-    if fmt == "jsonl":
-        return list(jsonl_rows(text, STDIN_NAME))
-    if fmt == "csv":
-        return list(delimited_rows(text, STDIN_NAME, csv_separator(text), csv.QUOTE_MINIMAL))
-    return list(delimited_rows(text, STDIN_NAME, "\t", csv.QUOTE_NONE))
+    return list(jsonl_rows(text, STDIN_NAME))

@@ -51,7 +51,16 @@ ACCEPTED_TIMES = f"{ACCEPTED}, or RFC 2822 as 'Thu, 05 Nov 2026 14:03:00 GMT'"
 
 
 class RowError(ValueError):
-    """Why a row cannot be a document; becomes a skipped-row report with file and line."""
+    """Why a row cannot be a document; becomes a skipped-row report with file and line.
+
+    ``column`` names the field at fault when one is (``time``, or ``published`` when that is
+    the time the row has): the message then starts with it, as a ``DataError`` names it, so
+    that the report says which cell to fix. ``reason`` is the message without it."""
+
+    def __init__(self, reason: str, column: str | None = None) -> None:
+        self.reason = reason
+        self.column = column
+        super().__init__(f"column '{column}': {reason}" if column else reason)
 
 
 @dataclass
@@ -163,11 +172,17 @@ def _rfc2822(value: Any, naive_tz: tzinfo) -> datetime | None:
 
 
 def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:
+    return _field(row, names)[1]
+
+
+def _field(row: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any]:
+    """``(name, value)`` of the first of ``names`` with a value in ``row``; else the first of
+    them the row has (or the first of all) and None, the column a missing value is in."""
     for name in names:
         value = row.get(name)
         if value is not None and value != "":
-            return value
-    return None
+            return name, value
+    return next((name for name in names if name in row), names[0]), None
 
 
 def _str(value: Any) -> str:
@@ -216,16 +231,21 @@ def to_document(
     """Turn one input row (a dict) into a :class:`Document`; :class:`RowError` says why not."""
     if not isinstance(row, dict):
         raise RowError(f"expected an object with id, time, text; got {type(row).__name__}")
-    raw_text = _first(row, TEXT_FIELDS)
-    for what, value in (("text", raw_text), ("id", _first(row, ID_FIELDS))):
+    text_col, raw_text = _field(row, TEXT_FIELDS)
+    id_col, raw_id = _field(row, ID_FIELDS)
+    for what, column, value in (("text", text_col, raw_text), ("id", id_col, raw_id)):
         if isinstance(value, dict | list):
             # str() would store and score the Python repr of a nested JSON value.
             kind = "an object" if isinstance(value, dict) else "a list"
-            raise RowError(f"{what} is {kind}, not a string")
+            raise RowError(f"{what} is {kind}, not a string", column)
     if raw_text is None or not str(raw_text).strip():
-        raise RowError("missing or empty text")
+        raise RowError("missing or empty text", text_col)
     text = _str(raw_text).strip()
-    moment = parse_time(_first(row, TIME_FIELDS), naive_tz)
+    time_col, raw_time = _field(row, TIME_FIELDS)
+    try:
+        moment = parse_time(raw_time, naive_tz)
+    except RowError as exc:
+        raise RowError(exc.reason, time_col) from None
     iso = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
     chars = len(text)
     truncated = chars > max_chars
@@ -233,10 +253,12 @@ def to_document(
         text = text[:max_chars]
     source = _first(row, ("source",))
     source = None if source is None else _str(source).strip()
-    doc_id = _first(row, ID_FIELDS)
-    doc_id = content_id(source, iso, text) if doc_id is None else _id_text(doc_id)
+    try:
+        doc_id = content_id(source, iso, text) if raw_id is None else _id_text(raw_id)
+    except RowError as exc:
+        raise RowError(exc.reason, id_col) from None
     if not doc_id:
-        raise RowError("empty id")
+        raise RowError("empty id", id_col)
     return Document(
         id=doc_id,
         ts=moment.timestamp(),

@@ -225,6 +225,25 @@ def parse_time(value: Any) -> tuple[float, str]:
     return moment.timestamp(), kind
 
 
+#: What a time is written as, shown after a time that is missing or in no format read.
+TIME_EXAMPLE = "e.g. 2026-01-31T18:00:00Z or 1769882400"
+
+
+def _time_problem(value: Any, exc: Exception) -> str:
+    """Why ``value`` is no time, in the core's words: the format it is in none of, or what is
+    wrong with a value in one (out of range, not finite, Excel's 1900-02-29, before Excel's
+    day 1), which "cannot read the time" hid."""
+    from tunesmith.data.times import ACCEPTED, UnparsableTimeError, unparsable_message
+
+    if isinstance(exc, UnparsableTimeError):
+        return unparsable_message(exc.shown, f"{ACCEPTED}, {TIME_EXAMPLE}")
+    if not _text(value):
+        return f"missing time; write unix seconds or ISO 8601, {TIME_EXAMPLE}"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"cannot read the time {_text(value)[:40]!r}: {exc}"
+
+
 def load_events(
     path: str | Path,
     catalogue: Catalogue,
@@ -298,14 +317,8 @@ def load_events(
         raw_time = row.get(time_col)
         try:
             seconds, kind = parse_time(raw_time)
-        except (ValueError, TypeError, OverflowError):
-            shown = _text(raw_time)
-            problem = "missing time" if not shown else f"cannot read the time {shown!r}"
-            raise DataError(
-                f"{problem}; use unix seconds or ISO 8601 (2026-01-31T18:00:00Z)",
-                column=time_col,
-                **where,
-            ) from None
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise DataError(_time_problem(raw_time, exc), column=time_col, **where) from None
         if time_format is None:
             time_format = (kind, row[ROW])
         elif kind != time_format[0]:
