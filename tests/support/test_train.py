@@ -90,7 +90,7 @@ def test_classifier_learns_out_of_scope_questions_as_their_own_label(kb_copy, mo
         return run.out
 
     monkeypatch.setattr(engine_ensemble, "train", fake_train)  # what train_ensemble calls
-    monkeypatch.setattr(learning, "save_examples", lambda out, qs: seen.update(examples=qs))
+    monkeypatch.setattr(learning, "save_examples", lambda out, qs, **_: seen.update(examples=qs))
     ids = {e.id for e in Answerer(kb_copy).entries}
     rows = read_labelled([sample_paths()["history"]], ids)
     train, held = split_held_out(rows, 0.3)
@@ -181,7 +181,7 @@ def test_classifier_members_train_one_run_per_seed_listed_in_the_manifest(kb_cop
         return run.out
 
     monkeypatch.setattr(engine_ensemble, "train", fake_train)  # what train_ensemble calls
-    monkeypatch.setattr(learning, "save_examples", lambda out, qs: None)
+    monkeypatch.setattr(learning, "save_examples", lambda out, qs, **_: None)
     ids = {e.id for e in Answerer(kb_copy).entries}
     train, held = split_held_out(read_labelled([sample_paths()["history"]], ids), 0.3)
     out = train_classifier(kb_copy, train, held=held, members=2, seed=7, log=lambda _m: None)

@@ -28,6 +28,40 @@ PRECISION_HELP = (
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 
 
+def device_option(note: str = "") -> Any:
+    """The ``--device`` Typer option (default ``auto``) with the core's help, for a command of
+    the core or a plugin; ``note`` is a sentence added to the help (e.g. that int8 runs on the
+    CPU). Resolve the value with :func:`resolve_device` or :func:`check_device`."""
+    import typer
+
+    return typer.Option("auto", "--device", help=f"{DEVICE_HELP} {note}".strip())
+
+
+def precision_option() -> Any:
+    """The ``--precision`` Typer option (default ``fp32``) with the core's help, for a command
+    that trains with the engine; check the value with :func:`check_precision`."""
+    import typer
+
+    return typer.Option("fp32", "--precision", help=PRECISION_HELP)
+
+
+def check_device(
+    choice: str | None, *, flag: str = "--device", quantize: str | None = None
+) -> None:
+    """Refuse a ``choice`` this machine cannot run (:func:`resolve_device`'s one line) at the
+    start of a command whose model loads later, before any data is read.
+
+    ``auto`` and ``cpu`` are always there and are passed without importing torch: a command
+    that may need no model (an ``ingest`` of files already stored) stays quick, and the CPU
+    thread policy is still set before torch is first imported (:mod:`tunesmith.engine.threads`;
+    a GPU run imports torch here, before that policy, which matters for CPU matrix products
+    only).
+    """
+    if (choice or "auto").strip().lower() in ("auto", "cpu"):
+        return
+    resolve_device(choice, flag=flag, quantize=quantize)
+
+
 def _mps_available() -> bool:
     import torch
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import check_device, device_option
 from tunesmith.model_dir import CALIBRATION_FILE, ONNX_FILE
 
 
@@ -28,6 +29,7 @@ def calibrate_command(
         None, "--plot", help="Write a before/after reliability diagram PNG to this path."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
+    device: str = device_option(),
 ) -> None:
     """Fit the temperature (multi-label: one per label) that minimises NLL on held-out data.
 
@@ -49,6 +51,7 @@ def calibrate_command(
 
     if plot is not None:
         check_output_file(plot, "--plot")  # before calibration.json is rewritten
+    check_device(device)  # before the data is read and the model directory locked
     members = read_members(model)
     names = [CALIBRATION_FILE, LEXICAL_FILE, LEXICAL_ARRAYS]
     # The model directory (and each ensemble member's) is this command's output: not while a
@@ -69,6 +72,7 @@ def calibrate_command(
             label_sep=label_sep,
             batch_size=batch_size,
             plot_path=plot,
+            device=device,
         )
     from tunesmith.commands.engine import say_if_ensemble
 

@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 import typer
 
+from tunesmith.devices import check_device, device_option
+
 # Shared with the playground, which explains one text as `explain --text` does.
 from tunesmith.explain.methods import DEFAULT_STEPS, SINGLE_TEXT_METHOD
 
@@ -145,6 +147,7 @@ def explain_command(
         None, "--out", help="With --data: write the JSON lines here instead of stdout."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite --out / --html if they exist."),
+    device: str = device_option(),
 ) -> None:
     """Explain predictions: each word's attribution, the IG convergence delta, and how faithful
     the explanation is (comprehensiveness: the probability drop when the top 20% words are
@@ -187,6 +190,7 @@ def explain_command(
             "give two files"
         )
 
+    check_device(device)  # a GPU this machine lacks: one line before the model or data loads
     from tunesmith.engine.ensemble import load_ensemble
     from tunesmith.engine.threads import configure_threads
     from tunesmith.explain.methods import DEFAULT_METHOD, get_method
@@ -198,7 +202,7 @@ def explain_command(
     chosen = get_method(method)  # an unknown method fails before the model loads
     configure_threads()
     # A seed ensemble (ensemble.json) is explained as `predict` scores it, all members at once.
-    loaded, *members = load_ensemble(model)
+    loaded, *members = load_ensemble(model, device=device)
     _check_options(loaded, target, method if explicit else None)
     # NER models are always explained with ig, which takes the steps.
     if steps is not None and loaded.task != "ner" and not getattr(chosen, "uses_steps", True):

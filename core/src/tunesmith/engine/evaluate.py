@@ -224,8 +224,10 @@ def calibrate_model(
     label_sep: str | None = None,
     batch_size: int = 32,
     plot_path: str | Path | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Refit the temperature(s) of a saved model on the held-out file ``data_path``.
+    """Refit the temperature(s) of a saved model on the held-out file ``data_path``, its logits
+    computed on ``device`` (:func:`tunesmith.devices.resolve_device`).
 
     Only ``calibration.json`` is (atomically) rewritten; the weights are not touched. Returns the
     new calibration document plus ``accuracy`` and the previous temperature, if any. With a
@@ -242,7 +244,7 @@ def calibrate_model(
     """
     from tunesmith.engine.ensemble import read_members, save_mean_calibration
 
-    options = {"label_sep": label_sep, "batch_size": batch_size}
+    options = {"label_sep": label_sep, "batch_size": batch_size, "device": device}
     members = read_members(model_dir)
     fitted = [_fit_model(model_dir, data_path, text_col, label_col,
                          plot_path=plot_path, **options)]  # fmt: skip
@@ -321,8 +323,9 @@ def _fit_model(
     label_sep: str | None = None,
     batch_size: int = 32,
     plot_path: str | Path | None = None,
+    device: str = "cpu",
 ) -> _Fitted:
-    loaded = load_model(model_dir)
+    loaded = load_model(model_dir, device=device)
     if loaded.task == "ner":
         raise UserInputError(
             f"{loaded.path} is a token classifier; calibration applies to sequence classifiers"

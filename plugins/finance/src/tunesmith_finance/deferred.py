@@ -37,11 +37,13 @@ class DeferredModel(Deferred):
     """The sentiment model at ``path`` (:class:`~tunesmith_finance.scoring.SentimentModel`),
     loaded when a window first needs explaining words or a batch first needs scoring."""
 
-    def __init__(self, path: str | Path, *, quantize: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, quantize: str | None = None, device: str = "cpu"
+    ) -> None:
         def load(where: Path) -> Any:
             from tunesmith_finance.scoring import SentimentModel
 
-            return SentimentModel.load(where, quantize=quantize)
+            return SentimentModel.load(where, quantize=quantize, device=device)
 
         super().__init__(path, load)
         self.quantize = quantize
@@ -58,11 +60,11 @@ class DeferredTopicModel(Deferred):
     """The topic model at ``path`` (:class:`~tunesmith_finance.scoring.TopicModel`), loaded
     when a batch first has new documents to give topics to."""
 
-    def __init__(self, path: str | Path, *, threshold: float = 0.5) -> None:
+    def __init__(self, path: str | Path, *, threshold: float = 0.5, device: str = "cpu") -> None:
         def load(where: Path) -> Any:
             from tunesmith_finance.scoring import TopicModel
 
-            return TopicModel.load(where, threshold=threshold)
+            return TopicModel.load(where, threshold=threshold, device=device)
 
         super().__init__(path, load)
         self.threshold = threshold

@@ -88,10 +88,13 @@ class SentimentModel:
         self.indices = sentiment_indices(loaded.labels, str(loaded.path))
 
     @classmethod
-    def load(cls, path: str | Path, *, quantize: str | None = None) -> SentimentModel:
+    def load(
+        cls, path: str | Path, *, quantize: str | None = None, device: str = "cpu"
+    ) -> SentimentModel:
         """Load a model directory (``quantize="int8"`` for the faster int8 copy), with the other
-        members of a seed ensemble (:mod:`tunesmith.engine.ensemble`)."""
-        first, *members = load_ensemble(path, quantize=quantize)
+        members of a seed ensemble (:mod:`tunesmith.engine.ensemble`), on ``device``
+        (``--device``; int8 runs on the CPU)."""
+        first, *members = load_ensemble(path, quantize=quantize, device=device)
         return cls(first, members)
 
     @property
@@ -150,8 +153,9 @@ class TopicModel:
         self.threshold = threshold
 
     @classmethod
-    def load(cls, path: str | Path, *, threshold: float = 0.5) -> TopicModel:
-        return cls(load_model(path), threshold)
+    def load(cls, path: str | Path, *, threshold: float = 0.5, device: str = "cpu") -> TopicModel:
+        """Load the topic classifier at ``path`` on ``device`` (``--device``)."""
+        return cls(load_model(path, device=device), threshold)
 
     def topics(self, texts: Sequence[str], *, batch_size: int = 32) -> list[list[str]]:
         """For each text, the predicted topic(s) at or above the threshold (lower-cased)."""

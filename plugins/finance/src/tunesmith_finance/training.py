@@ -40,6 +40,9 @@ class SentimentRecipe:
     seed: int = 42
     members: int = 1
     lexical: float = LEXICAL_SHARE
+    #: The engine's ``--device`` and ``--precision`` (:mod:`tunesmith.devices`).
+    device: str = "auto"
+    precision: str = "fp32"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> SentimentRecipe:
@@ -100,6 +103,8 @@ def train_sentiment(
         max_length=recipe.max_length,
         seed=recipe.seed,
         force=force,
+        device=recipe.device,
+        precision=recipe.precision,
         **{"lexical": recipe.lexical, **recipe.extra},
     ).validate()
     return train_ensemble(run, recipe.members, reuse=reuse, log=log)

@@ -390,7 +390,9 @@ class Answerer:
     #: The KB's languages, phrases and wording (``KB/language.json``; set when loaded).
     languages: LanguageConfig = DEFAULT_LANGUAGES
 
-    def __init__(self, kb_dir: str | Path, *, encoder: Any = None) -> None:
+    def __init__(self, kb_dir: str | Path, *, encoder: Any = None, device: str = "cpu") -> None:
+        """Load the KB at ``kb_dir``; its models (encoder, intent classifier) run on ``device``
+        (``--device``), an ``encoder`` given where it already is."""
         self.kb_dir = Path(kb_dir)
         self.loaded_stamp = kb_stamp(self.kb_dir)
         self.meta = read_meta(self.kb_dir)
@@ -402,7 +404,7 @@ class Answerer:
                 "questions with `tunesmith support calibrate --kb KB --data questions.csv` "
                 "(or `support train`)"
             )
-        self.encoder = encoder or load_encoder(self.kb_dir)
+        self.encoder = encoder or load_encoder(self.kb_dir, device=device)
         self.index = open_index(self.kb_dir, self.encoder)
         entries = stored_entries(self.index)
         weights = self.calibration.weights
@@ -411,7 +413,7 @@ class Answerer:
         # The confidence was fitted on the classifier's scores whenever it existed then, even
         # where its ranking weight is zero: load it exactly when the calibration read it.
         wanted = weights.intent or self.calibration.uses_classifier
-        intent = IntentModel(classifier) if wanted and classifier.exists() else None
+        intent = IntentModel(classifier, device=device) if wanted and classifier.exists() else None
         self.scorer = Scorer(self.index, entries, lexical, intent, weights)
         # One model for every thread: torch and FAISS calls are serialised here.
         self._lock = threading.Lock()

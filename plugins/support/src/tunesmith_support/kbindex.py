@@ -145,7 +145,7 @@ def recorded_model(model: str | None) -> str:
     return str(path.resolve()) if path.is_dir() else model
 
 
-def _load(model: str) -> Any:
+def _load(model: str, device: str = "cpu") -> Any:
     """``Encoder.load``, with a missing model said in the plugin's terms: the support commands
     have no ``--allow-network``, which the core's message would tell the user to pass."""
     from tunesmith.errors import ModelNotFoundError
@@ -156,19 +156,19 @@ def _load(model: str) -> Any:
             f"model directory {model} does not exist; the support plugin's encoder is 'default' "
             "or a local model directory"
         )
-    return Encoder.load(model)
+    return Encoder.load(model, device=device)
 
 
-def load_encoder(kb_dir: str | Path, model: str | None = None) -> Any:
+def load_encoder(kb_dir: str | Path, model: str | None = None, *, device: str = "cpu") -> Any:
     """The encoder for a KB (``model`` overrides the recorded one; the index then checks that it
-    is the one the vectors were made with). A KB's own tuned encoder is named by its place in
+    is the one the vectors were made with), on ``device`` (``--device``). A KB's own tuned encoder is named by its place in
     the KB (``kb:encoders/g000001``), not by an absolute path, so a moved KB still opens."""
     kb_dir = Path(kb_dir)
     if model is not None:
-        return _load(model)
+        return _load(model, device)
     # Read first: a folder that is not a KB is said so before a model is loaded for nothing.
     meta = read_meta(kb_dir)
-    encoder = _load(model_location(kb_dir, meta))
+    encoder = _load(model_location(kb_dir, meta), device)
     recorded = str(meta.get("model") or "default")
     if in_kb(recorded):
         encoder.name = recorded if recorded.startswith(IN_KB) else IN_KB + ENCODER_DIR
@@ -509,17 +509,20 @@ def _past_questions(index: Any, keep: set[str]) -> list[tuple[str, str, dict[str
     return found
 
 
-def reencode(kb_dir: str | Path, entries: list[Entry], encoder_dir: str | Path) -> None:
+def reencode(
+    kb_dir: str | Path, entries: list[Entry], encoder_dir: str | Path, *, device: str = "cpu"
+) -> None:
     """Re-encode ``entries`` with the tuned encoder at ``encoder_dir`` (a folder made by
     :func:`new_encoder_dir`) into a new index folder, then point ``kb.json`` at both in one
     atomic write, then remove the folders nothing points at. A crash before that write leaves
-    the KB on its old encoder and index; after it, on the new ones."""
+    the KB on its old encoder and index; after it, on the new ones. ``device``: where it
+    encodes."""
     kb_dir = Path(kb_dir)
     encoder_dir = Path(encoder_dir)
     if encoder_dir.parent.resolve() != (kb_dir / ENCODERS_DIR).resolve():
         raise UserInputError(f"{encoder_dir}: a KB's tuned encoder belongs in {ENCODERS_DIR}/")
     meta = read_meta(kb_dir)
-    encoder = Encoder.load(encoder_dir)
+    encoder = Encoder.load(encoder_dir, device=device)
     encoder.name = f"{IN_KB}{ENCODERS_DIR}/{encoder_dir.name}"
     past = _past_questions(VectorIndex.load(index_dir(kb_dir, meta)), {e.id for e in entries})
     new_index = kb_dir / f"index-{encoder_dir.name}"

@@ -16,6 +16,7 @@ from typing import Any
 
 from tunesmith.data.limits import names_for_message
 from tunesmith.data.readers import ROW_KEY, data_file, reader_for
+from tunesmith.devices import check_precision, resolve_device
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.ensemble import check_members, train_ensemble
 from tunesmith.errors import DataError, UserInputError
@@ -106,6 +107,18 @@ def read_conversations(path: str | Path, known_ids: set[str]) -> list[tuple[str,
     return [(p.question, f.question, f.answer_id) for p, f in zip(previous, follow, strict=True)]
 
 
+def check_training_device(device: str, precision: str, *, classifier: bool) -> None:
+    """Refuse, in one line, a ``--device`` this machine lacks, a ``--precision`` it cannot run
+    there, and mixed precision without ``--classifier``: the encoder's pair training has its
+    own loop, in fp32, and would ignore it."""
+    chosen = check_precision(precision, resolve_device(device))
+    if chosen != "fp32" and not classifier:
+        raise UserInputError(
+            f"--precision {chosen} applies to the intent classifier (--classifier); the "
+            "encoder's pair training runs in fp32"
+        )
+
+
 def split_held_out(
     rows: list[Labelled], fraction: float, seed: int = 42
 ) -> tuple[list[Labelled], list[Labelled]]:
@@ -127,15 +140,16 @@ def split_held_out(
     return train, held
 
 
-def scorer_for(kb_dir: str | Path, *, with_lexical: bool = True) -> Scorer:
-    """A scorer over the KB with every optional score loaded (to choose weights)."""
+def scorer_for(kb_dir: str | Path, *, with_lexical: bool = True, device: str = "cpu") -> Scorer:
+    """A scorer over the KB with every optional score loaded (to choose weights), its models on
+    ``device``."""
     kb_dir = Path(kb_dir)
-    index = open_index(kb_dir, load_encoder(kb_dir))
+    index = open_index(kb_dir, load_encoder(kb_dir, device=device))
     entries = stored_entries(index)
     languages = read_language_config(kb_dir).languages
     lexical = Lexical(entries, languages) if with_lexical else None
     classifier = kb_dir / CLASSIFIER_DIR
-    intent = IntentModel(classifier) if classifier.exists() else None
+    intent = IntentModel(classifier, device=device) if classifier.exists() else None
     return Scorer(index, entries, lexical, intent)
 
 
@@ -145,9 +159,11 @@ def calibrate_kb(
     *,
     target_precision: float = 0.9,
     lexical: bool = True,
+    device: str = "cpu",
 ) -> Calibration:
-    """Fit and save the KB's calibration on labelled held-out questions."""
-    scorer = scorer_for(kb_dir, with_lexical=lexical)
+    """Fit and save the KB's calibration on labelled held-out questions (scored on
+    ``device``)."""
+    scorer = scorer_for(kb_dir, with_lexical=lexical, device=device)
     calibration = fit_calibration(
         scorer,
         [q.question for q in questions],
@@ -186,8 +202,15 @@ def train_kb(
     target_precision: float = 0.9,
     seed: int = 42,
     log: Any = print,
+    device: str = "auto",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Fine-tune the KB's encoder and/or an intent classifier, then calibrate.
+
+    Everything runs on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``:
+    :func:`tunesmith.devices.resolve_device`); ``precision`` is the classifier's (the engine's
+    ``--precision``; the encoder's pair training runs in fp32). Both are checked before the
+    data is read.
 
     ``index_questions`` also indexes the training questions as extra question vectors of the
     entries that answered them (their cosine is then part of the retrieval score).
@@ -202,11 +225,13 @@ def train_kb(
         raise UserInputError(
             "nothing to train: give --encoder, --classifier and/or --index-questions"
         )
+    # Before the questions are read: a GPU this machine lacks is one line, not a late traceback.
+    check_training_device(device, precision, classifier=classifier)
     if not 0.0 < held_out < 1.0:
         raise UserInputError(f"--held-out must be between 0 and 1, got {held_out}")
     if classifier:
         check_members(classifier_members, "full")
-    index = open_index(kb_dir, load_encoder(kb_dir))
+    index = open_index(kb_dir, load_encoder(kb_dir, device=device))
     entries = {e.id: e for e in stored_entries(index)}
     rows = read_labelled(
         data,
@@ -248,11 +273,12 @@ def train_kb(
             epochs=epochs,
             seed=seed,
             force=True,
+            device=device,
         )
         result["pair_metrics"] = trained.metrics
         log("re-encoding the knowledge base with the tuned encoder")
         # A new index folder, then kb.json points at it and the encoder in one atomic write.
-        reencode(kb_dir, list(entries.values()), Path(trained.path))
+        reencode(kb_dir, list(entries.values()), Path(trained.path), device=device)
     if index_questions:
         pairs = [(r.question, r.answer_id) for r in train_rows if r.answer_id]
         result["indexed_questions"] = index_past_questions(kb_dir, pairs)
@@ -266,11 +292,15 @@ def train_kb(
             members=classifier_members,
             seed=seed,
             log=log,
+            device=device,
+            precision=precision,
         )
         result["classifier"] = str(path)
     log(f"calibrating on {len(held_rows)} held-out questions")
     try:
-        calibration = calibrate_kb(kb_dir, held_rows, target_precision=target_precision)
+        calibration = calibrate_kb(
+            kb_dir, held_rows, target_precision=target_precision, device=device
+        )
     except UserInputError as exc:
         # Only found now (the held-out questions are all answered right by what was just
         # trained). The old calibration was fitted on the scores training replaced, so its
@@ -293,13 +323,16 @@ def train_classifier(
     members: int = 1,
     seed: int = 42,
     log: Any = print,
+    device: str = "auto",
+    precision: str = "fp32",
 ) -> Path:
     """An intent classifier over entry ids (the core engine), saved in ``KB/classifier``; a
     seed ensemble of ``members`` runs when above 1.
 
     Out-of-scope questions (no answer id) become the label :data:`OUT_OF_SCOPE` when there are
     at least :data:`MIN_OUT_OF_SCOPE`. ``held`` questions are the engine's held-out data (early
-    stopping and its temperature); ``epochs`` None lets the engine choose."""
+    stopping and its temperature); ``epochs`` None lets the engine choose. ``device`` and
+    ``precision``: the engine's ``--device`` and ``--precision``."""
     import csv
     import tempfile
 
@@ -333,9 +366,11 @@ def train_classifier(
             model=model_location(kb_dir, read_meta(kb_dir)),
             seed=seed,
             force=True,
+            device=device,
+            precision=precision,
         )
         out = train_ensemble(run, members, log=log)
     # What the classifier learned from, in its own space: the confidence reads how close a
     # question comes to it (out-of-scope questions excluded: nearness to them is no evidence).
-    save_examples(out, [q for q, label in labelled if label != OUT_OF_SCOPE])
+    save_examples(out, [q for q, label in labelled if label != OUT_OF_SCOPE], device=device)
     return out

@@ -125,9 +125,9 @@ class IntentModel:
     """An intent classifier whose labels are entry ids (`support train --classifier`), or a
     seed ensemble of them (``--classifier-members``)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, *, device: str = "cpu") -> None:
         self.directory = Path(directory)
-        self.models = load_ensemble(str(directory))
+        self.models = load_ensemble(str(directory), device=device)
         # Labels are the ids the KB had when it was trained; one a re-index renamed
         # (``KB/kb.json``, this folder's parent) scores the entry under its new id.
         renamed = renamed_ids(self.directory.parent)
@@ -157,11 +157,13 @@ def best_cosine(encoder: Encoder, texts: list[str], examples: np.ndarray) -> np.
     return (encoder.encode(list(texts), progress=False) @ examples.T).max(axis=1)
 
 
-def save_examples(classifier_dir: str | Path, questions: list[str]) -> Path:
+def save_examples(classifier_dir: str | Path, questions: list[str], *, device: str = "cpu") -> Path:
     """Embed ``questions`` (the classifier's in-scope training questions) with the classifier's
     own encoder and store them beside it, atomically, for :meth:`IntentModel.similarity`."""
     target = Path(classifier_dir) / EXAMPLES_FILE
-    vectors = Encoder.load(str(classifier_dir)).encode(list(questions), progress=False)
+    vectors = Encoder.load(str(classifier_dir), device=device).encode(
+        list(questions), progress=False
+    )
     with atomic_open(target, binary=True) as handle:
         np.save(handle, vectors)
     return target

@@ -105,6 +105,7 @@ class SupportService:
         answerer: Answerer | None = None,
         background_delivery: bool = False,
         lazy: bool = False,
+        device: str = "cpu",
     ) -> None:
         """``background_delivery``: send hand-off events from a thread, so that the turn is
         returned without waiting on the sinks (``serve``: a webhook that is down would hold the
@@ -112,8 +113,11 @@ class SupportService:
         returns; a delivery the process did not finish stays there for ``events retry``.
 
         ``lazy``: load the model at the first question instead of now, so that a command that
-        may need none (feedback, a conversation id that does not exist) answers in a moment."""
+        may need none (feedback, a conversation id that does not exist) answers in a moment.
+
+        ``device``: where the KB's models run (``--device``; an ``answerer`` given keeps its own)."""
         self.kb_dir = Path(kb_dir)
+        self.device = device
         self.background_delivery = background_delivery
         # One worker, not a thread a hand-off: a webhook that is down would otherwise gather a
         # sleeping thread for every customer who asks for a person.
@@ -137,7 +141,7 @@ class SupportService:
         if self._answerer is None:
             with self._answerer_lock:
                 if self._answerer is None:
-                    self._answerer = Answerer(self.kb_dir)
+                    self._answerer = Answerer(self.kb_dir, device=self.device)
         return self._answerer
 
     def close(self) -> None:

@@ -49,9 +49,11 @@ def build_ingester(
     topic_model: Path | None,
     topic_threshold: float,
     timeout: float,
+    device: str = "cpu",
 ) -> Any:
-    """The ``Ingester`` of ingest, watch and replay; the rules, the zone, the model paths and
-    ``--quantize`` are checked now, the models load when a batch first needs them."""
+    """The ``Ingester`` of ingest, watch and replay; the rules, the zone, the model paths,
+    ``--quantize`` and ``--device`` are checked now, the models load (on ``device``) when a
+    batch first needs them."""
     from tunesmith.errors import ModelNotFoundError, UserInputError
     from tunesmith_finance.deferred import DeferredModel, DeferredTopicModel
     from tunesmith_finance.documents import resolve_zone
@@ -69,8 +71,13 @@ def build_ingester(
             raise ModelNotFoundError(f"{flag}: model directory {path.expanduser()} does not exist")
     if quantize not in (None, "int8"):
         raise UserInputError(f"--quantize {quantize!r}: the choice is 'int8'")
-    sentiment = DeferredModel(model, quantize=quantize)
-    topics = DeferredTopicModel(topic_model, threshold=topic_threshold) if topic_model else None
+    sentiment = DeferredModel(model, quantize=quantize, device=device)
+    # The topic model is never quantised: int8 keeps the sentiment model on the CPU only.
+    topics = (
+        DeferredTopicModel(topic_model, threshold=topic_threshold, device=device)
+        if topic_model
+        else None
+    )
     db = open_store(db_path, timeout=timeout)
     return Ingester(
         db,

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import check_device, device_option
 from tunesmith_finance.commands.checks import build_ingester, check_inputs
 from tunesmith_finance.commands.options import (
     BATCH_SIZE,
@@ -41,6 +42,7 @@ def ingest_command(
     topic_threshold: float = TOPIC_THRESHOLD,
     timeout: float = LOCK_TIMEOUT,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    device: str = device_option("--quantize int8 runs on the CPU."),
 ) -> None:
     """Score documents in batches and store them; safe to run again and to kill.
 
@@ -52,6 +54,7 @@ def ingest_command(
     from tunesmith.errors import DataError
     from tunesmith_finance.ingest import Report
 
+    check_device(device, quantize=quantize)  # before the files are read
     check_inputs(files)
     created = not db.exists()
     ingester = build_ingester(
@@ -65,6 +68,7 @@ def ingest_command(
         topic_model=topic_model,
         topic_threshold=topic_threshold,
         timeout=timeout,
+        device=device,
     )
     total = Report()
     try:

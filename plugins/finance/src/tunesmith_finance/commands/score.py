@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import check_device, device_option
 from tunesmith_finance.commands.options import MODEL_HELP, RULES
 from tunesmith_finance.commands.output import echo_out
 
@@ -25,6 +26,7 @@ def score_command(
     explain: bool = typer.Option(False, "--explain", help="Add the words behind each label."),
     quantize: str | None = typer.Option(None, "--quantize", help="'int8' for a faster model."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines, one per text."),
+    device: str = device_option("--quantize int8 runs on the CPU."),
 ) -> None:
     """Score texts: P(positive) − P(negative), the label, topics and tickers."""
     from tunesmith.errors import UserInputError
@@ -33,6 +35,7 @@ def score_command(
 
     if (file is None) == (not text):
         raise UserInputError("pass either --text TEXT (repeatable) or --data FILE")
+    check_device(device, quantize=quantize)  # before the texts are read
     loaded_rules = load_rules(rules)
     if file is not None:
         from tunesmith.data.load import read_texts
@@ -44,7 +47,7 @@ def score_command(
         texts = [t for t in text or [] if t.strip()]
         if not texts:
             raise UserInputError("--text is empty")
-    sentiment = SentimentModel.load(model, quantize=quantize)
+    sentiment = SentimentModel.load(model, quantize=quantize, device=device)
     scores = sentiment.score(texts)
     words: list[Any] = [None] * len(texts)
     if explain:

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import device_option, precision_option
 from tunesmith_finance.commands.output import echo_err
 
 
@@ -69,6 +70,8 @@ def train_command(
     allow_network: bool = typer.Option(
         False, "--allow-network", help="Allow downloading a hub --model (off by default)."
     ),
+    device: str = device_option(),
+    precision: str = precision_option(),
 ) -> None:
     """Fine-tune a sentiment classifier (negative / neutral / positive) on your finance text.
 
@@ -78,6 +81,7 @@ def train_command(
     ensemble (docs/finance.md).
     """
     from tunesmith.data.load import load_text_dataset
+    from tunesmith.devices import check_precision, resolve_device
     from tunesmith.errors import UserInputError
     from tunesmith_finance.scoring import sentiment_indices
     from tunesmith_finance.training import LEXICAL_SHARE, SentimentRecipe, train_sentiment
@@ -86,6 +90,8 @@ def train_command(
         raise UserInputError("--members applies to sentiment models, not --topics")
     if label_sep is not None and not topics:
         raise UserInputError("--label-sep goes with --topics: a sentiment model takes one label")
+    # Before the data is read: a GPU this machine lacks is one line, not a late traceback.
+    check_precision(precision, resolve_device(device))
     if topics:
         _train_topics(
             data,
@@ -105,6 +111,8 @@ def train_command(
             head_init=head_init,
             force=force,
             allow_network=allow_network,
+            device=device,
+            precision=precision,
         )
         return
     dataset = load_text_dataset(data, text_col=text_col, label_col=label_col)
@@ -125,6 +133,8 @@ def train_command(
         seed=seed,
         members=members,
         lexical=lexical if lexical is not None else LEXICAL_SHARE,
+        device=device,
+        precision=precision,
         extra={"head_init": head_init} if head_init != "auto" else {},
     )
     path = train_sentiment(

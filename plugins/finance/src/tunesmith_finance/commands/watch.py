@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import check_device, device_option
 from tunesmith_finance.commands.checks import build_detector, build_ingester, sinks_from_flag
 from tunesmith_finance.commands.options import (
     BATCH_SIZE,
@@ -60,6 +61,7 @@ def watch_command(
     cooldown: str | None = COOLDOWN,
     prior: float | None = STORED_PRIOR,
     tz: str = TZ,
+    device: str = device_option("--quantize int8 runs on the CPU."),
 ) -> None:
     """Ingest every file in a folder, then new files and appended lines as they arrive.
 
@@ -73,6 +75,7 @@ def watch_command(
 
     if sink and not alerts:
         raise UserInputError("--sink sends alerts: add --alerts")
+    check_device(device, quantize=quantize)  # before the folder is read
     if not folder.is_dir():  # before the model loads and the database is created
         raise UserInputError(f"{folder}: no such folder")
     if by not in KINDS:
@@ -100,6 +103,7 @@ def watch_command(
         topic_model=topic_model,
         topic_threshold=topic_threshold,
         timeout=timeout,
+        device=device,
     )
 
     def after_pass(report: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import device_option
 from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, SINK_HELP, open_service
 
 
@@ -40,12 +41,13 @@ def ask_command(
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     sink: list[str] | None = typer.Option(None, "--sink", help=SINK_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    device: str = device_option(),
 ) -> None:
     """Answer one question: the answer, its source, a confidence and the decision."""
     from tunesmith.events import refuse_stdout_sink_with_json
 
     refuse_stdout_sink_with_json(sink, as_json)
-    service = open_service(kb, db, sink)
+    service = open_service(kb, db, sink, device=device)
     try:
         turn = service.ask(question, conversation, channel="cli")
     finally:
@@ -87,6 +89,7 @@ def chat_command(
     kb: Path = KB_OPTION,
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     sink: list[str] | None = typer.Option(None, "--sink", help=SINK_HELP),
+    device: str = device_option(),
 ) -> None:
     """A multi-turn conversation in the terminal (empty line or Ctrl-D ends it).
 
@@ -94,7 +97,7 @@ def chat_command(
     """
     from tunesmith.errors import UserInputError
 
-    service = open_service(kb, db, sink)
+    service = open_service(kb, db, sink, device=device)
     conversation = None
     last = None
     typer.echo("Ask a question (empty line to stop; + / - / =ID rate the last answer).")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.devices import check_device, device_option
 from tunesmith_support.commands.shared import ANSWER_COL_HELP, KB_OPTION, QUESTION_COL_HELP
 
 
@@ -25,6 +26,7 @@ def eval_command(
         help="Two-turn conversations (previous,question,answer_id): also measure how "
         "follow-ups are read on them and on the --data questions played as one conversation.",
     ),
+    device: str = device_option(),
 ) -> None:
     """Retrieval (hit@1, hit@5, MRR), decisions and calibration on labelled questions."""
     from tunesmith_support.answer import Answerer
@@ -32,7 +34,8 @@ def eval_command(
     from tunesmith_support.kbindex import renamed_ids
     from tunesmith_support.learning import read_conversations, read_labelled
 
-    answerer = Answerer(kb)
+    check_device(device)  # before the KB's models load and the questions are read
+    answerer = Answerer(kb, device=device)
     known = set(answerer.scorer.position)
     rows = read_labelled(
         data, known, question_col=question_col, answer_col=answer_col, renamed=renamed_ids(kb)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.devices import device_option
 from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, SINK_HELP, open_service
 
 
@@ -54,6 +55,7 @@ def serve_command(
         help="Feedback must name the turn's conversation_id (as with --cors-origin): for a "
         "public widget that reaches this server through a back end of yours.",
     ),
+    device: str = device_option(),
 ) -> None:
     """HTTP JSON API: POST /v1/ask, POST /v1/feedback, GET /v1/health, /openapi.json, /docs."""
     import uvicorn
@@ -74,7 +76,7 @@ def serve_command(
             err=True,
         )
     # A hand-off's delivery must not hold the customer's request (a webhook that is down).
-    service = open_service(kb, db, sink, background_delivery=True)
+    service = open_service(kb, db, sink, background_delivery=True, device=device)
     try:
         app = create_app(
             service,

@@ -26,10 +26,19 @@ def kb_writer(kb: Path) -> Any:
 
 
 def open_service(
-    kb: Path, db: Path | None, sinks: list[str] | None, *, background_delivery: bool = False
+    kb: Path,
+    db: Path | None,
+    sinks: list[str] | None,
+    *,
+    background_delivery: bool = False,
+    device: str = "cpu",
 ) -> Any:
     """The KB's service; its model loads at the first question, except for ``serve``
-    (``background_delivery``), whose first customer should not wait for it."""
+    (``background_delivery``), whose first customer should not wait for it. ``device``: the
+    ``--device`` its models run on, checked now (one line before anything is read)."""
+    from tunesmith.devices import check_device
+
+    check_device(device)
     from tunesmith_support.service import SupportService
 
     return SupportService(
@@ -38,6 +47,7 @@ def open_service(
         sinks=sinks or None,
         background_delivery=background_delivery,
         lazy=not background_delivery,
+        device=device,
     )
 
 

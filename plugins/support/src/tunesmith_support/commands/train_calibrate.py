@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import check_device, device_option, precision_option
 from tunesmith_support.commands.shared import (
     ANSWER_COL_HELP,
     KB_OPTION,
@@ -31,10 +32,13 @@ def calibrate_command(
         True, "--lexical/--no-lexical", help="Try BM25 scores (kept only if they help)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    device: str = device_option(),
 ) -> None:
     """Fit the confidence and the answer/clarify thresholds on labelled held-out questions."""
     from tunesmith_support.kbindex import kb_entries, renamed_ids
     from tunesmith_support.learning import calibrate_kb, read_labelled
+
+    check_device(device)  # before the questions are read
 
     # The ids only: calibrate_kb loads the encoder, once (it was loaded here too).
     rows = read_labelled(
@@ -45,7 +49,9 @@ def calibrate_command(
         renamed=renamed_ids(kb),
     )
     with kb_writer(kb):
-        calibration = calibrate_kb(kb, rows, target_precision=target_precision, lexical=lexical)
+        calibration = calibrate_kb(
+            kb, rows, target_precision=target_precision, lexical=lexical, device=device
+        )
     _print_calibration(calibration.to_dict(), as_json)
 
 
@@ -113,6 +119,10 @@ def train_command(
     ),
     seed: int = typer.Option(42, "--seed", help="Random seed (held-out split, training)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    device: str = device_option(
+        "The encoder's pair training, the classifier, re-encoding and calibration all run there."
+    ),
+    precision: str = precision_option(),
 ) -> None:
     """Learn from past questions: tune the encoder and/or a classifier, re-encode, calibrate."""
     from tunesmith_support.learning import train_kb
@@ -133,6 +143,8 @@ def train_command(
             target_precision=target_precision,
             seed=seed,
             log=lambda m: typer.echo(m, err=True),
+            device=device,
+            precision=precision,
         )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
