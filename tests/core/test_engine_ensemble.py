@@ -139,6 +139,8 @@ def test_same_run_compares_every_training_setting_and_reads_missing_ones_as_defa
     assert same_run(done, run())
     # Where the model goes and how it is logged do not change it ...
     assert same_run(done, run(force=True, tensorboard=True, work_dir=str(tmp_path / "w")))
+    # ... nor where it trains; its precision does.
+    assert same_run(done, run(device="cpu")) and not same_run(done, run(precision="bf16"))
     # ... every training setting does, not only a listed few.
     assert not same_run(done, run(head_init="random"))
     assert not same_run(done, run(label_smoothing=0.1))

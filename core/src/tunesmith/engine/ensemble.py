@@ -43,7 +43,10 @@ MEMBERS_DIR = "members"
 #: for ``reuse`` to keep an existing member.
 NOT_REUSE_KEYS = frozenset(
     {"data", "out", "force", "work_dir", "cache_dir", "tensorboard", "resume", "save_steps",
-     "data_license", "allow_network", "feature_cache", "resolved"}
+     "data_license", "allow_network", "feature_cache", "resolved",
+     # Where a member trained is not what it learned (fp32 on a GPU or the CPU): a member trained
+     # with --device cuda is reused by the same command with --device auto. --precision stays.
+     "device"}
 )  # fmt: skip
 
 
