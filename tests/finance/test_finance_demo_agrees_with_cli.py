@@ -65,7 +65,7 @@ def _page_after_one_check(model, db_path, monkeypatch) -> tuple[str, dict, str]:
     blocks = demo.build_demo(model=model and str(model), db=str(db_path), autostart=False)
     demo_handler(blocks, "on_start")()
     assert checked.wait(60)
-    status, _figure, table, details, _key, _seen = demo_handler(blocks, "refresh")(
+    status, _figure, table, details, *_ = demo_handler(blocks, "refresh")(
         "topic", "auto", demo.TOP, "UTC", None
     )
     return status, table, details

@@ -57,7 +57,7 @@ def served(monkeypatch):
 def _page(blocks, checked) -> tuple[str, dict, str]:
     demo_handler(blocks, "on_start")()
     assert checked.wait(60)
-    status, _figure, table, details, _key, _seen = demo_handler(blocks, "refresh")(
+    status, _figure, table, details, *_ = demo_handler(blocks, "refresh")(
         "topic", "auto", demo.TOP, "UTC", None
     )
     return status, table, details

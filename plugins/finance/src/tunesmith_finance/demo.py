@@ -9,6 +9,7 @@ cached. A timer refreshes the chart and the alert list as documents arrive, whoe
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -403,7 +404,7 @@ class Dashboard:
         """Probabilities, highlighted words and a one-line note for a pasted text."""
         from tunesmith.data.limits import text_problem
         from tunesmith.explain.attribute import explain_loaded
-        from tunesmith.ui.highlight import explanation_to_highlights
+        from tunesmith.ui.highlight import explanation_to_highlights, words_summary
         from tunesmith_finance.documents import DEFAULT_MAX_CHARS
 
         if not text or not text.strip():
@@ -433,18 +434,23 @@ class Dashboard:
         named = _plain(self.rules_path.name)
         if self.topic_model is not None:
             named += f" and {_plain(self.topic_model.path.name)}"
+        highlights = explanation_to_highlights(explanation)
+        # The colours in words: "Why" alone said nothing to a screen reader.
+        said = words_summary(highlights)
         note = (
             f"Score **{score.score:+.3f}** (P(positive) − P(negative)); predicted "
             f"**{score.label}**. Topics and tickers ({named}): {keys}. "
             "Highlighted words pushed towards "
-            "the predicted label (positive) or away from it (negative)." + cut
+            "the predicted label (positive) or away from it (negative)."
+            + (f" {said}" if said else "")
+            + cut
         )
         probs = {
             "negative": score.p_negative,
             "neutral": score.p_neutral,
             "positive": score.p_positive,
         }
-        return probs, explanation_to_highlights(explanation), note
+        return probs, highlights, note
 
     def _no_model(self) -> str:
         """Why there is no model to score a text with, and what gives one."""
@@ -500,13 +506,15 @@ class Dashboard:
         ``tz``: the zone the buckets are cut in and the times shown in (default the
         dashboard's); ``zone`` is the one used (the dashboard's, and the status says so, when
         ``tz`` is no known zone). With no documents of ``by``, the chart is a message, not an
-        empty axis."""
+        empty axis. ``chart_words``: the chart's text equivalent (Markdown, :func:`chart_words`;
+        the message when there is no row); ``chart_name``: its image's alt text."""
         from tunesmith.errors import UserInputError
         from tunesmith.ui.markdown import code_span
         from tunesmith_finance.alerts import list_alerts
         from tunesmith_finance.documents import resolve_zone
         from tunesmith_finance.storage import count_documents
         from tunesmith_finance.trends import (
+            describe,
             parse_duration,
             plot,
             stored_key,
@@ -533,6 +541,8 @@ class Dashboard:
                 "key": TOP,
                 "zone": shown,
                 "bucket": bucket,
+                "chart_words": "",
+                "chart_name": "",
             }
         count = count_documents(self._db)
         automatic = not bucket or bucket == AUTO
@@ -596,18 +606,23 @@ class Dashboard:
             )
         # The chart code `finance trends --chart` draws with: each alert's triangle on its key's
         # line, and a message in place of an empty (1970) time axis when there is no row.
+        title = f"Negative share per {by}, {bucket} buckets{' (auto)' if auto else ''} ({shown})"
+        empty = (
+            "No documents yet."
+            if count == 0
+            else f"None of the {count} documents stored has a {by}."
+        )
         figure = plot(
             rows,
             alerts=alerts,
             keys=chosen,
             limit=6,
-            title=f"Negative share per {by}, {bucket} buckets{' (auto)' if auto else ''} ({shown})",
+            title=title,
             bucket=parse_duration(bucket),
             zone=zone,
-            empty="No documents yet."
-            if count == 0
-            else f"None of the {count} documents stored has a {by}.",
+            empty=empty,
         )
+        said = describe(rows, alerts=alerts, keys=chosen, limit=6, bucket=parse_duration(bucket))
         totals: dict[str, int] = {}
         for row in rows:
             totals[row.key] = totals.get(row.key, 0) + row.count
@@ -646,7 +661,16 @@ class Dashboard:
             "key": shown_key,
             "zone": shown,
             "bucket": bucket,
+            "chart_words": chart_words(title, said) if rows else _plain(empty),
+            "chart_name": f"{title}, in words under the chart;" if rows else empty,
         }
+
+
+def chart_words(title: str, sentences: list[str]) -> str:
+    """The chart's text equivalent under it, as Markdown: its title, then what it draws
+    (:func:`~tunesmith_finance.trends.describe`) as a list."""
+    lines = [f"**The chart in words** ({_plain(title)}):", ""]
+    return "\n".join(lines + [f"- {_plain(s)}" for s in sentences])
 
 
 def detector_note(detector: Any, tz: str = "UTC", given_prior: float | None = None) -> str:
@@ -771,6 +795,38 @@ def score_text(board: Dashboard, text: str) -> tuple[Any, Any, str]:
         return None, None, refused(exc, "Not scored")
 
 
+def score_view(board: Dashboard, text: str) -> tuple[str, Any, str]:
+    """What the Score button shows: :func:`score_text` with its probabilities as the
+    playground's table (column headers, percents, bars hidden from screen readers)."""
+    from tunesmith.ui.core_demos import Classified, scores_html
+
+    probabilities, words, note = score_text(board, text)
+    if probabilities is None:
+        return "", words, note
+    return scores_html(Classified(probabilities, words, note, "classification")), words, note
+
+
+def named_plot(chart: Any, figure: Any, name: str) -> Any:
+    """``figure`` as ``chart`` (a ``gr.Plot``) sends it, with ``name`` as its image's alt text:
+    Gradio's own read "undefined plot visualising provided data" (it writes ``chart`` before
+    "plot visualising provided data", and a matplotlib figure has none). Closes the figure."""
+    if figure is None:
+        return None
+    data = chart.postprocess(figure)  # closes it: pyplot's registry stays small
+    return _named_plot_data()(type=data.type, plot=data.plot, chart=name)
+
+
+@functools.cache
+def _named_plot_data() -> type:
+    """Gradio's plot payload with the ``chart`` field its page writes into the alt text."""
+    from gradio.components.plot import PlotData
+
+    class NamedPlotData(PlotData):
+        chart: str
+
+    return NamedPlotData
+
+
 def alert_headers(zone: str) -> list[str]:
     """The alert table's column names; the windows are in ``zone``."""
     return [
@@ -802,7 +858,6 @@ def build_demo(
     rules' (``--topic-model``); ``detector_settings`` and ``prior``: the alert checks'
     settings, `finance alerts`' flags (see :class:`Dashboard`)."""
     import gradio as gr
-    import matplotlib.pyplot as plt
 
     from tunesmith.ui.highlight import highlight_component
 
@@ -847,6 +902,9 @@ def build_demo(
             # the chart's own title.
             gr.Markdown(chart_label + ".")
             chart = gr.Plot(label=chart_label, show_label=False)
+            # The chart in words (its keys, their latest share, the alerts marked): an image
+            # says nothing to a screen reader, and its legend was unreadable at 200 % zoom.
+            chart_text = gr.Markdown(elem_id="finance-chart-words")
             table = gr.Dataframe(
                 headers=alert_headers(board.tz),
                 label="Alerts",
@@ -861,7 +919,9 @@ def build_demo(
             )
             go = gr.Button("Score", variant="primary")
             note = gr.Markdown()
-            probabilities = gr.Label(label="Probabilities", num_top_classes=3)
+            # The playground's table, not gr.Label: its rows were three buttons that did
+            # nothing (three more Tab stops) and read bare meter values.
+            probabilities = gr.HTML(label="Probabilities", show_label=True, container=True)
             words = highlight_component(label="Why")
 
         def refresh(
@@ -869,14 +929,11 @@ def build_demo(
         ) -> tuple[Any, ...]:
             seen = list(board.signature(by_value, bucket_value, key_value, zone_value))
             if seen == shown:  # per page (gr.State), so every open page gets its own redraw
-                return (gr.skip(),) * 6
+                return (gr.skip(),) * 7
             view = board.snapshot(by_value, bucket_value, key_value, zone_value)
-            figure = view["figure"]
-            if figure is not None:
-                plt.close(figure)  # Gradio renders it; keep pyplot's registry small
             return (
                 view["status"],
-                figure,
+                named_plot(chart, view["figure"], view["chart_name"]),
                 {"data": view["rows"], "headers": alert_headers(view["zone"])},
                 view["details"],
                 # The key the chart shows: a topic left selected after switching to tickers
@@ -884,6 +941,7 @@ def build_demo(
                 # Labelled with their document counts ("AAPL (312)"); the value stays the key.
                 gr.update(choices=[TOP, *view["choices"]], value=view["key"]),
                 seen,
+                view["chart_words"],
             )
 
         def on_start() -> tuple[str, None]:
@@ -892,11 +950,12 @@ def build_demo(
             return board.start(), None
 
         shown = gr.State(None)
-        outputs = [status, chart, table, details, key, shown]
+        # The chart's words last: the handler's first six outputs are older than them.
+        outputs = [status, chart, table, details, key, shown, chart_text]
         start.click(on_start, outputs=[status, shown])
         for event in (go.click, text.submit):  # Shift+Enter in the text box too
             event(
-                lambda value: score_text(board, value),
+                lambda value: score_view(board, value),
                 inputs=text,
                 outputs=[probabilities, words, note],
             )

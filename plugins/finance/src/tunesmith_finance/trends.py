@@ -475,6 +475,73 @@ def alerts_on_the_line(
     return placed
 
 
+#: :func:`alert_groups`' markers in words, for :func:`describe`.
+_MARKER_WORDS = {
+    "v": "triangle pointing down",
+    "^": "triangle pointing up",
+    "s": "square",
+    "D": "diamond",
+    "P": "plus",
+    "o": "circle",
+}
+
+
+def describe(
+    rows: list[TrendRow],
+    *,
+    alerts: list[dict[str, Any]] | None = None,
+    keys: list[str] | None = None,
+    limit: int = 6,
+    bucket: float | None = None,
+) -> list[str]:
+    """What :func:`plot` draws with the same arguments, as plain sentences (not Markdown): per
+    key drawn, its latest bucket's negative share and its highest one; then each alert marked
+    on the chart, with its mark in words, and how many alerts of ``alerts`` are not on it. Empty
+    when there are no rows (the chart is then a message, which says it).
+
+    The chart is an image: a screen reader read it as "plot", and at 200 % zoom its legend and
+    its marks were too small to tell apart. Bucket times as the rows write them (in their zone)."""
+    if not rows:
+        return []
+    keys = keys or top_keys(rows, limit)
+    step = bucket or _smallest_step(rows)
+    said = []
+    for name in keys:
+        series = [r for r in rows if r.key == name]
+        if not series:
+            continue
+        last = series[-1]
+        top = max(series, key=lambda r: (r.negative_share, r.count))
+        sentence = (
+            f"{name}: {last.negative_share:.0%} negative in its latest bucket ({last.bucket_start}, "
+            f"{last.negatives} of {last.count} documents)"
+        )
+        if top is not last and top.negative_share > last.negative_share:
+            sentence += (
+                f", highest {top.negative_share:.0%} ({top.bucket_start}, "
+                f"{top.negatives} of {top.count})"
+            )
+        said.append(sentence + ".")
+    placed = alerts_on_the_line(alerts or [], rows, keys)
+    points = {(r.key, r.ts): r.bucket_start for r in rows}
+    for (label, marker, filled), group in alert_groups(placed, step).items():
+        found = label.removeprefix("alert (").removesuffix(")")  # "1h buckets"
+        mark = f"{'filled' if filled else 'hollow'} {_MARKER_WORDS.get(marker, 'mark')}"
+        for alert in group:
+            point = points[(alert["key"], alert["window_end"])]
+            said.append(
+                f"Alert on {alert['key']} ({found}), a {mark} on its {point} point: window "
+                f"{alert['window']}, {alert['negatives']} of {alert['n']} negative."
+            )
+    if alerts and len(placed) < len(alerts):
+        off = len(alerts) - len(placed)
+        said.append(
+            f"{off} alert{'' if off == 1 else 's'} not on the chart (of keys not drawn, or "
+            "before their key's first bucket)."
+        )
+    return said
+
+
 def empty_figure(message: str) -> Any:
     """A chart-sized figure saying ``message``, with no axis."""
     import matplotlib
