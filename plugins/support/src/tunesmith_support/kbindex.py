@@ -278,14 +278,17 @@ def upsert_entries(index: Any, entries: list[Entry], *, batch: int = 512) -> Non
 PAST_QUESTION = "h"
 
 
-def index_past_questions(kb_dir: str | Path, questions: list[tuple[str, str]]) -> int:
+def index_past_questions(
+    kb_dir: str | Path, questions: list[tuple[str, str]], *, device: str = "cpu"
+) -> int:
     """Index past ``(question, entry id)`` pairs as extra question vectors of their entries, so
     a new question also matches the past questions an entry answered. Re-indexing drops them
-    for entries that changed (train again to add them back). Returns the number indexed."""
+    for entries that changed (train again to add them back). Returns the number indexed.
+    ``device``: where they are encoded (``train --device``)."""
     import hashlib
 
     kb_dir = Path(kb_dir)
-    index = open_index(kb_dir, load_encoder(kb_dir))
+    index = open_index(kb_dir, load_encoder(kb_dir, device=device))
     entries = {e.id: e for e in stored_entries(index)}
     rows: dict[str, tuple[str, dict[str, Any]]] = {}
     for question, entry_id in questions:
@@ -357,11 +360,15 @@ def build_index(
     columns: FaqColumns = FaqColumns(),
     model: str | None = None,
     progress: Any = None,
+    device: str = "cpu",
 ) -> IndexReport:
     """Create or update the KB at ``out`` from the files at ``sources``.
 
     Sources are read and checked before anything is written, so a bad file leaves the existing
-    KB as it was. ``progress(done, total)`` is told about entries encoded.
+    KB as it was. ``progress(done, total)`` is told about entries encoded. ``device``
+    (``--device``) is where the encoder runs; it is not recorded, and what is "changed" is
+    decided by ids and content hashes only, so re-indexing on another device encodes only what
+    changed.
     """
     out = Path(out)
     skipped: list[str] = []
@@ -380,13 +387,13 @@ def build_index(
     if existing:
         index = VectorIndex.load(index_dir(out, meta))
         if model is not None:
-            encoder = load_encoder(out, model)
+            encoder = load_encoder(out, model, device=device)
             _attach_encoder(out, index, encoder)
         versions = stored_versions(index)
         old = {entry_id: digest for entry_id, (digest, _source) in versions.items()}
         old_sources = {entry_id: source for entry_id, (_digest, source) in versions.items()}
     else:
-        encoder = load_encoder(out, model or "default")
+        encoder = load_encoder(out, model or "default", device=device)
         out.mkdir(parents=True, exist_ok=True)
         index = VectorIndex.create(out / INDEX_DIR, encoder=encoder)
         old, old_sources = {}, {}
@@ -402,7 +409,7 @@ def build_index(
     ]
     removed = [entry_id for entry_id in old if entry_id not in new_ids]
     if changed and encoder is None:
-        encoder = load_encoder(out)
+        encoder = load_encoder(out, device=device)
         _attach_encoder(out, index, encoder)
     vector_ids = _vector_ids(index) if existing else {}
     # A changed entry may have lost a vector (an FAQ row turned into a passage): drop its old ones.

@@ -281,7 +281,7 @@ def train_kb(
         reencode(kb_dir, list(entries.values()), Path(trained.path), device=device)
     if index_questions:
         pairs = [(r.question, r.answer_id) for r in train_rows if r.answer_id]
-        result["indexed_questions"] = index_past_questions(kb_dir, pairs)
+        result["indexed_questions"] = index_past_questions(kb_dir, pairs, device=device)
         log(f"indexed {result['indexed_questions']} past questions")
     if classifier:
         path = train_classifier(

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import check_device, device_option
 from tunesmith_finance.commands.checks import build_detector, open_existing_db, sinks_from_flag
 from tunesmith_finance.commands.options import (
     BUCKET,
@@ -58,6 +59,7 @@ def alerts_command(
         help=TZ_HELP + " (default UTC; with --list, the zone windows are shown in, by default "
         "each alert's own).",
     ),
+    device: str = device_option("The model explains the alerts there (loaded for a new one)."),
 ) -> None:
     """Find negative surges over a rolling baseline, explain them, store and send them.
 
@@ -74,6 +76,7 @@ def alerts_command(
     from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.trends import BY
 
+    check_device(device)  # before the database is read
     if by is not None and by not in BY:  # before a model is loaded for the explanations
         raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
     if tz is not None:
@@ -100,7 +103,7 @@ def alerts_command(
                 store,
                 detector=detector,
                 options=AlertOptions(by=by or "topic", max_explain=max_explain, tz=tz or "UTC"),
-                model=_load_model_for_alerts(store, model, explain),
+                model=_load_model_for_alerts(store, model, explain, device),
                 sinks=sinks,
             )
     finally:
@@ -118,8 +121,11 @@ def alerts_command(
         _print_alert(alert, listing=list_only)
 
 
-def _load_model_for_alerts(store: Any, model: Path | None, explain: bool) -> Any:
-    """The model that explains new alerts, loaded only once one is found: most runs find none."""
+def _load_model_for_alerts(
+    store: Any, model: Path | None, explain: bool, device: str = "cpu"
+) -> Any:
+    """The model that explains new alerts, loaded (on ``device``) only once one is found: most
+    runs find none."""
     if not explain:
         return None
     from tunesmith.errors import ModelNotFoundError
@@ -129,12 +135,12 @@ def _load_model_for_alerts(store: Any, model: Path | None, explain: bool) -> Any
     if model is not None:  # named by the user: a wrong path is an error, not a silent note
         if not model.expanduser().exists():
             raise ModelNotFoundError(f"model directory {model.expanduser()} does not exist")
-        return DeferredModel(model)
+        return DeferredModel(model, device=device)
     where = get_meta(store, "model")
     if not where or not Path(where).exists():
         echo_err("note: no sentiment model found (--model); alerts carry no explaining words")
         return None
-    return DeferredModel(where)
+    return DeferredModel(where, device=device)
 
 
 def _print_alert(alert: dict[str, Any], *, listing: bool = False) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.devices import check_device, device_option
 from tunesmith_finance.commands.checks import (
     build_detector,
     build_ingester,
@@ -62,12 +63,14 @@ def replay_command(
     tz: str = TZ,
     topic_model: Path | None = TOPIC_MODEL,
     topic_threshold: float = TOPIC_THRESHOLD,
+    device: str = device_option("The models score and explain there."),
 ) -> None:
     """Replay a file with simulated time: ingest step by step and show alerts as they fire."""
     from tunesmith_finance.alerts import AlertOptions
     from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.replay import replay
 
+    check_device(device)  # before the file is read
     check_inputs([str(file)])
     resolve_zone(tz, "--tz")
     sinks = sinks_from_flag(sink)
@@ -93,6 +96,7 @@ def replay_command(
         topic_model=topic_model,
         topic_threshold=topic_threshold,
         timeout=5.0,
+        device=device,
     )
     try:
         summary = replay(

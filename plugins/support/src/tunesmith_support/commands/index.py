@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import check_device, device_option
+
 
 def _progress_bar(total_label: str) -> Any:
     """A tqdm bar on stderr for terminals; a callable ``(done, total)``."""
@@ -69,6 +71,9 @@ def index_command(
         help="The KB's language code, repeatable, the first the default of the bot's own texts "
         "(kept in KB/language.json; default: the KB's, else en).",
     ),
+    device: str = device_option(
+        "Only new and changed entries are encoded; the device is not part of the KB."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Import FAQ files and documents into a knowledge base; re-running updates only changes.
@@ -85,6 +90,7 @@ def index_command(
         set_languages,
     )
 
+    check_device(device)  # before kb.json or any source is read
     # A flag not given keeps the column the KB was built with (kb.json records them).
     columns = faq_columns(
         out, question=question_col, answer=answer_col, id=id_col, category=category_col
@@ -95,7 +101,12 @@ def index_command(
     read_language_config(out)
     with run_lock(out):  # one writer of a KB at a time (see shared.kb_writer)
         report = build_index(
-            kb, out, columns=columns, model=model, progress=_progress_bar("encoding")
+            kb,
+            out,
+            columns=columns,
+            model=model,
+            progress=_progress_bar("encoding"),
+            device=device,
         )
         if language:
             set_languages(out, language)
