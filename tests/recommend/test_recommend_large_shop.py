@@ -99,7 +99,8 @@ def test_train_fits_the_ranker_on_a_seeded_sample_of_ranker_max_requests_and_rec
 def test_a_large_catalogue_fits_the_ranker_on_as_many_requests_as_its_design_holds():
     from tunesmith_recommend.ranker import ranker_requests
 
-    assert ranker_requests(93_770, 200_000) == 200  # 1.8 GB of design already
+    assert ranker_requests(93_770, 30_000) == 200  # the last catalogue of the dense design
+    assert ranker_requests(93_770, 200_000) == 500  # candidate sets (test_recommend_ranker_scale)
     assert ranker_requests(93_770, 200_000, max_requests=50) == 50
     assert ranker_requests(1_108, 3_096) == 1_108  # MovieTweetings: every request, as before
 

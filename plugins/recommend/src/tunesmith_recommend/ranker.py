@@ -14,13 +14,15 @@ of two softmax rankers, one over items with events and one over items without, w
 share between them.
 
 The weights are learned on the validation requests by a listwise softmax (the held-out item
-against the whole catalogue, seen items excluded), with an L2 penalty chosen by 5-fold
-cross-validation of NDCG@10 over those same requests; the test requests are never looked at.
+against the whole catalogue, seen items excluded; above :data:`SAMPLED_ABOVE_ITEMS` items
+against a candidate set, see :mod:`tunesmith_recommend.ranker_sampled`), with an L2 penalty
+chosen by 5-fold cross-validation of NDCG@10 over those same requests, ranked over the whole
+catalogue; the test requests are never looked at.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,11 +298,18 @@ class _OneAtATime(Mapping):
 
 
 def _fit_listwise(
-    x: Any, seen: Any, targets: Any, l2: float, iterations: int = 50, rows: Any = None
+    x: Any,
+    seen: Any,
+    targets: Any,
+    l2: float,
+    iterations: int = 50,
+    rows: Any = None,
+    offset: Any = None,
 ) -> np.ndarray:
     """Weights maximising the softmax likelihood of each held-out item over the catalogue;
     ``rows`` (a boolean mask) fits those requests only, without copying their part of ``x``
-    (a fold's 80% was 1.4 GB at 200,000 items)."""
+    (a fold's 80% was 1.4 GB at 200,000 items). ``offset`` ([requests, items], optional) is
+    added to the logits: a sampled candidate's log of the items it stands for."""
     import torch
 
     if rows is not None:
@@ -312,6 +321,8 @@ def _fit_listwise(
     def loss_fn() -> Any:
         optimiser.zero_grad()
         logits = x @ w
+        if offset is not None:
+            logits = logits + offset
         if rows is not None:
             logits = logits[rows]
         logits = logits.masked_fill(seen, float("-inf"))
@@ -362,16 +373,14 @@ def _ndcg10(ranks: np.ndarray) -> np.ndarray:
 
 
 def _shift_cold(
-    x: Any,
+    rank: Callable[[np.ndarray], np.ndarray],
     w: np.ndarray,
-    val: Requests,
     cold_targets: np.ndarray,
     n_items: int,
-    seed: int,
-    rows: Any = None,
 ) -> np.ndarray:
-    """``w`` with the "no events yet" weight moved to the best NDCG@10 on these requests whose
-    cold-target Recall@10 is at least COLD_RECALL_FLOOR x random.
+    """``w`` with the "no events yet" weight moved to the best NDCG@10 on the requests
+    ``rank`` ranks (it gives their held-out items' ranks under some weights) whose cold-target
+    Recall@10 is at least COLD_RECALL_FLOOR x random.
 
     The softmax fits likelihood, and spread over many new items that puts none of them in a
     top ten; new items must still get recommended, and this is where the trade is chosen.
@@ -384,7 +393,7 @@ def _shift_cold(
     for shift in COLD_SHIFTS:
         trial = w.copy()
         trial[column] += shift
-        ranks = _ranks(x, trial, val, n_items, seed, rows=rows)
+        ranks = rank(trial)
         recall = float((ranks[cold_targets] < 10).mean())
         key = (recall >= floor, float(_ndcg10(ranks).mean()) if recall >= floor else recall)
         if best is None or key > best[:2]:
@@ -399,14 +408,54 @@ MAX_REQUESTS = 3000
 #: a catalogue of more than DESIGN_ENTRIES / MIN_REQUESTS items keeps MIN_REQUESTS
 DESIGN_ENTRIES = 6_000_000
 MIN_REQUESTS = 200
+#: a catalogue of more items is fitted on candidate sets (see :mod:`ranker_sampled`): the
+#: dense design no longer holds MIN_REQUESTS requests within DESIGN_ENTRIES
+SAMPLED_ABOVE_ITEMS = DESIGN_ENTRIES // MIN_REQUESTS
+#: [requests, items] entries a candidate-set fit holds at most (two float32 user features per
+#: entry for the full rankings: 800 MB), so 500 requests at 200,000 items
+SAMPLED_ENTRIES = 100_000_000
 
 
 def ranker_requests(n_requests: int, n_items: int, max_requests: int = MAX_REQUESTS) -> int:
     """How many of ``n_requests`` validation requests :func:`fit_ranker` fits on: at most
-    ``max_requests``, and at most what the dense [requests, items, columns] design holds
-    (never fewer than :data:`MIN_REQUESTS`: 200 at 200,000 items, a 1.8 GB design)."""
-    fits = max(MIN_REQUESTS, DESIGN_ENTRIES // max(n_items, 1))
+    ``max_requests``, and at most what memory holds: the dense [requests, items, columns]
+    design's :data:`DESIGN_ENTRIES` up to :data:`SAMPLED_ABOVE_ITEMS` items, the candidate-set
+    fit's :data:`SAMPLED_ENTRIES` above (500 at 200,000 items); never fewer than
+    :data:`MIN_REQUESTS`."""
+    entries = SAMPLED_ENTRIES if n_items > SAMPLED_ABOVE_ITEMS else DESIGN_ENTRIES
+    fits = max(MIN_REQUESTS, entries // max(n_items, 1))
     return min(n_requests, max_requests, fits)
+
+
+class _DenseDesign:
+    """The whole catalogue for every request: a [requests, items, columns] float32 design,
+    fitted and ranked as it is (catalogues up to :data:`SAMPLED_ABOVE_ITEMS` items)."""
+
+    def __init__(self, signals: Signals, inputs: UserInputs, val: Requests, seed: int) -> None:
+        import torch
+
+        self.val, self.seed, self.n_items = val, seed, len(signals.counts)
+        features = _OneAtATime(signals, inputs)
+        scales: dict[str, float] = {}
+        self.x, self.names = _design(features, scales, shape=(len(val), self.n_items))
+        self.scales = {name: scales[name] for name in FEATURES}  # FEATURES order, as ranker.json
+        seen = np.zeros((len(val), self.n_items), dtype=bool)
+        for row, history in enumerate(val.seen()):  # rated below --min-rating too, as served
+            seen[row, history] = True
+        seen[np.arange(len(val)), val.targets] = False  # a re-watched item competes as itself
+        self.seen = torch.as_tensor(seen)
+        self.targets = torch.as_tensor(val.targets.astype(np.int64))
+        self.cold_targets = np.asarray(features["cold"])[val.targets] > 0
+
+    def fit(self, l2: float, rows: np.ndarray | None = None) -> np.ndarray:
+        """Weights fitted on ``rows`` (a boolean mask; every request by default)."""
+        return _fit_listwise(self.x, self.seen, self.targets, l2, rows=rows)
+
+    def ranks(self, w: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The held-out items' ranks over the whole catalogue for ``rows``' requests."""
+        if rows is None:
+            return _ranks(self.x, w, self.val, self.n_items, self.seed)
+        return _ranks(self.x, w, self.val.subset(rows), self.n_items, self.seed, rows=rows)
 
 
 def fit_ranker(
@@ -420,23 +469,23 @@ def fit_ranker(
 
     The requests are a seeded sample of :func:`ranker_requests` of ``val`` when there are more.
     The NDCG@10 returned is the cross-validated one (each request scored by weights learned on
-    the other folds), so it is not flattered by fitting and scoring the same requests.
+    the other folds), so it is not flattered by fitting and scoring the same requests. Above
+    :data:`SAMPLED_ABOVE_ITEMS` items each request's softmax is over a candidate set (see
+    :mod:`tunesmith_recommend.ranker_sampled`); the ranks are over the whole catalogue either way.
     """
-    import torch
-
-    val = val.sample(ranker_requests(len(val), len(signals.counts), max_requests), seed)
     n_items = len(signals.counts)
-    features = _OneAtATime(signals, signals.user_inputs(val.histories))
-    scales: dict[str, float] = {}
-    x, names = _design(features, scales, shape=(len(val), n_items))
-    scales = {name: scales[name] for name in FEATURES}  # in FEATURES order, as ranker.json was
-    seen = np.zeros((len(val), n_items), dtype=bool)
-    for row, history in enumerate(val.seen()):  # rated below --min-rating too, as served
-        seen[row, history] = True
-    seen[np.arange(len(val)), val.targets] = False  # a re-watched item competes as itself
-    seen_t, targets = torch.as_tensor(seen), torch.as_tensor(val.targets.astype(np.int64))
-    cold = np.asarray(features["cold"])[val.targets] > 0
-    del features
+    val = val.sample(ranker_requests(len(val), n_items, max_requests), seed)
+    inputs = signals.user_inputs(val.histories)
+    design: Any
+    if n_items > SAMPLED_ABOVE_ITEMS:
+        # imported here: that module builds on this one's features and fit
+        from tunesmith_recommend.ranker_sampled import SampledDesign
+
+        design = SampledDesign(signals, inputs, val, seed)
+    else:
+        design = _DenseDesign(signals, inputs, val, seed)
+    del inputs
+    scales, names, cold = design.scales, design.names, design.cold_targets
     folds = np.random.default_rng(seed).permutation(len(val)) % FOLDS
     n_folds = FOLDS if len(val) >= 2 * FOLDS else 0
     fold_weights: dict[tuple[float, int], np.ndarray] = {}
@@ -445,10 +494,9 @@ def fit_ranker(
         per_request = np.zeros(len(val))
         for fold in range(n_folds):
             train, held = folds != fold, folds == fold
-            w = _fit_listwise(x, seen_t, targets, l2, rows=train)
+            w = design.fit(l2, rows=train)
             fold_weights[l2, fold] = w
-            ranks = _ranks(x, w, val.subset(held), n_items, seed, rows=held)
-            per_request[held] = _ndcg10(ranks)
+            per_request[held] = _ndcg10(design.ranks(w, rows=held))
         if per_request.mean() > best[0] + 1e-9:
             best = (float(per_request.mean()), l2)
     l2 = best[1]
@@ -457,14 +505,16 @@ def fit_ranker(
     per_request = np.zeros(len(val))
     for fold in range(n_folds):
         train, held = folds != fold, folds == fold
-        w = _shift_cold(
-            x, fold_weights[l2, fold], val.subset(train), cold[train], n_items, seed, rows=train
-        )
-        per_request[held] = _ndcg10(_ranks(x, w, val.subset(held), n_items, seed, rows=held))
-    w = _shift_cold(x, _fit_listwise(x, seen_t, targets, l2), val, cold, n_items, seed)
+
+        def rank_train(trial: np.ndarray, train: np.ndarray = train) -> np.ndarray:
+            return design.ranks(trial, rows=train)
+
+        w = _shift_cold(rank_train, fold_weights[l2, fold], cold[train], n_items)
+        per_request[held] = _ndcg10(design.ranks(w, rows=held))
+    w = _shift_cold(design.ranks, design.fit(l2), cold, n_items)
     val_ndcg = float(per_request.mean())
     if not n_folds:  # too few requests to cross-validate: the in-sample figure
-        val_ndcg = float(_ndcg10(_ranks(x, w, val, n_items, seed)).mean())
+        val_ndcg = float(_ndcg10(design.ranks(w)).mean())
     weights = {name: round(float(v), 6) for name, v in zip(names, w, strict=True)}
     ranker = Ranker(
         weights={name: weights[name] for name in FEATURES},
