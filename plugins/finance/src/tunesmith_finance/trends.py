@@ -332,6 +332,29 @@ def _plain(text: str) -> str:
     return text.replace("$", r"\$")
 
 
+#: The keys' colours: Okabe and Ito's colour-blind-safe palette without its vermillion (too near
+#: the alerts' red) and its yellow (lost on white paper), with a grey in their place.
+KEY_COLOURS = ("#0072B2", "#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#000000", "#999999")
+#: One marker per key for ten keys, none of the alerts' marks (:func:`alert_groups`: triangles,
+#: square, wide diamond, filled plus, circle), so a key's point never reads as an alert.
+KEY_MARKERS = ("X", "d", "*", "p", "x", "h", "+", "8", "1", "H")
+KEY_LINESTYLES = ("-", "--", ":", "-.")
+#: The alerts' colour; no key's line is drawn in it.
+ALERT_COLOUR = "red"
+
+
+def key_style(index: int) -> dict[str, Any]:
+    """The look of the ``index``-th key's line: colour, marker and line style. Colour alone told
+    the lines apart, which a red-green colour-blind reader or a black-and-white print could
+    not. Any two of the first twenty keys differ in at least two of the three, and the first ten
+    in marker."""
+    return {
+        "color": KEY_COLOURS[index % len(KEY_COLOURS)],
+        "marker": KEY_MARKERS[index % len(KEY_MARKERS)],
+        "linestyle": KEY_LINESTYLES[index % len(KEY_LINESTYLES)],
+    }
+
+
 def plot(
     rows: list[TrendRow],
     *,
@@ -350,8 +373,9 @@ def plot(
 
     ``bucket``: the bucket size in seconds (by default the smallest step between the rows). A
     key's line breaks where its buckets are not adjacent: drawn across them, one negative
-    document among days of silence looked like a surge lasting days. Past ten keys the colours
-    repeat, so each further ten get another line style. The time axis is in ``zone`` (default
+    document among days of silence looked like a surge lasting days. Each key's line has a
+    marker and a line style as well as a colour (:func:`key_style`), none of them the alerts'
+    red or marks, so the chart reads without colour. The time axis is in ``zone`` (default
     UTC), the zone the rows' buckets were cut in."""
     import matplotlib
 
@@ -364,7 +388,6 @@ def plot(
     keys = keys or top_keys(rows, limit)
     step = bucket or _smallest_step(rows)
     shown = UTC if is_utc(zone) else zone
-    styles = ("-", "--", ":", "-.")
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for i, name in enumerate(keys):
         series = [r for r in rows if r.key == name]
@@ -384,12 +407,7 @@ def plot(
             low.append(r.share_low)
             high.append(r.share_high)
         (line,) = ax.plot(
-            times,
-            share,
-            marker=".",
-            color=f"C{i % 10}",
-            linestyle=styles[i // 10 % len(styles)],
-            label=_plain(name),
+            times, share, markersize=7, markeredgewidth=1.5, label=_plain(name), **key_style(i)
         )
         if len(keys) <= 2:  # more bands than two hide the lines
             ax.fill_between(times, low, high, color=line.get_color(), alpha=0.15)
@@ -399,12 +417,15 @@ def plot(
             [datetime.fromtimestamp(a["window_end"], shown) for a in group],
             [a["share"] for a in group],
             marker=marker,
-            color="red",
-            markerfacecolor="red" if filled else "none",
+            color=ALERT_COLOUR,
+            markerfacecolor=ALERT_COLOUR if filled else "none",
             markeredgewidth=1.5,
             markersize=11,
             linestyle="none",
             label=label,
+            # Over the lines, and whole at a share of 0 or 1 (clipped, half a mark was drawn).
+            zorder=3,
+            clip_on=False,
         )
     ax.set_ylim(-0.02, 1.02)  # a share of 0 or 1 (common in small buckets) stays visible
     ax.set_ylabel("negative share")
@@ -415,7 +436,14 @@ def plot(
     fig.autofmt_xdate()
     if keys:
         # Beside the plot, not over it: inside, it hid the first hours of the lines.
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)
+        # Handles long enough to show each line style with its marker.
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize="small",
+            borderaxespad=0,
+            handlelength=3.5,
+        )
     fig.tight_layout()
     return fig
 
