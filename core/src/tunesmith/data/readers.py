@@ -98,7 +98,7 @@ def _mostly_nul(data: bytes, share: float = 0.9) -> bool:
     return data.count(0) >= share * len(data)
 
 
-def _utf16_problem(data: bytes) -> str | None:
+def utf16_problem(data: bytes) -> str | None:
     """Why ``data`` is UTF-16 or UTF-32 rather than UTF-8, with the command that converts it;
     None when it is neither. Without a byte-order mark, UTF-16 of Latin letters is valid UTF-8
     with a NUL beside each letter: read as such, its header named no column the user wrote."""
@@ -126,7 +126,7 @@ def _utf16_problem(data: bytes) -> str | None:
 def decode_utf8(data: bytes, path: str | Path) -> str:
     """``data`` as text (a BOM dropped); bytes that are not UTF-8 fail naming their line, and a
     UTF-16 or UTF-32 file says so (not "byte 0xff", with a Latin-1 hint that garbles it)."""
-    if problem := _utf16_problem(data):
+    if problem := utf16_problem(data):
         raise DataError(problem, path=path)
     try:
         return data.decode("utf-8-sig")
@@ -270,7 +270,7 @@ def _column_of_bad_byte(data: bytes, delimiter: str | None, quoting: int) -> str
     return None
 
 
-def _nul_problem(fields: list[str], header: list[str]) -> tuple[str, str | None] | None:
+def nul_problem(fields: list[str], header: list[str]) -> tuple[str, str | None] | None:
     """``(problem, column)`` for the first field of a row holding a NUL byte: no text file
     has one (a damaged file, or part of a binary one), and it would be trained on unseen."""
     for index, value in enumerate(fields):
@@ -319,7 +319,7 @@ def delimited_rows(text: str, path: str | Path, delimiter: str, quoting: int) ->
         last_line = reader.line_num
         if not fields:  # a blank line
             continue
-        if has_nul and (found := _nul_problem(fields, header)):
+        if has_nul and (found := nul_problem(fields, header)):
             raise DataError(found[0], path=path, row=start, column=found[1])
         if len(fields) > len(header):
             raise DataError(

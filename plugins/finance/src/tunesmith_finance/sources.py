@@ -9,6 +9,12 @@ Excel rewrites whole on each save): :func:`read_workbook` gives each row its Exc
 as its "offset" and a **mark**, the SHA-256 of the header and every row read up to it, so that
 a resumed ingest can tell rows appended below from rows edited, inserted, deleted or sorted
 above where it stopped.
+
+Encodings are checked as the core's readers check them (:mod:`tunesmith.data.readers`), without
+decoding a file twice: a UTF-16 or UTF-32 file is refused at its start, before anything is
+stored; a byte that is not UTF-8, or a NUL, in a record skips that record, naming its line and
+column. The machine failing while a file is read (an I/O error) is the ``OSError`` with the
+file named (:func:`~tunesmith.data.file_errors.read_failure`), not a row error.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from tunesmith.data.excel import EXCEL_SUFFIXES, REFUSED_SPREADSHEETS, data_file
+from tunesmith.data.file_errors import read_failure
 from tunesmith.data.limits import MAX_FIELD_CHARS
+from tunesmith.data.readers import decode_utf8, nul_problem, utf16_problem
 from tunesmith.errors import DataError, UserInputError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -34,6 +43,10 @@ WORKBOOK = "xlsx"
 MAX_RECORD_BYTES = 4 * MAX_FIELD_CHARS + (1 << 16)
 #: Bytes read at a time while skipping the rest of an oversized record.
 _SKIP_CHUNK = 1 << 16
+#: Bytes of a file's start looked at for UTF-16 or UTF-32 (as many as the core's readers sniff).
+_HEAD_BYTES = 8192
+#: What a byte that is not UTF-8 becomes when decoded with ``surrogateescape``.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass
@@ -90,21 +103,60 @@ def check_file(path: str | Path, *, empty_ok: bool = False, fmt: str | None = No
         from tunesmith.data.excel import check_sheet
 
         check_sheet(path)  # an unknown sheet, an .xls renamed: before the model loads
+        return kind
+    try:
+        with file.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError as exc:  # not the user's to read (exit 2), or the machine failing (exit 1)
+        raise read_failure(exc, file) from None
+    check_encoding(head, file)
     return kind
 
 
+def check_encoding(head: bytes, name: str | Path) -> None:
+    """Refuse a file whose first bytes ``head`` are UTF-16 or UTF-32 (Excel's "Unicode Text"),
+    in the core's words with the ``iconv`` command that converts it: read line by line as
+    UTF-8, each of its rows would be skipped as unreadable (or its header name no column)."""
+    if problem := utf16_problem(head):
+        raise DataError(problem, path=name)
+
+
 def iter_jsonl(
-    handle: IO[bytes], *, offset: int = 0, line: int = 0, follow: bool = False
+    handle: IO[bytes],
+    *,
+    offset: int = 0,
+    line: int = 0,
+    follow: bool = False,
+    name: str | None = None,
 ) -> Iterator[RawRow]:
     """JSON objects, one a line, from ``offset`` (``line`` lines already read before it).
 
     A line longer than :data:`MAX_RECORD_BYTES` is a row error, its rest read in chunks and
-    dropped, so that one line without newlines cannot fill the memory."""
-    position = offset
+    dropped, so that one line without newlines cannot fill the memory. ``name``: the file in
+    messages (by default the handle's name). Read from the start, a UTF-16 or UTF-32 file is
+    a ``DataError`` at its first line; a failed read is :func:`read_failure`'s."""
+    name = name or _handle_name(handle)
+    try:
+        yield from _jsonl_rows(handle, offset, line, follow, name)
+    except OSError as exc:
+        raise read_failure(exc, name) from None
+
+
+def _handle_name(handle: IO[bytes]) -> str:
+    """How messages name the file behind ``handle``: its path, ``<stdin>``, else ``<input>``."""
+    name = getattr(handle, "name", None)
+    return name if isinstance(name, str) and name else "<input>"
+
+
+def _jsonl_rows(
+    handle: IO[bytes], position: int, line: int, follow: bool, name: str
+) -> Iterator[RawRow]:
     while True:
         raw = handle.readline(MAX_RECORD_BYTES + 1)
         if not raw:
             return
+        if not position:
+            check_encoding(raw, name)  # standard input has had no check_file
         if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
             size = _skip_line(handle, len(raw), follow)
             if size is None:
@@ -115,6 +167,7 @@ def iter_jsonl(
             continue
         if follow and not raw.endswith(b"\n"):
             return  # the writer has not finished this line yet
+        start = position
         position += len(raw)
         line += 1
         stripped = raw.strip()
@@ -123,11 +176,15 @@ def iter_jsonl(
         try:
             # utf-8-sig: a file saved with a byte-order mark would otherwise lose its first row.
             value = json.loads(stripped.decode("utf-8-sig"))
-        except UnicodeDecodeError:
-            yield RawRow(line, position, None, "not UTF-8 text")
+        except UnicodeDecodeError as exc:
+            lead = len(raw) - len(raw.lstrip())  # the error counts from the stripped line
+            yield RawRow(line, position, None, _json_bad_byte(stripped, exc, start + lead))
             continue
         except json.JSONDecodeError as exc:
-            yield RawRow(line, position, None, f"malformed JSON ({exc.msg}, column {exc.colno})")
+            problem = _json_nul(stripped) if b"\x00" in stripped else None
+            yield RawRow(
+                line, position, None, problem or f"malformed JSON ({exc.msg}, column {exc.colno})"
+            )
             continue
         if not isinstance(value, dict):
             yield RawRow(
@@ -135,6 +192,62 @@ def iter_jsonl(
             )
             continue
         yield RawRow(line, position, value)
+
+
+def _row_problem(reason: str, column: str | None) -> str:
+    """A skipped row's reason naming its column, in the form of every other row error
+    (``column 'text': ...``)."""
+    from tunesmith_finance.documents import RowError
+
+    return str(RowError(reason, column))
+
+
+def _bad_byte(raw: bytes, exc: UnicodeDecodeError, start: int) -> str:
+    """The core's words for a byte that is not UTF-8, at its offset in the file (the record
+    ``raw`` starts at offset ``start``)."""
+    bad = raw[exc.start : exc.start + 1].hex()
+    return (
+        f"not UTF-8 (byte 0x{bad} at offset {start + exc.start} of the file); re-save the file "
+        "as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+    )
+
+
+def _json_bad_byte(data: bytes, exc: UnicodeDecodeError, start: int) -> str:
+    """Why a JSON line is not UTF-8, naming the field holding the bad byte when it parses."""
+    try:
+        value = json.loads(data.decode("utf-8-sig", "surrogateescape"))
+    except ValueError:
+        value = None
+    column = _field_with_bad_byte(value) if isinstance(value, dict) else None
+    return _row_problem(_bad_byte(data, exc, start), column)
+
+
+def _json_nul(stripped: bytes) -> str | None:
+    """The core's NUL problem for a JSON line that is malformed only by a raw NUL in a string
+    (JSON allows no control character there); None when it is malformed otherwise."""
+    try:
+        value = json.loads(stripped.decode("utf-8-sig", "surrogateescape"), strict=False)
+    except ValueError:
+        return None
+    return _value_nul(value) if isinstance(value, dict) else None
+
+
+def _value_nul(value: dict[str, Any]) -> str | None:
+    """The core's NUL problem (:func:`~tunesmith.data.readers.nul_problem`) for the first
+    string field of a JSON object holding a NUL, with its field as the column."""
+    names = [key for key, item in value.items() if isinstance(item, str)]
+    found = nul_problem([value[key] for key in names], names)
+    return _row_problem(*found) if found else None
+
+
+def _field_with_bad_byte(value: dict[str, Any]) -> str | None:
+    """The first field of a JSON object decoded with ``surrogateescape`` whose text (a string,
+    or one in a list of tickers or topics) holds a byte that is not UTF-8."""
+    for key, item in value.items():
+        items = item if isinstance(item, list) else [item]
+        if any(isinstance(text, str) and _ESCAPED_BYTE.search(text) for text in items):
+            return key
+    return None
 
 
 def _too_long(size: int) -> str:
@@ -251,10 +364,10 @@ def _skip_csv_record(
             lines += 1  # a newline inside a quoted field: the record goes on
 
 
-def _parse_csv(data: bytes) -> list[str]:
+def _parse_csv(data: bytes, errors: str = "strict") -> list[str]:
     # Raised, never lowered: the csv module's default (131,072) is below the field limit.
     csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig", errors))))
     return rows[0] if rows else []
 
 
@@ -265,9 +378,13 @@ def read_header(
 
     ``([], 0, 0)`` when there is none yet (an empty file, or in follow mode a header line still
     being written)."""
-    record = _csv_record(handle, follow=follow)
+    try:
+        record = _csv_record(handle, follow=follow)
+    except OSError as exc:
+        raise read_failure(exc, name) from None
     if record is None:
         return [], 0, 0
+    check_encoding(record.data, name)  # standard input has had no check_file
     if record.oversized:
         raise DataError(
             f"the header is longer than {MAX_RECORD_BYTES:,} bytes (a line without its "
@@ -278,7 +395,10 @@ def read_header(
     data, lines = record.data, record.lines
     try:
         names = [field.strip() for field in _parse_csv(data)]
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        decode_utf8(data, name)  # the core's line: the byte, its offset and the iconv command
+        raise
+    except csv.Error as exc:
         raise DataError(f"unreadable CSV header: {exc}", path=name, row=1) from None
     return names, record.size, lines
 
@@ -290,9 +410,21 @@ def iter_csv(
     offset: int,
     line: int,
     follow: bool = False,
+    name: str | None = None,
 ) -> Iterator[RawRow]:
-    """CSV records after the header, from ``offset``; quoted fields may span lines."""
-    position = offset
+    """CSV records after the header, from ``offset``; quoted fields may span lines. ``name``:
+    the file in messages (by default the handle's name); a failed read is
+    :func:`read_failure`'s."""
+    name = name or _handle_name(handle)
+    try:
+        yield from _csv_rows(handle, header, offset, line, follow)
+    except OSError as exc:
+        raise read_failure(exc, name) from None
+
+
+def _csv_rows(
+    handle: IO[bytes], header: list[str], position: int, line: int, follow: bool
+) -> Iterator[RawRow]:
     while True:
         record = _csv_record(handle, follow)
         if record is None:
@@ -313,8 +445,9 @@ def iter_csv(
             continue
         try:
             fields = _parse_csv(data)
-        except UnicodeDecodeError:
-            yield RawRow(first, position, None, "not UTF-8 text")
+        except UnicodeDecodeError as exc:
+            problem = _csv_bad_byte(data, exc, position - record.size, header)
+            yield RawRow(first, position, None, problem)
             continue
         except csv.Error as exc:
             yield RawRow(first, position, None, f"malformed CSV ({exc})")
@@ -322,7 +455,23 @@ def iter_csv(
         if len(fields) != len(header):
             yield RawRow(first, position, None, f"expected {len(header)} fields, got {len(fields)}")
             continue
+        # One byte search over the record; its cells are searched only when that finds a NUL.
+        if b"\x00" in data and (found := nul_problem(fields, header)):
+            yield RawRow(first, position, None, _row_problem(*found))
+            continue
         yield RawRow(first, position, dict(zip(header, fields, strict=True)))
+
+
+def _csv_bad_byte(data: bytes, exc: UnicodeDecodeError, start: int, header: list[str]) -> str:
+    """Why a CSV record is not UTF-8, naming the header's column of the cell holding the bad
+    byte (as the core's readers do) when the record parses."""
+    try:
+        fields = _parse_csv(data, errors="surrogateescape")
+    except csv.Error:
+        fields = []
+    index = next((i for i, f in enumerate(fields) if _ESCAPED_BYTE.search(f)), len(header))
+    column = header[index] if index < len(header) else None
+    return _row_problem(_bad_byte(data, exc, start), column)
 
 
 @dataclass

@@ -8,12 +8,15 @@ mixes both. Each entry's content hash decides whether re-indexing must encode it
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.file_errors import INPUT_ERRNOS, read_failure
 from tunesmith.data.limits import names_for_message
 from tunesmith.data.readers import ROW_KEY, data_file, reader_for
 from tunesmith.errors import DataError, UserInputError
@@ -201,24 +204,20 @@ def document_stems(files: list[Path], root: Path) -> dict[Path, str]:
 
 
 def source_files(path: str | Path, *, exclude: str | Path | None = None) -> list[Path]:
-    """The KB files under ``path`` (itself if a file), sorted; hidden files are skipped, and
-    so is everything under ``exclude`` (the KB being built, when it sits among its sources:
-    its own JSON files are no FAQ)."""
+    """The KB files under ``path`` (itself if a file), sorted; hidden files and folders
+    (``.git``) are skipped, and so is everything under ``exclude`` (the KB being built, when it
+    sits among its sources: its own JSON files are no FAQ). See :func:`_scan` for links,
+    folders that cannot be read and files removed during the scan."""
     path = Path(path)
     skip = Path(exclude).resolve() if exclude is not None else None
     if not data_file(path).exists():
         raise UserInputError(f"{path}: no such file or directory")
     if data_file(path).is_file():  # book.xlsx#Sheet names one sheet of the book
         return [path]
-    known = FAQ_SUFFIXES + DOCUMENT_SUFFIXES
     files = [
         p
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-        and p.suffix.lower() in known
-        and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        and not p.name.startswith("~$")  # the lock file Office keeps beside an open workbook
-        and not (skip is not None and p.resolve().is_relative_to(skip))
+        for p in sorted(_scan(path, skip))
+        if not (skip is not None and p.resolve().is_relative_to(skip))
     ]
     if not files:
         raise UserInputError(
@@ -226,6 +225,89 @@ def source_files(path: str | Path, *, exclude: str | Path | None = None) -> list
             f"documents: {', '.join(DOCUMENT_SUFFIXES)})"
         )
     return files
+
+
+#: A file or folder listed a moment ago and now gone (or a folder replaced by a file).
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR})
+
+
+def _scan(root: Path, skip: Path | None) -> list[Path]:
+    """The KB files under the folder ``root`` (unsorted), by path from ``root``.
+
+    ``Path.rglob`` left out a folder it could not read without a word (Python 3.11), so a KB
+    lost its files silently; here such a folder, or a KB file whose link leads nowhere, is one
+    ``DataError`` naming it (exit 2). A link to a folder is followed; a folder reached twice (a
+    link loop, two links to one folder) is read once, at the first of its paths in name order.
+    A file or folder removed while the folder is listed is left out: it is no longer part of
+    it. The machine failing (no file descriptor left, an I/O error) is the ``OSError`` naming
+    the path (exit 1)."""
+    known = FAQ_SUFFIXES + DOCUMENT_SUFFIXES
+    files: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    folders = [root]  # a stack: sorted names pushed in reverse, so read in name order
+    while folders:
+        folder = folders.pop()
+        try:
+            info = folder.stat()  # follows a link: its target's identity
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            if exc.errno in _GONE and folder != root:
+                continue
+            raise _folder_failure(exc, folder) from None
+        below: list[Path] = []
+        for entry in entries:
+            # Hidden (.git, .DS_Store), or the lock file Office keeps beside an open workbook.
+            if entry.name.startswith((".", "~$")):
+                continue
+            child = folder / entry.name
+            try:
+                is_dir = entry.is_dir()  # follows a link
+            except OSError as exc:
+                raise read_failure(exc, child) from None
+            if is_dir:
+                if skip is None or not child.resolve().is_relative_to(skip):
+                    below.append(child)
+            elif child.suffix.lower() in known and _still_there(entry, child):
+                files.append(child)
+        folders.extend(reversed(below))
+    return files
+
+
+def _still_there(entry: os.DirEntry[str], path: Path) -> bool:
+    """Whether a listed KB file is there to read: False when it was removed since it was
+    listed; a link that leads nowhere (or round in a loop) is a ``DataError``."""
+    try:
+        entry.stat()  # follows a link
+    except OSError as exc:
+        if exc.errno in _GONE and not os.path.lexists(path):
+            return False
+        if os.path.islink(path) and exc.errno in (errno.ENOENT, errno.ELOOP):
+            leads = "round in a loop" if exc.errno == errno.ELOOP else "to nothing"
+            raise DataError(
+                f"a link to {os.readlink(path)}, which leads {leads}; fix the link or remove "
+                "it from the knowledge-base folder",
+                path=path,
+            ) from None
+        raise read_failure(exc, path) from None
+    return True
+
+
+def _folder_failure(exc: OSError, folder: Path) -> Exception:
+    """What to raise for ``exc``, met listing the KB folder ``folder``: a ``DataError`` when
+    the folder is at fault (its files would be left out), else the machine's ``OSError``
+    naming it (:func:`~tunesmith.data.file_errors.read_failure`)."""
+    if exc.errno in INPUT_ERRNOS:
+        return DataError(
+            f"cannot read this folder ({exc.strerror or exc}), so its files would be left out "
+            "of the knowledge base; make it readable, or move it out of the knowledge-base "
+            "folder",
+            path=folder,
+        )
+    return read_failure(exc, folder)
 
 
 def read_sources(
