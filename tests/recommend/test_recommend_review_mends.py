@@ -204,7 +204,7 @@ def test_a_folder_named_default_in_the_working_directory_is_not_taken_for_the_en
 
     real = pipeline.encode_items
     # the built-in encoder is slow to load here: the tiny one stands in for "default"
-    monkeypatch.setattr(pipeline, "encode_items", lambda model, texts: real(tiny_model, texts))
+    monkeypatch.setattr(pipeline, "encode_items", lambda model, texts, **_: real(tiny_model, texts))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "default").mkdir()
     (tmp_path / "default" / "notes.txt").write_text("not a model\n")
@@ -301,7 +301,7 @@ def test_a_fine_tuned_item_tower_whose_items_all_look_alike_is_left_out(
     point; such a tower ranks nothing by text, whatever its validation NDCG on few requests."""
     import tunesmith_recommend.pipeline as pipeline
 
-    def vectors(model, texts):
+    def vectors(model, texts, **_):
         rng = np.random.default_rng(len(texts))
         if model == str(tiny_model):  # the pretrained tower: items spread out
             return rng.normal(size=(len(texts), 8)).astype(np.float32)

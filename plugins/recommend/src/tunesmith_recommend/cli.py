@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from tunesmith.devices import check_device, device_option
+
 ITEMS = typer.Option(None, "--items", help="Items file (CSV, JSONL or Parquet).")
 EVENTS = typer.Option(None, "--events", help="Events file (CSV, JSONL or Parquet).")
 SAMPLE = typer.Option(False, "--sample", help="Use the shipped sample films and events.")
@@ -85,6 +87,18 @@ MODEL_DIR = typer.Option(
 )
 TOP_K = typer.Option(10, "-k", "--top", "--top-k", min=1, help="How many items to show.")
 AS_JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
+TRAIN_DEVICE = device_option(
+    "The item encoder's encoding and pair fine-tuning run there; the user tower, content prior "
+    "and ranker are small and fitted on the CPU."
+)
+ENCODER_DEVICE = device_option("Only the item encoder runs there.")
+# not the core's precision_option(): its help offers fp16 and bf16, which train refuses
+PRECISION = typer.Option(
+    "fp32",
+    "--precision",
+    help="fp32 only: the encoder's pair training and the user tower train in fp32 (fp16 and "
+    "bf16 are refused, not ignored).",
+)
 ITEM_NOUN = typer.Option(
     None,
     "--item-noun",
@@ -140,6 +154,24 @@ def _data(
     return catalogue, found
 
 
+def _check_training_device(device: str, precision: str) -> None:
+    """Refuse, in one line and before any data is read, a ``--device`` this machine lacks and
+    mixed precision: the core's pair training and the user tower train in fp32 only, and would
+    ignore it."""
+    from tunesmith.devices import PRECISIONS
+    from tunesmith.errors import UserInputError
+
+    check_device(device)
+    chosen = (precision or "fp32").strip().lower()
+    if chosen not in PRECISIONS:
+        raise UserInputError(f"--precision {precision}: the choices are {', '.join(PRECISIONS)}")
+    if chosen != "fp32":
+        raise UserInputError(
+            f"--precision {chosen}: recommend train's encoder pair training and user tower run "
+            "in fp32 only; leave --precision out"
+        )
+
+
 def _settings(
     model: str,
     no_fine_tune: bool,
@@ -151,6 +183,7 @@ def _settings(
     cooc_max_history: int | None = None,
     tower_max_examples: int | None = None,
     ranker_max_requests: int | None = None,
+    device: str = "cpu",
 ) -> Any:
     """Training settings, checked before any data is read or model loaded; ``baselines``:
     fit the baselines too (``eval`` compares them; ``train`` saves none of them)."""
@@ -168,6 +201,7 @@ def _settings(
         tower_epochs=tower_epochs,
         min_events=min_events,
         baselines=baselines,
+        device=device,
         **({} if cooc_max_history is None else {"cooc_max_history": cooc_max_history}),
         **({} if tower_max_examples is None else {"tower_max_examples": tower_max_examples}),
         **({} if ranker_max_requests is None else {"ranker_max_requests": ranker_max_requests}),
@@ -201,6 +235,8 @@ def train_command(
     allow_network: bool = ALLOW_NETWORK,
     item_noun: str | None = ITEM_NOUN,
     as_json: bool = AS_JSON,
+    device: str = TRAIN_DEVICE,
+    precision: str = PRECISION,
 ) -> None:
     """Fit the two-tower model and the ranker; write a model directory (atomically)."""
     from tunesmith.data.limits import cli_text
@@ -209,6 +245,7 @@ def train_command(
     from tunesmith_recommend import model as model_dir
     from tunesmith_recommend.pipeline import fit
 
+    _check_training_device(device, precision)
     # What the demo calls an item: it said "films" of a model of books.
     if item_noun is None:
         item_noun = "film" if sample else model_dir.ITEM_NOUN
@@ -225,6 +262,7 @@ def train_command(
             model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
             baselines=False, cooc_max_history=cooc_max_history,
             tower_max_examples=tower_max_examples, ranker_max_requests=ranker_max_requests,
+            device=device,
         )  # fmt: skip
         catalogue, found = _data(
             items, events, sample, id_col, title_col, text_cols, user_col, item_col, time_col,
@@ -325,16 +363,18 @@ def eval_command(
     allow_network: bool = ALLOW_NETWORK,
     max_test_requests: int | None = MAX_TEST_REQUESTS,
     as_json: bool = AS_JSON,
+    device: str = TRAIN_DEVICE,
 ) -> None:
     """Leave-last-out evaluation of every baseline and the final ranker, full ranking."""
     import tempfile
 
     from tunesmith_recommend.pipeline import evaluate, fit, headline
 
+    check_device(device)  # before the data is read
     settings = _settings(
         model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
         cooc_max_history=cooc_max_history, tower_max_examples=tower_max_examples,
-        ranker_max_requests=ranker_max_requests,
+        ranker_max_requests=ranker_max_requests, device=device,
     )  # fmt: skip
     # ALS's factors chosen on as many validation requests as are scored on test
     settings.baseline_max_requests = max_test_requests
@@ -420,10 +460,10 @@ def _print(
         )
 
 
-def _load(model_dir: Path) -> Any:
+def _load(model_dir: Path, device: str = "cpu") -> Any:
     from tunesmith_recommend.model import Recommender
 
-    return Recommender(model_dir)
+    return Recommender(model_dir, device=device)
 
 
 def _one(recommender: Any) -> str:
@@ -492,11 +532,13 @@ def search_command(
     model_dir: Path = MODEL_DIR,
     k: int = TOP_K,
     as_json: bool = AS_JSON,
+    device: str = ENCODER_DEVICE,
 ) -> None:
     """Items whose text matches a query (the item encoder alone)."""
     from tunesmith.data.limits import cli_text
 
-    recommender = _load(model_dir)
+    check_device(device)  # before the model directory is read
+    recommender = _load(model_dir, device)
     _print(recommender.search(cli_text(text, "TEXT"), k), as_json, one=_one(recommender))
 
 
@@ -515,11 +557,14 @@ def add_items_command(
         help="Items: comma-separated text columns after the title (default: those train read).",
     ),
     as_json: bool = AS_JSON,
+    device: str = ENCODER_DEVICE,
 ) -> None:
     """Add new items to a trained model: recommendable at once from their text alone."""
     from tunesmith.io import read_json_object
     from tunesmith_recommend.data import load_items
     from tunesmith_recommend.model import add_items
+
+    check_device(device)  # before the new items are read
 
     # The columns train read, so new items are encoded from the same fields as the catalogue
     # (a model from before they were recorded: the train defaults).
@@ -533,7 +578,7 @@ def add_items_command(
         text_cols=[c.strip() for c in fields if c.strip()],
         min_items=1,
     )
-    added = add_items(model_dir, new)
+    added = add_items(model_dir, new, device=device)
     meta = read_json_object(model_dir / "meta.json") or {}
     total = meta.get("n_items")
     if as_json:

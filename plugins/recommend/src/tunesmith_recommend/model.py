@@ -271,27 +271,28 @@ def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndar
     return np.where(keys[at] == wanted, values[at], 0.0)
 
 
-def add_items(path: str | Path, new: Any) -> int:
+def add_items(path: str | Path, new: Any, *, device: str = "cpu") -> int:
     """Add items (a :class:`~tunesmith_recommend.data.Catalogue`) to a trained model directory.
 
     They are encoded by the item tower and become recommendable at once from their text alone
     (no events yet: zero counts, never seen). The directory is rewritten atomically: a copy is
     changed and renamed over the old one only when complete. Returns the number of items added.
     The directory's run lock is held throughout: two processes adding items at once each read
-    the model and renamed their copy over it, and the first one's items were lost.
+    the model and renamed their copy over it, and the first one's items were lost. ``device``:
+    where the encoders run (:func:`tunesmith.devices.resolve_device`'s choices).
     """
     from tunesmith.locks import writing_into
 
     with writing_into(path, [], flag="--model"):
-        return _add_items_locked(Path(path), new)
+        return _add_items_locked(Path(path), new, device)
 
 
-def _add_items_locked(path: Path, new: Any) -> int:
+def _add_items_locked(path: Path, new: Any, device: str) -> int:
     import shutil
 
     from scipy.sparse import csr_matrix, save_npz
 
-    current = Recommender(path)
+    current = Recommender(path, device=device)
     for index, item in enumerate(new.ids):
         if item in current.position:
             raise DataError(
@@ -304,7 +305,7 @@ def _add_items_locked(path: Path, new: Any) -> int:
     base = None
     if signals.base_vectors is not None:
         base_model = current.location(current.meta.get("base_model", DEFAULT_MODEL))
-        base = Encoder.load(base_model).encode(list(new.texts))
+        base = Encoder.load(base_model, device=device).encode(list(new.texts))
     n_old, n_new = len(current.ids), len(new.ids)
     with atomic_directory(path, force=True) as tmp:
         shutil.copytree(path, tmp, dirs_exist_ok=True)
@@ -355,10 +356,13 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 
 class Recommender:
-    """A loaded model directory: for-user, for liked items, for a text, similar items, search."""
+    """A loaded model directory: for-user, for liked items, for a text, similar items, search.
+    ``device``: where the item encoder runs when a text query loads it (nothing else uses torch).
+    """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, device: str = "cpu"):
         self.path = Path(path)
+        self.device = device
         # add-items and train --force replace the whole directory by renames while a reader
         # may be reading it file by file: a load that saw the directory change under it (its
         # catalogue of one generation, its vectors or index of the next) is done again, as
@@ -441,7 +445,7 @@ class Recommender:
     def encoder(self) -> Any:
         """The item encoder, loaded on first use (only text queries need it)."""
         if self._encoder is None:
-            self._encoder = Encoder.load(self.location(self.meta["encoder"]))
+            self._encoder = Encoder.load(self.location(self.meta["encoder"]), device=self.device)
         return self._encoder
 
     def location(self, name: str) -> str:

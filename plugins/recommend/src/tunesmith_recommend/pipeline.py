@@ -94,6 +94,9 @@ class Settings:
     #: ALS chooses its factors on a seeded sample of this many validation requests (None: all;
     #: eval --max-test-requests: ALS ranks every one of them over the catalogue twice)
     baseline_max_requests: int | None = None
+    #: where the item encoder encodes and its pair training runs (``--device``: ``auto``,
+    #: ``cpu``, ``cuda``, ``cuda:N``, ``mps``); the user tower and content prior stay on the CPU
+    device: str = "cpu"
 
 
 @dataclass
@@ -203,9 +206,9 @@ def _say_long_histories(
     )
 
 
-def encode_items(model: str, texts: list[str]) -> np.ndarray:
-    """Item vectors from an encoder (a name or a directory)."""
-    return Encoder.load(model).encode(texts)
+def encode_items(model: str, texts: list[str], device: str = "cpu") -> np.ndarray:
+    """Item vectors from an encoder (a name or a directory), encoded on ``device``."""
+    return Encoder.load(model, device=device).encode(texts)
 
 
 def fit(
@@ -230,7 +233,7 @@ def fit(
     if settings.cooc_max_history is not None:
         _say_long_histories(split, events, settings.cooc_max_history, say)
     say("encoding items with the pretrained encoder")
-    pretrained = encode_items(settings.model, catalogue.texts)
+    pretrained = encode_items(settings.model, catalogue.texts, device=settings.device)
     found: dict[str, Any] = {}
     if settings.baselines:
         knn = bl.ItemKNN(settings.cooc_max_history)
@@ -252,9 +255,10 @@ def fit(
             epochs=settings.encoder_epochs,
             max_pairs=settings.max_pairs,
             seed=settings.seed,
+            device=settings.device,
         )
         if tuned is not None:
-            tuned_vectors = encode_items(str(tuned), catalogue.texts)
+            tuned_vectors = encode_items(str(tuned), catalogue.texts, device=settings.device)
             spread = {
                 "pretrained": mean_cosine(pretrained),
                 "fine-tuned": mean_cosine(tuned_vectors),

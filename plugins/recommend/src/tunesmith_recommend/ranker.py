@@ -22,7 +22,7 @@ catalogue; the test requests are never looked at.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,20 +193,15 @@ class Ranker:
         # Zeros of the features' shape, not 0.0: with every per-request weight at zero the sum
         # would otherwise be the item part alone, one row where the caller expects one per request.
         total: Any = np.zeros(np.broadcast_shapes(*(np.shape(features[n]) for n in names)))
-        for name in names:
-            weight = self._weight(name, cold)
-            if np.any(weight):
-                total = total + weight * features[name]
-        return total + (item_part if item_part is not None else 0.0)
+        total = _add_weighted(total, ((self._weight(n, cold), features[n]) for n in names))
+        return total if item_part is None else _add_weighted(total, [(1.0, item_part)])
 
     def item_part(self, item_features: dict[str, np.ndarray]) -> np.ndarray:
         """The item-only share of the score, [n]: precomputed once for serving."""
         total = np.zeros_like(next(iter(item_features.values())))
-        for name in ITEM_FEATURES:
-            weight = self._weight(name, item_features["cold"])
-            if np.any(weight):
-                total = total + weight * item_features[name]
-        return total
+        cold = item_features["cold"]
+        terms = ((self._weight(n, cold), item_features[n]) for n in ITEM_FEATURES)
+        return _add_weighted(total, terms)
 
     def to_json(self) -> dict[str, Any]:
         return {"weights": self.weights, "scales": self.scales, "cold_weights": self.cold_weights}
@@ -218,6 +213,34 @@ class Ranker:
             scales=dict(data["scales"]),
             cold_weights=dict(data.get("cold_weights", {})),
         )
+
+
+def _add_weighted(total: np.ndarray, terms: Iterable[tuple[Any, Any]]) -> np.ndarray:
+    """``total + weight * feature`` summed over ``terms`` in their order, skipping zero weights.
+
+    In place where the result keeps ``total``'s shape and dtype (one product buffer reused):
+    the same multiplications and additions in the same order as making two new arrays per
+    term, so the same bits, without two fresh [requests, items] float64 arrays per feature.
+    """
+    product: np.ndarray | None = None
+    for weight, feature in terms:
+        if not np.any(weight):
+            continue
+        shape = np.broadcast_shapes(np.shape(weight), np.shape(feature))
+        dtype = np.result_type(weight, feature)
+        if np.result_type(total, dtype) != total.dtype or (
+            np.broadcast_shapes(shape, total.shape) != total.shape
+        ):
+            total = total + weight * feature  # a wider result: a new array, as it was
+            product = None
+        elif shape == total.shape and dtype == total.dtype:
+            if product is None:
+                product = np.empty_like(total)
+            np.multiply(weight, feature, out=product)
+            total += product
+        else:  # a row under per-request features, or a narrower product: its own small array
+            total += weight * feature
+    return total
 
 
 def _scale(values: np.ndarray) -> float:

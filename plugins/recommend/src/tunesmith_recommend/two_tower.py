@@ -230,8 +230,10 @@ def fine_tune_item_encoder(
     batch_size: int = 32,
     max_pairs: int | None = None,
     seed: int = 42,
+    device: str = "cpu",
 ) -> Path | None:
-    """Fine-tune the encoder on (previous item -> next item) text pairs; None when too few."""
+    """Fine-tune the encoder on (previous item -> next item) text pairs, on ``device``; None
+    when too few."""
     queries, targets = pair_training_texts(sequences, texts, max_pairs=max_pairs, seed=seed)
     if len(queries) < 8:
         return None
@@ -244,5 +246,6 @@ def fine_tune_item_encoder(
         batch_size=batch_size,
         seed=seed,
         force=True,
+        device=device,
     )
     return Path(result.path)
