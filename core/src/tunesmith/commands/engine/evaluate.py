@@ -74,7 +74,12 @@ def evaluate_command(
     model: Path = typer.Option(
         ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
     ),
-    data: Path = typer.Option(..., "--data", help="Labelled evaluation file (.csv/.jsonl/...)."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Labelled evaluation file: CSV, TSV, JSONL, JSON, Parquet, Excel .xlsx "
+        "('book.xlsx#Sheet') or CoNLL tokens (.conll/.txt).",
+    ),
     text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
     label_col: str = typer.Option("label", "--label-col", help="Column holding the label(s)."),
     label_sep: str | None = typer.Option(

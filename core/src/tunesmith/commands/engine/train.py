@@ -50,7 +50,10 @@ def _check_task_options(options: dict[str, Any]) -> None:
 
 def train_command(
     data: Path = typer.Option(
-        ..., "--data", help="Labelled training file (.csv/.jsonl/.parquet/.conll)."
+        ...,
+        "--data",
+        help="Labelled training file: CSV, TSV, JSONL, JSON, Parquet, Excel .xlsx "
+        "('book.xlsx#Sheet') or CoNLL tokens (.conll/.txt).",
     ),
     eval_data: Path | None = typer.Option(
         None, "--eval", help="Labelled evaluation file; else a slice of --data is held out."
@@ -176,7 +179,8 @@ def train_command(
     unlabelled: Path | None = typer.Option(
         None,
         "--unlabelled",
-        help="CSV/JSONL/Parquet of unlabelled texts (column --text-col) for self-training: "
+        help="CSV, TSV, JSONL, JSON, Parquet or Excel .xlsx file of unlabelled texts (column "
+        "--text-col) for self-training: "
         "confident predictions join the stored examples and the head is refitted with them.",
     ),
     pseudo_threshold: float = typer.Option(
