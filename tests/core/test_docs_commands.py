@@ -1,10 +1,9 @@
 """The commands the README and the docs tell a newcomer to type exist, with the flags shown.
 
-A newcomer copies `tunesmith ...` lines from README.md, docs/cli.md, docs/support.md and
-docs/writing_plugins.md word for word; a renamed command or flag must fail here, not in their
-terminal. The command tables are checked the other way too: every flag a command takes is
-documented (core commands somewhere in docs/cli.md, support commands in their row of
-docs/support.md's table).
+A newcomer copies `tunesmith ...` lines from README.md and the docs pages word for word; a
+renamed command or flag must fail here, not in their terminal. The command tables are checked
+the other way too: every flag a command takes is documented (core commands somewhere in
+docs/cli.md, a plugin's commands in their row of its page's table).
 """
 
 from __future__ import annotations
@@ -16,7 +15,14 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ["README.md", "docs/cli.md", "docs/support.md", "docs/writing_plugins.md"]
+DOCS = [
+    "README.md",
+    "docs/cli.md",
+    "docs/support.md",
+    "docs/writing_plugins.md",
+    "docs/finance.md",
+    "docs/recommend.md",
+]
 PLUGIN_GROUPS = {"finance", "recommend", "support"}
 # A flag as written in docs: `--top-k`, `-k`; not a word with a hyphen inside.
 FLAG = re.compile(r"(?<![\w-])--?[a-z][a-z0-9-]*")
@@ -73,7 +79,8 @@ def test_every_documented_command_line_names_real_commands_and_flags(root):
         checked += 1
         rest = words[len(used) :]
         if any(hasattr(c, "commands") for c in commands):
-            if rest and not rest[0].startswith("-"):
+            # `tunesmith recommend ...`: any of the group's commands.
+            if rest and rest[0] != "..." and not rest[0].startswith("-"):
                 problems.append(f"{doc}: `tunesmith {line}`: no command {rest[0]!r}")
             continue
         known = set().union(*(long_flags(c) for c in commands)) | {"--help", "-h"}
@@ -108,27 +115,62 @@ def test_every_flag_of_a_core_command_is_in_the_cli_reference(root):
     assert missing == []
 
 
-def support_table_rows() -> dict[str, str]:
-    text = (ROOT / "docs" / "support.md").read_text(encoding="utf-8")
+def table_rows(group: str) -> dict[str, str]:
+    """The rows of a plugin page's command table, by command; a command's several rows joined.
+
+    A row starts with the command, with or without its group (`ask ...`, `finance score ...`).
+    """
+    text = (ROOT / "docs" / f"{group}.md").read_text(encoding="utf-8")
     section = text.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
-    return {m.group(1): m.group(0) for m in re.finditer(r"^\| `([a-z-]+)[^|]*.*$", section, re.M)}
+    rows: dict[str, str] = {}
+    pattern = rf"^\| `(?:{group} )?([a-z-]+)[^|]*.*$"
+    for match in re.finditer(pattern, section, re.M):
+        rows[match.group(1)] = rows.get(match.group(1), "") + match.group(0) + "\n"
+    return rows
 
 
-def test_the_support_command_table_has_a_row_for_each_command_and_no_other(root):
-    assert set(support_table_rows()) == set(root.commands["support"].commands)
+def documented_flags(name: str, rows: dict[str, str]) -> list[str]:
+    """The flags a command's row names; a row that takes "the ... flags of `X`" names X's too."""
+    row = rows.get(name, "")
+    for other in re.findall(r"flags of `([a-z-]+)`", row):
+        row += rows.get(other, "")
+    return FLAG.findall(row)
 
 
-def test_every_support_flag_is_in_its_command_row(root):
-    rows = support_table_rows()
+@pytest.mark.parametrize("group", sorted(PLUGIN_GROUPS))
+def test_a_plugin_command_table_has_a_row_for_each_command_and_no_other(root, group):
+    assert set(table_rows(group)) == set(root.commands[group].commands)
+
+
+@pytest.mark.parametrize("group", sorted(PLUGIN_GROUPS))
+def test_every_flag_of_a_plugin_command_is_in_its_command_row(root, group):
+    rows = table_rows(group)
     missing = []
-    for name, command in root.commands["support"].commands.items():
-        row = rows.get(name, "")
+    for name, command in root.commands[group].commands.items():
+        named = documented_flags(name, rows)
         for param in command.params:
-            flags = [o for o in (*param.opts, *param.secondary_opts) if o.startswith("--")]
-            # `--lexical/--no-lexical`: the row names the one a user would type.
-            if flags and flags != ["--help"] and not any(f in FLAG.findall(row) for f in flags):
-                missing.append(f"support {name} {'/'.join(flags)}")
+            # `--lexical/--no-lexical`: the row names the one a user would type; `-m DIR` will do.
+            flags = [o for o in (*param.opts, *param.secondary_opts) if o.startswith("-")]
+            if flags and not set(flags) <= {"--help", "-h"} and not any(f in named for f in flags):
+                missing.append(f"{group} {name} {'/'.join(flags)}")
     assert missing == []
+
+
+@pytest.mark.parametrize("group", sorted(PLUGIN_GROUPS))
+def test_a_plugin_command_row_shows_only_flags_its_command_takes(root, group):
+    # The row's first cell is what a user types; the second may name other commands' flags.
+    problems = []
+    for name, rows in table_rows(group).items():
+        command = root.commands[group].commands.get(name)
+        if command is None:  # the row test above names it
+            continue
+        known = long_flags(command) | {"--help", "-h"}
+        for row in rows.splitlines():
+            usage = row.split(" | ", 1)[0]
+            unknown = sorted({f for f in FLAG.findall(usage) if f not in known})
+            if unknown:
+                problems.append(f"{group} {name}: no flag {', '.join(unknown)}")
+    assert problems == []
 
 
 @pytest.mark.parametrize(
