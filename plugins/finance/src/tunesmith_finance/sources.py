@@ -82,7 +82,7 @@ def format_of(path: str | Path) -> str:
                 f"{tool} {path} | tunesmith finance ingest -{fmt} ..."
             )
         raise UserInputError(
-            f"{path}: unsupported file type {suffix or '(none)'}; use .jsonl, .csv or .xlsx"
+            f"{path}: unsupported file type {suffix or '(none)'}; use .jsonl, .csv or .xlsx/.xlsm"
         )
     return FORMATS[suffix]
 

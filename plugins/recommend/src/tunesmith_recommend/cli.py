@@ -11,8 +11,16 @@ import typer
 
 from tunesmith.devices import check_device, device_option
 
-ITEMS = typer.Option(None, "--items", help="Items file (CSV, JSONL or Parquet).")
-EVENTS = typer.Option(None, "--events", help="Events file (CSV, JSONL or Parquet).")
+ITEMS = typer.Option(
+    None,
+    "--items",
+    help="Items file (CSV, TSV, JSONL, JSON, Parquet or Excel .xlsx; 'book.xlsx#Sheet').",
+)
+EVENTS = typer.Option(
+    None,
+    "--events",
+    help="Events file (CSV, TSV, JSONL, JSON, Parquet or Excel .xlsx; 'book.xlsx#Sheet').",
+)
 SAMPLE = typer.Option(False, "--sample", help="Use the shipped sample films and events.")
 ID_DEFAULT, TITLE_DEFAULT = "item_id", "title"
 ID_COL = typer.Option(ID_DEFAULT, "--id-col", help="Items: the id column.")
@@ -543,7 +551,11 @@ def search_command(
 
 
 def add_items_command(
-    items: Path = typer.Option(..., "--items", help="New items (CSV, JSONL or Parquet)."),
+    items: Path = typer.Option(
+        ...,
+        "--items",
+        help="New items (CSV, TSV, JSONL, JSON, Parquet or Excel .xlsx; 'book.xlsx#Sheet').",
+    ),
     model_dir: Path = MODEL_DIR,
     id_col: str | None = typer.Option(
         None, "--id-col", help="Items: the id column (default: the one train read)."

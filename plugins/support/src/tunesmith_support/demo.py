@@ -583,7 +583,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
         with gr.Accordion("Knowledge base", open=False):
             kb_note = gr.Markdown()
             upload = gr.File(
-                label="FAQ files (CSV/JSONL/Parquet) and documents (Markdown/text/HTML); a CSV "
+                label="FAQ files (CSV/TSV/JSONL/JSON/Parquet/Excel) and documents (Markdown/text/HTML); a CSV "
                 "with question,answer_id (20 rows or more) calibrates",
                 file_count="multiple",
             )

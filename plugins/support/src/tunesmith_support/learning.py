@@ -65,7 +65,7 @@ def read_labelled(
     answer_col: str = "answer_id",
     renamed: dict[str, str] | None = None,
 ) -> list[Labelled]:
-    """Labelled questions from CSV/JSONL/Parquet files; an unknown answer id is an error, an
+    """Labelled questions from data files (CSV, TSV, JSONL, JSON, Parquet, Excel); an unknown answer id is an error, an
     id the KB gave a new one (``renamed``: :func:`~tunesmith_support.kbindex.renamed_ids`) is
     read as the new one."""
     out: list[Labelled] = []

@@ -44,7 +44,7 @@ WINDOW = typer.Option(3, "--window", help="Window length in buckets.")
 HALF_LIFE = typer.Option(
     None,
     "--half-life",
-    help="Half-life of the EWMA baseline (default: 24 buckets, 24h with --bucket 1h, 24d with 1d).",
+    help="Half-life of the EWMA baseline (default: 24 buckets, 24h with --bucket 1h, 24d with 1d; replay's bucket is its --step).",
 )
 MIN_VOLUME = typer.Option(8, "--min-volume", help="Fewest documents in a window.")
 MIN_LIFT = typer.Option(0.15, "--min-lift", help="Least share above the baseline.")

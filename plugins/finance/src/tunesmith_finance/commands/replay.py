@@ -34,7 +34,10 @@ from tunesmith_finance.commands.output import echo_err, echo_out
 
 
 def replay_command(
-    file: Path = typer.Argument(..., help="A JSONL or CSV stream to replay in time order."),
+    file: Path = typer.Argument(
+        ...,
+        help="A JSONL or CSV stream, or a workbook (book.xlsx, 'book.xlsx#Sheet'), to replay in time order.",
+    ),
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     rules: Path | None = RULES,

@@ -12,7 +12,11 @@ from tunesmith_finance.commands.output import echo_err
 
 
 def train_command(
-    data: Path = typer.Option(..., "--data", help="Labelled finance text (.csv/.jsonl/.parquet)."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Labelled finance text (CSV, TSV, JSONL, JSON, Parquet or Excel .xlsx; 'book.xlsx#Sheet').",
+    ),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     eval_data: Path | None = typer.Option(None, "--eval", help="Labelled evaluation file."),
     model: str = typer.Option(
