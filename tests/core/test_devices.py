@@ -13,15 +13,9 @@ import torch
 
 from tunesmith.devices import as_float32, check_precision, resolve_device
 from tunesmith.errors import UserInputError
-from tunesmith.testing import make_tiny_base_model, make_tiny_classifier
+from tunesmith.testing import fake_cuda, make_tiny_base_model, make_tiny_classifier
 
 TEXTS = ["my card never arrived", "refund my order please", "hello there", "goodbye moon"]
-
-
-def _fake_cuda(monkeypatch, count: int, bf16: bool = True) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
 
 
 def _no_mps(monkeypatch) -> None:
@@ -52,7 +46,7 @@ def test_device_that_is_not_there_is_one_clear_line(monkeypatch):
 
 
 def test_device_picks_the_gpu_asked_for_and_names_the_ones_there(monkeypatch):
-    _fake_cuda(monkeypatch, count=2)
+    fake_cuda(monkeypatch, count=2)
     assert resolve_device("auto") == "cuda:0"
     assert resolve_device("cuda") == "cuda:0"
     assert resolve_device("cuda:1") == "cuda:1"
@@ -67,7 +61,7 @@ def test_auto_prefers_mps_over_the_cpu_on_an_apple_laptop(monkeypatch):
 
 
 def test_int8_stays_on_the_cpu_and_refuses_a_gpu(monkeypatch):
-    _fake_cuda(monkeypatch, count=1)
+    fake_cuda(monkeypatch, count=1)
     assert resolve_device("auto", quantize="int8") == "cpu"
     with pytest.raises(UserInputError, match="--quantize int8 runs on the CPU only"):
         resolve_device("cuda", quantize="int8")
@@ -85,7 +79,7 @@ def test_mixed_precision_the_device_cannot_run_is_refused(monkeypatch):
     with pytest.raises(UserInputError, match="fp16 needs a CUDA or MPS device"):
         check_precision("fp16", "cpu")
     assert check_precision("bf16", "cpu") == "bf16"  # torch's CPU autocast runs bf16
-    _fake_cuda(monkeypatch, count=1, bf16=False)
+    fake_cuda(monkeypatch, count=1, bf16=False)
     with pytest.raises(UserInputError, match="cuda:0 does not support bf16; give --precision fp16"):
         check_precision("bf16", "cuda:0")
     assert check_precision("fp16", "cuda:0") == "fp16"

@@ -20,7 +20,7 @@ from tunesmith.devices import (
     precision_option,
 )
 from tunesmith.errors import UserInputError
-from tunesmith.testing import make_tiny_classifier
+from tunesmith.testing import fake_cuda, make_tiny_classifier
 
 TEXTS = ["my card never arrived", "refund my order please", "hello there", "goodbye moon"]
 
@@ -36,11 +36,6 @@ def held_out(tmp_path):
     rows = [f"{text},{'ab'[i % 2]}" for i, text in enumerate(TEXTS * 2)]
     path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path
-
-
-def _fake_cuda(monkeypatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
 
 
 def _spy(monkeypatch, module, name: str) -> list[str]:
@@ -80,7 +75,7 @@ def test_check_device_refuses_a_missing_gpu_and_int8_off_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(UserInputError, match=r"^--device cuda: no CUDA device is available$"):
         check_device("cuda")
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     with pytest.raises(UserInputError, match="--quantize int8 runs on the CPU only"):
         check_device("cuda:0", quantize="int8")
 
@@ -91,7 +86,7 @@ def test_explain_loads_the_model_on_the_device_asked_for(cli, classifier, monkey
     asked = _spy(monkeypatch, ensemble, "load_ensemble")
     result = cli("explain", "--model", str(classifier), "--text", "hello there", "--json")
     assert result.exit_code == 0, result.output
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     result = cli("explain", "-m", str(classifier), "--text", "hello", "--json", "--device", "cuda")
     assert result.exit_code == 0, result.output
     assert asked == ["auto", "cuda"]  # the default is predict's: auto, the CPU on this machine
@@ -104,7 +99,7 @@ def test_calibrate_fits_on_the_device_asked_for(cli, classifier, held_out, monke
     result = cli("calibrate", "--model", str(classifier), "--data", str(held_out), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["n_examples"] == 8
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     result = cli("calibrate", "-m", str(classifier), "--data", str(held_out), "--device", "cuda:0")
     assert result.exit_code == 0, result.output
     assert asked == ["auto", "cuda:0"]

@@ -13,14 +13,10 @@ import json
 import pytest
 import torch
 
+from tunesmith.testing import fake_cuda
 from tunesmith_finance.sample import RULES, STREAM
 
 NO_GPU = "Error: --device cuda: no CUDA device is available"
-
-
-def _fake_cuda(monkeypatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
 
 
 def _spy_loader(monkeypatch) -> list[str]:
@@ -57,7 +53,7 @@ def surge_db(tmp_path):
 def test_alerts_explain_their_windows_on_the_device_asked_for(
     cli, tiny_model, surge_db, monkeypatch
 ):
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_loader(monkeypatch)
     args = ["finance", "alerts", "--db", str(surge_db), "--model", str(tiny_model), "--json"]
     result = cli(*args, "--by", "ticker", "--max-explain", "2", "--device", "cuda:0")
@@ -78,7 +74,7 @@ def test_alerts_default_is_auto(cli, tiny_model, surge_db, monkeypatch):
 def test_replay_scores_and_explains_on_the_device_asked_for(cli, tiny_model, tmp_path, monkeypatch):
     import tunesmith_finance.scoring as scoring
 
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_loader(monkeypatch)
     topic_asked: list[str] = []
     real = scoring.load_model

@@ -14,15 +14,10 @@ import pytest
 import torch
 
 from tunesmith.errors import UserInputError
+from tunesmith.testing import fake_cuda
 from tunesmith_finance.sample import TRAIN
 
 NO_GPU = "Error: --device cuda: no CUDA device is available"
-
-
-def _fake_cuda(monkeypatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
 
 
 def _stop_training(monkeypatch) -> list:
@@ -56,7 +51,7 @@ def _spy_loader(monkeypatch) -> list[str]:
 
 @pytest.mark.parametrize("topics", [False, True])
 def test_train_passes_device_and_precision_to_the_engine(cli, tmp_path, monkeypatch, topics):
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     runs = _stop_training(monkeypatch)
     args = ["finance", "train", "--data", str(TRAIN), "--out", str(tmp_path / "m")]
     args += ["--device", "cuda:0", "--precision", "bf16"] + (["--topics"] if topics else [])
@@ -91,7 +86,7 @@ def test_score_loads_the_model_on_the_device_asked_for(cli, tiny_model, monkeypa
         "finance", "score", "--model", str(tiny_model), "--text", "shares plunge", "--json"
     )
     assert result.exit_code == 0, result.output
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     args = ["finance", "score", "--model", str(tiny_model), "--text", "shares plunge"]
     result = cli(*args, "--json", "--explain", "--device", "cuda")
     assert result.exit_code == 0, result.output
@@ -116,7 +111,7 @@ def test_ingest_loads_its_models_on_the_device_asked_for(cli, tiny_model, tmp_pa
         return real(path, device="cpu", **kwargs)
 
     monkeypatch.setattr(scoring, "load_model", topic_spy)
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     db = tmp_path / "f.sqlite"
     args = ["finance", "ingest", str(feed), "--model", str(tiny_model), "--db", str(db)]
     result = cli(*args, "--topic-model", str(tiny_model), "--device", "cuda:0", "--json")
@@ -142,7 +137,7 @@ def test_serving_commands_refuse_a_missing_gpu_before_reading(
 
 
 def test_int8_with_a_gpu_is_refused_and_auto_keeps_it_on_the_cpu(cli, tiny_model, monkeypatch):
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     args = ["finance", "score", "--model", str(tiny_model), "--text", "shares plunge"]
     result = cli(*args, "--quantize", "int8", "--device", "cuda")
     assert result.exit_code == 2

@@ -15,17 +15,13 @@ import torch
 
 from tunesmith.errors import UserInputError
 from tunesmith.retrieval import Encoder
+from tunesmith.testing import fake_cuda
 
 NO_GPU = "Error: --device cuda: no CUDA device is available"
 
 
 class _Stopped(UserInputError):
     """Raised by a spied core call once it has recorded its arguments."""
-
-
-def _fake_cuda(monkeypatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
 
 
 def _spy_encoder(monkeypatch, *, stop: bool = False) -> list[str]:
@@ -62,7 +58,7 @@ def test_train_encodes_and_fine_tunes_the_items_on_the_device_asked_for(
 ):
     import tunesmith_recommend.two_tower as two_tower
 
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_encoder(monkeypatch)
     seen: dict = {}
 
@@ -80,7 +76,7 @@ def test_train_encodes_and_fine_tunes_the_items_on_the_device_asked_for(
 
 
 def test_eval_encodes_the_items_on_the_device_asked_for(cli, tiny_model, monkeypatch):
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_encoder(monkeypatch, stop=True)
     args = ["recommend", "eval", "--sample", "--model", tiny_model, "--no-fine-tune"]
     result = cli(*args, "--device", "cuda")
@@ -91,7 +87,7 @@ def test_eval_encodes_the_items_on_the_device_asked_for(cli, tiny_model, monkeyp
 def test_search_and_add_items_load_the_encoder_on_the_device_asked_for(
     cli, model_dir, tmp_path, monkeypatch
 ):
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_encoder(monkeypatch)
     result = cli("recommend", "search", "a haunted lake", "-m", str(model_dir), "--device", "cuda")
     assert result.exit_code == 0, result.output
@@ -139,7 +135,7 @@ def test_a_device_the_machine_lacks_is_one_line_before_anything_is_read(
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_train_refuses_mixed_precision_in_one_line(cli, tmp_path, monkeypatch, precision):
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     out = tmp_path / "model"
     result = cli("recommend", "train", "--sample", "--out", str(out), "--precision", precision)
     assert result.exit_code == 2, result.output

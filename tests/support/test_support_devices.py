@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tunesmith.errors import UserInputError
+from tunesmith.testing import fake_cuda
 from tunesmith_support.sample import sample_paths
 
 NO_GPU = "Error: --device cuda: no CUDA device is available"
@@ -21,12 +22,6 @@ NO_GPU = "Error: --device cuda: no CUDA device is available"
 
 class _Stopped(UserInputError):
     """Raised by a spied trainer once it has recorded its arguments."""
-
-
-def _fake_cuda(monkeypatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
 
 
 def _spy_encoder(monkeypatch, module) -> list[str]:
@@ -59,7 +54,7 @@ def _stop_at(monkeypatch, name: str) -> dict:
 def test_train_passes_the_device_to_the_pair_training(cli, kb_copy, monkeypatch):
     import tunesmith_support.learning as learning
 
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_encoder(monkeypatch, learning)
     seen = _stop_at(monkeypatch, "train_pair_encoder")
     history = str(sample_paths()["history"])
@@ -71,7 +66,7 @@ def test_train_passes_the_device_to_the_pair_training(cli, kb_copy, monkeypatch)
 def test_train_passes_device_and_precision_to_the_classifier(cli, kb_copy, monkeypatch):
     import tunesmith_support.learning as learning
 
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     _spy_encoder(monkeypatch, learning)
     seen = _stop_at(monkeypatch, "train_ensemble")
     args = ["support", "train", "--kb", str(kb_copy), "--data", str(sample_paths()["history"])]
@@ -133,7 +128,7 @@ def test_commands_refuse_a_missing_gpu_in_one_line(cli, kb_copy, monkeypatch, co
 def test_ask_and_eval_load_the_kb_on_the_device_asked_for(cli, kb_copy, monkeypatch):
     import tunesmith_support.answer as answer
 
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_encoder(monkeypatch, answer)
     result = cli("support", "ask", "--kb", str(kb_copy), "shipping cost", "--json")
     assert result.exit_code == 0, result.output
@@ -148,7 +143,7 @@ def test_ask_and_eval_load_the_kb_on_the_device_asked_for(cli, kb_copy, monkeypa
 def test_calibrate_scores_on_the_device_asked_for(cli, kb_copy, monkeypatch):
     import tunesmith_support.learning as learning
 
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_encoder(monkeypatch, learning)
     history = str(sample_paths()["history"])
     args = ["support", "calibrate", "--kb", str(kb_copy), "--data", history]

@@ -14,14 +14,10 @@ import shutil
 import torch
 
 from tunesmith.retrieval import Encoder
+from tunesmith.testing import fake_cuda
 from tunesmith_support.sample import sample_paths
 
 NO_GPU = "Error: --device cuda: no CUDA device is available"
-
-
-def _fake_cuda(monkeypatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
 
 
 def _spy_encoder_load(monkeypatch) -> list[str]:
@@ -42,7 +38,7 @@ def _index(cli, sources, out, *args):
 
 
 def test_index_encodes_the_kb_on_the_device_asked_for(cli, tiny_model, tmp_path, monkeypatch):
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_encoder_load(monkeypatch)
     out = tmp_path / "kb"
     result = _index(
@@ -84,7 +80,7 @@ def test_reindexing_on_another_device_encodes_only_what_changed(
     result = _index(cli, sources, kb_copy, "--device", "cpu")
     assert result.exit_code == 0, result.output
     meta = json.loads((kb_copy / "kb.json").read_text(encoding="utf-8"))
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_encoder_load(monkeypatch)
     result = _index(cli, sources, kb_copy, "--device", "cuda")
     assert result.exit_code == 0, result.output
@@ -114,7 +110,7 @@ def test_reindexing_on_another_device_encodes_only_what_changed(
 def test_train_index_questions_encodes_the_past_questions_on_the_device_asked_for(
     cli, kb_copy, monkeypatch
 ):
-    _fake_cuda(monkeypatch)
+    fake_cuda(monkeypatch)
     asked = _spy_encoder_load(monkeypatch)
     history = str(sample_paths()["history"])
     args = ["support", "train", "--kb", str(kb_copy), "--data", history, "--no-encoder"]

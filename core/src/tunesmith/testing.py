@@ -381,6 +381,18 @@ def demo_handler(blocks: Any, name: str) -> Any:
     return found.pop()
 
 
+def fake_cuda(monkeypatch: Any, count: int = 1, *, bf16: bool = True) -> None:
+    """Make torch report ``count`` CUDA devices (``bf16``: that they support bf16) for the rest
+    of a test, so that ``--device cuda`` passes :func:`tunesmith.devices.resolve_device` on a
+    machine without a GPU. Nothing runs on a GPU: spy on the loader or trainer the device is
+    passed to (it may load on the CPU) to see which device a command asked for."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+
+
 #: Libraries that make ``tunesmith --help`` slow when a plugin imports them at start-up.
 HEAVY_MODULES = (
     "torch", "transformers", "captum", "faiss", "gradio", "peft", "pandas", "sklearn", "scipy",
