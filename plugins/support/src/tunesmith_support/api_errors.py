@@ -35,6 +35,7 @@ STATUS_CODES: dict[int, str] = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     421: "misdirected_request",
@@ -50,13 +51,16 @@ CODES: dict[str, str] = {
     "unauthorized": "401: no token, or not the server's (WWW-Authenticate says which).",
     "not_found": "404: no such route.",
     "method_not_allowed": "405: the route does not take this method.",
+    "request_timeout": "408: the body did not arrive in time (serve --request-timeout); the "
+    "connection is closed.",
     "payload_too_large": "413: the body is over 1 MiB.",
     "unsupported_media_type": "415: a POST body not sent as Content-Type: application/json.",
     "misdirected_request": "421: the request named another host than the loopback one the "
     "server is bound to.",
     "invalid_request": "422: the body does not fit the schema; detail lists the problems.",
     "internal_error": "500: a failure of the server's own; try again, and tell its operator.",
-    "service_unavailable": "503: the conversation database is busy or unusable; try again later.",
+    "service_unavailable": "503: the conversation database is busy or unusable, or the server "
+    "has too many connections at once (serve --limit-concurrency); try again later.",
     "error": "Any other error status.",
 }
 
@@ -98,8 +102,10 @@ SUMMARY_PROBLEMS = 3
 class ApiError(HTTPException):
     """An HTTP error with its code (:data:`CODES`)."""
 
-    def __init__(self, status_code: int, code: str, detail: str) -> None:
-        super().__init__(status_code=status_code, detail=detail)
+    def __init__(
+        self, status_code: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=headers)
         self.error_code = code
 
 

@@ -11,6 +11,11 @@ import typer
 from tunesmith.devices import device_option
 from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, SINK_HELP, open_service
 
+#: Seconds of silence before a connection is closed (uvicorn's 5), seconds a client has for a
+#: request's headers and again for its body (a phone on a slow link sends 1 MiB in them),
+#: connections and requests at once (well under the usual 1,024 open files).
+IDLE_TIMEOUT, REQUEST_TIMEOUT, LIMIT_CONCURRENCY = 5.0, 20.0, 200
+
 
 @contextmanager
 def _sigterm_returns() -> Iterator[None]:
@@ -55,6 +60,29 @@ def serve_command(
         help="Feedback must name the turn's conversation_id (as with --cors-origin): for a "
         "public widget that reaches this server through a back end of yours.",
     ),
+    idle_timeout: float = typer.Option(
+        IDLE_TIMEOUT,
+        "--idle-timeout",
+        min=0.1,
+        max=3600,
+        help="Seconds a connection may stay silent (new, or kept alive between requests) "
+        "before the server closes it.",
+    ),
+    request_timeout: float = typer.Option(
+        REQUEST_TIMEOUT,
+        "--request-timeout",
+        min=0.1,
+        max=3600,
+        help="Seconds a client has to send a request's headers (else its connection is "
+        "closed), then again its body (else a 408 request_timeout).",
+    ),
+    limit_concurrency: int = typer.Option(
+        LIMIT_CONCURRENCY,
+        "--limit-concurrency",
+        min=1,
+        help="Most connections open, and requests in flight, at once; past it a request is "
+        "a 503 service_unavailable with Retry-After: 1.",
+    ),
     device: str = device_option(),
 ) -> None:
     """HTTP JSON API: POST /v1/ask, POST /v1/feedback, GET /v1/health, /openapi.json, /docs."""
@@ -63,6 +91,7 @@ def serve_command(
     from tunesmith.ui.launch import check_address
     from tunesmith_support.api import create_app, is_loopback
     from tunesmith_support.api_access import TOKEN_ENV, check_origin, read_token
+    from tunesmith_support.serve_limits import BodyDeadline, guarded_protocol
 
     # Everything that can be refused is, before the model loads.
     origins = [check_origin(origin) for origin in cors_origin or []]
@@ -93,7 +122,14 @@ def serve_command(
         # uvicorn stops on Ctrl-C or SIGTERM once the requests in flight are answered (a
         # second Ctrl-C stops at once), then raises the signal again with the handler it found.
         with _sigterm_returns():
-            uvicorn.run(app, host=host, port=port, log_level="warning")
+            uvicorn.run(
+                BodyDeadline(app, request_timeout),
+                host=host,
+                port=port,
+                log_level="warning",
+                http=guarded_protocol(request_timeout, limit_concurrency),
+                timeout_keep_alive=idle_timeout,
+            )
     finally:
         # Hand-offs still queued stay pending in the outbox instead of holding the exit
         # through a webhook's retries (docs: `events retry --status pending`).
