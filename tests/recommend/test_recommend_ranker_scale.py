@@ -178,3 +178,58 @@ def test_the_candidate_fit_holds_far_less_than_the_dense_design(monkeypatch):
     # the two dense user features (float32: 2/11 of the design), a few requests' feature in the
     # making and the candidates' columns
     assert peak < design_bytes / 3
+
+
+def test_every_no_events_shift_ranks_as_its_own_full_ranking(monkeypatch):
+    """The shift search scores items with events once for all nine shifts; each shift's ranks
+    must still be those of ranking its own weights (bit for bit: one swapped tie moves NDCG)."""
+    from tunesmith_recommend import evaluate as ev
+
+    n, m = 600, 40
+    dense, sampled, val = _dense_and_sampled(n, m)
+    # several chunks and batches, so the tie-break draws follow rank_requests' batches
+    monkeypatch.setattr(rk, "SCORE_CHUNK_ENTRIES", 7 * n * len(dense.names))
+    monkeypatch.setattr(ev, "SCORE_ENTRIES", 6 * n)
+    rows = np.arange(m) % 5 != 2
+    random = np.random.default_rng(4).standard_normal(len(dense.names))
+    # popularity and "no events yet" only: every new item ties with every other, as the
+    # shifts' draws among ties must reproduce
+    tied = np.zeros(len(dense.names))
+    tied[[dense.names.index("popularity"), dense.names.index("cold")]] = [1.0, -0.3]
+    assert dense.cold_targets.any() and (~dense.cold_targets).any()
+    for design in (dense, sampled):
+        for w in (random, tied):
+            for picked in (None, rows):
+                got = design.shifted_ranks(w, rk.COLD_SHIFTS, rows=picked)
+                for shift, ranks in zip(rk.COLD_SHIFTS, got, strict=True):
+                    expected = design.ranks(rk._shifted(w, shift), rows=picked)
+                    assert np.array_equal(ranks, expected), (type(design).__name__, shift)
+
+
+def test_every_no_events_shift_scores_new_items_with_the_bits_of_its_own_scores(monkeypatch):
+    """A new item's score under a shift is its own product's, not the unshifted score plus the
+    shift (the last bits differ, and a tie in one is an order in the other)."""
+    dense, sampled, val = _dense_and_sampled(500, 30)
+    seen: list[tuple[np.ndarray, list[np.ndarray]]] = []
+    count = rk._count_shifted
+
+    def spy(base, colds, *rest):
+        seen.append((base.copy(), [scores.copy() for scores in colds]))
+        return count(base, colds, *rest)
+
+    monkeypatch.setattr(rk, "_count_shifted", spy)
+    monkeypatch.setattr(rs, "_count_shifted", spy)
+    w = np.random.default_rng(8).standard_normal(len(dense.names))
+    new = dense.cold > 0
+    for design, scores_of in (
+        (dense, lambda trial: dense.x.numpy().astype(np.float64) @ trial),
+        (sampled, lambda trial: sampled.scorer(trial)(np.arange(len(val)))),
+    ):
+        seen.clear()
+        design.shifted_ranks(w, rk.COLD_SHIFTS)
+        base = np.concatenate([chunk for chunk, _ in seen])
+        for number, shift in enumerate(rk.COLD_SHIFTS):
+            expected = scores_of(rk._shifted(w, shift))
+            colds = np.concatenate([chunk[number] for _, chunk in seen])
+            assert np.array_equal(colds, expected[:, new]), (type(design).__name__, shift)
+            assert np.array_equal(base[:, ~new], expected[:, ~new]), (type(design).__name__, shift)

@@ -247,8 +247,8 @@ def rank_requests(
     Scores shared by every request (popularity) are ranked from one sorted row.
     ``progress`` is called after each batch with the number of requests ranked so far.
     """
-    rng = np.random.default_rng(seed)
-    ranks = np.empty(len(requests), dtype=np.int64)
+    above = np.empty(len(requests), dtype=np.int64)
+    tied = np.empty(len(requests), dtype=np.int64)
     top: set[int] = set()
     step = max(1, SCORE_ENTRIES // max(n_items, 1))
     buffer = np.empty((min(step, batch_size, max(len(requests), 1)), n_items), dtype=bool)
@@ -275,10 +275,29 @@ def rank_requests(
                     owners, items = seen_pairs(part, n_items)
                     _add_top(raw[rows], part, owners, items, min(k, n_items), top)
         del raw
-        ranks[start : start + len(batch)] = greater + rng.integers(0, ties + 1)
+        above[start : start + len(batch)], tied[start : start + len(batch)] = greater, ties
         if progress is not None:
             progress(start + len(batch))
+    ranks = break_ties(above, tied, seed=seed, batch_size=batch_size)
     return Ranked(ranks=ranks, top_items=np.asarray(sorted(top)), n_items=n_items, k=k)
+
+
+def break_ties(
+    greater: np.ndarray, ties: np.ndarray, *, seed: int = 0, batch_size: int = 256
+) -> np.ndarray:
+    """Ranks from each request's count of items scored above its held-out item (``greater``)
+    and of other items tied with it (``ties``): the held-out item lands at a uniformly drawn
+    place among its ties, as :func:`rank_requests` places it (one draw per ``batch_size``
+    requests from a generator seeded with ``seed``), so a caller that counts them itself gets
+    the same ranks."""
+    # one draw per batch, as rank_requests made them: numpy does not promise that one draw
+    # for all gives the same numbers as its parts (it does today, for bounds below 2**32)
+    rng = np.random.default_rng(seed)
+    ranks = np.empty(len(greater), dtype=np.int64)
+    for start in range(0, len(greater), max(1, batch_size)):
+        part = slice(start, start + max(1, batch_size))
+        ranks[part] = greater[part] + rng.integers(0, ties[part] + 1)
+    return ranks
 
 
 def per_request_metrics(ranks: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith_recommend.baselines import history_matrix, mean_history_vectors
-from tunesmith_recommend.evaluate import rank_requests
+from tunesmith_recommend.evaluate import break_ties, rank_requests, seen_pairs
 from tunesmith_recommend.split import Requests
 from tunesmith_recommend.two_tower import UserTower
 
@@ -396,14 +396,15 @@ def _ndcg10(ranks: np.ndarray) -> np.ndarray:
 
 
 def _shift_cold(
-    rank: Callable[[np.ndarray], np.ndarray],
+    rank_shifted: Callable[[np.ndarray, Sequence[float]], list[np.ndarray]],
     w: np.ndarray,
     cold_targets: np.ndarray,
     n_items: int,
 ) -> np.ndarray:
     """``w`` with the "no events yet" weight moved to the best NDCG@10 on the requests
-    ``rank`` ranks (it gives their held-out items' ranks under some weights) whose cold-target
-    Recall@10 is at least COLD_RECALL_FLOOR x random.
+    ``rank_shifted`` ranks (given weights and shifts, their held-out items' ranks under the
+    weights with that weight moved by each shift) whose cold-target Recall@10 is at least
+    COLD_RECALL_FLOOR x random.
 
     The softmax fits likelihood, and spread over many new items that puts none of them in a
     top ten; new items must still get recommended, and this is where the trade is chosen.
@@ -411,18 +412,93 @@ def _shift_cold(
     if not cold_targets.any():
         return w
     floor = COLD_RECALL_FLOOR * min(10 / n_items, 1.0)
-    column = list(FEATURES).index("cold")
-    best: tuple[bool, float, float, np.ndarray] | None = None
-    for shift in COLD_SHIFTS:
-        trial = w.copy()
-        trial[column] += shift
-        ranks = rank(trial)
+    best: tuple[bool, float, float] | None = None
+    for shift, ranks in zip(COLD_SHIFTS, rank_shifted(w, COLD_SHIFTS), strict=True):
         recall = float((ranks[cold_targets] < 10).mean())
         key = (recall >= floor, float(_ndcg10(ranks).mean()) if recall >= floor else recall)
         if best is None or key > best[:2]:
-            best = (*key, shift, trial)
+            best = (*key, shift)
     assert best is not None
-    return best[3]
+    return _shifted(w, best[2])
+
+
+def _shifted(w: np.ndarray, shift: float) -> np.ndarray:
+    """``w`` with the "no events yet" weight (its :data:`FEATURES` position) moved by ``shift``."""
+    trial = w.copy()
+    trial[FEATURES.index("cold")] += shift
+    return trial
+
+
+def _count_shifted(
+    base: np.ndarray,
+    colds: Sequence[np.ndarray],
+    targets: np.ndarray,
+    cold_at: np.ndarray,
+    owners: np.ndarray,
+    items: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(items scored above the target, other items tied with it) per shift and request,
+    [shifts, requests] each, seen items excluded: :func:`evaluate.rank_requests`' counts of
+    each shift's scores, made without each shift's whole [requests, items] scores.
+
+    ``base`` holds the requests' scores under any of the shifts: an item with events scores
+    the same under every shift (its "no events yet" column is 0). ``colds`` holds each shift's
+    scores of the items without events (``cold_at`` gives an item's column there, -1 for an
+    item with events). ``owners`` and ``items`` are :func:`evaluate.seen_pairs`. ``base`` and
+    ``colds`` are overwritten. A seen item is made -inf, which counts what the evaluation's
+    taking back of its comparison counts; a target with events is compared with the items with
+    events once, a new one under each shift.
+    """
+    rows = np.arange(len(base))
+    cold_items = np.flatnonzero(cold_at >= 0)
+    base[owners, items] = -np.inf
+    seen_cold = cold_at[items] >= 0
+    for scores in colds:
+        scores[owners[seen_cold], cold_at[items[seen_cold]]] = -np.inf
+    target_cold = cold_at[targets]
+    new = np.flatnonzero(target_cold >= 0)
+    target_warm = base[rows, targets]
+    base[:, cold_items] = np.nan  # compared as none: they are counted from ``colds``
+    buffer = np.empty(base.shape, dtype=bool)
+    warm_above, warm_tied = _above_and_tied(base, target_warm, buffer)
+    greater = np.empty((len(colds), len(base)), dtype=np.int64)
+    ties = np.empty((len(colds), len(base)), dtype=np.int64)
+    for shift, scores in enumerate(colds):
+        target = target_warm.copy()
+        target[new] = scores[new, target_cold[new]]
+        above, tied = _above_and_tied(scores, target, buffer[:, : scores.shape[1]])
+        if len(new):
+            warm_above[new], warm_tied[new] = _above_and_tied(
+                base[new], target[new], buffer[: len(new)]
+            )
+        greater[shift] = warm_above + above
+        ties[shift] = warm_tied + tied - 1  # the target itself
+    return greater, ties
+
+
+def _above_and_tied(
+    scores: np.ndarray, target: np.ndarray, buffer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``scores``, how many are above and how many equal its ``target``
+    (``buffer``: bool of ``scores``' shape)."""
+    above = np.empty(len(scores), dtype=np.int64)
+    tied = np.empty(len(scores), dtype=np.int64)
+    # a row at a time: count_nonzero over one row is several times faster than with axis=1
+    np.greater(scores, target[:, None], out=buffer)
+    for row, line in enumerate(buffer):
+        above[row] = np.count_nonzero(line)
+    np.equal(scores, target[:, None], out=buffer)
+    for row, line in enumerate(buffer):
+        tied[row] = np.count_nonzero(line)
+    return above, tied
+
+
+def _cold_columns(cold: np.ndarray) -> np.ndarray:
+    """Each item's column among the items without events (``cold`` > 0), -1 for the others."""
+    at = np.full(len(cold), -1, dtype=np.int64)
+    new = np.flatnonzero(np.asarray(cold) > 0)
+    at[new] = np.arange(len(new))
+    return at
 
 
 #: validation requests the ranker is fitted on by default (``train --ranker-max-requests``)
@@ -468,7 +544,8 @@ class _DenseDesign:
         seen[np.arange(len(val)), val.targets] = False  # a re-watched item competes as itself
         self.seen = torch.as_tensor(seen)
         self.targets = torch.as_tensor(val.targets.astype(np.int64))
-        self.cold_targets = np.asarray(features["cold"])[val.targets] > 0
+        self.cold = np.asarray(features["cold"])
+        self.cold_targets = self.cold[val.targets] > 0
 
     def fit(self, l2: float, rows: np.ndarray | None = None) -> np.ndarray:
         """Weights fitted on ``rows`` (a boolean mask; every request by default)."""
@@ -479,6 +556,53 @@ class _DenseDesign:
         if rows is None:
             return _ranks(self.x, w, self.val, self.n_items, self.seed)
         return _ranks(self.x, w, self.val.subset(rows), self.n_items, self.seed, rows=rows)
+
+    def shifted_ranks(
+        self, w: np.ndarray, shifts: Sequence[float], rows: np.ndarray | None = None
+    ) -> list[np.ndarray]:
+        """:meth:`ranks` under ``w`` with the "no events yet" weight moved by each of
+        ``shifts``, the same ranks, from one float64 copy of each chunk of the design.
+
+        Each shift's scores are still its own ``x @ w`` over the whole chunk: a product's
+        last bits depend on the item's place in it (OpenBLAS), so a new item's score from a
+        product over the new items alone, or the unshifted score plus the shift, can differ
+        and move a rank. Only the copy and the items with events' comparisons are shared.
+        """
+        values = self.x.numpy()
+        picked = np.arange(len(values)) if rows is None else np.flatnonzero(rows)
+        requests = self.val if rows is None else self.val.subset(rows)
+        cold_at = _cold_columns(self.cold)
+        cold_items = np.flatnonzero(cold_at >= 0)
+        trials = [_shifted(w, shift) for shift in shifts]
+        owners, items = seen_pairs(requests, self.n_items)
+        greater = np.empty((len(trials), len(picked)), dtype=np.int64)
+        ties = np.empty((len(trials), len(picked)), dtype=np.int64)
+        step = max(1, SCORE_CHUNK_ENTRIES // max(int(np.prod(values.shape[1:])), 1))
+        for start in range(0, len(picked), step):
+            chunk = picked[start : start + step]
+            part = values[chunk[0] : chunk[-1] + 1] if rows is None else values[chunk]
+            part = part.astype(np.float64)
+            base = np.empty(part.shape[:-1])
+            colds = []
+            for trial in trials:
+                np.matmul(part, trial, out=base)
+                colds.append(base[:, cold_items])
+            del part
+            mine = (owners >= start) & (owners < start + len(chunk))
+            counts = _count_shifted(
+                base,
+                colds,
+                requests.targets[start : start + len(chunk)],
+                cold_at,
+                owners[mine] - start,
+                items[mine],
+            )
+            greater[:, start : start + len(chunk)], ties[:, start : start + len(chunk)] = counts
+        # _ranks ranks every request in one batch
+        return [
+            break_ties(g, t, seed=self.seed, batch_size=len(picked))
+            for g, t in zip(greater, ties, strict=True)
+        ]
 
 
 def fit_ranker(
@@ -529,12 +653,14 @@ def fit_ranker(
     for fold in range(n_folds):
         train, held = folds != fold, folds == fold
 
-        def rank_train(trial: np.ndarray, train: np.ndarray = train) -> np.ndarray:
-            return design.ranks(trial, rows=train)
+        def rank_train(
+            w: np.ndarray, shifts: Sequence[float], train: np.ndarray = train
+        ) -> list[np.ndarray]:
+            return design.shifted_ranks(w, shifts, rows=train)
 
         w = _shift_cold(rank_train, fold_weights[l2, fold], cold[train], n_items)
         per_request[held] = _ndcg10(design.ranks(w, rows=held))
-    w = _shift_cold(design.ranks, design.fit(l2), cold, n_items)
+    w = _shift_cold(design.shifted_ranks, design.fit(l2), cold, n_items)
     val_ndcg = float(per_request.mean())
     if not n_folds:  # too few requests to cross-validate: the in-sample figure
         val_ndcg = float(_ndcg10(design.ranks(w)).mean())

@@ -21,6 +21,7 @@ rather than from eleven columns per (request, item).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,11 @@ from tunesmith_recommend.ranker import (
     ITEM_FEATURES,
     Signals,
     UserInputs,
+    _cold_columns,
+    _count_shifted,
     _fit_listwise,
     _scale,
+    _shifted,
 )
 from tunesmith_recommend.split import Requests
 
@@ -48,6 +52,9 @@ DENSE_FEATURES = ("two_tower", "text_similarity")
 ITEM_COLUMNS = (*ITEM_FEATURES, "cold:content_prior")
 #: [requests, items] float64 entries of a user feature made at a time
 FEATURE_CHUNK_ENTRIES = 1 << 23
+#: new items whose scores under every "no events yet" shift are summed at a time (a few
+#: requests' terms of them stay in the CPU's cache for the nine shifts)
+SHIFT_BLOCK_ITEMS = 2048
 
 
 class SampledDesign:
@@ -171,23 +178,36 @@ class SampledDesign:
         return _fit_listwise(self.x, self.padding, self.targets, l2, rows=rows, offset=self.offset)
 
     def scorer(self, w: np.ndarray) -> Any:
-        """A function of request rows giving their scores for every item under weights ``w``
-        (in :attr:`names` order), [len(rows), items] float64: what the dense design's
-        ``x @ w`` gave. The item-only part and the per-item weights are made once."""
+        """A function of request rows (and optionally some items) giving their scores for
+        every item (those items) under weights ``w`` (in :attr:`names` order), [len(rows),
+        items] float64: what the dense design's ``x @ w`` gave. The item-only part and the
+        per-item weights are made once."""
+        item_part, user_terms = self._parts(w)
+
+        def scores(rows: np.ndarray, items: Any = slice(None)) -> np.ndarray:
+            return _summed(item_part[items], user_terms(rows, items), len(rows))
+
+        return scores
+
+    def _parts(self, w: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Under weights ``w``: the item-only part of the scores, [items], and a function of
+        request rows and items giving the user terms, [len(rows), items] each, one at a time
+        in the order they are added to it."""
         weight = dict(zip(self.names, w, strict=True))
         item_part = self.items.astype(np.float64) @ np.asarray([weight[n] for n in ITEM_COLUMNS])
         per_item = {n: weight[n] + weight[f"cold:{n}"] * self.cold for n in DENSE_FEATURES}
 
-        def scores(rows: np.ndarray) -> np.ndarray:
-            out = np.empty((len(rows), self.n_items), dtype=np.float64)
-            out[:] = item_part
+        def user_terms(rows: np.ndarray, items: Any) -> Any:
             for name in DENSE_FEATURES:
-                out += self.dense[name][rows] * per_item[name]
+                yield self.dense[name][rows][:, items] * per_item[name][items]
             if weight["cooccurrence"]:
-                out += weight["cooccurrence"] * self.cooc[rows].toarray()
-            return out
+                yield weight["cooccurrence"] * self.cooc[rows].toarray()[:, items]
 
-        return scores
+        return item_part, user_terms
+
+    def _batch_size(self) -> int:
+        """Requests ranked at a time: as many as the evaluation compares at a time."""
+        return max(1, evaluate.SCORE_ENTRIES // max(self.n_items, 1))
 
     def ranks(self, w: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """The held-out items' ranks over the whole catalogue for ``rows``' requests, a few
@@ -198,11 +218,76 @@ class SampledDesign:
             lambda batch: scores(batch.users),
             requests,
             self.n_items,
-            # as many requests as the evaluation compares at a time
-            batch_size=max(1, evaluate.SCORE_ENTRIES // max(self.n_items, 1)),
+            batch_size=self._batch_size(),
             seed=self.seed,
             coverage=False,
         ).ranks
+
+    def shifted_ranks(
+        self, w: np.ndarray, shifts: Sequence[float], rows: np.ndarray | None = None
+    ) -> list[np.ndarray]:
+        """:meth:`ranks` under ``w`` with the "no events yet" weight moved by each of
+        ``shifts``, the same ranks, the user terms made once for all of them.
+
+        The weight moves the item-only part of the items without events only (the others'
+        "no events yet" column is 0), so an item with events scores the same under every
+        shift: those are scored and compared once, and each shift adds its item part of the
+        new items to their user terms, in the order :meth:`scorer` adds them (the same bits).
+        """
+        requests = self.val if rows is None else self.val.subset(rows)
+        cold_at = _cold_columns(self.cold)
+        new_items = np.flatnonzero(cold_at >= 0)
+        parts = [self._parts(_shifted(w, shift)) for shift in shifts]
+        user_terms = parts[0][1]  # the same under every shift
+        new_parts = [item_part[new_items] for item_part, _ in parts]
+        owners, items = evaluate.seen_pairs(requests, self.n_items)
+        greater = np.empty((len(parts), len(requests)), dtype=np.int64)
+        ties = np.empty((len(parts), len(requests)), dtype=np.int64)
+        step = self._batch_size()
+        for start in range(0, len(requests), step):
+            batch = requests.users[start : start + step]
+            base = _summed(parts[0][0], user_terms(batch, slice(None)), len(batch))
+            terms = list(user_terms(batch, new_items))
+            colds = [np.empty((len(batch), len(new_items))) for _ in parts]
+            # a few columns at a time for every shift: each shift's pass over the whole
+            # [requests, new items] terms read them from memory again
+            for start_item in range(0, len(new_items), SHIFT_BLOCK_ITEMS):
+                block = slice(start_item, start_item + SHIFT_BLOCK_ITEMS)
+                local = [term[:, block] for term in terms]
+                for scores, item_part in zip(colds, new_parts, strict=True):
+                    _summed(item_part[block], local, len(batch), out=scores[:, block])
+            del terms
+            mine = (owners >= start) & (owners < start + len(batch))
+            counts = _count_shifted(
+                base,
+                colds,
+                requests.targets[start : start + len(batch)],
+                cold_at,
+                owners[mine] - start,
+                items[mine],
+            )
+            greater[:, start : start + len(batch)], ties[:, start : start + len(batch)] = counts
+        return [
+            evaluate.break_ties(g, t, seed=self.seed, batch_size=step)
+            for g, t in zip(greater, ties, strict=True)
+        ]
+
+
+def _summed(item_part: np.ndarray, terms: Any, n_rows: int, out: Any = None) -> np.ndarray:
+    """``item_part`` ([items]) plus each of ``terms`` ([n_rows, items]) in their order,
+    [n_rows, items] float64 (into ``out`` when given)."""
+    if out is None:
+        out = np.empty((n_rows, len(item_part)), dtype=np.float64)
+    first = True
+    for term in terms:
+        if first:  # item_part + term as out[:] = item_part; out += term gave, one pass fewer
+            np.add(item_part, term, out=out)
+            first = False
+        else:
+            out += term
+    if first:
+        out[:] = item_part
+    return out
 
 
 def _top(values: np.ndarray, k: int) -> np.ndarray:
