@@ -29,7 +29,12 @@ from typing import Any
 import numpy as np
 
 from tunesmith_recommend.baselines import history_matrix, mean_history_vectors
-from tunesmith_recommend.evaluate import break_ties, rank_requests, seen_pairs
+from tunesmith_recommend.evaluate import (
+    above_and_tied,
+    break_ties,
+    rank_requests,
+    seen_pairs,
+)
 from tunesmith_recommend.split import Requests
 from tunesmith_recommend.two_tower import UserTower
 
@@ -460,37 +465,20 @@ def _count_shifted(
     target_warm = base[rows, targets]
     base[:, cold_items] = np.nan  # compared as none: they are counted from ``colds``
     buffer = np.empty(base.shape, dtype=bool)
-    warm_above, warm_tied = _above_and_tied(base, target_warm, buffer)
+    warm_above, warm_tied = above_and_tied(base, target_warm, buffer)
     greater = np.empty((len(colds), len(base)), dtype=np.int64)
     ties = np.empty((len(colds), len(base)), dtype=np.int64)
     for shift, scores in enumerate(colds):
         target = target_warm.copy()
         target[new] = scores[new, target_cold[new]]
-        above, tied = _above_and_tied(scores, target, buffer[:, : scores.shape[1]])
+        above, tied = above_and_tied(scores, target, buffer[:, : scores.shape[1]])
         if len(new):
-            warm_above[new], warm_tied[new] = _above_and_tied(
+            warm_above[new], warm_tied[new] = above_and_tied(
                 base[new], target[new], buffer[: len(new)]
             )
         greater[shift] = warm_above + above
         ties[shift] = warm_tied + tied - 1  # the target itself
     return greater, ties
-
-
-def _above_and_tied(
-    scores: np.ndarray, target: np.ndarray, buffer: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``scores``, how many are above and how many equal its ``target``
-    (``buffer``: bool of ``scores``' shape)."""
-    above = np.empty(len(scores), dtype=np.int64)
-    tied = np.empty(len(scores), dtype=np.int64)
-    # a row at a time: count_nonzero over one row is several times faster than with axis=1
-    np.greater(scores, target[:, None], out=buffer)
-    for row, line in enumerate(buffer):
-        above[row] = np.count_nonzero(line)
-    np.equal(scores, target[:, None], out=buffer)
-    for row, line in enumerate(buffer):
-        tied[row] = np.count_nonzero(line)
-    return above, tied
 
 
 def _cold_columns(cold: np.ndarray) -> np.ndarray:
