@@ -79,3 +79,18 @@ def wait_for(condition, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def spy_loader(monkeypatch) -> list[str]:
+    """``load_ensemble`` of the scoring module records the device asked for; loads on the CPU."""
+    import tunesmith_finance.scoring as scoring
+
+    asked: list[str] = []
+    real = scoring.load_ensemble
+
+    def spy(path, *, quantize=None, device="cpu"):
+        asked.append(device)
+        return real(path, quantize=quantize, device="cpu")
+
+    monkeypatch.setattr(scoring, "load_ensemble", spy)
+    return asked

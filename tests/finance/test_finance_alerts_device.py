@@ -12,26 +12,12 @@ import json
 
 import pytest
 import torch
+from finance_fakes import spy_loader
 
 from tunesmith.testing import fake_cuda
 from tunesmith_finance.sample import RULES, STREAM
 
 NO_GPU = "Error: --device cuda: no CUDA device is available"
-
-
-def _spy_loader(monkeypatch) -> list[str]:
-    """``load_ensemble`` of the scoring module records the device asked for; loads on the CPU."""
-    import tunesmith_finance.scoring as scoring
-
-    asked: list[str] = []
-    real = scoring.load_ensemble
-
-    def spy(path, *, quantize=None, device="cpu"):
-        asked.append(device)
-        return real(path, quantize=quantize, device="cpu")
-
-    monkeypatch.setattr(scoring, "load_ensemble", spy)
-    return asked
 
 
 @pytest.fixture
@@ -54,7 +40,7 @@ def test_alerts_explain_their_windows_on_the_device_asked_for(
     cli, tiny_model, surge_db, monkeypatch
 ):
     fake_cuda(monkeypatch)
-    asked = _spy_loader(monkeypatch)
+    asked = spy_loader(monkeypatch)
     args = ["finance", "alerts", "--db", str(surge_db), "--model", str(tiny_model), "--json"]
     result = cli(*args, "--by", "ticker", "--max-explain", "2", "--device", "cuda:0")
     assert result.exit_code == 0, result.output
@@ -64,7 +50,7 @@ def test_alerts_explain_their_windows_on_the_device_asked_for(
 
 
 def test_alerts_default_is_auto(cli, tiny_model, surge_db, monkeypatch):
-    asked = _spy_loader(monkeypatch)
+    asked = spy_loader(monkeypatch)
     args = ["finance", "alerts", "--db", str(surge_db), "--model", str(tiny_model), "--json"]
     result = cli(*args, "--by", "ticker", "--max-explain", "2")
     assert result.exit_code == 0, result.output
@@ -75,7 +61,7 @@ def test_replay_scores_and_explains_on_the_device_asked_for(cli, tiny_model, tmp
     import tunesmith_finance.scoring as scoring
 
     fake_cuda(monkeypatch)
-    asked = _spy_loader(monkeypatch)
+    asked = spy_loader(monkeypatch)
     topic_asked: list[str] = []
     real = scoring.load_model
 

@@ -12,6 +12,7 @@ import json
 
 import pytest
 import torch
+from finance_fakes import spy_loader
 
 from tunesmith.errors import UserInputError
 from tunesmith.testing import fake_cuda
@@ -32,21 +33,6 @@ def _stop_training(monkeypatch) -> list:
 
     monkeypatch.setattr(training, "train_ensemble", stop)
     return runs
-
-
-def _spy_loader(monkeypatch) -> list[str]:
-    """``load_ensemble`` of the scoring module records the device asked for; loads on the CPU."""
-    import tunesmith_finance.scoring as scoring
-
-    asked: list[str] = []
-    real = scoring.load_ensemble
-
-    def spy(path, *, quantize=None, device="cpu"):
-        asked.append(device)
-        return real(path, quantize=quantize, device="cpu")
-
-    monkeypatch.setattr(scoring, "load_ensemble", spy)
-    return asked
 
 
 @pytest.mark.parametrize("topics", [False, True])
@@ -81,7 +67,7 @@ def test_train_refuses_a_missing_gpu_or_precision_before_reading_the_data(
 
 
 def test_score_loads_the_model_on_the_device_asked_for(cli, tiny_model, monkeypatch):
-    asked = _spy_loader(monkeypatch)
+    asked = spy_loader(monkeypatch)
     result = cli(
         "finance", "score", "--model", str(tiny_model), "--text", "shares plunge", "--json"
     )
@@ -102,7 +88,7 @@ def test_ingest_loads_its_models_on_the_device_asked_for(cli, tiny_model, tmp_pa
         '{"id": "1", "time": "2024-01-02T10:00:00Z", "text": "helix bank shares plunge"}\n',
         encoding="utf-8",
     )
-    asked = _spy_loader(monkeypatch)
+    asked = spy_loader(monkeypatch)
     topic_asked: list[str] = []
     real = scoring.load_model
 
