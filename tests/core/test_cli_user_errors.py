@@ -321,3 +321,12 @@ def test_help_paragraphs_are_reflowed_not_broken_where_the_source_wrapped():
     assert reflow_paragraphs(source) == (
         "First line wrapped.\n\nSee:\n  tunesmith x\n- one\n- two\n\n\bkept\nas is"
     )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["events", "list", "--help"]])
+def test_help_shows_no_value_type_beside_a_flag(cli, args):
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "--json" in result.output or args == ["--help"]
+    assert "<bool>" not in result.output
+    assert "<path>" in result.output or args == ["--help"]

@@ -47,6 +47,36 @@ def _refuse_empty_paths(command: Any) -> None:
         _refuse_empty_paths(sub)
 
 
+def _hide_flag_types(command: Any) -> None:
+    """Show no value type for the flags of ``command`` and its subcommands.
+
+    Typer (0.29) printed ``<bool>`` beside every flag (``--json <bool>``), which reads as if
+    the flag took a value (``--json true`` is a usage error)."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            param.display_type_rich = _no_type
+    if not getattr(command, "_flag_types_hidden", False):
+        command.get_help_option = _typeless_help(command.get_help_option)
+        command._flag_types_hidden = True
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_types(sub)
+
+
+def _typeless_help(get_help_option: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    # click builds the --help option per context, outside ``command.params``.
+    def typeless(ctx: Any) -> Any:
+        option = get_help_option(ctx)
+        if option is not None:
+            option.display_type_rich = _no_type
+        return option
+
+    return typeless
+
+
+def _no_type(ctx: Any = None) -> None:
+    return None
+
+
 def _reflow_help(command: Any) -> None:
     """Join the lines of each help paragraph of ``command`` and its subcommands into one.
 
@@ -213,6 +243,7 @@ class _TunesmithGroup(TyperGroup):
     def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[no-untyped-def]
         _refuse_empty_paths(self)
         _reflow_help(self)
+        _hide_flag_types(self)
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         # Typer would print the usage, a hint and a boxed message: three lines and a frame
