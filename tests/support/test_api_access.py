@@ -126,7 +126,7 @@ def test_a_named_origin_may_call_the_api_from_a_browser_and_others_may_not(make_
     )
     assert refused.status_code == 401
     assert refused.headers["access-control-allow-origin"] == "https://shop.example"
-    assert refused.headers["access-control-expose-headers"] == "WWW-Authenticate"
+    assert refused.headers["access-control-expose-headers"] == "WWW-Authenticate, Retry-After"
     # No --cors-origin: no CORS headers at all.
     closed = make_client().post(
         "/v1/ask", json={"question": "hi"}, headers={"Origin": "https://shop.example"}
@@ -218,7 +218,9 @@ def test_serve_warns_in_one_line_when_others_can_reach_it_without_a_token(
         f"warning: serving 0.0.0.0 without a token: anyone who can reach port {free_port} can ask, "
         "send feedback and read answers (--token-file or $TUNESMITH_SUPPORT_TOKEN sets one)"
     ]
-    assert served[-1][1] == {
+    options = dict(served[-1][1])
+    assert options.pop("reloader").every == 30  # serve --reload-every's default
+    assert options == {
         "loopback_only": False,
         "token": None,
         "cors_origins": [],

@@ -133,3 +133,58 @@ def test_serve_refuses_a_bad_timeout_or_limit_before_the_model_loads(cli, kb_cop
     result = cli("support", "serve", "--kb", str(kb_copy), flag, value)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert flag in result.output
+
+
+def test_headers_over_the_limit_are_a_431_in_the_error_shape_even_in_one_read(server):
+    """h11 limited headers only while incomplete: 20 KB of them in one read were taken."""
+    from tunesmith_support.serve_limits import MAX_HEADER_BYTES
+
+    def health_with(header: bytes) -> tuple[str, dict]:
+        with _connect(server) as sock:
+            sock.sendall(
+                b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + header
+                + b"\r\nConnection: close\r\n\r\n"
+            )  # fmt: skip
+            return _read_response(sock)
+
+    assert health_with(b"a" * 8000)[0].startswith("HTTP/1.1 200")
+    head, body = health_with(b"a" * 20_000)
+    assert head.startswith("HTTP/1.1 431") and "connection: close" in head.lower()
+    assert body["code"] == "headers_too_large" and body["errors"] == []
+    assert body["detail"] == f"the request's headers are over {MAX_HEADER_BYTES:,} bytes"
+    assert _get_health(server)[0] == 200
+
+
+def test_the_503_past_the_concurrency_limit_carries_the_cors_headers():
+    """A widget on another origin could not read the 503 (nor its Retry-After): a CORS error."""
+    import asyncio
+
+    from tunesmith_support.serve_limits import _Overloaded
+
+    class Crowded:
+        connections, tasks = set(range(5)), set()
+
+    async def never(scope, receive, send):
+        raise AssertionError("the API ran past the limit")
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/ask",
+        "headers": [(b"origin", b"https://shop.example"), (b"host", b"127.0.0.1")],
+    }
+    busy = _Overloaded(never, Crowded(), 4, ["https://shop.example"])
+    asyncio.run(busy(scope, receive, send))
+    headers = {k.decode().lower(): v.decode() for k, v in sent[0]["headers"]}
+    assert sent[0]["status"] == 503
+    assert headers["access-control-allow-origin"] == "https://shop.example"
+    assert "retry-after" in headers["access-control-expose-headers"].lower()
+    assert json.loads(sent[1]["body"])["code"] == "service_unavailable"

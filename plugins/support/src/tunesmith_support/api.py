@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
@@ -254,10 +255,38 @@ class Health(BaseModel):
     version: str = Field(..., description="The support plugin's version.")
     restart_needed: bool = Field(
         ...,
-        description="The knowledge base was re-indexed, calibrated or trained since the server "
-        "started; it answers from the one it loaded until it is restarted.",
+        description="The knowledge base was re-indexed, calibrated or trained since the copy "
+        "served was loaded, and this server does not reload it (serve --reload-every 0): it "
+        "answers from the copy it loaded until it is restarted.",
     )
+    kb_changed: bool = Field(
+        ...,
+        description="The knowledge base on disk is not the copy served: a reload is due at the "
+        "next check, waits for index, calibrate or train to finish, or failed (reload_error).",
+    )
+    generation: int = Field(
+        ..., description="The copy served: 1 for the one loaded at start, one more per reload."
+    )
+    loaded_at: str = Field(..., description="When the copy served was loaded (ISO 8601, UTC).")
+    reload_every: float = Field(
+        ..., description="Seconds between checks for a changed knowledge base (0: never)."
+    )
+    reload_error: str | None = Field(
+        ...,
+        description="Why the last reload failed (the old copy keeps serving; the same files "
+        "are not tried again until they change), null once a reload succeeds.",
+    )
+    reload_error_at: str | None = Field(..., description="When that reload failed.")
 
+
+#: What ``/v1/health`` says of reloading on a server that does not reload.
+NO_RELOAD: dict[str, Any] = {
+    "generation": 1,
+    "loaded_at": None,
+    "reload_every": 0,
+    "reload_error": None,
+    "reload_error_at": None,
+}
 
 #: The largest request body read: a question is cut at 2,000 characters anyway, and without a
 #: limit a client's gigabyte would be held in memory whole (three times, as bytes, text and
@@ -468,6 +497,7 @@ def create_app(
     token: str | None = None,
     cors_origins: Sequence[str] = (),
     feedback_needs_conversation: bool = False,
+    reloader: Any = None,
 ) -> Any:
     """A FastAPI app answering from ``service``'s knowledge base. ``loopback_only`` (a server
     bound to a loopback address) refuses requests addressed to any other host name; ``token``
@@ -475,11 +505,13 @@ def create_app(
     ``/openapi.json``; ``cors_origins`` are the web origins whose pages may call the API from
     a browser (checked by :func:`~tunesmith_support.api_access.check_origin`). Feedback must
     name the turn's conversation with ``feedback_needs_conversation``, and whenever there are
-    ``cors_origins``: the visitors of a public page are strangers to each other."""
+    ``cors_origins``: the visitors of a public page are strangers to each other. ``reloader``
+    (a :class:`~tunesmith_support.reload.KbReloader`, or None when the server does not
+    reload) says in ``/v1/health`` which copy of the KB is served."""
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
-    from tunesmith_support.api_access import BearerToken
+    from tunesmith_support.api_access import BearerToken, with_cors
     from tunesmith_support.api_docs import CONTENT_SECURITY_POLICY, render_docs
     from tunesmith_support.api_errors import ErrorCodes, StrictJsonRoute, install_error_handlers
 
@@ -503,17 +535,7 @@ def create_app(
     if token is not None:
         app.add_middleware(BearerToken, token=token)
     if cors_origins:
-        from starlette.middleware.cors import CORSMiddleware
-
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-            # A widget reads why a 401 refused it (no token, or another one).
-            expose_headers=["WWW-Authenticate"],
-            max_age=600,
-        )
+        app.add_middleware(with_cors, origins=cors_origins)
     if loopback_only:
         app.add_middleware(LoopbackHosts)
     # Outermost: an error body written without a code (the token check's) gets its status's.
@@ -584,15 +606,23 @@ def create_app(
             """Rate an answer (helpful) or name the entry that was right (correct_id)."""
             return store_feedback(request)
 
+    started = datetime.now(UTC).isoformat(timespec="seconds")  # the service's copy: loaded
+
     @app.get("/v1/health", response_model=Health, responses={421: MISDIRECTED, 500: INTERNAL})
     def health() -> dict[str, Any]:
         """The server is up; what it answers from."""
+        answerer = service.answerer  # one copy, should a reload swap another in meanwhile
+        changed = kb_stamp(answerer.kb_dir) != answerer.loaded_stamp
+        reload = reloader.status() if reloader is not None else NO_RELOAD
         return {
             "status": "ok",
-            "entries": len(service.answerer.entries),
-            "encoder": str(service.answerer.encoder.name),
+            "entries": len(answerer.entries),
+            "encoder": str(answerer.encoder.name),
             "version": __version__,
-            "restart_needed": kb_stamp(service.answerer.kb_dir) != service.answerer.loaded_stamp,
+            "restart_needed": changed and not reload["reload_every"],
+            "kb_changed": changed,
+            **reload,
+            "loaded_at": reload["loaded_at"] or started,
         }
 
     _finish_schema(app, token_required=token is not None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,27 @@ class BearerToken:
             {"detail": detail}, status_code=401, headers={"WWW-Authenticate": challenge}
         )
         await response(scope, receive, send)
+
+
+def with_cors(app: Any, origins: Sequence[str]) -> Any:
+    """``app`` behind Starlette's CORS middleware for the ``--cors-origin`` origins (``GET``
+    and ``POST``, the ``Authorization`` and ``Content-Type`` headers, preflights cached 10
+    minutes, ``WWW-Authenticate`` and ``Retry-After`` readable: why a 401 refused it, when to
+    try a 503 again); ``app`` as it
+    is without origins. The API and the 503 sent past ``--limit-concurrency`` (before the API
+    runs) both use it, so that a widget can read either."""
+    if not origins:
+        return app
+    from starlette.middleware.cors import CORSMiddleware
+
+    return CORSMiddleware(
+        app,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["WWW-Authenticate", "Retry-After"],
+        max_age=600,
+    )
 
 
 def check_origin(origin: str) -> str:

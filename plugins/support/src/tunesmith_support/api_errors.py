@@ -40,6 +40,7 @@ STATUS_CODES: dict[int, str] = {
     415: "unsupported_media_type",
     421: "misdirected_request",
     422: "invalid_request",
+    431: "headers_too_large",
     500: "internal_error",
     503: "service_unavailable",
 }
@@ -58,6 +59,8 @@ CODES: dict[str, str] = {
     "misdirected_request": "421: the request named another host than the loopback one the "
     "server is bound to.",
     "invalid_request": "422: the body does not fit the schema; detail lists the problems.",
+    "headers_too_large": "431: the request line and headers are over 16 KiB; the connection "
+    "is closed.",
     "internal_error": "500: a failure of the server's own; try again, and tell its operator.",
     "service_unavailable": "503: the conversation database is busy or unusable, or the server "
     "has too many connections at once (serve --limit-concurrency); try again later.",

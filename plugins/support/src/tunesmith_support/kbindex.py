@@ -485,7 +485,12 @@ def renamed_ids(kb_dir: str | Path) -> dict[str, str]:
     """Old id -> new id of the KB's entries that a re-index gave new ids (``kb.json``), so that
     feedback and labelled files written before are read with the ids the KB has now."""
     path = Path(kb_dir) / META
-    recorded = read_json_object(path).get(RENAMED_KEY) if path.exists() else None
+    return renamed_in(read_json_object(path)) if path.exists() else {}
+
+
+def renamed_in(meta: dict[str, Any]) -> dict[str, str]:
+    """:func:`renamed_ids` from a ``kb.json`` already read (a server's loaded copy of the KB)."""
+    recorded = meta.get(RENAMED_KEY)
     if not isinstance(recorded, dict):
         return {}
     return {str(a): str(b) for a, b in recorded.items() if isinstance(b, str)}

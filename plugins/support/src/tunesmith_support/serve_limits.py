@@ -5,23 +5,54 @@ that connects and sends nothing, or half a request line, held its connection for
 that sent headers but never its body held a request (and a shutdown) for good. Here: an idle
 connection is closed after the idle timeout, headers must arrive within the request timeout,
 then the body within it again (a 408 in the API's error shape), and past the concurrency limit
-a request is a 503 in that shape (uvicorn's own is the plain text ``Service Unavailable``).
+a request is a 503 in that shape (uvicorn's own is the plain text ``Service Unavailable``), with
+the CORS headers of ``--cors-origin``. A request whose headers are over :data:`MAX_HEADER_BYTES`
+is a 431 in that shape, the connection closed: h11 limits headers only while they are
+incomplete, so a megabyte of them arriving in one read was parsed and kept whole, and one
+arriving in pieces was a plain-text 400.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from tunesmith_support.api_access import with_cors
 from tunesmith_support.api_errors import STATUS_CODES, ApiError, error_body
 
+#: The most bytes of a request line and headers taken (h11's limit on incomplete ones, and
+#: Node's): the API's requests need a few hundred.
+MAX_HEADER_BYTES = 16 * 1024
 
-def guarded_protocol(request_timeout: float, limit: int) -> type:
-    """uvicorn's h11 protocol class with the headers' deadline, an idle timer from the moment a
-    connection opens, and the concurrency limit answered as an ``ErrorMessage``. Named for
-    uvicorn's ``http=`` (h11 even where httptools is installed: its behaviour is the one
-    tested)."""
+#: Where a request's headers end, in the spellings h11 accepts.
+_HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
+
+
+def head_size(buffered: bytes) -> int:
+    """How many bytes of ``buffered`` (what a connection received since its last request) are
+    the next request's line and headers: up to their blank line, or all of it before that."""
+    ends = [at + len(end) for end in _HEAD_ENDS if (at := buffered.find(end)) >= 0]
+    return min(ends) if ends else len(buffered)
+
+
+def too_large_response() -> bytes:
+    """The 431 ``headers_too_large`` sent, as raw bytes, before h11 has a request to answer."""
+    detail = f"the request's headers are over {MAX_HEADER_BYTES:,} bytes"
+    body = json.dumps(error_body(431, detail)).encode()
+    head = (
+        "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def guarded_protocol(request_timeout: float, limit: int, cors_origins: Sequence[str] = ()) -> type:
+    """uvicorn's h11 protocol class with the headers' deadline and size limit, an idle timer
+    from the moment a connection opens, and the concurrency limit answered as an
+    ``ErrorMessage`` (with the CORS headers of ``cors_origins``). Named for uvicorn's ``http=``
+    (h11 even where httptools is installed: its behaviour is the one tested)."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -29,7 +60,7 @@ def guarded_protocol(request_timeout: float, limit: int) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.limit_concurrency = None  # uvicorn's check answers plain text: ours is below
-            self.app = _Overloaded(self.app, self, limit)
+            self.app = _Overloaded(self.app, self, limit, cors_origins)
             self.headers_deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:
@@ -40,6 +71,13 @@ def guarded_protocol(request_timeout: float, limit: int) -> type:
             )
 
         def data_received(self, data: bytes) -> None:
+            if self.conn.their_state is h11.IDLE:
+                buffered = bytes(self.conn.trailing_data[0]) + data
+                if head_size(buffered) > MAX_HEADER_BYTES:
+                    # h11 has no request to answer yet: the response goes out as bytes.
+                    self.transport.write(too_large_response())
+                    self.transport.close()
+                    return
             super().data_received(data)
             # Headers begun but not complete (h11 waits in IDLE until the request line and
             # every header are in): byte by byte, a client kept the connection forever.
@@ -72,16 +110,23 @@ class _Overloaded:
     1``, the connection closed) when more than ``limit`` connections are open or requests in
     flight, this one's included; otherwise the app."""
 
-    def __init__(self, app: Any, protocol: Any, limit: int) -> None:
+    def __init__(
+        self, app: Any, protocol: Any, limit: int, cors_origins: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.protocol = protocol
         self.limit = limit
+        # A widget on another origin reads the 503 (and its Retry-After) only with them.
+        self.busy = with_cors(self._busy, cors_origins)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         connections, tasks = len(self.protocol.connections), len(self.protocol.tasks)
         if scope["type"] != "http" or max(connections, tasks) <= self.limit:
             await self.app(scope, receive, send)
             return
+        await self.busy(scope, receive, send)
+
+    async def _busy(self, scope: Any, receive: Any, send: Any) -> None:
         detail = (
             f"the server is busy ({self.limit} connections or requests at once); "
             "try again in a moment"

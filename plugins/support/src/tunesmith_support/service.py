@@ -137,12 +137,23 @@ class SupportService:
 
     @property
     def answerer(self) -> Answerer:
-        """The KB's answerer, loaded once (at the first use when the service is lazy)."""
-        if self._answerer is None:
+        """The KB's answerer, loaded once (at the first use when the service is lazy). A
+        server may swap in a new copy at any moment (:meth:`use`): a request reads this once
+        and works with that copy to the end."""
+        answerer = self._answerer
+        if answerer is None:
             with self._answerer_lock:
                 if self._answerer is None:
                     self._answerer = Answerer(self.kb_dir, device=self.device)
-        return self._answerer
+                answerer = self._answerer
+        return answerer
+
+    def use(self, answerer: Answerer) -> None:
+        """Answer from ``answerer`` from now on (a reloaded copy of the KB, :mod:`reload`).
+        One assignment: a request in flight finishes with the copy it started with, and the
+        old copy is freed when the last of them ends."""
+        with self._answerer_lock:
+            self._answerer = answerer
 
     def close(self) -> None:
         """Close the conversation database. Hand-offs still queued for delivery are left in the
@@ -201,14 +212,16 @@ class SupportService:
             # The last few make a follow-up's topic (answer.conversation_topic); all of them go
             # into a hand-off.
             earlier = self.conversations.turns(conversation_id, last=HANDOFF_TURNS)
+        # One copy of the KB for the whole turn: a reload may swap another in meanwhile.
+        answerer = self.answerer
         answer = None
         clarify = open_clarify(earlier)
         if clarify is not None:
             # A reply to "Which of these do you mean? 1. ... 2. ..." picks an option by its
             # number: searched, "2" was handed off to a person.
-            answer = self.answerer.answer_choice(question, clarify["options"], clarify["query"])
+            answer = answerer.answer_choice(question, clarify["options"], clarify["query"])
         if answer is None:
-            answer = self.answerer.ask(question, self._history(earlier))
+            answer = answerer.ask(question, self._history(earlier, answerer))
         store = self.conversations.store
         outgoing = None
         # The turn and its hand-off event commit together (the outbox shares the store): a
@@ -240,7 +253,7 @@ class SupportService:
             send(outgoing)
         return Turn(answer, turn_id, conversation_id, outgoing.event.id)
 
-    def _history(self, earlier: list[dict[str, Any]]) -> list[str]:
+    def _history(self, earlier: list[dict[str, Any]], answerer: Answerer) -> list[str]:
         """What a follow-up may lean on: the earlier questions as typed, not as searched (a
         searched follow-up already holds the turns before it, which the topic would then repeat;
         :func:`~tunesmith_support.answer.conversation_topic` takes the last few, back to one
@@ -250,7 +263,7 @@ class SupportService:
         for t in earlier:
             if t["reason"] == "small_talk":
                 continue
-            entry = self.answerer.entry(t["entry_id"]) if t["reason"] == "chosen" else None
+            entry = answerer.entry(t["entry_id"]) if t["reason"] == "chosen" else None
             history.append(t["question"] if entry is None else entry.title)
         return history
 
@@ -289,18 +302,24 @@ class SupportService:
             source="tunesmith-support",
         )
 
-    def _entry_ids(self) -> Any:
+    def _entry_ids(self, answerer: Answerer | None) -> Any:
         """The KB's entry ids: the loaded answerer's, or read from the index without loading
         a model (a feedback command needs only the ids)."""
-        if self._answerer is not None:
-            return self._answerer.scorer.position
+        if answerer is not None:
+            return answerer.scorer.position
         from tunesmith_support.kbindex import kb_entries
 
         return {entry.id for entry in kb_entries(self.kb_dir)}
 
-    def renamed(self) -> dict[str, str]:
-        """Old id -> new id of the entries a re-index renamed (``kb.json``), read once, as the
-        KB's entries are."""
+    def renamed(self, answerer: Answerer | None = None) -> dict[str, str]:
+        """Old id -> new id of the entries a re-index renamed (``kb.json``): those of the
+        copy of the KB ``answerer`` loaded (a reloaded server's ids and renames change
+        together), else read once from disk, as the KB's entries are."""
+        meta = getattr(answerer, "meta", None)
+        if isinstance(meta, dict):
+            from tunesmith_support.kbindex import renamed_in
+
+            return renamed_in(meta)
         if self._renamed is None:
             from tunesmith_support.kbindex import renamed_ids
 
@@ -338,11 +357,14 @@ class SupportService:
                 "note_too_long",
                 f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept",
             )
+        # The ids and renames of one copy of the KB, should a reload swap another in meanwhile.
+        answerer = self._answerer
+        renamed = self.renamed(answerer)
         if correct_id:
             # An id from before a re-index renamed it (an agent's notes, a hand-off event, an
             # old export) is its entry's: `export-feedback` and `train` read it so too.
-            correct_id = self.renamed().get(correct_id, correct_id)
-            if correct_id not in self._entry_ids():
+            correct_id = renamed.get(correct_id, correct_id)
+            if correct_id not in self._entry_ids(answerer):
                 raise Refusal(
                     "unknown_entry",
                     f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}",
@@ -353,6 +375,6 @@ class SupportService:
             correct_id=correct_id,
             note=note,
             conversation_id=conversation_id,
-            renamed=self.renamed(),
+            renamed=renamed,
             key=key,
         )

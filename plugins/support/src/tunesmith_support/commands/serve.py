@@ -15,6 +15,8 @@ from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, SINK_HELP, ope
 #: request's headers and again for its body (a phone on a slow link sends 1 MiB in them),
 #: connections and requests at once (well under the usual 1,024 open files).
 IDLE_TIMEOUT, REQUEST_TIMEOUT, LIMIT_CONCURRENCY = 5.0, 20.0, 200
+#: Seconds between checks for a rewritten knowledge base (tunesmith_support.reload).
+RELOAD_EVERY = 30.0
 
 
 @contextmanager
@@ -83,6 +85,15 @@ def serve_command(
         help="Most connections open, and requests in flight, at once; past it a request is "
         "a 503 service_unavailable with Retry-After: 1.",
     ),
+    reload_every: float = typer.Option(
+        RELOAD_EVERY,
+        "--reload-every",
+        min=0,
+        max=86400,
+        help="Seconds between checks whether index, calibrate or train rewrote the knowledge "
+        "base; a new copy is loaded beside the old one and swapped in between requests "
+        "(0: never; restart to pick changes up).",
+    ),
     device: str = device_option(),
 ) -> None:
     """HTTP JSON API: POST /v1/ask, POST /v1/feedback, GET /v1/health, /openapi.json, /docs."""
@@ -91,6 +102,7 @@ def serve_command(
     from tunesmith.ui.launch import check_address
     from tunesmith_support.api import create_app, is_loopback
     from tunesmith_support.api_access import TOKEN_ENV, check_origin, read_token
+    from tunesmith_support.reload import KbReloader
     from tunesmith_support.serve_limits import BodyDeadline, guarded_protocol
 
     # Everything that can be refused is, before the model loads.
@@ -106,6 +118,7 @@ def serve_command(
         )
     # A hand-off's delivery must not hold the customer's request (a webhook that is down).
     service = open_service(kb, db, sink, background_delivery=True, device=device)
+    reloader = KbReloader(service, reload_every)
     try:
         app = create_app(
             service,
@@ -113,6 +126,7 @@ def serve_command(
             token=token,
             cors_origins=origins,
             feedback_needs_conversation=feedback_needs_conversation,
+            reloader=reloader,
         )
         access = "token required" if token is not None else "no token"
         typer.echo(
@@ -121,16 +135,18 @@ def serve_command(
         )
         # uvicorn stops on Ctrl-C or SIGTERM once the requests in flight are answered (a
         # second Ctrl-C stops at once), then raises the signal again with the handler it found.
+        reloader.start()
         with _sigterm_returns():
             uvicorn.run(
                 BodyDeadline(app, request_timeout),
                 host=host,
                 port=port,
                 log_level="warning",
-                http=guarded_protocol(request_timeout, limit_concurrency),
+                http=guarded_protocol(request_timeout, limit_concurrency, origins),
                 timeout_keep_alive=idle_timeout,
             )
     finally:
+        reloader.stop()
         # Hand-offs still queued stay pending in the outbox instead of holding the exit
         # through a webhook's retries (docs: `events retry --status pending`).
         service.close()

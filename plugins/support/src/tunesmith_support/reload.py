@@ -1,0 +1,199 @@
+"""``support serve --reload-every N``: pick up a knowledge base rewritten on disk, with no
+request failed or answered from a mix of two copies.
+
+Every ``N`` seconds a background thread compares the KB's files (:func:`~tunesmith_support.
+answer.kb_stamp`: ``kb.json``, the index's generation, the calibration, the classifier, the
+languages) with those of the copy being served. When they changed and no writer holds the KB's
+run lock (``index``, ``calibrate`` and ``train`` hold it for their whole run, and ``train``
+passes through states such as a new encoder and index beside the old calibration), it loads a
+new :class:`~tunesmith_support.answer.Answerer` beside the one serving, asks it one question,
+and checks that the files did not change and no writer started meanwhile; only then is it
+swapped in (:meth:`~tunesmith_support.service.SupportService.use`). A request reads the
+service's copy once, so each is answered wholly from the old copy or wholly from the new.
+
+A copy that fails to load or to answer (no calibration after a refused ``train``, an index
+built with another encoder) is reported in the log and in ``/v1/health``; the old copy keeps
+serving and that version of the files is not tried again until they change. A load that raced
+a writer is not an error: it is tried again at the next check.
+
+Polling, not a signal or an admin route: the nightly job needs no address, process id or
+credentials of the server (which may be several, behind a load balancer), and the API gains
+no route that changes state. A stat of five files every 30 seconds costs nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import TunesmithError
+from tunesmith.io import process_alive
+from tunesmith.locks import lock_path
+from tunesmith_support.answer import Answerer, kb_stamp
+from tunesmith_support.service import SupportService
+
+#: A lock file with no pid in it this many seconds old was left by a writer killed in the
+#: instant between taking the lock and writing its pid; a younger one is a writer starting.
+UNNAMED_LOCK_SECONDS = 60.0
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def writer_pid(kb_dir: str | Path) -> int | None:
+    """The process rewriting the KB (``index``, ``calibrate``, ``train``: their run lock),
+    ``None`` when there is none. Read, never locked: taking the lock, even for a moment, would
+    make a writer starting at that moment fail with "another run is writing"."""
+    path = lock_path(kb_dir)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return None  # no lock file: no writer (a finished one removes it)
+    if not text:
+        return -1 if age < UNNAMED_LOCK_SECONDS else None
+    try:
+        pid = int(text)
+    except ValueError:
+        return None
+    # A writer killed with -9 leaves its file behind (the kernel drops the lock itself).
+    return pid if process_alive(pid) else None
+
+
+def load_checked(kb_dir: Path, device: str) -> Answerer:
+    """A new copy of the KB, checked by answering one question with it (its encoder, index,
+    intent classifier and calibration together), as the first customer would."""
+    answerer = Answerer(kb_dir, device=device)
+    probe = answerer.entries[0].title if answerer.entries else "test question"
+    answerer.ask(probe)
+    return answerer
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as the health output and the log show it: the message of the project's own
+    errors, the type and message of any other."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, TunesmithError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class KbReloader:
+    """Reloads ``service``'s KB when its files change (see the module docstring): :meth:`check`
+    once, or every ``every`` seconds (``serve --reload-every``; 0: never) in a thread between
+    :meth:`start` and :meth:`stop`."""
+
+    def __init__(
+        self,
+        service: SupportService,
+        every: float,
+        *,
+        log: Callable[[str], None] = _stderr,
+        load: Callable[[Path, str], Answerer] = load_checked,
+    ) -> None:
+        self.service = service
+        self.every = every
+        self.log = log
+        self._load = load
+        self.generation = 1  # the copy loaded at start
+        self.loaded_at = _now()
+        self.error: str | None = None
+        self.error_at: str | None = None
+        self._failed: tuple[int, ...] | None = None
+        self._checking = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def served_stamp(self) -> tuple[int, ...] | None:
+        """The file stamp of the copy serving (taken before it read them)."""
+        return getattr(self.service.answerer, "loaded_stamp", None)
+
+    def changed(self) -> bool:
+        """Whether the KB on disk is not the copy serving (a reload waiting for a writer, or
+        one that failed)."""
+        return kb_stamp(self.service.kb_dir) != self.served_stamp()
+
+    def status(self) -> dict[str, Any]:
+        """What ``/v1/health`` says of reloading."""
+        return {
+            "generation": self.generation,
+            "loaded_at": self.loaded_at,
+            "reload_every": self.every,
+            "reload_error": self.error,
+            "reload_error_at": self.error_at,
+        }
+
+    def check(self) -> bool:
+        """Load and swap in the KB if it changed and no writer is at work; True when swapped."""
+        with self._checking:
+            kb_dir = self.service.kb_dir
+            stamp = kb_stamp(kb_dir)
+            if stamp == self.served_stamp() or stamp == self._failed:
+                return False
+            if writer_pid(kb_dir) is not None:
+                return False  # mid-write the files can be a mix: wait for the writer's end
+            try:
+                answerer = self._load(kb_dir, self.service.device)
+            except Exception as exc:  # any failure keeps the old copy serving
+                problem = one_line(exc)
+                if self._raced(stamp):
+                    return False
+                self._failed, self.error, self.error_at = stamp, problem, _now()
+                self.log(
+                    f"warning: could not reload the knowledge base {kb_dir} ({problem}); still "
+                    f"answering from the copy loaded at {self.loaded_at}"
+                )
+                return False
+            if self._raced(stamp) or getattr(answerer, "loaded_stamp", stamp) != stamp:
+                return False  # a writer changed the files while they were read: next time
+            self.service.use(answerer)
+            del answerer
+            self.generation += 1
+            self.loaded_at = _now()
+            self._failed = self.error = self.error_at = None
+            # The old copy's model may sit in reference cycles: free it now, not at some later
+            # collection, so that two copies are held only around the swap.
+            gc.collect()
+            entries = len(self.service.answerer.entries)
+            self.log(
+                f"reloaded the knowledge base {kb_dir}: {entries} entries (generation "
+                f"{self.generation})"
+            )
+            return True
+
+    def _raced(self, stamp: tuple[int, ...]) -> bool:
+        kb_dir = self.service.kb_dir
+        return kb_stamp(kb_dir) != stamp or writer_pid(kb_dir) is not None
+
+    def start(self) -> None:
+        """Check every ``every`` seconds in a daemon thread (none when ``every`` is 0)."""
+        if self.every <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="kb-reload", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the thread (a load under way is abandoned with the process if it takes longer)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.check()
+            except Exception as exc:  # never let the thread die: the next check may work
+                self.log(
+                    f"warning: checking the knowledge base for changes failed ({one_line(exc)})"
+                )
