@@ -1,3 +1,35 @@
-"""tunesmith-recommend: Recommends items from their text and what users liked."""
+"""tunesmith-recommend: Recommends items from their text and what users liked.
+
+From Python (docs/recommend.md, "From Python")::
+
+    import tunesmith_recommend as recommend
+
+    model = recommend.load("films")
+    model.for_user("u01")
+    model.for_liked(["f001", "f017"])
+    model.search("a haunted lake")
+
+Each method returns the ``items`` of its command's ``--json``; mistakes raise the one-line
+:class:`~tunesmith.errors.UserInputError` the command prints.
+"""
+
+from __future__ import annotations
+
+# Not typing.TYPE_CHECKING: importing typing alone cost more than the rest of this package.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tunesmith_recommend.python_api import RecommendModel, load
 
 __version__ = "0.1.0"
+
+__all__ = ["RecommendModel", "load"]
+
+
+def __getattr__(name: str) -> object:
+    # The API loads at its first use: every `tunesmith` command imports this package (the
+    # plugin's entry point is inside it), and none of them needs the API.
+    if name in __all__:
+        from tunesmith_recommend import python_api
+
+        return getattr(python_api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

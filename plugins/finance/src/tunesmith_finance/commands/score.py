@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -30,6 +29,7 @@ def score_command(
 ) -> None:
     """Score texts: P(positive) − P(negative), the label, topics and tickers."""
     from tunesmith.errors import UserInputError
+    from tunesmith_finance.python_api import score_records
     from tunesmith_finance.rules import load_rules
     from tunesmith_finance.scoring import SentimentModel
 
@@ -48,31 +48,17 @@ def score_command(
         if not texts:
             raise UserInputError("--text is empty")
     sentiment = SentimentModel.load(model, quantize=quantize, device=device)
-    scores = sentiment.score(texts)
-    words: list[Any] = [None] * len(texts)
-    if explain:
-        from tunesmith.explain.attribute import explain_loaded
-
-        shown = [sentiment.model_label(s.label) for s in scores]  # not the transformer's own
-        words = [
-            [w.to_dict() for w in sorted(e.tokens, key=lambda t: -t.score)[:5] if w.score > 0]
-            for e in explain_loaded(
-                sentiment.loaded, texts, target=shown, members=sentiment.members
-            )
-        ]
-    for body, score, top in zip(texts, scores, words, strict=True):
-        assignment = loaded_rules.assign(body)
-        record = {"text": body, **score.to_dict(), "topics": assignment.topics}
-        record["tickers"] = assignment.tickers
-        if explain:
-            record["words"] = top
+    # The records the Python API's finance.score returns, built in one place.
+    for record in score_records(sentiment, texts, loaded_rules, explain=explain):
         if as_json:
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:
-            extra = f"  words: {', '.join(w['word'] for w in top)}" if explain and top else ""
+            top = record.get("words")
+            extra = f"  words: {', '.join(w['word'] for w in top)}" if top else ""
+            keys = record["topics"] + ["$" + t for t in record["tickers"]]
             echo_out(
-                f"{score.score:+.3f}  {score.label:<8}  {body[:70]}"
-                f"  [{', '.join(assignment.topics + ['$' + t for t in assignment.tickers])}]{extra}"
+                f"{record['score']:+.3f}  {record['label']:<8}  {record['text'][:70]}"
+                f"  [{', '.join(keys)}]{extra}"
             )
 
 
