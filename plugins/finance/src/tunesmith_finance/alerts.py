@@ -197,7 +197,8 @@ def window_documents(db: Any, by: str, key: str, start: float, end: float) -> li
     return db.query(
         "SELECT d.id, d.time, d.source, d.text, d.label, d.score FROM finance_documents d "
         "JOIN finance_keys k ON k.doc_id = d.id AND k.kind = ? AND k.key = ? "
-        "WHERE d.ts >= ? AND d.ts < ? ORDER BY d.score, d.id",
+        # k.ts, not d.ts: the window is then a range of the key's rows (storage migration 6).
+        "WHERE k.ts >= ? AND k.ts < ? ORDER BY d.score, d.id",
         (by, key, start, end),
     )
 

@@ -1,6 +1,6 @@
 """``tunesmith finance``: the command group. Each command lives in its own module of
-``tunesmith_finance.commands`` (train, score, ingest, watch, trends, alerts, replay, demo), with
-the flags, checks and printing they share in ``options``, ``checks`` and ``output``.
+``tunesmith_finance.commands`` (train, score, ingest, watch, trends, alerts, prune, replay,
+demo), with the flags, checks and printing they share in ``options``, ``checks`` and ``output``.
 
 Heavy libraries are imported inside the commands, so ``tunesmith --help`` stays fast.
 """
@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import typer
 
-from tunesmith_finance.commands import alerts, demo, ingest, replay, score, train, trends, watch
+from tunesmith_finance.commands import (
+    alerts,
+    demo,
+    ingest,
+    prune,
+    replay,
+    score,
+    train,
+    trends,
+    watch,
+)
 from tunesmith_finance.commands.alerts import alerts_command
 from tunesmith_finance.commands.demo import demo_command
 from tunesmith_finance.commands.ingest import ingest_command
@@ -41,5 +51,5 @@ app = typer.Typer(
 )
 
 # In this order: `tunesmith finance --help` lists the commands as they are registered.
-for _module in (train, score, ingest, watch, trends, alerts, replay, demo):
+for _module in (train, score, ingest, watch, trends, alerts, prune, replay, demo):
     _module.register(app)

@@ -74,6 +74,8 @@ class Report:
     skipped: int = 0
     truncated: int = 0
     unknown_topics: int = 0
+    #: Documents older than the last `finance prune`'s cut-off, not stored (retention.py).
+    too_old: int = 0
     files: int = 0
     seconds: float = 0.0
     issues: list[Issue] = field(default_factory=list)
@@ -84,7 +86,7 @@ class Report:
             self.issues.append(issue)
 
     def merge(self, other: Report) -> None:
-        for name in ("read", "added", "duplicates", "changed", "skipped", "truncated"):
+        for name in ("read", "added", "duplicates", "changed", "skipped", "truncated", "too_old"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.unknown_topics += other.unknown_topics
         self.files += other.files
@@ -101,6 +103,7 @@ class Report:
             "skipped": self.skipped,
             "truncated": self.truncated,
             "unknown_topics": self.unknown_topics,
+            "older_than_retention": self.too_old,
             "files": self.files,
             "seconds": round(self.seconds, 3),
             "docs_per_second": round(self.read / self.seconds, 2) if self.seconds else None,
@@ -118,10 +121,11 @@ class Report:
 
     def summary(self) -> str:
         """One line for the terminal."""
+        old = f", {self.too_old} older than the prune cut-off" if self.too_old else ""
         return (
             f"{self.read} rows read: {self.added} added, {self.duplicates} already stored, "
             f"{self.changed} changed text(s) kept as first stored, {self.skipped} skipped, "
-            f"{self.truncated} truncated, {self.unknown_topics} unknown topic(s)"
+            f"{self.truncated} truncated, {self.unknown_topics} unknown topic(s){old}"
         )
 
 
@@ -364,6 +368,13 @@ class Ingester:
         """Score the new documents of a batch and commit them with the file's progress;
         ``first_line``: the line of the batch's first row, where a rerun resumes; ``mark``:
         a workbook's fingerprint of its rows up to ``end`` (its Excel row)."""
+        cutoff = storage.retention_cutoff(self.db)
+        if cutoff is not None:
+            # Pruned by retention: neither scored nor stored again (a file read again after
+            # `finance prune` would bring them back until the next prune).
+            kept = [p for p in pending if p.doc.ts >= cutoff]
+            report.too_old += len(pending) - len(kept)
+            pending = kept
         known = storage.known_hashes(self.db, [p.doc.id for p in pending])
         fresh: list[_Pending] = []
         batch_hash: dict[str, str] = {}

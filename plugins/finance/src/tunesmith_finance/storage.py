@@ -107,7 +107,37 @@ MIGRATIONS = [
     """
     ALTER TABLE finance_alerts ADD COLUMN settings TEXT;
     """,
+    # Speed at a million documents (docs/finance.md "Long-running streams"). A key row carries
+    # its document's time, negative flag and score (a document never changes once stored), in
+    # key and time order: trends, the detector and an alert's window read one key's rows as a
+    # range of this table instead of looking up every document by id (5.9 s -> 2.7 s for
+    # hourly topic trends over 1,000,000 documents). The doc_id index keeps the cascade from
+    # a deleted document (`finance prune`) a lookup, not a scan. The documents' time index
+    # covers label and score: `--by all`, the prior and `--since` read no document row.
+    """
+    CREATE TABLE finance_keys_v6 (
+        kind TEXT NOT NULL CHECK (kind IN ('topic', 'ticker')),
+        key TEXT NOT NULL,
+        ts REAL NOT NULL,
+        doc_id TEXT NOT NULL REFERENCES finance_documents(id) ON DELETE CASCADE,
+        negative INTEGER NOT NULL,
+        score REAL NOT NULL,
+        PRIMARY KEY (kind, key, ts, doc_id)
+    ) WITHOUT ROWID;
+    INSERT INTO finance_keys_v6 (kind, key, ts, doc_id, negative, score)
+        SELECT k.kind, k.key, d.ts, k.doc_id, d.label = 'negative', d.score
+        FROM finance_keys k JOIN finance_documents d ON d.id = k.doc_id;
+    DROP TABLE finance_keys;
+    ALTER TABLE finance_keys_v6 RENAME TO finance_keys;
+    CREATE INDEX finance_keys_doc ON finance_keys(doc_id);
+    DROP INDEX finance_documents_ts;
+    CREATE INDEX finance_documents_time ON finance_documents(ts, label, score);
+    """,
 ]
+
+#: ``finance_meta`` name of the last `finance prune`'s cut-off (Unix seconds): ingest stores no
+#: document older than it, so a file read again after a prune does not bring pruned ones back.
+RETENTION_CUTOFF = "retention_cutoff"
 
 #: How many bytes before the offset the fingerprint covers.
 FINGERPRINT_BYTES = 256
@@ -198,11 +228,15 @@ def insert_documents(tx: Any, docs: Iterable[StoredDocument]) -> int:
         if result.rowcount != 1:
             continue
         added += 1
-        keys = [(doc.id, "topic", t) for t in doc.topics]
-        keys += [(doc.id, "ticker", t) for t in doc.tickers]
+        # The document's time, flag and score beside each key: see migration 6.
+        facts = (doc.ts, doc.id, int(doc.label == "negative"), doc.score)
+        keys = [("topic", t, *facts) for t in doc.topics]
+        keys += [("ticker", t, *facts) for t in doc.tickers]
         if keys:
             tx.executemany(
-                "INSERT OR IGNORE INTO finance_keys (doc_id, kind, key) VALUES (?, ?, ?)", keys
+                "INSERT OR IGNORE INTO finance_keys (kind, key, ts, doc_id, negative, score) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                keys,
             )
     return added
 
@@ -315,6 +349,13 @@ def get_meta(db: Any, name: str) -> Any:
     """A remembered setting, or ``None``."""
     rows = db.query("SELECT value FROM finance_meta WHERE name = ?", (name,))
     return json.loads(rows[0]["value"]) if rows else None
+
+
+def retention_cutoff(db: Any) -> float | None:
+    """The cut-off of the last `finance prune` (Unix seconds), or None: documents older than it
+    are not stored (:mod:`tunesmith_finance.retention`)."""
+    value = get_meta(db, RETENTION_CUTOFF)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def count_documents(db: Any) -> int:

@@ -154,24 +154,25 @@ def offset_pieces(zone: tzinfo, start: float, end: float) -> list[tuple[float, f
     return pieces
 
 
-def _local_time_sql(db: Any, zone: tzinfo | None) -> tuple[str, list[Any]]:
-    """An SQL expression of a document's wall-clock seconds in ``zone`` (``d.ts`` in UTC) and
-    its parameters: the zone's offsets over the stored documents' times, as one CASE."""
+def _local_time_sql(db: Any, zone: tzinfo | None, column: str = "d.ts") -> tuple[str, list[Any]]:
+    """An SQL expression of a document's wall-clock seconds in ``zone`` (``column``, its UTC
+    time, as it is in UTC) and its parameters: the zone's offsets over the stored documents'
+    times, as one CASE."""
     if is_utc(zone):
-        return "d.ts", []
+        return column, []
     row = db.query("SELECT MIN(ts) AS low, MAX(ts) AS high FROM finance_documents")[0]
     if row["low"] is None:
-        return "d.ts", []
+        return column, []
     pieces = offset_pieces(zone, float(row["low"]), float(row["high"]))
     if len(pieces) == 1:
-        return "(d.ts + ?)", [pieces[0][1]]
+        return f"({column} + ?)", [pieces[0][1]]
     params: list[Any] = []
     cases = []
     for (_since, offset), (until, _next) in zip(pieces, pieces[1:], strict=False):
-        cases.append("WHEN d.ts < ? THEN ?")
+        cases.append(f"WHEN {column} < ? THEN ?")
         params += [until, offset]
     params.append(pieces[-1][1])
-    return f"(d.ts + CASE {' '.join(cases)} ELSE ? END)", params
+    return f"({column} + CASE {' '.join(cases)} ELSE ? END)", params
 
 
 @dataclass
@@ -216,32 +217,44 @@ def bucket_counts(
     the index is :func:`bucket_index` (on the wall clock of ``zone``, default UTC)."""
     if by not in BY:
         raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
-    where, params = [], []
+    # Keys are read from finance_keys alone, which carries each document's time, negative
+    # flag and score in (kind, key, time) order; `all` from the documents' covering time index.
+    # Neither touches a document row (storage.py, migration 6).
+    if by == "all":
+        table, select_key, negative, where, params = (
+            "finance_documents",
+            "'all'",
+            "label = 'negative'",
+            [],
+            [],
+        )
+    else:
+        table, select_key, negative, where, params = (
+            "finance_keys",
+            "key",
+            "negative",
+            ["kind = ?"],
+            [by],
+        )
+        if key is not None:
+            where.append("key = ?")
+            params.append(stored_key(by, key))
     if since is not None:
-        where.append("d.ts >= ?")
+        where.append("ts >= ?")
         params.append(since)
     if until is not None:
-        where.append("d.ts < ?")
+        where.append("ts < ?")
         params.append(until)
-    if by == "all":
-        select_key, join = "'all'", ""
-    else:
-        select_key = "k.key"
-        join = "JOIN finance_keys k ON k.doc_id = d.id AND k.kind = ?"
-        params.insert(0, by)
-        if key is not None:
-            where.append("k.key = ?")
-            params.append(stored_key(by, key))
     clause = ("WHERE " + " AND ".join(where)) if where else ""
-    local, local_params = _local_time_sql(db, zone)
+    local, local_params = _local_time_sql(db, zone, "ts")
     # The bucket index is floor((local - origin) / bucket), as bucket_index computes it. CAST
     # alone truncates towards zero, which would put a time before 1970 (a negative ts) into the
     # bucket after its own.
     rows = db.query(
         "SELECT key, CAST(q AS INTEGER) - (q < CAST(q AS INTEGER)) AS b, COUNT(*) AS n, "
-        "SUM(label = 'negative') AS neg, SUM(score) AS total FROM ("
-        f"SELECT {select_key} AS key, ({local} - ?) / ? AS q, d.label AS label, "
-        f"d.score AS score FROM finance_documents d {join} {clause}) "
+        "SUM(neg) AS neg, SUM(score) AS total FROM ("
+        f"SELECT {select_key} AS key, ({local} - ?) / ? AS q, {negative} AS neg, "
+        f"score FROM {table} {clause}) "
         "GROUP BY key, b ORDER BY key, b",
         [*local_params, bucket_origin(bucket), bucket, *params],
     )

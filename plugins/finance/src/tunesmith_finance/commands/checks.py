@@ -26,15 +26,15 @@ def sinks_from_flag(sink: list[str] | None) -> list[Any]:
     return resolve_sinks(list(sink or []))
 
 
-def open_existing_db(db: Path) -> Any:
+def open_existing_db(db: Path, timeout: float | None = None) -> Any:
     """The finance database at ``db``, refused when missing: trends and alerts read it, never
-    create it."""
+    create it. ``timeout``: seconds to wait for a locked database (the store's default)."""
     from tunesmith.errors import UserInputError
     from tunesmith_finance.storage import open_store
 
     if not db.is_file():
         raise UserInputError(f"--db {db}: no such database; create it with `finance ingest`")
-    return open_store(db)
+    return open_store(db, timeout=timeout)
 
 
 def build_ingester(
