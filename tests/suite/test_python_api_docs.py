@@ -352,3 +352,28 @@ def test_recommend_mistakes_are_the_commands_lines(films, cli):
         model.similar("f042", k=0)
     with pytest.raises(UserInputError, match="must be a string"):
         model.for_user(1)
+
+
+def test_an_open_knowledge_base_reloads_after_a_rewrite_but_not_while_a_writer_holds_it(
+    support_kb, tmp_path
+):
+    import os
+
+    import tunesmith_support as support
+    from tunesmith.locks import lock_path
+    from tunesmith_support.sample import sample_paths
+
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(support_kb, kb_dir)
+    with support.KnowledgeBase.open(kb_dir) as kb:
+        kb.ask("how much is delivery?")
+        first = kb._service.answerer
+        # A `calibrate` run elsewhere, still holding the KB's run lock: keep the loaded copy.
+        with support.KnowledgeBase.open(kb_dir) as other:
+            other.calibrate(sample_paths()["history"], target_precision=0.8)
+        lock_path(kb_dir).write_text(str(os.getpid()), encoding="utf-8")
+        kb.ask("how much is delivery?")
+        assert kb._service.answerer is first
+        lock_path(kb_dir).unlink()
+        kb.ask("how much is delivery?")
+        assert kb._service.answerer is not first

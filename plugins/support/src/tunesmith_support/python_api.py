@@ -151,10 +151,17 @@ class KnowledgeBase:
         """The service, opened again when the KB's files changed since its models loaded
         (a re-index, ``calibrate`` or ``train`` from here or from a terminal): a notebook
         keeps the object open across them, and would answer from the old index and
-        calibration."""
+        calibration. Not while one of them is still writing (its run lock names a live
+        process): a ``train`` half done holds a new index beside the old calibration, so the
+        rule is the server's (:func:`~tunesmith_support.reload.writer_pid`)."""
         from tunesmith_support.answer import kb_stamp
+        from tunesmith_support.reload import writer_pid
 
-        if self._stamp is not None and kb_stamp(self.path) != self._stamp:
+        if (
+            self._stamp is not None
+            and kb_stamp(self.path) != self._stamp
+            and writer_pid(self.path) is None
+        ):
             self._service.close()
             self._service = self._open_service()
             self._stamp = None
