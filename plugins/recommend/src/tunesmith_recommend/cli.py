@@ -1,4 +1,5 @@
-"""``tunesmith recommend``: train, eval, for-user, similar, search, demo."""
+"""``tunesmith recommend``: train, eval, for-user, similar, search, add-items, add-events,
+demo."""
 
 from __future__ import annotations
 
@@ -155,11 +156,17 @@ def _data(
         rating_col=rating_col,
         min_rating=min_rating,
         kind_col=kind_col,
-        kinds=[k.strip() for k in kinds.split(",")] if kinds else None,
+        kinds=_kinds(kinds),
     )
     for note in found.notes:
         typer.echo(f"note: {note}", err=True)
     return catalogue, found
+
+
+def _kinds(kinds: str | None) -> list[str] | None:
+    """``--kinds view,buy`` as a list (empty entries left out: "buy," names no empty kind)."""
+    found = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else []
+    return found or None
 
 
 def _check_training_device(device: str, precision: str) -> None:
@@ -604,6 +611,76 @@ def add_items_command(
         )
 
 
+def add_events_command(
+    events: Path = typer.Option(
+        ...,
+        "--events",
+        help="New events (CSV, TSV, JSONL, JSON, Parquet or Excel .xlsx; 'book.xlsx#Sheet').",
+    ),
+    model_dir: Path = MODEL_DIR,
+    user_col: str | None = typer.Option(
+        None, "--user-col", help="Events: the user column (default: the one train read)."
+    ),
+    item_col: str | None = typer.Option(
+        None, "--item-col", help="Events: the item column (default: the one train read)."
+    ),
+    time_col: str | None = typer.Option(
+        None, "--time-col", help="Events: the time column (default: the one train read)."
+    ),
+    rating_col: str | None = typer.Option(
+        None, "--rating-col", help="Events: the rating column (default: the one train read)."
+    ),
+    min_rating: float | None = typer.Option(
+        None,
+        "--min-rating",
+        help="The model's own threshold (train --min-rating) is used; another is refused.",
+    ),
+    kind_col: str | None = typer.Option(
+        None, "--kind-col", help="Events: the event-kind column (default: the one train read)."
+    ),
+    kinds: str | None = typer.Option(
+        None, "--kinds", help="The model's own kinds (train --kinds) are used; others are refused."
+    ),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Add new events to a trained model without retraining it (new users become known)."""
+    from tunesmith_recommend.updates import EventColumns, add_events, newest_text
+
+    # None: the column train read (meta.json's event_columns)
+    given = EventColumns(
+        user_col, item_col, time_col, rating_col, min_rating, kind_col, _kinds(kinds)
+    )
+    done = add_events(model_dir, events, given)
+    if as_json:
+        typer.echo(json.dumps(done.to_json(model_dir)))
+        return
+    if not done.added:
+        typer.echo(
+            f"Nothing added to {model_dir}: "
+            + (
+                f"the {done.known} event(s) of {events} are in it already (an event is its "
+                "user, item and time)"
+                if done.known
+                else f"{events} has no event to add"
+            )
+        )
+        return
+    known = f"; {done.known} were in it already" if done.known else ""
+    below = done.added - done.added_positive
+    if below:  # a model trained with --min-rating: the rest are seen, not liked
+        known = f" ({done.added_positive} positive, {below} rated below --min-rating){known}"
+    typer.echo(
+        f"Added {done.added} event(s) to {model_dir}{known}: {done.new_users} new user(s), "
+        f"{done.users} users and {done.events} events now, the newest at "
+        f"{newest_text(done.newest)}"
+    )
+    typer.echo(
+        "Popularity, co-occurrence, histories and the items for-user leaves out count them now; "
+        "the item and user towers and the ranker's weights were not retrained (train again "
+        "weekly, or when many users or items are new)"
+    )
+
+
 def demo_command(
     model_dir: Path | None = typer.Option(
         None,
@@ -639,5 +716,6 @@ def build_group() -> typer.Typer:
     group.command("similar")(similar_command)
     group.command("search")(search_command)
     group.command("add-items")(add_items_command)
+    group.command("add-events")(add_events_command)
     group.command("demo")(demo_command)
     return group

@@ -77,6 +77,9 @@ class Events:
     #: the time of each of those ratings (unix seconds, parallel to ``rated_below``): the
     #: evaluation excludes only those rated before each held-out event
     rated_below_times: dict[str, list[float]] = field(default_factory=dict)
+    #: how the file was read: {"user", "item", "time", "rating", "kind": column or None,
+    #: "kinds": list or None} (``add-events`` reads a day's file the same way)
+    columns: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -255,15 +258,51 @@ def load_events(
     min_rating: float | None = None,
     kind_col: str | None = None,
     kinds: Sequence[str] | None = None,
+    not_in: str | None = None,
+    allow_empty: bool = False,
 ) -> Events:
     """Read events; with ``min_rating`` only ratings at or above it count as positive events.
 
     With ``kinds`` only events of those kinds count (``kind_col`` names the column).
+    ``not_in``: what an unknown item is said not to be in (default: the catalogue's file).
+    ``allow_empty``: a file without rows or without a positive event is no error (a day's
+    events for ``add-events``: none, or only ratings below the threshold).
     """
-    path, rows = _read(path)
-    needed = [user_col, item_col, time_col]
     # "--kinds buy," names no empty kind: an empty entry counted every row without a kind
     kinds = [kind.strip() for kind in kinds or () if kind.strip()]
+    columns = {
+        "user": user_col,
+        "item": item_col,
+        "time": time_col,
+        "rating": rating_col,
+        "kind": kind_col,
+        "kinds": kinds or None,
+    }
+    events = _load_events(
+        path, catalogue, user_col, item_col, time_col, rating_col, min_rating, kind_col, kinds,
+        not_in, allow_empty,
+    )  # fmt: skip
+    events.columns = columns
+    return events
+
+
+def _load_events(
+    path: str | Path,
+    catalogue: Catalogue,
+    user_col: str,
+    item_col: str,
+    time_col: str,
+    rating_col: str | None,
+    min_rating: float | None,
+    kind_col: str | None,
+    kinds: list[str],
+    not_in: str | None,
+    allow_empty: bool,
+) -> Events:
+    path, rows = _read(path)
+    if not rows and allow_empty:
+        return _events(path, time_col, [], [], [], None, {}, {}, {}, allow_empty=True)
+    needed = [user_col, item_col, time_col]
     if (min_rating is None) != (rating_col is None):
         # One without the other would be ignored, and every event (a 1-star one too) counted.
         raise DataError(
@@ -297,7 +336,7 @@ def load_events(
         wanted_kinds,
     )
     if fast is not None:
-        return _events(path, time_col, *fast)
+        return _events(path, time_col, *fast, allow_empty=allow_empty)
     user_position: dict[str, int] = {}
     users: list[int] = []
     items: list[int] = []
@@ -313,7 +352,7 @@ def load_events(
         item = _text(row.get(item_col))
         if item not in catalogue.position:
             shown = Path(catalogue.path).name if catalogue.path else "the catalogue"
-            raise DataError(f"item {item!r} is not in {shown}", column=item_col, **where)
+            raise DataError(f"item {item!r} is not in {not_in or shown}", column=item_col, **where)
         raw_time = row.get(time_col)
         try:
             seconds, kind = parse_time(raw_time)
@@ -356,6 +395,7 @@ def load_events(
         user_position,
         rated_below,
         rated_below_times,
+        allow_empty=allow_empty,
     )
 
 
@@ -369,9 +409,11 @@ def _events(
     user_position: dict[str, int],
     rated_below: dict[str, list[int]],
     rated_below_times: dict[str, list[float]],
+    *,
+    allow_empty: bool = False,
 ) -> Events:
     """The :class:`Events` of the positive events read (users numbered in first-seen order)."""
-    if not len(users):
+    if not len(users) and not allow_empty:
         raise DataError("no positive events left (check --min-rating or --kinds)", path=path)
     # Users in id order, not in the order the file first names them: the split, the folds and
     # every seeded shuffle follow user positions, so the same events in another row order would
@@ -383,7 +425,12 @@ def _events(
     time_arr = np.asarray(times, dtype=np.float64)
     order = np.lexsort((np.arange(len(users)), time_arr, user_arr))
     notes = []
-    if time_format is not None and time_format[0] == UNIX_SECONDS and time_arr.max() < YEAR:
+    if (
+        time_format is not None
+        and time_format[0] == UNIX_SECONDS
+        and len(time_arr)
+        and time_arr.max() < YEAR
+    ):
         # Sequence numbers are valid times (only their order matters), but a ratings or count
         # column named by mistake reads the same way and trains without a word.
         low, high = time_arr.min(), time_arr.max()

@@ -18,6 +18,8 @@ Layout (written inside a temporary directory that replaces the target only when 
     ranker.json      the ranker's weights and scales
     histories.json   each known user's items, oldest first
     rated_below.json each user's items rated below --min-rating: seen, so never recommended back
+    events.npz       every event the above are counted from (user, item, time; positive or
+                     rated below), for add-events to recount them with a day's new events
 
 Serving needs no torch: the user tower runs in numpy, candidates come from the FAISS index
 (two-tower neighbours, and the history's text neighbours) plus the best items by the ranker's
@@ -47,6 +49,7 @@ from tunesmith_recommend.nouns import item_noun_meta as item_noun_meta
 from tunesmith_recommend.nouns import item_nouns
 from tunesmith_recommend.ranker import Ranker, Signals, cosines
 from tunesmith_recommend.two_tower import MAX_HISTORY, UserTower
+from tunesmith_recommend.updates import write_serving_state
 
 FORMAT = "tunesmith-recommend/1"
 #: candidates taken from each source before re-ranking (fewer from the index: its hits are the
@@ -152,8 +155,6 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
     """Write a fitted pipeline into ``out`` (an empty directory: the caller makes it atomic)."""
     import shutil
 
-    from scipy.sparse import save_npz
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     kept = out / "encoder"
@@ -192,34 +193,17 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
     signals.tower.save(out / "user_tower.npz")
     if signals.base_vectors is not None:
         np.save(out / "base_vectors.npy", np.asarray(signals.base_vectors, dtype=np.float32))
-    np.savez(
-        out / "signals.npz",
-        counts=signals.counts,
-        recent=signals.recent,
-        age=signals.age,
-        prior=signals.prior,
-    )
-    save_npz(out / "cooc.npz", signals.cooc)
+    # what serving reads of the events, written as add-events rewrites it
+    write_serving_state(out, signals, fitted.events, catalogue.ids)
     atomic_write_json(out / "ranker.json", fitted.ranker.to_json())
-    histories = {
-        user: [catalogue.ids[i] for i in items]
-        for user, (items, _) in zip(fitted.events.user_ids, fitted.events.sequences(), strict=True)
-    }
-    atomic_write_json(out / "histories.json", histories)
-    # Items rated below --min-rating are not positive events, but the user has seen them: a
-    # film rated 3/10 came back in the top ten of 179 of 945 such users on MovieTweetings.
-    atomic_write_json(
-        out / "rated_below.json",
-        {
-            user: [catalogue.ids[i] for i in items]
-            for user, items in sorted(fitted.events.rated_below.items())
-        },
-    )
+    # how the counts were made from the events, for add-events to recount them the same way
+    # (None for an object without it: the latency benchmark's)
+    scale = getattr(fitted, "serving_scale", None)
     meta = {
         "format": FORMAT,
         "encoder": encoder,
         "n_items": len(catalogue),
-        "n_users": len(histories),
+        "n_users": len(fitted.events.user_ids),
         "dim": int(vectors.shape[1]),
         "validation_ndcg10": round(fitted.val_ndcg, 6),
         "item_tower": getattr(fitted, "item_tower", "pretrained"),
@@ -232,11 +216,14 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         # add-items reads new items from the same columns unless told otherwise
         "item_columns": catalogue.columns,
         "events_path": fitted.events.path,
+        # add-events reads a day's events from the same columns unless told otherwise
+        "event_columns": getattr(fitted.events, "columns", None) or None,
         # popularity, freshness and co-occurrence count every event; the ranker was fitted on
         # the training split's (the counts are scaled to its totals: Fitted.serving_signals)
         "serving_events": len(fitted.events),
         # co-occurrence counted at most this many of one user's items (train --cooc-max-history)
         "cooc_max_history": getattr(fitted, "cooc_max_history", None),
+        "serving_scale": scale().to_json() if scale is not None else None,
         # what else the model was trained with, so eval and a reader know (train's caps)
         **_training_caps(fitted),
         **(extra_meta or {}),

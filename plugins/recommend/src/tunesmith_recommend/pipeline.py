@@ -35,12 +35,13 @@ from tunesmith_recommend.ranker import (
     item_ages,
     ranker_requests,
 )
-from tunesmith_recommend.split import Requests, Split, every_event, leave_last_out
+from tunesmith_recommend.split import Requests, Split, leave_last_out
 from tunesmith_recommend.two_tower import (
     fine_tune_item_encoder,
     train_content_prior,
     train_user_tower,
 )
+from tunesmith_recommend.updates import ServingScale, serving_signals
 
 
 def _say(message: str) -> None:
@@ -152,6 +153,16 @@ class Fitted:
         users = self.signals.tower.encode(self.signals.item_vectors, batch.histories)
         return cosines(users, self.signals.item_vectors)
 
+    def serving_scale(self) -> ServingScale:
+        """How the saved model's counts are made from its events (``meta.json`` keeps it, so
+        ``add-events`` recounts them as ``train`` did)."""
+        return ServingScale(
+            half_life=self.half_life,
+            counts_total=float(self.signals.counts.sum()),
+            recent_total=float(self.signals.recent.sum()),
+            cooc_max_history=self.cooc_max_history,
+        )
+
     def serving_signals(self) -> Signals:
         """The signals a saved model serves from: popularity, recent popularity, freshness and
         co-occurrence counted on every event, where ``signals`` (what the evaluation scores)
@@ -170,23 +181,9 @@ class Fitted:
         a cosine and freshness a time, neither grows with the number of events, so they are
         recounted as they are. Rescaling at save time, rather than redefining the features as
         shares, leaves the evaluation's features, weights and figures exactly as they were.
+        ``add-events`` recounts them the same way (:func:`updates.serving_signals`).
         """
-        everything = every_event(self.events, self.split.n_items)
-        counts = item_counts(everything)
-        recent = bl.decayed_counts(everything, self.half_life)
-        fitted = self.signals
-        counts *= float(fitted.counts.sum()) / max(float(counts.sum()), 1e-12)
-        recent *= float(fitted.recent.sum()) / max(float(recent.sum()), 1e-12)
-        return Signals(
-            item_vectors=fitted.item_vectors,
-            tower=fitted.tower,
-            counts=counts,
-            recent=recent,
-            prior=fitted.prior,
-            cooc=bl.cooccurrence(everything, self.cooc_max_history),
-            age=item_ages(everything.n_items, everything.fit_items, everything.fit_times),
-            base_vectors=fitted.base_vectors,
-        )
+        return serving_signals(self.signals, self.events, self.split.n_items, self.serving_scale())
 
 
 def _say_long_histories(
