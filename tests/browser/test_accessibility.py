@@ -1,36 +1,80 @@
-"""The playground for a screen-reader and keyboard user, in a real browser: every control has a
-name, the probabilities are a table with headers, and the highlighted words are said in words.
+"""The suite for a screen-reader and keyboard user, in a real browser: every control has a
+name, the probabilities are a table with headers, the highlighted words are said in words, an
+action's result is announced by itself, and Gradio's own announcement is in words.
 
-One page load for the module: the tests read the page the first one leaves."""
+One page load for the module: the suite served as `tunesmith ui` serves it (all four pages as
+tabs); the fixture classifies a text, then reads the other tabs, and the tests read what it
+left."""
 
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 
-pytestmark = pytest.mark.browser
+#: Every text Gradio's and the demos' live regions held, recorded from page load on.
+_RECORD_LIVE = """() => {
+    window.heard = [];
+    const note = () => document.querySelectorAll('[aria-live]').forEach((e) => {
+        const text = e.textContent.trim();
+        if (text && window.heard[window.heard.length - 1] !== text) window.heard.push(text);
+    });
+    new MutationObserver(note).observe(document.body,
+        {subtree: true, childList: true, characterData: true});
+}"""
 
 
 @pytest.fixture(scope="module")
-def classified(launch_blocks, page, tmp_path_factory):
-    """The playground served alone, a tiny model's result on it; the page is returned."""
+def classified(page, tmp_path_factory):
+    """The suite served as `tunesmith ui` serves it, a tiny model's result on its first tab,
+    then every other tab opened; the page is returned, with what was read on the way in
+    ``page.seen``."""
     from tunesmith.testing import make_tiny_classifier
-    from tunesmith.ui.core_demos import build_playground
+    from tunesmith.ui.launch import launch
     from tunesmith.ui.model_access import set_model_roots
+    from tunesmith_suite.suite import build_suite
 
     texts = ["my card is lost", "i want a refund"]
     model_dir = make_tiny_classifier(
         tmp_path_factory.mktemp("a11y_model"), ["card_lost", "refund"], texts
     )
     set_model_roots([model_dir.parent])
-    page.goto(launch_blocks(build_playground()))
-    page.get_by_label("Model directory").fill(str(model_dir), timeout=60_000)
-    text = page.get_by_label("Text")
-    text.fill("my card is lost")
-    text.press("Shift+Enter")  # the keyboard alone, as the note under the box promises
-    page.get_by_text("Predicted").wait_for(timeout=60_000)
-    return page
+    app = build_suite()
+    launch(app, host="127.0.0.1", port=0, prevent_thread_lock=True, quiet=True)
+    try:
+        page.goto(f"http://127.0.0.1:{app.server_port}/")
+        page.get_by_label("Model directory").fill(str(model_dir), timeout=60_000)
+        seen = {"before": page.locator("#playground-status [role=status]").count()}
+        page.evaluate(_RECORD_LIVE)
+        text = page.get_by_label("Text")
+        text.fill("my card is lost")
+        text.press("Shift+Enter")  # the keyboard alone, as the note under the box promises
+        page.get_by_text("Predicted").last.wait_for(timeout=60_000)  # the note, after the status
+        live = page.locator("#playground-status [data-testid=markdown]")
+        live.get_by_text("Classified as").wait_for(state="attached", timeout=30_000)
+        seen["live"] = live.evaluate(
+            "e => [e.getAttribute('role'), e.getAttribute('aria-live'),"
+            " e.getAttribute('aria-atomic'), e.textContent]"
+        )
+        # Gradio says "Complete" up to 5 s after its "Loading" (it spaces its announcements).
+        page.wait_for_function("window.heard.some((t) => /complete/i.test(t))", timeout=15_000)
+        seen["heard"] = page.evaluate("window.heard")
+        snapshots = {"playground": page.locator("body").aria_snapshot()}
+        for tab in ("Recommendations", "Customer support", "Finance sentiment"):
+            page.get_by_role("tab", name=tab).click()
+            if tab == "Customer support":
+                for name in ("Why this answer", "Stored feedback", "Knowledge base"):
+                    page.locator("button.label-wrap", has_text=name).click()
+                page.get_by_text("FAQ files and documents").first.wait_for()
+            page.wait_for_timeout(500)  # the page script names what the tab drew
+            snapshots[tab] = page.locator("body").aria_snapshot()
+        seen["snapshots"] = snapshots
+        page.get_by_role("tab", name="Classify & explain").click()
+        page.seen = seen
+        yield page
+    finally:
+        app.close()
 
 
 def unnamed(snapshot: str, roles: tuple[str, ...]) -> list[str]:
@@ -42,11 +86,13 @@ def unnamed(snapshot: str, roles: tuple[str, ...]) -> list[str]:
 CONTROLS = ("button", "textbox", "combobox", "checkbox", "radio", "slider", "spinbutton")
 
 
+@pytest.mark.browser
 def test_every_playground_control_has_a_name_a_screen_reader_reads(classified):
     snapshot = classified.locator("body").aria_snapshot()
     assert unnamed(snapshot, CONTROLS) == [], snapshot
 
 
+@pytest.mark.browser
 def test_probabilities_are_a_table_with_headers_and_no_bare_bar_values(classified):
     box = classified.get_by_role("table")
     snapshot = box.aria_snapshot()
@@ -55,7 +101,111 @@ def test_probabilities_are_a_table_with_headers_and_no_bare_bar_values(classifie
     assert "meter" not in snapshot, snapshot
 
 
+@pytest.mark.browser
 def test_the_highlighted_words_are_also_named_in_text(classified):
     # "Why" shows the words as colours only; the note names the strongest of them.
-    note = classified.get_by_text("Predicted").inner_text()
+    note = classified.get_by_text("Predicted").last.inner_text()
     assert re.search(r"Strongest words (towards it|away from it): \S+ \([+-]\d\.\d\d\)", note), note
+
+
+@pytest.mark.browser
+def test_a_result_is_announced_by_a_polite_status_there_before_it(classified):
+    # The result appeared in silence: a screen reader said nothing until the user went looking.
+    assert classified.seen["before"] == 1  # a live region must exist before its text changes
+    role, polite, atomic, said = classified.seen["live"]
+    said = said.strip()
+    assert (role, polite, atomic) == ("status", "polite", "true")
+    assert re.fullmatch(
+        r"Classified as (card_lost|refund) (\(\d+%\)|with low confidence \(.*\), so read it as a "
+        r"guess)\.\u200b?",
+        said,
+    ), said
+
+
+@pytest.mark.browser
+def test_gradio_announces_complete_in_words_not_its_i18n_key(classified):
+    heard = classified.seen["heard"]
+    assert "Complete" in heard and not any("common." in t for t in heard), heard
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    "tab", ["playground", "Recommendations", "Customer support", "Finance sentiment"]
+)
+def test_no_page_has_an_unnamed_control_or_image(classified, tab):
+    snapshot = classified.seen["snapshots"][tab]
+    # Dropdown arrows and label icons were unnamed images; a radio group an unnamed group.
+    assert unnamed(snapshot, (*CONTROLS, "img", "group", "radiogroup")) == [], snapshot
+
+
+@pytest.mark.browser
+def test_the_controls_gradio_named_badly_are_named(classified):
+    snapshots = classified.seen["snapshots"]
+    assert '- radiogroup "Recommend for"' in snapshots["Recommendations"]
+    support = snapshots["Customer support"]
+    # It was "Click to upload or drop files", and the accordions "Why this answer ▼", open
+    # or closed alike.
+    assert 'button "Upload FAQ files and documents"' in support, support
+    assert '- button "Knowledge base" [expanded]' in support, support
+    assert "▼" not in support
+
+
+def test_the_support_status_says_the_decision_the_panel_shows():
+    from tunesmith_support.demo import ask_status, describe
+
+    def turn(decision, reason, entry=None):
+        answer = SimpleNamespace(
+            question="q", text="t", decision=decision, reason=reason, confidence=0.82,
+            notes=[], entry=entry, candidates=[],
+        )  # fmt: skip
+        return SimpleNamespace(answer=answer, handoff_event="ev-1")
+
+    entry = {"id": "ship-cost", "heading": "", "source": "faq.csv"}
+    shown, _ = describe(turn("answer", "confident", entry))
+    assert (
+        ask_status("", shown, {"entry": entry})
+        == "Answered, confidence 82%, from entry `ship-cost`."
+    )
+    shown, _ = describe(turn("handoff", "low_confidence"))
+    said = ask_status("", shown, {})
+    # Not the panel's "Handed off to a person": a search of the page finds that once.
+    assert said == "Hand-off to a person (confidence too low), confidence 82%."
+    assert (
+        ask_status("**Not done:** Type a question.", shown, {}) == "**Not done:** Type a question."
+    )
+
+
+def test_the_recommend_status_counts_the_list_and_says_for_whom():
+    from tunesmith_recommend.demo import results_markdown, results_status
+
+    def rec(i):
+        return SimpleNamespace(item_id=f"i{i}", title=f"T{i}", score=1.0, because=[])
+
+    shown = results_markdown([rec(i) for i in range(10)], "For u01, who watched A, B")
+    assert results_status(shown) == "10 recommendations for u01."
+    assert results_status(results_markdown([], "For someone who liked A"), "films") == (
+        "No recommendations for someone who liked A: all the films are already among the "
+        "liked or seen ones."
+    )
+
+
+def test_the_finance_status_says_the_alerts_without_the_changing_document_count():
+    from tunesmith_finance.demo import alerts_status
+
+    assert alerts_status(3, "topic") == "3 alerts by topic."
+    assert alerts_status(1, "ticker") == "1 alert by ticker."
+
+
+def test_the_statuses_of_rating_explaining_and_scoring_say_it_in_words_of_their_own():
+    from tunesmith_finance.demo import scored_status
+    from tunesmith_support.demo import explained_status, rated_status
+
+    assert rated_status("Feedback stored: turn 3 rated not helpful.") == (
+        "Rating saved: not helpful, turn 3."
+    )
+    assert explained_status("Similarity 0.71. Highlighted words raised") == (
+        "Explained: the match scores 0.71."
+    )
+    note = "Score **-0.812** (P(positive) − P(negative)); predicted **negative**. Topics"
+    assert scored_status(note) == "Scored negative (-0.812)."
+    assert scored_status("**Not scored:** Type a text.") == "**Not scored:** Type a text."

@@ -45,11 +45,18 @@ def test_launch_preloads_then_serves_on_the_given_address(monkeypatch):
             events.append(("launch", options))
 
     monkeypatch.setattr(launch, "preload_transformers", lambda: events.append("preload"))
+    from tunesmith.ui.a11y import page_options
+
     launch.launch(Blocks(), host="127.0.0.1", port=7999, share=False)
-    assert events == [
-        "preload",
-        ("launch", {"server_name": "127.0.0.1", "server_port": 7999, "share": False}),
-    ]
+    assert events[0] == "preload"
+    _, options = events[1]
+    # With the page's script, CSS and Gradio's missing texts (tunesmith.ui.a11y).
+    assert set(options) == {"server_name", "server_port", "share"} | set(page_options())
+    assert (options["server_name"], options["server_port"], options["share"]) == (
+        "127.0.0.1",
+        7999,
+        False,
+    )
 
 
 def test_port_0_serves_a_demo_on_a_free_port_it_can_name(monkeypatch):

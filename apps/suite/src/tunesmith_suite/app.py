@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tunesmith.ui.a11y import page_options
 from tunesmith.ui.launch import preload_transformers
 from tunesmith_suite.suite import build_suite
 
@@ -14,4 +15,5 @@ if __name__ == "__main__":
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        **page_options(),
     )

@@ -24,6 +24,7 @@ from tunesmith.explain.faithfulness import faithfulness_figures
 from tunesmith.explain.methods import DEFAULT_STEPS, SINGLE_TEXT_METHOD
 from tunesmith.hooktypes import Demo
 from tunesmith.plugins import collect_list
+from tunesmith.ui.a11y import first_sentence, live_status
 from tunesmith.ui.highlight import (
     explanation_to_highlights,
     highlight_component,
@@ -435,6 +436,23 @@ PLAYGROUND_INTRO = (
 )
 
 
+def page_status(note: str, failed: str) -> str:
+    """What the live status says once an action has written ``note``: a refusal (a note in
+    bold, as :func:`classify_for_page` and :func:`train_for_page` write one) after ``failed``
+    ("Not classified"), else the note's first sentence ("Classified as **refund** (73%).")."""
+    if not note:
+        return ""
+    if note.startswith("**"):
+        return f"{failed}: {note}"
+    said = first_sentence(note)
+    # In other words than the note's, which a search of the page for "Predicted" finds once.
+    return (
+        "Classified as " + said.removeprefix("Predicted ")
+        if said.startswith("Predicted ")
+        else said
+    )
+
+
 def build_playground() -> Any:
     """The 'Classify & explain' tab."""
     import gradio as gr
@@ -469,6 +487,9 @@ def build_playground() -> Any:
             label="Text", placeholder="Shares fell after the bank cut its profit forecast", lines=2
         )
         go = gr.Button("Classify", variant="primary")
+        # Heard once a text is classified or a model trained ("Classified as refund (73%)."), where
+        # the result follows in reading order.
+        live = live_status("playground-status")
         note = gr.Markdown()
         # HTML, not gr.Label: see scores_html (how small numbers and a tagger's rows read).
         probabilities = gr.HTML(label="Probabilities", show_label=True, container=True)
@@ -498,10 +519,16 @@ def build_playground() -> Any:
         sample.change(on_sample, inputs=sample, outputs=sample)
         picker.focus(on_open_picker, outputs=picker)
         picker.input(on_pick, inputs=picker, outputs=model_dir)
-        train_button.click(on_train, inputs=sample, outputs=[model_dir, note, probabilities, words])
+        trained = train_button.click(
+            on_train, inputs=sample, outputs=[model_dir, note, probabilities, words]
+        )
+        live.announce(trained, lambda said: page_status(said, "Not trained"), [note])
         # The keyboard as well as the button: Enter in the directory, Shift+Enter in the text.
         for event in (go.click, model_dir.submit, text.submit):
-            event(on_classify, inputs=[model_dir, text], outputs=[probabilities, words, note])
+            classified = event(
+                on_classify, inputs=[model_dir, text], outputs=[probabilities, words, note]
+            )
+            live.announce(classified, lambda said: page_status(said, "Not classified"), [note])
     return blocks
 
 

@@ -69,7 +69,10 @@ def check_address(host: str, port: int) -> int:
 def launch(blocks: Any, *, host: str, port: int, **options: Any) -> None:
     """Check the address, preload transformers, then serve ``blocks`` (a ``gr.Blocks``) on
     ``host:port``; port 0 serves on a free port, which Gradio prints and ``blocks.server_port``
-    holds."""
+    holds. The page gets :func:`tunesmith.ui.a11y.page_options` (its live status, control
+    names and Gradio's missing "Complete")."""
+    from tunesmith.ui.a11y import page_options
+
     port = check_address(host, port)
     preload_transformers()
-    blocks.launch(server_name=host, server_port=port, **options)
+    blocks.launch(server_name=host, server_port=port, **page_options(**options))

@@ -543,6 +543,7 @@ class Dashboard:
                 "bucket": bucket,
                 "chart_words": "",
                 "chart_name": "",
+                "said": None,  # no alerts to speak of before the set-up
             }
         count = count_documents(self._db)
         automatic = not bucket or bucket == AUTO
@@ -663,7 +664,24 @@ class Dashboard:
             "bucket": bucket,
             "chart_words": chart_words(title, said) if rows else _plain(empty),
             "chart_name": f"{title}, in words under the chart;" if rows else empty,
+            "said": alerts_status(len(alerts), by),
         }
+
+
+def scored_status(note: str) -> str:
+    """The live status once a text is scored: "Scored negative (-0.812).", or the refusal in
+    the note."""
+    found = re.match(r"Score \*\*([+-]\d\.\d+)\*\*.*?predicted \*\*([^*]+)\*\*", note or "")
+    return f"Scored {found.group(2)} ({found.group(1)})." if found else note
+
+
+def alerts_status(count: int, by: str) -> str:
+    """What a screen reader hears by itself when the alerts change (the page's live status):
+    "3 alerts by topic." It holds no document count, which changes with every refresh while
+    documents arrive: the same text is not read again."""
+    if count == 0:
+        return f"No alerts by {_plain(by)}."
+    return f"{count} alert{'' if count == 1 else 's'} by {_plain(by)}."
 
 
 def chart_words(title: str, sentences: list[str]) -> str:
@@ -859,6 +877,7 @@ def build_demo(
     settings, `finance alerts`' flags (see :class:`Dashboard`)."""
     import gradio as gr
 
+    from tunesmith.ui.a11y import live_status
     from tunesmith.ui.highlight import highlight_component
 
     board = Dashboard(
@@ -876,6 +895,8 @@ def build_demo(
         with gr.Row():
             start = gr.Button(board.start_label, variant="secondary")
             status = gr.Markdown(board.status)
+        # Heard by itself: the alerts when they change ("3 alerts by topic."), a scored text.
+        live = live_status("finance-status")
         with gr.Tab("Trends and alerts"):
             with gr.Row():
                 by = gr.Dropdown(list(GROUPS), value="topic", label="Group by")
@@ -929,7 +950,7 @@ def build_demo(
         ) -> tuple[Any, ...]:
             seen = list(board.signature(by_value, bucket_value, key_value, zone_value))
             if seen == shown:  # per page (gr.State), so every open page gets its own redraw
-                return (gr.skip(),) * 7
+                return (gr.skip(),) * 8
             view = board.snapshot(by_value, bucket_value, key_value, zone_value)
             return (
                 view["status"],
@@ -942,6 +963,9 @@ def build_demo(
                 gr.update(choices=[TOP, *view["choices"]], value=view["key"]),
                 seen,
                 view["chart_words"],
+                # Unmarked (not live.said): read only when the alerts change, not at every
+                # refresh while documents arrive.
+                view["said"] or gr.skip(),
             )
 
         def on_start() -> tuple[str, None]:
@@ -950,15 +974,17 @@ def build_demo(
             return board.start(), None
 
         shown = gr.State(None)
-        # The chart's words last: the handler's first six outputs are older than them.
-        outputs = [status, chart, table, details, key, shown, chart_text]
+        # The chart's words, then the live status, last: the handler's first six outputs are
+        # older than them.
+        outputs = [status, chart, table, details, key, shown, chart_text, live.text]
         start.click(on_start, outputs=[status, shown])
         for event in (go.click, text.submit):  # Shift+Enter in the text box too
-            event(
+            scored = event(
                 lambda value: score_view(board, value),
                 inputs=text,
                 outputs=[probabilities, words, note],
             )
+            live.announce(scored, scored_status, [note])
         inputs = [by, bucket, key, zone, shown]
         for control in (by, bucket, key, zone):
             control.change(refresh, inputs=inputs, outputs=outputs)

@@ -329,6 +329,25 @@ def recommend(
     return shown, highlights
 
 
+def results_status(shown: str, many: str = "items") -> str:
+    """What a screen reader hears by itself once the list is shown (the page's live status),
+    from the Markdown :func:`recommend` wrote: "10 recommendations for u01." (the user's
+    history is read in the heading), "3 recommendations for someone who liked Alien.", or
+    the refusal as written."""
+    import re
+
+    if not shown or shown.startswith("**"):  # a refusal: "**Choose a user.**"
+        return shown
+    heading = shown.split("\n", 1)[0].removeprefix("### ")
+    for who in ("who liked", "who watched", "whose history has"):
+        heading = heading.split(f", {who} ", 1)[0]
+    count = len(re.findall(r"^\d+\. ", shown, re.MULTILINE))
+    if count == 0:
+        return f"No recommendations {heading[:1].lower()}{heading[1:]}: all the {plain(many)} are already among the liked or seen ones."
+    noun = "recommendation" if count == 1 else "recommendations"
+    return f"{count} {noun} {heading[:1].lower()}{heading[1:]}."
+
+
 def named(recommender: Any, items: list[str]) -> str:
     """Titles of ``items`` for a heading (Markdown), the first :data:`HEADING_TITLES` of them:
     forty liked films made a heading of forty titles above the list."""
@@ -379,6 +398,7 @@ def build_demo(model_dir: str | None = None) -> Any:
     """The Gradio Blocks for the suite tab and ``tunesmith recommend demo``."""
     import gradio as gr
 
+    from tunesmith.ui.a11y import live_status
     from tunesmith.ui.highlight import highlight_component
     from tunesmith_recommend.model import history_words, item_nouns
 
@@ -431,6 +451,8 @@ def build_demo(model_dir: str | None = None) -> Any:
         )
         explain = gr.Checkbox(False, label=f"Show which words of the first {one} matched (slower)")
         button = gr.Button("Recommend", variant="primary")
+        # Heard by itself once the list is shown: "10 recommendations for u01."
+        live = live_status("recommend-status")
         output = gr.Markdown(elem_id="recommend-results")
         # Shown only when asked for: unchecked, it was a large empty box under every list.
         words = highlight_component(f"Words of the first {one} that matched", visible=False)
@@ -449,5 +471,6 @@ def build_demo(model_dir: str | None = None) -> Any:
             return recommend(model_dir, m, u, li, t, e)
 
         for event in (button.click, text.submit):  # Enter in the description box too
-            event(run, [mode, user, liked, text, explain], [output, words])
+            shown = event(run, [mode, user, liked, text, explain], [output, words])
+            live.announce(shown, lambda listed: results_status(listed, many), [output])
     return blocks

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import TunesmithError, UserInputError
+from tunesmith.ui.a11y import first_sentence
 from tunesmith.ui.markdown import code_span, plain_markdown
 
 #: Knowledge bases whose services stay loaded at once. Each upload builds a KB and each
@@ -150,6 +151,51 @@ def describe(turn: Any) -> tuple[str, str]:
             beside = f" — {plain_markdown(snippet)}" if not snippet.startswith(said) else ""
             lines.append(f"- {code_span(c['id'])} {title}{beside} (score {c['score']:.2f})")
     return decision, "\n".join(lines) or "_No source_"
+
+
+#: How the live status opens for each decision the panel writes ("**Decision: answer**").
+_DECIDED = {
+    "answer": "Answered",
+    "clarify": "Asked to clarify",
+    "hand-off": "Hand-off to a person",
+    "small talk": "Replied to small talk",
+}
+
+
+def ask_status(ask_note: str, decision: str, last: dict[str, Any] | None) -> str:
+    """What a screen reader hears by itself once a question is asked (the page's live status):
+    the refusal in the ask note, else the decision panel's first line in words, with the
+    entry answered from: "Answered, confidence 82%, from entry `ship-cost`." /
+    "Hand-off to a person (confidence too low), confidence 31%." (in words of its own: a
+    search of the page for the panel's "Handed off to a person" finds the panel alone)."""
+    if ask_note:
+        return ask_note
+    headline = decision.split("\n\n", 1)[0].split("\n")[-1]  # past "### Handed off ..."
+    found = re.match(r"\*\*Decision: ([^*]+)\*\*(.*)", headline)
+    if not found:
+        return ""
+    kind, rest = found.group(1), found.group(2).strip().removeprefix(",").strip()
+    rest = first_sentence(rest).rstrip(".")  # the hand-off's event id is for the page
+    joined = f" {rest}" if rest.startswith("(") else f", {rest}" if rest else ""
+    said = _DECIDED.get(kind, f"Decision: {kind}") + joined
+    entry = (last or {}).get("entry") or {}
+    if kind == "answer" and entry.get("id"):
+        said += f", from entry {code_span(entry['id'])}"
+    return said + "."
+
+
+def rated_status(note: str) -> str:
+    """The live status once an answer is rated: "Rating saved: helpful, turn 3.", or the
+    refusal in the feedback note."""
+    found = re.fullmatch(r"Feedback stored: turn (\S+) rated (.+)\.", note or "")
+    return f"Rating saved: {found.group(2)}, turn {found.group(1)}." if found else note
+
+
+def explained_status(note: str) -> str:
+    """The live status once "Why this answer" has run: "Explained: the match scores 0.71.",
+    or the refusal in its note."""
+    found = re.match(r"Similarity (-?\d\.\d\d)\.", note or "")
+    return f"Explained: the match scores {found.group(1)}." if found else note
 
 
 def feedback_rows(kb_dir: str) -> list[list[Any]]:
@@ -533,6 +579,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
     """The Gradio Blocks of the support demo (``kb``: a KB directory; default the sample KB)."""
     import gradio as gr
 
+    from tunesmith.ui.a11y import live_status
     from tunesmith.ui.highlight import highlight_component
 
     fixed_kb = str(kb) if kb is not None else ""
@@ -559,6 +606,9 @@ def build_demo(kb: str | Path | None = None) -> Any:
                 with gr.Row():
                     ask = gr.Button("Ask", variant="primary")
                     reset = gr.Button("New conversation")
+                # Heard by itself after each action ("Answered, confidence 82%, from entry
+                # ship-cost."): the answer appeared in silence until the user went looking.
+                live = live_status("support-status")
                 ask_note = gr.Markdown(elem_id="support-ask-note")
             with gr.Column(scale=2):
                 decision = gr.Markdown(elem_id="support-decision")
@@ -582,11 +632,13 @@ def build_demo(kb: str | Path | None = None) -> Any:
             )
         with gr.Accordion("Knowledge base", open=False):
             kb_note = gr.Markdown()
-            upload = gr.File(
-                label="FAQ files (CSV/TSV/JSONL/JSON/Parquet/Excel) and documents (Markdown/text/HTML); a CSV "
-                "with question,answer_id (20 rows or more) calibrates",
-                file_count="multiple",
+            # What to upload said above the box, not in its label: the label names the upload
+            # button too ("Upload FAQ files and documents"), heard at every Tab onto it.
+            gr.Markdown(
+                "FAQ files (CSV, TSV, JSONL, JSON, Parquet, Excel) and documents (Markdown, "
+                "text, HTML). A CSV with question,answer_id (20 rows or more) calibrates."
             )
+            upload = gr.File(label="FAQ files and documents", file_count="multiple")
             upload_languages = gr.Textbox(
                 label="Languages of the upload (codes such as de, fr; the first for the "
                 "bot's own texts; empty: the current knowledge base's)",
@@ -599,24 +651,29 @@ def build_demo(kb: str | Path | None = None) -> Any:
         why_outputs = [why_note, query_words, entry_words]
         ask_outputs = [chat, question, kb_state, conversation, last, decision, source]
         ask_outputs += [feedback_note, ask_note, *why_outputs]
-        ask.click(ask_turn, [question, chat, kb_state, conversation], ask_outputs)
-        question.submit(ask_turn, [question, chat, kb_state, conversation], ask_outputs)
-        reset.click(
+        for event in (ask.click, question.submit):
+            asked = event(ask_turn, [question, chat, kb_state, conversation], ask_outputs)
+            live.announce(asked, ask_status, [ask_note, decision, last])
+        reset_done = reset.click(
             reset_conversation,
             None,
             [chat, conversation, last, decision, source, feedback_note, ask_note, *why_outputs],
         )
-        helpful.click(
+        live.announce(reset_done, lambda: "New conversation started.", [])
+        rated_helpful = helpful.click(
             lambda kb_dir, state: rate_turn(kb_dir, state, True),
             [kb_state, last],
             [feedback_note, table],
         )
-        not_helpful.click(
+        rated_not = not_helpful.click(
             lambda kb_dir, state: rate_turn(kb_dir, state, False),
             [kb_state, last],
             [feedback_note, table],
         )
-        why.click(why_answer, [kb_state, last], [query_words, entry_words, why_note])
+        for rated in (rated_helpful, rated_not):
+            live.announce(rated, rated_status, [feedback_note])
+        explained = why.click(why_answer, [kb_state, last], [query_words, entry_words, why_note])
+        live.announce(explained, explained_status, [why_note])
 
         def build_with_progress(
             files: list | None,
@@ -626,11 +683,12 @@ def build_demo(kb: str | Path | None = None) -> Any:
         ) -> tuple:
             return build_from_upload(files, kb_dir, progress, languages)
 
-        build.click(
+        built = build.click(
             build_with_progress,
             [upload, kb_state, upload_languages],
             [kb_state, kb_note, chat, conversation, last, decision, source, feedback_note, table]
             + why_outputs
             + [heading, question],
         )
+        live.announce(built, first_sentence, [kb_note])
     return blocks

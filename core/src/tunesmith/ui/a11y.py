@@ -1,0 +1,158 @@
+"""What Gradio leaves unsaid to a screen reader, said once for every page: a live status that
+announces each action's result, names for the controls Gradio names badly, and its own
+"Complete" announcement, which it read aloud as the untranslated key "common.complete".
+
+Used by every demo (:func:`live_status`) and by :func:`tunesmith.ui.launch.launch` and the
+suite's app (:func:`page_options`). Gradio is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: The class of a live status's block (a ``gr.Markdown``); the page script makes its text a
+#: polite live region and the page's CSS hides it from the eye (the result itself is shown).
+LIVE_CLASS = "tunesmith-live"
+
+#: Gradio's English texts lack ``common.complete``, the key it announces after each action, so
+#: its announcer said "common dot complete". Given here, every locale falls back to it.
+MISSING_TEXTS = {"common.complete": "Complete"}
+
+#: Run once on page load: names and roles Gradio's own arguments cannot set, kept as Gradio
+#: redraws (a tab or an accordion renders its controls when first opened).
+PAGE_SCRIPT = """
+() => {
+  let next = 0;
+  const set = (el, name, value) => {
+    if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+  };
+  const fix = () => {
+    // The live status: on the text itself, not on its box, whose progress timer
+    // ("queue: 1/1 | 1.8s") would be read out too.
+    document.querySelectorAll('.block.LIVE [data-testid="markdown"]').forEach((el) => {
+      set(el, 'role', 'status');
+      set(el, 'aria-live', 'polite');
+      set(el, 'aria-atomic', 'true');
+    });
+    // Decorative icons read as unnamed images: dropdown arrows, the icons beside labels and
+    // in upload boxes and in named buttons (a table's "Fullscreen"), an accordion's arrow
+    // (its name was "Why this answer \u25bc").
+    document.querySelectorAll(
+      'svg.dropdown-arrow, [data-testid="block-label"] svg, [data-testid="upload-icon"] svg,'
+      + ' button.label-wrap > .icon, button[aria-label]:not([aria-label=""]) svg'
+    ).forEach((el) => set(el, 'aria-hidden', 'true'));
+    // An accordion said nothing of being open or closed.
+    document.querySelectorAll('button.label-wrap').forEach((el) => {
+      set(el, 'aria-expanded', el.classList.contains('open') ? 'true' : 'false');
+    });
+    // A radio group was an unnamed "group": its label is a span beside it, not its legend.
+    document.querySelectorAll('fieldset.block').forEach((el) => {
+      const label = el.querySelector(':scope > [data-testid="block-info"]');
+      if (!label || !el.querySelector('input[type="radio"]')) return;
+      if (!label.id) label.id = 'tunesmith-group-' + (next += 1);
+      set(el, 'role', 'radiogroup');
+      set(el, 'aria-labelledby', label.id);
+    });
+    // Every upload button was "Click to upload or drop files", whatever it uploads.
+    document.querySelectorAll('button.upload-container').forEach((el) => {
+      const label = el.closest('.block')?.querySelector('[data-testid="block-label"]');
+      const name = label ? label.textContent.trim() : '';
+      if (name) set(el, 'aria-label', 'Upload ' + name);
+    });
+  };
+  let queued = false;
+  const later = () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; fix(); });
+  };
+  fix();
+  new MutationObserver(later).observe(document.body, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ['class'],
+  });
+}
+""".replace("LIVE", LIVE_CLASS)
+
+#: The live status is for the ear: on the page the result it sums up is shown already.
+PAGE_CSS = f"""
+.block.{LIVE_CLASS} {{
+  position: absolute !important; width: 1px !important; height: 1px !important;
+  margin: -1px !important; padding: 0 !important; border: 0 !important;
+  overflow: hidden !important; clip-path: inset(50%) !important; white-space: nowrap !important;
+}}
+"""
+
+
+def page_options(**given: Any) -> dict[str, Any]:
+    """The ``launch()`` arguments that make a page say what Gradio leaves unsaid (its script,
+    CSS and missing texts), joined with ``given`` (a caller's own ``js``/``css`` run first)."""
+    import gradio as gr
+
+    options = dict(given)
+    css = options.get("css")
+    options["css"] = f"{css}\n{PAGE_CSS}" if css else PAGE_CSS
+    script = options.get("js")
+    options["js"] = f"() => {{ ({script})(); ({PAGE_SCRIPT})(); }}" if script else PAGE_SCRIPT
+    options.setdefault("i18n", gr.I18n(en=dict(MISSING_TEXTS)))
+    return options
+
+
+@dataclass
+class LiveStatus:
+    """A polite status line a screen reader reads by itself after an action (made with
+    :func:`live_status`): ``text`` is its Markdown, ``turn`` counts what it said."""
+
+    text: Any
+    turn: Any
+
+    def said(self, message: str, turn: int | None) -> tuple[str, int]:
+        """``(text, turn)``: ``message`` (Markdown), told apart from the one before by an
+        invisible mark, so that the same result twice (a second hand-off) is announced again:
+        an unchanged text is never redrawn, so never read."""
+        turn = int(turn or 0) + 1
+        return message + "\u200b" * (turn % 2), turn
+
+    def announce(self, event: Any, say: Callable[..., str | None], sources: Sequence[Any]) -> Any:
+        """Chain onto ``event`` (what ``button.click(...)`` returned): once it has run,
+        ``say(*values of sources)`` (what the event showed) is announced; ``None`` or an empty
+        text says nothing. The event's own handler is left as it is."""
+        import gradio as gr
+
+        def tell(*args: Any) -> tuple[Any, Any]:
+            *values, turn = args
+            message = say(*values)
+            if not message:
+                return gr.skip(), gr.skip()
+            return self.said(message, turn)
+
+        return event.then(
+            tell, [*sources, self.turn], [self.text, self.turn], show_progress="hidden"
+        )
+
+
+def live_status(elem_id: str | None = None) -> LiveStatus:
+    """A :class:`LiveStatus` (call inside a Blocks; it is hidden from the eye, and read where
+    it sits: put it after the results it sums up). ``live.announce(button.click(...), say,
+    [outputs...])`` makes an action speak."""
+    import gradio as gr
+
+    text = gr.Markdown("", elem_id=elem_id, elem_classes=[LIVE_CLASS])
+    return LiveStatus(text=text, turn=gr.State(0))
+
+
+def first_sentence(markdown: str) -> str:
+    """The first sentence of a note (up to a full stop outside brackets), the rest of it left
+    for the page: a status is heard whole, and is best short."""
+    depth = 0
+    for index, char in enumerate(markdown):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "\n" or (
+            char in ".!?" and depth <= 0 and markdown[index + 1 : index + 2] in ("", " ", "\n")
+        ):
+            return markdown[: index + 1].strip()
+    return markdown.strip()
