@@ -14,7 +14,7 @@ import hashlib
 import json
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
@@ -125,16 +125,19 @@ def detect_all(
     until: float | None = None,
     quiet: dict[str, list[float]] | None = None,
     zone: tzinfo | None = None,
+    counts: Iterable[tuple[str, int, int, int, float]] | None = None,
 ) -> list[Detection]:
     """Run the detector over every key's bucket counts (documents before ``until`` only);
     ``quiet``: per key, the window ends of alerts stored earlier, whose cool-downs the detector
     keeps out of (see ``SurgeDetector``). Buckets are cut on the wall clock of ``zone``
-    (default UTC); the detections' windows are Unix times."""
+    (default UTC); the detections' windows are Unix times. ``counts``: those bucket counts,
+    held already (the dashboard's :class:`~tunesmith_finance.live_counts.LiveCounts`), in place
+    of reading them."""
     quiet = quiet or {}
     per_key: dict[str, list[tuple[int, int, int, float]]] = {}
-    for key, b, n, neg, total in bucket_counts(
-        db, by=by, bucket=detector.bucket, until=until, zone=zone
-    ):
+    if counts is None:
+        counts = bucket_counts(db, by=by, bucket=detector.bucket, until=until, zone=zone)
+    for key, b, n, neg, total in counts:
         per_key.setdefault(key, []).append((b, n, neg, total))
     found: list[Detection] = []
     size = detector.bucket
@@ -575,6 +578,7 @@ def run_alerts(
     outbox: Any = None,
     until: float | None = None,
     on_alert: Callable[[dict[str, Any]], None] | None = None,
+    counts: Iterable[tuple[str, int, int, int, float]] | None = None,
 ) -> list[dict[str, Any]]:
     """Detect, explain, store and send the alerts not stored yet; returns them in time order.
 
@@ -583,7 +587,8 @@ def run_alerts(
     a run without sinks, leaves a stored alert whose ``event_id`` is empty, and the next run
     with sinks sends it under the same event id, once. The outbox is the finance database
     itself unless ``outbox`` names another, so ``tunesmith events list --outbox DB`` shows every
-    delivery of its alerts.
+    delivery of its alerts. ``counts``: the bucket counts to detect over, as
+    :func:`detect_all` takes them.
     """
     options = options or AlertOptions()
     zone = resolve_zone(options.tz, "--tz")
@@ -606,7 +611,9 @@ def run_alerts(
     # The detector itself keeps out of the stored alerts' cool-downs (the same surge found a
     # bucket earlier or later by an earlier run): filtering its detections afterwards would let
     # a skipped one start a cool-down that silences the next surge.
-    found = detect_all(db, detector, by=options.by, until=until, quiet=stored_ends, zone=zone)
+    found = detect_all(
+        db, detector, by=options.by, until=until, quiet=stored_ends, zone=zone, counts=counts
+    )
     for detection in found:
         if alert_id(detector, options.by, detection) in seen:
             continue

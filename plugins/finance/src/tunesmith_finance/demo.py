@@ -35,6 +35,10 @@ SAMPLE_NOTE = (
 #: The longest example text an alert's details show (a stored document may have 5,000).
 EXAMPLE_CHARS = 280
 REFRESH_SECONDS = 2.0
+#: The bucket sizes and zones whose counts a dashboard holds (:meth:`Dashboard.live_counts`):
+#: the alert checks' and the chart's few; at a million documents the hourly ticker counts
+#: are some 300,000 buckets.
+LIVE_CACHES = 4
 #: The key-box choice that charts six keys: those alerted (newest alert first), then those with
 #: the most documents.
 TOP = "top 6"
@@ -198,6 +202,10 @@ class Dashboard:
         self._lock = threading.Lock()
         self._last_count = -1
         self._last_failure = ""  # the last alert check that failed for a bug, said once
+        # Bucket counts read once and then extended by the documents stored since, per bucket
+        # size and zone (:meth:`live_counts`): reading them again took seconds per refresh.
+        self._live: dict[tuple[float, str], Any] = {}
+        self._live_lock = threading.Lock()
 
     def _use_recorded_model(self) -> None:
         """Without ``--model``, a database of the user's is explained and its texts scored by
@@ -331,9 +339,33 @@ class Dashboard:
         ``--prior``, else the database's negative share now. A fixed 0.2 prior made the bar
         stricter on a database at 6 % negatives, and surges `finance alerts` found were never
         shown; fixed settings showed other alerts than those tuned on the command line."""
-        from tunesmith_finance.alerts import default_detector
+        from tunesmith_finance.alerts import EMPTY_PRIOR, default_detector
+        from tunesmith_finance.detector import SurgeDetector
 
-        return default_detector(self._db, prior=self.prior, **self.detector_settings)
+        prior = self.prior
+        if prior is None:
+            # The database's negative share, as `finance alerts` reads it, from the held counts
+            bucket = self.detector_settings.get("bucket") or SurgeDetector.bucket
+            share = self.live_counts(bucket, self.zone).negative_share()
+            prior = EMPTY_PRIOR if share is None else share
+        return default_detector(self._db, prior=prior, **self.detector_settings)
+
+    def live_counts(self, size: float, zone: Any) -> Any:
+        """The bucket counts of ``size`` seconds on ``zone``'s clock, brought up to date with
+        the documents stored since the last call (:class:`~tunesmith_finance.live_counts.
+        LiveCounts`; the whole history at the first). The last :data:`LIVE_CACHES` sizes and
+        zones asked for are kept."""
+        from tunesmith_finance.live_counts import LiveCounts
+        from tunesmith_finance.trends import zone_name
+
+        name = (float(size), zone_name(zone))
+        with self._live_lock:
+            live = self._live.pop(name, None) or LiveCounts(self._db, size, zone)
+            self._live[name] = live  # the most recent last
+            while len(self._live) > LIVE_CACHES:
+                self._live.pop(next(iter(self._live)))
+        live.update()
+        return live
 
     def _monitor(self) -> None:
         """Run the detector whenever other writers add documents to the database."""
@@ -375,12 +407,16 @@ class Dashboard:
             count = count_documents(self._db)
             if count != self._last_count:
                 detector = self.detector()  # one prior for both groups, as of this count
+                # The counts the prior was read with: what a full `finance alerts` reads
+                live = self.live_counts(detector.bucket, self.zone)
                 for by in GROUPS:
                     run_alerts(
                         self._db,
                         detector=detector,
                         options=AlertOptions(by=by, tz=self.tz),
                         model=self._model,
+                        # Only the keys that may alert: the others' detections are none
+                        counts=live.rows(by, live.could_alert(by, detector)),
                     )
                 self._last_count = count  # only once checked: a failed check is redone
             self.status = "Ready."
@@ -519,7 +555,7 @@ class Dashboard:
             plot,
             stored_key,
             top_keys,
-            trends,
+            trend_rows,
             zone_name,
         )
 
@@ -550,8 +586,10 @@ class Dashboard:
 
         def rows_for(size: str) -> list[Any]:
             # Cut on the zone's wall clock, as `finance trends --tz` cuts them: in UTC, a 1d
-            # bucket of a New York desk ran from 7 or 8 pm to 7 or 8 pm.
-            return trends(self._db, by=by, bucket=size, zone=zone)
+            # bucket of a New York desk ran from 7 or 8 pm to 7 or 8 pm. From the held counts:
+            # `trends` read the whole history again at every refresh.
+            seconds = parse_duration(size)
+            return trend_rows(self.live_counts(seconds, zone).rows(by), seconds, zone)
 
         # With "auto", the keys are chosen first (which keys and how many documents each has
         # does not depend on the bucket), then the bucket for them.

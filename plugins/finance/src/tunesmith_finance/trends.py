@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -274,11 +275,18 @@ def trends(
     """Trend rows for every key (or one), every non-empty bucket, in time order per key;
     buckets cut on the wall clock of ``zone`` (default UTC)."""
     size = parse_duration(bucket) if isinstance(bucket, str) else float(bucket)
+    counts = bucket_counts(db, by=by, bucket=size, key=key, since=since, until=until, zone=zone)
+    return trend_rows(counts, size, zone)
+
+
+def trend_rows(
+    counts: Iterable[tuple[str, int, int, int, float]], size: float, zone: tzinfo | None = None
+) -> list[TrendRow]:
+    """:func:`bucket_counts`' rows (buckets of ``size`` seconds on ``zone``'s clock) as trend
+    rows; the dashboard's held counts become its chart's rows this way too."""
     name_of_zone = zone_name(zone)
     rows = []
-    for name, index, n, neg, total in bucket_counts(
-        db, by=by, bucket=size, key=key, since=since, until=until, zone=zone
-    ):
+    for name, index, n, neg, total in counts:
         low, high = wilson(neg, n)
         start = bucket_start(index, size, zone)
         rows.append(
