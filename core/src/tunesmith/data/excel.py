@@ -5,7 +5,14 @@
 shows it, so an error points at the cell a user opens.
 The header is the first row with two or more cells filled; rows above it that fill one cell
 only (a merged title, an export note) and blank rows are skipped, as are columns without a
-header name and cells right of the header.
+header name and cells right of the header. A row naming a column the command reads
+(:func:`expect_columns`) is preferred to a title row of two cells above it.
+
+The sheet's XML is read row by row as rows are consumed, after the zip's stated sizes are
+checked (:func:`_check_parts`: a zip bomb is refused before any XML is read); a row or cell past
+Excel's own limits is a crafted file. A number stored as text is a
+:class:`~tunesmith.data.times.WorkbookText`, which a time column refuses where it could be
+serial days as well as Unix seconds.
 
 Values keep their type, so each command reads them as it reads Parquet: dates and times are
 ``datetime`` (a time column takes them as they are), numbers are ``int`` when whole (Excel
@@ -21,15 +28,18 @@ row, with ``strict=False``).
 
 from __future__ import annotations
 
+import itertools
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tunesmith.data.file_errors import read_failure
-from tunesmith.data.times import WorkbookFloat, WorkbookInt
+from tunesmith.data.times import WorkbookFloat, WorkbookInt, WorkbookText
 from tunesmith.errors import DataError
 
 #: Workbook suffixes read by :func:`read_xlsx` (``.xlsm`` is the same format with macros,
@@ -47,6 +57,17 @@ _SHEET = re.compile(r"^(.*?\.(?:xlsx|xlsm))#(.*)$", re.IGNORECASE | re.DOTALL)
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 #: Rows scanned for the header (title rows above it are few).
 _HEADER_SCAN = 20
+#: Excel's last row and column (XFD): a row or cell past them is a crafted file.
+MAX_ROWS = 1_048_576
+MAX_COLUMNS = 16_384
+#: Most bytes one part of a workbook (a sheet's XML, its shared strings) may unpack to. Excel's
+#: fullest sheets (a million rows of a dozen columns) stay below it; a zip bomb does not.
+MAX_PART_BYTES = 2 << 30
+#: Most times a part may unpack to its packed size once above ``_RATIO_FROM`` bytes: sheets
+#: that Excel and openpyxl write pack 5 to 30 times (a million empty formatted rows about
+#: 100), deflate's most is about 1,030 (what a zip bomb uses).
+MAX_PART_RATIO = 250
+_RATIO_FROM = 64 << 20
 #: Whole floats below this are integers exactly; above it Excel itself shows rounded digits.
 _EXACT_INT = 2**53
 
@@ -105,26 +126,50 @@ class BadCell:
     problem: str
 
 
-def read_sheet(path: str | Path, *, strict: bool = True) -> Sheet:
+def read_sheet(path: str | Path, *, strict: bool = True, prefer: Collection[str] = ()) -> Sheet:
     """A worksheet under its header (see the module's docstring); ``path`` may name a sheet
     (``book.xlsx#Sheet 2``). Errors name the file, the Excel row and the column.
+
+    The rows are read as they are consumed (the workbook stays open until ``rows`` ends), so
+    memory holds the rows a caller keeps, never the sheet's XML. ``prefer``: column names the
+    caller reads (also taken from :func:`expect_columns`); a row holding one of them is the
+    header rather than a title row of two cells above it.
 
     ``strict=False``: a cell that cannot be read is a :class:`BadCell` in its row instead of a
     ``DataError``, for a reader that skips bad rows, or ignores columns it does not use."""
     file, sheet = split_sheet(path)
-    with _workbook(file, data_only=True) as book:
+    opened = _workbook(file, data_only=True)
+    book = opened.__enter__()
+    try:
         name, shown = _pick_sheet(book, file, sheet)
-        grid, has_empty = _cells(book[name], shown, _date1904(book))
-    # An empty cell may be a formula saved without its value: only the formulas tell.
-    unsaved = _unsaved_formulas(file, name, grid) if has_empty else set()
-    header_at = _header_row(grid)
-    if header_at is None:
-        return Sheet(shown, 1, [], iter(()))
-    number, cells = grid[header_at]
+        grid = _stream(book, name, shown, _date1904(book))
+        found = _find_header(grid, {*prefer, *_EXPECTED.get()})
+    except BaseException:
+        opened.__exit__()
+        raise
+    if found is None:
+        opened.__exit__()
+        return Sheet(shown, 1, [], iter(()), name)
+    (number, cells), rest = found
     named = [(i, column) for i, value in enumerate(cells) if (column := _header_name(value))]
     columns = [(column_letter(i + 1), column) for i, column in named]
-    rows = _rows(grid[header_at + 1 :], named, unsaved, shown, strict)
+    rows = _rows(rest, named, shown, strict, opened)
     return Sheet(shown, number, columns, rows, name)
+
+
+#: Column names the command being run reads (:func:`expect_columns`), for the header search.
+_EXPECTED: ContextVar[tuple[str, ...]] = ContextVar("tunesmith_excel_expected", default=())
+
+
+@contextmanager
+def expect_columns(names: Iterable[str | None]) -> Iterator[None]:
+    """Within this block, a workbook's header is preferably the row holding one of ``names``
+    (``--text-col``, ``--label-col``): the data readers take a path only, not the columns."""
+    token = _EXPECTED.set(tuple(name for name in names if name))
+    try:
+        yield
+    finally:
+        _EXPECTED.reset(token)
 
 
 def _date1904(book: Any) -> bool:
@@ -151,38 +196,42 @@ def sheet_names(path: str | Path) -> tuple[str, list[str]]:
 
 
 def _rows(
-    grid: list[tuple[int, list[Any]]],
+    grid: Iterator[tuple[int, list[Any]]],
     named: list[tuple[int, str]],
-    unsaved: set[tuple[int, int]],
     shown: str,
-    strict: bool = True,
+    strict: bool,
+    opened: _workbook,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The rows below the header that are not blank, by header name; a formula without its
     value or an error cell in a named column is a DataError at its cell (``strict``) or a
-    :class:`BadCell`."""
-    for number, cells in grid:
-        if _blank(cells) and not any((number, i) in unsaved for i, _ in named):
-            continue
-        row: dict[str, Any] = {}
-        for index, column in named:
-            value = cells[index] if index < len(cells) else None
-            where = {"path": shown, "row": number, "column": column}
-            cell = f"cell {column_letter(index + 1)}{number}"
-            problem = None
-            if (number, index) in unsaved:
-                problem = (
-                    f"{cell} holds a formula saved without its value (the workbook was written "
-                    "by a program that does not calculate); open it in Excel or LibreOffice "
-                    "and save it again"
-                )
-            elif isinstance(value, _ErrorCell):
-                problem = f"{cell} holds the Excel error {value}; fix the formula or clear the cell"
-            if problem is not None:
-                if strict:
-                    raise DataError(problem, **where)
-                value = BadCell(problem)
-            row[column] = "" if value is None else value
-        yield number, row
+    :class:`BadCell`. The workbook is closed when the rows end (or are dropped)."""
+    try:
+        for number, cells in grid:
+            if _blank(cells) and not any(i < len(cells) and cells[i] is _UNSAVED for i, _ in named):
+                continue
+            row: dict[str, Any] = {}
+            for index, column in named:
+                value = cells[index] if index < len(cells) else None
+                cell = f"cell {column_letter(index + 1)}{number}"
+                problem = None
+                if value is _UNSAVED:
+                    problem = (
+                        f"{cell} holds a formula saved without its value (the workbook was "
+                        "written by a program that does not calculate); open it in Excel or "
+                        "LibreOffice and save it again"
+                    )
+                elif isinstance(value, _ErrorCell):
+                    problem = (
+                        f"{cell} holds the Excel error {value}; fix the formula or clear the cell"
+                    )
+                if problem is not None:
+                    if strict:
+                        raise DataError(problem, path=shown, row=number, column=column)
+                    value = BadCell(problem)
+                row[column] = "" if value is None else value
+            yield number, row
+    finally:
+        opened.__exit__()
 
 
 class _ErrorCell(str):
@@ -213,6 +262,7 @@ class _workbook:  # noqa: N801 - used as a context manager, like open()
                 "from Excel or LibreOffice as an Excel Workbook (.xlsx) without a password",
                 path=self.file,
             )
+        _check_parts(self.file)
         try:
             with warnings.catch_warnings():
                 # openpyxl warns about styles, validations and extensions it drops; data is kept.
@@ -236,6 +286,33 @@ class _workbook:  # noqa: N801 - used as a context manager, like open()
     def __exit__(self, *exc: object) -> None:
         if self.book is not None:
             self.book.close()
+            self.book = None
+
+
+def _check_parts(file: Path) -> None:
+    """Refuse, before any XML is read, a workbook whose parts unpack to more than
+    :data:`MAX_PART_BYTES` or expand suspiciously (a zip bomb): the sizes are the zip's own,
+    and Python's zip reader never gives more bytes than a part's stated size."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(file) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        return  # not a zip: load_workbook says so in its words
+    except OSError as exc:
+        raise read_failure(exc, file) from None
+    for part in parts:
+        size, packed = part.file_size, max(part.compress_size, 1)
+        if size > MAX_PART_BYTES or (size > _RATIO_FROM and size / packed > MAX_PART_RATIO):
+            raise DataError(
+                f"the workbook's part {part.filename} unpacks to {size / 2**20:,.0f} MiB "
+                f"({size / packed:,.0f} times its packed size): a zip bomb, or a sheet of "
+                "millions of formatted empty cells; parts up to "
+                f"{MAX_PART_BYTES / 2**30:.0f} GiB expanding at most {MAX_PART_RATIO} times "
+                "are read (copy the data to a new workbook, or save it as CSV UTF-8)",
+                path=file,
+            )
 
 
 def _pick_sheet(book: Any, file: Path, sheet: str | None) -> tuple[str, str]:
@@ -260,34 +337,115 @@ def _pick_sheet(book: Any, file: Path, sheet: str | None) -> tuple[str, str]:
     return name, shown
 
 
-def _cells(
-    sheet: Any, shown: str, date1904: bool = False
-) -> tuple[list[tuple[int, list[Any]]], bool]:
-    """Every row as ``(Excel row number, values)`` without its trailing empty cells, and
-    whether any cell was empty (a formula saved without its value reads as one)."""
-    # The stored size may be wrong (some writers leave it out or stale): read what is there.
-    sheet.reset_dimensions()
-    grid: list[tuple[int, list[Any]]] = []
-    has_empty = False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a date out of Excel's range: an error cell, kept
+def _stream(
+    book: Any, name: str, shown: str, date1904: bool = False
+) -> Iterator[tuple[int, list[Any]]]:
+    """Each row of sheet ``name`` as ``(Excel row number, values)`` without its trailing empty
+    cells, read from the XML as it is consumed; a damaged sheet, or a row or column past
+    Excel's own limits (a crafted file), is one DataError."""
+    parser = _sheet_parser(book, name)
+    rows = parser.rows()
+    last = 0
+    while True:
         try:
-            for number, cells in enumerate(sheet.iter_rows(min_row=1, min_col=1), start=1):
-                values = [_value(cell, date1904) for cell in cells]
-                has_empty = has_empty or None in values
-                while values and values[-1] is None:
-                    values.pop()
-                grid.append((number, values))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a date out of Excel's range: an error cell
+                found = next(rows, None)
         except MemoryError:
             raise
-        except Exception as exc:  # a damaged sheet: openpyxl raises ValueError, KeyError, ...
+        except DataError:
+            raise
+        except Exception as exc:  # a damaged sheet: ElementTree, openpyxl raise several types
             if isinstance(exc, OSError) and exc.errno is not None:  # an I/O error, not damage
                 raise read_failure(exc, shown) from None
-            after = f" after row {grid[-1][0]}" if grid else ""
+            after = f" after row {last}" if last else ""
             raise DataError(
                 f"cannot read the sheet{after} (a damaged workbook?): {exc}", path=shown
             ) from None
-    return grid, has_empty
+        if found is None:
+            return
+        number, cells = found
+        if not 1 <= number <= MAX_ROWS:
+            raise DataError(
+                f"the sheet has a row numbered {number}, past Excel's last row "
+                f"({MAX_ROWS:,}); a damaged or crafted workbook",
+                path=shown,
+            )
+        last = number
+        values: list[Any] = []
+        for cell in cells:
+            column = cell["column"]
+            if column > MAX_COLUMNS or column < 1:
+                raise DataError(
+                    f"row {number} has a cell in column {column:,}, past Excel's last column "
+                    f"({MAX_COLUMNS:,}, XFD); a damaged or crafted workbook",
+                    path=shown,
+                )
+            if column > len(values):
+                values.extend([None] * (column - len(values)))
+            values[column - 1] = _value(cell, date1904)
+        while values and values[-1] is None:
+            values.pop()
+        yield number, values
+
+
+def _sheet_parser(book: Any, name: str) -> Any:
+    """A parser of sheet ``name``'s XML that yields its rows one at a time (openpyxl's own,
+    told the workbook's shared strings, date styles and date system)."""
+    from openpyxl.worksheet._reader import (
+        FORMULA_TAG,
+        ROW_TAG,
+        WorkSheetParser,
+    )
+    from openpyxl.xml.constants import SHEET_MAIN_NS
+    from openpyxl.xml.functions import iterparse
+
+    inline_tag = f"{{{SHEET_MAIN_NS}}}is"
+    text_tag = f"{{{SHEET_MAIN_NS}}}t"
+    run_tag = f"{{{SHEET_MAIN_NS}}}r"
+
+    class Parser(WorkSheetParser):  # type: ignore[misc]
+        def rows(self) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+            """Only the rows, each emptied once read (openpyxl's ``parse`` also builds the
+            sheet's formatting, which is not data)."""
+            with self.source:
+                for _, element in iterparse(self.source):
+                    if element.tag == ROW_TAG:
+                        row = self.parse_row(element)
+                        element.clear()
+                        yield row
+
+        def parse_cell(self, element: Any) -> dict[str, Any]:
+            inline = element.get("t") == "inlineStr"
+            if inline:
+                # openpyxl builds a rich-text object per inline string (what openpyxl's own
+                # write-only mode writes): a third of the reading time; the text is enough.
+                child = element.find(inline_tag)
+                text = None
+                if child is not None:
+                    runs = [child.findtext(text_tag)] + [
+                        run.findtext(text_tag) for run in child.iter(run_tag)
+                    ]
+                    text = "".join(run for run in runs if run)
+                element.set("t", "n")
+                for part in list(element):
+                    element.remove(part)
+            cell = super().parse_cell(element)
+            if inline:
+                cell["value"], cell["data_type"] = text, "s"
+            elif cell["value"] is None and element.find(FORMULA_TAG) is not None:
+                cell["data_type"] = "f"  # a formula saved without its value
+            return cell
+
+    sheet = book[name]
+    return Parser(
+        sheet._get_source(),
+        sheet._shared_strings,
+        data_only=True,
+        epoch=book.epoch,
+        date_formats=book._date_formats,
+        timedelta_formats=book._timedelta_formats,
+    )
 
 
 class _Int1904(WorkbookInt):
@@ -298,15 +456,38 @@ class _Float1904(WorkbookFloat):
     date1904 = True
 
 
-def _value(cell: Any, date1904: bool = False) -> Any:
+class _Text1904(WorkbookText):
+    date1904 = True
+
+
+class _Unsaved:
+    """A formula saved without its value: read with ``data_only`` it would be an empty cell,
+    and a computed column would silently be empty."""
+
+    def __repr__(self) -> str:
+        return "<formula without its value>"
+
+
+_UNSAVED = _Unsaved()
+#: A number written as text: ``45231.5``, ``1700000000``, ``-3``, ``1e9``.
+_NUMERIC_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _value(cell: dict[str, Any], date1904: bool = False) -> Any:
     """A cell's value as a row holds it: a number as a workbook number (an int when whole),
-    an error as :class:`_ErrorCell`."""
-    value = getattr(cell, "value", None)
-    kind = getattr(cell, "data_type", None)
-    if value is None and kind == "str":  # a formula whose saved value is empty text (="")
+    a number stored as text as :class:`WorkbookText`, an error as :class:`_ErrorCell`."""
+    value = cell["value"]
+    kind = cell["data_type"]
+    if kind == "f":
+        return _UNSAVED
+    if value is None and kind == "s":  # a formula whose saved value is empty text (="")
         return ""
     if kind == "e":
         return _ErrorCell(value)
+    if isinstance(value, str):
+        if _NUMERIC_TEXT.fullmatch(value):
+            return (_Text1904 if date1904 else WorkbookText)(value)
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
     if isinstance(value, int) or (value.is_integer() and abs(value) < _EXACT_INT):
@@ -314,42 +495,49 @@ def _value(cell: Any, date1904: bool = False) -> Any:
     return (_Float1904 if date1904 else WorkbookFloat)(value)
 
 
-def _unsaved_formulas(
-    file: Path, name: str, grid: list[tuple[int, list[Any]]]
-) -> set[tuple[int, int]]:
-    """``(row number, column index)`` of each formula saved without its value: read with
-    ``data_only`` it is an empty cell, and a computed column would silently be empty."""
-    saved = dict(grid)
-    found: set[tuple[int, int]] = set()
-    with _workbook(file, data_only=False) as book:
-        sheet = book[name]
-        sheet.reset_dimensions()
-        for number, cells in enumerate(sheet.iter_rows(min_row=1, min_col=1), start=1):
-            values = saved.get(number, [])
-            for index, cell in enumerate(cells):
-                if cell.data_type == "f" and (index >= len(values) or values[index] is None):
-                    found.add((number, index))
-    return found
-
-
 def _filled(value: Any) -> bool:
-    return value is not None and not (isinstance(value, str) and not value.strip())
+    return (
+        value is not None
+        and value is not _UNSAVED
+        and not (isinstance(value, str) and not value.strip())
+    )
 
 
 def _blank(cells: list[Any]) -> bool:
     return not any(_filled(value) for value in cells)
 
 
-def _header_row(grid: list[tuple[int, list[Any]]]) -> int | None:
-    """The index in ``grid`` of the header: the first row with two or more cells filled among
-    the first rows that are not blank, else (a one-column table) the first that is not blank."""
-    rows = [i for i, (_, cells) in enumerate(grid) if not _blank(cells)]
-    if not rows:
+def _find_header(
+    grid: Iterator[tuple[int, list[Any]]], prefer: Collection[str]
+) -> tuple[tuple[int, list[Any]], Iterator[tuple[int, list[Any]]]] | None:
+    """``(header row, the rows after it)``, or None for a blank sheet. The header is the first
+    row with two or more cells filled among the first rows that are not blank, else (a
+    one-column table) the first that is not blank; but when ``prefer`` names columns and that
+    row holds none of them, the first of those rows that holds one (the row under a title
+    of two cells, "Q3 report" | "Bank X"). Only the first rows are held to decide."""
+    held: list[tuple[int, list[Any]]] = []  # the rows read so far, blank ones too
+    seen = 0
+    wide: int | None = None  # index in held of the first row with two cells filled
+    for number, cells in grid:
+        held.append((number, cells))
+        if _blank(cells):
+            continue
+        seen += 1
+        filled = sum(_filled(value) for value in cells)
+        named = prefer and any(_header_name(value) in prefer for value in cells)
+        if named and (filled >= 2 or wide is None):
+            return held[-1], grid
+        if filled >= 2 and wide is None:
+            wide = len(held) - 1
+            if not prefer:
+                break
+        if seen >= _HEADER_SCAN:
+            break
+    firsts = [i for i, (_, cells) in enumerate(held) if not _blank(cells)]
+    if not firsts:
         return None
-    for i in rows[:_HEADER_SCAN]:
-        if sum(_filled(value) for value in grid[i][1]) >= 2:
-            return i
-    return rows[0]
+    at = wide if wide is not None else firsts[0]
+    return held[at], itertools.chain(held[at + 1 :], grid)
 
 
 def _header_name(value: Any) -> str:

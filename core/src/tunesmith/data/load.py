@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.excel import EXCEL_SUFFIXES, data_file, sheet_names
+from tunesmith.data.excel import EXCEL_SUFFIXES, data_file, expect_columns, sheet_names
 from tunesmith.data.file_errors import read_failure
 from tunesmith.data.limits import MAX_FIELD_CHARS, names_for_message, text_problem
 from tunesmith.data.readers import (
@@ -340,7 +340,8 @@ def load_text_dataset(
             "--label-sep '' is not valid; expected a non-empty separator such as '|'"
         )
     path = _existing_file(path)
-    rows = _read_rows(path)
+    with expect_columns([text_col, label_col]):  # a workbook's header: the row naming them
+        rows = _read_rows(path)
     _check_column(rows, text_col, path)
     has_label_col = any(label_col in row for row in rows)
     if require_labels:
@@ -402,7 +403,8 @@ def read_texts(
             raise DataError("standard input has no texts", path=STDIN_NAME)
         return _texts_of(stdin_rows, columns, Path(STDIN_NAME))
     path = _existing_file(path)
-    rows = _read_rows(path)
+    with expect_columns(columns):
+        rows = _read_rows(path)
     if "tokens" in rows[0] and not any(column in rows[0] for column in columns):
         # A token file's last column must be a tag: in a plain text file read this way (a
         # .txt of one text a line) it is the line's last word, and the text would silently

@@ -67,6 +67,40 @@ class WorkbookFloat(float, WorkbookNumber):
     """A number with a fraction from a workbook cell; otherwise a ``float``."""
 
 
+class WorkbookText(str):
+    """A number stored as text in a workbook cell (a Text-formatted cell: ``"45231.5"``,
+    ``"1700000000"``); otherwise a ``str``. ``date1904`` as for :class:`WorkbookNumber`."""
+
+    date1904 = False
+
+
+def _workbook_text(value: WorkbookText) -> None:
+    """Refuse a number stored as text that could be Excel serial days as well as Unix seconds:
+    Excel keeps a date typed into a Text cell as the typed text (``2023-11-01``), so these
+    digits were pasted, from Excel's serial days or from a Unix time, and only the user knows
+    which. At or past Excel's last day it cannot be serial days: read as in any file."""
+    number = float(value)
+    if not math.isfinite(number) or number >= _EXCEL_LAST_DAY:
+        return
+    cls = type("_Days", (WorkbookFloat,), {"date1904": value.date1904})
+    try:
+        days = _excel_date(cls(number))
+        as_days = f"as Excel serial days {days:%Y-%m-%d %H:%M}" if days else None
+    except ValueError:
+        as_days = None
+    try:
+        seconds = datetime.fromtimestamp(number, UTC)
+        as_seconds = f"as Unix seconds {seconds:%Y-%m-%d %H:%M:%S}"
+    except (OverflowError, OSError, ValueError):
+        as_seconds = None
+    readings = " or ".join(r for r in (as_days, as_seconds) if r) or "no time"
+    raise ValueError(
+        f"time {str(value).strip()!r} is a number stored as text (a Text-formatted cell): "
+        f"{readings}?; in Excel, convert the cell to a number (read as serial days) or "
+        "format it as a date, or write the time as 2023-11-01T12:00"
+    )
+
+
 def _excel_date(value: WorkbookNumber) -> datetime | None:
     """The naive moment of ``value`` serial days, or None when it is past Excel's last day
     (then it is read as any number: a YYYYMMDD date, Unix seconds pasted into a sheet)."""
@@ -139,6 +173,8 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> tuple[datetime, str]:
         raise ValueError("missing time")
     if isinstance(value, float) and math.isnan(value):  # an empty cell read by pandas
         raise ValueError("missing time")
+    if isinstance(value, WorkbookText):
+        _workbook_text(value)
     basic = _excel_date(value) if isinstance(value, WorkbookNumber) else None
     basic = basic or _basic_date(value)
     if isinstance(value, datetime) or basic is not None:

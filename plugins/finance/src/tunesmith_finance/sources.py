@@ -514,7 +514,7 @@ def read_workbook(path: str | Path) -> Workbook:
 
     used = {*documents.ID_FIELDS, *documents.TIME_FIELDS, *documents.TEXT_FIELDS, "source"}
     used |= {*documents.TOPIC_FIELDS, *documents.TICKER_FIELDS}
-    sheet = read_sheet(path, strict=False)
+    sheet = read_sheet(path, strict=False, prefer=used)
     names = [name for _, name in sheet.columns]
     if not names:
         raise DataError("the sheet is empty; no documents", path=sheet.shown)
