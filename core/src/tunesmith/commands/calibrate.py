@@ -12,35 +12,22 @@ from tunesmith.devices import check_device, device_option
 from tunesmith.model_dir import CALIBRATION_FILE, ONNX_FILE
 
 
-def calibrate_command(
-    model: Path = typer.Option(
-        ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
-    ),
-    data: Path = typer.Option(
-        ..., "--data", help="Held-out labelled file the model did not train on."
-    ),
-    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
-    label_col: str = typer.Option("label", "--label-col", help="Column holding the label(s)."),
-    label_sep: str | None = typer.Option(
-        None, "--label-sep", help="Separator of several labels in one cell (multi-label)."
-    ),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Texts per forward pass."),
-    plot: Path | None = typer.Option(
-        None, "--plot", help="Write a before/after reliability diagram PNG to this path."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
-    device: str = device_option(),
-) -> None:
-    """Fit the temperature (multi-label: one per label) that minimises NLL on held-out data.
-
-    Only calibration.json beside the weights is rewritten, atomically (and, for a model with a
-    lexical share, --lexical, the mix's own temperature in lexical.json); predictions keep their
-    ranking, so accuracy does not change (except with a lexical share, mixed into the calibrated
-    probabilities). A seed ensemble (ensemble.json) has every member refitted on the data, as
-    its scoring averages their calibrated probabilities, and then that mean its own temperature
-    (saved in ensemble.json), fitted on the same data: calibrated members do not average to a
-    calibrated mean. ECE uses 15 equal-width confidence bins.
-    """
+def calibrate_locked(
+    model: Path,
+    data: Path,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    label_sep: str | None = None,
+    batch_size: int = 32,
+    plot: Path | None = None,
+    device: str = "auto",
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Refit the temperature(s) of the model at ``model`` (every member's, for a seed ensemble)
+    on ``data``, holding each directory's lock, and say on stderr what else to know: what
+    ``calibrate --json`` prints. The Python API calls it too (``source``: how the saved
+    calibration names the data, when not by its path)."""
     import contextlib
 
     from tunesmith.engine.ensemble import LEGACY_MEMBERS_FILES, MEMBERS_FILE, read_members
@@ -73,6 +60,7 @@ def calibrate_command(
             batch_size=batch_size,
             plot_path=plot,
             device=device,
+            source=source,
         )
     from tunesmith.commands.engine import say_if_ensemble
 
@@ -88,6 +76,48 @@ def calibrate_command(
                 f"it again: tunesmith export --model {where} --force",
                 err=True,
             )
+    return result
+
+
+def calibrate_command(
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
+    ),
+    data: Path = typer.Option(
+        ..., "--data", help="Held-out labelled file the model did not train on."
+    ),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    label_col: str = typer.Option("label", "--label-col", help="Column holding the label(s)."),
+    label_sep: str | None = typer.Option(
+        None, "--label-sep", help="Separator of several labels in one cell (multi-label)."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Texts per forward pass."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Write a before/after reliability diagram PNG to this path."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
+    device: str = device_option(),
+) -> None:
+    """Fit the temperature (multi-label: one per label) that minimises NLL on held-out data.
+
+    Only calibration.json beside the weights is rewritten, atomically (and, for a model with a
+    lexical share, --lexical, the mix's own temperature in lexical.json); predictions keep their
+    ranking, so accuracy does not change (except with a lexical share, mixed into the calibrated
+    probabilities). A seed ensemble (ensemble.json) has every member refitted on the data, as
+    its scoring averages their calibrated probabilities, and then that mean its own temperature
+    (saved in ensemble.json), fitted on the same data: calibrated members do not average to a
+    calibrated mean. ECE uses 15 equal-width confidence bins.
+    """
+    result = calibrate_locked(
+        model,
+        data,
+        text_col=text_col,
+        label_col=label_col,
+        label_sep=label_sep,
+        batch_size=batch_size,
+        plot=plot,
+        device=device,
+    )
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return

@@ -118,6 +118,35 @@ def _check_options(loaded: Any, target: str | None, method: str | None) -> None:
         )
 
 
+def choose_method(method: str | None, *, single: bool) -> tuple[str, Any]:
+    """The attribution method's name and object: ``method``, else 50-step integrated
+    gradients for a single text (precise, a small delta, under a second) and the measured fast
+    default for many (docs/benchmarks.md, Explanations). An unknown name is refused here,
+    before the model loads."""
+    from tunesmith.explain.methods import DEFAULT_METHOD, get_method
+
+    name = method or (SINGLE_TEXT_METHOD if single else DEFAULT_METHOD)
+    return name, get_method(name)
+
+
+def checked_steps(
+    loaded: Any, target: str | None, method: str, chosen: Any, steps: int | None, *, explicit: bool
+) -> int:
+    """The integration steps to use once the model is loaded, after refusing a ``target`` or
+    ``method`` it does not take (``explicit``: the user named the method) and ``steps`` with
+    a method that takes none."""
+    from tunesmith.errors import UserInputError
+
+    _check_options(loaded, target, method if explicit else None)
+    # NER models are always explained with ig, which takes the steps.
+    if steps is not None and loaded.task != "ner" and not getattr(chosen, "uses_steps", True):
+        raise UserInputError(
+            f"--steps does not apply to --method {method}, which takes no integration steps; "
+            "use it with ig, ig-adaptive or captum-ig"
+        )
+    return steps if steps is not None else DEFAULT_STEPS
+
+
 def explain_command(
     model: Path = typer.Option(
         ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
@@ -193,24 +222,13 @@ def explain_command(
     check_device(device)  # a GPU this machine lacks: one line before the model or data loads
     from tunesmith.engine.ensemble import load_ensemble
     from tunesmith.engine.threads import configure_threads
-    from tunesmith.explain.methods import DEFAULT_METHOD, get_method
 
     explicit = method is not None
-    # One text: 50-step integrated gradients, precise (small delta) and under a second. Many
-    # texts: the measured fast default (docs/benchmarks.md, Explanations).
-    method = method or (SINGLE_TEXT_METHOD if text is not None else DEFAULT_METHOD)
-    chosen = get_method(method)  # an unknown method fails before the model loads
+    method, chosen = choose_method(method, single=text is not None)
     configure_threads()
     # A seed ensemble (ensemble.json) is explained as `predict` scores it, all members at once.
     loaded, *members = load_ensemble(model, device=device)
-    _check_options(loaded, target, method if explicit else None)
-    # NER models are always explained with ig, which takes the steps.
-    if steps is not None and loaded.task != "ner" and not getattr(chosen, "uses_steps", True):
-        raise UserInputError(
-            f"--steps does not apply to --method {method}, which takes no integration steps; "
-            "use it with ig, ig-adaptive or captum-ig"
-        )
-    steps = steps if steps is not None else DEFAULT_STEPS
+    steps = checked_steps(loaded, target, method, chosen, steps, explicit=explicit)
     limit = loaded.max_length
     from tunesmith.commands.engine import say_if_ensemble
 

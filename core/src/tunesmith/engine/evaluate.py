@@ -225,9 +225,12 @@ def calibrate_model(
     batch_size: int = 32,
     plot_path: str | Path | None = None,
     device: str = "cpu",
+    source: str | None = None,
 ) -> dict[str, Any]:
     """Refit the temperature(s) of a saved model on the held-out file ``data_path``, its logits
-    computed on ``device`` (:func:`tunesmith.devices.resolve_device`).
+    computed on ``device`` (:func:`tunesmith.devices.resolve_device`). ``source``: how
+    ``fitted_on`` names the data (default: the path; the Python API's in-memory data is
+    written to a temporary file, which a saved calibration should not name).
 
     Only ``calibration.json`` is (atomically) rewritten; the weights are not touched. Returns the
     new calibration document plus ``accuracy`` and the previous temperature, if any. With a
@@ -244,12 +247,13 @@ def calibrate_model(
     """
     from tunesmith.engine.ensemble import read_members, save_mean_calibration
 
-    options = {"label_sep": label_sep, "batch_size": batch_size, "device": device}
+    source = source or str(data_path)
+    options = {"label_sep": label_sep, "batch_size": batch_size, "device": device, "source": source}
     members = read_members(model_dir)
     fitted = [_fit_model(model_dir, data_path, text_col, label_col,
                          plot_path=plot_path, **options)]  # fmt: skip
     fitted += [_fit_model(where, data_path, text_col, label_col, **options) for where in members]
-    mean = _fit_mean(fitted, str(data_path)) if members else None
+    mean = _fit_mean(fitted, source) if members else None
     for found in fitted:
         found.commit()
     result = fitted[0].result
@@ -324,6 +328,7 @@ def _fit_model(
     batch_size: int = 32,
     plot_path: str | Path | None = None,
     device: str = "cpu",
+    source: str | None = None,
 ) -> _Fitted:
     loaded = load_model(model_dir, device=device)
     if loaded.task == "ner":
@@ -334,7 +339,7 @@ def _fit_model(
     y = label_targets(loaded, dataset, data_path, label_col)
     logits = predict_logits(loaded, dataset.texts, batch_size=batch_size)
     multilabel = loaded.task == "multilabel"
-    data = fit_calibration(logits, y, multilabel=multilabel, source=str(data_path))
+    data = fit_calibration(logits, y, multilabel=multilabel, source=source or str(data_path))
     previous = loaded.temperature
     result = dict(data)
     result["previous_temperature"] = previous

@@ -70,6 +70,44 @@ def _print_evaluation(report: dict[str, Any]) -> None:
         typer.echo(f"{name.replace('_', ' ')}: {path}", err=True)
 
 
+def evaluation_report(
+    loaded: Any,
+    members: list[Any],
+    data: Path,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    label_sep: str | None = None,
+    batch_size: int = 32,
+    plot: Path | None = None,
+    note_for: Path | None = None,
+) -> dict[str, Any]:
+    """What ``evaluate --json`` prints for a loaded model (and its ensemble ``members``) on the
+    labelled file ``data`` (NaN as null); the Python API calls it too. ``note_for``: the model
+    folder to name in the seed-ensemble note on stderr (``None``: no note)."""
+    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
+    from tunesmith.errors import UserInputError
+
+    if plot is not None and loaded.task == "ner":
+        raise UserInputError(
+            "--plot draws a confusion matrix and a reliability diagram, which a NER model "
+            "does not have; its report is per entity type"
+        )
+    dataset = load_eval_dataset(loaded, data, text_col, label_col, label_sep)
+    if note_for is not None:  # after the checks: a refused run says one line
+        say_if_ensemble(note_for, loaded, members)
+    report = evaluate_model(
+        loaded,
+        dataset,
+        batch_size=batch_size,
+        plot_dir=plot,
+        data_path=data,
+        label_col=label_col,
+        members=members,
+    )
+    return clean_nan(report)
+
+
 def evaluate_command(
     model: Path = typer.Option(
         ..., "--model", "-m", help="A model directory (from `tunesmith train`)."
@@ -97,30 +135,22 @@ def evaluate_command(
     NER models get strict entity-level precision, recall and F1 per entity type.
     """
     from tunesmith.engine.ensemble import load_ensemble
-    from tunesmith.engine.evaluate import evaluate_model, load_eval_dataset
-    from tunesmith.errors import UserInputError
     from tunesmith.io import check_output_folder
 
     if plot is not None:
         check_output_folder(plot, "--plot")  # before the model loads: a bad path costs no time
     loaded, *members = load_ensemble(model, device=device)
-    if plot is not None and loaded.task == "ner":
-        raise UserInputError(
-            "--plot draws a confusion matrix and a reliability diagram, which a NER model "
-            "does not have; its report is per entity type"
-        )
-    dataset = load_eval_dataset(loaded, data, text_col, label_col, label_sep)
-    say_if_ensemble(model, loaded, members)  # after the checks: a refused run says one line
-    report = evaluate_model(
+    report = evaluation_report(
         loaded,
-        dataset,
-        batch_size=batch_size,
-        plot_dir=plot,
-        data_path=data,
+        members,
+        data,
+        text_col=text_col,
         label_col=label_col,
-        members=members,
+        label_sep=label_sep,
+        batch_size=batch_size,
+        plot=plot,
+        note_for=model,
     )
-    report = clean_nan(report)
     if as_json:
         echo_json(report)
     else:

@@ -13,6 +13,13 @@ def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=_jsonable))
 
 
+def plain_json(data: Any) -> Any:
+    """``data`` as the JSON that :func:`echo_json` prints reads back: plain dicts, lists,
+    strings and numbers (numpy values made plain, paths as text, NaN as null), so the Python
+    API returns exactly what a command's ``--json`` prints."""
+    return json.loads(json.dumps(clean_nan(data), allow_nan=False, default=_jsonable))
+
+
 def _jsonable(value: Any) -> Any:
     """numpy scalars and paths in reports become plain JSON values."""
     if hasattr(value, "item"):

@@ -48,6 +48,37 @@ def _check_task_options(options: dict[str, Any]) -> None:
             )
 
 
+def check_train_options(options: dict[str, Any]) -> None:
+    """Refuse, before any work, train options that do not go together (``options``: every
+    parameter of :func:`train_command` by name); the Python API checks its keywords here too."""
+    _check_task_options(options)
+    strategy = options["strategy"]
+    if options["task"] != "pairs" and strategy.partition(":")[0] != "lora":
+        given = [flag for flag, name in (("--lora-r", "lora_r"), ("--lora-alpha", "lora_alpha"))
+                 if options[name] is not None]  # fmt: skip
+        if given:
+            from tunesmith.errors import UserInputError
+
+            raise UserInputError(
+                f"{' and '.join(given)} go{'es' if len(given) == 1 else ''} with --strategy "
+                f"lora, not --strategy {strategy}"
+            )
+
+
+def train_report(run: Any, path: Path) -> dict[str, Any]:
+    """What ``train --json`` prints for the model ``run`` saved at ``path`` (NaN as null)."""
+    metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+    return clean_nan(
+        {
+            "model_dir": str(path),
+            "task": run.resolved.task,
+            "strategy": run.strategy,
+            "metrics": metrics,
+            "resolved": run.resolved.to_dict(),
+        }
+    )
+
+
 def train_command(
     data: Path = typer.Option(
         ...,
@@ -239,17 +270,7 @@ def train_command(
     prints held-out recall@k and MRR for the tuned and untuned encoder.
     """
     options = dict(locals())  # first, so it holds the options and nothing else
-    _check_task_options(options)
-    if task != "pairs" and strategy.partition(":")[0] != "lora":
-        given = [flag for flag, value in (("--lora-r", lora_r), ("--lora-alpha", lora_alpha))
-                 if value is not None]  # fmt: skip
-        if given:
-            from tunesmith.errors import UserInputError
-
-            raise UserInputError(
-                f"{' and '.join(given)} go{'es' if len(given) == 1 else ''} with --strategy "
-                f"lora, not --strategy {strategy}"
-            )
+    check_train_options(options)
     if task == "pairs":
         from tunesmith.engine.distributed import world_size
         from tunesmith.errors import UserInputError
@@ -284,19 +305,10 @@ def train_command(
     path = train(run)
     if not is_main_process():  # under torchrun / accelerate launch the main process reports
         return
-    metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+    report = train_report(run, path)
     if as_json:
-        echo_json(
-            clean_nan(
-                {
-                    "model_dir": str(path),
-                    "task": run.resolved.task,
-                    "strategy": run.strategy,
-                    "metrics": metrics,
-                    "resolved": run.resolved.to_dict(),
-                }
-            )
-        )
+        echo_json(report)
         return
+    metrics = report["metrics"]
     measured_on = f" on {metrics.get('eval_source')}" if metrics.get("report") else ""
     typer.echo(f"saved {path}: {headline(metrics)}{measured_on}")

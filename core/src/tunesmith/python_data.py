@@ -1,0 +1,158 @@
+"""Data the Python API was given in memory (a DataFrame, records, columns), as the JSONL file
+the engine's readers take, so training and evaluation read it exactly as they read a file.
+
+The file lives only for the call. Errors about it name the argument and the record
+(``data[2], column 'label': ...``), never the temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import DataError, UserInputError
+
+#: The folder under ``$TUNESMITH_HOME`` that holds the files while a call runs.
+FOLDER = "python_data"
+#: The forms data may take, for messages.
+DATA_FORMS = "a file path, a pandas DataFrame, a list of dicts or a dict of columns"
+
+
+def _plain(value: Any, where: str) -> Any:
+    """A cell as a JSON value: numpy and pandas scalars and arrays made plain; a missing value
+    (NaN, ``pd.NA``, ``NaT``) as null, which the reader reports at its record."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, where) for item in value]
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if hasattr(value, "tolist"):  # numpy scalars and arrays (a multi-label cell)
+        return _plain(value.tolist(), where)
+    raise UserInputError(f"{where}: a {type(value).__name__} is neither a text nor a label")
+
+
+def _records(data: Any, what: str) -> list[Any]:
+    """``data`` as a list of records, whatever in-memory form it came in."""
+    if hasattr(data, "columns") and hasattr(data, "to_dict"):  # a pandas DataFrame
+        return list(data.to_dict(orient="records"))
+    if hasattr(data, "column_names") and hasattr(data, "to_list"):  # a datasets.Dataset
+        return list(data.to_list())
+    if isinstance(data, Mapping):
+        columns = {name: list(values) for name, values in data.items()}
+        for name, values in data.items():
+            if isinstance(values, (str, bytes)):
+                raise UserInputError(
+                    f"{what}: column {name!r} is one string; give a list of values per column"
+                )
+        lengths = {name: len(values) for name, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{name} {n}" for name, n in lengths.items())
+            raise UserInputError(f"{what}: the columns have different lengths ({shown})")
+        names = list(columns)
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        return list(data)
+    raise UserInputError(f"{what}: give {DATA_FORMS}; got {type(data).__name__}")
+
+
+def _jsonl(data: Any, what: str, columns: Sequence[str], *, texts_ok: bool) -> str:
+    """The JSONL text of ``data``'s records, only their ``columns`` kept."""
+    lines = []
+    records = _records(data, what)
+    for number, record in enumerate(records):
+        if texts_ok and isinstance(record, str):
+            record = {columns[0]: record}
+        if not isinstance(record, Mapping):
+            wanted = "a text or a dict" if texts_ok else "a dict"
+            raise UserInputError(
+                f"{what}[{number}] is a {type(record).__name__}, not {wanted} of column values "
+                f"({', '.join(columns)})"
+            )
+        row = {
+            c: _plain(record[c], f"{what}[{number}], column {c!r}") for c in columns if c in record
+        }
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    if not lines:
+        raise UserInputError(f"{what}: there are no records")
+    _check_columns(records, what, columns, texts_ok=texts_ok)
+    return "".join(lines)
+
+
+def _check_columns(
+    records: list[Any], what: str, columns: Sequence[str], *, texts_ok: bool
+) -> None:
+    """A column no record has is named with the columns the data has: the file written keeps
+    only ``columns``, so the reader's own message would list those alone."""
+    from tunesmith.data.limits import names_for_message
+
+    if texts_ok and isinstance(records[0], str):
+        return
+    present: dict[str, None] = {}
+    for record in records:
+        present.update(dict.fromkeys(record))
+    for column in columns:
+        if column not in present:
+            raise DataError(
+                f"there is no column {column!r}; the columns are: {names_for_message(present)}",
+                path=what,
+                column=column,
+            )
+
+
+def _shown(error: UserInputError, path: Path, what: str) -> UserInputError:
+    """``error`` about the temporary file said about the argument: its path and name become
+    ``what``, and a line number the record's index (JSONL line 1 is record 0)."""
+    if isinstance(error, DataError) and error.path == str(path):
+        where = what if error.row is None else f"{what}[{error.row - 1}]"
+        return DataError(error.message, path=where, column=error.column)
+    message = str(error)
+    if str(path) not in message and path.name not in message:
+        return error
+    return UserInputError(message.replace(str(path), what).replace(path.name, what))
+
+
+@contextlib.contextmanager
+def data_file(
+    data: Any,
+    *,
+    what: str,
+    columns: Sequence[str],
+    texts_ok: bool = False,
+    stable: bool = False,
+) -> Iterator[Path]:
+    """A file path for ``data``: a path as it is, else in-memory data written as JSONL under
+    ``$TUNESMITH_HOME/python_data`` for the block and removed after it.
+
+    ``what``: the argument's name, for errors; ``columns``: the columns kept (the first is the
+    text when ``texts_ok`` lets a record be a bare string); ``stable``: the same data gives the
+    same path (``train``: ``resume`` compares the data path with the interrupted run's)."""
+    if isinstance(data, (str, os.PathLike)):
+        yield Path(data)
+        return
+    from tunesmith.home import tunesmith_home
+    from tunesmith.io import atomic_write_text, remove_tree
+
+    body = _jsonl(data, what, columns, texts_ok=texts_ok)
+    root = tunesmith_home() / FOLDER
+    root.mkdir(parents=True, exist_ok=True)
+    if stable:
+        digest = hashlib.sha256(f"{what}\n{body}".encode()).hexdigest()[:20]
+        folder = root / digest
+        folder.mkdir(exist_ok=True)
+    else:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(dir=root, prefix=f"{what}-"))
+    path = atomic_write_text(folder / f"{what}.jsonl", body)
+    try:
+        yield path
+    except UserInputError as error:
+        raise _shown(error, path, what) from None
+    finally:
+        remove_tree(folder)
