@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -22,6 +23,7 @@ from tunesmith.errors import (
     open_file_limit,
     out_of_memory,
 )
+from tunesmith.signals import exit_code, stop_on_signals, stopped_line
 
 #: Set to show the traceback of an operating-system error instead of its one line.
 DEBUG_ENV = "TUNESMITH_DEBUG"
@@ -249,7 +251,9 @@ class _TunesmithGroup(TyperGroup):
         # Typer would print the usage, a hint and a boxed message: three lines and a frame
         # where every other error of ours is one line a script can log.
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            # SIGTERM (systemd, docker stop) and SIGHUP stop as Ctrl-C does, cleanup included.
+            with stop_on_signals():
+                code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.Abort:
             typer.echo("Aborted!", err=True)
             sys.exit(1)
@@ -262,11 +266,18 @@ class _TunesmithGroup(TyperGroup):
                 hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
                 typer.echo(f"Error: {message}{hint}", err=True)
             sys.exit(getattr(exc, "exit_code", 2))
-        if code == INTERRUPTED:  # Ctrl-C: typer turns it into this code, without a word
-            typer.echo("Error: interrupted (Ctrl-C)", err=True)
+        if code == INTERRUPTED:  # Ctrl-C (or a stop signal): typer makes it this code, silently
+            _echo_stderr(stopped_line())
+            code = exit_code(code)
         # Without standalone mode click returns an exit code for typer.Exit, else the
         # command's return value (None for every command here).
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _echo_stderr(line: str) -> None:
+    # After SIGHUP the terminal is gone: writing there fails (EIO), the exit code still tells.
+    with contextlib.suppress(OSError):
+        typer.echo(line, err=True)
 
 
 def _version_callback(value: bool) -> None:

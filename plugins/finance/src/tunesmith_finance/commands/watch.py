@@ -69,6 +69,7 @@ def watch_command(
     With --alerts, the detector (the same flags as `finance alerts`) runs after each pass.
     """
     from tunesmith.errors import UserInputError
+    from tunesmith.signals import stopped_note
     from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.trends import BY as KINDS
     from tunesmith_finance.watch import watch_folder
@@ -131,8 +132,8 @@ def watch_command(
 
     try:
         watch_folder(ingester, folder, on_pass=after_pass, once=once, log=echo_err)
-    except KeyboardInterrupt:
-        echo_err("stopped")
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP (tunesmith.signals): exit 0
+        echo_err(stopped_note())
     finally:
         ingester.db.close()
 

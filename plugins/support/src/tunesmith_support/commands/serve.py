@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from tunesmith.devices import device_option
+from tunesmith.signals import stopped_note
 from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, SINK_HELP, open_service
 
 #: Seconds of silence before a connection is closed (uvicorn's 5), seconds a client has for a
@@ -20,21 +21,36 @@ RELOAD_EVERY = 30.0
 
 
 @contextmanager
-def _sigterm_returns() -> Iterator[None]:
+def _sigterm_returns() -> Iterator[list[int]]:
     """Ignore a SIGTERM that arrives while inside (uvicorn handles its own, then raises it again
     for the handler it found): a service manager's stop (systemd, ``docker stop``) then ends
-    like Ctrl-C, the database closed and "stopped" said, instead of killing the process."""
+    like Ctrl-C, the database closed and "stopped" said, instead of killing the process. A
+    SIGHUP (the terminal closed) is passed to uvicorn as a SIGTERM: uvicorn does not handle it,
+    and raised inside its event loop it stopped the server with a traceback. Yields the list of
+    the stop signals received (as uvicorn raises them again when it has stopped)."""
     import signal
     import threading
 
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
-    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
+    hangup = getattr(signal, "SIGHUP", None)
+    previous_hangup = signal.getsignal(hangup) if hangup is not None else None
+    if previous_hangup not in (None, signal.SIG_IGN):  # nohup's choice stands
+
+        def hung_up(signum: int, _frame: object) -> None:
+            received.append(signum)
+            signal.raise_signal(signal.SIGTERM)  # to uvicorn's handler: a graceful stop
+
+        signal.signal(hangup, hung_up)
     try:
-        yield
+        yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_hangup not in (None, signal.SIG_IGN):
+            signal.signal(hangup, previous_hangup)
 
 
 def serve_command(
@@ -136,7 +152,7 @@ def serve_command(
         # uvicorn stops on Ctrl-C or SIGTERM once the requests in flight are answered (a
         # second Ctrl-C stops at once), then raises the signal again with the handler it found.
         reloader.start()
-        with _sigterm_returns():
+        with _sigterm_returns() as stop_signals:
             uvicorn.run(
                 BodyDeadline(app, request_timeout),
                 host=host,
@@ -150,4 +166,4 @@ def serve_command(
         # Hand-offs still queued stay pending in the outbox instead of holding the exit
         # through a webhook's retries (docs: `events retry --status pending`).
         service.close()
-    typer.echo("stopped", err=True)
+    typer.echo(stopped_note(stop_signals[0] if stop_signals else None), err=True)
