@@ -339,6 +339,25 @@ def test_two_retries_at_once_send_each_failed_delivery_once(tmp_path):
     assert {d.status for d in list_deliveries(outbox)} == {"delivered"}
 
 
+def test_a_retry_stopped_mid_send_leaves_its_claimed_deliveries_failed_not_pending(tmp_path):
+    """Stopped by Ctrl-C or SIGTERM while sending, a retry left the rows it had claimed
+    `pending` under a dead owner, and the nightly `events retry` (failed ones) never sent them
+    again. They are failed again now, and the next plain retry sends them."""
+    outbox = tmp_path / "o.sqlite"
+    for i in range(2):
+        emit(Event(kind="a", message=f"m{i}"), [Flaky(99)], outbox=outbox, retry=fast(1))
+
+    def stop() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        retry(outbox, sinks={"memory:flaky": Recorder(stop)}, policy=fast(1))
+    assert {d.status for d in list_deliveries(outbox)} == {"failed"}
+    later = Recorder()
+    reports = retry(outbox, sinks={"memory:flaky": later}, policy=fast(1))
+    assert len(later.got) == 2 and all(r.delivered for r in reports)
+
+
 def test_a_retry_of_pending_deliveries_leaves_those_a_live_process_is_sending(tmp_path):
     """`events retry --status pending` is for what a killed process left; it also re-sent the
     deliveries a running emitter (a `support serve`) was still sending, so they arrived twice.

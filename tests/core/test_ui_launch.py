@@ -59,6 +59,22 @@ def test_launch_preloads_then_serves_on_the_given_address(monkeypatch):
     )
 
 
+def test_a_page_stopped_by_sigterm_says_so_after_gradio_closes(monkeypatch, capsys):
+    import signal
+
+    from tunesmith import signals
+    from tunesmith.ui import launch
+
+    class Blocks:
+        def launch(self, **options):
+            # Gradio's loop ends on the KeyboardInterrupt that tunesmith.signals raises.
+            monkeypatch.setattr(signals, "_received", signal.SIGTERM)
+
+    monkeypatch.setattr(launch, "preload_transformers", lambda: None)
+    launch.launch(Blocks(), host="127.0.0.1", port=7999)
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "stopped by SIGTERM"
+
+
 def test_port_0_serves_a_demo_on_a_free_port_it_can_name(monkeypatch):
     """`tunesmith ui --port 0` (and every demo's) passed 0 to Gradio, which printed
     http://127.0.0.1:0 and failed with "Connection refused". 0 is resolved to a free port."""

@@ -3,6 +3,7 @@ claimed first, and rebuilt from its URL only where its mark or the user allows i
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,26 @@ def retry(
     grouped: dict[str, tuple[Event, list[str]]] = {}
     for delivery in list_deliveries(store, status=status, event_ids=event_ids):
         grouped.setdefault(delivery.event.id, (delivery.event, []))[1].append(delivery.sink)
+    try:
+        return _resend(store, grouped, sinks, allowed, status, policy)
+    except BaseException:
+        # Ctrl-C, SIGTERM (tunesmith.signals): the rows this run claimed and had not settled
+        # would stay `pending` under a dead owner, which a plain `events retry` (failed ones)
+        # never picks up again. Not over the error itself (a full disk may refuse this too).
+        with contextlib.suppress(Exception):
+            _release_claims(store)
+        raise
+
+
+def _resend(
+    store: Store,
+    grouped: dict[str, tuple[Event, list[str]]],
+    sinks: dict[str, EventSink] | None,
+    allowed: set[str],
+    status: str,
+    policy: RetryPolicy | None,
+) -> list[EmitReport]:
+    """Send each event's grouped deliveries (see :func:`retry`)."""
     reports = []
     for event, names in grouped.values():
         named: list[tuple[str, Any]] = []
@@ -114,6 +135,18 @@ def _claim(store: Store, event_id: str, sink: str, status: str) -> bool:
             (me, event_id, sink),
         )
     return True
+
+
+def _release_claims(store: Store) -> None:
+    """Set this process's still-pending deliveries back to ``failed``: stopped before their
+    outcome was recorded, they may or may not have arrived (a retry sends at least once)."""
+    with store.transaction() as tx:
+        tx.execute(
+            "UPDATE outbox_deliveries SET status = 'failed', "
+            "last_error = 'interrupted before its outcome was recorded' "
+            "WHERE status = 'pending' AND owner = ?",
+            (current_owner(),),
+        )
 
 
 def _resolve_event_id(store: Store, given: str) -> str:

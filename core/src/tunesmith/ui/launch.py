@@ -8,6 +8,7 @@ request avoids that for every demo.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 #: The transformers names the demos' handlers import.
@@ -71,8 +72,13 @@ def launch(blocks: Any, *, host: str, port: int, **options: Any) -> None:
     ``host:port``; port 0 serves on a free port, which Gradio prints and ``blocks.server_port``
     holds. The page gets :func:`tunesmith.ui.a11y.page_options` (its live status, control
     names and Gradio's missing "Complete")."""
+    from tunesmith.signals import received, stopped_note
     from tunesmith.ui.a11y import page_options
 
     port = check_address(host, port)
     preload_transformers()
     blocks.launch(server_name=host, server_port=port, **page_options(**options))
+    # Gradio ends its serving loop on Ctrl-C, and on SIGTERM/SIGHUP (tunesmith.signals), with
+    # its own "Keyboard interruption in main thread": say which stop it was, as serve does.
+    if received() is not None:
+        print(stopped_note(), file=sys.stderr)
