@@ -226,6 +226,8 @@ def test_serve_delivers_hand_offs_in_the_background(kb_copy, cli, monkeypatch, f
     service, kwargs = served[0]
     assert service.background_delivery is True
     # Bound to 127.0.0.1, it answers requests addressed to this machine only.
+    # The reloader (reload.py) has its own tests; here, that the server got one.
+    assert kwargs.pop("reloader").every == 30
     assert kwargs == {
         "loopback_only": True,
         "token": None,
@@ -236,6 +238,8 @@ def test_serve_delivers_hand_offs_in_the_background(kb_copy, cli, monkeypatch, f
     result = cli("support", "serve", "--kb", str(kb_copy), "--host", "0.0.0.0", "--port", free_port)
     assert result.exit_code == 0, result.output
     service, kwargs = served[1]
+    # The reloader (reload.py) has its own tests; here, that the server got one.
+    assert kwargs.pop("reloader").every == 30
     assert kwargs == {
         "loopback_only": False,
         "token": None,
