@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
+from pathlib import Path
 from typing import Any
 
 from tunesmith.events import Event, list_deliveries, make_sink, record, send
@@ -69,6 +70,38 @@ def starting_prior(db: Any, given: float | None = None) -> float:
         return given
     share = global_negative_share(db)
     return EMPTY_PRIOR if share is None else share
+
+
+def explaining_model(
+    db: Any,
+    model: str | Path | None,
+    explain: bool = True,
+    device: str = "cpu",
+    say: Callable[[str], None] | None = None,
+) -> DeferredModel | None:
+    """The model whose words explain new alerts (`finance alerts --model`), loaded (on
+    ``device``) only once an alert is found: most runs find none. ``model`` None: the one
+    ingest recorded in the database; when that is gone, ``say`` (default: stderr) gets a note
+    and the alerts carry no words. None without ``explain``. A ``model`` named but missing is
+    a :class:`~tunesmith.errors.ModelNotFoundError`, not a silent note."""
+    if not explain:
+        return None
+    from tunesmith.errors import ModelNotFoundError
+
+    if model is not None:
+        where = Path(model).expanduser()
+        if not where.exists():
+            raise ModelNotFoundError(f"model directory {where} does not exist")
+        return DeferredModel(Path(model), device=device)
+    recorded = storage.get_meta(db, "model")
+    if not recorded or not Path(recorded).exists():
+        (say or _say)("note: no sentiment model found (--model); alerts carry no explaining words")
+        return None
+    return DeferredModel(recorded, device=device)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def default_detector(db: Any, prior: float | None = None, **settings: Any) -> SurgeDetector:

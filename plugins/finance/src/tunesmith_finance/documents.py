@@ -143,6 +143,19 @@ def parse_time(value: Any, naive_tz: tzinfo = UTC) -> datetime:
     return moment
 
 
+def parse_moment(value: str | None, what: str, zone: tzinfo | None = None) -> float | None:
+    """A time a user gives (``trends --since``/``--until``, ``prune --before``, the Python
+    API's ``since=``) as Unix seconds, read by :func:`parse_time` with a time without a zone in
+    ``zone`` (default UTC); None for None. A time it cannot read is one
+    :class:`~tunesmith.errors.UserInputError` naming ``what`` (the flag or argument)."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value, zone or UTC).timestamp()
+    except RowError as exc:
+        raise UserInputError(f"{what}: {exc}") from None
+
+
 def _rfc2822(value: Any, naive_tz: tzinfo) -> datetime | None:
     """An RFC 2822 time (``Thu, 05 Nov 2026 14:03:00 -0500``) in UTC, or ``None`` when
     ``value`` is not one. ``-0000`` or no zone is naive (read in ``naive_tz``); a zone name the

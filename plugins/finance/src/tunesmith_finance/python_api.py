@@ -10,7 +10,7 @@ heavy is imported until a function runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +114,9 @@ def _moment(value: str | datetime | None, what: str, zone: Any) -> float | None:
     """``since``/``until`` as a Unix time: ISO 8601 text or a datetime, either read in
     ``zone`` when it has no zone of its own."""
     if value is None or isinstance(value, str):
-        from tunesmith_finance.commands.trends import _parse_moment
+        from tunesmith_finance.documents import parse_moment
 
-        return _parse_moment(value, what, zone)
+        return parse_moment(value, what, zone)
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
     raise UserInputError(f"{what}: give ISO 8601 text or a datetime, got {type(value).__name__}")
@@ -156,9 +156,9 @@ class Monitor:
         listed in ``issues`` with file and line; the other rows are stored."""
         from tunesmith.devices import check_device
         from tunesmith_finance.commands.checks import build_ingester
-        from tunesmith_finance.commands.ingest import _discard_if_empty
         from tunesmith_finance.ingest import Report
         from tunesmith_finance.sources import check_file
+        from tunesmith_finance.storage import discard_if_empty
 
         names = [files] if isinstance(files, (str, Path)) else list(files)
         if not names:
@@ -194,7 +194,7 @@ class Monitor:
                 total.merge(ingester.ingest_file(str(name)))
         except BaseException:
             if created:
-                _discard_if_empty(ingester.db, self.db)
+                discard_if_empty(ingester.db, self.db)
             raise
         finally:
             ingester.db.close()
@@ -260,8 +260,12 @@ class Monitor:
         run again. ``model``: the model whose words explain them (default: the one ingest
         used); the detector's settings are those of the command's flags."""
         from tunesmith.devices import check_device
-        from tunesmith_finance.alerts import AlertOptions, run_alerts, starting_prior
-        from tunesmith_finance.commands.alerts import _load_model_for_alerts
+        from tunesmith_finance.alerts import (
+            AlertOptions,
+            explaining_model,
+            run_alerts,
+            starting_prior,
+        )
         from tunesmith_finance.commands.checks import build_detector, sinks_from_flag
         from tunesmith_finance.documents import resolve_zone
         from tunesmith_finance.trends import BY
@@ -290,9 +294,7 @@ class Monitor:
                 store,
                 detector=detector,
                 options=AlertOptions(by=by, max_explain=max_explain, tz=tz),
-                model=_load_model_for_alerts(
-                    store, None if model is None else Path(model), explain, device
-                ),
+                model=explaining_model(store, model, explain, device),
                 sinks=resolved,
             )
         finally:
@@ -315,6 +317,52 @@ class Monitor:
         store = self._open()
         try:
             return list_alerts(store, kind=by, tz=tz)
+        finally:
+            store.close()
+
+    def prune(
+        self,
+        *,
+        older_than: str | None = None,
+        before: str | datetime | None = None,
+        dry_run: bool = False,
+        vacuum: bool = False,
+        batch_size: int = 2000,
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        """Delete the documents older than ``older_than`` (from now: ``90d``, ``12w``) or
+        ``before`` (ISO 8601 text, UTC without a zone, or a datetime), with their topics,
+        tickers and issues, in transactions of ``batch_size`` documents; every alert is kept:
+        the report of ``finance prune --json``. ``dry_run``: change nothing and return the plan
+        (``finance prune --dry-run --json``); ``vacuum``: give the freed space back to the
+        disk; ``timeout``: seconds to wait for a database another process is writing."""
+        from tunesmith_finance import retention
+        from tunesmith_finance.commands.checks import open_existing_db
+
+        if isinstance(before, datetime):
+            # a datetime without a zone is UTC, as the command reads --before
+            zoned = before if before.tzinfo else before.replace(tzinfo=UTC)
+            before = zoned.isoformat()
+        elif before is not None and not isinstance(before, str):
+            raise UserInputError(
+                f"before: give ISO 8601 text or a datetime, got {type(before).__name__}"
+            )
+        if older_than is not None and not isinstance(older_than, str):
+            raise UserInputError(
+                f"older_than: give a duration such as '90d', got {type(older_than).__name__}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise UserInputError(
+                f"batch_size must be a whole number of at least 1, got {batch_size!r}"
+            )
+        if timeout < 0:
+            raise UserInputError(f"timeout must be at least 0, got {timeout!r}")
+        cutoff = retention.prune_cutoff(older_than, before, names=("older_than", "before"))
+        store = open_existing_db(self.db, timeout=timeout)
+        try:
+            if dry_run:
+                return retention.plan_prune(store, cutoff).to_dict()
+            return retention.prune(store, cutoff, batch=batch_size, vacuum=vacuum).to_dict()
         finally:
             store.close()
 

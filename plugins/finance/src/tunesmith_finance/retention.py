@@ -35,6 +35,8 @@ DEFAULT_BATCH = 2000
 VACUUM_PAGES = 2048
 #: SQLite's ``PRAGMA auto_vacuum`` value for incremental mode.
 INCREMENTAL = 2
+#: The shortest ``--older-than``: ``90m`` typed for ``90d`` would keep an hour and a half.
+SHORTEST = 86400.0
 
 
 @dataclass
@@ -78,6 +80,41 @@ class PruneReport:
         data["plan"] = self.plan.to_dict()
         data["seconds"] = round(self.seconds, 2)
         return data
+
+
+def prune_cutoff(
+    older_than: str | None,
+    before: str | None,
+    *,
+    names: tuple[str, str] = ("--older-than", "--before"),
+) -> float:
+    """The cut-off (Unix seconds) of a prune given one of ``older_than`` (a duration from now,
+    ``90d``, at least a day) and ``before`` (ISO 8601, UTC without a zone), refused in one line
+    naming ``names`` (the flags, or the Python API's arguments): neither or both, a duration
+    under a day, a time in the future (ingest stores nothing older than the cut-off, so a
+    future one would stop the feed)."""
+    from tunesmith_finance.documents import parse_moment
+    from tunesmith_finance.trends import parse_duration
+
+    older_name, before_name = names
+    if (older_than is None) == (before is None):
+        raise UserInputError(f"give one of {older_name} (e.g. 90d) or {before_name} TIME")
+    if older_than is not None:
+        span = parse_duration(older_than, older_name)
+        if span < SHORTEST:
+            raise UserInputError(
+                f"{older_name} {older_than} would keep less than a day; give days (90d) or "
+                f"weeks, or {before_name} TIME for an exact cut-off"
+            )
+        return time.time() - span
+    cutoff = parse_moment(before, before_name)
+    assert cutoff is not None  # before is given here
+    if cutoff > time.time():
+        raise UserInputError(
+            f"{before_name} {before} is in the future: it would delete every document, and "
+            "ingest would store none until then"
+        )
+    return cutoff
 
 
 def iso(ts: float) -> str:

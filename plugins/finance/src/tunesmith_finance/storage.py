@@ -363,6 +363,19 @@ def count_documents(db: Any) -> int:
     return int(db.query("SELECT COUNT(*) AS n FROM finance_documents")[0]["n"])
 
 
+def discard_if_empty(db: Any, path: str | Path) -> bool:
+    """Close and remove the database at ``path`` (with its ``-wal``, ``-shm`` and ``-journal``)
+    when it holds no document: for an ingest that created it and then failed before storing any
+    (an empty standard input, a file without a text column), where an empty file would look like
+    a result. True when it was removed; a database with documents is left open and untouched."""
+    if count_documents(db) != 0:
+        return False
+    db.close()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return True
+
+
 def _read_only(path: str | Path, sql: str) -> list[Any] | None:
     """The rows of ``sql`` on the database at ``path``, read without creating, migrating or
     waiting for the file; None when it cannot be read now (missing, locked, not a finance

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from tunesmith.devices import check_device, device_option
+from tunesmith_recommend.workflow import ID_DEFAULT, TEXT_DEFAULT, TITLE_DEFAULT
 
 ITEMS = typer.Option(
     None,
@@ -23,10 +24,8 @@ EVENTS = typer.Option(
     help="Events file (CSV, TSV, JSONL, JSON, Parquet or Excel .xlsx; 'book.xlsx#Sheet').",
 )
 SAMPLE = typer.Option(False, "--sample", help="Use the shipped sample films and events.")
-ID_DEFAULT, TITLE_DEFAULT = "item_id", "title"
 ID_COL = typer.Option(ID_DEFAULT, "--id-col", help="Items: the id column.")
 TITLE_COL = typer.Option(TITLE_DEFAULT, "--title-col", help="Items: the title column.")
-TEXT_DEFAULT = ["description", "genres"]
 TEXT_COLS = typer.Option(
     ",".join(TEXT_DEFAULT),
     "--text-cols",
@@ -76,8 +75,6 @@ MAX_TEST_REQUESTS = typer.Option(
     "ranking of the catalogue per model); ALS chooses its factors on as many validation "
     "requests.",
 )
-#: test requests x items above which eval, scoring them all, says how to sample them
-LONG_EVAL_ENTRIES = 2_000_000_000
 # at least 3: a user's last event is the test request, the one before it validation
 MIN_EVENTS = typer.Option(
     3, "--min-events", min=3, help="Users with fewer events only train (at least 3)."
@@ -117,7 +114,7 @@ ITEM_NOUN = typer.Option(
 )
 
 
-def _data(
+def _data_files(
     items: Path | None,
     events: Path | None,
     sample: bool,
@@ -131,96 +128,39 @@ def _data(
     min_rating: float | None,
     kind_col: str | None,
     kinds: str | None,
-) -> tuple[Any, Any]:
-    from tunesmith.errors import UserInputError
-    from tunesmith_recommend.data import load_events, load_items, sample_paths
+) -> Any:
+    """The data flags of ``train`` and ``eval`` as a :class:`~tunesmith_recommend.workflow.DataFiles`."""
+    from tunesmith_recommend.workflow import DataFiles
 
-    if sample:
-        if items or events:
-            raise UserInputError("give --sample or --items/--events, not both")
-        items, events = sample_paths()["items"], sample_paths()["events"]
-    if items is None or events is None:
-        raise UserInputError("give --items and --events (or --sample for the shipped films)")
-    catalogue = load_items(
-        items,
-        id_col=id_col,
-        title_col=title_col,
-        text_cols=[c.strip() for c in text_cols.split(",") if c.strip()],
-    )
-    found = load_events(
-        events,
-        catalogue,
-        user_col=user_col,
-        item_col=item_col,
-        time_col=time_col,
-        rating_col=rating_col,
-        min_rating=min_rating,
-        kind_col=kind_col,
-        kinds=_kinds(kinds),
-    )
-    for note in found.notes:
-        typer.echo(f"note: {note}", err=True)
-    return catalogue, found
+    return DataFiles(
+        items=items, events=events, sample=sample, id_col=id_col, title_col=title_col,
+        text_cols=text_cols, user_col=user_col, item_col=item_col, time_col=time_col,
+        rating_col=rating_col, min_rating=min_rating, kind_col=kind_col, kinds=kinds,
+    )  # fmt: skip
 
 
-def _kinds(kinds: str | None) -> list[str] | None:
-    """``--kinds view,buy`` as a list (empty entries left out: "buy," names no empty kind)."""
-    found = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else []
-    return found or None
-
-
-def _check_training_device(device: str, precision: str) -> None:
-    """Refuse, in one line and before any data is read, a ``--device`` this machine lacks and
-    mixed precision: the core's pair training and the user tower train in fp32 only, and would
-    ignore it."""
-    from tunesmith.devices import PRECISIONS
-    from tunesmith.errors import UserInputError
-
-    check_device(device)
-    chosen = (precision or "fp32").strip().lower()
-    if chosen not in PRECISIONS:
-        raise UserInputError(f"--precision {precision}: the choices are {', '.join(PRECISIONS)}")
-    if chosen != "fp32":
-        raise UserInputError(
-            f"--precision {chosen}: recommend train's encoder pair training and user tower run "
-            "in fp32 only; leave --precision out"
-        )
-
-
-def _settings(
+def _training(
     model: str,
     no_fine_tune: bool,
     encoder_epochs: float,
     tower_epochs: int,
+    tower_max_examples: int,
+    ranker_max_requests: int,
     min_events: int,
-    allow_network: bool,
-    baselines: bool = True,
-    cooc_max_history: int | None = None,
-    tower_max_examples: int | None = None,
-    ranker_max_requests: int | None = None,
-    device: str = "cpu",
+    cooc_max_history: int,
+    device: str,
 ) -> Any:
-    """Training settings, checked before any data is read or model loaded; ``baselines``:
-    fit the baselines too (``eval`` compares them; ``train`` saves none of them)."""
-    from tunesmith.errors import UserInputError
-    from tunesmith.models import allow_network as set_network
+    """The training flags of ``train`` and ``eval`` as a
+    :class:`~tunesmith_recommend.pipeline.Settings` (checked by the workflow before any data
+    is read)."""
     from tunesmith_recommend.pipeline import Settings
 
-    if not no_fine_tune and not encoder_epochs > 0:
-        raise UserInputError(f"--encoder-epochs must be positive, got {encoder_epochs}")
-    set_network(allow_network)
     return Settings(
-        model=model,
-        fine_tune=not no_fine_tune,
-        encoder_epochs=encoder_epochs,
-        tower_epochs=tower_epochs,
-        min_events=min_events,
-        baselines=baselines,
-        device=device,
-        **({} if cooc_max_history is None else {"cooc_max_history": cooc_max_history}),
-        **({} if tower_max_examples is None else {"tower_max_examples": tower_max_examples}),
-        **({} if ranker_max_requests is None else {"ranker_max_requests": ranker_max_requests}),
-    )
+        model=model, fine_tune=not no_fine_tune, encoder_epochs=encoder_epochs,
+        tower_epochs=tower_epochs, tower_max_examples=tower_max_examples,
+        ranker_max_requests=ranker_max_requests, min_events=min_events,
+        cooc_max_history=cooc_max_history, device=device,
+    )  # fmt: skip
 
 
 def train_command(
@@ -254,60 +194,32 @@ def train_command(
     precision: str = PRECISION,
 ) -> None:
     """Fit the two-tower model and the ranker; write a model directory (atomically)."""
-    from tunesmith.data.limits import cli_text
-    from tunesmith.io import atomic_directory, check_writable_dir
-    from tunesmith.locks import run_lock
-    from tunesmith_recommend import model as model_dir
-    from tunesmith_recommend.pipeline import fit
+    from tunesmith.io import read_json_object
+    from tunesmith_recommend.workflow import train_model
 
-    _check_training_device(device, precision)
-    # What the demo calls an item: it said "films" of a model of books.
-    if item_noun is None:
-        item_noun = "film" if sample else model_dir.ITEM_NOUN
-    nouns = model_dir.item_noun_meta(cli_text(item_noun, "--item-noun"))
-    # One writer of --out at a time, as `tunesmith train`: not two trains, nor a train --force
-    # over a model that add-items is rewriting.
-    with run_lock(out):
-        check_writable_dir(out, force=force)
-        # No baselines: the model directory keeps none of them, and item-kNN and ALS (two
-        # full-catalogue rankings of every validation request) cost more than the rest of a
-        # --no-fine-tune train on a large catalogue. Recent popularity's half-life is still
-        # chosen on validation, as the ranker needs it.
-        settings = _settings(
-            model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
-            baselines=False, cooc_max_history=cooc_max_history,
-            tower_max_examples=tower_max_examples, ranker_max_requests=ranker_max_requests,
-            device=device,
-        )  # fmt: skip
-        catalogue, found = _data(
+    summary = train_model(
+        out,
+        _data_files(
             items, events, sample, id_col, title_col, text_cols, user_col, item_col, time_col,
             rating_col, min_rating, kind_col, kinds,
-        )  # fmt: skip
-        with atomic_directory(out, force=force) as tmp:
-            fitted = fit(catalogue, found, tmp, settings)
-            # Whether a history is what users liked or every event (a 1-star one too): the
-            # demo's and for-user's "liked" is true only with a threshold.
-            model_dir.save(fitted, tmp, extra_meta={**nouns, "min_rating": min_rating})
-    summary = {
-        "out": str(out),
-        "items": len(catalogue),
-        "users": len(found.user_ids),
-        "events": len(found),
-        "validation_ndcg10": round(fitted.val_ndcg, 4),
-        "ranker_weights": fitted.ranker.weights,
-        "item_tower": fitted.item_tower,
-        "item_tower_validation_ndcg10": fitted.tower_scores,
-        "item_tower_collapsed": fitted.collapsed_tower,
-    }
+        ),
+        _training(
+            model, no_fine_tune, encoder_epochs, tower_epochs, tower_max_examples,
+            ranker_max_requests, min_events, cooc_max_history, device,
+        ),
+        allow_network=allow_network, item_noun=item_noun, force=force, precision=precision,
+    )  # fmt: skip
     if as_json:
         from tunesmith.events import strict_json
 
         typer.echo(strict_json(summary))  # an empty slice's NaN as null
     else:
+        # the words train recorded (--item-noun, or the default for the data)
+        many = (read_json_object(out / "meta.json") or {}).get("item_noun_plural", "items")
         typer.echo(
-            f"Wrote {out}: {len(catalogue)} {nouns['item_noun_plural']}, "
-            f"{len(found.user_ids)} users; "
-            f"validation NDCG@10 {fitted.val_ndcg:.4f} ({fitted.item_tower} item tower)"
+            f"Wrote {out}: {summary['items']} {many}, {summary['users']} users; "
+            f"validation NDCG@10 {summary['validation_ndcg10']:.4f} "
+            f"({summary['item_tower']} item tower)"
         )
 
 
@@ -381,50 +293,25 @@ def eval_command(
     device: str = TRAIN_DEVICE,
 ) -> None:
     """Leave-last-out evaluation of every baseline and the final ranker, full ranking."""
-    import tempfile
+    from tunesmith_recommend.workflow import evaluate_models
 
-    from tunesmith_recommend.pipeline import evaluate, fit, headline
-
-    check_device(device)  # before the data is read
-    settings = _settings(
-        model, no_fine_tune, encoder_epochs, tower_epochs, min_events, allow_network,
-        cooc_max_history=cooc_max_history, tower_max_examples=tower_max_examples,
-        ranker_max_requests=ranker_max_requests, device=device,
+    report = evaluate_models(
+        _data_files(
+            items, events, sample, id_col, title_col, text_cols, user_col, item_col, time_col,
+            rating_col, min_rating, kind_col, kinds,
+        ),
+        _training(
+            model, no_fine_tune, encoder_epochs, tower_epochs, tower_max_examples,
+            ranker_max_requests, min_events, cooc_max_history, device,
+        ),
+        allow_network=allow_network, max_test_requests=max_test_requests,
     )  # fmt: skip
-    # ALS's factors chosen on as many validation requests as are scored on test
-    settings.baseline_max_requests = max_test_requests
-    catalogue, found = _data(
-        items,
-        events,
-        sample,
-        id_col,
-        title_col,
-        text_cols,
-        user_col,
-        item_col,
-        time_col,
-        rating_col,
-        min_rating,
-        kind_col,
-        kinds,
-    )
-    with tempfile.TemporaryDirectory(prefix="tunesmith-recommend-") as work:
-        fitted = fit(catalogue, found, work, settings)
-        n_test = len(fitted.split.test)
-        if max_test_requests is None and n_test * len(catalogue) > LONG_EVAL_ENTRIES:
-            typer.echo(
-                f"note: ranking all {n_test:,} test requests over {len(catalogue):,} items with "
-                "every model; --max-test-requests N scores a seeded sample of N",
-                err=True,
-            )
-        result = evaluate(fitted, max_requests=max_test_requests)
-    report = {"models": result["models"], **headline(result, len(catalogue))}
     if as_json:
         from tunesmith.events import strict_json
 
         typer.echo(strict_json(report))  # an empty slice's NaN as null
         return
-    typer.echo(report_table(result["models"]))
+    typer.echo(report_table(report["models"]))
     typer.echo(summary_line(report))
     if report["n_test"] < report["n_test_all"]:
         typer.echo(
@@ -580,35 +467,18 @@ def add_items_command(
 ) -> None:
     """Add new items to a trained model: recommendable at once from their text alone."""
     from tunesmith.io import read_json_object
-    from tunesmith_recommend.data import load_items
-    from tunesmith_recommend.model import add_items
+    from tunesmith_recommend.model import item_nouns
+    from tunesmith_recommend.workflow import add_items_from
 
-    check_device(device)  # before the new items are read
-
-    # The columns train read, so new items are encoded from the same fields as the catalogue
-    # (a model from before they were recorded: the train defaults).
-    meta = read_json_object(model_dir / "meta.json") if model_dir.is_dir() else None
-    used = (meta or {}).get("item_columns") or {}
-    fields = text_cols.split(",") if text_cols is not None else used.get("text", TEXT_DEFAULT)
-    new = load_items(
-        items,
-        id_col=id_col or used.get("id") or ID_DEFAULT,
-        title_col=title_col or used.get("title") or TITLE_DEFAULT,
-        text_cols=[c.strip() for c in fields if c.strip()],
-        min_items=1,
+    done = add_items_from(
+        model_dir, items, id_col=id_col, title_col=title_col, text_cols=text_cols, device=device
     )
-    added = add_items(model_dir, new, device=device)
-    meta = read_json_object(model_dir / "meta.json") or {}
-    total = meta.get("n_items")
     if as_json:
-        typer.echo(json.dumps({"model_dir": str(model_dir), "added": added, "items": total}))
-    else:
-        from tunesmith_recommend.model import item_nouns
-
-        one, many = item_nouns(meta)
-        typer.echo(
-            f"Added {added} {one if added == 1 else many} to {model_dir} ({total} {many} now)"
-        )
+        typer.echo(json.dumps(done))
+        return
+    added, total = done["added"], done["items"]
+    one, many = item_nouns(read_json_object(model_dir / "meta.json"))
+    typer.echo(f"Added {added} {one if added == 1 else many} to {model_dir} ({total} {many} now)")
 
 
 def add_events_command(
@@ -645,10 +515,11 @@ def add_events_command(
 ) -> None:
     """Add new events to a trained model without retraining it (new users become known)."""
     from tunesmith_recommend.updates import EventColumns, add_events, newest_text
+    from tunesmith_recommend.workflow import names_list
 
     # None: the column train read (meta.json's event_columns)
     given = EventColumns(
-        user_col, item_col, time_col, rating_col, min_rating, kind_col, _kinds(kinds)
+        user_col, item_col, time_col, rating_col, min_rating, kind_col, names_list(kinds)
     )
     done = add_events(model_dir, events, given)
     if as_json:

@@ -1,7 +1,9 @@
-"""The plugin from Python: open a trained model and ask it for recommendations.
+"""The plugin from Python: train and evaluate on files, open a trained model, ask it for
+recommendations and add new items and events to it.
 
-Each method runs what its command runs (``recommend for-user``, ``similar``, ``search``) and
-returns the ``items`` of the command's ``--json``: a list of records (``item_id``,
+Each function runs what its command runs (``recommend train``, ``eval``, ``for-user``,
+``similar``, ``search``, ``add-items``, ``add-events``) and returns what the command's
+``--json`` prints: for recommendations its ``items``, a list of records (``item_id``,
 ``title``, ``score``, ``because``), best first, which ``pandas.DataFrame(records)`` makes a
 table. A mistake is the :class:`~tunesmith.errors.UserInputError` line the command prints
 after ``Error:``. Nothing heavy is imported until a function runs.
@@ -38,6 +40,201 @@ def _records(results: list[Any]) -> list[dict[str, Any]]:
     return [r.to_json() for r in results]
 
 
+def _as_printed(value: Any) -> Any:
+    """``value`` as its command's ``--json`` prints it: plain numbers, NaN as None."""
+    import json
+
+    from tunesmith.events import strict_json
+
+    return json.loads(strict_json(value))
+
+
+def _data(
+    items: PathLike | None,
+    events: PathLike | None,
+    sample: bool,
+    columns: dict[str, Any],
+) -> Any:
+    """The data arguments as :class:`~tunesmith_recommend.workflow.DataFiles`."""
+    from tunesmith_recommend.workflow import DataFiles
+
+    for name, value in (("items", items), ("events", events)):
+        if value is not None and not isinstance(value, (str, Path)):
+            raise UserInputError(f"{name}: give a file path, got {type(value).__name__}")
+    return DataFiles(
+        items=None if items is None else Path(items),
+        events=None if events is None else Path(events),
+        sample=sample,
+        **columns,
+    )
+
+
+def _settings(
+    model: str | PathLike,
+    fine_tune: bool,
+    encoder_epochs: float,
+    tower_epochs: int,
+    tower_max_examples: int | None,
+    ranker_max_requests: int,
+    min_events: int,
+    cooc_max_history: int | None,
+    device: str,
+) -> Any:
+    """The training arguments as :class:`~tunesmith_recommend.pipeline.Settings`, each checked
+    as its flag is (``--tower-epochs`` at least 1, ``--min-events`` at least 3 ...)."""
+    from tunesmith_recommend.pipeline import Settings
+
+    for name, value, least in (
+        ("tower_epochs", tower_epochs, 1),
+        ("tower_max_examples", tower_max_examples, 1),
+        ("ranker_max_requests", ranker_max_requests, 1),
+        ("min_events", min_events, 3),
+        ("cooc_max_history", cooc_max_history, 1),
+    ):
+        if value is None and name in ("tower_max_examples", "cooc_max_history"):
+            continue  # None: all of them
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserInputError(
+                f"{name} must be a whole number of at least {least}, got {value!r}"
+            )
+    return Settings(
+        model=str(model),
+        fine_tune=bool(fine_tune),
+        encoder_epochs=encoder_epochs,
+        tower_epochs=tower_epochs,
+        tower_max_examples=tower_max_examples,
+        ranker_max_requests=ranker_max_requests,
+        min_events=min_events,
+        cooc_max_history=cooc_max_history,
+        device=device,
+    )
+
+
+# The defaults of the commands' flags (cli.py), kept literal so that this module imports
+# nothing heavy: the pipeline's TOWER_MAX_EXAMPLES, ranker.MAX_REQUESTS, COOC_MAX_HISTORY.
+_TOWER_MAX_EXAMPLES, _RANKER_MAX_REQUESTS, _COOC_MAX_HISTORY = 200_000, 3000, 1000
+
+
+def train(
+    out: PathLike,
+    items: PathLike | None = None,
+    events: PathLike | None = None,
+    *,
+    sample: bool = False,
+    id_col: str = "item_id",
+    title_col: str = "title",
+    text_cols: str | Sequence[str] = ("description", "genres"),
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str = "timestamp",
+    rating_col: str | None = None,
+    min_rating: float | None = None,
+    kind_col: str | None = None,
+    kinds: str | Sequence[str] | None = None,
+    model: str | PathLike = "default",
+    fine_tune: bool = True,
+    encoder_epochs: float = 1.0,
+    tower_epochs: int = 5,
+    tower_max_examples: int | None = _TOWER_MAX_EXAMPLES,
+    ranker_max_requests: int = _RANKER_MAX_REQUESTS,
+    min_events: int = 3,
+    cooc_max_history: int | None = _COOC_MAX_HISTORY,
+    allow_network: bool = False,
+    item_noun: str | None = None,
+    force: bool = False,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Fit the two-tower model and the ranker on an items file and an events file (or
+    ``sample=True``: the shipped films) and write the model folder ``out`` (``force``: replace
+    one): ``recommend train --json``'s summary. Each argument is the command's flag of the
+    same name (``fine_tune=False`` is ``--no-fine-tune``); :func:`load` opens the result.
+    Progress lines go to stderr."""
+    from tunesmith_recommend.workflow import train_model
+
+    columns = {
+        "id_col": id_col, "title_col": title_col, "text_cols": text_cols,
+        "user_col": user_col, "item_col": item_col, "time_col": time_col,
+        "rating_col": rating_col, "min_rating": min_rating, "kind_col": kind_col,
+        "kinds": kinds,
+    }  # fmt: skip
+    settings = _settings(
+        model, fine_tune, encoder_epochs, tower_epochs, tower_max_examples,
+        ranker_max_requests, min_events, cooc_max_history, device,
+    )  # fmt: skip
+    summary = train_model(
+        Path(out),
+        _data(items, events, sample, columns),
+        settings,
+        allow_network=allow_network,
+        item_noun=item_noun,
+        force=force,
+    )
+    return _as_printed(summary)
+
+
+def evaluate_models(
+    items: PathLike | None = None,
+    events: PathLike | None = None,
+    *,
+    sample: bool = False,
+    id_col: str = "item_id",
+    title_col: str = "title",
+    text_cols: str | Sequence[str] = ("description", "genres"),
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str = "timestamp",
+    rating_col: str | None = None,
+    min_rating: float | None = None,
+    kind_col: str | None = None,
+    kinds: str | Sequence[str] | None = None,
+    model: str | PathLike = "default",
+    fine_tune: bool = True,
+    encoder_epochs: float = 1.0,
+    tower_epochs: int = 5,
+    tower_max_examples: int | None = _TOWER_MAX_EXAMPLES,
+    ranker_max_requests: int = _RANKER_MAX_REQUESTS,
+    min_events: int = 3,
+    cooc_max_history: int | None = _COOC_MAX_HISTORY,
+    allow_network: bool = False,
+    max_test_requests: int | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Leave-last-out evaluation of every baseline, the two-tower and the final ranker, each
+    ranking the whole catalogue (nothing is written): ``recommend eval --json``'s report,
+    ``models`` (each one's ``all``, ``cold_items``, ``short_users`` ... figures) and the
+    headline (``ndcg10``, ``best_baseline``, ``ratio``, ``cold_recall10`` ...). The arguments
+    are :func:`train`'s; ``max_test_requests``: score a seeded sample of that many test
+    requests. Not named ``evaluate``: that is a module of this package, and would replace the
+    function once imported."""
+    from tunesmith_recommend.workflow import evaluate_models as run
+
+    if max_test_requests is not None and (
+        isinstance(max_test_requests, bool)
+        or not isinstance(max_test_requests, int)
+        or max_test_requests < 1
+    ):
+        raise UserInputError(
+            f"max_test_requests must be a whole number of at least 1, got {max_test_requests!r}"
+        )
+    columns = {
+        "id_col": id_col, "title_col": title_col, "text_cols": text_cols,
+        "user_col": user_col, "item_col": item_col, "time_col": time_col,
+        "rating_col": rating_col, "min_rating": min_rating, "kind_col": kind_col,
+        "kinds": kinds,
+    }  # fmt: skip
+    settings = _settings(
+        model, fine_tune, encoder_epochs, tower_epochs, tower_max_examples,
+        ranker_max_requests, min_events, cooc_max_history, device,
+    )  # fmt: skip
+    report = run(
+        _data(items, events, sample, columns),
+        settings,
+        allow_network=allow_network,
+        max_test_requests=max_test_requests,
+    )
+    return _as_printed(report)
+
+
 def load(model_dir: PathLike, *, device: str = "auto") -> RecommendModel:
     """The model folder ``model_dir`` (from ``recommend train``), loaded once for many
     requests; ``device``: where the item encoder runs when a text query loads it."""
@@ -45,16 +242,45 @@ def load(model_dir: PathLike, *, device: str = "auto") -> RecommendModel:
     from tunesmith_recommend.model import Recommender
 
     check_device(device)
-    return RecommendModel(Recommender(Path(model_dir), device=device))
+    path = Path(model_dir)
+    stamp = _folder_stamp(path)  # before it is read: a rewrite meanwhile is seen at the next call
+    return RecommendModel(Recommender(path, device=device), stamp=stamp)
+
+
+def _folder_stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes when a model folder is rewritten: the folder's inode (a new copy is renamed
+    over it) and its ``meta.json``'s time (every rewrite writes one; an inode number alone may
+    come back after two rewrites). None while either is missing."""
+    try:
+        folder, meta = path.stat(), (path / "meta.json").stat()
+    except OSError:
+        return None
+    return folder.st_dev, folder.st_ino, meta.st_ino, meta.st_mtime_ns
 
 
 class RecommendModel:
     """A loaded recommend model: recommendations for a known user, for liked items or for a
     text, similar items and text search. Made by :func:`load`."""
 
-    def __init__(self, recommender: Any) -> None:
-        """Wrap a :class:`~tunesmith_recommend.model.Recommender`; use :func:`load`."""
+    def __init__(self, recommender: Any, *, stamp: tuple[int, ...] | None = None) -> None:
+        """Wrap a :class:`~tunesmith_recommend.model.Recommender` (its folder's stamp taken
+        before it was read); use :func:`load`."""
         self._recommender = recommender
+        self._stamp = stamp if stamp is not None else _folder_stamp(Path(recommender.path))
+
+    def _current(self) -> Any:
+        """The loaded model, loaded again when its folder was rewritten since (``add-items``,
+        ``add-events`` or ``train --force``, from here or from a terminal: each renames a new
+        copy over the folder): a notebook keeps the object open across a daily update, and
+        would go on recommending from yesterday's events. Not while the folder is missing
+        (between a rewrite's two renames): the loaded copy serves until the next call."""
+        from tunesmith_recommend.model import Recommender
+
+        now = _folder_stamp(self.path)
+        if now is not None and now != self._stamp:
+            self._recommender = Recommender(self.path, device=self._recommender.device)
+            self._stamp = now
+        return self._recommender
 
     @property
     def path(self) -> Path:
@@ -68,7 +294,7 @@ class RecommendModel:
         """The top ``k`` items for a user of the training events, none they have seen, each
         with ``because`` (the history items behind it and their share):
         ``recommend for-user USER --json``'s ``items``."""
-        return _records(self._recommender.for_user(_text(user, "user id"), _k(k)))
+        return _records(self._current().for_user(_text(user, "user id"), _k(k)))
 
     def for_liked(self, items: str | Sequence[str], k: int = 10) -> list[dict[str, Any]]:
         """The top ``k`` items for a new user who liked ``items`` (ids, in the order liked):
@@ -77,22 +303,22 @@ class RecommendModel:
         if not isinstance(ids, Sequence):
             raise UserInputError(f"items: give item ids, got {type(items).__name__}")
         liked = [_text(item, "item id") for item in ids]
-        return _records(self._recommender.for_liked(liked, _k(k)))
+        return _records(self._current().for_liked(liked, _k(k)))
 
     def for_query(self, text: str, k: int = 10) -> list[dict[str, Any]]:
         """The top ``k`` items for a new user who describes what they want:
         ``recommend for-user --query TEXT --json``'s ``items``."""
-        return _records(self._recommender.for_query(_text(text, "query"), _k(k)))
+        return _records(self._current().for_query(_text(text, "query"), _k(k)))
 
     def similar(self, item: str, k: int = 10) -> list[dict[str, Any]]:
         """The ``k`` items nearest ``item`` in the item tower (items without events too):
         ``recommend similar ITEM --json``'s ``items``."""
-        return _records(self._recommender.similar(_text(item, "item id"), _k(k)))
+        return _records(self._current().similar(_text(item, "item id"), _k(k)))
 
     def search(self, text: str, k: int = 10) -> list[dict[str, Any]]:
         """The ``k`` items whose text best matches ``text`` (the item encoder alone):
         ``recommend search TEXT --json``'s ``items``."""
-        return _records(self._recommender.search(_text(text, "search text"), _k(k)))
+        return _records(self._current().search(_text(text, "search text"), _k(k)))
 
     def explain(
         self, recommendation: dict[str, Any], *, query: str | None = None
@@ -108,8 +334,9 @@ class RecommendModel:
             raise UserInputError(
                 "recommendation: give one record of for_user, for_liked or for_query"
             )
+        recommender = self._current()
         item_id = _text(recommendation["item_id"], "item id")
-        self._recommender.positions([item_id])  # an item of another model: one line
+        recommender.positions([item_id])  # an item of another model: one line
         first = Recommendation(
             item_id,
             str(recommendation.get("title", "")),
@@ -117,6 +344,54 @@ class RecommendModel:
             list(recommendation.get("because") or []),
         )
         explanation = explain_first(
-            self._recommender, first, None if query is None else _text(query, "query")
+            recommender, first, None if query is None else _text(query, "query")
         )
         return None if explanation is None else explanation.to_dict()
+
+    def add_items(
+        self,
+        items: PathLike,
+        *,
+        id_col: str | None = None,
+        title_col: str | None = None,
+        text_cols: str | Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Add the new items of a file (CSV, TSV, JSONL, JSON, Parquet or ``.xlsx``) to the
+        model folder, recommendable at once from their text alone: ``recommend add-items
+        --json`` (``model_dir``, ``added``, ``items`` now). The columns default to those
+        ``train`` read; this object serves the new items from its next call."""
+        from tunesmith_recommend.workflow import add_items_from
+
+        if not isinstance(items, (str, Path)):
+            raise UserInputError(f"items: give a file path, got {type(items).__name__}")
+        return add_items_from(
+            self.path,
+            items,
+            id_col=id_col,
+            title_col=title_col,
+            text_cols=text_cols,
+            device=self._recommender.device,
+        )
+
+    def add_events(
+        self,
+        events: PathLike,
+        *,
+        user_col: str | None = None,
+        item_col: str | None = None,
+        time_col: str | None = None,
+        rating_col: str | None = None,
+        kind_col: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a file of new events to the model folder without retraining it (new users
+        become known, purchases are not recommended back): ``recommend add-events --json``
+        (``added``, ``already_in_model``, ``new_users``, ``users``, ``events``,
+        ``newest_event`` ...). An event the model holds already (same user, item and time)
+        adds nothing. The columns default to those ``train`` read, the threshold and kinds
+        are the model's own; this object serves the new events from its next call."""
+        from tunesmith_recommend.updates import EventColumns, add_events
+
+        if not isinstance(events, (str, Path)):
+            raise UserInputError(f"events: give a file path, got {type(events).__name__}")
+        given = EventColumns(user_col, item_col, time_col, rating_col, None, kind_col, None)
+        return add_events(self.path, events, given).to_json(self.path)

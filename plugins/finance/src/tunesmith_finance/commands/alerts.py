@@ -69,6 +69,7 @@ def alerts_command(
     from tunesmith.events import refuse_stdout_sink_with_json
     from tunesmith_finance.alerts import (
         AlertOptions,
+        explaining_model,
         list_alerts,
         run_alerts,
         starting_prior,
@@ -103,7 +104,7 @@ def alerts_command(
                 store,
                 detector=detector,
                 options=AlertOptions(by=by or "topic", max_explain=max_explain, tz=tz or "UTC"),
-                model=_load_model_for_alerts(store, model, explain, device),
+                model=explaining_model(store, model, explain, device, say=echo_err),
                 sinks=sinks,
             )
     finally:
@@ -119,28 +120,6 @@ def alerts_command(
         )
     for alert in found:
         _print_alert(alert, listing=list_only)
-
-
-def _load_model_for_alerts(
-    store: Any, model: Path | None, explain: bool, device: str = "cpu"
-) -> Any:
-    """The model that explains new alerts, loaded (on ``device``) only once one is found: most
-    runs find none."""
-    if not explain:
-        return None
-    from tunesmith.errors import ModelNotFoundError
-    from tunesmith_finance.alerts import DeferredModel
-    from tunesmith_finance.storage import get_meta
-
-    if model is not None:  # named by the user: a wrong path is an error, not a silent note
-        if not model.expanduser().exists():
-            raise ModelNotFoundError(f"model directory {model.expanduser()} does not exist")
-        return DeferredModel(model, device=device)
-    where = get_meta(store, "model")
-    if not where or not Path(where).exists():
-        echo_err("note: no sentiment model found (--model); alerts carry no explaining words")
-        return None
-    return DeferredModel(where, device=device)
 
 
 def _print_alert(alert: dict[str, Any], *, listing: bool = False) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -53,6 +52,7 @@ def ingest_command(
     """
     from tunesmith.errors import DataError
     from tunesmith_finance.ingest import Report
+    from tunesmith_finance.storage import discard_if_empty
 
     check_device(device, quantize=quantize)  # before the files are read
     check_inputs(files)
@@ -80,7 +80,7 @@ def ingest_command(
             total.merge(report)
     except BaseException:
         if created:
-            _discard_if_empty(ingester.db, db)
+            discard_if_empty(ingester.db, db)
         raise
     finally:
         ingester.db.close()
@@ -92,18 +92,6 @@ def ingest_command(
             f"{total.skipped} row(s) skipped (listed {where} with file and line; all are stored "
             "in finance_issues)"
         )
-
-
-def _discard_if_empty(store: Any, path: Path) -> None:
-    """Remove a database this run created when it failed before storing any document (an empty
-    standard input, a file without a text column): an empty file would look like a result."""
-    from tunesmith_finance.storage import count_documents
-
-    if count_documents(store) != 0:
-        return
-    store.close()
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,9 +14,6 @@ from tunesmith_finance.commands.output import echo_err, echo_json, echo_out
 if TYPE_CHECKING:
     from tunesmith_finance.retention import PrunePlan
 
-#: The shortest ``--older-than``: ``90m`` typed for ``90d`` would keep an hour and a half.
-SHORTEST = 86400.0
-
 
 def prune_command(
     db: Path = typer.Option(..., "--db", help=READ_DB_HELP),
@@ -37,31 +34,9 @@ def prune_command(
     as_json: bool = typer.Option(False, "--json", help="Print the plan or report as JSON."),
 ) -> None:
     """Delete documents older than a cut-off (their topics, tickers and issues too); keep alerts."""
-    import time
-
-    from tunesmith.errors import UserInputError
     from tunesmith_finance import retention
-    from tunesmith_finance.commands.trends import _parse_moment
-    from tunesmith_finance.trends import parse_duration
 
-    if (older_than is None) == (before is None):
-        raise UserInputError("give one of --older-than (e.g. 90d) or --before TIME")
-    if older_than is not None:
-        span = parse_duration(older_than, "--older-than")
-        if span < SHORTEST:
-            raise UserInputError(
-                f"--older-than {older_than} would keep less than a day; give days (90d) or "
-                "weeks, or --before TIME for an exact cut-off"
-            )
-        cutoff = time.time() - span
-    else:
-        cutoff = _parse_moment(before, "--before")
-        if cutoff > time.time():
-            # Ingest stores nothing older than the cut-off: a future one would stop the feed.
-            raise UserInputError(
-                f"--before {before} is in the future: it would delete every document, and "
-                "ingest would store none until then"
-            )
+    cutoff = retention.prune_cutoff(older_than, before)
     store = open_existing_db(db, timeout=timeout)
     try:
         if dry_run:

@@ -39,13 +39,13 @@ def trends_command(
     """Count, negative share (Wilson 95 % interval) and mean score per key and time bucket."""
     from tunesmith.errors import UserInputError
     from tunesmith_finance import trends as trend_mod
-    from tunesmith_finance.documents import resolve_zone
+    from tunesmith_finance.documents import parse_moment, resolve_zone
 
     if key is not None and by == "all":
         raise UserInputError("--key picks a topic or ticker: use it with --by topic or ticker")
     zone = resolve_zone(tz, "--tz")
     _check_outputs({"--csv": csv_out, "--chart": chart}, force=force)
-    low, high = _parse_moment(since, "--since", zone), _parse_moment(until, "--until", zone)
+    low, high = parse_moment(since, "--since", zone), parse_moment(until, "--until", zone)
     store = open_existing_db(db)
     try:
         rows = trend_mod.trends(
@@ -121,22 +121,6 @@ def _check_outputs(outputs: dict[str, Path | None], *, force: bool) -> None:
                 "give two files"
             )
         seen[where] = flag
-
-
-def _parse_moment(value: str | None, flag: str, zone: Any = None) -> float | None:
-    """``--since``/``--until`` as a Unix time; a time without a zone is read in ``zone``
-    (default UTC)."""
-    if value is None:
-        return None
-    from datetime import UTC
-
-    from tunesmith.errors import UserInputError
-    from tunesmith_finance.documents import RowError, parse_time
-
-    try:
-        return parse_time(value, zone or UTC).timestamp()
-    except RowError as exc:
-        raise UserInputError(f"{flag}: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:

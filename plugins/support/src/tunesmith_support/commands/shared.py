@@ -35,10 +35,14 @@ def open_service(
 ) -> Any:
     """The KB's service; its model loads at the first question, except for ``serve``
     (``background_delivery``), whose first customer should not wait for it. ``device``: the
-    ``--device`` its models run on, checked now (one line before anything is read)."""
+    ``--device`` its models run on, checked now (one line before anything is read). A folder
+    that is not a KB is refused before the conversation database is opened: opening it first
+    made ``typo/conversations.sqlite`` (a folder the user never meant) and only then failed."""
     from tunesmith.devices import check_device
+    from tunesmith_support.kbindex import read_meta
 
     check_device(device)
+    read_meta(kb)
     from tunesmith_support.service import SupportService
 
     return SupportService(
