@@ -336,6 +336,9 @@ def test_finance_score_returns_the_records_score_json_prints(finance_model, cli)
     assert finance.score(texts, finance_model, rules=RULES) == printed
     # One string is one text, not a list of its characters.
     assert finance.score(texts[0], finance.load_model(finance_model), rules=RULES) == printed[:1]
+    # A DataFrame's column, as the core's API takes it (it was refused: "got Series").
+    pandas = pytest.importorskip("pandas")
+    assert finance.score(pandas.Series(texts), finance_model, rules=RULES) == printed
 
 
 def test_finance_trends_and_alerts_return_what_their_json_prints(finance_db, cli):
@@ -492,9 +495,9 @@ def test_finance_mistakes_are_the_commands_lines(finance_db, finance_model, tmp_
     with pytest.raises(UserInputError) as raised:
         finance.Monitor(missing).trends()
     assert str(raised.value) == error_line(cli("finance", "trends", "--db", str(missing)))
-    with pytest.raises(UserInputError, match="text 1: not a string"):
+    with pytest.raises(UserInputError, match=r"texts\[1\] is a int, not a string"):
         finance.score(["fine", 3], finance_model)
-    with pytest.raises(UserInputError, match="text 1: empty"):
+    with pytest.raises(UserInputError, match=r"texts\[1\] is empty"):
         finance.score(["fine", " "], finance_model)
     with pytest.raises(UserInputError, match="no such file"):
         finance.Monitor(tmp_path / "new.sqlite").ingest(tmp_path / "feed.jsonl", finance_model)

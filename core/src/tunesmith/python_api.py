@@ -142,9 +142,11 @@ def _listed(values: Iterable[Any], what: str) -> list[Any]:
         raise UserInputError(f"{what}: give a list, got {type(values).__name__}") from None
 
 
-def _texts(texts: str | Iterable[str]) -> list[str]:
-    """One text or a list of them (a Series, an array), each a non-empty string: a blank one
-    left out would move every later result onto the wrong text."""
+def text_list(texts: str | Iterable[str]) -> list[str]:
+    """One text or a list of them (a Series, an array), each a non-empty string, as a list: a
+    blank one left out would move every later result onto the wrong text. A mistake is one
+    :class:`~tunesmith.errors.UserInputError` naming ``texts[i]``. The plugins' Python APIs
+    read their texts with it too."""
     from tunesmith.data.limits import cli_text
 
     listed = [texts] if isinstance(texts, str) else _listed(texts, "texts")
@@ -221,7 +223,7 @@ class Model:
         the k most probable labels; ``calibrated=False`` leaves out the temperature."""
         from tunesmith.engine.predict import predict_texts
 
-        checked = _texts(texts)
+        checked = text_list(texts)
         _positive(top_k, "top_k")
         _positive(batch_size, "batch_size")
         loaded, *members = self._models_now()
@@ -266,7 +268,7 @@ class Model:
             choose_method,
         )
 
-        checked = _texts(texts)
+        checked = text_list(texts)
         _positive(steps, "steps")
         if html is not None:
             from tunesmith.io import check_output_file, check_writable_dir

@@ -9,7 +9,7 @@ heavy is imported until a function runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,26 +19,15 @@ from tunesmith.errors import UserInputError
 PathLike = str | Path
 
 
-def _texts(texts: str | Sequence[str]) -> list[str]:
-    """One text or a list of them, each a non-empty string: a blank one left out would move
-    every later result onto the wrong text."""
-    from tunesmith.data.limits import cli_text
+def _texts(texts: str | Iterable[str]) -> list[str]:
+    """One text or a list of them (a pandas Series, an array), as the core's API reads them;
+    an empty list is refused: it is a mistake more often than a request."""
+    from tunesmith.python_api import text_list
 
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, Sequence):
-        raise UserInputError(
-            f"texts: give a string or a list of strings, got {type(texts).__name__}"
-        )
-    if not texts:
+    listed = text_list(texts)
+    if not listed:
         raise UserInputError("texts: the list is empty")
-    for number, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise UserInputError(f"text {number}: not a string but {type(text).__name__}")
-        if not text.strip():
-            raise UserInputError(f"text {number}: empty")
-        cli_text(text, f"text {number}")
-    return list(texts)
+    return listed
 
 
 def load_model(path: PathLike, *, quantize: str | None = None, device: str = "auto") -> Any:
