@@ -191,3 +191,240 @@ def test_dashboard_refresh_reads_only_the_documents_stored_since(tmp_path, monke
         assert "150" not in view["status"] and "1350 documents stored" in view["status"]
     finally:
         db.close()
+
+
+# Sunday 1 November 2026 02:00 EDT the clocks went back: a 25-hour day in New York.
+CLOCK_CHANGE = datetime(2026, 11, 1, 6, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(("size", "tz"), [(86400.0, "America/New_York"),
+                                          (7 * 86400.0, "Asia/Kolkata"), (86400.0, "UTC"),
+                                          (6 * HOUR, "Australia/Sydney")])  # fmt: skip
+def test_counts_summed_from_held_hours_equal_the_stored_counts_across_a_clock_change(db, size, tz):
+    rng = random.Random(12)
+    zone = resolve_zone(tz, "--tz")
+    times = [CLOCK_CHANGE + (rng.random() - 0.5) * 16 * 86400 for _ in range(1500)]
+    _store(db, _docs(rng, "old", times))
+    hours = LiveCounts(db, HOUR, zone)
+    hours.update()
+
+    def up_to_date() -> LiveCounts:
+        hours.update()
+        return hours
+
+    summed = LiveCounts(db, size, zone, source=up_to_date)
+    summed.update()
+    assert summed.rebuilds == 0
+
+    def same() -> None:
+        for kind in GROUPS:
+            held = list(summed.rows(kind))
+            stored = bucket_counts(db, by=kind, bucket=size, zone=zone)
+            assert _exact(held) == _exact(stored)
+            assert [t for *_, t in held] == pytest.approx([t for *_, t in stored], abs=1e-9)
+        assert summed.negative_share() == alerts_module.global_negative_share(db)
+
+    same()
+    _store(db, _arrivals(rng))  # and then it follows the documents stored since
+    summed.update()
+    same()
+
+
+def test_counts_summed_from_other_buckets_refuse_sizes_that_do_not_add_up(db):
+    _store(db, _history(random.Random(1)))
+    threes = LiveCounts(db, 3 * HOUR)
+    with pytest.raises(ValueError, match="do not add up"):
+        LiveCounts(db, 86400.0 * 7 + HOUR, source=lambda: threes).update()
+
+
+def test_live_counts_follow_a_document_that_took_the_rowid_of_a_removed_one(db):
+    rng = random.Random(4)
+    _store(db, _history(rng))
+    live = LiveCounts(db, HOUR)
+    live.update()
+    # The newest document goes and another arrives: SQLite gives it the same rowid, and the
+    # document count is what it was.
+    db.execute(
+        "DELETE FROM finance_documents WHERE rowid = (SELECT MAX(rowid) FROM finance_documents)"
+    )
+    _store(db, _docs(rng, "replacement", [START + 3600.0], negative=1.0))
+    live.update()
+    for kind in GROUPS:
+        assert _exact(live.rows(kind)) == _exact(bucket_counts(db, by=kind, bucket=HOUR))
+    assert live.negative_share() == alerts_module.global_negative_share(db)
+
+
+def test_first_read_is_tried_again_when_a_batch_lands_while_it_runs(db, monkeypatch):
+    rng = random.Random(6)
+    _store(db, _history(rng))
+    landing = _arrivals(rng)
+    real = live_counts.bucket_counts
+    calls = []
+
+    def batch_lands(*args, **kwargs):
+        calls.append(kwargs["by"])
+        if len(calls) == 1:
+            _store(db, landing)
+        return real(*args, **kwargs)
+
+    read_by_rowid = []
+    add_range = LiveCounts._add_range
+    monkeypatch.setattr(live_counts, "bucket_counts", batch_lands)
+    monkeypatch.setattr(
+        LiveCounts,
+        "_add_range",
+        lambda self, a, b: (read_by_rowid.append(b - a), add_range(self, a, b)),
+    )
+    live = LiveCounts(db, HOUR)
+    assert live.update() == 1350
+    # Read again with SQLite's grouping, not document by document (four times slower)
+    assert read_by_rowid == [] and len(calls) == 4
+    for kind in GROUPS:
+        assert _exact(live.rows(kind)) == _exact(real(db, by=kind, bucket=HOUR))
+
+
+def test_first_chart_sums_the_alert_checks_hours_instead_of_reading_the_history(
+    tmp_path, monkeypatch
+):
+    rng = random.Random(9)
+    db = storage.open_store(tmp_path / "page.sqlite")
+    try:
+        _store(db, _history(rng))
+        board = Dashboard(db=str(tmp_path / "page.sqlite"))
+        board._db = db
+        board.check_alerts()
+        reads = []
+        real = live_counts.bucket_counts
+
+        def counted(*args, **kwargs):
+            reads.append(kwargs["bucket"])
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(live_counts, "bucket_counts", counted)
+        view = board.snapshot("topic", "auto", TOP, "UTC")
+        assert reads == []  # the weeks and the days: both summed from the held hours
+        fresh = Dashboard(db=str(tmp_path / "page.sqlite"))
+        fresh._db = db
+        monkeypatch.setattr(live_counts, "bucket_counts", real)
+        # A page whose first chart comes before its first check: one read (the hours) for all
+        assert fresh.snapshot("topic", "auto", TOP, "UTC")["chart_words"] == view["chart_words"]
+    finally:
+        db.close()
+
+
+def _surge(rng: random.Random, prefix: str, topic: str, at: float) -> list:
+    docs = _docs(rng, prefix, [at + rng.random() * 2 * HOUR for _ in range(40)], 0.9)
+    for doc in docs:
+        doc.topics, doc.tickers = [topic], []
+    return docs
+
+
+def test_alert_check_runs_the_detector_only_on_keys_with_a_window_beyond_the_stored_alerts(
+    tmp_path, monkeypatch
+):
+    from tunesmith_finance.detector import SurgeDetector
+
+    rng = random.Random(5)
+    db = storage.open_store(tmp_path / "page.sqlite")
+    full_db = storage.open_store(tmp_path / "full.sqlite")
+    detected: list[str] = []
+    detect = SurgeDetector.detect
+
+    def counted(self, key, counts, quiet=()):
+        detected.append(key)
+        return detect(self, key, counts, quiet)
+
+    monkeypatch.setattr(SurgeDetector, "detect", counted)
+    try:
+        board = Dashboard(db=str(tmp_path / "page.sqlite"))
+        board._db = db
+        history = _history(rng) + _surge(rng, "scare", "banking", START + 2 * 86400)
+        quiet = _docs(
+            rng, "quiet", [START + 4 * 86400 + rng.random() * 6 * HOUR for _ in range(80)]
+        )
+        later = _surge(rng, "later", "macro", START + 4 * 86400 + 2 * HOUR)
+        for step in (history, quiet, later):
+            detected.clear()
+            for target in (db, full_db):
+                _store(target, step)
+            board.check_alerts()
+            if step is quiet:
+                # The banking scare is stored: its windows are inside its cool-down
+                assert detected == []
+            if step is later:
+                assert detected == ["macro"]
+            _full_check(full_db)
+            assert _alerts_of(db) == _alerts_of(full_db)
+        assert {a["key"] for a in _alerts_of(db)} >= {"banking", "macro"}
+    finally:
+        db.close()
+        full_db.close()
+
+
+def test_alert_check_runs_after_a_prune_of_as_many_documents_as_arrived(tmp_path):
+    rng_page, rng_full = random.Random(2), random.Random(2)
+    page_db = storage.open_store(tmp_path / "page.sqlite")
+    full_db = storage.open_store(tmp_path / "full.sqlite")
+    try:
+        board = Dashboard(db=str(tmp_path / "page.sqlite"))
+        board._db = page_db
+        for db, rng in ((page_db, rng_page), (full_db, rng_full)):
+            _store(db, _history(rng))
+        board.check_alerts()
+        before = board.signature("topic", "auto", TOP, "UTC")
+        for db, rng in ((page_db, rng_page), (full_db, rng_full)):
+            surge = _surge(rng, "late", "energy", START + 3 * 86400)
+            first = db.query("SELECT MIN(ts) AS t FROM finance_documents")[0]["t"]
+            cut = sorted(r["ts"] for r in db.query("SELECT ts FROM finance_documents"))[len(surge)]
+            assert cut > first
+            db.execute("DELETE FROM finance_documents WHERE ts < ?", (cut,))
+            _store(db, surge)
+        assert storage.count_documents(page_db) == 1200
+        # The page checks again and redraws, though the document count is the same
+        after = board.signature("topic", "auto", TOP, "UTC")
+        board.check_alerts()
+        _full_check(full_db)
+        assert any(a["key"] == "energy" for a in _alerts_of(page_db))
+        assert _alerts_of(page_db) == _alerts_of(full_db)
+        assert after != before
+    finally:
+        page_db.close()
+        full_db.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_screen_lets_through_every_key_the_detector_alerts(db, seed):
+    from tunesmith_finance.detector import SurgeDetector
+
+    rng = random.Random(seed)
+    times = [START + rng.random() * 3 * 86400 for _ in range(900)]
+    docs = _docs(rng, "d", times, negative=rng.choice([0.1, 0.3]))
+    for doc in docs:  # a few keys, some small, some surging now and then
+        doc.tickers = [rng.choice(TICKERS + ["TINY", "RARE"])]
+        if rng.random() < 0.1:
+            doc.label = "negative"
+    _store(db, docs)
+    live = LiveCounts(db, HOUR)
+    live.update()
+    for _ in range(20):
+        detector = SurgeDetector(
+            window=rng.choice([1, 2, 3, 5]),
+            half_life=rng.choice([None, 600.0, 6 * HOUR, 100 * HOUR]),
+            min_volume=rng.choice([1, 3, 8]),
+            min_lift=rng.choice([0.0, 0.05, 0.15]),
+            p_value=rng.choice([0.5, 0.05, 0.001]),
+            prior=rng.choice([0.05, 0.2, 0.5]),
+        )
+        stored = {
+            key: [START + rng.randrange(72) * HOUR for _ in range(rng.randrange(3))]
+            for key in (*TICKERS, "TINY", "RARE")
+        }
+        passed = live.could_alert("ticker", detector, stored)
+        for key in (*TICKERS, "TINY", "RARE"):
+            found = _detect_key(detector, live, key, stored.get(key, []))
+            assert not found or key in passed, (detector, key)
+
+
+def _detect_key(detector, live, key, stored_ends):
+    rows = [(b, n, k, s) for name, b, n, k, s in live.rows("ticker", {key}) if name == key]
+    return detector.detect(key, rows, quiet=stored_ends)

@@ -200,7 +200,9 @@ class Dashboard:
         self._db: Any = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._last_count = -1
+        # What the last alert check was run on (LiveCounts.mark): a document count alone missed
+        # a prune of as many documents as had arrived.
+        self._last_mark: Any = None
         self._last_failure = ""  # the last alert check that failed for a bug, said once
         # Bucket counts read once and then extended by the documents stored since, per bucket
         # size and zone (:meth:`live_counts`): reading them again took seconds per refresh.
@@ -333,34 +335,47 @@ class Dashboard:
             speed=0.02,
         )
 
-    def detector(self) -> Any:
+    def detector(self, live: Any = None) -> Any:
         """The detector of the page's alert checks: `finance alerts`' with the page's settings
         (its defaults unless `finance demo` was given its flags), its baseline starting from
-        ``--prior``, else the database's negative share now. A fixed 0.2 prior made the bar
+        ``--prior``, else the database's negative share now (``live``: the checks' counts,
+        brought up to date already). A fixed 0.2 prior made the bar
         stricter on a database at 6 % negatives, and surges `finance alerts` found were never
         shown; fixed settings showed other alerts than those tuned on the command line."""
         from tunesmith_finance.alerts import EMPTY_PRIOR, default_detector
-        from tunesmith_finance.detector import SurgeDetector
 
         prior = self.prior
         if prior is None:
             # The database's negative share, as `finance alerts` reads it, from the held counts
-            bucket = self.detector_settings.get("bucket") or SurgeDetector.bucket
-            share = self.live_counts(bucket, self.zone).negative_share()
+            live = live or self.live_counts(self.checks_size(), self.zone)
+            share = live.negative_share()
             prior = EMPTY_PRIOR if share is None else share
         return default_detector(self._db, prior=prior, **self.detector_settings)
+
+    def checks_size(self) -> float:
+        """The bucket of the page's alert checks, in seconds."""
+        from tunesmith_finance.detector import SurgeDetector
+
+        return float(self.detector_settings.get("bucket") or SurgeDetector.bucket)
 
     def live_counts(self, size: float, zone: Any) -> Any:
         """The bucket counts of ``size`` seconds on ``zone``'s clock, brought up to date with
         the documents stored since the last call (:class:`~tunesmith_finance.live_counts.
-        LiveCounts`; the whole history at the first). The last :data:`LIVE_CACHES` sizes and
-        zones asked for are kept."""
-        from tunesmith_finance.live_counts import LiveCounts
+        LiveCounts`; the whole history at the first, summed from the alert checks' buckets
+        on the same clock when they add up to ``size``). The last :data:`LIVE_CACHES` sizes
+        and zones asked for are kept."""
+        from tunesmith_finance.live_counts import LiveCounts, divides
         from tunesmith_finance.trends import zone_name
 
         name = (float(size), zone_name(zone))
+        checks = self.checks_size()
+        source = None
+        if float(size) != checks and divides(checks, float(size)):
+            # The first chart read the whole history once per bucket size (a week, then a day:
+            # 12 s at a million documents); the hours the checks hold add up to both.
+            source = functools.partial(self.live_counts, checks, zone)
         with self._live_lock:
-            live = self._live.pop(name, None) or LiveCounts(self._db, size, zone)
+            live = self._live.pop(name, None) or LiveCounts(self._db, size, zone, source)
             self._live[name] = live  # the most recent last
             while len(self._live) > LIVE_CACHES:
                 self._live.pop(next(iter(self._live)))
@@ -400,25 +415,27 @@ class Dashboard:
         A failed check (the database locked by another process's long write) is said in the
         status and done again at the next one: raised, it ended the monitor for good, and the
         page said "Set-up failed" about a set-up that had worked."""
-        from tunesmith_finance.alerts import AlertOptions, run_alerts
-        from tunesmith_finance.storage import count_documents
+        from tunesmith_finance.alerts import AlertOptions, run_alerts, stored_window_ends
 
         try:
-            count = count_documents(self._db)
-            if count != self._last_count:
-                detector = self.detector()  # one prior for both groups, as of this count
-                # The counts the prior was read with: what a full `finance alerts` reads
-                live = self.live_counts(detector.bucket, self.zone)
+            live = self.live_counts(self.checks_size(), self.zone)
+            mark = live.mark()
+            if mark != self._last_mark:
+                # One prior for both groups, from the counts detected over: what a full
+                # `finance alerts` reads
+                detector = self.detector(live)
                 for by in GROUPS:
+                    # Only the keys with a window that may alert beyond the stored alerts'
+                    # cool-downs: the detector finds nothing in the others
+                    quiet = stored_window_ends(self._db, detector, by)
                     run_alerts(
                         self._db,
                         detector=detector,
                         options=AlertOptions(by=by, tz=self.tz),
                         model=self._model,
-                        # Only the keys that may alert: the others' detections are none
-                        counts=live.rows(by, live.could_alert(by, detector)),
+                        counts=live.rows(by, live.could_alert(by, detector, quiet)),
                     )
-                self._last_count = count  # only once checked: a failed check is redone
+                self._last_mark = mark  # only once checked: a failed check is redone
             self.status = "Ready."
         except Exception as exc:
             from tunesmith.errors import TunesmithError
@@ -504,24 +521,26 @@ class Dashboard:
         return "The model is not ready yet; start the sample set-up first."
 
     def signature(self, by: str, bucket: str, key: str, tz: str | None = None) -> tuple[Any, ...]:
-        """What the page shows depends on: status, selection, document and alert counts.
+        """What the page shows depends on: status, selection, document and alert counts, the
+        newest document.
 
-        Cheap (two counts), so each page's timer can ask every two seconds and redraw only when
-        it changed."""
+        Cheap (two counts and the last rowid), so each page's timer can ask every two seconds
+        and redraw only when it changed."""
         from tunesmith_finance.storage import count_documents
 
         seen: tuple[Any, ...] = (self.status, by, bucket, key, tz)
         if self._db is not None:
             alerts = self._db.query("SELECT COUNT(*) AS n FROM finance_alerts")[0]["n"]
-            seen += (count_documents(self._db), alerts)
+            # The newest document too: a prune of as many documents as arrived kept the count.
+            newest = self._db.query("SELECT id FROM finance_documents ORDER BY rowid DESC LIMIT 1")
+            seen += (count_documents(self._db), alerts, newest[0]["id"] if newest else None)
         return seen
 
     def checks_bucket(self) -> str:
         """The bucket of the page's alert checks, as `finance alerts --bucket` writes it."""
-        from tunesmith_finance.detector import SurgeDetector
         from tunesmith_finance.trends import duration_text
 
-        return duration_text(self.detector_settings.get("bucket") or SurgeDetector.bucket)
+        return duration_text(self.checks_size())
 
     def bucket_choices(self) -> list[str]:
         """The Bucket box: :data:`AUTO`, then :data:`BUCKETS` with the alert checks' bucket
@@ -584,12 +603,13 @@ class Dashboard:
         count = count_documents(self._db)
         automatic = not bucket or bucket == AUTO
 
-        def rows_for(size: str) -> list[Any]:
+        def rows_for(size: str, only: set[str] | None = None) -> list[Any]:
             # Cut on the zone's wall clock, as `finance trends --tz` cuts them: in UTC, a 1d
             # bucket of a New York desk ran from 7 or 8 pm to 7 or 8 pm. From the held counts:
             # `trends` read the whole history again at every refresh.
             seconds = parse_duration(size)
-            return trend_rows(self.live_counts(seconds, zone).rows(by), seconds, zone)
+            held = self.live_counts(seconds, zone).rows(by, only)
+            return trend_rows(held, seconds, zone)
 
         # With "auto", the keys are chosen first (which keys and how many documents each has
         # does not depend on the bucket), then the bucket for them.
@@ -622,6 +642,14 @@ class Dashboard:
                 missing = f" No {by} '{_plain(key.strip())}' in this database; showing the {TOP}."
         if chosen is None:
             chosen = list(dict.fromkeys([*alerted, *top_keys(rows, 6)]))[:6]
+        # A key's documents are the same in any bucket size: counted now, over every key
+        totals: dict[str, int] = {}
+        for row in rows:
+            totals[row.key] = totals.get(row.key, 0) + row.count
+        # From here only the keys charted: the 300 tickers' daily rows made into trend rows
+        # were half of a refresh, and the chart and its words draw the chosen keys alone.
+        drawn = set(chosen)
+        rows = [row for row in rows if row.key in drawn]
         auto = ""
         if automatic:
             span = self._db.query(
@@ -631,7 +659,10 @@ class Dashboard:
             # a 3h point, and a surge of three hours was smoothed away in a day.
             checks = self.checks_bucket()
             bucket, rows, enough = auto_bucket(
-                (span["last"] or 0) - (span["first"] or 0), rows_for, chosen, prefer=checks
+                (span["last"] or 0) - (span["first"] or 0),
+                lambda size: rows_for(size, drawn),
+                chosen,
+                prefer=checks,
             )
             auto = f" Buckets: {bucket} (auto: " + (
                 f"the alert checks' bucket, with at least {MIN_PER_BUCKET} documents in a "
@@ -662,9 +693,6 @@ class Dashboard:
             empty=empty,
         )
         said = describe(rows, alerts=alerts, keys=chosen, limit=6, bucket=parse_duration(bucket))
-        totals: dict[str, int] = {}
-        for row in rows:
-            totals[row.key] = totals.get(row.key, 0) + row.count
         table = [
             [
                 a["window"],
