@@ -133,6 +133,21 @@ MIGRATIONS = [
     DROP INDEX finance_documents_ts;
     CREATE INDEX finance_documents_time ON finance_documents(ts, label, score);
     """,
+    # A `finance watch` of the release before migration 6, still running when today's code
+    # migrated its file (it checked the version only when it opened it), writes key rows
+    # without the document's time, flag and score; SQLite's OR IGNORE dropped them as NOT NULL
+    # failures without a word, so its documents lost their topics and tickers. The trigger
+    # writes the full row from the document that statement's transaction just stored instead.
+    """
+    CREATE TRIGGER finance_keys_from_old_writers BEFORE INSERT ON finance_keys
+    WHEN NEW.ts IS NULL OR NEW.negative IS NULL OR NEW.score IS NULL
+    BEGIN
+        INSERT OR IGNORE INTO finance_keys (kind, key, ts, doc_id, negative, score)
+            SELECT NEW.kind, NEW.key, d.ts, d.id, d.label = 'negative', d.score
+            FROM finance_documents d WHERE d.id = NEW.doc_id;
+        SELECT RAISE(IGNORE);
+    END;
+    """,
 ]
 
 #: ``finance_meta`` name of the last `finance prune`'s cut-off (Unix seconds): ingest stores no
