@@ -359,3 +359,37 @@ def test_mistakes_are_the_commands_lines(trained, tmp_path, cli):
     with pytest.raises(UserInputError, match="--lora-r goes with --strategy lora"):
         tunesmith.train(TRAIN, tmp_path / "lora", lora_r=4)
     assert not (tmp_path / "lora").exists()
+
+
+# ---------------------------------------------------------------- one vocabulary with the plugins
+
+
+def test_an_empty_dataframe_cell_is_a_missing_value_not_the_text_nan():
+    import pandas as pd
+
+    from tunesmith.python_data import data_file
+
+    # read_csv's empty cell is a float NaN, which json.dumps writes as NaN, read back as 'nan'
+    frame = pd.DataFrame({"text": ["a", "b"], "label": ["x", float("nan")]})
+    with data_file(frame, what="data", columns=("text", "label")) as path:
+        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines == [{"text": "a", "label": "x"}, {"text": "b", "label": None}]
+
+
+def test_a_wrong_quantize_is_the_line_the_commands_and_finance_print(trained, cli):
+    import tunesmith
+
+    with pytest.raises(UserInputError) as raised:
+        tunesmith.load(trained[0], quantize="int4")
+    printed = cli("predict", "-m", str(trained[0]), "--quantize", "int4", "--text", "hi")
+    assert str(raised.value) == error_line(printed)
+
+
+def test_a_model_repr_says_its_folder_task_and_loading():
+    from tunesmith.python_api import Model
+
+    model = Model.__new__(Model)  # repr reads no weights: a model as load leaves it
+    model.path, model.quantize, model.device, model._task = Path("m"), None, "auto", "ner"
+    assert repr(model) == "Model('m', task='ner')"
+    model.quantize = "int8"
+    assert repr(model) == "Model('m', task='ner', quantize='int8')"

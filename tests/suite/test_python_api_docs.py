@@ -569,3 +569,65 @@ def test_an_open_knowledge_base_reloads_after_a_rewrite_but_not_while_a_writer_h
         lock_path(kb_dir).unlink()
         kb.ask("how much is delivery?")
         assert kb._service.answerer is not first
+
+
+# ---------------------------------------------------------------- one vocabulary with the core
+
+
+def test_support_takes_a_dataframe_where_it_takes_a_file_as_the_core_does(support_kb, tmp_path):
+    pandas = pytest.importorskip("pandas")
+    import numpy as np
+
+    import tunesmith_support as support
+    from tunesmith_support.sample import sample_paths
+
+    paths = sample_paths()
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(support_kb, kb_dir)
+    with support.KnowledgeBase.open(kb_dir) as kb:
+        # The questions file has empty answer ids (hand-off questions): NaN in a DataFrame.
+        frame = pandas.read_csv(paths["questions"])
+        assert frame["answer_id"].isna().any()
+        assert kb.evaluate(frame) == kb.evaluate(paths["questions"])
+        with pytest.raises(UserInputError, match=r"^data\[1\], column 'question': empty"):
+            kb.evaluate([{"question": "hi", "answer_id": ""}, {"question": " ", "answer_id": ""}])
+        # A turn id read back from a DataFrame of turns is a numpy int.
+        turn = kb.ask("how much is delivery?")
+        kb.feedback(np.int64(turn["turn_id"]), helpful=True)
+    assert repr(kb) == f"KnowledgeBase({str(kb_dir)!r}, closed)"
+    with pytest.raises(UserInputError, match="is closed; open it again"):
+        kb.ask("how much is delivery?")
+
+
+def test_finance_score_of_no_texts_is_no_records_as_the_cores_predict(finance_model):
+    import tunesmith_finance as finance
+
+    assert finance.score([], finance_model) == []
+
+
+def test_finance_ingest_of_a_dataframe_is_one_line_not_its_columns_read_as_files(
+    finance_model, tmp_path
+):
+    pandas = pytest.importorskip("pandas")
+    import tunesmith_finance as finance
+
+    frame = pandas.DataFrame({"id": ["a"], "text": ["Helix Bank shares plunge"]})
+    with pytest.raises(UserInputError, match="files: give a file path or a list of them, got Dat"):
+        finance.Monitor(tmp_path / "new.sqlite").ingest(frame, finance_model)
+    assert not (tmp_path / "new.sqlite").exists()
+
+
+def test_recommend_counts_are_top_k_as_in_the_core_and_k_still_works(films):
+    pandas = pytest.importorskip("pandas")
+    import tunesmith_recommend as recommend
+
+    model = recommend.load(path=films)  # the core's tunesmith.load(path) keyword
+    assert model.for_user("u01", top_k=3) == model.for_user("u01", k=3) == model.for_user("u01", 3)
+    assert len(model.search("a haunted lake", top_k=2)) == 2
+    with pytest.raises(UserInputError, match="not both"):
+        model.similar("f042", top_k=3, k=2)
+    with pytest.raises(UserInputError, match="top_k must be a whole number"):
+        model.similar("f042", top_k=0)
+    # A DataFrame's column of liked ids, as the core's predict takes a Series of texts.
+    liked = pandas.Series(["f001", "f017"])
+    assert model.for_liked(liked, top_k=4) == model.for_liked(["f001", "f017"], top_k=4)

@@ -176,7 +176,8 @@ class Model:
         from tunesmith.devices import check_device
 
         if quantize not in (None, "int8"):
-            raise UserInputError(f"quantize {quantize!r} is not valid; expected None or 'int8'")
+            # the engine's line, which the commands and finance.load_model print too
+            raise UserInputError(f"unknown quantisation {quantize!r}; the choice is 'int8'")
         check_device(device, quantize=quantize)
         self.path = Path(path)
         self.quantize = quantize
@@ -187,9 +188,12 @@ class Model:
 
         first, *members = self._models_now()
         say_if_ensemble(self.path, first, members)
+        self._task: str = first.task  # for repr, which must not load the models again
 
     def __repr__(self) -> str:
-        return f"Model({str(self.path)!r})"
+        extra = "" if self.quantize is None else f", quantize={self.quantize!r}"
+        extra += "" if self.device == "auto" else f", device={self.device!r}"
+        return f"Model({str(self.path)!r}, task={self._task!r}{extra})"
 
     def _models_now(self) -> list[Any]:
         """The loaded model and its ensemble members (loaded again after :meth:`calibrate`)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ DATA_FORMS = "a file path, a pandas DataFrame, a list of dicts or a dict of colu
 def _plain(value: Any, where: str) -> Any:
     """A cell as a JSON value: numpy and pandas scalars and arrays made plain; a missing value
     (NaN, ``pd.NA``, ``NaT``) as null, which the reader reports at its record."""
+    if isinstance(value, float) and math.isnan(value):
+        return None  # pandas' empty cell; json.dumps would write NaN, read back as text 'nan'
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (list, tuple)):

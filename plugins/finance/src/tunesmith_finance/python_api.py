@@ -19,17 +19,6 @@ from tunesmith.errors import UserInputError
 PathLike = str | Path
 
 
-def _texts(texts: str | Iterable[str]) -> list[str]:
-    """One text or a list of them (a pandas Series, an array), as the core's API reads them;
-    an empty list is refused: it is a mistake more often than a request."""
-    from tunesmith.python_api import text_list
-
-    listed = text_list(texts)
-    if not listed:
-        raise UserInputError("texts: the list is empty")
-    return listed
-
-
 def load_model(path: PathLike, *, quantize: str | None = None, device: str = "auto") -> Any:
     """The sentiment model at ``path`` (from ``finance train``; a seed ensemble with its
     members), loaded once for many :func:`score` calls; ``quantize="int8"``: the faster int8
@@ -72,7 +61,7 @@ def score_records(
 
 
 def score(
-    texts: str | Sequence[str],
+    texts: str | Iterable[str],
     model: PathLike | Any,
     *,
     rules: PathLike | None = None,
@@ -80,15 +69,17 @@ def score(
     quantize: str | None = None,
     device: str = "auto",
 ) -> list[dict[str, Any]]:
-    """Score texts (one string or a list): a record per text, in order, as ``finance score
+    """Score texts (one string, or a list or pandas Series of them; an empty one gives
+    ``[]``): a record per text, in order, as ``finance score
     --json`` prints them (``label``, ``score`` = P(positive) − P(negative), ``p_negative``,
     ``p_neutral``, ``p_positive``, ``topics``, ``tickers``; ``words`` with ``explain``).
 
     ``model``: a model folder, or a model from :func:`load_model` (loaded once for many
     calls); ``rules``: a topic and ticker rules file (``.toml`` or ``.json``)."""
+    from tunesmith.python_api import text_list
     from tunesmith_finance.rules import load_rules
 
-    checked = _texts(texts)
+    checked = text_list(texts)  # an empty list gives [], as the core's Model.predict does
     loaded_rules = load_rules(rules)
     if isinstance(model, (str, Path)):
         model = load_model(model, quantize=quantize, device=device)
@@ -96,6 +87,8 @@ def score(
         raise UserInputError(
             f"model: give a model folder or a model from load_model(), got {type(model).__name__}"
         )
+    if not checked:
+        return []
     return score_records(model, checked, loaded_rules, explain=explain)
 
 
@@ -149,12 +142,7 @@ class Monitor:
         from tunesmith_finance.sources import check_file
         from tunesmith_finance.storage import discard_if_empty
 
-        names = [files] if isinstance(files, (str, Path)) else list(files)
-        if not names:
-            raise UserInputError("files: the list is empty")
-        for name in names:
-            if not isinstance(name, (str, Path)):
-                raise UserInputError(f"files: {name!r} is not a file path")
+        names = _file_list(files)
         if batch_size < 1 or max_chars < 1 or timeout < 0 or not 0 <= topic_threshold <= 1:
             raise UserInputError(
                 "batch_size and max_chars must be at least 1, timeout at least 0 and "
@@ -354,6 +342,24 @@ class Monitor:
             return retention.prune(store, cutoff, batch=batch_size, vacuum=vacuum).to_dict()
         finally:
             store.close()
+
+
+def _file_list(files: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    """One file path or several. Anything else is refused by its type: ``list()`` of a
+    DataFrame would give its column names, read as files ("id: unsupported file type")."""
+    if isinstance(files, (str, Path)):
+        return [files]
+    if not isinstance(files, (list, tuple)):
+        raise UserInputError(
+            f"files: give a file path or a list of them, got {type(files).__name__}; "
+            "write a DataFrame to one first (df.to_json(PATH, orient='records', lines=True))"
+        )
+    if not files:
+        raise UserInputError("files: the list is empty")
+    for name in files:
+        if not isinstance(name, (str, Path)):
+            raise UserInputError(f"files: {name!r} is not a file path")
+    return list(files)
 
 
 def _sink_list(sinks: str | Sequence[str]) -> list[str]:

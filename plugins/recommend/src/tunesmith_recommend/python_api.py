@@ -11,7 +11,8 @@ after ``Error:``. Nothing heavy is imported until a function runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,30 @@ def _text(value: object, what: str) -> str:
     return cli_text(value, f"the {what}")
 
 
-def _k(k: object) -> int:
-    """How many items, at least 1, as ``-k`` takes it."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise UserInputError(f"k must be a whole number of at least 1, got {k!r}")
-    return k
+#: How many items a request returns unless told: the commands' ``-k``/``--top-k`` default.
+TOP_K = 10
+
+
+def _top_k(top_k: object, k: object) -> int:
+    """How many items, at least 1: ``top_k``, as the core's ``Model.predict`` and the
+    commands' ``--top-k`` name it, or ``k``, its earlier name here (still documented)."""
+    name, value = "top_k", top_k
+    if k is not None:
+        if top_k != TOP_K:
+            raise UserInputError("give top_k or k (the same number), not both")
+        name, value = "k", k
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise UserInputError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def _item_ids(items: object) -> list[str]:
+    """One item id or several (a list, a tuple, a pandas Series, an array), each a string."""
+    if isinstance(items, str):
+        return [_text(items, "item id")]
+    if isinstance(items, (bytes, dict)) or not isinstance(items, Iterable):
+        raise UserInputError(f"items: give item ids, got {type(items).__name__}")
+    return [_text(item, "item id") for item in items]
 
 
 def _records(results: list[Any]) -> list[dict[str, Any]]:
@@ -235,14 +255,15 @@ def evaluate_models(
     return _as_printed(report)
 
 
-def load(model_dir: PathLike, *, device: str = "auto") -> RecommendModel:
-    """The model folder ``model_dir`` (from ``recommend train``), loaded once for many
-    requests; ``device``: where the item encoder runs when a text query loads it."""
+def load(path: PathLike, *, device: str = "auto") -> RecommendModel:
+    """The model folder at ``path`` (from ``recommend train``), loaded once for many
+    requests, as ``tunesmith.load`` loads a core model; ``device``: where the item encoder
+    runs when a text query loads it."""
     from tunesmith.devices import check_device
     from tunesmith_recommend.model import Recommender
 
     check_device(device)
-    path = Path(model_dir)
+    path = Path(path)
     stamp = _folder_stamp(path)  # before it is read: a rewrite meanwhile is seen at the next call
     return RecommendModel(Recommender(path, device=device), stamp=stamp)
 
@@ -260,7 +281,8 @@ def _folder_stamp(path: Path) -> tuple[int, ...] | None:
 
 class RecommendModel:
     """A loaded recommend model: recommendations for a known user, for liked items or for a
-    text, similar items and text search. Made by :func:`load`."""
+    text, similar items and text search, each the ``top_k`` best (10 unless told; ``k=`` is
+    read as ``top_k``, the name the core's ``Model.predict`` uses). Made by :func:`load`."""
 
     def __init__(self, recommender: Any, *, stamp: tuple[int, ...] | None = None) -> None:
         """Wrap a :class:`~tunesmith_recommend.model.Recommender` (its folder's stamp taken
@@ -290,35 +312,42 @@ class RecommendModel:
     def __repr__(self) -> str:
         return f"RecommendModel({str(self.path)!r})"
 
-    def for_user(self, user: str, k: int = 10) -> list[dict[str, Any]]:
-        """The top ``k`` items for a user of the training events, none they have seen, each
+    def for_user(
+        self, user: str, top_k: int = TOP_K, *, k: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The top ``top_k`` items for a user of the training events, none they have seen, each
         with ``because`` (the history items behind it and their share):
         ``recommend for-user USER --json``'s ``items``."""
-        return _records(self._current().for_user(_text(user, "user id"), _k(k)))
+        return _records(self._current().for_user(_text(user, "user id"), _top_k(top_k, k)))
 
-    def for_liked(self, items: str | Sequence[str], k: int = 10) -> list[dict[str, Any]]:
-        """The top ``k`` items for a new user who liked ``items`` (ids, in the order liked):
+    def for_liked(
+        self, items: str | Iterable[str], top_k: int = TOP_K, *, k: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The top ``top_k`` items for a new user who liked ``items`` (ids, in the order liked):
         ``recommend for-user --liked ITEM ... --json``'s ``items``."""
-        ids = [items] if isinstance(items, str) else items
-        if not isinstance(ids, Sequence):
-            raise UserInputError(f"items: give item ids, got {type(items).__name__}")
-        liked = [_text(item, "item id") for item in ids]
-        return _records(self._current().for_liked(liked, _k(k)))
+        liked = _item_ids(items)
+        return _records(self._current().for_liked(liked, _top_k(top_k, k)))
 
-    def for_query(self, text: str, k: int = 10) -> list[dict[str, Any]]:
-        """The top ``k`` items for a new user who describes what they want:
+    def for_query(
+        self, text: str, top_k: int = TOP_K, *, k: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The top ``top_k`` items for a new user who describes what they want:
         ``recommend for-user --query TEXT --json``'s ``items``."""
-        return _records(self._current().for_query(_text(text, "query"), _k(k)))
+        return _records(self._current().for_query(_text(text, "query"), _top_k(top_k, k)))
 
-    def similar(self, item: str, k: int = 10) -> list[dict[str, Any]]:
-        """The ``k`` items nearest ``item`` in the item tower (items without events too):
+    def similar(
+        self, item: str, top_k: int = TOP_K, *, k: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``top_k`` items nearest ``item`` in the item tower (items without events too):
         ``recommend similar ITEM --json``'s ``items``."""
-        return _records(self._current().similar(_text(item, "item id"), _k(k)))
+        return _records(self._current().similar(_text(item, "item id"), _top_k(top_k, k)))
 
-    def search(self, text: str, k: int = 10) -> list[dict[str, Any]]:
-        """The ``k`` items whose text best matches ``text`` (the item encoder alone):
+    def search(
+        self, text: str, top_k: int = TOP_K, *, k: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``top_k`` items whose text best matches ``text`` (the item encoder alone):
         ``recommend search TEXT --json``'s ``items``."""
-        return _records(self._current().search(_text(text, "search text"), _k(k)))
+        return _records(self._current().search(_text(text, "search text"), _top_k(top_k, k)))
 
     def explain(
         self, recommendation: dict[str, Any], *, query: str | None = None

@@ -8,28 +8,43 @@ command prints after ``Error:``. Nothing heavy is imported until a function runs
 
 from __future__ import annotations
 
+import contextlib
+import numbers
+import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from tunesmith.errors import UserInputError
 
-PathLike = str | Path
+PathLike = str | os.PathLike
 
 
-def _paths(data: PathLike | Sequence[PathLike], what: str) -> list[Path]:
-    """One file or several, as the repeatable ``--data`` takes them."""
-    if isinstance(data, (str, Path)):
-        return [Path(data)]
-    if not isinstance(data, Sequence) or not data:
-        raise UserInputError(f"{what}: give a file, or a list of files")
-    for item in data:
-        if not isinstance(item, (str, Path)):
-            raise UserInputError(f"{what}: {item!r} is not a file path")
-    return [Path(item) for item in data]
+def _is_path(value: object) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+@contextlib.contextmanager
+def _data_files(data: Any, question_col: str, answer_col: str) -> Iterator[list[Path]]:
+    """``data`` as the files the commands' repeatable ``--data`` reads: one file or a list of
+    them as they are, in-memory data (a DataFrame, a list of dicts, a dict of columns) as the
+    one JSONL file :func:`tunesmith.python_data.data_file` writes for the call, as the core's
+    ``Model.calibrate`` takes it."""
+    from tunesmith.python_data import data_file
+
+    if _is_path(data):
+        yield [Path(data)]
+        return
+    if isinstance(data, (list, tuple)) and data and all(_is_path(item) for item in data):
+        yield [Path(item) for item in data]
+        return
+    if isinstance(data, (list, tuple)) and not data:
+        raise UserInputError("data: the list is empty")
+    with data_file(data, what="data", columns=(question_col, answer_col)) as path:
+        yield [path]
 
 
 def _text(value: object, what: str) -> str:
@@ -124,6 +139,7 @@ class KnowledgeBase:
         self._sinks = [sinks] if isinstance(sinks, str) else list(sinks or [])
         self._device = device
         self._service = self._open_service()
+        self._closed = False
         #: kb_stamp of the files the answerer read, once a question has loaded it.
         self._stamp: tuple[int, ...] | None = None
 
@@ -157,6 +173,7 @@ class KnowledgeBase:
         from tunesmith_support.answer import kb_stamp
         from tunesmith_support.reload import writer_pid
 
+        self._check_open()
         if (
             self._stamp is not None
             and kb_stamp(self.path) != self._stamp
@@ -191,8 +208,10 @@ class KnowledgeBase:
         """Store feedback on a turn (``turn_id`` of :meth:`ask`): helpful or not, or the right
         entry's id; ``conversation``: refused unless the turn is that conversation's
         (``support feedback``)."""
-        if isinstance(turn, bool) or not isinstance(turn, int):
+        # numbers.Integral: a turn_id read back from a DataFrame of turns is a numpy int
+        if isinstance(turn, bool) or not isinstance(turn, numbers.Integral):
             raise UserInputError(f"turn must be a turn id (an int), got {turn!r}")
+        turn = int(turn)
         if helpful is None and correct_id is None:
             raise UserInputError("give helpful=True, helpful=False or correct_id=ID")
         self._current_service().feedback(
@@ -210,23 +229,26 @@ class KnowledgeBase:
         from tunesmith_support.kbindex import renamed_ids
 
         check_period(by)
+        self._check_open()
         return self._service.conversations.stats(by, renamed_ids(self.path))
 
     def calibrate(
         self,
-        data: PathLike | Sequence[PathLike],
+        data: Any,
         *,
         question_col: str = "question",
         answer_col: str = "answer_id",
         target_precision: float = 0.9,
         lexical: bool = True,
     ) -> dict[str, Any]:
-        """Fit the confidence and the answer/clarify thresholds on labelled questions (one file
-        or several): ``support calibrate --json``."""
+        """Fit the confidence and the answer/clarify thresholds on labelled questions (a file,
+        a list of files, or a pandas DataFrame, list of dicts or dict of columns with
+        ``question_col`` and ``answer_col``): ``support calibrate --json``."""
         from tunesmith_support.commands.shared import kb_writer
         from tunesmith_support.learning import calibrate_kb
 
-        rows = _labelled(self.path, _paths(data, "data"), question_col, answer_col)
+        with _data_files(data, question_col, answer_col) as files:
+            rows = _labelled(self.path, files, question_col, answer_col)
         with kb_writer(self.path):
             calibration = calibrate_kb(
                 self.path,
@@ -239,7 +261,7 @@ class KnowledgeBase:
 
     def train(
         self,
-        data: PathLike | Sequence[PathLike],
+        data: Any,
         *,
         question_col: str = "question",
         answer_col: str = "answer_id",
@@ -255,14 +277,15 @@ class KnowledgeBase:
         precision: str = "fp32",
     ) -> dict[str, Any]:
         """Learn from past questions (tune the encoder and/or an intent classifier), re-encode
-        and calibrate: ``support train --json``. Progress lines go to stderr."""
+        and calibrate: ``support train --json``. ``data``: the forms :meth:`calibrate` takes.
+        Progress lines go to stderr."""
         from tunesmith_support.commands.shared import kb_writer
         from tunesmith_support.learning import train_kb
 
-        with kb_writer(self.path):
+        with _data_files(data, question_col, answer_col) as files, kb_writer(self.path):
             return train_kb(
                 self.path,
-                list(_paths(data, "data")),
+                files,
                 question_col=question_col,
                 answer_col=answer_col,
                 encoder=encoder,
@@ -281,23 +304,24 @@ class KnowledgeBase:
 
     def evaluate(
         self,
-        data: PathLike | Sequence[PathLike],
+        data: Any,
         *,
         question_col: str = "question",
         answer_col: str = "answer_id",
         follow_ups: PathLike | None = None,
     ) -> dict[str, Any]:
-        """Hit@1, hit@5, MRR, decision rates, precision and ECE on labelled questions (and,
+        """Hit@1, hit@5, MRR, decision rates, precision and ECE on labelled questions (the
+        forms :meth:`calibrate` takes; and,
         with ``follow_ups``, how follow-ups are read): ``support eval --json``. Nothing is
         stored."""
         from tunesmith_support.evaluate import evaluate, follow_up_report
         from tunesmith_support.learning import read_conversations
 
-        files = _paths(data, "data")
         service = self._current_service()
         answerer = service.answerer
         self._stamp = answerer.loaded_stamp
-        rows = _labelled(self.path, files, question_col, answer_col)
+        with _data_files(data, question_col, answer_col) as files:
+            rows = _labelled(self.path, files, question_col, answer_col)
         questions, expected = [r.question for r in rows], [r.answer_id for r in rows]
         result = evaluate(answerer, questions, expected)
         if follow_ups is not None:
@@ -308,6 +332,16 @@ class KnowledgeBase:
     def close(self) -> None:
         """Close the conversation database (hand-offs not yet delivered stay in the outbox)."""
         self._service.close()
+        self._closed = True
+
+    def _check_open(self) -> None:
+        # Not the store's own "the store is closed", which names a file, not this object; and
+        # a reload here would open the database again behind a closed object.
+        if self._closed:
+            raise UserInputError(
+                f"the knowledge base {str(self.path)!r} is closed; open it again with "
+                "KnowledgeBase.open()"
+            )
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -321,4 +355,5 @@ class KnowledgeBase:
         self.close()
 
     def __repr__(self) -> str:
-        return f"KnowledgeBase({str(self.path)!r})"
+        state = ", closed" if self._closed else ""
+        return f"KnowledgeBase({str(self.path)!r}{state})"
