@@ -67,7 +67,7 @@ def test_train_fits_no_baselines_but_eval_does(tmp_path, monkeypatch):
         tower_scores={}, collapsed_tower=None,
     )  # fmt: skip
 
-    def fake_fit(catalogue, events, work, settings):
+    def fake_fit(catalogue, events, work, settings, **progress):
         seen.append(settings.baselines)
         return fitted
 
