@@ -42,3 +42,8 @@ def test_a_model_without_sentiment_labels_is_a_clear_error(tmp_path):
         UserInputError, match=r"labels \['card_lost', 'refund'\].*missing: negative, positive"
     ):
         SentimentModel.load(directory)
+
+
+def test_a_loaded_model_shows_its_folder_not_an_object_address(tiny_model):
+    assert repr(SentimentModel.load(tiny_model)) == f"SentimentModel({str(tiny_model)!r})"
+    assert "quantize='int8'" in repr(SentimentModel.load(tiny_model, quantize="int8"))

@@ -97,6 +97,13 @@ class SentimentModel:
         first, *members = load_ensemble(path, quantize=quantize, device=device)
         return cls(first, members)
 
+    def __repr__(self) -> str:
+        # What a notebook shows for `finance.load_model(...)`: which model, int8 or not, how
+        # many members, not an object address.
+        extra = ", quantize='int8'" if getattr(self.loaded, "quantized", False) else ""
+        extra += f", members={self.size}" if self.members else ""
+        return f"SentimentModel({str(self.path)!r}{extra})"
+
     @property
     def size(self) -> int:
         """How many models score each text (1, or an ensemble's member count)."""
