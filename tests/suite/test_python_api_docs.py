@@ -631,3 +631,114 @@ def test_recommend_counts_are_top_k_as_in_the_core_and_k_still_works(films):
     # A DataFrame's column of liked ids, as the core's predict takes a Series of texts.
     liked = pandas.Series(["f001", "f017"])
     assert model.for_liked(liked, top_k=4) == model.for_liked(["f001", "f017"], top_k=4)
+
+
+# ---------------------------------------------------------------- recommend's data in memory
+
+
+def test_data_file_writes_a_moment_as_the_iso_text_a_csv_of_the_frame_reads_as(
+    tmp_path, monkeypatch
+):
+    pandas = pytest.importorskip("pandas")
+    import numpy as np
+
+    from tunesmith.data.times import parse_time
+    from tunesmith.python_data import data_file
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
+    paris = pandas.to_datetime(["2026-04-20 09:00", "2026-04-20 10:05"]).tz_localize("Europe/Paris")
+    frame = pandas.DataFrame({"timestamp": paris})
+    naive = {"timestamp": [pandas.Timestamp("2026-04-20 09:00"), pandas.NaT]}
+    numpy_times = {"timestamp": np.array(["2026-04-20T09:00", "NaT"], dtype="datetime64[ns]")}
+    with (
+        data_file(frame, what="events", columns=["timestamp"]) as aware,
+        data_file(naive, what="events", columns=["timestamp"]) as pandas_naive,
+        data_file(numpy_times, what="events", columns=["timestamp"]) as numpy_naive,
+    ):
+        written = [
+            [json.loads(line)["timestamp"] for line in path.read_text("utf-8").splitlines()]
+            for path in (aware, pandas_naive, numpy_naive)
+        ]
+    moments = [parse_time(t)[0] for t in written[0]]
+    assert [m.isoformat() for m in moments] == [
+        "2026-04-20T07:00:00+00:00",
+        "2026-04-20T08:05:00+00:00",
+    ]
+    # Naive: read as UTC, as the same text in a CSV; NaT: a missing time at its record.
+    assert written[1] == written[2] == ["2026-04-20T09:00:00", None]
+
+
+def _frames(items_csv: Path, events_csv: Path):
+    """The files as a notebook reads them: the times parsed into Timestamps."""
+    pandas = pytest.importorskip("pandas")
+
+    events = pandas.read_csv(events_csv)
+    events["timestamp"] = pandas.to_datetime(events["timestamp"])
+    assert str(events["timestamp"].dtype).startswith("datetime64")
+    return pandas.read_csv(items_csv), events
+
+
+def test_recommend_train_of_dataframes_gives_what_train_of_their_csv_files_prints(
+    films, tmp_path, cli
+):
+    import tunesmith_recommend as recommend
+    from tunesmith_recommend.data import sample_paths
+
+    paths = sample_paths()
+    items, events = _frames(paths["items"], paths["events"])
+    encoder = films_encoder(films)
+    tiny = {"model": encoder, "fine_tune": False, "tower_epochs": 2}
+    # A first fit after other tests' torch work may move the ranker's weights in their last
+    # digits (see test_recommend_train_and_evaluate_models_return_what_their_json_prints).
+    recommend.train(tmp_path / "warm", paths["items"], paths["events"], **tiny)
+    printed = json_of(
+        cli("recommend", "train", "--items", str(paths["items"]), "--events",
+            str(paths["events"]), "--model", str(encoder), "--no-fine-tune", "--tower-epochs",
+            "2", "--out", str(tmp_path / "cli"), "--json")
+    )  # fmt: skip
+    returned = recommend.train(tmp_path / "frames", items, events, **tiny)
+    assert returned.pop("out") == str(tmp_path / "frames")
+    assert printed.pop("out") == str(tmp_path / "cli")
+    assert returned == printed and returned["events"] > 0
+    # Records and a dict of columns are read the same way.
+    report = recommend.evaluate_models(
+        items.to_dict(orient="records"), {c: list(events[c]) for c in events}, **tiny,
+        max_test_requests=30,
+    )  # fmt: skip
+    assert report == recommend.evaluate_models(
+        paths["items"], paths["events"], **tiny, max_test_requests=30
+    )
+    # Nothing of the data is left under $TUNESMITH_HOME.
+    from tunesmith.home import tunesmith_home
+
+    assert not list((tunesmith_home() / "python_data").iterdir())
+
+
+def test_recommend_add_items_and_add_events_of_dataframes_equal_their_csv_files(films, tmp_path):
+    import tunesmith_recommend as recommend
+
+    (tmp_path / "new_films.csv").write_text(NEW_FILMS, encoding="utf-8")
+    (tmp_path / "day.csv").write_text(DAY, encoding="utf-8")
+    new_items, day = _frames(tmp_path / "new_films.csv", tmp_path / "day.csv")
+    by_file, by_frame = tmp_path / "file", tmp_path / "frame"
+    shutil.copytree(films, by_file)
+    shutil.copytree(films, by_frame)
+    file_model, frame_model = recommend.load(by_file), recommend.load(by_frame)
+    # An items frame without a text column the model reads: one line naming the argument.
+    with pytest.raises(UserInputError) as raised:
+        frame_model.add_items(new_items.drop(columns=["genres"]))
+    assert str(raised.value).startswith("items, column 'genres': there is no column 'genres'")
+    assert "python_data" not in str(raised.value)
+    added = frame_model.add_items(new_items)
+    assert added == {**file_model.add_items(tmp_path / "new_films.csv"), "model_dir": str(by_frame)}
+    assert added["added"] == 2
+    got = frame_model.add_events(day)
+    assert got == {**file_model.add_events(tmp_path / "day.csv"), "model_dir": str(by_frame)}
+    assert got["added"] == 3 and got["newest_event"] == "2026-04-20T10:05:00Z"
+    assert frame_model.for_user("newbie", top_k=20) == file_model.for_user("newbie", top_k=20)
+    # The same day as records again: an event is its user, item and time, so nothing is added.
+    assert frame_model.add_events(day.to_dict(orient="records"))["added"] == 0
+    with pytest.raises(UserInputError, match=r"^events\[0\], column 'item_id': item 'nope' is"):
+        frame_model.add_events(
+            [{"user_id": "x", "item_id": "nope", "timestamp": "2026-04-21T09:00:00Z"}]
+        )

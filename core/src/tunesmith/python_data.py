@@ -8,6 +8,7 @@ The file lives only for the call. Errors about it name the argument and the reco
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import math
@@ -25,8 +26,9 @@ DATA_FORMS = "a file path, a pandas DataFrame, a list of dicts or a dict of colu
 
 
 def _plain(value: Any, where: str) -> Any:
-    """A cell as a JSON value: numpy and pandas scalars and arrays made plain; a missing value
-    (NaN, ``pd.NA``, ``NaT``) as null, which the reader reports at its record."""
+    """A cell as a JSON value: numpy and pandas scalars and arrays made plain, a moment (a
+    pandas ``Timestamp``, a ``datetime``, a date) as ISO 8601 text; a missing value (NaN,
+    ``pd.NA``, ``NaT``) as null, which the reader reports at its record."""
     if isinstance(value, float) and math.isnan(value):
         return None  # pandas' empty cell; json.dumps would write NaN, read back as text 'nan'
     if value is None or isinstance(value, (str, bool, int, float)):
@@ -35,6 +37,13 @@ def _plain(value: Any, where: str) -> Any:
         return [_plain(item, where) for item in value]
     if type(value).__name__ in ("NAType", "NaTType"):
         return None
+    if isinstance(value, datetime.date):
+        # ISO 8601 text, as a CSV of the frame would hold it: a pandas Timestamp (a datetime),
+        # a date; a zone kept, none read as UTC by the readers (tunesmith.data.times).
+        return value.isoformat()
+    if type(value).__name__ == "datetime64":
+        # numpy's own: its tolist() is an int of nanoseconds, which would read as a number
+        return _plain(None if value != value else value.astype("datetime64[us]").item(), where)
     if hasattr(value, "tolist"):  # numpy scalars and arrays (a multi-label cell)
         return _plain(value.tolist(), where)
     raise UserInputError(f"{where}: a {type(value).__name__} is neither a text nor a label")

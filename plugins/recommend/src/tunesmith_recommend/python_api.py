@@ -1,5 +1,6 @@
-"""The plugin from Python: train and evaluate on files, open a trained model, ask it for
-recommendations and add new items and events to it.
+"""The plugin from Python: train and evaluate on items and events (files, or pandas
+DataFrames, records or columns), open a trained model, ask it for recommendations and add new
+items and events to it.
 
 Each function runs what its command runs (``recommend train``, ``eval``, ``for-user``,
 ``similar``, ``search``, ``add-items``, ``add-events``) and returns what the command's
@@ -11,8 +12,9 @@ after ``Error:``. Nothing heavy is imported until a function runs.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,24 +71,42 @@ def _as_printed(value: Any) -> Any:
     return json.loads(strict_json(value))
 
 
+#: What items and events may be: a file, or data in memory (``tunesmith.python_data``).
+Data = PathLike | Any
+
+
+@contextlib.contextmanager
 def _data(
-    items: PathLike | None,
-    events: PathLike | None,
+    items: Data | None,
+    events: Data | None,
     sample: bool,
     columns: dict[str, Any],
-) -> Any:
-    """The data arguments as :class:`~tunesmith_recommend.workflow.DataFiles`."""
-    from tunesmith_recommend.workflow import DataFiles
+) -> Iterator[Any]:
+    """The data arguments as :class:`~tunesmith_recommend.workflow.DataFiles`, for the block:
+    a DataFrame, records or columns written as the file the readers take (the columns the
+    flags name kept), so it reads as its CSV would."""
+    from tunesmith.python_data import data_file
+    from tunesmith_recommend.workflow import DataFiles, names_list
 
-    for name, value in (("items", items), ("events", events)):
-        if value is not None and not isinstance(value, (str, Path)):
-            raise UserInputError(f"{name}: give a file path, got {type(value).__name__}")
-    return DataFiles(
-        items=None if items is None else Path(items),
-        events=None if events is None else Path(events),
-        sample=sample,
-        **columns,
-    )
+    kept = {
+        "items": [columns["id_col"], columns["title_col"],
+                  *(names_list(columns["text_cols"]) or [])],
+        "events": _event_columns(columns["user_col"], columns["item_col"], columns["time_col"],
+                                 columns["rating_col"], columns["kind_col"]),
+    }  # fmt: skip
+    with contextlib.ExitStack() as files:
+        paths = {
+            name: None if value is None else files.enter_context(
+                data_file(value, what=name, columns=kept[name])
+            )
+            for name, value in (("items", items), ("events", events))
+        }  # fmt: skip
+        yield DataFiles(**paths, sample=sample, **columns)
+
+
+def _event_columns(*names: str | None) -> list[str]:
+    """The events columns named (a rating or kind column only when there is one), once each."""
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def _settings(
@@ -137,8 +157,8 @@ _TOWER_MAX_EXAMPLES, _RANKER_MAX_REQUESTS, _COOC_MAX_HISTORY = 200_000, 3000, 10
 
 def train(
     out: PathLike,
-    items: PathLike | None = None,
-    events: PathLike | None = None,
+    items: Data | None = None,
+    events: Data | None = None,
     *,
     sample: bool = False,
     id_col: str = "item_id",
@@ -164,11 +184,12 @@ def train(
     force: bool = False,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Fit the two-tower model and the ranker on an items file and an events file (or
-    ``sample=True``: the shipped films) and write the model folder ``out`` (``force``: replace
-    one): ``recommend train --json``'s summary. Each argument is the command's flag of the
-    same name (``fine_tune=False`` is ``--no-fine-tune``); :func:`load` opens the result.
-    Progress lines go to stderr."""
+    """Fit the two-tower model and the ranker on ``items`` and ``events`` (or ``sample=True``:
+    the shipped films) and write the model folder ``out`` (``force``: replace one): ``recommend
+    train --json``'s summary. Each argument is the command's flag of the same name
+    (``fine_tune=False`` is ``--no-fine-tune``); :func:`load` opens the result. ``items`` and
+    ``events`` are file paths, pandas DataFrames, lists of dicts or dicts of columns, read as
+    their CSV would be (a ``Timestamp`` time as ISO 8601 text). Progress lines go to stderr."""
     from tunesmith_recommend.workflow import train_model
 
     columns = {
@@ -181,20 +202,21 @@ def train(
         model, fine_tune, encoder_epochs, tower_epochs, tower_max_examples,
         ranker_max_requests, min_events, cooc_max_history, device,
     )  # fmt: skip
-    summary = train_model(
-        Path(out),
-        _data(items, events, sample, columns),
-        settings,
-        allow_network=allow_network,
-        item_noun=item_noun,
-        force=force,
-    )
+    with _data(items, events, sample, columns) as data:
+        summary = train_model(
+            Path(out),
+            data,
+            settings,
+            allow_network=allow_network,
+            item_noun=item_noun,
+            force=force,
+        )
     return _as_printed(summary)
 
 
 def evaluate_models(
-    items: PathLike | None = None,
-    events: PathLike | None = None,
+    items: Data | None = None,
+    events: Data | None = None,
     *,
     sample: bool = False,
     id_col: str = "item_id",
@@ -246,12 +268,10 @@ def evaluate_models(
         model, fine_tune, encoder_epochs, tower_epochs, tower_max_examples,
         ranker_max_requests, min_events, cooc_max_history, device,
     )  # fmt: skip
-    report = run(
-        _data(items, events, sample, columns),
-        settings,
-        allow_network=allow_network,
-        max_test_requests=max_test_requests,
-    )
+    with _data(items, events, sample, columns) as data:
+        report = run(
+            data, settings, allow_network=allow_network, max_test_requests=max_test_requests
+        )
     return _as_printed(report)
 
 
@@ -379,32 +399,34 @@ class RecommendModel:
 
     def add_items(
         self,
-        items: PathLike,
+        items: Data,
         *,
         id_col: str | None = None,
         title_col: str | None = None,
         text_cols: str | Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """Add the new items of a file (CSV, TSV, JSONL, JSON, Parquet or ``.xlsx``) to the
-        model folder, recommendable at once from their text alone: ``recommend add-items
-        --json`` (``model_dir``, ``added``, ``items`` now). The columns default to those
-        ``train`` read; this object serves the new items from its next call."""
-        from tunesmith_recommend.workflow import add_items_from
+        """Add new items (a CSV, TSV, JSONL, JSON, Parquet or ``.xlsx`` file, or a DataFrame,
+        records or columns, as :func:`train` takes them) to the model folder, recommendable at
+        once from their text alone: ``recommend add-items --json`` (``model_dir``, ``added``,
+        ``items`` now). The columns default to those ``train`` read; this object serves the
+        new items from its next call."""
+        from tunesmith.python_data import data_file
+        from tunesmith_recommend.workflow import add_items_from, added_item_columns
 
-        if not isinstance(items, (str, Path)):
-            raise UserInputError(f"items: give a file path, got {type(items).__name__}")
-        return add_items_from(
-            self.path,
-            items,
-            id_col=id_col,
-            title_col=title_col,
-            text_cols=text_cols,
-            device=self._recommender.device,
-        )
+        id_col, title_col, fields = added_item_columns(self.path, id_col, title_col, text_cols)
+        with data_file(items, what="items", columns=[id_col, title_col, *fields]) as path:
+            return add_items_from(
+                self.path,
+                path,
+                id_col=id_col,
+                title_col=title_col,
+                text_cols=fields,
+                device=self._recommender.device,
+            )
 
     def add_events(
         self,
-        events: PathLike,
+        events: Data,
         *,
         user_col: str | None = None,
         item_col: str | None = None,
@@ -412,15 +434,20 @@ class RecommendModel:
         rating_col: str | None = None,
         kind_col: str | None = None,
     ) -> dict[str, Any]:
-        """Add a file of new events to the model folder without retraining it (new users
-        become known, purchases are not recommended back): ``recommend add-events --json``
-        (``added``, ``already_in_model``, ``new_users``, ``users``, ``events``,
-        ``newest_event`` ...). An event the model holds already (same user, item and time)
-        adds nothing. The columns default to those ``train`` read, the threshold and kinds
-        are the model's own; this object serves the new events from its next call."""
-        from tunesmith_recommend.updates import EventColumns, add_events
+        """Add new events (a file, or a DataFrame, records or columns, as :func:`train` takes
+        them) to the model folder without retraining it (new users become known, purchases
+        are not recommended back): ``recommend add-events --json`` (``added``,
+        ``already_in_model``, ``new_users``, ``users``, ``events``, ``newest_event`` ...). An
+        event the model holds already (same user, item and time) adds nothing. The columns
+        default to those ``train`` read, the threshold and kinds are the model's own; this
+        object serves the new events from its next call."""
+        from tunesmith.io import read_json_object
+        from tunesmith.python_data import data_file
+        from tunesmith_recommend.updates import EventColumns, add_events, columns_for
 
-        if not isinstance(events, (str, Path)):
-            raise UserInputError(f"events: give a file path, got {type(events).__name__}")
         given = EventColumns(user_col, item_col, time_col, rating_col, None, kind_col, None)
-        return add_events(self.path, events, given).to_json(self.path)
+        meta = read_json_object(self.path / "meta.json") if self.path.is_dir() else None
+        read = columns_for(meta or {}, given, self.path)  # what add_events will read
+        kept = _event_columns(read.user, read.item, read.time, read.rating, read.kind)
+        with data_file(events, what="events", columns=kept) as path:
+            return add_events(self.path, path, given).to_json(self.path)

@@ -212,6 +212,27 @@ def evaluate_models(
     return {"models": result["models"], **headline(result, len(catalogue))}
 
 
+def added_item_columns(
+    model_dir: Path,
+    id_col: str | None,
+    title_col: str | None,
+    text_cols: str | Sequence[str] | None,
+) -> tuple[str, str, list[str]]:
+    """The id, title and text columns to read items added to ``model_dir`` from: those given,
+    else those ``train`` read, so new items are encoded from the same fields as the catalogue
+    (a model from before they were recorded: the train defaults)."""
+    from tunesmith.io import read_json_object
+
+    meta = read_json_object(model_dir / "meta.json") if model_dir.is_dir() else None
+    used = (meta or {}).get("item_columns") or {}
+    fields = text_cols if text_cols is not None else used.get("text", TEXT_DEFAULT)
+    return (
+        id_col or used.get("id") or ID_DEFAULT,
+        title_col or used.get("title") or TITLE_DEFAULT,
+        names_list(fields) or [],
+    )
+
+
 def add_items_from(
     model_dir: str | Path,
     items: str | Path,
@@ -231,18 +252,8 @@ def add_items_from(
 
     model_dir = Path(model_dir)
     check_device(device)  # before the new items are read
-    # The columns train read, so new items are encoded from the same fields as the catalogue
-    # (a model from before they were recorded: the train defaults).
-    meta = read_json_object(model_dir / "meta.json") if model_dir.is_dir() else None
-    used = (meta or {}).get("item_columns") or {}
-    fields = text_cols if text_cols is not None else used.get("text", TEXT_DEFAULT)
-    new = load_items(
-        items,
-        id_col=id_col or used.get("id") or ID_DEFAULT,
-        title_col=title_col or used.get("title") or TITLE_DEFAULT,
-        text_cols=names_list(fields) or [],
-        min_items=1,
-    )
+    id_col, title_col, fields = added_item_columns(model_dir, id_col, title_col, text_cols)
+    new = load_items(items, id_col=id_col, title_col=title_col, text_cols=fields, min_items=1)
     added = add_items(model_dir, new, device=device)
     meta = read_json_object(model_dir / "meta.json") or {}
     return {"model_dir": str(model_dir), "added": added, "items": meta.get("n_items")}
