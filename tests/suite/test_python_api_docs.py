@@ -495,7 +495,7 @@ def test_finance_mistakes_are_the_commands_lines(finance_db, finance_model, tmp_
     with pytest.raises(UserInputError) as raised:
         finance.Monitor(missing).trends()
     assert str(raised.value) == error_line(cli("finance", "trends", "--db", str(missing)))
-    with pytest.raises(UserInputError, match=r"texts\[1\] is a int, not a string"):
+    with pytest.raises(UserInputError, match=r"texts\[1\] is an int, not a string"):
         finance.score(["fine", 3], finance_model)
     with pytest.raises(UserInputError, match=r"texts\[1\] is empty"):
         finance.score(["fine", " "], finance_model)

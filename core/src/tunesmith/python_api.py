@@ -153,7 +153,9 @@ def text_list(texts: str | Iterable[str]) -> list[str]:
     for number, text in enumerate(listed):
         where = f"texts[{number}]"
         if not isinstance(text, str):
-            raise UserInputError(f"{where} is a {type(text).__name__}, not a string")
+            name = type(text).__name__
+            article = "an" if name[:1].lower() in "aeiou" else "a"
+            raise UserInputError(f"{where} is {article} {name}, not a string")
         if not text.strip():
             raise UserInputError(f"{where} is empty; there is nothing to read")
         cli_text(text, where)
