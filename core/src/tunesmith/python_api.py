@@ -334,7 +334,7 @@ class Model:
         report's ``data`` is the file's path, or null for in-memory data."""
         from tunesmith.commands.engine.evaluate import evaluation_report
         from tunesmith.commands.engine.output import plain_json
-        from tunesmith.python_data import data_file
+        from tunesmith.python_data import data_file, is_path
 
         _positive(batch_size, "batch_size")
         if plot is not None:
@@ -353,7 +353,7 @@ class Model:
                 batch_size=batch_size,
                 plot=None if plot is None else Path(plot),
             )
-        if not isinstance(data, (str, os.PathLike)):
+        if not is_path(data):
             report["data"] = None  # not the temporary file, gone with the call
         return plain_json(report)
 
@@ -373,12 +373,12 @@ class Model:
         saved ``fitted_on`` names the file, or says ``in-memory data (N records)``."""
         from tunesmith.commands.calibrate import calibrate_locked
         from tunesmith.commands.engine.output import plain_json
-        from tunesmith.python_data import data_file
+        from tunesmith.python_data import data_file, is_path
 
         _positive(batch_size, "batch_size")
         with data_file(data, what="data", columns=(text_col, label_col)) as path:
             source = None
-            if not isinstance(data, (str, os.PathLike)):  # the file is gone after the call
+            if not is_path(data):  # the file is gone after the call
                 with path.open(encoding="utf-8") as handle:
                     source = f"in-memory data ({sum(1 for _ in handle)} records)"
             result = calibrate_locked(

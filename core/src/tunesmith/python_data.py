@@ -129,6 +129,12 @@ def _shown(error: UserInputError, path: Path, what: str) -> UserInputError:
     return UserInputError(message.replace(str(path), what).replace(path.name, what))
 
 
+def is_path(data: object) -> bool:
+    """Whether ``data`` names a file (a ``str`` or path), not data held in memory: what
+    :func:`data_file` passes through as it is."""
+    return isinstance(data, (str, os.PathLike))
+
+
 @contextlib.contextmanager
 def data_file(
     data: Any,
@@ -144,7 +150,7 @@ def data_file(
     ``what``: the argument's name, for errors; ``columns``: the columns kept (the first is the
     text when ``texts_ok`` lets a record be a bare string); ``stable``: the same data gives the
     same path (``train``: ``resume`` compares the data path with the interrupted run's)."""
-    if isinstance(data, (str, os.PathLike)):
+    if is_path(data):
         yield Path(data)
         return
     from tunesmith.home import tunesmith_home

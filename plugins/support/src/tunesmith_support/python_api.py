@@ -19,12 +19,9 @@ from types import TracebackType
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.python_data import is_path
 
 PathLike = str | os.PathLike
-
-
-def _is_path(value: object) -> bool:
-    return isinstance(value, (str, os.PathLike))
 
 
 @contextlib.contextmanager
@@ -35,10 +32,10 @@ def _data_files(data: Any, question_col: str, answer_col: str) -> Iterator[list[
     ``Model.calibrate`` takes it."""
     from tunesmith.python_data import data_file
 
-    if _is_path(data):
+    if is_path(data):
         yield [Path(data)]
         return
-    if isinstance(data, (list, tuple)) and data and all(_is_path(item) for item in data):
+    if isinstance(data, (list, tuple)) and data and all(is_path(item) for item in data):
         yield [Path(item) for item in data]
         return
     if isinstance(data, (list, tuple)) and not data:
