@@ -233,8 +233,14 @@ def test_another_threshold_or_kinds_than_the_models_is_refused(days, model_dir, 
     assert "trained with" in result.output or "trained without" in result.output
 
 
-def test_a_model_saved_before_events_were_kept_is_refused_in_one_line(days, model_dir):
+def test_a_model_saved_before_events_were_kept_whose_events_file_is_gone_is_refused_in_one_line(
+    days, model_dir, tmp_path
+):
+    # with its training file in place, such a model is updated from it instead
+    # (test_recommend_add_events_old_models.py)
     (model_dir / "events.npz").unlink()
+    meta = json.loads((model_dir / "meta.json").read_text())
+    (model_dir / "meta.json").write_text(json.dumps({**meta, "events_path": str(tmp_path / "x")}))
     result = run("recommend", "add-events", "-m", model_dir, "--events", days["b"])
     assert result.exit_code == 2
     assert "keeps no events" in result.output and "recommend train" in result.output

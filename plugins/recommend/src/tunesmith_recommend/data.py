@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.data.excel import expect_columns
 from tunesmith.data.limits import names_for_message, text_problem
 from tunesmith.data.readers import data_file, reader_for
 from tunesmith.data.times import UNIX_SECONDS
@@ -92,11 +93,14 @@ class Events:
         return [(self.items[s:e], self.times[s:e]) for s, e in zip(starts, ends, strict=True)]
 
 
-def _read(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
+def _read(path: str | Path, columns: Sequence[str | None]) -> tuple[Path, list[dict[str, Any]]]:
+    """The rows of ``path``; ``columns``: those the caller reads (the column flags), so a
+    workbook's header is the row naming them rather than a title row of two cells above it."""
     path = Path(path)
     if not data_file(path).exists():  # book.xlsx#Sheet: the book
         raise DataError("no such file", path=path)
-    rows = list(reader_for(path)(path))
+    with expect_columns(columns):
+        rows = list(reader_for(path)(path))
     return path, rows
 
 
@@ -164,7 +168,7 @@ def load_items(
 
     ``min_items=1`` reads a file of items to add to a trained model.
     """
-    path, rows = _read(path)
+    path, rows = _read(path, [id_col, title_col, *text_cols])
     _check_columns(path, rows, [id_col, title_col, *text_cols])
     ids: list[str] = []
     titles: list[str] = []
@@ -299,7 +303,7 @@ def _load_events(
     not_in: str | None,
     allow_empty: bool,
 ) -> Events:
-    path, rows = _read(path)
+    path, rows = _read(path, [user_col, item_col, time_col, rating_col, kind_col])
     if not rows and allow_empty:
         return _events(path, time_col, [], [], [], None, {}, {}, {}, allow_empty=True)
     needed = [user_col, item_col, time_col]

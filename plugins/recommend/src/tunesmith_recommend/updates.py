@@ -259,6 +259,17 @@ class EventColumns:
     kind: str | None = None
     kinds: list[str] | None = None
 
+    def recorded(self) -> dict[str, Any]:
+        """As ``meta.json``'s ``event_columns`` (``data.load_events``' ``columns``)."""
+        return {
+            "user": self.user,
+            "item": self.item,
+            "time": self.time,
+            "rating": self.rating,
+            "kind": self.kind,
+            "kinds": self.kinds,
+        }
+
 
 def columns_for(meta: dict[str, Any], given: EventColumns, model_dir: Path) -> EventColumns:
     """The columns to read new events with: those given, else those ``train`` read
@@ -268,6 +279,16 @@ def columns_for(meta: dict[str, Any], given: EventColumns, model_dir: Path) -> E
     used = meta.get("event_columns") or {}
     threshold = meta.get("min_rating")
     kinds = used.get("kinds")
+    if not used:
+        # A model saved before the columns were recorded: its kinds are not known, so those
+        # given are taken (add-events checks them against its histories, legacy_events), and a
+        # rating column must be named rather than guessed.
+        kinds = given.kinds
+        if threshold is not None and not given.rating:
+            raise UserInputError(
+                f"{model_dir} was trained with --min-rating {threshold:g} before the rating "
+                "column was recorded; name it with --rating-col"
+            )
     if given.min_rating is not None and given.min_rating != threshold:
         raise UserInputError(
             f"--min-rating {given.min_rating:g}: {model_dir} was trained "
@@ -318,6 +339,9 @@ class Added:
     users: int  # users with positive events now
     events: int  # positive events served from now
     newest: float  # the newest event's time: "now" for recent popularity and freshness
+    #: the training events file the stored events were read from again (a model saved
+    #: before train kept them in events.npz); None when the model keeps them
+    rebuilt_from: Path | None = None
 
     def to_json(self, model_dir: Path) -> dict[str, Any]:
         return {
@@ -330,6 +354,7 @@ class Added:
             "events": self.events,
             "newest_event": newest_text(self.newest),
             "retrained": False,
+            "events_rebuilt_from": str(self.rebuilt_from) if self.rebuilt_from else None,
         }
 
 
@@ -354,14 +379,15 @@ def _add_locked(model_dir: Path, events_path: Path, given: EventColumns) -> Adde
     current = Recommender(model_dir)
     scale = ServingScale.from_meta(current.meta)
     stored = read_events(model_dir) if scale is not None else None
-    if stored is None:
-        raise UserInputError(
-            f"{model_dir} keeps no events to add to (trained before add-events existed); "
-            "train it again with `tunesmith recommend train`"
-        )
     columns = columns_for(current.meta, given, model_dir)
     catalogue = Catalogue(ids=current.ids, titles=current.titles, texts=current.texts)
     assert columns.user and columns.item and columns.time  # filled in by columns_for
+    rebuilt_from: Path | None = None
+    if stored is None or scale is None:
+        # a model saved before train kept its events: read them again from the file it records
+        from tunesmith_recommend.legacy_events import rebuild_events
+
+        rebuilt_from, stored, scale = rebuild_events(model_dir, current, catalogue, columns)
     new = load_events(
         events_path,
         catalogue,
@@ -386,6 +412,7 @@ def _add_locked(model_dir: Path, events_path: Path, given: EventColumns) -> Adde
         users=len(events.user_ids),
         events=len(events),
         newest=float(events.times.max()),
+        rebuilt_from=rebuilt_from,
     )
     if not merged.added:
         return done  # nothing new: the directory stays as it was, byte for byte
@@ -395,5 +422,10 @@ def _add_locked(model_dir: Path, events_path: Path, given: EventColumns) -> Adde
         write_serving_state(tmp, signals, events, current.ids)
         meta = {**current.meta, "n_users": len(events.user_ids), "serving_events": len(events)}
         meta["added_events"] = int(current.meta.get("added_events", 0)) + merged.added
+        if rebuilt_from is not None:
+            # the model now keeps its events (events.npz) and how they are counted, as a model
+            # saved by today's train: the next add-events reads neither file again
+            meta["serving_scale"] = scale.to_json()
+            meta["event_columns"] = columns.recorded()
         atomic_write_json(tmp / "meta.json", meta)
     return done
