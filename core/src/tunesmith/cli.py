@@ -23,7 +23,13 @@ from tunesmith.errors import (
     open_file_limit,
     out_of_memory,
 )
-from tunesmith.signals import exit_code, stop_on_signals, stopped_line
+from tunesmith.signals import (
+    end_stopped_process,
+    exit_code,
+    received,
+    stop_on_signals,
+    stopped_line,
+)
 
 #: Set to show the traceback of an operating-system error instead of its one line.
 DEBUG_ENV = "TUNESMITH_DEBUG"
@@ -386,7 +392,14 @@ def main() -> None:
     except TunesmithError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    app()
+    try:
+        app()
+    except SystemExit as ended:
+        # Stopped (not a service's orderly exit 0): its cleanup has run, end it now.
+        signum = received()
+        if signum is not None and ended.code == 128 + signum:
+            end_stopped_process(ended.code)
+        raise
 
 
 if __name__ == "__main__":
