@@ -30,9 +30,12 @@ from typing import Any
 
 from tunesmith.errors import DiskFullError, UserInputError, room_hint
 from tunesmith.io import no_room_shown
+from tunesmith.store_upgrade import Rewrite
 
-#: A migration: SQL (one or more statements separated by ``;``) or a function of a transaction.
-Migration = str | Callable[["Transaction"], None]
+#: A migration: SQL (one or more statements separated by ``;``), a function of a transaction,
+#: or either marked :class:`~tunesmith.store_upgrade.Rewrite` (it rewrites stored rows: said,
+#: and a copy of the file kept, before it runs).
+Migration = str | Callable[["Transaction"], None] | Rewrite
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -59,6 +62,13 @@ class StoreFullError(StoreError, DiskFullError):
     A :class:`DiskFullError` too, so it exits 1 as a full disk does everywhere else (not 2, as
     for the user's own mistakes); callers that catch :class:`StoreError` still catch it.
     """
+
+    exit_code = DiskFullError.exit_code
+
+
+class StoreRoomError(StoreError):
+    """An upgrade the disk has no room for (its copy and its rewrite); nothing was changed.
+    Exit 1, as for a full disk."""
 
     exit_code = DiskFullError.exit_code
 
@@ -134,6 +144,13 @@ class Transaction:
         with self._store._translate():
             return self._store._conn.execute(sql, params).fetchall()
 
+    def progress(self, fraction: float) -> None:
+        """How much of a :class:`~tunesmith.store_upgrade.Rewrite` step is done (0 to 1): moves
+        the bar drawn while it runs; nothing otherwise."""
+        sink = self._store._progress_sink
+        if sink is not None:
+            sink(fraction)
+
 
 def _check_migrations(namespace: Any, migrations: Any) -> None:
     """A namespace that is a non-empty string; migrations a list of SQL strings or callables."""
@@ -142,14 +159,17 @@ def _check_migrations(namespace: Any, migrations: Any) -> None:
     if isinstance(migrations, str | bytes):
         raise StoreError("migrations must be a list of migrations, not one string")
     for i, step in enumerate(migrations):
-        if not (isinstance(step, str) or callable(step)):
+        inner = step.step if isinstance(step, Rewrite) else step
+        if not (isinstance(inner, str) or callable(inner)):
             raise StoreError(
-                f"migration {i + 1} of namespace {namespace!r} is {type(step).__name__}; "
+                f"migration {i + 1} of namespace {namespace!r} is {type(inner).__name__}; "
                 "give SQL text or a function of the transaction"
             )
 
 
 def _apply(tx: Transaction, step: Migration) -> None:
+    if isinstance(step, Rewrite):
+        step = step.step
     if callable(step):
         step(tx)
         return
@@ -166,6 +186,7 @@ class Store:
         self.timeout = timeout
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() in the thread that holds the lock
+        self._progress_sink: Any = None  # the bar a Rewrite step moves (store_upgrade)
         if str(path) != ":memory:":
             if self.path.exists() and not self.path.is_file():
                 # SQLite says "disk I/O error" for /dev/null and "unable to open" for a folder.
@@ -239,33 +260,117 @@ class Store:
         # holds a long write transaction on it.
         if self._up_to_date(self, namespace, migrations):
             return len(migrations)
-        while True:
-            with self.transaction() as tx:
-                # Read inside the write transaction so two processes never apply one step twice.
-                if self._up_to_date(tx, namespace, migrations):
-                    return len(migrations)
-                version = self._version(tx, namespace)
-                try:
-                    _apply(tx, migrations[version])
-                except StoreLockedError:
-                    raise  # no fault of the migration: said as for any other write
-                except Exception as exc:  # SQL, a refused statement, the function's own error
-                    # Which migration of which namespace: several plugins may share the file.
-                    detail = (
-                        str(exc).removeprefix(f"{self.path}: ")
-                        if isinstance(exc, StoreError)
-                        else f"{type(exc).__name__}: {exc}"
+        announced: Any = None  # what was said (and copied) before the first rewrite
+        try:
+            while True:
+                known = self._version(self, namespace)
+                step = migrations[known] if known < len(migrations) else None
+                with self._rewriting(isinstance(step, Rewrite)), self.transaction() as tx:
+                    # Read inside the write transaction so two processes never apply one
+                    # step twice.
+                    if self._up_to_date(tx, namespace, migrations):
+                        break
+                    version = self._version(tx, namespace)
+                    if migrations[version] is not step:
+                        continue  # another process migrated meanwhile: read again
+                    if announced is None:
+                        # A new file (version 0) has nothing to copy or wait for
+                        announced = version > 0 and self._announce(
+                            tx, namespace, migrations, version
+                        )
+                    if announced and isinstance(step, Rewrite):
+                        from tunesmith.store_upgrade import RewriteBar
+
+                        self._progress_sink = RewriteBar(announced.show_bar)
+                    self._apply_step(tx, namespace, step, version)
+                    if isinstance(step, Rewrite):
+                        self._check_references(tx, namespace, version)
+                    tx.execute(
+                        "INSERT INTO schema_version(namespace, version) VALUES (?, ?) "
+                        "ON CONFLICT(namespace) DO UPDATE SET version = excluded.version",
+                        (namespace, version + 1),
                     )
-                    kind = type(exc) if isinstance(exc, StoreError) else StoreError
-                    raise kind(
-                        f"{self.path}: migration {version + 1} of namespace {namespace!r} "
-                        f"failed and was rolled back: {detail}"
-                    ) from exc
-                tx.execute(
-                    "INSERT INTO schema_version(namespace, version) VALUES (?, ?) "
-                    "ON CONFLICT(namespace) DO UPDATE SET version = excluded.version",
-                    (namespace, version + 1),
-                )
+        except BaseException:
+            if announced:
+                from tunesmith.store_upgrade import abandoned
+
+                abandoned(announced)  # rolled back: the file is as it was
+            raise
+        if announced:
+            from tunesmith.store_upgrade import finished
+
+            finished(self.path, len(migrations), announced)
+        return len(migrations)
+
+    def _announce(
+        self, tx: Transaction, namespace: str, migrations: Sequence[Migration], version: int
+    ) -> Any:
+        """Before the first pending :class:`Rewrite` of a file with data: say it, check the
+        room, keep the copy (:mod:`tunesmith.store_upgrade`); False when none is pending."""
+        from tunesmith.store_upgrade import announce
+
+        rewrite = next((s for s in migrations[version:] if isinstance(s, Rewrite)), None)
+        if rewrite is None or str(self.path) == ":memory:":
+            return False
+        count = int(tx.query(rewrite.count)[0][0] or 0)
+        return announce(
+            self.path, namespace, version, len(migrations), rewrite, count, StoreRoomError
+        )
+
+    @contextlib.contextmanager
+    def _rewriting(self, rewrite: bool) -> Iterator[None]:
+        """Around a :class:`Rewrite` step's transaction: foreign key checks off (SQLite's
+        recipe for rebuilding a table; they are a no-op inside a transaction, so set before
+        it) and a larger page cache; restored after, and the bar its ``tx.progress`` moved
+        closed."""
+        if not rewrite:
+            yield
+            return
+        from tunesmith.store_upgrade import REWRITE_CACHE_KIB
+
+        cache = self.query("PRAGMA cache_size")[0][0]
+        self._run("PRAGMA foreign_keys = OFF")
+        self._run(f"PRAGMA cache_size = -{REWRITE_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            if self._progress_sink is not None:
+                self._progress_sink.close()  # type: ignore[attr-defined]
+                self._progress_sink = None
+            if self._conn is not None:
+                self._run(f"PRAGMA cache_size = {int(cache)}")
+                self._run("PRAGMA foreign_keys = ON")
+
+    def _check_references(self, tx: Transaction, namespace: str, version: int) -> None:
+        """After a :class:`Rewrite` step, run with foreign key checks off: every reference must
+        still hold (SQLite's recipe for rebuilding a table), else the step is rolled back."""
+        broken = tx.query("PRAGMA foreign_key_check")
+        if broken:
+            table, rowid, parent = broken[0][0], broken[0][1], broken[0][2]
+            raise StoreError(
+                f"{self.path}: migration {version + 1} of namespace {namespace!r} left "
+                f"{len(broken)} row(s) naming a missing {parent} row (first: {table} row "
+                f"{rowid}) and was rolled back"
+            )
+
+    def _apply_step(self, tx: Transaction, namespace: str, step: Migration, version: int) -> None:
+        """Apply one migration; its failure names the file, the step and the namespace."""
+        try:
+            _apply(tx, step)
+        except StoreLockedError:
+            raise  # no fault of the migration: said as for any other write
+        except Exception as exc:  # SQL, a refused statement, the function's own error
+            # Which migration of which namespace: several plugins may share the file.
+            detail = (
+                str(exc).removeprefix(f"{self.path}: ")
+                if isinstance(exc, StoreError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            kind = type(exc) if isinstance(exc, StoreError) else StoreError
+            raise kind(
+                f"{self.path}: migration {version + 1} of namespace {namespace!r} "
+                f"failed and was rolled back: {detail}"
+            ) from exc
 
     def _up_to_date(
         self, reader: Transaction | Store, namespace: str, migrations: Sequence[Migration]

@@ -17,8 +17,59 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.store import DEFAULT_TIMEOUT, Store
+from tunesmith.store_upgrade import Rewrite
 
 NAMESPACE = "finance"
+
+#: Documents whose key rows migration 6 copies per statement: the bar moves between them.
+REWRITE_CHUNK = 50_000
+
+
+def _keys_with_facts(tx: Any) -> None:
+    """Migration 6: ``finance_keys`` rebuilt with each document's time, negative flag and
+    score, ordered by kind, key and time.
+
+    The same schema as the SQL it replaced (``finance_keys`` WITHOUT ROWID, its doc_id index
+    keeping the cascade from a pruned document a lookup, the documents' time index covering
+    label and score so that `--by all`, the prior and `--since` read no document row), filled
+    in half the time (41 s -> 21 s at 1,000,000 documents): the documents are scanned in
+    rowid order, each looking up its keys in their (doc_id, kind, key) index, instead of each
+    key looking up its document by id at random; the store runs it with foreign key checks off
+    (the rows come from the join, so every doc_id is a stored document). In chunks of
+    documents, so that the store's bar moves."""
+    # The text as the SQL migration wrote it: sqlite_master keeps it, fresh or migrated alike
+    tx.execute(
+        "CREATE TABLE finance_keys_v6 (\n"
+        "    kind TEXT NOT NULL CHECK (kind IN ('topic', 'ticker')),\n"
+        "    key TEXT NOT NULL,\n"
+        "    ts REAL NOT NULL,\n"
+        "    doc_id TEXT NOT NULL REFERENCES finance_documents(id) ON DELETE CASCADE,\n"
+        "    negative INTEGER NOT NULL,\n"
+        "    score REAL NOT NULL,\n"
+        "    PRIMARY KEY (kind, key, ts, doc_id)\n"
+        ") WITHOUT ROWID"
+    )
+    top = int(tx.query("SELECT MAX(rowid) FROM finance_documents")[0][0] or 0)
+    for after in range(0, top, REWRITE_CHUNK):
+        tx.execute(
+            "INSERT INTO finance_keys_v6 (kind, key, ts, doc_id, negative, score) "
+            "SELECT k.kind, k.key, d.ts, k.doc_id, d.label = 'negative', d.score "
+            "FROM finance_documents d CROSS JOIN finance_keys k ON k.doc_id = d.id "
+            "WHERE d.rowid > ? AND d.rowid <= ?",
+            (after, after + REWRITE_CHUNK),
+        )
+        # The fill is about half of the step; the drop and the two indexes the rest
+        tx.progress(0.55 * min(after + REWRITE_CHUNK, top) / top)
+    for fraction, statement in (
+        (0.65, "DROP TABLE finance_keys"),
+        (0.65, "ALTER TABLE finance_keys_v6 RENAME TO finance_keys"),
+        (0.8, "CREATE INDEX finance_keys_doc ON finance_keys(doc_id)"),
+        (0.8, "DROP INDEX finance_documents_ts"),
+        (1.0, "CREATE INDEX finance_documents_time ON finance_documents(ts, label, score)"),
+    ):
+        tx.execute(statement)
+        tx.progress(fraction)
+
 
 MIGRATIONS = [
     """
@@ -111,28 +162,13 @@ MIGRATIONS = [
     # its document's time, negative flag and score (a document never changes once stored), in
     # key and time order: trends, the detector and an alert's window read one key's rows as a
     # range of this table instead of looking up every document by id (5.9 s -> 2.7 s for
-    # hourly topic trends over 1,000,000 documents). The doc_id index keeps the cascade from
-    # a deleted document (`finance prune`) a lookup, not a scan. The documents' time index
-    # covers label and score: `--by all`, the prior and `--since` read no document row.
-    """
-    CREATE TABLE finance_keys_v6 (
-        kind TEXT NOT NULL CHECK (kind IN ('topic', 'ticker')),
-        key TEXT NOT NULL,
-        ts REAL NOT NULL,
-        doc_id TEXT NOT NULL REFERENCES finance_documents(id) ON DELETE CASCADE,
-        negative INTEGER NOT NULL,
-        score REAL NOT NULL,
-        PRIMARY KEY (kind, key, ts, doc_id)
-    ) WITHOUT ROWID;
-    INSERT INTO finance_keys_v6 (kind, key, ts, doc_id, negative, score)
-        SELECT k.kind, k.key, d.ts, k.doc_id, d.label = 'negative', d.score
-        FROM finance_keys k JOIN finance_documents d ON d.id = k.doc_id;
-    DROP TABLE finance_keys;
-    ALTER TABLE finance_keys_v6 RENAME TO finance_keys;
-    CREATE INDEX finance_keys_doc ON finance_keys(doc_id);
-    DROP INDEX finance_documents_ts;
-    CREATE INDEX finance_documents_time ON finance_documents(ts, label, score);
-    """,
+    # hourly topic trends over 1,000,000 documents). See _keys_with_facts.
+    Rewrite(
+        _keys_with_facts,
+        count="SELECT COUNT(*) FROM finance_documents",
+        noun="documents",
+        seconds_per_million=30.0,
+    ),
     # A `finance watch` of the release before migration 6, still running when today's code
     # migrated its file (it checked the version only when it opened it), writes key rows
     # without the document's time, flag and score; SQLite's OR IGNORE dropped them as NOT NULL
