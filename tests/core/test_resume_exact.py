@@ -6,6 +6,10 @@ after a checkpoint in mid-epoch (a plugin callback waits there), as a laptop's c
 OOM killer stops them. Every run, killed or not, is such a process: forked from a server that has
 imported torch and transformers once (their import took most of each run's time), so that no run
 shares Python state with another.
+
+Each run trains on one torch thread, so the uninterrupted run a test compares with trains in the
+background on the other core while the killed and resumed runs take their turns (the same bits
+either way: one thread's reductions do not depend on what else runs).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,13 +70,17 @@ PRELOAD = ["torch", "transformers", "transformers.trainer", "safetensors.torch",
 
 @pytest.fixture(scope="module")
 def forks():
-    """multiprocessing's fork server, with torch and transformers imported; stopped after."""
+    """multiprocessing's fork server, with torch and transformers imported; stopped after,
+    with any run a failed test left going."""
     import multiprocessing
     from multiprocessing import forkserver
 
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     yield context
+    for process in multiprocessing.active_children():
+        process.kill()
+        process.join()
     server = forkserver._forkserver
     if server._forkserver_pid is not None:  # its own exit would tidy torch up for seconds
         os.kill(server._forkserver_pid, signal.SIGKILL)
@@ -99,9 +108,46 @@ def _env(tmp_path: Path, out: Path, hang_at: int) -> dict[str, str]:
     )
 
 
-def _train(forks, tmp_path: Path, base: Path, out: Path, args: list[str], *, kill_at=0) -> str:
-    """Run ``tunesmith train`` in a process of its own; with ``kill_at``, SIGKILL it right after
-    the checkpoint of that step. Returns its stderr (empty when killed)."""
+class _Run:
+    """A ``tunesmith train`` under way in a process of its own; :meth:`wait` for its end."""
+
+    def __init__(self, process, stderr_path: Path, flag: Path, kill_at: int) -> None:
+        self.process, self.stderr_path = process, stderr_path
+        self.flag, self.kill_at = flag, kill_at
+        self.ended: str | None = None
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
+
+    def wait(self) -> str:
+        """Its stderr once it has ended (empty when killed); with ``kill_at``, SIGKILL it as
+        soon as it waits after that step's checkpoint. Asserts it ended as it should."""
+        if self.ended is None:
+            self.ended = self._killed() if self.kill_at else self._finished()
+        return self.ended
+
+    def _finished(self) -> str:
+        self.process.join(timeout=600)
+        if self.process.is_alive():  # hung: not left running after the test
+            self.process.kill()
+        assert self.process.exitcode == 0, self.stderr()
+        return self.stderr()
+
+    def _killed(self) -> str:
+        deadline = time.monotonic() + 600
+        while not self.flag.exists():
+            assert self.process.is_alive(), self.stderr()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        self.process.kill()
+        self.process.join()
+        assert self.process.exitcode == -signal.SIGKILL
+        return ""
+
+
+def _start(forks, tmp_path: Path, base: Path, out: Path, args: list[str], *, kill_at=0) -> _Run:
+    """Start ``tunesmith train`` in a process of its own; with ``kill_at``, it waits after the
+    checkpoint of that step for :meth:`_Run.wait` to kill it."""
     env = _env(tmp_path, out, kill_at)
     logs = {"OUT": f"{out}.stdout", "ERR": f"{out}.stderr"}
     argv = ["train", "--model", str(base), "--out", str(out), *args]
@@ -109,26 +155,13 @@ def _train(forks, tmp_path: Path, base: Path, out: Path, args: list[str], *, kil
         target=exec, args=(CHILD, {"__name__": "__main__", "ENV": env, "ARGV": argv, **logs})
     )
     process.start()
+    return _Run(process, Path(logs["ERR"]), Path(env["FLAG"]), kill_at)
 
-    def stderr() -> str:
-        return Path(logs["ERR"]).read_text() if Path(logs["ERR"]).exists() else ""
 
-    if not kill_at:
-        process.join(timeout=600)
-        if process.is_alive():  # hung: not left running after the test
-            process.kill()
-        assert process.exitcode == 0, stderr()
-        return stderr()
-    flag = Path(env["FLAG"])
-    deadline = time.monotonic() + 600
-    while not flag.exists():
-        assert process.is_alive(), stderr()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    process.kill()
-    process.join()
-    assert process.exitcode == -signal.SIGKILL
-    return ""
+def _train(forks, tmp_path: Path, base: Path, out: Path, args: list[str], *, kill_at=0) -> str:
+    """Run ``tunesmith train`` in a process of its own; with ``kill_at``, SIGKILL it right after
+    the checkpoint of that step. Returns its stderr (empty when killed)."""
+    return _start(forks, tmp_path, base, out, args, kill_at=kill_at).wait()
 
 
 def _weights(model_dir: Path) -> dict:
@@ -171,14 +204,16 @@ WITH_EVAL = [*COMMON, "--eval", str(INTENTS_EVAL)]
 
 @pytest.fixture(scope="module")
 def uninterrupted(forks, base, tmp_path_factory):
-    """The uninterrupted runs the resumed ones are compared with, by name: (model, stderr)."""
+    """The uninterrupted runs the resumed ones are compared with, by name: started in the
+    background when first asked for, then waited for (model, stderr)."""
     root = tmp_path_factory.mktemp("uninterrupted")
-    made: dict[str, tuple[Path, str]] = {}
+    made: dict[str, _Run] = {}
 
-    def get(name: str, args: list[str]) -> tuple[Path, str]:
+    def get(name: str, args: list[str]) -> Callable[[], tuple[Path, str]]:
+        """Starts the run (the first time); what it returns waits for it."""
         if name not in made:
-            made[name] = (root / name, _train(forks, root, base, root / name, args))
-        return made[name]
+            made[name] = _start(forks, root, base, root / name, args)
+        return lambda: (root / name, made[name].wait())
 
     return get
 
@@ -188,9 +223,9 @@ def test_resume_after_a_kill_in_mid_epoch_gives_the_uninterrupted_model(
 ):
     """The resumed epoch's batches were drawn anew from another RNG state: another order for
     the rest of the epoch, another model (0.04 apart in the weights) and a different loss."""
-    whole, _ = uninterrupted("no-eval", NO_EVAL)
+    whole = uninterrupted("no-eval", NO_EVAL)
     resumed, _ = _killed_and_resumed(forks, tmp_path, base, NO_EVAL, kill_at=14)
-    _assert_same_model(whole, resumed)
+    _assert_same_model(whole()[0], resumed)
 
 
 def test_resume_after_a_kill_with_held_out_data_chooses_the_same_best_checkpoint(
@@ -199,11 +234,11 @@ def test_resume_after_a_kill_with_held_out_data_chooses_the_same_best_checkpoint
     """The default recipe with --eval: early stopping and the best checkpoint, resumed in
     mid-epoch before the best one was reached (and compared with a run without --save-steps,
     which only adds checkpoints)."""
-    whole, _ = uninterrupted("eval", WITH_EVAL)
+    whole = uninterrupted("eval", WITH_EVAL)
     resumed, _ = _killed_and_resumed(
         forks, tmp_path, base, [*WITH_EVAL, "--save-steps", "4"], kill_at=12
     )
-    _assert_same_model(whole, resumed)
+    _assert_same_model(whole()[0], resumed)
 
 
 def test_resume_of_a_few_shot_run_keeps_its_same_label_pair_order(forks, tmp_path, base):
@@ -221,8 +256,9 @@ def test_resume_of_a_few_shot_run_keeps_its_same_label_pair_order(forks, tmp_pat
     # 48 rows and 6 label names at 8 a batch: 7 steps an epoch; step 10 is mid-epoch.
     args = ["--data", str(data), "--epochs", "3", "--batch-size", "8", "--save-steps", "5"]
     whole = tmp_path / "whole"
-    _train(forks, tmp_path, base, whole, args)
+    uninterrupted = _start(forks, tmp_path, base, whole, args)
     resumed, _ = _killed_and_resumed(forks, tmp_path, base, args, kill_at=10)
+    uninterrupted.wait()
     _assert_same_model(whole, resumed)
 
 
@@ -231,8 +267,9 @@ def test_resume_averages_the_epochs_the_killed_run_had_ended_too(forks, tmp_path
     epochs it ran itself (2 of 3 here), another model."""
     args = [*COMMON, "--eval-fraction", "0", "--save-steps", "7", "--average-epochs", "3"]
     whole = tmp_path / "whole"
-    _train(forks, tmp_path, base, whole, args)
+    uninterrupted = _start(forks, tmp_path, base, whole, args)
     resumed, _ = _killed_and_resumed(forks, tmp_path, base, args, kill_at=14)
+    uninterrupted.wait()
     _assert_same_model(whole, resumed)
     average = json.loads((resumed / "run_config.json").read_text())["resolved"]["average"]
     assert average["epochs"] == 3 and average["kept"]
@@ -241,11 +278,11 @@ def test_resume_averages_the_epochs_the_killed_run_had_ended_too(forks, tmp_path
 def test_resume_may_save_checkpoints_at_another_frequency(forks, tmp_path, base, uninterrupted):
     """A laptop user who lost an hour resumes with more frequent checkpoints: not refused,
     and the model is the one the run would have given."""
-    whole, _ = uninterrupted("no-eval", NO_EVAL)
+    whole = uninterrupted("no-eval", NO_EVAL)
     resumed, _ = _killed_and_resumed(
         forks, tmp_path, base, NO_EVAL, kill_at=14, resume_args=["--save-steps", "3"]
     )
-    _assert_same_model(whole, resumed)
+    _assert_same_model(whole()[0], resumed)
 
 
 def test_save_steps_adds_checkpoints_without_changing_evaluations_or_the_model(
@@ -253,9 +290,10 @@ def test_save_steps_adds_checkpoints_without_changing_evaluations_or_the_model(
 ):
     """--save-steps also set the evaluation frequency: 7 steps gave an evaluation every 0.7
     epoch, early stopping counted those, and another checkpoint was chosen as the best."""
-    plain, plain_log = uninterrupted("eval", WITH_EVAL)
+    plain_run = uninterrupted("eval", WITH_EVAL)
     saved = tmp_path / "saved"
     saved_log = _train(forks, tmp_path, base, saved, [*WITH_EVAL, "--save-steps", "7"])
+    plain, plain_log = plain_run()
 
     def evaluations(log: str) -> list[str]:
         return [line for line in log.splitlines() if line.startswith("epoch ")]

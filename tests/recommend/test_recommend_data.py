@@ -241,6 +241,8 @@ def test_real_unix_and_iso_times_bring_no_note(items, tmp_path):
     assert load_events(iso, load_items(items)).notes == []
 
 
+# One torch thread: its ranker fit took ten times as long on two threads of a busy shared CPU.
+@pytest.mark.usefixtures("one_torch_thread")
 def test_cli_says_the_1970_note_on_stderr_and_keeps_json_on_stdout(tiny_model, tmp_path):
     from typer.testing import CliRunner
 

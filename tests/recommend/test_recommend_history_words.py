@@ -14,6 +14,10 @@ from typer.testing import CliRunner
 from tunesmith_recommend import demo
 from tunesmith_recommend.data import sample_paths
 
+#: One torch thread (also while the module's models are built): the ranker's fit, most of a
+#: sample training, took ten times as long on two threads of a busy shared CPU.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def run(*args):
     from tunesmith.cli import build_app
@@ -22,13 +26,13 @@ def run(*args):
 
 
 @pytest.fixture(scope="module")
-def sample_model(tiny_model, tmp_path_factory):
+def sample_model(tiny_model, tmp_path_factory, one_torch_thread):
     """The demo's own sample model (every event counts), built with the tiny encoder."""
     return demo.build_sample_model(tmp_path_factory.mktemp("words") / "sample", model=tiny_model)
 
 
 @pytest.fixture(scope="module")
-def rated_model(tiny_model, tmp_path_factory):
+def rated_model(tiny_model, tmp_path_factory, one_torch_thread):
     """The sample trained by the CLI on ratings of 4 or more."""
     out = tmp_path_factory.mktemp("words") / "rated"
     result = run(

@@ -13,6 +13,10 @@ from typer.testing import CliRunner
 
 from tunesmith_recommend.data import load_events, load_items, sample_paths
 
+#: One torch thread (also while ``model_dir`` is trained): the ranker's fit, most of a sample
+#: training, took ten times as long on two threads of a busy shared CPU.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def run(*args):
     from tunesmith.cli import build_app
@@ -21,7 +25,7 @@ def run(*args):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_model, tmp_path_factory):
+def model_dir(tiny_model, tmp_path_factory, one_torch_thread):
     out = tmp_path_factory.mktemp("rec") / "model"
     result = run(
         "recommend", "train", "--sample", "--model", tiny_model, "--no-fine-tune", "--out", out
