@@ -29,9 +29,9 @@ def _spy_encoder(monkeypatch, module) -> list[str]:
     asked: list[str] = []
     real = module.load_encoder
 
-    def spy(kb_dir, model=None, *, device="cpu"):
+    def spy(kb_dir, model=None, *, device="cpu", **kwargs):
         asked.append(device)
-        return real(kb_dir, model, device="cpu")
+        return real(kb_dir, model, device="cpu", **kwargs)
 
     monkeypatch.setattr(module, "load_encoder", spy)
     return asked

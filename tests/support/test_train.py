@@ -236,12 +236,10 @@ def test_train_refuses_too_few_held_out_questions_before_changing_the_kb(kb_copy
     assert not (kb_copy / "encoders").exists()
 
 
-def test_train_whose_held_out_questions_are_all_right_drops_the_stale_calibration(
-    kb_copy, tmp_path
-):
+def test_train_whose_calibration_is_refused_leaves_the_kb_as_it_was(kb_copy, tmp_path):
     # The FAQ's own questions, held out: all answered right by the KB with its past questions
-    # indexed, so the calibration is refused after training changed the scores. The old
-    # calibration, fitted on the old scores, stayed and was used by `ask`.
+    # indexed, so the calibration is refused after training changed the scores. The KB kept
+    # what was trained (with the old calibration, or none): nothing is committed now.
     with sample_paths()["faq"].open(encoding="utf-8") as handle:
         faq = list(csv.DictReader(handle))[:40]
     data = tmp_path / "own.csv"
@@ -250,11 +248,17 @@ def test_train_whose_held_out_questions_are_all_right_drops_the_stale_calibratio
         writer.writerow(["question", "answer_id"])
         for row in faq:  # each id twice: one question trains, the FAQ's own is held out
             writer.writerows([[row["question"], row["id"]], [row["question"] + " ?", row["id"]]])
-    with pytest.raises(UserInputError, match="has no calibration until `tunesmith support"):
+    before = sorted(p.name for p in kb_copy.iterdir())
+    meta, calibration = (
+        (kb_copy / "kb.json").read_text(),
+        (kb_copy / "calibration.json").read_text(),
+    )
+    with pytest.raises(UserInputError, match="The knowledge base is unchanged"):
         train_kb(
             kb_copy, [data], encoder=False, index_questions=True, held_out=0.5,
             log=lambda _m: None,
         )  # fmt: skip
-    assert not (kb_copy / "calibration.json").exists()
-    with pytest.raises(UserInputError, match="has no calibration yet"):
-        Answerer(kb_copy)
+    assert (kb_copy / "kb.json").read_text() == meta
+    assert (kb_copy / "calibration.json").read_text() == calibration
+    assert sorted(p.name for p in kb_copy.iterdir()) == before
+    assert len(Answerer(kb_copy).entries) == 75

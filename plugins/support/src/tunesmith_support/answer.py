@@ -22,6 +22,7 @@ from tunesmith.errors import UserInputError
 from tunesmith.io import change_stamp
 from tunesmith_support.calibrate import ASKED, Calibration
 from tunesmith_support.kb import Entry
+from tunesmith_support.kbgenerations import classifier_path
 from tunesmith_support.kbindex import (
     CALIBRATION,
     CLASSIFIER_DIR,
@@ -397,7 +398,7 @@ class Answerer:
         self.loaded_stamp = kb_stamp(self.kb_dir)
         self.meta = read_meta(self.kb_dir)
         self.languages = read_language_config(self.kb_dir)
-        self.calibration = Calibration.load(self.kb_dir / CALIBRATION)
+        self.calibration = Calibration.load_for(self.kb_dir, self.meta)
         if self.calibration is None:
             raise UserInputError(
                 f"{self.kb_dir}: the knowledge base has no calibration yet; fit one on labelled "
@@ -409,7 +410,7 @@ class Answerer:
         entries = stored_entries(self.index)
         weights = self.calibration.weights
         lexical = Lexical(entries, self.languages.languages) if weights.lexical else None
-        classifier = self.kb_dir / CLASSIFIER_DIR
+        classifier = classifier_path(self.kb_dir, self.meta)
         # The confidence was fitted on the classifier's scores whenever it existed then, even
         # where its ranking weight is zero: load it exactly when the calibration read it.
         wanted = weights.intent or self.calibration.uses_classifier

@@ -24,6 +24,7 @@ import numpy as np
 from tunesmith.engine.metrics import expected_calibration_error
 from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_write_json, read_json_object
+from tunesmith_support.kbgenerations import calibration_path, check_matches
 from tunesmith_support.scoring import Candidate, Scorer, Weights, rank
 
 SHORTLIST = 3
@@ -110,6 +111,9 @@ class Calibration:
     feature_names: list[str] = field(default_factory=lambda: list(FEATURES))
     #: Whether it was fitted with the KB's intent classifier (`ask` then loads it too).
     uses_classifier: bool = False
+    #: The encoder and classifier ``kb.json`` named when it was fitted
+    #: (:func:`tunesmith_support.kbgenerations.fitted_on`); None in files written before.
+    fitted_on: dict[str, Any] | None = None
 
     def confidence(self, candidates: list[Candidate]) -> tuple[float, float]:
         """(P(top candidate right), P(right one in the top three))."""
@@ -130,6 +134,7 @@ class Calibration:
             "out_of_scope_score": self.out_of_scope_score,
             "target_precision": self.target_precision,
             "report": self.report,
+            **({"fitted_on": self.fitted_on} if self.fitted_on is not None else {}),
         }
 
     @classmethod
@@ -146,6 +151,7 @@ class Calibration:
             report=data.get("report", {}),
             feature_names=list(data.get("features") or FEATURES[:5]),
             uses_classifier=bool(data.get("uses_classifier", False)),
+            fitted_on=data["fitted_on"] if isinstance(data.get("fitted_on"), dict) else None,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -154,6 +160,16 @@ class Calibration:
     @classmethod
     def load(cls, path: str | Path) -> Calibration | None:
         data = read_json_object(path) if Path(path).exists() else None
+        return cls.from_dict(data) if data else None
+
+    @classmethod
+    def load_for(cls, kb_dir: str | Path, meta: dict[str, Any]) -> Calibration | None:
+        """The calibration of the KB whose ``kb.json`` is ``meta`` (None when it has none); one
+        fitted on another encoder or classifier than the KB's is a one-line error naming what
+        to run (:func:`~tunesmith_support.kbgenerations.check_matches`)."""
+        path = calibration_path(kb_dir, meta)
+        data = read_json_object(path) if path.exists() else None
+        check_matches(kb_dir, meta, data)
         return cls.from_dict(data) if data else None
 
 

@@ -2,17 +2,22 @@
 
 Layout of ``KB/``::
 
-    kb.json            encoder, index folder, sources, FAQ columns, entry count (written last,
-                       atomically: it is the KB's generation pointer)
+    kb.json            encoder, index folder, classifier, sources, FAQ columns, entry count
+                       (written last, atomically: it is the KB's generation pointer, see
+                       :mod:`tunesmith_support.kbgenerations`)
     index/             tunesmith.retrieval.VectorIndex: one vector per FAQ question, FAQ answer
                        and passage; payloads carry the entry (question, answer, category,
-                       source, heading, content hash); ``index-gNNNNNN/`` after `support train`
+                       source, heading, content hash); ``index-gNNNNNN/`` once re-indexed or
+                       trained
     encoders/gNNNNNN/  the tuned encoder of each `support train` (else the named model is used)
-    classifier/        the intent classifier, after `support train --classifier`
+    classifier-gNNNNNN/  the intent classifier, after `support train --classifier`
+                       (``classifier/`` in KBs trained before)
     calibration.json   confidence model and thresholds (`support calibrate` / `train`)
 
 Re-indexing compares ids and content hashes with what the index holds: only new or changed
-entries are encoded, removed ones are deleted; the index saves a new generation atomically.
+entries are encoded, removed ones are deleted; the changed index is saved into a new folder
+and ``kb.json`` then points at it, so ``kb.json`` (its renamed ids, entry count, sources) and
+the index never disagree, whenever the run is killed.
 
 A tuned encoder is recorded relative to the KB (``kb:encoders/gNNNNNN``, the name the index
 keeps too), so a KB folder can be moved or copied. Re-encoding with a tuned encoder writes a new
@@ -23,7 +28,6 @@ ones, never in between. Folders no ``kb.json`` points at are removed by the next
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -31,20 +35,29 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith.io import atomic_write_json, check_output_folder, read_json_object
+from tunesmith.io import check_output_folder, read_json_object
 from tunesmith.retrieval import Encoder, VectorIndex
 from tunesmith_support.kb import Entry, FaqColumns, read_sources
+from tunesmith_support.kbgenerations import (
+    CALIBRATION as CALIBRATION,  # re-exported: where the other modules import it from
+)
+from tunesmith_support.kbgenerations import (
+    CLASSIFIER_DIR,
+    GENERATION,
+    META,
+    calibration_path,
+    classifier_path,
+    commit,
+    next_generation,
+)
 
-META = "kb.json"
 INDEX_DIR = "index"
 #: Where a KB trained before ``encoders/`` keeps its tuned encoder (still read).
 ENCODER_DIR = "encoder"
 ENCODERS_DIR = "encoders"
 #: A model recorded as ``kb:<path>`` lives inside the KB, at ``<path>``.
 IN_KB = "kb:"
-_GENERATION = re.compile(r"^(?:index-)?g(\d{6})$")
-CLASSIFIER_DIR = "classifier"
-CALIBRATION = "calibration.json"
+_GENERATION = GENERATION
 
 
 @dataclass
@@ -159,15 +172,22 @@ def _load(model: str, device: str = "cpu") -> Any:
     return Encoder.load(model, device=device)
 
 
-def load_encoder(kb_dir: str | Path, model: str | None = None, *, device: str = "cpu") -> Any:
+def load_encoder(
+    kb_dir: str | Path,
+    model: str | None = None,
+    *,
+    device: str = "cpu",
+    meta: dict[str, Any] | None = None,
+) -> Any:
     """The encoder for a KB (``model`` overrides the recorded one; the index then checks that it
     is the one the vectors were made with), on ``device`` (``--device``). A KB's own tuned encoder is named by its place in
-    the KB (``kb:encoders/g000001``), not by an absolute path, so a moved KB still opens."""
+    the KB (``kb:encoders/g000001``), not by an absolute path, so a moved KB still opens.
+    ``meta``: the ``kb.json`` to read (a generation `train` has not committed yet)."""
     kb_dir = Path(kb_dir)
     if model is not None:
         return _load(model, device)
     # Read first: a folder that is not a KB is said so before a model is loaded for nothing.
-    meta = read_meta(kb_dir)
+    meta = read_meta(kb_dir) if meta is None else meta
     encoder = _load(model_location(kb_dir, meta), device)
     recorded = str(meta.get("model") or "default")
     if in_kb(recorded):
@@ -186,11 +206,11 @@ def _same_encoder(recorded: str, encoder: Any) -> bool:
     return name == IN_KB + ENCODER_DIR and old.is_absolute() and old.name == ENCODER_DIR
 
 
-def open_index(kb_dir: str | Path, encoder: Any) -> Any:
-    """The KB's vector index (the folder ``kb.json`` points at); an index built with another
-    encoder is a one-line error."""
+def open_index(kb_dir: str | Path, encoder: Any, meta: dict[str, Any] | None = None) -> Any:
+    """The KB's vector index (the folder ``kb.json``, or ``meta``, points at); an index built
+    with another encoder is a one-line error."""
     kb_dir = Path(kb_dir)
-    index = VectorIndex.load(index_dir(kb_dir, read_meta(kb_dir)))
+    index = VectorIndex.load(index_dir(kb_dir, read_meta(kb_dir) if meta is None else meta))
     _attach_encoder(kb_dir, index, encoder)
     return index
 
@@ -279,16 +299,26 @@ PAST_QUESTION = "h"
 
 
 def index_past_questions(
-    kb_dir: str | Path, questions: list[tuple[str, str]], *, device: str = "cpu"
+    kb_dir: str | Path,
+    questions: list[tuple[str, str]],
+    *,
+    device: str = "cpu",
+    meta: dict[str, Any] | None = None,
 ) -> int:
     """Index past ``(question, entry id)`` pairs as extra question vectors of their entries, so
     a new question also matches the past questions an entry answered. Re-indexing drops them
     for entries that changed (train again to add them back). Returns the number indexed.
-    ``device``: where they are encoded (``train --device``)."""
+    ``device``: where they are encoded (``train --device``).
+
+    With ``meta`` (the generation `train` builds, committed later) they go into its index, in
+    a new folder if it is still the one ``kb.json`` points at (``meta["index"]`` is then
+    updated); without, into the KB's, committed at once."""
     import hashlib
 
     kb_dir = Path(kb_dir)
-    index = open_index(kb_dir, load_encoder(kb_dir, device=device))
+    staged = meta
+    meta = read_meta(kb_dir) if staged is None else staged
+    index = open_index(kb_dir, load_encoder(kb_dir, device=device, meta=meta), meta)
     entries = {e.id: e for e in stored_entries(index)}
     rows: dict[str, tuple[str, dict[str, Any]]] = {}
     for question, entry_id in questions:
@@ -301,8 +331,25 @@ def index_past_questions(
     for start in range(0, len(ids), 512):
         chunk = ids[start : start + 512]
         index.upsert(chunk, texts=[rows[i][0] for i in chunk], payloads=[rows[i][1] for i in chunk])
-    index.save()
+    save_new_generation(kb_dir, index, meta)
+    if staged is None:
+        commit(kb_dir, meta)
+        remove_unused(kb_dir)
     return len(ids)
+
+
+def save_new_generation(kb_dir: Path, index: Any, meta: dict[str, Any]) -> None:
+    """Save ``index`` for the generation ``meta`` describes: into a new ``index-gN`` folder
+    (``meta["index"]`` set to it) when ``meta`` still names the folder ``kb.json`` serves, so
+    that nothing served changes before ``kb.json`` is switched."""
+    served = read_meta(kb_dir) if (kb_dir / META).exists() else {}
+    if served and index_dir(kb_dir, meta).resolve() == index_dir(kb_dir, served).resolve():
+        target = kb_dir / f"index-{next_generation(kb_dir)}"
+        # The index saves into ``path``: its current contents become the new folder's first
+        # generation (no copy of the old folder's history).
+        index.path = target
+        meta["index"] = target.name
+    index.save()
 
 
 def faq_columns(
@@ -422,7 +469,10 @@ def build_index(
         upsert_entries(index, changed[start : start + 256])
         if progress is not None:
             progress(min(start + 256, len(changed)), len(changed))
-    index.save()
+    if not existing:
+        index.save()  # nothing served yet: kb.json, written last, makes it a KB
+    elif changed or moved or stale:
+        save_new_generation(out, index, meta)
     # Not loaded: the KB keeps the encoder it records (the one its vectors were made with).
     encoder_name = (
         str(meta.get("encoder") or index.encoder_name) if encoder is None else encoder.name
@@ -444,7 +494,9 @@ def build_index(
         # Earlier renames follow this one (a -> b, then b -> c: a -> c).
         earlier = {a: renamed.get(b, b) for a, b in renamed_ids(out).items()}
         meta[RENAMED_KEY] = {**earlier, **renamed}
-    atomic_write_json(out / META, meta)
+    commit(out, meta)  # the commit point: the KB is the old one until here
+    if existing:
+        remove_unused(out)
     added = sum(1 for e in changed if e.id not in old)
     return IndexReport(
         added=added,
@@ -498,12 +550,7 @@ def renamed_in(meta: dict[str, Any]) -> dict[str, str]:
 
 def new_encoder_dir(kb_dir: str | Path) -> Path:
     """A fresh folder name under ``KB/encoders/`` for a newly tuned encoder (not created)."""
-    kb_dir = Path(kb_dir)
-    used = [0]
-    for folder in (kb_dir, kb_dir / ENCODERS_DIR):
-        if folder.is_dir():
-            used += [int(m.group(1)) for p in folder.iterdir() if (m := _GENERATION.match(p.name))]
-    return kb_dir / ENCODERS_DIR / f"g{max(used) + 1:06d}"
+    return Path(kb_dir) / ENCODERS_DIR / next_generation(kb_dir)
 
 
 def _past_questions(index: Any, keep: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -528,12 +575,27 @@ def reencode(
     :func:`new_encoder_dir`) into a new index folder, then point ``kb.json`` at both in one
     atomic write, then remove the folders nothing points at. A crash before that write leaves
     the KB on its old encoder and index; after it, on the new ones. ``device``: where it
-    encodes."""
+    encodes. (`support train` commits this with its calibration: :func:`reencode_staged`.)"""
+    meta = reencode_staged(kb_dir, read_meta(kb_dir), entries, encoder_dir, device=device)
+    commit(kb_dir, meta)  # the commit point
+    remove_unused(kb_dir)
+
+
+def reencode_staged(
+    kb_dir: str | Path,
+    meta: dict[str, Any],
+    entries: list[Entry],
+    encoder_dir: str | Path,
+    *,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """:func:`reencode` up to its commit: the new index folder is written, and the returned
+    copy of ``meta`` names it and the encoder; nothing served changes."""
     kb_dir = Path(kb_dir)
     encoder_dir = Path(encoder_dir)
     if encoder_dir.parent.resolve() != (kb_dir / ENCODERS_DIR).resolve():
         raise UserInputError(f"{encoder_dir}: a KB's tuned encoder belongs in {ENCODERS_DIR}/")
-    meta = read_meta(kb_dir)
+    meta = dict(meta)
     encoder = Encoder.load(encoder_dir, device=device)
     encoder.name = f"{IN_KB}{ENCODERS_DIR}/{encoder_dir.name}"
     past = _past_questions(VectorIndex.load(index_dir(kb_dir, meta)), {e.id for e in entries})
@@ -557,23 +619,32 @@ def reencode(
             "dim": int(encoder.dim),
         }
     )
-    atomic_write_json(kb_dir / META, meta)  # the commit point
-    remove_unused(kb_dir)
+    return meta
 
 
 def remove_unused(kb_dir: str | Path) -> list[Path]:
-    """Remove the index and encoder folders ``kb.json`` does not point at (left by an earlier
-    training or a crashed one); returns what was removed."""
+    """Remove the index, encoder and classifier folders and calibration files ``kb.json`` does
+    not point at (left by an earlier run, or by one killed before its commit); returns what
+    was removed."""
     kb_dir = Path(kb_dir)
     meta = read_meta(kb_dir)
-    keep = {index_dir(kb_dir, meta).resolve(), Path(model_location(kb_dir, meta)).resolve()}
+    keep = {
+        index_dir(kb_dir, meta).resolve(),
+        Path(model_location(kb_dir, meta)).resolve(),
+        classifier_path(kb_dir, meta).resolve(),
+        calibration_path(kb_dir, meta).resolve(),
+    }
     candidates = [kb_dir / INDEX_DIR, kb_dir / ENCODER_DIR, kb_dir / (ENCODER_DIR + ".new")]
-    candidates += [p for p in kb_dir.glob("index-g*") if _GENERATION.match(p.name)]
+    candidates += [kb_dir / CLASSIFIER_DIR]
+    candidates += [p for p in kb_dir.glob("*-g*") if _GENERATION.match(p.name)]
     if (kb_dir / ENCODERS_DIR).is_dir():
         candidates += list((kb_dir / ENCODERS_DIR).iterdir())
     removed = []
     for path in candidates:
         if path.exists() and path.resolve() not in keep:
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed.append(path)
     return removed

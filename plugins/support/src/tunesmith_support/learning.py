@@ -5,6 +5,11 @@ marks a question the KB cannot answer) are split into a training part and a held
 training part fine-tunes the encoder on (question, entry text) pairs with the core's pair
 training and/or trains an intent classifier over entry ids with the core engine; the KB is then
 re-encoded with the tuned encoder; the held-out part fits the calibration and thresholds.
+
+Everything is written beside what is served (a new encoder, index and classifier folder, a new
+calibration file) and ``kb.json`` is switched to all of them at once at the end
+(:mod:`tunesmith_support.kbgenerations`): a `train` killed at any point, or refused at its
+calibration, leaves the KB as it was.
 """
 
 from __future__ import annotations
@@ -27,8 +32,13 @@ from tunesmith_support.calibrate import (
     check_target_precision,
     fit_calibration,
 )
+from tunesmith_support.kbgenerations import (
+    classifier_path,
+    commit,
+    fitted_on,
+    next_generation,
+)
 from tunesmith_support.kbindex import (
-    CALIBRATION,
     CLASSIFIER_DIR,
     index_past_questions,
     load_encoder,
@@ -36,7 +46,8 @@ from tunesmith_support.kbindex import (
     new_encoder_dir,
     open_index,
     read_meta,
-    reencode,
+    reencode_staged,
+    remove_unused,
     renamed_ids,
     stored_entries,
 )
@@ -140,15 +151,22 @@ def split_held_out(
     return train, held
 
 
-def scorer_for(kb_dir: str | Path, *, with_lexical: bool = True, device: str = "cpu") -> Scorer:
-    """A scorer over the KB with every optional score loaded (to choose weights), its models on
-    ``device``."""
+def scorer_for(
+    kb_dir: str | Path,
+    *,
+    with_lexical: bool = True,
+    device: str = "cpu",
+    meta: dict[str, Any] | None = None,
+) -> Scorer:
+    """A scorer over the KB (or the generation ``meta`` describes) with every optional score
+    loaded (to choose weights), its models on ``device``."""
     kb_dir = Path(kb_dir)
-    index = open_index(kb_dir, load_encoder(kb_dir, device=device))
+    meta = read_meta(kb_dir) if meta is None else meta
+    index = open_index(kb_dir, load_encoder(kb_dir, device=device, meta=meta), meta)
     entries = stored_entries(index)
     languages = read_language_config(kb_dir).languages
     lexical = Lexical(entries, languages) if with_lexical else None
-    classifier = kb_dir / CLASSIFIER_DIR
+    classifier = classifier_path(kb_dir, meta)
     intent = IntentModel(classifier, device=device) if classifier.exists() else None
     return Scorer(index, entries, lexical, intent)
 
@@ -160,17 +178,26 @@ def calibrate_kb(
     target_precision: float = 0.9,
     lexical: bool = True,
     device: str = "cpu",
+    meta: dict[str, Any] | None = None,
 ) -> Calibration:
-    """Fit and save the KB's calibration on labelled held-out questions (scored on
-    ``device``)."""
-    scorer = scorer_for(kb_dir, with_lexical=lexical, device=device)
+    """Fit the KB's calibration on labelled held-out questions (scored on ``device``) and
+    commit it: with ``meta`` (the generation `train` built beside the KB), the KB switches to
+    that generation and this calibration in one step."""
+    kb_dir = Path(kb_dir)
+    meta = dict(read_meta(kb_dir) if meta is None else meta)
+    scorer = scorer_for(kb_dir, with_lexical=lexical, device=device, meta=meta)
     calibration = fit_calibration(
         scorer,
         [q.question for q in questions],
         [q.answer_id for q in questions],
         target_precision=target_precision,
     )
-    calibration.save(Path(kb_dir) / CALIBRATION)
+    calibration.fitted_on = fitted_on(kb_dir, meta)
+    staged = kb_dir / f"calibration-{next_generation(kb_dir)}.json"
+    calibration.save(staged)
+    meta["calibration"] = staged.name
+    commit(kb_dir, meta)  # the commit point
+    remove_unused(kb_dir)
     return calibration
 
 
@@ -221,6 +248,8 @@ def train_kb(
     """
     kb_dir = Path(kb_dir)
     meta = read_meta(kb_dir)
+    # The generation this run builds beside the KB; committed with its calibration, at the end.
+    staged = dict(meta)
     if not (encoder or classifier or index_questions):
         raise UserInputError(
             "nothing to train: give --encoder, --classifier and/or --index-questions"
@@ -257,6 +286,44 @@ def train_kb(
         "train": len(train_rows),
         "held_out": len(held_rows),
     }
+    try:
+        calibration = _train_and_calibrate(
+            kb_dir, staged, entries, train_rows, held_rows, result,
+            encoder=encoder, classifier=classifier, index_questions=index_questions,
+            epochs=epochs, classifier_epochs=classifier_epochs,
+            classifier_members=classifier_members, target_precision=target_precision,
+            seed=seed, log=log, device=device, precision=precision,
+        )  # fmt: skip
+    except Exception:
+        # Nothing was committed, so the KB answers as before; what was trained goes.
+        remove_unused(kb_dir)
+        raise
+    result["calibration"] = calibration.report
+    return result
+
+
+def _train_and_calibrate(
+    kb_dir: Path,
+    staged: dict[str, Any],
+    entries: dict[str, Any],
+    train_rows: list[Labelled],
+    held_rows: list[Labelled],
+    result: dict[str, Any],
+    *,
+    encoder: bool,
+    classifier: bool,
+    index_questions: bool,
+    epochs: float,
+    classifier_epochs: float | None,
+    classifier_members: int,
+    target_precision: float,
+    seed: int,
+    log: Any,
+    device: str,
+    precision: str,
+) -> Calibration:
+    """:func:`train_kb`'s training into ``staged`` (a generation beside the KB), then its
+    calibration, which commits them together."""
     if encoder:
         queries, targets = pair_texts(train_rows, entries)
         eval_q, eval_t = pair_texts(held_rows, entries)
@@ -267,7 +334,7 @@ def train_kb(
             queries,
             targets,
             new,
-            model=model_location(kb_dir, meta),
+            model=model_location(kb_dir, staged),
             eval_queries=eval_q or None,
             eval_targets=eval_t or None,
             epochs=epochs,
@@ -277,16 +344,23 @@ def train_kb(
         )
         result["pair_metrics"] = trained.metrics
         log("re-encoding the knowledge base with the tuned encoder")
-        # A new index folder, then kb.json points at it and the encoder in one atomic write.
-        reencode(kb_dir, list(entries.values()), Path(trained.path), device=device)
+        staged.update(
+            reencode_staged(
+                kb_dir, staged, list(entries.values()), Path(trained.path), device=device
+            )
+        )
     if index_questions:
         pairs = [(r.question, r.answer_id) for r in train_rows if r.answer_id]
-        result["indexed_questions"] = index_past_questions(kb_dir, pairs, device=device)
+        result["indexed_questions"] = index_past_questions(
+            kb_dir, pairs, device=device, meta=staged
+        )
         log(f"indexed {result['indexed_questions']} past questions")
     if classifier:
         path = train_classifier(
             kb_dir,
             train_rows,
+            out=kb_dir / f"{CLASSIFIER_DIR}-{next_generation(kb_dir)}",
+            meta=staged,
             held=held_rows,
             epochs=classifier_epochs,
             members=classifier_members,
@@ -295,29 +369,28 @@ def train_kb(
             device=device,
             precision=precision,
         )
+        staged["classifier"] = Path(path).name
         result["classifier"] = str(path)
     log(f"calibrating on {len(held_rows)} held-out questions")
     try:
-        calibration = calibrate_kb(
-            kb_dir, held_rows, target_precision=target_precision, device=device
+        return calibrate_kb(
+            kb_dir, held_rows, target_precision=target_precision, device=device, meta=staged
         )
     except UserInputError as exc:
-        # Only found now (the held-out questions are all answered right by what was just
-        # trained). The old calibration was fitted on the scores training replaced, so its
-        # confidences would be wrong: it goes, and `ask` says to calibrate until it is redone.
-        (kb_dir / CALIBRATION).unlink(missing_ok=True)
+        if type(exc) is not UserInputError:
+            raise  # a located error keeps its file, row and column
+        # Found only now (the held-out questions all answered right by what was just trained)
         raise UserInputError(
-            f"{exc}. The knowledge base keeps what was trained and has no calibration until "
-            f"`tunesmith support calibrate --kb {kb_dir} --data FILE` fits one"
+            f"{exc}. The knowledge base is unchanged (what was trained is discarded)"
         ) from None
-    result["calibration"] = calibration.report
-    return result
 
 
 def train_classifier(
     kb_dir: Path,
     rows: list[Labelled],
     *,
+    out: Path | None = None,
+    meta: dict[str, Any] | None = None,
     held: list[Labelled] | None = None,
     epochs: float | None = None,
     members: int = 1,
@@ -326,8 +399,9 @@ def train_classifier(
     device: str = "auto",
     precision: str = "fp32",
 ) -> Path:
-    """An intent classifier over entry ids (the core engine), saved in ``KB/classifier``; a
-    seed ensemble of ``members`` runs when above 1.
+    """An intent classifier over entry ids (the core engine), saved in ``out`` (default
+    ``KB/classifier``), starting from the encoder of the KB (or of ``meta``); a seed ensemble
+    of ``members`` runs when above 1.
 
     Out-of-scope questions (no answer id) become the label :data:`OUT_OF_SCOPE` when there are
     at least :data:`MIN_OUT_OF_SCOPE`. ``held`` questions are the engine's held-out data (early
@@ -362,8 +436,8 @@ def train_classifier(
             data=data,
             eval_data=write("held.csv", held_rows) if len(held_rows) >= 2 else None,
             epochs=epochs,
-            out=str(kb_dir / CLASSIFIER_DIR),
-            model=model_location(kb_dir, read_meta(kb_dir)),
+            out=str(out or kb_dir / CLASSIFIER_DIR),
+            model=model_location(kb_dir, read_meta(kb_dir) if meta is None else meta),
             seed=seed,
             force=True,
             device=device,
