@@ -356,9 +356,45 @@ def test_mistakes_are_the_commands_lines(trained, tmp_path, cli):
         tunesmith.train(TRAIN)
     with pytest.raises(UserInputError, match="--task pairs"):
         tunesmith.train(TRAIN, tmp_path / "pairs", task="pairs")
-    with pytest.raises(UserInputError, match="--lora-r goes with --strategy lora"):
+    # The command's line, said with the keywords the caller passed.
+    with pytest.raises(UserInputError, match="^lora_r goes with strategy lora"):
         tunesmith.train(TRAIN, tmp_path / "lora", lora_r=4)
     assert not (tmp_path / "lora").exists()
+
+
+def test_errors_name_the_keywords_passed_not_the_commands_flags(trained, base, tmp_path):
+    import tunesmith
+
+    frame = {"text": ["a b", "c d"], "label": ["x", "y"]}
+    with pytest.raises(UserInputError) as raised:
+        tunesmith.train(frame, tmp_path / "m", model=str(base), batch_size=0)
+    assert str(raised.value).startswith("batch_size 0 is not valid")
+    with pytest.raises(UserInputError) as raised:
+        tunesmith.train(frame, trained[0], model=str(base), epochs=1)
+    assert str(raised.value) == f"{trained[0]} exists already; pass force=True to replace it"
+    with pytest.raises(UserInputError, match="^device gpu: not a device"):
+        tunesmith.load(trained[0], device="gpu")
+    # A DataError keeps its class and where it is, its message reworded.
+    with pytest.raises(DataError) as raised:
+        tunesmith.train(TRAIN, tmp_path / "m", text_col="body", model=str(base))
+    assert raised.value.column == "body" and "--" not in str(raised.value)
+    assert not (tmp_path / "m").exists()
+
+
+def test_keyword_message_keeps_quoted_commands_and_dashes_inside_words():
+    from tunesmith.python_data import keyword_message
+
+    said = keyword_message(
+        "--min-rating needs --rating-col; give --sample or --items/--events; see "
+        "`tunesmith recommend train --sample` in a-b--c",
+        {"--items": "items"},
+    )
+    assert said == (
+        "min_rating needs rating_col; give sample=True or items/events; see "
+        "`tunesmith recommend train --sample` in a-b--c"
+    )
+    assert keyword_message("epochs (--epochs) must be positive") == "epochs must be positive"
+    assert keyword_message("`x --kb KB` (or `y`)", {"`x --kb KB` (or `y`)": "kb.x()"}) == "kb.x()"
 
 
 # ---------------------------------------------------------------- one vocabulary with the plugins

@@ -494,7 +494,9 @@ def test_finance_mistakes_are_the_commands_lines(finance_db, finance_model, tmp_
     missing = tmp_path / "missing.sqlite"
     with pytest.raises(UserInputError) as raised:
         finance.Monitor(missing).trends()
-    assert str(raised.value) == error_line(cli("finance", "trends", "--db", str(missing)))
+    # The command's line, said with the keyword (Monitor(db)), not the flag.
+    printed = error_line(cli("finance", "trends", "--db", str(missing)))
+    assert str(raised.value) == printed.replace("--db ", "db ", 1)
     with pytest.raises(UserInputError, match=r"texts\[1\] is an int, not a string"):
         finance.score(["fine", 3], finance_model)
     with pytest.raises(UserInputError, match=r"texts\[1\] is empty"):
@@ -510,20 +512,25 @@ def test_recommend_mistakes_are_the_commands_lines(films, cli):
     model = recommend.load(films)
     with pytest.raises(UserInputError) as raised:
         model.for_user("nobody")
-    assert str(raised.value) == error_line(cli("recommend", "for-user", "nobody", "-m", str(films)))
+    printed = error_line(cli("recommend", "for-user", "nobody", "-m", str(films)))
+    assert str(raised.value) == printed.replace("--liked ITEM", "for_liked([ITEM, ...])").replace(
+        "--query TEXT", "for_query(TEXT)"
+    )
     with pytest.raises(UserInputError, match="k must be"):
         model.similar("f042", k=0)
     with pytest.raises(UserInputError, match="must be a string"):
         model.for_user(1)
     with pytest.raises(UserInputError) as raised:
         recommend.train(films.parent / "again", sample=True, items=films.parent / "items.csv")
-    assert str(raised.value) == error_line(
+    printed = error_line(
         cli("recommend", "train", "--sample", "--items", str(films.parent / "items.csv"),
             "--out", str(films.parent / "again"))
     )  # fmt: skip
+    assert printed == "give --sample or --items/--events, not both"
+    assert str(raised.value) == "give sample=True or items/events, not both"
     with pytest.raises(UserInputError, match="tower_epochs must be a whole number"):
         recommend.evaluate_models(sample=True, tower_epochs=0)
-    with pytest.raises(UserInputError, match="--precision|--encoder-epochs must be positive"):
+    with pytest.raises(UserInputError, match="^encoder_epochs must be positive"):
         recommend.train(films.parent / "again", sample=True, encoder_epochs=0)
     assert not (films.parent / "again").exists()
     with pytest.raises(UserInputError, match="is not in the model's catalogue"):
@@ -605,16 +612,122 @@ def test_finance_score_of_no_texts_is_no_records_as_the_cores_predict(finance_mo
     assert finance.score([], finance_model) == []
 
 
-def test_finance_ingest_of_a_dataframe_is_one_line_not_its_columns_read_as_files(
+def test_finance_ingest_of_a_dataframe_records_or_texts_stores_what_the_file_stores(
     finance_model, tmp_path
 ):
     pandas = pytest.importorskip("pandas")
     import tunesmith_finance as finance
+    from tunesmith_finance.sample import RULES, STREAM
 
-    frame = pandas.DataFrame({"id": ["a"], "text": ["Helix Bank shares plunge"]})
-    with pytest.raises(UserInputError, match="files: give a file path or a list of them, got Dat"):
-        finance.Monitor(tmp_path / "new.sqlite").ingest(frame, finance_model)
+    by_file, by_frame = (
+        finance.Monitor(tmp_path / "f.sqlite"),
+        finance.Monitor(tmp_path / "d.sqlite"),
+    )
+    printed = by_file.ingest(STREAM, finance_model, rules=RULES)
+    frame = pandas.read_json(STREAM, lines=True, dtype=False)
+    frame["time"] = pandas.to_datetime(frame["time"], utc=True)  # as a notebook parses them
+    model = finance.load(finance_model)  # a loaded model works where a folder does
+    returned = by_frame.ingest(frame, model, rules=RULES)
+    for report in (printed, returned):
+        report.pop("seconds"), report.pop("docs_per_second")
+    assert returned == printed and returned["added"] == 435
+    assert by_frame.trends(by="ticker", bucket="6h") == by_file.trends(by="ticker", bucket="6h")
+    # The same rows again, as records: stored already, by their ids.
+    again = by_frame.ingest(frame.to_dict(orient="records"), finance_model, rules=RULES)
+    assert again["added"] == 0 and again["duplicates"] == 435
+    # A row it cannot read is an issue naming the argument and the record's position.
+    rows = [{"text": "Helix Bank plunges", "time": "2026-11-04T09:00:00Z"},
+            {"text": "Orcana beats estimates", "time": "someday"}]  # fmt: skip
+    report = by_frame.ingest(rows, finance_model)
+    assert report["added"] == 1 and report["skipped"] == 1
+    assert [(i["file"], i["line"]) for i in report["issues"]] == [("data", 1)]
+    # Headlines alone are stored at the time of the call.
+    fresh = finance.Monitor(tmp_path / "t.sqlite")
+    assert fresh.ingest(texts=["Helix Bank plunges"], model=finance_model)["added"] == 1
+    assert fresh.trends(by="all", bucket="1d")[0]["count"] == 1
+    # A frame without a time column: one line naming the argument, nothing created.
+    with pytest.raises(UserInputError, match=r"^data, column 'time': there is no column 'time'"):
+        finance.Monitor(tmp_path / "new.sqlite").ingest(frame.drop(columns="time"), finance_model)
+    with pytest.raises(UserInputError, match="give one of data"):
+        finance.Monitor(tmp_path / "new.sqlite").ingest(frame, finance_model, texts=["a"])
     assert not (tmp_path / "new.sqlite").exists()
+    # `files=`, the argument's earlier name, still reads files.
+    assert by_file.ingest(files=[STREAM], model=finance_model)["read"] == 0  # resumed: no new line
+
+
+def test_each_package_opens_its_work_with_load_and_keeps_the_earlier_names(
+    finance_model, support_kb, films
+):
+    import tunesmith_finance as finance
+    import tunesmith_recommend as recommend
+    import tunesmith_support as support
+
+    model = finance.load(finance_model)
+    assert repr(model) == repr(finance.load_model(finance_model))
+    assert finance.score("Helix Bank plunges", model) == finance.score(
+        "Helix Bank plunges", finance.load_model(finance_model)
+    )
+    with support.load(support_kb) as kb:
+        assert isinstance(kb, support.KnowledgeBase)
+        assert repr(kb) == f"KnowledgeBase({str(support_kb)!r})"
+    with support.KnowledgeBase.open(support_kb) as kb:
+        assert repr(kb) == f"KnowledgeBase({str(support_kb)!r})"
+    assert repr(recommend.load(films)) == f"RecommendModel({str(films)!r})"
+    # The same keywords where the packages load the same thing.
+    for load in (finance.load, support.load, recommend.load):
+        assert "device" in inspect.signature(load).parameters
+        assert list(inspect.signature(load).parameters)[0] == "path"
+
+
+def test_plugin_errors_name_the_keywords_passed_not_the_commands_flags(
+    finance_db, support_kb, films, tmp_path
+):
+    pandas = pytest.importorskip("pandas")
+    import tunesmith_finance as finance
+    import tunesmith_recommend as recommend
+    import tunesmith_support as support
+    from tunesmith_recommend.data import sample_paths
+    from tunesmith_support.sample import sample_paths as support_paths
+
+    said = []
+    for call in (
+        lambda: finance.Monitor(finance_db).alerts(window=0),
+        lambda: finance.Monitor(finance_db).trends(bucket="7x"),
+        lambda: recommend.train(tmp_path / "r", sample=True, items=sample_paths()["items"]),
+        lambda: recommend.load(films).for_user("nobody"),
+        lambda: recommend.train(films, sample=True, model="x"),
+        lambda: support.index(support_paths()["kb"], support_paths()["history"]),
+    ):
+        with pytest.raises(UserInputError) as raised:
+            call()
+        said.append(str(raised.value))
+    assert said[0] == "window must be at least 1 bucket"
+    assert said[1].startswith("bucket '7x': expected a duration")
+    assert said[2] == "give sample=True or items/events, not both"
+    assert said[3].endswith("recommend from liked items (for_liked([ITEM, ...])) or a text "
+                            "(for_query(TEXT)) instead")  # fmt: skip
+    assert said[4] == f"{films} exists already; pass force=True to replace it"
+    assert said[5].startswith(f"kb {support_paths()['history']} is a file")
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(support_kb, kb_dir)
+    with (
+        support.load(kb_dir) as kb,
+        pytest.raises(UserInputError, match="^held_out must be between 0 and 1"),
+    ):
+        kb.train(support_paths()["history"], held_out=2.0)
+    (kb_dir / "calibration.json").unlink()
+    with support.load(kb_dir) as kb, pytest.raises(UserInputError) as raised:
+        kb.ask("how much is delivery?")
+    assert str(raised.value).endswith("fit one on labelled questions with kb.calibrate(data) "
+                                      "(or kb.train(data))")  # fmt: skip
+    # recommend.train takes the folder first: the core's (data, out) order is one line.
+    items = pandas.read_csv(sample_paths()["items"])
+    with pytest.raises(UserInputError, match="^out: give the model folder, got DataFrame"):
+        recommend.train(items, sample_paths()["events"], tmp_path / "r")
+    with pytest.raises(UserInputError, match=r"^out: .*items\.csv is a file, not a model folder"):
+        recommend.train(sample_paths()["items"], sample_paths()["events"], tmp_path / "r",
+                        force=True)  # fmt: skip
+    assert not (tmp_path / "r").exists()
 
 
 def test_recommend_counts_are_top_k_as_in_the_core_and_k_still_works(films):

@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.python_data import keyword_errors
 
 PathLike = str | os.PathLike
+
+#: The flags whose keyword here is not their own name (``keyword_errors``).
+_KEYWORDS = {"--eval": "eval_data", "--text": "texts"}
+#: Errors name the keywords a caller passed, not the commands' flags.
+_keywords = keyword_errors(_KEYWORDS)
 
 #: Train keywords the API takes in its own way (``as_json``: the return value is the JSON).
 _NOT_OPTIONS = ("as_json", "data", "eval_data", "unlabelled", "out")
@@ -41,6 +47,7 @@ def _unknown_keyword(name: str, known: Iterable[str]) -> TypeError:
     return TypeError(f"train() got an unexpected keyword argument {name!r}{hint}")
 
 
+@_keywords
 def train(
     data: Any = None,
     out: PathLike | None = None,
@@ -215,6 +222,7 @@ class Model:
         """The labels (a tagger's tags), in the order of the model's outputs."""
         return list(self._models_now()[0].labels)
 
+    @_keywords
     def predict(
         self,
         texts: str | Iterable[str],
@@ -249,6 +257,7 @@ class Model:
 
         return plain_json([{"text": t, **r} for t, r in zip(checked, results, strict=True)])
 
+    @_keywords
     def explain(
         self,
         texts: str | Iterable[str],
@@ -317,6 +326,7 @@ class Model:
             self._float = load_ensemble(self.path, device=self.device)
         return self._float
 
+    @_keywords
     def evaluate(
         self,
         data: Any,
@@ -357,6 +367,7 @@ class Model:
             report["data"] = None  # not the temporary file, gone with the call
         return plain_json(report)
 
+    @_keywords
     def calibrate(
         self,
         data: Any,
@@ -397,6 +408,7 @@ class Model:
         return plain_json(result)
 
 
+@_keywords
 def load(path: PathLike, *, quantize: str | None = None, device: str = "auto") -> Model:
     """The model folder at ``path`` (from ``train``), loaded for :meth:`Model.predict`,
     :meth:`Model.explain`, :meth:`Model.evaluate` and :meth:`Model.calibrate`.

@@ -4,9 +4,10 @@ From Python (docs/finance.md, "From Python")::
 
     import tunesmith_finance as finance
 
-    finance.score(["Helix Bank shares plunge on deposit worries"], model="runs/fin")
+    model = finance.load("runs/fin")  # load_model, the earlier name, works too
+    finance.score(["Helix Bank shares plunge on deposit worries"], model)
     monitor = finance.Monitor("runs/fin.sqlite")
-    monitor.ingest("headlines.jsonl", model="runs/fin")
+    monitor.ingest("headlines.jsonl", model)  # or a DataFrame, records, texts=[...]
     rows = monitor.trends(by="topic", bucket="6h")
 
 Each function returns what its command's ``--json`` prints; mistakes raise the one-line
@@ -18,11 +19,11 @@ from __future__ import annotations
 # Not typing.TYPE_CHECKING: importing typing alone cost more than the rest of this package.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tunesmith_finance.python_api import Monitor, load_model, score
+    from tunesmith_finance.python_api import Monitor, load, load_model, score
 
 __version__ = "0.1.0"
 
-__all__ = ["Monitor", "load_model", "score"]
+__all__ = ["Monitor", "load", "load_model", "score"]
 
 
 def __getattr__(name: str) -> object:

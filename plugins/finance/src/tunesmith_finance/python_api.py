@@ -9,25 +9,46 @@ heavy is imported until a function runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.python_data import is_path, keyword_errors
 
 PathLike = str | Path
 
+#: Errors name this API's keywords, not the commands' flags.
+_keywords = keyword_errors(
+    {
+        "--sink": "sinks",
+        "--text": "texts",
+        "--explain": "explain=True",
+        "--dry-run": "dry_run=True",
+        "--vacuum": "vacuum=True",
+    }
+)
 
-def load_model(path: PathLike, *, quantize: str | None = None, device: str = "auto") -> Any:
+
+@_keywords
+def load(path: PathLike, *, quantize: str | None = None, device: str = "auto") -> Any:
     """The sentiment model at ``path`` (from ``finance train``; a seed ensemble with its
-    members), loaded once for many :func:`score` calls; ``quantize="int8"``: the faster int8
-    copy (on the CPU)."""
+    members), loaded once for many :func:`score` and :meth:`Monitor.ingest` calls, as
+    ``tunesmith.load`` loads a core model; ``quantize="int8"``: the faster int8 copy (on the
+    CPU); ``device``: where it runs."""
     from tunesmith.devices import check_device
     from tunesmith_finance.scoring import SentimentModel
 
     check_device(device, quantize=quantize)
     return SentimentModel.load(Path(path), quantize=quantize, device=device)
+
+
+@_keywords
+def load_model(path: PathLike, *, quantize: str | None = None, device: str = "auto") -> Any:
+    """:func:`load` under its earlier name, kept for the code that calls it."""
+    return load(path, quantize=quantize, device=device)
 
 
 def score_records(
@@ -60,6 +81,7 @@ def score_records(
     return records
 
 
+@_keywords
 def score(
     texts: str | Iterable[str],
     model: PathLike | Any,
@@ -74,22 +96,27 @@ def score(
     --json`` prints them (``label``, ``score`` = P(positive) − P(negative), ``p_negative``,
     ``p_neutral``, ``p_positive``, ``topics``, ``tickers``; ``words`` with ``explain``).
 
-    ``model``: a model folder, or a model from :func:`load_model` (loaded once for many
-    calls); ``rules``: a topic and ticker rules file (``.toml`` or ``.json``)."""
+    ``model``: a model folder, or a model from :func:`load` (loaded once for many calls);
+    ``rules``: a topic and ticker rules file (``.toml`` or ``.json``)."""
     from tunesmith.python_api import text_list
     from tunesmith_finance.rules import load_rules
 
     checked = text_list(texts)  # an empty list gives [], as the core's Model.predict does
     loaded_rules = load_rules(rules)
     if isinstance(model, (str, Path)):
-        model = load_model(model, quantize=quantize, device=device)
-    elif not hasattr(model, "score") or not hasattr(model, "loaded"):
+        model = load(model, quantize=quantize, device=device)
+    elif not _is_loaded(model):
         raise UserInputError(
-            f"model: give a model folder or a model from load_model(), got {type(model).__name__}"
+            f"model: give a model folder or a model from load(), got {type(model).__name__}"
         )
     if not checked:
         return []
     return score_records(model, checked, loaded_rules, explain=explain)
+
+
+def _is_loaded(model: object) -> bool:
+    """Whether ``model`` is a sentiment model :func:`load` returned (not a folder)."""
+    return hasattr(model, "score") and hasattr(model, "loaded") and hasattr(model, "path")
 
 
 def _moment(value: str | datetime | None, what: str, zone: Any) -> float | None:
@@ -117,11 +144,14 @@ class Monitor:
     def __repr__(self) -> str:
         return f"Monitor({str(self.db)!r})"
 
+    @_keywords
     def ingest(
         self,
-        files: PathLike | Sequence[PathLike],
-        model: PathLike,
+        data: Any = None,
+        model: PathLike | Any = None,
         *,
+        texts: Iterable[str] | None = None,
+        files: PathLike | Sequence[PathLike] | None = None,
         rules: PathLike | None = None,
         batch_size: int = 1024,
         max_chars: int = 5000,
@@ -132,56 +162,87 @@ class Monitor:
         timeout: float = 5.0,
         device: str = "auto",
     ) -> dict[str, Any]:
-        """Score the documents of JSONL, CSV or workbook files in batches and store them
-        (resumable and idempotent: a file read before adds only its new lines): the report of
-        ``finance ingest --json``. Rows that could not be read are counted in ``skipped`` and
-        listed in ``issues`` with file and line; the other rows are stored."""
+        """Score documents in batches and store them: the report of ``finance ingest --json``.
+        Rows that could not be read are counted in ``skipped`` and listed in ``issues``; the
+        other rows are stored.
+
+        ``data``: a JSONL, CSV or workbook file or a list of them (resumable and idempotent: a
+        file read before adds only its new lines), or the same rows in memory, a pandas
+        DataFrame, a list of dicts or a dict of columns (``text``, ``time``, and ``id``,
+        ``source``, ``topics``, ``tickers`` when there; the names a file may use), stored as
+        the same rows in a JSONL file would be; their issues name ``data`` and the record's
+        position from 0 as ``line``. ``texts``: headlines alone, stored at the time of the
+        call. ``files``: ``data``'s earlier name. ``model``: a model folder, or a model from
+        :func:`load`."""
         from tunesmith.devices import check_device
         from tunesmith_finance.commands.checks import build_ingester
         from tunesmith_finance.ingest import Report
         from tunesmith_finance.sources import check_file
         from tunesmith_finance.storage import discard_if_empty
 
-        names = _file_list(files)
+        data = _one_source(data, texts, files)
+        names = _file_list(data) if _names_files(data) else None
+        loaded = model if _is_loaded(model) else None
+        if model is None:
+            raise UserInputError("model: give the sentiment model (a folder, or one from load())")
+        if loaded is None and not is_path(model):
+            raise UserInputError(
+                f"model: give a model folder or a model from load(), got {type(model).__name__}"
+            )
         if batch_size < 1 or max_chars < 1 or timeout < 0 or not 0 <= topic_threshold <= 1:
             raise UserInputError(
                 "batch_size and max_chars must be at least 1, timeout at least 0 and "
                 "topic_threshold from 0 to 1"
             )
         check_device(device, quantize=quantize)
-        for name in names:
+        for name in names or ():
             check_file(name)
-        created = not self.db.exists()
-        ingester = build_ingester(
-            self.db,
-            Path(model),
-            None if rules is None else Path(rules),
-            batch_size=batch_size,
-            max_chars=max_chars,
-            naive_tz=naive_tz,
-            quantize=quantize,
-            topic_model=None if topic_model is None else Path(topic_model),
-            topic_threshold=topic_threshold,
-            timeout=timeout,
-            device=device,
-        )
-        total = Report()
-        try:
-            for name in names:
-                total.merge(ingester.ingest_file(str(name)))
-        except BaseException:
-            if created:
-                discard_if_empty(ingester.db, self.db)
-            raise
-        finally:
-            ingester.db.close()
-        return total.to_dict()
+        with _documents_file(data) as in_memory:
+            created = not self.db.exists()
+            ingester = build_ingester(
+                self.db,
+                Path(model if loaded is None else loaded.path),
+                None if rules is None else Path(rules),
+                batch_size=batch_size,
+                max_chars=max_chars,
+                naive_tz=naive_tz,
+                quantize=quantize,
+                topic_model=None if topic_model is None else Path(topic_model),
+                topic_threshold=topic_threshold,
+                timeout=timeout,
+                device=device,
+            )
+            if loaded is not None:
+                ingester.model = loaded  # scores as the loaded model does, not loaded again
+            total = Report()
+            try:
+                if in_memory is None:
+                    for name in names or ():
+                        total.merge(ingester.ingest_file(str(name)))
+                else:
+                    with in_memory.open("rb") as handle:
+                        # As a stream, not a file: nothing to resume (a file's progress would
+                        # be kept for a path gone after the call); ids still make a second
+                        # call add nothing.
+                        total.merge(ingester.ingest_stream(handle, name="data", fmt="jsonl"))
+            except BaseException:
+                if created:
+                    discard_if_empty(ingester.db, self.db)
+                raise
+            finally:
+                ingester.db.close()
+        report = total.to_dict()
+        if in_memory is not None:
+            for issue in report["issues"]:  # JSONL line 1 is data[0]
+                issue["line"] = None if issue["line"] is None else issue["line"] - 1
+        return report
 
     def _open(self) -> Any:
         from tunesmith_finance.commands.checks import open_existing_db
 
         return open_existing_db(self.db)
 
+    @_keywords
     def trends(
         self,
         *,
@@ -212,6 +273,7 @@ class Monitor:
             store.close()
         return [r.to_dict() for r in rows]
 
+    @_keywords
     def alerts(
         self,
         *,
@@ -277,6 +339,7 @@ class Monitor:
         finally:
             store.close()
 
+    @_keywords
     def stored_alerts(
         self, *, by: str | None = None, tz: str | None = None
     ) -> list[dict[str, Any]]:
@@ -297,6 +360,7 @@ class Monitor:
         finally:
             store.close()
 
+    @_keywords
     def prune(
         self,
         *,
@@ -344,21 +408,68 @@ class Monitor:
             store.close()
 
 
+def _one_source(data: Any, texts: Iterable[str] | None, files: Any) -> Any:
+    """What :meth:`Monitor.ingest` reads: ``data``, ``files`` (its earlier name), or
+    ``texts`` as records stamped with the time of the call; exactly one of them."""
+    given = [name for name, value in (("data", data), ("texts", texts), ("files", files))
+             if value is not None]  # fmt: skip
+    if len(given) != 1:
+        raise UserInputError(
+            "give one of data (files, a DataFrame, records) or texts"
+            + (f", not {' and '.join(given)}" if given else "")
+        )
+    if files is not None:
+        return files
+    if texts is None:
+        return data
+    from tunesmith.python_api import text_list
+
+    checked = text_list(texts)
+    if not checked:
+        raise UserInputError("texts: the list is empty")
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return {"text": checked, "time": [now] * len(checked)}
+
+
+def _names_files(data: Any) -> bool:
+    """Whether ``data`` names files (a path, or a list of paths), not rows in memory."""
+    return is_path(data) or (
+        isinstance(data, (list, tuple)) and bool(data) and all(is_path(d) for d in data)
+    )
+
+
+@contextlib.contextmanager
+def _documents_file(data: Any) -> Iterator[Path | None]:
+    """In-memory rows as the JSONL file :func:`tunesmith.python_data.data_file` writes for
+    the block, the columns ingest reads kept; ``None`` for files, read as they are."""
+    from tunesmith.python_data import data_file
+    from tunesmith_finance.documents import (
+        ID_FIELDS,
+        TEXT_FIELDS,
+        TICKER_FIELDS,
+        TIME_FIELDS,
+        TOPIC_FIELDS,
+    )
+
+    if _names_files(data):
+        yield None
+        return
+    if isinstance(data, (list, tuple)) and not data:
+        raise UserInputError("data: the list is empty")
+    if isinstance(data, (list, tuple)) and any(is_path(d) for d in data):
+        first = next(d for d in data if not is_path(d))
+        raise UserInputError(f"data: {first!r} is not a file path")
+    optional = (*ID_FIELDS, *TOPIC_FIELDS, *TICKER_FIELDS, "source")
+    with data_file(
+        data, what="data", columns=(TEXT_FIELDS, TIME_FIELDS), optional=optional
+    ) as path:
+        yield path
+
+
 def _file_list(files: PathLike | Sequence[PathLike]) -> list[PathLike]:
-    """One file path or several. Anything else is refused by its type: ``list()`` of a
-    DataFrame would give its column names, read as files ("id: unsupported file type")."""
+    """One file path or several (checked by :func:`_names_files`)."""
     if isinstance(files, (str, Path)):
         return [files]
-    if not isinstance(files, (list, tuple)):
-        raise UserInputError(
-            f"files: give a file path or a list of them, got {type(files).__name__}; "
-            "write a DataFrame to one first (df.to_json(PATH, orient='records', lines=True))"
-        )
-    if not files:
-        raise UserInputError("files: the list is empty")
-    for name in files:
-        if not isinstance(name, (str, Path)):
-            raise UserInputError(f"files: {name!r} is not a file path")
     return list(files)
 
 

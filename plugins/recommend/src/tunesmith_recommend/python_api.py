@@ -19,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.python_data import is_path, keyword_errors
 
 PathLike = str | Path
+
+#: Errors name this API's keywords and methods, not the commands' flags.
+_keywords = keyword_errors(
+    {
+        "--liked ITEM": "for_liked([ITEM, ...])",
+        "--query TEXT": "for_query(TEXT)",
+    }
+)
 
 
 def _text(value: object, what: str) -> str:
@@ -155,6 +164,7 @@ def _settings(
 _TOWER_MAX_EXAMPLES, _RANKER_MAX_REQUESTS, _COOC_MAX_HISTORY = 200_000, 3000, 1000
 
 
+@_keywords
 def train(
     out: PathLike,
     items: Data | None = None,
@@ -189,9 +199,24 @@ def train(
     train --json``'s summary. Each argument is the command's flag of the same name
     (``fine_tune=False`` is ``--no-fine-tune``); :func:`load` opens the result. ``items`` and
     ``events`` are file paths, pandas DataFrames, lists of dicts or dicts of columns, read as
-    their CSV would be (a ``Timestamp`` time as ISO 8601 text). Progress lines go to stderr."""
+    their CSV would be (a ``Timestamp`` time as ISO 8601 text). Progress lines go to stderr.
+
+    The folder comes first (``train(out, items, events)``), unlike ``tunesmith.train(data,
+    out)``: by keyword, ``train(items=..., events=..., out=...)``, the call reads the same in
+    every package. Data where the folder belongs is refused in one line."""
     from tunesmith_recommend.workflow import train_model
 
+    # tunesmith.train(data, out) puts the data first; here the folder comes first, so
+    # train(items, events, "films") would read the events as the items, and `force` would
+    # offer to replace the items file.
+    order = (
+        "train takes the folder first: train(out, items, events), or by keyword: "
+        "train(items=..., events=..., out=...)"
+    )
+    if not is_path(out):
+        raise UserInputError(f"out: give the model folder, got {type(out).__name__}; {order}")
+    if Path(out).is_file():
+        raise UserInputError(f"out: {out} is a file, not a model folder; {order}")
     columns = {
         "id_col": id_col, "title_col": title_col, "text_cols": text_cols,
         "user_col": user_col, "item_col": item_col, "time_col": time_col,
@@ -214,6 +239,7 @@ def train(
     return _as_printed(summary)
 
 
+@_keywords
 def evaluate_models(
     items: Data | None = None,
     events: Data | None = None,
@@ -275,6 +301,7 @@ def evaluate_models(
     return _as_printed(report)
 
 
+@_keywords
 def load(path: PathLike, *, device: str = "auto") -> RecommendModel:
     """The model folder at ``path`` (from ``recommend train``), loaded once for many
     requests, as ``tunesmith.load`` loads a core model; ``device``: where the item encoder
@@ -332,6 +359,7 @@ class RecommendModel:
     def __repr__(self) -> str:
         return f"RecommendModel({str(self.path)!r})"
 
+    @_keywords
     def for_user(
         self, user: str, top_k: int = TOP_K, *, k: int | None = None
     ) -> list[dict[str, Any]]:
@@ -340,6 +368,7 @@ class RecommendModel:
         ``recommend for-user USER --json``'s ``items``."""
         return _records(self._current().for_user(_text(user, "user id"), _top_k(top_k, k)))
 
+    @_keywords
     def for_liked(
         self, items: str | Iterable[str], top_k: int = TOP_K, *, k: int | None = None
     ) -> list[dict[str, Any]]:
@@ -348,6 +377,7 @@ class RecommendModel:
         liked = _item_ids(items)
         return _records(self._current().for_liked(liked, _top_k(top_k, k)))
 
+    @_keywords
     def for_query(
         self, text: str, top_k: int = TOP_K, *, k: int | None = None
     ) -> list[dict[str, Any]]:
@@ -355,6 +385,7 @@ class RecommendModel:
         ``recommend for-user --query TEXT --json``'s ``items``."""
         return _records(self._current().for_query(_text(text, "query"), _top_k(top_k, k)))
 
+    @_keywords
     def similar(
         self, item: str, top_k: int = TOP_K, *, k: int | None = None
     ) -> list[dict[str, Any]]:
@@ -362,6 +393,7 @@ class RecommendModel:
         ``recommend similar ITEM --json``'s ``items``."""
         return _records(self._current().similar(_text(item, "item id"), _top_k(top_k, k)))
 
+    @_keywords
     def search(
         self, text: str, top_k: int = TOP_K, *, k: int | None = None
     ) -> list[dict[str, Any]]:
@@ -369,6 +401,7 @@ class RecommendModel:
         ``recommend search TEXT --json``'s ``items``."""
         return _records(self._current().search(_text(text, "search text"), _top_k(top_k, k)))
 
+    @_keywords
     def explain(
         self, recommendation: dict[str, Any], *, query: str | None = None
     ) -> dict[str, Any] | None:
@@ -397,6 +430,7 @@ class RecommendModel:
         )
         return None if explanation is None else explanation.to_dict()
 
+    @_keywords
     def add_items(
         self,
         items: Data,
@@ -424,6 +458,7 @@ class RecommendModel:
                 device=self._recommender.device,
             )
 
+    @_keywords
     def add_events(
         self,
         events: Data,

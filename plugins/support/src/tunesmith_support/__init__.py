@@ -5,7 +5,7 @@ From Python (docs/support.md, "From Python")::
     import tunesmith_support as support
 
     support.index("faq.csv", "kb")
-    with support.KnowledgeBase.open("kb") as kb:
+    with support.load("kb") as kb:  # KnowledgeBase.open("kb"), the earlier name, works too
         kb.calibrate("history.csv")
         turn = kb.ask("how much is delivery?")
 
@@ -18,11 +18,11 @@ from __future__ import annotations
 # Not typing.TYPE_CHECKING: importing typing alone cost more than the rest of this package.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tunesmith_support.python_api import KnowledgeBase, index
+    from tunesmith_support.python_api import KnowledgeBase, index, load
 
 __version__ = "0.1.0"
 
-__all__ = ["KnowledgeBase", "index"]
+__all__ = ["KnowledgeBase", "index", "load"]
 
 
 def __getattr__(name: str) -> object:

@@ -19,9 +19,24 @@ from types import TracebackType
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith.python_data import is_path
+from tunesmith.python_data import is_path, keyword_errors
 
 PathLike = str | os.PathLike
+
+#: Errors name this API's keywords, not the commands' flags (``--out`` is ``index``'s ``kb``).
+_keywords = keyword_errors(
+    {
+        "--out": "kb",
+        "--language": "languages",
+        "--sink": "sinks",
+        "--encoder": "encoder=True",
+        "--classifier": "classifier=True",
+        "--index-questions": "index_questions=True",
+        "`tunesmith support calibrate --kb KB --data questions.csv` (or `support train`)": (
+            "kb.calibrate(data) (or kb.train(data))"
+        ),
+    }
+)
 
 
 @contextlib.contextmanager
@@ -53,6 +68,7 @@ def _text(value: object, what: str) -> str:
     return cli_text(value, f"the {what}")
 
 
+@_keywords
 def index(
     source: PathLike,
     kb: PathLike,
@@ -81,6 +97,14 @@ def index(
         set_languages,
     )
 
+    if not is_path(source) or not is_path(kb):
+        # Path() of a DataFrame is a TypeError deep in the reader. The KB remembers its source
+        # files to update them later, so data in memory has no place here: write it out first.
+        what, value = ("source", source) if not is_path(source) else ("kb", kb)
+        raise UserInputError(
+            f"{what}: give a file or folder path, got {type(value).__name__}"
+            + ("; write a DataFrame to a CSV file first" if what == "source" else "")
+        )
     out = Path(kb)
     check_device(device)
     columns = faq_columns(
@@ -116,6 +140,7 @@ class KnowledgeBase:
     each hand-off sent to its sinks, as the ``support`` commands do. Open one with
     :meth:`open`; close it (or use ``with``) when done."""
 
+    @_keywords
     def __init__(
         self,
         path: PathLike,
@@ -152,7 +177,8 @@ class KnowledgeBase:
         """The KB at ``path`` (from :func:`index`). ``db``: the conversation database (default
         ``KB/conversations.sqlite``); ``sinks``: where hand-offs go (``jsonl:PATH``,
         ``stdout``, ``webhook:URL``; default ``jsonl:KB/handoffs.jsonl``); ``device``: where
-        its models run. The models load at the first question."""
+        its models run. The models load at the first question. :func:`load` is the same,
+        under the name the core and the other plugins use."""
         return cls(path, db=db, sinks=sinks, device=device)
 
     def _open_service(self) -> Any:
@@ -181,6 +207,7 @@ class KnowledgeBase:
             self._stamp = None
         return self._service
 
+    @_keywords
     def ask(self, question: str, conversation: str | None = None) -> dict[str, Any]:
         """Answer ``question``, in a new conversation or in ``conversation`` (the
         ``conversation_id`` of an earlier result): ``support ask --json``, with ``decision``
@@ -193,6 +220,7 @@ class KnowledgeBase:
         self._stamp = service.answerer.loaded_stamp
         return turn.to_dict()
 
+    @_keywords
     def feedback(
         self,
         turn: int,
@@ -219,6 +247,7 @@ class KnowledgeBase:
             conversation_id=conversation,
         )
 
+    @_keywords
     def stats(self, by: str = "day") -> list[dict[str, Any]]:
         """Answer, clarify and hand-off rates and feedback per day, week or month:
         ``support stats --json``."""
@@ -229,6 +258,7 @@ class KnowledgeBase:
         self._check_open()
         return self._service.conversations.stats(by, renamed_ids(self.path))
 
+    @_keywords
     def calibrate(
         self,
         data: Any,
@@ -256,6 +286,7 @@ class KnowledgeBase:
             )
         return calibration.to_dict()
 
+    @_keywords
     def train(
         self,
         data: Any,
@@ -299,6 +330,7 @@ class KnowledgeBase:
                 precision=precision,
             )
 
+    @_keywords
     def evaluate(
         self,
         data: Any,
@@ -354,3 +386,18 @@ class KnowledgeBase:
     def __repr__(self) -> str:
         state = ", closed" if self._closed else ""
         return f"KnowledgeBase({str(self.path)!r}{state})"
+
+
+def load(
+    path: PathLike,
+    *,
+    db: PathLike | None = None,
+    sinks: Sequence[str] | None = None,
+    device: str = "auto",
+) -> KnowledgeBase:
+    """The knowledge base at ``path`` (from :func:`index`), opened for questions, as
+    ``tunesmith.load`` opens a core model and ``tunesmith_finance.load`` and
+    ``tunesmith_recommend.load`` theirs: :meth:`KnowledgeBase.open` (still there) under the
+    shared name. ``db``, ``sinks`` and ``device`` as :meth:`KnowledgeBase.open` takes them;
+    close it (or use ``with``) when done."""
+    return KnowledgeBase(path, db=db, sinks=sinks, device=device)
