@@ -1,6 +1,7 @@
 """What Gradio leaves unsaid to a screen reader, said once for every page: a live status that
-announces each action's result, names for the controls Gradio names badly, and its own
-"Complete" announcement, which it read aloud as the untranslated key "common.complete".
+announces each action's result, names for the controls Gradio names badly, the keys Gradio
+leaves dead (arrows in a radio group, Tab out of an open dropdown), and its own "Complete"
+announcement, which it read aloud as the untranslated key "common.complete".
 
 Used by every demo (:func:`live_status`) and by :func:`tunesmith.ui.launch.launch` and the
 suite's app (:func:`page_options`). Gradio is imported inside the functions.
@@ -54,7 +55,15 @@ PAGE_SCRIPT = """
       if (!label.id) label.id = 'tunesmith-group-' + (next += 1);
       set(el, 'role', 'radiogroup');
       set(el, 'aria-labelledby', label.id);
+      // One Tab stop per group, as a radio group has: Gradio names each radio apart
+      // ("radio-1", "radio-2"), so each was a stop of its own and arrows did nothing.
+      const radios = [...el.querySelectorAll('input[type="radio"]')];
+      const stop = radios.find((r) => r.checked) || radios.find((r) => !r.disabled);
+      radios.forEach((r) => set(r, 'tabindex', r === stop ? '0' : '-1'));
     });
+    // A dropdown's open list scrolls, so Chromium made it a Tab stop of its own; Tab from
+    // the box landed on it, the box closed it, and focus fell to the page's start.
+    document.querySelectorAll('ul[role="listbox"]').forEach((el) => set(el, 'tabindex', '-1'));
     // Every upload button was "Click to upload or drop files", whatever it uploads.
     document.querySelectorAll('button.upload-container').forEach((el) => {
       const label = el.closest('.block')?.querySelector('[data-testid="block-label"]');
@@ -62,6 +71,25 @@ PAGE_SCRIPT = """
       if (name) set(el, 'aria-label', 'Upload ' + name);
     });
   };
+  // Arrows move through a radio group and choose, as in any radio group (see above).
+  document.addEventListener('keydown', (event) => {
+    const at = event.target;
+    if (at.matches?.('[role="combobox"]') && event.key === 'Tab') {
+      const list = document.getElementById(at.getAttribute('aria-controls') || '');
+      if (list) set(list, 'tabindex', '-1');  // before the browser moves focus
+      return;
+    }
+    const step = {ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1}[event.key];
+    const group = at.matches?.('input[type="radio"]') && at.closest('[role="radiogroup"]');
+    if (!step || !group || event.altKey || event.ctrlKey || event.metaKey) return;
+    const radios = [...group.querySelectorAll('input[type="radio"]')].filter((r) => !r.disabled);
+    const next = radios[(radios.indexOf(at) + step + radios.length) % radios.length];
+    event.preventDefault();
+    if (!next || next === at) return;
+    radios.forEach((r) => set(r, 'tabindex', r === next ? '0' : '-1'));
+    next.focus();
+    next.click();  // chosen as a click chooses it: Gradio's own handler runs
+  }, true);
   let queued = false;
   const later = () => {
     if (queued) return;
@@ -81,6 +109,10 @@ PAGE_CSS = f"""
   position: absolute !important; width: 1px !important; height: 1px !important;
   margin: -1px !important; padding: 0 !important; border: 0 !important;
   overflow: hidden !important; clip-path: inset(50%) !important; white-space: nowrap !important;
+}}
+/* A focused radio showed nothing when chosen already, and a faint circle when not. */
+fieldset.block label:has(> input[type="radio"]:focus-visible) {{
+  outline: 2px solid var(--color-accent) !important; outline-offset: 2px;
 }}
 """
 

@@ -464,8 +464,11 @@ def build_demo(model_dir: str | None = None) -> Any:
                 gr.update(visible=chosen == MODES[2]),
             )
 
-        mode.change(switch, mode, [user, liked, text])
-        explain.change(lambda on: gr.update(visible=on), explain, words)
+        # Page-only changes, answered at once and in silence: each arrow through the modes
+        # was heard as "Loading", "Complete", and waited in the queue behind a running list.
+        quiet = {"queue": False, "show_progress": "hidden"}
+        mode.change(switch, mode, [user, liked, text], **quiet)
+        explain.change(lambda on: gr.update(visible=on), explain, words, **quiet)
 
         def run(m: str, u: str | None, li: list[str] | None, t: str, e: bool) -> tuple[str, Any]:
             return recommend(model_dir, m, u, li, t, e)
