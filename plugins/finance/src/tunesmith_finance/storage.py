@@ -184,6 +184,17 @@ MIGRATIONS = [
         SELECT RAISE(IGNORE);
     END;
     """,
+    # The dashboard's first check (docs/finance.md "Long-running streams"): each key's hourly
+    # counts read in this index's order, with no sort of 1.5 million rows into hours (4.7 s
+    # -> 2.0 s for topics and tickers at 1,000,000 documents, load 7). The hour is written as
+    # trends.KEY_HOUR_SQL writes it, to the character: SQLite uses an index on an expression
+    # only for that expression.
+    """
+    CREATE INDEX finance_keys_hour ON finance_keys(
+        kind, key, (CAST(ts / 3600 AS INTEGER) - (ts / 3600 < CAST(ts / 3600 AS INTEGER))),
+        negative, score
+    );
+    """,
 ]
 
 #: ``finance_meta`` name of the last `finance prune`'s cut-off (Unix seconds): ingest stores no

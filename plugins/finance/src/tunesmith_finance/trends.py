@@ -3,6 +3,7 @@ time bucket. "Negative" is a document whose predicted sentiment is negative."""
 
 from __future__ import annotations
 
+import bisect
 import csv
 import math
 import re
@@ -204,6 +205,57 @@ def stored_key(by: str, key: str) -> str:
     return key.lower() if by == "topic" else key.upper().lstrip("$")
 
 
+#: A key row's UTC hour, floor(ts / 3600), as the index ``finance_keys_hour`` (storage.py,
+#: migration 8) holds it: to the character, or SQLite does not use that index.
+KEY_HOUR_SQL = "(CAST(ts / 3600 AS INTEGER) - (ts / 3600 < CAST(ts / 3600 AS INTEGER)))"
+HOUR = 3600.0
+
+
+def _hour_offsets(db: Any, zone: tzinfo | None) -> tuple[list[float], list[int]] | None:
+    """``zone``'s offsets over the stored documents as ``(changes, offsets in hours)``
+    (``offsets[i]`` holds before ``changes[i]``, the last after them), when every offset is
+    whole hours and changes on a whole UTC hour: each UTC hour is then one wall-clock hour.
+    None otherwise (``Asia/Kolkata``'s +05:30)."""
+    if is_utc(zone):
+        return [], [0]
+    row = db.query("SELECT MIN(ts) AS low, MAX(ts) AS high FROM finance_documents")[0]
+    if row["low"] is None:
+        return [], [0]
+    pieces = offset_pieces(zone, float(row["low"]), float(row["high"]))
+    if any(offset % HOUR for _at, offset in pieces) or any(at % HOUR for at, _o in pieces[1:]):
+        return None
+    return [at for at, _o in pieces[1:]], [int(offset // HOUR) for _at, offset in pieces]
+
+
+def _hour_counts(db: Any, by: str, zone: tzinfo | None) -> list[Any] | None:
+    """:func:`bucket_counts` of hours for every key of ``by``, read in the order of the
+    index ``finance_keys_hour`` (no sort of every key row into hours: a third of the time at
+    a million documents); None when ``zone``'s hours are not UTC hours (:func:`_hour_offsets`)."""
+    offsets = _hour_offsets(db, zone)
+    if offsets is None:
+        return None
+    changes, shifts = offsets
+    rows = db.query(
+        f"SELECT key, {KEY_HOUR_SQL} AS h, COUNT(*) AS n, SUM(negative) AS neg, "
+        "SUM(score) AS total FROM finance_keys WHERE kind = ? GROUP BY key, h ORDER BY key, h",
+        [by],
+    )
+    if not changes and not shifts[0]:
+        # As they come (text, int, int, int, float: the columns' types): picking each by name
+        # was a third of the read for 250,000 ticker hours
+        return [tuple(r) for r in rows]
+    out: list[Any] = []
+    for key, h, n, neg, total in rows:
+        b = h + shifts[bisect.bisect_right(changes, h * HOUR)]
+        if out and out[-1][0] == key and out[-1][1] == b:
+            # The hour the clocks go back repeats: two UTC hours, one wall-clock bucket
+            _key, _b, n0, neg0, total0 = out[-1]
+            out[-1] = (key, b, n0 + n, neg0 + neg, total0 + total)
+        else:
+            out.append((key, b, n, neg, total))
+    return out
+
+
 def bucket_counts(
     db: Any,
     *,
@@ -218,6 +270,10 @@ def bucket_counts(
     the index is :func:`bucket_index` (on the wall clock of ``zone``, default UTC)."""
     if by not in BY:
         raise UserInputError(f"--by {by!r}: expected one of {', '.join(BY)}")
+    if by != "all" and key is None and since is None and until is None and bucket == HOUR:
+        hours = _hour_counts(db, by, zone)
+        if hours is not None:
+            return hours
     # Keys are read from finance_keys alone, which carries each document's time, negative
     # flag and score in (kind, key, time) order; `all` from the documents' covering time index.
     # Neither touches a document row (storage.py, migration 6).
