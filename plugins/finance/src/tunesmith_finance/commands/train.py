@@ -153,7 +153,7 @@ def train_command(
         allow_network=allow_network,
         n_rows=len(dataset.texts),
     )
-    typer.echo(str(path))
+    echo_saved(path, members)
 
 
 def _train_topics(
@@ -203,7 +203,28 @@ def _train_topics(
             allow_network=allow_network,
             n_rows=files.rows,
         )
-    typer.echo(str(path))
+    echo_saved(path, 1)
+
+
+def echo_saved(path: Path, members: int) -> None:
+    """The line `tunesmith train` ends with: where the model is and its held-out score.
+
+    Only the path was printed, so a run given --eval said nothing of how it scored."""
+    import json
+
+    from tunesmith.engine.distributed import is_main_process
+    from tunesmith.engine.train import headline
+    from tunesmith.model_dir import METRICS_FILE
+
+    if not is_main_process():  # under torchrun / accelerate launch the main process reports
+        return
+    metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+    measured_on = f" on {metrics.get('eval_source')}" if metrics.get("report") else ""
+    if members > 1 and metrics.get("report"):
+        # Only the first member is measured while training; evaluate scores the mean.
+        measured_on += f" (its first member; `tunesmith evaluate --model {path}` scores the mean)"
+    ensemble = f" ({members} members)" if members > 1 else ""
+    typer.echo(f"saved {path}{ensemble}: {headline(metrics)}{measured_on}")
 
 
 def register(app: typer.Typer) -> None:
