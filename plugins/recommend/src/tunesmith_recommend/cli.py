@@ -347,7 +347,12 @@ def _print(
     for rank, rec in enumerate(results, start=1):
         reason = ""
         if rec.because:
-            liked = ", ".join(f"{b['title']} ({b['share']:.0%})" for b in rec.because)
+            from tunesmith_recommend.explain import percents
+
+            shown = percents([b["share"] for b in rec.because])
+            liked = ", ".join(
+                f"{b['title']} ({pct}%)" for b, pct in zip(rec.because, shown, strict=True)
+            )
             reason = "  " + because.format(liked)
         # Titles and ids come from the catalogue's file, which may hold escape sequences.
         typer.echo(printable(f"{rank:2d}. {rec.title} [{rec.item_id}] {rec.score:.3f}{reason}"))

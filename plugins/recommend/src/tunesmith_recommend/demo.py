@@ -236,7 +236,12 @@ def results_markdown(
     for rank, rec in enumerate(results, start=1):
         reason = ""
         if rec.because:
-            liked = ", ".join(f"*{plain(b['title'])}* ({b['share']:.0%})" for b in rec.because)
+            from tunesmith_recommend.explain import percents
+
+            shown = percents([b["share"] for b in rec.because])
+            liked = ", ".join(
+                f"*{plain(b['title'])}* ({pct}%)" for b, pct in zip(rec.because, shown, strict=True)
+            )
             reason = " — " + because.format(liked)
         code = code_span(rec.item_id)
         line = f"{rank}. **{plain(rec.title)}** {code} · score {rec.score:.3f}{reason}"

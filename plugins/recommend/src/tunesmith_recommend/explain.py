@@ -10,6 +10,7 @@ text, pooled and truncated as the encoder embeds them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,18 @@ def because_you_liked(
         for p, v in ranked
         if v > 0
     ]
+
+
+def percents(shares: Sequence[float]) -> list[int]:
+    """Whole percents for ``shares`` (0-1) that add up to the rounded percent of their sum
+    (largest remainders get the leftover points), so "55%, 46%" of one whole reads "54%, 46%"."""
+    exact = [100.0 * float(s) for s in shares]
+    floors = [math.floor(e) for e in exact]
+    left = round(sum(exact)) - sum(floors)
+    order = sorted(range(len(exact)), key=lambda i: (floors[i] - exact[i], i))
+    for i in order[: max(0, left)]:
+        floors[i] += 1
+    return floors
 
 
 def history_text(texts: Sequence[str], items: Sequence[int], *, limit: int = 3) -> str:
