@@ -21,7 +21,7 @@ import numpy as np
 
 from tunesmith.errors import UserInputError
 from tunesmith_recommend import baselines as bl
-from tunesmith_recommend.data import Catalogue, Events, load_events
+from tunesmith_recommend.data import Catalogue, Events
 from tunesmith_recommend.split import Split, every_event, leave_last_out
 from tunesmith_recommend.updates import EventColumns, ServingScale
 
@@ -53,18 +53,7 @@ def rebuild_events(
             f"{model_dir} keeps no events (no events.npz: saved by an older train) and the "
             f"events file it was trained on, {path}, is gone; put it back there, or {retrain}"
         )
-    assert columns.user and columns.item and columns.time  # filled in by columns_for
-    events = load_events(
-        path,
-        catalogue,
-        user_col=columns.user,
-        item_col=columns.item,
-        time_col=columns.time,
-        rating_col=columns.rating,
-        min_rating=columns.min_rating,
-        kind_col=columns.kind,
-        kinds=columns.kinds,
-    )
+    events = columns.read(path, catalogue)
     changed = _first_difference(model_dir, events, catalogue.ids)
     if changed is not None:
         raise UserInputError(

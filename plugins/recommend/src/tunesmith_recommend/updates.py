@@ -146,6 +146,23 @@ class EventColumns:
     kind: str | None = None
     kinds: list[str] | None = None
 
+    def read(self, path: Path, catalogue: Catalogue, **options: Any) -> Events:
+        """The positive events of ``path`` read with these columns (``columns_for`` filled
+        them in); ``options``: ``data.load_events``' others (``not_in``, ``allow_empty``)."""
+        assert self.user and self.item and self.time  # filled in by columns_for
+        return load_events(
+            path,
+            catalogue,
+            user_col=self.user,
+            item_col=self.item,
+            time_col=self.time,
+            rating_col=self.rating,
+            min_rating=self.min_rating,
+            kind_col=self.kind,
+            kinds=self.kinds,
+            **options,
+        )
+
     def recorded(self) -> dict[str, Any]:
         """As ``meta.json``'s ``event_columns`` (``data.load_events``' ``columns``)."""
         return {
@@ -268,23 +285,15 @@ def _add_locked(model_dir: Path, events_path: Path, given: EventColumns) -> Adde
     stored = read_events(model_dir) if scale is not None else None
     columns = columns_for(current.meta, given, model_dir)
     catalogue = Catalogue(ids=current.ids, titles=current.titles, texts=current.texts)
-    assert columns.user and columns.item and columns.time  # filled in by columns_for
     rebuilt_from: Path | None = None
     if stored is None or scale is None:
         # a model saved before train kept its events: read them again from the file it records
         from tunesmith_recommend.legacy_events import rebuild_events
 
         rebuilt_from, stored, scale = rebuild_events(model_dir, current, catalogue, columns)
-    new = load_events(
+    new = columns.read(
         events_path,
         catalogue,
-        user_col=columns.user,
-        item_col=columns.item,
-        time_col=columns.time,
-        rating_col=columns.rating,
-        min_rating=columns.min_rating,
-        kind_col=columns.kind,
-        kinds=columns.kinds,
         not_in=f"the model's catalogue (add new items first: tunesmith recommend add-items "
         f"--items FILE -m {model_dir})",
         allow_empty=True,
