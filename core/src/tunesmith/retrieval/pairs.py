@@ -444,6 +444,30 @@ def read_pairs(
     return queries, targets, negatives if negative_col else None
 
 
+def check_pair_settings(
+    *, epochs: float, batch_size: int = 32, lr: float | None = None, max_length: int | None = None
+) -> None:
+    """Raise :class:`UserInputError` for settings :func:`train_pair_encoder` refuses; cheap, so
+    that a caller (``support train``) checks them before it reads data or says it is training."""
+    # math.isfinite: an infinite epoch count never ends and an infinite lr gives NaN weights.
+    if not (epochs > 0 and math.isfinite(epochs)):
+        raise UserInputError(f"epochs (--epochs) must be positive and finite, got {epochs}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserInputError(
+            f"batch_size (--batch-size) must be a whole number of at least 1, got {batch_size!r}"
+        )
+    # As train's other tasks check them (RunConfig.validate): an lr of 1 or more, or room for
+    # no word between [CLS] and [SEP], trains an encoder that embeds every text alike.
+    if lr is not None and not 0 < lr < 1:  # NaN and infinity fail this too
+        raise UserInputError(f"--lr {lr} is not valid; expected a number between 0 and 1")
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 4
+    ):
+        raise UserInputError(
+            f"--max-length {max_length} is not valid; expected a whole number of at least 4"
+        )
+
+
 def train_pair_encoder(
     queries: Sequence[str],
     targets: Sequence[str],
@@ -473,23 +497,7 @@ def train_pair_encoder(
     Raises :class:`UserInputError` for bad input, :class:`OutputExistsError` when ``out`` exists
     and ``force`` is not set. Returns the path and the metrics (also in ``out/metrics.json``).
     """
-    # math.isfinite: an infinite epoch count never ends and an infinite lr gives NaN weights.
-    if not (epochs > 0 and math.isfinite(epochs)):
-        raise UserInputError(f"epochs (--epochs) must be positive and finite, got {epochs}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserInputError(
-            f"batch_size (--batch-size) must be a whole number of at least 1, got {batch_size!r}"
-        )
-    # As train's other tasks check them (RunConfig.validate): an lr of 1 or more, or room for
-    # no word between [CLS] and [SEP], trains an encoder that embeds every text alike.
-    if lr is not None and not 0 < lr < 1:  # NaN and infinity fail this too
-        raise UserInputError(f"--lr {lr} is not valid; expected a number between 0 and 1")
-    if max_length is not None and (
-        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 4
-    ):
-        raise UserInputError(
-            f"--max-length {max_length} is not valid; expected a whole number of at least 4"
-        )
+    check_pair_settings(epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length)
     q, t, kept = _pairs(queries, targets, "training")
     if not q:
         raise UserInputError("no (query, target) pairs to train on: every pair has an empty side")

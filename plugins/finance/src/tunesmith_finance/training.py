@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.load import load_text_dataset
+from tunesmith.devices import check_precision, resolve_device
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.ensemble import check_members, train_ensemble
+from tunesmith.io import check_writable_dir
 
 #: Full fine-tuning epochs for 2,000 or more examples, where the engine would choose 4 (5,000+)
 #: or 6. On the finance tweets the held-out score (10 % of train) still rose at epoch 6: 0.8543
@@ -80,34 +82,74 @@ def train_sentiment(
     (an ensemble whose first members finished). ``n_rows``: the data's size, when known.
     ``task`` ``multilabel`` (with ``label_sep`` for a separated cell) trains a topic model with
     several topics per text."""
-    recipe.validate()
+    settings: dict[str, Any] = {
+        "eval_data": eval_data,
+        "model": model,
+        "text_col": text_col,
+        "label_col": label_col,
+        "task": task,
+        "label_sep": label_sep,
+        "force": force,
+        "allow_network": allow_network,
+    }
+    # Counting the rows reads the whole file: an existing --out is refused before that.
+    check_sentiment_run(data, out, recipe, reuse=reuse, **settings)
     epochs = recipe.epochs
     if epochs is None:
         if n_rows is None:
             n_rows = _count_rows(data, text_col, label_col, label_sep)
         epochs = default_epochs(recipe.strategy, n_rows)
-    run = RunConfig(
+    run = _engine_run(data, out, recipe, epochs=epochs, **settings)
+    return train_ensemble(run, recipe.members, reuse=reuse, log=log)
+
+
+def check_sentiment_run(
+    data: str | Path,
+    out: str | Path,
+    recipe: SentimentRecipe,
+    *,
+    reuse: bool = False,
+    force: bool = False,
+    **settings: Any,
+) -> None:
+    """Refuse, before any data is read, what :func:`train_sentiment` would refuse only after:
+    settings the engine rejects, a missing data file, an existing ``out`` without ``force``
+    (unless ``reuse`` may keep what it holds) and a device or precision this machine lacks. ``settings``: the keyword arguments
+    of :func:`train_sentiment` from ``eval_data`` to ``allow_network``."""
+    recipe.validate()
+    if not reuse:
+        check_writable_dir(out, force=force)
+    # After the --out check, as in the engine: telling the device imports torch, which takes
+    # seconds. A GPU this machine lacks is one line, not a late traceback.
+    check_precision(recipe.precision, resolve_device(recipe.device))
+    _engine_run(data, out, recipe, epochs=recipe.epochs, force=force, **settings)
+
+
+def _engine_run(
+    data: str | Path,
+    out: str | Path,
+    recipe: SentimentRecipe,
+    *,
+    epochs: float | None,
+    eval_data: str | Path | None = None,
+    **settings: Any,
+) -> RunConfig:
+    """The validated engine run of ``recipe``'s first member (cheap: reads no data)."""
+    return RunConfig(
         data=str(data),
         eval_data=str(eval_data) if eval_data else None,
         out=str(out),
-        model=model,
-        allow_network=allow_network,
-        task=task,
-        text_col=text_col,
-        label_col=label_col,
-        label_sep=label_sep,
         strategy=recipe.strategy,
         epochs=epochs,
         lr=recipe.lr,
         batch_size=recipe.batch_size,
         max_length=recipe.max_length,
         seed=recipe.seed,
-        force=force,
         device=recipe.device,
         precision=recipe.precision,
+        **settings,
         **{"lexical": recipe.lexical, **recipe.extra},
     ).validate()
-    return train_ensemble(run, recipe.members, reuse=reuse, log=log)
 
 
 def _count_rows(data: str | Path, text_col: str, label_col: str, label_sep: str | None) -> int:

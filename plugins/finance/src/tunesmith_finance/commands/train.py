@@ -85,17 +85,19 @@ def train_command(
     ensemble (docs/finance.md).
     """
     from tunesmith.data.load import load_text_dataset
-    from tunesmith.devices import check_precision, resolve_device
     from tunesmith.errors import UserInputError
     from tunesmith_finance.scoring import sentiment_indices
-    from tunesmith_finance.training import LEXICAL_SHARE, SentimentRecipe, train_sentiment
+    from tunesmith_finance.training import (
+        LEXICAL_SHARE,
+        SentimentRecipe,
+        check_sentiment_run,
+        train_sentiment,
+    )
 
     if topics and members > 1:
         raise UserInputError("--members applies to sentiment models, not --topics")
     if label_sep is not None and not topics:
         raise UserInputError("--label-sep goes with --topics: a sentiment model takes one label")
-    # Before the data is read: a GPU this machine lacks is one line, not a late traceback.
-    check_precision(precision, resolve_device(device))
     if topics:
         _train_topics(
             data,
@@ -119,15 +121,6 @@ def train_command(
             precision=precision,
         )
         return
-    dataset = load_text_dataset(data, text_col=text_col, label_col=label_col)
-    if dataset.multilabel:
-        # The engine's message would point to `--task multilabel`, which this command has
-        # not: several labels per text are topics.
-        raise UserInputError(
-            f"{data}, column '{label_col}': lists of labels; a sentiment model takes one "
-            "label per text (several topics per text train a topic model: add --topics)"
-        )
-    sentiment_indices(dataset.label_names, str(data))
     recipe = SentimentRecipe(
         strategy=strategy,
         epochs=epochs,
@@ -141,18 +134,26 @@ def train_command(
         precision=precision,
         extra={"head_init": head_init} if head_init != "auto" else {},
     )
-    path = train_sentiment(
-        data,
-        out,
-        recipe,
-        eval_data=eval_data,
-        model=model,
-        text_col=text_col,
-        label_col=label_col,
-        force=force,
-        allow_network=allow_network,
-        n_rows=len(dataset.texts),
-    )
+    settings: dict[str, Any] = {
+        "eval_data": eval_data,
+        "model": model,
+        "text_col": text_col,
+        "label_col": label_col,
+        "force": force,
+        "allow_network": allow_network,
+    }
+    # Reading a large file takes seconds: an existing --out (or a bad setting) is one line first.
+    check_sentiment_run(data, out, recipe, **settings)
+    dataset = load_text_dataset(data, text_col=text_col, label_col=label_col)
+    if dataset.multilabel:
+        # The engine's message would point to `--task multilabel`, which this command has
+        # not: several labels per text are topics.
+        raise UserInputError(
+            f"{data}, column '{label_col}': lists of labels; a sentiment model takes one "
+            "label per text (several topics per text train a topic model: add --topics)"
+        )
+    sentiment_indices(dataset.label_names, str(data))
+    path = train_sentiment(data, out, recipe, n_rows=len(dataset.texts), **settings)
     echo_saved(path, members)
 
 
@@ -169,12 +170,32 @@ def _train_topics(
     lexical: float | None,
     force: bool,
     allow_network: bool,
-    **recipe: Any,
+    **recipe_options: Any,
 ) -> None:
     """`finance train --topics`: rows without a topic train "none of these" (topic_data)."""
     from tunesmith_finance.topic_data import topic_training_files
-    from tunesmith_finance.training import SentimentRecipe, train_sentiment
+    from tunesmith_finance.training import SentimentRecipe, check_sentiment_run, train_sentiment
 
+    recipe = SentimentRecipe(
+        lexical=lexical if lexical is not None else 0.0,
+        extra={"head_init": head_init} if head_init != "auto" else {},
+        **recipe_options,
+    )
+    # Before the topics are read (and a line printed about them): an existing --out is refused
+    # in one line. The task (multilabel or not) is known only from the data; neither changes
+    # what is checked here.
+    check_sentiment_run(
+        data,
+        out,
+        recipe,
+        eval_data=eval_data,
+        model=model,
+        text_col=text_col,
+        label_col=label_col,
+        label_sep=label_sep,
+        force=force,
+        allow_network=allow_network,
+    )
     with topic_training_files(
         data, eval_data, text_col=text_col, label_col=label_col, label_sep=label_sep
     ) as files:
@@ -188,11 +209,7 @@ def _train_topics(
         path = train_sentiment(
             files.data,
             out,
-            SentimentRecipe(
-                lexical=lexical if lexical is not None else 0.0,
-                extra={"head_init": head_init} if head_init != "auto" else {},
-                **recipe,
-            ),
+            recipe,
             eval_data=files.eval_data,
             model=model,
             text_col=files.text_col,
