@@ -397,7 +397,7 @@ class Answerer:
         self.kb_dir = Path(kb_dir)
         self.loaded_stamp = kb_stamp(self.kb_dir)
         self.meta = read_meta(self.kb_dir)
-        self.languages = read_language_config(self.kb_dir)
+        self.languages = read_language_config(self.kb_dir, self.meta)
         self.calibration = Calibration.load_for(self.kb_dir, self.meta)
         if self.calibration is None:
             raise UserInputError(

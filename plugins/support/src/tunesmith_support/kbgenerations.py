@@ -3,15 +3,18 @@ new names beside what is served, and ``kb.json`` is switched to it in one atomic
 
 ``kb.json`` names everything an answer reads that a command rewrites: the encoder
 (``model``), the index folder (``index``), the intent classifier (``classifier``, when
-`train --classifier` made one) and, for an instant, the calibration (``calibration``). So a
+`train --classifier` made one) and, for an instant, the calibration (``calibration``) and the
+languages `index --language` set (``language``). So a
 ``kill -9`` at any point leaves the KB wholly as it was or wholly as the command made it, and a
 server reloading meanwhile reads one or the other, never a mix (the new index with the old
 calibration, as before).
 
 The calibration is kept at ``calibration.json``, where users and tools look for it: a command
 writes ``calibration-gN.json``, switches ``kb.json`` to it, copies it over ``calibration.json``
-and switches ``kb.json`` back to that (:func:`settle_calibration`); a kill in between leaves
-``kb.json`` naming a file that holds the calibration it commits to.
+and switches ``kb.json`` back to that (:func:`settle_staged`); a kill in between leaves
+``kb.json`` naming a file that holds the calibration it commits to. ``language.json`` (which
+users edit too) is switched the same way, from ``language-gN.json``: written after the index's
+switch, a kill between the two left the new index with the old languages.
 
 A calibration records what it was fitted on (``fitted_on``: the encoder and classifier
 ``kb.json`` named). One that does not match, or (written before ``fitted_on``) is older than
@@ -30,10 +33,11 @@ from tunesmith.io import atomic_write_json, atomic_write_text
 
 META = "kb.json"
 CALIBRATION = "calibration.json"
+LANGUAGE = "language.json"
 CLASSIFIER_DIR = "classifier"
 #: A generation-named folder or file: ``index-g000003``, ``g000003`` (under ``encoders/``),
-#: ``classifier-g000003``, ``calibration-g000003.json``.
-GENERATION = re.compile(r"^(?:index-|classifier-|calibration-)?g(\d{6})(?:\.json)?$")
+#: ``classifier-g000003``, ``calibration-g000003.json``, ``language-g000003.json``.
+GENERATION = re.compile(r"^(?:index-|classifier-|calibration-|language-)?g(\d{6})(?:\.json)?$")
 #: A calibration written before ``fitted_on`` counts as fitted on an encoder or classifier
 #: written at most this much later (a KB copied without its times gets them within seconds).
 SLACK_SECONDS = 60.0
@@ -66,6 +70,22 @@ def calibration_path(kb_dir: str | Path, meta: dict[str, Any]) -> Path:
     return _own_name(Path(kb_dir), meta, "calibration", CALIBRATION)
 
 
+def language_path(kb_dir: str | Path, meta: dict[str, Any]) -> Path:
+    """The languages file ``kb.json`` commits to (``language.json`` but for an instant); it
+    may not exist (an English KB)."""
+    return _own_name(Path(kb_dir), meta, "language", LANGUAGE)
+
+
+def stage_file(kb_dir: str | Path, meta: dict[str, Any], key: str, data: dict[str, Any]) -> Path:
+    """Write ``data`` as a new generation's file for ``key`` (``calibration``, ``language``)
+    and name it in ``meta``; nothing served changes until ``meta`` is committed."""
+    kb_dir = Path(kb_dir)
+    staged = kb_dir / f"{key}-{next_generation(kb_dir)}.json"
+    atomic_write_json(staged, data)
+    meta[key] = staged.name
+    return staged
+
+
 def classifier_path(kb_dir: str | Path, meta: dict[str, Any]) -> Path:
     """The intent classifier folder ``kb.json`` names (``classifier/`` for a KB trained before
     classifiers were generations); it may not exist (no classifier trained)."""
@@ -84,22 +104,34 @@ def fitted_on(kb_dir: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
 
 def commit(kb_dir: str | Path, meta: dict[str, Any]) -> None:
     """Switch the KB to ``meta`` (the commit point: one atomic rename of ``kb.json``), then move
-    a new calibration to ``calibration.json`` (:func:`settle_calibration`)."""
+    a new calibration and languages to their usual files (:func:`settle_staged`)."""
     atomic_write_json(Path(kb_dir) / META, meta)
-    settle_calibration(kb_dir, meta)
+    settle_staged(kb_dir, meta)
 
 
-def settle_calibration(kb_dir: str | Path, meta: dict[str, Any]) -> None:
-    """Copy the calibration ``kb.json`` names over ``calibration.json`` and name that instead.
-    Each step is atomic and leaves ``kb.json`` naming a file with the committed calibration."""
+#: The files ``kb.json`` names for an instant only, by key, and where they are kept.
+SETTLED = {"calibration": CALIBRATION, "language": LANGUAGE}
+
+
+def settle_staged(kb_dir: str | Path, meta: dict[str, Any]) -> None:
+    """Copy each staged file ``kb.json`` names (a calibration, languages) over its usual file
+    and name that instead. Each step is atomic and leaves ``kb.json`` naming files that hold
+    what it committed to."""
     kb_dir = Path(kb_dir)
-    staged = calibration_path(kb_dir, meta)
-    if staged.name == CALIBRATION:
+    staged = [
+        (key, usual, path)
+        for key, usual in SETTLED.items()
+        if (path := _own_name(kb_dir, meta, key, usual)).name != usual
+    ]
+    for _key, usual, path in staged:
+        atomic_write_text(kb_dir / usual, path.read_text(encoding="utf-8"))
+    if not staged:
         return
-    atomic_write_text(kb_dir / CALIBRATION, staged.read_text(encoding="utf-8"))
-    meta.pop("calibration", None)
+    for key, _usual, _path in staged:
+        meta.pop(key, None)
     atomic_write_json(kb_dir / META, meta)
-    staged.unlink(missing_ok=True)
+    for _key, _usual, path in staged:
+        path.unlink(missing_ok=True)
 
 
 def check_matches(

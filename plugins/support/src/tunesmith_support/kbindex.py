@@ -48,7 +48,9 @@ from tunesmith_support.kbgenerations import (
     calibration_path,
     classifier_path,
     commit,
+    language_path,
     next_generation,
+    stage_file,
 )
 
 INDEX_DIR = "index"
@@ -392,11 +394,15 @@ def faq_columns(
 
 def _clear_unfinished_first_build(out: Path) -> None:
     """Remove what a first ``index`` killed before writing ``kb.json`` left (its index folder
-    alone), so that running it again works; any other content is refused, never deleted."""
+    and the languages it staged), so that running it again works; any other content is
+    refused, never deleted."""
     contents = {p.name for p in out.iterdir()}
-    if contents - {INDEX_DIR}:
+    staged = {name for name in contents if name.startswith("language-") and GENERATION.match(name)}
+    if contents - staged - {INDEX_DIR}:
         raise UserInputError(f"{out}: exists, is not empty and is not a knowledge base")
-    if contents:
+    for name in staged:
+        (out / name).unlink(missing_ok=True)
+    if INDEX_DIR in contents:
         shutil.rmtree(out / INDEX_DIR)
 
 
@@ -408,8 +414,10 @@ def build_index(
     model: str | None = None,
     progress: Any = None,
     device: str = "cpu",
+    languages: list[str] | None = None,
 ) -> IndexReport:
-    """Create or update the KB at ``out`` from the files at ``sources``.
+    """Create or update the KB at ``out`` from the files at ``sources``; ``languages``
+    (`--language`) become the KB's languages in the same switch of ``kb.json`` as the index.
 
     Sources are read and checked before anything is written, so a bad file leaves the existing
     KB as it was. ``progress(done, total)`` is told about entries encoded. ``device``
@@ -419,13 +427,14 @@ def build_index(
     """
     out = Path(out)
     skipped: list[str] = []
-    entries = read_sources(sources, columns, exclude=out, skipped=skipped)
+    # --out first: a folder of the user's own files is refused before a large source is read.
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{out}: exists and is not a directory")
     check_output_folder(out, "--out")  # under a file: one line, not a mkdir traceback
     existing = (out / META).exists()
     if out.exists() and not existing:
         _clear_unfinished_first_build(out)
+    entries = read_sources(sources, columns, exclude=out, skipped=skipped)
     meta = read_meta(out) if existing else {}
     # A re-index loads the KB's encoder only when there is something to encode (or --model
     # names one to check): a sync that found nothing changed took seconds importing torch
@@ -494,6 +503,12 @@ def build_index(
         # Earlier renames follow this one (a -> b, then b -> c: a -> c).
         earlier = {a: renamed.get(b, b) for a, b in renamed_ids(out).items()}
         meta[RENAMED_KEY] = {**earlier, **renamed}
+    if languages:
+        from tunesmith_support.languages import with_languages
+
+        # Staged and switched with the index: written after the switch, a kill between the
+        # two left the new index with the old languages.
+        stage_file(out, meta, "language", with_languages(out, languages, meta).to_dict())
     commit(out, meta)  # the commit point: the KB is the old one until here
     if existing:
         remove_unused(out)
@@ -623,8 +638,8 @@ def reencode_staged(
 
 
 def remove_unused(kb_dir: str | Path) -> list[Path]:
-    """Remove the index, encoder and classifier folders and calibration files ``kb.json`` does
-    not point at (left by an earlier run, or by one killed before its commit); returns what
+    """Remove the index, encoder and classifier folders and calibration and languages files
+    ``kb.json`` does not point at (left by an earlier run, or by one killed before its commit); returns what
     was removed."""
     kb_dir = Path(kb_dir)
     meta = read_meta(kb_dir)
@@ -633,6 +648,7 @@ def remove_unused(kb_dir: str | Path) -> list[Path]:
         Path(model_location(kb_dir, meta)).resolve(),
         classifier_path(kb_dir, meta).resolve(),
         calibration_path(kb_dir, meta).resolve(),
+        language_path(kb_dir, meta).resolve(),
     }
     candidates = [kb_dir / INDEX_DIR, kb_dir / ENCODER_DIR, kb_dir / (ENCODER_DIR + ".new")]
     candidates += [kb_dir / CLASSIFIER_DIR]

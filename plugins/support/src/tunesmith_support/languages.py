@@ -24,9 +24,10 @@ from typing import Any
 
 from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_write_json, read_json_object
+from tunesmith_support.kbgenerations import LANGUAGE, META, language_path
 
 #: The optional per-KB file of languages, phrases and wording.
-LANGUAGE_FILE = "language.json"
+LANGUAGE_FILE = LANGUAGE
 
 #: The texts the bot writes itself, by key (what :class:`Wording` holds).
 TEXT_KEYS = (
@@ -780,24 +781,42 @@ def _cached(path: str, stamp: tuple[int, int]) -> LanguageConfig:
     return parse_language_config(data, p)
 
 
-def read_language_config(kb_dir: str | Path) -> LanguageConfig:
-    """The KB's ``language.json``, or English alone when it has none."""
-    path = Path(kb_dir) / LANGUAGE_FILE
+def language_file(kb_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """The languages file the KB's ``kb.json`` (or ``meta``) commits to: ``language.json``,
+    but for the instant `index --language` switches it (:mod:`~tunesmith_support.
+    kbgenerations`), or after a kill in that instant."""
+    kb_dir = Path(kb_dir)
+    if meta is None:
+        meta_file = kb_dir / META
+        meta = read_json_object(meta_file) if meta_file.is_file() else {}
+    return language_path(kb_dir, meta if isinstance(meta, dict) else {})
+
+
+def read_language_config(kb_dir: str | Path, meta: dict[str, Any] | None = None) -> LanguageConfig:
+    """The KB's ``language.json`` (:func:`language_file`), or English alone when it has none."""
+    path = language_file(kb_dir, meta)
     if not path.exists():
         return LanguageConfig()
     stat = path.stat()
     return _cached(str(path), (stat.st_mtime_ns, stat.st_size))
 
 
+def with_languages(
+    kb_dir: str | Path, languages: list[str], meta: dict[str, Any] | None = None
+) -> LanguageConfig:
+    """The KB's language config with ``languages`` as its languages (its phrases and wording
+    kept)."""
+    data = read_language_config(kb_dir, meta).to_dict()
+    data["languages"] = check_language_codes(languages)
+    return parse_language_config(data, Path(kb_dir) / LANGUAGE_FILE)
+
+
 def set_languages(kb_dir: str | Path, languages: list[str]) -> LanguageConfig:
     """Record the KB's languages in ``language.json`` (written atomically; its phrases and
-    wording are kept)."""
-    path = Path(kb_dir) / LANGUAGE_FILE
-    current = read_language_config(kb_dir)
-    data = current.to_dict()
-    data["languages"] = check_language_codes(languages)
-    config = parse_language_config(data, path)
-    atomic_write_json(path, config.to_dict())
+    wording are kept). `support index --language` switches them with the index instead
+    (``build_index(languages=)``)."""
+    config = with_languages(kb_dir, languages)
+    atomic_write_json(Path(kb_dir) / LANGUAGE_FILE, config.to_dict())
     return config
 
 

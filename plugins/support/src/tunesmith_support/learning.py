@@ -14,6 +14,7 @@ calibration, leaves the KB as it was.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from tunesmith.engine.config import RunConfig
 from tunesmith.engine.ensemble import check_members, train_ensemble
 from tunesmith.errors import DataError, UserInputError
 from tunesmith.retrieval import train_pair_encoder
+from tunesmith.retrieval.pairs import check_pair_settings
 from tunesmith_support.calibrate import (
     MIN_QUESTIONS,
     Calibration,
@@ -213,6 +215,44 @@ def pair_texts(rows: list[Labelled], entries: dict[str, Any]) -> tuple[list[str]
     return queries, targets
 
 
+def check_train_arguments(
+    *,
+    encoder: bool,
+    classifier: bool,
+    index_questions: bool,
+    held_out: float,
+    epochs: float,
+    classifier_epochs: float | None,
+    classifier_members: int,
+    target_precision: float,
+) -> None:
+    """Refuse :func:`train_kb` arguments that cannot work, before the KB's encoder loads, the
+    questions are read or a line is logged: a bad ``epochs`` was found only by the pair
+    training, after "fine-tuning the encoder on N pairs", and a bad ``classifier_epochs`` only
+    after the encoder had been tuned."""
+    if not (encoder or classifier or index_questions):
+        raise UserInputError(
+            "nothing to train: give --encoder, --classifier and/or --index-questions"
+        )
+    if not 0.0 < held_out < 1.0:
+        raise UserInputError(f"--held-out must be between 0 and 1, got {held_out}")
+    if encoder:
+        check_pair_settings(epochs=epochs)
+    if classifier:
+        # The engine's own check (RunConfig.validate), named by this command's flag.
+        if classifier_epochs is not None and not (
+            classifier_epochs > 0 and math.isfinite(classifier_epochs)
+        ):
+            raise UserInputError(
+                f"--classifier-epochs {classifier_epochs} is not valid; expected a finite "
+                "number above 0"
+            )
+        check_members(classifier_members, "full")
+    # Re-encoding replaces the KB's encoder and index, so a calibration refused after training
+    # would leave the KB on them with its old calibration.
+    check_target_precision(target_precision)
+
+
 def train_kb(
     kb_dir: str | Path,
     data: list[str | Path],
@@ -250,16 +290,18 @@ def train_kb(
     meta = read_meta(kb_dir)
     # The generation this run builds beside the KB; committed with its calibration, at the end.
     staged = dict(meta)
-    if not (encoder or classifier or index_questions):
-        raise UserInputError(
-            "nothing to train: give --encoder, --classifier and/or --index-questions"
-        )
+    check_train_arguments(
+        encoder=encoder,
+        classifier=classifier,
+        index_questions=index_questions,
+        held_out=held_out,
+        epochs=epochs,
+        classifier_epochs=classifier_epochs,
+        classifier_members=classifier_members,
+        target_precision=target_precision,
+    )
     # Before the questions are read: a GPU this machine lacks is one line, not a late traceback.
     check_training_device(device, precision, classifier=classifier)
-    if not 0.0 < held_out < 1.0:
-        raise UserInputError(f"--held-out must be between 0 and 1, got {held_out}")
-    if classifier:
-        check_members(classifier_members, "full")
     index = open_index(kb_dir, load_encoder(kb_dir, device=device))
     entries = {e.id: e for e in stored_entries(index)}
     rows = read_labelled(
@@ -272,9 +314,6 @@ def train_kb(
     train_rows, held_rows = split_held_out(rows, held_out, seed)
     if not any(r.answer_id for r in train_rows):
         raise UserInputError("no training questions with an answer id after holding out")
-    # Before anything is trained: re-encoding replaces the KB's encoder and index, so a
-    # calibration refused afterwards would leave the KB on them with its old calibration.
-    check_target_precision(target_precision)
     if len(held_rows) < MIN_QUESTIONS:
         raise UserInputError(
             f"calibration needs at least {MIN_QUESTIONS} held-out questions, got "

@@ -94,7 +94,6 @@ def index(
         check_language_codes,
         english_model_note,
         read_language_config,
-        set_languages,
     )
 
     if not is_path(source) or not is_path(kb):
@@ -114,9 +113,9 @@ def index(
     codes = check_language_codes(list(languages))
     read_language_config(out)
     with run_lock(out):
-        report = build_index(Path(source), out, columns=columns, model=model, device=device)
-        if codes:
-            set_languages(out, codes)
+        report = build_index(
+            Path(source), out, columns=columns, model=model, device=device, languages=codes or None
+        )
     note = english_model_note(out)
     if note:
         warnings.warn(note, stacklevel=2)

@@ -13,8 +13,14 @@ service's copy once, so each is answered wholly from the old copy or wholly from
 
 A copy that fails to load or to answer (no calibration after a refused ``train``, an index
 built with another encoder) is reported in the log and in ``/v1/health``; the old copy keeps
-serving and that version of the files is not tried again until they change. A load that raced
-a writer is not an error: it is tried again at the next check.
+serving and that version of the files is not tried again until they change. A load overtaken
+by a switch of ``kb.json`` (whose writer removes the folders the old one named right after) is
+not an error: it is done again at once, or at the next check if a writer is at work again.
+
+The encoder is the largest part of a copy and the slowest to load: when the new ``kb.json``
+names the encoder folder the serving copy was loaded from, and none of its files changed, the
+new copy uses that encoder (an `index` that added entries, a `calibrate`). Both copies then
+run it under one lock, as one copy's requests do.
 
 Polling, not a signal or an admin route: the nightly job needs no address, process id or
 credentials of the server (which may be several, behind a load balancer), and the API gains
@@ -30,13 +36,19 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunesmith.errors import TunesmithError
 from tunesmith.io import process_alive
 from tunesmith.locks import lock_path
 from tunesmith_support.answer import Answerer, kb_stamp
-from tunesmith_support.service import SupportService
+from tunesmith_support.kbindex import model_location, read_meta
+
+if TYPE_CHECKING:
+    from tunesmith_support.service import SupportService
+
+#: Loads of a KB tried in a row while a writer keeps switching ``kb.json`` under them.
+LOAD_TRIES = 3
 
 #: A lock file with no pid in it this many seconds old was left by a writer killed in the
 #: instant between taking the lock and writing its pid; a younger one is a writer starting.
@@ -71,10 +83,69 @@ def writer_pid(kb_dir: str | Path) -> int | None:
     return pid if process_alive(pid) else None
 
 
-def load_checked(kb_dir: Path, device: str) -> Answerer:
+def encoder_stamp(kb_dir: Path, meta: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The encoder folder ``kb.json`` (``meta``) names, with the inode, size and time of each
+    of its files: equal stamps, the same model. ``None`` when it names no local folder (a Hub
+    id) or it cannot be read."""
+    from tunesmith.models import DEFAULT_MODEL, default_model_path
+
+    location = model_location(kb_dir, meta)
+    folder = Path(default_model_path() if location == DEFAULT_MODEL else location)
+    files = []
+    try:
+        for path in sorted(folder.rglob("*")):
+            stat = path.stat()
+            files.append(
+                (str(path.relative_to(folder)), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            )
+        where = str(folder.resolve(strict=True))
+    except OSError:
+        return None
+    return (str(meta.get("model") or "default"), where, tuple(files))
+
+
+def load_answerer(
+    kb_dir: str | Path, *, device: str = "cpu", previous: Answerer | None = None
+) -> Answerer:
+    """The KB as one ``kb.json`` names it. `index`, `calibrate` and `train` remove the folders
+    the old ``kb.json`` named right after switching it: a load that read the old one a moment
+    before failed (``serve`` started during the nightly job exited), or read parts of both. A
+    load overtaken by a switch is done again at once (:data:`LOAD_TRIES` in all).
+
+    ``previous``: a copy already loaded, whose encoder is used when ``kb.json`` names the same
+    folder, unchanged (:func:`encoder_stamp`, taken before each try and kept on the copy)."""
+    kb_dir = Path(kb_dir)
+    for attempt in range(1, LOAD_TRIES + 1):
+        before = kb_stamp(kb_dir)
+        try:
+            stamp = encoder_stamp(kb_dir, read_meta(kb_dir))
+        except TunesmithError:
+            stamp = None  # the load below says what is wrong with kb.json
+        held = getattr(previous, "encoder_stamp", None)
+        reused = previous.encoder if previous is not None and stamp and stamp == held else None
+        try:
+            answerer = Answerer(kb_dir, device=device, encoder=reused)
+        except Exception:
+            if attempt < LOAD_TRIES and kb_stamp(kb_dir) != before:
+                continue
+            raise
+        answerer.encoder_stamp = stamp
+        if reused is not None:
+            # One model in two copies around the swap: its calls serialised as one copy's are
+            # (a fast tokenizer used from two threads at once fails with "Already borrowed").
+            answerer._lock = previous._lock  # type: ignore[union-attr]
+        # Read from one kb.json throughout, or a switch landed mid-load (should the last try
+        # still see one, a server's reloader loads the KB again at its next check).
+        if attempt == LOAD_TRIES or kb_stamp(kb_dir) == answerer.loaded_stamp:
+            return answerer
+    raise AssertionError("unreachable")
+
+
+def load_checked(kb_dir: Path, device: str, previous: Answerer | None = None) -> Answerer:
     """A new copy of the KB, checked by answering one question with it (its encoder, index,
-    intent classifier and calibration together), as the first customer would."""
-    answerer = Answerer(kb_dir, device=device)
+    intent classifier and calibration together), as the first customer would. ``previous``:
+    the copy serving, whose encoder is reused when the KB still names it."""
+    answerer = load_answerer(kb_dir, device=device, previous=previous)
     probe = answerer.entries[0].title if answerer.entries else "test question"
     answerer.ask(probe)
     return answerer
@@ -100,7 +171,7 @@ class KbReloader:
         every: float,
         *,
         log: Callable[[str], None] = _stderr,
-        load: Callable[[Path, str], Answerer] = load_checked,
+        load: Callable[[Path, str, Answerer | None], Answerer] = load_checked,
     ) -> None:
         self.service = service
         self.every = every
@@ -135,42 +206,52 @@ class KbReloader:
         }
 
     def check(self) -> bool:
-        """Load and swap in the KB if it changed and no writer is at work; True when swapped."""
+        """Load and swap in the KB if it changed and no writer is at work; True when swapped.
+        A load overtaken by a writer's switch of ``kb.json`` is done again at once."""
         with self._checking:
-            kb_dir = self.service.kb_dir
-            stamp = kb_stamp(kb_dir)
-            if stamp == self.served_stamp() or stamp == self._failed:
-                return False
-            if writer_pid(kb_dir) is not None:
-                return False  # mid-write the files can be a mix: wait for the writer's end
-            try:
-                answerer = self._load(kb_dir, self.service.device)
-            except Exception as exc:  # any failure keeps the old copy serving
-                problem = one_line(exc)
-                if self._raced(stamp):
-                    return False
-                self._failed, self.error, self.error_at = stamp, problem, _now()
-                self.log(
-                    f"warning: could not reload the knowledge base {kb_dir} ({problem}); still "
-                    f"answering from the copy loaded at {self.loaded_at}"
-                )
-                return False
-            if self._raced(stamp) or getattr(answerer, "loaded_stamp", stamp) != stamp:
-                return False  # a writer changed the files while they were read: next time
-            self.service.use(answerer)
-            del answerer
-            self.generation += 1
-            self.loaded_at = _now()
-            self._failed = self.error = self.error_at = None
-            # The old copy's model may sit in reference cycles: free it now, not at some later
-            # collection, so that two copies are held only around the swap.
-            gc.collect()
-            entries = len(self.service.answerer.entries)
+            for _ in range(LOAD_TRIES):
+                swapped = self._check_once()
+                if swapped is not None:
+                    return swapped
+            return False
+
+    def _check_once(self) -> bool | None:
+        """One try of :meth:`check`: swapped or not, ``None`` when a writer's switch overtook
+        the load (the folders the old ``kb.json`` named are removed right after it)."""
+        kb_dir = self.service.kb_dir
+        stamp = kb_stamp(kb_dir)
+        if stamp == self.served_stamp() or stamp == self._failed:
+            return False
+        if writer_pid(kb_dir) is not None:
+            return False  # mid-write the files can be a mix: wait for the writer's end
+        try:
+            answerer = self._load(kb_dir, self.service.device, self.service.answerer)
+        except Exception as exc:  # any failure keeps the old copy serving
+            problem = one_line(exc)
+            if self._raced(stamp):
+                return None
+            self._failed, self.error, self.error_at = stamp, problem, _now()
             self.log(
-                f"reloaded the knowledge base {kb_dir}: {entries} entries (generation "
-                f"{self.generation})"
+                f"warning: could not reload the knowledge base {kb_dir} ({problem}); still "
+                f"answering from the copy loaded at {self.loaded_at}"
             )
-            return True
+            return False
+        if self._raced(stamp) or getattr(answerer, "loaded_stamp", stamp) != stamp:
+            return None  # a writer changed the files while they were read
+        self.service.use(answerer)
+        del answerer
+        self.generation += 1
+        self.loaded_at = _now()
+        self._failed = self.error = self.error_at = None
+        # The old copy's model may sit in reference cycles: free it now, not at some later
+        # collection, so that two copies are held only around the swap.
+        gc.collect()
+        entries = len(self.service.answerer.entries)
+        self.log(
+            f"reloaded the knowledge base {self.service.kb_dir}: {entries} entries (generation "
+            f"{self.generation})"
+        )
+        return True
 
     def _raced(self, stamp: tuple[int, ...]) -> bool:
         kb_dir = self.service.kb_dir

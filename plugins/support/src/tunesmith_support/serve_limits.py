@@ -9,7 +9,9 @@ a request is a 503 in that shape (uvicorn's own is the plain text ``Service Unav
 the CORS headers of ``--cors-origin``. A request whose headers are over :data:`MAX_HEADER_BYTES`
 is a 431 in that shape, the connection closed: h11 limits headers only while they are
 incomplete, so a megabyte of them arriving in one read was parsed and kept whole, and one
-arriving in pieces was a plain-text 400.
+arriving in pieces was a plain-text 400. The limit is checked whenever h11 parses a request,
+so a pipelined one (sent in the same TCP write as the request before it, and parsed from
+what was buffered once that one is answered, not in ``data_received``) is held to it too.
 """
 
 from __future__ import annotations
@@ -56,9 +58,27 @@ def guarded_protocol(request_timeout: float, limit: int, cors_origins: Sequence[
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
+    class HeadCheckedConnection(h11.Connection):
+        """h11's connection, the next request's line and headers measured each time one is
+        parsed: uvicorn parses a pipelined request from the bytes that came with the request
+        before it, once that one is answered (never through ``data_received``), so a check
+        there alone let a megabyte of headers through behind a small request."""
+
+        def __init__(self, too_large: Any, *args: Any) -> None:
+            super().__init__(*args)
+            self.too_large = too_large
+
+        def next_event(self) -> Any:
+            idle = self.their_state is h11.IDLE
+            if idle and head_size(self.trailing_data[0]) > MAX_HEADER_BYTES:
+                self.too_large()
+                return h11.NEED_DATA  # uvicorn's loop stops; the connection is closing
+            return super().next_event()
+
     class GuardedH11Protocol(H11Protocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self.conn = HeadCheckedConnection(self.headers_too_large, h11.SERVER, MAX_HEADER_BYTES)
             self.limit_concurrency = None  # uvicorn's check answers plain text: ours is below
             self.app = _Overloaded(self.app, self, limit, cors_origins)
             self.headers_deadline: asyncio.TimerHandle | None = None
@@ -70,15 +90,14 @@ def guarded_protocol(request_timeout: float, limit: int, cors_origins: Sequence[
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
             )
 
+        def headers_too_large(self) -> None:
+            if not self.transport.is_closing():
+                # h11 has no request to answer yet: the response goes out as bytes.
+                self.transport.write(too_large_response())
+                self.transport.close()
+
         def data_received(self, data: bytes) -> None:
-            if self.conn.their_state is h11.IDLE:
-                buffered = bytes(self.conn.trailing_data[0]) + data
-                if head_size(buffered) > MAX_HEADER_BYTES:
-                    # h11 has no request to answer yet: the response goes out as bytes.
-                    self.transport.write(too_large_response())
-                    self.transport.close()
-                    return
-            super().data_received(data)
+            super().data_received(data)  # its parse checks the headers' size (above)
             # Headers begun but not complete (h11 waits in IDLE until the request line and
             # every header are in): byte by byte, a client kept the connection forever.
             waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()

@@ -17,6 +17,7 @@ from tunesmith.events import Event, make_sink, record, send
 from tunesmith_support.answer import Answer, Answerer, clean_question, without_controls
 from tunesmith_support.conversations import Conversations, request_key
 from tunesmith_support.refusals import Refusal
+from tunesmith_support.reload import load_answerer
 
 HANDOFF_KIND = "support.handoff"
 
@@ -144,7 +145,7 @@ class SupportService:
         if answerer is None:
             with self._answerer_lock:
                 if self._answerer is None:
-                    self._answerer = Answerer(self.kb_dir, device=self.device)
+                    self._answerer = load_answerer(self.kb_dir, device=self.device)
                 answerer = self._answerer
         return answerer
 

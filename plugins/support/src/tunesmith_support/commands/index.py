@@ -87,7 +87,6 @@ def index_command(
         check_language_codes,
         english_model_note,
         read_language_config,
-        set_languages,
     )
 
     check_device(device)  # before kb.json or any source is read
@@ -107,9 +106,8 @@ def index_command(
             model=model,
             progress=_progress_bar("encoding"),
             device=device,
+            languages=language or None,
         )
-        if language:
-            set_languages(out, language)
     note = english_model_note(out)
     if note:
         typer.echo(f"note: {note}", err=True)
