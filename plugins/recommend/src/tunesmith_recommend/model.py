@@ -15,7 +15,9 @@ Layout (written inside a temporary directory that replaces the target only when 
     signals.npz      counts, recency-weighted counts and item ages on every event (the counts
                      scaled to the training split's totals), content prior
     cooc.npz         item-item co-occurrence on every event (scipy sparse)
-    ranker.json      the ranker's weights and scales
+    ranker.json      the ranker's weights and scales, and the shift of items added after
+                     training (catalogue positions from ``trained_items`` on: add-items
+                     appends; a ranker.json without them serves as before: no shift)
     histories.json   each known user's items, oldest first
     rated_below.json each user's items rated below --min-rating: seen, so never recommended back
     events.npz       every event the above are counted from (user, item, time; positive or

@@ -33,11 +33,13 @@ from tunesmith_recommend.ranker import (
     ITEM_FEATURES,
     Signals,
     UserInputs,
+    _added_text,
     _cold_columns,
     _count_shifted,
     _fit_listwise,
     _scale,
     _shifted,
+    stalest_freshness,
 )
 from tunesmith_recommend.split import Requests
 
@@ -85,6 +87,7 @@ class SampledDesign:
         columns["cold:content_prior"] = self.cold * columns["content_prior"]
         self.items = np.stack([columns[name] for name in ITEM_COLUMNS], axis=1).astype(np.float32)
         self.cold_targets = self.cold[val.targets] > 0
+        self.stalest = stalest_freshness(signals)
         self._candidates(np.random.default_rng(seed))
 
     def _dense(
@@ -271,6 +274,19 @@ class SampledDesign:
             evaluate.break_ties(g, t, seed=self.seed, batch_size=step)
             for g, t in zip(greater, ties, strict=True)
         ]
+
+    def added_scores(self, w: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For ``rows``' requests, every item's score under ``w`` and its score as an item
+        added after training without the constant part (see the dense design's)."""
+
+        def column(name: str) -> np.ndarray:
+            if name in DENSE_FEATURES:
+                return self.dense[name][rows].astype(np.float64)
+            return self.items[:, ITEM_COLUMNS.index(name)].astype(np.float64)
+
+        text = _added_text(w, self.names, column)
+        base = self.scorer(w)(rows)
+        return base, np.broadcast_to(text, base.shape).copy()
 
 
 def _summed(item_part: np.ndarray, terms: Any, n_rows: int, out: Any = None) -> np.ndarray:
