@@ -1,7 +1,9 @@
 """`support serve --reload-every` beside the nightly job (`support index`, `train` on the same
 KB): a load overtaken by a switch of ``kb.json`` is done again at once, a reload keeps the
-encoder it already holds when ``kb.json`` names the same one, `index --language` switches the
-languages with the index, and pipelined requests are held to the limits of the first."""
+encoder and intent classifier it already holds when ``kb.json`` names the same ones, one load
+reads every part from one ``kb.json``, a file renamed into place with the same time and size
+is seen as changed, `index --language` switches the languages with the index, and pipelined
+requests are held to the limits of the first."""
 
 from __future__ import annotations
 
@@ -284,3 +286,138 @@ def test_index_language_killed_at_any_rename_keeps_the_languages_with_the_index(
         run(kb, None)
         assert state(kb) == after and remove_unused(kb) == [] and not list(kb.glob("language-g*"))
     assert seen == {True, False}
+
+
+@pytest.fixture
+def classifier_kb(kb_copy):
+    """The sample KB with an intent classifier generation (``classifier-g000001``, as `train
+    --classifier` names it), calibrated on it."""
+    import csv
+
+    from tunesmith.io import atomic_write_json
+    from tunesmith.testing import make_tiny_trained_classifier
+    from tunesmith_support.kbindex import kb_entries, read_meta
+    from tunesmith_support.learning import calibrate_kb, read_labelled
+    from tunesmith_support.scoring import OUT_OF_SCOPE
+
+    with sample_paths()["history"].open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    labels = sorted({r["answer_id"] or OUT_OF_SCOPE for r in rows})
+    make_tiny_trained_classifier(
+        kb_copy / "classifier-g000001",
+        labels,
+        [r["question"] for r in rows],
+        [labels.index(r["answer_id"] or OUT_OF_SCOPE) for r in rows],
+        steps=2,
+    )
+    atomic_write_json(
+        kb_copy / "kb.json", {**read_meta(kb_copy), "classifier": "classifier-g000001"}
+    )
+    ids = {e.id for e in kb_entries(kb_copy)}
+    calibrate_kb(kb_copy, read_labelled([sample_paths()["history"]], ids), target_precision=0.5)
+    return kb_copy
+
+
+def test_a_reload_keeps_the_intent_classifier_it_holds_with_the_new_kbs_renamed_ids(
+    classifier_kb, tmp_path
+):
+    """Every reload loaded the intent classifier again, though only `train --classifier` makes
+    a new one (in a new folder): a second model loaded per reload, for nothing."""
+    from tunesmith.io import atomic_write_json
+    from tunesmith.locks import run_lock
+    from tunesmith_support.kbindex import RENAMED_KEY, read_meta
+    from tunesmith_support.reload import KbReloader
+    from tunesmith_support.service import SupportService
+
+    kb = classifier_kb
+    service = SupportService(kb)
+    reloader = KbReloader(service, 0, log=lambda _line: None)
+    try:
+        first = service.answerer
+        assert first.scorer.intent is not None
+        label = first.scorer.intent.labels[0]
+        # A re-index that renamed an entry (kb.json switched, the classifier folder kept).
+        with run_lock(kb):
+            meta = read_meta(kb)
+            atomic_write_json(kb / "kb.json", {**meta, RENAMED_KEY: {label: "renamed-entry"}})
+        assert reloader.check() is True
+        second = service.answerer
+        assert second is not first
+        assert second.scorer.intent.models is first.scorer.intent.models  # kept
+        assert second._lock is first._lock  # one model: its calls serialised across copies
+        # Its labels are the new kb.json's ids; the copy serving before keeps its own.
+        assert second.scorer.intent.labels[0] == "renamed-entry"
+        assert first.scorer.intent.labels[0] == label
+        assert second.scorer.intent_columns["renamed-entry"] == 0
+        assert service.ask(QUESTION).answer.candidates
+        # A new generation of the classifier (a new folder): loaded.
+        shutil.copytree(kb / "classifier-g000001", kb / "classifier-g000002")
+        with run_lock(kb):
+            meta = read_meta(kb)
+            atomic_write_json(kb / "kb.json", {**meta, "classifier": "classifier-g000002"})
+            calibration = json.loads((kb / "calibration.json").read_text(encoding="utf-8"))
+            calibration["fitted_on"]["classifier"] = "classifier-g000002"
+            atomic_write_json(kb / "calibration.json", calibration)
+        assert reloader.check() is True, reloader.error
+        third = service.answerer
+        assert third.scorer.intent.models is not first.scorer.intent.models
+        assert third.scorer.intent.directory.name == "classifier-g000002"
+    finally:
+        service.close()
+
+
+def test_one_load_reads_every_part_from_the_one_kb_json_it_read(kb_copy, monkeypatch):
+    """The answerer read kb.json for its calibration, again for its encoder and again for its
+    index: a switch in between gave one copy the index of one generation beside the kb.json
+    and calibration of another."""
+    from tunesmith.io import atomic_write_json
+    from tunesmith_support import answer
+    from tunesmith_support.answer import Answerer
+    from tunesmith_support.kbindex import read_meta
+
+    other = shutil.copytree(kb_copy / "index", kb_copy / "index-g000009")
+    real = answer.load_encoder
+
+    def switched_meanwhile(*args, **kwargs):
+        encoder = real(*args, **kwargs)
+        atomic_write_json(kb_copy / "kb.json", {**read_meta(kb_copy), "index": other.name})
+        return encoder
+
+    monkeypatch.setattr(answer, "load_encoder", switched_meanwhile)
+    loaded = Answerer(kb_copy)
+    assert loaded.meta.get("index", "index") == "index"
+    assert Path(loaded.index.path).name == "index"
+    # The switch is seen: a reloader loads the KB again.
+    assert answer.kb_stamp(kb_copy) != loaded.loaded_stamp
+
+
+def test_a_kb_file_replaced_within_the_same_time_and_size_is_seen_as_changed(kb_copy):
+    """The change stamp compared modification times only: a calibrate whose new file had the
+    same size and landed within the file system's time granularity (a second or two on some)
+    was never reloaded."""
+    import os
+
+    from tunesmith_support.reload import KbReloader
+    from tunesmith_support.service import SupportService
+
+    service = SupportService(kb_copy)
+    reloader = KbReloader(service, 0, log=lambda _line: None)
+    try:
+        path = kb_copy / "calibration.json"
+        old = path.stat()
+        text = path.read_text(encoding="utf-8")
+        found = re.search(r'"answer_threshold": ([0-9.e-]+)', text)
+        assert found, text[:200]
+        value = found.group(1)
+        new = value[:-1] + ("1" if value[-1] != "1" else "2")  # as many characters
+        text = text[: found.start(1)] + new + text[found.end(1) :]
+        # An atomic write (a new file renamed into place) within the same time granule.
+        (kb_copy / "calibration.new").write_text(text, encoding="utf-8")
+        os.replace(kb_copy / "calibration.new", path)
+        os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
+        assert (path.stat().st_size, path.stat().st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+        assert reloader.changed()
+        assert reloader.check() is True, reloader.error
+        assert service.answerer.calibration.answer_threshold == float(new)
+    finally:
+        service.close()

@@ -426,14 +426,18 @@ def being_replaced(target: str | Path) -> bool:
 
 
 def change_stamp(paths: Iterable[str | Path]) -> tuple[int, ...]:
-    """When each of ``paths`` last changed (``st_mtime_ns``; 0 for a missing one): a cache of
-    what was loaded from them compares it to tell that they were rewritten since."""
-    stamps = []
+    """The inode, size and modification time of each of ``paths`` (zeros for a missing one):
+    a cache of what was loaded from them compares it to tell that they were rewritten since.
+    The time alone missed a rewrite within the file system's time granularity (a second or
+    two on some); an atomic write renames a new file into place, which has a new inode."""
+    stamps: list[int] = []
     for path in paths:
         try:
-            stamps.append(Path(path).stat().st_mtime_ns)
+            stat = Path(path).stat()
         except OSError:
-            stamps.append(0)
+            stamps += (0, 0, 0)
+            continue
+        stamps += (stat.st_ino, stat.st_size, stat.st_mtime_ns)
     return tuple(stamps)
 
 

@@ -31,6 +31,7 @@ from tunesmith_support.kbindex import (
     load_encoder,
     open_index,
     read_meta,
+    renamed_in,
     stored_entries,
 )
 from tunesmith_support.languages import (
@@ -377,8 +378,9 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
 
 def kb_stamp(kb_dir: Path) -> tuple[int, ...]:
     """When the files an answerer reads last changed (``kb.json``, the index's current
-    generation, the calibration, the classifier): a server compares it with the one it started
-    from to tell that a re-index, calibrate or train is waiting for a restart."""
+    generation, the calibration, the classifier, the languages: the inode, size and time of
+    each, :func:`~tunesmith.io.change_stamp`): a server compares it with the one it loaded to
+    tell that a re-index, calibrate or train rewrote the KB since."""
     names = (
         META, f"{INDEX_DIR}/CURRENT", CALIBRATION, f"{CLASSIFIER_DIR}/config.json", LANGUAGE_FILE,
     )  # fmt: skip
@@ -391,12 +393,29 @@ class Answerer:
     #: The KB's languages, phrases and wording (``KB/language.json``; set when loaded).
     languages: LanguageConfig = DEFAULT_LANGUAGES
 
-    def __init__(self, kb_dir: str | Path, *, encoder: Any = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        kb_dir: str | Path,
+        *,
+        encoder: Any = None,
+        intent: IntentModel | None = None,
+        device: str = "cpu",
+        meta: dict[str, Any] | None = None,
+        loaded_stamp: tuple[int, ...] | None = None,
+    ) -> None:
         """Load the KB at ``kb_dir``; its models (encoder, intent classifier) run on ``device``
-        (``--device``), an ``encoder`` given where it already is."""
+        (``--device``), an ``encoder`` or ``intent`` classifier given where it already is (a
+        reload's: the ones ``meta`` names, unchanged).
+
+        ``meta``: the ``kb.json`` to load, read by the caller after taking ``loaded_stamp``
+        (:func:`kb_stamp`); both are taken here when not given. Every part is then loaded from
+        that one ``kb.json``: one generation, whatever a writer switches meanwhile."""
         self.kb_dir = Path(kb_dir)
-        self.loaded_stamp = kb_stamp(self.kb_dir)
-        self.meta = read_meta(self.kb_dir)
+        if meta is None:
+            loaded_stamp = kb_stamp(self.kb_dir)
+            meta = read_meta(self.kb_dir)
+        self.loaded_stamp = kb_stamp(self.kb_dir) if loaded_stamp is None else loaded_stamp
+        self.meta = meta
         self.languages = read_language_config(self.kb_dir, self.meta)
         self.calibration = Calibration.load_for(self.kb_dir, self.meta)
         if self.calibration is None:
@@ -405,8 +424,8 @@ class Answerer:
                 "questions with `tunesmith support calibrate --kb KB --data questions.csv` "
                 "(or `support train`)"
             )
-        self.encoder = encoder or load_encoder(self.kb_dir, device=device)
-        self.index = open_index(self.kb_dir, self.encoder)
+        self.encoder = encoder or load_encoder(self.kb_dir, device=device, meta=self.meta)
+        self.index = open_index(self.kb_dir, self.encoder, self.meta)
         entries = stored_entries(self.index)
         weights = self.calibration.weights
         lexical = Lexical(entries, self.languages.languages) if weights.lexical else None
@@ -414,7 +433,16 @@ class Answerer:
         # The confidence was fitted on the classifier's scores whenever it existed then, even
         # where its ranking weight is zero: load it exactly when the calibration read it.
         wanted = weights.intent or self.calibration.uses_classifier
-        intent = IntentModel(classifier, device=device) if wanted and classifier.exists() else None
+        if wanted and classifier.exists():
+            renamed = renamed_in(self.meta)
+            # A re-index may have renamed ids under the same classifier: labels from this meta.
+            intent = (
+                intent.relabelled(renamed)
+                if intent is not None
+                else IntentModel(classifier, device=device, renamed=renamed)
+            )
+        else:
+            intent = None
         self.scorer = Scorer(self.index, entries, lexical, intent, weights)
         # One model for every thread: torch and FAISS calls are serialised here.
         self._lock = threading.Lock()

@@ -3,13 +3,14 @@ request failed or answered from a mix of two copies.
 
 Every ``N`` seconds a background thread compares the KB's files (:func:`~tunesmith_support.
 answer.kb_stamp`: ``kb.json``, the index's generation, the calibration, the classifier, the
-languages) with those of the copy being served. When they changed and no writer holds the KB's
-run lock (``index``, ``calibrate`` and ``train`` hold it for their whole run, and ``train``
-passes through states such as a new encoder and index beside the old calibration), it loads a
-new :class:`~tunesmith_support.answer.Answerer` beside the one serving, asks it one question,
-and checks that the files did not change and no writer started meanwhile; only then is it
-swapped in (:meth:`~tunesmith_support.service.SupportService.use`). A request reads the
-service's copy once, so each is answered wholly from the old copy or wholly from the new.
+languages; the inode, size and time of each) with those of the copy being served. When they
+changed and no writer holds the KB's run lock (``index``, ``calibrate`` and ``train`` hold it
+for their whole run, and ``train`` passes through states such as a new encoder and index
+beside the old calibration), it loads a new :class:`~tunesmith_support.answer.Answerer`
+beside the one serving, asks it one question, and checks that the files did not change and
+no writer started meanwhile; only then is it swapped in (:meth:`~tunesmith_support.service.
+SupportService.use`). A request reads the service's copy once, so each is answered wholly from
+the old copy or wholly from the new.
 
 A copy that fails to load or to answer (no calibration after a refused ``train``, an index
 built with another encoder) is reported in the log and in ``/v1/health``; the old copy keeps
@@ -17,10 +18,12 @@ serving and that version of the files is not tried again until they change. A lo
 by a switch of ``kb.json`` (whose writer removes the folders the old one named right after) is
 not an error: it is done again at once, or at the next check if a writer is at work again.
 
-The encoder is the largest part of a copy and the slowest to load: when the new ``kb.json``
-names the encoder folder the serving copy was loaded from, and none of its files changed, the
-new copy uses that encoder (an `index` that added entries, a `calibrate`). Both copies then
-run it under one lock, as one copy's requests do.
+The encoder and the intent classifier are the largest parts of a copy and the slowest to
+load: when the new ``kb.json`` names the folder the serving copy loaded one from, and none of
+its files changed, the new copy uses that model (an `index` that added entries, a
+`calibrate`; a `train` without ``--classifier`` keeps the classifier, whose labels are then
+read from the new ``kb.json``'s renamed ids). Both copies then run their models under one
+lock, as one copy's requests do.
 
 Polling, not a signal or an admin route: the nightly job needs no address, process id or
 credentials of the server (which may be several, behind a load balancer), and the API gains
@@ -42,9 +45,11 @@ from tunesmith.errors import TunesmithError
 from tunesmith.io import process_alive
 from tunesmith.locks import lock_path
 from tunesmith_support.answer import Answerer, kb_stamp
+from tunesmith_support.kbgenerations import classifier_path
 from tunesmith_support.kbindex import model_location, read_meta
 
 if TYPE_CHECKING:
+    from tunesmith_support.scoring import IntentModel
     from tunesmith_support.service import SupportService
 
 #: Loads of a KB tried in a row while a writer keeps switching ``kb.json`` under them.
@@ -83,14 +88,9 @@ def writer_pid(kb_dir: str | Path) -> int | None:
     return pid if process_alive(pid) else None
 
 
-def encoder_stamp(kb_dir: Path, meta: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The encoder folder ``kb.json`` (``meta``) names, with the inode, size and time of each
-    of its files: equal stamps, the same model. ``None`` when it names no local folder (a Hub
-    id) or it cannot be read."""
-    from tunesmith.models import DEFAULT_MODEL, default_model_path
-
-    location = model_location(kb_dir, meta)
-    folder = Path(default_model_path() if location == DEFAULT_MODEL else location)
+def folder_stamp(folder: Path) -> tuple[Any, ...] | None:
+    """The resolved ``folder`` with the inode, size and time of each of its files: equal
+    stamps, the same files. ``None`` when it is missing, empty or cannot be read."""
     files = []
     try:
         for path in sorted(folder.rglob("*")):
@@ -101,44 +101,84 @@ def encoder_stamp(kb_dir: Path, meta: dict[str, Any]) -> tuple[Any, ...] | None:
         where = str(folder.resolve(strict=True))
     except OSError:
         return None
-    return (str(meta.get("model") or "default"), where, tuple(files))
+    return (where, tuple(files)) if files else None
+
+
+def encoder_stamp(kb_dir: Path, meta: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The encoder folder ``kb.json`` (``meta``) names, with its files' stamps
+    (:func:`folder_stamp`): equal stamps, the same model. ``None`` when it names no local
+    folder (a Hub id) or it cannot be read."""
+    from tunesmith.models import DEFAULT_MODEL, default_model_path
+
+    location = model_location(kb_dir, meta)
+    folder = Path(default_model_path() if location == DEFAULT_MODEL else location)
+    stamp = folder_stamp(folder)
+    return None if stamp is None else (str(meta.get("model") or "default"), *stamp)
+
+
+def classifier_stamp(kb_dir: Path, meta: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The intent classifier folder ``kb.json`` (``meta``) names (``classifier-gN``: `train
+    --classifier` writes each under a new name), with its files' stamps; ``None`` when there
+    is none."""
+    return folder_stamp(classifier_path(kb_dir, meta))
 
 
 def load_answerer(
     kb_dir: str | Path, *, device: str = "cpu", previous: Answerer | None = None
 ) -> Answerer:
-    """The KB as one ``kb.json`` names it. `index`, `calibrate` and `train` remove the folders
-    the old ``kb.json`` named right after switching it: a load that read the old one a moment
-    before failed (``serve`` started during the nightly job exited), or read parts of both. A
-    load overtaken by a switch is done again at once (:data:`LOAD_TRIES` in all).
+    """The KB as one ``kb.json`` names it: read once, every part loaded from what it names.
+    `index`, `calibrate` and `train` remove the folders the old ``kb.json`` named right after
+    switching it: a load that read the old one a moment before failed (``serve`` started
+    during the nightly job exited). A load overtaken by a switch is done again at once
+    (:data:`LOAD_TRIES` in all).
 
-    ``previous``: a copy already loaded, whose encoder is used when ``kb.json`` names the same
-    folder, unchanged (:func:`encoder_stamp`, taken before each try and kept on the copy)."""
+    ``previous``: a copy already loaded, whose encoder and intent classifier are used when
+    ``kb.json`` names the same folder, unchanged (:func:`encoder_stamp`,
+    :func:`classifier_stamp`, taken before each try and kept on the copy)."""
     kb_dir = Path(kb_dir)
     for attempt in range(1, LOAD_TRIES + 1):
         before = kb_stamp(kb_dir)
         try:
-            stamp = encoder_stamp(kb_dir, read_meta(kb_dir))
-        except TunesmithError:
-            stamp = None  # the load below says what is wrong with kb.json
-        held = getattr(previous, "encoder_stamp", None)
-        reused = previous.encoder if previous is not None and stamp and stamp == held else None
-        try:
-            answerer = Answerer(kb_dir, device=device, encoder=reused)
+            meta = read_meta(kb_dir)
+            stamps = encoder_stamp(kb_dir, meta), classifier_stamp(kb_dir, meta)
+            encoder, intent = _reusable(previous, *stamps)
+            answerer = Answerer(
+                kb_dir, device=device, meta=meta, loaded_stamp=before, encoder=encoder,
+                intent=intent,
+            )  # fmt: skip
         except Exception:
             if attempt < LOAD_TRIES and kb_stamp(kb_dir) != before:
                 continue
             raise
-        answerer.encoder_stamp = stamp
-        if reused is not None:
+        answerer.encoder_stamp, answerer.classifier_stamp = stamps
+        if encoder is not None or intent is not None:
             # One model in two copies around the swap: its calls serialised as one copy's are
             # (a fast tokenizer used from two threads at once fails with "Already borrowed").
             answerer._lock = previous._lock  # type: ignore[union-attr]
-        # Read from one kb.json throughout, or a switch landed mid-load (should the last try
-        # still see one, a server's reloader loads the KB again at its next check).
+        # The kb.json read is the one the stamp was taken with, or a switch landed between
+        # (should the last try still see one, the reloader loads the KB again at its next
+        # check).
         if attempt == LOAD_TRIES or kb_stamp(kb_dir) == answerer.loaded_stamp:
             return answerer
     raise AssertionError("unreachable")
+
+
+def _reusable(
+    previous: Answerer | None,
+    encoder: tuple[Any, ...] | None,
+    classifier: tuple[Any, ...] | None,
+) -> tuple[Any, IntentModel | None]:
+    """(encoder, intent classifier) of ``previous`` whose stamps equal these (``None`` each
+    that differs: loaded again)."""
+    if previous is None:
+        return None, None
+    same_encoder = encoder is not None and encoder == getattr(previous, "encoder_stamp", None)
+    held = getattr(previous, "classifier_stamp", None)
+    same_classifier = classifier is not None and classifier == held
+    return (
+        previous.encoder if same_encoder else None,
+        previous.scorer.intent if same_classifier else None,
+    )
 
 
 def load_checked(kb_dir: Path, device: str, previous: Answerer | None = None) -> Answerer:

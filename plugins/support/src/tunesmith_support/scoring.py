@@ -125,16 +125,31 @@ class IntentModel:
     """An intent classifier whose labels are entry ids (`support train --classifier`), or a
     seed ensemble of them (``--classifier-members``)."""
 
-    def __init__(self, directory: str | Path, *, device: str = "cpu") -> None:
+    def __init__(
+        self, directory: str | Path, *, device: str = "cpu", renamed: dict[str, str] | None = None
+    ) -> None:
+        """Load the classifier at ``directory`` onto ``device``. ``renamed``: the KB's renamed
+        ids (:func:`~tunesmith_support.kbindex.renamed_in` of the ``kb.json`` already read),
+        else read from ``KB/kb.json``, this folder's parent."""
         self.directory = Path(directory)
         self.models = load_ensemble(str(directory), device=device)
-        # Labels are the ids the KB had when it was trained; one a re-index renamed
-        # (``KB/kb.json``, this folder's parent) scores the entry under its new id.
-        renamed = renamed_ids(self.directory.parent)
-        self.labels = [renamed.get(label, label) for label in self.models[0].labels]
+        self._relabel(renamed_ids(self.directory.parent) if renamed is None else renamed)
         stored = self.directory / EXAMPLES_FILE
         self.examples: np.ndarray | None = np.load(stored) if stored.exists() else None
         self._encoder: Encoder | None = None  # the first member's, made on first use
+
+    def _relabel(self, renamed: dict[str, str]) -> None:
+        # Labels are the ids the KB had when it was trained; one a re-index renamed since
+        # scores the entry under its new id.
+        self.labels = [renamed.get(label, label) for label in self.models[0].labels]
+
+    def relabelled(self, renamed: dict[str, str]) -> IntentModel:
+        """This classifier for a KB whose ``kb.json`` renames ``renamed``: the same loaded
+        models (a reload whose classifier folder did not change), its own labels."""
+        copy = object.__new__(IntentModel)
+        copy.__dict__.update(self.__dict__)
+        copy._relabel(renamed)
+        return copy
 
     def probabilities(self, queries: list[str]) -> np.ndarray:
         """Calibrated label probabilities ``[n, labels]`` (each member's own temperature; an
