@@ -1,6 +1,7 @@
 """What Gradio leaves unsaid to a screen reader, said once for every page: a live status that
 announces each action's result, names for the controls Gradio names badly, the keys Gradio
-leaves dead (arrows in a radio group, Tab out of an open dropdown), and its own "Complete"
+leaves dead (arrows in a radio group and a tab list, Tab out of an open dropdown, Enter on a
+dropdown's choice), and its own "Complete"
 announcement, which it read aloud as the untranslated key "common.complete".
 
 Used by every demo (:func:`live_status`) and by :func:`tunesmith.ui.launch.launch` and the
@@ -64,6 +65,23 @@ PAGE_SCRIPT = """
     // A dropdown's open list scrolls, so Chromium made it a Tab stop of its own; Tab from
     // the box landed on it, the box closed it, and focus fell to the page's start.
     document.querySelectorAll('ul[role="listbox"]').forEach((el) => set(el, 'tabindex', '-1'));
+    // A tab list was one Tab stop per tab (four to cross the suite's, then two more inside the
+    // finance tab) and its arrows did nothing; its panels named no tab. As a tab list has it:
+    // the selected tab is the one stop, arrows move (see below), each panel is its tab's.
+    document.querySelectorAll('[role="tablist"]').forEach((list) => {
+      const tabs = [...list.querySelectorAll('[role="tab"]')];
+      const stop = tabs.find((t) => t.getAttribute('aria-selected') === 'true') || tabs[0];
+      tabs.forEach((t) => set(t, 'tabindex', t === stop ? '0' : '-1'));
+      // Gradio draws a panel when its tab is first opened: the one shown is the selected's.
+      const panel = [...(list.closest('.tabs')?.children || [])].find(
+        (el) => el.getAttribute('role') === 'tabpanel' && getComputedStyle(el).display !== 'none'
+      );
+      if (!stop || !panel) return;
+      if (!stop.id) stop.id = 'tunesmith-tab-' + (next += 1);
+      if (!panel.id) panel.id = stop.id + '-panel';
+      set(stop, 'aria-controls', panel.id);
+      set(panel, 'aria-labelledby', stop.id);
+    });
     // Every upload button was "Click to upload or drop files", whatever it uploads.
     document.querySelectorAll('button.upload-container').forEach((el) => {
       const label = el.closest('.block')?.querySelector('[data-testid="block-label"]');
@@ -89,6 +107,47 @@ PAGE_SCRIPT = """
     radios.forEach((r) => set(r, 'tabindex', r === next ? '0' : '-1'));
     next.focus();
     next.click();  // chosen as a click chooses it: Gradio's own handler runs
+  }, true);
+  // Arrows (and Home, End) move along a tab list and select, as a click selects.
+  document.addEventListener('keydown', (event) => {
+    const at = event.target;
+    const list = at.matches?.('[role="tab"]') && at.closest('[role="tablist"]');
+    if (!list || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    const tabs = [...list.querySelectorAll('[role="tab"]')]
+      .filter((t) => t.getAttribute('aria-disabled') !== 'true');
+    const from = tabs.indexOf(at);
+    const to = {
+      ArrowRight: from + 1, ArrowLeft: from - 1, Home: 0, End: tabs.length - 1,
+    }[event.key];
+    if (to === undefined || from < 0) return;
+    event.preventDefault();
+    const tab = tabs[(to + tabs.length) % tabs.length];
+    if (tab === at) return;
+    tabs.forEach((t) => set(t, 'tabindex', t === tab ? '0' : '-1'));
+    tab.focus();
+    tab.click();
+  }, true);
+  // Enter on a dropdown's choice blurred its box (Gradio closes the list so): the focus fell
+  // to the page, its ring gone and a screen reader's place lost. The box gets it back, closed.
+  let refocusing = null;
+  document.addEventListener('focus', (event) => {
+    if (event.target !== refocusing) return;
+    event.stopPropagation();  // Gradio's own focus handler would open the list again
+  }, true);
+  document.addEventListener('keydown', (event) => {
+    const box = event.target;
+    if (event.key !== 'Enter' || !box.matches?.('input[role="combobox"]')) return;
+    const back = (blur) => {
+      if (blur.relatedTarget) return;  // the focus went somewhere: left there
+      setTimeout(() => {
+        if (document.activeElement !== document.body || !box.isConnected) return;
+        refocusing = box;
+        box.focus();
+        refocusing = null;
+      });
+    };
+    box.addEventListener('blur', back, {once: true});
+    setTimeout(() => box.removeEventListener('blur', back), 1000);
   }, true);
   let queued = false;
   const later = () => {

@@ -999,9 +999,12 @@ def build_demo(
             )
             details = gr.Markdown()
         with gr.Tab("Score a text"):
+            # One line that grows: Enter scores, as in the other demos' boxes (at two lines
+            # Enter only added a line break and Shift+Enter scored); Shift+Enter breaks a line.
             text = gr.Textbox(
                 label="Headline or sentence",
-                lines=2,
+                lines=1,
+                max_lines=8,
                 placeholder="Helix Bank shares plunge on deposit worries",
             )
             go = gr.Button("Score", variant="primary")
@@ -1044,7 +1047,7 @@ def build_demo(
         # older than them.
         outputs = [status, chart, table, details, key, shown, chart_text, live.text]
         start.click(on_start, outputs=[status, shown])
-        for event in (go.click, text.submit):  # Shift+Enter in the text box too
+        for event in (go.click, text.submit):  # Enter in the text box too
             scored = event(
                 lambda value: score_view(board, value),
                 inputs=text,
