@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith.io import atomic_write_json, read_json_object
+from tunesmith.io import atomic_write_json, change_stamp, read_json_object
 from tunesmith_support.kbgenerations import LANGUAGE, META, language_path
 
 #: The optional per-KB file of languages, phrases and wording.
@@ -773,7 +773,7 @@ def parse_language_config(data: dict[str, Any], path: Path) -> LanguageConfig:
 
 
 @lru_cache(maxsize=32)
-def _cached(path: str, stamp: tuple[int, int]) -> LanguageConfig:
+def _cached(path: str, stamp: tuple[int, ...]) -> LanguageConfig:
     p = Path(path)
     data = read_json_object(p)
     if not isinstance(data, dict):
@@ -797,8 +797,8 @@ def read_language_config(kb_dir: str | Path, meta: dict[str, Any] | None = None)
     path = language_file(kb_dir, meta)
     if not path.exists():
         return LanguageConfig()
-    stat = path.stat()
-    return _cached(str(path), (stat.st_mtime_ns, stat.st_size))
+    # The inode too: a rewrite renamed into place within the time's granularity, same size
+    return _cached(str(path), change_stamp([path]))
 
 
 def with_languages(
