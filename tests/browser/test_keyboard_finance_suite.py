@@ -12,16 +12,10 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from test_keyboard_use import _FOCUSED  # what has the focus, as that walk reads it
 
 pytestmark = pytest.mark.browser
 
-#: What has the focus: "tag role-or-type name".
-_FOCUSED = """() => {
-    const e = document.activeElement;
-    const name = e.getAttribute('aria-label') || (e.labels && e.labels[0]
-        && e.labels[0].innerText) || (e.tagName === 'BUTTON' ? e.innerText : '');
-    return `${e.tagName} ${e.getAttribute('role') || e.type || ''} ${name.trim()}`.trim();
-}"""
 
 #: The selected tab of each tab list, and the name of the panel shown under it.
 _TABS = """() => [...document.querySelectorAll('[role=tablist]')].map((list) => {
