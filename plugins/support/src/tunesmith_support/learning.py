@@ -50,7 +50,7 @@ from tunesmith_support.kbindex import (
     read_meta,
     reencode_staged,
     remove_unused,
-    renamed_ids,
+    renamed_in,
     stored_entries,
 )
 from tunesmith_support.languages import read_language_config
@@ -302,14 +302,15 @@ def train_kb(
     )
     # Before the questions are read: a GPU this machine lacks is one line, not a late traceback.
     check_training_device(device, precision, classifier=classifier)
-    index = open_index(kb_dir, load_encoder(kb_dir, device=device))
+    # One kb.json throughout: the generation ``staged`` starts from.
+    index = open_index(kb_dir, load_encoder(kb_dir, device=device, meta=meta), meta)
     entries = {e.id: e for e in stored_entries(index)}
     rows = read_labelled(
         data,
         set(entries),
         question_col=question_col,
         answer_col=answer_col,
-        renamed=renamed_ids(kb_dir),
+        renamed=renamed_in(meta),
     )
     train_rows, held_rows = split_held_out(rows, held_out, seed)
     if not any(r.answer_id for r in train_rows):
