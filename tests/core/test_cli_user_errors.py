@@ -210,7 +210,7 @@ def test_a_pair_training_range_error_names_the_flag(cli, tmp_path):
     data = write_csv(tmp_path / "pairs.csv", [["q1", "a1"], ["q2", "a2"]], header=("q", "a"))
     result = cli("train", "--task", "pairs", "--data", str(data), "--text-col", "q",
                  "--pair-col", "a", "--out", str(tmp_path / "enc"), "--epochs", "0")  # fmt: skip
-    assert result.exit_code == 2 and "(--epochs) must be positive" in result.stderr
+    assert result.exit_code == 2 and "--epochs 0.0 is not valid" in result.stderr
 
 
 class _FailingCommands:

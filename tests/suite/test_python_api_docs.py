@@ -530,7 +530,7 @@ def test_recommend_mistakes_are_the_commands_lines(films, cli):
     assert str(raised.value) == "give sample=True or items/events, not both"
     with pytest.raises(UserInputError, match="tower_epochs must be a whole number"):
         recommend.evaluate_models(sample=True, tower_epochs=0)
-    with pytest.raises(UserInputError, match="^encoder_epochs must be positive"):
+    with pytest.raises(UserInputError, match="^encoder_epochs 0 is not valid"):
         recommend.train(films.parent / "again", sample=True, encoder_epochs=0)
     assert not (films.parent / "again").exists()
     with pytest.raises(UserInputError, match="is not in the model's catalogue"):

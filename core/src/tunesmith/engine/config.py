@@ -7,7 +7,6 @@ The model directory keeps it as ``run_config.json`` (``to_dict()``), with the va
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,9 @@ from typing import Any
 
 from tunesmith.data.excel import data_file
 from tunesmith.devices import PRECISIONS
+from tunesmith.engine.checks import MAX_SEED as MAX_SEED  # re-exported: its old home
+from tunesmith.engine.checks import RULES, check_settings, invalid
+from tunesmith.engine.checks import check_seed as check_seed
 from tunesmith.engine.resolved import Resolved
 from tunesmith.engine.self_training import ROUNDS as PSEUDO_ROUNDS
 from tunesmith.engine.self_training import THRESHOLD as PSEUDO_THRESHOLD
@@ -23,8 +25,6 @@ from tunesmith.io import check_output_folder
 from tunesmith.model_dir import CONFIG_FILE, RUN_CONFIG_FILE
 
 TASKS = ("auto", "classification", "multilabel", "ner")
-#: numpy's and torch's seeding take an unsigned 32-bit number.
-MAX_SEED = 2**32 - 1
 POOLINGS = ("auto", "mean", "cls")
 HEAD_INITS = ("auto", "probe", "random")
 CLASS_WEIGHTS = ("none", "auto")
@@ -35,15 +35,6 @@ UNLABELLED_NEEDS_SINGLE_LABEL = "--unlabelled: self-training needs single-label 
 _STRATEGY_RE = re.compile(r"^(full|head|lora|freeze:(\d+))$")
 #: ``--lora-r`` and ``--lora-alpha`` when not given.
 LORA_DEFAULTS = (8, 16)
-
-
-def check_seed(seed: int) -> int:
-    """``seed`` if numpy and torch can seed with it, else a :class:`UserInputError`."""
-    if not 0 <= seed <= MAX_SEED:
-        raise UserInputError(
-            f"--seed {seed} is not valid; expected a whole number from 0 to {MAX_SEED}"
-        )
-    return seed
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -203,91 +194,54 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Raise :class:`UserInputError` for any impossible setting; cheap, touches no model."""
-
-        def bad(flag: str, value: Any, expected: str) -> UserInputError:
-            return UserInputError(f"{flag} {value!r} is not valid; expected {expected}")
-
         if not self.data:
             raise UserInputError("--data is required")
-        if self.task not in TASKS:
-            raise bad("--task", self.task, " | ".join((*TASKS, "pairs")))
-        check_seed(self.seed)
+        self._check_choices()
+        check_settings({name: getattr(self, name) for name in RULES})
+        self._check_combinations()
+        self._check_files()
+        return self
+
+    def _check_choices(self) -> None:
+        """Each setting that takes one of a few words (``--task``, ``--strategy`` ...)."""
         if not _STRATEGY_RE.match(self.strategy):
-            raise bad("--strategy", self.strategy, "full | freeze:K | head | lora")
+            raise invalid("--strategy", self.strategy, "full | freeze:K | head | lora")
         if self.freeze_layers == 0:
             # It froze the embeddings alone, which "freeze the bottom 0 layers" does not say.
             raise UserInputError(
                 "--strategy freeze:0 freezes no layer; use --strategy full (or freeze:K with K "
                 "from 1 to the model's number of layers)"
             )
-        if self.pooling not in POOLINGS:
-            raise bad("--pooling", self.pooling, " | ".join(POOLINGS))
-        if self.head_init not in HEAD_INITS:
-            raise bad("--head-init", self.head_init, " | ".join(HEAD_INITS))
-        if self.label_examples not in LABEL_EXAMPLES:
-            raise bad("--label-examples", self.label_examples, " | ".join(LABEL_EXAMPLES))
-        if self.nearest not in NEAREST:
-            raise bad("--nearest", self.nearest, " | ".join(NEAREST))
-        if self.precision not in PRECISIONS:
-            raise bad("--precision", self.precision, " | ".join(PRECISIONS))
-        if self.class_weights not in CLASS_WEIGHTS:
-            raise bad("--class-weights", self.class_weights, "none | auto")
-        # NaN fails every comparison and inf passes "> 0": the Trainer then raised an
-        # OverflowError, or trained to NaN weights and saved them without a word.
-        if self.epochs is not None and not (self.epochs > 0 and math.isfinite(self.epochs)):
-            raise bad("--epochs", self.epochs, "a finite number above 0")
-        if self.lr is not None and not 0 < self.lr < 1:
-            raise bad("--lr", self.lr, "a number between 0 and 1")
-        if self.batch_size < 1:
-            raise bad("--batch-size", self.batch_size, "a whole number of at least 1")
-        if self.max_length is not None and self.max_length < 4:
-            raise bad("--max-length", self.max_length, "a whole number of at least 4")
-        if self.early_stopping is not None and self.early_stopping < 0:
-            raise bad("--early-stopping", self.early_stopping, "0 (off) or a patience of 1 or more")
-        if self.eval_fraction is not None and not 0 <= self.eval_fraction < 0.5:
-            raise bad("--eval-fraction", self.eval_fraction, "a fraction from 0 up to 0.5")
-        if self.save_steps is not None and self.save_steps < 1:
-            raise bad("--save-steps", self.save_steps, "a whole number of at least 1")
-        if self.contrastive is not None and not 0 <= self.contrastive < math.inf:
-            raise bad("--contrastive", self.contrastive, "a finite weight of 0 (off) or more")
-        if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
-            raise bad("--wise-ft", self.wise_ft, "a weight from 0 (the start) to 1 (off)")
-        if not 0 <= self.label_smoothing < 1:
-            raise bad("--label-smoothing", self.label_smoothing, "a share from 0 (off) below 1")
-        if not 0 <= self.rdrop < math.inf:
-            raise bad("--rdrop", self.rdrop, "a finite weight of 0 (off) or more")
-        if not 0 <= self.lexical < 1:
-            raise bad("--lexical", self.lexical, "a share from 0 (off) below 1")
-        if not 0 <= self.warmup_ratio < 1:
-            # 1 or more would be read by the Trainer as a number of warm-up steps
-            raise bad("warmup_ratio", self.warmup_ratio, "a share of the steps from 0 below 1")
-        if not 0 < self.layer_decay <= 1:
-            raise bad("--layer-decay", self.layer_decay, "a factor above 0, at most 1 (off)")
-        if self.average_epochs == 1 or self.average_epochs < 0:
-            raise bad("--average-epochs", self.average_epochs, "0 (off) or a number of epochs >= 2")
+        for flag, value, choices in (
+            ("--task", self.task, TASKS),
+            ("--pooling", self.pooling, POOLINGS),
+            ("--head-init", self.head_init, HEAD_INITS),
+            ("--label-examples", self.label_examples, LABEL_EXAMPLES),
+            ("--nearest", self.nearest, NEAREST),
+            ("--precision", self.precision, PRECISIONS),
+            ("--class-weights", self.class_weights, CLASS_WEIGHTS),
+        ):
+            if value not in choices:
+                shown = (*choices, "pairs") if flag == "--task" else choices  # train's own task
+                raise invalid(flag, value, " | ".join(shown))
+        if self.label_sep == "":
+            raise invalid("--label-sep", self.label_sep, "a non-empty separator such as '|'")
+
+    def _check_combinations(self) -> None:
+        """Settings each valid alone that do not go together."""
         if self.average_epochs and self.strategy_kind != "full":
             raise UserInputError("--average-epochs needs --strategy full")
-        if not 0 < self.pseudo_threshold <= 1:
-            raise bad(
-                "--pseudo-threshold", self.pseudo_threshold, "a probability above 0, at most 1"
-            )
-        if self.pseudo_rounds < 1:
-            raise bad("--pseudo-rounds", self.pseudo_rounds, "a whole number of rounds, at least 1")
         if self.unlabelled is not None and (self.task in ("multilabel", "ner") or self.label_sep):
             raise UserInputError(UNLABELLED_NEEDS_SINGLE_LABEL)
         if self.unlabelled is not None and self.strategy_kind == "lora":
             raise UserInputError(
                 "--unlabelled is not supported with --strategy lora; use full, freeze:K or head"
             )
-        if self.lora_r < 1 or self.lora_alpha < 1:
-            raise UserInputError("--lora-r and --lora-alpha must be at least 1")
         if self.strategy_kind != "lora" and (self.lora_r, self.lora_alpha) != LORA_DEFAULTS:
             # Silently training without the adapter the user sized would be a wrong answer.
             raise UserInputError(
                 f"--lora-r and --lora-alpha go with --strategy lora, not {self.strategy}"
             )
-        if self.label_sep == "":
-            raise bad("--label-sep", self.label_sep, "a non-empty separator such as '|'")
         if self.strategy_kind == "lora" and self.task == "ner":
             # PEFT handles token classification, but the saved adapter is not tested for it.
             raise UserInputError(
@@ -295,6 +249,9 @@ class RunConfig:
             )
         if self.eval_data and self.eval_fraction:
             raise UserInputError("give either --eval or --eval-fraction, not both")
+
+    def _check_files(self) -> None:
+        """The data files exist and ``--out`` may be written."""
         for path, flag in (
             (self.data, "--data"),
             (self.eval_data, "--eval"),
@@ -315,7 +272,6 @@ class RunConfig:
                 (self.cache_dir, "--cache-dir"),
             ),
         )
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every setting (``run_config.json``)."""

@@ -162,17 +162,81 @@ def explain_texts(
         raise UserInputError("the model has no label names (id2label); cannot explain it")
     wanted = resolve_targets(target, names, len(texts))
     method = method or DEFAULT_METHOD
-    attribution = get_method(method)
+    attribution = get_method(method)  # an unknown method is refused before any model runs
     if multilabel is None:
         multilabel = is_multilabel(model)
-    scorers = [Member(model, tokenizer, temperature, lexical), *members]
+    scorers = _scorers(Member(model, tokenizer, temperature, lexical), members, multilabel)
+    limit = max_length or max_input_length(model, tokenizer)
+    encoded = _encode(scorers, texts, limit, warn)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    scored = _predict(scorers, texts, encoded, pad_id=pad_id, multilabel=multilabel)
+    targets = [p if w is None else w for p, w in zip(scored.predicted, wanted, strict=True)]
+    full = [float(scored.probs[i, targets[i]]) for i in range(len(texts))]
+    attributed = _attribute(
+        scorers,
+        attribution,
+        method,
+        texts,
+        encoded,
+        targets,
+        scored,
+        multilabel=multilabel,
+        n_steps=n_steps,
+        max_tokens=max_tokens,
+        progress=progress,
+    )
+    faith = (
+        _faithfulness(scorers, encoded, attributed, targets, full, pad_id, multilabel, max_tokens)
+        if with_faithfulness
+        else [(None, None, 0)] * len(texts)
+    )
+    extra: dict[str, Any] = {}
+    if scorers[0].lexical is not None:
+        extra["lexical_share"] = scorers[0].lexical.weight
+    if len(scorers) > 1:
+        extra["members"] = len(scorers)
+    return [
+        Explanation(
+            text=enc.text,
+            label=names[scored.predicted[i]],
+            probability=float(scored.probs[i, scored.predicted[i]]),
+            target=names[targets[i]],
+            target_probability=full[i],
+            tokens=[
+                WordScore(word, score, start, end)
+                for word, score, (start, end) in zip(
+                    enc.words, attributed.word_scores[i], enc.spans, strict=True
+                )
+            ],
+            method=method,
+            **_delta_and_steps([attr[i] for attr in attributed.per_member], n_steps),
+            comprehensiveness=faith[i][0],
+            sufficiency=faith[i][1],
+            k=faith[i][2],
+            truncated=enc.truncated,
+            extra=dict(extra),
+        )
+        for i, enc in enumerate(encoded)
+    ]
+
+
+def _scorers(first: Member, members: Sequence[Member], multilabel: bool) -> list[Member]:
+    """The models whose mean is explained, in eval mode: ``first`` and a seed ensemble's other
+    ``members``, without a lexical part for a multi-label model."""
+    scorers = [first, *members]
     if multilabel:  # the engine fits a lexical part for single-label classifiers only
         scorers = [Member(s.model, s.tokenizer, s.temperature, None) for s in scorers]
     for scorer in scorers:
         scorer.model.eval()
+    return scorers
 
-    limit = max_length or max_input_length(model, tokenizer)
-    encoded = encode_texts(tokenizer, texts, max_length=limit, warn=False)
+
+def _encode(
+    scorers: Sequence[Member], texts: list[str], limit: int, warn: Callable[[str], None] | None
+) -> list[Any]:
+    """``texts`` as the first model's tokens (up to ``limit``), which every member must read
+    alike; a warning through ``warn`` for each text cut at ``limit``."""
+    encoded = encode_texts(scorers[0].tokenizer, texts, max_length=limit, warn=False)
     for member in scorers[1:]:
         _check_member_tokens(member, encoded, limit)
     if warn is not None:
@@ -183,136 +247,166 @@ def explain_texts(
                     f"warning: {where} is longer than the model's limit of {limit} tokens; "
                     "only its beginning is explained"
                 )
-    pad_for_batches = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    # Per member: the transformer's probabilities, its lexical model's, and their mix.
-    transformer_probs = []
-    lexical_probs: list[Any] = []
-    mixed = []
+    return encoded
+
+
+@dataclass
+class _Scored:
+    """The prediction pass: per member the transformer's probabilities (``alone``) and its
+    lexical model's (``lexical``, ``None`` without one); ``probs``: the mean of the members'
+    mixes, what ``predict`` shows; ``predicted``: its top label per text."""
+
+    alone: list[Any]
+    lexical: list[Any]
+    probs: Any
+    predicted: list[int]
+
+
+def _predict(
+    scorers: Sequence[Member],
+    texts: list[str],
+    encoded: Sequence[Any],
+    *,
+    pad_id: int,
+    multilabel: bool,
+) -> _Scored:
+    """Each member's probabilities of ``texts``, mixed with its lexical part, and their mean."""
+    alone, lexical, mixed = [], [], []
     for scorer in scorers:
-        alone = classifier_probabilities(
+        probs = classifier_probabilities(
             scorer.model,
             [e.input_ids for e in encoded],
-            pad_id=pad_for_batches,
+            pad_id=pad_id,
             multilabel=multilabel,
             temperature=scorer.temperature,
         )
-        transformer_probs.append(alone)
+        alone.append(probs)
         if scorer.lexical is None:
-            lexical_probs.append(None)
-            mixed.append(alone)
+            lexical.append(None)
+            mixed.append(probs)
         else:
-            lexical_probs.append(scorer.lexical.probabilities(texts))
-            mixed.append(scorer.lexical.mix(alone, texts, lexical_probs=lexical_probs[-1]))
-    probs = mixed[0] if len(mixed) == 1 else sum(mixed[1:], mixed[0]) / len(mixed)
-    predicted = [int(row.argmax()) for row in probs]
-    targets = [p if w is None else w for p, w in zip(predicted, wanted, strict=True)]
-    full = [float(probs[i, targets[i]]) for i in range(len(texts))]
+            lexical.append(scorer.lexical.probabilities(texts))
+            mixed.append(scorer.lexical.mix(probs, texts, lexical_probs=lexical[-1]))
+    mean = mixed[0] if len(mixed) == 1 else sum(mixed[1:], mixed[0]) / len(mixed)
+    return _Scored(alone, lexical, mean, [int(row.argmax()) for row in mean])
 
+
+@dataclass
+class _Attributed:
+    """The attribution pass: ``per_member`` the method's results (one per text) of each member,
+    ``word_scores`` the members' mean word scores per text, ``score_fn`` the first model's
+    explained score (for its faithfulness)."""
+
+    per_member: list[Any]
+    word_scores: list[list[float]]
+    score_fn: Any
+
+
+def _attribute(
+    scorers: Sequence[Member],
+    attribution: Any,
+    method: str,
+    texts: list[str],
+    encoded: Sequence[Any],
+    targets: list[int],
+    scored: _Scored,
+    *,
+    multilabel: bool,
+    n_steps: int,
+    max_tokens: int | None,
+    progress: Callable[[float], None] | None,
+) -> _Attributed:
+    """Each member's word scores for ``targets`` by ``attribution`` (the method named
+    ``method``) with its lexical part's, and their mean."""
     # Each member's progress is a share of the texts: the caller's count still ends at len(texts).
     share = (lambda done: progress(done / len(scorers))) if progress is not None else None
-    per_member_scores = []
-    per_member_attr = []
-    score_fn = None
+    per_member_scores, per_member, score_fns = [], [], []
     for m, scorer in enumerate(scorers):
-        member_score_fn = classifier_score_fn(
+        score_fn = classifier_score_fn(
             targets, multilabel=multilabel, temperature=scorer.temperature
         )
-        score_fn = score_fn or member_score_fn  # the first model's, for its faithfulness
+        score_fns.append(score_fn)
         token_attr = attribution.attribute(
             scorer.model,
             scorer.tokenizer,
             texts,
             encoded=encoded,
-            score_fn=member_score_fn,
+            score_fn=score_fn,
             pad_id=scorer.tokenizer.pad_token_id,
             n_steps=n_steps,
             max_tokens=max_tokens,
             progress=share,
             # The explained score at the input itself, already known from the prediction pass.
-            input_values=[float(transformer_probs[m][i, t]) for i, t in enumerate(targets)],
+            input_values=[float(scored.alone[m][i, t]) for i, t in enumerate(targets)],
         )
         _check_attributions(method, token_attr, encoded)
         scores = [enc.merge(a.scores) for enc, a in zip(encoded, token_attr, strict=True)]
         if scorer.lexical is not None:
             scores = combine(
                 scores,
-                lexical_word_scores(scorer.lexical, encoded, targets, lexical_probs[m]),
+                lexical_word_scores(scorer.lexical, encoded, targets, scored.lexical[m]),
                 scorer.lexical.weight,
             )
         per_member_scores.append(scores)
-        per_member_attr.append(token_attr)
+        per_member.append(token_attr)
     word_scores = per_member_scores[0]
     if len(scorers) > 1:
         word_scores = [
             [sum(values) / len(scorers) for values in zip(*words, strict=True)]
             for words in zip(*per_member_scores, strict=True)
         ]
-    if with_faithfulness and (len(scorers) > 1 or scorers[0].lexical is not None):
+    return _Attributed(per_member, word_scores, score_fns[0])
+
+
+def _faithfulness(
+    scorers: Sequence[Member],
+    encoded: Sequence[Any],
+    attributed: _Attributed,
+    targets: list[int],
+    full: list[float],
+    pad_id: int,
+    multilabel: bool,
+    max_tokens: int | None,
+) -> list[tuple[Any, Any, int]]:
+    """(comprehensiveness, sufficiency, k) per text of the word scores, read on the explained
+    score ``full`` of each text's target."""
+    if len(scorers) > 1 or scorers[0].lexical is not None:
         # Read on what predict shows: the mean of the members, each with its lexical share.
-        faith = ensemble_faithfulness(
+        return ensemble_faithfulness(
             scorers,
             encoded,
-            word_scores,
+            attributed.word_scores,
             targets,
             full,
-            pad_id=pad_for_batches,
+            pad_id=pad_id,
             multilabel=multilabel,
             max_tokens=max_tokens,
         )
-    elif with_faithfulness:
-        assert score_fn is not None
-        faith = faithfulness(
-            model,
-            encoded,
-            word_scores,
-            full,
-            score_fn,
-            pad_id=pad_for_batches,
-            max_tokens=max_tokens,
-        )
-    else:
-        faith = [(None, None, 0)] * len(texts)
+    return faithfulness(
+        scorers[0].model,
+        encoded,
+        attributed.word_scores,
+        full,
+        attributed.score_fn,
+        pad_id=pad_id,
+        max_tokens=max_tokens,
+    )
 
-    extra: dict[str, Any] = {}
-    if scorers[0].lexical is not None:
-        extra["lexical_share"] = scorers[0].lexical.weight
-    if len(scorers) > 1:
-        extra["members"] = len(scorers)
-    explanations = []
-    for i, enc in enumerate(encoded):
-        comp, suff, k = faith[i]
-        deltas = [attr[i].delta for attr in per_member_attr]
-        # The members' mean attribution misses the mean of their score changes by the mean of
-        # their own misses.
-        delta = None if any(d is None for d in deltas) else sum(deltas) / len(deltas)
-        # Integrated gradients report the rows they spent (a fixed-step method may ignore
-        # ``n_steps``; an adaptive one spends more on some members); methods without a delta
-        # have no steps.
-        rows = max(getattr(attr[i], "rows", n_steps) for attr in per_member_attr)
-        explanations.append(
-            Explanation(
-                text=enc.text,
-                label=names[predicted[i]],
-                probability=float(probs[i, predicted[i]]),
-                target=names[targets[i]],
-                target_probability=full[i],
-                tokens=[
-                    WordScore(word, score, start, end)
-                    for word, score, (start, end) in zip(
-                        enc.words, word_scores[i], enc.spans, strict=True
-                    )
-                ],
-                method=method,
-                delta=None if delta is None else float(delta),
-                comprehensiveness=comp,
-                sufficiency=suff,
-                k=k,
-                truncated=enc.truncated,
-                n_steps=rows if delta is not None else None,
-                extra=dict(extra),
-            )
-        )
-    return explanations
+
+def _delta_and_steps(results: Sequence[Any], n_steps: int) -> dict[str, Any]:
+    """``delta`` and ``n_steps`` of one text's explanation from each member's ``results``."""
+    deltas = [result.delta for result in results]
+    # The members' mean attribution misses the mean of their score changes by the mean of
+    # their own misses.
+    delta = None if any(d is None for d in deltas) else sum(deltas) / len(deltas)
+    # Integrated gradients report the rows they spent (a fixed-step method may ignore
+    # ``n_steps``; an adaptive one spends more on some members); methods without a delta
+    # have no steps.
+    rows = max(getattr(result, "rows", n_steps) for result in results)
+    return {
+        "delta": None if delta is None else float(delta),
+        "n_steps": rows if delta is not None else None,
+    }
 
 
 def explain_loaded(

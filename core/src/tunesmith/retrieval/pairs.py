@@ -48,6 +48,7 @@ from tunesmith.data.load import (
     _text_of,
 )
 from tunesmith.devices import model_device
+from tunesmith.engine.checks import check_settings
 from tunesmith.engine.quantize import RANGES_FILE
 from tunesmith.errors import UserInputError
 from tunesmith.hf_quiet import quiet_transformers
@@ -448,24 +449,9 @@ def check_pair_settings(
     *, epochs: float, batch_size: int = 32, lr: float | None = None, max_length: int | None = None
 ) -> None:
     """Raise :class:`UserInputError` for settings :func:`train_pair_encoder` refuses; cheap, so
-    that a caller (``support train``) checks them before it reads data or says it is training."""
-    # math.isfinite: an infinite epoch count never ends and an infinite lr gives NaN weights.
-    if not (epochs > 0 and math.isfinite(epochs)):
-        raise UserInputError(f"epochs (--epochs) must be positive and finite, got {epochs}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserInputError(
-            f"batch_size (--batch-size) must be a whole number of at least 1, got {batch_size!r}"
-        )
-    # As train's other tasks check them (RunConfig.validate): an lr of 1 or more, or room for
-    # no word between [CLS] and [SEP], trains an encoder that embeds every text alike.
-    if lr is not None and not 0 < lr < 1:  # NaN and infinity fail this too
-        raise UserInputError(f"--lr {lr} is not valid; expected a number between 0 and 1")
-    if max_length is not None and (
-        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 4
-    ):
-        raise UserInputError(
-            f"--max-length {max_length} is not valid; expected a whole number of at least 4"
-        )
+    that a caller (``support train``) checks them before it reads data or says it is training.
+    The rules are ``tunesmith train``'s (:mod:`tunesmith.engine.checks`), under its flags."""
+    check_settings({"epochs": epochs, "batch_size": batch_size, "lr": lr, "max_length": max_length})
 
 
 def train_pair_encoder(

@@ -111,11 +111,11 @@ def check_training_device(device: str, precision: str) -> None:
 def checked_settings(settings: Any, allow_network: bool) -> Any:
     """``settings`` (a :class:`~tunesmith_recommend.pipeline.Settings`), checked before any
     data is read or model loaded; ``allow_network``: whether a hub ``--model`` may download."""
-    from tunesmith.errors import UserInputError
+    from tunesmith.engine.checks import check_epochs
     from tunesmith.models import allow_network as set_network
 
-    if settings.fine_tune and not settings.encoder_epochs > 0:
-        raise UserInputError(f"--encoder-epochs must be positive, got {settings.encoder_epochs}")
+    if settings.fine_tune:  # inf passed a "> 0" check, to fail only after the split and encoding
+        check_epochs(settings.encoder_epochs, "--encoder-epochs")
     set_network(allow_network)
     return settings
 

@@ -14,7 +14,6 @@ calibration, leaves the KB as it was.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from tunesmith.data.limits import names_for_message
 from tunesmith.data.readers import ROW_KEY, data_file, reader_for
 from tunesmith.devices import check_precision, resolve_device
+from tunesmith.engine.checks import check_epochs
 from tunesmith.engine.config import RunConfig
 from tunesmith.engine.ensemble import check_members, train_ensemble
 from tunesmith.errors import DataError, UserInputError
@@ -239,14 +239,8 @@ def check_train_arguments(
     if encoder:
         check_pair_settings(epochs=epochs)
     if classifier:
-        # The engine's own check (RunConfig.validate), named by this command's flag.
-        if classifier_epochs is not None and not (
-            classifier_epochs > 0 and math.isfinite(classifier_epochs)
-        ):
-            raise UserInputError(
-                f"--classifier-epochs {classifier_epochs} is not valid; expected a finite "
-                "number above 0"
-            )
+        if classifier_epochs is not None:
+            check_epochs(classifier_epochs, "--classifier-epochs")
         check_members(classifier_members, "full")
     # Re-encoding replaces the KB's encoder and index, so a calibration refused after training
     # would leave the KB on them with its old calibration.

@@ -49,9 +49,19 @@ def _train_pairs(
         raise UserInputError("--task pairs needs --pair-col COLUMN: the text each text matches")
     if out is None:
         raise UserInputError("--task pairs needs --out DIR: where to save the tuned encoder")
-    from tunesmith.engine.config import check_model_output, check_seed
+    from tunesmith.engine.checks import check_settings
+    from tunesmith.engine.config import check_model_output
 
-    check_seed(seed)
+    # train_pair_encoder checks them again, but only once the pairs (a large file) are read
+    check_settings(
+        {
+            "seed": seed,
+            "epochs": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "max_length": max_length,
+        }
+    )
     check_model_output(out, force=force, inputs=((str(data), "--data"), (eval_data, "--eval")))
     check_writable_dir(out, force=force)
     queries, targets, negatives = read_pairs(data, text_col, pair_col, negative_col)
