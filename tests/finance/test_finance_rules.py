@@ -50,7 +50,7 @@ def test_a_json_rules_file_works_like_toml(tmp_path):
 def test_a_bad_regex_is_one_error_naming_the_file_and_topic(tmp_path):
     path = tmp_path / "rules.toml"
     path.write_text("[topics.banking]\nregexes = ['(unclosed']\n")
-    with pytest.raises(UserInputError, match=r"rules.toml: topics.banking.regexes: '\(unclosed'"):
+    with pytest.raises(UserInputError, match=r"rules.toml:2: topics.banking.regexes: '\(unclosed'"):
         load_rules(path)
 
 

@@ -18,7 +18,9 @@ A regex searches each text for at most :data:`REGEX_SECONDS`: one that backtrack
 a text (``(a|aa)+$``, or a plain-looking ``(\\w+\\s?)+bank`` under Python's ``re``) is one
 error naming it, not an ingest or a watch that hangs on a hostile headline.
 
-A ``$SYMBOL`` cashtag in a text is always a ticker, listed in the file or not. A document gets
+A ``$SYMBOL`` cashtag in a text is always a ticker, listed in the file or not (:func:`cashtags`).
+Aliases and keywords are found through :class:`~tunesmith_finance.phrases.PhraseIndex`, every
+topic's at once, so 500 tickers and 50 topics cost little more than a few. A document gets
 every topic whose rules match, plus the topic it names itself; a named topic that the file does
 not list is kept and reported as unknown (see :meth:`Rules.assign`).
 """
@@ -27,15 +29,21 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith_finance.phrases import PhraseIndex, Words, words_of
+from tunesmith_finance.rule_lines import LineFinder, json_lines, toml_lines
 
-#: ``$AAPL``, ``$BRK.B``: a dollar sign not inside a word, a letter, then up to 5 more.
-CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z])?)\b")
+#: ``$AAPL``, ``$BRK.B`` (or ``$BRK-B``): a dollar sign not inside a word, a letter, then up
+#: to 5 more, then perhaps a share class; matched in the NFKC form (``＄ＡＡＰＬ`` is ``$AAPL``).
+CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,5}(?:[.\-][A-Za-z])?)\b")
+#: A word (up to white space) that is a web or e-mail address, whose ``$`` is not a cashtag.
+_ADDRESS = re.compile(r"(?<!\S)(?:www\.\S*|\S*(?:://|@[a-z0-9\-]+\.[a-z])\S*)", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 #: Longest one topic regex may search one text, in seconds.
 REGEX_SECONDS = 1.0
@@ -76,11 +84,87 @@ def _alternatives(forms: Iterable[str], names: bool) -> str:
 def _words_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
     """One pattern matching any of ``words`` as whole words, longest first: a lower-case word in
     any case, a name (:func:`is_name`) as written or in capitals."""
-    unique = sorted({w.strip() for w in words if w.strip()}, key=lambda w: (-len(w), w))
+    unique = sorted({_clean(w) for w in words if w.strip()}, key=lambda w: (-len(w), w))
     if not unique:
         return None
     body = "|".join(_alternatives(_spellings(w), is_name(w)) for w in unique)
     return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+
+
+def _nfc(text: str) -> str:
+    """``text`` composed (NFC), so that an accent typed as a letter of its own still matches."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
+def _clean(word: str) -> str:
+    """A keyword or alias as matched: composed, its runs of white space one space."""
+    return re.sub(r"\s+", " ", _nfc(word).strip())
+
+
+#: A keyword or alias as matched: (is a name, lower-case form, the spellings it matches).
+_Phrase = tuple[bool, str, frozenset[str]]
+
+
+def _phrase(word: str) -> _Phrase | None:
+    """How ``word`` matches; ``None`` for a blank one."""
+    word = _clean(word)
+    if not word:
+        return None
+    name = is_name(word)
+    return name, word.lower(), frozenset(_spellings(word)) if name else frozenset([word.lower()])
+
+
+def _phrase_index(keys: list[_Phrase]) -> PhraseIndex:
+    """``keys`` as whole-word phrases, in this order of priority."""
+    return PhraseIndex(
+        (rf"(?:{_alternatives(sorted(key[2], key=len, reverse=True), key[0])})(?!\w)", key[2])
+        for key in keys
+    )
+
+
+#: What a regex cannot keep in an alternation with others: a back-reference or a condition
+#: (by number or name), a named group (two may share a name), a flag for the whole pattern.
+_ALONE = re.compile(r"\\[1-9]|\\g<|\(\?P[<=>]|\(\?<[A-Za-z_]|\(\?\(|\(\?[a-zA-Z]+\)")
+
+
+def _union(patterns: list[Any]) -> Any:
+    """Every topic regex as one alternation, searched once a text to learn whether any might
+    match (each search with a timeout costs about 10 µs on its own, whatever the text); ``None``
+    when there are none or one of them cannot share an alternation (:data:`_ALONE`)."""
+    if not patterns or any(_ALONE.search(p.pattern) for p in patterns):
+        return None
+    return _compile_regex("|".join(f"(?:{p.pattern})" for p in dict.fromkeys(patterns)))
+
+
+def _searches(union: Any, text: str) -> bool:
+    """Whether ``union`` may match ``text``: one that runs over its time leaves the answer to
+    the topics' own regexes, so that the error names the one that hangs."""
+    try:
+        return union.search(text, timeout=REGEX_SECONDS) is not None
+    except TimeoutError:
+        return True
+
+
+def cashtags(text: str) -> list[str]:
+    """The ``$SYMBOL`` cashtags of ``text``, upper-case (``BRK-B`` as ``BRK.B``), in order;
+    not a ``$`` inside a web or e-mail address (``https://x.com/$AAPL``)."""
+    if "$" not in text and text.isascii():
+        return []
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)  # full-width ＄ and letters
+    found = list(CASHTAG.finditer(text))
+    if not found:
+        return []
+    addresses = (
+        [m.span() for m in _ADDRESS.finditer(text)]
+        if "@" in text or "://" in text or "www." in text.lower()
+        else []
+    )
+    return [
+        m.group(1).upper().replace("-", ".")
+        for m in found
+        if not any(start <= m.start() < end for start, end in addresses)
+    ]
 
 
 @dataclass
@@ -93,15 +177,21 @@ class TopicRule:
     #: Compiled by :func:`_compile_regex` (their searches take a timeout).
     regexes: list[Any] = field(default_factory=list)
     source: str = "rules"
+    #: The keywords ``keywords`` was built from, for :class:`Rules`' one index of them all.
+    words: tuple[str, ...] = ()
 
-    def matches(self, text: str, tickers: Iterable[str]) -> bool:
+    def matches(
+        self, text: str, tickers: Iterable[str], *, keywords: bool = True, regexes: bool = True
+    ) -> bool:
         """True when a keyword, one of the topic's tickers or a regex is found; a regex that
-        runs over :data:`REGEX_SECONDS` is a :class:`RegexTimeoutError`."""
+        runs over :data:`REGEX_SECONDS` is a :class:`RegexTimeoutError`. :class:`Rules` passes
+        ``keywords``/``regexes`` false when it knows none of them is found (it looks for every
+        topic's at once)."""
         if self.cashtags and not self.cashtags.isdisjoint(tickers):
             return True
-        if self.keywords is not None and self.keywords.search(text):
+        if keywords and self.keywords is not None and self.keywords.search(text):
             return True
-        for pattern in self.regexes:
+        for pattern in self.regexes if regexes else ():
             try:
                 if pattern.search(text, timeout=REGEX_SECONDS):
                     return True
@@ -133,25 +223,23 @@ class Rules:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        # One named group per alias, so that a match names its alias directly: looking the
-        # matched text up lower-cased fails when the case-insensitive match and str.lower()
+        # Each alias is a phrase of its own, so that a match names its alias directly: looking
+        # the matched text up lower-cased fails when the case-insensitive match and str.lower()
         # disagree (a Turkish "İ" matches "i" but lowers to two characters; "ſ" matches "s").
         # A lower-case alias matches in any case; a name (``Apple``) as written or in capitals.
-        # Aliases that match the same texts share a group; and a group whose texts another
+        # Aliases that match the same texts share a phrase; and a phrase whose texts another
         # alias matches too (``APPLE`` and ``Apple`` and ``apple``) comes first and carries that
-        # alias's tickers as well: as separate groups only the first would ever match there.
-        groups: dict[tuple[bool, str, frozenset[str]], dict[str, None]] = {}
+        # alias's tickers as well: as separate phrases only the first would ever match there.
+        groups: dict[_Phrase, dict[str, None]] = {}
         for alias, named in self.aliases.items():
-            alias = re.sub(r"\s+", " ", alias.strip())
-            if not alias:
+            key = _phrase(alias)
+            if key is None:
                 continue
-            name = is_name(alias)
-            forms = frozenset(_spellings(alias)) if name else frozenset([alias.lower()])
-            group = groups.setdefault((name, alias.lower(), forms), {})
+            group = groups.setdefault(key, {})
             for ticker in [named] if isinstance(named, str) else named:
                 group[ticker] = None
 
-        def covers(wide: tuple[bool, str, frozenset[str]], narrow: tuple[Any, ...]) -> bool:
+        def covers(wide: _Phrase, narrow: _Phrase) -> bool:
             # Every text ``narrow`` matches, ``wide`` matches too.
             if wide[1] != narrow[1]:
                 return False
@@ -162,19 +250,28 @@ class Rules:
             list(dict.fromkeys(t for wide in keys if covers(wide, key) for t in groups[wide]))
             for key in keys
         ]
-        self._alias_pattern = (
-            re.compile(
-                r"(?<!\w)(?:"
-                + "|".join(
-                    f"(?P<a{i}>{_alternatives(sorted(key[2], key=len, reverse=True), key[0])})"
-                    for i, key in enumerate(keys)
-                )
-                + r")(?!\w)",
-                re.IGNORECASE,
-            )
-            if keys
-            else None
-        )
+        self._alias_index = _phrase_index(keys)
+        # Every topic's keywords in one index, each phrase naming the topics that list it;
+        # a TopicRule built by hand with a pattern and no words is searched on its own.
+        keyword_topics: dict[_Phrase, set[str]] = {}
+        for name, rule in self.topics.items():
+            for word in rule.words:
+                if (key := _phrase(word)) is not None:
+                    keyword_topics.setdefault(key, set()).add(name)
+        self._keyword_keys = list(keyword_topics)
+        self._keyword_topics = [keyword_topics[k] for k in self._keyword_keys]
+        self._keyword_index = _phrase_index(self._keyword_keys)
+        # Topics a text's words alone cannot decide, the only ones looked at one by one.
+        self._checked = [
+            (name, rule)
+            for name, rule in self.topics.items()
+            if rule.cashtags or rule.regexes or (rule.keywords is not None and not rule.words)
+        ]
+        self._any_regex = _union([p for rule in self.topics.values() for p in rule.regexes])
+
+    def _words(self, text: str) -> Words:
+        # What both indexes look up, found once; nothing to find for rules without phrases.
+        return words_of(text) if self._alias_index or self._keyword_index else []
 
     @property
     def known_topics(self) -> list[str]:
@@ -183,17 +280,20 @@ class Rules:
 
     def tickers(self, text: str, given: Iterable[str] = ()) -> list[str]:
         """Tickers named by the document, by cashtag and by alias, upper-case, in first-seen order."""
+        text = _nfc(text)
+        return self._tickers(text, given, self._words(text))
+
+    def _tickers(self, text: str, given: Iterable[str], words: Words) -> list[str]:
         found: dict[str, None] = {}
         for ticker in given:
             ticker = str(ticker).strip().lstrip("$").upper()
             if ticker:
                 found.setdefault(ticker, None)
-        for match in CASHTAG.finditer(text):
-            found.setdefault(match.group(1).upper(), None)
-        if self._alias_pattern is not None:
-            for match in self._alias_pattern.finditer(text):
-                for ticker in self._alias_tickers[int(str(match.lastgroup)[1:])]:
-                    found.setdefault(ticker, None)
+        for ticker in cashtags(text):
+            found.setdefault(ticker, None)
+        for index in self._alias_index.scan(text, words):
+            for ticker in self._alias_tickers[index]:
+                found.setdefault(ticker, None)
         return list(found)
 
     def assign(
@@ -205,7 +305,9 @@ class Rules:
         topics and it is not one of them, it is also listed in ``unknown_topics`` so that ingest
         can report it.
         """
-        found_tickers = self.tickers(text, tickers)
+        text = _nfc(text)
+        words = self._words(text)
+        found_tickers = self._tickers(text, tickers, words)
         named = [topic] if isinstance(topic, str) else list(topic or [])
         topics: dict[str, None] = {}
         unknown: list[str] = []
@@ -216,8 +318,14 @@ class Rules:
             topics.setdefault(name, None)
             if self.topics and name not in self.topics:
                 unknown.append(name)
-        for name, rule in self.topics.items():
-            if name not in topics and rule.matches(text, found_tickers):
+        for index in self._keyword_index.present(text, words):
+            for name in self._keyword_topics[index]:
+                topics.setdefault(name, None)
+        regexes = self._any_regex is None or _searches(self._any_regex, text)
+        for name, rule in self._checked:
+            if name not in topics and rule.matches(
+                text, found_tickers, keywords=not rule.words, regexes=regexes
+            ):
                 topics[name] = None
         return Assignment(sorted(topics), found_tickers, unknown)
 
@@ -242,8 +350,16 @@ def _section(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
     return value
 
 
-def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
-    """Build :class:`Rules` from the parsed file; errors name the file and the entry."""
+def rules_from_dict(
+    data: dict[str, Any], source: str = "rules", lines: LineFinder | None = None
+) -> Rules:
+    """Build :class:`Rules` from the parsed file; errors name the file, the entry and, when
+    ``lines`` finds it in the file's text, its line (``topics.toml:212: topics.guidance...``)."""
+
+    def at(*parts: str) -> str:
+        line = lines(parts) if lines is not None else None
+        return f"{source}:{line}" if line else source
+
     unknown = set(data) - {"topics", "tickers"}
     if unknown:
         raise UserInputError(
@@ -252,46 +368,59 @@ def rules_from_dict(data: dict[str, Any], source: str = "rules") -> Rules:
     aliases: dict[str, list[str]] = {}
     for ticker, entry in _section(data, "tickers", source).items():
         if not _NAME.match(ticker):
-            raise UserInputError(f"{source}: tickers.{ticker}: not a ticker symbol")
+            raise UserInputError(f"{at('tickers', ticker)}: tickers.{ticker}: not a ticker symbol")
         entry = entry if isinstance(entry, dict) else {"aliases": entry}
         # A misspelt key (``alias``) would otherwise silently match nothing.
         extra = set(entry) - {"aliases"}
         if extra:
             raise UserInputError(
-                f"{source}: tickers.{ticker}: unknown key(s) {', '.join(sorted(extra))}; "
-                "expected aliases"
+                f"{at('tickers', ticker, min(extra))}: tickers.{ticker}: unknown key(s) "
+                f"{', '.join(sorted(extra))}; expected aliases"
             )
-        for alias in _strings(entry.get("aliases"), f"{source}: tickers.{ticker}.aliases"):
+        listed = _strings(
+            entry.get("aliases"), f"{at('tickers', ticker, 'aliases')}: tickers.{ticker}.aliases"
+        )
+        for alias in listed:
             aliases.setdefault(re.sub(r"\s+", " ", alias.strip()), []).append(ticker.upper())
     # Topic names are case-insensitive: [topics.Banking] and [topics.banking] are one topic
     # with the rules of both (the second table would otherwise replace the first silently).
     keywords: dict[str, list[str]] = {}
     topics: dict[str, TopicRule] = {}
     for name, entry in _section(data, "topics", source).items():
-        where = f"{source}: topics.{name}"
+        where = f"{at('topics', name)}: topics.{name}"
         if not isinstance(entry, dict):
             raise UserInputError(f"{where}: expected a table with keywords, cashtags, regexes")
         extra = set(entry) - {"keywords", "cashtags", "regexes"}
         if extra:
-            raise UserInputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+            raise UserInputError(
+                f"{at('topics', name, min(extra))}: topics.{name}: unknown key(s) "
+                f"{', '.join(sorted(extra))}"
+            )
+
+        def field_(key: str, name: str = name) -> str:
+            return f"{at('topics', name, key)}: topics.{name}.{key}"
+
         regexes = []
-        for pattern in _strings(entry.get("regexes"), f"{where}.regexes"):
+        for pattern in _strings(entry.get("regexes"), field_("regexes")):
             try:
                 re.compile(pattern)  # what the file promises: Python regular expressions
                 regexes.append(_compile_regex(pattern))
             except (re.error, ValueError) as exc:  # regex.error is a ValueError
-                raise UserInputError(f"{where}.regexes: {pattern!r} is not valid: {exc}") from None
+                raise UserInputError(
+                    f"{field_('regexes')}: {pattern!r} is not valid: {exc}"
+                ) from None
         cashtags = frozenset(
             t.strip().lstrip("$").upper()
-            for t in _strings(entry.get("cashtags"), f"{where}.cashtags")
+            for t in _strings(entry.get("cashtags"), field_("cashtags"))
         )
         key = name.lower()
         words = keywords.setdefault(key, [])
-        words += _strings(entry.get("keywords"), f"{where}.keywords")
+        words += _strings(entry.get("keywords"), field_("keywords"))
         before = topics.get(key, TopicRule(name=key))
         topics[key] = TopicRule(
             name=key,
             keywords=_words_pattern(words),
+            words=tuple(words),
             cashtags=before.cashtags | cashtags,
             regexes=before.regexes + regexes,
             source=source,
@@ -333,4 +462,5 @@ def load_rules(path: str | Path | None) -> Rules:
         raise UserInputError(f"{path}: not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: expected a table with topics and tickers")
-    return rules_from_dict(data, source=str(path))
+    lines = json_lines(text) if kind == "JSON" else toml_lines(text)
+    return rules_from_dict(data, source=str(path), lines=lines)
