@@ -25,6 +25,19 @@ _RECORD_LIVE = """() => {
 }"""
 
 
+#: The focused control's outline and the colour it is drawn on (the nearest background).
+_RING = """() => {
+    const e = document.activeElement, s = getComputedStyle(e);
+    let at = e.parentElement, background = '';
+    for (; at && !background; at = at.parentElement) {
+        const c = getComputedStyle(at).backgroundColor;
+        if (c !== 'transparent' && !/, 0\\)$/.test(c)) background = c;
+    }
+    return {tag: e.tagName, style: s.outlineStyle, width: parseFloat(s.outlineWidth),
+            offset: parseFloat(s.outlineOffset), color: s.outlineColor, background};
+}"""
+
+
 @pytest.fixture(scope="module")
 def classified(page, tmp_path_factory):
     """The suite served as `tunesmith ui` serves it, a tiny model's result on its first tab,
@@ -47,9 +60,12 @@ def classified(page, tmp_path_factory):
         page.get_by_label("Model directory").fill(str(model_dir), timeout=60_000)
         seen = {"before": page.locator("#playground-status [role=status]").count()}
         page.evaluate(_RECORD_LIVE)
-        text = page.get_by_label("Text")
+        text = page.get_by_label("Text", exact=True)  # not "the bot's own texts"
         text.fill("my card is lost")
-        text.press("Shift+Enter")  # the keyboard alone, as the note under the box promises
+        text.press("Enter")  # the keyboard alone, as the note after training promises
+        seen["after_enter"] = text.input_value()
+        if "\n" in seen["after_enter"]:  # Enter only broke the line: the button, for the rest
+            page.get_by_role("button", name="Classify").click()
         page.get_by_text("Predicted").last.wait_for(timeout=60_000)  # the note, after the status
         live = page.locator("#playground-status [data-testid=markdown]")
         live.get_by_text("Classified as").wait_for(state="attached", timeout=30_000)
@@ -60,6 +76,15 @@ def classified(page, tmp_path_factory):
         # Gradio says "Complete" up to 5 s after its "Loading" (it spaces its announcements).
         page.wait_for_function("window.heard.some((t) => /complete/i.test(t))", timeout=15_000)
         seen["heard"] = page.evaluate("window.heard")
+        rings = {}  # the text box's ring, then Tab to the button's, on either theme
+        for theme in ("light", "dark"):
+            page.evaluate(f"document.body.classList.toggle('dark', {str(theme == 'dark').lower()})")
+            text.focus()
+            rings[theme, "text box"] = page.evaluate(_RING)
+            page.keyboard.press("Tab")
+            rings[theme, "button"] = page.evaluate(_RING)
+        page.evaluate("document.body.classList.remove('dark')")
+        seen["rings"] = rings
         snapshots = {"playground": page.locator("body").aria_snapshot()}
         for tab in ("Recommendations", "Customer support", "Finance sentiment"):
             page.get_by_role("tab", name=tab).click()
@@ -71,6 +96,10 @@ def classified(page, tmp_path_factory):
             snapshots[tab] = page.locator("body").aria_snapshot()
         seen["snapshots"] = snapshots
         page.get_by_role("tab", name="Classify & explain").click()
+        seen["clicked"] = page.evaluate(_RING)  # a mouse user's focus
+        text.press("End")
+        text.press("Shift+Enter")
+        seen["after_shift_enter"] = text.input_value()
         page.seen = seen
         yield page
     finally:
@@ -84,6 +113,45 @@ def unnamed(snapshot: str, roles: tuple[str, ...]) -> list[str]:
 
 
 CONTROLS = ("button", "textbox", "combobox", "checkbox", "radio", "slider", "spinbutton")
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG's contrast ratio of two CSS ``rgb(...)`` colours."""
+
+    def luminance(color: str) -> float:
+        red, green, blue = (int(v) / 255 for v in re.findall(r"\d+", color)[:3])
+        linear = [
+            c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (red, green, blue)
+        ]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.browser
+def test_enter_in_the_text_classifies_and_shift_enter_breaks_a_line(classified):
+    # At two lines Enter only broke the line: the user typed, then had to Tab to the button.
+    assert classified.seen["after_enter"] == "my card is lost"
+    assert classified.seen["after_shift_enter"] == "my card is lost\n"
+
+
+@pytest.mark.browser
+def test_the_keyboard_focus_is_a_ring_of_3_to_1_contrast_on_either_theme(classified):
+    # Gradio's ring was a pale glow on a text box (1.05:1 on white) and the browser's 1 px one
+    # on a button: WCAG 2.4.7 and 1.4.11 ask for a visible one, 3:1 against its background.
+    rings = classified.seen["rings"]
+    assert len({ring["color"] for ring in rings.values()}) == 2  # one colour per theme
+    for (theme, control), ring in rings.items():
+        where = f"{theme} theme, {control}: {ring}"
+        assert ring["style"] == "solid" and ring["width"] >= 2, where
+        assert ring["offset"] >= 0, where  # on the background, off the control's own colour
+        assert contrast(ring["color"], ring["background"]) >= 3, where
+
+
+@pytest.mark.browser
+def test_a_mouse_click_draws_no_ring(classified):
+    assert classified.seen["clicked"]["style"] == "none", classified.seen["clicked"]
 
 
 @pytest.mark.browser

@@ -119,6 +119,10 @@ def suite(page, dashboard):
         focused = lambda: page.evaluate(_FOCUSED)  # noqa: E731
         page.keyboard.press("Tab")
         seen["first"] = focused()
+        seen["first_ring"] = page.evaluate(
+            "() => { const s = getComputedStyle(document.activeElement);"
+            " return [s.outlineStyle, parseFloat(s.outlineWidth), parseFloat(s.outlineOffset)]; }"
+        )
         page.keyboard.press("Tab")
         seen["second"] = focused()
         page.keyboard.press("Shift+Tab")
@@ -176,3 +180,10 @@ def test_the_suites_tab_list_is_one_stop_and_arrows_home_and_end_select(suite):
     assert suite["end"] == suite["last"]
     assert suite["home"] == "BUTTON tab Classify & explain"
     assert suite["wrapped"] == suite["last"]
+
+
+def test_a_focused_tab_is_ringed_inside_it_where_its_list_does_not_clip_the_ring(suite):
+    # The tab list cuts what sticks out of it: a ring around the tab showed as one line at its
+    # side (and the browser's own was 1 px).
+    style, width, offset = suite["first_ring"]
+    assert style == "solid" and width >= 2 and offset <= -width, suite["first_ring"]

@@ -162,6 +162,33 @@ PAGE_SCRIPT = """
 }
 """.replace("LIVE", LIVE_CLASS)
 
+#: The focus ring's colour on the light and the dark theme: at least 5:1 against every
+#: background of its theme (white to zinc-200; zinc-950 to zinc-700), where WCAG 1.4.11 asks
+#: 3:1. Gradio's accent, orange #f97316, is 2.8:1 on white.
+FOCUS_COLORS = {"light": "#1d4ed8", "dark": "#93c5fd"}
+
+#: Every control the keyboard reaches, outlined where it is (WCAG 2.4.7). Gradio's own rings
+#: were a pale blue glow on a text box (1.05:1 on white), none on a dropdown and the browser's
+#: 1 px one on a button. ``:focus-visible``: a click on a button draws nothing new; a text box
+#: shows it on a click too, as browsers choose, since typing goes there. The offset keeps the
+#: ring on the page's background, off a primary button's orange. A button's transition of
+#: "all" drew the ring fading in from its text's colour (white, on a primary button).
+FOCUS_CSS = f"""
+:root {{ --tunesmith-focus: {FOCUS_COLORS["light"]}; }}
+.dark {{ --tunesmith-focus: {FOCUS_COLORS["dark"]}; }}
+:focus-visible {{
+  outline: 3px solid var(--tunesmith-focus) !important; outline-offset: 2px !important;
+  transition-property: none !important;
+}}
+/* A tab list clips what sticks out of it: the ring of a tab was one line at its side. */
+[role="tab"]:focus-visible {{ outline-offset: -3px !important; }}
+/* A radio's ring is on its label (below): the small circle alone was hard to find. */
+fieldset.block label > input[type="radio"]:focus-visible {{ outline: none !important; }}
+fieldset.block label:has(> input[type="radio"]:focus-visible) {{
+  outline: 3px solid var(--tunesmith-focus) !important; outline-offset: 2px;
+}}
+"""
+
 #: The live status is for the ear: on the page the result it sums up is shown already.
 PAGE_CSS = f"""
 .block.{LIVE_CLASS} {{
@@ -169,11 +196,7 @@ PAGE_CSS = f"""
   margin: -1px !important; padding: 0 !important; border: 0 !important;
   overflow: hidden !important; clip-path: inset(50%) !important; white-space: nowrap !important;
 }}
-/* A focused radio showed nothing when chosen already, and a faint circle when not. */
-fieldset.block label:has(> input[type="radio"]:focus-visible) {{
-  outline: 2px solid var(--color-accent) !important; outline-offset: 2px;
-}}
-"""
+{FOCUS_CSS}"""
 
 
 def page_options(**given: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from tunesmith.ui.highlight import (
 )
 from tunesmith.ui.markdown import plain_markdown
 from tunesmith.ui.model_access import demo_models_dir, find_models, load_allowed_ensemble
+from tunesmith.ui.textbox import text_box
 
 #: One sample model trained at a time, so two pages asking for one train it once.
 _train_lock = threading.Lock()
@@ -413,7 +414,7 @@ def train_for_page(name: str) -> tuple[str | None, str]:
     except Exception as exc:
         return None, f"**{plain_markdown(_problem(exc))}**"
     return _as_shown(directory), (
-        f"Trained on {plain_markdown(name)}. Type a text and press **Classify**."
+        f"Trained on {plain_markdown(name)}. Type a text and press Enter (or **Classify**)."
     )
 
 
@@ -483,9 +484,8 @@ def build_playground() -> Any:
                 scale=1,
             )
         # The sample model is finance sentences ("Train on sample data"): an example it can read.
-        text = gr.Textbox(
-            label="Text", placeholder="Shares fell after the bank cut its profit forecast", lines=2
-        )
+        # Enter classifies (at two lines it only broke the line), Shift+Enter breaks a line.
+        text = text_box("Text", placeholder="Shares fell after the bank cut its profit forecast")
         go = gr.Button("Classify", variant="primary")
         # Heard once a text is classified or a model trained ("Classified as refund (73%)."), where
         # the result follows in reading order.
@@ -516,14 +516,17 @@ def build_playground() -> Any:
         def on_open_picker() -> Any:
             return gr.update(choices=find_models())
 
-        sample.change(on_sample, inputs=sample, outputs=sample)
-        picker.focus(on_open_picker, outputs=picker)
-        picker.input(on_pick, inputs=picker, outputs=model_dir)
+        # Quiet: with a progress shown, Gradio said "Complete" each time the Tab key crossed the
+        # picker (its list is read again on focus), an action to the ear that the user never took.
+        quiet = {"show_progress": "hidden"}
+        sample.change(on_sample, inputs=sample, outputs=sample, **quiet)
+        picker.focus(on_open_picker, outputs=picker, **quiet)
+        picker.input(on_pick, inputs=picker, outputs=model_dir, **quiet)
         trained = train_button.click(
             on_train, inputs=sample, outputs=[model_dir, note, probabilities, words]
         )
         live.announce(trained, lambda said: page_status(said, "Not trained"), [note])
-        # The keyboard as well as the button: Enter in the directory, Shift+Enter in the text.
+        # The keyboard as well as the button: Enter in the directory and in the text.
         for event in (go.click, model_dir.submit, text.submit):
             classified = event(
                 on_classify, inputs=[model_dir, text], outputs=[probabilities, words, note]

@@ -945,6 +945,7 @@ def build_demo(
 
     from tunesmith.ui.a11y import live_status
     from tunesmith.ui.highlight import highlight_component
+    from tunesmith.ui.textbox import text_box
 
     board = Dashboard(
         model,
@@ -999,13 +1000,9 @@ def build_demo(
             )
             details = gr.Markdown()
         with gr.Tab("Score a text"):
-            # One line that grows: Enter scores, as in the other demos' boxes (at two lines
-            # Enter only added a line break and Shift+Enter scored); Shift+Enter breaks a line.
-            text = gr.Textbox(
-                label="Headline or sentence",
-                lines=1,
-                max_lines=8,
-                placeholder="Helix Bank shares plunge on deposit worries",
+            # Enter scores, as in the other demos' boxes; Shift+Enter breaks a line.
+            text = text_box(
+                "Headline or sentence", placeholder="Helix Bank shares plunge on deposit worries"
             )
             go = gr.Button("Score", variant="primary")
             note = gr.Markdown()
