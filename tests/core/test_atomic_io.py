@@ -148,3 +148,30 @@ def test_read_json_object_of_a_file_removed_before_the_read_is_none_not_a_traceb
     monkeypatch.setattr(Path, "exists", lambda self: True)
     monkeypatch.setattr(Path, "read_text", removed_first)
     assert read_json_object(path) is None
+
+
+@pytest.mark.parametrize("which", ["file", "folder"])
+def test_a_write_into_a_read_only_folder_names_the_target_not_its_temporary_file(
+    tmp_path, monkeypatch, which
+):
+    import errno
+    import tempfile
+
+    # A shipped model folder is read-only (a Docker image): `export` without --out failed
+    # naming '.model.onnx.1234-abcd1234.tmp', a file the user never asked for.
+    def read_only(*args, dir=None, prefix="", suffix="", **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", f"{dir}/{prefix}x1y2z3w4{suffix}")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    target = tmp_path / "model" / ("model.onnx" if which == "file" else "copy")
+    with pytest.raises(OSError) as caught:
+        if which == "file":
+            with atomic_open(target) as handle:
+                handle.write("x")
+        else:
+            with atomic_directory(target):
+                pass
+    assert caught.value.errno == errno.EROFS
+    assert caught.value.filename == str(target)
+    assert ".tmp" not in str(caught.value)

@@ -345,3 +345,26 @@ def test_truncation_left_to_the_caller_names_the_models_max_length(cli, exported
     np.testing.assert_allclose(probs[0], want, atol=1e-4)
     (_, untruncated), _ = _run(_session(out), loaded.tokenizer, [long_text], truncation=True)
     assert np.abs(untruncated[0] - want).max() > 3e-4  # why the number must be said
+
+
+def test_export_into_a_read_only_model_folder_names_the_onnx_file_not_its_temporary(
+    cli, exported, tmp_path, monkeypatch
+):
+    # A model shipped read-only (a Docker image): `export` without --out said
+    # "Read-only file system: '.../.model.onnx.1234-abcd1234.tmp'".
+    import errno
+    import shutil
+    import tempfile
+
+    model = shutil.copytree(exported["multi"][0], tmp_path / "model")
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == model:
+            raise OSError(errno.EROFS, "Read-only file system", f"{dir}/.model.onnx.1-x.tmp")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    result = cli("export", "--model", str(model), "--format", "onnx")
+    assert result.exit_code == 1
+    assert f"'{model / 'model.onnx'}'" in result.output and ".tmp" not in result.output

@@ -85,6 +85,15 @@ def test_two_spellings_of_one_output_share_one_lock(tmp_path):
         pass
 
 
+def test_a_link_to_an_output_and_the_output_share_one_lock(tmp_path):
+    # A deployment's `current -> v3`: a run given the link writes v3 (atomic_directory follows
+    # it), so a run given v3 must be refused, not write the same folder at the same time.
+    (tmp_path / "v3").mkdir()
+    (tmp_path / "current").symlink_to(tmp_path / "v3", target_is_directory=True)
+    with run_lock(tmp_path / "current"), pytest.raises(RunLockedError), run_lock(tmp_path / "v3"):
+        pass
+
+
 def test_train_holds_the_output_lock_while_it_runs(tmp_path, monkeypatch):
     from tunesmith.engine import train as train_module
 

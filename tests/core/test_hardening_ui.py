@@ -197,6 +197,18 @@ def test_models_found_names_a_model_hidden_by_an_earlier_root_by_its_full_path(t
     assert resolve_model_dir(values[1]) == other.resolve()
 
 
+def test_models_found_skips_a_link_to_a_model_outside_the_roots_instead_of_failing(tmp_path):
+    # A deployment's `models/current -> ../releases/v3`: the picker raised "not in the
+    # subpath" and listed nothing; a link inside the root is listed by its target's name.
+    root = tmp_path / "models"
+    release = _config(tmp_path / "releases" / "v3", ["a", "b"])
+    _config(root / "v2", ["a", "b"])
+    (root / "current").symlink_to(release, target_is_directory=True)
+    (root / "latest").symlink_to(root / "v2", target_is_directory=True)
+    set_model_roots([root])
+    assert [value for _, value in model_access.find_models()] == ["v2"]
+
+
 def test_a_model_directory_typed_with_a_tilde_is_read_from_the_home_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     model = _config(tmp_path / "models" / "bank77", ["a", "b"])

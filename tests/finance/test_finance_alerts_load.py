@@ -77,6 +77,29 @@ def test_the_stored_model_path_is_absolute_so_alerts_find_it_from_any_folder(tmp
         store.close()
 
 
+def test_the_stored_model_path_keeps_a_link_so_alerts_follow_it_to_a_new_model(tmp_path):
+    from finance_fakes import KeywordModel
+
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.storage import get_meta, open_store
+
+    # A deployment ships each model to its own folder and points `current` at the one served:
+    # stored resolved, alerts kept explaining with (or, once removed, without) the old model.
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "current").symlink_to(tmp_path / "v1", target_is_directory=True)
+    store = open_store(tmp_path / "f.sqlite")
+    try:
+        ingester = Ingester(
+            store, KeywordModel(path=tmp_path / "current"), load_rules(RULES),
+            warn=lambda _m: None,
+        )  # fmt: skip
+        ingester.ingest_file(STREAM)
+        assert get_meta(store, "model") == str(tmp_path / "current")
+    finally:
+        store.close()
+
+
 def test_ingest_run_again_over_stored_rows_loads_no_model(cli, tiny_model, tmp_path, model_loads):
     db = str(tmp_path / "f.sqlite")
     first = cli("finance", "ingest", str(STREAM), "--model", str(tiny_model), "--db", db)

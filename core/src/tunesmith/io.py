@@ -255,6 +255,18 @@ def remove_tree(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
+def naming_target(target: str | Path) -> Iterator[None]:
+    """An ``OSError`` of the block (a read-only or someone else's folder) raised for
+    ``target``: the temporary file it was making is a name the user never gave."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None or isinstance(exc, DiskFullError):
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | Path, *, binary: bool = False) -> Iterator[Any]:
     """A file written through a temporary sibling, renamed into place only on success: text
     (UTF-8, newlines written as given on every platform), or bytes with ``binary`` (for
@@ -262,7 +274,7 @@ def atomic_open(path: str | Path, *, binary: bool = False) -> Iterator[Any]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    with no_room_as_error(path, path.parent):
+    with no_room_as_error(path, path.parent), naming_target(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         # newline="": "\n" stays "\n" on Windows too (no "\r\r\n" from a csv writer's
@@ -387,7 +399,7 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     remove_stale_temps(target)  # first: it may put back a model a killed swap moved aside
     check_writable_dir(given, force=force)  # the message names the path as the user gave it
     target.parent.mkdir(parents=True, exist_ok=True)
-    with no_room_as_error(given, target.parent):
+    with no_room_as_error(given, target.parent), naming_target(given):
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp"))
     try:
         publish_mode(tmp, target, directory=True)

@@ -102,11 +102,14 @@ class RunLockedError(UserInputError):
 
 
 def lock_path(target: str | Path) -> Path:
-    """The lock file for ``target``: ``.<name>.lock`` beside it, the folder resolved so that
-    every spelling of one directory shares one lock (on Windows, whose names ignore case, the
-    name lower-cased: ``Model`` and ``model`` are one folder there)."""
-    target = Path(target)
-    return target.parent.resolve() / f".{os.path.normcase(target.name)}.lock"
+    """The lock file for ``target``: ``.<name>.lock`` beside it, the path resolved so that
+    every spelling of one directory shares one lock, a symlink to it included (on Windows,
+    whose names ignore case, the name lower-cased: ``Model`` and ``model`` are one folder
+    there)."""
+    # Whole, not only the parent: a run through `current -> v3` and one given `v3` write one
+    # folder (atomic_directory follows the link) and held two locks.
+    target = Path(target).resolve()
+    return target.parent / f".{os.path.normcase(target.name)}.lock"
 
 
 def _holder(path: Path) -> str:

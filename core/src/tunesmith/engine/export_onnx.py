@@ -34,7 +34,7 @@ from tunesmith import __version__
 from tunesmith.engine.loading import load_model
 from tunesmith.engine.modeling import plain_transformers_gaps
 from tunesmith.errors import TunesmithError, UserInputError
-from tunesmith.io import check_parents, publish_mode, remove_stale_temps
+from tunesmith.io import check_parents, naming_target, publish_mode, remove_stale_temps
 from tunesmith.model_dir import NEAREST_KEY
 
 INPUTS = ("input_ids", "attention_mask")
@@ -254,7 +254,10 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, force: bool = False) 
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     # The same temporary name as tunesmith.io's writers, so a killed export's file is cleaned.
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}-", suffix=".tmp")
+    with naming_target(out):  # a read-only model folder: named as --out, not as the temp
+        fd, name = tempfile.mkstemp(
+            dir=out.parent, prefix=f".{out.name}.{os.getpid()}-", suffix=".tmp"
+        )
     os.close(fd)
     tmp = Path(name)
     publish_mode(tmp, out)

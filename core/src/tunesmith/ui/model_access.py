@@ -148,7 +148,10 @@ def _model_folders(root: Path) -> list[Path]:
         deeper = []
         for folder in level:
             if (folder / CONFIG_FILE).is_file() or (folder / ADAPTER_CONFIG_FILE).is_file():
-                models.append(folder.resolve())
+                # A link to a model outside the root (`current -> ../releases/v3`) cannot be
+                # opened (resolve_model_dir), so it is not offered: listed, it broke the picker.
+                if _inside(found := folder.resolve(), [root]):
+                    models.append(found)
                 continue  # its members/ and checkpoints are not models of their own
             with contextlib.suppress(OSError):
                 deeper += sorted(

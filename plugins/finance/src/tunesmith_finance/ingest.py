@@ -10,6 +10,7 @@ a known id comes with a different text.
 
 from __future__ import annotations
 
+import os
 import sys
 import time as _time
 from collections.abc import Callable, Iterable, Iterator
@@ -167,9 +168,11 @@ class Ingester:
         self.score_batch_size = score_batch_size
         self.warn = warn or (lambda message: print(message, file=sys.stderr))
         # Absolute: `finance alerts` finds the model by this name from whatever folder it runs
-        # in (a relative "fin" was "no sentiment model found" from anywhere else).
+        # in (a relative "fin" was "no sentiment model found" from anywhere else). Not
+        # resolved: a deployment's link (`models/current`) switched to a new model must be
+        # followed by alerts, not pinned to the folder it named at ingest.
         path = getattr(model, "path", "") or ""
-        self.model_name = str(Path(path).expanduser().resolve()) if path else ""
+        self.model_name = os.path.abspath(Path(path).expanduser()) if path else ""
         self._meta_written = False
 
     # -- sources -------------------------------------------------------------------------------

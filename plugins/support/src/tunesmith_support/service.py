@@ -6,6 +6,7 @@ turn is answered, stored and (for a hand-off) announced the same way everywhere.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.limits import lone_surrogate
+from tunesmith.errors import UserInputError
 from tunesmith.events import Event, make_sink, record, send
 from tunesmith_support.answer import Answer, Answerer, clean_question, without_controls
 from tunesmith_support.conversations import Conversations, request_key
@@ -38,6 +40,22 @@ MAX_NOTE_CHARS = 10_000
 def default_db(kb_dir: str | Path) -> Path:
     """Where a KB's conversations are kept unless told otherwise."""
     return Path(kb_dir) / "conversations.sqlite"
+
+
+def conversation_db(kb_dir: str | Path, db: str | Path | None) -> Path:
+    """The database a service records turns in: ``db``, else :func:`default_db`, refused in
+    one line naming ``--db`` when the KB folder is read-only (a KB shipped in an image):
+    SQLite said only "unable to open database file"."""
+    if db is not None:
+        return Path(db)
+    # access() answers for the file system too: a read-only mount refuses root as well.
+    if Path(kb_dir).is_dir() and not os.access(kb_dir, os.W_OK):
+        raise UserInputError(
+            f"{kb_dir}: the knowledge base folder is read-only, so its conversations cannot be "
+            "kept in it; pass --db FILE in a writable folder (and --sink for hand-offs, "
+            "which go to KB/handoffs.jsonl)"
+        )
+    return default_db(kb_dir)
 
 
 def default_sinks(kb_dir: str | Path) -> list[str]:
@@ -134,7 +152,7 @@ class SupportService:
         self._renamed: dict[str, str] | None = None
         if not lazy:
             self._answerer = self.answerer
-        self.conversations = Conversations.open(db or default_db(self.kb_dir))
+        self.conversations = Conversations.open(conversation_db(self.kb_dir, db))
 
     @property
     def answerer(self) -> Answerer:
