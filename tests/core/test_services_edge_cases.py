@@ -191,7 +191,7 @@ def test_pair_training_refuses_infinite_settings_a_fractional_batch_and_surrogat
     for kwargs, message in [
         ({"epochs": float("inf")}, "epochs"),
         ({"lr": float("inf")}, "lr"),
-        ({"batch_size": 2.5}, "batch_size"),
+        ({"batch_size": 2.5}, "batch.size"),
     ]:
         with pytest.raises(UserInputError, match=message):
             train_pair_encoder(q, t, tmp_path / "out", **kwargs)
