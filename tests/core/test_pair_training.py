@@ -218,6 +218,18 @@ def test_cli_bad_column_and_empty_file_are_one_error_line(cli, base_dir, tmp_pat
     assert result.exit_code == 2 and "--pair-col" in result.output
 
 
+def test_cli_pairs_under_a_launcher_is_refused_before_anything_is_read(
+    cli, base_dir, tmp_path, monkeypatch
+):
+    # Its own training loop: every process of torchrun would train and write alone.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = ["train", "--task", "pairs", "--data", str(tmp_path / "missing.csv")]
+    result = cli(*args, "--pair-col", "answer", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert "--task pairs trains in one process" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_pair_training_tokenises_through_the_encoder_so_its_lower_casing_applies(
     base_dir, tmp_path, monkeypatch
 ):

@@ -185,7 +185,35 @@ def explain_command(
     Classifiers: per text (the predicted label, or --target). NER models: per entity. A seed
     ensemble (ensemble.json) is explained as predict scores it: the mean of its members.
     """
-    from tunesmith.errors import DataError, UserInputError
+    text = _given_text(texts, data, out)
+    _check_outputs(out, html, force=force)
+    check_device(device)  # a GPU this machine lacks: one line before the model or data loads
+    from tunesmith.engine.ensemble import load_ensemble
+    from tunesmith.engine.threads import configure_threads
+
+    explicit = method is not None
+    method, chosen = choose_method(method, single=text is not None)
+    configure_threads()
+    # A seed ensemble (ensemble.json) is explained as `predict` scores it, all members at once.
+    loaded, *members = load_ensemble(model, device=device)
+    steps = checked_steps(loaded, target, method, chosen, steps, explicit=explicit)
+    from tunesmith.commands.engine import say_if_ensemble
+
+    say_if_ensemble(model, loaded, members, words=True)
+    if text is not None:
+        _explain_one(loaded, text, target, method, steps, html, as_json, force, members)
+        return
+    assert data is not None
+    texts = _file_texts(data, text_col)
+    _explain_file(
+        loaded, texts, target, method, steps, out, html, force, loaded.max_length, members
+    )
+
+
+def _given_text(texts: list[str] | None, data: Path | None, out: Path | None) -> str | None:
+    """The one ``--text`` (checked), or ``None`` with ``--data``; refuses both, neither, several
+    ``--text`` and ``--out`` without ``--data``."""
+    from tunesmith.errors import UserInputError
 
     if texts and len(texts) > 1:
         # click keeps the last of a repeated option: the others would vanish without a word,
@@ -205,6 +233,12 @@ def explain_command(
         text = cli_text(text)  # not-UTF-8 argv bytes: one line, not the tokenizer's TypeError
         if not text.strip():
             raise UserInputError("the text is empty; there is nothing to explain")
+    return text
+
+
+def _check_outputs(out: Path | None, html: Path | None, *, force: bool) -> None:
+    """Refuse ``--out`` and ``--html`` files that cannot be written, before the model loads."""
+    from tunesmith.errors import UserInputError
     from tunesmith.io import check_output_file, check_writable_dir
 
     for path, flag in ((out, "--out"), (html, "--html")):
@@ -212,57 +246,50 @@ def explain_command(
             # A folder first: "exists already; pass --force" would send the user to a flag
             # that cannot help (--force cannot replace a folder with a file).
             check_output_file(path, flag)
-            check_writable_dir(path, force=force)  # fail before the model loads
+            check_writable_dir(path, force=force)
     if out is not None and html is not None and out.resolve() == html.resolve():
         raise UserInputError(
             f"--out and --html are both {out}; the page would overwrite the JSON lines: "
             "give two files"
         )
 
-    check_device(device)  # a GPU this machine lacks: one line before the model or data loads
-    from tunesmith.engine.ensemble import load_ensemble
-    from tunesmith.engine.threads import configure_threads
 
-    explicit = method is not None
-    method, chosen = choose_method(method, single=text is not None)
-    configure_threads()
-    # A seed ensemble (ensemble.json) is explained as `predict` scores it, all members at once.
-    loaded, *members = load_ensemble(model, device=device)
-    steps = checked_steps(loaded, target, method, chosen, steps, explicit=explicit)
-    limit = loaded.max_length
-    from tunesmith.commands.engine import say_if_ensemble
+def _explain_one(
+    loaded: Any,
+    text: str,
+    target: str | None,
+    method: str,
+    steps: int,
+    html: Path | None,
+    as_json: bool,
+    force: bool,
+    members: list[Any],
+) -> None:
+    """``explain --text``: print the explanation (a summary, or JSON), and write ``--html``."""
+    items = _explain_chunk(
+        loaded, [text], target=target, method=method, steps=steps, progress=None, members=members
+    )
+    _report_truncation(items, 0, loaded.max_length, single=True)
+    if html is not None:
+        _write_html(html, items, force=force)
+    if as_json:
+        typer.echo(json.dumps(_record(items[0], text), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(_summary(items[0], text, multilabel=loaded.task == "multilabel"))
 
-    say_if_ensemble(model, loaded, members, words=True)
 
-    if text is not None:
-        items = _explain_chunk(
-            loaded,
-            [text],
-            target=target,
-            method=method,
-            steps=steps,
-            progress=None,
-            members=members,
-        )
-        _report_truncation(items, 0, limit, single=True)
-        if html is not None:
-            _write_html(html, items, force=force)
-        if as_json:
-            typer.echo(json.dumps(_record(items[0], text), indent=2, ensure_ascii=False))
-        else:
-            typer.echo(_summary(items[0], text, multilabel=loaded.task == "multilabel"))
-        return
-
+def _file_texts(data: Path, text_col: str) -> list[str]:
+    """The texts of ``--data``; an empty one is refused, named by its number and column."""
     from tunesmith.data.load import read_texts
+    from tunesmith.errors import DataError
 
-    assert data is not None
     texts = read_texts(data, text_col=text_col)
     for i, value in enumerate(texts):
         if not value.strip():
             raise DataError(
                 f"text {i + 1} is empty; there is nothing to explain", path=data, column=text_col
             )
-    _explain_file(loaded, texts, target, method, steps, out, html, force, limit, members)
+    return texts
 
 
 def _report_truncation(items: list[Any], offset: int, limit: int, *, single: bool = False) -> None:

@@ -78,18 +78,22 @@ def render_model_card(
 ) -> str:
     """Markdown for the model card, from the run's settings and what it resolved
     (``run.resolved``), ``metrics.json`` and the cleaning report's dict."""
-    resolved = run.resolved
-    labels = resolved.labels or []
-    task = _given(resolved.task, run.task)
-    base_model = _given(resolved.base_model_name, run.model)
-    data_files = [f"`{Path(run.data).name}` (training)"]
-    if run.eval_data:
-        data_files.append(f"`{Path(run.eval_data).name}` (evaluation and calibration)")
-    licence = run.data_license or "not stated (pass `--data-license` to record it)"
-    shown_labels = ", ".join(f"`{x}`" for x in labels[:30])
-    if len(labels) > 30:
-        shown_labels += f", ... ({len(labels)} in all)"
     lines = [
+        *_header_lines(run),
+        *_training_lines(run),
+        *_recipe_lines(run),
+        *_evaluation_lines(run, metrics, cleaning),
+        *_use_lines(run),
+        *outside_tunesmith_lines(run, metrics),
+    ]
+    return "\n".join(lines)
+
+
+def _header_lines(run: RunConfig) -> list[str]:
+    """The Hub's front matter, the title and the one-line summary."""
+    base_model = _given(run.resolved.base_model_name, run.model)
+    task = _given(run.resolved.task, run.task)
+    return [
         "---",
         "library_name: transformers",
         f"base_model: {base_model}",
@@ -100,9 +104,24 @@ def render_model_card(
         "",
         f"A {task} model fine-tuned with tunesmith {__version__}.",
         "",
+    ]
+
+
+def _training_lines(run: RunConfig) -> list[str]:
+    """The Training section's lines every card has: model, data, labels, main settings."""
+    resolved = run.resolved
+    labels = resolved.labels or []
+    data_files = [f"`{Path(run.data).name}` (training)"]
+    if run.eval_data:
+        data_files.append(f"`{Path(run.eval_data).name}` (evaluation and calibration)")
+    licence = run.data_license or "not stated (pass `--data-license` to record it)"
+    shown_labels = ", ".join(f"`{x}`" for x in labels[:30])
+    if len(labels) > 30:
+        shown_labels += f", ... ({len(labels)} in all)"
+    return [
         "## Training",
         "",
-        f"- **Base model:** {base_model}",
+        f"- **Base model:** {_given(resolved.base_model_name, run.model)}",
         f"- **Strategy:** `{run.strategy}`"
         + (f" ({resolved.strategy_note})" if resolved.strategy_note else ""),
         f"- **Pooling:** {_given(resolved.pooling, '-')}",
@@ -118,6 +137,14 @@ def render_model_card(
         f"- **Class weights:** {run.class_weights}; **seed:** {run.seed}",
         f"- **Training time:** {_fmt(resolved.train_seconds)} s",
     ]
+
+
+def _recipe_lines(run: RunConfig) -> list[str]:
+    """A line for each optional part of the recipe the run used (R-Drop, the lexical model,
+    epoch averaging, nearest examples, WiSE-FT, ...), then the few-shot note and the run's
+    notes."""
+    resolved = run.resolved
+    lines = []
     if run.label_smoothing or run.layer_decay != 1.0:
         lines.append(
             f"- **Label smoothing / layer-wise learning-rate decay:** {run.label_smoothing:g} / "
@@ -148,19 +175,7 @@ def render_model_card(
             f"- **Label names as examples:** {resolved.n_label_examples} "
             "(each label's name, as words, is one more training text)"
         )
-    nearest = resolved.nearest or {}
-    if nearest.get("weight", 1) < 1:
-        lines.append(
-            f"- **Nearest-example scores:** the probabilities are {nearest['weight']:g} the head's "
-            f"and {1 - nearest['weight']:g} from the most similar training text of each label "
-            f"(temperature {nearest.get('temperature', 0):g}; {nearest.get('source', '')})"
-            + (
-                f"; the {nearest['held_out_added']:,} held-out texts joined the stored examples "
-                "after the metrics below were measured on them"
-                if nearest.get("held_out_added")
-                else ""
-            )
-        )
+    lines += _nearest_lines(resolved.nearest or {})
     lines += _self_training_lines(resolved.self_training)
     wise = resolved.wise_ft or {}
     if wise.get("weight", 1) < 1:
@@ -174,20 +189,47 @@ def render_model_card(
             "**Few-shot defaults** were used because the data is small: "
             + _given(resolved.few_shot_note, ""),
         ]
-    for note in resolved.notes:
-        lines.append(f"- {note}")
-    measured_on = _given(resolved.eval_source, "no data")
-    lines += ["", "## Evaluation", "", f"Measured on {measured_on}.", ""]
+    lines += [f"- {note}" for note in resolved.notes]
+    return lines
+
+
+def _nearest_lines(nearest: dict[str, Any]) -> list[str]:
+    """The card's line on nearest-example scores, if the saved model mixes them in."""
+    if nearest.get("weight", 1) >= 1:
+        return []
+    joined = (
+        f"; the {nearest['held_out_added']:,} held-out texts joined the stored examples "
+        "after the metrics below were measured on them"
+        if nearest.get("held_out_added")
+        else ""
+    )
+    return [
+        f"- **Nearest-example scores:** the probabilities are {nearest['weight']:g} the head's "
+        f"and {1 - nearest['weight']:g} from the most similar training text of each label "
+        f"(temperature {nearest.get('temperature', 0):g}; {nearest.get('source', '')})" + joined
+    ]
+
+
+def _evaluation_lines(
+    run: RunConfig, metrics: dict[str, Any], cleaning: dict[str, Any] | None
+) -> list[str]:
+    """The Evaluation section (the metrics table and its notes), then the cleaning report."""
+    measured_on = _given(run.resolved.eval_source, "no data")
+    lines = ["", "## Evaluation", "", f"Measured on {measured_on}.", ""]
     lines += _metrics_table(metrics)
     lexical_note = (metrics.get("lexical") or {}).get("note")
     if lexical_note:
         lines += ["", f"Note: {lexical_note}."]
-    if cleaning:
-        summary = cleaning.get("summary_lines") or []
-        if summary:
-            lines += ["", "## Data cleaning report", "", "```", *summary, "```"]
+    summary = (cleaning or {}).get("summary_lines") or []
+    if summary:
+        lines += ["", "## Data cleaning report", "", "```", *summary, "```"]
+    return lines
+
+
+def _use_lines(run: RunConfig) -> list[str]:
+    """The Use section: the ``predict`` command, and what loading through tunesmith applies."""
     out = str(run.out or "MODEL_DIR")
-    lines += [
+    return [
         "",
         "## Use",
         "",
@@ -198,9 +240,7 @@ def render_model_card(
         "Through tunesmith (`tunesmith.engine.loading.load_model`) the pooling, the nearest-example"
         " scores and the calibration temperature in this directory are applied.",
         "",
-        *outside_tunesmith_lines(run, metrics),
     ]
-    return "\n".join(lines)
 
 
 #: The heading of the card's section on using the model without tunesmith (tests look for it).
@@ -223,69 +263,83 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         }
     )
     calibrated = bool(metrics.get("calibration")) and task != "ner"
-    share = lexical_share(run)
-    without_lexical = (
-        f" without the lexical model's {share:g} share (`lexical.json`), which neither "
-        "`transformers` nor an ONNX export computes"
-        if share
-        else ""
-    )
     # What predict truncates at: a plain call would read longer texts whole (another answer) or
     # fail past the position embeddings.
     limit = resolved.predict_max_length or resolved.max_length or 512
-    lines = [OUTSIDE_HEADING, ""]
     if not gaps:
+        return [OUTSIDE_HEADING, "", *_pipeline_lines(task, out, limit, calibrated=calibrated)]
+    return [
+        OUTSIDE_HEADING,
+        "",
+        *_onnx_lines(gaps, out, limit, calibrated=calibrated, share=lexical_share(run)),
+    ]
+
+
+def _pipeline_lines(task: str, out: str, limit: int, *, calibrated: bool) -> list[str]:
+    """For a plain Hugging Face directory: the ``transformers`` pipeline that loads it, what it
+    leaves out (truncation, the temperature) and the ONNX export command."""
+    lines = [
+        "This is a plain Hugging Face directory: `transformers` computes the probabilities "
+        "`tunesmith predict --no-calibrate` gives.",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+    ]
+    if task == "ner":
         lines += [
-            "This is a plain Hugging Face directory: `transformers` computes the probabilities "
-            "`tunesmith predict --no-calibrate` gives.",
+            f'tag = pipeline("token-classification", model="{out}", aggregation_strategy="first")',
+            'entities = tag(["Maria works for Northwind in Madrid"])',
+            "```",
             "",
-            "```python",
-            "from transformers import pipeline",
+            f"tunesmith reads at most {limit} tokens of a text and tags the words after "
+            "them `O`; the token-classification pipeline cannot truncate, so give it texts "
+            "within that.",
             "",
         ]
-        if task == "ner":
-            lines += [
-                f'tag = pipeline("token-classification", model="{out}", '
-                'aggregation_strategy="first")',
-                'entities = tag(["Maria works for Northwind in Madrid"])',
-                "```",
-                "",
-                f"tunesmith reads at most {limit} tokens of a text and tags the words after "
-                "them `O`; the token-classification pipeline cannot truncate, so give it texts "
-                "within that.",
-                "",
-            ]
-        else:
-            lines += [
-                f'classify = pipeline("text-classification", model="{out}", top_k=None)',
-                'scores = classify(["first text to label", "a second text"], truncation=True, '
-                f"max_length={limit})",
-                "```",
-                "",
-            ]
-        if calibrated:
-            lines += [
-                "Those probabilities are uncalibrated; `calibration.json` holds the temperature"
-                " tunesmith divides the logits by. The ONNX export below includes it.",
-                "",
-            ]
+    else:
         lines += [
-            f"An ONNX file for other runtimes: `tunesmith export --model {out} --format onnx`.",
+            f'classify = pipeline("text-classification", model="{out}", top_k=None)',
+            'scores = classify(["first text to label", "a second text"], truncation=True, '
+            f"max_length={limit})",
+            "```",
             "",
         ]
-        return lines
+    if calibrated:
+        lines += [
+            "Those probabilities are uncalibrated; `calibration.json` holds the temperature"
+            " tunesmith divides the logits by. The ONNX export below includes it.",
+            "",
+        ]
+    return lines + [
+        f"An ONNX file for other runtimes: `tunesmith export --model {out} --format onnx`.",
+        "",
+    ]
+
+
+def _onnx_lines(
+    gaps: list[str], out: str, limit: int, *, calibrated: bool, share: float
+) -> list[str]:
+    """For a directory plain transformers refuses (``gaps`` say why): the ONNX export and an
+    onnxruntime snippet that computes what ``predict`` does, less the lexical ``share``."""
     what = " and ".join(
         {"mean_pooling": "reads mean-pooled tokens", "nearest_examples": "mixes in "
          "nearest-training-example scores", "lexical_ngrams": "mixes in a lexical n-gram "
          "model's probabilities"}[g] for g in gaps
     )  # fmt: skip
-    lines += [
+    without_lexical = (
+        f", but without the lexical model's {share:g} share (`lexical.json`), which neither "
+        "`transformers` nor an ONNX export computes."
+        if share
+        else "."
+    )
+    return [
         f"This model's head {what}, which the standard `transformers` classes cannot compute: "
         "`AutoModelForSequenceClassification` and `pipeline` refuse this directory (its "
         "`model_type` names the reason) rather than answer wrongly. Export it to ONNX "
         "(`pip install 'tunesmith[export]'`): the file computes what `tunesmith predict` does, "
         + ("calibration included" if calibrated else "pooling and scores included")
-        + (f", but{without_lexical}." if share else "."),
+        + without_lexical,
         "",
         "```bash",
         f"tunesmith export --model {out} --format onnx --out {out}/model.onnx",
@@ -310,7 +364,6 @@ def outside_tunesmith_lines(run: RunConfig, metrics: dict[str, Any]) -> list[str
         "```",
         "",
     ]
-    return lines
 
 
 def lexical_share(run: RunConfig) -> float:

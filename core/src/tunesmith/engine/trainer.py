@@ -135,6 +135,15 @@ def make_trainer_class() -> Any:
                 inputs = {key: doubled_rows(value, len(labels)) for key, value in inputs.items()}
             outputs = model(**inputs)
             logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+            loss, labels = self._task_loss(logits, labels, twice=twice)
+            if self.contrastive_weight and model.training and self.task == "classification":
+                loss = self._with_contrastive(loss, model, labels)
+            return (loss, outputs) if return_outputs else loss
+
+        def _task_loss(self, logits: Any, labels: Any, *, twice: bool) -> tuple[Any, Any]:
+            """The (weighted, smoothed) loss of the task, and the labels of ``logits``' rows:
+            with R-Drop (``twice``) the mean of both halves' losses plus their symmetric KL,
+            and the labels doubled to match the rows."""
             weight = self.loss_weights
             if weight is not None:
                 weight = weight.to(logits.device)
@@ -146,28 +155,30 @@ def make_trainer_class() -> Any:
                     ignore_index=-100,
                     label_smoothing=self.label_smoothing,
                 )
-            else:
-                problem = (
-                    "multi_label_classification"
-                    if self.task == "multilabel"
-                    else "single_label_classification"
-                )
-                if twice:
-                    first, second = logits.chunk(2)
-                    loss = (
-                        sequence_loss(first, labels, problem, weight, self.label_smoothing)
-                        + sequence_loss(second, labels, problem, weight, self.label_smoothing)
-                    ) / 2 + self.rdrop_weight * symmetric_kl(first, second)
-                    labels = torch.cat([labels, labels])
-                else:
-                    loss = sequence_loss(logits, labels, problem, weight, self.label_smoothing)
-            if self.contrastive_weight and model.training and self.task == "classification":
-                pooled = last_pooled(model)
-                if pooled is not None:
-                    loss = loss + self.contrastive_weight * supervised_contrastive_loss(
-                        pooled, labels, self.contrastive_temperature
-                    )
-            return (loss, outputs) if return_outputs else loss
+                return loss, labels
+            problem = (
+                "multi_label_classification"
+                if self.task == "multilabel"
+                else "single_label_classification"
+            )
+            if not twice:
+                return sequence_loss(logits, labels, problem, weight, self.label_smoothing), labels
+            first, second = logits.chunk(2)
+            loss = (
+                sequence_loss(first, labels, problem, weight, self.label_smoothing)
+                + sequence_loss(second, labels, problem, weight, self.label_smoothing)
+            ) / 2 + self.rdrop_weight * symmetric_kl(first, second)
+            return loss, torch.cat([labels, labels])
+
+        def _with_contrastive(self, loss: Any, model: Any, labels: Any) -> Any:
+            """``loss`` plus the supervised contrastive loss on the pooled embeddings the
+            forward pass kept (unchanged when the head keeps none)."""
+            pooled = last_pooled(model)
+            if pooled is None:
+                return loss
+            return loss + self.contrastive_weight * supervised_contrastive_loss(
+                pooled, labels, self.contrastive_temperature
+            )
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = train_dataset if train_dataset is not None else self.train_dataset

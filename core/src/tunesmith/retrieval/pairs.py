@@ -454,6 +454,151 @@ def check_pair_settings(
     check_settings({"epochs": epochs, "batch_size": batch_size, "lr": lr, "max_length": max_length})
 
 
+@dataclass
+class _PairSplit:
+    """The pairs trained on and the pairs measured on, and where the latter came from."""
+
+    train_q: list[str]
+    train_t: list[str]
+    train_n: list[str | None] | None
+    eval_q: list[str]
+    eval_t: list[str]
+    source: str
+
+
+def _kept_negatives(
+    hard_negatives: Sequence[str | None] | None, n_queries: int, kept: list[int]
+) -> list[str | None] | None:
+    """The hard negatives of the ``kept`` pairs (``None`` where a pair has none), checked."""
+    if hard_negatives is None:
+        return None
+    if len(hard_negatives) != n_queries:
+        raise UserInputError(
+            f"{len(hard_negatives)} hard negatives for {n_queries} queries; give one per "
+            "query (None for none)"
+        )
+    negatives: list[str | None] = []
+    for i in kept:
+        value = hard_negatives[i]
+        if value is not None and not isinstance(value, str):
+            raise UserInputError(f"hard_negatives[{i}] is {type(value).__name__}, not a string")
+        if value is not None and (problem := text_problem(value)):
+            raise UserInputError(f"hard_negatives[{i}]: {problem}")
+        negatives.append(value if value and value.strip() else None)
+    return negatives
+
+
+def _split_pairs(
+    q: list[str],
+    t: list[str],
+    negatives: list[str | None] | None,
+    eval_queries: Sequence[str] | None,
+    eval_targets: Sequence[str] | None,
+    seed: int,
+) -> _PairSplit:
+    """The given evaluation pairs, else a held-out share of the distinct queries, else (too
+    few to hold any out) the training pairs themselves, said so in ``source``."""
+    if (eval_queries is None) != (eval_targets is None):
+        raise UserInputError("give both eval_queries and eval_targets, or neither")
+    if eval_queries is not None:
+        eq, et, _ = _pairs(eval_queries, eval_targets or [], "evaluation")
+        split = _PairSplit(q, t, negatives, eq, et, "given")
+    else:
+        train_idx, eval_idx = split_by_query(q, seed)
+        eq = [q[i] for i in eval_idx]
+        split = _PairSplit(
+            train_q=[q[i] for i in train_idx],
+            train_t=[t[i] for i in train_idx],
+            train_n=[negatives[i] for i in train_idx] if negatives is not None else None,
+            eval_q=eq,
+            eval_t=[t[i] for i in eval_idx],
+            source=f"held out: {len(set(eq))} distinct queries, seed {seed}",
+        )
+    if not split.eval_q:
+        split.eval_q, split.eval_t = split.train_q, split.train_t
+        split.source = "training pairs (too few queries to hold out)"
+    return split
+
+
+def _loss_summary(losses: list[float]) -> dict[str, Any]:
+    """The mean loss of the first and the last tenth of the steps, and the step count."""
+    tenth = max(1, len(losses) // 10)
+    return {
+        "loss_first": round(sum(losses[:tenth]) / tenth, 4),
+        "loss_last": round(sum(losses[-tenth:]) / tenth, 4),
+        "steps": len(losses),
+    }
+
+
+def _train_and_measure(
+    encoder: Any,
+    split: _PairSplit,
+    *,
+    epochs: float,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    progress: bool | None,
+) -> dict[str, Any]:
+    """Measure ``encoder`` untuned, fine-tune it in place, measure it again: ``metrics.json``
+    without its settings."""
+    candidates = list(dict.fromkeys([*split.train_t, *split.eval_t]))
+    started = time.perf_counter()
+    untuned = evaluate_pairs(encoder, split.eval_q, split.eval_t, candidates)
+    train_started = time.perf_counter()
+    losses = _fit(
+        encoder,
+        split.train_q,
+        split.train_t,
+        split.train_n,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        progress=progress,
+    )
+    train_seconds = time.perf_counter() - train_started
+    tuned = evaluate_pairs(encoder, split.eval_q, split.eval_t, candidates)
+    return {
+        "tuned": tuned,
+        "untuned": untuned,
+        "n_train": len(split.train_q),
+        "n_eval": len(set(split.eval_q)),
+        "n_candidates": len(candidates),
+        "eval_source": split.source,
+        **_loss_summary(losses),
+        "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _settings(
+    encoder: Any,
+    split: _PairSplit,
+    *,
+    model: str | Path,
+    epochs: float,
+    batch_size: int,
+    lr: float,
+    seed: int,
+) -> dict[str, Any]:
+    """What the run used, as ``metrics.json`` records it (the encoder's resolved values)."""
+    return {
+        "model": str(model),
+        "base_name": encoder.name,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "max_length": encoder.max_length,
+        "seed": seed,
+        "device": model_device(encoder.model),
+        "scale": SCALE,
+        "hard_negatives": sum(1 for n in split.train_n or [] if n),
+        "pooling": list(encoder.pooling),
+        "normalize": encoder.normalize,
+    }
+
+
 def train_pair_encoder(
     queries: Sequence[str],
     targets: Sequence[str],
@@ -487,86 +632,19 @@ def train_pair_encoder(
     q, t, kept = _pairs(queries, targets, "training")
     if not q:
         raise UserInputError("no (query, target) pairs to train on: every pair has an empty side")
-    negatives: list[str | None] | None = None
-    if hard_negatives is not None:
-        if len(hard_negatives) != len(queries):
-            raise UserInputError(
-                f"{len(hard_negatives)} hard negatives for {len(queries)} queries; give one per "
-                "query (None for none)"
-            )
-        negatives = []
-        for i in kept:
-            value = hard_negatives[i]
-            if value is not None and not isinstance(value, str):
-                raise UserInputError(f"hard_negatives[{i}] is {type(value).__name__}, not a string")
-            if value is not None and (problem := text_problem(value)):
-                raise UserInputError(f"hard_negatives[{i}]: {problem}")
-            negatives.append(value if value and value.strip() else None)
+    negatives = _kept_negatives(hard_negatives, len(queries), kept)
     out = check_writable_dir(out, force=force)
-    if (eval_queries is None) != (eval_targets is None):
-        raise UserInputError("give both eval_queries and eval_targets, or neither")
-    if eval_queries is not None:
-        eq, et, _ = _pairs(eval_queries, eval_targets or [], "evaluation")
-        train_q, train_t, train_n = q, t, negatives
-        eval_source = "given"
-    else:
-        train_idx, eval_idx = split_by_query(q, seed)
-        train_q, train_t = [q[i] for i in train_idx], [t[i] for i in train_idx]
-        train_n = [negatives[i] for i in train_idx] if negatives is not None else None
-        eq, et = [q[i] for i in eval_idx], [t[i] for i in eval_idx]
-        eval_source = f"held out: {len(set(eq))} distinct queries, seed {seed}"
-    if not eq:
-        # Too little data to hold any out: measure on the training pairs, and say so.
-        eq, et, eval_source = train_q, train_t, "training pairs (too few queries to hold out)"
+    split = _split_pairs(q, t, negatives, eval_queries, eval_targets, seed)
 
     encoder = Encoder.load(model, max_length=max_length, device=device)
-    candidates = list(dict.fromkeys([*train_t, *et]))
-    started = time.perf_counter()
-    untuned = evaluate_pairs(encoder, eq, et, candidates)
     lr = DEFAULT_LR if lr is None else lr
-    train_started = time.perf_counter()
-    losses = _fit(
-        encoder,
-        train_q,
-        train_t,
-        train_n,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        progress=progress,
+    metrics = _train_and_measure(
+        encoder, split, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress
     )
-    train_seconds = time.perf_counter() - train_started
-    tuned = evaluate_pairs(encoder, eq, et, candidates)
-    tenth = max(1, len(losses) // 10)
-    metrics: dict[str, Any] = {
-        "tuned": tuned,
-        "untuned": untuned,
-        "n_train": len(train_q),
-        "n_eval": len(set(eq)),
-        "n_candidates": len(candidates),
-        "eval_source": eval_source,
-        "loss_first": round(sum(losses[:tenth]) / tenth, 4),
-        "loss_last": round(sum(losses[-tenth:]) / tenth, 4),
-        "steps": len(losses),
-        "train_seconds": round(train_seconds, 1),
-        "total_seconds": round(time.perf_counter() - started, 1),
-        "settings": {
-            "model": str(model),
-            "base_name": encoder.name,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "max_length": encoder.max_length,
-            "seed": seed,
-            "device": model_device(encoder.model),
-            "scale": SCALE,
-            "hard_negatives": sum(1 for n in train_n or [] if n),
-            "pooling": list(encoder.pooling),
-            "normalize": encoder.normalize,
-        },
-    }
+    metrics["settings"] = _settings(
+        encoder, split, model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed
+    )
     with atomic_directory(out, force=force) as tmp:
-        _save(encoder, tmp, [*train_q, *train_t], seed)
+        _save(encoder, tmp, [*split.train_q, *split.train_t], seed)
         atomic_write_json(tmp / METRICS_FILE, metrics)
     return PairTrainingResult(path=Path(out), metrics=metrics)

@@ -272,39 +272,21 @@ def train_command(
     options = dict(locals())  # first, so it holds the options and nothing else
     check_train_options(options)
     if task == "pairs":
-        from tunesmith.engine.distributed import world_size
-        from tunesmith.errors import UserInputError
-
-        if world_size() > 1:  # its own training loop: each process would train and write alone
-            raise UserInputError(
-                "--task pairs trains in one process; run it without torchrun or accelerate launch"
-            )
-        _train_pairs(
-            data=data,
-            eval_data=eval_data,
-            out=out,
-            model=model,
-            allow_network=allow_network,
-            text_col=text_col,
-            pair_col=pair_col,
-            negative_col=negative_col,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            max_length=max_length,
-            seed=seed,
-            force=force,
-            as_json=as_json,
-            device=device,
-        )
+        _train_pairs(**{name: options[name] for name in _PAIR_OPTIONS if name != "task"})
         return
     run = _run_config(options).validate()
     from tunesmith.engine.distributed import is_main_process
-    from tunesmith.engine.train import headline, train
+    from tunesmith.engine.train import train
 
     path = train(run)
-    if not is_main_process():  # under torchrun / accelerate launch the main process reports
-        return
+    if is_main_process():  # under torchrun / accelerate launch the main process reports
+        _say_trained(run, path, as_json=as_json)
+
+
+def _say_trained(run: Any, path: Path, *, as_json: bool) -> None:
+    """Print what ``train`` saved: the JSON report, or one line with the headline metric."""
+    from tunesmith.engine.train import headline
+
     report = train_report(run, path)
     if as_json:
         echo_json(report)

@@ -41,10 +41,15 @@ def _train_pairs(
     device: str = "auto",
 ) -> None:
     """``train --task pairs``: fine-tune an encoder on matching pairs, print its metrics."""
+    from tunesmith.engine.distributed import world_size
     from tunesmith.errors import UserInputError
     from tunesmith.io import check_writable_dir
     from tunesmith.retrieval.pairs import read_pairs
 
+    if world_size() > 1:  # its own training loop: each process would train and write alone
+        raise UserInputError(
+            "--task pairs trains in one process; run it without torchrun or accelerate launch"
+        )
     if not pair_col:
         raise UserInputError("--task pairs needs --pair-col COLUMN: the text each text matches")
     if out is None:

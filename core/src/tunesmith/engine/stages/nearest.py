@@ -1,4 +1,4 @@
-"""Stage 5b, nearest examples: the training texts' pooled embeddings stored with the model and
+"""Stage 5c, nearest examples: the training texts' pooled embeddings stored with the model and
 their per-label similarity mixed into its probabilities, the head's share chosen on held-out
 data (few-shot single-label full fine-tuning with mean pooling, or ``--nearest on``)."""
 

@@ -1,4 +1,4 @@
-"""Stage 5c, self-training (``--unlabelled``): confident predictions on unlabelled texts become
+"""Stage 5d, self-training (``--unlabelled``): confident predictions on unlabelled texts become
 pseudo-labelled examples, the head is refitted on them and they join the nearest examples."""
 
 from __future__ import annotations

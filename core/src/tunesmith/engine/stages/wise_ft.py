@@ -1,4 +1,4 @@
-"""Stage 5a, WiSE-FT: the fine-tuned weights blended with the starting point, the weight chosen
+"""Stage 5b, WiSE-FT: the fine-tuned weights blended with the starting point, the weight chosen
 on held-out data (full fine-tuning from a probed head only)."""
 
 from __future__ import annotations
