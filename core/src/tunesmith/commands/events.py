@@ -1,8 +1,12 @@
-"""``tunesmith events list | tail | retry``: show the event outbox and re-send what failed."""
+"""``tunesmith events list | tail | retry | prune``: show the event outbox, re-send what failed,
+and remove what was delivered long ago."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,16 @@ group = typer.Typer(
 
 OUTBOX_HELP = "The outbox database (default $TUNESMITH_HOME/events.sqlite)."
 STATUS_HELP = "Only deliveries in this status: pending, delivered or failed."
+SINCE_HELP = (
+    "Only events created since then: an age (12h, 7d, 4w) or an ISO 8601 time (UTC without a zone)."
+)
+
+
+def _since(text: str | None) -> Any:
+    """``--since`` as a UTC datetime, checked before the outbox is opened."""
+    from tunesmith.events.ages import parse_moment
+
+    return None if text is None else parse_moment(text, "--since")
 
 
 def _outbox(path: Path | None) -> Path | None:
@@ -39,35 +53,49 @@ def _check_status(status: str | None) -> None:
         raise UserInputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
 
 
-def _show(deliveries: list[Any], as_json: bool) -> None:
+def _show(deliveries: Iterable[Any], as_json: bool) -> None:
     """The deliveries as JSON (sink names whole, for scripts and `retry --allow-sink`) or as a
     table whose webhook URLs hide the path and query, where services keep their token: a
-    terminal is often shared on a screen or pasted into a ticket."""
-    from tunesmith.events import shown_sink
+    terminal is often shared on a screen or pasted into a ticket.
 
+    Written as they are read, so a year's outbox is never held whole; the table's columns are
+    as wide as the first rows need (:data:`WIDTH_ROWS`), later wider values push the rest."""
     if as_json:
-        typer.echo(json.dumps([d.to_dict() for d in deliveries], indent=2, ensure_ascii=False))
+        said = False
+        for d in deliveries:
+            item = textwrap.indent(json.dumps(d.to_dict(), indent=2, ensure_ascii=False), "  ")
+            typer.echo(("[\n" if not said else ",\n") + item, nl=False)
+            said = True
+        typer.echo("\n]" if said else "[]")
         return
-    if not deliveries:
+    rows = iter(_table_row(d) for d in deliveries)
+    first = list(itertools.islice(rows, WIDTH_ROWS))
+    if not first:
         typer.echo("no events", err=True)
         return
     headers = ["created_at", "event", "kind", "sink", "status", "attempts", "last_error"]
-    rows = [
-        [
-            d.event.created_at,
-            d.event.id[:12],
-            d.event.kind,
-            shown_sink(d.sink),
-            d.status,
-            str(d.attempts),
-            (d.last_error or "").replace("\n", " ")[:120],
-        ]
-        for d in deliveries
-    ]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in rows:
+    widths = [max(len(h), *(len(row[i]) for row in first)) for i, h in enumerate(headers)]
+    for row in itertools.chain([headers], first, rows):
         typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+#: Rows of a table whose values set its columns' widths.
+WIDTH_ROWS = 1000
+
+
+def _table_row(d: Any) -> list[str]:
+    """One delivery as the table shows it (a webhook URL without its path and query)."""
+    from tunesmith.events import shown_sink
+
+    return [
+        d.event.created_at,
+        d.event.id[:12],
+        d.event.kind,
+        shown_sink(d.sink),
+        d.status,
+        str(d.attempts),
+        (d.last_error or "").replace("\n", " ")[:120],
+    ]
 
 
 #: The tables hide a webhook URL's path and query (its token); the JSON keeps the whole sink.
@@ -78,17 +106,23 @@ JSON_HELP = "Print one JSON list of deliveries (sinks whole: the table hides a w
 def list_command(
     outbox: Path | None = typer.Option(None, "--outbox", help=OUTBOX_HELP),
     status: str | None = typer.Option(None, "--status", help=STATUS_HELP),
+    since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="At most this many deliveries, the oldest first."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Every delivery in the outbox, oldest first: event, sink, status, attempts, last error.
 
     The table hides a webhook URL's path and query, where services keep their token; --json
-    shows the whole sink, as `events retry --allow-sink` takes it."""
-    from tunesmith.events import list_deliveries
+    shows the whole sink, as `events retry --allow-sink` takes it. On a large outbox, --since
+    and --limit keep it short (and `events tail` shows the newest)."""
+    from tunesmith.events import iter_deliveries
 
     _check_status(status)
+    start = _since(since)
     path = _outbox(outbox)
-    _show(list_deliveries(path, status=status) if path else [], as_json)
+    _show(iter_deliveries(path, status=status, since=start, limit=limit) if path else [], as_json)
 
 
 @group.command("tail")
@@ -96,14 +130,17 @@ def tail_command(
     lines: int = typer.Option(10, "-n", "--lines", min=1, help="How many deliveries to show."),
     outbox: Path | None = typer.Option(None, "--outbox", help=OUTBOX_HELP),
     status: str | None = typer.Option(None, "--status", help=STATUS_HELP),
+    since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """The newest deliveries (default 10), oldest of them first."""
     from tunesmith.events import list_deliveries
 
     _check_status(status)
+    start = _since(since)
     path = _outbox(outbox)
-    _show(list_deliveries(path, status=status, newest=lines) if path else [], as_json)
+    found = list_deliveries(path, status=status, since=start, newest=lines) if path else []
+    _show(found, as_json)
 
 
 @group.command("retry")
@@ -133,7 +170,7 @@ def retry_command(
     Only to sinks this setup recorded them for ($TUNESMITH_HOME/outbox.key marks each one) and
     stdout: a delivery of an outbox made elsewhere stays unsent unless --allow-sink names it.
     """
-    from tunesmith.events import STATUSES, RetryPolicy, retry, shown_sink
+    from tunesmith.events import STATUSES, RetryPolicy, retry
 
     if status not in STATUSES or status == "delivered":
         raise UserInputError(f"--status must be failed or pending, got {status!r}")
@@ -159,22 +196,119 @@ def retry_command(
     )
     delivered = sum(len(r.delivered) for r in reports)
     failed = [(r.event_id, name, r.errors[name]) for r in reports for name in r.failed]
+    skipped = sum(len(r.skipped) for r in reports)
     if as_json:
         payload = [
-            {"event_id": r.event_id, "delivered": r.delivered, "failed": r.errors} for r in reports
+            {
+                "event_id": r.event_id,
+                "delivered": r.delivered,
+                "failed": r.errors,
+                "skipped": r.skipped,
+            }
+            for r in reports
         ]
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
-        typer.echo(f"re-sent {delivered} deliveries; {len(failed)} still failing")
-        for event, sink, error in failed:
-            # The sink as the table shows it; a refusal's error names it whole, for
-            # --allow-sink (the user's consent to exactly that URL).
-            typer.echo(f"  {event[:12]} {shown_sink(sink)}: {error}", err=True)
+        untried = f" ({skipped} of them not tried: their sink kept failing)" if skipped else ""
+        typer.echo(f"re-sent {delivered} deliveries; {len(failed)} still failing{untried}")
+        _say_failures(failed)
     if failed:
         noun = "delivery" if len(failed) == 1 else "deliveries"
         raise TunesmithError(
             f"{len(failed)} {noun} still failing; see `tunesmith events list --status failed`"
         )
+
+
+@group.command("prune")
+def prune_command(
+    delivered_before: str = typer.Option(
+        ...,
+        "--delivered-before",
+        help="Remove the events delivered to every sink before this: an age (30d, 12w; at "
+        "least a day) or an ISO 8601 time (UTC without a zone).",
+    ),
+    outbox: Path | None = typer.Option(None, "--outbox", help=OUTBOX_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would go; change nothing."),
+    batch_size: int = typer.Option(
+        1000, "--batch-size", min=1, help="Events removed per transaction."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan or report as JSON."),
+) -> None:
+    """Remove events delivered long ago, with their deliveries; never a pending or failed one.
+
+    In short transactions, so a service emitting into the same outbox waits at most one batch.
+    The freed space stays in the file, and new events fill it: an outbox pruned daily stops
+    growing."""
+    from tunesmith.events import plan_prune, prune, prune_cutoff
+
+    cutoff = prune_cutoff(delivered_before)
+    path = _outbox(outbox)
+    if dry_run or path is None:
+        plan = plan_prune(path, cutoff)
+        if as_json:
+            typer.echo(json.dumps(plan.to_dict(), indent=2))
+            return
+        oldest = f", the oldest created {plan.oldest}" if plan.oldest else ""
+        typer.echo(
+            f"would remove {plan.events:,} event(s) and {plan.deliveries:,} delivery(ies) "
+            f"delivered before {cutoff}{oldest}"
+        )
+        _say_kept(plan)
+        return
+    report = prune(path, cutoff, batch=batch_size, on_batch=None if as_json else _progress())
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    typer.echo(
+        f"removed {report.events:,} event(s) and {report.deliveries:,} delivery(ies) delivered "
+        f"before {cutoff} in {report.seconds:.1f} s"
+    )
+    _say_kept(report.plan)
+    typer.echo(
+        f"{path}: {report.file_bytes / 1e6:,.1f} MB, {report.free_bytes / 1e6:,.1f} MB of it "
+        "free pages that new events fill (the file does not shrink)"
+    )
+
+
+def _say_kept(plan: Any) -> None:
+    """What a prune keeps, in one line."""
+    typer.echo(
+        f"kept {plan.kept_events:,} event(s), {plan.kept_unsettled:,} of them older than the "
+        "cut-off with a delivery pending, failed or delivered since"
+    )
+
+
+def _progress(every: int = 50_000) -> Any:
+    """A callback saying on stderr how far a long prune got, every ``every`` events."""
+    said = [0]
+
+    def tell(done: int) -> None:
+        if done - said[0] >= every:
+            said[0] = done
+            typer.echo(f"  {done:,} events removed...", err=True)
+
+    return tell
+
+
+#: Failing deliveries said one per line for each sink; the rest are counted.
+SHOWN_PER_SINK = 3
+
+
+def _say_failures(failed: list[tuple[str, str, str]]) -> None:
+    """The deliveries still failing on stderr, a few per sink and then a count: a sink down
+    for a day left 500 lines of the same error."""
+    from tunesmith.events import shown_sink
+
+    per_sink: dict[str, int] = {}
+    for event, sink, error in failed:
+        per_sink[sink] = per_sink.get(sink, 0) + 1
+        if per_sink[sink] <= SHOWN_PER_SINK:
+            # The sink as the table shows it; a refusal's error names it whole, for
+            # --allow-sink (the user's consent to exactly that URL).
+            typer.echo(f"  {event[:12]} {shown_sink(sink)}: {error}", err=True)
+    for sink, count in per_sink.items():
+        if count > SHOWN_PER_SINK:
+            typer.echo(f"  ... and {count - SHOWN_PER_SINK} more to {shown_sink(sink)}", err=True)
 
 
 def register(app: typer.Typer) -> None:

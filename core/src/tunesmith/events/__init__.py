@@ -21,7 +21,10 @@ The modules, each with one job (import from ``tunesmith.events``, which re-expor
 - ``delivery``: sending one event to its sinks with retries (:class:`RetryPolicy`,
   :class:`EmitReport`), each attempt recorded;
 - ``resend``: :func:`retry`, re-sending what the outbox holds, each row claimed first;
-- ``listing``: :func:`list_deliveries`, the outbox read back as :class:`Delivery` rows;
+- ``listing``: :func:`list_deliveries` and :func:`iter_deliveries` (page by page), the outbox
+  read back as :class:`Delivery` rows;
+- ``retention``: :func:`prune`, removing events delivered before a cut-off, in batches;
+- ``ages``: the times ``--since`` and ``--delivered-before`` take (``30d``, ISO 8601);
 - ``outbox``: the tables, the default path and :func:`open_outbox`;
 - ``marks``: the ``outbox.key`` and the HMAC marks of deliveries;
 - ``owners``: which process is delivering a row, and whether it still runs;
@@ -33,7 +36,7 @@ The modules, each with one job (import from ``tunesmith.events``, which re-expor
 from __future__ import annotations
 
 from tunesmith.events.delivery import EmitReport, RetryPolicy, retry_command
-from tunesmith.events.listing import Delivery, list_deliveries
+from tunesmith.events.listing import Delivery, iter_deliveries, list_deliveries
 from tunesmith.events.marks import OUTBOX_KEY_FILE, outbox_key_path
 from tunesmith.events.marks import _create_key as _create_key
 from tunesmith.events.outbox import (
@@ -46,6 +49,14 @@ from tunesmith.events.outbox import (
 from tunesmith.events.outgoing import Outgoing, emit, record, send
 from tunesmith.events.owners import _start_time as _start_time
 from tunesmith.events.resend import retry
+from tunesmith.events.retention import (
+    PrunePlan,
+    PruneReport,
+    plan_prune,
+    prune,
+    prune_cutoff,
+    pruned_before,
+)
 from tunesmith.events.serialize import event_to_dict, event_to_json, strict_json
 from tunesmith.events.shown import shown_sink, shown_url
 from tunesmith.events.sinks import (
@@ -73,6 +84,8 @@ __all__ = [
     "Event",
     "JsonlSink",
     "Outgoing",
+    "PrunePlan",
+    "PruneReport",
     "RetryPolicy",
     "StdoutSink",
     "WebhookSink",
@@ -80,10 +93,15 @@ __all__ = [
     "emit",
     "event_to_dict",
     "event_to_json",
+    "iter_deliveries",
     "list_deliveries",
     "make_sink",
     "open_outbox",
     "outbox_key_path",
+    "plan_prune",
+    "prune",
+    "prune_cutoff",
+    "pruned_before",
     "record",
     "refuse_stdout_sink_with_json",
     "retry",

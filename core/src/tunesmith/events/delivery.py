@@ -59,12 +59,16 @@ class RetryPolicy:
 
 @dataclass
 class EmitReport:
-    """What one :func:`emit` (or one event's :func:`retry`) achieved, by sink name."""
+    """What one :func:`emit` (or one event's :func:`retry`) achieved, by sink name.
+
+    ``skipped``: the sinks among ``failed`` that a retry did not try (their sink kept failing
+    just before); their deliveries are as they were."""
 
     event_id: str
     delivered: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

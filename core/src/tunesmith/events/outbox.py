@@ -46,6 +46,11 @@ OUTBOX_MIGRATIONS = [
     """
     ALTER TABLE outbox_deliveries ADD COLUMN mark TEXT;
     """,
+    # Each `events prune` (see retention.py): an event missing from the outbox and created before
+    # a cut-off may have been delivered and removed, not lost before it was recorded.
+    """
+    CREATE TABLE outbox_prunes (pruned_at TEXT NOT NULL, cutoff TEXT NOT NULL);
+    """,
 ]
 
 

@@ -1,0 +1,38 @@
+"""A time a user gives the outbox's commands (``events list --since``, ``events prune
+--delivered-before``): an age from now (``30d``) or a moment (ISO 8601), written as the outbox
+writes its stamps, so that it compares with them as text (and through their indexes)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from tunesmith.errors import UserInputError
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_moment(text: str, flag: str, *, now: datetime | None = None) -> datetime:
+    """``text`` as a UTC time: an age back from ``now`` (``90m``, ``36h``, ``30d``, ``12w``) or
+    an ISO 8601 time or date (UTC when it names no zone); a UserInputError naming ``flag``."""
+    match = _AGE.match(str(text))
+    if match:
+        seconds = float(match.group(1)) * _UNIT[match.group(2).lower()]
+        if seconds <= 0:
+            raise UserInputError(f"{flag} {text!r}: an age must be more than 0")
+        return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UserInputError(
+            f"{flag} {text!r}: expected an age such as 12h, 30d or 4w, or an ISO 8601 time "
+            "such as 2026-01-31 or 2026-01-31T08:00:00+00:00"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def stamp(moment: datetime) -> str:
+    """``moment`` written as the outbox writes ``created_at`` and ``delivered_at``
+    (:func:`tunesmith.hooktypes.utc_now`: UTC, milliseconds, ``+00:00``)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
