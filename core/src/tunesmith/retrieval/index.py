@@ -333,6 +333,13 @@ class VectorIndex:
         with self._rw.read(), self._db_lock:
             return payload_table.all_ids(self._db)
 
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every ``(id, payload)``, in insertion order, read in one query: a caller walking the
+        whole index (a re-index diffing 100,000 entries) took one locked query per id."""
+        with self._rw.read(), self._db_lock:
+            rows = payload_table.all_rows(self._db)
+        return [(item_id, json.loads(payload)) for item_id, payload in rows]
+
     def __repr__(self) -> str:
         return f"VectorIndex({str(self.path)!r}, kind={self._kind}, count={len(self)}, encoder={self.encoder_name!r})"
 

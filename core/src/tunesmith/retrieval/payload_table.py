@@ -161,6 +161,11 @@ def all_ids(db: sqlite3.Connection) -> list[str]:
     return [r[0] for r in db.execute("SELECT id FROM items ORDER BY rid")]
 
 
+def all_rows(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(id, payload JSON) of every item, in insertion order, in one query."""
+    return db.execute("SELECT id, payload FROM items ORDER BY rid").fetchall()
+
+
 def rids_of(db: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int]:
     """The rowid of each stored id (ids not stored are left out)."""
     # An id SQLite cannot hold (not a string, a lone surrogate) is in no index.

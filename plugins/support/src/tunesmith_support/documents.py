@@ -471,7 +471,8 @@ def read_document(
         text = setext_headings(_drop_front_matter(text))
     else:
         text = plain_text_headings(text)
-    passages = split_markdown(text, source or str(path), stem or path.stem)
+    # MAX_WORDS read now, not when split_markdown was defined: the setting a KB records.
+    passages = split_markdown(text, source or str(path), stem or path.stem, max_words=MAX_WORDS)
     if not passages:
         raise EmptySourceError("the document has no text", path=path)
     return passages

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,10 @@ class Entry:
     kind: str = "faq"
     row: int = 0
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
-        """Hash of everything that is indexed or shown (not the row, which moves freely)."""
+        """Hash of everything that is indexed or shown (not the row, which moves freely).
+        Kept once made: a re-index of 100,000 entries read it five times each."""
         data = [self.question, self.answer, self.category, self.heading, self.kind]
         return hashlib.sha256(json.dumps(data).encode("utf-8")).hexdigest()[:16]
 
@@ -90,8 +92,9 @@ class Entry:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Entry:
-        """The entry a stored payload describes."""
-        return cls(
+        """The entry a stored payload describes, with the content hash stored beside it (a
+        re-index keeps the entries of unchanged files without hashing them again)."""
+        entry = cls(
             id=payload["entry_id"],
             answer=payload.get("answer", ""),
             question=payload.get("question", ""),
@@ -100,6 +103,9 @@ class Entry:
             heading=payload.get("heading", ""),
             kind=payload.get("kind", "faq"),
         )
+        if isinstance(payload.get("hash"), str) and payload["hash"]:
+            entry.__dict__["content_hash"] = payload["hash"]
+        return entry
 
 
 @dataclass(frozen=True)
@@ -316,9 +322,12 @@ def read_sources(
     *,
     exclude: str | Path | None = None,
     skipped: list[str] | None = None,
+    record: Any = None,
 ) -> list[Entry]:
     """Every entry of a KB file or directory, in file order, with ids checked; files under
-    ``exclude`` are left out (see :func:`source_files`).
+    ``exclude`` are left out (see :func:`source_files`). ``record``: a
+    :class:`~tunesmith_support.sourcerecord.SourceRecord`, which gives the entries of the files
+    unchanged since the last index (not read again) and records the others.
 
     In a directory, an empty file (an FAQ with no rows, a document with no text) is skipped
     and named in ``skipped`` (``"faq/new.csv: the FAQ file has no rows"``): one placeholder
@@ -335,16 +344,21 @@ def read_sources(
     empty: list[str] = []
     for file in files:
         source = str(file.relative_to(root)) if root.is_dir() else file.name
-        try:
-            if file.suffix.lower() in DOCUMENT_SUFFIXES:
-                found = _passages(file, source, stems[file])
-            else:
-                found = read_faq(file, columns, source=source)
-        except EmptySourceError as exc:
-            if not root.is_dir():
-                raise
-            empty.append(f"{source}: {exc.message}")
-            continue
+        stem = stems.get(file)
+        found = None if record is None else record.reuse(file, source, stem)
+        if found is None:
+            try:
+                if stem is not None:
+                    found = _passages(file, source, stem)
+                else:
+                    found = read_faq(file, columns, source=source)
+            except EmptySourceError as exc:
+                if not root.is_dir():
+                    raise
+                empty.append(f"{source}: {exc.message}")
+                continue
+            if record is not None:
+                record.add(source, found)
         for entry in found:
             first = entries.get(entry.id)
             if first is None:

@@ -12,6 +12,9 @@ Layout of ``KB/``::
     encoders/gNNNNNN/  the tuned encoder of each `support train` (else the named model is used)
     classifier-gNNNNNN/  the intent classifier, after `support train --classifier`
                        (``classifier/`` in KBs trained before)
+    sources-NNNNNN.json  the source files the index was built from (size, mtime, hash,
+                       entry ids), so a re-index reads only changed files
+                       (:mod:`tunesmith_support.sourcerecord`)
     calibration.json   confidence model and thresholds (`support calibrate` / `train`)
 
 Re-indexing compares ids and content hashes with what the index holds: only new or changed
@@ -29,6 +32,9 @@ ones, never in between. Folders no ``kb.json`` points at are removed by the next
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +57,15 @@ from tunesmith_support.kbgenerations import (
     language_path,
     next_generation,
     stage_file,
+)
+from tunesmith_support.sourcerecord import NAME as RECORD_NAME
+from tunesmith_support.sourcerecord import (
+    SourceRecord,
+    read_record,
+    record_files,
+    record_path,
+    settings,
+    stage_record,
 )
 
 INDEX_DIR = "index"
@@ -77,12 +92,19 @@ class IndexReport:
     skipped: list[str] = field(default_factory=list)
     #: Entries that kept their content under a new id, old id -> new id (:func:`renamed_ids`).
     renamed: dict[str, str] = field(default_factory=dict)
+    #: Source files read (opened and split), and files unchanged since the last index whose
+    #: stored entries were kept (see :mod:`tunesmith_support.sourcerecord`).
+    files_read: int = 0
+    files_unchanged: int = 0
 
     def summary(self) -> str:
         text = (
             f"{self.entries} entries ({self.added} added, {self.updated} updated, "
             f"{self.removed} removed, {self.unchanged} unchanged); encoder {self.encoder}"
         )
+        if self.files_unchanged:
+            files = self.files_read + self.files_unchanged
+            text += f"; {self.files_unchanged:,} of {files:,} files unchanged (not read again)"
         if self.skipped:
             text += f"; skipped {len(self.skipped)} empty file(s): {'; '.join(self.skipped)}"
         if self.renamed:
@@ -240,8 +262,7 @@ def kb_entries(kb_dir: str | Path) -> list[Entry]:
 def stored_versions(index: Any) -> dict[str, tuple[str, str]]:
     """Entry id -> (content hash, source file), read back from the index payloads in one pass."""
     versions: dict[str, tuple[str, str]] = {}
-    for vector_id in index.ids():
-        payload = index.get(vector_id) or {}
+    for _vector_id, payload in index.items():
         entry_id = payload.get("entry_id")
         if entry_id is not None:
             versions[entry_id] = (payload.get("hash", ""), payload.get("source", ""))
@@ -249,10 +270,10 @@ def stored_versions(index: Any) -> dict[str, tuple[str, str]]:
 
 
 def stored_entries(index: Any) -> list[Entry]:
-    """Every entry of an index, once each, in index order."""
+    """Every entry of an index, once each, in index order (one pass over its payloads: a
+    server's start and each reload read all of them)."""
     seen: dict[str, Entry] = {}
-    for vector_id in index.ids():
-        payload = index.get(vector_id) or {}
+    for _vector_id, payload in index.items():
         entry_id = payload.get("entry_id")
         if entry_id is not None and entry_id not in seen:
             seen[entry_id] = Entry.from_payload(payload)
@@ -284,15 +305,43 @@ def _vector_ids(index: Any) -> dict[str, list[str]]:
     return by_entry
 
 
-def upsert_entries(index: Any, entries: list[Entry], *, batch: int = 512) -> None:
-    """Encode and store every vector of ``entries`` (in batches, one bar over all)."""
+#: Texts per call of the encoder (the progress bar moves once per call).
+ENCODE_CHUNK = 256
+#: Vectors stored per write into the index.
+STORE_CHUNK = 8192
+
+
+def upsert_entries(
+    index: Any, entries: list[Entry], *, batch: int = ENCODE_CHUNK, progress: Any = None
+) -> None:
+    """Encode and store every vector of ``entries``; ``progress(done, total)`` is told the
+    entries encoded (after every ``batch`` texts).
+
+    The texts are encoded shortest first, so that each batch the encoder runs holds texts of
+    about one length (a batch pads to its longest), and stored in entry order. The payload
+    holds the entry, not the text encoded (its heading and answer again): that doubled the
+    payload table, which every save writes and every load reads."""
+    import numpy as np
+
     rows = [(vid, text, e.payload(f)) for e in entries for vid, f, text in e.vectors()]
-    for start in range(0, len(rows), batch):
-        chunk = rows[start : start + batch]
+    if not rows:
+        return
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][1]))
+    if progress is not None:
+        progress(0, len(entries))  # the total, as soon as the sources are read
+    vectors = np.empty((len(rows), int(index.dim)), dtype=np.float32)
+    for start in range(0, len(order), batch):
+        picked = order[start : start + batch]
+        vectors[picked] = index.encoder.encode([rows[i][1] for i in picked], progress=False)
+        if progress is not None:
+            done = start + len(picked)
+            progress(len(entries) * done // len(rows), len(entries))
+    for start in range(0, len(rows), STORE_CHUNK):
+        chunk = rows[start : start + STORE_CHUNK]
         index.upsert(
             [r[0] for r in chunk],
-            texts=[r[1] for r in chunk],
             payloads=[r[2] for r in chunk],
+            vectors=vectors[start : start + STORE_CHUNK],
         )
 
 
@@ -397,7 +446,11 @@ def _clear_unfinished_first_build(out: Path) -> None:
     and the languages it staged), so that running it again works; any other content is
     refused, never deleted."""
     contents = {p.name for p in out.iterdir()}
-    staged = {name for name in contents if name.startswith("language-") and GENERATION.match(name)}
+    staged = {
+        name
+        for name in contents
+        if (name.startswith("language-") and GENERATION.match(name)) or RECORD_NAME.match(name)
+    }
     if contents - staged - {INDEX_DIR}:
         raise UserInputError(f"{out}: exists, is not empty and is not a knowledge base")
     for name in staged:
@@ -415,6 +468,7 @@ def build_index(
     progress: Any = None,
     device: str = "cpu",
     languages: list[str] | None = None,
+    log: Any = None,
 ) -> IndexReport:
     """Create or update the KB at ``out`` from the files at ``sources``; ``languages``
     (`--language`) become the KB's languages in the same switch of ``kb.json`` as the index.
@@ -423,7 +477,9 @@ def build_index(
     KB as it was. ``progress(done, total)`` is told about entries encoded. ``device``
     (``--device``) is where the encoder runs; it is not recorded, and what is "changed" is
     decided by ids and content hashes only, so re-indexing on another device encodes only what
-    changed.
+    changed. Files unchanged since the last run are not read again (their record,
+    :mod:`tunesmith_support.sourcerecord`, is switched with the index). ``log(line)`` is told
+    about a long save.
     """
     out = Path(out)
     skipped: list[str] = []
@@ -434,8 +490,8 @@ def build_index(
     existing = (out / META).exists()
     if out.exists() and not existing:
         _clear_unfinished_first_build(out)
-    entries = read_sources(sources, columns, exclude=out, skipped=skipped)
     meta = read_meta(out) if existing else {}
+    stored: dict[str, Entry] = {}
     # A re-index loads the KB's encoder only when there is something to encode (or --model
     # names one to check): a sync that found nothing changed took seconds importing torch
     # and transformers for a model it never ran.
@@ -443,11 +499,17 @@ def build_index(
     if existing:
         index = VectorIndex.load(index_dir(out, meta))
         if model is not None:
+            # Checked before the sources are read: another encoder was refused only after
+            # 20,000 files were read and split (two minutes).
             encoder = load_encoder(out, model, device=device)
             _attach_encoder(out, index, encoder)
-        versions = stored_versions(index)
-        old = {entry_id: digest for entry_id, (digest, _source) in versions.items()}
-        old_sources = {entry_id: source for entry_id, (_digest, source) in versions.items()}
+        # One pass over the payloads: the diff below and the unchanged files' entries.
+        stored = {e.id: e for e in stored_entries(index)}
+    record = SourceRecord(settings(columns), read_record(out, meta) if existing else None, stored)
+    entries = read_sources(sources, columns, exclude=out, skipped=skipped, record=record)
+    if existing:
+        old = {entry_id: e.content_hash for entry_id, e in stored.items()}
+        old_sources = {entry_id: e.source for entry_id, e in stored.items()}
     else:
         encoder = load_encoder(out, model or "default", device=device)
         out.mkdir(parents=True, exist_ok=True)
@@ -474,14 +536,13 @@ def build_index(
     if stale:
         index.delete(stale)
     _refresh_payloads(index, moved, vector_ids)
-    for start in range(0, len(changed), 256):
-        upsert_entries(index, changed[start : start + 256])
-        if progress is not None:
-            progress(min(start + 256, len(changed)), len(changed))
-    if not existing:
-        index.save()  # nothing served yet: kb.json, written last, makes it a KB
-    elif changed or moved or stale:
-        save_new_generation(out, index, meta)
+    upsert_entries(index, changed, progress=progress)
+    if not existing or changed or moved or stale:
+        with _saving(index, log):
+            if not existing:
+                index.save()  # nothing served yet: kb.json, written last, makes it a KB
+            else:
+                save_new_generation(out, index, meta)
     # Not loaded: the KB keeps the encoder it records (the one its vectors were made with).
     encoder_name = (
         str(meta.get("encoder") or index.encoder_name) if encoder is None else encoder.name
@@ -503,6 +564,7 @@ def build_index(
         # Earlier renames follow this one (a -> b, then b -> c: a -> c).
         earlier = {a: renamed.get(b, b) for a, b in renamed_ids(out).items()}
         meta[RENAMED_KEY] = {**earlier, **renamed}
+    stage_record(out, meta, record)
     if languages:
         from tunesmith_support.languages import with_languages
 
@@ -522,7 +584,31 @@ def build_index(
         encoder=encoder_name,
         skipped=skipped,
         renamed=renamed,
+        files_read=record.read,
+        files_unchanged=record.reused,
     )
+
+
+#: From this many vectors a save is told to ``log`` (below it, it takes a second or two).
+LOG_SAVE_FROM = 20_000
+
+
+@contextmanager
+def _saving(index: Any, log: Any) -> Iterator[None]:
+    """Tell ``log`` that a large index is being saved, and how long it took: after the
+    encoding bar, the first save of a 100,000-passage KB ran half a minute in silence
+    (building its approximate index)."""
+    count = len(index)
+    if log is None or count < LOG_SAVE_FROM:
+        yield
+        return
+    # The first save above the exact-search limit builds the approximate (IVF) index.
+    builds = index.kind != "ivf" and count > index.exact_limit
+    what = "; building its approximate index first (k-means, once)" if builds else ""
+    log(f"saving the index: {count:,} vectors{what}")
+    started = time.perf_counter()
+    yield
+    log(f"saved the index in {time.perf_counter() - started:.0f} s")
 
 
 #: ``kb.json``'s record of entries that kept their content under a new id (old -> new).
@@ -572,8 +658,7 @@ def _past_questions(index: Any, keep: set[str]) -> list[tuple[str, str, dict[str
     """``(vector id, text, payload)`` of the past questions an index holds for the entries in
     ``keep`` (`train --index-questions`; the index stores each text in its payload)."""
     found = []
-    for vector_id in index.ids():
-        payload = index.get(vector_id) or {}
+    for vector_id, payload in index.items():
         if (
             payload.get("field") == PAST_QUESTION
             and payload.get("entry_id") in keep
@@ -650,9 +735,13 @@ def remove_unused(kb_dir: str | Path) -> list[Path]:
         calibration_path(kb_dir, meta).resolve(),
         language_path(kb_dir, meta).resolve(),
     }
+    record = record_path(kb_dir, meta)
+    if record is not None:
+        keep.add(record.resolve())
     candidates = [kb_dir / INDEX_DIR, kb_dir / ENCODER_DIR, kb_dir / (ENCODER_DIR + ".new")]
     candidates += [kb_dir / CLASSIFIER_DIR]
     candidates += [p for p in kb_dir.glob("*-g*") if _GENERATION.match(p.name)]
+    candidates += record_files(kb_dir)
     if (kb_dir / ENCODERS_DIR).is_dir():
         candidates += list((kb_dir / ENCODERS_DIR).iterdir())
     removed = []

@@ -11,22 +11,29 @@ import typer
 
 from tunesmith.devices import check_device, device_option
 
+#: From this many entries to encode, a run whose stderr is no terminal (a nightly job's log)
+#: gets a line at every tenth of the way: before, it printed nothing for the hours a large
+#: first index takes.
+LOG_PROGRESS_FROM = 2000
+
 
 def _progress_bar(total_label: str) -> Any:
-    """A tqdm bar on stderr for terminals; a callable ``(done, total)``."""
+    """A tqdm bar on stderr for terminals, lines in a log otherwise; a callable
+    ``(done, total)``."""
     from tqdm import tqdm
 
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"logged": -1}
 
     def update(done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            tenth = 10 * done // max(1, total)
+            if total >= LOG_PROGRESS_FROM and tenth > state["logged"]:
+                state["logged"] = tenth
+                typer.echo(f"{total_label}: {done:,} of {total:,} entries", err=True)
+            return
         if "bar" not in state:
             state["bar"] = tqdm(
-                total=total,
-                desc=total_label,
-                unit="entry",
-                file=sys.stderr,
-                leave=False,
-                disable=not sys.stderr.isatty(),
+                total=total, desc=total_label, unit="entry", file=sys.stderr, leave=False
             )
         state["bar"].n = done
         state["bar"].refresh()
@@ -107,6 +114,7 @@ def index_command(
             progress=_progress_bar("encoding"),
             device=device,
             languages=language or None,
+            log=lambda line: typer.echo(line, err=True),
         )
     note = english_model_note(out)
     if note:
