@@ -141,3 +141,53 @@ def test_a_json_rules_file_with_a_repeated_key_is_refused_like_toml(tmp_path):
         UserInputError, match=r"rules.json: not valid JSON: .*'banking' is repeated"
     ):
         load_rules(path)
+
+
+def test_a_ticker_regex_names_its_ticker_where_no_alias_does(tmp_path):
+    path = tmp_path / "desk.toml"
+    path.write_text(
+        "[tickers.GOOGL]\naliases = ['Alphabet']\n"
+        "regexes = ['\\bGOOGL?\\b', '(?-i:Google)\\w*']\n"
+        "[tickers.HLXB]\naliases = ['Helix Bank']\n"
+    )
+    rules = load_rules(path)
+    assert rules.tickers("Google's new phone; Helix Bank falls") == ["HLXB", "GOOGL"]
+    assert rules.tickers("GOOG slides") == ["GOOGL"]
+    assert rules.tickers("Alphabet and Googles") == ["GOOGL"]  # named once
+    assert rules.tickers("google it") == []  # the case-sensitive part holds
+    assert rules.assign("$TSLA up, Googlers walk out").tickers == ["TSLA", "GOOGL"]
+
+
+def test_a_bad_ticker_regex_is_one_error_naming_the_file_its_line_and_the_ticker(tmp_path):
+    path = tmp_path / "desk.toml"
+    path.write_text("[tickers.AAPL]\naliases = ['Apple']\n\n[tickers.GOOGL]\nregexes = ['(Goog']\n")
+    with pytest.raises(UserInputError, match=r"desk.toml:5: tickers.GOOGL.regexes: '\(Goog'"):
+        load_rules(path)
+    path.write_text("[tickers.GOOGL]\nregex = ['Goog']\n")
+    with pytest.raises(UserInputError, match=r"desk.toml:2: tickers.GOOGL: unknown key\(s\) regex"):
+        load_rules(path)
+
+
+def test_a_ticker_regex_that_backtracks_without_end_is_one_error_naming_the_ticker(
+    tmp_path, monkeypatch
+):
+    from tunesmith_finance import rules
+
+    monkeypatch.setattr(rules, "REGEX_SECONDS", 0.2, raising=False)
+    path = tmp_path / "rules.toml"
+    path.write_text("[tickers.GOOGL]\nregexes = ['\\bGOOGL?\\b', '(a|aa)+$']\n")
+    loaded = load_rules(path)
+    assert loaded.tickers("GOOG slides") == ["GOOGL"]
+    with pytest.raises(UserInputError, match=r"rules.toml: tickers.GOOGL.regexes: '\(a\|aa\)\+\$'"):
+        loaded.tickers("a" * 36 + "!")
+
+
+def test_a_ticker_written_twice_in_another_case_is_one_ticker_with_the_rules_of_both(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        "[tickers.AAPL]\naliases = ['Apple']\n[tickers.aapl]\naliases = ['iPhone maker']\n"
+        "regexes = ['\\bCupertino\\b']\n"
+    )
+    rules = load_rules(path)
+    for text in ("Apple falls", "the iPhone maker falls", "Cupertino giant falls", "$aapl falls"):
+        assert rules.tickers(text) == ["AAPL"], text

@@ -39,7 +39,9 @@ def test_a_young_key_with_an_explicit_half_life_still_leans_on_the_prior():
 def test_an_analysts_prior_is_the_baseline_of_the_first_daily_bucket():
     from tunesmith_finance.detector import SurgeDetector
 
-    (first,) = SurgeDetector(bucket=DAY, prior=0.05).detect("banking", [(0, 10, 10, -8.0)])
+    # Tested from a key's first bucket only when asked (min_history 0): see the test below.
+    detector = SurgeDetector(bucket=DAY, prior=0.05, min_history=0)
+    (first,) = detector.detect("banking", [(0, 10, 10, -8.0)])
     assert first.baseline == 0.05 and first.window_end == DAY
 
 
@@ -88,3 +90,28 @@ def test_finance_alerts_with_daily_buckets_on_a_young_database_raises_no_false_a
                  "--no-explain", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == []
+
+
+def test_a_thin_key_negative_all_along_does_not_alert_on_its_first_days():
+    from tunesmith_finance.detector import SurgeDetector
+
+    # A ticker with four documents a day, three of them negative from its first day, on a
+    # database at 15 % negatives: its first windows alerted against the prior (9 of 12, then
+    # 11 of 12 ...), one of hundreds of such tickers on a desk's first daily check.
+    series = _steady(range(30), 4, 3)
+    series[1] = (1, 4, 4, 0.0)
+    series[2] = (2, 4, 4, 0.0)
+    detector = SurgeDetector(bucket=DAY, prior=0.15)
+    assert detector.min_history == 20  # twice the prior's ten documents
+    assert detector.detect("FXC", series) == []
+    assert len(SurgeDetector(bucket=DAY, prior=0.15, min_history=0).detect("FXC", series)) == 1
+
+
+def test_a_thin_keys_burst_after_its_first_days_still_alerts():
+    from tunesmith_finance.detector import SurgeDetector
+
+    # One document a day (none negative) for three weeks, then twelve negative in three hours.
+    series = [(24 * d + 10, 1, 0, 0.0) for d in range(21)] + [(520, 4, 4, 0.0)]
+    series += [(521, 4, 4, 0.0), (522, 4, 4, 0.0)]
+    (alert,) = SurgeDetector(prior=0.15).detect("TINY", series)
+    assert alert.negatives >= 8 and alert.window_end <= 523 * 3600

@@ -7,8 +7,9 @@ buckets' counts (half-life ``half_life`` seconds, by default 24 buckets), volume
 towards a prior rate worth ``prior_weight`` documents. The prior's documents do not fade with
 time: only the key's own history does, so a young key's baseline leans on the prior until the
 key has documents of its own, however long its buckets. A window alerts when it has at least
-``min_volume`` documents,
-its share is at least ``min_lift`` above the baseline, and the one-sided exact binomial test
+``min_volume`` documents, the key had at least ``min_history`` documents before it (by default
+twice the prior's weight: a young key is not measured against the whole database's share), its
+share is at least ``min_lift`` above the baseline, and the one-sided exact binomial test
 P(X ≥ negatives | n, baseline) is below ``p_value``. After an alert the key is quiet for
 ``cooldown`` seconds (no alert whose window ends sooner; by default the window's length, at least
 6 hours, so that two alerts of a key share no bucket), and so is it around the window ends
@@ -83,6 +84,9 @@ def _near(window_end: float, quiet: list[float], cooldown: float) -> bool:
 HALF_LIFE_BUCKETS = 24
 #: The least default cool-down: 6 h, as it was with hourly buckets and a 3-hour window.
 MIN_COOLDOWN = 6 * 3600.0
+#: A key's windows are tested once it has had this many times the prior's documents
+#: (:attr:`SurgeDetector.min_history`).
+MIN_HISTORY_PRIORS = 2
 
 
 @dataclass
@@ -101,11 +105,19 @@ class SurgeDetector:
     cooldown: float | None = None
     prior: float = 0.2
     prior_weight: float = 10.0
+    #: Documents a key must have had before a window for the window to be tested (None: twice
+    #: ``prior_weight``, so that its own past outweighs the prior two to one). A young key's
+    #: first windows compared it with the prior (the whole database's share), not with its own
+    #: past: on a desk's 1,400 tickers, those whose few documents were negative all along raised
+    #: hundreds of alerts on a database's first days with daily buckets.
+    min_history: float | None = None
     name: str = "ewma-binomial"
 
     def __post_init__(self) -> None:
         if self.half_life is None:
             self.half_life = HALF_LIFE_BUCKETS * self.bucket
+        if self.min_history is None:
+            self.min_history = MIN_HISTORY_PRIORS * self.prior_weight
         if self.cooldown is None:
             # Shorter than the window, one surge alerted in every window that held it: with
             # daily buckets and 6 h, the same documents two or three days running.
@@ -130,6 +142,8 @@ class SurgeDetector:
         # (0 negatives of 13) became its baseline, floored at 1 %.
         prior_n, prior_k = self.prior_weight, self.prior * self.prior_weight
         base_n = base_k = 0.0
+        # Documents the key had before the window, unfaded: its age, not its recent volume.
+        seen = 0
         found: list[Detection] = []
         quiet_until = -math.inf
         for end in range(first, last + 1):
@@ -141,6 +155,7 @@ class SurgeDetector:
             if leaving:
                 base_n += leaving[0]
                 base_k += leaving[1]
+                seen += leaving[0]
             n = k = 0
             total = 0.0
             for b in range(start, end + 1):
@@ -150,7 +165,7 @@ class SurgeDetector:
                     total += series[b][2]
             window_start = start * self.bucket
             window_end = (end + 1) * self.bucket
-            if n < self.min_volume or window_end < quiet_until:
+            if n < self.min_volume or window_end < quiet_until or seen < self.min_history:
                 continue
             rate = min(max((base_k + prior_k) / (base_n + prior_n), 0.01), 0.99)
             share = k / n

@@ -47,6 +47,8 @@ UPDATE_ROUNDS = 5
 #: Empty buckets the screen's arrays keep after the newest one, so that a stream's next hours
 #: are written in place rather than the arrays built again.
 SPARE_BUCKETS = 256
+#: Keys screened at a time by :func:`screen_counts`.
+SCREEN_KEYS = 256
 #: The screen's p-value (scipy's incomplete beta function) may exceed the detector's ``p_value``
 #: by this factor and still let the key through: the detector's exact sum differs from it in the
 #: last digits, and the screen must never drop a key the detector would alert.
@@ -304,58 +306,17 @@ class LiveCounts:
         and 1 s over the hundred tail tickers that merely had the lift once). None (every key)
         for another detector. Generous by a hair (``1e-9`` on the lift, :data:`P_SLACK` on the
         p-value): the screen sums the baseline in another order than the detector."""
-        import numpy as np
-        from scipy.special import betainc
-
-        needed = ("bucket", "window", "min_volume", "min_lift", "p_value", "cooldown")
-        needed += ("half_life", "prior", "prior_weight")
-        if not all(hasattr(detector, name) for name in needed):
+        if not screens(detector) or float(detector.bucket) != self.size:
             return None
-        if float(detector.bucket) != self.size:
-            return None
-        width = int(detector.window)
-        decay = 0.5 ** (detector.bucket / detector.half_life)
-        with self._lock:  # the arrays are written in place by the next update
-            dense = self._dense_of(kind, width)
-            if dense is None:
-                return set()
-            n, k = dense.n[:, : dense.used], dense.k[:, : dense.used]
-            keys, low = dense.keys, dense.low
-            # Window sums, each window ending at a bucket: cumulative sums, exact in integers.
-            cn, ck = np.cumsum(n, axis=1), np.cumsum(k, axis=1)
-            # The baseline before each window: the buckets that left it, faded by the
-            # half-life.
-            base_n, base_k = _faded_sums(n[:, :-width], decay), _faded_sums(k[:, :-width], decay)
-        win_n = cn[:, width:] - cn[:, :-width]
-        win_k = ck[:, width:] - ck[:, :-width]
-        prior_n = detector.prior_weight
-        prior_k = detector.prior * prior_n
-        rate = np.clip((base_k + prior_k) / (base_n + prior_n), 0.01, 0.99)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            lift = win_k / win_n - rate
-        rows, ends = np.nonzero((win_n >= detector.min_volume) & (lift >= detector.min_lift - 1e-9))
-        wn, wk, wr = win_n[rows, ends], win_k[rows, ends], rate[rows, ends]
-        # P(X >= k) for X ~ Binomial(n, rate) is the regularised incomplete beta I_rate(k, n-k+1)
-        with np.errstate(invalid="ignore"):
-            p = np.where(wk > 0, betainc(np.maximum(wk, 1), wn - wk + 1, wr), 1.0)
-        passing = p < detector.p_value * P_SLACK
-        rows, ends = rows[passing], ends[passing]
-        # The detector's window ends in its own seconds (bucket index + 1, times the size) and
-        # the stored alerts' ends converted as detect_all converts them.
         quiet_at = {
             key: [local_seconds(end, self.zone) - self._origin for end in values]
             for key, values in (quiet or {}).items()
         }
-        reach = detector.cooldown - 1e-6
-        found: set[str] = set()
-        for row, end in zip(rows.tolist(), ends.tolist(), strict=True):
-            key = keys[row]
-            if key in found:
-                continue
-            window_end = (low + end + width + 1) * self.size
-            if not any(abs(window_end - e) < reach for e in quiet_at.get(key, ())):
-                found.add(key)
-        return found
+        with self._lock:  # the arrays are written in place by the next update
+            dense = self._dense_of(kind, int(detector.window))
+            if dense is None:
+                return set()
+            return screen(dense, detector, quiet_at, self.size)
 
     def _dense_of(self, kind: str, width: int) -> _Dense | None:
         """The screen's arrays of ``kind`` with ``width`` empty buckets before the first, the
@@ -375,6 +336,78 @@ class LiveCounts:
         if dense is None:
             dense = self._dense[kind] = _Dense(per_key, width)
         return dense
+
+
+def screens(detector: Any) -> bool:
+    """Whether :func:`screen` knows ``detector``'s tests (a
+    :class:`~tunesmith_finance.detector.SurgeDetector`)."""
+    needed = ("bucket", "window", "min_volume", "min_lift", "p_value", "cooldown")
+    needed += ("half_life", "prior", "prior_weight")
+    return all(hasattr(detector, name) for name in needed)
+
+
+def screen_counts(
+    counts: list[tuple[str, int, int, int, float]],
+    detector: Any,
+    quiet_at: dict[str, list[float]],
+) -> set[str]:
+    """:func:`screen` over :func:`~tunesmith_finance.trends.bucket_counts`' rows (``finance
+    alerts``, which reads them once a run); ``quiet_at``: per key, the stored alerts' window
+    ends in the detector's own seconds."""
+    per_key: dict[str, dict[int, list[Any]]] = {}
+    for key, b, n, k, total in counts:
+        per_key.setdefault(key, {})[b] = [n, k, total]
+    # A few hundred keys at a time: the screen's dozen arrays of every ticker by every hour
+    # of 90 days (1,400 by 2,200) doubled a check's memory.
+    keys = sorted(per_key)
+    found: set[str] = set()
+    for first in range(0, len(keys), SCREEN_KEYS):
+        part = {key: per_key[key] for key in keys[first : first + SCREEN_KEYS]}
+        found |= screen(_Dense(part, int(detector.window), 0), detector, quiet_at, detector.bucket)
+    return found
+
+
+def screen(dense: _Dense, detector: Any, quiet_at: dict[str, list[float]], size: float) -> set[str]:
+    """The keys of ``dense`` with a window that passes ``detector``'s three tests (volume,
+    lift, the binomial p-value; see :meth:`LiveCounts.could_alert`) and ends beyond the
+    cool-down of every window end in ``quiet_at`` (the detector's own seconds)."""
+    import numpy as np
+    from scipy.special import betainc
+
+    width = int(detector.window)
+    decay = 0.5 ** (detector.bucket / detector.half_life)
+    n, k = dense.n[:, : dense.used], dense.k[:, : dense.used]
+    keys, low = dense.keys, dense.low
+    # Window sums, each window ending at a bucket: cumulative sums, exact in integers.
+    cn, ck = np.cumsum(n, axis=1), np.cumsum(k, axis=1)
+    # The baseline before each window: the buckets that left it, faded by the half-life.
+    base_n, base_k = _faded_sums(n[:, :-width], decay), _faded_sums(k[:, :-width], decay)
+    win_n = cn[:, width:] - cn[:, :-width]
+    win_k = ck[:, width:] - ck[:, :-width]
+    prior_n = detector.prior_weight
+    prior_k = detector.prior * prior_n
+    rate = np.clip((base_k + prior_k) / (base_n + prior_n), 0.01, 0.99)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lift = win_k / win_n - rate
+    rows, ends = np.nonzero((win_n >= detector.min_volume) & (lift >= detector.min_lift - 1e-9))
+    wn, wk, wr = win_n[rows, ends], win_k[rows, ends], rate[rows, ends]
+    # P(X >= k) for X ~ Binomial(n, rate) is the regularised incomplete beta I_rate(k, n-k+1)
+    with np.errstate(invalid="ignore"):
+        p = np.where(wk > 0, betainc(np.maximum(wk, 1), wn - wk + 1, wr), 1.0)
+    passing = p < detector.p_value * P_SLACK
+    rows, ends = rows[passing], ends[passing]
+    # The detector's window ends in its own seconds (bucket index + 1, times the size), the
+    # stored alerts' ends converted as detect_all converts them.
+    reach = detector.cooldown - 1e-6
+    found: set[str] = set()
+    for row, end in zip(rows.tolist(), ends.tolist(), strict=True):
+        key = keys[row]
+        if key in found:
+            continue
+        window_end = (low + end + width + 1) * size
+        if not any(abs(window_end - e) < reach for e in quiet_at.get(key, ())):
+            found.add(key)
+    return found
 
 
 def _faded_sums(x: Any, decay: float) -> Any:
@@ -408,7 +441,9 @@ class _Dense:
     (``width`` empty columns first, :data:`SPARE_BUCKETS` spare ones last): the screen reads
     them at every check, and building them from the cells took a fifth of it."""
 
-    def __init__(self, per_key: dict[str, dict[int, list[Any]]], width: int) -> None:
+    def __init__(
+        self, per_key: dict[str, dict[int, list[Any]]], width: int, spare: int = SPARE_BUCKETS
+    ) -> None:
         import numpy as np
 
         self.width = width
@@ -418,7 +453,7 @@ class _Dense:
         last = max(max(cells) for cells in per_key.values())
         self.low = first - width  # the bucket of column 0
         self.used = last - self.low + 1
-        shape = (len(self.keys), self.used + SPARE_BUCKETS)
+        shape = (len(self.keys), self.used + spare)
         self.n = np.zeros(shape, dtype=np.int64)
         self.k = np.zeros(shape, dtype=np.int64)
         rows, cols, counts, negatives = [], [], [], []

@@ -4,6 +4,7 @@ The file is TOML (or JSON with the same shape)::
 
     [tickers.HLXB]
     aliases = ["Helix Bank"]          # names that mean this ticker in a text
+    regexes = ['\\bHelix\\W+Bk\\b']    # Python regular expressions, any case
 
     [topics.banking]
     keywords = ["bank", "liquidity"]  # whole words or phrases
@@ -51,6 +52,20 @@ REGEX_SECONDS = 1.0
 
 class RegexTimeoutError(UserInputError):
     """A rules file's regex ran over :data:`REGEX_SECONDS` on one text."""
+
+
+def _search(pattern: Any, text: str, where: str) -> bool:
+    """Whether ``pattern`` (:func:`_compile_regex`) is found in ``text`` within
+    :data:`REGEX_SECONDS`; over it, a :class:`RegexTimeoutError` naming ``where`` (the rules
+    file and the entry, ``desk.toml: topics.guidance.regexes``) and the pattern."""
+    try:
+        return pattern.search(text, timeout=REGEX_SECONDS) is not None
+    except TimeoutError:
+        raise RegexTimeoutError(
+            f"{where}: {pattern.pattern!r} ran over {REGEX_SECONDS:g} s on one text of "
+            f"{len(text):,} characters (it backtracks without end); simplify it, e.g. no "
+            "repeated group of repeats"
+        ) from None
 
 
 def _compile_regex(pattern: str) -> Any:
@@ -191,17 +206,8 @@ class TopicRule:
             return True
         if keywords and self.keywords is not None and self.keywords.search(text):
             return True
-        for pattern in self.regexes if regexes else ():
-            try:
-                if pattern.search(text, timeout=REGEX_SECONDS):
-                    return True
-            except TimeoutError:
-                raise RegexTimeoutError(
-                    f"{self.source}: topics.{self.name}.regexes: {pattern.pattern!r} ran over "
-                    f"{REGEX_SECONDS:g} s on one text of {len(text):,} characters (it "
-                    "backtracks without end); simplify it, e.g. no repeated group of repeats"
-                ) from None
-        return False
+        where = f"{self.source}: topics.{self.name}.regexes"
+        return regexes and any(_search(pattern, text, where) for pattern in self.regexes)
 
 
 @dataclass
@@ -221,6 +227,9 @@ class Rules:
     #: alias -> ticker, or the tickers an alias names (``Alphabet`` is both GOOG and GOOGL).
     aliases: dict[str, str | list[str]] = field(default_factory=dict)
     source: str | None = None
+    #: ticker -> its regexes (:func:`_compile_regex`), for names no alias list covers
+    #: (``Alphabet|Google`` variants, ``\bGOOGL?\b``).
+    ticker_regexes: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Each alias is a phrase of its own, so that a match names its alias directly: looking
@@ -268,6 +277,9 @@ class Rules:
             if rule.cashtags or rule.regexes or (rule.keywords is not None and not rule.words)
         ]
         self._any_regex = _union([p for rule in self.topics.values() for p in rule.regexes])
+        # The tickers' regexes likewise: one search a text, then each ticker's only on a hit.
+        self._ticker_regexes = [(t, ps) for t, ps in self.ticker_regexes.items() if ps]
+        self._any_ticker_regex = _union([p for _t, ps in self._ticker_regexes for p in ps])
 
     def _words(self, text: str) -> Words:
         # What both indexes look up, found once; nothing to find for rules without phrases.
@@ -294,6 +306,13 @@ class Rules:
         for index in self._alias_index.scan(text, words):
             for ticker in self._alias_tickers[index]:
                 found.setdefault(ticker, None)
+        if self._ticker_regexes and (
+            self._any_ticker_regex is None or _searches(self._any_ticker_regex, text)
+        ):
+            for ticker, patterns in self._ticker_regexes:
+                where = f"{self.source or 'rules'}: tickers.{ticker}.regexes"
+                if ticker not in found and any(_search(p, text, where) for p in patterns):
+                    found[ticker] = None
         return list(found)
 
     def assign(
@@ -340,6 +359,19 @@ def _strings(value: Any, where: str) -> list[str]:
     return value
 
 
+def _regexes(value: Any, where: str) -> list[Any]:
+    """A rule's ``regexes`` compiled (:func:`_compile_regex`); one that Python's ``re`` cannot
+    compile (what the file promises) is one error naming ``where`` and the pattern."""
+    compiled = []
+    for pattern in _strings(value, where):
+        try:
+            re.compile(pattern)
+            compiled.append(_compile_regex(pattern))
+        except (re.error, ValueError) as exc:  # regex.error is a ValueError
+            raise UserInputError(f"{where}: {pattern!r} is not valid: {exc}") from None
+    return compiled
+
+
 def _section(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
     """A top-level section as a table; ``topics = 5`` or ``tickers = ["A"]`` is one clear error."""
     value = data.get(name)
@@ -366,22 +398,29 @@ def rules_from_dict(
             f"{source}: unknown section(s) {', '.join(sorted(unknown))}; expected topics, tickers"
         )
     aliases: dict[str, list[str]] = {}
+    ticker_regexes: dict[str, list[Any]] = {}
+    # Ticker symbols are case-insensitive, as cashtags are ($aapl is AAPL): [tickers.AAPL] and
+    # [tickers.aapl] are one ticker with the aliases and regexes of both.
     for ticker, entry in _section(data, "tickers", source).items():
         if not _NAME.match(ticker):
             raise UserInputError(f"{at('tickers', ticker)}: tickers.{ticker}: not a ticker symbol")
         entry = entry if isinstance(entry, dict) else {"aliases": entry}
         # A misspelt key (``alias``) would otherwise silently match nothing.
-        extra = set(entry) - {"aliases"}
+        extra = set(entry) - {"aliases", "regexes"}
         if extra:
             raise UserInputError(
                 f"{at('tickers', ticker, min(extra))}: tickers.{ticker}: unknown key(s) "
-                f"{', '.join(sorted(extra))}; expected aliases"
+                f"{', '.join(sorted(extra))}; expected aliases, regexes"
             )
         listed = _strings(
             entry.get("aliases"), f"{at('tickers', ticker, 'aliases')}: tickers.{ticker}.aliases"
         )
         for alias in listed:
             aliases.setdefault(re.sub(r"\s+", " ", alias.strip()), []).append(ticker.upper())
+        patterns = _regexes(
+            entry.get("regexes"), f"{at('tickers', ticker, 'regexes')}: tickers.{ticker}.regexes"
+        )
+        ticker_regexes.setdefault(ticker.upper(), []).extend(patterns)
     # Topic names are case-insensitive: [topics.Banking] and [topics.banking] are one topic
     # with the rules of both (the second table would otherwise replace the first silently).
     keywords: dict[str, list[str]] = {}
@@ -400,15 +439,7 @@ def rules_from_dict(
         def field_(key: str, name: str = name) -> str:
             return f"{at('topics', name, key)}: topics.{name}.{key}"
 
-        regexes = []
-        for pattern in _strings(entry.get("regexes"), field_("regexes")):
-            try:
-                re.compile(pattern)  # what the file promises: Python regular expressions
-                regexes.append(_compile_regex(pattern))
-            except (re.error, ValueError) as exc:  # regex.error is a ValueError
-                raise UserInputError(
-                    f"{field_('regexes')}: {pattern!r} is not valid: {exc}"
-                ) from None
+        regexes = _regexes(entry.get("regexes"), field_("regexes"))
         cashtags = frozenset(
             t.strip().lstrip("$").upper()
             for t in _strings(entry.get("cashtags"), field_("cashtags"))
@@ -425,7 +456,7 @@ def rules_from_dict(
             regexes=before.regexes + regexes,
             source=source,
         )
-    return Rules(topics=topics, aliases=aliases, source=source)
+    return Rules(topics=topics, aliases=aliases, source=source, ticker_regexes=ticker_regexes)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

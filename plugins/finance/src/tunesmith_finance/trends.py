@@ -8,7 +8,7 @@ import csv
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -177,9 +177,14 @@ def _local_time_sql(db: Any, zone: tzinfo | None, column: str = "d.ts") -> tuple
     return f"({column} + CASE {' '.join(cases)} ELSE ? END)", params
 
 
-@dataclass
+#: The fields :meth:`TrendRow.to_dict` rounds to 4 digits.
+_ROUNDED = frozenset({"negative_share", "share_low", "share_high", "mean_score"})
+
+
+@dataclass(slots=True)
 class TrendRow:
-    """One key's figures in one time bucket."""
+    """One key's figures in one time bucket (slots: a desk's 500 tickers over 90 days of hours
+    are a million rows)."""
 
     key: str
     bucket_start: str
@@ -194,10 +199,32 @@ class TrendRow:
     tz: str = "UTC"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for name in ("negative_share", "share_low", "share_high", "mean_score"):
-            data[name] = round(data[name], 4)
-        return data
+        """The row as ``--json`` and ``--csv`` write it, shares and the mean to 4 digits."""
+        # Not dataclasses.asdict, which deep-copies each field: it was half of `--json`'s time.
+        return {
+            name: round(value, 4) if name in _ROUNDED else value
+            for name in TREND_FIELDS
+            for value in (getattr(self, name),)
+        }
+
+
+#: :class:`TrendRow`'s fields, in order: the CSV's columns and the JSON objects' keys.
+TREND_FIELDS = tuple(TrendRow.__dataclass_fields__)
+
+
+def write_json(rows: Iterable[TrendRow], handle: Any) -> None:
+    """The rows as one indented JSON list on ``handle``, written row by row: the same text as
+    ``json.dumps([...], indent=2)``, without the whole document in memory (a million rows of a
+    desk's tickers held 2 GB as one string and its dicts)."""
+    import json
+
+    handle.write("[")
+    first = True
+    for row in rows:
+        body = json.dumps(row.to_dict(), indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        handle.write(("\n  " if first else ",\n  ") + body)
+        first = False
+    handle.write("]\n" if first else "\n]\n")
 
 
 def stored_key(by: str, key: str) -> str:
@@ -378,7 +405,7 @@ def spreadsheet_text(value: Any) -> Any:
 def write_csv(rows: list[TrendRow], path: str | Path) -> Path:
     """The rows as CSV, written atomically; text cells that a spreadsheet would run as a
     formula are written as text (:func:`spreadsheet_text`)."""
-    fields = list(TrendRow.__dataclass_fields__)
+    fields = list(TREND_FIELDS)
     with atomic_open(path) as handle:
         writer = csv.DictWriter(handle, fields, lineterminator="\n")
         writer.writeheader()

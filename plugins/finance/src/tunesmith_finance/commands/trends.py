@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import typer
 
 from tunesmith_finance.commands.checks import open_existing_db
 from tunesmith_finance.commands.options import READ_DB_HELP, TZ
-from tunesmith_finance.commands.output import echo_err, echo_json, echo_out
+from tunesmith_finance.commands.output import echo_err, echo_out
 
 
 def trends_command(
@@ -75,19 +76,30 @@ def trends_command(
         # No row: the chart says so (an empty time axis read 1970), as the dashboard's does.
         what = f"of {by} {keys[0]}" if keys else ("" if by == "all" else f"with a {by}")
         within = " in the --since/--until range" if since or until else ""
+        # A desk's 1,400 tickers are drawn as the top few: the title and a line say how many
+        # were left out, so the chart is not read as the whole book.
+        title = "Negative share per bucket (95% Wilson interval)"
+        every = len({r.key for r in rows})
+        if not keys and every > top:
+            title += f"\n{top} of {every} {by}s, most documents first"
+            echo_err(
+                f"the chart draws the {top} of {every} {by}s with the most documents "
+                "(--top N for more, --key K for one)"
+            )
         trend_mod.save_chart(
             rows,
             chart,
             alerts=alerts,
             keys=keys,
             limit=top,
+            title=title,
             bucket=trend_mod.parse_duration(bucket),
             zone=zone,
             empty=" ".join(f"No documents {what}{within}".split()) + ".",
         )
         echo_err(f"wrote {chart}")
     if as_json:
-        echo_json([r.to_dict() for r in rows])
+        trend_mod.write_json(rows, sys.stdout)
         return
     label = f"bucket ({trend_mod.zone_name(zone)})"
     width = max(21 if trend_mod.is_utc(zone) else 25, len(label))  # ...Z, or ...+05:30
