@@ -126,8 +126,18 @@ def build_sample_model(out: Path, model: str = "default") -> Path:
 
 
 def recommender_for(model_dir: str | None) -> Any:
-    """The loaded model (built from the sample data first when none is given); once per process."""
-    from tunesmith_recommend.model import Recommender
+    """The model to answer one request from (built from the sample data first when none is
+    given): loaded once per process, then again, off the request path, whenever its folder is
+    rewritten (``add-events``, ``add-items``, ``train --force``): a request that notices starts
+    the load in the background and is answered, as the requests after it, from the version
+    loaded before until the new one is ready (``tunesmith.reloading``, as ``load`` serves)."""
+    return versions_for(model_dir).get()
+
+
+def versions_for(model_dir: str | None) -> Any:
+    """The :class:`~tunesmith.reloading.Reloading` holding ``model_dir``'s model (the sample's
+    for None), made and loaded on first use."""
+    from tunesmith_recommend.reload import model_versions
 
     key = model_dir or ""
     with _lock:
@@ -135,7 +145,7 @@ def recommender_for(model_dir: str | None) -> Any:
             path = Path(model_dir) if model_dir else sample_model_dir()
             if not model_dir and not (path / "meta.json").exists():
                 build_sample_model(path)
-            _loaded[key] = Recommender(path)
+            _loaded[key] = model_versions(path, "cpu")
         return _loaded[key]
 
 
@@ -405,6 +415,7 @@ def build_demo(model_dir: str | None = None) -> Any:
 
     from tunesmith.ui.a11y import live_status
     from tunesmith.ui.highlight import highlight_component
+    from tunesmith.ui.textbox import text_box
     from tunesmith_recommend.model import history_words, item_nouns
 
     users, items = choices(model_dir)
@@ -449,10 +460,9 @@ def build_demo(model_dir: str | None = None) -> Any:
             visible=False,
             allow_custom_value=typed,
         )
-        text = gr.Textbox(
-            label="Describe what you want",
-            placeholder=description_examples(one)[0],
-            visible=False,
+        # Enter recommends, Shift+Enter breaks a line (the box every demo types into)
+        text = text_box(
+            "Describe what you want", placeholder=description_examples(one)[0], visible=False
         )
         explain = gr.Checkbox(False, label=f"Show which words of the first {one} matched (slower)")
         button = gr.Button("Recommend", variant="primary")

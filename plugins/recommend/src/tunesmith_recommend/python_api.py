@@ -302,54 +302,66 @@ def evaluate_models(
 
 
 @_keywords
-def load(path: PathLike, *, device: str = "auto") -> RecommendModel:
+def load(path: PathLike, *, device: str = "auto", reload: str = "background") -> RecommendModel:
     """The model folder at ``path`` (from ``recommend train``), loaded once for many
     requests, as ``tunesmith.load`` loads a core model; ``device``: where the item encoder
-    runs when a text query loads it."""
+    runs when a text query loads it.
+
+    ``reload``: how the object picks up the folder rewritten by ``add-items``, ``add-events``
+    or ``train --force`` run elsewhere (a cron job, a terminal). ``"background"`` (the
+    default, for a web app): a request that notices starts loading the new version in a
+    thread and is answered, as are the requests after it, from the old one until the new one
+    is loaded; ``"call"``: that request loads it (a notebook's next call sees the update);
+    ``"never"``: the version loaded now serves for the life of the object. Updates made
+    through the object itself (:meth:`RecommendModel.add_events`) are loaded by that call."""
     from tunesmith.devices import check_device
-    from tunesmith_recommend.model import Recommender
+    from tunesmith.reloading import check_reload_mode
+    from tunesmith_recommend.reload import model_versions
 
     check_device(device)
-    path = Path(path)
-    stamp = _folder_stamp(path)  # before it is read: a rewrite meanwhile is seen at the next call
-    return RecommendModel(Recommender(path, device=device), stamp=stamp)
-
-
-def _folder_stamp(path: Path) -> tuple[int, ...] | None:
-    """What changes when a model folder is rewritten: the folder's inode (a new copy is renamed
-    over it) and its ``meta.json``'s time (every rewrite writes one; an inode number alone may
-    come back after two rewrites). None while either is missing."""
-    try:
-        folder, meta = path.stat(), (path / "meta.json").stat()
-    except OSError:
-        return None
-    return folder.st_dev, folder.st_ino, meta.st_ino, meta.st_mtime_ns
+    check_reload_mode(reload)
+    return RecommendModel(model_versions(Path(path), device, reload))
 
 
 class RecommendModel:
     """A loaded recommend model: recommendations for a known user, for liked items or for a
     text, similar items and text search, each the ``top_k`` best (10 unless told; ``k=`` is
-    read as ``top_k``, the name the core's ``Model.predict`` uses). Made by :func:`load`."""
+    read as ``top_k``, the name the core's ``Model.predict`` uses). Made by :func:`load`.
 
-    def __init__(self, recommender: Any, *, stamp: tuple[int, ...] | None = None) -> None:
-        """Wrap a :class:`~tunesmith_recommend.model.Recommender` (its folder's stamp taken
-        before it was read); use :func:`load`."""
-        self._recommender = recommender
-        self._stamp = stamp if stamp is not None else _folder_stamp(Path(recommender.path))
+    When another process rewrites the folder (``add-events`` ...), the new version is loaded
+    as :func:`load`'s ``reload`` says; each request is answered wholly from one version.
+    :meth:`refresh` loads it at once, :attr:`reload_status` says which version serves."""
+
+    def __init__(self, versions: Any) -> None:
+        """Serve the model a :class:`~tunesmith.reloading.Reloading` holds (see
+        :func:`tunesmith_recommend.reload.model_versions`); use :func:`load`."""
+        self._versions = versions
+
+    @property
+    def _recommender(self) -> Any:
+        """The version serving now."""
+        return self._versions.value
 
     def _current(self) -> Any:
-        """The loaded model, loaded again when its folder was rewritten since (``add-items``,
-        ``add-events`` or ``train --force``, from here or from a terminal: each renames a new
-        copy over the folder): a notebook keeps the object open across a daily update, and
-        would go on recommending from yesterday's events. Not while the folder is missing
-        (between a rewrite's two renames): the loaded copy serves until the next call."""
-        from tunesmith_recommend.model import Recommender
+        """The version to answer one request from, read once per request so that its answer
+        comes from one version (see :func:`load`'s ``reload``: a notebook or a web app keeps
+        the object open across a daily update, and would go on recommending from yesterday's
+        events)."""
+        return self._versions.get()
 
-        now = _folder_stamp(self.path)
-        if now is not None and now != self._stamp:
-            self._recommender = Recommender(self.path, device=self._recommender.device)
-            self._stamp = now
-        return self._recommender
+    def refresh(self) -> bool:
+        """Load the folder now if it was rewritten since the version serving (after a load
+        under way in the background); True when a new version serves from now on. A version
+        that failed to load is not tried again until the folder changes again."""
+        return self._versions.refresh()
+
+    @property
+    def reload_status(self) -> dict[str, Any]:
+        """Which version serves: ``mode`` (``load``'s ``reload``), ``generation`` (1 for the
+        one :func:`load` read, one more for each reload), ``loaded_at`` (ISO 8601, UTC),
+        ``loading`` (a background load under way) and ``error`` (why the newest version on
+        disk could not be loaded, the old one serving; None after a good load)."""
+        return self._versions.status()
 
     @property
     def path(self) -> Path:
@@ -442,14 +454,14 @@ class RecommendModel:
         """Add new items (a CSV, TSV, JSONL, JSON, Parquet or ``.xlsx`` file, or a DataFrame,
         records or columns, as :func:`train` takes them) to the model folder, recommendable at
         once from their text alone: ``recommend add-items --json`` (``model_dir``, ``added``,
-        ``items`` now). The columns default to those ``train`` read; this object serves the
-        new items from its next call."""
+        ``items`` now). The columns default to those ``train`` read; this object loads the
+        new version before returning, so it serves the new items from its next call."""
         from tunesmith.python_data import data_file
         from tunesmith_recommend.workflow import add_items_from, added_item_columns
 
         id_col, title_col, fields = added_item_columns(self.path, id_col, title_col, text_cols)
         with data_file(items, what="items", columns=[id_col, title_col, *fields]) as path:
-            return add_items_from(
+            added = add_items_from(
                 self.path,
                 path,
                 id_col=id_col,
@@ -457,6 +469,8 @@ class RecommendModel:
                 text_cols=fields,
                 device=self._recommender.device,
             )
+        self.refresh()  # this call pays the load: the next request serves the new items
+        return added
 
     @_keywords
     def add_events(
@@ -475,7 +489,8 @@ class RecommendModel:
         ``already_in_model``, ``new_users``, ``users``, ``events``, ``newest_event`` ...). An
         event the model holds already (same user, item and time) adds nothing. The columns
         default to those ``train`` read, the threshold and kinds are the model's own; this
-        object serves the new events from its next call."""
+        object loads the new version before returning, so it serves the new events from its
+        next call."""
         from tunesmith.io import read_json_object
         from tunesmith.python_data import data_file
         from tunesmith_recommend.updates import EventColumns, add_events, columns_for
@@ -485,4 +500,6 @@ class RecommendModel:
         read = columns_for(meta or {}, given, self.path)  # what add_events will read
         kept = _event_columns(read.user, read.item, read.time, read.rating, read.kind)
         with data_file(events, what="events", columns=kept) as path:
-            return add_events(self.path, path, given).to_json(self.path)
+            day = add_events(self.path, path, given).to_json(self.path)
+        self.refresh()  # this call pays the load: the next request serves the new events
+        return day
