@@ -12,7 +12,7 @@ TUNED = ["--bucket", "6h", "--window", "2", "--min-lift", "0.1", "--p-value", "0
 SETTINGS = {
     "bucket": 21600.0, "window": 2, "half_life": 518400.0, "min_volume": 8, "min_lift": 0.1,
     "p_value": 0.01, "cooldown": 43200.0, "prior": 0.2, "prior_weight": 10.0,
-    "min_history": 20.0,
+    "min_history": 0.0,  # the analyst's --prior stands for each key's past
 }  # fmt: skip
 
 

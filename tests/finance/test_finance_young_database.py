@@ -101,7 +101,8 @@ def test_a_thin_key_negative_all_along_does_not_alert_on_its_first_days():
     series = _steady(range(30), 4, 3)
     series[1] = (1, 4, 4, 0.0)
     series[2] = (2, 4, 4, 0.0)
-    detector = SurgeDetector(bucket=DAY, prior=0.15)
+    # the database's share as the prior (no --prior): the key must first have its own past
+    detector = SurgeDetector(bucket=DAY, prior=0.15, min_history=None)
     assert detector.min_history == 20  # twice the prior's ten documents
     assert detector.detect("FXC", series) == []
     assert len(SurgeDetector(bucket=DAY, prior=0.15, min_history=0).detect("FXC", series)) == 1

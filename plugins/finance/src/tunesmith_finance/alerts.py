@@ -109,6 +109,8 @@ def default_detector(db: Any, prior: float | None = None, **settings: Any) -> Su
     (``prior``: the analyst's ``--prior``); ``settings``: the other :class:`SurgeDetector`
     fields. The dashboard uses it too, so that both find the same alerts with the same
     baselines in one database."""
+    # the database's share stands for no key's past: a young key waits for its own history
+    settings.setdefault("min_history", None if prior is None else 0.0)
     return SurgeDetector(prior=starting_prior(db, prior), **settings)
 
 

@@ -328,7 +328,11 @@ class Dashboard:
             stream,
             # As `finance replay` starts: from an empty database, so from its default prior;
             # with the page's settings, so that its checks afterwards find the same alerts.
-            detector=SurgeDetector(prior=prior, **self.detector_settings),
+            detector=SurgeDetector(
+                prior=prior,
+                min_history=None if self.prior is None else 0.0,
+                **self.detector_settings,
+            ),
             options=AlertOptions(tz=self.tz),
             explain=True,
             echo=lambda _l: None,
@@ -350,7 +354,9 @@ class Dashboard:
             live = live or self.live_counts(self.checks_size(), self.zone)
             share = live.negative_share()
             prior = EMPTY_PRIOR if share is None else share
-        return default_detector(self._db, prior=prior, **self.detector_settings)
+        # the database's share stands for no key's past, as in `finance alerts` without --prior
+        settings = {"min_history": None if self.prior is None else 0.0, **self.detector_settings}
+        return default_detector(self._db, prior=prior, **settings)
 
     def checks_size(self) -> float:
         """The bucket of the page's alert checks, in seconds."""

@@ -106,11 +106,13 @@ class SurgeDetector:
     prior: float = 0.2
     prior_weight: float = 10.0
     #: Documents a key must have had before a window for the window to be tested (None: twice
-    #: ``prior_weight``, so that its own past outweighs the prior two to one). A young key's
-    #: first windows compared it with the prior (the whole database's share), not with its own
-    #: past: on a desk's 1,400 tickers, those whose few documents were negative all along raised
-    #: hundreds of alerts on a database's first days with daily buckets.
-    min_history: float | None = None
+    #: ``prior_weight``, so that its own past outweighs the prior two to one). 0 (every window
+    #: tested) when the prior is the analyst's (``--prior``): it stands for each key's past, and
+    #: a young database's first bucket alerts against it. None when the prior is the whole
+    #: database's share (the commands without ``--prior``): a young key's first windows were
+    #: compared with that, not with its own past, and on a desk's 1,400 tickers those whose few
+    #: documents were negative all along raised hundreds of alerts on a database's first days.
+    min_history: float | None = 0.0
     name: str = "ewma-binomial"
 
     def __post_init__(self) -> None:

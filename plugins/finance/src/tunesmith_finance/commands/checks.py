@@ -127,4 +127,6 @@ def build_detector(
         p_value=p_value,
         cooldown=None if cooldown is None else parse_duration(cooldown, "--cooldown"),
         prior=EMPTY_PRIOR if prior is None else prior,  # an empty database: as the dashboard
+        # the analyst's prior stands for each key's past; the database's share for none
+        min_history=None if prior is None else 0.0,
     )
