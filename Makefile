@@ -36,10 +36,14 @@ chromium:
 	    echo "make test: the browser tests need Debian's chromium (apt-get install -y chromium)" >&2; exit 1; \
 	  fi; }
 
+# Two pytest-xdist workers (one torch thread each: tests/conftest.py), a test file per worker at a
+# time so that its browser and trained-model fixtures are made once; `make test WORKERS=0` runs
+# in one process.
+WORKERS ?= 2
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	TUNESMITH_STRICT_PLUGINS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout 600 $(PYTEST_ARGS)
+	TUNESMITH_STRICT_PLUGINS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout 600 -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
