@@ -5,6 +5,7 @@ case, accents and Unicode forms, heading ids in every script, and ``KB/language.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 
 import pytest
@@ -124,6 +125,70 @@ def test_a_kb_sets_its_own_wording_phrases_and_languages(kb_copy):
     assert (person.reason, person.text) == ("asked_for_person", "La passo a un collega.")
     # A text a language lacks comes in the KB's first language, in the KB's own wording.
     assert answerer.ask("buongiorno").text == "Grüezi! Wie können wir helfen?"
+
+
+class _CountingUnicodedata:
+    """``unicodedata`` whose per-character lookup is counted."""
+
+    def __init__(self) -> None:
+        self.combining_calls = 0
+
+    def __getattr__(self, name: str):
+        return getattr(unicodedata, name)
+
+    def combining(self, ch: str) -> int:
+        self.combining_calls += 1
+        return unicodedata.combining(ch)
+
+
+def test_a_kb_load_folds_its_entries_without_a_lookup_per_character(monkeypatch):
+    # A 100,000-passage KB spent a minute of each start and reload in `fold` and the unspaced
+    # script check, one Python call per character of every entry.
+    import tunesmith_support.languages as languages
+    from tunesmith_support.scoring import Lexical
+
+    fold("é")  # what is built once per process, not per text, is built before counting
+    counting = _CountingUnicodedata()
+    monkeypatch.setattr(languages, "unicodedata", counting)
+    entries = [
+        Entry(id=f"p{i}", answer=f"Open the settings and reset passcode number {i}.")
+        for i in range(200)
+    ]
+    entries += [Entry(id="de", answer=nfd("Die Rücksendung ist kostenlos, größere Pakete auch."))]
+    lexical = Lexical(entries, ["en", "de"])
+    assert counting.combining_calls == 0
+    scores = lexical.scores(["RUCKSENDUNG GROSSERE"])
+    assert int(scores[0].argmax()) == len(entries) - 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Reset your PASSWORD, then sign in (step 2).",
+        nfd("Größe der Rücksendung: envío exprés"),
+        "ﬁn de l’adresse œuvre ı Ｆｕｌｌ ｗｉｄｔｈ",
+        "送料はいくらですか and the shipping cost",
+        "ค่าจัดส่งเท่าไร",
+        "a b c de",
+    ],
+)
+def test_lexical_tokens_are_the_same_on_the_fast_paths(text):
+    from tunesmith_support.languages import lexical_tokens
+
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = folded.translate(str.maketrans({"œ": "oe", "ı": "i", "’": "'"}))
+    folded = unicodedata.normalize(
+        "NFC",
+        "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c)),
+    )
+    assert fold(text) == folded
+    expected = []  # the reference: every run, unspaced scripts as character pairs
+    for run in re.findall(r"\w+", folded):
+        if any(0x0E00 <= ord(c) <= 0x0EFF or 0x3040 <= ord(c) <= 0x9FFF for c in run):
+            expected += [run[i : i + 2] for i in range(max(1, len(run) - 1))]
+        elif len(run) > 1:
+            expected.append(run)
+    assert lexical_tokens(text) == expected
 
 
 @pytest.mark.parametrize(

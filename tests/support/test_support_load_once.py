@@ -115,3 +115,49 @@ def test_ask_in_a_conversation_that_does_not_exist_says_so_before_loading_the_en
     assert result.exit_code == 2
     assert "no conversation 'nope'" in result.output
     assert encoder_loads == []
+
+
+def test_a_reload_with_the_same_entries_keeps_the_bm25_index_and_rebuilds_it_when_they_change(
+    kb_copy, monkeypatch
+):
+    # A reload after `calibrate` or `train` built the BM25 index of every entry again (10 s of
+    # a 100,000-passage KB) although its entries were the same.
+    from dataclasses import replace
+
+    from tunesmith_support import scoring
+    from tunesmith_support.languages import LANGUAGE_FILE
+    from tunesmith_support.reload import load_answerer
+
+    first = load_answerer(kb_copy)
+    assert first.scorer.lexical is not None
+    built: list[int] = []
+    original = scoring.Lexical.__init__
+
+    def counted(self, entries, languages=("en",)):
+        built.append(len(entries))
+        original(self, entries, languages)
+
+    monkeypatch.setattr(scoring.Lexical, "__init__", counted)
+    calibration = kb_copy / "calibration.json"
+    calibration.write_text(calibration.read_text(encoding="utf-8"), encoding="utf-8")
+    second = load_answerer(kb_copy, previous=first)
+    assert built == []
+    assert second.scorer.lexical is first.scorer.lexical and second._lock is first._lock
+    assert (
+        second.ask("how much is shipping?").decision == first.ask("how much is shipping?").decision
+    )
+
+    # Other stop words: built again.
+    (kb_copy / LANGUAGE_FILE).write_text(json.dumps({"languages": ["en", "de"]}), encoding="utf-8")
+    third = load_answerer(kb_copy, previous=second)
+    assert built == [len(first.entries)] and third.scorer.lexical is not second.scorer.lexical
+
+    # An entry's text changed (a re-index): built again.
+    entries = list(third.entries)
+    entries[0] = replace(entries[0], answer=entries[0].answer + " Updated.")
+    assert scoring.Lexical.reused(third.scorer.lexical, entries, ["en", "de"]) is not (
+        third.scorer.lexical
+    )
+    assert scoring.Lexical.reused(third.scorer.lexical, third.entries, ["en", "de"]) is (
+        third.scorer.lexical
+    )

@@ -399,13 +399,15 @@ class Answerer:
         *,
         encoder: Any = None,
         intent: IntentModel | None = None,
+        lexical: Lexical | None = None,
         device: str = "cpu",
         meta: dict[str, Any] | None = None,
         loaded_stamp: tuple[int, ...] | None = None,
     ) -> None:
         """Load the KB at ``kb_dir``; its models (encoder, intent classifier) run on ``device``
         (``--device``), an ``encoder`` or ``intent`` classifier given where it already is (a
-        reload's: the ones ``meta`` names, unchanged).
+        reload's: the ones ``meta`` names, unchanged). ``lexical``: the serving copy's BM25
+        index, used when built from the same entries in the same languages.
 
         ``meta``: the ``kb.json`` to load, read by the caller after taking ``loaded_stamp``
         (:func:`kb_stamp`); both are taken here when not given. Every part is then loaded from
@@ -428,7 +430,9 @@ class Answerer:
         self.index = open_index(self.kb_dir, self.encoder, self.meta)
         entries = stored_entries(self.index)
         weights = self.calibration.weights
-        lexical = Lexical(entries, self.languages.languages) if weights.lexical else None
+        lexical = (
+            Lexical.reused(lexical, entries, self.languages.languages) if weights.lexical else None
+        )
         classifier = classifier_path(self.kb_dir, self.meta)
         # The confidence was fitted on the classifier's scores whenever it existed then, even
         # where its ranking weight is zero: load it exactly when the calibration read it.

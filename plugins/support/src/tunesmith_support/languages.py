@@ -51,35 +51,55 @@ def fold(text: str) -> str:
     case folded ("ß" -> "ss"), accents removed ("é" -> "e", also when typed as NFD), "œ"/"æ"
     written out and the dotless "ı" read as "i" (no language is known here to fold it as
     Turkish does), typographic apostrophes made straight."""
+    if text.isascii():
+        # Every step below leaves ASCII as it is but for the case: a KB's load folds each of
+        # its entries (100,000 passages took a minute character by character).
+        return text.lower()
     text = unicodedata.normalize("NFKC", text).casefold().translate(_LIGATURES)
     decomposed = unicodedata.normalize("NFD", text)
-    return unicodedata.normalize(
-        "NFC", "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    )
+    return unicodedata.normalize("NFC", _combining_marks().sub("", decomposed))
 
 
-def _is_unspaced(ch: str) -> bool:
-    """Scripts written without spaces between words (Han, kana, Thai...), where a ``\\w+``
-    run is a whole sentence."""
-    code = ord(ch)
-    return (
-        0x3040 <= code <= 0x30FF  # hiragana, katakana
-        or 0x3400 <= code <= 0x9FFF  # CJK ideographs
-        or 0xF900 <= code <= 0xFAFF
-        or 0x0E00 <= code <= 0x0EFF  # Thai, Lao
-        or 0x1000 <= code <= 0x109F  # Myanmar
-        or 0x1780 <= code <= 0x17FF  # Khmer
-        or 0x20000 <= code <= 0x2FFFF
-    )
+@lru_cache(maxsize=1)
+def _combining_marks() -> re.Pattern[str]:
+    """Every code point with a combining class (what :func:`fold` removes), as one character
+    class: one regex pass instead of a ``unicodedata`` call per character."""
+    ranges: list[list[int]] = []
+    for code in range(0x110000):
+        if unicodedata.combining(chr(code)):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]")
+
+
+#: Scripts written without spaces between words (Han, kana, Thai...), where a ``\\w+`` run is
+#: a whole sentence.
+_UNSPACED = re.compile(
+    "[\u3040-\u30ff"  # hiragana, katakana
+    "\u3400-\u9fff\uf900-\ufaff"  # CJK ideographs
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1780-\u17ff"  # Khmer
+    "\U00020000-\U0002ffff]"
+)
+
+
+#: Word runs of two characters or more.
+_WORD_RUNS = re.compile(r"\w\w+")
 
 
 def lexical_tokens(text: str) -> list[str]:
     """The words BM25 counts: the :func:`fold`-ed text's word runs of two characters or more;
     a run in a script written without spaces (Japanese, Chinese, Thai) as its overlapping
     character pairs, since "送料はいくらですか" is one run and would match nothing."""
+    folded = fold(text)
+    if not _UNSPACED.search(folded):
+        return _WORD_RUNS.findall(folded)
     tokens: list[str] = []
-    for run in re.findall(r"\w+", fold(text)):
-        if any(_is_unspaced(ch) for ch in run):
+    for run in re.findall(r"\w+", folded):
+        if _UNSPACED.search(run):
             tokens += [run[i : i + 2] for i in range(max(1, len(run) - 1))]
         elif len(run) > 1:
             tokens.append(run)

@@ -142,18 +142,21 @@ def load_answerer(
             meta = read_meta(kb_dir)
             stamps = encoder_stamp(kb_dir, meta), classifier_stamp(kb_dir, meta)
             encoder, intent = _reusable(previous, *stamps)
+            lexical = previous.scorer.lexical if previous is not None else None
             answerer = Answerer(
                 kb_dir, device=device, meta=meta, loaded_stamp=before, encoder=encoder,
-                intent=intent,
+                intent=intent, lexical=lexical,
             )  # fmt: skip
         except Exception:
             if attempt < LOAD_TRIES and kb_stamp(kb_dir) != before:
                 continue
             raise
         answerer.encoder_stamp, answerer.classifier_stamp = stamps
-        if encoder is not None or intent is not None:
+        shared_lexical = lexical is not None and answerer.scorer.lexical is lexical
+        if encoder is not None or intent is not None or shared_lexical:
             # One model in two copies around the swap: its calls serialised as one copy's are
-            # (a fast tokenizer used from two threads at once fails with "Already borrowed").
+            # (a fast tokenizer used from two threads at once fails with "Already borrowed"); a
+            # BM25 index kept from the old copy stays under the lock it was used under.
             answerer._lock = previous._lock  # type: ignore[union-attr]
         # The kb.json read is the one the stamp was taken with, or a switch landed between
         # (should the last try still see one, the reloader loads the KB again at its next
