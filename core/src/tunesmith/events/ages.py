@@ -4,21 +4,17 @@ writes its stamps, so that it compares with them as text (and through their inde
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
+from tunesmith.durations import duration_seconds
 from tunesmith.errors import UserInputError
-
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_moment(text: str, flag: str, *, now: datetime | None = None) -> datetime:
     """``text`` as a UTC time: an age back from ``now`` (``90m``, ``36h``, ``30d``, ``12w``) or
     an ISO 8601 time or date (UTC when it names no zone); a UserInputError naming ``flag``."""
-    match = _AGE.match(str(text))
-    if match:
-        seconds = float(match.group(1)) * _UNIT[match.group(2).lower()]
+    seconds = duration_seconds(text)
+    if seconds is not None:
         if seconds <= 0:
             raise UserInputError(f"{flag} {text!r}: an age must be more than 0")
         return (now or datetime.now(UTC)) - timedelta(seconds=seconds)

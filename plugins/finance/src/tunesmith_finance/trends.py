@@ -6,20 +6,18 @@ from __future__ import annotations
 import bisect
 import csv
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from tunesmith.durations import duration_seconds
 from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_open
 
 BY = ("topic", "ticker", "all")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 WEEK = 7 * 86400.0
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": WEEK}
 #: Buckets of whole weeks count from Monday 1970-01-05 00:00, so that a week starts on a Monday
 #: (counted from 1970-01-01, a Thursday, a week ran Thursday to Wednesday).
 WEEK_ORIGIN = 4 * 86400.0
@@ -28,10 +26,10 @@ Z95 = 1.959963984540054
 
 def parse_duration(text: str, flag: str = "--bucket") -> float:
     """``15m``, ``1h``, ``1d``, ``1w`` -> seconds."""
-    match = _DURATION.match(str(text))
-    if not match or float(match.group(1)) <= 0:
+    seconds = duration_seconds(text)
+    if seconds is None or seconds <= 0:
         raise UserInputError(f"{flag} {text!r}: expected a duration such as 15m, 1h, 1d or 1w")
-    return float(match.group(1)) * _UNIT[match.group(2).lower()]
+    return seconds
 
 
 def duration_text(seconds: float) -> str:
