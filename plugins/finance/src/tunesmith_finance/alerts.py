@@ -24,7 +24,7 @@ from tunesmith.events import Event, list_deliveries, make_sink, pruned_before, r
 from tunesmith.explain.aggregate import aggregate_explanations
 from tunesmith_finance import storage
 from tunesmith_finance.deferred import DeferredModel
-from tunesmith_finance.detector import Detection, SurgeDetector
+from tunesmith_finance.detector import Detection, SurgeDetector, min_history_for
 from tunesmith_finance.documents import resolve_zone
 from tunesmith_finance.trends import (
     WEEK,
@@ -109,8 +109,7 @@ def default_detector(db: Any, prior: float | None = None, **settings: Any) -> Su
     (``prior``: the analyst's ``--prior``); ``settings``: the other :class:`SurgeDetector`
     fields. The dashboard uses it too, so that both find the same alerts with the same
     baselines in one database."""
-    # the database's share stands for no key's past: a young key waits for its own history
-    settings.setdefault("min_history", None if prior is None else 0.0)
+    settings.setdefault("min_history", min_history_for(prior))
     return SurgeDetector(prior=starting_prior(db, prior), **settings)
 
 

@@ -319,7 +319,7 @@ class Dashboard:
 
     def _replay(self, ingester: Any, stream: Path) -> None:
         from tunesmith_finance.alerts import EMPTY_PRIOR, AlertOptions
-        from tunesmith_finance.detector import SurgeDetector
+        from tunesmith_finance.detector import SurgeDetector, min_history_for
         from tunesmith_finance.replay import replay
 
         prior = EMPTY_PRIOR if self.prior is None else self.prior
@@ -330,7 +330,7 @@ class Dashboard:
             # with the page's settings, so that its checks afterwards find the same alerts.
             detector=SurgeDetector(
                 prior=prior,
-                min_history=None if self.prior is None else 0.0,
+                min_history=min_history_for(self.prior),
                 **self.detector_settings,
             ),
             options=AlertOptions(tz=self.tz),
@@ -347,6 +347,7 @@ class Dashboard:
         stricter on a database at 6 % negatives, and surges `finance alerts` found were never
         shown; fixed settings showed other alerts than those tuned on the command line."""
         from tunesmith_finance.alerts import EMPTY_PRIOR, default_detector
+        from tunesmith_finance.detector import min_history_for
 
         prior = self.prior
         if prior is None:
@@ -354,8 +355,8 @@ class Dashboard:
             live = live or self.live_counts(self.checks_size(), self.zone)
             share = live.negative_share()
             prior = EMPTY_PRIOR if share is None else share
-        # the database's share stands for no key's past, as in `finance alerts` without --prior
-        settings = {"min_history": None if self.prior is None else 0.0, **self.detector_settings}
+        # the page's own prior decides the wait, not the database's share computed above
+        settings = {"min_history": min_history_for(self.prior), **self.detector_settings}
         return default_detector(self._db, prior=prior, **settings)
 
     def checks_size(self) -> float:

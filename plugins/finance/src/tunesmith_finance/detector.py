@@ -27,6 +27,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 
+def min_history_for(prior: float | None) -> float | None:
+    """:attr:`SurgeDetector.min_history` for a baseline that starts at ``prior``: 0 for an
+    analyst's ``--prior`` (it stands for each key's past, so a key's first window is tested
+    against it), None (twice the prior's weight) when ``prior`` is None and the baseline starts
+    at the whole database's share, which stands for no key's past."""
+    return None if prior is None else 0.0
+
+
 @dataclass(frozen=True)
 class Detection:
     """A surge found in one key's series: the window and the figures that made it an alert."""

@@ -107,7 +107,7 @@ def build_detector(
     ``bucket_flag`` names the flag the bucket came from (replay's ``--step``)."""
     from tunesmith.errors import UserInputError
     from tunesmith_finance.alerts import EMPTY_PRIOR
-    from tunesmith_finance.detector import SurgeDetector
+    from tunesmith_finance.detector import SurgeDetector, min_history_for
     from tunesmith_finance.trends import parse_duration
 
     if window < 1:
@@ -127,6 +127,5 @@ def build_detector(
         p_value=p_value,
         cooldown=None if cooldown is None else parse_duration(cooldown, "--cooldown"),
         prior=EMPTY_PRIOR if prior is None else prior,  # an empty database: as the dashboard
-        # the analyst's prior stands for each key's past; the database's share for none
-        min_history=None if prior is None else 0.0,
+        min_history=min_history_for(prior),
     )
