@@ -443,11 +443,11 @@ class Recommender:
         self.titles: list[str] = catalogue.titles
         self.texts: list[str] = catalogue.texts
         self.position = catalogue.position
-        self.histories: dict[str, list[str]] = self._part("histories.json")
+        self.histories: dict[str, list[str]] = read_part(self.path, "histories.json")
         # absent in a model trained before it was written: nothing more to exclude
         below = self.path / "rated_below.json"
         self.rated_below: dict[str, list[str]] = (
-            self._part("rated_below.json") if below.exists() else {}
+            read_part(self.path, "rated_below.json") if below.exists() else {}
         )
         with np.load(self.path / "signals.npz") as data:
             counts, recent, prior, age = data["counts"], data["recent"], data["prior"], data["age"]
@@ -462,7 +462,7 @@ class Recommender:
             age=age,
             base_vectors=np.load(base) if base.exists() else None,
         )
-        self.ranker = Ranker.from_json(self._part("ranker.json"))
+        self.ranker = Ranker.from_json(read_part(self.path, "ranker.json"))
         self.item_part = self.ranker.item_part(self.signals.item_features())
         self.cold = self.signals.item_features()["cold"]
         top = min(CANDIDATES, len(self.ids))
@@ -471,10 +471,6 @@ class Recommender:
         self._encoder: Any = None
 
     # ------------------------------------------------------------------ helpers
-
-    def _part(self, name: str) -> dict[str, Any]:
-        """A JSON file of the model directory (:func:`read_part`)."""
-        return read_part(self.path, name)
 
     @property
     def encoder(self) -> Any:
