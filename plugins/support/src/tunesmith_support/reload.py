@@ -41,9 +41,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunesmith.errors import TunesmithError
 from tunesmith.io import process_alive
 from tunesmith.locks import lock_path
+from tunesmith.reloading import one_line  # the health output and the log show errors so
 from tunesmith_support.answer import Answerer, kb_stamp
 from tunesmith_support.kbgenerations import classifier_path
 from tunesmith_support.kbindex import model_location, read_meta
@@ -192,15 +192,6 @@ def load_checked(kb_dir: Path, device: str, previous: Answerer | None = None) ->
     probe = answerer.entries[0].title if answerer.entries else "test question"
     answerer.ask(probe)
     return answerer
-
-
-def one_line(exc: BaseException) -> str:
-    """An error as the health output and the log show it: the message of the project's own
-    errors, the type and message of any other."""
-    text = " ".join(str(exc).split())
-    if isinstance(exc, TunesmithError):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class KbReloader:
