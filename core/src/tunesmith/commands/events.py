@@ -123,6 +123,7 @@ def list_command(
     start = _since(since)
     path = _outbox(outbox)
     _show(iter_deliveries(path, status=status, since=start, limit=limit) if path else [], as_json)
+    _say_holds(path)
 
 
 @group.command("tail")
@@ -141,6 +142,7 @@ def tail_command(
     path = _outbox(outbox)
     found = list_deliveries(path, status=status, since=start, newest=lines) if path else []
     _show(found, as_json)
+    _say_holds(path)
 
 
 @group.command("retry")
@@ -169,6 +171,8 @@ def retry_command(
 
     Only to sinks this setup recorded them for ($TUNESMITH_HOME/outbox.key marks each one) and
     stdout: a delivery of an outbox made elsewhere stays unsent unless --allow-sink names it.
+    A sink held after failing is tried now, cool-down or not: its oldest delivery, then the
+    rest if that one arrives (which lifts the hold for every process emitting to it).
     """
     from tunesmith.events import STATUSES, RetryPolicy, retry
 
@@ -212,6 +216,8 @@ def retry_command(
         untried = f" ({skipped} of them not tried: their sink kept failing)" if skipped else ""
         typer.echo(f"re-sent {delivered} deliveries; {len(failed)} still failing{untried}")
         _say_failures(failed)
+    if path is not None and failed:
+        _say_holds(path)
     if failed:
         noun = "delivery" if len(failed) == 1 else "deliveries"
         raise TunesmithError(
@@ -288,6 +294,24 @@ def _progress(every: int = 50_000) -> Any:
             typer.echo(f"  {done:,} events removed...", err=True)
 
     return tell
+
+
+def _say_holds(path: Path | None) -> None:
+    """On stderr (stdout stays the table or one JSON document): each sink held after failing,
+    until when, and that emits keep its deliveries untried until then."""
+    from tunesmith.events import list_holds, shown_sink
+
+    for hold in list_holds(path) if path is not None else []:
+        when = (
+            f"cool-down over since {hold.held_until}: the next emit sends one trial delivery"
+            if hold.over
+            else f"until {hold.held_until}: emits keep its deliveries as failed without trying"
+        )
+        typer.echo(
+            f"held: {shown_sink(hold.sink)} ({hold.failures} deliveries in a row failed) {when}; "
+            "`tunesmith events retry` tries it now",
+            err=True,
+        )
 
 
 #: Failing deliveries said one per line for each sink; the rest are counted.

@@ -21,6 +21,8 @@ The modules, each with one job (import from ``tunesmith.events``, which re-expor
 - ``delivery``: sending one event to its sinks with retries (:class:`RetryPolicy`,
   :class:`EmitReport`), each attempt recorded;
 - ``resend``: :func:`retry`, re-sending what the outbox holds, each row claimed first;
+- ``holds``: a sink that keeps failing held for a cool-down, shared by the processes emitting
+  into one outbox (:func:`list_holds`);
 - ``listing``: :func:`list_deliveries` and :func:`iter_deliveries` (page by page), the outbox
   read back as :class:`Delivery` rows;
 - ``retention``: :func:`prune`, removing events delivered before a cut-off, in batches;
@@ -36,6 +38,7 @@ The modules, each with one job (import from ``tunesmith.events``, which re-expor
 from __future__ import annotations
 
 from tunesmith.events.delivery import EmitReport, RetryPolicy, retry_command
+from tunesmith.events.holds import SinkHold, list_holds
 from tunesmith.events.listing import Delivery, iter_deliveries, list_deliveries
 from tunesmith.events.marks import OUTBOX_KEY_FILE, outbox_key_path
 from tunesmith.events.marks import _create_key as _create_key
@@ -87,6 +90,7 @@ __all__ = [
     "PrunePlan",
     "PruneReport",
     "RetryPolicy",
+    "SinkHold",
     "StdoutSink",
     "WebhookSink",
     "default_outbox_path",
@@ -95,6 +99,7 @@ __all__ = [
     "event_to_json",
     "iter_deliveries",
     "list_deliveries",
+    "list_holds",
     "make_sink",
     "open_outbox",
     "outbox_key_path",

@@ -7,11 +7,12 @@ import shlex
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.events import holds
 from tunesmith.events.outbox import default_outbox_path
 from tunesmith.events.shown import shown_sink, without_secrets
 from tunesmith.hooktypes import Event, utc_now
@@ -25,12 +26,19 @@ class RetryPolicy:
     ``send_timeout`` bounds each attempt: a sink whose ``send`` has not returned by then counts
     as failed (``None``: wait for ever). Only the webhook sink bounds itself; a plugin's sink
     that hangs would otherwise hold ``emit``, and the request or command behind it, for good.
+
+    After ``hold_after`` deliveries in a row to one sink failed, an emit does not try it for
+    ``hold_for`` seconds, doubled at each hold in a row up to ``max_hold``, then sends it one
+    trial delivery (see :mod:`tunesmith.events.holds`); ``hold_after=None`` never holds.
     """
 
     tries: int = 3
     base_delay: float = 0.2
     max_delay: float = 5.0
     send_timeout: float | None = 10.0
+    hold_after: int | None = 3
+    hold_for: float = 30.0
+    max_hold: float = 600.0
 
     def __post_init__(self) -> None:
         # tries=0 would make no attempt yet report every delivery as delivered.
@@ -38,7 +46,14 @@ class RetryPolicy:
             raise UserInputError(
                 f"RetryPolicy.tries must be a whole number >= 1, got {self.tries!r}"
             )
-        for name in ("base_delay", "max_delay"):
+        after = self.hold_after
+        if after is not None and (
+            isinstance(after, bool) or not isinstance(after, int) or after < 1
+        ):
+            raise UserInputError(
+                f"RetryPolicy.hold_after must be a whole number >= 1 or None, got {after!r}"
+            )
+        for name in ("base_delay", "max_delay", "hold_for", "max_hold"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 <= value < float("inf"):
                 raise UserInputError(
@@ -61,8 +76,9 @@ class RetryPolicy:
 class EmitReport:
     """What one :func:`emit` (or one event's :func:`retry`) achieved, by sink name.
 
-    ``skipped``: the sinks among ``failed`` that a retry did not try (their sink kept failing
-    just before); their deliveries are as they were."""
+    ``skipped``: the sinks among ``failed`` that were not tried (a retry: their sink kept
+    failing just before; an emit: the sink is held, see :mod:`tunesmith.events.holds`); their
+    deliveries are kept as failed."""
 
     event_id: str
     delivered: list[str] = field(default_factory=list)
@@ -102,7 +118,9 @@ def _send_within(sink: Any, event: Event, timeout: float | None) -> None:
 
 
 def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPolicy) -> str | None:
-    """Send with retries, recording every attempt; the last error, or None once delivered."""
+    """Send with retries, recording every attempt; the last error, or None once delivered.
+    The outcome also counts towards holding the sink (:func:`holds.settle`, in the same
+    transaction, so the count never disagrees with the rows)."""
     error = None
     for attempt in range(1, policy.tries + 1):
         time.sleep(policy.delay(attempt))
@@ -113,30 +131,56 @@ def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPoli
             # by `events list`): the sink's own URL is replaced by its shown form.
             error = without_secrets(f"{type(exc).__name__}: {exc}", name)[:2000]
             status = "failed" if attempt == policy.tries else "pending"
-            # Still ours while pending (between attempts); no one's once it rests as failed.
-            store.execute(
-                "UPDATE outbox_deliveries SET attempts = attempts + 1, last_error = ?, "
-                "last_attempt_at = ?, status = ?, owner = CASE WHEN ? = 'failed' THEN NULL "
-                "ELSE owner END WHERE event_id = ? AND sink = ?",
-                (error, utc_now(), status, status, event.id, name),
-            )
+            with store.transaction() as tx:
+                # Still ours while pending (between attempts); no one's once it rests as failed.
+                tx.execute(
+                    "UPDATE outbox_deliveries SET attempts = attempts + 1, last_error = ?, "
+                    "last_attempt_at = ?, status = ?, owner = CASE WHEN ? = 'failed' THEN NULL "
+                    "ELSE owner END WHERE event_id = ? AND sink = ?",
+                    (error, utc_now(), status, status, event.id, name),
+                )
+                if status == "failed":
+                    holds.settle(tx, name, error, policy)
             continue
         now = utc_now()
-        store.execute(
-            "UPDATE outbox_deliveries SET attempts = attempts + 1, status = 'delivered', "
-            "last_attempt_at = ?, delivered_at = ?, owner = NULL WHERE event_id = ? AND sink = ?",
-            (now, now, event.id, name),
-        )
+        with store.transaction() as tx:
+            tx.execute(
+                "UPDATE outbox_deliveries SET attempts = attempts + 1, status = 'delivered', "
+                "last_attempt_at = ?, delivered_at = ?, owner = NULL "
+                "WHERE event_id = ? AND sink = ?",
+                (now, now, event.id, name),
+            )
+            holds.settle(tx, name, None, policy)
         return None
     return error
 
 
 def send_all(
-    store: Store, event: Event, named: list[tuple[str, Any]], policy: RetryPolicy
+    store: Store,
+    event: Event,
+    named: list[tuple[str, Any]],
+    policy: RetryPolicy,
+    *,
+    gated: bool = True,
 ) -> EmitReport:
+    """Deliver ``event`` to each sink in turn. ``gated`` (an emit): a held sink is not tried,
+    its delivery kept as failed at once, and a sink whose hold is over gets one attempt, the
+    trial (:mod:`tunesmith.events.holds`); a retry decides itself (``gated=False``)."""
     report = EmitReport(event.id)
     for name, sink in named:
-        error = _deliver(store, event, name, sink, policy)
+        verdict, reason = holds.gate(store, name, policy) if gated else (holds.SEND, None)
+        if verdict == holds.HELD:
+            store.execute(
+                "UPDATE outbox_deliveries SET status = 'failed', last_error = ?, owner = NULL "
+                "WHERE event_id = ? AND sink = ?",
+                (reason, event.id, name),
+            )
+            report.failed.append(name)
+            report.skipped.append(name)
+            report.errors[name] = str(reason)
+            continue
+        tries = replace(policy, tries=1) if verdict == holds.PROBE else policy
+        error = _deliver(store, event, name, sink, tries)
         if error is None:
             report.delivered.append(name)
         else:

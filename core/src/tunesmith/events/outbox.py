@@ -51,6 +51,20 @@ OUTBOX_MIGRATIONS = [
     """
     CREATE TABLE outbox_prunes (pruned_at TEXT NOT NULL, cutoff TEXT NOT NULL);
     """,
+    # A sink that keeps failing is held for a cool-down (see holds.py), seen by every process
+    # emitting into this outbox: each emit to a webhook down for hours paid its tries and
+    # timeouts, and so did the hand-off or alert check behind it.
+    """
+    CREATE TABLE outbox_sinks (
+        sink TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL DEFAULT 0,
+        holds INTEGER NOT NULL DEFAULT 0,
+        held_until TEXT,
+        last_error TEXT,
+        prober TEXT,
+        probe_at TEXT
+    );
+    """,
 ]
 
 

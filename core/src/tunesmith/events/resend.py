@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.events import holds
 from tunesmith.events.delivery import EmitReport, RetryPolicy, send_all
 from tunesmith.events.listing import list_deliveries
 from tunesmith.events.marks import recorded_here
@@ -42,7 +43,9 @@ def retry(
 
     Deliveries go oldest first. Once ``GIVE_UP_AFTER`` deliveries in a row to one sink have
     failed, the rest to it are not tried in this call: they stay as they were and are reported
-    failed and ``skipped``, for the next retry.
+    failed and ``skipped``, for the next retry. A sink held after failing
+    (:mod:`tunesmith.events.holds`) is tried at once, cool-down or not, but only its oldest
+    delivery unless that one is delivered (which lifts the hold for every process).
 
     Only deliveries this setup recorded (their mark checks out under ``outbox.key``) are
     rebuilt from their URLs, besides ``stdout``, the names in ``sinks`` and those in
@@ -85,7 +88,9 @@ def _resend(
 ) -> list[EmitReport]:
     """Send each event's grouped deliveries (see :func:`retry`)."""
     reports = []
-    failing: dict[str, int] = {}  # deliveries in a row that failed, by sink
+    # A held sink has failed already: one more failure here and the rest to it wait.
+    held = holds.held_names(store)
+    failing: dict[str, int] = dict.fromkeys(held, GIVE_UP_AFTER - 1)  # failures in a row
     built: dict[str, Any] = {}  # the sinks rebuilt from their URLs so far, by name
     for event, names in grouped.values():
         named: list[tuple[str, Any]] = []
@@ -117,9 +122,10 @@ def _resend(
                 named.append((name, sink))
         if not named and not unbuildable and not skipped:
             continue
-        report = send_all(store, event, named, policy or RetryPolicy())
+        report = send_all(store, event, named, policy or RetryPolicy(), gated=False)
         for name in report.delivered:
             failing[name] = 0
+            held.discard(name)
         for name in report.failed:
             failing[name] = failing.get(name, 0) + 1
         for name, error in unbuildable.items():
@@ -129,8 +135,11 @@ def _resend(
             report.failed.append(name)
             report.skipped.append(name)
             report.errors[name] = (
-                f"not tried: the last {GIVE_UP_AFTER} deliveries to this sink failed in this "
-                "retry; left as it was for the next one"
+                "not tried: the sink is held after failing and its trial delivery in this "
+                "retry failed too; left as it was for the next one"
+                if name in held
+                else f"not tried: the last {GIVE_UP_AFTER} deliveries to this sink failed in "
+                "this retry; left as it was for the next one"
             )
         reports.append(report)
     return reports
