@@ -7,7 +7,8 @@ def test_health_and_openapi_schema(client):
     health = client.get("/v1/health").json()
     assert health["status"] == "ok" and health["entries"] == 75
     schema = client.get("/openapi.json").json()
-    assert {"/v1/ask", "/v1/feedback", "/v1/health"} <= set(schema["paths"])
+    assert {"/v1/ask", "/v1/feedback", "/v1/health", "/v1/handoffs",
+            "/v1/handoffs/{turn_id}/close"} <= set(schema["paths"])  # fmt: skip
 
 
 def test_ask_then_feedback_is_stored(client):

@@ -18,6 +18,7 @@ def test_support_group_offers_every_command(cli):
         "ask",
         "chat",
         "feedback",
+        "handoffs",
         "eval",
         "export-feedback",
         "stats",

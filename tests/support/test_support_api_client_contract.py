@@ -142,7 +142,7 @@ def test_a_feedback_post_retried_at_once_is_stored_once(client):
 
 
 def test_the_schema_gives_each_error_response_the_codes_it_may_carry(make_client):
-    from tunesmith_support.api import ASK_REFUSALS, FEEDBACK_REFUSALS
+    from tunesmith_support.api import ASK_REFUSALS, FEEDBACK_REFUSALS, HANDOFF_REFUSALS
     from tunesmith_support.api_errors import CODES
 
     client = make_client(token=TOKEN, loopback_only=True)
@@ -150,7 +150,9 @@ def test_the_schema_gives_each_error_response_the_codes_it_may_carry(make_client
     document = client.get("/openapi.json").json()
     assert {"ErrorMessage", "ValidationError"} <= set(document["components"]["schemas"])
     assert "HTTPValidationError" not in document["components"]["schemas"]
-    refusals = {"/v1/ask": list(ASK_REFUSALS), "/v1/feedback": list(FEEDBACK_REFUSALS)}
+    refusals = {"/v1/ask": list(ASK_REFUSALS), "/v1/feedback": list(FEEDBACK_REFUSALS),
+                "/v1/handoffs": ["bad_request"],
+                "/v1/handoffs/{turn_id}/close": list(HANDOFF_REFUSALS)}  # fmt: skip
     for path, operations in document["paths"].items():
         for operation in operations.values():
             errors = {s: r for s, r in operation["responses"].items() if int(s) >= 400}

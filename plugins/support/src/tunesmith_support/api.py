@@ -1,6 +1,7 @@
 """The HTTP JSON API for integrators (FastAPI, which Gradio already brings).
 
-``POST /v1/ask``, ``POST /v1/feedback``, ``GET /v1/health``; the OpenAPI schema is at
+``POST /v1/ask``, ``POST /v1/feedback``, ``GET /v1/health``, and for a helpdesk
+``GET /v1/handoffs`` and ``POST /v1/handoffs/{turn_id}/close``; the OpenAPI schema is at
 ``/openapi.json`` and readable at ``/docs`` (a page without scripts, :mod:`api_docs`); who may
 call it is :mod:`api_access`'s business (a bearer token, CORS origins). One model serves every request: the answerer holds a
 lock around the encoder and index, and the store serialises SQLite writes. Handlers are plain
@@ -14,7 +15,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 from starlette.requests import Request  # here: FastAPI resolves /docs' annotation in globals
 
 from tunesmith.errors import UserInputError
@@ -248,6 +257,80 @@ class FeedbackResponse(BaseModel):
     feedback_id: int
 
 
+class EarlierTurn(BaseModel):
+    question: str = Field(..., description="What the customer wrote.")
+    decision: Literal["answer", "clarify", "handoff"]
+    reason: str = Field(..., description="As AskResponse.reason.")
+    answer: str = Field(..., description="What the bot replied.")
+
+
+class Handoff(BaseModel):
+    """A hand-off to a person: waiting in the queue, or closed."""
+
+    turn_id: int = Field(..., description="The turn handed off; close it by this id.")
+    conversation_id: str
+    event_id: str | None = Field(..., description="Its support.handoff event's id.")
+    created_at: str = Field(..., description="When it was handed off (ISO 8601, UTC).")
+    waited_seconds: int = Field(
+        ..., description="How long it has waited for a person (until now, or until closed)."
+    )
+    status: Literal["waiting", "resolved", "no_answer"] = Field(
+        ...,
+        description="waiting for a person; resolved with an entry (entry_id); no_answer: closed "
+        "with none, the knowledge base has no answer (a gap, counted by support stats).",
+    )
+    question: str = Field(..., description="What the customer asked.")
+    reason: Reason = Field(..., description="Why it was handed off.")
+    confidence: float
+    candidates: list[dict[str, Any]] = Field(
+        ..., description="The best entries, best first (as AskResponse.candidates)."
+    )
+    conversation: list[EarlierTurn] = Field(
+        ..., description="The conversation before it, oldest first (its last 20 turns)."
+    )
+    earlier_turns: int = Field(..., description="How many turns came before it in all.")
+    closed_at: str | None = Field(..., description="When a person closed it.")
+    entry_id: str | None = Field(..., description="The entry it was resolved with.")
+    agent: str = Field(..., description="Who closed it ('' when not said).")
+    note: str = Field(..., description="The note kept with its closure.")
+
+
+class HandoffQueue(BaseModel):
+    handoffs: list[Handoff] = Field(..., description="Oldest first.")
+
+
+class CloseHandoffRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"correct_id": "shp-01", "agent": "alice"}]}
+    )
+
+    correct_id: str | None = Field(
+        None,
+        description="The entry that answers the question: the hand-off is resolved, and the "
+        "pair becomes a training row (support export-feedback). Give it or no_answer.",
+    )
+    no_answer: StrictBool = Field(
+        False,
+        description="true: close it with no entry, the knowledge base has no answer (a gap "
+        "support stats counts).",
+    )
+    agent: str = Field("", description="Who closes it (at most 200 characters).")
+    note: str = Field("", description="A note kept with it (at most 10,000 characters).")
+
+    @field_validator("correct_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return empty_is_none(value)
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> CloseHandoffRequest:
+        if (self.correct_id is None) == (not self.no_answer):
+            raise ValueError(
+                "give correct_id (the entry that answers it) or no_answer: true, one of them"
+            )
+        return self
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     entries: int = Field(..., description="Entries in the knowledge base.")
@@ -303,6 +386,11 @@ FEEDBACK_REFUSALS = (
     "contradictory_feedback", "feedback_limit", "invalid_text", "invalid_body", "bad_request",
 )  # fmt: skip
 
+HANDOFF_REFUSALS = (
+    "unknown_turn", "not_a_handoff", "unknown_entry", "note_too_long", "feedback_limit",
+    "invalid_text", "invalid_body", "bad_request",
+)  # fmt: skip
+
 
 def _only(status: int) -> tuple[str]:
     return (STATUS_CODES[status],)
@@ -320,6 +408,16 @@ UNAUTHORIZED = error_response(
     _only(401),
 )
 INTERNAL = error_response("The server failed (its log has why); try again.", _only(500))
+FORBIDDEN = error_response(
+    "This server does not serve the hand-off queue: it has --cors-origin (a token may be in a "
+    "public page), or no token and an address other than a loopback one.",
+    _only(403),
+)
+CLOSED_ALREADY = error_response(
+    "The hand-off was closed already (by another agent); detail says how, by whom and when. "
+    "Nothing was stored.",
+    ("handoff_closed",),
+)
 
 
 def error_responses(refusals: Sequence[str]) -> dict[int | str, dict[str, Any]]:
@@ -508,7 +606,7 @@ def create_app(
     ``cors_origins``: the visitors of a public page are strangers to each other. ``reloader``
     (a :class:`~tunesmith_support.reload.KbReloader`, or None when the server does not
     reload) says in ``/v1/health`` which copy of the KB is served."""
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Query
     from fastapi.responses import HTMLResponse
 
     from tunesmith_support.api_access import BearerToken, with_cors
@@ -605,6 +703,76 @@ def create_app(
         def feedback(request: FeedbackRequest) -> dict[str, Any]:
             """Rate an answer (helpful) or name the entry that was right (correct_id)."""
             return store_feedback(request)
+
+    # The queue holds every customer's questions: a server whose token may be in a public
+    # page (--cors-origin), or that anyone who reaches its port may call, does not serve it.
+    queue_served = not cors_origins and (token is not None or loopback_only)
+
+    def check_queue() -> None:
+        if not queue_served:
+            raise ApiError(
+                403,
+                STATUS_CODES[403],
+                "this server does not serve the hand-off queue: start it without --cors-origin, "
+                "and with a token (--token-file) unless it is bound to a loopback address",
+            )
+
+    @app.get(
+        "/v1/handoffs",
+        response_model=HandoffQueue,
+        responses={
+            **{status: error_responses(())[status] for status in (503, 421, 500)},
+            422: error_response(
+                "A query parameter does not fit (all is true or false).", _only(422)
+            ),
+            400: error_response("since is not an age or a time.", ("bad_request",)),
+            403: FORBIDDEN,
+        },
+    )
+    def handoffs(
+        show_all: bool = Query(False, alias="all"), since: str | None = None
+    ) -> dict[str, Any]:
+        """The hand-offs waiting for a person, oldest first (all=true: closed ones too;
+        since: only those made since an age such as 2h or 7d, or an ISO 8601 time)."""
+        from tunesmith.events.ages import parse_moment
+
+        check_queue()
+        stamp = None
+        if since is not None:
+            moment = _call(service, parse_moment, since, "since")
+            stamp = moment.isoformat(timespec="seconds")
+        items = _call(
+            service, service.conversations.handoffs, waiting_only=not show_all, since=stamp
+        )
+        return {"handoffs": items}
+
+    @app.post(
+        "/v1/handoffs/{turn_id}/close",
+        response_model=Handoff,
+        responses={
+            **error_responses(HANDOFF_REFUSALS),
+            403: FORBIDDEN,
+            409: CLOSED_ALREADY,
+        },
+    )
+    def close_handoff(turn_id: int, request: CloseHandoffRequest) -> dict[str, Any]:
+        """Close a hand-off: resolved by the entry that answers it (correct_id), or with none
+        (no_answer). A hand-off closed already is a 409 naming its closure; the same closure
+        sent again gets it back."""
+        check_queue()
+        try:
+            return _call(
+                service,
+                service.close_handoff,
+                turn_id,
+                entry_id=request.correct_id,
+                agent=request.agent,
+                note=request.note,
+            )
+        except ApiError as exc:
+            if exc.error_code != "handoff_closed":
+                raise
+            raise ApiError(409, exc.error_code, str(exc.detail)) from None
 
     started = datetime.now(UTC).isoformat(timespec="seconds")  # the service's copy: loaded
 

@@ -17,6 +17,7 @@ from tunesmith_support.commands.feedback_stats import (
     feedback_command,
     stats_command,
 )
+from tunesmith_support.commands.handoffs import handoffs_command
 from tunesmith_support.commands.index import index_command
 from tunesmith_support.commands.serve import _sigterm_returns as _sigterm_returns
 from tunesmith_support.commands.serve import serve_command
@@ -39,6 +40,7 @@ __all__ = [
     "eval_command",
     "export_feedback_command",
     "feedback_command",
+    "handoffs_command",
     "index_command",
     "is_rating",
     "serve_command",
@@ -62,6 +64,7 @@ def build_group() -> typer.Typer:
     group.command("ask")(ask_command)
     group.command("chat")(chat_command)
     group.command("feedback")(feedback_command)
+    group.command("handoffs")(handoffs_command)
     group.command("eval")(eval_command)
     group.command("export-feedback")(export_feedback_command)
     group.command("stats")(stats_command)

@@ -84,7 +84,35 @@ MIGRATIONS = [
         created_at TEXT NOT NULL
     );
     """,
+    # A hand-off's closure by a person: when, how (``resolved`` with an entry, or
+    # ``no_answer``: the KB has none, a gap `stats` counts), the entry, the agent and a note.
+    # Hand-offs an agent already named an entry for (`feedback --correct-id`, the only way
+    # before) are closed as resolved, so that the queue starts with the ones still waiting.
+    """
+    ALTER TABLE support_turns ADD COLUMN handoff_closed_at TEXT;
+    ALTER TABLE support_turns ADD COLUMN handoff_outcome TEXT;
+    ALTER TABLE support_turns ADD COLUMN handoff_entry TEXT;
+    ALTER TABLE support_turns ADD COLUMN handoff_agent TEXT NOT NULL DEFAULT '';
+    ALTER TABLE support_turns ADD COLUMN handoff_note TEXT NOT NULL DEFAULT '';
+    UPDATE support_turns SET handoff_outcome = 'resolved',
+        handoff_closed_at = (SELECT f.created_at FROM support_feedback f
+            WHERE f.turn_id = support_turns.id AND f.correct_id IS NOT NULL
+            ORDER BY f.id DESC LIMIT 1),
+        handoff_entry = (SELECT f.correct_id FROM support_feedback f
+            WHERE f.turn_id = support_turns.id AND f.correct_id IS NOT NULL
+            ORDER BY f.id DESC LIMIT 1)
+        WHERE decision = 'handoff' AND EXISTS (SELECT 1 FROM support_feedback f
+            WHERE f.turn_id = support_turns.id AND f.correct_id IS NOT NULL);
+    CREATE INDEX support_turns_open_handoffs ON support_turns(id)
+        WHERE decision = 'handoff' AND handoff_closed_at IS NULL;
+    """,
 ]
+
+#: How a hand-off is closed: with the entry that answers it, or with none (a gap in the KB).
+HANDOFF_OUTCOMES = ("resolved", "no_answer")
+
+#: The earlier turns a queued hand-off shows, as its event carries (service.HANDOFF_TURNS).
+QUEUE_TURNS = 20
 
 
 def request_key(request_id: str, conversation_id: str | None, question: str) -> str:
@@ -162,6 +190,47 @@ def check_period(by: str) -> None:
     """Refuse a stats period other than day, week or month."""
     if by not in ("day", "week", "month"):
         raise UserInputError(f"--by must be day, week or month, got {by!r}")
+
+
+def handoff_row(row: Any, earlier: list[dict[str, Any]], count: int) -> dict[str, Any]:
+    """A stored hand-off turn ``row`` as the queue shows it: ``status`` (``waiting``,
+    ``resolved`` or ``no_answer``), ``waited_seconds`` (until now, or until it was
+    closed), the earlier turns of its conversation and how it was closed."""
+    created = datetime.fromisoformat(row["created_at"])
+    closed_at = row["handoff_closed_at"]
+    until = datetime.fromisoformat(closed_at) if closed_at else datetime.now(UTC)
+    return {
+        "turn_id": int(row["id"]),
+        "conversation_id": row["conversation_id"],
+        "event_id": row["handoff_event"],
+        "created_at": row["created_at"],
+        "waited_seconds": max(0, int((until - created).total_seconds())),
+        "status": row["handoff_outcome"] or "waiting",
+        "question": row["question"],
+        "reason": row["reason"],
+        "confidence": round(float(row["confidence"]), 4),
+        "candidates": json.loads(row["candidates"]),
+        "conversation": earlier,
+        "earlier_turns": count,
+        "closed_at": closed_at,
+        "entry_id": row["handoff_entry"],
+        "agent": row["handoff_agent"],
+        "note": row["handoff_note"],
+    }
+
+
+def closed_already(turn_id: int, turn: Any) -> str:
+    """The line telling a second agent how the first closed the hand-off."""
+    how = (
+        f"resolved with {turn['handoff_entry']!r}"
+        if turn["handoff_outcome"] == "resolved"
+        else "closed with no entry (the knowledge base has no answer)"
+    )
+    by = f" by {turn['handoff_agent']}" if turn["handoff_agent"] else ""
+    return (
+        f"turn {turn_id}'s hand-off was {how}{by} at {turn['handoff_closed_at']} already; "
+        "nothing was stored (to name another entry, give feedback with a correct id)"
+    )
 
 
 class Conversations:
@@ -280,6 +349,102 @@ class Conversations:
             "UPDATE support_turns SET handoff_event = ? WHERE id = ?", (event_id, turn_id)
         )
 
+    def handoffs(
+        self, *, waiting_only: bool = True, since: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Hand-offs, oldest first: those still waiting for a person (``waiting_only``), or
+        all; ``since``: only those made at or after this stored timestamp. Each with its
+        question, reason, candidates, the conversation before it (its last
+        :data:`QUEUE_TURNS` turns; ``earlier_turns`` counts them all), how long it waited and
+        how it was closed (:func:`handoff_row`)."""
+        where = ["decision = 'handoff'"]
+        params: list[Any] = []
+        if waiting_only:
+            where.append("handoff_closed_at IS NULL")
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        rows = self.store.query(
+            f"SELECT * FROM support_turns WHERE {' AND '.join(where)} ORDER BY id", params
+        )
+        return [self._with_conversation(self.store, row) for row in rows]
+
+    def handoff(self, turn_id: int) -> dict[str, Any] | None:
+        """The hand-off of turn ``turn_id`` as :meth:`handoffs` lists it, or None when that
+        turn is no hand-off (or does not exist)."""
+        return self._handoff(self.store, turn_id)
+
+    def _handoff(self, db: Any, turn_id: int) -> dict[str, Any] | None:
+        rows = db.query(
+            "SELECT * FROM support_turns WHERE id = ? AND decision = 'handoff'", (int(turn_id),)
+        )
+        return self._with_conversation(db, rows[0]) if rows else None
+
+    @staticmethod
+    def _with_conversation(db: Any, row: Any) -> dict[str, Any]:
+        earlier = db.query(
+            "SELECT question, decision, reason, answer FROM support_turns "
+            "WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (row["conversation_id"], row["id"], QUEUE_TURNS),
+        )
+        count = len(earlier)
+        if count == QUEUE_TURNS:
+            count = db.query(
+                "SELECT COUNT(*) AS n FROM support_turns WHERE conversation_id = ? AND id < ?",
+                (row["conversation_id"], row["id"]),
+            )[0]["n"]
+        return handoff_row(row, [dict(t) for t in reversed(earlier)], int(count))
+
+    def close_handoff(
+        self,
+        turn_id: int,
+        *,
+        entry_id: str | None = None,
+        agent: str = "",
+        note: str = "",
+        renamed: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Close the hand-off of turn ``turn_id``: resolved by ``entry_id`` (stored as an
+        agent's correct id too, which `export-feedback` turns into a training row), or with no
+        entry (``no_answer``: the KB has none). Returns the hand-off as closed.
+
+        Checked and written in one write transaction: of two agents closing the same hand-off
+        at once, the second finds it closed and is refused (``handoff_closed``) naming the
+        first one's closure, and nothing of its own is stored; the same closure sent again (a
+        retry) gets the stored one back."""
+        outcome = "resolved" if entry_id else "no_answer"
+        with self.store.transaction() as tx:
+            rows = tx.query(
+                "SELECT decision, handoff_closed_at, handoff_outcome, handoff_entry, "
+                "handoff_agent, handoff_note FROM support_turns WHERE id = ?",
+                (int(turn_id),),
+            )
+            if not rows:
+                raise Refusal("unknown_turn", f"no turn {turn_id} in {self.store.path}")
+            turn = rows[0]
+            if turn["decision"] != "handoff":
+                raise Refusal(
+                    "not_a_handoff",
+                    f"turn {turn_id} was not handed off (its decision: {turn['decision']}); "
+                    "rate it with feedback instead",
+                )
+            if turn["handoff_closed_at"] is not None:
+                stored = (turn["handoff_outcome"], turn["handoff_entry"] or None)
+                if stored == (outcome, entry_id or None) and (
+                    turn["handoff_agent"],
+                    turn["handoff_note"],
+                ) == (agent, note):
+                    return self._handoff(tx, turn_id) or {}
+                raise Refusal("handoff_closed", closed_already(turn_id, turn))
+            if entry_id:
+                self._store_feedback(tx, turn_id, None, entry_id, note, None, renamed)
+            tx.execute(
+                "UPDATE support_turns SET handoff_closed_at = ?, handoff_outcome = ?, "
+                "handoff_entry = ?, handoff_agent = ?, handoff_note = ? WHERE id = ?",
+                (_now(), outcome, entry_id or None, agent, note, int(turn_id)),
+            )
+            return self._handoff(tx, turn_id) or {}
+
     def add_feedback(
         self,
         turn_id: int,
@@ -290,6 +455,7 @@ class Conversations:
         conversation_id: str | None = None,
         renamed: dict[str, str] | None = None,
         key: str | None = None,
+        close_handoff: bool = False,
     ) -> int:
         """Store feedback on a turn: helpful or not, and/or the right entry id (from an agent).
 
@@ -306,7 +472,11 @@ class Conversations:
 
         ``key``: the request's (:func:`feedback_request_key`). A key answered before gets the
         feedback id it got then, and nothing is stored, whatever came since on the turn; a
-        new one is kept with the id it is answered with."""
+        new one is kept with the id it is answered with.
+
+        ``close_handoff`` (an agent's `support feedback`): a correct id on a hand-off still
+        waiting resolves it, in the same transaction (:meth:`close_handoff`); one closed
+        already keeps its closure, and the feedback is stored as any other."""
         if helpful is None and not correct_id:
             raise Refusal(
                 "rating_missing", "feedback needs 'helpful' (true/false) or a correct answer id"
@@ -321,6 +491,13 @@ class Conversations:
             feedback_id = self._store_feedback(
                 tx, turn_id, helpful, correct_id, note, conversation_id, renamed
             )
+            if close_handoff and correct_id:
+                tx.execute(
+                    "UPDATE support_turns SET handoff_closed_at = ?, handoff_outcome = "
+                    "'resolved', handoff_entry = ?, handoff_note = ? WHERE id = ? AND "
+                    "decision = 'handoff' AND handoff_closed_at IS NULL",
+                    (_now(), correct_id, note, int(turn_id)),
+                )
             if key is not None:
                 tx.execute(
                     "INSERT INTO support_feedback_requests (request_key, feedback_id, created_at) "
@@ -497,11 +674,14 @@ class Conversations:
         Sunday, one week even across the new year). Small talk (a greeting, a thanks) counts as
         a turn but not in the answer, clarify and hand-off rates, which are of questions. A
         correct id that is the entry the turn answered with (``renamed``: old id -> new id)
-        counts as "helpful", not as a correction, as it is stored now."""
+        counts as "helpful", not as a correction, as it is stored now. Of the period's
+        hand-offs, ``handoffs_waiting`` are still waiting for a person and ``kb_gaps`` were
+        closed with no entry (:meth:`close_handoff`): questions the KB has no answer to."""
         check_period(by)
         periods: dict[str, dict[str, int]] = {}
         empty = dict.fromkeys(("turns", "small_talk", "answer", "clarify", "handoff", "feedback",
-                               "helpful", "not_helpful", "corrected"), 0)  # fmt: skip
+                               "helpful", "not_helpful", "corrected", "handoffs_waiting", "kb_gaps"),
+                              0)  # fmt: skip
         # SQLite counts per day (a log of millions of turns stays in the database); days then
         # fold into weeks or months here, where ISO weeks are computed right.
         day = "substr(created_at, 1, 10)"
@@ -509,7 +689,10 @@ class Conversations:
             f"SELECT {day} AS day, COUNT(*) AS turns, SUM(reason = 'small_talk') AS small_talk, "
             "SUM(decision = 'answer') AS answer, "
             "SUM(decision = 'clarify' AND reason != 'small_talk') AS clarify, "
-            "SUM(decision = 'handoff') AS handoff FROM support_turns GROUP BY day"
+            "SUM(decision = 'handoff') AS handoff, "
+            "SUM(decision = 'handoff' AND handoff_closed_at IS NULL) AS handoffs_waiting, "
+            "SUM(decision = 'handoff' AND handoff_outcome = 'no_answer') AS kb_gaps "
+            "FROM support_turns GROUP BY day"
         )
         # Each turn with feedback once, on the day of its newest: counted piece by piece, a
         # turn rated three times (or a late retry of a rating) was three in `feedback`.
@@ -551,6 +734,10 @@ class Conversations:
                     "feedback": c["feedback"],
                     "helpful_rate": round(c["helpful"] / rated, 4) if rated else None,
                     "corrected": c["corrected"],
+                    # Of the period's hand-offs: still waiting for a person, and closed by
+                    # one with no entry (questions the KB has no answer to).
+                    "handoffs_waiting": c["handoffs_waiting"],
+                    "kb_gaps": c["kb_gaps"],
                 }
             )
         return out

@@ -27,6 +27,9 @@ REFUSALS: dict[str, str] = {
     "contradictory_feedback": "correct_id names the entry the turn answered with, and helpful "
     "is false: send helpful false alone.",
     "feedback_limit": "The turn has 20 pieces of feedback already.",
+    "not_a_handoff": "The turn was not handed off to a person: there is no hand-off to close.",
+    "handoff_closed": "HTTP 409: the hand-off was closed already (another agent): detail says "
+    "how, by whom and when; nothing was stored.",
     "bad_request": "Another refusal; detail says what.",
 }
 

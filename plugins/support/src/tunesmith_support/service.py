@@ -36,6 +36,9 @@ HANDOFF_TURNS = 20
 #: whole: any client of `serve` could write a megabyte into the database with each request.
 MAX_NOTE_CHARS = 10_000
 
+#: The longest agent's name kept with a closed hand-off.
+MAX_AGENT_CHARS = 200
+
 
 def default_db(kb_dir: str | Path) -> Path:
     """Where a KB's conversations are kept unless told otherwise."""
@@ -354,8 +357,11 @@ class SupportService:
         note: str = "",
         conversation_id: str | None = None,
         key: str | None = None,
+        close_handoff: bool = False,
     ) -> int:
-        """Store feedback on a turn; a correct id must be an entry of the KB.
+        """Store feedback on a turn; a correct id must be an entry of the KB;
+        ``close_handoff``: it resolves the turn's hand-off if one is waiting (an agent's, never
+        a customer's: the API's feedback leaves the queue alone).
         ``conversation_id``: the turn must be that conversation's (a public widget's visitor
         rates their own turns only; :meth:`Conversations.add_feedback`); ``key``: the
         request's, whose retry stores nothing
@@ -376,7 +382,21 @@ class SupportService:
                 "note_too_long",
                 f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept",
             )
-        # The ids and renames of one copy of the KB, should a reload swap another in meanwhile.
+        correct_id, renamed = self._checked_entry(correct_id)
+        return self.conversations.add_feedback(
+            turn_id,
+            helpful=helpful,
+            correct_id=correct_id,
+            note=note,
+            conversation_id=conversation_id,
+            renamed=renamed,
+            key=key,
+            close_handoff=close_handoff,
+        )
+
+    def _checked_entry(self, correct_id: str | None) -> tuple[str | None, dict[str, str]]:
+        """``correct_id`` as the KB names it now, refused unless it is one of its entries, with
+        the KB's renamed ids (those of one copy, should a reload swap another in meanwhile)."""
         answerer = self._answerer
         renamed = self.renamed(answerer)
         if correct_id:
@@ -388,12 +408,31 @@ class SupportService:
                     "unknown_entry",
                     f"no entry {shown(correct_id)} in the knowledge base {self.kb_dir}",
                 )
-        return self.conversations.add_feedback(
-            turn_id,
-            helpful=helpful,
-            correct_id=correct_id,
-            note=note,
-            conversation_id=conversation_id,
-            renamed=renamed,
-            key=key,
+        return correct_id, renamed
+
+    def close_handoff(
+        self, turn_id: int, *, entry_id: str | None = None, agent: str = "", note: str = ""
+    ) -> dict[str, Any]:
+        """Close a hand-off: resolved by ``entry_id`` (an entry of the KB), or with none (the
+        KB has no answer); ``agent`` and ``note`` are kept with it
+        (:meth:`Conversations.close_handoff`)."""
+        if not 0 < turn_id <= MAX_ROW_ID:
+            raise Refusal("unknown_turn", f"no turn {turn_id} in {self.conversations.store.path}")
+        for text, what in ((agent, "agent"), (note, "note")):
+            check_text(text, what)
+        agent, note = without_controls(agent)[0].strip(), without_controls(note)[0]
+        if len(note) > MAX_NOTE_CHARS:
+            raise Refusal(
+                "note_too_long",
+                f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept",
+            )
+        if len(agent) > MAX_AGENT_CHARS:
+            raise Refusal(
+                "bad_request",
+                f"the agent's name is {len(agent):,} characters long; at most "
+                f"{MAX_AGENT_CHARS} are kept",
+            )
+        entry_id, renamed = self._checked_entry(entry_id)
+        return self.conversations.close_handoff(
+            turn_id, entry_id=entry_id, agent=agent, note=note, renamed=renamed
         )

@@ -37,11 +37,40 @@ def feedback_command(
     service = open_service(kb, stored_db(kb, db), None)
     try:
         service.feedback(
-            turn, helpful=helpful, correct_id=correct_id, note=note, conversation_id=conversation
+            turn,
+            helpful=helpful,
+            correct_id=correct_id,
+            note=note,
+            conversation_id=conversation,
+            close_handoff=True,
         )
+        handoff = service.conversations.handoff(turn) if correct_id else None
     finally:
         service.close()
     typer.echo(f"feedback stored for turn {turn}")
+    if handoff is None:
+        return
+    if handoff["status"] == "resolved" and handoff["entry_id"] == service.renamed().get(
+        correct_id, correct_id
+    ):
+        typer.echo(f"its hand-off is resolved with {handoff['entry_id']}")
+    else:
+        # Another agent closed it first: their closure stays, this correction is kept too.
+        typer.echo(f"note: {closed_already(turn, handoff)}")
+
+
+def closed_already(turn: int, handoff: dict[str, Any]) -> str:
+    """How the hand-off of ``turn`` was closed before this feedback."""
+    how = (
+        f"resolved with {handoff['entry_id']}"
+        if handoff["status"] == "resolved"
+        else "closed with no entry"
+    )
+    by = f" by {handoff['agent']}" if handoff["agent"] else ""
+    return (
+        f"its hand-off was {how}{by} at {handoff['closed_at']} already, and stays so; "
+        "this feedback is stored too"
+    )
 
 
 def export_feedback_command(
@@ -74,7 +103,9 @@ def export_feedback_command(
 FEEDBACK_LEGEND = (
     "feedback: turns given feedback, each once, in the period of its newest; helpful_rate: "
     "of those rated, by each one's newest rating; corrected: of those, the ones an agent "
-    "named another entry for"
+    "named another entry for; handoffs_waiting: of the period's hand-offs, those still "
+    "waiting for a person (support handoffs); kb_gaps: those an agent closed with no entry, "
+    "the knowledge base having no answer"
 )
 
 
@@ -115,6 +146,8 @@ def stats_command(
         "feedback",
         "helpful_rate",
         "corrected",
+        "handoffs_waiting",
+        "kb_gaps",
     ]
     typer.echo("  ".join(f"{h:>12s}" for h in headers))
     for row in rows:
