@@ -395,3 +395,105 @@ def test_add_items_links_what_new_items_do_not_change(model_dir, tmp_path, monke
     got = served.for_liked([*liked, "n001"], k=151)
     assert {r.item_id for r in got} == set(served.ids) - {*liked, "n001"}
     assert [(r.item_id, r.score) for r in served.for_liked(liked)] == want
+
+
+def _new_items(path: Path, first: int, count: int) -> Path:
+    rows = [
+        f"n{k:03d},New film {k},space opera|horror,A rebel pilot under a haunted lake {k}."
+        for k in range(first, first + count)
+    ]
+    return _write(path, "item_id,title,genres,description", rows)
+
+
+def _serves_the_same(one: Path, other: Path, new_ids: list[str]) -> None:
+    """Two model folders serve the same catalogue, vectors, lists and neighbours."""
+    from tunesmith_recommend.model import Recommender
+
+    a, b = Recommender(one), Recommender(other)
+    assert a.ids == b.ids and a.titles == b.titles and a.texts == b.texts
+    assert np.array_equal(a.signals.item_vectors, b.signals.item_vectors)
+    assert len(a.index) == len(b.index) == len(a.ids)
+
+    def listed(found):
+        return [(r.item_id, round(r.score, 9)) for r in found]
+
+    for user in a.histories:
+        assert listed(a.for_user(user)) == listed(b.for_user(user)), user
+    assert listed(a.for_liked(["f001", new_ids[0]])) == listed(b.for_liked(["f001", new_ids[0]]))
+    for item in (new_ids[0], "f001"):
+        assert listed(a.similar(item, k=20)) == listed(b.similar(item, k=20)), item
+
+
+def test_add_items_writes_the_new_items_alone_and_links_the_catalogues_files(
+    model_dir, tmp_path, monkeypatch
+):
+    """add-items rewrote the whole vectors.npy and a whole index generation for a few new
+    items (310 MB of a 300-item update at 100,000 items). They now go to an added part of
+    their own (added_items.json, added_vectors.npy, added_index/); the catalogue's own files
+    stay links to the old version's, and the model serves as one written whole."""
+    from tunesmith_recommend import item_parts
+    from tunesmith_recommend import model as model_module
+    from tunesmith_recommend.data import load_items as read_items
+
+    whole = tmp_path / "whole"
+    shutil.copytree(model_dir, whole)
+    before = _files(model_dir)
+    held = _held(model_dir, tmp_path / "held")
+    for first in (0, 2):  # two updates: the second keeps the first's items in the added part
+        new = read_items(_new_items(tmp_path / f"new{first}.csv", first, 2), min_items=1)
+        assert model_module.add_items(model_dir, new) == 2
+    for name, link in held.items():
+        if name.startswith("index/") or name in ("vectors.npy", "catalogue.json"):
+            assert (model_dir / name).samefile(link), name
+    assert _unchanged(held, before)
+    assert np.load(model_dir / item_parts.ADDED_VECTORS).shape[0] == 4
+    assert json.loads((model_dir / "catalogue.json").read_text())["ids"][-1] == "f150"
+    assert json.loads((model_dir / "meta.json").read_text())["n_items"] == 154
+
+    monkeypatch.setattr(item_parts, "MERGE_SHARE", 0.0)  # every add written whole, as before
+    model_module.add_items(whole, read_items(_new_items(tmp_path / "all.csv", 0, 4), min_items=1))
+    assert not (whole / item_parts.ADDED_CATALOGUE).exists()
+    _serves_the_same(model_dir, whole, ["n000", "n003"])
+
+
+def test_added_items_past_a_tenth_of_the_catalogue_are_written_whole_again(model_dir, tmp_path):
+    """The added part is rewritten by each add-items and searched beside the index: past a
+    tenth of the catalogue's own items (15 of the sample's 150) it is merged into the
+    catalogue's files, and the model serves as before."""
+    from tunesmith_recommend import item_parts
+    from tunesmith_recommend import model as model_module
+    from tunesmith_recommend.data import load_items as read_items
+
+    first = read_items(_new_items(tmp_path / "a.csv", 0, 15), min_items=1)
+    model_module.add_items(model_dir, first)
+    assert len(item_parts.AddedItems.read(model_dir)) == 15
+    kept = tmp_path / "kept"
+    shutil.copytree(model_dir, kept)
+    model_module.add_items(
+        model_dir, read_items(_new_items(tmp_path / "b.csv", 15, 1), min_items=1)
+    )
+    for name in item_parts.ADDED_FILES:
+        assert not (model_dir / name).exists(), name
+    assert len(json.loads((model_dir / "catalogue.json").read_text())["ids"]) == 166
+    assert np.load(model_dir / "vectors.npy").shape[0] == 166
+    # the same item added to the copy that still has its added part: served the same
+    item_parts_share = item_parts.MERGE_SHARE
+    try:
+        item_parts.MERGE_SHARE = 1.0
+        model_module.add_items(kept, read_items(_new_items(tmp_path / "c.csv", 15, 1), min_items=1))
+    finally:
+        item_parts.MERGE_SHARE = item_parts_share
+    assert len(item_parts.AddedItems.read(kept)) == 16
+    _serves_the_same(model_dir, kept, ["n015", "n000"])
+
+
+def test_the_demo_offers_items_added_since_the_catalogue_was_written_whole(model_dir, tmp_path):
+    """The demo's item list read catalogue.json alone: items in the added part were missing
+    from its "liked items" choices."""
+    from tunesmith_recommend import model as model_module
+    from tunesmith_recommend.data import load_items as read_items
+    from tunesmith_recommend.demo import choices
+
+    model_module.add_items(model_dir, read_items(_new_items(tmp_path / "n.csv", 0, 2), min_items=1))
+    _, items = choices(str(model_dir))
+    assert {"n000", "n001"} <= {value for _, value in items}

@@ -166,13 +166,14 @@ def choices(model_dir: str | None) -> tuple[list[tuple[str, str]], list[tuple[st
     --min-rating (:func:`tunesmith_recommend.model.history_words`)."""
     if model_dir:
         from tunesmith.errors import UserInputError
-        from tunesmith_recommend.model import history_words
+        from tunesmith_recommend.model import history_words, read_catalogue
 
         base = Path(model_dir)
         try:
             histories = json.loads((base / "histories.json").read_text(encoding="utf-8"))
-            catalogue = json.loads((base / "catalogue.json").read_text(encoding="utf-8"))
-            items = list(zip(catalogue["titles"], catalogue["ids"], strict=True))
+            # Both parts: the items added since the catalogue was written whole too.
+            catalogue = read_catalogue(base)
+            items = list(zip(catalogue.titles, catalogue.ids, strict=True))
             liked = {u: len(h) for u, h in histories.items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             # The words Recommender uses for a directory that is not one of its models.

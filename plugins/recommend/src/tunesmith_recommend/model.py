@@ -11,6 +11,8 @@ Layout (written inside a temporary directory that replaces the target only when 
     base_vectors.npy the pretrained encoder's vectors (only when the item tower was fine-tuned)
     base_encoder/    with them, a copy of a --model directory (add-items encodes new items with it)
     index/           tunesmith.retrieval.VectorIndex of the same vectors (candidates)
+    added_*          the items add-items added since the above were written whole: their
+                     catalogue entries, vectors and index (item_parts; absent when none)
     user_tower.npz   user tower weights
     signals.npz      counts, recency-weighted counts and item ages on every event (the counts
                      scaled to the training split's totals), content prior
@@ -46,6 +48,18 @@ from tunesmith.retrieval import Encoder, VectorIndex
 from tunesmith_recommend.baselines import history_matrix, mean_history_vectors
 from tunesmith_recommend.data import Catalogue
 from tunesmith_recommend.explain import because_you_liked
+from tunesmith_recommend.item_parts import (
+    ADDED_BASE_VECTORS,
+    ADDED_FILES,
+    ADDED_VECTORS,
+    WHOLE_FILES,
+    AddedItems,
+    ItemIndex,
+    must_merge,
+    read_vectors,
+    write_added_part,
+    write_merged,
+)
 
 # ITEM_NOUN and item_noun_meta re-exported: the CLI, the demo and tests read them from here
 from tunesmith_recommend.nouns import ITEM_NOUN as ITEM_NOUN
@@ -258,9 +272,15 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 
 def read_catalogue(path: Path) -> Catalogue:
-    """The model directory's items (``catalogue.json``)."""
+    """The model directory's items: ``catalogue.json``, then those added since it was written
+    whole (``added_items.json``, see :mod:`~tunesmith_recommend.item_parts`)."""
     catalogue = read_part(path, "catalogue.json")
-    return Catalogue(ids=catalogue["ids"], titles=catalogue["titles"], texts=catalogue["texts"])
+    added = AddedItems.read(path)
+    return Catalogue(
+        ids=catalogue["ids"] + added.ids,
+        titles=catalogue["titles"] + added.titles,
+        texts=catalogue["texts"] + added.texts,
+    )
 
 
 def read_cooc(path: Path, n_items: int) -> Any:
@@ -322,18 +342,16 @@ def add_items(path: str | Path, new: Any, *, device: str = "cpu") -> int:
         return _add_items_locked(Path(path), new, device)
 
 
-#: What ``add-items`` writes afresh; the rest of the folder (events, histories, user tower,
-#: encoders) is linked into the new version, not copied (``folder_copy``), and the index is
-#: linked too and saved as a new generation beside the old one's files. ``cooc.npz`` stays
-#: as it was: new items co-occur with nothing, and serving pads it to the catalogue
-#: (:func:`read_cooc`; rewriting it was 125 MB of a 300-item update at 100,000 items).
-ADD_ITEMS_REWRITES = (
-    "catalogue.json",
-    "vectors.npy",
-    "base_vectors.npy",
-    "signals.npz",
-    "meta.json",
-)
+#: What ``add-items`` writes afresh: the added part (:mod:`~tunesmith_recommend.item_parts`),
+#: the counts (zeros for the new items) and ``meta.json``. The rest of the folder (the
+#: catalogue, vectors and index as last written whole, events, histories, user tower,
+#: encoders) is linked into the new version, not copied (``folder_copy``): rewriting the
+#: vectors and an index generation was 310 MB of a 300-item update at 100,000 items.
+#: ``cooc.npz`` stays as it was: new items co-occur with nothing, and serving pads it to the
+#: catalogue (:func:`read_cooc`; rewriting it was 125 MB of that update).
+ADD_ITEMS_REWRITES = (*ADDED_FILES, "signals.npz", "meta.json")
+#: What an ``add-items`` that merges the added part writes afresh (:func:`item_parts.must_merge`).
+MERGE_REWRITES = (*ADD_ITEMS_REWRITES, *WHOLE_FILES)
 
 
 def _add_items_locked(path: Path, new: Any, device: str) -> int:
@@ -360,19 +378,25 @@ def _add_items_locked(path: Path, new: Any, device: str) -> int:
     n_old, n_new = len(catalogue.ids), len(new.ids)
     with np.load(path / "signals.npz") as data:
         counts, recent, age, prior = data["counts"], data["recent"], data["age"], data["prior"]
+    added = AddedItems.read(path)
+    n_whole = n_old - len(added)
+    merge = must_merge(n_whole, len(added) + n_new)
     with atomic_directory(path, force=True) as tmp:
-        link_unchanged(path, tmp, ADD_ITEMS_REWRITES)
-        atomic_write_json(
-            tmp / "catalogue.json",
-            {
+        link_unchanged(path, tmp, MERGE_REWRITES if merge else ADD_ITEMS_REWRITES)
+        if merge:
+            every = {
                 "ids": catalogue.ids + list(new.ids),
                 "titles": catalogue.titles + list(new.titles),
                 "texts": catalogue.texts + list(new.texts),
-            },
-        )
-        np.save(tmp / "vectors.npy", np.concatenate([np.load(path / "vectors.npy"), vectors]))
-        if base is not None:
-            np.save(tmp / "base_vectors.npy", np.concatenate([np.load(base_file), base]))
+            }
+            write_merged(path, tmp, every, vectors, base, n_indexed=n_whole)
+        else:
+            added = AddedItems(
+                added.ids + list(new.ids),
+                added.titles + list(new.titles),
+                added.texts + list(new.texts),
+            )
+            write_added_part(path, tmp, added, vectors, base, encoder_name=str(meta["encoder"]))
         np.savez(
             tmp / "signals.npz",
             counts=np.concatenate([counts, np.zeros(n_new)]),
@@ -380,9 +404,6 @@ def _add_items_locked(path: Path, new: Any, device: str) -> int:
             age=np.concatenate([age, np.full(n_new, np.inf)]),
             prior=prior,
         )
-        index = VectorIndex.load(tmp / "index")
-        index.add(list(new.ids), payloads=[{"title": t} for t in new.titles], vectors=vectors)
-        index.save()
         meta = {**meta, "n_items": n_old + n_new}
         meta["added_items"] = int(meta.get("added_items", 0)) + n_new
         atomic_write_json(tmp / "meta.json", meta)
@@ -451,23 +472,22 @@ class Recommender:
         )
         with np.load(self.path / "signals.npz") as data:
             counts, recent, prior, age = data["counts"], data["recent"], data["prior"], data["age"]
-        base = self.path / "base_vectors.npy"
         self.signals = Signals(
-            item_vectors=np.load(self.path / "vectors.npy"),
+            item_vectors=read_vectors(self.path, "vectors.npy", ADDED_VECTORS),
             tower=UserTower.load(self.path / "user_tower.npz"),
             counts=counts,
             recent=recent,
             prior=prior,
             cooc=read_cooc(self.path, len(self.ids)),
             age=age,
-            base_vectors=np.load(base) if base.exists() else None,
+            base_vectors=read_vectors(self.path, "base_vectors.npy", ADDED_BASE_VECTORS),
         )
         self.ranker = Ranker.from_json(read_part(self.path, "ranker.json"))
         self.item_part = self.ranker.item_part(self.signals.item_features())
         self.cold = self.signals.item_features()["cold"]
         top = min(CANDIDATES, len(self.ids))
         self.top_items = np.argpartition(-self.item_part, top - 1)[:top]
-        self.index = VectorIndex.load(self.path / "index")
+        self.index = ItemIndex.load(self.path)
         self._encoder: Any = None
 
     # ------------------------------------------------------------------ helpers
