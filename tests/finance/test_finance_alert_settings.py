@@ -49,7 +49,7 @@ def test_an_alert_stores_the_settings_it_was_found_with_and_alerts_json_shows_th
     text = cli("finance", "alerts", "--db", str(db), "--list", "--by", "topic").stdout
     assert (
         "    found with --bucket 6h --window 2 --half-life 6d --min-volume 8 --min-lift 0.1 "
-        "--p-value 0.01 --cooldown 12h --prior 0.2\n" in text
+        "--p-value 0.01 --cooldown 12h --prior 0.2 --min-history 0\n" in text
     )
 
 

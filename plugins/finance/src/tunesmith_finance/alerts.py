@@ -115,9 +115,18 @@ def default_detector(db: Any, prior: float | None = None, **settings: Any) -> Su
 
 #: The :class:`SurgeDetector` fields `finance alerts` takes as flags (all but ``--prior``), in
 #: the order its help lists them; the dashboard takes the same (`finance demo`).
-DETECTOR_FLAGS = ("bucket", "window", "half_life", "min_volume", "min_lift", "p_value", "cooldown")
+DETECTOR_FLAGS = (
+    "bucket",
+    "window",
+    "half_life",
+    "min_volume",
+    "min_lift",
+    "p_value",
+    "cooldown",
+    "min_history",
+)
 #: The detector settings stored with an alert that no command takes as a flag.
-_NOT_FLAGS = ("prior_weight", "min_history")
+_NOT_FLAGS = ("prior_weight",)
 #: Which of a detector's settings are durations (seconds), written as `--bucket` takes them.
 _DURATIONS = ("bucket", "half_life", "cooldown")
 
@@ -142,7 +151,7 @@ def detector_settings(detector: Any) -> dict[str, Any]:
 def settings_flags(settings: dict[str, Any] | None) -> str:
     """An alert's stored settings as the `finance alerts` flags that find it again
     (``--bucket 1h --window 3 ... --prior 0.162914``); "" for an alert stored before they were
-    kept. ``prior_weight`` and ``min_history`` are no flags and are left out."""
+    kept. ``prior_weight`` is no flag and is left out."""
     if not settings:
         return ""
     flags = []

@@ -330,8 +330,7 @@ class Dashboard:
             # with the page's settings, so that its checks afterwards find the same alerts.
             detector=SurgeDetector(
                 prior=prior,
-                min_history=min_history_for(self.prior),
-                **self.detector_settings,
+                **{"min_history": min_history_for(self.prior), **self.detector_settings},
             ),
             options=AlertOptions(tz=self.tz),
             explain=True,
@@ -770,7 +769,7 @@ def detector_note(detector: Any, tz: str = "UTC", given_prior: float | None = No
     starts (``given_prior``: its ``--prior``, else the database's negative share now)."""
     from tunesmith.ui.markdown import code_span
     from tunesmith_finance.alerts import duration_text, settings_flags
-    from tunesmith_finance.detector import SurgeDetector
+    from tunesmith_finance.detector import SurgeDetector, min_history_for
 
     # The flags beyond --bucket that differ from `finance alerts`' defaults for this bucket and
     # window (the half-life and cool-down defaults follow those two).
@@ -782,6 +781,9 @@ def detector_note(detector: Any, tz: str = "UTC", given_prior: float | None = No
     }
     if given_prior is not None:
         changed["prior"] = given_prior
+    wait = SurgeDetector(min_history=min_history_for(given_prior)).min_history
+    if getattr(detector, "min_history", wait) != wait:  # `finance demo --min-history N`
+        changed["min_history"] = detector.min_history
     command = "tunesmith finance alerts --db DB --by topic|ticker " + settings_flags(
         {"bucket": detector.bucket, **changed}
     )

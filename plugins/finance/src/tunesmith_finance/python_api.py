@@ -287,6 +287,7 @@ class Monitor:
         p_value: float = 0.001,
         cooldown: str | None = None,
         prior: float | None = None,
+        min_history: int | None = None,
         sinks: Sequence[str] = (),
         explain: bool = True,
         max_explain: int = 100,
@@ -303,7 +304,6 @@ class Monitor:
             AlertOptions,
             explaining_model,
             run_alerts,
-            starting_prior,
         )
         from tunesmith_finance.commands.checks import build_detector, sinks_from_flag
         from tunesmith_finance.documents import resolve_zone
@@ -327,7 +327,9 @@ class Monitor:
                 min_lift=min_lift,
                 p_value=p_value,
                 cooldown=cooldown,
-                prior=starting_prior(store, prior),
+                prior=prior,
+                min_history=min_history,
+                db=store,
             )
             return run_alerts(
                 store,

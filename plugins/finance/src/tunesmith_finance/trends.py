@@ -367,13 +367,24 @@ def trend_rows(
     rows; the dashboard's held counts become its chart's rows this way too."""
     name_of_zone = zone_name(zone)
     rows = []
+    # A desk's 1,400 tickers share each bucket's start and most (negatives, count) pairs: each
+    # start written once and each interval computed once, not once per row of a million.
+    starts: dict[int, tuple[float, str]] = {}
+    intervals: dict[tuple[int, int], tuple[float, float]] = {}
     for name, index, n, neg, total in counts:
-        low, high = wilson(neg, n)
-        start = bucket_start(index, size, zone)
+        interval = intervals.get((neg, n))
+        if interval is None:
+            interval = intervals[neg, n] = wilson(neg, n)
+        low, high = interval
+        when = starts.get(index)
+        if when is None:
+            start = bucket_start(index, size, zone)
+            when = starts[index] = (start, iso(start, zone))
+        start, written = when
         rows.append(
             TrendRow(
                 name,
-                iso(start, zone),
+                written,
                 start,
                 n,
                 neg,

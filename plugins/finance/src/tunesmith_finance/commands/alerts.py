@@ -15,6 +15,7 @@ from tunesmith_finance.commands.options import (
     BUCKET,
     COOLDOWN,
     HALF_LIFE,
+    MIN_HISTORY,
     MIN_LIFT,
     MIN_VOLUME,
     P_VALUE,
@@ -44,6 +45,7 @@ def alerts_command(
     p_value: float = P_VALUE,
     cooldown: str | None = COOLDOWN,
     prior: float | None = STORED_PRIOR,
+    min_history: int | None = MIN_HISTORY,
     sink: list[str] | None = typer.Option(
         None, "--sink", help="Event sink, e.g. jsonl:alerts.jsonl, stdout, webhook:URL."
     ),
@@ -72,7 +74,6 @@ def alerts_command(
         explaining_model,
         list_alerts,
         run_alerts,
-        starting_prior,
     )
     from tunesmith_finance.documents import resolve_zone
     from tunesmith_finance.trends import BY
@@ -98,7 +99,9 @@ def alerts_command(
                 min_lift=min_lift,
                 p_value=p_value,
                 cooldown=cooldown,
-                prior=starting_prior(store, prior),
+                prior=prior,
+                min_history=min_history,
+                db=store,
             )
             found = run_alerts(
                 store,

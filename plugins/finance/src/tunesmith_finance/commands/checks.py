@@ -101,12 +101,18 @@ def build_detector(
     p_value: float,
     cooldown: str | None,
     prior: float | None,
+    min_history: int | None = None,
+    db: Any = None,
     bucket_flag: str = "--bucket",
 ) -> Any:
     """The surge detector of alerts, watch --alerts and replay, its settings checked;
-    ``bucket_flag`` names the flag the bucket came from (replay's ``--step``)."""
+    ``bucket_flag`` names the flag the bucket came from (replay's ``--step``).
+
+    ``prior``: the analyst's ``--prior``; None starts the baseline at ``db``'s negative share
+    (:data:`EMPTY_PRIOR` without ``db``, or while it is empty). ``min_history`` None: the wait
+    that suits the prior (:func:`min_history_for`: 20 documents without ``--prior``, 0 with)."""
     from tunesmith.errors import UserInputError
-    from tunesmith_finance.alerts import EMPTY_PRIOR
+    from tunesmith_finance.alerts import EMPTY_PRIOR, starting_prior
     from tunesmith_finance.detector import SurgeDetector, min_history_for
     from tunesmith_finance.trends import parse_duration
 
@@ -118,6 +124,13 @@ def build_detector(
         raise UserInputError("--min-volume must be at least 1 document")
     if not 0 <= min_lift < 1:
         raise UserInputError("--min-lift must be a share from 0 below 1")
+    if min_history is not None and min_history < 0:
+        raise UserInputError("--min-history must be at least 0 documents")
+    # The wait follows the prior the analyst gave, not the database's share it resolves to:
+    # decided on the resolved share, every command but the dashboard tested young keys at once.
+    wait = min_history_for(prior) if min_history is None else float(min_history)
+    if prior is None and db is not None:
+        prior = starting_prior(db)
     return SurgeDetector(
         bucket=parse_duration(bucket, bucket_flag),
         window=window,
@@ -127,5 +140,5 @@ def build_detector(
         p_value=p_value,
         cooldown=None if cooldown is None else parse_duration(cooldown, "--cooldown"),
         prior=EMPTY_PRIOR if prior is None else prior,  # an empty database: as the dashboard
-        min_history=min_history_for(prior),
+        min_history=wait,
     )

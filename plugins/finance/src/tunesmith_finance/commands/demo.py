@@ -10,6 +10,7 @@ from tunesmith_finance.commands.options import (
     BUCKET,
     COOLDOWN,
     HALF_LIFE,
+    MIN_HISTORY,
     MIN_LIFT,
     MIN_VOLUME,
     P_VALUE,
@@ -58,6 +59,7 @@ def demo_command(
     p_value: float = P_VALUE,
     cooldown: str | None = COOLDOWN,
     prior: float | None = STORED_PRIOR,
+    min_history: int | None = MIN_HISTORY,
 ) -> None:
     """Start the finance dashboard on its own; its alert checks take `finance alerts`' flags."""
     from tunesmith.errors import ModelNotFoundError, UserInputError
@@ -79,6 +81,7 @@ def demo_command(
         p_value=p_value,
         cooldown=cooldown,
         prior=prior,
+        min_history=min_history,
     )
     if topic_model is not None and not topic_model.expanduser().exists():
         raise ModelNotFoundError(

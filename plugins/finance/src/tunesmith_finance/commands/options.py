@@ -54,6 +54,11 @@ COOLDOWN = typer.Option(
     "--cooldown",
     help="Quiet time per key after an alert (default: the window's length, at least 6h).",
 )
+MIN_HISTORY_HELP = (
+    "Documents a key must have had before a window for the window to be tested (default: 20 "
+    "without --prior, so that a young key is measured against its own past; 0 with it)."
+)
+MIN_HISTORY = typer.Option(None, "--min-history", help=MIN_HISTORY_HELP)
 TZ_HELP = (
     "Time zone whose wall clock cuts the buckets (IANA name: UTC, America/New_York, ...); a 1d "
     "bucket is a local day"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import typer
@@ -33,6 +34,22 @@ def echo_out(line: str) -> None:
     from tunesmith.data.limits import printable
 
     typer.echo(printable(line))
+
+
+def echo_lines(lines: Iterable[str], chunk: int = 4096) -> None:
+    """Lines of a human-readable result on stdout, as :func:`echo_out` writes each, written
+    ``chunk`` lines at a time: an echo per line flushes per line, and a desk's 350,000 trend
+    rows took 36 s on a terminal or a pipe."""
+    from tunesmith.data.limits import printable
+
+    held: list[str] = []
+    for line in lines:
+        held.append(printable(line))
+        if len(held) >= chunk:
+            typer.echo("\n".join(held))
+            held = []
+    if held:
+        typer.echo("\n".join(held))
 
 
 def print_report(report: Any, as_json: bool) -> None:

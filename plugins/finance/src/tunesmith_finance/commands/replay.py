@@ -60,6 +60,12 @@ def replay_command(
     cooldown: str | None = COOLDOWN,
     half_life: str | None = HALF_LIFE,
     prior: float = typer.Option(0.2, "--prior", min=0.0, max=1.0, help="Starting baseline rate."),
+    min_history: int = typer.Option(
+        0,
+        "--min-history",
+        help="Documents a key must have had before a window for the window to be tested "
+        "(default 0: --prior stands for each key's past).",
+    ),
     sink: list[str] | None = typer.Option(None, "--sink", help="Event sink for the alerts."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
     naive_tz: str = NAIVE_TZ,
@@ -87,6 +93,7 @@ def replay_command(
         p_value=p_value,
         cooldown=cooldown,
         prior=prior,
+        min_history=min_history,
     )
     ingester = build_ingester(
         db,

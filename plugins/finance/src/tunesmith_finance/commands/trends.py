@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import typer
 
 from tunesmith_finance.commands.checks import open_existing_db
 from tunesmith_finance.commands.options import READ_DB_HELP, TZ
-from tunesmith_finance.commands.output import echo_err, echo_out
+from tunesmith_finance.commands.output import echo_err, echo_lines
 
 
 def trends_command(
@@ -103,14 +104,15 @@ def trends_command(
         return
     label = f"bucket ({trend_mod.zone_name(zone)})"
     width = max(21 if trend_mod.is_utc(zone) else 25, len(label))  # ...Z, or ...+05:30
-    echo_out(
+    header = (
         f"{'key':<12} {label:<{width}} {'n':>5} {'neg':>5} {'share':>6} {'95% CI':>13} {'mean':>7}"
     )
-    for r in rows:
-        echo_out(
-            f"{r.key:<12} {r.bucket_start:<{width}} {r.count:>5} {r.negatives:>5} "
-            f"{r.negative_share:>6.2f} {r.share_low:>6.2f}-{r.share_high:<6.2f} {r.mean_score:>+7.3f}"
-        )
+    body = (
+        f"{r.key:<12} {r.bucket_start:<{width}} {r.count:>5} {r.negatives:>5} "
+        f"{r.negative_share:>6.2f} {r.share_low:>6.2f}-{r.share_high:<6.2f} {r.mean_score:>+7.3f}"
+        for r in rows
+    )
+    echo_lines(chain([header], body))
 
 
 def _check_outputs(outputs: dict[str, Path | None], *, force: bool) -> None:

@@ -18,6 +18,7 @@ from tunesmith_finance.commands.options import (
     HALF_LIFE,
     LOCK_TIMEOUT,
     MAX_CHARS,
+    MIN_HISTORY,
     MIN_LIFT,
     MIN_VOLUME,
     MODEL_HELP,
@@ -60,6 +61,7 @@ def watch_command(
     p_value: float = P_VALUE,
     cooldown: str | None = COOLDOWN,
     prior: float | None = STORED_PRIOR,
+    min_history: int | None = MIN_HISTORY,
     tz: str = TZ,
     device: str = device_option("--quantize int8 runs on the CPU."),
 ) -> None:
@@ -91,6 +93,7 @@ def watch_command(
         "min_lift": min_lift,
         "p_value": p_value,
         "cooldown": cooldown,
+        "min_history": min_history,
     }
     build_detector(**settings, prior=prior)  # a bad setting is an error now, not after a pass
     ingester = build_ingester(
@@ -115,12 +118,11 @@ def watch_command(
                 AlertOptions,
                 alert_message,
                 run_alerts,
-                starting_prior,
             )
 
             found = run_alerts(
                 ingester.db,
-                detector=build_detector(**settings, prior=starting_prior(ingester.db, prior)),
+                detector=build_detector(**settings, prior=prior, db=ingester.db),
                 options=AlertOptions(by=by, tz=tz),
                 model=ingester.model,
                 sinks=sinks,
