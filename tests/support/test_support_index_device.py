@@ -102,9 +102,10 @@ def test_reindexing_on_another_device_encodes_only_what_changed(
     after = json.loads((kb_copy / "kb.json").read_text(encoding="utf-8"))
     # The KB records no device: the same KB opens on a CPU-only machine as before.
     assert "device" not in json.dumps(after)
-    # Only the time, the index generation the update was written to (kbgenerations) and the
-    # record of the source files read (sourcerecord) move.
-    moved = {"updated_at", "index", "source_files"}
+    # Only the time, the index generation the update was written to (kbgenerations), the
+    # record of the source files read (sourcerecord) and the keyword index saved for the
+    # changed entries (kblexical) move.
+    moved = {"updated_at", "index", "source_files", "lexical"}
     assert after["index"] != meta.get("index", "index")
     assert {k: v for k, v in after.items() if k not in moved} == {
         k: v for k, v in meta.items() if k not in moved

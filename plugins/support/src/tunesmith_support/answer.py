@@ -34,6 +34,7 @@ from tunesmith_support.kbindex import (
     renamed_in,
     stored_entries,
 )
+from tunesmith_support.kblexical import load_for as load_lexical
 from tunesmith_support.languages import (
     LANGUAGE_FILE,
     LAST,
@@ -431,7 +432,9 @@ class Answerer:
         entries = stored_entries(self.index)
         weights = self.calibration.weights
         lexical = (
-            Lexical.reused(lexical, entries, self.languages.languages) if weights.lexical else None
+            load_lexical(self.kb_dir, self.meta, entries, self.languages.languages, built=lexical)
+            if weights.lexical
+            else None
         )
         classifier = classifier_path(self.kb_dir, self.meta)
         # The confidence was fitted on the classifier's scores whenever it existed then, even

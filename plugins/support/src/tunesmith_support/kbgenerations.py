@@ -2,7 +2,8 @@
 new names beside what is served, and ``kb.json`` is switched to it in one atomic rename.
 
 ``kb.json`` names everything an answer reads that a command rewrites: the encoder
-(``model``), the index folder (``index``), the intent classifier (``classifier``, when
+(``model``), the index folder (``index``), the BM25 index built with it (``lexical``,
+:mod:`tunesmith_support.kblexical`), the intent classifier (``classifier``, when
 `train --classifier` made one) and, for an instant, the calibration (``calibration``) and the
 languages `index --language` set (``language``). So a
 ``kill -9`` at any point leaves the KB wholly as it was or wholly as the command made it, and a
@@ -36,8 +37,11 @@ CALIBRATION = "calibration.json"
 LANGUAGE = "language.json"
 CLASSIFIER_DIR = "classifier"
 #: A generation-named folder or file: ``index-g000003``, ``g000003`` (under ``encoders/``),
-#: ``classifier-g000003``, ``calibration-g000003.json``, ``language-g000003.json``.
-GENERATION = re.compile(r"^(?:index-|classifier-|calibration-|language-)?g(\d{6})(?:\.json)?$")
+#: ``classifier-g000003``, ``bm25-g000003``, ``calibration-g000003.json``,
+#: ``language-g000003.json``.
+GENERATION = re.compile(
+    r"^(?:index-|classifier-|bm25-|calibration-|language-)?g(\d{6})(?:\.json)?$"
+)
 #: A calibration written before ``fitted_on`` counts as fitted on an encoder or classifier
 #: written at most this much later (a KB copied without its times gets them within seconds).
 SLACK_SECONDS = 60.0
@@ -53,7 +57,7 @@ def next_generation(kb_dir: str | Path) -> str:
     return f"g{max(used) + 1:06d}"
 
 
-def _own_name(kb_dir: Path, meta: dict[str, Any], key: str, default: str) -> Path:
+def own_name(kb_dir: Path, meta: dict[str, Any], key: str, default: str) -> Path:
     """``kb_dir / meta[key]`` (else ``default``), refused unless a plain name inside the KB:
     a KB someone sent chose its ``kb.json``."""
     name = str(meta.get(key) or default)
@@ -67,13 +71,13 @@ def _own_name(kb_dir: Path, meta: dict[str, Any], key: str, default: str) -> Pat
 
 def calibration_path(kb_dir: str | Path, meta: dict[str, Any]) -> Path:
     """The calibration file ``kb.json`` commits to (``calibration.json`` but for an instant)."""
-    return _own_name(Path(kb_dir), meta, "calibration", CALIBRATION)
+    return own_name(Path(kb_dir), meta, "calibration", CALIBRATION)
 
 
 def language_path(kb_dir: str | Path, meta: dict[str, Any]) -> Path:
     """The languages file ``kb.json`` commits to (``language.json`` but for an instant); it
     may not exist (an English KB)."""
-    return _own_name(Path(kb_dir), meta, "language", LANGUAGE)
+    return own_name(Path(kb_dir), meta, "language", LANGUAGE)
 
 
 def stage_file(kb_dir: str | Path, meta: dict[str, Any], key: str, data: dict[str, Any]) -> Path:
@@ -89,7 +93,7 @@ def stage_file(kb_dir: str | Path, meta: dict[str, Any], key: str, data: dict[st
 def classifier_path(kb_dir: str | Path, meta: dict[str, Any]) -> Path:
     """The intent classifier folder ``kb.json`` names (``classifier/`` for a KB trained before
     classifiers were generations); it may not exist (no classifier trained)."""
-    return _own_name(Path(kb_dir), meta, "classifier", CLASSIFIER_DIR)
+    return own_name(Path(kb_dir), meta, "classifier", CLASSIFIER_DIR)
 
 
 def fitted_on(kb_dir: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +125,7 @@ def settle_staged(kb_dir: str | Path, meta: dict[str, Any]) -> None:
     staged = [
         (key, usual, path)
         for key, usual in SETTLED.items()
-        if (path := _own_name(kb_dir, meta, key, usual)).name != usual
+        if (path := own_name(kb_dir, meta, key, usual)).name != usual
     ]
     for _key, usual, path in staged:
         atomic_write_text(kb_dir / usual, path.read_text(encoding="utf-8"))

@@ -12,6 +12,8 @@ Layout of ``KB/``::
     encoders/gNNNNNN/  the tuned encoder of each `support train` (else the named model is used)
     classifier-gNNNNNN/  the intent classifier, after `support train --classifier`
                        (``classifier/`` in KBs trained before)
+    bm25-gNNNNNN/      the keyword (BM25) index of the entries, built by `index`
+                       (:mod:`tunesmith_support.kblexical`; none in KBs indexed before)
     sources-NNNNNN.json  the source files the index was built from (size, mtime, hash,
                        entry ids), so a re-index reads only changed files
                        (:mod:`tunesmith_support.sourcerecord`)
@@ -58,6 +60,8 @@ from tunesmith_support.kbgenerations import (
     next_generation,
     stage_file,
 )
+from tunesmith_support.kblexical import save_for as save_lexical
+from tunesmith_support.kblexical import stored_folder as lexical_folder
 from tunesmith_support.sourcerecord import NAME as RECORD_NAME
 from tunesmith_support.sourcerecord import (
     SourceRecord,
@@ -449,12 +453,16 @@ def _clear_unfinished_first_build(out: Path) -> None:
     staged = {
         name
         for name in contents
-        if (name.startswith("language-") and GENERATION.match(name)) or RECORD_NAME.match(name)
+        if (name.startswith(("language-", "bm25-")) and GENERATION.match(name))
+        or RECORD_NAME.match(name)
     }
     if contents - staged - {INDEX_DIR}:
         raise UserInputError(f"{out}: exists, is not empty and is not a knowledge base")
     for name in staged:
-        (out / name).unlink(missing_ok=True)
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+        else:
+            (out / name).unlink(missing_ok=True)
     if INDEX_DIR in contents:
         shutil.rmtree(out / INDEX_DIR)
 
@@ -565,12 +573,15 @@ def build_index(
         earlier = {a: renamed.get(b, b) for a, b in renamed_ids(out).items()}
         meta[RENAMED_KEY] = {**earlier, **renamed}
     stage_record(out, meta, record)
-    if languages:
-        from tunesmith_support.languages import with_languages
+    from tunesmith_support.languages import read_language_config, with_languages
 
+    config = with_languages(out, languages, meta) if languages else read_language_config(out, meta)
+    if languages:
         # Staged and switched with the index: written after the switch, a kill between the
         # two left the new index with the old languages.
-        stage_file(out, meta, "language", with_languages(out, languages, meta).to_dict())
+        stage_file(out, meta, "language", config.to_dict())
+    # Built here once, not by every server at its start and reload (9 s at 100,000 entries).
+    save_lexical(out, meta, _in_index_order(index, entries), config.languages)
     commit(out, meta)  # the commit point: the KB is the old one until here
     if existing:
         remove_unused(out)
@@ -587,6 +598,14 @@ def build_index(
         files_read=record.read,
         files_unchanged=record.reused,
     )
+
+
+def _in_index_order(index: Any, entries: list[Entry]) -> list[Entry]:
+    """``entries`` in the order a load reads them (:func:`stored_entries`: the index's
+    insertion order), from the index's ids alone; a re-index appends what it changed."""
+    by_id = {e.id: e for e in entries}
+    order = dict.fromkeys(vector_id.rsplit("::", 1)[0] for vector_id in index.ids())
+    return [by_id[entry_id] for entry_id in order if entry_id in by_id]
 
 
 #: From this many vectors a save is told to ``log`` (below it, it takes a second or two).
@@ -735,6 +754,9 @@ def remove_unused(kb_dir: str | Path) -> list[Path]:
         calibration_path(kb_dir, meta).resolve(),
         language_path(kb_dir, meta).resolve(),
     }
+    lexical = lexical_folder(kb_dir, meta)
+    if lexical is not None:
+        keep.add(lexical.resolve())
     record = record_path(kb_dir, meta)
     if record is not None:
         keep.add(record.resolve())

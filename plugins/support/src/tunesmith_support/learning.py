@@ -53,8 +53,9 @@ from tunesmith_support.kbindex import (
     renamed_in,
     stored_entries,
 )
+from tunesmith_support.kblexical import load_for as load_lexical
 from tunesmith_support.languages import read_language_config
-from tunesmith_support.scoring import OUT_OF_SCOPE, IntentModel, Lexical, Scorer, save_examples
+from tunesmith_support.scoring import OUT_OF_SCOPE, IntentModel, Scorer, save_examples
 
 #: Out-of-scope training questions needed before the classifier learns them as a label.
 MIN_OUT_OF_SCOPE = 5
@@ -167,7 +168,7 @@ def scorer_for(
     index = open_index(kb_dir, load_encoder(kb_dir, device=device, meta=meta), meta)
     entries = stored_entries(index)
     languages = read_language_config(kb_dir).languages
-    lexical = Lexical(entries, languages) if with_lexical else None
+    lexical = load_lexical(kb_dir, meta, entries, languages) if with_lexical else None
     classifier = classifier_path(kb_dir, meta)
     intent = IntentModel(classifier, device=device) if classifier.exists() else None
     return Scorer(index, entries, lexical, intent)

@@ -28,6 +28,8 @@ from tunesmith_support.kb import Entry
 from tunesmith_support.kbindex import renamed_ids
 from tunesmith_support.languages import lexical_tokens, stopwords
 
+#: The BM25 tokenizer's vocabulary in a saved :class:`Lexical` (beside bm25s's own files).
+VOCAB_FILE = "vocab.tokenizer.json"
 #: The intent classifier's label for questions the KB cannot answer (never an entry id).
 OUT_OF_SCOPE = "__out_of_scope__"
 #: The classifier's in-scope training questions, embedded by its own encoder (normalised,
@@ -96,18 +98,49 @@ class Lexical:
 
     def __init__(self, entries: list[Entry], languages: Sequence[str] = ("en",)) -> None:
         import bm25s
-        from bm25s.tokenization import Tokenizer
 
-        # bm25s's own splitter kept case-sensitive Unicode forms apart ("Öffnungszeiten" in
-        # NFD matched nothing, "GRÖSSE" not "Größe") and read a Japanese sentence as one word.
-        self.tokenizer = Tokenizer(
-            lower=False, splitter=lexical_tokens, stopwords=stopwords(list(languages)), stemmer=None
-        )
+        self.tokenizer = self._tokenizer(languages)
         self.built_for = self.key(entries, languages)
         corpus = [" ".join(filter(None, [e.question, e.heading, e.answer])) for e in entries]
         ids = self.tokenizer.tokenize(corpus, return_as="ids", show_progress=False)
         self.retriever = bm25s.BM25()
         self.retriever.index(ids, show_progress=False)
+
+    @staticmethod
+    def _tokenizer(languages: Sequence[str]) -> Any:
+        from bm25s.tokenization import Tokenizer
+
+        # bm25s's own splitter kept case-sensitive Unicode forms apart ("Öffnungszeiten" in
+        # NFD matched nothing, "GRÖSSE" not "Größe") and read a Japanese sentence as one word.
+        return Tokenizer(
+            lower=False, splitter=lexical_tokens, stopwords=stopwords(list(languages)), stemmer=None
+        )
+
+    def save(self, folder: str | Path) -> None:
+        """Write the index and its vocabulary into ``folder`` (bm25s's own files), to be read
+        back by :meth:`load` instead of built again (:mod:`tunesmith_support.kblexical`)."""
+        import copy
+
+        # Indexed from token ids, its vocabulary maps each id to itself: JSON keys are text.
+        saved = copy.copy(self.retriever)
+        saved.vocab_dict = {str(k): v for k, v in self.retriever.vocab_dict.items()}
+        saved.save(str(folder), show_progress=False)
+        self.tokenizer.save_vocab(str(folder), vocab_name=VOCAB_FILE)
+
+    @classmethod
+    def load(cls, folder: str | Path, entries: list[Entry], languages: Sequence[str]) -> Lexical:
+        """The index :meth:`save` wrote into ``folder``; the caller has checked that it was
+        built from ``entries`` in ``languages`` (the stop words are those of ``languages``)."""
+        import bm25s
+
+        lexical = object.__new__(cls)
+        lexical.tokenizer = cls._tokenizer(languages)
+        lexical.tokenizer.load_vocab(str(folder), vocab_name=VOCAB_FILE)
+        retriever = bm25s.BM25.load(str(folder), show_progress=False)
+        retriever.vocab_dict = {int(k): v for k, v in retriever.vocab_dict.items()}
+        lexical.retriever = retriever
+        lexical.built_for = cls.key(entries, languages)
+        return lexical
 
     @staticmethod
     def key(entries: list[Entry], languages: Sequence[str]) -> tuple[Any, ...]:
