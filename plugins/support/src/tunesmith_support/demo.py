@@ -1,5 +1,6 @@
 """The support demo: a chat over a knowledge base, with sources, confidence, the decision, a
-visible hand-off, "Why this answer", feedback buttons and knowledge-base upload.
+visible hand-off, "Why this answer", feedback buttons, the hand-off queue for the agent
+(:mod:`demo_handoffs`) and knowledge-base upload.
 
 Used as the suite's "Customer support" tab and by `tunesmith support demo`. Nothing heavy runs
 when the page is built: the sample KB is indexed with the default model on the first question
@@ -209,28 +210,43 @@ def stored_feedback(kb_dir: str) -> list[list[Any]]:
     API or an earlier visit), read from its database without loading the KB's encoder. It
     stayed empty until the first rating in the page, and "Feedback in the conversation
     database" then read as "none"."""
-    from tunesmith_support.conversations import Conversations
+    return _table(read_log(kb_dir, lambda log: log.feedback(), []))
+
+
+def built_kb(kb_dir: str) -> str:
+    """The KB a page works on if it exists yet: ``kb_dir``, else the sample KB once built
+    (never built here: the first question does that), else ``""``."""
     from tunesmith_support.kbindex import CALIBRATION
+
+    if kb_dir:
+        return kb_dir
+    sample = demo_dir() / "sample-kb"
+    return str(sample) if (sample / CALIBRATION).exists() else ""
+
+
+def read_log(kb_dir: str, read: Any, empty: Any) -> Any:
+    """``read(conversations)`` on the page's KB's conversation log, without loading its
+    encoder when no question has loaded it yet; ``empty`` when there is no KB or no database
+    yet, or it cannot be read (a locked or damaged database: the first question says so)."""
+    from tunesmith_support.conversations import Conversations
     from tunesmith_support.service import default_db
 
-    if not kb_dir:  # the sample KB if built (never built here: the first question does that)
-        sample = demo_dir() / "sample-kb"
-        kb_dir = str(sample) if (sample / CALIBRATION).exists() else ""
+    kb_dir = built_kb(kb_dir)
     if not kb_dir:
-        return []
+        return empty
     if kb_dir in _services:
-        return feedback_rows(kb_dir)
+        return read(service_for(kb_dir).conversations)
     db = default_db(kb_dir)
-    if not db.exists():
-        return []
+    if not db.exists():  # reading does not create the database
+        return empty
     try:
         conversations = Conversations.open(db)
         try:
-            return _table(conversations.feedback())
+            return read(conversations)
         finally:
             conversations.close()
-    except TunesmithError:  # a locked or damaged database: the first question says so
-        return []
+    except TunesmithError:
+        return empty
 
 
 def _table(rows: list[dict[str, Any]]) -> list[list[Any]]:
@@ -581,6 +597,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
 
     from tunesmith.ui.a11y import live_status
     from tunesmith.ui.highlight import highlight_component
+    from tunesmith_support.demo_handoffs import handoff_panel
 
     fixed_kb = str(kb) if kb is not None else ""
     intro, placeholder = introduction(kb)
@@ -630,6 +647,8 @@ def build_demo(kb: str | Path | None = None) -> Any:
                 label="Feedback in the conversation database",
                 elem_id="support-feedback-table",
             )
+        # The agent's side of a hand-off: the queue, and closing one (the chat is left alone).
+        requeue = handoff_panel(blocks, kb_state, live, table)
         with gr.Accordion("Knowledge base", open=False):
             kb_note = gr.Markdown()
             # What to upload said above the box, not in its label: the label names the upload
@@ -654,6 +673,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
         for event in (ask.click, question.submit):
             asked = event(ask_turn, [question, chat, kb_state, conversation], ask_outputs)
             live.announce(asked, ask_status, [ask_note, decision, last])
+            requeue(asked)  # a hand-off in the chat shows in the queue
         reset_done = reset.click(
             reset_conversation,
             None,
@@ -691,4 +711,5 @@ def build_demo(kb: str | Path | None = None) -> Any:
             + [heading, question],
         )
         live.announce(built, first_sentence, [kb_note])
+        requeue(built, fresh=True)  # the new KB's queue
     return blocks
