@@ -4,7 +4,6 @@ time bucket. "Negative" is a document whose predicted sentiment is negative."""
 from __future__ import annotations
 
 import bisect
-import csv
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import Any
 
 from tunesmith.durations import duration_seconds
 from tunesmith.errors import UserInputError
-from tunesmith.io import atomic_open
 
 BY = ("topic", "ticker", "all")
 WEEK = 7 * 86400.0
@@ -211,18 +209,17 @@ TREND_FIELDS = tuple(TrendRow.__dataclass_fields__)
 
 
 def write_json(rows: Iterable[TrendRow], handle: Any) -> None:
-    """The rows as one indented JSON list on ``handle``, written row by row: the same text as
-    ``json.dumps([...], indent=2)``, without the whole document in memory (a million rows of a
-    desk's tickers held 2 GB as one string and its dicts)."""
-    import json
+    """The rows as `finance trends --json` writes them (:mod:`tunesmith_finance.trend_export`)."""
+    from tunesmith_finance.trend_export import write_json as write
 
-    handle.write("[")
-    first = True
-    for row in rows:
-        body = json.dumps(row.to_dict(), indent=2, ensure_ascii=False).replace("\n", "\n  ")
-        handle.write(("\n  " if first else ",\n  ") + body)
-        first = False
-    handle.write("]\n" if first else "\n]\n")
+    write(rows, handle)
+
+
+def write_csv(rows: Iterable[TrendRow], path: str | Path) -> Path:
+    """The rows as `finance trends --csv` writes them (:mod:`tunesmith_finance.trend_export`)."""
+    from tunesmith_finance.trend_export import write_csv as write
+
+    return write(rows, path)
 
 
 def stored_key(by: str, key: str) -> str:
@@ -398,29 +395,27 @@ def trend_rows(
     return rows
 
 
-#: A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: A bucket with fewer documents than this is drawn faint, off its key's line (:func:`plot`):
+#: its share jumps between 0 and 1 (1 of 1 negative is 100 %, with a 95 % interval of
+#: 21-100 %). The dashboard's automatic bucket wants as many in a typical bucket.
+FEW_DOCUMENTS = 10
 
 
-def spreadsheet_text(value: Any) -> Any:
-    """``value`` as a spreadsheet reads it as text: a string that starts like a formula gets a
-    leading ``'`` (a topic or ticker comes from the news feed, and ``=HYPERLINK(...)`` in one
-    would run when an analyst opens the export). Numbers pass as they are."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+def on_the_line(series: list[TrendRow]) -> list[bool]:
+    """For each row of one key's ``series``: whether :func:`plot` draws it on the key's line
+    (:data:`FEW_DOCUMENTS` or more documents) or as a faint mark off it; every row is on the
+    line when none has that many (nothing steadier to draw). On a desk's 6h chart, a small
+    ticker's night buckets of one document drew its line up to 100 % and down again, over
+    the surges the alerts were about."""
+    if all(r.count < FEW_DOCUMENTS for r in series):
+        return [True] * len(series)
+    return [r.count >= FEW_DOCUMENTS for r in series]
 
 
-def write_csv(rows: list[TrendRow], path: str | Path) -> Path:
-    """The rows as CSV, written atomically; text cells that a spreadsheet would run as a
-    formula are written as text (:func:`spreadsheet_text`)."""
-    fields = list(TREND_FIELDS)
-    with atomic_open(path) as handle:
-        writer = csv.DictWriter(handle, fields, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: spreadsheet_text(v) for k, v in row.to_dict().items()})
-    return Path(path)
+def share_axis_top(shares: list[float]) -> float:
+    """The top of the chart's share axis: the tenth above the highest of ``shares`` with at
+    least 0.05 of room (a mark on the highest point stays whole), at most 1."""
+    return min(1.0, math.ceil(max(shares, default=1.0) * 10 + 0.5) / 10)
 
 
 def _smallest_step(rows: list[TrendRow]) -> float | None:
@@ -489,7 +484,10 @@ def plot(
     document among days of silence looked like a surge lasting days. Each key's line has a
     marker and a line style as well as a colour (:func:`key_style`), none of them the alerts'
     red or marks, so the chart reads without colour. The time axis is in ``zone`` (default
-    UTC), the zone the rows' buckets were cut in."""
+    UTC), the zone the rows' buckets were cut in. A bucket of fewer than
+    :data:`FEW_DOCUMENTS` documents is a faint mark of its key's marker and colour, off the
+    line (:func:`on_the_line`; the axis label says so), and the share axis runs from 0 to just
+    above the highest share drawn (:func:`share_axis_top`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -502,16 +500,23 @@ def plot(
     step = bucket or _smallest_step(rows)
     shown = UTC if is_utc(zone) else zone
     fig, ax = plt.subplots(figsize=(10, 4.5))
+    tops: list[float] = []
+    faint_drawn = False
     for i, name in enumerate(keys):
         series = [r for r in rows if r.key == name]
         if not series:
             continue
+        solid = on_the_line(series)
         times: list[datetime] = []
         share, low, high = [], [], []
+        previous, gap = None, False
         for j, r in enumerate(series):
-            if j and step and r.ts - series[j - 1].ts > step * 1.5:
+            gap = gap or bool(j and step and r.ts - series[j - 1].ts > step * 1.5)
+            if not solid[j]:
+                continue  # a faint bucket between two on the line does not break it
+            if previous is not None and gap:
                 # A point with no value between non-adjacent buckets breaks the line and band.
-                times.append(datetime.fromtimestamp((r.ts + series[j - 1].ts) / 2, shown))
+                times.append(datetime.fromtimestamp((r.ts + previous.ts) / 2, shown))
                 share.append(math.nan)
                 low.append(math.nan)
                 high.append(math.nan)
@@ -519,11 +524,29 @@ def plot(
             share.append(r.negative_share)
             low.append(r.share_low)
             high.append(r.share_high)
+            previous, gap = r, False
+        look = key_style(i)
         (line,) = ax.plot(
-            times, share, markersize=7, markeredgewidth=1.5, label=_plain(name), **key_style(i)
+            times, share, markersize=7, markeredgewidth=1.5, label=_plain(name), **look
         )
+        faint = [r for r, on in zip(series, solid, strict=True) if not on]
+        if faint:
+            faint_drawn = True
+            ax.plot(
+                [datetime.fromtimestamp(r.ts, shown) for r in faint],
+                [r.negative_share for r in faint],
+                linestyle="none",
+                marker=look["marker"],
+                color=look["color"],
+                alpha=0.35,
+                markersize=5,
+                label="_faint",  # not in the legend: the axis label says what faint marks are
+            )
+            tops.append(max(r.negative_share for r in faint))
         if len(keys) <= 2:  # more bands than two hide the lines
             ax.fill_between(times, low, high, color=line.get_color(), alpha=0.15)
+            tops += [h for h in high if h == h]
+        tops += [v for v in share if v == v]
     placed = alerts_on_the_line(alerts or [], rows, keys)
     for (label, marker, filled), group in alert_groups(placed, step).items():
         ax.plot(
@@ -540,10 +563,15 @@ def plot(
             zorder=3,
             clip_on=False,
         )
-    ax.set_ylim(-0.02, 1.02)  # a share of 0 or 1 (common in small buckets) stays visible
+    # From 0 to a tenth above the highest share drawn: at a desk's 5-35 % the lines used a
+    # third of a 0-1 axis and crossed each other; a share of 0 or 1 stays whole.
+    ax.set_ylim(-0.02, share_axis_top(tops) + 0.02)
     ax.set_ylabel("negative share")
     # The zone the buckets are cut in, whatever zone the input's times had.
-    ax.set_xlabel(f"time ({zone_name(zone)})")
+    xlabel = f"time ({zone_name(zone)})"
+    if faint_drawn:
+        xlabel += f"; faint marks: buckets of fewer than {FEW_DOCUMENTS} documents, off the lines"
+    ax.set_xlabel(xlabel)
     ax.set_title(_plain(title))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=shown))
     fig.autofmt_xdate()
@@ -636,7 +664,8 @@ def describe(
     bucket: float | None = None,
 ) -> list[str]:
     """What :func:`plot` draws with the same arguments, as plain sentences (not Markdown): per
-    key drawn, its latest bucket's negative share and its highest one; then each alert marked
+    key drawn, its latest bucket's negative share, the highest of its line and how many of its
+    buckets are faint marks off the line (:func:`on_the_line`); then each alert marked
     on the chart, with its mark in words, and how many alerts of ``alerts`` are not on it. Empty
     when there are no rows (the chart is then a message, which says it).
 
@@ -652,7 +681,10 @@ def describe(
         if not series:
             continue
         last = series[-1]
-        top = max(series, key=lambda r: (r.negative_share, r.count))
+        solid = on_the_line(series)
+        # The highest point of the line as drawn, not a faint one-document bucket's 100 %.
+        lined = [r for r, on in zip(series, solid, strict=True) if on]
+        top = max(lined, key=lambda r: (r.negative_share, r.count))
         sentence = (
             f"{name}: {last.negative_share:.0%} negative in its latest bucket ({last.bucket_start}, "
             f"{last.negatives} of {last.count} documents)"
@@ -661,6 +693,12 @@ def describe(
             sentence += (
                 f", highest {top.negative_share:.0%} ({top.bucket_start}, "
                 f"{top.negatives} of {top.count})"
+            )
+        faint = solid.count(False)
+        if faint:
+            sentence += (
+                f"; {faint} of its {len(series)} buckets have fewer than {FEW_DOCUMENTS} "
+                "documents, drawn faint off its line"
             )
         said.append(sentence + ".")
     placed = alerts_on_the_line(alerts or [], rows, keys)

@@ -40,6 +40,7 @@ def trends_command(
 ) -> None:
     """Count, negative share (Wilson 95 % interval) and mean score per key and time bucket."""
     from tunesmith.errors import UserInputError
+    from tunesmith_finance import trend_export
     from tunesmith_finance import trends as trend_mod
     from tunesmith_finance.documents import parse_moment, resolve_zone
 
@@ -69,7 +70,7 @@ def trends_command(
     finally:
         store.close()
     if csv_out is not None:
-        trend_mod.write_csv(rows, csv_out)
+        trend_export.write_csv(rows, csv_out)
         echo_err(f"wrote {csv_out}")
     if chart is not None:
         # The key as stored, as the rows and alerts name it: as typed ("$aapl") it drew nothing.
@@ -100,7 +101,7 @@ def trends_command(
         )
         echo_err(f"wrote {chart}")
     if as_json:
-        trend_mod.write_json(rows, sys.stdout)
+        trend_export.write_json(rows, sys.stdout)
         return
     label = f"bucket ({trend_mod.zone_name(zone)})"
     width = max(21 if trend_mod.is_utc(zone) else 25, len(label))  # ...Z, or ...+05:30
