@@ -421,3 +421,82 @@ def test_retry_rebuilds_each_sink_once_not_once_per_delivery(tmp_path, monkeypat
     assert sum(len(r.delivered) for r in reports) == 5 and len(built) == 1
     lines = (blocked / "e.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["message"] for line in lines] == [f"m{i}" for i in range(5)]
+
+
+def a_year_of_events(store, n: int = 3000, days_ago: float = 60) -> None:
+    """``n`` events with a 2 KB payload each, delivered ``days_ago`` days ago, written through
+    the store (emitting them one by one would take most of a minute)."""
+    when = stamp(NOW - timedelta(days=days_ago))
+    with store.transaction() as tx:
+        tx.executemany(
+            "INSERT INTO outbox_events(id, kind, source, message, payload, created_at) "
+            "VALUES (?, 'k', 't', 'm', ?, ?)",
+            [(f"e{i}", json.dumps({"text": "x" * 2000}), when) for i in range(n)],
+        )
+        tx.executemany(
+            "INSERT INTO outbox_deliveries(event_id, sink, status, delivered_at) "
+            "VALUES (?, 'memory:ok', 'delivered', ?)",
+            [(f"e{i}", when) for i in range(n)],
+        )
+
+
+def auto_vacuum(path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return db.execute("PRAGMA auto_vacuum").fetchone()[0]
+
+
+def test_an_outbox_created_now_is_in_incremental_auto_vacuum_mode(tmp_path):
+    outbox = tmp_path / "o.sqlite"
+    emit_at(outbox, "first", 0, [Sink()])
+    assert auto_vacuum(outbox) == 2  # incremental
+
+
+def test_events_cli_prune_vacuum_shrinks_the_file(tmp_path, cli):
+    outbox = tmp_path / "o.sqlite"
+    a_year_of_events(open_outbox(outbox))
+    emit_at(outbox, "recent", 1, [Sink()])
+    before = outbox.stat().st_size
+
+    done = cli("events", "prune", "--outbox", str(outbox), "--delivered-before", "30d",
+               "--vacuum")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "(incremental vacuum" in done.stdout
+    assert outbox.stat().st_size < before / 5
+    assert messages(outbox) == ["recent"]
+
+
+def test_events_cli_prune_vacuum_of_an_older_outbox_says_how_to_switch_and_rewrites_nothing(
+    tmp_path, cli
+):
+    from tunesmith.events import OUTBOX_MIGRATIONS, OUTBOX_NAMESPACE
+    from tunesmith.store import Store
+
+    outbox = tmp_path / "o.sqlite"
+    with Store.open(outbox, namespace=OUTBOX_NAMESPACE, migrations=OUTBOX_MIGRATIONS) as old:
+        a_year_of_events(old)  # as every outbox was made before: not in incremental mode
+    before = outbox.stat().st_size
+
+    done = cli("events", "prune", "--outbox", str(outbox), "--delivered-before", "30d",
+               "--vacuum", "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["events"] == 3000 and report["vacuum"] == "skipped"
+    (line,) = done.stderr.strip().splitlines()
+    assert "space not given back" in line and "--vacuum --full" in line
+    assert outbox.stat().st_size >= before and auto_vacuum(outbox) == 0  # no full VACUUM
+
+    full = cli("events", "prune", "--outbox", str(outbox), "--delivered-before", "30d",
+               "--vacuum", "--full")  # fmt: skip
+    assert full.exit_code == 0, full.output
+    assert "(full vacuum" in full.stdout
+    assert outbox.stat().st_size < before / 5 and auto_vacuum(outbox) == 2
+
+
+def test_events_cli_prune_refuses_full_without_vacuum(tmp_path, cli):
+    outbox = tmp_path / "o.sqlite"
+    emit_at(outbox, "old", 60, [Sink()])
+    result = cli("events", "prune", "--outbox", str(outbox), "--delivered-before", "30d", "--full")
+    assert result.exit_code == 2 and "--full goes with --vacuum" in result.output
+    assert messages(outbox) == ["old"]

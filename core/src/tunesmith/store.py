@@ -6,7 +6,9 @@ is applied once, in its own transaction, and ``schema_version(namespace, version
 many have run. Several namespaces (plugins) may share one file. Writes go through
 ``with db.transaction() as tx`` (one transaction per batch) or ``db.execute`` (a single write);
 reads through ``db.query``. Nothing else of SQLite is exposed, so that another database can stand
-behind the same methods later.
+behind the same methods later. Deleted rows leave free pages that new rows fill; a file created
+with ``incremental_vacuum=True`` can also give them back to the disk bit by bit
+(:mod:`tunesmith.store_space`).
 
 One connection per ``Store``, guarded by a re-entrant lock: safe to share between threads of one
 process (writes are serialised; a thread's transaction holds the lock until it ends). Between
@@ -180,7 +182,13 @@ def _apply(tx: Transaction, step: Migration) -> None:
 class Store:
     """One SQLite file, opened for one namespace's tables (see the module docstring)."""
 
-    def __init__(self, path: str | Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        incremental_vacuum: bool = False,
+    ) -> None:
         """Open the file without migrating; use :meth:`Store.open`."""
         self.path = Path(path) if str(path) != ":memory:" else Path(":memory:")
         self.timeout = timeout
@@ -209,6 +217,10 @@ class Store:
         try:
             with self._translate():
                 self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                if incremental_vacuum:
+                    # Before WAL mode, which writes the file's header: after that (or once a
+                    # table exists) SQLite keeps the mode the file has, and this is a no-op.
+                    self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 self._conn.execute("PRAGMA journal_mode = WAL").fetchall()
                 self._conn.execute("PRAGMA synchronous = NORMAL")
                 self._conn.execute("PRAGMA foreign_keys = ON")
@@ -224,14 +236,19 @@ class Store:
         namespace: str = "main",
         migrations: Sequence[Migration] = (),
         timeout: float = DEFAULT_TIMEOUT,
+        incremental_vacuum: bool = False,
     ) -> Store:
         """Open ``path`` (created when missing) and apply ``namespace``'s pending migrations.
 
         ``migrations`` is the whole ordered list, oldest first; never edit one that has shipped,
         append a new one. A database whose version for ``namespace`` is higher than
         ``len(migrations)`` raises :class:`StoreVersionError`.
+
+        ``incremental_vacuum``: a file created now is in SQLite's incremental auto-vacuum mode,
+        so :func:`tunesmith.store_space.reclaim` gives its free pages back in short
+        transactions; an existing file keeps the mode it was made with.
         """
-        store = cls(path, timeout=timeout)
+        store = cls(path, timeout=timeout, incremental_vacuum=incremental_vacuum)
         try:
             store.migrate(namespace, migrations)
         except BaseException:

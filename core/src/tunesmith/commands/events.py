@@ -239,14 +239,29 @@ def prune_command(
         1000, "--batch-size", min=1, help="Events removed per transaction."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan or report as JSON."),
+    vacuum: bool = typer.Option(
+        False,
+        "--vacuum",
+        help="Then give the freed space back to the disk, in short transactions that emits "
+        "hardly wait for. An outbox made before this was possible needs --full once.",
+    ),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="With --vacuum, on an outbox made before it could give space back bit by bit: "
+        "one full VACUUM that rewrites it and switches that on. Stop the services emitting "
+        "into it first: it holds the lock they need.",
+    ),
 ) -> None:
     """Remove events delivered long ago, with their deliveries; never a pending or failed one.
 
     In short transactions, so a service emitting into the same outbox waits at most one batch.
     The freed space stays in the file, and new events fill it: an outbox pruned daily stops
-    growing."""
+    growing; --vacuum gives it back to the disk."""
     from tunesmith.events import plan_prune, prune, prune_cutoff
 
+    if full and not vacuum:
+        raise UserInputError("--full goes with --vacuum (a full VACUUM of an older outbox)")
     cutoff = prune_cutoff(delivered_before)
     path = _outbox(outbox)
     if dry_run or path is None:
@@ -261,18 +276,47 @@ def prune_command(
         )
         _say_kept(plan)
         return
-    report = prune(path, cutoff, batch=batch_size, on_batch=None if as_json else _progress())
+    report = prune(
+        path,
+        cutoff,
+        batch=batch_size,
+        on_batch=None if as_json else _progress(),
+        vacuum=vacuum,
+        full=full,
+    )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
+        _say_not_vacuumed(report, path, delivered_before)
         return
     typer.echo(
         f"removed {report.events:,} event(s) and {report.deliveries:,} delivery(ies) delivered "
         f"before {cutoff} in {report.seconds:.1f} s"
     )
     _say_kept(report.plan)
+    if report.vacuum in ("incremental", "full"):
+        typer.echo(
+            f"{path}: {report.plan.file_bytes / 1e6:,.1f} MB -> {report.file_bytes / 1e6:,.1f} "
+            f"MB ({report.vacuum} vacuum, {report.vacuum_seconds:.1f} s)"
+        )
+        return
+    hint = " (--vacuum gives them back to the disk)" if report.vacuum == "none" else ""
     typer.echo(
         f"{path}: {report.file_bytes / 1e6:,.1f} MB, {report.free_bytes / 1e6:,.1f} MB of it "
-        "free pages that new events fill (the file does not shrink)"
+        f"free pages that new events fill{hint}"
+    )
+    _say_not_vacuumed(report, path, delivered_before)
+
+
+def _say_not_vacuumed(report: Any, path: Path, delivered_before: str) -> None:
+    """On stderr, in one line: --vacuum left an older outbox as it was, and how to switch it
+    (a full VACUUM would have held every emit's lock for the whole rewrite)."""
+    if report.vacuum != "skipped":
+        return
+    typer.echo(
+        f"{path}: space not given back: this outbox was made before it could be done while "
+        "services emit; stop them, then run `tunesmith events prune --outbox "
+        f"{path} --delivered-before {delivered_before} --vacuum --full` once",
+        err=True,
     )
 
 

@@ -97,7 +97,14 @@ def open_outbox(outbox: Store | str | Path | None = None) -> Store:
         key = str(path.resolve())
         store = _open_outboxes.get(key)
         if store is None:
-            store = Store.open(path, namespace=OUTBOX_NAMESPACE, migrations=OUTBOX_MIGRATIONS)
+            # A new outbox in incremental auto-vacuum mode: `events prune --vacuum` gives its
+            # space back in short transactions, while services keep emitting.
+            store = Store.open(
+                path,
+                namespace=OUTBOX_NAMESPACE,
+                migrations=OUTBOX_MIGRATIONS,
+                incremental_vacuum=True,
+            )
             _open_outboxes[key] = store
             _migrated.add(store)
         return store

@@ -18,23 +18,20 @@ the disk (see :func:`reclaim`).
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tunesmith import store_space
 from tunesmith.errors import UserInputError
+from tunesmith.store_space import VACUUM_PAGES, file_sizes
 from tunesmith_finance import storage
 
 #: Documents deleted per transaction: about 0.1 s on a million-document database, far below
 #: the 5 s a writer waits for the lock.
 DEFAULT_BATCH = 2000
-#: Pages given back to the disk per transaction by an incremental vacuum (8 MB of 4 KiB pages).
-VACUUM_PAGES = 2048
-#: SQLite's ``PRAGMA auto_vacuum`` value for incremental mode.
-INCREMENTAL = 2
 #: The shortest ``--older-than``: ``90m`` typed for ``90d`` would keep an hour and a half.
 SHORTEST = 86400.0
 
@@ -120,14 +117,6 @@ def prune_cutoff(
 def iso(ts: float) -> str:
     """A Unix time as ISO 8601 UTC, to the second."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def file_sizes(db: Any) -> tuple[int, int]:
-    """The database's size and the part of it that is free pages (bytes)."""
-    size = int(db.query("PRAGMA page_size")[0][0])
-    pages = int(db.query("PRAGMA page_count")[0][0])
-    free = int(db.query("PRAGMA freelist_count")[0][0])
-    return pages * size, free * size
 
 
 def _file_gone(key: str) -> bool:
@@ -241,40 +230,9 @@ def prune(
 
 def reclaim(db: Any, pages: int = VACUUM_PAGES) -> str:
     """Give the database's free pages back to the disk; returns how: ``incremental`` or
-    ``full``.
+    ``full`` (:func:`tunesmith.store_space.reclaim`).
 
-    A database in incremental auto-vacuum mode gives back ``pages`` pages per transaction,
-    each a fraction of a second, so writers hardly wait. One that is not (every finance
-    database made before `finance prune` existed) gets one full ``VACUUM`` that switches the
-    mode on: it rewrites the file in place while holding the write lock, so a running
-    `watch`/`ingest` waits for it (they retry a locked batch), and needs free disk space about
-    twice the file's size (a copy and the WAL). Not ``VACUUM INTO`` a new file renamed over the
-    old one: a `watch` or the dashboard keeps the old file open and would go on writing its
-    documents into it, lost once it is replaced."""
-    mode = int(db.query("PRAGMA auto_vacuum")[0][0])
-    if mode == INCREMENTAL:
-        while int(db.query("PRAGMA freelist_count")[0][0]):
-            with db.transaction() as tx:
-                for _ in range(pages):
-                    # Python's sqlite3 steps a pragma that returns no row once, and each step
-                    # of this one gives back one page: `incremental_vacuum(2048)` freed one.
-                    tx.query("PRAGMA incremental_vacuum")
-            time.sleep(0.02)
-        how = "incremental"
-    else:
-        size, _free = file_sizes(db)
-        room = shutil.disk_usage(Path(db.path).resolve().parent).free
-        if room < 2 * size:
-            raise UserInputError(
-                f"{db.path}: --vacuum rewrites the database once ({size / 1e6:,.0f} MB) and "
-                f"needs about {2 * size / 1e6:,.0f} MB free beside it; there are "
-                f"{room / 1e6:,.0f} MB. The documents are deleted; their space stays in the "
-                "file and new documents fill it"
-            )
-        # Outside any transaction (VACUUM cannot run in one): the store's query runs it as is.
-        db.query("PRAGMA auto_vacuum = INCREMENTAL")
-        db.query("VACUUM")
-        how = "full"
-    # The WAL held the rewritten pages: make it small again (no-op when a reader holds it).
-    db.query("PRAGMA wal_checkpoint(TRUNCATE)")
-    return how
+    Every finance database made before `finance prune` existed is not in incremental mode: its
+    first ``--vacuum`` is one full ``VACUUM`` that switches it on, while a running
+    `watch`/`ingest` waits (they retry a locked batch)."""
+    return store_space.reclaim(db, pages, flag="--vacuum", rows="documents")
