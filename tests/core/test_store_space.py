@@ -91,3 +91,17 @@ def test_reclaim_refuses_a_full_vacuum_without_twice_the_file_free_and_changes_n
     assert "\n" not in message
     assert store_space.file_sizes(db) == (size, free) and mode(db) == 0
     db.close()
+
+
+def test_opening_an_existing_file_with_incremental_vacuum_writes_nothing_into_it(tmp_path):
+    # The pragma wrote the file's header at every open: a dry run or an `events list` changed
+    # the file, and a read-only copy could not be opened.
+    path = tmp_path / "kept.sqlite"
+    with Store.open(path, migrations=NOTES, incremental_vacuum=True) as db:
+        db.execute("INSERT INTO notes(body) VALUES ('x')")
+    for incremental in (True, False):
+        before = path.read_bytes()
+        with Store.open(path, migrations=NOTES, incremental_vacuum=incremental) as db:
+            assert store_space.is_incremental(db)
+            db.query("SELECT COUNT(*) FROM notes")
+        assert path.read_bytes() == before

@@ -114,8 +114,11 @@ def test_dry_run_changes_nothing_and_a_short_older_than_is_refused(cli, tmp_path
 
 
 def test_prune_json_reports_and_vacuum_gives_the_space_back(cli, tmp_path):
+    from tunesmith.store import Store
+
     path = tmp_path / "f.sqlite"
-    db = storage.open_store(path)
+    # As every database was made before new ones were incremental: the first vacuum is full.
+    db = Store.open(path, namespace=storage.NAMESPACE, migrations=storage.MIGRATIONS)
     fill(db, days=100, per_day=40)
     db.close()
     size = path.stat().st_size
@@ -130,6 +133,21 @@ def test_prune_json_reports_and_vacuum_gives_the_space_back(cli, tmp_path):
                  "--vacuum", "--json")  # fmt: skip
     assert json.loads(second.output)["vacuum"] == "incremental"
     assert json.loads(second.output)["free_bytes"] == 0
+
+
+def test_a_new_database_gives_pruned_space_back_without_a_full_vacuum(cli, tmp_path):
+    # A new database's first --vacuum was one full VACUUM, holding a running watch's lock for
+    # the whole file.
+    path = tmp_path / "f.sqlite"
+    db = storage.open_store(path)
+    fill(db, days=100, per_day=40)
+    db.close()
+    size = path.stat().st_size
+    done = cli("finance", "prune", "--db", str(path), "--before", stamp(NOW - 10 * DAY),
+               "--vacuum", "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["vacuum"] == "incremental"
+    assert path.stat().st_size < size / 3
 
 
 def test_a_pruned_document_read_again_is_not_stored_again(tmp_path):

@@ -217,9 +217,11 @@ class Store:
         try:
             with self._translate():
                 self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-                if incremental_vacuum:
+                if incremental_vacuum and self._empty():
                     # Before WAL mode, which writes the file's header: after that (or once a
-                    # table exists) SQLite keeps the mode the file has, and this is a no-op.
+                    # table exists) SQLite keeps the mode the file has. Only on an empty file:
+                    # on one with pages the pragma still writes its header, so a read (a dry
+                    # run, `events list`, a read-only copy) would change the file.
                     self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 self._conn.execute("PRAGMA journal_mode = WAL").fetchall()
                 self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -227,6 +229,10 @@ class Store:
         except BaseException:
             self._conn.close()
             raise
+
+    def _empty(self) -> bool:
+        """Whether the file has no page yet (new, or of zero bytes)."""
+        return int(self._conn.execute("PRAGMA page_count").fetchone()[0]) == 0
 
     @classmethod
     def open(

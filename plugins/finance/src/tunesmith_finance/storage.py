@@ -211,12 +211,17 @@ def now_iso() -> str:
 
 
 def open_store(path: str | Path, *, timeout: float | None = None) -> Any:
-    """Open (or create) the finance database at ``path``, migrated to the current schema."""
+    """Open (or create) the finance database at ``path``, migrated to the current schema.
+
+    A new one is made in incremental auto-vacuum mode: `finance prune --vacuum` then gives its
+    space back in short transactions, never one full ``VACUUM`` holding a running `watch`'s
+    lock for the whole file (that is left to databases made before)."""
     return Store.open(
         path,
         namespace=NAMESPACE,
         migrations=MIGRATIONS,
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        incremental_vacuum=True,
     )
 
 
