@@ -94,3 +94,27 @@ def spy_loader(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(scoring, "load_ensemble", spy)
     return asked
+
+
+def store_docs(path: Path, rows: list[dict]) -> None:
+    """Score ``rows`` with :class:`KeywordModel` and store them in the finance database at
+    ``path`` (created when missing), as `finance ingest` does."""
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.storage import open_store
+
+    store = open_store(path)
+    try:
+        Ingester(store, KeywordModel(), warn=lambda _m: None).ingest_records(rows)
+    finally:
+        store.close()
+
+
+def clock_change_docs(path: Path, keys: list[str]) -> None:
+    """Five hourly documents per topic in ``keys`` over the night New York's clocks go
+    forward (02:00 on 2026-03-08), stored at ``path``: every other one negative."""
+    rows = []
+    for i, topic in enumerate(keys):
+        for h in range(5):
+            text = f"Shares {'plunge' if h % 2 else 'drift'} {i} {h}"
+            rows.append(doc(10 * i + h, text, f"2026-03-08T{h + 5:02d}:10:00Z", topics=[topic]))
+    store_docs(path, rows)

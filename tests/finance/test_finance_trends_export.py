@@ -11,7 +11,7 @@ import io
 import json
 import math
 
-from finance_fakes import KeywordModel, doc
+from finance_fakes import clock_change_docs, doc, store_docs
 
 #: Topics a feed can carry that JSON and CSV must escape or quote: accents, CJK, quotes, a
 #: backslash, control characters (escape, tab, NUL, DEL), a Unicode line separator, a formula.
@@ -20,30 +20,9 @@ KEYS = [
     "del\x7f", "ls\u2028ps", "comma, semi;",
 ]  # fmt: skip
 
-#: sha256 of `finance trends --tz America/New_York --json` on :func:`_odd_keys` as
-#: ``json.dumps(indent=2)`` wrote it row by row before.
+#: sha256 of `finance trends --tz America/New_York --json` on
+#: :func:`finance_fakes.clock_change_docs` as ``json.dumps(indent=2)`` wrote it row by row before.
 BEFORE_SHA256 = "2d7775f7b2a72785eb1e53dbab829c126db44d50dbd00209d69f1dee9e2ec032"
-
-
-def _store(path, rows) -> None:
-    from tunesmith_finance.ingest import Ingester
-    from tunesmith_finance.storage import open_store
-
-    store = open_store(path)
-    try:
-        Ingester(store, KeywordModel(), warn=lambda _m: None).ingest_records(rows)
-    finally:
-        store.close()
-
-
-def _odd_keys(path) -> None:
-    """Five hourly documents per key over the night New York's clocks go forward (02:00)."""
-    rows = []
-    for i, topic in enumerate(KEYS):
-        for h in range(5):
-            text = f"Shares {'plunge' if h % 2 else 'drift'} {i} {h}"
-            rows.append(doc(10 * i + h, text, f"2026-03-08T{h + 5:02d}:10:00Z", topics=[topic]))
-    _store(path, rows)
 
 
 def _rows(path, **options):
@@ -81,7 +60,7 @@ def test_trends_json_and_csv_are_byte_for_byte_what_they_were_for_keys_needing_e
     from zoneinfo import ZoneInfo
 
     db = tmp_path / "f.sqlite"
-    _odd_keys(db)
+    clock_change_docs(db, KEYS)
     cases = (
         (["--tz", "America/New_York"], ZoneInfo("America/New_York")),
         (["--tz", "Asia/Kolkata", "--bucket", "15m"], ZoneInfo("Asia/Kolkata")),
@@ -145,7 +124,7 @@ def _desk(path, tickers=50, hours=100) -> int:
             f"2026-11-{2 + i // tickers // 24:02d}T{i // tickers % 24:02d}:10:00Z")
         for i in range(tickers * hours)
     ]  # fmt: skip
-    _store(path, rows)
+    store_docs(path, rows)
     return len(rows)
 
 

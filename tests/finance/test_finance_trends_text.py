@@ -4,12 +4,12 @@ it was, byte for byte."""
 
 from __future__ import annotations
 
-from finance_fakes import KeywordModel, doc
+from finance_fakes import clock_change_docs, doc, store_docs
 
 TOPICS = ["café", "a\x1b[31mred", "=cmd", "énergie-long-topic-name-here", "tab\there", "日本"]
 
-#: `finance trends --tz America/New_York` on :func:`_odd_keys` as the table was written row by
-#: row before (the clocks change at 02:00 that day; a key's control characters escaped).
+#: `finance trends --tz America/New_York` on :func:`finance_fakes.clock_change_docs` as the
+#: table was written row by row before (the clocks change at 02:00 that day; a key's control characters escaped).
 BEFORE = [
     "key          bucket (America/New_York)     n   neg  share        95% CI    mean",
     "=cmd         2026-03-08T00:00:00-05:00     1     0   0.00   0.00-0.79    +0.000",
@@ -45,29 +45,9 @@ BEFORE = [
 ]
 
 
-def _store(path, rows) -> None:
-    from tunesmith_finance.ingest import Ingester
-    from tunesmith_finance.storage import open_store
-
-    store = open_store(path)
-    try:
-        Ingester(store, KeywordModel(), warn=lambda _m: None).ingest_records(rows)
-    finally:
-        store.close()
-
-
-def _odd_keys(path) -> None:
-    rows = []
-    for i, topic in enumerate(TOPICS):
-        for h in range(5):
-            text = f"Shares {'plunge' if h % 2 else 'drift'} {i} {h}"
-            rows.append(doc(10 * i + h, text, f"2026-03-08T{h + 5:02d}:10:00Z", topics=[topic]))
-    _store(path, rows)
-
-
 def test_plain_trends_text_is_byte_for_byte_the_row_by_row_table(cli, tmp_path):
     db = tmp_path / "f.sqlite"
-    _odd_keys(db)
+    clock_change_docs(db, TOPICS)
     result = cli("finance", "trends", "--db", str(db), "--tz", "America/New_York")
     assert result.exit_code == 0, result.output
     assert result.stdout == "\n".join(BEFORE) + "\n"
@@ -87,7 +67,7 @@ def test_plain_trends_writes_thousands_of_rows_in_a_few_writes_not_one_per_row(
         )  # fmt: skip
         for i in range(5000)
     ]
-    _store(db, rows)
+    store_docs(db, rows)
     real, calls = typer.echo, []
 
     def counted(message=None, *args, **kwargs):
