@@ -409,8 +409,8 @@ UNAUTHORIZED = error_response(
 )
 INTERNAL = error_response("The server failed (its log has why); try again.", _only(500))
 FORBIDDEN = error_response(
-    "This server does not serve the hand-off queue: it has --cors-origin (a token may be in a "
-    "public page), or no token and an address other than a loopback one.",
+    "This server does not serve the hand-off queue: it has no token, or --cors-origin (a token "
+    "may be in a public page).",
     _only(403),
 )
 CLOSED_ALREADY = error_response(
@@ -705,16 +705,18 @@ def create_app(
             return store_feedback(request)
 
     # The queue holds every customer's questions: a server whose token may be in a public
-    # page (--cors-origin), or that anyone who reaches its port may call, does not serve it.
-    queue_served = not cors_origins and (token is not None or loopback_only)
+    # page (--cors-origin), or that has none, does not serve it. Bound to 127.0.0.1 is not
+    # enough: a reverse proxy in front of it (nginx sends the upstream's "127.0.0.1:8000" as
+    # Host by default) or any other user of the machine would read it without a token.
+    queue_served = not cors_origins and token is not None
 
     def check_queue() -> None:
         if not queue_served:
             raise ApiError(
                 403,
                 STATUS_CODES[403],
-                "this server does not serve the hand-off queue: start it without --cors-origin, "
-                "and with a token (--token-file) unless it is bound to a loopback address",
+                "this server does not serve the hand-off queue: start it with a token "
+                "(--token-file) and without --cors-origin",
             )
 
     @app.get(

@@ -255,7 +255,10 @@ def handoff_panel(blocks: Any, kb_state: Any, live: Any, table: Any) -> Any:
 
     with gr.Accordion("Hand-offs waiting", open=False):
         refresh = gr.Button("Refresh hand-offs")
-        queue = gr.Markdown(EMPTY_QUEUE, elem_id="support-handoff-queue")
+        # No LaTeX: Gradio renders text between two "$$" as math, raw, wherever they are, so
+        # a customer's "$$" in one question and another's in a later one hid every hand-off
+        # between them from the agent.
+        queue = gr.Markdown(EMPTY_QUEUE, elem_id="support-handoff-queue", latex_delimiters=[])
         with gr.Row():
             chosen = gr.Dropdown(label="Hand-off to close", choices=[], value=None)
             entry = gr.Dropdown(
@@ -272,7 +275,7 @@ def handoff_panel(blocks: Any, kb_state: Any, live: Any, table: Any) -> Any:
         with gr.Row():
             with_entry = gr.Button("Close with this entry", variant="primary")
             no_answer = gr.Button("Close: no answer in the KB")
-        close_note = gr.Markdown(elem_id="support-handoff-note")
+        close_note = gr.Markdown(elem_id="support-handoff-note", latex_delimiters=[])
 
     outputs = [queue, chosen, entry]
     blocks.load(show_queue, [kb_state, chosen], outputs)
