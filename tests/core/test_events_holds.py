@@ -256,7 +256,30 @@ def test_events_list_and_tail_say_which_sink_is_held_and_until_when(tmp_path, cl
         assert result.exit_code == 0, result.output
         (said,) = [line for line in result.stderr.splitlines() if line.startswith("held:")]
         assert "https://hooks.example.com" in said and "s3cret" not in said
-        assert f"until {hold.held_until}" in said and "events retry` tries it now" in said
+        assert f"until {hold.held_until}" in said
+        assert f"`tunesmith events retry --outbox {outbox}` tries it now" in said
         assert "held:" not in result.stdout  # the table (or the JSON) stays as it was
     as_json = cli("events", "list", "--outbox", str(outbox), "--json")
     assert as_json.exit_code == 0 and as_json.stdout.startswith("[")
+
+
+def test_commands_named_for_a_held_sink_name_the_outbox_they_need(tmp_path, cli):
+    # A KB's conversations.sqlite, not the default outbox: a bare `events retry` (or `events
+    # list`) read the default one and found nothing to send.
+    outbox = tmp_path / "conversations.sqlite"
+
+    class Down:
+        sink_url = "webhook:http://127.0.0.1:9/hook"
+
+        def send(self, event):
+            raise ConnectionError("refused")
+
+    for i in range(4):
+        send(outbox, Down(), f"m{i}", policy())
+    stored = [d.last_error for d in list_deliveries(outbox) if d.attempts == 0]
+    assert stored and not any("events retry`" in error for error in stored)
+    result = cli("events", "retry", "--outbox", str(outbox))
+    assert result.exit_code == 1
+    assert f"see `tunesmith events list --status failed --outbox {outbox}`" in result.stderr
+    (held,) = [line for line in result.stderr.splitlines() if line.startswith("held:")]
+    assert f"`tunesmith events retry --outbox {outbox}` tries it now" in held

@@ -220,9 +220,7 @@ def retry_command(
         _say_holds(path)
     if failed:
         noun = "delivery" if len(failed) == 1 else "deliveries"
-        raise TunesmithError(
-            f"{len(failed)} {noun} still failing; see `tunesmith events list --status failed`"
-        )
+        raise TunesmithError(f"{len(failed)} {noun} still failing; see `{_list_failed(path)}`")
 
 
 @group.command("prune")
@@ -340,10 +338,22 @@ def _progress(every: int = 50_000) -> Any:
     return tell
 
 
+def _list_failed(path: Path | None) -> str:
+    """The command that lists what still fails in ``path``, naming ``--outbox`` as
+    :func:`tunesmith.events.retry_command` does (a bare one read the default outbox, empty for
+    a KB's or a finance database's)."""
+    from tunesmith.events import retry_command as retry_line
+
+    if path is None:
+        return "tunesmith events list --status failed"
+    return retry_line(path).replace("events retry", "events list --status failed", 1)
+
+
 def _say_holds(path: Path | None) -> None:
     """On stderr (stdout stays the table or one JSON document): each sink held after failing,
     until when, and that emits keep its deliveries untried until then."""
     from tunesmith.events import list_holds, shown_sink
+    from tunesmith.events import retry_command as retry_line
 
     for hold in list_holds(path) if path is not None else []:
         when = (
@@ -353,7 +363,7 @@ def _say_holds(path: Path | None) -> None:
         )
         typer.echo(
             f"held: {shown_sink(hold.sink)} ({hold.failures} deliveries in a row failed) {when}; "
-            "`tunesmith events retry` tries it now",
+            f"`{retry_line(path)}` tries it now",
             err=True,
         )
 

@@ -137,10 +137,8 @@ def held_names(store: Store) -> set[str]:
 def held_reason(row: Any, *, trial: bool = False) -> str:
     """Why a delivery was not tried, as its ``last_error`` records it."""
     when = "held, another emit sending its trial" if trial else f"held until {row['held_until']}"
-    return (
-        f"not tried: sink {when} after {row['failures']} failed deliveries in a row; "
-        "`tunesmith events retry` sends it"
-    )
+    # No command here: the emit's own line names `events retry` with the outbox it needs.
+    return f"not tried: sink {when} after {row['failures']} failed deliveries in a row"
 
 
 def _row(reader: Store | Transaction, name: str) -> Any:

@@ -251,11 +251,14 @@ class Conversations:
             raise UserInputError(
                 f"{path}: cannot create the conversation database's folder ({exc.strerror or exc})"
             ) from None
+        # The hand-offs' outbox lives here: a new file in incremental auto-vacuum mode, so
+        # `events prune --vacuum` gives space back while `serve` keeps emitting.
         store = Store.open(
             path,
             namespace=NAMESPACE,
             migrations=MIGRATIONS,
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+            incremental_vacuum=True,
         )
         return cls(store)
 
