@@ -225,7 +225,8 @@ def test_support_handoffs_lists_the_queue_and_close_resolves_one(kb_copy, cli):
     assert [(i["status"], i["agent"]) for i in everything] == [("resolved", "alice")]
     out = kb_copy.parent / "rows.csv"
     cli("support", "export-feedback", "--kb", str(kb_copy), "--out", str(out))
-    assert out.read_text().splitlines()[1:] == [f"I want to talk to a human,{entry}"]
+    # A request for a person with no question before it is no training row.
+    assert out.read_text().splitlines()[1:] == []
 
 
 def test_support_feedback_with_the_right_entry_resolves_a_waiting_handoff(kb_copy, cli):
@@ -343,3 +344,20 @@ def test_the_schema_describes_the_handoff_routes(make_client):
     assert {"200", "401", "403", "409", "422"} <= set(responses)
     page = client.get("/docs").text
     assert "/v1/handoffs/{turn_id}/close" in page and "no_answer" in page
+
+
+def test_a_request_for_a_person_exports_the_question_before_it_or_no_row(tmp_path):
+    # Closing "agent please" with an entry exported ("agent please", entry): the next train
+    # taught the encoder that asking for a person means that entry.
+    log = Conversations.open(tmp_path / "c.sqlite")
+    try:
+        asked = log.start("api")
+        _turn(log, asked, "my parcel came broken", "answer", entry="shp-01")
+        _turn(log, asked, "thanks", "clarify", reason="small_talk")
+        after = _turn(log, asked, "agent please", "handoff", reason="asked_for_person")
+        alone = _turn(log, log.start("api"), "a human now", "handoff", reason="asked_for_person")
+        log.close_handoff(after, entry_id="ret-01")
+        log.close_handoff(alone, entry_id="ret-01")
+        assert log.training_rows() == [{"question": "my parcel came broken", "answer_id": "ret-01"}]
+    finally:
+        log.close()

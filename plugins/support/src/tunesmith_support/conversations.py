@@ -595,13 +595,20 @@ class Conversations:
         (as searched), entry id and decision; ``asked``: the customer's words the turn
         answers, which for a pick from a clarifying question ("2") are those of the question
         that was clarified (the turn before it in the conversation; before a reply that was
-        asked about again, reason ``narrowed``: a title that several options share)."""
+        asked about again, reason ``narrowed``: a title that several options share), and for a
+        request for a person those of the last question before it (None when there is none)."""
         rows = self.store.query(
             "SELECT f.id, f.turn_id, f.created_at, f.helpful, f.correct_id, f.note, t.question, "
             "t.query, t.entry_id, t.decision, t.reason, "
             "CASE WHEN t.reason = 'chosen' THEN (SELECT p.question FROM support_turns p "
             "WHERE p.conversation_id = t.conversation_id AND p.id < t.id "
             "AND p.decision = 'clarify' AND p.reason != 'narrowed' ORDER BY p.id DESC LIMIT 1) "
+            # A request for a person ("agent please") stands for the customer's last question
+            # before it: the agent's entry answers that, not the request.
+            "WHEN t.reason = 'asked_for_person' THEN (SELECT p.question FROM support_turns p "
+            "WHERE p.conversation_id = t.conversation_id AND p.id < t.id "
+            "AND p.reason NOT IN ('asked_for_person', 'small_talk', 'chosen') "
+            "ORDER BY p.id DESC LIMIT 1) "
             "ELSE t.question END AS asked "
             "FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id ORDER BY f.id"
         )
@@ -617,7 +624,10 @@ class Conversations:
         the topic joined to it ("how do I return boots is it too late to cancel my
         purchase"), which nobody asked; the encoder and classifier read each message alone,
         as `ask` does before it adds the topic. A pick from a clarifying question ("2") stands
-        for the question it clarified.
+        for the question it clarified, and a request for a person ("agent please", closed by an
+        agent with an entry) for the customer's last question before it; a request with no
+        question before it gives no row (it would teach the encoder that "agent please" means
+        that entry).
         An agent's correct id wins (the newest one), even over a later rating; otherwise the
         turn's newest rating decides, and helpful confirms the entry it answered with. An id
         the KB gave a new one (``renamed``, :func:`~tunesmith_support.kbindex.renamed_ids`) is
@@ -645,6 +655,8 @@ class Conversations:
             answer_id = (renamed or {}).get(answer_id, answer_id)
             if not answer_id or (known_ids is not None and answer_id not in known_ids):
                 continue
+            if row["reason"] == "asked_for_person" and not row["asked"]:
+                continue  # nothing asked before the request: "agent please" is no question
             # A pick whose clarifying question is gone (never, short of editing the log) falls
             # back on the query it kept from it.
             question = row["asked"] or row["query"] or row["question"]
