@@ -500,3 +500,12 @@ def test_events_cli_prune_refuses_full_without_vacuum(tmp_path, cli):
     result = cli("events", "prune", "--outbox", str(outbox), "--delivered-before", "30d", "--full")
     assert result.exit_code == 2 and "--full goes with --vacuum" in result.output
     assert messages(outbox) == ["old"]
+
+
+def test_events_prune_without_an_outbox_says_there_is_none_not_what_it_would_remove(cli):
+    # It printed "would remove 0 event(s) ...", as if --dry-run had been given.
+    done = cli("events", "prune", "--delivered-before", "30d")
+    assert done.exit_code == 0, done.output
+    assert done.stdout.strip() == "no outbox yet (nothing was emitted): nothing to remove"
+    dry = cli("events", "prune", "--delivered-before", "30d", "--dry-run")
+    assert "would remove 0 event(s)" in dry.stdout

@@ -196,6 +196,7 @@ def test_serve_takes_the_token_from_a_file_or_the_environment_never_the_command_
     result = cli(*args, "--token-file", str(token_file))
     assert result.exit_code == 0, result.output
     assert served[-1][1]["token"] == TOKEN and "token required" in result.output
+    assert "hand-off queue off" not in result.output
     monkeypatch.setenv("TUNESMITH_SUPPORT_TOKEN", "from-the-environment-0123")
     assert cli(*args).exit_code == 0
     assert served[-1][1]["token"] == "from-the-environment-0123"
@@ -261,3 +262,12 @@ def test_a_sigterm_while_serving_ends_like_ctrl_c_instead_of_killing_the_process
     with _sigterm_returns():
         signal.raise_signal(signal.SIGTERM)  # as uvicorn does once it has stopped
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_serve_says_at_start_that_without_a_token_the_handoff_queue_is_off(
+    kb_copy, cli, served, free_port
+):
+    # The helpdesk's GET /v1/handoffs answered 403 with nothing said when the server started.
+    result = cli("support", "serve", "--kb", str(kb_copy), "--port", free_port)
+    assert result.exit_code == 0, result.output
+    assert "hand-off queue off: it needs --token-file and no --cors-origin" in result.output

@@ -223,6 +223,9 @@ def test_support_handoffs_lists_the_queue_and_close_resolves_one(kb_copy, cli):
         cli("support", "handoffs", "--kb", str(kb_copy), "--all", "--json").stdout
     )
     assert [(i["status"], i["agent"]) for i in everything] == [("resolved", "alice")]
+    # Nothing left to close: no "close one with" line under the closed ones.
+    listed_all = cli("support", "handoffs", "--kb", str(kb_copy), "--all").output
+    assert listed_all.rstrip().endswith("0 waiting, 1 closed")
     out = kb_copy.parent / "rows.csv"
     cli("support", "export-feedback", "--kb", str(kb_copy), "--out", str(out))
     # A request for a person with no question before it is no training row.

@@ -267,6 +267,10 @@ def prune_command(
         if as_json:
             typer.echo(json.dumps(plan.to_dict(), indent=2))
             return
+        if path is None and not dry_run:
+            # "would remove 0" read as if --dry-run had been given.
+            typer.echo("no outbox yet (nothing was emitted): nothing to remove")
+            return
         oldest = f", the oldest created {plan.oldest}" if plan.oldest else ""
         typer.echo(
             f"would remove {plan.events:,} event(s) and {plan.deliveries:,} delivery(ies) "

@@ -133,9 +133,12 @@ def _show(kb: Path, db: Path | None, show_all: bool, since: str | None, as_json:
         typer.echo("\n".join(handoff_lines(item)))
         typer.echo("")
     waiting = sum(item["status"] == "waiting" for item in items)
-    typer.echo(
-        f"{waiting} waiting"
-        + (f", {len(items) - waiting} closed" if show_all else "")
-        + f"; close one with: tunesmith support handoffs --kb {kb} --close TURN "
+    how = (
+        f"; close one with: tunesmith support handoffs --kb {kb} --close TURN "
         "--entry ID | --no-answer"
+        if waiting
+        else ""  # nothing left to close
+    )
+    typer.echo(
+        f"{waiting} waiting" + (f", {len(items) - waiting} closed" if show_all else "") + how
     )

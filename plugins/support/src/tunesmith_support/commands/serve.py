@@ -145,6 +145,9 @@ def serve_command(
             reloader=reloader,
         )
         access = "token required" if token is not None else "no token"
+        if token is None or origins:
+            # The queue holds every customer's questions (api.py serves it only then).
+            access += "; hand-off queue off: it needs --token-file and no --cors-origin"
         typer.echo(
             f"serving {kb} on http://{host}:{port} ({access}; docs: /docs; Ctrl-C stops)",
             err=True,
