@@ -36,9 +36,10 @@ def test_playground_classifies_and_explains_a_text_with_a_model_directory(
     from tunesmith.testing import make_tiny_classifier
 
     texts = ["my card is lost", "i want a refund"]
-    model_dir = make_tiny_classifier(
-        tmp_path_factory.mktemp("ui_model"), ["card_lost", "refund"], texts
-    )
+    # Labels as a customer's data may hold them: Gradio read the text between two "$$" as
+    # LaTeX (and "**" as bold).
+    labels = ["card_lost $$x$$", "**refund** $$now$$"]
+    model_dir = make_tiny_classifier(tmp_path_factory.mktemp("ui_model"), labels, texts)
     from tunesmith.ui.model_access import set_model_roots
 
     set_model_roots([model_dir.parent])  # as `tunesmith ui --models DIR` does
@@ -50,7 +51,8 @@ def test_playground_classifies_and_explains_a_text_with_a_model_directory(
     page.get_by_role("button", name="Classify").click()
     page.get_by_text("Predicted").wait_for(timeout=60_000)
     note = page.get_by_text("Predicted").inner_text()
-    assert "card_lost" in note or "refund" in note
+    assert any(label in note for label in labels), note  # shown as typed
+    assert page.locator(".katex, .latex-block").count() == 0
 
 
 def test_playground_refuses_a_model_path_outside_the_allowed_roots(suite_url, page):

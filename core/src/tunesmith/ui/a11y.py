@@ -252,7 +252,10 @@ def live_status(elem_id: str | None = None) -> LiveStatus:
     [outputs...])`` makes an action speak."""
     import gradio as gr
 
-    text = gr.Markdown("", elem_id=elem_id, elem_classes=[LIVE_CLASS])
+    from tunesmith.ui.markdown import markdown_box
+
+    # It says names and ids from the data ("from entry `a$$b`"): no LaTeX, as on the page.
+    text = markdown_box("", elem_id=elem_id, elem_classes=[LIVE_CLASS])
     return LiveStatus(text=text, turn=gr.State(0))
 
 

@@ -30,7 +30,7 @@ from tunesmith.ui.highlight import (
     highlight_component,
     words_summary,
 )
-from tunesmith.ui.markdown import plain_markdown
+from tunesmith.ui.markdown import markdown_box, plain_markdown
 from tunesmith.ui.model_access import demo_models_dir, find_models, load_allowed_ensemble
 from tunesmith.ui.textbox import text_box
 
@@ -461,7 +461,7 @@ def build_playground() -> Any:
     found = sample_sets()
     sets = sorted(found)
     with gr.Blocks() as blocks:
-        gr.Markdown(PLAYGROUND_INTRO)
+        markdown_box(PLAYGROUND_INTRO)
         with gr.Row():
             # What each set holds, under its name: a bare "finance_sentences" said nothing of
             # what to type once trained.
@@ -490,7 +490,7 @@ def build_playground() -> Any:
         # Heard once a text is classified or a model trained ("Classified as refund (73%)."), where
         # the result follows in reading order.
         live = live_status("playground-status")
-        note = gr.Markdown()
+        note = markdown_box()
         # HTML, not gr.Label: see scores_html (how small numbers and a tagger's rows read).
         probabilities = gr.HTML(label="Probabilities", show_label=True, container=True)
 

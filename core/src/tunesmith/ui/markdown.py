@@ -1,7 +1,9 @@
 """User text shown inside Markdown (a demo's results, an alert's examples) exactly as typed.
 
 Titles, descriptions and ingested headlines come from whoever wrote the data: markup in them must
-be shown, never run, and ``*space*`` must not turn into emphasis.
+be shown, never run, and ``*space*`` must not turn into emphasis. Two layers: ``plain_markdown``
+escapes the text, and ``markdown_box`` builds the component that shows it without LaTeX (a code
+span cannot be escaped, and a plugin's own Markdown may forget to).
 """
 
 from __future__ import annotations
@@ -10,8 +12,15 @@ import html
 import re
 from typing import Any
 
-#: Characters backslashed so that Markdown shows them instead of reading them.
-MARKDOWN_CHARS = frozenset("\\`*_[]()#+-!|~")
+#: Characters backslashed so that Markdown shows them instead of reading them. ``$`` too: Gradio
+#: reads "$$" in the Markdown source as the start of LaTeX, up to the next "$$" (across the
+#: paragraphs and list items between), and ``\$`` breaks the pair yet shows a plain "$".
+MARKDOWN_CHARS = frozenset("\\`*_[]()#+-!|~$")
+
+#: Gradio's ``latex_delimiters`` for a component that shows users' text: none. Its default
+#: (``$$``) turned one customer's "charged $$ twice" and a later "refund my $$ now" into one
+#: LaTeX block that hid everything between them.
+NO_LATEX: list[dict[str, Any]] = []
 
 
 #: What Gradio's Markdown turns into a link by itself (GFM autolinks: ``http://``, ``www.``, an
@@ -28,10 +37,19 @@ def plain_markdown(text: Any) -> str:
     return _AUTOLINK_CHARS.sub(lambda m: f"&#{ord(m.group())};", backslashed)
 
 
+def markdown_box(value: Any = "", **options: Any) -> Any:
+    """A ``gr.Markdown`` for text that holds users' words (call inside a Blocks context): no LaTeX
+    and HTML sanitised, whatever the text. Escape the words with ``plain_markdown`` or
+    ``code_span`` still: this stops LaTeX only, not links, emphasis or headings."""
+    import gradio as gr
+
+    return gr.Markdown(value, latex_delimiters=list(NO_LATEX), sanitize_html=True, **options)
+
+
 def code_span(text: Any) -> str:
     """``text`` as a Markdown code span that shows it as typed: its fence is longer than any run
     of backticks inside, and Markdown itself escapes the markup (an HTML-escaped id showed
-    ``a&lt;b``)."""
+    ``a&lt;b``). Gradio reads "$$" before it reads code spans: show one in a ``markdown_box``."""
     text = str(text).replace("\n", " ")
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunesmith.ui.markdown import markdown_box
 from tunesmith.ui.markdown import plain_markdown as _plain
 
 TITLE = "Finance sentiment"
@@ -315,7 +316,7 @@ class Dashboard:
             self._monitor()
         except Exception as exc:  # shown in the tab instead of a silent thread death
             self.error = f"{type(exc).__name__}: {exc}"
-            self.status = f"Set-up failed: {self.error}"
+            self.status = f"Set-up failed: {_plain(self.error)}"
 
     def _replay(self, ingester: Any, stream: Path) -> None:
         from tunesmith_finance.alerts import EMPTY_PRIOR, AlertOptions
@@ -453,7 +454,7 @@ class Dashboard:
                     traceback.print_exc()
                 self._last_failure = str(exc)
             self.status = (
-                f"Ready, but the alert check failed ({type(exc).__name__}: {exc}); "
+                f"Ready, but the alert check failed ({type(exc).__name__}: {_plain(exc)}); "
                 "it is tried again in a few seconds."
             )
 
@@ -589,7 +590,7 @@ class Dashboard:
             try:
                 zone = resolve_zone(tz.strip(), "Time zone")
             except UserInputError as exc:
-                unknown = f" {exc}; shown in {self.tz}."
+                unknown = f" {_plain(exc)}; shown in {_plain(self.tz)}."
         shown = zone_name(zone)
         if self._db is None:
             return {
@@ -967,10 +968,10 @@ def build_demo(
         prior=prior,
     )
     with gr.Blocks() as blocks:
-        gr.Markdown(board.intro)
+        markdown_box(board.intro)
         with gr.Row():
             start = gr.Button(board.start_label, variant="secondary")
-            status = gr.Markdown(board.status)
+            status = markdown_box(board.status)
         # Heard by itself: the alerts when they change ("3 alerts by topic."), a scored text.
         live = live_status("finance-status")
         with gr.Tab("Trends and alerts"):
@@ -997,24 +998,24 @@ def build_demo(
             )
             # Said above the chart, its label badge hidden: the badge sat over the left end of
             # the chart's own title.
-            gr.Markdown(chart_label + ".")
+            markdown_box(chart_label + ".")
             chart = gr.Plot(label=chart_label, show_label=False)
             # The chart in words (its keys, their latest share, the alerts marked): an image
             # says nothing to a screen reader, and its legend was unreadable at 200 % zoom.
-            chart_text = gr.Markdown(elem_id="finance-chart-words")
+            chart_text = markdown_box(elem_id="finance-chart-words")
             table = gr.Dataframe(
                 headers=alert_headers(board.tz),
                 label="Alerts",
                 interactive=False,
             )
-            details = gr.Markdown()
+            details = markdown_box()
         with gr.Tab("Score a text"):
             # Enter scores, as in the other demos' boxes; Shift+Enter breaks a line.
             text = text_box(
                 "Headline or sentence", placeholder="Helix Bank shares plunge on deposit worries"
             )
             go = gr.Button("Score", variant="primary")
-            note = gr.Markdown()
+            note = markdown_box()
             # The playground's table, not gr.Label: its rows were three buttons that did
             # nothing (three more Tab stops) and read bare meter values.
             probabilities = gr.HTML(label="Probabilities", show_label=True, container=True)

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tunesmith.ui.markdown import code_span
+from tunesmith.ui.markdown import code_span, markdown_box
 from tunesmith.ui.markdown import plain_markdown as plain
 
 DESCRIPTION = "Recommends items from their text and what users liked, with the reasons."
@@ -426,7 +426,7 @@ def build_demo(model_dir: str | None = None) -> Any:
     # said its histories (1-star ratings too) were what users liked.
     source = history_words(meta).source
     with gr.Blocks() as blocks:
-        gr.Markdown(
+        markdown_box(
             "## Recommendations\n"
             + INTRO.format(many=plain(many), source=source)
             + (
@@ -469,7 +469,7 @@ def build_demo(model_dir: str | None = None) -> Any:
         button = gr.Button("Recommend", variant="primary")
         # Heard by itself once the list is shown: "10 recommendations for u01."
         live = live_status("recommend-status")
-        output = gr.Markdown(elem_id="recommend-results")
+        output = markdown_box(elem_id="recommend-results")
         # Shown only when asked for: unchecked, it was a large empty box under every list.
         words = highlight_component(f"Words of the first {one} that matched", visible=False)
 

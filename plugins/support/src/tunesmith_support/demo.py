@@ -22,7 +22,7 @@ from typing import Any
 
 from tunesmith.errors import TunesmithError, UserInputError
 from tunesmith.ui.a11y import first_sentence
-from tunesmith.ui.markdown import code_span, plain_markdown
+from tunesmith.ui.markdown import code_span, markdown_box, plain_markdown
 
 #: Knowledge bases whose services stay loaded at once. Each upload builds a KB and each
 #: service loads its own encoder (about 90 MB for the default model): unbounded, anyone who
@@ -603,7 +603,7 @@ def build_demo(kb: str | Path | None = None) -> Any:
     intro, placeholder = introduction(kb)
 
     with gr.Blocks() as blocks:
-        heading = gr.Markdown(intro)
+        heading = markdown_box(intro)
         # The page's KB starts as the one given (empty: the sample KB, found on first use).
         kb_state = gr.State(fixed_kb)
         conversation = gr.State(None)
@@ -617,6 +617,8 @@ def build_demo(kb: str | Path | None = None) -> Any:
                     label="Conversation",
                     height=360,
                     render_markdown=False,
+                    # Nor LaTeX, should Markdown come back: a "$$" in two messages hid the rest.
+                    latex_delimiters=[],
                     buttons=["copy", "copy_all"],
                 )
                 question = gr.Textbox(label="Question", placeholder=placeholder, lines=1)
@@ -626,19 +628,19 @@ def build_demo(kb: str | Path | None = None) -> Any:
                 # Heard by itself after each action ("Answered, confidence 82%, from entry
                 # ship-cost."): the answer appeared in silence until the user went looking.
                 live = live_status("support-status")
-                ask_note = gr.Markdown(elem_id="support-ask-note")
+                ask_note = markdown_box(elem_id="support-ask-note")
             with gr.Column(scale=2):
-                decision = gr.Markdown(elem_id="support-decision")
-                source = gr.Markdown(elem_id="support-source")
+                decision = markdown_box(elem_id="support-decision")
+                source = markdown_box(elem_id="support-source")
                 with gr.Row():
                     helpful = gr.Button("Helpful")
                     not_helpful = gr.Button("Not helpful")
-                feedback_note = gr.Markdown(elem_id="support-feedback-note")
+                feedback_note = markdown_box(elem_id="support-feedback-note")
         with gr.Accordion("Why this answer", open=False):
             # Not "Why this answer" again: two buttons of one name, side by side, are one too
             # many for a screen reader's list of buttons.
             why = gr.Button("Explain the last answer")
-            why_note = gr.Markdown()
+            why_note = markdown_box()
             query_words = highlight_component(label="Words in the question")
             entry_words = highlight_component(label="Words in the matched entry")
         with gr.Accordion("Stored feedback", open=False):
@@ -650,10 +652,10 @@ def build_demo(kb: str | Path | None = None) -> Any:
         # The agent's side of a hand-off: the queue, and closing one (the chat is left alone).
         requeue = handoff_panel(blocks, kb_state, live, table)
         with gr.Accordion("Knowledge base", open=False):
-            kb_note = gr.Markdown()
+            kb_note = markdown_box()
             # What to upload said above the box, not in its label: the label names the upload
             # button too ("Upload FAQ files and documents"), heard at every Tab onto it.
-            gr.Markdown(
+            markdown_box(
                 "FAQ files (CSV, TSV, JSONL, JSON, Parquet, Excel) and documents (Markdown, "
                 "text, HTML). A CSV with question,answer_id (20 rows or more) calibrates."
             )
