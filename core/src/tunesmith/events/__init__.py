@@ -1,13 +1,15 @@
 """Events, the sinks that deliver them, and the outbox that makes delivery reliable.
 
-A sink is named by a URL: ``stdout``, ``jsonl:PATH``, ``webhook:https://...``. Plugins add schemes
-through the ``tunesmith_event_sinks`` hook. :func:`emit` first records the event and one delivery
-row per sink in an outbox (tables ``outbox_events`` and ``outbox_deliveries`` of a
-:class:`~tunesmith.store.Store`, by default ``$TUNESMITH_HOME/events.sqlite``), then delivers to
-each sink, retrying a failure with exponential backoff a bounded number of times. A delivery that
-still fails stays in the outbox as ``failed`` with its attempts and last error, until
-``tunesmith events retry`` (or :func:`retry`) delivers it. Delivery is at least once: receivers
-drop repeats by the event's ``id``.
+A sink is named by a URL: ``stdout``, ``jsonl:PATH``, ``webhook:https://...``, or ``env:NAME`` for
+the one the environment variable NAME holds (a webhook's token off the command line and out of
+the outbox, which records ``env:NAME``). Plugins add schemes through the ``tunesmith_event_sinks``
+hook. :func:`emit` first records the event and one delivery row per sink in an outbox (tables
+``outbox_events`` and ``outbox_deliveries`` of a :class:`~tunesmith.store.Store`, by default
+``$TUNESMITH_HOME/events.sqlite``), then delivers to each sink, retrying a failure with
+exponential backoff a bounded number of times. A delivery that still fails stays in the outbox
+as ``failed`` with its attempts and last error, until ``tunesmith events retry`` (or
+:func:`retry`) delivers it. Delivery is at least once: receivers drop repeats by the event's
+``id``.
 
 An outbox is a file, and a file can come from elsewhere (a KB folder someone sent). Each delivery
 row therefore carries a mark: an HMAC of the event and the sink under a key kept in
@@ -31,13 +33,14 @@ The modules, each with one job (import from ``tunesmith.events``, which re-expor
 - ``marks``: the ``outbox.key`` and the HMAC marks of deliveries;
 - ``owners``: which process is delivering a row, and whether it still runs;
 - ``sinks``: the built-in sinks, :func:`make_sink` and :func:`sink_name`; ``webhook``: the
-  webhook sink;
+  webhook sink; ``envsink``: the ``env:NAME`` sink;
 - ``shown``: sink URLs with their tokens hidden; ``serialize``: :func:`strict_json`.
 """
 
 from __future__ import annotations
 
 from tunesmith.events.delivery import EmitReport, RetryPolicy, retry_command
+from tunesmith.events.envsink import EnvSink
 from tunesmith.events.holds import SinkHold, list_holds
 from tunesmith.events.listing import Delivery, iter_deliveries, list_deliveries
 from tunesmith.events.marks import OUTBOX_KEY_FILE, outbox_key_path
@@ -84,6 +87,7 @@ __all__ = [
     "STATUSES",
     "Delivery",
     "EmitReport",
+    "EnvSink",
     "Event",
     "JsonlSink",
     "Outgoing",

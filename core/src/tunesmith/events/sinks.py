@@ -1,5 +1,6 @@
-"""The built-in sinks, and building a sink from its URL (``stdout``, ``jsonl:PATH``, ``webhook:URL``
-or a plugin's scheme) or naming one for the outbox."""
+"""The built-in sinks, and building a sink from its URL (``stdout``, ``jsonl:PATH``, ``webhook:URL``,
+``env:NAME`` for one held in an environment variable, or a plugin's scheme) or naming one for
+the outbox."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserInputError
+from tunesmith.events.envsink import EnvSink
 from tunesmith.events.serialize import event_to_json
 from tunesmith.events.webhook import WebhookSink
 from tunesmith.hooktypes import Event, EventSink
@@ -103,12 +105,21 @@ BUILTIN_SINKS: dict[str, Any] = {
     "stdout": StdoutSink,
     "jsonl": JsonlSink,
     "webhook": WebhookSink,
+    "env": EnvSink,
 }
+
+
+def sink_factories() -> dict[str, Any]:
+    """The sink factories by scheme: the built-ins and every plugin's."""
+    factories = collect_dict("tunesmith_event_sinks")
+    # Always the core's: a plugin's `env` would be handed the secret and could record it.
+    factories["env"] = EnvSink
+    return factories
 
 
 def make_sink(url: str) -> EventSink:
     """Build the sink a URL names, from the built-ins and every plugin's schemes."""
-    factories = collect_dict("tunesmith_event_sinks")
+    factories = sink_factories()
     scheme, _, rest = url.partition(":")
     if scheme == "webhook" and rest.startswith("//"):
         rest = "https:" + rest
@@ -158,11 +169,20 @@ def refuse_stdout_sink_with_json(sinks: Iterable[str] | None, as_json: bool) -> 
 
     Both write to standard output: the event lines would come before the result and break the
     one JSON document a script reads there."""
-    if as_json and any(str(url).partition(":")[0] == "stdout" for url in sinks or ()):
+    if as_json and any(_scheme(str(url)) == "stdout" for url in sinks or ()):
         raise UserInputError(
             "--sink stdout cannot be combined with --json (both write to standard output); "
             "use --sink jsonl:FILE.jsonl, or leave out --json"
         )
+
+
+def _scheme(url: str) -> str:
+    """The scheme of the sink ``url`` names; for ``env:NAME``, of the sink the variable holds
+    (one unset or unusable is left to :func:`make_sink` to say)."""
+    scheme, _, rest = url.partition(":")
+    if scheme == "env":
+        return os.environ.get(rest, "").strip().partition(":")[0]
+    return scheme
 
 
 def sink_name(sink: str | EventSink) -> str:

@@ -47,7 +47,10 @@ def alerts_command(
     prior: float | None = STORED_PRIOR,
     min_history: int | None = MIN_HISTORY,
     sink: list[str] | None = typer.Option(
-        None, "--sink", help="Event sink, e.g. jsonl:alerts.jsonl, stdout, webhook:URL."
+        None,
+        "--sink",
+        help="Event sink, e.g. jsonl:alerts.jsonl, stdout, webhook:URL, env:NAME (the sink held "
+        "in that environment variable: a webhook's token kept off the command line).",
     ),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each alert."),
     max_explain: int = typer.Option(

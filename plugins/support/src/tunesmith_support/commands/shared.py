@@ -12,7 +12,11 @@ KB_OPTION = typer.Option(..., "--kb", help="Knowledge-base directory (from `supp
 DB_HELP = "Conversation database (default: KB/conversations.sqlite)."
 QUESTION_COL_HELP = "Column holding the question."
 ANSWER_COL_HELP = "Column of the right entry id (empty: out of scope)."
-SINK_HELP = "Where hand-offs go (repeatable): jsonl:PATH, stdout, webhook:URL (default: jsonl:KB/handoffs.jsonl)."
+SINK_HELP = (
+    "Where hand-offs go (repeatable): jsonl:PATH, stdout, webhook:URL, env:NAME (the sink held "
+    "in that environment variable: a webhook's token kept off the command line) "
+    "(default: jsonl:KB/handoffs.jsonl)."
+)
 
 
 def kb_writer(kb: Path) -> Any:
