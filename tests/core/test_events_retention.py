@@ -502,8 +502,11 @@ def test_events_cli_prune_refuses_full_without_vacuum(tmp_path, cli):
     assert messages(outbox) == ["old"]
 
 
-def test_events_prune_without_an_outbox_says_there_is_none_not_what_it_would_remove(cli):
+def test_events_prune_without_an_outbox_says_there_is_none_not_what_it_would_remove(
+    cli, tmp_path, monkeypatch
+):
     # It printed "would remove 0 event(s) ...", as if --dry-run had been given.
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "fresh"))  # no default outbox yet
     done = cli("events", "prune", "--delivered-before", "30d")
     assert done.exit_code == 0, done.output
     assert done.stdout.strip() == "no outbox yet (nothing was emitted): nothing to remove"

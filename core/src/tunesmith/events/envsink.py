@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from tunesmith.errors import UserInputError
@@ -49,9 +50,15 @@ class EnvSink:
     as logs show it (:func:`~tunesmith.events.shown.shown_url`), anything else of it replaced.
     """
 
-    def __init__(self, variable: str) -> None:
-        from tunesmith.events.sinks import make_sink, sink_factories
-
+    def __init__(
+        self,
+        variable: str,
+        *,
+        make_sink: Callable[[str], Any],
+        sink_factories: Callable[[], dict[str, Any]],
+    ) -> None:
+        """``make_sink`` and ``sink_factories``: :mod:`tunesmith.events.sinks`' (passed in by
+        it, which imports this module: no import cycle)."""
         self.variable = variable
         self.sink_url = f"env:{variable}"
         spec = env_sink_spec(variable)

@@ -105,15 +105,20 @@ BUILTIN_SINKS: dict[str, Any] = {
     "stdout": StdoutSink,
     "jsonl": JsonlSink,
     "webhook": WebhookSink,
-    "env": EnvSink,
+    "env": lambda variable: env_sink(variable),
 }
+
+
+def env_sink(variable: str) -> EnvSink:
+    """The ``env:NAME`` sink, built with this module's :func:`make_sink` and schemes."""
+    return EnvSink(variable, make_sink=make_sink, sink_factories=sink_factories)
 
 
 def sink_factories() -> dict[str, Any]:
     """The sink factories by scheme: the built-ins and every plugin's."""
     factories = collect_dict("tunesmith_event_sinks")
     # Always the core's: a plugin's `env` would be handed the secret and could record it.
-    factories["env"] = EnvSink
+    factories["env"] = env_sink
     return factories
 
 
