@@ -51,6 +51,10 @@ def read(tiny_model, tmp_path_factory, launch_blocks, page, one_torch_thread):
     page.goto(launch_blocks(build_demo(db=str(db))))
     # The alert's details, drawn in the same refresh as the chart and its words.
     page.get_by_text("Words behind the negative scores").first.wait_for(timeout=120_000)
+    # The chart's image is drawn after its data arrives: on a busy machine the snapshot was
+    # once taken before it was there.
+    chart = page.get_by_role("img", name=re.compile(r"^Negative share per topic"))
+    chart.first.wait_for(timeout=60_000)
     seen = {
         "trends": page.locator("body").aria_snapshot(),
         "words": "\n".join(page.locator("#finance-chart-words").all_inner_texts()),
