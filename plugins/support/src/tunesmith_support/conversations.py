@@ -219,16 +219,21 @@ def handoff_row(row: Any, earlier: list[dict[str, Any]], count: int) -> dict[str
     }
 
 
-def closed_already(turn_id: int, turn: Any) -> str:
-    """The line telling a second agent how the first closed the hand-off."""
+def closure_words(outcome: str | None, entry: str | None, agent: str) -> str:
+    """How a hand-off was closed, and by whom: "resolved with 'pay-01' by alice"."""
     how = (
-        f"resolved with {turn['handoff_entry']!r}"
-        if turn["handoff_outcome"] == "resolved"
+        f"resolved with {entry!r}"
+        if outcome == "resolved"
         else "closed with no entry (the knowledge base has no answer)"
     )
-    by = f" by {turn['handoff_agent']}" if turn["handoff_agent"] else ""
+    return f"{how} by {agent}" if agent else how
+
+
+def closed_already(turn_id: int, turn: Any) -> str:
+    """The line telling a second agent how the first closed the hand-off."""
+    how = closure_words(turn["handoff_outcome"], turn["handoff_entry"], turn["handoff_agent"])
     return (
-        f"turn {turn_id}'s hand-off was {how}{by} at {turn['handoff_closed_at']} already; "
+        f"turn {turn_id}'s hand-off was {how} at {turn['handoff_closed_at']} already; "
         "nothing was stored (to name another entry, give feedback with a correct id)"
     )
 

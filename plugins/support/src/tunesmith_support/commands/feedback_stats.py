@@ -61,14 +61,11 @@ def feedback_command(
 
 def closed_already(turn: int, handoff: dict[str, Any]) -> str:
     """How the hand-off of ``turn`` was closed before this feedback."""
-    how = (
-        f"resolved with {handoff['entry_id']}"
-        if handoff["status"] == "resolved"
-        else "closed with no entry"
-    )
-    by = f" by {handoff['agent']}" if handoff["agent"] else ""
+    from tunesmith_support.conversations import closure_words
+
+    how = closure_words(handoff["status"], handoff["entry_id"], handoff["agent"])
     return (
-        f"its hand-off was {how}{by} at {handoff['closed_at']} already, and stays so; "
+        f"its hand-off was {how} at {handoff['closed_at']} already, and stays so; "
         "this feedback is stored too"
     )
 
