@@ -17,6 +17,7 @@ import pytest
 from scipy.sparse import csr_matrix, hstack, vstack
 
 from tunesmith_recommend import ranker as rk
+from tunesmith_recommend import ranker_added
 from tunesmith_recommend import ranker_sampled as rs
 from tunesmith_recommend.split import Requests
 from tunesmith_recommend.two_tower import MAX_HISTORY, UserTower
@@ -97,7 +98,8 @@ def _served_scores(ranker: rk.Ranker, signals: rk.Signals, history: np.ndarray) 
     """Every item's score for the history as serving combines them (history excluded)."""
     items = signals.item_features()
     features = signals.user_features([history])
-    scores = ranker.combine(features, ranker.item_part(items), cold=items["cold"])[0]
+    added = ranker.added_items(items["cold"])
+    scores = ranker.combine(features, ranker.item_part(items), cold=items["cold"], added=added)[0]
     scores[history] = -np.inf
     return scores
 
@@ -200,10 +202,17 @@ def test_the_dense_and_candidate_designs_choose_the_added_items_shift_alike():
     sampled = rs.SampledDesign(signals, inputs, val, 0)
     w = np.random.default_rng(3).standard_normal(len(dense.names))
     rows = np.arange(10, 30)
-    for got, want in zip(sampled.added_scores(w, rows), dense.added_scores(w, rows), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sampled.scores(w, rows), dense.scores(w, rows), rtol=1e-5, atol=1e-5)
+    for got, want in zip(sampled.added_columns(rows), dense.added_columns(rows), strict=True):
+        np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-5, atol=1e-5)
     n = len(signals.counts)
-    assert rk._added_shift(dense, w, n, 0) == rk._added_shift(sampled, w, n, 0)
+    params = ranker_added.added_fit(dense, w, n, 0, 0.01)
+    np.testing.assert_allclose(
+        ranker_added.added_fit(sampled, w, n, 0, 0.01), params, rtol=1e-3, atol=1e-3
+    )
+    assert ranker_added.added_shift(dense, w, params, n, 0) == ranker_added.added_shift(
+        sampled, w, params, n, 0
+    )
 
 
 #: fit_ranker's output on the shop without a new validation target, before this change

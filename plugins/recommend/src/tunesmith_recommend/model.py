@@ -485,6 +485,7 @@ class Recommender:
         self.ranker = Ranker.from_json(read_part(self.path, "ranker.json"))
         self.item_part = self.ranker.item_part(self.signals.item_features())
         self.cold = self.signals.item_features()["cold"]
+        self.added = self.ranker.added_items(self.cold)
         top = min(CANDIDATES, len(self.ids))
         self.top_items = np.argpartition(-self.item_part, top - 1)[:top]
         self.index = ItemIndex.load(self.path)
@@ -581,7 +582,10 @@ class Recommender:
             mean = mean_history_vectors(base, [history])
             features["text_similarity"] = cosines(mean, base[candidates])[0]
         scores = self.ranker.combine(
-            features, self.item_part[candidates], cold=self.cold[candidates]
+            features,
+            self.item_part[candidates],
+            cold=self.cold[candidates],
+            added=self.added[candidates],
         )
         order = np.argsort(-scores)[:k]
         return candidates[order], scores[order]

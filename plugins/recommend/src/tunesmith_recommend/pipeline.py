@@ -137,6 +137,7 @@ class Fitted:
         """
         items = self.signals.item_features()
         item_part = self.ranker.item_part(items)
+        added = self.ranker.added_items(items["cold"])
         inputs = self.signals.user_inputs(batch.histories)
         inputs.cooc = inputs.cooc.tocsc()  # sliced by items below
         n = len(item_part)
@@ -145,7 +146,9 @@ class Fitted:
         for start in range(0, n, step):
             cols = slice(start, start + step)
             part = self.signals.features_of(inputs, cols)
-            scores[:, cols] = self.ranker.combine(part, item_part[cols], cold=items["cold"][cols])
+            scores[:, cols] = self.ranker.combine(
+                part, item_part[cols], cold=items["cold"][cols], added=added[cols]
+            )
         return scores
 
     def two_tower_scores(self, batch: Requests) -> np.ndarray:

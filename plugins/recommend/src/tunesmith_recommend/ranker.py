@@ -194,24 +194,43 @@ class Ranker:
     trained_items: int | None = None
     #: moves the "no events yet" weight of added items still without events (standardised)
     added_shift: float = 0.0
+    #: the added items' own (whole, standardised) weights for :data:`COLD_FEATURES`, fitted on
+    #: items scored as new (:func:`_added_fit`); empty: they take the catalogue's cold weights
+    added_weights: dict[str, float] = field(default_factory=dict)
 
-    def _weight(self, name: str, cold: Any) -> Any:
+    def added_items(self, cold: np.ndarray) -> np.ndarray:
+        """1 for the items added after training still without events (``cold``: the "no events
+        yet" feature of every catalogue position), 0 for the others."""
+        added = np.zeros(len(cold))
+        if self.trained_items is not None:
+            added[self.trained_items :] = np.asarray(cold)[self.trained_items :] > 0
+        return added
+
+    def _weight(self, name: str, cold: Any, added: Any = None) -> Any:
         """The weight of one feature per item: [n] when it has a cold-item share, else a float."""
         weight = self.weights.get(name, 0.0) / self.scales[name]
         extra = self.cold_weights.get(name, 0.0) / self.scales[name]
-        return weight + extra * cold if extra else weight
+        total = weight + extra * cold if extra else weight
+        if name in self.added_weights and added is not None and np.any(added):
+            # only the added items' entries are replaced: the catalogue's keep their bits
+            own = self.added_weights[name] / self.scales[name]
+            total = np.where(np.asarray(added) > 0, own, total)
+        return total
 
     def combine(
         self,
         features: dict[str, np.ndarray],
         item_part: np.ndarray | None = None,
         cold: np.ndarray | None = None,
+        added: np.ndarray | None = None,
     ) -> Any:
         """The score: sum of weight / scale x feature (item features may be pre-combined).
 
         ``cold`` (1 for items without training events, aligned with the feature columns) is
         needed when ``item_part`` is given and the ranker has cold-item weights; without
-        ``item_part`` it is read from ``features["cold"]``.
+        ``item_part`` it is read from ``features["cold"]``. ``added`` (:meth:`added_items`,
+        aligned the same way) gives the items added after training their own text weights;
+        None: no column is such an item.
         """
         if cold is None:
             cold = features.get("cold")
@@ -221,14 +240,16 @@ class Ranker:
         # Zeros of the features' shape, not 0.0: with every per-request weight at zero the sum
         # would otherwise be the item part alone, one row where the caller expects one per request.
         total: Any = np.zeros(np.broadcast_shapes(*(np.shape(features[n]) for n in names)))
-        total = _add_weighted(total, ((self._weight(n, cold), features[n]) for n in names))
+        terms = ((self._weight(n, cold, added), features[n]) for n in names)
+        total = _add_weighted(total, terms)
         return total if item_part is None else _add_weighted(total, [(1.0, item_part)])
 
     def item_part(self, item_features: dict[str, np.ndarray]) -> np.ndarray:
         """The item-only share of the score, [n]: precomputed once for serving."""
         total = np.zeros_like(next(iter(item_features.values())))
         cold = item_features["cold"]
-        terms = ((self._weight(n, cold), item_features[n]) for n in ITEM_FEATURES)
+        added = self.added_items(cold)
+        terms = ((self._weight(n, cold, added), item_features[n]) for n in ITEM_FEATURES)
         total = _add_weighted(total, terms)
         if self.added_shift and self.trained_items is not None:
             # added last, to the added items only: the catalogue's scores keep their bits
@@ -243,6 +264,7 @@ class Ranker:
             "cold_weights": self.cold_weights,
             "trained_items": self.trained_items,
             "added_shift": self.added_shift,
+            "added_weights": self.added_weights,
         }
 
     @classmethod
@@ -254,6 +276,7 @@ class Ranker:
             cold_weights=dict(data.get("cold_weights", {})),
             trained_items=None if trained is None else int(trained),
             added_shift=float(data.get("added_shift", 0.0)),
+            added_weights=dict(data.get("added_weights", {})),
         )
 
 
@@ -518,64 +541,6 @@ def _count_shifted(
     return greater, ties
 
 
-def _added_shift(design: Any, w: np.ndarray, n_items: int, seed: int) -> float:
-    """The shift of :data:`ADDED_SHIFTS` with the best validation NDCG@10 in a simulated
-    catalogue where one item in :data:`ADDED_GROUPS`, in turn, was added after training.
-
-    Each group of items in turn is scored as new (:meth:`_DenseDesign.added_scores`: text
-    signals only, the stalest freshness, "no events yet" moved by the shift), the others as
-    they are, and every validation request is ranked: a shift is rewarded where a held-out item
-    of the group comes up, and paid for where the group's items its user did not choose push
-    the held-out item down. The catalogue's scores do not move with it (only added items take
-    it), so validation NDCG@10 as ranked cannot choose it, and a floor on the new items'
-    recall alone lifted every added item into every list where text says little (the sample).
-    """
-    groups = np.random.default_rng(seed).permutation(n_items) % ADDED_GROUPS
-    constant = (
-        float(w[FEATURES.index("freshness")]) * design.stalest / design.scales["freshness"]
-        + float(w[FEATURES.index("cold")]) / design.scales["cold"]
-    )
-    steps = np.asarray(ADDED_SHIFTS) / design.scales["cold"]
-    gains = np.zeros(len(ADDED_SHIFTS))
-    owners, items = seen_pairs(design.val, n_items)
-    targets = design.val.targets
-    step = max(1, SCORE_CHUNK_ENTRIES // max(n_items, 1))
-    for start in range(0, len(targets), step):
-        rows = np.arange(start, min(start + step, len(targets)))
-        base, text = design.added_scores(w, rows)
-        mine = (owners >= start) & (owners < start + len(rows))
-        base[owners[mine] - start, items[mine]] = -np.inf
-        text[owners[mine] - start, items[mine]] = -np.inf
-        local = np.arange(len(rows))
-        target = targets[rows]
-        for group in range(ADDED_GROUPS):
-            added = groups == group
-            new_target = added[target]
-            for at, move in enumerate(steps):
-                new = text[:, added] + (constant + move)
-                score = np.where(
-                    new_target, text[local, target] + (constant + move), base[local, target]
-                )
-                above = (base[:, ~added] > score[:, None]).sum(1)
-                above += (new > score[:, None]).sum(1)
-                # the target's own column is in one of the two, compared with itself: not above
-                gains[at] += float(_ndcg10(above).sum())
-    return float(ADDED_SHIFTS[int(np.argmax(gains))])  # the least of equal ones
-
-
-def _added_text(w: np.ndarray, names: Sequence[str], column: Callable[[str], Any]) -> Any:
-    """An added item's score without its constant part (freshness, "no events yet"): its text
-    signals under the weights for items without events; ``column(name)``: a standardised
-    feature, [requests, items] or [items]."""
-    weight = dict(zip(names, w, strict=True))
-    total: Any = 0.0
-    for name in COLD_FEATURES:
-        both = float(weight[name] + weight[f"cold:{name}"])
-        if both:
-            total = total + both * column(name)
-    return total
-
-
 def stalest_freshness(signals: Signals) -> float:
     """The freshness of an item without events beside ``signals``' items (unscaled)."""
     return float(freshness(np.append(signals.age, np.inf))[-1])
@@ -693,13 +658,15 @@ class _DenseDesign:
             for g, t in zip(greater, ties, strict=True)
         ]
 
-    def added_scores(self, w: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For ``rows``' requests, every item's score under ``w`` and its score as an item
-        added after training without the constant part (:func:`_added_text`), [rows, items]
-        float64 each."""
-        part = self.x.numpy()[rows].astype(np.float64)
-        text = _added_text(w, self.names, lambda name: part[..., self.names.index(name)])
-        return part @ w, np.broadcast_to(text, part.shape[:-1]).copy()
+    def scores(self, w: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``rows``' requests' scores for every item under ``w``, [rows, items] float64."""
+        return self.x.numpy()[rows].astype(np.float64) @ w
+
+    def added_columns(self, rows: np.ndarray) -> list[np.ndarray]:
+        """The standardised :data:`COLD_FEATURES` an item added after training is scored by,
+        for ``rows``' requests, [rows, items] float64 each."""
+        part = self.x.numpy()[rows]
+        return [part[..., self.names.index(name)].astype(np.float64) for name in COLD_FEATURES]
 
 
 def fit_ranker(
@@ -761,11 +728,20 @@ def fit_ranker(
     val_ndcg = float(per_request.mean())
     if not n_folds:  # too few requests to cross-validate: the in-sample figure
         val_ndcg = float(_ndcg10(design.ranks(w)).mean())
-    # Items added after training: their own shift where real new targets are too few to stand
-    # for them. It moves no catalogue item, so the figure above stands as it is.
-    added_shift = 0.0
+    # Items added after training: their own text weights and shift where real new targets are
+    # too few to stand for them. They move no catalogue item, so the figure above stands.
+    added_shift, added_weights = 0.0, {}
     if int(cold.sum()) < MIN_COLD_TARGETS:
-        added_shift = _added_shift(design, w, n_items, seed)
+        from tunesmith_recommend import ranker_added
+
+        params = ranker_added.added_fit(design, w, n_items, seed, l2)
+        move = ranker_added.added_shift(design, w, params, n_items, seed)
+        constant = params[-1] - ranker_added.catalogue_constant(design, w)
+        added_shift = round(float(constant * scales["cold"] + move), 6)
+        added_weights = {
+            name: round(float(value), 6)
+            for name, value in zip(COLD_FEATURES, params[: len(COLD_FEATURES)], strict=True)
+        }
     weights = {name: round(float(v), 6) for name, v in zip(names, w, strict=True)}
     ranker = Ranker(
         weights={name: weights[name] for name in FEATURES},
@@ -773,5 +749,6 @@ def fit_ranker(
         cold_weights={name: weights[f"cold:{name}"] for name in COLD_FEATURES},
         trained_items=n_items,
         added_shift=added_shift,
+        added_weights=added_weights,
     )
     return ranker, val_ndcg

@@ -33,7 +33,6 @@ from tunesmith_recommend.ranker import (
     ITEM_FEATURES,
     Signals,
     UserInputs,
-    _added_text,
     _cold_columns,
     _count_shifted,
     _fit_listwise,
@@ -275,18 +274,20 @@ class SampledDesign:
             for g, t in zip(greater, ties, strict=True)
         ]
 
-    def added_scores(self, w: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For ``rows``' requests, every item's score under ``w`` and its score as an item
-        added after training without the constant part (see the dense design's)."""
+    def scores(self, w: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``rows``' requests' scores for every item under ``w``, [rows, items] float64."""
+        return self.scorer(w)(rows)
+
+    def added_columns(self, rows: np.ndarray) -> list[np.ndarray]:
+        """The standardised :data:`COLD_FEATURES` an item added after training is scored by
+        (see the dense design's): [rows, items] float64, the content prior [items]."""
 
         def column(name: str) -> np.ndarray:
             if name in DENSE_FEATURES:
                 return self.dense[name][rows].astype(np.float64)
             return self.items[:, ITEM_COLUMNS.index(name)].astype(np.float64)
 
-        text = _added_text(w, self.names, column)
-        base = self.scorer(w)(rows)
-        return base, np.broadcast_to(text, base.shape).copy()
+        return [column(name) for name in COLD_FEATURES]
 
 
 def _summed(item_part: np.ndarray, terms: Any, n_rows: int, out: Any = None) -> np.ndarray:
