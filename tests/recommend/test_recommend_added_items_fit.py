@@ -45,7 +45,6 @@ def test_an_added_item_reaches_its_topics_users_when_the_unchosen_items_matched_
     signals, centres = _shop_whose_unchosen_items_match_their_topics()
     val = _topic_requests(signals, 200)
     ranker, _ = rk.fit_ranker(signals, val, seed=0)
-    print(ranker)
     rng = np.random.default_rng(7)
     topics = np.repeat(np.arange(TOPICS), len(signals.counts) // TOPICS)
     served = _with_new_items(signals, centres + 0.3 * rng.standard_normal(centres.shape))
@@ -55,7 +54,8 @@ def test_an_added_item_reaches_its_topics_users_when_the_unchosen_items_matched_
         new = len(signals.counts) + np.arange(TOPICS)
         own.append(_rank_of(scores, new[topic]))
         others += [_rank_of(scores, item) for item in np.delete(new, topic)]
-    # with the catalogue's weights for items without events: 40th to 300th
+    # A guard more than a pin: the catalogue's weights plus the shift reach it here too (the
+    # sample's weak text, where they did not, needs a real encoder).
     assert sum(rank < 10 for rank in own) >= 8, own
     assert np.median(others) > 30, others  # not in everybody's list
 
