@@ -299,17 +299,22 @@ def test_retry_keeps_trying_a_sink_that_delivers_between_failures(tmp_path):
     assert not any(r.skipped for r in reports)
 
 
-def test_events_cli_retry_says_a_few_failures_per_sink_and_counts_the_rest(tmp_path, cli):
-    outbox = tmp_path / "o.sqlite"
-    blocked = tmp_path / "blocked"
+def _emit_to_a_blocked_file(outbox, blocked, n: int) -> None:
+    """``n`` events m0, m1, ... to a jsonl sink under ``blocked``, a file where its folder
+    should be: each delivery fails once."""
     blocked.write_text("x", encoding="utf-8")
-    for i in range(8):
+    for i in range(n):
         emit(
             Event(kind="k", message=f"m{i}"),
             [f"jsonl:{blocked / 'e.jsonl'}"],
             outbox=outbox,
             retry=once(),
         )
+
+
+def test_events_cli_retry_says_a_few_failures_per_sink_and_counts_the_rest(tmp_path, cli):
+    outbox = tmp_path / "o.sqlite"
+    _emit_to_a_blocked_file(outbox, tmp_path / "blocked", 8)
 
     result = cli("events", "retry", "--outbox", str(outbox), "--tries", "1")
 
@@ -403,14 +408,7 @@ def test_retry_rebuilds_each_sink_once_not_once_per_delivery(tmp_path, monkeypat
 
     outbox = tmp_path / "o.sqlite"
     blocked = tmp_path / "blocked"
-    blocked.write_text("x", encoding="utf-8")
-    for i in range(5):
-        emit(
-            Event(kind="k", message=f"m{i}"),
-            [f"jsonl:{blocked / 'e.jsonl'}"],
-            outbox=outbox,
-            retry=once(),
-        )
+    _emit_to_a_blocked_file(outbox, blocked, 5)
     blocked.unlink()
     built: list[str] = []
     real = resend.make_sink

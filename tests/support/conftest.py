@@ -123,3 +123,19 @@ def make_client(kb_copy):
     for client in opened:
         client.__exit__(None, None, None)
         client.service.close()
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """The entry counts of each BM25 index built (not read) from now on."""
+    from tunesmith_support import scoring
+
+    built: list[int] = []
+    original = scoring.Lexical.__init__
+
+    def counted(self, entries, languages=("en",)):
+        built.append(len(entries))
+        original(self, entries, languages)
+
+    monkeypatch.setattr(scoring.Lexical, "__init__", counted)
+    return built

@@ -21,22 +21,6 @@ QUERIES = [
 ]
 
 
-@pytest.fixture
-def builds(monkeypatch):
-    """The entry counts of each BM25 index built (not read) from now on."""
-    from tunesmith_support import scoring
-
-    built: list[int] = []
-    original = scoring.Lexical.__init__
-
-    def counted(self, entries, languages=("en",)):
-        built.append(len(entries))
-        original(self, entries, languages)
-
-    monkeypatch.setattr(scoring.Lexical, "__init__", counted)
-    return built
-
-
 def _rebuilt_scores(answerer):
     from tunesmith_support.scoring import Lexical
 

@@ -118,7 +118,7 @@ def test_ask_in_a_conversation_that_does_not_exist_says_so_before_loading_the_en
 
 
 def test_a_reload_with_the_same_entries_keeps_the_bm25_index_and_rebuilds_it_when_they_change(
-    kb_copy, monkeypatch
+    kb_copy, builds
 ):
     # A reload after `calibrate` or `train` built the BM25 index of every entry again (10 s of
     # a 100,000-passage KB) although its entries were the same.
@@ -130,14 +130,8 @@ def test_a_reload_with_the_same_entries_keeps_the_bm25_index_and_rebuilds_it_whe
 
     first = load_answerer(kb_copy)
     assert first.scorer.lexical is not None
-    built: list[int] = []
-    original = scoring.Lexical.__init__
-
-    def counted(self, entries, languages=("en",)):
-        built.append(len(entries))
-        original(self, entries, languages)
-
-    monkeypatch.setattr(scoring.Lexical, "__init__", counted)
+    builds.clear()  # counted from here on
+    built = builds
     calibration = kb_copy / "calibration.json"
     calibration.write_text(calibration.read_text(encoding="utf-8"), encoding="utf-8")
     second = load_answerer(kb_copy, previous=first)

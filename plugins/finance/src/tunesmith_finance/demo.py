@@ -20,6 +20,7 @@ from typing import Any
 
 from tunesmith.ui.markdown import markdown_box
 from tunesmith.ui.markdown import plain_markdown as _plain
+from tunesmith_finance.trends import FEW_DOCUMENTS
 
 TITLE = "Finance sentiment"
 DESCRIPTION = "Score finance news, follow per-topic sentiment trends, see surges explained."
@@ -52,7 +53,7 @@ AUTO = "auto"
 #: The documents :data:`AUTO` wants in a typical bucket (the median of those with documents)
 #: of every key the chart shows: at 10 a negative share of 0.2 has a Wilson 95 % interval of
 #: 0.06-0.51, while a bucket of one or two documents jumps between 0 and 1.
-MIN_PER_BUCKET = 10
+MIN_PER_BUCKET = FEW_DOCUMENTS  # the chart draws smaller buckets faint, off their line
 #: The fewest buckets :data:`AUTO` cuts the data's span into: a quarter's keys may want a week,
 #: but five days drawn as one or two points show no trend at all.
 MIN_BUCKETS = 8

@@ -739,12 +739,9 @@ def create_app(
         from tunesmith.events.ages import parse_moment
 
         check_queue()
-        stamp = None
-        if since is not None:
-            moment = _call(service, parse_moment, since, "since")
-            stamp = moment.isoformat(timespec="seconds")
+        moment = None if since is None else _call(service, parse_moment, since, "since")
         items = _call(
-            service, service.conversations.handoffs, waiting_only=not show_all, since=stamp
+            service, service.conversations.handoffs, waiting_only=not show_all, since=moment
         )
         return {"handoffs": items}
 

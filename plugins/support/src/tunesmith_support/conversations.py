@@ -358,10 +358,10 @@ class Conversations:
         )
 
     def handoffs(
-        self, *, waiting_only: bool = True, since: str | None = None
+        self, *, waiting_only: bool = True, since: datetime | None = None
     ) -> list[dict[str, Any]]:
         """Hand-offs, oldest first: those still waiting for a person (``waiting_only``), or
-        all; ``since``: only those made at or after this stored timestamp. Each with its
+        all; ``since``: only those made at or after this moment (UTC). Each with its
         question, reason, candidates, the conversation before it (its last
         :data:`QUEUE_TURNS` turns; ``earlier_turns`` counts them all), how long it waited and
         how it was closed (:func:`handoff_row`)."""
@@ -371,7 +371,7 @@ class Conversations:
             where.append("handoff_closed_at IS NULL")
         if since is not None:
             where.append("created_at >= ?")
-            params.append(since)
+            params.append(since.isoformat(timespec="seconds"))  # as turns store created_at
         rows = self.store.query(
             f"SELECT * FROM support_turns WHERE {' AND '.join(where)} ORDER BY id", params
         )

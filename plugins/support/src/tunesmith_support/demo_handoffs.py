@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import TunesmithError
-from tunesmith.ui.markdown import code_span, plain_markdown
+from tunesmith.ui.markdown import code_span, markdown_box, plain_markdown
 from tunesmith_support.commands.handoffs import waited_text
 from tunesmith_support.demo import (
     built_kb,
@@ -258,7 +258,7 @@ def handoff_panel(blocks: Any, kb_state: Any, live: Any, table: Any) -> Any:
         # No LaTeX: Gradio renders text between two "$$" as math, raw, wherever they are, so
         # a customer's "$$" in one question and another's in a later one hid every hand-off
         # between them from the agent.
-        queue = gr.Markdown(EMPTY_QUEUE, elem_id="support-handoff-queue", latex_delimiters=[])
+        queue = markdown_box(EMPTY_QUEUE, elem_id="support-handoff-queue")
         with gr.Row():
             chosen = gr.Dropdown(label="Hand-off to close", choices=[], value=None)
             entry = gr.Dropdown(
@@ -275,7 +275,7 @@ def handoff_panel(blocks: Any, kb_state: Any, live: Any, table: Any) -> Any:
         with gr.Row():
             with_entry = gr.Button("Close with this entry", variant="primary")
             no_answer = gr.Button("Close: no answer in the KB")
-        close_note = gr.Markdown(elem_id="support-handoff-note", latex_delimiters=[])
+        close_note = markdown_box(elem_id="support-handoff-note")
 
     outputs = [queue, chosen, entry]
     blocks.load(show_queue, [kb_state, chosen], outputs)

@@ -117,8 +117,7 @@ def _show(kb: Path, db: Path | None, show_all: bool, since: str | None, as_json:
     if Path(path).exists():  # a listing does not create the database it lists
         log = Conversations.open(stored_db(kb, db))
         try:
-            stamp = None if moment is None else moment.isoformat(timespec="seconds")
-            items = log.handoffs(waiting_only=not show_all, since=stamp)
+            items = log.handoffs(waiting_only=not show_all, since=moment)
         finally:
             log.close()
     elif db is not None:
