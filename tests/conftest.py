@@ -122,8 +122,10 @@ def launch_blocks():
     apps = []
 
     def launch(app) -> str:
+        from tunesmith.ui.launch import serve
+
         port = _free_port()
-        app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False)
+        serve(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False)
         apps.append(app)
         return f"http://127.0.0.1:{port}/"
 

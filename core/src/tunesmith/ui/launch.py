@@ -4,6 +4,13 @@ transformers resolves its names lazily, and not thread-safely: two first uses at
 in one tab while another tab's set-up loads its model in a background thread) can fail with
 "cannot import name 'AutoModel'". Resolving them once, in the serving thread, before the first
 request avoids that for every demo.
+
+Gradio's ``launch`` then asks the new server for its page with a 3-second timeout and, at the
+first timeout, fails with "When localhost is not accessible, a shareable link must be created"
+(a check meant for notebooks behind a proxy). On a busy machine (a model loading in another
+thread, a test suite on two cores) the page took longer than that and a sound server was
+refused. :func:`serve` skips that probe and, when it is asked not to block, waits for the page
+itself, patiently.
 """
 
 from __future__ import annotations
@@ -67,6 +74,42 @@ def check_address(host: str, port: int) -> int:
     return chosen
 
 
+#: How long :func:`serve` waits for a server started without blocking to answer, in seconds.
+ANSWER_WITHIN = 120.0
+
+
+def serve(blocks: Any, **options: Any) -> None:
+    """``blocks.launch(**options)`` without Gradio's 3-second reachability probe (see the
+    module's docstring). With ``prevent_thread_lock=True`` it returns once the page answers,
+    and raises ``RuntimeError`` naming the address if it has not within
+    :data:`ANSWER_WITHIN` seconds."""
+    import inspect
+
+    if "_frontend" in inspect.signature(blocks.launch).parameters:
+        options.setdefault("_frontend", False)  # the flag that guards only that probe
+    blocks.launch(**options)
+    if options.get("prevent_thread_lock"):
+        wait_until_answering(str(blocks.local_url))
+
+
+def wait_until_answering(url: str, *, within: float | None = None) -> None:
+    """Return once ``url`` answers a GET (any HTTP status), asking again until ``within``
+    seconds (default :data:`ANSWER_WITHIN`) have passed; then raise ``RuntimeError``."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + (ANSWER_WITHIN if within is None else within)
+    while True:
+        try:
+            httpx.get(url, timeout=10)
+            return
+        except httpx.HTTPError as exc:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"the demo at {url} did not answer: {exc}") from None
+        time.sleep(0.2)
+
+
 def launch(blocks: Any, *, host: str, port: int, **options: Any) -> None:
     """Check the address, preload transformers, then serve ``blocks`` (a ``gr.Blocks``) on
     ``host:port``; port 0 serves on a free port, which Gradio prints and ``blocks.server_port``
@@ -77,7 +120,7 @@ def launch(blocks: Any, *, host: str, port: int, **options: Any) -> None:
 
     port = check_address(host, port)
     preload_transformers()
-    blocks.launch(server_name=host, server_port=port, **page_options(**options))
+    serve(blocks, server_name=host, server_port=port, **page_options(**options))
     # Gradio ends its serving loop on Ctrl-C, and on SIGTERM/SIGHUP (tunesmith.signals), with
     # its own "Keyboard interruption in main thread": say which stop it was, as serve does.
     if received() is not None:
