@@ -16,7 +16,17 @@ from tunesmith.errors import TunesmithError, UserInputError
 
 group = typer.Typer(
     no_args_is_help=True,
-    help="Show the event outbox (every event emitted, per sink) and re-send failed deliveries.",
+    help=(
+        "Show the event outbox (every event emitted, per sink) and re-send failed deliveries."
+        "\n\nSinks, as the commands that emit take them (--sink): stdout, jsonl:FILE.jsonl, "
+        "webhook:https://..., env:NAME (the sink that environment variable holds, so a "
+        "webhook's token is on no command line). Each event is recorded in the outbox first. A "
+        "failed delivery is tried 3 times, 0.2 s then 0.4 s apart; a webhook has 3 s to take "
+        "the connection and 5 s to answer (redirects are not followed), and one that times out "
+        "is not tried again. After a timeout, or 3 failed deliveries in a row, the sink is held "
+        "for 30 s (doubled at each hold, at most 10 minutes): deliveries to it are kept as "
+        "failed without trying, for `events retry`. See docs/cli.md, Events."
+    ),
 )
 
 OUTBOX_HELP = "The outbox database (default $TUNESMITH_HOME/events.sqlite)."
@@ -366,8 +376,7 @@ def _say_holds(path: Path | None) -> None:
             else f"until {hold.held_until}: emits keep its deliveries as failed without trying"
         )
         typer.echo(
-            f"held: {shown_sink(hold.sink)} ({hold.failures} deliveries in a row failed) {when}; "
-            f"`{retry_line(path)}` tries it now",
+            f"held: {shown_sink(hold.sink)} ({hold.why}) {when}; `{retry_line(path)}` tries it now",
             err=True,
         )
 

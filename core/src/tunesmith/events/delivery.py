@@ -30,6 +30,13 @@ class RetryPolicy:
     After ``hold_after`` deliveries in a row to one sink failed, an emit does not try it for
     ``hold_for`` seconds, doubled at each hold in a row up to ``max_hold``, then sends it one
     trial delivery (see :mod:`tunesmith.events.holds`); ``hold_after=None`` never holds.
+
+    ``hold_on_timeout``: an attempt that timed out (a ``TimeoutError``: a webhook that takes the
+    request and never answers, a sink past ``send_timeout``) ends its delivery, which is not
+    tried again in this emit, and holds the sink at once. Each such attempt costs a whole
+    timeout, and the next one would most likely cost another: three deliveries of three tries
+    against a webhook that hangs took 47 s before the hold. ``False``: a timeout is retried and
+    counted like any failure.
     """
 
     tries: int = 3
@@ -39,6 +46,7 @@ class RetryPolicy:
     hold_after: int | None = 3
     hold_for: float = 30.0
     max_hold: float = 600.0
+    hold_on_timeout: bool = True
 
     def __post_init__(self) -> None:
         # tries=0 would make no attempt yet report every delivery as delivered.
@@ -78,13 +86,15 @@ class EmitReport:
 
     ``skipped``: the sinks among ``failed`` that were not tried (a retry: their sink kept
     failing just before; an emit: the sink is held, see :mod:`tunesmith.events.holds`); their
-    deliveries are kept as failed."""
+    deliveries are kept as failed. ``timed_out``: the sinks among ``failed`` whose delivery
+    timed out, and so was not tried again (``RetryPolicy.hold_on_timeout``)."""
 
     event_id: str
     delivered: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -117,10 +127,13 @@ def _send_within(sink: Any, event: Event, timeout: float | None) -> None:
         raise outcome["error"]
 
 
-def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPolicy) -> str | None:
-    """Send with retries, recording every attempt; the last error, or None once delivered.
-    The outcome also counts towards holding the sink (:func:`holds.settle`, in the same
-    transaction, so the count never disagrees with the rows)."""
+def _deliver(
+    store: Store, event: Event, name: str, sink: Any, policy: RetryPolicy
+) -> tuple[str | None, bool]:
+    """Send with retries, recording every attempt: the last error (None once delivered), and
+    whether the delivery ended on a timeout (:attr:`RetryPolicy.hold_on_timeout`). The outcome
+    also counts towards holding the sink (:func:`holds.settle`, in the same transaction, so
+    the count never disagrees with the rows)."""
     error = None
     for attempt in range(1, policy.tries + 1):
         time.sleep(policy.delay(attempt))
@@ -130,7 +143,8 @@ def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPoli
             # A library's error may quote the URL, token and all (kept in the outbox and shown
             # by `events list`): the sink's own URL is replaced by its shown form.
             error = without_secrets(f"{type(exc).__name__}: {exc}", name)[:2000]
-            status = "failed" if attempt == policy.tries else "pending"
+            timed_out = policy.hold_on_timeout and isinstance(exc, TimeoutError)
+            status = "failed" if attempt == policy.tries or timed_out else "pending"
             with store.transaction() as tx:
                 # Still ours while pending (between attempts); no one's once it rests as failed.
                 tx.execute(
@@ -140,7 +154,9 @@ def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPoli
                     (error, utc_now(), status, status, event.id, name),
                 )
                 if status == "failed":
-                    holds.settle(tx, name, error, policy)
+                    holds.settle(tx, name, error, policy, timed_out=timed_out)
+            if timed_out:
+                return error, True
             continue
         now = utc_now()
         with store.transaction() as tx:
@@ -151,8 +167,8 @@ def _deliver(store: Store, event: Event, name: str, sink: Any, policy: RetryPoli
                 (now, now, event.id, name),
             )
             holds.settle(tx, name, None, policy)
-        return None
-    return error
+        return None, False
+    return error, False
 
 
 def send_all(
@@ -180,12 +196,14 @@ def send_all(
             report.errors[name] = str(reason)
             continue
         tries = replace(policy, tries=1) if verdict == holds.PROBE else policy
-        error = _deliver(store, event, name, sink, tries)
+        error, timed_out = _deliver(store, event, name, sink, tries)
         if error is None:
             report.delivered.append(name)
         else:
             report.failed.append(name)
             report.errors[name] = error
+            if timed_out:
+                report.timed_out.append(name)
     return report
 
 

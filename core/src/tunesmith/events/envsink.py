@@ -100,6 +100,8 @@ class EnvSink:
             hidden = self._hidden(text)
             if hidden == text:
                 raise
+            if isinstance(exc, TimeoutError):  # still a timeout: the delivery holds the sink
+                raise TimeoutError(hidden) from None
             raise RuntimeError(f"{type(exc).__name__}: {hidden}") from None
 
     def _hidden(self, text: str) -> str:

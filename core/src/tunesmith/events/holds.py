@@ -1,7 +1,8 @@
 """Holding a sink that keeps failing (a circuit breaker), its state shared through the outbox.
 
-Once ``RetryPolicy.hold_after`` deliveries in a row to one sink have failed, the sink is held
-for a cool-down (``hold_for``, doubled at each hold in a row, at most ``max_hold``): an
+Once ``RetryPolicy.hold_after`` deliveries in a row to one sink have failed, or one timed out
+(``RetryPolicy.hold_on_timeout``: a webhook that never answers costs a whole timeout a try),
+the sink is held for a cool-down (``hold_for``, doubled at each hold in a row, at most ``max_hold``): an
 :func:`~tunesmith.events.emit` to it records the delivery as ``failed`` at once, without
 trying, so a hand-off or an alert check does not pay every delivery's tries and timeouts while
 a webhook is down. Once the cool-down is over, one emitter (across processes) sends one trial
@@ -48,6 +49,11 @@ class SinkHold:
     last_error: str | None
 
     @property
+    def why(self) -> str:
+        """Why it is held, as the ``held:`` lines of ``events list`` say it."""
+        return held_why(self.failures, self.last_error)
+
+    @property
     def over(self) -> bool:
         """True once the cool-down has ended: the next emit or retry tries one delivery."""
         return self.held_until <= utc_now()
@@ -87,10 +93,12 @@ def gate(store: Store, name: str, policy: RetryPolicy) -> tuple[str, str | None]
     return PROBE, None
 
 
-def settle(tx: Transaction, name: str, error: str | None, policy: RetryPolicy) -> None:
+def settle(
+    tx: Transaction, name: str, error: str | None, policy: RetryPolicy, *, timed_out: bool = False
+) -> None:
     """Count a delivery's outcome for ``name``, inside the transaction that records it: a
     success lifts any hold; a failure counts one more in a row, and the ``hold_after``-th (or
-    a failed trial) holds the sink for the next cool-down."""
+    a failed trial, or one that ``timed_out``) holds the sink for the next cool-down."""
     if error is None:
         tx.execute("DELETE FROM outbox_sinks WHERE sink = ?", (name,))
         return
@@ -105,7 +113,10 @@ def settle(tx: Transaction, name: str, error: str | None, policy: RetryPolicy) -
     row = _row(tx, name)
     now = datetime.now(UTC)
     # A hold still running is not lengthened: a delivery that started before it failed late.
-    if row["failures"] < policy.hold_after or (row["held_until"] or "") > stamp(now):
+    # Held before (a failed trial) counts whatever the count: a hold that began on a timeout
+    # did not reach ``hold_after``, and would otherwise send each emit a trial of its own.
+    enough = timed_out or row["failures"] >= policy.hold_after or row["held_until"] is not None
+    if not enough or (row["held_until"] or "") > stamp(now):
         return
     seconds = min(policy.max_hold, policy.hold_for * 2 ** row["holds"])
     tx.execute(
@@ -138,7 +149,15 @@ def held_reason(row: Any, *, trial: bool = False) -> str:
     """Why a delivery was not tried, as its ``last_error`` records it."""
     when = "held, another emit sending its trial" if trial else f"held until {row['held_until']}"
     # No command here: the emit's own line names `events retry` with the outbox it needs.
-    return f"not tried: sink {when} after {row['failures']} failed deliveries in a row"
+    return f"not tried: sink {when}: {held_why(row['failures'], row['last_error'])}"
+
+
+def held_why(failures: int, last_error: str | None) -> str:
+    """``3 deliveries in a row failed``; ``a delivery timed out`` (a timeout holds at once)."""
+    timed_out = (last_error or "").startswith("TimeoutError")
+    if timed_out and failures == 1:
+        return "a delivery timed out"
+    return f"{failures} deliveries in a row failed" + (", the last timed out" if timed_out else "")
 
 
 def _row(reader: Store | Transaction, name: str) -> Any:

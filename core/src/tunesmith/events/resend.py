@@ -42,8 +42,9 @@ def retry(
     that names no event in the outbox is a :class:`UserInputError`.
 
     Deliveries go oldest first. Once ``GIVE_UP_AFTER`` deliveries in a row to one sink have
-    failed, the rest to it are not tried in this call: they stay as they were and are reported
-    failed and ``skipped``, for the next retry. A sink held after failing
+    failed (or one timed out, see ``RetryPolicy.hold_on_timeout``), the rest to it are not
+    tried in this call: they stay as they were and are reported failed and ``skipped``, for
+    the next retry. A sink held after failing
     (:mod:`tunesmith.events.holds`) is tried at once, cool-down or not, but only its oldest
     delivery unless that one is delivered (which lifts the hold for every process).
 
@@ -92,6 +93,7 @@ def _resend(
     held = holds.held_names(store)
     failing: dict[str, int] = dict.fromkeys(held, GIVE_UP_AFTER - 1)  # failures in a row
     built: dict[str, Any] = {}  # the sinks rebuilt from their URLs so far, by name
+    timed_out: set[str] = set()  # the sinks a delivery of this retry timed out to
     for event, names in grouped.values():
         named: list[tuple[str, Any]] = []
         unbuildable: dict[str, str] = {}
@@ -128,19 +130,26 @@ def _resend(
             held.discard(name)
         for name in report.failed:
             failing[name] = failing.get(name, 0) + 1
+        for name in report.timed_out:
+            # One timeout is enough (RetryPolicy.hold_on_timeout): each further one costs as
+            # long, and 500 deliveries to a webhook that hangs would take minutes.
+            failing[name] = GIVE_UP_AFTER
+            timed_out.add(name)
         for name, error in unbuildable.items():
             report.failed.append(name)
             report.errors[name] = error
         for name in skipped:
             report.failed.append(name)
             report.skipped.append(name)
-            report.errors[name] = (
-                "not tried: the sink is held after failing and its trial delivery in this "
-                "retry failed too; left as it was for the next one"
-                if name in held
-                else f"not tried: the last {GIVE_UP_AFTER} deliveries to this sink failed in "
-                "this retry; left as it was for the next one"
-            )
+            if name in timed_out:
+                why = "a delivery to this sink timed out in this retry"
+            elif name in held:
+                why = (
+                    "the sink is held after failing and its trial delivery in this retry failed too"
+                )
+            else:
+                why = f"the last {GIVE_UP_AFTER} deliveries to this sink failed in this retry"
+            report.errors[name] = f"not tried: {why}; left as it was for the next one"
         reports.append(report)
     return reports
 

@@ -5,6 +5,7 @@ the outbox."""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any
 from tunesmith.errors import UserInputError
 from tunesmith.events.envsink import EnvSink
 from tunesmith.events.serialize import event_to_json
+from tunesmith.events.shown import shown_sink, shown_url
 from tunesmith.events.webhook import WebhookSink
 from tunesmith.hooktypes import Event, EventSink
 from tunesmith.locks import holding_lock
@@ -131,7 +133,8 @@ def make_sink(url: str) -> EventSink:
     if scheme not in factories:
         known = ", ".join(sorted(factories))
         raise UserInputError(
-            f"unknown event sink {scheme!r} in {_quoted(url)}; known: {known}{_sink_hint(url)}"
+            f"unknown event sink {scheme!r} in {_typed(url)}; known: {known}"
+            f"{_sink_hint(url, scheme, factories)}"
         )
     try:
         sink = factories[scheme](rest)
@@ -159,14 +162,25 @@ def _quoted(text: str) -> str:
     return f"'{text}'" if text.isprintable() else repr(text)
 
 
-def _sink_hint(url: str) -> str:
+def _typed(url: str) -> str:
+    """A sink as typed, quoted for an error, a URL in it with its token hidden (stderr goes to
+    cron mail and service logs): ``webhok:https://hooks.slack.com/<hidden 1a2b3c4d>``."""
+    if url.startswith(("http://", "https://")):
+        return f"'{shown_url(url)}'"
+    return f"'{shown_sink(url)}'" if "://" in url else _quoted(url)
+
+
+def _sink_hint(url: str, scheme: str, factories: Iterable[str]) -> str:
     """What a URL with an unknown scheme was likely meant as: a file (``C:\\x.jsonl``, or a
-    bare ``feed.jsonl``) or a webhook (a bare ``https://...``)."""
+    bare ``feed.jsonl``), a webhook (a bare ``https://...``) or a known scheme misspelt."""
     if url.startswith(("http://", "https://")):
         return "; for a webhook write webhook:https://..."  # the URL may hold a token
+    close = difflib.get_close_matches(scheme.lower(), list(factories), n=1, cutoff=0.6)
+    if close and ":" in url:  # `jsnol:a.jsonl` is a misspelt scheme, not a file named so
+        return f"; did you mean {close[0]}:?"
     if _DRIVE_PATH.match(url) or url.lower().endswith(JSONL_SUFFIXES):
         return f"; for a file write jsonl:{url}"
-    return ""
+    return f"; did you mean {close[0]}?" if close else ""  # `stdot`
 
 
 def refuse_stdout_sink_with_json(sinks: Iterable[str] | None, as_json: bool) -> None:

@@ -13,6 +13,9 @@ from tunesmith.events.serialize import event_to_json
 from tunesmith.events.shown import shown_url
 from tunesmith.hooktypes import Event
 
+#: How much of an error answer's body its line shows.
+_BODY_SHOWN = 200
+
 
 def _check_webhook_url(url: str) -> None:
     """A UserInputError unless ``url`` is an http(s) URL with a host that a request can use.
@@ -23,7 +26,9 @@ def _check_webhook_url(url: str) -> None:
     from urllib.parse import urlsplit
 
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise UserInputError(f"the webhook sink needs an http(s) URL, got {url!r}")
+        # The URL as logs show it: stderr goes to cron mail, and the path holds the token.
+        shown = shown_url(url) if isinstance(url, str) else repr(url)
+        raise UserInputError(f"the webhook sink needs an http(s) URL, got '{shown}'")
     problem = None
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         problem = "it holds spaces or control characters (percent-encode them)"
@@ -39,7 +44,7 @@ def _check_webhook_url(url: str) -> None:
             if not parts.hostname:
                 problem = "it names no host"
     if problem:
-        raise UserInputError(f"the webhook sink URL {url!r} is malformed: {problem}")
+        raise UserInputError(f"the webhook sink URL '{shown_url(url)}' is malformed: {problem}")
 
 
 class WebhookSink:
@@ -108,6 +113,7 @@ class WebhookSink:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
+        start = bytearray()
         client = self._http()
         timer = threading.Timer(self.deadline, cut)
         timer.daemon = True
@@ -121,23 +127,75 @@ class WebhookSink:
                 extensions={"trace": trace},
             ) as response:
                 cut_short = False
-                for _chunk in response.iter_raw():
+                for chunk in response.iter_raw():
                     if expired.is_set():
                         cut_short = True
                         break
+                    if len(start) < _BODY_SHOWN:  # for an error status's line
+                        start += chunk[: _BODY_SHOWN - len(start)]
                 if cut_short:
                     raise TimeoutError
                 response.raise_for_status()
         except (httpx.HTTPError, TimeoutError, OSError) as exc:
             # The URL as shown (no token): these errors go to stderr and the outbox.
+            shown = shown_url(self.url)
             if expired.is_set():
                 raise TimeoutError(
-                    f"{shown_url(self.url)} did not answer within the {self.deadline:g} s deadline"
+                    f"{shown} did not answer within the {self.deadline:g} s deadline"
                 ) from None
+            if isinstance(exc, httpx.TimeoutException):
+                # A TimeoutError, which the delivery takes as a sink that hangs (held at once,
+                # not tried again): httpx's own says only "timed out".
+                raise TimeoutError(self._timeout_message(exc, shown)) from None
             if isinstance(exc, httpx.HTTPStatusError):
-                raise RuntimeError(
-                    f"{shown_url(self.url)} answered {exc.response.status_code}"
-                ) from None
+                raise RuntimeError(status_message(exc.response, bytes(start), self.url)) from None
+            if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise ConnectionError(certificate_message(exc, shown)) from None
             raise
         finally:
             timer.cancel()
+
+    def _timeout_message(self, exc: Exception, shown: str) -> str:
+        """What a timeout of httpx's means, with the limit that ran out."""
+        import httpx
+
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return f"{shown} did not take the connection within {self.connect_timeout:g} s"
+        if isinstance(exc, httpx.WriteTimeout):
+            return f"{shown} did not take the request within {self.read_timeout:g} s"
+        return f"{shown} took the request but did not answer within {self.read_timeout:g} s"
+
+
+def status_message(response: Any, start: bytes, url: str) -> str:
+    """A non-2xx answer in one line: the status, where a redirect points (redirects are not
+    followed: a POST turned into a GET would lose the event) and ``start``, the body's first
+    bytes (Slack says why in it: ``invalid_payload``, ``no_service``), with the path and query
+    of ``url``, where the token is, hidden as in :func:`shown_url` should it echo them."""
+    from urllib.parse import urlsplit
+
+    shown = shown_url(url)
+    reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+    text = f"{shown} answered {response.status_code}{reason}"
+    location = response.headers.get("location")
+    if response.is_redirect and location:
+        target = shown_url(str(response.url.join(location)))
+        return f"{text}, a redirect to {target}: give the webhook sink the URL it points to"
+    body = ""
+    if start and not response.headers.get("content-encoding"):
+        body = start.decode("utf-8", "replace")
+        parts = urlsplit(url)
+        for secret in (url, parts.path.strip("/"), parts.query, parts.username, parts.password):
+            if secret:
+                body = body.replace(secret, "<hidden>")
+        body = " ".join(body.split())[:_BODY_SHOWN]
+    return f"{text}: {body}" if body else text
+
+
+def certificate_message(exc: Exception, shown: str) -> str:
+    """A certificate that does not check out (self-signed, expired, another host's): what to do."""
+    detail = str(exc).rpartition("certificate verify failed:")[2].split(" (_ssl")[0].strip()
+    return (
+        f"{shown}: its TLS certificate is not trusted ({detail or 'verify failed'}); for a "
+        "server with your own CA, set SSL_CERT_FILE to a PEM file of the CAs to trust (it "
+        "replaces the default ones)"
+    )
