@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ from typing import Any
 
 from tunesmith.events import Event, list_deliveries, make_sink, pruned_before, record, send
 from tunesmith.explain.aggregate import aggregate_explanations
-from tunesmith_finance import storage
+from tunesmith_finance import storage, triage
 from tunesmith_finance.deferred import DeferredModel
 from tunesmith_finance.detector import Detection, SurgeDetector, min_history_for
 from tunesmith_finance.documents import resolve_zone
@@ -141,11 +142,23 @@ def detector_settings(detector: Any) -> dict[str, Any]:
 
     if not dataclasses.is_dataclass(detector):
         return {}
-    return {
-        field.name: getattr(detector, field.name)
-        for field in dataclasses.fields(detector)
-        if field.name != "name"
-    }
+    return _counted(
+        {
+            field.name: getattr(detector, field.name)
+            for field in dataclasses.fields(detector)
+            if field.name != "name"
+        }
+    )
+
+
+def _counted(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with ``min_history``, a count of documents, as a whole number: the detector
+    holds it as a float (twice the prior's weight), which `--list --json` and the event showed
+    as 20.0."""
+    wait = settings.get("min_history")
+    if isinstance(wait, float) and wait.is_integer():
+        settings["min_history"] = int(wait)
+    return settings
 
 
 def settings_flags(settings: dict[str, Any] | None) -> str:
@@ -514,7 +527,15 @@ def resend_unsent(db: Any, sinks: list[Any], outbox: Any = None) -> list[dict[st
         return []
     forget_undelivered_events(db, outbox)
     sent = []
+    now = time.time()
+    mutes = triage.active_mutes(db, now)
     for alert in pending_alerts(db):
+        mute = triage.covering_mute(mutes, alert["kind"], alert["key"], alert["window_end"], now)
+        if mute is not None:
+            # Muted since it was found: the mute says no event for this key now. Held by it,
+            # listed as muted, never sent (after the mute it would page about an old surge).
+            _hold(db, alert, mute)
+            continue
         try:
             if deliver_alert(db, alert, sinks, outbox):
                 sent.append(alert)
@@ -523,8 +544,18 @@ def resend_unsent(db: Any, sinks: list[Any], outbox: Any = None) -> list[dict[st
     return sent
 
 
-def store_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
-    """Store an alert; False when one with the same id is stored already."""
+def store_alert(db: Any, alert: dict[str, Any], event_id: str | None, mute: Any = None) -> bool:
+    """Store an alert (``mute``: the :class:`~tunesmith_finance.triage.Mute` that holds it,
+    recorded in the same transaction, so that no run sends it meanwhile); False when one with
+    the same id is stored already."""
+    with db.transaction() as tx:
+        stored = _insert_alert(tx, alert, event_id)
+        if stored and mute is not None:
+            triage.hold(tx, alert["id"], mute)
+    return stored
+
+
+def _insert_alert(db: Any, alert: dict[str, Any], event_id: str | None) -> bool:
     result = db.execute(
         "INSERT OR IGNORE INTO finance_alerts (id, kind, key, window_start, window_end, n, "
         "negatives, share, baseline, z, p_value, mean_score, words, examples, detector, "
@@ -676,6 +707,8 @@ def run_alerts(
     own = own_alerts(db, detector, options.by)
     stored_ends = stored_window_ends(db, detector, options.by, own)
     thursday_weeks = thursday_week_windows(db, detector, options.by, own)
+    now = time.time()
+    mutes = triage.mutes_of(db, options.by)
     new = []
     # The detector itself keeps out of the stored alerts' cool-downs (the same surge found a
     # bucket earlier or later by an earlier run): filtering its detections afterwards would let
@@ -689,7 +722,14 @@ def run_alerts(
         if _same_week_surge(detection, thursday_weeks.get(detection.key, []), detector.bucket):
             continue  # alerted already, in the week from Thursday it was found in
         alert = build_alert(db, detection, detector=detector, options=options, model=model)
-        if not store_alert(db, alert, None):
+        mute = triage.covering_mute(mutes, alert["kind"], alert["key"], alert["window_end"], now)
+        if not store_alert(db, alert, None, mute):
+            continue
+        if mute is not None:
+            # Stored (listed with --state muted; its cool-down holds, so the surge does not
+            # page the desk once the mute ends) but no event, and not among the new alerts:
+            # cron mails what `alerts` prints.
+            _say_held(alert, mute)
             continue
         try:
             deliver_alert(db, alert, sinks, outbox)
@@ -704,6 +744,25 @@ def run_alerts(
     return new
 
 
+def _hold(db: Any, alert: dict[str, Any], mute: Any) -> None:
+    """Hold a pending alert by ``mute``: it is not sent, now or later."""
+    with db.transaction() as tx:
+        unsent = tx.query(
+            "SELECT 1 FROM finance_alerts WHERE id = ? AND event_id IS NULL", (alert["id"],)
+        )
+        if unsent:  # not sent by another run meanwhile
+            triage.hold(tx, alert["id"], mute)
+    _say_held(alert, mute)
+
+
+def _say_held(alert: dict[str, Any], mute: Any) -> None:
+    print(
+        f"tunesmith finance: alert {alert['id']} on muted {alert['kind']} {alert['key']} stored, "
+        f"not sent (muted by {mute.who} until {iso(mute.until)})",
+        file=sys.stderr,
+    )
+
+
 def list_alerts(
     db: Any,
     *,
@@ -713,6 +772,7 @@ def list_alerts(
     unsent: bool = False,
     tz: str | None = None,
     outbox: Any = None,
+    state: str = "all",
 ) -> list[dict[str, Any]]:
     """Stored alerts, newest window first; ``kind``: only those grouped by it (topic, ticker
     or all); ``unsent``: only those without an event id (see :func:`pending_alerts` for all
@@ -723,7 +783,10 @@ def list_alerts(
     outbox (``outbox``, default the finance database; delivered, being sent, or failed and kept
     for ``tunesmith events retry``). ``event_id`` is that event's id, None while pending: a
     database from earlier versions holds an event id for alerts found without a sink, which
-    no sink ever had (they are sent by the next run with one)."""
+    no sink ever had (they are sent by the next run with one).
+
+    ``state`` (:data:`~tunesmith_finance.triage.LIST_STATES`): only the alerts in that state,
+    each with ``state``, ``triage`` (its last mark) and ``muted`` (the mute that held it)."""
     shown = resolve_zone(tz, "--tz") if tz is not None else None
     sql = "SELECT * FROM finance_alerts"
     where: list[str] = []
@@ -734,14 +797,22 @@ def list_alerts(
     if key is not None:
         where.append("key = ?")
         params.append(key)
-    if unsent:
-        where.append("event_id IS NULL")
+    if unsent:  # a muted alert is never sent
+        where.append(
+            "event_id IS NULL AND id NOT IN "
+            "(SELECT alert_id FROM finance_alert_marks WHERE mark = 'muted')"
+        )
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY window_end DESC, key"
     if limit:
         sql += f" LIMIT {int(limit)}"
     out = [_alert_from_row(row, shown) for row in db.query(sql, params)]
+    states = triage.alert_states(db, [a["id"] for a in out])
+    for alert in out:
+        alert.update(states[alert["id"]])
+    if state != "all":
+        out = [a for a in out if a["state"] == state]
     recorded = [a for a in out if a["event_id"]]
     delivered = _sent_events(recorded, db if outbox is None else outbox) if recorded else set()
     for alert in out:
@@ -758,6 +829,8 @@ def _alert_from_row(row: Any, shown: tzinfo | None = None) -> dict[str, Any]:
     alert["examples"] = json.loads(alert["examples"])
     # None for an alert stored before the settings were kept: which bucket found it is unknown.
     alert["settings"] = json.loads(alert["settings"]) if alert.get("settings") else None
+    if alert["settings"]:
+        alert["settings"] = _counted(alert["settings"])  # one stored as 20.0 before
     alert["tz"] = alert.get("tz") or "UTC"
     zone = shown if shown is not None else resolve_zone(alert["tz"], "tz")
     if shown is not None:

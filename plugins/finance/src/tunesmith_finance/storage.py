@@ -195,6 +195,33 @@ MIGRATIONS = [
         negative, score
     );
     """,
+    # Triage (docs/finance.md "Triage: acknowledge, noise, mute"). Keys muted for a while, and
+    # each alert's marks as a log (acknowledged, noise, reopened; who, when, a note), so a
+    # later mark never overwrites what an analyst wrote. A surge found on a muted key is stored
+    # with a `muted` mark naming the mute, and never sent. Alerts stored before have no mark:
+    # open. No column is added to finance_alerts: its rows stay as earlier versions wrote them.
+    """
+    CREATE TABLE finance_mutes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        start REAL NOT NULL,
+        until REAL NOT NULL,
+        who TEXT NOT NULL,
+        note TEXT
+    );
+    CREATE INDEX finance_mutes_key ON finance_mutes(kind, key, until);
+    CREATE TABLE finance_alert_marks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL REFERENCES finance_alerts(id) ON DELETE CASCADE,
+        mark TEXT NOT NULL CHECK (mark IN ('acknowledged', 'noise', 'reopened', 'muted')),
+        who TEXT NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT,
+        mute_id INTEGER REFERENCES finance_mutes(id)
+    );
+    CREATE INDEX finance_alert_marks_alert ON finance_alert_marks(alert_id, id);
+    """,
 ]
 
 #: ``finance_meta`` name of the last `finance prune`'s cut-off (Unix seconds): ingest stores no
