@@ -87,7 +87,9 @@ def test_a_failed_load_keeps_the_old_value_is_said_once_and_is_tried_again_when_
     assert versions.wait(WAIT) and versions.get() == "v3" and versions.status()["error"] is None
 
 
-def test_a_load_overtaken_by_a_rewrite_is_not_a_failure_and_the_newer_files_are_loaded():
+def test_a_load_overtaken_by_a_rewrite_is_not_a_failure_and_the_newer_files_are_loaded_at_once():
+    """A load that failed because the files were renamed over while it read them waited for
+    the next check (a whole --reload-every on a server) before the newer files were loaded."""
     files, said = Files(), []
     versions = _reloading(files, mode="call", log=said.append)
     files.update("v2")
@@ -102,5 +104,110 @@ def test_a_load_overtaken_by_a_rewrite_is_not_a_failure_and_the_newer_files_are_
 
     files.load = overtaken
     versions._load = lambda: files.load()
-    assert versions.get() == "v1" and said == []  # not recorded as failed
-    assert versions.get() == "v3"
+    assert versions.get() == "v3" and said == []  # not recorded as failed
+    assert versions.status()["error"] is None and versions.generation == 2
+
+
+def test_a_load_that_succeeded_across_a_rewrite_is_not_swapped_in_and_the_newer_files_are():
+    """A load that read some files before a rewrite and some after may hold two versions: it
+    was swapped in, to be replaced only at the next check."""
+    files, swapped = Files(), []
+    versions = Reloading(
+        "v1", 1, lambda: files.load(), lambda: files.stamp, mode="never", on_swap=swapped.append
+    )
+    files.update("v2")
+    real = files.load
+
+    def read_across_a_rewrite() -> str:
+        files.load = real
+        files.update("v3")
+        return "v2 and v3"
+
+    files.load = read_across_a_rewrite
+    assert versions.refresh() is True
+    assert versions.value == "v3" and swapped == ["v3"] and versions.generation == 2
+
+
+def test_rewrites_overtaking_every_load_stop_after_tries_and_leave_the_rest_to_the_next_check():
+    files, said = Files(), []
+    versions = Reloading(
+        "v1", 1, files.load, lambda: files.stamp, mode="never", log=said.append, tries=2
+    )
+    real = files.load
+
+    def always_overtaken() -> str:
+        version = real()
+        files.update("newer")
+        return version
+
+    versions._load = always_overtaken
+    files.update("v2")
+    assert versions.refresh() is False and len(files.loads) == 2
+    assert versions.value == "v1" and versions.error is None and said == []
+    versions._load = real
+    assert versions.refresh() is True and versions.value == "newer"
+
+
+def test_a_writer_starting_during_a_load_makes_it_overtaken_and_nothing_is_tried_meanwhile():
+    """``current_stamp`` is None while a writer is at work (support's run lock)."""
+    files = Files()
+    writer = {"at_work": False}
+    versions = Reloading(
+        "v1",
+        1,
+        lambda: writer.update(at_work=True) or files.load(),
+        lambda: None if writer["at_work"] else files.stamp,
+        mode="never",
+    )
+    files.update("v2")
+    assert versions.refresh() is False and len(files.loads) == 1  # not tried again mid-write
+    assert versions.value == "v1" and versions.error is None
+    writer["at_work"] = False
+    versions._load = files.load
+    assert versions.refresh() is True and versions.value == "v2"
+
+
+def test_on_swap_is_told_of_each_new_version_once_it_serves_and_never_of_a_failed_one():
+    files, told = Files(), []
+    versions: Reloading[str]
+
+    def on_swap(value: str) -> None:
+        told.append((value, versions.value, versions.generation))
+
+    versions = Reloading(
+        "v1", 1, files.load, lambda: files.stamp, log=lambda _: None, on_swap=on_swap
+    )
+    files.update("v2")
+    versions.get()
+    assert versions.wait(WAIT) and told == [("v2", "v2", 2)]
+    files.broken = True
+    files.update("v3")
+    assert versions.refresh() is False and len(told) == 1
+    files.broken = False
+    files.update("v4")
+    assert versions.refresh() is True and told[-1] == ("v4", "v4", 3)
+
+
+def test_a_failed_load_is_said_in_the_callers_wording_and_when_it_failed_is_kept():
+    files, said = Files(), []
+    versions = Reloading(
+        "v1",
+        1,
+        files.load,
+        lambda: files.stamp,
+        mode="never",
+        what="the knowledge base kb",
+        log=said.append,
+        failure="could not reload {what} ({error}); answering from the copy of {loaded_at}",
+    )
+    files.update("v2")
+    files.broken = True
+    assert versions.refresh() is False
+    assert said == [
+        f"could not reload the knowledge base kb (ValueError: bad file); answering from the "
+        f"copy of {versions.loaded_at}"
+    ]
+    assert versions.error_at is not None and versions.error_at >= versions.loaded_at
+    files.broken = False
+    files.update("v3")
+    assert versions.refresh() is True and versions.error is None and versions.error_at is None

@@ -9,8 +9,11 @@ getting the old one; the new one is swapped in whole once loaded, so a request t
 value once is answered from one version. ``"call"`` loads it inside the request that noticed
 (what a notebook may prefer: the next call sees the update), ``"never"`` keeps the version
 loaded. A version that fails to load (a corrupt file) leaves the old one serving and is said
-once, through ``log``, and not tried again until the files change again; one overtaken by a
-rewrite (the files changed while they were read) is tried again at the next check.
+once, through ``log`` in the caller's wording (``failure``), and not tried again until the files
+change again. A load overtaken by a rewrite (the stamp changed while the files were read),
+failed or not, is never swapped in (it may be a mix of two versions) nor said: the newer files
+are loaded again at once, up to ``tries`` loads in a row, the rest left to the next check.
+``on_swap`` is told of each new version once it serves (to hand it on, or to announce it).
 
 Polling on use, not a timer thread or a signal: an updating job needs no address or process
 id of the servers, an idle process loads nothing, and the check costs microseconds against a
@@ -32,6 +35,17 @@ T = TypeVar("T")
 #: How a :class:`Reloading` picks up rewritten files: off the request path, inside the
 #: request that noticed, or not at all.
 RELOAD_MODES = ("background", "call", "never")
+
+#: Loads tried in a row while rewrites keep overtaking them (a nightly job that switches
+#: several files one after the other); the next check tries again after.
+LOAD_TRIES = 3
+
+#: The warning a failed load is said with: ``what`` (:class:`Reloading`'s), ``error`` (the
+#: failure's line, :func:`one_line`) and ``loaded_at`` (when the version serving was loaded).
+FAILURE = (
+    "warning: could not load the new version of {what} ({error}); still serving the version "
+    "loaded at {loaded_at}"
+)
 
 
 def check_reload_mode(mode: object) -> str:
@@ -61,8 +75,12 @@ def _now() -> str:
 class Reloading(Generic[T]):
     """``value``, loaded from files whose stamp was ``stamp``; ``load()`` loads them again and
     ``current_stamp()`` stamps them now (``None`` while they cannot be loaded at all, e.g.
-    between the two renames of a rewrite: nothing is tried then). ``what`` names the files in
-    the warning ``log`` is given when a new version fails to load."""
+    between the two renames of a rewrite, or while a writer is at work: nothing is tried
+    then). ``what`` names the files in the warning ``log`` is given when a new version fails
+    to load, worded by the template ``failure`` (:data:`FAILURE`). ``on_swap(value)`` is
+    called with each new version right after it is swapped in (in the loading thread, one
+    load at a time; what it raises propagates from :meth:`refresh`). ``tries``: loads in a
+    row while rewrites overtake them."""
 
     def __init__(
         self,
@@ -74,10 +92,16 @@ class Reloading(Generic[T]):
         mode: str = "background",
         what: str = "the model",
         log: Callable[[str], None] = _stderr,
+        failure: str = FAILURE,
+        on_swap: Callable[[T], None] | None = None,
+        tries: int = LOAD_TRIES,
     ) -> None:
         self.mode = check_reload_mode(mode)
         self.what = what
         self.log = log
+        self.failure = failure
+        self.on_swap = on_swap
+        self.tries = max(1, tries)
         self._value = value
         self._stamp = stamp
         self._load = load
@@ -85,6 +109,7 @@ class Reloading(Generic[T]):
         self.generation = 1
         self.loaded_at = _now()
         self.error: str | None = None
+        self.error_at: str | None = None  # when that load failed (ISO 8601, UTC)
         self._failed: Hashable | None = None
         self._state = threading.Lock()  # the value, stamp and thread, swapped together
         self._loading = threading.Lock()  # one load at a time, background or not
@@ -103,10 +128,17 @@ class Reloading(Generic[T]):
     def refresh(self) -> bool:
         """Wait for a load under way, then load the files in this call if they changed since
         the version served; True when a new version was swapped in. A version that failed is
-        not tried again until the files change again (:attr:`error` says why)."""
+        not tried again until the files change again (:attr:`error` says why); one overtaken
+        by a rewrite is loaded again at once (``tries`` loads in all)."""
         with self._loading:
-            stamp = self._stale()
-            return stamp is not None and self._load_and_swap(stamp)
+            for _ in range(self.tries):
+                stamp = self._stale()
+                if stamp is None:
+                    return False
+                swapped = self._load_and_swap(stamp)
+                if swapped is not None:
+                    return swapped
+            return False
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a background load under way (at most ``timeout`` seconds); True when none
@@ -166,25 +198,27 @@ class Reloading(Generic[T]):
             with self._state:
                 self._thread = None
 
-    def _load_and_swap(self, stamp: Hashable) -> bool:
-        """Load the files stamped ``stamp`` (the caller holds ``_loading``) and swap them in."""
+    def _load_and_swap(self, stamp: Hashable) -> bool | None:
+        """Load the files stamped ``stamp`` (the caller holds ``_loading``) and swap them in;
+        None when a rewrite overtook the load (nothing swapped in, nothing said)."""
         try:
             value = self._load()
         except Exception as exc:  # any failure keeps the old version serving
             if self._current_stamp() != stamp:
-                return False  # rewritten while read: the next check loads the newer files
+                return None  # the files it read went away under it: not theirs to blame
             self._fail(stamp, exc)
             return False
+        if self._current_stamp() != stamp:
+            return None  # read across a rewrite: may hold parts of two versions
         with self._state:
             self._value, self._stamp = value, stamp
             self.generation += 1
             self.loaded_at = _now()
-            self.error = self._failed = None
+            self.error = self.error_at = self._failed = None
+        if self.on_swap is not None:
+            self.on_swap(value)
         return True
 
     def _fail(self, stamp: Hashable | None, exc: BaseException) -> None:
-        self._failed, self.error = stamp, one_line(exc)
-        self.log(
-            f"warning: could not load the new version of {self.what} ({self.error}); still "
-            f"serving the version loaded at {self.loaded_at}"
-        )
+        self._failed, self.error, self.error_at = stamp, one_line(exc), _now()
+        self.log(self.failure.format(what=self.what, error=self.error, loaded_at=self.loaded_at))

@@ -17,6 +17,8 @@ built with another encoder) is reported in the log and in ``/v1/health``; the ol
 serving and that version of the files is not tried again until they change. A load overtaken
 by a switch of ``kb.json`` (whose writer removes the folders the old one named right after) is
 not an error: it is done again at once, or at the next check if a writer is at work again.
+The stamps, the swap and these rules are the core's :class:`tunesmith.reloading.Reloading`
+(recommend's model follows its folder with it too); this module adds what is the KB's.
 
 The encoder and the intent classifier are the largest parts of a copy and the slowest to
 load: when the new ``kb.json`` names the folder the serving copy loaded one from, and none of
@@ -37,13 +39,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunesmith.io import process_alive
 from tunesmith.locks import lock_path
-from tunesmith.reloading import one_line  # the health output and the log show errors so
+from tunesmith.reloading import Reloading, one_line
 from tunesmith_support.answer import Answerer, kb_stamp
 from tunesmith_support.kbgenerations import classifier_path
 from tunesmith_support.kbindex import model_location, read_meta
@@ -52,8 +53,15 @@ if TYPE_CHECKING:
     from tunesmith_support.scoring import IntentModel
     from tunesmith_support.service import SupportService
 
-#: Loads of a KB tried in a row while a writer keeps switching ``kb.json`` under them.
+#: Loads of a KB tried in a row while a writer keeps switching ``kb.json`` under them (by
+#: :func:`load_answerer`, and by the reloader around it).
 LOAD_TRIES = 3
+
+#: The warning a reload that failed is said with (:data:`tunesmith.reloading.FAILURE`'s fields).
+FAILURE = (
+    "warning: could not reload {what} ({error}); still answering from the copy loaded at "
+    "{loaded_at}"
+)
 
 #: A lock file with no pid in it this many seconds old was left by a writer killed in the
 #: instant between taking the lock and writing its pid; a younger one is a writer starting.
@@ -62,10 +70,6 @@ UNNAMED_LOCK_SECONDS = 60.0
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def writer_pid(kb_dir: str | Path) -> int | None:
@@ -197,7 +201,9 @@ def load_checked(kb_dir: Path, device: str, previous: Answerer | None = None) ->
 class KbReloader:
     """Reloads ``service``'s KB when its files change (see the module docstring): :meth:`check`
     once, or every ``every`` seconds (``serve --reload-every``; 0: never) in a thread between
-    :meth:`start` and :meth:`stop`."""
+    :meth:`start` and :meth:`stop`. The load, the swap and the failures are the core's
+    :class:`~tunesmith.reloading.Reloading`; this adds the KB's stamp, the writer's lock,
+    the hand-over to the service and the timer."""
 
     def __init__(
         self,
@@ -210,86 +216,71 @@ class KbReloader:
         self.service = service
         self.every = every
         self.log = log
-        self._load = load
-        self.generation = 1  # the copy loaded at start
-        self.loaded_at = _now()
-        self.error: str | None = None
-        self.error_at: str | None = None
-        self._failed: tuple[int, ...] | None = None
-        self._checking = threading.Lock()
+        self._load = load  # looked up at each load: a test may wrap it
+        kb_dir = service.kb_dir
+        answerer = service.answerer
+        self.versions: Reloading[Answerer] = Reloading(
+            answerer,
+            getattr(answerer, "loaded_stamp", None),
+            lambda: self._load(kb_dir, service.device, service.answerer),
+            self._stamp_if_still,
+            # The timer below checks, by refresh(); requests read the service's copy.
+            mode="never",
+            what=f"the knowledge base {kb_dir}",
+            log=lambda line: self.log(line),
+            failure=FAILURE,
+            on_swap=self._swapped,
+            tries=LOAD_TRIES,
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def served_stamp(self) -> tuple[int, ...] | None:
-        """The file stamp of the copy serving (taken before it read them)."""
-        return getattr(self.service.answerer, "loaded_stamp", None)
+    @property
+    def generation(self) -> int:
+        """1 for the copy loaded at start, one more per reload."""
+        return self.versions.generation
+
+    @property
+    def error(self) -> str | None:
+        """Why the last reload failed, None once one succeeds."""
+        return self.versions.error
 
     def changed(self) -> bool:
         """Whether the KB on disk is not the copy serving (a reload waiting for a writer, or
         one that failed)."""
-        return kb_stamp(self.service.kb_dir) != self.served_stamp()
+        return kb_stamp(self.service.kb_dir) != getattr(self.service.answerer, "loaded_stamp", None)
 
     def status(self) -> dict[str, Any]:
         """What ``/v1/health`` says of reloading."""
+        versions = self.versions
         return {
-            "generation": self.generation,
-            "loaded_at": self.loaded_at,
+            "generation": versions.generation,
+            "loaded_at": versions.loaded_at,
             "reload_every": self.every,
-            "reload_error": self.error,
-            "reload_error_at": self.error_at,
+            "reload_error": versions.error,
+            "reload_error_at": versions.error_at,
         }
 
     def check(self) -> bool:
         """Load and swap in the KB if it changed and no writer is at work; True when swapped.
         A load overtaken by a writer's switch of ``kb.json`` is done again at once."""
-        with self._checking:
-            for _ in range(LOAD_TRIES):
-                swapped = self._check_once()
-                if swapped is not None:
-                    return swapped
-            return False
+        return self.versions.refresh()
 
-    def _check_once(self) -> bool | None:
-        """One try of :meth:`check`: swapped or not, ``None`` when a writer's switch overtook
-        the load (the folders the old ``kb.json`` named are removed right after it)."""
+    def _stamp_if_still(self) -> tuple[int, ...] | None:
+        """The KB's stamp, None while a writer is at work: mid-write the files can be a mix,
+        and a writer that starts during a load makes it a load overtaken."""
         kb_dir = self.service.kb_dir
-        stamp = kb_stamp(kb_dir)
-        if stamp == self.served_stamp() or stamp == self._failed:
-            return False
-        if writer_pid(kb_dir) is not None:
-            return False  # mid-write the files can be a mix: wait for the writer's end
-        try:
-            answerer = self._load(kb_dir, self.service.device, self.service.answerer)
-        except Exception as exc:  # any failure keeps the old copy serving
-            problem = one_line(exc)
-            if self._raced(stamp):
-                return None
-            self._failed, self.error, self.error_at = stamp, problem, _now()
-            self.log(
-                f"warning: could not reload the knowledge base {kb_dir} ({problem}); still "
-                f"answering from the copy loaded at {self.loaded_at}"
-            )
-            return False
-        if self._raced(stamp) or getattr(answerer, "loaded_stamp", stamp) != stamp:
-            return None  # a writer changed the files while they were read
+        return None if writer_pid(kb_dir) is not None else kb_stamp(kb_dir)
+
+    def _swapped(self, answerer: Answerer) -> None:
         self.service.use(answerer)
-        del answerer
-        self.generation += 1
-        self.loaded_at = _now()
-        self._failed = self.error = self.error_at = None
         # The old copy's model may sit in reference cycles: free it now, not at some later
         # collection, so that two copies are held only around the swap.
         gc.collect()
-        entries = len(self.service.answerer.entries)
         self.log(
-            f"reloaded the knowledge base {self.service.kb_dir}: {entries} entries (generation "
-            f"{self.generation})"
+            f"reloaded the knowledge base {self.service.kb_dir}: {len(answerer.entries)} entries "
+            f"(generation {self.versions.generation})"
         )
-        return True
-
-    def _raced(self, stamp: tuple[int, ...]) -> bool:
-        kb_dir = self.service.kb_dir
-        return kb_stamp(kb_dir) != stamp or writer_pid(kb_dir) is not None
 
     def start(self) -> None:
         """Check every ``every`` seconds in a daemon thread (none when ``every`` is 0)."""
