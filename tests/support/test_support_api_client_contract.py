@@ -142,7 +142,13 @@ def test_a_feedback_post_retried_at_once_is_stored_once(client):
 
 
 def test_the_schema_gives_each_error_response_the_codes_it_may_carry(make_client):
-    from tunesmith_support.api import ASK_REFUSALS, FEEDBACK_REFUSALS, HANDOFF_REFUSALS
+    from tunesmith_support.api import (
+        ASK_REFUSALS,
+        CLAIM_REFUSALS,
+        CONFLICTS,
+        FEEDBACK_REFUSALS,
+        HANDOFF_REFUSALS,
+    )
     from tunesmith_support.api_errors import CODES
 
     client = make_client(token=TOKEN, loopback_only=True)
@@ -152,7 +158,9 @@ def test_the_schema_gives_each_error_response_the_codes_it_may_carry(make_client
     assert "HTTPValidationError" not in document["components"]["schemas"]
     refusals = {"/v1/ask": list(ASK_REFUSALS), "/v1/feedback": list(FEEDBACK_REFUSALS),
                 "/v1/handoffs": ["bad_request"],
-                "/v1/handoffs/{turn_id}/close": list(HANDOFF_REFUSALS)}  # fmt: skip
+                "/v1/handoffs/{turn_id}/close": list(HANDOFF_REFUSALS),
+                **{f"/v1/handoffs/{{turn_id}}/{action}": list(CLAIM_REFUSALS)
+                   for action in ("claim", "release", "reopen")}}  # fmt: skip
     for path, operations in document["paths"].items():
         for operation in operations.values():
             errors = {s: r for s, r in operation["responses"].items() if int(s) >= 400}
@@ -171,6 +179,8 @@ def test_the_schema_gives_each_error_response_the_codes_it_may_carry(make_client
                 elif status == "422":
                     assert codes == ["invalid_request"]
                     assert media["examples"]["invalid_request"]["value"]["errors"]
+                elif status == "409":  # the queue's conflicts: closed, claimed, waiting
+                    assert set(codes) <= set(CONFLICTS), (path, codes)
                 else:
                     assert len(codes) == 1
     page = make_client().get("/docs").text

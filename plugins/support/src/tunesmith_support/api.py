@@ -1,7 +1,8 @@
 """The HTTP JSON API for integrators (FastAPI, which Gradio already brings).
 
 ``POST /v1/ask``, ``POST /v1/feedback``, ``GET /v1/health``, and for a helpdesk
-``GET /v1/handoffs`` and ``POST /v1/handoffs/{turn_id}/close``; the OpenAPI schema is at
+``GET /v1/handoffs`` and ``POST /v1/handoffs/{turn_id}/close`` (``/claim``, ``/release``,
+``/reopen``); the OpenAPI schema is at
 ``/openapi.json`` and readable at ``/docs`` (a page without scripts, :mod:`api_docs`); who may
 call it is :mod:`api_access`'s business (a bearer token, CORS origins). One model serves every request: the answerer holds a
 lock around the encoder and index, and the store serialises SQLite writes. Handlers are plain
@@ -28,7 +29,7 @@ from starlette.requests import Request  # here: FastAPI resolves /docs' annotati
 
 from tunesmith.errors import UserInputError
 from tunesmith.store import StoreError
-from tunesmith_support import __version__
+from tunesmith_support import __version__, handoff_actions
 from tunesmith_support.answer import kb_stamp
 from tunesmith_support.api_errors import (
     STATUS_CODES,
@@ -264,6 +265,14 @@ class EarlierTurn(BaseModel):
     answer: str = Field(..., description="What the bot replied.")
 
 
+class EarlierHandoff(BaseModel):
+    turn_id: int = Field(..., description="Close it on its own by this id.")
+    created_at: str
+    question: str
+    reason: str
+    claimed_by: str | None
+
+
 class Handoff(BaseModel):
     """A hand-off to a person: waiting in the queue, or closed."""
 
@@ -274,10 +283,11 @@ class Handoff(BaseModel):
     waited_seconds: int = Field(
         ..., description="How long it has waited for a person (until now, or until closed)."
     )
-    status: Literal["waiting", "resolved", "no_answer"] = Field(
+    status: Literal["waiting", "resolved", "no_answer", "superseded"] = Field(
         ...,
         description="waiting for a person; resolved with an entry (entry_id); no_answer: closed "
-        "with none, the knowledge base has no answer (a gap, counted by support stats).",
+        "with none, the knowledge base has no answer (a gap, counted by support stats); "
+        "superseded: closed with a later hand-off of its conversation (closed_with).",
     )
     question: str = Field(..., description="What the customer asked.")
     reason: Reason = Field(..., description="Why it was handed off.")
@@ -293,10 +303,75 @@ class Handoff(BaseModel):
     entry_id: str | None = Field(..., description="The entry it was resolved with.")
     agent: str = Field(..., description="Who closed it ('' when not said).")
     note: str = Field(..., description="The note kept with its closure.")
+    closed_with: int | None = Field(
+        ..., description="superseded: the turn whose closure closed it."
+    )
+    claimed_by: str | None = Field(
+        ...,
+        description="The agent working on it (claim); kept once closed. In the queue's "
+        "per-conversation item, the newest claim among the conversation's waiting hand-offs.",
+    )
+    claimed_at: str | None = Field(..., description="When it was claimed (ISO 8601, UTC).")
+    waiting_turns: int = Field(
+        ...,
+        description="The conversation's hand-offs this item stands for: itself and "
+        "earlier_waiting (1 per turn, and for a closed one).",
+    )
+    earlier_waiting: list[EarlierHandoff] = Field(
+        ...,
+        description="The conversation's earlier hand-offs still waiting, oldest first: closing "
+        "this one closes them too (unless this_turn_only).",
+    )
+    waiting_since: str = Field(
+        ..., description="When the first of them was handed off: how long the customer waits."
+    )
+
+
+class ClosedHandoff(Handoff):
+    closed_with_it: list[int] = Field(
+        ...,
+        description="The turns of the conversation's earlier waiting hand-offs closed with it "
+        "(status superseded: no training row, not a gap).",
+    )
+
+
+class ReopenedHandoff(Handoff):
+    reopened: list[int] = Field(
+        ..., description="The turns back in the queue: it and those closed with it."
+    )
 
 
 class HandoffQueue(BaseModel):
-    handoffs: list[Handoff] = Field(..., description="Oldest first.")
+    handoffs: list[Handoff] = Field(
+        ...,
+        description="Oldest first: one item per conversation (its newest waiting hand-off), "
+        "unless per_turn=true; closed ones (all=true) one per turn.",
+    )
+
+
+class ClaimHandoffRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"agent": "alice"}]})
+
+    agent: str = Field(..., description="Who claims it (at most 200 characters).")
+    force: StrictBool = Field(
+        False, description="true: take it over from another agent who claimed it."
+    )
+
+
+class ReleaseHandoffRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"agent": "alice"}]})
+
+    agent: str = Field("", description="Who releases it: the agent who claimed it.")
+    force: StrictBool = Field(False, description="true: release another agent's claim.")
+
+
+class ReopenHandoffRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"agent": "bob", "note": "the customer wrote back"}]}
+    )
+
+    agent: str = Field("", description="Who reopens it (at most 200 characters).")
+    note: str = Field("", description="Why, kept in its log (at most 10,000 characters).")
 
 
 class CloseHandoffRequest(_Request):
@@ -316,6 +391,14 @@ class CloseHandoffRequest(_Request):
     )
     agent: str = Field("", description="Who closes it (at most 200 characters).")
     note: str = Field("", description="A note kept with it (at most 10,000 characters).")
+    force: StrictBool = Field(
+        False, description="true: close it although another agent claimed it (a 409 otherwise)."
+    )
+    this_turn_only: StrictBool = Field(
+        False,
+        description="true: leave the conversation's earlier waiting hand-offs waiting (by "
+        "default they close with it, as superseded).",
+    )
 
     @field_validator("correct_id", mode="before")
     @classmethod
@@ -390,6 +473,10 @@ HANDOFF_REFUSALS = (
     "unknown_turn", "not_a_handoff", "unknown_entry", "note_too_long", "feedback_limit",
     "invalid_text", "invalid_body", "bad_request",
 )  # fmt: skip
+CLAIM_REFUSALS = (
+    "unknown_turn", "not_a_handoff", "note_too_long", "invalid_text", "invalid_body",
+    "bad_request",
+)  # fmt: skip
 
 
 def _only(status: int) -> tuple[str]:
@@ -418,6 +505,19 @@ CLOSED_ALREADY = error_response(
     "Nothing was stored.",
     ("handoff_closed",),
 )
+TAKEN = error_response(
+    "handoff_closed: the hand-off was closed already (detail says how, by whom and when); "
+    "handoff_claimed: another agent claimed it (detail says who and since when; force: true "
+    "takes it over). Nothing was stored.",
+    ("handoff_closed", "handoff_claimed"),
+)
+WAITING_ALREADY = error_response(
+    "The hand-off is waiting already: there is nothing to reopen.", ("handoff_waiting",)
+)
+
+#: The refusals an action on the queue answers with a 409: the hand-off is not in the state
+#: the agent saw (another agent acted first), as opposed to a request that is wrong.
+CONFLICTS = ("handoff_closed", "handoff_claimed", "handoff_waiting")
 
 
 def error_responses(refusals: Sequence[str]) -> dict[int | str, dict[str, Any]]:
@@ -732,46 +832,104 @@ def create_app(
         },
     )
     def handoffs(
-        show_all: bool = Query(False, alias="all"), since: str | None = None
+        show_all: bool = Query(False, alias="all"),
+        since: str | None = None,
+        per_turn: bool = False,
     ) -> dict[str, Any]:
-        """The hand-offs waiting for a person, oldest first (all=true: closed ones too;
-        since: only those made since an age such as 2h or 7d, or an ISO 8601 time)."""
+        """The hand-offs waiting for a person, oldest first, one per conversation (its newest;
+        per_turn=true: one per hand-off turn); all=true: closed ones too; since: only those
+        made since an age such as 2h or 7d, or an ISO 8601 time."""
         from tunesmith.events.ages import parse_moment
 
         check_queue()
         moment = None if since is None else _call(service, parse_moment, since, "since")
         items = _call(
-            service, service.conversations.handoffs, waiting_only=not show_all, since=moment
+            service,
+            service.conversations.handoffs,
+            waiting_only=not show_all,
+            since=moment,
+            per_turn=per_turn,
         )
         return {"handoffs": items}
 
+    def queue_call(function: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """An action on the queue: its conflicts (:data:`CONFLICTS`) a 409, other refusals 400."""
+        check_queue()
+        try:
+            return _call(service, function, *args, **kwargs)
+        except ApiError as exc:
+            if exc.error_code not in CONFLICTS:
+                raise
+            raise ApiError(409, exc.error_code, str(exc.detail)) from None
+
     @app.post(
         "/v1/handoffs/{turn_id}/close",
-        response_model=Handoff,
-        responses={
-            **error_responses(HANDOFF_REFUSALS),
-            403: FORBIDDEN,
-            409: CLOSED_ALREADY,
-        },
+        response_model=ClosedHandoff,
+        responses={**error_responses(HANDOFF_REFUSALS), 403: FORBIDDEN, 409: TAKEN},
     )
     def close_handoff(turn_id: int, request: CloseHandoffRequest) -> dict[str, Any]:
         """Close a hand-off: resolved by the entry that answers it (correct_id), or with none
-        (no_answer). A hand-off closed already is a 409 naming its closure; the same closure
-        sent again gets it back."""
-        check_queue()
-        try:
-            return _call(
-                service,
-                service.close_handoff,
-                turn_id,
-                entry_id=request.correct_id,
-                agent=request.agent,
-                note=request.note,
-            )
-        except ApiError as exc:
-            if exc.error_code != "handoff_closed":
-                raise
-            raise ApiError(409, exc.error_code, str(exc.detail)) from None
+        (no_answer), with its conversation's earlier waiting hand-offs (closed_with_it; not
+        with this_turn_only). A hand-off closed already, or claimed by another agent (unless
+        force), is a 409 saying by whom; the same closure sent again gets it back."""
+        return queue_call(
+            service.close_handoff,
+            turn_id,
+            entry_id=request.correct_id,
+            agent=request.agent,
+            note=request.note,
+            force=request.force,
+            with_earlier=not request.this_turn_only,
+        )
+
+    @app.post(
+        "/v1/handoffs/{turn_id}/claim",
+        response_model=Handoff,
+        responses={**error_responses(CLAIM_REFUSALS), 403: FORBIDDEN, 409: TAKEN},
+    )
+    def claim_handoff(turn_id: int, request: ClaimHandoffRequest) -> dict[str, Any]:
+        """Claim a waiting hand-off (and its conversation's earlier ones) for an agent, so that
+        the others see it taken. Claimed by another agent: a 409 saying who and since when,
+        unless force; claimed by this agent already: it is returned as it is."""
+        return queue_call(
+            handoff_actions.claim,
+            service.conversations,
+            turn_id,
+            request.agent,
+            force=request.force,
+        )
+
+    @app.post(
+        "/v1/handoffs/{turn_id}/release",
+        response_model=Handoff,
+        responses={**error_responses(CLAIM_REFUSALS), 403: FORBIDDEN, 409: TAKEN},
+    )
+    def release_handoff(turn_id: int, request: ReleaseHandoffRequest) -> dict[str, Any]:
+        """Release the claim on a waiting hand-off: the agent's own, another's with force."""
+        return queue_call(
+            handoff_actions.release,
+            service.conversations,
+            turn_id,
+            request.agent,
+            force=request.force,
+        )
+
+    @app.post(
+        "/v1/handoffs/{turn_id}/reopen",
+        response_model=ReopenedHandoff,
+        responses={**error_responses(CLAIM_REFUSALS), 403: FORBIDDEN, 409: WAITING_ALREADY},
+    )
+    def reopen_handoff(turn_id: int, request: ReopenHandoffRequest) -> dict[str, Any]:
+        """Put a closed hand-off back in the queue, unclaimed, with those closed with it; its
+        closure is kept in its log, and the entry it named is no longer a training row. One
+        waiting already is a 409."""
+        return queue_call(
+            handoff_actions.reopen,
+            service.conversations,
+            turn_id,
+            request.agent,
+            request.note,
+        )
 
     started = datetime.now(UTC).isoformat(timespec="seconds")  # the service's copy: loaded
 

@@ -18,6 +18,18 @@ from typing import Any
 from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_write_text, check_parents
 from tunesmith.store import DEFAULT_TIMEOUT, Store
+from tunesmith_support.handoff_claims import (
+    WAITING,
+    check_not_held,
+    claim,
+    log_action,
+    refuse_closed,
+    release,
+    reopen,
+    scope,
+    the_handoff,
+)
+from tunesmith_support.handoff_groups import by_conversation
 from tunesmith_support.refusals import Refusal
 
 NAMESPACE = "support"
@@ -106,10 +118,37 @@ MIGRATIONS = [
     CREATE INDEX support_turns_open_handoffs ON support_turns(id)
         WHERE decision = 'handoff' AND handoff_closed_at IS NULL;
     """,
+    # A team works the queue (handoff_claims.py): who claimed a hand-off and since when; a
+    # hand-off closed with a later one of its conversation (``superseded``, closed_with that
+    # turn); feedback a reopening withdrew (kept, no longer a training row); and a log of every
+    # claim, release, close and reopening. The closures made before are logged as they stand.
+    """
+    ALTER TABLE support_turns ADD COLUMN handoff_claimed_by TEXT;
+    ALTER TABLE support_turns ADD COLUMN handoff_claimed_at TEXT;
+    ALTER TABLE support_turns ADD COLUMN handoff_closed_with INTEGER;
+    ALTER TABLE support_feedback ADD COLUMN withdrawn_at TEXT;
+    CREATE TABLE support_handoff_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        turn_id INTEGER NOT NULL REFERENCES support_turns(id),
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        agent TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX support_handoff_log_by_turn ON support_handoff_log(turn_id, id);
+    INSERT INTO support_handoff_log (turn_id, at, action, agent, detail)
+        SELECT id, handoff_closed_at, 'close', handoff_agent, json_object('outcome',
+            handoff_outcome, 'entry', handoff_entry, 'note', handoff_note)
+        FROM support_turns WHERE decision = 'handoff' AND handoff_closed_at IS NOT NULL
+        ORDER BY handoff_closed_at, id;
+    CREATE INDEX support_turns_waiting_by_conversation ON support_turns(conversation_id, id)
+        WHERE decision = 'handoff' AND handoff_closed_at IS NULL;
+    """,
 ]
 
-#: How a hand-off is closed: with the entry that answers it, or with none (a gap in the KB).
-HANDOFF_OUTCOMES = ("resolved", "no_answer")
+#: How a hand-off is closed: with the entry that answers it, with none (a gap in the KB), or
+#: with a later hand-off of its conversation that a person closed (``superseded``).
+HANDOFF_OUTCOMES = ("resolved", "no_answer", "superseded")
 
 #: The earlier turns a queued hand-off shows, as its event carries (service.HANDOFF_TURNS).
 QUEUE_TURNS = 20
@@ -194,8 +233,9 @@ def check_period(by: str) -> None:
 
 def handoff_row(row: Any, earlier: list[dict[str, Any]], count: int) -> dict[str, Any]:
     """A stored hand-off turn ``row`` as the queue shows it: ``status`` (``waiting``,
-    ``resolved`` or ``no_answer``), ``waited_seconds`` (until now, or until it was
-    closed), the earlier turns of its conversation and how it was closed."""
+    ``resolved``, ``no_answer`` or ``superseded``), ``waited_seconds`` (until now, or until it
+    was closed), the earlier turns of its conversation, who claimed it and how it was
+    closed."""
     created = datetime.fromisoformat(row["created_at"])
     closed_at = row["handoff_closed_at"]
     until = datetime.fromisoformat(closed_at) if closed_at else datetime.now(UTC)
@@ -216,22 +256,39 @@ def handoff_row(row: Any, earlier: list[dict[str, Any]], count: int) -> dict[str
         "entry_id": row["handoff_entry"],
         "agent": row["handoff_agent"],
         "note": row["handoff_note"],
+        "closed_with": row["handoff_closed_with"],
+        "claimed_by": row["handoff_claimed_by"],
+        "claimed_at": row["handoff_claimed_at"],
+        # As one item stands for one turn; the queue's per-conversation item says more
+        # (handoff_groups.by_conversation).
+        "waiting_turns": 1,
+        "earlier_waiting": [],
+        "waiting_since": row["created_at"],
     }
 
 
-def closure_words(outcome: str | None, entry: str | None, agent: str) -> str:
+def closure_words(
+    outcome: str | None, entry: str | None, agent: str, closed_with: int | None = None
+) -> str:
     """How a hand-off was closed, and by whom: "resolved with 'pay-01' by alice"."""
-    how = (
-        f"resolved with {entry!r}"
-        if outcome == "resolved"
-        else "closed with no entry (the knowledge base has no answer)"
-    )
+    if outcome == "resolved":
+        how = f"resolved with {entry!r}"
+    elif outcome == "superseded":
+        later = f" (turn {closed_with})" if closed_with else ""
+        how = f"closed with a later hand-off of its conversation{later}"
+    else:
+        how = "closed with no entry (the knowledge base has no answer)"
     return f"{how} by {agent}" if agent else how
 
 
 def closed_already(turn_id: int, turn: Any) -> str:
     """The line telling a second agent how the first closed the hand-off."""
-    how = closure_words(turn["handoff_outcome"], turn["handoff_entry"], turn["handoff_agent"])
+    how = closure_words(
+        turn["handoff_outcome"],
+        turn["handoff_entry"],
+        turn["handoff_agent"],
+        turn["handoff_closed_with"],
+    )
     return (
         f"turn {turn_id}'s hand-off was {how} at {turn['handoff_closed_at']} already; "
         "nothing was stored (to name another entry, give feedback with a correct id)"
@@ -358,24 +415,40 @@ class Conversations:
         )
 
     def handoffs(
-        self, *, waiting_only: bool = True, since: datetime | None = None
+        self,
+        *,
+        waiting_only: bool = True,
+        since: datetime | None = None,
+        per_turn: bool = False,
     ) -> list[dict[str, Any]]:
         """Hand-offs, oldest first: those still waiting for a person (``waiting_only``), or
         all; ``since``: only those made at or after this moment (UTC). Each with its
         question, reason, candidates, the conversation before it (its last
-        :data:`QUEUE_TURNS` turns; ``earlier_turns`` counts them all), how long it waited and
-        how it was closed (:func:`handoff_row`)."""
+        :data:`QUEUE_TURNS` turns; ``earlier_turns`` counts them all), how long it waited,
+        who claimed it and how it was closed (:func:`handoff_row`).
+
+        One item per conversation unless ``per_turn``: its newest waiting hand-off, with
+        ``waiting_turns``, ``earlier_waiting`` and ``waiting_since``
+        (:func:`~tunesmith_support.handoff_groups.by_conversation`); ``since`` then keeps a
+        conversation whose newest waiting hand-off was made since."""
         where = ["decision = 'handoff'"]
         params: list[Any] = []
         if waiting_only:
             where.append("handoff_closed_at IS NULL")
-        if since is not None:
-            where.append("created_at >= ?")
-            params.append(since.isoformat(timespec="seconds"))  # as turns store created_at
+        moment = None if since is None else since.isoformat(timespec="seconds")
+        if moment is not None:
+            # Grouped, a conversation's earlier waiting hand-offs belong to its item whenever
+            # they were made.
+            where.append("(created_at >= ?" + ("" if per_turn else f" OR {WAITING}") + ")")
+            params.append(moment)  # as turns store created_at
         rows = self.store.query(
             f"SELECT * FROM support_turns WHERE {' AND '.join(where)} ORDER BY id", params
         )
-        return [self._with_conversation(self.store, row) for row in rows]
+        items = [self._with_conversation(self.store, row) for row in rows]
+        if per_turn:
+            return items
+        grouped = by_conversation(items)
+        return [item for item in grouped if moment is None or item["created_at"] >= moment]
 
     def handoff(self, turn_id: int) -> dict[str, Any] | None:
         """The hand-off of turn ``turn_id`` as :meth:`handoffs` lists it, or None when that
@@ -411,10 +484,16 @@ class Conversations:
         agent: str = "",
         note: str = "",
         renamed: dict[str, str] | None = None,
+        force: bool = False,
+        with_earlier: bool = True,
     ) -> dict[str, Any]:
         """Close the hand-off of turn ``turn_id``: resolved by ``entry_id`` (stored as an
         agent's correct id too, which `export-feedback` turns into a training row), or with no
-        entry (``no_answer``: the KB has none). Returns the hand-off as closed.
+        entry (``no_answer``: the KB has none). Returns the hand-off as closed, with
+        ``closed_with_it``: the turn ids of its conversation's earlier waiting hand-offs, closed
+        with it as ``superseded`` (``with_earlier``; no training row, no gap: the agent's
+        reply answers the customer once). Another agent's claim on any of them refuses the
+        close (``handoff_claimed``) unless ``force``.
 
         Checked and written in one write transaction: of two agents closing the same hand-off
         at once, the second finds it closed and is refused (``handoff_closed``) naming the
@@ -422,36 +501,92 @@ class Conversations:
         retry) gets the stored one back."""
         outcome = "resolved" if entry_id else "no_answer"
         with self.store.transaction() as tx:
-            rows = tx.query(
-                "SELECT decision, handoff_closed_at, handoff_outcome, handoff_entry, "
-                "handoff_agent, handoff_note FROM support_turns WHERE id = ?",
-                (int(turn_id),),
-            )
-            if not rows:
-                raise Refusal("unknown_turn", f"no turn {turn_id} in {self.store.path}")
-            turn = rows[0]
-            if turn["decision"] != "handoff":
-                raise Refusal(
-                    "not_a_handoff",
-                    f"turn {turn_id} was not handed off (its decision: {turn['decision']}); "
-                    "rate it with feedback instead",
-                )
+            turn = the_handoff(tx, turn_id, self.store.path)
             if turn["handoff_closed_at"] is not None:
                 stored = (turn["handoff_outcome"], turn["handoff_entry"] or None)
                 if stored == (outcome, entry_id or None) and (
                     turn["handoff_agent"],
                     turn["handoff_note"],
                 ) == (agent, note):
-                    return self._handoff(tx, turn_id) or {}
+                    return self._closed(tx, turn_id)
                 raise Refusal("handoff_closed", closed_already(turn_id, turn))
+            rows = scope(tx, turn, with_earlier)
+            check_not_held(int(turn_id), rows, agent, force, "close it")
             if entry_id:
                 self._store_feedback(tx, turn_id, None, entry_id, note, None, renamed)
-            tx.execute(
-                "UPDATE support_turns SET handoff_closed_at = ?, handoff_outcome = ?, "
-                "handoff_entry = ?, handoff_agent = ?, handoff_note = ? WHERE id = ?",
-                (_now(), outcome, entry_id or None, agent, note, int(turn_id)),
-            )
+            stamp = _now()
+            for row in rows:
+                mine = row["id"] == turn["id"]
+                tx.execute(
+                    "UPDATE support_turns SET handoff_closed_at = ?, handoff_outcome = ?, "
+                    "handoff_entry = ?, handoff_agent = ?, handoff_note = ?, "
+                    "handoff_closed_with = ? WHERE id = ?",
+                    (
+                        stamp,
+                        outcome if mine else "superseded",
+                        (entry_id or None) if mine else None,
+                        agent,
+                        note if mine else "",
+                        None if mine else int(turn_id),
+                        row["id"],
+                    ),
+                )
+                log_action(
+                    tx, row["id"], "close", agent, outcome=outcome if mine else "superseded",
+                    entry=entry_id if mine else None, forced=force and bool(
+                        row["handoff_claimed_by"] not in (None, agent)),
+                )  # fmt: skip
+            return self._closed(tx, turn_id)
+
+    def _closed(self, db: Any, turn_id: int) -> dict[str, Any]:
+        """The hand-off of ``turn_id`` as closed, with ``closed_with_it`` (the turn ids closed
+        with it)."""
+        with_it = db.query(
+            "SELECT id FROM support_turns WHERE handoff_closed_with = ? ORDER BY id", (turn_id,)
+        )
+        return {**(self._handoff(db, turn_id) or {}), "closed_with_it": [r["id"] for r in with_it]}
+
+    def claim_handoff(self, turn_id: int, agent: str, *, force: bool = False) -> dict[str, Any]:
+        """Claim the waiting hand-off of ``turn_id``, and its conversation's earlier waiting
+        ones, for ``agent`` (:func:`~tunesmith_support.handoff_claims.claim`): another agent's
+        claim is refused (``handoff_claimed``) unless ``force``; a closed one
+        (``handoff_closed``) always. Claiming one's own again changes nothing. Returns it."""
+        with self.store.transaction() as tx:
+            turn = self._waiting(tx, turn_id, "claim it")
+            claim(tx, turn, agent, force)
             return self._handoff(tx, turn_id) or {}
+
+    def release_handoff(
+        self, turn_id: int, agent: str = "", *, force: bool = False
+    ) -> dict[str, Any]:
+        """Release the claim on the waiting hand-off of ``turn_id`` (and its conversation's
+        earlier ones): ``agent``'s own, another's only with ``force``. Returns it."""
+        with self.store.transaction() as tx:
+            turn = self._waiting(tx, turn_id, "release it")
+            release(tx, turn, agent, force)
+            return self._handoff(tx, turn_id) or {}
+
+    def reopen_handoff(self, turn_id: int, agent: str = "", note: str = "") -> dict[str, Any]:
+        """Put the closed hand-off of ``turn_id`` back in the queue, unclaimed, with those
+        closed with it (:func:`~tunesmith_support.handoff_claims.reopen`: the closure stays in
+        the log, its entry is no longer a training row); one still waiting is refused
+        (``handoff_waiting``). Returns it, with ``reopened``: the turn ids back in the queue."""
+        with self.store.transaction() as tx:
+            reopened = reopen(tx, the_handoff(tx, turn_id, self.store.path), agent, note)
+            return {**(self._handoff(tx, turn_id) or {}), "reopened": reopened}
+
+    def _waiting(self, tx: Any, turn_id: int, doing: str) -> Any:
+        """Turn ``turn_id``'s row, refused unless it is a hand-off still waiting."""
+        turn = the_handoff(tx, turn_id, self.store.path)
+        if turn["handoff_closed_at"] is not None:
+            how = closure_words(
+                turn["handoff_outcome"],
+                turn["handoff_entry"],
+                turn["handoff_agent"],
+                turn["handoff_closed_with"],
+            )
+            refuse_closed(int(turn_id), turn, how, doing)
+        return turn
 
     def add_feedback(
         self,
@@ -500,12 +635,17 @@ class Conversations:
                 tx, turn_id, helpful, correct_id, note, conversation_id, renamed
             )
             if close_handoff and correct_id:
-                tx.execute(
+                # A hand-off an agent has claimed stays theirs to close: the feedback is
+                # stored, and the queue keeps it.
+                closed = tx.execute(
                     "UPDATE support_turns SET handoff_closed_at = ?, handoff_outcome = "
                     "'resolved', handoff_entry = ?, handoff_note = ? WHERE id = ? AND "
-                    "decision = 'handoff' AND handoff_closed_at IS NULL",
+                    "decision = 'handoff' AND handoff_closed_at IS NULL AND "
+                    "handoff_claimed_by IS NULL",
                     (_now(), correct_id, note, int(turn_id)),
                 )
+                if closed.rowcount:
+                    log_action(tx, turn_id, "close", "", outcome="resolved", entry=correct_id)
             if key is not None:
                 tx.execute(
                     "INSERT INTO support_feedback_requests (request_key, feedback_id, created_at) "
@@ -569,9 +709,11 @@ class Conversations:
                 )
             helpful, correct_id = True, None
         rated = None if helpful is None else int(bool(helpful))
+        # Feedback a reopening withdrew is no longer the turn's: neither its newest nor one of
+        # its places.
         given = tx.query(
             "SELECT id, helpful, correct_id, note FROM support_feedback WHERE turn_id = ? "
-            "ORDER BY id DESC LIMIT ?",
+            "AND withdrawn_at IS NULL ORDER BY id DESC LIMIT ?",
             (int(turn_id), MAX_FEEDBACK_PER_TURN),
         )
         if given and (given[0]["helpful"], given[0]["correct_id"], given[0]["note"]) == (
@@ -615,7 +757,8 @@ class Conversations:
             "AND p.reason NOT IN ('asked_for_person', 'small_talk', 'chosen') "
             "ORDER BY p.id DESC LIMIT 1) "
             "ELSE t.question END AS asked "
-            "FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id ORDER BY f.id"
+            "FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id "
+            "WHERE f.withdrawn_at IS NULL ORDER BY f.id"
         )
         return [dict(row) for row in rows]
 
@@ -720,7 +863,8 @@ class Conversations:
             "WITH given AS (SELECT f.id, f.turn_id, "
             f"f.correct_id IS NOT NULL AND NOT {CONFIRMS_ANSWER} AS corrects, "
             f"CASE WHEN f.helpful IS NULL AND {CONFIRMS_ANSWER} THEN 1 ELSE f.helpful END "
-            "AS helpful FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id), "
+            "AS helpful FROM support_feedback f JOIN support_turns t ON t.id = f.turn_id "
+            "WHERE f.withdrawn_at IS NULL), "
             "newest_rating AS (SELECT turn_id, helpful FROM (SELECT turn_id, helpful, "
             "ROW_NUMBER() OVER (PARTITION BY turn_id ORDER BY id DESC) AS nth FROM given "
             "WHERE helpful IS NOT NULL) WHERE nth = 1), "

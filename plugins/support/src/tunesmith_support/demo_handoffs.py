@@ -57,16 +57,34 @@ def _cut(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def holder_words(item: dict[str, Any]) -> str:
+    """Who holds a waiting hand-off, for the page: "Claimed by alice 5m ago." or
+    "Not claimed."."""
+    from tunesmith_support.handoff_claims import ago
+
+    if not item.get("claimed_by"):
+        return "Not claimed."
+    return f"Claimed by {plain_markdown(item['claimed_by'])} {ago(item['claimed_at'])}."
+
+
 def handoff_markdown(item: dict[str, Any]) -> str:
-    """One waiting hand-off for the page: its turn and wait as a heading, why it was handed
-    off, the conversation before it, the question and the candidates, every text escaped."""
+    """One waiting hand-off for the page: its turn and wait as a heading, who holds it, why it
+    was handed off, the conversation before it (with the customer's earlier questions still
+    waiting, which close with it), the question and the candidates, every text escaped."""
     reason = REASONS.get(item["reason"], item["reason"])
     lines = [
         f"#### Turn {item['turn_id']}, waiting {waited_text(item['waited_seconds'])}",
-        f"Handed off: {plain_markdown(reason)} (confidence {item['confidence']:.0%}); "
-        f"conversation {code_span(item['conversation_id'])}",
-        "",
+        f"**{holder_words(item)}** Handed off: {plain_markdown(reason)} "
+        f"(confidence {item['confidence']:.0%}); conversation {code_span(item['conversation_id'])}",
     ]
+    earlier = item.get("earlier_waiting") or []
+    if earlier:
+        turns = ", ".join(str(e["turn_id"]) for e in earlier)
+        lines.append(
+            f"{len(earlier) + 1} questions of this customer wait (earlier turns {turns}); "
+            "closing this one closes them too."
+        )
+    lines += [""]
     before = item["earlier_turns"] - len(item["conversation"])
     if before > 0:
         lines.append(f"- _({before} earlier turns not shown)_")
@@ -99,7 +117,12 @@ def queue_markdown(items: list[dict[str, Any]]) -> str:
 def handoff_choices(items: list[dict[str, Any]]) -> list[tuple[str, int]]:
     """``(label, turn id)`` of each hand-off shown, for the "Hand-off to close" list."""
     return [
-        (f"Turn {item['turn_id']}: {_cut(item['question'], 80)}", int(item["turn_id"]))
+        (
+            f"Turn {item['turn_id']}"
+            + (f" (claimed by {item['claimed_by']})" if item.get("claimed_by") else "")
+            + f": {_cut(item['question'], 80)}",
+            int(item["turn_id"]),
+        )
         for item in items[:MAX_SHOWN]
     ]
 
@@ -216,6 +239,27 @@ def close_handoff(
     return (note_shown, queue, chosen, entries, feedback_rows(kb_dir), "")
 
 
+def claim_handoff(kb_dir: str, turn_id: Any, agent: str) -> tuple:
+    """ "Claim it": ``(note, queue, hand-off to close, entry that answers it)``. The agent in
+    "Agent" claims the chosen hand-off, as `support handoffs --claim` does, so the other
+    agents see it taken; a refusal (no agent named, another agent holds it) is the note."""
+    import gradio as gr
+
+    from tunesmith_support import handoff_actions
+
+    if turn_id in (None, ""):
+        return (problem("Choose a hand-off to claim first."), gr.skip(), gr.skip(), gr.skip())
+    if not (agent or "").strip():
+        return (problem('Type your name in "Agent" to claim it.'), gr.skip(), gr.skip(), gr.skip())
+    kb_dir = current_kb(kb_dir)
+    try:
+        item = handoff_actions.claim(service_for(kb_dir).conversations, int(turn_id), agent)
+    except TunesmithError as exc:
+        return (problem(str(exc)), *show_queue(kb_dir, turn_id))
+    said = f"Hand-off of turn {item['turn_id']} claimed by {plain_markdown(item['claimed_by'])}."
+    return (said, *show_queue(kb_dir, turn_id))
+
+
 def _unchanged() -> tuple:
     import gradio as gr
 
@@ -273,6 +317,7 @@ def handoff_panel(blocks: Any, kb_state: Any, live: Any, table: Any) -> Any:
             agent = gr.Textbox(label="Agent (optional)", lines=1, max_lines=1)
             note = gr.Textbox(label="Note kept with it (optional)", lines=1, max_lines=1)
         with gr.Row():
+            claim = gr.Button("Claim it")
             with_entry = gr.Button("Close with this entry", variant="primary")
             no_answer = gr.Button("Close: no answer in the KB")
         close_note = markdown_box(elem_id="support-handoff-note")
@@ -289,6 +334,8 @@ def handoff_panel(blocks: Any, kb_state: Any, live: Any, table: Any) -> Any:
             [close_note, *outputs, table, note],
         )
         live.announce(closed, closed_status, [close_note, queue])
+    claimed = claim.click(claim_handoff, [kb_state, chosen, agent], [close_note, *outputs])
+    live.announce(claimed, lambda note: note, [close_note])
 
     def quietly(event: Any, *, fresh: bool = False) -> Any:
         # fresh: another KB, whose turn ids are not this one's

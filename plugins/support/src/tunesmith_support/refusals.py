@@ -30,6 +30,10 @@ REFUSALS: dict[str, str] = {
     "not_a_handoff": "The turn was not handed off to a person: there is no hand-off to close.",
     "handoff_closed": "HTTP 409: the hand-off was closed already (another agent): detail says "
     "how, by whom and when; nothing was stored.",
+    "handoff_claimed": "HTTP 409: another agent has claimed the hand-off (or an earlier one of "
+    "its conversation): detail says who and since when; nothing was stored (force: true takes "
+    "it over).",
+    "handoff_waiting": "HTTP 409: the hand-off is waiting already, so there is nothing to reopen.",
     "bad_request": "Another refusal; detail says what.",
 }
 

@@ -411,28 +411,50 @@ class SupportService:
         return correct_id, renamed
 
     def close_handoff(
-        self, turn_id: int, *, entry_id: str | None = None, agent: str = "", note: str = ""
+        self,
+        turn_id: int,
+        *,
+        entry_id: str | None = None,
+        agent: str = "",
+        note: str = "",
+        force: bool = False,
+        with_earlier: bool = True,
     ) -> dict[str, Any]:
         """Close a hand-off: resolved by ``entry_id`` (an entry of the KB), or with none (the
-        KB has no answer); ``agent`` and ``note`` are kept with it
+        KB has no answer); ``agent`` and ``note`` are kept with it; ``force``: over another
+        agent's claim; ``with_earlier``: its conversation's earlier waiting hand-offs too
         (:meth:`Conversations.close_handoff`)."""
         if not 0 < turn_id <= MAX_ROW_ID:
             raise Refusal("unknown_turn", f"no turn {turn_id} in {self.conversations.store.path}")
-        for text, what in ((agent, "agent"), (note, "note")):
-            check_text(text, what)
-        agent, note = without_controls(agent)[0].strip(), without_controls(note)[0]
-        if len(note) > MAX_NOTE_CHARS:
-            raise Refusal(
-                "note_too_long",
-                f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept",
-            )
-        if len(agent) > MAX_AGENT_CHARS:
-            raise Refusal(
-                "bad_request",
-                f"the agent's name is {len(agent):,} characters long; at most "
-                f"{MAX_AGENT_CHARS} are kept",
-            )
+        agent, note = checked_agent_note(agent, note)
         entry_id, renamed = self._checked_entry(entry_id)
         return self.conversations.close_handoff(
-            turn_id, entry_id=entry_id, agent=agent, note=note, renamed=renamed
+            turn_id,
+            entry_id=entry_id,
+            agent=agent,
+            note=note,
+            renamed=renamed,
+            force=force,
+            with_earlier=with_earlier,
         )
+
+
+def checked_agent_note(agent: str, note: str) -> tuple[str, str]:
+    """An agent's name and note as a hand-off keeps them (valid Unicode, no control
+    characters, the name stripped), refused over :data:`MAX_AGENT_CHARS` and
+    :data:`MAX_NOTE_CHARS`."""
+    for text, what in ((agent, "agent"), (note, "note")):
+        check_text(text, what)
+    agent, note = without_controls(agent)[0].strip(), without_controls(note)[0]
+    if len(note) > MAX_NOTE_CHARS:
+        raise Refusal(
+            "note_too_long",
+            f"the note is {len(note):,} characters long; at most {MAX_NOTE_CHARS:,} are kept",
+        )
+    if len(agent) > MAX_AGENT_CHARS:
+        raise Refusal(
+            "bad_request",
+            f"the agent's name is {len(agent):,} characters long; at most "
+            f"{MAX_AGENT_CHARS} are kept",
+        )
+    return agent, note

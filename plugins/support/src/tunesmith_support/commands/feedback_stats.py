@@ -54,6 +54,12 @@ def feedback_command(
         correct_id, correct_id
     ):
         typer.echo(f"its hand-off is resolved with {handoff['entry_id']}")
+    elif handoff["status"] == "waiting":
+        # Claimed: the claimer closes it (support handoffs --close), not a correction.
+        typer.echo(
+            f"note: its hand-off is claimed by {handoff['claimed_by']} and stays in the queue "
+            "for them to close; this feedback is stored"
+        )
     else:
         # Another agent closed it first: their closure stays, this correction is kept too.
         typer.echo(f"note: {closed_already(turn, handoff)}")

@@ -28,13 +28,24 @@ def waited_text(seconds: int) -> str:
 
 def handoff_lines(item: dict[str, Any]) -> list[str]:
     """One hand-off for an agent's terminal: what was asked, why it was handed off, the
-    conversation before it, the candidates and, once closed, how."""
+    conversation before it, the candidates, who holds it and, once closed, how."""
+    from tunesmith_support.handoff_claims import ago
+
     verb = "waiting" if item["status"] == "waiting" else "waited"
     lines = [
         f"turn {item['turn_id']}  {verb} {waited_text(item['waited_seconds'])}  "
         f"({item['reason']}, confidence {item['confidence']:.2f})  "
         f"conversation {item['conversation_id']}  since {item['created_at']}",
     ]
+    earlier = item.get("earlier_waiting") or []
+    if earlier:
+        turns = ", ".join(str(e["turn_id"]) for e in earlier)
+        lines.append(
+            f"  {len(earlier) + 1} questions waiting in this conversation, the first since "
+            f"{item['waiting_since']} (earlier turns {turns} close with this one)"
+        )
+    if item.get("claimed_by") and item["status"] == "waiting":
+        lines.append(f"  claimed by {item['claimed_by']} {ago(item['claimed_at'])}")
     if item["earlier_turns"] > len(item["conversation"]):
         lines.append(f"  ({item['earlier_turns'] - len(item['conversation'])} earlier turns)")
     for turn in item["conversation"]:
@@ -50,21 +61,37 @@ def handoff_lines(item: dict[str, Any]) -> list[str]:
         lines.append(f"  resolved with {item['entry_id']}" + _closed_by(item))
     elif item["status"] == "no_answer":
         lines.append("  closed with no entry (a gap in the knowledge base)" + _closed_by(item))
+    elif item["status"] == "superseded":
+        lines.append(f"  closed with turn {item['closed_with']}" + _closed_by(item))
     return lines
 
 
 def _closed_by(item: dict[str, Any]) -> str:
     by = f" by {item['agent']}" if item["agent"] else ""
+    claimed = item.get("claimed_by")
+    held = f" (claimed by {claimed})" if claimed and claimed != item["agent"] else ""
     note = f": {item['note']}" if item["note"] else ""
-    return f"{by} at {item['closed_at']}{note}"
+    return f"{by}{held} at {item['closed_at']}{note}"
+
+
+def _turns(ids: list[int]) -> str:
+    return ("turn " if len(ids) == 1 else "turns ") + ", ".join(map(str, ids))
 
 
 def handoffs_command(
     kb: Path = KB_OPTION,
     show_all: bool = typer.Option(False, "--all", help="Closed hand-offs too."),
     since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
+    per_turn: bool = typer.Option(
+        False,
+        "--per-turn",
+        help="One item per hand-off turn (default: one per conversation, its newest question).",
+    ),
     close: int | None = typer.Option(
-        None, "--close", help="Close the hand-off of this turn (with --entry or --no-answer)."
+        None,
+        "--close",
+        help="Close the hand-off of this turn (with --entry or --no-answer), and its "
+        "conversation's earlier waiting ones with it.",
     ),
     entry: str | None = typer.Option(
         None, "--entry", help="With --close: the entry id that answers it (a training row)."
@@ -72,38 +99,150 @@ def handoffs_command(
     no_answer: bool = typer.Option(
         False, "--no-answer", help="With --close: the KB has no answer (counted as a gap)."
     ),
-    agent: str = typer.Option("", "--agent", help="With --close: who closed it."),
-    note: str = typer.Option("", "--note", help="With --close: a note kept with it."),
+    this_turn_only: bool = typer.Option(
+        False,
+        "--this-turn-only",
+        help="With --close: leave the conversation's earlier hand-offs waiting.",
+    ),
+    claim: int | None = typer.Option(
+        None, "--claim", help="Claim the hand-off of this turn for --agent (others see it taken)."
+    ),
+    release: int | None = typer.Option(
+        None, "--release", help="Release the claim on the hand-off of this turn."
+    ),
+    reopen: int | None = typer.Option(
+        None, "--reopen", help="Put the closed hand-off of this turn back in the queue."
+    ),
+    agent: str = typer.Option("", "--agent", help="Who claims, releases, closes or reopens it."),
+    note: str = typer.Option("", "--note", help="With --close or --reopen: a note kept with it."),
+    force: bool = typer.Option(
+        False, "--force", help="Claim, release or close over another agent's claim."
+    ),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Hand-offs waiting for a person, oldest first; --close TURN closes one."""
+    """Hand-offs waiting for a person, one per conversation, oldest first; --claim, --release,
+    --close and --reopen TURN act on one."""
     from tunesmith.errors import UserInputError
 
-    if close is None:
-        if entry is not None or no_answer or agent or note:
-            raise UserInputError("--entry, --no-answer, --agent and --note go with --close TURN")
-        _show(kb, db, show_all, since, as_json)
+    actions = {"--close": close, "--claim": claim, "--release": release, "--reopen": reopen}
+    chosen = [flag for flag, turn in actions.items() if turn is not None]
+    if len(chosen) > 1:
+        raise UserInputError(f"{' and '.join(chosen)}: one action at a time")
+    action = chosen[0] if chosen else None
+    if action != "--close" and (entry is not None or no_answer or this_turn_only):
+        raise UserInputError("--entry, --no-answer and --this-turn-only go with --close TURN")
+    if action is None:
+        if agent or note or force:
+            raise UserInputError(
+                "--agent, --note and --force go with --claim, --release, --close or --reopen TURN"
+            )
+        _show(kb, db, show_all, since, as_json, per_turn)
         return
-    if show_all or since is not None:
-        raise UserInputError("--all and --since list hand-offs; they do not go with --close")
+    if show_all or since is not None or per_turn:
+        raise UserInputError(f"--all, --since and --per-turn list hand-offs; not with {action}")
+    if note and action in ("--claim", "--release"):
+        raise UserInputError(f"--note goes with --close or --reopen, not {action}")
+    if force and action == "--reopen":
+        raise UserInputError("--force goes with --claim, --release or --close, not --reopen")
+    if action == "--close":
+        _close(kb, db, close, entry, no_answer, agent, note, force, this_turn_only, as_json)
+        return
+    _act(kb, db, action, int(actions[action] or 0), agent, note, force, as_json)
+
+
+def _close(
+    kb: Path,
+    db: Path | None,
+    turn: Any,
+    entry: str | None,
+    no_answer: bool,
+    agent: str,
+    note: str,
+    force: bool,
+    this_turn_only: bool,
+    as_json: bool,
+) -> None:
+    from tunesmith.errors import UserInputError
+
     if (entry is None) == (not no_answer):
         raise UserInputError("--close needs --entry ID (the answer) or --no-answer, one of them")
     service = open_service(kb, stored_db(kb, db), None)
     try:
-        closed = service.close_handoff(close, entry_id=entry, agent=agent, note=note)
+        closed = service.close_handoff(
+            turn,
+            entry_id=entry,
+            agent=agent,
+            note=note,
+            force=force,
+            with_earlier=not this_turn_only,
+        )
     finally:
         service.close()
     if as_json:
         typer.echo(json.dumps(closed, indent=2, ensure_ascii=False))
-    elif closed["status"] == "resolved":
-        typer.echo(f"hand-off of turn {close} resolved with {closed['entry_id']}")
+        return
+    if closed["status"] == "resolved":
+        said = f"hand-off of turn {turn} resolved with {closed['entry_id']}"
     else:
-        typer.echo(f"hand-off of turn {close} closed with no entry (a gap in the knowledge base)")
+        said = f"hand-off of turn {turn} closed with no entry (a gap in the knowledge base)"
+    if closed.get("closed_with_it"):
+        said += (
+            f"; closed with it: {_turns(closed['closed_with_it'])}, the conversation's earlier "
+            "hand-offs (no training row, not gaps)"
+        )
+    typer.echo(said)
 
 
-def _show(kb: Path, db: Path | None, show_all: bool, since: str | None, as_json: bool) -> None:
-    """Print the queue (``show_all``: every hand-off) made since ``since``."""
+def _act(
+    kb: Path,
+    db: Path | None,
+    action: str,
+    turn: int,
+    agent: str,
+    note: str,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """``--claim``, ``--release`` or ``--reopen`` TURN, without loading the KB's encoder."""
+    from tunesmith_support import handoff_actions
+    from tunesmith_support.conversations import Conversations
+    from tunesmith_support.handoff_claims import ago
+    from tunesmith_support.kbindex import read_meta
+
+    read_meta(kb)
+    log = Conversations.open(stored_db(kb, db))
+    try:
+        if action == "--claim":
+            item = handoff_actions.claim(log, turn, agent, force=force)
+        elif action == "--release":
+            item = handoff_actions.release(log, turn, agent, force=force)
+        else:
+            item = handoff_actions.reopen(log, turn, agent, note)
+    finally:
+        log.close()
+    if as_json:
+        typer.echo(json.dumps(item, indent=2, ensure_ascii=False))
+    elif action == "--claim":
+        typer.echo(
+            f"turn {turn}'s hand-off claimed by {item['claimed_by']} {ago(item['claimed_at'])}"
+        )
+    elif action == "--release":
+        typer.echo(f"turn {turn}'s hand-off released: unclaimed, waiting")
+    else:
+        others = [t for t in item["reopened"] if t != turn]
+        with_it = f" with {_turns(others)}, closed with it," if others else ""
+        typer.echo(
+            f"turn {turn}'s hand-off reopened{with_it} waiting and unclaimed; its closure is kept "
+            "in the log, and an entry it named is no longer a training row"
+        )
+
+
+def _show(
+    kb: Path, db: Path | None, show_all: bool, since: str | None, as_json: bool, per_turn: bool
+) -> None:
+    """Print the queue (``show_all``: every hand-off) made since ``since``, one item per
+    conversation unless ``per_turn``."""
     from tunesmith.events.ages import parse_moment
     from tunesmith_support.conversations import Conversations
     from tunesmith_support.kbindex import read_meta
@@ -117,7 +256,7 @@ def _show(kb: Path, db: Path | None, show_all: bool, since: str | None, as_json:
     if Path(path).exists():  # a listing does not create the database it lists
         log = Conversations.open(stored_db(kb, db))
         try:
-            items = log.handoffs(waiting_only=not show_all, since=moment)
+            items = log.handoffs(waiting_only=not show_all, since=moment, per_turn=per_turn)
         finally:
             log.close()
     elif db is not None:
@@ -131,13 +270,15 @@ def _show(kb: Path, db: Path | None, show_all: bool, since: str | None, as_json:
     for item in items:
         typer.echo("\n".join(handoff_lines(item)))
         typer.echo("")
-    waiting = sum(item["status"] == "waiting" for item in items)
+    waiting = [item for item in items if item["status"] == "waiting"]
+    turns = sum(item["waiting_turns"] for item in waiting)
+    counted = f"{len(waiting)} waiting" + (
+        f" ({turns} hand-off turns)" if turns != len(waiting) else ""
+    )
     how = (
-        f"; close one with: tunesmith support handoffs --kb {kb} --close TURN "
-        "--entry ID | --no-answer"
+        f"; claim one with: tunesmith support handoffs --kb {kb} --claim TURN --agent NAME; "
+        "close it with --close TURN --entry ID | --no-answer"
         if waiting
         else ""  # nothing left to close
     )
-    typer.echo(
-        f"{waiting} waiting" + (f", {len(items) - waiting} closed" if show_all else "") + how
-    )
+    typer.echo(counted + (f", {len(items) - len(waiting)} closed" if show_all else "") + how)
