@@ -133,6 +133,17 @@ def test_guide_prediction_explanation_and_retrieval_examples_run(tmp_path, monke
     assert namespace["hits"][0].payload["text"] in namespace["texts"]
 
 
+def test_guide_read_table_example_reads_a_plugins_own_columns(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("library.csv").write_text("id,text\n c7 ,unlimited liability\n", encoding="utf-8")
+    namespace: dict = {}
+    exec(block_with('read_table("library.csv"'), namespace)
+    assert namespace["ids"] == ["c7"]
+    assert namespace["rows"] == [
+        {"__row__": 2, "id": " c7 ", "text": "unlimited liability", "label": ""}
+    ]
+
+
 def test_guide_event_examples_deliver_and_commit_with_the_callers_rows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))

@@ -444,6 +444,39 @@ def _text_column(row: dict[str, Any], columns: Sequence[str]) -> str:
     return next((column for column in columns if column in row), columns[0])
 
 
+def read_table(
+    path: str | Path, columns: Sequence[str], *, optional: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The rows of a data file with a plugin's own columns (an id, a text, a category ...).
+
+    Each row is a dict of every name in ``columns`` (its text, required and non-empty) and in
+    ``optional`` (its text, ``""`` when the file or the row lacks it or the cell is empty), and
+    ``ROW_KEY`` (``"__row__"``), the line users see. Reads any suffix a reader is registered
+    for, with the checks ``load_text_dataset`` makes: one ``DataError`` naming the file, the
+    row and the column (a missing file, no rows, a column the file lacks, listing those it has,
+    an empty or missing value, a short CSV row, a value that is not text), with a count of
+    the other bad rows.
+    """
+    path = _existing_file(path)
+    with expect_columns([*columns, *optional]):  # a workbook's header: the row naming them
+        rows = _read_rows(path)
+    for column in columns:
+        _check_column(rows, column, path)
+    problems = _Problems(path)
+    table: list[dict[str, Any]] = []
+    for row in rows:
+        record: dict[str, Any] = {ROW_KEY: row[ROW_KEY]}
+        for column in columns:
+            record[column] = _text_of(row, column, problems)
+        for column in optional:
+            absent = column not in row or _missing(row[column]) is not None
+            record[column] = "" if absent else _text_of(row, column, problems)
+        if all(record[column] is not None for column in (*columns, *optional)):
+            table.append(record)
+    problems.raise_if_any()
+    return table
+
+
 def _detect_scheme(tags: Iterable[str]) -> str:
     return "BIO" if any(tag.startswith("B-") for tag in tags) else "IO"
 

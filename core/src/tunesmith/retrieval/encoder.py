@@ -335,7 +335,15 @@ class Encoder:
     ) -> Encoder:
         """The encoder under an already loaded classifier (``tunesmith.engine.loading.
         LoadedModel``), sharing its weights: its pooling, normalised. What
-        ``Encoder.load(classifier_dir)`` returns, without loading the weights a second time."""
+        ``Encoder.load(classifier_dir)`` returns, without loading the weights a second time.
+
+        Named, when neither ``name`` nor ``path`` is given, by the classifier's directory, as
+        ``Encoder.load`` names it: the name an index records, so that ``VectorIndex.load``
+        refuses an index built with another classifier."""
+        if name is None and path is None and getattr(loaded, "path", None) is not None:
+            # "None" for every classifier let an index built with one load with any other.
+            path = Path(loaded.path).resolve()
+            name = str(path)
         classifier = loaded.model
         # The head is dropped: the encoder under it is what the classifier's pooling reads.
         encoder = getattr(classifier, classifier.base_model_prefix, None)
