@@ -35,6 +35,7 @@ from tunesmith_recommend.ranker import (
     item_ages,
     ranker_requests,
 )
+from tunesmith_recommend.ranker_added import TrainingEvents
 from tunesmith_recommend.split import Requests, Split, leave_last_out
 from tunesmith_recommend.two_tower import (
     fine_tune_item_encoder,
@@ -315,8 +316,20 @@ def fit(
             base_vectors=None if item_vectors is pretrained else pretrained,
         )
         say(f"choosing the ranker's weights on {fitted_on} ({label} item tower)")
+        # the towers again without each tenth of the items, for items added later
+        training = TrainingEvents(
+            split.fit_sequences,
+            recent.scores,
+            tower_epochs=settings.tower_epochs,
+            tower_max_examples=settings.tower_max_examples,
+            seed=settings.seed,
+        )
         ranker, val_ndcg = fit_ranker(
-            signals, split.val, seed=settings.seed, max_requests=settings.ranker_max_requests
+            signals,
+            split.val,
+            seed=settings.seed,
+            max_requests=settings.ranker_max_requests,
+            training=training,
         )
         tower_scores[label] = round(val_ndcg, 6)
         if best is None or val_ndcg > best[0]:

@@ -675,8 +675,14 @@ def fit_ranker(
     *,
     max_requests: int = MAX_REQUESTS,
     seed: int = 0,
+    training: Any = None,
 ) -> tuple[Ranker, float]:
     """Learn the weights on validation requests; returns the ranker and its validation NDCG@10.
+
+    ``training`` (a :class:`~tunesmith_recommend.ranker_added.TrainingEvents`): what the user
+    tower and content prior were fitted on, for the weights of items added after training to
+    be fitted on items scored by towers that never saw their events; None (signals made
+    without training events) scores them by ``signals``' own.
 
     The requests are a seeded sample of :func:`ranker_requests` of ``val`` when there are more.
     The NDCG@10 returned is the cross-validated one (each request scored by weights learned on
@@ -734,8 +740,13 @@ def fit_ranker(
     if int(cold.sum()) < MIN_COLD_TARGETS:
         from tunesmith_recommend import ranker_added
 
-        params = ranker_added.added_fit(design, w, n_items, seed, l2)
-        move = ranker_added.added_shift(design, w, params, n_items, seed)
+        columns = (
+            ranker_added.HeldOutColumns(design, signals, training, n_items, seed)
+            if training is not None
+            else None
+        )
+        params = ranker_added.added_fit(design, w, n_items, seed, l2, columns)
+        move = ranker_added.added_shift(design, w, params, n_items, seed, columns)
         constant = params[-1] - ranker_added.catalogue_constant(design, w)
         added_shift = round(float(constant * scales["cold"] + move), 6)
         added_weights = {
