@@ -148,6 +148,7 @@ def test_the_schema_gives_each_error_response_the_codes_it_may_carry(make_client
         CONFLICTS,
         FEEDBACK_REFUSALS,
         HANDOFF_REFUSALS,
+        HISTORY_REFUSALS,
     )
     from tunesmith_support.api_errors import CODES
 
@@ -159,6 +160,7 @@ def test_the_schema_gives_each_error_response_the_codes_it_may_carry(make_client
     refusals = {"/v1/ask": list(ASK_REFUSALS), "/v1/feedback": list(FEEDBACK_REFUSALS),
                 "/v1/handoffs": ["bad_request"],
                 "/v1/handoffs/{turn_id}/close": list(HANDOFF_REFUSALS),
+                "/v1/handoffs/{turn_id}/history": list(HISTORY_REFUSALS),
                 **{f"/v1/handoffs/{{turn_id}}/{action}": list(CLAIM_REFUSALS)
                    for action in ("claim", "release", "reopen")}}  # fmt: skip
     for path, operations in document["paths"].items():

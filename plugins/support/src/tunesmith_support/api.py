@@ -1,8 +1,8 @@
 """The HTTP JSON API for integrators (FastAPI, which Gradio already brings).
 
 ``POST /v1/ask``, ``POST /v1/feedback``, ``GET /v1/health``, and for a helpdesk
-``GET /v1/handoffs`` and ``POST /v1/handoffs/{turn_id}/close`` (``/claim``, ``/release``,
-``/reopen``); the OpenAPI schema is at
+``GET /v1/handoffs`` (and ``/{turn_id}/history``) and ``POST /v1/handoffs/{turn_id}/close``
+(``/claim``, ``/release``, ``/reopen``); the OpenAPI schema is at
 ``/openapi.json`` and readable at ``/docs`` (a page without scripts, :mod:`api_docs`); who may
 call it is :mod:`api_access`'s business (a bearer token, CORS origins). One model serves every request: the answerer holds a
 lock around the encoder and index, and the store serialises SQLite writes. Handlers are plain
@@ -341,6 +341,29 @@ class ReopenedHandoff(Handoff):
     )
 
 
+class HandoffHistoryEntry(BaseModel):
+    at: str = Field(..., description="When (ISO 8601, UTC).")
+    action: Literal["handoff", "claim", "release", "close", "reopen"] = Field(
+        ...,
+        description="handoff: the bot handed it off (always first); then each agent's action.",
+    )
+    agent: str = Field(..., description="Who did it (empty: not named, or the bot).")
+    detail: dict[str, Any] = Field(
+        ...,
+        description="What else was kept: handoff: reason; claim: taken_from (the agent it was "
+        "taken over from), with_turn (claimed with the conversation's earlier hand-off its "
+        "agent held); release: held_by; close: outcome, entry, note, forced, closed_with (the "
+        "later turn a superseded one closed with); reopen: note, closed (the closure undone).",
+    )
+
+
+class HandoffHistory(BaseModel):
+    turn_id: int
+    conversation_id: str
+    status: Literal["waiting", "resolved", "no_answer", "superseded"]
+    history: list[HandoffHistoryEntry] = Field(..., description="Oldest first.")
+
+
 class HandoffQueue(BaseModel):
     handoffs: list[Handoff] = Field(
         ...,
@@ -473,6 +496,8 @@ HANDOFF_REFUSALS = (
     "unknown_turn", "not_a_handoff", "unknown_entry", "note_too_long", "feedback_limit",
     "invalid_text", "invalid_body", "bad_request",
 )  # fmt: skip
+#: A hand-off's history (GET): a turn that is not there or was not handed off.
+HISTORY_REFUSALS = ("unknown_turn", "not_a_handoff")
 CLAIM_REFUSALS = (
     "unknown_turn", "not_a_handoff", "note_too_long", "invalid_text", "invalid_body",
     "bad_request",
@@ -930,6 +955,22 @@ def create_app(
             request.agent,
             request.note,
         )
+
+    @app.get(
+        "/v1/handoffs/{turn_id}/history",
+        response_model=HandoffHistory,
+        responses={
+            **{status: error_responses(())[status] for status in (503, 421, 500)},
+            400: error_response("No such turn, or it was not handed off.", HISTORY_REFUSALS),
+            422: error_response("turn_id is not a whole number.", _only(422)),
+            403: FORBIDDEN,
+        },
+    )
+    def handoff_history(turn_id: int) -> dict[str, Any]:
+        """What was done with a hand-off, oldest first: handed off, then who claimed,
+        released, closed and reopened it, when, with what note. Served as the queue is."""
+        check_queue()
+        return _call(service, handoff_actions.history, service.conversations, turn_id)
 
     started = datetime.now(UTC).isoformat(timespec="seconds")  # the service's copy: loaded
 

@@ -22,6 +22,7 @@ from tunesmith_support.handoff_claims import (
     WAITING,
     check_not_held,
     claim,
+    inherit,
     log_action,
     refuse_closed,
     release,
@@ -409,10 +410,15 @@ class Conversations:
         rows = self.store.query("SELECT response FROM support_turns WHERE request_key = ?", (key,))
         return json.loads(rows[0]["response"]) if rows else None
 
-    def mark_handoff(self, turn_id: int, event_id: str) -> None:
-        self.store.execute(
-            "UPDATE support_turns SET handoff_event = ? WHERE id = ?", (event_id, turn_id)
-        )
+    def mark_handoff(self, turn_id: int, event_id: str) -> str | None:
+        """Keep the hand-off event of turn ``turn_id``; in a conversation an agent has claimed,
+        the hand-off is theirs too (:func:`~tunesmith_support.handoff_claims.inherit`), and
+        their name is returned."""
+        with self.store.transaction() as tx:
+            tx.execute(
+                "UPDATE support_turns SET handoff_event = ? WHERE id = ?", (event_id, turn_id)
+            )
+            return inherit(tx, turn_id)
 
     def handoffs(
         self,
@@ -449,6 +455,18 @@ class Conversations:
             return items
         grouped = by_conversation(items)
         return [item for item in grouped if moment is None or item["created_at"] >= moment]
+
+    def recently_closed(self, limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` hand-offs a person closed most recently, newest first, as
+        :meth:`handoffs` lists them; those closed with a later one of their conversation
+        (``superseded``) are left out: they reopen with it."""
+        rows = self.store.query(
+            "SELECT * FROM support_turns WHERE decision = 'handoff' AND handoff_closed_at IS NOT "
+            "NULL AND handoff_outcome != 'superseded' ORDER BY handoff_closed_at DESC, id DESC "
+            "LIMIT ?",
+            (int(limit),),
+        )
+        return [self._with_conversation(self.store, row) for row in rows]
 
     def handoff(self, turn_id: int) -> dict[str, Any] | None:
         """The hand-off of turn ``turn_id`` as :meth:`handoffs` lists it, or None when that
@@ -535,6 +553,7 @@ class Conversations:
                     tx, row["id"], "close", agent, outcome=outcome if mine else "superseded",
                     entry=entry_id if mine else None, forced=force and bool(
                         row["handoff_claimed_by"] not in (None, agent)),
+                    note=note if mine else "", closed_with=None if mine else int(turn_id),
                 )  # fmt: skip
             return self._closed(tx, turn_id)
 
@@ -574,6 +593,40 @@ class Conversations:
         with self.store.transaction() as tx:
             reopened = reopen(tx, the_handoff(tx, turn_id, self.store.path), agent, note)
             return {**(self._handoff(tx, turn_id) or {}), "reopened": reopened}
+
+    def handoff_history(self, turn_id: int) -> dict[str, Any]:
+        """The history of the hand-off of ``turn_id``: ``turn_id``, ``conversation_id``,
+        ``status`` and ``history``, its entries oldest first
+        (:func:`~tunesmith_support.handoff_history.entries`: handed off, then each claim,
+        release, close and reopening, with who and what note). A turn that does not exist
+        (``unknown_turn``) or was not handed off (``not_a_handoff``) is refused."""
+        turn = the_handoff(self.store, turn_id, self.store.path)
+        return {
+            "turn_id": int(turn["id"]),
+            "conversation_id": turn["conversation_id"],
+            "status": turn["handoff_outcome"] or "waiting",
+            "history": self.handoff_histories([int(turn_id)])[int(turn_id)],
+        }
+
+    def handoff_histories(self, turn_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """:meth:`handoff_history`'s entries of each hand-off of ``turn_ids`` (in one read, for
+        a page of the queue); a turn that is no hand-off is left out."""
+        from tunesmith_support.handoff_history import entries
+
+        ids = json.dumps([int(t) for t in turn_ids])
+        turns = self.store.query(
+            "SELECT * FROM support_turns WHERE decision = 'handoff' AND id IN "
+            "(SELECT value FROM json_each(?))",
+            (ids,),
+        )
+        rows: dict[int, list[Any]] = {int(t["id"]): [] for t in turns}
+        for row in self.store.query(
+            "SELECT * FROM support_handoff_log WHERE turn_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY id",
+            (ids,),
+        ):
+            rows.setdefault(int(row["turn_id"]), []).append(row)
+        return {int(t["id"]): entries(t, rows[int(t["id"])]) for t in turns}
 
     def _waiting(self, tx: Any, turn_id: int, doing: str) -> Any:
         """Turn ``turn_id``'s row, refused unless it is a hand-off still waiting."""
@@ -645,7 +698,9 @@ class Conversations:
                     (_now(), correct_id, note, int(turn_id)),
                 )
                 if closed.rowcount:
-                    log_action(tx, turn_id, "close", "", outcome="resolved", entry=correct_id)
+                    log_action(
+                        tx, turn_id, "close", "", outcome="resolved", entry=correct_id, note=note
+                    )
             if key is not None:
                 tx.execute(
                     "INSERT INTO support_feedback_requests (request_key, feedback_id, created_at) "

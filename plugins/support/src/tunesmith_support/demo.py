@@ -88,7 +88,9 @@ def service_for(kb_dir: str) -> Any:
         if kb_dir in _services:
             _services.move_to_end(kb_dir)
             return _services[kb_dir]
-        service = _services[kb_dir] = SupportService(kb_dir)
+        # Hand-offs are delivered from the service's own thread, as `serve` does: a webhook
+        # that hangs would hold the customer's answer 5 s (once per hold of that sink).
+        service = _services[kb_dir] = SupportService(kb_dir, background_delivery=True)
         while len(_services) > MAX_SERVICES:
             # Not closed: a request may still be answering from it; its database closes when
             # the last one lets it go.
@@ -133,7 +135,8 @@ def describe(turn: Any) -> tuple[str, str]:
         }.get(a.reason, a.reason)
         decision = (
             f"### Handed off to a person\n**Decision: hand-off** ({plain_markdown(reason)}), "
-            f"confidence {a.confidence:.0%}. Event {code_span(turn.handoff_event or '')} sent."
+            f"confidence {a.confidence:.0%}. Event {code_span(turn.handoff_event or '')} stored "
+            "and being sent."
         )
     decision += notes
     lines = []

@@ -1,6 +1,7 @@
 """The support demo's hand-off queue, for the agent who takes the hand-offs: what waits for a
-person (oldest first, with the conversation so far, the candidates, the reason and the wait),
-and closing one with the entry that answers it or with none (the KB has no answer).
+person (oldest first, with the conversation so far, the candidates, the reason, the wait and
+what agents did with it), claiming or releasing one, closing one with the entry that answers
+it or with none (the KB has no answer), and reopening one closed.
 
 The page's part of `support handoffs`: the queue is :meth:`Conversations.handoffs` and a close
 is :meth:`SupportService.close_handoff`, so a closed hand-off leaves the queue and
@@ -47,9 +48,22 @@ EMPTY_QUEUE = "No hand-offs waiting."
 
 
 def waiting(kb_dir: str) -> list[dict[str, Any]]:
-    """The hand-offs waiting in the page's KB, oldest first (read without loading its
-    encoder; none before the sample KB is built)."""
-    return read_log(kb_dir, lambda log: log.handoffs(), [])
+    """The hand-offs waiting in the page's KB, oldest first, the first :data:`MAX_SHOWN` with
+    their ``history`` (read without loading its encoder; none before the sample KB is
+    built)."""
+
+    def read(log: Any) -> list[dict[str, Any]]:
+        items = log.handoffs()
+        histories = log.handoff_histories([item["turn_id"] for item in items[:MAX_SHOWN]])
+        return [{**item, "history": histories.get(item["turn_id"], [])} for item in items]
+
+    return read_log(kb_dir, read, [])
+
+
+def recently_closed(kb_dir: str) -> list[dict[str, Any]]:
+    """The :data:`MAX_SHOWN` hand-offs closed most recently, newest first, for "Closed
+    hand-off to reopen" (:meth:`Conversations.recently_closed`)."""
+    return read_log(kb_dir, lambda log: log.recently_closed(MAX_SHOWN), [])
 
 
 def _cut(text: str, limit: int) -> str:
@@ -84,6 +98,9 @@ def handoff_markdown(item: dict[str, Any]) -> str:
             f"{len(earlier) + 1} questions of this customer wait (earlier turns {turns}); "
             "closing this one closes them too."
         )
+    done = history_markdown(item.get("history") or [])
+    if done:
+        lines.append(done)
     lines += [""]
     before = item["earlier_turns"] - len(item["conversation"])
     if before > 0:
@@ -100,6 +117,23 @@ def handoff_markdown(item: dict[str, Any]) -> str:
     ]
     lines += ["", "Candidates: " + ("; ".join(candidates) if candidates else "none")]
     return "\n".join(lines)
+
+
+def history_markdown(history: list[dict[str, Any]]) -> str:
+    """What agents did with a hand-off, for its item: "History: 10:02 claimed by alice; 10:15
+    closed by alice: ...; 10:20 reopened by bob, note: ..." (the hand-off itself, which the
+    heading says, left out), escaped; empty when nothing was done yet."""
+    from tunesmith_support.handoff_history import entry_words
+
+    done = [entry for entry in history if entry["action"] != "handoff"]
+    if not done:
+        return ""
+    said = "; ".join(
+        f"{plain_markdown(entry['at'][:16].replace('T', ' '))} "
+        f"{plain_markdown(_cut(entry_words(entry), 300))}"
+        for entry in done
+    )
+    return f"History: {said}."
 
 
 def queue_markdown(items: list[dict[str, Any]]) -> str:
@@ -260,6 +294,67 @@ def claim_handoff(kb_dir: str, turn_id: Any, agent: str) -> tuple:
     return (said, *show_queue(kb_dir, turn_id))
 
 
+def release_handoff(kb_dir: str, turn_id: Any, agent: str) -> tuple:
+    """ "Release it": ``(note, queue, hand-off to close, entry that answers it)``. The agent in
+    "Agent" releases their claim on the chosen hand-off, as `support handoffs --release` does,
+    so another agent may take it; another agent's claim is refused (the note says whose)."""
+    import gradio as gr
+
+    from tunesmith_support import handoff_actions
+
+    if turn_id in (None, ""):
+        return (problem("Choose a hand-off to release first."), gr.skip(), gr.skip(), gr.skip())
+    kb_dir = current_kb(kb_dir)
+    try:
+        item = handoff_actions.release(service_for(kb_dir).conversations, int(turn_id), agent)
+    except TunesmithError as exc:
+        return (problem(str(exc)), *show_queue(kb_dir, turn_id))
+    said = f"Hand-off of turn {item['turn_id']} released: not claimed, waiting."
+    return (said, *show_queue(kb_dir, turn_id))
+
+
+def closed_choices(kb_dir: str) -> Any:
+    """The "Closed hand-off to reopen" list: the ones closed most recently, newest first,
+    each with how and by whom (nothing chosen)."""
+    import gradio as gr
+
+    from tunesmith_support.conversations import closure_words
+
+    choices = [
+        (
+            f"Turn {item['turn_id']}, "
+            + closure_words(item["status"], item["entry_id"], item["agent"])
+            + f": {_cut(item['question'], 60)}",
+            int(item["turn_id"]),
+        )
+        for item in recently_closed(kb_dir)
+    ]
+    return gr.update(choices=choices, value=None)
+
+
+def reopen_handoff(kb_dir: str, turn_id: Any, agent: str, note: str) -> tuple:
+    """ "Reopen it": ``(note, queue, hand-off to close, entry that answers it, closed hand-off
+    to reopen, note box)``. The chosen closed hand-off goes back in the queue, unclaimed, as
+    `support handoffs --reopen` puts it (with the ones closed with it; the entry it named is
+    no longer a training row), and is chosen there; "Agent" and "Note" are kept in its
+    history. A refusal (none chosen, waiting already) is the note."""
+    import gradio as gr
+
+    from tunesmith_support import handoff_actions
+
+    if turn_id in (None, ""):
+        return (problem("Choose a closed hand-off to reopen first."), *(gr.skip(),) * 5)
+    kb_dir = current_kb(kb_dir)
+    try:
+        item = handoff_actions.reopen(service_for(kb_dir).conversations, int(turn_id), agent, note)
+    except TunesmithError as exc:
+        return (problem(str(exc)), *show_queue(kb_dir, None), closed_choices(kb_dir), gr.skip())
+    others = [t for t in item["reopened"] if t != item["turn_id"]]
+    with_it = f" with turns {', '.join(map(str, others))}" if others else ""
+    said = f"Hand-off of turn {item['turn_id']} reopened{with_it}: waiting, not claimed."
+    return (said, *show_queue(kb_dir, item["turn_id"]), closed_choices(kb_dir), "")
+
+
 def _unchanged() -> tuple:
     import gradio as gr
 
@@ -318,24 +413,39 @@ def handoff_panel(blocks: Any, kb_state: Any, live: Any, table: Any) -> Any:
             note = gr.Textbox(label="Note kept with it (optional)", lines=1, max_lines=1)
         with gr.Row():
             claim = gr.Button("Claim it")
+            release = gr.Button("Release it")
             with_entry = gr.Button("Close with this entry", variant="primary")
             no_answer = gr.Button("Close: no answer in the KB")
+        with gr.Row():
+            closed = gr.Dropdown(label="Closed hand-off to reopen", choices=[], value=None)
+            reopen = gr.Button("Reopen it")
         close_note = markdown_box(elem_id="support-handoff-note")
 
     outputs = [queue, chosen, entry]
-    blocks.load(show_queue, [kb_state, chosen], outputs)
+    blocks.load(show_queue, [kb_state, chosen], outputs).then(
+        closed_choices, [kb_state], [closed], show_progress="hidden"
+    )
     read = refresh.click(show_queue, [kb_state, chosen], outputs)
+    read.then(closed_choices, [kb_state], [closed], show_progress="hidden")
     live.announce(read, queue_status, [queue])
     chosen.input(pick_handoff, [kb_state, chosen], [entry])
     for button, none in ((with_entry, False), (no_answer, True)):
-        closed = button.click(
+        done = button.click(
             _closer(no_answer=none),
             [kb_state, chosen, entry, agent, note],
             [close_note, *outputs, table, note],
         )
-        live.announce(closed, closed_status, [close_note, queue])
-    claimed = claim.click(claim_handoff, [kb_state, chosen, agent], [close_note, *outputs])
-    live.announce(claimed, lambda note: note, [close_note])
+        done.then(closed_choices, [kb_state], [closed], show_progress="hidden")
+        live.announce(done, closed_status, [close_note, queue])
+    for button, act in ((claim, claim_handoff), (release, release_handoff)):
+        acted = button.click(act, [kb_state, chosen, agent], [close_note, *outputs])
+        live.announce(acted, lambda note: note, [close_note])
+    reopened = reopen.click(
+        reopen_handoff,
+        [kb_state, closed, agent, note],
+        [close_note, *outputs, closed, note],
+    )
+    live.announce(reopened, lambda note: note, [close_note])
 
     def quietly(event: Any, *, fresh: bool = False) -> Any:
         # fresh: another KB, whose turn ids are not this one's

@@ -1,5 +1,5 @@
 """Claim, release and reopen a hand-off as an agent asks for it, from the CLI, the API or the
-demo: the agent's name and note checked as a close checks them
+demo, or read its history: the agent's name and note checked as a close checks them
 (:func:`~tunesmith_support.service.checked_agent_note`), then the conversation log's
 transaction (:meth:`~tunesmith_support.conversations.Conversations.claim_handoff` and the
 others). None needs the KB's encoder or entries.
@@ -42,3 +42,10 @@ def reopen(log: Conversations, turn_id: int, agent: str = "", note: str = "") ->
     _checked_turn(log, turn_id)
     agent, note = checked_agent_note(agent, note)
     return log.reopen_handoff(turn_id, agent, note)
+
+
+def history(log: Conversations, turn_id: int) -> dict[str, Any]:
+    """The history of the hand-off of ``turn_id`` (:meth:`Conversations.handoff_history`):
+    handed off, then who claimed, released, closed and reopened it, when, with what note."""
+    _checked_turn(log, turn_id)
+    return log.handoff_history(turn_id)

@@ -128,6 +128,30 @@ def claim(tx: Any, turn: Any, agent: str, force: bool) -> None:
         log_action(tx, row["id"], "claim", agent, taken_from=row["handoff_claimed_by"])
 
 
+def inherit(tx: Any, turn_id: int) -> str | None:
+    """A new hand-off ``turn_id`` of a conversation an agent has claimed is theirs too (the
+    claim of its newest waiting hand-off that has one, as the grouped queue shows it): stored
+    unclaimed, anyone could close it alone, and an agent's feedback did, under the claimer's
+    nose. Logged as a claim ``with_turn`` that hand-off. Returns who holds it now."""
+    held = tx.query(
+        "SELECT h.id, h.handoff_claimed_by, h.handoff_claimed_at FROM support_turns t "
+        "JOIN support_turns h ON h.conversation_id = t.conversation_id AND h.id < t.id AND h.decision = 'handoff' "
+        "AND h.handoff_closed_at IS NULL AND h.handoff_claimed_by IS NOT NULL "
+        "WHERE t.id = ? ORDER BY h.id DESC LIMIT 1",
+        (int(turn_id),),
+    )
+    if not held:
+        return None
+    agent = held[0]["handoff_claimed_by"]
+    # Since their claim: the customer has been theirs since then, and the queue says so.
+    tx.execute(
+        "UPDATE support_turns SET handoff_claimed_by = ?, handoff_claimed_at = ? WHERE id = ?",
+        (agent, held[0]["handoff_claimed_at"], int(turn_id)),
+    )
+    log_action(tx, turn_id, "claim", agent, taken_from=None, with_turn=int(held[0]["id"]))
+    return str(agent)
+
+
 def release(tx: Any, turn: Any, agent: str, force: bool) -> None:
     """Release the claims on ``turn`` and its conversation's earlier waiting hand-offs;
     another agent's claim only with ``force``."""

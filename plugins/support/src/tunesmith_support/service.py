@@ -177,11 +177,13 @@ class SupportService:
         with self._answerer_lock:
             self._answerer = answerer
 
-    def close(self) -> None:
+    def close(self, *, drain: bool = False) -> None:
         """Close the conversation database. Hand-offs still queued for delivery are left in the
-        outbox as pending (`tunesmith events retry --status pending` sends them)."""
+        outbox as pending (`tunesmith events retry --status pending` sends them), unless
+        ``drain``: a one-shot command (`ask`, `chat`) delivers them first, after its answer is
+        out (a webhook that hangs is held after its first timeout, so the rest go quickly)."""
         if self._delivery is not None:
-            self._delivery.shutdown(wait=True, cancel_futures=True)
+            self._delivery.shutdown(wait=True, cancel_futures=not drain)
         self.conversations.close()
 
     def ask_request(

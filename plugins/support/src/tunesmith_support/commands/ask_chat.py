@@ -47,15 +47,25 @@ def ask_command(
     from tunesmith.events import refuse_stdout_sink_with_json
 
     refuse_stdout_sink_with_json(sink, as_json)
-    service = open_service(kb, db, sink, device=device)
+    service = delivering_after(open_service(kb, db, sink, device=device))
     try:
         turn = service.ask(question, conversation, channel="cli")
+        if as_json:
+            typer.echo(json.dumps(turn.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            _print_turn(turn)
     finally:
-        service.close()
-    if as_json:
-        typer.echo(json.dumps(turn.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        _print_turn(turn)
+        # The answer is out; the hand-off event is delivered before the command ends, or it
+        # would stay pending in the outbox until someone ran `events retry`.
+        service.close(drain=True)
+
+
+def delivering_after(service: Any) -> Any:
+    """``service`` sending its hand-off events from a thread of its own, so that a webhook that
+    hangs (5 s, once per hold) does not hold the customer's answer back; ``close(drain=True)``
+    waits for them."""
+    service.background_delivery = True
+    return service
 
 
 def is_rating(text: str) -> bool:
@@ -97,7 +107,7 @@ def chat_command(
     """
     from tunesmith.errors import UserInputError
 
-    service = open_service(kb, db, sink, device=device)
+    service = delivering_after(open_service(kb, db, sink, device=device))
     conversation = None
     last = None
     typer.echo("Ask a question (empty line to stop; + / - / =ID rate the last answer).")
@@ -124,4 +134,4 @@ def chat_command(
                 last = turn.turn_id
             _print_turn(turn)
     finally:
-        service.close()
+        service.close(drain=True)

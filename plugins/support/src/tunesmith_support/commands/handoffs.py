@@ -13,6 +13,18 @@ from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, open_service, 
 
 SINCE_HELP = "Only hand-offs made since then: an age (2h, 7d) or an ISO 8601 time (UTC)."
 
+#: The agent's name when ``--agent`` is not given. Only this variable: ``$USER`` on a shared
+#: support machine or in a container is the account's ("support", "root"), and a wrong name in
+#: the log of who closed what is worse than none (a claim or reopening without one asks).
+AGENT_ENV = "TUNESMITH_AGENT"
+
+
+def default_agent(agent: str) -> str:
+    """``agent``, else ``$TUNESMITH_AGENT`` (:data:`AGENT_ENV`), else ``""``."""
+    import os
+
+    return agent or os.environ.get(AGENT_ENV, "")
+
 
 def waited_text(seconds: int) -> str:
     """A wait in a few characters: ``45s``, ``12m``, ``3h 05m``, ``2d 4h``."""
@@ -113,7 +125,18 @@ def handoffs_command(
     reopen: int | None = typer.Option(
         None, "--reopen", help="Put the closed hand-off of this turn back in the queue."
     ),
-    agent: str = typer.Option("", "--agent", help="Who claims, releases, closes or reopens it."),
+    history: int | None = typer.Option(
+        None,
+        "--history",
+        help="The history of the hand-off of this turn: handed off, then who claimed, "
+        "released, closed and reopened it, when, with what note.",
+    ),
+    agent: str = typer.Option(
+        "",
+        "--agent",
+        help=f"Who claims, releases, closes or reopens it (default: ${AGENT_ENV}).",
+        show_default=False,
+    ),
     note: str = typer.Option("", "--note", help="With --close or --reopen: a note kept with it."),
     force: bool = typer.Option(
         False, "--force", help="Claim, release or close over another agent's claim."
@@ -122,10 +145,16 @@ def handoffs_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Hand-offs waiting for a person, one per conversation, oldest first; --claim, --release,
-    --close and --reopen TURN act on one."""
+    --close and --reopen TURN act on one, --history TURN says what was done with it."""
     from tunesmith.errors import UserInputError
 
-    actions = {"--close": close, "--claim": claim, "--release": release, "--reopen": reopen}
+    actions = {
+        "--close": close,
+        "--claim": claim,
+        "--release": release,
+        "--reopen": reopen,
+        "--history": history,
+    }
     chosen = [flag for flag, turn in actions.items() if turn is not None]
     if len(chosen) > 1:
         raise UserInputError(f"{' and '.join(chosen)}: one action at a time")
@@ -141,10 +170,17 @@ def handoffs_command(
         return
     if show_all or since is not None or per_turn:
         raise UserInputError(f"--all, --since and --per-turn list hand-offs; not with {action}")
-    if note and action in ("--claim", "--release"):
+    if note and action in ("--claim", "--release", "--history"):
         raise UserInputError(f"--note goes with --close or --reopen, not {action}")
-    if force and action == "--reopen":
-        raise UserInputError("--force goes with --claim, --release or --close, not --reopen")
+    if force and action in ("--reopen", "--history"):
+        raise UserInputError(f"--force goes with --claim, --release or --close, not {action}")
+    if action == "--history":
+        if agent:
+            raise UserInputError("--agent goes with --claim, --release, --close or --reopen")
+        _history(kb, db, int(history or 0), as_json)
+        return
+    # Only now: a listing or a history with $TUNESMITH_AGENT set is not an action's mistake.
+    agent = default_agent(agent)
     if action == "--close":
         _close(kb, db, close, entry, no_answer, agent, note, force, this_turn_only, as_json)
         return
@@ -238,6 +274,39 @@ def _act(
         )
 
 
+def history_lines(history: dict[str, Any]) -> list[str]:
+    """A hand-off's history for an agent's terminal: a line saying where it stands, then one
+    line per entry, oldest first."""
+    from tunesmith_support.handoff_history import entry_words
+
+    lines = [
+        f"turn {history['turn_id']}'s hand-off ({history['status']}), "
+        f"conversation {history['conversation_id']}:"
+    ]
+    lines += [f"  {entry['at']}  {entry_words(entry)}" for entry in history["history"]]
+    return lines
+
+
+def _history(kb: Path, db: Path | None, turn: int, as_json: bool) -> None:
+    """``--history TURN``: read without loading the KB's encoder, nor creating a database."""
+    from tunesmith.data.limits import printable
+    from tunesmith_support import handoff_actions
+    from tunesmith_support.conversations import Conversations
+    from tunesmith_support.kbindex import read_meta
+
+    read_meta(kb)
+    log = Conversations.open(stored_db(kb, db))
+    try:
+        found = handoff_actions.history(log, turn)
+    finally:
+        log.close()
+    if as_json:
+        typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    # Names and notes are what agents typed: no escape sequence reaches the terminal.
+    typer.echo(printable("\n".join(history_lines(found)), lines=True))
+
+
 def _show(
     kb: Path, db: Path | None, show_all: bool, since: str | None, as_json: bool, per_turn: bool
 ) -> None:
@@ -275,8 +344,9 @@ def _show(
     counted = f"{len(waiting)} waiting" + (
         f" ({turns} hand-off turns)" if turns != len(waiting) else ""
     )
+    named = "" if default_agent("") else " --agent NAME"  # $TUNESMITH_AGENT names them
     how = (
-        f"; claim one with: tunesmith support handoffs --kb {kb} --claim TURN --agent NAME; "
+        f"; claim one with: tunesmith support handoffs --kb {kb} --claim TURN{named}; "
         "close it with --close TURN --entry ID | --no-answer"
         if waiting
         else ""  # nothing left to close
