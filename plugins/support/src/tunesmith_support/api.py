@@ -347,13 +347,17 @@ class HandoffHistoryEntry(BaseModel):
         ...,
         description="handoff: the bot handed it off (always first); then each agent's action.",
     )
-    agent: str = Field(..., description="Who did it (empty: not named, or the bot).")
+    agent: str = Field(
+        ..., description="Who did it, as they named themselves (empty: not named, or the bot)."
+    )
     detail: dict[str, Any] = Field(
         ...,
         description="What else was kept: handoff: reason; claim: taken_from (the agent it was "
         "taken over from), with_turn (claimed with the conversation's earlier hand-off its "
         "agent held); release: held_by; close: outcome, entry, note, forced, closed_with (the "
-        "later turn a superseded one closed with); reopen: note, closed (the closure undone).",
+        "later turn a superseded one closed with); reopen: note, closed (the closure undone). "
+        "Each of its action's keys is always there (null, false or '' when it does not apply). "
+        "Text as typed: escape it in a page.",
     )
 
 
@@ -492,9 +496,10 @@ FEEDBACK_REFUSALS = (
     "contradictory_feedback", "feedback_limit", "invalid_text", "invalid_body", "bad_request",
 )  # fmt: skip
 
+#: A close (not feedback_limit: an agent's closure is stored past a turn's feedback cap).
 HANDOFF_REFUSALS = (
-    "unknown_turn", "not_a_handoff", "unknown_entry", "note_too_long", "feedback_limit",
-    "invalid_text", "invalid_body", "bad_request",
+    "unknown_turn", "not_a_handoff", "unknown_entry", "note_too_long", "invalid_text",
+    "invalid_body", "bad_request",
 )  # fmt: skip
 #: A hand-off's history (GET): a turn that is not there or was not handed off.
 HISTORY_REFUSALS = ("unknown_turn", "not_a_handoff")
@@ -687,6 +692,37 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+#: The paths of the hand-off queue (``/v1/handoffs`` and below): every customer's questions.
+QUEUE_PATH = "/v1/handoffs"
+
+#: Why a server does not serve the queue, in its 403.
+QUEUE_FORBIDDEN = (
+    "this server does not serve the hand-off queue: start it with a token (--token-file) and "
+    "without --cors-origin"
+)
+
+
+class QueueClosed:
+    """ASGI middleware for a server that does not serve the hand-off queue (no token, or
+    ``--cors-origin``): a request to it is a 403 ``forbidden`` before its body is read. Checked
+    in each route, it came after the body's: a POST with no JSON Content-Type was a 415, a
+    body that did not fit a 422 listing the fields the route wants, as on a server that serves
+    it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from fastapi.responses import JSONResponse
+
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == QUEUE_PATH or path.startswith(QUEUE_PATH + "/"):
+            response = JSONResponse(error_body(403, QUEUE_FORBIDDEN), status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class LoopbackHosts:
     """ASGI middleware for a server bound to a loopback address: a request whose ``Host`` is
     not a loopback name is a 421 with one line in ``detail``. A web page that points its own
@@ -751,10 +787,18 @@ def create_app(
     install_error_handlers(app)
 
     # The last added runs first: the Host check, then CORS (a preflight is answered, and a
-    # refusal below carries the headers a widget needs to read it), then the token, before
-    # anything reads the body.
+    # refusal below carries the headers a widget needs to read it), then the token, then the
+    # queue's 403, before anything reads the body.
+    #
+    # The queue holds every customer's questions: a server whose token may be in a public
+    # page (--cors-origin), or that has none, does not serve it. Bound to 127.0.0.1 is not
+    # enough: a reverse proxy in front of it (nginx sends the upstream's "127.0.0.1:8000" as
+    # Host by default) or any other user of the machine would read it without a token.
+    queue_served = not cors_origins and token is not None
     app.add_middleware(BodyLimit)
     app.add_middleware(JsonOnly)
+    if not queue_served:
+        app.add_middleware(QueueClosed)  # after the token's 401, before the body is read
     if token is not None:
         app.add_middleware(BearerToken, token=token)
     if cors_origins:
@@ -829,21 +873,6 @@ def create_app(
             """Rate an answer (helpful) or name the entry that was right (correct_id)."""
             return store_feedback(request)
 
-    # The queue holds every customer's questions: a server whose token may be in a public
-    # page (--cors-origin), or that has none, does not serve it. Bound to 127.0.0.1 is not
-    # enough: a reverse proxy in front of it (nginx sends the upstream's "127.0.0.1:8000" as
-    # Host by default) or any other user of the machine would read it without a token.
-    queue_served = not cors_origins and token is not None
-
-    def check_queue() -> None:
-        if not queue_served:
-            raise ApiError(
-                403,
-                STATUS_CODES[403],
-                "this server does not serve the hand-off queue: start it with a token "
-                "(--token-file) and without --cors-origin",
-            )
-
     @app.get(
         "/v1/handoffs",
         response_model=HandoffQueue,
@@ -866,7 +895,6 @@ def create_app(
         made since an age such as 2h or 7d, or an ISO 8601 time."""
         from tunesmith.events.ages import parse_moment
 
-        check_queue()
         moment = None if since is None else _call(service, parse_moment, since, "since")
         items = _call(
             service,
@@ -878,8 +906,8 @@ def create_app(
         return {"handoffs": items}
 
     def queue_call(function: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """An action on the queue: its conflicts (:data:`CONFLICTS`) a 409, other refusals 400."""
-        check_queue()
+        """An action on the queue: its conflicts (:data:`CONFLICTS`) a 409, other refusals 400
+        (:class:`QueueClosed` answers for a server that does not serve it)."""
         try:
             return _call(service, function, *args, **kwargs)
         except ApiError as exc:
@@ -969,7 +997,6 @@ def create_app(
     def handoff_history(turn_id: int) -> dict[str, Any]:
         """What was done with a hand-off, oldest first: handed off, then who claimed,
         released, closed and reopened it, when, with what note. Served as the queue is."""
-        check_queue()
         return _call(service, handoff_actions.history, service.conversations, turn_id)
 
     started = datetime.now(UTC).isoformat(timespec="seconds")  # the service's copy: loaded

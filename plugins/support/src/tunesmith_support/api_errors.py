@@ -51,8 +51,8 @@ CODES: dict[str, str] = {
     **REFUSALS,
     "invalid_body": "400: the body is not UTF-8 (or not readable at all).",
     "unauthorized": "401: no token, or not the server's (WWW-Authenticate says which).",
-    "forbidden": "403: this server does not serve the hand-off queue (it has --cors-origin, "
-    "or no token on an address other than a loopback one).",
+    "forbidden": "403: this server does not serve the hand-off queue (it has no token, or "
+    "--cors-origin).",
     "not_found": "404: no such route.",
     "method_not_allowed": "405: the route does not take this method.",
     "request_timeout": "408: the body did not arrive in time (serve --request-timeout); the "

@@ -531,7 +531,10 @@ class Conversations:
             rows = scope(tx, turn, with_earlier)
             check_not_held(int(turn_id), rows, agent, force, "close it")
             if entry_id:
-                self._store_feedback(tx, turn_id, None, entry_id, note, None, renamed)
+                # Past the cap too: the cap keeps a client from filling the disk, and a customer
+                # rating their own hand-off turn 20 times kept the agent from resolving it. A
+                # closure is stored once until a reopening, which only a token holder sends.
+                self._store_feedback(tx, turn_id, None, entry_id, note, None, renamed, capped=False)
             stamp = _now()
             for row in rows:
                 mine = row["id"] == turn["id"]
@@ -732,9 +735,11 @@ class Conversations:
         note: str,
         conversation_id: str | None,
         renamed: dict[str, str] | None,
+        capped: bool = True,
     ) -> int:
         """:meth:`add_feedback`'s checks and row, inside its transaction ``tx``: the id of the
-        row stored, or of the turn's newest when this is the same feedback."""
+        row stored, or of the turn's newest when this is the same feedback. ``capped``: refused
+        once the turn has :data:`MAX_FEEDBACK_PER_TURN` (not a hand-off's closure)."""
         turn = tx.query(
             "SELECT reason, conversation_id, decision, entry_id FROM support_turns WHERE id = ?",
             (int(turn_id),),
@@ -779,7 +784,7 @@ class Conversations:
             # A request sent again without a request_id (a widget's retry, a replay) changes
             # nothing: stored twice, it took two of the turn's places.
             return int(given[0]["id"])
-        if len(given) >= MAX_FEEDBACK_PER_TURN:
+        if capped and len(given) >= MAX_FEEDBACK_PER_TURN:
             raise Refusal(
                 "feedback_limit",
                 f"turn {turn_id} has {MAX_FEEDBACK_PER_TURN} pieces of feedback already; "

@@ -15,6 +15,18 @@ from typing import Any
 #: the agents' actions as logged.
 ACTIONS = ("handoff", "claim", "release", "close", "reopen")
 
+#: Every key each action's ``detail`` has, and its value when the log row lacks it: a close
+#: logged by ``support feedback --correct-id`` had no ``forced`` or ``closed_with``, one logged
+#: by the migration no ``forced`` either, and a claim ``with_turn`` only when inherited, so a
+#: helpdesk reading ``detail["forced"]`` failed on some rows.
+DETAIL_KEYS: dict[str, dict[str, Any]] = {
+    "handoff": {"reason": ""},
+    "claim": {"taken_from": None, "with_turn": None},
+    "release": {"held_by": None},
+    "close": {"outcome": None, "entry": None, "note": "", "forced": False, "closed_with": None},
+    "reopen": {"note": "", "closed": {}},
+}
+
 
 def entries(turn: Any, rows: list[Any]) -> list[dict[str, Any]]:
     """The history of hand-off ``turn`` (its stored row) from its log ``rows`` (oldest
@@ -41,7 +53,16 @@ def entries(turn: Any, rows: list[Any]) -> list[dict[str, Any]]:
     closes = [e for e in out if e["action"] == "close"]
     if turn["handoff_closed_at"] is not None and closes and out[-1] is closes[-1]:
         closes[-1]["detail"].setdefault("note", turn["handoff_note"])
+    for entry in out:
+        entry["detail"] = {**DETAIL_KEYS.get(entry["action"], {}), **entry["detail"]}
     return out
+
+
+def one_line(text: Any) -> str:
+    """``text`` on one line: a note may hold line breaks, and shown as they are, "ok\\n
+    2026-12-08T00:27:00+00:00  reopened by alice" added a line to ``--history`` that nobody's
+    action made."""
+    return " ⏎ ".join(line.strip() for line in str(text).splitlines())
 
 
 def _closure(detail: dict[str, Any]) -> str:
@@ -57,7 +78,7 @@ def _closure(detail: dict[str, Any]) -> str:
 def entry_words(entry: dict[str, Any]) -> str:
     """One history entry in words, to follow its time: "claimed by alice (taken over from
     bob)", "closed by alice: resolved with 'war-03', note: sent the form"."""
-    action, agent, detail = entry["action"], entry["agent"], entry["detail"]
+    action, agent, detail = entry["action"], one_line(entry["agent"]), entry["detail"]
     by = f" by {agent}" if agent else ""
     if action == "handoff":
         return f"handed off ({detail.get('reason') or 'no reason'})"
@@ -65,16 +86,18 @@ def entry_words(entry: dict[str, Any]) -> str:
         if detail.get("with_turn"):
             return f"claimed{by}, who held turn {detail['with_turn']} of this conversation"
         taken = detail.get("taken_from")
-        return f"claimed{by}" + (f" (taken over from {taken})" if taken else "")
+        return f"claimed{by}" + (f" (taken over from {one_line(taken)})" if taken else "")
     if action == "release":
         held = detail.get("held_by")
-        return f"released{by}" + (f" ({held}'s claim)" if held and held != agent else "")
-    note = f", note: {detail['note']}" if detail.get("note") else ""
+        return f"released{by}" + (f" ({one_line(held)}'s claim)" if held and held != agent else "")
+    note = f", note: {one_line(detail['note'])}" if detail.get("note") else ""
     if action == "close":
         forced = " over another agent's claim" if detail.get("forced") else ""
         return f"closed{by}{forced}: {_closure(detail)}{note}"
     if action == "reopen":
         closed = detail.get("closed") or {}
-        undone = _closure(closed) + (f" by {closed['agent']}" if closed.get("agent") else "")
+        undone = _closure(closed) + (
+            f" by {one_line(closed['agent'])}" if closed.get("agent") else ""
+        )
         return f"reopened{by}{note} (closure undone: {undone})"
     return f"{action}{by}"

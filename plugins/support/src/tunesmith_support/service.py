@@ -443,11 +443,12 @@ class SupportService:
 
 def checked_agent_note(agent: str, note: str) -> tuple[str, str]:
     """An agent's name and note as a hand-off keeps them (valid Unicode, no control
-    characters, the name stripped), refused over :data:`MAX_AGENT_CHARS` and
-    :data:`MAX_NOTE_CHARS`."""
+    characters, the name on one line: each run of blanks and line breaks one space), refused
+    over :data:`MAX_AGENT_CHARS` and :data:`MAX_NOTE_CHARS`."""
     for text, what in ((agent, "agent"), (note, "note")):
         check_text(text, what)
-    agent, note = without_controls(agent)[0].strip(), without_controls(note)[0]
+    # A name is one line: "mallory\n  <time>  released by alice" forged a line of --history.
+    agent, note = " ".join(without_controls(agent)[0].split()), without_controls(note)[0]
     if len(note) > MAX_NOTE_CHARS:
         raise Refusal(
             "note_too_long",
