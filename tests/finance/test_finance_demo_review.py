@@ -73,7 +73,11 @@ def test_shift_enter_in_the_text_box_scores_as_the_button_does(tmp_path):
     blocks = demo.build_demo(
         model=str(tmp_path / "m"), db=str(tmp_path / "demo.sqlite"), autostart=False
     )
-    box = next(b for b in blocks.blocks.values() if isinstance(b, gr.Textbox))
+    box = next(
+        b
+        for b in blocks.blocks.values()
+        if isinstance(b, gr.Textbox) and b.label == "Headline or sentence"
+    )
     button = next(
         b for b in blocks.blocks.values() if isinstance(b, gr.Button) and b.value == "Score"
     )

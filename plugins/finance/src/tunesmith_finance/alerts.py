@@ -805,14 +805,17 @@ def list_alerts(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY window_end DESC, key"
-    if limit:
+    if limit and state == "all":
         sql += f" LIMIT {int(limit)}"
-    out = [_alert_from_row(row, shown) for row in db.query(sql, params)]
-    states = triage.alert_states(db, [a["id"] for a in out])
+    rows = db.query(sql, params)
+    states = triage.alert_states(db, [row["id"] for row in rows])
+    if state != "all":
+        # The state is found from the marks, after the query: limited first, "the newest 5
+        # open alerts" gave those of the newest 5 alerts that were open, often none.
+        rows = [row for row in rows if states[row["id"]]["state"] == state][: limit or None]
+    out = [_alert_from_row(row, shown) for row in rows]
     for alert in out:
         alert.update(states[alert["id"]])
-    if state != "all":
-        out = [a for a in out if a["state"] == state]
     recorded = [a for a in out if a["event_id"]]
     delivered = _sent_events(recorded, db if outbox is None else outbox) if recorded else set()
     for alert in out:

@@ -545,6 +545,13 @@ class Dashboard:
             # The newest document too: a prune of as many documents as arrived kept the count.
             newest = self._db.query("SELECT id FROM finance_documents ORDER BY rowid DESC LIMIT 1")
             seen += (count_documents(self._db), alerts, newest[0]["id"] if newest else None)
+            # The marks and mutes too: an alert acknowledged here or by `finance alerts --ack`
+            # in a terminal kept its old state in the table until a document arrived.
+            triaged = self._db.query(
+                "SELECT (SELECT MAX(id) FROM finance_alert_marks) AS marks, "
+                "(SELECT COUNT(*) || ':' || TOTAL(until) FROM finance_mutes) AS mutes"
+            )[0]
+            seen += (triaged["marks"], triaged["mutes"])
         return seen
 
     def checks_bucket(self) -> str:
@@ -577,6 +584,7 @@ class Dashboard:
         from tunesmith.errors import UserInputError
         from tunesmith.ui.markdown import code_span
         from tunesmith_finance.alerts import list_alerts
+        from tunesmith_finance.demo_triage import alert_choices, mutes_line
         from tunesmith_finance.documents import resolve_zone
         from tunesmith_finance.storage import count_documents
         from tunesmith_finance.trends import (
@@ -610,6 +618,7 @@ class Dashboard:
                 "chart_words": "",
                 "chart_name": "",
                 "said": None,  # no alerts to speak of before the set-up
+                "alert_choices": [],
             }
         count = count_documents(self._db)
         automatic = not bucket or bucket == AUTO
@@ -719,6 +728,7 @@ class Dashboard:
                 ", ".join(w["word"] for w in a["words"][:6]),
                 _bucket_of(a),
                 a["state"],
+                a["id"],  # what `finance alerts --ack` takes, and what a row's click chooses
             ]
             for a in alerts
         ]
@@ -728,6 +738,7 @@ class Dashboard:
         # Said under the alerts, so that an analyst comparing the page with `finance alerts`
         # knows which settings the page's checks use.
         details += "\n\n" + detector_note(self.detector(), self.tz, given_prior=self.prior)
+        details += "\n\n" + mutes_line(self._db)
         status = f"{self.status} {count} documents stored, {len(alerts)} alert(s) by {by}."
         if count == 0 and not self.sample_db:
             fill = code_span(f"tunesmith finance ingest FILE --model M --db {self.db_path}")
@@ -747,6 +758,7 @@ class Dashboard:
             "chart_words": chart_words(title, said) if rows else _plain(empty),
             "chart_name": f"{title}, in words under the chart;" if rows else empty,
             "said": alerts_status(len(alerts), by),
+            "alert_choices": alert_choices(alerts),
         }
 
 
@@ -958,6 +970,7 @@ def alert_headers(zone: str) -> list[str]:
         "words",
         "bucket",
         "state",
+        "id",
     ]
 
 
@@ -983,6 +996,7 @@ def build_demo(
     from tunesmith.ui.a11y import live_status
     from tunesmith.ui.highlight import highlight_component
     from tunesmith.ui.textbox import text_box
+    from tunesmith_finance.demo_triage import picked, triage_panel
 
     board = Dashboard(
         model,
@@ -1034,8 +1048,11 @@ def build_demo(
                 headers=alert_headers(board.tz),
                 label="Alerts",
                 interactive=False,
+                elem_id="finance-alerts",
             )
             details = markdown_box()
+            # Acknowledge, mark as noise, reopen, mute: `finance alerts --ack ...` on the page
+            triage = triage_panel(board)
         with gr.Tab("Score a text"):
             # Enter scores, as in the other demos' boxes; Shift+Enter breaks a line.
             text = text_box(
@@ -1049,12 +1066,20 @@ def build_demo(
             words = highlight_component(label="Why")
 
         def refresh(
-            by_value: str, bucket_value: str, key_value: str, zone_value: str, shown: Any
+            by_value: str,
+            bucket_value: str,
+            key_value: str,
+            zone_value: str,
+            pick_value: Any,
+            shown: Any,
         ) -> tuple[Any, ...]:
             seen = list(board.signature(by_value, bucket_value, key_value, zone_value))
-            if seen == shown:  # per page (gr.State), so every open page gets its own redraw
-                return (gr.skip(),) * 8
+            # per page (gr.State), so every open page gets its own redraw; its last item is
+            # what the live status last said of the alerts
+            if shown is not None and shown[:-1] == seen:
+                return (gr.skip(),) * 9
             view = board.snapshot(by_value, bucket_value, key_value, zone_value)
+            choices = view["alert_choices"]
             return (
                 view["status"],
                 named_plot(chart, view["figure"], view["chart_name"]),
@@ -1064,11 +1089,20 @@ def build_demo(
                 # would otherwise stay in the box over a chart of the top six tickers.
                 # Labelled with their document counts ("AAPL (312)"); the value stays the key.
                 gr.update(choices=[TOP, *view["choices"]], value=view["key"]),
-                seen,
+                [*seen, view["said"]],
                 view["chart_words"],
-                # Unmarked (not live.said): read only when the alerts change, not at every
-                # refresh while documents arrive.
-                view["said"] or gr.skip(),
+                # The table's alerts to triage, the one chosen kept while listed
+                # (a value is sent only to clear one gone: a timer's redraw that read none
+                # chosen cleared the alert the analyst was choosing at that moment)
+                gr.update(choices=choices)
+                if pick_value is None or picked(pick_value, choices)
+                else gr.update(choices=choices, value=None),
+                # Unmarked (not live.said), and only when it says something new: read when
+                # the alerts change, not at every refresh while documents arrive, nor again
+                # after a triage result (an alert acknowledged redraws the table).
+                view["said"]
+                if view["said"] and view["said"] != (shown or [None])[-1]
+                else gr.skip(),
             )
 
         def on_start() -> tuple[str, None]:
@@ -1079,7 +1113,7 @@ def build_demo(
         shown = gr.State(None)
         # The chart's words, then the live status, last: the handler's first six outputs are
         # older than them.
-        outputs = [status, chart, table, details, key, shown, chart_text, live.text]
+        outputs = [status, chart, table, details, key, shown, chart_text, triage.pick, live.text]
         start.click(on_start, outputs=[status, shown])
         for event in (go.click, text.submit):  # Enter in the text box too
             scored = event(
@@ -1088,9 +1122,21 @@ def build_demo(
                 outputs=[probabilities, words, note],
             )
             live.announce(scored, scored_status, [note])
-        inputs = [by, bucket, key, zone, shown]
+        inputs = [by, bucket, key, zone, triage.pick, shown]
         for control in (by, bucket, key, zone):
             control.change(refresh, inputs=inputs, outputs=outputs)
+
+        def redraw_quietly(*values: Any) -> tuple[Any, ...]:
+            # After a triage action: its own result is what the live status says next.
+            return refresh(*values)[:-1]
+
+        triage.wire(
+            table,
+            live,
+            lambda event: event.then(
+                redraw_quietly, inputs=inputs, outputs=outputs[:-1], show_progress="hidden"
+            ),
+        )
         gr.Timer(REFRESH_SECONDS).tick(refresh, inputs=inputs, outputs=outputs)
         if autostart if autostart is not None else board.should_autostart():
             blocks.load(on_start, outputs=[status, shown])

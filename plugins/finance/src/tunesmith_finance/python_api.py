@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,12 @@ _keywords = keyword_errors(
         "--explain": "explain=True",
         "--dry-run": "dry_run=True",
         "--vacuum": "vacuum=True",
+        "--for": "duration",
+        "--mute": "mute",
+        "--by topic": "by='topic'",
+        "--by ticker": "by='ticker'",
+        "`--mutes` lists the mutes": "Monitor.mutes() lists them",
+        "`finance alerts --list --state all` lists them": "Monitor.stored_alerts() lists them",
     }
 )
 
@@ -343,22 +349,194 @@ class Monitor:
 
     @_keywords
     def stored_alerts(
-        self, *, by: str | None = None, tz: str | None = None
+        self,
+        *,
+        by: str | None = None,
+        tz: str | None = None,
+        state: str = "all",
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """The alerts stored so far, newest window first (only those grouped ``by`` topic,
-        ticker or all, when given), each saying whether it was ``sent``: ``finance alerts
-        --list --json``. Windows in ``tz``, by default in the zone each was found in."""
+        ticker or all, when given), each saying whether it was ``sent`` and its triage
+        ``state``, ``triage`` and ``muted``: ``finance alerts --list --state all --json``.
+        Windows in ``tz``, by default in the zone each was found in.
+
+        ``state``: ``"all"`` (the default), or only the ``open``, ``acknowledged``, ``noise``
+        or ``muted`` ones, as ``--list --state`` takes it. Unlike ``--list``, which shows a
+        desk the open alerts to act on, every alert by default: a notebook counts and joins
+        them (each record says its state), and code written before the triage got every one.
+        ``limit``: at most this many, the newest (of that state)."""
         from tunesmith_finance.alerts import list_alerts
+        from tunesmith_finance.triage import LIST_STATES
+
+        if state not in LIST_STATES:
+            raise UserInputError(f"state {state!r}: expected one of {', '.join(LIST_STATES)}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):  # fmt: skip
+            raise UserInputError(f"limit must be a whole number of at least 1, got {limit!r}")
+        kind = self._by(by)
+        self._check_tz(tz)
+        with self._store() as store:
+            return list_alerts(store, kind=kind, tz=tz, state=state, limit=limit)
+
+    # -- triage: `finance alerts --ack/--noise/--reopen/--mute/--unmute/--mutes/--noise-report`
+
+    @_keywords
+    def ack(
+        self,
+        ids: str | Iterable[str],
+        *,
+        who: str | None = None,
+        note: str | None = None,
+        tz: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Acknowledge the alerts ``ids`` (each an id or its first characters, as
+        :meth:`stored_alerts` gives them; one or a list, all marked or none): someone has them
+        in hand. ``who``: by default your login name; ``note``: kept with the mark. Returns
+        the alerts marked, as :meth:`stored_alerts` gives them (``finance alerts --ack ID
+        --json``). An alert acknowledged already, or marked noise (:meth:`reopen` it first),
+        is refused and nothing is written."""
+        return self._mark(ids, "acknowledged", who=who, note=note, tz=tz)
+
+    @_keywords
+    def noise(
+        self,
+        ids: str | Iterable[str],
+        *,
+        who: str | None = None,
+        note: str | None = None,
+        tz: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Mark the alerts ``ids`` as noise, false alerts (an acknowledged one too: the log
+        keeps who acknowledged it); as :meth:`ack` otherwise (``finance alerts --noise ID
+        --json``). :meth:`noise_report` counts them."""
+        return self._mark(ids, "noise", who=who, note=note, tz=tz)
+
+    @_keywords
+    def reopen(
+        self,
+        ids: str | Iterable[str],
+        *,
+        who: str | None = None,
+        note: str | None = None,
+        tz: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Undo :meth:`ack` or :meth:`noise` on the alerts ``ids``: open again (muted again,
+        one a mute held); as :meth:`ack` otherwise (``finance alerts --reopen ID --json``)."""
+        return self._mark(ids, "reopened", who=who, note=note, tz=tz)
+
+    def _mark(
+        self, ids: Any, mark: str, *, who: str | None, note: str | None, tz: str | None
+    ) -> list[dict[str, Any]]:
+        from tunesmith_finance.triage import mark_and_list
+
+        given = [ids] if isinstance(ids, str) else list(ids) if _iterable(ids) else [ids]
+        if not given or not all(isinstance(i, str) for i in given):
+            raise UserInputError(
+                f"ids: give an alert id (or its first characters) or a list of them, got {ids!r}"
+            )
+        self._check_tz(tz)
+        with self._store() as store:
+            return mark_and_list(store, given, mark, who=who, note=note, tz=tz)
+
+    @_keywords
+    def mute(
+        self,
+        key: str,
+        duration: str | timedelta,
+        *,
+        by: str | None = None,
+        who: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """Mute a topic or ticker (``"$TSLA"``; ``by="topic"`` or ``"ticker"`` when the key is
+        both or neither) for ``duration`` from now (``"30m"``, ``"6h"``, ``"2d"``, ``"1w"`` or
+        a ``timedelta``): its surges are stored as muted alerts and sent to no sink, ever.
+        Returns the mute as ``finance alerts --mute KEY --for D --json`` prints it (``kind``,
+        ``key``, ``who``, ``note``, ``from``, ``to``, the seconds, and ``replaced``: the mute
+        of the key it ended, or None)."""
+        from tunesmith_finance.trends import parse_duration
+        from tunesmith_finance.triage import mute_key, mute_record, resolve_mute_key
+
+        if isinstance(duration, timedelta):
+            seconds = duration.total_seconds()
+            if seconds <= 0:
+                raise UserInputError(f"duration must be positive, got {duration}")
+        elif isinstance(duration, str):
+            seconds = parse_duration(duration, "duration")
+        else:
+            raise UserInputError(
+                f"duration: give '2d' or a timedelta, got {type(duration).__name__}"
+            )
+        self._by(by)
+        with self._store() as store:
+            kind, stored = resolve_mute_key(store, _key_text(key), by)
+            return mute_record(*mute_key(store, kind, stored, seconds, who=who, note=note))
+
+    @_keywords
+    def unmute(self, key: str, *, by: str | None = None) -> dict[str, Any]:
+        """End the mute of a topic or ticker now (the alerts it held stay muted: they were
+        never sent); the mute ended, as ``finance alerts --unmute KEY --json`` prints it. A
+        key not muted is refused."""
+        from tunesmith_finance.triage import resolve_mute_key, unmute_key
+
+        self._by(by)
+        with self._store() as store:
+            kind, stored = resolve_mute_key(store, _key_text(key), by)
+            return unmute_key(store, kind, stored).to_dict()
+
+    @_keywords
+    def mutes(self, *, by: str | None = None) -> list[dict[str, Any]]:
+        """The mutes in force, soonest to end first (only topics or tickers with ``by``):
+        ``finance alerts --mutes --json``."""
+        from tunesmith_finance.triage import active_mutes
+
+        self._by(by)
+        with self._store() as store:
+            return [m.to_dict() for m in active_mutes(store) if by in (None, m.kind)]
+
+    @_keywords
+    def noise_report(
+        self,
+        *,
+        by: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        tz: str = "UTC",
+    ) -> dict[str, Any]:
+        """How many alerts whose window ends in [``since``, ``until``) were noise, per key and
+        overall, with the noise share (1 − precision on the alerts triaged) and noise alerts
+        per day: ``finance alerts --noise-report --json``. ``since``/``until``: ISO 8601 text
+        or a datetime (without a zone, in ``tz``); by default the stored stream's span."""
         from tunesmith_finance.documents import resolve_zone
+        from tunesmith_finance.triage import noise_report
+
+        kind = self._by(by)
+        zone = resolve_zone(tz, "tz")
+        low, high = _moment(since, "since", zone), _moment(until, "until", zone)
+        with self._store() as store:
+            return noise_report(store, kind=kind, since=low, until=high)
+
+    @staticmethod
+    def _by(by: str | None) -> str | None:
         from tunesmith_finance.trends import BY
 
         if by is not None and by not in BY:
             raise UserInputError(f"by {by!r}: expected one of {', '.join(BY)}")
+        return by
+
+    @staticmethod
+    def _check_tz(tz: str | None) -> None:
         if tz is not None:
+            from tunesmith_finance.documents import resolve_zone
+
             resolve_zone(tz, "tz")
+
+    @contextlib.contextmanager
+    def _store(self) -> Iterator[Any]:
         store = self._open()
         try:
-            return list_alerts(store, kind=by, tz=tz)
+            yield store
         finally:
             store.close()
 
@@ -408,6 +586,18 @@ class Monitor:
             return retention.prune(store, cutoff, batch=batch_size, vacuum=vacuum).to_dict()
         finally:
             store.close()
+
+
+def _iterable(value: Any) -> bool:
+    """Whether ``value`` is a list of ids (a list, tuple, set or pandas Series), not one."""
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict))
+
+
+def _key_text(key: Any) -> str:
+    """A topic or ticker to mute as text; anything else is one line."""
+    if not isinstance(key, str):
+        raise UserInputError(f"key: give a topic or ticker such as '$TSLA', got {key!r}")
+    return key
 
 
 def _one_source(data: Any, texts: Iterable[str] | None, files: Any) -> Any:

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tunesmith.errors import UserInputError
-from tunesmith_finance.storage import now_iso
 
 #: An alert's states: no mark yet, its last mark, or held by a mute (and not marked since).
 STATES = ("open", "acknowledged", "noise", "muted")
@@ -55,9 +54,21 @@ class Mute:
 
     def to_dict(self) -> dict[str, Any]:
         """The mute as `--mutes --json` prints it: times in ISO 8601 (UTC) beside the seconds."""
-        from tunesmith_finance.trends import iso
+        return {**asdict(self), "from": stamp(self.start), "to": stamp(self.until)}
 
-        return {**asdict(self), "from": iso(self.start), "to": iso(self.until)}
+
+def stamp(at: float | None = None) -> str:
+    """When a mark is given (``at``, default now) as finance's JSON writes times in UTC:
+    ``2026-11-05T13:00:00Z``, as a mute's ``from`` and ``to`` and an alert's window."""
+    from tunesmith_finance.trends import iso
+
+    return iso(time.time() if at is None else at)
+
+
+def _as_stamp(text: str | None) -> str | None:
+    """A stored mark's time as :func:`stamp` writes it: marks stored before it were written
+    ``+00:00``, beside the ``Z`` of the mutes they name."""
+    return text[: -len("+00:00")] + "Z" if text and text.endswith("+00:00") else text
 
 
 def current_user() -> str:
@@ -140,7 +151,7 @@ def alert_states(db: Any, ids: Iterable[str] | None = None) -> dict[str, dict[st
             triage = {
                 "mark": mark["mark"],
                 "by": mark["who"],
-                "at": mark["at"],
+                "at": _as_stamp(mark["at"]),
                 "note": mark["note"],
             }
         state = triage["mark"] if triage else "muted" if alert_id in held else "open"
@@ -157,7 +168,7 @@ def hold(tx: Any, alert_id: str, mute: Mute) -> None:
     tx.execute(
         "INSERT INTO finance_alert_marks (alert_id, mark, who, at, note, mute_id) "
         "VALUES (?, 'muted', ?, ?, ?, ?)",
-        (alert_id, mute.who, now_iso(), mute.note, mute.id),
+        (alert_id, mute.who, stamp(), mute.note, mute.id),
     )
 
 
@@ -176,12 +187,29 @@ def mark_alerts(
         states = alert_states(tx, ids)
         for alert_id in ids:
             _check_transition(alert_id, states[alert_id], mark)
-        stamp = now_iso()
+        at = stamp()
         tx.executemany(
             "INSERT INTO finance_alert_marks (alert_id, mark, who, at, note) VALUES (?, ?, ?, ?, ?)",
-            [(alert_id, mark, who, stamp, note) for alert_id in ids],
+            [(alert_id, mark, who, at, note) for alert_id in ids],
         )
     return ids
+
+
+def mark_and_list(
+    db: Any,
+    given: Iterable[str],
+    mark: str,
+    *,
+    who: str | None = None,
+    note: str | None = None,
+    tz: str | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`mark_alerts`, then the alerts marked as `finance alerts --list --json` prints
+    them (windows in ``tz``, by default each alert's own zone), newest window first."""
+    from tunesmith_finance.alerts import list_alerts
+
+    ids = set(mark_alerts(db, given, mark, who=who, note=note))
+    return [a for a in list_alerts(db, tz=tz) if a["id"] in ids]
 
 
 def _check_transition(alert_id: str, state: dict[str, Any], mark: str) -> None:
@@ -288,6 +316,12 @@ def mute_key(
             (kind, key, now, now + seconds, who, note),
         )
     return Mute(int(made.lastrowid), kind, key, now, now + seconds, who, note), before
+
+
+def mute_record(mute: Mute, replaced: Mute | None) -> dict[str, Any]:
+    """A new mute as `--mute --json` prints it: :meth:`Mute.to_dict` and ``replaced``, the
+    mute of the key it ended (None when the key was not muted)."""
+    return {**mute.to_dict(), "replaced": replaced.to_dict() if replaced else None}
 
 
 def unmute_key(db: Any, kind: str, key: str, *, now: float | None = None) -> Mute:

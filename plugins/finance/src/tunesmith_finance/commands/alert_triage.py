@@ -115,7 +115,6 @@ def run_triage(
 ) -> None:
     """Do the one triage action of ``triage`` on the open ``store`` and print its result."""
     from tunesmith_finance import triage as work
-    from tunesmith_finance.alerts import list_alerts
     from tunesmith_finance.documents import parse_moment, resolve_zone
     from tunesmith_finance.trends import parse_duration
 
@@ -126,8 +125,7 @@ def run_triage(
     ):
         if given:
             mark = work.MARKS[flag[2:]]
-            ids = work.mark_alerts(store, given, mark, who=triage.who, note=triage.note)
-            marked = [a for a in list_alerts(store, tz=tz) if a["id"] in set(ids)]
+            marked = work.mark_and_list(store, given, mark, who=triage.who, note=triage.note, tz=tz)
             if as_json:
                 echo_json(marked)
                 return
@@ -139,7 +137,7 @@ def run_triage(
         seconds = parse_duration(triage.duration or "", "--for")
         mute, before = work.mute_key(store, kind, key, seconds, who=triage.who, note=triage.note)
         if as_json:
-            echo_json(mute.to_dict())
+            echo_json(work.mute_record(mute, before))
             return
         echo_out(
             f"muted {kind} {key} until {mute.to_dict()['to']} ({triage.duration}, by {mute.who})"
