@@ -132,10 +132,10 @@ def test_a_request_under_way_when_the_new_version_is_swapped_in_is_answered_whol
     inside, go_on = threading.Event(), threading.Event()
     real = old.for_user
 
-    def slow(user, k):  # the request stops half-way until the swap is done
+    def slow(user, k, **options):  # the request stops half-way until the swap is done
         inside.set()
         assert go_on.wait(WAIT)
-        return real(user, k)
+        return real(user, k, **options)
 
     old.for_user = slow
     answers: list = []

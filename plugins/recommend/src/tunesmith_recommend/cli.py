@@ -1,5 +1,5 @@
 """``tunesmith recommend``: train, eval, for-user, similar, search, add-items, add-events,
-demo."""
+retire, restore, demo."""
 
 from __future__ import annotations
 
@@ -91,6 +91,12 @@ COOC_MAX_HISTORY = typer.Option(
 MODEL_DIR = typer.Option(
     ..., "--model-dir", "--model", "-m", help="A model directory from `train`."
 )
+WHERE = typer.Option(
+    None,
+    "--where",
+    help="Only items whose field matches (repeat: all must hold): 'category=books', "
+    "'price<20' (=, !=, <, <=, >, >=; 'a|b' for either). The fields are train --filter-cols'.",
+)
 TOP_K = typer.Option(10, "-k", "--top", "--top-k", min=1, help="How many items to show.")
 AS_JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
 TRAIN_DEVICE = device_option(
@@ -104,6 +110,12 @@ PRECISION = typer.Option(
     "--precision",
     help="fp32 only: the encoder's pair training and the user tower train in fp32 (fp16 and "
     "bf16 are refused, not ignored).",
+)
+FILTER_COLS = typer.Option(
+    None,
+    "--filter-cols",
+    help="Comma-separated item columns kept for --where filters at query time (category, "
+    "price ...): a column of numbers compares with < and >, any other with = and !=.",
 )
 ITEM_NOUN = typer.Option(
     None,
@@ -189,19 +201,25 @@ def train_command(
     cooc_max_history: int = COOC_MAX_HISTORY,
     allow_network: bool = ALLOW_NETWORK,
     item_noun: str | None = ITEM_NOUN,
+    filter_cols: str | None = FILTER_COLS,
     as_json: bool = AS_JSON,
     device: str = TRAIN_DEVICE,
     precision: str = PRECISION,
 ) -> None:
     """Fit the two-tower model and the ranker; write a model directory (atomically)."""
+    from dataclasses import replace
+
     from tunesmith.io import read_json_object
     from tunesmith_recommend.workflow import train_model
 
     summary = train_model(
         out,
-        _data_files(
-            items, events, sample, id_col, title_col, text_cols, user_col, item_col, time_col,
-            rating_col, min_rating, kind_col, kinds,
+        replace(
+            _data_files(
+                items, events, sample, id_col, title_col, text_cols, user_col, item_col,
+                time_col, rating_col, min_rating, kind_col, kinds,
+            ),
+            filter_cols=filter_cols,
         ),
         _training(
             model, no_fine_tune, encoder_epochs, tower_epochs, tower_max_examples,
@@ -326,6 +344,7 @@ def _print(
     explanation: Any = None,
     because: str | None = None,
     one: str = "item",
+    fewer: str | None = None,
 ) -> None:
     """Print ``results`` (or JSON); ``because``: a reason's words, ``{}`` the titles (default
     "because you liked {}": see :func:`tunesmith_recommend.model.history_words`); ``one``: what
@@ -356,6 +375,8 @@ def _print(
             reason = "  " + because.format(liked)
         # Titles and ids come from the catalogue's file, which may hold escape sequences.
         typer.echo(printable(f"{rank:2d}. {rec.title} [{rec.item_id}] {rec.score:.3f}{reason}"))
+    if fewer:
+        typer.echo(printable(fewer))
     if explanation is not None:
         from tunesmith_recommend.explain import matched_words
 
@@ -365,6 +386,13 @@ def _print(
             if words
             else f"no word of the first {one} raised its match (every word scored 0 or below)"
         )
+
+
+def _fewer(results: list[Any], k: int, where: list[str]) -> str | None:
+    """A line under a filtered list shorter than ``-k``: the filter, not a fault, cut it."""
+    if not where or len(results) >= k:
+        return None
+    return f"only {len(results)} match --where {', '.join(where)} (and are not retired or seen)"
 
 
 def _load(model_dir: Path, device: str = "cpu") -> Any:
@@ -391,6 +419,7 @@ def for_user_command(
     explain: bool = typer.Option(
         False, "--explain", help="Also attribute the first item's words (slower)."
     ),
+    where: list[str] | None = WHERE,
     as_json: bool = AS_JSON,
 ) -> None:
     """Recommend for a known user, a new user's liked items, or a text."""
@@ -405,39 +434,46 @@ def for_user_command(
     from tunesmith_recommend.model import LIKED_WORDS, history_words
 
     recommender = _load(model_dir)
+    where = [cli_text(w, "--where") for w in where or []]
     because = LIKED_WORDS.because  # --liked: the items the user says they liked
     if user is not None:
-        results = recommender.for_user(user, k)
+        results = recommender.for_user(user, k, where=where)
         # a history without --min-rating holds every event, a 1-star rating too
         because = history_words(recommender.meta).because
     elif liked:
-        results = recommender.for_liked(list(liked), k)
+        results = recommender.for_liked(list(liked), k, where=where)
     else:
-        results = recommender.for_query(query or "", k)
+        results = recommender.for_query(query or "", k, where=where)
     explanation = None
     if explain and results:
         from tunesmith_recommend.explain import explain_first
 
         # a --query recommendation has no liked items: its words are explained by the query
         explanation = explain_first(recommender, results[0], query)
-    _print(results, as_json, explanation, because, _one(recommender))
+    _print(results, as_json, explanation, because, _one(recommender), _fewer(results, k, where))
 
 
 def similar_command(
     item: str = typer.Argument(..., help="An item id."),
     model_dir: Path = MODEL_DIR,
     k: int = TOP_K,
+    where: list[str] | None = WHERE,
     as_json: bool = AS_JSON,
 ) -> None:
     """Items closest to this one in the item tower."""
+    from tunesmith.data.limits import cli_text
+
     recommender = _load(model_dir)
-    _print(recommender.similar(item, k), as_json, one=_one(recommender))
+    where = [cli_text(w, "--where") for w in where or []]
+    found = recommender.similar(item, k, where=where)
+    _print(found, as_json, one=_one(recommender), fewer=_fewer(found, k, where))
 
 
 def search_command(
     text: str = typer.Argument(..., help="What to look for."),
     model_dir: Path = MODEL_DIR,
     k: int = TOP_K,
+    where: list[str] | None = WHERE,
     as_json: bool = AS_JSON,
     device: str = ENCODER_DEVICE,
 ) -> None:
@@ -446,7 +482,9 @@ def search_command(
 
     check_device(device)  # before the model directory is read
     recommender = _load(model_dir, device)
-    _print(recommender.search(cli_text(text, "TEXT"), k), as_json, one=_one(recommender))
+    where = [cli_text(w, "--where") for w in where or []]
+    found = recommender.search(cli_text(text, "TEXT"), k, where=where)
+    _print(found, as_json, one=_one(recommender), fewer=_fewer(found, k, where))
 
 
 def add_items_command(
@@ -557,6 +595,78 @@ def add_events_command(
     )
 
 
+RETIRE_ITEMS = typer.Option(
+    None,
+    "--items",
+    help="A file of item ids: one a line (.txt), or a CSV, JSONL, Parquet or Excel file's "
+    "--id-col column.",
+)
+RETIRE_ITEM = typer.Option(None, "--item", help="An item id (repeat).")
+RETIRE_ID_COL = typer.Option(
+    None, "--id-col", help="The id column of a --items table (default: the one train read)."
+)
+
+
+def _retire_or_restore(
+    model_dir: Path,
+    items: Path | None,
+    item: list[str] | None,
+    id_col: str | None,
+    restore: bool,
+    as_json: bool,
+) -> None:
+    """What ``retire`` and ``restore`` share: read the ids, change the set, say what changed."""
+    from tunesmith.data.limits import cli_text, printable
+    from tunesmith_recommend.model import item_nouns, read_meta
+    from tunesmith_recommend.retire import Named, change_retired, ids_from_file
+    from tunesmith_recommend.workflow import added_item_columns
+
+    meta = read_meta(model_dir)
+    named = [Named(cli_text(i, "--item")) for i in item or []]
+    if items is not None:
+        named += ids_from_file(items, added_item_columns(model_dir, id_col, None, None)[0])
+    done = change_retired(model_dir, named, restore=restore)
+    if as_json:
+        typer.echo(json.dumps(done.to_json(model_dir)))
+        return
+    one, many = item_nouns(meta)
+    said = f"{done.changed} {one if done.changed == 1 else many}"
+    unchanged = done.unchanged_key.replace("_", " ")  # "already retired", "not retired"
+    if not done.changed:
+        typer.echo(f"Nothing changed in {model_dir}: every {one} named was {unchanged}")
+        return
+    already = f" ({done.unchanged} {unchanged})" if done.unchanged else ""
+    typer.echo(
+        printable(
+            f"{done.action.capitalize()} {said} in {model_dir}{already}; {done.retired} "
+            f"{many} retired now"
+            + ("" if restore else " (never recommended; users' histories keep them)")
+        )
+    )
+
+
+def retire_command(
+    model_dir: Path = MODEL_DIR,
+    items: Path | None = RETIRE_ITEMS,
+    item: list[str] | None = RETIRE_ITEM,
+    id_col: str | None = RETIRE_ID_COL,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Stop recommending items (sold out, withdrawn, recalled) without retraining."""
+    _retire_or_restore(model_dir, items, item, id_col, False, as_json)
+
+
+def restore_command(
+    model_dir: Path = MODEL_DIR,
+    items: Path | None = RETIRE_ITEMS,
+    item: list[str] | None = RETIRE_ITEM,
+    id_col: str | None = RETIRE_ID_COL,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Recommend retired items again."""
+    _retire_or_restore(model_dir, items, item, id_col, True, as_json)
+
+
 def demo_command(
     model_dir: Path | None = typer.Option(
         None,
@@ -593,5 +703,7 @@ def build_group() -> typer.Typer:
     group.command("search")(search_command)
     group.command("add-items")(add_items_command)
     group.command("add-events")(add_events_command)
+    group.command("retire")(retire_command)
+    group.command("restore")(restore_command)
     group.command("demo")(demo_command)
     return group

@@ -34,6 +34,7 @@ from tunesmith.data.limits import names_for_message, text_problem
 from tunesmith.data.readers import data_file, reader_for
 from tunesmith.data.times import UNIX_SECONDS
 from tunesmith.errors import DataError
+from tunesmith_recommend.item_fields import read_fields
 
 ROW = "__row__"
 #: Unix seconds below this (1971-01-01) are noted: likely a column that is not a time
@@ -52,6 +53,12 @@ class Catalogue:
     rows: list[int] = field(default_factory=list)  # each item's row in its file, when read
     #: the columns it was read from: {"id": ..., "title": ..., "text": [...]}
     columns: dict[str, Any] = field(default_factory=dict)
+    #: fields kept for filtering (``--filter-cols``): column -> one cell per item, and each
+    #: column's type (``item_fields``)
+    fields: dict[str, list[Any]] = field(default_factory=dict)
+    field_types: dict[str, str] = field(default_factory=dict)
+    #: things the reader noticed that are not errors (said to the user before training)
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.position:
@@ -163,13 +170,17 @@ def load_items(
     title_col: str = "title",
     text_cols: Sequence[str] = ("description", "genres"),
     min_items: int = 2,
+    field_cols: Sequence[str] = (),
+    field_types: dict[str, str] | None = None,
 ) -> Catalogue:
     """Read a catalogue; refuses duplicate ids, empty ids, items without any text, one item.
 
-    ``min_items=1`` reads a file of items to add to a trained model.
+    ``min_items=1`` reads a file of items to add to a trained model. ``field_cols``: columns
+    kept for filtering (:mod:`~tunesmith_recommend.item_fields`), of the model's
+    ``field_types`` when given.
     """
-    path, rows = _read(path, [id_col, title_col, *text_cols])
-    _check_columns(path, rows, [id_col, title_col, *text_cols])
+    path, rows = _read(path, [id_col, title_col, *text_cols, *field_cols])
+    _check_columns(path, rows, [id_col, title_col, *text_cols, *field_cols])
     ids: list[str] = []
     titles: list[str] = []
     texts: list[str] = []
@@ -206,6 +217,7 @@ def load_items(
         raise DataError(
             "the catalogue has only one item; recommending needs at least two", path=path
         )
+    fields, types, notes = read_fields(rows, list(field_cols), field_types, path=path, row_key=ROW)
     return Catalogue(
         ids=ids,
         titles=titles,
@@ -213,6 +225,9 @@ def load_items(
         path=str(path),
         rows=list(first_row.values()),
         columns={"id": id_col, "title": title_col, "text": list(text_cols)},
+        fields=fields,
+        field_types=types,
+        notes=notes,
     )
 
 

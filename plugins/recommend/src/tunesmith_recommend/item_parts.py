@@ -21,7 +21,7 @@ catalogue (``model.read_catalogue``), the vectors (:func:`read_vectors`) and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,8 @@ class AddedItems:
     ids: list[str]
     titles: list[str]
     texts: list[str]
+    #: their fields for filters (``train --filter-cols``), as ``catalogue.json``'s
+    fields: dict[str, list[Any]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> AddedItems:
@@ -83,13 +85,21 @@ class AddedItems:
         if not (path / ADDED_CATALOGUE).exists():
             return cls([], [], [])
         found = read_part(path, ADDED_CATALOGUE)
-        return cls(list(found["ids"]), list(found["titles"]), list(found["texts"]))
+        return cls(
+            list(found["ids"]),
+            list(found["titles"]),
+            list(found["texts"]),
+            {name: list(cells) for name, cells in (found.get("fields") or {}).items()},
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def to_json(self) -> dict[str, list[str]]:
-        return {"ids": self.ids, "titles": self.titles, "texts": self.texts}
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"ids": self.ids, "titles": self.titles, "texts": self.texts}
+        if self.fields:
+            found["fields"] = self.fields
+        return found
 
 
 def write_added_part(
@@ -120,7 +130,7 @@ def write_added_part(
 def write_merged(
     source: Path,
     target: Path,
-    catalogue: dict[str, list[str]],
+    catalogue: dict[str, Any],
     vectors: np.ndarray,
     base: np.ndarray | None,
     n_indexed: int,

@@ -6,7 +6,8 @@ Layout (written inside a temporary directory that replaces the target only when 
                      what an item is called (``item_noun``, ``item_noun_plural``; --item-noun)
                      and the --min-rating it was trained with (``min_rating``, null for none)
     encoder/         the fine-tuned item encoder (absent when the pretrained one is used)
-    catalogue.json   item ids, titles, texts
+    catalogue.json   item ids, titles, texts and the fields --where filters on (``fields``;
+                     train --filter-cols, their types in meta.json's ``item_fields``)
     vectors.npy      item tower output, float32 [n, dim]
     base_vectors.npy the pretrained encoder's vectors (only when the item tower was fine-tuned)
     base_encoder/    with them, a copy of a --model directory (add-items encodes new items with it)
@@ -24,6 +25,7 @@ Layout (written inside a temporary directory that replaces the target only when 
                      appends; a ranker.json without them serves as before: no shift)
     histories.json   each known user's items, oldest first
     rated_below.json each user's items rated below --min-rating: seen, so never recommended back
+    retired.json     items never to return (recommend retire; absent when none: retire.py)
     events.npz       every event the above are counted from (user, item, time; positive or
                      rated below), for add-events to recount them with a day's new events
 
@@ -36,6 +38,7 @@ candidates.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,7 @@ from tunesmith.retrieval import Encoder, VectorIndex
 from tunesmith_recommend.baselines import history_matrix, mean_history_vectors
 from tunesmith_recommend.data import Catalogue
 from tunesmith_recommend.explain import because_you_liked
+from tunesmith_recommend.filters import Condition, ItemFields, NothingMatches, described
 from tunesmith_recommend.item_parts import (
     ADDED_BASE_VECTORS,
     ADDED_FILES,
@@ -67,6 +71,7 @@ from tunesmith_recommend.nouns import ITEM_NOUN as ITEM_NOUN
 from tunesmith_recommend.nouns import item_noun_meta as item_noun_meta
 from tunesmith_recommend.nouns import item_nouns
 from tunesmith_recommend.ranker import Ranker, Signals, cosines
+from tunesmith_recommend.retire import read_retired
 from tunesmith_recommend.two_tower import MAX_HISTORY, UserTower
 from tunesmith_recommend.updates import write_serving_state
 
@@ -75,6 +80,12 @@ FORMAT = "tunesmith-recommend/1"
 #: two-tower's neighbours alone; ids only, see VectorIndex.search_ids, so no payload is read)
 CANDIDATES = 200
 INDEX_CANDIDATES = 50
+#: A filtered request that leaves at most this many items ranks them all (exact, and cheaper
+#: than widening the candidate pools); above it, the pools are taken as usual plus the filter's
+#: best items by the item-only part, and the index is asked for more hits (:func:`_widened`).
+FILTERED_FULL_RANK = 5_000
+#: The most hits a filtered request asks the index for.
+MAX_INDEX_HITS = 1_000
 #: A text query states the taste outright: its text match leads, and the ranker's item-only part
 #: (popularity, freshness, content prior) counts this much, both standardised over the candidates.
 #: There is no validation data for queries to choose it on, so it is a stated choice.
@@ -200,10 +211,7 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         base_model = "base_encoder"
     else:
         base_model = _loadable(base_model)
-    atomic_write_json(
-        out / "catalogue.json",
-        {"ids": catalogue.ids, "titles": catalogue.titles, "texts": catalogue.texts},
-    )
+    atomic_write_json(out / "catalogue.json", catalogue_json(catalogue))
     vectors = np.ascontiguousarray(signals.item_vectors, dtype=np.float32)
     np.save(out / "vectors.npy", vectors)
     index = VectorIndex.create(out / "index", dim=vectors.shape[1], encoder_name=str(encoder))
@@ -234,6 +242,9 @@ def save(fitted: Any, out: str | Path, *, extra_meta: dict[str, Any] | None = No
         "items_path": catalogue.path,
         # add-items reads new items from the same columns unless told otherwise
         "item_columns": catalogue.columns,
+        # the fields --where filters on (train --filter-cols) and their types; add-items reads
+        # new items' from the same columns
+        "item_fields": catalogue.field_types,
         "events_path": fitted.events.path,
         # add-events reads a day's events from the same columns unless told otherwise
         "event_columns": getattr(fitted.events, "columns", None) or None,
@@ -272,15 +283,30 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def catalogue_json(catalogue: Catalogue) -> dict[str, Any]:
+    """What ``catalogue.json`` holds: ids, titles, texts and, when the model keeps any, the
+    fields for filters (``fields``: column -> one cell per item)."""
+    found: dict[str, Any] = {
+        "ids": catalogue.ids,
+        "titles": catalogue.titles,
+        "texts": catalogue.texts,
+    }
+    if catalogue.fields:
+        found["fields"] = catalogue.fields
+    return found
+
+
 def read_catalogue(path: Path) -> Catalogue:
     """The model directory's items: ``catalogue.json``, then those added since it was written
     whole (``added_items.json``, see :mod:`~tunesmith_recommend.item_parts`)."""
     catalogue = read_part(path, "catalogue.json")
     added = AddedItems.read(path)
+    kept = catalogue.get("fields") or {}
     return Catalogue(
         ids=catalogue["ids"] + added.ids,
         titles=catalogue["titles"] + added.titles,
         texts=catalogue["texts"] + added.texts,
+        fields={name: list(cells) + added.fields.get(name, []) for name, cells in kept.items()},
     )
 
 
@@ -335,6 +361,20 @@ def query_scores(match: np.ndarray, prior: np.ndarray, cold: np.ndarray) -> np.n
     return _z(match) + QUERY_PRIOR_WEIGHT * _z(prior)
 
 
+def _best(values: np.ndarray, count: int) -> np.ndarray:
+    """The positions of the ``count`` largest ``values`` (any order; all when fewer)."""
+    count = min(count, len(values))
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.argpartition(-values, count - 1)[:count].astype(np.int64)
+
+
+def _widened(k: int, share: float, n: int) -> int:
+    """How many index hits to ask for so that about ``k`` pass a filter letting ``share`` of
+    the catalogue through (at most :data:`MAX_INDEX_HITS`, at most the catalogue)."""
+    return int(min(n, max(k, min(MAX_INDEX_HITS, np.ceil(k / share)))))
+
+
 def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """``values`` at ``wanted`` positions of the sorted ``keys``; 0 where a key is absent."""
     if len(keys) == 0:
@@ -379,6 +419,12 @@ def _add_items_locked(path: Path, new: Any, device: str) -> int:
     # events' JSON), the user tower and the index twice, for nothing add-items uses.
     meta = read_meta(path)
     catalogue = read_catalogue(path)
+    if set(new.fields) != set(catalogue.fields):
+        # the caller reads new items with the model's --filter-cols (workflow.add_items_from)
+        raise UserInputError(
+            f"the new items carry the fields {sorted(new.fields)}, the model "
+            f"{sorted(catalogue.fields)}"
+        )
     for index, item in enumerate(new.ids):
         if item in catalogue.position:
             raise DataError(
@@ -400,17 +446,21 @@ def _add_items_locked(path: Path, new: Any, device: str) -> int:
     with atomic_directory(path, force=True) as tmp:
         link_unchanged(path, tmp, MERGE_REWRITES if merge else ADD_ITEMS_REWRITES)
         if merge:
-            every = {
-                "ids": catalogue.ids + list(new.ids),
-                "titles": catalogue.titles + list(new.titles),
-                "texts": catalogue.texts + list(new.texts),
-            }
+            every = catalogue_json(
+                Catalogue(
+                    ids=catalogue.ids + list(new.ids),
+                    titles=catalogue.titles + list(new.titles),
+                    texts=catalogue.texts + list(new.texts),
+                    fields={k: v + list(new.fields[k]) for k, v in catalogue.fields.items()},
+                )
+            )
             write_merged(path, tmp, every, vectors, base, n_indexed=n_whole)
         else:
             added = AddedItems(
                 added.ids + list(new.ids),
                 added.titles + list(new.titles),
                 added.texts + list(new.texts),
+                {k: added.fields.get(k, []) + list(v) for k, v in new.fields.items()},
             )
             write_added_part(path, tmp, added, vectors, base, encoder_name=str(meta["encoder"]))
         meta = {**meta, "n_items": n_old + n_new}
@@ -494,8 +544,15 @@ class Recommender:
         self.item_part = self.ranker.item_part(self.signals.item_features())
         self.cold = self.signals.item_features()["cold"]
         self.added = self.ranker.added_items(self.cold)
-        top = min(CANDIDATES, len(self.ids))
-        self.top_items = np.argpartition(-self.item_part, top - 1)[:top]
+        # retired items (recommend retire) are never returned; the rest of the model keeps them
+        self.retired = np.zeros(len(self.ids), dtype=bool)
+        self.retired[[self.position[i] for i in read_retired(self.path) if i in self.position]] = (
+            True
+        )
+        self.top_items = _best(np.where(self.retired, -np.inf, self.item_part), CANDIDATES)
+        self.fields = ItemFields(
+            catalogue.fields, self.meta.get("item_fields") or {}, len(self.ids)
+        )
         self.index = ItemIndex.load(self.path)
         self._encoder: Any = None
 
@@ -536,17 +593,70 @@ class Recommender:
             )
         return self.positions(self.histories[user])
 
+    def _usable(
+        self, where: list[Condition], exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The items a request may return (not retired, not in ``exclude``, allowed by
+        ``where``) as a mask, and the filter's own mask (None without one). Nothing left under
+        a filter is one line saying why, not an empty list."""
+        usable = ~self.retired  # a new array, changed in place below
+        allowed = None
+        if where:
+            allowed = self.fields.mask(where)
+            usable &= allowed
+        if exclude is not None and len(exclude):
+            usable[exclude] = False
+        if where and not usable.any():
+            _one, many = item_nouns(self.meta)
+            said = described(where)
+            if not allowed.any():
+                why = f"no {many} match --where {said}"
+            elif not (allowed & ~self.retired).any():
+                why = f"every one of the {many} matching --where {said} is retired"
+            else:
+                why = f"every one of the {many} matching --where {said} is retired or seen"
+            raise NothingMatches(why)
+        return usable, allowed
+
+    def _hits(self, vector: np.ndarray, k: int, share: float, searched: bool = True) -> np.ndarray:
+        """The catalogue positions of the index's neighbours of ``vector``: ``k`` of them, as
+        many more as a filter letting ``share`` through leaves out (:func:`_widened`); none
+        when not ``searched``. Ids only: the re-ranker keeps its own item data, so payloads
+        would be read for nothing."""
+        if not searched:
+            return np.zeros(0, dtype=np.int64)
+        n = len(self.ids)
+        ids, _ = self.index.search_ids(vector.astype(np.float32), k=_widened(k, share, n))
+        return np.asarray([self.position[i] for i in ids], dtype=np.int64)
+
+    def _filtered_pool(self, usable: np.ndarray, allowed: np.ndarray | None) -> list[np.ndarray]:
+        """With a filter, the candidates it lets through may be too few, or not the best it
+        allows: its items when they are few enough to rank them all, else its best by the
+        ranker's item-only part."""
+        if allowed is None:
+            return []
+        left = np.flatnonzero(usable)
+        if len(left) <= FILTERED_FULL_RANK:
+            return [left]
+        return [left[_best(self.item_part[left], CANDIDATES)]]
+
     def _rank(
-        self, user_vector: np.ndarray, history: np.ndarray, k: int, exclude: np.ndarray
+        self,
+        user_vector: np.ndarray,
+        history: np.ndarray,
+        k: int,
+        exclude: np.ndarray,
+        where: list[Condition] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates from the index, the item prior and co-occurrence; re-ranked; top k."""
         n = len(self.ids)
-        # ids only: the re-ranker keeps its own item data, so payloads would be read for nothing
-        hit_ids, _ = self.index.search_ids(
-            user_vector.astype(np.float32), k=min(INDEX_CANDIDATES, n)
-        )
-        sources = [np.asarray([self.position[i] for i in hit_ids], dtype=np.int64), self.top_items]
-        if len(history):
+        usable, allowed = self._usable(where or [], exclude)
+        share = 1.0 if allowed is None else max(float(usable.mean()), 1e-9)
+        # a filter leaving few items ranks them all: the index's neighbours would add nothing
+        searched = allowed is None or int(usable.sum()) > FILTERED_FULL_RANK
+        sources = [self._hits(user_vector, INDEX_CANDIDATES, share, searched), self.top_items]
+        sources += self._filtered_pool(usable, allowed)
+        if len(history) and searched:
             # The history's text neighbours too (the index's nearest items to the mean of its
             # item vectors, what the ranker's text match and `similar` read): an item added by
             # add-items has no events, so no prior or co-occurrence to bring it in, and the
@@ -554,8 +664,7 @@ class Recommender:
             # ranking put in their top ten (MovieTweetings, Star Wars liked).
             mean = self.signals.item_vectors[history].mean(0)
             mean /= max(float(np.linalg.norm(mean)), 1e-12)
-            text_ids, _ = self.index.search_ids(mean.astype(np.float32), k=min(INDEX_CANDIDATES, n))
-            sources.append(np.asarray([self.position[i] for i in text_ids], dtype=np.int64))
+            sources.append(self._hits(mean, INDEX_CANDIDATES, share, searched))
         # Co-occurrence with the (distinct) history items, kept sparse: the items
         # that co-occur and their summed cosines (a dense pass over a large catalogue costs more
         # than the rest of the request). The same sparse product as the evaluation's
@@ -571,12 +680,12 @@ class Recommender:
                 best = np.argpartition(-cooc_values, CANDIDATES - 1)[:CANDIDATES]
             sources.append(cooc_items[best].astype(np.int64))
         candidates = np.unique(np.concatenate(sources))
-        candidates = candidates[~np.isin(candidates, exclude)]
-        unseen = n - len(np.unique(exclude))
-        if len(candidates) < min(k, unseen):
+        # the history, rated-below, retired and filtered-out items, as one mask
+        candidates = candidates[usable[candidates]]
+        if len(candidates) < min(k, int(usable.sum())):
             # -k beyond the candidate pools (or a history that covers them): rank every unseen
             # item rather than return fewer than asked while the catalogue has more
-            candidates = np.setdiff1d(np.arange(n), exclude)
+            candidates = np.flatnonzero(usable)
         # float64 products, as the evaluation's (ranker.cosines): in float32 the last bits
         # depended on the product's shape and swapped two items of a top ten
         features = {
@@ -622,42 +731,64 @@ class Recommender:
 
     # ------------------------------------------------------------------ public
 
+    def conditions(self, where: Sequence[str] | None) -> list[Condition]:
+        """``--where`` texts parsed against this model's fields (one line for a mistake)."""
+        return self.fields.parse(where or [])
+
     def for_history(
-        self, history: np.ndarray, k: int = 10, *, seen: np.ndarray | None = None
+        self,
+        history: np.ndarray,
+        k: int = 10,
+        *,
+        seen: np.ndarray | None = None,
+        where: Sequence[str] | None = None,
     ) -> list[Recommendation]:
         """Recommendations for a history of catalogue positions, oldest first; ``seen`` are
-        more items never to recommend (seen but not liked: rated below --min-rating)."""
+        more items never to recommend (seen but not liked: rated below --min-rating);
+        ``where``: filters on the items' fields (:mod:`~tunesmith_recommend.filters`)."""
+        conditions = self.conditions(where)
         history = np.asarray(history, dtype=np.int64)
         user, weights = self.signals.tower.encode_one(self.signals.item_vectors[history])
         exclude = history if seen is None else np.concatenate([history, seen]).astype(np.int64)
-        items, scores = self._rank(user, history, k, exclude=exclude)
+        items, scores = self._rank(user, history, k, exclude=exclude, where=conditions)
         return self._results(items, scores, history[-MAX_HISTORY:], weights)
 
-    def for_user(self, user: str, k: int = 10) -> list[Recommendation]:
+    def for_user(
+        self, user: str, k: int = 10, *, where: Sequence[str] | None = None
+    ) -> list[Recommendation]:
         """Recommendations for a known user: nothing they have liked or rated below the
-        threshold."""
+        threshold (nor a retired item, nor one ``where`` leaves out)."""
         history = self.history_of(user)
-        return self.for_history(history, k, seen=self.positions(self.rated_below.get(user, [])))
+        seen = self.positions(self.rated_below.get(user, []))
+        return self.for_history(history, k, seen=seen, where=where)
 
-    def for_liked(self, item_ids: list[str], k: int = 10) -> list[Recommendation]:
-        """Recommendations for a new user from a few liked items (in the order they were liked)."""
+    def for_liked(
+        self, item_ids: list[str], k: int = 10, *, where: Sequence[str] | None = None
+    ) -> list[Recommendation]:
+        """Recommendations for a new user from a few liked items (in the order they were liked;
+        a retired one too: it still says what they like)."""
         if not item_ids:
             raise UserInputError("name at least one liked item")
-        return self.for_history(self.positions(item_ids), k)
+        return self.for_history(self.positions(item_ids), k, where=where)
 
-    def for_query(self, text: str, k: int = 10) -> list[Recommendation]:
+    def for_query(
+        self, text: str, k: int = 10, *, where: Sequence[str] | None = None
+    ) -> list[Recommendation]:
         """Recommendations for a new user who describes what they want."""
+        conditions = self.conditions(where)
         if not text.strip():
             raise UserInputError("the query text is empty")
+        usable, allowed = self._usable(conditions)
+        share = 1.0 if allowed is None else max(float(usable.mean()), 1e-9)
+        searched = allowed is None or int(usable.sum()) > FILTERED_FULL_RANK
         vector = self.encoder.encode([text])[0]
-        hit_ids, _ = self.index.search_ids(
-            vector.astype(np.float32), k=min(2 * INDEX_CANDIDATES, len(self.ids))
-        )
+        hits = self._hits(vector, 2 * INDEX_CANDIDATES, share, searched)
         candidates = np.unique(
-            np.concatenate([[self.position[i] for i in hit_ids], self.top_items]).astype(np.int64)
+            np.concatenate([hits, self.top_items, *self._filtered_pool(usable, allowed)])
         )
-        if len(candidates) < min(k, len(self.ids)):
-            candidates = np.arange(len(self.ids))  # -k beyond the candidate pools: every item
+        candidates = candidates[usable[candidates]]
+        if len(candidates) < min(k, int(usable.sum())):
+            candidates = np.flatnonzero(usable)  # -k beyond the candidate pools: every item
         scores = query_scores(
             self.signals.item_vectors[candidates] @ vector,
             self.item_part[candidates],
@@ -666,19 +797,69 @@ class Recommender:
         order = np.argsort(-scores)[:k]
         return self._results(candidates[order], scores[order])
 
-    def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
-        """Items whose item-tower vectors are closest to this one's."""
-        position = int(self.positions([item_id])[0])
-        ids, scores = self.index.search_ids(self.signals.item_vectors[position], k=k + 1)
-        hits = [(i, float(s)) for i, s in zip(ids, scores, strict=True) if i != item_id][:k]
-        return [Recommendation(i, self.titles[self.position[i]], s) for i, s in hits]
+    def _nearest(
+        self, vector: np.ndarray, k: int, usable: np.ndarray, restricted: bool
+    ) -> list[Recommendation]:
+        """The ``k`` usable items nearest ``vector`` in the index, best first. The index knows
+        nothing of retired items and filters, so it is asked for more hits, as many more as
+        the share it would leave out (then four times as many, up to :data:`MAX_INDEX_HITS`);
+        when still too few pass, the usable items are scored exactly (cheap when a filter
+        leaves few)."""
+        n = len(self.ids)
+        query = np.asarray(vector, dtype=np.float32)
+        left = int(usable.sum())
+        ask = k if not restricted else _widened(k, left / max(n, 1), n)
+        while not restricted or left > FILTERED_FULL_RANK:
+            ids, scores = self.index.search_ids(query, k=ask)
+            hits = [
+                (self.position[i], float(s))
+                for i, s in zip(ids, scores, strict=True)
+                if usable[self.position[i]]
+            ]
+            if len(hits) >= min(k, left) or ask >= n:
+                return [Recommendation(self.ids[p], self.titles[p], s) for p, s in hits[:k]]
+            if ask >= MAX_INDEX_HITS:
+                break
+            ask = min(n, MAX_INDEX_HITS, 4 * ask)
+        if left > n // 2:  # one product over the catalogue, not a copy of most of its vectors
+            exact = (self.signals.item_vectors @ query).astype(np.float64)
+            exact[~usable] = -np.inf
+            positions = _best(exact, k)
+            positions = positions[np.argsort(-exact[positions], kind="stable")]
+            positions = positions[np.isfinite(exact[positions])]  # k beyond the usable items
+            chosen = exact[positions]
+        else:
+            found = np.flatnonzero(usable)
+            scored = self.signals.item_vectors[found] @ query
+            order = np.argsort(-scored, kind="stable")[:k]
+            positions, chosen = found[order], scored[order]
+        return [
+            Recommendation(self.ids[p], self.titles[p], float(s))
+            for p, s in zip(positions.tolist(), chosen.tolist(), strict=True)
+        ]
 
-    def search(self, text: str, k: int = 10) -> list[Recommendation]:
+    def similar(
+        self, item_id: str, k: int = 10, *, where: Sequence[str] | None = None
+    ) -> list[Recommendation]:
+        """Items whose item-tower vectors are closest to this one's (a retired item may be
+        asked about: what to offer instead of it)."""
+        conditions = self.conditions(where)
+        position = int(self.positions([item_id])[0])
+        usable, _ = self._usable(conditions, np.asarray([position]))
+        restricted = bool(conditions) or bool(self.retired.any())
+        if not restricted:
+            ids, scores = self.index.search_ids(self.signals.item_vectors[position], k=k + 1)
+            hits = [(i, float(s)) for i, s in zip(ids, scores, strict=True) if i != item_id][:k]
+            return [Recommendation(i, self.titles[self.position[i]], s) for i, s in hits]
+        return self._nearest(self.signals.item_vectors[position], k, usable, True)
+
+    def search(
+        self, text: str, k: int = 10, *, where: Sequence[str] | None = None
+    ) -> list[Recommendation]:
         """Items whose text matches a query, by the item encoder alone."""
+        conditions = self.conditions(where)
         if not text.strip():
             raise UserInputError("the search text is empty")
-        ids, scores = self.index.search_ids(self.encoder.encode([text])[0], k=k)
-        return [
-            Recommendation(i, self.titles[self.position[i]], float(s))
-            for i, s in zip(ids, scores, strict=True)
-        ]
+        usable, _ = self._usable(conditions)
+        restricted = bool(conditions) or bool(self.retired.any())
+        return self._nearest(self.encoder.encode([text])[0], k, usable, restricted)

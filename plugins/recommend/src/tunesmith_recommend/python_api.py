@@ -67,6 +67,29 @@ def _item_ids(items: object) -> list[str]:
     return [_text(item, "item id") for item in items]
 
 
+def _where(where: object) -> list[str]:
+    """Filters as ``--where`` takes them: one condition (``"price<20"``), several (a list,
+    all must hold), or a dict of fields and the values they must equal (``{"category":
+    "books"}``)."""
+    if where is None:
+        return []
+    if isinstance(where, str):
+        return [_text(where, "where condition")]
+    if isinstance(where, dict):
+        # a list of values: any of them ("category=books|music")
+        return [
+            f"{_text(name, 'where field')}="
+            + ("|".join(map(str, value)) if isinstance(value, (list, tuple, set)) else str(value))
+            for name, value in where.items()
+        ]
+    if isinstance(where, bytes) or not isinstance(where, Iterable):
+        raise UserInputError(
+            "where: give a condition ('price<20'), a list of them or a dict of field values, "
+            f"got {type(where).__name__}"
+        )
+    return [_text(condition, "where condition") for condition in where]
+
+
 def _records(results: list[Any]) -> list[dict[str, Any]]:
     return [r.to_json() for r in results]
 
@@ -90,6 +113,7 @@ def _data(
     events: Data | None,
     sample: bool,
     columns: dict[str, Any],
+    filter_cols: str | Sequence[str] | None = None,
 ) -> Iterator[Any]:
     """The data arguments as :class:`~tunesmith_recommend.workflow.DataFiles`, for the block:
     a DataFrame, records or columns written as the file the readers take (the columns the
@@ -99,7 +123,8 @@ def _data(
 
     kept = {
         "items": [columns["id_col"], columns["title_col"],
-                  *(names_list(columns["text_cols"]) or [])],
+                  *(names_list(columns["text_cols"]) or []),
+                  *(names_list(filter_cols) or [])],
         "events": _event_columns(columns["user_col"], columns["item_col"], columns["time_col"],
                                  columns["rating_col"], columns["kind_col"]),
     }  # fmt: skip
@@ -110,7 +135,7 @@ def _data(
             )
             for name, value in (("items", items), ("events", events))
         }  # fmt: skip
-        yield DataFiles(**paths, sample=sample, **columns)
+        yield DataFiles(**paths, sample=sample, filter_cols=filter_cols, **columns)
 
 
 def _event_columns(*names: str | None) -> list[str]:
@@ -193,6 +218,7 @@ def train(
     item_noun: str | None = None,
     force: bool = False,
     device: str = "auto",
+    filter_cols: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Fit the two-tower model and the ranker on ``items`` and ``events`` (or ``sample=True``:
     the shipped films) and write the model folder ``out`` (``force``: replace one): ``recommend
@@ -227,7 +253,7 @@ def train(
         model, fine_tune, encoder_epochs, tower_epochs, tower_max_examples,
         ranker_max_requests, min_events, cooc_max_history, device,
     )  # fmt: skip
-    with _data(items, events, sample, columns) as data:
+    with _data(items, events, sample, columns, filter_cols) as data:
         summary = train_model(
             Path(out),
             data,
@@ -327,6 +353,11 @@ class RecommendModel:
     """A loaded recommend model: recommendations for a known user, for liked items or for a
     text, similar items and text search, each the ``top_k`` best (10 unless told; ``k=`` is
     read as ``top_k``, the name the core's ``Model.predict`` uses). Made by :func:`load`.
+    Each takes ``where=``, the commands' ``--where`` filters on the fields ``train`` kept
+    (``filter_cols``): ``"price<20"``, a list of conditions that must all hold, or a dict of
+    field values (``{"category": "books"}``); a filter that leaves nothing raises
+    :class:`~tunesmith_recommend.filters.NothingMatches` (a ``UserInputError``). Retired items
+    (:meth:`retire`) are never returned.
 
     When another process rewrites the folder (``add-events`` ...), the new version is loaded
     as :func:`load`'s ``reload`` says; each request is answered wholly from one version.
@@ -373,45 +404,58 @@ class RecommendModel:
 
     @_keywords
     def for_user(
-        self, user: str, top_k: int = TOP_K, *, k: int | None = None
+        self, user: str, top_k: int = TOP_K, *, k: int | None = None, where: Any = None
     ) -> list[dict[str, Any]]:
         """The top ``top_k`` items for a user of the training events, none they have seen, each
         with ``because`` (the history items behind it and their share):
         ``recommend for-user USER --json``'s ``items``."""
-        return _records(self._current().for_user(_text(user, "user id"), _top_k(top_k, k)))
+        asked = _top_k(top_k, k)
+        found = self._current().for_user(_text(user, "user id"), asked, where=_where(where))
+        return _records(found)
 
     @_keywords
     def for_liked(
-        self, items: str | Iterable[str], top_k: int = TOP_K, *, k: int | None = None
+        self,
+        items: str | Iterable[str],
+        top_k: int = TOP_K,
+        *,
+        k: int | None = None,
+        where: Any = None,
     ) -> list[dict[str, Any]]:
         """The top ``top_k`` items for a new user who liked ``items`` (ids, in the order liked):
         ``recommend for-user --liked ITEM ... --json``'s ``items``."""
         liked = _item_ids(items)
-        return _records(self._current().for_liked(liked, _top_k(top_k, k)))
+        return _records(self._current().for_liked(liked, _top_k(top_k, k), where=_where(where)))
 
     @_keywords
     def for_query(
-        self, text: str, top_k: int = TOP_K, *, k: int | None = None
+        self, text: str, top_k: int = TOP_K, *, k: int | None = None, where: Any = None
     ) -> list[dict[str, Any]]:
         """The top ``top_k`` items for a new user who describes what they want:
         ``recommend for-user --query TEXT --json``'s ``items``."""
-        return _records(self._current().for_query(_text(text, "query"), _top_k(top_k, k)))
+        asked = _top_k(top_k, k)
+        found = self._current().for_query(_text(text, "query"), asked, where=_where(where))
+        return _records(found)
 
     @_keywords
     def similar(
-        self, item: str, top_k: int = TOP_K, *, k: int | None = None
+        self, item: str, top_k: int = TOP_K, *, k: int | None = None, where: Any = None
     ) -> list[dict[str, Any]]:
         """The ``top_k`` items nearest ``item`` in the item tower (items without events too):
         ``recommend similar ITEM --json``'s ``items``."""
-        return _records(self._current().similar(_text(item, "item id"), _top_k(top_k, k)))
+        asked = _top_k(top_k, k)
+        found = self._current().similar(_text(item, "item id"), asked, where=_where(where))
+        return _records(found)
 
     @_keywords
     def search(
-        self, text: str, top_k: int = TOP_K, *, k: int | None = None
+        self, text: str, top_k: int = TOP_K, *, k: int | None = None, where: Any = None
     ) -> list[dict[str, Any]]:
         """The ``top_k`` items whose text best matches ``text`` (the item encoder alone):
         ``recommend search TEXT --json``'s ``items``."""
-        return _records(self._current().search(_text(text, "search text"), _top_k(top_k, k)))
+        asked = _top_k(top_k, k)
+        found = self._current().search(_text(text, "search text"), asked, where=_where(where))
+        return _records(found)
 
     @_keywords
     def explain(
@@ -460,7 +504,10 @@ class RecommendModel:
         from tunesmith_recommend.workflow import add_items_from, added_item_columns
 
         id_col, title_col, fields = added_item_columns(self.path, id_col, title_col, text_cols)
-        with data_file(items, what="items", columns=[id_col, title_col, *fields]) as path:
+        # and the fields the model filters on (train's filter_cols), which add-items reads
+        kept = list(self._recommender.fields.types)
+        columns = list(dict.fromkeys([id_col, title_col, *fields, *kept]))
+        with data_file(items, what="items", columns=columns) as path:
             added = add_items_from(
                 self.path,
                 path,
@@ -503,3 +550,25 @@ class RecommendModel:
             day = add_events(self.path, path, given).to_json(self.path)
         self.refresh()  # this call pays the load: the next request serves the new events
         return day
+
+    def _change_retired(self, items: object, restore: bool) -> dict[str, Any]:
+        from tunesmith_recommend.retire import Named, change_retired
+
+        named = [Named(item) for item in _item_ids(items)]
+        done = change_retired(self.path, named, restore=restore).to_json(self.path)
+        self.refresh()  # this call pays the load: the next request leaves them out (or in)
+        return done
+
+    @_keywords
+    def retire(self, items: str | Iterable[str]) -> dict[str, Any]:
+        """Never recommend ``items`` (ids: sold out, withdrawn, recalled) again, without
+        retraining: ``recommend retire --item ... --json`` (``retired``, ``already_retired``,
+        ``retired_items`` in all). They stay in users' histories. This object serves the
+        change from its next call."""
+        return self._change_retired(items, restore=False)
+
+    @_keywords
+    def restore(self, items: str | Iterable[str]) -> dict[str, Any]:
+        """Recommend retired ``items`` again: ``recommend restore --item ... --json``
+        (``restored``, ``not_retired``, ``retired_items``)."""
+        return self._change_retired(items, restore=True)

@@ -44,6 +44,8 @@ class DataFiles:
     min_rating: float | None = None
     kind_col: str | None = None
     kinds: str | Sequence[str] | None = None
+    #: item columns kept for --where filters (``train --filter-cols``; eval filters nothing)
+    filter_cols: str | Sequence[str] | None = None
 
     def read(self, say: Say = _say) -> tuple[Any, Any]:
         """The catalogue and its events; ``say`` gets each note of the reading (rows left out
@@ -63,7 +65,10 @@ class DataFiles:
             id_col=self.id_col,
             title_col=self.title_col,
             text_cols=names_list(self.text_cols) or [],
+            field_cols=names_list(self.filter_cols) or [],
         )
+        for note in catalogue.notes:
+            say(f"note: {note}")
         found = load_events(
             events,
             catalogue,
@@ -141,6 +146,7 @@ def train_model(
     from tunesmith.locks import run_lock
     from tunesmith_recommend import model as model_dir
     from tunesmith_recommend.pipeline import fit
+    from tunesmith_recommend.retire import carried, write_retired
 
     out = Path(out)
     check_training_device(settings.device, precision)
@@ -158,11 +164,20 @@ def train_model(
         # chosen on validation, as the ranker needs it.
         chosen = checked_settings(replace(settings, baselines=False), allow_network)
         catalogue, found = data.read(say)
+        # items retired in the model replaced stay retired (a weekly train must not bring a
+        # recalled item back); `recommend restore` brings them back
+        retired = carried(out, catalogue.ids) if force and out.is_dir() else []
         with atomic_directory(out, force=force) as tmp:
             fitted = fit(catalogue, found, tmp, chosen, say=say)
             # Whether a history is what users liked or every event (a 1-star one too): the
             # demo's and for-user's "liked" is true only with a threshold.
             model_dir.save(fitted, tmp, extra_meta={**nouns, "min_rating": data.min_rating})
+            if retired:
+                write_retired(tmp, retired, model_dir.read_meta(tmp), in_place=True)
+                say(
+                    f"note: {len(retired)} item(s) retired in the model replaced stay retired "
+                    "(tunesmith recommend restore to bring them back)"
+                )
     return {
         "out": str(out),
         "items": len(catalogue),
@@ -253,7 +268,17 @@ def add_items_from(
     model_dir = Path(model_dir)
     check_device(device)  # before the new items are read
     id_col, title_col, fields = added_item_columns(model_dir, id_col, title_col, text_cols)
-    new = load_items(items, id_col=id_col, title_col=title_col, text_cols=fields, min_items=1)
+    # the fields --where filters on, from the columns and of the types train kept
+    kept = (read_json_object(model_dir / "meta.json") or {}).get("item_fields") or {}
+    new = load_items(
+        items,
+        id_col=id_col,
+        title_col=title_col,
+        text_cols=fields,
+        min_items=1,
+        field_cols=list(kept),
+        field_types=kept,
+    )
     added = add_items(model_dir, new, device=device)
     meta = read_json_object(model_dir / "meta.json") or {}
     return {"model_dir": str(model_dir), "added": added, "items": meta.get("n_items")}
