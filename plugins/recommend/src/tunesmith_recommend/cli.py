@@ -639,7 +639,7 @@ def _retire_or_restore(
     typer.echo(
         printable(
             f"{done.action.capitalize()} {said} in {model_dir}{already}; {done.retired} "
-            f"{many} retired now"
+            f"{one if done.retired == 1 else many} retired now"
             + ("" if restore else " (never recommended; users' histories keep them)")
         )
     )
