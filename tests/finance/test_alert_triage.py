@@ -62,6 +62,16 @@ def test_an_acknowledged_alert_leaves_the_open_list_and_keeps_who_when_and_the_n
     assert f"    id {everything['HLXB']['id']} · open\n" in text.stdout
 
 
+def test_tunesmith_agent_names_who_acknowledges_when_who_is_not_given(cli, alerted, monkeypatch):
+    """The variable support's hand-off queue takes for the agent names the analyst here too."""
+    monkeypatch.setenv("TUNESMITH_AGENT", "  ana   lyst ")
+    banking = _listed(cli, alerted)["banking"]
+    acked = cli("finance", "alerts", "--db", str(alerted), "--ack", banking["id"])
+    assert acked.exit_code == 0, acked.output
+    everything = _listed(cli, alerted, "--state", "all")
+    assert everything["banking"]["triage"]["by"] == "ana lyst"
+
+
 def test_acknowledging_twice_an_unknown_id_and_a_bad_duration_are_one_line_errors(cli, alerted):
     banking = _listed(cli, alerted)["banking"]["id"]
     assert cli("finance", "alerts", "--db", str(alerted), "--ack", banking).exit_code == 0

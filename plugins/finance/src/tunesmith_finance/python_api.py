@@ -392,7 +392,7 @@ class Monitor:
     ) -> list[dict[str, Any]]:
         """Acknowledge the alerts ``ids`` (each an id or its first characters, as
         :meth:`stored_alerts` gives them; one or a list, all marked or none): someone has them
-        in hand. ``who``: by default your login name; ``note``: kept with the mark. Returns
+        in hand. ``who``: by default ``$TUNESMITH_AGENT``, else your login name; ``note``: kept with the mark. Returns
         the alerts marked, as :meth:`stored_alerts` gives them (``finance alerts --ack ID
         --json``). An alert acknowledged already, or marked noise (:meth:`reopen` it first),
         is refused and nothing is written."""

@@ -20,7 +20,11 @@ NOISE = typer.Option(
 )
 REOPEN = typer.Option(None, "--reopen", help="Undo --ack or --noise on this alert; repeatable.")
 NOTE = typer.Option(None, "--note", help="A note kept with --ack, --noise or --mute.")
-WHO = typer.Option(None, "--who", help="Who acks, marks or mutes (default: your login name).")
+WHO = typer.Option(
+    None,
+    "--who",
+    help="Who acks, marks or mutes (default: $TUNESMITH_AGENT, else your login name).",
+)
 MUTE = typer.Option(
     None, "--mute", help="Mute a topic or ticker ('$TSLA') for --for: its surges are stored "
     "as muted alerts and sent to no sink.",
