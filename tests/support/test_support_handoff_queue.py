@@ -306,7 +306,7 @@ def test_the_api_serves_the_queue_and_closes_a_handoff_once(make_client):
     )
     assert other.status_code == 409 and other.json()["code"] == "handoff_closed"
     assert "by alice" in other.json()["detail"]
-    assert client.get("/v1/handoffs", headers=AUTH).json() == {"handoffs": []}
+    assert client.get("/v1/handoffs", headers=AUTH).json() == {"handoffs": [], "next_after": None}
     closed_too = client.get("/v1/handoffs?all=true", headers=AUTH).json()["handoffs"]
     assert [item["agent"] for item in closed_too] == ["alice"]
 

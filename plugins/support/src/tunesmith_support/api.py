@@ -39,6 +39,7 @@ from tunesmith_support.api_errors import (
     error_response,
 )
 from tunesmith_support.conversations import feedback_request_key
+from tunesmith_support.handoff_pages import DEFAULT_LIMIT, MAX_LIMIT
 from tunesmith_support.refusals import refusal_code
 from tunesmith_support.service import SupportService
 
@@ -372,7 +373,14 @@ class HandoffQueue(BaseModel):
     handoffs: list[Handoff] = Field(
         ...,
         description="Oldest first: one item per conversation (its newest waiting hand-off), "
-        "unless per_turn=true; closed ones (all=true) one per turn.",
+        "unless per_turn=true; closed ones (all=true) one per turn. Ordered by each item's "
+        "position, the smallest turn id it stands for (its first waiting hand-off: the "
+        "smallest of turn_id and earlier_waiting's; else turn_id).",
+    )
+    next_after: int | None = Field(
+        ...,
+        description="More items follow this page: ask again with after=next_after (and the "
+        "same all, since and per_turn). null: this page is the last.",
     )
 
 
@@ -879,7 +887,9 @@ def create_app(
         responses={
             **{status: error_responses(())[status] for status in (503, 421, 500)},
             422: error_response(
-                "A query parameter does not fit (all is true or false).", _only(422)
+                "A query parameter does not fit (all is true or false; limit 1 to "
+                f"{MAX_LIMIT}; after a whole number).",
+                _only(422),
             ),
             400: error_response("since is not an age or a time.", ("bad_request",)),
             403: FORBIDDEN,
@@ -889,21 +899,37 @@ def create_app(
         show_all: bool = Query(False, alias="all"),
         since: str | None = None,
         per_turn: bool = False,
+        limit: int | None = Query(
+            None,
+            ge=1,
+            le=MAX_LIMIT,
+            description=f"The most items on this page (at most {MAX_LIMIT}). Default: every "
+            f"waiting one; with all=true, {DEFAULT_LIMIT}.",
+        ),
+        after: int | None = Query(
+            None,
+            ge=0,
+            description="The page after this position: the previous page's next_after.",
+        ),
     ) -> dict[str, Any]:
         """The hand-offs waiting for a person, oldest first, one per conversation (its newest;
         per_turn=true: one per hand-off turn); all=true: closed ones too; since: only those
-        made since an age such as 2h or 7d, or an ISO 8601 time."""
+        made since an age such as 2h or 7d, or an ISO 8601 time. Paged with limit and after
+        (next_after); a new hand-off never moves a page already read, and a conversation's
+        waiting hand-offs are never split between pages."""
         from tunesmith.events.ages import parse_moment
 
         moment = None if since is None else _call(service, parse_moment, since, "since")
-        items = _call(
+        return _call(
             service,
-            service.conversations.handoffs,
+            service.conversations.handoff_page,
             waiting_only=not show_all,
             since=moment,
             per_turn=per_turn,
+            # Closed hand-offs grow without end; the waiting queue is whole unless asked.
+            limit=DEFAULT_LIMIT if limit is None and show_all else limit,
+            after=after,
         )
-        return {"handoffs": items}
 
     def queue_call(function: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """An action on the queue: its conflicts (:data:`CONFLICTS`) a 409, other refusals 400

@@ -19,7 +19,6 @@ from tunesmith.errors import UserInputError
 from tunesmith.io import atomic_write_text, check_parents
 from tunesmith.store import DEFAULT_TIMEOUT, Store
 from tunesmith_support.handoff_claims import (
-    WAITING,
     check_not_held,
     claim,
     inherit,
@@ -31,6 +30,7 @@ from tunesmith_support.handoff_claims import (
     the_handoff,
 )
 from tunesmith_support.handoff_groups import by_conversation
+from tunesmith_support.handoff_pages import MAX_LIMIT, cut, page_query
 from tunesmith_support.refusals import Refusal
 
 NAMESPACE = "support"
@@ -426,6 +426,8 @@ class Conversations:
         waiting_only: bool = True,
         since: datetime | None = None,
         per_turn: bool = False,
+        limit: int | None = None,
+        after: int | None = None,
     ) -> list[dict[str, Any]]:
         """Hand-offs, oldest first: those still waiting for a person (``waiting_only``), or
         all; ``since``: only those made at or after this moment (UTC). Each with its
@@ -436,25 +438,36 @@ class Conversations:
         One item per conversation unless ``per_turn``: its newest waiting hand-off, with
         ``waiting_turns``, ``earlier_waiting`` and ``waiting_since``
         (:func:`~tunesmith_support.handoff_groups.by_conversation`); ``since`` then keeps a
-        conversation whose newest waiting hand-off was made since."""
-        where = ["decision = 'handoff'"]
-        params: list[Any] = []
-        if waiting_only:
-            where.append("handoff_closed_at IS NULL")
-        moment = None if since is None else since.isoformat(timespec="seconds")
-        if moment is not None:
-            # Grouped, a conversation's earlier waiting hand-offs belong to its item whenever
-            # they were made.
-            where.append("(created_at >= ?" + ("" if per_turn else f" OR {WAITING}") + ")")
-            params.append(moment)  # as turns store created_at
-        rows = self.store.query(
-            f"SELECT * FROM support_turns WHERE {' AND '.join(where)} ORDER BY id", params
+        conversation whose newest waiting hand-off was made since. ``limit`` and ``after``: one
+        page of them (:meth:`handoff_page`)."""
+        found = self.handoff_page(
+            waiting_only=waiting_only, since=since, per_turn=per_turn, limit=limit, after=after
         )
+        return found["handoffs"]
+
+    def handoff_page(
+        self,
+        *,
+        waiting_only: bool = True,
+        since: datetime | None = None,
+        per_turn: bool = False,
+        limit: int | None = None,
+        after: int | None = None,
+    ) -> dict[str, Any]:
+        """One page of :meth:`handoffs`: ``{"handoffs": [...], "next_after": N}``, the first
+        ``limit`` items (all without one) positioned after turn ``after``, in the order of
+        their position, the smallest turn id each stands for
+        (:func:`~tunesmith_support.handoff_pages.position`). ``next_after``: the ``after`` of
+        the next page, None when none is left. A conversation's waiting hand-offs are never
+        split between pages."""
+        if limit is not None and not 1 <= int(limit) <= MAX_LIMIT:
+            raise UserInputError(f"limit must be 1 to {MAX_LIMIT}, got {limit}")
+        sql, params = page_query(
+            waiting_only=waiting_only, since=since, per_turn=per_turn, after=after, limit=limit
+        )
+        rows, next_after = cut(self.store.query(sql, params), limit)
         items = [self._with_conversation(self.store, row) for row in rows]
-        if per_turn:
-            return items
-        grouped = by_conversation(items)
-        return [item for item in grouped if moment is None or item["created_at"] >= moment]
+        return {"handoffs": items if per_turn else by_conversation(items), "next_after": next_after}
 
     def recently_closed(self, limit: int) -> list[dict[str, Any]]:
         """The ``limit`` hand-offs a person closed most recently, newest first, as

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -258,8 +258,11 @@ class SupportService:
             turn_id = self.conversations.record_turn(conversation_id, answer)
             if answer.decision == "handoff":
                 event = self._handoff_event(answer, earlier, conversation_id, turn_id)
+                # Marked first: in a conversation an agent holds, the hand-off is theirs, and
+                # the event says so (a helpdesk routes it to them, not to the whole queue).
+                held = self.conversations.mark_handoff(turn_id, event.id)
+                event = replace(event, payload={**event.payload, "claimed_by": held})
                 outgoing = record(event, self.sinks, outbox=store)
-                self.conversations.mark_handoff(turn_id, event.id)
             if key is not None:
                 handoff = None if outgoing is None else outgoing.event.id
                 response = Turn(answer, turn_id, conversation_id, handoff).to_dict()

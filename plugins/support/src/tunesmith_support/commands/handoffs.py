@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import typer
 
 from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, open_service, stored_db
+from tunesmith_support.handoff_pages import DEFAULT_LIMIT, MAX_LIMIT
 
 SINCE_HELP = "Only hand-offs made since then: an age (2h, 7d) or an ISO 8601 time (UTC)."
 
@@ -99,6 +100,20 @@ def handoffs_command(
         "--per-turn",
         help="One item per hand-off turn (default: one per conversation, its newest question).",
     ),
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        min=1,
+        max=MAX_LIMIT,
+        help=f"The most items to list (at most {MAX_LIMIT}). Default: every waiting one; with "
+        f"--all, {DEFAULT_LIMIT}. The last line says how to list the next ones (--after).",
+    ),
+    after: int | None = typer.Option(
+        None,
+        "--after",
+        min=0,
+        help="List the items after this position: the number the previous listing named.",
+    ),
     close: int | None = typer.Option(
         None,
         "--close",
@@ -166,10 +181,12 @@ def handoffs_command(
             raise UserInputError(
                 "--agent, --note and --force go with --claim, --release, --close or --reopen TURN"
             )
-        _show(kb, db, show_all, since, as_json, per_turn)
+        _show(kb, db, Listing(show_all, since, per_turn, limit, after), as_json)
         return
-    if show_all or since is not None or per_turn:
-        raise UserInputError(f"--all, --since and --per-turn list hand-offs; not with {action}")
+    if show_all or since is not None or per_turn or limit is not None or after is not None:
+        raise UserInputError(
+            f"--all, --since, --per-turn, --limit and --after list hand-offs; not with {action}"
+        )
     if note and action in ("--claim", "--release", "--history"):
         raise UserInputError(f"--note goes with --close or --reopen, not {action}")
     if force and action in ("--reopen", "--history"):
@@ -307,31 +324,66 @@ def _history(kb: Path, db: Path | None, turn: int, as_json: bool) -> None:
     typer.echo(printable("\n".join(history_lines(found)), lines=True))
 
 
-def _show(
-    kb: Path, db: Path | None, show_all: bool, since: str | None, as_json: bool, per_turn: bool
-) -> None:
-    """Print the queue (``show_all``: every hand-off) made since ``since``, one item per
-    conversation unless ``per_turn``."""
+class Listing(NamedTuple):
+    """What ``support handoffs`` lists: its flags as given."""
+
+    show_all: bool
+    since: str | None
+    per_turn: bool
+    limit: int | None
+    after: int | None
+
+    def flags(self, kb: Path, db: Path | None) -> str:
+        """The command that lists the same, ``--after`` left for the caller to add."""
+        from shlex import join
+
+        named = ["--kb", str(kb)] + (["--db", str(db)] if db is not None else [])
+        named += ["--all"] if self.show_all else []
+        named += ["--since", self.since] if self.since is not None else []
+        named += ["--per-turn"] if self.per_turn else []
+        named += ["--limit", str(self.limit)] if self.limit is not None else []
+        return join(["tunesmith", "support", "handoffs", *named])
+
+
+def _show(kb: Path, db: Path | None, listing: Listing, as_json: bool) -> None:
+    """Print one page of the queue (``--all``: every hand-off) made since ``--since``, one item
+    per conversation unless ``--per-turn``, and how to list the next page."""
     from tunesmith.events.ages import parse_moment
     from tunesmith_support.conversations import Conversations
     from tunesmith_support.kbindex import read_meta
     from tunesmith_support.service import default_db
 
+    show_all = listing.show_all
     # Both checked before the database is read: one line for a typo.
-    moment = None if since is None else parse_moment(since, "--since")
+    moment = None if listing.since is None else parse_moment(listing.since, "--since")
     read_meta(kb)
     path = db or default_db(kb)
-    items: list[dict[str, Any]] = []
+    page: dict[str, Any] = {"handoffs": [], "next_after": None}
     if Path(path).exists():  # a listing does not create the database it lists
         log = Conversations.open(stored_db(kb, db))
         try:
-            items = log.handoffs(waiting_only=not show_all, since=moment, per_turn=per_turn)
+            page = log.handoff_page(
+                waiting_only=not show_all,
+                since=moment,
+                per_turn=listing.per_turn,
+                # Closed hand-offs grow without end; the waiting queue is whole unless asked.
+                limit=DEFAULT_LIMIT if listing.limit is None and show_all else listing.limit,
+                after=listing.after,
+            )
         finally:
             log.close()
     elif db is not None:
         stored_db(kb, db)  # a mistyped --db is one line, not an empty queue
+    items = page["handoffs"]
+    more = (
+        None
+        if page["next_after"] is None
+        else f"more: {listing.flags(kb, db)} --after {page['next_after']}"
+    )
     if as_json:
         typer.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        if more:  # stdout stays the list it always was
+            typer.echo(more, err=True)
         return
     if not items:
         typer.echo("no hand-offs" if show_all else "no hand-offs waiting")
@@ -351,4 +403,9 @@ def _show(
         if waiting
         else ""  # nothing left to close
     )
-    typer.echo(counted + (f", {len(items) - len(waiting)} closed" if show_all else "") + how)
+    paged = "" if listing.limit is None and listing.after is None and not more else " on this page"
+    typer.echo(
+        counted + (f", {len(items) - len(waiting)} closed" if show_all else "") + paged + how
+    )
+    if more:
+        typer.echo(more)
