@@ -286,7 +286,7 @@ def test_chat_plus_after_thanks_rates_the_answer_not_the_small_talk(service, mon
     from tunesmith_support.commands import ask_chat
 
     monkeypatch.setattr(ask_chat, "open_service", lambda *args, **kwargs: service)
-    monkeypatch.setattr(service, "close", lambda: None)
+    monkeypatch.setattr(service, "close", lambda **_options: None)
     app = cli.build_group()
     lines = "hi\n+\nhow much is shipping?\nthanks!\n+\n"
     result = CliRunner().invoke(app, ["chat", "--kb", "kb"], input=lines)

@@ -88,8 +88,9 @@ def serve(blocks: Any, **options: Any) -> None:
     if "_frontend" in inspect.signature(blocks.launch).parameters:
         options.setdefault("_frontend", False)  # the flag that guards only that probe
     blocks.launch(**options)
-    if options.get("prevent_thread_lock"):
-        wait_until_answering(str(blocks.local_url))
+    url = getattr(blocks, "local_url", None)  # Gradio's, set by launch
+    if options.get("prevent_thread_lock") and url:
+        wait_until_answering(str(url))
 
 
 def wait_until_answering(url: str, *, within: float | None = None) -> None:
