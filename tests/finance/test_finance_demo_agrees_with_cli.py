@@ -66,7 +66,12 @@ def _page_after_one_check(model, db_path, monkeypatch) -> tuple[str, dict, str]:
     demo_handler(blocks, "on_start")()
     assert checked.wait(60)
     status, _figure, table, details, *_ = demo_handler(blocks, "refresh")(
-        "topic", "auto", demo.TOP, "UTC", None, None  # no alert chosen to triage, nothing shown
+        "topic",
+        "auto",
+        demo.TOP,
+        "UTC",
+        None,
+        None,  # no alert chosen to triage, nothing shown
     )
     return status, table, details
 

@@ -58,7 +58,12 @@ def _page(blocks, checked) -> tuple[str, dict, str]:
     demo_handler(blocks, "on_start")()
     assert checked.wait(60)
     status, _figure, table, details, *_ = demo_handler(blocks, "refresh")(
-        "topic", "auto", demo.TOP, "UTC", None, None  # no alert chosen to triage, nothing shown
+        "topic",
+        "auto",
+        demo.TOP,
+        "UTC",
+        None,
+        None,  # no alert chosen to triage, nothing shown
     )
     return status, table, details
 
