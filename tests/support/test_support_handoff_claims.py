@@ -270,6 +270,17 @@ def test_support_feedback_leaves_a_claimed_handoff_to_its_agent(kb_copy, cli):
     assert item["status"] == "waiting"
 
 
+def test_support_handoffs_release_says_whose_claim_went_and_when_there_was_none(kb_copy, cli):
+    turn = str(_handed_off(kb_copy, cli)["turn_id"])
+    kb = ("support", "handoffs", "--kb", str(kb_copy))
+    cli(*kb, "--claim", turn, "--agent", "alice")
+    released = cli(*kb, "--release", turn, "--agent", "alice")
+    assert f"turn {turn}'s hand-off released from alice's claim" in released.output
+    again = cli(*kb, "--release", turn, "--agent", "alice")
+    assert again.exit_code == 0, again.output
+    assert "was not claimed: nothing to release; it is waiting" in again.output
+
+
 # ---------------------------------------------------------------------- the HTTP API
 
 

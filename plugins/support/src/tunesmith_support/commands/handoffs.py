@@ -269,6 +269,8 @@ def _act(
         if action == "--claim":
             item = handoff_actions.claim(log, turn, agent, force=force)
         elif action == "--release":
+            before = log.handoff(turn)  # who held it, for the line below
+            held = before.get("claimed_by") if before else None
             item = handoff_actions.release(log, turn, agent, force=force)
         else:
             item = handoff_actions.reopen(log, turn, agent, note)
@@ -281,7 +283,12 @@ def _act(
             f"turn {turn}'s hand-off claimed by {item['claimed_by']} {ago(item['claimed_at'])}"
         )
     elif action == "--release":
-        typer.echo(f"turn {turn}'s hand-off released: unclaimed, waiting")
+        # "released" for one nobody held read as if a claim had been taken away
+        typer.echo(
+            f"turn {turn}'s hand-off released from {held}'s claim: unclaimed, waiting"
+            if held
+            else f"turn {turn}'s hand-off was not claimed: nothing to release; it is waiting"
+        )
     else:
         others = [t for t in item["reopened"] if t != turn]
         with_it = f" with {_turns(others)}, closed with it," if others else ""
