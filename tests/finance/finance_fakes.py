@@ -109,6 +109,24 @@ def store_docs(path: Path, rows: list[dict]) -> None:
         store.close()
 
 
+def store_sample_stream(path: Path, model_path: str = "keyword-model") -> Path:
+    """The plugin's sample stream, with its rules, scored by :class:`KeywordModel` and stored
+    at ``path`` as scored by ``model_path`` (a tiny model's folder, for a page that explains
+    its alerts); returns ``path``."""
+    from tunesmith_finance.ingest import Ingester
+    from tunesmith_finance.rules import load_rules
+    from tunesmith_finance.sample import RULES, STREAM
+    from tunesmith_finance.storage import open_store
+
+    store = open_store(path)
+    try:
+        model = KeywordModel(path=model_path)
+        Ingester(store, model, load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
+    finally:
+        store.close()
+    return path
+
+
 def clock_change_docs(path: Path, keys: list[str]) -> None:
     """Five hourly documents per topic in ``keys`` over the night New York's clocks go
     forward (02:00 on 2026-03-08), stored at ``path``: every other one negative."""

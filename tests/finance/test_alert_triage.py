@@ -8,30 +8,16 @@ import json
 import time
 
 import pytest
+from finance_fakes import store_sample_stream
 
 from tunesmith_finance import demo
-
-
-def _sample_database(path) -> None:
-    from finance_fakes import KeywordModel
-
-    from tunesmith_finance.ingest import Ingester
-    from tunesmith_finance.rules import load_rules
-    from tunesmith_finance.sample import RULES, STREAM
-    from tunesmith_finance.storage import open_store
-
-    store = open_store(path)
-    try:
-        Ingester(store, KeywordModel(), load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
-    finally:
-        store.close()
 
 
 @pytest.fixture
 def alerted(cli, tmp_path):
     """A sample database whose alerts (banking by topic, two tickers) are stored, unsent."""
     db = tmp_path / "feed.sqlite"
-    _sample_database(db)
+    store_sample_stream(db)
     for by in ("topic", "ticker"):
         found = cli("finance", "alerts", "--db", str(db), "--by", by, "--no-explain")
         assert found.exit_code == 0, found.output
@@ -142,7 +128,7 @@ def test_the_noise_report_counts_noise_per_key_overall_and_per_day(cli, alerted)
 
 def test_a_surge_on_a_muted_key_is_stored_as_muted_and_sent_to_no_sink_even_after(cli, tmp_path):
     db, sink = tmp_path / "feed.sqlite", tmp_path / "alerts.jsonl"
-    _sample_database(db)
+    store_sample_stream(db)
     muted = cli("finance", "alerts", "--db", str(db), "--mute", "banking", "--for", "2d",
                 "--who", "ana", "--note", "earnings week")  # fmt: skip
     assert muted.exit_code == 0, muted.output

@@ -9,7 +9,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from test_alert_triage import _sample_database
+from finance_fakes import store_sample_stream
 
 from tunesmith.errors import UserInputError
 
@@ -23,7 +23,7 @@ def monitor(tmp_path):
     import tunesmith_finance as finance
 
     db = tmp_path / "feed.sqlite"
-    _sample_database(db)
+    store_sample_stream(db)
     monitor = finance.Monitor(db)
     for by in ("topic", "ticker"):
         monitor.alerts(by=by, explain=False)

@@ -5,7 +5,7 @@ terminal redraws the page's table."""
 from __future__ import annotations
 
 import pytest
-from test_alert_triage import _sample_database
+from finance_fakes import store_sample_stream
 
 from tunesmith_finance import demo, demo_triage
 
@@ -18,7 +18,7 @@ def board(tmp_path):
     from tunesmith_finance.storage import open_store
 
     db = tmp_path / "feed.sqlite"
-    _sample_database(db)
+    store_sample_stream(db)
     board = demo.Dashboard(model="unused", db=str(db))
     board._db, board.status = open_store(db), "Ready."
     for by in ("topic", "ticker"):

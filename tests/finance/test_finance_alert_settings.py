@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from finance_fakes import store_sample_stream
+
 from tunesmith_finance import demo
 
 TUNED = ["--bucket", "6h", "--window", "2", "--min-lift", "0.1", "--p-value", "0.01"]
@@ -16,24 +18,9 @@ SETTINGS = {
 }  # fmt: skip
 
 
-def _sample_database(path) -> None:
-    from finance_fakes import KeywordModel
-
-    from tunesmith_finance.ingest import Ingester
-    from tunesmith_finance.rules import load_rules
-    from tunesmith_finance.sample import RULES, STREAM
-    from tunesmith_finance.storage import open_store
-
-    store = open_store(path)
-    try:
-        Ingester(store, KeywordModel(), load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
-    finally:
-        store.close()
-
-
 def test_an_alert_stores_the_settings_it_was_found_with_and_alerts_json_shows_them(cli, tmp_path):
     db, sink = tmp_path / "feed.sqlite", tmp_path / "alerts.jsonl"
-    _sample_database(db)
+    store_sample_stream(db)
     found = cli("finance", "alerts", "--db", str(db), *TUNED, "--prior", "0.2", "--no-explain",
                 "--json", "--sink", f"jsonl:{sink}")  # fmt: skip
     assert found.exit_code == 0, found.output
@@ -80,7 +67,7 @@ def test_the_dashboard_shows_the_bucket_each_stored_alert_was_found_with(cli, tm
     from tunesmith_finance.storage import open_store
 
     db = tmp_path / "feed.sqlite"
-    _sample_database(db)
+    store_sample_stream(db)
     for flags in ([], TUNED):  # the hourly defaults, then a look in 6h buckets, on one database
         result = cli("finance", "alerts", "--db", str(db), *flags, "--no-explain")
         assert result.exit_code == 0, result.output

@@ -9,6 +9,7 @@ import shutil
 import threading
 
 import pytest
+from finance_fakes import store_sample_stream
 
 from tunesmith.testing import demo_handler
 from tunesmith_finance import demo
@@ -16,23 +17,6 @@ from tunesmith_finance import demo
 #: Settings under which the sample stream alerts otherwise than under the defaults: 6h
 #: buckets find a pharma surge on 4 November that hourly ones do not.
 TUNED = ["--bucket", "6h", "--window", "2", "--min-lift", "0.1", "--p-value", "0.01"]
-
-
-def _sample_database(path, model_path: str = "keyword-model") -> None:
-    """The sample stream scored by keywords, recorded as scored by ``model_path``."""
-    from finance_fakes import KeywordModel
-
-    from tunesmith_finance.ingest import Ingester
-    from tunesmith_finance.rules import load_rules
-    from tunesmith_finance.sample import RULES, STREAM
-    from tunesmith_finance.storage import open_store
-
-    store = open_store(path)
-    try:
-        model = KeywordModel(path=model_path)
-        Ingester(store, model, load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
-    finally:
-        store.close()
 
 
 @pytest.fixture
@@ -72,7 +56,7 @@ def test_finance_demo_takes_the_alerts_flags_and_the_page_shows_the_alerts_they_
     cli, served, tiny_model, tmp_path
 ):
     page_db, cli_db = tmp_path / "page.sqlite", tmp_path / "cli.sqlite"
-    _sample_database(page_db)
+    store_sample_stream(page_db)
     shutil.copy(page_db, cli_db)
     result = cli("finance", "alerts", "--db", str(cli_db), *TUNED, "--no-explain", "--json")
     assert result.exit_code == 0, result.output
@@ -100,7 +84,7 @@ def test_a_bad_detector_flag_for_the_dashboard_is_one_line_before_the_page_start
     cli, served, tmp_path
 ):
     db = tmp_path / "page.sqlite"
-    _sample_database(db)
+    store_sample_stream(db)
     pages, _checked = served
     for flags, said in ((["--window", "0"], "--window must be at least 1 bucket"),
                         (["--bucket", "soon"], "--bucket 'soon'")):  # fmt: skip
@@ -112,7 +96,7 @@ def test_a_bad_detector_flag_for_the_dashboard_is_one_line_before_the_page_start
 def test_the_dashboards_prior_flag_starts_the_baseline_as_finance_alerts_prior_does(tmp_path):
     from tunesmith_finance.storage import open_store
 
-    _sample_database(tmp_path / "page.sqlite")
+    store_sample_stream(tmp_path / "page.sqlite")
     board = demo.Dashboard(model="unused", db=str(tmp_path / "page.sqlite"), prior=0.05)
     board._db = open_store(tmp_path / "page.sqlite")
     try:
@@ -156,7 +140,7 @@ def test_an_empty_database_waits_for_the_model_its_first_ingest_records_not_the_
     assert "No documents yet: `tunesmith finance ingest FILE" in view["status"]
     _probs, _words, note = demo.score_text(board, "Helix Bank shares plunge")
     assert "No model yet" in note and "finance ingest" in note
-    _sample_database(empty, model_path=str(tiny_model))  # the analyst's ingest fills it
+    store_sample_stream(empty, model_path=str(tiny_model))  # the analyst's ingest fills it
     board._follow_recorded_model()
     board.check_alerts()
     assert board.model_dir == tiny_model and board._model is not None

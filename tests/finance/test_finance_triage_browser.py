@@ -8,6 +8,7 @@ the tests read the record."""
 from __future__ import annotations
 
 import pytest
+from finance_fakes import store_sample_stream
 
 pytestmark = pytest.mark.browser
 
@@ -52,26 +53,6 @@ def _launch(app) -> str:
     return f"http://127.0.0.1:{app.server_port}/"
 
 
-def _alerted_db(folder, tiny_model):
-    """The sample stream stored, scored by keywords and recorded as scored by the tiny model
-    (no replay runs); the page's own check finds the banking alert."""
-    from finance_fakes import KeywordModel
-
-    from tunesmith_finance.ingest import Ingester
-    from tunesmith_finance.rules import load_rules
-    from tunesmith_finance.sample import RULES, STREAM
-    from tunesmith_finance.storage import open_store
-
-    db = folder / "news.sqlite"
-    store = open_store(db)
-    try:
-        model = KeywordModel(path=str(tiny_model))
-        Ingester(store, model, load_rules(RULES), warn=lambda _m: None).ingest_file(STREAM)
-    finally:
-        store.close()
-    return db
-
-
 @pytest.fixture(scope="module")
 def walked(tiny_model, tmp_path_factory, page, one_torch_thread):
     """Keys only from "Group by": Tab to "Alert to triage", arrow and Enter to choose the
@@ -79,7 +60,9 @@ def walked(tiny_model, tmp_path_factory, page, one_torch_thread):
     states and what was heard after each action."""
     from tunesmith_finance.demo import build_demo
 
-    db = _alerted_db(tmp_path_factory.mktemp("finance_triage"), tiny_model)
+    db = store_sample_stream(
+        tmp_path_factory.mktemp("finance_triage") / "news.sqlite", str(tiny_model)
+    )
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(_launch(build_demo(db=str(db))))
     page.get_by_text("Words behind the negative scores").first.wait_for(timeout=120_000)
