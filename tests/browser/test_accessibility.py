@@ -58,7 +58,11 @@ def classified(page, tmp_path_factory):
     try:
         page.goto(f"http://127.0.0.1:{app.server_port}/")
         page.get_by_label("Model directory").fill(str(model_dir), timeout=60_000)
-        seen = {"before": page.locator("#playground-status [role=status]").count()}
+        region = page.locator("#playground-status [role=status]")
+        # The page's script marks it on load; on a busy machine that came after the model box
+        # was filled (the count read 0 once in a full run): wait for it, but before the action.
+        region.first.wait_for(state="attached", timeout=30_000)
+        seen = {"before": region.count()}
         page.evaluate(_RECORD_LIVE)
         text = page.get_by_label("Text", exact=True)  # not "the bot's own texts"
         text.fill("my card is lost")
