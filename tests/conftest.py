@@ -135,6 +135,52 @@ def launch_blocks():
 
 
 @pytest.fixture(scope="module")
+def launch_demo():
+    """Serve demos as ``tunesmith ... demo`` serves them (:func:`tunesmith.ui.launch.launch`:
+    with the page script that makes the live status a status and names what Gradio leaves
+    unnamed): ``url = launch_demo(app)``; closed after the module."""
+    apps = []
+
+    def launch(app) -> str:
+        from tunesmith.ui.launch import launch as serve_demo
+
+        serve_demo(app, host="127.0.0.1", port=0, prevent_thread_lock=True, quiet=True)
+        apps.append(app)
+        return f"http://127.0.0.1:{app.server_port}/"
+
+    yield launch
+    for app in apps:
+        app.close()
+
+
+#: Keeps each new text of the live status under ``selector`` in ``window.tunesmithHeard``, as a
+#: screen reader hears it (:func:`listen_to_status`).
+_HEAR_STATUS = """(selector) => {
+    window.tunesmithHeard = [];
+    const status = document.querySelector(selector);
+    const note = () => {
+        const said = (status.querySelector('[role=status]') || status).innerText
+            .replace(/[\\u200b\\s]+$/, '').replace(/^[\\u200b\\s]+/, '');
+        const heard = window.tunesmithHeard;
+        if (said && heard[heard.length - 1] !== said) heard.push(said);
+    };
+    const what = {subtree: true, childList: true, characterData: true};
+    new MutationObserver(note).observe(status, what);
+}"""
+
+
+@pytest.fixture(scope="session")
+def listen_to_status():
+    """``listen_to_status(page, "#finance-status")``: from then on each new text of that live
+    status is recorded in ``window.tunesmithHeard``, as a screen reader hears it."""
+
+    def listen(page, selector: str) -> None:
+        page.evaluate(_HEAR_STATUS, selector)
+
+    return listen
+
+
+@pytest.fixture(scope="module")
 def page():
     """One headless Chromium page for a test module."""
     import shutil

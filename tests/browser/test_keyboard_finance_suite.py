@@ -27,30 +27,9 @@ _TABS = """() => [...document.querySelectorAll('[role=tablist]')].map((list) => 
 
 _STATUS = "#finance-status [role=status]"
 
-#: Records each new text of the status in ``window.tunesmithHeard``, as a screen reader hears it.
-_HEAR = """() => {
-    window.tunesmithHeard = [];
-    const status = document.querySelector('#finance-status');
-    const note = () => {
-        const said = (status.querySelector('[role=status]') || status).innerText
-            .replace(/[\\u200b\\s]+$/, '').replace(/^[\\u200b\\s]+/, '');
-        const heard = window.tunesmithHeard;
-        if (said && heard[heard.length - 1] !== said) heard.push(said);
-    };
-    const what = {subtree: true, childList: true, characterData: true};
-    new MutationObserver(note).observe(status, what);
-}"""
-
-
-def _launch(app):
-    from tunesmith.ui.launch import launch
-
-    launch(app, host="127.0.0.1", port=0, prevent_thread_lock=True, quiet=True)
-    return f"http://127.0.0.1:{app.server_port}/"
-
 
 @pytest.fixture(scope="module")
-def dashboard(page, tmp_path_factory, one_torch_thread):
+def dashboard(page, tmp_path_factory, one_torch_thread, launch_demo, listen_to_status):
     """The dashboard on a tiny sentiment model, walked with the keyboard: Tab through its tab
     list, Enter on a choice of "Group by", back to the tab list, an arrow to "Score a text", a
     text and Enter."""
@@ -69,7 +48,7 @@ def dashboard(page, tmp_path_factory, one_torch_thread):
         app = demo.build_demo(model=str(tiny_model))
     seen: dict = {}
     try:
-        page.goto(_launch(app))
+        page.goto(launch_demo(app))
         page.get_by_role("tab", name="Score a text").wait_for(timeout=60_000)
         page.wait_for_selector(_STATUS, state="attached")  # the page script has run
         page.locator("#finance-chart-words").get_by_text("chart in words").wait_for(
@@ -107,7 +86,7 @@ def dashboard(page, tmp_path_factory, one_torch_thread):
         page.keyboard.type("Helix Bank shares plunge on deposit worries")
         # Everything the status says from here, in order: a timer's redraw may speak after the
         # score (CI once read the alerts' status back, the score's said and gone).
-        page.evaluate(_HEAR)
+        listen_to_status(page, "#finance-status")
         page.keyboard.press("Enter")
         with contextlib.suppress(PlaywrightTimeout):  # Enter may only break the line
             page.wait_for_function(
@@ -125,7 +104,7 @@ def dashboard(page, tmp_path_factory, one_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def suite(page, dashboard):
+def suite(page, dashboard, launch_demo):
     """The suite walked with the keyboard: Tab onto its tab list, an arrow to the finance tab,
     Tab into it. After ``dashboard``: one app served at a time."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -135,7 +114,7 @@ def suite(page, dashboard):
     app = build_suite()
     seen: dict = {"last": f"BUTTON tab {collect_demos()[-1].title}"}
     try:
-        page.goto(_launch(app))
+        page.goto(launch_demo(app))
         page.get_by_role("tab", name="Finance sentiment").wait_for(timeout=60_000)
         page.wait_for_selector("svg.dropdown-arrow[aria-hidden=true]", state="attached")
         focused = lambda: page.evaluate(_FOCUSED)  # noqa: E731

@@ -22,19 +22,6 @@ _FOCUSED = """() => {
 
 _STATUS = "#finance-status [role=status]"
 
-#: Records each new text of the live status in ``window.tunesmithHeard``, as a screen reader
-#: hears it (tests/browser/test_keyboard_finance_suite.py listens so).
-_HEAR = """() => {
-    window.tunesmithHeard = [];
-    const status = document.querySelector('#finance-status');
-    const note = () => {
-        const said = (status.querySelector('[role=status]') || status).innerText
-            .replace(/[\\u200b\\s]+$/, '').replace(/^[\\u200b\\s]+/, '');
-        const heard = window.tunesmithHeard;
-        if (said && heard[heard.length - 1] !== said) heard.push(said);
-    };
-    new MutationObserver(note).observe(status, {subtree: true, childList: true, characterData: true});
-}"""
 
 #: The state of each alert of the table: the cell before its id (the last column).
 _STATES = """() => {
@@ -44,17 +31,8 @@ _STATES = """() => {
 }"""
 
 
-def _launch(app) -> str:
-    """Served as `tunesmith finance demo` serves it: with the page script that makes the live
-    status a status and names what Gradio leaves unnamed."""
-    from tunesmith.ui.launch import launch
-
-    launch(app, host="127.0.0.1", port=0, prevent_thread_lock=True, quiet=True)
-    return f"http://127.0.0.1:{app.server_port}/"
-
-
 @pytest.fixture(scope="module")
-def walked(tiny_model, tmp_path_factory, page, one_torch_thread):
+def walked(tiny_model, tmp_path_factory, page, one_torch_thread, launch_demo, listen_to_status):
     """Keys only from "Group by": Tab to "Alert to triage", arrow and Enter to choose the
     banking alert, Tab to "Your name" and "Note", type, Tab to a button and Enter; the table's
     states and what was heard after each action."""
@@ -64,10 +42,10 @@ def walked(tiny_model, tmp_path_factory, page, one_torch_thread):
         tmp_path_factory.mktemp("finance_triage") / "news.sqlite", str(tiny_model)
     )
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(_launch(build_demo(db=str(db))))
+    page.goto(launch_demo(build_demo(db=str(db))))
     page.get_by_text("Words behind the negative scores").first.wait_for(timeout=120_000)
     page.wait_for_selector(_STATUS, state="attached")
-    page.evaluate(_HEAR)
+    listen_to_status(page, "#finance-status")
     focused = lambda: page.evaluate(_FOCUSED)  # noqa: E731
     record: dict = {"states": [], "heard": [], "stops": [], "focus_after": []}
 

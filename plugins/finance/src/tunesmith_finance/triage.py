@@ -76,9 +76,10 @@ def current_user() -> str:
     takes too, so one variable names a person across tunesmith), else the login name
     (``$USER``), else "unknown"."""
     import getpass
-    import os
 
-    named = " ".join(os.environ.get("TUNESMITH_AGENT", "").split())
+    from tunesmith.agent import env_agent
+
+    named = env_agent()
     if named:
         return named
     try:
@@ -128,8 +129,12 @@ def alert_states(db: Any, ids: Iterable[str] | None = None) -> dict[str, dict[st
     ``triage`` (the last mark an analyst gave: ``mark``, ``by``, ``at``, ``note``; None when it
     has none or was reopened) and ``muted`` (the mute that held it, :meth:`Mute.to_dict`, or
     None). Reopened, a muted alert is muted again."""
-    wanted = None if ids is None else set(ids)
-    alerts = [r["id"] for r in db.query("SELECT id FROM finance_alerts")]
+    # The callers' ids were read from finance_alerts: only every alert needs reading here.
+    alerts = (
+        [r["id"] for r in db.query("SELECT id FROM finance_alerts")]
+        if ids is None
+        else list(dict.fromkeys(ids))
+    )
     marks = {
         row["alert_id"]: row
         for row in db.query(
@@ -148,8 +153,6 @@ def alert_states(db: Any, ids: Iterable[str] | None = None) -> dict[str, dict[st
     }
     out: dict[str, dict[str, Any]] = {}
     for alert_id in alerts:
-        if wanted is not None and alert_id not in wanted:
-            continue
         mark = marks.get(alert_id)
         mute = held.get(alert_id)
         triage = None

@@ -9,22 +9,19 @@ from typing import Any, NamedTuple
 
 import typer
 
+from tunesmith.agent import AGENT_ENV, env_agent
 from tunesmith_support.commands.shared import DB_HELP, KB_OPTION, open_service, stored_db
 from tunesmith_support.handoff_pages import DEFAULT_LIMIT, MAX_LIMIT
 
 SINCE_HELP = "Only hand-offs made since then: an age (2h, 7d) or an ISO 8601 time (UTC)."
 
-#: The agent's name when ``--agent`` is not given. Only this variable: ``$USER`` on a shared
-#: support machine or in a container is the account's ("support", "root"), and a wrong name in
-#: the log of who closed what is worse than none (a claim or reopening without one asks).
-AGENT_ENV = "TUNESMITH_AGENT"
-
 
 def default_agent(agent: str) -> str:
-    """``agent``, else ``$TUNESMITH_AGENT`` (:data:`AGENT_ENV`), else ``""``."""
-    import os
-
-    return agent or os.environ.get(AGENT_ENV, "")
+    """``agent``, else ``$TUNESMITH_AGENT`` (:func:`tunesmith.agent.env_agent`), else ``""``.
+    Never ``$USER``: on a shared support machine or in a container it is the account's
+    ("support", "root"), and a wrong name in the log of who closed what is worse than none (a
+    claim or reopening without one asks)."""
+    return agent or env_agent()
 
 
 def waited_text(seconds: int) -> str:
